@@ -1,0 +1,251 @@
+"""One `NodeConfig` per node: TOML file < `LILYPAD_*` environment < command-line flags.
+
+Every setting is declared once in `SETTINGS` (its TOML key, its environment variable, how to
+parse and check it), so the three sources cannot drift apart and an error always names the
+setting and the source that gave the bad value. Validation happens at start, before any socket
+opens.
+
+The TOML file is `<home>/config.toml` unless `--config` names another:
+
+```toml
+roles = ["provider", "solver"]
+listen = ["/ip4/0.0.0.0/tcp/4001"]
+bootstrap = ["/ip4/203.0.113.7/tcp/4001/p2p/16Uiu2HAm..."]
+markets = ["cpu"]
+log_level = "info"
+
+[chain]
+rpc_url = "http://127.0.0.1:8545"   # absent: the embedded py-evm chain
+contract = "0x..."
+```
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.errors import ConfigError
+
+ROLES = ("client", "provider", "solver", "mediator", "bootstrap")
+DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
+DEFAULT_MARKETS = ("cpu",)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+MARKET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+# How often a node re-publishes its NodeRecord and long-lived offers (seconds).
+NODE_RECORD_INTERVAL_S = 30.0
+# How long a control-interface client waits for the node to answer.
+CONTROL_TIMEOUT_S = 10.0
+# Largest control request or response line accepted (bytes).
+CONTROL_MAX_LINE = 4 * 1024 * 1024
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    home: Path
+    roles: frozenset[str] = frozenset()
+    listen: tuple[str, ...] = DEFAULT_LISTEN
+    bootstrap: tuple[str, ...] = ()
+    markets: tuple[str, ...] = DEFAULT_MARKETS
+    log_level: str = "info"
+    rpc_url: str | None = None
+    contract: str | None = None
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.home / "control.sock"
+
+    @property
+    def control_token_file(self) -> Path:
+        return self.home / "control.token"
+
+    @property
+    def database(self) -> Path:
+        return self.home / "node.sqlite"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+def _as_list(value: object, setting: str, source: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise ConfigError(f"{setting} ({source}): expected a list of strings, got {value!r}")
+    return tuple(items)
+
+
+def _roles(value: object, source: str) -> frozenset[str]:
+    roles = _as_list(value, "roles", source)
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise ConfigError(f"roles ({source}): unknown role(s) {unknown}; choose from {list(ROLES)}")
+    return frozenset(roles)
+
+
+def _multiaddrs(setting: str, *, need_peer_id: bool) -> Callable[[object, str], tuple[str, ...]]:
+    def parse(value: object, source: str) -> tuple[str, ...]:
+        from multiaddr import Multiaddr  # a libp2p dependency; imported late to keep --help fast
+
+        addrs = _as_list(value, setting, source)
+        for addr in addrs:
+            try:
+                parsed = Multiaddr(addr)
+            except Exception as exc:  # multiaddr raises a zoo of types for bad input
+                raise ConfigError(
+                    f"{setting} ({source}): {addr!r} is not a multiaddr: {exc}"
+                ) from exc
+            if need_peer_id and parsed.get_peer_id() is None:
+                raise ConfigError(
+                    f"{setting} ({source}): {addr!r} lacks /p2p/<peer id>; a bootstrap address "
+                    "must name the peer, e.g. /ip4/203.0.113.7/tcp/4001/p2p/16Uiu2HAm..."
+                )
+        return addrs
+
+    return parse
+
+
+def _markets(value: object, source: str) -> tuple[str, ...]:
+    markets = _as_list(value, "markets", source)
+    for market in markets:
+        if not MARKET_NAME.match(market):
+            raise ConfigError(
+                f"markets ({source}): {market!r} is not a market name "
+                "(lowercase letters, digits, '-' or '_', at most 32 characters)"
+            )
+    if not markets:
+        raise ConfigError(f"markets ({source}): at least one market is needed")
+    return tuple(dict.fromkeys(markets))
+
+
+def _log_level(value: object, source: str) -> str:
+    if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
+        raise ConfigError(f"log_level ({source}): {value!r} is not one of {list(LOG_LEVELS)}")
+    return value.lower()
+
+
+def _rpc_url(value: object, source: str) -> str | None:
+    if value in (None, "", "embedded"):
+        return None
+    if not isinstance(value, str) or not re.match(r"^(https?|wss?)://", value):
+        raise ConfigError(
+            f"chain.rpc_url ({source}): {value!r} is not an http(s):// or ws(s):// URL "
+            "(leave it out, or say 'embedded', for the in-process chain)"
+        )
+    return value
+
+
+def _contract(value: object, source: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or not ADDRESS.match(value):
+        raise ConfigError(
+            f"chain.contract ({source}): {value!r} is not a 0x-prefixed 20-byte address"
+        )
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    attribute: str
+    toml_key: tuple[str, ...]
+    env: str
+    parse: Callable[[object, str], object]
+
+
+SETTINGS: tuple[_Setting, ...] = (
+    _Setting("roles", ("roles",), "LILYPAD_ROLES", _roles),
+    _Setting("listen", ("listen",), "LILYPAD_LISTEN", _multiaddrs("listen", need_peer_id=False)),
+    _Setting(
+        "bootstrap",
+        ("bootstrap",),
+        "LILYPAD_BOOTSTRAP",
+        _multiaddrs("bootstrap", need_peer_id=True),
+    ),
+    _Setting("markets", ("markets",), "LILYPAD_MARKETS", _markets),
+    _Setting("log_level", ("log_level",), "LILYPAD_LOG_LEVEL", _log_level),
+    _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
+    _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
+)
+_KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
+_KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if len(s.toml_key) == 2}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain"})
+    if unknown:
+        known = sorted(_KNOWN_TOP_LEVEL)
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {known} and [chain]")
+    chain = data.get("chain", {})
+    if not isinstance(chain, dict):
+        raise ConfigError(f"{path}: [chain] must be a table")
+    unknown_chain = sorted(set(chain) - _KNOWN_CHAIN_KEYS)
+    if unknown_chain:
+        raise ConfigError(f"{path}: unknown [chain] setting(s) {unknown_chain}")
+    return data
+
+
+def _lookup(data: Mapping[str, Any], key: tuple[str, ...]) -> object:
+    value: object = data
+    for part in key:
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def load_config(
+    *,
+    home: Path | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, object] | None = None,
+) -> NodeConfig:
+    """Merge file < environment < flags into a validated NodeConfig.
+
+    `flags` maps attribute names to values given on the command line; a value of None means the
+    flag was not given. Raises ConfigError naming the setting and its source.
+    """
+    environ = os.environ if environ is None else environ
+    flags = flags or {}
+    home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
+    config_path = config_file or home / "config.toml"
+    if config_file is not None and not config_file.exists():
+        raise ConfigError(f"--config {config_file}: no such file")
+    file_data = _read_toml(config_path)
+
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        candidates = (
+            (_lookup(file_data, setting.toml_key), str(config_path)),
+            (environ.get(setting.env), setting.env),
+            (flags.get(setting.attribute), f"--{setting.attribute.replace('_', '-')}"),
+        )
+        for raw, source in candidates:
+            if raw is not None:
+                values[setting.attribute] = setting.parse(raw, source)
+    return NodeConfig(home=home, **values)  # type: ignore[arg-type]

@@ -1,0 +1,62 @@
+"""A blocking client for the control interface, used by the CLI."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.config import CONTROL_MAX_LINE, CONTROL_TIMEOUT_S
+from lilypad_p2p.control._protocol import ControlRequest, decode_response
+from lilypad_p2p.errors import LilypadError
+
+
+class ControlError(LilypadError):
+    """The node refused or failed a control request; the message is the node's."""
+
+
+class NodeNotRunning(ControlError):
+    """No node answers on the control socket."""
+
+
+def call(
+    home: Path,
+    method: str,
+    params: dict[str, Any] | None = None,
+    *,
+    timeout_s: float = CONTROL_TIMEOUT_S,
+) -> Any:
+    """Send one request to the node whose home is `home` and return its result."""
+    socket_path, token_file = home / "control.sock", home / "control.token"
+    hint = f"no node is running with home {home}; start one with `lilypad-p2p node --home {home}`"
+    try:
+        token = token_file.read_text().strip()
+    except FileNotFoundError as exc:
+        raise NodeNotRunning(hint) from exc
+    except PermissionError as exc:
+        raise ControlError(f"cannot read {token_file}: run as the node's user") from exc
+    request = ControlRequest(token=token, method=method, params=params or {})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        try:
+            sock.connect(str(socket_path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NodeNotRunning(hint) from exc
+        sock.sendall(request.encode())
+        buffer = bytearray()
+        try:
+            while b"\n" not in buffer:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                if len(buffer) > CONTROL_MAX_LINE:
+                    raise ControlError(f"node's answer is longer than {CONTROL_MAX_LINE} bytes")
+        except TimeoutError as exc:
+            raise ControlError(f"node did not answer {method!r} within {timeout_s} s") from exc
+    if not buffer:
+        raise ControlError(f"node closed the connection without answering {method!r}")
+    ok, value = decode_response(bytes(buffer.split(b"\n", 1)[0]))
+    if not ok:
+        raise ControlError(value)
+    return value

@@ -1,0 +1,134 @@
+"""Serve the control interface under the node's nursery."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hmac
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from lilypad_p2p.config import CONTROL_MAX_LINE, CONTROL_TIMEOUT_S
+from lilypad_p2p.control._protocol import (
+    MalformedControlMessage,
+    decode_request,
+    encode_error,
+    encode_result,
+)
+from lilypad_p2p.errors import LilypadError
+
+Handler = Callable[[dict[str, Any]], Awaitable[object]]
+log = logging.getLogger("lilypad_p2p.control")
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Remove a stale socket left by a crashed node; refuse if a live node still answers."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise
+        path.unlink(missing_ok=True)
+    else:
+        raise LilypadError(
+            f"another node is already running with home {path.parent} (its control socket "
+            "answers); stop it first or pass another --home"
+        )
+    finally:
+        probe.close()
+
+
+async def _read_line(stream: trio.SocketStream) -> bytes:
+    buffer = bytearray()
+    while b"\n" not in buffer:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        buffer += chunk
+        if len(buffer) > CONTROL_MAX_LINE:
+            raise MalformedControlMessage(f"request longer than {CONTROL_MAX_LINE} bytes")
+    return bytes(buffer.split(b"\n", 1)[0])
+
+
+async def _answer(line: bytes, token: str, handlers: Mapping[str, Handler]) -> bytes:
+    try:
+        request = decode_request(line)
+    except MalformedControlMessage as exc:
+        return encode_error(str(exc))
+    if not hmac.compare_digest(request.token, token):
+        return encode_error("bad control token")
+    handler = handlers.get(request.method)
+    if handler is None:
+        known = ", ".join(sorted(handlers))
+        return encode_error(f"unknown method {request.method!r}; known: {known}")
+    try:
+        return encode_result(await handler(request.params))
+    except LilypadError as exc:
+        return encode_error(str(exc))
+    except Exception:
+        log.exception("control handler %s failed", request.method)
+        return encode_error(f"internal error in {request.method}; see the node's log")
+
+
+async def _serve_one(
+    stream: trio.SocketStream, token: str, handlers: Mapping[str, Handler]
+) -> None:
+    async with stream:
+        with trio.move_on_after(CONTROL_TIMEOUT_S):
+            try:
+                line = await _read_line(stream)
+            except MalformedControlMessage as exc:
+                await stream.send_all(encode_error(str(exc)))
+                return
+            await stream.send_all(await _answer(line, token, handlers))
+
+
+async def serve_control(
+    socket_path: Path,
+    token_file: Path,
+    handlers: Mapping[str, Handler],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on `socket_path` until cancelled; removes the socket and token file on exit."""
+    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _claim_socket_path(socket_path)
+    token = secrets.token_hex(32)
+    _write_private(token_file, token)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        await sock.bind(str(socket_path))
+    finally:
+        os.umask(old_umask)
+    sock.listen(64)
+    listener = trio.SocketListener(sock)
+    try:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async with listener:
+                while True:
+                    stream = await listener.accept()
+                    nursery.start_soon(_serve_one, stream, token, handlers)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            token_file.unlink()
