@@ -6,6 +6,10 @@ command never pays for libraries it does not use (web3 alone takes a second to i
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
 import typer
 
 app = typer.Typer(
@@ -27,6 +31,176 @@ app.add_typer(chain_app, name="chain")
 
 
 # --- node, offers, peers (node foundation) -------------------------------------------------
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="LILYPAD_HOME",
+        help="Node directory: keys, config.toml, control socket, database. "
+        "Default: ~/.lilypad-p2p.",
+        show_default=False,
+    ),
+]
+
+
+def _home(home: Path | None) -> Path:
+    from lilypad_p2p.config import default_home
+
+    return home if home is not None else default_home()
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def _control(home: Path | None, method: str, params: dict[str, Any] | None = None) -> Any:
+    from lilypad_p2p.control import ControlError, call
+
+    try:
+        return call(_home(home), method, params)
+    except ControlError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def node(
+    home: HomeOption = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Config file (default: <home>/config.toml).")
+    ] = None,
+    client: Annotated[bool, typer.Option("--client", help="Submit jobs (job creator).")] = False,
+    provider: Annotated[
+        bool, typer.Option("--provider", help="Offer this machine's CPU/RAM and run jobs.")
+    ] = False,
+    solver: Annotated[
+        bool, typer.Option("--solver", help="Match offers in this node's markets.")
+    ] = False,
+    mediator: Annotated[
+        bool, typer.Option("--mediator", help="Re-run disputed jobs and sign verdicts.")
+    ] = False,
+    relay: Annotated[
+        bool, typer.Option("--relay", help="Serve as bootstrap and relay for NATed peers.")
+    ] = False,
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(help="Multiaddr to listen on; repeatable. Default /ip4/0.0.0.0/tcp/4001."),
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option(help="Bootstrap peer multiaddr with /p2p/<peer id>; repeatable."),
+    ] = None,
+    market: Annotated[
+        list[str] | None, typer.Option(help="Market to join (cpu, gpu, ...); repeatable.")
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error.")
+    ] = None,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(help="JSON-RPC URL of the settlement chain (default: embedded chain)."),
+    ] = None,
+    contract: Annotated[str | None, typer.Option(help="Settlement contract address.")] = None,
+) -> None:
+    """Run a node until Ctrl-C.
+
+    Settings come from <home>/config.toml, then LILYPAD_* environment variables,
+    then these flags; each later source wins.
+    Role flags, when any is given, replace the configured roles.
+
+    Example: lilypad-p2p node --provider --bootstrap /ip4/203.0.113.7/tcp/4001/p2p/16Uiu2...
+    """
+    import trio
+
+    from lilypad_p2p.config import load_config
+    from lilypad_p2p.errors import LilypadError
+    from lilypad_p2p.node import run_node
+
+    chosen = [
+        name
+        for name, wanted in (
+            ("client", client),
+            ("provider", provider),
+            ("solver", solver),
+            ("mediator", mediator),
+            ("relay", relay),
+        )
+        if wanted
+    ]
+    flags: dict[str, object] = {
+        "roles": chosen or None,
+        "listen": listen or None,
+        "bootstrap": bootstrap or None,
+        "markets": market or None,
+        "log_level": log_level,
+        "rpc_url": rpc_url,
+        "contract": contract,
+    }
+    try:
+        node_config = load_config(home=home, config_file=config, flags=flags)
+        trio.run(run_node, node_config)
+    except LilypadError as exc:
+        _fail(str(exc), code=2)
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def status(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the running node's identity, roles, addresses and gossip statistics."""
+    result = _control(home, "status")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    for key in ("peer_id", "address", "roles", "markets", "listen_addrs", "peers", "uptime_s"):
+        typer.echo(f"{key:>13}: {result.get(key)}")
+
+
+@app.command()
+def offers(
+    home: HomeOption = None,
+    market: Annotated[str, typer.Option(help="Market to list.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the valid offers the running node holds for a market."""
+    result = _control(home, "offers", {"market": market})
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"offers in market {market!r} ({len(result)})")
+    for column in ("kind", "id", "owner", "summary", "expires in"):
+        table.add_column(column)
+    for offer in result:
+        table.add_row(
+            offer["kind"],
+            offer["id"][-12:],
+            offer["owner"],
+            offer["summary"],
+            f"{offer['expires_in_s']:.0f} s",
+        )
+    Console().print(table)
+
+
+@app.command()
+def peers(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the peers the running node is connected to."""
+    result = _control(home, "peers")
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+    for peer in result:
+        typer.echo(f"{peer['peer_id']}  {' '.join(peer.get('addrs', []))}")
+    typer.echo(f"{len(result)} peer(s)")
 
 
 # --- keys (identity) -------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 
 from lilypad_p2p.errors import ConfigError
 
-ROLES = ("client", "provider", "solver", "mediator", "bootstrap")
+ROLES = ("client", "provider", "solver", "mediator", "relay")
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")

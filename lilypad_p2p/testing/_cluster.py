@@ -1,0 +1,155 @@
+"""Real `lilypad-p2p node` processes on this machine, for tests, the demo and benchmarks.
+
+Each node gets its own home directory (keys, control socket, database) under one base
+directory and listens on a free loopback port. Readiness is the node's own word: a node is
+ready when its control interface answers `status` with at least one listen address.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.control import ControlError, call
+
+# How long a node process may take to start answering its control socket.
+NODE_START_TIMEOUT_S = 60.0
+# How long a node may take to exit after SIGINT before it is killed.
+NODE_STOP_TIMEOUT_S = 15.0
+# Poll interval while waiting on a condition a node reports (not a readiness sleep: the
+# condition is checked each time, bounded by a deadline).
+POLL_INTERVAL_S = 0.1
+
+
+class ClusterError(RuntimeError):
+    """A node process did not start, answer or stop as expected."""
+
+
+@dataclass
+class NodeProcess:
+    name: str
+    home: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    status: dict[str, Any] = field(default_factory=dict)
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return call(self.home, method, params)
+
+    @property
+    def dial_addr(self) -> str:
+        """A loopback multiaddr with /p2p/ that other nodes can bootstrap from."""
+        for addr in self.status.get("listen_addrs", []):
+            if addr.startswith("/ip4/127.0.0.1/"):
+                return addr if "/p2p/" in addr else f"{addr}/p2p/{self.status['peer_id']}"
+        raise ClusterError(f"{self.name} has no loopback listen address: {self.status}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def wait_ready(self, timeout_s: float = NODE_START_TIMEOUT_S) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ClusterError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
+            with contextlib.suppress(ControlError, OSError):
+                status = self.call("status")
+                if status.get("listen_addrs"):
+                    self.status = status
+                    return status
+            time.sleep(POLL_INTERVAL_S)
+        raise ClusterError(f"{self.name} not ready after {timeout_s} s:\n{self.log_tail()}")
+
+    def stop(self, timeout_s: float = NODE_STOP_TIMEOUT_S) -> int:
+        """SIGINT (as Ctrl-C would), then SIGKILL if it does not exit in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class LocalCluster:
+    """Starts and always tears down a set of real node processes."""
+
+    def __init__(self, base_dir: Path, *, env: dict[str, str] | None = None) -> None:
+        self.base_dir = base_dir
+        self.nodes: list[NodeProcess] = []
+        self._env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        for variable in [name for name in self._env if name.startswith("LILYPAD_")]:
+            if variable not in (env or {}):
+                del self._env[variable]
+
+    def start_node(
+        self,
+        name: str,
+        *,
+        roles: Sequence[str] = (),
+        bootstrap: Sequence[str] = (),
+        markets: Sequence[str] = ("cpu",),
+        extra_args: Sequence[str] = (),
+    ) -> NodeProcess:
+        home = self.base_dir / name
+        home.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "lilypad_p2p.cli", "node", "--home", str(home)]
+        args += ["--listen", "/ip4/127.0.0.1/tcp/0"]
+        args += [f"--{role}" for role in roles]
+        for addr in bootstrap:
+            args += ["--bootstrap", addr]
+        for market in markets:
+            args += ["--market", market]
+        args += list(extra_args)
+        log_path = home / "node.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env
+            )
+        node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
+        self.nodes.append(node)
+        return node
+
+    def wait_until(self, condition: Callable[[], bool], *, timeout_s: float, what: str) -> float:
+        """Poll `condition()` until true; returns the seconds it took, or raises ClusterError."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        while True:
+            if condition():
+                return time.monotonic() - start
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out after {timeout_s} s waiting for {what}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def stop_all(self) -> None:
+        for node in self.nodes:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGINT)
+        for node in self.nodes:
+            node.stop()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LocalCluster]:
+        try:
+            yield self
+        finally:
+            self.stop_all()
