@@ -1,0 +1,75 @@
+"""Job execution: modules, sealed inputs and outputs, and the sandboxed Docker executor.
+
+Typical use by a provider (inside trio):
+
+    executor = await Executor.connect()
+    result = await executor.run(
+        JobSpec("hash"), sealed_inputs, identity.sealing_private_key(),
+        timeout_s=60, output_recipient=job_creator_x25519_public_key,
+    )
+    result.result_cid, result.sealed_output
+
+and by a job creator: `seal_for(provider_key, JobInputs(files=..., params=...).encode())`, then
+`unseal(own_private_key, result.sealed_output)` and `result_cid(tarball)` to check the hash.
+"""
+
+from lilypad_p2p.exec._catalog import BUILTIN_MODULES
+from lilypad_p2p.exec._docker import ContainerSettings, DockerEngine
+from lilypad_p2p.exec._errors import (
+    BadParameters,
+    DockerFailed,
+    DockerUnavailable,
+    ExecError,
+    ImageMissing,
+    InputDecryptionFailed,
+    JobFailed,
+    JobTimedOut,
+    MalformedInputs,
+    OutOfMemory,
+    OutputRejected,
+    UnknownModule,
+    UnsealFailed,
+)
+from lilypad_p2p.exec._executor import Executor, JobResult, JobSpec, RunTimings
+from lilypad_p2p.exec._images import ImageArchive, build_image_archive, recipe_names
+from lilypad_p2p.exec._inputs import JobInputs, ParamValue
+from lilypad_p2p.exec._modules import Module, Param, Resources
+from lilypad_p2p.exec._sealing import as_private_key, as_public_key, seal_for, unseal
+from lilypad_p2p.exec._tarball import result_cid, tar_directory
+
+__all__ = [
+    "BUILTIN_MODULES",
+    "BadParameters",
+    "ContainerSettings",
+    "DockerEngine",
+    "DockerFailed",
+    "DockerUnavailable",
+    "ExecError",
+    "Executor",
+    "ImageArchive",
+    "ImageMissing",
+    "InputDecryptionFailed",
+    "JobFailed",
+    "JobInputs",
+    "JobResult",
+    "JobSpec",
+    "JobTimedOut",
+    "MalformedInputs",
+    "Module",
+    "OutOfMemory",
+    "OutputRejected",
+    "Param",
+    "ParamValue",
+    "Resources",
+    "RunTimings",
+    "UnknownModule",
+    "UnsealFailed",
+    "as_private_key",
+    "as_public_key",
+    "build_image_archive",
+    "recipe_names",
+    "result_cid",
+    "seal_for",
+    "tar_directory",
+    "unseal",
+]

@@ -1,0 +1,372 @@
+"""The executor: run one job in a locked-down container and return its canonical result.
+
+`Executor.run` unseals the inputs (failing before any container exists if they do not open),
+checks them against the module, writes them to a private directory, runs the module's container
+under the sandbox of `_docker.ContainerSettings`, and turns `/outputs` into the canonical tarball
+whose CID is the result hash. Whatever happens — success, non-zero exit, OOM, timeout, a Docker
+error, or cancellation of the caller — the container is removed and the private directory wiped
+before `run` returns or raises.
+
+The job's processes run as uid/gid 65534 (nobody) when the node runs as root: the inputs are
+given to group 65534 read-only (files 0640, directories 0750) inside a 0700 root-owned private
+directory, and `/outputs` is owned by 65534. A node that is not root runs jobs as its own uid,
+which then owns every file. In both cases all capabilities are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from lilypad_p2p.exec._catalog import BUILTIN_MODULES
+from lilypad_p2p.exec._docker import ContainerSettings, DockerEngine
+from lilypad_p2p.exec._errors import (
+    InputDecryptionFailed,
+    JobFailed,
+    JobTimedOut,
+    OutOfMemory,
+    UnknownModule,
+    UnsealFailed,
+)
+from lilypad_p2p.exec._images import RECIPES_DIR, ImageArchive, build_image_archive
+from lilypad_p2p.exec._inputs import JobInputs
+from lilypad_p2p.exec._modules import RECIPE_IMAGE, Module
+from lilypad_p2p.exec._sealing import PrivateKeyLike, PublicKeyLike, seal_for, unseal
+from lilypad_p2p.exec._tarball import result_cid, tar_directory
+
+logger = logging.getLogger(__name__)
+
+# Removing a container normally takes well under a second; past this the engine is wedged.
+CLEANUP_TIMEOUT_S = 30.0
+LOG_TAIL_BYTES = 64 * 1024
+NOBODY = 65534
+WORKDIR_PREFIX = "lilypad-job-"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What to run: a module by name, optionally pinned to the image ID a deal names."""
+
+    module: str
+    image_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.module:
+            raise ValueError("JobSpec.module must name a module")
+        if self.image_id is not None and not self.image_id.startswith("sha256:"):
+            raise ValueError(f"JobSpec.image_id {self.image_id!r} must be a sha256: image ID")
+
+
+@dataclass(frozen=True, slots=True)
+class RunTimings:
+    """Where a run's wall time went, in seconds (for benchmarks and profiling)."""
+
+    prepare_s: float
+    create_s: float
+    start_s: float
+    wait_s: float
+    inspect_s: float
+    remove_s: float
+    collect_s: float
+    total_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """A successful run: the result hash, the canonical tarball and, if asked, it sealed."""
+
+    module: str
+    image_id: str
+    result_cid: str
+    output_tarball: bytes
+    sealed_output: bytes | None
+    log_tail: bytes
+    timings: RunTimings
+
+
+class Executor:
+    """Runs jobs on one Docker engine; safe to use from many trio tasks at once."""
+
+    def __init__(
+        self,
+        engine: DockerEngine,
+        *,
+        modules: Mapping[str, Module] = BUILTIN_MODULES,
+        workdir_root: Path | None = None,
+        recipes_dir: Path = RECIPES_DIR,
+        log_tail_bytes: int = LOG_TAIL_BYTES,
+    ) -> None:
+        self._engine = engine
+        self._modules = dict(modules)
+        self._workdir_root = workdir_root
+        self._recipes_dir = recipes_dir
+        self._log_tail_bytes = log_tail_bytes
+        self._present_images: dict[str, str] = {}
+        self._archives: dict[str, ImageArchive] = {}
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        modules: Mapping[str, Module] = BUILTIN_MODULES,
+        workdir_root: Path | None = None,
+        recipes_dir: Path = RECIPES_DIR,
+    ) -> Executor:
+        """Connect to the Docker engine named by the environment (DOCKER_HOST & co.).
+
+        Raises:
+            DockerUnavailable: no engine answers; the message says how to start one.
+        """
+        engine = await trio.to_thread.run_sync(DockerEngine.connect)
+        return cls(engine, modules=modules, workdir_root=workdir_root, recipes_dir=recipes_dir)
+
+    def close(self) -> None:
+        self._engine.close()
+
+    @property
+    def modules(self) -> Mapping[str, Module]:
+        return dict(self._modules)
+
+    @property
+    def engine(self) -> DockerEngine:
+        return self._engine
+
+    async def image_archive(self, recipe: str) -> ImageArchive:
+        """The deterministic image archive of `recipe` (built once per executor)."""
+        if recipe not in self._archives:
+            self._archives[recipe] = await trio.to_thread.run_sync(
+                build_image_archive, recipe, self._recipes_dir
+            )
+        return self._archives[recipe]
+
+    async def build_image(self, recipe: str) -> tuple[str, bool]:
+        """Make sure `recipe`'s image is loaded; returns its ID and whether it had to be loaded."""
+        archive = await self.image_archive(recipe)
+        if await trio.to_thread.run_sync(self._engine.has_image, archive.image_id):
+            return archive.image_id, False
+        await trio.to_thread.run_sync(self._engine.load_image, archive.archive)
+        return archive.image_id, True
+
+    async def image_id(self, module_name: str) -> str:
+        """The image ID `module_name` runs here, pulling a registry image if it is missing.
+
+        Raises:
+            UnknownModule: no such module.
+            ImageMissing: the image is neither present nor obtainable (says how to build it).
+        """
+        module = self._module(module_name)
+        if module.image in self._present_images:
+            return self._present_images[module.image]
+        recipe = RECIPE_IMAGE.match(module.image)
+        if recipe:
+            image_id = (await self.image_archive(recipe.group(1))).image_id
+            # Looking it up raises ImageMissing with the build hint when it is absent.
+            await trio.to_thread.run_sync(self._engine.image_id, image_id)
+        else:
+            if not await trio.to_thread.run_sync(self._engine.has_image, module.image):
+                await trio.to_thread.run_sync(self._engine.pull, module.image)
+            image_id = await trio.to_thread.run_sync(self._engine.image_id, module.image)
+        self._present_images[module.image] = image_id
+        return image_id
+
+    async def run(
+        self,
+        job: JobSpec,
+        sealed_inputs: bytes,
+        sealing_key: PrivateKeyLike,
+        *,
+        timeout_s: float,
+        output_recipient: PublicKeyLike | None = None,
+    ) -> JobResult:
+        """Run `job` on inputs sealed to `sealing_key`'s public key.
+
+        Args:
+            job: the module to run (and the image ID the deal pins, if any).
+            sealed_inputs: a `JobInputs` document sealed with `seal_for` to this node's key.
+            sealing_key: this node's X25519 private key (pynacl PrivateKey or 32 raw bytes).
+            timeout_s: wall-clock limit of the job's container, from start to exit.
+            output_recipient: if given, the output tarball is also sealed to this X25519 key.
+
+        Raises:
+            InputDecryptionFailed: the inputs do not open with `sealing_key` (no container ran).
+            MalformedInputs, BadParameters: the inputs do not fit the format or the module.
+            UnknownModule, ImageMissing, DockerUnavailable, DockerFailed: local problems.
+            JobTimedOut, OutOfMemory, JobFailed, OutputRejected: what the job did.
+        """
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        started = time.perf_counter()
+        module = self._module(job.module)
+        try:
+            plaintext = await trio.to_thread.run_sync(unseal, sealing_key, sealed_inputs)
+        except UnsealFailed as exc:
+            raise InputDecryptionFailed(
+                f"job inputs for module {module.name} do not open with this node's sealing key "
+                "(tampered, truncated or sealed to another key); no container was started"
+            ) from exc
+        inputs = JobInputs.decode(plaintext)
+        del plaintext
+        argv = module.render_command(inputs.params)
+        image_id = await self.image_id(module.name)
+        if job.image_id is not None and job.image_id != image_id:
+            raise UnknownModule(
+                f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"
+            )
+
+        workdir = _make_private_workdir(self._workdir_root)
+        try:
+            user = _write_inputs(workdir, inputs)
+            del inputs
+            prepared = time.perf_counter()
+            timings = await self._run_container(module, image_id, argv, workdir, user, timeout_s)
+            collect_started = time.perf_counter()
+            tarball = await trio.to_thread.run_sync(
+                lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
+            )
+        finally:
+            shutil.rmtree(workdir)
+        cid = result_cid(tarball)
+        sealed_output = (
+            await trio.to_thread.run_sync(seal_for, output_recipient, tarball)
+            if output_recipient is not None
+            else None
+        )
+        finished = time.perf_counter()
+        log_tail, container_timings = timings
+        return JobResult(
+            module=module.name,
+            image_id=image_id,
+            result_cid=cid,
+            output_tarball=tarball,
+            sealed_output=sealed_output,
+            log_tail=log_tail,
+            timings=RunTimings(
+                prepare_s=prepared - started,
+                collect_s=finished - collect_started,
+                total_s=finished - started,
+                **container_timings,
+            ),
+        )
+
+    async def _run_container(
+        self,
+        module: Module,
+        image_id: str,
+        argv: tuple[str, ...],
+        workdir: Path,
+        user: str,
+        timeout_s: float,
+    ) -> tuple[bytes, dict[str, float]]:
+        settings = ContainerSettings(
+            name=f"lilypad-job-{module.name}-{secrets.token_hex(6)}",
+            image_id=image_id,
+            argv=argv,
+            user=user,
+            inputs_dir=workdir / "inputs",
+            outputs_dir=workdir / "outputs",
+            resources=module.resources,
+            module=module.name,
+        )
+        clock = _Stopwatch()
+        # Not abandoned on cancel: we must learn the container's ID to be able to remove it.
+        container_id = await trio.to_thread.run_sync(self._engine.create, settings)
+        clock.lap("create_s")
+        try:
+            await trio.to_thread.run_sync(self._engine.start, container_id)
+            clock.lap("start_s")
+            with trio.move_on_after(timeout_s) as deadline:
+                exit_code = await trio.to_thread.run_sync(
+                    self._engine.wait, container_id, timeout_s, abandon_on_cancel=True
+                )
+            clock.lap("wait_s")
+            if deadline.cancelled_caught:
+                raise JobTimedOut(timeout_s)
+            log_tail = await trio.to_thread.run_sync(
+                self._engine.log_tail, container_id, self._log_tail_bytes
+            )
+            if exit_code != 0:
+                if await trio.to_thread.run_sync(self._engine.was_oom_killed, container_id):
+                    raise OutOfMemory(module.resources.memory_bytes, log_tail)
+                raise JobFailed(exit_code, log_tail)
+            clock.lap("inspect_s")
+        finally:
+            await self._remove_container(container_id)
+            clock.lap("remove_s")
+        return log_tail, clock.laps
+
+    async def _remove_container(self, container_id: str) -> None:
+        # Shielded: a cancelled caller must still not leave a container (running or not) behind.
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CLEANUP_TIMEOUT_S) as cleanup:
+                await trio.to_thread.run_sync(self._engine.remove, container_id)
+            if cleanup.cancelled_caught:
+                logger.error(
+                    "container %s was not removed within %s s; remove it with `docker rm -f %s`",
+                    container_id,
+                    CLEANUP_TIMEOUT_S,
+                    container_id,
+                )
+
+    def _module(self, name: str) -> Module:
+        try:
+            return self._modules[name]
+        except KeyError:
+            raise UnknownModule(
+                f"no module {name!r} on this node; known: {sorted(self._modules)}"
+            ) from None
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = now - self._last
+        self._last = now
+
+
+def _make_private_workdir(root: Path | None) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
+    os.chmod(workdir, 0o700)
+    return workdir
+
+
+def _write_inputs(workdir: Path, inputs: JobInputs) -> str:
+    """Write the inputs under `workdir/inputs`, create `workdir/outputs`; the container's user."""
+    as_root = os.geteuid() == 0
+    reader_gid = NOBODY if as_root else os.getegid()
+    inputs_dir = workdir / "inputs"
+    outputs_dir = workdir / "outputs"
+    _make_dir(inputs_dir, 0o750, reader_gid)
+    for relative, content in inputs.files.items():
+        path = inputs_dir / relative
+        for parent in reversed(path.relative_to(inputs_dir).parents[:-1]):
+            if not (inputs_dir / parent).exists():
+                _make_dir(inputs_dir / parent, 0o750, reader_gid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), 0o640)  # the umask must not hide inputs from the job's user
+            os.fchown(fh.fileno(), -1, reader_gid)
+            fh.write(content)
+    outputs_dir.mkdir(mode=0o700)
+    if as_root:
+        os.chown(outputs_dir, NOBODY, NOBODY)
+        return f"{NOBODY}:{NOBODY}"
+    return f"{os.geteuid()}:{os.getegid()}"
+
+
+def _make_dir(path: Path, mode: int, gid: int) -> None:
+    path.mkdir(mode=mode)
+    os.chmod(path, mode)  # mkdir's mode is filtered by the umask
+    os.chown(path, -1, gid)

@@ -1,0 +1,81 @@
+"""Deterministic tar archives: the canonical output tarball and its result CID.
+
+Same files, same bytes: entries sorted by path, mtime 0, uid/gid 0, empty owner names, modes
+normalised (directories 0755, files 0644 or 0755 when any execute bit was set), PAX format, no
+compression (gzip headers carry a timestamp).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+from multiformats import CID, multihash
+
+from lilypad_p2p.exec._errors import OutputRejected
+
+_READ_CHUNK = 1024 * 1024
+
+
+def fixed_tarinfo(
+    name: str, kind: bytes, mode: int, size: int = 0, linkname: str = ""
+) -> tarfile.TarInfo:
+    """A TarInfo whose metadata depends only on name, kind, mode, size and link target."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.linkname = linkname
+    info.mtime = 0
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def result_cid(tarball: bytes) -> str:
+    """CIDv1 (base32, raw codec, sha2-256) of an output tarball: the job's result hash."""
+    return str(CID("base32", 1, "raw", multihash.digest(tarball, "sha2-256")))
+
+
+def tar_directory(root: Path, *, max_bytes: int) -> bytes:
+    """The canonical tarball of everything under `root` (not following symlinks).
+
+    Raises:
+        OutputRejected: the regular files total more than `max_bytes`, or an entry is neither a
+            regular file, a directory nor a symlink (fifos, sockets, devices).
+    """
+    entries: list[tuple[str, os.stat_result]] = []
+    for directory, subdirs, files in os.walk(root, followlinks=False):
+        for name in (*subdirs, *files):
+            path = os.path.join(directory, name)
+            entries.append((os.path.relpath(path, root), os.lstat(path)))
+    entries.sort(key=lambda entry: entry[0])
+
+    total = sum(st.st_size for _, st in entries if stat.S_ISREG(st.st_mode))
+    if total > max_bytes:
+        raise OutputRejected(f"outputs total {total} bytes, above the module's {max_bytes} bytes")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name, st in entries:
+            if stat.S_ISDIR(st.st_mode):
+                archive.addfile(fixed_tarinfo(name, tarfile.DIRTYPE, 0o755))
+            elif stat.S_ISLNK(st.st_mode):
+                target = os.readlink(root / name)
+                archive.addfile(fixed_tarinfo(name, tarfile.SYMTYPE, 0o777, linkname=target))
+            elif stat.S_ISREG(st.st_mode):
+                mode = 0o755 if st.st_mode & 0o111 else 0o644
+                _add_regular_file(archive, root / name, name, mode)
+            else:
+                raise OutputRejected(f"output {name!r} is not a regular file, directory or symlink")
+    return buffer.getvalue()
+
+
+def _add_regular_file(archive: tarfile.TarFile, path: Path, name: str, mode: int) -> None:
+    # O_NOFOLLOW: the job wrote this directory; never let a swapped-in symlink redirect the read.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        archive.addfile(fixed_tarinfo(name, tarfile.REGTYPE, mode, size=size), fh)
