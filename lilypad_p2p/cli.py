@@ -209,6 +209,96 @@ def peers(
 # --- modules (exec) --------------------------------------------------------------------------
 
 
+@modules_app.command("build")
+def modules_build() -> None:
+    """Build the shipped module images offline; images already present are skipped."""
+    import trio
+
+    from lilypad_p2p.exec import ExecError, Executor, recipe_names
+
+    async def build() -> list[tuple[str, str, bool]]:
+        executor = await Executor.connect()
+        try:
+            return [(recipe, *await executor.build_image(recipe)) for recipe in recipe_names()]
+        finally:
+            executor.close()
+
+    try:
+        built = trio.run(build)
+    except ExecError as exc:
+        _fail(str(exc))
+    for recipe, image_id, loaded in built:
+        typer.echo(f"{recipe}: {image_id} ({'loaded' if loaded else 'already present'})")
+
+
+@modules_app.command("list")
+def modules_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the modules this node can run: image, parameters, resources, whether it is built."""
+    import trio
+
+    from lilypad_p2p.exec import BUILTIN_MODULES, DockerUnavailable, ExecError, Executor
+
+    async def describe() -> list[dict[str, Any]]:
+        try:
+            executor: Executor | None = await Executor.connect()
+        except DockerUnavailable:
+            executor = None
+        rows = []
+        for module in BUILTIN_MODULES.values():
+            image_id: str | None = None
+            if executor is not None:
+                try:
+                    image_id = await executor.image_id(module.name)
+                except ExecError:
+                    image_id = None
+            rows.append(
+                {
+                    "name": module.name,
+                    "image": module.image,
+                    "image_id": image_id,
+                    "built": None if executor is None else image_id is not None,
+                    "deterministic": module.deterministic,
+                    "params": {
+                        name: {"kind": p.kind, "default": p.default, "description": p.description}
+                        for name, p in module.params.items()
+                    },
+                    "resources": {
+                        "milli_cpu": module.resources.milli_cpu,
+                        "memory_bytes": module.resources.memory_bytes,
+                        "disk_bytes": module.resources.disk_bytes,
+                        "gpu_count": module.resources.gpu_count,
+                        "max_processes": module.resources.max_processes,
+                    },
+                    "description": module.description,
+                }
+            )
+        if executor is not None:
+            executor.close()
+        return rows
+
+    rows = trio.run(describe)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    for row in rows:
+        state = {None: "Docker unavailable", True: row["image_id"], False: "not built"}
+        built = state[row["built"]]
+        params = ", ".join(
+            f"{name}: {p['kind']}" + ("" if p["default"] is None else f" = {p['default']!r}")
+            for name, p in row["params"].items()
+        )
+        res = row["resources"]
+        typer.echo(
+            f"{row['name']:<10} {row['description']}\n"
+            f"{'':<10} params({params}); {res['milli_cpu']} mCPU, "
+            f"{res['memory_bytes'] // 2**20} MiB RAM, {res['disk_bytes'] // 2**20} MiB disk, "
+            f"{'deterministic' if row['deterministic'] else 'NON-deterministic'}\n"
+            f"{'':<10} image {row['image']}: {built}"
+        )
+
+
 # --- deposit, withdraw, balance, chain deploy (chain) ---------------------------------------
 
 
