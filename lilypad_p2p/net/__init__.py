@@ -1,0 +1,84 @@
+"""Gossip network: libp2p host (TCP, Noise, Mplex), tuned GossipSub, validators, discovery.
+
+`GossipNet` is the service a node runs; it emits typed events carrying only validated
+envelopes. Topics, peer grading and the validator's decision are pure and importable on their
+own. libp2p's exceptions are mapped to the `NetError` subtree at this package's boundary.
+"""
+
+from lilypad_p2p.net._discovery import PEER_EXCHANGE_PROTOCOL, Discovery, KnownPeer
+from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError, TopicError
+from lilypad_p2p.net._events import (
+    CancelReceived,
+    EnvelopeEvent,
+    NetEvent,
+    NodeRecordReceived,
+    OfferReceived,
+    PeerJoined,
+    PeerLeft,
+    ProposalReceived,
+    event_for,
+)
+from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer
+from lilypad_p2p.net._levers import message_id
+from lilypad_p2p.net._params import GRAYLIST_THRESHOLD
+from lilypad_p2p.net._peer_actions import (
+    DropReason,
+    PeerAction,
+    action_for,
+    disconnects,
+    invalid_message_weight,
+)
+from lilypad_p2p.net._service import GossipNet, NetStatistics, PeerState, wall_clock_ms
+from lilypad_p2p.net._topics import (
+    NODES_TOPIC,
+    MarketTopic,
+    NodesTopic,
+    Topic,
+    check_market_name,
+    parse_topic,
+)
+from lilypad_p2p.net._validation import Accepted, Rejected, Verdict, topic_for, validate_gossip
+
+__all__ = [
+    "DEFAULT_MUXER",
+    "GRAYLIST_THRESHOLD",
+    "NODES_TOPIC",
+    "PEER_EXCHANGE_PROTOCOL",
+    "Accepted",
+    "CancelReceived",
+    "DialError",
+    "Discovery",
+    "DropReason",
+    "EnvelopeEvent",
+    "GossipNet",
+    "KnownPeer",
+    "MarketTopic",
+    "Muxer",
+    "NetError",
+    "NetEvent",
+    "NetStatistics",
+    "NodeRecordReceived",
+    "NodesTopic",
+    "NotListening",
+    "OfferReceived",
+    "PeerAction",
+    "PeerJoined",
+    "PeerLeft",
+    "PeerState",
+    "ProposalReceived",
+    "PublishError",
+    "Rejected",
+    "Topic",
+    "TopicError",
+    "Verdict",
+    "action_for",
+    "check_market_name",
+    "disconnects",
+    "event_for",
+    "invalid_message_weight",
+    "message_id",
+    "parse_topic",
+    "topic_for",
+    "validate_gossip",
+    "wall_clock_ms",
+]

@@ -1,0 +1,241 @@
+"""Discovery: bootstrap dials plus a tiny peer exchange, so the mesh outlives its bootstrap.
+
+A node dials its bootstrap addresses, then asks connected peers `/lilypad/px/1.0.0` for the
+peers they know (peer ID + dialable addresses) and dials unknown ones until it holds
+`TARGET_CONNECTIONS`. Every `DISCOVERY_INTERVAL_S` it checks again, so lost connections are
+replaced from what it learnt, and bootstrap addresses are retried while it is short of peers.
+
+Why not the Kademlia DHT: the notes measured it working but noisy, and it needs a routing table
+kept warm; a one-round peer exchange over connections we already hold is enough to find the
+rest of a network that shares topics, and it is easy to bound (one request per round, a capped
+response, a per-address redial backoff).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.peer.peerstore import PeerStoreError
+
+from lilypad_p2p.net._params import (
+    DIAL_TIMEOUT_S,
+    DISCOVERY_INTERVAL_S,
+    MAX_PEER_EXCHANGE_BYTES,
+    MAX_PEERS_PER_EXCHANGE,
+    PEER_EXCHANGE_TIMEOUT_S,
+    REDIAL_BACKOFF_S,
+    TARGET_CONNECTIONS,
+)
+
+logger = logging.getLogger(__name__)
+
+PEER_EXCHANGE_PROTOCOL = TProtocol("/lilypad/px/1.0.0")
+_UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::"})
+
+
+@dataclass(frozen=True, slots=True)
+class KnownPeer:
+    """A peer we could dial: its ID and the addresses it was reported at."""
+
+    peer_id: ID
+    addrs: tuple[multiaddr.Multiaddr, ...]
+
+
+def dialable(addrs: Iterable[multiaddr.Multiaddr]) -> list[multiaddr.Multiaddr]:
+    """Addresses worth sharing or dialling: TCP, not the unspecified host, no /p2p suffix."""
+    out = []
+    for addr in addrs:
+        protocols = {p.name for p in addr.protocols()}
+        if "tcp" not in protocols or "p2p-circuit" in protocols:
+            continue
+        host = addr.value_for_protocol("ip4") if "ip4" in protocols else None
+        if host is None and "ip6" in protocols:
+            host = addr.value_for_protocol("ip6")
+        if host in _UNSPECIFIED_HOSTS:
+            continue
+        if "p2p" in protocols:
+            addr = addr.decapsulate(multiaddr.Multiaddr(f"/p2p/{addr.value_for_protocol('p2p')}"))
+        out.append(addr)
+    return out
+
+
+def encode_peer_list(peers: Sequence[KnownPeer]) -> bytes:
+    """The peer exchange response: JSON, bounded by `MAX_PEERS_PER_EXCHANGE` entries."""
+    entries = [
+        {"id": peer.peer_id.to_base58(), "addrs": [str(addr) for addr in peer.addrs]}
+        for peer in peers[:MAX_PEERS_PER_EXCHANGE]
+        if peer.addrs
+    ]
+    return json.dumps(entries, separators=(",", ":")).encode()
+
+
+def decode_peer_list(data: bytes) -> list[KnownPeer]:
+    """Parse a peer exchange response; malformed entries are skipped, never raised."""
+    try:
+        entries = json.loads(data)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    peers = []
+    for entry in entries[:MAX_PEERS_PER_EXCHANGE]:
+        if not isinstance(entry, dict):
+            continue
+        raw_id, raw_addrs = entry.get("id"), entry.get("addrs")
+        if not isinstance(raw_id, str) or not isinstance(raw_addrs, list):
+            continue
+        try:
+            peer_id = ID.from_base58(raw_id)
+        except Exception:  # base58 decoding raises assorted types
+            continue
+        addrs = tuple(dialable(_parse_addrs(raw_addrs)))
+        if addrs:
+            peers.append(KnownPeer(peer_id, addrs))
+    return peers
+
+
+def _parse_addrs(raw_addrs: list[object]) -> list[multiaddr.Multiaddr]:
+    parsed = []
+    for raw in raw_addrs:
+        if not isinstance(raw, str):
+            continue
+        try:
+            parsed.append(multiaddr.Multiaddr(raw))
+        except Exception:  # multiaddr parsing raises assorted types
+            continue
+    return parsed
+
+
+class Discovery:
+    """Keeps the host connected to `TARGET_CONNECTIONS` peers found from bootstrap and exchange."""
+
+    def __init__(
+        self,
+        host: IHost,
+        bootstrap: Sequence[multiaddr.Multiaddr],
+        *,
+        target_connections: int = TARGET_CONNECTIONS,
+        clock: Callable[[], float] = trio.current_time,
+    ) -> None:
+        self._host = host
+        self._bootstrap = [info_from_p2p_addr(addr) for addr in bootstrap]
+        self._target = target_connections
+        self._clock = clock
+        self._known: dict[ID, KnownPeer] = {}
+        self._last_failure: dict[ID, float] = {}
+        self.dials_ok = 0
+        self.dials_failed = 0
+        self.exchanges = 0
+        host.set_stream_handler(PEER_EXCHANGE_PROTOCOL, self._serve_exchange)
+
+    def _connected(self) -> list[ID]:
+        me = self._host.get_id()
+        return [peer for peer in self._host.get_network().get_connections_map() if peer != me]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.step()
+            await trio.sleep(DISCOVERY_INTERVAL_S)
+
+    async def step(self) -> None:
+        """One round: top up from bootstrap and known peers, then learn more by exchange."""
+        connected = set(self._connected())
+        if len(connected) >= self._target:
+            return
+        if not connected:
+            await self._dial_all(self._bootstrap)
+            connected = set(self._connected())
+        if connected:
+            await self._exchange_with(random.choice(sorted(connected, key=str)))
+        candidates = [
+            PeerInfo(peer.peer_id, list(peer.addrs))
+            for peer in self._known.values()
+            if peer.peer_id not in self._connected() and self._may_dial(peer.peer_id)
+        ]
+        candidates += [info for info in self._bootstrap if info.peer_id not in connected]
+        random.shuffle(candidates)
+        missing = self._target - len(self._connected())
+        await self._dial_all(candidates[: max(missing, 0)])
+
+    def _may_dial(self, peer_id: ID) -> bool:
+        failed_at = self._last_failure.get(peer_id)
+        return failed_at is None or self._clock() - failed_at >= REDIAL_BACKOFF_S
+
+    async def _dial_all(self, infos: Sequence[PeerInfo]) -> None:
+        async with trio.open_nursery() as nursery:
+            for info in infos:
+                if info.peer_id != self._host.get_id():
+                    nursery.start_soon(self._dial, info)
+
+    async def _dial(self, info: PeerInfo) -> None:
+        with trio.move_on_after(DIAL_TIMEOUT_S):
+            try:
+                await self._host.connect(info)
+            except Exception as error:  # any dial failure (refused, handshake, timeout) is equal
+                logger.debug("dial %s failed: %r", info.peer_id, error)
+            else:
+                self.dials_ok += 1
+                return
+        self.dials_failed += 1
+        self._last_failure[info.peer_id] = self._clock()
+
+    async def _exchange_with(self, peer_id: ID) -> None:
+        with trio.move_on_after(PEER_EXCHANGE_TIMEOUT_S):
+            try:
+                stream = await self._host.new_stream(peer_id, [PEER_EXCHANGE_PROTOCOL])
+                data = await _read_all(stream, MAX_PEER_EXCHANGE_BYTES)
+                await stream.close()
+            except Exception as error:  # the peer went away or does not speak the protocol
+                logger.debug("peer exchange with %s failed: %r", peer_id, error)
+                return
+            self.exchanges += 1
+            me = self._host.get_id()
+            for peer in decode_peer_list(data):
+                if peer.peer_id != me:
+                    self._known[peer.peer_id] = peer
+
+    def shareable_peers(self) -> list[KnownPeer]:
+        """Connected peers with the addresses they told us (identify) or we dialled."""
+        peerstore = self._host.get_peerstore()
+        peers = []
+        for peer_id in self._connected():
+            try:
+                addrs = tuple(dialable(peerstore.addrs(peer_id)))
+            except PeerStoreError:
+                continue
+            if addrs:
+                peers.append(KnownPeer(peer_id, addrs))
+        random.shuffle(peers)
+        return peers
+
+    async def _serve_exchange(self, stream: INetStream) -> None:
+        try:
+            with trio.move_on_after(PEER_EXCHANGE_TIMEOUT_S):
+                await stream.write(encode_peer_list(self.shareable_peers()))
+                await stream.close()
+        except Exception as error:  # the asking peer went away; nothing to do
+            logger.debug("serving peer exchange failed: %r", error)
+
+
+async def _read_all(stream: INetStream, limit: int) -> bytes:
+    data = bytearray()
+    while len(data) <= limit:
+        try:
+            chunk = await stream.read(limit + 1 - len(data))
+        except Exception:  # EOF is reported as an exception by some muxers
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data[:limit]) if len(data) <= limit else b""

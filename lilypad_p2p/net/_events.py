@@ -1,0 +1,73 @@
+"""Typed events the network hands to the node: only validated envelopes, never raw bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+
+
+@dataclass(frozen=True, slots=True)
+class OfferReceived:
+    """A valid ResourceOffer or JobOffer; `from_peer` handed it to us (the signer is inside)."""
+
+    envelope: wire.SignedEnvelope
+    from_peer: ID
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalReceived:
+    """A valid MatchProposal from a solver."""
+
+    envelope: wire.SignedEnvelope
+    from_peer: ID
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """A valid, signed cancellation of an offer."""
+
+    envelope: wire.SignedEnvelope
+    from_peer: ID
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecordReceived:
+    """A valid NodeRecord (roles, sealing key, markets)."""
+
+    envelope: wire.SignedEnvelope
+    from_peer: ID
+
+
+@dataclass(frozen=True, slots=True)
+class PeerJoined:
+    """The first connection to a peer opened."""
+
+    peer_id: ID
+
+
+@dataclass(frozen=True, slots=True)
+class PeerLeft:
+    """The last connection to a peer closed."""
+
+    peer_id: ID
+
+
+EnvelopeEvent = OfferReceived | ProposalReceived | CancelReceived | NodeRecordReceived
+NetEvent = EnvelopeEvent | PeerJoined | PeerLeft
+
+
+def event_for(envelope: wire.SignedEnvelope, from_peer: ID) -> EnvelopeEvent:
+    """The event for a validated envelope, by its body's schema."""
+    body = envelope.body
+    if isinstance(body, wire.ResourceOffer | wire.JobOffer):
+        return OfferReceived(envelope, from_peer)
+    if isinstance(body, wire.MatchProposal):
+        return ProposalReceived(envelope, from_peer)
+    if isinstance(body, wire.Cancel):
+        return CancelReceived(envelope, from_peer)
+    if isinstance(body, wire.NodeRecord):
+        return NodeRecordReceived(envelope, from_peer)
+    raise TypeError(f"no event for body type {type(body).__name__}")

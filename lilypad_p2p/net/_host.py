@@ -1,0 +1,60 @@
+"""The libp2p host: TCP, Noise only, the chosen muxer, the node's secp256k1 key."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import multiaddr
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+
+from lilypad_p2p.net._errors import NetError
+
+
+class Muxer(enum.Enum):
+    """Stream multiplexer offered first when dialling (the other stays as a fallback)."""
+
+    MPLEX = "mplex"
+    YAMUX = "yamux"
+
+
+# Measured in benchmarks/gossip.py (RESULTS.md "Gossip network") and in the notes: with our
+# levers Mplex costs less CPU per delivered message than Yamux, whose flow-control window
+# updates add work on nearly every read.
+DEFAULT_MUXER = Muxer.MPLEX
+
+
+def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Multiaddr]:
+    """Parse multiaddr strings; raise `NetError` naming the setting and the bad address."""
+    parsed = []
+    for addr in addrs:
+        try:
+            parsed.append(multiaddr.Multiaddr(addr))
+        except Exception as error:  # multiaddr raises several unrelated types
+            raise NetError(f"{setting}: {addr!r} is not a multiaddr ({error})") from error
+    return parsed
+
+
+def build_host(
+    key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr], muxer: Muxer
+) -> IHost:
+    """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP."""
+    noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    mplex = (TProtocol(MPLEX_PROTOCOL_ID), Mplex)
+    yamux = (TProtocol(YAMUX_PROTOCOL_ID), Yamux)
+    order = [mplex, yamux] if muxer is Muxer.MPLEX else [yamux, mplex]
+    return new_host(
+        key_pair=key_pair,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
+        muxer_opt=dict(order),
+        listen_addrs=list(listen_addrs),
+    )

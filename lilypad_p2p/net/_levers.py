@@ -1,0 +1,291 @@
+"""Our changes to py-libp2p 0.8.1's Pubsub and GossipSub, each small, measured and documented.
+
+Every lever here touches members the library does not promise to keep (`_queue`,
+`_pending_control`, `continuously_read_stream`'s body, `seen_messages`, `mcache`), which is why
+`libp2p` is pinned exactly and `tests/unit/net/test_net_levers.py` checks each one against the
+installed library: a version bump that moves them fails that test instead of silently undoing
+the tuning. Figures: /work/shared/notes/libp2p.md ("Cutting GossipSub CPU") and
+benchmarks/RESULTS.md ("Gossip network").
+
+The levers:
+1. `message_id`: content-addressed message IDs (sha256 of the payload). Duplicates of one
+   envelope are one message, whoever wraps them.
+2. `ContentKeyedMessageCache`: the stock cache keys messages by sender+seqno while IHAVE/IWANT
+   and the seen cache use the pubsub message ID, so every IHAVE looked unseen and cost an IWANT
+   plus a full resend. Keyed by `message_id`, gossip only fetches what is really missing.
+3. `TunedGossipSub.send_rpc`: drops the signed peer record the library attaches to every RPC
+   (the stream's first hello still carries one; receivers verify each one they get), enqueues a
+   plain publish RPC without the per-peer copy and split, raises the outbound queue bound from
+   32 to `OUTBOUND_QUEUE_SIZE` (bursts were dropped), and counts drops.
+4. `TunedPubsub.continuously_read_stream`: reads each inbound stream through a buffer (the
+   library reads every length prefix with `read(1)` calls through muxer locks), does not spawn a
+   push task for a copy it has already seen, ignores messages from graylisted peers (the spec's
+   graylist; the library only stops sending to them) and reports unparsable RPCs.
+5. `ThreadlessSeenCache`: the stock seen cache starts an OS thread per Pubsub that nobody
+   stops; this one sweeps itself when touched.
+6. `ReportedScorer`: the library adds one P4 count per failed validation; we add graded counts
+   through `report_peer` instead, so the penalty follows what the peer did.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+from google.protobuf.message import DecodeError
+from libp2p.abc import INetStream
+from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
+from libp2p.network.connection.exceptions import RawConnError
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
+from libp2p.peer.id import ID
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.mcache import CacheEntry, MessageCache
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.score import PeerScorer
+from libp2p.pubsub.utils import maybe_consume_signed_record
+from libp2p.utils.varint import read_varint_prefixed_bytes_limited
+
+from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_ID_BYTES = 20
+# Bytes pulled from the muxer per read on inbound pubsub streams.
+READ_CHUNK_BYTES = 64 * 1024
+# How often the seen cache sweeps expired IDs (it sweeps when touched, at most this often).
+SEEN_SWEEP_INTERVAL_S = 10.0
+# P4 counts below this are forgotten (they no longer move a score measurably).
+_NEGLIGIBLE_INVALID_COUNT = 0.01
+
+
+def message_id(msg: rpc_pb2.Message) -> bytes:
+    """Content-addressed pubsub message ID: the first 20 bytes of sha256(payload)."""
+    return hashlib.sha256(msg.data).digest()[:MESSAGE_ID_BYTES]
+
+
+class ContentKeyedMessageCache(MessageCache):
+    """The gossip message cache, keyed by `message_id` like IHAVE/IWANT and the seen cache."""
+
+    def put(self, msg: rpc_pb2.Message) -> None:
+        mid = message_id(msg)
+        if mid in self.msgs:
+            return
+        self.msgs[mid] = msg
+        self.history[0].append(CacheEntry(mid, msg.topicIDs))
+
+
+class ThreadlessSeenCache:
+    """Drop-in for py-libp2p's `LastSeenCache` (`add`/`has`/`length`/`stop`) without a thread.
+
+    Expiry runs on the monotonic clock; expired IDs are swept when the cache is touched.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl_s
+        self._clock = clock
+        self.cache: dict[bytes, float] = {}
+        self._next_sweep = clock() + SEEN_SWEEP_INTERVAL_S
+
+    def _maybe_sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SEEN_SWEEP_INTERVAL_S
+        expired = [key for key, expiry in self.cache.items() if expiry < now]
+        for key in expired:
+            del self.cache[key]
+
+    def add(self, key: bytes) -> bool:
+        now = self._clock()
+        self._maybe_sweep(now)
+        is_new = key not in self.cache
+        self.cache[key] = now + self.ttl
+        return is_new
+
+    def has(self, key: bytes) -> bool:
+        now = self._clock()
+        self._maybe_sweep(now)
+        expiry = self.cache.get(key)
+        return expiry is not None and expiry >= now
+
+    def length(self) -> int:
+        return len(self.cache)
+
+    def stop(self) -> None:
+        """Nothing to stop: there is no thread."""
+
+
+class ReportedScorer(PeerScorer):
+    """A `PeerScorer` whose P4 (invalid messages) is fed only by graded `report_peer` calls."""
+
+    def on_invalid_message(self, peer: ID, topic: str) -> None:
+        """Ignored: the library calls this for every failed validation with weight 1."""
+
+    def add_invalid_messages(self, peer: ID, topic: str, count: float) -> None:
+        """Add `count` P4 invalid-message counts for `peer` on `topic`."""
+        self.invalid_messages[peer][topic] += count
+
+    def remove_peer(self, peer: ID) -> None:
+        """Forget a disconnected peer, except its P4 counts: reconnecting must not launder them.
+
+        The kept counts still decay every heartbeat and are dropped once negligible.
+        """
+        kept = self.invalid_messages.pop(peer, None)
+        super().remove_peer(peer)
+        if kept is not None and max(kept.values(), default=0.0) >= _NEGLIGIBLE_INVALID_COUNT:
+            self.invalid_messages[peer] = kept
+
+    def on_heartbeat(self, dt_seconds: float = 1.0) -> None:
+        super().on_heartbeat(dt_seconds)
+        for peer in [
+            peer
+            for peer, counts in self.invalid_messages.items()
+            if max(counts.values(), default=0.0) < _NEGLIGIBLE_INVALID_COUNT
+        ]:
+            del self.invalid_messages[peer]
+
+
+class _BufferedReader:
+    """`read(n)` over a stream, pulling large chunks so length prefixes cost no muxer round."""
+
+    def __init__(self, stream: INetStream) -> None:
+        self._stream = stream
+        self._buffer = bytearray()
+
+    async def read(self, n: int | None = None) -> bytes:
+        if not self._buffer:
+            chunk = await self._stream.read(READ_CHUNK_BYTES)
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        size = len(self._buffer) if n is None else n
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+
+class TunedGossipSub(GossipSub):
+    """GossipSub with the content-keyed message cache and the cheaper, counted `send_rpc`."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.mcache = ContentKeyedMessageCache(self.mcache.window_size, self.mcache.history_size)
+        self.outbound_drops = 0
+
+    def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
+        pubsub = self.pubsub
+        queue = pubsub.peer_queues.get(peer_id) if pubsub is not None else None
+        if queue is None:
+            super().send_rpc(peer_id, rpc, priority)
+            return
+        if queue._queue.max_size < OUTBOUND_QUEUE_SIZE:
+            queue._queue.max_size = OUTBOUND_QUEUE_SIZE
+        if rpc.senderRecord:
+            rpc.ClearField("senderRecord")
+        plain_publish = (
+            len(rpc.publish) == 1
+            and not rpc.subscriptions
+            and not rpc.HasField("control")
+            and peer_id not in self._pending_control
+        )
+        if not plain_publish:
+            super().send_rpc(peer_id, rpc, priority)
+            return
+        # Shared by every peer's queue: nothing mutates an RPC after it is enqueued.
+        if not queue.push(rpc, priority=priority):
+            self._handle_dropped_rpc(peer_id, rpc, "queue_full")
+
+    def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
+        self.outbound_drops += 1
+        super()._handle_dropped_rpc(peer_id, rpc, reason)
+
+
+class TunedPubsub(Pubsub):
+    """Pubsub with buffered reads, no push task per duplicate, a graylist and a threadless cache.
+
+    `on_delivered(msg)` is called for each message the library delivers to our subscriptions
+    (after validation and the seen check); `on_malformed_rpc(peer_id)` for an unparsable RPC.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        on_delivered: Callable[[rpc_pb2.Message], None],
+        on_malformed_rpc: Callable[[ID], None],
+        is_graylisted: Callable[[ID], bool],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.seen_messages.stop()
+        self.seen_messages = ThreadlessSeenCache(self.seen_messages.ttl)  # type: ignore[assignment]
+        self._on_delivered = on_delivered
+        self._on_malformed_rpc = on_malformed_rpc
+        self._is_graylisted = is_graylisted
+        self.duplicates_skipped = 0
+        self.graylisted_messages_ignored = 0
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        if any(topic in self.topic_ids for topic in publish_message.topicIDs):
+            self._on_delivered(publish_message)
+
+    async def continuously_read_stream(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        reader = _BufferedReader(stream)
+        try:
+            while self.manager.is_running:
+                incoming = await read_varint_prefixed_bytes_limited(
+                    reader, self.max_inbound_rpc_size
+                )
+                rpc_incoming = rpc_pb2.RPC()
+                try:
+                    rpc_incoming.ParseFromString(incoming)
+                except DecodeError:
+                    self._on_malformed_rpc(peer_id)
+                    return
+                if not maybe_consume_signed_record(rpc_incoming, self.host, peer_id):
+                    continue
+                if rpc_incoming.publish:
+                    self._push_unseen(peer_id, rpc_incoming.publish)
+                if rpc_incoming.subscriptions:
+                    if len(rpc_incoming.subscriptions) > self.max_subscriptions_per_rpc:
+                        logger.warning(
+                            "peer %s sent %d subscriptions in one RPC, ignoring them",
+                            peer_id,
+                            len(rpc_incoming.subscriptions),
+                        )
+                    else:
+                        for sub in rpc_incoming.subscriptions:
+                            self.handle_subscription(peer_id, sub)
+                if rpc_incoming.HasField("control"):
+                    await self.router.handle_rpc(rpc_incoming, peer_id)
+        except MessageTooLarge:
+            self._on_malformed_rpc(peer_id)
+            await _reset_quietly(stream)
+            self._handle_dead_peer(peer_id)
+        except (StreamEOF, StreamError, IOException, RawConnError, ParseError) as error:
+            logger.debug("pubsub stream from %s ended: %r", peer_id, error)
+        except IncompleteReadError as error:
+            logger.debug("pubsub stream from %s ended mid-frame: %r", peer_id, error)
+
+    def _push_unseen(self, peer_id: ID, messages: list[rpc_pb2.Message]) -> None:
+        if self._is_graylisted(peer_id):
+            self.graylisted_messages_ignored += len(messages)
+            return
+        for msg in messages:
+            if not self._is_subscribed_to_msg(msg):
+                continue
+            if self._is_msg_seen(msg):
+                self.duplicates_skipped += 1
+                continue
+            if self.manager.is_running:
+                self.manager.run_task(self.push_msg, peer_id, msg)
+
+
+async def _reset_quietly(stream: INetStream) -> None:
+    try:
+        await stream.reset()
+    except Exception as error:  # the stream may already be gone; nothing left to do
+        logger.debug("stream reset failed: %r", error)

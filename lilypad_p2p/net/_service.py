@@ -1,0 +1,442 @@
+"""The gossip network service: host + tuned GossipSub + validators + discovery, as one trio task.
+
+    net = GossipNet(identity, listen_addrs=["/ip4/0.0.0.0/tcp/4001"], bootstrap=[...])
+    await nursery.start(net.run)          # returns once listening and subscribed
+    await net.publish(envelope)
+    async for event in net.events: ...    # OfferReceived, CancelReceived, PeerJoined, ...
+
+Only envelopes that passed `validate_gossip` reach `events`; everything dropped is counted by
+reason in `statistics()` and graded against the forwarding peer through `report_peer`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.network.exceptions import SwarmException
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.score import ScoreParams, TopicScoreParams
+from libp2p.tools.anyio_service import background_trio_service
+from multiaddr import Multiaddr
+
+from lilypad_p2p import wire
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import ReplayGuard
+from lilypad_p2p.net import _params as params
+from lilypad_p2p.net._discovery import Discovery
+from lilypad_p2p.net._errors import NetError, NotListening, PublishError
+from lilypad_p2p.net._events import NetEvent, PeerJoined, PeerLeft, event_for
+from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer, build_host, parse_multiaddrs
+from lilypad_p2p.net._levers import ReportedScorer, TunedGossipSub, TunedPubsub, message_id
+from lilypad_p2p.net._peer_actions import (
+    DropReason,
+    PeerAction,
+    action_for,
+    disconnects,
+    invalid_message_weight,
+)
+from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
+from lilypad_p2p.net._validation import Accepted, topic_for, validate_gossip
+
+logger = logging.getLogger(__name__)
+
+# Validated envelopes waiting for the library to deliver them (normally one at a time; the
+# bound only matters if the library drops a validated message before delivery).
+_MAX_PENDING_DELIVERIES = 1024
+
+
+def wall_clock_ms() -> int:
+    """The one wall-clock read of the network: signed timestamps are compared against it."""
+    return time.time_ns() // 1_000_000
+
+
+def score_params() -> ScoreParams:
+    """GossipSub scoring with real thresholds (see `_params` for the numbers and why)."""
+    return ScoreParams(
+        p4_invalid_messages=TopicScoreParams(
+            weight=params.P4_INVALID_MESSAGE_WEIGHT,
+            cap=params.P4_INVALID_MESSAGE_CAP,
+            decay=params.P4_INVALID_MESSAGE_DECAY,
+        ),
+        p5_behavior_penalty_weight=params.P5_BEHAVIOUR_PENALTY_WEIGHT,
+        p5_behavior_penalty_threshold=params.P5_BEHAVIOUR_PENALTY_THRESHOLD,
+        p5_behavior_penalty_decay=params.P5_BEHAVIOUR_PENALTY_DECAY,
+        publish_threshold=params.PUBLISH_THRESHOLD,
+        gossip_threshold=params.GOSSIP_THRESHOLD,
+        graylist_threshold=params.GRAYLIST_THRESHOLD,
+        accept_px_threshold=params.ACCEPT_PX_THRESHOLD,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PeerState:
+    """One connected peer as the network sees it."""
+
+    peer_id: str
+    addrs: tuple[str, ...]
+    connected: bool
+    mesh_topics: tuple[str, ...]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class NetStatistics:
+    """Counters since start; `dropped` and `reports` are keyed by reason / action value."""
+
+    delivered: int
+    dropped: dict[str, int]
+    reports: dict[str, int]
+    reported_peers: int
+    outbound_queue_drops: int
+    event_queue_drops: int
+    duplicates_skipped: int
+    graylisted_messages_ignored: int
+    connected_peers: int
+
+
+class _ConnectionEvents(INotifee):
+    """Turns connection open/close into PeerJoined/PeerLeft (first and last connection only)."""
+
+    def __init__(self, emit: Callable[[NetEvent], None]) -> None:
+        self._emit = emit
+        self._connections: collections.Counter[ID] = collections.Counter()
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer_id = conn.muxed_conn.peer_id
+        self._connections[peer_id] += 1
+        if self._connections[peer_id] == 1:
+            self._emit(PeerJoined(peer_id))
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        peer_id = conn.muxed_conn.peer_id
+        self._connections[peer_id] -= 1
+        if self._connections[peer_id] <= 0:
+            del self._connections[peer_id]
+            self._emit(PeerLeft(peer_id))
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Streams are not peers."""
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Streams are not peers."""
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        """Listening is reported by `run` itself."""
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        """Listening is reported by `run` itself."""
+
+
+class GossipNet:
+    """A node's gossip network. Start with `await nursery.start(net.run)`.
+
+    Args:
+        identity: the node's key; its secp256k1 key pair is the libp2p identity.
+        listen_addrs: multiaddrs to listen on (e.g. `/ip4/0.0.0.0/tcp/4001`).
+        bootstrap: multiaddrs with `/p2p/<peer id>` to join through.
+        markets: markets to subscribe to at start (more with `subscribe_market`).
+        muxer: stream multiplexer offered first.
+        clock_ms: the wall clock signed timestamps are checked against.
+        target_connections: connections discovery keeps.
+
+    Raises:
+        NetError: an address is not a multiaddr or a market name is invalid.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        listen_addrs: Sequence[str],
+        bootstrap: Sequence[str] = (),
+        markets: Sequence[str] = (),
+        muxer: Muxer = DEFAULT_MUXER,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        target_connections: int = params.TARGET_CONNECTIONS,
+    ) -> None:
+        self._listen = parse_multiaddrs(listen_addrs, setting="listen")
+        bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
+        self._markets = [MarketTopic(market) for market in markets]
+        self._clock_ms = clock_ms
+        self._host = build_host(identity.libp2p_key_pair(), self._listen, muxer)
+        self._gossipsub = TunedGossipSub(
+            protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
+            degree=params.MESH_DEGREE,
+            degree_low=params.MESH_DEGREE_LOW,
+            degree_high=params.MESH_DEGREE_HIGH,
+            heartbeat_initial_delay=params.HEARTBEAT_INITIAL_DELAY_S,
+            heartbeat_interval=params.HEARTBEAT_INTERVAL_S,
+            gossip_window=params.GOSSIP_WINDOW,
+            gossip_history=params.GOSSIP_HISTORY,
+            prune_back_off=params.PRUNE_BACKOFF_S,
+            max_messages_per_topic_per_second=params.MAX_MESSAGES_PER_TOPIC_PER_SECOND,
+            # Adaptive gossip rewrites the degree and heartbeat at run time; we want the
+            # numbers above, which the benchmark measured.
+            adaptive_gossip_enabled=False,
+        )
+        self._scorer = ReportedScorer(score_params())
+        self._gossipsub.scorer = self._scorer
+        self._pubsub = TunedPubsub(
+            self._host,
+            self._gossipsub,
+            msg_id_constructor=message_id,
+            seen_ttl=params.SEEN_TTL_S,
+            strict_signing=True,
+            max_inbound_rpc_size=params.MAX_INBOUND_RPC_BYTES,
+            on_delivered=self._on_delivered,
+            on_malformed_rpc=self._on_malformed_rpc,
+            is_graylisted=self._is_graylisted,
+        )
+        self._discovery = Discovery(
+            self._host, bootstrap_addrs, target_connections=target_connections
+        )
+        self._replay_guard = ReplayGuard()
+        self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
+        self._host.get_network().register_notifee(_ConnectionEvents(self._emit))
+        self._pending: collections.OrderedDict[bytes, tuple[wire.SignedEnvelope, ID]] = (
+            collections.OrderedDict()
+        )
+        self._subscribed: set[str] = set()
+        self._nursery: trio.Nursery | None = None
+        self._delivered = 0
+        self._dropped: collections.Counter[str] = collections.Counter()
+        self._reports: collections.Counter[str] = collections.Counter()
+        self._reported_peers: set[ID] = set()
+        self._event_drops = 0
+
+    @property
+    def peer_id(self) -> ID:
+        return self._host.get_id()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen, subscribe, discover; `task_status.started()` once listening and subscribed.
+
+        Raises:
+            NetError: the host could not listen on an address.
+        """
+        try:
+            async with (
+                self._host.run(self._listen),
+                background_trio_service(self._pubsub),
+                background_trio_service(self._gossipsub),
+                trio.open_nursery() as nursery,
+            ):
+                await self._pubsub.wait_until_ready()
+                self._nursery = nursery
+                await self._subscribe(NODES_TOPIC)
+                for topic in self._markets:
+                    await self._subscribe(topic)
+                await nursery.start(self._discovery.run)
+                logger.info(
+                    "gossip listening",
+                    extra={"peer_id": str(self.peer_id), "addrs": self.listen_addrs()},
+                )
+                task_status.started()
+                await trio.sleep_forever()
+        except BaseExceptionGroup as group:
+            listen_errors, other = group.split((OSError, SwarmException))
+            if listen_errors is not None and other is None:
+                raise NetError(f"cannot listen on {self._listen}: {listen_errors!r}") from group
+            raise
+        except (OSError, SwarmException) as error:
+            raise NetError(f"cannot listen on {self._listen}: {error}") from error
+        finally:
+            self._nursery = None
+
+    def _require_running(self) -> trio.Nursery:
+        if self._nursery is None:
+            raise NotListening("the gossip network is not running")
+        return self._nursery
+
+    async def subscribe_market(self, market: str) -> None:
+        """Receive (and forward) the offers, proposals and cancellations of `market`.
+
+        Raises:
+            TopicError: the market name is invalid.
+            NotListening: `run` has not started.
+        """
+        self._require_running()
+        await self._subscribe(MarketTopic(market))
+
+    async def _subscribe(self, topic: Topic) -> None:
+        name = str(topic)
+        if name in self._subscribed:
+            return
+        self._pubsub.set_topic_validator(name, self._validate, is_async_validator=False)
+        await self._pubsub.subscribe(name)
+        self._subscribed.add(name)
+
+    async def publish(self, envelope: wire.SignedEnvelope) -> None:
+        """Gossip `envelope` on the topic its body belongs to.
+
+        Raises:
+            PublishError: the envelope is invalid, too large, or the host failed.
+            NotListening: `run` has not started.
+        """
+        self._require_running()
+        data = envelope.encode()
+        try:
+            wire.open_envelope(data, now_ms=self._clock_ms())
+            topic = str(topic_for(envelope))
+        except (wire.WireError, NetError) as error:
+            raise PublishError(f"refusing to publish an invalid envelope: {error}") from error
+        try:
+            await self._pubsub.publish(topic, data)
+        except Exception as error:  # libp2p raises assorted types; map them at this boundary
+            raise PublishError(f"publish on {topic} failed: {error!r}") from error
+
+    def _validate(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        try:
+            verdict = validate_gossip(
+                msg.data,
+                tuple(msg.topicIDs),
+                ID(msg.from_id),
+                now_ms=self._clock_ms(),
+                replay_guard=self._replay_guard,
+            )
+        except Exception:  # an exception here would cancel the library's whole pubsub service
+            logger.exception("gossip validator failed")
+            self._dropped[DropReason.VALIDATOR_FAILED.value] += 1
+            return False
+        if isinstance(verdict, Accepted):
+            self._pending[message_id(msg)] = (verdict.envelope, forwarder)
+            while len(self._pending) > _MAX_PENDING_DELIVERIES:
+                self._pending.popitem(last=False)
+            return True
+        self._dropped[verdict.reason.value] += 1
+        action = action_for(verdict.reason)
+        if action is not None and forwarder != self.peer_id:
+            topic = msg.topicIDs[0] if len(msg.topicIDs) == 1 else None
+            self.report_peer(forwarder, action, verdict.reason, topic=topic)
+        logger.debug("dropped gossip from %s: %s (%s)", forwarder, verdict.reason, verdict.detail)
+        return False
+
+    def _on_delivered(self, msg: rpc_pb2.Message) -> None:
+        pending = self._pending.pop(message_id(msg), None)
+        if pending is None:
+            return
+        envelope, forwarder = pending
+        self._delivered += 1
+        self._emit(event_for(envelope, forwarder))
+
+    def _emit(self, event: NetEvent) -> None:
+        try:
+            self._events_send.send_nowait(event)
+        except trio.WouldBlock:
+            self._event_drops += 1
+
+    def _on_malformed_rpc(self, peer_id: ID) -> None:
+        self._dropped[DropReason.MALFORMED_RPC.value] += 1
+        self.report_peer(peer_id, PeerAction.FATAL, DropReason.MALFORMED_RPC)
+
+    def _is_graylisted(self, peer_id: ID) -> bool:
+        topics = list(self._subscribed)
+        return bool(topics) and self._scorer.is_graylisted(peer_id, topics)
+
+    def report_peer(
+        self,
+        peer_id: ID,
+        action: PeerAction,
+        reason: DropReason | str,
+        *,
+        topic: str | None = None,
+    ) -> None:
+        """The one path for misbehaviour: lowers the peer's GossipSub score (P4) by grade.
+
+        A `FATAL` action also blacklists the peer and closes its connections.
+
+        Args:
+            peer_id: the misbehaving peer.
+            action: how bad it was.
+            reason: why (a `DropReason` or a short text from a role).
+            topic: the topic the misbehaviour happened on (default: the node-record topic).
+        """
+        reason_text = reason.value if isinstance(reason, DropReason) else reason
+        self._reports[action.value] += 1
+        self._reported_peers.add(peer_id)
+        self._scorer.add_invalid_messages(
+            peer_id, topic or str(NODES_TOPIC), invalid_message_weight(action)
+        )
+        logger.info(
+            "peer reported",
+            extra={"peer_id": str(peer_id), "action": action.value, "reason": reason_text},
+        )
+        if disconnects(action) and self._nursery is not None:
+            self._pubsub.add_to_blacklist(peer_id)
+            self._nursery.start_soon(self._disconnect, peer_id)
+
+    async def _disconnect(self, peer_id: ID) -> None:
+        try:
+            await self._host.disconnect(peer_id)
+        except Exception as error:  # already gone
+            logger.debug("disconnect %s: %r", peer_id, error)
+
+    def peer_score(self, peer_id: ID) -> float:
+        """The peer's GossipSub score over our subscribed topics."""
+        return self._scorer.score(peer_id, sorted(self._subscribed))
+
+    def listen_addrs(self) -> list[str]:
+        """Our listen addresses with `/p2p/<peer id>`, as others can dial them."""
+        return [f"{addr}/p2p/{self.peer_id}" for addr in self._host.get_transport_addrs()]
+
+    def peers(self) -> list[PeerState]:
+        """Connected peers: addresses, the meshes they are in, their score."""
+        network = self._host.get_network()
+        peerstore = self._host.get_peerstore()
+        states = []
+        for peer_id in network.get_connections_map():
+            try:
+                addrs = tuple(str(addr) for addr in peerstore.addrs(peer_id))
+            except KeyError:  # PeerStoreError: connected but not (yet) in the peerstore
+                addrs = ()
+            mesh = tuple(
+                sorted(topic for topic, peers in self._gossipsub.mesh.items() if peer_id in peers)
+            )
+            states.append(
+                PeerState(str(peer_id), addrs, True, mesh, self.peer_score(peer_id))
+            )
+        return states
+
+    def mesh_peers(self, topic: str) -> set[ID]:
+        """The peers in our GossipSub mesh for `topic`."""
+        return set(self._gossipsub.mesh.get(topic, set()))
+
+    async def wait_for_mesh_peer(self, peer_id: ID, topic: str, timeout_s: float) -> None:
+        """Return once `peer_id` is in our mesh for `topic` (trio.TooSlowError after timeout)."""
+        await self._pubsub.wait_for_mesh(peer_id, topic, timeout=timeout_s)
+
+    async def connect(self, addr: str) -> None:
+        """Dial a peer at a multiaddr with `/p2p/<peer id>`.
+
+        Raises:
+            NetError: the address is malformed or the dial failed.
+        """
+        (parsed,) = parse_multiaddrs([addr], setting="connect")
+        try:
+            info = info_from_p2p_addr(parsed)
+            with trio.fail_after(params.DIAL_TIMEOUT_S):
+                await self._host.connect(info)
+        except Exception as error:  # TooSlowError, SwarmException, bad /p2p part: all a failed dial
+            raise NetError(f"dial {addr} failed: {error!r}") from error
+
+    def statistics(self) -> NetStatistics:
+        return NetStatistics(
+            delivered=self._delivered,
+            dropped=dict(self._dropped),
+            reports=dict(self._reports),
+            reported_peers=len(self._reported_peers),
+            outbound_queue_drops=self._gossipsub.outbound_drops,
+            event_queue_drops=self._event_drops,
+            duplicates_skipped=self._pubsub.duplicates_skipped,
+            graylisted_messages_ignored=self._pubsub.graylisted_messages_ignored,
+            connected_peers=len(self._host.get_network().get_connections_map()),
+        )

@@ -1,0 +1,166 @@
+"""Each lever in lilypad_p2p.net._levers leans on py-libp2p internals: check them here, so a
+library bump that moves them fails loudly instead of silently undoing the tuning."""
+
+import inspect
+import threading
+
+from importlib.metadata import version
+
+import trio
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
+from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
+
+from lilypad_p2p.net._levers import (
+    ContentKeyedMessageCache,
+    ReportedScorer,
+    ThreadlessSeenCache,
+    TunedGossipSub,
+    TunedPubsub,
+    message_id,
+)
+from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
+
+
+def test_library_version_is_the_one_the_levers_were_written_for():
+    assert version("libp2p") == "0.8.1"
+
+
+def test_overridden_library_methods_still_exist_with_the_same_signature():
+    assert list(inspect.signature(Pubsub.continuously_read_stream).parameters) == [
+        "self",
+        "stream",
+    ]
+    assert list(inspect.signature(Pubsub.notify_subscriptions).parameters) == [
+        "self",
+        "publish_message",
+    ]
+    assert list(inspect.signature(GossipSub.send_rpc).parameters) == [
+        "self",
+        "peer_id",
+        "rpc",
+        "priority",
+    ]
+    assert list(inspect.signature(GossipSub._handle_dropped_rpc).parameters) == [
+        "self",
+        "peer_id",
+        "rpc",
+        "reason",
+    ]
+    for name in ("_is_msg_seen", "_is_subscribed_to_msg", "handle_subscription", "push_msg"):
+        assert callable(getattr(Pubsub, name))
+    assert callable(PeerScorer.on_invalid_message)
+
+
+def test_the_library_still_calls_what_we_override():
+    # Delivery goes through notify_subscriptions, and the stock mcache still keys by seqno.
+    assert "self.notify_subscriptions(msg)" in inspect.getsource(Pubsub.push_msg)
+    assert "on_invalid_message" in inspect.getsource(Pubsub.push_msg)
+    assert "self.mcache.put(pubsub_msg)" in inspect.getsource(GossipSub.publish)
+    assert "_pending_control" in inspect.getsource(GossipSub._piggyback_control_retry)
+
+
+def test_outbound_queue_bound_is_still_a_mutable_private_field():
+    queue = RpcQueue()
+    assert queue._queue.max_size == OutBoundQueueSize < OUTBOUND_QUEUE_SIZE
+    queue._queue.max_size = OUTBOUND_QUEUE_SIZE
+    for _ in range(OutBoundQueueSize + 1):
+        assert queue.push(rpc_pb2.RPC())
+
+
+def _message(data: bytes, seqno: bytes) -> rpc_pb2.Message:
+    return rpc_pb2.Message(data=data, seqno=seqno, from_id=b"peer", topicIDs=["/t"])
+
+
+def test_message_cache_is_keyed_by_content():
+    cache = ContentKeyedMessageCache(3, 5)
+    first, copy = _message(b"offer", b"\x01"), _message(b"offer", b"\x02")
+    cache.put(first)
+    cache.put(copy)
+    assert cache.get(message_id(first)) is first
+    assert cache.window("/t") == [message_id(first)]
+
+
+def test_seen_cache_expires_without_a_thread():
+    now = [100.0]
+    threads_before = threading.active_count()
+    cache = ThreadlessSeenCache(120, clock=lambda: now[0])
+    assert threading.active_count() == threads_before
+    assert cache.add(b"a") is True
+    assert cache.add(b"a") is False
+    assert cache.has(b"a")
+    now[0] += 121
+    assert not cache.has(b"a")
+    assert cache.length() == 0
+
+
+def test_reported_scorer_ignores_library_p4_and_keeps_reports_across_reconnect():
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    peer = ID.from_pubkey(create_new_key_pair().public_key)
+    scorer = ReportedScorer(
+        ScoreParams(p4_invalid_messages=TopicScoreParams(weight=10, cap=100, decay=0.5))
+    )
+    scorer.on_invalid_message(peer, "/t")
+    assert scorer.score(peer, ["/t"]) == 0
+    scorer.add_invalid_messages(peer, "/t", 4)
+    assert scorer.score(peer, ["/t"]) == -40
+    scorer.remove_peer(peer)
+    assert scorer.score(peer, ["/t"]) == -40
+    for _ in range(12):
+        scorer.on_heartbeat()
+    assert scorer.score(peer, ["/t"]) > -0.1
+
+
+def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+
+    from lilypad_p2p.net._host import Muxer, build_host
+
+    host = build_host(create_new_key_pair(), [], Muxer.MPLEX)
+    router = TunedGossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12)
+    pubsub = TunedPubsub(
+        host,
+        router,
+        msg_id_constructor=message_id,
+        on_delivered=lambda msg: None,
+        on_malformed_rpc=lambda peer: None,
+        is_graylisted=lambda peer: False,
+    )
+    return router, pubsub
+
+
+def _sweeper_threads() -> int:
+    return sum(
+        "_background_cleanup" in repr(getattr(thread, "_target", None))
+        for thread in threading.enumerate()
+    )
+
+
+def test_tuned_pubsub_replaces_the_threaded_seen_cache():
+    before = _sweeper_threads()
+    router, pubsub = _pubsub_pair()
+    assert isinstance(pubsub.seen_messages, ThreadlessSeenCache)
+    assert isinstance(router.mcache, ContentKeyedMessageCache)
+    assert _sweeper_threads() == before
+
+
+async def test_send_rpc_raises_the_queue_bound_strips_records_and_counts_drops():
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    router, pubsub = _pubsub_pair()
+    peer = ID.from_pubkey(create_new_key_pair().public_key)
+    queue = RpcQueue()
+    pubsub.peer_queues[peer] = queue
+    rpc = rpc_pb2.RPC(publish=[_message(b"x", b"\x01")], senderRecord=b"record")
+    for _ in range(OUTBOUND_QUEUE_SIZE + 3):
+        router.send_rpc(peer, rpc)
+    assert queue._queue.max_size == OUTBOUND_QUEUE_SIZE
+    assert len(queue) == OUTBOUND_QUEUE_SIZE
+    assert router.outbound_drops == 3
+    assert not (await queue.pop()).senderRecord
+    await trio.lowlevel.checkpoint()
