@@ -1,0 +1,115 @@
+"""Canonical msgpack: exactly one byte string per value, so IDs and signatures are stable.
+
+Rules (a decoder refuses anything else, see `decode`):
+
+- Values are `None`, `bool`, `int`, `str` (UTF-8), `bytes`, lists and maps. No floats, no ext
+  types, no msgpack timestamps.
+- Map keys are `str`, unique, sorted by code point (equal to sorting their UTF-8 bytes).
+- Every value uses msgpack's shortest form (what msgpack-python's packer emits with
+  `use_bin_type=True`): fixint/fixstr/fixarray/fixmap where they fit, else the smallest width.
+- Integers in [-2**63, 2**64) are msgpack integers. Integers in [2**64, 2**256) (wei amounts
+  can be that large) are encoded as a 32-byte big-endian `bin`. The generic decoder cannot tell
+  such a `bin` from other bytes, so it returns `bytes`; the message schema knows which fields
+  are amounts and turns the 32-byte form back into an `int`. An amount below 2**64 in the
+  32-byte form is non-canonical and the schema refuses it.
+
+The decoder checks canonicality by re-encoding what it decoded and comparing bytes: one rule,
+no room for a decoder and an encoder that disagree.
+"""
+
+from __future__ import annotations
+
+import msgpack
+
+from lilypad_p2p.wire._constants import MAX_MESSAGE_BYTES, MAX_NESTING_DEPTH
+from lilypad_p2p.wire._errors import (
+    MalformedMessage,
+    NonCanonicalEncoding,
+    OversizedMessage,
+    UnencodableValue,
+    WireError,
+)
+
+INT64_MIN = -(1 << 63)
+UINT64_LIMIT = 1 << 64
+UINT256_LIMIT = 1 << 256
+BIG_UINT_BYTES = 32
+
+
+def encode(obj: object) -> bytes:
+    """Encode `obj` canonically.
+
+    Raises:
+        UnencodableValue: `obj` holds a float, a non-str map key, an integer outside
+            [-2**63, 2**256), an unsupported type, or nests deeper than `MAX_NESTING_DEPTH`.
+    """
+    prepared = _prepare(obj, 0)
+    try:
+        return msgpack.packb(prepared, use_bin_type=True)
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a str with lone surrogates
+        raise UnencodableValue(f"msgpack cannot encode the value: {exc}") from exc
+
+
+def _prepare(obj: object, depth: int) -> object:
+    """A copy of `obj` that msgpack packs canonically: sorted maps, big ints as bin.
+
+    Dispatches on the exact type first (the hot path for our own dataclasses' output), then on
+    subclasses such as IntEnum/StrEnum.
+    """
+    if depth > MAX_NESTING_DEPTH:
+        raise UnencodableValue(f"nested deeper than {MAX_NESTING_DEPTH} levels")
+    kind = type(obj)
+    if kind is str or kind is bytes or kind is bool or obj is None:
+        return obj
+    if kind is int or (isinstance(obj, int) and kind is not bool):
+        if INT64_MIN <= obj < UINT64_LIMIT:
+            return int(obj)
+        if UINT64_LIMIT <= obj < UINT256_LIMIT:
+            return obj.to_bytes(BIG_UINT_BYTES, "big")
+        raise UnencodableValue(f"integer {obj} is outside [-2**63, 2**256)")
+    if kind is dict:
+        for key in obj:
+            if type(key) is not str:
+                raise UnencodableValue(f"map key {key!r} is not a str")
+        return {key: _prepare(obj[key], depth + 1) for key in sorted(obj)}
+    if kind is list or kind is tuple:
+        return [_prepare(item, depth + 1) for item in obj]
+    if isinstance(obj, str | bytes):
+        return obj
+    raise UnencodableValue(f"{kind.__name__} has no canonical encoding")
+
+
+def _refuse_ext(code: int, data: bytes) -> object:
+    raise MalformedMessage(f"msgpack ext type {code} is not allowed")
+
+
+def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
+    """Decode one canonical msgpack value.
+
+    Raises:
+        OversizedMessage: `data` is longer than `max_bytes` (checked before parsing).
+        NonCanonicalEncoding: valid msgpack, but not the canonical encoding of its value.
+        MalformedMessage: anything else wrong: not bytes, truncated, trailing bytes, invalid
+            UTF-8, floats, ext types, non-str map keys, nesting deeper than `MAX_NESTING_DEPTH`.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise MalformedMessage(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > max_bytes:
+        raise OversizedMessage(f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        obj = msgpack.unpackb(
+            data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext
+        )
+    except WireError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise MalformedMessage(f"not msgpack: {exc}") from exc
+    # Re-encoding both checks the value (types, keys, depth) and proves canonical form.
+    try:
+        canonical = encode(obj)
+    except UnencodableValue as exc:
+        raise MalformedMessage(str(exc)) from exc
+    if canonical != data:
+        raise NonCanonicalEncoding("msgpack value is not in canonical form")
+    return obj

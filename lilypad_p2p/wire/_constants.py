@@ -1,0 +1,14 @@
+"""Limits every node applies to every message; changing one is a protocol change."""
+
+# Largest message accepted, checked before any parsing (GossipSub's default max is 1 MiB).
+MAX_MESSAGE_BYTES = 65536
+# How far a timestamp may lie in the receiver's future before the message is refused.
+MAX_CLOCK_SKEW_MS = 30_000
+# An envelope older than this (by `published_at`) is refused: replay guards only need to
+# remember envelope IDs this long (plus the skew), so their memory stays bounded.
+ENVELOPE_MAX_AGE_MS = 120_000
+# Longest life (expires_at - created_at) of any body: bounds how long cancellations and other
+# per-offer state must be remembered.
+MAX_LIFETIME_MS = 24 * 3600 * 1000
+# Deepest nesting of arrays/maps the codec accepts; our schemas need 4.
+MAX_NESTING_DEPTH = 16
