@@ -30,6 +30,7 @@ import trio
 from lilypad_p2p.exec._catalog import BUILTIN_MODULES
 from lilypad_p2p.exec._docker import ContainerSettings, DockerEngine
 from lilypad_p2p.exec._errors import (
+    ImageMissing,
     InputDecryptionFailed,
     JobFailed,
     JobTimedOut,
@@ -233,7 +234,7 @@ class Executor:
                 lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
             )
         finally:
-            shutil.rmtree(workdir)
+            _wipe(workdir)
         cid = result_cid(tarball)
         sealed_output = (
             await trio.to_thread.run_sync(seal_for, output_recipient, tarball)
@@ -278,7 +279,11 @@ class Executor:
         )
         clock = _Stopwatch()
         # Not abandoned on cancel: we must learn the container's ID to be able to remove it.
-        container_id = await trio.to_thread.run_sync(self._engine.create, settings)
+        try:
+            container_id = await trio.to_thread.run_sync(self._engine.create, settings)
+        except ImageMissing:
+            self._present_images.pop(module.image, None)  # removed behind our back: look again
+            raise
         clock.lap("create_s")
         try:
             await trio.to_thread.run_sync(self._engine.start, container_id)
@@ -340,6 +345,23 @@ def _make_private_workdir(root: Path | None) -> Path:
     workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
     os.chmod(workdir, 0o700)
     return workdir
+
+
+def _wipe(workdir: Path) -> None:
+    """Delete the private directory; the decrypted inputs go first, whatever the job left."""
+    shutil.rmtree(workdir / "inputs", ignore_errors=True)
+    # A job running as our own uid may have left directories without write or search permission.
+    shutil.rmtree(workdir, onerror=_make_removable)
+
+
+def _make_removable(function: object, path: str, error: object) -> None:
+    parent = os.path.dirname(path)
+    os.chmod(parent, 0o700)
+    if os.path.isdir(path) and not os.path.islink(path):
+        os.chmod(path, 0o700)
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 def _write_inputs(workdir: Path, inputs: JobInputs) -> str:

@@ -48,7 +48,7 @@ def tar_directory(root: Path, *, max_bytes: int) -> bytes:
             regular file, a directory nor a symlink (fifos, sockets, devices).
     """
     entries: list[tuple[str, os.stat_result]] = []
-    for directory, subdirs, files in os.walk(root, followlinks=False):
+    for directory, subdirs, files in os.walk(root, onerror=_unreadable, followlinks=False):
         for name in (*subdirs, *files):
             path = os.path.join(directory, name)
             entries.append((os.path.relpath(path, root), os.lstat(path)))
@@ -73,9 +73,16 @@ def tar_directory(root: Path, *, max_bytes: int) -> bytes:
     return buffer.getvalue()
 
 
+def _unreadable(error: OSError) -> None:
+    raise OutputRejected(f"output {error.filename!r} is not readable: {error.strerror}") from error
+
+
 def _add_regular_file(archive: tarfile.TarFile, path: Path, name: str, mode: int) -> None:
     # O_NOFOLLOW: the job wrote this directory; never let a swapped-in symlink redirect the read.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        _unreadable(exc)
     with os.fdopen(fd, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         archive.addfile(fixed_tarinfo(name, tarfile.REGTYPE, mode, size=size), fh)
