@@ -1,5 +1,25 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it)."""
 
+from lilypad_p2p.testing._chain import (
+    TEST_BALANCE_WEI,
+    advance_chain_time,
+    anvil_binary,
+    anvil_test_chain,
+    chain_test_accounts,
+    embedded_test_chain,
+    fund_on_anvil,
+    running_anvil,
+)
 from lilypad_p2p.testing._real_parts import require_real
 
-__all__ = ["require_real"]
+__all__ = [
+    "TEST_BALANCE_WEI",
+    "advance_chain_time",
+    "anvil_binary",
+    "anvil_test_chain",
+    "chain_test_accounts",
+    "embedded_test_chain",
+    "fund_on_anvil",
+    "require_real",
+    "running_anvil",
+]

@@ -1,0 +1,622 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title lilypad-p2p settlement: accounts, mediator registry, deals, k-of-n mediation.
+/// @notice Money is native ETH held in internal accounts (free + locked); the only outgoing
+/// transfer is `withdraw`, after a notice period. A deal lives on chain as one storage slot keyed
+/// by its EIP-712 digest (the dealId); every call passes the signed deal again as calldata and the
+/// contract re-derives the dealId from it. Calldata carries the deal as `DealTerms`: the EIP-712
+/// `Deal` with its `address[] mediators` replaced by their EIP-712 array hash, which is all the
+/// struct hash needs; the few calls that need the members (`openDeal`, `resolve`,
+/// `claimMediationFee`) take the array beside it and check it against that hash.
+///
+/// Deadlines: `resultDeadline` is absolute (unix seconds); `acceptanceWindow` counts from the
+/// moment a result is recorded on chain (`submitResult`), `mediationWindow` from `dispute`. Thus
+/// a job creator always has the full acceptance window, however late the provider posts.
+contract LilypadSettlement {
+    /// The signed EIP-712 `Deal`, its members already EIP-712-encoded: `mediators` (strictly
+    /// ascending, at most MAX_MEDIATORS) as `keccak256` of the 32-byte-padded addresses, the
+    /// nested `Job` struct as its hashStruct. Field order = EIP-712 encoding order.
+    struct DealTerms {
+        address jobCreator;
+        address provider;
+        uint128 payment;
+        uint128 collateral;
+        uint128 mediationFee;
+        bytes32 mediatorsHash;
+        uint8 threshold; // k of the n mediators must sign a verdict
+        uint64 resultDeadline; // unix seconds
+        uint64 acceptanceWindow; // seconds after the result is recorded on chain
+        uint64 mediationWindow; // seconds after the dispute
+        bytes32 jobHash; // hashStruct(Job(jobSpecHash, moduleHash, salt))
+    }
+
+    struct Account {
+        uint128 free;
+        uint128 locked;
+    }
+
+    struct WithdrawRequest {
+        uint128 amount;
+        uint64 readyAt;
+    }
+
+    struct Mediator {
+        uint128 stake;
+        uint64 exitReadyAt; // 0 while active
+    }
+
+    struct DealRecord {
+        Status status;
+        uint40 since; // when the current status began (result recorded, dispute opened)
+        uint32 unpaidSigners; // resolved deals: bit i set = mediators[i] signed, fee unclaimed
+        uint8 signerCount;
+        // First 20 bytes of the provider's recorded result hash (the full hash is in the
+        // ResultSubmitted event): fits the same slot, so recording a result costs no new slot.
+        bytes20 resultPrefix;
+    }
+
+    enum Status {
+        None,
+        Open,
+        ResultSubmitted,
+        Disputed,
+        Settled, // accepted by the job creator
+        TimedOutNoResult, // provider never posted a result: collateral to the job creator
+        TimedOutAcceptance, // job creator silent after the result: provider paid
+        TimedOutMediation, // mediators silent: everyone refunded
+        Resolved // k-of-n verdict applied
+    }
+
+    enum Outcome {
+        Invalid,
+        ProviderCorrect,
+        ProviderWrong,
+        NonDeterministic
+    }
+
+    uint256 public constant MAX_MEDIATORS = 32;
+    // secp256k1n / 2: signatures with a larger s are the malleable twin of a low-s signature.
+    uint256 private constant HALF_CURVE_ORDER =
+        0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+
+    bytes32 public constant DEAL_TYPEHASH = keccak256(
+        "Deal(address jobCreator,address provider,uint128 payment,uint128 collateral,"
+        "uint128 mediationFee,address[] mediators,uint8 threshold,uint64 resultDeadline,"
+        "uint64 acceptanceWindow,uint64 mediationWindow,Job job)"
+        "Job(bytes32 jobSpecHash,bytes32 moduleHash,bytes32 salt)"
+    );
+    bytes32 public constant ACCEPTANCE_TYPEHASH =
+        keccak256("Acceptance(bytes32 dealId,bytes32 resultHash)");
+    bytes32 public constant RESULT_COMMITMENT_TYPEHASH =
+        keccak256("ResultCommitment(bytes32 dealId,bytes32 resultHash)");
+    bytes32 public constant VERDICT_TYPEHASH =
+        keccak256("Verdict(bytes32 dealId,uint8 outcome,bytes32 resultHash)");
+    bytes32 private constant DOMAIN_TYPEHASH = keccak256(
+        "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+    );
+    bytes32 private constant NAME_HASH = keccak256("LilypadSettlement");
+    bytes32 private constant VERSION_HASH = keccak256("1");
+
+    uint256 public immutable withdrawNotice;
+    uint256 public immutable minMediatorStake;
+    uint256 private immutable cachedChainId;
+    bytes32 private immutable cachedDomainSeparator;
+
+    mapping(address => Account) public accounts;
+    mapping(address => WithdrawRequest) public withdrawRequests;
+    mapping(address => Mediator) public mediators;
+    mapping(bytes32 => DealRecord) public deals;
+    // Guards the only external call (withdraw); transient, so it costs no storage.
+    bool private transient withdrawing;
+
+    event Deposited(address indexed account, uint256 amount);
+    event WithdrawRequested(address indexed account, uint256 amount, uint256 readyAt);
+    event Withdrawn(address indexed account, uint256 amount);
+    event MediatorRegistered(address indexed mediator, uint256 stake);
+    event MediatorExitRequested(address indexed mediator, uint256 readyAt);
+    event MediatorExited(address indexed mediator, uint256 stake);
+    event DealOpened(bytes32 indexed dealId, address indexed jobCreator, address indexed provider);
+    event ResultSubmitted(bytes32 indexed dealId, bytes32 resultHash);
+    event DealSettled(bytes32 indexed dealId, bytes32 resultHash);
+    event DealDisputed(bytes32 indexed dealId);
+    event DealResolved(
+        bytes32 indexed dealId,
+        Outcome outcome,
+        bytes32 resultHash,
+        uint256 signerMask,
+        uint256 feeShare
+    );
+    event DealTimedOut(bytes32 indexed dealId, Status status);
+    event MediationFeeClaimed(bytes32 indexed dealId, address indexed mediator, uint256 amount);
+
+    error ZeroAmount();
+    error InsufficientFunds(address account, uint256 available, uint256 needed);
+    error NoWithdrawRequest();
+    error WithdrawNotReady(uint256 readyAt);
+    error TransferFailed();
+    error Reentrancy();
+    error StakeTooLow(uint256 stake, uint256 minimum);
+    error NotMediator(address account);
+    error MediatorExiting(uint256 readyAt);
+    error InvalidDeal(string reason);
+    error DealExpired(uint256 resultDeadline);
+    error DealAlreadyOpened(bytes32 dealId);
+    error DealNotOpen(bytes32 dealId);
+    error AlreadySettled(bytes32 dealId, Status status);
+    error WrongStatus(bytes32 dealId, Status status);
+    error BadSignature();
+    error MalleableSignature();
+    error WrongSigner(address expected, address recovered);
+    error TooEarly(uint256 availableAt);
+    error TooLate(uint256 deadline);
+    error NotJobCreator(address caller);
+    error NotEnoughSignatures(uint256 given, uint256 needed);
+    error SignersNotAscending();
+    error NotInConsortium(address signer);
+    error UnregisteredMediator(address signer);
+    error VerdictInconsistent(Outcome outcome, bytes32 resultHash);
+    error NoFeeOwed(bytes32 dealId, address mediator);
+
+    constructor(uint256 withdrawNotice_, uint256 minMediatorStake_) {
+        withdrawNotice = withdrawNotice_;
+        minMediatorStake = minMediatorStake_;
+        cachedChainId = block.chainid;
+        cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    // ---------------------------------------------------------------- accounts
+
+    function deposit() external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        accounts[msg.sender].free += uint128(msg.value);
+        emit Deposited(msg.sender, msg.value);
+    }
+
+    /// @notice Announce a withdrawal. The funds stay free (and lockable by deals) during the
+    /// notice, so a counterparty that checked this balance before signing a deal can still rely
+    /// on it; `withdraw` later takes at most what is still free.
+    function requestWithdraw(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        uint256 readyAt = block.timestamp + withdrawNotice;
+        withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), uint64(readyAt));
+        emit WithdrawRequested(msg.sender, amount, readyAt);
+    }
+
+    function withdraw() external {
+        _enterGuard();
+        WithdrawRequest memory request = withdrawRequests[msg.sender];
+        if (request.amount == 0) revert NoWithdrawRequest();
+        if (block.timestamp < request.readyAt) revert WithdrawNotReady(request.readyAt);
+        Account storage account = accounts[msg.sender];
+        uint128 amount = request.amount < account.free ? request.amount : account.free;
+        delete withdrawRequests[msg.sender];
+        account.free -= amount;
+        emit Withdrawn(msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+        _exitGuard();
+    }
+
+    // ---------------------------------------------------------------- mediators
+
+    function registerMediator() external payable {
+        Mediator storage mediator = mediators[msg.sender];
+        if (mediator.exitReadyAt != 0) revert MediatorExiting(mediator.exitReadyAt);
+        uint256 stake = mediator.stake + msg.value;
+        if (stake < minMediatorStake || stake == 0) revert StakeTooLow(stake, minMediatorStake);
+        mediator.stake = uint128(stake);
+        emit MediatorRegistered(msg.sender, stake);
+    }
+
+    /// @notice Stop counting as registered now; the stake returns to the free balance after
+    /// the withdrawal notice.
+    function requestMediatorExit() external {
+        Mediator storage mediator = mediators[msg.sender];
+        if (mediator.stake == 0) revert NotMediator(msg.sender);
+        if (mediator.exitReadyAt != 0) revert MediatorExiting(mediator.exitReadyAt);
+        uint256 readyAt = block.timestamp + withdrawNotice;
+        mediator.exitReadyAt = uint64(readyAt);
+        emit MediatorExitRequested(msg.sender, readyAt);
+    }
+
+    function completeMediatorExit() external {
+        Mediator memory mediator = mediators[msg.sender];
+        if (mediator.exitReadyAt == 0) revert NotMediator(msg.sender);
+        if (block.timestamp < mediator.exitReadyAt) revert TooEarly(mediator.exitReadyAt);
+        delete mediators[msg.sender];
+        accounts[msg.sender].free += mediator.stake;
+        emit MediatorExited(msg.sender, mediator.stake);
+    }
+
+    function isRegisteredMediator(address account) public view returns (bool) {
+        Mediator memory mediator = mediators[account];
+        return mediator.exitReadyAt == 0 && mediator.stake >= minMediatorStake
+            && mediator.stake != 0;
+    }
+
+    // ---------------------------------------------------------------- deals
+
+    function openDeal(
+        DealTerms calldata deal,
+        address[] calldata consortium,
+        bytes calldata sigJobCreator,
+        bytes calldata sigProvider
+    ) external returns (bytes32 dealId) {
+        _checkDealShape(deal, consortium);
+        if (block.timestamp >= deal.resultDeadline) revert DealExpired(deal.resultDeadline);
+        dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        if (record.status != Status.None) revert DealAlreadyOpened(dealId);
+        _requireSigner(dealId, sigJobCreator, deal.jobCreator);
+        _requireSigner(dealId, sigProvider, deal.provider);
+
+        _lock(deal.jobCreator, uint256(deal.payment) + deal.mediationFee);
+        _lock(deal.provider, deal.collateral);
+        record.status = Status.Open;
+        record.since = uint40(block.timestamp);
+        emit DealOpened(dealId, deal.jobCreator, deal.provider);
+    }
+
+    /// @notice Record the provider's signed ResultCommitment (anyone may post it: it carries the
+    /// provider's signature). Starts the acceptance window.
+    function submitResult(DealTerms calldata deal, bytes32 resultHash, bytes calldata sigProvider)
+        external
+    {
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        _requireStatus(dealId, record.status, Status.Open);
+        if (block.timestamp > deal.resultDeadline) revert TooLate(deal.resultDeadline);
+        bytes32 digest =
+            _typedDigest(keccak256(abi.encode(RESULT_COMMITMENT_TYPEHASH, dealId, resultHash)));
+        _requireSigner(digest, sigProvider, deal.provider);
+        record.status = Status.ResultSubmitted;
+        record.since = uint40(block.timestamp);
+        record.resultPrefix = bytes20(resultHash);
+        emit ResultSubmitted(dealId, resultHash);
+    }
+
+    /// @notice Happy path: the job creator's signed Acceptance pays the provider, returns the
+    /// collateral and refunds the unused mediation fee. Anyone may submit it.
+    function settle(DealTerms calldata deal, bytes32 resultHash, bytes calldata sigJobCreator)
+        external
+    {
+        _settleOne(deal, dealDigest(deal), resultHash, sigJobCreator);
+        _payOut(deal.jobCreator, uint256(deal.payment) + deal.mediationFee, deal.mediationFee);
+        _payOut(deal.provider, deal.collateral, uint256(deal.payment) + deal.collateral);
+    }
+
+    /// @notice Settle many accepted deals. Deals already in a final state are skipped (so two
+    /// parties racing to settle cannot make each other's batch fail); any other fault reverts the
+    /// whole batch. Consecutive deals of the same provider share one balance write.
+    function settleBatch(
+        DealTerms[] calldata batch,
+        bytes32[] calldata resultHashes,
+        bytes[] calldata sigsJobCreator
+    ) external returns (uint256 settled) {
+        if (batch.length != resultHashes.length || batch.length != sigsJobCreator.length) {
+            revert InvalidDeal("batch lengths differ");
+        }
+        address provider;
+        uint256 providerUnlock;
+        uint256 providerCredit;
+        for (uint256 i; i < batch.length; ++i) {
+            DealTerms calldata deal = batch[i];
+            bytes32 dealId = dealDigest(deal);
+            if (deals[dealId].status >= Status.Settled) continue;
+            _settleOne(deal, dealId, resultHashes[i], sigsJobCreator[i]);
+            _payOut(deal.jobCreator, uint256(deal.payment) + deal.mediationFee, deal.mediationFee);
+            if (deal.provider != provider) {
+                if (provider != address(0)) _payOut(provider, providerUnlock, providerCredit);
+                provider = deal.provider;
+                providerUnlock = 0;
+                providerCredit = 0;
+            }
+            providerUnlock += deal.collateral;
+            providerCredit += uint256(deal.payment) + deal.collateral;
+            ++settled;
+        }
+        if (provider != address(0)) _payOut(provider, providerUnlock, providerCredit);
+    }
+
+    /// @notice The job creator rejects the recorded result; the consortium now decides.
+    function dispute(DealTerms calldata deal) external {
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        if (msg.sender != deal.jobCreator) revert NotJobCreator(msg.sender);
+        _requireStatus(dealId, record.status, Status.ResultSubmitted);
+        uint256 deadline = uint256(record.since) + deal.acceptanceWindow;
+        if (block.timestamp > deadline) revert TooLate(deadline);
+        record.status = Status.Disputed;
+        record.since = uint40(block.timestamp);
+        emit DealDisputed(dealId);
+    }
+
+    /// @notice Apply a verdict signed by at least `threshold` of the deal's mediators.
+    /// `signatures` is 65-byte (r, s, v) signatures concatenated, signers strictly ascending.
+    /// `resultHash` is the hash the mediators computed: it must match the provider's recorded
+    /// result (first 20 bytes) for ProviderCorrect and differ for ProviderWrong. The mediation
+    /// fee becomes claimable by the signers in equal shares (`claimMediationFee`); the
+    /// remainder of the division goes back to the job creator.
+    function resolve(
+        DealTerms calldata deal,
+        address[] calldata consortium,
+        Outcome outcome,
+        bytes32 resultHash,
+        bytes calldata signatures
+    ) external {
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        DealRecord memory current = record;
+        _requireStatus(dealId, current.status, Status.Disputed);
+        bool matches = bytes20(resultHash) == current.resultPrefix;
+        if (
+            outcome == Outcome.Invalid || (outcome == Outcome.ProviderCorrect && !matches)
+                || (outcome == Outcome.ProviderWrong && matches)
+        ) revert VerdictInconsistent(outcome, resultHash);
+        _requireConsortium(deal, consortium);
+
+        bytes32 digest =
+            _typedDigest(keccak256(abi.encode(VERDICT_TYPEHASH, dealId, outcome, resultHash)));
+        (uint256 signerMask, uint256 count) =
+            _checkVerdictSignatures(deal.threshold, consortium, digest, signatures);
+
+        record.status = Status.Resolved;
+        record.since = uint40(block.timestamp);
+        record.unpaidSigners = uint32(signerMask);
+        record.signerCount = uint8(count);
+
+        uint256 fee = deal.mediationFee;
+        uint256 feeRemainder = fee % count;
+        uint256 jcLocked = uint256(deal.payment) + fee;
+        if (outcome == Outcome.ProviderWrong) {
+            _payOut(
+                deal.jobCreator, jcLocked, uint256(deal.payment) + deal.collateral + feeRemainder
+            );
+            _payOut(deal.provider, deal.collateral, 0);
+        } else {
+            _payOut(deal.jobCreator, jcLocked, feeRemainder);
+            _payOut(deal.provider, deal.collateral, uint256(deal.payment) + deal.collateral);
+        }
+        emit DealResolved(dealId, outcome, resultHash, signerMask, fee / count);
+    }
+
+    /// @notice A mediator that signed the applied verdict credits its share of the fee to its
+    /// free balance.
+    function claimMediationFee(DealTerms calldata deal, address[] calldata consortium) external {
+        _requireConsortium(deal, consortium);
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        uint256 index = _indexOf(consortium, msg.sender);
+        if (index == type(uint256).max || record.unpaidSigners & (1 << index) == 0) {
+            revert NoFeeOwed(dealId, msg.sender);
+        }
+        record.unpaidSigners &= ~uint32(1 << index);
+        uint256 share = deal.mediationFee / record.signerCount;
+        accounts[msg.sender].free += uint128(share);
+        emit MediationFeeClaimed(dealId, msg.sender, share);
+    }
+
+    /// @notice After a deadline passes, anyone may apply its consequence:
+    /// Open past `resultDeadline` -> no result: payment and fee back to the job creator, the
+    ///   provider's collateral to the job creator;
+    /// ResultSubmitted past the acceptance window -> job creator silent: provider paid, fee back;
+    /// Disputed past the mediation window -> mediators silent: everyone refunded.
+    function claimTimeout(DealTerms calldata deal) external {
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        Status status = record.status;
+        uint256 jcLocked = uint256(deal.payment) + deal.mediationFee;
+        Status next;
+        if (status == Status.Open) {
+            if (block.timestamp <= deal.resultDeadline) revert TooEarly(deal.resultDeadline + 1);
+            next = Status.TimedOutNoResult;
+            _payOut(deal.jobCreator, jcLocked, jcLocked + deal.collateral);
+            _payOut(deal.provider, deal.collateral, 0);
+        } else if (status == Status.ResultSubmitted) {
+            uint256 deadline = uint256(record.since) + deal.acceptanceWindow;
+            if (block.timestamp <= deadline) revert TooEarly(deadline + 1);
+            next = Status.TimedOutAcceptance;
+            _payOut(deal.jobCreator, jcLocked, deal.mediationFee);
+            _payOut(deal.provider, deal.collateral, uint256(deal.payment) + deal.collateral);
+        } else if (status == Status.Disputed) {
+            uint256 deadline = uint256(record.since) + deal.mediationWindow;
+            if (block.timestamp <= deadline) revert TooEarly(deadline + 1);
+            next = Status.TimedOutMediation;
+            _payOut(deal.jobCreator, jcLocked, jcLocked);
+            _payOut(deal.provider, deal.collateral, deal.collateral);
+        } else {
+            _requireStatus(dealId, status, Status.Open);
+        }
+        record.status = next;
+        record.since = uint40(block.timestamp);
+        emit DealTimedOut(dealId, next);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    function domainSeparator() public view returns (bytes32) {
+        return block.chainid == cachedChainId ? cachedDomainSeparator : _buildDomainSeparator();
+    }
+
+    /// @notice The dealId: the EIP-712 digest of the Deal under this contract's domain, i.e. the
+    /// exact hash both parties sign. Unique per chain and contract.
+    function dealDigest(DealTerms calldata deal) public view returns (bytes32) {
+        // A static calldata struct is its 11 fields, each one 32-byte word, in order: exactly
+        // EIP-712's encodeData for Deal (the mediators array already hashed). The words are
+        // hashed as sent, unvalidated: a non-canonical word (dirty high bits) only yields a
+        // digest nobody signed, and every field the contract uses is validated when read.
+        bytes32 typeHash = DEAL_TYPEHASH;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, typeHash)
+            calldatacopy(add(ptr, 0x20), deal, 0x160)
+            structHash := keccak256(ptr, 0x180)
+        }
+        return _typedDigest(structHash);
+    }
+
+    /// @notice EIP-712 hash of a mediator array (keccak256 of the 32-byte-padded addresses).
+    function mediatorsHash(address[] calldata consortium) public pure returns (bytes32 hash) {
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let size := mul(consortium.length, 0x20)
+            calldatacopy(ptr, consortium.offset, size)
+            hash := keccak256(ptr, size)
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _settleOne(
+        DealTerms calldata deal,
+        bytes32 dealId,
+        bytes32 resultHash,
+        bytes calldata sigJobCreator
+    ) private {
+        DealRecord storage record = deals[dealId];
+        Status status = record.status;
+        if (status != Status.Open && status != Status.ResultSubmitted) {
+            _requireStatus(dealId, status, Status.Open);
+        }
+        bytes32 digest =
+            _typedDigest(keccak256(abi.encode(ACCEPTANCE_TYPEHASH, dealId, resultHash)));
+        _requireSigner(digest, sigJobCreator, deal.jobCreator);
+        record.status = Status.Settled;
+        record.since = uint40(block.timestamp);
+        emit DealSettled(dealId, resultHash);
+    }
+
+    function _requireConsortium(DealTerms calldata deal, address[] calldata consortium)
+        private
+        pure
+    {
+        if (mediatorsHash(consortium) != deal.mediatorsHash) revert InvalidDeal("mediators");
+    }
+
+    function _checkDealShape(DealTerms calldata deal, address[] calldata consortium)
+        private
+        pure
+    {
+        _requireConsortium(deal, consortium);
+        uint256 n = consortium.length;
+        if (n == 0 || n > MAX_MEDIATORS) revert InvalidDeal("mediator count");
+        if (deal.threshold == 0 || deal.threshold > n) revert InvalidDeal("threshold");
+        if (deal.jobCreator == address(0) || deal.provider == address(0)) {
+            revert InvalidDeal("zero party");
+        }
+        address previous;
+        for (uint256 i; i < n; ++i) {
+            address mediator = consortium[i];
+            if (mediator <= previous) revert InvalidDeal("mediators not ascending");
+            if (mediator == deal.jobCreator || mediator == deal.provider) {
+                revert InvalidDeal("party is a mediator");
+            }
+            previous = mediator;
+        }
+    }
+
+    function _checkVerdictSignatures(
+        uint256 threshold,
+        address[] calldata consortium,
+        bytes32 digest,
+        bytes calldata signatures
+    ) private view returns (uint256 signerMask, uint256 count) {
+        if (signatures.length % 65 != 0) revert BadSignature();
+        count = signatures.length / 65;
+        if (count < threshold) revert NotEnoughSignatures(count, threshold);
+        uint256 n = consortium.length;
+        uint256 cursor; // consortium index: signers ascend, so one forward walk checks membership
+        address previous;
+        for (uint256 i; i < count; ++i) {
+            address signer = _recover(digest, signatures[i * 65:i * 65 + 65]);
+            if (signer <= previous) revert SignersNotAscending();
+            while (cursor < n && consortium[cursor] < signer) ++cursor;
+            if (cursor == n || consortium[cursor] != signer) revert NotInConsortium(signer);
+            if (!isRegisteredMediator(signer)) revert UnregisteredMediator(signer);
+            signerMask |= 1 << cursor;
+            previous = signer;
+        }
+    }
+
+    function _indexOf(address[] calldata list, address needle) private pure returns (uint256) {
+        for (uint256 i; i < list.length; ++i) {
+            if (list[i] == needle) return i;
+        }
+        return type(uint256).max;
+    }
+
+    /// @dev Move `unlock` out of `who`'s locked balance and credit `credit` to its free balance.
+    function _payOut(address who, uint256 unlock, uint256 credit) private {
+        Account storage account = accounts[who];
+        account.locked -= uint128(unlock);
+        account.free += uint128(credit);
+    }
+
+    function _lock(address who, uint256 amount) private {
+        Account storage account = accounts[who];
+        uint256 free = account.free;
+        if (free < amount) revert InsufficientFunds(who, free, amount);
+        account.free = uint128(free - amount);
+        account.locked += uint128(amount);
+    }
+
+    function _requireStatus(bytes32 dealId, Status actual, Status expected) private pure {
+        if (actual == expected) return;
+        if (actual == Status.None) revert DealNotOpen(dealId);
+        if (actual >= Status.Settled) revert AlreadySettled(dealId, actual);
+        revert WrongStatus(dealId, actual);
+    }
+
+    function _requireSigner(bytes32 digest, bytes calldata signature, address expected)
+        private
+        pure
+    {
+        address recovered = _recover(digest, signature);
+        if (recovered != expected) revert WrongSigner(expected, recovered);
+    }
+
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address) {
+        if (signature.length != 65) revert BadSignature();
+        bytes32 r;
+        bytes32 s;
+        uint8 v;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 32))
+            v := byte(0, calldataload(add(signature.offset, 64)))
+        }
+        if (uint256(s) > HALF_CURVE_ORDER) revert MalleableSignature();
+        if (v != 27 && v != 28) revert BadSignature();
+        address signer = ecrecover(digest, v, r, s);
+        if (signer == address(0)) revert BadSignature();
+        return signer;
+    }
+
+    function _typedDigest(bytes32 structHash) private view returns (bytes32 digest) {
+        bytes32 separator = domainSeparator();
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore(ptr, hex"1901")
+            mstore(add(ptr, 0x02), separator)
+            mstore(add(ptr, 0x22), structHash)
+            digest := keccak256(ptr, 0x42)
+        }
+    }
+
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(DOMAIN_TYPEHASH, NAME_HASH, VERSION_HASH, block.chainid, address(this))
+        );
+    }
+
+    function _enterGuard() private {
+        if (withdrawing) revert Reentrancy();
+        withdrawing = true;
+    }
+
+    function _exitGuard() private {
+        withdrawing = false;
+    }
+}

@@ -1,0 +1,104 @@
+"""The chain package's error subtree, and the map from contract reverts to it.
+
+Every custom error of the settlement contract maps to one class here, whichever backend raised
+it (py-evm and JSON-RPC nodes report reverts differently; `_client` extracts the revert data and
+calls `revert_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
+
+
+class ChainError(LilypadError):
+    """Root of the chain package's errors."""
+
+
+class RpcUnavailable(ChainError):
+    """The chain node did not answer, even after retries with backoff."""
+
+
+class SignatureInvalid(ChainError, PeerMisbehaved):
+    """A typed-data signature is malformed, malleable (high s) or from the wrong signer."""
+
+
+class ContractRevert(ChainError):
+    """The settlement contract refused a call; `error` is its custom error's name."""
+
+    def __init__(self, error: str, args: Mapping[str, object] | None = None) -> None:
+        self.error = error
+        self.error_args = dict(args or {})
+        detail = ", ".join(f"{k}={_show(v)}" for k, v in self.error_args.items())
+        super().__init__(f"{error}({detail})")
+
+
+class AlreadySettled(ContractRevert):
+    """The deal already reached a final state; nothing was (or will be) paid twice."""
+
+
+class DealAlreadyOpened(ContractRevert):
+    """This signed deal was opened before; a deal opens once."""
+
+
+class DealNotOpen(ContractRevert):
+    """No deal with this dealId exists on this contract."""
+
+
+class WrongDealStatus(ContractRevert):
+    """The deal is in a status where this call does not apply."""
+
+
+class InsufficientFunds(ContractRevert):
+    """A free balance is smaller than what the call would lock or move."""
+
+
+class SignatureRejected(ContractRevert):
+    """The contract rejected a signature or a set of mediator signatures."""
+
+
+class DeadlineError(ContractRevert):
+    """Too early (a deadline or notice has not passed) or too late (it has)."""
+
+
+class InvalidDealTerms(ContractRevert):
+    """The deal's shape is invalid (mediator set, threshold, parties) or it has expired."""
+
+
+class TransactionReverted(ChainError):
+    """A transaction reverted and its reason could not be decoded."""
+
+
+_CLASS_BY_ERROR: dict[str, type[ContractRevert]] = {
+    "AlreadySettled": AlreadySettled,
+    "DealAlreadyOpened": DealAlreadyOpened,
+    "DealNotOpen": DealNotOpen,
+    "WrongStatus": WrongDealStatus,
+    "NotJobCreator": WrongDealStatus,
+    "InsufficientFunds": InsufficientFunds,
+    "BadSignature": SignatureRejected,
+    "MalleableSignature": SignatureRejected,
+    "WrongSigner": SignatureRejected,
+    "NotEnoughSignatures": SignatureRejected,
+    "SignersNotAscending": SignatureRejected,
+    "NotInConsortium": SignatureRejected,
+    "UnregisteredMediator": SignatureRejected,
+    "VerdictInconsistent": SignatureRejected,
+    "TooEarly": DeadlineError,
+    "TooLate": DeadlineError,
+    "WithdrawNotReady": DeadlineError,
+    "DealExpired": InvalidDealTerms,
+    "InvalidDeal": InvalidDealTerms,
+}
+
+
+def revert_error(error: str, args: Mapping[str, object] | None = None) -> ContractRevert:
+    """The typed exception for the contract's custom error `error` with decoded `args`."""
+    return _CLASS_BY_ERROR.get(error, ContractRevert)(error, args)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,146 @@
+"""Poll-based watcher of the settlement contract's events, with a cursor the caller can persist.
+
+Reorg tolerance: only blocks at least `confirmations` deep are scanned; and the hash of the last
+scanned block is remembered, so if a deeper reorg replaces it the watcher rewinds
+`REORG_RESCAN_DEPTH` blocks and scans again, never delivering the same (tx, log index) twice.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import trio
+from eth_utils import keccak, to_checksum_address
+from web3.contract import Contract
+
+from lilypad_p2p.chain._artifacts import settlement_abi
+from lilypad_p2p.chain._backend import Chain
+
+# Most blocks asked for in one eth_getLogs (public nodes cap the range).
+MAX_BLOCK_RANGE = 2_000
+# Blocks re-scanned after the last scanned block was reorganised away.
+REORG_RESCAN_DEPTH = 64
+# How long delivered (tx, log index) pairs are remembered to drop duplicates after a rescan.
+DEDUPE_MEMORY = 10_000
+# Default pause between polls of the async watcher.
+POLL_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEvent:
+    """One decoded contract event."""
+
+    name: str
+    args: Mapping[str, Any]
+    block_number: int
+    tx_hash: bytes
+    log_index: int
+
+    @property
+    def deal_id(self) -> bytes | None:
+        value = self.args.get("dealId")
+        return bytes(value) if value is not None else None
+
+
+def decode_log(contract: Contract, log: Any) -> ChainEvent | None:
+    """Decode a raw log of `contract`; None if it is not one of its events."""
+    topics = log["topics"]
+    if not topics:
+        return None
+    name = _event_names_by_topic().get(bytes(topics[0]))
+    if name is None or to_checksum_address(log["address"]) != contract.address:
+        return None
+    decoded = contract.events[name]().process_log(log)
+    return ChainEvent(
+        name=name,
+        args=dict(decoded["args"]),
+        block_number=int(log["blockNumber"]),
+        tx_hash=bytes(log["transactionHash"]),
+        log_index=int(log["logIndex"]),
+    )
+
+
+@cache
+def _event_names_by_topic() -> dict[bytes, str]:
+    table = {}
+    for entry in settlement_abi():
+        if entry["type"] == "event":
+            types = ",".join(i["type"] for i in entry["inputs"])
+            table[keccak(text=f"{entry['name']}({types})")] = entry["name"]
+    return table
+
+
+class EventWatcher:
+    """Delivers the contract's events in chain order, each once, from `from_block` on."""
+
+    def __init__(
+        self, chain: Chain, address: str, *, from_block: int = 0, confirmations: int = 0
+    ) -> None:
+        self.chain = chain
+        self.cursor = from_block  # next block to scan; persist it to resume after a restart
+        self.confirmations = confirmations
+        self._contract = chain.w3.eth.contract(
+            address=to_checksum_address(address), abi=settlement_abi()
+        )
+        self._last_scanned: tuple[int, bytes] | None = None
+        self._delivered: OrderedDict[tuple[bytes, int], None] = OrderedDict()
+
+    def poll(self) -> list[ChainEvent]:
+        """Scan the confirmed blocks not scanned yet (blocking; see `run` for trio)."""
+        self._rewind_if_reorganised()
+        safe_head = self.chain.block_number() - self.confirmations
+        events: list[ChainEvent] = []
+        while self.cursor <= safe_head:
+            last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
+            query = {"address": self._contract.address, "fromBlock": self.cursor, "toBlock": last}
+            logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
+            for log in logs:
+                event = decode_log(self._contract, log)
+                if event is not None and self._first_delivery(event):
+                    events.append(event)
+            self._last_scanned = (last, self._block_hash(last))
+            self.cursor = last + 1
+        return events
+
+    async def run(
+        self,
+        send_channel: trio.MemorySendChannel[ChainEvent],
+        *,
+        poll_interval: float = POLL_INTERVAL_S,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Poll forever, sending each event; `started()` after the first poll has delivered."""
+        async with send_channel:
+            started = False
+            while True:
+                for event in await trio.to_thread.run_sync(self.poll):
+                    await send_channel.send(event)
+                if not started:
+                    task_status.started()
+                    started = True
+                await trio.sleep(poll_interval)
+
+    def _rewind_if_reorganised(self) -> None:
+        if self._last_scanned is None:
+            return
+        number, seen_hash = self._last_scanned
+        if self._block_hash(number) != seen_hash:
+            self.cursor = max(0, number - REORG_RESCAN_DEPTH + 1)
+            self._last_scanned = None
+
+    def _block_hash(self, number: int) -> bytes:
+        block = self.chain.rpc(lambda: self.chain.w3.eth.get_block(number))
+        return bytes(block["hash"])
+
+    def _first_delivery(self, event: ChainEvent) -> bool:
+        key = (event.tx_hash, event.log_index)
+        if key in self._delivered:
+            return False
+        self._delivered[key] = None
+        if len(self._delivered) > DEDUPE_MEMORY:
+            self._delivered.popitem(last=False)
+        return True

@@ -1,0 +1,123 @@
+"""Real chains for tests (and the simnet): the embedded EVM with funded accounts, and anvil.
+
+Accounts come from fixed seeds, so tests and benchmarks are reproducible and the same accounts
+are funded on both backends. They are test keys: never hold real money with them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from lilypad_p2p.chain import Backend, Chain, open_embedded_chain, open_rpc_chain
+
+TEST_ACCOUNT_COUNT = 16
+TEST_BALANCE_WEI = 10**24  # one million ETH each
+# How long anvil may take to listen (it starts in ~0.2 s) and to exit when asked.
+ANVIL_START_TIMEOUT_S = 20.0
+ANVIL_STOP_TIMEOUT_S = 5.0
+_ANVIL_POLL_S = 0.02
+_REPO = Path(__file__).resolve().parents[2]
+_NPM_ANVIL = _REPO / "contracts" / "node_modules" / ".bin" / "anvil"
+
+
+def chain_test_accounts(count: int = TEST_ACCOUNT_COUNT) -> list[LocalAccount]:
+    """`count` deterministic test accounts (the same on every backend and run)."""
+    return [
+        Account.from_key(keccak(text=f"lilypad-p2p test account {i}")) for i in range(count)
+    ]
+
+
+def embedded_test_chain(count: int = TEST_ACCOUNT_COUNT) -> Chain:
+    """A fresh in-process chain whose genesis funds `chain_test_accounts(count)`."""
+    return open_embedded_chain((a.address, TEST_BALANCE_WEI) for a in chain_test_accounts(count))
+
+
+def anvil_binary() -> Path | None:
+    """The npm-pinned anvil (contracts/node_modules), `$LILYPAD_ANVIL`, or one on PATH."""
+    override = os.environ.get("LILYPAD_ANVIL")
+    if override:
+        return Path(override)
+    if _NPM_ANVIL.exists():
+        return _NPM_ANVIL
+    found = shutil.which("anvil")
+    return Path(found) if found else None
+
+
+@contextmanager
+def running_anvil(binary: Path | None = None) -> Iterator[str]:
+    """Start anvil on a free loopback port (it picks one: `--port 0`); yield its URL; stop it."""
+    binary = binary or anvil_binary()
+    if binary is None:
+        raise FileNotFoundError("anvil not found: run `npm ci` in contracts/ (scripts/setup)")
+    with tempfile.TemporaryDirectory(prefix="lilypad-anvil-") as tmp:
+        log_path = Path(tmp) / "anvil.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(binary), "--host", "127.0.0.1", "--port", "0", "--hardfork", "prague",
+                 "--accounts", "1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            yield _await_listening(process, log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=ANVIL_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
+    deadline = time.monotonic() + ANVIL_START_TIMEOUT_S
+    marker = b"Listening on "
+    while time.monotonic() < deadline:
+        text = log_path.read_bytes()
+        if marker in text:
+            address = text.split(marker, 1)[1].split(b"\n", 1)[0].decode().strip()
+            return f"http://{address}"
+        if process.poll() is not None:
+            raise RuntimeError(f"anvil exited ({process.returncode}): {text[-2000:]!r}")
+        time.sleep(_ANVIL_POLL_S)  # polling a log file with a bounded deadline
+    raise TimeoutError(f"anvil did not listen within {ANVIL_START_TIMEOUT_S} s")
+
+
+def fund_on_anvil(chain: Chain, accounts: list[LocalAccount], wei: int = TEST_BALANCE_WEI) -> None:
+    for account in accounts:
+        chain.rpc(lambda a=account: chain.w3.provider.make_request(  # type: ignore[misc]
+            "anvil_setBalance", [a.address, hex(wei)]))
+
+
+@contextmanager
+def anvil_test_chain(count: int = TEST_ACCOUNT_COUNT) -> Iterator[Chain]:
+    """A fresh anvil with `chain_test_accounts(count)` funded; stopped on exit."""
+    with running_anvil() as url:
+        chain = open_rpc_chain(url)
+        fund_on_anvil(chain, chain_test_accounts(count))
+        yield chain
+
+
+def advance_chain_time(chain: Chain, seconds: int) -> int:
+    """Mine a block `seconds` after the latest one (dev chains only); returns its timestamp."""
+    target = chain.now() + seconds
+    if chain.backend is Backend.EMBEDDED:
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        chain.rpc(lambda: tester.time_travel(target))
+    else:
+        chain.rpc(lambda: chain.w3.provider.make_request(  # type: ignore[attr-defined]
+            "evm_setNextBlockTimestamp", [target]))
+        chain.rpc(lambda: chain.w3.provider.make_request("evm_mine", []))  # type: ignore[attr-defined]
+    return chain.now()
