@@ -214,21 +214,37 @@ def modules_build() -> None:
     """Build the shipped module images offline; images already present are skipped."""
     import trio
 
-    from lilypad_p2p.exec import ExecError, Executor, recipe_names
+    from lilypad_p2p.exec import (
+        ExecError,
+        Executor,
+        ImageMissing,
+        recipe_is_optional,
+        recipe_names,
+    )
 
-    async def build() -> list[tuple[str, str, bool]]:
+    async def build() -> list[str]:
         executor = await Executor.connect()
+        report = []
         try:
-            return [(recipe, *await executor.build_image(recipe)) for recipe in recipe_names()]
+            for recipe in recipe_names():
+                try:
+                    image_id, loaded = await executor.build_image(recipe)
+                except ImageMissing as exc:
+                    if not recipe_is_optional(recipe):
+                        raise
+                    report.append(f"{recipe}: skipped, optional ({exc})")
+                    continue
+                report.append(f"{recipe}: {image_id} ({'loaded' if loaded else 'already present'})")
         finally:
             executor.close()
+        return report
 
     try:
-        built = trio.run(build)
+        report = trio.run(build)
     except ExecError as exc:
         _fail(str(exc))
-    for recipe, image_id, loaded in built:
-        typer.echo(f"{recipe}: {image_id} ({'loaded' if loaded else 'already present'})")
+    for line in report:
+        typer.echo(line)
 
 
 @modules_app.command("list")

@@ -31,7 +31,12 @@ from lilypad_p2p.exec._errors import (
     UnsealFailed,
 )
 from lilypad_p2p.exec._executor import Executor, JobResult, JobSpec, RunTimings
-from lilypad_p2p.exec._images import ImageArchive, build_image_archive, recipe_names
+from lilypad_p2p.exec._images import (
+    ImageArchive,
+    build_image_archive,
+    recipe_is_optional,
+    recipe_names,
+)
 from lilypad_p2p.exec._inputs import JobInputs, ParamValue
 from lilypad_p2p.exec._modules import Module, Param, Resources
 from lilypad_p2p.exec._sealing import as_private_key, as_public_key, seal_for, unseal
@@ -67,6 +72,7 @@ __all__ = [
     "as_private_key",
     "as_public_key",
     "build_image_archive",
+    "recipe_is_optional",
     "recipe_names",
     "result_cid",
     "seal_for",

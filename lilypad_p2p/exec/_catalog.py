@@ -77,6 +77,21 @@ RANDOM = Module(
     description="Deliberately non-deterministic: writes random bytes (for mediation tests).",
 )
 
+PYTHON = Module(
+    name="python",
+    image="recipe:python",
+    command=(
+        "/usr/bin/python3.11",
+        "-S",
+        "-c",
+        "import runpy, sys; runpy.run_path('/inputs/' + sys.argv[1], run_name='__main__')",
+        "{script}",
+    ),
+    params={"script": Param("str", "input file to run", default="main.py", max_length=255)},
+    resources=Resources(milli_cpu=1000, memory_bytes=256 * MIB, disk_bytes=64 * MIB),
+    description="Run a Python 3.11 script from the inputs (standard library only, hash seed 0).",
+)
+
 BUILTIN_MODULES: Mapping[str, Module] = MappingProxyType(
-    {m.name: m for m in (HASH, WORDCOUNT, RANDOM)}
+    {m.name: m for m in (HASH, WORDCOUNT, RANDOM, PYTHON)}
 )

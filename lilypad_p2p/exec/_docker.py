@@ -40,6 +40,9 @@ JOB_ENVIRONMENT: Mapping[str, str] = {
     "LANG": "C",
     "LC_ALL": "C",
     "PATH": "/usr/local/bin:/usr/bin:/bin",
+    # Python jobs: string hashing (hence set and dict-of-set order) identical on every run.
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
     "TZ": "UTC",
 }
 

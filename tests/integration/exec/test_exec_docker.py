@@ -2,6 +2,7 @@
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -31,6 +32,7 @@ from lilypad_p2p.exec import (
     seal_for,
     unseal,
 )
+from lilypad_p2p.exec._docker import JOB_ENVIRONMENT
 from lilypad_p2p.exec._images import RECIPES_DIR
 from lilypad_p2p.testing import require_real
 
@@ -207,7 +209,7 @@ async def test_job_runs_unprivileged_with_fixed_env_no_network_and_read_only_inp
     assert outputs["interfaces"].split() == [b"lo"]
     env = dict(line.split("=", 1) for line in outputs["env"].decode().splitlines())
     # sh itself adds PWD and SHLVL, Docker adds HOSTNAME; nothing comes from the host.
-    assert set(env) <= {"HOME", "LANG", "LC_ALL", "PATH", "TZ", "HOSTNAME", "PWD", "SHLVL"}
+    assert set(env) - {"HOSTNAME", "PWD", "SHLVL"} == set(JOB_ENVIRONMENT)
     assert env["TZ"] == "UTC"
     assert_clean(executor, docker_api)
 
@@ -318,3 +320,30 @@ def test_no_engine_says_how_to_start_one(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
     with pytest.raises(DockerUnavailable, match="ensure-docker"):
         DockerEngine.connect()
+
+
+PYTHON_JOB = b"""
+import csv, json
+with open("/inputs/data.csv", newline="") as fh:
+    rows = [(name, int(value)) for name, value in csv.reader(fh)]
+names = {name for name, _ in rows}  # iteration order depends on the string hash seed
+with open("/outputs/summary.json", "w") as fh:
+    json.dump({"total": sum(v for _, v in rows), "names": list(names)}, fh)
+"""
+
+
+async def test_python_job_is_deterministic(executor, docker_api):
+    try:
+        await executor.build_image("python")
+    except ImageMissing as exc:
+        require_real("Debian python3.11", str(exc))
+    rows = [(f"name{i}", i * 7 % 13) for i in range(200)]
+    data = "".join(f"{name},{value}\n" for name, value in rows).encode()
+    inputs = sealed(files={"main.py": PYTHON_JOB, "data.csv": data})
+    first = await executor.run(JobSpec("python"), inputs, PROVIDER, timeout_s=60)
+    second = await executor.run(JobSpec("python"), inputs, PROVIDER, timeout_s=60)
+    assert first.result_cid == second.result_cid
+    summary = json.loads(members(first.output_tarball)["summary.json"])
+    assert summary["total"] == sum(value for _, value in rows)
+    assert sorted(summary["names"]) == sorted(name for name, _ in rows)
+    assert_clean(executor, docker_api)

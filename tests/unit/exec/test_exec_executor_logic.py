@@ -230,7 +230,17 @@ def test_container_settings_are_the_design_sandbox(tmp_path):
     assert create["entrypoint"] == ["/bin/true"] and create["command"] == ["x"]
     assert create["network_disabled"] is True
     assert create["user"] == "65534:65534"
-    assert set(create["environment"]) == {"HOME", "LANG", "LC_ALL", "PATH", "TZ"}
+    environment = create["environment"]
+    assert set(environment) == {
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "PATH",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONHASHSEED",
+        "TZ",
+    }
+    assert environment["PYTHONHASHSEED"] == "0"
 
 
 def test_gpu_modules_request_gpus(tmp_path):

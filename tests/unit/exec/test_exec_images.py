@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lilypad_p2p.exec import ImageMissing, build_image_archive, recipe_names
+from lilypad_p2p.exec import (
+    ImageMissing,
+    build_image_archive,
+    recipe_is_optional,
+    recipe_names,
+)
 from lilypad_p2p.testing import require_real
 
 BUSYBOX = Path("/bin/busybox")
@@ -20,8 +25,10 @@ def busybox():
     return BUSYBOX
 
 
-def test_the_busybox_recipe_ships():
-    assert "busybox" in recipe_names()
+def test_the_recipes_ship_and_only_python_is_optional():
+    assert {"busybox", "python"} <= set(recipe_names())
+    assert not recipe_is_optional("busybox")
+    assert recipe_is_optional("python")
 
 
 def test_archive_is_deterministic_and_its_id_is_the_config_hash(busybox):
@@ -67,3 +74,22 @@ def test_missing_busybox_says_how_to_install_it(tmp_path):
     (recipe / "recipe.toml").write_text(text)
     with pytest.raises(ImageMissing, match="busybox-static"):
         build_image_archive("bb", tmp_path)
+
+
+def test_host_files_are_copied_with_the_shared_libraries_they_load(tmp_path, busybox):
+    recipe = tmp_path / "tool"
+    (recipe / "rootfs").mkdir(parents=True)
+    (recipe / "recipe.toml").write_text(
+        'executables = ["/bin/ls"]\n[links]\n"usr/bin/list" = "/bin/ls"\n'
+    )
+    image = build_image_archive("tool", tmp_path)
+    with tarfile.open(fileobj=io.BytesIO(image.archive)) as outer:
+        manifest = json.loads(outer.extractfile("manifest.json").read())
+        layer = outer.extractfile(manifest[0]["Layers"][0]).read()
+    with tarfile.open(fileobj=io.BytesIO(layer)) as rootfs:
+        names = set(rootfs.getnames())
+        assert rootfs.getmember("bin/ls").mode == 0o755
+        assert rootfs.getmember("usr/bin/list").linkname == "/bin/ls"
+    assert any(name.endswith("/libc.so.6") for name in names)
+    assert any("ld-linux" in name for name in names)
+    assert {"bin", "usr", "usr/bin"} <= names
