@@ -228,7 +228,9 @@ class Executor:
             user = _write_inputs(workdir, inputs)
             del inputs
             prepared = time.perf_counter()
-            timings = await self._run_container(module, image_id, argv, workdir, user, timeout_s)
+            log_tail, container_timings = await self._run_container(
+                module, image_id, argv, workdir, user, timeout_s
+            )
             collect_started = time.perf_counter()
             tarball = await trio.to_thread.run_sync(
                 lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
@@ -242,7 +244,6 @@ class Executor:
             else None
         )
         finished = time.perf_counter()
-        log_tail, container_timings = timings
         return JobResult(
             module=module.name,
             image_id=image_id,
