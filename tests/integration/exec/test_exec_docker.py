@@ -347,3 +347,19 @@ async def test_python_job_is_deterministic(executor, docker_api):
     assert summary["total"] == sum(value for _, value in rows)
     assert sorted(summary["names"]) == sorted(name for name, _ in rows)
     assert_clean(executor, docker_api)
+
+
+async def test_concurrent_jobs_each_get_their_own_result(executor, docker_api):
+    texts = [f"job {i}" for i in range(4)]
+    results: dict[str, bytes] = {}
+
+    async def run_one(text):
+        result = await executor.run(JobSpec("hash"), sealed({"text": text}), PROVIDER, timeout_s=60)
+        results[text] = members(result.output_tarball)["digest.txt"]
+
+    async with trio.open_nursery() as nursery:
+        for text in texts:
+            nursery.start_soon(run_one, text)
+    assert results == {t: f"{hashlib.sha256(t.encode()).hexdigest()}\n".encode() for t in texts}
+    assert len(executor.engine.created) == 4
+    assert_clean(executor, docker_api)

@@ -1,3 +1,5 @@
+import contextlib
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -93,3 +95,34 @@ def test_inputs_are_immutable_after_construction():
     assert set(inputs.files) == {"a"}
     with pytest.raises(TypeError):
         inputs.files["c"] = b"3"  # type: ignore[index]
+
+
+MSGPACK_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats()
+    | st.text()
+    | st.binary(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(st.binary(max_size=200))
+def test_garbage_bytes_yield_inputs_or_malformed_inputs_only(raw):
+    with contextlib.suppress(MalformedInputs):
+        JobInputs.decode(raw)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"files": MSGPACK_VALUES, "params": MSGPACK_VALUES, "type": MSGPACK_VALUES},
+        optional={"v": MSGPACK_VALUES, "x": MSGPACK_VALUES},
+    )
+)
+def test_wrongly_shaped_documents_yield_malformed_inputs_only(document):
+    with contextlib.suppress(MalformedInputs):
+        JobInputs.decode(_raw(document))
