@@ -202,5 +202,5 @@ def expect_map(raw: object, what: str) -> dict[str, object]:
 def expect_exact_keys(fields: dict[str, object], expected: frozenset[str], what: str) -> None:
     if fields.keys() != expected:
         missing = sorted(expected - fields.keys())
-        unknown = sorted(fields.keys() - expected)
+        unknown = sorted(repr(key) for key in fields.keys() - expected)  # keys may be non-str
         raise MalformedMessage(f"{what}: missing fields {missing}, unknown fields {unknown}")
