@@ -13,6 +13,12 @@ import sys
 import time
 from typing import Any
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
+_STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -23,6 +29,9 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRIBUTES and key != "fields":
+                line[key] = value
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             line.update(fields)
@@ -43,6 +52,10 @@ def configure_logging(level: str, *, node: str | None = None) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(numeric if name == "lilypad_p2p" else max(numeric, logging.WARNING))
         logger.propagate = False
+    # Some libp2p modules pin their own logger to INFO at import; let them inherit ours.
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if name.startswith("libp2p.") and isinstance(logger, logging.Logger):
+            logger.setLevel(logging.NOTSET)
     logging.Formatter.converter = time.gmtime
 
 

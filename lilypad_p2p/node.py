@@ -1,0 +1,253 @@
+"""Build a Node from a NodeConfig and run it under one trio nursery until Ctrl-C.
+
+The node owns the only nursery: the gossip network, the control interface, the loop that feeds
+validated envelopes into the offer book, and the publisher of our own signed records and offers
+all run as its children, so one cancellation (SIGINT, SIGTERM or a crash of any service) stops
+them all and the control socket is removed on the way out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
+from lilypad_p2p.control import Handler, serve_control
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import configure_logging, event
+from lilypad_p2p.market import AddOutcome, OfferBook, Republisher
+from lilypad_p2p.net import (
+    CancelReceived,
+    GossipNet,
+    NetEvent,
+    NodeRecordReceived,
+    OfferReceived,
+    PeerJoined,
+    wall_clock_ms,
+)
+from lilypad_p2p.roles import detect_capacity, resource_offer
+
+log = logging.getLogger("lilypad_p2p.node")
+
+# A NodeRecord is valid for this long; it is re-published every NODE_RECORD_INTERVAL_S.
+NODE_RECORD_LIFETIME_MS = 10 * 60 * 1000
+# How often the offer book drops expired offers.
+EXPIRY_SWEEP_INTERVAL_S = 1.0
+# Upper bound on the publisher's sleep, so newly tracked offers are never late by more.
+PUBLISHER_MAX_SLEEP_S = 1.0
+
+
+class Node:
+    """One participant: gossip network, offer book, control interface, and its roles."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        identity: Identity,
+        *,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.config = config
+        self.identity = identity
+        self._clock_ms = clock_ms
+        self.net = GossipNet(
+            identity,
+            listen_addrs=config.listen,
+            bootstrap=config.bootstrap,
+            markets=config.markets,
+            clock_ms=clock_ms,
+        )
+        self.book = OfferBook()
+        self.node_records: dict[str, wire.NodeRecord] = {}
+        self._republisher = Republisher()
+        self._started_at = trio.current_time()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.net.run)
+            nursery.start_soon(self._consume_events)
+            nursery.start_soon(self._sweep_expired)
+            nursery.start_soon(self._publish_node_record)
+            if self.config.has_role("provider"):
+                await self._offer_capacity()
+            nursery.start_soon(self._republish_own_offers)
+            await nursery.start(
+                serve_control,
+                self.config.control_socket,
+                self.config.control_token_file,
+                self.control_handlers(),
+            )
+            event(
+                log,
+                "node.started",
+                peer_id=str(self.identity.peer_id),
+                address=self.identity.address,
+                roles=sorted(self.config.roles),
+                listen=self.net.listen_addrs(),
+            )
+            task_status.started()
+
+    # --- our own signed records and offers ----------------------------------------------
+
+    def _node_record(self, now_ms: int) -> wire.NodeRecord:
+        return wire.NodeRecord(
+            address=self.identity.address,
+            peer_id=str(self.identity.peer_id),
+            roles=tuple(sorted(self.config.roles)),
+            sealing_public_key=self.identity.sealing_public_key,
+            markets=tuple(sorted(self.config.markets)),
+            mediator_available=self.config.has_role("mediator"),
+            listen_addrs=tuple(self.net.listen_addrs()),
+            created_at=now_ms,
+            expires_at=now_ms + NODE_RECORD_LIFETIME_MS,
+            nonce=secrets.randbits(63),
+        )
+
+    async def _publish(self, body: wire.Message) -> None:
+        envelope = self.identity.sign_envelope(body, self._clock_ms())
+        if isinstance(body, wire.ResourceOffer | wire.JobOffer):
+            self.book.add(envelope, self._clock_ms())
+        await self.net.publish(envelope)
+
+    async def _publish_node_record(self) -> None:
+        while True:
+            await self._publish(self._node_record(self._clock_ms()))
+            await trio.sleep(NODE_RECORD_INTERVAL_S)
+
+    async def _offer_capacity(self) -> None:
+        from lilypad_p2p.exec import BUILTIN_MODULES
+
+        capacity = await trio.to_thread.run_sync(detect_capacity, self.config.home)
+        for market in self.config.markets:
+            offer = resource_offer(
+                provider=self.identity.address,
+                market=market,
+                capacity=capacity,
+                modules=tuple(sorted(BUILTIN_MODULES)),
+                now_ms=self._clock_ms(),
+            )
+            await self._publish(offer)
+            self._republisher.track(offer, self._clock_ms())
+            event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
+
+    async def _republish_own_offers(self) -> None:
+        while True:
+            for offer in self._republisher.take_due(self._clock_ms()):
+                await self._publish(offer)
+            next_due = self._republisher.next_due_ms()
+            delay_s = PUBLISHER_MAX_SLEEP_S
+            if next_due is not None:
+                delay_s = min(delay_s, max(0.0, (next_due - self._clock_ms()) / 1000))
+            await trio.sleep(delay_s)
+
+    # --- what the network tells us -------------------------------------------------------
+
+    async def _consume_events(self) -> None:
+        async for net_event in self.net.events:
+            self._apply(net_event)
+
+    def _apply(self, net_event: NetEvent) -> None:
+        now_ms = self._clock_ms()
+        if isinstance(net_event, OfferReceived):
+            outcome = self.book.add(net_event.envelope, now_ms)
+            if outcome is AddOutcome.ADDED:
+                body = net_event.envelope.body
+                event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
+        elif isinstance(net_event, CancelReceived):
+            self.book.cancel(net_event.envelope, now_ms)
+        elif isinstance(net_event, NodeRecordReceived):
+            record = net_event.envelope.body
+            assert isinstance(record, wire.NodeRecord)
+            known = self.node_records.get(record.address)
+            if known is None or known.created_at < record.created_at:
+                self.node_records[record.address] = record
+        elif isinstance(net_event, PeerJoined):
+            event(log, "peer.joined", logging.DEBUG, peer=str(net_event.peer_id))
+
+    async def _sweep_expired(self) -> None:
+        while True:
+            await trio.sleep(EXPIRY_SWEEP_INTERVAL_S)
+            now_ms = self._clock_ms()
+            self.book.expire(now_ms)
+            for address, record in list(self.node_records.items()):
+                if record.expires_at <= now_ms:
+                    del self.node_records[address]
+
+    # --- control interface --------------------------------------------------------------
+
+    def control_handlers(self) -> dict[str, Handler]:
+        return {"status": self._status, "offers": self._offers, "peers": self._peers}
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "peer_id": str(self.identity.peer_id),
+            "address": self.identity.address,
+            "sealing_public_key": self.identity.sealing_public_key.hex(),
+            "roles": sorted(self.config.roles),
+            "markets": list(self.config.markets),
+            "listen_addrs": self.net.listen_addrs(),
+            "peers": len(self.net.peers()),
+            "known_nodes": len(self.node_records),
+            "uptime_s": round(trio.current_time() - self._started_at, 1),
+            "gossip": dataclasses.asdict(self.net.statistics()),
+            "book": dataclasses.asdict(self.book.statistics()),
+        }
+
+    async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        market = params.get("market", "cpu")
+        if not isinstance(market, str):
+            raise LilypadError("offers: market must be a string")
+        now_ms = self._clock_ms()
+        listed = []
+        for envelope in self.book.offers(market):
+            body = envelope.body
+            if isinstance(body, wire.ResourceOffer):
+                kind, owner = "resource", body.provider
+                summary = (
+                    f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
+                    f"{body.price_per_job_wei} wei/job"
+                )
+            else:
+                assert isinstance(body, wire.JobOffer)
+                kind, owner = "job", body.job_creator
+                summary = f"{body.module}, max {body.max_price_wei} wei"
+            listed.append(
+                {
+                    "kind": kind,
+                    "id": body.cid,
+                    "owner": owner,
+                    "summary": summary,
+                    "expires_in_s": (body.expires_at - now_ms) / 1000,
+                }
+            )
+        return listed
+
+    async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(peer) for peer in self.net.peers()]
+
+
+async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            event(log, "node.stopping", signal=signal.Signals(signum).name)
+            cancel_scope.cancel()
+            return
+
+
+async def run_node(config: NodeConfig) -> None:
+    """Run a node with `config` until SIGINT or SIGTERM."""
+    configure_logging(config.log_level)
+    identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
+    node = Node(config, identity)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_cancel_on_signals, nursery.cancel_scope)
+        await nursery.start(node.run)
+    event(log, "node.stopped")
