@@ -65,22 +65,31 @@ class TxReceipt:
 
 
 class _NonceBook:
-    """Next nonce per sending address; allocation is atomic so concurrent senders never clash."""
+    """Next nonce per sending address.
+
+    Callers hold `sending(address)` from allocation until the node has accepted the signed
+    transaction, so one account's transactions reach the node in nonce order (the embedded EVM
+    rejects any gap; a JSON-RPC node would park it). Waiting for receipts happens outside the
+    lock, so transactions still pipeline.
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
         self._next: dict[str, int] = {}
 
+    def sending(self, address: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(address, threading.Lock())
+
     def allocate(self, address: str, chain_count: Callable[[], int]) -> int:
-        with self._lock:
-            nonce = max(self._next.get(address, 0), chain_count())
-            self._next[address] = nonce + 1
-            return nonce
+        nonce = max(self._next.get(address, 0), chain_count())
+        self._next[address] = nonce + 1
+        return nonce
 
     def forget(self, address: str) -> None:
         """Resynchronise from the chain on the next allocation (after a failed broadcast)."""
-        with self._lock:
-            self._next.pop(address, None)
+        self._next.pop(address, None)
 
 
 class Chain:
@@ -185,23 +194,24 @@ class Chain:
 
     def _broadcast(self, account: LocalAccount, tx: dict[str, Any]) -> bytes:
         address = account.address
-        nonce = self._nonces.allocate(
-            address,
-            lambda: self.rpc(lambda: self.w3.eth.get_transaction_count(address, "pending")),
-        )
-        raw = account.sign_transaction({**tx, "nonce": nonce}).raw_transaction
-        tx_hash = keccak(raw)
-        try:
-            self.rpc(lambda: self.w3.eth.send_raw_transaction(raw))
-        except Exception as exc:
-            # A retried send whose first attempt got through reports "already known": that is
-            # success. Anything else leaves the nonce unused: resync it from the chain.
-            if "already known" in str(exc).lower():
-                return tx_hash
-            self._nonces.forget(address)
-            if isinstance(exc, RpcUnavailable | ContractRevert):
-                raise
-            raise self._as_revert(exc) from exc
+        with self._nonces.sending(address):
+            nonce = self._nonces.allocate(
+                address,
+                lambda: self.rpc(lambda: self.w3.eth.get_transaction_count(address, "pending")),
+            )
+            raw = account.sign_transaction({**tx, "nonce": nonce}).raw_transaction
+            tx_hash = keccak(raw)
+            try:
+                self.rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+            except Exception as exc:
+                # A retried send whose first attempt got through reports "already known": that
+                # is success. Anything else leaves the nonce unused: resync it from the chain.
+                if "already known" in str(exc).lower():
+                    return tx_hash
+                self._nonces.forget(address)
+                if isinstance(exc, RpcUnavailable | ContractRevert):
+                    raise
+                raise self._as_revert(exc) from exc
         return tx_hash
 
     def _wait_receipt(self, tx_hash: bytes) -> Any:

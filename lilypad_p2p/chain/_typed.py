@@ -289,11 +289,17 @@ class Verdict:
                 "resultHash": self.result_hash}
 
 
-def typed_data_types() -> dict[str, list[dict[str, str]]]:
-    """The EIP-712 `types` table (without EIP712Domain), derived from the type strings."""
+def typed_data_types(primary: str) -> dict[str, list[dict[str, str]]]:
+    """The EIP-712 `types` table for `primary` and the structs it uses (without EIP712Domain),
+    e.g. for a wallet's eth_signTypedData_v4."""
+    strings = {
+        "Deal": (DEAL_TYPE, JOB_TYPE),
+        "Acceptance": (ACCEPTANCE_TYPE,),
+        "ResultCommitment": (RESULT_COMMITMENT_TYPE,),
+        "Verdict": (VERDICT_TYPE,),
+    }[primary]
     table: dict[str, list[dict[str, str]]] = {}
-    for type_string in (DEAL_TYPE, JOB_TYPE, ACCEPTANCE_TYPE, RESULT_COMMITMENT_TYPE,
-                        VERDICT_TYPE):
+    for type_string in strings:
         name, fields = type_string[:-1].split("(", 1)
         table[name] = [
             {"type": f.split(" ")[0], "name": f.split(" ")[1]} for f in fields.split(",")

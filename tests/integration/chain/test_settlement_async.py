@@ -1,0 +1,74 @@
+"""The trio face of the client and the event watcher, on both backends."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from chain_world import DEPOSIT, PAYMENT, World
+
+from lilypad_p2p.chain import (
+    AlreadySettled,
+    AsyncSettlementClient,
+    ChainEvent,
+    EventWatcher,
+    RpcUnavailable,
+    open_rpc_chain,
+)
+
+pytestmark = pytest.mark.chain
+
+RESULT = b"\x11" * 32
+# Bound on how long the watcher may take to report what was mined.
+WATCH_TIMEOUT_S = 30.0
+
+
+async def test_concurrent_transactions_from_one_account(world: World) -> None:
+    client = AsyncSettlementClient(world.job_creator)
+    amounts = [10**15 * (i + 1) for i in range(12)]
+    async with trio.open_nursery() as nursery:
+        for amount in amounts:
+            nursery.start_soon(client.deposit, amount)
+    assert (await client.balance()).free == DEPOSIT + sum(amounts)
+
+
+async def test_watcher_reports_the_lifecycle_in_order(world: World) -> None:
+    watcher = EventWatcher(world.chain, world.address, from_block=world.chain.block_number() + 1)
+    jc = AsyncSettlementClient(world.job_creator)
+    provider = AsyncSettlementClient(world.provider)
+    send, receive = trio.open_memory_channel[ChainEvent](0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(watcher.run, send)
+        deal = world.deal()
+        deal_id = await jc.open_deal(deal, jc.sync.sign(deal), provider.sync.sign(deal))
+        signature = jc.sync.sign(jc.sync.acceptance(deal, RESULT))
+        await provider.settle(deal, RESULT, signature)
+        with pytest.raises(AlreadySettled):
+            await jc.settle(deal, RESULT, signature)
+        seen = []
+        with trio.fail_after(WATCH_TIMEOUT_S):
+            async for event in receive:
+                seen.append((event.name, event.deal_id))
+                if event.name == "DealSettled":
+                    break
+        nursery.cancel_scope.cancel()
+    assert seen == [("DealOpened", deal_id), ("DealSettled", deal_id)]
+    assert (await provider.balance()).free == DEPOSIT + PAYMENT
+
+
+def test_watcher_with_confirmations_holds_back_recent_blocks(world: World) -> None:
+    start = world.chain.block_number() + 1
+    world.open(world.deal())
+    deep = EventWatcher(world.chain, world.address, from_block=start, confirmations=3)
+    assert deep.poll() == []
+    for _ in range(3):
+        world.stranger.deposit(1)
+    names = [event.name for event in deep.poll()]
+    assert names[0] == "DealOpened"
+    shallow = EventWatcher(world.chain, world.address, from_block=start)
+    assert [e.name for e in shallow.poll()] == ["DealOpened", "Deposited", "Deposited", "Deposited"]
+    assert shallow.poll() == []  # the cursor moved on: nothing twice
+
+
+def test_unreachable_rpc_is_a_typed_error() -> None:
+    with pytest.raises(RpcUnavailable):
+        open_rpc_chain("http://127.0.0.1:9")  # discard port: nothing listens
