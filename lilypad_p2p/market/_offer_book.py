@@ -157,8 +157,10 @@ class OfferBook:
         refusal = self._make_room(market, entry)
         if refusal is not None:
             if not market.entries:
-                del self._markets[body.market]
+                self._markets.pop(body.market, None)
             return refusal
+        # Evicting the market's last offer dropped the market: attach it again.
+        self._markets[body.market] = market
         market.entries[offer_id] = entry
         market.by_owner.setdefault(owner, set()).add(offer_id)
         self._index[offer_id] = entry

@@ -1,0 +1,80 @@
+import pytest
+from eth_keys.datatypes import PrivateKey
+
+from lilypad_p2p.market import REPUBLISH_INTERVAL_MS, Republisher
+from lilypad_p2p.wire import ResourceOffer, ResourceSpec
+
+KEY = PrivateKey(b"\x01" * 32)
+T0 = 1_700_000_000_000
+
+
+def offer(lifetime=300_000, nonce=0):
+    return ResourceOffer(
+        market="cpu",
+        provider=KEY.public_key.to_checksum_address(),
+        spec=ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
+        modules=(),
+        price_per_job_wei=1,
+        collateral_wei=0,
+        trusted_mediators=(),
+        created_at=T0,
+        expires_at=T0 + lifetime,
+        nonce=nonce,
+    )
+
+
+def test_due_every_interval_until_expiry():
+    republisher = Republisher()
+    body = offer(lifetime=100_000)
+    republisher.track(body, T0)
+    assert republisher.next_due_ms() == T0 + REPUBLISH_INTERVAL_MS
+    assert republisher.take_due(T0 + REPUBLISH_INTERVAL_MS - 1) == []
+    published = []
+    for now in range(T0, T0 + 200_000, 1_000):
+        published += [now for _ in republisher.take_due(now)]
+    assert published == [T0 + 30_000, T0 + 60_000, T0 + 90_000]
+    assert len(republisher) == 0 and republisher.next_due_ms() is None
+
+
+def test_late_tick_republishes_once_and_reschedules_from_then():
+    republisher = Republisher()
+    body = offer()
+    republisher.track(body, T0)
+    assert republisher.take_due(T0 + 95_000) == [body]
+    assert republisher.next_due_ms() == T0 + 95_000 + REPUBLISH_INTERVAL_MS
+
+
+def test_untrack_stops_republishing():
+    republisher = Republisher()
+    kept, cancelled = offer(nonce=1), offer(nonce=2)
+    republisher.track(kept, T0)
+    republisher.track(cancelled, T0)
+    assert republisher.untrack(cancelled.cid) is True
+    assert republisher.untrack(cancelled.cid) is False
+    assert republisher.take_due(T0 + REPUBLISH_INTERVAL_MS) == [kept]
+    assert republisher.tracked() == [kept.cid]
+
+
+def test_due_order_is_deterministic():
+    republisher = Republisher()
+    bodies = [offer(nonce=n) for n in range(5)]
+    for index, body in enumerate(bodies):
+        republisher.track(body, T0 + (index % 2))
+    due = republisher.take_due(T0 + REPUBLISH_INTERVAL_MS + 1)
+    expected = sorted(bodies, key=lambda b: (T0 + bodies.index(b) % 2, b.cid))
+    assert due == expected
+
+
+def test_tracking_again_reschedules():
+    republisher = Republisher()
+    body = offer()
+    republisher.track(body, T0)
+    republisher.track(body, T0 + 10_000)
+    assert republisher.take_due(T0 + REPUBLISH_INTERVAL_MS) == []
+    assert republisher.take_due(T0 + 10_000 + REPUBLISH_INTERVAL_MS) == [body]
+
+
+@pytest.mark.parametrize("interval", [0, 10**9])
+def test_interval_must_fit_the_replay_window(interval):
+    with pytest.raises(ValueError):
+        Republisher(interval)
