@@ -206,6 +206,60 @@ def peers(
 # --- keys (identity) -------------------------------------------------------------------------
 
 
+def _keystore(home: Path | None) -> Path:
+    from lilypad_p2p.config import NodeConfig
+
+    return NodeConfig(home=_home(home)).keystore_dir
+
+
+def _print_identity(identity: Any, keystore: Path, as_json: bool) -> None:
+    public = {
+        "peer_id": str(identity.peer_id),
+        "address": identity.address,
+        "sealing_public_key": identity.sealing_public_key.hex(),
+        "keystore": str(keystore),
+    }
+    if as_json:
+        typer.echo(json.dumps(public, indent=2))
+    else:
+        for name, value in public.items():
+            typer.echo(f"{name:<20}{value}")
+
+
+@keys_app.command("new")
+def keys_new(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create this node's keys in <home>/keys (never replaces existing keys)."""
+    from lilypad_p2p.identity import Identity, KeystoreError
+
+    keystore = _keystore(home)
+    identity = Identity.generate()
+    try:
+        identity.save(keystore)
+    except KeystoreError as exc:
+        _fail(str(exc))
+    _print_identity(identity, keystore, as_json)
+
+
+@keys_app.command("show")
+def keys_show(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the peer ID, address and sealing public key (never a secret)."""
+    from lilypad_p2p.identity import Identity, KeystoreError
+
+    keystore = _keystore(home)
+    try:
+        identity = Identity.load(keystore)
+    except KeystoreError as exc:
+        _fail(str(exc))
+    _print_identity(identity, keystore, as_json)
+
+
+
 # --- modules (exec) --------------------------------------------------------------------------
 
 
