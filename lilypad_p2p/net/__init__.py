@@ -28,7 +28,13 @@ from lilypad_p2p.net._peer_actions import (
     disconnects,
     invalid_message_weight,
 )
-from lilypad_p2p.net._service import GossipNet, NetStatistics, PeerState, wall_clock_ms
+from lilypad_p2p.net._service import (
+    GossipNet,
+    MeshDegree,
+    NetStatistics,
+    PeerState,
+    wall_clock_ms,
+)
 from lilypad_p2p.net._topics import (
     NODES_TOPIC,
     MarketTopic,
@@ -53,6 +59,7 @@ __all__ = [
     "GossipNet",
     "KnownPeer",
     "MarketTopic",
+    "MeshDegree",
     "Muxer",
     "NetError",
     "NetEvent",

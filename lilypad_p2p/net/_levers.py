@@ -25,6 +25,10 @@ The levers:
    stops; this one sweeps itself when touched.
 6. `ReportedScorer`: the library adds one P4 count per failed validation; we add graded counts
    through `report_peer` instead, so the penalty follows what the peer did.
+7. `cache_host_addrs`: GossipSub builds the signed peer record for every publish, control
+   message and IWANT reply (lever 3 then drops it) from `host.get_addrs()`, which rebuilds
+   multiaddrs on each call: 7 % of a node's CPU in the profile. Our listen addresses change only
+   when we start listening, so the answer is cached for `HOST_ADDRS_CACHE_S`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import time
 from collections.abc import Callable
 
 from google.protobuf.message import DecodeError
-from libp2p.abc import INetStream
+from libp2p.abc import IHost, INetStream
 from libp2p.exceptions import ParseError
 from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
 from libp2p.network.connection.exceptions import RawConnError
@@ -48,6 +52,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import PeerScorer
 from libp2p.pubsub.utils import maybe_consume_signed_record
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
+from multiaddr import Multiaddr
 
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 
@@ -58,6 +63,8 @@ MESSAGE_ID_BYTES = 20
 READ_CHUNK_BYTES = 64 * 1024
 # How often the seen cache sweeps expired IDs (it sweeps when touched, at most this often).
 SEEN_SWEEP_INTERVAL_S = 10.0
+# How long `host.get_addrs()` answers from cache (identify-observed addresses may lag this much).
+HOST_ADDRS_CACHE_S = 5.0
 # P4 counts below this are forgotten (they no longer move a score measurably).
 _NEGLIGIBLE_INVALID_COUNT = 0.01
 
@@ -146,6 +153,22 @@ class ReportedScorer(PeerScorer):
             if max(counts.values(), default=0.0) < _NEGLIGIBLE_INVALID_COUNT
         ]:
             del self.invalid_messages[peer]
+
+
+def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -> None:
+    """Make `host.get_addrs()` answer from a cache refreshed every `HOST_ADDRS_CACHE_S`."""
+    uncached = host.get_addrs
+    cached: list[Multiaddr] = []
+    refresh_at = [float("-inf")]
+
+    def get_addrs() -> list[Multiaddr]:
+        now = clock()
+        if now >= refresh_at[0]:
+            cached[:] = uncached()
+            refresh_at[0] = now + HOST_ADDRS_CACHE_S
+        return list(cached)
+
+    host.get_addrs = get_addrs  # type: ignore[method-assign]
 
 
 class _BufferedReader:

@@ -36,7 +36,13 @@ from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._errors import NetError, NotListening, PublishError
 from lilypad_p2p.net._events import NetEvent, PeerJoined, PeerLeft, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer, build_host, parse_multiaddrs
-from lilypad_p2p.net._levers import ReportedScorer, TunedGossipSub, TunedPubsub, message_id
+from lilypad_p2p.net._levers import (
+    ReportedScorer,
+    TunedGossipSub,
+    TunedPubsub,
+    cache_host_addrs,
+    message_id,
+)
 from lilypad_p2p.net._peer_actions import (
     DropReason,
     PeerAction,
@@ -75,6 +81,19 @@ def score_params() -> ScoreParams:
         graylist_threshold=params.GRAYLIST_THRESHOLD,
         accept_px_threshold=params.ACCEPT_PX_THRESHOLD,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MeshDegree:
+    """GossipSub's mesh degree: the target D and the bounds that trigger grafting/pruning."""
+
+    target: int = params.MESH_DEGREE
+    low: int = params.MESH_DEGREE_LOW
+    high: int = params.MESH_DEGREE_HIGH
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.low <= self.target <= self.high:
+            raise NetError(f"mesh degree needs 1 <= low <= target <= high, got {self}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +166,7 @@ class GossipNet:
         muxer: stream multiplexer offered first.
         clock_ms: the wall clock signed timestamps are checked against.
         target_connections: connections discovery keeps.
+        mesh_degree: GossipSub D / D_low / D_high.
 
     Raises:
         NetError: an address is not a multiaddr or a market name is invalid.
@@ -162,17 +182,19 @@ class GossipNet:
         muxer: Muxer = DEFAULT_MUXER,
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
+        mesh_degree: MeshDegree = MeshDegree(),
     ) -> None:
         self._listen = parse_multiaddrs(listen_addrs, setting="listen")
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
         self._markets = [MarketTopic(market) for market in markets]
         self._clock_ms = clock_ms
         self._host = build_host(identity.libp2p_key_pair(), self._listen, muxer)
+        cache_host_addrs(self._host)
         self._gossipsub = TunedGossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
-            degree=params.MESH_DEGREE,
-            degree_low=params.MESH_DEGREE_LOW,
-            degree_high=params.MESH_DEGREE_HIGH,
+            degree=mesh_degree.target,
+            degree_low=mesh_degree.low,
+            degree_high=mesh_degree.high,
             heartbeat_initial_delay=params.HEARTBEAT_INITIAL_DELAY_S,
             heartbeat_interval=params.HEARTBEAT_INTERVAL_S,
             gossip_window=params.GOSSIP_WINDOW,
@@ -401,9 +423,7 @@ class GossipNet:
             mesh = tuple(
                 sorted(topic for topic, peers in self._gossipsub.mesh.items() if peer_id in peers)
             )
-            states.append(
-                PeerState(str(peer_id), addrs, True, mesh, self.peer_score(peer_id))
-            )
+            states.append(PeerState(str(peer_id), addrs, True, mesh, self.peer_score(peer_id)))
         return states
 
     def mesh_peers(self, topic: str) -> set[ID]:

@@ -3,7 +3,6 @@ library bump that moves them fails loudly instead of silently undoing the tuning
 
 import inspect
 import threading
-
 from importlib.metadata import version
 
 import trio

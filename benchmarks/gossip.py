@@ -1,0 +1,201 @@
+"""Gossip benchmark: N real GossipNet nodes in P OS processes on loopback, a steady offer rate.
+
+    python benchmarks/gossip.py --nodes 10 --procs 2 --rate 2 --messages 200
+    python benchmarks/gossip.py --nodes 50 --procs 2 --rate 2 --messages 200
+
+Each process (benchmarks/gossip_worker.py) hosts N/P nodes; node 0 is everyone's bootstrap and
+the rest discover each other by peer exchange. Message k is a signed ResourceOffer published by
+node k mod N at start + k/rate. Prints the delivery ratio (deliveries to every node but the
+publisher), p50/p90/p99 propagation latency (receive wall clock - envelope published_at),
+CPU ms per delivered message (all processes' CPU over the run window / deliveries) and RSS per
+node, and merges the figures into benchmarks/results/gossip.json under a label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "gossip.json"
+# Workers must report within these (they are generous: 50 nodes on 2 busy cores dial slowly).
+LISTEN_TIMEOUT_S = 60.0
+MESH_TIMEOUT_S = 180.0
+RESULT_GRACE_S = 120.0
+START_DELAY_S = 2.0
+
+
+def _read_event(proc: subprocess.Popen[str], event: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    assert proc.stdout is not None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"worker {proc.pid} did not report {event!r} in {timeout_s} s")
+        ready, _, _ = select.select([proc.stdout], [], [], remaining)
+        if not ready:
+            continue
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {proc.pid} exited (code {proc.wait()}) before {event!r}")
+        record = json.loads(line)
+        if record.get("event") == event:
+            return record
+
+
+def _percentile(values: list[int], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
+    return float(ordered[index])
+
+
+def run(args: argparse.Namespace, log_dir: Path) -> dict:
+    per_proc = math.ceil(args.nodes / args.procs)
+    chunks = [
+        (offset, min(per_proc, args.nodes - offset)) for offset in range(0, args.nodes, per_proc)
+    ]
+    load_before = os.getloadavg()
+    procs: list[subprocess.Popen[str]] = []
+
+    def spawn(offset: int, count: int, bootstrap: str) -> subprocess.Popen[str]:
+        command = [
+            sys.executable,
+            str(HERE / "gossip_worker.py"),
+            f"--nodes-here={count}",
+            f"--node-offset={offset}",
+            f"--total-nodes={args.nodes}",
+            f"--muxer={args.muxer}",
+            f"--messages={args.messages}",
+            f"--rate={args.rate}",
+            f"--padding-modules={args.padding_modules}",
+            f"--degree={args.degree}",
+        ]
+        if bootstrap:
+            command.append(f"--bootstrap={bootstrap}")
+        log = open(log_dir / f"worker-{offset}.log", "w")  # noqa: SIM115 - lives with the process
+        proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True
+        )
+        procs.append(proc)
+        return proc
+
+    try:
+        first = spawn(*chunks[0], "")
+        bootstrap = _read_event(first, "listening", LISTEN_TIMEOUT_S)["addr"]
+        for offset, count in chunks[1:]:
+            spawn(offset, count, bootstrap)
+        mesh_seconds = [_read_event(p, "meshed", MESH_TIMEOUT_S)["seconds"] for p in procs]
+        start_wall = time.time() + START_DELAY_S
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(f"start {start_wall}\n")
+            proc.stdin.flush()
+        run_s = args.messages / args.rate
+        results = [_read_event(p, "result", run_s + RESULT_GRACE_S) for p in procs]
+        load_after = os.getloadavg()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    delivered: set[tuple[int, int]] = set()
+    latencies: list[int] = []
+    node = 0
+    for result in results:
+        for node_received in result["received"]:
+            for seq, latency_ms in node_received:
+                if (seq, node) not in delivered:
+                    delivered.add((seq, node))
+                    latencies.append(latency_ms)
+            node += 1
+    expected = args.messages * (args.nodes - 1)
+    cpu_s = sum(r["cpu_s"] for r in results)
+    rss = sum(r["rss_bytes"] for r in results)
+    return {
+        "nodes": args.nodes,
+        "procs": len(procs),
+        "nodes_per_proc": per_proc,
+        "muxer": args.muxer,
+        "rate_msgs_per_s": args.rate,
+        "messages": args.messages,
+        "padding_modules": args.padding_modules,
+        "mesh_degree": args.degree,
+        "delivery_ratio": len(delivered) / expected if expected else 1.0,
+        "deliveries": len(delivered),
+        "expected_deliveries": expected,
+        "latency_ms": {
+            "p50": _percentile(latencies, 0.50) if latencies else None,
+            "p90": _percentile(latencies, 0.90) if latencies else None,
+            "p99": _percentile(latencies, 0.99) if latencies else None,
+            "max": max(latencies) if latencies else None,
+            "mean": round(statistics.fmean(latencies), 1) if latencies else None,
+        },
+        "cpu_ms_per_delivery": round(cpu_s * 1000 / len(delivered), 2) if delivered else None,
+        "cpu_s_total": round(cpu_s, 2),
+        "rss_mb_per_node": round(rss / args.nodes / 2**20, 1),
+        "rss_mb_per_proc": [round(r["rss_bytes"] / 2**20, 1) for r in results],
+        "mesh_formation_s": mesh_seconds,
+        "outbound_queue_drops": sum(r["outbound_queue_drops"] for r in results),
+        "event_queue_drops": sum(r["event_queue_drops"] for r in results),
+        "connections_per_node": [p for r in results for p in r["peers"]],
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=2.0, help="offers per second, network-wide")
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--muxer", choices=["mplex", "yamux"], default="mplex")
+    parser.add_argument("--padding-modules", type=int, default=0, help="grow each offer")
+    parser.add_argument("--degree", default="4,3,6", help="GossipSub D,D_low,D_high")
+    parser.add_argument("--label", default="", help="key in results/gossip.json")
+    args = parser.parse_args()
+    label = args.label or (
+        f"n{args.nodes}_p{args.procs}_{args.muxer}_r{args.rate:g}_d{args.degree.replace(',', '-')}"
+    )
+    with tempfile.TemporaryDirectory(prefix="gossip-bench-") as log_dir:
+        try:
+            figures = run(args, Path(log_dir))
+        except Exception:
+            for log in sorted(Path(log_dir).glob("*.log")):
+                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+            raise
+    figures["command"] = "python benchmarks/gossip.py " + " ".join(sys.argv[1:])
+    latency = figures["latency_ms"]
+    print(
+        f"{label}: delivered {figures['delivery_ratio']:.2%} "
+        f"({figures['deliveries']}/{figures['expected_deliveries']}), "
+        f"latency p50/p90/p99 {latency['p50']}/{latency['p90']}/{latency['p99']} ms, "
+        f"CPU {figures['cpu_ms_per_delivery']} ms per delivery, "
+        f"RSS {figures['rss_mb_per_node']} MB per node, "
+        f"queue drops {figures['outbound_queue_drops']}, load {figures['load_average_before']}"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    existing[label] = figures
+    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Offer sync: a node that meets a peer pulls the peer's current offers once.
+
+Gossip only carries what is published while a node listens; owners re-publish every 30 s, so a
+newcomer would otherwise wait that long to see the market. On every new connection each side
+asks the other, over `/lilypad/sync/1.0.0`, for the signed envelopes it holds on the markets the
+asker follows (Golem's market does the same pull after gossip). The answer is untrusted like any
+gossip: each envelope goes through the same checks (size, schema, signature, expiry, freshness,
+market) before it reaches the node, and a peer that sends invalid ones is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+
+logger = logging.getLogger(__name__)
+
+OFFER_SYNC_PROTOCOL = TProtocol("/lilypad/sync/1.0.0")
+# Bounds on one exchange: the request names markets, the answer carries envelopes.
+MAX_SYNC_REQUEST_BYTES = 4096
+MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
+MAX_SYNC_ENVELOPES = 2000
+MAX_SYNC_MARKETS = 16
+SYNC_TIMEOUT_S = 10.0
+
+Snapshot = Callable[[Sequence[str]], list[bytes]]
+
+
+class SyncResponseInvalid(wire.MalformedMessage):
+    """The peer's sync answer is not a bounded list of envelope bytes."""
+
+
+def encode_request(markets: Sequence[str]) -> bytes:
+    return wire.encode({"markets": list(markets[:MAX_SYNC_MARKETS])})
+
+
+def decode_request(data: bytes) -> list[str]:
+    request = wire.decode(data)
+    if not isinstance(request, dict) or set(request) != {"markets"}:
+        raise wire.MalformedMessage("sync request must be {markets: [...]}")
+    markets = request["markets"]
+    if (
+        not isinstance(markets, list)
+        or len(markets) > MAX_SYNC_MARKETS
+        or not all(isinstance(m, str) and wire.MARKET_NAME.fullmatch(m) for m in markets)
+    ):
+        raise wire.MalformedMessage("sync request markets must be market names")
+    return markets
+
+
+def encode_response(envelopes: Sequence[bytes]) -> bytes:
+    chosen: list[bytes] = []
+    size = 0
+    for envelope in envelopes[:MAX_SYNC_ENVELOPES]:
+        size += len(envelope) + 8
+        if size > MAX_SYNC_RESPONSE_BYTES - 64:
+            break
+        chosen.append(envelope)
+    return wire.encode({"envelopes": chosen})
+
+
+def decode_response(data: bytes) -> list[bytes]:
+    try:
+        response = wire.decode(data)
+    except wire.WireError as error:
+        raise SyncResponseInvalid(f"sync answer does not decode: {error}") from error
+    if not isinstance(response, dict) or set(response) != {"envelopes"}:
+        raise SyncResponseInvalid("sync answer must be {envelopes: [...]}")
+    envelopes = response["envelopes"]
+    if (
+        not isinstance(envelopes, list)
+        or len(envelopes) > MAX_SYNC_ENVELOPES
+        or not all(isinstance(e, bytes) for e in envelopes)
+    ):
+        raise SyncResponseInvalid("sync answer envelopes must be a bounded list of bytes")
+    return envelopes
+
+
+async def _read_bounded(stream: INetStream, limit: int) -> bytes:
+    data = bytearray()
+    while True:
+        try:
+            chunk = await stream.read(65536)
+        except Exception:  # muxers report a closed stream as an exception
+            break
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            raise wire.OversizedMessage(f"sync message over {limit} bytes")
+    return bytes(data)
+
+
+class OfferSync:
+    """Serves our offers to peers and pulls theirs; validation is the caller's."""
+
+    def __init__(self, host: IHost, snapshot: Snapshot) -> None:
+        self._host = host
+        self._snapshot = snapshot
+        self.served = 0
+        self.pulled = 0
+
+    def install(self) -> None:
+        self._host.set_stream_handler(OFFER_SYNC_PROTOCOL, self._serve)
+
+    async def _serve(self, stream: INetStream) -> None:
+        try:
+            with trio.move_on_after(SYNC_TIMEOUT_S):
+                request = await _read_request(stream)
+                markets = decode_request(request)
+                await stream.write(encode_response(self._snapshot(markets)))
+                self.served += 1
+        except Exception as error:  # a bad or vanished asker costs us nothing more
+            logger.debug("serving offer sync failed: %r", error)
+        finally:
+            await _close_quietly(stream)
+
+    async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes]:
+        """The envelopes `peer_id` holds for `markets`; [] if it does not answer in time.
+
+        Raises:
+            SyncResponseInvalid, OversizedMessage: the peer answered with garbage.
+        """
+        with trio.move_on_after(SYNC_TIMEOUT_S):
+            try:
+                stream = await self._host.new_stream(peer_id, [OFFER_SYNC_PROTOCOL])
+            except Exception as error:  # peer left, or an old version without sync
+                logger.debug("offer sync with %s not possible: %r", peer_id, error)
+                return []
+            try:
+                request = encode_request(markets)
+                await stream.write(len(request).to_bytes(2, "big") + request)
+                envelopes = decode_response(await _read_bounded(stream, MAX_SYNC_RESPONSE_BYTES))
+            except wire.WireError:
+                raise
+            except Exception as error:  # the stream broke mid-way: nothing learnt
+                logger.debug("offer sync with %s broke: %r", peer_id, error)
+                return []
+            finally:
+                await _close_quietly(stream)
+            self.pulled += 1
+            return envelopes
+        return []
+
+
+async def _read_request(stream: INetStream) -> bytes:
+    """A 2-byte length prefix, then the request (the asker keeps its side open for the answer)."""
+    header = await _read_exactly(stream, 2)
+    length = int.from_bytes(header, "big")
+    if length > MAX_SYNC_REQUEST_BYTES:
+        raise wire.OversizedMessage(f"sync request of {length} bytes")
+    return await _read_exactly(stream, length)
+
+
+async def _read_exactly(stream: INetStream, count: int) -> bytes:
+    data = bytearray()
+    while len(data) < count:
+        chunk = await stream.read(count - len(data))
+        if not chunk:
+            raise wire.MalformedMessage("sync stream ended early")
+        data += chunk
+    return bytes(data)
+
+
+async def _close_quietly(stream: INetStream) -> None:
+    try:
+        await stream.close()
+    except Exception:  # already reset by the other side
+        logger.debug("closing a sync stream failed", exc_info=True)
