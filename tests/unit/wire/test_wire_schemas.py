@@ -1,3 +1,5 @@
+import base64
+import binascii
 import contextlib
 import dataclasses
 import hashlib
@@ -324,3 +326,25 @@ def test_wire_form_is_compact():
     wire = offer(trusted_mediators=tuple(sorted(ADDRESSES, key=str.lower))).to_wire()
     assert wire["provider"] == bytes.fromhex(ALICE[2:])
     assert len(msgpack.packb(wire)) < 400
+
+
+def _decodes_to_a_cid(text):
+    body = text[1:].upper()
+    try:
+        raw = base64.b32decode(body + "=" * (-len(body) % 8))
+    except binascii.Error:
+        return False
+    prefix = bytes([1, 0x55, 0x12, 0x20])  # CIDv1, raw, sha2-256, 32 bytes
+    return raw[:4] == prefix and len(raw) == 36 and content_id_render(raw) == text
+
+
+def content_id_render(raw):
+    return "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+@given(st.binary(min_size=32, max_size=32), st.integers(0, 57), st.sampled_from("abcxyz234567A"))
+def test_content_id_check_equals_decoding(digest, position, char):
+    cid = content_id_render(bytes([1, 0x55, 0x12, 0x20]) + digest)
+    assert is_content_id(cid) and _decodes_to_a_cid(cid)
+    mutated = cid[: position + 1] + char + cid[position + 2 :]
+    assert is_content_id(mutated) == _decodes_to_a_cid(mutated)
