@@ -2,7 +2,8 @@
 
 Feed it envelopes that `open_envelope` (and the replay guard) accepted:
 - `add` stores a ResourceOffer/JobOffer under its ID (the body's CID). The same body re-published
-  in a fresh envelope is ALREADY_KNOWN and the stored envelope stays as it was.
+  in a fresh envelope is ALREADY_KNOWN: the offer stays as it is (ID, expiry, place), only the
+  stored envelope becomes the newer signed copy, so what we hand to syncing peers is fresh.
 - `cancel` removes an offer when the Cancel is signed by the offer's owner. The cancelled ID is
   remembered (a tombstone) until the offer would have expired, so a replayed or re-published
   copy cannot bring it back. A Cancel that arrives before its offer leaves a tombstone for that
@@ -144,7 +145,12 @@ class OfferBook:
         owner = body.owner_address
         if body.expires_at <= now_ms:
             return self._count(AddOutcome.EXPIRED, "refused_expired")
-        if offer_id in self._index:
+        known = self._index.get(offer_id)
+        if known is not None:
+            # Same body, same owner: the offer is unchanged, but we keep its newest signed copy,
+            # since peers that sync from us refuse envelopes older than ENVELOPE_MAX_AGE_MS.
+            if envelope.published_at > known.envelope.published_at:
+                known.envelope = envelope
             return self._count(AddOutcome.ALREADY_KNOWN, "already_known")
         if (offer_id, owner) in self._tombstones:
             return self._count(AddOutcome.CANCELLED, "refused_cancelled")

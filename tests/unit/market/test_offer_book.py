@@ -95,14 +95,17 @@ def test_offers_are_listed_oldest_first_then_by_id():
     assert book.offers("cpu") == expected
 
 
-def test_republished_body_is_already_known_and_kept_unchanged():
+def test_republished_body_is_already_known_and_keeps_the_freshest_envelope():
     book = OfferBook()
     first = resource()
     again = sign_envelope(first.body, ALICE, T0 + 30_000)
     assert again.envelope_id != first.envelope_id
     book.add(first, T0)
     assert book.add(again, T0 + 30_000) is AddOutcome.ALREADY_KNOWN
-    assert book.get(first.offer_id) is first
+    assert book.get(first.offer_id) is again
+    assert book.add(first, T0 + 30_001) is AddOutcome.ALREADY_KNOWN  # an older copy
+    assert book.get(first.offer_id) is again
+    assert book.offers("cpu") == [again] and len(book) == 1
 
 
 def test_expired_offer_is_not_added():
