@@ -11,6 +11,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
+from libp2p.network.config import ConnectionConfig
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
@@ -45,9 +46,17 @@ def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Mu
 
 
 def build_host(
-    key_pair: KeyPair, listen_addrs: Sequence[multiaddr.Multiaddr], muxer: Muxer
+    key_pair: KeyPair,
+    listen_addrs: Sequence[multiaddr.Multiaddr],
+    muxer: Muxer,
+    *,
+    target_connections: int,
 ) -> IHost:
-    """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP."""
+    """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP.
+
+    The library's own auto-connector (which would dial known peers until it holds 50 and keep
+    trying for 100) is set to our discovery's target, so the two agree on how many is enough.
+    """
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     mplex = (TProtocol(MPLEX_PROTOCOL_ID), Mplex)
     yamux = (TProtocol(YAMUX_PROTOCOL_ID), Yamux)
@@ -57,4 +66,7 @@ def build_host(
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt=dict(order),
         listen_addrs=list(listen_addrs),
+        connection_config=ConnectionConfig(
+            min_connections=target_connections, low_watermark=target_connections
+        ),
     )

@@ -188,7 +188,12 @@ class GossipNet:
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
         self._markets = [MarketTopic(market) for market in markets]
         self._clock_ms = clock_ms
-        self._host = build_host(identity.libp2p_key_pair(), self._listen, muxer)
+        self._host = build_host(
+            identity.libp2p_key_pair(),
+            self._listen,
+            muxer,
+            target_connections=target_connections,
+        )
         cache_host_addrs(self._host)
         self._gossipsub = TunedGossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],

@@ -1,0 +1,134 @@
+"""Real GossipNet nodes on 127.0.0.1 in this process, each under its own cancel scope."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.net import GossipNet, MarketTopic, NetEvent, OfferReceived
+from lilypad_p2p.wire import ResourceOffer, ResourceSpec, SignedEnvelope
+
+OFFER_LIFETIME_MS = 600_000
+# Bounded waits for things the network reports (never a fixed sleep).
+MESH_TIMEOUT_S = 30.0
+DELIVERY_TIMEOUT_S = 15.0
+
+
+def resource_offer(
+    owner: Identity,
+    *,
+    market: str = "cpu",
+    nonce: int = 1,
+    created_at: int,
+    expires_at: int | None = None,
+) -> ResourceOffer:
+    return ResourceOffer(
+        market=market,
+        provider=owner.address,
+        spec=ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
+        modules=("busybox-echo",),
+        price_per_job_wei=10**15,
+        collateral_wei=10**16,
+        trusted_mediators=(),
+        created_at=created_at,
+        expires_at=created_at + OFFER_LIFETIME_MS if expires_at is None else expires_at,
+        nonce=nonce,
+    )
+
+
+def signed_offer(owner: Identity, now_ms: int, *, market: str = "cpu", nonce: int = 1):
+    return owner.sign_envelope(
+        resource_offer(owner, market=market, nonce=nonce, created_at=now_ms), now_ms
+    )
+
+
+@dataclass
+class Inbox:
+    """Every offer envelope a node's event stream delivered, and a way to await more."""
+
+    offers: list[SignedEnvelope] = field(default_factory=list)
+    others: list[NetEvent] = field(default_factory=list)
+    _changed: trio.Event = field(default_factory=trio.Event)
+
+    def add(self, event: NetEvent) -> None:
+        if isinstance(event, OfferReceived):
+            self.offers.append(event.envelope)
+        else:
+            self.others.append(event)
+        self._changed.set()
+        self._changed = trio.Event()
+
+    @property
+    def ids(self) -> set[str]:
+        return {envelope.envelope_id for envelope in self.offers}
+
+    async def wait_for(self, ids: set[str], timeout_s: float = DELIVERY_TIMEOUT_S) -> None:
+        await self.wait_until(lambda: ids <= self.ids, timeout_s)
+
+    async def wait_until(self, condition: Callable[[], bool], timeout_s: float) -> None:
+        with trio.fail_after(timeout_s):
+            while not condition():
+                await self._changed.wait()
+
+
+@dataclass
+class RunningNet:
+    net: GossipNet
+    identity: Identity
+    scope: trio.CancelScope
+    inbox: Inbox
+
+    @property
+    def addr(self) -> str:
+        return self.net.listen_addrs()[0]
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+
+async def start_net(
+    nursery: trio.Nursery,
+    *,
+    bootstrap: Sequence[str] = (),
+    markets: Sequence[str] = ("cpu",),
+    target_connections: int = 8,
+) -> RunningNet:
+    identity = Identity.generate()
+    net = GossipNet(
+        identity,
+        listen_addrs=["/ip4/127.0.0.1/tcp/0"],
+        bootstrap=bootstrap,
+        markets=markets,
+        target_connections=target_connections,
+    )
+    scope = trio.CancelScope()
+    inbox = Inbox()
+
+    async def run(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with scope:
+            async with trio.open_nursery() as inner:
+                await inner.start(net.run)
+                inner.start_soon(_drain, net, inbox)
+                task_status.started()
+
+    await nursery.start(run)
+    return RunningNet(net, identity, scope, inbox)
+
+
+async def _drain(net: GossipNet, inbox: Inbox) -> None:
+    async for event in net.events:
+        inbox.add(event)
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.05) -> None:
+    """Poll a condition the network reports, bounded by a deadline."""
+    with trio.fail_after(timeout_s):
+        while not condition():
+            await trio.sleep(poll_s)
+
+
+def market_topic(market: str = "cpu") -> str:
+    return str(MarketTopic(market))
