@@ -132,13 +132,13 @@ class _Schema:
         expect_exact_keys(wire, _wire_keys(cls), what)
         if "v" in wire and (type(wire["v"]) is not int or wire["v"] != SCHEMA_VERSION):
             raise UnsupportedVersion(f"{what} version {wire['v']!r} (this node speaks 1)")
+        if "type" in wire and wire["type"] != getattr(cls, "TYPE", None):
+            raise MalformedMessage(f"{what}: type is {wire['type']!r}")
         kwargs = {
             name: codec.from_wire(wire[name], f"{what}.{name}")
             for name, codec in _wire_fields(cls)
-            if name != "type"
+            if name != "type"  # not an __init__ argument: fixed per class
         }
-        if "type" in wire and wire["type"] != getattr(cls, "TYPE", None):
-            raise MalformedMessage(f"{what}: type is {wire['type']!r}")
         try:
             return cls(**kwargs)
         except InvalidMessage as exc:
@@ -154,7 +154,7 @@ class _Message(_Schema):
     OWNER_FIELD: ClassVar[str]
 
     def _seal(self) -> None:
-        """Validate v/type and cache the canonical bytes (called last by `__post_init__`)."""
+        """Check `v` and cache the canonical bytes (called last by `__post_init__`)."""
         _require_version(self.v)  # type: ignore[attr-defined]
         object.__setattr__(self, "_canonical", encode(self.to_wire()))
 
