@@ -94,9 +94,9 @@ def decode(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> object:
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MalformedMessage(f"expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > max_bytes:
+    if len(data) > max_bytes:  # before copying a memoryview into bytes
         raise OversizedMessage(f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
+    data = bytes(data)
     try:
         obj = msgpack.unpackb(
             data, raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext
