@@ -1,0 +1,170 @@
+"""The validator's decision on real signed envelopes (no sockets)."""
+
+import pytest
+from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
+from libp2p.peer.id import ID
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import ReplayGuard
+from lilypad_p2p.net import (
+    NODES_TOPIC,
+    Accepted,
+    DropReason,
+    MarketTopic,
+    Rejected,
+    topic_for,
+    validate_gossip,
+)
+from lilypad_p2p.wire import (
+    ENVELOPE_MAX_AGE_MS,
+    MAX_CLOCK_SKEW_MS,
+    NodeRecord,
+    ResourceOffer,
+    ResourceSpec,
+    SignedEnvelope,
+)
+
+NOW = 1_800_000_000_000
+CPU = str(MarketTopic("cpu"))
+
+
+def offer(owner: Identity, *, created_at: int = NOW, expires_at: int | None = None, market="cpu"):
+    return ResourceOffer(
+        market=market,
+        provider=owner.address,
+        spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1024),
+        modules=("busybox-echo",),
+        price_per_job_wei=1,
+        collateral_wei=2,
+        trusted_mediators=(),
+        created_at=created_at,
+        expires_at=created_at + 60_000 if expires_at is None else expires_at,
+        nonce=7,
+    )
+
+
+def node_record(owner: Identity) -> NodeRecord:
+    return NodeRecord(
+        address=owner.address,
+        peer_id=str(owner.peer_id),
+        roles=("provider",),
+        sealing_public_key=owner.sealing_public_key,
+        markets=("cpu",),
+        listen_addrs=(),
+        created_at=NOW,
+        expires_at=NOW + 60_000,
+        nonce=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def alice() -> Identity:
+    return Identity.generate()
+
+
+@pytest.fixture(scope="module")
+def mallory() -> Identity:
+    return Identity.generate()
+
+
+def check(data, topics=(CPU,), source=None, *, guard=None, now=NOW):
+    return validate_gossip(
+        data, topics, source, now_ms=now, replay_guard=guard if guard is not None else ReplayGuard()
+    )
+
+
+def reason(verdict) -> DropReason:
+    assert isinstance(verdict, Rejected), verdict
+    return verdict.reason
+
+
+def test_valid_offer_from_its_owner_is_accepted(alice):
+    envelope = alice.sign_envelope(offer(alice), NOW)
+    verdict = check(envelope.encode(), source=alice.peer_id)
+    assert isinstance(verdict, Accepted)
+    assert verdict.envelope == envelope
+
+
+def test_node_record_belongs_on_the_nodes_topic(alice):
+    envelope = alice.sign_envelope(node_record(alice), NOW)
+    assert topic_for(envelope) == NODES_TOPIC
+    assert isinstance(check(envelope.encode(), (str(NODES_TOPIC),), alice.peer_id), Accepted)
+    assert reason(check(envelope.encode(), (CPU,), alice.peer_id)) is DropReason.WRONG_TOPIC
+
+
+def test_oversized_is_refused_before_parsing(alice):
+    assert reason(check(b"\x00" * 65_537, source=alice.peer_id)) is DropReason.OVERSIZED
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x00garbage", b"\x81\xa1v\x01", bytes(range(256))])
+def test_garbage_is_malformed(alice, garbage):
+    assert reason(check(garbage, source=alice.peer_id)) is DropReason.MALFORMED
+
+
+def test_forged_signature(alice):
+    envelope = alice.sign_envelope(offer(alice), NOW)
+    tampered = bytearray(envelope.signature)
+    tampered[5] ^= 0x01
+    forged = SignedEnvelope(
+        signer=envelope.signer,
+        published_at=envelope.published_at,
+        body=envelope.body,
+        signature=bytes(tampered),
+    )
+    assert reason(check(forged.encode(), source=alice.peer_id)) is DropReason.BAD_SIGNATURE
+
+
+def test_envelope_signed_by_another_key_than_the_source(alice, mallory):
+    envelope = alice.sign_envelope(offer(alice), NOW)
+    verdict = check(envelope.encode(), source=mallory.peer_id)
+    assert reason(verdict) is DropReason.SIGNER_NOT_SOURCE
+
+
+def test_source_without_a_secp256k1_key(alice):
+    ed25519_peer = ID.from_pubkey(create_ed25519_key_pair().public_key)
+    envelope = alice.sign_envelope(offer(alice), NOW)
+    assert reason(check(envelope.encode(), source=ed25519_peer)) is DropReason.SIGNER_NOT_SOURCE
+
+
+def test_expired(alice):
+    body = offer(alice, created_at=NOW - 60_000, expires_at=NOW - 1)
+    envelope = alice.sign_envelope(body, NOW - 30_000)
+    assert reason(check(envelope.encode(), source=alice.peer_id)) is DropReason.EXPIRED
+
+
+def test_future_dated(alice):
+    later = NOW + MAX_CLOCK_SKEW_MS + 1_000
+    envelope = alice.sign_envelope(offer(alice, created_at=later), later)
+    assert reason(check(envelope.encode(), source=alice.peer_id)) is DropReason.FUTURE_DATED
+
+
+def test_stale(alice):
+    old = NOW - ENVELOPE_MAX_AGE_MS - 1_000
+    envelope = alice.sign_envelope(offer(alice, created_at=old, expires_at=NOW + 60_000), old)
+    assert reason(check(envelope.encode(), source=alice.peer_id)) is DropReason.STALE
+
+
+@pytest.mark.parametrize(
+    "topics",
+    [
+        (str(NODES_TOPIC),),
+        (str(MarketTopic("gpu")),),
+        (CPU, str(MarketTopic("gpu"))),
+        (),
+        ("/lilypad/1/market/CPU",),
+        ("/other/topic",),
+    ],
+)
+def test_wrong_topic(alice, topics):
+    envelope = alice.sign_envelope(offer(alice), NOW)
+    assert reason(check(envelope.encode(), topics, alice.peer_id)) is DropReason.WRONG_TOPIC
+
+
+def test_replay_is_refused_and_a_rejected_copy_does_not_poison_the_guard(alice):
+    guard = ReplayGuard()
+    data = alice.sign_envelope(offer(alice), NOW).encode()
+    wrong_topic = check(data, (str(NODES_TOPIC),), alice.peer_id, guard=guard)
+    assert reason(wrong_topic) is DropReason.WRONG_TOPIC
+    assert isinstance(check(data, source=alice.peer_id, guard=guard), Accepted)
+    replay = check(data, source=alice.peer_id, guard=guard, now=NOW + 5_000)
+    assert reason(replay) is DropReason.REPLAYED
