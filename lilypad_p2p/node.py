@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import secrets
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -27,6 +27,7 @@ from lilypad_p2p.market import AddOutcome, OfferBook, Republisher
 from lilypad_p2p.net import (
     CancelReceived,
     GossipNet,
+    MarketTopic,
     NetEvent,
     NodeRecordReceived,
     OfferReceived,
@@ -34,6 +35,7 @@ from lilypad_p2p.net import (
     wall_clock_ms,
 )
 from lilypad_p2p.roles import detect_capacity, resource_offer
+from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 log = logging.getLogger("lilypad_p2p.node")
 
@@ -43,6 +45,12 @@ NODE_RECORD_LIFETIME_MS = 10 * 60 * 1000
 EXPIRY_SWEEP_INTERVAL_S = 1.0
 # Upper bound on the publisher's sleep, so newly tracked offers are never late by more.
 PUBLISHER_MAX_SLEEP_S = 1.0
+# A node with bootstrap peers waits this long at most for a mesh before its first publication
+# (published into an empty mesh, an offer would reach nobody until it is re-published).
+FIRST_MESH_TIMEOUT_S = 10.0
+MESH_POLL_INTERVAL_S = 0.05
+# Envelopes served to syncing peers must still be fresh when they arrive.
+SYNC_FRESHNESS_MARGIN_MS = 20_000
 
 
 class Node:
@@ -64,6 +72,7 @@ class Node:
             bootstrap=config.bootstrap,
             markets=config.markets,
             clock_ms=clock_ms,
+            offer_snapshot=self._offer_snapshot,
         )
         self.book = OfferBook()
         self.node_records: dict[str, wire.NodeRecord] = {}
@@ -75,6 +84,7 @@ class Node:
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
+            await self._wait_for_first_mesh()
             nursery.start_soon(self._publish_node_record)
             if self.config.has_role("provider"):
                 await self._offer_capacity()
@@ -110,6 +120,27 @@ class Node:
             expires_at=now_ms + NODE_RECORD_LIFETIME_MS,
             nonce=secrets.randbits(63),
         )
+
+    async def _wait_for_first_mesh(self) -> None:
+        if not self.config.bootstrap:
+            return
+        topics = [str(MarketTopic(market)) for market in self.config.markets]
+        with trio.move_on_after(FIRST_MESH_TIMEOUT_S) as waited:
+            while not all(self.net.mesh_peers(topic) for topic in topics):
+                await trio.sleep(MESH_POLL_INTERVAL_S)
+        if waited.cancelled_caught:
+            event(
+                log, "mesh.not_ready", logging.WARNING, topics=topics, after_s=FIRST_MESH_TIMEOUT_S
+            )
+
+    def _offer_snapshot(self, markets: Sequence[str]) -> list[bytes]:
+        oldest_ms = self._clock_ms() - ENVELOPE_MAX_AGE_MS + SYNC_FRESHNESS_MARGIN_MS
+        return [
+            envelope.encode()
+            for market in markets
+            for envelope in self.book.offers(market)
+            if envelope.published_at >= oldest_ms
+        ]
 
     async def _publish(self, body: wire.Message) -> None:
         envelope = self.identity.sign_envelope(body, self._clock_ms())

@@ -50,8 +50,14 @@ from lilypad_p2p.net._peer_actions import (
     disconnects,
     invalid_message_weight,
 )
+from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
-from lilypad_p2p.net._validation import Accepted, topic_for, validate_gossip
+from lilypad_p2p.net._validation import (
+    Accepted,
+    reason_for_wire_error,
+    topic_for,
+    validate_gossip,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,6 +172,8 @@ class GossipNet:
         muxer: stream multiplexer offered first.
         clock_ms: the wall clock signed timestamps are checked against.
         target_connections: connections discovery keeps.
+        offer_snapshot: our current offer envelopes for some markets, served to peers that
+            connect so they need not wait for re-publication (see `_sync`).
         mesh_degree: GossipSub D / D_low / D_high.
 
     Raises:
@@ -183,6 +191,7 @@ class GossipNet:
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
         mesh_degree: MeshDegree = MeshDegree(),
+        offer_snapshot: Snapshot | None = None,
     ) -> None:
         self._listen = parse_multiaddrs(listen_addrs, setting="listen")
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
@@ -227,6 +236,7 @@ class GossipNet:
             self._host, bootstrap_addrs, target_connections=target_connections
         )
         self._replay_guard = ReplayGuard()
+        self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
         self._host.get_network().register_notifee(_ConnectionEvents(self._emit))
         self._pending: collections.OrderedDict[bytes, tuple[wire.SignedEnvelope, ID]] = (
@@ -259,6 +269,7 @@ class GossipNet:
             ):
                 await self._pubsub.wait_until_ready()
                 self._nursery = nursery
+                self._sync.install()
                 await self._subscribe(NODES_TOPIC)
                 for topic in self._markets:
                     await self._subscribe(topic)
@@ -355,7 +366,45 @@ class GossipNet:
         self._delivered += 1
         self._emit(event_for(envelope, forwarder))
 
+    async def _pull_offers(self, peer_id: ID) -> None:
+        """Learn the offers a newly connected peer holds, through the same checks as gossip.
+
+        Stale or expired envelopes are skipped without blame: an honest peer may hold an offer
+        whose owner has gone quiet. Anything else invalid is the peer's fault.
+        """
+        markets = [topic.market for topic in self._markets]
+        if not markets:
+            return
+        try:
+            envelopes = await self._sync.pull(peer_id, markets)
+        except wire.WireError as error:
+            reason = reason_for_wire_error(error)
+            self._dropped[reason.value] += 1
+            self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
+            return
+        now_ms = self._clock_ms()
+        for data in envelopes:
+            try:
+                envelope = wire.open_envelope(data, now_ms=now_ms)
+            except (wire.StaleMessage, wire.ExpiredMessage):
+                continue
+            except wire.WireError as error:
+                reason = reason_for_wire_error(error)
+                self._dropped[reason.value] += 1
+                self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
+                continue
+            body = envelope.body
+            if not isinstance(body, wire.ResourceOffer | wire.JobOffer) or (
+                body.market not in markets
+            ):
+                self._dropped[DropReason.WRONG_TOPIC.value] += 1
+                self.report_peer(peer_id, PeerAction.MID_TOLERANCE, DropReason.WRONG_TOPIC)
+                continue
+            self._emit(event_for(envelope, peer_id))
+
     def _emit(self, event: NetEvent) -> None:
+        if isinstance(event, PeerJoined) and self._nursery is not None:
+            self._nursery.start_soon(self._pull_offers, event.peer_id)
         try:
             self._events_send.send_nowait(event)
         except trio.WouldBlock:

@@ -1,0 +1,55 @@
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lilypad_p2p import wire
+from lilypad_p2p.net._sync import (
+    MAX_SYNC_ENVELOPES,
+    MAX_SYNC_RESPONSE_BYTES,
+    SyncResponseInvalid,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+)
+
+
+def test_request_round_trip():
+    assert decode_request(encode_request(["cpu", "gpu"])) == ["cpu", "gpu"]
+
+
+@pytest.mark.parametrize(
+    "request_body",
+    [{"markets": ["CPU!"]}, {"markets": "cpu"}, {"markets": [], "x": 1}, [], {"markets": [1]}],
+)
+def test_bad_requests_are_wire_errors(request_body):
+    with pytest.raises(wire.WireError):
+        decode_request(wire.encode(request_body))
+
+
+def test_response_round_trip_and_bounds():
+    envelopes = [bytes([i]) * 100 for i in range(10)]
+    assert decode_response(encode_response(envelopes)) == envelopes
+    many = [b"x"] * (MAX_SYNC_ENVELOPES + 5)
+    assert len(decode_response(encode_response(many))) == MAX_SYNC_ENVELOPES
+    big = [b"y" * 60_000] * 200
+    encoded = encode_response(big)
+    assert len(encoded) <= MAX_SYNC_RESPONSE_BYTES
+    assert 0 < len(decode_response(encoded)) < 200
+
+
+@pytest.mark.parametrize(
+    "response_body",
+    [{"envelopes": "x"}, {"envelopes": [1]}, {"other": []}, [b"x"]],
+)
+def test_bad_responses_raise_typed_error(response_body):
+    with pytest.raises(SyncResponseInvalid):
+        decode_response(wire.encode(response_body))
+
+
+@given(st.binary(max_size=512))
+def test_garbage_responses_only_raise_wire_errors(data):
+    with contextlib.suppress(wire.WireError):
+        decode_response(data)
