@@ -37,6 +37,7 @@ class World:
     stranger: SettlementClient
     mediators: list[SettlementClient]  # registered, ascending by address
     spare: list[LocalAccount]  # funded, unused accounts
+    deployed_at: int  # block of the deployment: the watcher starts there
     salt_counter: int = 0
     extra_contracts: list[str] = field(default_factory=list)
 
@@ -82,7 +83,7 @@ class World:
 
     def accounted_total(self) -> int:
         """Free + locked of every account the contract's events mention, stakes, unpaid fees."""
-        events = EventWatcher(self.chain, self.address).poll()
+        events = EventWatcher(self.chain, self.address, from_block=self.deployed_at).poll()
         addresses = {
             value for event in events for key, value in event.args.items()
             if key in ("account", "mediator", "jobCreator", "provider")

@@ -45,6 +45,7 @@ def chain(request: pytest.FixtureRequest) -> Chain:
 def world(chain: Chain) -> Iterator[World]:
     accounts = chain_test_accounts()
     deployer, job_creator, provider, stranger, *rest = accounts
+    deployed_at = chain.block_number() + 1
     address = deploy_settlement(
         chain, deployer, withdraw_notice_s=WITHDRAW_NOTICE_S, min_mediator_stake=MIN_STAKE
     )
@@ -58,6 +59,7 @@ def world(chain: Chain) -> Iterator[World]:
         stranger=base.with_account(stranger),
         mediators=[base.with_account(a) for a in mediator_accounts],
         spare=rest[5:],
+        deployed_at=deployed_at,
     )
     world.job_creator.deposit(DEPOSIT)
     world.provider.deposit(DEPOSIT)

@@ -1,0 +1,242 @@
+"""Gas of every settlement-contract function, against the targets of issue 3.
+
+    python benchmarks/gas.py [--backend embedded|anvil] [--samples 5]
+
+Deals use random hashes and salts and non-round amounts (calldata cost depends on the bytes).
+Every figure is the median `gasUsed` of `--samples` transactions on distinct deals, measured on
+a fresh contract where all parties already hold a deposit (the usual state). Writes
+benchmarks/results/gas.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+
+from lilypad_p2p.chain import (
+    Chain,
+    Deal,
+    Outcome,
+    SettlementClient,
+    SettlementItem,
+    Verdict,
+    deploy_settlement,
+)
+from lilypad_p2p.testing import (
+    advance_chain_time,
+    anvil_test_chain,
+    chain_test_accounts,
+    embedded_test_chain,
+)
+
+ACCOUNTS = 64
+NOTICE_S = 60
+STAKE = 10**18
+BATCH = 50
+TARGETS = {
+    "openDeal": 90_000,
+    "settle": 50_000,
+    "settleBatch (50 deals), per deal": 25_000,
+    "settleBatch (50 deals, 50 job creators), per deal": 25_000,
+    "resolve 3-of-5": 75_000,
+    "resolve, per extra signature": 7_000,
+}
+RESULTS = Path(__file__).parent / "results" / "gas.json"
+
+
+class Bench:
+    def __init__(self, chain: Chain, samples: int) -> None:
+        self.chain = chain
+        self.samples = samples
+        self.rng = random.Random(7)
+        accounts = chain_test_accounts(ACCOUNTS)
+        self.deployer = accounts[0]
+        self.address = deploy_settlement(
+            chain, self.deployer, withdraw_notice_s=NOTICE_S, min_mediator_stake=STAKE
+        )
+        base = SettlementClient(chain, self.address, self.deployer)
+        self.base = base
+        self.jc = base.with_account(accounts[1])
+        self.rp = base.with_account(accounts[2])
+        self.job_creators = [base.with_account(a) for a in accounts[3:3 + BATCH]]
+        self.mediators = sorted(
+            (base.with_account(a) for a in accounts[3 + BATCH:3 + BATCH + 11]),
+            key=lambda c: int(c.account.address, 16),
+        )
+        self.figures: dict[str, int] = {}
+
+    def amount(self) -> int:
+        return self.rng.randrange(10**15, 10**18)
+
+    def deal(self, n: int = 5, k: int = 3, jc: SettlementClient | None = None) -> Deal:
+        jc = jc or self.jc
+        return Deal(
+            job_creator=jc.account.address, provider=self.rp.account.address,
+            payment=self.amount(), collateral=self.amount(), mediation_fee=self.amount() // 10,
+            mediators=tuple(m.account.address for m in self.mediators[:n]), threshold=k,
+            result_deadline=self.chain.now() + 3600, acceptance_window=600,
+            mediation_window=600, job_spec_hash=os.urandom(32), module_hash=os.urandom(32),
+            salt=os.urandom(32),
+        )
+
+    def open(self, deal: Deal, jc: SettlementClient | None = None) -> int:
+        jc = jc or self.jc
+        return self.rp.send(
+            "openDeal", deal.terms_abi(), list(deal.mediators), jc.sign(deal), self.rp.sign(deal)
+        ).gas_used
+
+    def submit(self, deal: Deal) -> int:
+        result = os.urandom(32)
+        sig = self.rp.sign(self.rp.result_commitment(deal, result))
+        return self.rp.submit_result(deal, result, sig).gas_used
+
+    def disputed(self, n: int = 5, k: int = 3) -> tuple[Deal, bytes]:
+        deal = self.deal(n, k)
+        self.open(deal)
+        result = os.urandom(32)
+        self.rp.submit_result(deal, result, self.rp.sign(self.rp.result_commitment(deal, result)))
+        self.jc.dispute(deal)
+        return deal, result
+
+    def resolve(self, n: int, signers: int) -> int:
+        deal, result = self.disputed(n, min(3, signers))
+        verdict = Verdict(self.base.deal_id(deal), Outcome.PROVIDER_CORRECT, result)
+        sigs = [m.sign(verdict) for m in self.mediators[:signers]]
+        return self.base.resolve(deal, verdict, sigs).gas_used
+
+    def measure(self, name: str, one: Callable[[], int]) -> int:
+        value = int(statistics.median(one() for _ in range(self.samples)))
+        self.figures[name] = value
+        target = TARGETS.get(name)
+        verdict = "" if target is None else ("  ok" if value <= target else "  MISSED")
+        shown = "" if target is None else f" (target <= {target:,})"
+        print(f"{name:<52} {value:>9,}{shown}{verdict}", flush=True)
+        return value
+
+    def run(self) -> None:
+        for client in (self.jc, self.rp, *self.job_creators):
+            client.deposit(10**21)
+        for mediator in self.mediators:
+            mediator.register_mediator(STAKE)
+        self.measure("deposit", lambda: self.jc.deposit(self.amount()).gas_used)
+        self.measure("openDeal", lambda: self.open(self.deal()))
+        self.measure("submitResult", lambda: self._opened(self.submit))
+        self.measure("settle", self._settle)
+        self.measure("settle after submitResult", lambda: self._settle(submitted=True))
+        self._batches()
+        self.measure("dispute", self._dispute)
+        self.measure("resolve 3-of-5", lambda: self.resolve(5, 3))
+        four, five = self.resolve(5, 4), self.resolve(5, 5)
+        self.figures["resolve 4-of-5"], self.figures["resolve 5-of-5"] = four, five
+        print(f"{'resolve 4-of-5':<52} {four:>9,}\n{'resolve 5-of-5':<52} {five:>9,}")
+        wide = {s: self.resolve(11, s) for s in (3, 7, 11)}
+        for signers, gas in wide.items():
+            self.figures[f"resolve {signers}-of-11"] = gas
+            print(f"{f'resolve {signers}-of-11':<52} {gas:>9,}")
+        slope = (wide[11] - wide[3]) // 8
+        self.figures["resolve, per extra signature"] = slope
+        target = TARGETS["resolve, per extra signature"]
+        print(f"{'resolve, per extra signature':<52} {slope:>9,} (target <= {target:,})"
+              f"  {'ok' if slope <= target else 'MISSED'}")
+        self.measure("claimMediationFee", self._claim_fee)
+        self.measure("claimTimeout (no result)", lambda: self._timeout("open"))
+        self.measure("claimTimeout (job creator silent)", lambda: self._timeout("result"))
+        self.measure("claimTimeout (mediators silent)", lambda: self._timeout("dispute"))
+        self.measure("requestWithdraw", lambda: self.jc.request_withdraw(self.amount()).gas_used)
+        self.measure("withdraw", self._withdraw)
+        self.measure("registerMediator (top-up)", lambda: self.mediators[0].register_mediator(
+            self.amount()).gas_used)
+
+    def _opened(self, then: Callable[[Deal], int]) -> int:
+        deal = self.deal()
+        self.open(deal)
+        return then(deal)
+
+    def _settle(self, submitted: bool = False) -> int:
+        deal = self.deal()
+        self.open(deal)
+        result = os.urandom(32)
+        if submitted:
+            self.rp.submit_result(deal, result,
+                                  self.rp.sign(self.rp.result_commitment(deal, result)))
+        sig = self.jc.sign(self.jc.acceptance(deal, result))
+        return self.rp.settle(deal, result, sig).gas_used
+
+    def _batches(self) -> None:
+        for name, creators in (
+            ("settleBatch (50 deals), per deal", [self.jc] * BATCH),
+            ("settleBatch (50 deals, 50 job creators), per deal", self.job_creators),
+        ):
+            def one(creators: list[SettlementClient] = creators) -> int:
+                items = []
+                for jc in creators:
+                    deal = self.deal(jc=jc)
+                    self.open(deal, jc)
+                    result = os.urandom(32)
+                    items.append(SettlementItem(deal, result, jc.sign(jc.acceptance(deal, result))))
+                receipt = self.rp.settle_batch(items)
+                assert receipt is not None
+                return receipt.gas_used // BATCH
+
+            saved, self.samples = self.samples, 1  # 50 deals per sample already
+            self.measure(name, one)
+            self.samples = saved
+
+    def _dispute(self) -> int:
+        deal = self.deal()
+        self.open(deal)
+        self.submit(deal)
+        return self.jc.dispute(deal).gas_used
+
+    def _claim_fee(self) -> int:
+        deal, result = self.disputed()
+        verdict = Verdict(self.base.deal_id(deal), Outcome.PROVIDER_CORRECT, result)
+        self.base.resolve(deal, verdict, [m.sign(verdict) for m in self.mediators[:3]])
+        return self.mediators[1].claim_mediation_fee(deal).gas_used
+
+    def _timeout(self, stage: str) -> int:
+        deal = self.deal()
+        self.open(deal)
+        if stage in ("result", "dispute"):
+            self.submit(deal)
+        if stage == "dispute":
+            self.jc.dispute(deal)
+        advance_chain_time(self.chain, 3601)
+        return self.base.claim_timeout(deal).gas_used
+
+    def _withdraw(self) -> int:
+        self.jc.request_withdraw(self.amount())
+        advance_chain_time(self.chain, NOTICE_S)
+        return self.jc.withdraw().gas_used
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("embedded", "anvil"), default="embedded")
+    parser.add_argument("--samples", type=int, default=5)
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        if args.backend == "embedded":
+            chain = embedded_test_chain(ACCOUNTS)
+        else:
+            chain = stack.enter_context(anvil_test_chain(ACCOUNTS))
+        bench = Bench(chain, args.samples)
+        bench.run()
+    missed = {k: v for k, v in bench.figures.items() if k in TARGETS and v > TARGETS[k]}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(
+        {"backend": args.backend, "samples": args.samples, "gas": bench.figures,
+         "targets": TARGETS, "missed": missed}, indent=2) + "\n")
+    print(f"wrote {RESULTS}; targets missed: {sorted(missed) or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
