@@ -68,7 +68,7 @@ def encode_response(envelopes: Sequence[bytes]) -> bytes:
 
 def decode_response(data: bytes) -> list[bytes]:
     try:
-        response = wire.decode(data)
+        response = wire.decode(data, max_bytes=MAX_SYNC_RESPONSE_BYTES)
     except wire.WireError as error:
         raise SyncResponseInvalid(f"sync answer does not decode: {error}") from error
     if not isinstance(response, dict) or set(response) != {"envelopes"}:
