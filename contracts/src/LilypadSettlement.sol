@@ -131,6 +131,7 @@ contract LilypadSettlement {
     event MediationFeeClaimed(bytes32 indexed dealId, address indexed mediator, uint256 amount);
 
     error ZeroAmount();
+    error AmountOverflow();
     error InsufficientFunds(address account, uint256 available, uint256 needed);
     error NoWithdrawRequest();
     error WithdrawNotReady(uint256 readyAt);
@@ -601,17 +602,22 @@ contract LilypadSettlement {
 
     /// @dev Move `unlock` out of `who`'s locked balance and credit `credit` to its free balance.
     function _payOut(address who, uint256 unlock, uint256 credit) private {
-        Account storage account = accounts[who];
-        account.locked -= uint128(unlock);
-        account.free += uint128(credit);
+        Account memory account = accounts[who];
+        _storeAccount(who, account.free + credit, account.locked - unlock);
     }
 
     function _lock(address who, uint256 amount) private {
-        Account storage account = accounts[who];
-        uint256 free = account.free;
-        if (free < amount) revert InsufficientFunds(who, free, amount);
-        account.free = uint128(free - amount);
-        account.locked += uint128(amount);
+        Account memory account = accounts[who];
+        if (account.free < amount) revert InsufficientFunds(who, account.free, amount);
+        _storeAccount(who, account.free - amount, account.locked + amount);
+    }
+
+    /// @dev One read and one write of the packed slot (field-wise updates cost a warm SLOAD
+    /// and an SSTORE each). Sums are checked in 256 bits, then must fit 128 (all the ether
+    /// there is fits in ~87 bits, so this never fails in practice, but it cannot wrap).
+    function _storeAccount(address who, uint256 free, uint256 locked) private {
+        if (free > type(uint128).max || locked > type(uint128).max) revert AmountOverflow();
+        accounts[who] = Account(uint128(free), uint128(locked));
     }
 
     function _requireStatus(bytes32 dealId, Status actual, Status expected) private pure {
