@@ -371,6 +371,201 @@ def modules_list(
 
 # --- deposit, withdraw, balance, chain deploy (chain) ---------------------------------------
 
+RpcOption = Annotated[
+    str | None,
+    typer.Option("--rpc", help="JSON-RPC URL of the chain (default: chain.rpc_url in config, "
+                 "or LILYPAD_RPC_URL).", show_default=False),
+]
+ContractOption = Annotated[
+    str | None,
+    typer.Option("--contract", help="Settlement contract address (default: chain.contract in "
+                 "config, or LILYPAD_CONTRACT).", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> Any:
+    """The node's config with --rpc/--contract applied (file < env < flags)."""
+    from lilypad_p2p.config import load_config
+    from lilypad_p2p.errors import ConfigError
+
+    try:
+        return load_config(home=_home(home), flags={"rpc_url": rpc, "contract": contract})
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _node_account(config: Any) -> Any:
+    from lilypad_p2p.identity import Identity, KeystoreError
+
+    try:
+        return Identity.load(config.keystore_dir).eth_account()
+    except KeystoreError as exc:
+        _fail(str(exc))
+
+
+def _settlement(home: Path | None, rpc: str | None, contract: str | None) -> Any:
+    """A SettlementClient acting as this node's key on the configured JSON-RPC chain."""
+    from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
+
+    config = _chain_target(home, rpc, contract)
+    if config.rpc_url is None:
+        _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
+              "inside a node process, so the CLI cannot use it")
+    if config.contract is None:
+        _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
+              "`lilypad-p2p chain deploy`")
+    account = _node_account(config)
+    try:
+        return SettlementClient(open_rpc_chain(config.rpc_url), config.contract, account)
+    except ChainError as exc:
+        _fail(str(exc))
+
+
+def _amount(text: str) -> int:
+    from lilypad_p2p.chain import parse_amount
+
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        _fail(str(exc))
+
+
+def _show_balance(client: Any, as_json: bool) -> None:
+    from lilypad_p2p.chain import format_wei
+
+    address = client.account.address
+    balance = client.balance(address)
+    wallet = client.chain.balance_of(address)
+    if as_json:
+        typer.echo(json.dumps({
+            "address": address, "contract": client.address, "free_wei": balance.free,
+            "locked_wei": balance.locked, "withdraw_requested_wei": balance.withdraw_requested,
+            "withdraw_ready_at": balance.withdraw_ready_at, "wallet_wei": wallet,
+        }, indent=2))
+        return
+    typer.echo(f"{'account':<20}{address}")
+    typer.echo(f"{'free':<20}{format_wei(balance.free)}")
+    typer.echo(f"{'locked in deals':<20}{format_wei(balance.locked)}")
+    if balance.withdraw_requested:
+        typer.echo(f"{'withdrawal pending':<20}{format_wei(balance.withdraw_requested)}, "
+                   f"ready at unix {balance.withdraw_ready_at}")
+    typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
+
+
+@app.command()
+def deposit(
+    amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move native ETH from this node's wallet into its settlement account."""
+    from lilypad_p2p.chain import ChainError
+
+    wei = _amount(amount)
+    client = _settlement(home, rpc, contract)
+    try:
+        client.deposit(wei)
+    except ChainError as exc:
+        _fail(str(exc))
+    _show_balance(client, as_json)
+
+
+@app.command()
+def withdraw(
+    amount: Annotated[
+        str | None, typer.Argument(help="Amount to announce (starts the notice period).")
+    ] = None,
+    complete: Annotated[
+        bool, typer.Option("--complete", help="Pay out the announced withdrawal after notice.")
+    ] = False,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw in two steps: `withdraw AMOUNT` announces, `withdraw --complete` pays out.
+
+    During the notice the announced funds stay usable by deals; completing pays at most what is
+    still free then (locked funds are never withdrawn).
+    """
+    from lilypad_p2p.chain import ChainError
+
+    if (amount is None) == (not complete):
+        _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
+    wei = None if amount is None else _amount(amount)
+    client = _settlement(home, rpc, contract)
+    try:
+        if wei is None:
+            client.withdraw()
+        else:
+            client.request_withdraw(wei)
+    except ChainError as exc:
+        _fail(str(exc))
+    _show_balance(client, as_json)
+
+
+@app.command()
+def balance(
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show this node's settlement account: free, locked in deals, pending withdrawal."""
+    from lilypad_p2p.chain import ChainError
+
+    client = _settlement(home, rpc, contract)
+    try:
+        _show_balance(client, as_json)
+    except ChainError as exc:
+        _fail(str(exc))
+
+
+@chain_app.command("deploy")
+def chain_deploy(
+    rpc: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of the chain.")],
+    home: HomeOption = None,
+    withdraw_notice: Annotated[
+        int, typer.Option(help="Seconds between announcing and completing a withdrawal.")
+    ] = 24 * 3600,
+    min_mediator_stake: Annotated[
+        str, typer.Option(help="Smallest stake a mediator must lock, e.g. 1eth.")
+    ] = "1eth",
+    dev_fund: Annotated[
+        bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
+                           "anvil_setBalance (development chains only).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy the settlement contract from this node's key; record it in <home>/config.toml."""
+    from lilypad_p2p.chain import ChainError, deploy_settlement, open_rpc_chain
+    from lilypad_p2p.chain._settings_file import record_chain_settings
+
+    config = _chain_target(home, rpc, None)
+    account = _node_account(config)
+    stake = _amount(min_mediator_stake)
+    try:
+        chain = open_rpc_chain(rpc)
+        if dev_fund:
+            chain.rpc(lambda: chain.w3.provider.make_request(
+                "anvil_setBalance", [account.address, hex(1000 * 10**18)]))
+        address = deploy_settlement(
+            chain, account, withdraw_notice_s=withdraw_notice, min_mediator_stake=stake
+        )
+    except ChainError as exc:
+        _fail(str(exc))
+    config_path = config.home / "config.toml"
+    record_chain_settings(config_path, {"rpc_url": rpc, "contract": address})
+    if as_json:
+        typer.echo(json.dumps({"contract": address, "chain_id": chain.chain_id,
+                               "config": str(config_path)}, indent=2))
+    else:
+        typer.echo(f"deployed LilypadSettlement at {address} on chain {chain.chain_id}; "
+                   f"recorded in {config_path}")
+
 
 if __name__ == "__main__":
     app()
