@@ -66,6 +66,19 @@ logger = logging.getLogger(__name__)
 _MAX_PENDING_DELIVERIES = 1024
 
 
+def _sole_leaf(
+    group: BaseExceptionGroup, types: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first leaf exception of `group` if every leaf is one of `types`, else None."""
+    matching, rest = group.split(types)
+    if matching is None or rest is not None:
+        return None
+    leaf: BaseException = matching
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
 def wall_clock_ms() -> int:
     """The one wall-clock read of the network: signed timestamps are compared against it."""
     return time.time_ns() // 1_000_000
@@ -267,9 +280,9 @@ class GossipNet:
                 background_trio_service(self._gossipsub),
                 trio.open_nursery() as nursery,
             ):
+                self._check_listening()
                 await self._pubsub.wait_until_ready()
                 self._nursery = nursery
-                self._sync.install()
                 await self._subscribe(NODES_TOPIC)
                 for topic in self._markets:
                     await self._subscribe(topic)
@@ -281,14 +294,25 @@ class GossipNet:
                 task_status.started()
                 await trio.sleep_forever()
         except BaseExceptionGroup as group:
-            listen_errors, other = group.split((OSError, SwarmException))
-            if listen_errors is not None and other is None:
-                raise NetError(f"cannot listen on {self._listen}: {listen_errors!r}") from group
+            # The library's nurseries wrap everything; surface our own error, or map the
+            # library's listen failures, when that is all the group holds.
+            ours = _sole_leaf(group, NetError)
+            if ours is not None:
+                raise ours from group
+            if _sole_leaf(group, (OSError, SwarmException)) is not None:
+                raise NetError(f"cannot listen on {self._listen}: {group!r}") from group
             raise
         except (OSError, SwarmException) as error:
             raise NetError(f"cannot listen on {self._listen}: {error}") from error
         finally:
             self._nursery = None
+
+    def _check_listening(self) -> None:
+        # py-libp2p logs a failed bind and carries on without the listener.
+        listening = self._host.get_network().listeners
+        missing = [str(addr) for addr in self._listen if str(addr) not in listening]
+        if missing:
+            raise NetError(f"cannot listen on {', '.join(missing)} (address in use or invalid)")
 
     def _require_running(self) -> trio.Nursery:
         if self._nursery is None:

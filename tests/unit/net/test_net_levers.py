@@ -163,3 +163,27 @@ async def test_send_rpc_raises_the_queue_bound_strips_records_and_counts_drops()
     assert router.outbound_drops == 3
     assert not (await queue.pop()).senderRecord
     await trio.lowlevel.checkpoint()
+
+
+def test_peer_record_is_built_from_host_get_addrs_which_we_cache():
+    from libp2p.peer import peerstore
+
+    assert "host.get_addrs()" in inspect.getsource(peerstore.env_to_send_in_RPC)
+
+
+def test_cached_host_addrs_refresh_after_the_cache_period():
+    from lilypad_p2p.net._levers import HOST_ADDRS_CACHE_S, cache_host_addrs
+
+    class FakeHost:
+        calls = 0
+
+        def get_addrs(self):
+            FakeHost.calls += 1
+            return [f"/ip4/127.0.0.1/tcp/{FakeHost.calls}"]
+
+    now = [0.0]
+    host = FakeHost()
+    cache_host_addrs(host, clock=lambda: now[0])
+    assert host.get_addrs() == host.get_addrs() == ["/ip4/127.0.0.1/tcp/1"]
+    now[0] += HOST_ADDRS_CACHE_S
+    assert host.get_addrs() == ["/ip4/127.0.0.1/tcp/2"]
