@@ -4,8 +4,8 @@
 
 Deals use random hashes and salts and non-round amounts (calldata cost depends on the bytes).
 Every figure is the median `gasUsed` of `--samples` transactions on distinct deals, measured on
-a fresh contract where all parties already hold a deposit (the usual state). Writes
-benchmarks/results/gas.json.
+a fresh contract where all parties already hold a deposit (the usual state). Writes the run
+under its backend's key in benchmarks/results/gas.json.
 """
 
 from __future__ import annotations
@@ -231,9 +231,10 @@ def main() -> int:
         bench.run()
     missed = {k: v for k, v in bench.figures.items() if k in TARGETS and v > TARGETS[k]}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(
-        {"backend": args.backend, "samples": args.samples, "gas": bench.figures,
-         "targets": TARGETS, "missed": missed}, indent=2) + "\n")
+    runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    runs[args.backend] = {"samples": args.samples, "gas": bench.figures, "missed": missed}
+    runs["targets"] = TARGETS
+    RESULTS.write_text(json.dumps(runs, indent=2) + "\n")
     print(f"wrote {RESULTS}; targets missed: {sorted(missed) or 'none'}")
     return 0
 
