@@ -541,8 +541,12 @@ def chain_deploy(
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the settlement contract from this node's key; record it in <home>/config.toml."""
-    from lilypad_p2p.chain import ChainError, deploy_settlement, open_rpc_chain
-    from lilypad_p2p.chain._settings_file import record_chain_settings
+    from lilypad_p2p.chain import (
+        ChainError,
+        deploy_settlement,
+        open_rpc_chain,
+        record_chain_settings,
+    )
 
     config = _chain_target(home, rpc, None)
     account = _node_account(config)

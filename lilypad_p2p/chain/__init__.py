@@ -39,6 +39,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     WrongDealStatus,
 )
+from lilypad_p2p.chain._settings_file import record_chain_settings
 from lilypad_p2p.chain._typed import (
     Acceptance,
     Deal,
@@ -95,6 +96,7 @@ __all__ = [
     "open_embedded_chain",
     "open_rpc_chain",
     "parse_amount",
+    "record_chain_settings",
     "recover_typed",
     "require_signer",
     "settlement_abi",

@@ -91,6 +91,10 @@ class _NonceBook:
         """Resynchronise from the chain on the next allocation (after a failed broadcast)."""
         self._next.pop(address, None)
 
+    def forget_all(self) -> None:
+        with self._guard:
+            self._next.clear()
+
 
 class Chain:
     """One chain connection, shared by every client and watcher in the process."""
@@ -124,6 +128,10 @@ class Chain:
             time.sleep(delay)  # runs in a worker thread (see AsyncSettlementClient)
             delay *= 2
         raise AssertionError("unreachable")
+
+    def resync_nonces(self) -> None:
+        """Forget cached nonces (after the chain was rewound, e.g. a dev-chain snapshot revert)."""
+        self._nonces.forget_all()
 
     def now(self) -> int:
         """The latest block's timestamp (the contract's clock), unix seconds."""

@@ -327,6 +327,15 @@ class AsyncSettlementClient:
     async def register_mediator(self, stake: int) -> TxReceipt:
         return await self._run(partial(self.sync.register_mediator, stake))
 
+    async def request_mediator_exit(self) -> TxReceipt:
+        return await self._run(self.sync.request_mediator_exit)
+
+    async def complete_mediator_exit(self) -> TxReceipt:
+        return await self._run(self.sync.complete_mediator_exit)
+
+    async def is_registered_mediator(self, address: str) -> bool:
+        return await self._run(partial(self.sync.is_registered_mediator, address))
+
     async def open_deal(self, deal: Deal, job_creator_sig: bytes, provider_sig: bytes) -> bytes:
         return await self._run(partial(self.sync.open_deal, deal, job_creator_sig, provider_sig))
 

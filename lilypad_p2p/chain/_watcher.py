@@ -3,6 +3,9 @@
 Reorg tolerance: only blocks at least `confirmations` deep are scanned; and the hash of the last
 scanned block is remembered, so if a deeper reorg replaces it the watcher rewinds
 `REORG_RESCAN_DEPTH` blocks and scans again, never delivering the same (tx, log index) twice.
+An event already delivered from a block that a reorg removed cannot be taken back: roles that
+act on money set `confirmations` to the chain's finality depth (0 is right for the embedded
+chain and anvil, which never reorganise by themselves).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class EventWatcher:
     ) -> None:
         self.chain = chain
         self.cursor = from_block  # next block to scan; persist it to resume after a restart
+        self._floor = from_block  # a rewind never goes below where the caller asked to start
         self.confirmations = confirmations
         self._contract = chain.w3.eth.contract(
             address=to_checksum_address(address), abi=settlement_abi()
@@ -129,7 +133,7 @@ class EventWatcher:
             return
         number, seen_hash = self._last_scanned
         if self._block_hash(number) != seen_hash:
-            self.cursor = max(0, number - REORG_RESCAN_DEPTH + 1)
+            self.cursor = max(self._floor, number - REORG_RESCAN_DEPTH + 1)
             self._last_scanned = None
 
     def _block_hash(self, number: int) -> bytes:

@@ -8,7 +8,9 @@ from lilypad_p2p.testing._chain import (
     chain_test_accounts,
     embedded_test_chain,
     fund_on_anvil,
+    revert_chain,
     running_anvil,
+    snapshot_chain,
 )
 from lilypad_p2p.testing._real_parts import require_real
 
@@ -21,5 +23,7 @@ __all__ = [
     "embedded_test_chain",
     "fund_on_anvil",
     "require_real",
+    "revert_chain",
     "running_anvil",
+    "snapshot_chain",
 ]

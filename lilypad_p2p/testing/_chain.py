@@ -121,3 +121,21 @@ def advance_chain_time(chain: Chain, seconds: int) -> int:
             "evm_setNextBlockTimestamp", [target]))
         chain.rpc(lambda: chain.w3.provider.make_request("evm_mine", []))  # type: ignore[attr-defined]
     return chain.now()
+
+
+def snapshot_chain(chain: Chain) -> object:
+    """Remember the chain's state (dev chains only); `revert_chain` goes back to it."""
+    if chain.backend is Backend.EMBEDDED:
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        return chain.rpc(tester.take_snapshot)
+    return chain.rpc(lambda: chain.w3.provider.make_request("evm_snapshot", []))["result"]  # type: ignore[attr-defined]
+
+
+def revert_chain(chain: Chain, snapshot: object) -> None:
+    """Rewind to `snapshot`: later blocks are dropped, as in a reorg."""
+    if chain.backend is Backend.EMBEDDED:
+        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        chain.rpc(lambda: tester.revert_to_snapshot(snapshot))
+    else:
+        chain.rpc(lambda: chain.w3.provider.make_request("evm_revert", [snapshot]))  # type: ignore[attr-defined]
+    chain.resync_nonces()

@@ -10,10 +10,12 @@ from lilypad_p2p.chain import (
     AlreadySettled,
     AsyncSettlementClient,
     ChainEvent,
+    DealStatus,
     EventWatcher,
     RpcUnavailable,
     open_rpc_chain,
 )
+from lilypad_p2p.testing import revert_chain, snapshot_chain
 
 pytestmark = pytest.mark.chain
 
@@ -72,3 +74,21 @@ def test_watcher_with_confirmations_holds_back_recent_blocks(world: World) -> No
 def test_unreachable_rpc_is_a_typed_error() -> None:
     with pytest.raises(RpcUnavailable):
         open_rpc_chain("http://127.0.0.1:9")  # discard port: nothing listens
+
+
+def test_watcher_rescans_after_a_reorg(world: World) -> None:
+    start = world.chain.block_number() + 1
+    watcher = EventWatcher(world.chain, world.address, from_block=start)
+    world.stranger.deposit(1)
+    before_fork = snapshot_chain(world.chain)
+    lost = world.deal()
+    world.open(lost)
+    assert [e.name for e in watcher.poll()] == ["Deposited", "DealOpened"]
+
+    revert_chain(world.chain, before_fork)  # the block with `lost` is gone
+    kept = world.deal()
+    kept_id = world.open(kept)
+    world.stranger.deposit(2)
+    after = watcher.poll()
+    assert [(e.name, e.deal_id) for e in after] == [("DealOpened", kept_id), ("Deposited", None)]
+    assert world.deployer.deal_state(lost).status is DealStatus.NONE

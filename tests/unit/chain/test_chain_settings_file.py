@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from lilypad_p2p.chain._settings_file import record_chain_settings
+from lilypad_p2p.chain import record_chain_settings
 from lilypad_p2p.config import load_config
 
 ADDRESS = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
