@@ -177,8 +177,10 @@ contract LilypadSettlement {
     /// @notice Announce a withdrawal. The funds stay free (and lockable by deals) during the
     /// notice, so a counterparty that checked this balance before signing a deal can still rely
     /// on it; `withdraw` later takes at most what is still free.
+    /// An amount above what could ever be held (e.g. type(uint256).max) means "all of it".
     function requestWithdraw(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) amount = type(uint128).max;
         uint256 readyAt = block.timestamp + withdrawNotice;
         withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), uint64(readyAt));
         emit WithdrawRequested(msg.sender, amount, readyAt);

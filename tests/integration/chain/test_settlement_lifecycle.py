@@ -106,12 +106,14 @@ def test_settle_batch_skips_settled_deals(world: World) -> None:
     ]
     world.provider.settle(items[0].deal, RESULT, items[0].job_creator_signature)
 
-    # the contract itself skips the settled one (the client would have left it out)
+    # the contract itself skips the settled one (the client would have left it out), and a
+    # deal listed twice in one batch pays once
+    sent = [*items, items[2]]
     receipt = world.provider.send(
         "settleBatch",
-        [i.deal.terms_abi() for i in items],
-        [i.result_hash for i in items],
-        [i.job_creator_signature for i in items],
+        [i.deal.terms_abi() for i in sent],
+        [i.result_hash for i in sent],
+        [i.job_creator_signature for i in sent],
     )
     settled = [e for e in world.provider.decode_events(receipt) if e[0] == "DealSettled"]
     assert len(settled) == 4
@@ -166,9 +168,16 @@ def test_timeout_mediators_silent_refunds_everyone(world: World) -> None:
     advance_chain_time(world.chain, MEDIATION_WINDOW_S + 1)
     world.stranger.claim_timeout(deal)
     assert world.deployer.deal_state(deal).status is DealStatus.TIMED_OUT_MEDIATION
-    assert world.job_creator.balance() .free == DEPOSIT
+    assert world.job_creator.balance().free == DEPOSIT
     assert world.provider.balance().free == DEPOSIT
     assert world.job_creator.balance().locked == world.provider.balance().locked == 0
+
+
+def test_withdraw_everything_with_an_oversized_amount(world: World) -> None:
+    world.provider.request_withdraw(2**256 - 1)
+    advance_chain_time(world.chain, WITHDRAW_NOTICE_S)
+    world.provider.withdraw()
+    assert world.provider.balance() == world.provider.balance().__class__(0, 0, 0, 0)
 
 
 def _dispute(world: World) -> object:
