@@ -70,7 +70,10 @@ class Bench:
             (base.with_account(a) for a in accounts[3 + BATCH:3 + BATCH + 11]),
             key=lambda c: int(c.account.address, 16),
         )
-        self.figures: dict[str, int] = {}
+        deployment = chain.w3.eth.get_block("latest")["transactions"][0]
+        self.figures: dict[str, int] = {
+            "deploy": int(chain.w3.eth.get_transaction_receipt(deployment)["gasUsed"])
+        }
 
     def amount(self) -> int:
         return self.rng.randrange(10**15, 10**18)
@@ -121,6 +124,7 @@ class Bench:
         return value
 
     def run(self) -> None:
+        print(f"{'deploy':<52} {self.figures['deploy']:>9,}")
         for client in (self.jc, self.rp, *self.job_creators):
             client.deposit(10**21)
         for mediator in self.mediators:

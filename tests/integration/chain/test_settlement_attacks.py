@@ -176,6 +176,16 @@ def test_deal_signature_for_another_chain_id(world: World) -> None:
         world.job_creator.open_deal(deal, sig_jc, sig_rp)
 
 
+def test_verdict_signed_for_another_chain_id(world: World) -> None:
+    deal = _disputed(world)
+    verdict = _verdict(world, deal)
+    foreign = Domain(world.chain.chain_id + 1, world.address)
+    sigs = [sign_typed(verdict, foreign, m.account) for m in world.mediators[:3]]
+    with pytest.raises(SignatureRejected):  # recovers to addresses outside the consortium
+        _resolve_raw(world, deal, verdict, b"".join(sigs))
+    assert world.deployer.deal_state(deal).status is DealStatus.DISPUTED
+
+
 def test_acceptance_signed_by_someone_else(world: World) -> None:
     deal = world.deal()
     world.open(deal)
