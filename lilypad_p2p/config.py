@@ -242,7 +242,7 @@ def load_config(
     for setting in SETTINGS:
         candidates = (
             (_lookup(file_data, setting.toml_key), str(config_path)),
-            (environ.get(setting.env), setting.env),
+            (environ.get(setting.env) or None, setting.env),  # empty means unset
             (flags.get(setting.attribute), f"--{setting.attribute.replace('_', '-')}"),
         )
         for raw, source in candidates:

@@ -80,3 +80,13 @@ def test_bootstrap_with_peer_id_accepted(tmp_path):
 def test_missing_explicit_config_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(home=tmp_path, config_file=tmp_path / "nope.toml", environ={})
+
+
+def test_empty_env_variable_does_not_override_the_file(tmp_path):
+    addr = "0x" + "cd" * 20
+    write(tmp_path, f'markets = ["gpu"]\n[chain]\ncontract = "{addr}"\n')
+    config = load_config(
+        home=tmp_path, environ={"LILYPAD_CONTRACT": "", "LILYPAD_MARKETS": ""}
+    )
+    assert config.contract == addr
+    assert config.markets == ("gpu",)
