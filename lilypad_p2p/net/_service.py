@@ -250,6 +250,8 @@ class GossipNet:
         )
         self._replay_guard = ReplayGuard()
         self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
+        # Installed before we listen, so a peer that connects at once can already pull.
+        self._sync.install()
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
         self._host.get_network().register_notifee(_ConnectionEvents(self._emit))
         self._pending: collections.OrderedDict[bytes, tuple[wire.SignedEnvelope, ID]] = (
