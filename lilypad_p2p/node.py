@@ -32,9 +32,10 @@ from lilypad_p2p.net import (
     NodeRecordReceived,
     OfferReceived,
     PeerJoined,
+    ProposalReceived,
     wall_clock_ms,
 )
-from lilypad_p2p.roles import detect_capacity, resource_offer
+from lilypad_p2p.roles import Solver, detect_capacity, resource_offer
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 log = logging.getLogger("lilypad_p2p.node")
@@ -75,6 +76,15 @@ class Node:
             offer_snapshot=self._offer_snapshot,
         )
         self.book = OfferBook()
+        self.solver: Solver | None = None
+        if config.has_role("solver"):
+            self.solver = Solver(
+                identity,
+                self.book,
+                markets=config.markets,
+                publish=self.net.publish,
+                clock_ms=clock_ms,
+            )
         self.node_records: dict[str, wire.NodeRecord] = {}
         self._republisher = Republisher()
         self._started_at = trio.current_time()
@@ -89,6 +99,8 @@ class Node:
             if self.config.has_role("provider"):
                 await self._offer_capacity()
             nursery.start_soon(self._republish_own_offers)
+            if self.solver is not None:
+                await nursery.start(self.solver.run)
             await nursery.start(
                 serve_control,
                 self.config.control_socket,
@@ -192,6 +204,9 @@ class Node:
             if outcome is AddOutcome.ADDED:
                 body = net_event.envelope.body
                 event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
+        elif isinstance(net_event, ProposalReceived):
+            if self.solver is not None:
+                self.solver.observe(net_event.envelope)
         elif isinstance(net_event, CancelReceived):
             self.book.cancel(net_event.envelope, now_ms)
         elif isinstance(net_event, NodeRecordReceived):

@@ -43,6 +43,7 @@ from lilypad_p2p.wire._ids import (
     is_content_id,
 )
 from lilypad_p2p.wire._schemas import (
+    MAX_MATCHES,
     MESSAGE_TYPES,
     ROLES,
     Cancel,
@@ -53,6 +54,7 @@ from lilypad_p2p.wire._schemas import (
     Offer,
     ResourceOffer,
     ResourceSpec,
+    matching_content_id,
     message_from_wire,
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "MARKET_NAME",
     "MAX_CLOCK_SKEW_MS",
     "MAX_LIFETIME_MS",
+    "MAX_MATCHES",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
@@ -95,6 +98,7 @@ __all__ = [
     "encode",
     "envelope_digest",
     "is_content_id",
+    "matching_content_id",
     "message_from_wire",
     "open_envelope",
     "sign_envelope",

@@ -352,12 +352,24 @@ class JobOffer(_Message):
         self._seal()
 
 
+def matching_content_id(market: str, epoch: int, matches: tuple[tuple[str, str], ...]) -> str:
+    """The solver-independent ID of a matching: CIDv1 over (market, epoch, sorted matches).
+
+    Two solvers that computed the same matching for the same epoch publish proposals with
+    different bodies (each names its own solver) but the same matching ID; clients treat such
+    proposals as one. `matches` must be sorted, as in a `MatchProposal`.
+    """
+    body = {"type": "matching", "market": market, "epoch": epoch, "matches": matches}
+    return content_id(encode(body))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MatchProposal(_Message):
     """A solver's matching for one epoch: (job offer CID, resource offer CID) pairs.
 
     Pairs are sorted and each job offer appears at most once; a resource offer may serve several
-    jobs (the provider refuses what exceeds its capacity).
+    jobs (the provider refuses what exceeds its capacity). `matching_id` is derived, not sent:
+    it identifies the matching whichever solver proposed it (see `matching_content_id`).
     """
 
     TYPE: ClassVar[str] = "match_proposal"
@@ -387,6 +399,11 @@ class MatchProposal(_Message):
         require_lifetime(self.created_at, self.expires_at)
         require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
+
+    @property
+    def matching_id(self) -> str:
+        """CID of (market, epoch, matches): equal across solvers proposing the same matching."""
+        return matching_content_id(self.market, self.epoch, self.matches)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,0 +1,236 @@
+"""The solver role: at the end of every epoch, match each market's open offers and publish.
+
+    solver = Solver(identity, book, markets=["cpu"], publish=net.publish)
+    await nursery.start(solver.run)
+    solver.observe(envelope)        # every MatchProposal the network delivers
+
+The work per epoch is `plan_epoch`, a plain function of the offer book, the proposals heard and
+the epoch number; `run` only reads the wall clock to know when an epoch has ended, computes
+the matching in a worker thread (it can take tens of milliseconds on a big market) and
+publishes. Epochs are wall-clock aligned (epoch = now_ms // EPOCH_MS), so every solver of a
+market closes the same epoch at the same time, up to clock skew.
+
+Which offers an epoch sees: those the book holds that were created before the epoch ended
+(created_at <= its last millisecond) and are still open then; an offer created during the grace
+period belongs to the next epoch, so solvers whose gossip arrived at slightly different times
+still see the same set. Offers matched by an earlier proposal are held out (`MatchHolds`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import (
+    DEFAULT_MATCH_HOLD_MS,
+    DEFAULT_MATCH_POLICY,
+    EPOCH_MS,
+    MatchHolds,
+    MatchPolicy,
+    OfferBook,
+    epoch_end_ms,
+    epoch_of,
+    match,
+    proposals_for,
+)
+from lilypad_p2p.net import PublishError, wall_clock_ms
+
+log = logging.getLogger("lilypad_p2p.solver")
+
+# After an epoch ends, wait this long for offers created just before its end to arrive by
+# gossip (loopback and LAN deliver in a few ms; a 10-node mesh within ~100 ms).
+EPOCH_GRACE_MS = 150
+# Proposals for epochs further ahead of ours than this are ignored (a skewed or lying clock).
+MAX_EPOCHS_AHEAD = 4
+
+
+@dataclass(frozen=True, slots=True)
+class _EpochInputs:
+    market: str
+    epoch: int
+    jobs: list[wire.JobOffer]
+    resources: list[wire.ResourceOffer]
+    reserved: dict[str, tuple[wire.ResourceSpec, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class SolverStatistics:
+    epochs: int
+    proposals_published: int
+    jobs_proposed: int
+    proposals_heard: int
+    proposals_ignored: int
+    publish_failures: int
+    last_epoch_ms: float
+
+
+class Solver:
+    """Matches `markets` every epoch and publishes signed MatchProposals (module docstring).
+
+    Args:
+        identity: signs the proposals.
+        book: the node's offer book (read only).
+        markets: the markets to solve.
+        publish: gossips a signed envelope (normally `GossipNet.publish`).
+        clock_ms: the wall clock epochs are aligned to.
+        epoch_ms: epoch length; every solver of a market must use the same.
+        hold_ms: how long matched offers sit out later epochs (see `MatchHolds`).
+        policy: matching knobs; every solver of a market must use the same.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        book: OfferBook,
+        *,
+        markets: Sequence[str],
+        publish: Callable[[wire.SignedEnvelope], Awaitable[None]],
+        clock_ms: Callable[[], int] = wall_clock_ms,
+        epoch_ms: int = EPOCH_MS,
+        grace_ms: int = EPOCH_GRACE_MS,
+        hold_ms: int = DEFAULT_MATCH_HOLD_MS,
+        policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+    ) -> None:
+        if not 0 <= grace_ms < epoch_ms:
+            raise ValueError("grace_ms must be in [0, epoch_ms)")
+        self._identity = identity
+        self._book = book
+        self._markets = tuple(markets)
+        self._publish = publish
+        self._clock_ms = clock_ms
+        self._epoch_ms = epoch_ms
+        self._grace_ms = grace_ms
+        self._policy = policy
+        self._holds = MatchHolds(hold_ms, epoch_ms)
+        self._epochs = 0
+        self._published = 0
+        self._jobs_proposed = 0
+        self._heard = 0
+        self._ignored = 0
+        self._publish_failures = 0
+        self._last_epoch_ms = 0.0
+
+    # --- the pure part ---------------------------------------------------------------------
+
+    def observe(self, envelope: wire.SignedEnvelope) -> bool:
+        """Take note of a proposal (another solver's, or ours); True if it holds offers now.
+
+        Ignored: other markets, epochs too far ahead of our clock, matchings already known.
+        """
+        proposal = envelope.body
+        if not isinstance(proposal, wire.MatchProposal):
+            raise TypeError(f"Solver.observe takes MatchProposals, not {type(proposal).__name__}")
+        current = epoch_of(self._clock_ms(), self._epoch_ms)
+        if proposal.market not in self._markets or proposal.epoch > current + MAX_EPOCHS_AHEAD:
+            self._ignored += 1
+            return False
+        self._heard += 1
+        return self._holds.record(proposal, self._spec_of_job)
+
+    def plan_epoch(self, market: str, epoch: int) -> list[wire.MatchProposal]:
+        """The proposals for `market` at the end of `epoch`, from the book as it is now."""
+        return self._propose(self._inputs(market, epoch))
+
+    def _inputs(self, market: str, epoch: int) -> _EpochInputs:
+        """A snapshot of what `epoch` matches (taken on the trio thread: the book moves)."""
+        held = self._holds.held(market, epoch)
+        jobs = []
+        for envelope in self._book.offers(market, wire.JobOffer):
+            body = envelope.body
+            if isinstance(body, wire.JobOffer) and body.cid not in held.jobs:
+                jobs.append(body)
+        resources = []
+        for envelope in self._book.offers(market, wire.ResourceOffer):
+            body = envelope.body
+            if isinstance(body, wire.ResourceOffer):
+                resources.append(body)
+        return _EpochInputs(market, epoch, jobs, resources, dict(held.reserved))
+
+    def _propose(self, inputs: _EpochInputs) -> list[wire.MatchProposal]:
+        """Pure: the matching of `inputs` as proposals (run in a worker thread by `run`)."""
+        matching = match(
+            inputs.jobs,
+            inputs.resources,
+            epoch_end_ms(inputs.epoch, self._epoch_ms) - 1,
+            epoch=inputs.epoch,
+            policy=self._policy,
+            reserved=inputs.reserved,
+        )
+        return proposals_for(
+            matching, market=inputs.market, solver=self._identity.address, epoch_ms=self._epoch_ms
+        )
+
+    def _spec_of_job(self, job_id: str) -> wire.ResourceSpec | None:
+        envelope = self._book.get(job_id)
+        if envelope is None or not isinstance(envelope.body, wire.JobOffer):
+            return None
+        return envelope.body.spec
+
+    def statistics(self) -> SolverStatistics:
+        return SolverStatistics(
+            epochs=self._epochs,
+            proposals_published=self._published,
+            jobs_proposed=self._jobs_proposed,
+            proposals_heard=self._heard,
+            proposals_ignored=self._ignored,
+            publish_failures=self._publish_failures,
+            last_epoch_ms=self._last_epoch_ms,
+        )
+
+    # --- the service -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Solve every epoch from the next one on, until cancelled."""
+        task_status.started()
+        epoch = epoch_of(self._clock_ms(), self._epoch_ms)
+        while True:
+            due_ms = epoch_end_ms(epoch, self._epoch_ms) + self._grace_ms
+            delay_ms = due_ms - self._clock_ms()
+            if delay_ms > 0:
+                await trio.sleep(delay_ms / 1000)
+            # A slow epoch (or a suspended process) skips to the latest epoch that has ended:
+            # holds count in epochs, so skipped ones cost nothing but their proposals.
+            epoch = max(epoch, epoch_of(self._clock_ms() - self._grace_ms, self._epoch_ms) - 1)
+            await self._solve(epoch)
+            epoch += 1
+
+    async def _solve(self, epoch: int) -> None:
+        started = trio.current_time()
+        self._holds.forget_before(epoch)
+        for market in self._markets:
+            inputs = self._inputs(market, epoch)
+            if not inputs.jobs or not inputs.resources:
+                continue
+            for proposal in await trio.to_thread.run_sync(self._propose, inputs):
+                await self._publish_proposal(proposal)
+        self._epochs += 1
+        self._last_epoch_ms = (trio.current_time() - started) * 1000
+
+    async def _publish_proposal(self, proposal: wire.MatchProposal) -> None:
+        published_at = max(self._clock_ms(), proposal.created_at)
+        envelope = self._identity.sign_envelope(proposal, published_at)
+        self._holds.record(proposal, self._spec_of_job)
+        try:
+            await self._publish(envelope)
+        except PublishError as error:
+            # Nobody hears it; the offers stay held here, as they would if the proposal had
+            # been published and no deal followed.
+            self._publish_failures += 1
+            event(log, "proposal.publish_failed", logging.WARNING, error=str(error))
+            return
+        self._published += 1
+        self._jobs_proposed += len(proposal.matches)
+        event(
+            log,
+            "proposal.published",
+            market=proposal.market,
+            epoch=proposal.epoch,
+            matching=proposal.matching_id,
+            matches=len(proposal.matches),
+        )
