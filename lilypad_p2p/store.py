@@ -1,0 +1,214 @@
+"""The node's database: deals, every transition, and results, in one sqlite file.
+
+The roles write a deal's new record *before* acting on it (sending a message, a transaction),
+so after a crash the database says what was being done and the action is repeated; every
+action is idempotent (see `roles/`). WAL mode keeps readers (the `deals` command) off the
+writer's back; `synchronous=NORMAL` survives a killed process (a power cut may lose the last
+commit, which the resume logic tolerates: an earlier phase is always safe to resume from).
+
+A deal row holds the state machine's `DealRecord` plus `detail`, a msgpack map of what its
+role needs to resume (the job offer, the co-signed deal, signatures, sealed inputs...). Sealed
+inputs are stored sealed, never in the clear.
+
+Calls are synchronous and short (one small transaction); the roles call them on the trio
+thread, which keeps every write ordered with the action that follows it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.market import DealRecord, Event, Phase, Side
+
+SCHEMA_VERSION = 1
+# How long a writer waits for another connection's lock (the CLI may read concurrently).
+BUSY_TIMEOUT_MS = 5000
+
+_SCHEMA = """
+CREATE TABLE deals (
+    key TEXT PRIMARY KEY,
+    side TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    phase_since_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    result_deadline_ms INTEGER,
+    detail BLOB NOT NULL
+);
+CREATE INDEX deals_open ON deals (side, phase);
+CREATE TABLE transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL REFERENCES deals (key),
+    from_phase TEXT,
+    to_phase TEXT NOT NULL,
+    event TEXT,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX transitions_key ON transitions (key, seq);
+CREATE TABLE results (
+    key TEXT PRIMARY KEY REFERENCES deals (key),
+    output BLOB NOT NULL
+);
+"""
+
+
+class StoreError(LilypadError):
+    """The database is unusable: a newer schema, or a deal that does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDeal:
+    record: DealRecord
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    from_phase: Phase | None
+    to_phase: Phase
+    event: Event | None
+    at_ms: int
+
+
+def _pack(detail: dict[str, Any]) -> bytes:
+    return msgpack.packb(detail, use_bin_type=True)
+
+
+def _unpack(blob: bytes) -> dict[str, Any]:
+    value = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    if not isinstance(value, dict):
+        raise StoreError("a deal's detail is not a map: the database is corrupt")
+    return value
+
+
+class DealStore:
+    """One sqlite database; open with `DealStore.open(path)` and `close()` when done."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path) -> DealStore:
+        """Open (creating if needed) the database at `path`.
+
+        Raises:
+            StoreError: the file was written by a newer version of this program.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            # executescript commits first, so the script carries its own transaction.
+            connection.executescript(
+                f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
+            )
+        elif version != SCHEMA_VERSION:
+            connection.close()
+            raise StoreError(
+                f"{path}: schema version {version}, this program knows {SCHEMA_VERSION}"
+            )
+        path.chmod(0o600)
+        return cls(connection)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- writes -------------------------------------------------------------------------
+
+    def insert(self, record: DealRecord, detail: dict[str, Any]) -> None:
+        """Store a new deal (its first phase is logged as a transition from nothing)."""
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.key, record.side.value, record.phase.value, record.phase_since_ms,
+                 record.created_ms, record.expires_ms, record.result_deadline_ms, _pack(detail)),
+            )
+            self._log(record, None, None)
+
+    def update(
+        self, record: DealRecord, detail: dict[str, Any], event: Event | None = None
+    ) -> None:
+        """Replace a deal's record and detail; a phase change is logged with `event`."""
+        with _transaction(self._db):
+            row = self._db.execute(
+                "SELECT phase FROM deals WHERE key = ?", (record.key,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no deal {record.key}")
+            self._db.execute(
+                "UPDATE deals SET phase = ?, phase_since_ms = ?, result_deadline_ms = ?, "
+                "detail = ? WHERE key = ?",
+                (record.phase.value, record.phase_since_ms, record.result_deadline_ms,
+                 _pack(detail), record.key),
+            )
+            if row[0] != record.phase.value:
+                self._log(record, Phase(row[0]), event)
+
+    def put_result(self, key: str, output: bytes) -> None:
+        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
+
+    def _log(self, record: DealRecord, before: Phase | None, event: Event | None) -> None:
+        self._db.execute(
+            "INSERT INTO transitions (key, from_phase, to_phase, event, at_ms) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.key, before.value if before else None, record.phase.value,
+             event.value if event else None, record.phase_since_ms),
+        )
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, key: str) -> StoredDeal | None:
+        row = self._db.execute("SELECT * FROM deals WHERE key = ?", (key,)).fetchone()
+        return None if row is None else _stored(row)
+
+    def deals(self, side: Side | None = None, *, open_only: bool = False) -> list[StoredDeal]:
+        """Deals in creation order, optionally of one side, optionally only unfinished ones."""
+        rows = self._db.execute(
+            "SELECT * FROM deals WHERE (? IS NULL OR side = ?) ORDER BY created_ms, key",
+            (side.value if side else None, side.value if side else None),
+        ).fetchall()
+        stored = [_stored(row) for row in rows]
+        return [s for s in stored if not (open_only and s.record.phase.is_final)]
+
+    def transitions(self, key: str) -> list[Transition]:
+        rows = self._db.execute(
+            "SELECT from_phase, to_phase, event, at_ms FROM transitions WHERE key = ? "
+            "ORDER BY seq",
+            (key,),
+        ).fetchall()
+        return [
+            Transition(Phase(f) if f else None, Phase(t), Event(e) if e else None, at)
+            for f, t, e, at in rows
+        ]
+
+    def result(self, key: str) -> bytes | None:
+        row = self._db.execute("SELECT output FROM results WHERE key = ?", (key,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+
+def _stored(row: tuple[Any, ...]) -> StoredDeal:
+    key, side, phase, since, created, expires, deadline, detail = row
+    record = DealRecord(key, Side(side), Phase(phase), since, created, expires, deadline)
+    return StoredDeal(record, _unpack(detail))
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

@@ -1,0 +1,74 @@
+"""The sqlite deal store: round trips, transition log, restart survival, schema version."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from lilypad_p2p.market import Event, Phase, Side, advance, new_client_deal, new_provider_deal
+from lilypad_p2p.store import DealStore, StoreError
+
+T0 = 1_700_000_000_000
+
+
+def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
+    store = DealStore.open(tmp_path / "node.sqlite")
+    record = new_client_deal("job1", now_ms=T0, expires_ms=T0 + 60_000)
+    store.insert(record, {"module": "hash", "sealed": b"\x00\x01"})
+    matched = advance(record, Event.MATCH_FOUND, T0 + 5)
+    store.update(matched, {"module": "hash", "sealed": b"\x00\x01", "provider": "0xabc"},
+                 Event.MATCH_FOUND)
+    store.update(matched, {"module": "hash", "note": "same phase, no log"})
+    stored = store.get("job1")
+    assert stored is not None
+    assert stored.record == matched
+    assert stored.detail == {"module": "hash", "note": "same phase, no log"}
+    log = store.transitions("job1")
+    assert [(t.from_phase, t.to_phase, t.event) for t in log] == [
+        (None, Phase.OFFERED, None),
+        (Phase.OFFERED, Phase.MATCHED, Event.MATCH_FOUND),
+    ]
+    store.close()
+
+
+def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
+    path = tmp_path / "node.sqlite"
+    store = DealStore.open(path)
+    provider = new_provider_deal("d1", now_ms=T0, result_deadline_ms=T0 + 9)
+    store.insert(provider, {})
+    done = advance(provider, Event.CANCEL, T0 + 1)
+    store.insert(new_provider_deal("d2", now_ms=T0 + 2, result_deadline_ms=T0 + 9), {})
+    store.update(done, {}, Event.CANCEL)
+    store.put_result("d2", b"tarball")
+    store.close()
+
+    again = DealStore.open(path)
+    assert [d.record.key for d in again.deals(Side.PROVIDER)] == ["d1", "d2"]
+    assert [d.record.key for d in again.deals(Side.PROVIDER, open_only=True)] == ["d2"]
+    assert again.deals(Side.CLIENT) == []
+    assert again.result("d2") == b"tarball"
+    assert again.result("d1") is None
+    assert path.stat().st_mode & 0o777 == 0o600
+    again.close()
+
+
+def test_update_of_unknown_deal_and_duplicate_insert_fail(tmp_path: Path) -> None:
+    store = DealStore.open(tmp_path / "db")
+    record = new_client_deal("x", now_ms=T0, expires_ms=T0 + 1)
+    with pytest.raises(StoreError):
+        store.update(record, {})
+    store.insert(record, {})
+    with pytest.raises(sqlite3.IntegrityError):
+        store.insert(record, {})
+    assert len(store.transitions("x")) == 1  # the failed insert left nothing behind
+
+
+def test_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    DealStore.open(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA user_version=99")
+    with pytest.raises(StoreError, match="schema version 99"):
+        DealStore.open(path)
