@@ -35,6 +35,16 @@ from lilypad_p2p.net._service import (
     PeerState,
     wall_clock_ms,
 )
+from lilypad_p2p.net._streams import (
+    DEAL_PROTOCOL,
+    JOB_PROTOCOL,
+    PROTOCOLS,
+    RESULT_PROTOCOL,
+    DealStreams,
+    StreamHandler,
+    StreamProtocol,
+    StreamRequestFailed,
+)
 from lilypad_p2p.net._topics import (
     NODES_TOPIC,
     MarketTopic,
@@ -46,12 +56,17 @@ from lilypad_p2p.net._topics import (
 from lilypad_p2p.net._validation import Accepted, Rejected, Verdict, topic_for, validate_gossip
 
 __all__ = [
+    "DEAL_PROTOCOL",
     "DEFAULT_MUXER",
     "GRAYLIST_THRESHOLD",
+    "JOB_PROTOCOL",
     "NODES_TOPIC",
     "PEER_EXCHANGE_PROTOCOL",
+    "PROTOCOLS",
+    "RESULT_PROTOCOL",
     "Accepted",
     "CancelReceived",
+    "DealStreams",
     "DialError",
     "Discovery",
     "DropReason",
@@ -75,6 +90,9 @@ __all__ = [
     "ProposalReceived",
     "PublishError",
     "Rejected",
+    "StreamHandler",
+    "StreamProtocol",
+    "StreamRequestFailed",
     "Topic",
     "TopicError",
     "Verdict",

@@ -50,6 +50,7 @@ from lilypad_p2p.net._peer_actions import (
     disconnects,
     invalid_message_weight,
 )
+from lilypad_p2p.net._streams import DealStreams, StreamHandler
 from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
 from lilypad_p2p.net._validation import (
@@ -252,6 +253,9 @@ class GossipNet:
         self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
         # Installed before we listen, so a peer that connects at once can already pull.
         self._sync.install()
+        self._streams = DealStreams(
+            self._host, lambda peer, action, reason: self.report_peer(peer, action, reason)
+        )
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
         self._host.get_network().register_notifee(_ConnectionEvents(self._emit))
         self._pending: collections.OrderedDict[bytes, tuple[wire.SignedEnvelope, ID]] = (
@@ -481,6 +485,23 @@ class GossipNet:
             await self._host.disconnect(peer_id)
         except Exception as error:  # already gone
             logger.debug("disconnect %s: %r", peer_id, error)
+
+    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
+        """Answer requests of a deal stream protocol (`net/_streams.py`) with `handler`."""
+        self._streams.set_handler(protocol, handler)  # type: ignore[arg-type]
+
+    async def request(
+        self,
+        peer_id: str,
+        protocol: str,
+        message: wire.DealMessage,
+        *,
+        addrs: Sequence[str] = (),
+    ) -> wire.DealMessage:
+        """One request/response exchange with `peer_id` (see `DealStreams.request`)."""
+        return await self._streams.request(
+            ID.from_base58(peer_id), protocol, message, addrs=addrs  # type: ignore[arg-type]
+        )
 
     def peer_score(self, peer_id: ID) -> float:
         """The peer's GossipSub score over our subscribed topics."""

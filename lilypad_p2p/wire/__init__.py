@@ -13,6 +13,19 @@ from lilypad_p2p.wire._constants import (
     MAX_MESSAGE_BYTES,
     MAX_NESTING_DEPTH,
 )
+from lilypad_p2p.wire._deal_messages import (
+    DEAL_FIELDS,
+    DEAL_MESSAGE_TYPES,
+    AcceptanceAck,
+    AcceptanceNotice,
+    DealCountersigned,
+    DealMessage,
+    DealProposal,
+    DealRefused,
+    JobRequest,
+    JobResultMessage,
+    deal_message_from_wire,
+)
 from lilypad_p2p.wire._envelope import (
     SignedEnvelope,
     check_freshness,
@@ -59,6 +72,8 @@ from lilypad_p2p.wire._schemas import (
 )
 
 __all__ = [
+    "DEAL_FIELDS",
+    "DEAL_MESSAGE_TYPES",
     "ENVELOPE_MAX_AGE_MS",
     "MARKET_NAME",
     "MAX_CLOCK_SKEW_MS",
@@ -69,12 +84,20 @@ __all__ = [
     "MESSAGE_TYPES",
     "MODULE_ID",
     "ROLES",
+    "AcceptanceAck",
+    "AcceptanceNotice",
     "BadSignature",
     "Cancel",
+    "DealCountersigned",
+    "DealMessage",
+    "DealProposal",
+    "DealRefused",
     "ExpiredMessage",
     "FutureDatedMessage",
     "InvalidMessage",
     "JobOffer",
+    "JobRequest",
+    "JobResultMessage",
     "MalformedMessage",
     "MatchProposal",
     "Message",
@@ -94,6 +117,7 @@ __all__ = [
     "address_from_peer_id_text",
     "check_freshness",
     "content_id",
+    "deal_message_from_wire",
     "decode",
     "encode",
     "envelope_digest",

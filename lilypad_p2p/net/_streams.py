@@ -1,0 +1,217 @@
+"""Request/response stream protocols of the deal: one request, one answer, one stream.
+
+    /lilypad/deal/1    propose a co-signed deal, get the countersignature (or a refusal)
+    /lilypad/job/1     send the sealed inputs of an open deal, get the signed result
+    /lilypad/result/1  send the signed acceptance, get an acknowledgement
+
+Framing: a 4-byte big-endian length, then one canonical msgpack deal message
+(`wire/_deal_messages.py`); each protocol bounds its request and its answer. The stream is
+authenticated by Noise, so the handler learns the asker's peer ID (and address) for free.
+A request that is not a valid message of its protocol gets the stream closed and its sender
+reported (`report_peer`); the handler's own refusals are answered with `DealRefused`.
+Timeouts: the server bounds how long it reads a request; the asker bounds the whole exchange
+at its call site (`trio.fail_after`), as a job's answer takes as long as the job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import trio
+from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from lilypad_p2p import wire
+from lilypad_p2p.net._errors import NetError
+from lilypad_p2p.net._peer_actions import PeerAction
+
+logger = logging.getLogger(__name__)
+
+DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
+JOB_PROTOCOL = TProtocol("/lilypad/job/1")
+RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
+FRAME_HEADER_BYTES = 4
+# How long a server waits for a request to arrive in full once the stream is open.
+REQUEST_READ_TIMEOUT_S = 30.0
+_READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class StreamProtocol:
+    """One request/response protocol: its ID, size bounds and message types."""
+
+    protocol_id: TProtocol
+    max_request_bytes: int
+    max_response_bytes: int
+    requests: tuple[type[wire.DealMessage], ...]
+    responses: tuple[type[wire.DealMessage], ...]
+
+
+# Sealed inputs and outputs travel in the job protocol: bounded by the executor's own limits
+# (256 MiB of inputs) would be too much to buffer per stream; 64 MiB is the protocol's cap.
+MAX_JOB_BYTES = 64 * 1024 * 1024
+MAX_SMALL_BYTES = 64 * 1024
+PROTOCOLS: dict[TProtocol, StreamProtocol] = {
+    DEAL_PROTOCOL: StreamProtocol(
+        DEAL_PROTOCOL,
+        MAX_SMALL_BYTES,
+        MAX_SMALL_BYTES,
+        (wire.DealProposal,),
+        (wire.DealCountersigned, wire.DealRefused),
+    ),
+    JOB_PROTOCOL: StreamProtocol(
+        JOB_PROTOCOL,
+        MAX_JOB_BYTES,
+        MAX_JOB_BYTES,
+        (wire.JobRequest,),
+        (wire.JobResultMessage, wire.DealRefused),
+    ),
+    RESULT_PROTOCOL: StreamProtocol(
+        RESULT_PROTOCOL,
+        MAX_SMALL_BYTES,
+        MAX_SMALL_BYTES,
+        (wire.AcceptanceNotice,),
+        (wire.AcceptanceAck, wire.DealRefused),
+    ),
+}
+
+StreamHandler = Callable[[ID, wire.DealMessage], Awaitable[wire.DealMessage]]
+ReportPeer = Callable[[ID, PeerAction, str], None]
+
+
+class StreamRequestFailed(NetError):
+    """The peer could not be reached, or the stream broke before it answered."""
+
+
+def encode_frame(message: wire.DealMessage) -> bytes:
+    body = wire.encode(message.to_wire())
+    return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+
+
+def decode_body(
+    body: bytes, limit: int, allowed: tuple[type[wire.DealMessage], ...]
+) -> wire.DealMessage:
+    """The message in one frame's body, if it is one of `allowed`; else MalformedMessage."""
+    message = wire.deal_message_from_wire(wire.decode(body, max_bytes=limit))
+    if not isinstance(message, allowed):
+        raise wire.MalformedMessage(f"{message.TYPE} is not expected here")
+    return message
+
+
+async def read_frame(stream: INetStream, limit: int) -> bytes:
+    header = await _read_exactly(stream, FRAME_HEADER_BYTES)
+    length = int.from_bytes(header, "big")
+    if length > limit:
+        raise wire.OversizedMessage(f"frame of {length} bytes, limit {limit}")
+    return await _read_exactly(stream, length)
+
+
+async def _read_exactly(stream: INetStream, count: int) -> bytes:
+    data = bytearray()
+    while len(data) < count:
+        chunk = await stream.read(min(count - len(data), _READ_CHUNK))
+        if not chunk:
+            raise wire.MalformedMessage("stream ended inside a frame")
+        data += chunk
+    return bytes(data)
+
+
+class DealStreams:
+    """Serves and asks the deal protocols on one libp2p host."""
+
+    def __init__(self, host: IHost, report_peer: ReportPeer) -> None:
+        self._host = host
+        self._report_peer = report_peer
+        self.served = 0
+        self.refused_garbage = 0
+
+    def set_handler(self, protocol_id: TProtocol, handler: StreamHandler) -> None:
+        """Answer `protocol_id` requests with `handler(peer_id, request)`."""
+        protocol = PROTOCOLS[protocol_id]
+
+        async def serve(stream: INetStream) -> None:
+            peer_id = stream.muxed_conn.peer_id
+            try:
+                with trio.fail_after(REQUEST_READ_TIMEOUT_S):
+                    body = await read_frame(stream, protocol.max_request_bytes)
+                request = decode_body(body, protocol.max_request_bytes, protocol.requests)
+            except wire.WireError as error:
+                self.refused_garbage += 1
+                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                await _close_quietly(stream)
+                return
+            except Exception as error:  # the asker vanished or was too slow: nothing owed
+                logger.debug("reading a %s request failed: %r", protocol_id, error)
+                await _close_quietly(stream)
+                return
+            try:
+                answer = await handler(peer_id, request)
+                await stream.write(encode_frame(answer))
+                self.served += 1
+            except Exception as error:  # the stream broke while answering
+                logger.debug("answering a %s request failed: %r", protocol_id, error)
+            finally:
+                await _close_quietly(stream)
+
+        self._host.set_stream_handler(protocol_id, serve)
+
+    async def request(
+        self,
+        peer_id: ID,
+        protocol_id: TProtocol,
+        message: wire.DealMessage,
+        *,
+        addrs: Sequence[str] = (),
+    ) -> wire.DealMessage:
+        """Send `message` to `peer_id` over `protocol_id` and return its answer.
+
+        `addrs` are the peer's advertised multiaddrs (from its NodeRecord), used when we are
+        not connected. Bound the call with `trio.fail_after` at the call site.
+
+        Raises:
+            StreamRequestFailed: unreachable peer, or the stream broke.
+            wire.WireError: the peer answered with garbage (it is reported too).
+        """
+        protocol = PROTOCOLS[protocol_id]
+        if not isinstance(message, protocol.requests):
+            raise TypeError(f"{protocol_id} does not carry {type(message).__name__}")
+        parsed = []
+        for addr in addrs:
+            try:
+                parsed.append(Multiaddr(addr))
+            except Exception as error:  # a peer's bad address: skip it
+                logger.debug("skipping address %r: %r", addr, error)
+        if parsed:
+            self._host.get_peerstore().add_addrs(peer_id, parsed, 0)
+        try:
+            stream = await self._host.new_stream(peer_id, [protocol_id])
+        except Exception as error:  # libp2p raises a zoo of dial errors
+            raise StreamRequestFailed(
+                f"cannot open {protocol_id} to {peer_id}: {error!r}"
+            ) from error
+        try:
+            await stream.write(encode_frame(message))
+            body = await read_frame(stream, protocol.max_response_bytes)
+        except wire.WireError as error:
+            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            raise
+        except Exception as error:  # reset, EOF, closed
+            raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
+        finally:
+            await _close_quietly(stream)
+        try:
+            return decode_body(body, protocol.max_response_bytes, protocol.responses)
+        except wire.WireError as error:
+            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            raise
+
+
+async def _close_quietly(stream: INetStream) -> None:
+    try:
+        await stream.close()
+    except Exception:  # already reset by the other side
+        logger.debug("closing a deal stream failed", exc_info=True)

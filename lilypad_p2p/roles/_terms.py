@@ -1,0 +1,139 @@
+"""Deal terms: build the EIP-712 `Deal` from a matched pair of offers, and check one.
+
+Pure: the client builds a deal with `build_deal`, the provider re-derives every term it can
+from the two offers with `deal_mismatch` before it countersigns, so a deal can only say what
+both offers said. `deal_to_wire`/`deal_from_wire` carry a `chain.Deal` in the stream messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from eth_utils import keccak
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import Deal, default_threshold
+from lilypad_p2p.market import common_mediators, mismatch
+
+# On-chain windows a deal carries (seconds): how long the job creator has to accept a result
+# recorded on chain before the provider may claim payment, and how long mediation may take.
+ACCEPTANCE_WINDOW_S = 120
+MEDIATION_WINDOW_S = 600
+# The fee reserved for mediators per deal (refunded when the deal settles without dispute).
+MEDIATION_FEE_WEI = 0
+# A deal whose result deadline is closer than this is refused: no time to run the job.
+MIN_EXECUTION_TIME_MS = 5_000
+_UINT64_LIMIT = 1 << 64
+_AMOUNTS = ("payment", "collateral", "mediation_fee")
+
+
+class NoMediators(ValueError):
+    """Neither offer names a mediator, and the contract needs at least one (see DESIGN §6)."""
+
+
+def job_spec_hash(job: wire.JobOffer) -> bytes:
+    """Binds the deal to the exact job offer (its canonical bytes)."""
+    return keccak(job.canonical_bytes)
+
+
+def module_hash(module: str) -> bytes:
+    return keccak(text=module)
+
+
+def choose_mediators(job: wire.JobOffer, resource: wire.ResourceOffer) -> tuple[str, ...]:
+    """The deal's consortium: the mediators both sides trust (one side's list if the other
+    names none). Issue 6 replaces this with the consortium choice; this is the seam.
+
+    Raises:
+        NoMediators: the offers leave no mediator (the contract refuses an empty consortium).
+    """
+    chosen = common_mediators(job, resource)
+    if not chosen:
+        raise NoMediators(
+            "no mediator both sides trust: set `mediators` in config.toml (at least one address)"
+        )
+    return chosen
+
+
+def build_deal(
+    job: wire.JobOffer, resource: wire.ResourceOffer, *, salt: bytes
+) -> Deal:
+    """The deal the job creator proposes for `job` on `resource` (32 random bytes of `salt`)."""
+    mediators = choose_mediators(job, resource)
+    return Deal(
+        job_creator=job.job_creator,
+        provider=resource.provider,
+        payment=resource.price_per_job_wei,
+        collateral=resource.collateral_wei,
+        mediation_fee=MEDIATION_FEE_WEI,
+        mediators=mediators,
+        threshold=default_threshold(len(mediators)),
+        result_deadline=job.deadline // 1000,
+        acceptance_window=ACCEPTANCE_WINDOW_S,
+        mediation_window=MEDIATION_WINDOW_S,
+        job_spec_hash=job_spec_hash(job),
+        module_hash=module_hash(job.module),
+        salt=salt,
+    )
+
+
+def deal_mismatch(
+    deal: Deal, job: wire.JobOffer, resource: wire.ResourceOffer, now_ms: int
+) -> str | None:
+    """Why the provider must refuse `deal` for this pair of offers, or None if it matches."""
+    reason = mismatch(job, resource, now_ms)
+    if reason is not None and reason != "job offer not open":
+        # The job offer may have expired since the match; the deal's deadline is what counts.
+        return reason
+    try:
+        expected = build_deal(job, resource, salt=deal.salt)
+    except NoMediators as exc:
+        return str(exc)
+    if deal != expected:
+        differing = [name for name in Deal.__slots__ if getattr(deal, name) !=
+                     getattr(expected, name)]
+        return f"deal terms differ from the offers: {', '.join(differing)}"
+    if deal.result_deadline * 1000 < now_ms + MIN_EXECUTION_TIME_MS:
+        return "result deadline too close"
+    return None
+
+
+def deal_to_wire(deal: Deal) -> dict[str, object]:
+    """A `Deal` as the wire map the deal messages carry."""
+    values: dict[str, object] = {name: getattr(deal, name) for name in wire.DEAL_FIELDS}
+    values["mediators"] = list(deal.mediators)
+    for name in _AMOUNTS:
+        amount = getattr(deal, name)
+        # The codec writes ints >= 2**64 as 32-byte bins; `deal_from_wire` reads both.
+        values[name] = amount if amount < _UINT64_LIMIT else amount.to_bytes(32, "big")
+    return values
+
+
+def deal_from_wire(values: dict[str, object]) -> Deal:
+    """The `Deal` a deal message carries.
+
+    Raises:
+        wire.MalformedMessage: a value has the wrong type or is out of range.
+    """
+    fields: dict[str, Any] = dict(values)
+    for name in _AMOUNTS:
+        amount = fields[name]
+        if type(amount) is bytes and len(amount) == 32:
+            fields[name] = int.from_bytes(amount, "big")
+        elif type(amount) is not int:
+            raise wire.MalformedMessage(f"deal.{name} must be an integer")
+    mediators = fields["mediators"]
+    if type(mediators) is not list:
+        raise wire.MalformedMessage("deal.mediators must be a list")
+    fields["mediators"] = tuple(mediators)
+    try:
+        return Deal(**fields)
+    except (TypeError, ValueError) as exc:
+        raise wire.MalformedMessage(f"deal: {exc}") from exc
+
+
+def spec_fits(need: wire.ResourceSpec, free: Sequence[int]) -> bool:
+    """Whether `need` fits in `free` = (milli_cpu, ram_mb, disk_mb, gpu_count)."""
+    wanted = (need.milli_cpu, need.ram_mb, need.disk_mb, need.gpu_count)
+    return all(w <= f for w, f in zip(wanted, free, strict=True))

@@ -1,0 +1,199 @@
+"""Messages of the deal stream protocols (`net/_streams.py`): requests and their answers.
+
+These travel over an authenticated libp2p stream (Noise binds the stream to the peer's key,
+hence to its address), so they are not wrapped in signed envelopes; what must convince a third
+party (the contract) carries its own EIP-712 signature. Each message is a frozen slotted
+dataclass validated on construction; `deal_message_from_wire` builds one from decoded msgpack
+or raises `MalformedMessage`, never anything else.
+
+    /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
+    /lilypad/job/1     JobRequest       -> JobResultMessage | JobRefused
+    /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from lilypad_p2p.wire._errors import MalformedMessage
+
+DEAL_MESSAGE_VERSION = 1
+SIGNATURE_BYTES = 65
+HASH_BYTES = 32
+SEALING_KEY_BYTES = 32
+MAX_REASON_CHARS = 512
+
+
+def _need(condition: bool, message: str) -> None:
+    if not condition:
+        raise MalformedMessage(message)
+
+
+def _need_bytes(name: str, value: object, length: int | None = None) -> None:
+    _need(type(value) is bytes, f"{name} must be bytes")
+    assert isinstance(value, bytes)
+    _need(length is None or len(value) == length, f"{name} must be {length} bytes")
+
+
+def _need_text(name: str, value: object, limit: int) -> None:
+    _need(type(value) is str and 0 < len(value) <= limit, f"{name} must be 1..{limit} chars")
+
+
+# Field names of the EIP-712 `Deal` (chain/_typed.py) as a wire map. wire/ stays free of web3,
+# so the map is checked for shape here and turned into a `chain.Deal` by the roles
+# (`roles/_terms.py`), whose constructor checks every value.
+DEAL_FIELDS = frozenset({
+    "job_creator", "provider", "payment", "collateral", "mediation_fee", "mediators",
+    "threshold", "result_deadline", "acceptance_window", "mediation_window", "job_spec_hash",
+    "module_hash", "salt",
+})
+
+
+def _need_deal_map(value: object) -> None:
+    _need(type(value) is dict, "deal must be a map")
+    assert isinstance(value, dict)
+    _need(set(value) == DEAL_FIELDS, f"deal must have exactly {sorted(DEAL_FIELDS)}")
+
+
+class _DealMessage:
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    def to_wire(self) -> dict[str, object]:
+        wire: dict[str, object] = {"type": self.TYPE, "v": DEAL_MESSAGE_VERSION}
+        for f in fields(self):  # type: ignore[arg-type]
+            wire[f.name] = getattr(self, f.name)
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class DealProposal(_DealMessage):
+    """Job creator -> provider: the deal, signed by the job creator, and where it came from.
+
+    `job_offer` is the job creator's signed envelope of its JobOffer (bytes), so the provider
+    can check the deal against what was offered; `resource_offer_cid` names the provider's own
+    offer the deal takes.
+    """
+
+    TYPE: ClassVar[str] = "deal_proposal"
+    job_offer: bytes
+    resource_offer_cid: str
+    deal: dict[str, object]
+    job_creator_signature: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("job_offer", self.job_offer)
+        _need_text("resource_offer_cid", self.resource_offer_cid, 128)
+        _need_deal_map(self.deal)
+        _need_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class DealCountersigned(_DealMessage):
+    TYPE: ClassVar[str] = "deal_countersigned"
+    provider_signature: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class DealRefused(_DealMessage):
+    """Any refusal on any of the three protocols; `reason` is for humans and logs."""
+
+    TYPE: ClassVar[str] = "refused"
+    reason: str
+
+    def __post_init__(self) -> None:
+        _need_text("reason", self.reason, MAX_REASON_CHARS)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest(_DealMessage):
+    """Job creator -> provider: run the open deal on these inputs (sealed to the provider).
+
+    `output_recipient` is the job creator's X25519 key: outputs are sealed to it. Sending the
+    same request again (after a crash on either side) returns the same result.
+    """
+
+    TYPE: ClassVar[str] = "job_request"
+    deal: dict[str, object]
+    module: str
+    sealed_inputs: bytes
+    output_recipient: bytes
+
+    def __post_init__(self) -> None:
+        _need_deal_map(self.deal)
+        _need_text("module", self.module, 128)
+        _need_bytes("sealed_inputs", self.sealed_inputs)
+        _need_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class JobResultMessage(_DealMessage):
+    """Provider -> job creator: the signed ResultCommitment and the outputs sealed to it."""
+
+    TYPE: ClassVar[str] = "job_result"
+    deal_id: bytes
+    result_hash: bytes
+    provider_signature: bytes
+    sealed_output: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
+        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+        _need_bytes("sealed_output", self.sealed_output)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceNotice(_DealMessage):
+    """Job creator -> provider: the signed Acceptance of `result_hash` for the deal."""
+
+    TYPE: ClassVar[str] = "acceptance"
+    deal_id: bytes
+    result_hash: bytes
+    job_creator_signature: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
+        _need_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptanceAck(_DealMessage):
+    TYPE: ClassVar[str] = "acceptance_ack"
+    deal_id: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+
+
+DealMessage = (
+    DealProposal | DealCountersigned | DealRefused | JobRequest | JobResultMessage
+    | AcceptanceNotice | AcceptanceAck
+)
+DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
+    cls.TYPE: cls
+    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, JobResultMessage,
+                AcceptanceNotice, AcceptanceAck)
+}
+
+
+def deal_message_from_wire(raw: object) -> DealMessage:
+    """Build the message `raw["type"]` names; any defect raises `MalformedMessage`."""
+    _need(type(raw) is dict, "a deal message must be a map")
+    assert isinstance(raw, dict)
+    _need(raw.get("v") == DEAL_MESSAGE_VERSION, f"deal message version {raw.get('v')!r}")
+    cls = DEAL_MESSAGE_TYPES.get(raw.get("type")) if type(raw.get("type")) is str else None
+    _need(cls is not None, f"unknown deal message type {raw.get('type')!r}")
+    assert cls is not None
+    names = {f.name for f in fields(cls)}
+    _need(set(raw) == names | {"type", "v"}, f"{cls.TYPE}: fields must be {sorted(names)}")
+    values = {name: raw[name] for name in names}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise MalformedMessage(f"{cls.TYPE}: {exc}") from exc

@@ -1,0 +1,70 @@
+"""Deal terms: built from offers, re-checked by the provider, carried on the wire."""
+
+import pytest
+from eth_account import Account
+
+from lilypad_p2p import wire
+from lilypad_p2p.roles._terms import (
+    NoMediators,
+    build_deal,
+    deal_from_wire,
+    deal_mismatch,
+    deal_to_wire,
+)
+
+NOW = 1_700_000_000_000
+CLIENT, PROVIDER, MEDIATOR, OTHER = (Account.create().address for _ in range(4))
+SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
+
+
+def _job(**changes) -> wire.JobOffer:
+    fields = dict(market="cpu", job_creator=CLIENT, module="hash", spec=SPEC,
+                  max_price_wei=10**16, trusted_mediators=(MEDIATOR,),
+                  deadline=NOW + 600_000, created_at=NOW, expires_at=NOW + 60_000, nonce=1)
+    return wire.JobOffer(**{**fields, **changes})
+
+
+def _resource(**changes) -> wire.ResourceOffer:
+    fields = dict(market="cpu", provider=PROVIDER,
+                  spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
+                  modules=("hash", "wordcount"), price_per_job_wei=10**15,
+                  collateral_wei=2 * 10**15, trusted_mediators=(), created_at=NOW,
+                  expires_at=NOW + 3_600_000, nonce=2)
+    return wire.ResourceOffer(**{**fields, **changes})
+
+
+def test_built_deal_passes_the_providers_check_and_round_trips():
+    deal = build_deal(_job(), _resource(), salt=bytes(32))
+    assert deal.payment == 10**15 and deal.collateral == 2 * 10**15
+    assert deal.mediators == (MEDIATOR,) and deal.threshold == 1
+    assert deal_mismatch(deal, _job(), _resource(), NOW) is None
+    assert deal_from_wire(wire.decode(wire.encode(deal_to_wire(deal)))) == deal
+
+
+def test_provider_refuses_terms_the_offers_do_not_say():
+    import dataclasses
+
+    deal = build_deal(_job(), _resource(), salt=bytes(32))
+    cheaper = dataclasses.replace(deal, payment=deal.payment - 1)
+    assert "payment" in deal_mismatch(cheaper, _job(), _resource(), NOW)
+    assert deal_mismatch(deal, _job(max_price_wei=1), _resource(), NOW) is not None
+    assert deal_mismatch(deal, _job(module="wordcount"), _resource(), NOW) is not None
+    late = _job(deadline=NOW + 1000, expires_at=NOW + 1000)
+    assert deal_mismatch(build_deal(late, _resource(), salt=bytes(32)), late, _resource(),
+                         NOW) is not None
+
+
+def test_no_common_mediator_is_a_clear_error():
+    with pytest.raises(NoMediators):
+        build_deal(_job(trusted_mediators=()), _resource(), salt=bytes(32))
+    provider_trusts_other = _resource(trusted_mediators=(OTHER,))
+    with pytest.raises(NoMediators):
+        build_deal(_job(), provider_trusts_other, salt=bytes(32))
+
+
+def test_bad_wire_deal_is_malformed():
+    raw = deal_to_wire(build_deal(_job(), _resource(), salt=bytes(32)))
+    with pytest.raises(wire.MalformedMessage):
+        deal_from_wire({**raw, "payment": "1"})
+    with pytest.raises(wire.MalformedMessage):
+        deal_from_wire({**raw, "salt": b"short"})

@@ -1,0 +1,62 @@
+"""Deal stream messages: round trips, and decoding garbage raises only MalformedMessage."""
+
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lilypad_p2p import wire
+
+DEAL_MAP = {name: 1 for name in wire.DEAL_FIELDS}
+SAMPLES = [
+    wire.DealProposal(job_offer=b"env", resource_offer_cid="bafk", deal=DEAL_MAP,
+                      job_creator_signature=bytes(65)),
+    wire.DealCountersigned(provider_signature=bytes(65)),
+    wire.DealRefused(reason="no capacity"),
+    wire.JobRequest(deal=DEAL_MAP, module="hash", sealed_inputs=b"s",
+                    output_recipient=bytes(32)),
+    wire.JobResultMessage(deal_id=bytes(32), result_hash=bytes(32),
+                          provider_signature=bytes(65), sealed_output=b"o"),
+    wire.AcceptanceNotice(deal_id=bytes(32), result_hash=bytes(32),
+                          job_creator_signature=bytes(65)),
+    wire.AcceptanceAck(deal_id=bytes(32)),
+]
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: m.TYPE)
+def test_round_trip_through_canonical_bytes(message):
+    encoded = wire.encode(message.to_wire())
+    assert wire.deal_message_from_wire(wire.decode(encoded)) == message
+
+
+@pytest.mark.parametrize("message", SAMPLES, ids=lambda m: m.TYPE)
+def test_any_missing_extra_or_retyped_field_is_malformed(message):
+    raw = message.to_wire()
+    for name in raw:
+        with pytest.raises(wire.MalformedMessage):
+            wire.deal_message_from_wire({k: v for k, v in raw.items() if k != name})
+        with pytest.raises(wire.MalformedMessage):
+            wire.deal_message_from_wire({**raw, name: 3.5})
+    with pytest.raises(wire.MalformedMessage):
+        wire.deal_message_from_wire({**raw, "extra": 1})
+
+
+def test_wrong_lengths_are_refused_at_construction():
+    with pytest.raises(wire.MalformedMessage):
+        wire.DealCountersigned(provider_signature=bytes(64))
+    with pytest.raises(wire.MalformedMessage):
+        wire.DealRefused(reason="")
+    with pytest.raises(wire.MalformedMessage):
+        wire.JobRequest(deal={"payment": 1}, module="hash", sealed_inputs=b"",
+                        output_recipient=bytes(32))
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=20,
+))
+def test_fuzzed_values_raise_only_malformed(value):
+    with contextlib.suppress(wire.MalformedMessage):
+        wire.deal_message_from_wire(value)
