@@ -37,12 +37,15 @@ compatible pairs, h the jobs one offer hosts.
    that still fits, O(E)) and scarcity-first best-fit (jobs with the fewest compatible offers
    first, larger first, each on the offer it leaves least slack in, O(E)).
 3. Each is improved. Augmenting paths: an unmatched job enters an offer, if needed evicting one
-   hosted job that then moves on the same way (depth <= AUGMENT_MAX_DEPTH, each offer visited
-   once per search). With unit capacities (an offer fits one job) and no depth bound this is
-   Kuhn's augmenting-path algorithm, which reaches a maximum bipartite matching (Hopcroft-Karp
-   finds the same paths in phases); with vector capacities it is a local search. Then surplus:
+   hosted job that then moves on the same way (each offer entered once per search, depth <=
+   AUGMENT_MAX_DEPTH; swapping two interchangeable jobs, same needs and options, is skipped).
+   With unit capacities (an offer fits one job) this is Kuhn's augmenting-path algorithm, which
+   reaches a maximum bipartite matching (Hopcroft-Karp finds the same paths in phases; a test
+   checks we reach the maximum); with vector capacities it is a local search. Then surplus:
    each matched job moves to a cheaper offer where it fits, then augmenting again on the room
-   freed. Steps are counted against a budget, O(budget) in total, so it is deterministic.
+   freed. Every option scanned and eviction tried is a step; a search may take
+   AUGMENT_SEARCH_BUDGET steps and all of them `improvement_budget` steps, so the work is
+   O(E + budget) and, being counted in steps rather than time, the same on every solver.
    Augmenting never loses a match and the surplus pass never lowers (matches, surplus), so the
    result places at least as many jobs as first-fit, always.
 4. The best of the two candidates by the objective is kept. When J <= EXACT_MAX_JOBS, an exact
@@ -70,11 +73,13 @@ DEFAULT_MIN_COMMON_MEDIATORS = 1
 DEFAULT_EXECUTION_ESTIMATE_MS = 15_000
 # Exact search only for markets with at most this many jobs, and at most this many nodes.
 EXACT_MAX_JOBS = 12
-DEFAULT_EXACT_NODE_BUDGET = 20_000
-# Budget of the heuristic's improvement passes (eviction attempts and moves), and the longest
-# chain of evictions one augmenting search follows.
-DEFAULT_IMPROVEMENT_BUDGET = 200_000
+DEFAULT_EXACT_NODE_BUDGET = 10_000
+# Budget of the heuristic's improvement passes (options scanned, evictions tried, moves), and
+# the longest chain of evictions one augmenting search follows (bounded by Python's stack).
+DEFAULT_IMPROVEMENT_BUDGET = 100_000
 AUGMENT_MAX_DEPTH = 64
+# Steps one unmatched job's search may take: a hopeless job cannot eat everyone's budget.
+AUGMENT_SEARCH_BUDGET = 2000
 
 _UNMATCHED = -1
 _Vector = tuple[int, int, int, int]  # milli-CPU, RAM MB, disk MB, GPU count
@@ -238,7 +243,12 @@ class _Problem:
     capacity: list[_Vector]
     # Per job: compatible resource indices, cheapest first, then older.
     options: list[list[int]]
-    surplus: dict[tuple[int, int], int]
+    max_prices: list[int]
+    # Per job: the first job with the same needs and options (interchangeable jobs).
+    kind: list[int]
+
+    def surplus(self, j: int, r: int) -> int:
+        return self.max_prices[j] - self.prices[r]
 
 
 def _compatible(
@@ -296,8 +306,7 @@ def _build_problem(
             sorted_prices.append(prices[r])
     mediators = [frozenset(offer.trusted_mediators) for offer in resources]
     options: list[list[int]] = []
-    surplus: dict[tuple[int, int], int] = {}
-    for j, job in enumerate(jobs):
+    for job in jobs:
         if now_ms + policy.execution_estimate_ms > job.deadline:
             options.append([])
             continue
@@ -305,8 +314,6 @@ def _build_problem(
         affordable = indices[: bisect.bisect_right(sorted_prices, job.max_price_wei)]
         compatible = _compatible(job, affordable, resources, mediators, policy.min_common_mediators)
         options.append(compatible)
-        for r in compatible:
-            surplus[(j, r)] = job.max_price_wei - prices[r]
     return _Problem(
         jobs=jobs,
         job_ids=job_ids,
@@ -319,8 +326,17 @@ def _build_problem(
             for offer, offer_id in zip(resources, resource_ids, strict=True)
         ],
         options=options,
-        surplus=surplus,
+        max_prices=[job.max_price_wei for job in jobs],
+        kind=_kinds(jobs, options),
     )
+
+
+def _kinds(jobs: list[JobOffer], options: list[list[int]]) -> list[int]:
+    first_of: dict[tuple[_Vector, int, tuple[int, ...]], int] = {}
+    return [
+        first_of.setdefault((_vector(job), job.spec.gpu_vram_mb, tuple(options[j])), j)
+        for j, job in enumerate(jobs)
+    ]
 
 
 # --- assignments and the objective ---------------------------------------------------------
@@ -372,7 +388,7 @@ class _Assignment:
     def key(self) -> _Key:
         """Smaller is better (see the module docstring's objective)."""
         matched = [j for j, r in enumerate(self.of_job) if r != _UNMATCHED]
-        surplus = sum(self.problem.surplus[(j, self.of_job[j])] for j in matched)
+        surplus = sum(self.problem.surplus(j, self.of_job[j]) for j in matched)
         return (-len(matched), -surplus, tuple(matched), tuple(self.of_job[j] for j in matched))
 
 
@@ -425,31 +441,38 @@ def _best_fit_scarce_first(problem: _Problem) -> _Assignment:
 
 
 def _augment_from(
-    assignment: _Assignment, j: int, visited: set[int], depth: int, budget: _Budget
+    assignment: _Assignment, j: int, explored: set[int], depth: int, budget: _Budget
 ) -> bool:
-    """Place unmatched job `j`, evicting and re-placing hosted jobs along one path if needed."""
-    options = assignment.problem.options[j]
+    """Place unmatched job `j`, evicting and re-placing hosted jobs along one path if needed.
+
+    Each offer is entered at most once per search (`explored`), as in Kuhn's algorithm.
+    """
+    problem = assignment.problem
+    options = problem.options[j]
     for r in options:
-        if r not in visited and assignment.fits(j, r):
+        if not budget.spend():
+            return False
+        if r not in explored and assignment.fits(j, r):
             assignment.place(j, r)
             return True
     if depth >= AUGMENT_MAX_DEPTH:
         return False
-    need = assignment.problem.need[j]
+    need, kind = problem.need[j], problem.kind[j]
     for r in options:
-        if r in visited:
+        if r in explored:
             continue
-        visited.add(r)
+        explored.add(r)
         for evicted in list(assignment.hosted[r]):
             if not budget.spend():
                 return False
-            room = assignment.room[r]
-            freed = assignment.problem.need[evicted]
+            if problem.kind[evicted] == kind:
+                continue  # swapping two interchangeable jobs changes nothing
+            room, freed = assignment.room[r], problem.need[evicted]
             if not all(need[dim] <= room[dim] + freed[dim] for dim in range(4)):
                 continue
             assignment.remove(evicted)
             assignment.place(j, r)
-            if _augment_from(assignment, evicted, visited, depth + 1, budget):
+            if _augment_from(assignment, evicted, explored, depth + 1, budget):
                 return True
             assignment.remove(j)
             assignment.place(evicted, r)
@@ -458,8 +481,14 @@ def _augment_from(
 
 def _augment(assignment: _Assignment, budget: _Budget) -> None:
     for j, r in enumerate(assignment.of_job):
-        if r == _UNMATCHED and assignment.problem.options[j] and budget.left > 0:
-            _augment_from(assignment, j, set(), 0, budget)
+        if r != _UNMATCHED or not assignment.problem.options[j]:
+            continue
+        if budget.left <= 0:
+            return
+        allowed = min(budget.left, AUGMENT_SEARCH_BUDGET)
+        search = _Budget(allowed)
+        _augment_from(assignment, j, set(), 0, search)
+        budget.left -= allowed - max(0, search.left)
 
 
 def _move_to_cheaper(assignment: _Assignment, budget: _Budget) -> None:
@@ -502,7 +531,7 @@ class _ExactSearch:
         self.surplus_tail = [0] * (len(self.order) + 1)
         for i in range(len(self.order) - 1, -1, -1):
             j = self.order[i]
-            best_here = max((problem.surplus[(j, r)] for r in problem.options[j]), default=0)
+            best_here = max((problem.surplus(j, r) for r in problem.options[j]), default=0)
             self.surplus_tail[i] = self.surplus_tail[i + 1] + best_here
 
     def run(self) -> tuple[_Assignment, bool]:
@@ -531,7 +560,7 @@ class _ExactSearch:
         for r in self.problem.options[j]:
             if current.fits(j, r):
                 current.place(j, r)
-                self._search(current, i + 1, placed + 1, surplus + self.problem.surplus[(j, r)])
+                self._search(current, i + 1, placed + 1, surplus + self.problem.surplus(j, r))
                 current.remove(j)
         self._search(current, i + 1, placed, surplus)
 
