@@ -123,6 +123,22 @@ def run(args: argparse.Namespace, log_dir: Path) -> dict:
                     latencies.append(latency_ms)
             node += 1
     expected = args.messages * (args.nodes - 1)
+    publisher = {seq: seq % args.nodes for seq in range(args.messages)}
+    missing_by_node = [0] * args.nodes
+    receivers_by_seq = [0] * args.messages
+    for seq, _receiver in delivered:
+        receivers_by_seq[seq] += 1
+    for seq in range(args.messages):
+        for receiver in range(args.nodes):
+            if receiver != publisher[seq] and (seq, receiver) not in delivered:
+                missing_by_node[receiver] += 1
+    dropped: dict[str, int] = {}
+    reports: dict[str, int] = {}
+    for result in results:
+        for counts, target in ((result["dropped"], dropped), (result["reports"], reports)):
+            for node_counts in counts:
+                for key, value in node_counts.items():
+                    target[key] = target.get(key, 0) + value
     cpu_s = sum(r["cpu_s"] for r in results)
     rss = sum(r["rss_bytes"] for r in results)
     return {
@@ -150,6 +166,13 @@ def run(args: argparse.Namespace, log_dir: Path) -> dict:
         "rss_mb_per_proc": [round(r["rss_bytes"] / 2**20, 1) for r in results],
         "mesh_formation_s": mesh_seconds,
         "outbound_queue_drops": sum(r["outbound_queue_drops"] for r in results),
+        "validator_drops": dropped,
+        "peer_reports": reports,
+        "graylisted_ignored": sum(r["graylisted_ignored"] for r in results),
+        "nodes_missing_any": sum(1 for m in missing_by_node if m),
+        "missing_by_node": missing_by_node,
+        "messages_not_everywhere": sum(1 for n in receivers_by_seq if n < args.nodes - 1),
+        "messages_reaching_nobody": sum(1 for n in receivers_by_seq if n == 0),
         "event_queue_drops": sum(r["event_queue_drops"] for r in results),
         "connections_per_node": [p for r in results for p in r["peers"]],
         "load_average_before": [round(x, 2) for x in load_before],
@@ -170,11 +193,14 @@ def main() -> None:
     parser.add_argument("--padding-modules", type=int, default=0, help="grow each offer")
     parser.add_argument("--degree", default="4,3,6", help="GossipSub D,D_low,D_high")
     parser.add_argument("--label", default="", help="key in results/gossip.json")
+    parser.add_argument("--log-dir", default="", help="keep worker logs here (default: discard)")
     args = parser.parse_args()
     label = args.label or (
         f"n{args.nodes}_p{args.procs}_{args.muxer}_r{args.rate:g}_d{args.degree.replace(',', '-')}"
     )
-    with tempfile.TemporaryDirectory(prefix="gossip-bench-") as log_dir:
+    with tempfile.TemporaryDirectory(prefix="gossip-bench-") as temp_dir:
+        log_dir = args.log_dir or temp_dir
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
         try:
             figures = run(args, Path(log_dir))
         except Exception:

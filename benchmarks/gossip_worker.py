@@ -130,6 +130,8 @@ async def main(args: argparse.Namespace) -> None:
                 "outbound_queue_drops": sum(s.outbound_queue_drops for s in stats),
                 "event_queue_drops": sum(s.event_queue_drops for s in stats),
                 "dropped": [s.dropped for s in stats],
+                "reports": [s.reports for s in stats],
+                "graylisted_ignored": sum(s.graylisted_messages_ignored for s in stats),
                 "peers": [s.connected_peers for s in stats],
                 "pid": os.getpid(),
             }
@@ -153,4 +155,8 @@ def parse_args() -> argparse.Namespace:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING)
+    # py-libp2p's logger does not propagate: attach our handler to see its warnings.
+    libp2p_logger = logging.getLogger("libp2p")
+    libp2p_logger.setLevel(logging.WARNING)
+    libp2p_logger.addHandler(logging.StreamHandler())
     trio.run(main, parse_args())

@@ -187,3 +187,80 @@ def test_cached_host_addrs_refresh_after_the_cache_period():
     assert host.get_addrs() == host.get_addrs() == ["/ip4/127.0.0.1/tcp/1"]
     now[0] += HOST_ADDRS_CACHE_S
     assert host.get_addrs() == ["/ip4/127.0.0.1/tcp/2"]
+
+
+def _peers(count: int) -> list:
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(count)]
+
+
+def test_library_mesh_heartbeat_still_prunes_without_backoff():
+    # If this fails, py-libp2p backs off pruned peers itself: drop our mesh_heartbeat lever.
+    assert "_add_back_off" not in inspect.getsource(GossipSub.mesh_heartbeat)
+
+
+def test_pruned_mesh_peers_are_backed_off():
+    router, pubsub = _pubsub_pair()
+    topic, peers = "/t", _peers(router.degree_high + 2)
+    pubsub.peer_topics[topic] = set(peers)
+    for peer in peers:
+        router.peer_protocol[peer] = PROTOCOL_ID_V11
+    router.mesh[topic] = set(peers)
+    _, pruned = router.mesh_heartbeat()
+    assert len(pruned) == len(peers) - router.degree
+    for peer in pruned:
+        assert router._check_back_off(peer, topic)
+    for peer in router.mesh[topic]:
+        assert not router._check_back_off(peer, topic)
+
+
+def test_own_messages_flood_to_every_topic_peer_forwarded_ones_use_the_mesh():
+    router, pubsub = _pubsub_pair()
+    topic, peers = "/t", _peers(8)
+    pubsub.peer_topics[topic] = set(peers)
+    for peer in peers:
+        router.peer_protocol[peer] = PROTOCOL_ID_V11
+    router.mesh[topic] = set(peers[:3])
+    me = pubsub.my_id
+    assert set(router._get_peers_to_send([topic], me, me)) == set(peers)
+    forwarded = set(router._get_peers_to_send([topic], peers[0], peers[1]))
+    assert forwarded == set(peers[:3]) - {peers[0], peers[1]}
+    router.scorer = ReportedScorer(
+        ScoreParams(
+            p4_invalid_messages=TopicScoreParams(weight=10, cap=100, decay=0.9),
+            publish_threshold=-60,
+        )
+    )
+    router.scorer.add_invalid_messages(peers[7], topic, 10)
+    assert peers[7] not in set(router._get_peers_to_send([topic], me, me))
+
+
+def test_library_gossip_still_skips_backed_off_peers():
+    # If this fails, py-libp2p gossips to backed-off peers itself: drop our gossip_heartbeat.
+    source = inspect.getsource(GossipSub._handle_topic_heartbeat)
+    assert "topic, gossip_count, current_peers, True" in source
+
+
+def test_ihave_gossip_reaches_backed_off_peers_but_not_mesh_or_low_scores():
+    router, pubsub = _pubsub_pair()
+    topic, peers = "/t", _peers(10)
+    pubsub.peer_topics[topic] = set(peers)
+    for peer in peers:
+        router.peer_protocol[peer] = PROTOCOL_ID_V11
+    router.mesh[topic] = set(peers[:3])
+    for peer in peers[3:]:
+        router._add_back_off(peer, topic, False)
+    router.scorer = ReportedScorer(
+        ScoreParams(
+            p4_invalid_messages=TopicScoreParams(weight=10, cap=100, decay=0.9),
+            gossip_threshold=-40,
+        )
+    )
+    router.scorer.add_invalid_messages(peers[9], topic, 5)
+    message = rpc_pb2.Message(data=b"offer", seqno=b"\x01", from_id=b"peer", topicIDs=[topic])
+    router.mcache.put(message)
+    gossip = router.gossip_heartbeat()
+    assert set(gossip) == set(peers[3:9])  # 6 eligible: all within D_lazy
+    assert all(gossip[peer][topic] == [message_id(message)] for peer in gossip)
