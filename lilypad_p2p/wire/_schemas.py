@@ -259,7 +259,10 @@ class NodeRecord(_Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResourceOffer(_Message):
-    """A provider offers `spec` for one job at a time at a fixed price per job.
+    """A provider offers `spec` at a fixed price per job.
+
+    `spec` is capacity for jobs running at once: several jobs may be matched to one offer when
+    their specs sum to at most it (per-GPU VRAM is per job, not summed).
 
     `collateral_wei` is what the provider locks per deal; `modules` are the module IDs it runs.
     """
