@@ -34,6 +34,7 @@ from lilypad_p2p.market._matching import (
     EPOCH_MS,
     PROPOSAL_LIFETIME_MS,
     Held,
+    HeldPair,
     MatchHolds,
     Matching,
     MatchPolicy,
@@ -45,6 +46,7 @@ from lilypad_p2p.market._matching import (
     match,
     mismatch,
     proposals_for,
+    vet_proposal,
 )
 from lilypad_p2p.market._offer_book import (
     DEFAULT_MAX_MARKETS,
@@ -87,6 +89,7 @@ __all__ = [
     "Due",
     "Event",
     "Held",
+    "HeldPair",
     "IllegalTransition",
     "MatchHolds",
     "MatchPolicy",
@@ -114,4 +117,5 @@ __all__ = [
     "next_phase",
     "proposals_for",
     "state_diagram",
+    "vet_proposal",
 ]

@@ -660,6 +660,42 @@ def proposals_for(
     ]
 
 
+# (job offer ID, resource offer ID, the job's spec)
+HeldPair = tuple[str, str, ResourceSpec]
+
+
+def vet_proposal(
+    proposal: MatchProposal,
+    offer_of: Callable[[str], JobOffer | ResourceOffer | None],
+    *,
+    epoch_ms: int = EPOCH_MS,
+    policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+) -> tuple[HeldPair, ...] | None:
+    """The pairs of a heard proposal worth holding, or None if the proposal is invalid.
+
+    Invalid (None): a pair of offers we hold that breaks a constraint at the end of the
+    proposal's epoch, or jobs on one offer that exceed its capacity: no honest solver proposes
+    those. Pairs naming an offer we do not hold are left out: a made-up offer ID must not hold
+    a real job out of matching.
+    """
+    now_ms = epoch_end_ms(proposal.epoch, epoch_ms) - 1
+    pairs: list[HeldPair] = []
+    used: dict[str, list[int]] = {}
+    for job_id, resource_id in proposal.matches:
+        job, resource = offer_of(job_id), offer_of(resource_id)
+        if not isinstance(job, JobOffer) or not isinstance(resource, ResourceOffer):
+            continue
+        if mismatch(job, resource, now_ms, policy) is not None:
+            return None
+        totals = used.setdefault(resource_id, [0, 0, 0, 0])
+        for dim, value in enumerate(_vector(job)):
+            totals[dim] += value
+        if any(total > cap for total, cap in zip(totals, _vector(resource), strict=True)):
+            return None
+        pairs.append((job_id, resource_id, job.spec))
+    return tuple(pairs)
+
+
 @dataclass(frozen=True, slots=True)
 class Held:
     """What earlier proposals keep out of an epoch's matching."""
@@ -685,26 +721,17 @@ class MatchHolds:
             raise ValueError("hold_ms must be >= 0 and epoch_ms >= 1")
         self._hold_ms = hold_ms
         self._epoch_ms = epoch_ms
-        # (epoch, market) -> matching ID -> (job ID, resource ID, job spec or None)
-        self._by_epoch: dict[
-            tuple[int, str], dict[str, tuple[tuple[str, str, ResourceSpec | None], ...]]
-        ] = {}
+        # (epoch, market) -> matching ID -> pairs held
+        self._by_epoch: dict[tuple[int, str], dict[str, tuple[HeldPair, ...]]] = {}
 
-    def record(
-        self, proposal: MatchProposal, spec_of_job: Callable[[str], ResourceSpec | None]
-    ) -> bool:
-        """Remember `proposal`'s pairs; False if its matching was already known.
-
-        `spec_of_job` gives a job offer's spec (None if unknown: the job is then held, but
-        reserves no capacity).
-        """
+    def record(self, proposal: MatchProposal, pairs: Sequence[HeldPair]) -> bool:
+        """Remember `proposal` as holding `pairs` (see `vet_proposal`); False if its matching
+        was already known."""
         known = self._by_epoch.setdefault((proposal.epoch, proposal.market), {})
         matching_id = proposal.matching_id
         if matching_id in known:
             return False
-        known[matching_id] = tuple(
-            (job, resource, spec_of_job(job)) for job, resource in proposal.matches
-        )
+        known[matching_id] = tuple(pairs)
         return True
 
     def held(self, market: str, epoch: int) -> Held:
@@ -723,8 +750,7 @@ class MatchHolds:
                     if job in jobs:
                         continue  # two matchings of one job reserve capacity once
                     jobs.add(job)
-                    if spec is not None:
-                        reserved.setdefault(resource, []).append(spec)
+                    reserved.setdefault(resource, []).append(spec)
         return Held(
             jobs=frozenset(jobs),
             reserved={resource: tuple(specs) for resource, specs in reserved.items()},

@@ -31,6 +31,7 @@ from lilypad_p2p.market import (
     DEFAULT_MATCH_HOLD_MS,
     DEFAULT_MATCH_POLICY,
     EPOCH_MS,
+    HeldPair,
     MatchHolds,
     MatchPolicy,
     OfferBook,
@@ -38,6 +39,7 @@ from lilypad_p2p.market import (
     epoch_of,
     match,
     proposals_for,
+    vet_proposal,
 )
 from lilypad_p2p.net import PublishError, wall_clock_ms
 
@@ -66,6 +68,7 @@ class SolverStatistics:
     jobs_proposed: int
     proposals_heard: int
     proposals_ignored: int
+    proposals_invalid: int
     publish_failures: int
     last_epoch_ms: float
 
@@ -113,15 +116,17 @@ class Solver:
         self._jobs_proposed = 0
         self._heard = 0
         self._ignored = 0
+        self._invalid = 0
         self._publish_failures = 0
         self._last_epoch_ms = 0.0
 
     # --- the pure part ---------------------------------------------------------------------
 
     def observe(self, envelope: wire.SignedEnvelope) -> bool:
-        """Take note of a proposal (another solver's, or ours); True if it holds offers now.
+        """Take note of a proposal (another solver's); True if it holds offers from now on.
 
-        Ignored: other markets, epochs too far ahead of our clock, matchings already known.
+        Ignored: other markets, epochs too far ahead of our clock, matchings already known,
+        and proposals `vet_proposal` finds invalid (counted apart: a faulty or hostile solver).
         """
         proposal = envelope.body
         if not isinstance(proposal, wire.MatchProposal):
@@ -130,8 +135,19 @@ class Solver:
         if proposal.market not in self._markets or proposal.epoch > current + MAX_EPOCHS_AHEAD:
             self._ignored += 1
             return False
+        pairs = vet_proposal(proposal, self._offer_of, epoch_ms=self._epoch_ms, policy=self._policy)
+        if pairs is None:
+            self._invalid += 1
+            event(
+                log,
+                "proposal.invalid",
+                logging.WARNING,
+                solver=proposal.solver,
+                matching=proposal.matching_id,
+            )
+            return False
         self._heard += 1
-        return self._holds.record(proposal, self._spec_of_job)
+        return self._holds.record(proposal, pairs)
 
     def plan_epoch(self, market: str, epoch: int) -> list[wire.MatchProposal]:
         """The proposals for `market` at the end of `epoch`, from the book as it is now."""
@@ -166,11 +182,11 @@ class Solver:
             matching, market=inputs.market, solver=self._identity.address, epoch_ms=self._epoch_ms
         )
 
-    def _spec_of_job(self, job_id: str) -> wire.ResourceSpec | None:
-        envelope = self._book.get(job_id)
-        if envelope is None or not isinstance(envelope.body, wire.JobOffer):
+    def _offer_of(self, offer_id: str) -> wire.JobOffer | wire.ResourceOffer | None:
+        envelope = self._book.get(offer_id)
+        if envelope is None or not isinstance(envelope.body, wire.JobOffer | wire.ResourceOffer):
             return None
-        return envelope.body.spec
+        return envelope.body
 
     def statistics(self) -> SolverStatistics:
         return SolverStatistics(
@@ -179,6 +195,7 @@ class Solver:
             jobs_proposed=self._jobs_proposed,
             proposals_heard=self._heard,
             proposals_ignored=self._ignored,
+            proposals_invalid=self._invalid,
             publish_failures=self._publish_failures,
             last_epoch_ms=self._last_epoch_ms,
         )
@@ -212,10 +229,18 @@ class Solver:
         self._epochs += 1
         self._last_epoch_ms = (trio.current_time() - started) * 1000
 
+    def _own_pairs(self, proposal: wire.MatchProposal) -> list[HeldPair]:
+        pairs = []
+        for job_id, resource_id in proposal.matches:
+            job = self._offer_of(job_id)
+            if isinstance(job, wire.JobOffer):
+                pairs.append((job_id, resource_id, job.spec))
+        return pairs
+
     async def _publish_proposal(self, proposal: wire.MatchProposal) -> None:
         published_at = max(self._clock_ms(), proposal.created_at)
         envelope = self._identity.sign_envelope(proposal, published_at)
-        self._holds.record(proposal, self._spec_of_job)
+        self._holds.record(proposal, self._own_pairs(proposal))
         try:
             await self._publish(envelope)
         except PublishError as error:

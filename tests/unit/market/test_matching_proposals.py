@@ -20,6 +20,7 @@ from lilypad_p2p.market import (
     epoch_of,
     match,
     proposals_for,
+    vet_proposal,
 )
 from lilypad_p2p.roles import Solver
 from lilypad_p2p.testing._markets import random_market
@@ -117,9 +118,9 @@ def proposal_for(epoch, pairs, solver=0):
 def test_holds_last_hold_ms_and_never_touch_their_own_epoch():
     j, r = job(), offer()
     holds = MatchHolds()
-    assert holds.record(proposal_for(10, [(j.cid, r.cid)]), lambda _: j.spec)
+    assert holds.record(proposal_for(10, [(j.cid, r.cid)]), [(j.cid, r.cid, j.spec)])
     # The same matching from another solver is the same matching.
-    assert not holds.record(proposal_for(10, [(j.cid, r.cid)], solver=1), lambda _: j.spec)
+    assert not holds.record(proposal_for(10, [(j.cid, r.cid)], solver=1), [(j.cid, r.cid, j.spec)])
     assert len(holds) == 1
     assert holds.held("cpu", 10).jobs == frozenset()
     assert holds.held("cpu", 11).jobs == {j.cid}
@@ -134,11 +135,27 @@ def test_holds_last_hold_ms_and_never_touch_their_own_epoch():
     assert len(holds) == 0
 
 
-def test_an_unknown_job_is_held_without_reserving():
-    holds = MatchHolds()
-    holds.record(proposal_for(1, [(job().cid, offer().cid)]), lambda _: None)
-    assert holds.held("cpu", 2).jobs == {job().cid}
-    assert holds.held("cpu", 2).reserved == {}
+def test_vetting_a_heard_proposal():
+    big = offer(capacity=spec(milli_cpu=2000, ram_mb=2048, disk_mb=2000))
+    first, second, third = (job(nonce=i) for i in range(3))
+    known = {o.cid: o for o in (big, first, second, third)}
+    epoch = epoch_of(NOW)
+
+    def vet(pairs):
+        return vet_proposal(proposal_for(epoch, pairs), known.get)
+
+    assert vet([(first.cid, big.cid), (second.cid, big.cid)]) == tuple(
+        sorted([(first.cid, big.cid, first.spec), (second.cid, big.cid, second.spec)])
+    )
+    # Over-committing an offer, or an incompatible pair, makes the whole proposal invalid.
+    assert vet([(first.cid, big.cid), (second.cid, big.cid), (third.cid, big.cid)]) is None
+    dear = offer(nonce=9, price=100)
+    known[dear.cid] = dear
+    assert vet([(first.cid, dear.cid)]) is None
+    # A made-up offer ID holds nothing: a hostile solver cannot keep real jobs out that way.
+    made_up = content_id(b"no such offer")
+    assert vet([(first.cid, made_up)]) == ()
+    assert vet([(made_up, big.cid)]) == ()
 
 
 def test_holds_do_not_depend_on_the_order_proposals_arrive():
@@ -146,17 +163,17 @@ def test_holds_do_not_depend_on_the_order_proposals_arrive():
     jobs = [job(nonce=i, need=spec(milli_cpu=1000 + i)) for i in range(6)]
     # Two different matchings of overlapping jobs, from two solvers, in two epochs.
     proposals = [
-        proposal_for(4, [(jobs[0].cid, resource.cid), (jobs[1].cid, resource.cid)]),
-        proposal_for(4, [(jobs[1].cid, resource.cid), (jobs[2].cid, resource.cid)], solver=1),
-        proposal_for(5, [(jobs[3].cid, resource.cid)]),
+        proposal_for(EPOCH, [(jobs[0].cid, resource.cid), (jobs[1].cid, resource.cid)]),
+        proposal_for(EPOCH, [(jobs[1].cid, resource.cid), (jobs[2].cid, resource.cid)], solver=1),
+        proposal_for(EPOCH + 1, [(jobs[3].cid, resource.cid)]),
     ]
-    specs = {j.cid: j.spec for j in jobs}
+    known = {o.cid: o for o in (resource, *jobs)}
     views = []
     for order in ([0, 1, 2], [2, 1, 0], [1, 2, 0]):
         holds = MatchHolds()
         for index in order:
-            holds.record(proposals[index], specs.get)
-        views.append(holds.held("cpu", 6))
+            holds.record(proposals[index], vet_proposal(proposals[index], known.get))
+        views.append(holds.held("cpu", EPOCH + 2))
     assert views[0] == views[1] == views[2]
     assert views[0].jobs == {jobs[i].cid for i in range(4)}
     assert sorted(s.milli_cpu for s in views[0].reserved[resource.cid]) == [1000, 1001, 1002, 1003]
@@ -229,5 +246,12 @@ def test_observe_ignores_other_markets_and_far_future_epochs():
     far = proposal_for(EPOCH + 100, pairs)
     assert not solver.observe(SOLVER_KEYS[0].sign_envelope(far, far.created_at))
     assert solver.statistics().proposals_ignored == 1
+    # A pair breaking a constraint of offers we hold: a faulty solver, nothing is held.
+    cheap_job, dear = job(max_price=1), offer(price=5)
+    solver = solver_over([cheap_job, dear], SOLVER_KEYS[0], NOW)
+    bad = proposal_for(EPOCH, [(cheap_job.cid, dear.cid)], solver=1)
+    assert not solver.observe(SOLVER_KEYS[1].sign_envelope(bad, bad.created_at))
+    assert solver.statistics().proposals_invalid == 1
+    assert solver.plan_epoch("cpu", EPOCH + 1) == []  # and nothing to match here either
     with pytest.raises(TypeError):
         solver.observe(SOLVER_KEYS[0].sign_envelope(offer(provider=SOLVER_KEYS[0].address), NOW))
