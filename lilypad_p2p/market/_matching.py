@@ -422,17 +422,28 @@ def _best_fit_scarce_first(problem: _Problem) -> _Assignment:
     def size(j: int) -> float:
         return sum(problem.need[j][dim] / total[dim] for dim in range(4))
 
-    def slack_after(j: int, r: int, room: list[int]) -> float:
-        capacity, need = problem.capacity[r], problem.need[j]
-        return sum((room[dim] - need[dim]) / max(1, capacity[dim]) for dim in range(4))
-
+    # Slack is measured in shares of each offer's own capacity (floats: IEEE-754 doubles give
+    # every solver the same values for the same operations).
+    inverse = [tuple(1 / max(1, c) for c in capacity) for capacity in problem.capacity]
     order = sorted(range(len(problem.jobs)), key=lambda j: (len(problem.options[j]), -size(j), j))
     assignment = _Assignment(problem)
+    rooms = assignment.room
     for j in order:
-        fitting = [r for r in problem.options[j] if assignment.fits(j, r)]
-        if fitting:
-            # Ties (equal slack) go to the earlier option: cheaper, then older.
-            best = min(fitting, key=lambda r: slack_after(j, r, assignment.room[r]))
+        cpu, ram, disk, gpu = problem.need[j]
+        best, best_slack = _UNMATCHED, float("inf")
+        for r in problem.options[j]:
+            room = rooms[r]
+            if cpu <= room[0] and ram <= room[1] and disk <= room[2] and gpu <= room[3]:
+                share = inverse[r]
+                slack = (
+                    (room[0] - cpu) * share[0]
+                    + (room[1] - ram) * share[1]
+                    + (room[2] - disk) * share[2]
+                    + (room[3] - gpu) * share[3]
+                )
+                if slack < best_slack:  # ties go to the earlier option: cheaper, then older
+                    best, best_slack = r, slack
+        if best != _UNMATCHED:
             assignment.place(j, best)
     return assignment
 
