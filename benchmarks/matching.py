@@ -9,8 +9,9 @@ and 1000 offers. Plus the first-fit trap family (`first_fit_trap`). Times are wa
 (time.perf_counter) of one `match` call, median and p90 over the seeds. Writes
 benchmarks/results/matching.json.
 
-Target: a matching fits in the epoch's grace with room to spare: p90 <= 150 ms at 1000 offers
-(EPOCH_GRACE_MS; the solver computes it in a worker thread, so gossip keeps flowing).
+Target: a matching takes no longer than the epoch's grace: wall-clock p90 <= 150 ms at 1000
+offers (EPOCH_GRACE_MS; the solver computes it in a worker thread, so gossip keeps flowing).
+Process CPU time is printed beside it: other work on the machine inflates the wall clock.
 """
 
 from __future__ import annotations
@@ -45,20 +46,19 @@ def run_shape(shape: str, offers: int, seeds: int) -> dict[str, object]:
     job_part, resource_part = SHAPES[shape]
     jobs_n = offers * job_part // (job_part + resource_part)
     resources_n = offers - jobs_n
-    times_ms, ff_times_ms, ours, theirs, surplus_gain, optimal = [], [], [], [], [], 0
+    times_ms, cpu_ms, ff_times_ms, ours, theirs, optimal = [], [], [], [], [], 0
     for seed in range(seeds):
         jobs, resources = random_market(seed, jobs_n, resources_n, NOW)
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         result = match(jobs, resources, NOW, epoch=1)
         times_ms.append((time.perf_counter() - started) * 1000)
+        cpu_ms.append((time.process_time() - started_cpu) * 1000)
         started = time.perf_counter()
         baseline = first_fit(jobs, resources, NOW, epoch=1)
         ff_times_ms.append((time.perf_counter() - started) * 1000)
         ours.append(result.placed)
         theirs.append(baseline.placed)
         optimal += result.proven_optimal
-        if result.placed == baseline.placed:
-            surplus_gain.append(result.surplus_wei - baseline.surplus_wei)
     strictly_better = sum(o > t for o, t in zip(ours, theirs, strict=True))
     return {
         "shape": shape,
@@ -68,6 +68,8 @@ def run_shape(shape: str, offers: int, seeds: int) -> dict[str, object]:
         "instances": seeds,
         "match_ms_median": round(statistics.median(times_ms), 2),
         "match_ms_p90": round(percentile(times_ms, 0.9), 2),
+        "match_cpu_ms_median": round(statistics.median(cpu_ms), 2),
+        "match_cpu_ms_p90": round(percentile(cpu_ms, 0.9), 2),
         "first_fit_ms_median": round(statistics.median(ff_times_ms), 2),
         "placed_ours_mean": round(statistics.mean(ours), 2),
         "placed_first_fit_mean": round(statistics.mean(theirs), 2),
@@ -108,6 +110,7 @@ def main() -> None:
             print(
                 f"{shape:>14} {offers:>5} offers ({row['jobs']} jobs): "
                 f"match {row['match_ms_median']} ms median, {row['match_ms_p90']} ms p90 "
+                f"(CPU {row['match_cpu_ms_median']} / {row['match_cpu_ms_p90']} ms) "
                 f"(first-fit {row['first_fit_ms_median']} ms); placed {row['placed_ours_mean']} "
                 f"vs first-fit {row['placed_first_fit_mean']} (+{row['placed_gain_percent']} %), "
                 f"strictly better on {100 * row['share_strictly_better']:.0f} % of "

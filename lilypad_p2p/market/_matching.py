@@ -16,8 +16,9 @@ Constraints, checked in both directions for every pair (`mismatch` names the fir
   side that lists none delegates the choice to the other side. With both lists non-empty the
   consortium is their intersection, with one empty it is the other's list, and the pair fits when
   the consortium (parties removed: a party cannot mediate its own deal) has at least
-  `min_common_mediators` members. With both empty nobody restricts it: the pair fits and the
-  parties take mediators from the registered ones when they sign the deal;
+  `min_common_mediators` members (default 1: the contract refuses a deal without mediators).
+  With both lists empty there is no consortium, so the pair does not fit unless the minimum
+  is 0;
 - the deadline is reachable: now_ms + `execution_estimate_ms` <= the job's deadline.
 A resource offer's spec is the provider's capacity for jobs running at once: the jobs matched
 to one offer must fit together (per-dimension sums of milli-CPU, RAM, disk and GPU count).
@@ -147,13 +148,12 @@ def epoch_end_ms(epoch: int, epoch_ms: int = EPOCH_MS) -> int:
 # --- constraints -------------------------------------------------------------------------
 
 
-def common_mediators(job: JobOffer, resource: ResourceOffer) -> tuple[str, ...] | None:
-    """Mediators both sides accept, parties removed, sorted; None when neither side restricts.
+def common_mediators(job: JobOffer, resource: ResourceOffer) -> tuple[str, ...]:
+    """The deal's possible consortium: mediators both sides accept, parties removed, sorted.
 
-    A side listing no mediators delegates the choice to the other side (module docstring).
+    A side listing no mediators delegates the choice to the other side (module docstring);
+    when neither lists any, it is empty.
     """
-    if not job.trusted_mediators and not resource.trusted_mediators:
-        return None
     if not job.trusted_mediators:
         accepted = set(resource.trusted_mediators)
     elif not resource.trusted_mediators:
@@ -210,7 +210,7 @@ def mismatch(
     if job.spec.gpu_count and job.spec.gpu_vram_mb > resource.spec.gpu_vram_mb:
         return "GPU VRAM too small"
     consortium = common_mediators(job, resource)
-    if consortium is not None and len(consortium) < policy.min_common_mediators:
+    if len(consortium) < policy.min_common_mediators:
         return "no common mediators"
     if now_ms + policy.execution_estimate_ms > job.deadline:
         return "deadline unreachable"
@@ -279,10 +279,9 @@ def _compatible(
         ):
             continue
         theirs = mediators[r]
-        if trusted or theirs:
-            accepted = trusted & theirs if trusted and theirs else trusted or theirs
-            if len(accepted - {creator, offer.provider}) < min_common:
-                continue
+        accepted = trusted & theirs if trusted and theirs else trusted or theirs
+        if len(accepted - {creator, offer.provider}) < min_common:
+            continue
         compatible.append(r)
     return compatible
 

@@ -142,7 +142,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
     puts the small jobs on the dear offers and every big job on a cheap one.
     """
     rng = random.Random(pairs)
-    creator = address(rng)
+    creator, mediator = address(rng), (address(rng),)
 
     def offer(index: int, milli_cpu: int, price_units: int) -> ResourceOffer:
         return ResourceOffer(
@@ -152,7 +152,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
             modules=("hash",),
             price_per_job_wei=price_units * WEI_PER_PRICE_UNIT,
             collateral_wei=0,
-            trusted_mediators=(),
+            trusted_mediators=mediator,
             created_at=now_ms - 1000 + index,
             expires_at=now_ms + OFFER_LIFETIME_MS,
             nonce=index,
@@ -165,7 +165,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
             module="hash",
             spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
             max_price_wei=10 * WEI_PER_PRICE_UNIT,
-            trusted_mediators=(),
+            trusted_mediators=mediator,
             deadline=now_ms + DEADLINE_AFTER_MS,
             created_at=now_ms - 1000 + index,
             expires_at=now_ms + OFFER_LIFETIME_MS // 2,

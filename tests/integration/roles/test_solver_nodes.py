@@ -18,6 +18,7 @@ from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpe
 pytestmark = pytest.mark.net
 
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+MEDIATOR = Identity.generate().address
 MESH_TIMEOUT_S = 30.0
 PROPOSALS_TIMEOUT_S = 20.0
 POLL_S = 0.02
@@ -55,7 +56,7 @@ def offers(provider: str, creator: str, now_ms: int):
             modules=("hash",),
             price_per_job_wei=price,
             collateral_wei=0,
-            trusted_mediators=(),
+            trusted_mediators=(MEDIATOR,),
             created_at=now_ms,
             expires_at=now_ms + OFFER_LIFETIME_MS,
             nonce=price,
@@ -68,7 +69,7 @@ def offers(provider: str, creator: str, now_ms: int):
             module="hash",
             spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
             max_price_wei=100,
-            trusted_mediators=(),
+            trusted_mediators=(MEDIATOR,),
             deadline=now_ms + OFFER_LIFETIME_MS,
             created_at=now_ms - nonce,  # distinct ages, so "oldest first" is meaningful
             expires_at=now_ms + OFFER_LIFETIME_MS,

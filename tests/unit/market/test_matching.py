@@ -93,20 +93,23 @@ def test_a_targeted_job_goes_only_to_its_provider():
 
 
 def test_consortium_rules():
-    # Neither side restricts: fits, and there is no consortium to name.
-    assert common_mediators(job(), offer()) is None
+    # Neither side names a mediator: no consortium, no deal (unless the minimum is 0).
+    assert common_mediators(job(mediators=()), offer(mediators=())) == ()
+    assert mismatch(job(mediators=()), offer(mediators=()), NOW) == "no common mediators"
+    zero = MatchPolicy(min_common_mediators=0)
+    assert mismatch(job(mediators=()), offer(mediators=()), NOW, zero) is None
     # One side lists mediators: the other side delegates, the list is the consortium.
-    assert common_mediators(job(mediators=[MEDIATOR_A]), offer()) == (MEDIATOR_A,)
-    assert common_mediators(job(), offer(mediators=[MEDIATOR_B])) == (MEDIATOR_B,)
+    assert common_mediators(job(), offer(mediators=())) == (MEDIATOR_A,)
+    assert common_mediators(job(mediators=()), offer(mediators=[MEDIATOR_B])) == (MEDIATOR_B,)
     # Both list: the intersection.
     both = common_mediators(
         job(mediators=[MEDIATOR_A, MEDIATOR_B]), offer(mediators=[MEDIATOR_B, MEDIATOR_C])
     )
     assert both == (MEDIATOR_B,)
     # A party cannot mediate its own deal.
-    assert common_mediators(job(), offer(mediators=[CREATOR])) == ()
-    assert mismatch(job(), offer(mediators=[CREATOR]), NOW) == "no common mediators"
-    assert mismatch(job(mediators=[PROVIDER]), offer(), NOW) == "no common mediators"
+    assert common_mediators(job(mediators=()), offer(mediators=[CREATOR])) == ()
+    assert mismatch(job(mediators=()), offer(mediators=[CREATOR]), NOW) == "no common mediators"
+    assert mismatch(job(mediators=[PROVIDER]), offer(mediators=()), NOW) == "no common mediators"
     # A larger minimum consortium.
     two = MatchPolicy(min_common_mediators=2)
     j = job(mediators=[MEDIATOR_A, MEDIATOR_B])
