@@ -571,5 +571,113 @@ def chain_deploy(
                    f"recorded in {config_path}")
 
 
+# --- run, deals (market) ---------------------------------------------------------------------
+
+# How often `run` asks the node about its deal, and how long it waits in all by default.
+RUN_POLL_INTERVAL_S = 0.2
+RUN_DEFAULT_WAIT_S = 900.0
+
+
+def _parse_inputs(pairs: list[str]) -> dict[str, object]:
+    params: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            _fail(f"-i {pair!r}: expected key=value")
+        params[name] = int(value) if value.lstrip("-").isdigit() else value
+    return params
+
+
+def _extract(tarball: Path, output: Path) -> list[str]:
+    import tarfile
+
+    output.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as archive:
+        archive.extractall(output, filter="data")
+        return sorted(m.name for m in archive.getmembers() if m.isfile())
+
+
+@app.command()
+def run(
+    module: Annotated[str, typer.Argument(help="Module to run (see `lilypad-p2p modules list`).")],
+    inputs: Annotated[
+        list[str] | None, typer.Option("-i", "--input", help="Parameter key=value; repeatable.")
+    ] = None,
+    files: Annotated[
+        list[Path] | None, typer.Option("--file", help="Input file for the job; repeatable.")
+    ] = None,
+    max_price: Annotated[
+        str, typer.Option(help="Most you pay for the job, e.g. 0.01eth or wei.")
+    ] = "0.01eth",
+    target: Annotated[
+        str | None, typer.Option(help="Provider address to run on (skips the solvers).")
+    ] = None,
+    deadline: Annotated[int, typer.Option(help="Seconds until the result is due.")] = 300,
+    output: Annotated[
+        Path, typer.Option(help="Directory for the decrypted outputs.")
+    ] = Path("outputs"),
+    market: Annotated[str, typer.Option(help="Market to post the job in.")] = "cpu",
+    wait: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = (
+        RUN_DEFAULT_WAIT_S
+    ),
+    home: HomeOption = None,
+) -> None:
+    """Run a job on the market through the local node (started with --client).
+
+    Shows the deal's progress and writes the decrypted outputs to --output.
+
+    Example: lilypad-p2p run hash -i text=hello --output out/
+    """
+    import base64
+    import time
+
+    params = _parse_inputs(inputs or [])
+    file_map = {f.name: base64.b64encode(f.read_bytes()).decode() for f in files or []}
+    submitted = _control(home, "submit", {
+        "module": module, "params": params, "files": file_map,
+        "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
+        "market": market,
+    })
+    key = submitted["key"]
+    typer.echo(f"job offer {key} posted")
+    shown: set[str] = set()
+    give_up = time.monotonic() + wait
+    while True:
+        deal = _control(home, "deal", {"key": key})
+        for step in deal["transitions"]:
+            label = f"{step['to']}"
+            if label not in shown:
+                shown.add(label)
+                extra = f" (provider {deal['provider']})" if step["to"] == "matched" else ""
+                typer.echo(f"  {label}{extra}")
+        if deal["phase"] in ("accepted", "settled"):
+            break
+        if deal["phase"] in ("rejected", "timed_out", "cancelled"):
+            _fail(f"deal ended {deal['phase']}: {deal.get('error') or 'see `lilypad-p2p deals`'}")
+        if time.monotonic() > give_up:
+            _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
+                  f"(`lilypad-p2p deals`)")
+        time.sleep(RUN_POLL_INTERVAL_S)
+    names = _extract(Path(deal["result_path"]), output)
+    typer.echo(f"result {deal['result_cid']} verified; outputs in {output}/: {', '.join(names)}")
+
+
+@app.command()
+def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:
+    """List this node's deals (as client and as provider) and their states."""
+    listed = _control(home, "deals")
+    if as_json:
+        typer.echo(json.dumps(listed, indent=2))
+        return
+    if not listed:
+        typer.echo("no deals")
+        return
+    typer.echo(f"{'side':<9}{'phase':<17}{'module':<10}{'payment (wei)':>20}  key")
+    for deal in listed:
+        payment = "" if deal["payment_wei"] is None else str(deal["payment_wei"])
+        typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{deal['module'] or '':<10}"
+                   f"{payment:>20}  {deal['key']}")
+
+
 if __name__ == "__main__":
     app()

@@ -61,6 +61,9 @@ class NodeConfig:
     log_level: str = "info"
     rpc_url: str | None = None
     contract: str | None = None
+    # Mediators this node trusts (addresses): put in its offers; a deal's consortium is drawn
+    # from the mediators both sides trust.
+    mediators: tuple[str, ...] = ()
 
     @property
     def keystore_dir(self) -> Path:
@@ -162,6 +165,15 @@ def _contract(value: object, source: str) -> str | None:
     return value
 
 
+def _mediators(value: object, source: str) -> tuple[str, ...]:
+    addresses = _as_list(value, "mediators", source)
+    for address in addresses:
+        if not ADDRESS.match(address):
+            raise ConfigError(f"mediators ({source}): {address!r} is not a 0x address")
+    # Offers list them sorted by their lowercase form, without duplicates.
+    return tuple(sorted({a.lower(): a for a in addresses}.values(), key=str.lower))
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     attribute: str
@@ -183,6 +195,7 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("log_level", ("log_level",), "LILYPAD_LOG_LEVEL", _log_level),
     _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
     _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
+    _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if len(s.toml_key) == 2}

@@ -35,7 +35,16 @@ from lilypad_p2p.net import (
     ProposalReceived,
     wall_clock_ms,
 )
-from lilypad_p2p.roles import Solver, detect_capacity, resource_offer
+from lilypad_p2p.roles import (
+    ClientRole,
+    ProviderRole,
+    Solver,
+    describe,
+    detect_capacity,
+    open_deal_chain,
+    resource_offer,
+)
+from lilypad_p2p.store import DealStore
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 log = logging.getLogger("lilypad_p2p.node")
@@ -86,11 +95,17 @@ class Node:
                 clock_ms=clock_ms,
             )
         self.node_records: dict[str, wire.NodeRecord] = {}
+        # The market roles need the chain and the database; both open in `run`.
+        self.store: DealStore | None = None
+        self.client: ClientRole | None = None
+        self.provider: ProviderRole | None = None
         self._republisher = Republisher()
         self._started_at = trio.current_time()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            if self.config.has_role("client") or self.config.has_role("provider"):
+                await self._start_market_roles(nursery)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
@@ -116,6 +131,33 @@ class Node:
                 listen=self.net.listen_addrs(),
             )
             task_status.started()
+
+    async def _start_market_roles(self, nursery: trio.Nursery) -> None:
+        """Open the deal database and the chain, then start the client and provider roles.
+
+        Their stream handlers are installed before the network listens, so a peer that
+        retries a deal right after our restart is answered at once.
+        """
+        from lilypad_p2p.exec import Executor
+
+        chain = await open_deal_chain(self.config, self.identity)
+        self.store = store = DealStore.open(self.config.database)
+        nursery.start_soon(_close_at_exit, store)
+        if self.config.has_role("provider"):
+            self.provider = ProviderRole(
+                self.identity, store=store, chain=chain, book=self.book,
+                executor_factory=Executor.connect, clock_ms=self._clock_ms,
+            )
+            self.provider.install(self.net.set_stream_handler)
+            await nursery.start(self.provider.run)
+        if self.config.has_role("client"):
+            self.client = ClientRole(
+                self.identity, store=store, chain=chain, book=self.book,
+                publish=self._publish, request=self.net.request,
+                node_record=self.node_records.get, mediators=self.config.mediators,
+                results_dir=self.config.home / "results", clock_ms=self._clock_ms,
+            )
+            await nursery.start(self.client.run)
 
     # --- our own signed records and offers ----------------------------------------------
 
@@ -176,6 +218,7 @@ class Node:
                 capacity=capacity,
                 modules=tuple(sorted(BUILTIN_MODULES)),
                 now_ms=self._clock_ms(),
+                trusted_mediators=_checksummed(self.config.mediators),
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())
@@ -207,6 +250,8 @@ class Node:
         elif isinstance(net_event, ProposalReceived):
             if self.solver is not None:
                 self.solver.observe(net_event.envelope)
+            if self.client is not None:
+                self.client.observe_proposal(net_event.envelope)
         elif isinstance(net_event, CancelReceived):
             self.book.cancel(net_event.envelope, now_ms)
         elif isinstance(net_event, NodeRecordReceived):
@@ -230,7 +275,19 @@ class Node:
     # --- control interface --------------------------------------------------------------
 
     def control_handlers(self) -> dict[str, Handler]:
-        return {"status": self._status, "offers": self._offers, "peers": self._peers}
+        handlers: dict[str, Handler] = {
+            "status": self._status, "offers": self._offers, "peers": self._peers,
+            "deals": self._deals,
+        }
+        if self.client is not None:
+            handlers.update(self.client.control_handlers())
+        return handlers
+
+    async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.store is None:
+            return []
+        store = self.store
+        return [describe(stored, store) for stored in store.deals()]
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -278,6 +335,19 @@ class Node:
 
     async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [dataclasses.asdict(peer) for peer in self.net.peers()]
+
+
+def _checksummed(addresses: Sequence[str]) -> tuple[str, ...]:
+    from eth_utils import to_checksum_address
+
+    return tuple(to_checksum_address(address) for address in addresses)
+
+
+async def _close_at_exit(store: DealStore) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        store.close()
 
 
 async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:

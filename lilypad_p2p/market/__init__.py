@@ -6,6 +6,7 @@ Offer book, replay guard, re-publishing of our own offers, batch matching.
 from lilypad_p2p.market._deal import (
     ACCEPTANCE_TIMEOUT_MS,
     AGREEMENT_TIMEOUT_MS,
+    DEFAULT_TIMEOUTS,
     FINAL_PHASES,
     MATCH_TIMEOUT_MS,
     SETTLEMENT_TIMEOUT_MS,
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_MAX_TOMBSTONES",
     "DEFAULT_MIN_COMMON_MEDIATORS",
     "DEFAULT_REPLAY_CAPACITY",
+    "DEFAULT_TIMEOUTS",
     "EPOCH_MS",
     "FINAL_PHASES",
     "MATCH_TIMEOUT_MS",

@@ -102,6 +102,9 @@ class Timeouts:
                 raise ValueError(f"{name} must be positive")
 
 
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 class DealError(LilypadError):
     """Root of the deal subtree."""
 

@@ -1,16 +1,51 @@
-"""The provider role: what this machine can offer, as a signed ResourceOffer."""
+"""The provider role: what this machine can offer (a signed ResourceOffer), and its deals.
+
+`ProviderRole` answers the three deal protocols: it countersigns deals that match its own
+offer while it has free capacity, runs the job once the deal is open on chain, returns the
+signed result commitment with the outputs sealed to the job creator, takes the acceptance,
+and settles accepted deals in batches. If the job creator goes silent it records the result
+on chain and later claims payment (see `market/_deal.py` for the phases and timeouts).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import secrets
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
+import trio
+from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
+from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
+from lilypad_p2p.exec import ExecError, Executor, JobSpec
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import (
+    DEFAULT_TIMEOUTS,
+    Event,
+    OfferBook,
+    Phase,
+    Side,
+    Timeouts,
+    advance,
+    due_timeout,
+    new_provider_deal,
+)
+from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
+from lilypad_p2p.store import DealStore, StoredDeal
+
+log = logging.getLogger("lilypad_p2p.provider")
 
 # A resource offer lives an hour; its owner re-publishes it until then.
 DEFAULT_OFFER_LIFETIME_MS = 3600 * 1000
@@ -64,3 +99,296 @@ def resource_offer(
         expires_at=now_ms + lifetime_ms,
         nonce=secrets.randbits(63),
     )
+
+
+# --- deals: accept up to capacity, execute, return results, get paid ----------------------
+
+# How long one container may run at most (the deal's deadline may cut it shorter).
+MAX_EXECUTION_S = 600.0
+# Margin kept between the end of a run and the deal's result deadline (to answer in time).
+RESULT_DELIVERY_MARGIN_S = 2.0
+# How often the provider's driver looks at its deals (acceptance timeouts, batches, claims).
+PROVIDER_TICK_S = 0.5
+# At most this many accepted deals go in one settleBatch transaction.
+MAX_SETTLE_BATCH = 50
+# Phases in which a deal holds part of our capacity.
+_BUSY = (Phase.AGREED, Phase.OPEN, Phase.RUNNING)
+
+
+class ProviderRole:
+    """Serves the deal protocols as a provider (module docstring of roles/_client.py for the
+    client's half). Every handler persists before it answers, and answers a repeated request
+    from the store, so a client retrying after either side crashed gets the same answer."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        store: DealStore,
+        chain: DealChain,
+        book: OfferBook,
+        executor_factory: Callable[[], Awaitable[Executor]],
+        clock_ms: Callable[[], int],
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ) -> None:
+        self._identity = identity
+        self._store = store
+        self._chain = chain
+        self._book = book
+        self._executor_factory = executor_factory
+        self._executor: Executor | None = None
+        self._clock_ms = clock_ms
+        self._timeouts = timeouts
+        self._runs: dict[str, trio.Event] = {}
+        self._lock = trio.Lock()  # serialises capacity checks against new agreements
+
+    def install(self, set_handler: Callable[[str, Any], None]) -> None:
+        set_handler(DEAL_PROTOCOL, self.on_deal_proposal)
+        set_handler(JOB_PROTOCOL, self.on_job_request)
+        set_handler(RESULT_PROTOCOL, self.on_acceptance)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self._executor = await self._executor_factory()
+        task_status.started()
+        while True:
+            try:
+                await self._tick()
+            except (ChainError, LilypadError) as exc:
+                event(log, "provider.tick_failed", logging.WARNING, error=repr(exc))
+            await trio.sleep(PROVIDER_TICK_S)
+
+    # --- /lilypad/deal/1 ----------------------------------------------------------------
+
+    async def on_deal_proposal(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
+        assert isinstance(request, wire.DealProposal)
+        try:
+            return await self._countersign(peer_id, request)
+        except PeerMisbehaved as exc:
+            return wire.DealRefused(reason=f"invalid proposal: {exc}"[:500])
+
+    async def _countersign(self, peer_id: ID, request: wire.DealProposal) -> wire.DealMessage:
+        deal = deal_from_wire(request.deal)
+        envelope = wire.SignedEnvelope.from_wire(wire.decode(request.job_offer))
+        wire.verify_signature(envelope)
+        job = envelope.body
+        if not isinstance(job, wire.JobOffer):
+            return wire.DealRefused(reason="job_offer is not a JobOffer")
+        if wire.address_from_peer_id_text(str(peer_id)) != job.job_creator:
+            return wire.DealRefused(reason="only the job creator may propose its deal")
+        held = self._book.get(request.resource_offer_cid)
+        resource = held.body if held is not None else None
+        ours = isinstance(resource, wire.ResourceOffer)
+        if not ours or resource.provider != self._identity.address:
+            return wire.DealRefused(reason="no such resource offer of ours (expired?)")
+        key = self._chain.deal_id(deal).hex()
+        async with self._lock:
+            known = self._store.get(key)
+            if known is not None:  # a retry: same answer
+                return wire.DealCountersigned(provider_signature=known.detail["provider_signature"])
+            reason = deal_mismatch(deal, job, resource, self._clock_ms())
+            if reason is None and not self._has_room(job.spec, resource.spec):
+                reason = "no free capacity"
+            if reason is None and await self._chain.free_balance() < deal.collateral:
+                reason = "provider's deposit cannot cover the collateral"
+            if reason is not None:
+                event(log, "deal.refused", job=job.cid, reason=reason)
+                return wire.DealRefused(reason=reason)
+            self._chain.check_deal_signature(deal, request.job_creator_signature, job.job_creator)
+            signature = self._chain.sign_deal(deal)
+            record = new_provider_deal(key, now_ms=self._clock_ms(),
+                                       result_deadline_ms=deal.result_deadline * 1000)
+            self._store.insert(record, {
+                "deal": request.deal, "job_creator_signature": request.job_creator_signature,
+                "provider_signature": signature, "module": job.module,
+                "spec": job.spec.to_wire(), "job_offer_cid": job.cid,
+            })
+        event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator)
+        return wire.DealCountersigned(provider_signature=signature)
+
+    def _has_room(self, need: wire.ResourceSpec, capacity: wire.ResourceSpec) -> bool:
+        free = [capacity.milli_cpu, capacity.ram_mb, capacity.disk_mb, capacity.gpu_count]
+        for stored in self._store.deals(Side.PROVIDER, open_only=True):
+            if stored.record.phase in _BUSY:
+                spec = wire.ResourceSpec.from_wire(stored.detail["spec"])
+                for i, used in enumerate(
+                    (spec.milli_cpu, spec.ram_mb, spec.disk_mb, spec.gpu_count)
+                ):
+                    free[i] -= used
+        return spec_fits(need, free)
+
+    # --- /lilypad/job/1 -----------------------------------------------------------------
+
+    async def on_job_request(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
+        assert isinstance(request, wire.JobRequest)
+        try:
+            deal = deal_from_wire(request.deal)
+        except PeerMisbehaved as exc:
+            return wire.DealRefused(reason=str(exc)[:500])
+        key = self._chain.deal_id(deal).hex()
+        stored = self._store.get(key)
+        if stored is None or stored.record.side is not Side.PROVIDER:
+            return wire.DealRefused(reason="unknown deal")
+        if wire.address_from_peer_id_text(str(peer_id)) != deal.job_creator:
+            return wire.DealRefused(reason="only the job creator may send the inputs")
+        if stored.record.phase is Phase.AGREED:
+            # We do not work for free: the deal must be open on chain first.
+            if await self._chain.status(deal) is not DealStatus.OPEN:
+                return wire.DealRefused(reason="deal is not open on chain")
+            stored = self._save(stored, Event.OPENED)
+        if stored.record.phase is Phase.OPEN:
+            stored = self._save(stored, Event.INPUTS_DELIVERED, sealed_inputs=request.sealed_inputs,
+                                output_recipient=request.output_recipient)
+        if stored.record.phase is Phase.RUNNING:
+            stored = await self._execute_once(key, deal)
+            if stored.record.phase is Phase.RUNNING:
+                return wire.DealRefused(reason=stored.detail.get("error", "job failed")[:500])
+        output = self._store.result(key)
+        if output is None or "result_hash" not in stored.detail:
+            return wire.DealRefused(reason=f"deal is {stored.record.phase}")
+        return wire.JobResultMessage(
+            deal_id=bytes.fromhex(key), result_hash=stored.detail["result_hash"],
+            provider_signature=stored.detail["commitment_signature"], sealed_output=output,
+        )
+
+    async def _execute_once(self, key: str, deal: Any) -> StoredDeal:
+        """Run the deal's job, or wait for the run already in progress; the stored deal after."""
+        running = self._runs.get(key)
+        if running is not None:
+            await running.wait()
+        else:
+            self._runs[key] = trio.Event()
+            try:
+                await self._execute(key, deal)
+            finally:
+                self._runs.pop(key).set()
+        stored = self._store.get(key)
+        assert stored is not None
+        return stored
+
+    async def _execute(self, key: str, deal: Any) -> None:
+        stored = self._store.get(key)
+        assert stored is not None and self._executor is not None
+        left_s = deal.result_deadline - self._clock_ms() / 1000 - RESULT_DELIVERY_MARGIN_S
+        if left_s <= 0:
+            self._update(stored, error="no time left before the result deadline")
+            return
+        event(log, "job.started", key=key, module=stored.detail["module"])
+        try:
+            result = await self._executor.run(
+                JobSpec(stored.detail["module"]),
+                stored.detail["sealed_inputs"],
+                self._identity.sealing_private_key(),
+                timeout_s=min(MAX_EXECUTION_S, left_s),
+                output_recipient=stored.detail["output_recipient"],
+            )
+        except ExecError as exc:
+            event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
+            self._update(stored, error=f"job failed: {exc}")
+            return
+        digest = hashlib.sha256(result.output_tarball).digest()
+        signature = self._chain.sign_commitment(deal, digest)
+        assert result.sealed_output is not None
+        self._store.put_result(key, result.sealed_output)
+        self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
+                   result_cid=result.result_cid, commitment_signature=signature)
+        event(log, "job.finished", key=key, cid=result.result_cid,
+              seconds=round(result.timings.total_s, 3))
+
+    # --- /lilypad/result/1 --------------------------------------------------------------
+
+    async def on_acceptance(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
+        assert isinstance(request, wire.AcceptanceNotice)
+        key = request.deal_id.hex()
+        stored = self._store.get(key)
+        if stored is None or stored.record.side is not Side.PROVIDER:
+            return wire.DealRefused(reason="unknown deal")
+        if stored.record.phase in (Phase.ACCEPTED, Phase.SETTLED):
+            return wire.AcceptanceAck(deal_id=request.deal_id)
+        if stored.record.phase not in (Phase.RESULT_READY, Phase.RESULT_SUBMITTED):
+            return wire.DealRefused(reason=f"deal is {stored.record.phase}")
+        if request.result_hash != stored.detail["result_hash"]:
+            return wire.DealRefused(reason="acceptance of another result")
+        deal = deal_from_wire(stored.detail["deal"])
+        try:
+            self._chain.check_acceptance(deal, request.result_hash, request.job_creator_signature)
+        except PeerMisbehaved as exc:
+            return wire.DealRefused(reason=str(exc)[:500])
+        self._save(stored, Event.ACCEPTANCE_RECEIVED,
+                   acceptance_signature=request.job_creator_signature)
+        return wire.AcceptanceAck(deal_id=request.deal_id)
+
+    # --- timeouts and settlement ----------------------------------------------------------
+
+    async def _tick(self) -> None:
+        now = self._clock_ms()
+        accepted: list[StoredDeal] = []
+        for stored in self._store.deals(Side.PROVIDER, open_only=True):
+            record = stored.record
+            if record.phase is Phase.ACCEPTED:
+                accepted.append(stored)
+                continue
+            deal = deal_from_wire(stored.detail["deal"])
+            due = due_timeout(record, self._timeouts, deal.acceptance_window * 1000)
+            past_deadline = record.result_deadline_ms is not None and now > (
+                record.result_deadline_ms + 1000)
+            if record.phase in (Phase.OPEN, Phase.RUNNING) and past_deadline:
+                # The client claims its refund; follow the chain to the end.
+                status = await self._chain.status(deal)
+                if status.is_final:
+                    self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
+                continue
+            if due is None or now < due.at_ms:
+                continue
+            await self._on_timeout(stored, deal, due.event)
+        if accepted:
+            await self._settle(accepted[:MAX_SETTLE_BATCH])
+
+    async def _on_timeout(self, stored: StoredDeal, deal: Any, then: Event) -> None:
+        if stored.record.phase is Phase.AGREED:
+            status = await self._chain.status(deal)
+            if status is DealStatus.OPEN:
+                self._save(stored, Event.OPENED)
+            elif status is DealStatus.NONE:
+                self._save(stored, Event.TIMED_OUT, error="the client never opened the deal")
+            return
+        if then is Event.RESULT_SUBMITTED:
+            move = await self._chain.submit_result(deal, stored.detail["result_hash"],
+                                                   stored.detail["commitment_signature"])
+            if move.status is DealStatus.SETTLED:
+                self._save(stored, Event.SETTLED)
+            else:
+                self._save(stored, Event.RESULT_SUBMITTED, submitted_on_chain=move.sent)
+            return
+        if then is Event.TIMEOUT_CLAIMED:
+            try:
+                move = await self._chain.claim_timeout(deal)
+            except DeadlineError:
+                return  # the chain's clock is behind ours: next tick
+            if move.status is DealStatus.SETTLED:
+                self._save(stored, Event.SETTLED)
+            else:
+                self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
+
+    async def _settle(self, accepted: list[StoredDeal]) -> None:
+        items = [
+            SettlementItem(deal_from_wire(s.detail["deal"]), s.detail["result_hash"],
+                           s.detail["acceptance_signature"])
+            for s in accepted
+        ]
+        sent = await self._chain.settle_batch(items)
+        for stored, item in zip(accepted, items, strict=True):
+            status = await self._chain.status(item.deal)
+            if status is DealStatus.SETTLED:
+                self._save(stored, Event.SETTLED, settled_ms=self._clock_ms(),
+                           batch_size=len(items) if sent else 0)
+        event(log, "deals.settled", count=len(items), transactions=sent)
+
+    def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
+        record = advance(stored.record, event_, self._clock_ms())
+        merged = {**stored.detail, **detail}
+        self._store.update(record, merged, event_)
+        event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
+        return StoredDeal(record, merged)
+
+    def _update(self, stored: StoredDeal, **detail: Any) -> None:
+        self._store.update(stored.record, {**stored.detail, **detail})

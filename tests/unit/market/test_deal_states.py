@@ -35,31 +35,51 @@ def _walk(record: DealRecord, *events: Event) -> DealRecord:
 
 def test_client_happy_path_ends_settled() -> None:
     record = new_client_deal("job", now_ms=T0, expires_ms=T0 + 60_000)
-    record = _walk(record, Event.MATCH_FOUND, Event.COUNTERSIGNED, Event.OPENED,
-                   Event.INPUTS_DELIVERED, Event.RESULT_VERIFIED, Event.SETTLED)
+    record = _walk(
+        record,
+        Event.MATCH_FOUND,
+        Event.COUNTERSIGNED,
+        Event.OPENED,
+        Event.INPUTS_DELIVERED,
+        Event.RESULT_VERIFIED,
+        Event.SETTLED,
+    )
     assert record.phase is Phase.SETTLED
     assert record.result_deadline_ms == DEADLINE
 
 
 def test_provider_happy_and_silent_client_paths() -> None:
     start = new_provider_deal("d", now_ms=T0, result_deadline_ms=DEADLINE)
-    happy = _walk(start, Event.OPENED, Event.INPUTS_DELIVERED, Event.RESULT_COMMITTED,
-                  Event.ACCEPTANCE_RECEIVED, Event.SETTLED)
+    happy = _walk(
+        start,
+        Event.OPENED,
+        Event.INPUTS_DELIVERED,
+        Event.RESULT_COMMITTED,
+        Event.ACCEPTANCE_RECEIVED,
+        Event.SETTLED,
+    )
     assert happy.phase is Phase.SETTLED
-    silent = _walk(start, Event.OPENED, Event.INPUTS_DELIVERED, Event.RESULT_COMMITTED,
-                   Event.RESULT_SUBMITTED, Event.TIMEOUT_CLAIMED)
+    silent = _walk(
+        start,
+        Event.OPENED,
+        Event.INPUTS_DELIVERED,
+        Event.RESULT_COMMITTED,
+        Event.RESULT_SUBMITTED,
+        Event.TIMEOUT_CLAIMED,
+    )
     assert silent.phase is Phase.TIMED_OUT
 
 
 def test_refused_deal_goes_back_to_waiting_for_a_match() -> None:
-    record = _walk(new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND,
-                   Event.REFUSED)
+    record = _walk(
+        new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND, Event.REFUSED
+    )
     assert record.phase is Phase.OFFERED
 
 
 @pytest.mark.parametrize("side", list(Side))
 def test_final_phases_allow_nothing(side: Side) -> None:
-    for (phase, _event) in TRANSITIONS[side]:
+    for phase, _event in TRANSITIONS[side]:
         assert phase not in FINAL_PHASES
 
 

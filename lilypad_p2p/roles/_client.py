@@ -1,0 +1,549 @@
+"""The client role (job creator): post job offers and drive each deal to its end.
+
+    client = ClientRole(...); await nursery.start(client.run)
+    key = await client.submit(JobSubmission(module="hash", params={"text": "hi"}))
+    client.observe_proposal(envelope)     # every MatchProposal the network delivers
+
+Each deal has one driver task (`_drive`), started on submit and, after a restart, for every
+unfinished deal in the store. A driver looks at the deal's persisted phase, does that phase's
+action, persists the next phase and loops; every action is safe to repeat, so a driver that
+resumes after a crash simply does its phase's action again:
+
+- offered: wait for a match: the first valid solver proposal naming our job offer (several
+  solvers proposing the same matching count once), or for a targeted job the named provider's
+  resource offer from our book; sign the deal -> matched.
+- matched: send the deal over /lilypad/deal/1; countersigned -> agreed; refused -> offered.
+- agreed: openDeal (idempotent) -> open.
+- open/running: send the sealed inputs over /lilypad/job/1 until a result comes back (the
+  provider may be restarting); check the commitment, unseal, check the CID: accepted (the
+  acceptance is signed and stored first) or rejected. After the result deadline: claimTimeout.
+- accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
+  settle; if it does not within the settlement timeout, settle ourselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from eth_utils import to_checksum_address
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
+from lilypad_p2p.exec import BUILTIN_MODULES, JobInputs, result_cid, seal_for, unseal
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import (
+    DEFAULT_TIMEOUTS,
+    DealRecord,
+    Event,
+    OfferBook,
+    Phase,
+    Side,
+    Timeouts,
+    advance,
+    due_timeout,
+    mismatch,
+    new_client_deal,
+)
+from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, deal_to_wire
+from lilypad_p2p.store import DealStore, StoredDeal
+
+log = logging.getLogger("lilypad_p2p.client")
+
+# A job's result is due this long after it is posted unless the submission says otherwise.
+DEFAULT_JOB_DEADLINE_S = 300
+# Bounds on one exchange with a provider (a job's exchange is bounded by its deadline).
+DEAL_REQUEST_TIMEOUT_S = 15.0
+ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
+# Pause between attempts when a provider is unreachable or restarting.
+RETRY_INTERVAL_S = 1.0
+# How often a waiting driver re-checks the chain (settlement, someone else's claim).
+CHAIN_POLL_INTERVAL_S = 1.0
+MIB = 1024 * 1024
+DEFAULT_MAX_PRICE_WEI = 10**16
+
+
+class SubmissionError(LilypadError):
+    """A job cannot be submitted as asked (unknown module, bad parameters, no funds...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobSubmission:
+    module: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    max_price_wei: int = DEFAULT_MAX_PRICE_WEI
+    target: str | None = None  # a provider address
+    deadline_s: int = DEFAULT_JOB_DEADLINE_S
+    market: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.module not in BUILTIN_MODULES:
+            raise SubmissionError(
+                f"unknown module {self.module!r}; known: {sorted(BUILTIN_MODULES)}"
+            )
+        if self.max_price_wei <= 0 or self.deadline_s <= 0:
+            raise SubmissionError("max price and deadline must be positive")
+
+
+def result_hash(tarball: bytes) -> bytes:
+    """The 32-byte result hash on chain: the sha2-256 digest inside the tarball's CID."""
+    return hashlib.sha256(tarball).digest()
+
+
+class ClientRole:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        store: DealStore,
+        chain: DealChain,
+        book: OfferBook,
+        publish: Callable[[wire.Message], Awaitable[None]],
+        request: Callable[..., Awaitable[wire.DealMessage]],
+        node_record: Callable[[str], wire.NodeRecord | None],
+        mediators: tuple[str, ...],
+        results_dir: Path,
+        clock_ms: Callable[[], int],
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    ) -> None:
+        self._identity = identity
+        self._store = store
+        self._chain = chain
+        self._book = book
+        self._publish = publish
+        self._request = request
+        self._node_record = node_record
+        self._mediators = tuple(to_checksum_address(m) for m in mediators)
+        self._results_dir = results_dir
+        self._clock_ms = clock_ms
+        self._timeouts = timeouts
+        self._candidates: dict[str, list[str]] = {}  # job offer CID -> resource offer CIDs
+        self._seen_matchings: set[str] = set()
+        self._wakeups: dict[str, trio.Event] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # --- service ------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            for stored in self._store.deals(Side.CLIENT, open_only=True):
+                event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
+                nursery.start_soon(self._drive, stored.record.key)
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def submit(self, job: JobSubmission) -> str:
+        """Post `job`; returns its deal key (the job offer's CID).
+
+        Raises:
+            SubmissionError: bad parameters, no mediator configured, or not enough deposit.
+        """
+        if self._nursery is None:
+            raise SubmissionError("the client role is not running")
+        module = BUILTIN_MODULES[job.module]
+        try:
+            inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
+        except LilypadError as exc:
+            raise SubmissionError(str(exc)) from exc
+        if not self._mediators:
+            raise SubmissionError(
+                "no mediators configured: set `mediators = [\"0x...\"]` in config.toml (or "
+                "LILYPAD_MEDIATORS); a deal needs at least one"
+            )
+        free = await self._chain.free_balance()
+        if free < job.max_price_wei:
+            raise SubmissionError(
+                f"free deposit {free} wei is below the job's max price {job.max_price_wei} wei: "
+                "run `lilypad-p2p deposit <amount>` first"
+            )
+        now = self._clock_ms()
+        resources = module.resources
+        offer = wire.JobOffer(
+            market=job.market,
+            job_creator=self._identity.address,
+            module=job.module,
+            spec=wire.ResourceSpec(
+                milli_cpu=resources.milli_cpu,
+                ram_mb=-(-resources.memory_bytes // MIB),
+                disk_mb=-(-resources.disk_bytes // MIB),
+                gpu_count=resources.gpu_count,
+            ),
+            max_price_wei=job.max_price_wei,
+            trusted_mediators=self._mediators,
+            deadline=now + job.deadline_s * 1000,
+            target_provider=to_checksum_address(job.target) if job.target else None,
+            created_at=now,
+            expires_at=now + min(self._timeouts.match_ms, job.deadline_s * 1000),
+            nonce=secrets.randbits(63),
+        )
+        envelope = self._identity.sign_envelope(offer, now)
+        # Stored sealed to ourselves: the database never holds the inputs in the clear.
+        sealed_self = seal_for(self._identity.sealing_public_key, inputs.encode())
+        record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
+        self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
+                                    "module": job.module, "submitted_ms": now})
+        if offer.target_provider is None:
+            await self._publish(offer)
+        event(log, "job.submitted", key=offer.cid, module=job.module,
+              target=offer.target_provider)
+        self._nursery.start_soon(self._drive, offer.cid)
+        return offer.cid
+
+    def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
+        """Note the matches naming our job offers (the first valid one per job wins)."""
+        proposal = envelope.body
+        if not isinstance(proposal, wire.MatchProposal):
+            return
+        if proposal.matching_id in self._seen_matchings:
+            return  # another solver's copy of a matching we already took note of
+        self._seen_matchings.add(proposal.matching_id)
+        for job_cid, resource_cid in proposal.matches:
+            stored = self._store.get(job_cid)
+            if stored is None or stored.record.side is not Side.CLIENT:
+                continue
+            self._candidates.setdefault(job_cid, []).append(resource_cid)
+            self._wake(job_cid)
+
+    # --- the driver ---------------------------------------------------------------------
+
+    async def _drive(self, key: str) -> None:
+        while True:
+            stored = self._store.get(key)
+            assert stored is not None
+            if stored.record.phase.is_final:
+                self._wakeups.pop(key, None)
+                self._candidates.pop(key, None)
+                event(log, "deal.finished", key=key, phase=stored.record.phase)
+                return
+            try:
+                await self._step(stored)
+            except (ChainError, NetError, PeerMisbehaved) as exc:
+                # Transient (chain or network) or the provider's fault: try again shortly;
+                # every phase has a timeout that ends the deal if this never recovers.
+                event(log, "deal.retry", logging.WARNING, key=key, phase=stored.record.phase,
+                      error=repr(exc))
+                await trio.sleep(RETRY_INTERVAL_S)
+
+    async def _step(self, stored: StoredDeal) -> None:
+        record = stored.record
+        due = due_timeout(record, self._timeouts)
+        if due is not None and self._clock_ms() >= due.at_ms:
+            await self._on_timeout(stored, due.event)
+            return
+        handler = {
+            Phase.OFFERED: self._find_match,
+            Phase.MATCHED: self._propose,
+            Phase.AGREED: self._open,
+            Phase.OPEN: self._run_job,
+            Phase.RUNNING: self._run_job,
+            Phase.ACCEPTED: self._deliver_acceptance,
+        }[record.phase]
+        await handler(stored)
+
+    def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
+        deadline = detail.pop("result_deadline_ms", None)
+        record = advance(stored.record, event_, self._clock_ms(), result_deadline_ms=deadline)
+        merged = {**stored.detail, **detail}
+        self._store.update(record, merged, event_)
+        event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
+        return StoredDeal(record, merged)
+
+    def _update(self, stored: StoredDeal, **detail: Any) -> None:
+        self._store.update(stored.record, {**stored.detail, **detail})
+
+    async def _wait(self, key: str, seconds: float) -> None:
+        wakeup = self._wakeups.setdefault(key, trio.Event())
+        with trio.move_on_after(seconds):
+            await wakeup.wait()
+        self._wakeups[key] = trio.Event()
+
+    def _wake(self, key: str) -> None:
+        wakeup = self._wakeups.get(key)
+        if wakeup is not None:
+            wakeup.set()
+
+    def _until_due_s(self, record: DealRecord) -> float:
+        due = due_timeout(record, self._timeouts)
+        if due is None:
+            return CHAIN_POLL_INTERVAL_S
+        return max(0.0, (due.at_ms - self._clock_ms()) / 1000)
+
+    # offered -> matched
+
+    def _job_offer(self, stored: StoredDeal) -> wire.JobOffer:
+        envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail["job_offer"]))
+        assert isinstance(envelope.body, wire.JobOffer)
+        return envelope.body
+
+    def _usable_offer(
+        self, job: wire.JobOffer, resource_cid: str, refused: list[str]
+    ) -> wire.ResourceOffer | None:
+        if resource_cid in refused:
+            return None
+        envelope = self._book.get(resource_cid)
+        if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
+            return None
+        resource = envelope.body
+        reason = mismatch(job, resource, self._clock_ms())
+        if reason is not None:
+            event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
+                  reason=reason)
+            return None
+        return resource
+
+    async def _find_match(self, stored: StoredDeal) -> None:
+        job = self._job_offer(stored)
+        refused: list[str] = stored.detail.get("refused", [])
+        if job.target_provider is not None:
+            candidates = [
+                e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
+                if isinstance(e.body, wire.ResourceOffer)
+                and e.body.provider == job.target_provider
+            ]
+        else:
+            candidates = self._candidates.get(job.cid, [])
+        for resource_cid in candidates:
+            resource = self._usable_offer(job, resource_cid, refused)
+            if resource is None:
+                continue
+            try:
+                deal = build_deal(job, resource, salt=secrets.token_bytes(32))
+            except NoMediators:
+                continue
+            signature = self._chain.sign_deal(deal)
+            self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
+                       deal=deal_to_wire(deal), job_creator_signature=signature,
+                       result_deadline_ms=deal.result_deadline * 1000,
+                       matched_ms=self._clock_ms())
+            return
+        await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
+
+    # matched -> agreed
+
+    async def _propose(self, stored: StoredDeal) -> None:
+        deal = deal_from_wire(stored.detail["deal"])
+        record = self._node_record(deal.provider)
+        if record is None:
+            await self._wait(stored.record.key, RETRY_INTERVAL_S)  # its NodeRecord is on its way
+            return
+        proposal = wire.DealProposal(
+            job_offer=stored.detail["job_offer"],
+            resource_offer_cid=stored.detail["resource_offer"],
+            deal=stored.detail["deal"],
+            job_creator_signature=stored.detail["job_creator_signature"],
+        )
+        with trio.fail_after(DEAL_REQUEST_TIMEOUT_S):
+            answer = await self._request(record.peer_id, DEAL_PROTOCOL, proposal,
+                                         addrs=record.listen_addrs)
+        if isinstance(answer, wire.DealRefused):
+            event(log, "deal.refused", key=stored.record.key, provider=deal.provider,
+                  reason=answer.reason)
+            refused = [*stored.detail.get("refused", []), stored.detail["resource_offer"]]
+            self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
+            return
+        assert isinstance(answer, wire.DealCountersigned)
+        self._chain.check_deal_signature(deal, answer.provider_signature, deal.provider)
+        self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
+                   provider_peer=record.peer_id, agreed_ms=self._clock_ms(),
+                   deal_id=self._chain.deal_id(deal))
+
+    # agreed -> open
+
+    async def _open(self, stored: StoredDeal) -> None:
+        deal = deal_from_wire(stored.detail["deal"])
+        try:
+            move = await self._chain.open_deal(
+                deal, stored.detail["job_creator_signature"], stored.detail["provider_signature"]
+            )
+        except InsufficientFunds as exc:
+            self._save(stored, Event.CANCEL, error=f"not enough deposit to open the deal: {exc}")
+            return
+        if move.status is not DealStatus.OPEN:
+            event(log, "deal.open_found", logging.WARNING, key=stored.record.key,
+                  status=move.status.name)
+        self._save(stored, Event.OPENED, opened_ms=self._clock_ms())
+
+    # open/running -> accepted | rejected
+
+    async def _run_job(self, stored: StoredDeal) -> None:
+        deal = deal_from_wire(stored.detail["deal"])
+        status = await self._chain.status(deal)
+        if status is DealStatus.SETTLED:
+            self._save(stored, Event.SETTLED)
+            return
+        if status.is_final:
+            self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
+            return
+        record = self._node_record(deal.provider)
+        if record is None:
+            await self._wait(stored.record.key, RETRY_INTERVAL_S)
+            return
+        if stored.record.phase is Phase.OPEN:
+            stored = self._save(stored, Event.INPUTS_DELIVERED)
+        inputs = unseal(self._identity.sealing_private_key(), stored.detail["inputs"])
+        request = wire.JobRequest(
+            deal=stored.detail["deal"],
+            module=stored.detail["module"],
+            sealed_inputs=seal_for(record.sealing_public_key, inputs),
+            output_recipient=self._identity.sealing_public_key,
+        )
+        del inputs
+        with trio.move_on_after(self._until_due_s(stored.record)):
+            answer = await self._request(record.peer_id, JOB_PROTOCOL, request,
+                                         addrs=record.listen_addrs)
+            if isinstance(answer, wire.DealRefused):
+                self._update(stored, last_refusal=answer.reason)
+                event(log, "job.refused", logging.WARNING, key=stored.record.key,
+                      reason=answer.reason)
+                await trio.sleep(RETRY_INTERVAL_S)
+                return
+            assert isinstance(answer, wire.JobResultMessage)
+            await self._check_result(stored, deal, answer)
+
+    async def _check_result(
+        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage
+    ) -> None:
+        if answer.deal_id != self._chain.deal_id(deal):
+            raise ResultMismatch("the result names another deal")
+        self._chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
+        try:
+            tarball = unseal(self._identity.sealing_private_key(), answer.sealed_output)
+        except LilypadError:
+            tarball = None
+        if tarball is None or result_hash(tarball) != answer.result_hash:
+            # The provider signed a hash its outputs do not have: evidence for mediation.
+            self._save(stored, Event.RESULT_INVALID, result_hash=answer.result_hash,
+                       provider_commitment=answer.provider_signature,
+                       error="outputs do not match the committed result hash")
+            return
+        self._store.put_result(stored.record.key, tarball)
+        path = self._write_result(stored.record.key, tarball)
+        acceptance = self._chain.sign_acceptance(deal, answer.result_hash)
+        self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
+                   result_cid=result_cid(tarball), provider_commitment=answer.provider_signature,
+                   acceptance_signature=acceptance, result_path=str(path),
+                   result_ms=self._clock_ms())
+
+    def _write_result(self, key: str, tarball: bytes) -> Path:
+        self._results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._results_dir / f"{key}.tar"
+        path.write_bytes(tarball)
+        path.chmod(0o600)
+        return path
+
+    # accepted -> settled
+
+    async def _deliver_acceptance(self, stored: StoredDeal) -> None:
+        deal = deal_from_wire(stored.detail["deal"])
+        status = await self._chain.status(deal)
+        if status is DealStatus.SETTLED:
+            self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
+            return
+        if not stored.detail.get("acceptance_delivered"):
+            record = self._node_record(deal.provider)
+            if record is not None:
+                notice = wire.AcceptanceNotice(
+                    deal_id=self._chain.deal_id(deal),
+                    result_hash=stored.detail["result_hash"],
+                    job_creator_signature=stored.detail["acceptance_signature"],
+                )
+                with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
+                    answer = await self._request(record.peer_id, RESULT_PROTOCOL, notice,
+                                                 addrs=record.listen_addrs)
+                if isinstance(answer, wire.AcceptanceAck):
+                    self._update(stored, acceptance_delivered=True)
+                    return
+        await trio.sleep(min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
+
+    # timeouts
+
+    async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
+        record = stored.record
+        if record.phase is Phase.AGREED:
+            # It may have been opened before we crashed: look before cancelling.
+            deal = deal_from_wire(stored.detail["deal"])
+            if await self._chain.status(deal) is not DealStatus.NONE:
+                self._save(stored, Event.OPENED)
+                return
+        if then is Event.TIMEOUT_CLAIMED:
+            deal = deal_from_wire(stored.detail["deal"])
+            move = await self._chain.claim_timeout(deal)
+            if move.status is DealStatus.SETTLED:
+                self._save(stored, Event.SETTLED)
+                return
+            self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
+            return
+        if then is Event.SETTLED:
+            deal = deal_from_wire(stored.detail["deal"])
+            move = await self._chain.settle(deal, stored.detail["result_hash"],
+                                            stored.detail["acceptance_signature"])
+            self._save(stored, Event.SETTLED, settled_by_us=move.sent,
+                       settled_ms=self._clock_ms())
+            return
+        self._save(stored, then, error=f"{record.phase} timed out")
+
+    # --- control ------------------------------------------------------------------------
+
+    def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
+        return {"submit": self._control_submit, "deal": self._control_deal}
+
+    async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
+        job = JobSubmission(
+            module=str(params["module"]),
+            params=dict(params.get("params", {})),
+            files=files,
+            max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
+            target=params.get("target"),
+            deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
+            market=str(params.get("market", "cpu")),
+        )
+        return {"key": await self.submit(job)}
+
+    async def _control_deal(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self._store.get(str(params.get("key", "")))
+        if stored is None:
+            raise LilypadError(f"no deal {params.get('key')!r}")
+        return describe(stored, self._store)
+
+
+class ResultMismatch(PeerMisbehaved):
+    """The provider's answer does not belong to the deal it was asked about."""
+
+
+def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
+    """A deal as the control interface shows it (no secrets, no inputs)."""
+    detail = stored.detail
+    deal = detail.get("deal")
+    shown: dict[str, Any] = {
+        **dataclasses.asdict(stored.record),
+        "module": detail.get("module"),
+        "provider": deal.get("provider") if deal else None,
+        "job_creator": deal.get("job_creator") if deal else None,
+        "payment_wei": deal.get("payment") if deal else None,
+        "deal_id": "0x" + detail["deal_id"].hex() if "deal_id" in detail else None,
+        "result_cid": detail.get("result_cid"),
+        "result_path": detail.get("result_path"),
+        "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
+        "transitions": [
+            {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}
+            for t in store.transitions(stored.record.key)
+        ],
+    }
+    if isinstance(shown["payment_wei"], bytes):
+        shown["payment_wei"] = int.from_bytes(shown["payment_wei"], "big")
+    return shown
