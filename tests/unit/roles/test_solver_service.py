@@ -1,0 +1,124 @@
+"""The solver's trio loop under a mock clock: one matching per epoch end, published once."""
+
+from dataclasses import dataclass
+
+import trio
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
+from lilypad_p2p.net import PublishError
+from lilypad_p2p.roles import EPOCH_GRACE_MS, Solver
+from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
+
+START_MS = 1_700_000_000_000 + 123  # mid-epoch
+MEDIATORS = (Identity.generate().address,)
+EPOCHS_WATCHED = 6
+# The matching runs in a worker thread; an autojump threshold of 0 would jump the clock while
+# the thread works (trio sees every task blocked), so the clock waits this long (real time).
+AUTOJUMP_THRESHOLD_S = 0.05
+
+
+@dataclass(frozen=True)
+class UnsignedEnvelope:
+    body: object
+    published_at: int
+
+
+def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
+    resource = ResourceOffer(
+        market="cpu",
+        provider=provider,
+        spec=ResourceSpec(milli_cpu=4000, ram_mb=4096, disk_mb=4000),
+        modules=("hash",),
+        price_per_job_wei=1,
+        collateral_wei=0,
+        trusted_mediators=MEDIATORS,
+        created_at=START_MS - 5000,
+        expires_at=START_MS + 600_000,
+        nonce=0,
+    )
+    jobs = [
+        JobOffer(
+            market="cpu",
+            job_creator=creator,
+            module="hash",
+            spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1000),
+            max_price_wei=10,
+            trusted_mediators=MEDIATORS,
+            deadline=START_MS + 600_000,
+            created_at=START_MS - 1000,
+            expires_at=START_MS + 600_000,
+            nonce=i,
+        )
+        for i in range(3)
+    ]
+    return [resource, *jobs]
+
+
+async def test_one_proposal_per_matching_then_holds(mock_clock):
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
+
+    def clock_ms() -> int:
+        return START_MS + int(trio.current_time() * 1000)
+
+    book = OfferBook()
+    for body in market(Identity.generate().address, Identity.generate().address):
+        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    solver_key = Identity.generate()
+    published: list[tuple[int, MatchProposal]] = []
+    attempts = 0
+
+    async def publish(envelope) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise PublishError("no peers yet")  # the first try fails: counted, not retried
+        published.append((clock_ms(), envelope.body))
+        assert envelope.published_at >= envelope.body.created_at
+
+    solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(solver.run)
+        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
+        nursery.cancel_scope.cancel()
+
+    statistics = solver.statistics()
+    assert statistics.epochs >= EPOCHS_WATCHED - 1
+    # The first epoch's proposal failed to publish; its jobs stay held (as if nobody took
+    # them up), so nothing is proposed again within the hold.
+    assert statistics.publish_failures == 1
+    assert published == []
+    first_epoch = epoch_of(START_MS)
+    assert solver.plan_epoch("cpu", first_epoch + 1) == []
+    # Once the hold is over, the still-open jobs are proposed again at that epoch's end.
+    again = solver.plan_epoch("cpu", first_epoch + 61)
+    assert len(again) == 1 and len(again[0].matches) == 3
+    assert again[0].created_at == epoch_end_ms(first_epoch + 61)
+
+
+async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
+
+    def clock_ms() -> int:
+        return START_MS + int(trio.current_time() * 1000)
+
+    book = OfferBook()
+    for body in market(Identity.generate().address, Identity.generate().address):
+        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    published: list[tuple[int, MatchProposal]] = []
+
+    async def publish(envelope) -> None:
+        published.append((clock_ms(), envelope.body))
+
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(solver.run)
+        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
+        nursery.cancel_scope.cancel()
+
+    assert len(published) == 1  # held afterwards
+    sent_at, proposal = published[0]
+    assert proposal.epoch == epoch_of(START_MS)
+    assert sent_at >= epoch_end_ms(proposal.epoch) + EPOCH_GRACE_MS
+    assert sent_at < epoch_end_ms(proposal.epoch + 1)
+    assert len(proposal.matches) == 3
