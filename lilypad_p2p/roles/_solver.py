@@ -240,15 +240,14 @@ class Solver:
     async def _publish_proposal(self, proposal: wire.MatchProposal) -> None:
         published_at = max(self._clock_ms(), proposal.created_at)
         envelope = self._identity.sign_envelope(proposal, published_at)
-        self._holds.record(proposal, self._own_pairs(proposal))
         try:
             await self._publish(envelope)
         except PublishError as error:
-            # Nobody hears it; the offers stay held here, as they would if the proposal had
-            # been published and no deal followed.
+            # Nobody heard it, so nothing holds these offers: the next epoch proposes again.
             self._publish_failures += 1
             event(log, "proposal.publish_failed", logging.WARNING, error=str(error))
             return
+        self._holds.record(proposal, self._own_pairs(proposal))
         self._published += 1
         self._jobs_proposed += len(proposal.matches)
         event(

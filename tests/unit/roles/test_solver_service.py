@@ -55,7 +55,7 @@ def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
     return [resource, *jobs]
 
 
-async def test_one_proposal_per_matching_then_holds(mock_clock):
+async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     def clock_ms() -> int:
@@ -84,14 +84,16 @@ async def test_one_proposal_per_matching_then_holds(mock_clock):
 
     statistics = solver.statistics()
     assert statistics.epochs >= EPOCHS_WATCHED - 1
-    # The first epoch's proposal failed to publish; its jobs stay held (as if nobody took
-    # them up), so nothing is proposed again within the hold.
+    # The first epoch's proposal failed to publish: nobody heard it, so nothing held its jobs
+    # and the next epoch proposed them again; after that, they are held.
     assert statistics.publish_failures == 1
-    assert published == []
     first_epoch = epoch_of(START_MS)
-    assert solver.plan_epoch("cpu", first_epoch + 1) == []
+    assert [(proposal.epoch, len(proposal.matches)) for _, proposal in published] == [
+        (first_epoch + 1, 3)
+    ]
+    assert solver.plan_epoch("cpu", first_epoch + 2) == []
     # Once the hold is over, the still-open jobs are proposed again at that epoch's end.
-    again = solver.plan_epoch("cpu", first_epoch + 61)
+    again = solver.plan_epoch("cpu", first_epoch + 1 + 60)
     assert len(again) == 1 and len(again[0].matches) == 3
     assert again[0].created_at == epoch_end_ms(first_epoch + 61)
 
