@@ -37,6 +37,7 @@ from lilypad_p2p.market import (
     OfferBook,
     epoch_end_ms,
     epoch_of,
+    is_open,
     match,
     proposals_for,
     vet_proposal,
@@ -60,6 +61,14 @@ class _EpochInputs:
     resources: list[wire.ResourceOffer]
     reserved: dict[str, tuple[wire.ResourceSpec, ...]]
 
+    def fingerprint(self) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[object]]:
+        # bytes cache their hash, so this costs a pass over the offers, not a re-encoding.
+        return (
+            frozenset(job.canonical_bytes for job in self.jobs),
+            frozenset(offer.canonical_bytes for offer in self.resources),
+            frozenset(self.reserved.items()),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SolverStatistics:
@@ -70,6 +79,7 @@ class SolverStatistics:
     proposals_ignored: int
     proposals_invalid: int
     publish_failures: int
+    epochs_unchanged: int
     last_epoch_ms: float
 
 
@@ -117,6 +127,9 @@ class Solver:
         self._heard = 0
         self._ignored = 0
         self._invalid = 0
+        self._unchanged = 0
+        # Per market: the inputs of the last epoch that matched nothing.
+        self._fruitless: dict[str, object] = {}
         self._publish_failures = 0
         self._last_epoch_ms = 0.0
 
@@ -154,17 +167,23 @@ class Solver:
         return self._propose(self._inputs(market, epoch))
 
     def _inputs(self, market: str, epoch: int) -> _EpochInputs:
-        """A snapshot of what `epoch` matches (taken on the trio thread: the book moves)."""
+        """A snapshot of what `epoch` matches (taken on the trio thread: the book moves):
+        the offers open at the epoch's last millisecond, minus held jobs."""
+        last_ms = epoch_end_ms(epoch, self._epoch_ms) - 1
         held = self._holds.held(market, epoch)
         jobs = []
         for envelope in self._book.offers(market, wire.JobOffer):
             body = envelope.body
-            if isinstance(body, wire.JobOffer) and body.cid not in held.jobs:
+            if (
+                isinstance(body, wire.JobOffer)
+                and is_open(body, last_ms)
+                and body.cid not in held.jobs
+            ):
                 jobs.append(body)
         resources = []
         for envelope in self._book.offers(market, wire.ResourceOffer):
             body = envelope.body
-            if isinstance(body, wire.ResourceOffer):
+            if isinstance(body, wire.ResourceOffer) and is_open(body, last_ms):
                 resources.append(body)
         return _EpochInputs(market, epoch, jobs, resources, dict(held.reserved))
 
@@ -197,6 +216,7 @@ class Solver:
             proposals_ignored=self._ignored,
             proposals_invalid=self._invalid,
             publish_failures=self._publish_failures,
+            epochs_unchanged=self._unchanged,
             last_epoch_ms=self._last_epoch_ms,
         )
 
@@ -224,7 +244,18 @@ class Solver:
             inputs = self._inputs(market, epoch)
             if not inputs.jobs or not inputs.resources:
                 continue
-            for proposal in await trio.to_thread.run_sync(self._propose, inputs):
+            # Same offers and reservations as an epoch that matched nothing: a later time can
+            # only close offers or deadlines, never open a match, so skip the work.
+            fingerprint = inputs.fingerprint()
+            if self._fruitless.get(market) == fingerprint:
+                self._unchanged += 1
+                continue
+            proposals = await trio.to_thread.run_sync(self._propose, inputs)
+            if proposals:
+                self._fruitless.pop(market, None)
+            else:
+                self._fruitless[market] = fingerprint
+            for proposal in proposals:
                 await self._publish_proposal(proposal)
         self._epochs += 1
         self._last_epoch_ms = (trio.current_time() - started) * 1000

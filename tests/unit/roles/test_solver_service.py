@@ -1,5 +1,6 @@
 """The solver's trio loop under a mock clock: one matching per epoch end, published once."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import trio
@@ -124,3 +125,35 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
     assert sent_at >= epoch_end_ms(proposal.epoch) + EPOCH_GRACE_MS
     assert sent_at < epoch_end_ms(proposal.epoch + 1)
     assert len(proposal.matches) == 3
+
+
+async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
+
+    def clock_ms() -> int:
+        return START_MS + int(trio.current_time() * 1000)
+
+    resource, *jobs = market(Identity.generate().address, Identity.generate().address)
+    assert isinstance(resource, ResourceOffer)
+    too_cheap = dataclasses.replace(jobs[0], max_price_wei=0)
+    # Created two epochs ahead: not open (so not an input) until then.
+    opens_at = epoch_end_ms(epoch_of(START_MS) + 2) + 10
+    later = dataclasses.replace(jobs[1], created_at=opens_at)
+    book = OfferBook()
+    for body in (resource, too_cheap, later):
+        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    published: list[MatchProposal] = []
+
+    async def publish(envelope) -> None:
+        published.append(envelope.body)
+
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(solver.run)
+        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
+        nursery.cancel_scope.cancel()
+
+    assert solver.statistics().epochs_unchanged >= 1
+    assert [(p.epoch, p.matches) for p in published] == [
+        (epoch_of(opens_at), ((later.cid, resource.cid),))
+    ]
