@@ -3,6 +3,7 @@ library bump that moves them fails loudly instead of silently undoing the tuning
 
 import inspect
 import threading
+from collections import defaultdict
 from importlib.metadata import version
 
 import trio
@@ -264,3 +265,48 @@ def test_ihave_gossip_reaches_backed_off_peers_but_not_mesh_or_low_scores():
     gossip = router.gossip_heartbeat()
     assert set(gossip) == set(peers[3:9])  # 6 eligible: all within D_lazy
     assert all(gossip[peer][topic] == [message_id(message)] for peer in gossip)
+
+
+def test_library_heartbeat_still_grafts_opportunistically_through_our_hook():
+    assert "_perform_opportunistic_grafting" in inspect.getsource(GossipSub.mesh_heartbeat)
+    assert "_perform_opportunistic_grafting" in TunedGossipSub.__dict__
+
+
+def test_opportunistic_grafting_only_every_60_ticks_and_only_above_the_median():
+    from lilypad_p2p.net._levers import OPPORTUNISTIC_GRAFT_TICKS
+
+    router, pubsub = _pubsub_pair()
+    topic, peers = "/t", _peers(8)
+    pubsub.peer_topics[topic] = set(peers)
+    for peer in peers:
+        router.peer_protocol[peer] = PROTOCOL_ID_V11
+    router.scorer = ReportedScorer(
+        ScoreParams(p4_invalid_messages=TopicScoreParams(weight=10, cap=100, decay=0.9))
+    )
+    router.mesh[topic] = set(peers[:3])
+    grafts: dict = {}
+    for _ in range(OPPORTUNISTIC_GRAFT_TICKS):
+        assert router._perform_opportunistic_grafting(topic, defaultdict(list)) == 0
+    # Honest scores are all 0: nobody is above the median, so nothing to gain.
+    assert router._opportunistic_ticks[topic] == OPPORTUNISTIC_GRAFT_TICKS
+    for peer in peers[:2]:
+        router.scorer.add_invalid_messages(peer, topic, 4)  # two bad mesh peers: median -40
+    for _ in range(OPPORTUNISTIC_GRAFT_TICKS - 1):
+        assert router._perform_opportunistic_grafting(topic, defaultdict(list)) == 0
+    grafts = defaultdict(list)
+    assert router._perform_opportunistic_grafting(topic, grafts) == 2
+    assert set(grafts) <= set(peers[3:])
+    assert set(grafts) <= router.mesh[topic]
+
+
+async def test_control_messages_carry_no_peer_record():
+    router, pubsub = _pubsub_pair()
+    (peer,) = _peers(1)
+    queue = RpcQueue()
+    pubsub.peer_queues[peer] = queue
+    await router.emit_control_message(
+        rpc_pb2.ControlMessage(graft=[rpc_pb2.ControlGraft(topicID="/t")]), peer
+    )
+    sent = await queue.pop()
+    assert not sent.senderRecord
+    assert sent.control.graft[0].topicID == "/t"
