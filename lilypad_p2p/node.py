@@ -200,6 +200,8 @@ class Node:
         envelope = self.identity.sign_envelope(body, self._clock_ms())
         if isinstance(body, wire.ResourceOffer | wire.JobOffer):
             self.book.add(envelope, self._clock_ms())
+        elif isinstance(body, wire.Cancel):
+            self.book.cancel(envelope, self._clock_ms())
         await self.net.publish(envelope)
 
     async def _publish_node_record(self) -> None:

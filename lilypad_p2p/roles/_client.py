@@ -360,6 +360,18 @@ class ClientRole:
         self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
                    provider_peer=record.peer_id, agreed_ms=self._clock_ms(),
                    deal_id=self._chain.deal_id(deal))
+        await self._withdraw_offer(self._job_offer(stored))
+
+    async def _withdraw_offer(self, job: wire.JobOffer) -> None:
+        """Cancel the job offer once it has a deal, so solvers stop matching it."""
+        if job.target_provider is not None:
+            return  # never published
+        cancel = wire.Cancel(market=job.market, offer_cid=job.cid, owner=job.job_creator,
+                             created_at=self._clock_ms(), nonce=secrets.randbits(63))
+        try:
+            await self._publish(cancel)
+        except NetError as exc:  # the offer expires anyway; solvers' holds cover the gap
+            event(log, "offer.cancel_failed", logging.WARNING, offer=job.cid, error=repr(exc))
 
     # agreed -> open
 
@@ -535,7 +547,10 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
         "provider": deal.get("provider") if deal else None,
         "job_creator": deal.get("job_creator") if deal else None,
         "payment_wei": deal.get("payment") if deal else None,
-        "deal_id": "0x" + detail["deal_id"].hex() if "deal_id" in detail else None,
+        "deal_id": (
+            "0x" + stored.record.key if stored.record.side is Side.PROVIDER
+            else "0x" + detail["deal_id"].hex() if "deal_id" in detail else None
+        ),
         "result_cid": detail.get("result_cid"),
         "result_path": detail.get("result_path"),
         "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
