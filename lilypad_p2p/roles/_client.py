@@ -282,6 +282,14 @@ class ClientRole:
             return CHAIN_POLL_INTERVAL_S
         return max(0.0, (due.at_ms - self._clock_ms()) / 1000)
 
+    def _provider_record(self, stored: StoredDeal, provider: str) -> wire.NodeRecord | None:
+        """The provider's latest NodeRecord: as gossiped, or as it was when the deal was agreed
+        (after our restart we hear its record again only when it re-publishes it)."""
+        live = self._node_record(provider)
+        if live is not None or "provider_record" not in stored.detail:
+            return live
+        return wire.NodeRecord.from_wire(wire.decode(stored.detail["provider_record"]))
+
     # offered -> matched
 
     def _job_offer(self, stored: StoredDeal) -> wire.JobOffer:
@@ -358,7 +366,7 @@ class ClientRole:
         assert isinstance(answer, wire.DealCountersigned)
         self._chain.check_deal_signature(deal, answer.provider_signature, deal.provider)
         self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
-                   provider_peer=record.peer_id, agreed_ms=self._clock_ms(),
+                   provider_record=wire.encode(record.to_wire()), agreed_ms=self._clock_ms(),
                    deal_id=self._chain.deal_id(deal))
         await self._withdraw_offer(self._job_offer(stored))
 
@@ -400,7 +408,7 @@ class ClientRole:
         if status.is_final:
             self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
             return
-        record = self._node_record(deal.provider)
+        record = self._provider_record(stored, deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)
             return
@@ -466,7 +474,7 @@ class ClientRole:
             self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
             return
         if not stored.detail.get("acceptance_delivered"):
-            record = self._node_record(deal.provider)
+            record = self._provider_record(stored, deal.provider)
             if record is not None:
                 notice = wire.AcceptanceNotice(
                     deal_id=self._chain.deal_id(deal),
