@@ -138,7 +138,8 @@ def cancels(draw: st.DrawFn, owner: str | None = None) -> Cancel:
         market=draw(markets),
         offer_cid=draw(cids),
         owner=owner or draw(addresses),
-        created_at=draw(st.integers(0, TIMESTAMP_LIMIT - 1)),
+        # Leave room after created_at for a publication time, as lifetimes() does for offers.
+        created_at=draw(st.integers(0, TIMESTAMP_LIMIT - MAX_LIFETIME_MS - 1)),
         nonce=draw(nonces),
     )
 
