@@ -64,6 +64,13 @@ class NodeConfig:
     # Mediators this node trusts (addresses): put in its offers; a deal's consortium is drawn
     # from the mediators both sides trust.
     mediators: tuple[str, ...] = ()
+    # Deal timeouts (seconds; see market/_deal.py) and the acceptance window a client's deals
+    # carry on chain. Short values are for tests; defaults suit a real market.
+    match_timeout_s: int = 60
+    agreement_timeout_s: int = 30
+    acceptance_timeout_s: int = 30
+    settlement_timeout_s: int = 30
+    acceptance_window_s: int = 120
 
     @property
     def keystore_dir(self) -> Path:
@@ -174,6 +181,19 @@ def _mediators(value: object, source: str) -> tuple[str, ...]:
     return tuple(sorted({a.lower(): a for a in addresses}.values(), key=str.lower))
 
 
+def _seconds(setting: str) -> Callable[[object, str], int]:
+    def parse(value: object, source: str) -> int:
+        try:
+            seconds = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            seconds = 0
+        if isinstance(value, bool) or seconds <= 0:
+            raise ConfigError(f"{setting} ({source}): {value!r} is not a positive whole number")
+        return seconds
+
+    return parse
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     attribute: str
@@ -196,6 +216,11 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
     _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
     _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
+    *(
+        _Setting(name, (name,), f"LILYPAD_{name.upper()}", _seconds(name))
+        for name in ("match_timeout_s", "agreement_timeout_s", "acceptance_timeout_s",
+                     "settlement_timeout_s", "acceptance_window_s")
+    ),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if len(s.toml_key) == 2}

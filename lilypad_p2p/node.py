@@ -23,7 +23,7 @@ from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
-from lilypad_p2p.market import AddOutcome, OfferBook, Republisher
+from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
 from lilypad_p2p.net import (
     CancelReceived,
     GossipNet,
@@ -61,6 +61,8 @@ FIRST_MESH_TIMEOUT_S = 10.0
 MESH_POLL_INTERVAL_S = 0.05
 # Envelopes served to syncing peers must still be fresh when they arrive.
 SYNC_FRESHNESS_MARGIN_MS = 20_000
+# Our NodeRecord is re-published when a peer joins, but never more often than this.
+NODE_RECORD_MIN_GAP_S = 2.0
 
 
 class Node:
@@ -100,6 +102,7 @@ class Node:
         self.client: ClientRole | None = None
         self.provider: ProviderRole | None = None
         self._republisher = Republisher()
+        self._peer_joined = trio.Event()
         self._started_at = trio.current_time()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -140,13 +143,20 @@ class Node:
         """
         from lilypad_p2p.exec import Executor
 
-        chain = await open_deal_chain(self.config, self.identity)
+        config = self.config
+        timeouts = Timeouts(
+            match_ms=config.match_timeout_s * 1000,
+            agreement_ms=config.agreement_timeout_s * 1000,
+            acceptance_ms=config.acceptance_timeout_s * 1000,
+            settlement_ms=config.settlement_timeout_s * 1000,
+        )
+        chain = await open_deal_chain(config, self.identity)
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
         if self.config.has_role("provider"):
             self.provider = ProviderRole(
                 self.identity, store=store, chain=chain, book=self.book,
-                executor_factory=Executor.connect, clock_ms=self._clock_ms,
+                executor_factory=Executor.connect, clock_ms=self._clock_ms, timeouts=timeouts,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)
@@ -155,7 +165,8 @@ class Node:
                 self.identity, store=store, chain=chain, book=self.book,
                 publish=self._publish, request=self.net.request,
                 node_record=self.node_records.get, mediators=self.config.mediators,
-                results_dir=self.config.home / "results", clock_ms=self._clock_ms,
+                results_dir=config.home / "results", clock_ms=self._clock_ms,
+                timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
             )
             await nursery.start(self.client.run)
 
@@ -205,9 +216,14 @@ class Node:
         await self.net.publish(envelope)
 
     async def _publish_node_record(self) -> None:
+        # Offer sync does not carry NodeRecords, so a newcomer would wait up to the interval
+        # to learn how to reach us (and our sealing key): a new peer prompts an early one.
         while True:
             await self._publish(self._node_record(self._clock_ms()))
-            await trio.sleep(NODE_RECORD_INTERVAL_S)
+            await trio.sleep(NODE_RECORD_MIN_GAP_S)
+            with trio.move_on_after(NODE_RECORD_INTERVAL_S - NODE_RECORD_MIN_GAP_S):
+                await self._peer_joined.wait()
+            self._peer_joined = trio.Event()
 
     async def _offer_capacity(self) -> None:
         from lilypad_p2p.exec import BUILTIN_MODULES
@@ -263,6 +279,7 @@ class Node:
             if known is None or known.created_at < record.created_at:
                 self.node_records[record.address] = record
         elif isinstance(net_event, PeerJoined):
+            self._peer_joined.set()
             event(log, "peer.joined", logging.DEBUG, peer=str(net_event.peer_id))
 
     async def _sweep_expired(self) -> None:

@@ -57,7 +57,13 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._settlement import DealChain
-from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, deal_to_wire
+from lilypad_p2p.roles._terms import (
+    ACCEPTANCE_WINDOW_S,
+    NoMediators,
+    build_deal,
+    deal_from_wire,
+    deal_to_wire,
+)
 from lilypad_p2p.store import DealStore, StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -118,6 +124,7 @@ class ClientRole:
         results_dir: Path,
         clock_ms: Callable[[], int],
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
     ) -> None:
         self._identity = identity
         self._store = store
@@ -130,6 +137,7 @@ class ClientRole:
         self._results_dir = results_dir
         self._clock_ms = clock_ms
         self._timeouts = timeouts
+        self._acceptance_window_s = acceptance_window_s
         self._candidates: dict[str, list[str]] = {}  # job offer CID -> resource offer CIDs
         self._seen_matchings: set[str] = set()
         self._wakeups: dict[str, trio.Event] = {}
@@ -329,7 +337,8 @@ class ClientRole:
             if resource is None:
                 continue
             try:
-                deal = build_deal(job, resource, salt=secrets.token_bytes(32))
+                deal = build_deal(job, resource, salt=secrets.token_bytes(32),
+                                  acceptance_window_s=self._acceptance_window_s)
             except NoMediators:
                 continue
             signature = self._chain.sign_deal(deal)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
+
+import trio
 
 from lilypad_p2p.chain import (
     Acceptance,
@@ -43,6 +46,10 @@ log = logging.getLogger("lilypad_p2p.settlement")
 
 # What the embedded chain gives this node's account at genesis (it is a private dev chain).
 EMBEDDED_FUNDING_WEI = 10**24
+# Gas for claimTimeout (it costs ~44k). Given explicitly because a dev chain that mines only on
+# demand estimates gas against its latest block's timestamp, which may predate the deadline
+# the claim waits for; the transaction itself is mined with a fresh timestamp.
+CLAIM_TIMEOUT_GAS = 150_000
 # Chain statuses that end a deal; a deal found in one of these needs no more transactions.
 _FINAL = frozenset(s for s in DealStatus if s.is_final)
 
@@ -145,8 +152,9 @@ class DealChain:
         status = await self.status(deal)
         if status in _FINAL:
             return ChainMove(status, False)
+        send = partial(self.sync.send, "claimTimeout", deal.terms_abi(), gas=CLAIM_TIMEOUT_GAS)
         try:
-            await self.client.claim_timeout(deal)
+            await trio.to_thread.run_sync(send)
         except AlreadySettled:
             return ChainMove(await self.status(deal), False)
         return ChainMove(await self.status(deal), True)
@@ -159,8 +167,6 @@ async def open_deal_chain(config: NodeConfig, identity: Identity) -> DealChain:
         ConfigError: a JSON-RPC chain without a contract address.
         ChainError: the chain does not answer.
     """
-    import trio
-
     def connect() -> SettlementClient:
         account = identity.eth_account()
         if config.rpc_url is None:

@@ -19,6 +19,9 @@ from lilypad_p2p.market import common_mediators, mismatch
 # On-chain windows a deal carries (seconds): how long the job creator has to accept a result
 # recorded on chain before the provider may claim payment, and how long mediation may take.
 ACCEPTANCE_WINDOW_S = 120
+# The acceptance windows a provider agrees to (the client proposes one within these).
+MIN_ACCEPTANCE_WINDOW_S = 2
+MAX_ACCEPTANCE_WINDOW_S = 7 * 24 * 3600
 MEDIATION_WINDOW_S = 600
 # The fee reserved for mediators per deal (refunded when the deal settles without dispute).
 MEDIATION_FEE_WEI = 0
@@ -57,7 +60,11 @@ def choose_mediators(job: wire.JobOffer, resource: wire.ResourceOffer) -> tuple[
 
 
 def build_deal(
-    job: wire.JobOffer, resource: wire.ResourceOffer, *, salt: bytes
+    job: wire.JobOffer,
+    resource: wire.ResourceOffer,
+    *,
+    salt: bytes,
+    acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
 ) -> Deal:
     """The deal the job creator proposes for `job` on `resource` (32 random bytes of `salt`)."""
     mediators = choose_mediators(job, resource)
@@ -70,7 +77,7 @@ def build_deal(
         mediators=mediators,
         threshold=default_threshold(len(mediators)),
         result_deadline=job.deadline // 1000,
-        acceptance_window=ACCEPTANCE_WINDOW_S,
+        acceptance_window=acceptance_window_s,
         mediation_window=MEDIATION_WINDOW_S,
         job_spec_hash=job_spec_hash(job),
         module_hash=module_hash(job.module),
@@ -86,8 +93,11 @@ def deal_mismatch(
     if reason is not None and reason != "job offer not open":
         # The job offer may have expired since the match; the deal's deadline is what counts.
         return reason
+    if not MIN_ACCEPTANCE_WINDOW_S <= deal.acceptance_window <= MAX_ACCEPTANCE_WINDOW_S:
+        return "acceptance window out of bounds"
     try:
-        expected = build_deal(job, resource, salt=deal.salt)
+        expected = build_deal(job, resource, salt=deal.salt,
+                              acceptance_window_s=deal.acceptance_window)
     except NoMediators as exc:
         return str(exc)
     if deal != expected:

@@ -48,15 +48,20 @@ class MarketWorld:
         return SettlementClient(open_rpc_chain(self.rpc_url), self.contract,
                                 identity.eth_account())
 
-    def prepare_home(self, name: str, *, deposit_wei: int = NODE_DEPOSIT_WEI) -> Identity:
-        """Create the node's keys and config, fund its account and deposit (idempotent)."""
+    def prepare_home(
+        self, name: str, *, deposit_wei: int = NODE_DEPOSIT_WEI, config_lines: str = ""
+    ) -> Identity:
+        """Create the node's keys and config, fund its account and deposit (idempotent).
+
+        `config_lines` are top-level config.toml settings, e.g. "acceptance_timeout_s = 2\n".
+        """
         home = self.base_dir / name
         keys = home / "keys"
         identity = Identity.load_or_create(keys)
         config = home / "config.toml"
         if not config.exists():
             config.write_text(
-                f'mediators = ["{self.mediator}"]\n\n[chain]\n'
+                f'mediators = ["{self.mediator}"]\n{config_lines}\n[chain]\n'
                 f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
             )
             client = self.settlement(identity)
@@ -72,8 +77,9 @@ class MarketWorld:
         roles: Sequence[str],
         bootstrap: Sequence[str] = (),
         wait_ready: bool = True,
+        config_lines: str = "",
     ) -> NodeProcess:
-        self.prepare_home(name)
+        self.prepare_home(name, config_lines=config_lines)
         node = self.cluster.start_node(name, roles=roles, bootstrap=bootstrap)
         if wait_ready:
             node.wait_ready()
