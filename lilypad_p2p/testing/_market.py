@@ -12,6 +12,8 @@ with funded, deposited accounts. Used by the market integration tests, the demo 
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +24,13 @@ from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chai
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.testing._chain import chain_test_accounts, fund_on_anvil, running_anvil
-from lilypad_p2p.testing._cluster import POLL_INTERVAL_S, ClusterError, LocalCluster, NodeProcess
+from lilypad_p2p.testing._cluster import (
+    NODE_STOP_TIMEOUT_S,
+    POLL_INTERVAL_S,
+    ClusterError,
+    LocalCluster,
+    NodeProcess,
+)
 
 # What every node's account holds on the chain, and deposits into the contract at start.
 NODE_WALLET_WEI = 1000 * 10**18
@@ -92,6 +100,23 @@ class MarketWorld:
         again.wait_ready()
         self.nodes[node.name] = again
         return again
+
+    def stop_all(self) -> None:
+        """SIGINT every running node once, then wait for each (killing a stuck one).
+
+        `LocalCluster.stop_all` may signal a node a second time while it is already exiting,
+        which kills it with SIGINT (-2) during interpreter teardown; callers that check exit
+        codes stop the nodes here first.
+        """
+        running = [n for n in self.cluster.nodes if n.process.poll() is None]
+        for node in running:
+            node.process.send_signal(signal.SIGINT)
+        for node in running:
+            try:
+                node.process.wait(NODE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+                node.process.wait()
 
     def balance(self, address: str) -> int:
         """Free plus locked balance of `address` on the contract (wei)."""

@@ -18,18 +18,34 @@ SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 
 def _job(**changes) -> wire.JobOffer:
-    fields = dict(market="cpu", job_creator=CLIENT, module="hash", spec=SPEC,
-                  max_price_wei=10**16, trusted_mediators=(MEDIATOR,),
-                  deadline=NOW + 600_000, created_at=NOW, expires_at=NOW + 60_000, nonce=1)
+    fields = dict(
+        market="cpu",
+        job_creator=CLIENT,
+        module="hash",
+        spec=SPEC,
+        max_price_wei=10**16,
+        trusted_mediators=(MEDIATOR,),
+        deadline=NOW + 600_000,
+        created_at=NOW,
+        expires_at=NOW + 60_000,
+        nonce=1,
+    )
     return wire.JobOffer(**{**fields, **changes})
 
 
 def _resource(**changes) -> wire.ResourceOffer:
-    fields = dict(market="cpu", provider=PROVIDER,
-                  spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
-                  modules=("hash", "wordcount"), price_per_job_wei=10**15,
-                  collateral_wei=2 * 10**15, trusted_mediators=(), created_at=NOW,
-                  expires_at=NOW + 3_600_000, nonce=2)
+    fields = dict(
+        market="cpu",
+        provider=PROVIDER,
+        spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
+        modules=("hash", "wordcount"),
+        price_per_job_wei=10**15,
+        collateral_wei=2 * 10**15,
+        trusted_mediators=(),
+        created_at=NOW,
+        expires_at=NOW + 3_600_000,
+        nonce=2,
+    )
     return wire.ResourceOffer(**{**fields, **changes})
 
 
@@ -50,8 +66,10 @@ def test_provider_refuses_terms_the_offers_do_not_say():
     assert deal_mismatch(deal, _job(max_price_wei=1), _resource(), NOW) is not None
     assert deal_mismatch(deal, _job(module="wordcount"), _resource(), NOW) is not None
     late = _job(deadline=NOW + 1000, expires_at=NOW + 1000)
-    assert deal_mismatch(build_deal(late, _resource(), salt=bytes(32)), late, _resource(),
-                         NOW) is not None
+    assert (
+        deal_mismatch(build_deal(late, _resource(), salt=bytes(32)), late, _resource(), NOW)
+        is not None
+    )
 
 
 def test_no_common_mediator_is_a_clear_error():
