@@ -3,6 +3,19 @@
 Offer book, replay guard, re-publishing of our own offers, batch matching.
 """
 
+from lilypad_p2p.market._consortium import (
+    DEFAULT_CONSORTIUM_SIZE,
+    MAX_CONSORTIUM_SIZE,
+    PPM,
+    collateral_covers_check_rate,
+    consortium_seed,
+    default_quorum,
+    is_spot_checked,
+    mediator_rank,
+    required_collateral,
+    select_consortium,
+    threshold_is_safe,
+)
 from lilypad_p2p.market._deal import (
     ACCEPTANCE_TIMEOUT_MS,
     AGREEMENT_TIMEOUT_MS,
@@ -64,10 +77,19 @@ from lilypad_p2p.market._replay import (
     ReplayGuardStatistics,
 )
 from lilypad_p2p.market._republisher import REPUBLISH_INTERVAL_MS, Republisher
+from lilypad_p2p.market._verdicts import (
+    Quorum,
+    SignedVerdict,
+    TallyRejected,
+    VerdictOutcome,
+    VerdictTally,
+    judge_runs,
+)
 
 __all__ = [
     "ACCEPTANCE_TIMEOUT_MS",
     "AGREEMENT_TIMEOUT_MS",
+    "DEFAULT_CONSORTIUM_SIZE",
     "DEFAULT_EXECUTION_ESTIMATE_MS",
     "DEFAULT_MATCH_HOLD_MS",
     "DEFAULT_MATCH_POLICY",
@@ -81,6 +103,8 @@ __all__ = [
     "EPOCH_MS",
     "FINAL_PHASES",
     "MATCH_TIMEOUT_MS",
+    "MAX_CONSORTIUM_SIZE",
+    "PPM",
     "PROPOSAL_LIFETIME_MS",
     "REPUBLISH_INTERVAL_MS",
     "SETTLEMENT_TIMEOUT_MS",
@@ -99,25 +123,39 @@ __all__ = [
     "OfferBook",
     "OfferBookStatistics",
     "Phase",
+    "Quorum",
     "ReplayGuard",
     "ReplayGuardStatistics",
     "Republisher",
     "Side",
+    "SignedVerdict",
+    "TallyRejected",
     "Timeout",
     "Timeouts",
+    "VerdictOutcome",
+    "VerdictTally",
     "advance",
+    "collateral_covers_check_rate",
     "common_mediators",
+    "consortium_seed",
+    "default_quorum",
     "due_timeout",
     "epoch_end_ms",
     "epoch_of",
     "first_fit",
     "is_open",
+    "is_spot_checked",
+    "judge_runs",
     "match",
+    "mediator_rank",
     "mismatch",
     "new_client_deal",
     "new_provider_deal",
     "next_phase",
     "proposals_for",
+    "required_collateral",
+    "select_consortium",
     "state_diagram",
+    "threshold_is_safe",
     "vet_proposal",
 ]
