@@ -75,6 +75,8 @@ DEAL_REQUEST_TIMEOUT_S = 15.0
 ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 # Pause between attempts when a provider is unreachable or restarting.
 RETRY_INTERVAL_S = 1.0
+# A resource offer whose provider refused our deal is not tried again for this long.
+REFUSAL_BACKOFF_MS = 2_000
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
 MIB = 1024 * 1024
@@ -306,9 +308,9 @@ class ClientRole:
         return envelope.body
 
     def _usable_offer(
-        self, job: wire.JobOffer, resource_cid: str, refused: list[str]
+        self, job: wire.JobOffer, resource_cid: str, refused: dict[str, int]
     ) -> wire.ResourceOffer | None:
-        if resource_cid in refused:
+        if refused.get(resource_cid, 0) > self._clock_ms():
             return None
         envelope = self._book.get(resource_cid)
         if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
@@ -323,7 +325,7 @@ class ClientRole:
 
     async def _find_match(self, stored: StoredDeal) -> None:
         job = self._job_offer(stored)
-        refused: list[str] = stored.detail.get("refused", [])
+        refused: dict[str, int] = stored.detail.get("refused", {})
         if job.target_provider is not None:
             candidates = [
                 e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
@@ -369,7 +371,9 @@ class ClientRole:
         if isinstance(answer, wire.DealRefused):
             event(log, "deal.refused", key=stored.record.key, provider=deal.provider,
                   reason=answer.reason)
-            refused = [*stored.detail.get("refused", []), stored.detail["resource_offer"]]
+            # Most refusals pass (capacity frees up): the offer sits out for a while only.
+            until = self._clock_ms() + REFUSAL_BACKOFF_MS
+            refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
             self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
             return
         assert isinstance(answer, wire.DealCountersigned)
