@@ -71,6 +71,15 @@ class NodeConfig:
     acceptance_timeout_s: int = 30
     settlement_timeout_s: int = 30
     acceptance_window_s: int = 120
+    # NAT (net/_nat.py, bootstrap/README.md): bootstrap peers read from a peer-list file,
+    # reservations a private node keeps, a relay's limits, UPnP port mapping.
+    bootstrap_file_peers: tuple[str, ...] = ()
+    relay_reservations: int = 2
+    relay_max_reservations: int = 128
+    relay_max_circuits: int = 64
+    relay_circuit_duration_s: int = 7200
+    relay_circuit_bytes: int = 1 << 30
+    upnp: bool = False
 
     @property
     def keystore_dir(self) -> Path:
@@ -194,6 +203,32 @@ def _seconds(setting: str) -> Callable[[object, str], int]:
     return parse
 
 
+def _peer_list_file(value: object, source: str) -> tuple[str, ...]:
+    """A peer list (bootstrap/README.md): one multiaddr with /p2p/ per line, `#` comments."""
+    if not isinstance(value, str | Path) or not str(value):
+        raise ConfigError(f"bootstrap_file ({source}): expected a file path, got {value!r}")
+    try:
+        text = Path(value).expanduser().read_text()
+    except OSError as exc:
+        raise ConfigError(f"bootstrap_file ({source}): cannot read {value}: {exc}") from exc
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    addrs = [line for line in lines if line]
+    return _multiaddrs("bootstrap_file", need_peer_id=True)(addrs, f"{source}: {value}")
+
+
+def _flag(setting: str) -> Callable[[object, str], bool]:
+    def parse(value: object, source: str) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{setting} ({source}): {value!r} is not true or false")
+
+    return parse
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     attribute: str
@@ -221,9 +256,20 @@ SETTINGS: tuple[_Setting, ...] = (
         for name in ("match_timeout_s", "agreement_timeout_s", "acceptance_timeout_s",
                      "settlement_timeout_s", "acceptance_window_s")
     ),
+    _Setting(
+        "bootstrap_file_peers", ("bootstrap_file",), "LILYPAD_BOOTSTRAP_FILE", _peer_list_file
+    ),
+    *(
+        _Setting(name, ("relay", name.removeprefix("relay_")), f"LILYPAD_{name.upper()}",
+                 _seconds(name))
+        for name in ("relay_reservations", "relay_max_reservations", "relay_max_circuits",
+                     "relay_circuit_duration_s", "relay_circuit_bytes")
+    ),
+    _Setting("upnp", ("upnp",), "LILYPAD_UPNP", _flag("upnp")),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
-_KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if len(s.toml_key) == 2}
+_KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}
+_KNOWN_RELAY_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "relay"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -234,7 +280,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain"})
+    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "relay"})
     if unknown:
         known = sorted(_KNOWN_TOP_LEVEL)
         raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {known} and [chain]")
@@ -244,6 +290,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     unknown_chain = sorted(set(chain) - _KNOWN_CHAIN_KEYS)
     if unknown_chain:
         raise ConfigError(f"{path}: unknown [chain] setting(s) {unknown_chain}")
+    relay = data.get("relay", {})
+    if not isinstance(relay, dict) or set(relay) - _KNOWN_RELAY_KEYS:
+        raise ConfigError(f"{path}: [relay] must be a table of {sorted(_KNOWN_RELAY_KEYS)}")
     return data
 
 

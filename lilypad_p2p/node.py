@@ -28,6 +28,7 @@ from lilypad_p2p.net import (
     CancelReceived,
     GossipNet,
     MarketTopic,
+    NatSettings,
     NetEvent,
     NodeRecordReceived,
     OfferReceived,
@@ -81,10 +82,13 @@ class Node:
         self.net = GossipNet(
             identity,
             listen_addrs=config.listen,
-            bootstrap=config.bootstrap,
+            bootstrap=config.bootstrap + config.bootstrap_file_peers,
             markets=config.markets,
             clock_ms=clock_ms,
             offer_snapshot=self._offer_snapshot,
+            nat=_nat_settings(config),
+            # A new relay address must reach peers before the next periodic NodeRecord.
+            on_addrs_changed=lambda: self._peer_joined.set(),
         )
         self.book = OfferBook()
         self.solver: Solver | None = None
@@ -187,7 +191,7 @@ class Node:
         )
 
     async def _wait_for_first_mesh(self) -> None:
-        if not self.config.bootstrap:
+        if not self.config.bootstrap + self.config.bootstrap_file_peers:
             return
         topics = [str(MarketTopic(market)) for market in self.config.markets]
         with trio.move_on_after(FIRST_MESH_TIMEOUT_S) as waited:
@@ -296,7 +300,7 @@ class Node:
     def control_handlers(self) -> dict[str, Handler]:
         handlers: dict[str, Handler] = {
             "status": self._status, "offers": self._offers, "peers": self._peers,
-            "deals": self._deals,
+            "deals": self._deals, "nat.ping": self._nat_ping,
         }
         if self.client is not None:
             handlers.update(self.client.control_handlers())
@@ -321,7 +325,27 @@ class Node:
             "uptime_s": round(trio.current_time() - self._started_at, 1),
             "gossip": dataclasses.asdict(self.net.statistics()),
             "book": dataclasses.asdict(self.book.statistics()),
+            "nat": self.net.nat.status(),
         }
+
+    async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One echo exchange with a peer, through a relay if that is the only way.
+
+        Addresses come from `params["addrs"]` or else the peer's NodeRecord.
+        """
+        from libp2p.peer.id import ID
+
+        peer_id = params.get("peer_id")
+        if not isinstance(peer_id, str):
+            raise LilypadError("nat.ping: peer_id must be a string")
+        addrs = params.get("addrs")
+        if addrs is None:
+            records = [r for r in self.node_records.values() if r.peer_id == peer_id]
+            addrs = list(records[0].listen_addrs) if records else []
+        if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
+            raise LilypadError("nat.ping: addrs must be a list of multiaddr strings")
+        result = await self.net.nat.ping(ID.from_base58(peer_id), addrs)
+        return dataclasses.asdict(result)
 
     async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         market = params.get("market", "cpu")
@@ -354,6 +378,18 @@ class Node:
 
     async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [dataclasses.asdict(peer) for peer in self.net.peers()]
+
+
+def _nat_settings(config: NodeConfig) -> NatSettings:
+    return NatSettings(
+        relay=config.has_role("relay"),
+        upnp=config.upnp,
+        reservations=config.relay_reservations,
+        max_reservations=config.relay_max_reservations,
+        max_circuits=config.relay_max_circuits,
+        circuit_duration_s=config.relay_circuit_duration_s,
+        circuit_bytes=config.relay_circuit_bytes,
+    )
 
 
 def _checksummed(addresses: Sequence[str]) -> tuple[str, ...]:

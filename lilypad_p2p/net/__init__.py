@@ -20,6 +20,13 @@ from lilypad_p2p.net._events import (
 )
 from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer
 from lilypad_p2p.net._levers import message_id
+from lilypad_p2p.net._nat import (
+    DIALBACK_PROTOCOL,
+    PING_PROTOCOL,
+    NatService,
+    NatSettings,
+    PingResult,
+)
 from lilypad_p2p.net._params import GRAYLIST_THRESHOLD
 from lilypad_p2p.net._peer_actions import (
     DropReason,
@@ -27,6 +34,15 @@ from lilypad_p2p.net._peer_actions import (
     action_for,
     disconnects,
     invalid_message_weight,
+)
+from lilypad_p2p.net._reachability import (
+    DialbackError,
+    DialbackRequest,
+    DialbackResponse,
+    Reachability,
+    ReachabilityTracker,
+    RelayPlan,
+    Reservation,
 )
 from lilypad_p2p.net._service import (
     GossipNet,
@@ -58,16 +74,21 @@ from lilypad_p2p.net._validation import Accepted, Rejected, Verdict, topic_for, 
 __all__ = [
     "DEAL_PROTOCOL",
     "DEFAULT_MUXER",
+    "DIALBACK_PROTOCOL",
     "GRAYLIST_THRESHOLD",
     "JOB_PROTOCOL",
     "NODES_TOPIC",
     "PEER_EXCHANGE_PROTOCOL",
+    "PING_PROTOCOL",
     "PROTOCOLS",
     "RESULT_PROTOCOL",
     "Accepted",
     "CancelReceived",
     "DealStreams",
     "DialError",
+    "DialbackError",
+    "DialbackRequest",
+    "DialbackResponse",
     "Discovery",
     "DropReason",
     "EnvelopeEvent",
@@ -76,6 +97,8 @@ __all__ = [
     "MarketTopic",
     "MeshDegree",
     "Muxer",
+    "NatService",
+    "NatSettings",
     "NetError",
     "NetEvent",
     "NetStatistics",
@@ -87,9 +110,14 @@ __all__ = [
     "PeerJoined",
     "PeerLeft",
     "PeerState",
+    "PingResult",
     "ProposalReceived",
     "PublishError",
+    "Reachability",
+    "ReachabilityTracker",
     "Rejected",
+    "RelayPlan",
+    "Reservation",
     "StreamHandler",
     "StreamProtocol",
     "StreamRequestFailed",

@@ -53,11 +53,13 @@ def build_host(
     muxer: Muxer,
     *,
     target_connections: int,
+    enable_upnp: bool = False,
 ) -> IHost:
     """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP.
 
     The library's own auto-connector (which would dial known peers until it holds 50 and keep
     trying for 100) is set to our discovery's target, so the two agree on how many is enough.
+    `enable_upnp` asks the router (miniupnpc) to map the listen port (behind NAT, `--upnp`).
     """
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     # One muxer, not a fallback list: only our guarded Mplex survives a peer's corrupt frames.
@@ -70,6 +72,7 @@ def build_host(
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt=muxers,
         listen_addrs=list(listen_addrs),
+        enable_upnp=enable_upnp,
         connection_config=ConnectionConfig(
             min_connections=target_connections, low_watermark=target_connections
         ),

@@ -12,6 +12,7 @@ reason in `statistics()` and graded against the forwarding peer through `report_
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
 from lilypad_p2p.net._discovery import Discovery
-from lilypad_p2p.net._errors import NetError, NotListening, PublishError
+from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError
 from lilypad_p2p.net._events import NetEvent, PeerJoined, PeerLeft, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
@@ -43,6 +44,7 @@ from lilypad_p2p.net._levers import (
     cache_host_addrs,
     message_id,
 )
+from lilypad_p2p.net._nat import NatService, NatSettings
 from lilypad_p2p.net._peer_actions import (
     DropReason,
     PeerAction,
@@ -189,6 +191,8 @@ class GossipNet:
         offer_snapshot: our current offer envelopes for some markets, served to peers that
             connect so they need not wait for re-publication (see `_sync`).
         mesh_degree: GossipSub D / D_low / D_high.
+        nat: relay service and reservations (`_nat.py`); `nat.upnp` asks the router for a port.
+        on_addrs_changed: called when our advertised addresses change (a relay reservation).
 
     Raises:
         NetError: an address is not a multiaddr or a market name is invalid.
@@ -206,6 +210,8 @@ class GossipNet:
         target_connections: int = params.TARGET_CONNECTIONS,
         mesh_degree: MeshDegree = MeshDegree(),
         offer_snapshot: Snapshot | None = None,
+        nat: NatSettings | None = None,
+        on_addrs_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._listen = parse_multiaddrs(listen_addrs, setting="listen")
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
@@ -216,8 +222,12 @@ class GossipNet:
             self._listen,
             muxer,
             target_connections=target_connections,
+            enable_upnp=nat is not None and nat.upnp,
         )
         cache_host_addrs(self._host)
+        self.nat = NatService(
+            self._host, nat or NatSettings(), clock_ms=clock_ms, on_addrs_changed=on_addrs_changed
+        )
         self._gossipsub = TunedGossipSub(
             protocols=[PROTOCOL_ID_V11, PROTOCOL_ID],
             degree=mesh_degree.target,
@@ -297,6 +307,7 @@ class GossipNet:
                 for topic in self._markets:
                     await self._subscribe(topic)
                 await nursery.start(self._discovery.run)
+                await nursery.start(self.nat.run)
                 logger.info(
                     "gossip listening",
                     extra={"peer_id": str(self.peer_id), "addrs": self.listen_addrs()},
@@ -502,7 +513,12 @@ class GossipNet:
         *,
         addrs: Sequence[str] = (),
     ) -> wire.DealMessage:
-        """One request/response exchange with `peer_id` (see `DealStreams.request`)."""
+        """One request/response exchange with `peer_id` (see `DealStreams.request`).
+
+        A peer behind NAT is reached through the `/p2p-circuit` addresses among `addrs`.
+        """
+        with contextlib.suppress(DialError):  # DealStreams reports the failure itself
+            await self.nat.connect(ID.from_base58(peer_id), addrs)
         return await self._streams.request(
             ID.from_base58(peer_id), protocol, message, addrs=addrs  # type: ignore[arg-type]
         )
@@ -512,8 +528,9 @@ class GossipNet:
         return self._scorer.score(peer_id, sorted(self._subscribed))
 
     def listen_addrs(self) -> list[str]:
-        """Our listen addresses with `/p2p/<peer id>`, as others can dial them."""
-        return [f"{addr}/p2p/{self.peer_id}" for addr in self._host.get_transport_addrs()]
+        """Our listen addresses with `/p2p/<peer id>`, then our `/p2p-circuit` addresses."""
+        direct = [f"{addr}/p2p/{self.peer_id}" for addr in self._host.get_transport_addrs()]
+        return direct + self.nat.circuit_addrs()
 
     def peers(self) -> list[PeerState]:
         """Connected peers: addresses, the meshes they are in, their score."""
