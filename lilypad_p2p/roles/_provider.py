@@ -148,7 +148,7 @@ class ProviderRole:
         set_handler(RESULT_PROTOCOL, self.on_acceptance)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        self._executor = await self._executor_factory()
+        await self._connect_executor()
         task_status.started()
         while True:
             try:
@@ -156,6 +156,16 @@ class ProviderRole:
             except (ChainError, LilypadError) as exc:
                 event(log, "provider.tick_failed", logging.WARNING, error=repr(exc))
             await trio.sleep(PROVIDER_TICK_S)
+
+    async def _connect_executor(self) -> Executor | None:
+        """The Docker executor, connecting on first use (a node without Docker still starts;
+        its deals fail until Docker answers, and their clients get refunds)."""
+        if self._executor is None:
+            try:
+                self._executor = await self._executor_factory()
+            except ExecError as exc:
+                event(log, "executor.unavailable", logging.WARNING, error=str(exc))
+        return self._executor
 
     # --- /lilypad/deal/1 ----------------------------------------------------------------
 
@@ -267,14 +277,18 @@ class ProviderRole:
 
     async def _execute(self, key: str, deal: Any) -> None:
         stored = self._store.get(key)
-        assert stored is not None and self._executor is not None
+        assert stored is not None
+        executor = await self._connect_executor()
+        if executor is None:
+            self._update(stored, error="Docker is not available on this provider")
+            return
         left_s = deal.result_deadline - self._clock_ms() / 1000 - RESULT_DELIVERY_MARGIN_S
         if left_s <= 0:
             self._update(stored, error="no time left before the result deadline")
             return
         event(log, "job.started", key=key, module=stored.detail["module"])
         try:
-            result = await self._executor.run(
+            result = await executor.run(
                 JobSpec(stored.detail["module"]),
                 stored.detail["sealed_inputs"],
                 self._identity.sealing_private_key(),
