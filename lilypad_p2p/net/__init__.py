@@ -54,6 +54,7 @@ from lilypad_p2p.net._service import (
 from lilypad_p2p.net._streams import (
     DEAL_PROTOCOL,
     JOB_PROTOCOL,
+    MEDIATION_PROTOCOL,
     PROTOCOLS,
     RESULT_PROTOCOL,
     DealStreams,
@@ -77,6 +78,7 @@ __all__ = [
     "DIALBACK_PROTOCOL",
     "GRAYLIST_THRESHOLD",
     "JOB_PROTOCOL",
+    "MEDIATION_PROTOCOL",
     "NODES_TOPIC",
     "PEER_EXCHANGE_PROTOCOL",
     "PING_PROTOCOL",

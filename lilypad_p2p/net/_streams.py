@@ -3,6 +3,7 @@
     /lilypad/deal/1    propose a co-signed deal, get the countersignature (or a refusal)
     /lilypad/job/1     send the sealed inputs of an open deal, get the signed result
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
+    /lilypad/mediation/1  send a disputed job's inputs to a mediator, get its signed verdict
 
 Framing: a 4-byte big-endian length, then one canonical msgpack deal message
 (`wire/_deal_messages.py`); each protocol bounds its request and its answer. The stream is
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
 JOB_PROTOCOL = TProtocol("/lilypad/job/1")
 RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
+MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/1")
 FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
 REQUEST_READ_TIMEOUT_S = 30.0
@@ -76,6 +78,14 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         MAX_SMALL_BYTES,
         (wire.AcceptanceNotice,),
         (wire.AcceptanceAck, wire.DealRefused),
+    ),
+    # Inputs re-sealed to one mediator: as large as a job's inputs (issue 6).
+    MEDIATION_PROTOCOL: StreamProtocol(
+        MEDIATION_PROTOCOL,
+        MAX_JOB_BYTES,
+        MAX_SMALL_BYTES,
+        (wire.MediationRequest,),
+        (wire.VerdictNotice, wire.DealRefused),
     ),
 }
 

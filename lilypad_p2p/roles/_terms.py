@@ -14,7 +14,14 @@ from eth_utils import keccak
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal, default_threshold
-from lilypad_p2p.market import common_mediators, mismatch
+from lilypad_p2p.market import (
+    DEFAULT_CONSORTIUM_SIZE,
+    common_mediators,
+    consortium_seed,
+    mismatch,
+    select_consortium,
+    threshold_is_safe,
+)
 
 # On-chain windows a deal carries (seconds): how long the job creator has to accept a result
 # recorded on chain before the provider may claim payment, and how long mediation may take.
@@ -23,7 +30,8 @@ ACCEPTANCE_WINDOW_S = 120
 MIN_ACCEPTANCE_WINDOW_S = 2
 MAX_ACCEPTANCE_WINDOW_S = 7 * 24 * 3600
 MEDIATION_WINDOW_S = 600
-# The fee reserved for mediators per deal (refunded when the deal settles without dispute).
+# The fee the job creator reserves for mediators per deal unless configured (refunded when the
+# deal settles without dispute; split among the verdict's signers otherwise).
 MEDIATION_FEE_WEI = 0
 # A deal whose result deadline is closer than this is refused: no time to run the job.
 MIN_EXECUTION_TIME_MS = 5_000
@@ -44,19 +52,22 @@ def module_hash(module: str) -> bytes:
     return keccak(text=module)
 
 
-def choose_mediators(job: wire.JobOffer, resource: wire.ResourceOffer) -> tuple[str, ...]:
-    """The deal's consortium: the mediators both sides trust (one side's list if the other
-    names none). Issue 6 replaces this with the consortium choice; this is the seam.
+def choose_mediators(
+    job: wire.JobOffer, resource: wire.ResourceOffer, size: int = DEFAULT_CONSORTIUM_SIZE
+) -> tuple[str, ...]:
+    """The deal's consortium: `size` of the mediators both sides trust (one side's list if the
+    other names none), chosen by `market.select_consortium` from a seed of both offers' CIDs,
+    so the provider (and anyone holding both offers) recomputes the same set.
 
     Raises:
         NoMediators: the offers leave no mediator (the contract refuses an empty consortium).
     """
-    chosen = common_mediators(job, resource)
-    if not chosen:
+    candidates = common_mediators(job, resource)
+    if not candidates:
         raise NoMediators(
             "no mediator both sides trust: set `mediators` in config.toml (at least one address)"
         )
-    return chosen
+    return select_consortium(candidates, consortium_seed(job.cid, resource.cid), size)
 
 
 def build_deal(
@@ -65,17 +76,24 @@ def build_deal(
     *,
     salt: bytes,
     acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
+    consortium_size: int = DEFAULT_CONSORTIUM_SIZE,
+    threshold: int | None = None,
+    mediation_fee_wei: int = MEDIATION_FEE_WEI,
 ) -> Deal:
-    """The deal the job creator proposes for `job` on `resource` (32 random bytes of `salt`)."""
-    mediators = choose_mediators(job, resource)
+    """The deal the job creator proposes for `job` on `resource` (32 random bytes of `salt`).
+
+    `threshold` defaults to `default_threshold` of the consortium chosen; the mediation fee is
+    the job creator's to set (it is locked from its deposit; the provider never pays it).
+    """
+    mediators = choose_mediators(job, resource, consortium_size)
     return Deal(
         job_creator=job.job_creator,
         provider=resource.provider,
         payment=resource.price_per_job_wei,
         collateral=resource.collateral_wei,
-        mediation_fee=MEDIATION_FEE_WEI,
+        mediation_fee=mediation_fee_wei,
         mediators=mediators,
-        threshold=default_threshold(len(mediators)),
+        threshold=default_threshold(len(mediators)) if threshold is None else threshold,
         result_deadline=job.deadline // 1000,
         acceptance_window=acceptance_window_s,
         mediation_window=MEDIATION_WINDOW_S,
@@ -95,9 +113,13 @@ def deal_mismatch(
         return reason
     if not MIN_ACCEPTANCE_WINDOW_S <= deal.acceptance_window <= MAX_ACCEPTANCE_WINDOW_S:
         return "acceptance window out of bounds"
+    if not threshold_is_safe(deal.threshold, len(deal.mediators)):
+        return "mediator threshold is not a strict majority"
     try:
         expected = build_deal(job, resource, salt=deal.salt,
-                              acceptance_window_s=deal.acceptance_window)
+                              acceptance_window_s=deal.acceptance_window,
+                              consortium_size=len(deal.mediators), threshold=deal.threshold,
+                              mediation_fee_wei=deal.mediation_fee)
     except NoMediators as exc:
         return str(exc)
     if deal != expected:

@@ -55,6 +55,7 @@ from lilypad_p2p.wire._ids import (
     content_id,
     is_content_id,
 )
+from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._schemas import (
     MAX_MATCHES,
     MESSAGE_TYPES,
@@ -100,6 +101,7 @@ __all__ = [
     "JobResultMessage",
     "MalformedMessage",
     "MatchProposal",
+    "MediationRequest",
     "Message",
     "NodeRecord",
     "NonCanonicalEncoding",
@@ -112,6 +114,7 @@ __all__ = [
     "StaleMessage",
     "UnencodableValue",
     "UnsupportedVersion",
+    "VerdictNotice",
     "WireError",
     "address_from_peer_id_bytes",
     "address_from_peer_id_text",

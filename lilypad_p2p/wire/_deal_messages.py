@@ -9,6 +9,7 @@ or raises `MalformedMessage`, never anything else.
     /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
     /lilypad/job/1     JobRequest       -> JobResultMessage | JobRefused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
+    /lilypad/mediation/1  MediationRequest -> VerdictNotice  (`_mediation_messages.py`)
 """
 
 from __future__ import annotations
@@ -171,14 +172,17 @@ class AcceptanceAck(_DealMessage):
         _need_bytes("deal_id", self.deal_id, HASH_BYTES)
 
 
+# The mediation protocol's messages (issue 6) share this framing and the helpers above.
+from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice  # noqa: E402
+
 DealMessage = (
     DealProposal | DealCountersigned | DealRefused | JobRequest | JobResultMessage
-    | AcceptanceNotice | AcceptanceAck
+    | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
     for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, JobResultMessage,
-                AcceptanceNotice, AcceptanceAck)
+                AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice)
 }
 
 

@@ -1,0 +1,220 @@
+"""The disputing side of mediation: open the dispute, gather k verdicts, resolve on chain.
+
+    resolution = await mediate(chain, DisputeCase(deal, module, inputs, hash, commitment),
+                               contact=lambda address: MediatorContact(...))
+
+1. Put the dispute on chain (`open_dispute`): the contract disputes only a recorded result, so
+   the provider's signed ResultCommitment is posted first if it is not (anyone may post it).
+2. Ask every member of the consortium at once (`gather_verdicts`), each with the inputs sealed
+   to its own key, each bounded by MEDIATOR_ANSWER_TIMEOUT_S. A verdict counts once its EIP-712
+   signature recovers to a member (`market.VerdictTally`); as soon as k agree, the others are
+   cancelled: a silent or slow mediator never holds up a quorum of the rest.
+3. `resolve` with the k signatures. Whoever gets there first wins; a deal found already resolved
+   (e.g. by the provider, who may gather verdicts too) is success. The verdicts that disagreed
+   and the members that never answered are returned and logged for the record.
+If no quorum forms, nothing is sent: the caller retries later, and after the mediation window
+`claimTimeout` refunds both parties.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import (
+    AlreadySettled,
+    Deal,
+    DealStatus,
+    Outcome,
+    SignatureInvalid,
+    Verdict,
+    recover_typed,
+)
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
+from lilypad_p2p.exec import seal_for
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import (
+    Quorum,
+    SignedVerdict,
+    TallyRejected,
+    VerdictOutcome,
+    VerdictTally,
+)
+from lilypad_p2p.net import NetError
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import deal_to_wire
+
+log = logging.getLogger("lilypad_p2p.dispute")
+
+# How long one mediator may take to answer (it runs the job twice).
+MEDIATOR_ANSWER_TIMEOUT_S = 300.0
+
+
+class DisputeError(LilypadError):
+    """A dispute cannot be opened (the deal is in no state to be disputed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeCase:
+    """What a dispute needs: the deal, the job (module + plaintext inputs document) and the
+    provider's commitment (result hash and its EIP-712 signature)."""
+
+    deal: Deal
+    module: str
+    inputs: bytes
+    result_hash: bytes
+    provider_commitment: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MediatorContact:
+    """How to reach one mediator: its sealing key, and a call sending it a request."""
+
+    address: str
+    sealing_public_key: bytes
+    ask: Callable[[wire.MediationRequest], Awaitable[wire.DealMessage]]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """How a dispute ended: the applied verdict and who agreed, dissented or stayed silent."""
+
+    outcome: VerdictOutcome
+    result_hash: bytes
+    signers: tuple[str, ...]
+    dissent: tuple[SignedVerdict, ...]
+    missing: tuple[str, ...]
+    resolved_by_us: bool
+
+
+async def open_dispute(chain: DealChain, case: DisputeCase) -> DealStatus:
+    """Record the result if needed and dispute it; idempotent. The deal's status after.
+
+    Raises:
+        DisputeError: the deal is final or not open on chain.
+    """
+    status = await chain.status(case.deal)
+    if status is DealStatus.OPEN:
+        status = (await chain.submit_result(case.deal, case.result_hash,
+                                            case.provider_commitment)).status
+    if status is DealStatus.RESULT_SUBMITTED:
+        try:
+            await chain.client.dispute(case.deal)
+        except AlreadySettled:
+            return await chain.status(case.deal)
+        event(log, "dispute.opened", deal_id="0x" + chain.deal_id(case.deal).hex())
+        return DealStatus.DISPUTED
+    if status in (DealStatus.DISPUTED, DealStatus.RESOLVED):
+        return status
+    raise DisputeError(f"deal is {status.name} on chain: it cannot be disputed")
+
+
+def _signed_verdict(
+    chain: DealChain, deal_id: bytes, answer: wire.DealMessage
+) -> SignedVerdict:
+    if not isinstance(answer, wire.VerdictNotice):
+        reason = answer.reason if isinstance(answer, wire.DealRefused) else type(answer).__name__
+        raise MediatorDeclined(reason)
+    if answer.deal_id != deal_id:
+        raise MediatorDeclined("the verdict names another deal")
+    verdict = Verdict(deal_id, Outcome(answer.outcome), answer.result_hash)
+    signer = recover_typed(verdict, chain.sync.domain, answer.mediator_signature)
+    return SignedVerdict(signer, VerdictOutcome(answer.outcome), answer.result_hash,
+                         answer.mediator_signature)
+
+
+class MediatorDeclined(PeerMisbehaved):
+    """A mediator refused, answered something else, or signed a verdict for another deal."""
+
+
+async def gather_verdicts(
+    chain: DealChain,
+    case: DisputeCase,
+    contact: Callable[[str], MediatorContact | None],
+    *,
+    answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S,
+) -> VerdictTally:
+    """Ask every mediator of the deal at once; return once k agree or all have answered/timed
+    out. Answers from anyone but the member asked are dropped (see module docstring)."""
+    deal = case.deal
+    deal_id = chain.deal_id(deal)
+    tally = VerdictTally(deal.mediators, deal.threshold)
+    wire_deal = deal_to_wire(deal)
+
+    async def ask(address: str, done: trio.CancelScope) -> None:
+        reached = contact(address)
+        if reached is None:
+            event(log, "dispute.mediator_unknown", logging.WARNING, mediator=address)
+            return
+        request = wire.MediationRequest(
+            deal=wire_deal, module=case.module,
+            sealed_inputs=seal_for(reached.sealing_public_key, case.inputs),
+            result_hash=case.result_hash, provider_signature=case.provider_commitment,
+        )
+        try:
+            with trio.fail_after(answer_timeout_s):
+                answer = await reached.ask(request)
+            verdict = _signed_verdict(chain, deal_id, answer)
+            if verdict.mediator != address:
+                raise MediatorDeclined(f"answer signed by {verdict.mediator}, not {address}")
+            quorum = tally.add(verdict)
+        except (trio.TooSlowError, NetError, PeerMisbehaved, SignatureInvalid,
+                TallyRejected) as exc:
+            event(log, "dispute.no_verdict", logging.WARNING, mediator=address, error=repr(exc))
+            return
+        event(log, "dispute.verdict", mediator=address, outcome=verdict.outcome.name)
+        if quorum is not None:
+            done.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for address in deal.mediators:
+            nursery.start_soon(ask, address, nursery.cancel_scope)
+    return tally
+
+
+async def resolve(chain: DealChain, deal: Deal, quorum: Quorum) -> bool:
+    """Apply the quorum's verdict; False if the deal was already resolved (by someone else)."""
+    verdict = Verdict(chain.deal_id(deal), Outcome(int(quorum.outcome)), quorum.result_hash)
+    if await chain.status(deal) is DealStatus.RESOLVED:
+        return False
+    try:
+        await chain.client.resolve(deal, verdict, list(quorum.signatures))
+    except AlreadySettled:
+        return False
+    return True
+
+
+async def mediate(
+    chain: DealChain,
+    case: DisputeCase,
+    contact: Callable[[str], MediatorContact | None],
+    *,
+    answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S,
+) -> Resolution | None:
+    """Dispute, gather, resolve (see module docstring); None if no quorum formed this time.
+
+    Raises:
+        DisputeError: the deal cannot be disputed.
+        ChainError: the chain refused or did not answer.
+    """
+    status = await open_dispute(chain, case)
+    if status is DealStatus.RESOLVED:
+        raise DisputeError("the deal is already resolved")
+    tally = await gather_verdicts(chain, case, contact, answer_timeout_s=answer_timeout_s)
+    quorum = tally.quorum()
+    deal_id = "0x" + chain.deal_id(case.deal).hex()
+    if quorum is None:
+        event(log, "dispute.no_quorum", logging.WARNING, deal_id=deal_id,
+              heard=len(tally.consortium) - len(tally.missing()), needed=tally.threshold)
+        return None
+    by_us = await resolve(chain, case.deal, quorum)
+    resolution = Resolution(quorum.outcome, quorum.result_hash, quorum.signers, tally.dissent(),
+                            tally.missing(), by_us)
+    event(log, "dispute.resolved", deal_id=deal_id, outcome=quorum.outcome.name,
+          signers=len(quorum.signers), dissent=[v.mediator for v in resolution.dissent],
+          missing=list(resolution.missing), by_us=by_us)
+    return resolution

@@ -1,0 +1,206 @@
+"""The mediator role: re-run disputed jobs, sign verdicts, claim fees.
+
+    mediator = MediatorRole(identity, chain=deal_chain, executor_factory=Executor.connect,
+                            stake_wei=10**18)
+    mediator.install(net.set_stream_handler); await nursery.start(mediator.run)
+
+`run` registers the node on chain with its stake if it is not registered yet, then watches the
+contract's events (EventWatcher): `DealDisputed` is logged (the disputing job creator brings the
+deal and the inputs over `/lilypad/mediation/1`, as the event only carries a dealId), and a
+`DealResolved` whose signer mask includes us makes us pull our fee share (`claimMediationFee`).
+
+`judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
+committed hash recorded, and its module must be the deal's. We run the job twice on our own
+executor (inputs sealed to our key) and sign `market.judge_runs`' verdict. One verdict per deal,
+ever: a repeated request gets the same signed answer (two different verdicts from one mediator
+would be equivocation). A job that fails on our machine gets no verdict: silence costs us the
+fee, while a guess could be wrong.
+
+`MediatorFault.LIE` is a test fault (the simnet's lying mediator): the mediator signs the
+opposite of what its runs say. Never set it on a real node.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import trio
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import ChainError, Deal, DealStatus, EventWatcher, Outcome, Verdict
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.exec import ExecError, Executor, JobSpec
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import VerdictOutcome, judge_runs
+from lilypad_p2p.net import MEDIATION_PROTOCOL
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import deal_from_wire, module_hash
+
+log = logging.getLogger("lilypad_p2p.mediator")
+
+# Wall-clock limit of each of a mediator's two runs of a disputed job.
+MEDIATION_RUN_TIMEOUT_S = 120.0
+# Pause between polls of the contract's events.
+EVENT_POLL_INTERVAL_S = 0.5
+# Events waiting to be handled (the watcher blocks when the mediator falls behind).
+EVENT_BUFFER = 64
+RUNS_PER_VERDICT = 2
+# A refusal's reason is cut to what a DealRefused carries.
+REFUSAL_REASON_CHARS = 512
+
+
+class MediatorFault(enum.StrEnum):
+    """Test faults of a mediator (hidden from --help; the simnet uses them)."""
+
+    NONE = "none"
+    LIE = "lie"  # sign the opposite of what the runs show
+
+
+class MediationRefused(LilypadError):
+    """This mediator will not judge the request (not a member, not disputed, bad module...)."""
+
+
+def _lie(truth: VerdictOutcome, provider_hash: bytes) -> tuple[VerdictOutcome, bytes]:
+    if truth is VerdictOutcome.PROVIDER_CORRECT:
+        return VerdictOutcome.PROVIDER_WRONG, hashlib.sha256(b"lie" + provider_hash).digest()
+    return VerdictOutcome.PROVIDER_CORRECT, provider_hash
+
+
+class MediatorRole:
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        chain: DealChain,
+        executor_factory: Callable[[], Awaitable[Executor]],
+        stake_wei: int,
+        fault: MediatorFault = MediatorFault.NONE,
+    ) -> None:
+        self._identity = identity
+        self._chain = chain
+        self._executor_factory = executor_factory
+        self._executor: Executor | None = None
+        self._stake_wei = stake_wei
+        self._fault = fault
+        self._verdicts: dict[bytes, wire.VerdictNotice] = {}
+        self._judging: dict[bytes, trio.Lock] = {}
+        self._signed_deals: dict[bytes, Deal] = {}  # fee owed once resolved
+        self.fees_claimed: list[bytes] = []
+
+    @property
+    def address(self) -> str:
+        return self._identity.address
+
+    def install(self, set_handler: Callable[[str, Any], None]) -> None:
+        set_handler(MEDIATION_PROTOCOL, self.on_mediation_request)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        if self._executor is None:
+            self._executor = await self._executor_factory()
+        if not await self._chain.client.is_registered_mediator(self.address):
+            await self._chain.client.register_mediator(self._stake_wei)
+            event(log, "mediator.registered", stake_wei=self._stake_wei)
+        sync = self._chain.sync
+        watcher = EventWatcher(sync.chain, sync.address,
+                               from_block=await trio.to_thread.run_sync(sync.chain.block_number))
+        send, receive = trio.open_memory_channel[Any](EVENT_BUFFER)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(watcher.run, send, poll_interval=EVENT_POLL_INTERVAL_S))
+            task_status.started()
+            async with receive:
+                async for chain_event in receive:
+                    await self._on_chain_event(chain_event)
+
+    async def _on_chain_event(self, chain_event: Any) -> None:
+        deal_id = chain_event.deal_id
+        if chain_event.name == "DealDisputed":
+            event(log, "mediation.disputed", deal_id="0x" + deal_id.hex())
+        elif chain_event.name == "DealResolved" and deal_id in self._signed_deals:
+            deal = self._signed_deals.pop(deal_id)
+            index = deal.mediators.index(self.address)
+            if chain_event.args["signerMask"] >> index & 1:
+                try:
+                    await self._chain.client.claim_mediation_fee(deal)
+                except ChainError as exc:
+                    event(log, "mediation.fee_claim_failed", logging.WARNING,
+                          deal_id="0x" + deal_id.hex(), error=repr(exc))
+                    return
+                self.fees_claimed.append(deal_id)
+                event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(),
+                      share_wei=chain_event.args["feeShare"])
+
+    # --- /lilypad/mediation/1 -----------------------------------------------------------
+
+    async def on_mediation_request(
+        self, peer_id: ID, request: wire.DealMessage
+    ) -> wire.DealMessage:
+        assert isinstance(request, wire.MediationRequest)
+        try:
+            return await self.judge(request)
+        except (MediationRefused, ChainError) as exc:
+            return wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS])
+
+    async def judge(self, request: wire.MediationRequest) -> wire.VerdictNotice:
+        """Re-run the disputed job twice and sign a verdict (the same one if asked again).
+
+        Raises:
+            MediationRefused: the request does not qualify, or the job failed here.
+            ChainError: the chain could not be read.
+        """
+        deal = deal_from_wire(request.deal)
+        deal_id = self._chain.deal_id(deal)
+        lock = self._judging.setdefault(deal_id, trio.Lock())
+        async with lock:
+            known = self._verdicts.get(deal_id)
+            if known is not None:
+                return known
+            await self._check_request(deal, deal_id, request)
+            hashes = await self._run_twice(deal_id, request)
+            outcome, digest = judge_runs(request.result_hash, hashes)
+            if self._fault is MediatorFault.LIE:
+                outcome, digest = _lie(outcome, request.result_hash)
+            verdict = Verdict(deal_id, Outcome(int(outcome)), digest)
+            notice = wire.VerdictNotice(deal_id=deal_id, outcome=int(outcome), result_hash=digest,
+                                        mediator_signature=self._chain.sync.sign(verdict))
+            self._verdicts[deal_id] = notice
+            self._signed_deals[deal_id] = deal
+            event(log, "mediation.verdict", deal_id="0x" + deal_id.hex(), outcome=outcome.name,
+                  runs_agree=len(set(hashes)) == 1)
+            return notice
+
+    async def _check_request(
+        self, deal: Deal, deal_id: bytes, request: wire.MediationRequest
+    ) -> None:
+        if self.address not in deal.mediators:
+            raise MediationRefused("this node is not in the deal's consortium")
+        if module_hash(request.module) != deal.module_hash:
+            raise MediationRefused("the module is not the deal's")
+        self._chain.check_commitment(deal, request.result_hash, request.provider_signature)
+        state = await self._chain.client.deal_state(deal_id)
+        if state.status is not DealStatus.DISPUTED:
+            raise MediationRefused(f"the deal is {state.status.name} on chain, not DISPUTED")
+        if state.result_prefix != request.result_hash[:20]:
+            raise MediationRefused("the result hash is not the one recorded on chain")
+
+    async def _run_twice(self, deal_id: bytes, request: wire.MediationRequest) -> list[bytes]:
+        assert self._executor is not None, "run() connects the executor first"
+        hashes = []
+        for attempt in range(RUNS_PER_VERDICT):
+            try:
+                result = await self._executor.run(
+                    JobSpec(request.module), request.sealed_inputs,
+                    self._identity.sealing_private_key(), timeout_s=MEDIATION_RUN_TIMEOUT_S,
+                )
+            except ExecError as exc:
+                event(log, "mediation.run_failed", logging.WARNING,
+                      deal_id="0x" + deal_id.hex(), attempt=attempt, error=str(exc))
+                raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
+            hashes.append(hashlib.sha256(result.output_tarball).digest())
+        return hashes

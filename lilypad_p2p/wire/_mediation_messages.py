@@ -1,0 +1,74 @@
+"""Messages of the mediation stream protocol `/lilypad/mediation/1`.
+
+    MediationRequest -> VerdictNotice | DealRefused
+
+The disputing job creator asks each mediator of the deal's consortium directly: the request
+carries the deal, the job's inputs re-sealed to that mediator's X25519 key, and the provider's
+signed ResultCommitment; the answer is the mediator's EIP-712-signed Verdict. A stream and not
+gossip: inputs are per mediator (sealed to each one), the asker is the party that will call
+`resolve` and needs the signatures, and a verdict travelling on a public topic would let anyone
+race to resolve with it (harmless, but it costs the network gossip for nothing). The asker
+hands the verdicts on (`VerdictNotice` to the provider and to the other mediators is the same
+message), so every party can resolve on its own once it holds k of them.
+Like the deal messages these ride an authenticated stream, and what convinces the contract
+carries its own EIP-712 signature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from lilypad_p2p.wire._deal_messages import (
+    HASH_BYTES,
+    SIGNATURE_BYTES,
+    _DealMessage,
+    _need,
+    _need_bytes,
+    _need_deal_map,
+    _need_text,
+)
+
+OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong, non-deterministic
+
+
+@dataclass(frozen=True, slots=True)
+class MediationRequest(_DealMessage):
+    """Job creator -> mediator: re-run this disputed deal and sign a verdict.
+
+    `sealed_inputs` are the job's inputs sealed to the mediator's key; `result_hash` and
+    `provider_signature` are the provider's ResultCommitment (recorded on chain before the
+    dispute, so the mediator checks it there too).
+    """
+
+    TYPE: ClassVar[str] = "mediation_request"
+    deal: dict[str, object]
+    module: str
+    sealed_inputs: bytes
+    result_hash: bytes
+    provider_signature: bytes
+
+    def __post_init__(self) -> None:
+        _need_deal_map(self.deal)
+        _need_text("module", self.module, 128)
+        _need_bytes("sealed_inputs", self.sealed_inputs)
+        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
+        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictNotice(_DealMessage):
+    """A mediator's signed Verdict for `deal_id`: (outcome, result hash, EIP-712 signature)."""
+
+    TYPE: ClassVar[str] = "verdict"
+    deal_id: bytes
+    outcome: int
+    result_hash: bytes
+    mediator_signature: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+        _need(type(self.outcome) is int and self.outcome in OUTCOMES,
+              f"outcome must be one of {OUTCOMES}")
+        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
+        _need_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)

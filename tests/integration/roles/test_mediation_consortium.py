@@ -1,0 +1,285 @@
+"""Mediation against the real parts: anvil, the settlement contract, Docker (issue 6).
+
+Mediators are `MediatorRole`s in this process (each with its own identity, stake and chain
+account), reached through `MediatorContact`s that call them directly; the disputing side is
+`roles.mediate`. The provider's run is the real executor on inputs sealed to the provider; a
+cheating provider commits to a tarball that is not its job's output. One anvil and one set of
+five registered mediators serve every scenario.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import (
+    Chain,
+    Deal,
+    DealStatus,
+    Outcome,
+    SettlementClient,
+    SignatureRejected,
+    Verdict,
+    deploy_settlement,
+)
+from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import VerdictOutcome
+from lilypad_p2p.roles import (
+    DealChain,
+    DisputeCase,
+    MediatorContact,
+    MediatorFault,
+    MediatorRole,
+    mediate,
+)
+from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.testing import anvil_binary, anvil_test_chain, fund_on_anvil, require_real
+
+pytestmark = [pytest.mark.chain, pytest.mark.docker]
+
+ETH = 10**18
+STAKE = ETH
+PAYMENT = ETH // 100
+COLLATERAL = ETH // 10
+FEE = ETH // 1000 + 2  # not divisible by 3: the remainder goes back to the job creator
+DEPOSIT = 10 * ETH
+MEDIATORS = 5
+SILENT_ANSWER_TIMEOUT_S = 20.0
+
+
+@dataclass
+class Setup:
+    chain: Chain
+    contract: str
+    client: DealChain
+    provider: DealChain
+    client_id: Identity
+    provider_id: Identity
+    mediator_ids: list[Identity]  # ascending by address
+    outsider: DealChain
+
+
+def _deal_chain(chain: Chain, contract: str, identity: Identity) -> DealChain:
+    return DealChain(SettlementClient(chain, contract, identity.eth_account()), identity)
+
+
+@pytest.fixture(scope="module")
+def setup() -> Iterator[Setup]:
+    if anvil_binary() is None:
+        require_real("anvil", "npm ci in contracts/ installs it")
+    try:
+        import docker
+
+        docker.from_env().ping()
+    except Exception:
+        require_real("docker", "mediators re-run jobs in Docker")
+    with anvil_test_chain() as chain:
+        identities = [Identity.generate() for _ in range(MEDIATORS + 3)]
+        fund_on_anvil(chain, [i.eth_account() for i in identities])
+        deployer = identities[0].eth_account()
+        contract = deploy_settlement(chain, deployer, withdraw_notice_s=60,
+                                     min_mediator_stake=STAKE)
+        client_id, provider_id, outsider_id, *mediator_ids = identities
+        mediator_ids.sort(key=lambda i: int(i.address, 16))
+        for identity in (client_id, provider_id):
+            SettlementClient(chain, contract, identity.eth_account()).deposit(DEPOSIT)
+        for identity in [*mediator_ids, outsider_id]:  # the outsider is registered elsewhere
+            SettlementClient(chain, contract, identity.eth_account()).register_mediator(STAKE)
+        yield Setup(chain, contract, _deal_chain(chain, contract, client_id),
+                    _deal_chain(chain, contract, provider_id), client_id, provider_id,
+                    mediator_ids, _deal_chain(chain, contract, outsider_id))
+
+
+async def _provider_result(
+    executor: Executor, setup: Setup, module: str, inputs: bytes, *, cheat: bool
+) -> bytes:
+    """Run the job as the provider does; a cheat commits to an output it did not compute."""
+    result = await executor.run(JobSpec(module),
+                                seal_for(setup.provider_id.sealing_public_key, inputs),
+                                setup.provider_id.sealing_private_key(), timeout_s=60)
+    tarball = result.output_tarball + (b"\0" * 512 if cheat else b"")
+    return hashlib.sha256(tarball).digest()
+
+
+async def _open_with_result(
+    setup: Setup, executor: Executor, module: str, params: dict[str, object],
+    mediators: tuple[str, ...], threshold: int, *, cheat: bool = False,
+) -> DisputeCase:
+    now = await setup.client.now_s()
+    deal = Deal(
+        job_creator=setup.client_id.address, provider=setup.provider_id.address,
+        payment=PAYMENT, collateral=COLLATERAL, mediation_fee=FEE, mediators=mediators,
+        threshold=threshold, result_deadline=now + 600, acceptance_window=300,
+        mediation_window=600, job_spec_hash=secrets.token_bytes(32),
+        module_hash=module_hash(module), salt=secrets.token_bytes(32),
+    )
+    await setup.client.open_deal(deal, setup.client.sign_deal(deal),
+                                 setup.provider.sign_deal(deal))
+    module_def = BUILTIN_MODULES[module]
+    inputs = JobInputs(files={}, params=module_def.resolve_params(params)).encode()
+    digest = await _provider_result(executor, setup, module, inputs, cheat=cheat)
+    return DisputeCase(deal, module, inputs, digest, setup.provider.sign_commitment(deal, digest))
+
+
+@dataclass
+class Consortium:
+    roles: dict[str, MediatorRole]
+    offline: set[str]
+
+    def contact(self, address: str) -> MediatorContact | None:
+        role = self.roles[address]
+        identity = role._identity
+
+        async def ask(request: wire.MediationRequest) -> wire.DealMessage:
+            if address in self.offline:
+                await trio.sleep_forever()
+            return await role.on_mediation_request(identity.peer_id, request)
+
+        return MediatorContact(address, identity.sealing_public_key, ask)
+
+
+async def _start_mediators(
+    nursery: trio.Nursery, setup: Setup, executor: Executor, liars: set[str] = frozenset()
+) -> Consortium:
+    async def shared() -> Executor:
+        return executor
+
+    roles = {}
+    for identity in setup.mediator_ids:
+        fault = MediatorFault.LIE if identity.address in liars else MediatorFault.NONE
+        role = MediatorRole(identity, chain=_deal_chain(setup.chain, setup.contract, identity),
+                            executor_factory=shared, stake_wei=STAKE, fault=fault)
+        await nursery.start(role.run)
+        roles[identity.address] = role
+    return Consortium(roles, set())
+
+
+async def _balances(setup: Setup, *addresses: str) -> list[tuple[int, int]]:
+    out = []
+    for address in addresses:
+        balance = await setup.client.client.balance(address)
+        out.append((balance.free, balance.locked))
+    return out
+
+
+async def _wait_fee_claims(consortium: Consortium, signers: tuple[str, ...]) -> None:
+    with trio.fail_after(30):
+        while not all(consortium.roles[s].fees_claimed for s in signers):
+            await trio.sleep(0.1)
+
+
+async def test_wrong_output_slashes_the_provider_and_pays_the_mediators(setup: Setup) -> None:
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "cheat me"}, three, 3,
+                                       cheat=True)
+        client, provider = setup.client_id.address, setup.provider_id.address
+        (c0, _), (p0, p_locked0) = await _balances(setup, client, provider)
+        mediator0 = await _balances(setup, *three)
+        resolution = await mediate(setup.client, case, consortium.contact)
+        assert resolution is not None and resolution.resolved_by_us
+        assert resolution.outcome is VerdictOutcome.PROVIDER_WRONG
+        assert resolution.result_hash != case.result_hash
+        assert await setup.client.status(case.deal) is DealStatus.RESOLVED
+        await _wait_fee_claims(consortium, resolution.signers)
+        (c1, _), (p1, p_locked1) = await _balances(setup, client, provider)
+        share = FEE // 3
+        # Client: payment back plus the provider's collateral; of the fee (paid to the
+        # mediators) only the division's remainder comes back.
+        assert c1 - c0 == PAYMENT + COLLATERAL + FEE % 3
+        assert p1 == p0 and p_locked0 - p_locked1 == COLLATERAL  # slashed
+        for (before, _), (after, _) in zip(mediator0, await _balances(setup, *three),
+                                           strict=True):
+            assert after - before == share
+        nursery.cancel_scope.cancel()
+
+
+async def test_greedy_client_pays_the_fee_and_the_honest_provider_is_paid(setup: Setup) -> None:
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[1:4])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "honest"}, three, 3)
+        client, provider = setup.client_id.address, setup.provider_id.address
+        (c0, _), (p0, _) = await _balances(setup, client, provider)
+        resolution = await mediate(setup.client, case, consortium.contact)
+        assert resolution is not None
+        assert resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
+        assert resolution.result_hash == case.result_hash
+        (c1, _), (p1, _) = await _balances(setup, client, provider)
+        assert c1 - c0 == FEE % 3  # only the remainder of the fee comes back
+        assert p1 - p0 == PAYMENT + COLLATERAL
+        await _wait_fee_claims(consortium, resolution.signers)
+        nursery.cancel_scope.cancel()
+
+
+async def test_non_deterministic_job_client_pays_fee_provider_keeps_collateral(
+    setup: Setup,
+) -> None:
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[2:5])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "random", {"size": 32}, three, 3)
+        client, provider = setup.client_id.address, setup.provider_id.address
+        (c0, _), (p0, _) = await _balances(setup, client, provider)
+        resolution = await mediate(setup.client, case, consortium.contact)
+        assert resolution is not None
+        assert resolution.outcome is VerdictOutcome.NON_DETERMINISTIC
+        (c1, _), (p1, _) = await _balances(setup, client, provider)
+        assert c1 - c0 == FEE % 3
+        assert p1 - p0 == PAYMENT + COLLATERAL  # collateral kept, and paid (DESIGN §7)
+        nursery.cancel_scope.cancel()
+
+
+async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Setup) -> None:
+    executor = await Executor.connect()
+    five = tuple(i.address for i in setup.mediator_ids)
+    liar, silent = five[0], five[3]
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor, liars={liar})
+        consortium.offline.add(silent)
+        case = await _open_with_result(setup, executor, "hash", {"text": "five"}, five, 3,
+                                       cheat=True)
+        other = await _open_with_result(setup, executor, "hash", {"text": "other"}, five, 3,
+                                        cheat=True)
+
+        # Forged quorums first (the deal is disputed, nothing resolved yet).
+        from lilypad_p2p.roles import open_dispute
+
+        await open_dispute(setup.client, case)
+        await open_dispute(setup.client, other)
+        deal_id = setup.client.deal_id(case.deal)
+        computed = hashlib.sha256(b"whatever").digest()
+        wrong = Verdict(deal_id, Outcome.PROVIDER_WRONG, computed)
+        members = [consortium.roles[a]._chain for a in five[1:3]]
+        with pytest.raises(SignatureRejected, match="NotInConsortium"):
+            # Two members and a registered mediator outside this deal's consortium.
+            sigs = [m.sync.sign(wrong) for m in members] + [setup.outsider.sync.sign(wrong)]
+            await setup.client.client.resolve(case.deal, wrong, sigs)
+        replayed = Verdict(setup.client.deal_id(other.deal), Outcome.PROVIDER_WRONG, computed)
+        with pytest.raises(SignatureRejected):
+            # A third member's signature, but over the other deal's verdict.
+            sigs = [m.sync.sign(wrong) for m in members]
+            sigs.append(consortium.roles[five[4]]._chain.sync.sign(replayed))
+            await setup.client.client.resolve(case.deal, wrong, sigs)
+        assert await setup.client.status(case.deal) is DealStatus.DISPUTED
+
+        resolution = await mediate(setup.client, case, consortium.contact,
+                                   answer_timeout_s=SILENT_ANSWER_TIMEOUT_S)
+        assert resolution is not None
+        assert resolution.outcome is VerdictOutcome.PROVIDER_WRONG
+        assert liar not in resolution.signers and silent not in resolution.signers
+        assert [v.mediator for v in resolution.dissent] in ([], [liar])
+        assert silent in resolution.missing  # its silence did not block the quorum
+        assert await setup.client.status(case.deal) is DealStatus.RESOLVED
+        nursery.cancel_scope.cancel()
