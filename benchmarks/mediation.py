@@ -1,0 +1,164 @@
+"""Mediation figures (issue 6): dispute -> resolved latency for a trivial job, gas of `resolve`.
+
+    python benchmarks/mediation.py [--rounds 5]
+
+One anvil, one settlement contract, ten registered mediators (`MediatorRole`s in this process,
+each with its own key and chain account, sharing one Docker executor). Latency: a `hash` job's
+deal is opened and its provider's (wrong) result computed first; the clock runs from the
+disputing call (`roles.mediate`: submitResult, dispute, ask the consortium, two Docker runs per
+mediator, verdicts, resolve) to the resolve transaction's receipt, for 3 mediators (k = 3) and
+5 mediators (k = 4). Gas: `resolve` with 3-of-5 and 7-of-10 signatures (ProviderWrong), the
+median of `--rounds` deals. Writes benchmarks/results/mediation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import (
+    Deal,
+    Outcome,
+    SettlementClient,
+    Verdict,
+    default_threshold,
+    deploy_settlement,
+)
+from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.roles import (
+    DealChain,
+    DisputeCase,
+    MediatorContact,
+    MediatorRole,
+    mediate,
+    open_dispute,
+)
+from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.testing import anvil_test_chain, fund_on_anvil
+
+ETH = 10**18
+MEDIATORS = 10
+RESULTS = Path(__file__).parent / "results" / "mediation.json"
+GAS_TARGETS = {"resolve 3-of-5": 75_000}
+
+
+def _deal(client: DealChain, provider: DealChain, mediators: tuple[str, ...], k: int,
+          now: int) -> Deal:
+    return Deal(job_creator=client.address, provider=provider.address, payment=ETH // 100,
+                collateral=ETH // 10, mediation_fee=ETH // 1000 + 7, mediators=mediators,
+                threshold=k, result_deadline=now + 3600, acceptance_window=600,
+                mediation_window=600, job_spec_hash=secrets.token_bytes(32),
+                module_hash=module_hash("hash"), salt=secrets.token_bytes(32))
+
+
+async def _run(rounds: int) -> dict[str, object]:
+    with anvil_test_chain() as chain:
+        ids = [Identity.generate() for _ in range(MEDIATORS + 2)]
+        await trio.to_thread.run_sync(fund_on_anvil, chain, [i.eth_account() for i in ids])
+        contract = deploy_settlement(chain, ids[0].eth_account(), withdraw_notice_s=60,
+                                     min_mediator_stake=ETH)
+        client_id, provider_id, *mediator_ids = ids
+        mediator_ids.sort(key=lambda i: int(i.address, 16))
+
+        def deal_chain(identity: Identity) -> DealChain:
+            return DealChain(SettlementClient(chain, contract, identity.eth_account()), identity)
+
+        client, provider = deal_chain(client_id), deal_chain(provider_id)
+        await client.client.deposit(100 * ETH)
+        await provider.client.deposit(100 * ETH)
+        executor = await Executor.connect()
+
+        async def shared() -> Executor:
+            return executor
+
+        roles = {i.address: MediatorRole(i, chain=deal_chain(i), executor_factory=shared,
+                                         stake_wei=ETH) for i in mediator_ids}
+
+        def contact(address: str) -> MediatorContact:
+            role = roles[address]
+            identity = next(i for i in mediator_ids if i.address == address)
+
+            async def ask(request: wire.MediationRequest) -> wire.DealMessage:
+                return await role.on_mediation_request(identity.peer_id, request)
+
+            return MediatorContact(address, identity.sealing_public_key, ask)
+
+        async def case_for(mediators: tuple[str, ...], k: int, text: str) -> DisputeCase:
+            deal = _deal(client, provider, mediators, k, await client.now_s())
+            await client.open_deal(deal, client.sign_deal(deal), provider.sign_deal(deal))
+            inputs = JobInputs(files={}, params=BUILTIN_MODULES["hash"].resolve_params(
+                {"text": text})).encode()
+            result = await executor.run(JobSpec("hash"),
+                                        seal_for(provider_id.sealing_public_key, inputs),
+                                        provider_id.sealing_private_key(), timeout_s=60)
+            digest = hashlib.sha256(result.output_tarball + b"\0" * 512).digest()  # a cheat
+            return DisputeCase(deal, "hash", inputs, digest,
+                               provider.sign_commitment(deal, digest))
+
+        figures: dict[str, object] = {}
+        async with trio.open_nursery() as nursery:
+            for role in roles.values():
+                await nursery.start(role.run)
+            members = tuple(i.address for i in mediator_ids)
+            for n in (3, 5):
+                k = default_threshold(n)
+                seconds = []
+                for r in range(rounds):
+                    case = await case_for(members[:n], k, f"round {r}")
+                    started = time.perf_counter()
+                    resolution = await mediate(client, case, contact)
+                    seconds.append(time.perf_counter() - started)
+                    assert resolution is not None and resolution.resolved_by_us
+                figures[f"dispute -> resolved, {k}-of-{n}, hash job (s)"] = {
+                    "median": round(statistics.median(seconds), 3),
+                    "min": round(min(seconds), 3), "max": round(max(seconds), 3),
+                    "rounds": rounds,
+                }
+            for k, n in ((3, 5), (7, 10)):
+                gas = []
+                for _ in range(rounds):
+                    case = await case_for(members[:n], k, "gas")
+                    await open_dispute(client, case)
+                    verdict = Verdict(client.deal_id(case.deal), Outcome.PROVIDER_WRONG,
+                                      hashlib.sha256(b"computed").digest())
+                    sigs = [roles[m]._chain.sync.sign(verdict) for m in members[:k]]
+                    receipt = await client.client.resolve(case.deal, verdict, sigs)
+                    gas.append(receipt.gas_used)
+                figures[f"resolve {k}-of-{n}"] = int(statistics.median(gas))
+            nursery.cancel_scope.cancel()
+        executor.close()
+        return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    figures = trio.run(_run, args.rounds)
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "load_1min_before": round(load, 2), "figures": figures, "targets": GAS_TARGETS}
+    for name, value in figures.items():
+        print(f"{name}: {value}")
+    for name, target in GAS_TARGETS.items():
+        value = figures[name]
+        assert isinstance(value, int)
+        print(f"target {name} <= {target}: {'met' if value <= target else 'MISSED'} ({value})")
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"load (1 min) before the run: {load:.2f}; written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
