@@ -1,0 +1,90 @@
+"""The provider countersigns deals that match its offer while it has room, and no more."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import OfferBook
+from lilypad_p2p.net import wall_clock_ms
+from lilypad_p2p.roles import DealChain, ProviderRole, build_deal, deal_to_wire, resource_offer
+from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing._chain import chain_test_accounts
+
+pytestmark = pytest.mark.chain
+DEPOSIT_WEI = 10**18
+HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
+
+
+async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChain:
+    await trio.to_thread.run_sync(
+        lambda: chain.transact(deployer, identity.address, b"", 2 * DEPOSIT_WEI))
+    sync = SettlementClient(chain, contract, identity.eth_account())
+    await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+    return DealChain(sync, identity)
+
+
+def _job(client: Identity, mediator: str, now: int) -> wire.JobOffer:
+    return wire.JobOffer(market="cpu", job_creator=client.address, module="hash", spec=HASH_SPEC,
+                         max_price_wei=10**16, trusted_mediators=(mediator,),
+                         deadline=now + 300_000, created_at=now, expires_at=now + 60_000,
+                         nonce=secrets.randbits(63))
+
+
+async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path):
+    chain = embedded_test_chain()
+    deployer, mediator_account = chain_test_accounts(2)
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    mediator = mediator_account.address
+    client, provider = Identity.generate(), Identity.generate()
+    await _deal_chain(chain, contract, deployer, client)
+    provider_chain = await _deal_chain(chain, contract, deployer, provider)
+    now = wall_clock_ms()
+    # Room for two 500-mCPU jobs at once.
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
+                           now_ms=now, trusted_mediators=(mediator,))
+    book = OfferBook()
+    book.add(provider.sign_envelope(offer, now), now)
+
+    async def no_executor():
+        raise AssertionError("no job runs in this test")
+
+    role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"), chain=provider_chain,
+                        book=book, executor_factory=no_executor, clock_ms=wall_clock_ms)
+
+    def proposal(job: wire.JobOffer, *, signer: Identity = client) -> wire.DealProposal:
+        deal = build_deal(job, offer, salt=secrets.token_bytes(32))
+        signature = DealChain(SettlementClient(chain, contract, signer.eth_account()),
+                              signer).sign_deal(deal)
+        return wire.DealProposal(job_offer=client.sign_envelope(job, now).encode(),
+                                 resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
+                                 job_creator_signature=signature)
+
+    # Only the job creator may propose its deal, and only with its own signature.
+    stranger = Identity.generate()
+    refused = await role.on_deal_proposal(stranger.peer_id, proposal(_job(client, mediator, now)))
+    assert refused == wire.DealRefused(reason="only the job creator may propose its deal")
+    forged = await role.on_deal_proposal(
+        client.peer_id, proposal(_job(client, mediator, now), signer=stranger))
+    assert isinstance(forged, wire.DealRefused)
+    assert forged.reason.startswith("invalid proposal")
+
+    answers = []
+    first = proposal(_job(client, mediator, now))
+    for request in (first, proposal(_job(client, mediator, now)),
+                    proposal(_job(client, mediator, now))):
+        answers.append(await role.on_deal_proposal(client.peer_id, request))
+    assert [type(a) for a in answers] == [wire.DealCountersigned, wire.DealCountersigned,
+                                         wire.DealRefused]
+    assert answers[2].reason == "no free capacity"
+    # A repeated proposal (the client restarted) gets the same countersignature.
+    assert await role.on_deal_proposal(client.peer_id, first) == answers[0]
