@@ -160,6 +160,10 @@ class DealStreams:
                 return
             try:
                 answer = await handler(peer_id, request)
+            except Exception:  # a bug in the handler: the asker gets a refusal, we get a trace
+                logger.exception("%s handler failed", protocol_id)
+                answer = wire.DealRefused(reason="internal error")
+            try:
                 await stream.write(encode_frame(answer))
                 self.served += 1
             except Exception as error:  # the stream broke while answering

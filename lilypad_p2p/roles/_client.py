@@ -241,7 +241,7 @@ class ClientRole:
                 return
             try:
                 await self._step(stored)
-            except (ChainError, NetError, PeerMisbehaved) as exc:
+            except (ChainError, NetError, PeerMisbehaved, trio.TooSlowError) as exc:
                 # Transient (chain or network) or the provider's fault: try again shortly;
                 # every phase has a timeout that ends the deal if this never recovers.
                 event(log, "deal.retry", logging.WARNING, key=key, phase=stored.record.phase,
