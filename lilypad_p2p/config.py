@@ -80,6 +80,17 @@ class NodeConfig:
     relay_circuit_duration_s: int = 7200
     relay_circuit_bytes: int = 1 << 30
     upnp: bool = False
+    # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
+    # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
+    # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
+    mediator_stake_wei: int = 10**18
+    check_rate_ppm: int = 0
+    mediation_fee_wei: int = 10**14
+    consortium_size: int = 3
+    # Test faults (hidden from --help; the simnet and tests use them): a provider that commits
+    # to a wrong output, a mediator that signs the opposite of what its runs show.
+    cheat_wrong_output: bool = False
+    mediator_lies: bool = False
 
     @property
     def keystore_dir(self) -> Path:
@@ -229,6 +240,37 @@ def _flag(setting: str) -> Callable[[object, str], bool]:
     return parse
 
 
+def _wei(setting: str) -> Callable[[object, str], int]:
+    def parse(value: object, source: str) -> int:
+        try:
+            wei = int(value)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            wei = -1
+        if isinstance(value, bool) or wei < 0:
+            raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number of wei")
+        return wei
+
+    return parse
+
+
+def _check_rate(value: object, source: str) -> int:
+    """A fraction in [0, 1] (e.g. 0.1), kept as parts per million."""
+    try:
+        rate = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        rate = -1.0
+    if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
+        raise ConfigError(f"check_rate ({source}): {value!r} is not a fraction between 0 and 1")
+    return round(rate * 1_000_000)
+
+
+def _consortium_size(value: object, source: str) -> int:
+    size = _seconds("consortium_size")(value, source)
+    if size > 32:
+        raise ConfigError(f"consortium_size ({source}): {value!r} exceeds the contract's 32")
+    return size
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     attribute: str
@@ -266,6 +308,17 @@ SETTINGS: tuple[_Setting, ...] = (
                      "relay_circuit_duration_s", "relay_circuit_bytes")
     ),
     _Setting("upnp", ("upnp",), "LILYPAD_UPNP", _flag("upnp")),
+    _Setting("mediator_stake_wei", ("mediator_stake_wei",), "LILYPAD_MEDIATOR_STAKE_WEI",
+             _wei("mediator_stake_wei")),
+    _Setting("check_rate_ppm", ("check_rate",), "LILYPAD_CHECK_RATE", _check_rate),
+    _Setting("mediation_fee_wei", ("mediation_fee_wei",), "LILYPAD_MEDIATION_FEE_WEI",
+             _wei("mediation_fee_wei")),
+    _Setting("consortium_size", ("consortium_size",), "LILYPAD_CONSORTIUM_SIZE",
+             _consortium_size),
+    _Setting("cheat_wrong_output", ("cheat_wrong_output",), "LILYPAD_CHEAT_WRONG_OUTPUT",
+             _flag("cheat_wrong_output")),
+    _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",
+             _flag("mediator_lies")),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}

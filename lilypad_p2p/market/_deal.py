@@ -15,7 +15,9 @@ and the provider (`Side.PROVIDER`)
                                               \\-> result_submitted -> timed_out (paid)
 
 with exits to `cancelled` (nothing on chain), `timed_out` (an on-chain timeout was claimed)
-and, for the client, `rejected` (the outputs failed verification: left for mediation, issue 6).
+and, for the client, `rejected` (the outputs failed verification and no mediation is set up)
+or `disputed` -> `resolved` (issue 6: outputs that fail verification, a spot check, or the
+user's `dispute`; the consortium's k-of-n verdict is applied on chain).
 `docs/deal-states.md` is generated from `TRANSITIONS` by `state_diagram()`.
 """
 
@@ -42,6 +44,8 @@ class Phase(enum.StrEnum):
     RESULT_SUBMITTED = "result_submitted"  # provider: result put on chain (client was silent)
     ACCEPTED = "accepted"  # the job creator signed the Acceptance
     REJECTED = "rejected"  # client: outputs did not match the committed hash
+    DISPUTED = "disputed"  # client: dispute opened; the consortium re-runs the job
+    RESOLVED = "resolved"  # a k-of-n verdict was applied on chain
     SETTLED = "settled"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
@@ -51,7 +55,9 @@ class Phase(enum.StrEnum):
         return self in FINAL_PHASES
 
 
-FINAL_PHASES = frozenset({Phase.SETTLED, Phase.TIMED_OUT, Phase.CANCELLED, Phase.REJECTED})
+FINAL_PHASES = frozenset(
+    {Phase.SETTLED, Phase.TIMED_OUT, Phase.CANCELLED, Phase.REJECTED, Phase.RESOLVED}
+)
 
 
 class Event(enum.StrEnum):
@@ -69,6 +75,8 @@ class Event(enum.StrEnum):
     TIMEOUT_CLAIMED = "timeout_claimed"
     TIMED_OUT = "timed_out"  # a timeout with nothing at stake on chain
     CANCEL = "cancel"
+    DISPUTE = "dispute"  # bad outputs, a spot check, or the user asked
+    RESOLVED = "resolved"
 
 
 class Timeout(enum.StrEnum):
@@ -141,6 +149,14 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         # The provider may settle on chain before we hear of it: a settled deal is settled.
         (_P.OPEN, _E.SETTLED): _P.SETTLED,
         (_P.RUNNING, _E.SETTLED): _P.SETTLED,
+        # Mediation (issue 6). From accepted only until the provider settles: the contract
+        # disputes a result that is recorded and not yet settled.
+        (_P.OPEN, _E.DISPUTE): _P.DISPUTED,
+        (_P.RUNNING, _E.DISPUTE): _P.DISPUTED,
+        (_P.ACCEPTED, _E.DISPUTE): _P.DISPUTED,
+        (_P.DISPUTED, _E.RESOLVED): _P.RESOLVED,
+        (_P.DISPUTED, _E.SETTLED): _P.SETTLED,
+        (_P.DISPUTED, _E.TIMEOUT_CLAIMED): _P.TIMED_OUT,
     },
     Side.PROVIDER: {
         **_COMMON_EXITS,
@@ -277,6 +293,8 @@ def state_diagram() -> str:
         ("result_submitted", "provider", Timeout.ACCEPTANCE_WINDOW,
          "claimTimeout (paid) -> timed_out"),
         ("accepted", "client", Timeout.SETTLEMENT, "settle it ourselves -> settled"),
+        ("disputed", "client", "mediation window (on chain)",
+         "no k-of-n quorum in time: claimTimeout (both refunded) -> timed_out"),
     ]
     lines += [f"| {p} | {s} | {t} | {then} |" for p, s, t, then in rows]
     return "\n".join(lines) + "\n"
