@@ -175,6 +175,7 @@ def run(args: argparse.Namespace, log_dir: Path) -> dict:
         "messages_reaching_nobody": sum(1 for n in receivers_by_seq if n == 0),
         "event_queue_drops": sum(r["event_queue_drops"] for r in results),
         "connections_per_node": [p for r in results for p in r["peers"]],
+        "mesh_size_per_node": [m for r in results for m in r["mesh_sizes"]],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -133,6 +133,7 @@ async def main(args: argparse.Namespace) -> None:
                 "reports": [s.reports for s in stats],
                 "graylisted_ignored": sum(s.graylisted_messages_ignored for s in stats),
                 "peers": [s.connected_peers for s in stats],
+                "mesh_sizes": [len(net.mesh_peers(str(MarketTopic(MARKET)))) for net in nets],
                 "pid": os.getpid(),
             }
         )

@@ -89,9 +89,12 @@ MESSAGE_ID_BYTES = 20
 READ_CHUNK_BYTES = 64 * 1024
 # How often the seen cache sweeps expired IDs (it sweeps when touched, at most this often).
 SEEN_SWEEP_INTERVAL_S = 10.0
-# IHAVE gossip per heartbeat goes to max(D_lazy, factor * eligible non-mesh peers) (spec defaults).
-GOSSIP_LAZY_PEERS = 6
-GOSSIP_FACTOR = 0.25
+# IHAVE gossip per heartbeat goes to max(D_lazy, factor * eligible non-mesh peers). With the
+# spec's 6 and 0.25 every node sends ~6 IHAVE RPCs a second (one Noise frame each) whether or
+# not anyone missed anything; 3 and 0.1 measured 6.9 -> 6.3 ms CPU per delivery at 50 nodes with
+# delivery still 100 % (our own messages already flood to every topic peer).
+GOSSIP_LAZY_PEERS = 3
+GOSSIP_FACTOR = 0.1
 # Opportunistic grafting (spec defaults): how often, and how many peers at most.
 OPPORTUNISTIC_GRAFT_TICKS = 60
 OPPORTUNISTIC_GRAFT_PEERS = 2

@@ -245,13 +245,16 @@ def test_library_gossip_still_skips_backed_off_peers():
 
 
 def test_ihave_gossip_reaches_backed_off_peers_but_not_mesh_or_low_scores():
+    from lilypad_p2p.net._levers import GOSSIP_LAZY_PEERS
+
     router, pubsub = _pubsub_pair()
-    topic, peers = "/t", _peers(10)
+    topic, peers = "/t", _peers(GOSSIP_LAZY_PEERS + 4)
+    mesh, eligible, penalised = peers[:3], peers[3:-1], peers[-1]
     pubsub.peer_topics[topic] = set(peers)
     for peer in peers:
         router.peer_protocol[peer] = PROTOCOL_ID_V11
-    router.mesh[topic] = set(peers[:3])
-    for peer in peers[3:]:
+    router.mesh[topic] = set(mesh)
+    for peer in [*eligible, penalised]:
         router._add_back_off(peer, topic, False)
     router.scorer = ReportedScorer(
         ScoreParams(
@@ -259,11 +262,11 @@ def test_ihave_gossip_reaches_backed_off_peers_but_not_mesh_or_low_scores():
             gossip_threshold=-40,
         )
     )
-    router.scorer.add_invalid_messages(peers[9], topic, 5)
+    router.scorer.add_invalid_messages(penalised, topic, 5)
     message = rpc_pb2.Message(data=b"offer", seqno=b"\x01", from_id=b"peer", topicIDs=[topic])
     router.mcache.put(message)
     gossip = router.gossip_heartbeat()
-    assert set(gossip) == set(peers[3:9])  # 6 eligible: all within D_lazy
+    assert set(gossip) == set(eligible)  # exactly D_lazy eligible: all of them
     assert all(gossip[peer][topic] == [message_id(message)] for peer in gossip)
 
 
