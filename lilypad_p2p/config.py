@@ -80,6 +80,9 @@ class NodeConfig:
     relay_circuit_duration_s: int = 7200
     relay_circuit_bytes: int = 1 << 30
     upnp: bool = False
+    # Stream muxer: "mplex" (default, least CPU) or "yamux". Relayed connections over Mplex
+    # fail their inbound upgrade in py-libp2p 0.8.1 (README "Behind NAT"); Yamux works.
+    muxer: str = "mplex"
     # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
     # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
     # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
@@ -271,6 +274,12 @@ def _consortium_size(value: object, source: str) -> int:
     return size
 
 
+def _muxer(value: object, source: str) -> str:
+    if value not in ("mplex", "yamux"):
+        raise ConfigError(f"muxer ({source}): {value!r} is not 'mplex' or 'yamux'")
+    return str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class _Setting:
     attribute: str
@@ -308,6 +317,7 @@ SETTINGS: tuple[_Setting, ...] = (
                      "relay_circuit_duration_s", "relay_circuit_bytes")
     ),
     _Setting("upnp", ("upnp",), "LILYPAD_UPNP", _flag("upnp")),
+    _Setting("muxer", ("muxer",), "LILYPAD_MUXER", _muxer),
     _Setting("mediator_stake_wei", ("mediator_stake_wei",), "LILYPAD_MEDIATOR_STAKE_WEI",
              _wei("mediator_stake_wei")),
     _Setting("check_rate_ppm", ("check_rate",), "LILYPAD_CHECK_RATE", _check_rate),

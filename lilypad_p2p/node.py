@@ -28,6 +28,7 @@ from lilypad_p2p.net import (
     CancelReceived,
     GossipNet,
     MarketTopic,
+    Muxer,
     NatSettings,
     NetEvent,
     NodeRecordReceived,
@@ -87,6 +88,7 @@ class Node:
             clock_ms=clock_ms,
             offer_snapshot=self._offer_snapshot,
             nat=_nat_settings(config),
+            muxer=Muxer(config.muxer),
             # A new relay address must reach peers before the next periodic NodeRecord.
             on_addrs_changed=lambda: self._peer_joined.set(),
         )

@@ -24,6 +24,7 @@ Workarounds for py-libp2p 0.8.1, pinned exactly:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -330,10 +331,16 @@ class NatService:
         addrs = []
         for reservation in self._plan.active(self._clock_ms()):
             relay = ID.from_base58(reservation.relay)
-            try:
-                relay_addrs = dialable(peerstore.addrs(relay))
-            except Exception:  # relay forgotten by the peerstore: no address to advertise
-                continue
+            # The address our connection reached the relay at first: identify may report only
+            # the relay's unspecified listen address (0.0.0.0), which dialable() drops.
+            relay_addrs = dialable(
+                addr
+                for conn in self._host.get_network().get_connections(relay)
+                if conn.get_connection_type() is not ConnectionType.RELAYED
+                for addr in conn.get_transport_addresses()
+            )
+            with contextlib.suppress(Exception):  # the peerstore may have forgotten the relay
+                relay_addrs += dialable(peerstore.addrs(relay))
             addrs += [f"{addr}/p2p/{relay}/p2p-circuit/p2p/{me}" for addr in relay_addrs]
         unique = tuple(dict.fromkeys(addrs))
         if unique != self._circuit_addrs:

@@ -1,0 +1,172 @@
+"""A NAT lab in Linux network namespaces: a public relay and two hosts behind their own NAT.
+
+    wan (bridge, 10.N.0.0/24)
+     ├─ relay      10.N.0.1            public bootstrap/relay host
+     ├─ nat_a      10.N.0.2 | 10.N.1.1  MASQUERADE out of its wan side
+     │   └─ host_a 10.N.1.2
+     └─ nat_b      10.N.0.3 | 10.N.2.1
+         └─ host_b 10.N.2.2
+
+Every name starts with a per-run prefix; everything lives in namespaces this lab creates (the
+iptables rules too, since netfilter state is per namespace), so deleting the namespaces removes
+it all. `NatLab.running()` tears down on any exit and `leftovers()` checks nothing remains.
+Needs root, `ip` (iproute2) and `iptables`. Linux MASQUERADE keeps the source port when it can
+(endpoint-independent mapping) and filters by connection (address-and-port-dependent
+filtering): TCP hole punching by simultaneous open can pass it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lilypad_p2p.testing._cluster import NodeProcess
+
+NODE_PORT = 4001
+COMMAND_TIMEOUT_S = 10.0
+
+
+class LabError(RuntimeError):
+    """The lab could not be built or torn down."""
+
+
+def lab_missing() -> str | None:
+    """Why a NAT lab cannot run here, or None if it can."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    for tool in ("ip", "iptables"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install -y iproute2 iptables)"
+    return None
+
+
+def _run(args: Sequence[str]) -> None:
+    done = subprocess.run(
+        list(args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+    )
+    if done.returncode != 0:
+        raise LabError(f"{' '.join(args)} failed: {done.stderr.strip()}")
+
+
+@dataclass
+class NatLab:
+    prefix: str = field(default_factory=lambda: f"lpn{secrets.token_hex(2)}")
+    octet: int = field(default_factory=lambda: 100 + secrets.randbelow(100))
+    nodes: list[NodeProcess] = field(default_factory=list)
+
+    def ns(self, role: str) -> str:
+        return f"{self.prefix}{role}"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.ns(r) for r in ("wan", "relay", "nata", "natb", "hosta", "hostb")]
+
+    def relay_ip(self) -> str:
+        return f"10.{self.octet}.0.1"
+
+    def _ns(self, ns: str, *args: str) -> None:
+        _run(["ip", "netns", "exec", ns, *args])
+
+    def _veth(self, left_ns: str, left: str, right_ns: str, right: str) -> None:
+        _run(["ip", "link", "add", left, "type", "veth", "peer", "name", right])
+        _run(["ip", "link", "set", left, "netns", left_ns])
+        _run(["ip", "link", "set", right, "netns", right_ns])
+
+    def _addr(self, ns: str, dev: str, cidr: str) -> None:
+        self._ns(ns, "ip", "addr", "add", cidr, "dev", dev)
+        self._ns(ns, "ip", "link", "set", dev, "up")
+
+    def build(self) -> None:
+        o, p = self.octet, self.prefix
+        for ns in self.namespaces:
+            _run(["ip", "netns", "add", ns])
+            self._ns(ns, "ip", "link", "set", "lo", "up")
+        wan = self.ns("wan")
+        self._ns(wan, "ip", "link", "add", "br0", "type", "bridge")
+        self._ns(wan, "ip", "link", "set", "br0", "up")
+        for role, host_octet in (("relay", 1), ("nata", 2), ("natb", 3)):
+            inside, outside = f"{p}{role[-1]}w", f"{p}{role[-1]}b"
+            self._veth(self.ns(role), inside, wan, outside)
+            self._ns(wan, "ip", "link", "set", outside, "master", "br0")
+            self._ns(wan, "ip", "link", "set", outside, "up")
+            self._addr(self.ns(role), inside, f"10.{o}.0.{host_octet}/24")
+        for side, subnet in (("a", 1), ("b", 2)):
+            nat, host = self.ns(f"nat{side}"), self.ns(f"host{side}")
+            lan_nat, lan_host = f"{p}{side}l", f"{p}{side}h"
+            self._veth(nat, lan_nat, host, lan_host)
+            self._addr(nat, lan_nat, f"10.{o}.{subnet}.1/24")
+            self._addr(host, lan_host, f"10.{o}.{subnet}.2/24")
+            self._ns(host, "ip", "route", "add", "default", "via", f"10.{o}.{subnet}.1")
+            self._ns(nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            self._ns(
+                nat, "iptables", "-t", "nat", "-A", "POSTROUTING",
+                "-o", f"{p}{side}w", "-j", "MASQUERADE",
+            )
+
+    def start_node(
+        self, role: str, home: Path, args: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> NodeProcess:
+        """A real `lilypad-p2p node` process inside the namespace `role`."""
+        home.mkdir(parents=True, exist_ok=True)
+        command = [
+            "ip", "netns", "exec", self.ns(role), sys.executable, "-m", "lilypad_p2p.cli",
+            "node", "--home", str(home), "--listen", f"/ip4/0.0.0.0/tcp/{NODE_PORT}", *args,
+        ]
+        clean_env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
+        log_path = home / "node.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**clean_env, "PYTHONUNBUFFERED": "1", **(env or {})},
+            )
+        node = NodeProcess(name=role, home=home, process=process, log_path=log_path)
+        self.nodes.append(node)
+        return node
+
+    def stop_nodes(self) -> None:
+        for node in self.nodes:
+            if node.process.poll() is None:
+                node.process.send_signal(signal.SIGINT)
+        for node in self.nodes:
+            node.stop()
+
+    def teardown(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_nodes()
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+        # A veth still in the root namespace (a build that failed half-way) goes too.
+        for link in self._root_links():
+            subprocess.run(["ip", "link", "del", link], capture_output=True, check=False)
+
+    def _root_links(self) -> list[str]:
+        out = subprocess.run(
+            ["ip", "-o", "link", "show"], capture_output=True, text=True, check=False
+        ).stdout
+        lines = [line for line in out.splitlines() if ":" in line]
+        names = [line.split(":")[1].strip().split("@")[0] for line in lines]
+        return [name for name in names if name.startswith(self.prefix)]
+
+    def leftovers(self) -> list[str]:
+        """Namespaces or root links of this run that still exist (should be none)."""
+        listed = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=False
+        ).stdout
+        spaces = [line.split()[0] for line in listed.splitlines() if line.startswith(self.prefix)]
+        return spaces + self._root_links()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[NatLab]:
+        try:
+            self.build()
+            yield self
+        finally:
+            self.teardown()
