@@ -73,10 +73,12 @@ class NodeProcess:
             time.sleep(POLL_INTERVAL_S)
         raise ClusterError(f"{self.name} not ready after {timeout_s} s:\n{self.log_tail()}")
 
-    def stop(self, timeout_s: float = NODE_STOP_TIMEOUT_S) -> int:
-        """SIGINT (as Ctrl-C would), then SIGKILL if it does not exit in time."""
+    def stop(self, timeout_s: float = NODE_STOP_TIMEOUT_S, *, signalled: bool = False) -> int:
+        """SIGINT (as Ctrl-C would; skipped if `signalled`), then SIGKILL if it does not exit in
+        time. A second SIGINT would interrupt the node's own clean shutdown, so send one only."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            if not signalled:
+                self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
@@ -141,11 +143,13 @@ class LocalCluster:
             time.sleep(POLL_INTERVAL_S)
 
     def stop_all(self) -> None:
+        signalled = []
         for node in self.nodes:
             if node.process.poll() is None:
                 node.process.send_signal(signal.SIGINT)
-        for node in self.nodes:
-            node.stop()
+                signalled.append(node)
+        for node in signalled:
+            node.stop(signalled=True)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[LocalCluster]:
