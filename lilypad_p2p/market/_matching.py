@@ -59,7 +59,7 @@ compatible pairs, h the jobs one offer hosts.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -744,8 +744,14 @@ class MatchHolds:
         known[matching_id] = tuple(pairs)
         return True
 
-    def held(self, market: str, epoch: int) -> Held:
-        """The jobs and reserved capacity that proposals before `epoch` hold out of it."""
+    def held(self, market: str, epoch: int, live_jobs: Container[str] | None = None) -> Held:
+        """The jobs and reserved capacity that proposals before `epoch` hold out of it.
+
+        With `live_jobs`, a matched job that is no longer among them (its owner cancelled it
+        once the deal was agreed, or it expired) stops reserving capacity at once instead of
+        for the rest of the hold: the provider's own capacity check refuses any excess, and a
+        30 s hold per job otherwise caps a market at a few matches per provider per 30 s.
+        """
         jobs: set[str] = set()
         reserved: dict[str, list[ResourceSpec]] = {}
         end = epoch_end_ms(epoch, self._epoch_ms)
@@ -759,6 +765,8 @@ class MatchHolds:
                 for job, resource, spec in pairs:
                     if job in jobs:
                         continue  # two matchings of one job reserve capacity once
+                    if live_jobs is not None and job not in live_jobs:
+                        continue
                     jobs.add(job)
                     reserved.setdefault(resource, []).append(spec)
         return Held(

@@ -170,9 +170,10 @@ class Solver:
         """A snapshot of what `epoch` matches (taken on the trio thread: the book moves):
         the offers open at the epoch's last millisecond, minus held jobs."""
         last_ms = epoch_end_ms(epoch, self._epoch_ms) - 1
-        held = self._holds.held(market, epoch)
+        job_offers = self._book.offers(market, wire.JobOffer)
+        held = self._holds.held(market, epoch, {envelope.body.cid for envelope in job_offers})
         jobs = []
-        for envelope in self._book.offers(market, wire.JobOffer):
+        for envelope in job_offers:
             body = envelope.body
             if (
                 isinstance(body, wire.JobOffer)

@@ -135,6 +135,19 @@ def test_holds_last_hold_ms_and_never_touch_their_own_epoch():
     assert len(holds) == 0
 
 
+def test_a_job_no_longer_live_stops_holding_capacity():
+    kept, gone, r = job(nonce=1), job(nonce=2), offer()
+    holds = MatchHolds()
+    pairs = [(kept.cid, r.cid), (gone.cid, r.cid)]
+    holds.record(proposal_for(10, pairs), [(j.cid, r.cid, j.spec) for j in (kept, gone)])
+    assert holds.held("cpu", 11).reserved == {r.cid: (kept.spec, gone.spec)}
+    # The owner of `gone` cancelled it once its deal was agreed: only `kept` still reserves.
+    still = holds.held("cpu", 11, live_jobs={kept.cid})
+    assert still.jobs == {kept.cid}
+    assert still.reserved == {r.cid: (kept.spec,)}
+    assert holds.held("cpu", 11, live_jobs=set()).reserved == {}
+
+
 def test_vetting_a_heard_proposal():
     big = offer(capacity=spec(milli_cpu=2000, ram_mb=2048, disk_mb=2000))
     first, second, third = (job(nonce=i) for i in range(3))
