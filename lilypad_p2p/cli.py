@@ -102,6 +102,10 @@ def node(
         typer.Option(help="JSON-RPC URL of the settlement chain (default: embedded chain)."),
     ] = None,
     contract: Annotated[str | None, typer.Option(help="Settlement contract address.")] = None,
+    check_rate: Annotated[
+        float | None,
+        typer.Option(help="Client: fraction of jobs sent to mediation as spot checks (0-1)."),
+    ] = None,
 ) -> None:
     """Run a node until Ctrl-C.
 
@@ -136,6 +140,7 @@ def node(
         "log_level": log_level,
         "rpc_url": rpc_url,
         "contract": contract,
+        "check_rate_ppm": check_rate,
     }
     try:
         node_config = load_config(home=home, config_file=config, flags=flags)
@@ -677,6 +682,27 @@ def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:
         payment = "" if deal["payment_wei"] is None else str(deal["payment_wei"])
         typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{deal['module'] or '':<10}"
                    f"{payment:>20}  {deal['key']}")
+
+
+# --- dispute (mediation) ---------------------------------------------------------------------
+
+
+@app.command()
+def dispute(
+    key: Annotated[str, typer.Argument(help="The deal's key (see `lilypad-p2p deals`).")],
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Send a deal whose result you doubt to its mediators (before it settles).
+
+    The job creator's node records the result on chain if needed, disputes it, and the deal's
+    consortium re-runs the job; `lilypad-p2p deals` shows it disputed, then resolved.
+    """
+    deal = _control(home, "dispute", {"key": key})
+    if as_json:
+        typer.echo(json.dumps(deal, indent=2))
+        return
+    typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
 from lilypad_p2p.net import (
+    MEDIATION_PROTOCOL,
     CancelReceived,
     GossipNet,
     MarketTopic,
@@ -38,7 +39,12 @@ from lilypad_p2p.net import (
     wall_clock_ms,
 )
 from lilypad_p2p.roles import (
+    ClientDisputes,
     ClientRole,
+    MediationSettings,
+    MediatorContact,
+    MediatorFault,
+    MediatorRole,
     ProviderRole,
     Solver,
     describe,
@@ -107,13 +113,14 @@ class Node:
         self.store: DealStore | None = None
         self.client: ClientRole | None = None
         self.provider: ProviderRole | None = None
+        self.mediator: MediatorRole | None = None
         self._republisher = Republisher()
         self._peer_joined = trio.Event()
         self._started_at = trio.current_time()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            if self.config.has_role("client") or self.config.has_role("provider"):
+            if any(self.config.has_role(r) for r in ("client", "provider", "mediator")):
                 await self._start_market_roles(nursery)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
@@ -163,6 +170,7 @@ class Node:
             self.provider = ProviderRole(
                 self.identity, store=store, chain=chain, book=self.book,
                 executor_factory=Executor.connect, clock_ms=self._clock_ms, timeouts=timeouts,
+                cheat_wrong_output=config.cheat_wrong_output,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)
@@ -173,8 +181,32 @@ class Node:
                 node_record=self.node_records.get, mediators=self.config.mediators,
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
+                disputes=ClientDisputes(self.identity, chain, self._mediator_contact,
+                                        MediationSettings(config.check_rate_ppm,
+                                                          config.mediation_fee_wei,
+                                                          config.consortium_size)),
             )
             await nursery.start(self.client.run)
+        if self.config.has_role("mediator"):
+            self.mediator = MediatorRole(
+                self.identity, chain=chain, executor_factory=Executor.connect,
+                stake_wei=config.mediator_stake_wei,
+                fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
+            )
+            self.mediator.install(self.net.set_stream_handler)
+            await nursery.start(self.mediator.run)
+
+    def _mediator_contact(self, address: str) -> MediatorContact | None:
+        """How the client reaches a mediator: its gossiped NodeRecord, a mediation stream."""
+        record = self.node_records.get(address)
+        if record is None or not record.mediator_available:
+            return None
+
+        async def ask(request: wire.MediationRequest) -> wire.DealMessage:
+            return await self.net.request(record.peer_id, MEDIATION_PROTOCOL, request,
+                                          addrs=record.listen_addrs)
+
+        return MediatorContact(address, record.sealing_public_key, ask)
 
     # --- our own signed records and offers ----------------------------------------------
 

@@ -7,6 +7,7 @@ from lilypad_p2p.roles._client import (
     describe,
     result_hash,
 )
+from lilypad_p2p.roles._client_disputes import ClientDisputes, MediationSettings
 from lilypad_p2p.roles._dispute import (
     MEDIATOR_ANSWER_TIMEOUT_S,
     DisputeCase,
@@ -37,12 +38,14 @@ __all__ = [
     "MEDIATOR_ANSWER_TIMEOUT_S",
     "Capacity",
     "ChainMove",
+    "ClientDisputes",
     "ClientRole",
     "DealChain",
     "DisputeCase",
     "DisputeError",
     "JobSubmission",
     "MediationRefused",
+    "MediationSettings",
     "MediatorContact",
     "MediatorDeclined",
     "MediatorFault",

@@ -56,6 +56,7 @@ from lilypad_p2p.market import (
     new_client_deal,
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
+from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
@@ -137,8 +138,10 @@ class ClientRole:
         clock_ms: Callable[[], int],
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
+        disputes: ClientDisputes | None = None,
     ) -> None:
         self._identity = identity
+        self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
         self._chain = chain
         self._book = book
@@ -271,6 +274,7 @@ class ClientRole:
             Phase.OPEN: self._run_job,
             Phase.RUNNING: self._run_job,
             Phase.ACCEPTED: self._deliver_acceptance,
+            Phase.DISPUTED: self._mediate,
         }[record.phase]
         await handler(stored)
 
@@ -327,6 +331,8 @@ class ClientRole:
             return None
         resource = envelope.body
         reason = mismatch(job, resource, self._clock_ms())
+        if reason is None and self._disputes and not self._disputes.offer_acceptable(resource):
+            reason = "collateral below price / check rate"
         if reason is not None:
             event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
                   reason=reason)
@@ -350,7 +356,8 @@ class ClientRole:
                 continue
             try:
                 deal = build_deal(job, resource, salt=secrets.token_bytes(32),
-                                  acceptance_window_s=self._acceptance_window_s)
+                                  acceptance_window_s=self._acceptance_window_s,
+                                  **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
                 continue
             signature = self._chain.sign_deal(deal)
@@ -469,12 +476,19 @@ class ClientRole:
             tarball = None
         if tarball is None or result_hash(tarball) != answer.result_hash:
             # The provider signed a hash its outputs do not have: evidence for mediation.
-            self._save(stored, Event.RESULT_INVALID, result_hash=answer.result_hash,
+            invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
+            self._save(stored, invalid, result_hash=answer.result_hash,
                        provider_commitment=answer.provider_signature,
                        error="outputs do not match the committed result hash")
             return
         self._store.put_result(stored.record.key, tarball)
         path = self._write_result(stored.record.key, tarball)
+        if self._disputes is not None and self._disputes.spot_check():
+            self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
+                       result_cid=result_cid(tarball),
+                       provider_commitment=answer.provider_signature,
+                       result_path=str(path), result_ms=self._clock_ms(), spot_check=True)
+            return
         acceptance = self._chain.sign_acceptance(deal, answer.result_hash)
         self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
                    result_cid=result_cid(tarball), provider_commitment=answer.provider_signature,
@@ -512,6 +526,14 @@ class ClientRole:
                     return
         await trio.sleep(min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
 
+    # disputed -> resolved (issue 6)
+
+    async def _mediate(self, stored: StoredDeal) -> None:
+        assert self._disputes is not None, "a deal is disputed only with mediation set up"
+        ended = await self._disputes.step(stored)
+        if ended is not None:
+            self._save(stored, ended[0], **ended[1])
+
     # timeouts
 
     async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
@@ -542,7 +564,24 @@ class ClientRole:
     # --- control ------------------------------------------------------------------------
 
     def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
-        return {"submit": self._control_submit, "deal": self._control_deal}
+        return {"submit": self._control_submit, "deal": self._control_deal,
+                "dispute": self._control_dispute}
+
+    async def _control_dispute(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`lilypad-p2p dispute <key>`: send a deal with a committed result to mediation."""
+        stored = self._store.get(str(params.get("key", "")))
+        if stored is None or stored.record.side is not Side.CLIENT:
+            raise LilypadError(f"no client deal {params.get('key')!r}")
+        if self._disputes is None or self._nursery is None:
+            raise LilypadError("this client has no mediation set up")
+        if stored.record.phase is not Phase.ACCEPTED:
+            raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
+                               "not yet settled result can be disputed")
+        if await self._chain.status(deal_from_wire(stored.detail["deal"])) is DealStatus.SETTLED:
+            raise LilypadError("the deal is already settled on chain")
+        self._save(stored, Event.DISPUTE, disputed_by_user=True)
+        self._wake(stored.record.key)
+        return describe(self._store.get(stored.record.key), self._store)  # type: ignore[arg-type]
 
     async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
@@ -584,6 +623,7 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
         ),
         "result_cid": detail.get("result_cid"),
         "result_path": detail.get("result_path"),
+        "outcome": detail.get("outcome"),  # a mediation's verdict (issue 6)
         "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
         "transitions": [
             {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}

@@ -26,7 +26,7 @@ from libp2p.peer.id import ID
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import ExecError, Executor, JobSpec
+from lilypad_p2p.exec import ExecError, Executor, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -41,6 +41,7 @@ from lilypad_p2p.market import (
     new_provider_deal,
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
+from lilypad_p2p.roles._mediator import wrong_output
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
 from lilypad_p2p.store import DealStore, StoredDeal
@@ -130,8 +131,12 @@ class ProviderRole:
         executor_factory: Callable[[], Awaitable[Executor]],
         clock_ms: Callable[[], int],
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        cheat_wrong_output: bool = False,
     ) -> None:
         self._identity = identity
+        # Test fault (issue 6; config `cheat_wrong_output`): commit to an output the job did not
+        # produce, consistently (hash and sealed outputs agree), so only mediation catches it.
+        self._cheat_wrong_output = cheat_wrong_output
         self._store = store
         self._chain = chain
         self._book = book
@@ -299,10 +304,14 @@ class ProviderRole:
             event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
             self._update(stored, error=f"job failed: {exc}")
             return
-        digest = hashlib.sha256(result.output_tarball).digest()
+        tarball, sealed_output = result.output_tarball, result.sealed_output
+        if self._cheat_wrong_output:
+            tarball = wrong_output(tarball)
+            sealed_output = seal_for(stored.detail["output_recipient"], tarball)
+        digest = hashlib.sha256(tarball).digest()
         signature = self._chain.sign_commitment(deal, digest)
-        assert result.sealed_output is not None
-        self._store.put_result(key, result.sealed_output)
+        assert sealed_output is not None
+        self._store.put_result(key, sealed_output)
         self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
                    result_cid=result.result_cid, commitment_signature=signature)
         event(log, "job.finished", key=key, cid=result.result_cid,

@@ -1,0 +1,130 @@
+"""The job creator's side of mediation, plugged into `ClientRole` (issue 6).
+
+`ClientRole` asks this object three things: which terms its deals carry (consortium size,
+mediation fee), whether a resource offer's collateral covers its spot-check rate
+(`market.required_collateral`), and whether a verified result is spot-checked. A deal goes to
+`disputed` when its outputs fail verification, when it is spot-checked, or when the user runs
+`lilypad-p2p dispute <key>`; `step` then drives it: `roles.mediate` (record the result, dispute,
+gather k verdicts from the consortium over `/lilypad/mediation/1`, resolve). Without a quorum it
+tries again until the mediation window closes on chain, then claims the timeout (both parties
+refunded).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import DealStatus
+from lilypad_p2p.exec import unseal
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import (
+    DEFAULT_CONSORTIUM_SIZE,
+    PPM,
+    Event,
+    collateral_covers_check_rate,
+    is_spot_checked,
+)
+from lilypad_p2p.roles._dispute import (
+    MEDIATOR_ANSWER_TIMEOUT_S,
+    DisputeCase,
+    DisputeError,
+    MediatorContact,
+    mediate,
+)
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
+from lilypad_p2p.store import StoredDeal
+
+log = logging.getLogger("lilypad_p2p.client")
+
+# Pause before asking the consortium again when no quorum formed.
+NO_QUORUM_RETRY_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class MediationSettings:
+    """A client's mediation choices (NodeConfig: check_rate, mediation_fee_wei, ...)."""
+
+    check_rate_ppm: int = 0
+    mediation_fee_wei: int = MEDIATION_FEE_WEI
+    consortium_size: int = DEFAULT_CONSORTIUM_SIZE
+    answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.check_rate_ppm <= PPM:
+            raise ValueError("check_rate_ppm must be in 0..1_000_000")
+        if self.mediation_fee_wei < 0 or not 1 <= self.consortium_size <= 32:
+            raise ValueError("mediation fee must be >= 0 and the consortium 1..32 mediators")
+
+
+class ClientDisputes:
+    def __init__(
+        self,
+        identity: Identity,
+        chain: DealChain,
+        contact: Callable[[str], MediatorContact | None],
+        settings: MediationSettings = MediationSettings(),
+    ) -> None:
+        self._identity = identity
+        self._chain = chain
+        self._contact = contact
+        self.settings = settings
+
+    def deal_terms(self) -> dict[str, int]:
+        """Keyword arguments of `build_deal` this client's deals carry."""
+        return {"consortium_size": self.settings.consortium_size,
+                "mediation_fee_wei": self.settings.mediation_fee_wei}
+
+    def offer_acceptable(self, resource: wire.ResourceOffer) -> bool:
+        """Whether the offer's collateral makes cheating unprofitable at our check rate."""
+        return collateral_covers_check_rate(resource.collateral_wei, resource.price_per_job_wei,
+                                            self.settings.check_rate_ppm)
+
+    def spot_check(self) -> bool:
+        return is_spot_checked(self.settings.check_rate_ppm, secrets.randbelow(PPM))
+
+    async def step(self, stored: StoredDeal) -> tuple[Event, dict[str, Any]] | None:
+        """One attempt at mediating a disputed deal: the event that ends it, or None (retry)."""
+        detail = stored.detail
+        deal = deal_from_wire(detail["deal"])
+        case = DisputeCase(deal, detail["module"],
+                           unseal(self._identity.sealing_private_key(), detail["inputs"]),
+                           detail["result_hash"], detail["provider_commitment"])
+        try:
+            resolution = await mediate(self._chain, case, self._contact,
+                                       answer_timeout_s=self.settings.answer_timeout_s)
+        except DisputeError:
+            status = await self._chain.status(deal)
+            if status is DealStatus.SETTLED:
+                return Event.SETTLED, {}
+            if status is DealStatus.RESOLVED:
+                return Event.RESOLVED, {"resolved_by_us": False}
+            return Event.TIMEOUT_CLAIMED, {"chain_status": status.name}
+        finally:
+            del case
+        if resolution is not None:
+            return Event.RESOLVED, {
+                "outcome": resolution.outcome.name,
+                "verdict_hash": resolution.result_hash,
+                "verdict_signers": list(resolution.signers),
+                "dissent": [v.mediator for v in resolution.dissent],
+                "silent_mediators": list(resolution.missing),
+                "resolved_by_us": resolution.resolved_by_us,
+            }
+        state = await self._chain.client.deal_state(self._chain.deal_id(deal))
+        if state.status is DealStatus.RESOLVED:
+            return Event.RESOLVED, {"resolved_by_us": False}
+        if await self._chain.now_s() > state.since + deal.mediation_window:
+            move = await self._chain.claim_timeout(deal)
+            event(log, "dispute.timed_out", logging.WARNING, key=stored.record.key)
+            return Event.TIMEOUT_CLAIMED, {"chain_status": move.status.name}
+        await trio.sleep(NO_QUORUM_RETRY_S)
+        return None

@@ -1,0 +1,93 @@
+"""Mediation with real node processes, Docker and anvil (issue 6).
+
+Four mediator nodes (one of them lies), two providers (one commits to wrong outputs), one
+client that spot-checks every job (`check_rate = 1`), consortia of 4 with k = 3. One world
+serves three jobs: the cheat's job ends `PROVIDER_WRONG` (collateral slashed, mediators paid),
+a good job ends `PROVIDER_CORRECT` (the greedy client pays the fee, the provider is paid), a
+`random` job ends `NON_DETERMINISTIC` (the client pays, the provider keeps its collateral).
+"""
+
+import pytest
+
+from lilypad_p2p.testing import require_real
+from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing._market import market_world
+from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
+
+pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
+
+RESOLVED_WITHIN_S = 180.0
+MEDIATORS = 4
+FINAL = {"resolved", "settled", "rejected", "cancelled", "timed_out"}
+COLLATERAL_WEI = 2 * 10**15  # roles._provider.DEFAULT_COLLATERAL_WEI
+PRICE_WEI = 10**15
+FEE_WEI = 10**14  # NodeConfig.mediation_fee_wei
+
+
+def _require_parts() -> None:
+    import docker
+
+    if anvil_binary() is None:
+        require_real("anvil", "npm ci in contracts/ installs it")
+    try:
+        docker.from_env().ping()
+    except Exception:
+        require_real("docker", "providers and mediators run jobs in Docker")
+
+
+def _free(world, address: str) -> int:
+    return world.settlement(node_identity(world, "client")).balance(address).free
+
+
+def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
+    _require_parts()
+    with market_world(tmp_path) as world:
+        mediator_names = [f"mediator-{i}" for i in range(MEDIATORS)]
+        trusted = [node_identity(world, name).address for name in mediator_names]
+        honest = start_trusting_node(world, "honest", roles=["provider"], trusted=trusted)
+        boot = [honest.dial_addr]
+        cheat = start_trusting_node(world, "cheat", roles=["provider"], trusted=trusted,
+                                    bootstrap=boot, config_lines="cheat_wrong_output = true")
+        mediators = [
+            start_trusting_node(world, name, roles=["mediator"], trusted=trusted, bootstrap=boot,
+                                config_lines="mediator_lies = true" if i == 0 else "")
+            for i, name in enumerate(mediator_names)
+        ]
+        client = start_trusting_node(world, "client", roles=["client"], trusted=trusted,
+                                     bootstrap=boot, config_lines=f"check_rate = 1.0\n"
+                                     f"consortium_size = {MEDIATORS}")
+        world.wait_until_known(client, [honest, cheat])
+        world.cluster.wait_until(  # NodeRecords carry the mediators' sealing keys
+            lambda: client.call("status")["known_nodes"] >= 2 + MEDIATORS, timeout_s=60.0,
+            what="the client to know every mediator")
+        addresses = {n.name: n.status["address"] for n in [honest, cheat, client, *mediators]}
+        before = {name: _free(world, a) for name, a in addresses.items()}
+
+        jobs = {
+            "cheated": ("hash", {"text": "cheat"}, addresses["cheat"]),
+            "greedy": ("hash", {"text": "fine"}, addresses["honest"]),
+            "random": ("random", {"size": 16}, addresses["honest"]),
+        }
+        keys = {
+            name: client.call("submit", {"module": module, "params": params, "target": target})
+            ["key"] for name, (module, params, target) in jobs.items()
+        }
+        deals = {name: world.wait_for_phase(client, key, FINAL, timeout_s=RESOLVED_WITHIN_S)
+                 for name, key in keys.items()}
+        assert all(d["phase"] == "resolved" for d in deals.values()), deals
+        assert {name: d["outcome"] for name, d in deals.items()} == {
+            "cheated": "PROVIDER_WRONG", "greedy": "PROVIDER_CORRECT",
+            "random": "NON_DETERMINISTIC"}
+
+        after = {name: _free(world, a) for name, a in addresses.items()}
+        # The cheat lost one collateral and earned nothing; the honest provider was paid twice.
+        assert before["cheat"] - after["cheat"] == COLLATERAL_WEI
+        assert after["honest"] - before["honest"] == 2 * PRICE_WEI
+        # Three mediations, each fee split among its signers (never the liar), who claim it.
+        def claimed() -> int:
+            return sum(_free(world, addresses[m]) - before[m] for m in mediator_names)
+
+        world.cluster.wait_until(lambda: claimed() >= 3 * (FEE_WEI - MEDIATORS), timeout_s=30.0,
+                                 what="the signers to claim their fee shares")
+        assert claimed() <= 3 * FEE_WEI
+        assert _free(world, addresses[mediator_names[0]]) == before[mediator_names[0]]
