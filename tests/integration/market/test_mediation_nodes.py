@@ -7,6 +7,9 @@ a good job ends `PROVIDER_CORRECT` (the greedy client pays the fee, the provider
 `random` job ends `NON_DETERMINISTIC` (the client pays, the provider keeps its collateral).
 """
 
+import subprocess
+import sys
+
 import pytest
 
 from lilypad_p2p.testing import require_real
@@ -78,6 +81,12 @@ def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
         assert {name: d["outcome"] for name, d in deals.items()} == {
             "cheated": "PROVIDER_WRONG", "greedy": "PROVIDER_CORRECT",
             "random": "NON_DETERMINISTIC"}
+
+        # `lilypad-p2p dispute` refuses a deal that is no longer open to dispute.
+        refused = subprocess.run(
+            [sys.executable, "-m", "lilypad_p2p.cli", "dispute", keys["greedy"],
+             "--home", str(client.home)], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1 and "resolved" in refused.stdout + refused.stderr
 
         after = {name: _free(world, a) for name, a in addresses.items()}
         # The cheat lost one collateral and earned nothing; the honest provider was paid twice.

@@ -1,0 +1,37 @@
+"""The mediation protocol's messages (wire/_mediation_messages.py)."""
+
+import pytest
+
+from lilypad_p2p import wire
+
+DEAL = {name: 0 for name in wire.DEAL_FIELDS}
+
+
+def _request(**overrides):
+    values = {"deal": DEAL, "module": "hash", "sealed_inputs": b"sealed",
+              "result_hash": b"\x01" * 32, "provider_signature": b"\x02" * 65}
+    return wire.MediationRequest(**{**values, **overrides})
+
+
+def test_round_trip_through_the_deal_message_codec():
+    for message in (_request(), wire.VerdictNotice(deal_id=b"\x03" * 32, outcome=3,
+                                                   result_hash=b"\x04" * 32,
+                                                   mediator_signature=b"\x05" * 65)):
+        decoded = wire.deal_message_from_wire(wire.decode(wire.encode(message.to_wire())))
+        assert decoded == message
+
+
+@pytest.mark.parametrize("overrides", [
+    {"result_hash": b"short"}, {"provider_signature": b"\x00" * 64}, {"module": ""},
+    {"deal": {"job_creator": 1}}, {"sealed_inputs": "text"},
+])
+def test_malformed_requests_are_refused(overrides):
+    with pytest.raises(wire.MalformedMessage):
+        _request(**overrides)
+
+
+@pytest.mark.parametrize("outcome", [0, 4, True, "1"])
+def test_verdict_outcome_must_be_a_contract_outcome(outcome):
+    with pytest.raises(wire.MalformedMessage):
+        wire.VerdictNotice(deal_id=b"\x03" * 32, outcome=outcome, result_hash=b"\x04" * 32,
+                           mediator_signature=b"\x05" * 65)
