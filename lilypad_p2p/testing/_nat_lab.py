@@ -12,7 +12,8 @@ iptables rules too, since netfilter state is per namespace), so deleting the nam
 it all. `NatLab.running()` tears down on any exit and `leftovers()` checks nothing remains.
 Needs root, `ip` (iproute2) and `iptables`. Linux MASQUERADE keeps the source port when it can
 (endpoint-independent mapping) and filters by connection (address-and-port-dependent
-filtering): TCP hole punching by simultaneous open can pass it.
+filtering); each router also drops unsolicited inbound packets, as home routers do, instead of
+answering them with a RST. TCP hole punching by simultaneous open can pass such a NAT.
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ class NatLab:
             self._ns(
                 nat, "iptables", "-t", "nat", "-A", "POSTROUTING",
                 "-o", f"{p}{side}w", "-j", "MASQUERADE",
+            )
+            # A home router's stateful firewall: unsolicited inbound packets are dropped, not
+            # answered with a RST (which would abort the peer's hole-punching SYN).
+            self._ns(
+                nat, "iptables", "-A", "INPUT", "-i", f"{p}{side}w",
+                "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP",
             )
 
     def start_node(

@@ -2,9 +2,10 @@
 
 Both providers learn they are private (dial-back), reserve a slot on the relay, see each
 other's offers (gossip through the relay), and exchange a stream through a relayed connection.
-Whether DCUtR then achieved a direct connection is reported, not asserted: with py-libp2p 0.8.1
-it has not upgraded in this lab yet (README "Behind NAT", open work). Teardown is checked: no
-namespace or veth of the run remains, also when the test fails.
+Whether DCUtR then achieved a direct connection is reported, and asserted: the lab's routers
+(Linux MASQUERADE, port-preserving, so endpoint-independent mapping; unsolicited inbound dropped)
+let TCP simultaneous open through. Teardown is checked: no namespace or veth of the run remains,
+also when the test fails.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
             with capsys.disabled():
                 print(f"\nNAT lab: relayed ping {pings[-1]['rtt_ms']} ms; DCUtR direct: {direct}")
                 print(f"a: {_nat(a)['timeline_s']}\nb: {_nat(b)['timeline_s']}")
+            assert direct, "DCUtR did not upgrade through endpoint-independent NATs"
+            after = _ping(a, b_status["peer_id"])
+            assert after is not None and after["connection"] == "direct"
     finally:
         if lab.nodes:
             for node in lab.nodes:
