@@ -163,6 +163,10 @@ def status(
         return
     for key in ("peer_id", "address", "roles", "markets", "listen_addrs", "peers", "uptime_s"):
         typer.echo(f"{key:>13}: {result.get(key)}")
+    nat = result.get("nat") or {}
+    relays = [reservation["relay"] for reservation in nat.get("reservations", [])]
+    typer.echo(f"{'reachability':>13}: {nat.get('reachability', 'unknown')}")
+    typer.echo(f"{'relays':>13}: {relays or '-'}")
 
 
 @app.command()
