@@ -192,6 +192,7 @@ class Node:
                 self.identity, chain=chain, executor_factory=Executor.connect,
                 stake_wei=config.mediator_stake_wei,
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
+                verdict_dir=config.home / "verdicts",
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)

@@ -13,8 +13,8 @@ deal and the inputs over `/lilypad/mediation/1`, as the event only carries a dea
 committed hash recorded, and its module must be the deal's. We run the job twice on our own
 executor (inputs sealed to our key) and sign `market.judge_runs`' verdict. One verdict per deal,
 ever: a repeated request gets the same signed answer (two different verdicts from one mediator
-would be equivocation). A job that fails on our machine gets no verdict: silence costs us the
-fee, while a guess could be wrong.
+would be equivocation), also after a restart (`verdict_dir`). A job that fails on our machine
+gets no verdict: silence costs us the fee, while a guess could be wrong.
 
 `MediatorFault.LIE` is a test fault (the simnet's lying mediator): the mediator signs the
 opposite of what its runs say. Never set it on a real node.
@@ -27,6 +27,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -41,7 +42,7 @@ from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_PROTOCOL
 from lilypad_p2p.roles._settlement import DealChain
-from lilypad_p2p.roles._terms import deal_from_wire, module_hash
+from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
 
 log = logging.getLogger("lilypad_p2p.mediator")
 
@@ -82,6 +83,7 @@ class MediatorRole:
         executor_factory: Callable[[], Awaitable[Executor]],
         stake_wei: int,
         fault: MediatorFault = MediatorFault.NONE,
+        verdict_dir: Path | None = None,
     ) -> None:
         self._identity = identity
         self._chain = chain
@@ -93,6 +95,11 @@ class MediatorRole:
         self._judging: dict[bytes, trio.Lock] = {}
         self._signed_deals: dict[bytes, Deal] = {}  # fee owed once resolved
         self.fees_claimed: list[bytes] = []
+        # Every signed verdict is written here before it is sent, so a restarted mediator
+        # answers with the same verdict (never a second, different one) and still claims fees.
+        self._verdict_dir = verdict_dir
+        if verdict_dir is not None:
+            self._load_verdicts(verdict_dir)
 
     @property
     def address(self) -> str:
@@ -107,6 +114,7 @@ class MediatorRole:
         if not await self._chain.client.is_registered_mediator(self.address):
             await self._chain.client.register_mediator(self._stake_wei)
             event(log, "mediator.registered", stake_wei=self._stake_wei)
+        await self._claim_missed_fees()
         sync = self._chain.sync
         watcher = EventWatcher(sync.chain, sync.address,
                                from_block=await trio.to_thread.run_sync(sync.chain.block_number))
@@ -118,23 +126,57 @@ class MediatorRole:
                 async for chain_event in receive:
                     await self._on_chain_event(chain_event)
 
+    def _load_verdicts(self, directory: Path) -> None:
+        for path in sorted(directory.glob("*.verdict")):
+            saved = wire.decode(path.read_bytes())
+            notice = wire.deal_message_from_wire(saved["verdict"])
+            assert isinstance(notice, wire.VerdictNotice)
+            self._verdicts[notice.deal_id] = notice
+            if not saved["fee_settled"]:
+                self._signed_deals[notice.deal_id] = deal_from_wire(saved["deal"])
+
+    def _save_verdict(self, deal: Deal, notice: wire.VerdictNotice, *,
+                      fee_settled: bool = False) -> None:
+        if self._verdict_dir is None:
+            return
+        self._verdict_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._verdict_dir / f"{notice.deal_id.hex()}.verdict"
+        body = {"verdict": notice.to_wire(), "deal": deal_to_wire(deal),
+                "fee_settled": fee_settled}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(wire.encode(body))
+        temporary.replace(path)
+
+    async def _claim_missed_fees(self) -> None:
+        """Fees of deals resolved while this node was down (verdicts saved before a restart)."""
+        for deal_id, deal in list(self._signed_deals.items()):
+            state = await self._chain.client.deal_state(deal_id)
+            if state.status is DealStatus.RESOLVED:
+                index = deal.mediators.index(self.address)
+                await self._settle_fee(deal_id, deal, state.unpaid_signers >> index & 1 == 1, 0)
+
+    async def _settle_fee(self, deal_id: bytes, deal: Deal, owed: bool, share: int) -> None:
+        self._signed_deals.pop(deal_id, None)
+        if owed:
+            try:
+                await self._chain.client.claim_mediation_fee(deal)
+            except ChainError as exc:
+                event(log, "mediation.fee_claim_failed", logging.WARNING,
+                      deal_id="0x" + deal_id.hex(), error=repr(exc))
+                return
+            self.fees_claimed.append(deal_id)
+            event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(), share_wei=share)
+        self._save_verdict(deal, self._verdicts[deal_id], fee_settled=True)
+
     async def _on_chain_event(self, chain_event: Any) -> None:
         deal_id = chain_event.deal_id
         if chain_event.name == "DealDisputed":
             event(log, "mediation.disputed", deal_id="0x" + deal_id.hex())
         elif chain_event.name == "DealResolved" and deal_id in self._signed_deals:
-            deal = self._signed_deals.pop(deal_id)
+            deal = self._signed_deals[deal_id]
             index = deal.mediators.index(self.address)
-            if chain_event.args["signerMask"] >> index & 1:
-                try:
-                    await self._chain.client.claim_mediation_fee(deal)
-                except ChainError as exc:
-                    event(log, "mediation.fee_claim_failed", logging.WARNING,
-                          deal_id="0x" + deal_id.hex(), error=repr(exc))
-                    return
-                self.fees_claimed.append(deal_id)
-                event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(),
-                      share_wei=chain_event.args["feeShare"])
+            await self._settle_fee(deal_id, deal, chain_event.args["signerMask"] >> index & 1 == 1,
+                                   chain_event.args["feeShare"])
 
     # --- /lilypad/mediation/1 -----------------------------------------------------------
 
@@ -169,6 +211,7 @@ class MediatorRole:
             verdict = Verdict(deal_id, Outcome(int(outcome)), digest)
             notice = wire.VerdictNotice(deal_id=deal_id, outcome=int(outcome), result_hash=digest,
                                         mediator_signature=self._chain.sync.sign(verdict))
+            self._save_verdict(deal, notice)
             self._verdicts[deal_id] = notice
             self._signed_deals[deal_id] = deal
             event(log, "mediation.verdict", deal_id="0x" + deal_id.hex(), outcome=outcome.name,

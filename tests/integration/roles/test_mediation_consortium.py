@@ -13,6 +13,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import trio
@@ -37,9 +38,12 @@ from lilypad_p2p.roles import (
     MediatorContact,
     MediatorFault,
     MediatorRole,
+    gather_verdicts,
     mediate,
+    open_dispute,
+    resolve,
 )
-from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.roles._terms import deal_to_wire, module_hash
 from lilypad_p2p.testing import anvil_binary, anvil_test_chain, fund_on_anvil, require_real
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
@@ -254,8 +258,6 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
                                         cheat=True)
 
         # Forged quorums first (the deal is disputed, nothing resolved yet).
-        from lilypad_p2p.roles import open_dispute
-
         await open_dispute(setup.client, case)
         await open_dispute(setup.client, other)
         deal_id = setup.client.deal_id(case.deal)
@@ -282,4 +284,57 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
         assert [v.mediator for v in resolution.dissent] in ([], [liar])
         assert silent in resolution.missing  # its silence did not block the quorum
         assert await setup.client.status(case.deal) is DealStatus.RESOLVED
+        nursery.cancel_scope.cancel()
+
+
+
+async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
+    setup: Setup, tmp_path: Path
+) -> None:
+    executor = await Executor.connect()
+
+    async def shared() -> Executor:
+        return executor
+
+    identity = setup.mediator_ids[0]
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+
+    def restartable() -> MediatorRole:
+        return MediatorRole(identity, chain=_deal_chain(setup.chain, setup.contract, identity),
+                            executor_factory=shared, stake_wei=STAKE, verdict_dir=tmp_path)
+
+    async with trio.open_nursery() as nursery:
+        others = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "restart"}, three, 3,
+                                       cheat=True)
+        await open_dispute(setup.client, case)
+        request = wire.MediationRequest(
+            deal=deal_to_wire(case.deal), module="hash",
+            sealed_inputs=seal_for(identity.sealing_public_key, case.inputs),
+            result_hash=case.result_hash, provider_signature=case.provider_commitment)
+        first = restartable()
+        async with trio.open_nursery() as lifetime:
+            await lifetime.start(first.run)
+            signed = await first.judge(request)
+            lifetime.cancel_scope.cancel()  # it crashes before the deal is resolved
+
+        def contact(address: str) -> MediatorContact | None:
+            if address != identity.address:
+                return others.contact(address)
+
+            async def saved(_: wire.MediationRequest) -> wire.DealMessage:
+                return signed
+
+            return MediatorContact(address, identity.sealing_public_key, saved)
+
+        quorum = (await gather_verdicts(setup.client, case, contact)).quorum()
+        assert quorum is not None and identity.address in quorum.signers
+        assert await resolve(setup.client, case.deal, quorum)
+        before = (await setup.client.client.balance(identity.address)).free
+
+        again = restartable()
+        await nursery.start(again.run)  # claims the fee it was owed while down
+        assert again.fees_claimed == [setup.client.deal_id(case.deal)]
+        assert (await setup.client.client.balance(identity.address)).free - before == FEE // 3
+        assert await again.judge(request) == signed  # the saved verdict: no second one
         nursery.cancel_scope.cancel()
