@@ -34,6 +34,9 @@ TMPFS_MAX_BYTES = 64 * 1024 * 1024
 JOB_HOSTNAME = "job"
 JOB_LABEL = "org.lilypad-p2p.job"
 MODULE_LABEL = "org.lilypad-p2p.module"
+# Which executor (node and role) created a container, so that one can clean up after a crash
+# without touching other nodes' jobs on a shared engine.
+OWNER_LABEL = "org.lilypad-p2p.owner"
 # The only environment a job sees: nothing of the host's leaks in.
 JOB_ENVIRONMENT: Mapping[str, str] = {
     "HOME": "/tmp",
@@ -64,6 +67,7 @@ class ContainerSettings:
     outputs_dir: Path
     resources: Resources
     module: str
+    owner: str = ""
 
     def create_arguments(self) -> dict[str, Any]:
         """Keyword arguments of `APIClient.create_container`, minus `host_config`."""
@@ -77,7 +81,7 @@ class ContainerSettings:
             "working_dir": "/tmp",
             "hostname": JOB_HOSTNAME,
             "name": self.name,
-            "labels": {JOB_LABEL: "1", MODULE_LABEL: self.module},
+            "labels": {JOB_LABEL: "1", MODULE_LABEL: self.module, OWNER_LABEL: self.owner},
             "network_disabled": True,
             "detach": True,
             "stdin_open": False,
@@ -224,7 +228,8 @@ class DockerEngine:
                 if exc.status_code != 409 or "in progress" not in str(exc.explanation):
                     raise
 
-    def job_containers(self) -> list[str]:
-        """IDs of every container, running or not, that the executor created."""
+    def job_containers(self, owner: str | None = None) -> list[str]:
+        """IDs of every container, running or not, that the executor (of `owner`) created."""
+        label = JOB_LABEL if owner is None else f"{OWNER_LABEL}={owner}"
         with _mapped_errors("listing job containers"):
-            return [c["Id"] for c in self._api.containers(all=True, filters={"label": JOB_LABEL})]
+            return [c["Id"] for c in self._api.containers(all=True, filters={"label": label})]

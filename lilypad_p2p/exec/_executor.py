@@ -105,10 +105,12 @@ class Executor:
         workdir_root: Path | None = None,
         recipes_dir: Path = RECIPES_DIR,
         log_tail_bytes: int = LOG_TAIL_BYTES,
+        owner: str = "",
     ) -> None:
         self._engine = engine
         self._modules = dict(modules)
         self._workdir_root = workdir_root
+        self._owner = owner
         self._recipes_dir = recipes_dir
         self._log_tail_bytes = log_tail_bytes
         self._present_images: dict[str, str] = {}
@@ -121,14 +123,37 @@ class Executor:
         modules: Mapping[str, Module] = BUILTIN_MODULES,
         workdir_root: Path | None = None,
         recipes_dir: Path = RECIPES_DIR,
+        owner: str = "",
     ) -> Executor:
         """Connect to the Docker engine named by the environment (DOCKER_HOST & co.).
+
+        With an `owner` and a `workdir_root` of its own, the executor is the only one using
+        them, so it first cleans up after a crash of its previous run: it removes the containers
+        labelled with `owner` and wipes every job directory left under `workdir_root`
+        (decrypted inputs must not outlive a killed node).
 
         Raises:
             DockerUnavailable: no engine answers; the message says how to start one.
         """
         engine = await trio.to_thread.run_sync(DockerEngine.connect)
-        return cls(engine, modules=modules, workdir_root=workdir_root, recipes_dir=recipes_dir)
+        executor = cls(
+            engine,
+            modules=modules,
+            workdir_root=workdir_root,
+            recipes_dir=recipes_dir,
+            owner=owner,
+        )
+        if owner and workdir_root is not None:
+            await trio.to_thread.run_sync(executor._clean_up_after_crash)
+        return executor
+
+    def _clean_up_after_crash(self) -> None:
+        for container_id in self._engine.job_containers(self._owner):
+            self._engine.remove(container_id)
+        assert self._workdir_root is not None
+        self._workdir_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for leftover in self._workdir_root.glob(WORKDIR_PREFIX + "*"):
+            _wipe(leftover)
 
     def close(self) -> None:
         self._engine.close()
@@ -277,6 +302,7 @@ class Executor:
             outputs_dir=workdir / "outputs",
             resources=module.resources,
             module=module.name,
+            owner=self._owner,
         )
         clock = _Stopwatch()
         # Not abandoned on cancel: we must learn the container's ID to be able to remove it.
