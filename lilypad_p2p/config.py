@@ -90,6 +90,8 @@ class NodeConfig:
     check_rate_ppm: int = 0
     mediation_fee_wei: int = 10**14
     consortium_size: int = 3
+    # k of a client's deals; 0: the default floor(2n/3) + 1 (any strict majority is accepted).
+    consortium_threshold: int = 0
     # Test faults (hidden from --help; the simnet and tests use them): a provider that commits
     # to a wrong output, a mediator that signs the opposite of what its runs show.
     cheat_wrong_output: bool = False
@@ -325,6 +327,8 @@ SETTINGS: tuple[_Setting, ...] = (
              _wei("mediation_fee_wei")),
     _Setting("consortium_size", ("consortium_size",), "LILYPAD_CONSORTIUM_SIZE",
              _consortium_size),
+    _Setting("consortium_threshold", ("consortium_threshold",), "LILYPAD_CONSORTIUM_THRESHOLD",
+             _wei("consortium_threshold")),
     _Setting("cheat_wrong_output", ("cheat_wrong_output",), "LILYPAD_CHEAT_WRONG_OUTPUT",
              _flag("cheat_wrong_output")),
     _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",

@@ -184,7 +184,8 @@ class Node:
                 disputes=ClientDisputes(self.identity, chain, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,
-                                                          config.consortium_size)),
+                                                          config.consortium_size,
+                                                          config.consortium_threshold)),
             )
             await nursery.start(self.client.run)
         if self.config.has_role("mediator"):

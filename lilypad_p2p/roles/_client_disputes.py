@@ -31,6 +31,7 @@ from lilypad_p2p.market import (
     Event,
     collateral_covers_check_rate,
     is_spot_checked,
+    threshold_is_safe,
 )
 from lilypad_p2p.roles._dispute import (
     MEDIATOR_ANSWER_TIMEOUT_S,
@@ -56,6 +57,7 @@ class MediationSettings:
     check_rate_ppm: int = 0
     mediation_fee_wei: int = MEDIATION_FEE_WEI
     consortium_size: int = DEFAULT_CONSORTIUM_SIZE
+    threshold: int = 0  # 0: default_quorum of the consortium actually chosen
     answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S
 
     def __post_init__(self) -> None:
@@ -63,6 +65,8 @@ class MediationSettings:
             raise ValueError("check_rate_ppm must be in 0..1_000_000")
         if self.mediation_fee_wei < 0 or not 1 <= self.consortium_size <= 32:
             raise ValueError("mediation fee must be >= 0 and the consortium 1..32 mediators")
+        if self.threshold and not threshold_is_safe(self.threshold, self.consortium_size):
+            raise ValueError("the threshold must be a strict majority of the consortium")
 
 
 class ClientDisputes:
@@ -78,10 +82,11 @@ class ClientDisputes:
         self._contact = contact
         self.settings = settings
 
-    def deal_terms(self) -> dict[str, int]:
+    def deal_terms(self) -> dict[str, int | None]:
         """Keyword arguments of `build_deal` this client's deals carry."""
         return {"consortium_size": self.settings.consortium_size,
-                "mediation_fee_wei": self.settings.mediation_fee_wei}
+                "mediation_fee_wei": self.settings.mediation_fee_wei,
+                "threshold": self.settings.threshold or None}
 
     def offer_acceptable(self, resource: wire.ResourceOffer) -> bool:
         """Whether the offer's collateral makes cheating unprofitable at our check rate."""

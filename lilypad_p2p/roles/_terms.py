@@ -93,7 +93,9 @@ def build_deal(
         collateral=resource.collateral_wei,
         mediation_fee=mediation_fee_wei,
         mediators=mediators,
-        threshold=default_threshold(len(mediators)) if threshold is None else threshold,
+        # Capped: fewer mediators may be trusted by both than asked for (k stays a majority).
+        threshold=(default_threshold(len(mediators)) if threshold is None
+                   else min(threshold, len(mediators))),
         result_deadline=job.deadline // 1000,
         acceptance_window=acceptance_window_s,
         mediation_window=MEDIATION_WINDOW_S,

@@ -1,7 +1,8 @@
 """Mediation with real node processes, Docker and anvil (issue 6).
 
-Four mediator nodes (one of them lies), two providers (one commits to wrong outputs), one
-client that spot-checks every job (`check_rate = 1`), consortia of 4 with k = 3. One world
+Five trusted mediators, of which one never comes online and one lies; two providers (one
+commits to wrong outputs); one client that spot-checks every job (`check_rate = 1`) with
+consortia of 5 and k = 3. One world
 serves three jobs: the cheat's job ends `PROVIDER_WRONG` (collateral slashed, mediators paid),
 a good job ends `PROVIDER_CORRECT` (the greedy client pays the fee, the provider is paid), a
 `random` job ends `NON_DETERMINISTIC` (the client pays, the provider keeps its collateral).
@@ -20,7 +21,8 @@ from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
 RESOLVED_WITHIN_S = 180.0
-MEDIATORS = 4
+MEDIATORS = 5
+OFFLINE = 1  # the last trusted mediator never starts
 FINAL = {"resolved", "settled", "rejected", "cancelled", "timed_out"}
 COLLATERAL_WEI = 2 * 10**15  # roles._provider.DEFAULT_COLLATERAL_WEI
 PRICE_WEI = 10**15
@@ -51,19 +53,18 @@ def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
         boot = [honest.dial_addr]
         cheat = start_trusting_node(world, "cheat", roles=["provider"], trusted=trusted,
                                     bootstrap=boot, config_lines="cheat_wrong_output = true")
-        mediators = [
+        for i, name in enumerate(mediator_names[:-OFFLINE]):
             start_trusting_node(world, name, roles=["mediator"], trusted=trusted, bootstrap=boot,
                                 config_lines="mediator_lies = true" if i == 0 else "")
-            for i, name in enumerate(mediator_names)
-        ]
         client = start_trusting_node(world, "client", roles=["client"], trusted=trusted,
                                      bootstrap=boot, config_lines=f"check_rate = 1.0\n"
-                                     f"consortium_size = {MEDIATORS}")
+                                     f"consortium_size = {MEDIATORS}\nconsortium_threshold = 3")
         world.wait_until_known(client, [honest, cheat])
         world.cluster.wait_until(  # NodeRecords carry the mediators' sealing keys
-            lambda: client.call("status")["known_nodes"] >= 2 + MEDIATORS, timeout_s=60.0,
+            lambda: client.call("status")["known_nodes"] >= 2 + MEDIATORS - OFFLINE, timeout_s=60.0,
             what="the client to know every mediator")
-        addresses = {n.name: n.status["address"] for n in [honest, cheat, client, *mediators]}
+        addresses = {n.name: n.status["address"] for n in [honest, cheat, client]}
+        addresses.update(zip(mediator_names, trusted, strict=True))
         before = {name: _free(world, a) for name, a in addresses.items()}
 
         jobs = {
