@@ -1,0 +1,186 @@
+"""The client's dispute driver against a scripted provider and scripted mediators on a real
+(embedded) chain: outputs that fail verification are disputed and resolved automatically, and
+`dispute` sends an accepted, unsettled deal to mediation (issue 6)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import DealStatus, Outcome, SettlementClient, Verdict, deploy_settlement
+from lilypad_p2p.exec import seal_for, unseal
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import OfferBook
+from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, wall_clock_ms
+from lilypad_p2p.roles import (
+    ClientDisputes,
+    ClientRole,
+    DealChain,
+    JobSubmission,
+    MediationSettings,
+    MediatorContact,
+    deal_from_wire,
+    resource_offer,
+    result_hash,
+)
+from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing._chain import chain_test_accounts
+
+pytestmark = pytest.mark.chain
+DEPOSIT_WEI = 10**18
+STAKE_WEI = 10**18
+FEE_WEI = 3 * 10**12
+WAIT_S = 30.0
+
+
+def _tarball(content: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        info = tarfile.TarInfo("digest.txt")
+        info.size = len(content)
+        archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+class ScriptedProvider:
+    """An honest provider that never settles, or one whose outputs miss its signed hash."""
+
+    def __init__(self, identity: Identity, chain: DealChain, *, lie: bool) -> None:
+        self.identity, self.chain, self.lie = identity, chain, lie
+        self.accepted: list[wire.AcceptanceNotice] = []
+
+    async def request(self, peer_id, protocol, message, *, addrs=()):
+        if protocol == DEAL_PROTOCOL:
+            return wire.DealCountersigned(
+                provider_signature=self.chain.sign_deal(deal_from_wire(message.deal)))
+        if protocol == JOB_PROTOCOL:
+            deal = deal_from_wire(message.deal)
+            unseal(self.identity.sealing_private_key(), message.sealed_inputs)
+            honest = _tarball(b"abc\n")
+            digest = result_hash(honest)
+            sent = _tarball(b"forged\n") if self.lie else honest
+            return wire.JobResultMessage(
+                deal_id=self.chain.deal_id(deal), result_hash=digest,
+                provider_signature=self.chain.sign_commitment(deal, digest),
+                sealed_output=seal_for(message.output_recipient, sent))
+        assert protocol == RESULT_PROTOCOL
+        self.accepted.append(message)
+        return wire.AcceptanceAck(deal_id=message.deal_id)
+
+
+class ScriptedMediator:
+    """Signs the verdict it is told to: (outcome, hash) from the committed hash."""
+
+    def __init__(self, identity: Identity, chain: DealChain, outcome: Outcome) -> None:
+        self.identity, self.chain, self.outcome = identity, chain, outcome
+        self.asked = 0
+
+    async def ask(self, request: wire.MediationRequest) -> wire.DealMessage:
+        self.asked += 1
+        unseal(self.identity.sealing_private_key(), request.sealed_inputs)  # sealed to us
+        deal_id = self.chain.deal_id(deal_from_wire(request.deal))
+        digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
+                  else hashlib.sha256(request.result_hash).digest())
+        signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
+        return wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome), result_hash=digest,
+                                  mediator_signature=signature)
+
+
+async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
+    chain = embedded_test_chain()
+    deployer = chain_test_accounts(1)[0]
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    client_id, provider_id = Identity.generate(), Identity.generate()
+    mediator_ids = [Identity.generate() for _ in range(3)]
+    chains = {}
+    for identity in (client_id, provider_id, *mediator_ids):
+        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
+            deployer, a, b"", 3 * DEPOSIT_WEI))
+        sync = SettlementClient(chain, contract, identity.eth_account())
+        if identity in mediator_ids:
+            await trio.to_thread.run_sync(sync.register_mediator, STAKE_WEI)
+        else:
+            await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+        chains[identity.address] = DealChain(sync, identity)
+    mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
+    trusted = tuple(sorted(mediators, key=str.lower))
+    clock = wall_clock_ms
+    offer = resource_offer(provider=provider_id.address, market="cpu",
+                           capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
+                           now_ms=clock(), trusted_mediators=trusted)
+    book = OfferBook()
+    book.add(provider_id.sign_envelope(offer, clock()), clock())
+    record = wire.NodeRecord(
+        address=provider_id.address, peer_id=str(provider_id.peer_id), roles=("provider",),
+        sealing_public_key=provider_id.sealing_public_key, markets=("cpu",),
+        listen_addrs=(), created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
+
+    def contact(address: str) -> MediatorContact | None:
+        mediator = mediators[address]
+        return MediatorContact(address, mediator.identity.sealing_public_key, mediator.ask)
+
+    async def publish(body):
+        return None
+
+    client_chain = chains[client_id.address]
+    client = ClientRole(
+        client_id, store=DealStore.open(tmp_path / "db"), chain=client_chain,
+        book=book, publish=publish, request=provider.request,
+        node_record=lambda address: record if address == provider_id.address else None,
+        mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
+        disputes=ClientDisputes(client_id, client_chain, contact,
+                                MediationSettings(mediation_fee_wei=FEE_WEI)))
+    return client, provider, provider_id, mediators, client_chain
+
+
+async def _final(client: ClientRole, key: str, phases: set[str]) -> dict:
+    with trio.fail_after(WAIT_S):
+        while True:
+            deal = await client.control_handlers()["deal"]({"key": key})
+            if deal["phase"] in phases:
+                return deal
+            await trio.sleep(0.05)
+
+
+async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_path):
+    client, provider, provider_id, mediators, chain = await _market(
+        tmp_path, lie=True, outcome=Outcome.PROVIDER_WRONG)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                target=provider_id.address))
+        deal = await _final(client, key, {"resolved", "rejected", "settled", "timed_out"})
+        assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_WRONG"
+        assert provider.accepted == []
+        assert all(m.asked == 1 for m in mediators.values())
+        stored = deal_from_wire(client._store.get(key).detail["deal"])
+        assert await chain.status(stored) is DealStatus.RESOLVED
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_user_disputes_an_accepted_deal_before_it_settles(tmp_path):
+    client, provider, provider_id, _, _ = await _market(
+        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                target=provider_id.address))
+        with trio.fail_after(WAIT_S):
+            while not provider.accepted:  # accepted; the scripted provider never settles
+                await trio.sleep(0.05)
+        shown = await client.control_handlers()["dispute"]({"key": key})
+        assert shown["phase"] == "disputed"
+        deal = await _final(client, key, {"resolved", "settled", "timed_out"})
+        assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_CORRECT"
+        with pytest.raises(Exception, match="resolved"):
+            await client.control_handlers()["dispute"]({"key": key})
+        nursery.cancel_scope.cancel()
