@@ -45,6 +45,7 @@ from lilypad_p2p.roles import (
     MediatorContact,
     MediatorFault,
     MediatorRole,
+    ProviderDisputes,
     ProviderRole,
     Solver,
     describe,
@@ -167,10 +168,12 @@ class Node:
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
         if self.config.has_role("provider"):
+            defence = ProviderDisputes(self.identity, chain, self._mediator_contact)
+            await nursery.start(defence.run)
             self.provider = ProviderRole(
                 self.identity, store=store, chain=chain, book=self.book,
                 executor_factory=Executor.connect, clock_ms=self._clock_ms, timeouts=timeouts,
-                cheat_wrong_output=config.cheat_wrong_output,
+                cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)

@@ -28,6 +28,7 @@ from lilypad_p2p.roles._provider import (
     detect_capacity,
     resource_offer,
 )
+from lilypad_p2p.roles._provider_disputes import ProviderDisputes
 from lilypad_p2p.roles._settlement import ChainMove, DealChain, open_deal_chain
 from lilypad_p2p.roles._solver import EPOCH_GRACE_MS, Solver, SolverStatistics
 from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, deal_to_wire
@@ -51,6 +52,7 @@ __all__ = [
     "MediatorFault",
     "MediatorRole",
     "NoMediators",
+    "ProviderDisputes",
     "ProviderRole",
     "Resolution",
     "Solver",

@@ -42,6 +42,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles._mediator import wrong_output
+from lilypad_p2p.roles._provider_disputes import ProviderDisputes
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
 from lilypad_p2p.store import DealStore, StoredDeal
@@ -132,7 +133,11 @@ class ProviderRole:
         clock_ms: Callable[[], int],
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         cheat_wrong_output: bool = False,
+        disputes: ProviderDisputes | None = None,
     ) -> None:
+        # Mediation (issue 6): a deal found disputed on chain is defended (verdicts gathered
+        # and resolved by us too), so a job creator cannot let the mediation window lapse.
+        self._disputes = disputes
         self._identity = identity
         # Test fault (issue 6; config `cheat_wrong_output`): commit to an output the job did not
         # produce, consistently (hash and sealed outputs agree), so only mediation catches it.
@@ -380,13 +385,19 @@ class ProviderRole:
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
             else:
+                if move.status is DealStatus.DISPUTED and self._disputes is not None:
+                    self._disputes.defend_soon(stored.detail)
                 self._save(stored, Event.RESULT_SUBMITTED, submitted_on_chain=move.sent)
             return
         if then is Event.TIMEOUT_CLAIMED:
             try:
                 move = await self._chain.claim_timeout(deal)
             except DeadlineError:
-                return  # the chain's clock is behind ours: next tick
+                # The chain's clock is behind ours, or the deal is disputed (the mediation
+                # window runs): next tick; meanwhile defend it if it is disputed.
+                if self._disputes is not None:
+                    self._disputes.defend_soon(stored.detail)
+                return
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
             else:

@@ -38,6 +38,7 @@ from lilypad_p2p.roles import (
     MediatorContact,
     MediatorFault,
     MediatorRole,
+    ProviderDisputes,
     gather_verdicts,
     mediate,
     open_dispute,
@@ -337,4 +338,30 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
         assert again.fees_claimed == [setup.client.deal_id(case.deal)]
         assert (await setup.client.client.balance(identity.address)).free - before == FEE // 3
         assert await again.judge(request) == signed  # the saved verdict: no second one
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider(
+    setup: Setup,
+) -> None:
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[2:5])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "walk away"}, three, 3)
+        await open_dispute(setup.client, case)  # ... and the client asks nobody
+        defence = ProviderDisputes(setup.provider_id, setup.provider, consortium.contact)
+        await nursery.start(defence.run)
+        (p0, _), = await _balances(setup, setup.provider_id.address)
+        defence.defend_soon({
+            "deal": deal_to_wire(case.deal), "module": "hash",
+            "sealed_inputs": seal_for(setup.provider_id.sealing_public_key, case.inputs),
+            "result_hash": case.result_hash, "commitment_signature": case.provider_commitment,
+        })
+        with trio.fail_after(60):
+            while not defence.resolved:
+                await trio.sleep(0.1)
+        assert await setup.client.status(case.deal) is DealStatus.RESOLVED
+        (p1, _), = await _balances(setup, setup.provider_id.address)
+        assert p1 - p0 == PAYMENT + COLLATERAL
         nursery.cancel_scope.cancel()

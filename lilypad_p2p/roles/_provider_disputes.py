@@ -1,0 +1,104 @@
+"""The provider's side of mediation: resolve a dispute the job creator does not (issue 6).
+
+Whichever party first holds k matching verdicts calls `resolve`. A job creator that disputes
+and then never gathers verdicts (or drops them because they say it was wrong) would otherwise
+let the mediation window run out, and `claimTimeout` would refund it: outputs for free. So a
+provider that finds one of its deals disputed on chain asks the consortium itself: it holds
+everything a mediation request needs (the deal, the inputs sealed to its own key, its signed
+commitment). Mediators answer a repeated request with the verdict they already signed.
+
+    disputes = ProviderDisputes(identity, chain, contact); await nursery.start(disputes.run)
+    ProviderRole(..., disputes=disputes)   # calls disputes.defend_soon(detail) when it sees one
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from lilypad_p2p.chain import DealStatus
+from lilypad_p2p.exec import unseal
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.roles._dispute import (
+    MEDIATOR_ANSWER_TIMEOUT_S,
+    DisputeCase,
+    MediatorContact,
+    gather_verdicts,
+    resolve,
+)
+from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._terms import deal_from_wire
+
+log = logging.getLogger("lilypad_p2p.provider")
+
+# Disputed deals waiting to be defended (a full queue drops one: the next tick offers it again).
+DEFEND_QUEUE = 64
+
+
+class ProviderDisputes:
+    def __init__(
+        self,
+        identity: Identity,
+        chain: DealChain,
+        contact: Callable[[str], MediatorContact | None],
+        *,
+        answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S,
+    ) -> None:
+        self._identity = identity
+        self._chain = chain
+        self._contact = contact
+        self._answer_timeout_s = answer_timeout_s
+        self._send: trio.MemorySendChannel[dict[str, Any]] | None = None
+        self._defending: set[bytes] = set()
+        self.resolved: list[bytes] = []  # deals this provider resolved itself
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        send, receive = trio.open_memory_channel[dict[str, Any]](DEFEND_QUEUE)
+        self._send = send
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async with receive:
+                async for detail in receive:
+                    nursery.start_soon(self._defend, detail)
+
+    def defend_soon(self, detail: dict[str, Any]) -> None:
+        """Defend the deal in `detail` (a provider's stored deal) if it is disputed on chain."""
+        deal_id = self._chain.deal_id(deal_from_wire(detail["deal"]))
+        if self._send is None or deal_id in self._defending:
+            return
+        try:
+            self._send.send_nowait(detail)
+        except trio.WouldBlock:
+            return
+        self._defending.add(deal_id)
+
+    async def _defend(self, detail: dict[str, Any]) -> None:
+        deal = deal_from_wire(detail["deal"])
+        deal_id = self._chain.deal_id(deal)
+        try:
+            if await self._chain.status(deal) is not DealStatus.DISPUTED:
+                return
+            case = DisputeCase(deal, detail["module"],
+                               unseal(self._identity.sealing_private_key(),
+                                      detail["sealed_inputs"]),
+                               detail["result_hash"], detail["commitment_signature"])
+            tally = await gather_verdicts(self._chain, case, self._contact,
+                                          answer_timeout_s=self._answer_timeout_s)
+            del case
+            quorum = tally.quorum()
+            if quorum is None:
+                event(log, "dispute.no_quorum", logging.WARNING, deal_id="0x" + deal_id.hex())
+                return
+            if await resolve(self._chain, deal, quorum):
+                self.resolved.append(deal_id)
+            event(log, "dispute.defended", deal_id="0x" + deal_id.hex(),
+                  outcome=quorum.outcome.name, dissent=[v.mediator for v in tally.dissent()])
+        except Exception as exc:  # a failed defence is retried when the provider next looks
+            event(log, "dispute.defence_failed", logging.WARNING, deal_id="0x" + deal_id.hex(),
+                  error=repr(exc))
+        finally:
+            self._defending.discard(deal_id)
