@@ -9,11 +9,12 @@ them all and the control socket is removed on the way out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import secrets
 import signal
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -55,6 +56,9 @@ from lilypad_p2p.roles import (
 )
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
+
+if TYPE_CHECKING:
+    from lilypad_p2p.exec import Executor
 
 log = logging.getLogger("lilypad_p2p.node")
 
@@ -155,8 +159,6 @@ class Node:
         Their stream handlers are installed before the network listens, so a peer that
         retries a deal right after our restart is answered at once.
         """
-        from lilypad_p2p.exec import Executor
-
         config = self.config
         timeouts = Timeouts(
             match_ms=config.match_timeout_s * 1000,
@@ -172,7 +174,8 @@ class Node:
             await nursery.start(defence.run)
             self.provider = ProviderRole(
                 self.identity, store=store, chain=chain, book=self.book,
-                executor_factory=Executor.connect, clock_ms=self._clock_ms, timeouts=timeouts,
+                executor_factory=self._executor_factory("provider"),
+                clock_ms=self._clock_ms, timeouts=timeouts,
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
             )
             self.provider.install(self.net.set_stream_handler)
@@ -193,13 +196,24 @@ class Node:
             await nursery.start(self.client.run)
         if self.config.has_role("mediator"):
             self.mediator = MediatorRole(
-                self.identity, chain=chain, executor_factory=Executor.connect,
+                self.identity, chain=chain, executor_factory=self._executor_factory("mediator"),
                 stake_wei=config.mediator_stake_wei,
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
                 verdict_dir=config.home / "verdicts",
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)
+
+    def _executor_factory(self, role: str) -> Callable[[], Awaitable[Executor]]:
+        """An executor per role with its own owner label and work root under the node's home,
+        so each can clean up after a crash without touching the other's running jobs."""
+        from lilypad_p2p.exec import Executor
+
+        return functools.partial(
+            Executor.connect,
+            owner=f"{self.identity.address}/{role}",
+            workdir_root=self.config.home / "jobs" / role,
+        )
 
     def _mediator_contact(self, address: str) -> MediatorContact | None:
         """How the client reaches a mediator: its gossiped NodeRecord, a mediation stream."""
