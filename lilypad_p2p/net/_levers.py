@@ -34,9 +34,10 @@ The levers:
    from the pruned peers (the spec says it must), so the next heartbeat may GRAFT them again;
    they see a "GRAFT flood", penalise us and PRUNE back. At 50 nodes that flapping cost 6-12 %
    of deliveries: penalised honest peers fell below the gossip threshold. We add the backoff.
-9. `TunedGossipSub._get_peers_to_send`: our own messages go to every peer in the topic whose
-   score allows it (go-libp2p's default "flood publish"), not only to our mesh: a node whose
-   mesh is momentarily empty (everyone just pruned it) still gets its offer out.
+9. `TunedGossipSub._get_peers_to_send`: while our mesh for a topic is below D_low, our own
+   messages go to every peer in the topic whose score allows it (go-libp2p floods its own
+   messages always; we only do when the mesh is thin, which costs less CPU): a node whose mesh
+   is momentarily empty (everyone just pruned it) still gets its offer out.
 10. `TunedGossipSub.gossip_heartbeat`: the library skips peers in PRUNE backoff when it picks
    whom to send IHAVE gossip. The spec (and go-libp2p) do not: backoff only forbids re-GRAFTing.
    A node pruned by all of its busy peers at 50 nodes heard nothing for the 60 s backoff and
@@ -319,7 +320,9 @@ class TunedGossipSub(GossipSub):
         msg_id: bytes | None = None,
     ) -> Iterable[ID]:
         pubsub = self.pubsub
-        if pubsub is None or msg_forwarder != pubsub.my_id:
+        topic_ids = list(topic_ids)
+        thin_mesh = any(len(self.mesh.get(topic, ())) < self.degree_low for topic in topic_ids)
+        if pubsub is None or msg_forwarder != pubsub.my_id or not thin_mesh:
             yield from super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id)
             return
         chosen: set[ID] = set()

@@ -217,17 +217,17 @@ def test_pruned_mesh_peers_are_backed_off():
         assert not router._check_back_off(peer, topic)
 
 
-def test_own_messages_flood_to_every_topic_peer_forwarded_ones_use_the_mesh():
+def test_own_messages_flood_while_the_mesh_is_thin_otherwise_use_the_mesh():
     router, pubsub = _pubsub_pair()
     topic, peers = "/t", _peers(8)
     pubsub.peer_topics[topic] = set(peers)
     for peer in peers:
         router.peer_protocol[peer] = PROTOCOL_ID_V11
-    router.mesh[topic] = set(peers[:3])
     me = pubsub.my_id
+    router.mesh[topic] = set(peers[: router.degree_low - 1])
     assert set(router._get_peers_to_send([topic], me, me)) == set(peers)
     forwarded = set(router._get_peers_to_send([topic], peers[0], peers[1]))
-    assert forwarded == set(peers[:3]) - {peers[0], peers[1]}
+    assert forwarded == router.mesh[topic] - {peers[0], peers[1]}
     router.scorer = ReportedScorer(
         ScoreParams(
             p4_invalid_messages=TopicScoreParams(weight=10, cap=100, decay=0.9),
@@ -236,6 +236,8 @@ def test_own_messages_flood_to_every_topic_peer_forwarded_ones_use_the_mesh():
     )
     router.scorer.add_invalid_messages(peers[7], topic, 10)
     assert peers[7] not in set(router._get_peers_to_send([topic], me, me))
+    router.mesh[topic] = set(peers[: router.degree_low])
+    assert set(router._get_peers_to_send([topic], me, me)) == router.mesh[topic]
 
 
 def test_library_gossip_still_skips_backed_off_peers():
