@@ -72,6 +72,8 @@ MAX_CONCURRENT_DIALBACKS = 8
 # Probe every second until reachability is known, then re-check at this interval.
 PROBE_INTERVAL_UNKNOWN_S = 1.0
 PROBE_INTERVAL_KNOWN_S = 60.0
+# While still unknown (no answer, or a tie), peers already asked are asked again after this.
+REASK_UNKNOWN_S = 10.0
 # Distinct servers asked per probe round.
 SERVERS_PER_PROBE = 3
 # How often reservations, lost relays and direct upgrades are checked.
@@ -213,13 +215,15 @@ class NatService:
 
     async def _probe_loop(self) -> None:
         asked: set[ID] = set()
+        round_started = trio.current_time()
         while True:
             now_ms = self._clock_ms()
             known = self._tracker.state(now_ms) is not Reachability.UNKNOWN
             ports = self._listen_ports()
             servers = [peer for peer in self._direct_peers() if peer not in asked]
-            if not servers and known:
+            if not servers and (known or trio.current_time() - round_started >= REASK_UNKNOWN_S):
                 asked.clear()  # a fresh round with the same peers
+                round_started = trio.current_time()
             if ports:
                 async with trio.open_nursery() as nursery:
                     for server in servers[:SERVERS_PER_PROBE]:
