@@ -1,1 +1,7 @@
-"""Run networks of real lilypad-p2p nodes on one machine (the demo now; the simnet later)."""
+"""The simnet (issue 8): N real nodes on one machine, a workload, faults, and a report."""
+
+from simnet._runner import run_scenario
+from simnet._scenario import Faults, RoleMix, Scenario, ScenarioError, Workload, load_scenario
+
+__all__ = ["Faults", "RoleMix", "Scenario", "ScenarioError", "Workload", "load_scenario",
+           "run_scenario"]

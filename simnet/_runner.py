@@ -1,0 +1,404 @@
+"""Runs a scenario: anvil + contract + N real node processes, a workload, faults, the report.
+
+Everything started here (node processes and their containers, anvil) is stopped on the way
+out, also on Ctrl-C, SIGTERM or failure: `market_world` owns anvil and the cluster in
+try/finally, and SIGTERM is turned into KeyboardInterrupt so the same path runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
+from lilypad_p2p.control import ControlError
+from lilypad_p2p.testing._cluster import NodeProcess
+from lilypad_p2p.testing._market import MarketWorld, market_world
+from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
+from simnet._report import FINAL, gas_per_deal, latency_section, write_json, write_plots
+from simnet._scenario import Scenario
+
+# How often the run polls the clients' deals and samples the node processes.
+SAMPLE_INTERVAL_S = 1.0
+# After the clients' deals end, how long the providers may take to settle theirs.
+PROVIDERS_SETTLE_TIMEOUT_S = 90.0
+# How long the shipped module images may take to build (first run only; cached after).
+IMAGE_BUILD_TIMEOUT_S = 900.0
+# Bounded wait for every client to hold every provider's offer before the workload starts.
+MARKET_KNOWN_TIMEOUT_S = 180.0
+# Nodes the others bootstrap from (the first providers started).
+BOOTSTRAP_NODES = 2
+# Consortium size the clients ask for (capped by the mediators present).
+CONSORTIUM_SIZE = 3
+TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
+
+
+@dataclass
+class NodePlan:
+    name: str
+    role: str
+    config_lines: str = ""
+    cheater: bool = False
+
+
+@dataclass
+class Samples:
+    """psutil samples per node name (summing the processes a restarted node had)."""
+
+    cpu_by_pid: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
+    rss_max_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def take(self, nodes: list[NodeProcess]) -> None:
+        for node in nodes:
+            with contextlib.suppress(psutil.Error):
+                process = psutil.Process(node.process.pid)
+                times = process.cpu_times()
+                self.cpu_by_pid[node.name][process.pid] = times.user + times.system
+                rss = process.memory_info().rss / 2**20
+                self.rss_max_mb[node.name] = max(self.rss_max_mb[node.name], rss)
+
+    def cpu_s(self, name: str) -> float:
+        return round(sum(self.cpu_by_pid[name].values()), 2)
+
+
+def plan_nodes(scenario: Scenario) -> list[NodePlan]:
+    counts = scenario.roles.counts(scenario.nodes)
+    faults = scenario.faults
+    cheaters = math.floor(counts["providers"] * faults.cheater_share)
+    consortium = min(CONSORTIUM_SIZE, counts["mediators"])
+    client_lines = f"check_rate = {faults.check_rate}\nconsortium_size = {consortium}\n"
+    plans = [NodePlan(f"provider-{i}", "provider",
+                      "cheat_wrong_output = true\n" if i > counts["providers"] - cheaters else "",
+                      cheater=i > counts["providers"] - cheaters)
+             for i in range(1, counts["providers"] + 1)]
+    plans += [NodePlan(f"solver-{i}", "solver") for i in range(1, counts["solvers"] + 1)]
+    plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
+    plans += [NodePlan(f"client-{i}", "client", client_lines)
+              for i in range(1, counts["clients"] + 1)]
+    return plans
+
+
+def job(index: int, module: str) -> dict[str, Any]:
+    if module == "wordcount":
+        data = base64.b64encode(f"{TEXT} {index}\n".encode()).decode()
+        return {"module": module, "params": {"top": 3}, "files": {"input.txt": data}}
+    if module == "random":
+        return {"module": module, "params": {"size": 16}}
+    return {"module": module, "params": {"text": f"job {index}: {TEXT}"}}
+
+
+def build_module_images(console: Console) -> None:
+    console.print("building the module images (skipped when present)")
+    subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "modules", "build"], check=True,
+                   timeout=IMAGE_BUILD_TIMEOUT_S, stdout=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Run:
+    """One scenario in one `MarketWorld`; `execute` returns the raw material of the report."""
+
+    def __init__(self, scenario: Scenario, world: MarketWorld, console: Console) -> None:
+        self.scenario = scenario
+        self.world = world
+        self.console = console
+        self.plans = plan_nodes(scenario)
+        self.nodes: dict[str, NodeProcess] = {}
+        self.samples = Samples()
+        self.submitted: list[tuple[str, str]] = []  # (client name, deal key)
+        self.client_deals: dict[str, dict[str, Any]] = {}
+        self.events_log: list[str] = []
+
+    def roles_of(self, role: str) -> list[NodeProcess]:
+        return [self.nodes[p.name] for p in self.plans if p.role == role]
+
+    def start_nodes(self) -> None:
+        trusted = [node_identity(self.world, p.name).address
+                   for p in self.plans if p.role == "mediator"]
+        for plan in self.plans:
+            prepare_trusting_home(self.world, plan.name, trusted, config_lines=plan.config_lines)
+        boot: list[str] = []
+        for plan in self.plans[:BOOTSTRAP_NODES]:
+            node = self.world.cluster.start_node(plan.name, roles=[plan.role], bootstrap=boot)
+            node.wait_ready()
+            self.nodes[plan.name] = node
+            boot.append(node.dial_addr)
+        self.bootstrap = boot
+        for plan in self.plans[BOOTSTRAP_NODES:]:
+            self.nodes[plan.name] = self.world.cluster.start_node(
+                plan.name, roles=[plan.role], bootstrap=boot)
+        for node in self.nodes.values():
+            node.wait_ready()
+            self.world.nodes[node.name] = node
+        providers = self.roles_of("provider")
+        wanted = len(providers) + len(trusted)
+        for client in self.roles_of("client"):
+            self.world.wait_until_known(client, providers)
+            self.world.cluster.wait_until(
+                lambda c=client: c.call("status")["known_nodes"] >= wanted,
+                timeout_s=MARKET_KNOWN_TIMEOUT_S, what=f"{client.name} to know every node")
+
+    def holdings(self) -> dict[str, int]:
+        """Free + locked + mediator stake of every node's account (wei)."""
+        reader = SettlementClient(open_rpc_chain(self.world.rpc_url), self.world.contract)
+        out = {}
+        for plan in self.plans:
+            address = node_identity(self.world, plan.name).address
+            balance = reader.balance(address)
+            out[plan.name] = balance.free + balance.locked + reader.mediator(address)[0]
+        return out
+
+    def poll_clients(self) -> int:
+        for client_name, key in self.submitted:
+            known = self.client_deals.get(key)
+            if known and known["phase"] in FINAL:
+                continue
+            with contextlib.suppress(ControlError, OSError):
+                self.client_deals[key] = self.nodes[client_name].call("deal", {"key": key})
+        return sum(d["phase"] in FINAL for d in self.client_deals.values())
+
+    def churn_victims(self) -> list[str]:
+        honest = [p.name for p in self.plans if p.role == "provider" and not p.cheater]
+        count = math.floor(len(honest) * self.scenario.faults.churn_share)
+        return [n for n in honest if n not in {p.name for p in self.plans[:BOOTSTRAP_NODES]}][
+            :count]
+
+    def drive(self) -> float:
+        """Post the jobs at the scenario's rate, inject churn, wait until every job ended."""
+        workload, faults = self.scenario.workload, self.scenario.faults
+        clients = self.roles_of("client")
+        victims = self.churn_victims()
+        churn_at = faults.churn_after_s
+        restart_at = churn_at + faults.churn_down_s
+        killed = restarted = False
+        started = time.monotonic()
+        deadline: float | None = None
+        next_sample = started
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=self.console, transient=False) as progress:
+            posted = progress.add_task("jobs posted", total=workload.jobs)
+            ended = progress.add_task("jobs ended", total=workload.jobs)
+            while True:
+                elapsed = time.monotonic() - started
+                due = min(workload.jobs, int(elapsed * workload.rate_per_s) + 1)
+                while len(self.submitted) < due:
+                    index = len(self.submitted)
+                    client = clients[index % len(clients)]
+                    module = workload.modules[index % len(workload.modules)]
+                    key = client.call("submit", job(index, module))["key"]
+                    self.submitted.append((client.name, key))
+                    progress.update(posted, completed=len(self.submitted))
+                if len(self.submitted) == workload.jobs and deadline is None:
+                    deadline = time.monotonic() + workload.job_timeout_s
+                if victims and not killed and elapsed >= churn_at:
+                    for name in victims:
+                        self.nodes[name].kill()
+                    self.events_log.append(f"{elapsed:.1f}s killed {victims}")
+                    killed = True
+                if victims and killed and not restarted and elapsed >= restart_at:
+                    for name in victims:
+                        self.nodes[name] = self.world.restart(
+                            self.nodes[name], roles=["provider"], bootstrap=self.bootstrap)
+                    self.events_log.append(f"{time.monotonic() - started:.1f}s restarted")
+                    restarted = True
+                if time.monotonic() >= next_sample:
+                    done = self.poll_clients()
+                    self.samples.take(list(self.nodes.values()))
+                    progress.update(ended, completed=done)
+                    next_sample = time.monotonic() + SAMPLE_INTERVAL_S
+                    if done == workload.jobs and (restarted or not victims):
+                        return time.monotonic() - started
+                if deadline is not None and time.monotonic() > deadline:
+                    self.events_log.append("job timeout: not every job ended")
+                    return time.monotonic() - started
+                time.sleep(min(SAMPLE_INTERVAL_S, 1 / workload.rate_per_s) / 2)
+
+    def wait_providers_final(self) -> bool:
+        def settled() -> bool:
+            with contextlib.suppress(ControlError, OSError):
+                return all(d["phase"] in FINAL for p in self.roles_of("provider")
+                           for d in p.call("deals"))
+            return False
+
+        with contextlib.suppress(Exception):
+            self.world.cluster.wait_until(settled, timeout_s=PROVIDERS_SETTLE_TIMEOUT_S,
+                                          what="the providers' deals to end")
+            return True
+        return False
+
+    def node_figures(self) -> dict[str, dict[str, Any]]:
+        self.samples.take(list(self.nodes.values()))
+        providers = {n.status["address"] for n in self.roles_of("provider")}
+        figures = {}
+        for name, node in self.nodes.items():
+            row: dict[str, Any] = {"role": next(p.role for p in self.plans if p.name == name),
+                                   "cpu_s": self.samples.cpu_s(name),
+                                   "rss_max_mb": round(self.samples.rss_max_mb[name], 1),
+                                   "gossip_delivered": 0, "gossip_dropped": 0,
+                                   "provider_offers_known": None}
+            with contextlib.suppress(ControlError, OSError):
+                gossip = node.call("status")["gossip"]
+                row["gossip_delivered"] = gossip["delivered"]
+                row["gossip_dropped"] = sum(gossip["dropped"].values())
+                owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
+                row["provider_offers_known"] = len(owners & providers) / len(providers)
+            figures[name] = row
+        return figures
+
+    def chain_figures(self) -> dict[str, Any]:
+        chain = open_rpc_chain(self.world.rpc_url)
+        events = EventWatcher(chain, self.world.contract).poll()
+        reader = SettlementClient(chain, self.world.contract)
+        tx_deals: dict[str, set[str]] = defaultdict(set)
+        for event in events:
+            if event.deal_id is not None:
+                tx_deals["0x" + event.tx_hash.hex()].add("0x" + event.deal_id.hex())
+        tx_gas = {tx: int(chain.rpc(lambda t=tx: chain.w3.eth.get_transaction_receipt(t))
+                          ["gasUsed"]) for tx in tx_deals}
+        addresses = {value for event in events for key, value in event.args.items()
+                     if key in ("account", "mediator", "jobCreator", "provider")}
+        accounted = 0
+        for address in addresses:
+            balance = reader.balance(address)
+            accounted += balance.free + balance.locked + reader.mediator(address)[0]
+        for event in events:
+            if event.name == "DealResolved":
+                accounted += event.args["feeShare"] * bin(event.args["signerMask"]).count("1")
+            elif event.name == "MediationFeeClaimed":
+                accounted -= event.args["amount"]
+        return {"contract_balance": chain.balance_of(self.world.contract),
+                "accounted": accounted,
+                "gas_per_deal": gas_per_deal(tx_deals, tx_gas),
+                "events": dict(Counter(e.name for e in events))}
+
+
+def invariants(run: Run, before: dict[str, int], after: dict[str, int],
+               chain: dict[str, Any]) -> list[dict[str, Any]]:
+    scenario = run.scenario
+    deals = list(run.client_deals.values())
+    addresses = {node_identity(run.world, p.name).address.lower(): p for p in run.plans}
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks.append({"name": name, "ok": bool(ok), "detail": detail})
+
+    unfinished = [d["key"] for d in deals if d["phase"] not in FINAL]
+    missing = len(run.submitted) - len(deals)
+    check("every_deal_ended", not unfinished and not missing,
+          f"{len(unfinished)} unfinished, {missing} never seen")
+    if not scenario.faults.churn_share:
+        bad = Counter(d["phase"] for d in deals if d["phase"] not in {"settled", "resolved"})
+        check("every_job_settled_or_resolved", not bad, f"other final phases: {dict(bad)}")
+    check("funds_conserved", chain["contract_balance"] == chain["accounted"],
+          f"contract holds {chain['contract_balance']}, accounts sum to {chain['accounted']}")
+
+    def provider_of(deal: dict[str, Any]) -> NodePlan | None:
+        return addresses.get(str(deal.get("provider") or "").lower())
+
+    losers = [p.name for p in run.plans if p.role in ("provider", "mediator", "solver")
+              and not p.cheater and after[p.name] < before[p.name]]
+    fee = 10**14  # NodeConfig.mediation_fee_wei, the default every client here uses
+    for client in (p for p in run.plans if p.role == "client"):
+        own = [run.client_deals[key] for name, key in run.submitted
+               if name == client.name and key in run.client_deals]
+        spent_bound = sum(d["payment_wei"] or 0 for d in own) + fee * len(own)
+        if before[client.name] - after[client.name] > spent_bound:
+            losers.append(client.name)
+    check("no_honest_party_lost_money", not losers, f"lost money: {losers}")
+    wrongly = [d["key"] for d in deals if d.get("outcome") == "PROVIDER_WRONG"
+               and (provider_of(d) is None or not provider_of(d).cheater)]  # type: ignore[union-attr]
+    check("no_honest_provider_slashed", not wrongly, f"honest deals ruled wrong: {wrongly}")
+    if scenario.faults.cheater_share:
+        cheats = [d for d in deals if (p := provider_of(d)) is not None and p.cheater]
+        unslashed = [d["key"] for d in cheats if d.get("outcome") != "PROVIDER_WRONG"]
+        richer = [p.name for p in run.plans if p.cheater and after[p.name] > before[p.name]]
+        check("every_cheater_slashed", bool(cheats) and not unslashed and not richer,
+              f"{len(cheats)} cheating deals, not ruled wrong: {unslashed}, "
+              f"cheaters who gained: {richer}")
+    if "random" in scenario.workload.modules and scenario.faults.check_rate:
+        random_deals = [d for d in deals if d.get("module") == "random"]
+        outcomes = Counter(str(d.get("outcome")) for d in random_deals)
+        check("non_deterministic_jobs_not_slashed",
+              bool(random_deals) and set(outcomes) <= {"NON_DETERMINISTIC", "None"},
+              f"random-job outcomes: {dict(outcomes)}")
+    return checks
+
+
+def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[str, Any]:
+    """Run `scenario`, write report.json and the plots into `out_dir`; the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build_module_images(console)
+    wall_started = time.monotonic()
+    with sigterm_as_interrupt(), market_world(out_dir / "nodes") as world:
+        run = Run(scenario, world, console)
+        console.print(f"[bold]{scenario.name}[/]: {scenario.nodes} nodes "
+                      f"{scenario.roles.counts(scenario.nodes)}, anvil at {world.rpc_url}")
+        run.start_nodes()
+        startup_s = time.monotonic() - wall_started
+        console.print(f"{scenario.nodes} nodes up and aware of each other in {startup_s:.1f} s")
+        before = run.holdings()
+        workload_s = run.drive()
+        providers_final = run.wait_providers_final()
+        nodes = run.node_figures()
+        chain = run.chain_figures()
+        after = run.holdings()
+        checks = invariants(run, before, after, chain)
+        world.stop_all()
+    deals = list(run.client_deals.values())
+    gas = list(chain["gas_per_deal"].values())
+    report: dict[str, Any] = {
+        "scenario": scenario.name, "node_count": scenario.nodes,
+        "roles": scenario.roles.counts(scenario.nodes), "jobs": len(run.submitted),
+        "startup_s": round(startup_s, 1), "workload_s": round(workload_s, 1),
+        "wall_s": round(time.monotonic() - wall_started, 1),
+        "providers_final": providers_final, "events": run.events_log,
+        "deals": {"by_final_state": dict(Counter(d["phase"] for d in deals)),
+                  "outcomes": dict(Counter(str(d.get("outcome")) for d in deals
+                                           if d.get("outcome")))},
+        "latencies": latency_section(deals),
+        "gas": {"per_deal": chain["gas_per_deal"],
+                "mean": round(sum(gas) / len(gas)) if gas else None,
+                "chain_events": chain["events"]},
+        "funds": {"contract_balance": str(chain["contract_balance"]),
+                  "accounted": str(chain["accounted"]),
+                  "holdings_change": {n: str(after[n] - before[n]) for n in before}},
+        "nodes": nodes,
+        "gossip": {"provider_offer_coverage_mean": _mean(
+            [r["provider_offers_known"] for r in nodes.values()
+             if r["provider_offers_known"] is not None])},
+        "invariants": checks,
+        "passed": all(c["ok"] for c in checks),
+    }
+    write_json(report, out_dir)
+    report["plots"] = [str(p) for p in write_plots(report, out_dir)]
+    write_json(report, out_dir)
+    return report
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None

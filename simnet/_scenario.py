@@ -1,0 +1,135 @@
+"""Scenarios: what the simnet starts, the workload it drives and the faults it injects (TOML).
+
+    name = "baseline"
+    [roles]            # shares of --nodes (the rest become providers); at least one of each
+    solvers = 0.1
+    mediators = 0.1
+    clients = 0.2
+    [workload]
+    jobs = 200
+    rate_per_s = 4.0
+    modules = ["hash", "wordcount"]   # round-robin
+    [faults]
+    cheater_share = 0.0    # share of providers with cheat_wrong_output
+    check_rate = 0.0       # the clients' spot-check rate
+    churn_share = 0.0      # share of providers killed mid-run, restarted churn_down_s later
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.errors import ConfigError
+
+KNOWN_MODULES = frozenset({"hash", "wordcount", "random"})
+
+
+class ScenarioError(ConfigError):
+    """A scenario file is missing, malformed or asks for something the simnet cannot do."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoleMix:
+    solvers: float = 0.1
+    mediators: float = 0.1
+    clients: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("solvers", "mediators", "clients"):
+            share = getattr(self, name)
+            if not 0 < share < 1:
+                raise ScenarioError(f"roles.{name} = {share!r} is not a share between 0 and 1")
+        if self.solvers + self.mediators + self.clients >= 1:
+            raise ScenarioError("roles leave no share for providers")
+
+    def counts(self, nodes: int) -> dict[str, int]:
+        """Role -> node count for `nodes` nodes; every role at least one, providers the rest."""
+        counts = {name: max(1, math.floor(nodes * getattr(self, name)))
+                  for name in ("solvers", "mediators", "clients")}
+        counts["providers"] = nodes - sum(counts.values())
+        if counts["providers"] < 1:
+            raise ScenarioError(f"{nodes} nodes leave no provider for the role mix {self}")
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    jobs: int = 20
+    rate_per_s: float = 2.0
+    modules: tuple[str, ...] = ("hash", "wordcount")
+    job_timeout_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.rate_per_s <= 0 or self.job_timeout_s <= 0:
+            raise ScenarioError(f"workload needs jobs >= 1 and positive rate/timeout: {self}")
+        unknown = set(self.modules) - KNOWN_MODULES
+        if not self.modules or unknown:
+            raise ScenarioError(f"workload.modules must be among {sorted(KNOWN_MODULES)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    cheater_share: float = 0.0
+    check_rate: float = 0.0
+    churn_share: float = 0.0
+    churn_after_s: float = 5.0
+    churn_down_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("cheater_share", "check_rate", "churn_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ScenarioError(f"faults.{name} must be between 0 and 1")
+        if self.churn_after_s < 0 or self.churn_down_s < 0:
+            raise ScenarioError("faults.churn_after_s and churn_down_s must be >= 0")
+        if self.cheater_share and self.check_rate < 1:
+            # A cheat is only certain to be caught when every output is re-checked.
+            raise ScenarioError("cheaters need check_rate = 1 so every cheat is disputed")
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    nodes: int = 10
+    roles: RoleMix = field(default_factory=RoleMix)
+    workload: Workload = field(default_factory=Workload)
+    faults: Faults = field(default_factory=Faults)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 4:
+            raise ScenarioError("a scenario needs at least 4 nodes (one per role)")
+        self.roles.counts(self.nodes)
+
+    def with_nodes(self, nodes: int | None) -> Scenario:
+        if nodes is None:
+            return self
+        return Scenario(self.name, nodes, self.roles, self.workload, self.faults)
+
+
+def _section(raw: dict[str, Any], name: str, kind: type) -> Any:
+    values = raw.get(name, {})
+    if not isinstance(values, dict):
+        raise ScenarioError(f"[{name}] must be a table")
+    if "modules" in values:
+        values = {**values, "modules": tuple(values["modules"])}
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ScenarioError(f"[{name}]: {exc}") from exc
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+    return Scenario(
+        name=str(raw.get("name", path.stem)),
+        nodes=int(raw.get("nodes", 10)),
+        roles=_section(raw, "roles", RoleMix),
+        workload=_section(raw, "workload", Workload),
+        faults=_section(raw, "faults", Faults),
+    )

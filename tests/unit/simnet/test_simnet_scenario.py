@@ -1,0 +1,55 @@
+"""Scenario files and the report's pure figures."""
+
+from pathlib import Path
+
+import pytest
+
+from simnet import Faults, RoleMix, ScenarioError, load_scenario
+from simnet._report import deal_latencies, gas_per_deal, summary
+
+SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
+
+
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_scenarios_load(path):
+    scenario = load_scenario(path)
+    assert sum(scenario.roles.counts(scenario.nodes).values()) == scenario.nodes
+
+
+def test_role_mix_gives_every_role_a_node_and_providers_the_rest():
+    assert RoleMix(0.1, 0.1, 0.2).counts(50) == {
+        "solvers": 5, "mediators": 5, "clients": 10, "providers": 30}
+    assert RoleMix(0.1, 0.1, 0.1).counts(4) == {
+        "solvers": 1, "mediators": 1, "clients": 1, "providers": 1}
+
+
+def test_cheaters_without_full_checking_are_refused():
+    with pytest.raises(ScenarioError, match="check_rate"):
+        Faults(cheater_share=0.5, check_rate=0.5)
+
+
+def test_unknown_section_keys_are_refused(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[workload]\njobz = 3\n")
+    with pytest.raises(ScenarioError, match="jobz"):
+        load_scenario(path)
+
+
+def test_deal_latencies_follow_the_client_phases():
+    steps = [{"to": "offered", "at_ms": 1000}, {"to": "matched", "at_ms": 1200},
+             {"to": "open", "at_ms": 1500}, {"to": "running", "at_ms": 1600},
+             {"to": "accepted", "at_ms": 2500}, {"to": "settled", "at_ms": 4500}]
+    assert deal_latencies({"transitions": steps}) == {
+        "offer_to_deal": 0.5, "deal_to_result": 1.0, "result_to_final": 2.0}
+    cancelled = [{"to": "offered", "at_ms": 0}, {"to": "cancelled", "at_ms": 60_000}]
+    assert deal_latencies({"transitions": cancelled})["deal_to_result"] is None
+
+
+def test_batch_gas_is_split_among_its_deals():
+    per_deal = gas_per_deal({"0xa": {"d1"}, "0xb": {"d1", "d2"}}, {"0xa": 100, "0xb": 60})
+    assert per_deal == {"d1": 130, "d2": 30}
+
+
+def test_summary_of_no_values_is_empty_and_percentiles_are_order_free():
+    assert summary([])["n"] == 0
+    assert summary([3.0, 1.0, 2.0])["p50"] == 2.0
