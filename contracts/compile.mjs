@@ -14,6 +14,9 @@ if (!outDir) throw new Error("usage: node compile.mjs OUT_DIR");
 const CONTRACTS = {
   LilypadSettlement: "src/LilypadSettlement.sol",
   ReentrantReceiver: "test/ReentrantReceiver.sol",
+  LilypadRequests: "src/LilypadRequests.sol",
+  StringJobClient: "examples/StringJobClient.sol",
+  HostileResultReceiver: "test/HostileResultReceivers.sol",
 };
 const settings = {
   optimizer: { enabled: true, runs: 1000000 },

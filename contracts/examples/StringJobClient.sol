@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+interface ILilypadRequests {
+    function requestJob(
+        string calldata module,
+        bytes calldata inputs,
+        uint64 deadline,
+        uint32 callbackGasLimit
+    ) external payable returns (bytes32 requestId);
+}
+
+/// @title Example client: asks the network to compute on a string and stores the answer.
+/// @notice `ask` escrows msg.value with LilypadRequests; the answer arrives through
+/// `onLilypadResult` once the deal serving the request has settled.
+contract StringJobClient {
+    uint32 public constant CALLBACK_GAS = 200_000;
+
+    ILilypadRequests public immutable requests;
+    mapping(bytes32 => string) public answers;
+    mapping(bytes32 => bool) public answered;
+    bytes32 public lastRequestId;
+    string public lastAnswer;
+
+    event Asked(bytes32 indexed requestId);
+    event Answered(bytes32 indexed requestId, string answer);
+
+    error OnlyRequests();
+
+    constructor(address requests_) {
+        requests = ILilypadRequests(requests_);
+    }
+
+    /// @param inputs the module's parameters as the bridge reads them (JSON object, UTF-8)
+    function ask(string calldata module, bytes calldata inputs, uint64 deadline)
+        external
+        payable
+        returns (bytes32 requestId)
+    {
+        requestId = requests.requestJob{value: msg.value}(module, inputs, deadline, CALLBACK_GAS);
+        lastRequestId = requestId;
+        emit Asked(requestId);
+    }
+
+    function onLilypadResult(bytes32 requestId, bytes32, bytes calldata output) external {
+        if (msg.sender != address(requests)) revert OnlyRequests();
+        answers[requestId] = string(output);
+        answered[requestId] = true;
+        lastAnswer = string(output);
+        emit Answered(requestId, string(output));
+    }
+
+    /// Refunds of the escrow (an unused part, or all of it after the deadline) are withdrawn to
+    /// here.
+    receive() external payable {}
+}
