@@ -36,7 +36,7 @@ from simnet._scenario import Scenario
 # How often the run polls the clients' deals and samples the node processes.
 SAMPLE_INTERVAL_S = 1.0
 # After the clients' deals end, how long the providers may take to settle theirs.
-PROVIDERS_SETTLE_TIMEOUT_S = 90.0
+PROVIDERS_SETTLE_TIMEOUT_S = 45.0
 # How long the shipped module images may take to build (first run only; cached after).
 IMAGE_BUILD_TIMEOUT_S = 900.0
 # Bounded wait for every client to hold every provider's offer before the workload starts.
@@ -192,6 +192,7 @@ class Run:
         """Post the jobs at the scenario's rate, inject churn, wait until every job ended."""
         workload, faults = self.scenario.workload, self.scenario.faults
         clients = self.roles_of("client")
+        targets = [n.status["address"] for n in self.roles_of("provider")]
         victims = self.churn_victims()
         churn_at = faults.churn_after_s
         restart_at = churn_at + faults.churn_down_s
@@ -210,7 +211,10 @@ class Run:
                     index = len(self.submitted)
                     client = clients[index % len(clients)]
                     module = workload.modules[index % len(workload.modules)]
-                    key = client.call("submit", job(index, module))["key"]
+                    posted_job = job(index, module)
+                    if workload.target_providers:
+                        posted_job["target"] = targets[index % len(targets)]
+                    key = client.call("submit", posted_job)["key"]
                     self.submitted.append((client.name, key))
                     progress.update(posted, completed=len(self.submitted))
                 if len(self.submitted) == workload.jobs and deadline is None:

@@ -9,6 +9,7 @@
     jobs = 200
     rate_per_s = 4.0
     modules = ["hash", "wordcount"]   # round-robin
+    target_providers = false          # true: jobs name providers round-robin (no solver)
     [faults]
     cheater_share = 0.0    # share of providers with cheat_wrong_output
     check_rate = 0.0       # the clients' spot-check rate
@@ -62,6 +63,9 @@ class Workload:
     rate_per_s: float = 2.0
     modules: tuple[str, ...] = ("hash", "wordcount")
     job_timeout_s: float = 300.0
+    # One solver sends every job to the same best offer; naming providers round-robin makes
+    # sure every provider (every cheater) gets work.
+    target_providers: bool = False
 
     def __post_init__(self) -> None:
         if self.jobs < 1 or self.rate_per_s <= 0 or self.job_timeout_s <= 0:
