@@ -83,6 +83,10 @@ def node(
     relay: Annotated[
         bool, typer.Option("--relay", help="Serve as bootstrap and relay for NATed peers.")
     ] = False,
+    chain_bridge: Annotated[
+        bool, typer.Option("--chain-bridge",
+                           help="Serve on-chain job requests ([chain] requests); implies --client.")
+    ] = False,
     listen: Annotated[
         list[str] | None,
         typer.Option(help="Multiaddr to listen on; repeatable. Default /ip4/0.0.0.0/tcp/4001."),
@@ -129,6 +133,8 @@ def node(
             ("solver", solver),
             ("mediator", mediator),
             ("relay", relay),
+            ("chain-bridge", chain_bridge),
+            ("client", chain_bridge),
         )
         if wanted
     ]

@@ -32,7 +32,7 @@ from typing import Any
 
 from lilypad_p2p.errors import ConfigError
 
-ROLES = ("client", "provider", "solver", "mediator", "relay")
+ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -61,6 +61,9 @@ class NodeConfig:
     log_level: str = "info"
     rpc_url: str | None = None
     contract: str | None = None
+    # On-chain job requests (issue 9, roles/_bridge.py): the LilypadRequests contract on the
+    # same chain, whose requests a chain-bridge node serves.
+    requests_contract: str | None = None
     # Mediators this node trusts (addresses): put in its offers; a deal's consortium is drawn
     # from the mediators both sides trust.
     mediators: tuple[str, ...] = ()
@@ -303,6 +306,7 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("log_level", ("log_level",), "LILYPAD_LOG_LEVEL", _log_level),
     _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
     _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
+    _Setting("requests_contract", ("chain", "requests"), "LILYPAD_REQUESTS_CONTRACT", _contract),
     _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
     *(
         _Setting(name, (name,), f"LILYPAD_{name.upper()}", _seconds(name))

@@ -54,6 +54,7 @@ from lilypad_p2p.roles import (
     open_deal_chain,
     resource_offer,
 )
+from lilypad_p2p.roles._bridge import open_bridge
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
@@ -125,7 +126,8 @@ class Node:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            if any(self.config.has_role(r) for r in ("client", "provider", "mediator")):
+            if any(self.config.has_role(r)
+                   for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
@@ -194,6 +196,10 @@ class Node:
                                                           config.consortium_threshold)),
             )
             await nursery.start(self.client.run)
+        if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
+            bridge = open_bridge(config.requests_contract, chain, self.identity, self.client,
+                                 store, config.home)
+            await nursery.start(bridge.run)
         if self.config.has_role("mediator"):
             self.mediator = MediatorRole(
                 self.identity, chain=chain, executor_factory=self._executor_factory("mediator"),
@@ -233,7 +239,8 @@ class Node:
         return wire.NodeRecord(
             address=self.identity.address,
             peer_id=str(self.identity.peer_id),
-            roles=tuple(sorted(self.config.roles)),
+            # Local-only roles (the chain bridge) are not announced on the network.
+            roles=tuple(sorted(self.config.roles & set(wire.ROLES))),
             sealing_public_key=self.identity.sealing_public_key,
             markets=tuple(sorted(self.config.markets)),
             mediator_available=self.config.has_role("mediator"),

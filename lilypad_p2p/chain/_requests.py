@@ -151,6 +151,12 @@ class RequestsClient(ContractClient):
         return [_requested(args, receipt.block_number)
                 for args in self.events(receipt, "JobRequested")]
 
+    def requested_between(self, from_block: int, to_block: int) -> list[RequestedJob]:
+        """Every JobRequested event in the block range (inclusive)."""
+        logs = self.chain.rpc(lambda: self.contract.events.JobRequested().get_logs(
+            from_block=from_block, to_block=to_block))
+        return [_requested(dict(log["args"]), int(log["blockNumber"])) for log in logs]
+
     def request(self, request_id: bytes) -> JobRequest:
         requester, deadline, gas, status, escrow, module_hash = self.read("requests", request_id)
         return JobRequest(request_id, requester, deadline, gas, RequestStatus(status), escrow,

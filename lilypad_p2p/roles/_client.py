@@ -97,8 +97,13 @@ class JobSubmission:
     target: str | None = None  # a provider address
     deadline_s: int = DEFAULT_JOB_DEADLINE_S
     market: str = "cpu"
+    # The deal's Job salt; None: random. An on-chain request's id (roles/_bridge.py), which
+    # binds the deal to that request for LilypadRequests.deliver.
+    salt: bytes | None = None
 
     def __post_init__(self) -> None:
+        if self.salt is not None and len(self.salt) != 32:
+            raise SubmissionError("a deal salt is 32 bytes")
         if self.module not in BUILTIN_MODULES:
             raise SubmissionError(
                 f"unknown module {self.module!r}; known: {sorted(BUILTIN_MODULES)}"
@@ -218,7 +223,8 @@ class ClientRole:
         sealed_self = seal_for(self._identity.sealing_public_key, inputs.encode())
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
-                                    "module": job.module, "submitted_ms": now})
+                                    "module": job.module, "submitted_ms": now,
+                                    **({"salt": job.salt} if job.salt else {})})
         if offer.target_provider is None:
             await self._publish(offer)
         event(log, "job.submitted", key=offer.cid, module=job.module,
@@ -355,7 +361,8 @@ class ClientRole:
             if resource is None:
                 continue
             try:
-                deal = build_deal(job, resource, salt=secrets.token_bytes(32),
+                deal = build_deal(job, resource,
+                                  salt=stored.detail.get("salt") or secrets.token_bytes(32),
                                   acceptance_window_s=self._acceptance_window_s,
                                   **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
