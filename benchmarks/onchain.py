@@ -1,0 +1,136 @@
+"""On-chain requests end to end: request -> callback latency and gas per request (issue 9).
+
+    python benchmarks/onchain.py [--requests 5]
+
+Anvil (auto-mining: one block per transaction), the settlement, LilypadRequests and the
+StringJobClient example deployed, and three real node processes: a provider (jobs in Docker),
+a solver and a --chain-bridge node. The example contract asks for `--requests` hashes one after
+another; for each: seconds and blocks from the mined requestJob to the mined callback, and the
+gas of every transaction on its behalf (requestJob, openDeal, submitResult if any, settle,
+deliver). Writes benchmarks/results/onchain.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.chain import artifact, open_rpc_chain
+from lilypad_p2p.chain._requests import (
+    EXAMPLE_CLIENT,
+    ContractClient,
+    RequestsClient,
+    RequestStatus,
+    deploy_contract,
+    deploy_requests,
+)
+from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
+from lilypad_p2p.testing._market import market_world
+
+ESCROW_WEI = 10**16
+REQUEST_WINDOW_S = 900
+ANSWER_TIMEOUT_S = 240.0
+POLL_S = 0.05
+RESULTS = Path(__file__).parent / "results" / "onchain.json"
+
+
+def _gas_for(chain: Any, first: int, last: int, contracts: set[str], deal_id: bytes,
+             request_id: bytes) -> dict[str, int]:
+    """Gas of the transactions in blocks first..last that act for this request or its deal."""
+    gas: dict[str, int] = {}
+    for number in range(first, last + 1):
+        block = chain.rpc(lambda n=number: chain.w3.eth.get_block(n, full_transactions=True))
+        for tx in block["transactions"]:
+            if tx["to"] is None or tx["to"] not in contracts:
+                continue
+            receipt = chain.rpc(lambda h=tx["hash"]: chain.w3.eth.get_transaction_receipt(h))
+            topics = {bytes(t) for log in receipt["logs"] for t in log["topics"][1:2]}
+            if deal_id in topics or request_id in topics:
+                name = bytes(tx["input"]).hex()
+                gas[name] = gas.get(name, 0) + int(receipt["gasUsed"])
+    return gas
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5)
+    args = parser.parse_args()
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="lilypad-onchain-bench-") as tmp, \
+            market_world(Path(tmp)) as world:
+        chain = open_rpc_chain(world.rpc_url)
+        deployer, requester = chain_test_accounts(16)[14:16]
+        fund_on_anvil(chain, [deployer, requester])
+        requests_address = deploy_requests(chain, deployer, world.contract)
+        example = ContractClient(chain, EXAMPLE_CLIENT, deploy_contract(
+            chain, deployer, EXAMPLE_CLIENT, requests_address), requester)
+        requests = RequestsClient(chain, requests_address)
+        boot = world.start("provider", roles=["provider"])
+        world.start("solver", roles=["solver"], bootstrap=[boot.dial_addr])
+        world.prepare_home("bridge")
+        with (Path(tmp) / "bridge" / "config.toml").open("a") as config:
+            config.write(f'requests = "{requests_address}"\n')
+        bridge = world.start("bridge", roles=["chain-bridge"], bootstrap=[boot.dial_addr])
+        world.wait_until_known(bridge, [boot])
+        decoders = [chain.w3.eth.contract(abi=artifact(name)["abi"])
+                    for name in ("LilypadSettlement", "LilypadRequests", EXAMPLE_CLIENT)]
+
+        for i in range(args.requests):
+            started = time.monotonic()
+            receipt = example.send("ask", "hash", json.dumps({"text": f"bench {i}"}).encode(),
+                                   chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+            (requested,) = requests.requested_in(receipt)
+            while requests.request(requested.request_id).status is RequestStatus.PENDING:
+                if time.monotonic() - started > ANSWER_TIMEOUT_S:
+                    sys.exit(f"request {i} not answered:\n{bridge.log_tail()}")
+                time.sleep(POLL_S)
+            seconds = time.monotonic() - started
+            deal_id = bytes(requests.read("deliveredDeal", requested.request_id))
+            delivered_block = _delivery_block(chain, requests, requested.request_id,
+                                              receipt.block_number)
+            gas = _gas_for(chain, receipt.block_number, delivered_block,
+                           {world.contract, requests_address, example.address}, deal_id,
+                           requested.request_id)
+            named = {_function_name(decoders, k): v for k, v in gas.items()}
+            runs.append({"seconds": round(seconds, 3),
+                         "blocks": delivered_block - receipt.block_number,
+                         "gas": named, "gas_total": sum(gas.values()),
+                         "answered": example.read("answered", requested.request_id)})
+            print(f"request {i}: {seconds:.2f} s, {runs[-1]['blocks']} blocks, gas {named}")
+    summary = {
+        "requests": args.requests,
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "median_blocks": statistics.median(r["blocks"] for r in runs),
+        "median_gas_total": statistics.median(r["gas_total"] for r in runs),
+        "all_answered": all(r["answered"] for r in runs),
+        "load_average": os.getloadavg(),
+        "runs": runs,
+    }
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
+    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def _function_name(decoders: list[Any], calldata_hex: str) -> str:
+    for decoder in decoders:
+        try:
+            return decoder.decode_function_input("0x" + calldata_hex)[0].fn_name
+        except ValueError:
+            continue
+    return calldata_hex[:8]
+
+
+def _delivery_block(chain: Any, requests: RequestsClient, request_id: bytes, since: int) -> int:
+    logs = chain.rpc(lambda: requests.contract.events.ResultDelivered().get_logs(
+        from_block=since, to_block="latest", argument_filters={"requestId": request_id}))
+    return int(logs[0]["blockNumber"])
+
+
+if __name__ == "__main__":
+    main()
