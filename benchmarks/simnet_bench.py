@@ -1,7 +1,8 @@
 """Simnet figures (issue 8): one scenario end to end, its wall time and headline figures.
 
-    python benchmarks/simnet.py [--scenario simnet/scenarios/baseline.toml] [--nodes 50]
+    python benchmarks/simnet_bench.py [--scenario simnet/scenarios/baseline.toml] [--nodes 50]
 
+(Not `simnet.py`: run as a script, that name would shadow the `simnet` package.)
 Runs the scenario exactly as `lilypad-simnet up` does (the full report and plots go to --out, a
 temp dir by default) and writes the headline figures to benchmarks/results/simnet-<name>.json.
 Target (issue 8): the 50-node baseline with >= 200 jobs in under 10 minutes.
