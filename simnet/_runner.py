@@ -43,6 +43,10 @@ IMAGE_BUILD_TIMEOUT_S = 900.0
 MARKET_KNOWN_TIMEOUT_S = 180.0
 # Nodes the others bootstrap from (the first providers started).
 BOOTSTRAP_NODES = 2
+# Nodes started at once: a node's start (imports, keys, libp2p) is CPU-heavy, and 50 at once on
+# two cores starve each other past any sane readiness timeout.
+START_WAVE_SIZE = 8
+START_WAVE_TIMEOUT_S = 180.0
 # Consortium size the clients ask for (capped by the mediators present).
 CONSORTIUM_SIZE = 3
 TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
@@ -149,12 +153,14 @@ class Run:
             self.nodes[plan.name] = node
             boot.append(node.dial_addr)
         self.bootstrap = boot
-        for plan in self.plans[BOOTSTRAP_NODES:]:
-            self.nodes[plan.name] = self.world.cluster.start_node(
-                plan.name, roles=[plan.role], bootstrap=boot)
-        for node in self.nodes.values():
-            node.wait_ready()
-            self.world.nodes[node.name] = node
+        rest = self.plans[BOOTSTRAP_NODES:]
+        for first in range(0, len(rest), START_WAVE_SIZE):
+            wave = [self.world.cluster.start_node(plan.name, roles=[plan.role], bootstrap=boot)
+                    for plan in rest[first:first + START_WAVE_SIZE]]
+            for node in wave:
+                node.wait_ready(START_WAVE_TIMEOUT_S)
+                self.nodes[node.name] = node
+        self.world.nodes.update(self.nodes)
         providers = self.roles_of("provider")
         wanted = len(providers) + len(trusted)
         for client in self.roles_of("client"):
