@@ -22,14 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.chain import artifact, open_rpc_chain
-from lilypad_p2p.chain._requests import (
+from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
     ContractClient,
     RequestsClient,
     RequestStatus,
+    artifact,
     deploy_contract,
     deploy_requests,
+    open_rpc_chain,
 )
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
 from lilypad_p2p.testing._market import market_world

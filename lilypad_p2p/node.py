@@ -51,10 +51,10 @@ from lilypad_p2p.roles import (
     Solver,
     describe,
     detect_capacity,
+    open_bridge,
     open_deal_chain,
     resource_offer,
 )
-from lilypad_p2p.roles._bridge import open_bridge
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 

@@ -39,6 +39,17 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     WrongDealStatus,
 )
+from lilypad_p2p.chain._requests import (
+    EXAMPLE_CLIENT,
+    REQUESTS,
+    ContractClient,
+    JobRequest,
+    RequestedJob,
+    RequestsClient,
+    RequestStatus,
+    deploy_contract,
+    deploy_requests,
+)
 from lilypad_p2p.chain._settings_file import record_chain_settings
 from lilypad_p2p.chain._typed import (
     Acceptance,
@@ -58,6 +69,8 @@ from lilypad_p2p.chain._watcher import ChainEvent, EventWatcher
 __all__ = [
     "DEFAULT_MIN_MEDIATOR_STAKE_WEI",
     "DEFAULT_WITHDRAW_NOTICE_S",
+    "EXAMPLE_CLIENT",
+    "REQUESTS",
     "SETTLEMENT",
     "Acceptance",
     "AccountBalance",
@@ -67,6 +80,7 @@ __all__ = [
     "Chain",
     "ChainError",
     "ChainEvent",
+    "ContractClient",
     "ContractRevert",
     "DeadlineError",
     "Deal",
@@ -78,7 +92,11 @@ __all__ = [
     "EventWatcher",
     "InsufficientFunds",
     "InvalidDealTerms",
+    "JobRequest",
     "Outcome",
+    "RequestStatus",
+    "RequestedJob",
+    "RequestsClient",
     "ResultCommitment",
     "RpcUnavailable",
     "SettlementClient",
@@ -91,6 +109,8 @@ __all__ = [
     "WrongDealStatus",
     "artifact",
     "default_threshold",
+    "deploy_contract",
+    "deploy_requests",
     "deploy_settlement",
     "format_wei",
     "open_embedded_chain",

@@ -1,5 +1,6 @@
 """Roles a node can take: behaviours composed over net/, market/, exec/ and chain/."""
 
+from lilypad_p2p.roles._bridge import BridgeRole, BridgeStatistics, open_bridge
 from lilypad_p2p.roles._client import (
     ClientRole,
     JobSubmission,
@@ -37,6 +38,8 @@ __all__ = [
     "DEFAULT_OFFER_LIFETIME_MS",
     "EPOCH_GRACE_MS",
     "MEDIATOR_ANSWER_TIMEOUT_S",
+    "BridgeRole",
+    "BridgeStatistics",
     "Capacity",
     "ChainMove",
     "ClientDisputes",
@@ -65,6 +68,7 @@ __all__ = [
     "detect_capacity",
     "gather_verdicts",
     "mediate",
+    "open_bridge",
     "open_deal_chain",
     "open_dispute",
     "resolve",

@@ -28,8 +28,13 @@ from typing import Any
 
 import trio
 
-from lilypad_p2p.chain import ChainError, ContractRevert
-from lilypad_p2p.chain._requests import RequestedJob, RequestsClient, RequestStatus
+from lilypad_p2p.chain import (
+    ChainError,
+    ContractRevert,
+    RequestedJob,
+    RequestsClient,
+    RequestStatus,
+)
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase, Side

@@ -8,13 +8,16 @@ from pathlib import Path
 
 from eth_utils import keccak
 
-from lilypad_p2p.chain import Chain, Deal, SettlementClient, deploy_settlement
-from lilypad_p2p.chain._requests import (
+from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
+    Chain,
     ContractClient,
+    Deal,
     RequestsClient,
+    SettlementClient,
     deploy_contract,
     deploy_requests,
+    deploy_settlement,
 )
 from lilypad_p2p.exec._tarball import tar_directory
 from lilypad_p2p.testing import chain_test_accounts

@@ -10,14 +10,15 @@ import time
 
 import pytest
 
-from lilypad_p2p.chain import SettlementClient, open_rpc_chain
-from lilypad_p2p.chain._requests import (
+from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
     ContractClient,
     RequestsClient,
     RequestStatus,
+    SettlementClient,
     deploy_contract,
     deploy_requests,
+    open_rpc_chain,
 )
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, require_real
 from lilypad_p2p.testing._chain import anvil_binary

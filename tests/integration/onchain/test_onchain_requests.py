@@ -14,8 +14,15 @@ from onchain_world import (
     sha256,
 )
 
-from lilypad_p2p.chain import Chain, ContractRevert, DealStatus, TransactionReverted
-from lilypad_p2p.chain._requests import ContractClient, RequestStatus, deploy_contract
+from lilypad_p2p.chain import (
+    Chain,
+    ContractClient,
+    ContractRevert,
+    DealStatus,
+    RequestStatus,
+    TransactionReverted,
+    deploy_contract,
+)
 from lilypad_p2p.testing import advance_chain_time, chain_test_accounts
 
 
