@@ -1,12 +1,15 @@
 """The simnet's 10-node smoke scenario (issue 8): real anvil, Docker and node processes.
 
 Runs `lilypad-simnet up` as a user would; asserts every invariant held, the report and plots
-were written, and nothing the run started is left behind.
+were written, and nothing the run started is left behind; and that SIGTERM (the same path as
+Ctrl-C) mid-run stops every node it started.
 """
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -33,9 +36,11 @@ def _require_parts() -> None:
 
 
 def _started_under(base: Path) -> list[psutil.Process]:
+    """Node processes whose home is under `base` (not the simnet process itself)."""
     left = []
     for process in psutil.process_iter(["cmdline"]):
-        if any(str(base) in part for part in process.info["cmdline"] or []):
+        cmdline = process.info["cmdline"] or []
+        if "lilypad_p2p.cli" in cmdline and any(str(base) in part for part in cmdline):
             left.append(process)
     return left
 
@@ -61,3 +66,29 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     for plot in ("latencies.png", "deals_and_gas.png", "nodes.png"):
         assert (out / plot).stat().st_size > 0
     assert not _started_under(out), "node processes outlived the run"
+
+
+INTERRUPT_AFTER_TIMEOUT_S = 120
+TEARDOWN_TIMEOUT_S = 60
+
+
+def test_sigterm_mid_run_tears_down_every_node(tmp_path):
+    _require_parts()
+    out = tmp_path / "interrupted"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "simnet.cli", "up", "--scenario", str(SMOKE), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + INTERRUPT_AFTER_TIMEOUT_S
+        while not _started_under(out):  # the first node process is up: interrupt now
+            assert time.monotonic() < deadline, "no node started"
+            assert run.poll() is None, f"simnet exited early with {run.returncode}"
+            time.sleep(0.2)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(TEARDOWN_TIMEOUT_S) == 130
+        assert not _started_under(out), "node processes outlived the interrupted run"
+        assert not (out / "report.json").exists()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
