@@ -94,6 +94,8 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
     plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
     plans += [NodePlan(f"client-{i}", "client", client_lines)
               for i in range(1, counts["clients"] + 1)]
+    for plan in plans:
+        plan.config_lines = scenario.node_config_lines() + plan.config_lines
     return plans
 
 

@@ -14,10 +14,13 @@
     cheater_share = 0.0    # share of providers with cheat_wrong_output
     check_rate = 0.0       # the clients' spot-check rate
     churn_share = 0.0      # share of providers killed mid-run, restarted churn_down_s later
+    [node]                 # top-level config.toml settings for every node
+    agreement_timeout_s = 120
 """
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -101,22 +104,30 @@ class Scenario:
     roles: RoleMix = field(default_factory=RoleMix)
     workload: Workload = field(default_factory=Workload)
     faults: Faults = field(default_factory=Faults)
+    # (setting, value) pairs every node's config.toml gets; the node validates them at start.
+    node_settings: tuple[tuple[str, bool | int | float | str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.nodes < 4:
             raise ScenarioError("a scenario needs at least 4 nodes (one per role)")
         self.roles.counts(self.nodes)
+        for name, value in self.node_settings:
+            if not name.isidentifier() or not isinstance(value, bool | int | float | str):
+                raise ScenarioError(f"[node] {name} = {value!r} is not a plain setting")
 
     def with_nodes(self, nodes: int | None) -> Scenario:
         if nodes is None:
             return self
-        return Scenario(self.name, nodes, self.roles, self.workload, self.faults)
+        return Scenario(self.name, nodes, self.roles, self.workload, self.faults,
+                        self.node_settings)
+
+    def node_config_lines(self) -> str:
+        """The [node] settings as top-level config.toml lines."""
+        return "".join(f"{name} = {json.dumps(value)}\n" for name, value in self.node_settings)
 
 
 def _section(raw: dict[str, Any], name: str, kind: type) -> Any:
-    values = raw.get(name, {})
-    if not isinstance(values, dict):
-        raise ScenarioError(f"[{name}] must be a table")
+    values = _table(raw, name)
     if "modules" in values:
         values = {**values, "modules": tuple(values["modules"])}
     try:
@@ -136,4 +147,12 @@ def load_scenario(path: Path) -> Scenario:
         roles=_section(raw, "roles", RoleMix),
         workload=_section(raw, "workload", Workload),
         faults=_section(raw, "faults", Faults),
+        node_settings=tuple(_table(raw, "node").items()),
     )
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    values = raw.get(name, {})
+    if not isinstance(values, dict):
+        raise ScenarioError(f"[{name}] must be a table")
+    return values

@@ -53,3 +53,18 @@ def test_batch_gas_is_split_among_its_deals():
 def test_summary_of_no_values_is_empty_and_percentiles_are_order_free():
     assert summary([])["n"] == 0
     assert summary([3.0, 1.0, 2.0])["p50"] == 2.0
+
+
+def test_node_settings_become_config_lines(tmp_path):
+    path = tmp_path / "tuned.toml"
+    path.write_text('[node]\nagreement_timeout_s = 120\nmuxer = "yamux"\n')
+    scenario = load_scenario(path)
+    assert scenario.node_config_lines() == 'agreement_timeout_s = 120\nmuxer = "yamux"\n'
+    assert scenario.with_nodes(20).node_settings == scenario.node_settings
+
+
+def test_a_node_table_setting_must_be_plain(tmp_path):
+    path = tmp_path / "nested.toml"
+    path.write_text("[node.chain]\nrpc_url = 'x'\n")
+    with pytest.raises(ScenarioError, match="plain setting"):
+        load_scenario(path)
