@@ -97,9 +97,13 @@ class StreamRequestFailed(NetError):
     """The peer could not be reached, or the stream broke before it answered."""
 
 
-def encode_frame(message: wire.DealMessage) -> bytes:
-    body = wire.encode(message.to_wire())
+def frame(body: bytes) -> bytes:
+    """`body` behind its length: what `read_frame` reads."""
     return len(body).to_bytes(FRAME_HEADER_BYTES, "big") + body
+
+
+def encode_frame(message: wire.DealMessage) -> bytes:
+    return frame(wire.encode(message.to_wire()))
 
 
 def decode_body(
@@ -152,11 +156,11 @@ class DealStreams:
             except wire.WireError as error:
                 self.refused_garbage += 1
                 self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
-                await _close_quietly(stream)
+                await close_quietly(stream)
                 return
             except Exception as error:  # the asker vanished or was too slow: nothing owed
                 logger.debug("reading a %s request failed: %r", protocol_id, error)
-                await _close_quietly(stream)
+                await close_quietly(stream)
                 return
             try:
                 answer = await handler(peer_id, request)
@@ -169,7 +173,7 @@ class DealStreams:
             except Exception as error:  # the stream broke while answering
                 logger.debug("answering a %s request failed: %r", protocol_id, error)
             finally:
-                await _close_quietly(stream)
+                await close_quietly(stream)
 
         self._host.set_stream_handler(protocol_id, serve)
 
@@ -216,7 +220,7 @@ class DealStreams:
         except Exception as error:  # reset, EOF, closed
             raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
         finally:
-            await _close_quietly(stream)
+            await close_quietly(stream)
         try:
             return decode_body(body, protocol.max_response_bytes, protocol.responses)
         except wire.WireError as error:
@@ -224,8 +228,8 @@ class DealStreams:
             raise
 
 
-async def _close_quietly(stream: INetStream) -> None:
+async def close_quietly(stream: INetStream) -> None:
     try:
         await stream.close()
     except Exception:  # already reset by the other side
-        logger.debug("closing a deal stream failed", exc_info=True)
+        logger.debug("closing a stream failed", exc_info=True)

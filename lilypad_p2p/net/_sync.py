@@ -19,6 +19,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
+from lilypad_p2p.net._streams import close_quietly, frame, read_frame
 
 logger = logging.getLogger(__name__)
 
@@ -83,21 +84,6 @@ def decode_response(data: bytes) -> list[bytes]:
     return envelopes
 
 
-async def _read_bounded(stream: INetStream, limit: int) -> bytes:
-    data = bytearray()
-    while True:
-        try:
-            chunk = await stream.read(65536)
-        except Exception:  # muxers report a closed stream as an exception
-            break
-        if not chunk:
-            break
-        data += chunk
-        if len(data) > limit:
-            raise wire.OversizedMessage(f"sync message over {limit} bytes")
-    return bytes(data)
-
-
 class OfferSync:
     """Serves our offers to peers and pulls theirs; validation is the caller's."""
 
@@ -113,14 +99,14 @@ class OfferSync:
     async def _serve(self, stream: INetStream) -> None:
         try:
             with trio.move_on_after(SYNC_TIMEOUT_S):
-                request = await _read_request(stream)
+                request = await read_frame(stream, MAX_SYNC_REQUEST_BYTES)
                 markets = decode_request(request)
-                await stream.write(encode_response(self._snapshot(markets)))
+                await stream.write(frame(encode_response(self._snapshot(markets))))
                 self.served += 1
         except Exception as error:  # a bad or vanished asker costs us nothing more
             logger.debug("serving offer sync failed: %r", error)
         finally:
-            await _close_quietly(stream)
+            await close_quietly(stream)
 
     async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes]:
         """The envelopes `peer_id` holds for `markets`; [] if it does not answer in time.
@@ -135,42 +121,15 @@ class OfferSync:
                 logger.debug("offer sync with %s not possible: %r", peer_id, error)
                 return []
             try:
-                request = encode_request(markets)
-                await stream.write(len(request).to_bytes(2, "big") + request)
-                envelopes = decode_response(await _read_bounded(stream, MAX_SYNC_RESPONSE_BYTES))
+                await stream.write(frame(encode_request(markets)))
+                envelopes = decode_response(await read_frame(stream, MAX_SYNC_RESPONSE_BYTES))
             except wire.WireError:
                 raise
             except Exception as error:  # the stream broke mid-way: nothing learnt
                 logger.debug("offer sync with %s broke: %r", peer_id, error)
                 return []
             finally:
-                await _close_quietly(stream)
+                await close_quietly(stream)
             self.pulled += 1
             return envelopes
         return []
-
-
-async def _read_request(stream: INetStream) -> bytes:
-    """A 2-byte length prefix, then the request (the asker keeps its side open for the answer)."""
-    header = await _read_exactly(stream, 2)
-    length = int.from_bytes(header, "big")
-    if length > MAX_SYNC_REQUEST_BYTES:
-        raise wire.OversizedMessage(f"sync request of {length} bytes")
-    return await _read_exactly(stream, length)
-
-
-async def _read_exactly(stream: INetStream, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = await stream.read(count - len(data))
-        if not chunk:
-            raise wire.MalformedMessage("sync stream ended early")
-        data += chunk
-    return bytes(data)
-
-
-async def _close_quietly(stream: INetStream) -> None:
-    try:
-        await stream.close()
-    except Exception:  # already reset by the other side
-        logger.debug("closing a sync stream failed", exc_info=True)
