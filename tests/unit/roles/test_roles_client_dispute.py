@@ -5,19 +5,18 @@
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 import trio
+from scripted_provider import ScriptedProvider
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, SettlementClient, Verdict, deploy_settlement
-from lilypad_p2p.exec import seal_for, unseal
+from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, wall_clock_ms
+from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
     ClientDisputes,
     ClientRole,
@@ -27,7 +26,6 @@ from lilypad_p2p.roles import (
     MediatorContact,
     deal_from_wire,
     resource_offer,
-    result_hash,
 )
 from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
@@ -39,41 +37,6 @@ DEPOSIT_WEI = 10**18
 STAKE_WEI = 10**18
 FEE_WEI = 3 * 10**12
 WAIT_S = 30.0
-
-
-def _tarball(content: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as archive:
-        info = tarfile.TarInfo("digest.txt")
-        info.size = len(content)
-        archive.addfile(info, io.BytesIO(content))
-    return buffer.getvalue()
-
-
-class ScriptedProvider:
-    """An honest provider that never settles, or one whose outputs miss its signed hash."""
-
-    def __init__(self, identity: Identity, chain: DealChain, *, lie: bool) -> None:
-        self.identity, self.chain, self.lie = identity, chain, lie
-        self.accepted: list[wire.AcceptanceNotice] = []
-
-    async def request(self, peer_id, protocol, message, *, addrs=()):
-        if protocol == DEAL_PROTOCOL:
-            return wire.DealCountersigned(
-                provider_signature=self.chain.sign_deal(deal_from_wire(message.deal)))
-        if protocol == JOB_PROTOCOL:
-            deal = deal_from_wire(message.deal)
-            unseal(self.identity.sealing_private_key(), message.sealed_inputs)
-            honest = _tarball(b"abc\n")
-            digest = result_hash(honest)
-            sent = _tarball(b"forged\n") if self.lie else honest
-            return wire.JobResultMessage(
-                deal_id=self.chain.deal_id(deal), result_hash=digest,
-                provider_signature=self.chain.sign_commitment(deal, digest),
-                sealed_output=seal_for(message.output_recipient, sent))
-        assert protocol == RESULT_PROTOCOL
-        self.accepted.append(message)
-        return wire.AcceptanceAck(deal_id=message.deal_id)
 
 
 class ScriptedMediator:
