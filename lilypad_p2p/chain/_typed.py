@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import itertools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
@@ -219,9 +219,10 @@ class Deal:
 
 
 @dataclass(frozen=True, slots=True)
-class Acceptance:
-    """The job creator accepts `result_hash` for the deal: settles it, paying the provider."""
+class _ResultAttestation:
+    """A party's signed word on a deal's result hash; subclasses differ only in type string."""
 
+    TYPE_STRING: ClassVar[str]
     deal_id: bytes
     result_hash: bytes
 
@@ -232,7 +233,7 @@ class Acceptance:
     def struct_hash(self) -> bytes:
         return keccak(
             abi_encode(["bytes32", "bytes32", "bytes32"],
-                       [keccak(text=ACCEPTANCE_TYPE), self.deal_id, self.result_hash])
+                       [keccak(text=self.TYPE_STRING), self.deal_id, self.result_hash])
         )
 
     def as_typed_data(self) -> dict[str, object]:
@@ -240,24 +241,17 @@ class Acceptance:
 
 
 @dataclass(frozen=True, slots=True)
-class ResultCommitment:
+class Acceptance(_ResultAttestation):
+    """The job creator accepts `result_hash` for the deal: settles it, paying the provider."""
+
+    TYPE_STRING: ClassVar[str] = ACCEPTANCE_TYPE
+
+
+@dataclass(frozen=True, slots=True)
+class ResultCommitment(_ResultAttestation):
     """The provider commits to `result_hash` (CID digest of the output tarball) for the deal."""
 
-    deal_id: bytes
-    result_hash: bytes
-
-    def __post_init__(self) -> None:
-        _bytes32(self.deal_id, "deal_id")
-        _bytes32(self.result_hash, "result_hash")
-
-    def struct_hash(self) -> bytes:
-        return keccak(
-            abi_encode(["bytes32", "bytes32", "bytes32"],
-                       [keccak(text=RESULT_COMMITMENT_TYPE), self.deal_id, self.result_hash])
-        )
-
-    def as_typed_data(self) -> dict[str, object]:
-        return {"dealId": self.deal_id, "resultHash": self.result_hash}
+    TYPE_STRING: ClassVar[str] = RESULT_COMMITMENT_TYPE
 
 
 @dataclass(frozen=True, slots=True)
