@@ -46,6 +46,13 @@ The levers:
    library does not expect while reading) escaped Mplex's read loop and cancelled the whole
    Swarm, stopping the node: one peer's corrupt bytes were a remote kill switch (seen once in a
    50-node run). Such errors now end that one connection, like a clean EOF.
+   `GuardedMplex` streams are also full duplex: the library's `MplexStream` takes one
+   read/write lock (`rw_lock`) for both directions, so a `write` waits until a pending `read` on
+   the same stream returns. A circuit relay reads and writes each of its two streams at once
+   (`CircuitV2Protocol._relay_data`, one task per direction), so the relay's first write towards
+   a peer that is itself waiting to read deadlocked: relayed connections stalled in multistream
+   negotiation and the inbound upgrade timed out (the "relays need Yamux" limitation). Reads and
+   writes now lock separately, as in go-mplex and in the library's own Yamux.
 12. `TunedGossipSub._perform_opportunistic_grafting`: the library runs it on every heartbeat and
    grafts two peers whenever their score is at least the mesh median - always true when honest
    scores are all 0 - so every mesh grew by two per second and was pruned back, a permanent
@@ -55,14 +62,16 @@ The levers:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
+import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream
 from libp2p.exceptions import ParseError
@@ -76,8 +85,10 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.score import PeerScorer
 from libp2p.pubsub.utils import maybe_consume_signed_record
+from libp2p.stream_muxer.mplex.datastructures import StreamID
 from libp2p.stream_muxer.mplex.exceptions import MplexUnavailable
 from libp2p.stream_muxer.mplex.mplex import Mplex
+from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 from multiaddr import Multiaddr
 
@@ -226,8 +237,33 @@ class _BufferedReader:
         return out
 
 
+class DuplexStreamLock:
+    """Drop-in for `MplexStream.rw_lock` whose reads never wait for writes, nor writes for reads.
+
+    Readers share the stream as before (the library's lock lets many readers in); writers take
+    turns so each write's frames stay in order.
+    """
+
+    def __init__(self) -> None:
+        self._writer = trio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def read_lock(self) -> AsyncIterator[None]:
+        yield
+
+    @contextlib.asynccontextmanager
+    async def write_lock(self) -> AsyncIterator[None]:
+        async with self._writer:
+            yield
+
+
 class GuardedMplex(Mplex):
-    """Mplex whose read errors end the connection instead of the node."""
+    """Mplex whose read errors end the connection instead of the node, with duplex streams."""
+
+    async def _initialize_stream(self, stream_id: StreamID, name: str) -> MplexStream:
+        stream = await super()._initialize_stream(stream_id, name)
+        stream.rw_lock = DuplexStreamLock()  # type: ignore[assignment]
+        return stream
 
     async def read_message(self) -> tuple[int, int, bytes]:
         try:
