@@ -20,10 +20,12 @@ contract StringJobClient {
     ILilypadRequests public immutable requests;
     mapping(bytes32 => string) public answers;
     mapping(bytes32 => bool) public answered;
+    mapping(bytes32 => bytes) public answerCids; // binary CIDv1 of answers too large to inline
     bytes32 public lastRequestId;
 
     event Asked(bytes32 indexed requestId);
     event Answered(bytes32 indexed requestId, string answer);
+    event AnsweredByCid(bytes32 indexed requestId, bytes cid);
 
     error OnlyRequests();
 
@@ -42,10 +44,19 @@ contract StringJobClient {
         emit Asked(requestId);
     }
 
-    function onLilypadResult(bytes32 requestId, bytes32, bytes calldata output) external {
+    /// An answer over 1 KiB arrives as its CID (`outputIsCid`): it is stored as such in
+    /// `answerCids`, and the bytes are fetched off chain from the nodes that ran the job.
+    function onLilypadResult(bytes32 requestId, bytes32, bytes calldata output, bool outputIsCid)
+        external
+    {
         if (msg.sender != address(requests)) revert OnlyRequests();
-        answers[requestId] = string(output);
         answered[requestId] = true;
+        if (outputIsCid) {
+            answerCids[requestId] = output;
+            emit AnsweredByCid(requestId, output);
+            return;
+        }
+        answers[requestId] = string(output);
         emit Answered(requestId, string(output));
     }
 

@@ -54,6 +54,9 @@ contract LilypadSettlement {
         // First 20 bytes of the provider's recorded result hash (the full hash is in the
         // ResultSubmitted event): fits the same slot, so recording a result costs no new slot.
         bytes20 resultPrefix;
+        // Resolved deals: the verdict applied (its last free byte, so `resolve` writes no new
+        // slot). With ProviderCorrect, resultPrefix is the hash the verdict upheld.
+        Outcome outcome;
     }
 
     enum Status {
@@ -368,6 +371,7 @@ contract LilypadSettlement {
         record.since = uint40(block.timestamp);
         record.unpaidSigners = uint32(signerMask);
         record.signerCount = uint8(count);
+        record.outcome = outcome;
 
         uint256 fee = deal.mediationFee;
         uint256 feeRemainder = fee % count;

@@ -34,7 +34,7 @@ contract HostileResultReceiver {
         return requests.requestJob{value: msg.value}(module, inputs, deadline, gasLimit);
     }
 
-    function onLilypadResult(bytes32, bytes32, bytes calldata) external view {
+    function onLilypadResult(bytes32, bytes32, bytes calldata, bool) external view {
         if (mode == Mode.Revert) revert("no thanks");
         if (mode == Mode.BurnGas) {
             while (true) {}

@@ -41,6 +41,7 @@ from lilypad_p2p.chain._errors import (
 )
 from lilypad_p2p.chain._requests import (
     EXAMPLE_CLIENT,
+    MAX_INLINE_OUTPUT_BYTES,
     REQUESTS,
     ContractClient,
     JobRequest,
@@ -49,6 +50,7 @@ from lilypad_p2p.chain._requests import (
     RequestStatus,
     deploy_contract,
     deploy_requests,
+    result_cid_bytes,
 )
 from lilypad_p2p.chain._settings_file import record_chain_settings
 from lilypad_p2p.chain._typed import (
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_MIN_MEDIATOR_STAKE_WEI",
     "DEFAULT_WITHDRAW_NOTICE_S",
     "EXAMPLE_CLIENT",
+    "MAX_INLINE_OUTPUT_BYTES",
     "REQUESTS",
     "SETTLEMENT",
     "Acceptance",
@@ -119,6 +122,7 @@ __all__ = [
     "record_chain_settings",
     "recover_typed",
     "require_signer",
+    "result_cid_bytes",
     "settlement_abi",
     "sign_typed",
     "typed_data_types",

@@ -30,6 +30,7 @@ from lilypad_p2p.chain._typed import (
     Acceptance,
     Deal,
     Domain,
+    Outcome,
     ResultCommitment,
     TypedStruct,
     Verdict,
@@ -79,7 +80,8 @@ class DealState:
     """A deal's on-chain record; `since` is when its current status began (unix seconds).
 
     `result_prefix` is the first 20 bytes of the provider's recorded result hash (the contract
-    keeps only those; the full hash is in the ResultSubmitted event).
+    keeps only those; the full hash is in the ResultSubmitted event). `outcome` is the verdict
+    applied to a Resolved deal (None otherwise).
     """
 
     deal_id: bytes
@@ -88,6 +90,7 @@ class DealState:
     unpaid_signers: int
     signer_count: int
     result_prefix: bytes
+    outcome: Outcome | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,9 @@ class SettlementClient:
 
     def deal_state(self, deal_or_id: Deal | bytes) -> DealState:
         deal_id = deal_or_id if isinstance(deal_or_id, bytes) else self.deal_id(deal_or_id)
-        status, since, unpaid, count, prefix = self._view("deals", deal_id)
-        return DealState(deal_id, DealStatus(status), since, unpaid, count, bytes(prefix))
+        status, since, unpaid, count, prefix, outcome = self._view("deals", deal_id)
+        return DealState(deal_id, DealStatus(status), since, unpaid, count, bytes(prefix),
+                         Outcome(outcome) if outcome else None)
 
     def mediator(self, address: str) -> tuple[int, int]:
         """(stake, exit_ready_at) of a mediator; exit_ready_at is 0 while active."""

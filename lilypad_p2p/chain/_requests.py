@@ -1,4 +1,5 @@
-"""On-chain job requests (LilypadRequests): request, deliver a settled deal's result, refund.
+"""On-chain job requests (LilypadRequests): request, deliver a settled deal's result (inline or
+by CID), refund (after the deadline, or at once after a ProviderWrong/NonDeterministic verdict).
 
 The contract checks everything itself (see contracts/src/LilypadRequests.sol); this client only
 encodes calls, reads requests and decodes the contract's events and reverts.
@@ -21,6 +22,20 @@ from lilypad_p2p.chain._typed import Deal
 REQUESTS = "LilypadRequests"
 EXAMPLE_CLIENT = "StringJobClient"
 _UNDECODABLE = "undecodable revert data 0x"
+# Binary CIDv1 prefix (version 1, raw codec, sha2-256 of 32 bytes), as the contract writes it.
+CID_PREFIX = bytes.fromhex("01551220")
+# The largest output file the contract hands to the callback itself (MAX_OUTPUT_BYTES).
+MAX_INLINE_OUTPUT_BYTES = 1024
+
+
+def result_cid_bytes(result_hash: bytes) -> bytes:
+    """The binary CIDv1 a callback receives for an output delivered by CID.
+
+    Its base32 text form is what `lilypad_p2p.exec.result_cid(tarball)` prints.
+    """
+    if len(result_hash) != 32:
+        raise ValueError("a result hash is 32 bytes")
+    return CID_PREFIX + result_hash
 
 
 class RequestStatus(enum.IntEnum):
@@ -174,6 +189,25 @@ class RequestsClient(ContractClient):
     ) -> TxReceipt:
         return self.send("deliver", request_id, deal.terms_abi(), deal.job_spec_hash, tarball,
                          provider_sig, job_creator_sig, gas=gas)
+
+    def deliver_cid(
+        self,
+        request_id: bytes,
+        deal: Deal,
+        result_hash: bytes,
+        provider_sig: bytes,
+        job_creator_sig: bytes,
+    ) -> TxReceipt:
+        """Deliver by CID without the tarball; only the deal's job creator may."""
+        return self.send("deliverCid", request_id, deal.terms_abi(), deal.job_spec_hash,
+                         result_hash, provider_sig, job_creator_sig)
+
+    def refund_failed(self, request_id: bytes, deal: Deal) -> TxReceipt:
+        """Close a request whose deal was resolved ProviderWrong or NonDeterministic."""
+        return self.send("refundFailed", request_id, deal.terms_abi(), deal.job_spec_hash)
+
+    def settlement_address(self) -> str:
+        return to_checksum_address(self.read("settlement"))
 
     def delivered(self, receipt: TxReceipt) -> dict[str, Any]:
         (event,) = self.events(receipt, "ResultDelivered")

@@ -185,7 +185,8 @@ def _dispute(world: World) -> object:
     world.open(deal)
     world.submit_result(deal, RESULT)
     world.job_creator.dispute(deal)
-    assert world.deployer.deal_state(deal).status is DealStatus.DISPUTED
+    state = world.deployer.deal_state(deal)
+    assert (state.status, state.outcome) == (DealStatus.DISPUTED, None)
     return deal
 
 
@@ -202,6 +203,8 @@ def test_dispute_provider_right_pays_provider_and_mediators(world: World) -> Non
     assert (state.status, state.unpaid_signers, state.signer_count) == (
         DealStatus.RESOLVED, 0b10101, 3
     )
+    # The verdict is stored, and with it which hash it upheld (LilypadRequests delivers it).
+    assert (state.outcome, state.result_prefix) == (Outcome.PROVIDER_CORRECT, RESULT[:20])
     for mediator in signers:
         mediator.claim_mediation_fee(deal)
         assert mediator.balance().free == share
@@ -220,7 +223,8 @@ def test_dispute_provider_wrong_slashes_collateral(world: World) -> None:
     world.job_creator.resolve(deal, verdict, sigs)
     assert world.provider.balance().free == DEPOSIT - COLLATERAL
     assert world.job_creator.balance().free == DEPOSIT + COLLATERAL - FEE + FEE % 3
-    assert world.deployer.deal_state(deal).status is DealStatus.RESOLVED
+    state = world.deployer.deal_state(deal)
+    assert (state.status, state.outcome) == (DealStatus.RESOLVED, Outcome.PROVIDER_WRONG)
 
 
 def test_non_deterministic_verdict_job_creator_pays_fee_provider_keeps_collateral(
@@ -233,7 +237,8 @@ def test_non_deterministic_verdict_job_creator_pays_fee_provider_keeps_collatera
     world.provider.resolve(deal, verdict, sigs)  # all five may sign
     assert world.provider.balance().free == DEPOSIT + PAYMENT
     assert world.job_creator.balance().free == DEPOSIT - PAYMENT - FEE + FEE % 5
-    assert world.deployer.deal_state(deal).signer_count == 5
+    state = world.deployer.deal_state(deal)
+    assert (state.signer_count, state.outcome) == (5, Outcome.NON_DETERMINISTIC)
 
 
 def test_verdict_must_match_the_recorded_result(world: World) -> None:

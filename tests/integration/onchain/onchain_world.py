@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_utils import keccak
@@ -13,8 +13,10 @@ from lilypad_p2p.chain import (
     Chain,
     ContractClient,
     Deal,
+    Outcome,
     RequestsClient,
     SettlementClient,
+    Verdict,
     deploy_contract,
     deploy_requests,
     deploy_settlement,
@@ -77,11 +79,15 @@ class OnchainWorld:
         )
         world.bridge.deposit(DEPOSIT)
         world.provider.deposit(DEPOSIT)
-        world.mediator_addresses = tuple(sorted((m.address for m in mediators[:3]),
-                                                key=lambda a: int(a, 16)))
+        world.mediators = sorted((base.with_account(m) for m in mediators[:3]),
+                                 key=lambda m: int(m.account.address, 16))
+        for mediator in world.mediators:
+            mediator.register_mediator(ETH)
+        world.mediator_addresses = tuple(m.account.address for m in world.mediators)
         return world
 
     mediator_addresses: tuple[str, ...] = ()
+    mediators: list[SettlementClient] = field(default_factory=list)
 
     def ask(self, text: str, *, value: int = MAX_PRICE, window_s: int = REQUEST_WINDOW_S) -> bytes:
         receipt = self.example.send("ask", MODULE, f'{{"text": "{text}"}}'.encode(),
@@ -115,6 +121,11 @@ class OnchainWorld:
         commitment = self.provider.sign(self.provider.result_commitment(deal, result_hash))
         self.provider.submit_result(deal, result_hash, commitment)
         return commitment
+
+    def resolve_disputed(self, deal: Deal, outcome: Outcome, verdict_hash: bytes) -> None:
+        """Apply a 2-of-3 `outcome` verdict over `verdict_hash` to the disputed deal."""
+        verdict = Verdict(self.settlement.deal_id(deal), outcome, verdict_hash)
+        self.settlement.resolve(deal, verdict, [m.sign(verdict) for m in self.mediators[:2]])
 
     def settle(self, deal: Deal, tarball: bytes) -> tuple[bytes, bytes]:
         """Run the deal to Settled; returns (provider commitment sig, job creator acceptance)."""

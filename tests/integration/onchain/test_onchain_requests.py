@@ -1,5 +1,5 @@
-"""LilypadRequests on anvil: request, deliver after a settled deal, refund, hostile callbacks,
-cross-chain replay."""
+"""LilypadRequests on anvil: request, deliver after a settled or mediated deal (inline or by
+CID), refunds, hostile callbacks, cross-chain replay."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ from lilypad_p2p.chain import (
     ContractClient,
     ContractRevert,
     DealStatus,
+    Outcome,
     RequestStatus,
     TransactionReverted,
     deploy_contract,
+    result_cid_bytes,
 )
+from lilypad_p2p.exec import result_cid
 from lilypad_p2p.testing import advance_chain_time, chain_test_accounts
 
 
@@ -102,14 +105,121 @@ def test_price_above_escrow_is_refused(world: OnchainWorld) -> None:
     assert refused.value.error == "PriceAboveEscrow"
 
 
-def test_output_larger_than_a_kibibyte_is_refused(world: OnchainWorld) -> None:
+def test_output_larger_than_a_kibibyte_is_delivered_by_cid(world: OnchainWorld) -> None:
     request_id = world.ask("big")
     tarball = output_tarball("B" * 1025)
     deal = world.deal_for(request_id)
     commitment, acceptance = world.settle(deal, tarball)
+    receipt = world.requests.deliver(request_id, deal, tarball, commitment, acceptance)
+    delivered = world.requests.delivered(receipt)
+    assert (delivered["outputIsCid"], delivered["callbackSucceeded"]) == (True, True)
+    cid = world.example.read("answerCids", request_id)
+    assert cid == result_cid_bytes(sha256(tarball))
+    # The same CID the node prints and stores the result under, in binary form.
+    from multiformats import CID
+
+    assert bytes(CID.decode(result_cid(tarball))) == cid
+    assert world.example.read("answers", request_id) == ""
+    assert world.requests.owed(world.bridge.account.address) == PAYMENT
+
+
+def test_output_of_exactly_a_kibibyte_is_delivered_inline(world: OnchainWorld) -> None:
+    request_id = world.ask("edge")
+    tarball = output_tarball("E" * 1024)
+    deal = world.deal_for(request_id)
+    commitment, acceptance = world.settle(deal, tarball)
+    receipt = world.requests.deliver(request_id, deal, tarball, commitment, acceptance)
+    assert world.requests.delivered(receipt)["outputIsCid"] is False
+    assert world.example.read("answers", request_id) == "E" * 1024
+
+
+def test_only_the_job_creator_delivers_by_cid_without_the_tarball(world: OnchainWorld) -> None:
+    request_id = world.ask("huge")
+    tarball = output_tarball("H" * 4096)
+    deal = world.deal_for(request_id)
+    commitment, acceptance = world.settle(deal, tarball)
+    with pytest.raises(ContractRevert) as stranger:
+        world.requests.deliver_cid(request_id, deal, sha256(tarball), commitment, acceptance)
+    assert stranger.value.error == "NotJobCreator"
+    as_job_creator = world.requests.with_account(world.bridge.account)
+    with pytest.raises(ContractRevert) as forged:
+        as_job_creator.deliver_cid(request_id, deal, sha256(b"other"), commitment, acceptance)
+    assert forged.value.error == "WrongSigner"
+    receipt = as_job_creator.deliver_cid(request_id, deal, sha256(tarball), commitment,
+                                         acceptance)
+    assert world.requests.delivered(receipt)["outputIsCid"] is True
+    assert world.example.read("answerCids", request_id) == result_cid_bytes(sha256(tarball))
+
+
+def test_deal_resolved_provider_correct_delivers(world: OnchainWorld) -> None:
+    request_id = world.ask("mediated")
+    tarball = output_tarball("MEDIATED")
+    deal = world.deal_for(request_id)
+    commitment = world.open_and_commit(deal, tarball)
+    world.bridge.dispute(deal)
+    with pytest.raises(ContractRevert) as disputed:
+        world.requests.deliver(request_id, deal, tarball, commitment, b"")
+    assert disputed.value.error == "DealNotSettled"
+    world.resolve_disputed(deal, Outcome.PROVIDER_CORRECT, sha256(tarball))
+    with pytest.raises(ContractRevert) as forged:  # the commitment binds the full hash
+        world.requests.deliver(request_id, deal, output_tarball("FORGED"), commitment, b"")
+    assert forged.value.error == "WrongSigner"
+    with pytest.raises(ContractRevert) as not_failed:
+        world.requests.refund_failed(request_id, deal)
+    assert not_failed.value.error == "DealNotFailed"
+
+    receipt = world.requests.deliver(request_id, deal, tarball, commitment, b"")
+
+    assert world.requests.delivered(receipt)["callbackSucceeded"] is True
+    assert world.example.read("answers", request_id) == "MEDIATED"
+    assert world.requests.owed(world.bridge.account.address) == PAYMENT
+    assert world.requests.owed(world.example.address) == MAX_PRICE - PAYMENT
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reimbursed"),
+    [(Outcome.PROVIDER_WRONG, 0), (Outcome.NON_DETERMINISTIC, PAYMENT)],
+    ids=["provider-wrong", "non-deterministic"],
+)
+def test_failed_verdict_delivers_nothing_and_refunds_at_once(
+    world: OnchainWorld, outcome: Outcome, reimbursed: int
+) -> None:
+    request_id = world.ask("contested")
+    tarball = output_tarball("CONTESTED")
+    deal = world.deal_for(request_id)
+    commitment = world.open_and_commit(deal, tarball)
+    world.bridge.dispute(deal)
+    verdict_hash = sha256(b"the mediators' output") if outcome is Outcome.PROVIDER_WRONG \
+        else sha256(tarball)
+    world.resolve_disputed(deal, outcome, verdict_hash)
     with pytest.raises(ContractRevert) as refused:
-        world.requests.deliver(request_id, deal, tarball, commitment, acceptance)
-    assert refused.value.error == "OutputTooLarge"
+        world.requests.deliver(request_id, deal, tarball, commitment, b"")
+    assert refused.value.error == "DealNotSettled"
+
+    receipt = world.requests.refund_failed(request_id, deal)
+
+    (failed,) = world.requests.events(receipt, "RequestFailed")
+    assert (failed["outcome"], failed["reimbursed"]) == (outcome, reimbursed)
+    assert world.requests.request(request_id).status is RequestStatus.REFUNDED
+    assert world.requests.owed(world.bridge.account.address) == reimbursed
+    assert world.requests.owed(world.example.address) == MAX_PRICE - reimbursed
+    assert world.example.read("answered", request_id) is False
+    with pytest.raises(ContractRevert) as twice:
+        world.requests.refund_failed(request_id, deal)
+    assert twice.value.error == "NotPending"
+
+
+def test_refund_failed_needs_a_deal_made_for_the_request(world: OnchainWorld) -> None:
+    request_id = world.ask("mine")
+    other_id = world.ask("other")
+    tarball = output_tarball("MINE")
+    deal = world.deal_for(request_id)
+    world.open_and_commit(deal, tarball)
+    world.bridge.dispute(deal)
+    world.resolve_disputed(deal, Outcome.PROVIDER_WRONG, sha256(b"else"))
+    with pytest.raises(ContractRevert) as other:
+        world.requests.refund_failed(other_id, deal)
+    assert other.value.error == "WrongJob"
 
 
 def test_provider_paid_by_acceptance_timeout_still_delivers(world: OnchainWorld) -> None:
