@@ -20,7 +20,6 @@ from pathlib import Path
 
 from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing
 
-MUXER = {"LILYPAD_MUXER": "yamux"}
 MILESTONE_TIMEOUT_S = 30.0
 DCUTR_WAIT_S = 20.0
 POLL_S = 0.1
@@ -41,11 +40,11 @@ def _wait(condition, timeout_s: float) -> bool:
 def one_run(base: Path) -> dict[str, object]:
     lab = NatLab()
     with lab.running():
-        relay = lab.start_node("relay", base / "relay", ["--relay"], env=MUXER)
+        relay = lab.start_node("relay", base / "relay", ["--relay"])
         peer = relay.wait_ready()["peer_id"]
         bootstrap = f"/ip4/{lab.relay_ip()}/tcp/{NODE_PORT}/p2p/{peer}"
-        a = lab.start_node("hosta", base / "a", ["--bootstrap", bootstrap], env=MUXER)
-        b = lab.start_node("hostb", base / "b", ["--bootstrap", bootstrap], env=MUXER)
+        a = lab.start_node("hosta", base / "a", ["--bootstrap", bootstrap])
+        b = lab.start_node("hostb", base / "b", ["--bootstrap", bootstrap])
         a.wait_ready()
         b_peer = b.wait_ready()["peer_id"]
         _wait(lambda: b.call("status")["nat"]["circuit_addrs"], MILESTONE_TIMEOUT_S)

@@ -32,7 +32,8 @@ class Muxer(enum.Enum):
 # Measured in benchmarks/gossip.py (RESULTS.md "Gossip network") and in the notes: with our
 # levers Mplex costs less CPU per delivered message than Yamux (3.9 vs 4.8 ms at 10 nodes),
 # whose flow-control window updates add work on nearly every read. Yamux stays selectable for
-# measurement only: it lacks the read guard (`_levers.GuardedMplex`).
+# measurement only: it lacks the read guard (`_levers.GuardedMplex`). Relayed connections work
+# over both (GuardedMplex streams are full duplex, see `_levers`).
 DEFAULT_MUXER = Muxer.MPLEX
 
 

@@ -20,8 +20,6 @@ from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing
 START_TIMEOUT_S = 60.0
 NAT_TIMEOUT_S = 30.0
 DCUTR_TIMEOUT_S = 30.0
-# Relayed connections need Yamux in py-libp2p 0.8.1 (Mplex: inbound upgrade times out).
-MUXER = {"LILYPAD_MUXER": "yamux"}
 
 
 def _nat(node: NodeProcess) -> dict:
@@ -45,12 +43,12 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
     lab = NatLab()
     try:
         with lab.running():
-            relay = lab.start_node("relay", tmp_path / "relay", ["--relay"], env=MUXER)
+            relay = lab.start_node("relay", tmp_path / "relay", ["--relay"])
             relay_status = relay.wait_ready(START_TIMEOUT_S)
             bootstrap = f"/ip4/{lab.relay_ip()}/tcp/{NODE_PORT}/p2p/{relay_status['peer_id']}"
             provider = ["--provider", "--bootstrap", bootstrap]
-            a = lab.start_node("hosta", tmp_path / "a", provider, env=MUXER)
-            b = lab.start_node("hostb", tmp_path / "b", provider, env=MUXER)
+            a = lab.start_node("hosta", tmp_path / "a", provider)
+            b = lab.start_node("hostb", tmp_path / "b", provider)
             a_status, b_status = a.wait_ready(START_TIMEOUT_S), b.wait_ready(START_TIMEOUT_S)
             wait = _waiter(lab)
 
