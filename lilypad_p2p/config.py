@@ -83,8 +83,8 @@ class NodeConfig:
     relay_circuit_duration_s: int = 7200
     relay_circuit_bytes: int = 1 << 30
     upnp: bool = False
-    # Stream muxer: "mplex" (default, least CPU) or "yamux". Relayed connections over Mplex
-    # fail their inbound upgrade in py-libp2p 0.8.1 (README "Behind NAT"); Yamux works.
+    # Stream muxer: "mplex" (default, least CPU, guarded against corrupt frames) or "yamux";
+    # every node of a network uses the same one. Relayed connections work over both.
     muxer: str = "mplex"
     # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
     # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
