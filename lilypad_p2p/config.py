@@ -99,6 +99,9 @@ class NodeConfig:
     # to a wrong output, a mediator that signs the opposite of what its runs show.
     cheat_wrong_output: bool = False
     mediator_lies: bool = False
+    # A node that also sends this many invalid gossip messages a second to every peer (0: off;
+    # testing/_spam.py): honest nodes must score it out.
+    spam_gossip_per_s: int = 0
 
     @property
     def keystore_dir(self) -> Path:
@@ -248,6 +251,17 @@ def _flag(setting: str) -> Callable[[object, str], bool]:
     return parse
 
 
+def _rate_per_s(setting: str) -> Callable[[object, str], int]:
+    def parse(value: object, source: str) -> int:
+        if type(value) is int and value >= 0:
+            return value
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+        raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number per second")
+
+    return parse
+
+
 def _wei(setting: str) -> Callable[[object, str], int]:
     def parse(value: object, source: str) -> int:
         try:
@@ -337,6 +351,8 @@ SETTINGS: tuple[_Setting, ...] = (
              _flag("cheat_wrong_output")),
     _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",
              _flag("mediator_lies")),
+    _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
+             _rate_per_s("spam_gossip_per_s")),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}

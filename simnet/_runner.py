@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,11 +28,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
+from lilypad_p2p.net import GRAYLIST_THRESHOLD
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._market import MarketWorld, market_world
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
 from simnet._report import FINAL, gas_per_deal, latency_section, write_json, write_plots
-from simnet._scenario import Scenario
+from simnet._scenario import Scenario, ScenarioError
 
 # How often the run polls the clients' deals and samples the node processes.
 SAMPLE_INTERVAL_S = 1.0
@@ -47,6 +49,10 @@ BOOTSTRAP_NODES = 2
 # two cores starve each other past any sane readiness timeout.
 START_WAVE_SIZE = 8
 START_WAVE_TIMEOUT_S = 180.0
+# How long the honest nodes may take, after the workload, to all show the spammer scored out
+# (a graylisted peer's messages are ignored, so its score decays and dips back above the
+# threshold for a moment until its next message is judged).
+SPAM_SCORED_OUT_TIMEOUT_S = 20.0
 # Consortium size the clients ask for (capped by the mediators present).
 CONSORTIUM_SIZE = 3
 TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
@@ -58,6 +64,7 @@ class NodePlan:
     role: str
     config_lines: str = ""
     cheater: bool = False
+    spammer: bool = False
 
 
 @dataclass
@@ -83,13 +90,21 @@ class Samples:
 def plan_nodes(scenario: Scenario) -> list[NodePlan]:
     counts = scenario.roles.counts(scenario.nodes)
     faults = scenario.faults
-    cheaters = math.floor(counts["providers"] * faults.cheater_share)
+    providers = counts["providers"]
+    cheaters = math.floor(providers * faults.cheater_share)
+    honest = providers - cheaters - faults.spammers
+    if honest < BOOTSTRAP_NODES:
+        raise ScenarioError(f"{providers} providers leave fewer than {BOOTSTRAP_NODES} honest "
+                            f"ones to bootstrap from after {cheaters} cheaters and "
+                            f"{faults.spammers} spammers")
     consortium = min(CONSORTIUM_SIZE, counts["mediators"])
     client_lines = f"check_rate = {faults.check_rate}\nconsortium_size = {consortium}\n"
-    plans = [NodePlan(f"provider-{i}", "provider",
-                      "cheat_wrong_output = true\n" if i > counts["providers"] - cheaters else "",
-                      cheater=i > counts["providers"] - cheaters)
-             for i in range(1, counts["providers"] + 1)]
+    plans = [NodePlan(f"provider-{i}", "provider") for i in range(1, providers + 1)]
+    for plan in plans[providers - cheaters:]:
+        plan.cheater, plan.config_lines = True, "cheat_wrong_output = true\n"
+    for plan in plans[honest:providers - cheaters]:
+        plan.spammer = True
+        plan.config_lines = f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
     plans += [NodePlan(f"solver-{i}", "solver") for i in range(1, counts["solvers"] + 1)]
     plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
     plans += [NodePlan(f"client-{i}", "client", client_lines)
@@ -191,7 +206,8 @@ class Run:
         return sum(d["phase"] in FINAL for d in self.client_deals.values())
 
     def churn_victims(self) -> list[str]:
-        honest = [p.name for p in self.plans if p.role == "provider" and not p.cheater]
+        honest = [p.name for p in self.plans
+                  if p.role == "provider" and not p.cheater and not p.spammer]
         count = math.floor(len(honest) * self.scenario.faults.churn_share)
         return [n for n in honest if n not in {p.name for p in self.plans[:BOOTSTRAP_NODES]}][
             :count]
@@ -200,7 +216,8 @@ class Run:
         """Post the jobs at the scenario's rate, inject churn, wait until every job ended."""
         workload, faults = self.scenario.workload, self.scenario.faults
         clients = self.roles_of("client")
-        targets = [n.status["address"] for n in self.roles_of("provider")]
+        targets = [self.nodes[p.name].status["address"] for p in self.plans
+                   if p.role == "provider" and not p.spammer]
         victims = self.churn_victims()
         churn_at = faults.churn_after_s
         restart_at = churn_at + faults.churn_down_s
@@ -250,6 +267,34 @@ class Run:
                     return time.monotonic() - started
                 time.sleep(min(SAMPLE_INTERVAL_S, 1 / workload.rate_per_s) / 2)
 
+    def spam_view(self) -> dict[str, dict[str, float | None]]:
+        """Spammer -> honest node -> the spammer's GossipSub score there (None: not connected).
+
+        Polled (bounded) until every honest node connected to each spammer scores it below the
+        graylist threshold; the last sample is returned either way."""
+        spammers = {p.name: self.nodes[p.name].status["peer_id"]
+                    for p in self.plans if p.spammer}
+        if not spammers:
+            return {}
+
+        def sample() -> dict[str, dict[str, float | None]]:
+            view: dict[str, dict[str, float | None]] = {name: {} for name in spammers}
+            for plan in (p for p in self.plans if not p.spammer):
+                scores: dict[str, float] = {}
+                with contextlib.suppress(ControlError, OSError):
+                    scores = {peer["peer_id"]: peer["score"]
+                              for peer in self.nodes[plan.name].call("peers")}
+                for name, peer_id in spammers.items():
+                    view[name][plan.name] = scores.get(peer_id)
+            return view
+
+        deadline = time.monotonic() + SPAM_SCORED_OUT_TIMEOUT_S
+        while True:
+            view = sample()
+            if all(scored_out(row) for row in view.values()) or time.monotonic() > deadline:
+                return view
+            time.sleep(SAMPLE_INTERVAL_S)
+
     def wait_providers_final(self) -> bool:
         def settled() -> bool:
             with contextlib.suppress(ControlError, OSError):
@@ -272,11 +317,13 @@ class Run:
                                    "cpu_s": self.samples.cpu_s(name),
                                    "rss_max_mb": round(self.samples.rss_max_mb[name], 1),
                                    "gossip_delivered": 0, "gossip_dropped": 0,
+                                   "gossip_graylisted_ignored": 0,
                                    "provider_offers_known": None}
             with contextlib.suppress(ControlError, OSError):
                 gossip = node.call("status")["gossip"]
                 row["gossip_delivered"] = gossip["delivered"]
                 row["gossip_dropped"] = sum(gossip["dropped"].values())
+                row["gossip_graylisted_ignored"] = gossip["graylisted_messages_ignored"]
                 owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
                 row["provider_offers_known"] = len(owners & providers) / len(providers)
             figures[name] = row
@@ -309,8 +356,14 @@ class Run:
                 "events": dict(Counter(e.name for e in events))}
 
 
+def scored_out(scores: dict[str, float | None]) -> bool:
+    """Every honest node connected to the spammer scores it below the graylist threshold."""
+    return all(score < GRAYLIST_THRESHOLD for score in scores.values() if score is not None)
+
+
 def invariants(run: Run, before: dict[str, int], after: dict[str, int],
-               chain: dict[str, Any]) -> list[dict[str, Any]]:
+               chain: dict[str, Any], spam: dict[str, dict[str, float | None]],
+               nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     scenario = run.scenario
     deals = list(run.client_deals.values())
     addresses = {node_identity(run.world, p.name).address.lower(): p for p in run.plans}
@@ -352,6 +405,20 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
         check("every_cheater_slashed", bool(cheats) and not unslashed and not richer,
               f"{len(cheats)} cheating deals, not ruled wrong: {unslashed}, "
               f"cheaters who gained: {richer}")
+    if scenario.faults.spammers:
+        spammers = {p.name for p in run.plans if p.spammer}
+        honest_drops = sum(row["gossip_dropped"] for name, row in nodes.items()
+                           if name not in spammers)
+        ignored = sum(row["gossip_graylisted_ignored"] for name, row in nodes.items()
+                      if name not in spammers)
+        detail = "; ".join(
+            f"{name}: connected to {sum(v is not None for v in row.values())} honest nodes, "
+            f"max score there {max((v for v in row.values() if v is not None), default=None)}"
+            for name, row in spam.items())
+        check("spammer_scored_out",
+              honest_drops > 0 and all(scored_out(row) for row in spam.values()),
+              f"{detail}; honest nodes dropped {honest_drops} invalid messages, then ignored "
+              f"{ignored} from graylisted peers (graylist below {GRAYLIST_THRESHOLD})")
     if "random" in scenario.workload.modules and scenario.faults.check_rate:
         random_deals = [d for d in deals if d.get("module") == "random"]
         outcomes = Counter(str(d.get("outcome")) for d in random_deals)
@@ -364,6 +431,9 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
 def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[str, Any]:
     """Run `scenario`, write report.json and the plots into `out_dir`; the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Node homes of an earlier run belong to an anvil that is gone: their accounts would not be
+    # funded again on the new chain (homes are funded when first created).
+    shutil.rmtree(out_dir / "nodes", ignore_errors=True)
     build_module_images(console)
     wall_started = time.monotonic()
     with sigterm_as_interrupt(), market_world(out_dir / "nodes") as world:
@@ -376,10 +446,11 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         before = run.holdings()
         workload_s = run.drive()
         providers_final = run.wait_providers_final()
+        spam = run.spam_view()
         nodes = run.node_figures()
         chain = run.chain_figures()
         after = run.holdings()
-        checks = invariants(run, before, after, chain)
+        checks = invariants(run, before, after, chain, spam, nodes)
         world.stop_all()
     deals = list(run.client_deals.values())
     gas = list(chain["gas_per_deal"].values())
@@ -403,6 +474,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         "gossip": {"provider_offer_coverage_mean": _mean(
             [r["provider_offers_known"] for r in nodes.values()
              if r["provider_offers_known"] is not None])},
+        "spam_scores": spam,
         "invariants": checks,
         "passed": all(c["ok"] for c in checks),
     }

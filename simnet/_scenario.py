@@ -14,6 +14,8 @@
     cheater_share = 0.0    # share of providers with cheat_wrong_output
     check_rate = 0.0       # the clients' spot-check rate
     churn_share = 0.0      # share of providers killed mid-run, restarted churn_down_s later
+    spammers = 0           # providers that also send invalid gossip (spam_gossip_per_s)
+    spam_rate_per_s = 20
     [node]                 # top-level config.toml settings for every node
     agreement_timeout_s = 120
 """
@@ -85,6 +87,8 @@ class Faults:
     churn_share: float = 0.0
     churn_after_s: float = 5.0
     churn_down_s: float = 5.0
+    spammers: int = 0
+    spam_rate_per_s: int = 20
 
     def __post_init__(self) -> None:
         for name in ("cheater_share", "check_rate", "churn_share"):
@@ -92,6 +96,8 @@ class Faults:
                 raise ScenarioError(f"faults.{name} must be between 0 and 1")
         if self.churn_after_s < 0 or self.churn_down_s < 0:
             raise ScenarioError("faults.churn_after_s and churn_down_s must be >= 0")
+        if self.spammers < 0 or self.spam_rate_per_s < 1:
+            raise ScenarioError("faults.spammers must be >= 0 and spam_rate_per_s >= 1")
         if self.cheater_share and self.check_rate < 1:
             # A cheat is only certain to be caught when every output is re-checked.
             raise ScenarioError("cheaters need check_rate = 1 so every cheat is disputed")

@@ -13,9 +13,11 @@ from lilypad_p2p.testing._chain import (
     snapshot_chain,
 )
 from lilypad_p2p.testing._real_parts import require_real
+from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
     "TEST_BALANCE_WEI",
+    "SpamKind",
     "advance_chain_time",
     "anvil_binary",
     "anvil_test_chain",
@@ -26,4 +28,6 @@ __all__ = [
     "revert_chain",
     "running_anvil",
     "snapshot_chain",
+    "spam_gossip",
+    "spam_payload",
 ]
