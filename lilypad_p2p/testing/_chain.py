@@ -55,8 +55,11 @@ def anvil_binary() -> Path | None:
 
 
 @contextmanager
-def running_anvil(binary: Path | None = None) -> Iterator[str]:
-    """Start anvil on a free loopback port (it picks one: `--port 0`); yield its URL; stop it."""
+def running_anvil(binary: Path | None = None, *, host: str = "127.0.0.1") -> Iterator[str]:
+    """Start anvil on a free port of `host` (it picks one: `--port 0`); yield its URL; stop it.
+
+    `host` is loopback unless network namespaces must reach it (the NAT lab's uplink address).
+    """
     binary = binary or anvil_binary()
     if binary is None:
         raise FileNotFoundError("anvil not found: run `npm ci` in contracts/ (scripts/setup)")
@@ -64,7 +67,7 @@ def running_anvil(binary: Path | None = None) -> Iterator[str]:
         log_path = Path(tmp) / "anvil.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(binary), "--host", "127.0.0.1", "--port", "0", "--hardfork", "prague",
+                [str(binary), "--host", host, "--port", "0", "--hardfork", "prague",
                  "--accounts", "1"],
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -155,9 +155,13 @@ class MarketWorld:
 
 
 @contextlib.contextmanager
-def market_world(base_dir: Path) -> Iterator[MarketWorld]:
-    """Anvil with the settlement contract deployed; nodes started in it are stopped on exit."""
-    with running_anvil() as url:
+def market_world(base_dir: Path, *, anvil_host: str = "127.0.0.1") -> Iterator[MarketWorld]:
+    """Anvil with the settlement contract deployed; nodes started in it are stopped on exit.
+
+    `anvil_host`: the address anvil listens on (e.g. the NAT lab's uplink, so nodes in network
+    namespaces reach the chain; such nodes are started by the lab, with `prepare_home`).
+    """
+    with running_anvil(host=anvil_host) as url:
         chain = open_rpc_chain(url)
         deployer, mediator = chain_test_accounts(2)
         fund_on_anvil(chain, [deployer])

@@ -1,19 +1,26 @@
-"""A NAT lab in Linux network namespaces: a public relay and two hosts behind their own NAT.
+"""A NAT lab in Linux network namespaces: public relays and two hosts behind their own NAT.
 
     wan (bridge, 10.N.0.0/24)
      ├─ relay      10.N.0.1            public bootstrap/relay host
+     ├─ relay2     10.N.0.4            a second relay (NatLab(relays=2))
      ├─ nat_a      10.N.0.2 | 10.N.1.1  MASQUERADE out of its wan side
      │   └─ host_a 10.N.1.2
-     └─ nat_b      10.N.0.3 | 10.N.2.1
-         └─ host_b 10.N.2.2
+     ├─ nat_b      10.N.0.3 | 10.N.2.1
+     │   └─ host_b 10.N.2.2
+     └─ (root namespace) 10.N.0.254    NatLab(uplink=True): the test's own side of the wan,
+                                       e.g. an anvil every namespace reaches as a public host
 
 Every name starts with a per-run prefix; everything lives in namespaces this lab creates (the
 iptables rules too, since netfilter state is per namespace), so deleting the namespaces removes
-it all. `NatLab.running()` tears down on any exit and `leftovers()` checks nothing remains.
-Needs root, `ip` (iproute2) and `iptables`. Linux MASQUERADE keeps the source port when it can
-(endpoint-independent mapping) and filters by connection (address-and-port-dependent
-filtering); each router also drops unsolicited inbound packets, as home routers do, instead of
-answering them with a RST. TCP hole punching by simultaneous open can pass such a NAT.
+it all (the uplink's root end goes with its wan end). `NatLab.running()` tears down on any exit
+and `leftovers()` checks nothing remains. Needs root, `ip` (iproute2) and `iptables`.
+
+Linux MASQUERADE keeps the source port when it can (endpoint-independent mapping) and filters
+by connection (address-and-port-dependent filtering); each router also drops unsolicited
+inbound packets, as home routers do, instead of answering them with a RST. TCP hole punching by
+simultaneous open can pass such a NAT. `NatLab(symmetric=True)` maps every connection to a
+random port instead (`--random-fully`: endpoint-dependent mapping, a "symmetric" NAT): the port
+a relay observes is useless to anyone else, so hole punching fails and traffic stays relayed.
 """
 
 from __future__ import annotations
@@ -25,14 +32,21 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lilypad_p2p.testing._cluster import NodeProcess
+from lilypad_p2p.control import ControlError
+from lilypad_p2p.testing._cluster import POLL_INTERVAL_S, NodeProcess
 
 NODE_PORT = 4001
 COMMAND_TIMEOUT_S = 10.0
+# `wait_until`'s default deadline for what nodes report (reachability, reservations, offers).
+WAIT_TIMEOUT_S = 30.0
+# The wan-side host numbers of the relays, in order, and of the root namespace's uplink.
+_RELAY_HOSTS = (1, 4)
+_UPLINK_HOST = 254
 
 
 class LabError(RuntimeError):
@@ -59,19 +73,45 @@ def _run(args: Sequence[str]) -> None:
 
 @dataclass
 class NatLab:
+    """The lab's layout; `running()` builds it and always tears it down.
+
+    Args:
+        relays: public relay hosts, namespaces "relay" and (if 2) "relay2".
+        symmetric: the NAT routers map each connection to a random port (hole punching fails).
+        uplink: give the root namespace an address on the wan (`uplink_ip()`).
+    """
+
     prefix: str = field(default_factory=lambda: f"lpn{secrets.token_hex(2)}")
     octet: int = field(default_factory=lambda: 100 + secrets.randbelow(100))
     nodes: list[NodeProcess] = field(default_factory=list)
+    relays: int = 1
+    symmetric: bool = False
+    uplink: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.relays <= len(_RELAY_HOSTS):
+            raise LabError(f"relays must be 1..{len(_RELAY_HOSTS)}, got {self.relays}")
 
     def ns(self, role: str) -> str:
         return f"{self.prefix}{role}"
 
     @property
-    def namespaces(self) -> list[str]:
-        return [self.ns(r) for r in ("wan", "relay", "nata", "natb", "hosta", "hostb")]
+    def relay_roles(self) -> list[str]:
+        return ["relay", "relay2"][: self.relays]
 
-    def relay_ip(self) -> str:
-        return f"10.{self.octet}.0.1"
+    @property
+    def namespaces(self) -> list[str]:
+        roles = ["wan", *self.relay_roles, "nata", "natb", "hosta", "hostb"]
+        return [self.ns(r) for r in roles]
+
+    def relay_ip(self, index: int = 0) -> str:
+        return f"10.{self.octet}.0.{_RELAY_HOSTS[index]}"
+
+    def uplink_ip(self) -> str:
+        """The root namespace's address on the wan (only with `uplink=True`)."""
+        if not self.uplink:
+            raise LabError("this lab has no uplink (NatLab(uplink=True))")
+        return f"10.{self.octet}.0.{_UPLINK_HOST}"
 
     def _ns(self, ns: str, *args: str) -> None:
         _run(["ip", "netns", "exec", ns, *args])
@@ -93,12 +133,21 @@ class NatLab:
         wan = self.ns("wan")
         self._ns(wan, "ip", "link", "add", "br0", "type", "bridge")
         self._ns(wan, "ip", "link", "set", "br0", "up")
-        for role, host_octet in (("relay", 1), ("nata", 2), ("natb", 3)):
+        public = [*zip(self.relay_roles, _RELAY_HOSTS, strict=False), ("nata", 2), ("natb", 3)]
+        for role, host_octet in public:
             inside, outside = f"{p}{role[-1]}w", f"{p}{role[-1]}b"
             self._veth(self.ns(role), inside, wan, outside)
             self._ns(wan, "ip", "link", "set", outside, "master", "br0")
             self._ns(wan, "ip", "link", "set", outside, "up")
             self._addr(self.ns(role), inside, f"10.{o}.0.{host_octet}/24")
+        if self.uplink:
+            root_end, wan_end = f"{p}up", f"{p}ub"
+            _run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", wan_end])
+            _run(["ip", "link", "set", wan_end, "netns", wan])
+            self._ns(wan, "ip", "link", "set", wan_end, "master", "br0")
+            self._ns(wan, "ip", "link", "set", wan_end, "up")
+            _run(["ip", "addr", "add", f"{self.uplink_ip()}/24", "dev", root_end])
+            _run(["ip", "link", "set", root_end, "up"])
         for side, subnet in (("a", 1), ("b", 2)):
             nat, host = self.ns(f"nat{side}"), self.ns(f"host{side}")
             lan_nat, lan_host = f"{p}{side}l", f"{p}{side}h"
@@ -107,9 +156,10 @@ class NatLab:
             self._addr(host, lan_host, f"10.{o}.{subnet}.2/24")
             self._ns(host, "ip", "route", "add", "default", "via", f"10.{o}.{subnet}.1")
             self._ns(nat, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+            random_ports = ["--random-fully"] if self.symmetric else []
             self._ns(
                 nat, "iptables", "-t", "nat", "-A", "POSTROUTING",
-                "-o", f"{p}{side}w", "-j", "MASQUERADE",
+                "-o", f"{p}{side}w", "-j", "MASQUERADE", *random_ports,
             )
             # A home router's stateful firewall: unsolicited inbound packets are dropped, not
             # answered with a RST (which would abort the peer's hole-punching SYN).
@@ -137,6 +187,26 @@ class NatLab:
         node = NodeProcess(name=role, home=home, process=process, log_path=log_path)
         self.nodes.append(node)
         return node
+
+    def wait_until(
+        self, condition: Callable[[], object], what: str, timeout_s: float = WAIT_TIMEOUT_S
+    ) -> None:
+        """Poll `condition()` until truthy (a node not answering yet counts as false).
+
+        Raises:
+            LabError: the deadline passed, or a node of the lab exited meanwhile.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ControlError, OSError):
+                if condition():
+                    return
+            for node in self.nodes:
+                if node.process.poll() is not None:
+                    raise LabError(f"{node.name} exited while waiting for {what}:\n"
+                                   f"{node.log_tail()}")
+            time.sleep(POLL_INTERVAL_S)
+        raise LabError(f"timed out after {timeout_s} s waiting for {what}")
 
     def stop_nodes(self) -> None:
         for node in self.nodes:

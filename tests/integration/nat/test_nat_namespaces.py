@@ -15,10 +15,9 @@ import contextlib
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing
+from lilypad_p2p.testing._nat_lab import NODE_PORT, LabError, NatLab, lab_missing
 
 START_TIMEOUT_S = 60.0
-NAT_TIMEOUT_S = 30.0
 DCUTR_TIMEOUT_S = 30.0
 
 
@@ -50,7 +49,7 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
             a = lab.start_node("hosta", tmp_path / "a", provider)
             b = lab.start_node("hostb", tmp_path / "b", provider)
             a_status, b_status = a.wait_ready(START_TIMEOUT_S), b.wait_ready(START_TIMEOUT_S)
-            wait = _waiter(lab)
+            wait = lab.wait_until
 
             wait(lambda: _nat(a)["reachability"] == "private", "a private")
             wait(lambda: _nat(b)["reachability"] == "private", "b private")
@@ -72,7 +71,7 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
                     "DCUtR direct upgrade",
                     timeout_s=DCUTR_TIMEOUT_S,
                 )
-            except AssertionError:
+            except LabError:
                 direct = False
             with capsys.disabled():
                 print(f"\nNAT lab: relayed ping {pings[-1]['rtt_ms']} ms; DCUtR direct: {direct}")
@@ -86,19 +85,3 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
                 print(f"--- {node.name}\n{node.log_tail(15)}")
         assert lab.leftovers() == [], f"teardown left {lab.leftovers()}"
 
-
-def _waiter(lab: NatLab):
-    import time
-
-    def wait(condition, what: str, timeout_s: float = NAT_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ControlError, OSError):
-                if condition():
-                    return
-            for node in lab.nodes:
-                assert node.process.poll() is None, f"{node.name} exited:\n{node.log_tail()}"
-            time.sleep(0.2)
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-    return wait
