@@ -107,6 +107,10 @@ class NatLab:
     def relay_ip(self, index: int = 0) -> str:
         return f"10.{self.octet}.0.{_RELAY_HOSTS[index]}"
 
+    def relay_multiaddr(self, peer_id: str, index: int = 0) -> str:
+        """The address nodes bootstrap from: relay `index`'s node with peer ID `peer_id`."""
+        return f"/ip4/{self.relay_ip(index)}/tcp/{NODE_PORT}/p2p/{peer_id}"
+
     def uplink_ip(self) -> str:
         """The root namespace's address on the wan (only with `uplink=True`)."""
         if not self.uplink:

@@ -20,7 +20,7 @@ from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._chain import anvil_binary
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._market import MarketWorld, market_world
-from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing
+from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker]
 
@@ -73,7 +73,7 @@ def test_a_deal_between_two_private_nodes_settles_through_the_relay(tmp_path, ca
 def _settle_one_deal(lab: NatLab, world: MarketWorld, base: Path, capsys) -> None:
     relay = lab.start_node("relay", base / "relay", ["--relay"])
     relay_peer = relay.wait_ready(START_TIMEOUT_S)["peer_id"]
-    bootstrap = ["--bootstrap", f"/ip4/{lab.relay_ip()}/tcp/{NODE_PORT}/p2p/{relay_peer}"]
+    bootstrap = ["--bootstrap", lab.relay_multiaddr(relay_peer)]
     world.prepare_home("provider")
     world.prepare_home("client")
     provider = lab.start_node("hosta", base / "provider", ["--provider", *bootstrap])
