@@ -1,13 +1,13 @@
 """A NAT lab in Linux network namespaces: public relays and two hosts behind their own NAT.
 
-    wan (bridge, 10.N.0.0/24)
-     ├─ relay      10.N.0.1            public bootstrap/relay host
-     ├─ relay2     10.N.0.4            a second relay (NatLab(relays=2))
-     ├─ nat_a      10.N.0.2 | 10.N.1.1  MASQUERADE out of its wan side
+    wan (bridge, W.N.0.0/24; W = 10, or 11 with NatLab(upnp=True))
+     ├─ relay      W.N.0.1             public bootstrap/relay host
+     ├─ relay2     W.N.0.4             a second relay (NatLab(relays=2))
+     ├─ nat_a      W.N.0.2 | 10.N.1.1  MASQUERADE out of its wan side (+ miniupnpd with upnp)
      │   └─ host_a 10.N.1.2
-     ├─ nat_b      10.N.0.3 | 10.N.2.1
+     ├─ nat_b      W.N.0.3 | 10.N.2.1
      │   └─ host_b 10.N.2.2
-     └─ (root namespace) 10.N.0.254    NatLab(uplink=True): the test's own side of the wan,
+     └─ (root namespace) W.N.0.254     NatLab(uplink=True): the test's own side of the wan,
                                        e.g. an anvil every namespace reaches as a public host
 
 Every name starts with a per-run prefix; everything lives in namespaces this lab creates (the
@@ -21,6 +21,12 @@ inbound packets, as home routers do, instead of answering them with a RST. TCP h
 simultaneous open can pass such a NAT. `NatLab(symmetric=True)` maps every connection to a
 random port instead (`--random-fully`: endpoint-dependent mapping, a "symmetric" NAT): the port
 a relay observes is useless to anyone else, so hole punching fails and traffic stays relayed.
+
+`NatLab(upnp=True)` runs miniupnpd (Debian's miniupnpd-nftables) on nat_a, so host_a can ask
+its router for a port mapping (UPnP IGD). Both miniupnpd and py-libp2p's UPnP client refuse a
+gateway whose external address is private or reserved (they assume a double NAT), so such a
+lab's wan uses 11.N.0.0/24, a public range, inside the isolated namespaces; it cannot be
+combined with the uplink, which would route that range from the root namespace.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +52,23 @@ NODE_PORT = 4001
 COMMAND_TIMEOUT_S = 10.0
 # `wait_until`'s default deadline for what nodes report (reachability, reservations, offers).
 WAIT_TIMEOUT_S = 30.0
-# The wan-side host numbers of the relays, in order, and of the root namespace's uplink.
+# How long miniupnpd may take to listen (it starts in milliseconds).
+UPNPD_START_TIMEOUT_S = 10.0
+# The wan-side host numbers of the relays, in order, of router A, and of the root's uplink.
 _RELAY_HOSTS = (1, 4)
+_NAT_A_HOST = 2
 _UPLINK_HOST = 254
+# miniupnpd's nftables chains (its defaults), hooked into the router's forward and nat paths.
+_UPNPD_NFT = """
+table inet filter {
+    chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+    chain miniupnpd { }
+    chain prerouting { type nat hook prerouting priority -100; jump prerouting_miniupnpd; }
+    chain postrouting { type nat hook postrouting priority 100; jump postrouting_miniupnpd; }
+    chain prerouting_miniupnpd { }
+    chain postrouting_miniupnpd { }
+}
+"""
 
 
 class LabError(RuntimeError):
@@ -63,9 +85,18 @@ def lab_missing() -> str | None:
     return None
 
 
-def _run(args: Sequence[str]) -> None:
+def upnp_missing() -> str | None:
+    """Why `NatLab(upnp=True)` cannot run here (besides `lab_missing`), or None if it can."""
+    for tool in ("miniupnpd", "nft"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install -y miniupnpd-nftables nftables)"
+    return None
+
+
+def _run(args: Sequence[str], stdin: str | None = None) -> None:
     done = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+        list(args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+        input=stdin,
     )
     if done.returncode != 0:
         raise LabError(f"{' '.join(args)} failed: {done.stderr.strip()}")
@@ -79,6 +110,7 @@ class NatLab:
         relays: public relay hosts, namespaces "relay" and (if 2) "relay2".
         symmetric: the NAT routers map each connection to a random port (hole punching fails).
         uplink: give the root namespace an address on the wan (`uplink_ip()`).
+        upnp: router A runs miniupnpd (the wan then uses a public range, see above).
     """
 
     prefix: str = field(default_factory=lambda: f"lpn{secrets.token_hex(2)}")
@@ -87,10 +119,18 @@ class NatLab:
     relays: int = 1
     symmetric: bool = False
     uplink: bool = False
+    upnp: bool = False
+    _daemons: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _scratch: Path | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.relays <= len(_RELAY_HOSTS):
             raise LabError(f"relays must be 1..{len(_RELAY_HOSTS)}, got {self.relays}")
+        if self.upnp and self.uplink:
+            raise LabError("upnp and uplink cannot be combined (see the module docstring)")
+
+    def _wan_ip(self, host: int) -> str:
+        return f"{11 if self.upnp else 10}.{self.octet}.0.{host}"
 
     def ns(self, role: str) -> str:
         return f"{self.prefix}{role}"
@@ -105,7 +145,11 @@ class NatLab:
         return [self.ns(r) for r in roles]
 
     def relay_ip(self, index: int = 0) -> str:
-        return f"10.{self.octet}.0.{_RELAY_HOSTS[index]}"
+        return self._wan_ip(_RELAY_HOSTS[index])
+
+    def router_a_ip(self) -> str:
+        """Router A's public (wan) address: host_a's observed address, and its UPnP one."""
+        return self._wan_ip(_NAT_A_HOST)
 
     def relay_multiaddr(self, peer_id: str, index: int = 0) -> str:
         """The address nodes bootstrap from: relay `index`'s node with peer ID `peer_id`."""
@@ -115,7 +159,7 @@ class NatLab:
         """The root namespace's address on the wan (only with `uplink=True`)."""
         if not self.uplink:
             raise LabError("this lab has no uplink (NatLab(uplink=True))")
-        return f"10.{self.octet}.0.{_UPLINK_HOST}"
+        return self._wan_ip(_UPLINK_HOST)
 
     def _ns(self, ns: str, *args: str) -> None:
         _run(["ip", "netns", "exec", ns, *args])
@@ -143,7 +187,7 @@ class NatLab:
             self._veth(self.ns(role), inside, wan, outside)
             self._ns(wan, "ip", "link", "set", outside, "master", "br0")
             self._ns(wan, "ip", "link", "set", outside, "up")
-            self._addr(self.ns(role), inside, f"10.{o}.0.{host_octet}/24")
+            self._addr(self.ns(role), inside, f"{self._wan_ip(host_octet)}/24")
         if self.uplink:
             root_end, wan_end = f"{p}up", f"{p}ub"
             _run(["ip", "link", "add", root_end, "type", "veth", "peer", "name", wan_end])
@@ -171,6 +215,50 @@ class NatLab:
                 nat, "iptables", "-A", "INPUT", "-i", f"{p}{side}w",
                 "-m", "conntrack", "--ctstate", "NEW,INVALID", "-j", "DROP",
             )
+        if self.upnp:
+            self._start_miniupnpd()
+
+    def _start_miniupnpd(self) -> None:
+        """miniupnpd on router A, serving host_a's LAN, mapping ports on the wan side."""
+        nat, p, o = self.ns("nata"), self.prefix, self.octet
+        _run(["ip", "netns", "exec", nat, "nft", "-f", "-"], stdin=_UPNPD_NFT)
+        self._scratch = Path(tempfile.mkdtemp(prefix=f"{p}-upnpd-"))
+        config = self._scratch / "miniupnpd.conf"
+        config.write_text(
+            f"ext_ifname={p}aw\nlistening_ip={p}al\nhttp_port=0\nenable_upnp=yes\n"
+            f"enable_natpmp=no\nsecure_mode=yes\nsystem_uptime=yes\nuuid={uuid.uuid4()}\n"
+            "upnp_table_name=filter\nupnp_nat_table_name=filter\n"
+            "upnp_forward_chain=miniupnpd\nupnp_nat_chain=prerouting_miniupnpd\n"
+            "upnp_nat_postrouting_chain=postrouting_miniupnpd\n"
+            f"allow 1024-65535 10.{o}.1.0/24 1024-65535\ndeny 0-65535 0.0.0.0/0 0-65535\n"
+        )
+        log_path = self._scratch / "miniupnpd.log"
+        with log_path.open("wb") as log:
+            self._daemons.append(subprocess.Popen(
+                ["ip", "netns", "exec", nat, "miniupnpd", "-d", "-f", str(config),
+                 "-P", str(self._scratch / "miniupnpd.pid")],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            ))
+        deadline = time.monotonic() + UPNPD_START_TIMEOUT_S
+        while b"HTTP listening on port" not in log_path.read_bytes():
+            if self._daemons[-1].poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"miniupnpd did not start:\n{self.upnpd_log()}")
+            time.sleep(POLL_INTERVAL_S)
+
+    def upnpd_log(self) -> str:
+        """What miniupnpd said (empty without `upnp`)."""
+        if self._scratch is None or not (self._scratch / "miniupnpd.log").exists():
+            return ""
+        return (self._scratch / "miniupnpd.log").read_text(errors="replace")
+
+    def upnp_mappings(self) -> str:
+        """Router A's UPnP port forwards as nftables lists them (its DNAT rules)."""
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.ns("nata"), "nft", "list", "chain", "inet", "filter",
+             "prerouting_miniupnpd"],
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+        )
+        return done.stdout
 
     def start_node(
         self, role: str, home: Path, args: Sequence[str], *, env: dict[str, str] | None = None
@@ -222,6 +310,15 @@ class NatLab:
     def teardown(self) -> None:
         with contextlib.suppress(Exception):
             self.stop_nodes()
+        for daemon in self._daemons:
+            daemon.terminate()
+            try:
+                daemon.wait(COMMAND_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         for ns in self.namespaces:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         # A veth still in the root namespace (a build that failed half-way) goes too.
