@@ -62,8 +62,10 @@ class NodeConfig:
     rpc_url: str | None = None
     contract: str | None = None
     # On-chain job requests (issue 9, roles/_bridge.py): the LilypadRequests contract on the
-    # same chain, whose requests a chain-bridge node serves.
+    # same chain, whose requests a chain-bridge node serves, once this many blocks are mined
+    # on top of a request (reorg safety; 0 for a dev chain that mines only on demand).
     requests_contract: str | None = None
+    bridge_confirmations: int = 12
     # Mediators this node trusts (addresses): put in its offers; a deal's consortium is drawn
     # from the mediators both sides trust.
     mediators: tuple[str, ...] = ()
@@ -293,6 +295,14 @@ def _consortium_size(value: object, source: str) -> int:
     return size
 
 
+def _block_count(value: object, source: str) -> int:
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise ConfigError(f"bridge_confirmations ({source}): {value!r} is not a number of blocks")
+
+
 def _muxer(value: object, source: str) -> str:
     if value not in ("mplex", "yamux"):
         raise ConfigError(f"muxer ({source}): {value!r} is not 'mplex' or 'yamux'")
@@ -321,6 +331,8 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
     _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
     _Setting("requests_contract", ("chain", "requests"), "LILYPAD_REQUESTS_CONTRACT", _contract),
+    _Setting("bridge_confirmations", ("bridge_confirmations",), "LILYPAD_BRIDGE_CONFIRMATIONS",
+             _block_count),
     _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
     *(
         _Setting(name, (name,), f"LILYPAD_{name.upper()}", _seconds(name))

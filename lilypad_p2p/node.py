@@ -203,7 +203,7 @@ class Node:
             await nursery.start(self.client.run)
         if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
             bridge = open_bridge(config.requests_contract, chain, self.identity, self.client,
-                                 store, config.home)
+                                 store, config.home, confirmations=config.bridge_confirmations)
             await nursery.start(bridge.run)
         if self.config.has_role("mediator"):
             self.mediator = MediatorRole(

@@ -1,75 +1,38 @@
 """The chain bridge end to end: the example contract asks for a hash on anvil; real nodes
 (a provider running Docker, a solver, a --chain-bridge node) match and run it; the answer lands
-in the contract's storage and the money moves exactly as the deal says."""
+in the contract's storage (an answer over 1 KiB as its CID) and the money moves exactly as the
+deal says."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import time
+import tarfile
+from pathlib import Path
 
 import pytest
-
-from lilypad_p2p.chain import (
-    EXAMPLE_CLIENT,
-    ContractClient,
-    RequestsClient,
-    RequestStatus,
-    SettlementClient,
-    deploy_contract,
-    deploy_requests,
-    open_rpc_chain,
+from bridge_world import (
+    ESCROW_WEI,
+    REQUEST_WINDOW_S,
+    await_closed,
+    deploy_requests_world,
+    require_parts,
 )
-from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, require_real
-from lilypad_p2p.testing._chain import anvil_binary
+
+from lilypad_p2p.chain import RequestStatus, SettlementClient, result_cid_bytes
+from lilypad_p2p.exec import result_cid
 from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
-ESCROW_WEI = 10**16
-REQUEST_WINDOW_S = 900
-ANSWERED_WITHIN_S = 240.0
-POLL_S = 0.5
-
-
-def _require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the provider runs the job in Docker")
-
-
-def _deploy(world, tmp_path):
-    """LilypadRequests and the example client on the world's anvil; the bridge's home."""
-    chain = open_rpc_chain(world.rpc_url)
-    deployer, requester = chain_test_accounts(16)[14:16]
-    fund_on_anvil(chain, [deployer, requester])
-    requests_address = deploy_requests(chain, deployer, world.contract)
-    example = ContractClient(chain, EXAMPLE_CLIENT,
-                             deploy_contract(chain, deployer, EXAMPLE_CLIENT, requests_address),
-                             requester)
-    world.prepare_home("bridge")
-    with (tmp_path / "bridge" / "config.toml").open("a") as config:
-        config.write(f'requests = "{requests_address}"\n')
-    return chain, example, RequestsClient(chain, requests_address)
-
-
-def _await_delivery(requests, request_id, bridge):
-    deadline = time.monotonic() + ANSWERED_WITHIN_S
-    while requests.request(request_id).status is RequestStatus.PENDING:
-        if time.monotonic() > deadline:
-            pytest.fail(f"no answer after {ANSWERED_WITHIN_S} s:\n{bridge.log_tail()}")
-        time.sleep(POLL_S)  # polling the chain with a bounded deadline
+BIG_OUTPUT_BYTES = 2048
 
 
 def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
-    _require_parts()
+    require_parts()
     with market_world(tmp_path) as world:
-        chain, example, requests = _deploy(world, tmp_path)
+        chain, example, requests = deploy_requests_world(world)
         boot = world.start("provider", roles=["provider"])
         world.start("solver", roles=["solver"], bootstrap=[boot.dial_addr])
         bridge = world.start("bridge", roles=["chain-bridge"], bootstrap=[boot.dial_addr])
@@ -84,7 +47,7 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
         (requested,) = requests.requested_in(receipt)
         request_id = requested.request_id
 
-        _await_delivery(requests, request_id, bridge)
+        assert await_closed(requests, request_id, bridge) is RequestStatus.DELIVERED
 
         assert example.read("answered", request_id), "delivered, but the callback failed"
         answer = example.read("answers", request_id)
@@ -104,13 +67,28 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
         assert requests.owed(bridge_address) == payment
         assert requests.owed(example.address) == ESCROW_WEI - payment
 
+        # An answer over 1 KiB reaches the contract as its CID; the bridge holds the bytes.
+        receipt = example.send("ask", "random", json.dumps({"size": BIG_OUTPUT_BYTES}).encode(),
+                               chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+        (big,) = requests.requested_in(receipt)
+        assert await_closed(requests, big.request_id, bridge) is RequestStatus.DELIVERED
+        assert example.read("answered", big.request_id)
+        cid = example.read("answerCids", big.request_id)
+        big_deal = next(d for d in bridge.call("deals") if d["deal_id"] == "0x" + bytes(
+            requests.read("deliveredDeal", big.request_id)).hex())
+        tarball = Path(big_deal["result_path"]).read_bytes()
+        assert cid == result_cid_bytes(hashlib.sha256(tarball).digest())
+        assert big_deal["result_cid"] == result_cid(tarball)
+        with tarfile.open(fileobj=io.BytesIO(tarball)) as archive:
+            assert archive.getmember("random.bin").size == BIG_OUTPUT_BYTES
+
 
 def test_restarted_bridge_serves_each_request_once(tmp_path):
     """The bridge submits a request while no provider is around, restarts, and the request is
     then served by the job it had submitted: one deal, one delivery."""
-    _require_parts()
+    require_parts()
     with market_world(tmp_path) as world:
-        chain, example, requests = _deploy(world, tmp_path)
+        chain, example, requests = deploy_requests_world(world)
         bridge = world.start("bridge", roles=["chain-bridge"])
         receipt = example.send("ask", "hash", json.dumps({"text": "twice?"}).encode(),
                                chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
@@ -123,7 +101,7 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
         world.start("solver", roles=["solver"], bootstrap=[bridge.dial_addr])
         world.wait_until_known(bridge, [provider])
 
-        _await_delivery(requests, requested.request_id, bridge)
+        assert await_closed(requests, requested.request_id, bridge) is RequestStatus.DELIVERED
 
         assert example.read("answers", requested.request_id).strip() == \
             hashlib.sha256(b"twice?").hexdigest()
