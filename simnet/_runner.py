@@ -1,7 +1,8 @@
 """Runs a scenario: anvil + contract + N real node processes, a workload, faults, the report.
 
 Everything started here (node processes and their containers, anvil) is stopped on the way
-out, also on Ctrl-C, SIGTERM or failure: `market_world` owns anvil and the cluster in
+out, also on Ctrl-C, SIGTERM or failure: `world_for` (`market_world`, or the namespaced world
+that also owns the namespaces) owns anvil and the cluster in
 try/finally, and SIGTERM is turned into KeyboardInterrupt so the same path runs.
 """
 
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -29,11 +30,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.net import GRAYLIST_THRESHOLD
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld, market_world
+from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
+from lilypad_p2p.testing._market import MarketWorld
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
-from simnet._report import FINAL, gas_per_deal, latency_section, write_json, write_plots
+from simnet._netns import Group, NetnsLab, netns_missing
+from simnet._report import (
+    FINAL,
+    deal_latencies,
+    gas_per_deal,
+    latency_section,
+    write_json,
+    write_plots,
+)
 from simnet._scenario import Scenario, ScenarioError
+from simnet._worlds import dial_addr, world_for
 
 # How often the run polls the clients' deals and samples the node processes.
 SAMPLE_INTERVAL_S = 1.0
@@ -53,6 +63,13 @@ START_WAVE_TIMEOUT_S = 180.0
 # (a graylisted peer's messages are ignored, so its score decays and dips back above the
 # threshold for a moment until its next message is judged).
 SPAM_SCORED_OUT_TIMEOUT_S = 20.0
+# Partitions: a late provider per side joins this long after the cut; after the heal, every
+# node must hold every provider's offer within CONVERGE_TIMEOUT_S (offers are re-published
+# every 30 s, so one republish round plus gossip).
+LATE_JOIN_AFTER_S = 3.0
+# Deal transition times are the client node's clock, the cut's times the simnet's.
+CLOCK_SLACK_S = 1.0
+CONVERGE_TIMEOUT_S = 90.0
 # Consortium size the clients ask for (capped by the mediators present).
 CONSORTIUM_SIZE = 3
 TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
@@ -65,6 +82,13 @@ class NodePlan:
     config_lines: str = ""
     cheater: bool = False
     spammer: bool = False
+    group: str = ""       # its network namespace group (namespaced scenarios only)
+    relay: bool = False   # also serves as a relay (NAT scenarios: the bootstrap nodes)
+    late: bool = False    # started during the partition, not with the others
+
+    @property
+    def roles(self) -> list[str]:
+        return [self.role, "relay"] if self.relay else [self.role]
 
 
 @dataclass
@@ -111,7 +135,48 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
               for i in range(1, counts["clients"] + 1)]
     for plan in plans:
         plan.config_lines = scenario.node_config_lines() + plan.config_lines
+    place_in_groups(scenario, plans)
     return plans
+
+
+def place_in_groups(scenario: Scenario, plans: list[NodePlan]) -> None:
+    """Namespace groups: partitions split every role between sides a and b (the last provider
+    of each side joins late); NAT puts a share of honest providers each behind its own NAT."""
+    network = scenario.network
+    if network.partitioned:
+        for role in ("provider", "solver", "mediator", "client"):
+            members = [p for p in plans if p.role == role]
+            for index, plan in enumerate(members):
+                plan.group = "ab"[index % 2]
+        for side in "ab":
+            providers = [p for p in plans if p.role == "provider" and p.group == side
+                         and not p.cheater and not p.spammer]
+            if len(providers) < 2:
+                raise ScenarioError(f"side {side} needs two honest providers (one joins late)")
+            providers[-1].late = True
+    elif network.nat_share:
+        honest = [p for p in plans[BOOTSTRAP_NODES:]
+                  if p.role == "provider" and not p.cheater and not p.spammer]
+        natted = honest[len(honest) - math.floor(len(honest) * network.nat_share):]
+        if not natted:
+            raise ScenarioError("network.nat_share puts no provider behind a NAT")
+        for plan in plans:
+            plan.group = "pub"
+        for index, plan in enumerate(natted, start=1):
+            plan.group = f"nat{index}"
+        for plan in plans[:BOOTSTRAP_NODES]:
+            plan.relay = True
+
+
+def lab_for(scenario: Scenario, plans: list[NodePlan]) -> NetnsLab | None:
+    if not scenario.network.namespaced:
+        return None
+    missing = netns_missing()
+    if missing:
+        raise ScenarioError(f"scenario {scenario.name} runs nodes in namespaces: {missing}")
+    names = sorted({p.group for p in plans})
+    return NetnsLab(tuple(Group(name, index, natted=name.startswith("nat"))
+                          for index, name in enumerate(names, start=1)))
 
 
 def job(index: int, module: str) -> dict[str, Any]:
@@ -144,11 +209,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class Run:
     """One scenario in one `MarketWorld`; `execute` returns the raw material of the report."""
 
-    def __init__(self, scenario: Scenario, world: MarketWorld, console: Console) -> None:
+    def __init__(self, scenario: Scenario, plans: list[NodePlan], world: MarketWorld,
+                 lab: NetnsLab | None, console: Console) -> None:
         self.scenario = scenario
         self.world = world
+        self.lab = lab
         self.console = console
-        self.plans = plan_nodes(scenario)
+        self.plans = plans
+        self.group_of = {p.name: p.group for p in plans}
+        # deal key -> (seconds into the workload it was posted, its target's name or None)
+        self.posted: dict[str, tuple[float, str | None]] = {}
+        self.partition_window: tuple[float, float] | None = None
+        self.healed_at = 0.0
         self.nodes: dict[str, NodeProcess] = {}
         self.samples = Samples()
         self.submitted: list[tuple[str, str]] = []  # (client name, deal key)
@@ -156,7 +228,8 @@ class Run:
         self.events_log: list[str] = []
 
     def roles_of(self, role: str) -> list[NodeProcess]:
-        return [self.nodes[p.name] for p in self.plans if p.role == role]
+        """The started nodes of `role`."""
+        return [self.nodes[p.name] for p in self.plans if p.role == role and p.name in self.nodes]
 
     def start_nodes(self) -> None:
         trusted = [node_identity(self.world, p.name).address
@@ -165,14 +238,14 @@ class Run:
             prepare_trusting_home(self.world, plan.name, trusted, config_lines=plan.config_lines)
         boot: list[str] = []
         for plan in self.plans[:BOOTSTRAP_NODES]:
-            node = self.world.cluster.start_node(plan.name, roles=[plan.role], bootstrap=boot)
+            node = self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
             node.wait_ready()
             self.nodes[plan.name] = node
-            boot.append(node.dial_addr)
+            boot.append(dial_addr(node))
         self.bootstrap = boot
-        rest = self.plans[BOOTSTRAP_NODES:]
+        rest = [p for p in self.plans[BOOTSTRAP_NODES:] if not p.late]
         for first in range(0, len(rest), START_WAVE_SIZE):
-            wave = [self.world.cluster.start_node(plan.name, roles=[plan.role], bootstrap=boot)
+            wave = [self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
                     for plan in rest[first:first + START_WAVE_SIZE]]
             for node in wave:
                 node.wait_ready(START_WAVE_TIMEOUT_S)
@@ -216,8 +289,15 @@ class Run:
         """Post the jobs at the scenario's rate, inject churn, wait until every job ended."""
         workload, faults = self.scenario.workload, self.scenario.faults
         clients = self.roles_of("client")
-        targets = [self.nodes[p.name].status["address"] for p in self.plans
-                   if p.role == "provider" and not p.spammer]
+        # Partitions: side a's providers first, so jobs target both sides from both sides.
+        target_plans = sorted((p for p in self.plans if p.role == "provider" and not p.spammer
+                               and not p.late), key=lambda p: p.group)
+        targets = [(p.name, self.nodes[p.name].status["address"]) for p in target_plans]
+        cut = self.scenario.network
+        network_events = [] if not cut.partitioned else [
+            (cut.partition_after_s, self.partition),
+            (cut.partition_after_s + LATE_JOIN_AFTER_S, self.start_late_providers),
+            (cut.partition_after_s + cut.partition_s, self.heal)]
         victims = self.churn_victims()
         churn_at = faults.churn_after_s
         restart_at = churn_at + faults.churn_down_s
@@ -237,13 +317,17 @@ class Run:
                     client = clients[index % len(clients)]
                     module = workload.modules[index % len(workload.modules)]
                     posted_job = job(index, module)
+                    target = None
                     if workload.target_providers:
-                        posted_job["target"] = targets[index % len(targets)]
+                        target, posted_job["target"] = targets[index % len(targets)]
                     key = client.call("submit", posted_job)["key"]
                     self.submitted.append((client.name, key))
+                    self.posted[key] = (time.monotonic() - started, target)
                     progress.update(posted, completed=len(self.submitted))
                 if len(self.submitted) == workload.jobs and deadline is None:
                     deadline = time.monotonic() + workload.job_timeout_s
+                while network_events and elapsed >= network_events[0][0]:
+                    network_events.pop(0)[1](time.monotonic() - started)
                 if victims and not killed and elapsed >= churn_at:
                     for name in victims:
                         self.nodes[name].kill()
@@ -260,12 +344,57 @@ class Run:
                     self.samples.take(list(self.nodes.values()))
                     progress.update(ended, completed=done)
                     next_sample = time.monotonic() + SAMPLE_INTERVAL_S
-                    if done == workload.jobs and (restarted or not victims):
+                    if done == workload.jobs and (restarted or not victims) \
+                            and not network_events:
                         return time.monotonic() - started
                 if deadline is not None and time.monotonic() > deadline:
                     self.events_log.append("job timeout: not every job ended")
                     return time.monotonic() - started
                 time.sleep(min(SAMPLE_INTERVAL_S, 1 / workload.rate_per_s) / 2)
+
+    def partition(self, elapsed: float) -> None:
+        assert self.lab is not None
+        self.lab.partition("a", "b")
+        self.partition_window = (elapsed, math.inf)
+        self.events_log.append(f"{elapsed:.1f}s partitioned a | b")
+
+    def start_late_providers(self, elapsed: float) -> None:
+        """One provider per side joins during the partition, bootstrapping from its own side:
+        after the heal, the other side must learn its offer."""
+        for plan in (p for p in self.plans if p.late):
+            boot = [addr for first, addr in zip(self.plans, self.bootstrap, strict=False)
+                    if first.group == plan.group]
+            node = self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
+            node.wait_ready(START_WAVE_TIMEOUT_S)
+            self.nodes[plan.name] = self.world.nodes[plan.name] = node
+        self.events_log.append(f"{elapsed:.1f}s late providers joined their sides")
+
+    def heal(self, elapsed: float) -> None:
+        assert self.lab is not None and self.partition_window is not None
+        self.lab.heal()
+        self.partition_window = (self.partition_window[0], elapsed)
+        self.healed_at = time.monotonic()
+        self.events_log.append(f"{elapsed:.1f}s healed")
+
+    def wait_converged(self) -> float | None:
+        """Seconds from the heal until every node holds every provider's offer (None: not within
+        CONVERGE_TIMEOUT_S)."""
+        providers = {n.status["address"] for n in self.roles_of("provider")}
+
+        def converged() -> bool:
+            for node in self.nodes.values():
+                with contextlib.suppress(ControlError, OSError):
+                    owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
+                    if providers <= owners:
+                        continue
+                return False
+            return True
+
+        with contextlib.suppress(ClusterError):
+            self.world.cluster.wait_until(converged, timeout_s=CONVERGE_TIMEOUT_S,
+                                          what="every node to hold every provider's offer")
+            return round(time.monotonic() - self.healed_at, 1)
+        return None
 
     def spam_view(self) -> dict[str, dict[str, float | None]]:
         """Spammer -> honest node -> the spammer's GossipSub score there (None: not connected).
@@ -356,6 +485,39 @@ class Run:
                 "events": dict(Counter(e.name for e in events))}
 
 
+def partition_checks(run: Run, network: dict[str, Any],
+                     check: Callable[[str, bool, str], None]) -> None:
+    """Each side kept trading during the cut (every job one side's client posted to its own
+    side's provider settled), and after the heal every node learnt every offer."""
+    window = run.partition_window or (math.inf, math.inf)
+    inside: dict[str, Counter[str]] = {"a": Counter(), "b": Counter()}
+    across: list[float | None] = []  # seconds into the workload each cross-cut deal opened
+    for client, key in run.submitted:
+        posted_at, target = run.posted[key]
+        if not window[0] <= posted_at < window[1] or target is None:
+            continue
+        side, deal = run.group_of[client], run.client_deals.get(key, {})
+        if run.group_of[target] == side:
+            inside[side][deal.get("phase", "unseen")] += 1
+            continue
+        waited = deal_latencies(deal)["offer_to_deal"] if deal else None
+        across.append(None if waited is None else posted_at + waited)
+    early = [round(t, 1) for t in across if t is not None and t < window[1] - CLOCK_SLACK_S]
+    check("partition_held", bool(across) and not early,
+          f"{len(across)} jobs posted across the cut during it; deals opened before the heal "
+          f"at {window[1]:.1f} s: {early}; opened after it at "
+          f"{sorted(round(t, 1) for t in across if t is not None)}")
+    check("each_side_traded_during_partition",
+          all(c and set(c) == {"settled"} for c in inside.values()),
+          f"jobs posted to their own side during the cut, by final state: "
+          f"{ {side: dict(c) for side, c in inside.items()} }")
+    converged = network.get("converged_after_heal_s")
+    check("offers_converged_after_heal", converged is not None,
+          f"every node held every provider's offer (the late joiners' too) {converged} s "
+          f"after the heal" if converged is not None
+          else f"not within {CONVERGE_TIMEOUT_S} s of the heal")
+
+
 def scored_out(scores: dict[str, float | None]) -> bool:
     """Every honest node connected to the spammer scores it below the graylist threshold."""
     return all(score < GRAYLIST_THRESHOLD for score in scores.values() if score is not None)
@@ -363,7 +525,8 @@ def scored_out(scores: dict[str, float | None]) -> bool:
 
 def invariants(run: Run, before: dict[str, int], after: dict[str, int],
                chain: dict[str, Any], spam: dict[str, dict[str, float | None]],
-               nodes: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+               nodes: dict[str, dict[str, Any]],
+               network: dict[str, Any]) -> list[dict[str, Any]]:
     scenario = run.scenario
     deals = list(run.client_deals.values())
     addresses = {node_identity(run.world, p.name).address.lower(): p for p in run.plans}
@@ -376,7 +539,9 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
     missing = len(run.submitted) - len(deals)
     check("every_deal_ended", not unfinished and not missing,
           f"{len(unfinished)} unfinished, {missing} never seen")
-    if not scenario.faults.churn_share:
+    if scenario.network.partitioned:
+        partition_checks(run, network, check)
+    elif not scenario.faults.churn_share:
         bad = Counter(d["phase"] for d in deals if d["phase"] not in {"settled", "resolved"})
         check("every_job_settled_or_resolved", not bad, f"other final phases: {dict(bad)}")
     check("funds_conserved", chain["contract_balance"] == chain["accounted"],
@@ -436,8 +601,11 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     shutil.rmtree(out_dir / "nodes", ignore_errors=True)
     build_module_images(console)
     wall_started = time.monotonic()
-    with sigterm_as_interrupt(), market_world(out_dir / "nodes") as world:
-        run = Run(scenario, world, console)
+    plans = plan_nodes(scenario)
+    lab = lab_for(scenario, plans)
+    group_of = {p.name: p.group for p in plans}
+    with sigterm_as_interrupt(), world_for(out_dir / "nodes", lab, group_of) as world:
+        run = Run(scenario, plans, world, lab, console)
         console.print(f"[bold]{scenario.name}[/]: {scenario.nodes} nodes "
                       f"{scenario.roles.counts(scenario.nodes)}, anvil at {world.rpc_url}")
         run.start_nodes()
@@ -447,10 +615,16 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         workload_s = run.drive()
         providers_final = run.wait_providers_final()
         spam = run.spam_view()
+        network: dict[str, Any] = {}
+        if lab is not None:
+            network["groups"] = run.group_of
+        if scenario.network.partitioned:
+            network["partition_window_s"] = run.partition_window
+            network["converged_after_heal_s"] = run.wait_converged()
         nodes = run.node_figures()
         chain = run.chain_figures()
         after = run.holdings()
-        checks = invariants(run, before, after, chain, spam, nodes)
+        checks = invariants(run, before, after, chain, spam, nodes, network)
         world.stop_all()
     deals = list(run.client_deals.values())
     gas = list(chain["gas_per_deal"].values())
@@ -475,6 +649,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
             [r["provider_offers_known"] for r in nodes.values()
              if r["provider_offers_known"] is not None])},
         "spam_scores": spam,
+        "network": network,
         "invariants": checks,
         "passed": all(c["ok"] for c in checks),
     }

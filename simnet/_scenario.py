@@ -16,12 +16,17 @@
     churn_share = 0.0      # share of providers killed mid-run, restarted churn_down_s later
     spammers = 0           # providers that also send invalid gossip (spam_gossip_per_s)
     spam_rate_per_s = 20
+    [network]              # nodes in network namespaces (needs root): partition or NAT
+    partition_after_s = 0  # > 0: groups a and b are cut apart this long into the workload,
+    partition_s = 20       # for this long; one late provider per side joins during the cut
+    nat_share = 0.0        # share of providers each behind its own NAT; bootstrap nodes relay
     [node]                 # top-level config.toml settings for every node
     agreement_timeout_s = 120
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tomllib
@@ -104,12 +109,36 @@ class Faults:
 
 
 @dataclass(frozen=True, slots=True)
+class Network:
+    partition_after_s: float = 0.0
+    partition_s: float = 20.0
+    nat_share: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.partition_after_s < 0 or self.partition_s <= 0:
+            raise ScenarioError("network.partition_after_s must be >= 0, partition_s > 0")
+        if not 0 <= self.nat_share < 1:
+            raise ScenarioError("network.nat_share must be in [0, 1)")
+        if self.partition_after_s and self.nat_share:
+            raise ScenarioError("a scenario partitions or NATs its nodes, not both")
+
+    @property
+    def partitioned(self) -> bool:
+        return self.partition_after_s > 0
+
+    @property
+    def namespaced(self) -> bool:
+        return self.partitioned or self.nat_share > 0
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     nodes: int = 10
     roles: RoleMix = field(default_factory=RoleMix)
     workload: Workload = field(default_factory=Workload)
     faults: Faults = field(default_factory=Faults)
+    network: Network = field(default_factory=Network)
     # (setting, value) pairs every node's config.toml gets; the node validates them at start.
     node_settings: tuple[tuple[str, bool | int | float | str], ...] = ()
 
@@ -124,8 +153,7 @@ class Scenario:
     def with_nodes(self, nodes: int | None) -> Scenario:
         if nodes is None:
             return self
-        return Scenario(self.name, nodes, self.roles, self.workload, self.faults,
-                        self.node_settings)
+        return dataclasses.replace(self, nodes=nodes)
 
     def node_config_lines(self) -> str:
         """The [node] settings as top-level config.toml lines."""
@@ -153,6 +181,7 @@ def load_scenario(path: Path) -> Scenario:
         roles=_section(raw, "roles", RoleMix),
         workload=_section(raw, "workload", Workload),
         faults=_section(raw, "faults", Faults),
+        network=_section(raw, "network", Network),
         node_settings=tuple(_table(raw, "node").items()),
     )
 

@@ -1,0 +1,80 @@
+"""The simnet's worlds: `market_world` on loopback, or the same world with its nodes in network
+namespace groups (`NetnsLab`) and anvil in the lab's core, for partition and NAT scenarios."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from lilypad_p2p.chain import deploy_settlement, open_rpc_chain
+from lilypad_p2p.testing import anvil_binary, chain_test_accounts, fund_on_anvil
+from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
+from lilypad_p2p.testing._market import TEST_WITHDRAW_NOTICE_S, MarketWorld, market_world
+from simnet._netns import NetnsError, NetnsLab
+
+
+class NamespacedCluster(LocalCluster):
+    """A `LocalCluster` whose nodes run in their group's namespace, listening on its address."""
+
+    def __init__(self, base_dir: Path, lab: NetnsLab, group_of: Mapping[str, str]) -> None:
+        super().__init__(base_dir)
+        self.lab = lab
+        self.group_of = dict(group_of)
+
+    def start_node(self, name: str, *, roles: Sequence[str] = (),
+                   bootstrap: Sequence[str] = (), markets: Sequence[str] = ("cpu",),
+                   extra_args: Sequence[str] = ()) -> NodeProcess:
+        group = self.group_of[name]
+        home = self.base_dir / name
+        home.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "lilypad_p2p.cli", "node", "--home", str(home),
+                "--listen", f"/ip4/{self.lab.node_ip(group)}/tcp/0"]
+        args += [f"--{role}" for role in roles]
+        for addr in bootstrap:
+            args += ["--bootstrap", addr]
+        for market in markets:
+            args += ["--market", market]
+        log_path = home / "node.log"
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                self.lab.command(group, [*args, *extra_args]), stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env)
+        node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
+        self.nodes.append(node)
+        return node
+
+
+def dial_addr(node: NodeProcess) -> str:
+    """A direct (not relayed) multiaddr with /p2p/ that other nodes can bootstrap from."""
+    for addr in node.status.get("listen_addrs", []):
+        if addr.startswith("/ip4/") and "/p2p-circuit" not in addr \
+                and not addr.startswith("/ip4/0.0.0.0/"):
+            return addr if "/p2p/" in addr else f"{addr}/p2p/{node.status['peer_id']}"
+    raise NetnsError(f"{node.name} has no direct listen address: {node.status}")
+
+
+@contextlib.contextmanager
+def namespaced_world(base_dir: Path, lab: NetnsLab,
+                     group_of: Mapping[str, str]) -> Iterator[MarketWorld]:
+    """A `MarketWorld` in `lab`: anvil in the core, each node in its group's namespace."""
+    binary = anvil_binary()
+    if binary is None:
+        raise FileNotFoundError("anvil not found: run `npm ci` in contracts/ (scripts/setup)")
+    base_dir.mkdir(parents=True, exist_ok=True)
+    with lab.running(), lab.anvil(binary, base_dir / "anvil.log") as url:
+        chain = open_rpc_chain(url)
+        deployer, mediator = chain_test_accounts(2)
+        fund_on_anvil(chain, [deployer])
+        contract = deploy_settlement(chain, deployer, withdraw_notice_s=TEST_WITHDRAW_NOTICE_S)
+        cluster = NamespacedCluster(base_dir, lab, group_of)
+        world = MarketWorld(base_dir, url, contract, mediator.address, cluster)
+        with cluster.running():
+            yield world
+
+
+def world_for(base_dir: Path, lab: NetnsLab | None,
+              group_of: Mapping[str, str]) -> contextlib.AbstractContextManager[MarketWorld]:
+    return market_world(base_dir) if lab is None else namespaced_world(base_dir, lab, group_of)
