@@ -586,6 +586,93 @@ def chain_deploy(
                    f"recorded in {config_path}")
 
 
+
+@chain_app.command("deploy-requests")
+def chain_deploy_requests(
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    example: Annotated[
+        bool, typer.Option("--example", help="Also deploy the example client StringJobClient "
+                           "(contracts/examples/), which asks for a job and stores the answer.")
+    ] = False,
+    dev_fund: Annotated[
+        bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
+                           "anvil_setBalance (development chains only).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy LilypadRequests, through which smart contracts ask for jobs.
+
+    It serves one settlement contract (--contract, default chain.contract);
+    its address is recorded as `requests` in the chain table of config.toml.
+
+    A contract calls requestJob(module, inputs, deadline, callbackGasLimit)
+    with the most it pays as msg.value (inputs: the module's parameters as
+    a JSON object, public) and implements
+    onLilypadResult(requestId, resultHash, output, outputIsCid).
+
+    A node started with --chain-bridge runs each request on the network and
+    delivers the result once its deal has settled (outputs over 1 KiB as
+    their CID): the callback follows from the deal's signatures, not from
+    the bridge's word. The bridge waits `bridge_confirmations` blocks
+    (default 12) before acting; set 0 on a chain that mines on demand.
+
+    Example (anvil):
+
+      lilypad-p2p chain deploy --rpc http://127.0.0.1:8545 --dev-fund
+
+      lilypad-p2p chain deploy-requests --example
+
+      lilypad-p2p node --chain-bridge
+    """
+    import tomllib
+
+    from lilypad_p2p.chain import (
+        EXAMPLE_CLIENT,
+        ChainError,
+        deploy_contract,
+        deploy_requests,
+        open_rpc_chain,
+        record_chain_settings,
+    )
+
+    config = _chain_target(home, rpc, contract)
+    if config.rpc_url is None:
+        _fail("no chain: give --rpc URL (or set chain.rpc_url)")
+    if config.contract is None:
+        _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
+              "`lilypad-p2p chain deploy` first")
+    account = _node_account(config)
+    try:
+        chain = open_rpc_chain(config.rpc_url)
+        if dev_fund:
+            chain.rpc(lambda: chain.w3.provider.make_request(
+                "anvil_setBalance", [account.address, hex(1000 * 10**18)]))
+        requests = deploy_requests(chain, account, config.contract)
+        client = deploy_contract(chain, account, EXAMPLE_CLIENT, requests) if example else None
+    except ChainError as exc:
+        _fail(str(exc))
+    config_path = config.home / "config.toml"
+    text = config_path.read_text() if config_path.exists() else ""
+    recorded = "chains" not in tomllib.loads(text)  # [[chains]]: the operator picks the entry
+    if recorded:
+        record_chain_settings(config_path, {"requests": requests})
+    if as_json:
+        typer.echo(json.dumps({"requests": requests, "example_client": client,
+                               "settlement": config.contract, "chain_id": chain.chain_id,
+                               "config": str(config_path) if recorded else None}, indent=2))
+        return
+    typer.echo(f"deployed LilypadRequests at {requests} on chain {chain.chain_id} "
+               f"(settlement {config.contract})")
+    if client is not None:
+        typer.echo(f"deployed the example client StringJobClient at {client}")
+    if recorded:
+        typer.echo(f"recorded as [chain] requests in {config_path}")
+    else:
+        typer.echo(f"{config_path} lists [[chains]]: add requests = \"{requests}\" to this "
+                   f"chain's entry")
+
 # --- run, deals (market) ---------------------------------------------------------------------
 
 # How often `run` asks the node about its deal, and how long it waits in all by default.
