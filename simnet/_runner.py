@@ -70,6 +70,8 @@ LATE_JOIN_AFTER_S = 3.0
 # Deal transition times are the client node's clock, the cut's times the simnet's.
 CLOCK_SLACK_S = 1.0
 CONVERGE_TIMEOUT_S = 90.0
+# NAT: how long the natted nodes may take to find they are private and reserve on a relay.
+NAT_READY_TIMEOUT_S = 120.0
 # Consortium size the clients ask for (capped by the mediators present).
 CONSORTIUM_SIZE = 3
 TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
@@ -376,6 +378,33 @@ class Run:
         self.healed_at = time.monotonic()
         self.events_log.append(f"{elapsed:.1f}s healed")
 
+    def nat_view(self) -> dict[str, Any]:
+        """Wait (bounded) until every natted node knows it is private and holds a relay
+        reservation; each natted node's NAT status (reachability, relays, relayed and
+        DCUtR-upgraded peers) and how long it took."""
+        natted = [self.nodes[p.name] for p in self.plans if p.group.startswith("nat")]
+        started = time.monotonic()
+
+        def nat_status(node: NodeProcess) -> dict[str, Any]:
+            with contextlib.suppress(ControlError, OSError):
+                return dict(node.call("status")["nat"])
+            return {}
+
+        def relayed(status: dict[str, Any]) -> bool:
+            return status.get("reachability") == "private" and bool(status.get("reservations"))
+
+        ready_s: float | None = None
+        with contextlib.suppress(ClusterError):
+            self.world.cluster.wait_until(
+                lambda: all(relayed(nat_status(n)) for n in natted), timeout_s=NAT_READY_TIMEOUT_S,
+                what="every natted node to be private with a relay reservation")
+            ready_s = round(time.monotonic() - started, 1)
+        statuses = {n.name: nat_status(n) for n in natted}
+        return {"ready_after_s": ready_s, "relayed": {n: relayed(s) for n, s in statuses.items()},
+                "nodes": {name: {key: status.get(key) for key in (
+                    "reachability", "reservations", "relayed_peers", "direct_upgraded_peers")}
+                    for name, status in statuses.items()}}
+
     def wait_converged(self) -> float | None:
         """Seconds from the heal until every node holds every provider's offer (None: not within
         CONVERGE_TIMEOUT_S)."""
@@ -539,6 +568,15 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
     missing = len(run.submitted) - len(deals)
     check("every_deal_ended", not unfinished and not missing,
           f"{len(unfinished)} unfinished, {missing} never seen")
+    if scenario.network.nat_share:
+        nat = network["nat_at_start"]
+        natted = {p.name for p in run.plans if p.group.startswith("nat")}
+        served = Counter(run.client_deals.get(key, {}).get("phase", "unseen")
+                         for _, key in run.submitted if run.posted[key][1] in natted)
+        check("natted_providers_private_and_relayed", all(nat["relayed"].values()),
+              f"private with a reservation after {nat['ready_after_s']} s: {nat['relayed']}")
+        check("natted_providers_served_jobs", bool(served) and set(served) == {"settled"},
+              f"jobs sent to natted providers, by final state: {dict(served)}")
     if scenario.network.partitioned:
         partition_checks(run, network, check)
     elif not scenario.faults.churn_share:
@@ -609,6 +647,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         console.print(f"[bold]{scenario.name}[/]: {scenario.nodes} nodes "
                       f"{scenario.roles.counts(scenario.nodes)}, anvil at {world.rpc_url}")
         run.start_nodes()
+        nat = run.nat_view() if scenario.network.nat_share else None
         startup_s = time.monotonic() - wall_started
         console.print(f"{scenario.nodes} nodes up and aware of each other in {startup_s:.1f} s")
         before = run.holdings()
@@ -618,6 +657,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         network: dict[str, Any] = {}
         if lab is not None:
             network["groups"] = run.group_of
+        if nat is not None:
+            network["nat_at_start"] = nat
+            network["nat_at_end"] = run.nat_view()["nodes"]
         if scenario.network.partitioned:
             network["partition_window_s"] = run.partition_window
             network["converged_after_heal_s"] = run.wait_converged()
