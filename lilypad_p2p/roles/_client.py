@@ -170,6 +170,8 @@ class ClientRole:
             self._nursery = nursery
             for stored in self._store.deals(Side.CLIENT, open_only=True):
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
+                if stored.record.phase is Phase.OFFERED:
+                    self._restore_job_offer(stored)
                 nursery.start_soon(self._drive, stored.record.key)
             task_status.started()
             await trio.sleep_forever()
@@ -321,6 +323,18 @@ class ClientRole:
         return wire.NodeRecord.from_wire(wire.decode(stored.detail["provider_record"]))
 
     # offered -> matched
+
+    def _restore_job_offer(self, stored: StoredDeal) -> None:
+        """Put a resumed, unmatched job offer back into our (empty) offer book, freshly signed.
+
+        Peers may never have heard it (we had none when we posted it, or they dropped it); offer
+        sync serves the book to every peer that connects to us, so the solvers see it again
+        before its match timeout. (The network is not up yet: nothing to publish to.)
+        """
+        job = self._job_offer(stored)
+        if job.target_provider is None:  # targeted offers are never gossiped
+            now = self._clock_ms()
+            self._book.add(self._identity.sign_envelope(job, now), now)
 
     def _job_offer(self, stored: StoredDeal) -> wire.JobOffer:
         envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail["job_offer"]))

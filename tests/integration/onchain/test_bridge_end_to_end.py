@@ -85,7 +85,9 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
 
 def test_restarted_bridge_serves_each_request_once(tmp_path):
     """The bridge submits a request while no provider is around, restarts, and the request is
-    then served by the job it had submitted: one deal, one delivery."""
+    then served by the job it had submitted: one job, one deal, one delivery. (The restarted
+    client posts its still-unmatched job offer again, so the solver that joins later sees it
+    well before the offer's match timeout.)"""
     require_parts()
     with market_world(tmp_path) as world:
         chain, example, requests = deploy_requests_world(world)
@@ -95,6 +97,7 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
         (requested,) = requests.requested_in(receipt)
         world.cluster.wait_until(lambda: len(bridge.call("deals")) == 1, timeout_s=30.0,
                                  what="the bridge to submit the request")
+        (submitted,) = [d["key"] for d in bridge.call("deals")]
         assert bridge.stop() == 0
         bridge = world.restart(bridge, roles=["chain-bridge"])
         provider = world.start("provider", roles=["provider"], bootstrap=[bridge.dial_addr])
@@ -106,15 +109,6 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
         assert example.read("answers", requested.request_id).strip() == \
             hashlib.sha256(b"twice?").hexdigest()
         deals = bridge.call("deals")
-        settled = [d for d in deals if d["phase"] == "settled"]
-        assert len(settled) == 1, [(d["key"], d["phase"], d["error"]) for d in deals]
+        assert [(d["key"], d["phase"]) for d in deals] == [(submitted, "settled")], deals
         assert requests.read("deliveredDeal", requested.request_id) == \
-            bytes.fromhex(settled[0]["deal_id"][2:])
-        # A job that found no match within its match timeout is submitted again only after it
-        # ended (never opened), so the restart itself added no second job.
-        submitted_ms = settled[0]["transitions"][0]["at_ms"]
-        for other in deals:
-            if other is settled[0]:
-                continue
-            assert other["phase"] == "cancelled" and other["deal_id"] is None, other
-            assert other["transitions"][-1]["at_ms"] <= submitted_ms, (other, settled[0])
+            bytes.fromhex(deals[0]["deal_id"][2:])
