@@ -46,6 +46,7 @@ def make_offer(identity: Identity, nonce: int, now_ms: int, padding_modules: int
         price_per_job_wei=10**15,
         collateral_wei=10**16,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=now_ms,
         expires_at=now_ms + OFFER_LIFETIME_MS,
         nonce=nonce,

@@ -38,6 +38,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.roles import (
     DealChain,
+    DealChains,
     DisputeCase,
     MediatorContact,
     MediatorRole,
@@ -82,8 +83,9 @@ async def _run(rounds: int) -> dict[str, object]:
         async def shared() -> Executor:
             return executor
 
-        roles = {i.address: MediatorRole(i, chain=deal_chain(i), executor_factory=shared,
-                                         stake_wei=ETH) for i in mediator_ids}
+        roles = {i.address: MediatorRole(i, chains=DealChains([deal_chain(i)]),
+                                         executor_factory=shared, stake_wei=ETH)
+                 for i in mediator_ids}
 
         def contact(address: str) -> MediatorContact:
             role = roles[address]
@@ -132,7 +134,7 @@ async def _run(rounds: int) -> dict[str, object]:
                     await open_dispute(client, case)
                     verdict = Verdict(client.deal_id(case.deal), Outcome.PROVIDER_WRONG,
                                       hashlib.sha256(b"computed").digest())
-                    sigs = [roles[m]._chain.sync.sign(verdict) for m in members[:k]]
+                    sigs = [roles[m]._chains.default.sync.sign(verdict) for m in members[:k]]
                     receipt = await client.client.resolve(case.deal, verdict, sigs)
                     gas.append(receipt.gas_used)
                 figures[f"resolve {k}-of-{n}"] = int(statistics.median(gas))

@@ -72,6 +72,7 @@ def sample_messages() -> dict[str, object]:
             price_per_job_wei=3 * 10**15,
             collateral_wei=6 * 10**15,
             trusted_mediators=MEDIATORS,
+            chain_ids=(31337,),
             **lifetime,
         ),
         "job_offer": JobOffer(
@@ -81,6 +82,7 @@ def sample_messages() -> dict[str, object]:
             spec=SPEC,
             max_price_wei=5 * 10**15,
             trusted_mediators=MEDIATORS,
+            chain_id=31337,
             deadline=NOW + 7_200_000,
             **lifetime,
         ),
@@ -131,6 +133,7 @@ def measure(repetitions: int) -> dict[str, object]:
                 price_per_job_wei=n,
                 collateral_wei=0,
                 trusted_mediators=(),
+                chain_ids=(31337,),
                 created_at=NOW,
                 expires_at=NOW + 60_000,
                 nonce=n,

@@ -173,6 +173,13 @@ def status(
     relays = [reservation["relay"] for reservation in nat.get("reservations", [])]
     typer.echo(f"{'reachability':>13}: {nat.get('reachability', 'unknown')}")
     typer.echo(f"{'relays':>13}: {relays or '-'}")
+    for chain in result.get("chains", []):  # settlement chains (issue 9)
+        state = (f"head {chain['head']}, free {chain['free_wei']} wei, "
+                 f"locked {chain['locked_wei']} wei" if chain.get("connected")
+                 else f"not answering: {chain.get('error')}")
+        default = " (default)" if chain.get("default") else ""
+        typer.echo(f"{'chain':>13}: {chain['chain_id']}{default} {chain['contract']} "
+                   f"@ {chain['rpc_url']}: {state}")
 
 
 @app.command()
@@ -719,6 +726,9 @@ def run(
         Path, typer.Option(help="Directory for the decrypted outputs.")
     ] = Path("outputs"),
     market: Annotated[str, typer.Option(help="Market to post the job in.")] = "cpu",
+    chain_id: Annotated[
+        int | None, typer.Option(help="Settlement chain to pay on (default: the node's first).")
+    ] = None,
     wait: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = (
         RUN_DEFAULT_WAIT_S
     ),
@@ -738,7 +748,7 @@ def run(
     submitted = _control(home, "submit", {
         "module": module, "params": params, "files": file_map,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
-        "market": market,
+        "market": market, "chain_id": chain_id,
     })
     key = submitted["key"]
     typer.echo(f"job offer {key} posted")

@@ -18,6 +18,17 @@ log_level = "info"
 rpc_url = "http://127.0.0.1:8545"   # absent: the embedded py-evm chain
 contract = "0x..."
 ```
+
+`[chain]` is the one-chain shorthand. A node serving several settlement chains at once lists
+them instead (not both; the first is the default for `submit`):
+
+```toml
+[[chains]]
+chain_id = 31337                    # checked against the RPC's eth_chainId at start
+rpc_url = "http://127.0.0.1:8545"   # or "embedded" (at most one)
+contract = "0x..."
+requests = "0x..."                  # optional: LilypadRequests, served by --chain-bridge
+```
 """
 
 from __future__ import annotations
@@ -47,8 +58,33 @@ CONTROL_TIMEOUT_S = 10.0
 CONTROL_MAX_LINE = 4 * 1024 * 1024
 
 
+# Largest chain ID (EIP-2294's bound; the same as the wire's `MAX_CHAIN_ID`) and the most
+# chains one node serves (a resource offer lists at most this many).
+MAX_CHAIN_ID = (1 << 63) - 36
+MAX_CHAINS = 16
+_CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
+
+
 def default_home() -> Path:
     return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSettings:
+    """One settlement chain of a node. `chain_id` None (the `[chain]` shorthand) takes the
+    chain's own ID; otherwise the chain must report that ID at start. `rpc_url` None is the
+    embedded chain; `requests` is its LilypadRequests contract, if the node bridges it."""
+
+    chain_id: int | None = None
+    rpc_url: str | None = None
+    contract: str | None = None
+    requests: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.chain_id is not None and (
+            type(self.chain_id) is not int or not 1 <= self.chain_id <= MAX_CHAIN_ID
+        ):
+            raise ConfigError(f"chain_id {self.chain_id!r} is not in 1..{MAX_CHAIN_ID}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +140,15 @@ class NodeConfig:
     # A node that also sends this many invalid gossip messages a second to every peer (0: off;
     # testing/_spam.py): honest nodes must score it out.
     spam_gossip_per_s: int = 0
+    # `[[chains]]` entries, in order (empty: the `[chain]` shorthand is the one chain).
+    chain_list: tuple[ChainSettings, ...] = ()
+
+    @property
+    def chains(self) -> tuple[ChainSettings, ...]:
+        """Every settlement chain this node serves; the first is its default."""
+        if self.chain_list:
+            return self.chain_list
+        return (ChainSettings(None, self.rpc_url, self.contract, self.requests_contract),)
 
     @property
     def keystore_dir(self) -> Path:
@@ -379,10 +424,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "relay"})
+    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay"})
     if unknown:
         known = sorted(_KNOWN_TOP_LEVEL)
-        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {known} and [chain]")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {unknown}; known: {known}, [chain] and [[chains]]"
+        )
     chain = data.get("chain", {})
     if not isinstance(chain, dict):
         raise ConfigError(f"{path}: [chain] must be a table")
@@ -402,6 +449,41 @@ def _lookup(data: Mapping[str, Any], key: tuple[str, ...]) -> object:
             return None
         value = value[part]
     return value
+
+
+def _chain_list(raw: object, source: str) -> tuple[ChainSettings, ...]:
+    """`[[chains]]`: one table per chain, each with chain_id, rpc_url, contract, [requests]."""
+    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
+        raise ConfigError(f"[[chains]] ({source}): must be an array of tables")
+    if not 1 <= len(raw) <= MAX_CHAINS:
+        raise ConfigError(f"[[chains]] ({source}): list 1 to {MAX_CHAINS} chains")
+    chains = []
+    for index, entry in enumerate(raw):
+        where = f"[[chains]] #{index + 1} ({source})"
+        unknown = sorted(set(entry) - _CHAIN_ENTRY_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {unknown}; "
+                              f"known: {sorted(_CHAIN_ENTRY_KEYS)}")
+        missing = sorted({"chain_id", "rpc_url"} - set(entry))
+        if missing:
+            raise ConfigError(f"{where}: {missing} missing (rpc_url may be \"embedded\")")
+        chain_id = entry["chain_id"]
+        if type(chain_id) is not int or not 1 <= chain_id <= MAX_CHAIN_ID:
+            raise ConfigError(f"{where}: chain_id {chain_id!r} is not in 1..{MAX_CHAIN_ID}")
+        rpc_url = _rpc_url(entry["rpc_url"], where)
+        contract = _contract(entry.get("contract"), where)
+        if rpc_url is not None and contract is None:
+            raise ConfigError(f"{where}: a JSON-RPC chain needs `contract` (the settlement "
+                              "contract's address)")
+        chains.append(ChainSettings(chain_id, rpc_url, contract,
+                                    _contract(entry.get("requests"), where)))
+    ids = [chain.chain_id for chain in chains]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})  # type: ignore[type-var]
+    if duplicated:
+        raise ConfigError(f"[[chains]] ({source}): chain_id {duplicated} listed twice")
+    if sum(chain.rpc_url is None for chain in chains) > 1:
+        raise ConfigError(f"[[chains]] ({source}): at most one chain may be \"embedded\"")
+    return tuple(chains)
 
 
 def load_config(
@@ -434,4 +516,13 @@ def load_config(
         for raw, source in candidates:
             if raw is not None:
                 values[setting.attribute] = setting.parse(raw, source)
+    if "chains" in file_data:
+        shorthand = [name for name in ("rpc_url", "contract", "requests_contract")
+                     if values.get(name) is not None]
+        if shorthand:
+            raise ConfigError(
+                f"{config_path}: [[chains]] lists the chains, so {shorthand} (from [chain], "
+                "the environment or a flag) would be ambiguous: put them in a [[chains]] entry"
+            )
+        values["chain_list"] = _chain_list(file_data["chains"], str(config_path))
     return NodeConfig(home=home, **values)  # type: ignore[arg-type]

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
-from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
@@ -40,8 +41,11 @@ from lilypad_p2p.net import (
     wall_clock_ms,
 )
 from lilypad_p2p.roles import (
+    DEFAULT_COLLATERAL_WEI,
+    BridgeRole,
     ClientDisputes,
     ClientRole,
+    DealChains,
     MediationSettings,
     MediatorContact,
     MediatorFault,
@@ -52,7 +56,7 @@ from lilypad_p2p.roles import (
     describe,
     detect_capacity,
     open_bridge,
-    open_deal_chain,
+    open_deal_chains,
     resource_offer,
 )
 from lilypad_p2p.store import DealStore
@@ -77,6 +81,8 @@ MESH_POLL_INTERVAL_S = 0.05
 SYNC_FRESHNESS_MARGIN_MS = 20_000
 # Our NodeRecord is re-published when a peer joins, but never more often than this.
 NODE_RECORD_MIN_GAP_S = 2.0
+# `status` gives up on a chain that does not answer within this (and shows it disconnected).
+CHAIN_STATUS_TIMEOUT_S = 3.0
 
 
 class Node:
@@ -115,7 +121,8 @@ class Node:
                 clock_ms=clock_ms,
             )
         self.node_records: dict[str, wire.NodeRecord] = {}
-        # The market roles need the chain and the database; both open in `run`.
+        # The market roles need the chains and the database; both open in `run`.
+        self.chains: DealChains | None = None
         self.store: DealStore | None = None
         self.client: ClientRole | None = None
         self.provider: ProviderRole | None = None
@@ -161,7 +168,7 @@ class Node:
             task_status.started()
 
     async def _start_market_roles(self, nursery: trio.Nursery) -> None:
-        """Open the deal database and the chain, then start the client and provider roles.
+        """Open the deal database and the chains, then start the client and provider roles.
 
         Their stream handlers are installed before the network listens, so a peer that
         retries a deal right after our restart is answered at once.
@@ -173,14 +180,14 @@ class Node:
             acceptance_ms=config.acceptance_timeout_s * 1000,
             settlement_ms=config.settlement_timeout_s * 1000,
         )
-        chain = await open_deal_chain(config, self.identity)
+        self.chains = chains = await open_deal_chains(config, self.identity)
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
         if self.config.has_role("provider"):
-            defence = ProviderDisputes(self.identity, chain, self._mediator_contact)
+            defence = ProviderDisputes(self.identity, chains, self._mediator_contact)
             await nursery.start(defence.run)
             self.provider = ProviderRole(
-                self.identity, store=store, chain=chain, book=self.book,
+                self.identity, store=store, chains=chains, book=self.book,
                 executor_factory=self._executor_factory("provider"),
                 clock_ms=self._clock_ms, timeouts=timeouts,
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
@@ -189,12 +196,12 @@ class Node:
             await nursery.start(self.provider.run)
         if self.config.has_role("client"):
             self.client = ClientRole(
-                self.identity, store=store, chain=chain, book=self.book,
+                self.identity, store=store, chains=chains, book=self.book,
                 publish=self._publish, request=self.net.request,
                 node_record=self.node_records.get, mediators=self.config.mediators,
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
-                disputes=ClientDisputes(self.identity, chain, self._mediator_contact,
+                disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,
                                                           config.consortium_size,
@@ -202,18 +209,44 @@ class Node:
             )
             await nursery.start(self.client.run)
         if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
-            bridge = open_bridge(config.requests_contract, chain, self.identity, self.client,
-                                 store, config.home, confirmations=config.bridge_confirmations)
-            await nursery.start(bridge.run)
+            for bridge in self._open_bridges(chains, store):
+                await nursery.start(bridge.run)
         if self.config.has_role("mediator"):
             self.mediator = MediatorRole(
-                self.identity, chain=chain, executor_factory=self._executor_factory("mediator"),
+                self.identity, chains=chains,
+                executor_factory=self._executor_factory("mediator"),
                 stake_wei=config.mediator_stake_wei,
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
                 verdict_dir=config.home / "verdicts",
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)
+
+    def _open_bridges(self, chains: DealChains, store: DealStore) -> list[BridgeRole]:
+        """A bridge per chain with a `requests` contract (one chain: its state in the home,
+        as before; several: each in its own `bridge-<chain id>` directory).
+
+        Raises:
+            ConfigError: no chain has a `requests` contract (from `open_bridge`).
+        """
+        settings = self.config.chains
+        if len(settings) == 1:
+            return [open_bridge(settings[0].requests, chains.default, self.identity,
+                                self.client, store, self.config.home,
+                                confirmations=self.config.bridge_confirmations)]
+        bridged = [(chain_settings.requests, chain)
+                   for chain_settings, chain in zip(settings, chains.values(), strict=True)
+                   if chain_settings.requests is not None]
+        if not bridged:
+            raise ConfigError("the chain-bridge role needs a `requests` address in at least "
+                              "one [[chains]] entry")
+        bridges = []
+        for requests, chain in bridged:
+            home = self.config.home / f"bridge-{chain.chain_id}"
+            home.mkdir(mode=0o700, exist_ok=True)
+            bridges.append(open_bridge(requests, chain, self.identity, self.client, store, home,
+                                       confirmations=self.config.bridge_confirmations))
+        return bridges
 
     def _executor_factory(self, role: str) -> Callable[[], Awaitable[Executor]]:
         """An executor per role with its own owner label and work root under the node's home,
@@ -298,6 +331,7 @@ class Node:
         from lilypad_p2p.exec import BUILTIN_MODULES
 
         capacity = await trio.to_thread.run_sync(detect_capacity, self.config.home)
+        chain_ids = await self._offered_chain_ids()
         for market in self.config.markets:
             offer = resource_offer(
                 provider=self.identity.address,
@@ -305,11 +339,21 @@ class Node:
                 capacity=capacity,
                 modules=tuple(sorted(BUILTIN_MODULES)),
                 now_ms=self._clock_ms(),
+                chain_ids=chain_ids,
                 trusted_mediators=_checksummed(self.config.mediators),
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
+
+    async def _offered_chain_ids(self) -> tuple[int, ...]:
+        """The chains our resource offers accept: those where our free deposit covers a deal's
+        collateral when we start (all of them if none does: deals are then refused, saying
+        so). Money stays on each deal's own chain, so a deposit on one cannot back another."""
+        assert self.chains is not None, "the provider role opens the chains first"
+        funded = [chain.chain_id for chain in self.chains.values()
+                  if await chain.free_balance() >= DEFAULT_COLLATERAL_WEI]
+        return tuple(sorted(funded)) or self.chains.ids
 
     async def _republish_own_offers(self) -> None:
         while True:
@@ -391,7 +435,29 @@ class Node:
             "gossip": dataclasses.asdict(self.net.statistics()),
             "book": dataclasses.asdict(self.book.statistics()),
             "nat": self.net.nat.status(),
+            "chains": await self._chain_status(),
         }
+
+    async def _chain_status(self) -> list[dict[str, Any]]:
+        """Each settlement chain: ID, contract, endpoint, head block, our deposit."""
+        if self.chains is None:
+            return []
+        shown = []
+        for settings, chain in zip(self.config.chains, self.chains.values(), strict=True):
+            entry: dict[str, Any] = {
+                "chain_id": chain.chain_id, "contract": chain.sync.address,
+                "rpc_url": settings.rpc_url or "embedded",
+                "default": chain is self.chains.default,
+            }
+            try:
+                with trio.fail_after(CHAIN_STATUS_TIMEOUT_S):
+                    balance = await chain.client.balance(self.identity.address)
+                    entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
+                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked)
+            except (ChainError, trio.TooSlowError) as exc:
+                entry.update(connected=False, error=repr(exc))
+            shown.append(entry)
+        return shown
 
     async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:
         """One echo exchange with a peer, through a relay if that is the only way.
@@ -426,16 +492,19 @@ class Node:
                     f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
                     f"{body.price_per_job_wei} wei/job"
                 )
+                chain_ids = list(body.chain_ids)
             else:
                 assert isinstance(body, wire.JobOffer)
                 kind, owner = "job", body.job_creator
                 summary = f"{body.module}, max {body.max_price_wei} wei"
+                chain_ids = [body.chain_id]
             listed.append(
                 {
                     "kind": kind,
                     "id": body.cid,
                     "owner": owner,
                     "summary": summary,
+                    "chain_ids": chain_ids,
                     "expires_in_s": (body.expires_at - now_ms) / 1000,
                 }
             )

@@ -6,9 +6,10 @@ action is idempotent (see `roles/`). WAL mode keeps readers (the `deals` command
 writer's back; `synchronous=NORMAL` survives a killed process (a power cut may lose the last
 commit, which the resume logic tolerates: an earlier phase is always safe to resume from).
 
-A deal row holds the state machine's `DealRecord` plus `detail`, a msgpack map of what its
-role needs to resume (the job offer, the co-signed deal, signatures, sealed inputs...). Sealed
-inputs are stored sealed, never in the clear.
+A deal row holds the state machine's `DealRecord`, the ID of the settlement chain the deal
+lives on (NULL for rows written before schema 2: the node's default chain), plus `detail`, a
+msgpack map of what its role needs to resume (the job offer, the co-signed deal, signatures,
+sealed inputs...). Sealed inputs are stored sealed, never in the clear.
 
 Calls are synchronous and short (one small transaction); the roles call them on the trio
 thread, which keeps every write ordered with the action that follows it.
@@ -28,7 +29,7 @@ import msgpack
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # How long a writer waits for another connection's lock (the CLI may read concurrently).
 BUSY_TIMEOUT_MS = 5000
 
@@ -41,7 +42,8 @@ CREATE TABLE deals (
     created_ms INTEGER NOT NULL,
     expires_ms INTEGER NOT NULL,
     result_deadline_ms INTEGER,
-    detail BLOB NOT NULL
+    detail BLOB NOT NULL,
+    chain_id INTEGER
 );
 CREATE INDEX deals_open ON deals (side, phase);
 CREATE TABLE transitions (
@@ -58,6 +60,10 @@ CREATE TABLE results (
     output BLOB NOT NULL
 );
 """
+# Schema migrations: the script that takes version N to N + 1.
+_MIGRATIONS = {
+    1: "ALTER TABLE deals ADD COLUMN chain_id INTEGER;",  # several chains per node (issue 9)
+}
 
 
 class StoreError(LilypadError):
@@ -68,6 +74,8 @@ class StoreError(LilypadError):
 class StoredDeal:
     record: DealRecord
     detail: dict[str, Any]
+    # The deal's settlement chain; None: written before chains were recorded (the default).
+    chain_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +121,11 @@ class DealStore:
             connection.executescript(
                 f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
             )
+        elif version in _MIGRATIONS:
+            for step in range(version, SCHEMA_VERSION):
+                connection.executescript(
+                    f"BEGIN;{_MIGRATIONS[step]}PRAGMA user_version={step + 1};COMMIT;"
+                )
         elif version != SCHEMA_VERSION:
             connection.close()
             raise StoreError(
@@ -126,13 +139,18 @@ class DealStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    def insert(self, record: DealRecord, detail: dict[str, Any]) -> None:
-        """Store a new deal (its first phase is logged as a transition from nothing)."""
+    def insert(
+        self, record: DealRecord, detail: dict[str, Any], *, chain_id: int | None = None
+    ) -> None:
+        """Store a new deal on `chain_id` (its first phase is logged as a transition from
+        nothing)."""
         with _transaction(self._db):
             self._db.execute(
-                "INSERT INTO deals VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO deals (key, side, phase, phase_since_ms, created_ms, expires_ms, "
+                "result_deadline_ms, detail, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.key, record.side.value, record.phase.value, record.phase_since_ms,
-                 record.created_ms, record.expires_ms, record.result_deadline_ms, _pack(detail)),
+                 record.created_ms, record.expires_ms, record.result_deadline_ms, _pack(detail),
+                 chain_id),
             )
             self._log(record, None, None)
 
@@ -169,13 +187,14 @@ class DealStore:
     # --- reads --------------------------------------------------------------------------
 
     def get(self, key: str) -> StoredDeal | None:
-        row = self._db.execute("SELECT * FROM deals WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM deals WHERE key = ?", (key,)).fetchone()
         return None if row is None else _stored(row)
 
     def deals(self, side: Side | None = None, *, open_only: bool = False) -> list[StoredDeal]:
         """Deals in creation order, optionally of one side, optionally only unfinished ones."""
         rows = self._db.execute(
-            "SELECT * FROM deals WHERE (? IS NULL OR side = ?) ORDER BY created_ms, key",
+            f"SELECT {_COLUMNS} FROM deals WHERE (? IS NULL OR side = ?) "
+            "ORDER BY created_ms, key",
             (side.value if side else None, side.value if side else None),
         ).fetchall()
         stored = [_stored(row) for row in rows]
@@ -197,10 +216,14 @@ class DealStore:
         return None if row is None else bytes(row[0])
 
 
+_COLUMNS = ("key, side, phase, phase_since_ms, created_ms, expires_ms, result_deadline_ms, "
+            "detail, chain_id")
+
+
 def _stored(row: tuple[Any, ...]) -> StoredDeal:
-    key, side, phase, since, created, expires, deadline, detail = row
+    key, side, phase, since, created, expires, deadline, detail, chain_id = row
     record = DealRecord(key, Side(side), Phase(phase), since, created, expires, deadline)
-    return StoredDeal(record, _unpack(detail))
+    return StoredDeal(record, _unpack(detail), chain_id)
 
 
 @contextmanager

@@ -7,6 +7,8 @@ their offers arrived in.
 
 Constraints, checked in both directions for every pair (`mismatch` names the first that fails):
 - both offers are open at `now_ms` (created_at <= now_ms < expires_at) and in the same market;
+- the job's settlement chain is one the offer accepts (`job.chain_id in offer.chain_ids`):
+  markets are shared by every chain, money stays on the deal's own chain;
 - a job with `target_provider` only goes to that provider's offers;
 - the module is in the resource offer's `modules`;
 - the provider's price is at most the job's `max_price_wei`;
@@ -199,6 +201,8 @@ def mismatch(
         return "resource offer not open"
     if job.market != resource.market:
         return "different markets"
+    if job.chain_id not in resource.chain_ids:
+        return "chain not accepted"
     if job.target_provider is not None and job.target_provider != resource.provider:
         return "job targets another provider"
     if job.module not in resource.modules:
@@ -262,12 +266,14 @@ def _compatible(
     module, are affordable and open, and the deadline is reachable: the per-pair constraints
     only, written for speed (a test checks they agree with `mismatch`)."""
     need, vram = _vector(job), job.spec.gpu_vram_mb
-    target, creator = job.target_provider, job.job_creator
+    target, creator, chain_id = job.target_provider, job.job_creator, job.chain_id
     trusted = frozenset(job.trusted_mediators)
     compatible = []
     for r in candidates:
         offer = resources[r]
         if target is not None and offer.provider != target:
+            continue
+        if chain_id not in offer.chain_ids:
             continue
         spec = offer.spec
         if not (

@@ -23,6 +23,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._mediator import MediationRefused, MediatorFault, MediatorRole
 from lilypad_p2p.roles._provider import (
+    DEFAULT_COLLATERAL_WEI,
     DEFAULT_OFFER_LIFETIME_MS,
     Capacity,
     ProviderRole,
@@ -30,11 +31,18 @@ from lilypad_p2p.roles._provider import (
     resource_offer,
 )
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
-from lilypad_p2p.roles._settlement import ChainMove, DealChain, open_deal_chain
+from lilypad_p2p.roles._settlement import (
+    ChainMove,
+    DealChain,
+    DealChains,
+    UnknownChain,
+    open_deal_chains,
+)
 from lilypad_p2p.roles._solver import EPOCH_GRACE_MS, Solver, SolverStatistics
 from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, deal_to_wire
 
 __all__ = [
+    "DEFAULT_COLLATERAL_WEI",
     "DEFAULT_OFFER_LIFETIME_MS",
     "EPOCH_GRACE_MS",
     "MEDIATOR_ANSWER_TIMEOUT_S",
@@ -45,6 +53,7 @@ __all__ = [
     "ClientDisputes",
     "ClientRole",
     "DealChain",
+    "DealChains",
     "DisputeCase",
     "DisputeError",
     "JobSubmission",
@@ -61,6 +70,7 @@ __all__ = [
     "Solver",
     "SolverStatistics",
     "SubmissionError",
+    "UnknownChain",
     "build_deal",
     "deal_from_wire",
     "deal_to_wire",
@@ -69,7 +79,7 @@ __all__ = [
     "gather_verdicts",
     "mediate",
     "open_bridge",
-    "open_deal_chain",
+    "open_deal_chains",
     "open_dispute",
     "resolve",
     "resource_offer",

@@ -200,7 +200,7 @@ class BridgeRole:
         try:
             job = JobSubmission(module=requested.module, params=_params(requested.inputs),
                                 max_price_wei=requested.max_price, deadline_s=deadline_s,
-                                salt=request_id)
+                                salt=request_id, chain_id=self._requests.chain.chain_id)
             key = await self._client.submit(job)
         except (SubmissionError, ValueError) as exc:
             self._refused.add(request_id)

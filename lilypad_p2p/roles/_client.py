@@ -19,6 +19,9 @@ resumes after a crash simply does its phase's action again:
   acceptance is signed and stored first) or rejected. After the result deadline: claimTimeout.
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
+
+A job pays on one of the node's chains (`JobSubmission.chain_id`, default the first): its job
+offer names it, and every signature, transaction and message of its deal uses that chain.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
-from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
     NoMediators,
@@ -100,6 +103,8 @@ class JobSubmission:
     # The deal's Job salt; None: random. An on-chain request's id (roles/_bridge.py), which
     # binds the deal to that request for LilypadRequests.deliver.
     salt: bytes | None = None
+    # The settlement chain the job pays on; None: the node's default (first) chain.
+    chain_id: int | None = None
 
     def __post_init__(self) -> None:
         if self.salt is not None and len(self.salt) != 32:
@@ -133,7 +138,7 @@ class ClientRole:
         identity: Identity,
         *,
         store: DealStore,
-        chain: DealChain,
+        chains: DealChains,
         book: OfferBook,
         publish: Callable[[wire.Message], Awaitable[None]],
         request: Callable[..., Awaitable[wire.DealMessage]],
@@ -148,7 +153,7 @@ class ClientRole:
         self._identity = identity
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
-        self._chain = chain
+        self._chains = chains
         self._book = book
         self._publish = publish
         self._request = request
@@ -194,11 +199,15 @@ class ClientRole:
                 "no mediators configured: set `mediators = [\"0x...\"]` in config.toml (or "
                 "LILYPAD_MEDIATORS); a deal needs at least one"
             )
-        free = await self._chain.free_balance()
+        try:
+            chain = self._chains.require(job.chain_id)
+        except UnknownChain as exc:
+            raise SubmissionError(str(exc)) from exc
+        free = await chain.free_balance()
         if free < job.max_price_wei:
             raise SubmissionError(
-                f"free deposit {free} wei is below the job's max price {job.max_price_wei} wei: "
-                "run `lilypad-p2p deposit <amount>` first"
+                f"free deposit {free} wei on chain {chain.chain_id} is below the job's max price "
+                f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first"
             )
         now = self._clock_ms()
         resources = module.resources
@@ -216,6 +225,7 @@ class ClientRole:
             trusted_mediators=self._mediators,
             deadline=now + job.deadline_s * 1000,
             target_provider=_provider_address(job.target) if job.target else None,
+            chain_id=chain.chain_id,
             created_at=now,
             expires_at=now + min(self._timeouts.match_ms, job.deadline_s * 1000),
             nonce=secrets.randbits(63),
@@ -226,11 +236,12 @@ class ClientRole:
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
                                     "module": job.module, "submitted_ms": now,
-                                    **({"salt": job.salt} if job.salt else {})})
+                                    **({"salt": job.salt} if job.salt else {})},
+                          chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
         event(log, "job.submitted", key=offer.cid, module=job.module,
-              target=offer.target_provider)
+              target=offer.target_provider, chain_id=chain.chain_id)
         self._nursery.start_soon(self._drive, offer.cid)
         return offer.cid
 
@@ -292,7 +303,7 @@ class ClientRole:
         merged = {**stored.detail, **detail}
         self._store.update(record, merged, event_)
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
-        return StoredDeal(record, merged)
+        return replace(stored, record=record, detail=merged)
 
     def _update(self, stored: StoredDeal, **detail: Any) -> None:
         self._store.update(stored.record, {**stored.detail, **detail})
@@ -313,6 +324,10 @@ class ClientRole:
         if due is None:
             return CHAIN_POLL_INTERVAL_S
         return max(0.0, (due.at_ms - self._clock_ms()) / 1000)
+
+    def _chain(self, stored: StoredDeal) -> DealChain:
+        """The chain the deal pays on (its job offer's)."""
+        return self._chains.require(stored.chain_id)
 
     def _provider_record(self, stored: StoredDeal, provider: str) -> wire.NodeRecord | None:
         """The provider's latest NodeRecord: as gossiped, or as it was when the deal was agreed
@@ -381,7 +396,7 @@ class ClientRole:
                                   **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
                 continue
-            signature = self._chain.sign_deal(deal)
+            signature = self._chain(stored).sign_deal(deal)
             self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
                        deal=deal_to_wire(deal), job_creator_signature=signature,
                        result_deadline_ms=deal.result_deadline * 1000,
@@ -397,7 +412,9 @@ class ClientRole:
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)  # its NodeRecord is on its way
             return
+        chain = self._chain(stored)
         proposal = wire.DealProposal(
+            chain_id=chain.chain_id,
             job_offer=stored.detail["job_offer"],
             resource_offer_cid=stored.detail["resource_offer"],
             deal=stored.detail["deal"],
@@ -415,10 +432,10 @@ class ClientRole:
             self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
             return
         assert isinstance(answer, wire.DealCountersigned)
-        self._chain.check_deal_signature(deal, answer.provider_signature, deal.provider)
+        chain.check_deal_signature(deal, answer.provider_signature, deal.provider)
         self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
                    provider_record=wire.encode(record.to_wire()), agreed_ms=self._clock_ms(),
-                   deal_id=self._chain.deal_id(deal))
+                   deal_id=chain.deal_id(deal))
         await self._withdraw_offer(self._job_offer(stored))
 
     async def _withdraw_offer(self, job: wire.JobOffer) -> None:
@@ -437,7 +454,7 @@ class ClientRole:
     async def _open(self, stored: StoredDeal) -> None:
         deal = deal_from_wire(stored.detail["deal"])
         try:
-            move = await self._chain.open_deal(
+            move = await self._chain(stored).open_deal(
                 deal, stored.detail["job_creator_signature"], stored.detail["provider_signature"]
             )
         except InsufficientFunds as exc:
@@ -451,8 +468,9 @@ class ClientRole:
     # open/running -> accepted | rejected
 
     async def _run_job(self, stored: StoredDeal) -> None:
+        chain = self._chain(stored)
         deal = deal_from_wire(stored.detail["deal"])
-        status = await self._chain.status(deal)
+        status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED)
             return
@@ -467,6 +485,7 @@ class ClientRole:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         inputs = unseal(self._identity.sealing_private_key(), stored.detail["inputs"])
         request = wire.JobRequest(
+            chain_id=chain.chain_id,
             deal=stored.detail["deal"],
             module=stored.detail["module"],
             sealed_inputs=seal_for(record.sealing_public_key, inputs),
@@ -488,9 +507,10 @@ class ClientRole:
     async def _check_result(
         self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage
     ) -> None:
-        if answer.deal_id != self._chain.deal_id(deal):
+        chain = self._chain(stored)
+        if answer.deal_id != chain.deal_id(deal):
             raise ResultMismatch("the result names another deal")
-        self._chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
+        chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
         try:
             tarball = unseal(self._identity.sealing_private_key(), answer.sealed_output)
         except LilypadError:
@@ -510,7 +530,7 @@ class ClientRole:
                        provider_commitment=answer.provider_signature,
                        result_path=str(path), result_ms=self._clock_ms(), spot_check=True)
             return
-        acceptance = self._chain.sign_acceptance(deal, answer.result_hash)
+        acceptance = chain.sign_acceptance(deal, answer.result_hash)
         self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
                    result_cid=result_cid(tarball), provider_commitment=answer.provider_signature,
                    acceptance_signature=acceptance, result_path=str(path),
@@ -526,8 +546,9 @@ class ClientRole:
     # accepted -> settled
 
     async def _deliver_acceptance(self, stored: StoredDeal) -> None:
+        chain = self._chain(stored)
         deal = deal_from_wire(stored.detail["deal"])
-        status = await self._chain.status(deal)
+        status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
             return
@@ -535,7 +556,8 @@ class ClientRole:
             record = self._provider_record(stored, deal.provider)
             if record is not None:
                 notice = wire.AcceptanceNotice(
-                    deal_id=self._chain.deal_id(deal),
+                    chain_id=chain.chain_id,
+                    deal_id=chain.deal_id(deal),
                     result_hash=stored.detail["result_hash"],
                     job_creator_signature=stored.detail["acceptance_signature"],
                 )
@@ -559,15 +581,16 @@ class ClientRole:
 
     async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
         record = stored.record
+        chain = self._chain(stored)
         if record.phase is Phase.AGREED:
             # It may have been opened before we crashed: look before cancelling.
             deal = deal_from_wire(stored.detail["deal"])
-            if await self._chain.status(deal) is not DealStatus.NONE:
+            if await chain.status(deal) is not DealStatus.NONE:
                 self._save(stored, Event.OPENED)
                 return
         if then is Event.TIMEOUT_CLAIMED:
             deal = deal_from_wire(stored.detail["deal"])
-            move = await self._chain.claim_timeout(deal)
+            move = await chain.claim_timeout(deal)
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
                 return
@@ -575,8 +598,8 @@ class ClientRole:
             return
         if then is Event.SETTLED:
             deal = deal_from_wire(stored.detail["deal"])
-            move = await self._chain.settle(deal, stored.detail["result_hash"],
-                                            stored.detail["acceptance_signature"])
+            move = await chain.settle(deal, stored.detail["result_hash"],
+                                       stored.detail["acceptance_signature"])
             self._save(stored, Event.SETTLED, settled_by_us=move.sent,
                        settled_ms=self._clock_ms())
             return
@@ -598,7 +621,8 @@ class ClientRole:
         if stored.record.phase is not Phase.ACCEPTED:
             raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
                                "not yet settled result can be disputed")
-        if await self._chain.status(deal_from_wire(stored.detail["deal"])) is DealStatus.SETTLED:
+        deal = deal_from_wire(stored.detail["deal"])
+        if await self._chain(stored).status(deal) is DealStatus.SETTLED:
             raise LilypadError("the deal is already settled on chain")
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
@@ -614,6 +638,7 @@ class ClientRole:
             target=params.get("target"),
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
             market=str(params.get("market", "cpu")),
+            chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
         )
         return {"key": await self.submit(job)}
 
@@ -634,6 +659,7 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
     deal = detail.get("deal")
     shown: dict[str, Any] = {
         **dataclasses.asdict(stored.record),
+        "chain_id": stored.chain_id,
         "module": detail.get("module"),
         "provider": deal.get("provider") if deal else None,
         "job_creator": deal.get("job_creator") if deal else None,

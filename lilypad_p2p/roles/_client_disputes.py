@@ -40,7 +40,7 @@ from lilypad_p2p.roles._dispute import (
     MediatorContact,
     mediate,
 )
-from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
 from lilypad_p2p.store import StoredDeal
 
@@ -73,12 +73,12 @@ class ClientDisputes:
     def __init__(
         self,
         identity: Identity,
-        chain: DealChain,
+        chains: DealChains,
         contact: Callable[[str], MediatorContact | None],
         settings: MediationSettings = MediationSettings(),
     ) -> None:
         self._identity = identity
-        self._chain = chain
+        self._chains = chains
         self._contact = contact
         self.settings = settings
 
@@ -99,15 +99,16 @@ class ClientDisputes:
     async def step(self, stored: StoredDeal) -> tuple[Event, dict[str, Any]] | None:
         """One attempt at mediating a disputed deal: the event that ends it, or None (retry)."""
         detail = stored.detail
+        chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
         case = DisputeCase(deal, detail["module"],
                            unseal(self._identity.sealing_private_key(), detail["inputs"]),
                            detail["result_hash"], detail["provider_commitment"])
         try:
-            resolution = await mediate(self._chain, case, self._contact,
+            resolution = await mediate(chain, case, self._contact,
                                        answer_timeout_s=self.settings.answer_timeout_s)
         except DisputeError:
-            status = await self._chain.status(deal)
+            status = await chain.status(deal)
             if status is DealStatus.SETTLED:
                 return Event.SETTLED, {}
             if status is DealStatus.RESOLVED:
@@ -124,11 +125,11 @@ class ClientDisputes:
                 "silent_mediators": list(resolution.missing),
                 "resolved_by_us": resolution.resolved_by_us,
             }
-        state = await self._chain.client.deal_state(self._chain.deal_id(deal))
+        state = await chain.client.deal_state(chain.deal_id(deal))
         if state.status is DealStatus.RESOLVED:
             return Event.RESOLVED, {"resolved_by_us": False}
-        if await self._chain.now_s() > state.since + deal.mediation_window:
-            move = await self._chain.claim_timeout(deal)
+        if await chain.now_s() > state.since + deal.mediation_window:
+            move = await chain.claim_timeout(deal)
             event(log, "dispute.timed_out", logging.WARNING, key=stored.record.key)
             return Event.TIMEOUT_CLAIMED, {"chain_status": move.status.name}
         await trio.sleep(NO_QUORUM_RETRY_S)

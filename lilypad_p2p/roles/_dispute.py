@@ -151,7 +151,7 @@ async def gather_verdicts(
             event(log, "dispute.mediator_unknown", logging.WARNING, mediator=address)
             return
         request = wire.MediationRequest(
-            deal=wire_deal, module=case.module,
+            chain_id=chain.chain_id, deal=wire_deal, module=case.module,
             sealed_inputs=seal_for(reached.sealing_public_key, case.inputs),
             result_hash=case.result_hash, provider_signature=case.provider_commitment,
         )

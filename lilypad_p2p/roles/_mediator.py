@@ -1,16 +1,18 @@
 """The mediator role: re-run disputed jobs, sign verdicts, claim fees.
 
-    mediator = MediatorRole(identity, chain=deal_chain, executor_factory=Executor.connect,
+    mediator = MediatorRole(identity, chains=deal_chains, executor_factory=Executor.connect,
                             stake_wei=10**18)
     mediator.install(net.set_stream_handler); await nursery.start(mediator.run)
 
-`run` registers the node on chain with its stake if it is not registered yet, then watches the
-contract's events (EventWatcher): `DealDisputed` is logged (the disputing job creator brings the
-deal and the inputs over `/lilypad/mediation/1`, as the event only carries a dealId), and a
-`DealResolved` whose signer mask includes us makes us pull our fee share (`claimMediationFee`).
+`run` registers the node with its stake on each of its chains where it is not registered yet,
+then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
+job creator brings the deal and the inputs over `/lilypad/mediation/1`, as the event only
+carries a dealId), and a `DealResolved` whose signer mask includes us makes us pull our fee
+share (`claimMediationFee`) on that chain.
 
 `judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
-committed hash recorded, and its module must be the deal's. We run the job twice on our own
+committed hash recorded on the chain the request names (one we serve), and its module must be
+the deal's. We run the job twice on our own
 executor (inputs sealed to our key) and sign `market.judge_runs`' verdict. One verdict per deal,
 ever: a repeated request gets the same signed answer (two different verdicts from one mediator
 would be equivocation), also after a restart (`verdict_dir`). A job that fails on our machine
@@ -41,7 +43,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_PROTOCOL
-from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
 
 log = logging.getLogger("lilypad_p2p.mediator")
@@ -79,21 +81,22 @@ class MediatorRole:
         self,
         identity: Identity,
         *,
-        chain: DealChain,
+        chains: DealChains,
         executor_factory: Callable[[], Awaitable[Executor]],
         stake_wei: int,
         fault: MediatorFault = MediatorFault.NONE,
         verdict_dir: Path | None = None,
     ) -> None:
         self._identity = identity
-        self._chain = chain
+        self._chains = chains
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
         self._stake_wei = stake_wei
         self._fault = fault
         self._verdicts: dict[bytes, wire.VerdictNotice] = {}
         self._judging: dict[bytes, trio.Lock] = {}
-        self._signed_deals: dict[bytes, Deal] = {}  # fee owed once resolved
+        # Fee owed once resolved: the deal and its chain ID.
+        self._signed_deals: dict[bytes, tuple[int, Deal]] = {}
         self.fees_claimed: list[bytes] = []
         # Every signed verdict is written here before it is sent, so a restarted mediator
         # answers with the same verdict (never a second, different one) and still claims fees.
@@ -111,11 +114,21 @@ class MediatorRole:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         if self._executor is None:
             self._executor = await self._executor_factory()
-        if not await self._chain.client.is_registered_mediator(self.address):
-            await self._chain.client.register_mediator(self._stake_wei)
-            event(log, "mediator.registered", stake_wei=self._stake_wei)
+        for chain in self._chains.values():
+            if not await chain.client.is_registered_mediator(self.address):
+                await chain.client.register_mediator(self._stake_wei)
+                event(log, "mediator.registered", stake_wei=self._stake_wei,
+                      chain_id=chain.chain_id)
         await self._claim_missed_fees()
-        sync = self._chain.sync
+        async with trio.open_nursery() as nursery:
+            for chain in self._chains.values():
+                await nursery.start(self._watch, chain)
+            task_status.started()
+
+    async def _watch(
+        self, chain: DealChain, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        sync = chain.sync
         watcher = EventWatcher(sync.chain, sync.address,
                                from_block=await trio.to_thread.run_sync(sync.chain.block_number))
         send, receive = trio.open_memory_channel[Any](EVENT_BUFFER)
@@ -124,7 +137,7 @@ class MediatorRole:
             task_status.started()
             async with receive:
                 async for chain_event in receive:
-                    await self._on_chain_event(chain_event)
+                    await self._on_chain_event(chain, chain_event)
 
     def _load_verdicts(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.verdict")):
@@ -133,49 +146,61 @@ class MediatorRole:
             assert isinstance(notice, wire.VerdictNotice)
             self._verdicts[notice.deal_id] = notice
             if not saved["fee_settled"]:
-                self._signed_deals[notice.deal_id] = deal_from_wire(saved["deal"])
+                # Verdicts saved before chains were recorded are on the default chain.
+                chain_id = saved.get("chain_id", self._chains.default.chain_id)
+                self._signed_deals[notice.deal_id] = (chain_id, deal_from_wire(saved["deal"]))
 
-    def _save_verdict(self, deal: Deal, notice: wire.VerdictNotice, *,
+    def _save_verdict(self, chain_id: int, deal: Deal, notice: wire.VerdictNotice, *,
                       fee_settled: bool = False) -> None:
         if self._verdict_dir is None:
             return
         self._verdict_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self._verdict_dir / f"{notice.deal_id.hex()}.verdict"
         body = {"verdict": notice.to_wire(), "deal": deal_to_wire(deal),
-                "fee_settled": fee_settled}
+                "chain_id": chain_id, "fee_settled": fee_settled}
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(wire.encode(body))
         temporary.replace(path)
 
     async def _claim_missed_fees(self) -> None:
         """Fees of deals resolved while this node was down (verdicts saved before a restart)."""
-        for deal_id, deal in list(self._signed_deals.items()):
-            state = await self._chain.client.deal_state(deal_id)
+        for deal_id, (chain_id, deal) in list(self._signed_deals.items()):
+            chain = self._chains.get(chain_id)
+            if chain is None:
+                event(log, "mediation.chain_gone", logging.WARNING, deal_id="0x" + deal_id.hex(),
+                      chain_id=chain_id)
+                continue
+            state = await chain.client.deal_state(deal_id)
             if state.status is DealStatus.RESOLVED:
                 index = deal.mediators.index(self.address)
-                await self._settle_fee(deal_id, deal, state.unpaid_signers >> index & 1 == 1, 0)
+                await self._settle_fee(chain, deal_id, deal,
+                                       state.unpaid_signers >> index & 1 == 1, 0)
 
-    async def _settle_fee(self, deal_id: bytes, deal: Deal, owed: bool, share: int) -> None:
+    async def _settle_fee(
+        self, chain: DealChain, deal_id: bytes, deal: Deal, owed: bool, share: int
+    ) -> None:
         self._signed_deals.pop(deal_id, None)
         if owed:
             try:
-                await self._chain.client.claim_mediation_fee(deal)
+                await chain.client.claim_mediation_fee(deal)
             except ChainError as exc:
                 event(log, "mediation.fee_claim_failed", logging.WARNING,
                       deal_id="0x" + deal_id.hex(), error=repr(exc))
                 return
             self.fees_claimed.append(deal_id)
             event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(), share_wei=share)
-        self._save_verdict(deal, self._verdicts[deal_id], fee_settled=True)
+        self._save_verdict(chain.chain_id, deal, self._verdicts[deal_id], fee_settled=True)
 
-    async def _on_chain_event(self, chain_event: Any) -> None:
+    async def _on_chain_event(self, chain: DealChain, chain_event: Any) -> None:
         deal_id = chain_event.deal_id
         if chain_event.name == "DealDisputed":
-            event(log, "mediation.disputed", deal_id="0x" + deal_id.hex())
+            event(log, "mediation.disputed", deal_id="0x" + deal_id.hex(),
+                  chain_id=chain.chain_id)
         elif chain_event.name == "DealResolved" and deal_id in self._signed_deals:
-            deal = self._signed_deals[deal_id]
+            _, deal = self._signed_deals[deal_id]  # deal IDs differ per chain (EIP-712 domain)
             index = deal.mediators.index(self.address)
-            await self._settle_fee(deal_id, deal, chain_event.args["signerMask"] >> index & 1 == 1,
+            await self._settle_fee(chain, deal_id, deal,
+                                   chain_event.args["signerMask"] >> index & 1 == 1,
                                    chain_event.args["feeShare"])
 
     # --- /lilypad/mediation/1 -----------------------------------------------------------
@@ -197,36 +222,40 @@ class MediatorRole:
             ChainError: the chain could not be read.
         """
         deal = deal_from_wire(request.deal)
-        deal_id = self._chain.deal_id(deal)
+        try:
+            chain = self._chains.require(request.chain_id)
+        except UnknownChain as exc:
+            raise MediationRefused(str(exc)) from exc
+        deal_id = chain.deal_id(deal)
         lock = self._judging.setdefault(deal_id, trio.Lock())
         async with lock:
             known = self._verdicts.get(deal_id)
             if known is not None:
                 return known
-            await self._check_request(deal, deal_id, request)
+            await self._check_request(chain, deal, deal_id, request)
             hashes = await self._run_twice(deal_id, request)
             outcome, digest = judge_runs(request.result_hash, hashes)
             if self._fault is MediatorFault.LIE:
                 outcome, digest = _lie(outcome, request.result_hash)
             verdict = Verdict(deal_id, Outcome(int(outcome)), digest)
             notice = wire.VerdictNotice(deal_id=deal_id, outcome=int(outcome), result_hash=digest,
-                                        mediator_signature=self._chain.sync.sign(verdict))
-            self._save_verdict(deal, notice)
+                                        mediator_signature=chain.sync.sign(verdict))
+            self._save_verdict(chain.chain_id, deal, notice)
             self._verdicts[deal_id] = notice
-            self._signed_deals[deal_id] = deal
+            self._signed_deals[deal_id] = (chain.chain_id, deal)
             event(log, "mediation.verdict", deal_id="0x" + deal_id.hex(), outcome=outcome.name,
                   runs_agree=len(set(hashes)) == 1)
             return notice
 
     async def _check_request(
-        self, deal: Deal, deal_id: bytes, request: wire.MediationRequest
+        self, chain: DealChain, deal: Deal, deal_id: bytes, request: wire.MediationRequest
     ) -> None:
         if self.address not in deal.mediators:
             raise MediationRefused("this node is not in the deal's consortium")
         if module_hash(request.module) != deal.module_hash:
             raise MediationRefused("the module is not the deal's")
-        self._chain.check_commitment(deal, request.result_hash, request.provider_signature)
-        state = await self._chain.client.deal_state(deal_id)
+        chain.check_commitment(deal, request.result_hash, request.provider_signature)
+        state = await chain.client.deal_state(deal_id)
         if state.status is not DealStatus.DISPUTED:
             raise MediationRefused(f"the deal is {state.status.name} on chain, not DISPUTED")
         if state.result_prefix != request.result_hash[:20]:

@@ -5,6 +5,10 @@ offer while it has free capacity, runs the job once the deal is open on chain, r
 signed result commitment with the outputs sealed to the job creator, takes the acceptance,
 and settles accepted deals in batches. If the job creator goes silent it records the result
 on chain and later claims payment (see `market/_deal.py` for the phases and timeouts).
+
+A provider may serve several settlement chains (`DealChains`): its offers list them, each deal
+is checked, signed and settled on the chain its job offer names, and a deal for a chain it
+does not serve is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +47,7 @@ from lilypad_p2p.market import (
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles._mediator import wrong_output
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
-from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
 from lilypad_p2p.store import DealStore, StoredDeal
 
@@ -80,6 +84,7 @@ def resource_offer(
     capacity: Capacity,
     modules: tuple[str, ...],
     now_ms: int,
+    chain_ids: tuple[int, ...],
     lifetime_ms: int = DEFAULT_OFFER_LIFETIME_MS,
     trusted_mediators: tuple[str, ...] = (),
 ) -> wire.ResourceOffer:
@@ -97,6 +102,7 @@ def resource_offer(
         price_per_job_wei=DEFAULT_PRICE_PER_JOB_WEI,
         collateral_wei=DEFAULT_COLLATERAL_WEI,
         trusted_mediators=trusted_mediators,
+        chain_ids=tuple(sorted(chain_ids)),
         created_at=now_ms,
         expires_at=now_ms + lifetime_ms,
         nonce=secrets.randbits(63),
@@ -127,7 +133,7 @@ class ProviderRole:
         identity: Identity,
         *,
         store: DealStore,
-        chain: DealChain,
+        chains: DealChains,
         book: OfferBook,
         executor_factory: Callable[[], Awaitable[Executor]],
         clock_ms: Callable[[], int],
@@ -143,7 +149,7 @@ class ProviderRole:
         # produce, consistently (hash and sealed outputs agree), so only mediation catches it.
         self._cheat_wrong_output = cheat_wrong_output
         self._store = store
-        self._chain = chain
+        self._chains = chains
         self._book = book
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
@@ -200,7 +206,13 @@ class ProviderRole:
         ours = isinstance(resource, wire.ResourceOffer)
         if not ours or resource.provider != self._identity.address:
             return wire.DealRefused(reason="no such resource offer of ours (expired?)")
-        key = self._chain.deal_id(deal).hex()
+        if job.chain_id != request.chain_id:
+            return wire.DealRefused(reason="the deal's chain is not its job offer's")
+        try:
+            chain = self._chains.require(request.chain_id)
+        except UnknownChain as exc:
+            return wire.DealRefused(reason=str(exc))
+        key = chain.deal_id(deal).hex()
         async with self._lock:
             known = self._store.get(key)
             if known is not None:  # a retry: same answer
@@ -208,21 +220,23 @@ class ProviderRole:
             reason = deal_mismatch(deal, job, resource, self._clock_ms())
             if reason is None and not self._has_room(job.spec, resource.spec):
                 reason = "no free capacity"
-            if reason is None and await self._chain.free_balance() < deal.collateral:
+            if reason is None and await chain.free_balance() < deal.collateral:
                 reason = "provider's deposit cannot cover the collateral"
             if reason is not None:
                 event(log, "deal.refused", job=job.cid, reason=reason)
                 return wire.DealRefused(reason=reason)
-            self._chain.check_deal_signature(deal, request.job_creator_signature, job.job_creator)
-            signature = self._chain.sign_deal(deal)
+            # Checked in the named chain's domain: a signature made for another chain fails.
+            chain.check_deal_signature(deal, request.job_creator_signature, job.job_creator)
+            signature = chain.sign_deal(deal)
             record = new_provider_deal(key, now_ms=self._clock_ms(),
                                        result_deadline_ms=deal.result_deadline * 1000)
             self._store.insert(record, {
                 "deal": request.deal, "job_creator_signature": request.job_creator_signature,
                 "provider_signature": signature, "module": job.module,
                 "spec": job.spec.to_wire(), "job_offer_cid": job.cid,
-            })
-        event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator)
+            }, chain_id=chain.chain_id)
+        event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
+              chain_id=chain.chain_id)
         return wire.DealCountersigned(provider_signature=signature)
 
     def _has_room(self, need: wire.ResourceSpec, capacity: wire.ResourceSpec) -> bool:
@@ -244,7 +258,11 @@ class ProviderRole:
             deal = deal_from_wire(request.deal)
         except PeerMisbehaved as exc:
             return wire.DealRefused(reason=str(exc)[:500])
-        key = self._chain.deal_id(deal).hex()
+        try:
+            chain = self._chains.require(request.chain_id)
+        except UnknownChain as exc:
+            return wire.DealRefused(reason=str(exc))
+        key = chain.deal_id(deal).hex()  # the deal ID binds the chain: another chain's is unknown
         stored = self._store.get(key)
         if stored is None or stored.record.side is not Side.PROVIDER:
             return wire.DealRefused(reason="unknown deal")
@@ -252,14 +270,14 @@ class ProviderRole:
             return wire.DealRefused(reason="only the job creator may send the inputs")
         if stored.record.phase is Phase.AGREED:
             # We do not work for free: the deal must be open on chain first.
-            if await self._chain.status(deal) is not DealStatus.OPEN:
+            if await chain.status(deal) is not DealStatus.OPEN:
                 return wire.DealRefused(reason="deal is not open on chain")
             stored = self._save(stored, Event.OPENED)
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED, sealed_inputs=request.sealed_inputs,
                                 output_recipient=request.output_recipient)
         if stored.record.phase is Phase.RUNNING:
-            stored = await self._execute_once(key, deal)
+            stored = await self._execute_once(key, deal, chain)
             if stored.record.phase is Phase.RUNNING:
                 return wire.DealRefused(reason=stored.detail.get("error", "job failed")[:500])
         output = self._store.result(key)
@@ -270,7 +288,7 @@ class ProviderRole:
             provider_signature=stored.detail["commitment_signature"], sealed_output=output,
         )
 
-    async def _execute_once(self, key: str, deal: Any) -> StoredDeal:
+    async def _execute_once(self, key: str, deal: Any, chain: DealChain) -> StoredDeal:
         """Run the deal's job, or wait for the run already in progress; the stored deal after."""
         running = self._runs.get(key)
         if running is not None:
@@ -278,14 +296,14 @@ class ProviderRole:
         else:
             self._runs[key] = trio.Event()
             try:
-                await self._execute(key, deal)
+                await self._execute(key, deal, chain)
             finally:
                 self._runs.pop(key).set()
         stored = self._store.get(key)
         assert stored is not None
         return stored
 
-    async def _execute(self, key: str, deal: Any) -> None:
+    async def _execute(self, key: str, deal: Any, chain: DealChain) -> None:
         stored = self._store.get(key)
         assert stored is not None
         executor = await self._connect_executor()
@@ -314,7 +332,7 @@ class ProviderRole:
             tarball = wrong_output(tarball)
             sealed_output = seal_for(stored.detail["output_recipient"], tarball)
         digest = hashlib.sha256(tarball).digest()
-        signature = self._chain.sign_commitment(deal, digest)
+        signature = chain.sign_commitment(deal, digest)
         assert sealed_output is not None
         self._store.put_result(key, sealed_output)
         self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
@@ -336,9 +354,12 @@ class ProviderRole:
             return wire.DealRefused(reason=f"deal is {stored.record.phase}")
         if request.result_hash != stored.detail["result_hash"]:
             return wire.DealRefused(reason="acceptance of another result")
+        chain = self._chains.require(stored.chain_id)
+        if request.chain_id != chain.chain_id:
+            return wire.DealRefused(reason="the deal is on another chain")
         deal = deal_from_wire(stored.detail["deal"])
         try:
-            self._chain.check_acceptance(deal, request.result_hash, request.job_creator_signature)
+            chain.check_acceptance(deal, request.result_hash, request.job_creator_signature)
         except PeerMisbehaved as exc:
             return wire.DealRefused(reason=str(exc)[:500])
         self._save(stored, Event.ACCEPTANCE_RECEIVED,
@@ -361,68 +382,72 @@ class ProviderRole:
                 record.result_deadline_ms + 1000)
             if record.phase in (Phase.OPEN, Phase.RUNNING) and past_deadline:
                 # The client claims its refund; follow the chain to the end.
-                status = await self._chain.status(deal)
+                status = await self._chains.require(stored.chain_id).status(deal)
                 if status.is_final:
                     self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
                 continue
             if due is None or now < due.at_ms:
                 continue
             await self._on_timeout(stored, deal, due.event)
-        if accepted:
-            await self._settle(accepted[:MAX_SETTLE_BATCH])
+        by_chain: dict[int | None, list[StoredDeal]] = {}
+        for stored in accepted:  # one settleBatch per chain: money stays on its own chain
+            by_chain.setdefault(stored.chain_id, []).append(stored)
+        for chain_id, batch in by_chain.items():
+            await self._settle(self._chains.require(chain_id), batch[:MAX_SETTLE_BATCH])
 
     async def _on_timeout(self, stored: StoredDeal, deal: Any, then: Event) -> None:
+        chain = self._chains.require(stored.chain_id)
         if stored.record.phase is Phase.AGREED:
-            status = await self._chain.status(deal)
+            status = await chain.status(deal)
             if status is DealStatus.OPEN:
                 self._save(stored, Event.OPENED)
             elif status is DealStatus.NONE:
                 self._save(stored, Event.TIMED_OUT, error="the client never opened the deal")
             return
         if then is Event.RESULT_SUBMITTED:
-            move = await self._chain.submit_result(deal, stored.detail["result_hash"],
-                                                   stored.detail["commitment_signature"])
+            move = await chain.submit_result(deal, stored.detail["result_hash"],
+                                             stored.detail["commitment_signature"])
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
             else:
                 if move.status is DealStatus.DISPUTED and self._disputes is not None:
-                    self._disputes.defend_soon(stored.detail)
+                    self._disputes.defend_soon(stored)
                 self._save(stored, Event.RESULT_SUBMITTED, submitted_on_chain=move.sent)
             return
         if then is Event.TIMEOUT_CLAIMED:
             try:
-                move = await self._chain.claim_timeout(deal)
+                move = await chain.claim_timeout(deal)
             except DeadlineError:
                 # The chain's clock is behind ours, or the deal is disputed (the mediation
                 # window runs): next tick; meanwhile defend it if it is disputed.
                 if self._disputes is not None:
-                    self._disputes.defend_soon(stored.detail)
+                    self._disputes.defend_soon(stored)
                 return
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
             else:
                 self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
 
-    async def _settle(self, accepted: list[StoredDeal]) -> None:
+    async def _settle(self, chain: DealChain, accepted: list[StoredDeal]) -> None:
         items = [
             SettlementItem(deal_from_wire(s.detail["deal"]), s.detail["result_hash"],
                            s.detail["acceptance_signature"])
             for s in accepted
         ]
-        sent = await self._chain.settle_batch(items)
+        sent = await chain.settle_batch(items)
         for stored, item in zip(accepted, items, strict=True):
-            status = await self._chain.status(item.deal)
+            status = await chain.status(item.deal)
             if status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED, settled_ms=self._clock_ms(),
                            batch_size=len(items) if sent else 0)
-        event(log, "deals.settled", count=len(items), transactions=sent)
+        event(log, "deals.settled", count=len(items), transactions=sent, chain_id=chain.chain_id)
 
     def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
         record = advance(stored.record, event_, self._clock_ms())
         merged = {**stored.detail, **detail}
         self._store.update(record, merged, event_)
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
-        return StoredDeal(record, merged)
+        return replace(stored, record=record, detail=merged)
 
     def _update(self, stored: StoredDeal, **detail: Any) -> None:
         self._store.update(stored.record, {**stored.detail, **detail})

@@ -7,15 +7,16 @@ provider that finds one of its deals disputed on chain asks the consortium itsel
 everything a mediation request needs (the deal, the inputs sealed to its own key, its signed
 commitment). Mediators answer a repeated request with the verdict they already signed.
 
-    disputes = ProviderDisputes(identity, chain, contact); await nursery.start(disputes.run)
-    ProviderRole(..., disputes=disputes)   # calls disputes.defend_soon(detail) when it sees one
+    disputes = ProviderDisputes(identity, chains, contact); await nursery.start(disputes.run)
+    ProviderRole(..., disputes=disputes)   # calls disputes.defend_soon(stored) when it sees one
+
+Each deal is defended on its own chain (`StoredDeal.chain_id`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import trio
 
@@ -30,8 +31,9 @@ from lilypad_p2p.roles._dispute import (
     gather_verdicts,
     resolve,
 )
-from lilypad_p2p.roles._settlement import DealChain
+from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import deal_from_wire
+from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
 
@@ -43,57 +45,60 @@ class ProviderDisputes:
     def __init__(
         self,
         identity: Identity,
-        chain: DealChain,
+        chains: DealChains,
         contact: Callable[[str], MediatorContact | None],
         *,
         answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S,
     ) -> None:
         self._identity = identity
-        self._chain = chain
+        self._chains = chains
         self._contact = contact
         self._answer_timeout_s = answer_timeout_s
-        self._send: trio.MemorySendChannel[dict[str, Any]] | None = None
+        self._send: trio.MemorySendChannel[StoredDeal] | None = None
         self._defending: set[bytes] = set()
         self.resolved: list[bytes] = []  # deals this provider resolved itself
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        send, receive = trio.open_memory_channel[dict[str, Any]](DEFEND_QUEUE)
+        send, receive = trio.open_memory_channel[StoredDeal](DEFEND_QUEUE)
         self._send = send
         async with trio.open_nursery() as nursery:
             task_status.started()
             async with receive:
-                async for detail in receive:
-                    nursery.start_soon(self._defend, detail)
+                async for stored in receive:
+                    nursery.start_soon(self._defend, stored)
 
-    def defend_soon(self, detail: dict[str, Any]) -> None:
-        """Defend the deal in `detail` (a provider's stored deal) if it is disputed on chain."""
-        deal_id = self._chain.deal_id(deal_from_wire(detail["deal"]))
+    def defend_soon(self, stored: StoredDeal) -> None:
+        """Defend `stored` (a provider's deal) if it is disputed on chain."""
+        chain = self._chains.require(stored.chain_id)
+        deal_id = chain.deal_id(deal_from_wire(stored.detail["deal"]))
         if self._send is None or deal_id in self._defending:
             return
         try:
-            self._send.send_nowait(detail)
+            self._send.send_nowait(stored)
         except trio.WouldBlock:
             return
         self._defending.add(deal_id)
 
-    async def _defend(self, detail: dict[str, Any]) -> None:
+    async def _defend(self, stored: StoredDeal) -> None:
+        detail = stored.detail
+        chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
-        deal_id = self._chain.deal_id(deal)
+        deal_id = chain.deal_id(deal)
         try:
-            if await self._chain.status(deal) is not DealStatus.DISPUTED:
+            if await chain.status(deal) is not DealStatus.DISPUTED:
                 return
             case = DisputeCase(deal, detail["module"],
                                unseal(self._identity.sealing_private_key(),
                                       detail["sealed_inputs"]),
                                detail["result_hash"], detail["commitment_signature"])
-            tally = await gather_verdicts(self._chain, case, self._contact,
+            tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
             del case
             quorum = tally.quorum()
             if quorum is None:
                 event(log, "dispute.no_quorum", logging.WARNING, deal_id="0x" + deal_id.hex())
                 return
-            if await resolve(self._chain, deal, quorum):
+            if await resolve(chain, deal, quorum):
                 self.resolved.append(deal_id)
             event(log, "dispute.defended", deal_id="0x" + deal_id.hex(),
                   outcome=quorum.outcome.name, dissent=[v.mediator for v in tally.dissent()])

@@ -1,8 +1,11 @@
-"""The chain side of the market roles: one settlement client per node, and its idempotent moves.
+"""The chain side of the market roles: a settlement client per chain, and its idempotent moves.
 
-A node's chain is the embedded py-evm chain when `NodeConfig.rpc_url` is None (the contract is
-deployed at start and the node's own account funded: useful for one process and tests only),
-otherwise a JSON-RPC chain with `contract` set. Every write here is safe to repeat after a
+A node serves one or more settlement chains (`NodeConfig.chains`), gathered in a `DealChains`
+registry keyed by chain ID; every deal lives on one of them, named by its job offer's
+`chain_id`, and the roles look its chain up per deal (money stays on each deal's own chain).
+A chain is the embedded py-evm chain when its `rpc_url` is None (the contract is deployed at
+start and the node's own account funded: useful for one process and tests only), otherwise a
+JSON-RPC chain with `contract` set. Every write here is safe to repeat after a
 crash: each first asks the contract for the deal's status and treats "already done" (the deal
 is open, settled, or timed out) as success, returning the status it found.
 
@@ -17,7 +20,7 @@ Who sends which transaction, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -38,8 +41,8 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
     require_signer,
 )
-from lilypad_p2p.config import NodeConfig
-from lilypad_p2p.errors import ConfigError
+from lilypad_p2p.config import ChainSettings, NodeConfig
+from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.identity import Identity
 
 log = logging.getLogger("lilypad_p2p.settlement")
@@ -69,6 +72,10 @@ class DealChain:
         self.client = AsyncSettlementClient(client)
         self.sync = client
         self.address = identity.address
+
+    @property
+    def chain_id(self) -> int:
+        return self.sync.domain.chain_id
 
     # --- typed data (pure) --------------------------------------------------------------
 
@@ -160,24 +167,80 @@ class DealChain:
         return ChainMove(await self.status(deal), True)
 
 
-async def open_deal_chain(config: NodeConfig, identity: Identity) -> DealChain:
-    """The settlement contract this node's market roles use (see the module docstring).
+class UnknownChain(LilypadError):
+    """A deal or message names a chain this node does not serve."""
 
-    Raises:
-        ConfigError: a JSON-RPC chain without a contract address.
-        ChainError: the chain does not answer.
-    """
-    def connect() -> SettlementClient:
-        account = identity.eth_account()
-        if config.rpc_url is None:
-            chain = open_embedded_chain([(identity.address, EMBEDDED_FUNDING_WEI)])
-            contract = config.contract or deploy_settlement(chain, account)
-            return SettlementClient(chain, contract, account)
-        if config.contract is None:
+
+class DealChains(Mapping[int, DealChain]):
+    """A node's settlement chains by chain ID, in configured order; the first is the default
+    (a job submitted without a chain, and deals stored before chains were recorded)."""
+
+    def __init__(self, chains: Sequence[DealChain]) -> None:
+        if not chains:
+            raise ValueError("a node serves at least one chain")
+        self._chains = {chain.chain_id: chain for chain in chains}
+        if len(self._chains) != len(chains):
+            raise ConfigError("two configured chains report the same chain ID")
+        self.default = chains[0]
+
+    def __getitem__(self, chain_id: int) -> DealChain:
+        return self._chains[chain_id]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._chains)
+
+    def __len__(self) -> int:
+        return len(self._chains)
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        """The chain IDs, sorted (as a resource offer lists them)."""
+        return tuple(sorted(self._chains))
+
+    def require(self, chain_id: int | None) -> DealChain:
+        """The chain `chain_id` names (None: the default chain).
+
+        Raises:
+            UnknownChain: this node does not serve that chain.
+        """
+        if chain_id is None:
+            return self.default
+        chain = self._chains.get(chain_id)
+        if chain is None:
+            raise UnknownChain(f"chain {chain_id} is not one of this node's chains {self.ids}")
+        return chain
+
+
+def _connect(settings: ChainSettings, identity: Identity) -> SettlementClient:
+    account = identity.eth_account()
+    if settings.rpc_url is None:
+        chain = open_embedded_chain([(identity.address, EMBEDDED_FUNDING_WEI)])
+        contract = settings.contract or deploy_settlement(chain, account)
+        client = SettlementClient(chain, contract, account)
+    else:
+        if settings.contract is None:
             raise ConfigError(
                 "chain.contract is not set: a node on a JSON-RPC chain needs the settlement "
                 "contract's address (`lilypad-p2p chain deploy` records it)"
             )
-        return SettlementClient(open_rpc_chain(config.rpc_url), config.contract, account)
+        client = SettlementClient(open_rpc_chain(settings.rpc_url), settings.contract, account)
+    if settings.chain_id is not None and client.chain.chain_id != settings.chain_id:
+        where = settings.rpc_url or "the embedded chain"
+        raise ConfigError(f"[[chains]] chain_id {settings.chain_id}: {where} reports chain ID "
+                          f"{client.chain.chain_id} (eth_chainId); fix chain_id or rpc_url")
+    return client
 
-    return DealChain(await trio.to_thread.run_sync(connect), identity)
+
+async def open_deal_chains(config: NodeConfig, identity: Identity) -> DealChains:
+    """Every settlement contract this node's market roles use (see the module docstring).
+
+    Raises:
+        ConfigError: a JSON-RPC chain without a contract address, or a chain whose
+            eth_chainId is not its configured chain_id.
+        ChainError: a chain does not answer.
+    """
+    chains = []
+    for settings in config.chains:
+        client = await trio.to_thread.run_sync(_connect, settings, identity)
+        chains.append(DealChain(client, identity))
+    return DealChains(chains)

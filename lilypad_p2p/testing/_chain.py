@@ -55,10 +55,13 @@ def anvil_binary() -> Path | None:
 
 
 @contextmanager
-def running_anvil(binary: Path | None = None, *, host: str = "127.0.0.1") -> Iterator[str]:
+def running_anvil(
+    binary: Path | None = None, *, host: str = "127.0.0.1", chain_id: int | None = None
+) -> Iterator[str]:
     """Start anvil on a free port of `host` (it picks one: `--port 0`); yield its URL; stop it.
 
     `host` is loopback unless network namespaces must reach it (the NAT lab's uplink address).
+    `chain_id` (default anvil's 31337) tells two anvils apart, as two settlement chains.
     """
     binary = binary or anvil_binary()
     if binary is None:
@@ -68,7 +71,8 @@ def running_anvil(binary: Path | None = None, *, host: str = "127.0.0.1") -> Ite
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [str(binary), "--host", host, "--port", "0", "--hardfork", "prague",
-                 "--accounts", "1"],
+                 "--accounts", "1",
+                 *(("--chain-id", str(chain_id)) if chain_id is not None else ())],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

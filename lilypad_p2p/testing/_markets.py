@@ -20,6 +20,9 @@ OFFER_LIFETIME_MS = 600_000
 # A generated job's deadline, unless it is drawn to be unreachable.
 DEADLINE_AFTER_MS = 300_000
 WEI_PER_PRICE_UNIT = 10**14
+# Every generated offer settles on this chain (anvil's default ID); matching across chains is
+# tested on hand-built offers.
+CHAIN_ID = 31337
 
 
 def address(rng: random.Random) -> str:
@@ -55,6 +58,7 @@ def resource_offer(
         price_per_job_wei=rng.randint(1, 10) * WEI_PER_PRICE_UNIT,
         collateral_wei=2 * 10 * WEI_PER_PRICE_UNIT,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
+        chain_ids=(CHAIN_ID,),
         created_at=now_ms - rng.randint(0, 60_000),
         expires_at=now_ms + OFFER_LIFETIME_MS,
         nonce=rng.getrandbits(32),
@@ -89,6 +93,7 @@ def job_offer(
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
         deadline=max(deadline, expires_at),
         target_provider=target,
+        chain_id=CHAIN_ID,
         created_at=min(created_at, expires_at - 1),
         expires_at=expires_at,
         nonce=rng.getrandbits(32),
@@ -153,6 +158,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
             price_per_job_wei=price_units * WEI_PER_PRICE_UNIT,
             collateral_wei=0,
             trusted_mediators=mediator,
+            chain_ids=(CHAIN_ID,),
             created_at=now_ms - 1000 + index,
             expires_at=now_ms + OFFER_LIFETIME_MS,
             nonce=index,
@@ -166,6 +172,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
             spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
             max_price_wei=10 * WEI_PER_PRICE_UNIT,
             trusted_mediators=mediator,
+            chain_id=CHAIN_ID,
             deadline=now_ms + DEADLINE_AFTER_MS,
             created_at=now_ms - 1000 + index,
             expires_at=now_ms + OFFER_LIFETIME_MS // 2,

@@ -8,6 +8,8 @@ Receivers call `open_envelope(data, now_ms=...)`, which returns a `SignedEnvelop
 from lilypad_p2p.wire._codec import decode, encode
 from lilypad_p2p.wire._constants import (
     ENVELOPE_MAX_AGE_MS,
+    MAX_CHAIN_ID,
+    MAX_CHAINS,
     MAX_CLOCK_SKEW_MS,
     MAX_LIFETIME_MS,
     MAX_MESSAGE_BYTES,
@@ -70,6 +72,7 @@ from lilypad_p2p.wire._schemas import (
     ResourceSpec,
     matching_content_id,
     message_from_wire,
+    require_chain_id,
 )
 
 __all__ = [
@@ -77,6 +80,8 @@ __all__ = [
     "DEAL_MESSAGE_TYPES",
     "ENVELOPE_MAX_AGE_MS",
     "MARKET_NAME",
+    "MAX_CHAINS",
+    "MAX_CHAIN_ID",
     "MAX_CLOCK_SKEW_MS",
     "MAX_LIFETIME_MS",
     "MAX_MATCHES",
@@ -128,6 +133,7 @@ __all__ = [
     "matching_content_id",
     "message_from_wire",
     "open_envelope",
+    "require_chain_id",
     "sign_envelope",
     "verify_signature",
 ]

@@ -12,3 +12,7 @@ ENVELOPE_MAX_AGE_MS = 120_000
 MAX_LIFETIME_MS = 24 * 3600 * 1000
 # Deepest nesting of arrays/maps the codec accepts; our schemas need 4.
 MAX_NESTING_DEPTH = 16
+# Chains a provider accepts in one offer, and the largest chain ID (EIP-2294's bound, which
+# keeps every ID a positive int64 for the JSON-RPC and signing libraries).
+MAX_CHAINS = 16
+MAX_CHAIN_ID = (1 << 63) - 36

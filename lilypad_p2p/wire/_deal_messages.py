@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
+from lilypad_p2p.wire._constants import MAX_CHAIN_ID
 from lilypad_p2p.wire._errors import MalformedMessage
 
 DEAL_MESSAGE_VERSION = 1
@@ -35,6 +36,11 @@ def _need_bytes(name: str, value: object, length: int | None = None) -> None:
     _need(type(value) is bytes, f"{name} must be bytes")
     assert isinstance(value, bytes)
     _need(length is None or len(value) == length, f"{name} must be {length} bytes")
+
+
+def _need_chain_id(value: object) -> None:
+    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,  # type: ignore[operator]
+          f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
 
 
 def _need_text(name: str, value: object, limit: int) -> None:
@@ -74,16 +80,20 @@ class DealProposal(_DealMessage):
 
     `job_offer` is the job creator's signed envelope of its JobOffer (bytes), so the provider
     can check the deal against what was offered; `resource_offer_cid` names the provider's own
-    offer the deal takes.
+    offer the deal takes. `chain_id` names the settlement chain whose EIP-712 domain the
+    signature is under (the job offer's): a deal is only ever checked in that domain, so a
+    signature made for one chain is refused on another.
     """
 
     TYPE: ClassVar[str] = "deal_proposal"
+    chain_id: int
     job_offer: bytes
     resource_offer_cid: str
     deal: dict[str, object]
     job_creator_signature: bytes
 
     def __post_init__(self) -> None:
+        _need_chain_id(self.chain_id)
         _need_bytes("job_offer", self.job_offer)
         _need_text("resource_offer_cid", self.resource_offer_cid, 128)
         _need_deal_map(self.deal)
@@ -115,16 +125,19 @@ class JobRequest(_DealMessage):
     """Job creator -> provider: run the open deal on these inputs (sealed to the provider).
 
     `output_recipient` is the job creator's X25519 key: outputs are sealed to it. Sending the
-    same request again (after a crash on either side) returns the same result.
+    same request again (after a crash on either side) returns the same result. `chain_id`
+    names the deal's chain (its deal ID is computed in that chain's domain).
     """
 
     TYPE: ClassVar[str] = "job_request"
+    chain_id: int
     deal: dict[str, object]
     module: str
     sealed_inputs: bytes
     output_recipient: bytes
 
     def __post_init__(self) -> None:
+        _need_chain_id(self.chain_id)
         _need_deal_map(self.deal)
         _need_text("module", self.module, 128)
         _need_bytes("sealed_inputs", self.sealed_inputs)
@@ -150,14 +163,17 @@ class JobResultMessage(_DealMessage):
 
 @dataclass(frozen=True, slots=True)
 class AcceptanceNotice(_DealMessage):
-    """Job creator -> provider: the signed Acceptance of `result_hash` for the deal."""
+    """Job creator -> provider: the signed Acceptance of `result_hash` for the deal on
+    `chain_id` (checked in that chain's domain)."""
 
     TYPE: ClassVar[str] = "acceptance"
+    chain_id: int
     deal_id: bytes
     result_hash: bytes
     job_creator_signature: bytes
 
     def __post_init__(self) -> None:
+        _need_chain_id(self.chain_id)
         _need_bytes("deal_id", self.deal_id, HASH_BYTES)
         _need_bytes("result_hash", self.result_hash, HASH_BYTES)
         _need_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)

@@ -25,6 +25,7 @@ from lilypad_p2p.wire._deal_messages import (
     _DealMessage,
     _need,
     _need_bytes,
+    _need_chain_id,
     _need_deal_map,
     _need_text,
 )
@@ -38,10 +39,12 @@ class MediationRequest(_DealMessage):
 
     `sealed_inputs` are the job's inputs sealed to the mediator's key; `result_hash` and
     `provider_signature` are the provider's ResultCommitment (recorded on chain before the
-    dispute, so the mediator checks it there too).
+    dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the mediator
+    reads and signs in that chain's domain, and refuses a chain it does not serve.
     """
 
     TYPE: ClassVar[str] = "mediation_request"
+    chain_id: int
     deal: dict[str, object]
     module: str
     sealed_inputs: bytes
@@ -49,6 +52,7 @@ class MediationRequest(_DealMessage):
     provider_signature: bytes
 
     def __post_init__(self) -> None:
+        _need_chain_id(self.chain_id)
         _need_deal_map(self.deal)
         _need_text("module", self.module, 128)
         _need_bytes("sealed_inputs", self.sealed_inputs)

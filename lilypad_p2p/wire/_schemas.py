@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
 
 from lilypad_p2p.wire._codec import encode
+from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_CHAINS
 from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage, UnsupportedVersion
 from lilypad_p2p.wire._fields import (
     ADDRESS,
@@ -92,6 +93,12 @@ def _require_module(name: str, value: object) -> None:
 def _require_cid(name: str, value: object) -> None:
     if not is_content_id(value):
         raise InvalidMessage(f"{name} must be a CIDv1 (raw, sha2-256, base32), got {value!r}")
+
+
+def require_chain_id(name: str, value: object) -> None:
+    """A settlement chain's EIP-155 ID: 1..MAX_CHAIN_ID (the deal's EIP-712 domain binds it)."""
+    if type(value) is not int or not 1 <= value <= MAX_CHAIN_ID:
+        raise InvalidMessage(f"{name} must be a chain ID in [1, {MAX_CHAIN_ID}], got {value!r}")
 
 
 def _require_role(name: str, value: object) -> None:
@@ -264,7 +271,9 @@ class ResourceOffer(_Message):
     `spec` is capacity for jobs running at once: several jobs may be matched to one offer when
     their specs sum to at most it (per-GPU VRAM is per job, not summed).
 
-    `collateral_wei` is what the provider locks per deal; `modules` are the module IDs it runs.
+    `collateral_wei` is what the provider locks per deal; `modules` are the module IDs it runs;
+    `chain_ids` are the settlement chains it takes deals on (it has a deposit on each): money
+    stays on each deal's own chain, while the market (topic) is shared by every chain.
     """
 
     TYPE: ClassVar[str] = "resource_offer"
@@ -279,6 +288,7 @@ class ResourceOffer(_Message):
     price_per_job_wei: int = field(metadata=_wire(WEI))
     collateral_wei: int = field(metadata=_wire(WEI))
     trusted_mediators: tuple[str, ...] = field(metadata=_wire(sequence(ADDRESS)))
+    chain_ids: tuple[int, ...] = field(metadata=_wire(sequence(PLAIN)))
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -299,6 +309,9 @@ class ResourceOffer(_Message):
             require_address,
             sort_key=address_sort_key,
         )
+        require_tuple("chain_ids", self.chain_ids, MAX_CHAINS, require_chain_id, sort_key=int)
+        if not self.chain_ids:
+            raise InvalidMessage("chain_ids must name at least one chain")
         require_lifetime(self.created_at, self.expires_at)
         require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
@@ -309,8 +322,9 @@ class JobOffer(_Message):
     """A job creator wants `module` run on at least `spec`, for at most `max_price_wei`.
 
     The result is due by `deadline`; the offer is open until `expires_at` (<= deadline). A
-    `target_provider` skips the solvers. Inputs are not here: they travel sealed to the
-    matched provider over a stream.
+    `target_provider` skips the solvers. `chain_id` is the settlement chain the job pays on
+    (only offers whose `chain_ids` include it match). Inputs are not here: they travel sealed
+    to the matched provider over a stream.
     """
 
     TYPE: ClassVar[str] = "job_offer"
@@ -326,6 +340,7 @@ class JobOffer(_Message):
     trusted_mediators: tuple[str, ...] = field(metadata=_wire(sequence(ADDRESS)))
     deadline: int = field(metadata=_wire())
     target_provider: str | None = field(default=None, metadata=_wire(optional(ADDRESS)))
+    chain_id: int = field(metadata=_wire())
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -348,6 +363,7 @@ class JobOffer(_Message):
         require_timestamp("deadline", self.deadline)
         if self.target_provider is not None:
             require_address("target_provider", self.target_provider)
+        require_chain_id("chain_id", self.chain_id)
         require_lifetime(self.created_at, self.expires_at)
         if self.expires_at > self.deadline:
             raise InvalidMessage("expires_at must not be after deadline")

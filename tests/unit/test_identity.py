@@ -144,6 +144,7 @@ def test_sign_envelope_uses_the_node_key():
         price_per_job_wei=1,
         collateral_wei=0,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=1_000,
         expires_at=2_000,
         nonce=0,

@@ -33,6 +33,7 @@ def resource_offer(
         price_per_job_wei=10**15,
         collateral_wei=10**16,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=created_at,
         expires_at=created_at + OFFER_LIFETIME_MS if expires_at is None else expires_at,
         nonce=nonce,

@@ -48,7 +48,7 @@ async def test_a_deal_stream_request_reaches_a_peer_only_through_its_relay():
         assert all("/p2p-circuit/" in addr for addr in circuit)
         assert asker.nat.connection_kind(server.peer_id) == "none"
         notice = wire.AcceptanceNotice(
-            deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
+            chain_id=1, deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
         )
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
             answer = await asker.request(

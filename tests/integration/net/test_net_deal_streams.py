@@ -41,7 +41,7 @@ async def test_request_response_over_each_protocol_and_garbage_is_refused():
         await nursery.start(server.run)
         await nursery.start(asker.run)
         notice = wire.AcceptanceNotice(
-            deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
+            chain_id=1, deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
         )
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
             answer = await asker.request(
@@ -60,7 +60,7 @@ async def test_request_response_over_each_protocol_and_garbage_is_refused():
                 str(server.peer_id),
                 DEAL_PROTOCOL,
                 wire.DealProposal(
-                    job_offer=b"x", resource_offer_cid="c", deal=_deal_map(),
+                    chain_id=1, job_offer=b"x", resource_offer_cid="c", deal=_deal_map(),
                     job_creator_signature=bytes(65),
                 ),
             )

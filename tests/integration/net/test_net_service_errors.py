@@ -44,6 +44,7 @@ async def test_publish_needs_a_running_net_and_a_valid_envelope():
         price_per_job_wei=1,
         collateral_wei=1,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=now,
         expires_at=now + 1_000,
         nonce=1,

@@ -31,9 +31,10 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.market import VerdictOutcome
+from lilypad_p2p.market import VerdictOutcome, new_provider_deal
 from lilypad_p2p.roles import (
     DealChain,
+    DealChains,
     DisputeCase,
     MediatorContact,
     MediatorFault,
@@ -45,6 +46,7 @@ from lilypad_p2p.roles import (
     resolve,
 )
 from lilypad_p2p.roles._terms import deal_to_wire, module_hash
+from lilypad_p2p.store import StoredDeal
 from lilypad_p2p.testing import anvil_binary, anvil_test_chain, fund_on_anvil, require_real
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
@@ -159,8 +161,9 @@ async def _start_mediators(
     roles = {}
     for identity in setup.mediator_ids:
         fault = MediatorFault.LIE if identity.address in liars else MediatorFault.NONE
-        role = MediatorRole(identity, chain=_deal_chain(setup.chain, setup.contract, identity),
-                            executor_factory=shared, stake_wei=STAKE, fault=fault)
+        chains = DealChains([_deal_chain(setup.chain, setup.contract, identity)])
+        role = MediatorRole(identity, chains=chains, executor_factory=shared, stake_wei=STAKE,
+                            fault=fault)
         await nursery.start(role.run)
         roles[identity.address] = role
     return Consortium(roles, set())
@@ -264,7 +267,7 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
         deal_id = setup.client.deal_id(case.deal)
         computed = hashlib.sha256(b"whatever").digest()
         wrong = Verdict(deal_id, Outcome.PROVIDER_WRONG, computed)
-        members = [consortium.roles[a]._chain for a in five[1:3]]
+        members = [consortium.roles[a]._chains.default for a in five[1:3]]
         with pytest.raises(SignatureRejected, match="NotInConsortium"):
             # Two members and a registered mediator outside this deal's consortium.
             sigs = [m.sync.sign(wrong) for m in members] + [setup.outsider.sync.sign(wrong)]
@@ -273,7 +276,7 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
         with pytest.raises(SignatureRejected):
             # A third member's signature, but over the other deal's verdict.
             sigs = [m.sync.sign(wrong) for m in members]
-            sigs.append(consortium.roles[five[4]]._chain.sync.sign(replayed))
+            sigs.append(consortium.roles[five[4]]._chains.default.sync.sign(replayed))
             await setup.client.client.resolve(case.deal, wrong, sigs)
         assert await setup.client.status(case.deal) is DealStatus.DISPUTED
 
@@ -301,8 +304,9 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
     three = tuple(i.address for i in setup.mediator_ids[:3])
 
     def restartable() -> MediatorRole:
-        return MediatorRole(identity, chain=_deal_chain(setup.chain, setup.contract, identity),
-                            executor_factory=shared, stake_wei=STAKE, verdict_dir=tmp_path)
+        chains = DealChains([_deal_chain(setup.chain, setup.contract, identity)])
+        return MediatorRole(identity, chains=chains, executor_factory=shared, stake_wei=STAKE,
+                            verdict_dir=tmp_path)
 
     async with trio.open_nursery() as nursery:
         others = await _start_mediators(nursery, setup, executor)
@@ -310,7 +314,7 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
                                        cheat=True)
         await open_dispute(setup.client, case)
         request = wire.MediationRequest(
-            deal=deal_to_wire(case.deal), module="hash",
+            chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module="hash",
             sealed_inputs=seal_for(identity.sealing_public_key, case.inputs),
             result_hash=case.result_hash, provider_signature=case.provider_commitment)
         first = restartable()
@@ -350,14 +354,16 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         consortium = await _start_mediators(nursery, setup, executor)
         case = await _open_with_result(setup, executor, "hash", {"text": "walk away"}, three, 3)
         await open_dispute(setup.client, case)  # ... and the client asks nobody
-        defence = ProviderDisputes(setup.provider_id, setup.provider, consortium.contact)
+        defence = ProviderDisputes(setup.provider_id, DealChains([setup.provider]),
+                                   consortium.contact)
         await nursery.start(defence.run)
         (p0, _), = await _balances(setup, setup.provider_id.address)
-        defence.defend_soon({
+        record = new_provider_deal("defended", now_ms=0, result_deadline_ms=0)
+        defence.defend_soon(StoredDeal(record, {
             "deal": deal_to_wire(case.deal), "module": "hash",
             "sealed_inputs": seal_for(setup.provider_id.sealing_public_key, case.inputs),
             "result_hash": case.result_hash, "commitment_signature": case.provider_commitment,
-        })
+        }, setup.chain.chain_id))
         with trio.fail_after(60):
             while not defence.resolved:
                 await trio.sleep(0.1)

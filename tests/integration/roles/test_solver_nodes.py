@@ -57,6 +57,7 @@ def offers(provider: str, creator: str, now_ms: int):
             price_per_job_wei=price,
             collateral_wei=0,
             trusted_mediators=(MEDIATOR,),
+            chain_ids=(31337,),
             created_at=now_ms,
             expires_at=now_ms + OFFER_LIFETIME_MS,
             nonce=price,
@@ -70,6 +71,7 @@ def offers(provider: str, creator: str, now_ms: int):
             spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
             max_price_wei=100,
             trusted_mediators=(MEDIATOR,),
+            chain_id=31337,
             deadline=now_ms + OFFER_LIFETIME_MS,
             created_at=now_ms - nonce,  # distinct ages, so "oldest first" is meaningful
             expires_at=now_ms + OFFER_LIFETIME_MS,

@@ -21,6 +21,7 @@ def addr(n: int) -> str:
 
 CREATOR, PROVIDER, OTHER_PROVIDER = addr(1), addr(2), addr(3)
 MEDIATOR_A, MEDIATOR_B, MEDIATOR_C = addr(10), addr(11), addr(12)
+CHAIN_A, CHAIN_B = 31337, 31338
 
 
 def spec(milli_cpu: int = 1000, ram_mb: int = 1024, disk_mb: int = 1000, gpus: int = 0, vram=0):
@@ -42,6 +43,7 @@ def job(
     expires_at: int = LATER,
     creator: str = CREATOR,
     market: str = "cpu",
+    chain_id: int = CHAIN_A,
 ) -> JobOffer:
     return JobOffer(
         market=market,
@@ -50,6 +52,7 @@ def job(
         spec=need or spec(),
         max_price_wei=max_price,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
+        chain_id=chain_id,
         deadline=deadline,
         target_provider=target,
         created_at=created_at,
@@ -69,6 +72,7 @@ def offer(
     created_at: int = NOW - 1000,
     expires_at: int = LATER,
     market: str = "cpu",
+    chain_ids: Sequence[int] = (CHAIN_A,),
 ) -> ResourceOffer:
     return ResourceOffer(
         market=market,
@@ -78,6 +82,7 @@ def offer(
         price_per_job_wei=price,
         collateral_wei=0,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
+        chain_ids=tuple(sorted(chain_ids)),
         created_at=created_at,
         expires_at=expires_at,
         nonce=nonce,

@@ -1,11 +1,14 @@
 """Matching: constraints both ways, packing, objective, and comparison with first-fit."""
 
+import dataclasses
 import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from matching_cases import (
+    CHAIN_A,
+    CHAIN_B,
     CREATOR,
     LATER,
     MEDIATOR_A,
@@ -55,6 +58,8 @@ def test_a_fitting_pair_matches():
         ({"created_at": NOW + 1, "expires_at": LATER}, {}, "job offer not open"),
         ({}, {"created_at": NOW + 1}, "resource offer not open"),
         ({"market": "gpu"}, {}, "different markets"),
+        ({"chain_id": CHAIN_B}, {}, "chain not accepted"),
+        ({}, {"chain_ids": (CHAIN_B,)}, "chain not accepted"),
         ({"target": OTHER_PROVIDER}, {}, "job targets another provider"),
         ({"module": "python"}, {"modules": ("hash", "wordcount")}, "module not offered"),
         ({"max_price": 4}, {"price": 5}, "price above the job's maximum"),
@@ -90,6 +95,19 @@ def test_a_targeted_job_goes_only_to_its_provider():
     j = job(target=OTHER_PROVIDER)
     cheap_other, dear_target = offer(price=1), offer(price=9, provider=OTHER_PROVIDER, nonce=1)
     assert matched([j], [cheap_other, dear_target]) == {(j.cid, dear_target.cid)}
+
+
+def test_a_job_goes_only_to_offers_accepting_its_chain():
+    on_a, on_b = job(chain_id=CHAIN_A), job(chain_id=CHAIN_B, nonce=1)
+    only_a = offer(chain_ids=(CHAIN_A,), price=1)
+    only_b = offer(chain_ids=(CHAIN_B,), provider=OTHER_PROVIDER, price=9, nonce=1)
+    assert matched([on_a, on_b], [only_a, only_b]) == {
+        (on_a.cid, only_a.cid), (on_b.cid, only_b.cid)}
+    # One market for both chains: an offer on both serves jobs paying on either.
+    both = offer(chain_ids=(CHAIN_A, CHAIN_B), nonce=2,
+                 capacity=spec(milli_cpu=2000, ram_mb=2048, disk_mb=2000))
+    assert matched([on_a, on_b], [both]) == {(on_a.cid, both.cid), (on_b.cid, both.cid)}
+    assert matched([on_b], [only_a]) == set()
 
 
 def test_consortium_rules():
@@ -219,6 +237,39 @@ def test_fast_pair_filter_agrees_with_mismatch(sizes):
     }
     reference = {(j.cid, r.cid) for j in jobs for r in resources if mismatch(j, r, NOW) is None}
     assert fast == reference
+
+
+def _on_random_chains(offers, rng):
+    """The offers again, each on a random chain (jobs) or set of chains (resource offers)."""
+    chains = (CHAIN_A, CHAIN_B, CHAIN_B + 1)
+    moved = []
+    for o in offers:
+        if hasattr(o, "chain_ids"):
+            moved.append(dataclasses.replace(o, chain_ids=tuple(sorted(
+                rng.sample(chains, rng.randint(1, len(chains)))))))
+        else:
+            moved.append(dataclasses.replace(o, chain_id=rng.choice(chains)))
+    return moved
+
+
+@given(market_sizes, st.randoms(use_true_random=False))
+def test_several_chains_share_a_market_but_never_a_deal(sizes, rng):
+    seed, n_jobs, n_resources = sizes
+    jobs, resources = random_market(seed, n_jobs, n_resources, NOW)
+    jobs, resources = _on_random_chains(jobs, rng), _on_random_chains(resources, rng)
+    problem = _build_problem(jobs, resources, NOW, MatchPolicy(), {})
+    fast = {
+        (problem.job_ids[j], problem.resource_ids[r])
+        for j, options in enumerate(problem.options)
+        for r in options
+    }
+    assert fast == {(j.cid, r.cid) for j in jobs for r in resources
+                    if mismatch(j, r, NOW) is None}
+    result = match(jobs, resources, NOW, epoch=3)
+    check_valid(result, jobs, resources, NOW)
+    by_id = {o.cid: o for o in (*jobs, *resources)}
+    for job_cid, resource_cid in result.matches:
+        assert by_id[job_cid].chain_id in by_id[resource_cid].chain_ids
 
 
 @settings(max_examples=60)

@@ -23,6 +23,7 @@ def envelope(published_at=T0, nonce=0):
         price_per_job_wei=1,
         collateral_wei=0,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=T0 - 1_000,
         expires_at=T0 + 3_600_000,
         nonce=nonce,

@@ -17,6 +17,7 @@ def offer(lifetime=300_000, nonce=0):
         price_per_job_wei=1,
         collateral_wei=0,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=T0,
         expires_at=T0 + lifetime,
         nonce=nonce,

@@ -37,6 +37,7 @@ def offer(owner: Identity, *, created_at: int = NOW, expires_at: int | None = No
         price_per_job_wei=1,
         collateral_wei=2,
         trusted_mediators=(),
+        chain_ids=(31337,),
         created_at=created_at,
         expires_at=created_at + 60_000 if expires_at is None else expires_at,
         nonce=7,

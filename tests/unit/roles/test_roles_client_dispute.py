@@ -21,6 +21,7 @@ from lilypad_p2p.roles import (
     ClientDisputes,
     ClientRole,
     DealChain,
+    DealChains,
     JobSubmission,
     MediationSettings,
     MediatorContact,
@@ -78,7 +79,8 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     clock = wall_clock_ms
     offer = resource_offer(provider=provider_id.address, market="cpu",
                            capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
-                           now_ms=clock(), trusted_mediators=trusted)
+                           now_ms=clock(), chain_ids=(chain.chain_id,),
+                           trusted_mediators=trusted)
     book = OfferBook()
     book.add(provider_id.sign_envelope(offer, clock()), clock())
     record = wire.NodeRecord(
@@ -96,11 +98,11 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
 
     client_chain = chains[client_id.address]
     client = ClientRole(
-        client_id, store=DealStore.open(tmp_path / "db"), chain=client_chain,
+        client_id, store=DealStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
         book=book, publish=publish, request=provider.request,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
-        disputes=ClientDisputes(client_id, client_chain, contact,
+        disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,
                                 MediationSettings(mediation_fee_wei=FEE_WEI)))
     return client, provider, provider_id, mediators, client_chain
 

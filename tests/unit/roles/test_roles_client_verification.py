@@ -18,6 +18,7 @@ from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
     ClientRole,
     DealChain,
+    DealChains,
     JobSubmission,
     deal_from_wire,
     resource_offer,
@@ -48,7 +49,8 @@ async def _market(tmp_path: Path, *, lie: bool):
     clock = wall_clock_ms
     offer = resource_offer(provider=provider_id.address, market="cpu",
                            capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
-                           now_ms=clock(), trusted_mediators=(mediator,))
+                           now_ms=clock(), chain_ids=(chain.chain_id,),
+                           trusted_mediators=(mediator,))
     book = OfferBook()
     book.add(provider_id.sign_envelope(offer, clock()), clock())
     record = wire.NodeRecord(
@@ -61,7 +63,8 @@ async def _market(tmp_path: Path, *, lie: bool):
         return None
 
     client = ClientRole(
-        client_id, store=DealStore.open(tmp_path / "db"), chain=chains[client_id.address],
+        client_id, store=DealStore.open(tmp_path / "db"),
+        chains=DealChains([chains[client_id.address]]),
         book=book, publish=publish, request=provider.request,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)

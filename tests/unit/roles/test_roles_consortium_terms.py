@@ -16,13 +16,13 @@ SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 def _offers() -> tuple[wire.JobOffer, wire.ResourceOffer]:
     job = wire.JobOffer(market="cpu", job_creator=CLIENT, module="hash", spec=SPEC,
-                        max_price_wei=10**16, trusted_mediators=MEDIATORS,
+                        max_price_wei=10**16, trusted_mediators=MEDIATORS, chain_id=31337,
                         deadline=NOW + 600_000, created_at=NOW, expires_at=NOW + 60_000, nonce=1)
     resource = wire.ResourceOffer(
         market="cpu", provider=PROVIDER,
         spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000), modules=("hash",),
         price_per_job_wei=10**15, collateral_wei=2 * 10**15, trusted_mediators=MEDIATORS[1:],
-        created_at=NOW, expires_at=NOW + 3_600_000, nonce=2)
+        chain_ids=(31337,), created_at=NOW, expires_at=NOW + 3_600_000, nonce=2)
     return job, resource
 
 

@@ -13,7 +13,14 @@ from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
-from lilypad_p2p.roles import DealChain, ProviderRole, build_deal, deal_to_wire, resource_offer
+from lilypad_p2p.roles import (
+    DealChain,
+    DealChains,
+    ProviderRole,
+    build_deal,
+    deal_to_wire,
+    resource_offer,
+)
 from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import embedded_test_chain
@@ -32,11 +39,11 @@ async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChai
     return DealChain(sync, identity)
 
 
-def _job(client: Identity, mediator: str, now: int) -> wire.JobOffer:
+def _job(client: Identity, mediator: str, now: int, chain_id: int) -> wire.JobOffer:
     return wire.JobOffer(market="cpu", job_creator=client.address, module="hash", spec=HASH_SPEC,
                          max_price_wei=10**16, trusted_mediators=(mediator,),
-                         deadline=now + 300_000, created_at=now, expires_at=now + 60_000,
-                         nonce=secrets.randbits(63))
+                         chain_id=chain_id, deadline=now + 300_000, created_at=now,
+                         expires_at=now + 60_000, nonce=secrets.randbits(63))
 
 
 async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path):
@@ -51,37 +58,51 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     # Room for two 500-mCPU jobs at once.
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
-                           now_ms=now, trusted_mediators=(mediator,))
+                           now_ms=now, chain_ids=(chain.chain_id,),
+                           trusted_mediators=(mediator,))
     book = OfferBook()
     book.add(provider.sign_envelope(offer, now), now)
 
     async def no_executor():
         raise AssertionError("no job runs in this test")
 
-    role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"), chain=provider_chain,
+    role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"),
+                        chains=DealChains([provider_chain]),
                         book=book, executor_factory=no_executor, clock_ms=wall_clock_ms)
 
-    def proposal(job: wire.JobOffer, *, signer: Identity = client) -> wire.DealProposal:
+    def proposal(job: wire.JobOffer, *, signer: Identity = client,
+                 chain_id: int = chain.chain_id) -> wire.DealProposal:
         deal = build_deal(job, offer, salt=secrets.token_bytes(32))
         signature = DealChain(SettlementClient(chain, contract, signer.eth_account()),
                               signer).sign_deal(deal)
-        return wire.DealProposal(job_offer=client.sign_envelope(job, now).encode(),
+        return wire.DealProposal(chain_id=chain_id,
+                                 job_offer=client.sign_envelope(job, now).encode(),
                                  resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                                  job_creator_signature=signature)
 
+    def job() -> wire.JobOffer:
+        return _job(client, mediator, now, chain.chain_id)
+
+    # A deal names a chain the provider serves, and the one its job offer pays on.
+    unknown = await role.on_deal_proposal(client.peer_id, proposal(
+        _job(client, mediator, now, 999), chain_id=999))
+    assert isinstance(unknown, wire.DealRefused)
+    assert "not one of this node's chains" in unknown.reason
+    mixed = await role.on_deal_proposal(client.peer_id, proposal(job(), chain_id=999))
+    assert mixed == wire.DealRefused(reason="the deal's chain is not its job offer's")
     # Only the job creator may propose its deal, and only with its own signature.
     stranger = Identity.generate()
-    refused = await role.on_deal_proposal(stranger.peer_id, proposal(_job(client, mediator, now)))
+    refused = await role.on_deal_proposal(stranger.peer_id, proposal(job()))
     assert refused == wire.DealRefused(reason="only the job creator may propose its deal")
     forged = await role.on_deal_proposal(
-        client.peer_id, proposal(_job(client, mediator, now), signer=stranger))
+        client.peer_id, proposal(job(), signer=stranger))
     assert isinstance(forged, wire.DealRefused)
     assert forged.reason.startswith("invalid proposal")
 
     answers = []
-    first = proposal(_job(client, mediator, now))
-    for request in (first, proposal(_job(client, mediator, now)),
-                    proposal(_job(client, mediator, now))):
+    first = proposal(job())
+    for request in (first, proposal(job()),
+                    proposal(job())):
         answers.append(await role.on_deal_proposal(client.peer_id, request))
     assert [type(a) for a in answers] == [wire.DealCountersigned, wire.DealCountersigned,
                                          wire.DealRefused]

@@ -10,15 +10,15 @@ from lilypad_p2p import wire
 
 DEAL_MAP = {name: 1 for name in wire.DEAL_FIELDS}
 SAMPLES = [
-    wire.DealProposal(job_offer=b"env", resource_offer_cid="bafk", deal=DEAL_MAP,
+    wire.DealProposal(chain_id=31337, job_offer=b"env", resource_offer_cid="bafk", deal=DEAL_MAP,
                       job_creator_signature=bytes(65)),
     wire.DealCountersigned(provider_signature=bytes(65)),
     wire.DealRefused(reason="no capacity"),
-    wire.JobRequest(deal=DEAL_MAP, module="hash", sealed_inputs=b"s",
+    wire.JobRequest(chain_id=1, deal=DEAL_MAP, module="hash", sealed_inputs=b"s",
                     output_recipient=bytes(32)),
     wire.JobResultMessage(deal_id=bytes(32), result_hash=bytes(32),
                           provider_signature=bytes(65), sealed_output=b"o"),
-    wire.AcceptanceNotice(deal_id=bytes(32), result_hash=bytes(32),
+    wire.AcceptanceNotice(chain_id=wire.MAX_CHAIN_ID, deal_id=bytes(32), result_hash=bytes(32),
                           job_creator_signature=bytes(65)),
     wire.AcceptanceAck(deal_id=bytes(32)),
 ]
@@ -48,8 +48,15 @@ def test_wrong_lengths_are_refused_at_construction():
     with pytest.raises(wire.MalformedMessage):
         wire.DealRefused(reason="")
     with pytest.raises(wire.MalformedMessage):
-        wire.JobRequest(deal={"payment": 1}, module="hash", sealed_inputs=b"",
+        wire.JobRequest(chain_id=1, deal={"payment": 1}, module="hash", sealed_inputs=b"",
                         output_recipient=bytes(32))
+
+
+@pytest.mark.parametrize("chain_id", [0, -1, wire.MAX_CHAIN_ID + 1, True, "1", 1.0])
+def test_a_deal_message_names_a_valid_chain(chain_id):
+    for message in (SAMPLES[0], SAMPLES[3], SAMPLES[5]):
+        with pytest.raises(wire.MalformedMessage, match="chain_id"):
+            wire.deal_message_from_wire({**message.to_wire(), "chain_id": chain_id})
 
 
 @given(st.recursive(

@@ -49,6 +49,7 @@ def offer(owner=ALICE, **changes):
         "price_per_job_wei": 10**15,
         "collateral_wei": 0,
         "trusted_mediators": (),
+        "chain_ids": (31337,),
         "created_at": CREATED,
         "expires_at": CREATED + 600_000,
         "nonce": 7,

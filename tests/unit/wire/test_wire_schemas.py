@@ -19,6 +19,8 @@ from wire_strategies import (
 )
 
 from lilypad_p2p.wire import (
+    MAX_CHAIN_ID,
+    MAX_CHAINS,
     MESSAGE_TYPES,
     Cancel,
     InvalidMessage,
@@ -50,6 +52,7 @@ OFFER_FIELDS = {
     "price_per_job_wei": 10**15,
     "collateral_wei": 2 * 10**15,
     "trusted_mediators": (),
+    "chain_ids": (1, 31337),
     "created_at": 1_000,
     "expires_at": 61_000,
     "nonce": 7,
@@ -196,6 +199,13 @@ def test_bools_are_not_ints():
         pytest.param({"nonce": 2**64}, id="nonce too big"),
         pytest.param({"spec": {"milli_cpu": 1}}, id="spec not a ResourceSpec"),
         pytest.param({"v": 2}, id="unknown version"),
+        pytest.param({"chain_ids": ()}, id="no chain"),
+        pytest.param({"chain_ids": (31337, 1)}, id="unsorted chains"),
+        pytest.param({"chain_ids": (1, 1)}, id="duplicate chains"),
+        pytest.param({"chain_ids": (0,)}, id="chain id 0"),
+        pytest.param({"chain_ids": (MAX_CHAIN_ID + 1,)}, id="chain id too big"),
+        pytest.param({"chain_ids": (True,)}, id="bool for chain id"),
+        pytest.param({"chain_ids": tuple(range(1, MAX_CHAINS + 2))}, id="too many chains"),
     ],
 )
 def test_invalid_offers_cannot_be_built(changes):
@@ -275,6 +285,7 @@ def test_job_offer_rules():
         "spec": SPEC,
         "max_price_wei": 10**16,
         "trusted_mediators": (),
+        "chain_id": 31337,
         "deadline": 100_000,
         "created_at": 0,
         "expires_at": 60_000,
@@ -284,6 +295,11 @@ def test_job_offer_rules():
     assert JobOffer(**fields, target_provider=ALICE).owner_address == BOB
     with pytest.raises(InvalidMessage, match="deadline"):
         JobOffer(**{**fields, "deadline": 59_999})
+    for bad_chain in (0, -1, MAX_CHAIN_ID + 1, "1", (1,)):
+        with pytest.raises(InvalidMessage, match="chain_id"):
+            JobOffer(**{**fields, "chain_id": bad_chain})
+    # The chain is part of the signed body: another chain is another offer.
+    assert JobOffer(**fields).cid != JobOffer(**{**fields, "chain_id": 1}).cid
 
 
 def test_match_proposal_rules():

@@ -9,6 +9,8 @@ from libp2p.peer.id import ID
 
 from lilypad_p2p.wire import (
     MARKET_NAME,
+    MAX_CHAIN_ID,
+    MAX_CHAINS,
     MAX_LIFETIME_MS,
     MODULE_ID,
     ROLES,
@@ -38,10 +40,15 @@ nonces = st.integers(0, 2**64 - 1)
 cids = st.binary(max_size=64).map(content_id)
 
 
-def _sorted_set(elements: st.SearchStrategy, max_size: int, key=None) -> st.SearchStrategy:
-    return st.lists(elements, unique=True, max_size=max_size).map(
+def _sorted_set(
+    elements: st.SearchStrategy, max_size: int, key=None, min_size: int = 0
+) -> st.SearchStrategy:
+    return st.lists(elements, unique=True, min_size=min_size, max_size=max_size).map(
         lambda items: tuple(sorted(items, key=key))
     )
+
+
+chain_ids = st.integers(1, MAX_CHAIN_ID)
 
 
 @st.composite
@@ -92,6 +99,7 @@ def resource_offers(draw: st.DrawFn, owner: str | None = None) -> ResourceOffer:
         price_per_job_wei=draw(wei),
         collateral_wei=draw(wei),
         trusted_mediators=draw(_sorted_set(addresses, 5, key=str.lower)),
+        chain_ids=draw(_sorted_set(chain_ids, MAX_CHAINS, min_size=1)),
         created_at=created_at,
         expires_at=expires_at,
         nonce=draw(nonces),
@@ -108,6 +116,7 @@ def job_offers(draw: st.DrawFn, owner: str | None = None) -> JobOffer:
         spec=draw(specs()),
         max_price_wei=draw(wei),
         trusted_mediators=draw(_sorted_set(addresses, 5, key=str.lower)),
+        chain_id=draw(chain_ids),
         deadline=draw(st.integers(expires_at, TIMESTAMP_LIMIT - 1)),
         target_provider=draw(st.none() | addresses),
         created_at=created_at,

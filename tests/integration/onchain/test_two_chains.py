@@ -1,0 +1,210 @@
+"""One set of real nodes serves two settlement chains at once (issue 9, "several chains").
+
+Two anvils with different chain IDs, the settlement contract, LilypadRequests and the example
+client deployed on each (at the same addresses: only the chain ID tells the EIP-712 domains
+apart). One mediator, one solver, one chain bridge (the job creator) and a provider configured
+with both chains, plus an older provider that only accepts chain A. Requests on both chains are
+answered in their example contract, every balance moves by the deals on its own chain only, a
+client job on chain B goes to the provider that accepts B although the chain-A-only offer is
+older (the matcher's tie-break), and a deal signed on chain A is refused by chain B's contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bridge_world import ESCROW_WEI, REQUEST_WINDOW_S, await_closed, require_parts
+
+from lilypad_p2p.chain import (
+    EXAMPLE_CLIENT,
+    Chain,
+    ContractClient,
+    RequestsClient,
+    RequestStatus,
+    SettlementClient,
+    SignatureRejected,
+    deploy_contract,
+    deploy_requests,
+    deploy_settlement,
+    open_rpc_chain,
+)
+from lilypad_p2p.control import ControlError
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.roles import deal_from_wire
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, running_anvil
+from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
+
+pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
+
+CHAIN_A, CHAIN_B = 31337, 31338
+NODE_WALLET_WEI = 1000 * 10**18
+NODE_DEPOSIT_WEI = 10 * 10**18
+# Bounded waits for what the nodes report (the machine is shared; jobs run in Docker).
+KNOWN_WITHIN_S = 90.0
+SETTLED_WITHIN_S = 240.0
+
+
+@dataclass(frozen=True)
+class Side:
+    """One chain: its ID and URL, the settlement contract, the requests and example clients."""
+
+    chain_id: int
+    url: str
+    chain: Chain
+    settlement: str
+    requests: RequestsClient
+    example: ContractClient
+
+    def balance(self, address: str) -> int:
+        """Free plus locked deposit of `address` in this chain's settlement contract."""
+        held = SettlementClient(self.chain, self.settlement).balance(address)
+        return held.free + held.locked
+
+    def ask(self, text: str) -> bytes:
+        receipt = self.example.send("ask", "hash", json.dumps({"text": text}).encode(),
+                                    self.chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+        (requested,) = self.requests.requested_in(receipt)
+        return requested.request_id
+
+
+def _deploy(chain_id: int, url: str) -> Side:
+    chain = open_rpc_chain(url)
+    assert chain.chain_id == chain_id
+    deployer, requester = chain_test_accounts(16)[0], chain_test_accounts(16)[15]
+    fund_on_anvil(chain, [deployer, requester])
+    settlement = deploy_settlement(chain, deployer, withdraw_notice_s=60)
+    requests = deploy_requests(chain, deployer, settlement)
+    example = deploy_contract(chain, deployer, EXAMPLE_CLIENT, requests)
+    return Side(chain_id, url, chain, settlement, RequestsClient(chain, requests),
+                ContractClient(chain, EXAMPLE_CLIENT, example, requester))
+
+
+@contextlib.contextmanager
+def _two_chains() -> Iterator[tuple[Side, Side]]:
+    with running_anvil(chain_id=CHAIN_A) as url_a, running_anvil(chain_id=CHAIN_B) as url_b:
+        yield _deploy(CHAIN_A, url_a), _deploy(CHAIN_B, url_b)
+
+
+def _prepare(base: Path, name: str, sides: list[Side], *, mediator: str | None,
+             bridged: bool = False, deposit: bool = True) -> Identity:
+    """A node's keys and a config listing `sides` as [[chains]]; funded (and deposited) on
+    each of them."""
+    home = base / name
+    identity = Identity.load_or_create(home / "keys")
+    lines = [f'mediators = ["{mediator}"]' if mediator else "", "bridge_confirmations = 0"]
+    for side in sides:
+        lines += ["[[chains]]", f"chain_id = {side.chain_id}", f'rpc_url = "{side.url}"',
+                  f'contract = "{side.settlement}"']
+        if bridged:
+            lines.append(f'requests = "{side.requests.address}"')
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+    for side in sides:
+        fund_on_anvil(side.chain, [identity.eth_account()], NODE_WALLET_WEI)
+        if deposit:
+            SettlementClient(side.chain, side.settlement, identity.eth_account()).deposit(
+                NODE_DEPOSIT_WEI)
+    return identity
+
+
+def _wait_known(cluster: LocalCluster, client: NodeProcess, providers: list[str]) -> None:
+    def known() -> bool:
+        with contextlib.suppress(ControlError, OSError):
+            owners = {o["owner"] for o in client.call("offers", {"market": "cpu"})}
+            return set(providers) <= owners and client.call("status")["known_nodes"] >= 3
+        return False
+
+    cluster.wait_until(known, timeout_s=KNOWN_WITHIN_S, what="the bridge to know both providers")
+
+
+def _deal_of_request(bridge: NodeProcess, side: Side, request_id: bytes) -> dict:
+    deal_id = "0x" + bytes(side.requests.read("deliveredDeal", request_id)).hex()
+    (deal,) = [d for d in bridge.call("deals") if d["deal_id"] == deal_id]
+    return deal
+
+
+def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
+    require_parts()
+    with _two_chains() as (side_a, side_b), LocalCluster(tmp_path).running() as cluster:
+        sides = [side_a, side_b]
+        assert side_a.settlement == side_b.settlement  # the chain ID alone separates domains
+        mediator = _prepare(tmp_path, "mediator", sides, mediator=None, deposit=False).address
+        only_a = _prepare(tmp_path, "only-a", [side_a], mediator=mediator).address
+        both = _prepare(tmp_path, "both", sides, mediator=mediator).address
+        _prepare(tmp_path, "solver", sides, mediator=mediator, deposit=False)
+        bridge_address = _prepare(tmp_path, "bridge", sides, mediator=mediator,
+                                  bridged=True).address
+        # The chain-A-only provider comes first: its offer is the older, so a matcher blind
+        # to chains would prefer it for every job.
+        boot = cluster.start_node("only-a", roles=["provider"])
+        boot.wait_ready()
+        for name, roles in (("both", ["provider"]), ("mediator", ["mediator"]),
+                            ("solver", ["solver"]), ("bridge", ["chain-bridge"])):
+            cluster.start_node(name, roles=roles, bootstrap=[boot.dial_addr]).wait_ready()
+        bridge = cluster.nodes[-1]
+        _wait_known(cluster, bridge, [only_a, both])
+
+        status = bridge.call("status")["chains"]
+        assert [(c["chain_id"], c["connected"]) for c in status] == [(CHAIN_A, True),
+                                                                     (CHAIN_B, True)]
+        offered = {o["owner"]: o["chain_ids"] for o in bridge.call("offers", {"market": "cpu"})}
+        assert offered == {only_a: [CHAIN_A], both: [CHAIN_A, CHAIN_B]}
+        for side in sides:  # the mediator registered itself on each of its chains
+            assert SettlementClient(side.chain, side.settlement).is_registered_mediator(mediator)
+        parties = (bridge_address, only_a, both)
+        before = {side.chain_id: {a: side.balance(a) for a in parties} for side in sides}
+
+        # On-chain requests on both chains, served by the one bridge.
+        asked = {side.chain_id: side.ask(f"asked on chain {side.chain_id}") for side in sides}
+        for side in sides:
+            request_id = asked[side.chain_id]
+            assert await_closed(side.requests, request_id, bridge) is RequestStatus.DELIVERED
+            answer = side.example.read("answers", request_id).strip()
+            assert answer == hashlib.sha256(f"asked on chain {side.chain_id}".encode()).hexdigest()
+        deal_a = _deal_of_request(bridge, side_a, asked[CHAIN_A])
+        deal_b = _deal_of_request(bridge, side_b, asked[CHAIN_B])
+        assert (deal_a["chain_id"], deal_b["chain_id"]) == (CHAIN_A, CHAIN_B)
+        assert deal_b["provider"] == both  # the only provider accepting chain B
+
+        # A client job on chain B (the market level): matched only with the provider that
+        # accepts chain B, although the chain-A-only offer is older.
+        key = bridge.call("submit", {"module": "hash", "params": {"text": "job on B"},
+                                     "chain_id": CHAIN_B})["key"]
+        cluster.wait_until(
+            lambda: bridge.call("deal", {"key": key})["phase"] == "settled",
+            timeout_s=SETTLED_WITHIN_S, what="the chain-B job to settle")
+        job_b = bridge.call("deal", {"key": key})
+        assert (job_b["chain_id"], job_b["provider"]) == (CHAIN_B, both)
+
+        # Money stays on each deal's own chain: every balance moved by exactly the payments
+        # of the deals on that chain.
+        settled = [d for d in bridge.call("deals") if d["phase"] == "settled"]
+        for side in sides:
+            deals = [d for d in settled if d["chain_id"] == side.chain_id]
+            paid = {a: sum(d["payment_wei"] for d in deals if d["provider"] == a)
+                    for a in (only_a, both)}
+            now = {a: side.balance(a) for a in parties}
+            assert before[side.chain_id][bridge_address] - now[bridge_address] == sum(
+                d["payment_wei"] for d in deals)
+            for provider in (only_a, both):
+                assert now[provider] - before[side.chain_id][provider] == paid[provider]
+
+        # The chain-A deal, replayed with its signatures on chain B, reverts there.
+        store = DealStore.open(tmp_path / "bridge" / "node.sqlite")
+        try:
+            stored = store.get(deal_a["key"])
+        finally:
+            store.close()
+        assert stored is not None and stored.chain_id == CHAIN_A
+        replayer = SettlementClient(side_b.chain, side_b.settlement, chain_test_accounts(16)[15])
+        with pytest.raises(SignatureRejected) as rejected:
+            replayer.open_deal(deal_from_wire(stored.detail["deal"]),
+                               stored.detail["job_creator_signature"],
+                               stored.detail["provider_signature"])
+        assert rejected.value.error == "WrongSigner"
