@@ -1,13 +1,14 @@
 """On-chain requests end to end: request -> callback latency and gas per request (issue 9).
 
-    python benchmarks/onchain.py [--requests 5]
+    python benchmarks/onchain.py [--requests 5] [--large 2]
 
-Anvil (auto-mining: one block per transaction), the settlement, LilypadRequests and the
-StringJobClient example deployed, and three real node processes: a provider (jobs in Docker),
-a solver and a --chain-bridge node. The example contract asks for `--requests` hashes one after
-another; for each: seconds and blocks from the mined requestJob to the mined callback, and the
-gas of every transaction on its behalf (requestJob, openDeal, submitResult if any, settle,
-deliver). Writes benchmarks/results/onchain.json.
+Anvil (auto-mining: one block per transaction, so the bridge runs with bridge_confirmations = 0),
+the settlement, LilypadRequests and the StringJobClient example deployed, and three real node
+processes: a provider (jobs in Docker), a solver and a --chain-bridge node. The example contract
+asks for `--requests` hashes one after another, then `--large` outputs of 2 KiB (the `random`
+module), which reach the callback as their CID; for each: seconds and blocks from the mined
+requestJob to the mined callback, and the gas of every transaction on its behalf (requestJob,
+openDeal, submitResult if any, settle, deliver). Writes benchmarks/results/onchain.json.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ REQUEST_WINDOW_S = 900
 ANSWER_TIMEOUT_S = 240.0
 POLL_S = 0.05
 RESULTS = Path(__file__).parent / "results" / "onchain.json"
+LARGE_OUTPUT_BYTES = 2048
 
 
 def _gas_for(chain: Any, first: int, last: int, contracts: set[str], deal_id: bytes,
@@ -62,6 +64,8 @@ def _gas_for(chain: Any, first: int, last: int, contracts: set[str], deal_id: by
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5)
+    parser.add_argument("--large", type=int, default=2,
+                        help="further requests whose output (2 KiB) is delivered by CID")
     args = parser.parse_args()
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lilypad-onchain-bench-") as tmp, \
@@ -75,7 +79,7 @@ def main() -> None:
         requests = RequestsClient(chain, requests_address)
         boot = world.start("provider", roles=["provider"])
         world.start("solver", roles=["solver"], bootstrap=[boot.dial_addr])
-        world.prepare_home("bridge")
+        world.prepare_home("bridge", config_lines="bridge_confirmations = 0\n")
         with (Path(tmp) / "bridge" / "config.toml").open("a") as config:
             config.write(f'requests = "{requests_address}"\n')
         bridge = world.start("bridge", roles=["chain-bridge"], bootstrap=[boot.dial_addr])
@@ -83,9 +87,11 @@ def main() -> None:
         decoders = [chain.w3.eth.contract(abi=artifact(name)["abi"])
                     for name in ("LilypadSettlement", "LilypadRequests", EXAMPLE_CLIENT)]
 
-        for i in range(args.requests):
+        asks = [("hash", {"text": f"bench {i}"}) for i in range(args.requests)]
+        asks += [("random", {"size": LARGE_OUTPUT_BYTES})] * args.large
+        for i, (module, params) in enumerate(asks):
             started = time.monotonic()
-            receipt = example.send("ask", "hash", json.dumps({"text": f"bench {i}"}).encode(),
+            receipt = example.send("ask", module, json.dumps(params).encode(),
                                    chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
             (requested,) = requests.requested_in(receipt)
             while requests.request(requested.request_id).status is RequestStatus.PENDING:
@@ -100,16 +106,26 @@ def main() -> None:
                            {world.contract, requests_address, example.address}, deal_id,
                            requested.request_id)
             named = {_function_name(decoders, k): v for k, v in gas.items()}
-            runs.append({"seconds": round(seconds, 3),
+            runs.append({"module": module, "by_cid": module == "random",
+                         "seconds": round(seconds, 3),
                          "blocks": delivered_block - receipt.block_number,
                          "gas": named, "gas_total": sum(gas.values()),
                          "answered": example.read("answered", requested.request_id)})
-            print(f"request {i}: {seconds:.2f} s, {runs[-1]['blocks']} blocks, gas {named}")
+            print(f"request {i} ({module}): {seconds:.2f} s, {runs[-1]['blocks']} blocks, "
+                  f"gas {named}")
+    inline = [r for r in runs if not r["by_cid"]]
+    by_cid = [r for r in runs if r["by_cid"]]
     summary = {
         "requests": args.requests,
-        "median_seconds": statistics.median(r["seconds"] for r in runs),
-        "median_blocks": statistics.median(r["blocks"] for r in runs),
-        "median_gas_total": statistics.median(r["gas_total"] for r in runs),
+        "median_seconds": statistics.median(r["seconds"] for r in inline),
+        "median_blocks": statistics.median(r["blocks"] for r in inline),
+        "median_gas_total": statistics.median(r["gas_total"] for r in inline),
+        "median_deliver_gas": statistics.median(r["gas"].get("deliver", 0) for r in inline),
+        "large_requests": args.large,
+        "large_median_seconds": statistics.median(r["seconds"] for r in by_cid)
+        if by_cid else None,
+        "large_median_deliver_gas": statistics.median(r["gas"].get("deliver", 0)
+                                                      for r in by_cid) if by_cid else None,
         "all_answered": all(r["answered"] for r in runs),
         "load_average": os.getloadavg(),
         "runs": runs,
