@@ -13,7 +13,7 @@ import functools
 import logging
 import secrets
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -552,7 +552,23 @@ async def run_node(config: NodeConfig) -> None:
     configure_logging(config.log_level)
     identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
     node = Node(config, identity)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_cancel_on_signals, nursery.cancel_scope)
-        await nursery.start(node.run)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_signals, nursery.cancel_scope)
+            await nursery.start(node.run)
+    except BaseExceptionGroup as group:
+        # A setting found wrong only at start (a chain reporting another chain ID, a missing
+        # contract address) is the user's to fix: say so plainly, not as a task traceback.
+        leaves = list(_leaves(group))
+        if leaves and all(isinstance(leaf, ConfigError) for leaf in leaves):
+            raise leaves[0] from None
+        raise
     event(log, "node.stopped")
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc

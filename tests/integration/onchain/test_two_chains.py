@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ NODE_DEPOSIT_WEI = 10 * 10**18
 # Bounded waits for what the nodes report (the machine is shared; jobs run in Docker).
 KNOWN_WITHIN_S = 90.0
 SETTLED_WITHIN_S = 240.0
+CLI_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,16 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         _prepare(tmp_path, "solver", sides, mediator=mediator, deposit=False)
         bridge_address = _prepare(tmp_path, "bridge", sides, mediator=mediator,
                                   bridged=True).address
+        # A chain whose RPC reports another chain ID stops the node with a clear error.
+        wrong = tmp_path / "wrong"
+        wrong.mkdir()
+        (wrong / "config.toml").write_text(
+            f'[[chains]]\nchain_id = {CHAIN_A}\nrpc_url = "{side_b.url}"\n'
+            f'contract = "{side_b.settlement}"\n')
+        refused = cluster.start_node("wrong", roles=["provider"])
+        assert refused.process.wait(CLI_TIMEOUT_S) == 2
+        assert f"chain_id {CHAIN_A}: {side_b.url} reports chain ID {CHAIN_B}" in \
+            refused.log_path.read_text()
         # The chain-A-only provider comes first: its offer is the older, so a matcher blind
         # to chains would prefer it for every job.
         boot = cluster.start_node("only-a", roles=["provider"])
@@ -153,6 +166,11 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         status = bridge.call("status")["chains"]
         assert [(c["chain_id"], c["connected"]) for c in status] == [(CHAIN_A, True),
                                                                      (CHAIN_B, True)]
+        shown = subprocess.run(
+            [sys.executable, "-m", "lilypad_p2p.cli", "status", "--home", str(bridge.home)],
+            capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=True).stdout
+        assert f"chain: {CHAIN_A} (default) {side_a.settlement}" in shown
+        assert f"chain: {CHAIN_B} {side_b.settlement} @ {side_b.url}: head" in shown
         offered = {o["owner"]: o["chain_ids"] for o in bridge.call("offers", {"market": "cpu"})}
         assert offered == {only_a: [CHAIN_A], both: [CHAIN_A, CHAIN_B]}
         for side in sides:  # the mediator registered itself on each of its chains
