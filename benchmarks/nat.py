@@ -1,11 +1,20 @@
-"""NAT milestones in the namespace lab: reachability known, reservation, relayed stream, direct.
+"""NAT figures in the namespace lab (lilypad_p2p/testing/_nat_lab.py), real node processes.
 
-    sudo python benchmarks/nat.py [--runs N]
+    sudo python benchmarks/nat.py [--scenario milestones|failover|deal] [--runs N]
+                                  [--muxer mplex|yamux]
 
-Each run builds the lab (lilypad_p2p/testing/_nat_lab.py: a public relay, two providers behind
-their own MASQUERADE NAT), starts real node processes and reads each private node's own NAT
-timeline (seconds since its NAT service started) from `status`; then A pings B through the relay.
-Writes benchmarks/results/nat.json.
+- milestones: a public relay, two hosts behind their own port-preserving MASQUERADE NAT. Reads
+  node A's own NAT timeline (seconds since its NAT service started: reachability known,
+  reservation, first relayed connection and stream, DCUtR direct upgrade) from `status`; A
+  pings B through the relay once B advertises a circuit address.
+- failover: two relays, A and B behind symmetric NATs (no hole punching), A keeps one
+  reservation. The relay holding it is killed: seconds until A holds a reservation on the other
+  relay, and until B's ping gets through to A over it.
+- deal: a provider and a client behind symmetric NATs, anvil on the lab's uplink, one targeted
+  `hash` job in Docker: seconds from submit to settled, all deal streams relayed.
+
+Every node runs `--muxer` (default: the nodes' default). Writes
+benchmarks/results/nat[-<scenario>][-<muxer>].json (the default scenario and muxer unsuffixed).
 """
 
 from __future__ import annotations
@@ -16,35 +25,40 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing
+from lilypad_p2p.net import DEFAULT_MUXER, Muxer
+from lilypad_p2p.testing._market import market_world
+from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 MILESTONE_TIMEOUT_S = 30.0
 DCUTR_WAIT_S = 20.0
-POLL_S = 0.1
+FAILOVER_TIMEOUT_S = 30.0
+DEAL_TIMEOUT_S = 120.0
+POLL_S = 0.05
+FINAL_PHASES = {"settled", "rejected", "cancelled", "timed_out"}
 
 
-def _wait(condition, timeout_s: float) -> bool:
+def _wait(condition: Callable[[], object], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if condition():
                 return True
-        except Exception:  # the control socket is not up yet
+        except Exception:  # the control socket is not up yet, or a ping failed
             pass
         time.sleep(POLL_S)
     return False
 
 
-def one_run(base: Path) -> dict[str, object]:
+def milestones_run(base: Path, env: dict[str, str]) -> dict[str, object]:
     lab = NatLab()
     with lab.running():
-        relay = lab.start_node("relay", base / "relay", ["--relay"])
-        peer = relay.wait_ready()["peer_id"]
-        bootstrap = f"/ip4/{lab.relay_ip()}/tcp/{NODE_PORT}/p2p/{peer}"
-        a = lab.start_node("hosta", base / "a", ["--bootstrap", bootstrap])
-        b = lab.start_node("hostb", base / "b", ["--bootstrap", bootstrap])
+        relay = lab.start_node("relay", base / "relay", ["--relay"], env=env)
+        bootstrap = ["--bootstrap", lab.relay_multiaddr(relay.wait_ready()["peer_id"])]
+        a = lab.start_node("hosta", base / "a", bootstrap, env=env)
+        b = lab.start_node("hostb", base / "b", bootstrap, env=env)
         a.wait_ready()
         b_peer = b.wait_ready()["peer_id"]
         _wait(lambda: b.call("status")["nat"]["circuit_addrs"], MILESTONE_TIMEOUT_S)
@@ -52,34 +66,130 @@ def one_run(base: Path) -> dict[str, object]:
         ping = a.call("nat.ping", {"peer_id": b_peer, "addrs": addrs})
         _wait(lambda: a.call("status")["nat"]["timeline_s"]["first_direct_upgrade"], DCUTR_WAIT_S)
         timeline = a.call("status")["nat"]["timeline_s"]
-    leftovers = lab.leftovers()
     return {"timeline_s": timeline, "relayed_ping_ms": ping["rtt_ms"],
-            "ping_connection": ping["connection"], "leftovers": leftovers}
+            "ping_connection": ping["connection"], "leftovers": lab.leftovers()}
+
+
+def failover_run(base: Path, env: dict[str, str]) -> dict[str, object]:
+    lab = NatLab(relays=2, symmetric=True)
+    with lab.running():
+        relays, bootstrap = {}, []
+        for index, role in enumerate(lab.relay_roles):
+            node = lab.start_node(role, base / role, ["--relay"], env=env)
+            peer = node.wait_ready()["peer_id"]
+            relays[peer] = node
+            bootstrap += ["--bootstrap", lab.relay_multiaddr(peer, index)]
+        a = lab.start_node("hosta", base / "a", bootstrap,
+                           env={**env, "LILYPAD_RELAY_RESERVATIONS": "1"})
+        b = lab.start_node("hostb", base / "b", bootstrap, env=env)
+        a_peer = a.wait_ready()["peer_id"]
+        b.wait_ready()
+
+        def relays_of_a() -> list[str]:
+            return [r["relay"] for r in a.call("status")["nat"]["reservations"]]
+
+        def b_pings_a() -> bool:
+            addrs = a.call("status")["nat"]["circuit_addrs"]
+            answer = b.call("nat.ping", {"peer_id": a_peer, "addrs": addrs})
+            return answer["connection"] == "relayed"
+
+        _wait(lambda: relays_of_a() and b.call("status")["nat"]["reachability"] == "private",
+              MILESTONE_TIMEOUT_S)
+        first = relays_of_a()[0]
+        _wait(b_pings_a, MILESTONE_TIMEOUT_S)
+        relays[first].kill()
+        killed = time.monotonic()
+        moved = _wait(lambda: relays_of_a() and relays_of_a()[0] != first, FAILOVER_TIMEOUT_S)
+        moved_s = time.monotonic() - killed
+        pinged = _wait(b_pings_a, FAILOVER_TIMEOUT_S)
+        pinged_s = time.monotonic() - killed
+    return {"moved_s": round(moved_s, 3) if moved else None,
+            "relayed_again_s": round(pinged_s, 3) if pinged else None,
+            "leftovers": lab.leftovers()}
+
+
+def deal_run(base: Path, env: dict[str, str]) -> dict[str, object]:
+    lab = NatLab(symmetric=True, uplink=True)
+    with lab.running(), market_world(base, anvil_host=lab.uplink_ip()) as world:
+        try:
+            relay = lab.start_node("relay", base / "relay", ["--relay"], env=env)
+            bootstrap = ["--bootstrap", lab.relay_multiaddr(relay.wait_ready()["peer_id"])]
+            world.prepare_home("provider")
+            world.prepare_home("client")
+            provider = lab.start_node("hosta", base / "provider", ["--provider", *bootstrap],
+                                      env=env)
+            client = lab.start_node("hostb", base / "client", ["--client", *bootstrap], env=env)
+            provider_status = provider.wait_ready()
+            client.wait_ready()
+            _wait(lambda: provider.call("status")["nat"]["reservations"], MILESTONE_TIMEOUT_S)
+            world.wait_until_known(client, [provider])
+            submitted = time.monotonic()
+            key = client.call("submit", {"module": "hash", "params": {"text": "bench"},
+                                         "target": provider_status["address"]})["key"]
+            deal = world.wait_for_phase(client, key, FINAL_PHASES, timeout_s=DEAL_TIMEOUT_S)
+            elapsed = time.monotonic() - submitted
+            nat = client.call("status")["nat"]
+        finally:
+            lab.stop_nodes()
+    return {"phase": deal["phase"], "submit_to_final_s": round(elapsed, 3),
+            "relayed": provider_status["peer_id"] in nat["relayed_peers"],
+            "direct_upgrades": nat["direct_upgraded_peers"], "leftovers": lab.leftovers()}
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarise(scenario: str, runs: list[dict]) -> dict[str, object]:
+    if scenario == "milestones":
+        summary: dict[str, object] = {}
+        for name in runs[0]["timeline_s"]:
+            values = [r["timeline_s"][name] for r in runs if r["timeline_s"][name] is not None]
+            summary[name] = {"median_s": _median(values), "reached": f"{len(values)}/{len(runs)}"}
+        summary["relayed_ping_ms_median"] = _median([r["relayed_ping_ms"] for r in runs])
+        return summary
+    keys = ("moved_s", "relayed_again_s") if scenario == "failover" else ("submit_to_final_s",)
+    summary = {
+        f"{key}_median": _median([r[key] for r in runs if r[key] is not None]) for key in keys
+    }
+    summary["runs_complete"] = sum(all(r[k] is not None for k in keys) for r in runs)
+    if scenario == "deal":
+        summary["settled"] = sum(r["phase"] == "settled" for r in runs)
+        summary["relayed"] = sum(bool(r["relayed"]) for r in runs)
+    return summary
+
+
+SCENARIOS = {"milestones": milestones_run, "failover": failover_run, "deal": deal_run}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=list(SCENARIOS), default="milestones")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--muxer", choices=[m.value for m in Muxer], default=DEFAULT_MUXER.value)
     args = parser.parse_args()
     missing = lab_missing()
     if missing:
         raise SystemExit(f"cannot run the NAT lab: {missing}")
+    env = {"LILYPAD_MUXER": args.muxer}
     runs = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for index in range(args.runs):
-            runs.append(one_run(Path(tmp) / str(index)))
+            runs.append(SCENARIOS[args.scenario](Path(tmp) / str(index), env))
             print(json.dumps(runs[-1]))
-    summary: dict[str, object] = {}
-    for name in runs[0]["timeline_s"]:  # type: ignore[union-attr]
-        values = [r["timeline_s"][name] for r in runs if r["timeline_s"][name] is not None]  # type: ignore[index]
-        summary[name] = {"median_s": statistics.median(values) if values else None,
-                         "reached": f"{len(values)}/{len(runs)}"}
-    summary["relayed_ping_ms_median"] = statistics.median(r["relayed_ping_ms"] for r in runs)  # type: ignore[misc]
+    summary = summarise(args.scenario, runs)
     result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "load_avg_1m": os.getloadavg()[0], "runs": runs, "summary": summary}
+              "scenario": args.scenario, "muxer": args.muxer,
+              "load_avg_1m": [load_before, os.getloadavg()[0]], "runs": runs,
+              "summary": summary}
     print(json.dumps(summary, indent=2))
-    out = Path(__file__).parent / "results" / "nat.json"
-    out.write_text(json.dumps(result, indent=2))
+    name = "nat"
+    if args.scenario != "milestones":
+        name += f"-{args.scenario}"
+    if args.muxer != DEFAULT_MUXER.value:
+        name += f"-{args.muxer}"
+    (Path(__file__).parent / "results" / f"{name}.json").write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
