@@ -15,7 +15,7 @@ DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "baseline.toml"
 
 @app.callback()
 def main() -> None:
-    """Keeps `up` a subcommand (more commands follow: compose export)."""
+    """`up` runs a scenario here; `export-compose` writes it as a docker compose project."""
 
 
 @app.command()
@@ -56,6 +56,36 @@ def up(
                   f"{report['gas']['mean']}; report in {out_dir / 'report.json'}")
     if not report["passed"]:
         raise typer.Exit(1)
+
+
+@app.command("export-compose")
+def export_compose(
+    out: Annotated[Path, typer.Option(help="directory for the compose project")],
+    scenario: Annotated[Path, typer.Option(help="scenario TOML")] = DEFAULT_SCENARIO,
+    nodes: Annotated[int | None, typer.Option(help="node count (default: the scenario's)")] = None,
+    subnet: Annotated[str, typer.Option(help="the project's bridge network")] = "172.29.0.0/24",
+) -> None:
+    """Write the scenario as a docker compose project: anvil, a setup step, one service per node.
+
+    Then: cd OUT && ./build-image.sh && docker-compose up -d (providers need the module
+    images on the engine: lilypad-p2p modules build)."""
+    from simnet._compose import export_compose as export
+    from simnet._scenario import load_scenario
+
+    loaded = load_scenario(scenario).with_nodes(nodes)
+    compose_file = export(loaded, out, repo=Path(__file__).parents[1], subnet=subnet)
+    typer.echo(f"{loaded.name}: {loaded.nodes} node services in {compose_file}")
+
+
+@app.command("compose-setup", hidden=True)
+def compose_setup(
+    rpc_url: Annotated[str, typer.Option(help="anvil's JSON-RPC URL")],
+    nodes_dir: Annotated[Path, typer.Option(help="the project's nodes/ directory")],
+) -> None:
+    """(Inside the compose project) deploy, fund and deposit, write every node's config."""
+    from simnet._compose import setup_chain
+
+    typer.echo(f"settlement contract {setup_chain(rpc_url, nodes_dir)}")
 
 
 if __name__ == "__main__":
