@@ -1,4 +1,4 @@
-"""Deal streams through a circuit relay between real GossipNets on loopback (Yamux).
+"""Deal streams through a circuit relay between real GossipNets on loopback (default muxer).
 
 The asker knows the server only by a `/p2p-circuit` address: `GossipNet.request` dials it
 through the relay (py-libp2p's `host.connect` refuses such addresses) and the exchange works.
@@ -9,7 +9,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net import RESULT_PROTOCOL, GossipNet, Muxer, NatSettings
+from lilypad_p2p.net import DEFAULT_MUXER, RESULT_PROTOCOL, GossipNet, NatSettings
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 30.0
@@ -17,11 +17,10 @@ DEAL_ID = bytes(range(32))
 
 
 def _net(*, relay: bool = False, bootstrap: tuple[str, ...] = ()) -> GossipNet:
-    # Relayed connections need Yamux in py-libp2p 0.8.1 (README "Behind NAT"); one peer each,
-    # so discovery does not connect asker and server directly.
+    # One peer each, so discovery does not connect asker and server directly.
     return GossipNet(
         Identity.generate(), listen_addrs=["/ip4/127.0.0.1/tcp/0"], markets=["cpu"],
-        bootstrap=bootstrap, muxer=Muxer.YAMUX, target_connections=1,
+        bootstrap=bootstrap, muxer=DEFAULT_MUXER, target_connections=1,
         nat=NatSettings(relay=relay),
     )
 

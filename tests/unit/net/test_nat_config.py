@@ -8,6 +8,7 @@ import pytest
 
 from lilypad_p2p.config import load_config
 from lilypad_p2p.errors import ConfigError
+from lilypad_p2p.net import DEFAULT_MUXER
 
 PEER = "/ip4/10.0.0.1/tcp/4001/p2p/16Uiu2HAmKxFAWxdo6R6JMNpePqr6ziBRqpAy3gVVdxBajA162rp8"
 EXAMPLES = Path(__file__).resolve().parents[3] / "bootstrap"
@@ -38,7 +39,7 @@ def test_example_relay_config_and_peer_list_parse(tmp_path):
         config_file=EXAMPLES / "config.example.toml",
         environ={"LILYPAD_BOOTSTRAP_FILE": str(EXAMPLES / "peers.example.txt")},
     )
-    assert config.has_role("relay") and config.muxer == "yamux"
+    assert config.has_role("relay") and config.muxer == DEFAULT_MUXER.value
     assert config.relay_max_circuits == 64 and config.relay_circuit_bytes == 1 << 30
     assert len(config.bootstrap_file_peers) == 1
 
