@@ -404,6 +404,11 @@ ContractOption = Annotated[
                  "config, or LILYPAD_CONTRACT).", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ChainIdOption = Annotated[
+    int | None,
+    typer.Option("--chain-id", help="Which of the config's [[chains]] (default: the first).",
+                 show_default=False),
+]
 
 
 def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> Any:
@@ -426,20 +431,28 @@ def _node_account(config: Any) -> Any:
         _fail(str(exc))
 
 
-def _settlement(home: Path | None, rpc: str | None, contract: str | None) -> Any:
-    """A SettlementClient acting as this node's key on the configured JSON-RPC chain."""
+def _settlement(
+    home: Path | None, rpc: str | None, contract: str | None, chain_id: int | None = None
+) -> Any:
+    """A SettlementClient acting as this node's key on the configured JSON-RPC chain (with
+    `[[chains]]`: the one `chain_id` names, else the first)."""
     from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
 
     config = _chain_target(home, rpc, contract)
-    if config.rpc_url is None:
+    chosen = [c for c in config.chains if chain_id is None or c.chain_id == chain_id]
+    if not chosen:
+        _fail(f"--chain-id {chain_id}: not one of the config's [[chains]] "
+              f"{[c.chain_id for c in config.chains]}")
+    target = chosen[0]
+    if target.rpc_url is None:
         _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
               "inside a node process, so the CLI cannot use it")
-    if config.contract is None:
+    if target.contract is None:
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy`")
     account = _node_account(config)
     try:
-        return SettlementClient(open_rpc_chain(config.rpc_url), config.contract, account)
+        return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
     except ChainError as exc:
         _fail(str(exc))
 
@@ -481,13 +494,14 @@ def deposit(
     home: HomeOption = None,
     rpc: RpcOption = None,
     contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Move native ETH from this node's wallet into its settlement account."""
     from lilypad_p2p.chain import ChainError
 
     wei = _amount(amount)
-    client = _settlement(home, rpc, contract)
+    client = _settlement(home, rpc, contract, chain_id)
     try:
         client.deposit(wei)
     except ChainError as exc:
@@ -506,6 +520,7 @@ def withdraw(
     home: HomeOption = None,
     rpc: RpcOption = None,
     contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw in two steps: `withdraw AMOUNT` announces, `withdraw --complete` pays out.
@@ -518,7 +533,7 @@ def withdraw(
     if (amount is None) == (not complete):
         _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
     wei = None if amount is None else _amount(amount)
-    client = _settlement(home, rpc, contract)
+    client = _settlement(home, rpc, contract, chain_id)
     try:
         if wei is None:
             client.withdraw()
@@ -534,12 +549,13 @@ def balance(
     home: HomeOption = None,
     rpc: RpcOption = None,
     contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Show this node's settlement account: free, locked in deals, pending withdrawal."""
     from lilypad_p2p.chain import ChainError
 
-    client = _settlement(home, rpc, contract)
+    client = _settlement(home, rpc, contract, chain_id)
     try:
         _show_balance(client, as_json)
     except ChainError as exc:

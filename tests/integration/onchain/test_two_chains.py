@@ -116,6 +116,11 @@ def _prepare(base: Path, name: str, sides: list[Side], *, mediator: str | None,
     return identity
 
 
+def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT_S, check=check)
+
+
 def _wait_known(cluster: LocalCluster, client: NodeProcess, providers: list[str]) -> None:
     def known() -> bool:
         with contextlib.suppress(ControlError, OSError):
@@ -143,6 +148,14 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         _prepare(tmp_path, "solver", sides, mediator=mediator, deposit=False)
         bridge_address = _prepare(tmp_path, "bridge", sides, mediator=mediator,
                                   bridged=True).address
+        # The account commands take one of the node's [[chains]] by its ID.
+        for chain_id in (CHAIN_A, CHAIN_B):
+            shown = json.loads(_cli("balance", "--json", "--chain-id", str(chain_id),
+                                    "--home", str(tmp_path / "both")).stdout)
+            assert (shown["address"], shown["free_wei"]) == (both, NODE_DEPOSIT_WEI)
+        unknown = _cli("balance", "--chain-id", "99", "--home", str(tmp_path / "both"),
+                       check=False)
+        assert unknown.returncode != 0 and "not one of the config's [[chains]]" in unknown.stderr
         # A chain whose RPC reports another chain ID stops the node with a clear error.
         wrong = tmp_path / "wrong"
         wrong.mkdir()
@@ -166,9 +179,7 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         status = bridge.call("status")["chains"]
         assert [(c["chain_id"], c["connected"]) for c in status] == [(CHAIN_A, True),
                                                                      (CHAIN_B, True)]
-        shown = subprocess.run(
-            [sys.executable, "-m", "lilypad_p2p.cli", "status", "--home", str(bridge.home)],
-            capture_output=True, text=True, timeout=CLI_TIMEOUT_S, check=True).stdout
+        shown = _cli("status", "--home", str(bridge.home)).stdout
         assert f"chain: {CHAIN_A} (default) {side_a.settlement}" in shown
         assert f"chain: {CHAIN_B} {side_b.settlement} @ {side_b.url}: head" in shown
         offered = {o["owner"]: o["chain_ids"] for o in bridge.call("offers", {"market": "cpu"})}
