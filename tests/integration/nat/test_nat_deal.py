@@ -22,7 +22,7 @@ from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._market import MarketWorld, market_world
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
-pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker]
+pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
 START_TIMEOUT_S = 60.0
 SETTLED_TIMEOUT_S = 120.0

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
+
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NODE_PORT, LabError, NatLab, lab_missing
+
+pytestmark = [pytest.mark.net, pytest.mark.slow]
 
 START_TIMEOUT_S = 60.0
 DCUTR_TIMEOUT_S = 30.0

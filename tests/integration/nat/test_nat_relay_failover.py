@@ -19,7 +19,7 @@ from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
-pytestmark = pytest.mark.net
+pytestmark = [pytest.mark.net, pytest.mark.slow]
 
 START_TIMEOUT_S = 60.0
 # RelayPlan's bound: a tick notices the relay's connection is gone, the next reserves elsewhere.

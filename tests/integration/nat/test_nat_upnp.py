@@ -15,7 +15,7 @@ from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing, upnp_missing
 
-pytestmark = pytest.mark.net
+pytestmark = [pytest.mark.net, pytest.mark.slow]
 
 START_TIMEOUT_S = 60.0
 
