@@ -15,6 +15,7 @@ import pytest
 from bridge_world import (
     ESCROW_WEI,
     REQUEST_WINDOW_S,
+    ask,
     await_closed,
     deploy_requests_world,
     require_parts,
@@ -84,31 +85,34 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
 
 
 def test_restarted_bridge_serves_each_request_once(tmp_path):
-    """The bridge submits a request while no provider is around, restarts, and the request is
-    then served by the job it had submitted: one job, one deal, one delivery. (The restarted
-    client posts its still-unmatched job offer again, so the solver that joins later sees it
-    well before the offer's match timeout.)"""
+    """The bridge submits a request while no provider is around and stops; another request is
+    made while it is down; after its restart both are served: the first by the job it had
+    submitted (one job, one deal, one delivery each). The restarted client posts its
+    still-unmatched job offer again, so the solver that joins later sees it well before the
+    offer's match timeout."""
     require_parts()
     with market_world(tmp_path) as world:
         chain, example, requests = deploy_requests_world(world)
         bridge = world.start("bridge", roles=["chain-bridge"])
-        receipt = example.send("ask", "hash", json.dumps({"text": "twice?"}).encode(),
-                               chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
-        (requested,) = requests.requested_in(receipt)
+        first = ask(example, chain, requests, "hash", {"text": "twice?"})
         world.cluster.wait_until(lambda: len(bridge.call("deals")) == 1, timeout_s=30.0,
                                  what="the bridge to submit the request")
         (submitted,) = [d["key"] for d in bridge.call("deals")]
         assert bridge.stop() == 0
+        while_down = ask(example, chain, requests, "hash", {"text": "while down"})
         bridge = world.restart(bridge, roles=["chain-bridge"])
         provider = world.start("provider", roles=["provider"], bootstrap=[bridge.dial_addr])
         world.start("solver", roles=["solver"], bootstrap=[bridge.dial_addr])
         world.wait_until_known(bridge, [provider])
 
-        assert await_closed(requests, requested.request_id, bridge) is RequestStatus.DELIVERED
-
-        assert example.read("answers", requested.request_id).strip() == \
-            hashlib.sha256(b"twice?").hexdigest()
-        deals = bridge.call("deals")
-        assert [(d["key"], d["phase"]) for d in deals] == [(submitted, "settled")], deals
-        assert requests.read("deliveredDeal", requested.request_id) == \
-            bytes.fromhex(deals[0]["deal_id"][2:])
+        for requested, text in ((first, b"twice?"), (while_down, b"while down")):
+            assert await_closed(requests, requested.request_id, bridge) is \
+                RequestStatus.DELIVERED
+            assert example.read("answers", requested.request_id).strip() == \
+                hashlib.sha256(text).hexdigest()
+        deals = {d["deal_id"]: d for d in bridge.call("deals")}
+        assert [d["phase"] for d in deals.values()] == ["settled", "settled"], deals
+        delivered = ["0x" + bytes(requests.read("deliveredDeal", r.request_id)).hex()
+                     for r in (first, while_down)]
+        assert sorted(delivered) == sorted(deals)
+        assert deals[delivered[0]]["key"] == submitted
