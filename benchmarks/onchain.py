@@ -1,6 +1,7 @@
 """On-chain requests end to end: request -> callback latency and gas per request (issue 9).
 
     python benchmarks/onchain.py [--requests 5] [--large 2]
+    python benchmarks/onchain.py --paths-only      # gas of each LilypadRequests path, no nodes
 
 Anvil (auto-mining: one block per transaction, so the bridge runs with bridge_confirmations = 0),
 the settlement, LilypadRequests and the StringJobClient example deployed, and three real node
@@ -8,32 +9,51 @@ processes: a provider (jobs in Docker), a solver and a --chain-bridge node. The 
 asks for `--requests` hashes one after another, then `--large` outputs of 2 KiB (the `random`
 module), which reach the callback as their CID; for each: seconds and blocks from the mined
 requestJob to the mined callback, and the gas of every transaction on its behalf (requestJob,
-openDeal, submitResult if any, settle, deliver). Writes benchmarks/results/onchain.json.
+openDeal, submitResult if any, settle, deliver). Then, on a fresh embedded chain without nodes,
+the gas of each way a request ends: `deliver` after Settled (inline, by CID), `deliverCid`,
+`deliver` after a ProviderCorrect verdict, `refundFailed` after ProviderWrong and
+NonDeterministic, `refund` after the deadline (median of `--samples`). Writes
+benchmarks/results/onchain.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from eth_utils import keccak
 
 from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
     ContractClient,
+    Deal,
+    Outcome,
     RequestsClient,
     RequestStatus,
+    SettlementClient,
+    Verdict,
     artifact,
     deploy_contract,
     deploy_requests,
+    deploy_settlement,
     open_rpc_chain,
 )
-from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
+from lilypad_p2p.exec import tar_directory
+from lilypad_p2p.testing import (
+    advance_chain_time,
+    chain_test_accounts,
+    embedded_test_chain,
+    fund_on_anvil,
+)
 from lilypad_p2p.testing._market import market_world
 
 ESCROW_WEI = 10**16
@@ -66,7 +86,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--large", type=int, default=2,
                         help="further requests whose output (2 KiB) is delivered by CID")
+    parser.add_argument("--samples", type=int, default=5, help="per contract path")
+    parser.add_argument("--paths-only", action="store_true",
+                        help="only the per-path gas on the embedded chain (no nodes, no Docker)")
     args = parser.parse_args()
+    paths = _path_gas(args.samples)
+    print("gas per way a request ends:", json.dumps(paths, indent=1))
+    if args.paths_only:
+        _merge_results({"path_gas": paths, "path_samples": args.samples})
+        return
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lilypad-onchain-bench-") as tmp, \
             market_world(Path(tmp)) as world:
@@ -131,7 +159,104 @@ def main() -> None:
         "runs": runs,
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=1))
-    RESULTS.write_text(json.dumps(summary, indent=1) + "\n")
+    _merge_results({**summary, "path_gas": paths, "path_samples": args.samples})
+
+
+def _merge_results(figures: dict[str, Any]) -> None:
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.write_text(json.dumps({**previous, **figures}, indent=1) + "\n")
+
+
+def _path_gas(samples: int) -> dict[str, int]:
+    """Median gasUsed of each way a request ends, each sample on a fresh request and deal."""
+    chain = embedded_test_chain()
+    deployer, bridge, provider, requester, *mediators = chain_test_accounts()
+    settlement = SettlementClient(chain, deploy_settlement(
+        chain, deployer, withdraw_notice_s=60, min_mediator_stake=10**18), deployer)
+    as_bridge, as_provider = settlement.with_account(bridge), settlement.with_account(provider)
+    as_bridge.deposit(50 * 10**18)
+    as_provider.deposit(50 * 10**18)
+    consortium = sorted((settlement.with_account(m) for m in mediators[:3]),
+                        key=lambda m: int(m.account.address, 16))
+    for mediator in consortium:
+        mediator.register_mediator(10**18)
+    requests = RequestsClient(chain, deploy_requests(chain, deployer, settlement.address),
+                              requester)
+    as_job_creator = requests.with_account(bridge)
+    small, large = _tarball(b"x" * 64), _tarball(os.urandom(LARGE_OUTPUT_BYTES))
+
+    def request_and_deal(tarball: bytes) -> tuple[bytes, Deal, bytes]:
+        request_id = requests.request_job("hash", b"{}", max_price=10**16,
+                                          deadline=chain.now() + 60, callback_gas=0).request_id
+        deal = Deal(bridge.address, provider.address, 10**15, 2 * 10**15, 10**14,
+                    tuple(m.account.address for m in consortium), 2, chain.now() + 600, 600,
+                    600, os.urandom(32), keccak(text="hash"), request_id)
+        as_bridge.open_deal(deal, as_bridge.sign(deal), as_provider.sign(deal))
+        digest = hashlib.sha256(tarball).digest()
+        commitment = as_provider.sign(as_provider.result_commitment(deal, digest))
+        as_provider.submit_result(deal, digest, commitment)
+        return request_id, deal, commitment
+
+    def settled(tarball: bytes) -> tuple[bytes, Deal, bytes, bytes]:
+        request_id, deal, commitment = request_and_deal(tarball)
+        digest = hashlib.sha256(tarball).digest()
+        acceptance = as_bridge.sign(as_bridge.acceptance(deal, digest))
+        as_bridge.settle(deal, digest, acceptance)
+        return request_id, deal, commitment, acceptance
+
+    def resolved(outcome: Outcome) -> tuple[bytes, Deal, bytes]:
+        request_id, deal, commitment = request_and_deal(small)
+        as_bridge.dispute(deal)
+        upheld = hashlib.sha256(small).digest() if outcome is not Outcome.PROVIDER_WRONG \
+            else os.urandom(32)
+        verdict = Verdict(settlement.deal_id(deal), outcome, upheld)
+        settlement.resolve(deal, verdict, [m.sign(verdict) for m in consortium[:2]])
+        return request_id, deal, commitment
+
+    def inline() -> int:
+        request_id, deal, commitment, acceptance = settled(small)
+        return requests.deliver(request_id, deal, small, commitment, acceptance).gas_used
+
+    def by_cid() -> int:
+        request_id, deal, commitment, acceptance = settled(large)
+        return requests.deliver(request_id, deal, large, commitment, acceptance).gas_used
+
+    def deliver_cid() -> int:
+        request_id, deal, commitment, acceptance = settled(large)
+        return as_job_creator.deliver_cid(request_id, deal, hashlib.sha256(large).digest(),
+                                          commitment, acceptance).gas_used
+
+    def provider_correct() -> int:
+        request_id, deal, commitment = resolved(Outcome.PROVIDER_CORRECT)
+        return requests.deliver(request_id, deal, small, commitment, b"").gas_used
+
+    def failed(outcome: Outcome) -> int:
+        request_id, deal, _ = resolved(outcome)
+        return requests.refund_failed(request_id, deal).gas_used
+
+    def after_deadline() -> int:
+        requested = requests.request_job("hash", b"{}", max_price=10**16,
+                                         deadline=chain.now() + 5, callback_gas=0)
+        advance_chain_time(chain, 6)
+        return requests.refund(requested.request_id).gas_used
+
+    measured: dict[str, Callable[[], int]] = {
+        "deliver (settled, 64-byte output inline)": inline,
+        f"deliver (settled, {LARGE_OUTPUT_BYTES}-byte output by CID)": by_cid,
+        "deliverCid (settled, no tarball)": deliver_cid,
+        "deliver (resolved ProviderCorrect)": provider_correct,
+        "refundFailed (resolved ProviderWrong)": lambda: failed(Outcome.PROVIDER_WRONG),
+        "refundFailed (resolved NonDeterministic)": lambda: failed(Outcome.NON_DETERMINISTIC),
+        "refund (after the deadline)": after_deadline,
+    }
+    return {name: int(statistics.median(run() for _ in range(samples)))
+            for name, run in measured.items()}
+
+
+def _tarball(output: bytes) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "answer.txt").write_bytes(output)
+        return tar_directory(Path(tmp), max_bytes=1 << 20)
 
 
 def _function_name(decoders: list[Any], calldata_hex: str) -> str:
