@@ -83,7 +83,7 @@ class Timeout(enum.StrEnum):
     """Every timeout a deal can hit; `due_timeout` says which is armed in which phase."""
 
     MATCH = "match"  # no usable proposal in time: cancel (nothing on chain)
-    AGREEMENT = "agreement"  # deal not countersigned / opened in time: cancel
+    AGREEMENT = "agreement"  # not countersigned in time: match again; not opened: cancel
     RESULT_DEADLINE = "result_deadline"  # client: no result by the deal's deadline: claim refund
     ACCEPTANCE = "acceptance"  # provider: no acceptance: submit the result on chain
     ACCEPTANCE_WINDOW = "acceptance_window"  # provider: window over on chain: claim payment
@@ -141,7 +141,6 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         (_P.MATCHED, _E.COUNTERSIGNED): _P.AGREED,
         # Refused or unanswered: back to waiting for another match.
         (_P.MATCHED, _E.REFUSED): _P.OFFERED,
-        (_P.MATCHED, _E.TIMED_OUT): _P.CANCELLED,
         (_P.OPEN, _E.RESULT_VERIFIED): _P.ACCEPTED,
         (_P.OPEN, _E.RESULT_INVALID): _P.REJECTED,
         (_P.RUNNING, _E.RESULT_VERIFIED): _P.ACCEPTED,
@@ -251,7 +250,9 @@ def due_timeout(
         match_due = min(since + timeouts.match_ms, record.expires_ms)
         return Due(Timeout.MATCH, match_due, Event.TIMED_OUT)
     if phase is Phase.MATCHED:
-        return Due(Timeout.AGREEMENT, since + timeouts.agreement_ms, Event.TIMED_OUT)
+        # Unanswered: nothing is signed by the provider yet, so the job goes back to be
+        # matched elsewhere (until its own expiry) instead of being cancelled.
+        return Due(Timeout.AGREEMENT, since + timeouts.agreement_ms, Event.REFUSED)
     if phase is Phase.AGREED:
         # The client may still open it on chain; after the deadline nobody can.
         assert deadline is not None

@@ -81,6 +81,9 @@ ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 RETRY_INTERVAL_S = 1.0
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
+# A resource offer whose provider did not answer our proposal within the agreement timeout
+# sits out longer: it is overloaded or gone, and the job goes back to be matched elsewhere.
+UNANSWERED_BACKOFF_MS = 60_000
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
 MIB = 1024 * 1024
@@ -385,6 +388,8 @@ class ClientRole:
             ]
         else:
             candidates = self._candidates.get(job.cid, [])
+            if refused:
+                candidates = [*candidates, *self._fallback_offers(job)]
         for resource_cid in candidates:
             resource = self._usable_offer(job, resource_cid, refused)
             if resource is None:
@@ -403,6 +408,20 @@ class ClientRole:
                        matched_ms=self._clock_ms())
             return
         await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
+
+    def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
+        """After a failed match, the offers in our own book, cheapest (then oldest) first.
+
+        The solvers' holds keep a failed pair out of their next epochs only for a while, after
+        which they may propose the same provider again; a job whose provider did not answer
+        would wait for a match it skips. So, once a match has failed, the client also tries
+        the offers it holds itself (each still vetted by `_usable_offer` and, in the end, by
+        the provider's own checks), as `--target` would, instead of letting the job lapse.
+        """
+        offers = [e.body for e in self._book.offers(job.market, wire.ResourceOffer)
+                  if isinstance(e.body, wire.ResourceOffer)]
+        offers.sort(key=lambda offer: (offer.price_per_job_wei, offer.created_at, offer.cid))
+        return [offer.cid for offer in offers]
 
     # matched -> agreed
 
@@ -581,6 +600,15 @@ class ClientRole:
 
     async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
         record = stored.record
+        if record.phase is Phase.MATCHED:
+            # Nothing is signed by the provider yet: the job is not lost, only this match.
+            event(log, "deal.unanswered", logging.WARNING, key=record.key,
+                  offer=stored.detail["resource_offer"])
+            until = self._clock_ms() + UNANSWERED_BACKOFF_MS
+            refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
+            self._save(stored, Event.REFUSED, refused=refused,
+                       refusal="the provider did not answer the proposal in time")
+            return
         chain = self._chain(stored)
         if record.phase is Phase.AGREED:
             # It may have been opened before we crashed: look before cancelling.

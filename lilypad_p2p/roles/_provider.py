@@ -213,6 +213,9 @@ class ProviderRole:
         except UnknownChain as exc:
             return wire.DealRefused(reason=str(exc))
         key = chain.deal_id(deal).hex()
+        # Read before taking the lock: a chain call under it would queue every proposal behind
+        # the chain's latency. The contract checks the collateral again when the deal opens.
+        free_balance = await chain.free_balance()
         async with self._lock:
             known = self._store.get(key)
             if known is not None:  # a retry: same answer
@@ -220,7 +223,7 @@ class ProviderRole:
             reason = deal_mismatch(deal, job, resource, self._clock_ms())
             if reason is None and not self._has_room(job.spec, resource.spec):
                 reason = "no free capacity"
-            if reason is None and await chain.free_balance() < deal.collateral:
+            if reason is None and free_balance < deal.collateral:
                 reason = "provider's deposit cannot cover the collateral"
             if reason is not None:
                 event(log, "deal.refused", job=job.cid, reason=reason)

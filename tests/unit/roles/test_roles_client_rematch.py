@@ -1,0 +1,104 @@
+"""A provider that never answers the deal proposal costs the job only that match: the job goes
+back to OFFERED, the silent offer sits out, and the client takes another offer it holds
+(against a real embedded chain; the providers are scripted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from scripted_provider import ScriptedProvider
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import OfferBook, Timeouts
+from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
+from lilypad_p2p.roles import (
+    ClientRole,
+    DealChain,
+    DealChains,
+    JobSubmission,
+    deal_from_wire,
+    resource_offer,
+)
+from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing._chain import chain_test_accounts
+
+pytestmark = pytest.mark.chain
+DEPOSIT_WEI = 10**18
+WAIT_S = 30.0
+AGREEMENT_MS = 1_500
+
+
+async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: Path) -> None:
+    chain = embedded_test_chain()
+    deployer = chain_test_accounts(1)[0]
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    mediator = chain_test_accounts(2)[1].address
+    client_id, silent_id, answering_id = (Identity.generate() for _ in range(3))
+    chains = {}
+    for identity in (client_id, silent_id, answering_id):
+        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
+            deployer, a, b"", 2 * DEPOSIT_WEI))
+        sync = SettlementClient(chain, contract, identity.eth_account())
+        await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+        chains[identity.address] = DealChain(sync, identity)
+    clock = wall_clock_ms
+    book, offers, records = OfferBook(), {}, {}
+    for identity in (silent_id, answering_id):
+        offer = resource_offer(provider=identity.address, market="cpu",
+                               capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
+                               now_ms=clock(), chain_ids=(chain.chain_id,),
+                               trusted_mediators=(mediator,))
+        book.add(identity.sign_envelope(offer, clock()), clock())
+        offers[identity.address] = offer.cid
+        records[identity.address] = wire.NodeRecord(
+            address=identity.address, peer_id=str(identity.peer_id), roles=("provider",),
+            sealing_public_key=identity.sealing_public_key, markets=("cpu",),
+            listen_addrs=(), created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+    answering = ScriptedProvider(answering_id, chains[answering_id.address], lie=False)
+    silent_proposals: list[wire.DealProposal] = []
+
+    async def request(peer_id, protocol, message, *, addrs=()):
+        if str(peer_id) == str(silent_id.peer_id):
+            assert protocol == DEAL_PROTOCOL
+            silent_proposals.append(message)
+            await trio.sleep_forever()  # overloaded or gone: never answers
+        return await answering.request(peer_id, protocol, message, addrs=addrs)
+
+    published: list[wire.Message] = []
+
+    async def publish(body: wire.Message) -> None:
+        published.append(body)
+
+    client = ClientRole(
+        client_id, store=DealStore.open(tmp_path / "db"),
+        chains=DealChains([chains[client_id.address]]),
+        book=book, publish=publish, request=request, node_record=records.get,
+        mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
+        timeouts=Timeouts(agreement_ms=AGREEMENT_MS))
+    solver = Identity.generate()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
+        job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
+        proposal = wire.MatchProposal(
+            market="cpu", epoch=1, solver=solver.address,
+            matches=((job_offer.cid, offers[silent_id.address]),),
+            created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+        client.observe_proposal(solver.sign_envelope(proposal, clock()))
+        with trio.fail_after(WAIT_S):
+            while not answering.accepted:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    stored = client._store.get(key)
+    assert stored is not None
+    assert len(silent_proposals) == 1  # tried once, then left alone
+    assert deal_from_wire(stored.detail["deal"]).provider == answering_id.address
+    assert stored.detail["refusal"] == "the provider did not answer the proposal in time"
+    phases = [t.to_phase.value for t in client._store.transitions(key)]
+    assert phases[:5] == ["offered", "matched", "offered", "matched", "agreed"]
