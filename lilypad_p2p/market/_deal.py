@@ -170,6 +170,10 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         (_P.RESULT_SUBMITTED, _E.SETTLED): _P.SETTLED,
         (_P.OPEN, _E.SETTLED): _P.SETTLED,
         (_P.RUNNING, _E.SETTLED): _P.SETTLED,
+        # The job creator disputed the recorded result and a consortium ruled (issue 6).
+        (_P.RESULT_READY, _E.RESOLVED): _P.RESOLVED,
+        (_P.RESULT_SUBMITTED, _E.RESOLVED): _P.RESOLVED,
+        (_P.ACCEPTED, _E.RESOLVED): _P.RESOLVED,
     },
 }
 

@@ -412,6 +412,8 @@ class ProviderRole:
                                              stored.detail["commitment_signature"])
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
+            elif move.status is DealStatus.RESOLVED:
+                await self._save_resolution(stored, deal)
             else:
                 if move.status is DealStatus.DISPUTED and self._disputes is not None:
                     self._disputes.defend_soon(stored)
@@ -428,6 +430,8 @@ class ProviderRole:
                 return
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
+            elif move.status is DealStatus.RESOLVED:
+                await self._save_resolution(stored, deal)
             else:
                 self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
 
@@ -443,7 +447,18 @@ class ProviderRole:
             if status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED, settled_ms=self._clock_ms(),
                            batch_size=len(items) if sent else 0)
+            elif status is DealStatus.RESOLVED:  # disputed after accepting, and ruled on
+                await self._save_resolution(stored, item.deal)
+            elif status is DealStatus.DISPUTED and self._disputes is not None:
+                self._disputes.defend_soon(stored)
         event(log, "deals.settled", count=len(items), transactions=sent, chain_id=chain.chain_id)
+
+    async def _save_resolution(self, stored: StoredDeal, deal: Any) -> None:
+        chain = self._chains.require(stored.chain_id)
+        state = await chain.client.deal_state(chain.deal_id(deal))
+        outcome = state.outcome.name if state.outcome is not None else None
+        self._save(stored, Event.RESOLVED, outcome=outcome)
+        event(log, "deal.resolved", key=stored.record.key, outcome=outcome)
 
     def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
         record = advance(stored.record, event_, self._clock_ms())

@@ -21,6 +21,7 @@ from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
 RESOLVED_WITHIN_S = 180.0
+PROVIDER_LEARNS_WITHIN_S = 90.0
 MEDIATORS = 5
 OFFLINE = 1  # the last trusted mediator never starts
 FINAL = {"resolved", "settled", "rejected", "cancelled", "timed_out"}
@@ -82,6 +83,19 @@ def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
         assert {name: d["outcome"] for name, d in deals.items()} == {
             "cheated": "PROVIDER_WRONG", "greedy": "PROVIDER_CORRECT",
             "random": "NON_DETERMINISTIC"}
+
+        # The providers' own records follow the ruling too (they learn it when they next
+        # touch the deal on chain: at the latest once their acceptance timeout passes).
+        def provider_outcomes() -> list[tuple[str, str | None]]:
+            return sorted((d["phase"], d.get("outcome"))
+                          for node in (honest, cheat) for d in node.call("deals"))
+
+        world.cluster.wait_until(
+            lambda: all(phase in FINAL for phase, _ in provider_outcomes()),
+            timeout_s=PROVIDER_LEARNS_WITHIN_S, what="the providers to see their deals end")
+        assert provider_outcomes() == [("resolved", "NON_DETERMINISTIC"),
+                                       ("resolved", "PROVIDER_CORRECT"),
+                                       ("resolved", "PROVIDER_WRONG")]
 
         # `lilypad-p2p dispute` refuses a deal that is no longer open to dispute.
         refused = subprocess.run(
