@@ -36,6 +36,8 @@ ANVIL_START_TIMEOUT_S = 30.0
 ANVIL_STOP_TIMEOUT_S = 5.0
 ANVIL_POLL_S = 0.2
 NAT_LAN_OFFSET = 100
+# Second octets the labs use (the NAT lab in lilypad_p2p.testing takes 100-199).
+OCTET_RANGE = (20, 100)
 
 
 class NetnsError(RuntimeError):
@@ -59,6 +61,18 @@ def _run(args: Sequence[str]) -> None:
         raise NetnsError(f"{' '.join(args)} failed: {done.stderr.strip()}")
 
 
+def _free_octet() -> int:
+    """A second octet for 10.O.0.0/16 no root-namespace address uses (another lab's uplink)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
+                         check=False).stdout
+    used = {int(word.split(".")[1]) for word in out.split()
+            if word.startswith("10.") and word.count(".") == 3}
+    free = [octet for octet in range(OCTET_RANGE[0], OCTET_RANGE[1]) if octet not in used]
+    if not free:
+        raise NetnsError(f"every 10.O.0.0/16 for O in {OCTET_RANGE} is in use")
+    return secrets.choice(free)
+
+
 @dataclass(frozen=True, slots=True)
 class Group:
     name: str
@@ -75,7 +89,7 @@ class Group:
 class NetnsLab:
     groups: tuple[Group, ...]
     prefix: str = field(default_factory=lambda: f"sn{secrets.token_hex(2)}")
-    octet: int = field(default_factory=lambda: 20 + secrets.randbelow(80))
+    octet: int = field(default_factory=lambda: _free_octet())
     partitions: list[tuple[str, str]] = field(default_factory=list)
 
     def ns(self, role: str) -> str:

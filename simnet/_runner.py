@@ -641,6 +641,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     wall_started = time.monotonic()
     plans = plan_nodes(scenario)
     lab = lab_for(scenario, plans)
+    if lab is not None:  # what to look for (`ip netns list`) should a run ever leave any
+        (out_dir / "netns-prefix").write_text(lab.prefix + "\n")
     group_of = {p.name: p.group for p in plans}
     with sigterm_as_interrupt(), world_for(out_dir / "nodes", lab, group_of) as world:
         run = Run(scenario, plans, world, lab, console)

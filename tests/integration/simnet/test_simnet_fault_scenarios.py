@@ -3,8 +3,10 @@ every invariant of the scenario holds, and nothing it started is left behind (no
 and for the namespaced ones, network namespaces and root-namespace links)."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -42,6 +44,12 @@ def _require_parts(name: str) -> None:
         require_real("network namespaces", missing)
 
 
+def _of_run(out: Path) -> set[str]:
+    """The namespaces and root links of the run writing into `out` (its lab's prefix)."""
+    prefix = (out / "netns-prefix").read_text().strip()
+    return {name for name in _namespaces_and_links() if name.startswith(prefix)}
+
+
 def _namespaces_and_links() -> set[str]:
     spaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
@@ -58,7 +66,6 @@ def _node_processes_under(base: Path) -> list[psutil.Process]:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fault_scenario_passes_its_invariants_and_cleans_up(name, tmp_path):
     _require_parts(name)
-    before = _namespaces_and_links() if name in NAMESPACED else set()
     out = tmp_path / name
     run = subprocess.run(
         [sys.executable, "-m", "simnet.cli", "up", "--scenario", str(SCENARIOS / f"{name}.toml"),
@@ -69,5 +76,33 @@ def test_fault_scenario_passes_its_invariants_and_cleans_up(name, tmp_path):
     assert EXPECTED[name] <= set(checks) and all(checks.values()), report["invariants"]
     assert not _node_processes_under(out), "node processes outlived the run"
     if name in NAMESPACED:
-        left = {n for n in _namespaces_and_links() - before if n.startswith("sn")}
-        assert not left, f"namespaces or links left behind: {left}"
+        assert not _of_run(out), "namespaces or links left behind"
+
+
+INTERRUPT_AFTER_TIMEOUT_S = 120
+TEARDOWN_TIMEOUT_S = 90
+POLL_S = 0.2
+
+
+def test_sigterm_mid_run_removes_the_namespaces_and_every_node(tmp_path):
+    _require_parts("partition")
+    out = tmp_path / "interrupted"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "simnet.cli", "up", "--scenario",
+         str(SCENARIOS / "partition.toml"), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + INTERRUPT_AFTER_TIMEOUT_S
+        while not _node_processes_under(out):  # the first node is up: interrupt now
+            assert time.monotonic() < deadline, "no node started"
+            assert run.poll() is None, f"simnet exited early with {run.returncode}"
+            time.sleep(POLL_S)
+        assert _of_run(out), "the run's namespaces are not there"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(TEARDOWN_TIMEOUT_S) == 130
+        assert not _node_processes_under(out), "node processes outlived the interrupted run"
+        assert not _of_run(out), "namespaces or links left behind"
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
