@@ -7,10 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from lilypad_p2p import wire
+from lilypad_p2p.chain import Deal
 from lilypad_p2p.config import ChainSettings, NodeConfig
 from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.roles import DealChains, UnknownChain, open_deal_chains
+from lilypad_p2p.roles import (
+    DealChains,
+    MediationRefused,
+    MediatorRole,
+    UnknownChain,
+    deal_to_wire,
+    open_deal_chains,
+)
+from lilypad_p2p.roles._terms import module_hash
 
 EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's chain ID
 
@@ -40,3 +50,23 @@ async def test_two_chains_reporting_one_id_are_refused(tmp_path: Path):
         DealChains([one, other])
     with pytest.raises(ValueError):
         DealChains([])
+
+
+async def test_a_mediator_refuses_a_deal_on_a_chain_it_does_not_serve(tmp_path: Path):
+    identity = Identity.generate()
+    chains = await open_deal_chains(NodeConfig(home=tmp_path), identity)
+
+    async def no_executor():
+        raise AssertionError("nothing runs for a refused request")
+
+    mediator = MediatorRole(identity, chains=chains, executor_factory=no_executor, stake_wei=1)
+    other = Identity.generate().address
+    deal = Deal(job_creator=other, provider=other, payment=1, collateral=1, mediation_fee=0,
+                mediators=(identity.address,), threshold=1, result_deadline=10**10,
+                acceptance_window=60, mediation_window=600, job_spec_hash=bytes(32),
+                module_hash=module_hash("hash"), salt=bytes(32))
+    request = wire.MediationRequest(
+        chain_id=7, deal=deal_to_wire(deal), module="hash",
+        sealed_inputs=b"sealed", result_hash=bytes(32), provider_signature=bytes(65))
+    with pytest.raises(MediationRefused, match="chain 7 is not one of this node's chains"):
+        await mediator.judge(request)
