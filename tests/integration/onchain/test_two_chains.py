@@ -3,7 +3,8 @@
 Two anvils with different chain IDs, the settlement contract, LilypadRequests and the example
 client deployed on each (at the same addresses: only the chain ID tells the EIP-712 domains
 apart). One mediator, one solver, one chain bridge (the job creator) and a provider configured
-with both chains, plus an older provider that only accepts chain A. Requests on both chains are
+with both chains, plus an older provider that accepts only chain A (it lists both, but has a
+deposit on A only, so its offers name A alone). Requests on both chains are
 answered in their example contract, every balance moves by the deals on its own chain only, a
 client job on chain B goes to the provider that accepts B although the chain-A-only offer is
 older (the matcher's tie-break), and a deal signed on chain A is refused by chain B's contract.
@@ -96,9 +97,9 @@ def _two_chains() -> Iterator[tuple[Side, Side]]:
 
 
 def _prepare(base: Path, name: str, sides: list[Side], *, mediator: str | None,
-             bridged: bool = False, deposit: bool = True) -> Identity:
-    """A node's keys and a config listing `sides` as [[chains]]; funded (and deposited) on
-    each of them."""
+             bridged: bool = False, deposit_on: tuple[int, ...] = (CHAIN_A, CHAIN_B)) -> Identity:
+    """A node's keys and a config listing `sides` as [[chains]]; funded on each of them and
+    with a deposit on those `deposit_on` names."""
     home = base / name
     identity = Identity.load_or_create(home / "keys")
     lines = [f'mediators = ["{mediator}"]' if mediator else "", "bridge_confirmations = 0"]
@@ -110,7 +111,7 @@ def _prepare(base: Path, name: str, sides: list[Side], *, mediator: str | None,
     (home / "config.toml").write_text("\n".join(lines) + "\n")
     for side in sides:
         fund_on_anvil(side.chain, [identity.eth_account()], NODE_WALLET_WEI)
-        if deposit:
+        if side.chain_id in deposit_on:
             SettlementClient(side.chain, side.settlement, identity.eth_account()).deposit(
                 NODE_DEPOSIT_WEI)
     return identity
@@ -142,10 +143,12 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
     with _two_chains() as (side_a, side_b), LocalCluster(tmp_path).running() as cluster:
         sides = [side_a, side_b]
         assert side_a.settlement == side_b.settlement  # the chain ID alone separates domains
-        mediator = _prepare(tmp_path, "mediator", sides, mediator=None, deposit=False).address
-        only_a = _prepare(tmp_path, "only-a", [side_a], mediator=mediator).address
+        mediator = _prepare(tmp_path, "mediator", sides, mediator=None, deposit_on=()).address
+        # Configured with both chains but a deposit on A only: its offers accept A only.
+        only_a = _prepare(tmp_path, "only-a", sides, mediator=mediator,
+                          deposit_on=(CHAIN_A,)).address
         both = _prepare(tmp_path, "both", sides, mediator=mediator).address
-        _prepare(tmp_path, "solver", sides, mediator=mediator, deposit=False)
+        _prepare(tmp_path, "solver", sides, mediator=mediator, deposit_on=())
         bridge_address = _prepare(tmp_path, "bridge", sides, mediator=mediator,
                                   bridged=True).address
         # The account commands take one of the node's [[chains]] by its ID.
