@@ -1,6 +1,6 @@
 """NAT figures in the namespace lab (lilypad_p2p/testing/_nat_lab.py), real node processes.
 
-    sudo python benchmarks/nat.py [--scenario milestones|failover|deal] [--runs N]
+    sudo python benchmarks/nat.py [--scenario milestones|failover|deal|bulk|bulk-direct] [--runs N]
                                   [--muxer mplex|yamux]
 
 - milestones: a public relay, two hosts behind their own port-preserving MASQUERADE NAT. Reads
@@ -12,6 +12,10 @@
   relay, and until B's ping gets through to A over it.
 - deal: a provider and a client behind symmetric NATs, anvil on the lab's uplink, one targeted
   `hash` job in Docker: seconds from submit to settled, all deal streams relayed.
+- bulk (loopback, in-process GossipNets, no root needed): a relay, a server reserved on it and
+  an asker that knows only the circuit address; `BULK_BYTES` written on one relayed stream, timed
+  until the server reports how many it read (relayed throughput, e.g. job inputs and results).
+  bulk-direct: the same over a direct connection, for comparison.
 
 Every node runs `--muxer` (default: the nodes' default). Writes
 benchmarks/results/nat[-<scenario>][-<muxer>].json (the default scenario and muxer unsuffixed).
@@ -20,6 +24,7 @@ benchmarks/results/nat[-<scenario>][-<muxer>].json (the default scenario and mux
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -28,7 +33,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lilypad_p2p.net import DEFAULT_MUXER, Muxer
+import trio
+from libp2p.abc import INetStream
+from libp2p.connection_types import ConnectionType
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.net import DEFAULT_MUXER, GossipNet, Muxer, NatSettings
 from lilypad_p2p.testing._market import market_world
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
@@ -38,6 +50,10 @@ FAILOVER_TIMEOUT_S = 30.0
 DEAL_TIMEOUT_S = 120.0
 POLL_S = 0.05
 FINAL_PHASES = {"settled", "rejected", "cancelled", "timed_out"}
+BULK_PROTOCOL = TProtocol("/lilypad-bench/bulk/1")
+BULK_BYTES = 8 * 1024 * 1024
+BULK_WRITE_BYTES = 64 * 1024
+BULK_TIMEOUT_S = 120.0
 
 
 def _wait(condition: Callable[[], object], timeout_s: float) -> bool:
@@ -136,6 +152,60 @@ def deal_run(base: Path, env: dict[str, str]) -> dict[str, object]:
             "direct_upgrades": nat["direct_upgraded_peers"], "leftovers": lab.leftovers()}
 
 
+def bulk_run(base: Path, env: dict[str, str]) -> dict[str, object]:
+    return trio.run(_bulk, Muxer(env["LILYPAD_MUXER"]), True)
+
+
+def bulk_direct_run(base: Path, env: dict[str, str]) -> dict[str, object]:
+    return trio.run(_bulk, Muxer(env["LILYPAD_MUXER"]), False)
+
+
+async def _bulk(muxer: Muxer, relayed: bool) -> dict[str, object]:
+    def gossip_net(relay: bool, bootstrap: tuple[str, ...] = ()) -> GossipNet:
+        # One peer each: discovery must not connect asker and server directly.
+        return GossipNet(Identity.generate(), listen_addrs=["/ip4/127.0.0.1/tcp/0"],
+                         markets=["cpu"], bootstrap=bootstrap, muxer=muxer,
+                         target_connections=1, nat=NatSettings(relay=relay))
+
+    async def count_and_answer(stream: INetStream) -> None:
+        received = 0
+        with contextlib.suppress(StreamEOF):
+            while chunk := await stream.read(BULK_WRITE_BYTES):
+                received += len(chunk)
+        await stream.write(str(received).encode())
+        await stream.close()
+
+    relay = gossip_net(relay=True)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(relay.run)
+        server = gossip_net(False, (relay.listen_addrs()[0],))
+        asker = gossip_net(False, (relay.listen_addrs()[0],))
+        await nursery.start(server.run)
+        await nursery.start(asker.run)
+        server._host.set_stream_handler(BULK_PROTOCOL, count_and_answer)
+        with trio.fail_after(MILESTONE_TIMEOUT_S):
+            while relayed and not server.nat.circuit_addrs():  # loopback is public: reserve
+                await server.nat._reserve(relay.peer_id)
+                server.nat._refresh_circuit_addrs()
+            addrs = server.nat.circuit_addrs() if relayed else server.listen_addrs()
+            await asker.nat.connect(server.peer_id, addrs)
+        started = trio.current_time()
+        with trio.fail_after(BULK_TIMEOUT_S):
+            stream = await asker._host.new_stream(server.peer_id, [BULK_PROTOCOL])
+            block = bytes(BULK_WRITE_BYTES)
+            for _ in range(BULK_BYTES // BULK_WRITE_BYTES):
+                await stream.write(block)
+            await stream.close()
+            answer = await stream.read(64)
+        seconds = trio.current_time() - started
+        # The stream's own connection (DCUtR may have added a direct one meanwhile).
+        over_relay = stream.muxed_conn.get_connection_type() is ConnectionType.RELAYED
+        kind = "relayed" if over_relay else "direct"
+        nursery.cancel_scope.cancel()
+    return {"bytes": int(answer), "seconds": round(seconds, 3), "connection": kind,
+            "mib_per_s": round(int(answer) / seconds / 2**20, 2)}
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -148,6 +218,10 @@ def summarise(scenario: str, runs: list[dict]) -> dict[str, object]:
             summary[name] = {"median_s": _median(values), "reached": f"{len(values)}/{len(runs)}"}
         summary["relayed_ping_ms_median"] = _median([r["relayed_ping_ms"] for r in runs])
         return summary
+    if scenario.startswith("bulk"):
+        return {"mib_per_s_median": _median([r["mib_per_s"] for r in runs]),
+                "relayed": sum(r["connection"] == "relayed" for r in runs),
+                "complete": sum(r["bytes"] == BULK_BYTES for r in runs)}
     keys = ("moved_s", "relayed_again_s") if scenario == "failover" else ("submit_to_final_s",)
     summary = {
         f"{key}_median": _median([r[key] for r in runs if r[key] is not None]) for key in keys
@@ -159,7 +233,10 @@ def summarise(scenario: str, runs: list[dict]) -> dict[str, object]:
     return summary
 
 
-SCENARIOS = {"milestones": milestones_run, "failover": failover_run, "deal": deal_run}
+SCENARIOS = {
+    "milestones": milestones_run, "failover": failover_run, "deal": deal_run, "bulk": bulk_run,
+    "bulk-direct": bulk_direct_run,
+}
 
 
 def main() -> None:
@@ -168,7 +245,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--muxer", choices=[m.value for m in Muxer], default=DEFAULT_MUXER.value)
     args = parser.parse_args()
-    missing = lab_missing()
+    missing = None if args.scenario.startswith("bulk") else lab_missing()
     if missing:
         raise SystemExit(f"cannot run the NAT lab: {missing}")
     env = {"LILYPAD_MUXER": args.muxer}
