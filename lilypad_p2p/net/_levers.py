@@ -51,8 +51,9 @@ The levers:
    the same stream returns. A circuit relay reads and writes each of its two streams at once
    (`CircuitV2Protocol._relay_data`, one task per direction), so the relay's first write towards
    a peer that is itself waiting to read deadlocked: relayed connections stalled in multistream
-   negotiation and the inbound upgrade timed out (the "relays need Yamux" limitation). Reads and
-   writes now lock separately, as in go-mplex and in the library's own Yamux.
+   negotiation and the inbound upgrade timed out (the "relays need Yamux" limitation; upstream
+   py-libp2p #694 reports such a relay hang, and #639 had proposed separate read and write locks).
+   Reads and writes now lock separately, as in go-mplex and in the library's own Yamux.
 12. `TunedGossipSub._perform_opportunistic_grafting`: the library runs it on every heartbeat and
    grafts two peers whenever their score is at least the mesh median - always true when honest
    scores are all 0 - so every mesh grew by two per second and was pruned back, a permanent
