@@ -31,11 +31,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+from lilypad_p2p.wire import PPM
+
 CONSORTIUM_DOMAIN = b"lilypad-p2p/consortium/1"
 # Mediators a client asks for per deal when it does not say (fewer if fewer are trusted).
 DEFAULT_CONSORTIUM_SIZE = 3
 MAX_CONSORTIUM_SIZE = 32  # the contract's MAX_MEDIATORS
-PPM = 1_000_000
 
 
 def consortium_seed(job_offer_cid: str, resource_offer_cid: str) -> bytes:

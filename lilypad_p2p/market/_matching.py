@@ -12,6 +12,8 @@ Constraints, checked in both directions for every pair (`mismatch` names the fir
 - a job with `target_provider` only goes to that provider's offers;
 - the module is in the resource offer's `modules`;
 - the provider's price is at most the job's `max_price_wei`;
+- the offer's collateral covers price / the job's spot-check rate (`check_rate_ppm`), so a
+  provider that cheats on a spot-checked job loses more than it could earn;
 - the job's spec fits the offer's spec: milli-CPU, RAM, disk and GPU count, and a GPU job needs
   the offer's per-GPU VRAM to be at least its own;
 - the consortium fits (see `common_mediators`): a side that lists mediators trusts only those; a
@@ -65,6 +67,7 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from lilypad_p2p.market._consortium import collateral_covers_check_rate
 from lilypad_p2p.wire import MAX_MATCHES, JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 # Default length of a matching epoch (DESIGN.md §5).
@@ -209,6 +212,9 @@ def mismatch(
         return "module not offered"
     if resource.price_per_job_wei > job.max_price_wei:
         return "price above the job's maximum"
+    if not collateral_covers_check_rate(resource.collateral_wei, resource.price_per_job_wei,
+                                        job.check_rate_ppm):
+        return "collateral below price / check rate"
     if not _fits(_vector(job), _vector(resource)):
         return "spec does not fit"
     if job.spec.gpu_count and job.spec.gpu_vram_mb > resource.spec.gpu_vram_mb:
@@ -267,6 +273,7 @@ def _compatible(
     only, written for speed (a test checks they agree with `mismatch`)."""
     need, vram = _vector(job), job.spec.gpu_vram_mb
     target, creator, chain_id = job.target_provider, job.job_creator, job.chain_id
+    check_rate_ppm = job.check_rate_ppm
     trusted = frozenset(job.trusted_mediators)
     compatible = []
     for r in candidates:
@@ -274,6 +281,10 @@ def _compatible(
         if target is not None and offer.provider != target:
             continue
         if chain_id not in offer.chain_ids:
+            continue
+        if check_rate_ppm and not collateral_covers_check_rate(
+            offer.collateral_wei, offer.price_per_job_wei, check_rate_ppm
+        ):
             continue
         spec = offer.spec
         if not (

@@ -229,6 +229,7 @@ class ClientRole:
             deadline=now + job.deadline_s * 1000,
             target_provider=_provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
+            check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
             created_at=now,
             expires_at=now + min(self._timeouts.match_ms, job.deadline_s * 1000),
             nonce=secrets.randbits(63),
@@ -369,8 +370,6 @@ class ClientRole:
             return None
         resource = envelope.body
         reason = mismatch(job, resource, self._clock_ms())
-        if reason is None and self._disputes and not self._disputes.offer_acceptable(resource):
-            reason = "collateral below price / check rate"
         if reason is not None:
             event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
                   reason=reason)

@@ -20,7 +20,6 @@ from typing import Any
 
 import trio
 
-from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus
 from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
@@ -29,7 +28,6 @@ from lilypad_p2p.market import (
     DEFAULT_CONSORTIUM_SIZE,
     PPM,
     Event,
-    collateral_covers_check_rate,
     is_spot_checked,
     threshold_is_safe,
 )
@@ -87,11 +85,6 @@ class ClientDisputes:
         return {"consortium_size": self.settings.consortium_size,
                 "mediation_fee_wei": self.settings.mediation_fee_wei,
                 "threshold": self.settings.threshold or None}
-
-    def offer_acceptable(self, resource: wire.ResourceOffer) -> bool:
-        """Whether the offer's collateral makes cheating unprofitable at our check rate."""
-        return collateral_covers_check_rate(resource.collateral_wei, resource.price_per_job_wei,
-                                            self.settings.check_rate_ppm)
 
     def spot_check(self) -> bool:
         return is_spot_checked(self.settings.check_rate_ppm, secrets.randbelow(PPM))

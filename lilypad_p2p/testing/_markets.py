@@ -23,6 +23,7 @@ WEI_PER_PRICE_UNIT = 10**14
 # Every generated offer settles on this chain (anvil's default ID); matching across chains is
 # tested on hand-built offers.
 CHAIN_ID = 31337
+SPOT_CHECK_RATE_PPM = 100_000
 
 
 def address(rng: random.Random) -> str:
@@ -94,6 +95,9 @@ def job_offer(
         deadline=max(deadline, expires_at),
         target_provider=target,
         chain_id=CHAIN_ID,
+        # A quarter of the jobs spot-check 10 %: their collateral rule bites on pricier offers.
+        # Derived from a value already drawn, so the generator's random stream is unchanged.
+        check_rate_ppm=SPOT_CHECK_RATE_PPM if created_at % 4 == 0 else 0,
         created_at=min(created_at, expires_at - 1),
         expires_at=expires_at,
         nonce=rng.getrandbits(32),

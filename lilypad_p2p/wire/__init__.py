@@ -50,7 +50,7 @@ from lilypad_p2p.wire._errors import (
     UnsupportedVersion,
     WireError,
 )
-from lilypad_p2p.wire._fields import MARKET_NAME, MODULE_ID
+from lilypad_p2p.wire._fields import MARKET_NAME, MODULE_ID, PPM
 from lilypad_p2p.wire._ids import (
     address_from_peer_id_bytes,
     address_from_peer_id_text,
@@ -89,6 +89,7 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
     "MODULE_ID",
+    "PPM",
     "ROLES",
     "AcceptanceAck",
     "AcceptanceNotice",

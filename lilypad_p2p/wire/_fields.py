@@ -31,6 +31,7 @@ _CHECKSUM_CACHE_SIZE = 8192
 # Timestamps are integer milliseconds since the Unix epoch; 2**53 keeps them exact in JSON too.
 TIMESTAMP_LIMIT = 1 << 53
 NONCE_LIMIT = UINT64_LIMIT
+PPM = 1_000_000  # rates (a job's spot-check rate) are in parts per million
 MARKET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MODULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}")
 

@@ -30,6 +30,7 @@ from lilypad_p2p.wire._fields import (
     MODULE_ID,
     NONCE_LIMIT,
     PLAIN,
+    PPM,
     WEI,
     WireField,
     address_sort_key,
@@ -323,8 +324,10 @@ class JobOffer(_Message):
 
     The result is due by `deadline`; the offer is open until `expires_at` (<= deadline). A
     `target_provider` skips the solvers. `chain_id` is the settlement chain the job pays on
-    (only offers whose `chain_ids` include it match). Inputs are not here: they travel sealed
-    to the matched provider over a stream.
+    (only offers whose `chain_ids` include it match). `check_rate_ppm` is the share of jobs
+    (parts per million) the job creator sends to mediation as spot checks: only offers whose
+    collateral covers price / rate match, so cheating does not pay. Inputs are not here: they
+    travel sealed to the matched provider over a stream.
     """
 
     TYPE: ClassVar[str] = "job_offer"
@@ -341,6 +344,7 @@ class JobOffer(_Message):
     deadline: int = field(metadata=_wire())
     target_provider: str | None = field(default=None, metadata=_wire(optional(ADDRESS)))
     chain_id: int = field(metadata=_wire())
+    check_rate_ppm: int = field(default=0, metadata=_wire())
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -364,6 +368,7 @@ class JobOffer(_Message):
         if self.target_provider is not None:
             require_address("target_provider", self.target_provider)
         require_chain_id("chain_id", self.chain_id)
+        require_uint("check_rate_ppm", self.check_rate_ppm, PPM + 1)
         require_lifetime(self.created_at, self.expires_at)
         if self.expires_at > self.deadline:
             raise InvalidMessage("expires_at must not be after deadline")

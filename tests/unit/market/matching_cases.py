@@ -44,6 +44,7 @@ def job(
     creator: str = CREATOR,
     market: str = "cpu",
     chain_id: int = CHAIN_A,
+    check_rate_ppm: int = 0,
 ) -> JobOffer:
     return JobOffer(
         market=market,
@@ -53,6 +54,7 @@ def job(
         max_price_wei=max_price,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
         chain_id=chain_id,
+        check_rate_ppm=check_rate_ppm,
         deadline=deadline,
         target_provider=target,
         created_at=created_at,
@@ -73,6 +75,7 @@ def offer(
     expires_at: int = LATER,
     market: str = "cpu",
     chain_ids: Sequence[int] = (CHAIN_A,),
+    collateral: int = 0,
 ) -> ResourceOffer:
     return ResourceOffer(
         market=market,
@@ -80,7 +83,7 @@ def offer(
         spec=capacity or spec(),
         modules=tuple(sorted(modules)),
         price_per_job_wei=price,
-        collateral_wei=0,
+        collateral_wei=collateral,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
         chain_ids=tuple(sorted(chain_ids)),
         created_at=created_at,

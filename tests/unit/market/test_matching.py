@@ -63,6 +63,9 @@ def test_a_fitting_pair_matches():
         ({"target": OTHER_PROVIDER}, {}, "job targets another provider"),
         ({"module": "python"}, {"modules": ("hash", "wordcount")}, "module not offered"),
         ({"max_price": 4}, {"price": 5}, "price above the job's maximum"),
+        # Spot checks on 10 % of jobs need collateral >= 10 x price to make cheating a loss.
+        ({"check_rate_ppm": 100_000}, {"price": 5, "collateral": 49},
+         "collateral below price / check rate"),
         ({"need": spec(milli_cpu=1001)}, {}, "spec does not fit"),
         ({"need": spec(ram_mb=1025)}, {}, "spec does not fit"),
         ({"need": spec(disk_mb=1001)}, {}, "spec does not fit"),
@@ -81,6 +84,12 @@ def test_each_constraint_refuses_the_pair(job_kwargs, offer_kwargs, reason):
     assert mismatch(j, r, NOW) == reason
     assert matched([j], [r]) == set()
     assert first_fit([j], [r], NOW, epoch=1).matches == ()
+
+
+def test_collateral_exactly_covering_the_check_rate_matches():
+    j = job(check_rate_ppm=100_000)
+    assert mismatch(j, offer(price=5, collateral=50), NOW) is None
+    assert mismatch(job(check_rate_ppm=0), offer(price=5, collateral=0), NOW) is None
 
 
 def test_boundaries_that_still_match():
