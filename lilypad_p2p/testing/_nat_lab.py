@@ -334,12 +334,13 @@ class NatLab:
         return [name for name in names if name.startswith(self.prefix)]
 
     def leftovers(self) -> list[str]:
-        """Namespaces or root links of this run that still exist (should be none)."""
+        """Namespaces, root links or daemons of this run that still exist (should be none)."""
         listed = subprocess.run(
             ["ip", "netns", "list"], capture_output=True, text=True, check=False
         ).stdout
         spaces = [line.split()[0] for line in listed.splitlines() if line.startswith(self.prefix)]
-        return spaces + self._root_links()
+        daemons = [f"daemon pid {d.pid}" for d in self._daemons if d.poll() is None]
+        return spaces + self._root_links() + daemons
 
     @contextlib.contextmanager
     def running(self) -> Iterator[NatLab]:
