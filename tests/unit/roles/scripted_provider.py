@@ -1,15 +1,23 @@
-"""A provider scripted in the test, for the client's unit tests against a real embedded chain."""
+"""A provider scripted in the test, and the funded parties around it, for the client's unit
+tests against a real embedded chain."""
 
 from __future__ import annotations
 
 import io
 import tarfile
+from collections.abc import Sequence
+
+import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.exec import seal_for, unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
-from lilypad_p2p.roles import DealChain, deal_from_wire, result_hash
+from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
+from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing._chain import chain_test_accounts
 
 
 def tarball(content: bytes) -> bytes:
@@ -49,3 +57,42 @@ class ScriptedProvider:
         assert protocol == RESULT_PROTOCOL
         self.accepted.append(message)
         return wire.AcceptanceAck(deal_id=message.deal_id)
+
+
+DEPOSIT_WEI = 10**18
+STAKE_WEI = 10**18
+
+
+async def funded_parties(
+    depositors: Sequence[Identity], mediators: Sequence[Identity] = ()
+) -> tuple[int, dict[str, DealChain]]:
+    """A fresh embedded chain with the settlement contract: `depositors` deposit DEPOSIT_WEI,
+    `mediators` register with STAKE_WEI. The chain ID and each party's DealChain by address."""
+    chain = embedded_test_chain()
+    deployer = chain_test_accounts(1)[0]
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    chains = {}
+    for identity in (*depositors, *mediators):
+        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
+            deployer, a, b"", 3 * DEPOSIT_WEI))
+        sync = SettlementClient(chain, contract, identity.eth_account())
+        if identity in mediators:
+            await trio.to_thread.run_sync(sync.register_mediator, STAKE_WEI)
+        else:
+            await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+        chains[identity.address] = DealChain(sync, identity)
+    return chain.chain_id, chains
+
+
+def provider_listing(
+    provider: Identity, chain_id: int, trusted: tuple[str, ...], now_ms: int
+) -> tuple[wire.SignedEnvelope, wire.NodeRecord]:
+    """A signed `hash` resource offer in market `cpu` and the provider's NodeRecord."""
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
+                           now_ms=now_ms, chain_ids=(chain_id,), trusted_mediators=trusted)
+    record = wire.NodeRecord(
+        address=provider.address, peer_id=str(provider.peer_id), roles=("provider",),
+        sealing_public_key=provider.sealing_public_key, markets=("cpu",),
+        listen_addrs=(), created_at=now_ms, expires_at=now_ms + 60_000, nonce=1)
+    return provider.sign_envelope(offer, now_ms), record

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider
+from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import DealStatus, Outcome, SettlementClient, Verdict, deploy_settlement
+from lilypad_p2p.chain import DealStatus, Outcome, Verdict
 from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
@@ -26,16 +26,10 @@ from lilypad_p2p.roles import (
     MediationSettings,
     MediatorContact,
     deal_from_wire,
-    resource_offer,
 )
-from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import embedded_test_chain
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
-DEPOSIT_WEI = 10**18
-STAKE_WEI = 10**18
 FEE_WEI = 3 * 10**12
 WAIT_S = 30.0
 
@@ -59,34 +53,15 @@ class ScriptedMediator:
 
 
 async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
-    chain = embedded_test_chain()
-    deployer = chain_test_accounts(1)[0]
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
     client_id, provider_id = Identity.generate(), Identity.generate()
     mediator_ids = [Identity.generate() for _ in range(3)]
-    chains = {}
-    for identity in (client_id, provider_id, *mediator_ids):
-        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
-            deployer, a, b"", 3 * DEPOSIT_WEI))
-        sync = SettlementClient(chain, contract, identity.eth_account())
-        if identity in mediator_ids:
-            await trio.to_thread.run_sync(sync.register_mediator, STAKE_WEI)
-        else:
-            await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
-        chains[identity.address] = DealChain(sync, identity)
+    chain_id, chains = await funded_parties([client_id, provider_id], mediator_ids)
     mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
     trusted = tuple(sorted(mediators, key=str.lower))
     clock = wall_clock_ms
-    offer = resource_offer(provider=provider_id.address, market="cpu",
-                           capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
-                           now_ms=clock(), chain_ids=(chain.chain_id,),
-                           trusted_mediators=trusted)
+    listing, record = provider_listing(provider_id, chain_id, trusted, clock())
     book = OfferBook()
-    book.add(provider_id.sign_envelope(offer, clock()), clock())
-    record = wire.NodeRecord(
-        address=provider_id.address, peer_id=str(provider_id.peer_id), roles=("provider",),
-        sealing_public_key=provider_id.sealing_public_key, markets=("cpu",),
-        listen_addrs=(), created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+    book.add(listing, clock())
     provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
 
     def contact(address: str) -> MediatorContact | None:

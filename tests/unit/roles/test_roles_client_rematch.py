@@ -8,58 +8,37 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider
+from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook, Timeouts
 from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
 from lilypad_p2p.roles import (
     ClientRole,
-    DealChain,
     DealChains,
     JobSubmission,
     deal_from_wire,
-    resource_offer,
 )
-from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import embedded_test_chain
 from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
-DEPOSIT_WEI = 10**18
 WAIT_S = 30.0
 AGREEMENT_MS = 1_500
 
 
 async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: Path) -> None:
-    chain = embedded_test_chain()
-    deployer = chain_test_accounts(1)[0]
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
     mediator = chain_test_accounts(2)[1].address
     client_id, silent_id, answering_id = (Identity.generate() for _ in range(3))
-    chains = {}
-    for identity in (client_id, silent_id, answering_id):
-        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
-            deployer, a, b"", 2 * DEPOSIT_WEI))
-        sync = SettlementClient(chain, contract, identity.eth_account())
-        await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
-        chains[identity.address] = DealChain(sync, identity)
+    chain_id, chains = await funded_parties([client_id, silent_id, answering_id])
     clock = wall_clock_ms
     book, offers, records = OfferBook(), {}, {}
     for identity in (silent_id, answering_id):
-        offer = resource_offer(provider=identity.address, market="cpu",
-                               capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
-                               now_ms=clock(), chain_ids=(chain.chain_id,),
-                               trusted_mediators=(mediator,))
-        book.add(identity.sign_envelope(offer, clock()), clock())
-        offers[identity.address] = offer.cid
-        records[identity.address] = wire.NodeRecord(
-            address=identity.address, peer_id=str(identity.peer_id), roles=("provider",),
-            sealing_public_key=identity.sealing_public_key, markets=("cpu",),
-            listen_addrs=(), created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+        listing, records[identity.address] = provider_listing(
+            identity, chain_id, (mediator,), clock())
+        book.add(listing, clock())
+        offers[identity.address] = listing.body.cid
     answering = ScriptedProvider(answering_id, chains[answering_id.address], lie=False)
     silent_proposals: list[wire.DealProposal] = []
 

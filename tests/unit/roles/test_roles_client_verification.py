@@ -8,55 +8,33 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider
+from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
-from lilypad_p2p import wire
-from lilypad_p2p.chain import SettlementClient, SettlementItem, deploy_settlement
+from lilypad_p2p.chain import SettlementItem
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
     ClientRole,
-    DealChain,
     DealChains,
     JobSubmission,
     deal_from_wire,
-    resource_offer,
 )
-from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import embedded_test_chain
 from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
-DEPOSIT_WEI = 10**18
 WAIT_S = 30.0
 
 
 async def _market(tmp_path: Path, *, lie: bool):
-    chain = embedded_test_chain()
-    deployer = chain_test_accounts(1)[0]
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
     mediator = chain_test_accounts(2)[1].address
     client_id, provider_id = Identity.generate(), Identity.generate()
-    chains = {}
-    for identity in (client_id, provider_id):
-        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
-            deployer, a, b"", 2 * DEPOSIT_WEI))
-        sync = SettlementClient(chain, contract, identity.eth_account())
-        await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
-        chains[identity.address] = DealChain(sync, identity)
+    chain_id, chains = await funded_parties([client_id, provider_id])
     clock = wall_clock_ms
-    offer = resource_offer(provider=provider_id.address, market="cpu",
-                           capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
-                           now_ms=clock(), chain_ids=(chain.chain_id,),
-                           trusted_mediators=(mediator,))
+    listing, record = provider_listing(provider_id, chain_id, (mediator,), clock())
     book = OfferBook()
-    book.add(provider_id.sign_envelope(offer, clock()), clock())
-    record = wire.NodeRecord(
-        address=provider_id.address, peer_id=str(provider_id.peer_id), roles=("provider",),
-        sealing_public_key=provider_id.sealing_public_key, markets=("cpu",),
-        listen_addrs=(), created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+    book.add(listing, clock())
     provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
 
     async def publish(body):
