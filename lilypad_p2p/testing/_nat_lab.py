@@ -93,6 +93,19 @@ def upnp_missing() -> str | None:
     return None
 
 
+def _free_octet() -> int:
+    """A second octet N in 100..199 whose 10.N/16 and 11.N/16 no root-namespace address uses
+    (another lab's uplink: labs of concurrent runs must not share a wan)."""
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
+                         check=False).stdout
+    used = {int(word.split(".")[1]) for word in out.split()
+            if word.split(".")[0] in ("10", "11") and word.count(".") == 3}
+    free = [octet for octet in range(100, 200) if octet not in used]
+    if not free:
+        raise LabError("every 10.N.0.0/16 for N in 100..199 is in use")
+    return secrets.choice(free)
+
+
 def _run(args: Sequence[str], stdin: str | None = None) -> None:
     done = subprocess.run(
         list(args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
@@ -114,7 +127,7 @@ class NatLab:
     """
 
     prefix: str = field(default_factory=lambda: f"lpn{secrets.token_hex(2)}")
-    octet: int = field(default_factory=lambda: 100 + secrets.randbelow(100))
+    octet: int = field(default_factory=_free_octet)
     nodes: list[NodeProcess] = field(default_factory=list)
     relays: int = 1
     symmetric: bool = False
