@@ -79,7 +79,7 @@ FIRST_MESH_TIMEOUT_S = 10.0
 MESH_POLL_INTERVAL_S = 0.05
 # Envelopes served to syncing peers must still be fresh when they arrive.
 SYNC_FRESHNESS_MARGIN_MS = 20_000
-# Our NodeRecord is re-published when a peer joins, but never more often than this.
+# Our NodeRecord is re-published early when our addresses change, never more often than this.
 NODE_RECORD_MIN_GAP_S = 2.0
 # `status` gives up on a chain that does not answer within this (and shows it disconnected).
 CHAIN_STATUS_TIMEOUT_S = 3.0
@@ -108,7 +108,7 @@ class Node:
             nat=_nat_settings(config),
             muxer=Muxer(config.muxer),
             # A new relay address must reach peers before the next periodic NodeRecord.
-            on_addrs_changed=lambda: self._peer_joined.set(),
+            on_addrs_changed=lambda: self._addrs_changed.set(),
         )
         self.book = OfferBook()
         self.solver: Solver | None = None
@@ -121,6 +121,8 @@ class Node:
                 clock_ms=clock_ms,
             )
         self.node_records: dict[str, wire.NodeRecord] = {}
+        # The envelopes they came in, served to syncing peers while still fresh.
+        self._record_envelopes: dict[str, wire.SignedEnvelope] = {}
         # The market roles need the chains and the database; both open in `run`.
         self.chains: DealChains | None = None
         self.store: DealStore | None = None
@@ -128,7 +130,7 @@ class Node:
         self.provider: ProviderRole | None = None
         self.mediator: MediatorRole | None = None
         self._republisher = Republisher()
-        self._peer_joined = trio.Event()
+        self._addrs_changed = trio.Event()
         self._started_at = trio.current_time()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -301,11 +303,16 @@ class Node:
             )
 
     def _offer_snapshot(self, markets: Sequence[str]) -> list[bytes]:
-        oldest_ms = self._clock_ms() - ENVELOPE_MAX_AGE_MS + SYNC_FRESHNESS_MARGIN_MS
-        return [
-            envelope.encode()
-            for market in markets
-            for envelope in self.book.offers(market)
+        """What a syncing peer gets: the fresh offers we hold on `markets`, our NodeRecord
+        (signed now) and the fresh NodeRecords we hold."""
+        now_ms = self._clock_ms()
+        oldest_ms = now_ms - ENVELOPE_MAX_AGE_MS + SYNC_FRESHNESS_MARGIN_MS
+        ours = self.identity.sign_envelope(self._node_record(now_ms), now_ms)
+        records = [envelope for address, envelope in self._record_envelopes.items()
+                   if address != self.identity.address]
+        offers = [envelope for market in markets for envelope in self.book.offers(market)]
+        return [ours.encode()] + [
+            envelope.encode() for envelope in records + offers
             if envelope.published_at >= oldest_ms
         ]
 
@@ -318,14 +325,15 @@ class Node:
         await self.net.publish(envelope)
 
     async def _publish_node_record(self) -> None:
-        # Offer sync does not carry NodeRecords, so a newcomer would wait up to the interval
-        # to learn how to reach us (and our sealing key): a new peer prompts an early one.
+        # A newcomer learns our record (and every fresh one we hold) by offer sync when it
+        # connects, so a new peer needs no network-wide re-publication: at 50 nodes starting
+        # together that was one record per node every 2 s, gossiped to all.
         while True:
             await self._publish(self._node_record(self._clock_ms()))
             await trio.sleep(NODE_RECORD_MIN_GAP_S)
             with trio.move_on_after(NODE_RECORD_INTERVAL_S - NODE_RECORD_MIN_GAP_S):
-                await self._peer_joined.wait()
-            self._peer_joined = trio.Event()
+                await self._addrs_changed.wait()
+            self._addrs_changed = trio.Event()
 
     async def _offer_capacity(self) -> None:
         from lilypad_p2p.exec import BUILTIN_MODULES
@@ -391,8 +399,8 @@ class Node:
             known = self.node_records.get(record.address)
             if known is None or known.created_at < record.created_at:
                 self.node_records[record.address] = record
+                self._record_envelopes[record.address] = net_event.envelope
         elif isinstance(net_event, PeerJoined):
-            self._peer_joined.set()
             event(log, "peer.joined", logging.DEBUG, peer=str(net_event.peer_id))
 
     async def _sweep_expired(self) -> None:
@@ -403,6 +411,7 @@ class Node:
             for address, record in list(self.node_records.items()):
                 if record.expires_at <= now_ms:
                     del self.node_records[address]
+                    self._record_envelopes.pop(address, None)
 
     # --- control interface --------------------------------------------------------------
 

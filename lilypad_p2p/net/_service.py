@@ -412,7 +412,8 @@ class GossipNet:
         self._emit(event_for(envelope, forwarder))
 
     async def _pull_offers(self, peer_id: ID) -> None:
-        """Learn the offers a newly connected peer holds, through the same checks as gossip.
+        """Learn the offers and NodeRecords a newly connected peer holds, through the same
+        checks as gossip.
 
         Stale or expired envelopes are skipped without blame: an honest peer may hold an offer
         whose owner has gone quiet. Anything else invalid is the peer's fault.
@@ -439,6 +440,9 @@ class GossipNet:
                 self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
                 continue
             body = envelope.body
+            if isinstance(body, wire.NodeRecord):
+                self._emit(event_for(envelope, peer_id))
+                continue
             if not isinstance(body, wire.ResourceOffer | wire.JobOffer) or (
                 body.market not in markets
             ):

@@ -1,9 +1,10 @@
-"""Offer sync: a node that meets a peer pulls the peer's current offers once.
+"""Offer sync: a node that meets a peer pulls the peer's current offers (and NodeRecords) once.
 
 Gossip only carries what is published while a node listens; owners re-publish every 30 s, so a
 newcomer would otherwise wait that long to see the market. On every new connection each side
 asks the other, over `/lilypad/sync/1.0.0`, for the signed envelopes it holds on the markets the
-asker follows (Golem's market does the same pull after gossip). The answer is untrusted like any
+asker follows, plus the NodeRecords it holds (Golem's market does the same pull after gossip).
+What goes in the answer is the server's choice (`Snapshot`). The answer is untrusted like any
 gossip: each envelope goes through the same checks (size, schema, signature, expiry, freshness,
 market) before it reaches the node, and a peer that sends invalid ones is reported.
 """

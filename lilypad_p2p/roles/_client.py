@@ -79,6 +79,10 @@ DEAL_REQUEST_TIMEOUT_S = 15.0
 ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 # Pause between attempts when a provider is unreachable or restarting.
 RETRY_INTERVAL_S = 1.0
+# How long a job offer stays open for matching (longer if the match timeout is): long enough
+# for a second and third match when a matched provider does not answer, short enough that its
+# envelope is still fresh for offer sync (node.SYNC_FRESHNESS_MARGIN_MS under the max age).
+JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
 # A resource offer whose provider did not answer our proposal within the agreement timeout
@@ -231,7 +235,8 @@ class ClientRole:
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
             created_at=now,
-            expires_at=now + min(self._timeouts.match_ms, job.deadline_s * 1000),
+            expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
+                                 job.deadline_s * 1000),
             nonce=secrets.randbits(63),
         )
         envelope = self._identity.sign_envelope(offer, now)
@@ -631,6 +636,8 @@ class ClientRole:
                        settled_ms=self._clock_ms())
             return
         self._save(stored, then, error=f"{record.phase} timed out")
+        if record.phase is Phase.OFFERED:  # the offer may outlive our wait: solvers drop it
+            await self._withdraw_offer(self._job_offer(stored))
 
     # --- control ------------------------------------------------------------------------
 

@@ -8,6 +8,8 @@ pytestmark = [pytest.mark.net, pytest.mark.slow]
 
 NODES = 10
 ALL_OFFERS_WITHIN_S = 10.0
+# Well under the 30 s NodeRecord re-publication: a newcomer learns records by offer sync.
+RECORDS_WITHIN_S = 10.0
 
 
 def offer_owners(node) -> set[str]:
@@ -45,6 +47,11 @@ def test_ten_nodes_share_offers_and_survive_the_bootstrap(tmp_path):
         survivors = others
         late = cluster.start_node("late", roles=["provider"], bootstrap=[others[-1].dial_addr])
         late.wait_ready()
+        cluster.wait_until(
+            lambda: late.call("status")["known_nodes"] >= len(survivors),
+            timeout_s=RECORDS_WITHIN_S,
+            what="the late node to learn every survivor's NodeRecord by offer sync",
+        )
         expected = {node.status["address"] for node in survivors} | {late.status["address"]}
         try:
             cluster.wait_until(
