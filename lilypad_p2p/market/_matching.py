@@ -761,6 +761,10 @@ class MatchHolds:
         known[matching_id] = tuple(pairs)
         return True
 
+    def knows(self, proposal: MatchProposal) -> bool:
+        """Whether a proposal of the same matching (any solver's) was already recorded."""
+        return proposal.matching_id in self._by_epoch.get((proposal.epoch, proposal.market), {})
+
     def held(self, market: str, epoch: int, live_jobs: Container[str] | None = None) -> Held:
         """The jobs and reserved capacity that proposals before `epoch` hold out of it.
 

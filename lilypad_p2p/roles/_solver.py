@@ -18,6 +18,7 @@ still see the same set. Offers matched by an earlier proposal are held out (`Mat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -51,6 +52,19 @@ log = logging.getLogger("lilypad_p2p.solver")
 EPOCH_GRACE_MS = 150
 # Proposals for epochs further ahead of ours than this are ignored (a skewed or lying clock).
 MAX_EPOCHS_AHEAD = 4
+# Solvers that computed the same matching need not all gossip it: each waits a delay drawn
+# from (its address, the epoch) in [0, this) and skips its copy if another solver's arrived
+# first. Every solver still publishes when it hears nothing in time (a lost or slow copy).
+MAX_PUBLISH_STAGGER_MS = 300
+
+
+def publish_delay_ms(solver: str, epoch: int, max_ms: int = MAX_PUBLISH_STAGGER_MS) -> int:
+    """This solver's wait before publishing its proposals for `epoch`: spread evenly over
+    solvers and epochs, so no solver is always first (or always the one that waits)."""
+    if max_ms <= 0:
+        return 0
+    digest = hashlib.sha256(f"{solver.lower()}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % max_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +95,8 @@ class SolverStatistics:
     publish_failures: int
     epochs_unchanged: int
     last_epoch_ms: float
+    # Our proposals not published because another solver's identical matching came first.
+    proposals_already_heard: int = 0
 
 
 class Solver:
@@ -95,6 +111,7 @@ class Solver:
         epoch_ms: epoch length; every solver of a market must use the same.
         hold_ms: how long matched offers sit out later epochs (see `MatchHolds`).
         policy: matching knobs; every solver of a market must use the same.
+        stagger_ms: see MAX_PUBLISH_STAGGER_MS (0: publish at once).
     """
 
     def __init__(
@@ -109,6 +126,7 @@ class Solver:
         grace_ms: int = EPOCH_GRACE_MS,
         hold_ms: int = DEFAULT_MATCH_HOLD_MS,
         policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+        stagger_ms: int = MAX_PUBLISH_STAGGER_MS,
     ) -> None:
         if not 0 <= grace_ms < epoch_ms:
             raise ValueError("grace_ms must be in [0, epoch_ms)")
@@ -120,6 +138,8 @@ class Solver:
         self._epoch_ms = epoch_ms
         self._grace_ms = grace_ms
         self._policy = policy
+        self._stagger_ms = stagger_ms
+        self._already_heard = 0
         self._holds = MatchHolds(hold_ms, epoch_ms)
         self._epochs = 0
         self._published = 0
@@ -219,6 +239,7 @@ class Solver:
             publish_failures=self._publish_failures,
             epochs_unchanged=self._unchanged,
             last_epoch_ms=self._last_epoch_ms,
+            proposals_already_heard=self._already_heard,
         )
 
     # --- the service -----------------------------------------------------------------------
@@ -241,6 +262,7 @@ class Solver:
     async def _solve(self, epoch: int) -> None:
         started = trio.current_time()
         self._holds.forget_before(epoch)
+        planned: list[wire.MatchProposal] = []
         for market in self._markets:
             inputs = self._inputs(market, epoch)
             if not inputs.jobs or not inputs.resources:
@@ -256,8 +278,15 @@ class Solver:
                 self._fruitless.pop(market, None)
             else:
                 self._fruitless[market] = fingerprint
-            for proposal in proposals:
-                await self._publish_proposal(proposal)
+            planned.extend(proposals)
+        if planned:
+            await trio.sleep(publish_delay_ms(self._identity.address, epoch, self._stagger_ms)
+                             / 1000)
+        for proposal in planned:
+            if self._holds.knows(proposal):
+                self._already_heard += 1  # same matching, another solver: its copy serves
+                continue
+            await self._publish_proposal(proposal)
         self._epochs += 1
         self._last_epoch_ms = (trio.current_time() - started) * 1000
 

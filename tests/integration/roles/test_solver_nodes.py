@@ -1,5 +1,7 @@
-"""Two real solver nodes (in-process `Node`s on loopback gossip) given the same offers publish
-proposals with the same matching ID, and hold the matched offers out of later epochs."""
+"""Two real solver nodes (in-process `Node`s on loopback gossip) given the same offers compute
+the same matching: one publishes it and the other, hearing it before its own publication is
+due, skips its copy (both publish if the copy is late; then the matching IDs are equal). Both
+hold the matched offers out of later epochs."""
 
 from __future__ import annotations
 
@@ -126,18 +128,20 @@ async def test_two_solver_nodes_publish_the_same_matching(tmp_path):
         for body in jobs:
             await market.publish(client.sign_envelope(body, now_ms))
 
-        solvers = {first.identity.address, second.identity.address}
+        def settled_epoch(node: Node) -> bool:
+            assert node.solver is not None
+            statistics = node.solver.statistics()
+            return statistics.proposals_published + statistics.proposals_already_heard == 1
+
         await wait_until(
-            lambda: {p.solver for p in heard} == solvers,
+            lambda: heard and all(settled_epoch(node) for node in (first, second)),
             PROPOSALS_TIMEOUT_S,
-            "a proposal from each solver",
+            "each solver to publish its matching or skip it as already heard",
         )
-        by_solver = {p.solver: p for p in heard}
-        one, two = by_solver[first.identity.address], by_solver[second.identity.address]
-        assert one.epoch == two.epoch
-        assert one.matching_id == two.matching_id
-        assert one.matches == two.matches
-        assert one.cid != two.cid  # the bodies name their own solver
+        one = heard[0]
+        assert all((p.epoch, p.matching_id, p.matches) == (one.epoch, one.matching_id,
+                                                          one.matches) for p in heard)
+        assert len({p.solver for p in heard}) == len(heard)  # one copy per solver at most
 
         # Both jobs placed (first-fit would place one), every pair valid.
         assert len(one.matches) == 2
@@ -156,9 +160,7 @@ async def test_two_solver_nodes_publish_the_same_matching(tmp_path):
             PROPOSALS_TIMEOUT_S,
             f"{LATER_EPOCHS} more epochs",
         )
-        assert len(heard) == 2, [(p.solver, p.epoch) for p in heard]
-        for node in (first, second):
-            statistics = node.solver.statistics()
-            assert statistics.proposals_published == 1
-            assert statistics.proposals_heard >= 1
+        published = sum(node.solver.statistics().proposals_published for node in (first, second))
+        assert len(heard) == published, [(p.solver, p.epoch) for p in heard]
+        assert 1 <= published <= 2
         nursery.cancel_scope.cancel()

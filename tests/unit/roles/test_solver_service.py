@@ -9,6 +9,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
 from lilypad_p2p.net import PublishError
 from lilypad_p2p.roles import EPOCH_GRACE_MS, Solver
+from lilypad_p2p.roles._solver import MAX_PUBLISH_STAGGER_MS, publish_delay_ms
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 START_MS = 1_700_000_000_000 + 123  # mid-epoch
@@ -159,3 +160,43 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     assert [(p.epoch, p.matches) for p in published] == [
         (epoch_of(opens_at), ((later.cid, resource.cid),))
     ]
+
+
+async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock):
+    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
+
+    def clock_ms() -> int:
+        return START_MS + int(trio.current_time() * 1000)
+
+    book = OfferBook()
+    for body in market(Identity.generate().address, Identity.generate().address):
+        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    published: list[MatchProposal] = []
+
+    async def publish(envelope) -> None:
+        published.append(envelope.body)
+
+    quiet = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    other = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    first_epoch = epoch_of(START_MS)
+    # The other solver's copy of this epoch's matching arrives before ours is due.
+    [theirs] = other.plan_epoch("cpu", first_epoch)
+    assert quiet.observe(UnsignedEnvelope(theirs, START_MS))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(quiet.run)
+        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
+        nursery.cancel_scope.cancel()
+
+    assert published == []  # the same matching: nothing to add; later epochs: held
+    statistics = quiet.statistics()
+    assert statistics.proposals_already_heard == 1
+    assert statistics.proposals_published == 0
+
+
+def test_publish_delays_spread_over_solvers_and_epochs():
+    solvers = [Identity.generate().address for _ in range(5)]
+    delays = {(s, e): publish_delay_ms(s, e) for s in solvers for e in range(100)}
+    assert all(0 <= d < MAX_PUBLISH_STAGGER_MS for d in delays.values())
+    firsts = {min(solvers, key=lambda s, e=e: delays[(s, e)]) for e in range(100)}
+    assert firsts == set(solvers)  # no solver is always first
+    assert publish_delay_ms(solvers[0], 7, max_ms=0) == 0
