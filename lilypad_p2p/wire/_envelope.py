@@ -193,10 +193,12 @@ def sign_envelope(body: Message, private_key: PrivateKey, published_at_ms: int) 
 def open_envelope(data: bytes, *, now_ms: int) -> SignedEnvelope:
     """Accept `data` as a signed envelope at local time `now_ms`, or raise a `WireError`.
 
-    Checks, cheapest first: size; canonical decoding and strict schema; the signature (low-s)
-    recovers to `signer`; `signer` owns the body; the body has not expired; `published_at` and
-    `created_at` are at most `MAX_CLOCK_SKEW_MS` ahead; `published_at` is at most
-    `ENVELOPE_MAX_AGE_MS` old. Replays inside that window are the replay guard's job.
+    Checks, cheapest first: size; canonical decoding and strict schema; the body has not
+    expired; `published_at` and `created_at` are at most `MAX_CLOCK_SKEW_MS` ahead;
+    `published_at` is at most `ENVELOPE_MAX_AGE_MS` old; the signature (low-s) recovers to
+    `signer`; `signer` owns the body. The clock checks come before the signature so that an old
+    or expired message costs no signature recovery. Replays inside the age window are the
+    replay guard's job.
 
     Raises:
         OversizedMessage, MalformedMessage (incl. NonCanonicalEncoding, UnsupportedVersion),
@@ -207,13 +209,13 @@ def open_envelope(data: bytes, *, now_ms: int) -> SignedEnvelope:
     if len(data) > MAX_MESSAGE_BYTES:
         raise OversizedMessage(f"{len(data)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
     envelope = SignedEnvelope.from_wire(decode(data))
+    check_freshness(envelope, now_ms=now_ms)
     verify_signature(envelope)
     body = envelope.body
     if body.owner_address != envelope.signer:
         raise SignerNotOwner(
             f"{body.TYPE} owned by {body.owner_address} but signed by {envelope.signer}"
         )
-    check_freshness(envelope, now_ms=now_ms)
     return envelope
 
 

@@ -184,7 +184,7 @@ async def test_hostile_peer_is_contained_and_graylisted():
 
             assert outcomes[0] == "duplicate"
             graylisted_from = outcomes.index("graylisted")
-            # The first three invalid messages cost H at most 4.5 P4 counts (-45): not enough.
+            # The first three invalid messages cost H at most 4.25 P4 counts: not enough.
             assert graylisted_from >= 4
             for (name, _, _, reason), outcome in zip(attacks, outcomes, strict=True):
                 if reason is not None and outcome != "graylisted":
@@ -193,7 +193,8 @@ async def test_hostile_peer_is_contained_and_graylisted():
             assert a.net.peer_score(host.get_id()) < GRAYLIST_THRESHOLD
             stats = a.net.statistics()
             assert stats.reported_peers == 1
-            assert stats.reports["high_tolerance"] == 2
+            # Future-dated only: an expired message is dropped, not held against its forwarder.
+            assert stats.reports["high_tolerance"] == 1
 
             # Even a valid offer from a graylisted peer is ignored unparsed.
             ignored = signed_offer(hostile_identity, wall_clock_ms(), nonce=7)
