@@ -50,8 +50,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MARKET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-# How often a node re-publishes its NodeRecord and long-lived offers (seconds).
-NODE_RECORD_INTERVAL_S = 30.0
+# How often a node re-publishes its NodeRecord (seconds; market.REPUBLISH_INTERVAL_MS for its
+# offers): newcomers get both by offer sync, so this only renews them before they go stale.
+NODE_RECORD_INTERVAL_S = 60.0
 # How long a control-interface client waits for the node to answer.
 CONTROL_TIMEOUT_S = 10.0
 # Largest control request or response line accepted (bytes).

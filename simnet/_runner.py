@@ -65,7 +65,7 @@ START_WAVE_TIMEOUT_S = 180.0
 SPAM_SCORED_OUT_TIMEOUT_S = 20.0
 # Partitions: a late provider per side joins this long after the cut; after the heal, every
 # node must hold every provider's offer within CONVERGE_TIMEOUT_S (offers are re-published
-# every 30 s, so one republish round plus gossip).
+# every 60 s, and reconnecting peers sync them, so one republish round plus gossip at most).
 LATE_JOIN_AFTER_S = 3.0
 # Deal transition times are the client node's clock, the cut's times the simnet's.
 CLOCK_SLACK_S = 1.0

@@ -1,6 +1,6 @@
 """Offer sync: a node that meets a peer pulls the peer's current offers (and NodeRecords) once.
 
-Gossip only carries what is published while a node listens; owners re-publish every 30 s, so a
+Gossip only carries what is published while a node listens; owners re-publish every 60 s, so a
 newcomer would otherwise wait that long to see the market. On every new connection each side
 asks the other, over `/lilypad/sync/1.0.0`, for the signed envelopes it holds on the markets the
 asker follows, plus the NodeRecords it holds (Golem's market does the same pull after gossip).
