@@ -85,8 +85,8 @@ RETRY_INTERVAL_S = 1.0
 JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
-# A resource offer whose provider did not answer our proposal within the agreement timeout
-# sits out longer: it is overloaded or gone, and the job goes back to be matched elsewhere.
+# A resource offer whose provider did not answer our proposal (unreachable, or silent until the
+# agreement timeout) sits out longer: it is overloaded or gone; the job is matched elsewhere.
 UNANSWERED_BACKOFF_MS = 60_000
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
@@ -413,6 +413,15 @@ class ClientRole:
             return
         await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
 
+    def _give_up_match(self, stored: StoredDeal, why: str) -> None:
+        """Back to offered: nothing is signed by the provider yet, so the job is not lost,
+        only this match; the offer sits out UNANSWERED_BACKOFF_MS."""
+        event(log, "deal.unanswered", logging.WARNING, key=stored.record.key,
+              offer=stored.detail["resource_offer"], error=why)
+        until = self._clock_ms() + UNANSWERED_BACKOFF_MS
+        refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
+        self._save(stored, Event.REFUSED, refused=refused, refusal=why)
+
     def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
         """After a failed match, the offers in our own book, cheapest (then oldest) first.
 
@@ -443,9 +452,15 @@ class ClientRole:
             deal=stored.detail["deal"],
             job_creator_signature=stored.detail["job_creator_signature"],
         )
-        with trio.fail_after(DEAL_REQUEST_TIMEOUT_S):
-            answer = await self._request(record.peer_id, DEAL_PROTOCOL, proposal,
-                                         addrs=record.listen_addrs)
+        try:
+            with trio.fail_after(DEAL_REQUEST_TIMEOUT_S):
+                answer = await self._request(record.peer_id, DEAL_PROTOCOL, proposal,
+                                             addrs=record.listen_addrs)
+        except (NetError, trio.TooSlowError) as exc:
+            # Nothing is signed yet: rather than wait out the agreement timeout on a provider
+            # we cannot reach, take the next offer now (this one sits out a while).
+            self._give_up_match(stored, f"the provider did not answer the proposal: {exc!r}")
+            return
         if isinstance(answer, wire.DealRefused):
             event(log, "deal.refused", key=stored.record.key, provider=deal.provider,
                   reason=answer.reason)
@@ -605,13 +620,7 @@ class ClientRole:
     async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
         record = stored.record
         if record.phase is Phase.MATCHED:
-            # Nothing is signed by the provider yet: the job is not lost, only this match.
-            event(log, "deal.unanswered", logging.WARNING, key=record.key,
-                  offer=stored.detail["resource_offer"])
-            until = self._clock_ms() + UNANSWERED_BACKOFF_MS
-            refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
-            self._save(stored, Event.REFUSED, refused=refused,
-                       refusal="the provider did not answer the proposal in time")
+            self._give_up_match(stored, "the provider did not answer the proposal in time")
             return
         chain = self._chain(stored)
         if record.phase is Phase.AGREED:
