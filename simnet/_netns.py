@@ -19,9 +19,7 @@ leaves nothing behind, and `leftovers` checks it. Needs root, `ip` and `iptables
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -29,8 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lilypad_p2p.chain import open_rpc_chain
+from lilypad_p2p.testing._netns import (
+    free_octet,
+    namespaces_missing,
+    run_command,
+)
 
-COMMAND_TIMEOUT_S = 10.0
 ANVIL_PORT = 8545
 ANVIL_START_TIMEOUT_S = 30.0
 ANVIL_STOP_TIMEOUT_S = 5.0
@@ -46,31 +48,16 @@ class NetnsError(RuntimeError):
 
 def netns_missing() -> str | None:
     """Why namespaced scenarios cannot run here, or None if they can."""
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install -y iproute2 iptables)"
-    return None
+    return namespaces_missing()
 
 
 def _run(args: Sequence[str]) -> None:
-    done = subprocess.run(list(args), capture_output=True, text=True,
-                          timeout=COMMAND_TIMEOUT_S, check=False)
-    if done.returncode != 0:
-        raise NetnsError(f"{' '.join(args)} failed: {done.stderr.strip()}")
+    run_command(args, NetnsError)
 
 
 def _free_octet() -> int:
     """A second octet for 10.O.0.0/16 no root-namespace address uses (another lab's uplink)."""
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
-                         check=False).stdout
-    used = {int(word.split(".")[1]) for word in out.split()
-            if word.startswith("10.") and word.count(".") == 3}
-    free = [octet for octet in range(OCTET_RANGE[0], OCTET_RANGE[1]) if octet not in used]
-    if not free:
-        raise NetnsError(f"every 10.O.0.0/16 for O in {OCTET_RANGE} is in use")
-    return secrets.choice(free)
+    return free_octet(("10",), range(*OCTET_RANGE), NetnsError)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,9 +47,14 @@ from pathlib import Path
 
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.testing._cluster import POLL_INTERVAL_S, NodeProcess
+from lilypad_p2p.testing._netns import (
+    COMMAND_TIMEOUT_S,
+    free_octet,
+    namespaces_missing,
+    run_command,
+)
 
 NODE_PORT = 4001
-COMMAND_TIMEOUT_S = 10.0
 # `wait_until`'s default deadline for what nodes report (reachability, reservations, offers).
 WAIT_TIMEOUT_S = 30.0
 # How long miniupnpd may take to listen (it starts in milliseconds).
@@ -77,12 +82,7 @@ class LabError(RuntimeError):
 
 def lab_missing() -> str | None:
     """Why a NAT lab cannot run here, or None if it can."""
-    if os.geteuid() != 0:
-        return "network namespaces need root"
-    for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt-get install -y iproute2 iptables)"
-    return None
+    return namespaces_missing()
 
 
 def upnp_missing() -> str | None:
@@ -94,25 +94,12 @@ def upnp_missing() -> str | None:
 
 
 def _free_octet() -> int:
-    """A second octet N in 100..199 whose 10.N/16 and 11.N/16 no root-namespace address uses
-    (another lab's uplink: labs of concurrent runs must not share a wan)."""
-    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True,
-                         check=False).stdout
-    used = {int(word.split(".")[1]) for word in out.split()
-            if word.split(".")[0] in ("10", "11") and word.count(".") == 3}
-    free = [octet for octet in range(100, 200) if octet not in used]
-    if not free:
-        raise LabError("every 10.N.0.0/16 for N in 100..199 is in use")
-    return secrets.choice(free)
+    """A second octet N in 100..199 whose 10.N/16 and 11.N/16 (the upnp lab's wan) are free."""
+    return free_octet(("10", "11"), range(100, 200), LabError)
 
 
 def _run(args: Sequence[str], stdin: str | None = None) -> None:
-    done = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
-        input=stdin,
-    )
-    if done.returncode != 0:
-        raise LabError(f"{' '.join(args)} failed: {done.stderr.strip()}")
+    run_command(args, LabError, stdin)
 
 
 @dataclass
