@@ -1,6 +1,7 @@
 """The solver's trio loop under a mock clock: one matching per epoch end, published once."""
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import trio
@@ -59,15 +60,25 @@ def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
     return [resource, *jobs]
 
 
+def clock_ms() -> int:
+    """The mock clock as wall-clock milliseconds (inside the trio run)."""
+    return START_MS + int(trio.current_time() * 1000)
+
+
+def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> OfferBook:
+    """An offer book holding `offers` (default: a fresh `market`)."""
+    book = OfferBook()
+    if offers is None:
+        offers = market(Identity.generate().address, Identity.generate().address)
+    for body in offers:
+        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    return book
+
+
 async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
-    def clock_ms() -> int:
-        return START_MS + int(trio.current_time() * 1000)
-
-    book = OfferBook()
-    for body in market(Identity.generate().address, Identity.generate().address):
-        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    book = market_book()
     solver_key = Identity.generate()
     published: list[tuple[int, MatchProposal]] = []
     attempts = 0
@@ -105,12 +116,7 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
 async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
-    def clock_ms() -> int:
-        return START_MS + int(trio.current_time() * 1000)
-
-    book = OfferBook()
-    for body in market(Identity.generate().address, Identity.generate().address):
-        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    book = market_book()
     published: list[tuple[int, MatchProposal]] = []
 
     async def publish(envelope) -> None:
@@ -133,18 +139,13 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
 async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
-    def clock_ms() -> int:
-        return START_MS + int(trio.current_time() * 1000)
-
     resource, *jobs = market(Identity.generate().address, Identity.generate().address)
     assert isinstance(resource, ResourceOffer)
     too_cheap = dataclasses.replace(jobs[0], max_price_wei=0)
     # Created two epochs ahead: not open (so not an input) until then.
     opens_at = epoch_end_ms(epoch_of(START_MS) + 2) + 10
     later = dataclasses.replace(jobs[1], created_at=opens_at)
-    book = OfferBook()
-    for body in (resource, too_cheap, later):
-        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    book = market_book((resource, too_cheap, later))
     published: list[MatchProposal] = []
 
     async def publish(envelope) -> None:
@@ -165,12 +166,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
 async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
-    def clock_ms() -> int:
-        return START_MS + int(trio.current_time() * 1000)
-
-    book = OfferBook()
-    for body in market(Identity.generate().address, Identity.generate().address):
-        book.add(UnsignedEnvelope(body, START_MS), START_MS)
+    book = market_book()
     published: list[MatchProposal] = []
 
     async def publish(envelope) -> None:
