@@ -12,7 +12,7 @@ from lilypad_p2p.testing._chain import (
     running_anvil,
     snapshot_chain,
 )
-from lilypad_p2p.testing._real_parts import require_real
+from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
@@ -24,6 +24,8 @@ __all__ = [
     "chain_test_accounts",
     "embedded_test_chain",
     "fund_on_anvil",
+    "require_anvil",
+    "require_docker",
     "require_real",
     "revert_chain",
     "running_anvil",

@@ -6,8 +6,7 @@ import sys
 
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
@@ -21,14 +20,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    import docker
-
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the provider runs the job in Docker")
+    require_anvil()
+    require_docker("the provider runs the job in Docker")
     text = tmp_path / "input.txt"
     text.write_text("b a b c b a\n")
     with market_world(tmp_path / "market") as world:

@@ -7,8 +7,7 @@ import tarfile
 
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
@@ -19,15 +18,9 @@ FINAL = {"settled", "rejected", "cancelled", "timed_out"}
 
 
 def _require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-        docker.from_env().images.get("lilypad-p2p/python:latest")
-    except Exception:
-        require_real("docker", "needs dockerd and the python module (lilypad-p2p modules build)")
+    require_anvil()
+    require_docker("needs dockerd and the python module (lilypad-p2p modules build)",
+                   image="lilypad-p2p/python:latest")
 
 
 def _provider_phase(world, provider, deal_id: str) -> str | None:

@@ -10,8 +10,7 @@ import tarfile
 
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
@@ -21,14 +20,8 @@ SETTLED_WITHIN_S = 240.0
 
 
 def _require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the providers run jobs in Docker")
+    require_anvil()
+    require_docker("the providers run jobs in Docker")
 
 
 def _digest_in(result_path: str) -> str:

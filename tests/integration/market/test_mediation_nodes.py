@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
 
@@ -31,14 +30,8 @@ FEE_WEI = 10**14  # NodeConfig.mediation_fee_wei
 
 
 def _require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "providers and mediators run jobs in Docker")
+    require_anvil()
+    require_docker("providers and mediators run jobs in Docker")
 
 
 def _free(world, address: str) -> int:

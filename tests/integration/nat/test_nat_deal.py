@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._market import MarketWorld, market_world
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
@@ -31,17 +30,11 @@ JOB_TEXT = "a job behind two NATs"
 
 
 def _require_parts() -> None:
-    import docker
-
     missing = lab_missing()
     if missing:
         require_real("netns", missing)
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the provider runs the job in Docker")
+    require_anvil()
+    require_docker("the provider runs the job in Docker")
 
 
 def _nat(node: NodeProcess) -> dict:

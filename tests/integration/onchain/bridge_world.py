@@ -21,8 +21,12 @@ from lilypad_p2p.chain import (
     deploy_requests,
     open_rpc_chain,
 )
-from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import (
+    chain_test_accounts,
+    fund_on_anvil,
+    require_anvil,
+    require_docker,
+)
 
 ESCROW_WEI = 10**16
 REQUEST_WINDOW_S = 900
@@ -33,14 +37,8 @@ BRIDGE_CONFIG = "bridge_confirmations = 0\n"
 
 
 def require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the provider runs the job in Docker")
+    require_anvil()
+    require_docker("the provider runs the job in Docker")
 
 
 def deploy_requests_world(

@@ -47,7 +47,12 @@ from lilypad_p2p.roles import (
 )
 from lilypad_p2p.roles._terms import deal_to_wire, module_hash
 from lilypad_p2p.store import StoredDeal
-from lilypad_p2p.testing import anvil_binary, anvil_test_chain, fund_on_anvil, require_real
+from lilypad_p2p.testing import (
+    anvil_test_chain,
+    fund_on_anvil,
+    require_anvil,
+    require_docker,
+)
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
@@ -79,14 +84,8 @@ def _deal_chain(chain: Chain, contract: str, identity: Identity) -> DealChain:
 
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        import docker
-
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "mediators re-run jobs in Docker")
+    require_anvil()
+    require_docker("mediators re-run jobs in Docker")
     with anvil_test_chain() as chain:
         identities = [Identity.generate() for _ in range(MEDIATORS + 3)]
         fund_on_anvil(chain, [i.eth_account() for i in identities])

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from lilypad_p2p.control import ControlError, call
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker, require_real
 
 pytestmark = [pytest.mark.docker, pytest.mark.chain, pytest.mark.net, pytest.mark.slow]
 
@@ -31,16 +30,10 @@ FINAL = {"settled", "resolved", "cancelled", "expired"}
 
 
 def _require_parts() -> None:
-    import docker
-
     if shutil.which("docker-compose") is None:
         require_real("docker-compose", "apt-get install -y docker-compose (scripts/setup)")
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "the project's services are containers")
+    require_anvil()
+    require_docker("the project's services are containers")
 
 
 def _poll(condition, timeout_s: float, what: str):

@@ -12,8 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker, require_real
 from simnet._netns import netns_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
@@ -32,14 +31,8 @@ NAMESPACED = {"nat", "partition"}
 
 
 def _require_parts(name: str) -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "providers run the jobs in Docker")
+    require_anvil()
+    require_docker("providers run the jobs in Docker")
     if name in NAMESPACED and (missing := netns_missing()):
         require_real("network namespaces", missing)
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._chain import anvil_binary
+from lilypad_p2p.testing import require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
@@ -25,14 +24,8 @@ SMOKE_RUN_TIMEOUT_S = 300
 
 
 def _require_parts() -> None:
-    import docker
-
-    if anvil_binary() is None:
-        require_real("anvil", "npm ci in contracts/ installs it")
-    try:
-        docker.from_env().ping()
-    except Exception:
-        require_real("docker", "providers run the jobs in Docker")
+    require_anvil()
+    require_docker("providers run the jobs in Docker")
 
 
 def _started_under(base: Path) -> list[psutil.Process]:
