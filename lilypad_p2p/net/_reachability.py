@@ -50,20 +50,14 @@ class DialbackRequest:
     def __post_init__(self) -> None:
         if not 1 <= len(self.ports) <= MAX_DIALBACK_PORTS:
             raise DialbackError(f"1 to {MAX_DIALBACK_PORTS} ports, got {len(self.ports)}")
-        for port in self.ports:
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise DialbackError(f"not a TCP port: {port!r}")
+        _require_tcp_ports(self.ports)
 
     def encode(self) -> bytes:
         return json.dumps({"ports": list(self.ports)}, separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, data: bytes) -> DialbackRequest:
-        payload = _decode_object(data)
-        ports = payload.get("ports")
-        if not isinstance(ports, list):
-            raise DialbackError("dial-back request lacks a ports list")
-        return cls(tuple(ports))
+        return cls(_decode_ports(data, "ports", "dial-back request"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +69,7 @@ class DialbackResponse:
     def __post_init__(self) -> None:
         if len(self.reachable_ports) > MAX_DIALBACK_PORTS:
             raise DialbackError("too many ports in a dial-back response")
-        for port in self.reachable_ports:
-            if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-                raise DialbackError(f"not a TCP port: {port!r}")
+        _require_tcp_ports(self.reachable_ports)
 
     @property
     def reachable(self) -> bool:
@@ -88,11 +80,20 @@ class DialbackResponse:
 
     @classmethod
     def decode(cls, data: bytes) -> DialbackResponse:
-        payload = _decode_object(data)
-        ports = payload.get("reachable")
-        if not isinstance(ports, list):
-            raise DialbackError("dial-back response lacks a reachable list")
-        return cls(tuple(ports))
+        return cls(_decode_ports(data, "reachable", "dial-back response"))
+
+
+def _require_tcp_ports(ports: tuple[int, ...]) -> None:
+    for port in ports:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise DialbackError(f"not a TCP port: {port!r}")
+
+
+def _decode_ports(data: bytes, key: str, what: str) -> tuple[int, ...]:
+    ports = _decode_object(data).get(key)
+    if not isinstance(ports, list):
+        raise DialbackError(f"{what} lacks a {key} list")
+    return tuple(ports)
 
 
 def _decode_object(data: bytes) -> dict[str, object]:
