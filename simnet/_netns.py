@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lilypad_p2p.chain import open_rpc_chain
+from lilypad_p2p.testing._chain import stop_anvil
 from lilypad_p2p.testing._netns import (
     free_octet,
     namespaces_missing,
@@ -35,7 +36,6 @@ from lilypad_p2p.testing._netns import (
 
 ANVIL_PORT = 8545
 ANVIL_START_TIMEOUT_S = 30.0
-ANVIL_STOP_TIMEOUT_S = 5.0
 ANVIL_POLL_S = 0.2
 NAT_LAN_OFFSET = 100
 # Second octets the labs use (the NAT lab in lilypad_p2p.testing takes 100-199).
@@ -235,9 +235,4 @@ class NetnsLab:
                 time.sleep(ANVIL_POLL_S)
             yield self.rpc_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=ANVIL_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_anvil(process)

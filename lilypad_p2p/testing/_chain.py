@@ -80,12 +80,17 @@ def running_anvil(
         try:
             yield _await_listening(process, log_path)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=ANVIL_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_anvil(process)
+
+
+def stop_anvil(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if anvil has not exited within ANVIL_STOP_TIMEOUT_S."""
+    process.terminate()
+    try:
+        process.wait(timeout=ANVIL_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
