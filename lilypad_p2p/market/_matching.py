@@ -29,8 +29,16 @@ to one offer must fit together (per-dimension sums of milli-CPU, RAM, disk and G
 
 Objective, lexicographic: most matched jobs, then most surplus (sum of max_price - price), then
 the older jobs (the sorted list of matched jobs' canonical ranks, smallest first), then each job,
-oldest first, on the older resource offer. This total order (`_Key`) decides between candidate
-matchings; it never depends on anything but the offer set.
+oldest first, on the offer it ranks first among equally priced ones. This total order (`_Key`)
+decides between candidate matchings; it never depends on anything but the offer set and the
+recent load every solver hears.
+
+Spreading work. Among offers of one price a job ranks first the offers of providers with the
+fewest recent matches (`recent_matches`: jobs proposed on each offer within the hold window,
+which every solver derives from the same heard proposals). Offers equal in both are ordered by
+a draw, `sha256(offer ID)`, and that run is rotated for each job to start at `sha256(job ID)`
+modulo its length: every solver computes the same order, but each job prefers different
+providers, so neither the oldest offer nor any other wins every job.
 
 Algorithm. With vector capacities, maximum-cardinality assignment is multi-dimensional bin
 packing with assignment restrictions, NP-hard; so the exact answer is sought only on small
@@ -38,9 +46,10 @@ instances and a deterministic heuristic covers the rest. Let J jobs, R resource 
 compatible pairs, h the jobs one offer hosts.
 1. Compatible pairs: resource offers indexed by module and sorted by price, so a job only checks
    the affordable offers that run its module. O(J·R) in the worst case, O(E) typically.
-2. Two constructions: first-fit (Lilypad's rule: oldest job first, cheapest then oldest offer
-   that still fits, O(E)) and scarcity-first best-fit (jobs with the fewest compatible offers
-   first, larger first, each on the offer it leaves least slack in, O(E)).
+2. Two constructions: first-fit (Lilypad's rule: oldest job first, cheapest offer that still
+   fits, equal prices in one order for every job, O(E log E)) and scarcity-first best-fit (jobs
+   with the fewest compatible offers first, larger first, each on the offer it leaves least
+   slack in, O(E)).
 3. Each is improved. Augmenting paths: an unmatched job enters an offer, if needed evicting one
    hosted job that then moves on the same way (each offer entered once per search, depth <=
    AUGMENT_MAX_DEPTH; swapping two interchangeable jobs, same needs and options, is skipped).
@@ -53,9 +62,11 @@ compatible pairs, h the jobs one offer hosts.
    O(E + budget) and, being counted in steps rather than time, the same on every solver.
    Augmenting never loses a match and the surplus pass never lowers (matches, surplus), so the
    result places at least as many jobs as first-fit, always.
-4. The best of the two candidates by the objective is kept. When J <= EXACT_MAX_JOBS, an exact
-   branch and bound (jobs with fewest options first; each job on a fitting offer or unmatched;
-   bounds on matches and surplus) starts from it as the incumbent, and stops after
+4. The best of the two candidates by the objective is kept, and its jobs are spread over the
+   offers they rank higher at the same price (`_spread`, O(E)): both constructions pack, and
+   this spreads without changing matches or surplus. When J <= EXACT_MAX_JOBS, an exact
+   branch and bound (jobs with fewest options first; each job on a fitting offer or
+   unmatched; bounds on matches and surplus) starts from it as the incumbent, and stops after
    `exact_node_budget` nodes, a count, not a time, so every solver stops at the same node.
    `proven_optimal` says whether the search finished.
 """
@@ -63,6 +74,7 @@ compatible pairs, h the jobs one offer hosts.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -251,8 +263,12 @@ class _Problem:
     prices: list[int]
     need: list[_Vector]
     capacity: list[_Vector]
-    # Per job: compatible resource indices, cheapest first, then older.
+    # Per job: compatible resource indices, cheapest first, then least recently loaded
+    # provider, then in the job's own rotation of the offers' draw order (module docstring).
     options: list[list[int]]
+    # Per job: the same options before the job's rotation, in one order for every job (price,
+    # load, the offer's draw), which first-fit takes them in.
+    unrotated: list[list[int]]
     max_prices: list[int]
     # Per job: the first job with the same needs and options (interchangeable jobs).
     kind: list[int]
@@ -303,17 +319,40 @@ def _compatible(
     return compatible
 
 
+def _draw(offer_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(offer_id.encode()).digest()[:8], "big")
+
+
+def _provider_load(
+    resources: list[ResourceOffer], resource_ids: list[str], recent_matches: Mapping[str, int]
+) -> list[int]:
+    """Per resource offer: the jobs recently matched on any offer of its provider."""
+    per_provider: dict[str, int] = {}
+    for offer, offer_id in zip(resources, resource_ids, strict=True):
+        count = recent_matches.get(offer_id, 0)
+        per_provider[offer.provider] = per_provider.get(offer.provider, 0) + count
+    return [per_provider[offer.provider] for offer in resources]
+
+
 def _build_problem(
     job_offers: Iterable[JobOffer],
     resource_offers: Iterable[ResourceOffer],
     now_ms: int,
     policy: MatchPolicy,
     reserved: Mapping[str, Sequence[ResourceSpec]],
+    recent_matches: Mapping[str, int],
 ) -> _Problem:
     jobs, job_ids = _canonical(job_offers, now_ms)
     resources, resource_ids = _canonical(resource_offers, now_ms)
     prices = [offer.price_per_job_wei for offer in resources]
-    by_price = sorted(range(len(resources)), key=lambda r: (prices[r], r))
+    load = _provider_load(resources, resource_ids, recent_matches)
+    draws = [_draw(offer_id) for offer_id in resource_ids]
+    by_price = sorted(range(len(resources)), key=lambda r: (prices[r], load[r], draws[r], r))
+    tier = [0] * len(resources)  # offers of one tier are equally good for any job
+    for rank, r in enumerate(by_price):
+        previous = by_price[rank - 1] if rank else r
+        same = prices[r] == prices[previous] and load[r] == load[previous]
+        tier[r] = tier[previous] if same else tier[previous] + 1
     by_module: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
     for r in by_price:
         for module in resources[r].modules:
@@ -322,14 +361,17 @@ def _build_problem(
             sorted_prices.append(prices[r])
     mediators = [frozenset(offer.trusted_mediators) for offer in resources]
     options: list[list[int]] = []
-    for job in jobs:
+    unrotated: list[list[int]] = []
+    for job, job_id in zip(jobs, job_ids, strict=True):
         if now_ms + policy.execution_estimate_ms > job.deadline:
             options.append([])
+            unrotated.append([])
             continue
         indices, sorted_prices = by_module.get((job.market, job.module), ([], []))
         affordable = indices[: bisect.bisect_right(sorted_prices, job.max_price_wei)]
         compatible = _compatible(job, affordable, resources, mediators, policy.min_common_mediators)
-        options.append(compatible)
+        options.append(_rotate_tiers(compatible, tier, _draw(job_id)))
+        unrotated.append(compatible)
     return _Problem(
         jobs=jobs,
         job_ids=job_ids,
@@ -342,9 +384,28 @@ def _build_problem(
             for offer, offer_id in zip(resources, resource_ids, strict=True)
         ],
         options=options,
+        unrotated=unrotated,
         max_prices=[job.max_price_wei for job in jobs],
-        kind=_kinds(jobs, options),
+        kind=_kinds(jobs, unrotated),
     )
+
+
+def _rotate_tiers(compatible: list[int], tier: list[int], job_draw: int) -> list[int]:
+    """Each run of equally good offers rotated to start at a place drawn from the job: every
+    solver computes the same order, and each offer is some jobs' first choice. `compatible`
+    is in tier order, so the runs are found by bisection (a step per run, not per offer)."""
+    tiers = list(map(tier.__getitem__, compatible))
+    if len(set(tiers)) == len(tiers):
+        return compatible  # no two equally good offers: nothing to rotate
+    rotated: list[int] = []
+    start, end = 0, len(tiers)
+    while start < end:
+        stop = bisect.bisect_right(tiers, tiers[start], start)
+        pivot = start + job_draw % (stop - start)
+        rotated += compatible[pivot:stop]
+        rotated += compatible[start:pivot]
+        start = stop
+    return rotated
 
 
 def _kinds(jobs: list[JobOffer], options: list[list[int]]) -> list[int]:
@@ -403,9 +464,11 @@ class _Assignment:
 
     def key(self) -> _Key:
         """Smaller is better (see the module docstring's objective)."""
+        problem = self.problem
         matched = [j for j, r in enumerate(self.of_job) if r != _UNMATCHED]
-        surplus = sum(self.problem.surplus(j, self.of_job[j]) for j in matched)
-        return (-len(matched), -surplus, tuple(matched), tuple(self.of_job[j] for j in matched))
+        surplus = sum(problem.surplus(j, self.of_job[j]) for j in matched)
+        ranks = tuple(problem.options[j].index(self.of_job[j]) for j in matched)
+        return (-len(matched), -surplus, tuple(matched), ranks)
 
 
 class _Budget:
@@ -423,8 +486,10 @@ class _Budget:
 
 
 def _first_fit(problem: _Problem) -> _Assignment:
+    """Lilypad's rule: each job, oldest first, on its first option with room, taking options
+    in one order for every job (so it packs)."""
     assignment = _Assignment(problem)
-    for j, options in enumerate(problem.options):
+    for j, options in enumerate(problem.unrotated):
         for r in options:
             if assignment.fits(j, r):
                 assignment.place(j, r)
@@ -457,7 +522,7 @@ def _best_fit_scarce_first(problem: _Problem) -> _Assignment:
                     + (room[2] - disk) * share[2]
                     + (room[3] - gpu) * share[3]
                 )
-                if slack < best_slack:  # ties go to the earlier option: cheaper, then older
+                if slack < best_slack:  # ties go to the job's earlier option
                     best, best_slack = r, slack
         if best != _UNMATCHED:
             assignment.place(j, best)
@@ -532,6 +597,42 @@ def _move_to_cheaper(assignment: _Assignment, budget: _Budget) -> None:
                 assignment.remove(j)
                 assignment.place(j, r)
                 break
+
+
+def _spread(assignment: _Assignment) -> _Assignment:
+    """The same jobs at the same prices, placed where they rank best: the packing
+    constructions stack equally good jobs on one offer. O(E).
+
+    First the matched jobs are placed afresh, oldest first, each on its first option of its
+    current price with room; if that strands a job (packing mattered), each job of the packed
+    assignment instead moves, oldest first, to the first such option it ranks higher.
+    """
+    problem = assignment.problem
+    fresh = _Assignment(problem)
+    for j, current in enumerate(assignment.of_job):
+        if current == _UNMATCHED:
+            continue
+        price = problem.prices[current]
+        for r in problem.options[j]:
+            if problem.prices[r] == price and fresh.fits(j, r):
+                fresh.place(j, r)
+                break
+        else:
+            break
+    else:
+        return fresh
+    for j, current in enumerate(assignment.of_job):
+        if current == _UNMATCHED:
+            continue
+        price = problem.prices[current]
+        for r in problem.options[j]:
+            if r == current:
+                break
+            if problem.prices[r] == price and assignment.fits(j, r):
+                assignment.remove(j)
+                assignment.place(j, r)
+                break
+    return assignment
 
 
 def _improve(assignment: _Assignment, budget: _Budget) -> _Assignment:
@@ -616,20 +717,25 @@ def match(
     epoch: int,
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
     reserved: Mapping[str, Sequence[ResourceSpec]] | None = None,
+    recent_matches: Mapping[str, int] | None = None,
 ) -> Matching:
     """The matching of these offers at `now_ms` (see the module docstring).
 
     Offers not open at `now_ms` are ignored; the result depends on the offer sets only.
     `reserved` maps a resource offer ID to the specs of jobs already promised to it (by earlier
     proposals still held, see `MatchHolds`); its capacity shrinks by their sum.
+    `recent_matches` maps a resource offer ID to the jobs proposed on it within the hold window
+    (`Held.recent_matches`): equally priced offers of less loaded providers rank first.
     """
-    problem = _build_problem(job_offers, resource_offers, now_ms, policy, reserved or {})
+    problem = _build_problem(
+        job_offers, resource_offers, now_ms, policy, reserved or {}, recent_matches or {}
+    )
     budget = _Budget(policy.improvement_budget)
     candidates = [
         _improve(_first_fit(problem), budget),
         _improve(_best_fit_scarce_first(problem), budget),
     ]
-    best = min(candidates, key=_Assignment.key)
+    best = _spread(min(candidates, key=_Assignment.key))
     proven_optimal = False
     if len(problem.jobs) <= EXACT_MAX_JOBS:
         best, proven_optimal = _ExactSearch(problem, best, policy.exact_node_budget).run()
@@ -645,9 +751,9 @@ def first_fit(
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
     reserved: Mapping[str, Sequence[ResourceSpec]] | None = None,
 ) -> Matching:
-    """Lilypad's rule, for comparison: oldest job first, on the cheapest (then oldest) offer
-    that still has room, under the same constraints as `match`."""
-    problem = _build_problem(job_offers, resource_offers, now_ms, policy, reserved or {})
+    """Lilypad's rule, for comparison: oldest job first, on the cheapest offer that still has
+    room (equal prices in one fixed order), under the same constraints as `match`."""
+    problem = _build_problem(job_offers, resource_offers, now_ms, policy, reserved or {}, {})
     return _result(_first_fit(problem), epoch, proven_optimal=False)
 
 
@@ -729,6 +835,9 @@ class Held:
 
     jobs: frozenset[str]
     reserved: Mapping[str, tuple[ResourceSpec, ...]]
+    # Resource offer ID -> jobs proposed on it within the hold, live or not: the recent load
+    # that equally priced offers are ranked by.
+    recent_matches: Mapping[str, int]
 
 
 class MatchHolds:
@@ -774,7 +883,9 @@ class MatchHolds:
         30 s hold per job otherwise caps a market at a few matches per provider per 30 s.
         """
         jobs: set[str] = set()
+        counted: set[str] = set()
         reserved: dict[str, list[ResourceSpec]] = {}
+        recent: dict[str, int] = {}
         end = epoch_end_ms(epoch, self._epoch_ms)
         # Sorted, so solvers that recorded the same proposals in another order agree.
         for (held_epoch, held_market), matchings in sorted(self._by_epoch.items()):
@@ -784,6 +895,9 @@ class MatchHolds:
                 continue
             for _, pairs in sorted(matchings.items()):
                 for job, resource, spec in pairs:
+                    if job not in counted:
+                        counted.add(job)
+                        recent[resource] = recent.get(resource, 0) + 1
                     if job in jobs:
                         continue  # two matchings of one job reserve capacity once
                     if live_jobs is not None and job not in live_jobs:
@@ -793,6 +907,7 @@ class MatchHolds:
         return Held(
             jobs=frozenset(jobs),
             reserved={resource: tuple(specs) for resource, specs in reserved.items()},
+            recent_matches=recent,
         )
 
     def forget_before(self, epoch: int) -> None:

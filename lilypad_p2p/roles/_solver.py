@@ -74,13 +74,17 @@ class _EpochInputs:
     jobs: list[wire.JobOffer]
     resources: list[wire.ResourceOffer]
     reserved: dict[str, tuple[wire.ResourceSpec, ...]]
+    recent_matches: dict[str, int]
 
-    def fingerprint(self) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[object]]:
+    def fingerprint(
+        self,
+    ) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[object], frozenset[object]]:
         # bytes cache their hash, so this costs a pass over the offers, not a re-encoding.
         return (
             frozenset(job.canonical_bytes for job in self.jobs),
             frozenset(offer.canonical_bytes for offer in self.resources),
             frozenset(self.reserved.items()),
+            frozenset(self.recent_matches.items()),
         )
 
 
@@ -206,7 +210,9 @@ class Solver:
             body = envelope.body
             if isinstance(body, wire.ResourceOffer) and is_open(body, last_ms):
                 resources.append(body)
-        return _EpochInputs(market, epoch, jobs, resources, dict(held.reserved))
+        return _EpochInputs(
+            market, epoch, jobs, resources, dict(held.reserved), dict(held.recent_matches)
+        )
 
     def _propose(self, inputs: _EpochInputs) -> list[wire.MatchProposal]:
         """Pure: the matching of `inputs` as proposals (run in a worker thread by `run`)."""
@@ -217,6 +223,7 @@ class Solver:
             epoch=inputs.epoch,
             policy=self._policy,
             reserved=inputs.reserved,
+            recent_matches=inputs.recent_matches,
         )
         return proposals_for(
             matching, market=inputs.market, solver=self._identity.address, epoch_ms=self._epoch_ms
