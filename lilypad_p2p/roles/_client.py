@@ -423,7 +423,8 @@ class ClientRole:
         self._save(stored, Event.REFUSED, refused=refused, refusal=why)
 
     def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
-        """After a failed match, the offers in our own book, cheapest (then oldest) first.
+        """After a failed match, the offers in our own book, cheapest first; equal prices in an
+        order drawn from the job, so clients' fallbacks do not all pile onto the oldest offer.
 
         The solvers' holds keep a failed pair out of their next epochs only for a while, after
         which they may propose the same provider again; a job whose provider did not answer
@@ -433,7 +434,9 @@ class ClientRole:
         """
         offers = [e.body for e in self._book.offers(job.market, wire.ResourceOffer)
                   if isinstance(e.body, wire.ResourceOffer)]
-        offers.sort(key=lambda offer: (offer.price_per_job_wei, offer.created_at, offer.cid))
+        offers.sort(key=lambda offer: (
+            offer.price_per_job_wei, hashlib.sha256(f"{job.cid}/{offer.cid}".encode()).digest()
+        ))
         return [offer.cid for offer in offers]
 
     # matched -> agreed
