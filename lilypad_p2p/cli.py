@@ -432,10 +432,16 @@ def _node_account(config: Any) -> Any:
 
 
 def _settlement(
-    home: Path | None, rpc: str | None, contract: str | None, chain_id: int | None = None
+    home: Path | None,
+    rpc: str | None,
+    contract: str | None,
+    chain_id: int | None = None,
+    *,
+    as_node: bool = True,
 ) -> Any:
-    """A SettlementClient acting as this node's key on the configured JSON-RPC chain (with
-    `[[chains]]`: the one `chain_id` names, else the first)."""
+    """A SettlementClient on the configured JSON-RPC chain (with `[[chains]]`: the one
+    `chain_id` names, else the first), acting as this node's key unless `as_node` is False
+    (read-only)."""
     from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
 
     config = _chain_target(home, rpc, contract)
@@ -450,7 +456,7 @@ def _settlement(
     if target.contract is None:
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy`")
-    account = _node_account(config)
+    account = _node_account(config) if as_node else None
     try:
         return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
     except ChainError as exc:
@@ -560,6 +566,51 @@ def balance(
         _show_balance(client, as_json)
     except ChainError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def providers(
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    from_block: Annotated[
+        int, typer.Option("--from-block", min=0, help="First block to replay (the contract's "
+                          "deployment block saves time on a long chain).")
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Providers' track records, replayed from the settlement contract's events.
+
+    Anyone can check them: they come from the chain alone (deals opened, completed, slashed
+    for a missed deadline or a wrong result), not from the providers or from this node.
+    """
+    from lilypad_p2p.chain import ChainError, read_track_records
+
+    client = _settlement(home, rpc, contract, chain_id, as_node=False)
+    try:
+        records, head = read_track_records(client.chain, client.address, from_block=from_block)
+    except ChainError as exc:
+        _fail(str(exc))
+    rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))
+    if as_json:
+        typer.echo(json.dumps({"head_block": head, "providers": [
+            {"provider": r.provider, "opened": r.opened, "completed": r.completed,
+             "settled": r.settled, "paid_unanswered": r.paid_unanswered,
+             "ruled_correct": r.ruled_correct, "missed_deadline": r.missed_deadline,
+             "ruled_wrong": r.ruled_wrong, "non_deterministic": r.non_deterministic,
+             "mediation_lapsed": r.mediation_lapsed, "in_progress": r.in_progress,
+             "last_slash_block": r.last_slash_block} for r in rows]}, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no deals on {client.address} up to block {head}")
+        return
+    typer.echo(f"{'provider':<44}{'opened':>8}{'completed':>11}{'slashed':>9}"
+               f"{'open':>6}  last slash (block {head} now)")
+    for r in rows:
+        slash = "-" if r.last_slash_block is None else str(r.last_slash_block)
+        typer.echo(f"{r.provider:<44}{r.opened:>8}{r.completed:>11}{r.slashes:>9}"
+                   f"{r.in_progress:>6}  {slash}")
 
 
 @chain_app.command("deploy")

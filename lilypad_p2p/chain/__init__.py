@@ -39,6 +39,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     WrongDealStatus,
 )
+from lilypad_p2p.chain._records import read_track_records, settlement_events
 from lilypad_p2p.chain._requests import (
     EXAMPLE_CLIENT,
     MAX_INLINE_OUTPUT_BYTES,
@@ -119,11 +120,13 @@ __all__ = [
     "open_embedded_chain",
     "open_rpc_chain",
     "parse_amount",
+    "read_track_records",
     "record_chain_settings",
     "recover_typed",
     "require_signer",
     "result_cid_bytes",
     "settlement_abi",
+    "settlement_events",
     "sign_typed",
     "typed_data_types",
 ]

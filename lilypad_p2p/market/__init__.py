@@ -77,6 +77,12 @@ from lilypad_p2p.market._replay import (
     ReplayGuardStatistics,
 )
 from lilypad_p2p.market._republisher import REPUBLISH_INTERVAL_MS, Republisher
+from lilypad_p2p.market._track_record import (
+    RecordRequirement,
+    SettlementEvent,
+    TrackRecord,
+    track_records,
+)
 from lilypad_p2p.market._verdicts import (
     Quorum,
     SignedVerdict,
@@ -124,14 +130,17 @@ __all__ = [
     "OfferBookStatistics",
     "Phase",
     "Quorum",
+    "RecordRequirement",
     "ReplayGuard",
     "ReplayGuardStatistics",
     "Republisher",
+    "SettlementEvent",
     "Side",
     "SignedVerdict",
     "TallyRejected",
     "Timeout",
     "Timeouts",
+    "TrackRecord",
     "VerdictOutcome",
     "VerdictTally",
     "advance",
@@ -157,5 +166,6 @@ __all__ = [
     "select_consortium",
     "state_diagram",
     "threshold_is_safe",
+    "track_records",
     "vet_proposal",
 ]

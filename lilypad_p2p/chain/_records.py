@@ -1,0 +1,46 @@
+"""Providers' track records read from the settlement contract's events (`market.track_records`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from eth_utils import to_checksum_address
+
+from lilypad_p2p.chain._backend import Chain
+from lilypad_p2p.chain._watcher import ChainEvent, EventWatcher
+from lilypad_p2p.market import SettlementEvent, TrackRecord, track_records
+
+_RECORD_EVENTS = frozenset({"DealOpened", "DealSettled", "DealTimedOut", "DealResolved"})
+
+
+def settlement_events(events: Iterable[ChainEvent]) -> list[SettlementEvent]:
+    """The decoded chain events a track record is made of, in chain order."""
+    kept = []
+    for event in events:
+        deal_id = event.deal_id
+        if event.name not in _RECORD_EVENTS or deal_id is None:
+            continue
+        provider = event.args.get("provider")
+        status = event.args.get("status")
+        outcome = event.args.get("outcome")
+        kept.append(SettlementEvent(
+            name=event.name,
+            deal_id=deal_id,
+            block=event.block_number,
+            provider=to_checksum_address(provider) if provider is not None else None,
+            status=int(status) if status is not None else None,
+            outcome=int(outcome) if outcome is not None else None,
+        ))
+    return kept
+
+
+def read_track_records(
+    chain: Chain, contract: str, *, from_block: int = 0
+) -> tuple[dict[str, TrackRecord], int]:
+    """Every provider's record on this chain from `from_block` on, and the head block read to.
+
+    Blocking (one eth_getLogs per MAX_BLOCK_RANGE blocks); run it in a worker thread from trio.
+    """
+    watcher = EventWatcher(chain, contract, from_block=from_block)
+    events = watcher.poll()
+    return track_records(settlement_events(events)), watcher.cursor - 1

@@ -1,0 +1,56 @@
+"""Providers' track records replayed from a real contract's events, and `lilypad-p2p providers`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from chain_world import RESULT_WINDOW_S, World
+from typer.testing import CliRunner
+
+from lilypad_p2p.chain import Backend, read_track_records
+from lilypad_p2p.cli import app
+from lilypad_p2p.testing import advance_chain_time
+
+pytestmark = pytest.mark.chain
+
+RESULT = b"\x33" * 32
+
+
+def test_records_count_what_the_contract_did(world: World, tmp_path) -> None:
+    settled, late, running = world.deal(), world.deal(), world.deal()
+    for deal in (settled, late, running):
+        world.open(deal)
+    acceptance = world.job_creator.sign(world.job_creator.acceptance(settled, RESULT))
+    world.provider.settle(settled, RESULT, acceptance)
+    advance_chain_time(world.chain, RESULT_WINDOW_S + 1)
+    world.job_creator.claim_timeout(late)  # no result by the deadline: the provider is slashed
+    slashed_at = world.chain.block_number()
+
+    records, head = read_track_records(world.chain, world.address, from_block=world.deployed_at)
+    assert head >= slashed_at
+    assert list(records) == [world.provider.account.address]
+    record = records[world.provider.account.address]
+    assert (record.opened, record.settled, record.missed_deadline) == (3, 1, 1)
+    assert (record.completed, record.slashes, record.in_progress) == (1, 1, 1)
+    assert record.last_slash_block == slashed_at
+
+    # A replay that starts after the deals were opened attributes nothing.
+    later, _ = read_track_records(world.chain, world.address, from_block=slashed_at)
+    assert later == {}
+
+    if world.chain.backend is not Backend.JSON_RPC:
+        return  # the CLI reaches a chain over JSON-RPC only
+    url = world.chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    result = CliRunner().invoke(app, [
+        "providers", "--home", str(tmp_path / "anyone"), "--rpc", url,
+        "--contract", world.address, "--from-block", str(world.deployed_at), "--json",
+    ], env={"LILYPAD_RPC_URL": None, "LILYPAD_CONTRACT": None})
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)["providers"]
+    assert shown == [{
+        "provider": world.provider.account.address, "opened": 3, "completed": 1, "settled": 1,
+        "paid_unanswered": 0, "ruled_correct": 0, "missed_deadline": 1, "ruled_wrong": 0,
+        "non_deterministic": 0, "mediation_lapsed": 0, "in_progress": 1,
+        "last_slash_block": slashed_at,
+    }]
