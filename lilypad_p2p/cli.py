@@ -110,6 +110,12 @@ def node(
         float | None,
         typer.Option(help="Client: fraction of jobs sent to mediation as spot checks (0-1)."),
     ] = None,
+    metrics_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for /metrics, /healthz, /readyz and the status page, "
+                     "e.g. 127.0.0.1:9464 (off loopback a token from <home>/metrics.token "
+                     "is required)."),
+    ] = None,
 ) -> None:
     """Run a node until Ctrl-C.
 
@@ -147,6 +153,7 @@ def node(
         "rpc_url": rpc_url,
         "contract": contract,
         "check_rate_ppm": check_rate,
+        "metrics_listen": metrics_listen,
     }
     try:
         node_config = load_config(home=home, config_file=config, flags=flags)

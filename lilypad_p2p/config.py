@@ -138,6 +138,9 @@ class NodeConfig:
     # to a wrong output, a mediator that signs the opposite of what its runs show.
     cheat_wrong_output: bool = False
     mediator_lies: bool = False
+    # The operator's listener (observe/): "host:port" serving /metrics, /healthz, /readyz and
+    # the status page; None: off. Off loopback it asks for <home>/metrics.token.
+    metrics_listen: str | None = None
     # A node that also sends this many invalid gossip messages a second to every peer (0: off;
     # testing/_spam.py): honest nodes must score it out.
     spam_gossip_per_s: int = 0
@@ -228,6 +231,18 @@ def _log_level(value: object, source: str) -> str:
     if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
         raise ConfigError(f"log_level ({source}): {value!r} is not one of {list(LOG_LEVELS)}")
     return value.lower()
+
+
+def _metrics_listen(value: object, source: str) -> str | None:
+    if value in (None, ""):
+        return None
+    match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})", str(value))
+    if not isinstance(value, str) or match is None or not 0 < int(match.group(2)) < 65536:
+        raise ConfigError(
+            f"metrics_listen ({source}): {value!r} is not HOST:PORT "
+            "(e.g. 127.0.0.1:9464; [::1]:9464)"
+        )
+    return value
 
 
 def _rpc_url(value: object, source: str) -> str | None:
@@ -411,6 +426,7 @@ SETTINGS: tuple[_Setting, ...] = (
              _flag("mediator_lies")),
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
              _rate_per_s("spam_gossip_per_s")),
+    _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}

@@ -159,6 +159,8 @@ class Node:
                 self.config.control_token_file,
                 self.control_handlers(),
             )
+            if self.config.metrics_listen is not None:
+                await self._start_observe(nursery, self.config.metrics_listen)
             event(
                 log,
                 "node.started",
@@ -168,6 +170,26 @@ class Node:
                 listen=self.net.listen_addrs(),
             )
             task_status.started()
+
+    async def _start_observe(self, nursery: trio.Nursery, listen: str) -> None:
+        """The operator's listener (observe/): a token is required off loopback."""
+        from lilypad_p2p.observe import ObserveService, is_loopback, load_or_create_token
+
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]")
+        token_file = self.config.home / "metrics.token"
+        token = None if is_loopback(host) else load_or_create_token(token_file)
+        try:
+            bound = await nursery.start(
+                ObserveService(self.control_handlers(), token=token).run, host, int(port)
+            )
+        except OSError as exc:
+            raise LilypadError(
+                f"metrics_listen {listen}: cannot listen ({exc.strerror}); choose a free "
+                "HOST:PORT or leave it out"
+            ) from None
+        event(log, "observe.listening", url=f"http://{listen.rpartition(':')[0]}:{bound}/",
+              token_file=str(token_file) if token else None)
 
     async def _start_market_roles(self, nursery: trio.Nursery) -> None:
         """Open the deal database and the chains, then start the client and provider roles.
@@ -502,11 +524,13 @@ class Node:
                     f"{body.price_per_job_wei} wei/job"
                 )
                 chain_ids = list(body.chain_ids)
+                price = body.price_per_job_wei
             else:
                 assert isinstance(body, wire.JobOffer)
                 kind, owner = "job", body.job_creator
                 summary = f"{body.module}, max {body.max_price_wei} wei"
                 chain_ids = [body.chain_id]
+                price = body.max_price_wei
             listed.append(
                 {
                     "kind": kind,
@@ -514,6 +538,7 @@ class Node:
                     "owner": owner,
                     "summary": summary,
                     "chain_ids": chain_ids,
+                    "price_wei": price,
                     "expires_in_s": (body.expires_at - now_ms) / 1000,
                 }
             )

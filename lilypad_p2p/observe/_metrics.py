@@ -1,0 +1,177 @@
+"""Prometheus metrics built at scrape time from the node's own status snapshot.
+
+Nothing on the hot paths counts for Prometheus: the node already keeps counters (gossip,
+offer book, deals in its store), and a scrape turns one snapshot of them into metric families.
+A node with the listener off pays nothing; a scrape costs one status call.
+
+Names follow Prometheus conventions: `lilypad_` prefix, base units in the name (`_seconds`,
+`_wei`), `_total` for counters; label values come from fixed sets (drop reasons, report
+actions, phases, sides, markets and chains the node is configured with), never from peers.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Peer-score buckets (GossipSub scores; the graylist threshold is -80).
+SCORE_BOUNDS = (-80.0, -60.0, -40.0, 0.0, 10.0, float("inf"))
+
+
+class _Snapshot:
+    """A collector over one snapshot (prometheus_client calls `collect` on exposition)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def exposition(
+    status: Mapping[str, Any],
+    peers: Sequence[Mapping[str, Any]],
+    deals: Sequence[Mapping[str, Any]],
+    ready: Mapping[str, bool],
+) -> bytes:
+    """The text exposition of one snapshot, with this process's CPU and memory."""
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    registry.register(_Snapshot(list(families(status, peers, deals, ready))))
+    return generate_latest(registry)
+
+
+def families(
+    status: Mapping[str, Any],
+    peers: Sequence[Mapping[str, Any]],
+    deals: Sequence[Mapping[str, Any]],
+    ready: Mapping[str, bool],
+) -> Iterable[Metric]:
+    info = GaugeMetricFamily(
+        "lilypad_node_info", "This node: identity and roles (value 1).",
+        labels=["peer_id", "address", "roles"],
+    )
+    info.add_metric(
+        [status["peer_id"], status["address"], ",".join(status["roles"])], 1.0
+    )
+    yield info
+    yield GaugeMetricFamily(
+        "lilypad_uptime_seconds", "Seconds since the node started.", value=status["uptime_s"]
+    )
+    yield from _network(status, peers)
+    yield from _book(status)
+    yield from _deals(deals)
+    yield from _chains(status)
+    checks = GaugeMetricFamily(
+        "lilypad_ready_check", "Each readiness check (1 passing, 0 failing).", labels=["check"]
+    )
+    for name, passing in sorted(ready.items()):
+        checks.add_metric([name], 1.0 if passing else 0.0)
+    yield checks
+    faults = GaugeMetricFamily(
+        "lilypad_degraded", "Degraded states the node is in (1 while it lasts).", labels=["state"]
+    )
+    for fault in status.get("faults", ()):
+        faults.add_metric([str(fault.get("kind", fault) if isinstance(fault, dict) else fault)], 1)
+    yield faults
+
+
+def _network(status: Mapping[str, Any], peers: Sequence[Mapping[str, Any]]) -> Iterable[Metric]:
+    gossip = status["gossip"]
+    yield GaugeMetricFamily("lilypad_peers", "Connected peers.", value=len(peers))
+    yield GaugeMetricFamily(
+        "lilypad_known_nodes", "Nodes whose signed record we hold.", value=status["known_nodes"]
+    )
+    yield CounterMetricFamily(
+        "lilypad_gossip_delivered_messages", "Gossip messages validated and delivered.",
+        value=gossip["delivered"],
+    )
+    dropped = CounterMetricFamily(
+        "lilypad_gossip_rejected_messages", "Gossip messages refused, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in sorted(gossip["dropped"].items()):
+        dropped.add_metric([reason], count)
+    yield dropped
+    reports = CounterMetricFamily(
+        "lilypad_peer_reports", "Misbehaviour reports against peers, by action.",
+        labels=["action"],
+    )
+    for action, count in sorted(gossip["reports"].items()):
+        reports.add_metric([action], count)
+    yield reports
+    for name, help_text in (
+        ("outbound_queue_drops", "Messages dropped because a peer's outbound queue was full."),
+        ("event_queue_drops", "Network events dropped because the node's queue was full."),
+        ("graylisted_messages_ignored", "Messages ignored from graylisted peers."),
+    ):
+        yield CounterMetricFamily(f"lilypad_gossip_{name}", help_text, value=gossip[name])
+    mesh = Counter(topic for peer in peers for topic in peer.get("mesh_topics", ()))
+    mesh_size = GaugeMetricFamily(
+        "lilypad_gossip_mesh_peers", "Peers in our mesh, per topic.", labels=["topic"]
+    )
+    for topic, count in sorted(mesh.items()):
+        mesh_size.add_metric([topic], count)
+    yield mesh_size
+    scores = [float(peer["score"]) for peer in peers if peer.get("score") is not None]
+    buckets = [(str(bound), sum(1 for s in scores if s <= bound)) for bound in SCORE_BOUNDS]
+    histogram = GaugeMetricFamily(
+        "lilypad_peer_score_peers", "Connected peers with a GossipSub score at most `le`.",
+        labels=["le"],
+    )
+    for bound, count in buckets:
+        histogram.add_metric([bound.replace("inf", "+Inf")], count)
+    yield histogram
+
+
+def _book(status: Mapping[str, Any]) -> Iterable[Metric]:
+    book = status["book"]
+    offers = GaugeMetricFamily("lilypad_offers", "Offers in the book, by kind.", labels=["kind"])
+    offers.add_metric(["resource"], book["resource_offers"])
+    offers.add_metric(["job"], book["job_offers"])
+    yield offers
+    refused = CounterMetricFamily(
+        "lilypad_offers_refused", "Offers the book refused, by reason.", labels=["reason"]
+    )
+    for key, count in sorted(book.items()):
+        if key.startswith("refused_"):
+            refused.add_metric([key.removeprefix("refused_")], count)
+    yield refused
+
+
+def _deals(deals: Sequence[Mapping[str, Any]]) -> Iterable[Metric]:
+    by_phase = Counter((str(d.get("side")), str(d.get("phase"))) for d in deals)
+    phases = GaugeMetricFamily(
+        "lilypad_deals", "Deals in the store, by our side and phase.", labels=["side", "phase"]
+    )
+    for (side, phase), count in sorted(by_phase.items()):
+        phases.add_metric([side, phase], count)
+    yield phases
+
+
+def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
+    up = GaugeMetricFamily(
+        "lilypad_chain_up", "Whether the chain's RPC answered the last call.", labels=["chain_id"]
+    )
+    head = GaugeMetricFamily("lilypad_chain_head_block", "Head block.", labels=["chain_id"])
+    balance = GaugeMetricFamily(
+        "lilypad_balance_wei", "Our settlement account, free or locked in deals.",
+        labels=["chain_id", "state"],
+    )
+    for chain in status.get("chains", ()):
+        chain_id = str(chain["chain_id"])
+        up.add_metric([chain_id], 1.0 if chain.get("connected") else 0.0)
+        if "head" in chain:
+            head.add_metric([chain_id], chain["head"])
+        for state in ("free", "locked"):
+            if f"{state}_wei" in chain:
+                balance.add_metric([chain_id, state], chain[f"{state}_wei"])
+    yield up
+    yield head
+    yield balance

@@ -1,0 +1,96 @@
+"""Metrics exposition, readiness and the status page from a recorded snapshot (pure)."""
+
+import json
+import re
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from lilypad_p2p.observe import exposition, readiness, render
+
+STATUS = {
+    "peer_id": "16Uiu2HAmTest", "address": "0x" + "ab" * 20, "roles": ["provider", "solver"],
+    "markets": ["cpu"], "listen_addrs": ["/ip4/127.0.0.1/tcp/4001"], "uptime_s": 12.5,
+    "known_nodes": 3,
+    "gossip": {"delivered": 40, "dropped": {"bad_signature": 2, "expired": 1},
+               "reports": {"low_tolerance": 2}, "reported_peers": 1, "outbound_queue_drops": 0,
+               "event_queue_drops": 0, "duplicates_skipped": 5,
+               "graylisted_messages_ignored": 7, "connected_peers": 2},
+    "book": {"offers": 3, "resource_offers": 2, "job_offers": 1, "markets": 1, "tombstones": 0,
+             "added": 3, "already_known": 0, "refused_cancelled": 0, "refused_expired": 4,
+             "refused_owner_limit": 0, "refused_full": 0, "refused_too_many_markets": 0,
+             "evicted": 0, "expired": 0, "cancelled": 0},
+    "nat": {"reachability": "public", "circuit_addrs": []},
+    "chains": [{"chain_id": 31337, "contract": "0x" + "cd" * 20, "connected": True, "head": 99,
+                "free_wei": 5 * 10**18, "locked_wei": 10**18}],
+}
+PEERS = [
+    {"peer_id": "16Uiu2HAmA", "addrs": ["/ip4/1.2.3.4/tcp/1"],
+     "mesh_topics": ["/lilypad/1/market/cpu"], "score": -90.0},
+    {"peer_id": "16Uiu2HAmB", "addrs": [], "mesh_topics": [], "score": 3.0},
+]
+DEALS = [
+    {"key": "bafy1", "side": "provider", "phase": "running", "module": "hash",
+     "job_creator": "0x" + "11" * 20, "provider": None, "error": None,
+     "transitions": [{"from": None, "to": "agreed", "event": "countersigned", "at_ms": 1000}]},
+    {"key": "bafy2", "side": "client", "phase": "settled", "module": "<script>alert(1)</script>",
+     "provider": "0x" + "22" * 20, "error": "<b>bad</b>",
+     "transitions": [{"from": "offered", "to": "matched", "event": "m", "at_ms": 2000}]},
+]
+
+
+def scrape() -> dict:
+    text = exposition(STATUS, PEERS, DEALS, readiness(STATUS, PEERS)).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_exposition_follows_prometheus_conventions():
+    metrics = scrape()
+    assert metrics[("lilypad_gossip_delivered_messages_total", ())] == 40
+    assert metrics[("lilypad_gossip_rejected_messages_total", (("reason", "bad_signature"),))] == 2
+    assert metrics[("lilypad_offers", (("kind", "resource"),))] == 2
+    assert metrics[("lilypad_offers_refused_total", (("reason", "expired"),))] == 4
+    assert metrics[("lilypad_deals", (("phase", "running"), ("side", "provider")))] == 1
+    assert metrics[("lilypad_balance_wei", (("chain_id", "31337"), ("state", "locked")))] == 1e18
+    assert metrics[("lilypad_chain_up", (("chain_id", "31337"),))] == 1
+    assert metrics[("lilypad_peer_score_peers", (("le", "-80.0"),))] == 1
+    assert metrics[("lilypad_peer_score_peers", (("le", "+Inf"),))] == 2
+    assert metrics[("lilypad_gossip_mesh_peers", (("topic", "/lilypad/1/market/cpu"),))] == 1
+    for name, _ in metrics:
+        assert re.fullmatch(r"(lilypad|process|python)_[a-z0-9_]+", name), name
+        assert not name.endswith("_total_total")
+
+
+def test_readiness_names_each_failing_check():
+    assert readiness(STATUS, PEERS) == {"listening": True, "meshed": True, "chain_31337": True}
+    down = {**STATUS, "chains": [{**STATUS["chains"][0], "connected": False}],
+            "faults": [{"kind": "docker_unreachable"}]}
+    checks = readiness(down, [])
+    assert checks == {"listening": True, "meshed": False, "chain_31337": False,
+                      "not_docker_unreachable": False}
+    assert readiness({**STATUS, "roles": ["relay"]}, []) == {"listening": True,
+                                                               "chain_31337": True}
+
+
+def test_the_page_escapes_what_others_wrote():
+    page = render(STATUS, PEERS, DEALS, {"cpu": []}, readiness(STATUS, PEERS))
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "<b>bad</b>" not in page
+    assert STATUS["address"] in page and "16Uiu2HAmA" in page and "ready" in page
+
+
+def test_the_dashboard_only_charts_metrics_we_export():
+    dashboard = json.loads(
+        (Path(__file__).parents[3] / "deploy" / "grafana-dashboard.json").read_text()
+    )
+    text = exposition(STATUS, PEERS, DEALS, {}).decode()
+    families = {family.name for family in text_string_to_metric_families(text)}
+    exported = families | {f"{name}_total" for name in families}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for name in re.findall(r"\b((?:lilypad|process)_[a-z_]+)\{", target["expr"]):
+                assert name in exported, (panel["title"], name)
