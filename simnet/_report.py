@@ -75,7 +75,12 @@ def write_json(report: Mapping[str, Any], out_dir: Path) -> Path:
 
 def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     """One PNG per figure; returns the files written."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit(
+            "simnet plots need matplotlib: pip install 'lilypad-p2p[simnet]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
