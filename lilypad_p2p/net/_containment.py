@@ -8,7 +8,8 @@ cancels the whole service and with it the node. Two wrappers close those paths:
 - `contain_stream_handlers(host, on_failure, admission)`: every handler registered on the host
   (ours and the library's, pubsub's included) runs under a guard that resets the stream and
   reports the peer instead of raising, and that holds one of the peer's stream slots for that
-  protocol (`NetLimits.max_streams_per_protocol_per_peer`; over it, the stream is reset unread);
+  protocol (`NetLimits.max_streams_per_protocol_per_peer`; over it, the stream is reset unread
+  and the peer reported and disconnected);
 - `contain_service_tasks(manager, on_failure)`: every non-daemon task a service starts with
   `run_task` runs under the same guard. Daemon tasks (heartbeats, queues) are the service
   itself; they are left to fail loudly.
@@ -38,6 +39,10 @@ RESET_TIMEOUT_S = 5.0
 OnFailure = Callable[[ID, str, BaseException], None]
 
 
+class StreamBudgetExceeded(Exception):
+    """A peer opened more concurrent streams of one protocol than its budget."""
+
+
 def contain_stream_handlers(host: IHost, on_failure: OnFailure, admission: Admission) -> None:
     """Make every stream handler registered on `host` from now on contain its failures and
     hold one of `admission`'s stream slots for its (peer, protocol) while it runs."""
@@ -61,7 +66,9 @@ def _guarded_handler(
     async def guarded(stream: INetStream) -> None:
         peer_id = _peer_of(stream)
         if peer_id is not None and not admission.open_stream(peer_id, where):
+            # No honest peer holds that many streams of one protocol open at once.
             await reset_quietly(stream)
+            on_failure(peer_id, where, StreamBudgetExceeded(f"too many {where} streams"))
             return
         try:
             await handler(stream)
