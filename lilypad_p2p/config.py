@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.errors import ConfigError
+from lilypad_p2p.net._admission import LIMIT_NAMES, NetLimits
 
+_DEFAULT_LIMITS = NetLimits()
 ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
@@ -125,6 +127,18 @@ class NodeConfig:
     # Stream muxer: "mplex" (default, least CPU, guarded against corrupt frames) or "yamux";
     # every node of a network uses the same one. Relayed connections work over both.
     muxer: str = "mplex"
+    # A public node's budgets (`[limits]`, net/_admission.py NetLimits; README "What a public
+    # node withstands"): connections, streams, request bytes in flight, ban length.
+    limit_max_connections: int = _DEFAULT_LIMITS.max_connections
+    limit_max_inbound: int = _DEFAULT_LIMITS.max_inbound
+    limit_max_outbound: int = _DEFAULT_LIMITS.max_outbound
+    limit_max_per_ip: int = _DEFAULT_LIMITS.max_per_ip
+    limit_max_per_subnet: int = _DEFAULT_LIMITS.max_per_subnet
+    limit_max_per_peer: int = _DEFAULT_LIMITS.max_per_peer
+    limit_max_streams_per_protocol_per_peer: int = _DEFAULT_LIMITS.max_streams_per_protocol_per_peer
+    limit_max_inflight_bytes_per_peer: int = _DEFAULT_LIMITS.max_inflight_bytes_per_peer
+    limit_max_inflight_bytes: int = _DEFAULT_LIMITS.max_inflight_bytes
+    limit_ban_s: int = int(_DEFAULT_LIMITS.ban_s)
     # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
     # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
     # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
@@ -169,6 +183,18 @@ class NodeConfig:
     @property
     def database(self) -> Path:
         return self.home / "node.sqlite"
+
+    @property
+    def net_limits(self) -> NetLimits:
+        """The `[limits]` settings as the network's budgets.
+
+        Raises:
+            ConfigError: the limits contradict each other.
+        """
+        try:
+            return NetLimits(**{name: getattr(self, f"limit_{name}") for name in LIMIT_NAMES})
+        except ValueError as exc:
+            raise ConfigError(f"[limits]: {exc}") from exc
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -411,6 +437,11 @@ SETTINGS: tuple[_Setting, ...] = (
     ),
     _Setting("upnp", ("upnp",), "LILYPAD_UPNP", _flag("upnp")),
     _Setting("muxer", ("muxer",), "LILYPAD_MUXER", _muxer),
+    *(
+        _Setting(f"limit_{name}", ("limits", name), f"LILYPAD_LIMIT_{name.upper()}",
+                 _seconds(f"limits.{name}"))
+        for name in LIMIT_NAMES
+    ),
     _Setting("mediator_stake_wei", ("mediator_stake_wei",), "LILYPAD_MEDIATOR_STAKE_WEI",
              _wei("mediator_stake_wei")),
     _Setting("check_rate_ppm", ("check_rate",), "LILYPAD_CHECK_RATE", _check_rate),
@@ -431,6 +462,7 @@ SETTINGS: tuple[_Setting, ...] = (
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}
 _KNOWN_RELAY_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "relay"}
+_KNOWN_LIMIT_KEYS = set(LIMIT_NAMES)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -441,7 +473,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return {}
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay"})
+    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay", "limits"})
     if unknown:
         known = sorted(_KNOWN_TOP_LEVEL)
         raise ConfigError(
@@ -456,6 +488,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     relay = data.get("relay", {})
     if not isinstance(relay, dict) or set(relay) - _KNOWN_RELAY_KEYS:
         raise ConfigError(f"{path}: [relay] must be a table of {sorted(_KNOWN_RELAY_KEYS)}")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict) or set(limits) - _KNOWN_LIMIT_KEYS:
+        raise ConfigError(f"{path}: [limits] must be a table of {sorted(_KNOWN_LIMIT_KEYS)}")
     return data
 
 

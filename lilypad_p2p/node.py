@@ -59,6 +59,7 @@ from lilypad_p2p.roles import (
     open_deal_chains,
     resource_offer,
 )
+from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
@@ -107,6 +108,7 @@ class Node:
             offer_snapshot=self._offer_snapshot,
             nat=_nat_settings(config),
             muxer=Muxer(config.muxer),
+            limits=config.net_limits,
             # A new relay address must reach peers before the next periodic NodeRecord.
             on_addrs_changed=lambda: self._addrs_changed.set(),
         )
@@ -207,6 +209,7 @@ class Node:
         self.chains = chains = await open_deal_chains(config, self.identity)
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
+        self.net.set_deal_peers(open_deal_peers(store))
         if self.config.has_role("provider"):
             defence = ProviderDisputes(self.identity, chains, self._mediator_contact)
             await nursery.start(defence.run)

@@ -5,6 +5,7 @@ envelopes. Topics, peer grading and the validator's decision are pure and import
 own. libp2p's exceptions are mapped to the `NetError` subtree at this package's boundary.
 """
 
+from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._discovery import PEER_EXCHANGE_PROTOCOL, Discovery, KnownPeer
 from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError, TopicError
 from lilypad_p2p.net._events import (
@@ -103,6 +104,7 @@ __all__ = [
     "NatSettings",
     "NetError",
     "NetEvent",
+    "NetLimits",
     "NetStatistics",
     "NodeRecordReceived",
     "NodesTopic",

@@ -27,6 +27,7 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from libp2p.peer.peerstore import PeerStoreError
 
+from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._params import (
     DIAL_TIMEOUT_S,
     DISCOVERY_INTERVAL_S,
@@ -220,12 +221,17 @@ class Discovery:
         return peers
 
     async def _serve_exchange(self, stream: INetStream) -> None:
+        closed = False
         try:
             with trio.move_on_after(PEER_EXCHANGE_TIMEOUT_S):
                 await stream.write(encode_peer_list(self.shareable_peers()))
                 await stream.close()
+                closed = True
         except Exception as error:  # the asking peer went away; nothing to do
             logger.debug("serving peer exchange failed: %r", error)
+        finally:
+            if not closed:  # timed out or failed: the stream must not outlive this handler
+                await reset_quietly(stream)
 
 
 async def _read_all(stream: INetStream, limit: int) -> bytes:

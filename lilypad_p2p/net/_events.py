@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
+from multiaddr import Multiaddr
 
 from lilypad_p2p import wire
 
@@ -71,3 +75,36 @@ def event_for(envelope: wire.SignedEnvelope, from_peer: ID) -> EnvelopeEvent:
     if isinstance(body, wire.NodeRecord):
         return NodeRecordReceived(envelope, from_peer)
     raise TypeError(f"no event for body type {type(body).__name__}")
+
+
+class ConnectionEvents(INotifee):
+    """Turns connection open/close into PeerJoined/PeerLeft (first and last connection only)."""
+
+    def __init__(self, emit: Callable[[NetEvent], None]) -> None:
+        self._emit = emit
+        self._connections: collections.Counter[ID] = collections.Counter()
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peer_id = conn.muxed_conn.peer_id
+        self._connections[peer_id] += 1
+        if self._connections[peer_id] == 1:
+            self._emit(PeerJoined(peer_id))
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        peer_id = conn.muxed_conn.peer_id
+        self._connections[peer_id] -= 1
+        if self._connections[peer_id] <= 0:
+            del self._connections[peer_id]
+            self._emit(PeerLeft(peer_id))
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Streams are not peers."""
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        """Streams are not peers."""
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        """Listening is reported by `run` itself."""
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        """Listening is reported by `run` itself."""

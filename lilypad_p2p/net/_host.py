@@ -18,6 +18,7 @@ from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux
 
+from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._levers import GuardedMplex
 
@@ -54,6 +55,7 @@ def build_host(
     muxer: Muxer,
     *,
     target_connections: int,
+    limits: NetLimits,
     enable_upnp: bool = False,
 ) -> IHost:
     """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP.
@@ -74,7 +76,12 @@ def build_host(
         muxer_opt=muxers,
         listen_addrs=list(listen_addrs),
         enable_upnp=enable_upnp,
+        # The library's own caps sit at ours; `_swarm_guard` enforces the finer budgets.
         connection_config=ConnectionConfig(
-            min_connections=target_connections, low_watermark=target_connections
+            min_connections=target_connections,
+            low_watermark=target_connections,
+            high_watermark=limits.max_connections,
+            max_connections=limits.max_connections,
+            max_connections_per_peer=limits.max_per_peer,
         ),
     )

@@ -22,6 +22,13 @@ The levers:
    library reads every length prefix with `read(1)` calls through muxer locks), does not spawn a
    push task for a copy it has already seen, ignores messages from graylisted peers (the spec's
    graylist; the library only stops sending to them) and reports unparsable RPCs.
+   `TunedPubsub._teardown_if_connected`: the library's blacklist teardown awaits a stream reset
+   and then `del self.peers[peer]`; when the dead-peer cleanup removed the peer meanwhile (an
+   oversized RPC triggers both), the `KeyError` ended the Pubsub service and the node. It also
+   left the peer's send queue and router state behind. Ours runs the dead-peer cleanup, which is
+   idempotent. Every per-peer task of the service is contained (`_containment`).
+   `TunedPubsub._judge_gated`: messages from peers below the publish threshold are validated
+   (and graded) instead of dropped unseen, so penalties reach the graylist.
 5. `ThreadlessSeenCache`: the stock seen cache starts an OS thread per Pubsub that nobody
    stops; this one sweeps itself when touched.
 6. `ReportedScorer`: the library adds one P4 count per failed validation; we add graded counts
@@ -93,6 +100,7 @@ from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
 from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 from multiaddr import Multiaddr
 
+from lilypad_p2p.net._containment import OnFailure, contain_service_tasks, reset_quietly
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 
 logger = logging.getLogger(__name__)
@@ -411,9 +419,11 @@ class TunedPubsub(Pubsub):
         on_delivered: Callable[[rpc_pb2.Message], None],
         on_malformed_rpc: Callable[[ID], None],
         is_graylisted: Callable[[ID], bool],
+        on_peer_failure: OnFailure,
         **kwargs: object,
     ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._on_peer_failure = on_peer_failure
         self.seen_messages.stop()
         self.seen_messages = ThreadlessSeenCache(self.seen_messages.ttl)  # type: ignore[assignment]
         self._on_delivered = on_delivered
@@ -421,6 +431,17 @@ class TunedPubsub(Pubsub):
         self._is_graylisted = is_graylisted
         self.duplicates_skipped = 0
         self.graylisted_messages_ignored = 0
+        self.gated_messages_judged = 0
+
+    async def run(self) -> None:
+        contain_service_tasks(self.manager, self._on_peer_failure)
+        await super().run()
+
+    async def _teardown_if_connected(self, peer_id: ID) -> None:
+        stream = self.peers.get(peer_id)
+        if stream is not None:
+            await reset_quietly(stream)
+        self._handle_dead_peer(peer_id)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
         if any(topic in self.topic_ids for topic in publish_message.topicIDs):
@@ -458,29 +479,41 @@ class TunedPubsub(Pubsub):
                     await self.router.handle_rpc(rpc_incoming, peer_id)
         except MessageTooLarge:
             self._on_malformed_rpc(peer_id)
-            await _reset_quietly(stream)
+            await reset_quietly(stream)
             self._handle_dead_peer(peer_id)
         except (StreamEOF, StreamError, IOException, RawConnError, ParseError) as error:
             logger.debug("pubsub stream from %s ended: %r", peer_id, error)
         except IncompleteReadError as error:
             logger.debug("pubsub stream from %s ended mid-frame: %r", peer_id, error)
 
+    def _judge_gated(self, peer_id: ID, msg: rpc_pb2.Message) -> None:
+        """Validate (and so grade) a message the library's publish gate would drop unseen.
+
+        The gate (not in the GossipSub spec) drops messages from peers below the publish
+        threshold before validation: a spammer sat between the publish and graylist thresholds
+        for good, muted but connected, its score decaying back and forth. Graded, its invalid
+        messages take it to the graylist, and the enforcer bans it. Valid ones are still
+        dropped, as the gate would.
+        """
+        self.gated_messages_judged += 1
+        for topic_validator in self.get_msg_validators(msg):
+            if not topic_validator.is_async:
+                topic_validator.validator(peer_id, msg)
+
     def _push_unseen(self, peer_id: ID, messages: list[rpc_pb2.Message]) -> None:
         if self._is_graylisted(peer_id):
             self.graylisted_messages_ignored += len(messages)
             return
+        scorer = getattr(self.router, "scorer", None)
         for msg in messages:
             if not self._is_subscribed_to_msg(msg):
                 continue
             if self._is_msg_seen(msg):
                 self.duplicates_skipped += 1
                 continue
+            if scorer is not None and not scorer.allow_publish(peer_id, list(msg.topicIDs)):
+                self._judge_gated(peer_id, msg)
+                continue
             if self.manager.is_running:
                 self.manager.run_task(self.push_msg, peer_id, msg)
 
-
-async def _reset_quietly(stream: INetStream) -> None:
-    try:
-        await stream.reset()
-    except Exception as error:  # the stream may already be gone; nothing left to do
-        logger.debug("stream reset failed: %r", error)

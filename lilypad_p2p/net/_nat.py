@@ -46,6 +46,7 @@ from libp2p.relay.circuit_v2.resources import RelayLimits
 from libp2p.relay.circuit_v2.transport import CircuitV2Transport
 from libp2p.tools.anyio_service import background_trio_service
 
+from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._discovery import dialable
 from lilypad_p2p.net._errors import DialError, NetError
 from lilypad_p2p.net._reachability import (
@@ -254,22 +255,25 @@ class NatService:
                 logger.info("reachability %s (dial-back by %s)", state.value, server)
 
     async def _serve_dialback(self, stream: INetStream) -> None:
+        closed = False
         try:
             with trio.move_on_after(DIALBACK_REQUEST_TIMEOUT_S):
                 request = DialbackRequest.decode(await _read_line(stream))
                 observed = self._observed_ip(stream)
-                if observed is None:
-                    await stream.close()
-                    return
-                reachable = []
-                async with self._dialback_limiter:
-                    for port in request.ports:
-                        if await _tcp_connects(observed, port):
-                            reachable.append(port)
-                await stream.write(DialbackResponse(tuple(reachable)).encode() + b"\n")
+                if observed is not None:
+                    reachable = []
+                    async with self._dialback_limiter:
+                        for port in request.ports:
+                            if await _tcp_connects(observed, port):
+                                reachable.append(port)
+                    await stream.write(DialbackResponse(tuple(reachable)).encode() + b"\n")
                 await stream.close()
+                closed = True
         except Exception as error:  # a malformed request or a vanished client: drop it
             logger.debug("serving dial-back failed: %r", error)
+        finally:
+            if not closed:  # timed out or failed: the stream must not outlive this handler
+                await reset_quietly(stream)
 
     def _observed_ip(self, stream: INetStream) -> str | None:
         """The client's IP as our side of a *direct* connection sees it (relayed: None)."""
@@ -439,12 +443,17 @@ class NatService:
         return PingResult(str(peer), round((trio.current_time() - start) * 1000, 2), kind)
 
     async def _serve_ping(self, stream: INetStream) -> None:
+        closed = False
         try:
             with trio.move_on_after(PING_TIMEOUT_S):
                 await stream.write(await _read_exact(stream, PING_PAYLOAD_BYTES))
                 await stream.close()
+                closed = True
         except Exception as error:  # the asker went away
             logger.debug("serving ping failed: %r", error)
+        finally:
+            if not closed:  # timed out or failed: the stream must not outlive this handler
+                await reset_quietly(stream)
 
     def status(self) -> dict[str, Any]:
         now_ms = self._clock_ms()

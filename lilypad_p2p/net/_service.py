@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
-from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -27,15 +26,17 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 from libp2p.tools.anyio_service import background_trio_service
-from multiaddr import Multiaddr
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
+from lilypad_p2p.net._admission import Admission, NetLimits
+from lilypad_p2p.net._containment import contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
+from lilypad_p2p.net._enforcer import Enforcer
 from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError
-from lilypad_p2p.net._events import NetEvent, PeerJoined, PeerLeft, event_for
+from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
     ReportedScorer,
@@ -52,7 +53,9 @@ from lilypad_p2p.net._peer_actions import (
     disconnects,
     invalid_message_weight,
 )
+from lilypad_p2p.net._state import NetStatistics, PeerState
 from lilypad_p2p.net._streams import DealStreams, StreamHandler
+from lilypad_p2p.net._swarm_guard import guard_swarm
 from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
 from lilypad_p2p.net._validation import (
@@ -118,65 +121,6 @@ class MeshDegree:
             raise NetError(f"mesh degree needs 1 <= low <= target <= high, got {self}")
 
 
-@dataclass(frozen=True, slots=True)
-class PeerState:
-    """One connected peer as the network sees it."""
-
-    peer_id: str
-    addrs: tuple[str, ...]
-    connected: bool
-    mesh_topics: tuple[str, ...]
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class NetStatistics:
-    """Counters since start; `dropped` and `reports` are keyed by reason / action value."""
-
-    delivered: int
-    dropped: dict[str, int]
-    reports: dict[str, int]
-    reported_peers: int
-    outbound_queue_drops: int
-    event_queue_drops: int
-    duplicates_skipped: int
-    graylisted_messages_ignored: int
-    connected_peers: int
-
-
-class _ConnectionEvents(INotifee):
-    """Turns connection open/close into PeerJoined/PeerLeft (first and last connection only)."""
-
-    def __init__(self, emit: Callable[[NetEvent], None]) -> None:
-        self._emit = emit
-        self._connections: collections.Counter[ID] = collections.Counter()
-
-    async def connected(self, network: INetwork, conn: INetConn) -> None:
-        peer_id = conn.muxed_conn.peer_id
-        self._connections[peer_id] += 1
-        if self._connections[peer_id] == 1:
-            self._emit(PeerJoined(peer_id))
-
-    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
-        peer_id = conn.muxed_conn.peer_id
-        self._connections[peer_id] -= 1
-        if self._connections[peer_id] <= 0:
-            del self._connections[peer_id]
-            self._emit(PeerLeft(peer_id))
-
-    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
-        """Streams are not peers."""
-
-    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
-        """Streams are not peers."""
-
-    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        """Listening is reported by `run` itself."""
-
-    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
-        """Listening is reported by `run` itself."""
-
-
 class GossipNet:
     """A node's gossip network. Start with `await nursery.start(net.run)`.
 
@@ -193,6 +137,7 @@ class GossipNet:
         mesh_degree: GossipSub D / D_low / D_high.
         nat: relay service and reservations (`_nat.py`); `nat.upnp` asks the router for a port.
         on_addrs_changed: called when our advertised addresses change (a relay reservation).
+        limits: connection, stream and byte budgets, and how long a graylisted peer is banned.
 
     Raises:
         NetError: an address is not a multiaddr or a market name is invalid.
@@ -212,7 +157,9 @@ class GossipNet:
         offer_snapshot: Snapshot | None = None,
         nat: NatSettings | None = None,
         on_addrs_changed: Callable[[], None] = lambda: None,
+        limits: NetLimits | None = None,
     ) -> None:
+        limits = limits or NetLimits()
         self._listen = parse_multiaddrs(listen_addrs, setting="listen")
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
         self._markets = [MarketTopic(market) for market in markets]
@@ -222,9 +169,15 @@ class GossipNet:
             self._listen,
             muxer,
             target_connections=target_connections,
+            limits=limits,
             enable_upnp=nat is not None and nat.upnp,
         )
         cache_host_addrs(self._host)
+        self._admission = Admission(limits)
+        self._peer_failures = 0
+        # Before any handler is registered (NatService and Pubsub register theirs when built).
+        contain_stream_handlers(self._host, self._on_peer_failure, self._admission)
+        guard_swarm(self._host.get_network(), self._admission, time.monotonic)
         self.nat = NatService(
             self._host, nat or NatSettings(), clock_ms=clock_ms, on_addrs_changed=on_addrs_changed
         )
@@ -259,6 +212,7 @@ class GossipNet:
             on_delivered=self._on_delivered,
             on_malformed_rpc=self._on_malformed_rpc,
             is_graylisted=self._is_graylisted,
+            on_peer_failure=self._on_peer_failure,
         )
         self._discovery = Discovery(
             self._host, bootstrap_addrs, target_connections=target_connections
@@ -267,11 +221,24 @@ class GossipNet:
         self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
         # Installed before we listen, so a peer that connects at once can already pull.
         self._sync.install()
+        self._has_open_deal: Callable[[ID], bool] = lambda peer: False
         self._streams = DealStreams(
-            self._host, lambda peer, action, reason: self.report_peer(peer, action, reason)
+            self._host,
+            lambda peer, action, reason: self.report_peer(peer, action, reason),
+            self._admission,
+            lambda peer: self._has_open_deal(peer),
+        )
+        self._enforcer = Enforcer(
+            self._host,
+            self._pubsub,
+            self._admission,
+            score=self.peer_score,
+            is_graylisted=self._is_graylisted,
+            protected=lambda peer: self._has_open_deal(peer),
+            clock=time.monotonic,
         )
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
-        self._host.get_network().register_notifee(_ConnectionEvents(self._emit))
+        self._host.get_network().register_notifee(ConnectionEvents(self._emit))
         self._pending: collections.OrderedDict[bytes, tuple[wire.SignedEnvelope, ID]] = (
             collections.OrderedDict()
         )
@@ -308,6 +275,7 @@ class GossipNet:
                     await self._subscribe(topic)
                 await nursery.start(self._discovery.run)
                 await nursery.start(self.nat.run)
+                nursery.start_soon(self._enforcer.run)
                 logger.info(
                     "gossip listening",
                     extra={"peer_id": str(self.peer_id), "addrs": self.listen_addrs()},
@@ -463,6 +431,21 @@ class GossipNet:
         self._dropped[DropReason.MALFORMED_RPC.value] += 1
         self.report_peer(peer_id, PeerAction.FATAL, DropReason.MALFORMED_RPC)
 
+    def _on_peer_failure(self, peer_id: ID, where: str, error: BaseException) -> None:
+        """A contained failure in one of `peer_id`'s tasks: report it and close its connections.
+
+        Not blacklisted: the failure may be our bug as much as the peer's bytes.
+        """
+        self._peer_failures += 1
+        self.report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{where} failed: {error!r}"[:200])
+        if self._nursery is not None:
+            self._nursery.start_soon(self._disconnect, peer_id)
+
+    def set_deal_peers(self, has_open_deal: Callable[[ID], bool]) -> None:
+        """Tell the network which peers we have open deals with: only they may send large
+        frames (`/lilypad/job/1` inputs), and trimming never closes them."""
+        self._has_open_deal = has_open_deal
+
     def _is_graylisted(self, peer_id: ID) -> bool:
         topics = list(self._subscribed)
         return bool(topics) and self._scorer.is_graylisted(peer_id, topics)
@@ -477,7 +460,9 @@ class GossipNet:
     ) -> None:
         """The one path for misbehaviour: lowers the peer's GossipSub score (P4) by grade.
 
-        A `FATAL` action also blacklists the peer and closes its connections.
+        A `FATAL` action also bans the peer (refused for `NetLimits.ban_s`) and closes its
+        connections; a peer whose score falls below the graylist threshold gets the same from
+        the enforcer's next sweep.
 
         Args:
             peer_id: the misbehaving peer.
@@ -496,7 +481,7 @@ class GossipNet:
             extra={"peer_id": str(peer_id), "action": action.value, "reason": reason_text},
         )
         if disconnects(action) and self._nursery is not None:
-            self._pubsub.add_to_blacklist(peer_id)
+            self._enforcer.ban(peer_id)
             self._nursery.start_soon(self._disconnect, peer_id)
 
     async def _disconnect(self, peer_id: ID) -> None:
@@ -585,4 +570,9 @@ class GossipNet:
             duplicates_skipped=self._pubsub.duplicates_skipped,
             graylisted_messages_ignored=self._pubsub.graylisted_messages_ignored,
             connected_peers=len(self._host.get_network().get_connections_map()),
+            connections_accepted=self._admission.accepted,
+            connections_refused=dict(self._admission.refused),
+            banned_peers=self._admission.banned,
+            trimmed_peers=self._enforcer.trimmed,
+            peer_failures_contained=self._peer_failures,
         )

@@ -16,6 +16,7 @@ at its call site (`trio.fail_after`), as a job's answer takes as long as the job
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from lilypad_p2p import wire
+from lilypad_p2p.net._admission import Admission
+from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._peer_actions import PeerAction
 
@@ -51,6 +54,8 @@ class StreamProtocol:
     max_response_bytes: int
     requests: tuple[type[wire.DealMessage], ...]
     responses: tuple[type[wire.DealMessage], ...]
+    # Requests over MAX_SMALL_BYTES only from a peer we have an open deal with.
+    large_needs_deal: bool = False
 
 
 # Sealed inputs and outputs travel in the job protocol: bounded by the executor's own limits
@@ -71,6 +76,7 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         MAX_JOB_BYTES,
         (wire.JobRequest,),
         (wire.JobResultMessage, wire.DealRefused),
+        large_needs_deal=True,
     ),
     RESULT_PROTOCOL: StreamProtocol(
         RESULT_PROTOCOL,
@@ -117,11 +123,15 @@ def decode_body(
 
 
 async def read_frame(stream: INetStream, limit: int) -> bytes:
-    header = await _read_exactly(stream, FRAME_HEADER_BYTES)
-    length = int.from_bytes(header, "big")
+    return await _read_exactly(stream, await read_frame_length(stream, limit))
+
+
+async def read_frame_length(stream: INetStream, limit: int) -> int:
+    """A frame's length prefix, checked against `limit` before any of the body is read."""
+    length = int.from_bytes(await _read_exactly(stream, FRAME_HEADER_BYTES), "big")
     if length > limit:
         raise wire.OversizedMessage(f"frame of {length} bytes, limit {limit}")
-    return await _read_exactly(stream, length)
+    return length
 
 
 async def _read_exactly(stream: INetStream, count: int) -> bytes:
@@ -134,14 +144,33 @@ async def _read_exactly(stream: INetStream, count: int) -> bytes:
     return bytes(data)
 
 
-class DealStreams:
-    """Serves and asks the deal protocols on one libp2p host."""
+class FrameRefused(NetError):
+    """A request frame we will not read: too large for a peer without a deal, or over budget."""
 
-    def __init__(self, host: IHost, report_peer: ReportPeer) -> None:
+
+class DealStreams:
+    """Serves and asks the deal protocols on one libp2p host.
+
+    A job request over `MAX_SMALL_BYTES` is read only from a peer we have an open deal with
+    (`has_open_deal`), and every request only while its bytes fit the peer's and the node's
+    in-flight budgets (`Admission.reserve_bytes`): both are checked on the length prefix,
+    before the body.
+    """
+
+    def __init__(
+        self,
+        host: IHost,
+        report_peer: ReportPeer,
+        admission: Admission,
+        has_open_deal: Callable[[ID], bool],
+    ) -> None:
         self._host = host
         self._report_peer = report_peer
+        self._admission = admission
+        self._has_open_deal = has_open_deal
         self.served = 0
         self.refused_garbage = 0
+        self.refused_frames = 0
 
     def set_handler(self, protocol_id: TProtocol, handler: StreamHandler) -> None:
         """Answer `protocol_id` requests with `handler(peer_id, request)`."""
@@ -149,33 +178,63 @@ class DealStreams:
 
         async def serve(stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id
+            reserved = 0
             try:
                 with trio.fail_after(REQUEST_READ_TIMEOUT_S):
-                    body = await read_frame(stream, protocol.max_request_bytes)
+                    length = await read_frame_length(stream, protocol.max_request_bytes)
+                    self._admit_frame(peer_id, length, protocol.large_needs_deal)
+                    reserved = length
+                    body = await _read_exactly(stream, length)
                 request = decode_body(body, protocol.max_request_bytes, protocol.requests)
+                await self._answer(stream, protocol_id, handler, peer_id, request)
+            except FrameRefused as error:
+                self.refused_frames += 1
+                self._report_peer(peer_id, PeerAction.MID_TOLERANCE, f"{protocol_id}: {error}")
+                with contextlib.suppress(Exception):  # the asker may be gone; nothing owed
+                    await stream.write(encode_frame(wire.DealRefused(reason=str(error)[:500])))
+                await close_quietly(stream)
             except wire.WireError as error:
                 self.refused_garbage += 1
                 self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
-                await close_quietly(stream)
-                return
+                await reset_quietly(stream)
             except Exception as error:  # the asker vanished or was too slow: nothing owed
                 logger.debug("reading a %s request failed: %r", protocol_id, error)
-                await close_quietly(stream)
-                return
-            try:
-                answer = await handler(peer_id, request)
-            except Exception:  # a bug in the handler: the asker gets a refusal, we get a trace
-                logger.exception("%s handler failed", protocol_id)
-                answer = wire.DealRefused(reason="internal error")
-            try:
-                await stream.write(encode_frame(answer))
-                self.served += 1
-            except Exception as error:  # the stream broke while answering
-                logger.debug("answering a %s request failed: %r", protocol_id, error)
+                await reset_quietly(stream)
             finally:
-                await close_quietly(stream)
+                if reserved:
+                    self._admission.release_bytes(peer_id, reserved)
 
         self._host.set_stream_handler(protocol_id, serve)
+
+    def _admit_frame(self, peer_id: ID, length: int, needs_deal: bool) -> None:
+        if needs_deal and length > MAX_SMALL_BYTES and not self._has_open_deal(peer_id):
+            raise FrameRefused(
+                f"a {length}-byte request needs an agreed deal with us; propose one first"
+            )
+        refusal = self._admission.reserve_bytes(peer_id, length)
+        if refusal is not None:
+            raise FrameRefused(f"too many request bytes in flight ({refusal.value}); retry later")
+
+    async def _answer(
+        self,
+        stream: INetStream,
+        protocol_id: TProtocol,
+        handler: StreamHandler,
+        peer_id: ID,
+        request: wire.DealMessage,
+    ) -> None:
+        try:
+            answer = await handler(peer_id, request)
+        except Exception:  # a bug in the handler: the asker gets a refusal, we get a trace
+            logger.exception("%s handler failed", protocol_id)
+            answer = wire.DealRefused(reason="internal error")
+        try:
+            await stream.write(encode_frame(answer))
+            self.served += 1
+        except Exception as error:  # the stream broke while answering
+            logger.debug("answering a %s request failed: %r", protocol_id, error)
+        finally:
+            await close_quietly(stream)
 
     async def request(
         self,

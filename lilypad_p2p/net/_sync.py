@@ -20,6 +20,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
+from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._streams import close_quietly, frame, read_frame
 
 logger = logging.getLogger(__name__)
@@ -98,16 +99,21 @@ class OfferSync:
         self._host.set_stream_handler(OFFER_SYNC_PROTOCOL, self._serve)
 
     async def _serve(self, stream: INetStream) -> None:
+        answered = False
         try:
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 request = await read_frame(stream, MAX_SYNC_REQUEST_BYTES)
                 markets = decode_request(request)
                 await stream.write(frame(encode_response(self._snapshot(markets))))
                 self.served += 1
+                answered = True
         except Exception as error:  # a bad or vanished asker costs us nothing more
             logger.debug("serving offer sync failed: %r", error)
         finally:
-            await close_quietly(stream)
+            if answered:
+                await close_quietly(stream)
+            else:  # timed out or failed: the stream must not outlive this handler
+                await reset_quietly(stream)
 
     async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes]:
         """The envelopes `peer_id` holds for `markets`; [] if it does not answer in time.

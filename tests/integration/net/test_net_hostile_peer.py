@@ -1,8 +1,8 @@
 """A hostile peer built from plain py-libp2p (none of our net code) attacks honest node A.
 
 Topology: hostile H -- A -- B. A must drop every bad message before delivering or forwarding
-it, so B never sees one; H's GossipSub score at A must fall below the graylist threshold; honest
-traffic between A and B must keep flowing; an unparsable RPC gets H disconnected.
+it, so B never sees one; H's GossipSub score at A must fall below the graylist threshold, which
+gets H banned (disconnected); honest traffic between A and B must keep flowing.
 """
 
 import os
@@ -19,7 +19,6 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.tools.anyio_service import background_trio_service
-from libp2p.utils.varint import encode_varint_prefixed
 from multiaddr import Multiaddr
 from net_testbed import (
     DELIVERY_TIMEOUT_S,
@@ -173,7 +172,10 @@ async def test_hostile_peer_is_contained_and_graylisted():
                 ),
             ]
             outcomes = []
+            hostile_id = str(host.get_id())
             for name, topic, data, _ in attacks:
+                if a.net.peer_score(host.get_id()) < GRAYLIST_THRESHOLD:
+                    break  # graylisted: A bans and disconnects it within a sweep (below)
                 before = a.net.statistics()
                 await pubsub.publish(topic, data)
                 await wait_until(
@@ -183,25 +185,26 @@ async def test_hostile_peer_is_contained_and_graylisted():
                 assert _handled(a) == _handled_in(before) + 1, name
 
             assert outcomes[0] == "duplicate"
-            graylisted_from = outcomes.index("graylisted")
             # The first three invalid messages cost H at most 4.25 P4 counts: not enough.
+            graylisted_from = (
+                outcomes.index("graylisted") if "graylisted" in outcomes else len(outcomes)
+            )
             assert graylisted_from >= 4
-            for (name, _, _, reason), outcome in zip(attacks, outcomes, strict=True):
+            for (name, _, _, reason), outcome in zip(attacks, outcomes, strict=False):
                 if reason is not None and outcome != "graylisted":
                     assert outcome == reason.value, name
-            assert set(outcomes[graylisted_from:]) == {"graylisted"}
+            assert set(outcomes[graylisted_from:]) <= {"graylisted"}
             assert a.net.peer_score(host.get_id()) < GRAYLIST_THRESHOLD
             stats = a.net.statistics()
             assert stats.reported_peers == 1
             # Future-dated only: an expired message is dropped, not held against its forwarder.
             assert stats.reports["high_tolerance"] == 1
 
-            # Even a valid offer from a graylisted peer is ignored unparsed.
-            ignored = signed_offer(hostile_identity, wall_clock_ms(), nonce=7)
-            before = a.net.statistics()
-            await pubsub.publish(CPU, ignored.encode())
-            await wait_until(lambda: _handled(a) > _handled_in(before), DELIVERY_TIMEOUT_S)
-            assert _outcome(before, a.net.statistics()) == "graylisted"
+            # A graylisted peer is banned: disconnected (out of every mesh) and refused.
+            await wait_until(
+                lambda: hostile_id not in {p.peer_id for p in a.net.peers()}, MESH_TIMEOUT_S
+            )
+            assert a.net.statistics().banned_peers == 1
 
             # Nothing but the one valid offer reached either honest node's event stream,
             # and A forwarded none of the rest: B has dropped nothing because it got nothing.
@@ -217,13 +220,5 @@ async def test_hostile_peer_is_contained_and_graylisted():
             for node in (a, b):
                 await node.inbox.wait_for({from_a.envelope_id, from_b.envelope_id})
 
-            # An RPC that is not even protobuf is fatal: A disconnects and blacklists H.
-            stream = await host.new_stream(a.net.peer_id, [PROTOCOL_ID_V11])
-            await stream.write(encode_varint_prefixed(b"\x0f\xff\xff"))
-            hostile_id = str(host.get_id())
-            await wait_until(
-                lambda: hostile_id not in {p.peer_id for p in a.net.peers()}, MESH_TIMEOUT_S
-            )
-            assert a.net.statistics().reports["fatal"] == 1
         pubsub.seen_messages.stop()
         nursery.cancel_scope.cancel()

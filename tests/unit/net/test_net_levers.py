@@ -13,6 +13,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
 from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
 
+from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._levers import (
     ContentKeyedMessageCache,
     ReportedScorer,
@@ -120,7 +121,9 @@ def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
 
     from lilypad_p2p.net._host import Muxer, build_host
 
-    host = build_host(create_new_key_pair(), [], Muxer.MPLEX, target_connections=8)
+    host = build_host(
+        create_new_key_pair(), [], Muxer.MPLEX, target_connections=8, limits=NetLimits()
+    )
     router = TunedGossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12)
     pubsub = TunedPubsub(
         host,
@@ -129,6 +132,7 @@ def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
         on_delivered=lambda msg: None,
         on_malformed_rpc=lambda peer: None,
         is_graylisted=lambda peer: False,
+        on_peer_failure=lambda peer, where, error: None,
     )
     return router, pubsub
 

@@ -1,0 +1,92 @@
+"""Penalties that act, and trimming: a sweep every second over the connected peers.
+
+- A peer whose GossipSub score is at the graylist threshold or below (the same test that has
+  its messages ignored) is banned for
+  `NetLimits.ban_s`: blacklisted in pubsub (its messages dropped, no stream to it), its
+  connections closed (which prunes it from every mesh), and any new connection from it refused
+  by `_swarm_guard` until the ban ends. Its P4 counts keep decaying while it is away
+  (`_levers.ReportedScorer`), so a peer that behaves afterwards comes back with a better score.
+- When connections reach the high-water mark (`TRIM_HIGH_WATER` of `max_connections`) the
+  lowest-scored peers are closed down to the low-water mark; peers we have open deals with are
+  never trimmed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+from libp2p.pubsub.pubsub import Pubsub
+
+from lilypad_p2p.net._admission import Admission, peers_to_trim
+
+logger = logging.getLogger(__name__)
+
+# How often peers are checked against the graylist and the connection budget (the GossipSub
+# heartbeat's period: scores change no faster).
+ENFORCE_INTERVAL_S = 1.0
+# Trim when connections reach this share of `max_connections`, down to the low share, so a
+# newcomer always finds room (go-libp2p's connection manager high/low water marks).
+TRIM_HIGH_WATER = 0.9
+TRIM_LOW_WATER = 0.75
+
+
+class Enforcer:
+    def __init__(
+        self,
+        host: IHost,
+        pubsub: Pubsub,
+        admission: Admission,
+        *,
+        score: Callable[[ID], float],
+        is_graylisted: Callable[[ID], bool],
+        protected: Callable[[ID], bool],
+        clock: Callable[[], float],
+    ) -> None:
+        self._host = host
+        self._pubsub = pubsub
+        self._admission = admission
+        self._score = score
+        self._is_graylisted = is_graylisted
+        self._protected = protected
+        self._clock = clock
+        self.trimmed = 0
+
+    def ban(self, peer_id: ID) -> None:
+        """Refuse `peer_id` for the ban period (its connections are closed by the caller)."""
+        self._admission.ban(peer_id, self._clock())
+        self._pubsub.add_to_blacklist(peer_id)
+
+    async def run(self) -> None:
+        while True:
+            await trio.sleep(ENFORCE_INTERVAL_S)
+            await self.sweep()
+
+    async def sweep(self) -> None:
+        for peer_id in self._admission.expire_bans(self._clock()):
+            self._pubsub.remove_from_blacklist(peer_id)  # type: ignore[arg-type]
+        connected = list(self._host.get_network().get_connections_map())
+        for peer_id in connected:
+            if self._is_graylisted(peer_id):
+                logger.info("banning graylisted peer", extra={"peer_id": str(peer_id)})
+                self.ban(peer_id)
+                await self._disconnect(peer_id)
+        limits = self._admission.limits
+        if self._admission.connections < limits.max_connections * TRIM_HIGH_WATER:
+            return
+        excess = self._admission.connections - int(limits.max_connections * TRIM_LOW_WATER)
+        connected = list(self._host.get_network().get_connections_map())
+        for peer_id in peers_to_trim(
+            connected, excess=excess, score=self._score, protected=self._protected  # type: ignore[arg-type]
+        ):
+            self.trimmed += 1
+            await self._disconnect(peer_id)  # type: ignore[arg-type]
+
+    async def _disconnect(self, peer_id: ID) -> None:
+        try:
+            await self._host.disconnect(peer_id)
+        except Exception as error:  # already gone
+            logger.debug("disconnect %s: %r", peer_id, error)

@@ -1,0 +1,92 @@
+"""Oversized, malformed and forged gossip from plain py-libp2p peers against a node process."""
+
+import contextlib
+import os
+
+import pytest
+import trio
+from hostile_kit import (
+    assert_node_healthy,
+    connected_peer_ids,
+    gossip_attacker,
+    gossip_statistics,
+    publish_direct,
+    wait_offender_gone,
+)
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+from libp2p.utils.varint import encode_uvarint
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.net import NODES_TOPIC, MarketTopic, wall_clock_ms
+from lilypad_p2p.wire import ResourceOffer, ResourceSpec, SignedEnvelope
+
+pytestmark = [pytest.mark.net, pytest.mark.slow]
+
+CPU, NODES = str(MarketTopic("cpu")), str(NODES_TOPIC)
+
+
+def _offer(owner: Identity, now_ms: int, nonce: int) -> SignedEnvelope:
+    body = ResourceOffer(
+        market="cpu", provider=owner.address,
+        spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1024),
+        modules=("busybox-echo",), price_per_job_wei=1, collateral_wei=1,
+        trusted_mediators=(), chain_ids=(31337,), created_at=now_ms,
+        expires_at=now_ms + 600_000, nonce=nonce,
+    )
+    return owner.sign_envelope(body, now_ms)
+
+
+async def test_one_rpc_over_the_limit_costs_the_sender_its_connection_not_the_node(public_node):
+    async with gossip_attacker(public_node, (CPU, NODES)) as (host, _, target):
+        offender = str(host.get_id())
+        stream = await host.new_stream(target, [PROTOCOL_ID_V11])
+        body = b"\x0a" + os.urandom(2 * 1024 * 1024)  # one 2 MiB RPC: the limit is 1 MiB
+        # The node resets the stream while we are still writing.
+        with contextlib.suppress(Exception):
+            await stream.write(encode_uvarint(len(body)) + body)
+        await wait_offender_gone(public_node, offender)
+    await assert_node_healthy(public_node, offender=offender)
+
+
+async def test_unparsable_rpc_gets_the_sender_disconnected(public_node):
+    async with gossip_attacker(public_node, (CPU,)) as (host, _, target):
+        offender = str(host.get_id())
+        stream = await host.new_stream(target, [PROTOCOL_ID_V11])
+        await stream.write(encode_uvarint(3) + b"\x0f\xff\xff")
+        await wait_offender_gone(public_node, offender)
+    await assert_node_healthy(public_node, offender=offender)
+
+
+async def test_forged_gossip_gets_the_sender_banned_and_it_may_come_back_later(public_node):
+    attacker, stranger = Identity.generate(), Identity.generate()
+    async with gossip_attacker(public_node, (CPU, NODES), attacker) as (host, pubsub, target):
+        offender = str(host.get_id())
+        await pubsub.wait_for_mesh(target, CPU, timeout=30)
+        before = (await gossip_statistics(public_node))["connections_refused"].get("banned", 0)
+        now = wall_clock_ms()
+        valid = _offer(attacker, now, 1)
+        forged = SignedEnvelope(signer=valid.signer, published_at=valid.published_at,
+                                body=valid.body, signature=bytes(65))
+        payloads = [
+            forged.encode(),
+            _offer(stranger, now, 2).encode(),  # signed by a key that is not the sender's
+            b"\x00not an envelope" + os.urandom(32),
+            _offer(stranger, now, 3).encode(),
+        ]
+        for payload in payloads:  # one RPC each: the node handles an RPC's first few only
+            await publish_direct(host, target, CPU, [payload])
+            await trio.sleep(0.2)
+        # Below the graylist threshold: the enforcer's next sweep bans and disconnects it.
+        await wait_offender_gone(public_node, offender)
+        stats = await gossip_statistics(public_node)
+        assert stats["banned_peers"] >= 1
+        assert stats["reported_peers"] >= 1
+        # While banned, a new connection from the same key is closed at once.
+        # The node closes the connection during or right after the upgrade.
+        with trio.move_on_after(5), contextlib.suppress(Exception):
+            await host.connect(host.get_peerstore().peer_info(target))
+        await trio.sleep(0.5)
+        assert offender not in await connected_peer_ids(public_node)
+        stats = await gossip_statistics(public_node)
+        assert stats["connections_refused"].get("banned", 0) > before
+    await assert_node_healthy(public_node, offender=offender)

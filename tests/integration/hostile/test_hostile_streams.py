@@ -1,0 +1,132 @@
+"""Every stream protocol of a node process fed garbage, huge length prefixes, slow senders and
+200 concurrent streams, by a plain py-libp2p peer with its own key."""
+
+import contextlib
+import os
+
+import pytest
+import trio
+from hostile_kit import assert_node_healthy, connected_host, gossip_statistics
+from libp2p.abc import INetStream
+
+from lilypad_p2p import wire
+from lilypad_p2p.net import (
+    DEAL_PROTOCOL,
+    DIALBACK_PROTOCOL,
+    JOB_PROTOCOL,
+    PEER_EXCHANGE_PROTOCOL,
+    PING_PROTOCOL,
+    RESULT_PROTOCOL,
+)
+from lilypad_p2p.net._sync import OFFER_SYNC_PROTOCOL
+
+pytestmark = [pytest.mark.net, pytest.mark.slow]
+
+PROTOCOLS = [DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, OFFER_SYNC_PROTOCOL,
+             PEER_EXCHANGE_PROTOCOL, DIALBACK_PROTOCOL, PING_PROTOCOL]
+# The node's longest read timeout (deal streams, 30 s) plus slack for a loaded machine.
+STREAM_END_S = 45.0
+
+
+async def _read_until_end(stream: INetStream) -> bytes:
+    """Everything the node sends until it closes or resets the stream."""
+    data = bytearray()
+    while True:
+        try:
+            chunk = await stream.read(65536)
+        except Exception:  # reset by the node
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
+
+
+async def test_garbage_and_huge_length_prefixes_on_every_protocol_end_their_streams(public_node):
+    ended: list[str] = []
+    async with connected_host(public_node) as (host, target):
+
+        async def attack(protocol: str, payload: bytes) -> None:
+            try:
+                stream = await host.new_stream(target, [protocol])
+                await stream.write(payload)
+            except Exception:  # the node may reset before we finish writing (that is an end)
+                ended.append(protocol)
+                return
+            with trio.fail_after(STREAM_END_S):
+                await _read_until_end(stream)
+            ended.append(protocol)
+
+        async with trio.open_nursery() as nursery:
+            for protocol in PROTOCOLS:
+                nursery.start_soon(attack, protocol, os.urandom(4096))
+                nursery.start_soon(attack, protocol, b"\xff\xff\xff\xff" + os.urandom(64))
+        offender = str(host.get_id())
+    assert len(ended) == 2 * len(PROTOCOLS)
+    await assert_node_healthy(public_node, offender=offender)
+
+
+async def test_a_large_job_frame_from_a_peer_without_a_deal_is_refused_before_its_body(
+    public_node,
+):
+    async with connected_host(public_node) as (host, target):
+        stream = await host.new_stream(target, [JOB_PROTOCOL])
+        # 60 MiB announced (under the protocol's 64 MiB cap); not one byte of it is sent.
+        await stream.write((60 * 1024 * 1024).to_bytes(4, "big"))
+        with trio.fail_after(10):  # the node's read timeout is 30 s: this is the prefix check
+            answer = await _read_until_end(stream)
+        length = int.from_bytes(answer[:4], "big")
+        refused = wire.deal_message_from_wire(wire.decode(answer[4 : 4 + length]))
+        assert isinstance(refused, wire.DealRefused)
+        assert "deal" in refused.reason
+    stats = await gossip_statistics(public_node)
+    assert stats["reports"].get("mid_tolerance", 0) >= 1
+    await assert_node_healthy(public_node)
+
+
+async def test_200_concurrent_streams_cost_the_sender_its_connection(public_node):
+    before = (await gossip_statistics(public_node))["connections_refused"].get("streams", 0)
+    async with connected_host(public_node) as (host, target):
+        offender = str(host.get_id())
+        streams = []
+        with trio.move_on_after(60):
+            for _ in range(200):
+                try:
+                    stream = await host.new_stream(target, [DEAL_PROTOCOL])
+                    await stream.write(b"\x00")  # a slow sender: one byte of the header
+                except Exception:  # the node closed the connection: the attack is over
+                    break
+                streams.append(stream)
+        assert len(streams) > 16  # it got past the per-protocol budget before being cut off
+        stats = await gossip_statistics(public_node)
+        assert stats["connections_refused"].get("streams", 0) > before
+        await assert_node_healthy(public_node, offender=offender)
+
+
+async def test_slow_senders_and_silent_askers_are_cut_off_by_the_node(public_node):
+    async with connected_host(public_node) as (host, target):
+        silent = [await host.new_stream(target, [protocol])
+                  for protocol in (PING_PROTOCOL, DIALBACK_PROTOCOL, DEAL_PROTOCOL)]
+
+        async def trickle(stream: INetStream) -> None:
+            for byte in b"\x00\x00\x01\x00":
+                await stream.write(bytes([byte]))
+                await trio.sleep(2)
+            while True:
+                await stream.write(b"\x00")
+                await trio.sleep(2)
+
+        slow = await host.new_stream(target, [RESULT_PROTOCOL])
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_ignore_errors, trickle, slow)
+            # While they hang on, an honest peer is served as usual.
+            await assert_node_healthy(public_node)
+            with trio.fail_after(STREAM_END_S):
+                for stream in [*silent, slow]:
+                    await _read_until_end(stream)
+            nursery.cancel_scope.cancel()
+    await assert_node_healthy(public_node)
+
+
+async def _ignore_errors(fn, *args) -> None:
+    with contextlib.suppress(Exception):  # the node reset the stream: what the test waits for
+        await fn(*args)
