@@ -814,13 +814,15 @@ def run(
 
     Example: lilypad-p2p run hash -i text=hello --output out/
     """
-    import base64
     import time
 
     params = _parse_inputs(inputs or [])
-    file_map = {f.name: base64.b64encode(f.read_bytes()).decode() for f in files or []}
+    # Paths, not bytes: the node reads the files itself (same machine, same user).
+    file_paths = {f.name: str(f.resolve()) for f in files or []}
+    if len(file_paths) != len(files or []):
+        _fail("two --file arguments have the same file name; each lands at /inputs/<name>")
     submitted = _control(home, "submit", {
-        "module": module, "params": params, "files": file_map,
+        "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
         "market": market, "chain_id": chain_id,
     })

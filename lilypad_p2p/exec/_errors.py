@@ -46,8 +46,24 @@ class BadParameters(ExecError, PeerMisbehaved):
     """Job parameters do not match the module's typed parameters."""
 
 
+class SandboxFailed(ExecError):
+    """The job's private filesystem (the bounded `/outputs`) could not be made or removed."""
+
+
 class OutputRejected(ExecError):
     """The job's outputs exceed the module's disk allowance or contain unsupported file types."""
+
+
+class OutputOverLimit(OutputRejected):
+    """The job filled its bounded `/outputs`: it tried to write more than the module declares."""
+
+    def __init__(self, disk_bytes: int) -> None:
+        super().__init__(
+            f"output over limit: the job filled its /outputs allowance of {disk_bytes} bytes "
+            "(the module's disk_bytes) and its writes were refused; declare more disk in the "
+            "module or write less"
+        )
+        self.disk_bytes = disk_bytes
 
 
 class JobTimedOut(ExecError):

@@ -11,6 +11,10 @@ The job's processes run as uid/gid 65534 (nobody) when the node runs as root: th
 given to group 65534 read-only (files 0640, directories 0750) inside a 0700 root-owned private
 directory, and `/outputs` is owned by 65534. A node that is not root runs jobs as its own uid,
 which then owns every file. In both cases all capabilities are dropped.
+
+`/outputs` is bounded while the job runs (`_outputs_fs`): a filesystem of the module's
+`disk_bytes`, so a job cannot fill the provider's disk; a job that fills it fails with
+`OutputOverLimit`.
 """
 
 from __future__ import annotations
@@ -35,12 +39,20 @@ from lilypad_p2p.exec._errors import (
     JobFailed,
     JobTimedOut,
     OutOfMemory,
+    OutputOverLimit,
     UnknownModule,
     UnsealFailed,
 )
 from lilypad_p2p.exec._images import RECIPES_DIR, ImageArchive, build_image_archive
 from lilypad_p2p.exec._inputs import JobInputs
 from lilypad_p2p.exec._modules import RECIPE_IMAGE, Module
+from lilypad_p2p.exec._outputs_fs import (
+    can_bound_outputs,
+    filled,
+    mount_bounded_outputs,
+    mounts_under,
+    unmount,
+)
 from lilypad_p2p.exec._sealing import PrivateKeyLike, PublicKeyLike, seal_for, unseal
 from lilypad_p2p.exec._tarball import result_cid, tar_directory
 
@@ -106,8 +118,17 @@ class Executor:
         recipes_dir: Path = RECIPES_DIR,
         log_tail_bytes: int = LOG_TAIL_BYTES,
         owner: str = "",
+        bound_outputs: bool | None = None,
     ) -> None:
+        """`bound_outputs`: give each job a size-limited `/outputs` (default: when root)."""
         self._engine = engine
+        self._bound_outputs = can_bound_outputs() if bound_outputs is None else bound_outputs
+        if not self._bound_outputs:
+            logger.warning(
+                "jobs' /outputs are checked against the module's disk_bytes only after the job "
+                "exits (bounding them while they run needs root and mkfs.ext4): a job can fill "
+                "this machine's disk"
+            )
         self._modules = dict(modules)
         self._workdir_root = workdir_root
         self._owner = owner
@@ -152,6 +173,8 @@ class Executor:
             self._engine.remove(container_id)
         assert self._workdir_root is not None
         self._workdir_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for mount_point in mounts_under(self._workdir_root):
+            unmount(mount_point)
         for leftover in self._workdir_root.glob(WORKDIR_PREFIX + "*"):
             _wipe(leftover)
 
@@ -252,10 +275,22 @@ class Executor:
         try:
             user = _write_inputs(workdir, inputs)
             del inputs
+            outputs_dir = workdir / "outputs"
+            limit = module.resources.disk_bytes
+            if self._bound_outputs:
+                await trio.to_thread.run_sync(mount_bounded_outputs, outputs_dir, limit)
             prepared = time.perf_counter()
-            log_tail, container_timings = await self._run_container(
-                module, image_id, argv, workdir, user, timeout_s
-            )
+            try:
+                log_tail, container_timings = await self._run_container(
+                    module, image_id, argv, workdir, user, timeout_s
+                )
+            except (JobFailed, OutOfMemory) as exc:
+                if self._bound_outputs and filled(outputs_dir):
+                    raise OutputOverLimit(limit) from exc
+                raise
+            # A job may swallow ENOSPC and exit 0 with truncated outputs: still over its limit.
+            if self._bound_outputs and filled(outputs_dir):
+                raise OutputOverLimit(limit)
             collect_started = time.perf_counter()
             tarball = await trio.to_thread.run_sync(
                 lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
@@ -377,6 +412,7 @@ def _make_private_workdir(root: Path | None) -> Path:
 def _wipe(workdir: Path) -> None:
     """Delete the private directory; the decrypted inputs go first, whatever the job left."""
     shutil.rmtree(workdir / "inputs", ignore_errors=True)
+    unmount(workdir / "outputs")
     # A job running as our own uid may have left directories without write or search permission.
     shutil.rmtree(workdir, onerror=_make_removable)
 

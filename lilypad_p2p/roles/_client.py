@@ -60,6 +60,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, read_input_files
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
@@ -199,6 +200,8 @@ class ClientRole:
         module = BUILTIN_MODULES[job.module]
         try:
             inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
+            encoded = inputs.encode()
+            check_inputs_fit(len(encoded), sum(len(c) for c in inputs.files.values()))
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
         if not self._mediators:
@@ -241,7 +244,7 @@ class ClientRole:
         )
         envelope = self._identity.sign_envelope(offer, now)
         # Stored sealed to ourselves: the database never holds the inputs in the clear.
-        sealed_self = seal_for(self._identity.sealing_public_key, inputs.encode())
+        sealed_self = seal_for(self._identity.sealing_public_key, encoded)
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
                                     "module": job.module, "submitted_ms": now,
@@ -676,6 +679,12 @@ class ClientRole:
 
     async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
+        paths = params.get("file_paths", {})
+        if paths:
+            try:
+                files.update(await trio.to_thread.run_sync(read_input_files, dict(paths)))
+            except InputFileError as exc:
+                raise SubmissionError(str(exc)) from exc
         job = JobSubmission(
             module=str(params["module"]),
             params=dict(params.get("params", {})),
