@@ -22,7 +22,9 @@ from lilypad_p2p.chain._client import (
     DealStatus,
     SettlementClient,
     SettlementItem,
+    SkipReason,
     deploy_settlement,
+    skipped_deals,
 )
 from lilypad_p2p.chain._errors import (
     AlreadySettled,
@@ -106,6 +108,7 @@ __all__ = [
     "SettlementItem",
     "SignatureInvalid",
     "SignatureRejected",
+    "SkipReason",
     "TransactionReverted",
     "TxReceipt",
     "Verdict",
@@ -125,5 +128,6 @@ __all__ = [
     "result_cid_bytes",
     "settlement_abi",
     "sign_typed",
+    "skipped_deals",
     "typed_data_types",
 ]
