@@ -1,4 +1,4 @@
-"""Gas of every settlement-contract function, against the targets of issue 3.
+"""Gas of every settlement-contract function, against its targets.
 
     python benchmarks/gas.py [--backend embedded|anvil] [--samples 5]
 
@@ -26,8 +26,10 @@ from lilypad_p2p.chain import (
     Outcome,
     SettlementClient,
     SettlementItem,
+    SkipReason,
     Verdict,
     deploy_settlement,
+    skipped_deals,
 )
 from lilypad_p2p.testing import (
     advance_chain_time,
@@ -134,6 +136,8 @@ class Bench:
         self.measure("submitResult", lambda: self._opened(self.submit))
         self.measure("settle", self._settle)
         self.measure("settle after submitResult", lambda: self._settle(submitted=True))
+        self.measure("settle after dispute (Acceptance outranks it)",
+                     lambda: self._settle(submitted=True, disputed=True))
         self._batches()
         self.measure("dispute", self._dispute)
         self.measure("resolve 3-of-5", lambda: self.resolve(5, 3))
@@ -149,7 +153,9 @@ class Bench:
         target = TARGETS["resolve, per extra signature"]
         print(f"{'resolve, per extra signature':<52} {slope:>9,} (target <= {target:,})"
               f"  {'ok' if slope <= target else 'MISSED'}")
-        self.measure("claimMediationFee", self._claim_fee)
+        self.measure("addVerdictSignature (a left-out member joins)", self._add_signature)
+        self.measure("claimMediationFee (pays all 3 signers)", self._claim_fee)
+        self.measure("slashEquivocation", self._slash)
         self.measure("claimTimeout (no result)", lambda: self._timeout("open"))
         self.measure("claimTimeout (job creator silent)", lambda: self._timeout("result"))
         self.measure("claimTimeout (mediators silent)", lambda: self._timeout("dispute"))
@@ -163,13 +169,15 @@ class Bench:
         self.open(deal)
         return then(deal)
 
-    def _settle(self, submitted: bool = False) -> int:
+    def _settle(self, submitted: bool = False, disputed: bool = False) -> int:
         deal = self.deal()
         self.open(deal)
         result = os.urandom(32)
         if submitted:
             self.rp.submit_result(deal, result,
                                   self.rp.sign(self.rp.result_commitment(deal, result)))
+        if disputed:
+            self.jc.dispute(deal)
         sig = self.jc.sign(self.jc.acceptance(deal, result))
         return self.rp.settle(deal, result, sig).gas_used
 
@@ -192,6 +200,22 @@ class Bench:
             saved, self.samples = self.samples, 1  # 50 deals per sample already
             self.measure(name, one)
             self.samples = saved
+        self.measure("settleBatch (10 deals, 1 with a bad Acceptance: skipped), total",
+                      self._batch_with_bad_deal)
+
+    def _batch_with_bad_deal(self) -> int:
+        items = []
+        for index in range(10):
+            deal = self.deal()
+            self.open(deal)
+            result = os.urandom(32)
+            signer = self.rp if index == 4 else self.jc  # not the job creator's Acceptance
+            items.append(SettlementItem(deal, result, signer.sign(self.jc.acceptance(deal, result))))
+        receipt = self.rp.settle_batch(items)
+        assert receipt is not None
+        skipped = skipped_deals(self.rp, receipt)
+        assert list(skipped.values()) == [SkipReason.BAD_SIGNATURE], skipped
+        return receipt.gas_used
 
     def _dispute(self) -> int:
         deal = self.deal()
@@ -203,7 +227,25 @@ class Bench:
         deal, result = self.disputed()
         verdict = Verdict(self.base.deal_id(deal), Outcome.PROVIDER_CORRECT, result)
         self.base.resolve(deal, verdict, [m.sign(verdict) for m in self.mediators[:3]])
+        advance_chain_time(self.chain, 601)  # the late-signature window
         return self.mediators[1].claim_mediation_fee(deal).gas_used
+
+    def _add_signature(self) -> int:
+        deal, result = self.disputed()
+        verdict = Verdict(self.base.deal_id(deal), Outcome.PROVIDER_CORRECT, result)
+        self.base.resolve(deal, verdict, [m.sign(verdict) for m in self.mediators[:3]])
+        late = self.mediators[3]
+        return late.add_verdict_signature(deal, verdict, late.sign(verdict)).gas_used
+
+    def _slash(self) -> int:
+        mediator = self.mediators[10]
+        mediator.register_mediator(STAKE)
+        deal_id = os.urandom(32)
+        first = Verdict(deal_id, Outcome.PROVIDER_CORRECT, os.urandom(32))
+        second = Verdict(deal_id, Outcome.PROVIDER_WRONG, os.urandom(32))
+        return self.jc.slash_equivocation(
+            first, mediator.sign(first), second, mediator.sign(second)
+        ).gas_used
 
     def _timeout(self, stage: str) -> int:
         deal = self.deal()

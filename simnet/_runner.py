@@ -504,14 +504,14 @@ class Run:
         tx_gas = {tx: int(chain.rpc(lambda t=tx: chain.w3.eth.get_transaction_receipt(t))
                           ["gasUsed"]) for tx in tx_deals}
         addresses = {value for event in events for key, value in event.args.items()
-                     if key in ("account", "mediator", "jobCreator", "provider")}
-        accounted = 0
+                     if key in ("account", "mediator", "jobCreator", "provider", "presenter")}
+        accounted = reader.burned()
         for address in addresses:
             balance = reader.balance(address)
             accounted += balance.free + balance.locked + reader.mediator(address)[0]
         for event in events:
             if event.name == "DealResolved":
-                accounted += event.args["feeShare"] * bin(event.args["signerMask"]).count("1")
+                accounted += event.args["fee"]
             elif event.name == "MediationFeeClaimed":
                 accounted -= event.args["amount"]
         return {"contract_balance": chain.balance_of(self.world.contract),

@@ -79,6 +79,12 @@ contract LilypadSettlement {
     }
 
     uint256 public constant MAX_MEDIATORS = 32;
+    // Why settleBatch left a deal out (DealSkipped.reason).
+    uint8 public constant SKIP_NOT_OPEN = 1; // no deal with these terms was opened
+    uint8 public constant SKIP_FINAL = 2; // already settled, timed out or resolved
+    uint8 public constant SKIP_BAD_SIGNATURE = 3; // not the job creator's Acceptance
+    // Share of a slashed stake paid to whoever presented the equivocation; the rest is burned.
+    uint256 public constant SLASH_REWARD_PERCENT = 50;
     // secp256k1n / 2: signatures with a larger s are the malleable twin of a low-s signature.
     uint256 private constant HALF_CURVE_ORDER =
         0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
@@ -110,6 +116,8 @@ contract LilypadSettlement {
     mapping(address => WithdrawRequest) public withdrawRequests;
     mapping(address => Mediator) public mediators;
     mapping(bytes32 => DealRecord) public deals;
+    // Slashed stake no account owns (never withdrawable): kept so the books still balance.
+    uint256 public burned;
     // Guards the only external call (withdraw); transient, so it costs no storage.
     bool private transient withdrawing;
 
@@ -123,15 +131,27 @@ contract LilypadSettlement {
     event ResultSubmitted(bytes32 indexed dealId, bytes32 resultHash);
     event DealSettled(bytes32 indexed dealId, bytes32 resultHash);
     event DealDisputed(bytes32 indexed dealId);
+    /// `fee` is the whole mediation fee, now held for the verdict's signers (see
+    /// `claimMediationFee`).
     event DealResolved(
         bytes32 indexed dealId,
         Outcome outcome,
         bytes32 resultHash,
         uint256 signerMask,
-        uint256 feeShare
+        uint256 fee
     );
     event DealTimedOut(bytes32 indexed dealId, Status status);
     event MediationFeeClaimed(bytes32 indexed dealId, address indexed mediator, uint256 amount);
+    /// A deal `settleBatch` left out, and why (SKIP_* codes).
+    event DealSkipped(bytes32 indexed dealId, uint8 reason);
+    event VerdictSignatureAdded(bytes32 indexed dealId, address indexed mediator);
+    event MediatorSlashed(
+        address indexed mediator,
+        address indexed presenter,
+        bytes32 indexed dealId,
+        uint256 reward,
+        uint256 burned
+    );
 
     error ZeroAmount();
     error AmountOverflow();
@@ -161,6 +181,8 @@ contract LilypadSettlement {
     error UnregisteredMediator(address signer);
     error VerdictInconsistent(Outcome outcome, bytes32 resultHash);
     error NoFeeOwed(bytes32 dealId, address mediator);
+    error AlreadySigned(bytes32 dealId, address mediator);
+    error NotEquivocation();
 
     constructor(uint256 withdrawNotice_, uint256 minMediatorStake_) {
         withdrawNotice = withdrawNotice_;
@@ -173,7 +195,7 @@ contract LilypadSettlement {
 
     function deposit() external payable {
         if (msg.value == 0) revert ZeroAmount();
-        accounts[msg.sender].free += uint128(msg.value);
+        accounts[msg.sender].free += _toUint128(msg.value);
         emit Deposited(msg.sender, msg.value);
     }
 
@@ -185,7 +207,7 @@ contract LilypadSettlement {
         if (amount == 0) revert ZeroAmount();
         if (amount > type(uint128).max) amount = type(uint128).max;
         uint256 readyAt = block.timestamp + withdrawNotice;
-        withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), uint64(readyAt));
+        withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), _toUint64(readyAt));
         emit WithdrawRequested(msg.sender, amount, readyAt);
     }
 
@@ -211,7 +233,7 @@ contract LilypadSettlement {
         if (mediator.exitReadyAt != 0) revert MediatorExiting(mediator.exitReadyAt);
         uint256 stake = mediator.stake + msg.value;
         if (stake < minMediatorStake || stake == 0) revert StakeTooLow(stake, minMediatorStake);
-        mediator.stake = uint128(stake);
+        mediator.stake = _toUint128(stake);
         emit MediatorRegistered(msg.sender, stake);
     }
 
@@ -222,7 +244,7 @@ contract LilypadSettlement {
         if (mediator.stake == 0) revert NotMediator(msg.sender);
         if (mediator.exitReadyAt != 0) revert MediatorExiting(mediator.exitReadyAt);
         uint256 readyAt = block.timestamp + withdrawNotice;
-        mediator.exitReadyAt = uint64(readyAt);
+        mediator.exitReadyAt = _toUint64(readyAt);
         emit MediatorExitRequested(msg.sender, readyAt);
     }
 
@@ -283,7 +305,8 @@ contract LilypadSettlement {
     }
 
     /// @notice Happy path: the job creator's signed Acceptance pays the provider, returns the
-    /// collateral and refunds the unused mediation fee. Anyone may submit it.
+    /// collateral and refunds the unused mediation fee. Anyone may submit it, also after the job
+    /// creator disputed the deal: an Acceptance once signed cannot be taken back by a dispute.
     function settle(DealTerms calldata deal, bytes32 resultHash, bytes calldata sigJobCreator)
         external
     {
@@ -292,9 +315,10 @@ contract LilypadSettlement {
         _payOut(deal.provider, deal.collateral, uint256(deal.payment) + deal.collateral);
     }
 
-    /// @notice Settle many accepted deals. Deals already in a final state are skipped (so two
-    /// parties racing to settle cannot make each other's batch fail); any other fault reverts the
-    /// whole batch. Consecutive deals of the same provider share one balance write.
+    /// @notice Settle many accepted deals. A deal that cannot be settled (never opened, already
+    /// final, or without the job creator's Acceptance) is left out with a `DealSkipped` event
+    /// naming it and the reason, so no deal in a batch can make the others fail. Consecutive
+    /// deals of the same provider share one balance write.
     function settleBatch(
         DealTerms[] calldata batch,
         bytes32[] calldata resultHashes,
@@ -309,8 +333,11 @@ contract LilypadSettlement {
         for (uint256 i; i < batch.length; ++i) {
             DealTerms calldata deal = batch[i];
             bytes32 dealId = dealDigest(deal);
-            if (deals[dealId].status >= Status.Settled) continue;
-            _settleOne(deal, dealId, resultHashes[i], sigsJobCreator[i]);
+            uint8 skip = _trySettle(deal, dealId, resultHashes[i], sigsJobCreator[i]);
+            if (skip != 0) {
+                emit DealSkipped(dealId, skip);
+                continue;
+            }
             _payOut(deal.jobCreator, uint256(deal.payment) + deal.mediationFee, deal.mediationFee);
             if (deal.provider != provider) {
                 if (provider != address(0)) _payOut(provider, providerUnlock, providerCredit);
@@ -341,9 +368,11 @@ contract LilypadSettlement {
     /// @notice Apply a verdict signed by at least `threshold` of the deal's mediators.
     /// `signatures` is 65-byte (r, s, v) signatures concatenated, signers strictly ascending.
     /// `resultHash` is the hash the mediators computed: it must match the provider's recorded
-    /// result (first 20 bytes) for ProviderCorrect and differ for ProviderWrong. The mediation
-    /// fee becomes claimable by the signers in equal shares (`claimMediationFee`); the
-    /// remainder of the division goes back to the job creator.
+    /// result (first 20 bytes) for ProviderCorrect and differ for ProviderWrong. Only inside the
+    /// mediation window (after it, `claimTimeout` applies). The whole mediation fee is held for
+    /// the signers: members left out may add their agreeing signature for one more mediation
+    /// window (`addVerdictSignature`), after which `claimMediationFee` splits the fee equally
+    /// among all of them, so whoever submits cannot cut the others out.
     function resolve(
         DealTerms calldata deal,
         address[] calldata consortium,
@@ -355,17 +384,14 @@ contract LilypadSettlement {
         DealRecord storage record = deals[dealId];
         DealRecord memory current = record;
         _requireStatus(dealId, current.status, Status.Disputed);
-        bool matches = bytes20(resultHash) == current.resultPrefix;
-        if (
-            outcome == Outcome.Invalid || (outcome == Outcome.ProviderCorrect && !matches)
-                || (outcome == Outcome.ProviderWrong && matches)
-        ) revert VerdictInconsistent(outcome, resultHash);
+        uint256 deadline = uint256(current.since) + deal.mediationWindow;
+        if (block.timestamp > deadline) revert TooLate(deadline);
+        _requireConsistent(outcome, resultHash, current.resultPrefix);
         _requireConsortium(deal, consortium);
 
-        bytes32 digest =
-            _typedDigest(keccak256(abi.encode(VERDICT_TYPEHASH, dealId, outcome, resultHash)));
-        (uint256 signerMask, uint256 count) =
-            _checkVerdictSignatures(deal.threshold, consortium, digest, signatures);
+        (uint256 signerMask, uint256 count) = _checkVerdictSignatures(
+            deal.threshold, consortium, _verdictDigest(dealId, outcome, resultHash), signatures
+        );
 
         record.status = Status.Resolved;
         record.since = uint40(block.timestamp);
@@ -373,35 +399,100 @@ contract LilypadSettlement {
         record.signerCount = uint8(count);
         record.outcome = outcome;
 
-        uint256 fee = deal.mediationFee;
-        uint256 feeRemainder = fee % count;
-        uint256 jcLocked = uint256(deal.payment) + fee;
+        uint256 jcLocked = uint256(deal.payment) + deal.mediationFee;
         if (outcome == Outcome.ProviderWrong) {
-            _payOut(
-                deal.jobCreator, jcLocked, uint256(deal.payment) + deal.collateral + feeRemainder
-            );
+            _payOut(deal.jobCreator, jcLocked, uint256(deal.payment) + deal.collateral);
             _payOut(deal.provider, deal.collateral, 0);
         } else {
-            _payOut(deal.jobCreator, jcLocked, feeRemainder);
+            _payOut(deal.jobCreator, jcLocked, 0);
             _payOut(deal.provider, deal.collateral, uint256(deal.payment) + deal.collateral);
         }
-        emit DealResolved(dealId, outcome, resultHash, signerMask, fee / count);
+        emit DealResolved(dealId, outcome, resultHash, signerMask, deal.mediationFee);
     }
 
-    /// @notice A mediator that signed the applied verdict credits its share of the fee to its
-    /// free balance.
+    /// @notice A consortium member the resolver left out adds its signature over the applied
+    /// verdict (same outcome; for ProviderCorrect the provider's hash, otherwise any hash that
+    /// differs from it or a NonDeterministic one), within one mediation window after `resolve`.
+    /// It then shares the fee like the original signers. Anyone may submit it.
+    function addVerdictSignature(
+        DealTerms calldata deal,
+        address[] calldata consortium,
+        bytes32 resultHash,
+        bytes calldata signature
+    ) external {
+        bytes32 dealId = dealDigest(deal);
+        DealRecord storage record = deals[dealId];
+        DealRecord memory current = record;
+        _requireStatus(dealId, current.status, Status.Resolved);
+        uint256 deadline = uint256(current.since) + deal.mediationWindow;
+        if (block.timestamp > deadline) revert TooLate(deadline);
+        _requireConsistent(current.outcome, resultHash, current.resultPrefix);
+        _requireConsortium(deal, consortium);
+        if (signature.length != 65) revert BadSignature();
+        (uint256 signerMask,) = _checkVerdictSignatures(
+            1, consortium, _verdictDigest(dealId, current.outcome, resultHash), signature
+        );
+        if (current.unpaidSigners & signerMask != 0) {
+            revert AlreadySigned(dealId, consortium[_lowestBit(signerMask)]);
+        }
+        record.unpaidSigners = current.unpaidSigners | uint32(signerMask);
+        record.signerCount = current.signerCount + 1;
+        emit VerdictSignatureAdded(dealId, consortium[_lowestBit(signerMask)]);
+    }
+
+    /// @notice Once the window for late signatures has closed, credit every signer of the
+    /// applied verdict its equal share of the mediation fee (the division's remainder to the
+    /// lowest-indexed signer). One transaction pays them all; anyone may send it.
     function claimMediationFee(DealTerms calldata deal, address[] calldata consortium) external {
         _requireConsortium(deal, consortium);
         bytes32 dealId = dealDigest(deal);
         DealRecord storage record = deals[dealId];
-        uint256 index = _indexOf(consortium, msg.sender);
-        if (index == type(uint256).max || record.unpaidSigners & (1 << index) == 0) {
+        DealRecord memory current = record;
+        if (current.status != Status.Resolved || current.unpaidSigners == 0) {
             revert NoFeeOwed(dealId, msg.sender);
         }
-        record.unpaidSigners &= ~uint32(1 << index);
-        uint256 share = deal.mediationFee / record.signerCount;
-        accounts[msg.sender].free += uint128(share);
-        emit MediationFeeClaimed(dealId, msg.sender, share);
+        uint256 opensAt = uint256(current.since) + deal.mediationWindow + 1;
+        if (block.timestamp < opensAt) revert TooEarly(opensAt);
+        record.unpaidSigners = 0;
+        uint256 fee = deal.mediationFee;
+        uint256 share = fee / current.signerCount;
+        uint256 extra = fee - share * current.signerCount;
+        for (uint256 i; i < consortium.length; ++i) {
+            if (current.unpaidSigners & (1 << i) == 0) continue;
+            address mediator = consortium[i];
+            Account memory account = accounts[mediator];
+            _storeAccount(mediator, account.free + share + extra, account.locked);
+            emit MediationFeeClaimed(dealId, mediator, share + extra);
+            extra = 0;
+        }
+    }
+
+    /// @notice Two verdicts for one deal that differ, both signed by the same mediator, prove it
+    /// equivocated: its whole stake is taken, SLASH_REWARD_PERCENT of it to whoever presents
+    /// the proof, the rest burned. Works for any dealId and at any time while the mediator
+    /// still holds stake (also during its exit notice).
+    function slashEquivocation(
+        bytes32 dealId,
+        Outcome outcomeA,
+        bytes32 resultHashA,
+        bytes calldata signatureA,
+        Outcome outcomeB,
+        bytes32 resultHashB,
+        bytes calldata signatureB
+    ) external {
+        if (outcomeA == outcomeB && resultHashA == resultHashB) revert NotEquivocation();
+        address signer = _recover(_verdictDigest(dealId, outcomeA, resultHashA), signatureA);
+        address other = _recover(_verdictDigest(dealId, outcomeB, resultHashB), signatureB);
+        if (signer != other) revert NotEquivocation();
+        Mediator storage mediator = mediators[signer];
+        uint256 stake = mediator.stake;
+        if (stake == 0) revert NotMediator(signer);
+        mediator.stake = 0;
+        uint256 reward = stake * SLASH_REWARD_PERCENT / 100;
+        burned += stake - reward;
+        Account memory account = accounts[msg.sender];
+        _storeAccount(msg.sender, account.free + reward, account.locked);
+        emit MediatorSlashed(signer, msg.sender, dealId, reward, stake - reward);
     }
 
     /// @notice After a deadline passes, anyone may apply its consequence:
@@ -484,15 +575,66 @@ contract LilypadSettlement {
     ) private {
         DealRecord storage record = deals[dealId];
         Status status = record.status;
-        if (status != Status.Open && status != Status.ResultSubmitted) {
+        // Open, ResultSubmitted or Disputed: an Acceptance outranks the job creator's dispute.
+        if (status == Status.None || status >= Status.Settled) {
             _requireStatus(dealId, status, Status.Open);
         }
-        bytes32 digest =
-            _typedDigest(keccak256(abi.encode(ACCEPTANCE_TYPEHASH, dealId, resultHash)));
-        _requireSigner(digest, sigJobCreator, deal.jobCreator);
+        _requireSigner(_acceptanceDigest(dealId, resultHash), sigJobCreator, deal.jobCreator);
         record.status = Status.Settled;
         record.since = uint40(block.timestamp);
         emit DealSettled(dealId, resultHash);
+    }
+
+    /// @dev `_settleOne` that reports (SKIP_*) instead of reverting; 0 = settled.
+    function _trySettle(
+        DealTerms calldata deal,
+        bytes32 dealId,
+        bytes32 resultHash,
+        bytes calldata sigJobCreator
+    ) private returns (uint8 skip) {
+        DealRecord storage record = deals[dealId];
+        Status status = record.status;
+        if (status == Status.None) return SKIP_NOT_OPEN;
+        if (status >= Status.Settled) return SKIP_FINAL;
+        if (_tryRecover(_acceptanceDigest(dealId, resultHash), sigJobCreator) != deal.jobCreator) {
+            return SKIP_BAD_SIGNATURE;
+        }
+        record.status = Status.Settled;
+        record.since = uint40(block.timestamp);
+        emit DealSettled(dealId, resultHash);
+        return 0;
+    }
+
+    function _acceptanceDigest(bytes32 dealId, bytes32 resultHash) private view returns (bytes32) {
+        return _typedDigest(keccak256(abi.encode(ACCEPTANCE_TYPEHASH, dealId, resultHash)));
+    }
+
+    function _verdictDigest(bytes32 dealId, Outcome outcome, bytes32 resultHash)
+        private
+        view
+        returns (bytes32)
+    {
+        return _typedDigest(keccak256(abi.encode(VERDICT_TYPEHASH, dealId, outcome, resultHash)));
+    }
+
+    /// @dev A verdict must fit the provider's recorded result: ProviderCorrect upholds it (same
+    /// hash), ProviderWrong names another, NonDeterministic either.
+    function _requireConsistent(Outcome outcome, bytes32 resultHash, bytes20 resultPrefix)
+        private
+        pure
+    {
+        bool matches = bytes20(resultHash) == resultPrefix;
+        if (
+            outcome == Outcome.Invalid || (outcome == Outcome.ProviderCorrect && !matches)
+                || (outcome == Outcome.ProviderWrong && matches)
+        ) revert VerdictInconsistent(outcome, resultHash);
+    }
+
+    function _lowestBit(uint256 mask) private pure returns (uint256 index) {
+        while (mask & 1 == 0) {
+            mask >>= 1;
+            ++index;
+        }
     }
 
     function _requireConsortium(DealTerms calldata deal, address[] calldata consortium)
@@ -599,13 +741,6 @@ contract LilypadSettlement {
         if (failure == 5) revert UnregisteredMediator(culprit);
     }
 
-    function _indexOf(address[] calldata list, address needle) private pure returns (uint256) {
-        for (uint256 i; i < list.length; ++i) {
-            if (list[i] == needle) return i;
-        }
-        return type(uint256).max;
-    }
-
     /// @dev Move `unlock` out of `who`'s locked balance and credit `credit` to its free balance.
     function _payOut(address who, uint256 unlock, uint256 credit) private {
         Account memory account = accounts[who];
@@ -624,6 +759,16 @@ contract LilypadSettlement {
     function _storeAccount(address who, uint256 free, uint256 locked) private {
         if (free > type(uint128).max || locked > type(uint128).max) revert AmountOverflow();
         accounts[who] = Account(uint128(free), uint128(locked));
+    }
+
+    function _toUint128(uint256 value) private pure returns (uint128) {
+        if (value > type(uint128).max) revert AmountOverflow();
+        return uint128(value);
+    }
+
+    function _toUint64(uint256 value) private pure returns (uint64) {
+        if (value > type(uint64).max) revert AmountOverflow();
+        return uint64(value);
     }
 
     function _requireStatus(bytes32 dealId, Status actual, Status expected) private pure {
@@ -646,6 +791,26 @@ contract LilypadSettlement {
         return _recoverAt(digest, _offsetOf(signature));
     }
 
+    /// @dev `_recover` that answers address(0) for any signature it would refuse.
+    function _tryRecover(bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (address)
+    {
+        if (signature.length != 65) return address(0);
+        (bytes32 r, bytes32 s, uint256 v) = _split(_offsetOf(signature));
+        if (uint256(s) > HALF_CURVE_ORDER || (v != 27 && v != 28)) return address(0);
+        return _ecrecover(digest, r, s, v);
+    }
+
+    function _split(uint256 offset) private pure returns (bytes32 r, bytes32 s, uint256 v) {
+        assembly ("memory-safe") {
+            r := calldataload(offset)
+            s := calldataload(add(offset, 32))
+            v := byte(0, calldataload(add(offset, 64)))
+        }
+    }
+
     function _offsetOf(bytes calldata data) private pure returns (uint256 offset) {
         assembly ("memory-safe") {
             offset := data.offset
@@ -655,16 +820,19 @@ contract LilypadSettlement {
     /// @dev Recover the signer of a 65-byte (r, s, v) signature at calldata `offset`; refuses
     /// high s (malleable), v outside {27, 28} and signatures that recover to nothing.
     function _recoverAt(bytes32 digest, uint256 offset) private view returns (address signer) {
-        bytes32 r;
-        bytes32 s;
-        uint256 v;
-        assembly ("memory-safe") {
-            r := calldataload(offset)
-            s := calldataload(add(offset, 32))
-            v := byte(0, calldataload(add(offset, 64)))
-        }
+        (bytes32 r, bytes32 s, uint256 v) = _split(offset);
         if (uint256(s) > HALF_CURVE_ORDER) revert MalleableSignature();
         if (v != 27 && v != 28) revert BadSignature();
+        signer = _ecrecover(digest, r, s, v);
+        if (signer == address(0)) revert BadSignature();
+    }
+
+    /// @dev address(0) when recovery fails.
+    function _ecrecover(bytes32 digest, bytes32 r, bytes32 s, uint256 v)
+        private
+        view
+        returns (address signer)
+    {
         assembly ("memory-safe") {
             // The ecrecover precompile, without Solidity's per-call memory allocation: input at
             // the free memory pointer (not claimed), output in scratch space, zeroed first
@@ -678,7 +846,6 @@ contract LilypadSettlement {
             pop(staticcall(gas(), 0x01, ptr, 0x80, 0x00, 0x20))
             signer := mload(0x00)
         }
-        if (signer == address(0)) revert BadSignature();
     }
 
     function _typedDigest(bytes32 structHash) private view returns (bytes32 digest) {

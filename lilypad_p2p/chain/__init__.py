@@ -22,7 +22,9 @@ from lilypad_p2p.chain._client import (
     DealStatus,
     SettlementClient,
     SettlementItem,
+    SkipReason,
     deploy_settlement,
+    skipped_deals,
 )
 from lilypad_p2p.chain._errors import (
     AlreadySettled,
@@ -107,6 +109,7 @@ __all__ = [
     "SettlementItem",
     "SignatureInvalid",
     "SignatureRejected",
+    "SkipReason",
     "TransactionReverted",
     "TxReceipt",
     "Verdict",
@@ -128,5 +131,6 @@ __all__ = [
     "settlement_abi",
     "settlement_events",
     "sign_typed",
+    "skipped_deals",
     "typed_data_types",
 ]

@@ -102,6 +102,22 @@ class SettlementItem:
     job_creator_signature: bytes
 
 
+class SkipReason(enum.IntEnum):
+    """Why `settleBatch` left a deal out (the contract's SKIP_* codes, in `DealSkipped`)."""
+
+    NOT_OPEN = 1
+    FINAL = 2
+    BAD_SIGNATURE = 3
+
+
+def skipped_deals(client: SettlementClient, receipt: TxReceipt) -> dict[bytes, SkipReason]:
+    """The deals a `settleBatch` receipt reports as left out, with the reason of each."""
+    return {
+        bytes(args["dealId"]): SkipReason(args["reason"])
+        for name, args in client.decode_events(receipt) if name == "DealSkipped"
+    }
+
+
 class SettlementClient:
     """Talks to one deployed settlement contract as one account (or read-only without one)."""
 
@@ -153,6 +169,10 @@ class SettlementClient:
     def is_registered_mediator(self, address: str) -> bool:
         return bool(self._view("isRegisteredMediator", to_checksum_address(address)))
 
+    def burned(self) -> int:
+        """Slashed stake burned so far (held by the contract, owned by no account)."""
+        return int(self._view("burned"))
+
     def withdraw_notice(self) -> int:
         return int(self._view("withdrawNotice"))
 
@@ -202,8 +222,10 @@ class SettlementClient:
     def settle_batch(self, items: Sequence[SettlementItem]) -> TxReceipt | None:
         """Settle many accepted deals in one transaction; final deals are left out.
 
-        Returns None when every deal was already final (nothing to send). Group items by
-        provider: consecutive deals of one provider share a balance write.
+        Returns None when every deal was already final (nothing to send). The contract settles
+        what it can and reports each deal it left out in a `DealSkipped` event
+        (`skipped_deals`). Group items by provider: consecutive deals of one provider share a
+        balance write.
         """
         pending = [
             item for item in items if not self.deal_state(item.deal).status.is_final
@@ -245,7 +267,30 @@ class SettlementClient:
         return self.send("claimTimeout", deal.terms_abi())
 
     def claim_mediation_fee(self, deal: Deal) -> TxReceipt:
+        """Pay every signer of the applied verdict its share (after the late-signature window)."""
         return self.send("claimMediationFee", deal.terms_abi(), list(deal.mediators))
+
+    def add_verdict_signature(
+        self, deal: Deal, verdict: Verdict, signature: bytes
+    ) -> TxReceipt:
+        """Add a left-out member's signature over the applied verdict (shares the fee)."""
+        return self.send(
+            "addVerdictSignature", deal.terms_abi(), list(deal.mediators), verdict.result_hash,
+            signature,
+        )
+
+    def slash_equivocation(
+        self, first: Verdict, first_sig: bytes, second: Verdict, second_sig: bytes
+    ) -> TxReceipt:
+        """Present two different verdicts for one deal signed by one mediator: its stake is
+        slashed, half credited to this client's account."""
+        if first.deal_id != second.deal_id:
+            raise ValueError("an equivocation is two verdicts for the same deal")
+        return self.send(
+            "slashEquivocation", first.deal_id,
+            int(first.outcome), first.result_hash, first_sig,
+            int(second.outcome), second.result_hash, second_sig,
+        )
 
     # ------------------------------------------------------------------ low level
 
@@ -367,3 +412,15 @@ class AsyncSettlementClient:
 
     async def claim_mediation_fee(self, deal: Deal) -> TxReceipt:
         return await self._run(partial(self.sync.claim_mediation_fee, deal))
+
+    async def add_verdict_signature(
+        self, deal: Deal, verdict: Verdict, signature: bytes
+    ) -> TxReceipt:
+        return await self._run(partial(self.sync.add_verdict_signature, deal, verdict, signature))
+
+    async def slash_equivocation(
+        self, first: Verdict, first_sig: bytes, second: Verdict, second_sig: bytes
+    ) -> TxReceipt:
+        return await self._run(
+            partial(self.sync.slash_equivocation, first, first_sig, second, second_sig)
+        )

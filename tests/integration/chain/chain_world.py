@@ -82,19 +82,20 @@ class World:
         return verdict, [m.sign(verdict) for m in signers]
 
     def accounted_total(self) -> int:
-        """Free + locked of every account the contract's events mention, stakes, unpaid fees."""
+        """Free + locked of every account the contract's events mention, stakes, unpaid fees,
+        burned stake."""
         events = EventWatcher(self.chain, self.address, from_block=self.deployed_at).poll()
         addresses = {
             value for event in events for key, value in event.args.items()
-            if key in ("account", "mediator", "jobCreator", "provider")
+            if key in ("account", "mediator", "jobCreator", "provider", "presenter")
         }
-        total = 0
+        total = self.deployer.burned()
         for address in addresses:
             balance = self.deployer.balance(address)
             total += balance.free + balance.locked + self.deployer.mediator(address)[0]
         for event in events:
             if event.name == "DealResolved":
-                total += event.args["feeShare"] * bin(event.args["signerMask"]).count("1")
+                total += event.args["fee"]
             elif event.name == "MediationFeeClaimed":
                 total -= event.args["amount"]
         return total
