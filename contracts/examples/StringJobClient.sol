@@ -2,22 +2,42 @@
 pragma solidity 0.8.37;
 
 interface ILilypadRequests {
+    enum Mode {
+        Attested,
+        Optimistic
+    }
+
+    struct Policy {
+        address[] mediators;
+        uint8 threshold;
+        Mode mode;
+        uint128 bond;
+        uint32 challengeWindow;
+    }
+
     function requestJob(
         string calldata module,
         bytes calldata inputs,
         uint64 deadline,
-        uint32 callbackGasLimit
+        uint32 callbackGasLimit,
+        Policy calldata policy
     ) external payable returns (bytes32 requestId);
+
+    function owed(address account) external view returns (uint256);
+    function withdraw() external;
 }
 
 /// @title Example client: asks the network to compute on a string and stores the answer.
-/// @notice `ask` escrows msg.value with LilypadRequests; the answer arrives through
-/// `onLilypadResult` once the deal serving the request has settled.
+/// @notice `ask` escrows msg.value with LilypadRequests under the owner's trust policy (which
+/// mediators, how many must agree, attested or optimistic); the answer arrives through
+/// `onLilypadResult` once that consortium backs it. Unused escrow, refunds and forfeited bonds
+/// are credited to this contract in LilypadRequests; `withdrawChange` sends them to the owner.
 contract StringJobClient {
     // Storing a 1 KiB answer costs ~33 slots x 22.1k gas; this covers it with headroom.
     uint32 public constant CALLBACK_GAS = 900_000;
 
     ILilypadRequests public immutable requests;
+    address public immutable owner;
     mapping(bytes32 => string) public answers;
     mapping(bytes32 => bool) public answered;
     mapping(bytes32 => bytes) public answerCids; // binary CIDv1 of answers too large to inline
@@ -28,18 +48,25 @@ contract StringJobClient {
     event AnsweredByCid(bytes32 indexed requestId, bytes cid);
 
     error OnlyRequests();
+    error OnlyOwner();
+    error TransferFailed();
 
     constructor(address requests_) {
         requests = ILilypadRequests(requests_);
+        owner = msg.sender;
     }
 
     /// @param inputs the module's parameters as the bridge reads them (JSON object, UTF-8)
-    function ask(string calldata module, bytes calldata inputs, uint64 deadline)
-        external
-        payable
-        returns (bytes32 requestId)
-    {
-        requestId = requests.requestJob{value: msg.value}(module, inputs, deadline, CALLBACK_GAS);
+    function ask(
+        string calldata module,
+        bytes calldata inputs,
+        uint64 deadline,
+        ILilypadRequests.Policy calldata policy
+    ) external payable returns (bytes32 requestId) {
+        if (msg.sender != owner) revert OnlyOwner();
+        requestId = requests.requestJob{value: msg.value}(
+            module, inputs, deadline, CALLBACK_GAS, policy
+        );
         lastRequestId = requestId;
         emit Asked(requestId);
     }
@@ -60,7 +87,16 @@ contract StringJobClient {
         emit Answered(requestId, string(output));
     }
 
-    /// Refunds of the escrow (an unused part, or all of it after the deadline) are withdrawn to
-    /// here.
-    receive() external payable {}
+    /// Pull what LilypadRequests owes this contract (change, refunds, forfeited bonds) and send
+    /// everything this contract holds to the owner.
+    function withdrawChange() external {
+        if (msg.sender != owner) revert OnlyOwner();
+        if (requests.owed(address(this)) != 0) requests.withdraw();
+        (bool ok,) = owner.call{value: address(this).balance}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    receive() external payable {
+        if (msg.sender != address(requests)) revert OnlyRequests();
+    }
 }

@@ -19,7 +19,6 @@ interface ISettlementView {
     }
 
     function dealDigest(DealTerms calldata deal) external view returns (bytes32);
-    function domainSeparator() external view returns (bytes32);
     function deals(bytes32 dealId)
         external
         view
@@ -46,50 +45,86 @@ interface ILilypadResultReceiver {
     ) external;
 }
 
-/// @title lilypad-p2p on-chain job requests with result callbacks.
-/// @notice Any contract (or account) calls `requestJob` with the most it will pay; the payment
-/// stays here in escrow. A bridge node runs the job on the network as the deal's job creator,
-/// paying from its own settlement account. Once the deal is settled on the settlement contract,
-/// anyone may `deliver` it: this contract checks, on chain and on nobody's word,
-///  - the deal was made for this request: its Job salt is the request id (which binds chain id,
-///    this contract and the request's contents) and its module hash is the request's;
-///  - the deal is settled on this chain's settlement contract (status Settled: the job creator's
-///    Acceptance of `resultHash`; TimedOutAcceptance: provider paid, recorded prefix matches; or
-///    Resolved with a k-of-n ProviderCorrect verdict, which upheld the recorded prefix);
-///  - the provider's signed ResultCommitment and (when Settled) the job creator's Acceptance both
-///    name `resultHash`, under the settlement contract's EIP-712 domain (so this chain only);
-///  - `resultHash` = sha256(tarball): the node's result hash is the sha2-256 of the canonical
-///    output tarball, so the tarball itself is delivered and the output is its first entry, a
-///    regular file; one larger than MAX_OUTPUT_BYTES is delivered as its tarball's CID.
-///    (`deliverCid` skips the tarball for outputs too large for calldata: only the deal's job
-///    creator may call it, and the one thing it decides is "CID instead of bytes".)
-/// Then it reimburses the deal's job creator the deal's payment (pull), refunds the rest of the
-/// escrow to the requester (pull), marks the request delivered and only then calls the requester
-/// back with bounded gas, recording failure instead of reverting. A request nobody delivers is
-/// refunded after its deadline. A deal the mediators ruled ProviderWrong or NonDeterministic
-/// delivers nothing: anyone may `refundFailed` its request at once (NonDeterministic: the job
-/// creator, who paid the provider as the verdict says, is reimbursed the deal's payment;
-/// ProviderWrong: the requester gets all its escrow back).
+/// @title lilypad-p2p on-chain job requests whose results carry the requester's own trust.
+/// @notice A request names what it wants (module, inputs, the most it pays, a deadline) and whom
+/// it trusts: a consortium of n mediator addresses and a threshold k. A result reaches the
+/// callback only with that consortium's backing. A bridge first `claim`s the request with the
+/// request's bond (only the claimant can be paid, so no faster party can take what it funded),
+/// runs a deal on the settlement contract as its job creator (Job salt = the request id, the
+/// request's module), and `postResult`s the sha256 of the output tarball, committing to it
+/// before any mediator has revealed one. Then, chosen per request:
+///  - Attested: k of the n mediators re-run the request (module and inputs as the request event
+///    states them) and each `vote`s the hash it got: k votes for the posted hash make it final;
+///    k for another overturn it (the claimant's bond goes to the requester; the request is open
+///    again for another bridge).
+///  - Optimistic: during the challenge window anyone may `challenge` the posted hash with an
+///    equal bond; the consortium then votes: upheld, the challenger's bond goes to the claimant;
+///    overturned, the claimant's bond goes half to the challenger, half to the requester, and
+///    the request is open again. Unchallenged, the result is final when the window ends.
+/// Nothing else is trusted: no bridge, no settlement-contract mediator, no deal's own parties.
+/// On delivery of a final result (the tarball whose sha256 it is; the claimant may send the CID
+/// instead) the claimant is reimbursed its deal's payment (within the escrow and actually paid
+/// to the provider) and gets its bond back; the requester gets the rest, then its callback.
+/// Deadline: claims and posts by the deadline, refunds only after it: a bridge that posted in
+/// time is paid once its result is final, however late the consortium or the reveal.
 contract LilypadRequests {
-    enum RequestStatus {
+    enum Mode {
+        Attested,
+        Optimistic
+    }
+
+    enum Status {
         None,
-        Pending,
+        Open, // waiting for a bridge to claim it
+        Claimed, // a bridge serves it
+        Posted, // optimistic: result posted, challenge window running
+        Challenged, // optimistic: the consortium is asked to rule
+        Upheld, // the consortium upheld the posted result: final
         Delivered,
         Refunded
     }
 
+    /// The requester's choice of trust and mode.
+    struct Policy {
+        address[] mediators; // ascending, distinct
+        uint8 threshold; // k
+        Mode mode;
+        uint128 bond; // wei a claimant (and a challenger) puts up
+        uint32 challengeWindow; // seconds (optimistic only)
+    }
+
     struct Request {
         address requester;
-        uint64 deadline; // unix seconds; refundable after it
+        uint64 deadline; // unix seconds: claims and posts by then
         uint32 callbackGasLimit;
-        RequestStatus status;
+        Status status;
+        Mode mode;
+        uint8 threshold;
+        uint8 round; // times a posted result was overturned
+        uint32 challengeWindow;
+        uint64 postedAt; // when the result was posted, or (optimistic) challenged
         uint128 escrow; // wei: the most the requester pays
+        uint128 bond;
+        uint128 payment; // the claimant's deal payment, fixed at posting
         bytes32 moduleHash; // keccak256(module), as in the deal's Job
+        bytes32 consortiumHash; // keccak256(abi.encode(mediators))
+        address claimant;
+        address challenger;
+        bytes32 resultHash; // the posted hash
     }
 
     uint256 public constant MAX_OUTPUT_BYTES = 1024;
     uint256 public constant MAX_CALLBACK_GAS = 1_000_000;
     uint256 public constant MAX_INPUT_BYTES = 4096;
+    uint256 public constant MAX_MEDIATORS = 16;
+    uint256 public constant MAX_CHALLENGE_WINDOW = 30 days;
+    uint256 public constant MAX_REQUEST_LIFE = 365 days;
+    // A consortium that does not rule (on an attested post, or a challenge) within this time
+    // ends the request: bonds go back and the requester is refunded.
+    uint256 public constant RULING_WINDOW = 1 days;
+    // A claimant whose result is final but who does not deliver it within this time (after the
+    // deadline or the challenge window) forfeits its bond and the requester is refunded.
+    uint256 public constant REVEAL_WINDOW = 1 days;
     // Gas kept back for the bookkeeping after the callback returns.
     uint256 private constant CALLBACK_RESERVE = 10_000;
     uint256 private constant TAR_BLOCK = 512;
@@ -97,24 +132,19 @@ contract LilypadRequests {
     uint8 private constant STATUS_TIMED_OUT_ACCEPTANCE = 6;
     uint8 private constant STATUS_RESOLVED = 8;
     uint8 private constant OUTCOME_PROVIDER_CORRECT = 1;
-    uint8 private constant OUTCOME_PROVIDER_WRONG = 2;
     uint8 private constant OUTCOME_NON_DETERMINISTIC = 3;
     // Binary CIDv1 prefix: version 1, raw codec (0x55), sha2-256 multihash (0x12) of 32 bytes.
     bytes4 private constant CID_PREFIX = 0x01551220;
-    uint256 private constant HALF_CURVE_ORDER =
-        0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     bytes32 private constant JOB_TYPEHASH =
         keccak256("Job(bytes32 jobSpecHash,bytes32 moduleHash,bytes32 salt)");
-    bytes32 private constant ACCEPTANCE_TYPEHASH =
-        keccak256("Acceptance(bytes32 dealId,bytes32 resultHash)");
-    bytes32 private constant RESULT_COMMITMENT_TYPEHASH =
-        keccak256("ResultCommitment(bytes32 dealId,bytes32 resultHash)");
 
     ISettlementView public immutable settlement;
     uint256 public requestCount;
     mapping(bytes32 => Request) public requests;
     mapping(address => uint256) public owed; // withdrawable wei
-    mapping(bytes32 => bytes32) public deliveredDeal; // requestId -> dealId
+    // keccak256(requestId, round) => mediator => has voted; => result hash => votes
+    mapping(bytes32 => mapping(address => bool)) public voted;
+    mapping(bytes32 => mapping(bytes32 => uint256)) public votes;
     bool private transient withdrawing;
 
     event JobRequested(
@@ -124,36 +154,49 @@ contract LilypadRequests {
         bytes inputs,
         uint256 maxPrice,
         uint64 deadline,
-        uint32 callbackGasLimit
+        uint32 callbackGasLimit,
+        Policy policy
     );
+    event Claimed(bytes32 indexed requestId, address indexed claimant);
+    event Voted(bytes32 indexed requestId, address indexed mediator, uint8 round, bytes32 hash);
+    event ResultPosted(
+        bytes32 indexed requestId,
+        address indexed claimant,
+        bytes32 indexed dealId,
+        bytes32 resultHash,
+        uint256 payment
+    );
+    event Challenged(bytes32 indexed requestId, address indexed challenger, bytes32 resultHash);
+    event Ruled(bytes32 indexed requestId, bool upheld, bytes32 resultHash, bytes32 majorityHash);
     event ResultDelivered(
         bytes32 indexed requestId,
-        bytes32 indexed dealId,
+        address indexed claimant,
         bytes32 resultHash,
         uint256 paid,
         bool outputIsCid,
         bool callbackSucceeded
     );
-    event RequestFailed(
-        bytes32 indexed requestId, bytes32 indexed dealId, uint8 outcome, uint256 reimbursed
-    );
-    event RequestRefunded(bytes32 indexed requestId, uint256 amount);
+    event RequestRefunded(bytes32 indexed requestId, uint256 amount, uint256 forfeitedBond);
     event Withdrawn(address indexed account, uint256 amount);
 
     error ZeroAmount();
     error InputsTooLarge(uint256 size);
     error CallbackGasTooHigh(uint256 requested);
     error DeadlinePassed(uint64 deadline);
-    error NotPending(bytes32 requestId, RequestStatus status);
-    error TooEarly(uint64 deadline);
+    error BadPolicy(string reason);
+    error WrongStatus(bytes32 requestId, Status status);
+    error WrongMode(bytes32 requestId);
+    error WrongBond(uint256 sent, uint256 bond);
+    error NotClaimant(address caller);
+    error NotConsortium(address caller);
+    error AlreadyVoted(address mediator);
+    error TooEarly(uint64 until);
+    error WindowClosed(uint64 closed);
     error WrongJob();
-    error DealNotSettled(bytes32 dealId, uint8 status);
-    error DealNotFailed(bytes32 dealId, uint8 status, uint8 outcome);
-    error NotJobCreator(address caller);
-    error ResultMismatch();
+    error DealNotPaid(bytes32 dealId, uint8 status, uint8 outcome);
+    error NotBacked(bytes32 requestId);
+    error ResultMismatch(bytes32 expected, bytes32 delivered);
     error PriceAboveEscrow(uint256 payment, uint256 escrow);
-    error BadSignature();
-    error WrongSigner(address expected, address recovered);
     error MalformedTarball(string reason);
     error NotEnoughGasForCallback(uint256 available, uint256 needed);
     error TransferFailed();
@@ -163,112 +206,189 @@ contract LilypadRequests {
         settlement = ISettlementView(settlement_);
     }
 
-    /// @notice Ask the network to run `module` on `inputs`; msg.value is the most you pay.
-    /// `inputs` are public (they go into an event). Returns the request id, which is also the
-    /// salt of the deal that serves it.
+    /// @notice Ask the network to run `module` on `inputs` (public: they go into an event; a
+    /// JSON object of module parameters, which may name a CID), trusting `policy`'s consortium.
+    /// msg.value is the most you pay. The request id binds all of it and is the salt of the
+    /// deal that serves the request.
     function requestJob(
         string calldata module,
         bytes calldata inputs,
         uint64 deadline,
-        uint32 callbackGasLimit
+        uint32 callbackGasLimit,
+        Policy calldata policy
     ) external payable returns (bytes32 requestId) {
         if (msg.value == 0 || msg.value > type(uint128).max) revert ZeroAmount();
         if (inputs.length > MAX_INPUT_BYTES) revert InputsTooLarge(inputs.length);
         if (callbackGasLimit > MAX_CALLBACK_GAS) revert CallbackGasTooHigh(callbackGasLimit);
         if (deadline <= block.timestamp) revert DeadlinePassed(deadline);
-        uint256 nonce = requestCount++;
+        if (deadline > block.timestamp + MAX_REQUEST_LIFE) revert BadPolicy("deadline too far");
+        bytes32 consortiumHash = _checkPolicy(policy);
         bytes32 moduleHash = keccak256(bytes(module));
         requestId = keccak256(
             abi.encode(
                 block.chainid,
                 address(this),
-                nonce,
+                requestCount++,
                 msg.sender,
                 moduleHash,
                 keccak256(inputs),
                 msg.value,
                 deadline,
-                callbackGasLimit
+                callbackGasLimit,
+                keccak256(abi.encode(policy))
             )
         );
-        requests[requestId] = Request(
-            msg.sender, deadline, callbackGasLimit, RequestStatus.Pending, uint128(msg.value),
-            moduleHash
-        );
+        Request storage request = requests[requestId];
+        request.requester = msg.sender;
+        request.deadline = deadline;
+        request.callbackGasLimit = callbackGasLimit;
+        request.status = Status.Open;
+        request.mode = policy.mode;
+        request.threshold = policy.threshold;
+        request.challengeWindow = policy.challengeWindow;
+        request.escrow = uint128(msg.value);
+        request.bond = policy.bond;
+        request.moduleHash = moduleHash;
+        request.consortiumHash = consortiumHash;
         emit JobRequested(
-            requestId, msg.sender, module, inputs, msg.value, deadline, callbackGasLimit
+            requestId, msg.sender, module, inputs, msg.value, deadline, callbackGasLimit, policy
         );
     }
 
-    /// @notice Deliver the result of a settled deal made for `requestId` (anyone may call).
-    /// @param jobSpecHash the deal's Job.jobSpecHash (its Job.salt must be requestId)
-    /// @param tarball the canonical output tarball whose sha256 the provider committed to
-    function deliver(
+    /// @notice Become the one bridge that serves (and is paid for) the request; msg.value must
+    /// be the request's bond. Claim before funding a deal: no one else can then be paid for it.
+    function claim(bytes32 requestId) external payable {
+        Request storage request = _inStatus(requestId, Status.Open);
+        if (block.timestamp > request.deadline) revert DeadlinePassed(request.deadline);
+        if (msg.value != request.bond) revert WrongBond(msg.value, request.bond);
+        request.status = Status.Claimed;
+        request.claimant = msg.sender;
+        emit Claimed(requestId, msg.sender);
+    }
+
+    /// @notice The claimant commits (by the deadline) to the sha256 of the output tarball of
+    /// the deal it ran for the request. Attested: the consortium's votes start; optimistic: the
+    /// challenge window starts.
+    function postResult(
         bytes32 requestId,
         ISettlementView.DealTerms calldata deal,
         bytes32 jobSpecHash,
-        bytes calldata tarball,
-        bytes calldata sigProvider,
-        bytes calldata sigJobCreator
-    ) external returns (bool callbackSucceeded) {
-        Request storage request = _pendingFor(requestId, deal, jobSpecHash);
-        bytes32 resultHash = sha256(tarball);
-        bytes32 dealId = _checkSettled(deal, resultHash, sigProvider, sigJobCreator);
-        (bytes calldata file, bool fits) = _firstFile(tarball);
-        bytes memory output = fits ? file : abi.encodePacked(CID_PREFIX, resultHash);
-        return _complete(request, requestId, deal, dealId, resultHash, output, !fits);
-    }
-
-    /// @notice Deliver a settled deal's result by CID without posting its tarball (for outputs
-    /// too large for calldata). Only the deal's job creator, who verified the output, may choose
-    /// this; the result hash is still checked against the provider's commitment and settlement.
-    function deliverCid(
-        bytes32 requestId,
-        ISettlementView.DealTerms calldata deal,
-        bytes32 jobSpecHash,
-        bytes32 resultHash,
-        bytes calldata sigProvider,
-        bytes calldata sigJobCreator
-    ) external returns (bool callbackSucceeded) {
-        if (msg.sender != deal.jobCreator) revert NotJobCreator(msg.sender);
-        Request storage request = _pendingFor(requestId, deal, jobSpecHash);
-        bytes32 dealId = _checkSettled(deal, resultHash, sigProvider, sigJobCreator);
-        bytes memory cid = abi.encodePacked(CID_PREFIX, resultHash);
-        return _complete(request, requestId, deal, dealId, resultHash, cid, true);
-    }
-
-    /// @notice Close a request whose deal was resolved ProviderWrong or NonDeterministic (anyone
-    /// may call): nothing is delivered. NonDeterministic verdicts pay the provider, so the job
-    /// creator is reimbursed the deal's payment and the requester gets the rest; after
-    /// ProviderWrong the job creator already got its payment back, so the requester gets all.
-    function refundFailed(
-        bytes32 requestId,
-        ISettlementView.DealTerms calldata deal,
-        bytes32 jobSpecHash
+        bytes32 resultHash
     ) external {
-        Request storage request = _pendingFor(requestId, deal, jobSpecHash);
-        bytes32 dealId = settlement.dealDigest(deal);
-        (uint8 status,,,,, uint8 outcome) = settlement.deals(dealId);
-        if (
-            status != STATUS_RESOLVED
-                || (outcome != OUTCOME_PROVIDER_WRONG && outcome != OUTCOME_NON_DETERMINISTIC)
-        ) revert DealNotFailed(dealId, status, outcome);
-        uint256 reimbursed = outcome == OUTCOME_NON_DETERMINISTIC ? deal.payment : 0;
-        request.status = RequestStatus.Refunded;
-        if (reimbursed != 0) owed[deal.jobCreator] += reimbursed;
-        owed[request.requester] += request.escrow - reimbursed;
-        emit RequestFailed(requestId, dealId, outcome, reimbursed);
-        emit RequestRefunded(requestId, request.escrow - reimbursed);
+        Request storage request = _inStatus(requestId, Status.Claimed);
+        if (msg.sender != request.claimant) revert NotClaimant(msg.sender);
+        if (block.timestamp > request.deadline) revert DeadlinePassed(request.deadline);
+        bytes32 dealId = _checkDeal(request, requestId, deal, jobSpecHash);
+        request.status = Status.Posted;
+        request.postedAt = uint64(block.timestamp);
+        request.payment = deal.payment;
+        request.resultHash = resultHash;
+        emit ResultPosted(requestId, msg.sender, dealId, resultHash, deal.payment);
     }
 
-    /// @notice Give the escrow back to the requester of an undelivered request past its deadline.
+    /// @notice A consortium member's vote: the sha256 of the output tarball it got by running
+    /// the request itself. Attested: on a posted result; optimistic: on a challenged one. The
+    /// first hash with k votes rules: the posted one is upheld, any other overturns it.
+    function vote(bytes32 requestId, address[] calldata mediators, bytes32 resultHash) external {
+        Request storage request = requests[requestId];
+        if (keccak256(abi.encode(mediators)) != request.consortiumHash) revert BadPolicy("set");
+        if (!_contains(mediators, msg.sender)) revert NotConsortium(msg.sender);
+        Status expected = request.mode == Mode.Attested ? Status.Posted : Status.Challenged;
+        if (request.status != expected) revert WrongStatus(requestId, request.status);
+        bytes32 key = keccak256(abi.encode(requestId, request.round));
+        if (voted[key][msg.sender]) revert AlreadyVoted(msg.sender);
+        voted[key][msg.sender] = true;
+        uint256 count = ++votes[key][resultHash];
+        emit Voted(requestId, msg.sender, request.round, resultHash);
+        if (count == request.threshold) _rule(request, requestId, resultHash);
+    }
+
+    /// @notice Optimistic: dispute a posted result within its window, with a bond equal to the
+    /// claimant's. The consortium's k votes decide who gets both.
+    function challenge(bytes32 requestId) external payable {
+        Request storage request = _inStatus(requestId, Status.Posted);
+        if (request.mode != Mode.Optimistic) revert WrongMode(requestId);
+        uint64 closes = request.postedAt + request.challengeWindow;
+        if (block.timestamp > closes) revert WindowClosed(closes);
+        if (msg.value != request.bond) revert WrongBond(msg.value, request.bond);
+        request.status = Status.Challenged;
+        request.challenger = msg.sender;
+        request.postedAt = uint64(block.timestamp);
+        emit Challenged(requestId, msg.sender, request.resultHash);
+    }
+
+    /// @notice Deliver a final result: the tarball whose sha256 is the posted hash; anyone may
+    /// relay it, the claimant is paid. An empty `tarball` delivers the result's CID instead,
+    /// which only the claimant may choose (outputs too large for calldata).
+    function deliver(bytes32 requestId, bytes calldata tarball)
+        external
+        returns (bool callbackSucceeded)
+    {
+        Request storage request = requests[requestId];
+        Status status = request.status;
+        bool unchallenged = request.mode == Mode.Optimistic && status == Status.Posted
+            && block.timestamp > request.postedAt + request.challengeWindow;
+        if (!unchallenged && status != Status.Upheld) revert NotBacked(requestId);
+        bytes32 resultHash = request.resultHash;
+        bytes memory output;
+        bool outputIsCid = tarball.length == 0;
+        if (outputIsCid) {
+            if (msg.sender != request.claimant) revert NotClaimant(msg.sender);
+        } else {
+            bytes32 delivered = sha256(tarball);
+            if (delivered != resultHash) revert ResultMismatch(resultHash, delivered);
+            bool fits;
+            (output, fits) = _firstFile(tarball);
+            outputIsCid = !fits;
+        }
+        if (outputIsCid) output = abi.encodePacked(CID_PREFIX, resultHash);
+
+        uint256 payment = request.payment;
+        request.status = Status.Delivered;
+        owed[request.claimant] += payment + request.bond;
+        if (request.escrow != payment) owed[request.requester] += request.escrow - payment;
+        callbackSucceeded = _callBack(request.requester, request.callbackGasLimit,
+            abi.encodeCall(ILilypadResultReceiver.onLilypadResult,
+                (requestId, resultHash, output, outputIsCid)));
+        emit ResultDelivered(
+            requestId, request.claimant, resultHash, payment, outputIsCid, callbackSucceeded
+        );
+    }
+
+    /// @notice End a request that can no longer be delivered (anyone may call): its escrow goes
+    /// back to the requester. Open or claimed past the deadline: a claimant's bond goes to the
+    /// requester. Final but not delivered within REVEAL_WINDOW after it could have been:
+    /// likewise. Posted (attested) or challenged (optimistic) and left unruled by the consortium
+    /// for RULING_WINDOW: the bonds go back to who put them up.
     function refund(bytes32 requestId) external {
         Request storage request = requests[requestId];
-        if (request.status != RequestStatus.Pending) revert NotPending(requestId, request.status);
-        if (block.timestamp <= request.deadline) revert TooEarly(request.deadline);
-        request.status = RequestStatus.Refunded;
-        owed[request.requester] += request.escrow;
-        emit RequestRefunded(requestId, request.escrow);
+        Status status = request.status;
+        uint256 bond = request.bond;
+        uint256 forfeited;
+        bool attested = request.mode == Mode.Attested;
+        if (status == Status.Open) {
+            _after(request.deadline);
+        } else if (status == Status.Claimed) {
+            _after(request.deadline);
+            forfeited = bond;
+        } else if (status == Status.Posted && attested) {
+            _after(_later(request.deadline, request.postedAt + uint64(RULING_WINDOW)));
+            owed[request.claimant] += bond;
+        } else if (status == Status.Challenged) {
+            _after(request.postedAt + uint64(RULING_WINDOW));
+            owed[request.claimant] += bond;
+            owed[request.challenger] += bond;
+        } else if (status == Status.Posted || status == Status.Upheld) {
+            uint64 finalAt =
+                attested ? request.postedAt : request.postedAt + request.challengeWindow;
+            _after(_later(request.deadline, finalAt) + uint64(REVEAL_WINDOW));
+            forfeited = bond;
+        } else {
+            revert WrongStatus(requestId, status);
+        }
+        request.status = Status.Refunded;
+        owed[request.requester] += request.escrow + forfeited;
+        emit RequestRefunded(requestId, request.escrow, forfeited);
     }
 
     function withdraw() external {
@@ -283,78 +403,108 @@ contract LilypadRequests {
         withdrawing = false;
     }
 
-    // ---------------------------------------------------------------- internals
-
-    /// @dev The pending request `deal` was made for: its Job salt is the request id, its module
-    /// the request's, and its price within the escrow.
-    function _pendingFor(
-        bytes32 requestId,
-        ISettlementView.DealTerms calldata deal,
-        bytes32 jobSpecHash
-    ) private view returns (Request storage request) {
-        request = requests[requestId];
-        if (request.status != RequestStatus.Pending) revert NotPending(requestId, request.status);
-        bytes32 jobHash = keccak256(
-            abi.encode(JOB_TYPEHASH, jobSpecHash, request.moduleHash, requestId)
-        );
-        if (deal.jobHash != jobHash) revert WrongJob();
-        if (deal.payment > request.escrow) revert PriceAboveEscrow(deal.payment, request.escrow);
+    /// @notice Wei this contract holds for the request (escrow plus bonds) until it ends.
+    function held(bytes32 requestId) external view returns (uint256) {
+        Request storage request = requests[requestId];
+        Status status = request.status;
+        if (status == Status.None || status == Status.Delivered || status == Status.Refunded) {
+            return 0;
+        }
+        uint256 bonds = status == Status.Open ? 0 : status == Status.Challenged ? 2 : 1;
+        return request.escrow + bonds * request.bond;
     }
 
-    /// @dev Pay, mark delivered, then call back (effects before the external call).
-    function _complete(
+    // ---------------------------------------------------------------- internals
+
+    /// @dev The consortium's ruling on the posted result: k votes for `majorityHash`.
+    function _rule(Request storage request, bytes32 requestId, bytes32 majorityHash) private {
+        bytes32 posted = request.resultHash;
+        uint256 bond = request.bond;
+        address challenger = request.challenger;
+        bool upheld = majorityHash == posted;
+        if (upheld) {
+            request.status = Status.Upheld;
+            if (challenger != address(0)) owed[request.claimant] += bond;
+        } else {
+            // Overturned: a challenger gets its bond back and half the claimant's, the
+            // requester the rest, and the request is open for another bridge.
+            uint256 reward = challenger == address(0) ? 0 : bond / 2;
+            if (challenger != address(0)) owed[challenger] += bond + reward;
+            owed[request.requester] += bond - reward;
+            request.status = Status.Open;
+            request.claimant = address(0);
+            request.resultHash = 0;
+            request.payment = 0;
+            request.round += 1;
+        }
+        request.challenger = address(0);
+        emit Ruled(requestId, upheld, posted, majorityHash);
+    }
+
+    /// @dev The deal was made by the claimant for this request (Job salt = request id, the
+    /// request's module), costs at most the escrow, and its provider has been paid.
+    function _checkDeal(
         Request storage request,
         bytes32 requestId,
         ISettlementView.DealTerms calldata deal,
-        bytes32 dealId,
-        bytes32 resultHash,
-        bytes memory output,
-        bool outputIsCid
-    ) private returns (bool callbackSucceeded) {
-        uint256 change = request.escrow - deal.payment;
-        request.status = RequestStatus.Delivered;
-        deliveredDeal[requestId] = dealId;
-        owed[deal.jobCreator] += deal.payment;
-        if (change != 0) owed[request.requester] += change;
-
-        callbackSucceeded = _callBack(request.requester, request.callbackGasLimit,
-            abi.encodeCall(ILilypadResultReceiver.onLilypadResult,
-                (requestId, resultHash, output, outputIsCid)));
-        emit ResultDelivered(
-            requestId, dealId, resultHash, deal.payment, outputIsCid, callbackSucceeded
-        );
+        bytes32 jobSpecHash
+    ) private view returns (bytes32 dealId) {
+        if (deal.jobCreator != request.claimant) revert NotClaimant(deal.jobCreator);
+        bytes32 jobHash =
+            keccak256(abi.encode(JOB_TYPEHASH, jobSpecHash, request.moduleHash, requestId));
+        if (deal.jobHash != jobHash) revert WrongJob();
+        if (deal.payment > request.escrow) revert PriceAboveEscrow(deal.payment, request.escrow);
+        dealId = settlement.dealDigest(deal);
+        (uint8 status,,,,, uint8 outcome) = settlement.deals(dealId);
+        bool paid = status == STATUS_SETTLED || status == STATUS_TIMED_OUT_ACCEPTANCE
+            || (status == STATUS_RESOLVED
+                && (outcome == OUTCOME_PROVIDER_CORRECT || outcome == OUTCOME_NON_DETERMINISTIC));
+        if (!paid) revert DealNotPaid(dealId, status, outcome);
     }
 
-    function _checkSettled(
-        ISettlementView.DealTerms calldata deal,
-        bytes32 resultHash,
-        bytes calldata sigProvider,
-        bytes calldata sigJobCreator
-    ) private view returns (bytes32 dealId) {
-        dealId = settlement.dealDigest(deal);
-        (uint8 status,,,, bytes20 prefix, uint8 outcome) = settlement.deals(dealId);
-        bytes32 separator = settlement.domainSeparator();
-        _requireSigner(
-            _typed(separator, keccak256(abi.encode(RESULT_COMMITMENT_TYPEHASH, dealId, resultHash))),
-            sigProvider,
-            deal.provider
-        );
-        if (status == STATUS_SETTLED) {
-            _requireSigner(
-                _typed(separator, keccak256(abi.encode(ACCEPTANCE_TYPEHASH, dealId, resultHash))),
-                sigJobCreator,
-                deal.jobCreator
-            );
-        } else if (
-            status == STATUS_TIMED_OUT_ACCEPTANCE
-                || (status == STATUS_RESOLVED && outcome == OUTCOME_PROVIDER_CORRECT)
-        ) {
-            // The provider was paid for the recorded result (by timeout or by the verdict,
-            // which upheld exactly the recorded prefix); its commitment names the full hash.
-            if (prefix != bytes20(resultHash)) revert ResultMismatch();
-        } else {
-            revert DealNotSettled(dealId, status);
+    function _checkPolicy(Policy calldata policy) private pure returns (bytes32) {
+        uint256 n = policy.mediators.length;
+        if (n == 0 || n > MAX_MEDIATORS) revert BadPolicy("1 to 16 mediators");
+        if (policy.threshold == 0 || policy.threshold > n) revert BadPolicy("threshold");
+        address previous = address(0);
+        for (uint256 i = 0; i < n; ++i) {
+            address mediator = policy.mediators[i];
+            if (mediator <= previous) revert BadPolicy("mediators ascending and distinct");
+            previous = mediator;
         }
+        if (policy.mode == Mode.Optimistic) {
+            if (policy.challengeWindow == 0 || policy.challengeWindow > MAX_CHALLENGE_WINDOW) {
+                revert BadPolicy("challenge window");
+            }
+            if (policy.bond == 0) revert BadPolicy("optimistic requests need a bond");
+        } else if (policy.challengeWindow != 0) {
+            revert BadPolicy("attested requests have no challenge window");
+        }
+        return keccak256(abi.encode(policy.mediators));
+    }
+
+    function _inStatus(bytes32 requestId, Status expected)
+        private
+        view
+        returns (Request storage request)
+    {
+        request = requests[requestId];
+        if (request.status != expected) revert WrongStatus(requestId, request.status);
+    }
+
+    function _later(uint64 a, uint64 b) private pure returns (uint64) {
+        return a > b ? a : b;
+    }
+
+    function _after(uint64 moment) private view {
+        if (block.timestamp <= moment) revert TooEarly(moment);
+    }
+
+    function _contains(address[] calldata list, address needle) private pure returns (bool) {
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == needle) return true;
+        }
+        return false;
     }
 
     /// @dev The data of the tarball's first entry, which must be a regular file (ustar typeflag
@@ -364,7 +514,7 @@ contract LilypadRequests {
     function _firstFile(bytes calldata tarball)
         private
         pure
-        returns (bytes calldata data, bool fits)
+        returns (bytes memory data, bool fits)
     {
         if (tarball.length < 2 * TAR_BLOCK) revert MalformedTarball("short");
         bytes1 kind = tarball[156];
@@ -393,25 +543,6 @@ contract LilypadRequests {
         if (gasleft() < needed) revert NotEnoughGasForCallback(gasleft(), needed);
         assembly ("memory-safe") {
             ok := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
-        }
-    }
-
-    function _typed(bytes32 separator, bytes32 structHash) private pure returns (bytes32) {
-        return keccak256(abi.encodePacked(hex"1901", separator, structHash));
-    }
-
-    function _requireSigner(bytes32 digest, bytes calldata signature, address expected)
-        private
-        pure
-    {
-        if (signature.length != 65) revert BadSignature();
-        bytes32 r = bytes32(signature[0:32]);
-        bytes32 s = bytes32(signature[32:64]);
-        uint8 v = uint8(signature[64]);
-        if (uint256(s) > HALF_CURVE_ORDER || (v != 27 && v != 28)) revert BadSignature();
-        address recovered = ecrecover(digest, v, r, s);
-        if (recovered == address(0) || recovered != expected) {
-            revert WrongSigner(expected, recovered);
         }
     }
 }

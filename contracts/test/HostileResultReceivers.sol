@@ -2,11 +2,20 @@
 pragma solidity 0.8.37;
 
 interface IRequests {
+    struct Policy {
+        address[] mediators;
+        uint8 threshold;
+        uint8 mode;
+        uint128 bond;
+        uint32 challengeWindow;
+    }
+
     function requestJob(
         string calldata module,
         bytes calldata inputs,
         uint64 deadline,
-        uint32 callbackGasLimit
+        uint32 callbackGasLimit,
+        Policy calldata policy
     ) external payable returns (bytes32 requestId);
 }
 
@@ -26,12 +35,14 @@ contract HostileResultReceiver {
         mode = mode_;
     }
 
-    function ask(string calldata module, bytes calldata inputs, uint64 deadline, uint32 gasLimit)
-        external
-        payable
-        returns (bytes32)
-    {
-        return requests.requestJob{value: msg.value}(module, inputs, deadline, gasLimit);
+    function ask(
+        string calldata module,
+        bytes calldata inputs,
+        uint64 deadline,
+        uint32 gasLimit,
+        IRequests.Policy calldata policy
+    ) external payable returns (bytes32) {
+        return requests.requestJob{value: msg.value}(module, inputs, deadline, gasLimit, policy);
     }
 
     function onLilypadResult(bytes32, bytes32, bytes calldata, bool) external view {

@@ -1,5 +1,6 @@
-"""On-chain job requests (LilypadRequests): request, deliver a settled deal's result (inline or
-by CID), refund (after the deadline, or at once after a ProviderWrong/NonDeterministic verdict).
+"""On-chain job requests (LilypadRequests): request under a trust policy, claim, vote (consortium
+members), post and challenge (optimistic mode), deliver a backed result (inline or by CID),
+refund.
 
 The contract checks everything itself (see contracts/src/LilypadRequests.sol); this client only
 encodes calls, reads requests and decodes the contract's events and reverts.
@@ -26,6 +27,8 @@ _UNDECODABLE = "undecodable revert data 0x"
 CID_PREFIX = bytes.fromhex("01551220")
 # The largest output file the contract hands to the callback itself (MAX_OUTPUT_BYTES).
 MAX_INLINE_OUTPUT_BYTES = 1024
+# The most mediators a request's consortium may name (MAX_MEDIATORS).
+MAX_REQUEST_MEDIATORS = 16
 
 
 def result_cid_bytes(result_hash: bytes) -> bytes:
@@ -40,9 +43,58 @@ def result_cid_bytes(result_hash: bytes) -> bytes:
 
 class RequestStatus(enum.IntEnum):
     NONE = 0
-    PENDING = 1
-    DELIVERED = 2
-    REFUNDED = 3
+    OPEN = 1
+    CLAIMED = 2
+    POSTED = 3
+    CHALLENGED = 4
+    UPHELD = 5
+    DELIVERED = 6
+    REFUNDED = 7
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RequestStatus.DELIVERED, RequestStatus.REFUNDED)
+
+
+class RequestMode(enum.IntEnum):
+    """How a result earns the consortium's backing (LilypadRequests.Mode)."""
+
+    ATTESTED = 0  # k mediators re-run the request and vote on every posted result
+    OPTIMISTIC = 1  # a posted result is final after its challenge window unless challenged
+
+
+@dataclass(frozen=True, slots=True)
+class TrustPolicy:
+    """Whose word a request accepts (`k` of `mediators`) and how their backing is earned."""
+
+    mediators: tuple[str, ...]
+    threshold: int
+    mode: RequestMode = RequestMode.ATTESTED
+    bond: int = 0  # wei a claimant (and a challenger) puts up
+    challenge_window: int = 0  # seconds; optimistic only
+
+    def __post_init__(self) -> None:
+        checksummed = tuple(to_checksum_address(m) for m in self.mediators)
+        ordered = tuple(sorted(set(checksummed), key=lambda a: int(a, 16)))
+        object.__setattr__(self, "mediators", ordered)
+        if not 1 <= self.threshold <= len(ordered) <= MAX_REQUEST_MEDIATORS:
+            raise ValueError(f"a trust policy needs 1 to {MAX_REQUEST_MEDIATORS} distinct "
+                             f"mediators and 1 <= threshold <= their number")
+        if self.bond < 0:
+            raise ValueError("a bond is never negative")
+        optimistic = self.mode is RequestMode.OPTIMISTIC
+        if optimistic != (self.challenge_window > 0) or (optimistic and self.bond == 0):
+            raise ValueError("optimistic requests need a challenge window and a bond; "
+                             "attested ones have no challenge window")
+
+    def as_abi(self) -> tuple[list[str], int, int, int, int]:
+        return (list(self.mediators), self.threshold, int(self.mode), self.bond,
+                self.challenge_window)
+
+    @classmethod
+    def from_abi(cls, value: Any) -> TrustPolicy:
+        mediators, threshold, mode, bond, window = value
+        return cls(tuple(mediators), int(threshold), RequestMode(mode), int(bond), int(window))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +106,33 @@ class JobRequest:
     deadline: int
     callback_gas_limit: int
     status: RequestStatus
+    mode: RequestMode
+    threshold: int
+    round: int
+    challenge_window: int
+    posted_at: int
     escrow: int
+    bond: int
+    payment: int
     module_hash: bytes
+    consortium_hash: bytes
+    claimant: str
+    challenger: str
+    result_hash: bytes
 
-    def __post_init__(self) -> None:
-        if len(self.request_id) != 32 or len(self.module_hash) != 32:
-            raise ValueError("request id and module hash are 32 bytes")
+    def final_at(self) -> int | None:
+        """When the posted result can be delivered: at once when upheld; an unchallenged
+        optimistic one after its window (strictly later than this); otherwise not (None)."""
+        if self.status is RequestStatus.UPHELD:
+            return 0
+        if self.status is RequestStatus.POSTED and self.mode is RequestMode.OPTIMISTIC:
+            return self.posted_at + self.challenge_window
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class RequestedJob:
-    """A `JobRequested` event: what a bridge needs to serve the request."""
+    """A `JobRequested` event: what a bridge or a mediator needs to serve the request."""
 
     request_id: bytes
     requester: str
@@ -73,6 +141,7 @@ class RequestedJob:
     max_price: int
     deadline: int
     callback_gas_limit: int
+    policy: TrustPolicy
     block_number: int
 
 
@@ -157,9 +226,11 @@ class RequestsClient(ContractClient):
         return RequestsClient(self.chain, self.address, account)
 
     def request_job(
-        self, module: str, inputs: bytes, *, max_price: int, deadline: int, callback_gas: int
+        self, module: str, inputs: bytes, *, max_price: int, deadline: int, callback_gas: int,
+        policy: TrustPolicy,
     ) -> RequestedJob:
-        receipt = self.send("requestJob", module, inputs, deadline, callback_gas, value=max_price)
+        receipt = self.send("requestJob", module, inputs, deadline, callback_gas,
+                            policy.as_abi(), value=max_price)
         return self.requested_in(receipt)[0]
 
     def requested_in(self, receipt: TxReceipt) -> list[RequestedJob]:
@@ -168,43 +239,42 @@ class RequestsClient(ContractClient):
 
     def requested_between(self, from_block: int, to_block: int) -> list[RequestedJob]:
         """Every JobRequested event in the block range (inclusive)."""
-        logs = self.chain.rpc(lambda: self.contract.events.JobRequested().get_logs(
-            from_block=from_block, to_block=to_block))
-        return [_requested(dict(log["args"]), int(log["blockNumber"])) for log in logs]
+        return [_requested(dict(log["args"]), int(log["blockNumber"]))
+                for log in self.logs_between("JobRequested", from_block, to_block)]
+
+    def logs_between(self, name: str, from_block: int, to_block: int) -> list[Any]:
+        """Every `name` event of this contract in the block range (inclusive)."""
+        return list(self.chain.rpc(lambda: getattr(self.contract.events, name)().get_logs(
+            from_block=from_block, to_block=to_block)))
 
     def request(self, request_id: bytes) -> JobRequest:
-        requester, deadline, gas, status, escrow, module_hash = self.read("requests", request_id)
-        return JobRequest(request_id, requester, deadline, gas, RequestStatus(status), escrow,
-                          bytes(module_hash))
+        fields = self.read("requests", request_id)
+        (requester, deadline, gas, status, mode, threshold, round_, window, posted_at, escrow,
+         bond, payment, module_hash, consortium_hash, claimant, challenger, result) = fields
+        return JobRequest(request_id, requester, deadline, gas, RequestStatus(status),
+                          RequestMode(mode), threshold, round_, window, posted_at, escrow, bond,
+                          payment, bytes(module_hash), bytes(consortium_hash), claimant,
+                          challenger, bytes(result))
 
-    def deliver(
-        self,
-        request_id: bytes,
-        deal: Deal,
-        tarball: bytes,
-        provider_sig: bytes,
-        job_creator_sig: bytes,
-        *,
-        gas: int | None = None,
-    ) -> TxReceipt:
-        return self.send("deliver", request_id, deal.terms_abi(), deal.job_spec_hash, tarball,
-                         provider_sig, job_creator_sig, gas=gas)
+    def claim(self, request_id: bytes, bond: int) -> TxReceipt:
+        """Become the request's one paid bridge (before funding a deal for it)."""
+        return self.send("claim", request_id, value=bond)
 
-    def deliver_cid(
-        self,
-        request_id: bytes,
-        deal: Deal,
-        result_hash: bytes,
-        provider_sig: bytes,
-        job_creator_sig: bytes,
-    ) -> TxReceipt:
-        """Deliver by CID without the tarball; only the deal's job creator may."""
-        return self.send("deliverCid", request_id, deal.terms_abi(), deal.job_spec_hash,
-                         result_hash, provider_sig, job_creator_sig)
+    def vote(self, request_id: bytes, policy: TrustPolicy, result_hash: bytes) -> TxReceipt:
+        """A consortium member's vote: the result hash its own run of the request gave."""
+        return self.send("vote", request_id, list(policy.mediators), result_hash)
 
-    def refund_failed(self, request_id: bytes, deal: Deal) -> TxReceipt:
-        """Close a request whose deal was resolved ProviderWrong or NonDeterministic."""
-        return self.send("refundFailed", request_id, deal.terms_abi(), deal.job_spec_hash)
+    def post_result(self, request_id: bytes, deal: Deal, result_hash: bytes) -> TxReceipt:
+        """The claimant commits to the result of its paid deal for the request."""
+        return self.send("postResult", request_id, deal.terms_abi(), deal.job_spec_hash,
+                         result_hash)
+
+    def challenge(self, request_id: bytes, bond: int) -> TxReceipt:
+        return self.send("challenge", request_id, value=bond)
+
+    def deliver(self, request_id: bytes, tarball: bytes, *, gas: int | None = None) -> TxReceipt:
+        """Deliver a final result; an empty tarball delivers its CID (claimant only)."""
+        return self.send("deliver", request_id, tarball, gas=gas)
 
     def settlement_address(self) -> str:
         return to_checksum_address(self.read("settlement"))
@@ -219,8 +289,23 @@ class RequestsClient(ContractClient):
     def owed(self, address: str) -> int:
         return int(self.read("owed", to_checksum_address(address)))
 
+    def held(self, request_id: bytes) -> int:
+        """Wei the contract holds for the request (escrow plus bonds) until it ends."""
+        return int(self.read("held", request_id))
+
+    def votes(self, request_id: bytes, round_: int, result_hash: bytes) -> int:
+        return int(self.read("votes", _vote_key(request_id, round_), result_hash))
+
+    def has_voted(self, request_id: bytes, round_: int, mediator: str) -> bool:
+        return bool(self.read("voted", _vote_key(request_id, round_),
+                              to_checksum_address(mediator)))
+
     def withdraw(self) -> TxReceipt:
         return self.send("withdraw")
+
+
+def _vote_key(request_id: bytes, round_: int) -> bytes:
+    return keccak(request_id + round_.to_bytes(32, "big"))
 
 
 def _requested(args: dict[str, Any], block_number: int) -> RequestedJob:
@@ -232,5 +317,14 @@ def _requested(args: dict[str, Any], block_number: int) -> RequestedJob:
         max_price=int(args["maxPrice"]),
         deadline=int(args["deadline"]),
         callback_gas_limit=int(args["callbackGasLimit"]),
+        policy=TrustPolicy.from_abi(_policy_tuple(args["policy"])),
         block_number=block_number,
     )
+
+
+def _policy_tuple(value: Any) -> tuple[Any, ...]:
+    """web3 decodes an event's struct as a dict (by field name) or a tuple, by version."""
+    if isinstance(value, dict):
+        return (value["mediators"], value["threshold"], value["mode"], value["bond"],
+                value["challengeWindow"])
+    return tuple(value)
