@@ -23,6 +23,7 @@ from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
@@ -557,7 +558,21 @@ async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
 
 
 async def run_node(config: NodeConfig) -> None:
-    """Run a node with `config` until SIGINT or SIGTERM."""
+    """Run a node with `config` until SIGINT or SIGTERM.
+
+    Raises:
+        HomeLocked: another node runs with this home; nothing in the home was touched.
+    """
+    # Before anything reads or writes the home: a second node must not clean up the first's
+    # jobs, open its database or take its socket.
+    lock = HomeLock.acquire(config.home)
+    try:
+        await _run_locked(config)
+    finally:
+        lock.release()
+
+
+async def _run_locked(config: NodeConfig) -> None:
     configure_logging(config.log_level)
     identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
     node = Node(config, identity)
