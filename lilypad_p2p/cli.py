@@ -26,6 +26,17 @@ keys_app = typer.Typer(help="Create and show this node's keys (never prints a se
 modules_app = typer.Typer(help="Job modules: list them, build their images offline.")
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
 app.add_typer(keys_app, name="keys")
+
+
+@app.callback()
+def _private_files() -> None:
+    """Everything this program writes (the home, the database's WAL, outputs) is the user's
+    alone: decrypted outputs and deal terms are nobody else's business."""
+    import os
+
+    os.umask(0o077)
+
+
 app.add_typer(modules_app, name="modules")
 app.add_typer(chain_app, name="chain")
 
@@ -716,9 +727,11 @@ def _parse_inputs(pairs: list[str]) -> dict[str, object]:
 def _extract(tarball: Path, output: Path) -> list[str]:
     import tarfile
 
-    output.mkdir(parents=True, exist_ok=True)
+    from lilypad_p2p.cli_run import private_member
+
+    output.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tarfile.open(tarball) as archive:
-        archive.extractall(output, filter="data")
+        archive.extractall(output, filter=private_member)
         return sorted(m.name for m in archive.getmembers() if m.isfile())
 
 
@@ -759,8 +772,15 @@ def run(
     import base64
     import time
 
+    from lilypad_p2p.cli_run import Next, judge, read_input_files
+    from lilypad_p2p.errors import LilypadError
+
     params = _parse_inputs(inputs or [])
-    file_map = {f.name: base64.b64encode(f.read_bytes()).decode() for f in files or []}
+    try:
+        file_map = {name: base64.b64encode(data).decode()
+                    for name, data in read_input_files(files or []).items()}
+    except LilypadError as exc:
+        _fail(str(exc))
     submitted = _control(home, "submit", {
         "module": module, "params": params, "files": file_map,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
@@ -778,10 +798,11 @@ def run(
                 shown.add(label)
                 extra = f" (provider {deal['provider']})" if step["to"] == "matched" else ""
                 typer.echo(f"  {label}{extra}")
-        if deal["phase"] in ("accepted", "settled"):
+        verdict = judge(deal)
+        if verdict.next is Next.FAIL:
+            _fail(verdict.message)
+        if verdict.next is Next.OUTPUTS:
             break
-        if deal["phase"] in ("rejected", "timed_out", "cancelled"):
-            _fail(f"deal ended {deal['phase']}: {deal.get('error') or 'see `lilypad-p2p deals`'}")
         if time.monotonic() > give_up:
             _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
                   f"(`lilypad-p2p deals`)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -563,6 +564,9 @@ async def run_node(config: NodeConfig) -> None:
     Raises:
         HomeLocked: another node runs with this home; nothing in the home was touched.
     """
+    # Deal terms, signatures and outputs are private: every file the node creates (the
+    # database's WAL and shared-memory files too) is its user's alone.
+    os.umask(0o077)
     # Before anything reads or writes the home: a second node must not clean up the first's
     # jobs, open its database or take its socket.
     lock = HomeLock.acquire(config.home)
