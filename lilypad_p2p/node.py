@@ -24,6 +24,7 @@ from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.health import Health
 from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
@@ -42,6 +43,7 @@ from lilypad_p2p.net import (
     ProposalReceived,
     wall_clock_ms,
 )
+from lilypad_p2p.node_health import Watchdog, open_chains_patiently
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
     BridgeRole,
@@ -58,7 +60,6 @@ from lilypad_p2p.roles import (
     describe,
     detect_capacity,
     open_bridge,
-    open_deal_chains,
     resource_offer,
 )
 from lilypad_p2p.store import DealStore
@@ -134,18 +135,34 @@ class Node:
         self._republisher = Republisher()
         self._addrs_changed = trio.Event()
         self._started_at = trio.current_time()
+        # Chain, Docker and disk faults (health.py): reported, retried, never fatal.
+        self.health = Health()
+        self._watchdog = Watchdog(
+            self.health, home=config.home, chains=lambda: self.chains,
+            docker=config.has_role("provider") or config.has_role("mediator"),
+            clock_ms=clock_ms, on_change=self._health_changed,
+        )
+        # Our published resource offers, withdrawn (cancelled) while we cannot run jobs.
+        self._own_offers: list[wire.ResourceOffer] = []
+        self._handlers = self.control_handlers()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            # First, so that `status` tells what the node waits for (a chain that does not
+            # answer yet); the roles' methods are added once they run.
+            await nursery.start(serve_control, self.config.control_socket,
+                                self.config.control_token_file, self._handlers)
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
+                await self._watchdog.probe_all()
+                nursery.start_soon(self._watchdog.run)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
             await self._wait_for_first_mesh()
             nursery.start_soon(self._publish_node_record)
-            if self.config.has_role("provider"):
+            if self.config.has_role("provider") and self.health.why_no_jobs() is None:
                 await self._offer_capacity()
             nursery.start_soon(self._republish_own_offers)
             if self.solver is not None:
@@ -155,12 +172,6 @@ class Node:
 
                 nursery.start_soon(spam_gossip, self.net, self.identity,
                                    self.config.spam_gossip_per_s, self._clock_ms)
-            await nursery.start(
-                serve_control,
-                self.config.control_socket,
-                self.config.control_token_file,
-                self.control_handlers(),
-            )
             event(
                 log,
                 "node.started",
@@ -184,7 +195,8 @@ class Node:
             acceptance_ms=config.acceptance_timeout_s * 1000,
             settlement_ms=config.settlement_timeout_s * 1000,
         )
-        self.chains = chains = await open_deal_chains(config, self.identity)
+        self.chains = chains = await open_chains_patiently(config, self.identity, self.health,
+                                                           self._clock_ms)
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
         if self.config.has_role("provider"):
@@ -195,6 +207,7 @@ class Node:
                 executor_factory=self._executor_factory("provider"),
                 clock_ms=self._clock_ms, timeouts=timeouts,
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
+                availability=self.health.why_no_jobs,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)
@@ -212,6 +225,7 @@ class Node:
                                                           config.consortium_threshold)),
             )
             await nursery.start(self.client.run)
+            self._handlers.update(self.client.control_handlers())
         if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
             for bridge in self._open_bridges(chains, store):
                 await nursery.start(bridge.run)
@@ -354,7 +368,26 @@ class Node:
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())
+            self._own_offers.append(offer)
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
+
+    async def _health_changed(self) -> None:
+        """A provider that cannot run jobs withdraws its offers (a client would only waste a
+        match on it) and offers again once it can."""
+        if not self.config.has_role("provider"):
+            return
+        why = self.health.why_no_jobs()
+        if why is not None and self._own_offers:
+            for offer in self._own_offers:
+                self._republisher.untrack(offer.cid)
+                await self._publish(wire.Cancel(
+                    market=offer.market, offer_cid=offer.cid, owner=self.identity.address,
+                    created_at=self._clock_ms(), nonce=secrets.randbits(63)))
+            event(log, "offers.withdrawn", logging.WARNING, count=len(self._own_offers),
+                  reason=why)
+            self._own_offers.clear()
+        elif why is None and not self._own_offers:
+            await self._offer_capacity()
 
     async def _offered_chain_ids(self) -> tuple[int, ...]:
         """The chains our resource offers accept: those where our free deposit covers a deal's
@@ -422,8 +455,6 @@ class Node:
             "status": self._status, "offers": self._offers, "peers": self._peers,
             "deals": self._deals, "nat.ping": self._nat_ping,
         }
-        if self.client is not None:
-            handlers.update(self.client.control_handlers())
         return handlers
 
     async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -434,6 +465,7 @@ class Node:
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
+            **self.health.describe(self._clock_ms()),
             "peer_id": str(self.identity.peer_id),
             "address": self.identity.address,
             "sealing_public_key": self.identity.sealing_public_key.hex(),
