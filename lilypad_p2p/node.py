@@ -8,22 +8,20 @@ them all and the control socket is removed on the way out.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
 import secrets
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
-from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.health import Health
 from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
@@ -43,6 +41,7 @@ from lilypad_p2p.net import (
     ProposalReceived,
     wall_clock_ms,
 )
+from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_health import Watchdog, open_chains_patiently
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
@@ -57,7 +56,6 @@ from lilypad_p2p.roles import (
     ProviderDisputes,
     ProviderRole,
     Solver,
-    describe,
     detect_capacity,
     open_bridge,
     resource_offer,
@@ -84,8 +82,6 @@ MESH_POLL_INTERVAL_S = 0.05
 SYNC_FRESHNESS_MARGIN_MS = 20_000
 # Our NodeRecord is re-published early when our addresses change, never more often than this.
 NODE_RECORD_MIN_GAP_S = 2.0
-# `status` gives up on a chain that does not answer within this (and shows it disconnected).
-CHAIN_STATUS_TIMEOUT_S = 3.0
 
 
 class Node:
@@ -451,111 +447,7 @@ class Node:
     # --- control interface --------------------------------------------------------------
 
     def control_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = {
-            "status": self._status, "offers": self._offers, "peers": self._peers,
-            "deals": self._deals, "nat.ping": self._nat_ping,
-        }
-        return handlers
-
-    async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.store is None:
-            return []
-        store = self.store
-        return [describe(stored, store) for stored in store.deals()]
-
-    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **self.health.describe(self._clock_ms()),
-            "peer_id": str(self.identity.peer_id),
-            "address": self.identity.address,
-            "sealing_public_key": self.identity.sealing_public_key.hex(),
-            "roles": sorted(self.config.roles),
-            "markets": list(self.config.markets),
-            "listen_addrs": self.net.listen_addrs(),
-            "peers": len(self.net.peers()),
-            "known_nodes": len(self.node_records),
-            "uptime_s": round(trio.current_time() - self._started_at, 1),
-            "gossip": dataclasses.asdict(self.net.statistics()),
-            "book": dataclasses.asdict(self.book.statistics()),
-            "nat": self.net.nat.status(),
-            "chains": await self._chain_status(),
-        }
-
-    async def _chain_status(self) -> list[dict[str, Any]]:
-        """Each settlement chain: ID, contract, endpoint, head block, our deposit."""
-        if self.chains is None:
-            return []
-        shown = []
-        for settings, chain in zip(self.config.chains, self.chains.values(), strict=True):
-            entry: dict[str, Any] = {
-                "chain_id": chain.chain_id, "contract": chain.sync.address,
-                "rpc_url": settings.rpc_url or "embedded",
-                "default": chain is self.chains.default,
-            }
-            try:
-                with trio.fail_after(CHAIN_STATUS_TIMEOUT_S):
-                    balance = await chain.client.balance(self.identity.address)
-                    entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
-                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked)
-            except (ChainError, trio.TooSlowError) as exc:
-                entry.update(connected=False, error=repr(exc))
-            shown.append(entry)
-        return shown
-
-    async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:
-        """One echo exchange with a peer, through a relay if that is the only way.
-
-        Addresses come from `params["addrs"]` or else the peer's NodeRecord.
-        """
-        from libp2p.peer.id import ID
-
-        peer_id = params.get("peer_id")
-        if not isinstance(peer_id, str):
-            raise LilypadError("nat.ping: peer_id must be a string")
-        addrs = params.get("addrs")
-        if addrs is None:
-            records = [r for r in self.node_records.values() if r.peer_id == peer_id]
-            addrs = list(records[0].listen_addrs) if records else []
-        if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
-            raise LilypadError("nat.ping: addrs must be a list of multiaddr strings")
-        result = await self.net.nat.ping(ID.from_base58(peer_id), addrs)
-        return dataclasses.asdict(result)
-
-    async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        market = params.get("market", "cpu")
-        if not isinstance(market, str):
-            raise LilypadError("offers: market must be a string")
-        now_ms = self._clock_ms()
-        listed = []
-        for envelope in self.book.offers(market):
-            body = envelope.body
-            if isinstance(body, wire.ResourceOffer):
-                kind, owner = "resource", body.provider
-                summary = (
-                    f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
-                    f"{body.price_per_job_wei} wei/job"
-                )
-                chain_ids = list(body.chain_ids)
-            else:
-                assert isinstance(body, wire.JobOffer)
-                kind, owner = "job", body.job_creator
-                summary = f"{body.module}, max {body.max_price_wei} wei"
-                chain_ids = [body.chain_id]
-            listed.append(
-                {
-                    "kind": kind,
-                    "id": body.cid,
-                    "owner": owner,
-                    "summary": summary,
-                    "chain_ids": chain_ids,
-                    "expires_in_s": (body.expires_at - now_ms) / 1000,
-                }
-            )
-        return listed
-
-    async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(peer) for peer in self.net.peers()]
-
+        return NodeControl(self).handlers()
 
 def _nat_settings(config: NodeConfig) -> NatSettings:
     return NatSettings(
