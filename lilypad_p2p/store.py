@@ -70,6 +70,11 @@ class StoreError(LilypadError):
     """The database is unusable: a newer schema, or a deal that does not exist."""
 
 
+class StoreUnavailable(StoreError):
+    """A write failed for a local reason (the disk is full, the file unwritable): nothing was
+    written, and the same write can be tried again once the cause is gone."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDeal:
     record: DealRecord
@@ -174,7 +179,8 @@ class DealStore:
                 self._log(record, Phase(row[0]), event)
 
     def put_result(self, key: str, output: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
+        with _local_faults():
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
 
     def _log(self, record: DealRecord, before: Phase | None, event: Event | None) -> None:
         self._db.execute(
@@ -227,11 +233,22 @@ def _stored(row: tuple[Any, ...]) -> StoredDeal:
 
 
 @contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
+def _local_faults() -> Iterator[None]:
     try:
         yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+    except sqlite3.OperationalError as exc:  # SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY...
+        raise StoreUnavailable(f"cannot write the node's database: {exc} (free disk space "
+                               "under the node's home; the node retries)") from exc
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    with _local_faults():
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
