@@ -471,6 +471,9 @@ def _settlement(
 def _amount(text: str) -> int:
     from lilypad_p2p.chain import parse_amount
 
+    if text.strip().startswith("-"):
+        _fail(f"{text!r}: an amount cannot be negative (to take money out of the contract, "
+              "use `lilypad-p2p withdraw AMOUNT`)")
     try:
         return parse_amount(text)
     except ValueError as exc:
@@ -499,7 +502,7 @@ def _show_balance(client: Any, as_json: bool) -> None:
     typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def deposit(
     amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
     home: HomeOption = None,
@@ -520,7 +523,7 @@ def deposit(
     _show_balance(client, as_json)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def withdraw(
     amount: Annotated[
         str | None, typer.Argument(help="Amount to announce (starts the notice period).")

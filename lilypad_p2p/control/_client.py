@@ -35,6 +35,8 @@ def call(
         raise NodeNotRunning(hint) from exc
     except PermissionError as exc:
         raise ControlError(f"cannot read {token_file}: run as the node's user") from exc
+    except NotADirectoryError as exc:
+        raise ControlError(f"--home {home} is not a directory: pass the node's directory") from exc
     request = ControlRequest(token=token, method=method, params=params or {})
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
