@@ -60,7 +60,7 @@ from lilypad_p2p.roles import (
     open_bridge,
     resource_offer,
 )
-from lilypad_p2p.store import DealStore
+from lilypad_p2p.store import DealStore, StoreError
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 if TYPE_CHECKING:
@@ -191,10 +191,11 @@ class Node:
             acceptance_ms=config.acceptance_timeout_s * 1000,
             settlement_ms=config.settlement_timeout_s * 1000,
         )
-        self.chains = chains = await open_chains_patiently(config, self.identity, self.health,
-                                                           self._clock_ms)
+        # The database first: a damaged one is refused at once, not after the chain answers.
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
+        self.chains = chains = await open_chains_patiently(config, self.identity, self.health,
+                                                           self._clock_ms)
         if self.config.has_role("provider"):
             defence = ProviderDisputes(self.identity, chains, self._mediator_contact)
             await nursery.start(defence.run)
@@ -510,9 +511,10 @@ async def _run_locked(config: NodeConfig) -> None:
             await nursery.start(node.run)
     except BaseExceptionGroup as group:
         # A setting found wrong only at start (a chain reporting another chain ID, a missing
-        # contract address) is the user's to fix: say so plainly, not as a task traceback.
+        # contract address) or a damaged database is the user's to fix: say so plainly, not
+        # as a task traceback.
         leaves = list(_leaves(group))
-        if leaves and all(isinstance(leaf, ConfigError) for leaf in leaves):
+        if leaves and all(isinstance(leaf, ConfigError | StoreError) for leaf in leaves):
             raise leaves[0] from None
         raise
     event(log, "node.stopped")

@@ -65,3 +65,15 @@ def test_negative_deposit_and_unreachable_rpc(tmp_path):
     _one_line_error(_cli("deposit", "-1eth", "--home", str(tmp_path)), "-1eth")
     _one_line_error(_cli("balance", "--home", str(tmp_path), "--rpc", "http://127.0.0.1:1",
                          "--contract", "0x" + "11" * 20), "http://127.0.0.1:1 did not answer")
+
+
+def test_corrupt_or_lost_database_is_refused_in_one_line(tmp_path):
+    database = tmp_path / "node.sqlite"
+    database.write_bytes(b"\xa5" * 8192)
+    _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), "is corrupt",
+                    "restore it")
+    database.write_bytes(b"")
+    (tmp_path / "node.sqlite.history").write_text("deals were here\n")
+    _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), "is empty",
+                    "node.sqlite.history")
+    assert database.stat().st_size == 0
