@@ -26,6 +26,17 @@ keys_app = typer.Typer(help="Create and show this node's keys (never prints a se
 modules_app = typer.Typer(help="Job modules: list them, build their images offline.")
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
 app.add_typer(keys_app, name="keys")
+
+
+@app.callback()
+def _private_files() -> None:
+    """Everything this program writes (the home, the database's WAL, outputs) is the user's
+    alone: decrypted outputs and deal terms are nobody else's business."""
+    import os
+
+    os.umask(0o077)
+
+
 app.add_typer(modules_app, name="modules")
 app.add_typer(chain_app, name="chain")
 
@@ -473,6 +484,9 @@ def _settlement(
 def _amount(text: str) -> int:
     from lilypad_p2p.chain import parse_amount
 
+    if text.strip().startswith("-"):
+        _fail(f"{text!r}: an amount cannot be negative (to take money out of the contract, "
+              "use `lilypad-p2p withdraw AMOUNT`)")
     try:
         return parse_amount(text)
     except ValueError as exc:
@@ -501,7 +515,7 @@ def _show_balance(client: Any, as_json: bool) -> None:
     typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def deposit(
     amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
     home: HomeOption = None,
@@ -522,7 +536,7 @@ def deposit(
     _show_balance(client, as_json)
 
 
-@app.command()
+@app.command(context_settings={"ignore_unknown_options": True})
 def withdraw(
     amount: Annotated[
         str | None, typer.Argument(help="Amount to announce (starts the notice period).")
@@ -774,9 +788,11 @@ def _parse_inputs(pairs: list[str]) -> dict[str, object]:
 def _extract(tarball: Path, output: Path) -> list[str]:
     import tarfile
 
-    output.mkdir(parents=True, exist_ok=True)
+    from lilypad_p2p.cli_run import private_member
+
+    output.mkdir(mode=0o700, parents=True, exist_ok=True)
     with tarfile.open(tarball) as archive:
-        archive.extractall(output, filter="data")
+        archive.extractall(output, filter=private_member)
         return sorted(m.name for m in archive.getmembers() if m.isfile())
 
 
@@ -816,11 +832,14 @@ def run(
     """
     import time
 
+    from lilypad_p2p.cli_run import Next, input_file_paths, judge
+    from lilypad_p2p.errors import LilypadError
+
     params = _parse_inputs(inputs or [])
-    # Paths, not bytes: the node reads the files itself (same machine, same user).
-    file_paths = {f.name: str(f.resolve()) for f in files or []}
-    if len(file_paths) != len(files or []):
-        _fail("two --file arguments have the same file name; each lands at /inputs/<name>")
+    try:
+        file_paths = input_file_paths(files or [])
+    except LilypadError as exc:
+        _fail(str(exc))
     submitted = _control(home, "submit", {
         "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
@@ -838,10 +857,11 @@ def run(
                 shown.add(label)
                 extra = f" (provider {deal['provider']})" if step["to"] == "matched" else ""
                 typer.echo(f"  {label}{extra}")
-        if deal["phase"] in ("accepted", "settled"):
+        verdict = judge(deal)
+        if verdict.next is Next.FAIL:
+            _fail(verdict.message)
+        if verdict.next is Next.OUTPUTS:
             break
-        if deal["phase"] in ("rejected", "timed_out", "cancelled"):
-            _fail(f"deal ended {deal['phase']}: {deal.get('error') or 'see `lilypad-p2p deals`'}")
         if time.monotonic() > give_up:
             _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
                   f"(`lilypad-p2p deals`)")

@@ -301,17 +301,40 @@ def _mediators(value: object, source: str) -> tuple[str, ...]:
     return tuple(sorted({a.lower(): a for a in addresses}.values(), key=str.lower))
 
 
-def _seconds(setting: str) -> Callable[[object, str], int]:
+def _whole(setting: str, low: int, high: int, unit: str = "") -> Callable[[object, str], int]:
+    """A whole number in [low, high]: never truncated (1.5 is refused, not read as 1)."""
     def parse(value: object, source: str) -> int:
-        try:
-            seconds = int(value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            seconds = 0
-        if isinstance(value, bool) or seconds <= 0:
-            raise ConfigError(f"{setting} ({source}): {value!r} is not a positive whole number")
-        return seconds
+        if type(value) is int:
+            number = value
+        elif isinstance(value, str) and value.strip().isdigit():
+            number = int(value.strip())
+        else:
+            raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number"
+                              f"{unit}; write e.g. {setting} = {max(low, 1)}")
+        if not low <= number <= high:
+            raise ConfigError(f"{setting} ({source}): {value!r} is out of range: at least "
+                              f"{low}{unit} and at most {high}{unit}")
+        return number
 
     return parse
+
+
+DAY_S = 86_400
+MAX_WEI = (1 << 256) - 1
+# Bounds of the duration and count settings: a deal timeout of a day at most, an acceptance
+# window of a week (the contract holds the money meanwhile), relay limits far above need.
+_BOUNDS: dict[str, tuple[int, int, str]] = {
+    "match_timeout_s": (1, DAY_S, " s"), "agreement_timeout_s": (1, DAY_S, " s"),
+    "acceptance_timeout_s": (1, DAY_S, " s"), "settlement_timeout_s": (1, DAY_S, " s"),
+    "acceptance_window_s": (1, 7 * DAY_S, " s"),
+    "relay_reservations": (1, 64, ""), "relay_max_reservations": (1, 65_536, ""),
+    "relay_max_circuits": (1, 65_536, ""), "relay_circuit_duration_s": (1, 7 * DAY_S, " s"),
+    "relay_circuit_bytes": (1, 1 << 40, " bytes"),
+}
+
+
+def _seconds(setting: str) -> Callable[[object, str], int]:
+    return _whole(setting, *_BOUNDS[setting])
 
 
 def _peer_list_file(value: object, source: str) -> tuple[str, ...]:
@@ -340,28 +363,8 @@ def _flag(setting: str) -> Callable[[object, str], bool]:
     return parse
 
 
-def _rate_per_s(setting: str) -> Callable[[object, str], int]:
-    def parse(value: object, source: str) -> int:
-        if type(value) is int and value >= 0:
-            return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
-        raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number per second")
-
-    return parse
-
-
 def _wei(setting: str) -> Callable[[object, str], int]:
-    def parse(value: object, source: str) -> int:
-        try:
-            wei = int(value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            wei = -1
-        if isinstance(value, bool) or wei < 0:
-            raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number of wei")
-        return wei
-
-    return parse
+    return _whole(setting, 0, MAX_WEI, " wei")
 
 
 def _check_rate(value: object, source: str) -> int:
@@ -376,18 +379,7 @@ def _check_rate(value: object, source: str) -> int:
 
 
 def _consortium_size(value: object, source: str) -> int:
-    size = _seconds("consortium_size")(value, source)
-    if size > 32:
-        raise ConfigError(f"consortium_size ({source}): {value!r} exceeds the contract's 32")
-    return size
-
-
-def _block_count(value: object, source: str) -> int:
-    if type(value) is int and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise ConfigError(f"bridge_confirmations ({source}): {value!r} is not a number of blocks")
+    return _whole("consortium_size", 1, 32)(value, source)  # the contract's bound
 
 
 def _muxer(value: object, source: str) -> str:
@@ -419,7 +411,7 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
     _Setting("requests_contract", ("chain", "requests"), "LILYPAD_REQUESTS_CONTRACT", _contract),
     _Setting("bridge_confirmations", ("bridge_confirmations",), "LILYPAD_BRIDGE_CONFIRMATIONS",
-             _block_count),
+             _whole("bridge_confirmations", 0, 10_000, " blocks")),
     _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
     *(
         _Setting(name, (name,), f"LILYPAD_{name.upper()}", _seconds(name))
@@ -450,16 +442,18 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("consortium_size", ("consortium_size",), "LILYPAD_CONSORTIUM_SIZE",
              _consortium_size),
     _Setting("consortium_threshold", ("consortium_threshold",), "LILYPAD_CONSORTIUM_THRESHOLD",
-             _wei("consortium_threshold")),
+             _whole("consortium_threshold", 0, 32)),
     _Setting("cheat_wrong_output", ("cheat_wrong_output",), "LILYPAD_CHEAT_WRONG_OUTPUT",
              _flag("cheat_wrong_output")),
     _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",
              _flag("mediator_lies")),
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
-             _rate_per_s("spam_gossip_per_s")),
+             _whole("spam_gossip_per_s", 0, 10_000)),
     _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
+# Command-line flags whose name is not the attribute's (`lilypad-p2p node --help`).
+_FLAGS = {"roles": "the role flags", "markets": "--market", "check_rate_ppm": "--check-rate"}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}
 _KNOWN_RELAY_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "relay"}
 _KNOWN_LIMIT_KEYS = set(LIMIT_NAMES)
@@ -471,6 +465,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         return {}
+    except OSError as exc:  # a directory, unreadable
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); the settings "
+                          "file must be a TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay", "limits"})
@@ -553,6 +550,8 @@ def load_config(
     environ = os.environ if environ is None else environ
     flags = flags or {}
     home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"--home {home} is not a directory: pass the node's directory")
     config_path = config_file or home / "config.toml"
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"--config {config_file}: no such file")
@@ -563,7 +562,8 @@ def load_config(
         candidates = (
             (_lookup(file_data, setting.toml_key), str(config_path)),
             (environ.get(setting.env) or None, setting.env),  # empty means unset
-            (flags.get(setting.attribute), f"--{setting.attribute.replace('_', '-')}"),
+            (flags.get(setting.attribute), _FLAGS.get(setting.attribute,
+                                                      f"--{setting.attribute.replace('_', '-')}")),
         )
         for raw, source in candidates:
             if raw is not None:

@@ -8,21 +8,22 @@ them all and the control socket is removed on the way out.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
+import os
 import secrets
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.health import Health
+from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
@@ -40,6 +41,8 @@ from lilypad_p2p.net import (
     ProposalReceived,
     wall_clock_ms,
 )
+from lilypad_p2p.node_control import NodeControl
+from lilypad_p2p.node_health import Watchdog, open_chains_patiently
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
     BridgeRole,
@@ -53,14 +56,12 @@ from lilypad_p2p.roles import (
     ProviderDisputes,
     ProviderRole,
     Solver,
-    describe,
     detect_capacity,
     open_bridge,
-    open_deal_chains,
     resource_offer,
 )
 from lilypad_p2p.roles._deal_peers import open_deal_peers
-from lilypad_p2p.store import DealStore
+from lilypad_p2p.store import DealStore, StoreError
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ MESH_POLL_INTERVAL_S = 0.05
 SYNC_FRESHNESS_MARGIN_MS = 20_000
 # Our NodeRecord is re-published early when our addresses change, never more often than this.
 NODE_RECORD_MIN_GAP_S = 2.0
-# `status` gives up on a chain that does not answer within this (and shows it disconnected).
-CHAIN_STATUS_TIMEOUT_S = 3.0
 
 
 class Node:
@@ -134,18 +133,34 @@ class Node:
         self._republisher = Republisher()
         self._addrs_changed = trio.Event()
         self._started_at = trio.current_time()
+        # Chain, Docker and disk faults (health.py): reported, retried, never fatal.
+        self.health = Health()
+        self._watchdog = Watchdog(
+            self.health, home=config.home, chains=lambda: self.chains,
+            docker=config.has_role("provider") or config.has_role("mediator"),
+            clock_ms=clock_ms, on_change=self._health_changed,
+        )
+        # Our published resource offers, withdrawn (cancelled) while we cannot run jobs.
+        self._own_offers: list[wire.ResourceOffer] = []
+        self._handlers = self.control_handlers()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            # First, so that `status` tells what the node waits for (a chain that does not
+            # answer yet); the roles' methods are added once they run.
+            await nursery.start(serve_control, self.config.control_socket,
+                                self.config.control_token_file, self._handlers)
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
+                await self._watchdog.probe_all()
+                nursery.start_soon(self._watchdog.run)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
             await self._wait_for_first_mesh()
             nursery.start_soon(self._publish_node_record)
-            if self.config.has_role("provider"):
+            if self.config.has_role("provider") and self.health.why_no_jobs() is None:
                 await self._offer_capacity()
             nursery.start_soon(self._republish_own_offers)
             if self.solver is not None:
@@ -155,12 +170,6 @@ class Node:
 
                 nursery.start_soon(spam_gossip, self.net, self.identity,
                                    self.config.spam_gossip_per_s, self._clock_ms)
-            await nursery.start(
-                serve_control,
-                self.config.control_socket,
-                self.config.control_token_file,
-                self.control_handlers(),
-            )
             if self.config.metrics_listen is not None:
                 await self._start_observe(nursery, self.config.metrics_listen)
             event(
@@ -183,7 +192,7 @@ class Node:
         token = None if is_loopback(host) else load_or_create_token(token_file)
         try:
             bound = await nursery.start(
-                ObserveService(self.control_handlers(), token=token).run, host, int(port)
+                ObserveService(self._handlers, token=token).run, host, int(port)
             )
         except OSError as exc:
             raise LilypadError(
@@ -206,10 +215,12 @@ class Node:
             acceptance_ms=config.acceptance_timeout_s * 1000,
             settlement_ms=config.settlement_timeout_s * 1000,
         )
-        self.chains = chains = await open_deal_chains(config, self.identity)
+        # The database first: a damaged one is refused at once, not after the chain answers.
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
         self.net.set_deal_peers(open_deal_peers(store))
+        self.chains = chains = await open_chains_patiently(config, self.identity, self.health,
+                                                           self._clock_ms)
         if self.config.has_role("provider"):
             defence = ProviderDisputes(self.identity, chains, self._mediator_contact)
             await nursery.start(defence.run)
@@ -218,6 +229,7 @@ class Node:
                 executor_factory=self._executor_factory("provider"),
                 clock_ms=self._clock_ms, timeouts=timeouts,
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
+                availability=self.health.why_no_jobs,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)
@@ -235,6 +247,7 @@ class Node:
                                                           config.consortium_threshold)),
             )
             await nursery.start(self.client.run)
+            self._handlers.update(self.client.control_handlers())
         if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
             for bridge in self._open_bridges(chains, store):
                 await nursery.start(bridge.run)
@@ -377,7 +390,26 @@ class Node:
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())
+            self._own_offers.append(offer)
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
+
+    async def _health_changed(self) -> None:
+        """A provider that cannot run jobs withdraws its offers (a client would only waste a
+        match on it) and offers again once it can."""
+        if not self.config.has_role("provider"):
+            return
+        why = self.health.why_no_jobs()
+        if why is not None and self._own_offers:
+            for offer in self._own_offers:
+                self._republisher.untrack(offer.cid)
+                await self._publish(wire.Cancel(
+                    market=offer.market, offer_cid=offer.cid, owner=self.identity.address,
+                    created_at=self._clock_ms(), nonce=secrets.randbits(63)))
+            event(log, "offers.withdrawn", logging.WARNING, count=len(self._own_offers),
+                  reason=why)
+            self._own_offers.clear()
+        elif why is None and not self._own_offers:
+            await self._offer_capacity()
 
     async def _offered_chain_ids(self) -> tuple[int, ...]:
         """The chains our resource offers accept: those where our free deposit covers a deal's
@@ -441,115 +473,7 @@ class Node:
     # --- control interface --------------------------------------------------------------
 
     def control_handlers(self) -> dict[str, Handler]:
-        handlers: dict[str, Handler] = {
-            "status": self._status, "offers": self._offers, "peers": self._peers,
-            "deals": self._deals, "nat.ping": self._nat_ping,
-        }
-        if self.client is not None:
-            handlers.update(self.client.control_handlers())
-        return handlers
-
-    async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.store is None:
-            return []
-        store = self.store
-        return [describe(stored, store) for stored in store.deals()]
-
-    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "peer_id": str(self.identity.peer_id),
-            "address": self.identity.address,
-            "sealing_public_key": self.identity.sealing_public_key.hex(),
-            "roles": sorted(self.config.roles),
-            "markets": list(self.config.markets),
-            "listen_addrs": self.net.listen_addrs(),
-            "peers": len(self.net.peers()),
-            "known_nodes": len(self.node_records),
-            "uptime_s": round(trio.current_time() - self._started_at, 1),
-            "gossip": dataclasses.asdict(self.net.statistics()),
-            "book": dataclasses.asdict(self.book.statistics()),
-            "nat": self.net.nat.status(),
-            "chains": await self._chain_status(),
-        }
-
-    async def _chain_status(self) -> list[dict[str, Any]]:
-        """Each settlement chain: ID, contract, endpoint, head block, our deposit."""
-        if self.chains is None:
-            return []
-        shown = []
-        for settings, chain in zip(self.config.chains, self.chains.values(), strict=True):
-            entry: dict[str, Any] = {
-                "chain_id": chain.chain_id, "contract": chain.sync.address,
-                "rpc_url": settings.rpc_url or "embedded",
-                "default": chain is self.chains.default,
-            }
-            try:
-                with trio.fail_after(CHAIN_STATUS_TIMEOUT_S):
-                    balance = await chain.client.balance(self.identity.address)
-                    entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
-                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked)
-            except (ChainError, trio.TooSlowError) as exc:
-                entry.update(connected=False, error=repr(exc))
-            shown.append(entry)
-        return shown
-
-    async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:
-        """One echo exchange with a peer, through a relay if that is the only way.
-
-        Addresses come from `params["addrs"]` or else the peer's NodeRecord.
-        """
-        from libp2p.peer.id import ID
-
-        peer_id = params.get("peer_id")
-        if not isinstance(peer_id, str):
-            raise LilypadError("nat.ping: peer_id must be a string")
-        addrs = params.get("addrs")
-        if addrs is None:
-            records = [r for r in self.node_records.values() if r.peer_id == peer_id]
-            addrs = list(records[0].listen_addrs) if records else []
-        if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
-            raise LilypadError("nat.ping: addrs must be a list of multiaddr strings")
-        result = await self.net.nat.ping(ID.from_base58(peer_id), addrs)
-        return dataclasses.asdict(result)
-
-    async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        market = params.get("market", "cpu")
-        if not isinstance(market, str):
-            raise LilypadError("offers: market must be a string")
-        now_ms = self._clock_ms()
-        listed = []
-        for envelope in self.book.offers(market):
-            body = envelope.body
-            if isinstance(body, wire.ResourceOffer):
-                kind, owner = "resource", body.provider
-                summary = (
-                    f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
-                    f"{body.price_per_job_wei} wei/job"
-                )
-                chain_ids = list(body.chain_ids)
-                price = body.price_per_job_wei
-            else:
-                assert isinstance(body, wire.JobOffer)
-                kind, owner = "job", body.job_creator
-                summary = f"{body.module}, max {body.max_price_wei} wei"
-                chain_ids = [body.chain_id]
-                price = body.max_price_wei
-            listed.append(
-                {
-                    "kind": kind,
-                    "id": body.cid,
-                    "owner": owner,
-                    "summary": summary,
-                    "chain_ids": chain_ids,
-                    "price_wei": price,
-                    "expires_in_s": (body.expires_at - now_ms) / 1000,
-                }
-            )
-        return listed
-
-    async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(peer) for peer in self.net.peers()]
-
+        return NodeControl(self).handlers()
 
 def _nat_settings(config: NodeConfig) -> NatSettings:
     return NatSettings(
@@ -585,7 +509,24 @@ async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
 
 
 async def run_node(config: NodeConfig) -> None:
-    """Run a node with `config` until SIGINT or SIGTERM."""
+    """Run a node with `config` until SIGINT or SIGTERM.
+
+    Raises:
+        HomeLocked: another node runs with this home; nothing in the home was touched.
+    """
+    # Deal terms, signatures and outputs are private: every file the node creates (the
+    # database's WAL and shared-memory files too) is its user's alone.
+    os.umask(0o077)
+    # Before anything reads or writes the home: a second node must not clean up the first's
+    # jobs, open its database or take its socket.
+    lock = HomeLock.acquire(config.home)
+    try:
+        await _run_locked(config)
+    finally:
+        lock.release()
+
+
+async def _run_locked(config: NodeConfig) -> None:
     configure_logging(config.log_level)
     identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
     node = Node(config, identity)
@@ -595,9 +536,10 @@ async def run_node(config: NodeConfig) -> None:
             await nursery.start(node.run)
     except BaseExceptionGroup as group:
         # A setting found wrong only at start (a chain reporting another chain ID, a missing
-        # contract address) is the user's to fix: say so plainly, not as a task traceback.
+        # contract address) or a damaged database is the user's to fix: say so plainly, not
+        # as a task traceback.
         leaves = list(_leaves(group))
-        if leaves and all(isinstance(leaf, ConfigError) for leaf in leaves):
+        if leaves and all(isinstance(leaf, ConfigError | StoreError) for leaf in leaves):
             raise leaves[0] from None
         raise
     event(log, "node.stopped")

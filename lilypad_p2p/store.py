@@ -17,6 +17,7 @@ thread, which keeps every write ordered with the action that follows it.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,10 @@ from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
 
 SCHEMA_VERSION = 2
+# Beside the database: `node.sqlite.history` (it holds deals; its loss is refused) and
+# `node.sqlite.before-vN` (a copy taken before migrating from schema N).
+HISTORY_MARKER_SUFFIX = ".history"
+BACKUP_INFIX = ".before-v"
 # How long a writer waits for another connection's lock (the CLI may read concurrently).
 BUSY_TIMEOUT_MS = 5000
 
@@ -70,6 +75,11 @@ class StoreError(LilypadError):
     """The database is unusable: a newer schema, or a deal that does not exist."""
 
 
+class StoreUnavailable(StoreError):
+    """A write failed for a local reason (the disk is full, the file unwritable): nothing was
+    written, and the same write can be tried again once the cause is gone."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredDeal:
     record: DealRecord
@@ -100,28 +110,42 @@ def _unpack(blob: bytes) -> dict[str, Any]:
 class DealStore:
     """One sqlite database; open with `DealStore.open(path)` and `close()` when done."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, marker: Path) -> None:
         self._db = connection
+        self._marker = marker
+        self._marked = marker.exists()
 
     @classmethod
     def open(cls, path: Path) -> DealStore:
-        """Open (creating if needed) the database at `path`.
+        """Open (creating if needed) the database at `path`, checking it first.
 
         Raises:
-            StoreError: the file was written by a newer version of this program.
+            StoreError: the file is corrupt, missing or empty where deals were recorded (its
+                marker says so), or was written by a newer version of this program; the
+                message says how to recover.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
+        marker = path.with_name(path.name + HISTORY_MARKER_SUFFIX)
+        if marker.exists() and (not path.exists() or path.stat().st_size == 0):
+            raise StoreError(
+                f"{path} is {'empty' if path.exists() else 'missing'}, but this node recorded "
+                f"deals in it ({marker} says so): restore it from your backup (or a "
+                f"{path.name}{BACKUP_INFIX}N file beside it); to start afresh and forget those "
+                f"deals, delete {marker}"
+            )
         connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            version = _checked_version(connection, path)
+        except BaseException:
+            connection.close()
+            raise
         if version == 0:
             # executescript commits first, so the script carries its own transaction.
             connection.executescript(
                 f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;"
             )
         elif version in _MIGRATIONS:
+            _backup(connection, path.with_name(f"{path.name}{BACKUP_INFIX}{version}"))
             for step in range(version, SCHEMA_VERSION):
                 connection.executescript(
                     f"BEGIN;{_MIGRATIONS[step]}PRAGMA user_version={step + 1};COMMIT;"
@@ -132,7 +156,19 @@ class DealStore:
                 f"{path}: schema version {version}, this program knows {SCHEMA_VERSION}"
             )
         path.chmod(0o600)
-        return cls(connection)
+        store = cls(connection, marker)
+        if store.deals():
+            store._mark()
+        return store
+
+    def _mark(self) -> None:
+        """Note beside the database that it holds deal history, so that losing the file is
+        noticed at the next start instead of silently starting a fresh one."""
+        if not self._marked:
+            self._marker.write_text("this node's database holds deal history; do not delete "
+                                    "this file unless you mean to forget it\n")
+            self._marker.chmod(0o600)
+            self._marked = True
 
     def close(self) -> None:
         self._db.close()
@@ -153,6 +189,7 @@ class DealStore:
                  chain_id),
             )
             self._log(record, None, None)
+        self._mark()
 
     def update(
         self, record: DealRecord, detail: dict[str, Any], event: Event | None = None
@@ -174,7 +211,8 @@ class DealStore:
                 self._log(record, Phase(row[0]), event)
 
     def put_result(self, key: str, output: bytes) -> None:
-        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
+        with _local_faults():
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
 
     def _log(self, record: DealRecord, before: Phase | None, event: Event | None) -> None:
         self._db.execute(
@@ -226,12 +264,51 @@ def _stored(row: tuple[Any, ...]) -> StoredDeal:
     return StoredDeal(record, _unpack(detail), chain_id)
 
 
+def _checked_version(connection: sqlite3.Connection, path: Path) -> int:
+    """The schema version, after sqlite's quick integrity check of every page.
+
+    Raises:
+        StoreError: the file is not a database, or a page or index is damaged.
+    """
+    advice = (f"restore it from your backup (or a {path.name}{BACKUP_INFIX}N file beside it), "
+              "or move it away to start a new one (its deals are then forgotten)")
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        problems = [row[0] for row in connection.execute("PRAGMA quick_check(5)")]
+        version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is corrupt or not a database ({exc}): {advice}") from exc
+    if problems != ["ok"]:
+        raise StoreError(f"{path} is corrupt (sqlite quick_check: {problems[0]}): {advice}")
+    return version
+
+
+def _backup(connection: sqlite3.Connection, target: Path) -> None:
+    """A consistent copy of the whole database, taken before a schema migration."""
+    with contextlib.closing(sqlite3.connect(target)) as copy:
+        connection.backup(copy)
+    target.chmod(0o600)
+
+
 @contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    connection.execute("BEGIN IMMEDIATE")
+def _local_faults() -> Iterator[None]:
     try:
         yield
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")
+    except sqlite3.OperationalError as exc:  # SQLITE_FULL, SQLITE_IOERR, SQLITE_READONLY...
+        raise StoreUnavailable(f"cannot write the node's database: {exc} (free disk space "
+                               "under the node's home; the node retries)") from exc
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    with _local_faults():
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")

@@ -109,6 +109,10 @@ class Chain:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _endpoint(self) -> str:
+        provider = getattr(self.w3, "provider", None)
+        return str(getattr(provider, "endpoint_uri", None) or "endpoint")
+
     def rpc(self, call: Callable[[], T]) -> T:
         """Run one blocking web3 call: serialised on the embedded EVM, retried on RPC faults."""
         if self.backend is Backend.EMBEDDED:
@@ -120,7 +124,10 @@ class Chain:
                 return call()
             except _TRANSIENT as exc:
                 if attempt == RPC_ATTEMPTS - 1:
-                    raise RpcUnavailable(f"chain RPC failed {RPC_ATTEMPTS} times: {exc}") from exc
+                    raise RpcUnavailable(
+                        f"chain RPC {self._endpoint()} did not answer ({RPC_ATTEMPTS} tries: "
+                        f"{_root_cause(exc)}); check that the chain runs and rpc_url is right"
+                    ) from exc
             except requests.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else 0
                 if status < 500 or attempt == RPC_ATTEMPTS - 1:
@@ -324,3 +331,12 @@ def open_rpc_chain(url: str) -> Chain:
     # web3's validation middleware asks eth_chainId before every call; the chain id is fixed
     # per Chain, so drop it (it more than halves eth_call latency against anvil).
     return Chain(Web3(provider, middleware=[]), Backend.JSON_RPC)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost cause in a few words (requests nests several layers of messages)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = str(exc)
+    errno_text = text.rsplit("] ", 1)[-1] if "[Errno" in text else text
+    return errno_text.strip(" )\"'")[:120] or type(exc).__name__

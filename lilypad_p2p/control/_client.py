@@ -35,6 +35,8 @@ def call(
         raise NodeNotRunning(hint) from exc
     except PermissionError as exc:
         raise ControlError(f"cannot read {token_file}: run as the node's user") from exc
+    except NotADirectoryError as exc:
+        raise ControlError(f"--home {home} is not a directory: pass the node's directory") from exc
     request = ControlRequest(token=token, method=method, params=params or {})
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
@@ -42,9 +44,12 @@ def call(
             sock.connect(str(socket_path))
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NodeNotRunning(hint) from exc
-        sock.sendall(request.encode())
+        except OSError as exc:  # EAGAIN: the node's backlog is full
+            raise ControlError(f"cannot reach the node at {socket_path}: "
+                               f"{exc.strerror or exc}; try again") from exc
         buffer = bytearray()
         try:
+            sock.sendall(request.encode())
             while b"\n" not in buffer:
                 chunk = sock.recv(65536)
                 if not chunk:
@@ -54,6 +59,9 @@ def call(
                     raise ControlError(f"node's answer is longer than {CONTROL_MAX_LINE} bytes")
         except TimeoutError as exc:
             raise ControlError(f"node did not answer {method!r} within {timeout_s} s") from exc
+        except OSError as exc:  # reset or broken pipe: the node refused or dropped the request
+            raise ControlError(f"node closed the connection during {method!r}: "
+                               f"{exc.strerror or exc}") from exc
     if not buffer:
         raise ControlError(f"node closed the connection without answering {method!r}")
     ok, value = decode_response(bytes(buffer.split(b"\n", 1)[0]))

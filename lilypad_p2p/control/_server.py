@@ -27,6 +27,12 @@ from lilypad_p2p.errors import LilypadError
 Handler = Callable[[dict[str, Any]], Awaitable[object]]
 log = logging.getLogger("lilypad_p2p.control")
 
+# Connections served at once; a newer one is closed at once while this many are open, so local
+# clients that never finish cannot exhaust the node's file descriptors.
+MAX_CONNECTIONS = 64
+# After the process runs out of file descriptors, wait this long before accepting again.
+ACCEPT_BACKOFF_S = 0.1
+
 
 def _write_private(path: Path, text: str) -> None:
     path.unlink(missing_ok=True)
@@ -87,17 +93,53 @@ async def _answer(line: bytes, token: str, handlers: Mapping[str, Handler]) -> b
         return encode_error(f"internal error in {request.method}; see the node's log")
 
 
-async def _serve_one(
-    stream: trio.SocketStream, token: str, handlers: Mapping[str, Handler]
-) -> None:
-    async with stream:
-        with trio.move_on_after(CONTROL_TIMEOUT_S):
+class _Connections:
+    """The open connections, so that a new one can evict the oldest that is still sending its
+    request: clients that never finish cannot lock out the others or exhaust descriptors."""
+
+    def __init__(self) -> None:
+        self.open = 0
+        self._reading: dict[int, trio.CancelScope] = {}  # insertion order: oldest first
+
+    def make_room(self) -> bool:
+        if self.open < MAX_CONNECTIONS:
+            return True
+        if not self._reading:
+            return False
+        oldest = next(iter(self._reading))
+        self._reading.pop(oldest).cancel()
+        return True
+
+    async def serve(self, stream: trio.SocketStream, token: str,
+                    handlers: Mapping[str, Handler]) -> None:
+        """Answer one request. Whatever the client does (closes early, half-closes, resets,
+        sends garbage or too much, never finishes) ends this connection only, never the node."""
+        self.open += 1
+        try:
+            async with stream:
+                with trio.move_on_after(CONTROL_TIMEOUT_S):
+                    line = await self._read(stream)
+                    if line is None:
+                        return
+                    answer = await _answer(line, token, handlers)
+                    await stream.send_all(answer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            log.debug("control client went away: %r", exc)
+        finally:
+            self.open -= 1
+
+    async def _read(self, stream: trio.SocketStream) -> bytes | None:
+        """The request line; None when it was answered with an error or the read evicted."""
+        with trio.CancelScope() as scope:
+            self._reading[id(scope)] = scope
             try:
-                line = await _read_line(stream)
+                return await _read_line(stream)
             except MalformedControlMessage as exc:
                 await stream.send_all(encode_error(str(exc)))
-                return
-            await stream.send_all(await _answer(line, token, handlers))
+                return None
+            finally:
+                self._reading.pop(id(scope), None)
+        return None
 
 
 async def serve_control(
@@ -120,13 +162,22 @@ async def serve_control(
         os.umask(old_umask)
     sock.listen(64)
     listener = trio.SocketListener(sock)
+    connections = _Connections()
     try:
         async with trio.open_nursery() as nursery:
             task_status.started()
             async with listener:
                 while True:
-                    stream = await listener.accept()
-                    nursery.start_soon(_serve_one, stream, token, handlers)
+                    try:
+                        stream = await listener.accept()
+                    except OSError as exc:  # EMFILE/ENFILE: out of descriptors, for now
+                        log.warning("control socket cannot accept: %r", exc)
+                        await trio.sleep(ACCEPT_BACKOFF_S)
+                        continue
+                    if not connections.make_room():
+                        await stream.aclose()
+                        continue
+                    nursery.start_soon(connections.serve, stream, token, handlers)
     finally:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()

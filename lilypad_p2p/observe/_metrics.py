@@ -78,7 +78,7 @@ def families(
         "lilypad_degraded", "Degraded states the node is in (1 while it lasts).", labels=["state"]
     )
     for fault in status.get("faults", ()):
-        faults.add_metric([str(fault.get("kind", fault) if isinstance(fault, dict) else fault)], 1)
+        faults.add_metric([str(fault.get("fault", fault) if isinstance(fault, dict) else fault)], 1)
     yield faults
 
 

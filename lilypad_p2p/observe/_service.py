@@ -60,7 +60,7 @@ def readiness(status: Mapping[str, Any], peers: list[Mapping[str, Any]]) -> dict
     for chain in status.get("chains", ()):
         checks[f"chain_{chain['chain_id']}"] = bool(chain.get("connected"))
     for fault in status.get("faults", ()):
-        name = fault.get("kind", "fault") if isinstance(fault, dict) else str(fault)
+        name = fault.get("fault", "fault") if isinstance(fault, dict) else str(fault)
         checks[f"not_{name}"] = False
     return checks
 

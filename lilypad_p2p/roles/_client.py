@@ -69,7 +69,7 @@ from lilypad_p2p.roles._terms import (
     deal_from_wire,
     deal_to_wire,
 )
-from lilypad_p2p.store import DealStore, StoredDeal
+from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
 
 log = logging.getLogger("lilypad_p2p.client")
 
@@ -285,9 +285,10 @@ class ClientRole:
                 return
             try:
                 await self._step(stored)
-            except (ChainError, NetError, PeerMisbehaved, trio.TooSlowError) as exc:
-                # Transient (chain or network) or the provider's fault: try again shortly;
-                # every phase has a timeout that ends the deal if this never recovers.
+            except (ChainError, NetError, PeerMisbehaved, trio.TooSlowError, StoreUnavailable,
+                    OSError) as exc:
+                # Transient (chain, network, a full disk) or the provider's fault: try again
+                # shortly; every phase has a timeout that ends the deal if this never recovers.
                 event(log, "deal.retry", logging.WARNING, key=key, phase=stored.record.phase,
                       error=repr(exc))
                 await trio.sleep(RETRY_INTERVAL_S)

@@ -140,7 +140,11 @@ class ProviderRole:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         cheat_wrong_output: bool = False,
         disputes: ProviderDisputes | None = None,
+        availability: Callable[[], str | None] = lambda: None,
     ) -> None:
+        # Why this node cannot run a job now (Docker or the chain unreachable, the disk full;
+        # node_health.py), or None: deals are refused meanwhile.
+        self._availability = availability
         # Mediation (issue 6): a deal found disputed on chain is defended (verdicts gathered
         # and resolved by us too), so a job creator cannot let the mediation window lapse.
         self._disputes = disputes
@@ -193,6 +197,9 @@ class ProviderRole:
             return wire.DealRefused(reason=f"invalid proposal: {exc}"[:500])
 
     async def _countersign(self, peer_id: ID, request: wire.DealProposal) -> wire.DealMessage:
+        unavailable = self._availability()
+        if unavailable is not None:
+            return wire.DealRefused(reason=f"provider cannot run jobs now: {unavailable}"[:500])
         deal = deal_from_wire(request.deal)
         envelope = wire.SignedEnvelope.from_wire(wire.decode(request.job_offer))
         wire.verify_signature(envelope)

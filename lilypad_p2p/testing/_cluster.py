@@ -111,6 +111,7 @@ class LocalCluster:
         bootstrap: Sequence[str] = (),
         markets: Sequence[str] = ("cpu",),
         extra_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
         home = self.base_dir / name
         home.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,8 @@ class LocalCluster:
         log_path = home / "node.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**self._env, **(env or {})},
             )
         node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
         self.nodes.append(node)

@@ -86,9 +86,10 @@ class MarketWorld:
         bootstrap: Sequence[str] = (),
         wait_ready: bool = True,
         config_lines: str = "",
+        env: dict[str, str] | None = None,
     ) -> NodeProcess:
         self.prepare_home(name, config_lines=config_lines)
-        node = self.cluster.start_node(name, roles=roles, bootstrap=bootstrap)
+        node = self.cluster.start_node(name, roles=roles, bootstrap=bootstrap, env=env)
         if wait_ready:
             node.wait_ready()
         self.nodes[name] = node

@@ -68,7 +68,7 @@ def test_exposition_follows_prometheus_conventions():
 def test_readiness_names_each_failing_check():
     assert readiness(STATUS, PEERS) == {"listening": True, "meshed": True, "chain_31337": True}
     down = {**STATUS, "chains": [{**STATUS["chains"][0], "connected": False}],
-            "faults": [{"kind": "docker_unreachable"}]}
+            "faults": [{"fault": "docker_unreachable"}]}
     checks = readiness(down, [])
     assert checks == {"listening": True, "meshed": False, "chain_31337": False,
                       "not_docker_unreachable": False}

@@ -1,0 +1,81 @@
+"""What `lilypad-p2p run` does with a deal's phase, and how it reads its input files: pure
+decisions, kept out of the command so every phase has a tested answer."""
+
+from __future__ import annotations
+
+import enum
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.errors import LilypadError
+
+
+class Next(enum.Enum):
+    WAIT = "wait"  # the node is still driving the deal
+    OUTPUTS = "outputs"  # a verified result is there: extract it
+    FAIL = "fail"  # the deal ended without outputs for the user
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    next: Next
+    message: str = ""
+
+
+# Phases after which a verified result is in `result_path`.
+_DONE = frozenset({"accepted", "settled"})
+_FAILED = frozenset({"rejected", "timed_out", "cancelled"})
+
+
+def judge(deal: dict[str, Any]) -> Verdict:
+    """What `run` does next for `deal` (as the `deal` control call shows it)."""
+    phase = deal["phase"]
+    if phase in _DONE:
+        return Verdict(Next.OUTPUTS)
+    if phase in _FAILED:
+        return Verdict(Next.FAIL, f"deal ended {phase}: "
+                                  f"{deal.get('error') or 'see `lilypad-p2p deals`'}")
+    if phase == "resolved":
+        outcome = deal.get("outcome")
+        if outcome == "PROVIDER_CORRECT" and deal.get("result_path"):
+            return Verdict(Next.OUTPUTS, "the mediators upheld the provider's result")
+        what = {
+            "PROVIDER_WRONG": "the mediators found the provider's result wrong; the payment "
+                              "was returned to you",
+            "NON_DETERMINISTIC": "the mediators could not reproduce one result (the job is "
+                                 "not deterministic); see `lilypad-p2p deals`",
+            "PROVIDER_CORRECT": "the mediators upheld the provider's result, but this node "
+                                "holds no outputs for it",
+        }.get(str(outcome), "the deal was resolved on chain by another party; "
+                            "see `lilypad-p2p deals`")
+        return Verdict(Next.FAIL, f"deal resolved: {what}")
+    return Verdict(Next.WAIT)
+
+
+def input_file_paths(paths: list[Path]) -> dict[str, str]:
+    """Each `--file` as {name in /inputs: absolute path}, checked before anything is posted (the
+    node reads the files itself). Raises LilypadError naming the file and what to do."""
+    files: dict[str, str] = {}
+    for path in paths:
+        if path.is_dir():
+            raise LilypadError(f"--file {path} is a directory: give a file (repeat --file "
+                               "for several)")
+        if path.name in files:
+            raise LilypadError(f"--file {path}: two inputs are named {path.name!r}; rename one")
+        if not path.exists():
+            raise LilypadError(f"--file {path}: no such file")
+        if not os.access(path, os.R_OK):
+            raise LilypadError(f"--file {path}: cannot read it (permission denied)")
+        files[path.name] = str(path.resolve())
+    return files
+
+
+def private_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's `data` filter, then owner-only modes: extraction sets each file's mode from
+    the archive, whatever the umask says, and outputs are decrypted private data."""
+    member = tarfile.data_filter(member, dest)
+    mode = 0o700 if member.isdir() else ((member.mode or 0) & 0o700) | 0o600
+    return member.replace(mode=mode, deep=False)

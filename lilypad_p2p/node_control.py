@@ -1,0 +1,134 @@
+"""The node's own control methods (`status`, `offers`, `peers`, `deals`, `nat.ping`); the
+roles add theirs (the client's `submit`, `deal`, `dispute`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import ChainError
+from lilypad_p2p.control import Handler
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.roles import describe
+
+if TYPE_CHECKING:
+    from lilypad_p2p.node import Node
+
+# `status` gives up on a chain that does not answer within this (and shows it disconnected).
+CHAIN_STATUS_TIMEOUT_S = 3.0
+
+
+class NodeControl:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "status": self._status, "offers": self._offers, "peers": self._peers,
+            "deals": self._deals, "nat.ping": self._nat_ping,
+        }
+
+    async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.node.store is None:
+            return []
+        store = self.node.store
+        return [describe(stored, store) for stored in store.deals()]
+
+    async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **self.node.health.describe(self.node._clock_ms()),
+            "peer_id": str(self.node.identity.peer_id),
+            "address": self.node.identity.address,
+            "sealing_public_key": self.node.identity.sealing_public_key.hex(),
+            "roles": sorted(self.node.config.roles),
+            "markets": list(self.node.config.markets),
+            "listen_addrs": self.node.net.listen_addrs(),
+            "peers": len(self.node.net.peers()),
+            "known_nodes": len(self.node.node_records),
+            "uptime_s": round(trio.current_time() - self.node._started_at, 1),
+            "gossip": dataclasses.asdict(self.node.net.statistics()),
+            "book": dataclasses.asdict(self.node.book.statistics()),
+            "nat": self.node.net.nat.status(),
+            "chains": await self._chain_status(),
+        }
+
+    async def _chain_status(self) -> list[dict[str, Any]]:
+        """Each settlement chain: ID, contract, endpoint, head block, our deposit."""
+        if self.node.chains is None:
+            return []
+        shown = []
+        for settings, chain in zip(self.node.config.chains, self.node.chains.values(), strict=True):
+            entry: dict[str, Any] = {
+                "chain_id": chain.chain_id, "contract": chain.sync.address,
+                "rpc_url": settings.rpc_url or "embedded",
+                "default": chain is self.node.chains.default,
+            }
+            try:
+                with trio.fail_after(CHAIN_STATUS_TIMEOUT_S):
+                    balance = await chain.client.balance(self.node.identity.address)
+                    entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
+                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked)
+            except (ChainError, trio.TooSlowError) as exc:
+                entry.update(connected=False, error=repr(exc))
+            shown.append(entry)
+        return shown
+
+    async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:
+        """One echo exchange with a peer, through a relay if that is the only way.
+
+        Addresses come from `params["addrs"]` or else the peer's NodeRecord.
+        """
+        from libp2p.peer.id import ID
+
+        peer_id = params.get("peer_id")
+        if not isinstance(peer_id, str):
+            raise LilypadError("nat.ping: peer_id must be a string")
+        addrs = params.get("addrs")
+        if addrs is None:
+            records = [r for r in self.node.node_records.values() if r.peer_id == peer_id]
+            addrs = list(records[0].listen_addrs) if records else []
+        if not isinstance(addrs, list) or not all(isinstance(a, str) for a in addrs):
+            raise LilypadError("nat.ping: addrs must be a list of multiaddr strings")
+        result = await self.node.net.nat.ping(ID.from_base58(peer_id), addrs)
+        return dataclasses.asdict(result)
+
+    async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        market = params.get("market", "cpu")
+        if not isinstance(market, str):
+            raise LilypadError("offers: market must be a string")
+        now_ms = self.node._clock_ms()
+        listed = []
+        for envelope in self.node.book.offers(market):
+            body = envelope.body
+            if isinstance(body, wire.ResourceOffer):
+                kind, owner = "resource", body.provider
+                summary = (
+                    f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
+                    f"{body.price_per_job_wei} wei/job"
+                )
+                chain_ids = list(body.chain_ids)
+                price = body.price_per_job_wei
+            else:
+                assert isinstance(body, wire.JobOffer)
+                kind, owner = "job", body.job_creator
+                summary = f"{body.module}, max {body.max_price_wei} wei"
+                chain_ids = [body.chain_id]
+                price = body.max_price_wei
+            listed.append(
+                {
+                    "kind": kind,
+                    "id": body.cid,
+                    "owner": owner,
+                    "summary": summary,
+                    "chain_ids": chain_ids,
+                    "price_wei": price,
+                    "expires_in_s": (body.expires_at - now_ms) / 1000,
+                }
+            )
+        return listed
+
+    async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(peer) for peer in self.node.net.peers()]

@@ -1,0 +1,79 @@
+"""Every user-facing failure of the real CLI is one line on stderr that names the setting, file
+or flag and what to do, with a non-zero exit code: no traceback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CLI_TIMEOUT_S = 60
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
+    return subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert result.returncode != 0, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def test_run_file_missing_or_a_directory(tmp_path):
+    _one_line_error(_cli("run", "wordcount", "--file", str(tmp_path / "nope.txt"),
+                         "--home", str(tmp_path)), "nope.txt", "no such file")
+    _one_line_error(_cli("run", "wordcount", "--file", str(tmp_path), "--home", str(tmp_path)),
+                    "is a directory")
+
+
+def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
+    home_file = tmp_path / "home"
+    home_file.write_text("")
+    _one_line_error(_cli("node", "--home", str(home_file)), "--home", "not a directory")
+    _one_line_error(_cli("status", "--home", str(home_file)), "--home", "not a directory")
+    home = tmp_path / "h"
+    (home / "config.toml").mkdir(parents=True)
+    _one_line_error(_cli("node", "--home", str(home)), "config.toml", "Is a directory")
+
+
+@pytest.mark.parametrize(("line", "needles"), [
+    ("acceptance_window_s = 1.5", ("acceptance_window_s", "whole number")),
+    ("acceptance_window_s = 1e30", ("acceptance_window_s",)),
+    ("match_timeout_s = 100000000", ("match_timeout_s", "at most")),
+    ("relay_circuit_bytes = -1", ("relay_circuit_bytes",)),
+    ("consortium_threshold = 1.5", ("consortium_threshold",)),
+])
+def test_settings_checked_for_type_and_range(tmp_path, line, needles):
+    (tmp_path / "config.toml").write_text(line + "\n")
+    _one_line_error(_cli("node", "--home", str(tmp_path)), *needles)
+
+
+def test_errors_name_real_flags(tmp_path):
+    _one_line_error(_cli("node", "--home", str(tmp_path), "--check-rate", "2"),
+                    "(--check-rate)")
+    _one_line_error(_cli("node", "--home", str(tmp_path), "--market", "BAD NAME"), "(--market)")
+
+
+def test_negative_deposit_and_unreachable_rpc(tmp_path):
+    assert _cli("keys", "new", "--home", str(tmp_path)).returncode == 0
+    _one_line_error(_cli("deposit", "-1eth", "--home", str(tmp_path)), "-1eth")
+    _one_line_error(_cli("balance", "--home", str(tmp_path), "--rpc", "http://127.0.0.1:1",
+                         "--contract", "0x" + "11" * 20), "http://127.0.0.1:1 did not answer")
+
+
+def test_corrupt_or_lost_database_is_refused_in_one_line(tmp_path):
+    database = tmp_path / "node.sqlite"
+    database.write_bytes(b"\xa5" * 8192)
+    _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), "is corrupt",
+                    "restore it")
+    database.write_bytes(b"")
+    (tmp_path / "node.sqlite.history").write_text("deals were here\n")
+    _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), "is empty",
+                    "node.sqlite.history")
+    assert database.stat().st_size == 0

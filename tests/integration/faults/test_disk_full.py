@@ -1,0 +1,86 @@
+"""A client node whose disk fills up while its job runs does not die: it reports `disk_full`,
+keeps retrying, and once space is freed the deal settles with funds conserved. The client's
+home is a small tmpfs the test mounts (root only)."""
+
+import base64
+import contextlib
+import os
+import subprocess
+
+import pytest
+
+from lilypad_p2p.control import ControlError
+from lilypad_p2p.testing import require_anvil, require_docker
+from lilypad_p2p.testing._market import market_world
+
+pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
+WAIT_S = 90.0
+SLOW_SCRIPT = b"import time\ntime.sleep(6)\nopen('/outputs/out.txt', 'w').write('x' * 4096)\n"
+
+
+@contextlib.contextmanager
+def small_tmpfs(path, size_mib):
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mib}m", "tmpfs", str(path)],
+                   check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _fill(directory) -> None:
+    with open(directory / "filler", "wb") as fh:
+        chunk = b"\0" * (1 << 20)
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(chunk)
+                fh.flush()
+    with contextlib.suppress(OSError), open(directory / "filler2", "wb") as fh:
+        while True:  # the last bytes, in small writes
+            fh.write(b"\0" * 512)
+            fh.flush()
+
+
+def _faults(node) -> set[str]:
+    with contextlib.suppress(ControlError, OSError):
+        return {f["fault"] for f in node.call("status").get("faults", [])}
+    return set()
+
+
+def test_client_on_a_full_disk_survives_and_settles_after_space_is_freed(tmp_path):
+    require_anvil()
+    require_docker("the python module", image="lilypad-p2p/python:latest")
+    with market_world(tmp_path / "m") as world, small_tmpfs(tmp_path / "m" / "client", 100):
+        provider = world.start("provider", roles=["provider"])
+        client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
+        world.wait_until_known(client, [provider])
+        target, payer = provider.status["address"], client.status["address"]
+        before = world.balance(target) + world.balance(payer)
+
+        key = client.call("submit", {
+            "module": "python", "target": target,
+            "files": {"main.py": base64.b64encode(SLOW_SCRIPT).decode()},
+        })["key"]
+        world.wait_for_phase(client, key, {"running"}, timeout_s=WAIT_S)
+        _fill(client.home)  # the result arrives on a full disk
+        world.cluster.wait_until(lambda: "disk_full" in _faults(client), timeout_s=WAIT_S,
+                                 what="the client to report its disk full")
+        world.cluster.wait_until(
+            lambda: "deal.retry" in client.log_path.read_text(errors="replace")
+            or client.process.poll() is not None,
+            timeout_s=WAIT_S, what="the client to get the result on a full disk")
+        assert client.process.poll() is None, client.log_tail()
+
+        (client.home / "filler").unlink()
+        (client.home / "filler2").unlink()
+        settled = world.wait_for_phase(client, key, {"settled", "cancelled", "timed_out",
+                                                     "rejected"}, timeout_s=WAIT_S)
+        assert settled["phase"] == "settled", settled
+        world.cluster.wait_until(lambda: not _faults(client), timeout_s=WAIT_S,
+                                 what="the client to clear disk_full")
+        assert world.balance(target) + world.balance(payer) == before
+        world.stop_all()
+        assert client.process.returncode == 0, client.log_tail()

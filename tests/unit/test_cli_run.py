@@ -1,0 +1,61 @@
+"""`lilypad-p2p run`'s answer to every deal phase, and its input-file errors."""
+
+import pytest
+
+from lilypad_p2p.cli_run import Next, input_file_paths, judge
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.market import Phase
+
+
+@pytest.mark.parametrize("phase", [p.value for p in Phase])
+def test_every_phase_has_an_answer_and_final_phases_stop_the_wait(phase):
+    verdict = judge({"phase": phase, "outcome": None, "result_path": None})
+    if Phase(phase).is_final:
+        assert verdict.next is not Next.WAIT
+    elif phase != "accepted":
+        assert verdict.next is Next.WAIT
+
+
+def test_disputed_waits_and_resolved_ends_by_outcome():
+    assert judge({"phase": "disputed"}).next is Next.WAIT
+    upheld = judge({"phase": "resolved", "outcome": "PROVIDER_CORRECT", "result_path": "/r"})
+    assert upheld.next is Next.OUTPUTS
+    wrong = judge({"phase": "resolved", "outcome": "PROVIDER_WRONG", "result_path": "/r"})
+    assert wrong.next is Next.FAIL and "payment was returned" in wrong.message
+    other = judge({"phase": "resolved", "outcome": None})
+    assert other.next is Next.FAIL and "lilypad-p2p deals" in other.message
+
+
+def test_input_file_errors_name_the_file(tmp_path):
+    with pytest.raises(LilypadError, match=r"--file .*missing.txt: no such file"):
+        input_file_paths([tmp_path / "missing.txt"])
+    with pytest.raises(LilypadError, match="is a directory"):
+        input_file_paths([tmp_path])
+    (tmp_path / "a.txt").write_bytes(b"x")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_bytes(b"y")
+    with pytest.raises(LilypadError, match=r"two inputs are named 'a\.txt'"):
+        input_file_paths([tmp_path / "a.txt", tmp_path / "d" / "a.txt"])
+    assert input_file_paths([tmp_path / "a.txt"]) == {"a.txt": str(tmp_path / "a.txt")}
+
+
+def test_extracted_outputs_are_owner_only(tmp_path):
+    import io
+    import tarfile
+
+    from lilypad_p2p.cli_run import private_member
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, mode in (("out.txt", 0o644), ("tool", 0o755)):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = 1, mode
+            archive.addfile(info, io.BytesIO(b"x"))
+        folder = tarfile.TarInfo("sub")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o777
+        archive.addfile(folder)
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as archive:
+        archive.extractall(tmp_path, filter=private_member)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {"out.txt": 0o600, "tool": 0o700, "sub": 0o700}
