@@ -330,6 +330,10 @@ _BOUNDS: dict[str, tuple[int, int, str]] = {
     "relay_reservations": (1, 64, ""), "relay_max_reservations": (1, 65_536, ""),
     "relay_max_circuits": (1, 65_536, ""), "relay_circuit_duration_s": (1, 7 * DAY_S, " s"),
     "relay_circuit_bytes": (1, 1 << 40, " bytes"),
+    # A public node's budgets (net/_admission.py): at least one of each, far above any need.
+    **{f"limits.{name}": (1, 1 << 40, " bytes" if "bytes" in name else "")
+       for name in LIMIT_NAMES if name != "ban_s"},
+    "limits.ban_s": (1, 7 * DAY_S, " s"),
 }
 
 
