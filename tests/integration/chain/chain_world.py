@@ -86,7 +86,7 @@ class World:
         events = EventWatcher(self.chain, self.address, from_block=self.deployed_at).poll()
         addresses = {
             value for event in events for key, value in event.args.items()
-            if key in ("account", "mediator", "jobCreator", "provider")
+            if key in ("account", "mediator", "jobCreator", "provider", "successor")
         }
         total = 0
         for address in addresses:
