@@ -556,10 +556,12 @@ async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
             return
 
 
-async def run_node(config: NodeConfig) -> None:
-    """Run a node with `config` until SIGINT or SIGTERM."""
+async def run_node(config: NodeConfig, identity: Identity | None = None) -> None:
+    """Run a node with `config` (as `identity`, else the plaintext or new keystore in its home)
+    until SIGINT or SIGTERM."""
     configure_logging(config.log_level)
-    identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
+    if identity is None:
+        identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
     node = Node(config, identity)
     try:
         async with trio.open_nursery() as nursery:
