@@ -187,7 +187,8 @@ def keys_rotate(
         shutil.rmtree(staging)
         _fail(f"the contract refused the rotation, keys unchanged: {exc}")
     retired = keystore / RETIRED_DIR / old.address
-    retired.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for directory in (retired.parent, retired):
+        directory.mkdir(exist_ok=True, mode=0o700)
     for path in keystore.iterdir():
         if path.is_file():
             path.rename(retired / path.name)
