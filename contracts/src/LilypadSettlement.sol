@@ -184,26 +184,34 @@ contract LilypadSettlement {
     /// A request for no more than the pending one changes nothing, so whoever else holds the
     /// key cannot shrink the owner's request or restart its notice (see `setPayoutAddress`).
     function requestWithdraw(uint256 amount) external {
-        if (amount == 0) revert ZeroAmount();
-        if (amount > type(uint128).max) amount = type(uint128).max;
-        if (amount <= withdrawRequests[msg.sender].amount) return;
-        uint256 readyAt = block.timestamp + withdrawNotice;
-        withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), uint64(readyAt));
-        emit WithdrawRequested(msg.sender, amount, readyAt);
+        _requestWithdraw(msg.sender, amount);
     }
 
     function withdraw() external {
+        _withdraw(msg.sender);
+    }
+
+    function _requestWithdraw(address who, uint256 amount) private {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) amount = type(uint128).max;
+        if (amount <= withdrawRequests[who].amount) return;
+        uint256 readyAt = block.timestamp + withdrawNotice;
+        withdrawRequests[who] = WithdrawRequest(uint128(amount), uint64(readyAt));
+        emit WithdrawRequested(who, amount, readyAt);
+    }
+
+    function _withdraw(address who) private {
         _enterGuard();
-        WithdrawRequest memory request = withdrawRequests[msg.sender];
+        WithdrawRequest memory request = withdrawRequests[who];
         if (request.amount == 0) revert NoWithdrawRequest();
         if (block.timestamp < request.readyAt) revert WithdrawNotReady(request.readyAt);
-        if (successorOf[msg.sender] != address(0)) revert AlreadyRotated(successorOf[msg.sender]);
-        Account storage account = accounts[msg.sender];
+        if (successorOf[who] != address(0)) revert AlreadyRotated(successorOf[who]);
+        Account storage account = accounts[who];
         uint128 amount = request.amount < account.free ? request.amount : account.free;
-        delete withdrawRequests[msg.sender];
+        delete withdrawRequests[who];
         account.free -= amount;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = payoutOf(msg.sender).call{value: amount}("");
+        emit Withdrawn(who, amount);
+        (bool ok,) = payoutOf(who).call{value: amount}("");
         if (!ok) revert TransferFailed();
         _exitGuard();
     }
@@ -289,6 +297,19 @@ contract LilypadSettlement {
         emit PayoutChangeCancelled(account, change.next);
     }
 
+    /// @notice The payout address announces and completes `account`'s withdrawals (paid to
+    /// itself) as the hot key can: the owner's cold key alone can empty an account whose hot key
+    /// was stolen, even after a thief rotated it away.
+    function requestWithdrawFor(address account, uint256 amount) external {
+        _requirePayoutAddress(account);
+        _requestWithdraw(account, amount);
+    }
+
+    function withdrawFor(address account) external {
+        _requirePayoutAddress(account);
+        _withdraw(account);
+    }
+
     /// @notice Move this account to the key `to`, which consents by signing the EIP-712
     /// `KeyRotation(from, to)`: its free balance, payout address and any pending payout change
     /// go to `to`; a pending withdrawal request is dropped. Needs nothing locked in deals and no
@@ -330,6 +351,14 @@ contract LilypadSettlement {
         accounts[from].free = 0;
         _storeAccount(to, uint256(accounts[to].free) + account.free, accounts[to].locked);
         emit RotatedBalanceSwept(from, to, account.free);
+    }
+
+    function _requirePayoutAddress(address account) private {
+        _applyDuePayoutChange(account);
+        address payout = payoutAddress[account];
+        if (msg.sender != payout || payout == address(0)) {
+            revert NotPayoutAddress(msg.sender, payout);
+        }
     }
 
     function _applyDuePayoutChange(address account) private {

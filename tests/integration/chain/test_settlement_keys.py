@@ -262,3 +262,24 @@ def test_credit_to_a_rotated_key_is_swept_to_its_successor(world: World) -> None
         world.stranger.send("sweepRotated", old)
     with pytest.raises(ContractRevert, match="NotRotated"):
         world.stranger.send("sweepRotated", world.job_creator.account.address)
+
+
+def test_cold_key_alone_empties_an_account_a_thief_rotated_away(world: World, owned) -> None:
+    thief, _, cold_client = owned
+    thief_key = Account.create()
+    thief.send("rotateKey", thief_key.address,
+               _rotation_signature(world, thief.account.address, thief_key.key))
+    with pytest.raises(ContractRevert, match="NotPayoutAddress"):
+        world.stranger.send("requestWithdrawFor", thief_key.address, UINT256_MAX)
+    with pytest.raises(ContractRevert, match="NotPayoutAddress"):
+        world.stranger.send("requestWithdrawFor", world.job_creator.account.address, 1)
+    cold_client.send("requestWithdrawFor", thief_key.address, UINT256_MAX)
+    advance_chain_time(world.chain, WITHDRAW_NOTICE_S)
+    with pytest.raises(ContractRevert, match="NotPayoutAddress"):
+        world.stranger.send("withdrawFor", thief_key.address)
+    contract_before = _wallet(world, world.address)
+    receipt = cold_client.send("withdrawFor", thief_key.address)
+    assert ("Withdrawn", {"account": thief_key.address, "amount": DEPOSIT}) in (
+        cold_client.decode_events(receipt))
+    assert contract_before - _wallet(world, world.address) == DEPOSIT  # paid to cold, the sender
+    assert _free(world, thief_key.address) == 0
