@@ -262,6 +262,16 @@ def measure_key_safety(bench: Bench) -> None:
         advance_chain_time(bench.chain, NOTICE_S)
         return client.withdraw().gas_used
 
+    def withdraw_by_payout() -> int:
+        client = fresh()
+        cold = Account.create()
+        bench.chain.transact(bench.deployer, cold.address, b"", 10**18)
+        client.send("setPayoutAddress", cold.address)
+        as_cold = client.with_account(cold)
+        as_cold.send("requestWithdrawFor", client.account.address, bench.amount())
+        advance_chain_time(bench.chain, NOTICE_S)
+        return as_cold.send("withdrawFor", client.account.address).gas_used
+
     def rotate(with_payout: bool) -> int:
         client = fresh()
         if with_payout:
@@ -282,6 +292,7 @@ def measure_key_safety(bench: Bench) -> None:
     bench.measure("setPayoutAddress (announce a change)", announce)
     bench.measure("cancelPayoutChange", cancel)
     bench.measure("withdraw (to a payout address)", withdraw_to_payout)
+    bench.measure("withdrawFor (by the payout address)", withdraw_by_payout)
     bench.measure("rotateKey", lambda: rotate(False))
     bench.measure("rotateKey (with a payout address)", lambda: rotate(True))
     bench.measure("sweepRotated", sweep)

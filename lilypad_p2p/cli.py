@@ -129,6 +129,7 @@ def node(
     from lilypad_p2p.errors import LilypadError
     from lilypad_p2p.identity import Identity
     from lilypad_p2p.keystore import password_source
+    from lilypad_p2p.logs import configure_logging
     from lilypad_p2p.node import run_node
 
     chosen = [
@@ -156,6 +157,7 @@ def node(
     }
     try:
         node_config = load_config(home=home, config_file=config, flags=flags)
+        configure_logging(node_config.log_level)  # the keystore may log a warning
         identity = Identity.load_or_create(node_config.keystore_dir, password_source(password_file))
         trio.run(run_node, node_config, identity)
     except LilypadError as exc:

@@ -57,14 +57,25 @@ def _print_identity(identity: Any, keystore: Path, as_json: bool, **extra: objec
 
 
 def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
-    """The node's identity, asking for a password only if the keystore is encrypted."""
-    from lilypad_p2p.identity import Identity, KeystoreError
-    from lilypad_p2p.keystore import password_source
+    """The node's identity, asking for a password only if the keystore is encrypted; a
+    plaintext keystore gets a one-line warning (instead of the node's log event)."""
+    import logging
 
+    from lilypad_p2p.identity import Identity, KeystoreError
+    from lilypad_p2p.keystore import is_encrypted, password_source
+
+    identity_log = logging.getLogger("lilypad_p2p.identity")
+    was_disabled, identity_log.disabled = identity_log.disabled, True
     try:
+        plaintext = is_encrypted(keystore) is False
         identity = Identity.load(keystore, password_source(password_file))
     except KeystoreError as exc:
         _fail(str(exc))
+    finally:
+        identity_log.disabled = was_disabled
+    if plaintext:
+        typer.secho(f"warning: the keys in {keystore} are stored unencrypted; run "
+                    "`lilypad-p2p keys encrypt`", err=True, fg=typer.colors.YELLOW)
     return identity
 
 
@@ -116,11 +127,7 @@ def keys_show(
 
     keystore = _keystore(home)
     identity = unlock_identity(keystore, password_file)
-    encrypted = bool(is_encrypted(keystore))
-    if not encrypted:
-        typer.secho("warning: the keys are stored unencrypted; run `lilypad-p2p keys encrypt`",
-                    err=True, fg=typer.colors.YELLOW)
-    _print_identity(identity, keystore, as_json, encrypted=encrypted)
+    _print_identity(identity, keystore, as_json, encrypted=bool(is_encrypted(keystore)))
 
 
 @keys_app.command("encrypt")
