@@ -33,6 +33,7 @@ PasswordFileOption = Annotated[
                       "LILYPAD_KEY_PASSWORD, else a prompt.", show_default=False),
 ]
 RETIRED_DIR = "retired"
+STAGING_DIR = "next"
 
 
 def _keystore(home: Path | None) -> Path:
@@ -58,7 +59,7 @@ def _print_identity(identity: Any, keystore: Path, as_json: bool, **extra: objec
 
 def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
     """The node's identity, asking for a password only if the keystore is encrypted; a
-    plaintext keystore gets a one-line warning (instead of the node's log event)."""
+    plaintext keystore gets one plain warning (instead of the node's structured log event)."""
     import logging
 
     from lilypad_p2p.identity import Identity, KeystoreError
@@ -74,8 +75,12 @@ def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
     finally:
         identity_log.disabled = was_disabled
     if plaintext:
-        typer.secho(f"warning: the keys in {keystore} are stored unencrypted; run "
-                    "`lilypad-p2p keys encrypt`", err=True, fg=typer.colors.YELLOW)
+        # A log record, not a print: on a terminal Python's last-resort handler shows it on
+        # stderr; under a log setup (the node, pytest) it goes where the logs go, never into
+        # the command's output.
+        logging.getLogger(__name__).warning(
+            "warning: the keys in %s are stored unencrypted; run `lilypad-p2p keys encrypt`",
+            keystore)
     return identity
 
 
@@ -168,31 +173,37 @@ def keys_rotate(
     Refused while funds are locked in deals. Fund the new address's wallet for gas afterwards.
     """
     from lilypad_p2p.chain import ChainError
-    from lilypad_p2p.chain._keys import rotate_key
+    from lilypad_p2p.chain._keys import payout_state, rotate_key
     from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError
-    from lilypad_p2p.keystore import password_source
+    from lilypad_p2p.keystore import is_encrypted, password_source
 
     keystore = _keystore(home)
-    source = password_source(password_file)
+    staging = keystore / STAGING_DIR
     try:
-        password = source()
+        password = password_source(password_file)() if is_encrypted(keystore) else None
         old = Identity.load(keystore, password)
+        if (staging / KEY_FILE_NAME).exists():
+            # An earlier attempt whose outcome was not seen: its key may already own the account.
+            new = Identity.load(staging, password)
+        else:
+            if staging.exists():
+                shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
+            new = Identity.generate()
+            new.save(staging, password)
     except KeystoreError as exc:
         _fail(str(exc))
-    client = _settlement(home, rpc, contract, chain_id, password_file=password_file)
-    new = Identity.generate()
-    staging = keystore / "next"
-    if staging.exists():
-        shutil.rmtree(staging)  # an earlier rotation that never reached the chain
+    client = _settlement(home, rpc, contract, chain_id, account=old.eth_account())
+    transaction = None
     try:
-        new.save(staging, password)
-    except KeystoreError as exc:
-        _fail(str(exc))
-    try:
-        receipt = rotate_key(client, new.eth_account())
+        successor = payout_state(client, old.address).successor
+        if successor is None:
+            receipt = rotate_key(client, new.eth_account())
+            transaction = "0x" + bytes(receipt.tx_hash).hex()
     except ChainError as exc:
-        shutil.rmtree(staging)
-        _fail(f"the contract refused the rotation, keys unchanged: {exc}")
+        _fail(f"the rotation did not happen or its outcome is unknown; keys unchanged, the new "
+              f"key waits in {staging} and the next `keys rotate` reuses it: {exc}")
+    if successor not in (None, new.address):
+        _fail(f"{old.address} was already rotated to {successor}, not to the key in {staging}")
     retired = keystore / RETIRED_DIR / old.address
     for directory in (retired.parent, retired):
         directory.mkdir(exist_ok=True, mode=0o700)
@@ -205,8 +216,7 @@ def keys_rotate(
     if not (keystore / KEY_FILE_NAME).exists():
         _fail(f"rotation done on chain but {keystore / KEY_FILE_NAME} is missing: restore "
               f"it from {retired}")
-    _print_identity(new, keystore, as_json, rotated_from=old.address,
-                    transaction="0x" + bytes(receipt.tx_hash).hex())
+    _print_identity(new, keystore, as_json, rotated_from=old.address, transaction=transaction)
 
 
 def _payout_view(state: Any, as_json: bool) -> None:

@@ -11,9 +11,10 @@ import pytest
 from eth_account import Account
 from typer.testing import CliRunner
 
-from lilypad_p2p.chain import Chain
+from lilypad_p2p.chain import Chain, SettlementClient
 from lilypad_p2p.cli import app
 from lilypad_p2p.identity import KEY_FILE_NAME, Identity, Password
+from lilypad_p2p.testing import advance_chain_time
 
 pytestmark = pytest.mark.chain
 
@@ -41,8 +42,8 @@ def test_payout_and_rotation_through_the_cli(anvil_chain: Chain, tmp_path: Path)
     password_file.write_text(PASSWORD + "\n")
     os.chmod(password_file, 0o600)
     run = _runner(password_file)
-    run("chain", "deploy", "--rpc", url, "--home", str(home), "--dev-fund",
-        "--withdraw-notice", "60", "--json")
+    deployed = json.loads(run("chain", "deploy", "--rpc", url, "--home", str(home), "--dev-fund",
+                              "--withdraw-notice", "60", "--json"))
     run("deposit", "2eth", "--home", str(home))
 
     shown = json.loads(run("payout", "show", "--home", str(home), "--json"))
@@ -66,15 +67,25 @@ def test_payout_and_rotation_through_the_cli(anvil_chain: Chain, tmp_path: Path)
                            "--home", str(home), "--json"))
     assert shown["pending_change"] is None and shown["withdrawals_paid_to"] == cold.address
 
+    # A refused rotation changes no key; the staged new key is reused by the next attempt.
+    as_old = SettlementClient(anvil_chain, deployed["contract"], old.eth_account())
+    as_old.register_mediator(10**18)
+    assert "StillMediator" in run("keys", "rotate", "--home", str(home), ok=False)
+    assert Identity.load(home / "keys", Password(PASSWORD)).address == old.address
+    staged = Identity.load(home / "keys" / "next", Password(PASSWORD)).address
+    as_old.request_mediator_exit()
+    advance_chain_time(anvil_chain, 60)
+    as_old.complete_mediator_exit()
+
     rotated = json.loads(run("keys", "rotate", "--home", str(home), "--json"))
-    assert rotated["rotated_from"] == old.address and rotated["address"] != old.address
+    assert rotated["rotated_from"] == old.address and rotated["address"] == staged
     keys = home / "keys"
     assert Identity.load(keys, Password(PASSWORD)).address == rotated["address"]
     assert Identity.load(keys / "retired" / old.address, Password(PASSWORD)).address == old.address
     assert not (keys / "next").exists()
     assert oct((keys / "retired").stat().st_mode & 0o777) == oct(0o700)
     balance = json.loads(run("balance", "--home", str(home), "--json"))
-    assert (balance["address"], balance["free_wei"]) == (rotated["address"], 2 * 10**18)
+    assert (balance["address"], balance["free_wei"]) == (rotated["address"], 3 * 10**18)
     shown = json.loads(run("payout", "show", "--home", str(home), "--json"))
     assert shown["withdrawals_paid_to"] == cold.address
     old_view = json.loads(run("payout", "show", old.address, "--home", str(home), "--json"))
