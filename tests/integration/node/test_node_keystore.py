@@ -65,3 +65,15 @@ def test_node_refuses_to_start_with_one_line(tmp_path, case):
     assert len(lines) == 1, lines
     assert lines[0].startswith("error: ") and expected in lines[0]
     assert PASSWORD not in lines[0]
+
+
+def test_a_plaintext_home_still_starts_with_a_warning(tmp_path):
+    identity = Identity.generate()
+    identity.save(tmp_path / "n" / "keys")  # the legacy format, as simnets and tests write it
+    cluster = LocalCluster(tmp_path)
+    with cluster.running():
+        node = cluster.start_node("n")
+        assert node.wait_ready()["address"] == identity.address
+    log = node.log_path.read_text()
+    assert '"event":"keys.plaintext"' in log and "lilypad-p2p keys encrypt" in log
+    assert identity._secp256k1_secret.hex() not in log
