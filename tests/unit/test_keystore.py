@@ -229,3 +229,20 @@ def test_keys_encrypt_converts_a_plaintext_home(tmp_path, keystore, caplog):
                   "--password-file", str(_password_file(tmp_path)))
     assert result.exit_code == 0, result.output
     assert Identity.load(keystore, Password(PASSWORD)).address == identity.address
+
+
+def test_prompt_on_a_terminal_asks_twice_when_creating(monkeypatch):
+    import getpass
+    import sys
+
+    monkeypatch.delenv("LILYPAD_KEY_PASSWORD", raising=False)
+    monkeypatch.delenv("LILYPAD_KEY_PASSWORD_FILE", raising=False)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    answers = iter(["first", "second", "same", "same", "once", ""])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: next(answers))
+    with pytest.raises(KeystoreError, match="differ"):
+        password_source(None, confirm=True)()
+    assert password_source(None, confirm=True)().reveal() == b"same"
+    assert password_source(None)().reveal() == b"once"
+    with pytest.raises(KeystoreError, match="empty password"):
+        password_source(None)()
