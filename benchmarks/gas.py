@@ -163,6 +163,7 @@ class Bench:
         self.measure("withdraw", self._withdraw)
         self.measure("registerMediator (top-up)", lambda: self.mediators[0].register_mediator(
             self.amount()).gas_used)
+        measure_key_safety(self)
 
     def _opened(self, then: Callable[[Deal], int]) -> int:
         deal = self.deal()
@@ -261,6 +262,82 @@ class Bench:
         self.jc.request_withdraw(self.amount())
         advance_chain_time(self.chain, NOTICE_S)
         return self.jc.withdraw().gas_used
+
+
+# ---------------------------------------------------------------- payout address, key rotation
+
+
+def measure_key_safety(bench: Bench) -> None:
+    """The payout-address and key-rotation calls; each sample on a fresh funded key."""
+    from eth_account import Account
+
+    from lilypad_p2p.chain._keys import sign_key_rotation
+
+    def fresh() -> SettlementClient:
+        key = Account.create()
+        bench.chain.transact(bench.deployer, key.address, b"", 10**20)
+        client = bench.base.with_account(key)
+        client.deposit(10**19)
+        return client
+
+    def set_first() -> int:
+        return fresh().send("setPayoutAddress", Account.create().address).gas_used
+
+    def announce() -> int:
+        client = fresh()
+        client.send("setPayoutAddress", Account.create().address)
+        return client.send("setPayoutAddress", Account.create().address).gas_used
+
+    def cancel() -> int:
+        client = fresh()
+        cold = Account.create()
+        bench.chain.transact(bench.deployer, cold.address, b"", 10**18)
+        client.send("setPayoutAddress", cold.address)
+        client.send("setPayoutAddress", Account.create().address)
+        return client.with_account(cold).send(
+            "cancelPayoutChange", client.account.address).gas_used
+
+    def withdraw_to_payout() -> int:
+        client = fresh()
+        client.send("setPayoutAddress", Account.create().address)
+        client.request_withdraw(bench.amount())
+        advance_chain_time(bench.chain, NOTICE_S)
+        return client.withdraw().gas_used
+
+    def withdraw_by_payout() -> int:
+        client = fresh()
+        cold = Account.create()
+        bench.chain.transact(bench.deployer, cold.address, b"", 10**18)
+        client.send("setPayoutAddress", cold.address)
+        as_cold = client.with_account(cold)
+        as_cold.send("requestWithdrawFor", client.account.address, bench.amount())
+        advance_chain_time(bench.chain, NOTICE_S)
+        return as_cold.send("withdrawFor", client.account.address).gas_used
+
+    def rotate(with_payout: bool) -> int:
+        client = fresh()
+        if with_payout:
+            client.send("setPayoutAddress", Account.create().address)
+        new_key = Account.create()
+        signature = sign_key_rotation(client, client.account.address, new_key)
+        return client.send("rotateKey", new_key.address, signature).gas_used
+
+    def sweep() -> int:
+        client = fresh()
+        new_key = Account.create()
+        client.send("rotateKey", new_key.address,
+                    sign_key_rotation(client, client.account.address, new_key))
+        client.deposit(bench.amount())  # a credit that arrives after the rotation
+        return bench.base.send("sweepRotated", client.account.address).gas_used
+
+    bench.measure("setPayoutAddress (first)", set_first)
+    bench.measure("setPayoutAddress (announce a change)", announce)
+    bench.measure("cancelPayoutChange", cancel)
+    bench.measure("withdraw (to a payout address)", withdraw_to_payout)
+    bench.measure("withdrawFor (by the payout address)", withdraw_by_payout)
+    bench.measure("rotateKey", lambda: rotate(False))
+    bench.measure("rotateKey (with a payout address)", lambda: rotate(True))
+    bench.measure("sweepRotated", sweep)
 
 
 def main() -> int:

@@ -22,12 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Create and show this node's keys (never prints a secret).")
 modules_app = typer.Typer(help="Job modules: list them, build their images offline.")
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
-app.add_typer(keys_app, name="keys")
-
-
 @app.callback()
 def _private_files() -> None:
     """Everything this program writes (the home, the database's WAL, outputs) is the user's
@@ -127,6 +123,12 @@ def node(
                      "e.g. 127.0.0.1:9464 (off loopback a token from <home>/metrics.token "
                      "is required)."),
     ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option("--password-file", envvar="LILYPAD_KEY_PASSWORD_FILE",
+                     help="File (mode 0600) with the keystore password, for unattended starts; "
+                          "else LILYPAD_KEY_PASSWORD, else a prompt.", show_default=False),
+    ] = None,
 ) -> None:
     """Run a node until Ctrl-C.
 
@@ -140,6 +142,8 @@ def node(
 
     from lilypad_p2p.config import load_config
     from lilypad_p2p.errors import LilypadError
+    from lilypad_p2p.keystore import password_source
+    from lilypad_p2p.logs import configure_logging
     from lilypad_p2p.node import run_node
 
     chosen = [
@@ -168,7 +172,8 @@ def node(
     }
     try:
         node_config = load_config(home=home, config_file=config, flags=flags)
-        trio.run(run_node, node_config)
+        configure_logging(node_config.log_level)  # the keystore may log a warning
+        trio.run(run_node, node_config, password_source(password_file))
     except LilypadError as exc:
         _fail(str(exc), code=2)
     except KeyboardInterrupt:
@@ -241,63 +246,6 @@ def peers(
     for peer in result:
         typer.echo(f"{peer['peer_id']}  {' '.join(peer.get('addrs', []))}")
     typer.echo(f"{len(result)} peer(s)")
-
-
-# --- keys (identity) -------------------------------------------------------------------------
-
-
-def _keystore(home: Path | None) -> Path:
-    from lilypad_p2p.config import NodeConfig
-
-    return NodeConfig(home=_home(home)).keystore_dir
-
-
-def _print_identity(identity: Any, keystore: Path, as_json: bool) -> None:
-    public = {
-        "peer_id": str(identity.peer_id),
-        "address": identity.address,
-        "sealing_public_key": identity.sealing_public_key.hex(),
-        "keystore": str(keystore),
-    }
-    if as_json:
-        typer.echo(json.dumps(public, indent=2))
-    else:
-        for name, value in public.items():
-            typer.echo(f"{name:<20}{value}")
-
-
-@keys_app.command("new")
-def keys_new(
-    home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Create this node's keys in <home>/keys (never replaces existing keys)."""
-    from lilypad_p2p.identity import Identity, KeystoreError
-
-    keystore = _keystore(home)
-    identity = Identity.generate()
-    try:
-        identity.save(keystore)
-    except KeystoreError as exc:
-        _fail(str(exc))
-    _print_identity(identity, keystore, as_json)
-
-
-@keys_app.command("show")
-def keys_show(
-    home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Show the peer ID, address and sealing public key (never a secret)."""
-    from lilypad_p2p.identity import Identity, KeystoreError
-
-    keystore = _keystore(home)
-    try:
-        identity = Identity.load(keystore)
-    except KeystoreError as exc:
-        _fail(str(exc))
-    _print_identity(identity, keystore, as_json)
-
 
 
 # --- modules (exec) --------------------------------------------------------------------------
@@ -440,13 +388,11 @@ def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> A
         _fail(str(exc))
 
 
-def _node_account(config: Any) -> Any:
-    from lilypad_p2p.identity import Identity, KeystoreError
+def _node_account(config: Any, password_file: Path | None = None) -> Any:
+    """This node's account, its keystore unlocked (a password asked only if encrypted)."""
+    from lilypad_p2p.cli_keys import unlock_identity
 
-    try:
-        return Identity.load(config.keystore_dir).eth_account()
-    except KeystoreError as exc:
-        _fail(str(exc))
+    return unlock_identity(config.keystore_dir, password_file).eth_account()
 
 
 def _settlement(
@@ -456,10 +402,12 @@ def _settlement(
     chain_id: int | None = None,
     *,
     as_node: bool = True,
+    password_file: Path | None = None,
+    account: Any = None,
 ) -> Any:
     """A SettlementClient on the configured JSON-RPC chain (with `[[chains]]`: the one
-    `chain_id` names, else the first), acting as this node's key unless `as_node` is False
-    (read-only)."""
+    `chain_id` names, else the first), acting as `account` (default: this node's key,
+    unlocked), or read-only when `as_node` is False."""
     from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
 
     config = _chain_target(home, rpc, contract)
@@ -474,7 +422,8 @@ def _settlement(
     if target.contract is None:
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy`")
-    account = _node_account(config) if as_node else None
+    if account is None and as_node:
+        account = _node_account(config, password_file)
     try:
         return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
     except ChainError as exc:
@@ -908,5 +857,15 @@ def dispute(
     typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")
 
 
+# Registered last: cli_keys imports this module's shared options and helpers. Run as a script
+# (`python -m lilypad_p2p.cli`), this file is `__main__`, a second copy of the module: it runs the
+# app of `lilypad_p2p.cli` instead, so cli_keys never imports a half-built `__main__`.
 if __name__ == "__main__":
-    app()
+    from lilypad_p2p.cli import app as package_app
+
+    package_app()
+else:
+    from lilypad_p2p.cli_keys import keys_app, payout_app
+
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(payout_app, name="payout")

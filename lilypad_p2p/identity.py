@@ -5,19 +5,15 @@ The secp256k1 key is at once the libp2p host key (peer ID `16Uiu2...`) and the E
 participant. The X25519 key (pynacl) receives sealed job inputs and outputs; its public half is
 published in the node record, signed by the secp256k1 key.
 
-Keystore: `<keystore_dir>/node-key.json`, mode 0600, in a directory of mode 0700:
-    {"version": 1, "secp256k1_private_key": "<64 hex>", "x25519_private_key": "<64 hex>"}
-Like ssh, `load` refuses a key file that group or others can access, or that another user owns.
-`save` never replaces an existing key file (it links a fully written temporary file into place,
-which fails if the name exists).
+The keystore (`keystore.py`: formats, file modes, password sources) holds both keys, encrypted
+under one password (Web3 Secret Storage V3), or in the legacy plaintext file, which still loads
+with a warning until `lilypad-p2p keys encrypt` converts it. Like ssh, loading refuses a key file
+that group or others can access, or that another user owns; saving never replaces a key.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import stat
-import tempfile
+import logging
 from pathlib import Path
 from typing import Self
 
@@ -31,20 +27,42 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.secp256k1 import create_new_key_pair
 from libp2p.peer.id import ID
 
-from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.keystore import (
+    DEFAULT_SCRYPT_N,
+    HOW_TO_UNLOCK,
+    KEY_FILE_MODE,
+    KEY_FILE_NAME,
+    KEYSTORE_DIR_MODE,
+    MAX_KEY_FILE_BYTES,
+    SEALING_KEY_FILE_NAME,
+    KeystoreError,
+    Password,
+    PasswordSource,
+    decrypt_file,
+    encrypt_secret,
+    is_encrypted,
+    plaintext_content,
+    prepare_directory,
+    read_plaintext,
+    write_private_file,
+)
+from lilypad_p2p.logs import event
 from lilypad_p2p.wire import Message, SignedEnvelope, address_from_peer_id_bytes, sign_envelope
 
-KEY_FILE_NAME = "node-key.json"
-KEYSTORE_FORMAT_VERSION = 1
-KEY_FILE_MODE = 0o600
-KEYSTORE_DIR_MODE = 0o700
-# A key file is ~170 bytes; anything much larger is not one (and is not read into memory).
-MAX_KEY_FILE_BYTES = 4096
+__all__ = [
+    "KEYSTORE_DIR_MODE",
+    "KEY_FILE_MODE",
+    "KEY_FILE_NAME",
+    "MAX_KEY_FILE_BYTES",
+    "SEALING_KEY_FILE_NAME",
+    "Identity",
+    "KeystoreError",
+    "Password",
+    "address_from_peer_id",
+]
+
+log = logging.getLogger(__name__)
 _SECRET_BYTES = 32
-
-
-class KeystoreError(LilypadError):
-    """The keystore is missing, unsafe (permissions, owner) or corrupt; the message says which."""
 
 
 class Identity:
@@ -87,45 +105,66 @@ class Identity:
         return cls(coincurve.PrivateKey().secret, bytes(nacl.public.PrivateKey.generate()))
 
     @classmethod
-    def load(cls, keystore_dir: Path) -> Self:
-        """Load the identity stored in `keystore_dir`.
+    def load(
+        cls, keystore_dir: Path, password: Password | PasswordSource | None = None
+    ) -> Self:
+        """Load the identity stored in `keystore_dir`, unlocking an encrypted keystore with
+        `password` (or what the source gives; asked only if the keystore is encrypted).
 
         Raises:
-            KeystoreError: no key file, a key file group/others can access or another user
-                owns, or a corrupt key file.
+            KeystoreError: no key file, an unsafe or corrupt one, no password for an encrypted
+                keystore, or a wrong password.
         """
-        path = Path(keystore_dir) / KEY_FILE_NAME
+        directory = Path(keystore_dir)
+        path = directory / KEY_FILE_NAME
+        encrypted = is_encrypted(directory)
+        if encrypted is None:
+            raise KeystoreError(f"no node key at {path}: create one with `lilypad-p2p keys new`")
+        if not encrypted:
+            secrets = read_plaintext(path)
+            event(log, "keys.plaintext", logging.WARNING, path=str(path),
+                  fix="lilypad-p2p keys encrypt")
+        else:
+            given = password() if callable(password) else password
+            if given is None:
+                raise KeystoreError(f"the keystore {directory} is encrypted: {HOW_TO_UNLOCK}")
+            secrets = (
+                decrypt_file(path, given),
+                decrypt_file(directory / SEALING_KEY_FILE_NAME, given),
+            )
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            raise KeystoreError(
-                f"no node key at {path}: create one with `lilypad-p2p keys new`"
-            ) from None
-        except OSError as exc:
-            raise KeystoreError(f"cannot open {path}: {exc.strerror}") from exc
-        with os.fdopen(fd, "rb") as key_file:
-            info = os.fstat(key_file.fileno())
-            _check_key_file(path, info)
-            content = key_file.read(MAX_KEY_FILE_BYTES + 1)
-        return cls._from_key_file(path, content)
+            return cls(*secrets)
+        except ValueError:
+            raise KeystoreError(f"{path} is corrupt: the keys are not valid") from None
 
     @classmethod
-    def load_or_create(cls, keystore_dir: Path) -> Self:
-        """Load the identity in `keystore_dir`, creating and saving a new one if there is none."""
+    def load_or_create(
+        cls, keystore_dir: Path, password: Password | PasswordSource | None = None
+    ) -> Self:
+        """Load the identity in `keystore_dir`, creating and saving a new one if there is none:
+        encrypted when `password` gives one, else plaintext."""
         path = Path(keystore_dir) / KEY_FILE_NAME
         if not path.exists():
             identity = cls.generate()
+            given = password() if callable(password) else password
             try:
-                identity.save(keystore_dir)
+                identity.save(keystore_dir, given)
                 return identity
             except KeystoreError:
                 if not path.exists():
                     raise
                 # Another process created it between our check and our save: use theirs.
-        return cls.load(keystore_dir)
+        return cls.load(keystore_dir, password)
 
-    def save(self, keystore_dir: Path) -> None:
-        """Write this identity to `keystore_dir` (made 0700) as a 0600 file.
+    def save(
+        self,
+        keystore_dir: Path,
+        password: Password | None = None,
+        *,
+        scrypt_n: int = DEFAULT_SCRYPT_N,
+    ) -> None:
+        """Write this identity to `keystore_dir` (made 0700) as 0600 files: encrypted under
+        `password`, or plaintext without one (tests, simnets: `keys new --insecure-plaintext`).
 
         Raises:
             KeystoreError: a key already exists there (it is never overwritten), or the
@@ -135,38 +174,53 @@ class Identity:
         path = directory / KEY_FILE_NAME
         if path.exists():
             raise KeystoreError(f"a node key already exists at {path}; refusing to overwrite it")
-        content = json.dumps(
-            {
-                "version": KEYSTORE_FORMAT_VERSION,
-                "secp256k1_private_key": self._secp256k1_secret.hex(),
-                "x25519_private_key": self._x25519_secret.hex(),
-            },
-            sort_keys=True,
-        ).encode()
-        try:
-            directory.mkdir(parents=True, exist_ok=True, mode=KEYSTORE_DIR_MODE)
-            os.chmod(directory, KEYSTORE_DIR_MODE)
-            # mkstemp creates the file 0600 from the start: the secret is never world-readable.
-            fd, temp_name = tempfile.mkstemp(dir=directory, prefix=".node-key-", suffix=".tmp")
-        except OSError as exc:
-            raise KeystoreError(f"cannot write the keystore {directory}: {exc}") from exc
-        try:
-            with os.fdopen(fd, "wb") as temp_file:
-                temp_file.write(content)
-                temp_file.flush()
-                os.fsync(temp_file.fileno())
-            os.chmod(temp_name, KEY_FILE_MODE)
-            try:
-                os.link(temp_name, path)  # fails if the name exists: never overwrites
-            except FileExistsError:
-                raise KeystoreError(
-                    f"a node key already exists at {path}; refusing to overwrite it"
-                ) from None
-            except OSError as exc:
-                raise KeystoreError(f"cannot write {path}: {exc}") from exc
-        finally:
-            os.unlink(temp_name)
-        _fsync_directory(directory)
+        prepare_directory(directory)
+        if password is None:
+            write_private_file(path, self._plaintext(), replace=False)
+            return
+        # The sealing key first: node-key.json appearing is what makes the keystore exist.
+        write_private_file(
+            directory / SEALING_KEY_FILE_NAME,
+            encrypt_secret(self._x25519_secret, password, scrypt_n=scrypt_n, account=False),
+            replace=True,
+        )
+        write_private_file(
+            path,
+            encrypt_secret(self._secp256k1_secret, password, scrypt_n=scrypt_n, account=True),
+            replace=False,
+        )
+
+    @classmethod
+    def encrypt_keystore(
+        cls, keystore_dir: Path, password: Password, *, scrypt_n: int = DEFAULT_SCRYPT_N
+    ) -> Self:
+        """Convert the plaintext keystore in `keystore_dir` to an encrypted one in place (same
+        keys), then check it opens with `password`.
+
+        Raises:
+            KeystoreError: no key, already encrypted, unsafe or corrupt files.
+        """
+        directory = Path(keystore_dir)
+        encrypted = is_encrypted(directory)
+        if encrypted is None:
+            raise KeystoreError(f"no node key at {directory / KEY_FILE_NAME}")
+        if encrypted:
+            raise KeystoreError(f"the keystore {directory} is already encrypted")
+        identity = cls.load(directory)
+        write_private_file(
+            directory / SEALING_KEY_FILE_NAME,
+            encrypt_secret(identity._x25519_secret, password, scrypt_n=scrypt_n, account=False),
+            replace=True,
+        )
+        write_private_file(
+            directory / KEY_FILE_NAME,
+            encrypt_secret(identity._secp256k1_secret, password, scrypt_n=scrypt_n, account=True),
+            replace=True,
+        )
+        reopened = cls.load(directory, password)
+        if reopened.address != identity.address:
+            raise KeystoreError(f"the keystore {directory} did not reopen with the same key")
+        return reopened
 
     def libp2p_key_pair(self) -> KeyPair:
         """The secp256k1 key pair for `new_host(key_pair=...)` and Noise."""
@@ -190,47 +244,8 @@ class Identity:
     def __reduce__(self) -> object:
         raise TypeError("an Identity holds secrets and is not picklable")
 
-    @classmethod
-    def _from_key_file(cls, path: Path, content: bytes) -> Self:
-        if len(content) > MAX_KEY_FILE_BYTES:
-            raise KeystoreError(f"{path} is corrupt: larger than {MAX_KEY_FILE_BYTES} bytes")
-        try:
-            document = json.loads(content)
-            version = document["version"]
-            secp256k1_secret = bytes.fromhex(document["secp256k1_private_key"])
-            x25519_secret = bytes.fromhex(document["x25519_private_key"])
-        except (ValueError, KeyError, TypeError) as exc:
-            # The exception text could quote key material: name the defect, not the content.
-            raise KeystoreError(
-                f"{path} is corrupt: not a lilypad-p2p key file ({type(exc).__name__})"
-            ) from None
-        if version != KEYSTORE_FORMAT_VERSION:
-            raise KeystoreError(f"{path} has keystore version {version!r}; expected 1")
-        try:
-            return cls(secp256k1_secret, x25519_secret)
-        except ValueError:
-            raise KeystoreError(f"{path} is corrupt: the keys are not valid") from None
-
-
-def _check_key_file(path: Path, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise KeystoreError(f"{path} is not a regular file")
-    if info.st_uid != os.getuid():
-        raise KeystoreError(f"{path} belongs to another user (uid {info.st_uid}); refusing it")
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
-        raise KeystoreError(
-            f"{path} has mode {mode:04o}: group or others can access the node key. "
-            f"Fix it with `chmod 600 {path}` (and check nobody copied it)."
-        )
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def _plaintext(self) -> bytes:
+        return plaintext_content(self._secp256k1_secret, self._x25519_secret)
 
 
 def address_from_peer_id(peer_id: ID) -> str:

@@ -25,6 +25,7 @@ from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.health import Health
 from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.keystore import PasswordSource
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
 from lilypad_p2p.net import (
@@ -508,8 +509,9 @@ async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
             return
 
 
-async def run_node(config: NodeConfig) -> None:
-    """Run a node with `config` until SIGINT or SIGTERM.
+async def run_node(config: NodeConfig, password: PasswordSource | None = None) -> None:
+    """Run a node with `config` until SIGINT or SIGTERM, as the keystore in its home (unlocked
+    with `password` when encrypted; a new one is made, encrypted if `password` gives one).
 
     Raises:
         HomeLocked: another node runs with this home; nothing in the home was touched.
@@ -521,14 +523,16 @@ async def run_node(config: NodeConfig) -> None:
     # jobs, open its database or take its socket.
     lock = HomeLock.acquire(config.home)
     try:
-        await _run_locked(config)
+        await _run_locked(config, password)
     finally:
         lock.release()
 
 
-async def _run_locked(config: NodeConfig) -> None:
+async def _run_locked(config: NodeConfig, password: PasswordSource | None) -> None:
     configure_logging(config.log_level)
-    identity = await trio.to_thread.run_sync(Identity.load_or_create, config.keystore_dir)
+    identity = await trio.to_thread.run_sync(
+        Identity.load_or_create, config.keystore_dir, password
+    )
     node = Node(config, identity)
     try:
         async with trio.open_nursery() as nursery:

@@ -199,31 +199,196 @@ contract LilypadSettlement {
         emit Deposited(msg.sender, msg.value);
     }
 
-    /// @notice Announce a withdrawal. The funds stay free (and lockable by deals) during the
+    /// @notice Announce a withdrawal (paid to `payoutOf(msg.sender)`). The funds stay free (and lockable by deals) during the
     /// notice, so a counterparty that checked this balance before signing a deal can still rely
     /// on it; `withdraw` later takes at most what is still free.
     /// An amount above what could ever be held (e.g. type(uint256).max) means "all of it".
+    /// A request for no more than the pending one changes nothing, so whoever else holds the
+    /// key cannot shrink the owner's request or restart its notice (see `setPayoutAddress`).
     function requestWithdraw(uint256 amount) external {
-        if (amount == 0) revert ZeroAmount();
-        if (amount > type(uint128).max) amount = type(uint128).max;
-        uint256 readyAt = block.timestamp + withdrawNotice;
-        withdrawRequests[msg.sender] = WithdrawRequest(uint128(amount), _toUint64(readyAt));
-        emit WithdrawRequested(msg.sender, amount, readyAt);
+        _requestWithdraw(msg.sender, amount);
     }
 
     function withdraw() external {
+        _withdraw(msg.sender);
+    }
+
+    function _requestWithdraw(address who, uint256 amount) private {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint128).max) amount = type(uint128).max;
+        if (amount <= withdrawRequests[who].amount) return;
+        uint256 readyAt = block.timestamp + withdrawNotice;
+        withdrawRequests[who] = WithdrawRequest(uint128(amount), _toUint64(readyAt));
+        emit WithdrawRequested(who, amount, readyAt);
+    }
+
+    function _withdraw(address who) private {
         _enterGuard();
-        WithdrawRequest memory request = withdrawRequests[msg.sender];
+        WithdrawRequest memory request = withdrawRequests[who];
         if (request.amount == 0) revert NoWithdrawRequest();
         if (block.timestamp < request.readyAt) revert WithdrawNotReady(request.readyAt);
-        Account storage account = accounts[msg.sender];
+        if (successorOf[who] != address(0)) revert AlreadyRotated(successorOf[who]);
+        Account storage account = accounts[who];
         uint128 amount = request.amount < account.free ? request.amount : account.free;
-        delete withdrawRequests[msg.sender];
+        delete withdrawRequests[who];
         account.free -= amount;
-        emit Withdrawn(msg.sender, amount);
-        (bool ok,) = msg.sender.call{value: amount}("");
+        emit Withdrawn(who, amount);
+        (bool ok,) = payoutOf(who).call{value: amount}("");
         if (!ok) revert TransferFailed();
         _exitGuard();
+    }
+
+    // ---------------------------------------------------------------- payout address, rotation
+    // The node key is hot (it sits on the node's disk and signs deals). An account may name a
+    // payout address, ideally a cold wallet: `withdraw` pays only to it, so the free balance (a
+    // mediator's exited stake included) is safe from a thief holding only the hot key. The first
+    // payout address takes effect at once (before it, the hot key could withdraw to itself
+    // anyway); a change takes `payoutChangeDelay()`, twice the withdrawal notice, so an owner who
+    // sees the announcement in its first half can still withdraw to the old address, and the
+    // current payout address (not the hot key) can cancel it outright.
+    // A key rotation moves the free balance and the payout record to a new key; it needs nothing
+    // locked under the old key (a per-account open-deal counter would cost the deal calls gas),
+    // and anything credited to the old address later is swept to its successor by anyone.
+
+    struct PayoutChange {
+        address next;
+        uint64 readyAt;
+    }
+
+    bytes32 public constant KEY_ROTATION_TYPEHASH =
+        keccak256("KeyRotation(address from,address to)");
+
+    mapping(address => address) public payoutAddress;
+    mapping(address => PayoutChange) public payoutChanges;
+    mapping(address => address) public successorOf;
+
+    event PayoutAddressSet(address indexed account, address indexed payout);
+    event PayoutChangeAnnounced(address indexed account, address indexed next, uint256 readyAt);
+    event PayoutChangeCancelled(address indexed account, address indexed next);
+    event KeyRotated(address indexed account, address indexed successor, uint256 free);
+    event RotatedBalanceSwept(
+        address indexed account, address indexed successor, uint256 amount
+    );
+
+    error ZeroAddress();
+    error NotPayoutAddress(address caller, address payout);
+    error NoPayoutChange();
+    error AlreadyRotated(address successor);
+    error NotRotated(address account);
+    error FundsLocked(uint256 locked);
+    error RotationTargetInUse(address to);
+    error StillMediator(address account);
+
+    function payoutChangeDelay() public view returns (uint256) {
+        return 2 * withdrawNotice;
+    }
+
+    /// @notice Where `account`'s withdrawals go: its payout address (a due change applied), or
+    /// the account itself when it never named one.
+    function payoutOf(address account) public view returns (address) {
+        PayoutChange memory change = payoutChanges[account];
+        if (change.readyAt != 0 && block.timestamp >= change.readyAt) return change.next;
+        address payout = payoutAddress[account];
+        return payout == address(0) ? account : payout;
+    }
+
+    /// @notice Name the payout address: at once if none is set, else announced and due after
+    /// `payoutChangeDelay()` (a new announcement replaces a pending one and restarts the delay).
+    function setPayoutAddress(address payout) external {
+        if (payout == address(0)) revert ZeroAddress();
+        _applyDuePayoutChange(msg.sender);
+        if (payoutAddress[msg.sender] == address(0)) {
+            payoutAddress[msg.sender] = payout;
+            emit PayoutAddressSet(msg.sender, payout);
+            return;
+        }
+        uint256 readyAt = block.timestamp + payoutChangeDelay();
+        payoutChanges[msg.sender] = PayoutChange(payout, uint64(readyAt));
+        emit PayoutChangeAnnounced(msg.sender, payout, readyAt);
+    }
+
+    /// @notice The current payout address (only it: the hot key cannot) cancels a pending
+    /// change of `account`'s payout address.
+    function cancelPayoutChange(address account) external {
+        _applyDuePayoutChange(account);
+        PayoutChange memory change = payoutChanges[account];
+        if (change.readyAt == 0) revert NoPayoutChange();
+        address payout = payoutAddress[account];
+        if (msg.sender != payout) revert NotPayoutAddress(msg.sender, payout);
+        delete payoutChanges[account];
+        emit PayoutChangeCancelled(account, change.next);
+    }
+
+    /// @notice The payout address announces and completes `account`'s withdrawals (paid to
+    /// itself) as the hot key can: the owner's cold key alone can empty an account whose hot key
+    /// was stolen, even after a thief rotated it away.
+    function requestWithdrawFor(address account, uint256 amount) external {
+        _requirePayoutAddress(account);
+        _requestWithdraw(account, amount);
+    }
+
+    function withdrawFor(address account) external {
+        _requirePayoutAddress(account);
+        _withdraw(account);
+    }
+
+    /// @notice Move this account to the key `to`, which consents by signing the EIP-712
+    /// `KeyRotation(from, to)`: its free balance, payout address and any pending payout change
+    /// go to `to`; a pending withdrawal request is dropped. Needs nothing locked in deals and no
+    /// mediator registration (exit first: the stake then moves as free balance). The old key
+    /// can no longer withdraw; later credits to it are swept to `to` by `sweepRotated`.
+    function rotateKey(address to, bytes calldata sigTo) external {
+        address from = msg.sender;
+        if (to == address(0)) revert ZeroAddress();
+        if (successorOf[from] != address(0)) revert AlreadyRotated(successorOf[from]);
+        Account memory account = accounts[from];
+        if (account.locked != 0) revert FundsLocked(account.locked);
+        if (mediators[from].stake != 0) revert StillMediator(from);
+        if (
+            to == from || successorOf[to] != address(0) || accounts[to].free != 0
+                || accounts[to].locked != 0 || payoutAddress[to] != address(0)
+                || payoutChanges[to].readyAt != 0 || mediators[to].stake != 0
+        ) revert RotationTargetInUse(to);
+        _requireSigner(
+            _typedDigest(keccak256(abi.encode(KEY_ROTATION_TYPEHASH, from, to))), sigTo, to
+        );
+        successorOf[from] = to;
+        accounts[to].free = account.free;
+        delete accounts[from];
+        delete withdrawRequests[from];
+        payoutAddress[to] = payoutAddress[from];
+        payoutChanges[to] = payoutChanges[from];
+        delete payoutChanges[from];
+        emit KeyRotated(from, to, account.free);
+    }
+
+    /// @notice Move what was credited to a rotated-away address since (a fee claim, a deal
+    /// that locked nothing of it) to its successor. Anyone may call it.
+    function sweepRotated(address from) external {
+        address to = successorOf[from];
+        if (to == address(0)) revert NotRotated(from);
+        Account memory account = accounts[from];
+        if (account.locked != 0) revert FundsLocked(account.locked);
+        if (account.free == 0) revert ZeroAmount();
+        accounts[from].free = 0;
+        _storeAccount(to, uint256(accounts[to].free) + account.free, accounts[to].locked);
+        emit RotatedBalanceSwept(from, to, account.free);
+    }
+
+    function _requirePayoutAddress(address account) private {
+        _applyDuePayoutChange(account);
+        address payout = payoutAddress[account];
+        if (msg.sender != payout || payout == address(0)) {
+            revert NotPayoutAddress(msg.sender, payout);
+        }
+    }
+
+    function _applyDuePayoutChange(address account) private {
+        PayoutChange memory change = payoutChanges[account];
+        if (change.readyAt == 0 || block.timestamp < change.readyAt) return;
+        payoutAddress[account] = change.next;
+        delete payoutChanges[account];
+        emit PayoutAddressSet(account, change.next);
     }
 
     // ---------------------------------------------------------------- mediators

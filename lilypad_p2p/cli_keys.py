@@ -1,0 +1,333 @@
+"""`lilypad-p2p keys ...` and `lilypad-p2p payout ...`: the keystore, the payout address and key
+rotation. Registered on the main app by `cli.py`; shares its options and error style.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lilypad_p2p.cli import (
+    ChainIdOption,
+    ContractOption,
+    HomeOption,
+    JsonOption,
+    RpcOption,
+    _fail,
+    _home,
+    _settlement,
+)
+
+keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
+                            "secret).")
+payout_app = typer.Typer(help="The payout address: the only place withdrawals are paid to.")
+
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option("--password-file", envvar="LILYPAD_KEY_PASSWORD_FILE",
+                 help="File (mode 0600) holding the keystore password; else "
+                      "LILYPAD_KEY_PASSWORD, else a prompt.", show_default=False),
+]
+RETIRED_DIR = "retired"
+STAGING_DIR = "next"
+
+
+def _keystore(home: Path | None) -> Path:
+    from lilypad_p2p.config import NodeConfig
+
+    return NodeConfig(home=_home(home)).keystore_dir
+
+
+def _print_identity(identity: Any, keystore: Path, as_json: bool, **extra: object) -> None:
+    public = {
+        "peer_id": str(identity.peer_id),
+        "address": identity.address,
+        "sealing_public_key": identity.sealing_public_key.hex(),
+        "keystore": str(keystore),
+        **extra,
+    }
+    if as_json:
+        typer.echo(json.dumps(public, indent=2))
+    else:
+        for name, value in public.items():
+            typer.echo(f"{name:<20}{value}")
+
+
+def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
+    """The node's identity, asking for a password only if the keystore is encrypted; a
+    plaintext keystore gets one plain warning (instead of the node's structured log event)."""
+    import logging
+
+    from lilypad_p2p.identity import Identity, KeystoreError
+    from lilypad_p2p.keystore import is_encrypted, password_source
+
+    identity_log = logging.getLogger("lilypad_p2p.identity")
+    was_disabled, identity_log.disabled = identity_log.disabled, True
+    try:
+        plaintext = is_encrypted(keystore) is False
+        identity = Identity.load(keystore, password_source(password_file))
+    except KeystoreError as exc:
+        _fail(str(exc))
+    finally:
+        identity_log.disabled = was_disabled
+    if plaintext:
+        # A log record, not a print: on a terminal Python's last-resort handler shows it on
+        # stderr; under a log setup (the node, pytest) it goes where the logs go, never into
+        # the command's output.
+        logging.getLogger(__name__).warning(
+            "warning: the keys in %s are stored unencrypted; run `lilypad-p2p keys encrypt`",
+            keystore)
+    return identity
+
+
+def _new_password(password_file: Path | None) -> Any:
+    from lilypad_p2p.keystore import HOW_TO_UNLOCK, KeystoreError, password_source
+
+    try:
+        password = password_source(password_file, confirm=True)()
+    except KeystoreError as exc:
+        _fail(str(exc))
+    if password is None:
+        _fail(f"a password is needed to encrypt the keys: {HOW_TO_UNLOCK} "
+              "(or --insecure-plaintext, for tests only)")
+    return password
+
+
+@keys_app.command("new")
+def keys_new(
+    home: HomeOption = None,
+    password_file: PasswordFileOption = None,
+    insecure_plaintext: Annotated[
+        bool, typer.Option("--insecure-plaintext",
+                           help="Store the keys unencrypted (tests and simnets only).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Create this node's keys in <home>/keys, encrypted under a password (never replaces
+    existing keys)."""
+    from lilypad_p2p.identity import Identity, KeystoreError
+
+    keystore = _keystore(home)
+    password = None if insecure_plaintext else _new_password(password_file)
+    identity = Identity.generate()
+    try:
+        identity.save(keystore, password)
+    except KeystoreError as exc:
+        _fail(str(exc))
+    _print_identity(identity, keystore, as_json, encrypted=password is not None)
+
+
+@keys_app.command("show")
+def keys_show(
+    home: HomeOption = None,
+    password_file: PasswordFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the peer ID, address and sealing public key (never a secret)."""
+    from lilypad_p2p.keystore import is_encrypted
+
+    keystore = _keystore(home)
+    identity = unlock_identity(keystore, password_file)
+    _print_identity(identity, keystore, as_json, encrypted=bool(is_encrypted(keystore)))
+
+
+@keys_app.command("encrypt")
+def keys_encrypt(
+    home: HomeOption = None,
+    password_file: PasswordFileOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Encrypt a plaintext keystore in place under a new password (same keys).
+
+    The old plaintext may survive in backups and on disk: if it was ever copied, rotate the key.
+    """
+    from lilypad_p2p.identity import Identity, KeystoreError
+
+    keystore = _keystore(home)
+    password = _new_password(password_file)
+    try:
+        identity = Identity.encrypt_keystore(keystore, password)
+    except KeystoreError as exc:
+        _fail(str(exc))
+    _print_identity(identity, keystore, as_json, encrypted=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    home: HomeOption = None,
+    password_file: PasswordFileOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move this node to a new key (stop the node first).
+
+    A new key pair is made (same password); the old key sends `rotateKey` with the new key's
+    signed consent, which moves the free balance and payout address on the settlement
+    contract; then the new keys become <home>/keys and the old ones move to keys/retired/.
+    Refused while funds are locked in deals. Fund the new address's wallet for gas afterwards.
+    """
+    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain._keys import payout_state, rotate_key
+    from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError
+    from lilypad_p2p.keystore import is_encrypted, password_source
+
+    keystore = _keystore(home)
+    staging = keystore / STAGING_DIR
+    try:
+        password = password_source(password_file)() if is_encrypted(keystore) else None
+        old = Identity.load(keystore, password)
+        if (staging / KEY_FILE_NAME).exists():
+            # An earlier attempt whose outcome was not seen: its key may already own the account.
+            new = Identity.load(staging, password)
+        else:
+            if staging.exists():
+                shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
+            new = Identity.generate()
+            new.save(staging, password)
+    except KeystoreError as exc:
+        _fail(str(exc))
+    client = _settlement(home, rpc, contract, chain_id, account=old.eth_account())
+    transaction = None
+    try:
+        successor = payout_state(client, old.address).successor
+        if successor is None:
+            receipt = rotate_key(client, new.eth_account())
+            transaction = "0x" + bytes(receipt.tx_hash).hex()
+    except ChainError as exc:
+        _fail(f"the rotation did not happen or its outcome is unknown; keys unchanged, the new "
+              f"key waits in {staging} and the next `keys rotate` reuses it: {exc}")
+    if successor not in (None, new.address):
+        _fail(f"{old.address} was already rotated to {successor}, not to the key in {staging}")
+    retired = keystore / RETIRED_DIR / old.address
+    for directory in (retired.parent, retired):
+        directory.mkdir(exist_ok=True, mode=0o700)
+    for path in keystore.iterdir():
+        if path.is_file():
+            path.rename(retired / path.name)
+    for path in staging.iterdir():
+        path.rename(keystore / path.name)
+    staging.rmdir()
+    if not (keystore / KEY_FILE_NAME).exists():
+        _fail(f"rotation done on chain but {keystore / KEY_FILE_NAME} is missing: restore "
+              f"it from {retired}")
+    _print_identity(new, keystore, as_json, rotated_from=old.address, transaction=transaction)
+
+
+def _payout_view(state: Any, as_json: bool) -> None:
+    shown = {
+        "account": state.account,
+        "withdrawals_paid_to": state.payout,
+        "payout_address": state.configured,
+        "pending_change": state.pending,
+        "pending_ready_at": state.pending_ready_at or None,
+        "change_delay_s": state.change_delay_s,
+        "rotated_to": state.successor,
+    }
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    for name, value in shown.items():
+        typer.echo(f"{name:<20}{'-' if value is None else value}")
+    if state.configured is None:
+        typer.secho("warning: no payout address: withdrawals go to the node key itself; name a "
+                    "cold wallet with `lilypad-p2p payout set ADDRESS`", err=True,
+                    fg=typer.colors.YELLOW)
+
+
+@payout_app.command("show")
+def payout_show(
+    account: Annotated[str | None, typer.Argument(help="Account (default: this node).")] = None,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where this node's withdrawals are paid, and any announced change."""
+    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain._keys import payout_state
+
+    client = _settlement(home, rpc, contract, chain_id)
+    try:
+        _payout_view(payout_state(client, account), as_json)
+    except (ChainError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@payout_app.command("set")
+def payout_set(
+    address: Annotated[str, typer.Argument(help="The payout address (a cold wallet).")],
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Name the payout address: at once the first time; a change is announced and lands after
+    twice the withdrawal notice, and the current payout address can cancel it."""
+    from eth_utils import is_address
+
+    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain._keys import payout_state, set_payout_address
+
+    if not is_address(address):
+        _fail(f"{address!r} is not an address (0x followed by 40 hex digits)")
+    client = _settlement(home, rpc, contract, chain_id)
+    try:
+        set_payout_address(client, address)
+        _payout_view(payout_state(client), as_json)
+    except ChainError as exc:
+        _fail(str(exc))
+
+
+@payout_app.command("cancel")
+def payout_cancel(
+    account: Annotated[str, typer.Argument(help="The node account whose change to cancel.")],
+    key_file: Annotated[
+        Path, typer.Option("--key-file", help="V3 keystore file of the current payout address "
+                                              "(geth, Foundry, eth-account).")
+    ],
+    password_file: PasswordFileOption = None,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a pending payout change, signed by the current payout address (the cold key)."""
+    from eth_account import Account
+    from eth_utils import is_address
+
+    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain._keys import cancel_payout_change, payout_state
+    from lilypad_p2p.keystore import (
+        HOW_TO_UNLOCK,
+        MAX_KEY_FILE_BYTES,
+        KeystoreError,
+        decrypt_file,
+        password_source,
+        read_private_file,
+    )
+
+    if not is_address(account):
+        _fail(f"{account!r} is not an address (0x followed by 40 hex digits)")
+    try:
+        read_private_file(key_file, "key file", MAX_KEY_FILE_BYTES)
+        password = password_source(password_file)()
+        if password is None:
+            _fail(f"{key_file} is encrypted: {HOW_TO_UNLOCK}")
+        cold = Account.from_key(decrypt_file(key_file, password))
+    except KeystoreError as exc:
+        _fail(str(exc))
+    client = _settlement(home, rpc, contract, chain_id, account=cold)
+    try:
+        cancel_payout_change(client, account)
+        _payout_view(payout_state(client, account), as_json)
+    except ChainError as exc:
+        _fail(str(exc))

@@ -1,0 +1,93 @@
+"""`lilypad-p2p payout set|show|cancel` and `keys rotate` with an encrypted keystore, against a
+real anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from lilypad_p2p.chain import Chain, SettlementClient
+from lilypad_p2p.cli import app
+from lilypad_p2p.identity import KEY_FILE_NAME, Identity, Password
+from lilypad_p2p.testing import advance_chain_time
+
+pytestmark = pytest.mark.chain
+
+PASSWORD = "cli password"
+
+
+def _runner(password_file: Path):
+    env = {"LILYPAD_RPC_URL": None, "LILYPAD_CONTRACT": None, "LILYPAD_KEY_PASSWORD": None,
+           "LILYPAD_KEY_PASSWORD_FILE": str(password_file)}
+
+    def run(*args: str, ok: bool = True) -> str:
+        result = CliRunner().invoke(app, list(args), env=env)
+        assert (result.exit_code == 0) == ok, result.output
+        return result.stdout if ok else result.output
+
+    return run
+
+
+def test_payout_and_rotation_through_the_cli(anvil_chain: Chain, tmp_path: Path) -> None:
+    url = anvil_chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    home = tmp_path / "node"
+    old = Identity.generate()
+    old.save(home / "keys", Password(PASSWORD), scrypt_n=1 << 12)
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    os.chmod(password_file, 0o600)
+    run = _runner(password_file)
+    deployed = json.loads(run("chain", "deploy", "--rpc", url, "--home", str(home), "--dev-fund",
+                              "--withdraw-notice", "60", "--json"))
+    run("deposit", "2eth", "--home", str(home))
+
+    shown = json.loads(run("payout", "show", "--home", str(home), "--json"))
+    assert shown["withdrawals_paid_to"] == old.address and shown["payout_address"] is None
+    cold = Account.create()
+    shown = json.loads(run("payout", "set", cold.address, "--home", str(home), "--json"))
+    assert shown["withdrawals_paid_to"] == cold.address == shown["payout_address"]
+    assert shown["change_delay_s"] == 120
+    other = Account.create().address
+    shown = json.loads(run("payout", "set", other, "--home", str(home), "--json"))
+    assert shown["pending_change"] == other and shown["withdrawals_paid_to"] == cold.address
+    assert "not an address" in run("payout", "set", "0x12", "--home", str(home), ok=False)
+
+    # The cold wallet (a V3 key file, as geth or Foundry write it) cancels the change; it needs
+    # gas, so fund it from the node's dev-funded wallet.
+    anvil_chain.transact(old.eth_account(), cold.address, b"", 10**17)
+    key_file = tmp_path / "cold.json"
+    key_file.write_text(json.dumps(Account.encrypt(cold.key, PASSWORD, iterations=1 << 12)))
+    os.chmod(key_file, 0o600)
+    shown = json.loads(run("payout", "cancel", old.address, "--key-file", str(key_file),
+                           "--home", str(home), "--json"))
+    assert shown["pending_change"] is None and shown["withdrawals_paid_to"] == cold.address
+
+    # A refused rotation changes no key; the staged new key is reused by the next attempt.
+    as_old = SettlementClient(anvil_chain, deployed["contract"], old.eth_account())
+    as_old.register_mediator(10**18)
+    assert "StillMediator" in run("keys", "rotate", "--home", str(home), ok=False)
+    assert Identity.load(home / "keys", Password(PASSWORD)).address == old.address
+    staged = Identity.load(home / "keys" / "next", Password(PASSWORD)).address
+    as_old.request_mediator_exit()
+    advance_chain_time(anvil_chain, 60)
+    as_old.complete_mediator_exit()
+
+    rotated = json.loads(run("keys", "rotate", "--home", str(home), "--json"))
+    assert rotated["rotated_from"] == old.address and rotated["address"] == staged
+    keys = home / "keys"
+    assert Identity.load(keys, Password(PASSWORD)).address == rotated["address"]
+    assert Identity.load(keys / "retired" / old.address, Password(PASSWORD)).address == old.address
+    assert not (keys / "next").exists()
+    assert oct((keys / "retired").stat().st_mode & 0o777) == oct(0o700)
+    balance = json.loads(run("balance", "--home", str(home), "--json"))
+    assert (balance["address"], balance["free_wei"]) == (rotated["address"], 3 * 10**18)
+    shown = json.loads(run("payout", "show", "--home", str(home), "--json"))
+    assert shown["withdrawals_paid_to"] == cold.address
+    old_view = json.loads(run("payout", "show", old.address, "--home", str(home), "--json"))
+    assert old_view["rotated_to"] == rotated["address"]
+    assert (keys / KEY_FILE_NAME).exists()
