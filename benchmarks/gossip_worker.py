@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> None:
             listen_addrs=["/ip4/127.0.0.1/tcp/0"],
             bootstrap=[bootstrap] if bootstrap else [],
             markets=[MARKET],
-            muxer=Muxer(args.muxer),
+            muxers=(Muxer(args.muxer),),
             mesh_degree=degree,
         )
 

@@ -122,9 +122,9 @@ class NodeConfig:
     relay_circuit_duration_s: int = 7200
     relay_circuit_bytes: int = 1 << 30
     upnp: bool = False
-    # Stream muxer: "mplex" (default, least CPU, guarded against corrupt frames) or "yamux";
-    # every node of a network uses the same one. Relayed connections work over both.
-    muxer: str = "mplex"
+    # Stream muxer proposed first: "yamux" (default) or "mplex". Both are always offered, so
+    # nodes with different settings still connect; relayed connections work over both.
+    muxer: str = "yamux"
     # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
     # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
     # offers whose collateral >= price / rate), mediation fee and consortium size per deal.

@@ -38,6 +38,7 @@ from lilypad_p2p.net import (
     OfferReceived,
     PeerJoined,
     ProposalReceived,
+    preferring,
     wall_clock_ms,
 )
 from lilypad_p2p.roles import (
@@ -106,7 +107,7 @@ class Node:
             clock_ms=clock_ms,
             offer_snapshot=self._offer_snapshot,
             nat=_nat_settings(config),
-            muxer=Muxer(config.muxer),
+            muxers=preferring(Muxer(config.muxer)),
             # A new relay address must reach peers before the next periodic NodeRecord.
             on_addrs_changed=lambda: self._addrs_changed.set(),
         )

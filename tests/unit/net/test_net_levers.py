@@ -120,7 +120,7 @@ def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
 
     from lilypad_p2p.net._host import Muxer, build_host
 
-    host = build_host(create_new_key_pair(), [], Muxer.MPLEX, target_connections=8)
+    host = build_host(create_new_key_pair(), [], (Muxer.MPLEX,), target_connections=8)
     router = TunedGossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12)
     pubsub = TunedPubsub(
         host,

@@ -64,7 +64,7 @@ def test_message_vector_against_our_code(type_name):
     vector = MESSAGES[type_name]
     body_bytes = bytes.fromhex(vector["body_hex"])
     body = wire.message_from_wire(wire.decode(body_bytes))
-    assert body.TYPE == type_name
+    assert type_name == body.TYPE
     assert body.canonical_bytes == body_bytes
     assert body.cid == vector["body_cid"]
     published_at = vector["published_at"]
@@ -215,7 +215,7 @@ async def test_stream_frames(frame):
     protocol = PROTOCOLS[frame["protocol"]]
     allowed = protocol.requests if frame["direction"] == "request" else protocol.responses
     message = decode_body(data[4:], protocol.max_request_bytes, allowed)
-    assert message.TYPE == frame["type"]
+    assert frame["type"] == message.TYPE
     assert encode_frame(message) == data
     assert spec.stream_frame(spec.msgpack.unpackb(data[4:], raw=False)) == data
 
