@@ -16,10 +16,10 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._levers import GuardedMplex
-from lilypad_p2p.net._yamux import TunedYamux
 
 
 class Muxer(enum.Enum):
@@ -30,8 +30,10 @@ class Muxer(enum.Enum):
 
 
 # The muxer we propose first. Yamux is what the libp2p specs keep (Mplex is deprecated) and the
-# only one go-libp2p and rust-libp2p offer on their defaults; with our levers it costs about
-# what Mplex does per gossip delivery (benchmarks/RESULTS.md "Gossip on Yamux and Mplex").
+# only one go-libp2p and rust-libp2p offer on their defaults. It costs more CPU per gossip
+# delivery than Mplex (py-libp2p sends a window update after every read); returning window
+# credit in batches made py-libp2p's Yamux stall stream negotiation at 20 nodes, so the library's
+# Yamux runs as is (benchmarks/RESULTS.md "Gossip on Yamux and Mplex").
 DEFAULT_MUXER = Muxer.YAMUX
 
 
@@ -42,7 +44,7 @@ def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
 
 DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
 _MUXER_OPTIONS = {
-    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), TunedYamux),
+    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
     Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),
 }
 
