@@ -2,7 +2,7 @@
 only, as `test_net_hostile_frames` shows for Mplex (`_levers.GuardedMplex`).
 
 py-libp2p's Yamux frame loop ends the connection itself on a read error; this pins that our
-default muxer (`_yamux.TunedYamux`) keeps doing so: honest node A stays up and keeps gossiping.
+default muxer keeps doing so: honest node A stays up and keeps gossiping.
 """
 
 import pytest
