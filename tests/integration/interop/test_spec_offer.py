@@ -29,7 +29,7 @@ from multiaddr import Multiaddr
 from lilypad_p2p.testing import _spec_wire as spec
 from lilypad_p2p.testing._cluster import LocalCluster
 
-pytestmark = pytest.mark.net
+pytestmark = [pytest.mark.net, pytest.mark.slow]
 
 TOPIC = "/lilypad/1/market/cpu"
 MESH_TIMEOUT_S = 30.0
