@@ -2,6 +2,12 @@
 
     python benchmarks/gossip.py --nodes 10 --procs 2 --rate 2 --messages 200
     python benchmarks/gossip.py --nodes 50 --procs 2 --rate 2 --messages 200
+    python benchmarks/gossip.py --nodes 20 --muxer both --rounds 2 --messages 100
+
+`--muxer both` compares muxers in one invocation: the arms (`--arms`, default mplex and yamux)
+run one after the other, alternating,
+`--rounds` times, so machine-load drift hits every arm alike. It reports each arm's median CPU
+per delivery and its ratio to the first arm's, and records every run and the summary.
 
 Each process (benchmarks/gossip_worker.py) hosts N/P nodes; node 0 is everyone's bootstrap and
 the rest discover each other by peer exchange. Message k is a signed ResourceOffer published by
@@ -14,6 +20,7 @@ node, and merges the figures into benchmarks/results/gossip.json under a label.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -182,6 +189,63 @@ def run(args: argparse.Namespace, log_dir: Path) -> dict:
     }
 
 
+def _summary_line(label: str, figures: dict) -> str:
+    latency = figures["latency_ms"]
+    return (
+        f"{label}: delivered {figures['delivery_ratio']:.2%} "
+        f"({figures['deliveries']}/{figures['expected_deliveries']}), "
+        f"latency p50/p90/p99 {latency['p50']}/{latency['p90']}/{latency['p99']} ms, "
+        f"CPU {figures['cpu_ms_per_delivery']} ms per delivery, "
+        f"RSS {figures['rss_mb_per_node']} MB per node, "
+        f"queue drops {figures['outbound_queue_drops']}, load {figures['load_average_before']}"
+    )
+
+
+def _run_logged(args: argparse.Namespace, log_dir: Path) -> dict:
+    try:
+        return run(args, log_dir)
+    except Exception:
+        for log in sorted(log_dir.glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
+        raise
+
+
+def compare_muxers(args: argparse.Namespace, log_dir: Path) -> dict:
+    """Every arm `args.rounds` times, alternating; per-arm medians and ratios to the first arm."""
+    arms = args.arms.split(",")
+    runs: list[dict] = []
+    for round_index in range(args.rounds):
+        for arm in arms:
+            arm_args = copy.copy(args)
+            arm_args.muxer = arm
+            figures = _run_logged(arm_args, log_dir)
+            figures["round"] = round_index
+            print(_summary_line(f"round {round_index} {arm}", figures), flush=True)
+            runs.append(figures)
+    medians = {
+        arm: statistics.median(r["cpu_ms_per_delivery"] for r in runs if r["muxer"] == arm)
+        for arm in arms
+    }
+    baseline = medians[arms[0]]
+    return {
+        "arms": arms,
+        "rounds": args.rounds,
+        "nodes": args.nodes,
+        "procs": args.procs,
+        "rate_msgs_per_s": args.rate,
+        "messages": args.messages,
+        "median_cpu_ms_per_delivery": medians,
+        "cpu_ratio_to_first_arm": {arm: round(m / baseline, 3) for arm, m in medians.items()},
+        "min_delivery_ratio": {
+            arm: min(r["delivery_ratio"] for r in runs if r["muxer"] == arm) for arm in arms
+        },
+        "runs": runs,
+        "load_average_before": runs[0]["load_average_before"],
+        "load_average_after": runs[-1]["load_average_after"],
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -190,7 +254,11 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--rate", type=float, default=2.0, help="offers per second, network-wide")
     parser.add_argument("--messages", type=int, default=200)
-    parser.add_argument("--muxer", choices=["mplex", "yamux"], default="mplex")
+    parser.add_argument(
+        "--muxer", choices=["yamux", "mplex", "both"], default="yamux"
+    )
+    parser.add_argument("--arms", default="mplex,yamux", help="muxers compared by --muxer both")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations for --muxer both")
     parser.add_argument("--padding-modules", type=int, default=0, help="grow each offer")
     parser.add_argument("--degree", default="4,3,6", help="GossipSub D,D_low,D_high")
     parser.add_argument("--label", default="", help="key in results/gossip.json")
@@ -200,24 +268,23 @@ def main() -> None:
         f"n{args.nodes}_p{args.procs}_{args.muxer}_r{args.rate:g}_d{args.degree.replace(',', '-')}"
     )
     with tempfile.TemporaryDirectory(prefix="gossip-bench-") as temp_dir:
-        log_dir = args.log_dir or temp_dir
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            figures = run(args, Path(log_dir))
-        except Exception:
-            for log in sorted(Path(log_dir).glob("*.log")):
-                print(f"--- {log.name}\n{log.read_text()[-3000:]}", file=sys.stderr)
-            raise
+        log_dir = Path(args.log_dir or temp_dir)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        if args.muxer == "both":
+            label = args.label or f"n{args.nodes}_p{args.procs}_muxers_r{args.rate:g}"
+            figures = compare_muxers(args, log_dir)
+        else:
+            figures = _run_logged(args, log_dir)
     figures["command"] = "python benchmarks/gossip.py " + " ".join(sys.argv[1:])
-    latency = figures["latency_ms"]
-    print(
-        f"{label}: delivered {figures['delivery_ratio']:.2%} "
-        f"({figures['deliveries']}/{figures['expected_deliveries']}), "
-        f"latency p50/p90/p99 {latency['p50']}/{latency['p90']}/{latency['p99']} ms, "
-        f"CPU {figures['cpu_ms_per_delivery']} ms per delivery, "
-        f"RSS {figures['rss_mb_per_node']} MB per node, "
-        f"queue drops {figures['outbound_queue_drops']}, load {figures['load_average_before']}"
-    )
+    if args.muxer == "both":
+        print(
+            f"{label}: median CPU ms per delivery {figures['median_cpu_ms_per_delivery']}, "
+            f"ratio {figures['cpu_ratio_to_first_arm']}, "
+            f"min delivery {figures['min_delivery_ratio']}, load "
+            f"{figures['load_average_before']} -> {figures['load_average_after']}"
+        )
+    else:
+        print(_summary_line(label, figures))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     existing[label] = figures

@@ -74,7 +74,7 @@ async def main(args: argparse.Namespace) -> None:
             listen_addrs=["/ip4/127.0.0.1/tcp/0"],
             bootstrap=[bootstrap] if bootstrap else [],
             markets=[MARKET],
-            muxer=Muxer(args.muxer),
+            muxers=(Muxer(args.muxer),),
             mesh_degree=degree,
         )
 
@@ -147,7 +147,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--node-offset", type=int, required=True)
     parser.add_argument("--total-nodes", type=int, required=True)
     parser.add_argument("--bootstrap", default="")
-    parser.add_argument("--muxer", choices=[m.value for m in Muxer], default="mplex")
+    parser.add_argument("--muxer", choices=[m.value for m in Muxer], default="yamux")
     parser.add_argument("--messages", type=int, required=True)
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--padding-modules", type=int, default=0)

@@ -164,7 +164,7 @@ async def _bulk(muxer: Muxer, relayed: bool) -> dict[str, object]:
     def gossip_net(relay: bool, bootstrap: tuple[str, ...] = ()) -> GossipNet:
         # One peer each: discovery must not connect asker and server directly.
         return GossipNet(Identity.generate(), listen_addrs=["/ip4/127.0.0.1/tcp/0"],
-                         markets=["cpu"], bootstrap=bootstrap, muxer=muxer,
+                         markets=["cpu"], bootstrap=bootstrap, muxers=(muxer,),
                          target_connections=1, nat=NatSettings(relay=relay))
 
     async def count_and_answer(stream: INetStream) -> None:

@@ -40,6 +40,7 @@ from lilypad_p2p.net import (
     OfferReceived,
     PeerJoined,
     ProposalReceived,
+    preferring,
     wall_clock_ms,
 )
 from lilypad_p2p.node_control import NodeControl
@@ -107,7 +108,7 @@ class Node:
             clock_ms=clock_ms,
             offer_snapshot=self._offer_snapshot,
             nat=_nat_settings(config),
-            muxer=Muxer(config.muxer),
+            muxers=preferring(Muxer(config.muxer)),
             limits=config.net_limits,
             # A new relay address must reach peers before the next periodic NodeRecord.
             on_addrs_changed=lambda: self._addrs_changed.set(),

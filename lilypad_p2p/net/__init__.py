@@ -19,7 +19,7 @@ from lilypad_p2p.net._events import (
     ProposalReceived,
     event_for,
 )
-from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer
+from lilypad_p2p.net._host import DEFAULT_MUXER, DEFAULT_MUXERS, Muxer, preferring
 from lilypad_p2p.net._levers import message_id
 from lilypad_p2p.net._nat import (
     DIALBACK_PROTOCOL,
@@ -76,6 +76,7 @@ from lilypad_p2p.net._validation import Accepted, Rejected, Verdict, topic_for, 
 __all__ = [
     "DEAL_PROTOCOL",
     "DEFAULT_MUXER",
+    "DEFAULT_MUXERS",
     "DIALBACK_PROTOCOL",
     "GRAYLIST_THRESHOLD",
     "JOB_PROTOCOL",
@@ -135,6 +136,7 @@ __all__ = [
     "invalid_message_weight",
     "message_id",
     "parse_topic",
+    "preferring",
     "topic_for",
     "validate_gossip",
     "wall_clock_ms",

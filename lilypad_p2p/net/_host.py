@@ -1,4 +1,4 @@
-"""The libp2p host: TCP, Noise only, the chosen muxer, the node's secp256k1 key."""
+"""The libp2p host: TCP, Noise only, Yamux then Mplex, the node's secp256k1 key."""
 
 from __future__ import annotations
 
@@ -24,18 +24,30 @@ from lilypad_p2p.net._levers import GuardedMplex
 
 
 class Muxer(enum.Enum):
-    """The stream multiplexer a host speaks (only one: see `build_host`)."""
+    """A stream multiplexer a host can speak."""
 
-    MPLEX = "mplex"
     YAMUX = "yamux"
+    MPLEX = "mplex"
 
 
-# Measured in benchmarks/gossip.py (RESULTS.md "Gossip network") and in the notes: with our
-# levers Mplex costs less CPU per delivered message than Yamux (3.9 vs 4.8 ms at 10 nodes),
-# whose flow-control window updates add work on nearly every read. Yamux stays selectable for
-# measurement only: it lacks the read guard (`_levers.GuardedMplex`). Relayed connections work
-# over both (GuardedMplex streams are full duplex, see `_levers`).
-DEFAULT_MUXER = Muxer.MPLEX
+# The muxer we propose first. Yamux is what the libp2p specs keep (Mplex is deprecated) and the
+# only one go-libp2p and rust-libp2p offer on their defaults. It costs more CPU per gossip
+# delivery than Mplex (py-libp2p sends a window update after every read); returning window
+# credit in batches made py-libp2p's Yamux stall stream negotiation at 20 nodes, so the library's
+# Yamux runs as is (benchmarks/RESULTS.md "Gossip on Yamux and Mplex").
+DEFAULT_MUXER = Muxer.YAMUX
+
+
+def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
+    """Every muxer, `muxer` first: what a node offers (multistream takes the first both speak)."""
+    return (muxer, *(other for other in Muxer if other is not muxer))
+
+
+DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
+_MUXER_OPTIONS = {
+    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
+    Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),
+}
 
 
 def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Multiaddr]:
@@ -52,28 +64,28 @@ def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Mu
 def build_host(
     key_pair: KeyPair,
     listen_addrs: Sequence[multiaddr.Multiaddr],
-    muxer: Muxer,
+    muxers: Sequence[Muxer],
     *,
     target_connections: int,
     limits: NetLimits,
     enable_upnp: bool = False,
 ) -> IHost:
-    """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP.
+    """A host that speaks only Noise (no plaintext, SECIO or TLS fallback) over TCP, and
+    offers `muxers` in that order.
 
     The library's own auto-connector (which would dial known peers until it holds 50 and keep
     trying for 100) is set to our discovery's target, so the two agree on how many is enough.
     `enable_upnp` asks the router (miniupnpc) to map the listen port (behind NAT, `--upnp`).
     """
+    if not muxers:
+        raise NetError("at least one stream muxer must be offered")
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
-    # One muxer, not a fallback list: only our guarded Mplex survives a peer's corrupt frames.
-    if muxer is Muxer.MPLEX:
-        muxers = {TProtocol(MPLEX_PROTOCOL_ID): GuardedMplex}
-    else:
-        muxers = {TProtocol(YAMUX_PROTOCOL_ID): Yamux}
+    # Offered in this order (multistream negotiates the first the other side speaks).
+    muxer_options = dict(_MUXER_OPTIONS[muxer] for muxer in muxers)
     return new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
-        muxer_opt=muxers,
+        muxer_opt=muxer_options,
         listen_addrs=list(listen_addrs),
         enable_upnp=enable_upnp,
         # The library's own caps sit at ours; `_swarm_guard` enforces the finer budgets.

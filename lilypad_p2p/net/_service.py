@@ -37,7 +37,7 @@ from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
 from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError
 from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, event_for
-from lilypad_p2p.net._host import DEFAULT_MUXER, Muxer, build_host, parse_multiaddrs
+from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
     ReportedScorer,
     TunedGossipSub,
@@ -129,7 +129,7 @@ class GossipNet:
         listen_addrs: multiaddrs to listen on (e.g. `/ip4/0.0.0.0/tcp/4001`).
         bootstrap: multiaddrs with `/p2p/<peer id>` to join through.
         markets: markets to subscribe to at start (more with `subscribe_market`).
-        muxer: stream multiplexer offered first.
+        muxers: stream multiplexers offered, in order of preference.
         clock_ms: the wall clock signed timestamps are checked against.
         target_connections: connections discovery keeps.
         offer_snapshot: our current offer envelopes for some markets, served to peers that
@@ -150,7 +150,7 @@ class GossipNet:
         listen_addrs: Sequence[str],
         bootstrap: Sequence[str] = (),
         markets: Sequence[str] = (),
-        muxer: Muxer = DEFAULT_MUXER,
+        muxers: Sequence[Muxer] = DEFAULT_MUXERS,
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
         mesh_degree: MeshDegree = MeshDegree(),
@@ -167,7 +167,7 @@ class GossipNet:
         self._host = build_host(
             identity.libp2p_key_pair(),
             self._listen,
-            muxer,
+            muxers,
             target_connections=target_connections,
             limits=limits,
             enable_upnp=nat is not None and nat.upnp,

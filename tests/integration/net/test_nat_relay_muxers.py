@@ -21,7 +21,7 @@ def _net(muxer: Muxer, *, relay: bool = False, bootstrap: tuple[str, ...] = ()) 
     # One peer each, so discovery does not connect asker and server directly.
     return GossipNet(
         Identity.generate(), listen_addrs=["/ip4/127.0.0.1/tcp/0"], markets=["cpu"],
-        bootstrap=bootstrap, muxer=muxer, target_connections=1, nat=NatSettings(relay=relay),
+        bootstrap=bootstrap, muxers=(muxer,), target_connections=1, nat=NatSettings(relay=relay),
     )
 
 

@@ -9,7 +9,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net import DEFAULT_MUXER, RESULT_PROTOCOL, GossipNet, NatSettings
+from lilypad_p2p.net import RESULT_PROTOCOL, GossipNet, NatSettings
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 30.0
@@ -20,7 +20,7 @@ def _net(*, relay: bool = False, bootstrap: tuple[str, ...] = ()) -> GossipNet:
     # One peer each, so discovery does not connect asker and server directly.
     return GossipNet(
         Identity.generate(), listen_addrs=["/ip4/127.0.0.1/tcp/0"], markets=["cpu"],
-        bootstrap=bootstrap, muxer=DEFAULT_MUXER, target_connections=1,
+        bootstrap=bootstrap, target_connections=1,
         nat=NatSettings(relay=relay),
     )
 

@@ -122,7 +122,7 @@ def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
     from lilypad_p2p.net._host import Muxer, build_host
 
     host = build_host(
-        create_new_key_pair(), [], Muxer.MPLEX, target_connections=8, limits=NetLimits()
+        create_new_key_pair(), [], (Muxer.MPLEX,), target_connections=8, limits=NetLimits()
     )
     router = TunedGossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12)
     pubsub = TunedPubsub(
