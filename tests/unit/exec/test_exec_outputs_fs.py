@@ -16,7 +16,7 @@ MIB = 2**20
 def test_the_image_leaves_the_limit_free_after_ext4s_measured_metadata(limit, metadata):
     image = _image_bytes(limit)
     assert image * (1 - metadata) >= limit
-    assert image <= limit * 1.07 + 1.1 * MIB  # and not much more: the bound stays tight
+    assert image <= limit * 1.07 + 2.1 * MIB  # and not much more: the bound stays tight
 
 
 def test_mounts_under_a_root_are_found_deepest_first_and_unescaped(tmp_path, monkeypatch):
