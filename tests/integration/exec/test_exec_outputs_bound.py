@@ -79,8 +79,9 @@ async def make_executor(tmp_path):
     async def make(bound=True):
         root = tmp_path / f"work-{len(made)}"
         root.mkdir()
-        executor = await Executor.connect(modules=MODULES, workdir_root=root)
-        executor._bound_outputs = bound
+        executor = await Executor.connect(
+            modules=MODULES, workdir_root=root, bound_outputs=bound
+        )
         await executor.build_image("busybox")
         made.append((executor, root))
         return executor
