@@ -145,6 +145,7 @@ class Executor:
         workdir_root: Path | None = None,
         recipes_dir: Path = RECIPES_DIR,
         owner: str = "",
+        bound_outputs: bool | None = None,
     ) -> Executor:
         """Connect to the Docker engine named by the environment (DOCKER_HOST & co.).
 
@@ -163,6 +164,7 @@ class Executor:
             workdir_root=workdir_root,
             recipes_dir=recipes_dir,
             owner=owner,
+            bound_outputs=bound_outputs,
         )
         if owner and workdir_root is not None:
             await trio.to_thread.run_sync(executor._clean_up_after_crash)

@@ -32,15 +32,20 @@ logger = logging.getLogger(__name__)
 
 IMAGE_NAME = "outputs.img"
 # Measured with these mkfs options: ext4 keeps 3.6 % (64 MiB) to 2 % (4 GiB) for inode tables
-# and bitmaps, 7 % of a 1 MiB image; 1/16 plus 1 MiB covers every size with room to spare.
+# and bitmaps, 7 % of a 1 MiB image, plus 1 MiB for the inode floor below; 1/16 plus 2 MiB
+# covers every size with room to spare.
 _METADATA_FRACTION = 16
-_METADATA_FIXED_BYTES = 1024 * 1024
+_METADATA_FIXED_BYTES = 2 * 1024 * 1024
+# One inode per 16 KiB, but never fewer than this: a small module may still write many tiny
+# files (a 1 MiB image would otherwise hold 64).
+_BYTES_PER_INODE = 16384
+MIN_INODES = 4096
 # A filesystem with less room than this left was filled by the job (ENOSPC hit mid-write).
 FULL_MARGIN_BYTES = 64 * 1024
-# 4 KiB blocks and one inode per 16 KiB whatever the size (mkfs would pick 1 KiB blocks and
-# twice the inodes for a small image); no journal, no reserve, no room to grow: a scratch disk.
+# 4 KiB blocks whatever the size (mkfs would pick 1 KiB blocks for a small image); no journal,
+# no reserve, no room to grow: a scratch disk.
 _MKFS = (
-    "mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096", "-i", "16384",
+    "mkfs.ext4", "-q", "-F", "-m", "0", "-b", "4096",
     "-O", "^has_journal,^resize_inode", "-E", "lazy_itable_init=1",
 )
 _COMMAND_TIMEOUT_S = 30.0
@@ -71,7 +76,8 @@ def mount_bounded_outputs(outputs_dir: Path, limit_bytes: int) -> None:
     finally:
         os.close(fd)
     before = os.stat(outputs_dir)
-    _run((*_MKFS, str(image)), "creating the job's outputs filesystem")
+    inodes = max(MIN_INODES, limit_bytes // _BYTES_PER_INODE)
+    _run((*_MKFS, "-N", str(inodes), str(image)), "creating the job's outputs filesystem")
     _run(
         ("mount", "-t", "ext4", "-o", "loop,nosuid,nodev", str(image), str(outputs_dir)),
         "mounting the job's outputs filesystem",

@@ -45,6 +45,12 @@ MODULES = {
         # Writes 200 MiB against a 1 MiB allowance, then reports what it managed to write.
         shell("fill", "head -c 209715200 /dev/zero > /outputs/big; du -sk /outputs; exit 3", MIB),
         shell("fill-quietly", "head -c 209715200 /dev/zero > /outputs/big || true", MIB),
+        # Many empty files in a small allowance: inodes must not run out first.
+        shell(
+            "many-files",
+            "mkdir /outputs/d; i=0; while [ $i -lt 3000 ]; do : > /outputs/d/f$i; i=$((i+1)); done",
+            MIB,
+        ),
         # Exactly its allowance, in one file and many small ones.
         shell(
             "exact",
@@ -73,8 +79,9 @@ async def make_executor(tmp_path):
     async def make(bound=True):
         root = tmp_path / f"work-{len(made)}"
         root.mkdir()
-        executor = await Executor.connect(modules=MODULES, workdir_root=root)
-        executor._bound_outputs = bound
+        executor = await Executor.connect(
+            modules=MODULES, workdir_root=root, bound_outputs=bound
+        )
         await executor.build_image("busybox")
         made.append((executor, root))
         return executor
@@ -119,6 +126,12 @@ async def test_a_job_may_write_exactly_its_allowance(make_executor):
     executor = await make_executor()
     result = await executor.run(JobSpec("exact"), sealed(), KEY, timeout_s=60)
     assert len(result.output_tarball) > 8 * MIB
+
+
+async def test_a_small_allowance_still_holds_thousands_of_empty_files(make_executor):
+    executor = await make_executor()
+    result = await executor.run(JobSpec("many-files"), sealed(), KEY, timeout_s=120)
+    assert result.output_tarball.count(b"d/f2999") == 1
 
 
 async def test_a_mount_left_by_a_killed_node_is_unmounted_and_wiped(tmp_path, make_executor):
