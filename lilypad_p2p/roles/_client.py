@@ -42,7 +42,14 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import BUILTIN_MODULES, JobInputs, result_cid, seal_for, unseal
+from lilypad_p2p.exec import (
+    JobInputs,
+    ModuleCatalog,
+    UnknownModule,
+    result_cid,
+    seal_for,
+    unseal,
+)
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -116,10 +123,8 @@ class JobSubmission:
     def __post_init__(self) -> None:
         if self.salt is not None and len(self.salt) != 32:
             raise SubmissionError("a deal salt is 32 bytes")
-        if self.module not in BUILTIN_MODULES:
-            raise SubmissionError(
-                f"unknown module {self.module!r}; known: {sorted(BUILTIN_MODULES)}"
-            )
+        if not self.module:
+            raise SubmissionError("a job names a module (ID or name)")
         if self.max_price_wei <= 0 or self.deadline_s <= 0:
             raise SubmissionError("max price and deadline must be positive")
 
@@ -156,8 +161,10 @@ class ClientRole:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
+        modules: ModuleCatalog | None = None,
     ) -> None:
         self._identity = identity
+        self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
         self._chains = chains
@@ -196,7 +203,10 @@ class ClientRole:
         """
         if self._nursery is None:
             raise SubmissionError("the client role is not running")
-        module = BUILTIN_MODULES[job.module]
+        try:
+            module_id, module = self._modules.resolve(job.module)
+        except UnknownModule as exc:
+            raise SubmissionError(str(exc)) from exc
         try:
             inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
         except LilypadError as exc:
@@ -221,12 +231,14 @@ class ClientRole:
         offer = wire.JobOffer(
             market=job.market,
             job_creator=self._identity.address,
-            module=job.module,
+            module=module_id,
+            image=module.image,
             spec=wire.ResourceSpec(
                 milli_cpu=resources.milli_cpu,
                 ram_mb=-(-resources.memory_bytes // MIB),
                 disk_mb=-(-resources.disk_bytes // MIB),
                 gpu_count=resources.gpu_count,
+                gpu_vram_mb=resources.gpu_vram_mb,
             ),
             max_price_wei=job.max_price_wei,
             trusted_mediators=self._mediators,
@@ -244,12 +256,12 @@ class ClientRole:
         sealed_self = seal_for(self._identity.sealing_public_key, inputs.encode())
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
-                                    "module": job.module, "submitted_ms": now,
+                                    "module": module_id, "submitted_ms": now,
                                     **({"salt": job.salt} if job.salt else {})},
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
-        event(log, "job.submitted", key=offer.cid, module=job.module,
+        event(log, "job.submitted", key=offer.cid, module=module_id,
               target=offer.target_provider, chain_id=chain.chain_id)
         self._nursery.start_soon(self._drive, offer.cid)
         return offer.cid
