@@ -43,6 +43,7 @@ from lilypad_p2p.exec._errors import (
 from lilypad_p2p.exec._executor import Executor, JobResult, JobSpec, RunTimings
 from lilypad_p2p.exec._gpus import Gpu, GpuSummary, detect_gpus, parse_nvidia_smi, summarize
 from lilypad_p2p.exec._images import (
+    RECIPES_DIR,
     ImageArchive,
     build_image_archive,
     recipe_is_optional,
@@ -58,6 +59,7 @@ from lilypad_p2p.exec._tarball import result_cid, tar_directory
 __all__ = [
     "BUILTIN_IDS",
     "BUILTIN_MODULES",
+    "RECIPES_DIR",
     "RECIPE_IMAGE_PREFIX",
     "BadDefinition",
     "BadParameters",

@@ -74,7 +74,7 @@ async def fetch_definition(
     if answer.module != module:
         raise BadDefinition(f"asked for module {module}, the job creator sent {answer.module}")
     stored = catalog.add_definition(module, answer.definition)
-    event(log, "module.fetched", module=module, name=stored.name, peer=str(peer_id))
+    event(log, "module.fetched", module=module, module_name=stored.name, peer=str(peer_id))
     return stored
 
 

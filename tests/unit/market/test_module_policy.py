@@ -50,7 +50,8 @@ def test_rule_offers_are_still_chosen_cheapest_first_with_listed_ones():
     listed = offer(nonce=1, modules=(USER_MODULE,), price=4)
     anything = offer(nonce=2, modules=("any",), price=3)
     wanted = job(nonce=1, module=USER_MODULE, image=IMAGE)
-    assert match([wanted], [listed, anything], NOW, epoch=1).matches == ((wanted.cid, anything.cid),)
+    matched = match([wanted], [listed, anything], NOW, epoch=1).matches
+    assert matched == ((wanted.cid, anything.cid),)
 
 
 def test_policy_entries_and_refusals():

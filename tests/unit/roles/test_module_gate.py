@@ -1,0 +1,84 @@
+"""The provider's agreement-time module checks, against a job creator scripted as an attacker
+(it answers the definition request with bytes of its own choosing)."""
+
+import trio
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
+from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
+
+DEFINITION = """
+name = "say"
+image = "recipe:busybox"
+command = ["/bin/echo", "{text}"]
+[resources]
+milli_cpu = 250
+memory_mb = 32
+disk_mb = 4
+[params.text]
+kind = "str"
+"""
+PEER = ID(b"\x00\x01x")
+
+
+def _job(module: str, image: str = "", ram_mb: int = 32) -> wire.JobOffer:
+    return wire.JobOffer(
+        market="cpu", job_creator="0x" + "11" * 20, module=module, image=image,
+        spec=wire.ResourceSpec(milli_cpu=250, ram_mb=ram_mb, disk_mb=4), max_price_wei=1,
+        trusted_mediators=(), deadline=10_000, chain_id=1, created_at=1, expires_at=2, nonce=1)
+
+
+def _gate(tmp_path, answer):
+    async def request(peer_id, protocol, message, **_):
+        return answer(message)
+
+    async def no_executor():
+        return None
+
+    return ModuleGate(ModuleCatalog(tmp_path / "modules"), request, no_executor)
+
+
+def test_a_definition_that_does_not_match_its_id_is_refused_and_not_stored(tmp_path):
+    honest = load_definition_text(DEFINITION)
+    swapped = load_definition_text(DEFINITION.replace("/bin/echo", "/bin/rm"))
+    mid = module_id(honest)
+    gate = _gate(tmp_path, lambda m: wire.ModuleDefinition(
+        module=m.module, definition=definition_bytes(swapped)))
+    reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
+    assert reason is not None and "does not match module ID" in reason
+    assert not (tmp_path / "modules" / f"{mid}.module").exists()
+
+
+def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
+    creator = ModuleCatalog(tmp_path / "creator")
+    mid = creator.add(load_definition_text(DEFINITION))
+    serve = definition_server(creator)
+
+    async def main():
+        answer = await serve(PEER, wire.ModuleRequest(module=mid))
+
+        async def request(peer_id, protocol, message, **_):
+            return answer
+
+        async def no_executor():
+            return None
+
+        provider = ModuleGate(ModuleCatalog(tmp_path / "provider"), request, no_executor)
+        assert await provider.refusal(PEER, _job(mid, "recipe:busybox"), (mid,)) is None
+        assert "other-image" in await provider.refusal(
+            PEER, _job(mid, "localhost:5000/other-image@sha256:" + "a" * 64), (mid,))
+        assert "below what module say needs" in await provider.refusal(
+            PEER, _job(mid, ram_mb=8), (mid,))
+        assert "not allowed by this provider's module policy" in await provider.refusal(
+            PEER, _job(mid), ("hash",))
+
+    trio.run(main)
+    assert (tmp_path / "provider" / f"{mid}.module").exists()
+
+
+def test_a_creator_without_the_definition_gets_a_refusal_that_says_so(tmp_path):
+    gate = _gate(tmp_path, lambda m: wire.DealRefused(reason="no module here"))
+    mid = "bafkrei" + "a" * 52
+    reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
+    assert "refused to send it" in reason
