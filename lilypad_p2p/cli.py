@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+
+from lilypad_p2p._cli_common import HomeOption, _fail, _home
+from lilypad_p2p.cli_modules import modules_app
 
 app = typer.Typer(
     name="lilypad-p2p",
@@ -25,33 +28,11 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Create and show this node's keys (never prints a secret).")
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
 app.add_typer(keys_app, name="keys")
+app.add_typer(modules_app, name="modules")
 app.add_typer(chain_app, name="chain")
 
 
 # --- node, offers, peers (node foundation) -------------------------------------------------
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="LILYPAD_HOME",
-        help="Node directory: keys, config.toml, control socket, database. "
-        "Default: ~/.lilypad-p2p.",
-        show_default=False,
-    ),
-]
-
-
-def _home(home: Path | None) -> Path:
-    from lilypad_p2p.config import default_home
-
-    return home if home is not None else default_home()
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
 
 def _control(home: Path | None, method: str, params: dict[str, Any] | None = None) -> Any:
     from lilypad_p2p.control import ControlError, call
@@ -60,12 +41,6 @@ def _control(home: Path | None, method: str, params: dict[str, Any] | None = Non
         return call(_home(home), method, params)
     except ControlError as exc:
         _fail(str(exc))
-
-
-# `modules` lives in its own file; it uses the helpers above.
-from lilypad_p2p.cli_modules import modules_app  # noqa: E402
-
-app.add_typer(modules_app, name="modules")
 
 
 @app.command()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p.cli import HomeOption, _fail, _home
+from lilypad_p2p._cli_common import HomeOption, _fail, _home
 
 modules_app = typer.Typer(
     help="Job modules: add (file or git), list, show, pull their images, build the shipped ones."

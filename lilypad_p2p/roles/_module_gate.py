@@ -24,6 +24,7 @@ import trio
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
+from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import (
     RECIPE_IMAGE_PREFIX,
     BadDefinition,
@@ -58,10 +59,9 @@ async def fetch_definition(
     """
     try:
         with trio.fail_after(MODULE_FETCH_TIMEOUT_S):
-            answer = await request(peer_id, MODULE_PROTOCOL, wire.ModuleRequest(module=module))
-    except (trio.TooSlowError, wire.WireError, OSError, Exception) as exc:
-        if isinstance(exc, BadDefinition):
-            raise
+            answer = await request(str(peer_id), MODULE_PROTOCOL,
+                                   wire.ModuleRequest(module=module))
+    except (trio.TooSlowError, LilypadError) as exc:
         raise UnknownModule(
             f"module {module} is not on this provider and the job creator did not send its "
             f"definition ({type(exc).__name__}: {exc})"
