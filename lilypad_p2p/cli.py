@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from lilypad_p2p._cli_common import HomeOption, _fail, _home
+from lilypad_p2p.cli_devnet import devnet_app
 from lilypad_p2p.cli_modules import modules_app
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ keys_app = typer.Typer(help="Create and show this node's keys (never prints a se
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
 app.add_typer(keys_app, name="keys")
 app.add_typer(modules_app, name="modules")
+app.add_typer(devnet_app, name="devnet")
 app.add_typer(chain_app, name="chain")
 
 

@@ -150,6 +150,24 @@ def modules_pull(
     typer.echo(image_id)
 
 
+@modules_app.command("image")
+def modules_image(
+    recipe: Annotated[Path, typer.Argument(help="A recipe directory (recipe.toml, rootfs/).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Archive to write.")],
+) -> None:
+    """Build an image from a recipe offline and deterministically, as a `docker save` archive
+    (publish it with `skopeo copy docker-archive:FILE docker://REGISTRY/REPO:TAG`)."""
+    from lilypad_p2p.exec import ExecError, build_image_archive
+
+    recipe = recipe.resolve()
+    try:
+        archive = build_image_archive(recipe.name, recipe.parent)
+    except (ExecError, OSError) as exc:
+        _fail(f"cannot build {recipe}: {exc}")
+    output.write_bytes(archive.archive)
+    typer.echo(archive.image_id)
+
+
 @modules_app.command("build")
 def modules_build() -> None:
     """Build the shipped module images offline; images already present are skipped."""
