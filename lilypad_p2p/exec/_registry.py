@@ -118,16 +118,20 @@ def _manifest(image: ImageReference, digest: str, reference: str, timeout_s: flo
         )
         body = response.raw.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
     except requests.RequestException as exc:
-        raise ImageMissing(f"image {reference}: registry {image.registry} unreachable ({exc})"
-                           ) from exc
+        raise ImageMissing(
+            f"image {reference} could not be pulled: registry {image.registry} unreachable "
+            f"({exc})"
+        ) from exc
     if response.status_code == 401:
         raise ImageMissing(
-            f"image {reference}: registry {image.registry} wants a login; pull the image "
+            f"image {reference} could not be pulled: registry {image.registry} wants a login; "
+            "pull the image "
             "yourself with `docker pull` and the node will use it"
         )
     if response.status_code != 200:
         raise ImageMissing(
-            f"image {reference}: registry {image.registry} answered {response.status_code} "
+            f"image {reference} could not be pulled: registry {image.registry} answered "
+            f"{response.status_code} "
             f"for manifest {digest}"
         )
     if len(body) > MAX_MANIFEST_BYTES:
