@@ -229,6 +229,7 @@ class Node:
                 stake_wei=config.mediator_stake_wei,
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
                 verdict_dir=config.home / "verdicts",
+                modules=self.modules, request=self.net.request,
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)

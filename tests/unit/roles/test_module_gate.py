@@ -82,3 +82,34 @@ def test_a_creator_without_the_definition_gets_a_refusal_that_says_so(tmp_path):
     mid = "bafkrei" + "a" * 52
     reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
     assert "refused to send it" in reason
+
+
+def test_a_mediator_fetches_a_missing_definition_from_the_disputing_job_creator(tmp_path):
+    from lilypad_p2p.identity import Identity
+    from lilypad_p2p.roles._mediator import MediationRefused, MediatorRole
+
+    creator = ModuleCatalog(tmp_path / "creator")
+    mid = creator.add(load_definition_text(DEFINITION))
+    serve = definition_server(creator)
+    other = module_id(load_definition_text(DEFINITION.replace("echo", "true")))
+
+    async def main():
+        async def request(peer_id, protocol, message, **_):
+            return await serve(PEER, message)
+
+        async def no_executor():
+            raise AssertionError("not needed here")
+
+        mediator = MediatorRole(Identity.load_or_create(tmp_path / "keys"), chains=None,
+                                executor_factory=no_executor, stake_wei=1,
+                                modules=ModuleCatalog(tmp_path / "mediator"), request=request)
+        await mediator._have_module(PEER, mid)
+        try:
+            await mediator._have_module(PEER, other)
+        except MediationRefused as exc:
+            return str(exc)
+        return None
+
+    refusal = trio.run(main)
+    assert (tmp_path / "mediator" / f"{mid}.module").exists()
+    assert refusal is not None and "refused to send it" in refusal
