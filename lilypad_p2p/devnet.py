@@ -6,8 +6,10 @@ background, with a ready client home (in the manner of Bacalhau's devstack).
     lilypad-p2p run hash -i text=hello --output out/
     lilypad-p2p devnet down
 
-Every node's account is funded and has deposited; the client's config names the devnet's
-mediator (registered on the contract) so it needs no hand configuration; providers accept any
+Every node's account is funded and has deposited. The providers trust the devnet's mediator
+(registered on the contract); the client names none, so its deals take the registered
+mediators its providers trust (threshold: a strict majority) with no hand configuration;
+providers accept any
 module that fits (`[modules] allow_any`), built from a shipped recipe or pulled by digest.
 The processes run in their own sessions (closing the terminal does not stop them); their PIDs,
 the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status` and `down` read.
@@ -90,6 +92,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     )
     from lilypad_p2p.testing._cluster import ClusterError, LocalCluster
     from lilypad_p2p.testing._market import MarketWorld
+    from lilypad_p2p.testing._mediation import prepare_trusting_home
 
     known = read_state(directory)
     if known is not None and _alive(known.anvil_pid):
@@ -121,7 +124,9 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
                 for i in range(1, providers + 1)]
         plan += [("solver", ["solver"], ""), ("client", ["client"], "")]
         for name, roles, config_lines in plan:
-            world.prepare_home(name, config_lines=config_lines)
+            # The client names no mediators: it takes the registered ones its providers trust.
+            prepare_trusting_home(world, name, [] if name == "client" else [mediator.address],
+                                  config_lines=config_lines)
             node = world.cluster.start_node(
                 name, roles=roles, bootstrap=[first] if first else [], detached=True)
             node.wait_ready()

@@ -211,11 +211,6 @@ class ClientRole:
             inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
-        if not self._mediators:
-            raise SubmissionError(
-                "no mediators configured: set `mediators = [\"0x...\"]` in config.toml (or "
-                "LILYPAD_MEDIATORS); a deal needs at least one"
-            )
         try:
             chain = self._chains.require(job.chain_id)
         except UnknownChain as exc:
@@ -417,6 +412,8 @@ class ClientRole:
                                   **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
                 continue
+            if not self._mediators and not await self._all_registered(stored, deal.mediators):
+                continue
             signature = self._chain(stored).sign_deal(deal)
             self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
                        deal=deal_to_wire(deal), job_creator_signature=signature,
@@ -424,6 +421,17 @@ class ClientRole:
                        matched_ms=self._clock_ms())
             return
         await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
+
+    async def _all_registered(self, stored: StoredDeal, mediators: tuple[str, ...]) -> bool:
+        """A client with no mediators of its own (its job offers name none) takes those its
+        provider trusts, but only mediators registered and active on the deal's chain."""
+        chain = self._chain(stored)
+        for address in mediators:
+            stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
+            if stake == 0 or exit_ready_at:
+                event(log, "deal.mediator_unregistered", key=stored.record.key, mediator=address)
+                return False
+        return True
 
     def _give_up_match(self, stored: StoredDeal, why: str) -> None:
         """Back to offered: nothing is signed by the provider yet, so the job is not lost,

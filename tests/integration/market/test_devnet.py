@@ -32,6 +32,8 @@ def test_the_devnet_as_the_readme_tells_it(tmp_path):
     sh("devnet", "up")
     try:
         env["LILYPAD_HOME"] = sh("devnet", "status", "--client-home").strip()
+        # No hand configuration: the client names no mediator and takes its providers'.
+        assert "mediators = []" in (Path(env["LILYPAD_HOME"]) / "config.toml").read_text()
         module_id = sh("modules", "add", str(REPO / "examples/modules/hello/module.toml")).strip()
         (tmp_path / "input.txt").write_text("one two three four\n")
         ran = sh("run", module_id, "-i", "name=newcomer", "--file", "input.txt",
