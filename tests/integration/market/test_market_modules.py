@@ -5,10 +5,13 @@ A module added to the client from a file and one added from a git repository at 
 commit are matched by a solver to the one provider whose policy accepts their image's
 repository, which fetches each definition from the client over `/lilypad/module/1`, checks it
 against the ID, pulls the image by digest, runs the job and settles. The other provider (the
-default policy: shipped modules only) is never matched with them.
+default policy: shipped modules only) is never matched with them. An image over the
+provider's size limit and one its registry does not have are refused with the reason before
+anything is signed.
 """
 
 import contextlib
+import json
 import subprocess
 import tarfile
 
@@ -113,3 +116,45 @@ def test_user_modules_from_a_file_and_from_git_run_through_the_market_and_settle
         assert {from_file, from_git} <= fetched
         assert len(accepting.call("deals")) == 2
         assert strict.call("deals") == []
+
+
+def _refusals(node) -> list[str]:
+    reasons = []
+    for line in node.log_path.read_text(errors="replace").splitlines():
+        if '"deal.refused"' in line:
+            reasons.append(json.loads(line).get("reason", ""))
+    return reasons
+
+
+def test_oversized_and_unpullable_images_are_refused_before_any_deal_is_signed(tmp_path):
+    require_anvil()
+    require_docker("the provider checks the module's image with Docker")
+    big = module_image(tmp_path, "say-big", padding_bytes=3 * 2**20, seed=tmp_path.name)
+    with local_registry(tmp_path / "registry") as registry, \
+            market_world(tmp_path / "world") as world:
+        oversized = registry.reference(
+            "team/big", registry.push_archive(big.archive, "team/big", "v1"))
+        missing = registry.reference("team/gone", "sha256:" + "0" * 64)
+        small_limit = (f'[modules]\nallow_repositories = ["{registry.host}/team/"]\n'
+                       "max_image_mb = 2\n")
+        provider = world.start("provider", roles=["provider"], config_lines=small_limit)
+        client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
+        world.wait_until_known(client, [provider])
+        home = world.base_dir / "client"
+        definition = tmp_path / "module.toml"
+        expected = {}
+        for reference, reason in ((oversized, "over this node's limit of 2097152 bytes"),
+                                  (missing, "answered 404")):
+            definition.write_text(_definition(reference, "refused"))
+            module = _add(home, str(definition))
+            client.call("submit", {"module": module, "params": {"text": "x"},
+                                   "target": provider.status["address"]})
+            expected[module] = reason
+        world.cluster.wait_until(
+            lambda: all(any(reason in r for r in _refusals(provider))
+                        for reason in expected.values()),
+            timeout_s=60.0, what="the provider to refuse both deals")
+        for reason in expected.values():
+            assert any(reason in r for r in _refusals(client)), _refusals(client)
+        assert provider.call("deals") == []  # nothing was signed
+        assert not docker.from_env().api.images(name=f"{registry.host}/team/big")
