@@ -113,3 +113,15 @@ def test_a_mediator_fetches_a_missing_definition_from_the_disputing_job_creator(
     refusal = trio.run(main)
     assert (tmp_path / "mediator" / f"{mid}.module").exists()
     assert refusal is not None and "refused to send it" in refusal
+
+
+def test_on_chain_module_hash_is_the_name_for_shipped_modules_and_the_id_otherwise():
+    from eth_utils import keccak
+
+    from lilypad_p2p.exec import BUILTIN_IDS
+    from lilypad_p2p.roles._terms import module_hash
+
+    # Contracts request shipped modules by name (requestJob("hash", ...)): the deal must agree.
+    assert module_hash(BUILTIN_IDS["hash"]) == keccak(text="hash")
+    user = module_id(load_definition_text(DEFINITION))
+    assert module_hash(user) == keccak(text=user)
