@@ -83,8 +83,8 @@ class ModuleCatalog(Mapping[str, Module]):
                 "name it by ID or name@version"
             )
         raise UnknownModule(
-            f"no module {ref!r} on this node; add it with `lilypad-p2p modules add PATH` or "
-            "`modules pull ID`; `modules list` shows what is here"
+            f"unknown module {ref!r}: not on this node; add it with `lilypad-p2p modules add "
+            "PATH` (or git+URL@COMMIT); `lilypad-p2p modules list` shows what is here"
         )
 
     def add(self, module: Module) -> str:

@@ -70,6 +70,7 @@ from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
+    BUILTIN_NAMES,
     NoMediators,
     build_deal,
     deal_from_wire,
@@ -251,7 +252,8 @@ class ClientRole:
         sealed_self = seal_for(self._identity.sealing_public_key, inputs.encode())
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
-                                    "module": module_id, "submitted_ms": now,
+                                    "module": module_id, "module_name": module.name,
+                                    "submitted_ms": now,
                                     **({"salt": job.salt} if job.salt else {})},
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
@@ -723,7 +725,10 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
     shown: dict[str, Any] = {
         **dataclasses.asdict(stored.record),
         "chain_id": stored.chain_id,
-        "module": detail.get("module"),
+        # Shown by name (shipped modules, and the client's own); `module_id` is the ID.
+        "module": detail.get("module_name") or BUILTIN_NAMES.get(detail.get("module", ""),
+                                                                 detail.get("module")),
+        "module_id": detail.get("module"),
         "provider": deal.get("provider") if deal else None,
         "job_creator": deal.get("job_creator") if deal else None,
         "payment_wei": deal.get("payment") if deal else None,
