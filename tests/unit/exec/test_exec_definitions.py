@@ -94,7 +94,7 @@ def test_catalog_adds_finds_by_id_name_and_version_and_detects_tampering(tmp_pat
     assert fresh.resolve("say@0.1.0") == (mid, module)
     assert fresh.resolve("hash")[0] == BUILTIN_IDS["hash"]
     assert mid in list(fresh) and len(fresh) == 5
-    with pytest.raises(UnknownModule, match="unknown module .nope.: not on this node"):
+    with pytest.raises(UnknownModule, match=r"unknown module 'nope': not on this node"):
         fresh.resolve("nope")
     (tmp_path / "modules" / f"{mid}.module").write_bytes(
         definition_bytes(load_definition_text(DEFINITION.replace("moo", "baa"))))
