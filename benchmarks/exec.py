@@ -1,12 +1,19 @@
-"""Executor overhead against a bare `docker run`, and sealing throughput.
+"""Executor overhead against a bare `docker run`, sealing throughput, and first-run cost.
 
-    python benchmarks/exec.py [--repetitions 30] [--warmup 3]
+    python benchmarks/exec.py [--repetitions 30] [--warmup 3] [--pull-sizes 1,16,64]
+                              [--pull-only]
 
 Side by side in one run, interleaved so both see the same machine load: our runner's wall time
 for a trivial job (`/bin/true` in the busybox module image, sealed empty inputs, full sandbox,
 output tarball + CID, container removed) against `docker run --rm --network none <image> true`
 from the docker CLI. Also times seal + unseal of 10 MiB. Prints p50/p90 and a breakdown of where
 our runner's time goes; writes benchmarks/results/exec.json.
+
+First run with a pull (`--pull-sizes`, MiB of incompressible padding): for each size an image is
+built offline, pushed to a local registry (docker-registry + skopeo), removed from the engine,
+and a job on it is run twice: the first run pulls it by digest (manifest checked, size bounded)
+before running, the second finds it cached. `--pull-only` skips the overhead part and keeps its
+last figures in the results file.
 """
 
 from __future__ import annotations
@@ -117,15 +124,83 @@ async def measure(repetitions: int, warmup: int) -> dict:
     }
 
 
+async def measure_pulls(sizes_mib: list[int], work: Path) -> list[dict]:
+    """First run (pull + run) against the cached run, per image size."""
+    import docker
+
+    from lilypad_p2p.exec import ModuleCatalog, PullLimits, load_definition_text
+    from lilypad_p2p.testing import local_registry
+    from lilypad_p2p.testing._module_images import module_image
+
+    provider = PrivateKey.generate()
+    sealed = seal_for(provider.public_key, JobInputs().encode())
+    rows = []
+    with local_registry(work / "registry") as registry:
+        for size in sizes_mib:
+            archive = module_image(work, f"bench-{size}", padding_bytes=size * 2**20,
+                                   seed=str(time.time()))
+            reference = registry.reference(
+                f"bench/pull-{size}", registry.push_archive(archive.archive, f"bench/pull-{size}",
+                                                            "v1"))
+            catalog = ModuleCatalog()
+            mid = catalog.add(load_definition_text(
+                f'name = "pull-{size}"\nimage = "{reference}"\ncommand = ["/bin/true"]\n'
+                "[resources]\nmilli_cpu = 1000\nmemory_mb = 64\ndisk_mb = 1\n"))
+            executor = await Executor.connect(modules=catalog,
+                                              pull_limits=PullLimits(2**31, 600))
+            try:
+                timings = []
+                for _ in range(2):
+                    started = time.perf_counter()
+                    await executor.run(JobSpec(mid), sealed, provider, timeout_s=JOB_TIMEOUT_S)
+                    timings.append(time.perf_counter() - started)
+            finally:
+                executor.close()
+                docker.from_env().api.remove_image(reference, force=True)
+            from lilypad_p2p.exec import download_size
+
+            rows.append({"padding_mib": size, "download_bytes": download_size(reference),
+                         "first_run_s": timings[0], "cached_run_s": timings[1],
+                         "pull_s": timings[0] - timings[1]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repetitions", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--pull-sizes", default="1,16,64",
+                        help="MiB of padding per pulled image, comma-separated ('' skips)")
+    parser.add_argument("--pull-only", action="store_true")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    figures = trio.run(measure, args.repetitions, args.warmup)
-    figures["load_average_1m_at_start"] = load_before
-    figures["load_average_1m_at_end"] = os.getloadavg()[0]
+    sizes = [int(part) for part in args.pull_sizes.split(",") if part.strip()]
+    if args.pull_only:
+        figures = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    else:
+        figures = trio.run(measure, args.repetitions, args.warmup)
+        figures["load_average_1m_at_start"] = load_before
+        figures["load_average_1m_at_end"] = os.getloadavg()[0]
+    if sizes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="lilypad-bench-pull-") as work:
+            pull_load = os.getloadavg()[0]
+            figures["first_run_with_pull"] = {
+                "rows": trio.run(measure_pulls, sizes, Path(work)),
+                "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "load_average_1m_at_start": pull_load,
+                "load_average_1m_at_end": os.getloadavg()[0],
+            }
+        print("first run with a pull from a local registry vs cached:")
+        for row in figures["first_run_with_pull"]["rows"]:
+            print(f"  {row['download_bytes'] / 2**20:7.1f} MiB download: first run "
+                  f"{row['first_run_s']:.3f} s, cached {row['cached_run_s']:.3f} s, "
+                  f"pull {row['pull_s']:.3f} s")
+    if args.pull_only:
+        RESULTS.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {RESULTS}")
+        return
 
     runner, bare = figures["runner_s"], figures["bare_docker_run_s"]
     sealing = figures["seal_unseal_10mib_s"]

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
+
+from lilypad_p2p._cli_common import HomeOption, _fail, _home
+from lilypad_p2p.cli_devnet import devnet_app
+from lilypad_p2p.cli_modules import modules_app
 
 app = typer.Typer(
     name="lilypad-p2p",
@@ -22,8 +26,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-modules_app = typer.Typer(help="Job modules: list them, build their images offline.")
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
+
+
 @app.callback()
 def _private_files() -> None:
     """Everything this program writes (the home, the database's WAL, outputs) is the user's
@@ -34,33 +39,11 @@ def _private_files() -> None:
 
 
 app.add_typer(modules_app, name="modules")
+app.add_typer(devnet_app, name="devnet")
 app.add_typer(chain_app, name="chain")
 
 
 # --- node, offers, peers (node foundation) -------------------------------------------------
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home",
-        envvar="LILYPAD_HOME",
-        help="Node directory: keys, config.toml, control socket, database. "
-        "Default: ~/.lilypad-p2p.",
-        show_default=False,
-    ),
-]
-
-
-def _home(home: Path | None) -> Path:
-    from lilypad_p2p.config import default_home
-
-    return home if home is not None else default_home()
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
 
 def _control(home: Path | None, method: str, params: dict[str, Any] | None = None) -> Any:
     from lilypad_p2p.control import ControlError, call
@@ -248,113 +231,6 @@ def peers(
     typer.echo(f"{len(result)} peer(s)")
 
 
-# --- modules (exec) --------------------------------------------------------------------------
-
-
-@modules_app.command("build")
-def modules_build() -> None:
-    """Build the shipped module images offline; images already present are skipped."""
-    import trio
-
-    from lilypad_p2p.exec import (
-        ExecError,
-        Executor,
-        ImageMissing,
-        recipe_is_optional,
-        recipe_names,
-    )
-
-    async def build() -> list[str]:
-        executor = await Executor.connect()
-        report = []
-        try:
-            for recipe in recipe_names():
-                try:
-                    image_id, loaded = await executor.build_image(recipe)
-                except ImageMissing as exc:
-                    if not recipe_is_optional(recipe):
-                        raise
-                    report.append(f"{recipe}: skipped, optional ({exc})")
-                    continue
-                report.append(f"{recipe}: {image_id} ({'loaded' if loaded else 'already present'})")
-        finally:
-            executor.close()
-        return report
-
-    try:
-        report = trio.run(build)
-    except ExecError as exc:
-        _fail(str(exc))
-    for line in report:
-        typer.echo(line)
-
-
-@modules_app.command("list")
-def modules_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """List the modules this node can run: image, parameters, resources, whether it is built."""
-    import trio
-
-    from lilypad_p2p.exec import BUILTIN_MODULES, DockerUnavailable, ExecError, Executor
-
-    async def describe() -> list[dict[str, Any]]:
-        try:
-            executor: Executor | None = await Executor.connect()
-        except DockerUnavailable:
-            executor = None
-        rows = []
-        for module in BUILTIN_MODULES.values():
-            image_id: str | None = None
-            if executor is not None:
-                try:
-                    image_id = await executor.image_id(module.name)
-                except ExecError:
-                    image_id = None
-            rows.append(
-                {
-                    "name": module.name,
-                    "image": module.image,
-                    "image_id": image_id,
-                    "built": None if executor is None else image_id is not None,
-                    "deterministic": module.deterministic,
-                    "params": {
-                        name: {"kind": p.kind, "default": p.default, "description": p.description}
-                        for name, p in module.params.items()
-                    },
-                    "resources": {
-                        "milli_cpu": module.resources.milli_cpu,
-                        "memory_bytes": module.resources.memory_bytes,
-                        "disk_bytes": module.resources.disk_bytes,
-                        "gpu_count": module.resources.gpu_count,
-                        "max_processes": module.resources.max_processes,
-                    },
-                    "description": module.description,
-                }
-            )
-        if executor is not None:
-            executor.close()
-        return rows
-
-    rows = trio.run(describe)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    for row in rows:
-        state = {None: "Docker unavailable", True: row["image_id"], False: "not built"}
-        built = state[row["built"]]
-        params = ", ".join(
-            f"{name}: {p['kind']}" + ("" if p["default"] is None else f" = {p['default']!r}")
-            for name, p in row["params"].items()
-        )
-        res = row["resources"]
-        typer.echo(
-            f"{row['name']:<10} {row['description']}\n"
-            f"{'':<10} params({params}); {res['milli_cpu']} mCPU, "
-            f"{res['memory_bytes'] // 2**20} MiB RAM, {res['disk_bytes'] // 2**20} MiB disk, "
-            f"{'deterministic' if row['deterministic'] else 'NON-deterministic'}\n"
-            f"{'':<10} image {row['image']}: {built}"
-        )
 
 
 # --- deposit, withdraw, balance, chain deploy (chain) ---------------------------------------

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lilypad_p2p._module_config import MODULE_SETTINGS, check_module_table
 from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.net._admission import LIMIT_NAMES, NetLimits
 
@@ -160,6 +161,16 @@ class NodeConfig:
     spam_gossip_per_s: int = 0
     # `[[chains]]` entries, in order (empty: the `[chain]` shorthand is the one chain).
     chain_list: tuple[ChainSettings, ...] = ()
+    # A provider's module policy (`[modules]`, market/_module_policy.py): module IDs (or shipped
+    # names; empty: the shipped modules), image digests, repository prefixes, any module
+    # (within per-job limits "mcpu/ram MB/disk MB/GPUs"); and the limits of image pulls.
+    module_allow: tuple[str, ...] = ()
+    module_allow_images: tuple[str, ...] = ()
+    module_allow_repositories: tuple[str, ...] = ()
+    module_allow_any: bool = False
+    module_any_within: tuple[int, int, int, int] | None = None
+    max_image_mb: int = 2048
+    pull_timeout_s: int = 300
 
     @property
     def chains(self) -> tuple[ChainSettings, ...]:
@@ -454,8 +465,9 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
              _whole("spam_gossip_per_s", 0, 10_000)),
     _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
+    *(_Setting(*entry) for entry in MODULE_SETTINGS),
 )
-_KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS}
+_KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS if len(setting.toml_key) == 1}
 # Command-line flags whose name is not the attribute's (`lilypad-p2p node --help`).
 _FLAGS = {"roles": "the role flags", "markets": "--market", "check_rate_ppm": "--check-rate"}
 _KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}
@@ -474,11 +486,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           "file must be a TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay", "limits"})
+    unknown = sorted(
+        set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay", "limits", "modules"}
+    )
     if unknown:
         known = sorted(_KNOWN_TOP_LEVEL)
         raise ConfigError(
-            f"{path}: unknown setting(s) {unknown}; known: {known}, [chain] and [[chains]]"
+            f"{path}: unknown setting(s) {unknown}; known: {known}, [chain], [[chains]], "
+            "[relay] and [modules]"
         )
     chain = data.get("chain", {})
     if not isinstance(chain, dict):
@@ -486,6 +501,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     unknown_chain = sorted(set(chain) - _KNOWN_CHAIN_KEYS)
     if unknown_chain:
         raise ConfigError(f"{path}: unknown [chain] setting(s) {unknown_chain}")
+    check_module_table(data, path)
     relay = data.get("relay", {})
     if not isinstance(relay, dict) or set(relay) - _KNOWN_RELAY_KEYS:
         raise ConfigError(f"{path}: [relay] must be a table of {sorted(_KNOWN_RELAY_KEYS)}")

@@ -30,6 +30,7 @@ from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
 from lilypad_p2p.net import (
     MEDIATION_PROTOCOL,
+    MODULE_PROTOCOL,
     CancelReceived,
     GossipNet,
     MarketTopic,
@@ -63,6 +64,8 @@ from lilypad_p2p.roles import (
     resource_offer,
 )
 from lilypad_p2p.roles._deal_peers import open_deal_peers
+from lilypad_p2p.roles._module_gate import definition_server
+from lilypad_p2p.roles._module_setup import module_catalog, module_policy, pull_limits
 from lilypad_p2p.store import DealStore, StoreError
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
@@ -114,6 +117,9 @@ class Node:
             on_addrs_changed=lambda: self._addrs_changed.set(),
         )
         self.book = OfferBook()
+        # Modules this node knows (shipped + added under its home); their definitions are
+        # served to peers over /lilypad/module/1 (providers fetch what job creators name).
+        self.modules = module_catalog(config.home)
         self.solver: Solver | None = None
         if config.has_role("solver"):
             self.solver = Solver(
@@ -217,6 +223,7 @@ class Node:
             acceptance_ms=config.acceptance_timeout_s * 1000,
             settlement_ms=config.settlement_timeout_s * 1000,
         )
+        self.net.set_stream_handler(MODULE_PROTOCOL, definition_server(self.modules))
         # The database first: a damaged one is refused at once, not after the chain answers.
         self.store = store = DealStore.open(self.config.database)
         nursery.start_soon(_close_at_exit, store)
@@ -232,6 +239,7 @@ class Node:
                 clock_ms=self._clock_ms, timeouts=timeouts,
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
                 availability=self.health.why_no_jobs,
+                modules=self.modules, request=self.net.request,
             )
             self.provider.install(self.net.set_stream_handler)
             await nursery.start(self.provider.run)
@@ -242,6 +250,7 @@ class Node:
                 node_record=self.node_records.get, mediators=self.config.mediators,
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
+                modules=self.modules,
                 disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,
@@ -260,6 +269,7 @@ class Node:
                 stake_wei=config.mediator_stake_wei,
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
                 verdict_dir=config.home / "verdicts",
+                modules=self.modules, request=self.net.request,
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)
@@ -297,8 +307,10 @@ class Node:
 
         return functools.partial(
             Executor.connect,
+            modules=self.modules,
             owner=f"{self.identity.address}/{role}",
             workdir_root=self.config.home / "jobs" / role,
+            pull_limits=pull_limits(self.config),
         )
 
     def _mediator_contact(self, address: str) -> MediatorContact | None:
@@ -376,8 +388,6 @@ class Node:
             self._addrs_changed = trio.Event()
 
     async def _offer_capacity(self) -> None:
-        from lilypad_p2p.exec import BUILTIN_MODULES
-
         capacity = await trio.to_thread.run_sync(detect_capacity, self.config.home)
         chain_ids = await self._offered_chain_ids()
         for market in self.config.markets:
@@ -385,7 +395,7 @@ class Node:
                 provider=self.identity.address,
                 market=market,
                 capacity=capacity,
-                modules=tuple(sorted(BUILTIN_MODULES)),
+                modules=module_policy(self.config, self.modules).entries(),
                 now_ms=self._clock_ms(),
                 chain_ids=chain_ids,
                 trusted_mediators=_checksummed(self.config.mediators),

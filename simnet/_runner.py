@@ -34,6 +34,7 @@ from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
 from lilypad_p2p.testing._market import MarketWorld
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
 from simnet._netns import Group, NetnsLab, netns_missing
+from simnet._registry_module import REGISTRY_MODULE, registry_module
 from simnet._report import (
     FINAL,
     deal_latencies,
@@ -228,6 +229,7 @@ class Run:
         self.submitted: list[tuple[str, str]] = []  # (client name, deal key)
         self.client_deals: dict[str, dict[str, Any]] = {}
         self.events_log: list[str] = []
+        self.module_ids: dict[str, str] = {}  # workload name -> module ID (user modules)
 
     def roles_of(self, role: str) -> list[NodeProcess]:
         """The started nodes of `role`."""
@@ -325,6 +327,7 @@ class Run:
                     client = clients[index % len(clients)]
                     module = workload.modules[index % len(workload.modules)]
                     posted_job = job(index, module)
+                    posted_job["module"] = self.module_ids.get(module, module)
                     target = None
                     if workload.target_providers:
                         target, posted_job["target"] = targets[index % len(targets)]
@@ -650,8 +653,18 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     if lab is not None:  # what to look for (`ip netns list`) should a run ever leave any
         (out_dir / "netns-prefix").write_text(lab.prefix + "\n")
     group_of = {p.name: p.group for p in plans}
-    with sigterm_as_interrupt(), world_for(out_dir / "nodes", lab, group_of) as world:
+    with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+        if REGISTRY_MODULE in scenario.workload.modules:
+            user_module = stack.enter_context(registry_module(out_dir / "registry-module"))
+            for plan in plans:
+                if plan.role == "provider":
+                    plan.config_lines += user_module.provider_config
+                elif plan.role == "client":
+                    user_module.add_to(out_dir / "nodes" / plan.name)
+        world = stack.enter_context(world_for(out_dir / "nodes", lab, group_of))
         run = Run(scenario, plans, world, lab, console)
+        if REGISTRY_MODULE in scenario.workload.modules:
+            run.module_ids[REGISTRY_MODULE] = user_module.module_id
         console.print(f"[bold]{scenario.name}[/]: {scenario.nodes} nodes "
                       f"{scenario.roles.counts(scenario.nodes)}, anvil at {world.rpc_url}")
         run.start_nodes()

@@ -36,7 +36,8 @@ from typing import Any
 
 from lilypad_p2p.errors import ConfigError
 
-KNOWN_MODULES = frozenset({"hash", "wordcount", "random"})
+# "registry": a user-defined module whose image a local registry serves (_registry_module.py).
+KNOWN_MODULES = frozenset({"hash", "wordcount", "random", "registry"})
 
 
 class ScenarioError(ConfigError):

@@ -1,97 +1,157 @@
-"""The modules every node ships, all built offline from Debian's static busybox."""
+"""The modules a node knows: the shipped definitions plus those added to its home.
+
+Shipped modules are TOML definitions under `exec/definitions/`, all built offline (`recipe:`
+images). Added modules live in `<home>/modules/<module ID>.module`, each file the canonical
+definition bytes, so a file is checked against its name whenever it is read: a corrupted or
+swapped file is refused, never run.
+
+A module is referred to by its ID (`bafkrei...`); for convenience a shipped module also by its
+name (`hash`), and an added one by `name` or `name@version` when that is unambiguous.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from types import MappingProxyType
 
-from lilypad_p2p.exec._modules import Module, Param, Resources
+from lilypad_p2p.exec._definition import (
+    definition_bytes,
+    load_definition_file,
+    module_from_bytes,
+    module_id,
+)
+from lilypad_p2p.exec._errors import BadDefinition, UnknownModule
+from lilypad_p2p.exec._modules import Module
 
-MIB = 1024 * 1024
-BUSYBOX_IMAGE = "recipe:busybox"
-SMALL_JOB = Resources(milli_cpu=500, memory_bytes=64 * MIB, disk_bytes=16 * MIB)
+DEFINITIONS_DIR = Path(__file__).parent / "definitions"
+MODULE_SUFFIX = ".module"
 
-HASH = Module(
-    name="hash",
-    image=BUSYBOX_IMAGE,
-    command=(
-        "/bin/sh",
-        "-c",
-        'printf %s "$2" | "$1"sum | cut -d" " -f1 > /outputs/digest.txt',
-        "hash",
-        "{algorithm}",
-        "{text}",
-    ),
-    params={
-        "text": Param("str", "the text to hash", max_length=64 * 1024),
-        "algorithm": Param(
-            "str",
-            "digest to compute",
-            default="sha256",
-            choices=("md5", "sha1", "sha256", "sha512"),
-        ),
-    },
-    resources=SMALL_JOB,
-    description="Hash a text parameter; writes digest.txt (hex).",
+
+def _shipped() -> dict[str, Module]:
+    modules = (load_definition_file(path) for path in sorted(DEFINITIONS_DIR.glob("*.toml")))
+    return {module.name: module for module in modules}
+
+
+BUILTIN_MODULES: Mapping[str, Module] = MappingProxyType(_shipped())
+BUILTIN_IDS: Mapping[str, str] = MappingProxyType(
+    {name: module_id(module) for name, module in BUILTIN_MODULES.items()}
 )
 
-WORDCOUNT = Module(
-    name="wordcount",
-    image=BUSYBOX_IMAGE,
-    command=(
-        "/bin/sh",
-        "-c",
-        'set -e; f="/inputs/$1"; '
-        'wc -l -w -c < "$f" > /outputs/counts.txt; '
-        "tr -s ' \\t\\r' '\\n\\n\\n' < \"$f\" | grep -v '^$' | sort | uniq -c "
-        '| sort -k1,1nr -k2,2 | head -n "$2" > /outputs/top-words.txt',
-        "wordcount",
-        "{file}",
-        "{top}",
-    ),
-    params={
-        "file": Param("str", "input file to count", default="input.txt", max_length=255),
-        "top": Param(
-            "int", "how many most frequent words to list", default=10, minimum=1, maximum=1000
-        ),
-    },
-    resources=SMALL_JOB,
-    description="Count lines, words and bytes of an input file and list its most frequent words.",
-)
 
-RANDOM = Module(
-    name="random",
-    image=BUSYBOX_IMAGE,
-    command=(
-        "/bin/sh",
-        "-c",
-        'head -c "$1" /dev/urandom > /outputs/random.bin',
-        "random",
-        "{size}",
-    ),
-    params={
-        "size": Param("int", "bytes of randomness to write", default=32, minimum=1, maximum=4096)
-    },
-    resources=SMALL_JOB,
-    deterministic=False,
-    description="Deliberately non-deterministic: writes random bytes (for mediation tests).",
-)
+class ModuleCatalog(Mapping[str, Module]):
+    """Module ID -> Module, for the shipped modules and those added under `directory`.
 
-PYTHON = Module(
-    name="python",
-    image="recipe:python",
-    command=(
-        "/usr/bin/python3.11",
-        "-S",
-        "-c",
-        "import runpy, sys; runpy.run_path('/inputs/' + sys.argv[1], run_name='__main__')",
-        "{script}",
-    ),
-    params={"script": Param("str", "input file to run", default="main.py", max_length=255)},
-    resources=Resources(milli_cpu=1000, memory_bytes=256 * MIB, disk_bytes=64 * MIB),
-    description="Run a Python 3.11 script from the inputs (standard library only, hash seed 0).",
-)
+    As a mapping it is keyed by ID, but looking up a shipped name (or an unambiguous name or
+    name@version of an added module) also works. Reads go to disk on a miss, so a module added
+    by `lilypad-p2p modules add` while the node runs is found by the node.
+    """
 
-BUILTIN_MODULES: Mapping[str, Module] = MappingProxyType(
-    {m.name: m for m in (HASH, WORDCOUNT, RANDOM, PYTHON)}
-)
+    def __init__(self, directory: Path | None = None) -> None:
+        self._directory = directory
+        self._modules: dict[str, Module] = {
+            BUILTIN_IDS[name]: module for name, module in BUILTIN_MODULES.items()
+        }
+        self._builtin_ids = frozenset(self._modules)
+
+    @property
+    def directory(self) -> Path | None:
+        return self._directory
+
+    def resolve(self, ref: str) -> tuple[str, Module]:
+        """The (ID, module) that `ref` names.
+
+        Raises:
+            UnknownModule: nothing here by that ID or name (says how to add it), or a name
+                several added modules share.
+        """
+        if ref in BUILTIN_IDS:
+            return BUILTIN_IDS[ref], BUILTIN_MODULES[ref]
+        module = self._load(ref)
+        if module is not None:
+            return ref, module
+        by_name = [
+            (mid, m) for mid, m in self._all().items()
+            if ref in (m.name, f"{m.name}@{m.version}")
+        ]
+        if len(by_name) == 1:
+            return by_name[0]
+        if by_name:
+            raise UnknownModule(
+                f"module name {ref!r} is ambiguous: {sorted(mid for mid, _ in by_name)}; "
+                "name it by ID or name@version"
+            )
+        raise UnknownModule(
+            f"unknown module {ref!r}: not on this node; add it with `lilypad-p2p modules add "
+            "PATH` (or git+URL@COMMIT); `lilypad-p2p modules list` shows what is here"
+        )
+
+    def add(self, module: Module) -> str:
+        """Store `module` (if it is not shipped) and return its ID."""
+        mid = module_id(module)
+        if mid not in self._builtin_ids:
+            self._write(mid, definition_bytes(module))
+        self._modules[mid] = module
+        return mid
+
+    def add_definition(self, expected_id: str, data: bytes) -> Module:
+        """Store a definition received from elsewhere, after checking it is `expected_id`'s.
+
+        Raises:
+            BadDefinition: `data` is not module `expected_id`'s canonical definition.
+        """
+        module = module_from_bytes(expected_id, data)
+        self.add(module)
+        return module
+
+    def definition(self, mid: str) -> bytes | None:
+        """The canonical definition bytes of module `mid`, if known here."""
+        module = self._modules.get(mid) or self._load(mid)
+        return definition_bytes(module) if module is not None else None
+
+    def is_builtin(self, mid: str) -> bool:
+        return mid in self._builtin_ids
+
+    def __getitem__(self, ref: str) -> Module:
+        try:
+            return self.resolve(ref)[1]
+        except UnknownModule:
+            raise KeyError(ref) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._all()))
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def _all(self) -> dict[str, Module]:
+        if self._directory is not None and self._directory.is_dir():
+            for path in self._directory.glob("*" + MODULE_SUFFIX):
+                self._load(path.name.removesuffix(MODULE_SUFFIX))
+        return dict(self._modules)
+
+    def _load(self, mid: str) -> Module | None:
+        known = self._modules.get(mid)
+        if known is not None or self._directory is None or "/" in mid or not mid:
+            return known
+        path = self._directory / (mid + MODULE_SUFFIX)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        try:
+            module = module_from_bytes(mid, data)
+        except BadDefinition as exc:
+            raise UnknownModule(f"stored module {path} is corrupt ({exc}); delete it") from exc
+        self._modules[mid] = module
+        return module
+
+    def _write(self, mid: str, data: bytes) -> None:
+        if self._directory is None:
+            return
+        self._directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target = self._directory / (mid + MODULE_SUFFIX)
+        temporary = target.with_suffix(".tmp")
+        temporary.write_bytes(data)
+        os.replace(temporary, target)

@@ -167,6 +167,11 @@ class DockerEngine:
         with _mapped_errors(f"looking up image {reference}"):
             return self._api.inspect_image(reference)["Id"]
 
+    def image_size(self, reference: str) -> int:
+        """The image's size on disk (bytes, as `docker images` shows it)."""
+        with _mapped_errors(f"looking up image {reference}"):
+            return int(self._api.inspect_image(reference).get("Size") or 0)
+
     def load_image(self, archive: bytes) -> None:
         with _mapped_errors("loading an image archive"):
             for message in self._api.load_image(archive):

@@ -30,6 +30,14 @@ class UnknownModule(ExecError):
     """A job names a module this node does not have (or pins a different image for it)."""
 
 
+class BadDefinition(ExecError, PeerMisbehaved):
+    """A module definition is not valid, or does not match the module ID it was given as."""
+
+
+class ImageRefused(ExecError):
+    """A module's image cannot be used here: digest mismatch, too large, unreachable, refused."""
+
+
 class UnsealFailed(ExecError, PeerMisbehaved):
     """Sealed bytes do not open with this key: tampered, truncated or sealed to another key."""
 

@@ -53,6 +53,7 @@ from lilypad_p2p.exec._outputs_fs import (
     mounts_under,
     unmount,
 )
+from lilypad_p2p.exec._registry import DEFAULT_PULL_LIMITS, PullLimits, ensure_registry_image
 from lilypad_p2p.exec._sealing import PrivateKeyLike, PublicKeyLike, seal_for, unseal
 from lilypad_p2p.exec._tarball import result_cid, tar_directory
 
@@ -119,6 +120,7 @@ class Executor:
         log_tail_bytes: int = LOG_TAIL_BYTES,
         owner: str = "",
         bound_outputs: bool | None = None,
+        pull_limits: PullLimits = DEFAULT_PULL_LIMITS,
     ) -> None:
         """`bound_outputs`: give each job a size-limited `/outputs` (default: when root)."""
         self._engine = engine
@@ -129,11 +131,13 @@ class Executor:
                 "exits (bounding them while they run needs root and mkfs.ext4): a job can fill "
                 "this machine's disk"
             )
-        self._modules = dict(modules)
+        # Kept by reference: a ModuleCatalog learns modules while the node runs.
+        self._modules = modules
         self._workdir_root = workdir_root
         self._owner = owner
         self._recipes_dir = recipes_dir
         self._log_tail_bytes = log_tail_bytes
+        self._pull_limits = pull_limits
         self._present_images: dict[str, str] = {}
         self._archives: dict[str, ImageArchive] = {}
 
@@ -146,6 +150,7 @@ class Executor:
         recipes_dir: Path = RECIPES_DIR,
         owner: str = "",
         bound_outputs: bool | None = None,
+        pull_limits: PullLimits = DEFAULT_PULL_LIMITS,
     ) -> Executor:
         """Connect to the Docker engine named by the environment (DOCKER_HOST & co.).
 
@@ -165,6 +170,7 @@ class Executor:
             recipes_dir=recipes_dir,
             owner=owner,
             bound_outputs=bound_outputs,
+            pull_limits=pull_limits,
         )
         if owner and workdir_root is not None:
             await trio.to_thread.run_sync(executor._clean_up_after_crash)
@@ -185,7 +191,7 @@ class Executor:
 
     @property
     def modules(self) -> Mapping[str, Module]:
-        return dict(self._modules)
+        return self._modules
 
     @property
     def engine(self) -> DockerEngine:
@@ -213,6 +219,8 @@ class Executor:
         Raises:
             UnknownModule: no such module.
             ImageMissing: the image is neither present nor obtainable (says how to build it).
+            ImageRefused: a registry image's digest does not match, it is over the node's size
+                limit, or its pull took too long (`_registry.py`).
         """
         module = self._module(module_name)
         if module.image in self._present_images:
@@ -223,9 +231,7 @@ class Executor:
             # Looking it up raises ImageMissing with the build hint when it is absent.
             await trio.to_thread.run_sync(self._engine.image_id, image_id)
         else:
-            if not await trio.to_thread.run_sync(self._engine.has_image, module.image):
-                await trio.to_thread.run_sync(self._engine.pull, module.image)
-            image_id = await trio.to_thread.run_sync(self._engine.image_id, module.image)
+            image_id = await ensure_registry_image(self._engine, module.image, self._pull_limits)
         self._present_images[module.image] = image_id
         return image_id
 
@@ -267,7 +273,7 @@ class Executor:
         inputs = JobInputs.decode(plaintext)
         del plaintext
         argv = module.render_command(inputs.params)
-        image_id = await self.image_id(module.name)
+        image_id = await self.image_id(job.module)
         if job.image_id is not None and job.image_id != image_id:
             raise UnknownModule(
                 f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"

@@ -23,7 +23,10 @@ from lilypad_p2p.exec._errors import BadParameters
 from lilypad_p2p.exec._inputs import ParamValue
 
 MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MODULE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
+MAX_RUN_TIME_S = 24 * 3600
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+RECIPE_IMAGE_PREFIX = "recipe:"
 RECIPE_IMAGE = re.compile(r"^recipe:([a-z0-9][a-z0-9_-]{0,63})$")
 REGISTRY_IMAGE = re.compile(r"^([a-z0-9][a-z0-9._/:-]*)@sha256:([0-9a-f]{64})$")
 _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]{0,63})\}$")
@@ -83,6 +86,8 @@ class Resources:
     disk_bytes: int
     gpu_count: int = 0
     max_processes: int = 64
+    # Per GPU; 0 means any GPU will do.
+    gpu_vram_mb: int = 0
 
     def __post_init__(self) -> None:
         if self.milli_cpu <= 0 or self.memory_bytes < 6 * 1024 * 1024:
@@ -91,6 +96,8 @@ class Resources:
             )
         if self.disk_bytes <= 0 or self.gpu_count < 0 or self.max_processes <= 0:
             raise ValueError("disk_bytes and max_processes must be positive, gpu_count >= 0")
+        if self.gpu_vram_mb < 0 or (self.gpu_vram_mb and not self.gpu_count):
+            raise ValueError("gpu_vram_mb must be >= 0, and 0 when no GPU is asked for")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +111,19 @@ class Module:
     params: Mapping[str, Param] = field(default_factory=dict)
     deterministic: bool = True
     description: str = ""
+    version: str = "1.0.0"
+    # The longest one run may take; a deal's deadline may cut it shorter.
+    max_run_time_s: int = 600
+    # What the module writes under /outputs (documentation for its users; not enforced).
+    outputs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not MODULE_NAME.match(self.name):
             raise ValueError(f"module name {self.name!r} does not match {MODULE_NAME.pattern}")
+        if not MODULE_VERSION.match(self.version):
+            raise ValueError(f"module {self.name}: version {self.version!r} is not like 1.2.3")
+        if not 0 < self.max_run_time_s <= MAX_RUN_TIME_S:
+            raise ValueError(f"module {self.name}: max_run_time_s must be in 1..{MAX_RUN_TIME_S}")
         if not (RECIPE_IMAGE.match(self.image) or REGISTRY_IMAGE.match(self.image)):
             raise ValueError(
                 f"module {self.name}: image {self.image!r} must be recipe:<name> or "
@@ -123,6 +139,7 @@ class Module:
             if placeholder and placeholder.group(1) not in self.params:
                 raise ValueError(f"module {self.name}: {element} names no declared parameter")
         object.__setattr__(self, "command", tuple(self.command))
+        object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
 
     def resolve_params(self, given: Mapping[str, ParamValue]) -> dict[str, ParamValue]:

@@ -62,6 +62,12 @@ from lilypad_p2p.market._matching import (
     proposals_for,
     vet_proposal,
 )
+from lilypad_p2p.market._module_policy import (
+    ModulePolicy,
+    entry_accepts,
+    is_module_id_entry,
+    offer_accepts,
+)
 from lilypad_p2p.market._offer_book import (
     DEFAULT_MAX_MARKETS,
     DEFAULT_MAX_OFFERS_PER_MARKET,
@@ -126,6 +132,7 @@ __all__ = [
     "MatchHolds",
     "MatchPolicy",
     "Matching",
+    "ModulePolicy",
     "OfferBook",
     "OfferBookStatistics",
     "Phase",
@@ -149,9 +156,11 @@ __all__ = [
     "consortium_seed",
     "default_quorum",
     "due_timeout",
+    "entry_accepts",
     "epoch_end_ms",
     "epoch_of",
     "first_fit",
+    "is_module_id_entry",
     "is_open",
     "is_spot_checked",
     "judge_runs",
@@ -161,6 +170,7 @@ __all__ = [
     "new_client_deal",
     "new_provider_deal",
     "next_phase",
+    "offer_accepts",
     "proposals_for",
     "required_collateral",
     "select_consortium",

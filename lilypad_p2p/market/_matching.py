@@ -10,7 +10,8 @@ Constraints, checked in both directions for every pair (`mismatch` names the fir
 - the job's settlement chain is one the offer accepts (`job.chain_id in offer.chain_ids`):
   markets are shared by every chain, money stays on the deal's own chain;
 - a job with `target_provider` only goes to that provider's offers;
-- the module is in the resource offer's `modules`;
+- the resource offer's `modules` accept the job's module: its ID is listed, or one of the
+  provider's policy rules accepts the job's image or spec (`_module_policy.py`);
 - the provider's price is at most the job's `max_price_wei`;
 - the offer's collateral covers price / the job's spot-check rate (`check_rate_ppm`), so a
   provider that cheats on a spot-checked job loses more than it could earn;
@@ -80,6 +81,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from lilypad_p2p.market._consortium import collateral_covers_check_rate
+from lilypad_p2p.market._module_policy import is_module_id_entry, offer_accepts
 from lilypad_p2p.wire import MAX_MATCHES, JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 # Default length of a matching epoch (DESIGN.md §5).
@@ -220,7 +222,7 @@ def mismatch(
         return "chain not accepted"
     if job.target_provider is not None and job.target_provider != resource.provider:
         return "job targets another provider"
-    if job.module not in resource.modules:
+    if not offer_accepts(resource.modules, job):
         return "module not offered"
     if resource.price_per_job_wei > job.max_price_wei:
         return "price above the job's maximum"
@@ -354,8 +356,15 @@ def _build_problem(
         same = prices[r] == prices[previous] and load[r] == load[previous]
         tier[r] = tier[previous] if same else tier[previous] + 1
     by_module: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    # Offers with policy rules (digest, repository, any) are checked per job, cheapest first.
+    with_rules: dict[str, list[int]] = {}
     for r in by_price:
         for module in resources[r].modules:
+            if not is_module_id_entry(module):
+                ruled = with_rules.setdefault(resources[r].market, [])
+                if not ruled or ruled[-1] != r:
+                    ruled.append(r)
+                continue
             indices, sorted_prices = by_module.setdefault((resources[r].market, module), ([], []))
             indices.append(r)
             sorted_prices.append(prices[r])
@@ -369,6 +378,14 @@ def _build_problem(
             continue
         indices, sorted_prices = by_module.get((job.market, job.module), ([], []))
         affordable = indices[: bisect.bisect_right(sorted_prices, job.max_price_wei)]
+        listed = set(affordable)
+        ruled = [
+            r for r in with_rules.get(job.market, ())
+            if prices[r] <= job.max_price_wei and r not in listed
+            and offer_accepts(resources[r].modules, job)
+        ]
+        if ruled:
+            affordable = sorted([*affordable, *ruled], key=lambda r: (prices[r], r))
         compatible = _compatible(job, affordable, resources, mediators, policy.min_common_mediators)
         options.append(_rotate_tiers(compatible, tier, _draw(job_id)))
         unrotated.append(compatible)

@@ -4,6 +4,7 @@
     /lilypad/job/1     send the sealed inputs of an open deal, get the signed result
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
     /lilypad/mediation/1  send a disputed job's inputs to a mediator, get its signed verdict
+    /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
 
 Framing: a 4-byte big-endian length, then one canonical msgpack deal message
 (`wire/_deal_messages.py`); each protocol bounds its request and its answer. The stream is
@@ -39,6 +40,7 @@ DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
 JOB_PROTOCOL = TProtocol("/lilypad/job/1")
 RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
 MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/1")
+MODULE_PROTOCOL = TProtocol("/lilypad/module/1")
 FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
 REQUEST_READ_TIMEOUT_S = 30.0
@@ -92,6 +94,14 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         MAX_SMALL_BYTES,
         (wire.MediationRequest,),
         (wire.VerdictNotice, wire.DealRefused),
+    ),
+    # A module definition: at most 64 KiB (wire/_module_messages.py) plus framing.
+    MODULE_PROTOCOL: StreamProtocol(
+        MODULE_PROTOCOL,
+        MAX_SMALL_BYTES,
+        2 * MAX_SMALL_BYTES,
+        (wire.ModuleRequest,),
+        (wire.ModuleDefinition, wire.DealRefused),
     ),
 }
 

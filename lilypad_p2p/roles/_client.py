@@ -42,7 +42,14 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import BUILTIN_MODULES, JobInputs, result_cid, seal_for, unseal
+from lilypad_p2p.exec import (
+    JobInputs,
+    ModuleCatalog,
+    UnknownModule,
+    result_cid,
+    seal_for,
+    unseal,
+)
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -64,6 +71,7 @@ from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, rea
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
+    BUILTIN_NAMES,
     NoMediators,
     build_deal,
     deal_from_wire,
@@ -117,10 +125,8 @@ class JobSubmission:
     def __post_init__(self) -> None:
         if self.salt is not None and len(self.salt) != 32:
             raise SubmissionError("a deal salt is 32 bytes")
-        if self.module not in BUILTIN_MODULES:
-            raise SubmissionError(
-                f"unknown module {self.module!r}; known: {sorted(BUILTIN_MODULES)}"
-            )
+        if not self.module:
+            raise SubmissionError("a job names a module (ID or name)")
         if self.max_price_wei <= 0 or self.deadline_s <= 0:
             raise SubmissionError("max price and deadline must be positive")
 
@@ -157,8 +163,10 @@ class ClientRole:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
+        modules: ModuleCatalog | None = None,
     ) -> None:
         self._identity = identity
+        self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
         self._chains = chains
@@ -197,18 +205,16 @@ class ClientRole:
         """
         if self._nursery is None:
             raise SubmissionError("the client role is not running")
-        module = BUILTIN_MODULES[job.module]
+        try:
+            module_id, module = self._modules.resolve(job.module)
+        except UnknownModule as exc:
+            raise SubmissionError(str(exc)) from exc
         try:
             inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
             encoded = inputs.encode()
             check_inputs_fit(len(encoded), sum(len(c) for c in inputs.files.values()))
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
-        if not self._mediators:
-            raise SubmissionError(
-                "no mediators configured: set `mediators = [\"0x...\"]` in config.toml (or "
-                "LILYPAD_MEDIATORS); a deal needs at least one"
-            )
         try:
             chain = self._chains.require(job.chain_id)
         except UnknownChain as exc:
@@ -224,12 +230,14 @@ class ClientRole:
         offer = wire.JobOffer(
             market=job.market,
             job_creator=self._identity.address,
-            module=job.module,
+            module=module_id,
+            image=module.image,
             spec=wire.ResourceSpec(
                 milli_cpu=resources.milli_cpu,
                 ram_mb=-(-resources.memory_bytes // MIB),
                 disk_mb=-(-resources.disk_bytes // MIB),
                 gpu_count=resources.gpu_count,
+                gpu_vram_mb=resources.gpu_vram_mb,
             ),
             max_price_wei=job.max_price_wei,
             trusted_mediators=self._mediators,
@@ -247,12 +255,13 @@ class ClientRole:
         sealed_self = seal_for(self._identity.sealing_public_key, encoded)
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
-                                    "module": job.module, "submitted_ms": now,
+                                    "module": module_id, "module_name": module.name,
+                                    "submitted_ms": now,
                                     **({"salt": job.salt} if job.salt else {})},
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
-        event(log, "job.submitted", key=offer.cid, module=job.module,
+        event(log, "job.submitted", key=offer.cid, module=module_id,
               target=offer.target_provider, chain_id=chain.chain_id)
         self._nursery.start_soon(self._drive, offer.cid)
         return offer.cid
@@ -409,6 +418,8 @@ class ClientRole:
                                   **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
                 continue
+            if not self._mediators and not await self._all_registered(stored, deal.mediators):
+                continue
             signature = self._chain(stored).sign_deal(deal)
             self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
                        deal=deal_to_wire(deal), job_creator_signature=signature,
@@ -416,6 +427,17 @@ class ClientRole:
                        matched_ms=self._clock_ms())
             return
         await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
+
+    async def _all_registered(self, stored: StoredDeal, mediators: tuple[str, ...]) -> bool:
+        """A client with no mediators of its own (its job offers name none) takes those its
+        provider trusts, but only mediators registered and active on the deal's chain."""
+        chain = self._chain(stored)
+        for address in mediators:
+            stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
+            if stake == 0 or exit_ready_at:
+                event(log, "deal.mediator_unregistered", key=stored.record.key, mediator=address)
+                return False
+        return True
 
     def _give_up_match(self, stored: StoredDeal, why: str) -> None:
         """Back to offered: nothing is signed by the provider yet, so the job is not lost,
@@ -716,7 +738,10 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
     shown: dict[str, Any] = {
         **dataclasses.asdict(stored.record),
         "chain_id": stored.chain_id,
-        "module": detail.get("module"),
+        # Shown by name (shipped modules, and the client's own); `module_id` is the ID.
+        "module": detail.get("module_name") or BUILTIN_NAMES.get(detail.get("module", ""),
+                                                                 detail.get("module")),
+        "module_id": detail.get("module"),
         "provider": deal.get("provider") if deal else None,
         "job_creator": deal.get("job_creator") if deal else None,
         "payment_wei": deal.get("payment") if deal else None,

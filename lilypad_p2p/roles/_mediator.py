@@ -38,11 +38,19 @@ from libp2p.peer.id import ID
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, Deal, DealStatus, EventWatcher, Outcome, Verdict
 from lilypad_p2p.errors import LilypadError
-from lilypad_p2p.exec import ExecError, Executor, JobSpec
+from lilypad_p2p.exec import (
+    BadDefinition,
+    ExecError,
+    Executor,
+    JobSpec,
+    ModuleCatalog,
+    UnknownModule,
+)
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_PROTOCOL
+from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
 
@@ -86,8 +94,13 @@ class MediatorRole:
         stake_wei: int,
         fault: MediatorFault = MediatorFault.NONE,
         verdict_dir: Path | None = None,
+        modules: ModuleCatalog | None = None,
+        request: Callable[..., Awaitable[wire.DealMessage]] | None = None,
     ) -> None:
         self._identity = identity
+        # A user module's definition comes from the disputing job creator, checked by its ID.
+        self._modules = modules
+        self._request = request
         self._chains = chains
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
@@ -210,9 +223,22 @@ class MediatorRole:
     ) -> wire.DealMessage:
         assert isinstance(request, wire.MediationRequest)
         try:
+            await self._have_module(peer_id, request.module)
             return await self.judge(request)
         except (MediationRefused, ChainError) as exc:
             return wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS])
+
+    async def _have_module(self, peer_id: ID, module: str) -> None:
+        """Fetch a module definition we lack from the asker (MediationRefused if we cannot)."""
+        if self._modules is None or self._request is None:
+            return
+        try:
+            self._modules.resolve(module)
+        except UnknownModule:
+            try:
+                await fetch_definition(self._request, peer_id, module, self._modules)
+            except (UnknownModule, BadDefinition) as exc:
+                raise MediationRefused(str(exc)) from exc
 
     async def judge(self, request: wire.MediationRequest) -> wire.VerdictNotice:
         """Re-run the disputed job twice and sign a verdict (the same one if asked again).

@@ -30,7 +30,14 @@ from libp2p.peer.id import ID
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import ExecError, Executor, JobSpec, seal_for
+from lilypad_p2p.exec import (
+    ExecError,
+    Executor,
+    JobSpec,
+    ModuleCatalog,
+    detect_gpus,
+    seal_for,
+)
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -46,6 +53,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles._mediator import wrong_output
+from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
@@ -70,11 +78,14 @@ class Capacity:
 
 
 def detect_capacity(work_dir: Path) -> Capacity:
-    """This machine's CPUs (as usable by this process), RAM and free disk under `work_dir`."""
+    """This machine's CPUs (as usable by this process), RAM, free disk under `work_dir`, and
+    its NVIDIA GPUs (count and the smallest VRAM, via nvidia-smi when present)."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     ram_mb = psutil.virtual_memory().total // (1024 * 1024)
     disk_mb = shutil.disk_usage(work_dir).free // (1024 * 1024)
-    return Capacity(milli_cpu=(cpus or 1) * 1000, ram_mb=ram_mb, disk_mb=disk_mb)
+    gpus = detect_gpus()
+    return Capacity(milli_cpu=(cpus or 1) * 1000, ram_mb=ram_mb, disk_mb=disk_mb,
+                    gpu_count=gpus.count, gpu_vram_mb=gpus.vram_mb)
 
 
 def resource_offer(
@@ -141,6 +152,8 @@ class ProviderRole:
         cheat_wrong_output: bool = False,
         disputes: ProviderDisputes | None = None,
         availability: Callable[[], str | None] = lambda: None,
+        modules: ModuleCatalog | None = None,
+        request: Callable[..., Awaitable[wire.DealMessage]] | None = None,
     ) -> None:
         # Why this node cannot run a job now (Docker or the chain unreachable, the disk full;
         # node_health.py), or None: deals are refused meanwhile.
@@ -161,6 +174,8 @@ class ProviderRole:
         self._timeouts = timeouts
         self._runs: dict[str, trio.Event] = {}
         self._lock = trio.Lock()  # serialises capacity checks against new agreements
+        # Definitions a job's module needs are fetched from its job creator with `request`.
+        self._modules = ModuleGate(modules or ModuleCatalog(), request, self._connect_executor)
 
     def install(self, set_handler: Callable[[str, Any], None]) -> None:
         set_handler(DEAL_PROTOCOL, self.on_deal_proposal)
@@ -220,6 +235,13 @@ class ProviderRole:
         except UnknownChain as exc:
             return wire.DealRefused(reason=str(exc))
         key = chain.deal_id(deal).hex()
+        if self._store.get(key) is None:
+            # Before any signature: the module's definition, our policy, and its image (which
+            # may take a pull); outside the lock, which only guards the capacity check.
+            refused = await self._modules.refusal(peer_id, job, resource.modules)
+            if refused is not None:
+                event(log, "deal.refused", job=job.cid, reason=refused)
+                return wire.DealRefused(reason=refused[:500])
         # Read before taking the lock: a chain call under it would queue every proposal behind
         # the chain's latency. The contract checks the collateral again when the deal opens.
         free_balance = await chain.free_balance()
@@ -326,11 +348,12 @@ class ProviderRole:
             return
         event(log, "job.started", key=key, module=stored.detail["module"])
         try:
+            module = self._modules.catalog.resolve(stored.detail["module"])[1]
             result = await executor.run(
                 JobSpec(stored.detail["module"]),
                 stored.detail["sealed_inputs"],
                 self._identity.sealing_private_key(),
-                timeout_s=min(MAX_EXECUTION_S, left_s),
+                timeout_s=min(MAX_EXECUTION_S, left_s, module.max_run_time_s),
                 output_recipient=stored.detail["output_recipient"],
             )
         except ExecError as exc:

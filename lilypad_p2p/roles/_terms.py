@@ -14,6 +14,7 @@ from eth_utils import keccak
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal, default_threshold
+from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.market import (
     DEFAULT_CONSORTIUM_SIZE,
     common_mediators,
@@ -48,8 +49,14 @@ def job_spec_hash(job: wire.JobOffer) -> bytes:
     return keccak(job.canonical_bytes)
 
 
+BUILTIN_NAMES = {module_id: name for name, module_id in BUILTIN_IDS.items()}
+
+
 def module_hash(module: str) -> bytes:
-    return keccak(text=module)
+    """The deal's on-chain module hash: keccak of the module ID, except for a shipped module,
+    whose hash is keccak of its name, as contracts name it (`requestJob("hash", ...)`) and
+    every node ships the same definitions."""
+    return keccak(text=BUILTIN_NAMES.get(module, module))
 
 
 def choose_mediators(

@@ -13,10 +13,12 @@ from lilypad_p2p.testing._chain import (
     snapshot_chain,
 )
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
+from lilypad_p2p.testing._registry import LocalRegistry, local_registry, require_registry
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
     "TEST_BALANCE_WEI",
+    "LocalRegistry",
     "SpamKind",
     "advance_chain_time",
     "anvil_binary",
@@ -24,9 +26,11 @@ __all__ = [
     "chain_test_accounts",
     "embedded_test_chain",
     "fund_on_anvil",
+    "local_registry",
     "require_anvil",
     "require_docker",
     "require_real",
+    "require_registry",
     "revert_chain",
     "running_anvil",
     "snapshot_chain",

@@ -112,6 +112,7 @@ class LocalCluster:
         markets: Sequence[str] = ("cpu",),
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        detached: bool = False,
     ) -> NodeProcess:
         home = self.base_dir / name
         home.mkdir(parents=True, exist_ok=True)
@@ -125,9 +126,10 @@ class LocalCluster:
         args += list(extra_args)
         log_path = home / "node.log"
         with log_path.open("ab") as log:
+            # Detached (the devnet): its own session, so it outlives the command that started it.
             process = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**self._env, **(env or {})},
+                env={**self._env, **(env or {})}, start_new_session=detached,
             )
         node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
         self.nodes.append(node)

@@ -58,6 +58,7 @@ from lilypad_p2p.wire._ids import (
     is_content_id,
 )
 from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
+from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 from lilypad_p2p.wire._schemas import (
     MAX_MATCHES,
     MESSAGE_TYPES,
@@ -109,6 +110,8 @@ __all__ = [
     "MatchProposal",
     "MediationRequest",
     "Message",
+    "ModuleDefinition",
+    "ModuleRequest",
     "NodeRecord",
     "NonCanonicalEncoding",
     "Offer",

@@ -190,15 +190,18 @@ class AcceptanceAck(_DealMessage):
 
 # The mediation protocol's messages (issue 6) share this framing and the helpers above.
 from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice  # noqa: E402
+from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest  # noqa: E402
 
 DealMessage = (
     DealProposal | DealCountersigned | DealRefused | JobRequest | JobResultMessage
-    | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice
+    | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice | ModuleRequest
+    | ModuleDefinition
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
     for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, JobResultMessage,
-                AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice)
+                AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice, ModuleRequest,
+                ModuleDefinition)
 }
 
 

@@ -34,6 +34,10 @@ NONCE_LIMIT = UINT64_LIMIT
 PPM = 1_000_000  # rates (a job's spot-check rate) are in parts per million
 MARKET_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 MODULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/+-]{0,127}")
+# A module's image as its definition names it: an offline recipe, or a registry image by digest.
+IMAGE_REF = re.compile(
+    r"recipe:[a-z0-9][a-z0-9_-]{0,63}|[a-z0-9][a-z0-9._/:-]{0,190}@sha256:[0-9a-f]{64}"
+)
 
 
 # --- constructor checks (raise InvalidMessage) ---------------------------------------------

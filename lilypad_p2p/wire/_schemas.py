@@ -26,6 +26,7 @@ from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_CHAINS
 from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage, UnsupportedVersion
 from lilypad_p2p.wire._fields import (
     ADDRESS,
+    IMAGE_REF,
     MARKET_NAME,
     MODULE_ID,
     NONCE_LIMIT,
@@ -272,7 +273,9 @@ class ResourceOffer(_Message):
     `spec` is capacity for jobs running at once: several jobs may be matched to one offer when
     their specs sum to at most it (per-GPU VRAM is per job, not summed).
 
-    `collateral_wei` is what the provider locks per deal; `modules` are the module IDs it runs;
+    `collateral_wei` is what the provider locks per deal; `modules` are the module IDs it runs,
+    and its policy rules (`market/_module_policy.py`: `digest:sha256:...`, `repo:PREFIX`,
+    `any` or `any/CPU/RAM/DISK/GPUS`);
     `chain_ids` are the settlement chains it takes deals on (it has a deposit on each): money
     stays on each deal's own chain, while the market (topic) is shared by every chain.
     """
@@ -338,6 +341,7 @@ class JobOffer(_Message):
     market: str = field(metadata=_wire())
     job_creator: str = field(metadata=_wire(ADDRESS))
     module: str = field(metadata=_wire())
+    image: str = field(default="", metadata=_wire())
     spec: ResourceSpec = field(metadata=_wire(SPEC))
     max_price_wei: int = field(metadata=_wire(WEI))
     trusted_mediators: tuple[str, ...] = field(metadata=_wire(sequence(ADDRESS)))
@@ -354,6 +358,8 @@ class JobOffer(_Message):
         _require_market("market", self.market)
         require_address("job_creator", self.job_creator)
         _require_module("module", self.module)
+        if self.image != "":
+            require_text("image", self.image, IMAGE_REF)
         if type(self.spec) is not ResourceSpec:
             raise InvalidMessage("spec must be a ResourceSpec")
         require_wei("max_price_wei", self.max_price_wei)

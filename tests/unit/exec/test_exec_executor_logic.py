@@ -56,6 +56,9 @@ class ScriptedEngine:
     def image_id(self, reference):
         return "sha256:" + "cd" * 32
 
+    def image_size(self, reference):
+        return 5 * 2**20
+
     def create(self, settings):
         self.created.append(settings)
         return f"container-{len(self.created)}"

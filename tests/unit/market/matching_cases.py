@@ -45,11 +45,13 @@ def job(
     market: str = "cpu",
     chain_id: int = CHAIN_A,
     check_rate_ppm: int = 0,
+    image: str = "",
 ) -> JobOffer:
     return JobOffer(
         market=market,
         job_creator=creator,
         module=module,
+        image=image,
         spec=need or spec(),
         max_price_wei=max_price,
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),

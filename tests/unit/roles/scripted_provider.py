@@ -11,7 +11,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
-from lilypad_p2p.exec import seal_for, unseal
+from lilypad_p2p.exec import BUILTIN_IDS, seal_for, unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
@@ -89,7 +89,7 @@ def provider_listing(
 ) -> tuple[wire.SignedEnvelope, wire.NodeRecord]:
     """A signed `hash` resource offer in market `cpu` and the provider's NodeRecord."""
     offer = resource_offer(provider=provider.address, market="cpu",
-                           capacity=Capacity(2000, 4096, 10_000), modules=("hash",),
+                           capacity=Capacity(2000, 4096, 10_000), modules=(BUILTIN_IDS["hash"],),
                            now_ms=now_ms, chain_ids=(chain_id,), trusted_mediators=trusted)
     record = wire.NodeRecord(
         address=provider.address, peer_id=str(provider.peer_id), roles=("provider",),

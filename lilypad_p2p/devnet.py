@@ -1,0 +1,203 @@
+"""A local network that stays up: anvil, the settlement contract, and a few nodes in the
+background, with a ready client home (in the manner of Bacalhau's devstack).
+
+    lilypad-p2p devnet up        # chain + contract + 2 providers, a solver, a client
+    export LILYPAD_HOME=$(lilypad-p2p devnet status --client-home)
+    lilypad-p2p run hash -i text=hello --output out/
+    lilypad-p2p devnet down
+
+Every node's account is funded and has deposited. The providers trust the devnet's mediator
+(registered on the contract); the client names none, so its deals take the registered
+mediators its providers trust (threshold: a strict majority) with no hand configuration;
+providers accept any
+module that fits (`[modules] allow_any`), built from a shipped recipe or pulled by digest.
+The processes run in their own sessions (closing the terminal does not stop them); their PIDs,
+the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status` and `down` read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from lilypad_p2p.errors import LilypadError
+
+STATE_FILE = "devnet.json"
+NODE_STOP_TIMEOUT_S = 15.0
+ANVIL_STOP_TIMEOUT_S = 10.0
+PROVIDERS = 2
+PROVIDER_POLICY = "[modules]\nallow_any = true\n"
+
+
+class DevnetError(LilypadError):
+    """The devnet cannot be started, read or stopped as asked."""
+
+
+@dataclass
+class DevnetState:
+    directory: str
+    rpc_url: str
+    contract: str
+    mediator: str
+    anvil_pid: int
+    nodes: dict[str, int]  # name -> pid; each node's home is <directory>/<name>
+
+    @property
+    def client_home(self) -> Path:
+        return Path(self.directory) / "client"
+
+
+def default_directory() -> Path:
+    return Path(os.environ.get("LILYPAD_DEVNET_DIR") or Path.home() / ".lilypad-p2p-devnet")
+
+
+def read_state(directory: Path) -> DevnetState | None:
+    try:
+        return DevnetState(**json.loads((directory / STATE_FILE).read_text()))
+    except FileNotFoundError:
+        return None
+    except (ValueError, TypeError) as exc:
+        raise DevnetError(f"{directory / STATE_FILE} is damaged ({exc}); delete it") from exc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
+    """Start the devnet under `directory` and leave it running.
+
+    Raises:
+        DevnetError: one is already running there, or a part did not start.
+    """
+    from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
+    from lilypad_p2p.testing._chain import (
+        _await_listening,
+        anvil_binary,
+        chain_test_accounts,
+        fund_on_anvil,
+    )
+    from lilypad_p2p.testing._cluster import ClusterError, LocalCluster
+    from lilypad_p2p.testing._market import MarketWorld
+    from lilypad_p2p.testing._mediation import prepare_trusting_home
+
+    known = read_state(directory)
+    if known is not None and _alive(known.anvil_pid):
+        raise DevnetError(f"a devnet is already up in {directory}: `lilypad-p2p devnet down` first")
+    binary = anvil_binary()
+    if binary is None:
+        raise DevnetError("anvil not found: run `npm ci` in contracts/ (scripts/setup does)")
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / "anvil.log"
+    with log_path.open("wb") as log:
+        anvil = subprocess.Popen(
+            [str(binary), "--host", "127.0.0.1", "--port", "0", "--hardfork", "prague",
+             "--accounts", "1"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    started: dict[str, int] = {}
+    try:
+        url = _await_listening(anvil, log_path)
+        chain = open_rpc_chain(url)
+        deployer, mediator = chain_test_accounts(2)
+        fund_on_anvil(chain, [deployer, mediator])
+        contract = deploy_settlement(chain, deployer)
+        world = MarketWorld(directory, url, contract, mediator.address,
+                            LocalCluster(directory))
+        SettlementClient(chain, contract, mediator).register_mediator(10**18)
+        first = None
+        plan = [(f"provider-{i}", ["provider"], PROVIDER_POLICY)
+                for i in range(1, providers + 1)]
+        plan += [("solver", ["solver"], ""), ("client", ["client"], "")]
+        for name, roles, config_lines in plan:
+            # The client names no mediators: it takes the registered ones its providers trust.
+            prepare_trusting_home(world, name, [] if name == "client" else [mediator.address],
+                                  config_lines=config_lines)
+            node = world.cluster.start_node(
+                name, roles=roles, bootstrap=[first] if first else [], detached=True)
+            node.wait_ready()
+            started[name] = node.process.pid
+            first = first or node.dial_addr
+    except (ClusterError, LilypadError, OSError, RuntimeError) as exc:
+        _stop(started, anvil.pid)
+        raise DevnetError(f"devnet did not start: {exc}") from exc
+    state = DevnetState(str(directory), url, contract, mediator.address, anvil.pid, started)
+    (directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
+    return state
+
+
+def status(directory: Path) -> dict[str, Any]:
+    """Which parts are running, and what each node says about itself."""
+    from lilypad_p2p.control import ControlError, call
+
+    state = read_state(directory)
+    if state is None:
+        raise DevnetError(f"no devnet in {directory}: start one with `lilypad-p2p devnet up`")
+    nodes = {}
+    for name, pid in state.nodes.items():
+        entry: dict[str, Any] = {"pid": pid, "running": _alive(pid),
+                                 "home": str(directory / name)}
+        if entry["running"]:
+            with contextlib.suppress(ControlError, OSError):
+                said = call(directory / name, "status")
+                entry.update(address=said.get("address"), peers=said.get("peers"))
+        nodes[name] = entry
+    return {"directory": str(directory), "rpc_url": state.rpc_url, "contract": state.contract,
+            "mediator": state.mediator, "chain_running": _alive(state.anvil_pid),
+            "client_home": str(state.client_home), "nodes": nodes}
+
+
+def down(directory: Path) -> int:
+    """Stop every devnet process (nodes first, then the chain); how many were running."""
+    state = read_state(directory)
+    if state is None:
+        raise DevnetError(f"no devnet in {directory}")
+    running = _stop(state.nodes, state.anvil_pid)
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return running
+
+
+def _stop(nodes: dict[str, int], anvil_pid: int) -> int:
+    running = [pid for pid in nodes.values() if _alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # a node's clean shutdown, as Ctrl-C
+    _wait_gone(running, NODE_STOP_TIMEOUT_S)
+    chain = [anvil_pid] if _alive(anvil_pid) else []
+    for pid in chain:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    _wait_gone(chain, ANVIL_STOP_TIMEOUT_S)
+    return len(running) + len(chain)
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            _reap(pid)
+            time.sleep(0.1)  # polling a process that is not our child: no wait() on it
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect `pid` if it is our own child (started by `up` in this process)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)

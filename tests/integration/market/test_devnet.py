@@ -1,0 +1,50 @@
+"""The local devnet, driven exactly as the README's "Try it: a local network" tells a newcomer:
+start it, add the example module, run a job, read the output, stop it (real processes: the
+`lilypad-p2p` command, anvil, node processes, Docker)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lilypad_p2p.testing import require_anvil, require_docker
+
+pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[3]
+COMMAND_TIMEOUT_S = 300
+
+
+def test_the_devnet_as_the_readme_tells_it(tmp_path):
+    require_anvil()
+    require_docker("the devnet's providers run jobs in Docker", image="lilypad-p2p/busybox")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
+    env["LILYPAD_DEVNET_DIR"] = str(tmp_path / "devnet")
+
+    def sh(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_S)
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    sh("devnet", "up")
+    try:
+        env["LILYPAD_HOME"] = sh("devnet", "status", "--client-home").strip()
+        # No hand configuration: the client names no mediator and takes its providers'.
+        assert "mediators = []" in (Path(env["LILYPAD_HOME"]) / "config.toml").read_text()
+        module_id = sh("modules", "add", str(REPO / "examples/modules/hello/module.toml")).strip()
+        (tmp_path / "input.txt").write_text("one two three four\n")
+        ran = sh("run", module_id, "-i", "name=newcomer", "--file", "input.txt",
+                 "--output", "out/")
+        assert "verified" in ran
+        assert (tmp_path / "out" / "greeting.txt").read_text() == "Hello, newcomer!\n"
+        assert (tmp_path / "out" / "words.txt").read_text().strip() == "4"
+        assert "provider-1" in sh("devnet", "status")
+    finally:
+        stopped = sh("devnet", "down")
+    assert "devnet down" in stopped
+    assert "no devnet" in subprocess.run(
+        [sys.executable, "-m", "lilypad_p2p.cli", "devnet", "status"], env=env,
+        capture_output=True, text=True).stderr

@@ -1,0 +1,127 @@
+"""The provider's agreement-time module checks, against a job creator scripted as an attacker
+(it answers the definition request with bytes of its own choosing)."""
+
+import trio
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
+from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
+
+DEFINITION = """
+name = "say"
+image = "recipe:busybox"
+command = ["/bin/echo", "{text}"]
+[resources]
+milli_cpu = 250
+memory_mb = 32
+disk_mb = 4
+[params.text]
+kind = "str"
+"""
+PEER = ID(b"\x00\x01x")
+
+
+def _job(module: str, image: str = "", ram_mb: int = 32) -> wire.JobOffer:
+    return wire.JobOffer(
+        market="cpu", job_creator="0x" + "11" * 20, module=module, image=image,
+        spec=wire.ResourceSpec(milli_cpu=250, ram_mb=ram_mb, disk_mb=4), max_price_wei=1,
+        trusted_mediators=(), deadline=10_000, chain_id=1, created_at=1, expires_at=2, nonce=1)
+
+
+def _gate(tmp_path, answer):
+    async def request(peer_id, protocol, message, **_):
+        return answer(message)
+
+    async def no_executor():
+        return None
+
+    return ModuleGate(ModuleCatalog(tmp_path / "modules"), request, no_executor)
+
+
+def test_a_definition_that_does_not_match_its_id_is_refused_and_not_stored(tmp_path):
+    honest = load_definition_text(DEFINITION)
+    swapped = load_definition_text(DEFINITION.replace("/bin/echo", "/bin/rm"))
+    mid = module_id(honest)
+    gate = _gate(tmp_path, lambda m: wire.ModuleDefinition(
+        module=m.module, definition=definition_bytes(swapped)))
+    reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
+    assert reason is not None and "does not match module ID" in reason
+    assert not (tmp_path / "modules" / f"{mid}.module").exists()
+
+
+def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
+    creator = ModuleCatalog(tmp_path / "creator")
+    mid = creator.add(load_definition_text(DEFINITION))
+    serve = definition_server(creator)
+
+    async def main():
+        answer = await serve(PEER, wire.ModuleRequest(module=mid))
+
+        async def request(peer_id, protocol, message, **_):
+            return answer
+
+        async def no_executor():
+            return None
+
+        provider = ModuleGate(ModuleCatalog(tmp_path / "provider"), request, no_executor)
+        assert await provider.refusal(PEER, _job(mid, "recipe:busybox"), (mid,)) is None
+        assert "other-image" in await provider.refusal(
+            PEER, _job(mid, "localhost:5000/other-image@sha256:" + "a" * 64), (mid,))
+        assert "below what module say needs" in await provider.refusal(
+            PEER, _job(mid, ram_mb=8), (mid,))
+        assert "not allowed by this provider's module policy" in await provider.refusal(
+            PEER, _job(mid), ("hash",))
+
+    trio.run(main)
+    assert (tmp_path / "provider" / f"{mid}.module").exists()
+
+
+def test_a_creator_without_the_definition_gets_a_refusal_that_says_so(tmp_path):
+    gate = _gate(tmp_path, lambda m: wire.DealRefused(reason="no module here"))
+    mid = "bafkrei" + "a" * 52
+    reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
+    assert "refused to send it" in reason
+
+
+def test_a_mediator_fetches_a_missing_definition_from_the_disputing_job_creator(tmp_path):
+    from lilypad_p2p.identity import Identity
+    from lilypad_p2p.roles._mediator import MediationRefused, MediatorRole
+
+    creator = ModuleCatalog(tmp_path / "creator")
+    mid = creator.add(load_definition_text(DEFINITION))
+    serve = definition_server(creator)
+    other = module_id(load_definition_text(DEFINITION.replace("echo", "true")))
+
+    async def main():
+        async def request(peer_id, protocol, message, **_):
+            return await serve(PEER, message)
+
+        async def no_executor():
+            raise AssertionError("not needed here")
+
+        mediator = MediatorRole(Identity.load_or_create(tmp_path / "keys"), chains=None,
+                                executor_factory=no_executor, stake_wei=1,
+                                modules=ModuleCatalog(tmp_path / "mediator"), request=request)
+        await mediator._have_module(PEER, mid)
+        try:
+            await mediator._have_module(PEER, other)
+        except MediationRefused as exc:
+            return str(exc)
+        return None
+
+    refusal = trio.run(main)
+    assert (tmp_path / "mediator" / f"{mid}.module").exists()
+    assert refusal is not None and "refused to send it" in refusal
+
+
+def test_on_chain_module_hash_is_the_name_for_shipped_modules_and_the_id_otherwise():
+    from eth_utils import keccak
+
+    from lilypad_p2p.exec import BUILTIN_IDS
+    from lilypad_p2p.roles._terms import module_hash
+
+    # Contracts request shipped modules by name (requestJob("hash", ...)): the deal must agree.
+    assert module_hash(BUILTIN_IDS["hash"]) == keccak(text="hash")
+    user = module_id(load_definition_text(DEFINITION))
+    assert module_hash(user) == keccak(text=user)
