@@ -78,6 +78,7 @@ from lilypad_p2p.market._replay import (
 )
 from lilypad_p2p.market._republisher import REPUBLISH_INTERVAL_MS, Republisher
 from lilypad_p2p.market._verdicts import (
+    EquivocationWatch,
     Quorum,
     SignedVerdict,
     TallyRejected,
@@ -113,6 +114,7 @@ __all__ = [
     "DealError",
     "DealRecord",
     "Due",
+    "EquivocationWatch",
     "Event",
     "Held",
     "HeldPair",

@@ -32,7 +32,7 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.market import VerdictOutcome, new_provider_deal
+from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -331,6 +331,49 @@ async def test_mediators_cut_out_of_the_resolve_join_and_share_the_fee(setup: Se
         gains = sorted(after - was for (was, _), (after, _) in
                        zip(before, await _balances(setup, *five), strict=True))
         assert gains == [FEE // 5] * 4 + [FEE // 5 + FEE % 5]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_mediator_that_answers_two_rounds_differently_is_slashed(setup: Setup) -> None:
+    """Round one: only mediator X answers (no quorum). Round two: X signs the opposite verdict
+    with its own key. The client's watch holds both signatures and the contract takes X's stake,
+    half to the client; the honest two still resolve the deal."""
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    liar = three[0]
+    watch = EquivocationWatch()
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "two faces"}, three, 2,
+                                       cheat=True)
+        deal_id = setup.client.deal_id(case.deal)
+        consortium.offline.update(three[1:])
+        first = await mediate(setup.client, case, consortium.contact, answer_timeout_s=5,
+                              watch=watch)
+        assert first is None  # one verdict: no quorum
+        consortium.offline.clear()
+        liar_key = consortium.roles[liar]._chains.default.sync
+        flipped = Verdict(deal_id, Outcome.PROVIDER_CORRECT, case.result_hash)
+
+        def contact(address: str) -> MediatorContact | None:
+            if address != liar:
+                return consortium.contact(address)
+
+            async def two_faced(_: wire.MediationRequest) -> wire.DealMessage:
+                return wire.VerdictNotice(deal_id=deal_id, outcome=int(flipped.outcome),
+                                          result_hash=flipped.result_hash,
+                                          mediator_signature=liar_key.sign(flipped))
+
+            return MediatorContact(address, setup.mediator_ids[0].sealing_public_key, two_faced)
+
+        (c0, _), = await _balances(setup, setup.client_id.address)
+        resolution = await mediate(setup.client, case, contact, answer_timeout_s=60,
+                                   watch=watch)
+        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_WRONG
+        assert liar not in resolution.signers
+        assert setup.client.sync.mediator(liar)[0] == 0  # slashed
+        (c1, _), = await _balances(setup, setup.client_id.address)
+        assert c1 - c0 == PAYMENT + COLLATERAL + STAKE // 2
         nursery.cancel_scope.cancel()
 
 
