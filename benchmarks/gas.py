@@ -211,7 +211,8 @@ class Bench:
             self.open(deal)
             result = os.urandom(32)
             signer = self.rp if index == 4 else self.jc  # not the job creator's Acceptance
-            items.append(SettlementItem(deal, result, signer.sign(self.jc.acceptance(deal, result))))
+            acceptance = signer.sign(self.jc.acceptance(deal, result))
+            items.append(SettlementItem(deal, result, acceptance))
         receipt = self.rp.settle_batch(items)
         assert receipt is not None
         skipped = skipped_deals(self.rp, receipt)

@@ -90,6 +90,7 @@ from lilypad_p2p.market._track_record import (
     track_records,
 )
 from lilypad_p2p.market._verdicts import (
+    EquivocationWatch,
     Quorum,
     SignedVerdict,
     TallyRejected,
@@ -125,6 +126,7 @@ __all__ = [
     "DealError",
     "DealRecord",
     "Due",
+    "EquivocationWatch",
     "Event",
     "Held",
     "HeldPair",

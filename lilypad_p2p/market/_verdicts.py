@@ -11,7 +11,7 @@ machine, and k signatures must be over the same (outcome, hash) to count on chai
 `VerdictTally` collects verdicts whose signatures the caller has already checked (recovering
 EIP-712 signers is chain/'s job; market/ stays free of it). Whichever (outcome, hash) first has
 k distinct members is the quorum; verdicts that disagree with it are the dissent, kept for the
-record (a later issue slashes them); members that never answered are simply missing, and do not
+record; members that never answered are simply missing, and do not
 block a quorum of the others. A member that signs two different verdicts equivocates: both its
 verdicts stay in the tally (either may be what the contract sees) and it is listed.
 """
@@ -19,6 +19,7 @@ verdicts stay in the tally (either may be what the contract sees) and it is list
 from __future__ import annotations
 
 import enum
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -161,3 +162,44 @@ class VerdictTally:
         for v in self._verdicts:
             rulings.setdefault(v.mediator.lower(), set()).add(v.ruling)
         return tuple(self._members[m] for m, seen in rulings.items() if len(seen) > 1)
+
+    def verdicts(self) -> tuple[SignedVerdict, ...]:
+        """Every verdict counted, in arrival order."""
+        return tuple(self._verdicts)
+
+
+# Verdicts an EquivocationWatch remembers (one per deal and mediator); the oldest go first.
+WATCH_CAPACITY = 4096
+
+
+class EquivocationWatch:
+    """The first verdict each mediator signed for each deal, across every round of asking.
+
+    A second, different verdict from the same mediator for the same deal is proof that it
+    equivocated (the contract slashes its stake for the pair); `observe` returns that pair once.
+    Memory is bounded: past `capacity` (deal, mediator) entries the oldest are forgotten.
+    """
+
+    def __init__(self, capacity: int = WATCH_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._capacity = capacity
+        self._first: OrderedDict[tuple[bytes, str], SignedVerdict] = OrderedDict()
+        self._proven: set[tuple[bytes, str]] = set()
+
+    def observe(
+        self, deal_id: bytes, verdict: SignedVerdict
+    ) -> tuple[SignedVerdict, SignedVerdict] | None:
+        """Record `verdict` (its signature already checked); the proof pair on equivocation."""
+        _hash32("deal_id", deal_id)
+        key = (deal_id, verdict.mediator.lower())
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = verdict
+            if len(self._first) > self._capacity:
+                self._first.popitem(last=False)
+            return None
+        if first.ruling == verdict.ruling or key in self._proven:
+            return None
+        self._proven.add(key)
+        return first, verdict

@@ -27,6 +27,7 @@ from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
     DEFAULT_CONSORTIUM_SIZE,
     PPM,
+    EquivocationWatch,
     Event,
     is_spot_checked,
     threshold_is_safe,
@@ -79,6 +80,7 @@ class ClientDisputes:
         self._chains = chains
         self._contact = contact
         self.settings = settings
+        self._watch = EquivocationWatch()
 
     def deal_terms(self) -> dict[str, int | None]:
         """Keyword arguments of `build_deal` this client's deals carry."""
@@ -99,7 +101,8 @@ class ClientDisputes:
                            detail["result_hash"], detail["provider_commitment"])
         try:
             resolution = await mediate(chain, case, self._contact,
-                                       answer_timeout_s=self.settings.answer_timeout_s)
+                                       answer_timeout_s=self.settings.answer_timeout_s,
+                                       watch=self._watch)
         except DisputeError:
             status = await chain.status(deal)
             if status is DealStatus.SETTLED:

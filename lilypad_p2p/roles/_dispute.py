@@ -14,6 +14,11 @@
    and the members that never answered are returned and logged for the record.
 If no quorum forms, nothing is sent: the caller retries later, and after the mediation window
 `claimTimeout` refunds both parties.
+
+Every verdict heard also goes to the caller's `EquivocationWatch` (kept across rounds): a member
+that answers one round with one verdict and another round with a different one has signed two
+verdicts for the deal, and `report_equivocations` presents the pair to the contract, which
+slashes that mediator's stake (half of it to us).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import trio
 from lilypad_p2p import wire
 from lilypad_p2p.chain import (
     AlreadySettled,
+    ChainError,
     Deal,
     DealStatus,
     Outcome,
@@ -38,6 +44,7 @@ from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import seal_for
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
+    EquivocationWatch,
     Quorum,
     SignedVerdict,
     TallyRejected,
@@ -176,6 +183,30 @@ async def gather_verdicts(
     return tally
 
 
+async def report_equivocations(
+    chain: DealChain, deal_id: bytes, tally: VerdictTally, watch: EquivocationWatch
+) -> list[str]:
+    """Feed the tally's verdicts to `watch`; slash each mediator found signing two different
+    verdicts for this deal. Returns the mediators slashed."""
+    slashed = []
+    for heard in tally.verdicts():
+        proof = watch.observe(deal_id, heard)
+        if proof is None:
+            continue
+        first, second = (Verdict(deal_id, Outcome(int(v.outcome)), v.result_hash) for v in proof)
+        try:
+            await chain.client.slash_equivocation(first, proof[0].signature, second,
+                                                  proof[1].signature)
+        except ChainError as exc:  # e.g. already slashed by someone else, or no stake left
+            event(log, "dispute.equivocation_not_slashed", logging.WARNING,
+                  mediator=heard.mediator, error=repr(exc))
+            continue
+        slashed.append(heard.mediator)
+        event(log, "dispute.equivocation_slashed", logging.WARNING, mediator=heard.mediator,
+              deal_id="0x" + deal_id.hex())
+    return slashed
+
+
 async def resolve(chain: DealChain, deal: Deal, quorum: Quorum) -> bool:
     """Apply the quorum's verdict; False if the deal was already resolved (by someone else)."""
     verdict = Verdict(chain.deal_id(deal), Outcome(int(quorum.outcome)), quorum.result_hash)
@@ -194,6 +225,7 @@ async def mediate(
     contact: Callable[[str], MediatorContact | None],
     *,
     answer_timeout_s: float = MEDIATOR_ANSWER_TIMEOUT_S,
+    watch: EquivocationWatch | None = None,
 ) -> Resolution | None:
     """Dispute, gather, resolve (see module docstring); None if no quorum formed this time.
 
@@ -205,6 +237,8 @@ async def mediate(
     if status is DealStatus.RESOLVED:
         raise DisputeError("the deal is already resolved")
     tally = await gather_verdicts(chain, case, contact, answer_timeout_s=answer_timeout_s)
+    if watch is not None:
+        await report_equivocations(chain, chain.deal_id(case.deal), tally, watch)
     quorum = tally.quorum()
     deal_id = "0x" + chain.deal_id(case.deal).hex()
     if quorum is None:

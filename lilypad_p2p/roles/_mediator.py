@@ -7,8 +7,10 @@
 `run` registers the node with its stake on each of its chains where it is not registered yet,
 then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
 job creator brings the deal and the inputs over `/lilypad/mediation/1`, as the event only
-carries a dealId), and a `DealResolved` whose signer mask includes us makes us pull our fee
-share (`claimMediationFee`) on that chain.
+carries a dealId), and a `DealResolved` of a deal we judged starts collecting our fee share:
+if whoever resolved left our agreeing signature out, we add it (`addVerdictSignature`, open for
+one mediation window after `resolve`); once that window has closed, one `claimMediationFee`
+(ours or another signer's) pays every signer.
 
 `judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
 committed hash recorded on the chain the request names (one we serve), and its module must be
@@ -36,7 +38,15 @@ import trio
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, Deal, DealStatus, EventWatcher, Outcome, Verdict
+from lilypad_p2p.chain import (
+    ChainError,
+    Deal,
+    DealStatus,
+    EventWatcher,
+    Outcome,
+    Verdict,
+    WrongDealStatus,
+)
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import (
     BadDefinition,
@@ -60,6 +70,8 @@ log = logging.getLogger("lilypad_p2p.mediator")
 MEDIATION_RUN_TIMEOUT_S = 120.0
 # Pause between polls of the contract's events.
 EVENT_POLL_INTERVAL_S = 0.5
+# Pause between reads of the chain's clock while a fee is not claimable yet.
+FEE_POLL_INTERVAL_S = 1.0
 # Events waiting to be handled (the watcher blocks when the mediator falls behind).
 EVENT_BUFFER = 64
 RUNS_PER_VERDICT = 2
@@ -111,6 +123,8 @@ class MediatorRole:
         # Fee owed once resolved: the deal and its chain ID.
         self._signed_deals: dict[bytes, tuple[int, Deal]] = {}
         self.fees_claimed: list[bytes] = []
+        self._fee_nursery: trio.Nursery | None = None
+        self._collecting: set[bytes] = set()
         # Every signed verdict is written here before it is sent, so a restarted mediator
         # answers with the same verdict (never a second, different one) and still claims fees.
         self._verdict_dir = verdict_dir
@@ -132,8 +146,9 @@ class MediatorRole:
                 await chain.client.register_mediator(self._stake_wei)
                 event(log, "mediator.registered", stake_wei=self._stake_wei,
                       chain_id=chain.chain_id)
-        await self._claim_missed_fees()
         async with trio.open_nursery() as nursery:
+            self._fee_nursery = nursery
+            await self._claim_missed_fees()
             for chain in self._chains.values():
                 await nursery.start(self._watch, chain)
             task_status.started()
@@ -176,7 +191,9 @@ class MediatorRole:
         temporary.replace(path)
 
     async def _claim_missed_fees(self) -> None:
-        """Fees of deals resolved while this node was down (verdicts saved before a restart)."""
+        """Fees of deals resolved while this node was down (verdicts saved before a restart):
+        claimed now when claimable, otherwise collected in the background."""
+        assert self._fee_nursery is not None
         for deal_id, (chain_id, deal) in list(self._signed_deals.items()):
             chain = self._chains.get(chain_id)
             if chain is None:
@@ -184,10 +201,65 @@ class MediatorRole:
                       chain_id=chain_id)
                 continue
             state = await chain.client.deal_state(deal_id)
-            if state.status is DealStatus.RESOLVED:
-                index = deal.mediators.index(self.address)
-                await self._settle_fee(chain, deal_id, deal,
-                                       state.unpaid_signers >> index & 1 == 1, 0)
+            if state.status is not DealStatus.RESOLVED:
+                continue
+            if state.since + deal.mediation_window < await chain.now_s():
+                await self._collect_fee(chain, deal_id, deal)
+            else:
+                self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal)
+
+    async def _collect_fee(
+        self, chain: DealChain, deal_id: bytes, deal: Deal, resolved_mask: int = 0
+    ) -> None:
+        """Join the applied verdict if we agree and were left out, wait out the window for late
+        signatures, then claim (one claim pays every signer). `resolved_mask` is the signer
+        mask `resolve` applied (from its event): another signer's claim may have cleared the
+        deal's mask before we read it."""
+        if deal_id in self._collecting:
+            return
+        self._collecting.add(deal_id)
+        try:
+            await self._collect_fee_once(chain, deal_id, deal, resolved_mask)
+        finally:
+            self._collecting.discard(deal_id)
+
+    async def _collect_fee_once(
+        self, chain: DealChain, deal_id: bytes, deal: Deal, resolved_mask: int
+    ) -> None:
+        try:
+            state = await chain.client.deal_state(deal_id)
+            index = deal.mediators.index(self.address)
+            owed = (state.unpaid_signers | resolved_mask) >> index & 1 == 1
+            if not owed and state.unpaid_signers != 0:
+                owed = await self._join_verdict(chain, deal, deal_id, state.outcome)
+            if owed:
+                due = state.since + deal.mediation_window + 1
+                while (now := await chain.now_s()) < due:
+                    await trio.sleep(min(FEE_POLL_INTERVAL_S, due - now))
+                state = await chain.client.deal_state(deal_id)
+        except ChainError as exc:
+            event(log, "mediation.fee_claim_failed", logging.WARNING,
+                  deal_id="0x" + deal_id.hex(), error=repr(exc))
+            return
+        share = deal.mediation_fee // max(state.signer_count, 1)
+        await self._settle_fee(chain, deal_id, deal, owed, share)
+
+    async def _join_verdict(
+        self, chain: DealChain, deal: Deal, deal_id: bytes, applied: Outcome | None
+    ) -> bool:
+        """Add our saved signature to the applied verdict if it is the same ruling."""
+        notice = self._verdicts.get(deal_id)
+        if notice is None or applied is None or notice.outcome != int(applied):
+            return False
+        verdict = Verdict(deal_id, Outcome(notice.outcome), notice.result_hash)
+        try:
+            await chain.client.add_verdict_signature(deal, verdict, notice.mediator_signature)
+        except ChainError as exc:  # too late, or a ruling the contract finds inconsistent
+            event(log, "mediation.join_failed", logging.WARNING, deal_id="0x" + deal_id.hex(),
+                  error=repr(exc))
+            return False
+        event(log, "mediation.joined_verdict", deal_id="0x" + deal_id.hex())
+        return True
 
     async def _settle_fee(
         self, chain: DealChain, deal_id: bytes, deal: Deal, owed: bool, share: int
@@ -196,6 +268,8 @@ class MediatorRole:
         if owed:
             try:
                 await chain.client.claim_mediation_fee(deal)
+            except WrongDealStatus:  # NoFeeOwed: another signer's claim already paid us all
+                pass
             except ChainError as exc:
                 event(log, "mediation.fee_claim_failed", logging.WARNING,
                       deal_id="0x" + deal_id.hex(), error=repr(exc))
@@ -211,10 +285,9 @@ class MediatorRole:
                   chain_id=chain.chain_id)
         elif chain_event.name == "DealResolved" and deal_id in self._signed_deals:
             _, deal = self._signed_deals[deal_id]  # deal IDs differ per chain (EIP-712 domain)
-            index = deal.mediators.index(self.address)
-            await self._settle_fee(chain, deal_id, deal,
-                                   chain_event.args["signerMask"] >> index & 1 == 1,
-                                   chain_event.args["feeShare"])
+            assert self._fee_nursery is not None
+            self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal,
+                                         chain_event.args["signerMask"])
 
     # --- /lilypad/mediation/1 -----------------------------------------------------------
 

@@ -24,11 +24,13 @@ from lilypad_p2p.chain import DealStatus
 from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
+from lilypad_p2p.market import EquivocationWatch
 from lilypad_p2p.roles._dispute import (
     MEDIATOR_ANSWER_TIMEOUT_S,
     DisputeCase,
     MediatorContact,
     gather_verdicts,
+    report_equivocations,
     resolve,
 )
 from lilypad_p2p.roles._settlement import DealChains
@@ -57,6 +59,7 @@ class ProviderDisputes:
         self._send: trio.MemorySendChannel[StoredDeal] | None = None
         self._defending: set[bytes] = set()
         self.resolved: list[bytes] = []  # deals this provider resolved itself
+        self._watch = EquivocationWatch()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         send, receive = trio.open_memory_channel[StoredDeal](DEFEND_QUEUE)
@@ -94,6 +97,7 @@ class ProviderDisputes:
             tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
             del case
+            await report_equivocations(chain, deal_id, tally, self._watch)
             quorum = tally.quorum()
             if quorum is None:
                 event(log, "dispute.no_quorum", logging.WARNING, deal_id="0x" + deal_id.hex())

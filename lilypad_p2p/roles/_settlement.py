@@ -40,10 +40,12 @@ from lilypad_p2p.chain import (
     open_embedded_chain,
     open_rpc_chain,
     require_signer,
+    skipped_deals,
 )
 from lilypad_p2p.config import ChainSettings, NodeConfig
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
 
 log = logging.getLogger("lilypad_p2p.settlement")
 
@@ -150,9 +152,15 @@ class DealChain:
 
     async def settle_batch(self, items: Sequence[SettlementItem]) -> int:
         """Settle every accepted deal in one transaction (final ones are skipped); how many
-        transactions were sent (0 or 1)."""
+        transactions were sent (0 or 1). Deals the contract left out are logged with the
+        reason; the caller reads each deal's status afterwards."""
         receipt = await self.client.settle_batch(items)
-        return 0 if receipt is None else 1
+        if receipt is None:
+            return 0
+        for deal_id, reason in skipped_deals(self.sync, receipt).items():
+            event(log, "settlement.deal_skipped", logging.WARNING, deal_id="0x" + deal_id.hex(),
+                  reason=reason.name)
+        return 1
 
     async def claim_timeout(self, deal: Deal) -> ChainMove:
         """Claim the deal's timeout; DeadlineError (TooEarly) if the chain's clock is not there."""

@@ -26,11 +26,11 @@ from eth_account.signers.local import LocalAccount
 
 from lilypad_p2p.chain import (
     ContractRevert,
+    DeadlineError,
     Deal,
     DealStatus,
-    DeadlineError,
-    SignatureRejected,
     SettlementClient,
+    SignatureRejected,
     SkipReason,
     deploy_settlement,
     open_embedded_chain,
@@ -145,7 +145,8 @@ def test_bad_deals_in_a_batch_are_skipped_not_fatal(world: World) -> None:
     batch = [item(good[0]), item(never_opened), item(good[1]), item(settled_before),
              item(bad_signature, _key(world.provider)), item(good[2])]
     batch.append((bad_signature.terms_abi(), RESULT, b"\x01" * 64))  # malformed: 64 bytes
-    receipt = world.provider.send("settleBatch", *(list(column) for column in zip(*batch)))
+    columns = (list(column) for column in zip(*batch, strict=True))
+    receipt = world.provider.send("settleBatch", *columns)
     assert skipped_deals(world.deployer, receipt) == {
         ids[id(never_opened)]: SkipReason.NOT_OPEN,
         ids[id(settled_before)]: SkipReason.FINAL,

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from lilypad_p2p.testing import require_anvil, require_docker
+from lilypad_p2p.roles._terms import MEDIATION_WINDOW_S
+from lilypad_p2p.testing import advance_chain_time, require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
 
@@ -100,7 +101,11 @@ def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
         # The cheat lost one collateral and earned nothing; the honest provider was paid twice.
         assert before["cheat"] - after["cheat"] == COLLATERAL_WEI
         assert after["honest"] - before["honest"] == 2 * PRICE_WEI
-        # Three mediations, each fee split among its signers (never the liar), who claim it.
+        # Three mediations, each fee split among its signers (never the liar), who claim it
+        # once the window for late signatures has closed on the chain's clock.
+        advance_chain_time(world.settlement(node_identity(world, "client")).chain,
+                           MEDIATION_WINDOW_S + 1)
+
         def claimed() -> int:
             return sum(_free(world, addresses[m]) - before[m] for m in mediator_names)
 

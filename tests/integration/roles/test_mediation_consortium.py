@@ -9,6 +9,7 @@ five registered mediators serve every scenario.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.market import VerdictOutcome, new_provider_deal
+from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -48,6 +49,7 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._terms import deal_to_wire, module_hash
 from lilypad_p2p.store import StoredDeal
 from lilypad_p2p.testing import (
+    advance_chain_time,
     anvil_test_chain,
     fund_on_anvil,
     require_anvil,
@@ -60,10 +62,11 @@ ETH = 10**18
 STAKE = ETH
 PAYMENT = ETH // 100
 COLLATERAL = ETH // 10
-FEE = ETH // 1000 + 2  # not divisible by 3: the remainder goes back to the job creator
+FEE = ETH // 1000 + 2  # not divisible by 3: the remainder goes to the first signer
 DEPOSIT = 10 * ETH
 MEDIATORS = 5
 SILENT_ANSWER_TIMEOUT_S = 20.0
+MEDIATION_WINDOW_S = 600
 
 
 @dataclass
@@ -123,7 +126,7 @@ async def _open_with_result(
         job_creator=setup.client_id.address, provider=setup.provider_id.address,
         payment=PAYMENT, collateral=COLLATERAL, mediation_fee=FEE, mediators=mediators,
         threshold=threshold, result_deadline=now + 600, acceptance_window=300,
-        mediation_window=600, job_spec_hash=secrets.token_bytes(32),
+        mediation_window=MEDIATION_WINDOW_S, job_spec_hash=secrets.token_bytes(32),
         module_hash=module_hash(module), salt=secrets.token_bytes(32),
     )
     await setup.client.open_deal(deal, setup.client.sign_deal(deal),
@@ -176,7 +179,11 @@ async def _balances(setup: Setup, *addresses: str) -> list[tuple[int, int]]:
     return out
 
 
-async def _wait_fee_claims(consortium: Consortium, signers: tuple[str, ...]) -> None:
+async def _wait_fee_claims(
+    setup: Setup, consortium: Consortium, signers: tuple[str, ...]
+) -> None:
+    """Close the window for late signatures (the chain's clock), then wait for the claims."""
+    await trio.to_thread.run_sync(advance_chain_time, setup.chain, MEDIATION_WINDOW_S + 1)
     with trio.fail_after(30):
         while not all(consortium.roles[s].fees_claimed for s in signers):
             await trio.sleep(0.1)
@@ -197,16 +204,16 @@ async def test_wrong_output_slashes_the_provider_and_pays_the_mediators(setup: S
         assert resolution.outcome is VerdictOutcome.PROVIDER_WRONG
         assert resolution.result_hash != case.result_hash
         assert await setup.client.status(case.deal) is DealStatus.RESOLVED
-        await _wait_fee_claims(consortium, resolution.signers)
+        await _wait_fee_claims(setup, consortium, resolution.signers)
         (c1, _), (p1, p_locked1) = await _balances(setup, client, provider)
         share = FEE // 3
-        # Client: payment back plus the provider's collateral; of the fee (paid to the
-        # mediators) only the division's remainder comes back.
-        assert c1 - c0 == PAYMENT + COLLATERAL + FEE % 3
+        # Client: payment back plus the provider's collateral; the fee goes to the mediators,
+        # the division's remainder to the first signer.
+        assert c1 - c0 == PAYMENT + COLLATERAL
         assert p1 == p0 and p_locked0 - p_locked1 == COLLATERAL  # slashed
-        for (before, _), (after, _) in zip(mediator0, await _balances(setup, *three),
-                                           strict=True):
-            assert after - before == share
+        gains = [after - before for (before, _), (after, _) in
+                 zip(mediator0, await _balances(setup, *three), strict=True)]
+        assert sorted(gains) == [share, share, share + FEE % 3]
         nursery.cancel_scope.cancel()
 
 
@@ -223,9 +230,10 @@ async def test_greedy_client_pays_the_fee_and_the_honest_provider_is_paid(setup:
         assert resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
         assert resolution.result_hash == case.result_hash
         (c1, _), (p1, _) = await _balances(setup, client, provider)
-        assert c1 - c0 == FEE % 3  # only the remainder of the fee comes back
+        assert c1 == c0  # the fee is the mediators'
+
         assert p1 - p0 == PAYMENT + COLLATERAL
-        await _wait_fee_claims(consortium, resolution.signers)
+        await _wait_fee_claims(setup, consortium, resolution.signers)
         nursery.cancel_scope.cancel()
 
 
@@ -291,6 +299,84 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
 
 
 
+async def test_mediators_cut_out_of_the_resolve_join_and_share_the_fee(setup: Setup) -> None:
+    """Whoever resolves sends only k = 3 of the 5 agreeing signatures; the two left out add
+    theirs within the window, and the one claim after it pays all five equally."""
+    executor = await Executor.connect()
+    five = tuple(i.address for i in setup.mediator_ids)
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "cut"}, five, 3,
+                                       cheat=True)
+        await open_dispute(setup.client, case)
+        before = await _balances(setup, *five)
+        request = wire.MediationRequest(
+            chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module="hash",
+            sealed_inputs=b"", result_hash=case.result_hash,
+            provider_signature=case.provider_commitment)
+        notices = []
+        for address in five:
+            role = consortium.roles[address]
+            sealed = seal_for(role._identity.sealing_public_key, case.inputs)
+            notices.append(await role.judge(dataclasses.replace(request, sealed_inputs=sealed)))
+        verdict = Verdict(setup.client.deal_id(case.deal), Outcome(notices[0].outcome),
+                          notices[0].result_hash)
+        assert all(n.outcome == notices[0].outcome for n in notices)
+        await setup.client.client.resolve(case.deal, verdict,
+                                          [n.mediator_signature for n in notices[:3]])
+        with trio.fail_after(30):  # the two left out see DealResolved and join
+            while (await setup.client.client.deal_state(case.deal)).signer_count < 5:
+                await trio.sleep(0.2)
+        await _wait_fee_claims(setup, consortium, five)
+        gains = sorted(after - was for (was, _), (after, _) in
+                       zip(before, await _balances(setup, *five), strict=True))
+        assert gains == [FEE // 5] * 4 + [FEE // 5 + FEE % 5]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_mediator_that_answers_two_rounds_differently_is_slashed(setup: Setup) -> None:
+    """Round one: only mediator X answers (no quorum). Round two: X signs the opposite verdict
+    with its own key. The client's watch holds both signatures and the contract takes X's stake,
+    half to the client; the honest two still resolve the deal."""
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    liar = three[0]
+    watch = EquivocationWatch()
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "two faces"}, three, 2,
+                                       cheat=True)
+        deal_id = setup.client.deal_id(case.deal)
+        consortium.offline.update(three[1:])
+        first = await mediate(setup.client, case, consortium.contact, answer_timeout_s=5,
+                              watch=watch)
+        assert first is None  # one verdict: no quorum
+        consortium.offline.clear()
+        liar_key = consortium.roles[liar]._chains.default.sync
+        flipped = Verdict(deal_id, Outcome.PROVIDER_CORRECT, case.result_hash)
+
+        def contact(address: str) -> MediatorContact | None:
+            if address != liar:
+                return consortium.contact(address)
+
+            async def two_faced(_: wire.MediationRequest) -> wire.DealMessage:
+                return wire.VerdictNotice(deal_id=deal_id, outcome=int(flipped.outcome),
+                                          result_hash=flipped.result_hash,
+                                          mediator_signature=liar_key.sign(flipped))
+
+            return MediatorContact(address, setup.mediator_ids[0].sealing_public_key, two_faced)
+
+        (c0, _), = await _balances(setup, setup.client_id.address)
+        resolution = await mediate(setup.client, case, contact, answer_timeout_s=60,
+                                   watch=watch)
+        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_WRONG
+        assert liar not in resolution.signers
+        assert setup.client.sync.mediator(liar)[0] == 0  # slashed
+        (c1, _), = await _balances(setup, setup.client_id.address)
+        assert c1 - c0 == PAYMENT + COLLATERAL + STAKE // 2
+        nursery.cancel_scope.cancel()
+
+
 async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
     setup: Setup, tmp_path: Path
 ) -> None:
@@ -336,10 +422,15 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
         assert await resolve(setup.client, case.deal, quorum)
         before = (await setup.client.client.balance(identity.address)).free
 
+        await trio.to_thread.run_sync(advance_chain_time, setup.chain, MEDIATION_WINDOW_S + 1)
         again = restartable()
         await nursery.start(again.run)  # claims the fee it was owed while down
-        assert again.fees_claimed == [setup.client.deal_id(case.deal)]
-        assert (await setup.client.client.balance(identity.address)).free - before == FEE // 3
+        first_signer = min(quorum.signers, key=lambda address: int(address, 16))
+        owed = FEE // 3 + (FEE % 3 if identity.address == first_signer else 0)
+        with trio.fail_after(30):  # its claim, or another signer's, pays it
+            while (await setup.client.client.balance(identity.address)).free - before < owed:
+                await trio.sleep(0.1)
+        assert (await setup.client.client.balance(identity.address)).free - before == owed
         assert await again.judge(request) == signed  # the saved verdict: no second one
         nursery.cancel_scope.cancel()
 

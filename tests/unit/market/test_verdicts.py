@@ -6,6 +6,7 @@ import pytest
 
 from lilypad_p2p.chain import Outcome
 from lilypad_p2p.market import (
+    EquivocationWatch,
     SignedVerdict,
     TallyRejected,
     VerdictOutcome,
@@ -82,3 +83,20 @@ def test_tally_shape_is_checked() -> None:
         VerdictTally(MEMBERS, 6)
     with pytest.raises(ValueError):
         VerdictTally((MEMBERS[0], MEMBERS[0]), 1)
+
+
+def test_equivocation_watch_proves_a_second_different_verdict_once() -> None:
+    watch = EquivocationWatch(capacity=2)
+    deal, other_deal = b"\xd1" * 32, b"\xd2" * 32
+    yes = verdict(0, VerdictOutcome.PROVIDER_CORRECT, GOOD)
+    no = verdict(0, VerdictOutcome.PROVIDER_WRONG, BAD)
+    assert watch.observe(deal, yes) is None
+    assert watch.observe(deal, yes) is None  # the same verdict again is no offence
+    assert watch.observe(other_deal, no) is None  # another deal: its own first verdict
+    assert watch.observe(deal, no) == (yes, no)
+    assert watch.observe(deal, verdict(0, VerdictOutcome.NON_DETERMINISTIC, GOOD)) is None
+    # bounded: a third (deal, mediator) entry forgets the oldest
+    assert watch.observe(deal, verdict(1, VerdictOutcome.PROVIDER_CORRECT, GOOD)) is None
+    assert watch.observe(deal, verdict(2, VerdictOutcome.PROVIDER_CORRECT, GOOD)) is None
+    with pytest.raises(ValueError):
+        watch.observe(b"short", yes)
