@@ -18,8 +18,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
     assert result.returncode != 0, result
-    # The node's JSON log lines (e.g. the plaintext-keystore warning) are not the error.
-    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith('{"ts"')]
+    # Warnings (the plaintext-keystore one, as a line or as a JSON log line) are not the error.
+    lines = [line for line in result.stderr.strip().splitlines()
+             if not line.startswith(('{"ts"', "warning: "))]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
