@@ -40,7 +40,7 @@ def test_large_files_run_and_oversized_or_missing_ones_are_refused_up_front(tmp_
         for path, message in (
             (oversized, f"carries at most {MAX_JOB_INPUT_BYTES} bytes"),
             (tmp_path / "missing.txt", "no such file"),
-            (tmp_path, "not a regular file"),
+            (tmp_path, "is a directory"),
         ):
             refused = _cli("run", "wordcount", "--file", str(path), "--home", home)
             assert refused.returncode != 0
