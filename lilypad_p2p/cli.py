@@ -31,8 +31,7 @@ chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC c
 
 @app.callback()
 def _private_files() -> None:
-    """Everything this program writes (the home, the database's WAL, outputs) is the user's
-    alone: decrypted outputs and deal terms are nobody else's business."""
+    """Whatever this program writes (the home, outputs) is its user's alone."""
     import os
 
     os.umask(0o077)
@@ -173,6 +172,9 @@ def status(
     if as_json:
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
         return
+    typer.echo(f"{'state':>13}: {result.get('state')}")
+    for fault in result.get("faults", []):
+        typer.echo(f"{fault['fault']:>13}: {fault['error']} ({fault['meaning']})")
     for key in ("peer_id", "address", "roles", "markets", "listen_addrs", "peers", "uptime_s"):
         typer.echo(f"{key:>13}: {result.get(key)}")
     nat = result.get("nat") or {}
@@ -610,17 +612,6 @@ def _parse_inputs(pairs: list[str]) -> dict[str, object]:
     return params
 
 
-def _extract(tarball: Path, output: Path) -> list[str]:
-    import tarfile
-
-    from lilypad_p2p.cli_run import private_member
-
-    output.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(output, filter=private_member)
-        return sorted(m.name for m in archive.getmembers() if m.isfile())
-
-
 @app.command()
 def run(
     module: Annotated[str, typer.Argument(help="Module to run (see `lilypad-p2p modules list`).")],
@@ -657,7 +648,7 @@ def run(
     """
     import time
 
-    from lilypad_p2p.cli_run import Next, input_file_paths, judge
+    from lilypad_p2p.cli_run import Next, extract_outputs, input_file_paths, judge
     from lilypad_p2p.errors import LilypadError
 
     params = _parse_inputs(inputs or [])
@@ -691,7 +682,7 @@ def run(
             _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
                   f"(`lilypad-p2p deals`)")
         time.sleep(RUN_POLL_INTERVAL_S)
-    names = _extract(Path(deal["result_path"]), output)
+    names = extract_outputs(Path(deal["result_path"]), output)
     typer.echo(f"result {deal['result_cid']} verified; outputs in {output}/: {', '.join(names)}")
 
 

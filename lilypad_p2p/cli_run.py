@@ -79,3 +79,11 @@ def private_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     member = tarfile.data_filter(member, dest)
     mode = 0o700 if member.isdir() else ((member.mode or 0) & 0o700) | 0o600
     return member.replace(mode=mode, deep=False)
+
+
+def extract_outputs(tarball: Path, output: Path) -> list[str]:
+    """Unpack a verified result into `output` (0700); the names of the files written."""
+    output.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with tarfile.open(tarball) as archive:
+        archive.extractall(output, filter=private_member)
+        return sorted(m.name for m in archive.getmembers() if m.isfile())

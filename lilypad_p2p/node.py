@@ -146,7 +146,7 @@ class Node:
         self._watchdog = Watchdog(
             self.health, home=config.home, chains=lambda: self.chains,
             docker=config.has_role("provider") or config.has_role("mediator"),
-            clock_ms=clock_ms, on_change=self._health_changed,
+            clock_ms=clock_ms, react=self._health_changed,
         )
         # Our published resource offers, withdrawn (cancelled) while we cannot run jobs.
         self._own_offers: list[wire.ResourceOffer] = []
@@ -161,15 +161,14 @@ class Node:
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
-                await self._watchdog.probe_all()
-                nursery.start_soon(self._watchdog.run)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
             await self._wait_for_first_mesh()
             nursery.start_soon(self._publish_node_record)
-            if self.config.has_role("provider") and self.health.why_no_jobs() is None:
-                await self._offer_capacity()
+            if self.chains is not None:
+                # Probes first, then reacts: a provider offers only once it can run jobs.
+                nursery.start_soon(self._watchdog.run)
             nursery.start_soon(self._republish_own_offers)
             if self.solver is not None:
                 await nursery.start(self.solver.run)
@@ -406,8 +405,8 @@ class Node:
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
 
     async def _health_changed(self) -> None:
-        """A provider that cannot run jobs withdraws its offers (a client would only waste a
-        match on it) and offers again once it can."""
+        """After every probe round: a provider that cannot run jobs withdraws its offers (a
+        client would only waste a match on it) and offers again once it can."""
         if not self.config.has_role("provider"):
             return
         why = self.health.why_no_jobs()

@@ -70,39 +70,41 @@ def _probe_docker() -> None:
 
 
 class Watchdog:
-    """Probes every dependency; calls `on_change` after any fault appears or clears."""
+    """Probes every dependency, then calls `react` (which acts on `health` idempotently);
+    a reaction that fails on a fault the probes missed is retried after the next round."""
 
     def __init__(self, health: Health, *, home: Path, chains: Callable[[], DealChains | None],
                  docker: bool, clock_ms: Callable[[], int],
-                 on_change: Callable[[], Awaitable[None]]) -> None:
+                 react: Callable[[], Awaitable[None]]) -> None:
         self.health = health
         self._home = home
         self._chains = chains
         self._docker = docker
         self._clock_ms = clock_ms
-        self._on_change = on_change
+        self._react = react
 
     async def run(self) -> None:
         backoff = Backoff()
         while True:
-            if await self.probe_all():
-                await self._on_change()
+            await self.probe_all()
+            try:
+                await self._react()
+            except LilypadError as exc:  # e.g. the chain failed between probe and reaction
+                event(log, "health.reaction_failed", logging.WARNING, error=_one_line(exc))
             if self.health.faults():
                 await trio.sleep(min(backoff.next_s(), BACKOFF_MAX_S))
             else:
                 backoff.reset()
                 await trio.sleep(PROBE_INTERVAL_S)
 
-    async def probe_all(self) -> bool:
-        """Probe everything once; True if a fault appeared or cleared."""
-        before = {f.fault for f in self.health.faults()}
+    async def probe_all(self) -> None:
+        """Probe everything once, recording each fault that appears or clears."""
         chains = self._chains()
         if chains is not None:
             await self._probe(Fault.CHAIN_UNREACHABLE, _chain_probe(chains))
         if self._docker:
             await self._probe(Fault.DOCKER_UNREACHABLE, _probe_docker)
         await self._probe(Fault.DISK_FULL, self._probe_disk)
-        return before != {f.fault for f in self.health.faults()}
 
     async def _probe(self, fault: Fault, probe: Callable[[], None]) -> None:
         try:

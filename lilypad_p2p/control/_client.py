@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.config import CONTROL_MAX_LINE, CONTROL_TIMEOUT_S
 from lilypad_p2p.control._protocol import ControlRequest, decode_response
 from lilypad_p2p.errors import LilypadError
+
+# While the node's accept backlog is full, try to connect again after this long.
+CONNECT_RETRY_S = 0.05
 
 
 class ControlError(LilypadError):
@@ -40,13 +44,7 @@ def call(
     request = ControlRequest(token=token, method=method, params=params or {})
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
-        try:
-            sock.connect(str(socket_path))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
-            raise NodeNotRunning(hint) from exc
-        except OSError as exc:  # EAGAIN: the node's backlog is full
-            raise ControlError(f"cannot reach the node at {socket_path}: "
-                               f"{exc.strerror or exc}; try again") from exc
+        _connect(sock, socket_path, timeout_s, hint)
         buffer = bytearray()
         try:
             sock.sendall(request.encode())
@@ -68,3 +66,22 @@ def call(
     if not ok:
         raise ControlError(value)
     return value
+
+
+def _connect(sock: socket.socket, path: Path, timeout_s: float, hint: str) -> None:
+    """Connect, waiting while the node's accept backlog is full: a Unix socket with a timeout
+    answers EAGAIN at once instead of waiting like a TCP connect."""
+    give_up = time.monotonic() + timeout_s
+    while True:
+        try:
+            sock.connect(str(path))
+            return
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NodeNotRunning(hint) from exc
+        except BlockingIOError as exc:
+            if time.monotonic() > give_up:
+                raise ControlError(f"the node at {path} accepted no connection within "
+                                   f"{timeout_s} s; it is overloaded, try again") from exc
+            time.sleep(CONNECT_RETRY_S)
+        except OSError as exc:
+            raise ControlError(f"cannot reach the node at {path}: {exc.strerror or exc}") from exc

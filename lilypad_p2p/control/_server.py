@@ -27,8 +27,9 @@ from lilypad_p2p.errors import LilypadError
 Handler = Callable[[dict[str, Any]], Awaitable[object]]
 log = logging.getLogger("lilypad_p2p.control")
 
-# Connections served at once; a newer one is closed at once while this many are open, so local
-# clients that never finish cannot exhaust the node's file descriptors.
+# Connections served at once. Past this, a new one evicts the oldest that is still sending its
+# request (or waits in the backlog while all are being answered), so local clients that never
+# finish cannot exhaust the node's file descriptors or lock the others out.
 MAX_CONNECTIONS = 64
 # After the process runs out of file descriptors, wait this long before accepting again.
 ACCEPT_BACKOFF_S = 0.1
@@ -95,30 +96,46 @@ async def _answer(line: bytes, token: str, handlers: Mapping[str, Handler]) -> b
 
 class _Connections:
     """The open connections, so that a new one can evict the oldest that is still sending its
-    request: clients that never finish cannot lock out the others or exhaust descriptors."""
+    request: clients that never finish cannot lock out the others or exhaust descriptors.
+    Admission is counted in the accept loop itself, before the connection's task runs, so a
+    burst of connections cannot overshoot the cap."""
 
     def __init__(self) -> None:
         self.open = 0
+        self._next_id = 0
         self._reading: dict[int, trio.CancelScope] = {}  # insertion order: oldest first
+        self._evicted: set[int] = set()
+        self._freed = trio.Event()
 
-    def make_room(self) -> bool:
-        if self.open < MAX_CONNECTIONS:
-            return True
-        if not self._reading:
-            return False
-        oldest = next(iter(self._reading))
-        self._reading.pop(oldest).cancel()
-        return True
+    async def admit(self) -> int:
+        """An ID for a new connection; while every open one is being answered (briefly: each
+        ends within CONTROL_TIMEOUT_S), the new one waits in the accept loop."""
+        while (ident := self._try_admit()) is None:
+            await self._freed.wait()
+            self._freed = trio.Event()
+        return ident
 
-    async def serve(self, stream: trio.SocketStream, token: str,
+    def _try_admit(self) -> int | None:
+        if self.open >= MAX_CONNECTIONS:
+            if not self._reading:
+                return None
+            oldest = next(iter(self._reading))
+            self._reading.pop(oldest).cancel()
+            self._evicted.add(oldest)
+            self.open -= 1
+        self._next_id += 1
+        self._reading[self._next_id] = trio.CancelScope()
+        self.open += 1
+        return self._next_id
+
+    async def serve(self, ident: int, stream: trio.SocketStream, token: str,
                     handlers: Mapping[str, Handler]) -> None:
         """Answer one request. Whatever the client does (closes early, half-closes, resets,
         sends garbage or too much, never finishes) ends this connection only, never the node."""
-        self.open += 1
         try:
             async with stream:
                 with trio.move_on_after(CONTROL_TIMEOUT_S):
-                    line = await self._read(stream)
+                    line = await self._read(ident, stream)
                     if line is None:
                         return
                     answer = await _answer(line, token, handlers)
@@ -126,19 +143,26 @@ class _Connections:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             log.debug("control client went away: %r", exc)
         finally:
-            self.open -= 1
+            self._reading.pop(ident, None)
+            if ident in self._evicted:
+                self._evicted.discard(ident)
+            else:
+                self.open -= 1
+                self._freed.set()
 
-    async def _read(self, stream: trio.SocketStream) -> bytes | None:
+    async def _read(self, ident: int, stream: trio.SocketStream) -> bytes | None:
         """The request line; None when it was answered with an error or the read evicted."""
-        with trio.CancelScope() as scope:
-            self._reading[id(scope)] = scope
+        scope = self._reading.get(ident)
+        if scope is None:  # evicted before it started
+            return None
+        with scope:
             try:
                 return await _read_line(stream)
             except MalformedControlMessage as exc:
                 await stream.send_all(encode_error(str(exc)))
                 return None
             finally:
-                self._reading.pop(id(scope), None)
+                self._reading.pop(ident, None)
         return None
 
 
@@ -174,10 +198,8 @@ async def serve_control(
                         log.warning("control socket cannot accept: %r", exc)
                         await trio.sleep(ACCEPT_BACKOFF_S)
                         continue
-                    if not connections.make_room():
-                        await stream.aclose()
-                        continue
-                    nursery.start_soon(connections.serve, stream, token, handlers)
+                    ident = await connections.admit()
+                    nursery.start_soon(connections.serve, ident, stream, token, handlers)
     finally:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()

@@ -65,7 +65,9 @@ def test_node_survives_every_client_behaviour(tmp_path):
         # Slow clients holding many connections open without a newline: others still served.
         idle = [_connect(home) for _ in range(100)]
         for held in idle:
-            held.sendall(b'{"tok')
+            # Past 64 open connections the node drops the oldest unfinished ones.
+            with contextlib.suppress(OSError):
+                held.sendall(b'{"tok')
         started = time.monotonic()
         assert node.call("status")["address"]
         assert time.monotonic() - started < 10

@@ -4,7 +4,8 @@ engine, reached through forwarders the test cuts (the shared anvil and dockerd k
 - a provider whose chain RPC does not answer at start waits, says so in `status`, and starts
   its market work once the RPC answers;
 - a provider whose Docker engine goes away withdraws its offer and takes no deal, then offers
-  again when the engine is back, and the job waiting for it settles, funds conserved.
+  again when the engine is back, and the job waiting for it settles, funds conserved;
+- the same when the chain goes away later; a provider started without Docker never offers.
 """
 
 import contextlib
@@ -97,7 +98,27 @@ def test_provider_survives_chain_and_docker_outages(tmp_path):
             assert world.balance(target) + world.balance(client_address) == before
             log = provider.log_path.read_text()
             assert "offers.withdrawn" in log and "node.recovered" in log
+
+            # The chain goes away later: reported, offer withdrawn; back: offered again.
+            anvil.stop()
+            world.cluster.wait_until(lambda: "chain_unreachable" in _faults(provider),
+                                     timeout_s=WAIT_S, what="the provider to report the chain")
+            world.cluster.wait_until(lambda: target not in _owners(client), timeout_s=WAIT_S,
+                                     what="the offer withdrawn while the chain is away")
+            anvil.start()
+            world.cluster.wait_until(lambda: target in _owners(client), timeout_s=WAIT_S,
+                                     what="the provider to offer again")
             assert provider.process.poll() is None
+
+            # A provider started while its Docker engine is down never offers.
+            dockerless = world.start("dockerless", roles=["provider"],
+                                     bootstrap=[provider.dial_addr],
+                                     env={"DOCKER_HOST": f"unix://{tmp_path / 'none.sock'}"})
+            world.cluster.wait_until(lambda: "docker_unreachable" in _faults(dockerless),
+                                     timeout_s=WAIT_S, what="the Docker fault at start")
+            time.sleep(5)
+            assert dockerless.status["address"] not in _owners(client)
+            assert dockerless.process.poll() is None
         finally:
             anvil.stop()
             docker.stop()

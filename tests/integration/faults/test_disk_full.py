@@ -1,6 +1,9 @@
-"""A client node whose disk fills up while its job runs does not die: it reports `disk_full`,
-keeps retrying, and once space is freed the deal settles with funds conserved. The client's
-home is a small tmpfs the test mounts (root only)."""
+"""Full disks, on a small tmpfs the test mounts as a node's home (root only):
+
+- a client whose disk fills up while its job runs does not die: it reports `disk_full`, keeps
+  retrying, and once space is freed the deal settles with funds conserved;
+- a provider whose disk fills up withdraws its offer, and offers again (and runs a job) once
+  space is freed."""
 
 import base64
 import contextlib
@@ -84,3 +87,36 @@ def test_client_on_a_full_disk_survives_and_settles_after_space_is_freed(tmp_pat
         assert world.balance(target) + world.balance(payer) == before
         world.stop_all()
         assert client.process.returncode == 0, client.log_tail()
+
+
+def _owners(node) -> set[str]:
+    with contextlib.suppress(ControlError, OSError):
+        return {o["owner"] for o in node.call("offers", {"market": "cpu"})}
+    return set()
+
+
+def test_provider_on_a_full_disk_withdraws_its_offer_until_space_is_freed(tmp_path):
+    require_anvil()
+    require_docker("the provider's Docker engine must answer, so only the disk is at fault")
+    with market_world(tmp_path / "m") as world, small_tmpfs(tmp_path / "m" / "provider", 100):
+        provider = world.start("provider", roles=["provider"])
+        client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
+        world.wait_until_known(client, [provider])
+        target = provider.status["address"]
+
+        _fill(provider.home)
+        world.cluster.wait_until(lambda: "disk_full" in _faults(provider), timeout_s=WAIT_S,
+                                 what="the provider to report its disk full")
+        world.cluster.wait_until(lambda: target not in _owners(client), timeout_s=WAIT_S,
+                                 what="the offer withdrawn")
+        assert provider.process.poll() is None, provider.log_tail()
+
+        (provider.home / "filler").unlink()
+        (provider.home / "filler2").unlink()
+        world.cluster.wait_until(lambda: target in _owners(client), timeout_s=WAIT_S,
+                                 what="the provider to offer again")
+        key = client.call("submit", {"module": "hash", "params": {"text": "room"},
+                                     "target": target})["key"]
+        settled = world.wait_for_phase(client, key, {"settled", "cancelled", "timed_out"},
+                                       timeout_s=WAIT_S)
+        assert settled["phase"] == "settled", settled

@@ -109,3 +109,45 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     assert answers[2].reason == "no free capacity"
     # A repeated proposal (the client restarted) gets the same countersignature.
     assert await role.on_deal_proposal(client.peer_id, first) == answers[0]
+
+
+async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path):
+    chain = embedded_test_chain()
+    deployer, mediator_account = chain_test_accounts(2)
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    mediator = mediator_account.address
+    client, provider = Identity.generate(), Identity.generate()
+    await _deal_chain(chain, contract, deployer, client)
+    provider_chain = await _deal_chain(chain, contract, deployer, provider)
+    now = wall_clock_ms()
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
+                           now_ms=now, chain_ids=(chain.chain_id,),
+                           trusted_mediators=(mediator,))
+    book = OfferBook()
+    book.add(provider.sign_envelope(offer, now), now)
+    why: list[str | None] = ["docker unreachable (no engine)"]
+
+    async def no_executor():
+        raise AssertionError("no job runs in this test")
+
+    store = DealStore.open(tmp_path / "db")
+    role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
+                        executor_factory=no_executor, clock_ms=wall_clock_ms,
+                        availability=lambda: why[0])
+    # A client that still holds the offer (the Cancel has not reached it) proposes a deal.
+    job = _job(client, mediator, now, chain.chain_id)
+    deal = build_deal(job, offer, salt=secrets.token_bytes(32))
+    signature = DealChain(SettlementClient(chain, contract, client.eth_account()),
+                          client).sign_deal(deal)
+    request = wire.DealProposal(chain_id=chain.chain_id,
+                                job_offer=client.sign_envelope(job, now).encode(),
+                                resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
+                                job_creator_signature=signature)
+    refused = await role.on_deal_proposal(client.peer_id, request)
+    assert refused == wire.DealRefused(
+        reason="provider cannot run jobs now: docker unreachable (no engine)")
+    assert store.deals() == []
+    why[0] = None  # the engine is back
+    assert isinstance(await role.on_deal_proposal(client.peer_id, request),
+                      wire.DealCountersigned)
