@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError
+from lilypad_p2p.chain import ChainError, RequestsClient
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -52,6 +52,7 @@ from lilypad_p2p.roles import (
     MediatorRole,
     ProviderDisputes,
     ProviderRole,
+    RequestChecker,
     Solver,
     describe,
     detect_capacity,
@@ -223,6 +224,18 @@ class Node:
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)
+            for checker in self._open_request_checkers(chains):
+                await nursery.start(checker.run)
+
+    def _open_request_checkers(self, chains: DealChains) -> list[RequestChecker]:
+        """A mediator also re-runs posted results of on-chain requests (votes where a request
+        names it, challenges wrong optimistic ones) on each chain with a `requests` contract."""
+        return [RequestChecker(RequestsClient(chain.sync.chain, settings.requests,
+                                              self.identity.eth_account()),
+                               self.identity,
+                               executor_factory=self._executor_factory("request-checker"))
+                for settings, chain in zip(self.config.chains, chains.values(), strict=True)
+                if settings.requests is not None]
 
     def _open_bridges(self, chains: DealChains, store: DealStore) -> list[BridgeRole]:
         """A bridge per chain with a `requests` contract (one chain: its state in the home,
