@@ -2,14 +2,14 @@
 
 import pytest
 
-from lilypad_p2p.roles._bridge import _params
+from lilypad_p2p.roles._bridge import request_params
 
 
 def test_json_object_becomes_module_params() -> None:
-    assert _params(b'{"text": "hi", "algorithm": "md5"}') == {"text": "hi", "algorithm": "md5"}
+    assert request_params(b'{"text": "hi", "algorithm": "md5"}') == {"text": "hi", "algorithm": "md5"}
 
 
 @pytest.mark.parametrize("inputs", [b'["text"]', b'"hi"', b"not json", b"\xff\xfe"])
 def test_anything_else_is_refused(inputs: bytes) -> None:
     with pytest.raises(ValueError):
-        _params(inputs)
+        request_params(inputs)
