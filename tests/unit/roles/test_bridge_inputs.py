@@ -6,7 +6,8 @@ from lilypad_p2p.roles._bridge import request_params
 
 
 def test_json_object_becomes_module_params() -> None:
-    assert request_params(b'{"text": "hi", "algorithm": "md5"}') == {"text": "hi", "algorithm": "md5"}
+    given = b'{"text": "hi", "algorithm": "md5"}'
+    assert request_params(given) == {"text": "hi", "algorithm": "md5"}
 
 
 @pytest.mark.parametrize("inputs", [b'["text"]', b'"hi"', b"not json", b"\xff\xfe"])
