@@ -52,6 +52,7 @@ from lilypad_p2p.chain import (
     SettlementClient,
 )
 from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase, Side
 from lilypad_p2p.roles._client import (
@@ -208,6 +209,11 @@ class BridgeRole:
                                 deals: list[StoredDeal], now: int) -> None:
         """Claim (the bond is all a lost race could cost), then fund the deal."""
         request_id = requested.request_id
+        if request.bond > request.escrow:
+            self._refused.add(request_id)
+            event(log, "bridge.request_refused", logging.WARNING, request="0x" + request_id.hex(),
+                  error=f"bond {request.bond} wei exceeds the escrow {request.escrow} wei")
+            return
         job = self._job_for(requested, now)
         if job is None:
             return
@@ -228,11 +234,13 @@ class BridgeRole:
         if deadline_s <= 0:
             return None  # too late to post in time; the requester takes a refund
         try:
-            return JobSubmission(module=requested.module, params=request_params(requested.inputs),
-                                 max_price_wei=requested.max_price, deadline_s=deadline_s,
-                                 salt=requested.request_id,
-                                 chain_id=self._requests.chain.chain_id)
-        except (SubmissionError, ValueError) as exc:
+            job = JobSubmission(module=requested.module, params=request_params(requested.inputs),
+                                max_price_wei=requested.max_price, deadline_s=deadline_s,
+                                salt=requested.request_id, chain_id=self._requests.chain.chain_id)
+            # Parameters are checked here, before the claim puts the bond at stake.
+            BUILTIN_MODULES[job.module].resolve_params(job.params)
+            return job
+        except (LilypadError, ValueError) as exc:
             self._refused.add(requested.request_id)
             event(log, "bridge.request_refused", logging.WARNING,
                   request="0x" + requested.request_id.hex(), error=str(exc))
