@@ -69,8 +69,13 @@ def main() -> None:
             chain, requester, EXAMPLE_CLIENT, requests_address), requester)
         requests = RequestsClient(chain, requests_address)
 
+        names = [f"mediator-{i}" for i in range(MEDIATORS)]
+        consortium = tuple(node_identity(world, n).address for n in names)
+
         def start(name: str, roles: list[str], boot: list[str], lines: str = "") -> Any:
-            prepare_trusting_home(world, name, [world.mediator], config_lines=lines)
+            # The bridge claims only where it trusts k of the request's mediators.
+            trusted = [world.mediator, *(consortium if name == "bridge" else ())]
+            prepare_trusting_home(world, name, trusted, config_lines=lines)
             with (Path(tmp) / name / "config.toml").open("a") as config:
                 config.write(f'requests = "{requests_address}"\n')
             node = world.cluster.start_node(name, roles=roles, bootstrap=boot)
@@ -81,8 +86,6 @@ def main() -> None:
         provider = start("provider", ["provider"], [])
         boot = [provider.dial_addr]
         start("solver", ["solver"], boot)
-        names = [f"mediator-{i}" for i in range(MEDIATORS)]
-        consortium = tuple(node_identity(world, n).address for n in names)
         for name in names:
             start(name, ["mediator"], boot)
         bridge = start("bridge", ["chain-bridge"], boot, "bridge_confirmations = 0\n")

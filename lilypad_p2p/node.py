@@ -248,7 +248,8 @@ class Node:
         if len(settings) == 1:
             return [open_bridge(settings[0].requests, chains.default, self.identity,
                                 self.client, store, self.config.home,
-                                confirmations=self.config.bridge_confirmations)]
+                                confirmations=self.config.bridge_confirmations,
+                                trusted_mediators=self.config.mediators)]
         bridged = [(chain_settings.requests, chain)
                    for chain_settings, chain in zip(settings, chains.values(), strict=True)
                    if chain_settings.requests is not None]
@@ -260,7 +261,8 @@ class Node:
             home = self.config.home / f"bridge-{chain.chain_id}"
             home.mkdir(mode=0o700, exist_ok=True)
             bridges.append(open_bridge(requests, chain, self.identity, self.client, store, home,
-                                       confirmations=self.config.bridge_confirmations))
+                                       confirmations=self.config.bridge_confirmations,
+                                       trusted_mediators=self.config.mediators))
         return bridges
 
     def _executor_factory(self, role: str) -> Callable[[], Awaitable[Executor]]:

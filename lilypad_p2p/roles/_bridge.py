@@ -6,10 +6,12 @@
 
 Each poll it reads LilypadRequests' JobRequested events and moves every confirmed request it
 can serve one step (the contract, not the bridge, decides what the requester's trust allows):
-- open: if the module and parameters are ones we can run and there is time before the deadline,
-  `claim` it with the request's bond first (only the claimant is ever paid, so we never fund a
-  deal someone faster could be reimbursed for; a lost race costs a reverted claim, no deal),
-  then submit it as a job whose deal salt is the request id (the binding the contract checks);
+- open: if the module and parameters are ones we can run, there is time before the deadline,
+  and at least k of the request's mediators are ones we trust (`claim_refusal`: they rule on
+  our result and our bond), `claim` it with the request's bond first (only the claimant is
+  ever paid, so we never fund a deal someone faster could be reimbursed for; a lost race
+  costs a reverted claim, no deal), then submit it as a job whose deal salt is the request
+  id (the binding the contract checks);
 - claimed by us, our deal settled (or resolved with the provider paid): `postResult` the output
   tarball's sha256 with the deal, before the deadline; a deal that ended without a result is
   submitted again while there is time;
@@ -129,6 +131,7 @@ class BridgeRole:
         store: DealStore,
         state_path: Path,
         confirmations: int = DEFAULT_CONFIRMATIONS,
+        trusted_mediators: Iterable[str] = (),
     ) -> None:
         if confirmations < 0:
             raise ConfigError("bridge confirmations must be >= 0")
@@ -141,6 +144,7 @@ class BridgeRole:
         self._pending: dict[bytes, RequestedJob] = {}
         self._unconfirmed_seen: set[bytes] = set()
         self._address = requests.account.address if requests.account else ""
+        self._trusted = frozenset(m.lower() for m in trusted_mediators)
         self._refused: set[bytes] = set()  # requests we can never serve (bad module/params)
         self._undeliverable: set[bytes] = set()  # ended deals we cannot deliver (logged)
         self._submitted = 0
@@ -209,10 +213,11 @@ class BridgeRole:
                                 deals: list[StoredDeal], now: int) -> None:
         """Claim (the bond is all a lost race could cost), then fund the deal."""
         request_id = requested.request_id
-        if request.bond > request.escrow:
+        refusal = claim_refusal(requested, request, self._trusted)
+        if refusal is not None:
             self._refused.add(request_id)
             event(log, "bridge.request_refused", logging.WARNING, request="0x" + request_id.hex(),
-                  error=f"bond {request.bond} wei exceeds the escrow {request.escrow} wei")
+                  error=refusal)
             return
         job = self._job_for(requested, now)
         if job is None:
@@ -362,6 +367,24 @@ class BridgeRole:
         os.replace(temporary, self._state_path)
 
 
+def claim_refusal(requested: RequestedJob, request: JobRequest,
+                  trusted: frozenset[str]) -> str | None:
+    """Why the bridge will not put its bond at stake on the request, or None.
+
+    The request's consortium rules on our result: k of its mediators could overturn an honest
+    one and hand our bond to the requester. So we claim only where at least k of them are
+    mediators we trust (our `mediators` config), and never for a bond above the escrow.
+    """
+    policy = requested.policy
+    known = sum(1 for m in policy.mediators if m.lower() in trusted)
+    if known < policy.threshold:
+        return (f"only {known} of the request's mediators are ones this node trusts; its "
+                f"consortium needs {policy.threshold} to rule (add them to `mediators`)")
+    if request.bond > request.escrow:
+        return f"bond {request.bond} wei exceeds the escrow {request.escrow} wei"
+    return None
+
+
 def _paid(stored: StoredDeal) -> bool:
     """A deal that ended with a result (settled, or resolved by the mediators)."""
     return stored.record.phase in (Phase.SETTLED, Phase.RESOLVED)
@@ -378,6 +401,7 @@ def request_params(inputs: bytes) -> dict[str, Any]:
 def open_bridge(
     requests_contract: str | None, deal_chain: Any, identity: Any, client: ClientRole | None,
     store: DealStore, home: Path, *, confirmations: int = DEFAULT_CONFIRMATIONS,
+    trusted_mediators: Iterable[str] = (),
 ) -> BridgeRole:
     """The bridge of a node: its settlement chain's LilypadRequests, as the node's account.
 
@@ -389,4 +413,5 @@ def open_bridge(
                           "(the LilypadRequests address on the settlement chain)")
     requests = RequestsClient(deal_chain.sync.chain, requests_contract, identity.eth_account())
     return BridgeRole(requests=requests, client=client, store=store,
-                      state_path=home / "bridge.json", confirmations=confirmations)
+                      state_path=home / "bridge.json", confirmations=confirmations,
+                      trusted_mediators=trusted_mediators)

@@ -51,7 +51,11 @@ def test_requests_in_both_modes_with_real_nodes(tmp_path, honest):
         names = [f"mediator-{i}" for i in range(MEDIATORS)]
         consortium = sorted((node_identity(world, n).address for n in names),
                             key=lambda a: int(a, 16))
-        chain, example, requests = deploy_requests_world(world)
+        # The bridge claims only where it trusts k of the request's mediators (they rule on
+        # its result and its bond); its deals keep the market's mediator.
+        prepare_trusting_home(world, "bridge", [world.mediator, *consortium],
+                              config_lines="bridge_confirmations = 0\n")
+        chain, example, requests = deploy_requests_world(world, tmp_path / "bridge")
         provider = _start(world, "provider", ["provider"], requests.address, [world.mediator],
                           [], "" if honest else "cheat_wrong_output = true")
         boot = [provider.dial_addr]

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from lilypad_p2p.chain import RequestedJob, TrustPolicy
-from lilypad_p2p.roles._bridge import BridgeRole, request_params
+from lilypad_p2p.chain import JobRequest, RequestedJob, RequestMode, RequestStatus, TrustPolicy
+from lilypad_p2p.roles._bridge import BridgeRole, claim_refusal, request_params
 
 
 def test_json_object_becomes_module_params() -> None:
@@ -47,3 +47,19 @@ def test_a_request_it_cannot_run_is_refused_before_the_bond_is_at_stake(
 def test_a_runnable_request_becomes_a_job_salted_with_its_id(tmp_path: Path) -> None:
     job = _bridge(tmp_path)._job_for(_requested("hash", b'{"text": "hi"}'), now=1_000)
     assert job is not None and job.salt == b"r" * 32 and job.max_price_wei == 10**16
+
+
+def test_claims_only_where_it_trusts_k_of_the_consortium_and_the_bond_fits() -> None:
+    a, b, c = ("0x" + d * 40 for d in "abc")
+    requested = RequestedJob(b"r" * 32, a, "hash", b"{}", 100, 10_000, 0,
+                             TrustPolicy((a, b, c), 2), 1)
+
+    def request(bond: int) -> JobRequest:
+        return JobRequest(b"r" * 32, a, 10_000, 0, RequestStatus.OPEN, RequestMode.ATTESTED, 2,
+                          0, 0, 0, 100, bond, 0, b"m" * 32, b"c" * 32, "0x" + "00" * 20,
+                          "0x" + "00" * 20, bytes(32))
+
+    assert claim_refusal(requested, request(100), frozenset({a, b})) is None
+    assert "only 1 of" in (claim_refusal(requested, request(100), frozenset({c})) or "")
+    assert "exceeds the escrow" in (claim_refusal(requested, request(101),
+                                                  frozenset({a, b, c})) or "")
