@@ -57,7 +57,7 @@ def test_spot_checked_request_is_delivered_after_the_verdict(tmp_path):
             timeout_s=KNOWN_WITHIN_S, what="the bridge to know every mediator")
 
         requested = ask(example, chain, requests, "hash", {"text": "mediated"},
-                        optimistic_policy([world.mediator], window_s=5))
+                        optimistic_policy(trusted, window_s=5))
 
         closed = await_closed(requests, requested.request_id, bridge)
         (deal,) = bridge.call("deals")
