@@ -529,16 +529,20 @@ def chain_deploy_requests(
     It serves one settlement contract (--contract, default chain.contract);
     its address is recorded as `requests` in the chain table of config.toml.
 
-    A contract calls requestJob(module, inputs, deadline, callbackGasLimit)
-    with the most it pays as msg.value (inputs: the module's parameters as
-    a JSON object, public) and implements
-    onLilypadResult(requestId, resultHash, output, outputIsCid).
+    A contract calls requestJob(module, inputs, deadline, callbackGasLimit,
+    policy) with the most it pays as msg.value (inputs: the module's
+    parameters as a JSON object, public) and implements
+    onLilypadResult(requestId, resultHash, output, outputIsCid). The policy
+    names whom it trusts (k of n mediator addresses) and the mode: attested
+    (k of them re-run the job and vote the result) or optimistic (a posted
+    result is final after a challenge window unless challenged and overturned).
 
-    A node started with --chain-bridge runs each request on the network and
-    delivers the result once its deal has settled (outputs over 1 KiB as
-    their CID): the callback follows from the deal's signatures, not from
-    the bridge's word. The bridge waits `bridge_confirmations` blocks
-    (default 12) before acting; set 0 on a chain that mines on demand.
+    A node started with --chain-bridge claims each request it can serve,
+    runs it on the network and posts and delivers the result (outputs over
+    1 KiB as their CID); mediator nodes with `requests` configured vote on
+    requests that name them and challenge wrong optimistic results. The
+    bridge waits `bridge_confirmations` blocks (default 12) before acting;
+    set 0 on a chain that mines on demand.
 
     Example (anvil):
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.chain import RequestsClient
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -58,6 +59,7 @@ from lilypad_p2p.roles import (
     MediatorRole,
     ProviderDisputes,
     ProviderRole,
+    RequestChecker,
     Solver,
     detect_capacity,
     open_bridge,
@@ -272,6 +274,18 @@ class Node:
             )
             self.mediator.install(self.net.set_stream_handler)
             await nursery.start(self.mediator.run)
+            for checker in self._open_request_checkers(chains):
+                await nursery.start(checker.run)
+
+    def _open_request_checkers(self, chains: DealChains) -> list[RequestChecker]:
+        """A mediator also re-runs posted results of on-chain requests (votes where a request
+        names it, challenges wrong optimistic ones) on each chain with a `requests` contract."""
+        return [RequestChecker(RequestsClient(chain.sync.chain, settings.requests,
+                                              self.identity.eth_account()),
+                               self.identity,
+                               executor_factory=self._executor_factory("request-checker"))
+                for settings, chain in zip(self.config.chains, chains.values(), strict=True)
+                if settings.requests is not None]
 
     def _open_bridges(self, chains: DealChains, store: DealStore) -> list[BridgeRole]:
         """A bridge per chain with a `requests` contract (one chain: its state in the home,
@@ -284,7 +298,8 @@ class Node:
         if len(settings) == 1:
             return [open_bridge(settings[0].requests, chains.default, self.identity,
                                 self.client, store, self.config.home,
-                                confirmations=self.config.bridge_confirmations)]
+                                confirmations=self.config.bridge_confirmations,
+                                trusted_mediators=self.config.mediators)]
         bridged = [(chain_settings.requests, chain)
                    for chain_settings, chain in zip(settings, chains.values(), strict=True)
                    if chain_settings.requests is not None]
@@ -296,7 +311,8 @@ class Node:
             home = self.config.home / f"bridge-{chain.chain_id}"
             home.mkdir(mode=0o700, exist_ok=True)
             bridges.append(open_bridge(requests, chain, self.identity, self.client, store, home,
-                                       confirmations=self.config.bridge_confirmations))
+                                       confirmations=self.config.bridge_confirmations,
+                                       trusted_mediators=self.config.mediators))
         return bridges
 
     def _executor_factory(self, role: str) -> Callable[[], Awaitable[Executor]]:

@@ -31,6 +31,7 @@ from lilypad_p2p.roles._provider import (
     resource_offer,
 )
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
+from lilypad_p2p.roles._request_checker import CheckAction, RequestChecker, check_action
 from lilypad_p2p.roles._settlement import (
     ChainMove,
     DealChain,
@@ -50,6 +51,7 @@ __all__ = [
     "BridgeStatistics",
     "Capacity",
     "ChainMove",
+    "CheckAction",
     "ClientDisputes",
     "ClientRole",
     "DealChain",
@@ -66,12 +68,14 @@ __all__ = [
     "NoMediators",
     "ProviderDisputes",
     "ProviderRole",
+    "RequestChecker",
     "Resolution",
     "Solver",
     "SolverStatistics",
     "SubmissionError",
     "UnknownChain",
     "build_deal",
+    "check_action",
     "deal_from_wire",
     "deal_to_wire",
     "describe",

@@ -4,26 +4,31 @@
                         confirmations=12)
     await nursery.start(bridge.run)
 
-Each poll it reads LilypadRequests' JobRequested events, submits every confirmed pending
-request it does not serve yet as a job whose deal salt is the request id (the binding the
-contract checks), and closes each request whose deal has ended:
-- settled: the deal, the provider's commitment, our acceptance and the output tarball go to
-  `deliver`, which verifies them on chain (an output over 1 KiB reaches the callback as its
-  CID; a tarball too large for calldata goes by `deliverCid`, which only we, the job creator,
-  may call); the contract then reimburses us the deal's payment from the requester's escrow;
-- resolved by the mediators: ProviderCorrect delivers like a settled deal (the verdict upheld
-  the provider's committed result); ProviderWrong or NonDeterministic `refundFailed` the request
-  at once (nothing is delivered; NonDeterministic reimburses us the payment the verdict made us
-  pay the provider).
+Each poll it reads LilypadRequests' JobRequested events and moves every confirmed request it
+can serve one step (the contract, not the bridge, decides what the requester's trust allows):
+- open: if the module and parameters are ones we can run, there is time before the deadline,
+  and at least k of the request's mediators are ones we trust (`claim_refusal`: they rule on
+  our result and our bond), `claim` it with the request's bond first (only the claimant is
+  ever paid, so we never fund a deal someone faster could be reimbursed for; a lost race
+  costs a reverted claim, no deal), then submit it as a job whose deal salt is the request
+  id (the binding the contract checks);
+- claimed by us, our deal settled (or resolved with the provider paid): `postResult` the output
+  tarball's sha256 with the deal, before the deadline; a deal that ended without a result is
+  submitted again while there is time;
+- posted by us: once final (attested: k of the request's mediators voted our hash; optimistic:
+  the challenge window passed unchallenged, or the consortium upheld it) `deliver` the tarball
+  (an output over 1 KiB reaches the callback as its CID; a tarball too large for calldata is
+  delivered by CID, which only the claimant may choose); the contract reimburses our deal's
+  payment and returns the bond;
+- overturned (open again after our post), claimed by another, delivered or refunded: done.
 
 Reorgs: a request is acted on only once `confirmations` blocks are mined on top of its block
-(`plan_scan`); one that a deeper reorg removes before delivery has no on-chain record any more
-and is dropped, never delivered (request ids bind their contents, so a replacement request at
-the same position has another id). Restarts: which requests are served is read from the deal
-store (a client deal's salt is its request id), so a restart never submits a request twice; a
-request whose deals all ended without a result is submitted again while it is pending and
-before its deadline. The cursor (`state_path`, JSON) never passes an unfinished or unconfirmed
-request, and each poll re-reads REORG_DEPTH_BLOCKS below it, so a restart loses none.
+(`plan_scan`); one that a deeper reorg removes has no on-chain record any more and is dropped
+(request ids bind their contents, so a replacement request at the same position has another id).
+Restarts: the request's on-chain record says whether we claimed or posted it, and which jobs were
+submitted is read from the deal store (a client deal's salt is its request id), so a restart
+never submits or claims twice. The cursor (`state_path`, JSON) never passes an unfinished or
+unconfirmed request, and each poll re-reads REORG_DEPTH_BLOCKS below it, so a restart loses none.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import trio
 from lilypad_p2p.chain import (
     ChainError,
     ContractRevert,
+    JobRequest,
     Outcome,
     RequestedJob,
     RequestsClient,
@@ -48,6 +54,7 @@ from lilypad_p2p.chain import (
     SettlementClient,
 )
 from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase, Side
 from lilypad_p2p.roles._client import (
@@ -69,7 +76,7 @@ REORG_DEPTH_BLOCKS = 12
 # Blocks mined on top of a request before the bridge acts on it (config `bridge_confirmations`).
 # 12 suits Ethereum-like chains; a dev chain that mines only on demand (anvil) needs 0.
 DEFAULT_CONFIRMATIONS = 12
-# A job must have its result this long before the request's deadline, to deliver in time.
+# A job must have its result this long before the request's deadline, to post it in time.
 DELIVERY_MARGIN_S = 30
 # Larger output tarballs are delivered by `deliverCid` (ours to call) instead of as calldata:
 # 64 KiB of calldata costs up to ~1M gas.
@@ -80,7 +87,7 @@ MAX_TARBALL_CALLDATA_BYTES = 64 * 1024
 class BridgeStatistics:
     submitted: int
     delivered: int
-    refunded_after_verdict: int
+    overturned: int
     failed_submissions: int
 
 
@@ -124,6 +131,7 @@ class BridgeRole:
         store: DealStore,
         state_path: Path,
         confirmations: int = DEFAULT_CONFIRMATIONS,
+        trusted_mediators: Iterable[str] = (),
     ) -> None:
         if confirmations < 0:
             raise ConfigError("bridge confirmations must be >= 0")
@@ -135,14 +143,16 @@ class BridgeRole:
         self._settlement: SettlementClient | None = None
         self._pending: dict[bytes, RequestedJob] = {}
         self._unconfirmed_seen: set[bytes] = set()
+        self._address = requests.account.address if requests.account else ""
+        self._trusted = frozenset(m.lower() for m in trusted_mediators)
         self._refused: set[bytes] = set()  # requests we can never serve (bad module/params)
         self._undeliverable: set[bytes] = set()  # ended deals we cannot deliver (logged)
         self._submitted = 0
         self._delivered = 0
-        self._refunded = 0
+        self._overturned = 0
 
     def statistics(self) -> BridgeStatistics:
-        return BridgeStatistics(self._submitted, self._delivered, self._refunded,
+        return BridgeStatistics(self._submitted, self._delivered, self._overturned,
                                 len(self._refused))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -176,97 +186,147 @@ class BridgeRole:
 
     async def _serve(self, requested: RequestedJob, deals: list[StoredDeal], now: int) -> None:
         request_id = requested.request_id
-        status = (await trio.to_thread.run_sync(self._requests.request, request_id)).status
-        if status is not RequestStatus.PENDING:
-            if status is RequestStatus.NONE:
-                event(log, "bridge.request_gone", logging.WARNING,
-                      request="0x" + request_id.hex(), reason="reorged out of the chain")
-            self._pending.pop(request_id, None)  # delivered, refunded, or reorged away
-            return
-        if request_id in self._undeliverable:
-            return  # logged once; the requester takes a refund after its deadline
-        for stored in deals:
-            if stored.record.phase is Phase.SETTLED:
-                await self._deliver(requested, stored, acceptance=True)
-                return
-            if stored.record.phase is Phase.RESOLVED:
-                await self._close_resolved(requested, stored)
-                return
-        if any(not d.record.phase.is_final for d in deals) or request_id in self._refused:
-            return
-        deadline_s = min(DEFAULT_JOB_DEADLINE_S, requested.deadline - now - DELIVERY_MARGIN_S)
-        if deadline_s <= 0:
-            return  # too late to serve; the requester takes a refund
-        try:
-            job = JobSubmission(module=requested.module, params=_params(requested.inputs),
-                                max_price_wei=requested.max_price, deadline_s=deadline_s,
-                                salt=request_id, chain_id=self._requests.chain.chain_id)
-            key = await self._client.submit(job)
-        except (SubmissionError, ValueError) as exc:
-            self._refused.add(request_id)
-            event(log, "bridge.request_refused", logging.WARNING,
-                  request="0x" + request_id.hex(), error=str(exc))
-            return
-        self._submitted += 1
-        event(log, "bridge.request_submitted", request="0x" + request_id.hex(), key=key)
+        request = await trio.to_thread.run_sync(self._requests.request, request_id)
+        ours = request.claimant == self._address
+        status = request.status
+        if status is RequestStatus.NONE:
+            event(log, "bridge.request_gone", logging.WARNING,
+                  request="0x" + request_id.hex(), reason="reorged out of the chain")
+            self._pending.pop(request_id, None)
+        elif status is RequestStatus.OPEN:
+            if any(_paid(stored) for stored in deals):  # our posted result was overturned
+                event(log, "bridge.overturned", logging.WARNING, request="0x" + request_id.hex())
+                self._overturned += 1
+                self._pending.pop(request_id, None)
+            elif request_id not in self._refused and request_id not in self._undeliverable:
+                await self._claim_and_submit(requested, request, deals, now)
+        elif status.is_final or not ours:
+            self._pending.pop(request_id, None)  # done, or another bridge's
+        elif status is RequestStatus.CLAIMED:
+            await self._post_or_resubmit(requested, deals, now)
+        else:
+            final_at = request.final_at()
+            if final_at is not None and (status is RequestStatus.UPHELD or now > final_at):
+                await self._deliver(requested, deals)
 
-    async def _close_resolved(self, requested: RequestedJob, stored: StoredDeal) -> None:
-        """Deliver a deal the mediators ruled ProviderCorrect; refund the request otherwise."""
-        deal = deal_from_wire(stored.detail["deal"])
-        settlement = await self._settlement_client()
-        state = await trio.to_thread.run_sync(settlement.deal_state, deal)
-        if state.outcome is Outcome.PROVIDER_CORRECT:
-            await self._deliver(requested, stored, acceptance=False)
+    async def _claim_and_submit(self, requested: RequestedJob, request: JobRequest,
+                                deals: list[StoredDeal], now: int) -> None:
+        """Claim (the bond is all a lost race could cost), then fund the deal."""
+        request_id = requested.request_id
+        refusal = claim_refusal(requested, request, self._trusted)
+        if refusal is not None:
+            self._refused.add(request_id)
+            event(log, "bridge.request_refused", logging.WARNING, request="0x" + request_id.hex(),
+                  error=refusal)
             return
-        if state.outcome is None:
-            self._give_up(requested, stored, f"chain shows the deal {state.status.name}")
+        job = self._job_for(requested, now)
+        if job is None:
             return
         try:
-            receipt = await trio.to_thread.run_sync(
-                self._requests.refund_failed, requested.request_id, deal)
+            receipt = await trio.to_thread.run_sync(self._requests.claim, request_id,
+                                                    request.bond)
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
-        self._refunded += 1
-        event(log, "bridge.refunded_after_verdict", request="0x" + requested.request_id.hex(),
-              key=stored.record.key, outcome=state.outcome.name, gas=receipt.gas_used)
-        self._pending.pop(requested.request_id, None)
+        event(log, "bridge.claimed", request="0x" + request_id.hex(), bond_wei=request.bond,
+              gas=receipt.gas_used)
+        if not any(not d.record.phase.is_final for d in deals):
+            await self._submit(requested, job)
 
-    async def _deliver(self, requested: RequestedJob, stored: StoredDeal, *,
-                       acceptance: bool) -> None:
+    def _job_for(self, requested: RequestedJob, now: int) -> JobSubmission | None:
+        """The job serving the request, or None (refused for good, or too late to post)."""
+        deadline_s = min(DEFAULT_JOB_DEADLINE_S, requested.deadline - now - DELIVERY_MARGIN_S)
+        if deadline_s <= 0:
+            return None  # too late to post in time; the requester takes a refund
+        try:
+            job = JobSubmission(module=requested.module, params=request_params(requested.inputs),
+                                max_price_wei=requested.max_price, deadline_s=deadline_s,
+                                salt=requested.request_id, chain_id=self._requests.chain.chain_id)
+            # Parameters are checked here, before the claim puts the bond at stake.
+            BUILTIN_MODULES[job.module].resolve_params(job.params)
+            return job
+        except (LilypadError, ValueError) as exc:
+            self._refused.add(requested.request_id)
+            event(log, "bridge.request_refused", logging.WARNING,
+                  request="0x" + requested.request_id.hex(), error=str(exc))
+            return None
+
+    async def _submit(self, requested: RequestedJob, job: JobSubmission) -> None:
+        try:
+            key = await self._client.submit(job)
+        except SubmissionError as exc:
+            self._refused.add(requested.request_id)
+            event(log, "bridge.request_refused", logging.WARNING,
+                  request="0x" + requested.request_id.hex(), error=str(exc))
+            return
+        self._submitted += 1
+        event(log, "bridge.request_submitted", request="0x" + requested.request_id.hex(),
+              key=key)
+
+    async def _post_or_resubmit(self, requested: RequestedJob, deals: list[StoredDeal],
+                                now: int) -> None:
+        for stored in deals:
+            if _paid(stored) and await self._provider_paid(stored):
+                await self._post(requested, stored)
+                return
+        if any(not d.record.phase.is_final for d in deals) or requested.request_id in \
+                self._refused:
+            return
+        job = self._job_for(requested, now)  # every deal ended without a result: again
+        if job is not None:
+            await self._submit(requested, job)
+
+    async def _provider_paid(self, stored: StoredDeal) -> bool:
+        """Settled deals are; a resolved one unless the verdict was ProviderWrong."""
+        if stored.record.phase is Phase.SETTLED:
+            return True
+        settlement = await self._settlement_client()
+        state = await trio.to_thread.run_sync(settlement.deal_state,
+                                              deal_from_wire(stored.detail["deal"]))
+        return state.outcome in (Outcome.PROVIDER_CORRECT, Outcome.NON_DETERMINISTIC)
+
+    async def _post(self, requested: RequestedJob, stored: StoredDeal) -> None:
         tarball = self._store.result(stored.record.key)
         if tarball is None:
             self._give_up(requested, stored, "no stored output")
             return
-        detail = stored.detail
-        deal = deal_from_wire(detail["deal"])
-        # A Resolved deal needs no acceptance: the verdict stands in for it.
-        accepted = detail["acceptance_signature"] if acceptance else b""
+        deal = deal_from_wire(stored.detail["deal"])
+        try:
+            receipt = await trio.to_thread.run_sync(
+                self._requests.post_result, requested.request_id, deal, result_hash(tarball))
+        except ContractRevert as exc:
+            self._refusal(requested, exc)
+            return
+        event(log, "bridge.posted", request="0x" + requested.request_id.hex(),
+              key=stored.record.key, mode=requested.policy.mode.name, gas=receipt.gas_used)
+
+    async def _deliver(self, requested: RequestedJob, deals: list[StoredDeal]) -> None:
+        tarball = next((t for d in deals if _paid(d)
+                        if (t := self._store.result(d.record.key)) is not None), None)
+        if tarball is None:
+            self._undeliverable.add(requested.request_id)
+            event(log, "bridge.undeliverable", logging.WARNING,
+                  request="0x" + requested.request_id.hex(), reason="no stored output")
+            return
         by_cid = len(tarball) > MAX_TARBALL_CALLDATA_BYTES
         try:
-            if by_cid:
-                receipt = await trio.to_thread.run_sync(
-                    lambda: self._requests.deliver_cid(
-                        requested.request_id, deal, result_hash(tarball),
-                        detail["provider_commitment"], accepted))
-            else:
-                receipt = await trio.to_thread.run_sync(
-                    lambda: self._requests.deliver(
-                        requested.request_id, deal, tarball, detail["provider_commitment"],
-                        accepted))
+            receipt = await trio.to_thread.run_sync(
+                self._requests.deliver, requested.request_id, b"" if by_cid else tarball)
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
         delivered = self._requests.delivered(receipt)
         self._delivered += 1
         event(log, "bridge.delivered", request="0x" + requested.request_id.hex(),
-              key=stored.record.key, by_cid=delivered["outputIsCid"],
-              callback_ok=delivered["callbackSucceeded"], gas=receipt.gas_used)
+              by_cid=delivered["outputIsCid"], callback_ok=delivered["callbackSucceeded"],
+              paid=delivered["paid"], gas=receipt.gas_used)
         self._pending.pop(requested.request_id, None)
 
     def _refusal(self, requested: RequestedJob, exc: ContractRevert) -> None:
-        if exc.error == "NotPending":  # someone else closed it first: fine
+        if exc.error in ("WrongStatus", "DeadlinePassed"):  # another bridge, or too late: fine
             self._pending.pop(requested.request_id, None)
+            event(log, "bridge.lost_request", request="0x" + requested.request_id.hex(),
+                  reason=exc.error)
             return
         self._undeliverable.add(requested.request_id)
         event(log, "bridge.delivery_refused", logging.WARNING,
@@ -307,7 +367,30 @@ class BridgeRole:
         os.replace(temporary, self._state_path)
 
 
-def _params(inputs: bytes) -> dict[str, Any]:
+def claim_refusal(requested: RequestedJob, request: JobRequest,
+                  trusted: frozenset[str]) -> str | None:
+    """Why the bridge will not put its bond at stake on the request, or None.
+
+    The request's consortium rules on our result: k of its mediators could overturn an honest
+    one and hand our bond to the requester. So we claim only where at least k of them are
+    mediators we trust (our `mediators` config), and never for a bond above the escrow.
+    """
+    policy = requested.policy
+    known = sum(1 for m in policy.mediators if m.lower() in trusted)
+    if known < policy.threshold:
+        return (f"only {known} of the request's mediators are ones this node trusts; its "
+                f"consortium needs {policy.threshold} to rule (add them to `mediators`)")
+    if request.bond > request.escrow:
+        return f"bond {request.bond} wei exceeds the escrow {request.escrow} wei"
+    return None
+
+
+def _paid(stored: StoredDeal) -> bool:
+    """A deal that ended with a result (settled, or resolved by the mediators)."""
+    return stored.record.phase in (Phase.SETTLED, Phase.RESOLVED)
+
+
+def request_params(inputs: bytes) -> dict[str, Any]:
     """A request's inputs: a JSON object of the module's parameters (UTF-8)."""
     value = json.loads(inputs.decode())
     if not isinstance(value, dict):
@@ -318,6 +401,7 @@ def _params(inputs: bytes) -> dict[str, Any]:
 def open_bridge(
     requests_contract: str | None, deal_chain: Any, identity: Any, client: ClientRole | None,
     store: DealStore, home: Path, *, confirmations: int = DEFAULT_CONFIRMATIONS,
+    trusted_mediators: Iterable[str] = (),
 ) -> BridgeRole:
     """The bridge of a node: its settlement chain's LilypadRequests, as the node's account.
 
@@ -329,4 +413,5 @@ def open_bridge(
                           "(the LilypadRequests address on the settlement chain)")
     requests = RequestsClient(deal_chain.sync.chain, requests_contract, identity.eth_account())
     return BridgeRole(requests=requests, client=client, store=store,
-                      state_path=home / "bridge.json", confirmations=confirmations)
+                      state_path=home / "bridge.json", confirmations=confirmations,
+                      trusted_mediators=trusted_mediators)

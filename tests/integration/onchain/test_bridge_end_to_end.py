@@ -13,11 +13,14 @@ from pathlib import Path
 
 import pytest
 from bridge_world import (
+    BOND_WEI,
     ESCROW_WEI,
     REQUEST_WINDOW_S,
     ask,
     await_closed,
     deploy_requests_world,
+    optimistic_policy,
+    posted_deal_id,
     require_parts,
 )
 
@@ -28,6 +31,8 @@ from lilypad_p2p.testing._market import market_world
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
 BIG_OUTPUT_BYTES = 2048
+# Nobody challenges here: the window only delays delivery.
+WINDOW_S = 5
 
 
 def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
@@ -43,8 +48,10 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
         before = {a: world.balance(a) for a in (provider_address, bridge_address)}
 
         text = "hello from a contract"
+        policy = optimistic_policy([world.mediator], window_s=WINDOW_S)
         receipt = example.send("ask", "hash", json.dumps({"text": text}).encode(),
-                               chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+                               chain.now() + REQUEST_WINDOW_S, policy.as_abi(),
+                               value=ESCROW_WEI)
         (requested,) = requests.requested_in(receipt)
         request_id = requested.request_id
 
@@ -60,23 +67,24 @@ def test_example_contract_gets_its_answer_through_the_bridge(tmp_path):
         settlement = SettlementClient(chain, world.contract)
         state = settlement.deal_state(bytes.fromhex(deal["deal_id"][2:]))
         assert state.status.name == "SETTLED"
-        assert requests.read("deliveredDeal", request_id) == bytes.fromhex(deal["deal_id"][2:])
+        assert posted_deal_id(requests, request_id) == bytes.fromhex(deal["deal_id"][2:])
         # The provider was paid the deal's price by the bridge, which the escrow reimburses;
         # the requester gets the rest of its escrow back.
         assert world.balance(provider_address) - before[provider_address] == payment
         assert before[bridge_address] - world.balance(bridge_address) == payment
-        assert requests.owed(bridge_address) == payment
+        assert requests.owed(bridge_address) == payment + BOND_WEI
         assert requests.owed(example.address) == ESCROW_WEI - payment
 
         # An answer over 1 KiB reaches the contract as its CID; the bridge holds the bytes.
         receipt = example.send("ask", "random", json.dumps({"size": BIG_OUTPUT_BYTES}).encode(),
-                               chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+                               chain.now() + REQUEST_WINDOW_S, policy.as_abi(),
+                               value=ESCROW_WEI)
         (big,) = requests.requested_in(receipt)
         assert await_closed(requests, big.request_id, bridge) is RequestStatus.DELIVERED
         assert example.read("answered", big.request_id)
         cid = example.read("answerCids", big.request_id)
-        big_deal = next(d for d in bridge.call("deals") if d["deal_id"] == "0x" + bytes(
-            requests.read("deliveredDeal", big.request_id)).hex())
+        big_deal = next(d for d in bridge.call("deals") if d["deal_id"] == "0x" + posted_deal_id(
+            requests, big.request_id).hex())
         tarball = Path(big_deal["result_path"]).read_bytes()
         assert cid == result_cid_bytes(hashlib.sha256(tarball).digest())
         assert big_deal["result_cid"] == result_cid(tarball)
@@ -94,12 +102,13 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
     with market_world(tmp_path) as world:
         chain, example, requests = deploy_requests_world(world)
         bridge = world.start("bridge", roles=["chain-bridge"])
-        first = ask(example, chain, requests, "hash", {"text": "twice?"})
+        policy = optimistic_policy([world.mediator], window_s=WINDOW_S)
+        first = ask(example, chain, requests, "hash", {"text": "twice?"}, policy)
         world.cluster.wait_until(lambda: len(bridge.call("deals")) == 1, timeout_s=30.0,
                                  what="the bridge to submit the request")
         (submitted,) = [d["key"] for d in bridge.call("deals")]
         assert bridge.stop() == 0
-        while_down = ask(example, chain, requests, "hash", {"text": "while down"})
+        while_down = ask(example, chain, requests, "hash", {"text": "while down"}, policy)
         bridge = world.restart(bridge, roles=["chain-bridge"])
         provider = world.start("provider", roles=["provider"], bootstrap=[bridge.dial_addr])
         world.start("solver", roles=["solver"], bootstrap=[bridge.dial_addr])
@@ -112,7 +121,7 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
                 hashlib.sha256(text).hexdigest()
         deals = {d["deal_id"]: d for d in bridge.call("deals")}
         assert [d["phase"] for d in deals.values()] == ["settled", "settled"], deals
-        delivered = ["0x" + bytes(requests.read("deliveredDeal", r.request_id)).hex()
+        delivered = ["0x" + posted_deal_id(requests, r.request_id).hex()
                      for r in (first, while_down)]
         assert sorted(delivered) == sorted(deals)
         assert deals[delivered[0]]["key"] == submitted

@@ -8,7 +8,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from bridge_world import ask, await_closed, deploy_requests_world, require_parts
+from bridge_world import (
+    ask,
+    await_closed,
+    deploy_requests_world,
+    optimistic_policy,
+    posted_deal_id,
+    require_parts,
+)
 
 from lilypad_p2p.chain import Chain, RequestStatus
 from lilypad_p2p.testing._market import market_world
@@ -41,8 +48,9 @@ def test_reorged_out_request_is_never_served(tmp_path):
         def bridge_polled(block: int) -> bool:
             return state.exists() and json.loads(state.read_text())["head"] >= block
 
+        policy = optimistic_policy([world.mediator], window_s=5)
         snapshot = _rpc(chain, "evm_snapshot", [])
-        doomed = ask(example, chain, requests, "hash", {"text": "reorged out"})
+        doomed = ask(example, chain, requests, "hash", {"text": "reorged out"}, policy)
         world.cluster.wait_until(lambda: bridge_polled(doomed.block_number),
                                  timeout_s=SEEN_WITHIN_S, what="the bridge to see the request")
         assert bridge.call("deals") == [], "acted on a request with no confirmations"
@@ -50,7 +58,7 @@ def test_reorged_out_request_is_never_served(tmp_path):
         assert _rpc(chain, "evm_revert", [snapshot]) is True  # the request's block is gone
         chain.resync_nonces()
         assert requests.request(doomed.request_id).status is RequestStatus.NONE
-        kept = ask(example, chain, requests, "hash", {"text": "kept"})
+        kept = ask(example, chain, requests, "hash", {"text": "kept"}, policy)
         assert kept.block_number == doomed.block_number  # another block at the same height
         world.cluster.wait_until(lambda: bridge_polled(kept.block_number),
                                  timeout_s=SEEN_WITHIN_S, what="the bridge to see the request")
@@ -61,8 +69,7 @@ def test_reorged_out_request_is_never_served(tmp_path):
 
         (deal,) = bridge.call("deals")
         assert deal["phase"] == "settled"
-        assert requests.read("deliveredDeal", kept.request_id) == bytes.fromhex(
-            deal["deal_id"][2:])
+        assert posted_deal_id(requests, kept.request_id) == bytes.fromhex(deal["deal_id"][2:])
         assert example.read("answered", kept.request_id)
         assert requests.request(doomed.request_id).status is RequestStatus.NONE
         assert not example.read("answered", doomed.request_id)

@@ -13,12 +13,14 @@ from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
     Chain,
     ContractClient,
+    RequestMode,
     RequestsClient,
     RequestStatus,
+    TrustPolicy,
 )
 from lilypad_p2p.cli import app
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.testing import chain_test_accounts
+from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
 
 ESCROW_WEI = 10**15
 
@@ -35,7 +37,8 @@ def test_deploy_requests_records_it_and_the_example_client_can_ask(
 ) -> None:
     url = anvil_a.w3.provider.endpoint_uri  # type: ignore[attr-defined]
     home = tmp_path / "node"
-    Identity.generate().save(home / "keys")
+    owner = Identity.generate()
+    owner.save(home / "keys")
     assert "no settlement contract" in run("chain", "deploy-requests", "--rpc", url,
                                            "--home", str(home), ok=False)
     settlement = json.loads(run("chain", "deploy", "--rpc", url, "--home", str(home),
@@ -50,13 +53,16 @@ def test_deploy_requests_records_it_and_the_example_client_can_ask(
                                "requests": out["requests"]}
     requests = RequestsClient(anvil_a, out["requests"])
     assert requests.settlement_address() == settlement
-    requester = chain_test_accounts()[4]
-    example = ContractClient(anvil_a, EXAMPLE_CLIENT, out["example_client"], requester)
+    # The example client is the deploying node's: only its account may ask.
+    fund_on_anvil(anvil_a, [owner.eth_account()])
+    example = ContractClient(anvil_a, EXAMPLE_CLIENT, out["example_client"], owner.eth_account())
+    policy = TrustPolicy((chain_test_accounts()[5].address,), 1, RequestMode.OPTIMISTIC,
+                         ESCROW_WEI // 10, 60)
     receipt = example.send("ask", "hash", b'{"text": "hi"}', anvil_a.now() + 600,
-                           value=ESCROW_WEI)
+                           policy.as_abi(), value=ESCROW_WEI)
     (requested,) = requests.requested_in(receipt)
     assert requested.requester == example.address
-    assert requests.request(requested.request_id).status is RequestStatus.PENDING
+    assert requests.request(requested.request_id).status is RequestStatus.OPEN
 
     # Without --example only the requests contract; the recorded address is replaced.
     again = run("chain", "deploy-requests", "--home", str(home))

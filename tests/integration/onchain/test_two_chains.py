@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bridge_world import ESCROW_WEI, REQUEST_WINDOW_S, await_closed, require_parts
+from bridge_world import (
+    ESCROW_WEI,
+    REQUEST_WINDOW_S,
+    await_closed,
+    optimistic_policy,
+    posted_deal_id,
+    require_parts,
+)
 
 from lilypad_p2p.chain import (
     EXAMPLE_CLIENT,
@@ -71,9 +78,12 @@ class Side:
         held = SettlementClient(self.chain, self.settlement).balance(address)
         return held.free + held.locked
 
-    def ask(self, text: str) -> bytes:
+    def ask(self, text: str, mediator: str) -> bytes:
+        """Ask under an optimistic policy whose one mediator the bridge trusts."""
+        policy = optimistic_policy([mediator], window_s=5)
         receipt = self.example.send("ask", "hash", json.dumps({"text": text}).encode(),
-                                    self.chain.now() + REQUEST_WINDOW_S, value=ESCROW_WEI)
+                                    self.chain.now() + REQUEST_WINDOW_S, policy.as_abi(),
+                                    value=ESCROW_WEI)
         (requested,) = self.requests.requested_in(receipt)
         return requested.request_id
 
@@ -85,7 +95,7 @@ def _deploy(chain_id: int, url: str) -> Side:
     fund_on_anvil(chain, [deployer, requester])
     settlement = deploy_settlement(chain, deployer, withdraw_notice_s=60)
     requests = deploy_requests(chain, deployer, settlement)
-    example = deploy_contract(chain, deployer, EXAMPLE_CLIENT, requests)
+    example = deploy_contract(chain, requester, EXAMPLE_CLIENT, requests)
     return Side(chain_id, url, chain, settlement, RequestsClient(chain, requests),
                 ContractClient(chain, EXAMPLE_CLIENT, example, requester))
 
@@ -133,7 +143,7 @@ def _wait_known(cluster: LocalCluster, client: NodeProcess, providers: list[str]
 
 
 def _deal_of_request(bridge: NodeProcess, side: Side, request_id: bytes) -> dict:
-    deal_id = "0x" + bytes(side.requests.read("deliveredDeal", request_id)).hex()
+    deal_id = "0x" + posted_deal_id(side.requests, request_id).hex()
     (deal,) = [d for d in bridge.call("deals") if d["deal_id"] == deal_id]
     return deal
 
@@ -193,7 +203,8 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         before = {side.chain_id: {a: side.balance(a) for a in parties} for side in sides}
 
         # On-chain requests on both chains, served by the one bridge.
-        asked = {side.chain_id: side.ask(f"asked on chain {side.chain_id}") for side in sides}
+        asked = {side.chain_id: side.ask(f"asked on chain {side.chain_id}", mediator)
+                 for side in sides}
         for side in sides:
             request_id = asked[side.chain_id]
             assert await_closed(side.requests, request_id, bridge) is RequestStatus.DELIVERED

@@ -2,14 +2,15 @@
 
 import pytest
 
-from lilypad_p2p.chain import RequestedJob
+from lilypad_p2p.chain import RequestedJob, TrustPolicy
 from lilypad_p2p.roles._bridge import REORG_DEPTH_BLOCKS, ScanPlan, next_cursor, plan_scan
 
 
 def _requested(block: int) -> RequestedJob:
     return RequestedJob(request_id=block.to_bytes(32, "big"), requester="0x" + "11" * 20,
                         module="hash", inputs=b"{}", max_price=1, deadline=10**10,
-                        callback_gas_limit=0, block_number=block)
+                        callback_gas_limit=0, policy=TrustPolicy(("0x" + "22" * 20,), 1),
+                        block_number=block)
 
 
 def test_only_requests_with_enough_blocks_on_top_are_confirmed() -> None:
