@@ -243,7 +243,11 @@ class BridgeRole:
                                 max_price_wei=requested.max_price, deadline_s=deadline_s,
                                 salt=requested.request_id, chain_id=self._requests.chain.chain_id)
             # Parameters are checked here, before the claim puts the bond at stake.
-            BUILTIN_MODULES[job.module].resolve_params(job.params)
+            module = BUILTIN_MODULES.get(job.module)
+            if module is None:
+                raise ValueError(f"module {job.module!r} is not one this bridge serves "
+                                 f"({', '.join(sorted(BUILTIN_MODULES))})")
+            module.resolve_params(job.params)
             return job
         except (LilypadError, ValueError) as exc:
             self._refused.add(requested.request_id)
