@@ -46,7 +46,8 @@ class NetLimits:
     max_per_ip: int = 8
     max_per_subnet: int = 32
     max_per_peer: int = 3
-    max_streams_per_protocol_per_peer: int = 16
+    # A job stream stays open while the job runs: room for a busy client's concurrent jobs.
+    max_streams_per_protocol_per_peer: int = 32
     # Bytes of requests being read or held, per peer and for the node. A peer without an open
     # deal with us only ever gets small frames (`_streams.MAX_SMALL_BYTES`).
     max_inflight_bytes_per_peer: int = 80 * 1024 * 1024
