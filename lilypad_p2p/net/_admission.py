@@ -216,6 +216,10 @@ class Admission:
         self._bytes += count
         return None
 
+    def refuse(self, refusal: Refusal) -> None:
+        """Count a refusal decided elsewhere (a large frame from a peer without a deal)."""
+        self.refused[refusal.value] += 1
+
     def release_bytes(self, peer: Hashable, count: int) -> None:
         _decrement(self._bytes_per_peer, peer, count)
         self._bytes -= count

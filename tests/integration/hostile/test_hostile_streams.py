@@ -81,6 +81,7 @@ async def test_a_large_job_frame_from_a_peer_without_a_deal_is_refused_before_it
         assert "deal" in refused.reason
     stats = await gossip_statistics(public_node)
     assert stats["reports"].get("mid_tolerance", 0) >= 1
+    assert stats["connections_refused"].get("no_deal", 0) >= 1
     await assert_node_healthy(public_node)
 
 
