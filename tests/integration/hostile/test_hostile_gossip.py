@@ -57,7 +57,7 @@ async def test_unparsable_rpc_gets_the_sender_disconnected(public_node):
     await assert_node_healthy(public_node, offender=offender)
 
 
-async def test_forged_gossip_gets_the_sender_banned_and_it_may_come_back_later(public_node):
+async def test_forged_gossip_gets_the_sender_banned_and_refused(public_node):
     attacker, stranger = Identity.generate(), Identity.generate()
     async with gossip_attacker(public_node, (CPU, NODES), attacker) as (host, pubsub, target):
         offender = str(host.get_id())
