@@ -597,4 +597,6 @@ def load_config(
                 "the environment or a flag) would be ambiguous: put them in a [[chains]] entry"
             )
         values["chain_list"] = _chain_list(file_data["chains"], str(config_path))
-    return NodeConfig(home=home, **values)  # type: ignore[arg-type]
+    config = NodeConfig(home=home, **values)  # type: ignore[arg-type]
+    config.net_limits  # noqa: B018 - raises ConfigError if the [limits] contradict each other
+    return config

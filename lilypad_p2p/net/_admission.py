@@ -46,7 +46,8 @@ class NetLimits:
     max_per_ip: int = 8
     max_per_subnet: int = 32
     max_per_peer: int = 3
-    max_streams_per_protocol_per_peer: int = 16
+    # A job stream stays open while the job runs: room for a busy client's concurrent jobs.
+    max_streams_per_protocol_per_peer: int = 32
     # Bytes of requests being read or held, per peer and for the node. A peer without an open
     # deal with us only ever gets small frames (`_streams.MAX_SMALL_BYTES`).
     max_inflight_bytes_per_peer: int = 80 * 1024 * 1024
@@ -214,6 +215,10 @@ class Admission:
         self._bytes_per_peer[peer] += count
         self._bytes += count
         return None
+
+    def refuse(self, refusal: Refusal) -> None:
+        """Count a refusal decided elsewhere (a large frame from a peer without a deal)."""
+        self.refused[refusal.value] += 1
 
     def release_bytes(self, peer: Hashable, count: int) -> None:
         _decrement(self._bytes_per_peer, peer, count)

@@ -9,7 +9,7 @@ cancels the whole service and with it the node. Two wrappers close those paths:
   (ours and the library's, pubsub's included) runs under a guard that resets the stream and
   reports the peer instead of raising, and that holds one of the peer's stream slots for that
   protocol (`NetLimits.max_streams_per_protocol_per_peer`; over it, the stream is reset unread
-  and the peer reported and disconnected);
+  and the peer reported);
 - `contain_service_tasks(manager, on_failure)`: every non-daemon task a service starts with
   `run_task` runs under the same guard. Daemon tasks (heartbeats, queues) are the service
   itself; they are left to fail loudly.

@@ -32,7 +32,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
 from lilypad_p2p.net._admission import Admission, NetLimits
-from lilypad_p2p.net._containment import contain_stream_handlers
+from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
 from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError
@@ -437,6 +437,11 @@ class GossipNet:
         Not blacklisted: the failure may be our bug as much as the peer's bytes.
         """
         self._peer_failures += 1
+        if isinstance(error, StreamBudgetExceeded):
+            # Graded, not fatal: a busy honest client may briefly hold many job streams; a
+            # flood of them takes the peer to the graylist, and the enforcer bans it.
+            self.report_peer(peer_id, PeerAction.MID_TOLERANCE, str(error))
+            return
         self.report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{where} failed: {error!r}"[:200])
         if self._nursery is not None:
             self._nursery.start_soon(self._disconnect, peer_id)

@@ -29,7 +29,7 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from lilypad_p2p import wire
-from lilypad_p2p.net._admission import Admission
+from lilypad_p2p.net._admission import Admission, Refusal
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._peer_actions import PeerAction
@@ -218,6 +218,7 @@ class DealStreams:
 
     def _admit_frame(self, peer_id: ID, length: int, needs_deal: bool) -> None:
         if needs_deal and length > MAX_SMALL_BYTES and not self._has_open_deal(peer_id):
+            self._admission.refuse(Refusal.NO_DEAL)
             raise FrameRefused(
                 f"a {length}-byte request needs an agreed deal with us; propose one first"
             )

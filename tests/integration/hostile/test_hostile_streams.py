@@ -17,6 +17,7 @@ from lilypad_p2p.net import (
     PEER_EXCHANGE_PROTOCOL,
     PING_PROTOCOL,
     RESULT_PROTOCOL,
+    NetLimits,
 )
 from lilypad_p2p.net._sync import OFFER_SYNC_PROTOCOL
 
@@ -80,6 +81,7 @@ async def test_a_large_job_frame_from_a_peer_without_a_deal_is_refused_before_it
         assert "deal" in refused.reason
     stats = await gossip_statistics(public_node)
     assert stats["reports"].get("mid_tolerance", 0) >= 1
+    assert stats["connections_refused"].get("no_deal", 0) >= 1
     await assert_node_healthy(public_node)
 
 
@@ -87,16 +89,21 @@ async def test_200_concurrent_streams_cost_the_sender_its_connection(public_node
     before = (await gossip_statistics(public_node))["connections_refused"].get("streams", 0)
     async with connected_host(public_node) as (host, target):
         offender = str(host.get_id())
-        streams = []
+        opened = []
+
+        async def open_one() -> None:
+            with contextlib.suppress(Exception):  # reset, or the connection closed: refused
+                stream = await host.new_stream(target, [DEAL_PROTOCOL])
+                await stream.write(b"\x00")  # a slow sender: one byte of the header
+                opened.append(stream)
+
         with trio.move_on_after(60):
-            for _ in range(200):
-                try:
-                    stream = await host.new_stream(target, [DEAL_PROTOCOL])
-                    await stream.write(b"\x00")  # a slow sender: one byte of the header
-                except Exception:  # the node closed the connection: the attack is over
-                    break
-                streams.append(stream)
-        assert len(streams) > 16  # it got past the per-protocol budget before being cut off
+            async with trio.open_nursery() as nursery:
+                for _ in range(200):
+                    nursery.start_soon(open_one)
+        # Past the per-protocol budget each stream is reset unread and graded, until the peer
+        # is graylisted and banned.
+        assert len(opened) > NetLimits().max_streams_per_protocol_per_peer
         stats = await gossip_statistics(public_node)
         assert stats["connections_refused"].get("streams", 0) > before
         await assert_node_healthy(public_node, offender=offender)

@@ -87,3 +87,35 @@ async def _closed_without_answer(stream) -> bool:
             return await stream.read(100) in (b"", None)
         except StreamError:  # EOF or reset: closed, nothing answered
             return True
+
+
+async def test_large_job_inputs_only_from_a_peer_with_an_open_deal():
+    server, asker = _net(), _net()
+    deal_peers: set[str] = set()
+    server.set_deal_peers(lambda peer: str(peer) in deal_peers)
+    handled: list[int] = []
+
+    async def job(peer_id, request):
+        handled.append(len(request.sealed_inputs))
+        return wire.DealRefused(reason="handled")
+
+    server.set_stream_handler(JOB_PROTOCOL, job)
+    request = wire.JobRequest(
+        chain_id=1, deal=_deal_map(), module="busybox-echo", sealed_inputs=bytes(200_000),
+        output_recipient=bytes(32),
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(asker.run)
+        with trio.fail_after(EXCHANGE_TIMEOUT_S):
+            refused = await asker.request(
+                str(server.peer_id), JOB_PROTOCOL, request, addrs=server.listen_addrs()
+            )
+        assert isinstance(refused, wire.DealRefused) and "deal" in refused.reason
+        assert handled == []
+        deal_peers.add(str(asker.peer_id))
+        with trio.fail_after(EXCHANGE_TIMEOUT_S):
+            answer = await asker.request(str(server.peer_id), JOB_PROTOCOL, request)
+        assert answer == wire.DealRefused(reason="handled")
+        assert handled == [200_000]
+        nursery.cancel_scope.cancel()
