@@ -174,7 +174,7 @@ def keys_rotate(
     """
     from lilypad_p2p.chain import ChainError
     from lilypad_p2p.chain._keys import payout_state, rotate_key
-    from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError
+    from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError, save_handover
     from lilypad_p2p.keystore import is_encrypted, password_source
 
     keystore = _keystore(home)
@@ -216,6 +216,8 @@ def keys_rotate(
     if not (keystore / KEY_FILE_NAME).exists():
         _fail(f"rotation done on chain but {keystore / KEY_FILE_NAME} is missing: restore "
               f"it from {retired}")
+    # Peers learn the new identity from the node's record: the retired key names its successor.
+    save_handover(keystore, old.address, old.sign_handover(new.address))
     _print_identity(new, keystore, as_json, rotated_from=old.address, transaction=transaction)
 
 

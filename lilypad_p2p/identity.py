@@ -13,6 +13,7 @@ that group or others can access, or that another user owns; saving never replace
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Self
@@ -47,9 +48,18 @@ from lilypad_p2p.keystore import (
     write_private_file,
 )
 from lilypad_p2p.logs import event
-from lilypad_p2p.wire import Message, SignedEnvelope, address_from_peer_id_bytes, sign_envelope
+from lilypad_p2p.wire import (
+    BadSignature,
+    Message,
+    SignedEnvelope,
+    address_from_peer_id_bytes,
+    sign_envelope,
+    sign_handover,
+    verify_handover,
+)
 
 __all__ = [
+    "HANDOVER_FILE_NAME",
     "KEYSTORE_DIR_MODE",
     "KEY_FILE_MODE",
     "KEY_FILE_NAME",
@@ -59,10 +69,15 @@ __all__ = [
     "KeystoreError",
     "Password",
     "address_from_peer_id",
+    "load_handover",
+    "save_handover",
 ]
 
 log = logging.getLogger(__name__)
 _SECRET_BYTES = 32
+# After `keys rotate`: the retired key's signature naming this key, which the node puts in its
+# NodeRecord so that peers learn the new identity (wire/_handover.py).
+HANDOVER_FILE_NAME = "handover.json"
 
 
 class Identity:
@@ -238,6 +253,10 @@ class Identity:
         """Sign `body` (which this node must own) as published at `published_at_ms`."""
         return sign_envelope(body, EthPrivateKey(self._secp256k1_secret), published_at_ms)
 
+    def sign_handover(self, successor: str) -> bytes:
+        """This (retiring) key's signature naming `successor` as the key that replaces it."""
+        return sign_handover(EthPrivateKey(self._secp256k1_secret), successor)
+
     def __repr__(self) -> str:
         return f"Identity(address={self.address}, peer_id={self.peer_id})"
 
@@ -255,3 +274,36 @@ def address_from_peer_id(peer_id: ID) -> str:
         ValueError: the peer ID is not a secp256k1 identity-multihash peer ID.
     """
     return address_from_peer_id_bytes(peer_id.to_bytes())
+
+
+def save_handover(keystore_dir: Path, predecessor: str, signature: bytes) -> Path:
+    """Keep the retired key's hand-over beside the new keys (0600)."""
+    path = Path(keystore_dir) / HANDOVER_FILE_NAME
+    text = json.dumps({"predecessor": predecessor, "signature": signature.hex()})
+    write_private_file(path, text.encode(), replace=True)
+    return path
+
+
+def load_handover(keystore_dir: Path, address: str) -> tuple[str, bytes] | None:
+    """The (predecessor, signature) naming `address`, or None when this key replaced none.
+
+    Raises:
+        KeystoreError: the file is unreadable, malformed, or not a valid hand-over to `address`.
+    """
+    path = Path(keystore_dir) / HANDOVER_FILE_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise KeystoreError(f"{path}: cannot read it ({exc.strerror})") from exc
+    try:
+        data = json.loads(raw[:MAX_KEY_FILE_BYTES])
+        predecessor, signature = data["predecessor"], bytes.fromhex(data["signature"])
+        verify_handover(predecessor, address, signature)
+    except (ValueError, KeyError, TypeError, BadSignature) as exc:
+        raise KeystoreError(
+            f"{path}: not a hand-over from a retired key to {address} ({exc}); restore it from "
+            "your backup or delete it (peers then learn the new key from the chain only)"
+        ) from None
+    return predecessor, signature

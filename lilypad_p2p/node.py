@@ -25,7 +25,7 @@ from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.health import Health
 from lilypad_p2p.home import HomeLock
-from lilypad_p2p.identity import Identity
+from lilypad_p2p.identity import Identity, load_handover
 from lilypad_p2p.keystore import PasswordSource
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
@@ -134,6 +134,10 @@ class Node:
         self.node_records: dict[str, wire.NodeRecord] = {}
         # The envelopes they came in, served to syncing peers while still fresh.
         self._record_envelopes: dict[str, wire.SignedEnvelope] = {}
+        # Retired address -> the address that replaced it (records carrying a hand-over).
+        self.successors: dict[str, str] = {}
+        # Ours, after `keys rotate`: the retired key's hand-over, put in our NodeRecord.
+        self._handover = load_handover(config.keystore_dir, identity.address)
         # The market roles need the chains and the database; both open in `run`.
         self.chains: DealChains | None = None
         self.store: DealStore | None = None
@@ -352,6 +356,8 @@ class Node:
             markets=tuple(sorted(self.config.markets)),
             mediator_available=self.config.has_role("mediator"),
             listen_addrs=tuple(self.net.listen_addrs()),
+            predecessor=self._handover[0] if self._handover else None,
+            predecessor_signature=self._handover[1] if self._handover else b"",
             created_at=now_ms,
             expires_at=now_ms + NODE_RECORD_LIFETIME_MS,
             nonce=secrets.randbits(63),
@@ -480,10 +486,18 @@ class Node:
         elif isinstance(net_event, NodeRecordReceived):
             record = net_event.envelope.body
             assert isinstance(record, wire.NodeRecord)
+            if record.address in self.successors:
+                return  # a retired key's record: its successor speaks for it now
             known = self.node_records.get(record.address)
             if known is None or known.created_at < record.created_at:
                 self.node_records[record.address] = record
                 self._record_envelopes[record.address] = net_event.envelope
+            if record.predecessor is not None and record.predecessor not in self.successors:
+                self.successors[record.predecessor] = record.address
+                self.node_records.pop(record.predecessor, None)
+                self._record_envelopes.pop(record.predecessor, None)
+                event(log, "node.key_rotated", retired=record.predecessor,
+                      successor=record.address)
         elif isinstance(net_event, PeerJoined):
             event(log, "peer.joined", logging.DEBUG, peer=str(net_event.peer_id))
 

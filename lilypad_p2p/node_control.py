@@ -48,6 +48,7 @@ class NodeControl:
             "listen_addrs": self.node.net.listen_addrs(),
             "peers": len(self.node.net.peers()),
             "known_nodes": len(self.node.node_records),
+            "key_rotations": dict(self.node.successors),
             "uptime_s": round(trio.current_time() - self.node._started_at, 1),
             "gossip": dataclasses.asdict(self.node.net.statistics()),
             "book": dataclasses.asdict(self.node.book.statistics()),

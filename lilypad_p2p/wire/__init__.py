@@ -51,6 +51,7 @@ from lilypad_p2p.wire._errors import (
     WireError,
 )
 from lilypad_p2p.wire._fields import MARKET_NAME, MODULE_ID, PPM
+from lilypad_p2p.wire._handover import handover_digest, sign_handover, verify_handover
 from lilypad_p2p.wire._ids import (
     address_from_peer_id_bytes,
     address_from_peer_id_text,
@@ -133,11 +134,14 @@ __all__ = [
     "decode",
     "encode",
     "envelope_digest",
+    "handover_digest",
     "is_content_id",
     "matching_content_id",
     "message_from_wire",
     "open_envelope",
     "require_chain_id",
     "sign_envelope",
+    "sign_handover",
+    "verify_handover",
     "verify_signature",
 ]

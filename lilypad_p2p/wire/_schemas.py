@@ -23,7 +23,12 @@ from typing import ClassVar, Self
 
 from lilypad_p2p.wire._codec import encode
 from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_CHAINS
-from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage, UnsupportedVersion
+from lilypad_p2p.wire._errors import (
+    BadSignature,
+    InvalidMessage,
+    MalformedMessage,
+    UnsupportedVersion,
+)
 from lilypad_p2p.wire._fields import (
     ADDRESS,
     IMAGE_REF,
@@ -49,6 +54,7 @@ from lilypad_p2p.wire._fields import (
     require_wei,
     sequence,
 )
+from lilypad_p2p.wire._handover import HANDOVER_SIGNATURE_BYTES, verify_handover
 from lilypad_p2p.wire._ids import address_from_peer_id_text, content_id, is_content_id
 
 SCHEMA_VERSION = 1
@@ -238,6 +244,9 @@ class NodeRecord(_Message):
     markets: tuple[str, ...] = field(metadata=_wire(sequence(PLAIN)))
     mediator_available: bool = field(default=False, metadata=_wire())
     listen_addrs: tuple[str, ...] = field(metadata=_wire(sequence(PLAIN)))
+    # After a key rotation: the retired address and its signature naming this one (`_handover`).
+    predecessor: str | None = field(default=None, metadata=_wire(optional(ADDRESS)))
+    predecessor_signature: bytes = field(default=b"", metadata=_wire())
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -245,6 +254,19 @@ class NodeRecord(_Message):
 
     def __post_init__(self) -> None:
         require_address("address", self.address)
+        if self.predecessor is None:
+            require_bytes("predecessor_signature", self.predecessor_signature, 0)
+        else:
+            require_address("predecessor", self.predecessor)
+            if self.predecessor == self.address:
+                raise InvalidMessage("predecessor must be another address than the node's own")
+            require_bytes(
+                "predecessor_signature", self.predecessor_signature, HANDOVER_SIGNATURE_BYTES
+            )
+            try:
+                verify_handover(self.predecessor, self.address, self.predecessor_signature)
+            except BadSignature as exc:
+                raise InvalidMessage(f"predecessor_signature: {exc}") from exc
         if type(self.peer_id) is not str:
             raise InvalidMessage(f"peer_id must be a str, got {self.peer_id!r}")
         try:

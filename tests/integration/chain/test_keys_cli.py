@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lilypad_p2p.chain import Chain, SettlementClient
 from lilypad_p2p.cli import app
-from lilypad_p2p.identity import KEY_FILE_NAME, Identity, Password
+from lilypad_p2p.identity import KEY_FILE_NAME, Identity, Password, load_handover
 from lilypad_p2p.testing import advance_chain_time
 
 pytestmark = pytest.mark.chain
@@ -81,6 +81,8 @@ def test_payout_and_rotation_through_the_cli(anvil_chain: Chain, tmp_path: Path)
     assert rotated["rotated_from"] == old.address and rotated["address"] == staged
     keys = home / "keys"
     assert Identity.load(keys, Password(PASSWORD)).address == rotated["address"]
+    # The retired key's hand-over, which the node puts in its NodeRecord for peers.
+    assert load_handover(keys, rotated["address"])[0] == old.address
     assert Identity.load(keys / "retired" / old.address, Password(PASSWORD)).address == old.address
     assert not (keys / "next").exists()
     assert oct((keys / "retired").stat().st_mode & 0o777) == oct(0o700)
