@@ -164,6 +164,9 @@ class Node:
             # answer yet); the roles' methods are added once they run.
             await nursery.start(serve_control, self.config.control_socket,
                                 self.config.control_token_file, self._handlers)
+            if self.config.metrics_listen is not None:
+                # Early too: probes see /healthz, and /readyz says what the node waits for.
+                await self._start_observe(nursery, self.config.metrics_listen)
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
@@ -183,8 +186,6 @@ class Node:
 
                 nursery.start_soon(spam_gossip, self.net, self.identity,
                                    self.config.spam_gossip_per_s, self._clock_ms)
-            if self.config.metrics_listen is not None:
-                await self._start_observe(nursery, self.config.metrics_listen)
             event(
                 log,
                 "node.started",

@@ -34,6 +34,8 @@ def get(url: str, token: str | None = None) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+    except urllib.error.URLError as error:  # not listening (yet): no HTTP status at all
+        return 0, str(error.reason)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
