@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from lilypad_p2p.exec._errors import SandboxFailed
 logger = logging.getLogger(__name__)
 
 IMAGE_NAME = "outputs.img"
+DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock"
 # Measured with these mkfs options: ext4 keeps 3.6 % (64 MiB) to 2 % (4 GiB) for inode tables
 # and bitmaps, 7 % of a 1 MiB image, plus 1 MiB for the inode floor below; 1/16 plus 2 MiB
 # covers every size with room to spare.
@@ -52,8 +55,37 @@ _COMMAND_TIMEOUT_S = 30.0
 
 
 def can_bound_outputs() -> bool:
-    """Whether this process may create and mount a bounded outputs filesystem."""
-    return os.geteuid() == 0 and shutil.which("mkfs.ext4") is not None
+    """Whether this process may create and mount a bounded outputs filesystem that the Docker
+    engine will see: root, mkfs.ext4, and the engine in our mount namespace. A node started
+    with `ip netns exec` (the simnet's and NAT lab's namespaces) has a mount namespace of its
+    own: the engine would bind the empty directory under our mount, and the job's outputs
+    would land where we never read them."""
+    return (
+        os.geteuid() == 0
+        and shutil.which("mkfs.ext4") is not None
+        and engine_shares_our_mounts()
+    )
+
+
+def engine_shares_our_mounts(docker_host: str | None = None) -> bool:
+    """Whether the local Docker engine (the process behind its Unix socket, by SO_PEERCRED)
+    is in this process's mount namespace. False for a remote engine or when it cannot tell."""
+    host = docker_host if docker_host is not None else os.environ.get("DOCKER_HOST", "")
+    if host and not host.startswith("unix://"):
+        return False
+    path = host.removeprefix("unix://") or DEFAULT_DOCKER_SOCKET
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(2)
+            probe.connect(path)
+            credentials = probe.getsockopt(
+                socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+            )
+        engine_pid = struct.unpack("3i", credentials)[0]
+        ours, theirs = os.stat("/proc/self/ns/mnt"), os.stat(f"/proc/{engine_pid}/ns/mnt")
+    except OSError:
+        return False
+    return (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def _image_bytes(limit_bytes: int) -> int:

@@ -149,3 +149,27 @@ async def test_a_mount_left_by_a_killed_node_is_unmounted_and_wiped(tmp_path, ma
     losetup = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True)
     assert str(root) not in losetup.stdout, "the loop device was not released"
     assert os.path.isdir(root)
+
+
+def test_outputs_are_bounded_only_where_the_engine_sees_our_mounts():
+    """`ip netns exec` gives a node its own mount namespace: a loop mount there is invisible to
+    the Docker engine, which would bind the empty directory beneath it and lose the outputs."""
+    import subprocess
+    import sys
+    import uuid
+
+    from lilypad_p2p.exec._outputs_fs import engine_shares_our_mounts
+
+    assert engine_shares_our_mounts()
+    assert not engine_shares_our_mounts("tcp://127.0.0.1:2375")
+    namespace = f"lilyprobe-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        probe = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, "-c",
+             "from lilypad_p2p.exec._outputs_fs import can_bound_outputs as c; print(c())"],
+            capture_output=True, text=True, check=True, timeout=60,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=True)
+    assert probe.stdout.strip() == "False"
