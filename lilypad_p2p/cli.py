@@ -6,6 +6,7 @@ command never pays for libraries it does not use (web3 alone takes a second to i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -443,12 +444,9 @@ def providers(
     rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))
     if as_json:
         typer.echo(json.dumps({"head_block": head, "providers": [
-            {"provider": r.provider, "opened": r.opened, "completed": r.completed,
-             "settled": r.settled, "paid_unanswered": r.paid_unanswered,
-             "ruled_correct": r.ruled_correct, "missed_deadline": r.missed_deadline,
-             "ruled_wrong": r.ruled_wrong, "non_deterministic": r.non_deterministic,
-             "mediation_lapsed": r.mediation_lapsed, "in_progress": r.in_progress,
-             "last_slash_block": r.last_slash_block} for r in rows]}, indent=2))
+            {**dataclasses.asdict(r), "completed": r.completed, "in_progress": r.in_progress}
+            for r in rows
+        ]}, indent=2))
         return
     if not rows:
         typer.echo(f"no deals on {client.address} up to block {head}")

@@ -77,9 +77,14 @@ def families(
     faults = GaugeMetricFamily(
         "lilypad_degraded", "Degraded states the node is in (1 while it lasts).", labels=["state"]
     )
-    for fault in status.get("faults", ()):
-        faults.add_metric([str(fault.get("fault", fault) if isinstance(fault, dict) else fault)], 1)
+    for state in degraded_states(status):
+        faults.add_metric([state], 1)
     yield faults
+
+
+def degraded_states(status: Mapping[str, Any]) -> list[str]:
+    """The degraded states a node's status reports (`health.py` faults), by name."""
+    return [str(fault["fault"]) for fault in status.get("faults", ())]
 
 
 def _network(status: Mapping[str, Any], peers: Sequence[Mapping[str, Any]]) -> Iterable[Metric]:

@@ -18,7 +18,7 @@ from typing import Any
 import trio
 
 from lilypad_p2p.observe._http import ObserveServer, Response
-from lilypad_p2p.observe._metrics import CONTENT_TYPE, exposition
+from lilypad_p2p.observe._metrics import CONTENT_TYPE, degraded_states, exposition
 from lilypad_p2p.observe._page import render
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -59,9 +59,8 @@ def readiness(status: Mapping[str, Any], peers: list[Mapping[str, Any]]) -> dict
         checks["meshed"] = any(peer.get("mesh_topics") for peer in peers)
     for chain in status.get("chains", ()):
         checks[f"chain_{chain['chain_id']}"] = bool(chain.get("connected"))
-    for fault in status.get("faults", ()):
-        name = fault.get("fault", "fault") if isinstance(fault, dict) else str(fault)
-        checks[f"not_{name}"] = False
+    for state in degraded_states(status):
+        checks[f"not_{state}"] = False
     return checks
 
 
