@@ -150,8 +150,10 @@ class NodeConfig:
     # k of a client's deals; 0: the default floor(2n/3) + 1 (any strict majority is accepted).
     consortium_threshold: int = 0
     # Test faults (hidden from --help; the simnet and tests use them): a provider that commits
-    # to a wrong output, a mediator that signs the opposite of what its runs show.
+    # to a wrong output (or claims every job failed), a mediator that signs the opposite of
+    # what its runs show.
     cheat_wrong_output: bool = False
+    cheat_false_failure: bool = False
     mediator_lies: bool = False
     # The operator's listener (observe/): "host:port" serving /metrics, /healthz, /readyz and
     # the status page; None: off. Off loopback it asks for <home>/metrics.token.
@@ -460,6 +462,8 @@ SETTINGS: tuple[_Setting, ...] = (
              _whole("consortium_threshold", 0, 32)),
     _Setting("cheat_wrong_output", ("cheat_wrong_output",), "LILYPAD_CHEAT_WRONG_OUTPUT",
              _flag("cheat_wrong_output")),
+    _Setting("cheat_false_failure", ("cheat_false_failure",), "LILYPAD_CHEAT_FALSE_FAILURE",
+             _flag("cheat_false_failure")),
     _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",
              _flag("mediator_lies")),
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",

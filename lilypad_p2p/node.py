@@ -243,7 +243,8 @@ class Node:
                 self.identity, store=store, chains=chains, book=self.book,
                 executor_factory=self._executor_factory("provider"),
                 clock_ms=self._clock_ms, timeouts=timeouts,
-                cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
+                cheat_wrong_output=config.cheat_wrong_output,
+                cheat_false_failure=config.cheat_false_failure, disputes=defence,
                 availability=self.health.why_no_jobs,
                 modules=self.modules, request=self.net.request,
             )

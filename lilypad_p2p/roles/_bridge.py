@@ -294,6 +294,9 @@ class BridgeRole:
         if tarball is None:
             self._give_up(requested, stored, "no stored output")
             return
+        if stored.detail.get("failure"):  # a failure result has no output to post
+            self._give_up(requested, stored, f"the job failed: {stored.detail['failure']}")
+            return
         deal = deal_from_wire(stored.detail["deal"])
         try:
             receipt = await trio.to_thread.run_sync(

@@ -67,6 +67,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._failure import check_delivery, failure_detail, write_failure
 from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, read_input_files
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
@@ -580,28 +581,34 @@ class ClientRole:
         chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
         try:
             tarball = unseal(self._identity.sealing_private_key(), answer.sealed_output)
-        except LilypadError:
-            tarball = None
-        if tarball is None or result_hash(tarball) != answer.result_hash:
-            # The provider signed a hash its outputs do not have: evidence for mediation.
+            # An output tarball, or the provider's signed report of the job's own failure.
+            failure = check_delivery(tarball, answer.result_hash, deal.provider)
+        except LilypadError as exc:
+            # The provider signed a hash its delivery does not have: evidence for mediation.
             invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
             self._save(stored, invalid, result_hash=answer.result_hash,
                        provider_commitment=answer.provider_signature,
-                       error="outputs do not match the committed result hash")
+                       error=f"the delivery does not match the committed result hash: {exc}")
             return
         self._store.put_result(stored.record.key, tarball)
-        path = self._write_result(stored.record.key, tarball)
+        if failure is None:
+            path = self._write_result(stored.record.key, tarball)
+            shown: dict[str, Any] = {"result_cid": result_cid(tarball)}
+        else:
+            path = write_failure(self._results_dir, stored.record.key, failure)
+            shown = failure_detail(failure)
+            event(log, "job.failed_in_job", key=stored.record.key, **shown)
         if self._disputes is not None and self._disputes.spot_check():
             self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
-                       result_cid=result_cid(tarball),
                        provider_commitment=answer.provider_signature,
-                       result_path=str(path), result_ms=self._clock_ms(), spot_check=True)
+                       result_path=str(path), result_ms=self._clock_ms(), spot_check=True,
+                       **shown)
             return
         acceptance = chain.sign_acceptance(deal, answer.result_hash)
         self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
-                   result_cid=result_cid(tarball), provider_commitment=answer.provider_signature,
+                   provider_commitment=answer.provider_signature,
                    acceptance_signature=acceptance, result_path=str(path),
-                   result_ms=self._clock_ms())
+                   result_ms=self._clock_ms(), **shown)
 
     def _write_result(self, key: str, tarball: bytes) -> Path:
         self._results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -751,6 +758,8 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
         ),
         "result_cid": detail.get("result_cid"),
         "result_path": detail.get("result_path"),
+        # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
+        "failure": detail.get("failure"),
         "outcome": detail.get("outcome"),  # a mediation's verdict (issue 6)
         "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
         "transitions": [

@@ -15,10 +15,14 @@ one mediation window after `resolve`); once that window has closed, one `claimMe
 `judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
 committed hash recorded on the chain the request names (one we serve), and its module must be
 the deal's. We run the job twice on our own
-executor (inputs sealed to our key) and sign `market.judge_runs`' verdict. One verdict per deal,
+executor (inputs sealed to our key), each bounded by the module's maximum run time, and sign
+`market.judge_runs`' verdict; a run that fails for a reason inside the job counts as its
+failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly
+when the same failure reproduces. One verdict per deal,
 ever: a repeated request gets the same signed answer (two different verdicts from one mediator
-would be equivocation), also after a restart (`verdict_dir`). A job that fails on our machine
-gets no verdict: silence costs us the fee, while a guess could be wrong.
+would be equivocation), also after a restart (`verdict_dir`). A job that fails on our machine for a
+reason outside the job (Docker, the image) gets no verdict: silence costs us the fee, while a
+guess could be wrong.
 
 `MediatorFault.LIE` is a test fault (the simnet's lying mediator): the mediator signs the
 opposite of what its runs say. Never set it on a real node.
@@ -60,14 +64,13 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_PROTOCOL
+from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
 
 log = logging.getLogger("lilypad_p2p.mediator")
 
-# Wall-clock limit of each of a mediator's two runs of a disputed job.
-MEDIATION_RUN_TIMEOUT_S = 120.0
 # Pause between polls of the contract's events.
 EVENT_POLL_INTERVAL_S = 0.5
 # Pause between reads of the chain's clock while a fee is not claimable yet.
@@ -362,17 +365,29 @@ class MediatorRole:
 
     async def _run_twice(self, deal_id: bytes, request: wire.MediationRequest) -> list[bytes]:
         assert self._executor is not None, "run() connects the executor first"
+        module = self._executor.modules.get(request.module)
+        if module is None:
+            raise MediationRefused(f"module {request.module} is not on this mediator")
+        # Bounded by the module's declared maximum: a job still running then has failed with
+        # TIMEOUT, exactly as on a faithful provider.
+        timeout_s = float(module.max_run_time_s)
         hashes = []
         for attempt in range(RUNS_PER_VERDICT):
             try:
                 result = await self._executor.run(
                     JobSpec(request.module), request.sealed_inputs,
-                    self._identity.sealing_private_key(), timeout_s=MEDIATION_RUN_TIMEOUT_S,
+                    self._identity.sealing_private_key(), timeout_s=timeout_s,
                 )
             except ExecError as exc:
-                event(log, "mediation.run_failed", logging.WARNING,
-                      deal_id="0x" + deal_id.hex(), attempt=attempt, error=str(exc))
-                raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
+                claim = classify(exc, timeout_s=timeout_s, module=module)
+                if claim is None:  # our machine's fault, not the job's: no guess signed
+                    event(log, "mediation.run_failed", logging.WARNING,
+                          deal_id="0x" + deal_id.hex(), attempt=attempt, error=str(exc))
+                    raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
+                event(log, "mediation.run_failed_in_job", deal_id="0x" + deal_id.hex(),
+                      attempt=attempt, failure=claim.failure)
+                hashes.append(claim.digest())
+                continue
             hashes.append(hashlib.sha256(result.output_tarball).digest())
         return hashes
 

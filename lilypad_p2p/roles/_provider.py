@@ -33,7 +33,9 @@ from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
     ExecError,
     Executor,
+    JobFailed,
     JobSpec,
+    Module,
     ModuleCatalog,
     detect_gpus,
     seal_for,
@@ -52,6 +54,7 @@ from lilypad_p2p.market import (
     new_provider_deal,
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
+from lilypad_p2p.roles._failure import classify, failure_report
 from lilypad_p2p.roles._mediator import wrong_output
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
@@ -150,6 +153,7 @@ class ProviderRole:
         clock_ms: Callable[[], int],
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         cheat_wrong_output: bool = False,
+        cheat_false_failure: bool = False,
         disputes: ProviderDisputes | None = None,
         availability: Callable[[], str | None] = lambda: None,
         modules: ModuleCatalog | None = None,
@@ -165,6 +169,9 @@ class ProviderRole:
         # Test fault (issue 6; config `cheat_wrong_output`): commit to an output the job did not
         # produce, consistently (hash and sealed outputs agree), so only mediation catches it.
         self._cheat_wrong_output = cheat_wrong_output
+        # Test fault (config `cheat_false_failure`): claim every job exited 1 without running
+        # it, so only mediation catches it.
+        self._cheat_false_failure = cheat_false_failure
         self._store = store
         self._chains = chains
         self._book = book
@@ -338,6 +345,8 @@ class ProviderRole:
     async def _execute(self, key: str, deal: Any, chain: DealChain) -> None:
         stored = self._store.get(key)
         assert stored is not None
+        module: Module | None = None
+        timeout_s = 0.0
         executor = await self._connect_executor()
         if executor is None:
             self._update(stored, error="Docker is not available on this provider")
@@ -347,31 +356,50 @@ class ProviderRole:
             self._update(stored, error="no time left before the result deadline")
             return
         event(log, "job.started", key=key, module=stored.detail["module"])
+        started_ms = self._clock_ms()
         try:
             module = self._modules.catalog.resolve(stored.detail["module"])[1]
+            timeout_s = min(MAX_EXECUTION_S, left_s, module.max_run_time_s)
+            if self._cheat_false_failure:
+                raise JobFailed(1, b"")
             result = await executor.run(
                 JobSpec(stored.detail["module"]),
                 stored.detail["sealed_inputs"],
                 self._identity.sealing_private_key(),
-                timeout_s=min(MAX_EXECUTION_S, left_s, module.max_run_time_s),
+                timeout_s=timeout_s,
                 output_recipient=stored.detail["output_recipient"],
             )
         except ExecError as exc:
-            event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
-            self._update(stored, error=f"job failed: {exc}")
+            claim = classify(exc, timeout_s=timeout_s, module=module) if module else None
+            if claim is None:
+                event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
+                self._update(stored, error=f"job failed: {exc}")
+                return
+            # The job's own failure: committed as its result, so the deal ends paid, not
+            # timed out (roles/_failure.py).
+            report = failure_report(claim, exc, run_ms=self._clock_ms() - started_ms,
+                                    module=module, account=self._identity.eth_account())
+            self._commit(stored, deal, chain, claim.digest(),
+                         seal_for(stored.detail["output_recipient"], report.encode()),
+                         failure=str(claim.failure))
+            event(log, "job.failed_in_job", key=key, failure=claim.failure, error=str(exc))
             return
         tarball, sealed_output = result.output_tarball, result.sealed_output
         if self._cheat_wrong_output:
             tarball = wrong_output(tarball)
             sealed_output = seal_for(stored.detail["output_recipient"], tarball)
-        digest = hashlib.sha256(tarball).digest()
-        signature = chain.sign_commitment(deal, digest)
         assert sealed_output is not None
-        self._store.put_result(key, sealed_output)
-        self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
-                   result_cid=result.result_cid, commitment_signature=signature)
+        self._commit(stored, deal, chain, hashlib.sha256(tarball).digest(), sealed_output,
+                     result_cid=result.result_cid)
         event(log, "job.finished", key=key, cid=result.result_cid,
               seconds=round(result.timings.total_s, 3))
+
+    def _commit(self, stored: StoredDeal, deal: Any, chain: DealChain, digest: bytes,
+                sealed: bytes, **detail: Any) -> None:
+        """Sign the ResultCommitment of `digest` and keep what the job creator is sent."""
+        self._store.put_result(stored.record.key, sealed)
+        self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
+                   commitment_signature=chain.sign_commitment(deal, digest), **detail)
 
     # --- /lilypad/result/1 --------------------------------------------------------------
 
