@@ -67,7 +67,7 @@ contract LilypadSettlement {
         Settled, // accepted by the job creator
         TimedOutNoResult, // provider never posted a result: collateral to the job creator
         TimedOutAcceptance, // job creator silent after the result: provider paid
-        TimedOutMediation, // mediators silent: everyone refunded
+        TimedOutMediation, // mediators silent: price split, collateral and fee back
         Resolved // k-of-n verdict applied
     }
 
@@ -664,7 +664,8 @@ contract LilypadSettlement {
     /// Open past `resultDeadline` -> no result: payment and fee back to the job creator, the
     ///   provider's collateral to the job creator;
     /// ResultSubmitted past the acceptance window -> job creator silent: provider paid, fee back;
-    /// Disputed past the mediation window -> mediators silent: everyone refunded.
+    /// Disputed past the mediation window -> mediators silent: the price is split between the
+    ///   parties (provider payment / 2, rounded down), the collateral and the fee go back.
     function claimTimeout(DealTerms calldata deal) external {
         bytes32 dealId = dealDigest(deal);
         DealRecord storage record = deals[dealId];
@@ -686,8 +687,13 @@ contract LilypadSettlement {
             uint256 deadline = uint256(record.since) + deal.mediationWindow;
             if (block.timestamp <= deadline) revert TooEarly(deadline + 1);
             next = Status.TimedOutMediation;
-            _payOut(deal.jobCreator, jcLocked, jcLocked);
-            _payOut(deal.provider, deal.collateral, deal.collateral);
+            // Neither side's claim was ruled on: the price is split (the provider's half
+            // rounded down), the collateral and the unused fee go back. A job creator holding
+            // the output cannot get it free by disputing, nor a provider that withheld it get
+            // paid in full; whichever side could silence the consortium gains half at most.
+            uint256 providerShare = deal.payment / 2;
+            _payOut(deal.jobCreator, jcLocked, jcLocked - providerShare);
+            _payOut(deal.provider, deal.collateral, deal.collateral + providerShare);
         } else {
             _requireStatus(dealId, status, Status.Open);
         }

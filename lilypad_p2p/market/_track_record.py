@@ -54,7 +54,7 @@ class TrackRecord:
     ruled_correct: int = 0
     ruled_wrong: int = 0  # collateral lost
     non_deterministic: int = 0
-    mediation_lapsed: int = 0  # mediators silent: everyone refunded
+    mediation_lapsed: int = 0  # mediators silent: price split, collateral back
     last_slash_block: int | None = None
 
     @property

@@ -6,8 +6,8 @@ mediation fee), whether a resource offer's collateral covers its spot-check rate
 `disputed` when its outputs fail verification, when it is spot-checked, or when the user runs
 `lilypad-p2p dispute <key>`; `step` then drives it: `roles.mediate` (record the result, dispute,
 gather k verdicts from the consortium over `/lilypad/mediation/1`, resolve). Without a quorum it
-tries again until the mediation window closes on chain, then claims the timeout (both parties
-refunded).
+tries again until the mediation window closes on chain, then claims the timeout (the price
+split between the parties, collateral and fee back).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@
    (e.g. by the provider, who may gather verdicts too) is success. The verdicts that disagreed
    and the members that never answered are returned and logged for the record.
 If no quorum forms, nothing is sent: the caller retries later, and after the mediation window
-`claimTimeout` refunds both parties.
+`claimTimeout` splits the price between the parties and returns the collateral and the fee.
 
 Every verdict heard also goes to the caller's `EquivocationWatch` (kept across rounds): a member
 that answers one round with one verdict and another round with a different one has signed two

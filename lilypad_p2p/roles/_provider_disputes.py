@@ -2,7 +2,8 @@
 
 Whichever party first holds k matching verdicts calls `resolve`. A job creator that disputes
 and then never gathers verdicts (or drops them because they say it was wrong) would otherwise
-let the mediation window run out, and `claimTimeout` would refund it: outputs for free. So a
+let the mediation window run out, and `claimTimeout` would split the price: outputs for half
+price. So a
 provider that finds one of its deals disputed on chain asks the consortium itself: it holds
 everything a mediation request needs (the deal, the inputs sealed to its own key, its signed
 commitment). Mediators answer a repeated request with the verdict they already signed.

@@ -8,6 +8,7 @@ with its own keys and sends raw ABI calls with `send`, so every outcome is the c
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -168,6 +169,46 @@ def test_resolve_after_the_mediation_window_is_refused(world: World) -> None:
         _resolve(world, deal, deal_id, world.mediators[:3], PROVIDER_CORRECT, RESULT)
     world.stranger.send("claimTimeout", deal.terms_abi())
     assert world.deployer.deal_state(deal).status is DealStatus.TIMED_OUT_MEDIATION
+
+
+def test_disputing_and_letting_mediation_lapse_does_not_make_the_job_free(
+    world: World,
+) -> None:
+    # The attack: the job creator holds the output, disputes, and no verdict comes (its own
+    # consortium, or it simply never asks). It used to get everything back.
+    deal, _ = _disputed(world)
+    advance_chain_time(world.chain, MEDIATION_WINDOW_S + 1)
+    world.job_creator.send("claimTimeout", deal.terms_abi())
+    assert world.deployer.deal_state(deal).status is DealStatus.TIMED_OUT_MEDIATION
+    half = PAYMENT // 2
+    assert world.job_creator.balance().free == DEPOSIT - half
+    assert world.job_creator.balance().locked == 0
+    assert world.provider.balance().free == DEPOSIT + half  # and its collateral back
+    assert world.provider.balance().locked == 0
+
+
+def test_a_failure_claim_settles_and_resolves_like_any_result(world: World) -> None:
+    # A failure result is the hash of a failure claim (roles/_failure.py): no new path on chain.
+    claim = hashlib.sha256(b"lilypad-failure-claim/1\n" + b"\x82\xa9exit_code\x01"
+                           b"\xa7failure\xa4exit").digest()
+    accepted = world.deal()
+    world.open(accepted)
+    accepted_id = _deal_id(world, accepted)
+    world.stranger.send("settle", accepted.terms_abi(), claim,
+                        _acceptance(world, _key(world.job_creator), accepted_id, claim))
+    assert world.deployer.deal_state(accepted).status is DealStatus.SETTLED
+    disputed = world.deal()
+    world.open(disputed)
+    world.submit_result(disputed, claim)
+    disputed_id = _deal_id(world, disputed)
+    world.job_creator.send("dispute", disputed.terms_abi())
+    # The consortium re-ran the job and it did not fail: the claim was false.
+    _resolve(world, disputed, disputed_id, world.mediators[:3], PROVIDER_WRONG, RESULT)
+    state = world.deployer.deal_state(disputed)
+    assert (state.status, state.outcome) == (DealStatus.RESOLVED, PROVIDER_WRONG)
+    # One paid failure, one false claim slashed.
+    assert world.provider.balance().free == DEPOSIT + PAYMENT - COLLATERAL
+    assert world.job_creator.balance().free == DEPOSIT - PAYMENT - FEE + COLLATERAL
 
 
 def test_timeout_inside_the_mediation_window_is_refused(world: World) -> None:

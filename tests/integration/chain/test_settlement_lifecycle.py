@@ -158,7 +158,9 @@ def test_timeout_job_creator_silent_pays_provider(world: World) -> None:
     assert world.job_creator.balance().free == DEPOSIT - PAYMENT
 
 
-def test_timeout_mediators_silent_refunds_everyone(world: World) -> None:
+def test_timeout_mediators_silent_splits_the_price(world: World) -> None:
+    # The job creator may hold the output it disputed: a silent consortium must not make the
+    # job free, nor pay a provider in full whose result nobody upheld.
     deal = world.deal()
     world.open(deal)
     world.submit_result(deal, RESULT)
@@ -168,8 +170,8 @@ def test_timeout_mediators_silent_refunds_everyone(world: World) -> None:
     advance_chain_time(world.chain, MEDIATION_WINDOW_S + 1)
     world.stranger.claim_timeout(deal)
     assert world.deployer.deal_state(deal).status is DealStatus.TIMED_OUT_MEDIATION
-    assert world.job_creator.balance().free == DEPOSIT
-    assert world.provider.balance().free == DEPOSIT
+    assert world.job_creator.balance().free == DEPOSIT - PAYMENT // 2
+    assert world.provider.balance().free == DEPOSIT + PAYMENT // 2
     assert world.job_creator.balance().locked == world.provider.balance().locked == 0
 
 
