@@ -299,7 +299,7 @@ def state_diagram() -> str:
          "claimTimeout (paid) -> timed_out"),
         ("accepted", "client", Timeout.SETTLEMENT, "settle it ourselves -> settled"),
         ("disputed", "client", "mediation window (on chain)",
-         "no k-of-n quorum in time: claimTimeout (both refunded) -> timed_out"),
+         "no k-of-n quorum in time: claimTimeout (price split) -> timed_out"),
     ]
     lines += [f"| {p} | {s} | {t} | {then} |" for p, s, t, then in rows]
     return "\n".join(lines) + "\n"
