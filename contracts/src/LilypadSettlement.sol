@@ -144,6 +144,7 @@ contract LilypadSettlement {
     event MediationFeeClaimed(bytes32 indexed dealId, address indexed mediator, uint256 amount);
     /// A deal `settleBatch` left out, and why (SKIP_* codes).
     event DealSkipped(bytes32 indexed dealId, uint8 reason);
+    event FeePaid(address indexed payer, address indexed payee, uint256 amount);
     event VerdictSignatureAdded(bytes32 indexed dealId, address indexed mediator);
     event MediatorSlashed(
         address indexed mediator,
@@ -630,6 +631,25 @@ contract LilypadSettlement {
             emit MediationFeeClaimed(dealId, mediator, share + extra);
             extra = 0;
         }
+    }
+
+    /// @notice Pay mediators for spot checks that agreed off chain: `amounts[i]` of the caller's
+    /// free balance to `to[i]`'s free balance, many deals' fees in one transaction (a job
+    /// creator sums what it owes each mediator and pays in batches), so an agreeing check adds
+    /// no transaction to its deal.
+    function payFees(address[] calldata to, uint256[] calldata amounts) external {
+        if (to.length != amounts.length) revert InvalidDeal("lengths differ");
+        uint256 total;
+        for (uint256 i; i < to.length; ++i) {
+            address payee = to[i];
+            Account memory account = accounts[payee];
+            _storeAccount(payee, account.free + amounts[i], account.locked);
+            total += amounts[i];
+            emit FeePaid(msg.sender, payee, amounts[i]);
+        }
+        Account memory payer = accounts[msg.sender];
+        if (payer.free < total) revert InsufficientFunds(msg.sender, payer.free, total);
+        _storeAccount(msg.sender, payer.free - total, payer.locked);
     }
 
     /// @notice Two verdicts for one deal that differ, both signed by the same mediator, prove it

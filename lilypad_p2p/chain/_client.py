@@ -279,6 +279,12 @@ class SettlementClient:
             signature,
         )
 
+    def pay_fees(self, fees: Mapping[str, int]) -> TxReceipt:
+        """Move `fees[address]` wei of our free balance to each address (`payFees`: the
+        batched fees of spot checks that agreed off chain)."""
+        payees = sorted(fees)
+        return self.send("payFees", payees, [fees[a] for a in payees])
+
     def slash_equivocation(
         self, first: Verdict, first_sig: bytes, second: Verdict, second_sig: bytes
     ) -> TxReceipt:
@@ -417,6 +423,9 @@ class AsyncSettlementClient:
         self, deal: Deal, verdict: Verdict, signature: bytes
     ) -> TxReceipt:
         return await self._run(partial(self.sync.add_verdict_signature, deal, verdict, signature))
+
+    async def pay_fees(self, fees: Mapping[str, int]) -> TxReceipt:
+        return await self._run(partial(self.sync.pay_fees, fees))
 
     async def slash_equivocation(
         self, first: Verdict, first_sig: bytes, second: Verdict, second_sig: bytes

@@ -87,7 +87,8 @@ class World:
         events = EventWatcher(self.chain, self.address, from_block=self.deployed_at).poll()
         addresses = {
             value for event in events for key, value in event.args.items()
-            if key in ("account", "mediator", "jobCreator", "provider", "presenter", "successor")
+            if key in ("account", "mediator", "jobCreator", "provider", "presenter", "successor",
+                       "payer", "payee")
         }
         total = self.deployer.burned()
         for address in addresses:

@@ -211,6 +211,32 @@ def test_a_failure_claim_settles_and_resolves_like_any_result(world: World) -> N
     assert world.job_creator.balance().free == DEPOSIT - PAYMENT - FEE + COLLATERAL
 
 
+def test_agreeing_checks_fees_are_paid_in_one_batch(world: World) -> None:
+    # Off-chain spot checks: the job creator owes each signer a share per agreeing check and
+    # pays many deals' shares in one payFees, its deals settled as if never checked.
+    m = [a.account.address for a in world.mediators[:3]]
+    before = {a: world.deployer.balance(a).free for a in m}
+    jc_before = world.job_creator.balance().free
+    world.job_creator.send("payFees", m, [FEE // 3 * 7, FEE // 3 * 5, 1])
+    paid = FEE // 3 * 12 + 1
+    assert world.job_creator.balance().free == jc_before - paid
+    assert [world.deployer.balance(a).free - before[a] for a in m] == [
+        FEE // 3 * 7, FEE // 3 * 5, 1]
+
+
+def test_pay_fees_beyond_the_free_balance_or_mismatched_reverts(world: World) -> None:
+    m = world.mediators[0].account.address
+    with pytest.raises(ContractRevert, match="InsufficientFunds"):
+        world.stranger.send("payFees", [m], [DEPOSIT * 10], gas=200_000)
+    with pytest.raises(ContractRevert, match="InvalidDeal"):
+        world.stranger.send("payFees", [m], [1, 2], gas=200_000)
+    # Paying oneself, even more than one holds, moves nothing and mints nothing.
+    own = world.job_creator.account.address
+    free = world.job_creator.balance().free
+    world.job_creator.send("payFees", [own, own], [free, 1], gas=200_000)
+    assert world.job_creator.balance().free == free
+
+
 def test_timeout_inside_the_mediation_window_is_refused(world: World) -> None:
     deal, deal_id = _disputed(world)
     advance_chain_time(world.chain, MEDIATION_WINDOW_S - 60)
