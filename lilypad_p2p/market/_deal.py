@@ -156,6 +156,8 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         (_P.DISPUTED, _E.RESOLVED): _P.RESOLVED,
         (_P.DISPUTED, _E.SETTLED): _P.SETTLED,
         (_P.DISPUTED, _E.TIMEOUT_CLAIMED): _P.TIMED_OUT,
+        # A spot check the consortium agreed with off chain: accepted, never disputed on chain.
+        (_P.DISPUTED, _E.RESULT_VERIFIED): _P.ACCEPTED,
     },
     Side.PROVIDER: {
         **_COMMON_EXITS,

@@ -190,6 +190,8 @@ class ClientRole:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self._disputes is not None:
+                nursery.start_soon(self._disputes.fees.run, self._store)
             for stored in self._store.deals(Side.CLIENT, open_only=True):
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
                 if stored.record.phase is Phase.OFFERED:
@@ -761,6 +763,7 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
         # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
         "failure": detail.get("failure"),
         "outcome": detail.get("outcome"),  # a mediation's verdict (issue 6)
+        "check_outcome": detail.get("check_outcome"),  # a spot check that agreed off chain
         "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
         "transitions": [
             {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}

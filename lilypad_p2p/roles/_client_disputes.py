@@ -4,8 +4,11 @@
 mediation fee), whether a resource offer's collateral covers its spot-check rate
 (`market.required_collateral`), and whether a verified result is spot-checked. A deal goes to
 `disputed` when its outputs fail verification, when it is spot-checked, or when the user runs
-`lilypad-p2p dispute <key>`; `step` then drives it: `roles.mediate` (record the result, dispute,
-gather k verdicts from the consortium over `/lilypad/mediation/1`, resolve). Without a quorum it
+`lilypad-p2p dispute <key>`; `step` then drives it. A spot check is first asked off chain
+(`roles/_spot_check.py`): if k members agree the deal is accepted as usual (its fee shares paid
+later in a batch by `fees`); otherwise, and for every other dispute: `roles.mediate` (record
+the result, dispute, gather k verdicts from the consortium over `/lilypad/mediation/1`,
+resolve). Without a quorum it
 tries again until the mediation window closes on chain, then claims the timeout (the price
 split between the parties, collateral and fee back).
 """
@@ -40,6 +43,7 @@ from lilypad_p2p.roles._dispute import (
     mediate,
 )
 from lilypad_p2p.roles._settlement import DealChains
+from lilypad_p2p.roles._spot_check import CheckFees, fee_shares, private_check
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
 from lilypad_p2p.store import StoredDeal
 
@@ -81,6 +85,9 @@ class ClientDisputes:
         self._contact = contact
         self.settings = settings
         self._watch = EquivocationWatch()
+        # Spot-checked deals whose private check did not agree: disputed on chain now.
+        self._escalated: set[str] = set()
+        self.fees = CheckFees(chains)
 
     def deal_terms(self) -> dict[str, int | None]:
         """Keyword arguments of `build_deal` this client's deals carry."""
@@ -99,6 +106,19 @@ class ClientDisputes:
         case = DisputeCase(deal, detail["module"],
                            unseal(self._identity.sealing_private_key(), detail["inputs"]),
                            detail["result_hash"], detail["provider_commitment"])
+        if detail.get("spot_check") and stored.record.key not in self._escalated:
+            # Off chain first (roles/_spot_check.py): only a disagreement is disputed.
+            quorum = await private_check(self._chains, stored.chain_id, case, self._contact,
+                                         answer_timeout_s=self.settings.answer_timeout_s,
+                                         watch=self._watch)
+            if quorum is not None:
+                del case
+                return Event.RESULT_VERIFIED, {
+                    "acceptance_signature": chain.sign_acceptance(deal, detail["result_hash"]),
+                    "check_outcome": quorum.outcome.name,
+                    "check_fees": fee_shares(deal.mediation_fee, quorum.signers),
+                }
+            self._escalated.add(stored.record.key)
         try:
             resolution = await mediate(chain, case, self._contact,
                                        answer_timeout_s=self.settings.answer_timeout_s,

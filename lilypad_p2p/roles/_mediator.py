@@ -13,8 +13,9 @@ one mediation window after `resolve`); once that window has closed, one `claimMe
 (ours or another signer's) pays every signer.
 
 `judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
-committed hash recorded on the chain the request names (one we serve), and its module must be
-the deal's. We run the job twice on our own
+committed hash recorded on the chain the request names (one we serve), or open there for a job
+creator's private spot check (`roles/_spot_check.py`; the provider's signed commitment comes with
+the request), and its module must be the deal's. We run the job twice on our own
 executor (inputs sealed to our key), each bounded by the module's maximum run time, and sign
 `market.judge_runs`' verdict; a run that fails for a reason inside the job counts as its
 failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly
@@ -80,6 +81,10 @@ EVENT_BUFFER = 64
 RUNS_PER_VERDICT = 2
 # A refusal's reason is cut to what a DealRefused carries.
 REFUSAL_REASON_CHARS = 512
+
+
+# Deal statuses a mediator judges in: disputed, or open to a job creator's private spot check.
+_JUDGED = (DealStatus.DISPUTED, DealStatus.OPEN, DealStatus.RESULT_SUBMITTED)
 
 
 class MediatorFault(enum.StrEnum):
@@ -358,9 +363,12 @@ class MediatorRole:
             raise MediationRefused("the module is not the deal's")
         chain.check_commitment(deal, request.result_hash, request.provider_signature)
         state = await chain.client.deal_state(deal_id)
-        if state.status is not DealStatus.DISPUTED:
-            raise MediationRefused(f"the deal is {state.status.name} on chain, not DISPUTED")
-        if state.result_prefix != request.result_hash[:20]:
+        # Disputed, or a job creator's private spot check (roles/_spot_check.py) of a deal that
+        # is open with its fee locked; the commitment above shows the provider committed to it.
+        if state.status not in _JUDGED:
+            raise MediationRefused(f"the deal is {state.status.name} on chain: neither disputed "
+                                   "nor open to a spot check")
+        if state.status is not DealStatus.OPEN and state.result_prefix != request.result_hash[:20]:
             raise MediationRefused("the result hash is not the one recorded on chain")
 
     async def _run_twice(self, deal_id: bytes, request: wire.MediationRequest) -> list[bytes]:

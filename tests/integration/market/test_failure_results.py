@@ -5,9 +5,10 @@ memory, 1 MB of outputs, 4 s at most) makes jobs fail the four ways a job can fa
 exit 1, out of memory, past its maximum run time, over its output allowance. The honest
 provider commits each failure as its result; a client that accepts results accepts them and the
 provider is paid its price and keeps its collateral. A client that spot-checks every result
-(`check_rate = 1`) disputes another honest failure, which the consortium reproduces
-(PROVIDER_CORRECT), and a job whose provider claims a failure it did not have
-(`cheat_false_failure`), which the consortium rules wrong: that provider loses its collateral.
+(`check_rate = 1`) has another honest failure checked, which the consortium reproduces off chain
+(PROVIDER_CORRECT: accepted, its fee paid in a batch), and a job whose provider claims a failure
+it did not have (`cheat_false_failure`), which the consortium rules wrong, on chain: that
+provider loses its collateral.
 Funds are conserved across everyone, the mediators' fees included.
 """
 
@@ -121,8 +122,9 @@ def test_failed_jobs_pay_the_honest_provider_and_false_claims_are_slashed(tmp_pa
             if failure == "exit":
                 assert Path(report["logs_path"]).read_bytes() == b"about to fail\n"
         deal = world.wait_for_phase(checking, upheld, FINAL, timeout_s=ENDED_WITHIN_S)
-        assert (deal["phase"], deal["outcome"], deal["failure"]) == (
-            "resolved", "PROVIDER_CORRECT", "exit"), deal
+        # Checked off chain: the consortium reproduced the failure, so it settles unchallenged.
+        assert (deal["phase"], deal["check_outcome"], deal["failure"]) == (
+            "settled", "PROVIDER_CORRECT", "exit"), deal
         deal = world.wait_for_phase(checking, false_claim, FINAL, timeout_s=ENDED_WITHIN_S)
         assert (deal["phase"], deal["outcome"]) == ("resolved", "PROVIDER_WRONG"), deal
 
@@ -135,10 +137,6 @@ def test_failed_jobs_pay_the_honest_provider_and_false_claims_are_slashed(tmp_pa
         # The false claim cost the cheat its collateral, which went to the job creator.
         assert before["cheat"] - world.balance(addresses["cheat"]) == COLLATERAL_WEI
         assert before["accepting"] - world.balance(addresses["accepting"]) == 4 * PRICE_WEI
-        # Checking client: paid one price and two fees, gained the cheat's collateral.
-        assert world.balance(addresses["checking"]) - before["checking"] == (
-            COLLATERAL_WEI - PRICE_WEI - 2 * FEE_WEI)
-
         # The mediators claim their fees once the late-signature window closes; then every
         # wei is accounted for.
         advance_chain_time(reader.chain, MEDIATION_WINDOW_S + 1)
@@ -146,7 +144,11 @@ def test_failed_jobs_pay_the_honest_provider_and_false_claims_are_slashed(tmp_pa
         def fees() -> int:
             return sum(world.balance(addresses[m]) - before[m] for m in mediator_names)
 
-        world.cluster.wait_until(lambda: fees() == 2 * FEE_WEI, timeout_s=60.0,
+        world.cluster.wait_until(lambda: fees() == 2 * FEE_WEI, timeout_s=90.0,
                                  what="the mediators to claim both fees")
         after = {name: world.balance(a) for name, a in addresses.items()}
+        # Checking client: paid one price and two fees (the agreeing check's in its batched
+        # payFees), gained the cheat's collateral.
+        assert after["checking"] - before["checking"] == (
+            COLLATERAL_WEI - PRICE_WEI - 2 * FEE_WEI)
         assert sum(after.values()) == sum(before.values())

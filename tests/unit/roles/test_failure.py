@@ -35,6 +35,7 @@ from lilypad_p2p.roles._failure import (
     failure_report,
     write_failure,
 )
+from lilypad_p2p.roles._spot_check import fee_shares
 
 MODULE = BUILTIN_MODULES["hash"]  # max_run_time_s = 60
 
@@ -159,3 +160,10 @@ def test_the_job_creators_copy_is_private(tmp_path):
     assert (tmp_path / "results" / "k1.logs").read_bytes() == report.logs
     assert (tmp_path / "results" / "k1.logs").stat().st_mode & 0o777 == 0o600
     assert '"failure": "exit"' in path.read_text()
+
+
+def test_an_agreeing_checks_fee_is_split_like_the_contracts_claim():
+    assert fee_shares(10, ["0xa", "0xb", "0xc"]) == {"0xa": 4, "0xb": 3, "0xc": 3}
+    assert sum(fee_shares(10**14 + 2, ["0xa", "0xb"]).values()) == 10**14 + 2
+    with pytest.raises(ValueError):
+        fee_shares(10, [])
