@@ -139,6 +139,7 @@ class Bench:
         self.measure("settle after dispute (Acceptance outranks it)",
                      lambda: self._settle(submitted=True, disputed=True))
         self._batches()
+        self._spot_checks()
         self.measure("dispute", self._dispute)
         self.measure("resolve 3-of-5", lambda: self.resolve(5, 3))
         four, five = self.resolve(5, 4), self.resolve(5, 5)
@@ -203,6 +204,27 @@ class Bench:
             self.samples = saved
         self.measure("settleBatch (10 deals, 1 with a bad Acceptance: skipped), total",
                       self._batch_with_bad_deal)
+
+    def _spot_checks(self) -> None:
+        """An agreeing off-chain check adds no transaction to its deal: its fee shares are paid
+        with many other deals' in one payFees (roles/_spot_check.py). 50 deals, each checked by
+        3 of the same 5 mediators, owe those 5 one payFees."""
+        payees = [m.account.address for m in self.mediators[:5]]
+
+        def pay() -> int:
+            return self.jc.send("payFees", payees, [self.amount() // 10 for _ in payees]).gas_used
+
+        total = self.measure("payFees (5 mediators: 50 agreeing checks' fees), total", pay)
+        share = total // BATCH
+        self.figures["agreeing check: its share of that payFees, per deal"] = share
+        unchecked = self.figures["openDeal"] + self.figures["settleBatch (50 deals), per deal"]
+        self.figures["unchecked deal: openDeal + settleBatch share"] = unchecked
+        self.figures["checked deal, check agreed: openDeal + settleBatch share + fee share"] = (
+            unchecked + share)
+        for name in ("agreeing check: its share of that payFees, per deal",
+                     "unchecked deal: openDeal + settleBatch share",
+                     "checked deal, check agreed: openDeal + settleBatch share + fee share"):
+            print(f"{name:<52} {self.figures[name]:>9,}", flush=True)
 
     def _batch_with_bad_deal(self) -> int:
         items = []
