@@ -32,6 +32,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -160,11 +161,12 @@ class FailureReport:
         if not data.startswith(REPORT_MAGIC):
             raise BadFailureReport("not a failure report")
         try:
-            raw = wire.decode(data[len(REPORT_MAGIC):])
+            # Anything but a map with the right fields fails below with TypeError or KeyError.
+            raw: Any = wire.decode(data[len(REPORT_MAGIC):])
             claim_bytes = raw["claim"]
             if not (isinstance(claim_bytes, bytes) and claim_bytes.startswith(CLAIM_MAGIC)):
                 raise BadFailureReport("the report's claim is not a failure claim")
-            claim_raw = wire.decode(claim_bytes[len(CLAIM_MAGIC):])
+            claim_raw: Any = wire.decode(claim_bytes[len(CLAIM_MAGIC):])
             claim = FailureClaim(FailureClass(claim_raw["failure"]), claim_raw["exit_code"])
             report = cls(claim, raw["run_ms"], raw["memory_limit_bytes"],
                          raw["run_time_limit_s"], raw["disk_limit_bytes"], raw["logs"],
