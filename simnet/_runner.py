@@ -33,6 +33,13 @@ from lilypad_p2p.net import GRAYLIST_THRESHOLD
 from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
 from lilypad_p2p.testing._market import MarketWorld
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
+from simnet._faulty import (
+    FAILING_MODULE,
+    FALSE_FAILURE_CONFIG,
+    failing_job,
+    failing_module,
+    faulty_invariants,
+)
 from simnet._netns import Group, NetnsLab, netns_missing
 from simnet._registry_module import REGISTRY_MODULE, registry_module
 from simnet._report import (
@@ -84,6 +91,7 @@ class NodePlan:
     role: str
     config_lines: str = ""
     cheater: bool = False
+    false_failure: bool = False  # a cheater that claims failures instead of wrong outputs
     spammer: bool = False
     group: str = ""       # its network namespace group (namespaced scenarios only)
     relay: bool = False   # also serves as a relay (NAT scenarios: the bootstrap nodes)
@@ -118,7 +126,8 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
     counts = scenario.roles.counts(scenario.nodes)
     faults = scenario.faults
     providers = counts["providers"]
-    cheaters = math.floor(providers * faults.cheater_share)
+    false_claimants = math.floor(providers * faults.false_failure_share)
+    cheaters = math.floor(providers * faults.cheater_share) + false_claimants
     honest = providers - cheaters - faults.spammers
     if honest < BOOTSTRAP_NODES:
         raise ScenarioError(f"{providers} providers leave fewer than {BOOTSTRAP_NODES} honest "
@@ -129,6 +138,8 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
     plans = [NodePlan(f"provider-{i}", "provider") for i in range(1, providers + 1)]
     for plan in plans[providers - cheaters:]:
         plan.cheater, plan.config_lines = True, "cheat_wrong_output = true\n"
+    for plan in plans[providers - false_claimants:]:
+        plan.false_failure, plan.config_lines = True, FALSE_FAILURE_CONFIG
     for plan in plans[honest:providers - cheaters]:
         plan.spammer = True
         plan.config_lines = f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
@@ -183,6 +194,8 @@ def lab_for(scenario: Scenario, plans: list[NodePlan]) -> NetnsLab | None:
 
 
 def job(index: int, module: str) -> dict[str, Any]:
+    if module == FAILING_MODULE:
+        return failing_job(index)
     if module == "wordcount":
         data = base64.b64encode(f"{TEXT} {index}\n".encode()).decode()
         return {"module": module, "params": {"top": 3}, "files": {"input.txt": data}}
@@ -637,6 +650,9 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
         check("non_deterministic_jobs_not_slashed",
               bool(random_deals) and set(outcomes) <= {"NON_DETERMINISTIC", "None"},
               f"random-job outcomes: {dict(outcomes)}")
+    if FAILING_MODULE in run.module_ids:
+        faulty_invariants(run.plans, deals, before, after, provider_of,
+                          run.module_ids[FAILING_MODULE], check)
     return checks
 
 
@@ -661,10 +677,19 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
                     plan.config_lines += user_module.provider_config
                 elif plan.role == "client":
                     user_module.add_to(out_dir / "nodes" / plan.name)
+        if FAILING_MODULE in scenario.workload.modules:
+            failing = failing_module()
+            for plan in plans:
+                if plan.role == "provider":
+                    plan.config_lines += failing.provider_config
+                elif plan.role == "client":
+                    failing.add_to(out_dir / "nodes" / plan.name)
         world = stack.enter_context(world_for(out_dir / "nodes", lab, group_of))
         run = Run(scenario, plans, world, lab, console)
         if REGISTRY_MODULE in scenario.workload.modules:
             run.module_ids[REGISTRY_MODULE] = user_module.module_id
+        if FAILING_MODULE in scenario.workload.modules:
+            run.module_ids[FAILING_MODULE] = failing.module_id
         console.print(f"[bold]{scenario.name}[/]: {scenario.nodes} nodes "
                       f"{scenario.roles.counts(scenario.nodes)}, anvil at {world.rpc_url}")
         run.start_nodes()

@@ -12,6 +12,7 @@
     target_providers = false          # true: jobs name providers round-robin (no solver)
     [faults]
     cheater_share = 0.0    # share of providers with cheat_wrong_output
+    false_failure_share = 0.0  # share of providers with cheat_false_failure (claim exit 1)
     check_rate = 0.0       # the clients' spot-check rate
     churn_share = 0.0      # share of providers killed mid-run, restarted churn_down_s later
     spammers = 0           # providers that also send invalid gossip (spam_gossip_per_s)
@@ -36,8 +37,9 @@ from typing import Any
 
 from lilypad_p2p.errors import ConfigError
 
-# "registry": a user-defined module whose image a local registry serves (_registry_module.py).
-KNOWN_MODULES = frozenset({"hash", "wordcount", "random", "registry"})
+# "registry": a user-defined module whose image a local registry serves (_registry_module.py);
+# "failing": a user-defined module whose jobs fail by themselves (_faulty.py).
+KNOWN_MODULES = frozenset({"hash", "wordcount", "random", "registry", "failing"})
 
 
 class ScenarioError(ConfigError):
@@ -84,11 +86,15 @@ class Workload:
         unknown = set(self.modules) - KNOWN_MODULES
         if not self.modules or unknown:
             raise ScenarioError(f"workload.modules must be among {sorted(KNOWN_MODULES)}")
+        if {"registry", "failing"} <= set(self.modules):
+            raise ScenarioError("workload.modules: `registry` and `failing` each set the "
+                                "providers' [modules] policy; use one of them")
 
 
 @dataclass(frozen=True, slots=True)
 class Faults:
     cheater_share: float = 0.0
+    false_failure_share: float = 0.0  # providers with cheat_false_failure
     check_rate: float = 0.0
     churn_share: float = 0.0
     churn_after_s: float = 5.0
@@ -97,16 +103,18 @@ class Faults:
     spam_rate_per_s: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("cheater_share", "check_rate", "churn_share"):
+        for name in ("cheater_share", "false_failure_share", "check_rate", "churn_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ScenarioError(f"faults.{name} must be between 0 and 1")
         if self.churn_after_s < 0 or self.churn_down_s < 0:
             raise ScenarioError("faults.churn_after_s and churn_down_s must be >= 0")
         if self.spammers < 0 or self.spam_rate_per_s < 1:
             raise ScenarioError("faults.spammers must be >= 0 and spam_rate_per_s >= 1")
-        if self.cheater_share and self.check_rate < 1:
+        if (self.cheater_share or self.false_failure_share) and self.check_rate < 1:
             # A cheat is only certain to be caught when every output is re-checked.
             raise ScenarioError("cheaters need check_rate = 1 so every cheat is disputed")
+        if self.cheater_share + self.false_failure_share >= 1:
+            raise ScenarioError("cheater_share + false_failure_share leave no honest provider")
 
 
 @dataclass(frozen=True, slots=True)

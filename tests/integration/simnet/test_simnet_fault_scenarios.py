@@ -1,6 +1,6 @@
-"""The simnet's network and spam fault scenarios (issue 8), each run as a user would run it:
-every invariant of the scenario holds, and nothing it started is left behind (node processes,
-and for the namespaced ones, network namespaces and root-namespace links)."""
+"""The simnet's network, spam and faulty-jobs fault scenarios (issue 8), each run as a user
+would run it: every invariant of the scenario holds, and nothing it started is left behind (node
+processes, and for the namespaced ones, network namespaces and root-namespace links)."""
 
 import json
 import signal
@@ -22,6 +22,8 @@ RUN_TIMEOUT_S = 420
 # scenario -> the invariants that are its point (besides the market's usual ones)
 EXPECTED = {
     "spam": {"spammer_scored_out", "every_job_settled_or_resolved"},
+    "faulty-jobs": {"no_honest_provider_lost_collateral", "every_false_failure_claim_slashed",
+                    "failed_jobs_paid_as_failure_results", "funds_conserved"},
     "nat": {"natted_providers_private_and_relayed", "natted_providers_served_jobs",
             "every_job_settled_or_resolved"},
     "partition": {"partition_held", "each_side_traded_during_partition",
