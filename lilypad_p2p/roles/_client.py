@@ -33,6 +33,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,9 @@ class ClientRole:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self._disputes is not None:
-                nursery.start_soon(self._disputes.fees.run, self._store)
+                nursery.start_soon(partial(
+                    self._disputes.fees.run, self._store,
+                    checking=self._disputes.settings.check_rate_ppm > 0))
             for stored in self._store.deals(Side.CLIENT, open_only=True):
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
                 if stored.record.phase is Phase.OFFERED:

@@ -35,7 +35,7 @@ from lilypad_p2p.roles._dispute import (
     report_equivocations,
 )
 from lilypad_p2p.roles._settlement import DealChains
-from lilypad_p2p.store import DealStore
+from lilypad_p2p.store import DealStore, StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
 
@@ -98,10 +98,15 @@ class CheckFees:
         self._max_delay_s = max_delay_s
         self.transactions = 0
 
-    async def run(self, store: DealStore) -> None:
+    async def run(self, store: DealStore, *, checking: bool = True) -> None:
+        """Pay owed fees in batches; a client that does not spot-check (`checking` False) only
+        pays what it still owed from before and then stops scanning its deals."""
         oldest: float | None = None
         while True:
-            owing = _owing(store)
+            owed = _owed(store)
+            if not owed and not checking:
+                return
+            owing = [s.record.key for s in owed if s.record.phase.is_final]
             if not owing:
                 oldest = None
             else:
@@ -144,10 +149,8 @@ def _fees(detail: Mapping[str, object]) -> dict[str, int]:
     return dict(fees) if isinstance(fees, dict) else {}
 
 
-def _owing(store: DealStore) -> list[str]:
-    return [
-        stored.record.key for stored in store.deals(Side.CLIENT)
-        if _fees(stored.detail) and not stored.detail.get("check_fees_paid")
-        and stored.record.phase.is_final
-    ]
+def _owed(store: DealStore) -> list[StoredDeal]:
+    """Deals whose agreeing check's fees are not paid yet (paid once the deal is final)."""
+    return [stored for stored in store.deals(Side.CLIENT)
+            if _fees(stored.detail) and not stored.detail.get("check_fees_paid")]
 

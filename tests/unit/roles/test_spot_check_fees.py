@@ -1,0 +1,70 @@
+"""CheckFees: many agreeing checks' fee shares in one payment per chain, once their deals are
+final, never twice; a client that stopped checking pays what it still owed and stops."""
+
+import dataclasses
+
+import pytest
+import trio
+
+from lilypad_p2p.market import Phase, new_client_deal
+from lilypad_p2p.roles._spot_check import CheckFees
+from lilypad_p2p.store import DealStore
+
+
+@dataclasses.dataclass
+class _Receipt:
+    gas_used: int = 71_000
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.payments: list[dict[str, int]] = []
+
+    async def pay_fees(self, fees):
+        self.payments.append(dict(fees))
+        return _Receipt()
+
+
+class _Chains:
+    """The one method of DealChains CheckFees uses: a chain by ID, with its client."""
+
+    def __init__(self) -> None:
+        self.client = _Client()
+
+    def require(self, chain_id):
+        return self
+
+
+def _owe(store: DealStore, key: str, fees: dict[str, int], phase: Phase) -> None:
+    record = dataclasses.replace(new_client_deal(key, now_ms=0, expires_ms=1), phase=phase)
+    store.insert(record, {"check_fees": fees}, chain_id=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = DealStore.open(tmp_path / "deals.sqlite")
+    yield opened
+    opened.close()
+
+
+async def test_final_deals_are_paid_in_one_batch_and_only_once(store, autojump_clock):
+    _owe(store, "a", {"0xm1": 4, "0xm2": 3}, Phase.SETTLED)
+    _owe(store, "b", {"0xm1": 5, "0xm3": 5}, Phase.SETTLED)
+    _owe(store, "c", {"0xm1": 7}, Phase.ACCEPTED)  # not final yet: waits
+    chains = _Chains()
+    fees = CheckFees(chains, batch_deals=2, max_delay_s=3600)  # type: ignore[arg-type]
+    with trio.move_on_after(5):
+        await fees.run(store, checking=True)
+    assert chains.client.payments == [{"0xm1": 9, "0xm2": 3, "0xm3": 5}]
+    assert store.get("a").detail["check_fees_paid"] and store.get("b").detail["check_fees_paid"]
+    assert not store.get("c").detail.get("check_fees_paid")
+
+
+async def test_a_client_that_stopped_checking_pays_its_debts_then_stops(store, autojump_clock):
+    _owe(store, "a", {"0xm1": 4}, Phase.SETTLED)
+    chains = _Chains()
+    fees = CheckFees(chains, batch_deals=20, max_delay_s=30)  # type: ignore[arg-type]
+    with trio.fail_after(120):  # returns by itself once nothing is owed
+        await fees.run(store, checking=False)
+    assert chains.client.payments == [{"0xm1": 4}]
+    assert fees.transactions == 1
