@@ -57,6 +57,8 @@ CLAIM_MAGIC = b"lilypad-failure-claim/1\n"
 REPORT_MAGIC = b"\0lilypad-failure-report/1\n"
 # The logs a report carries (the executor's log tail is at most this much).
 MAX_REPORT_LOG_BYTES = 64 * 1024
+# A whole encoded report is at most this (the logs plus a few hundred bytes of fields).
+MAX_REPORT_BYTES = MAX_REPORT_LOG_BYTES + 4096
 
 
 class FailureClass(enum.StrEnum):
@@ -250,3 +252,24 @@ def write_failure(results_dir: Path, key: str, report: FailureReport) -> Path:
     path.write_text(json.dumps(summary, indent=2) + "\n")
     path.chmod(0o600)
     return path
+
+
+def check_delivered_file(
+    path: Path, sha256_digest: bytes, result_hash: bytes, provider: str
+) -> FailureReport | None:
+    """`check_delivery` for a delivery received into a file, hashed as it arrived
+    (`sha256_digest`): None when it is the committed output, the report when it is a report of
+    the committed failure claim (read only then, and only up to MAX_REPORT_BYTES).
+
+    Raises:
+        BadFailureReport: neither (evidence for mediation).
+    """
+    if sha256_digest == result_hash:
+        return None
+    with path.open("rb") as delivered:
+        head = delivered.read(MAX_REPORT_BYTES + 1)
+    if not head.startswith(REPORT_MAGIC) or len(head) > MAX_REPORT_BYTES:
+        raise BadFailureReport("outputs do not match the committed result hash")
+    report = check_delivery(head, result_hash, provider)
+    assert report is not None  # a report never hashes to its own claim's digest
+    return report

@@ -25,11 +25,13 @@ from lilypad_p2p.exec import (
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.roles._failure import (
     CLAIM_MAGIC,
+    MAX_REPORT_BYTES,
     REPORT_MAGIC,
     BadFailureReport,
     FailureClaim,
     FailureClass,
     FailureReport,
+    check_delivered_file,
     check_delivery,
     classify,
     failure_report,
@@ -167,3 +169,20 @@ def test_an_agreeing_checks_fee_is_split_like_the_contracts_claim():
     assert sum(fee_shares(10**14 + 2, ["0xa", "0xb"]).values()) == 10**14 + 2
     with pytest.raises(ValueError):
         fee_shares(10, [])
+
+
+def test_a_delivery_received_into_a_file_is_checked_the_same_way(tmp_path):
+    provider = Identity.generate()
+    report = _report(provider)
+    path = tmp_path / "delivered"
+    path.write_bytes(report.encode())
+    digest = hashlib.sha256(report.encode()).digest()
+    assert check_delivered_file(path, digest, report.claim.digest(), provider.address) == report
+    with pytest.raises(BadFailureReport):  # a report of another claim
+        check_delivered_file(path, digest, b"\2" * 32, provider.address)
+    path.write_bytes(REPORT_MAGIC + b"\0" * (MAX_REPORT_BYTES + 1))  # too large to be a report
+    with pytest.raises(BadFailureReport, match="outputs do not match"):
+        check_delivered_file(path, b"\3" * 32, report.claim.digest(), provider.address)
+    path.write_bytes(b"an output")
+    output_hash = hashlib.sha256(b"an output").digest()
+    assert check_delivered_file(path, output_hash, output_hash, provider.address) is None
