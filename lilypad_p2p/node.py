@@ -144,6 +144,8 @@ class Node:
         self.client: ClientRole | None = None
         self.provider: ProviderRole | None = None
         self.mediator: MediatorRole | None = None
+        # The Docker executor of each role that connected one (their runs and pulls are metrics).
+        self.executors: dict[str, Executor] = {}
         self._republisher = Republisher()
         self._addrs_changed = trio.Event()
         self._started_at = trio.current_time()
@@ -325,13 +327,19 @@ class Node:
         so each can clean up after a crash without touching the other's running jobs."""
         from lilypad_p2p.exec import Executor
 
-        return functools.partial(
+        connect = functools.partial(
             Executor.connect,
             modules=self.modules,
             owner=f"{self.identity.address}/{role}",
             workdir_root=self.config.home / "jobs" / role,
             pull_limits=pull_limits(self.config),
         )
+
+        async def connect_and_keep() -> Executor:
+            self.executors[role] = executor = await connect()
+            return executor
+
+        return connect_and_keep
 
     def _mediator_contact(self, address: str) -> MediatorContact | None:
         """How the client reaches a mediator: its gossiped NodeRecord, a mediation stream."""

@@ -13,6 +13,7 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     revert_error,
 )
+from lilypad_p2p.tally import Tally
 
 T = TypeVar("T")
 
@@ -104,6 +106,8 @@ class Chain:
         self.backend = backend
         self._embedded_lock = threading.RLock()
         self._nonces = _NonceBook()
+        # Contract calls and transactions by function and outcome, for the node's metrics.
+        self.calls = Tally(("function", "outcome"))
         self.chain_id: int = self.rpc(lambda: w3.eth.chain_id)
         self._error_by_selector = _error_selectors()
 
@@ -112,6 +116,10 @@ class Chain:
     def _endpoint(self) -> str:
         provider = getattr(self.w3, "provider", None)
         return str(getattr(provider, "endpoint_uri", None) or "endpoint")
+
+    def timed(self, function: str) -> AbstractContextManager[None]:
+        """Count the block in `calls` as one call of `function` (a contract function's name)."""
+        return self.calls.timed(lambda exc: (function, _call_outcome(exc)), time.monotonic)
 
     def rpc(self, call: Callable[[], T]) -> T:
         """Run one blocking web3 call: serialised on the embedded EVM, retried on RPC faults."""
@@ -331,6 +339,14 @@ def open_rpc_chain(url: str) -> Chain:
     # web3's validation middleware asks eth_chainId before every call; the chain id is fixed
     # per Chain, so drop it (it more than halves eth_call latency against anvil).
     return Chain(Web3(provider, middleware=[]), Backend.JSON_RPC)
+
+
+def _call_outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, ContractRevert):
+        return "revert"
+    return "unavailable" if isinstance(exc, RpcUnavailable) else "error"
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -35,6 +35,7 @@ from lilypad_p2p.exec._catalog import BUILTIN_MODULES
 from lilypad_p2p.exec._docker import ContainerSettings, DockerEngine
 from lilypad_p2p.exec._errors import (
     ImageMissing,
+    ImageRefused,
     InputDecryptionFailed,
     JobFailed,
     JobTimedOut,
@@ -42,6 +43,7 @@ from lilypad_p2p.exec._errors import (
     OutputOverLimit,
     UnknownModule,
     UnsealFailed,
+    outcome_class,
 )
 from lilypad_p2p.exec._images import RECIPES_DIR, ImageArchive, build_image_archive
 from lilypad_p2p.exec._inputs import JobInputs
@@ -53,9 +55,15 @@ from lilypad_p2p.exec._outputs_fs import (
     mounts_under,
     unmount,
 )
-from lilypad_p2p.exec._registry import DEFAULT_PULL_LIMITS, PullLimits, ensure_registry_image
+from lilypad_p2p.exec._registry import (
+    DEFAULT_PULL_LIMITS,
+    PullLimits,
+    present_registry_image,
+    pull_registry_image,
+)
 from lilypad_p2p.exec._sealing import PrivateKeyLike, PublicKeyLike, seal_for, unseal
 from lilypad_p2p.exec._tarball import result_cid, tar_directory
+from lilypad_p2p.tally import Tally
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +148,9 @@ class Executor:
         self._pull_limits = pull_limits
         self._present_images: dict[str, str] = {}
         self._archives: dict[str, ImageArchive] = {}
+        # Runs and registry pulls by outcome class, for the node's metrics.
+        self.runs = Tally(("outcome",))
+        self.pulls = Tally(("outcome",))
 
     @classmethod
     async def connect(
@@ -231,11 +242,31 @@ class Executor:
             # Looking it up raises ImageMissing with the build hint when it is absent.
             await trio.to_thread.run_sync(self._engine.image_id, image_id)
         else:
-            image_id = await ensure_registry_image(self._engine, module.image, self._pull_limits)
+            present = await present_registry_image(self._engine, module.image, self._pull_limits)
+            if present is None:
+                with self.pulls.timed(_pull_outcome, time.monotonic):
+                    present = await pull_registry_image(
+                        self._engine, module.image, self._pull_limits
+                    )
+            image_id = present
         self._present_images[module.image] = image_id
         return image_id
 
     async def run(
+        self,
+        job: JobSpec,
+        sealed_inputs: bytes,
+        sealing_key: PrivateKeyLike,
+        *,
+        timeout_s: float,
+        output_recipient: PublicKeyLike | None = None,
+    ) -> JobResult:
+        """Run `job` (see `_run`), counted in `runs` by outcome class with its duration."""
+        with self.runs.timed(lambda exc: (outcome_class(exc),), time.monotonic):
+            return await self._run(job, sealed_inputs, sealing_key, timeout_s=timeout_s,
+                                   output_recipient=output_recipient)
+
+    async def _run(
         self,
         job: JobSpec,
         sealed_inputs: bytes,
@@ -398,6 +429,12 @@ class Executor:
             raise UnknownModule(
                 f"no module {name!r} on this node; known: {sorted(self._modules)}"
             ) from None
+
+
+def _pull_outcome(exc: BaseException | None) -> tuple[str]:
+    if exc is None:
+        return ("ok",)
+    return ("refused",) if isinstance(exc, ImageRefused) else ("failed",)
 
 
 class _Stopwatch:

@@ -228,6 +228,14 @@ class Admission:
     def bytes_in_flight(self) -> int:
         return self._bytes
 
+    def in_use(self) -> dict[str, int]:
+        """What the budgets hold now, by the name of the limit that bounds it."""
+        return {
+            "max_connections": self.connections, "max_inbound": self._inbound,
+            "max_outbound": self._outbound, "max_inflight_bytes": self._bytes,
+            "streams": sum(self._streams.values()),
+        }
+
     # --- bans ---------------------------------------------------------------------------
 
     def ban(self, peer: Hashable, now: float) -> None:

@@ -31,7 +31,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
-from lilypad_p2p.net._admission import Admission, NetLimits
+from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
@@ -580,4 +580,6 @@ class GossipNet:
             banned_peers=self._admission.banned,
             trimmed_peers=self._enforcer.trimmed,
             peer_failures_contained=self._peer_failures,
+            in_use=self._admission.in_use(),
+            limits={name: getattr(self._admission.limits, name) for name in LIMIT_NAMES},
         )

@@ -92,8 +92,10 @@ class ObserveService:
         return status, peers, deals
 
     async def _metrics(self, query: dict[str, list[str]]) -> Response:
-        status, peers, deals = await self._snapshot()
-        body = exposition(status, peers, deals, readiness(status, peers))
+        status = await self._handlers["status"]({})
+        peers = await self._handlers["peers"]({})
+        tallies = await self._handlers["tallies"]({})
+        body = exposition(status, peers, tallies, readiness(status, peers))
         return Response(200, body, CONTENT_TYPE)
 
     async def _healthz(self, query: dict[str, list[str]]) -> Response:

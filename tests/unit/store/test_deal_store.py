@@ -33,6 +33,20 @@ def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
     store.close()
 
 
+def test_phase_counts_and_time_in_each_phase(tmp_path: Path) -> None:
+    store = DealStore.open(tmp_path / "node.sqlite")
+    for key in ("a", "b"):
+        store.insert(new_client_deal(key, now_ms=T0, expires_ms=T0 + 60_000), {})
+    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500), {},
+                 Event.MATCH_FOUND)
+    store.update(store.get("b").record, {"note": "same phase: not a transition"})
+    assert store.phase_counts() == [("client", "matched", 1), ("client", "offered", 1)]
+    (left,) = store.phase_durations.snapshot()
+    assert left["labels"] == {"side": "client", "phase": "offered"}
+    assert (left["count"], left["sum_s"]) == (1, 1.5)
+    store.close()
+
+
 def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
     path = tmp_path / "node.sqlite"
     store = DealStore.open(path)
