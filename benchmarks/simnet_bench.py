@@ -1,16 +1,24 @@
 """Simnet figures (issue 8): one scenario end to end, its wall time and headline figures.
 
     python benchmarks/simnet_bench.py [--scenario simnet/scenarios/baseline.toml] [--nodes 50]
+    python benchmarks/simnet_bench.py --metrics-cost [--nodes 20] [--jobs 60]
 
 (Not `simnet.py`: run as a script, that name would shadow the `simnet` package.)
 Runs the scenario exactly as `lilypad-simnet up` does (the full report and plots go to --out, a
 temp dir by default) and writes the headline figures to benchmarks/results/simnet-<name>.json.
-Target (issue 8): the 50-node baseline with >= 200 jobs in under 10 minutes.
+Target: the 50-node baseline with >= 200 jobs in under 10 minutes.
+
+`--metrics-cost` runs the scenario four times in one invocation, in the order off, on, on, off
+(so a machine whose load drifts during the benchmark biases neither side): "on" runs have every
+node serve /metrics and the simnet scrape each one every `metrics.interval_s` as Prometheus
+would; "off" runs start no listener. It compares the nodes' total CPU seconds per job and
+writes benchmarks/results/simnet-metrics-cost.json. Target: on costs under 3 % more than off.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -19,20 +27,32 @@ from pathlib import Path
 
 from rich.console import Console
 
-from simnet import load_scenario, run_scenario
+from simnet import Scenario, load_scenario, run_scenario
 
 RESULTS = Path(__file__).parent / "results"
 BASELINE = Path(__file__).parents[1] / "simnet" / "scenarios" / "baseline.toml"
 WALL_TARGET_S = 600
 
 
+METRICS_COST_TARGET = 0.03
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", type=Path, default=BASELINE)
     parser.add_argument("--nodes", type=int)
+    parser.add_argument("--jobs", type=int, help="override the scenario's workload.jobs")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--metrics-cost", action="store_true",
+                        help="compare node CPU with metrics scraped and with them off")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario).with_nodes(args.nodes)
+    if args.jobs:
+        scenario = dataclasses.replace(
+            scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
+    if args.metrics_cost:
+        metrics_cost(scenario, args.out)
+        return
     out = args.out or Path(tempfile.mkdtemp(prefix=f"simnet-bench-{scenario.name}-"))
     load_before = os.getloadavg()
     report = run_scenario(scenario, out, Console())
@@ -55,6 +75,43 @@ def main() -> None:
     path = RESULTS / f"simnet-{scenario.name}.json"
     path.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
+    print(f"written to {path}")
+
+
+def metrics_cost(scenario: Scenario, out: Path | None) -> None:
+    out = out or Path(tempfile.mkdtemp(prefix=f"simnet-metrics-cost-{scenario.name}-"))
+    runs = []
+    for index, scrape in enumerate((False, True, True, False)):
+        load_before = os.getloadavg()
+        report = run_scenario(scenario.with_scraping(scrape), out / f"run-{index}", Console())
+        cpu_s = sum(n["cpu_s"] for n in report["nodes"].values())
+        runs.append({
+            "metrics": scrape, "passed": report["passed"], "jobs": report["jobs"],
+            "settled": report["deals"]["by_final_state"].get("settled", 0),
+            "node_cpu_s": round(cpu_s, 1), "cpu_s_per_job": round(cpu_s / report["jobs"], 3),
+            "scrapes": sum((n.get("metrics") or {}).get("scrapes", 0)
+                           for n in report["nodes"].values()),
+            "workload_s": report["workload_s"],
+            "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        })
+        print(json.dumps(runs[-1]))
+
+    def mean_per_job(scrape: bool) -> float:
+        chosen = [r["cpu_s_per_job"] for r in runs if r["metrics"] is scrape]
+        return sum(chosen) / len(chosen)
+
+    on, off = mean_per_job(True), mean_per_job(False)
+    figures = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"), "scenario": scenario.name,
+        "nodes": scenario.nodes, "jobs": scenario.workload.jobs,
+        "scrape_interval_s": scenario.metrics.interval_s, "order": "off, on, on, off",
+        "runs": runs, "cpu_s_per_job_off": round(off, 3), "cpu_s_per_job_on": round(on, 3),
+        "extra_cpu": round(on / off - 1, 4), "target": METRICS_COST_TARGET,
+        "target_met": on / off - 1 < METRICS_COST_TARGET,
+    }
+    path = RESULTS / "simnet-metrics-cost.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(json.dumps({k: v for k, v in figures.items() if k != "runs"}, indent=2))
     print(f"written to {path}")
 
 
