@@ -19,15 +19,17 @@ which then owns every file. In both cases all capabilities are dropped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 
 import trio
 
@@ -66,6 +68,7 @@ from lilypad_p2p.exec._tarball import result_cid, tar_directory
 from lilypad_p2p.tally import Tally
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 
 # Removing a container normally takes well under a second; past this the engine is wedged.
 CLEANUP_TIMEOUT_S = 30.0
@@ -113,6 +116,19 @@ class JobResult:
     sealed_output: bytes | None
     log_tail: bytes
     timings: RunTimings
+
+
+def _counted_in_runs(
+    run: Callable[Concatenate[Executor, P], Awaitable[JobResult]],
+) -> Callable[Concatenate[Executor, P], Awaitable[JobResult]]:
+    """Count each call of `run` in the executor's `runs` by outcome class, with its duration."""
+
+    @functools.wraps(run)
+    async def counted(self: Executor, *args: P.args, **kwargs: P.kwargs) -> JobResult:
+        with self.runs.timed(lambda exc: (outcome_class(exc),), time.monotonic):
+            return await run(self, *args, **kwargs)
+
+    return counted
 
 
 class Executor:
@@ -252,6 +268,7 @@ class Executor:
         self._present_images[module.image] = image_id
         return image_id
 
+    @_counted_in_runs
     async def run(
         self,
         job: JobSpec,
@@ -261,21 +278,7 @@ class Executor:
         timeout_s: float,
         output_recipient: PublicKeyLike | None = None,
     ) -> JobResult:
-        """Run `job` (see `_run`), counted in `runs` by outcome class with its duration."""
-        with self.runs.timed(lambda exc: (outcome_class(exc),), time.monotonic):
-            return await self._run(job, sealed_inputs, sealing_key, timeout_s=timeout_s,
-                                   output_recipient=output_recipient)
-
-    async def _run(
-        self,
-        job: JobSpec,
-        sealed_inputs: bytes,
-        sealing_key: PrivateKeyLike,
-        *,
-        timeout_s: float,
-        output_recipient: PublicKeyLike | None = None,
-    ) -> JobResult:
-        """Run `job` on inputs sealed to `sealing_key`'s public key.
+        """Run `job` on inputs sealed to `sealing_key`'s public key (counted in `runs`).
 
         Args:
             job: the module to run (and the image ID the deal pins, if any).

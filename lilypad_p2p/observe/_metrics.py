@@ -161,32 +161,22 @@ def _book(status: Mapping[str, Any]) -> Iterable[Metric]:
 
 
 def _budgets(gossip: Mapping[str, Any]) -> Iterable[Metric]:
-    accepted = CounterMetricFamily(
+    yield CounterMetricFamily(
         "lilypad_connections_accepted", "Connections admitted by the resource budgets.",
         value=gossip.get("connections_accepted", 0),
     )
-    yield accepted
-    refused = CounterMetricFamily(
-        "lilypad_admission_refusals", "Connections, streams and reads refused, by budget.",
-        labels=["budget"],
-    )
-    for budget, count in sorted(gossip.get("connections_refused", {}).items()):
-        refused.add_metric([budget], count)
-    yield refused
-    in_use = GaugeMetricFamily(
-        "lilypad_budget_in_use", "What each resource budget holds now (streams: all inbound "
-        "streams; the stream limit is per protocol per peer).", labels=["budget"],
-    )
-    for budget, value in sorted(gossip.get("in_use", {}).items()):
-        in_use.add_metric([budget], value)
-    yield in_use
-    limit = GaugeMetricFamily(
-        "lilypad_budget_limit", "Each resource budget's configured limit ([limits]).",
-        labels=["budget"],
-    )
-    for budget, value in sorted(gossip.get("limits", {}).items()):
-        limit.add_metric([budget], value)
-    yield limit
+    for kind, name, help_text, key in (
+        (CounterMetricFamily, "lilypad_admission_refusals",
+         "Connections, streams and reads refused, by budget.", "connections_refused"),
+        (GaugeMetricFamily, "lilypad_budget_in_use", "What each resource budget holds now "
+         "(streams: all inbound streams; the stream limit is per protocol per peer).", "in_use"),
+        (GaugeMetricFamily, "lilypad_budget_limit",
+         "Each resource budget's configured limit ([limits]).", "limits"),
+    ):
+        family = kind(name, help_text, labels=["budget"])
+        for budget, value in sorted(gossip.get(key, {}).items()):
+            family.add_metric([budget], value)
+        yield family
     yield GaugeMetricFamily(
         "lilypad_banned_peers", "Peers refused for a backoff after falling below the graylist "
         "threshold.", value=gossip.get("banned_peers", 0),
