@@ -39,7 +39,7 @@ def _need_bytes(name: str, value: object, length: int | None = None) -> None:
 
 
 def _need_chain_id(value: object) -> None:
-    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,  # type: ignore[operator]
+    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,
           f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
 
 
@@ -210,7 +210,8 @@ def deal_message_from_wire(raw: object) -> DealMessage:
     _need(type(raw) is dict, "a deal message must be a map")
     assert isinstance(raw, dict)
     _need(raw.get("v") == DEAL_MESSAGE_VERSION, f"deal message version {raw.get('v')!r}")
-    cls = DEAL_MESSAGE_TYPES.get(raw.get("type")) if type(raw.get("type")) is str else None
+    kind = raw.get("type")
+    cls = DEAL_MESSAGE_TYPES.get(kind) if type(kind) is str else None
     _need(cls is not None, f"unknown deal message type {raw.get('type')!r}")
     assert cls is not None
     names = {f.name for f in fields(cls)}
