@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
@@ -233,7 +234,7 @@ class Chain:
         try:
             return self.rpc(
                 lambda: self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+                    Hash32(tx_hash), timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
                 )
             )
         except TimeExhausted as exc:
@@ -283,9 +284,11 @@ def _error_selectors() -> dict[bytes, tuple[str, list[str], list[str]]]:
 def _revert_data(exc: BaseException) -> bytes | None:
     """Raw revert bytes from either backend's exception (None if it was no revert)."""
     for link in _chain_of(exc):
+        # Some nodes answer a revert with a JSON object instead of hex: no bytes to decode.
         if isinstance(link, ContractCustomError | ContractLogicError) and link.data:
-            data = link.data
-            return bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+            if isinstance(link.data, str):
+                return bytes.fromhex(link.data[2:])
+            continue
         # eth-tester raises TransactionFailed(raw bytes); web3 re-raises it as a string
         # "execution reverted: b'...'" with the original as __context__.
         if type(link).__name__ == "TransactionFailed" and link.args:

@@ -23,6 +23,7 @@ import enum
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 # The numeric budgets (each a positive number, each a `[limits]` setting).
 LIMIT_NAMES: tuple[str, ...] = (
@@ -269,7 +270,10 @@ def peers_to_trim(
     return candidates[:excess]
 
 
-def _decrement(counter: collections.Counter, key: Hashable, count: int = 1) -> None:  # type: ignore[type-arg]
+_Key = TypeVar("_Key", bound=Hashable)
+
+
+def _decrement(counter: collections.Counter[_Key], key: _Key, count: int = 1) -> None:
     counter[key] -= count
     if counter[key] <= 0:
         del counter[key]
