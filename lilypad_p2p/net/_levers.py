@@ -77,12 +77,13 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream
 from libp2p.exceptions import ParseError
+from libp2p.io.abc import Reader
 from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
 from libp2p.network.connection.exceptions import RawConnError
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
@@ -227,7 +228,7 @@ def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -
     host.get_addrs = get_addrs  # type: ignore[method-assign]
 
 
-class _BufferedReader:
+class _BufferedReader(Reader):
     """`read(n)` over a stream, pulling large chunks so length prefixes cost no muxer round."""
 
     def __init__(self, stream: INetStream) -> None:
@@ -500,7 +501,7 @@ class TunedPubsub(Pubsub):
             if not topic_validator.is_async:
                 topic_validator.validator(peer_id, msg)
 
-    def _push_unseen(self, peer_id: ID, messages: list[rpc_pb2.Message]) -> None:
+    def _push_unseen(self, peer_id: ID, messages: Sequence[rpc_pb2.Message]) -> None:
         if self._is_graylisted(peer_id):
             self.graylisted_messages_ignored += len(messages)
             return
