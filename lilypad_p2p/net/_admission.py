@@ -256,21 +256,21 @@ class Admission:
         return len(self._bans)
 
 
+_Key = TypeVar("_Key", bound=Hashable)
+
+
 def peers_to_trim(
-    peers: Iterable[Hashable],
+    peers: Iterable[_Key],
     *,
     excess: int,
-    score: Callable[[Hashable], float],
-    protected: Callable[[Hashable], bool],
-) -> list[Hashable]:
+    score: Callable[[_Key], float],
+    protected: Callable[[_Key], bool],
+) -> list[_Key]:
     """The `excess` lowest-scored peers that are not protected (fewer if too few are not)."""
     if excess <= 0:
         return []
     candidates = sorted((peer for peer in peers if not protected(peer)), key=score)
     return candidates[:excess]
-
-
-_Key = TypeVar("_Key", bound=Hashable)
 
 
 def _decrement(counter: collections.Counter[_Key], key: _Key, count: int = 1) -> None:

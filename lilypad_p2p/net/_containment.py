@@ -55,7 +55,7 @@ def contain_stream_handlers(host: IHost, on_failure: OnFailure, admission: Admis
         guarded = _guarded_handler(str(protocol_id), stream_handler, on_failure, admission)
         register(protocol_id, guarded)
 
-    host.set_stream_handler = set_stream_handler  # type: ignore[method-assign]
+    host.set_stream_handler = set_stream_handler  # type: ignore[method-assign]  # on purpose
 
 
 def _guarded_handler(

@@ -71,6 +71,7 @@ def guard_swarm(
         finally:
             admission.release(ticket)
 
+    # Replacing the library's handler is the point (budgets, and the slot fix).
     swarm._do_handle_inbound_connection = do_handle_inbound_connection  # type: ignore[method-assign]
     swarm.register_notifee(_OutboundAccounting(admission, clock))
 
@@ -107,6 +108,7 @@ async def _serve_inbound(
             await wait()
             nursery.cancel_scope.cancel()
 
+        # Mplex and Yamux both have `event_closed`; the library's IMuxedConn does not declare it.
         nursery.start_soon(finish_when, muxed_conn.event_closed.wait)  # type: ignore[attr-defined]
         nursery.start_soon(finish_when, swarm.manager.wait_finished)
 
