@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -22,6 +22,7 @@ from eth_typing import Hash32
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxParams
 
 from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._errors import (
@@ -156,7 +157,7 @@ class Chain:
     def call(self, tx: dict[str, Any]) -> bytes:
         """eth_call; a revert raises the contract's typed error."""
         try:
-            return bytes(self.rpc(lambda: self.w3.eth.call(tx)))  # type: ignore[arg-type]
+            return bytes(self.rpc(lambda: self.w3.eth.call(cast(TxParams, tx))))
         except (ContractRevert, RpcUnavailable):
             raise
         except Exception as exc:
@@ -181,7 +182,7 @@ class Chain:
             tx["to"] = to
         if gas is None:
             try:
-                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, tx)))
             except (ContractRevert, RpcUnavailable):
                 raise
             except Exception as exc:
@@ -247,7 +248,7 @@ class Chain:
         replay["from"] = sender
         parent = int(receipt["blockNumber"]) - 1
         try:
-            self.rpc(lambda: self.w3.eth.call(replay, parent))  # type: ignore[arg-type]
+            self.rpc(lambda: self.w3.eth.call(cast(TxParams, replay), parent))
         except Exception as exc:
             return self._as_revert(exc)
         return TransactionReverted(f"transaction 0x{bytes(receipt['transactionHash']).hex()} "
@@ -338,8 +339,8 @@ def open_rpc_chain(url: str) -> Chain:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost cause in a few words (requests nests several layers of messages)."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     text = str(exc)
     errno_text = text.rsplit("] ", 1)[-1] if "[Errno" in text else text
     return errno_text.strip(" )\"'")[:120] or type(exc).__name__
