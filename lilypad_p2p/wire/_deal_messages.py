@@ -14,8 +14,8 @@ or raises `MalformedMessage`, never anything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from dataclasses import Field, dataclass, fields
+from typing import Any, ClassVar
 
 from lilypad_p2p.wire._constants import MAX_CHAIN_ID
 from lilypad_p2p.wire._errors import MalformedMessage
@@ -66,10 +66,12 @@ def _need_deal_map(value: object) -> None:
 class _DealMessage:
     __slots__ = ()
     TYPE: ClassVar[str]
+    # Every deal message is a dataclass; declared so that `fields(self)` type-checks.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"type": self.TYPE, "v": DEAL_MESSAGE_VERSION}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             wire[f.name] = getattr(self, f.name)
         return wire
 
