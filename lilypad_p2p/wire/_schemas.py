@@ -136,24 +136,25 @@ class _Schema:
     __slots__ = ()
 
     def to_wire(self) -> dict[str, object]:
-        # mypy does not count class objects as Hashable (functools.cache's argument type).
-        wire_fields = _wire_fields(type(self))  # type: ignore[arg-type]
+        # As plain `type`: mypy does not count `type[Self]` as Hashable (functools.cache's key).
+        schema: type = type(self)
+        wire_fields = _wire_fields(schema)
         return {name: codec.to_wire(getattr(self, name)) for name, codec in wire_fields}
 
     @classmethod
     def from_wire(cls, raw: object) -> Self:
         """Build from the decoded wire map; any defect raises `MalformedMessage`."""
         what = cls.__name__
+        schema: type = cls  # as in to_wire
         wire = expect_map(raw, what)
-        # mypy does not count class objects as Hashable (functools.cache's argument type).
-        expect_exact_keys(wire, _wire_keys(cls), what)  # type: ignore[arg-type]
+        expect_exact_keys(wire, _wire_keys(schema), what)
         if "v" in wire and (type(wire["v"]) is not int or wire["v"] != SCHEMA_VERSION):
             raise UnsupportedVersion(f"{what} version {wire['v']!r} (this node speaks 1)")
         if "type" in wire and wire["type"] != getattr(cls, "TYPE", None):
             raise MalformedMessage(f"{what}: type is {wire['type']!r}")
         kwargs = {
             name: codec.from_wire(wire[name], f"{what}.{name}")
-            for name, codec in _wire_fields(cls)  # type: ignore[arg-type]  # as above
+            for name, codec in _wire_fields(schema)
             if name != "type"  # not an __init__ argument: fixed per class
         }
         try:
