@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 import trio
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
-from web3.types import FilterParams
 
 from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._backend import Chain
@@ -101,10 +100,8 @@ class EventWatcher:
         events: list[ChainEvent] = []
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
-            query: FilterParams = {
-                "address": self._contract.address, "fromBlock": self.cursor, "toBlock": last
-            }
-            logs = self.chain.rpc(partial(self.chain.w3.eth.get_logs, query))
+            query = {"address": self._contract.address, "fromBlock": self.cursor, "toBlock": last}
+            logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
             for log in logs:
                 event = decode_log(self._contract, log)
                 if event is not None and self._first_delivery(event):

@@ -45,7 +45,8 @@ def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
 
 
 DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
-_MUXER_OPTIONS: dict[Muxer, tuple[TProtocol, type[IMuxedConn]]] = {
+_MUXER_OPTIONS: dict[Muxer, tuple[TProtocol, type[IMuxedConn]]]
+_MUXER_OPTIONS = {
     Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
     Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),
 }

@@ -40,7 +40,7 @@ from lilypad_p2p.roles._dispute import (
     mediate,
 )
 from lilypad_p2p.roles._settlement import DealChains
-from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, DealTerms, deal_from_wire
+from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -82,7 +82,7 @@ class ClientDisputes:
         self.settings = settings
         self._watch = EquivocationWatch()
 
-    def deal_terms(self) -> DealTerms:
+    def deal_terms(self) -> dict[str, Any]:
         """Keyword arguments of `build_deal` this client's deals carry."""
         return {"consortium_size": self.settings.consortium_size,
                 "mediation_fee_wei": self.settings.mediation_fee_wei,

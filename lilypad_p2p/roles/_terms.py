@@ -8,7 +8,7 @@ both offers said. `deal_to_wire`/`deal_from_wire` carry a `chain.Deal` in the st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any
 
 from eth_utils import keccak
 
@@ -42,14 +42,6 @@ _AMOUNTS = ("payment", "collateral", "mediation_fee")
 
 class NoMediators(ValueError):
     """Neither offer names a mediator, and the contract needs at least one (see DESIGN §6)."""
-
-
-class DealTerms(TypedDict, total=False):
-    """Keyword arguments of `build_deal` that a client's mediation settings fix."""
-
-    consortium_size: int
-    threshold: int | None
-    mediation_fee_wei: int
 
 
 def job_spec_hash(job: wire.JobOffer) -> bytes:
