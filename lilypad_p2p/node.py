@@ -484,6 +484,7 @@ class Node:
             outcome = self.book.add(net_event.envelope, now_ms)
             if outcome is AddOutcome.ADDED:
                 body = net_event.envelope.body
+                assert isinstance(body, wire.JobOffer | wire.ResourceOffer)  # all the book adds
                 event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
         elif isinstance(net_event, ProposalReceived):
             if self.solver is not None:

@@ -15,13 +15,15 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxParams
 
 from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._errors import (
@@ -163,7 +165,7 @@ class Chain:
     def call(self, tx: dict[str, Any]) -> bytes:
         """eth_call; a revert raises the contract's typed error."""
         try:
-            return bytes(self.rpc(lambda: self.w3.eth.call(tx)))  # type: ignore[arg-type]
+            return bytes(self.rpc(lambda: self.w3.eth.call(cast(TxParams, tx))))
         except (ContractRevert, RpcUnavailable):
             raise
         except Exception as exc:
@@ -188,7 +190,7 @@ class Chain:
             tx["to"] = to
         if gas is None:
             try:
-                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, tx)))
             except (ContractRevert, RpcUnavailable):
                 raise
             except Exception as exc:
@@ -241,7 +243,7 @@ class Chain:
         try:
             return self.rpc(
                 lambda: self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+                    Hash32(tx_hash), timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
                 )
             )
         except TimeExhausted as exc:
@@ -254,7 +256,7 @@ class Chain:
         replay["from"] = sender
         parent = int(receipt["blockNumber"]) - 1
         try:
-            self.rpc(lambda: self.w3.eth.call(replay, parent))  # type: ignore[arg-type]
+            self.rpc(lambda: self.w3.eth.call(cast(TxParams, replay), parent))
         except Exception as exc:
             return self._as_revert(exc)
         return TransactionReverted(f"transaction 0x{bytes(receipt['transactionHash']).hex()} "
@@ -291,9 +293,11 @@ def _error_selectors() -> dict[bytes, tuple[str, list[str], list[str]]]:
 def _revert_data(exc: BaseException) -> bytes | None:
     """Raw revert bytes from either backend's exception (None if it was no revert)."""
     for link in _chain_of(exc):
+        # Some nodes answer a revert with a JSON object instead of hex: no bytes to decode.
         if isinstance(link, ContractCustomError | ContractLogicError) and link.data:
-            data = link.data
-            return bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+            if isinstance(link.data, str):
+                return bytes.fromhex(link.data[2:])
+            continue
         # eth-tester raises TransactionFailed(raw bytes); web3 re-raises it as a string
         # "execution reverted: b'...'" with the original as __context__.
         if type(link).__name__ == "TransactionFailed" and link.args:
@@ -351,8 +355,8 @@ def _call_outcome(exc: BaseException | None) -> str:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost cause in a few words (requests nests several layers of messages)."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     text = str(exc)
     errno_text = text.rsplit("] ", 1)[-1] if "[Errno" in text else text
     return errno_text.strip(" )\"'")[:120] or type(exc).__name__

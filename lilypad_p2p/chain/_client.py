@@ -305,7 +305,7 @@ class SettlementClient:
             return self.chain.transact(self._require_account(), self.address, data, value,
                                        gas=gas)
 
-    def decode_events(self, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
+    def decode_events(self, receipt: TxReceipt) -> list[tuple[str, Mapping[str, Any]]]:
         """(event name, arguments) for each of this contract's events in a receipt."""
         from lilypad_p2p.chain._watcher import decode_log
 

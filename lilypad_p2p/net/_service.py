@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import trio
+from libp2p.custom_types import TProtocol
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -497,7 +498,7 @@ class GossipNet:
 
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Answer requests of a deal stream protocol (`net/_streams.py`) with `handler`."""
-        self._streams.set_handler(protocol, handler)  # type: ignore[arg-type]
+        self._streams.set_handler(TProtocol(protocol), handler)
 
     async def request(
         self,
@@ -514,7 +515,7 @@ class GossipNet:
         with contextlib.suppress(DialError):  # DealStreams reports the failure itself
             await self.nat.connect(ID.from_base58(peer_id), addrs)
         return await self._streams.request(
-            ID.from_base58(peer_id), protocol, message, addrs=addrs  # type: ignore[arg-type]
+            ID.from_base58(peer_id), TProtocol(protocol), message, addrs=addrs
         )
 
     def peer_score(self, peer_id: ID) -> float:

@@ -698,7 +698,9 @@ class ClientRole:
             raise LilypadError("the deal is already settled on chain")
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
-        return describe(self._store.get(stored.record.key), self._store)  # type: ignore[arg-type]
+        saved = self._store.get(stored.record.key)
+        assert saved is not None  # saved just above
+        return describe(saved, self._store)
 
     async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}

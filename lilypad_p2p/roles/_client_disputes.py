@@ -82,7 +82,7 @@ class ClientDisputes:
         self.settings = settings
         self._watch = EquivocationWatch()
 
-    def deal_terms(self) -> dict[str, int | None]:
+    def deal_terms(self) -> dict[str, Any]:
         """Keyword arguments of `build_deal` this client's deals carry."""
         return {"consortium_size": self.settings.consortium_size,
                 "mediation_fee_wei": self.settings.mediation_fee_wei,

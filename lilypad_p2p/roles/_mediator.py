@@ -170,6 +170,7 @@ class MediatorRole:
     def _load_verdicts(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.verdict")):
             saved = wire.decode(path.read_bytes())
+            assert isinstance(saved, dict)
             notice = wire.deal_message_from_wire(saved["verdict"])
             assert isinstance(notice, wire.VerdictNotice)
             self._verdicts[notice.deal_id] = notice

@@ -225,8 +225,8 @@ class ProviderRole:
             return wire.DealRefused(reason="only the job creator may propose its deal")
         held = self._book.get(request.resource_offer_cid)
         resource = held.body if held is not None else None
-        ours = isinstance(resource, wire.ResourceOffer)
-        if not ours or resource.provider != self._identity.address:
+        if not (isinstance(resource, wire.ResourceOffer)
+                and resource.provider == self._identity.address):
             return wire.DealRefused(reason="no such resource offer of ours (expired?)")
         if job.chain_id != request.chain_id:
             return wire.DealRefused(reason="the deal's chain is not its job offer's")

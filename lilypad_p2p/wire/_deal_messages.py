@@ -14,8 +14,8 @@ or raises `MalformedMessage`, never anything else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from dataclasses import Field, dataclass, fields
+from typing import Any, ClassVar
 
 from lilypad_p2p.wire._constants import MAX_CHAIN_ID
 from lilypad_p2p.wire._errors import MalformedMessage
@@ -39,7 +39,7 @@ def _need_bytes(name: str, value: object, length: int | None = None) -> None:
 
 
 def _need_chain_id(value: object) -> None:
-    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,  # type: ignore[operator]
+    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,
           f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
 
 
@@ -66,10 +66,12 @@ def _need_deal_map(value: object) -> None:
 class _DealMessage:
     __slots__ = ()
     TYPE: ClassVar[str]
+    # Every deal message is a dataclass; declared so that `fields(self)` type-checks.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"type": self.TYPE, "v": DEAL_MESSAGE_VERSION}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             wire[f.name] = getattr(self, f.name)
         return wire
 
@@ -210,7 +212,8 @@ def deal_message_from_wire(raw: object) -> DealMessage:
     _need(type(raw) is dict, "a deal message must be a map")
     assert isinstance(raw, dict)
     _need(raw.get("v") == DEAL_MESSAGE_VERSION, f"deal message version {raw.get('v')!r}")
-    cls = DEAL_MESSAGE_TYPES.get(raw.get("type")) if type(raw.get("type")) is str else None
+    kind = raw.get("type")
+    cls = DEAL_MESSAGE_TYPES.get(kind) if type(kind) is str else None
     _need(cls is not None, f"unknown deal message type {raw.get('type')!r}")
     assert cls is not None
     names = {f.name for f in fields(cls)}
