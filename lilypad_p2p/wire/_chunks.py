@@ -76,9 +76,10 @@ def _private(key: PrivateKey | bytes) -> PrivateKey:
 class ChunkSealer:
     """Encrypts one stream of exactly `plaintext_bytes` to `recipient`.
 
-    `preamble` first, then `seal(piece)` for each piece of the plaintext in order (any sizes,
-    an empty stream takes one `seal(b"")`, an empty piece after the end is nothing); it returns the chunks completed by that piece (full
-    ones, and the final one once all bytes are in), so at most one chunk is ever pending.
+    `preamble` first, then `seal(piece)` for each piece of the plaintext in order (any sizes;
+    an empty stream takes one `seal(b"")`, an empty piece after the end is nothing); it
+    returns the chunks completed by that piece (full ones, and the final one once all bytes
+    are in), so at most one chunk is ever pending.
     """
 
     def __init__(self, recipient: PublicKey | bytes, context: bytes, plaintext_bytes: int) -> None:

@@ -87,7 +87,8 @@ def test_a_file_that_changes_size_while_spooled_fails_and_leaves_no_spool(tmp_pa
     import lilypad_p2p.exec._job_stream as job_stream
 
     real = job_stream._source_size
-    monkeypatch.setattr(job_stream, "_source_size", lambda s: real(s) + 5 if s == grows else real(s))
+    monkeypatch.setattr(job_stream, "_source_size",
+                        lambda s: real(s) + 5 if s == grows else real(s))
     spool = tmp_path / "job.inputs"
     with pytest.raises(MalformedInputs):
         write_spool(spool, KEY.public_key, CONTEXT, {"g": grows}, {})
