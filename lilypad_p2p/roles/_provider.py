@@ -61,8 +61,8 @@ from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
     inputs_context,
-    output_body,
     receive_inputs,
+    result_reply,
     tamper_output,
 )
 from lilypad_p2p.store import DealStore, StoredDeal
@@ -302,29 +302,31 @@ class ProviderRole:
                              gate: InputsGate) -> Reply:
         assert isinstance(request, wire.JobRequest)
         try:
-            return await self._job_reply(peer_id, request, gate)
+            answer = await self._job_reply(peer_id, request, gate)
         except JobTooLarge as exc:
-            return Reply(wire.DealRefused(reason=str(exc)[:500]))
+            answer = wire.DealRefused(reason=str(exc)[:500])
+        return answer if isinstance(answer, Reply) else Reply(answer)
 
-    async def _job_reply(self, peer_id: ID, request: wire.JobRequest, gate: InputsGate) -> Reply:
+    async def _job_reply(self, peer_id: ID, request: wire.JobRequest,
+                         gate: InputsGate) -> wire.DealMessage | Reply:
         try:
             deal = deal_from_wire(request.deal)
         except PeerMisbehaved as exc:
-            return Reply(wire.DealRefused(reason=str(exc)[:500]))
+            return wire.DealRefused(reason=str(exc)[:500])
         try:
             chain = self._chains.require(request.chain_id)
         except UnknownChain as exc:
-            return Reply(wire.DealRefused(reason=str(exc)))
+            return wire.DealRefused(reason=str(exc))
         key = chain.deal_id(deal).hex()  # the deal ID binds the chain: another chain's is unknown
         stored = self._store.get(key)
         if stored is None or stored.record.side is not Side.PROVIDER:
-            return Reply(wire.DealRefused(reason="unknown deal"))
+            return wire.DealRefused(reason="unknown deal")
         if wire.address_from_peer_id_text(str(peer_id)) != deal.job_creator:
-            return Reply(wire.DealRefused(reason="only the job creator may send the inputs"))
+            return wire.DealRefused(reason="only the job creator may send the inputs")
         if stored.record.phase is Phase.AGREED:
             # We do not work for free: the deal must be open on chain first.
             if await chain.status(deal) is not DealStatus.OPEN:
-                return Reply(wire.DealRefused(reason="deal is not open on chain"))
+                return wire.DealRefused(reason="deal is not open on chain")
             stored = self._save(stored, Event.OPENED)
         if stored.record.phase is Phase.OPEN:
             spool = self._spool_of(key, "inputs")
@@ -334,17 +336,11 @@ class ProviderRole:
         if stored.record.phase is Phase.RUNNING:
             stored = await self._execute_once(key, deal, chain)
             if stored.record.phase is Phase.RUNNING:
-                return Reply(wire.DealRefused(
-                    reason=stored.detail.get("error", "job failed")[:500]))
+                return wire.DealRefused(reason=stored.detail.get("error", "job failed")[:500])
         tarball = self._spool_of(key, "output.tar")
         if "result_hash" not in stored.detail or not tarball.exists():
-            return Reply(wire.DealRefused(reason=f"deal is {stored.record.phase}"))
-        preamble, size, chunks = output_body(tarball, stored.detail["output_recipient"],
-                                             bytes.fromhex(key))
-        return Reply(wire.JobResultMessage(
-            deal_id=bytes.fromhex(key), result_hash=stored.detail["result_hash"],
-            provider_signature=stored.detail["commitment_signature"], output_preamble=preamble,
-            output_bytes=size), chunks)
+            return wire.DealRefused(reason=f"deal is {stored.record.phase}")
+        return result_reply(tarball, bytes.fromhex(key), stored.detail)
 
     def _spool_of(self, key: str, kind: str) -> Path:
         return self._spool / f"{key}.{kind}"

@@ -25,6 +25,7 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 from nacl.public import PrivateKey, PublicKey
@@ -33,7 +34,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_document, spool_info
 from lilypad_p2p.net import MEDIATION_PROTOCOL, PROTOCOLS
-from lilypad_p2p.net._transfer import ChunkSource, InputsGate
+from lilypad_p2p.net._transfer import ChunkSource, InputsGate, Reply
 
 logger = logging.getLogger(__name__)
 SPOOL_CONTEXT = b"lilypad/spool-inputs/1:"
@@ -130,6 +131,15 @@ def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes,
                     yield chunk
 
     return sealer.preamble, size, chunks
+
+
+def result_reply(tarball: Path, deal_id: bytes, detail: dict[str, Any]) -> Reply:
+    """The signed result (from a provider's deal `detail`) and its output stream."""
+    preamble, size, chunks = output_body(tarball, detail["output_recipient"], deal_id)
+    return Reply(wire.JobResultMessage(
+        deal_id=deal_id, result_hash=detail["result_hash"],
+        provider_signature=detail["commitment_signature"], output_preamble=preamble,
+        output_bytes=size), chunks)
 
 
 def tamper_output(tarball: Path) -> bytes:
