@@ -75,10 +75,10 @@ from lilypad_p2p.roles._terms import (
     deal_to_wire,
 )
 from lilypad_p2p.roles._transfer import (
+    MAX_STORED_RESULT_BYTES,
     ResultReceiver,
     discard,
     outgoing_inputs,
-    read_small,
     spool_context,
 )
 from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
@@ -609,9 +609,8 @@ class ClientRole:
                        provider_commitment=answer.provider_signature,
                        error="outputs do not match the committed result hash")
             return
-        small = await trio.to_thread.run_sync(read_small, path)
-        if small is not None:
-            self._store.put_result(stored.record.key, small)
+        if path.stat().st_size <= MAX_STORED_RESULT_BYTES:  # for the chain bridge
+            self._store.put_result_file(stored.record.key, path)
         if self._disputes is not None and self._disputes.spot_check():
             self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
                        result_cid=cid_of_digest(answer.result_hash),

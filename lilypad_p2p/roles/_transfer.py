@@ -246,10 +246,3 @@ class ResultReceiver:
             logger.warning("the output of deal 0x%s is refused: %s", self._deal_id.hex(), exc)
             return answer, False
         return answer, True
-
-
-def read_small(path: Path) -> bytes | None:
-    """The file's bytes if it is small enough to keep in the deal store, else None."""
-    if path.stat().st_size > MAX_STORED_RESULT_BYTES:
-        return None
-    return path.read_bytes()
