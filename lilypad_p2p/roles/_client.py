@@ -78,6 +78,7 @@ from lilypad_p2p.roles._transfer import (
     MAX_STORED_RESULT_BYTES,
     ResultReceiver,
     discard,
+    inputs_spool,
     outgoing_inputs,
     spool_context,
 )
@@ -571,7 +572,7 @@ class ClientRole:
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         deal_id = chain.deal_id(deal)
-        inputs = outgoing_inputs(Path(stored.detail["inputs_spool"]),
+        inputs = outgoing_inputs(inputs_spool(stored.detail),
                                  self._identity.sealing_private_key(), stored.record.key,
                                  record.sealing_public_key, deal_id)
         request = wire.JobRequest(

@@ -16,7 +16,6 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import trio
@@ -41,7 +40,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
-from lilypad_p2p.roles._transfer import mediation_document, spool_context
+from lilypad_p2p.roles._transfer import inputs_spool, mediation_document, spool_context
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -97,7 +96,7 @@ class ClientDisputes:
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
-        inputs = await mediation_document(Path(detail["inputs_spool"]),
+        inputs = await mediation_document(inputs_spool(detail),
                                           self._identity.sealing_private_key(),
                                           spool_context(stored.record.key))
         case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],

@@ -61,6 +61,7 @@ from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
     inputs_context,
+    inputs_spool,
     receive_inputs,
     result_reply,
     tamper_output,
@@ -378,13 +379,14 @@ class ProviderRole:
             module = self._modules.catalog.resolve(stored.detail["module"])[1]
             result = await executor.run_streamed(
                 JobSpec(stored.detail["module"]),
-                Path(stored.detail["inputs_spool"]),
+                inputs_spool(stored.detail),
                 self._identity.sealing_private_key(),
                 inputs_context(bytes.fromhex(key)),
                 timeout_s=min(MAX_EXECUTION_S, left_s, module.max_run_time_s),
                 output=tarball,
             )
-        except ExecError as exc:
+        except (ExecError, OSError) as exc:  # OSError: the spool is gone, the disk full
+            discard(tarball)
             event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
             self._update(stored, error=f"job failed: {exc}")
             return

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import trio
 
@@ -35,7 +34,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import deal_from_wire
-from lilypad_p2p.roles._transfer import inputs_context, mediation_document
+from lilypad_p2p.roles._transfer import inputs_context, inputs_spool, mediation_document
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
@@ -91,7 +90,7 @@ class ProviderDisputes:
         try:
             if await chain.status(deal) is not DealStatus.DISPUTED:
                 return
-            inputs = await mediation_document(Path(detail["inputs_spool"]),
+            inputs = await mediation_document(inputs_spool(detail),
                                               self._identity.sealing_private_key(),
                                               inputs_context(deal_id))
             case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],

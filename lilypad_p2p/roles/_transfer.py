@@ -64,6 +64,19 @@ def discard(*paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def inputs_spool(detail: dict[str, Any]) -> Path:
+    """A deal's spooled inputs.
+
+    Raises:
+        FileNotFoundError: none recorded or the file is gone (a deal from before inputs were
+            spooled): callers retry, and the deal ends at its timeout.
+    """
+    path = Path(detail.get("inputs_spool") or "")
+    if not path.name or not path.is_file():
+        raise FileNotFoundError(f"the deal's spooled inputs {str(path)!r} are missing")
+    return path
+
+
 def inputs_context(deal_id: bytes) -> bytes:
     return wire.INPUTS_CONTEXT + deal_id
 
