@@ -69,6 +69,11 @@ MAX_CHAINS = 16
 _CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
 
 
+# A job's inputs at most (and the output a client takes back): inputs and outputs are streamed
+# in sealed chunks (roles/_transfer.py), so this bounds disk, not memory.
+DEFAULT_MAX_JOB_BYTES = 4 * 1024**3
+
+
 def default_home() -> Path:
     return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
 
@@ -171,6 +176,9 @@ class NodeConfig:
     module_any_within: tuple[int, int, int, int] | None = None
     max_image_mb: int = 2048
     pull_timeout_s: int = 300
+    # The most bytes of inputs one job may have (as a client: refused at submit; as a
+    # provider: refused before the first byte is read) and of output a client takes back.
+    max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
 
     @property
     def chains(self) -> tuple[ChainSettings, ...]:
@@ -465,6 +473,9 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
              _whole("spam_gossip_per_s", 0, 10_000)),
     _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
+    # At least a MiB (a job's header and a module's small inputs), at most a PiB.
+    _Setting("max_job_bytes", ("max_job_bytes",), "LILYPAD_MAX_JOB_BYTES",
+             _whole("max_job_bytes", 1 << 20, 1 << 50, " bytes")),
     *(_Setting(*entry) for entry in MODULE_SETTINGS),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS if len(setting.toml_key) == 1}

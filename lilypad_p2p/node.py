@@ -68,6 +68,7 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.roles._module_gate import definition_server
 from lilypad_p2p.roles._module_setup import module_catalog, module_policy, pull_limits
+from lilypad_p2p.roles._transfer import spool_dir
 from lilypad_p2p.store import DealStore, StoreError
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
@@ -248,8 +249,9 @@ class Node:
                 cheat_wrong_output=config.cheat_wrong_output, disputes=defence,
                 availability=self.health.why_no_jobs,
                 modules=self.modules, request=self.net.request,
+                spool=spool_dir(config.home, "provider"), max_job_bytes=config.max_job_bytes,
             )
-            self.provider.install(self.net.set_stream_handler)
+            self.provider.install(self.net.set_stream_handler, self.net.set_transfer_handler)
             await nursery.start(self.provider.run)
         if self.config.has_role("client"):
             self.client = ClientRole(
@@ -258,7 +260,8 @@ class Node:
                 node_record=self.node_records.get, mediators=self.config.mediators,
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
-                modules=self.modules,
+                modules=self.modules, exchange=self.net.exchange,
+                max_job_bytes=config.max_job_bytes,
                 disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,

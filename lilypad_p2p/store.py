@@ -221,6 +221,19 @@ class DealStore:
         with _local_faults():
             self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
 
+    def put_result_file(self, key: str, path: Path, piece_bytes: int = 1 << 20) -> None:
+        """`put_result` of a file's bytes, copied a piece at a time (sqlite's blob I/O): an
+        output of tens of MiB never sits whole in memory."""
+        size = path.stat().st_size
+        with _transaction(self._db), path.open("rb") as fh:
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, zeroblob(?))",
+                             (key, size))
+            (rowid,) = self._db.execute("SELECT rowid FROM results WHERE key = ?",
+                                        (key,)).fetchone()
+            with self._db.blobopen("results", "output", rowid) as blob:
+                while piece := fh.read(piece_bytes):
+                    blob.write(piece)
+
     def _log(self, record: DealRecord, before: Phase | None, event: Event | None) -> None:
         self._db.execute(
             "INSERT INTO transitions (key, from_phase, to_phase, event, at_ms) "

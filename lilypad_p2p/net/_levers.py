@@ -103,6 +103,7 @@ from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 from multiaddr import Multiaddr
 
 from lilypad_p2p.net._containment import OnFailure, contain_service_tasks, reset_quietly
+from lilypad_p2p.net._mplex_frames import use_large_frames
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 
 logger = logging.getLogger(__name__)
@@ -269,12 +270,14 @@ class DuplexStreamLock:
 
 
 class GuardedMplex(Mplex):
-    """Mplex whose read errors end the connection instead of the node, with duplex streams."""
+    """Mplex whose read errors end the connection instead of the node, with duplex streams
+    written in 64 KiB frames (`_mplex_frames.py`)."""
 
     async def _initialize_stream(self, stream_id: StreamID, name: str) -> MplexStream:
         stream = await super()._initialize_stream(stream_id, name)
         # A drop-in for the library's lock, which is typed as its concrete class.
         stream.rw_lock = DuplexStreamLock()  # type: ignore[assignment]
+        use_large_frames(stream)
         return stream
 
     async def read_message(self) -> tuple[int, int, bytes]:

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 from libp2p.custom_types import TProtocol
@@ -59,6 +60,7 @@ from lilypad_p2p.net._streams import DealStreams, StreamHandler
 from lilypad_p2p.net._swarm_guard import guard_swarm
 from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
+from lilypad_p2p.net._transfer import TransferHandler
 from lilypad_p2p.net._validation import (
     Accepted,
     reason_for_wire_error,
@@ -499,6 +501,19 @@ class GossipNet:
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Answer requests of a deal stream protocol (`net/_streams.py`) with `handler`."""
         self._streams.set_handler(TProtocol(protocol), handler)
+
+    def set_transfer_handler(self, protocol: str, handler: TransferHandler) -> None:
+        """Answer transfers of `protocol` (`net/_transfer.py`) with `handler`."""
+        self._streams.set_transfer_handler(protocol, handler)  # type: ignore[arg-type]
+
+    async def exchange(self, peer_id: str, protocol: str, message: wire.DealMessage,
+                       **kwargs: Any) -> Any:
+        """One transfer with `peer_id` (see `DealStreams.exchange`), reached as `request` is."""
+        with contextlib.suppress(DialError):  # DealStreams reports the failure itself
+            await self.nat.connect(ID.from_base58(peer_id), kwargs.get("addrs", ()))
+        return await self._streams.exchange(
+            ID.from_base58(peer_id), protocol, message, **kwargs  # type: ignore[arg-type]
+        )
 
     async def request(
         self,

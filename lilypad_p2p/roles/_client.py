@@ -14,9 +14,10 @@ resumes after a crash simply does its phase's action again:
   resource offer from our book; sign the deal -> matched.
 - matched: send the deal over /lilypad/deal/1; countersigned -> agreed; refused -> offered.
 - agreed: openDeal (idempotent) -> open.
-- open/running: send the sealed inputs over /lilypad/job/1 until a result comes back (the
-  provider may be restarting); check the commitment, unseal, check the CID: accepted (the
-  acceptance is signed and stored first) or rejected. After the result deadline: claimTimeout.
+- open/running: stream the spooled inputs over /lilypad/job/2 until a result comes back (the
+  provider may be restarting); check the commitment, open the output stream into the results
+  file, check its hash: accepted (the acceptance is signed and stored first) or rejected
+  (roles/_transfer.py). After the result deadline: claimTimeout.
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
 
@@ -41,15 +42,11 @@ from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import (
-    JobInputs,
-    ModuleCatalog,
-    UnknownModule,
-    result_cid,
-    seal_for,
-    unseal,
-)
+from lilypad_p2p.exec import ModuleCatalog, UnknownModule
+from lilypad_p2p.exec._job_stream import inputs_stream_size, write_spool
+from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -67,7 +64,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
-from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, read_input_files
+from lilypad_p2p.roles._input_files import InputFileError, check_input_files, check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
@@ -76,6 +73,14 @@ from lilypad_p2p.roles._terms import (
     build_deal,
     deal_from_wire,
     deal_to_wire,
+)
+from lilypad_p2p.roles._transfer import (
+    MAX_STORED_RESULT_BYTES,
+    ResultReceiver,
+    discard,
+    inputs_spool,
+    outgoing_inputs,
+    spool_context,
 )
 from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
 
@@ -112,6 +117,8 @@ class JobSubmission:
     module: str
     params: Mapping[str, Any] = field(default_factory=dict)
     files: Mapping[str, bytes] = field(default_factory=dict)
+    # Input files on this machine by name in /inputs, streamed from disk (never read whole).
+    file_paths: Mapping[str, Path] = field(default_factory=dict)
     max_price_wei: int = DEFAULT_MAX_PRICE_WEI
     target: str | None = None  # a provider address
     deadline_s: int = DEFAULT_JOB_DEADLINE_S
@@ -164,7 +171,13 @@ class ClientRole:
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
         modules: ModuleCatalog | None = None,
+        exchange: Callable[..., Awaitable[Any]] | None = None,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
+        # Job transfers (net/_transfer.py); inputs rest sealed in the spool next to the results.
+        self._exchange = exchange
+        self._max_job_bytes = max_job_bytes
+        self._spool = results_dir.parent / "spool" / "client"
         self._identity = identity
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
@@ -209,10 +222,11 @@ class ClientRole:
             module_id, module = self._modules.resolve(job.module)
         except UnknownModule as exc:
             raise SubmissionError(str(exc)) from exc
+        files = {**job.files, **job.file_paths}
         try:
-            inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
-            encoded = inputs.encode()
-            check_inputs_fit(len(encoded), sum(len(c) for c in inputs.files.values()))
+            params = module.resolve_params(job.params)
+            check_job_size(await trio.to_thread.run_sync(inputs_stream_size, files, params),
+                           self._max_job_bytes)
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
         try:
@@ -251,10 +265,16 @@ class ClientRole:
             nonce=secrets.randbits(63),
         )
         envelope = self._identity.sign_envelope(offer, now)
-        # Stored sealed to ourselves: the database never holds the inputs in the clear.
-        sealed_self = seal_for(self._identity.sealing_public_key, encoded)
+        # Spooled sealed to ourselves: the disk never holds the inputs in the clear.
+        self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        spool = self._spool / f"{offer.cid}.inputs"
+        try:
+            await trio.to_thread.run_sync(write_spool, spool, self._identity.sealing_public_key,
+                                          spool_context(offer.cid), files, params)
+        except (LilypadError, OSError) as exc:
+            raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
-        self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
+        self._store.insert(record, {"job_offer": envelope.encode(), "inputs_spool": str(spool),
                                     "module": module_id, "module_name": module.name,
                                     "submitted_ms": now,
                                     **({"salt": job.salt} if job.salt else {})},
@@ -290,6 +310,7 @@ class ClientRole:
             if stored.record.phase.is_final:
                 self._wakeups.pop(key, None)
                 self._candidates.pop(key, None)
+                discard(self._spool / f"{key}.inputs")
                 event(log, "deal.finished", key=key, phase=stored.record.phase)
                 return
             try:
@@ -550,18 +571,24 @@ class ClientRole:
             return
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
-        inputs = unseal(self._identity.sealing_private_key(), stored.detail["inputs"])
+        deal_id = chain.deal_id(deal)
+        inputs = outgoing_inputs(inputs_spool(stored.detail),
+                                 self._identity.sealing_private_key(), stored.record.key,
+                                 record.sealing_public_key, deal_id)
         request = wire.JobRequest(
-            chain_id=chain.chain_id,
-            deal=stored.detail["deal"],
-            module=stored.detail["module"],
-            sealed_inputs=seal_for(record.sealing_public_key, inputs),
+            chain_id=chain.chain_id, deal=stored.detail["deal"], module=stored.detail["module"],
+            inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             output_recipient=self._identity.sealing_public_key,
         )
-        del inputs
+        result = self._results_dir / f"{stored.record.key}.tar"
+        assert self._exchange is not None
         with trio.move_on_after(self._until_due_s(stored.record)):
-            answer = await self._request(record.peer_id, JOB_PROTOCOL, request,
-                                         addrs=record.listen_addrs)
+            answer, verified = await self._exchange(
+                record.peer_id, JOB_PROTOCOL, request, inputs=inputs.chunks,
+                on_answer=ResultReceiver(deal_id, lambda h, s: chain.check_commitment(deal, h, s),
+                                         self._identity.sealing_private_key(), result,
+                                         self._max_job_bytes),
+                addrs=record.listen_addrs)
             if isinstance(answer, wire.DealRefused):
                 self._update(stored, last_refusal=answer.reason)
                 event(log, "job.refused", logging.WARNING, key=stored.record.key,
@@ -569,46 +596,34 @@ class ClientRole:
                 await trio.sleep(RETRY_INTERVAL_S)
                 return
             assert isinstance(answer, wire.JobResultMessage)
-            await self._check_result(stored, deal, answer)
+            await self._check_result(stored, deal, answer, result if verified else None)
 
     async def _check_result(
-        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage
+        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage, path: Path | None
     ) -> None:
+        """`path` holds the output that hashed to the commitment (checked as it arrived)."""
         chain = self._chain(stored)
-        if answer.deal_id != chain.deal_id(deal):
-            raise ResultMismatch("the result names another deal")
-        chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
-        try:
-            tarball = unseal(self._identity.sealing_private_key(), answer.sealed_output)
-        except LilypadError:
-            tarball = None
-        if tarball is None or result_hash(tarball) != answer.result_hash:
+        if path is None:
             # The provider signed a hash its outputs do not have: evidence for mediation.
             invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
             self._save(stored, invalid, result_hash=answer.result_hash,
                        provider_commitment=answer.provider_signature,
                        error="outputs do not match the committed result hash")
             return
-        self._store.put_result(stored.record.key, tarball)
-        path = self._write_result(stored.record.key, tarball)
+        if path.stat().st_size <= MAX_STORED_RESULT_BYTES:  # for the chain bridge
+            self._store.put_result_file(stored.record.key, path)
         if self._disputes is not None and self._disputes.spot_check():
             self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
-                       result_cid=result_cid(tarball),
+                       result_cid=cid_of_digest(answer.result_hash),
                        provider_commitment=answer.provider_signature,
                        result_path=str(path), result_ms=self._clock_ms(), spot_check=True)
             return
         acceptance = chain.sign_acceptance(deal, answer.result_hash)
         self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
-                   result_cid=result_cid(tarball), provider_commitment=answer.provider_signature,
+                   result_cid=cid_of_digest(answer.result_hash),
+                   provider_commitment=answer.provider_signature,
                    acceptance_signature=acceptance, result_path=str(path),
                    result_ms=self._clock_ms())
-
-    def _write_result(self, key: str, tarball: bytes) -> Path:
-        self._results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._results_dir / f"{key}.tar"
-        path.write_bytes(tarball)
-        path.chmod(0o600)
-        return path
 
     # accepted -> settled
 
@@ -704,16 +719,15 @@ class ClientRole:
 
     async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
-        paths = params.get("file_paths", {})
-        if paths:
-            try:
-                files.update(await trio.to_thread.run_sync(read_input_files, dict(paths)))
-            except InputFileError as exc:
-                raise SubmissionError(str(exc)) from exc
+        try:
+            paths = await trio.to_thread.run_sync(check_input_files,
+                                                  dict(params.get("file_paths", {})))
+        except InputFileError as exc:
+            raise SubmissionError(str(exc)) from exc
         job = JobSubmission(
             module=str(params["module"]),
             params=dict(params.get("params", {})),
-            files=files,
+            files=files, file_paths=paths,
             max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
             target=params.get("target"),
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),

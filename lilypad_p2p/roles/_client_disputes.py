@@ -21,7 +21,6 @@ from typing import Any
 import trio
 
 from lilypad_p2p.chain import DealStatus
-from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -41,6 +40,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
+from lilypad_p2p.roles._transfer import inputs_spool, mediation_document, spool_context
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -96,9 +96,11 @@ class ClientDisputes:
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
-        case = DisputeCase(deal, detail["module"],
-                           unseal(self._identity.sealing_private_key(), detail["inputs"]),
-                           detail["result_hash"], detail["provider_commitment"])
+        inputs = await mediation_document(inputs_spool(detail),
+                                          self._identity.sealing_private_key(),
+                                          spool_context(stored.record.key))
+        case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
+                           detail["provider_commitment"])
         try:
             resolution = await mediate(chain, case, self._contact,
                                        answer_timeout_s=self.settings.answer_timeout_s,

@@ -376,9 +376,3 @@ class MediatorRole:
                 raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
             hashes.append(hashlib.sha256(result.output_tarball).digest())
         return hashes
-
-
-def wrong_output(tarball: bytes) -> bytes:
-    """The cheating provider's output (test fault): the real tarball with extra end blocks,
-    still a valid tar archive, with another hash."""
-    return tarball + b"\0" * 512

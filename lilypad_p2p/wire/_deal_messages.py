@@ -7,7 +7,7 @@ dataclass validated on construction; `deal_message_from_wire` builds one from de
 or raises `MalformedMessage`, never anything else.
 
     /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
-    /lilypad/job/1     JobRequest       -> JobResultMessage | JobRefused
+    /lilypad/job/2     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
     /lilypad/mediation/1  MediationRequest -> VerdictNotice  (`_mediation_messages.py`)
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import Field, dataclass, fields
 from typing import Any, ClassVar
 
+from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._constants import MAX_CHAIN_ID
 from lilypad_p2p.wire._errors import MalformedMessage
 
@@ -25,6 +26,7 @@ SIGNATURE_BYTES = 65
 HASH_BYTES = 32
 SEALING_KEY_BYTES = 32
 MAX_REASON_CHARS = 512
+MAX_STREAM_BYTES = 2**63 - 1
 
 
 def _need(condition: bool, message: str) -> None:
@@ -41,6 +43,11 @@ def _need_bytes(name: str, value: object, length: int | None = None) -> None:
 def _need_chain_id(value: object) -> None:
     _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,
           f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
+
+
+def _need_size(name: str, value: object) -> None:
+    _need(type(value) is int and 0 <= value <= MAX_STREAM_BYTES,  # type: ignore[operator]
+          f"{name} must be an int in [0, 2^63)")
 
 
 def _need_text(name: str, value: object, limit: int) -> None:
@@ -124,43 +131,61 @@ class DealRefused(_DealMessage):
 
 @dataclass(frozen=True, slots=True)
 class JobRequest(_DealMessage):
-    """Job creator -> provider: run the open deal on these inputs (sealed to the provider).
+    """Job creator -> provider: run the open deal on inputs of `inputs_bytes` bytes.
 
-    `output_recipient` is the job creator's X25519 key: outputs are sealed to it. Sending the
-    same request again (after a crash on either side) returns the same result. `chain_id`
-    names the deal's chain (its deal ID is computed in that chain's domain).
+    The inputs follow as a sealed chunk stream (`wire/_chunks.py`) whose preamble this carries,
+    once the provider answers `SendInputs`. `output_recipient` is the job creator's X25519
+    key: outputs are sealed to it. Sending the same request again (after a crash on either
+    side) returns the same result. `chain_id` names the deal's chain (its deal ID is computed
+    in that chain's domain).
     """
 
     TYPE: ClassVar[str] = "job_request"
     chain_id: int
     deal: dict[str, object]
     module: str
-    sealed_inputs: bytes
+    inputs_preamble: bytes
+    inputs_bytes: int
     output_recipient: bytes
 
     def __post_init__(self) -> None:
         _need_chain_id(self.chain_id)
         _need_deal_map(self.deal)
         _need_text("module", self.module, 128)
-        _need_bytes("sealed_inputs", self.sealed_inputs)
+        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        _need_size("inputs_bytes", self.inputs_bytes)
         _need_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
+class SendInputs(_DealMessage):
+    """Provider -> job creator: the deal is open and the inputs are wanted; stream them now."""
+
+    TYPE: ClassVar[str] = "send_inputs"
+    deal_id: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
 class JobResultMessage(_DealMessage):
-    """Provider -> job creator: the signed ResultCommitment and the outputs sealed to it."""
+    """Provider -> job creator: the signed ResultCommitment; the output tarball of
+    `output_bytes` bytes follows as a sealed chunk stream whose preamble this carries."""
 
     TYPE: ClassVar[str] = "job_result"
     deal_id: bytes
     result_hash: bytes
     provider_signature: bytes
-    sealed_output: bytes
+    output_preamble: bytes
+    output_bytes: int
 
     def __post_init__(self) -> None:
         _need_bytes("deal_id", self.deal_id, HASH_BYTES)
         _need_bytes("result_hash", self.result_hash, HASH_BYTES)
         _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
-        _need_bytes("sealed_output", self.sealed_output)
+        _need_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
+        _need_size("output_bytes", self.output_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +220,15 @@ from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest  # noqa: E402
 
 DealMessage = (
-    DealProposal | DealCountersigned | DealRefused | JobRequest | JobResultMessage
+    DealProposal | DealCountersigned | DealRefused | JobRequest | SendInputs | JobResultMessage
     | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice | ModuleRequest
     | ModuleDefinition
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
-    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, JobResultMessage,
-                AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice, ModuleRequest,
-                ModuleDefinition)
+    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, SendInputs,
+                JobResultMessage, AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice,
+                ModuleRequest, ModuleDefinition)
 }
 
 

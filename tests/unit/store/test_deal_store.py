@@ -86,3 +86,15 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
         raw.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="schema version 99"):
         DealStore.open(path)
+
+
+def test_a_result_file_is_stored_piece_by_piece_as_its_bytes(tmp_path):
+    store = DealStore.open(tmp_path / "node.sqlite")
+    store.insert(new_client_deal("d9", now_ms=1, expires_ms=2), {})
+    output = tmp_path / "out.tar"
+    output.write_bytes(bytes(range(256)) * 4099)
+    store.put_result_file("d9", output, piece_bytes=1000)
+    assert store.result("d9") == output.read_bytes()
+    output.write_bytes(b"again")
+    store.put_result_file("d9", output)
+    assert store.result("d9") == b"again"
