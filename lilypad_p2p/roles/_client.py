@@ -45,7 +45,7 @@ from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import ModuleCatalog, UnknownModule
-from lilypad_p2p.exec._job_stream import inputs_stream_size, write_spool
+from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
 from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
@@ -222,7 +222,7 @@ class ClientRole:
             module_id, module = self._modules.resolve(job.module)
         except UnknownModule as exc:
             raise SubmissionError(str(exc)) from exc
-        files = {**job.files, **job.file_paths}
+        files: dict[str, FileSource] = {**job.files, **job.file_paths}
         try:
             params = module.resolve_params(job.params)
             check_job_size(await trio.to_thread.run_sync(inputs_stream_size, files, params),

@@ -46,7 +46,8 @@ def _need_chain_id(value: object) -> None:
 
 
 def _need_size(name: str, value: object) -> None:
-    _need(type(value) is int and 0 <= value <= MAX_STREAM_BYTES,  # type: ignore[operator]
+    _need(isinstance(value, int) and not isinstance(value, bool)
+          and 0 <= value <= MAX_STREAM_BYTES,
           f"{name} must be an int in [0, 2^63)")
 
 
