@@ -28,7 +28,9 @@ _KEYS = ("allow", "allow_images", "allow_repositories", "allow_any", "any_within
          "max_image_mb", "pull_timeout_s")
 
 
-def _strings(setting: str, check: Callable[[str], bool], hint: str):  # type: ignore[no-untyped-def]
+def _strings(
+    setting: str, check: Callable[[str], bool], hint: str
+) -> Callable[[object, str], tuple[str, ...]]:
     def parse(value: object, source: str) -> tuple[str, ...]:
         if isinstance(value, str):
             items = [part.strip() for part in value.split(",") if part.strip()]
@@ -62,11 +64,11 @@ def _limits(value: object, source: str) -> tuple[int, int, int, int]:
     return cpu, ram, disk, gpus
 
 
-def _positive(setting: str):  # type: ignore[no-untyped-def]
+def _positive(setting: str) -> Callable[[object, str], int]:
     def parse(value: object, source: str) -> int:
         try:
-            number = int(value)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
+            number = int(value) if isinstance(value, int | float | str) else 0
+        except (ValueError, OverflowError):  # "ten", nan, inf
             number = 0
         if isinstance(value, bool) or number <= 0:
             raise ConfigError(f"modules.{setting} ({source}): expected a positive integer")

@@ -476,6 +476,8 @@ def chain_deploy(
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the settlement contract from this node's key; record it in <home>/config.toml."""
+    from web3.types import RPCEndpoint
+
     from lilypad_p2p.chain import (
         ChainError,
         deploy_settlement,
@@ -490,7 +492,7 @@ def chain_deploy(
         chain = open_rpc_chain(rpc)
         if dev_fund:
             chain.rpc(lambda: chain.w3.provider.make_request(
-                "anvil_setBalance", [account.address, hex(1000 * 10**18)]))
+                RPCEndpoint("anvil_setBalance"), [account.address, hex(1000 * 10**18)]))
         address = deploy_settlement(
             chain, account, withdraw_notice_s=withdraw_notice, min_mediator_stake=stake
         )
@@ -552,6 +554,8 @@ def chain_deploy_requests(
     """
     import tomllib
 
+    from web3.types import RPCEndpoint
+
     from lilypad_p2p.chain import (
         EXAMPLE_CLIENT,
         ChainError,
@@ -572,7 +576,7 @@ def chain_deploy_requests(
         chain = open_rpc_chain(config.rpc_url)
         if dev_fund:
             chain.rpc(lambda: chain.w3.provider.make_request(
-                "anvil_setBalance", [account.address, hex(1000 * 10**18)]))
+                RPCEndpoint("anvil_setBalance"), [account.address, hex(1000 * 10**18)]))
         requests = deploy_requests(chain, account, config.contract)
         client = deploy_contract(chain, account, EXAMPLE_CLIENT, requests) if example else None
     except ChainError as exc:

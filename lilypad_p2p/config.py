@@ -69,6 +69,11 @@ MAX_CHAINS = 16
 _CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
 
 
+# A job's inputs at most (and the output a client takes back): inputs and outputs are streamed
+# in sealed chunks (roles/_transfer.py), so this bounds disk, not memory.
+DEFAULT_MAX_JOB_BYTES = 4 * 1024**3
+
+
 def default_home() -> Path:
     return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
 
@@ -173,6 +178,9 @@ class NodeConfig:
     module_any_within: tuple[int, int, int, int] | None = None
     max_image_mb: int = 2048
     pull_timeout_s: int = 300
+    # The most bytes of inputs one job may have (as a client: refused at submit; as a
+    # provider: refused before the first byte is read) and of output a client takes back.
+    max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
 
     @property
     def chains(self) -> tuple[ChainSettings, ...]:
@@ -387,8 +395,8 @@ def _wei(setting: str) -> Callable[[object, str], int]:
 def _check_rate(value: object, source: str) -> int:
     """A fraction in [0, 1] (e.g. 0.1), kept as parts per million."""
     try:
-        rate = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        rate = float(value) if isinstance(value, int | float | str) else -1.0
+    except (ValueError, OverflowError):  # "half", an int too large for a float
         rate = -1.0
     if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
         raise ConfigError(f"check_rate ({source}): {value!r} is not a fraction between 0 and 1")
@@ -469,6 +477,9 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
              _whole("spam_gossip_per_s", 0, 10_000)),
     _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
+    # At least a MiB (a job's header and a module's small inputs), at most a PiB.
+    _Setting("max_job_bytes", ("max_job_bytes",), "LILYPAD_MAX_JOB_BYTES",
+             _whole("max_job_bytes", 1 << 20, 1 << 50, " bytes")),
     *(_Setting(*entry) for entry in MODULE_SETTINGS),
 )
 _KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS if len(setting.toml_key) == 1}
@@ -531,6 +542,7 @@ def _chain_list(raw: object, source: str) -> tuple[ChainSettings, ...]:
     if not 1 <= len(raw) <= MAX_CHAINS:
         raise ConfigError(f"[[chains]] ({source}): list 1 to {MAX_CHAINS} chains")
     chains = []
+    ids: list[int] = []
     for index, entry in enumerate(raw):
         where = f"[[chains]] #{index + 1} ({source})"
         unknown = sorted(set(entry) - _CHAIN_ENTRY_KEYS)
@@ -543,6 +555,7 @@ def _chain_list(raw: object, source: str) -> tuple[ChainSettings, ...]:
         chain_id = entry["chain_id"]
         if type(chain_id) is not int or not 1 <= chain_id <= MAX_CHAIN_ID:
             raise ConfigError(f"{where}: chain_id {chain_id!r} is not in 1..{MAX_CHAIN_ID}")
+        ids.append(chain_id)
         rpc_url = _rpc_url(entry["rpc_url"], where)
         contract = _contract(entry.get("contract"), where)
         if rpc_url is not None and contract is None:
@@ -550,8 +563,7 @@ def _chain_list(raw: object, source: str) -> tuple[ChainSettings, ...]:
                               "contract's address)")
         chains.append(ChainSettings(chain_id, rpc_url, contract,
                                     _contract(entry.get("requests"), where)))
-    ids = [chain.chain_id for chain in chains]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})  # type: ignore[type-var]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ConfigError(f"[[chains]] ({source}): chain_id {duplicated} listed twice")
     if sum(chain.rpc_url is None for chain in chains) > 1:
@@ -581,7 +593,7 @@ def load_config(
         raise ConfigError(f"--config {config_file}: no such file")
     file_data = _read_toml(config_path)
 
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}  # each what its setting's parser returns: the field's type
     for setting in SETTINGS:
         candidates = (
             (_lookup(file_data, setting.toml_key), str(config_path)),
@@ -601,6 +613,6 @@ def load_config(
                 "the environment or a flag) would be ambiguous: put them in a [[chains]] entry"
             )
         values["chain_list"] = _chain_list(file_data["chains"], str(config_path))
-    config = NodeConfig(home=home, **values)  # type: ignore[arg-type]
+    config = NodeConfig(home=home, **values)
     config.net_limits  # noqa: B018 - raises ConfigError if the [limits] contradict each other
     return config

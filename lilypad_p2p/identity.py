@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Self
+from typing import NoReturn, Self
 
 import coincurve
 import nacl.public
@@ -260,7 +260,7 @@ class Identity:
     def __repr__(self) -> str:
         return f"Identity(address={self.address}, peer_id={self.peer_id})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("an Identity holds secrets and is not picklable")
 
     def _plaintext(self) -> bytes:

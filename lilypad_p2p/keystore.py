@@ -26,7 +26,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from eth_keyfile import create_keyfile_json, decode_keyfile_json
 
@@ -72,7 +72,7 @@ class Password:
 
     __str__ = __repr__
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Password is not picklable")
 
 

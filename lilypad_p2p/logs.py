@@ -53,9 +53,9 @@ def configure_logging(level: str, *, node: str | None = None) -> None:
         logger.setLevel(numeric if name == "lilypad_p2p" else max(numeric, logging.WARNING))
         logger.propagate = False
     # Some libp2p modules pin their own logger to INFO at import; let them inherit ours.
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if name.startswith("libp2p.") and isinstance(logger, logging.Logger):
-            logger.setLevel(logging.NOTSET)
+    for name, entry in logging.Logger.manager.loggerDict.items():
+        if name.startswith("libp2p.") and isinstance(entry, logging.Logger):
+            entry.setLevel(logging.NOTSET)
     logging.Formatter.converter = time.gmtime
 
 

@@ -68,6 +68,7 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.roles._module_gate import definition_server
 from lilypad_p2p.roles._module_setup import module_catalog, module_policy, pull_limits
+from lilypad_p2p.roles._transfer import spool_dir
 from lilypad_p2p.store import DealStore, StoreError
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
@@ -144,6 +145,8 @@ class Node:
         self.client: ClientRole | None = None
         self.provider: ProviderRole | None = None
         self.mediator: MediatorRole | None = None
+        # The Docker executor of each role that connected one (their runs and pulls are metrics).
+        self.executors: dict[str, Executor] = {}
         self._republisher = Republisher()
         self._addrs_changed = trio.Event()
         self._started_at = trio.current_time()
@@ -247,8 +250,9 @@ class Node:
                 cheat_false_failure=config.cheat_false_failure, disputes=defence,
                 availability=self.health.why_no_jobs,
                 modules=self.modules, request=self.net.request,
+                spool=spool_dir(config.home, "provider"), max_job_bytes=config.max_job_bytes,
             )
-            self.provider.install(self.net.set_stream_handler)
+            self.provider.install(self.net.set_stream_handler, self.net.set_transfer_handler)
             await nursery.start(self.provider.run)
         if self.config.has_role("client"):
             self.client = ClientRole(
@@ -257,7 +261,8 @@ class Node:
                 node_record=self.node_records.get, mediators=self.config.mediators,
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
-                modules=self.modules,
+                modules=self.modules, exchange=self.net.exchange,
+                max_job_bytes=config.max_job_bytes,
                 disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,
@@ -326,13 +331,19 @@ class Node:
         so each can clean up after a crash without touching the other's running jobs."""
         from lilypad_p2p.exec import Executor
 
-        return functools.partial(
+        connect = functools.partial(
             Executor.connect,
             modules=self.modules,
             owner=f"{self.identity.address}/{role}",
             workdir_root=self.config.home / "jobs" / role,
             pull_limits=pull_limits(self.config),
         )
+
+        async def connect_and_keep() -> Executor:
+            self.executors[role] = executor = await connect()
+            return executor
+
+        return connect_and_keep
 
     def _mediator_contact(self, address: str) -> MediatorContact | None:
         """How the client reaches a mediator: its gossiped NodeRecord, a mediation stream."""
@@ -477,6 +488,7 @@ class Node:
             outcome = self.book.add(net_event.envelope, now_ms)
             if outcome is AddOutcome.ADDED:
                 body = net_event.envelope.body
+                assert isinstance(body, wire.JobOffer | wire.ResourceOffer)  # all the book adds
                 event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
         elif isinstance(net_event, ProposalReceived):
             if self.solver is not None:

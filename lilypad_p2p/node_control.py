@@ -1,5 +1,5 @@
-"""The node's own control methods (`status`, `offers`, `peers`, `deals`, `nat.ping`); the
-roles add theirs (the client's `submit`, `deal`, `dispute`)."""
+"""The node's own control methods (`status`, `offers`, `peers`, `deals`, `tallies`,
+`nat.ping`); the roles add theirs (the client's `submit`, `deal`, `dispute`)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,23 @@ class NodeControl:
     def handlers(self) -> dict[str, Handler]:
         return {
             "status": self._status, "offers": self._offers, "peers": self._peers,
-            "deals": self._deals, "nat.ping": self._nat_ping,
+            "deals": self._deals, "tallies": self._tallies, "nat.ping": self._nat_ping,
+        }
+
+    async def _tallies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Counts and durations for the metrics: deals by phase and time in each phase, job
+        runs and image pulls per role, contract calls per chain (`tally.py`)."""
+        node = self.node
+        store = node.store
+        return {
+            "deal_phases": [] if store is None else store.phase_counts(),
+            "phase_durations": [] if store is None else store.phase_durations.snapshot(),
+            "runs": {role: ex.runs.snapshot() for role, ex in sorted(node.executors.items())},
+            "pulls": {role: ex.pulls.snapshot() for role, ex in sorted(node.executors.items())},
+            "chain_calls": {
+                str(chain_id): chain.sync.chain.calls.snapshot()
+                for chain_id, chain in (node.chains or {}).items()
+            },
         }
 
     async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -71,7 +87,8 @@ class NodeControl:
                 with trio.fail_after(CHAIN_STATUS_TIMEOUT_S):
                     balance = await chain.client.balance(self.node.identity.address)
                     entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
-                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked)
+                entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked,
+                             withdrawing_wei=balance.withdraw_requested)
             except (ChainError, trio.TooSlowError) as exc:
                 entry.update(connected=False, error=repr(exc))
             shown.append(entry)

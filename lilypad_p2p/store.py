@@ -29,6 +29,7 @@ import msgpack
 
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
+from lilypad_p2p.tally import Tally
 
 SCHEMA_VERSION = 2
 # Beside the database: `node.sqlite.history` (it holds deals; its loss is refused) and
@@ -114,6 +115,8 @@ class DealStore:
         self._db = connection
         self._marker = marker
         self._marked = marker.exists()
+        # Time each deal spent in a phase before leaving it, by side and phase (for metrics).
+        self.phase_durations = Tally(("side", "phase"))
 
     @classmethod
     def open(cls, path: Path) -> DealStore:
@@ -157,7 +160,7 @@ class DealStore:
             )
         path.chmod(0o600)
         store = cls(connection, marker)
-        if store.deals():
+        if connection.execute("SELECT 1 FROM deals LIMIT 1").fetchone() is not None:
             store._mark()
         return store
 
@@ -197,7 +200,7 @@ class DealStore:
         """Replace a deal's record and detail; a phase change is logged with `event`."""
         with _transaction(self._db):
             row = self._db.execute(
-                "SELECT phase FROM deals WHERE key = ?", (record.key,)
+                "SELECT phase, phase_since_ms FROM deals WHERE key = ?", (record.key,)
             ).fetchone()
             if row is None:
                 raise StoreError(f"no deal {record.key}")
@@ -209,10 +212,27 @@ class DealStore:
             )
             if row[0] != record.phase.value:
                 self._log(record, Phase(row[0]), event)
+        if row[0] != record.phase.value:
+            self.phase_durations.observe(
+                (record.side.value, row[0]), (record.phase_since_ms - row[1]) / 1000
+            )
 
     def put_result(self, key: str, output: bytes) -> None:
         with _local_faults():
             self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?)", (key, output))
+
+    def put_result_file(self, key: str, path: Path, piece_bytes: int = 1 << 20) -> None:
+        """`put_result` of a file's bytes, copied a piece at a time (sqlite's blob I/O): an
+        output of tens of MiB never sits whole in memory."""
+        size = path.stat().st_size
+        with _transaction(self._db), path.open("rb") as fh:
+            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, zeroblob(?))",
+                             (key, size))
+            (rowid,) = self._db.execute("SELECT rowid FROM results WHERE key = ?",
+                                        (key,)).fetchone()
+            with self._db.blobopen("results", "output", rowid) as blob:
+                while piece := fh.read(piece_bytes):
+                    blob.write(piece)
 
     def _log(self, record: DealRecord, before: Phase | None, event: Event | None) -> None:
         self._db.execute(
@@ -237,6 +257,15 @@ class DealStore:
         ).fetchall()
         stored = [_stored(row) for row in rows]
         return [s for s in stored if not (open_only and s.record.phase.is_final)]
+
+    def phase_counts(self) -> list[tuple[str, str, int]]:
+        """(side, phase, number of deals) for every side and phase that has deals."""
+        return [
+            (str(side), str(phase), int(count))
+            for side, phase, count in self._db.execute(
+                "SELECT side, phase, COUNT(*) FROM deals GROUP BY side, phase ORDER BY side, phase"
+            )
+        ]
 
     def transitions(self, key: str) -> list[Transition]:
         rows = self._db.execute(

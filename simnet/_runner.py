@@ -51,6 +51,7 @@ from simnet._report import (
     write_plots,
 )
 from simnet._scenario import Scenario, ScenarioError
+from simnet._scrape import Scraper, free_loopback_port, summary_by_role
 from simnet._worlds import dial_addr, world_for
 
 # How often the run polls the clients' deals and samples the node processes.
@@ -243,6 +244,7 @@ class Run:
         self.client_deals: dict[str, dict[str, Any]] = {}
         self.events_log: list[str] = []
         self.module_ids: dict[str, str] = {}  # workload name -> module ID (user modules)
+        self.scraper: Scraper | None = None
 
     def roles_of(self, role: str) -> list[NodeProcess]:
         """The started nodes of `role`."""
@@ -499,6 +501,9 @@ class Run:
                                    "gossip_delivered": 0, "gossip_dropped": 0,
                                    "gossip_graylisted_ignored": 0,
                                    "provider_offers_known": None}
+            if self.scraper is not None:
+                self.scraper.scrape(name)
+                row["metrics"] = self.scraper.figures(name)
             with contextlib.suppress(ControlError, OSError):
                 gossip = node.call("status")["gossip"]
                 row["gossip_delivered"] = gossip["delivered"]
@@ -669,6 +674,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     if lab is not None:  # what to look for (`ip netns list`) should a run ever leave any
         (out_dir / "netns-prefix").write_text(lab.prefix + "\n")
     group_of = {p.name: p.group for p in plans}
+    scraper = scraper_for(scenario, plans, lab)
     with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
         if REGISTRY_MODULE in scenario.workload.modules:
             user_module = stack.enter_context(registry_module(out_dir / "registry-module"))
@@ -686,6 +692,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
                     failing.add_to(out_dir / "nodes" / plan.name)
         world = stack.enter_context(world_for(out_dir / "nodes", lab, group_of))
         run = Run(scenario, plans, world, lab, console)
+        run.scraper = scraper
         if REGISTRY_MODULE in scenario.workload.modules:
             run.module_ids[REGISTRY_MODULE] = user_module.module_id
         if FAILING_MODULE in scenario.workload.modules:
@@ -697,7 +704,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         startup_s = time.monotonic() - wall_started
         console.print(f"{scenario.nodes} nodes up and aware of each other in {startup_s:.1f} s")
         before = run.holdings()
-        workload_s = run.drive()
+        with scraper.running() if scraper else contextlib.nullcontext():
+            workload_s = run.drive()
         providers_final = run.wait_providers_final()
         spam = run.spam_view()
         network: dict[str, Any] = {}
@@ -736,6 +744,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
         "gossip": {"provider_offer_coverage_mean": _mean(
             [r["provider_offers_known"] for r in nodes.values()
              if r["provider_offers_known"] is not None])},
+        "metrics": {"scraped": scraper is not None,
+                    "interval_s": scraper.interval_s if scraper else None,
+                    "by_role": summary_by_role(nodes)},
         "spam_scores": spam,
         "network": network,
         "invariants": checks,
@@ -745,6 +756,19 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     report["plots"] = [str(p) for p in write_plots(report, out_dir)]
     write_json(report, out_dir)
     return report
+
+
+def scraper_for(scenario: Scenario, plans: list[NodePlan],
+                lab: NetnsLab | None) -> Scraper | None:
+    """A scraper of every node's /metrics, each node's config told its port; None when the
+    scenario turns scraping off or its nodes live in network namespaces (out of our reach)."""
+    if not scenario.metrics.scrape or lab is not None:
+        return None
+    scraper = Scraper({plan.name: free_loopback_port() for plan in plans},
+                      scenario.metrics.interval_s)
+    for plan in plans:
+        plan.config_lines += scraper.config_line(plan.name)
+    return scraper
 
 
 def _mean(values: list[float]) -> float | None:

@@ -23,6 +23,9 @@
     nat_share = 0.0        # share of providers each behind its own NAT; bootstrap nodes relay
     [node]                 # top-level config.toml settings for every node
     agreement_timeout_s = 120
+    [metrics]              # every node serves /metrics; the report adds what they say
+    scrape = true          # (nodes in network namespaces are not scraped)
+    interval_s = 15.0
 """
 
 from __future__ import annotations
@@ -141,6 +144,16 @@ class Network:
 
 
 @dataclass(frozen=True, slots=True)
+class Metrics:
+    scrape: bool = True
+    interval_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.scrape, bool) or not 1 <= self.interval_s <= 600:
+            raise ScenarioError("metrics.scrape must be true or false, interval_s 1..600")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     nodes: int = 10
@@ -148,6 +161,7 @@ class Scenario:
     workload: Workload = field(default_factory=Workload)
     faults: Faults = field(default_factory=Faults)
     network: Network = field(default_factory=Network)
+    metrics: Metrics = field(default_factory=Metrics)
     # (setting, value) pairs every node's config.toml gets; the node validates them at start.
     node_settings: tuple[tuple[str, bool | int | float | str], ...] = ()
 
@@ -163,6 +177,9 @@ class Scenario:
         if nodes is None:
             return self
         return dataclasses.replace(self, nodes=nodes)
+
+    def with_scraping(self, scrape: bool) -> Scenario:
+        return dataclasses.replace(self, metrics=dataclasses.replace(self.metrics, scrape=scrape))
 
     def node_config_lines(self) -> str:
         """The [node] settings as top-level config.toml lines."""
@@ -191,6 +208,7 @@ def load_scenario(path: Path) -> Scenario:
         workload=_section(raw, "workload", Workload),
         faults=_section(raw, "faults", Faults),
         network=_section(raw, "network", Network),
+        metrics=_section(raw, "metrics", Metrics),
         node_settings=tuple(_table(raw, "node").items()),
     )
 

@@ -13,14 +13,17 @@ import enum
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
+from web3.types import TxParams
 
 from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._errors import (
@@ -29,6 +32,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     revert_error,
 )
+from lilypad_p2p.tally import Tally
 
 T = TypeVar("T")
 
@@ -104,6 +108,8 @@ class Chain:
         self.backend = backend
         self._embedded_lock = threading.RLock()
         self._nonces = _NonceBook()
+        # Contract calls and transactions by function and outcome, for the node's metrics.
+        self.calls = Tally(("function", "outcome"))
         self.chain_id: int = self.rpc(lambda: w3.eth.chain_id)
         self._error_by_selector = _error_selectors()
 
@@ -112,6 +118,10 @@ class Chain:
     def _endpoint(self) -> str:
         provider = getattr(self.w3, "provider", None)
         return str(getattr(provider, "endpoint_uri", None) or "endpoint")
+
+    def timed(self, function: str) -> AbstractContextManager[None]:
+        """Count the block in `calls` as one call of `function` (a contract function's name)."""
+        return self.calls.timed(lambda exc: (function, _call_outcome(exc)), time.monotonic)
 
     def rpc(self, call: Callable[[], T]) -> T:
         """Run one blocking web3 call: serialised on the embedded EVM, retried on RPC faults."""
@@ -155,7 +165,7 @@ class Chain:
     def call(self, tx: dict[str, Any]) -> bytes:
         """eth_call; a revert raises the contract's typed error."""
         try:
-            return bytes(self.rpc(lambda: self.w3.eth.call(tx)))  # type: ignore[arg-type]
+            return bytes(self.rpc(lambda: self.w3.eth.call(cast(TxParams, tx))))
         except (ContractRevert, RpcUnavailable):
             raise
         except Exception as exc:
@@ -180,7 +190,7 @@ class Chain:
             tx["to"] = to
         if gas is None:
             try:
-                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+                estimate = self.rpc(lambda: self.w3.eth.estimate_gas(cast(TxParams, tx)))
             except (ContractRevert, RpcUnavailable):
                 raise
             except Exception as exc:
@@ -233,7 +243,7 @@ class Chain:
         try:
             return self.rpc(
                 lambda: self.w3.eth.wait_for_transaction_receipt(
-                    tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
+                    Hash32(tx_hash), timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
                 )
             )
         except TimeExhausted as exc:
@@ -246,7 +256,7 @@ class Chain:
         replay["from"] = sender
         parent = int(receipt["blockNumber"]) - 1
         try:
-            self.rpc(lambda: self.w3.eth.call(replay, parent))  # type: ignore[arg-type]
+            self.rpc(lambda: self.w3.eth.call(cast(TxParams, replay), parent))
         except Exception as exc:
             return self._as_revert(exc)
         return TransactionReverted(f"transaction 0x{bytes(receipt['transactionHash']).hex()} "
@@ -283,9 +293,11 @@ def _error_selectors() -> dict[bytes, tuple[str, list[str], list[str]]]:
 def _revert_data(exc: BaseException) -> bytes | None:
     """Raw revert bytes from either backend's exception (None if it was no revert)."""
     for link in _chain_of(exc):
+        # Some nodes answer a revert with a JSON object instead of hex: no bytes to decode.
         if isinstance(link, ContractCustomError | ContractLogicError) and link.data:
-            data = link.data
-            return bytes.fromhex(data[2:]) if isinstance(data, str) else bytes(data)
+            if isinstance(link.data, str):
+                return bytes.fromhex(link.data[2:])
+            continue
         # eth-tester raises TransactionFailed(raw bytes); web3 re-raises it as a string
         # "execution reverted: b'...'" with the original as __context__.
         if type(link).__name__ == "TransactionFailed" and link.args:
@@ -333,10 +345,18 @@ def open_rpc_chain(url: str) -> Chain:
     return Chain(Web3(provider, middleware=[]), Backend.JSON_RPC)
 
 
+def _call_outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, ContractRevert):
+        return "revert"
+    return "unavailable" if isinstance(exc, RpcUnavailable) else "error"
+
+
 def _root_cause(exc: BaseException) -> str:
     """The innermost cause in a few words (requests nests several layers of messages)."""
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    while (inner := exc.__cause__ or exc.__context__) is not None:
+        exc = inner
     text = str(exc)
     errno_text = text.rsplit("] ", 1)[-1] if "[Errno" in text else text
     return errno_text.strip(" )\"'")[:120] or type(exc).__name__

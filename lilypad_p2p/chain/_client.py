@@ -178,7 +178,8 @@ class SettlementClient:
 
     def _view(self, name: str, *args: Any) -> Any:
         function = self._contract.get_function_by_name(name)(*args)
-        return self.chain.rpc(lambda: function.call())
+        with self.chain.timed(name):
+            return self.chain.rpc(lambda: function.call())
 
     # ------------------------------------------------------------------ writes: accounts
 
@@ -306,9 +307,11 @@ class SettlementClient:
         `gas` skips the pre-flight estimate (so a revert happens on chain); tests use it.
         """
         data = bytes.fromhex(self._contract.encode_abi(function, args=list(args))[2:])
-        return self.chain.transact(self._require_account(), self.address, data, value, gas=gas)
+        with self.chain.timed(function):
+            return self.chain.transact(self._require_account(), self.address, data, value,
+                                       gas=gas)
 
-    def decode_events(self, receipt: TxReceipt) -> list[tuple[str, dict[str, Any]]]:
+    def decode_events(self, receipt: TxReceipt) -> list[tuple[str, Mapping[str, Any]]]:
         """(event name, arguments) for each of this contract's events in a receipt."""
         from lilypad_p2p.chain._watcher import decode_log
 

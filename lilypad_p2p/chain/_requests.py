@@ -174,7 +174,10 @@ class ContractClient:
 
     def read(self, function: str, *args: Any) -> Any:
         try:
-            return self.chain.rpc(lambda: getattr(self.contract.functions, function)(*args).call())
+            with self.chain.timed(function):
+                return self.chain.rpc(
+                    lambda: getattr(self.contract.functions, function)(*args).call()
+                )
         except Exception as exc:
             raise self._typed_revert(exc) from exc
 
@@ -183,7 +186,8 @@ class ContractClient:
             raise ChainError(f"{self.name} client has no account to send from")
         data = bytes.fromhex(self.contract.encode_abi(function, args=list(args))[2:])
         try:
-            return self.chain.transact(self.account, self.address, data, value, gas=gas)
+            with self.chain.timed(function):
+                return self.chain.transact(self.account, self.address, data, value, gas=gas)
         except TransactionReverted as exc:
             raise self._typed_revert(exc) from exc
 
@@ -244,8 +248,9 @@ class RequestsClient(ContractClient):
 
     def logs_between(self, name: str, from_block: int, to_block: int) -> list[Any]:
         """Every `name` event of this contract in the block range (inclusive)."""
-        return list(self.chain.rpc(lambda: getattr(self.contract.events, name)().get_logs(
-            from_block=from_block, to_block=to_block)))
+        with self.chain.timed("eth_getLogs"):
+            return list(self.chain.rpc(lambda: getattr(self.contract.events, name)().get_logs(
+                from_block=from_block, to_block=to_block)))
 
     def request(self, request_id: bytes) -> JobRequest:
         fields = self.read("requests", request_id)

@@ -17,6 +17,7 @@ from typing import ClassVar, Protocol
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
 from eth_keys import KeyAPI
+from eth_typing import Hash32
 from eth_utils import is_address, keccak, to_checksum_address
 
 from lilypad_p2p.chain._errors import SignatureInvalid
@@ -318,7 +319,7 @@ def sign_typed(struct: TypedStruct, domain: Domain, account: LocalAccount) -> by
     """Sign the EIP-712 digest of `struct` under `domain`: 65 bytes r || s || v (v = 27/28)."""
     digest = domain.digest(struct.struct_hash())
     # The digest is an EIP-712 typed-data hash built above, never bytes a peer chose.
-    signed = account.unsafe_sign_hash(digest)
+    signed = account.unsafe_sign_hash(Hash32(digest))
     return bytes(signed.signature)
 
 

@@ -101,7 +101,8 @@ class EventWatcher:
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
             query = {"address": self._contract.address, "fromBlock": self.cursor, "toBlock": last}
-            logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
+            with self.chain.timed("eth_getLogs"):
+                logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
             for log in logs:
                 event = decode_log(self._contract, log)
                 if event is not None and self._first_delivery(event):

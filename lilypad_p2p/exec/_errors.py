@@ -101,3 +101,31 @@ class JobFailed(ExecError):
         super().__init__(f"job exited with status {exit_code}; log tail: {tail[-500:]!r}")
         self.exit_code = exit_code
         self.log_tail = log_tail
+
+
+def outcome_class(exc: BaseException | None) -> str:
+    """A run's outcome as one word from a fixed set (metrics label): `ok` when `exc` is None."""
+    if exc is None:
+        return "ok"
+    for kind, name in _OUTCOME_CLASSES:
+        if isinstance(exc, kind):
+            return name
+    return "cancelled" if not isinstance(exc, Exception) else "other"
+
+
+# Most specific first: OutputOverLimit is an OutputRejected, InputDecryptionFailed an UnsealFailed.
+_OUTCOME_CLASSES: tuple[tuple[type[BaseException], str], ...] = (
+    (JobFailed, "exit_status"),
+    (OutOfMemory, "out_of_memory"),
+    (JobTimedOut, "timeout"),
+    (OutputRejected, "output_rejected"),
+    (UnsealFailed, "inputs"),
+    (MalformedInputs, "inputs"),
+    (BadParameters, "inputs"),
+    (ImageMissing, "image"),
+    (ImageRefused, "image"),
+    (UnknownModule, "image"),
+    (DockerUnavailable, "docker"),
+    (DockerFailed, "docker"),
+    (SandboxFailed, "docker"),
+)

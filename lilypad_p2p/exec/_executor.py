@@ -19,15 +19,17 @@ which then owns every file. In both cases all capabilities are dropped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import trio
 
@@ -35,6 +37,7 @@ from lilypad_p2p.exec._catalog import BUILTIN_MODULES
 from lilypad_p2p.exec._docker import ContainerSettings, DockerEngine
 from lilypad_p2p.exec._errors import (
     ImageMissing,
+    ImageRefused,
     InputDecryptionFailed,
     JobFailed,
     JobTimedOut,
@@ -42,9 +45,11 @@ from lilypad_p2p.exec._errors import (
     OutputOverLimit,
     UnknownModule,
     UnsealFailed,
+    outcome_class,
 )
 from lilypad_p2p.exec._images import RECIPES_DIR, ImageArchive, build_image_archive
-from lilypad_p2p.exec._inputs import JobInputs
+from lilypad_p2p.exec._inputs import JobInputs, ParamValue
+from lilypad_p2p.exec._job_stream import unpack_spool
 from lilypad_p2p.exec._modules import RECIPE_IMAGE, Module
 from lilypad_p2p.exec._outputs_fs import (
     can_bound_outputs,
@@ -53,11 +58,26 @@ from lilypad_p2p.exec._outputs_fs import (
     mounts_under,
     unmount,
 )
-from lilypad_p2p.exec._registry import DEFAULT_PULL_LIMITS, PullLimits, ensure_registry_image
-from lilypad_p2p.exec._sealing import PrivateKeyLike, PublicKeyLike, seal_for, unseal
-from lilypad_p2p.exec._tarball import result_cid, tar_directory
+from lilypad_p2p.exec._registry import (
+    DEFAULT_PULL_LIMITS,
+    PullLimits,
+    present_registry_image,
+    pull_registry_image,
+)
+from lilypad_p2p.exec._sealing import (
+    PrivateKeyLike,
+    PublicKeyLike,
+    as_private_key,
+    seal_for,
+    unseal,
+)
+from lilypad_p2p.exec._tarball import cid_of_digest, result_cid, tar_directory, write_tarball
+from lilypad_p2p.tally import Tally
+from lilypad_p2p.wire._chunks import ChunkStreamError
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Removing a container normally takes well under a second; past this the engine is wedged.
 CLEANUP_TIMEOUT_S = 30.0
@@ -107,6 +127,32 @@ class JobResult:
     timings: RunTimings
 
 
+@dataclass(frozen=True, slots=True)
+class StreamedResult:
+    """A successful `run_streamed`: the result hash; the tarball is in the caller's file."""
+
+    module: str
+    image_id: str
+    result_cid: str
+    result_hash: bytes
+    output_bytes: int
+    log_tail: bytes
+    timings: RunTimings
+
+
+def _counted_in_runs(
+    run: Callable[Concatenate[Executor, P], Awaitable[R]],
+) -> Callable[Concatenate[Executor, P], Awaitable[R]]:
+    """Count each call of `run` in the executor's `runs` by outcome class, with its duration."""
+
+    @functools.wraps(run)
+    async def counted(self: Executor, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.runs.timed(lambda exc: (outcome_class(exc),), time.monotonic):
+            return await run(self, *args, **kwargs)
+
+    return counted
+
+
 class Executor:
     """Runs jobs on one Docker engine; safe to use from many trio tasks at once."""
 
@@ -140,6 +186,9 @@ class Executor:
         self._pull_limits = pull_limits
         self._present_images: dict[str, str] = {}
         self._archives: dict[str, ImageArchive] = {}
+        # Runs and registry pulls by outcome class, for the node's metrics.
+        self.runs = Tally(("outcome",))
+        self.pulls = Tally(("outcome",))
 
     @classmethod
     async def connect(
@@ -231,10 +280,17 @@ class Executor:
             # Looking it up raises ImageMissing with the build hint when it is absent.
             await trio.to_thread.run_sync(self._engine.image_id, image_id)
         else:
-            image_id = await ensure_registry_image(self._engine, module.image, self._pull_limits)
+            present = await present_registry_image(self._engine, module.image, self._pull_limits)
+            if present is None:
+                with self.pulls.timed(_pull_outcome, time.monotonic):
+                    present = await pull_registry_image(
+                        self._engine, module.image, self._pull_limits
+                    )
+            image_id = present
         self._present_images[module.image] = image_id
         return image_id
 
+    @_counted_in_runs
     async def run(
         self,
         job: JobSpec,
@@ -244,7 +300,7 @@ class Executor:
         timeout_s: float,
         output_recipient: PublicKeyLike | None = None,
     ) -> JobResult:
-        """Run `job` on inputs sealed to `sealing_key`'s public key.
+        """Run `job` on inputs sealed to `sealing_key`'s public key (counted in `runs`).
 
         Args:
             job: the module to run (and the image ID the deal pins, if any).
@@ -283,22 +339,9 @@ class Executor:
         try:
             user = _write_inputs(workdir, inputs)
             del inputs
-            outputs_dir = workdir / "outputs"
-            limit = module.resources.disk_bytes
-            if self._bound_outputs:
-                await trio.to_thread.run_sync(mount_bounded_outputs, outputs_dir, limit)
             prepared = time.perf_counter()
-            try:
-                log_tail, container_timings = await self._run_container(
-                    module, image_id, argv, workdir, user, timeout_s
-                )
-            except (JobFailed, OutOfMemory) as exc:
-                if self._bound_outputs and filled(outputs_dir):
-                    raise OutputOverLimit(limit) from exc
-                raise
-            # A job may swallow ENOSPC and exit 0 with truncated outputs: still over its limit.
-            if self._bound_outputs and filled(outputs_dir):
-                raise OutputOverLimit(limit)
+            log_tail, container_timings = await self._run_bounded(
+                module, image_id, argv, workdir, user, timeout_s)
             collect_started = time.perf_counter()
             tarball = await trio.to_thread.run_sync(
                 lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
@@ -326,6 +369,77 @@ class Executor:
                 **container_timings,
             ),
         )
+
+    @_counted_in_runs
+    async def run_streamed(
+        self,
+        job: JobSpec,
+        spool: Path,
+        sealing_key: PrivateKeyLike,
+        context: bytes,
+        *,
+        timeout_s: float,
+        output: Path,
+    ) -> StreamedResult:
+        """`run` on inputs spooled as a sealed chunk stream (`_job_stream.py`), any size.
+
+        The inputs are unpacked chunk by chunk into the job's private directory; the canonical
+        output tarball is written to the new file `output` (0600), hashed as it is written.
+
+        Raises:
+            InputDecryptionFailed: the spool does not open with `sealing_key` under `context`.
+            The rest as `run`.
+        """
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        started = time.perf_counter()
+        module = self._module(job.module)
+        image_id = await self.image_id(job.module)
+        if job.image_id is not None and job.image_id != image_id:
+            raise UnknownModule(
+                f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"
+            )
+        workdir = _make_private_workdir(self._workdir_root)
+        try:
+            user, params = await trio.to_thread.run_sync(
+                _unpack_inputs, workdir, spool, sealing_key, context)
+            argv = module.render_command(params)
+            prepared = time.perf_counter()
+            log_tail, container_timings = await self._run_bounded(
+                module, image_id, argv, workdir, user, timeout_s)
+            collect_started = time.perf_counter()
+            digest, size = await trio.to_thread.run_sync(
+                write_tarball, workdir / "outputs", output, module.resources.disk_bytes)
+        finally:
+            _wipe(workdir)
+        finished = time.perf_counter()
+        return StreamedResult(
+            module=module.name, image_id=image_id, result_cid=cid_of_digest(digest),
+            result_hash=digest, output_bytes=size, log_tail=log_tail,
+            timings=RunTimings(prepare_s=prepared - started,
+                               collect_s=finished - collect_started,
+                               total_s=finished - started, **container_timings),
+        )
+
+    async def _run_bounded(
+        self, module: Module, image_id: str, argv: tuple[str, ...], workdir: Path, user: str,
+        timeout_s: float,
+    ) -> tuple[bytes, dict[str, float]]:
+        """Run the container on a prepared workdir, `/outputs` bounded to the module's disk."""
+        outputs_dir = workdir / "outputs"
+        limit = module.resources.disk_bytes
+        if self._bound_outputs:
+            await trio.to_thread.run_sync(mount_bounded_outputs, outputs_dir, limit)
+        try:
+            result = await self._run_container(module, image_id, argv, workdir, user, timeout_s)
+        except (JobFailed, OutOfMemory) as exc:
+            if self._bound_outputs and filled(outputs_dir):
+                raise OutputOverLimit(limit) from exc
+            raise
+        # A job may swallow ENOSPC and exit 0 with truncated outputs: still over its limit.
+        if self._bound_outputs and filled(outputs_dir):
+            raise OutputOverLimit(limit)
+        return result
 
     async def _run_container(
         self,
@@ -400,6 +514,12 @@ class Executor:
             ) from None
 
 
+def _pull_outcome(exc: BaseException | None) -> tuple[str]:
+    if exc is None:
+        return ("ok",)
+    return ("refused",) if isinstance(exc, ImageRefused) else ("failed",)
+
+
 class _Stopwatch:
     def __init__(self) -> None:
         self._last = time.perf_counter()
@@ -437,26 +557,54 @@ def _make_removable(function: object, path: str, error: object) -> None:
 
 def _write_inputs(workdir: Path, inputs: JobInputs) -> str:
     """Write the inputs under `workdir/inputs`, create `workdir/outputs`; the container's user."""
+    reader_gid, user = _make_job_dirs(workdir)
+    for relative, content in inputs.files.items():
+        _write_input_file(workdir / "inputs", relative, (content,), reader_gid)
+    return user
+
+
+def _unpack_inputs(
+    workdir: Path, spool: Path, key: PrivateKeyLike, context: bytes
+) -> tuple[str, dict[str, ParamValue]]:
+    """`_write_inputs` from a spooled input stream; the container's user and the params."""
+    reader_gid, user = _make_job_dirs(workdir)
+    try:
+        params = unpack_spool(
+            spool, as_private_key(key), context,
+            lambda name, pieces: _write_input_file(workdir / "inputs", name, pieces, reader_gid))
+    except ChunkStreamError as exc:
+        raise InputDecryptionFailed(
+            f"job inputs do not open with this node's sealing key ({exc}); no container was "
+            "started") from exc
+    return user, params
+
+
+def _make_job_dirs(workdir: Path) -> tuple[int, str]:
+    """`workdir/inputs` (readable by the job's group) and `workdir/outputs` (the job's)."""
     as_root = os.geteuid() == 0
     reader_gid = NOBODY if as_root else os.getegid()
-    inputs_dir = workdir / "inputs"
+    _make_dir(workdir / "inputs", 0o750, reader_gid)
     outputs_dir = workdir / "outputs"
-    _make_dir(inputs_dir, 0o750, reader_gid)
-    for relative, content in inputs.files.items():
-        path = inputs_dir / relative
-        for parent in reversed(path.relative_to(inputs_dir).parents[:-1]):
-            if not (inputs_dir / parent).exists():
-                _make_dir(inputs_dir / parent, 0o750, reader_gid)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o640)  # the umask must not hide inputs from the job's user
-            os.fchown(fh.fileno(), -1, reader_gid)
-            fh.write(content)
     outputs_dir.mkdir(mode=0o700)
     if as_root:
         os.chown(outputs_dir, NOBODY, NOBODY)
-        return f"{NOBODY}:{NOBODY}"
-    return f"{os.geteuid()}:{os.getegid()}"
+        return reader_gid, f"{NOBODY}:{NOBODY}"
+    return reader_gid, f"{os.geteuid()}:{os.getegid()}"
+
+
+def _write_input_file(
+    inputs_dir: Path, relative: str, pieces: Iterable[bytes], reader_gid: int
+) -> None:
+    path = inputs_dir / relative
+    for parent in reversed(path.relative_to(inputs_dir).parents[:-1]):
+        if not (inputs_dir / parent).exists():
+            _make_dir(inputs_dir / parent, 0o750, reader_gid)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o640)  # the umask must not hide inputs from the job's user
+        os.fchown(fh.fileno(), -1, reader_gid)
+        for piece in pieces:
+            fh.write(piece)
 
 
 def _make_dir(path: Path, mode: int, gid: int) -> None:

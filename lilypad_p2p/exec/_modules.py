@@ -17,10 +17,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from lilypad_p2p.exec._errors import BadParameters
 from lilypad_p2p.exec._inputs import ParamValue
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MODULE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
@@ -33,6 +36,11 @@ _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]{0,63})\}$")
 
 ParamKind = Literal["int", "str", "bool"]
 _KIND_TYPES: dict[str, type] = {"int": int, "str": str, "bool": bool}
+
+
+def _is_kind(value: object, kind: str) -> TypeIs[ParamValue]:
+    # bool is an int subclass in Python: an int parameter must not accept True.
+    return isinstance(value, _KIND_TYPES[kind]) and not (kind == "int" and isinstance(value, bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +67,15 @@ class Param:
 
     def check(self, name: str, value: object) -> ParamValue:
         """Return `value` if it fits this parameter, else raise BadParameters naming `name`."""
-        expected = _KIND_TYPES[self.kind]
-        # bool is an int subclass in Python: an int parameter must not accept True.
-        if not isinstance(value, expected) or (self.kind == "int" and isinstance(value, bool)):
+        if not _is_kind(value, self.kind):
             raise BadParameters(f"parameter {name!r}: expected {self.kind}, got {value!r}")
-        if self.minimum is not None and value < self.minimum:  # type: ignore[operator]
-            raise BadParameters(f"parameter {name!r}: {value} is below the minimum {self.minimum}")
-        if self.maximum is not None and value > self.maximum:  # type: ignore[operator]
-            raise BadParameters(f"parameter {name!r}: {value} is above the maximum {self.maximum}")
+        if isinstance(value, int):  # only int parameters have a minimum or a maximum
+            if self.minimum is not None and value < self.minimum:
+                raise BadParameters(
+                    f"parameter {name!r}: {value} is below the minimum {self.minimum}")
+            if self.maximum is not None and value > self.maximum:
+                raise BadParameters(
+                    f"parameter {name!r}: {value} is above the maximum {self.maximum}")
         if isinstance(value, str):
             if self.max_length is not None and len(value) > self.max_length:
                 raise BadParameters(f"parameter {name!r}: longer than {self.max_length} characters")
@@ -74,7 +83,7 @@ class Param:
                 raise BadParameters(f"parameter {name!r}: contains a NUL character")
         if self.choices and value not in self.choices:
             raise BadParameters(f"parameter {name!r}: {value!r} is not one of {list(self.choices)}")
-        return value  # type: ignore[return-value]
+        return value
 
 
 @dataclass(frozen=True, slots=True)

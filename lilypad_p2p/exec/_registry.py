@@ -148,23 +148,32 @@ def _manifest(image: ImageReference, digest: str, reference: str, timeout_s: flo
         raise ImageRefused(f"image {reference}: the manifest is not JSON") from exc
 
 
-async def ensure_registry_image(
+async def present_registry_image(
     engine: DockerEngine, reference: str, limits: PullLimits
-) -> str:
-    """The local image ID of `reference`, pulled first (checked and bounded) if absent.
+) -> str | None:
+    """The local image ID of `reference` if the engine has it (and it is within the size limit).
+
+    Raises:
+        ImageRefused: the image here is larger than `limits.max_bytes`.
+    """
+    if not await trio.to_thread.run_sync(engine.has_image, reference):
+        return None
+    size = await trio.to_thread.run_sync(engine.image_size, reference)
+    if size > limits.max_bytes:
+        raise ImageRefused(
+            f"image {reference} is {size} bytes here, over this node's limit of "
+            f"{limits.max_bytes} bytes"
+        )
+    return await trio.to_thread.run_sync(engine.image_id, reference)
+
+
+async def pull_registry_image(engine: DockerEngine, reference: str, limits: PullLimits) -> str:
+    """Pull `reference` (checked and bounded) and return its local image ID.
 
     Raises:
         ImageRefused: digest mismatch, larger than `limits.max_bytes`, or pull too slow.
         ImageMissing: the registry is unreachable or does not have it.
     """
-    if await trio.to_thread.run_sync(engine.has_image, reference):
-        size = await trio.to_thread.run_sync(engine.image_size, reference)
-        if size > limits.max_bytes:
-            raise ImageRefused(
-                f"image {reference} is {size} bytes here, over this node's limit of "
-                f"{limits.max_bytes} bytes"
-            )
-        return await trio.to_thread.run_sync(engine.image_id, reference)
     with trio.move_on_after(limits.timeout_s) as deadline:
         size = await trio.to_thread.run_sync(
             lambda: download_size(reference, timeout_s=min(MANIFEST_TIMEOUT_S, limits.timeout_s)),

@@ -7,11 +7,13 @@ compression (gzip headers carry a timestamp).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import stat
 import tarfile
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from multiformats import CID, multihash
 
@@ -40,8 +42,56 @@ def result_cid(tarball: bytes) -> str:
     return str(CID("base32", 1, "raw", multihash.digest(tarball, "sha2-256")))
 
 
+def cid_of_digest(digest: bytes) -> str:
+    """`result_cid` of a tarball whose sha2-256 digest is `digest`."""
+    return str(CID("base32", 1, "raw", multihash.wrap(digest, "sha2-256")))
+
+
 def tar_directory(root: Path, *, max_bytes: int) -> bytes:
-    """The canonical tarball of everything under `root` (not following symlinks).
+    """The canonical tarball of everything under `root`, in memory (see `write_tar`)."""
+    buffer = io.BytesIO()
+    write_tar(root, buffer, max_bytes=max_bytes)
+    return buffer.getvalue()
+
+
+class _HashingFile(io.RawIOBase):
+    """A write-only file that hashes and counts what passes through to `out`."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:  # tarfile asks where it is
+        return self.size
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self.size += len(view)
+        self._out.write(view)
+        return len(view)
+
+
+def write_tarball(root: Path, output: Path, max_bytes: int) -> tuple[bytes, int]:
+    """Write the canonical tarball of `root` to the new file `output` (0600), one file piece at
+    a time; returns its sha2-256 digest and size."""
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            hashing = _HashingFile(out)
+            write_tar(root, hashing, max_bytes=max_bytes)  # type: ignore[arg-type]
+    except BaseException:
+        output.unlink(missing_ok=True)
+        raise
+    return hashing.digest.digest(), hashing.size
+
+
+def write_tar(root: Path, out: BinaryIO, *, max_bytes: int) -> None:
+    """Write the canonical tarball of everything under `root` (not following symlinks).
 
     Raises:
         OutputRejected: the regular files total more than `max_bytes`, or an entry is neither a
@@ -57,8 +107,7 @@ def tar_directory(root: Path, *, max_bytes: int) -> bytes:
     total = sum(st.st_size for _, st in entries if stat.S_ISREG(st.st_mode))
     if total > max_bytes:
         raise OutputRejected(f"outputs total {total} bytes, above the module's {max_bytes} bytes")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, st in entries:
             if stat.S_ISDIR(st.st_mode):
                 archive.addfile(fixed_tarinfo(name, tarfile.DIRTYPE, 0o755))
@@ -70,7 +119,6 @@ def tar_directory(root: Path, *, max_bytes: int) -> bytes:
                 _add_regular_file(archive, root / name, name, mode)
             else:
                 raise OutputRejected(f"output {name!r} is not a regular file, directory or symlink")
-    return buffer.getvalue()
 
 
 def _unreadable(error: OSError) -> None:

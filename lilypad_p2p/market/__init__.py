@@ -6,7 +6,6 @@ Offer book, replay guard, re-publishing of our own offers, batch matching.
 from lilypad_p2p.market._consortium import (
     DEFAULT_CONSORTIUM_SIZE,
     MAX_CONSORTIUM_SIZE,
-    PPM,
     collateral_covers_check_rate,
     consortium_seed,
     default_quorum,
@@ -98,6 +97,7 @@ from lilypad_p2p.market._verdicts import (
     VerdictTally,
     judge_runs,
 )
+from lilypad_p2p.wire import PPM
 
 __all__ = [
     "ACCEPTANCE_TIMEOUT_MS",

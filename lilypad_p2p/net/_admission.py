@@ -23,6 +23,7 @@ import enum
 import ipaddress
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 # The numeric budgets (each a positive number, each a `[limits]` setting).
 LIMIT_NAMES: tuple[str, ...] = (
@@ -228,6 +229,14 @@ class Admission:
     def bytes_in_flight(self) -> int:
         return self._bytes
 
+    def in_use(self) -> dict[str, int]:
+        """What the budgets hold now, by the name of the limit that bounds it."""
+        return {
+            "max_connections": self.connections, "max_inbound": self._inbound,
+            "max_outbound": self._outbound, "max_inflight_bytes": self._bytes,
+            "streams": sum(self._streams.values()),
+        }
+
     # --- bans ---------------------------------------------------------------------------
 
     def ban(self, peer: Hashable, now: float) -> None:
@@ -255,13 +264,16 @@ class Admission:
         return len(self._bans)
 
 
+_Key = TypeVar("_Key", bound=Hashable)
+
+
 def peers_to_trim(
-    peers: Iterable[Hashable],
+    peers: Iterable[_Key],
     *,
     excess: int,
-    score: Callable[[Hashable], float],
-    protected: Callable[[Hashable], bool],
-) -> list[Hashable]:
+    score: Callable[[_Key], float],
+    protected: Callable[[_Key], bool],
+) -> list[_Key]:
     """The `excess` lowest-scored peers that are not protected (fewer if too few are not)."""
     if excess <= 0:
         return []
@@ -269,7 +281,7 @@ def peers_to_trim(
     return candidates[:excess]
 
 
-def _decrement(counter: collections.Counter, key: Hashable, count: int = 1) -> None:  # type: ignore[type-arg]
+def _decrement(counter: collections.Counter[_Key], key: _Key, count: int = 1) -> None:
     counter[key] -= count
     if counter[key] <= 0:
         del counter[key]

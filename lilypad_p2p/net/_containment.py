@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 from libp2p.abc import IHost, INetStream
+from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from lilypad_p2p.net._admission import Admission
@@ -49,11 +50,12 @@ def contain_stream_handlers(host: IHost, on_failure: OnFailure, admission: Admis
     register = host.set_stream_handler
 
     def set_stream_handler(
-        protocol_id: Any, handler: Callable[[INetStream], Awaitable[None]]
+        protocol_id: TProtocol, stream_handler: Callable[[INetStream], Awaitable[None]]
     ) -> None:
-        register(protocol_id, _guarded_handler(str(protocol_id), handler, on_failure, admission))
+        guarded = _guarded_handler(str(protocol_id), stream_handler, on_failure, admission)
+        register(protocol_id, guarded)
 
-    host.set_stream_handler = set_stream_handler  # type: ignore[method-assign]
+    host.set_stream_handler = set_stream_handler  # type: ignore[method-assign]  # on purpose
 
 
 def _guarded_handler(

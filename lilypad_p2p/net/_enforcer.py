@@ -67,7 +67,8 @@ class Enforcer:
 
     async def sweep(self) -> None:
         for peer_id in self._admission.expire_bans(self._clock()):
-            self._pubsub.remove_from_blacklist(peer_id)  # type: ignore[arg-type]
+            if isinstance(peer_id, ID):  # what `ban` gave the admission
+                self._pubsub.remove_from_blacklist(peer_id)
         connected = list(self._host.get_network().get_connections_map())
         for peer_id in connected:
             if self._is_graylisted(peer_id):
@@ -80,10 +81,10 @@ class Enforcer:
         excess = self._admission.connections - int(limits.max_connections * TRIM_LOW_WATER)
         connected = list(self._host.get_network().get_connections_map())
         for peer_id in peers_to_trim(
-            connected, excess=excess, score=self._score, protected=self._protected  # type: ignore[arg-type]
+            connected, excess=excess, score=self._score, protected=self._protected
         ):
             self.trimmed += 1
-            await self._disconnect(peer_id)  # type: ignore[arg-type]
+            await self._disconnect(peer_id)
 
     async def _disconnect(self, peer_id: ID) -> None:
         try:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import multiaddr
 from libp2p import new_host
-from libp2p.abc import IHost
+from libp2p.abc import IHost, IMuxedConn
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
@@ -45,6 +45,7 @@ def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
 
 
 DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
+_MUXER_OPTIONS: dict[Muxer, tuple[TProtocol, type[IMuxedConn]]]
 _MUXER_OPTIONS = {
     Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
     Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),

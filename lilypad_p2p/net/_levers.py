@@ -77,12 +77,14 @@ import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
 import trio
 from google.protobuf.message import DecodeError
 from libp2p.abc import IHost, INetStream
 from libp2p.exceptions import ParseError
+from libp2p.io.abc import Reader
 from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
 from libp2p.network.connection.exceptions import RawConnError
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
@@ -101,6 +103,7 @@ from libp2p.utils.varint import read_varint_prefixed_bytes_limited
 from multiaddr import Multiaddr
 
 from lilypad_p2p.net._containment import OnFailure, contain_service_tasks, reset_quietly
+from lilypad_p2p.net._mplex_frames import use_large_frames
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 
 logger = logging.getLogger(__name__)
@@ -224,10 +227,10 @@ def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -
             refresh_at[0] = now + HOST_ADDRS_CACHE_S
         return list(cached)
 
-    host.get_addrs = get_addrs  # type: ignore[method-assign]
+    host.get_addrs = get_addrs  # type: ignore[method-assign]  # the override is the point
 
 
-class _BufferedReader:
+class _BufferedReader(Reader):
     """`read(n)` over a stream, pulling large chunks so length prefixes cost no muxer round."""
 
     def __init__(self, stream: INetStream) -> None:
@@ -267,11 +270,14 @@ class DuplexStreamLock:
 
 
 class GuardedMplex(Mplex):
-    """Mplex whose read errors end the connection instead of the node, with duplex streams."""
+    """Mplex whose read errors end the connection instead of the node, with duplex streams
+    written in 64 KiB frames (`_mplex_frames.py`)."""
 
     async def _initialize_stream(self, stream_id: StreamID, name: str) -> MplexStream:
         stream = await super()._initialize_stream(stream_id, name)
+        # A drop-in for the library's lock, which is typed as its concrete class.
         stream.rw_lock = DuplexStreamLock()  # type: ignore[assignment]
+        use_large_frames(stream)
         return stream
 
     async def read_message(self) -> tuple[int, int, bytes]:
@@ -287,8 +293,8 @@ class GuardedMplex(Mplex):
 class TunedGossipSub(GossipSub):
     """GossipSub with the content-keyed message cache and the cheaper, counted `send_rpc`."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.mcache = ContentKeyedMessageCache(self.mcache.window_size, self.mcache.history_size)
         self.outbound_drops = 0
         self._opportunistic_ticks: dict[str, int] = {}
@@ -415,16 +421,17 @@ class TunedPubsub(Pubsub):
 
     def __init__(
         self,
-        *args: object,
+        *args: Any,
         on_delivered: Callable[[rpc_pb2.Message], None],
         on_malformed_rpc: Callable[[ID], None],
         is_graylisted: Callable[[ID], bool],
         on_peer_failure: OnFailure,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self._on_peer_failure = on_peer_failure
         self.seen_messages.stop()
+        # A drop-in for the library's class, which is typed concretely (it starts a thread).
         self.seen_messages = ThreadlessSeenCache(self.seen_messages.ttl)  # type: ignore[assignment]
         self._on_delivered = on_delivered
         self._on_malformed_rpc = on_malformed_rpc
@@ -500,7 +507,7 @@ class TunedPubsub(Pubsub):
             if not topic_validator.is_async:
                 topic_validator.validator(peer_id, msg)
 
-    def _push_unseen(self, peer_id: ID, messages: list[rpc_pb2.Message]) -> None:
+    def _push_unseen(self, peer_id: ID, messages: Sequence[rpc_pb2.Message]) -> None:
         if self._is_graylisted(peer_id):
             self.graylisted_messages_ignored += len(messages)
             return

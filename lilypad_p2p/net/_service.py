@@ -17,8 +17,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import trio
+from libp2p.custom_types import TProtocol
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -31,7 +33,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
-from lilypad_p2p.net._admission import Admission, NetLimits
+from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
@@ -58,6 +60,7 @@ from lilypad_p2p.net._streams import DealStreams, StreamHandler
 from lilypad_p2p.net._swarm_guard import guard_swarm
 from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
+from lilypad_p2p.net._transfer import TransferHandler
 from lilypad_p2p.net._validation import (
     Accepted,
     reason_for_wire_error,
@@ -497,7 +500,20 @@ class GossipNet:
 
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
         """Answer requests of a deal stream protocol (`net/_streams.py`) with `handler`."""
-        self._streams.set_handler(protocol, handler)  # type: ignore[arg-type]
+        self._streams.set_handler(TProtocol(protocol), handler)
+
+    def set_transfer_handler(self, protocol: str, handler: TransferHandler) -> None:
+        """Answer transfers of `protocol` (`net/_transfer.py`) with `handler`."""
+        self._streams.set_transfer_handler(protocol, handler)  # type: ignore[arg-type]
+
+    async def exchange(self, peer_id: str, protocol: str, message: wire.DealMessage,
+                       **kwargs: Any) -> Any:
+        """One transfer with `peer_id` (see `DealStreams.exchange`), reached as `request` is."""
+        with contextlib.suppress(DialError):  # DealStreams reports the failure itself
+            await self.nat.connect(ID.from_base58(peer_id), kwargs.get("addrs", ()))
+        return await self._streams.exchange(
+            ID.from_base58(peer_id), protocol, message, **kwargs  # type: ignore[arg-type]
+        )
 
     async def request(
         self,
@@ -514,7 +530,7 @@ class GossipNet:
         with contextlib.suppress(DialError):  # DealStreams reports the failure itself
             await self.nat.connect(ID.from_base58(peer_id), addrs)
         return await self._streams.request(
-            ID.from_base58(peer_id), protocol, message, addrs=addrs  # type: ignore[arg-type]
+            ID.from_base58(peer_id), TProtocol(protocol), message, addrs=addrs
         )
 
     def peer_score(self, peer_id: ID) -> float:
@@ -580,4 +596,6 @@ class GossipNet:
             banned_peers=self._admission.banned,
             trimmed_peers=self._enforcer.trimmed,
             peer_failures_contained=self._peer_failures,
+            in_use=self._admission.in_use(),
+            limits={name: getattr(self._admission.limits, name) for name in LIMIT_NAMES},
         )

@@ -35,3 +35,6 @@ class NetStatistics:
     banned_peers: int = 0
     trimmed_peers: int = 0
     peer_failures_contained: int = 0
+    # What the admission budgets hold now, and the budgets (`_admission.NetLimits`).
+    in_use: dict[str, int] = dataclasses.field(default_factory=dict)
+    limits: dict[str, float] = dataclasses.field(default_factory=dict)

@@ -1,7 +1,8 @@
 """Request/response stream protocols of the deal: one request, one answer, one stream.
 
     /lilypad/deal/1    propose a co-signed deal, get the countersignature (or a refusal)
-    /lilypad/job/1     send the sealed inputs of an open deal, get the signed result
+    /lilypad/job/2     stream the sealed inputs of an open deal, get the signed result and the
+                       sealed outputs as a stream (`_transfer.py`)
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
     /lilypad/mediation/1  send a disputed job's inputs to a mediator, get its signed verdict
     /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
 from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
@@ -33,11 +36,20 @@ from lilypad_p2p.net._admission import Admission, Refusal
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._peer_actions import PeerAction
+from lilypad_p2p.net._transfer import (
+    ChunkSource,
+    InputsGate,
+    Reply,
+    TransferHandler,
+    TransferRefused,
+    ask,
+    write_body,
+)
 
 logger = logging.getLogger(__name__)
 
 DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
-JOB_PROTOCOL = TProtocol("/lilypad/job/1")
+JOB_PROTOCOL = TProtocol("/lilypad/job/2")
 RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
 MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/1")
 MODULE_PROTOCOL = TProtocol("/lilypad/module/1")
@@ -45,6 +57,7 @@ FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
 REQUEST_READ_TIMEOUT_S = 30.0
 _READ_CHUNK = 1 << 16
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +73,9 @@ class StreamProtocol:
     large_needs_deal: bool = False
 
 
-# Sealed inputs and outputs travel in the job protocol: bounded by the executor's own limits
-# (256 MiB of inputs) would be too much to buffer per stream; 64 MiB is the protocol's cap.
-MAX_JOB_BYTES = 64 * 1024 * 1024
+# A mediation request carries a job's inputs in one frame (a job's own inputs and outputs are
+# streamed in chunks, `_transfer.py`): too much to buffer per stream beyond this.
+MAX_MEDIATION_BYTES = 64 * 1024 * 1024
 MAX_SMALL_BYTES = 64 * 1024
 PROTOCOLS: dict[TProtocol, StreamProtocol] = {
     DEAL_PROTOCOL: StreamProtocol(
@@ -72,13 +85,13 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         (wire.DealProposal,),
         (wire.DealCountersigned, wire.DealRefused),
     ),
+    # Frames only: the inputs and outputs follow as bodies (`_transfer.py`).
     JOB_PROTOCOL: StreamProtocol(
         JOB_PROTOCOL,
-        MAX_JOB_BYTES,
-        MAX_JOB_BYTES,
+        MAX_SMALL_BYTES,
+        MAX_SMALL_BYTES,
         (wire.JobRequest,),
-        (wire.JobResultMessage, wire.DealRefused),
-        large_needs_deal=True,
+        (wire.SendInputs, wire.JobResultMessage, wire.DealRefused),
     ),
     RESULT_PROTOCOL: StreamProtocol(
         RESULT_PROTOCOL,
@@ -90,7 +103,7 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
     # Inputs re-sealed to one mediator: as large as a job's inputs (issue 6).
     MEDIATION_PROTOCOL: StreamProtocol(
         MEDIATION_PROTOCOL,
-        MAX_JOB_BYTES,
+        MAX_MEDIATION_BYTES,
         MAX_SMALL_BYTES,
         (wire.MediationRequest,),
         (wire.VerdictNotice, wire.DealRefused),
@@ -216,6 +229,60 @@ class DealStreams:
 
         self._host.set_stream_handler(protocol_id, serve)
 
+    def set_transfer_handler(self, protocol_id: TProtocol, handler: TransferHandler) -> None:
+        """Answer `protocol_id` transfers (`_transfer.py`) with `handler(peer, request, gate)`."""
+        protocol = PROTOCOLS[protocol_id]
+
+        async def serve(stream: INetStream) -> None:
+            peer_id = stream.muxed_conn.peer_id
+
+            async def write_frame(message: wire.DealMessage) -> None:
+                await stream.write(encode_frame(message))
+
+            try:
+                with trio.fail_after(REQUEST_READ_TIMEOUT_S):
+                    body = await read_frame(stream, protocol.max_request_bytes)
+                request = decode_body(body, protocol.max_request_bytes, protocol.requests)
+            except wire.WireError as error:
+                self.refused_garbage += 1
+                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                await reset_quietly(stream)
+                return
+            except Exception as error:  # the asker vanished or was too slow: nothing owed
+                logger.debug("reading a %s request failed: %r", protocol_id, error)
+                await reset_quietly(stream)
+                return
+            gate = InputsGate(stream, peer_id, self._admission, self._has_open_deal, write_frame)
+            try:
+                reply = await handler(peer_id, request, gate)
+            except TransferRefused as error:
+                self.refused_frames += 1
+                self._report_peer(peer_id, PeerAction.MID_TOLERANCE, f"{protocol_id}: {error}")
+                reply = Reply(wire.DealRefused(reason=str(error)[:500]))
+            except wire.WireError as error:  # its inputs broke off or did not fit
+                self.refused_garbage += 1
+                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                await reset_quietly(stream)
+                return
+            except Exception as error:
+                if gate.asked:  # the inputs' stream broke or stalled: nothing owed
+                    logger.debug("receiving %s inputs failed: %r", protocol_id, error)
+                    await reset_quietly(stream)
+                    return
+                logger.exception("%s handler failed", protocol_id)
+                reply = Reply(wire.DealRefused(reason="internal error"))
+            try:
+                await write_frame(reply.answer)
+                if reply.body is not None:
+                    await write_body(stream, reply.body)
+                self.served += 1
+            except Exception as error:  # the asker went away while we answered
+                logger.debug("answering a %s transfer failed: %r", protocol_id, error)
+            finally:
+                await close_quietly(stream)
+
+        self._host.set_stream_handler(protocol_id, serve)
+
     def _admit_frame(self, peer_id: ID, length: int, needs_deal: bool) -> None:
         if needs_deal and length > MAX_SMALL_BYTES and not self._has_open_deal(peer_id):
             self._admission.refuse(Refusal.NO_DEAL)
@@ -265,25 +332,7 @@ class DealStreams:
             wire.WireError: the peer answered with garbage (it is reported too).
         """
         protocol = PROTOCOLS[protocol_id]
-        if not isinstance(message, protocol.requests):
-            raise TypeError(f"{protocol_id} does not carry {type(message).__name__}")
-        parsed = []
-        for addr in addrs:
-            try:
-                parsed.append(Multiaddr(addr))
-            except Exception as error:  # a peer's bad address: skip it
-                logger.debug("skipping address %r: %r", addr, error)
-        if parsed:
-            self._host.get_peerstore().add_addrs(peer_id, parsed, 0)
-        connected = bool(self._host.get_network().get_connections(peer_id))
-        try:
-            stream = await self._host.new_stream(peer_id, [protocol_id])
-        except Exception as error:  # libp2p raises a zoo of dial errors
-            if connected:
-                await self._drop_connections(peer_id)
-            raise StreamRequestFailed(
-                f"cannot open {protocol_id} to {peer_id}: {error!r}"
-            ) from error
+        stream = await self._open(peer_id, protocol_id, message, addrs)
         try:
             await stream.write(encode_frame(message))
             body = await read_frame(stream, protocol.max_response_bytes)
@@ -299,6 +348,68 @@ class DealStreams:
         except wire.WireError as error:
             self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
             raise
+
+    async def exchange(
+        self,
+        peer_id: ID,
+        protocol_id: TProtocol,
+        message: wire.DealMessage,
+        *,
+        inputs: ChunkSource,
+        on_answer: Callable[[wire.DealMessage, AsyncIterator[bytes] | None], Awaitable[T]],
+        addrs: Sequence[str] = (),
+    ) -> T:
+        """A transfer (`_transfer.ask`): `message`, the `inputs` chunks if the peer asks for
+        them, and `on_answer(answer, its body's chunks)`, whose result is returned.
+
+        Raises:
+            StreamRequestFailed: unreachable peer, or the stream broke or stalled.
+            wire.WireError: the peer answered with garbage (it is reported too).
+        """
+        protocol = PROTOCOLS[protocol_id]
+        stream = await self._open(peer_id, protocol_id, message, addrs)
+
+        async def write_frame(frame_message: wire.DealMessage) -> None:
+            await stream.write(encode_frame(frame_message))
+
+        async def read_answer() -> wire.DealMessage:
+            body = await read_frame(stream, protocol.max_response_bytes)
+            return decode_body(body, protocol.max_response_bytes, protocol.responses)
+
+        try:
+            return await ask(stream, message, inputs, read_answer, on_answer, write_frame)
+        except wire.WireError as error:
+            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            raise
+        except (BaseLibp2pError, trio.TooSlowError) as error:  # reset, EOF, closed, stalled
+            raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
+        finally:
+            await close_quietly(stream)
+
+    async def _open(
+        self, peer_id: ID, protocol_id: TProtocol, message: wire.DealMessage,
+        addrs: Sequence[str],
+    ) -> INetStream:
+        protocol = PROTOCOLS[protocol_id]
+        if not isinstance(message, protocol.requests):
+            raise TypeError(f"{protocol_id} does not carry {type(message).__name__}")
+        parsed = []
+        for addr in addrs:
+            try:
+                parsed.append(Multiaddr(addr))
+            except Exception as error:  # a peer's bad address: skip it
+                logger.debug("skipping address %r: %r", addr, error)
+        if parsed:
+            self._host.get_peerstore().add_addrs(peer_id, parsed, 0)
+        connected = bool(self._host.get_network().get_connections(peer_id))
+        try:
+            return await self._host.new_stream(peer_id, [protocol_id])
+        except Exception as error:  # libp2p raises a zoo of dial errors
+            if connected:
+                await self._drop_connections(peer_id)
+            raise StreamRequestFailed(
+                f"cannot open {protocol_id} to {peer_id}: {error!r}"
+            ) from error
 
 
     async def _drop_connections(self, peer_id: ID) -> None:

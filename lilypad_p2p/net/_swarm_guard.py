@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from libp2p.abc import IMuxedConn, INetConn, INetStream, INetwork, INotifee
+from libp2p.abc import IMuxedConn, INetConn, INetStream, INetwork, INetworkService, INotifee
 from libp2p.network.connection.raw_connection import RawConnection
 from libp2p.network.swarm import Swarm
 from libp2p.rcmgr import Direction
@@ -46,15 +46,20 @@ def remote_ip(swarm: Swarm, read_write_closer: Any) -> str | None:
         return None
 
 
-def guard_swarm(swarm: Swarm, admission: Admission, clock: Callable[[], float]) -> None:
+def guard_swarm(
+    swarm: INetworkService, admission: Admission, clock: Callable[[], float]
+) -> None:
     """Install budgeted inbound admission (with the slot fix) and outbound accounting."""
+    if not isinstance(swarm, Swarm):  # the inbound path replaced below is Swarm's own
+        raise TypeError(f"guard_swarm needs libp2p's Swarm, got {type(swarm).__name__}")
     library_handler = swarm._do_handle_inbound_connection
 
     async def do_handle_inbound_connection(
         read_write_closer: Any, maddr: Multiaddr, failure_event: Any
     ) -> None:
         if isinstance(read_write_closer, IMuxedConn):  # QUIC-like transports: not ours
-            await library_handler(read_write_closer, maddr, failure_event)
+            # The library's handler takes muxed connections too but is typed for raw ones.
+            await library_handler(read_write_closer, maddr, failure_event)  # type: ignore[arg-type]
             return
         ticket = admission.admit_connection(inbound=True, ip=remote_ip(swarm, read_write_closer))
         if isinstance(ticket, Refusal):
@@ -66,6 +71,7 @@ def guard_swarm(swarm: Swarm, admission: Admission, clock: Callable[[], float]) 
         finally:
             admission.release(ticket)
 
+    # Replacing the library's handler is the point (budgets, and the slot fix).
     swarm._do_handle_inbound_connection = do_handle_inbound_connection  # type: ignore[method-assign]
     swarm.register_notifee(_OutboundAccounting(admission, clock))
 
@@ -102,6 +108,7 @@ async def _serve_inbound(
             await wait()
             nursery.cancel_scope.cancel()
 
+        # Mplex and Yamux both have `event_closed`; the library's IMuxedConn does not declare it.
         nursery.start_soon(finish_when, muxed_conn.event_closed.wait)  # type: ignore[attr-defined]
         nursery.start_soon(finish_when, swarm.manager.wait_finished)
 

@@ -16,7 +16,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -37,22 +42,24 @@ class _Snapshot:
 def exposition(
     status: Mapping[str, Any],
     peers: Sequence[Mapping[str, Any]],
-    deals: Sequence[Mapping[str, Any]],
+    tallies: Mapping[str, Any],
     ready: Mapping[str, bool],
 ) -> bytes:
     """The text exposition of one snapshot, with this process's CPU and memory."""
     registry = CollectorRegistry(auto_describe=False)
     ProcessCollector(registry=registry)
-    registry.register(_Snapshot(list(families(status, peers, deals, ready))))
+    registry.register(_Snapshot(list(families(status, peers, tallies, ready))))
     return generate_latest(registry)
 
 
 def families(
     status: Mapping[str, Any],
     peers: Sequence[Mapping[str, Any]],
-    deals: Sequence[Mapping[str, Any]],
+    tallies: Mapping[str, Any],
     ready: Mapping[str, bool],
 ) -> Iterable[Metric]:
+    """Every metric family of one snapshot: `status` and `peers` as the control methods of
+    those names answer, `tallies` as the `tallies` method answers, `ready` from `readiness`."""
     info = GaugeMetricFamily(
         "lilypad_node_info", "This node: identity and roles (value 1).",
         labels=["peer_id", "address", "roles"],
@@ -65,9 +72,12 @@ def families(
         "lilypad_uptime_seconds", "Seconds since the node started.", value=status["uptime_s"]
     )
     yield from _network(status, peers)
+    yield from _budgets(status["gossip"])
     yield from _book(status)
-    yield from _deals(deals)
+    yield from _deals(tallies)
+    yield from _jobs(tallies)
     yield from _chains(status)
+    yield from _chain_calls(tallies)
     checks = GaugeMetricFamily(
         "lilypad_ready_check", "Each readiness check (1 passing, 0 failing).", labels=["check"]
     )
@@ -150,14 +160,93 @@ def _book(status: Mapping[str, Any]) -> Iterable[Metric]:
     yield refused
 
 
-def _deals(deals: Sequence[Mapping[str, Any]]) -> Iterable[Metric]:
-    by_phase = Counter((str(d.get("side")), str(d.get("phase"))) for d in deals)
+def _budgets(gossip: Mapping[str, Any]) -> Iterable[Metric]:
+    yield CounterMetricFamily(
+        "lilypad_connections_accepted", "Connections admitted by the resource budgets.",
+        value=gossip.get("connections_accepted", 0),
+    )
+    for kind, name, help_text, key in (
+        (CounterMetricFamily, "lilypad_admission_refusals",
+         "Connections, streams and reads refused, by budget.", "connections_refused"),
+        (GaugeMetricFamily, "lilypad_budget_in_use", "What each resource budget holds now "
+         "(streams: all inbound streams; the stream limit is per protocol per peer).", "in_use"),
+        (GaugeMetricFamily, "lilypad_budget_limit",
+         "Each resource budget's configured limit ([limits]).", "limits"),
+    ):
+        family = kind(name, help_text, labels=["budget"])
+        for budget, value in sorted(gossip.get(key, {}).items()):
+            family.add_metric([budget], value)
+        yield family
+    yield GaugeMetricFamily(
+        "lilypad_banned_peers", "Peers refused for a backoff after falling below the graylist "
+        "threshold.", value=gossip.get("banned_peers", 0),
+    )
+    for name, help_text in (
+        ("trimmed_peers", "Connections closed to stay within budget (lowest score first)."),
+        ("peer_failures_contained", "Peer tasks that failed and were contained (peer closed)."),
+    ):
+        yield CounterMetricFamily(f"lilypad_{name}", help_text, value=gossip.get(name, 0))
+
+
+def _deals(tallies: Mapping[str, Any]) -> Iterable[Metric]:
     phases = GaugeMetricFamily(
         "lilypad_deals", "Deals in the store, by our side and phase.", labels=["side", "phase"]
     )
-    for (side, phase), count in sorted(by_phase.items()):
+    for side, phase, count in tallies.get("deal_phases", ()):
         phases.add_metric([side, phase], count)
     yield phases
+    yield _histogram(
+        "lilypad_deal_phase_duration_seconds",
+        "Time deals spent in a phase before leaving it, since the node started.",
+        ["side", "phase"], tallies.get("phase_durations", ()),
+    )
+
+
+def _jobs(tallies: Mapping[str, Any]) -> Iterable[Metric]:
+    for name, help_text, by_role in (
+        ("lilypad_job_run_duration_seconds",
+         "Jobs run in Docker, by role and outcome class (ok, exit_status, out_of_memory, "
+         "timeout, output_rejected, inputs, image, docker, other), with their durations.",
+         tallies.get("runs", {})),
+        ("lilypad_image_pull_duration_seconds",
+         "Registry image pulls, by role and outcome (ok, refused, failed), with durations.",
+         tallies.get("pulls", {})),
+    ):
+        entries = [
+            {**entry, "labels": {"role": role, **entry["labels"]}}
+            for role, tally in sorted(by_role.items()) for entry in tally
+        ]
+        yield _histogram(name, help_text, ["role", "outcome"], entries)
+
+
+def _chain_calls(tallies: Mapping[str, Any]) -> Iterable[Metric]:
+    entries = [
+        {**entry, "labels": {"chain_id": chain_id, **entry["labels"]}}
+        for chain_id, tally in sorted(tallies.get("chain_calls", {}).items()) for entry in tally
+    ]
+    yield _histogram(
+        "lilypad_chain_call_duration_seconds",
+        "Contract calls and transactions (function is the contract function, or eth_getLogs), "
+        "by outcome (ok, revert, unavailable, error), with their latency.",
+        ["chain_id", "function", "outcome"], entries,
+    )
+
+
+def _histogram(
+    name: str, help_text: str, labels: list[str], entries: Iterable[Mapping[str, Any]]
+) -> Metric:
+    """A histogram family from `tally.Tally.snapshot()` entries."""
+    family = HistogramMetricFamily(name, help_text, labels=labels)
+    for entry in entries:
+        buckets = [(_bound(le), float(count)) for le, count in entry["buckets"]]
+        buckets.append(("+Inf", float(entry["count"])))
+        family.add_metric([str(entry["labels"][label]) for label in labels], buckets,
+                          sum_value=float(entry["sum_s"]))
+    return family
+
+
+def _bound(le: float) -> str:
+    return format(le, "g")
 
 
 def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
@@ -166,7 +255,9 @@ def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
     )
     head = GaugeMetricFamily("lilypad_chain_head_block", "Head block.", labels=["chain_id"])
     balance = GaugeMetricFamily(
-        "lilypad_balance_wei", "Our settlement account, free or locked in deals.",
+        "lilypad_balance_wei",
+        "Our settlement account: free, locked in deals, or withdrawing (requested, pending "
+        "the notice period).",
         labels=["chain_id", "state"],
     )
     for chain in status.get("chains", ()):
@@ -174,7 +265,7 @@ def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
         up.add_metric([chain_id], 1.0 if chain.get("connected") else 0.0)
         if "head" in chain:
             head.add_metric([chain_id], chain["head"])
-        for state in ("free", "locked"):
+        for state in ("free", "locked", "withdrawing"):
             if f"{state}_wei" in chain:
                 balance.add_metric([chain_id, state], chain[f"{state}_wei"])
     yield up

@@ -11,7 +11,7 @@ import ipaddress
 import json
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
-def readiness(status: Mapping[str, Any], peers: list[Mapping[str, Any]]) -> dict[str, bool]:
+def readiness(status: Mapping[str, Any], peers: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
     """Each readiness check by name: what a supervisor needs before sending work here."""
     checks = {"listening": bool(status.get("listen_addrs"))}
     if _NETWORKED_ROLES & set(status.get("roles", ())):
@@ -92,8 +92,10 @@ class ObserveService:
         return status, peers, deals
 
     async def _metrics(self, query: dict[str, list[str]]) -> Response:
-        status, peers, deals = await self._snapshot()
-        body = exposition(status, peers, deals, readiness(status, peers))
+        status = await self._handlers["status"]({})
+        peers = await self._handlers["peers"]({})
+        tallies = await self._handlers["tallies"]({})
+        body = exposition(status, peers, tallies, readiness(status, peers))
         return Response(200, body, CONTENT_TYPE)
 
     async def _healthz(self, query: dict[str, list[str]]) -> Response:

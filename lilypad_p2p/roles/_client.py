@@ -14,9 +14,10 @@ resumes after a crash simply does its phase's action again:
   resource offer from our book; sign the deal -> matched.
 - matched: send the deal over /lilypad/deal/1; countersigned -> agreed; refused -> offered.
 - agreed: openDeal (idempotent) -> open.
-- open/running: send the sealed inputs over /lilypad/job/1 until a result comes back (the
-  provider may be restarting); check the commitment, unseal, check the CID: accepted (the
-  acceptance is signed and stored first) or rejected. After the result deadline: claimTimeout.
+- open/running: stream the spooled inputs over /lilypad/job/2 until a result comes back (the
+  provider may be restarting); check the commitment, open the output stream into the results
+  file, check its hash: accepted (the acceptance is signed and stored first) or rejected
+  (roles/_transfer.py). After the result deadline: claimTimeout.
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
 
@@ -42,15 +43,11 @@ from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import (
-    JobInputs,
-    ModuleCatalog,
-    UnknownModule,
-    result_cid,
-    seal_for,
-    unseal,
-)
+from lilypad_p2p.exec import ModuleCatalog, UnknownModule
+from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
+from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -68,8 +65,8 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
-from lilypad_p2p.roles._failure import check_delivery, failure_detail, write_failure
-from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, read_input_files
+from lilypad_p2p.roles._failure import keep_failure
+from lilypad_p2p.roles._input_files import InputFileError, check_input_files, check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
@@ -78,6 +75,15 @@ from lilypad_p2p.roles._terms import (
     build_deal,
     deal_from_wire,
     deal_to_wire,
+)
+from lilypad_p2p.roles._transfer import (
+    MAX_STORED_RESULT_BYTES,
+    Delivery,
+    ResultReceiver,
+    discard,
+    inputs_spool,
+    outgoing_inputs,
+    spool_context,
 )
 from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
 
@@ -114,6 +120,8 @@ class JobSubmission:
     module: str
     params: Mapping[str, Any] = field(default_factory=dict)
     files: Mapping[str, bytes] = field(default_factory=dict)
+    # Input files on this machine by name in /inputs, streamed from disk (never read whole).
+    file_paths: Mapping[str, Path] = field(default_factory=dict)
     max_price_wei: int = DEFAULT_MAX_PRICE_WEI
     target: str | None = None  # a provider address
     deadline_s: int = DEFAULT_JOB_DEADLINE_S
@@ -166,7 +174,13 @@ class ClientRole:
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
         modules: ModuleCatalog | None = None,
+        exchange: Callable[..., Awaitable[Any]] | None = None,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
+        # Job transfers (net/_transfer.py); inputs rest sealed in the spool next to the results.
+        self._exchange = exchange
+        self._max_job_bytes = max_job_bytes
+        self._spool = results_dir.parent / "spool" / "client"
         self._identity = identity
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
@@ -215,10 +229,11 @@ class ClientRole:
             module_id, module = self._modules.resolve(job.module)
         except UnknownModule as exc:
             raise SubmissionError(str(exc)) from exc
+        files: dict[str, FileSource] = {**job.files, **job.file_paths}
         try:
-            inputs = JobInputs(files=dict(job.files), params=module.resolve_params(job.params))
-            encoded = inputs.encode()
-            check_inputs_fit(len(encoded), sum(len(c) for c in inputs.files.values()))
+            params = module.resolve_params(job.params)
+            check_job_size(await trio.to_thread.run_sync(inputs_stream_size, files, params),
+                           self._max_job_bytes)
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
         try:
@@ -257,10 +272,16 @@ class ClientRole:
             nonce=secrets.randbits(63),
         )
         envelope = self._identity.sign_envelope(offer, now)
-        # Stored sealed to ourselves: the database never holds the inputs in the clear.
-        sealed_self = seal_for(self._identity.sealing_public_key, encoded)
+        # Spooled sealed to ourselves: the disk never holds the inputs in the clear.
+        self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        spool = self._spool / f"{offer.cid}.inputs"
+        try:
+            await trio.to_thread.run_sync(write_spool, spool, self._identity.sealing_public_key,
+                                          spool_context(offer.cid), files, params)
+        except (LilypadError, OSError) as exc:
+            raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
-        self._store.insert(record, {"job_offer": envelope.encode(), "inputs": sealed_self,
+        self._store.insert(record, {"job_offer": envelope.encode(), "inputs_spool": str(spool),
                                     "module": module_id, "module_name": module.name,
                                     "submitted_ms": now,
                                     **({"salt": job.salt} if job.salt else {})},
@@ -296,6 +317,7 @@ class ClientRole:
             if stored.record.phase.is_final:
                 self._wakeups.pop(key, None)
                 self._candidates.pop(key, None)
+                discard(self._spool / f"{key}.inputs")
                 event(log, "deal.finished", key=key, phase=stored.record.phase)
                 return
             try:
@@ -556,18 +578,24 @@ class ClientRole:
             return
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
-        inputs = unseal(self._identity.sealing_private_key(), stored.detail["inputs"])
+        deal_id = chain.deal_id(deal)
+        inputs = outgoing_inputs(inputs_spool(stored.detail),
+                                 self._identity.sealing_private_key(), stored.record.key,
+                                 record.sealing_public_key, deal_id)
         request = wire.JobRequest(
-            chain_id=chain.chain_id,
-            deal=stored.detail["deal"],
-            module=stored.detail["module"],
-            sealed_inputs=seal_for(record.sealing_public_key, inputs),
+            chain_id=chain.chain_id, deal=stored.detail["deal"], module=stored.detail["module"],
+            inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             output_recipient=self._identity.sealing_public_key,
         )
-        del inputs
+        result = self._results_dir / f"{stored.record.key}.tar"
+        assert self._exchange is not None
         with trio.move_on_after(self._until_due_s(stored.record)):
-            answer = await self._request(record.peer_id, JOB_PROTOCOL, request,
-                                         addrs=record.listen_addrs)
+            answer, delivery = await self._exchange(
+                record.peer_id, JOB_PROTOCOL, request, inputs=inputs.chunks,
+                on_answer=ResultReceiver(deal_id, lambda h, s: chain.check_commitment(deal, h, s),
+                                         self._identity.sealing_private_key(), result,
+                                         self._max_job_bytes, deal.provider),
+                addrs=record.listen_addrs)
             if isinstance(answer, wire.DealRefused):
                 self._update(stored, last_refusal=answer.reason)
                 event(log, "job.refused", logging.WARNING, key=stored.record.key,
@@ -575,33 +603,28 @@ class ClientRole:
                 await trio.sleep(RETRY_INTERVAL_S)
                 return
             assert isinstance(answer, wire.JobResultMessage)
-            await self._check_result(stored, deal, answer)
+            await self._check_result(stored, deal, answer, delivery)
 
     async def _check_result(
-        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage
+        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage,
+        delivery: Delivery | None,
     ) -> None:
+        """`delivery` is what matched the commitment (checked as it arrived), if anything."""
         chain = self._chain(stored)
-        if answer.deal_id != chain.deal_id(deal):
-            raise ResultMismatch("the result names another deal")
-        chain.check_commitment(deal, answer.result_hash, answer.provider_signature)
-        try:
-            tarball = unseal(self._identity.sealing_private_key(), answer.sealed_output)
-            # An output tarball, or the provider's signed report of the job's own failure.
-            failure = check_delivery(tarball, answer.result_hash, deal.provider)
-        except LilypadError as exc:
+        if delivery is None:
             # The provider signed a hash its delivery does not have: evidence for mediation.
             invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
             self._save(stored, invalid, result_hash=answer.result_hash,
                        provider_commitment=answer.provider_signature,
-                       error=f"the delivery does not match the committed result hash: {exc}")
+                       error="the delivery does not match the committed result hash")
             return
-        self._store.put_result(stored.record.key, tarball)
-        if failure is None:
-            path = self._write_result(stored.record.key, tarball)
-            shown: dict[str, Any] = {"result_cid": result_cid(tarball)}
-        else:
-            path = write_failure(self._results_dir, stored.record.key, failure)
-            shown = failure_detail(failure)
+        path = delivery.path
+        if path.stat().st_size <= MAX_STORED_RESULT_BYTES:  # for the chain bridge
+            self._store.put_result_file(stored.record.key, path)
+        shown: dict[str, Any] = {"result_cid": cid_of_digest(answer.result_hash)}
+        if delivery.failure is not None:  # the provider's signed report of the job's failure
+            path, shown = keep_failure(self._results_dir, stored.record.key, delivery.failure,
+                                       path)
             event(log, "job.failed_in_job", key=stored.record.key, **shown)
         if self._disputes is not None and self._disputes.spot_check():
             self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
@@ -614,13 +637,6 @@ class ClientRole:
                    provider_commitment=answer.provider_signature,
                    acceptance_signature=acceptance, result_path=str(path),
                    result_ms=self._clock_ms(), **shown)
-
-    def _write_result(self, key: str, tarball: bytes) -> Path:
-        self._results_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._results_dir / f"{key}.tar"
-        path.write_bytes(tarball)
-        path.chmod(0o600)
-        return path
 
     # accepted -> settled
 
@@ -710,20 +726,21 @@ class ClientRole:
             raise LilypadError("the deal is already settled on chain")
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
-        return describe(self._store.get(stored.record.key), self._store)  # type: ignore[arg-type]
+        saved = self._store.get(stored.record.key)
+        assert saved is not None  # saved just above
+        return describe(saved, self._store)
 
     async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
-        paths = params.get("file_paths", {})
-        if paths:
-            try:
-                files.update(await trio.to_thread.run_sync(read_input_files, dict(paths)))
-            except InputFileError as exc:
-                raise SubmissionError(str(exc)) from exc
+        try:
+            paths = await trio.to_thread.run_sync(check_input_files,
+                                                  dict(params.get("file_paths", {})))
+        except InputFileError as exc:
+            raise SubmissionError(str(exc)) from exc
         job = JobSubmission(
             module=str(params["module"]),
             params=dict(params.get("params", {})),
-            files=files,
+            files=files, file_paths=paths,
             max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
             target=params.get("target"),
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),

@@ -24,7 +24,6 @@ from typing import Any
 import trio
 
 from lilypad_p2p.chain import DealStatus
-from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -45,6 +44,7 @@ from lilypad_p2p.roles._dispute import (
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._spot_check import CheckFees, fee_shares, private_check
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
+from lilypad_p2p.roles._transfer import inputs_spool, mediation_document, spool_context
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -89,7 +89,7 @@ class ClientDisputes:
         self._escalated: set[str] = set()
         self.fees = CheckFees(chains)
 
-    def deal_terms(self) -> dict[str, int | None]:
+    def deal_terms(self) -> dict[str, Any]:
         """Keyword arguments of `build_deal` this client's deals carry."""
         return {"consortium_size": self.settings.consortium_size,
                 "mediation_fee_wei": self.settings.mediation_fee_wei,
@@ -103,9 +103,11 @@ class ClientDisputes:
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
-        case = DisputeCase(deal, detail["module"],
-                           unseal(self._identity.sealing_private_key(), detail["inputs"]),
-                           detail["result_hash"], detail["provider_commitment"])
+        inputs = await mediation_document(inputs_spool(detail),
+                                          self._identity.sealing_private_key(),
+                                          spool_context(stored.record.key))
+        case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
+                           detail["provider_commitment"])
         if detail.get("spot_check") and stored.record.key not in self._escalated:
             # Off chain first (roles/_spot_check.py): only a disagreement is disputed.
             quorum = await private_check(self._chains, stored.chain_id, case, self._contact,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,6 @@ from lilypad_p2p import wire
 from lilypad_p2p.errors import PeerMisbehaved
 from lilypad_p2p.exec import (
     BadParameters,
-    ExecError,
     JobFailed,
     JobTimedOut,
     MalformedInputs,
@@ -96,10 +96,10 @@ class FailureClaim:
         return hashlib.sha256(self.encode()).digest()
 
 
-def classify(exc: ExecError, *, timeout_s: float, module: Module) -> FailureClaim | None:
+def classify(exc: Exception, *, timeout_s: float, module: Module) -> FailureClaim | None:
     """The failure claim for a run that ended in `exc`, or None when the job is not to blame
-    (Docker, the image, this node's disk; or a timeout shorter than the module's maximum, e.g.
-    cut by the deal's deadline)."""
+    (Docker, the image, this node's disk or spool; or a timeout shorter than the module's
+    maximum, e.g. cut by the deal's deadline)."""
     if isinstance(exc, OutputRejected):  # also when the full disk made the job exit non-zero
         return FailureClaim(FailureClass.OUTPUT_OVER_LIMIT)
     if isinstance(exc, OutOfMemory):
@@ -192,7 +192,7 @@ class FailureReport:
 
 
 def failure_report(
-    claim: FailureClaim, exc: ExecError, *, run_ms: int, module: Module, account: LocalAccount
+    claim: FailureClaim, exc: Exception, *, run_ms: int, module: Module, account: LocalAccount
 ) -> FailureReport:
     """The provider's signed report of a run that failed with `exc` (claimed as `claim`)."""
     logs = getattr(exc, "log_tail", b"") or str(exc).encode()
@@ -201,6 +201,14 @@ def failure_report(
         claim, run_ms, resources.memory_bytes, module.max_run_time_s, resources.disk_bytes,
         logs[-MAX_REPORT_LOG_BYTES:],
     ).signed(account)
+
+
+def write_report(path: Path, report: FailureReport) -> None:
+    """Write `report` as the new file `path` (0600): the provider's output spool, which the
+    result stream seals to the job creator in place of an output tarball."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(report.encode())
 
 
 def check_delivery(delivered: bytes, result_hash: bytes, provider: str) -> FailureReport | None:
@@ -252,6 +260,17 @@ def write_failure(results_dir: Path, key: str, report: FailureReport) -> Path:
     path.write_text(json.dumps(summary, indent=2) + "\n")
     path.chmod(0o600)
     return path
+
+
+def keep_failure(
+    results_dir: Path, key: str, report: FailureReport, delivered: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Keep a delivered failure report: `write_failure`'s files, and the signed report itself
+    moved from where the output was received to `<key>.failure-report`. Returns the summary's
+    path and what the deal's record shows."""
+    path = write_failure(results_dir, key, report)
+    delivered.replace(results_dir / f"{key}.failure-report")
+    return path, failure_detail(report)
 
 
 def check_delivered_file(

@@ -178,6 +178,7 @@ class MediatorRole:
     def _load_verdicts(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.verdict")):
             saved = wire.decode(path.read_bytes())
+            assert isinstance(saved, dict)
             notice = wire.deal_message_from_wire(saved["verdict"])
             assert isinstance(notice, wire.VerdictNotice)
             self._verdicts[notice.deal_id] = notice
@@ -398,9 +399,3 @@ class MediatorRole:
                 continue
             hashes.append(hashlib.sha256(result.output_tarball).digest())
         return hashes
-
-
-def wrong_output(tarball: bytes) -> bytes:
-    """The cheating provider's output (test fault): the real tarball with extra end blocks,
-    still a valid tar archive, with another hash."""
-    return tarball + b"\0" * 512

@@ -13,11 +13,11 @@ does not serve is refused.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +29,7 @@ from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
     ExecError,
@@ -38,7 +39,6 @@ from lilypad_p2p.exec import (
     Module,
     ModuleCatalog,
     detect_gpus,
-    seal_for,
 )
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
@@ -54,12 +54,21 @@ from lilypad_p2p.market import (
     new_provider_deal,
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
-from lilypad_p2p.roles._failure import classify, failure_report
-from lilypad_p2p.roles._mediator import wrong_output
+from lilypad_p2p.net._transfer import InputsGate, Reply
+from lilypad_p2p.roles._failure import classify, failure_report, write_report
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
+from lilypad_p2p.roles._transfer import (
+    JobTooLarge,
+    discard,
+    inputs_context,
+    inputs_spool,
+    receive_inputs,
+    result_reply,
+    tamper_output,
+)
 from lilypad_p2p.store import DealStore, StoredDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
@@ -158,7 +167,12 @@ class ProviderRole:
         availability: Callable[[], str | None] = lambda: None,
         modules: ModuleCatalog | None = None,
         request: Callable[..., Awaitable[wire.DealMessage]] | None = None,
+        spool: Path | None = None,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
+        # A job's inputs and outputs rest in `spool` (roles/_transfer.py).
+        self._spool = spool or Path(tempfile.mkdtemp(prefix="lilypad-provider-spool-"))
+        self._max_job_bytes = max_job_bytes
         # Why this node cannot run a job now (Docker or the chain unreachable, the disk full;
         # node_health.py), or None: deals are refused meanwhile.
         self._availability = availability
@@ -184,9 +198,10 @@ class ProviderRole:
         # Definitions a job's module needs are fetched from its job creator with `request`.
         self._modules = ModuleGate(modules or ModuleCatalog(), request, self._connect_executor)
 
-    def install(self, set_handler: Callable[[str, Any], None]) -> None:
+    def install(self, set_handler: Callable[[str, Any], None],
+                set_transfer_handler: Callable[[str, Any], None]) -> None:
         set_handler(DEAL_PROTOCOL, self.on_deal_proposal)
-        set_handler(JOB_PROTOCOL, self.on_job_request)
+        set_transfer_handler(JOB_PROTOCOL, self.on_job_request)
         set_handler(RESULT_PROTOCOL, self.on_acceptance)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -232,8 +247,8 @@ class ProviderRole:
             return wire.DealRefused(reason="only the job creator may propose its deal")
         held = self._book.get(request.resource_offer_cid)
         resource = held.body if held is not None else None
-        ours = isinstance(resource, wire.ResourceOffer)
-        if not ours or resource.provider != self._identity.address:
+        if not (isinstance(resource, wire.ResourceOffer)
+                and resource.provider == self._identity.address):
             return wire.DealRefused(reason="no such resource offer of ours (expired?)")
         if job.chain_id != request.chain_id:
             return wire.DealRefused(reason="the deal's chain is not its job offer's")
@@ -289,10 +304,19 @@ class ProviderRole:
                     free[i] -= used
         return spec_fits(need, free)
 
-    # --- /lilypad/job/1 -----------------------------------------------------------------
+    # --- /lilypad/job/2 -----------------------------------------------------------------
 
-    async def on_job_request(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
+    async def on_job_request(self, peer_id: ID, request: wire.DealMessage,
+                             gate: InputsGate) -> Reply:
         assert isinstance(request, wire.JobRequest)
+        try:
+            answer = await self._job_reply(peer_id, request, gate)
+        except JobTooLarge as exc:
+            answer = wire.DealRefused(reason=str(exc)[:500])
+        return answer if isinstance(answer, Reply) else Reply(answer)
+
+    async def _job_reply(self, peer_id: ID, request: wire.JobRequest,
+                         gate: InputsGate) -> wire.DealMessage | Reply:
         try:
             deal = deal_from_wire(request.deal)
         except PeerMisbehaved as exc:
@@ -313,19 +337,21 @@ class ProviderRole:
                 return wire.DealRefused(reason="deal is not open on chain")
             stored = self._save(stored, Event.OPENED)
         if stored.record.phase is Phase.OPEN:
-            stored = self._save(stored, Event.INPUTS_DELIVERED, sealed_inputs=request.sealed_inputs,
+            spool = self._spool_of(key, "inputs")
+            await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
+            stored = self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
                                 output_recipient=request.output_recipient)
         if stored.record.phase is Phase.RUNNING:
             stored = await self._execute_once(key, deal, chain)
             if stored.record.phase is Phase.RUNNING:
                 return wire.DealRefused(reason=stored.detail.get("error", "job failed")[:500])
-        output = self._store.result(key)
-        if output is None or "result_hash" not in stored.detail:
+        tarball = self._spool_of(key, "output.tar")
+        if "result_hash" not in stored.detail or not tarball.exists():
             return wire.DealRefused(reason=f"deal is {stored.record.phase}")
-        return wire.JobResultMessage(
-            deal_id=bytes.fromhex(key), result_hash=stored.detail["result_hash"],
-            provider_signature=stored.detail["commitment_signature"], sealed_output=output,
-        )
+        return result_reply(tarball, bytes.fromhex(key), stored.detail)
+
+    def _spool_of(self, key: str, kind: str) -> Path:
+        return self._spool / f"{key}.{kind}"
 
     async def _execute_once(self, key: str, deal: Any, chain: DealChain) -> StoredDeal:
         """Run the deal's job, or wait for the run already in progress; the stored deal after."""
@@ -357,47 +383,46 @@ class ProviderRole:
             return
         event(log, "job.started", key=key, module=stored.detail["module"])
         started_ms = self._clock_ms()
+        tarball = self._spool_of(key, "output.tar")
+        discard(tarball)  # a run cut short by a crash
         try:
             module = self._modules.catalog.resolve(stored.detail["module"])[1]
             timeout_s = min(MAX_EXECUTION_S, left_s, module.max_run_time_s)
             if self._cheat_false_failure:
                 raise JobFailed(1, b"")
-            result = await executor.run(
+            result = await executor.run_streamed(
                 JobSpec(stored.detail["module"]),
-                stored.detail["sealed_inputs"],
+                inputs_spool(stored.detail),
                 self._identity.sealing_private_key(),
+                inputs_context(bytes.fromhex(key)),
                 timeout_s=timeout_s,
-                output_recipient=stored.detail["output_recipient"],
+                output=tarball,
             )
-        except ExecError as exc:
-            claim = classify(exc, timeout_s=timeout_s, module=module) if module else None
-            if claim is None:
+        except (ExecError, OSError) as exc:  # OSError: the spool is gone, the disk full
+            discard(tarball)
+            if module is None or (claim := classify(exc, timeout_s=timeout_s,
+                                                     module=module)) is None:
                 event(log, "job.failed", logging.WARNING, key=key, error=str(exc))
                 self._update(stored, error=f"job failed: {exc}")
                 return
             # The job's own failure: committed as its result, so the deal ends paid, not
-            # timed out (roles/_failure.py).
+            # timed out (roles/_failure.py); the signed report is what the result stream sends.
             report = failure_report(claim, exc, run_ms=self._clock_ms() - started_ms,
                                     module=module, account=self._identity.eth_account())
-            self._commit(stored, deal, chain, claim.digest(),
-                         seal_for(stored.detail["output_recipient"], report.encode()),
-                         failure=str(claim.failure))
+            await trio.to_thread.run_sync(write_report, tarball, report)
+            self._commit(stored, deal, chain, claim.digest(), failure=str(claim.failure))
             event(log, "job.failed_in_job", key=key, failure=claim.failure, error=str(exc))
             return
-        tarball, sealed_output = result.output_tarball, result.sealed_output
+        digest = result.result_hash
         if self._cheat_wrong_output:
-            tarball = wrong_output(tarball)
-            sealed_output = seal_for(stored.detail["output_recipient"], tarball)
-        assert sealed_output is not None
-        self._commit(stored, deal, chain, hashlib.sha256(tarball).digest(), sealed_output,
-                     result_cid=result.result_cid)
+            digest = await trio.to_thread.run_sync(tamper_output, tarball)
+        self._commit(stored, deal, chain, digest, result_cid=result.result_cid)
         event(log, "job.finished", key=key, cid=result.result_cid,
               seconds=round(result.timings.total_s, 3))
 
     def _commit(self, stored: StoredDeal, deal: Any, chain: DealChain, digest: bytes,
-                sealed: bytes, **detail: Any) -> None:
-        """Sign the ResultCommitment of `digest` and keep what the job creator is sent."""
-        self._store.put_result(stored.record.key, sealed)
+                **detail: Any) -> None:
+        """Sign the ResultCommitment of `digest` (the output spool holds what is sent)."""
         self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
                    commitment_signature=chain.sign_commitment(deal, digest), **detail)
 
@@ -522,6 +547,8 @@ class ProviderRole:
         record = advance(stored.record, event_, self._clock_ms())
         merged = {**stored.detail, **detail}
         self._store.update(record, merged, event_)
+        if record.phase.is_final:  # nobody asks for this deal's bytes any more
+            discard(*(self._spool_of(record.key, kind) for kind in ("inputs", "output.tar")))
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
         return replace(stored, record=record, detail=merged)
 

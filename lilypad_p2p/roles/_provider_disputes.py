@@ -22,7 +22,6 @@ from collections.abc import Callable
 import trio
 
 from lilypad_p2p.chain import DealStatus
-from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import EquivocationWatch
@@ -36,6 +35,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import deal_from_wire
+from lilypad_p2p.roles._transfer import inputs_context, inputs_spool, mediation_document
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
@@ -91,10 +91,11 @@ class ProviderDisputes:
         try:
             if await chain.status(deal) is not DealStatus.DISPUTED:
                 return
-            case = DisputeCase(deal, detail["module"],
-                               unseal(self._identity.sealing_private_key(),
-                                      detail["sealed_inputs"]),
-                               detail["result_hash"], detail["commitment_signature"])
+            inputs = await mediation_document(inputs_spool(detail),
+                                              self._identity.sealing_private_key(),
+                                              inputs_context(deal_id))
+            case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
+                               detail["commitment_signature"])
             tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
             del case

@@ -6,6 +6,7 @@ are funded on both backends. They are test keys: never hold real money with them
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -14,10 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from web3 import EthereumTesterProvider
+from web3.types import RPCEndpoint, RPCResponse
 
 from lilypad_p2p.chain import Backend, Chain, open_embedded_chain, open_rpc_chain
 
@@ -107,10 +111,21 @@ def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
     raise TimeoutError(f"anvil did not listen within {ANVIL_START_TIMEOUT_S} s")
 
 
+def _dev_rpc(chain: Chain, method: str, params: list[Any]) -> RPCResponse:
+    """One call of a dev chain's own JSON-RPC methods (anvil_*, evm_*)."""
+    return chain.rpc(functools.partial(chain.w3.provider.make_request, RPCEndpoint(method), params))
+
+
+def _embedded_tester(chain: Chain) -> Any:
+    """The embedded chain's eth-tester, which travels time and takes snapshots."""
+    provider = chain.w3.provider
+    assert isinstance(provider, EthereumTesterProvider), "an embedded chain has a tester"
+    return provider.ethereum_tester
+
+
 def fund_on_anvil(chain: Chain, accounts: list[LocalAccount], wei: int = TEST_BALANCE_WEI) -> None:
     for account in accounts:
-        chain.rpc(lambda a=account: chain.w3.provider.make_request(  # type: ignore[misc]
-            "anvil_setBalance", [a.address, hex(wei)]))
+        _dev_rpc(chain, "anvil_setBalance", [account.address, hex(wei)])
 
 
 @contextmanager
@@ -126,28 +141,27 @@ def advance_chain_time(chain: Chain, seconds: int) -> int:
     """Mine a block `seconds` after the latest one (dev chains only); returns its timestamp."""
     target = chain.now() + seconds
     if chain.backend is Backend.EMBEDDED:
-        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        tester = _embedded_tester(chain)
         chain.rpc(lambda: tester.time_travel(target))
     else:
-        chain.rpc(lambda: chain.w3.provider.make_request(  # type: ignore[attr-defined]
-            "evm_setNextBlockTimestamp", [target]))
-        chain.rpc(lambda: chain.w3.provider.make_request("evm_mine", []))  # type: ignore[attr-defined]
+        _dev_rpc(chain, "evm_setNextBlockTimestamp", [target])
+        _dev_rpc(chain, "evm_mine", [])
     return chain.now()
 
 
 def snapshot_chain(chain: Chain) -> object:
     """Remember the chain's state (dev chains only); `revert_chain` goes back to it."""
     if chain.backend is Backend.EMBEDDED:
-        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        tester = _embedded_tester(chain)
         return chain.rpc(tester.take_snapshot)
-    return chain.rpc(lambda: chain.w3.provider.make_request("evm_snapshot", []))["result"]  # type: ignore[attr-defined]
+    return _dev_rpc(chain, "evm_snapshot", [])["result"]
 
 
 def revert_chain(chain: Chain, snapshot: object) -> None:
     """Rewind to `snapshot`: later blocks are dropped, as in a reorg."""
     if chain.backend is Backend.EMBEDDED:
-        tester = chain.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+        tester = _embedded_tester(chain)
         chain.rpc(lambda: tester.revert_to_snapshot(snapshot))
     else:
-        chain.rpc(lambda: chain.w3.provider.make_request("evm_revert", [snapshot]))  # type: ignore[attr-defined]
+        _dev_rpc(chain, "evm_revert", [snapshot])
     chain.resync_nonces()

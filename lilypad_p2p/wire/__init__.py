@@ -5,6 +5,18 @@ Receivers call `open_envelope(data, now_ms=...)`, which returns a `SignedEnvelop
 `Identity.sign_envelope`) and publish `envelope.encode()`.
 """
 
+from lilypad_p2p.wire._chunks import (
+    CHUNK_BYTES,
+    INPUTS_CONTEXT,
+    OUTPUT_CONTEXT,
+    PREAMBLE_BYTES,
+    ChunkOpener,
+    ChunkSealer,
+    ChunkStreamError,
+    chunk_count,
+    chunk_size,
+    sealed_size,
+)
 from lilypad_p2p.wire._codec import decode, encode
 from lilypad_p2p.wire._constants import (
     ENVELOPE_MAX_AGE_MS,
@@ -26,6 +38,7 @@ from lilypad_p2p.wire._deal_messages import (
     DealRefused,
     JobRequest,
     JobResultMessage,
+    SendInputs,
     deal_message_from_wire,
 )
 from lilypad_p2p.wire._envelope import (
@@ -78,9 +91,11 @@ from lilypad_p2p.wire._schemas import (
 )
 
 __all__ = [
+    "CHUNK_BYTES",
     "DEAL_FIELDS",
     "DEAL_MESSAGE_TYPES",
     "ENVELOPE_MAX_AGE_MS",
+    "INPUTS_CONTEXT",
     "MARKET_NAME",
     "MAX_CHAINS",
     "MAX_CHAIN_ID",
@@ -91,12 +106,17 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MESSAGE_TYPES",
     "MODULE_ID",
+    "OUTPUT_CONTEXT",
     "PPM",
+    "PREAMBLE_BYTES",
     "ROLES",
     "AcceptanceAck",
     "AcceptanceNotice",
     "BadSignature",
     "Cancel",
+    "ChunkOpener",
+    "ChunkSealer",
+    "ChunkStreamError",
     "DealCountersigned",
     "DealMessage",
     "DealProposal",
@@ -119,6 +139,7 @@ __all__ = [
     "OversizedMessage",
     "ResourceOffer",
     "ResourceSpec",
+    "SendInputs",
     "SignedEnvelope",
     "SignerNotOwner",
     "StaleMessage",
@@ -129,6 +150,8 @@ __all__ = [
     "address_from_peer_id_bytes",
     "address_from_peer_id_text",
     "check_freshness",
+    "chunk_count",
+    "chunk_size",
     "content_id",
     "deal_message_from_wire",
     "decode",
@@ -140,6 +163,7 @@ __all__ = [
     "message_from_wire",
     "open_envelope",
     "require_chain_id",
+    "sealed_size",
     "sign_envelope",
     "sign_handover",
     "verify_handover",

@@ -45,9 +45,10 @@ def encode(obj: object) -> bytes:
     """
     prepared = _prepare(obj, 0)
     try:
-        return msgpack.packb(prepared, use_bin_type=True)
+        packed: bytes = msgpack.packb(prepared, use_bin_type=True)
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a str with lone surrogates
         raise UnencodableValue(f"msgpack cannot encode the value: {exc}") from exc
+    return packed
 
 
 def _prepare(obj: object, depth: int) -> object:
@@ -61,18 +62,18 @@ def _prepare(obj: object, depth: int) -> object:
     kind = type(obj)
     if kind is str or kind is bytes or kind is bool or obj is None:
         return obj
-    if kind is int or (isinstance(obj, int) and kind is not bool):
+    if isinstance(obj, int):  # bool returned above; IntEnum and other subclasses land here
         if INT64_MIN <= obj < UINT64_LIMIT:
             return int(obj)
         if UINT64_LIMIT <= obj < UINT256_LIMIT:
             return obj.to_bytes(BIG_UINT_BYTES, "big")
         raise UnencodableValue(f"integer {obj} is outside [-2**63, 2**256)")
-    if kind is dict:
+    if kind is dict and isinstance(obj, dict):
         for key in obj:
             if type(key) is not str:
                 raise UnencodableValue(f"map key {key!r} is not a str")
         return {key: _prepare(obj[key], depth + 1) for key in sorted(obj)}
-    if kind is list or kind is tuple:
+    if (kind is list or kind is tuple) and isinstance(obj, list | tuple):
         return [_prepare(item, depth + 1) for item in obj]
     if isinstance(obj, str | bytes):
         return obj

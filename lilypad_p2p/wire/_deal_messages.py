@@ -7,16 +7,17 @@ dataclass validated on construction; `deal_message_from_wire` builds one from de
 or raises `MalformedMessage`, never anything else.
 
     /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
-    /lilypad/job/1     JobRequest       -> JobResultMessage | JobRefused
+    /lilypad/job/2     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
     /lilypad/mediation/1  MediationRequest -> VerdictNotice  (`_mediation_messages.py`)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import ClassVar
+from dataclasses import Field, dataclass, fields
+from typing import Any, ClassVar
 
+from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._constants import MAX_CHAIN_ID
 from lilypad_p2p.wire._errors import MalformedMessage
 
@@ -25,6 +26,7 @@ SIGNATURE_BYTES = 65
 HASH_BYTES = 32
 SEALING_KEY_BYTES = 32
 MAX_REASON_CHARS = 512
+MAX_STREAM_BYTES = 2**63 - 1
 
 
 def _need(condition: bool, message: str) -> None:
@@ -39,8 +41,14 @@ def _need_bytes(name: str, value: object, length: int | None = None) -> None:
 
 
 def _need_chain_id(value: object) -> None:
-    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,  # type: ignore[operator]
+    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,
           f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
+
+
+def _need_size(name: str, value: object) -> None:
+    _need(isinstance(value, int) and not isinstance(value, bool)
+          and 0 <= value <= MAX_STREAM_BYTES,
+          f"{name} must be an int in [0, 2^63)")
 
 
 def _need_text(name: str, value: object, limit: int) -> None:
@@ -66,10 +74,12 @@ def _need_deal_map(value: object) -> None:
 class _DealMessage:
     __slots__ = ()
     TYPE: ClassVar[str]
+    # Every deal message is a dataclass; declared so that `fields(self)` type-checks.
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"type": self.TYPE, "v": DEAL_MESSAGE_VERSION}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             wire[f.name] = getattr(self, f.name)
         return wire
 
@@ -122,43 +132,61 @@ class DealRefused(_DealMessage):
 
 @dataclass(frozen=True, slots=True)
 class JobRequest(_DealMessage):
-    """Job creator -> provider: run the open deal on these inputs (sealed to the provider).
+    """Job creator -> provider: run the open deal on inputs of `inputs_bytes` bytes.
 
-    `output_recipient` is the job creator's X25519 key: outputs are sealed to it. Sending the
-    same request again (after a crash on either side) returns the same result. `chain_id`
-    names the deal's chain (its deal ID is computed in that chain's domain).
+    The inputs follow as a sealed chunk stream (`wire/_chunks.py`) whose preamble this carries,
+    once the provider answers `SendInputs`. `output_recipient` is the job creator's X25519
+    key: outputs are sealed to it. Sending the same request again (after a crash on either
+    side) returns the same result. `chain_id` names the deal's chain (its deal ID is computed
+    in that chain's domain).
     """
 
     TYPE: ClassVar[str] = "job_request"
     chain_id: int
     deal: dict[str, object]
     module: str
-    sealed_inputs: bytes
+    inputs_preamble: bytes
+    inputs_bytes: int
     output_recipient: bytes
 
     def __post_init__(self) -> None:
         _need_chain_id(self.chain_id)
         _need_deal_map(self.deal)
         _need_text("module", self.module, 128)
-        _need_bytes("sealed_inputs", self.sealed_inputs)
+        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        _need_size("inputs_bytes", self.inputs_bytes)
         _need_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
+class SendInputs(_DealMessage):
+    """Provider -> job creator: the deal is open and the inputs are wanted; stream them now."""
+
+    TYPE: ClassVar[str] = "send_inputs"
+    deal_id: bytes
+
+    def __post_init__(self) -> None:
+        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
 class JobResultMessage(_DealMessage):
-    """Provider -> job creator: the signed ResultCommitment and the outputs sealed to it."""
+    """Provider -> job creator: the signed ResultCommitment; the output tarball of
+    `output_bytes` bytes follows as a sealed chunk stream whose preamble this carries."""
 
     TYPE: ClassVar[str] = "job_result"
     deal_id: bytes
     result_hash: bytes
     provider_signature: bytes
-    sealed_output: bytes
+    output_preamble: bytes
+    output_bytes: int
 
     def __post_init__(self) -> None:
         _need_bytes("deal_id", self.deal_id, HASH_BYTES)
         _need_bytes("result_hash", self.result_hash, HASH_BYTES)
         _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
-        _need_bytes("sealed_output", self.sealed_output)
+        _need_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
+        _need_size("output_bytes", self.output_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,15 +221,15 @@ from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest  # noqa: E402
 
 DealMessage = (
-    DealProposal | DealCountersigned | DealRefused | JobRequest | JobResultMessage
+    DealProposal | DealCountersigned | DealRefused | JobRequest | SendInputs | JobResultMessage
     | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice | ModuleRequest
     | ModuleDefinition
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
-    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, JobResultMessage,
-                AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice, ModuleRequest,
-                ModuleDefinition)
+    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, SendInputs,
+                JobResultMessage, AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice,
+                ModuleRequest, ModuleDefinition)
 }
 
 
@@ -210,7 +238,8 @@ def deal_message_from_wire(raw: object) -> DealMessage:
     _need(type(raw) is dict, "a deal message must be a map")
     assert isinstance(raw, dict)
     _need(raw.get("v") == DEAL_MESSAGE_VERSION, f"deal message version {raw.get('v')!r}")
-    cls = DEAL_MESSAGE_TYPES.get(raw.get("type")) if type(raw.get("type")) is str else None
+    kind = raw.get("type")
+    cls = DEAL_MESSAGE_TYPES.get(kind) if type(kind) is str else None
     _need(cls is not None, f"unknown deal message type {raw.get('type')!r}")
     assert cls is not None
     names = {f.name for f in fields(cls)}

@@ -23,6 +23,7 @@ the offer keeps its ID (the body's CID), the envelope gets a new `envelope_id`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 from eth_hash.auto import keccak
@@ -69,7 +70,8 @@ _ENVELOPE_KEYS = frozenset({"body", "published_at", "signature", "signer", "v"})
 
 
 def _packed(value: object) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
 
 
 # Canonical maps are built by concatenation around the body's cached canonical bytes (keys in
@@ -143,12 +145,13 @@ class SignedEnvelope:
             raise UnsupportedVersion(f"envelope version {wire['v']!r} (this node speaks 1)")
         signer = ADDRESS.from_wire(wire["signer"], "envelope.signer")
         body = message_from_wire(wire["body"])
+        unchecked: dict[str, Any] = wire  # __post_init__ checks each field's type and value
         try:
             return cls(
                 signer=signer,
-                published_at=wire["published_at"],
+                published_at=unchecked["published_at"],
                 body=body,
-                signature=wire["signature"],
+                signature=unchecked["signature"],
             )
         except InvalidMessage as exc:
             raise MalformedMessage(f"envelope: {exc}") from exc

@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import to_checksum_address
 
 from lilypad_p2p.wire._codec import BIG_UINT_BYTES, UINT64_LIMIT, UINT256_LIMIT
 from lilypad_p2p.wire._constants import MAX_LIFETIME_MS
 from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 ADDRESS_BYTES = 20
 ADDRESS_TEXT = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -92,7 +95,7 @@ def require_tuple(
     max_items: int,
     check_item: Callable[[str, object], None],
     *,
-    sort_key: Callable[[Any], Hashable] | None,
+    sort_key: Callable[[Any], SupportsRichComparison] | None,
 ) -> None:
     """A tuple of at most `max_items` valid, distinct items; sorted by `sort_key` if given.
 
@@ -144,7 +147,7 @@ def _same_from_wire(raw: object, name: str) -> object:
     return raw
 
 
-def _address_to_wire(address: str) -> bytes:
+def address_to_wire(address: str) -> bytes:
     return bytes.fromhex(address[2:])
 
 
@@ -170,7 +173,7 @@ def _wei_from_wire(raw: object, name: str) -> object:
 
 
 PLAIN = WireField(to_wire=_same, from_wire=_same_from_wire)
-ADDRESS = WireField(to_wire=_address_to_wire, from_wire=_address_from_wire)
+ADDRESS = WireField(to_wire=address_to_wire, from_wire=_address_from_wire)
 WEI = WireField(to_wire=_wei_to_wire, from_wire=_wei_from_wire)
 
 

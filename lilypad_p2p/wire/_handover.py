@@ -19,7 +19,7 @@ from eth_keys.exceptions import BadSignature as EthKeysBadSignature
 from eth_keys.exceptions import ValidationError as EthKeysValidationError
 
 from lilypad_p2p.wire._errors import BadSignature
-from lilypad_p2p.wire._fields import ADDRESS
+from lilypad_p2p.wire._fields import address_to_wire
 
 HANDOVER_DOMAIN = b"lilypad-p2p/key-handover/1"
 HANDOVER_SIGNATURE_BYTES = 65
@@ -30,7 +30,7 @@ def handover_digest(predecessor: str, successor: str) -> bytes:
     """What the predecessor signs to name its successor."""
     return keccak(
         b"\x19\x4c" + HANDOVER_DOMAIN + b"\x00"
-        + ADDRESS.to_wire(predecessor) + ADDRESS.to_wire(successor)
+        + address_to_wire(predecessor) + address_to_wire(successor)
     )
 
 
@@ -54,5 +54,5 @@ def verify_handover(predecessor: str, successor: str, signature: bytes) -> None:
         )
     except (EthKeysBadSignature, EthKeysValidationError, ValueError) as exc:
         raise BadSignature(f"hand-over signature does not recover: {exc}") from exc
-    if recovered.to_canonical_address() != ADDRESS.to_wire(predecessor):
+    if recovered.to_canonical_address() != address_to_wire(predecessor):
         raise BadSignature(f"the hand-over is not signed by {predecessor}")

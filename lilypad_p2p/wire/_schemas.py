@@ -136,22 +136,25 @@ class _Schema:
     __slots__ = ()
 
     def to_wire(self) -> dict[str, object]:
-        wire_fields = _wire_fields(type(self))
+        # As plain `type`: mypy does not count `type[Self]` as Hashable (functools.cache's key).
+        schema: type = type(self)
+        wire_fields = _wire_fields(schema)
         return {name: codec.to_wire(getattr(self, name)) for name, codec in wire_fields}
 
     @classmethod
     def from_wire(cls, raw: object) -> Self:
         """Build from the decoded wire map; any defect raises `MalformedMessage`."""
         what = cls.__name__
+        schema: type = cls  # as in to_wire
         wire = expect_map(raw, what)
-        expect_exact_keys(wire, _wire_keys(cls), what)
+        expect_exact_keys(wire, _wire_keys(schema), what)
         if "v" in wire and (type(wire["v"]) is not int or wire["v"] != SCHEMA_VERSION):
             raise UnsupportedVersion(f"{what} version {wire['v']!r} (this node speaks 1)")
         if "type" in wire and wire["type"] != getattr(cls, "TYPE", None):
             raise MalformedMessage(f"{what}: type is {wire['type']!r}")
         kwargs = {
             name: codec.from_wire(wire[name], f"{what}.{name}")
-            for name, codec in _wire_fields(cls)
+            for name, codec in _wire_fields(schema)
             if name != "type"  # not an __init__ argument: fixed per class
         }
         try:
@@ -167,26 +170,30 @@ class _Message(_Schema):
     TYPE: ClassVar[str]
     # The field naming the address that must sign the envelope carrying this message.
     OWNER_FIELD: ClassVar[str]
+    # Fields every message dataclass declares (annotations only: no slot, no dataclass field).
+    v: int
+    _canonical: bytes
 
     def _seal(self) -> None:
         """Check `v` and cache the canonical bytes (called last by `__post_init__`)."""
-        _require_version(self.v)  # type: ignore[attr-defined]
+        _require_version(self.v)
         object.__setattr__(self, "_canonical", encode(self.to_wire()))
 
     @property
     def canonical_bytes(self) -> bytes:
         """The canonical encoding of this (unsigned) message."""
-        return self._canonical  # type: ignore[attr-defined]
+        return self._canonical
 
     @property
     def cid(self) -> str:
         """CIDv1 of `canonical_bytes`: the message's ID (an offer's ID is its body's CID)."""
-        return content_id(self._canonical)  # type: ignore[attr-defined]
+        return content_id(self._canonical)
 
     @property
     def owner_address(self) -> str:
         """The address that must have signed an envelope carrying this message."""
-        return getattr(self, self.OWNER_FIELD)
+        owner: str = getattr(self, self.OWNER_FIELD)
+        return owner
 
 
 def _cache_field() -> bytes:

@@ -66,22 +66,34 @@ async def test_garbage_and_huge_length_prefixes_on_every_protocol_end_their_stre
     await assert_node_healthy(public_node, offender=offender)
 
 
-async def test_a_large_job_frame_from_a_peer_without_a_deal_is_refused_before_its_body(
-    public_node,
-):
+async def test_a_large_job_frame_is_refused_before_its_body(public_node):
     async with connected_host(public_node) as (host, target):
         stream = await host.new_stream(target, [JOB_PROTOCOL])
-        # 60 MiB announced (under the protocol's 64 MiB cap); not one byte of it is sent.
+        # 60 MiB announced for the request frame (inputs never travel in it); no byte follows.
         await stream.write((60 * 1024 * 1024).to_bytes(4, "big"))
         with trio.fail_after(10):  # the node's read timeout is 30 s: this is the prefix check
+            assert await _read_until_end(stream) == b""
+    stats = await gossip_statistics(public_node)
+    assert stats["reports"].get("low_tolerance", 0) >= 1
+    await assert_node_healthy(public_node)
+
+
+async def test_job_inputs_from_a_peer_without_a_deal_are_never_asked_for(public_node):
+    deal = {name: 0 for name in wire.DEAL_FIELDS}
+    request = {"type": "job_request", "v": 1, "chain_id": 1, "deal": deal, "module": "hash",
+               "inputs_preamble": os.urandom(104), "inputs_bytes": 4 * 2**30,
+               "output_recipient": os.urandom(32)}
+    body = wire.encode(request)
+    async with connected_host(public_node) as (host, target):
+        stream = await host.new_stream(target, [JOB_PROTOCOL])
+        await stream.write(len(body).to_bytes(4, "big") + body)
+        with trio.fail_after(STREAM_END_S):
             answer = await _read_until_end(stream)
         length = int.from_bytes(answer[:4], "big")
         refused = wire.deal_message_from_wire(wire.decode(answer[4 : 4 + length]))
-        assert isinstance(refused, wire.DealRefused)
-        assert "deal" in refused.reason
-    stats = await gossip_statistics(public_node)
-    assert stats["reports"].get("mid_tolerance", 0) >= 1
-    assert stats["connections_refused"].get("no_deal", 0) >= 1
+        # A refusal, never `send_inputs`: not one byte of the 4 GiB is invited.
+        assert isinstance(refused, wire.DealRefused), refused
+        assert len(answer) == 4 + length
     await assert_node_healthy(public_node)
 
 

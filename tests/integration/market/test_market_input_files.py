@@ -1,5 +1,6 @@
 """`lilypad-p2p run --file` hands the node paths: files past the old 4 MiB control-line cap
-run, and files no job can carry are refused up front with one line, before any deal."""
+run, and files over the node's max_job_bytes are refused up front with one line, before any
+deal."""
 
 import os
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from lilypad_p2p.roles._input_files import MAX_JOB_INPUT_BYTES
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
 
@@ -29,8 +30,8 @@ def test_large_files_run_and_oversized_or_missing_ones_are_refused_up_front(tmp_
     word = tmp_path / "word.txt"
     word.write_bytes(b"x" * (6 * MIB) + b"\n")
     oversized = tmp_path / "oversized.bin"
-    with open(oversized, "wb") as fh:
-        fh.truncate(MAX_JOB_INPUT_BYTES + 1)
+    with open(oversized, "wb") as fh:  # sparse: refused on its size, never read
+        fh.truncate(DEFAULT_MAX_JOB_BYTES)
     with market_world(tmp_path / "market") as world:
         provider = world.start("provider", roles=["provider"])
         client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
@@ -38,7 +39,10 @@ def test_large_files_run_and_oversized_or_missing_ones_are_refused_up_front(tmp_
         home = str(client.home)
 
         for path, message in (
-            (oversized, f"carries at most {MAX_JOB_INPUT_BYTES} bytes"),
+            # The stream's header (names and parameters) is counted too: 4 GiB of file is over.
+            (oversized, "the job's inputs take 4294967386 bytes, over this node's max_job_bytes "
+                        "of 4294967296: pass smaller files, split the work into several jobs, "
+                        "or raise max_job_bytes in config.toml"),
             (tmp_path / "missing.txt", "no such file"),
             (tmp_path, "is a directory"),
         ):

@@ -1,8 +1,11 @@
 """Deal stream protocols between two real GossipNets on loopback (no prior connection)."""
 
+import os
+
 import pytest
 import trio
 from libp2p.network.stream.exceptions import StreamError
+from nacl.public import PrivateKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
@@ -14,6 +17,7 @@ from lilypad_p2p.net import (
     StreamRequestFailed,
 )
 from lilypad_p2p.net._streams import encode_frame
+from lilypad_p2p.net._transfer import Reply
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 20.0
@@ -89,33 +93,69 @@ async def _closed_without_answer(stream) -> bool:
             return True
 
 
-async def test_large_job_inputs_only_from_a_peer_with_an_open_deal():
+async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_stream_back():
+    """/lilypad/job/2 between real hosts: inputs and outputs of several chunks each, sealed
+    from the spec's primitives; without an agreed deal no input byte is asked for or read."""
     server, asker = _net(), _net()
     deal_peers: set[str] = set()
     server.set_deal_peers(lambda peer: str(peer) in deal_peers)
-    handled: list[int] = []
+    server_key, asker_key = PrivateKey.generate(), PrivateKey.generate()
+    deal_id = bytes(range(32))
+    data = os.urandom(3 * wire.CHUNK_BYTES + 123)
+    received: list[bytes] = []
 
-    async def job(peer_id, request):
-        handled.append(len(request.sealed_inputs))
-        return wire.DealRefused(reason="handled")
+    async def job(peer_id, request, gate):
+        opener = wire.ChunkOpener(server_key, request.inputs_preamble,
+                                  wire.INPUTS_CONTEXT + deal_id, request.inputs_bytes)
 
-    server.set_stream_handler(JOB_PROTOCOL, job)
+        async def sink(chunk: bytes) -> None:
+            received.append(opener.open(chunk))
+
+        await gate.receive(deal_id, request.inputs_bytes, sink)
+        output = b"".join(received)[::-1]
+        sealer = wire.ChunkSealer(request.output_recipient, wire.OUTPUT_CONTEXT + deal_id,
+                                  len(output))
+
+        async def body():
+            for chunk in sealer.seal(output):
+                yield chunk
+
+        return Reply(wire.JobResultMessage(
+            deal_id=deal_id, result_hash=bytes(32), provider_signature=bytes(65),
+            output_preamble=sealer.preamble, output_bytes=len(output)), body)
+
+    server.set_transfer_handler(JOB_PROTOCOL, job)
+    sealer = wire.ChunkSealer(server_key.public_key, wire.INPUTS_CONTEXT + deal_id, len(data))
+    chunks = sealer.seal(data)
     request = wire.JobRequest(
-        chain_id=1, deal=_deal_map(), module="busybox-echo", sealed_inputs=bytes(200_000),
-        output_recipient=bytes(32),
+        chain_id=1, deal=_deal_map(), module="busybox-echo", inputs_preamble=sealer.preamble,
+        inputs_bytes=len(data), output_recipient=bytes(asker_key.public_key),
     )
+
+    async def inputs():
+        for chunk in chunks:
+            yield chunk
+
+    async def on_answer(answer, body):
+        if body is None:
+            return answer, b""
+        opener = wire.ChunkOpener(asker_key, answer.output_preamble,
+                                  wire.OUTPUT_CONTEXT + deal_id, answer.output_bytes)
+        return answer, b"".join([opener.open(chunk) async for chunk in body])
+
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         await nursery.start(asker.run)
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            refused = await asker.request(
-                str(server.peer_id), JOB_PROTOCOL, request, addrs=server.listen_addrs()
-            )
+            refused, _ = await asker.exchange(
+                str(server.peer_id), JOB_PROTOCOL, request, inputs=inputs,
+                on_answer=on_answer, addrs=server.listen_addrs())
         assert isinstance(refused, wire.DealRefused) and "deal" in refused.reason
-        assert handled == []
+        assert received == []
         deal_peers.add(str(asker.peer_id))
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            answer = await asker.request(str(server.peer_id), JOB_PROTOCOL, request)
-        assert answer == wire.DealRefused(reason="handled")
-        assert handled == [200_000]
+            answer, output = await asker.exchange(str(server.peer_id), JOB_PROTOCOL, request,
+                                                  inputs=inputs, on_answer=on_answer)
+        assert isinstance(answer, wire.JobResultMessage)
+        assert b"".join(received) == data and output == data[::-1]
         nursery.cancel_scope.cancel()

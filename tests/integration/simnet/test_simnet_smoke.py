@@ -56,6 +56,14 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert report["latencies"]["summary"]["offer_to_deal"]["n"] == 6
     assert len(report["gas"]["per_deal"]) == 6 and report["gas"]["mean"] > 0
     assert all(row["cpu_s"] > 0 and row["rss_max_mb"] > 0 for row in report["nodes"].values())
+    # Each node's own /metrics, scraped: the providers ran the 6 jobs, the clients opened them.
+    scraped = {name: row["metrics"] for name, row in report["nodes"].items()}
+    assert all(m["scrapes"] >= 1 and m["cpu_s"] > 0 and m["rss_max_mb"] > 0
+               for m in scraped.values()), scraped
+    by_role = report["metrics"]["by_role"]
+    assert by_role["provider"]["job_runs"] == {"ok": 6}
+    assert sum(m["chain_calls"].get("openDeal", 0) for name, m in scraped.items()
+               if report["nodes"][name]["role"] == "client") == 6
     for plot in ("latencies.png", "deals_and_gas.png", "nodes.png"):
         assert (out / plot).stat().st_size > 0
     assert not _started_under(out), "node processes outlived the run"

@@ -72,3 +72,10 @@ def test_revert_data_from_either_backend() -> None:
         # web3 re-raises eth-tester's bytes as a string; the bytes come back from the text
         assert _revert_data(wrapped) == b"\xab\xcd"
     assert _revert_data(ValueError("nothing")) is None
+
+
+def test_revert_data_given_as_a_json_object_is_no_revert_bytes() -> None:
+    from web3.exceptions import ContractLogicError
+
+    reverted = ContractLogicError("execution reverted: no", data={"message": "no"})
+    assert _revert_data(reverted) is None

@@ -260,3 +260,25 @@ def test_gpu_modules_request_gpus(tmp_path):
     )
     (request,) = settings.host_config_arguments()["device_requests"]
     assert request["Count"] == 2 and request["Capabilities"] == [["gpu"]]
+
+
+def test_each_run_outcome_has_one_class_name():
+    from lilypad_p2p.exec._errors import (
+        DockerUnavailable,
+        InputDecryptionFailed,
+        JobFailed,
+        JobTimedOut,
+        OutOfMemory,
+        OutputOverLimit,
+        outcome_class,
+    )
+
+    assert outcome_class(None) == "ok"
+    assert outcome_class(JobFailed(1, b"")) == "exit_status"
+    assert outcome_class(OutOfMemory(1, b"")) == "out_of_memory"
+    assert outcome_class(JobTimedOut(1.0)) == "timeout"
+    assert outcome_class(OutputOverLimit(10)) == "output_rejected"
+    assert outcome_class(InputDecryptionFailed("x")) == "inputs"
+    assert outcome_class(DockerUnavailable("x")) == "docker"
+    assert outcome_class(RuntimeError("x")) == "other"
+    assert outcome_class(KeyboardInterrupt()) == "cancelled"

@@ -11,7 +11,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
-from lilypad_p2p.exec import BUILTIN_IDS, seal_for, unseal
+from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
@@ -42,21 +42,35 @@ class ScriptedProvider:
             return wire.DealCountersigned(
                 provider_signature=self.chain.sign_deal(deal_from_wire(message.deal))
             )
-        if protocol == JOB_PROTOCOL:
-            deal = deal_from_wire(message.deal)
-            unseal(self.identity.sealing_private_key(), message.sealed_inputs)
-            honest = tarball(b"abc\n")
-            digest = result_hash(honest)
-            sent = tarball(b"forged\n") if self.lie else honest
-            return wire.JobResultMessage(
-                deal_id=self.chain.deal_id(deal),
-                result_hash=digest,
-                provider_signature=self.chain.sign_commitment(deal, digest),
-                sealed_output=seal_for(message.output_recipient, sent),
-            )
         assert protocol == RESULT_PROTOCOL
         self.accepted.append(message)
         return wire.AcceptanceAck(deal_id=message.deal_id)
+
+    async def exchange(self, peer_id, protocol, message, *, inputs, on_answer, addrs=()):
+        """A job transfer as a real provider does it, from the spec (docs/WIRE.md §6)."""
+        assert protocol == JOB_PROTOCOL
+        deal = deal_from_wire(message.deal)
+        deal_id = self.chain.deal_id(deal)
+        opener = wire.ChunkOpener(self.identity.sealing_private_key(), message.inputs_preamble,
+                                  wire.INPUTS_CONTEXT + deal_id, message.inputs_bytes)
+        self.inputs = b"".join([opener.open(chunk) async for chunk in inputs()])
+        assert opener.finished
+        honest = tarball(b"abc\n")
+        digest = result_hash(honest)
+        sent = tarball(b"forged\n") if self.lie else honest
+        sealer = wire.ChunkSealer(message.output_recipient, wire.OUTPUT_CONTEXT + deal_id,
+                                  len(sent))
+        chunks = sealer.seal(sent)
+
+        async def body():
+            for chunk in chunks:
+                yield chunk
+
+        answer = wire.JobResultMessage(
+            deal_id=deal_id, result_hash=digest,
+            provider_signature=self.chain.sign_commitment(deal, digest),
+            output_preamble=sealer.preamble, output_bytes=len(sent))
+        return await on_answer(answer, body())
 
 
 DEPOSIT_WEI = 10**18

@@ -74,7 +74,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     client_chain = chains[client_id.address]
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
-        book=book, publish=publish, request=provider.request,
+        book=book, publish=publish, request=provider.request, exchange=provider.exchange,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
         disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,

@@ -57,7 +57,8 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: P
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=request, node_record=records.get,
+        book=book, publish=publish, request=request, exchange=answering.exchange,
+        node_record=records.get,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
         timeouts=Timeouts(agreement_ms=AGREEMENT_MS))
     solver = Identity.generate()

@@ -43,7 +43,7 @@ async def _market(tmp_path: Path, *, lie: bool):
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=provider.request,
+        book=book, publish=publish, request=provider.request, exchange=provider.exchange,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)
     return client, provider, provider_id, chains

@@ -33,6 +33,20 @@ def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
     store.close()
 
 
+def test_phase_counts_and_time_in_each_phase(tmp_path: Path) -> None:
+    store = DealStore.open(tmp_path / "node.sqlite")
+    for key in ("a", "b"):
+        store.insert(new_client_deal(key, now_ms=T0, expires_ms=T0 + 60_000), {})
+    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500), {},
+                 Event.MATCH_FOUND)
+    store.update(store.get("b").record, {"note": "same phase: not a transition"})
+    assert store.phase_counts() == [("client", "matched", 1), ("client", "offered", 1)]
+    (left,) = store.phase_durations.snapshot()
+    assert left["labels"] == {"side": "client", "phase": "offered"}
+    assert (left["count"], left["sum_s"]) == (1, 1.5)
+    store.close()
+
+
 def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
     path = tmp_path / "node.sqlite"
     store = DealStore.open(path)
@@ -72,3 +86,15 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
         raw.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="schema version 99"):
         DealStore.open(path)
+
+
+def test_a_result_file_is_stored_piece_by_piece_as_its_bytes(tmp_path):
+    store = DealStore.open(tmp_path / "node.sqlite")
+    store.insert(new_client_deal("d9", now_ms=1, expires_ms=2), {})
+    output = tmp_path / "out.tar"
+    output.write_bytes(bytes(range(256)) * 4099)
+    store.put_result_file("d9", output, piece_bytes=1000)
+    assert store.result("d9") == output.read_bytes()
+    output.write_bytes(b"again")
+    store.put_result_file("d9", output)
+    assert store.result("d9") == b"again"

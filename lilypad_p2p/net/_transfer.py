@@ -1,0 +1,142 @@
+"""Job transfers: a small request, then bodies of any size as sealed chunk streams.
+
+`/lilypad/job/2` (docs/WIRE.md §6) runs on one stream:
+
+    asker  -> JobRequest frame (small: the deal, the inputs' size and preamble)
+    server -> SendInputs frame                 (only if it wants the inputs: deal open, fits)
+    asker  -> the inputs' sealed chunks        (exactly sealed_size(inputs_bytes) bytes)
+    server -> JobResultMessage frame, then the output's sealed chunks (sealed_size(output_bytes))
+              or a refused frame
+
+Bodies carry no framing of their own: both sides know every chunk's exact length from the
+declared plaintext size (`wire/_chunks.py`), so nothing is ever buffered beyond one chunk and a
+size is checked against the limits before its first byte is read. The server asks for inputs
+only from a peer it has an open deal with (`has_open_deal`), after its handler checked the
+deal, and holds one chunk's worth of the peer's in-flight byte budget while reading them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import trio
+from libp2p.abc import INetStream
+from libp2p.peer.id import ID
+
+from lilypad_p2p import wire
+from lilypad_p2p.net._admission import Admission, Refusal
+from lilypad_p2p.net._errors import NetError
+
+logger = logging.getLogger(__name__)
+
+# A peer that sends no byte of the next chunk for this long has stalled: the transfer ends.
+CHUNK_READ_TIMEOUT_S = 60.0
+_READ_PIECE = 1 << 16
+T = TypeVar("T")
+
+ChunkSource = Callable[[], AsyncIterator[bytes]]
+
+
+class TransferRefused(NetError):
+    """The body is not wanted from this peer: no open deal, or over the byte budgets."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A transfer handler's answer and, for a job result, the source of its sealed chunks."""
+
+    answer: wire.DealMessage
+    body: ChunkSource | None = None
+
+
+async def read_chunks(stream: INetStream, plaintext_bytes: int) -> AsyncIterator[bytes]:
+    """The sealed chunks of a body of `plaintext_bytes`, each read whole, one at a time."""
+    for index in range(wire.chunk_count(plaintext_bytes)):
+        size = wire.chunk_size(plaintext_bytes, index)
+        chunk = bytearray()
+        with trio.fail_after(CHUNK_READ_TIMEOUT_S):
+            while len(chunk) < size:
+                piece = await stream.read(min(size - len(chunk), _READ_PIECE))
+                if not piece:
+                    raise wire.MalformedMessage("the stream ended inside a chunk stream")
+                chunk += piece
+        yield bytes(chunk)
+
+
+class InputsGate:
+    """Given to a transfer handler: `receive` asks the peer for its body and reads it."""
+
+    def __init__(
+        self,
+        stream: INetStream,
+        peer_id: ID,
+        admission: Admission,
+        has_open_deal: Callable[[ID], bool],
+        write_frame: Callable[[wire.DealMessage], Awaitable[None]],
+    ) -> None:
+        self._stream = stream
+        self._peer_id = peer_id
+        self._admission = admission
+        self._has_open_deal = has_open_deal
+        self._write_frame = write_frame
+        self.asked = False
+
+    async def receive(
+        self, deal_id: bytes, plaintext_bytes: int, sink: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        """Send `SendInputs`, then pass each sealed chunk of the body to `sink`.
+
+        Raises:
+            TransferRefused: no open deal with the peer, or no room in its byte budget.
+            wire.MalformedMessage: the stream ended early; trio.TooSlowError: it stalled.
+        """
+        if self.asked:
+            raise RuntimeError("a transfer has one body")
+        if not self._has_open_deal(self._peer_id):
+            self._admission.refuse(Refusal.NO_DEAL)
+            raise TransferRefused("inputs are taken only from a peer with an agreed deal")
+        held = wire.CHUNK_BYTES + wire.chunk_size(0, 0)
+        refusal = self._admission.reserve_bytes(self._peer_id, held)
+        if refusal is not None:
+            raise TransferRefused(f"too many request bytes in flight ({refusal.value}); "
+                                  "retry later")
+        self.asked = True
+        try:
+            await self._write_frame(wire.SendInputs(deal_id=deal_id))
+            async for chunk in read_chunks(self._stream, plaintext_bytes):
+                await sink(chunk)
+        finally:
+            self._admission.release_bytes(self._peer_id, held)
+
+
+TransferHandler = Callable[[ID, wire.DealMessage, InputsGate], Awaitable[Reply]]
+
+
+async def write_body(stream: INetStream, body: ChunkSource) -> None:
+    async for chunk in body():
+        await stream.write(chunk)
+
+
+async def ask(
+    stream: INetStream,
+    message: wire.DealMessage,
+    inputs: ChunkSource,
+    read_answer: Callable[[], Awaitable[wire.DealMessage]],
+    on_answer: Callable[[wire.DealMessage, AsyncIterator[bytes] | None], Awaitable[T]],
+    write_frame: Callable[[wire.DealMessage], Awaitable[None]],
+) -> T:
+    """The asker's side: send `message`, the inputs if asked, and hand the answer (with the
+    chunks of its body, which `on_answer` must consume) to `on_answer`."""
+    await write_frame(message)
+    answer = await read_answer()
+    if isinstance(answer, wire.SendInputs):
+        await write_body(stream, inputs)
+        answer = await read_answer()
+        if isinstance(answer, wire.SendInputs):
+            raise wire.MalformedMessage("inputs asked for twice")
+    if isinstance(answer, wire.JobResultMessage):
+        return await on_answer(answer, read_chunks(stream, answer.output_bytes))
+    return await on_answer(answer, None)

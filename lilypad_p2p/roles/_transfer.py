@@ -1,0 +1,279 @@
+"""How a deal's inputs and outputs move and rest: spool files and sealed chunk streams.
+
+Both roles keep a job's bytes on disk under `<home>/spool/<role>/` (0700 directory, 0600 files),
+never whole in memory:
+
+- client: `<offer cid>.inputs`, the input stream sealed to itself (`exec/_job_stream.py`), made
+  at submit; each attempt re-seals it chunk by chunk to the provider. The output arrives into
+  `<home>/results/<key>.tar`, opened and hashed chunk by chunk, kept only if its hash is the
+  one the provider committed to.
+- provider: `<deal key>.inputs`, the input stream exactly as the job creator sealed it (its
+  size checked against `max_job_bytes` before the first byte is read); the executor unpacks it
+  into the job's private directory. `<deal key>.output.tar`, the canonical output tarball (or,
+  when the job itself failed, the signed failure report, `roles/_failure.py`), sealed afresh
+  to the job creator for each request.
+
+The result hash on chain is the sha256 of the plaintext tarball (not of a ciphertext): every
+send seals with a fresh key, and mediators re-run the job and hash their own plaintext.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+from nacl.public import PrivateKey, PublicKey
+
+from lilypad_p2p import wire
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
+from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_document, spool_info
+from lilypad_p2p.net import MEDIATION_PROTOCOL, PROTOCOLS
+from lilypad_p2p.net._transfer import ChunkSource, InputsGate, Reply
+from lilypad_p2p.roles._failure import BadFailureReport, FailureReport, check_delivered_file
+
+logger = logging.getLogger(__name__)
+SPOOL_CONTEXT = b"lilypad/spool-inputs/1:"
+# A mediation request carries the inputs document in one frame, with the deal beside it.
+MAX_MEDIATED_INPUT_BYTES = PROTOCOLS[MEDIATION_PROTOCOL].max_request_bytes - 1024 * 1024
+# Outputs up to this size are also kept in the deal store (the chain bridge delivers them).
+MAX_STORED_RESULT_BYTES = 64 * 1024 * 1024
+_READ_PIECE = wire.CHUNK_BYTES
+
+
+class JobTooLarge(LilypadError):
+    """A job's inputs or outputs are over the node's `max_job_bytes`."""
+
+
+class BadOutput(PeerMisbehaved):
+    """The provider's output stream does not open, or its hash is not the committed one."""
+
+
+def spool_dir(home: Path, role: str) -> Path:
+    path = home / "spool" / role
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def discard(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def inputs_spool(detail: dict[str, Any]) -> Path:
+    """A deal's spooled inputs.
+
+    Raises:
+        FileNotFoundError: none recorded or the file is gone (a deal from before inputs were
+            spooled): callers retry, and the deal ends at its timeout.
+    """
+    path = Path(detail.get("inputs_spool") or "")
+    if not path.name or not path.is_file():
+        raise FileNotFoundError(f"the deal's spooled inputs {str(path)!r} are missing")
+    return path
+
+
+def inputs_context(deal_id: bytes) -> bytes:
+    return wire.INPUTS_CONTEXT + deal_id
+
+
+def output_context(deal_id: bytes) -> bytes:
+    return wire.OUTPUT_CONTEXT + deal_id
+
+
+def spool_context(offer_cid: str) -> bytes:
+    return SPOOL_CONTEXT + offer_cid.encode()
+
+
+async def mediation_document(spool: Path, key: PrivateKey, context: bytes) -> bytes:
+    """The one-piece inputs document of a spool, for a mediation request (bounded)."""
+    return await trio.to_thread.run_sync(spool_document, spool, key, context,
+                                         MAX_MEDIATED_INPUT_BYTES)
+
+
+# --- provider ---------------------------------------------------------------------------
+
+async def receive_inputs(
+    gate: InputsGate, request: wire.JobRequest, deal_id: bytes, spool: Path, max_job_bytes: int
+) -> None:
+    """Ask for the request's inputs and spool them to `spool` as they arrive.
+
+    Raises:
+        JobTooLarge: declared over `max_job_bytes`, or over the free disk (nothing read).
+        TransferRefused, wire.WireError, trio.TooSlowError: from the gate (the stream).
+    """
+    size = request.inputs_bytes
+    if size > max_job_bytes:
+        raise JobTooLarge(f"the job's inputs take {size} bytes, over this provider's "
+                          f"max_job_bytes of {max_job_bytes}")
+    needed = wire.sealed_size(size) + len(request.inputs_preamble)
+    if shutil.disk_usage(spool.parent).free < needed:
+        raise JobTooLarge(f"the job's inputs take {size} bytes, more than this provider's free "
+                          "disk")
+    part = spool.with_suffix(".part")
+    discard(part)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        receive_into(out, size, request.inputs_preamble)
+
+        async def sink(chunk: bytes) -> None:
+            await trio.to_thread.run_sync(out.write, chunk)
+
+        try:
+            await gate.receive(deal_id, size, sink)
+        except BaseException:
+            discard(part)
+            raise
+    part.replace(spool)
+
+
+def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes, int, ChunkSource]:
+    """The preamble, size and chunks of `tarball` sealed to `recipient` (a fresh key)."""
+    size = tarball.stat().st_size
+    sealer = wire.ChunkSealer(PublicKey(recipient), output_context(deal_id), size)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with tarball.open("rb") as fh:
+            while not sealer.finished:
+                piece = await trio.to_thread.run_sync(fh.read, _READ_PIECE)
+                for chunk in sealer.seal(piece):
+                    yield chunk
+
+    return sealer.preamble, size, chunks
+
+
+def result_reply(tarball: Path, deal_id: bytes, detail: dict[str, Any]) -> Reply:
+    """The signed result (from a provider's deal `detail`) and its output stream."""
+    preamble, size, chunks = output_body(tarball, detail["output_recipient"], deal_id)
+    return Reply(wire.JobResultMessage(
+        deal_id=deal_id, result_hash=detail["result_hash"],
+        provider_signature=detail["commitment_signature"], output_preamble=preamble,
+        output_bytes=size), chunks)
+
+
+def tamper_output(tarball: Path) -> bytes:
+    """The cheating provider's output (test fault): extra end blocks; its new digest."""
+    with tarball.open("ab") as fh:
+        fh.write(b"\0" * 512)
+    digest = hashlib.sha256()
+    with tarball.open("rb") as fh:
+        while piece := fh.read(_READ_PIECE):
+            digest.update(piece)
+    return digest.digest()
+
+
+# --- client -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class OutgoingInputs:
+    """A client's spooled inputs re-sealed to one provider for one attempt."""
+
+    preamble: bytes
+    size: int
+    chunks: ChunkSource
+
+
+def outgoing_inputs(
+    spool: Path, own_key: PrivateKey, offer_cid: str, provider_key: bytes, deal_id: bytes
+) -> OutgoingInputs:
+    size = spool_info(spool).plaintext_bytes
+    sealer = wire.ChunkSealer(PublicKey(provider_key), inputs_context(deal_id), size)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        pieces = open_spool(spool, own_key, spool_context(offer_cid))
+        while not sealer.finished:
+            piece = await trio.to_thread.run_sync(next, pieces, None)
+            if piece is None:
+                raise wire.ChunkStreamError(f"spool {spool.name} ended early")
+            for chunk in sealer.seal(piece):
+                yield chunk
+
+    return OutgoingInputs(sealer.preamble, size, chunks)
+
+
+async def receive_output(
+    answer: wire.JobResultMessage, chunks: AsyncIterator[bytes], own_key: PrivateKey,
+    result: Path, max_job_bytes: int, provider: str,
+) -> FailureReport | None:
+    """Open the output stream into `result` (0600), checking it is what the provider committed
+    to: an output tarball hashing to `answer.result_hash` (None), or the provider's signed
+    report of the job's own failure whose claim hashes to it (the report).
+
+    Raises:
+        BadOutput: over `max_job_bytes` (nothing read), a chunk that does not open, or neither
+            of the above; `result` is then not left behind.
+    """
+    if answer.output_bytes > max_job_bytes:
+        raise BadOutput(f"an output of {answer.output_bytes} bytes, over max_job_bytes")
+    try:
+        opener = wire.ChunkOpener(own_key, answer.output_preamble,
+                                  output_context(answer.deal_id), answer.output_bytes)
+    except wire.ChunkStreamError as exc:
+        raise BadOutput(str(exc)) from exc
+    result.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    part = result.with_suffix(".part")
+    discard(part)
+    digest = hashlib.sha256()
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in chunks:
+                try:
+                    plaintext = opener.open(chunk)
+                except wire.ChunkStreamError as exc:
+                    raise BadOutput(str(exc)) from exc
+                digest.update(plaintext)
+                await trio.to_thread.run_sync(out.write, plaintext)
+        try:
+            failure = await trio.to_thread.run_sync(
+                check_delivered_file, part, digest.digest(), answer.result_hash, provider)
+        except BadFailureReport as exc:
+            raise BadOutput(str(exc)) from exc
+    except BaseException:
+        discard(part)
+        raise
+    part.replace(result)
+    return failure
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A provider's delivery that matched its commitment, at `path`."""
+
+    path: Path
+    failure: FailureReport | None  # the signed report, when the job itself failed
+
+
+class ResultReceiver:
+    """The client's `on_answer` of a job transfer: checks a result's deal and commitment,
+    then opens its output into `result`. Returns (answer, the delivery or None when it does
+    not match the commitment)."""
+
+    def __init__(self, deal_id: bytes, check_commitment: Callable[[bytes, bytes], None],
+                 own_key: PrivateKey, result: Path, max_job_bytes: int, provider: str) -> None:
+        self._deal_id, self._check_commitment = deal_id, check_commitment
+        self._own_key, self._result, self._max_job_bytes = own_key, result, max_job_bytes
+        self._provider = provider
+
+    async def __call__(
+        self, answer: wire.DealMessage, chunks: AsyncIterator[bytes] | None
+    ) -> tuple[wire.DealMessage, Delivery | None]:
+        if not isinstance(answer, wire.JobResultMessage):
+            return answer, None
+        assert chunks is not None
+        if answer.deal_id != self._deal_id:
+            raise BadOutput("the result names another deal")
+        self._check_commitment(answer.result_hash, answer.provider_signature)
+        try:
+            failure = await receive_output(answer, chunks, self._own_key, self._result,
+                                           self._max_job_bytes, self._provider)
+        except BadOutput as exc:
+            logger.warning("the output of deal 0x%s is refused: %s", self._deal_id.hex(), exc)
+            return answer, None
+        return answer, Delivery(self._result, failure)

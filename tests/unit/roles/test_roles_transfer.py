@@ -1,0 +1,59 @@
+"""A provider's side of a job transfer: the declared size is checked against max_job_bytes
+before any input byte is asked for; a received stream is spooled 0600 exactly as sent."""
+
+import pytest
+import trio
+from nacl.public import PrivateKey
+
+from lilypad_p2p import wire
+from lilypad_p2p.roles._transfer import JobTooLarge, receive_inputs
+
+DEAL = {name: 0 for name in wire.DEAL_FIELDS}
+DEAL_ID = bytes(range(32))
+
+
+class RecordingGate:
+    """Stands in for the network's InputsGate: hands over given chunks, records the ask."""
+
+    def __init__(self, chunks):
+        self.chunks, self.asked = chunks, []
+
+    async def receive(self, deal_id, size, sink):
+        self.asked.append((deal_id, size))
+        for chunk in self.chunks:
+            await sink(chunk)
+
+
+def _request(size, preamble=bytes(wire.PREAMBLE_BYTES)):
+    return wire.JobRequest(chain_id=1, deal=DEAL, module="m", inputs_preamble=preamble,
+                           inputs_bytes=size, output_recipient=bytes(32))
+
+
+async def test_over_max_job_bytes_is_refused_before_asking_for_a_byte(tmp_path):
+    gate = RecordingGate([])
+    with pytest.raises(JobTooLarge, match="over this provider's max_job_bytes of 1048576"):
+        await receive_inputs(gate, _request(2**20 + 1), DEAL_ID, tmp_path / "d.inputs", 2**20)
+    assert gate.asked == [] and list(tmp_path.iterdir()) == []
+
+
+async def test_more_than_the_free_disk_is_refused_before_asking(tmp_path):
+    gate = RecordingGate([])
+    with pytest.raises(JobTooLarge, match="free disk"):
+        await receive_inputs(gate, _request(2**60), DEAL_ID, tmp_path / "d.inputs", 2**62)
+    assert gate.asked == []
+
+
+async def test_a_received_stream_is_spooled_0600_and_opens(tmp_path):
+    key = PrivateKey.generate()
+    data = b"x" * (wire.CHUNK_BYTES + 5)
+    sealer = wire.ChunkSealer(key.public_key, wire.INPUTS_CONTEXT + DEAL_ID, len(data))
+    gate = RecordingGate(sealer.seal(data))
+    spool = tmp_path / "d.inputs"
+    await receive_inputs(gate, _request(len(data), sealer.preamble), DEAL_ID, spool, 2**30)
+    assert gate.asked == [(DEAL_ID, len(data))]
+    assert spool.stat().st_mode & 0o777 == 0o600
+    from lilypad_p2p.exec._job_stream import open_spool
+
+    pieces = await trio.to_thread.run_sync(
+        lambda: list(open_spool(spool, key, wire.INPUTS_CONTEXT + DEAL_ID)))
+    assert b"".join(pieces) == data
