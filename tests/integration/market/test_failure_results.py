@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
+from lilypad_p2p.roles._failure import FailureReport
 from lilypad_p2p.roles._terms import MEDIATION_WINDOW_S
 from lilypad_p2p.testing import advance_chain_time, require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
@@ -121,6 +122,10 @@ def test_failed_jobs_pay_the_honest_provider_and_false_claims_are_slashed(tmp_pa
             assert report["run_time_limit_s"] == 4
             if failure == "exit":
                 assert Path(report["logs_path"]).read_bytes() == b"about to fail\n"
+            # The provider's signed report itself, as it came down the result stream.
+            signed = FailureReport.decode(
+                Path(deal["result_path"]).with_name(f"{key}.failure-report").read_bytes())
+            assert signed.signer().lower() == addresses["honest"].lower()
         deal = world.wait_for_phase(checking, upheld, FINAL, timeout_s=ENDED_WITHIN_S)
         # Checked off chain: the consortium reproduced the failure, so it settles unchallenged.
         assert (deal["phase"], deal["check_outcome"], deal["failure"]) == (

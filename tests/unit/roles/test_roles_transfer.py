@@ -1,12 +1,23 @@
-"""A provider's side of a job transfer: the declared size is checked against max_job_bytes
-before any input byte is asked for; a received stream is spooled 0600 exactly as sent."""
+"""A job transfer: the provider checks the declared size against max_job_bytes before any
+input byte is asked for, and spools a received stream 0600 exactly as sent; the client takes
+the output stream as the committed output or the provider's signed failure report."""
+
+import hashlib
 
 import pytest
 import trio
 from nacl.public import PrivateKey
 
 from lilypad_p2p import wire
-from lilypad_p2p.roles._transfer import JobTooLarge, receive_inputs
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.roles._failure import FailureClaim, FailureClass, FailureReport
+from lilypad_p2p.roles._transfer import (
+    BadOutput,
+    JobTooLarge,
+    output_body,
+    receive_inputs,
+    receive_output,
+)
 
 DEAL = {name: 0 for name in wire.DEAL_FIELDS}
 DEAL_ID = bytes(range(32))
@@ -57,3 +68,34 @@ async def test_a_received_stream_is_spooled_0600_and_opens(tmp_path):
     pieces = await trio.to_thread.run_sync(
         lambda: list(open_spool(spool, key, wire.INPUTS_CONTEXT + DEAL_ID)))
     assert b"".join(pieces) == data
+
+
+async def _deliver(tmp_path, written, result_hash, provider):
+    """The provider's output spool `written` sent as the result stream and received."""
+    client = PrivateKey.generate()
+    spool = tmp_path / "d.output.tar"
+    spool.write_bytes(written)
+    preamble, size, chunks = output_body(spool, bytes(client.public_key), DEAL_ID)
+    answer = wire.JobResultMessage(deal_id=DEAL_ID, result_hash=result_hash,
+                                   provider_signature=b"\1" * 65, output_preamble=preamble,
+                                   output_bytes=size)
+    result = tmp_path / "results" / "d.tar"
+    return await receive_output(answer, chunks(), client, result, 2**30, provider), result
+
+
+async def test_a_failure_report_in_the_output_spool_arrives_as_the_failure(tmp_path):
+    provider = Identity.generate()
+    claim = FailureClaim(FailureClass.EXIT, 3)
+    report = FailureReport(claim, 5, 1, 2, 3, b"logs").signed(provider.eth_account())
+    failure, result = await _deliver(tmp_path, report.encode(), claim.digest(), provider.address)
+    assert failure == report and result.read_bytes() == report.encode()
+    assert result.stat().st_mode & 0o777 == 0o600
+    output = b"an output tarball"
+    failure, result = await _deliver(tmp_path, output, hashlib.sha256(output).digest(),
+                                     provider.address)
+    assert failure is None and result.read_bytes() == output
+    result.unlink()
+    # The same report from a provider other than the deal's is refused, and nothing is kept.
+    with pytest.raises(BadOutput, match="not signed by the deal's provider"):
+        await _deliver(tmp_path, report.encode(), claim.digest(), Identity.generate().address)
+    assert list((tmp_path / "results").iterdir()) == []
