@@ -31,6 +31,7 @@ from lilypad_p2p.chain import (
     deploy_settlement,
 )
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
 from lilypad_p2p.roles import (
@@ -47,6 +48,7 @@ from lilypad_p2p.roles import (
     resolve,
 )
 from lilypad_p2p.roles._terms import deal_to_wire, module_hash
+from lilypad_p2p.roles._transfer import inputs_context
 from lilypad_p2p.store import StoredDeal
 from lilypad_p2p.testing import (
     advance_chain_time,
@@ -436,7 +438,7 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
 
 
 async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider(
-    setup: Setup,
+    setup: Setup, tmp_path: Path,
 ) -> None:
     executor = await Executor.connect()
     three = tuple(i.address for i in setup.mediator_ids[2:5])
@@ -449,9 +451,14 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         await nursery.start(defence.run)
         (p0, _), = await _balances(setup, setup.provider_id.address)
         record = new_provider_deal("defended", now_ms=0, result_deadline_ms=0)
+        # The provider's spool: the inputs as the job creator streamed them to it.
+        inputs = JobInputs.decode(case.inputs)
+        spool = tmp_path / "defended.inputs"
+        write_spool(spool, setup.provider_id.sealing_public_key,
+                    inputs_context(setup.provider.deal_id(case.deal)), inputs.files,
+                    inputs.params)
         defence.defend_soon(StoredDeal(record, {
-            "deal": deal_to_wire(case.deal), "module": "hash",
-            "sealed_inputs": seal_for(setup.provider_id.sealing_public_key, case.inputs),
+            "deal": deal_to_wire(case.deal), "module": "hash", "inputs_spool": str(spool),
             "result_hash": case.result_hash, "commitment_signature": case.provider_commitment,
         }, setup.chain.chain_id))
         with trio.fail_after(60):
