@@ -16,11 +16,11 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._yamux import GuardedYamux, use_muxer_classes
 
 
 class Muxer(enum.Enum):
@@ -46,7 +46,7 @@ def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
 
 DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
 _MUXER_OPTIONS = {
-    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
+    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), GuardedYamux),
     Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),
 }
 
@@ -83,7 +83,7 @@ def build_host(
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     # Offered in this order (multistream negotiates the first the other side speaks).
     muxer_options = dict(_MUXER_OPTIONS[muxer] for muxer in muxers)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt=muxer_options,
@@ -98,3 +98,5 @@ def build_host(
             max_connections_per_peer=limits.max_per_peer,
         ),
     )
+    use_muxer_classes(host)
+    return host

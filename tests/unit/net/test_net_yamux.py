@@ -1,24 +1,25 @@
 """Muxer selection: hosts offer Mplex first and always accept Yamux too (multistream order)."""
 
 from libp2p.crypto.secp256k1 import create_new_key_pair
-from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, preferring
 from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._yamux import GuardedYamux
 
 
 def _offered(muxers):
-    host = build_host(
-        create_new_key_pair(), [], muxers, target_connections=8, limits=NetLimits()
-    )
+    host = build_host(create_new_key_pair(), [], muxers, target_connections=8, limits=NetLimits())
     upgrader = host.get_network().upgrader  # type: ignore[attr-defined]
     return list(upgrader.muxer_multistream.transports.items())
 
 
 def test_hosts_offer_mplex_first_and_always_accept_yamux():
     assert DEFAULT_MUXERS == (Muxer.MPLEX, Muxer.YAMUX)
-    assert _offered(DEFAULT_MUXERS) == [("/mplex/6.7.0", GuardedMplex), ("/yamux/1.0.0", Yamux)]
+    assert _offered(DEFAULT_MUXERS) == [
+        ("/mplex/6.7.0", GuardedMplex),
+        ("/yamux/1.0.0", GuardedYamux),
+    ]
 
 
 def test_a_preference_only_changes_the_order():

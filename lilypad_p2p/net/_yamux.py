@@ -1,0 +1,74 @@
+"""Our changes to py-libp2p 0.8.1's Yamux, each small and pinned by a test.
+
+`GuardedYamux.close`: the library's `Yamux.close` first takes the stream lock and writes a
+GO_AWAY frame, and only then closes the socket. A close that is cancelled at either await (a
+node or task shutting down, a disconnect under a deadline) or that waits on a peer which stopped
+reading left the socket open for good: the peer never saw the connection end, so its swarm
+never reported the disconnection (a `PeerLeft` missing in about one run of two of
+`test_net_mesh`), and our side leaked the file descriptor. Mplex closes the socket first and did
+not have this. Ours bounds the polite part by `GO_AWAY_TIMEOUT_S` and closes the socket on every
+path, shielded, so a cancelled close still ends the connection.
+
+`MuxerClassMultistream.new_conn`: the library's muxer negotiation builds a plain `Yamux` whenever
+Yamux is chosen, whatever class the host was given for it; ours builds the class the host was
+given (as the library already does for every other muxer), so `GuardedYamux` is what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+from libp2p.abc import IHost, IMuxedConn, ISecureConn
+from libp2p.peer.id import ID
+from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
+from libp2p.stream_muxer.yamux.yamux import GO_AWAY_NORMAL, Yamux
+
+logger = logging.getLogger(__name__)
+
+# How long a close may spend telling the peer (GO_AWAY) before it just closes the socket.
+GO_AWAY_TIMEOUT_S = 2.0
+
+
+class GuardedYamux(Yamux):
+    """Yamux whose `close` always closes the socket, even when cancelled or the peer is stuck."""
+
+    async def close(self, error_code: int = GO_AWAY_NORMAL) -> None:
+        try:
+            with trio.move_on_after(GO_AWAY_TIMEOUT_S):
+                await super().close(error_code)
+        finally:
+            if not self.event_closed.is_set():
+                await self._close_socket()
+
+    async def _close_socket(self) -> None:
+        self.event_shutting_down.set()
+        # Shielded: closing a trio socket does not block, and it must happen even when the
+        # caller is being cancelled. The frame loop then fails its read and runs the library's
+        # cleanup (streams ended, `on_close` telling the swarm).
+        with trio.CancelScope(shield=True):
+            try:
+                await self.secured_conn.close()
+            except Exception as error:  # an already broken transport: it is closed either way
+                logger.debug("closing a Yamux connection's socket: %r", error)
+        self.event_closed.set()
+
+
+class MuxerClassMultistream(MuxerMultistream):
+    """Muxer negotiation that builds the negotiated protocol's class for Yamux too."""
+
+    async def new_conn(self, conn: ISecureConn, peer_id: ID) -> IMuxedConn:
+        protocol, transport_class = await self._selector.select(
+            conn, conn.is_initiator, self.negotiate_timeout
+        )
+        return self._annotate_connection(transport_class(conn, peer_id), conn, protocol)
+
+
+def use_muxer_classes(host: IHost) -> None:
+    """Make `host` build the muxer classes it was configured with (see the module notes)."""
+    upgrader = host.get_network().upgrader  # type: ignore[attr-defined]
+    library = upgrader.muxer_multistream
+    ours = MuxerClassMultistream({}, library.negotiate_timeout)
+    for protocol, transport in library.transports.items():
+        ours.add_transport(protocol, transport)
+    upgrader.muxer_multistream = ours

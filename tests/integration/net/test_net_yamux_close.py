@@ -1,0 +1,73 @@
+"""A Yamux connection closed by a task that is being cancelled still ends, for both sides.
+
+py-libp2p 0.8.1's `Yamux.close` took a lock and wrote GO_AWAY before closing the socket, so a
+cancelled close (a node or task shutting down) left the socket open: the peer never learnt the
+connection was gone (`_yamux.GuardedYamux`). Real hosts on real sockets, Yamux only.
+"""
+
+import pytest
+import trio
+from libp2p.abc import INetConn, INetwork, INotifee
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from multiaddr import Multiaddr
+from net_testbed import MESH_TIMEOUT_S
+
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.net._admission import NetLimits
+from lilypad_p2p.net._host import Muxer, build_host
+from lilypad_p2p.net._yamux import GuardedYamux
+
+pytestmark = pytest.mark.net
+
+# Far longer than a close takes on a loaded machine; without the fix it never comes.
+CLOSE_SEEN_TIMEOUT_S = 10.0
+
+
+class _Disconnections(INotifee):
+    def __init__(self) -> None:
+        self.seen = trio.Event()
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self.seen.set()
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None: ...
+    async def opened_stream(self, network: INetwork, stream: object) -> None: ...
+    async def closed_stream(self, network: INetwork, stream: object) -> None: ...
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None: ...
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None: ...
+
+
+def _yamux_host():
+    return build_host(
+        Identity.generate().libp2p_key_pair(),
+        [Multiaddr("/ip4/127.0.0.1/tcp/0")],
+        (Muxer.YAMUX,),
+        target_connections=1,
+        limits=NetLimits(),
+    )
+
+
+async def test_a_cancelled_close_still_ends_the_connection_for_the_peer():
+    listener, dialer = _yamux_host(), _yamux_host()
+    seen_by_listener = _Disconnections()
+    listener.get_network().register_notifee(seen_by_listener)
+    async with (
+        listener.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        dialer.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+    ):
+        addr = f"{listener.get_addrs()[0]}"
+        await dialer.connect(info_from_p2p_addr(Multiaddr(addr)))
+        (connection,) = dialer.get_network().get_connections(listener.get_id())
+        assert isinstance(connection.muxed_conn, GuardedYamux)
+        with trio.fail_after(MESH_TIMEOUT_S):
+            while not listener.get_network().get_connections(dialer.get_id()):
+                await trio.sleep(0.05)
+
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await connection.close()
+
+        assert connection.muxed_conn.is_closed
+        with trio.fail_after(CLOSE_SEEN_TIMEOUT_S):
+            await seen_by_listener.seen.wait()
+        assert listener.get_network().get_connections(dialer.get_id()) == []
