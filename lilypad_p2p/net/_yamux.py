@@ -12,6 +12,14 @@ path, shielded, so a cancelled close still ends the connection.
 `MuxerClassMultistream.new_conn`: the library's muxer negotiation builds a plain `Yamux` whenever
 Yamux is chosen, whatever class the host was given for it; ours builds the class the host was
 given (as the library already does for every other muxer), so `GuardedYamux` is what runs.
+
+`TunedYamuxStream._auto_tune_and_send_window_update`: the library returns receive-window credit
+after nearly every read (`PY_YAMUX_RELEASE_ON_READ`, on by default), so each gossip message cost
+a second Noise frame, written, read and decrypted, in the opposite direction. Ours returns credit
+the way go-yamux does: once half the window has been consumed (still auto-tuning the window),
+so the sender is never short while reads keep up. `GuardedYamux._write_frame` writes without
+the library's per-frame header parse and debug formatting. Figures: benchmarks/RESULTS.md
+("Gossip on Yamux and Mplex").
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import trio
 from libp2p.abc import IHost, IMuxedConn, ISecureConn
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
-from libp2p.stream_muxer.yamux.yamux import GO_AWAY_NORMAL, Yamux
+from libp2p.stream_muxer.yamux.yamux import GO_AWAY_NORMAL, Yamux, YamuxStream
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +38,37 @@ logger = logging.getLogger(__name__)
 GO_AWAY_TIMEOUT_S = 2.0
 
 
+class TunedYamuxStream(YamuxStream):
+    """A Yamux stream that returns window credit in halves of the window, as go-yamux does."""
+
+    async def _auto_tune_and_send_window_update(self, *, bytes_read: int = 0) -> None:
+        # Synchronous bookkeeping (no await until the frame is written), so no lock is needed.
+        self._pending_recv_release += bytes_read
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        threshold = self._grow_threshold()
+        if self._pending_recv_release < max(threshold, 1):
+            return
+        self._pending_recv_release = 0
+        increment = self._grow_to_delta(buffered) + self._apply_autotune_epoch(buffered)
+        if increment > 0:
+            await self.send_window_update(increment)
+
+
 class GuardedYamux(Yamux):
-    """Yamux whose `close` always closes the socket, even when cancelled or the peer is stuck."""
+    """Yamux whose `close` always closes the socket, even when cancelled or the peer is stuck,
+    with cheaper frame writes and go-yamux's window-credit rule (see the module notes)."""
+
+    async def open_stream(self) -> YamuxStream:
+        return _tuned(await super().open_stream())
+
+    async def accept_stream(self) -> YamuxStream:  # type: ignore[override]
+        stream = await super().accept_stream()
+        assert isinstance(stream, YamuxStream)
+        return _tuned(stream)
+
+    async def _write_frame(self, data: bytes) -> None:
+        async with self._write_lock:
+            await self.secured_conn.write(data)
 
     async def close(self, error_code: int = GO_AWAY_NORMAL) -> None:
         try:
@@ -72,3 +109,10 @@ def use_muxer_classes(host: IHost) -> None:
     for protocol, transport in library.transports.items():
         ours.add_transport(protocol, transport)
     upgrader.muxer_multistream = ours
+
+
+def _tuned(stream: YamuxStream) -> YamuxStream:
+    # The library builds its `YamuxStream`s inside its frame loop; the subclass only replaces
+    # a method and adds no state, so the stream is retyped before anyone reads from it.
+    stream.__class__ = TunedYamuxStream
+    return stream

@@ -1,4 +1,5 @@
-"""A Yamux connection closed by a task that is being cancelled still ends, for both sides.
+"""Our Yamux (`net/_yamux.py`): a cancelled close still ends the connection for both sides,
+and window credit comes back in half windows without stalling a sender.
 
 py-libp2p 0.8.1's `Yamux.close` took a lock and wrote GO_AWAY before closing the socket, so a
 cancelled close (a node or task shutting down) left the socket open: the peer never learnt the
@@ -15,7 +16,7 @@ from net_testbed import MESH_TIMEOUT_S
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._host import Muxer, build_host
-from lilypad_p2p.net._yamux import GuardedYamux
+from lilypad_p2p.net._yamux import GuardedYamux, TunedYamuxStream
 
 pytestmark = pytest.mark.net
 
@@ -71,3 +72,46 @@ async def test_a_cancelled_close_still_ends_the_connection_for_the_peer():
         with trio.fail_after(CLOSE_SEEN_TIMEOUT_S):
             await seen_by_listener.seen.wait()
         assert listener.get_network().get_connections(dialer.get_id()) == []
+
+
+PROTOCOL = "/lilypad-test/credit/1"
+SMALL_MESSAGES = 100
+MESSAGE = b"x" * 1024
+BULK_BYTES = 1 << 20
+
+
+async def test_window_credit_comes_back_in_half_windows_and_bulk_never_stalls():
+    listener, dialer = _yamux_host(), _yamux_host()
+
+    async def reader(stream) -> None:
+        for expected in (SMALL_MESSAGES * len(MESSAGE), BULK_BYTES):
+            got = 0
+            while got < expected:
+                got += len(await stream.read(64 * 1024))
+            await stream.write(b"k")
+
+    listener.set_stream_handler(PROTOCOL, reader)
+    async with (
+        listener.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        dialer.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+    ):
+        await dialer.connect(info_from_p2p_addr(Multiaddr(f"{listener.get_addrs()[0]}")))
+        stream = await dialer.new_stream(listener.get_id(), [PROTOCOL])
+        muxed = stream.muxed_stream
+        assert isinstance(muxed, TunedYamuxStream)
+        with trio.fail_after(MESH_TIMEOUT_S):
+            window_before = muxed.send_window
+            for _ in range(SMALL_MESSAGES):
+                await stream.write(MESSAGE)
+            # The reader writes its ack after any window update it sends, on the same
+            # connection, so both have been processed once the ack is read.
+            assert await stream.read(1) == b"k"
+            # 100 KiB read is under half the 256 KiB window: no credit frame per read.
+            assert muxed.send_window == window_before - SMALL_MESSAGES * len(MESSAGE)
+
+            # Four windows' worth: credit must come back in time for the sender to go on.
+            for _ in range(BULK_BYTES // (64 * 1024)):
+                await stream.write(b"y" * 64 * 1024)
+            assert await stream.read(1) == b"k"
+            assert muxed.send_window > 0
+        await stream.close()
