@@ -30,13 +30,12 @@ class Muxer(enum.Enum):
     MPLEX = "mplex"
 
 
-# The muxer we propose first; both are always offered, so Yamux-only peers (go-libp2p,
-# rust-libp2p and js-libp2p on their defaults) still connect. Mplex first, because py-libp2p
-# 0.8.1's Yamux is not yet fit to be ours: it costs a third more CPU per gossip delivery (a
-# window update after every read; batching the credit stalled stream negotiation at 20 nodes),
-# and a connection whose peer went away is sometimes never reported closed (a PeerLeft missing
-# 30 s later in about one run of four of tests/integration/net/test_net_mesh.py).
-DEFAULT_MUXER = Muxer.MPLEX
+# The muxer we propose first: Yamux, what the libp2p specs keep (Mplex is deprecated) and the
+# only one go-libp2p and rust-libp2p offer on their defaults. Mplex is still offered, so nodes
+# that prefer it connect too. py-libp2p 0.8.1's Yamux runs with our fixes (`_yamux`): closes
+# that always end the connection, and window credit in half windows, which brought its CPU per
+# gossip delivery to Mplex's (benchmarks/RESULTS.md "Gossip on Yamux and Mplex").
+DEFAULT_MUXER = Muxer.YAMUX
 
 
 def preferring(muxer: Muxer) -> tuple[Muxer, ...]:

@@ -1,4 +1,4 @@
-"""Muxer selection: hosts offer Mplex first and always accept Yamux too (multistream order)."""
+"""Muxer selection: hosts offer Yamux first and still accept Mplex (multistream order)."""
 
 from libp2p.crypto.secp256k1 import create_new_key_pair
 
@@ -14,11 +14,11 @@ def _offered(muxers):
     return list(upgrader.muxer_multistream.transports.items())
 
 
-def test_hosts_offer_mplex_first_and_always_accept_yamux():
-    assert DEFAULT_MUXERS == (Muxer.MPLEX, Muxer.YAMUX)
+def test_hosts_offer_yamux_first_and_still_accept_mplex():
+    assert DEFAULT_MUXERS == (Muxer.YAMUX, Muxer.MPLEX)
     assert _offered(DEFAULT_MUXERS) == [
-        ("/mplex/6.7.0", GuardedMplex),
         ("/yamux/1.0.0", GuardedYamux),
+        ("/mplex/6.7.0", GuardedMplex),
     ]
 
 
