@@ -7,7 +7,7 @@ reading left the socket open for good: the peer never saw the connection end, so
 never reported the disconnection (a `PeerLeft` missing in about one run of two of
 `test_net_mesh`), and our side leaked the file descriptor. Mplex closes the socket first and did
 not have this. Ours bounds the polite part by `GO_AWAY_TIMEOUT_S` and closes the socket on every
-path, shielded, so a cancelled close still ends the connection.
+path (shielded when cancelled), so a cancelled close still ends the connection.
 
 `MuxerClassMultistream.new_conn`: the library's muxer negotiation builds a plain `Yamux` whenever
 Yamux is chosen, whatever class the host was given for it; ours builds the class the host was
@@ -72,23 +72,31 @@ class GuardedYamux(Yamux):
 
     async def close(self, error_code: int = GO_AWAY_NORMAL) -> None:
         try:
-            with trio.move_on_after(GO_AWAY_TIMEOUT_S):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._unstick_close)
                 await super().close(error_code)
+                nursery.cancel_scope.cancel()
         finally:
-            if not self.event_closed.is_set():
-                await self._close_socket()
+            if not self.event_closed.is_set():  # cancelled before the socket was closed
+                self.event_shutting_down.set()
+                # Shielded: closing a trio socket does not block, and it must happen even when
+                # the caller is being cancelled. The frame loop then fails its read and runs the
+                # library's cleanup (streams ended, `on_close` telling the swarm).
+                with trio.CancelScope(shield=True):
+                    await self._close_socket()
+                self.event_closed.set()
+
+    async def _unstick_close(self) -> None:
+        # A peer that stopped reading blocks the GO_AWAY write; closing the socket fails that
+        # write, and the library's close goes on as after any failed GO_AWAY.
+        await trio.sleep(GO_AWAY_TIMEOUT_S)
+        await self._close_socket()
 
     async def _close_socket(self) -> None:
-        self.event_shutting_down.set()
-        # Shielded: closing a trio socket does not block, and it must happen even when the
-        # caller is being cancelled. The frame loop then fails its read and runs the library's
-        # cleanup (streams ended, `on_close` telling the swarm).
-        with trio.CancelScope(shield=True):
-            try:
-                await self.secured_conn.close()
-            except Exception as error:  # an already broken transport: it is closed either way
-                logger.debug("closing a Yamux connection's socket: %r", error)
-        self.event_closed.set()
+        try:
+            await self.secured_conn.close()
+        except Exception as error:  # an already broken transport: it is closed either way
+            logger.debug("closing a Yamux connection's socket: %r", error)
 
 
 class MuxerClassMultistream(MuxerMultistream):

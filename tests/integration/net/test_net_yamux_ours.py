@@ -6,6 +6,8 @@ cancelled close (a node or task shutting down) left the socket open: the peer ne
 connection was gone (`_yamux.GuardedYamux`). Real hosts on real sockets, Yamux only.
 """
 
+import contextlib
+
 import pytest
 import trio
 from libp2p.abc import INetConn, INetwork, INotifee
@@ -115,3 +117,44 @@ async def test_window_credit_comes_back_in_half_windows_and_bulk_never_stalls():
             assert await stream.read(1) == b"k"
             assert muxed.send_window > 0
         await stream.close()
+
+
+STUFFING_STREAMS = 64
+# Well past GO_AWAY_TIMEOUT_S; without the fix the close never returns.
+STUCK_CLOSE_TIMEOUT_S = 20.0
+
+
+async def test_a_close_towards_a_peer_that_stopped_reading_still_returns():
+    listener, dialer = _yamux_host(), _yamux_host()
+    async with (
+        listener.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        dialer.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+    ):
+        await dialer.connect(info_from_p2p_addr(Multiaddr(f"{listener.get_addrs()[0]}")))
+        with trio.fail_after(MESH_TIMEOUT_S):
+            while not listener.get_network().get_connections(dialer.get_id()):
+                await trio.sleep(0.05)
+        (their_side,) = listener.get_network().get_connections(dialer.get_id())
+
+        async def never_read() -> bytes:
+            await trio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        # The listener stops reading its socket (from its next Noise frame on), which stays open.
+        their_side.muxed_conn.secured_conn.conn.read_msg = never_read
+        (ours,) = dialer.get_network().get_connections(listener.get_id())
+        muxed = ours.muxed_conn
+        assert isinstance(muxed, GuardedYamux)
+
+        async def stuff() -> None:
+            with contextlib.suppress(Exception):  # fails once our close ends the socket
+                stream = await muxed.open_stream()
+                await stream.write(b"z" * 256 * 1024)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(STUFFING_STREAMS):
+                nursery.start_soon(stuff)
+            await trio.sleep(1)  # the socket's send buffer fills; writers block
+            with trio.fail_after(STUCK_CLOSE_TIMEOUT_S):
+                await muxed.close()
+        assert muxed.is_closed
