@@ -61,7 +61,7 @@ class GuardedYamux(Yamux):
     async def open_stream(self) -> YamuxStream:
         return _tuned(await super().open_stream())
 
-    async def accept_stream(self) -> YamuxStream:  # type: ignore[override]
+    async def accept_stream(self) -> YamuxStream:
         stream = await super().accept_stream()
         assert isinstance(stream, YamuxStream)
         return _tuned(stream)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from libp2p import new_host
-from libp2p.abc import IHost
+from libp2p.abc import IHost, IMuxedConn
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
@@ -30,7 +30,9 @@ from multiaddr import Multiaddr
 from lilypad_p2p.identity import Identity
 
 # The library's own muxers, as a plain py-libp2p attacker has them.
-_MUXERS = {"mplex": (MPLEX_PROTOCOL_ID, Mplex), "yamux": (YAMUX_PROTOCOL_ID, Yamux)}
+_MUXERS: dict[str, tuple[str, type[IMuxedConn]]] = {
+    "mplex": (MPLEX_PROTOCOL_ID, Mplex), "yamux": (YAMUX_PROTOCOL_ID, Yamux),
+}
 
 
 def raw_host(identity: Identity, muxer: str = "mplex") -> IHost:
