@@ -130,9 +130,9 @@ class NodeConfig:
     relay_circuit_duration_s: int = 7200
     relay_circuit_bytes: int = 1 << 30
     upnp: bool = False
-    # Stream muxer proposed first: "mplex" (default) or "yamux". Both are always offered, so
+    # Stream muxer proposed first: "yamux" (default) or "mplex". Both are always offered, so
     # nodes with different settings still connect; relayed connections work over both.
-    muxer: str = "mplex"
+    muxer: str = "yamux"
     # A public node's budgets (`[limits]`, net/_admission.py NetLimits; README "What a public
     # node withstands"): connections, streams, request bytes in flight, ban length.
     limit_max_connections: int = _DEFAULT_LIMITS.max_connections

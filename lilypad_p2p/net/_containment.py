@@ -12,7 +12,10 @@ cancels the whole service and with it the node. Two wrappers close those paths:
   and the peer reported);
 - `contain_service_tasks(manager, on_failure)`: every non-daemon task a service starts with
   `run_task` runs under the same guard. Daemon tasks (heartbeats, queues) are the service
-  itself; they are left to fail loudly.
+  itself; they are left to fail loudly. A task the manager refuses because its parent already
+  has 1,000 children (`TooManyChildrenException`, raised inside the daemon that starts it) is
+  dropped and logged: 20 connections a second from churning peers piled up that many pubsub
+  registrations and the refusal ended the Pubsub service and the node.
 
 `on_failure(peer_id, where, error)` is the node's one reporting path (`report_peer`), which
 closes that peer's connections. A task whose first argument is not a peer ID is logged only.
@@ -29,6 +32,7 @@ import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
+from libp2p.tools.anyio_service.exceptions import TooManyChildrenException
 
 from lilypad_p2p.net._admission import Admission
 
@@ -108,7 +112,10 @@ def contain_service_tasks(manager: Any, on_failure: OnFailure) -> None:
                     on_failure(peer_id, where, error)
 
         contained.__name__ = where
-        run_task(contained, daemon=False, **kwargs)
+        try:
+            run_task(contained, daemon=False, **kwargs)
+        except TooManyChildrenException as error:  # a task storm must not end the service
+            logger.warning("%s not started: %s", where, error)
 
     manager.run_task = contained_run_task
 

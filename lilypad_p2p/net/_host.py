@@ -16,11 +16,11 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
-from libp2p.stream_muxer.yamux.yamux import Yamux
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._yamux import GuardedYamux, use_muxer_classes
 
 
 class Muxer(enum.Enum):
@@ -30,13 +30,12 @@ class Muxer(enum.Enum):
     MPLEX = "mplex"
 
 
-# The muxer we propose first; both are always offered, so Yamux-only peers (go-libp2p,
-# rust-libp2p and js-libp2p on their defaults) still connect. Mplex first, because py-libp2p
-# 0.8.1's Yamux is not yet fit to be ours: it costs a third more CPU per gossip delivery (a
-# window update after every read; batching the credit stalled stream negotiation at 20 nodes),
-# and a connection whose peer went away is sometimes never reported closed (a PeerLeft missing
-# 30 s later in about one run of four of tests/integration/net/test_net_mesh.py).
-DEFAULT_MUXER = Muxer.MPLEX
+# The muxer we propose first: Yamux, what the libp2p specs keep (Mplex is deprecated) and the
+# only one go-libp2p and rust-libp2p offer on their defaults. Mplex is still offered, so nodes
+# that prefer it connect too. py-libp2p 0.8.1's Yamux runs with our fixes (`_yamux`): closes
+# that always end the connection, and window credit in half windows, which brought its CPU per
+# gossip delivery to Mplex's (benchmarks/RESULTS.md "Gossip on Yamux and Mplex").
+DEFAULT_MUXER = Muxer.YAMUX
 
 
 def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
@@ -47,7 +46,7 @@ def preferring(muxer: Muxer) -> tuple[Muxer, ...]:
 DEFAULT_MUXERS = preferring(DEFAULT_MUXER)
 _MUXER_OPTIONS: dict[Muxer, tuple[TProtocol, type[IMuxedConn]]]
 _MUXER_OPTIONS = {
-    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), Yamux),
+    Muxer.YAMUX: (TProtocol(YAMUX_PROTOCOL_ID), GuardedYamux),
     Muxer.MPLEX: (TProtocol(MPLEX_PROTOCOL_ID), GuardedMplex),
 }
 
@@ -84,7 +83,7 @@ def build_host(
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     # Offered in this order (multistream negotiates the first the other side speaks).
     muxer_options = dict(_MUXER_OPTIONS[muxer] for muxer in muxers)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         muxer_opt=muxer_options,
@@ -99,3 +98,5 @@ def build_host(
             max_connections_per_peer=limits.max_per_peer,
         ),
     )
+    use_muxer_classes(host)
+    return host

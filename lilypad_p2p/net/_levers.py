@@ -66,6 +66,11 @@ The levers:
    scores are all 0 - so every mesh grew by two per second and was pruned back, a permanent
    GRAFT/PRUNE churn that isolated nodes and cost CPU. We follow the spec: every
    `OPPORTUNISTIC_GRAFT_TICKS` heartbeats, graft up to two peers scoring *above* the median.
+13. `TunedPubsub._handle_new_peer_with_retry`: the library starts one pubsub-stream
+   registration task per new connection and retries it while the peer stays connected, so
+   connection churn at 20/s piled up its manager's 1,000-task limit and ended the node (soak,
+   RESULTS.md "Hostile peers"). Ours runs one per peer, at most `MAX_PENDING_REGISTRATIONS`,
+   each bounded by `PEER_REGISTRATION_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -124,6 +129,9 @@ OPPORTUNISTIC_GRAFT_TICKS = 60
 OPPORTUNISTIC_GRAFT_PEERS = 2
 # How long `host.get_addrs()` answers from cache (identify-observed addresses may lag this much).
 HOST_ADDRS_CACHE_S = 5.0
+# Pubsub stream registrations with new peers in flight, and how long one may take in all.
+MAX_PENDING_REGISTRATIONS = 256
+PEER_REGISTRATION_TIMEOUT_S = 60.0
 # P4 counts below this are forgotten (they no longer move a score measurably).
 _NEGLIGIBLE_INVALID_COUNT = 0.01
 
@@ -439,10 +447,25 @@ class TunedPubsub(Pubsub):
         self.duplicates_skipped = 0
         self.graylisted_messages_ignored = 0
         self.gated_messages_judged = 0
+        self._registering: set[ID] = set()
 
     async def run(self) -> None:
         contain_service_tasks(self.manager, self._on_peer_failure)
         await super().run()
+
+    async def _handle_new_peer_with_retry(self, peer_id: ID, timeout: float | None = None) -> None:
+        # One registration per peer at a time, at most `MAX_PENDING_REGISTRATIONS`, each given
+        # up after `PEER_REGISTRATION_TIMEOUT_S`: the library starts one per connection, retries
+        # while the peer is connected and waits 30 s on each stream negotiation, so churning
+        # peers piled up 1,000 of them and the service ended (`_containment`).
+        if peer_id in self._registering or len(self._registering) >= MAX_PENDING_REGISTRATIONS:
+            return
+        self._registering.add(peer_id)
+        try:
+            with trio.move_on_after(PEER_REGISTRATION_TIMEOUT_S):
+                await super()._handle_new_peer_with_retry(peer_id, timeout)
+        finally:
+            self._registering.discard(peer_id)
 
     async def _teardown_if_connected(self, peer_id: ID) -> None:
         stream = self.peers.get(peer_id)

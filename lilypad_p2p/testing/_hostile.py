@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from libp2p import new_host
-from libp2p.abc import IHost
+from libp2p.abc import IHost, IMuxedConn
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
@@ -21,27 +21,36 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from libp2p.utils.varint import encode_uvarint
 from multiaddr import Multiaddr
 
 from lilypad_p2p.identity import Identity
 
+# The library's own muxers, as a plain py-libp2p attacker has them.
+_MUXERS: dict[str, tuple[str, type[IMuxedConn]]] = {
+    "mplex": (MPLEX_PROTOCOL_ID, Mplex), "yamux": (YAMUX_PROTOCOL_ID, Yamux),
+}
 
-def raw_host(identity: Identity) -> IHost:
+
+def raw_host(identity: Identity, muxer: str = "mplex") -> IHost:
+    """A plain py-libp2p host (Noise, one muxer: "mplex" or "yamux") with `identity`'s key."""
     key_pair = identity.libp2p_key_pair()
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
+    protocol, muxer_class = _MUXERS[muxer]
     return new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
-        muxer_opt={TProtocol(MPLEX_PROTOCOL_ID): Mplex},
+        muxer_opt={TProtocol(protocol): muxer_class},
     )
 
 
 @contextlib.asynccontextmanager
-async def connected_host(target_addr: str) -> AsyncIterator[tuple[IHost, ID]]:
+async def connected_host(target_addr: str, muxer: str = "mplex") -> AsyncIterator[tuple[IHost, ID]]:
     """A raw host with a fresh key, connected to `target_addr`; yields (host, its peer ID)."""
-    host = raw_host(Identity.generate())
+    host = raw_host(Identity.generate(), muxer)
     async with host.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         info = info_from_p2p_addr(Multiaddr(target_addr))
         await host.connect(info)

@@ -26,8 +26,8 @@ rss_bytes = _hostile.rss_bytes
 
 
 @contextlib.asynccontextmanager
-async def connected_host(target: NodeProcess) -> AsyncIterator:
-    async with _hostile.connected_host(target.dial_addr) as pair:
+async def connected_host(target: NodeProcess, muxer: str = "mplex") -> AsyncIterator:
+    async with _hostile.connected_host(target.dial_addr, muxer) as pair:
         yield pair
 
 

@@ -1,5 +1,6 @@
 """Every stream protocol of a node process fed garbage, huge length prefixes, slow senders and
-200 concurrent streams, by a plain py-libp2p peer with its own key."""
+200 concurrent streams, by a plain py-libp2p peer with its own key (garbage and the stream flood
+on both muxers a node accepts)."""
 
 import contextlib
 import os
@@ -42,9 +43,15 @@ async def _read_until_end(stream: INetStream) -> bytes:
         data += chunk
 
 
-async def test_garbage_and_huge_length_prefixes_on_every_protocol_end_their_streams(public_node):
+MUXERS = ["yamux", "mplex"]
+
+
+@pytest.mark.parametrize("muxer", MUXERS)
+async def test_garbage_and_huge_length_prefixes_on_every_protocol_end_their_streams(
+    public_node, muxer
+):
     ended: list[str] = []
-    async with connected_host(public_node) as (host, target):
+    async with connected_host(public_node, muxer) as (host, target):
 
         async def attack(protocol: str, payload: bytes) -> None:
             try:
@@ -97,9 +104,10 @@ async def test_job_inputs_from_a_peer_without_a_deal_are_never_asked_for(public_
     await assert_node_healthy(public_node)
 
 
-async def test_200_concurrent_streams_cost_the_sender_its_connection(public_node):
+@pytest.mark.parametrize("muxer", MUXERS)
+async def test_200_concurrent_streams_cost_the_sender_its_connection(public_node, muxer):
     before = (await gossip_statistics(public_node))["connections_refused"].get("streams", 0)
-    async with connected_host(public_node) as (host, target):
+    async with connected_host(public_node, muxer) as (host, target):
         offender = str(host.get_id())
         opened = []
 
@@ -114,8 +122,9 @@ async def test_200_concurrent_streams_cost_the_sender_its_connection(public_node
                 for _ in range(200):
                     nursery.start_soon(open_one)
         # Past the per-protocol budget each stream is reset unread and graded, until the peer
-        # is graylisted and banned.
-        assert len(opened) > NetLimits().max_streams_per_protocol_per_peer
+        # is graylisted and banned. Over Mplex the attacker's write lands before the reset; over
+        # Yamux the reset ends protocol negotiation first, so only the budget's streams open.
+        assert len(opened) >= NetLimits().max_streams_per_protocol_per_peer
         stats = await gossip_statistics(public_node)
         assert stats["connections_refused"].get("streams", 0) > before
         await assert_node_healthy(public_node, offender=offender)

@@ -1,8 +1,8 @@
 """A Yamux peer that writes a corrupt Noise frame after the handshake costs us that connection
 only, as `test_net_hostile_frames` shows for Mplex (`_levers.GuardedMplex`).
 
-py-libp2p's Yamux frame loop ends the connection itself on a read error; this pins that the
-muxer every Yamux-only peer gets keeps doing so: honest node A stays up and keeps gossiping.
+py-libp2p's Yamux frame loop ends the connection itself on a read error; this pins that our
+default muxer keeps doing so: honest node A stays up and keeps gossiping.
 """
 
 import pytest

@@ -61,6 +61,15 @@ def test_the_library_still_calls_what_we_override():
     assert "on_invalid_message" in inspect.getsource(Pubsub.push_msg)
     assert "self.mcache.put(pubsub_msg)" in inspect.getsource(GossipSub.publish)
     assert "_pending_control" in inspect.getsource(GossipSub._piggyback_control_retry)
+    # One registration task per new peer, started by the peer queue (lever 13 bounds them).
+    assert "self.manager.run_task(self._handle_new_peer_with_retry, peer_id)" in (
+        inspect.getsource(Pubsub.handle_peer_queue)
+    )
+    assert list(inspect.signature(Pubsub._handle_new_peer_with_retry).parameters) == [
+        "self",
+        "peer_id",
+        "timeout",
+    ]
 
 
 def test_outbound_queue_bound_is_still_a_mutable_private_field():

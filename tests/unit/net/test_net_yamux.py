@@ -1,26 +1,45 @@
-"""Muxer selection: hosts offer Mplex first and always accept Yamux too (multistream order)."""
+"""Muxer selection: hosts offer Yamux first and still accept Mplex (multistream order)."""
+
+import inspect
 
 from libp2p.crypto.secp256k1 import create_new_key_pair
-from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
+from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, preferring
 from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._yamux import GuardedYamux
 
 
 def _offered(muxers):
-    host = build_host(
-        create_new_key_pair(), [], muxers, target_connections=8, limits=NetLimits()
-    )
+    host = build_host(create_new_key_pair(), [], muxers, target_connections=8, limits=NetLimits())
     upgrader = host.get_network().upgrader  # type: ignore[attr-defined]
     return list(upgrader.muxer_multistream.transports.items())
 
 
-def test_hosts_offer_mplex_first_and_always_accept_yamux():
-    assert DEFAULT_MUXERS == (Muxer.MPLEX, Muxer.YAMUX)
-    assert _offered(DEFAULT_MUXERS) == [("/mplex/6.7.0", GuardedMplex), ("/yamux/1.0.0", Yamux)]
+def test_hosts_offer_yamux_first_and_still_accept_mplex():
+    assert DEFAULT_MUXERS == (Muxer.YAMUX, Muxer.MPLEX)
+    assert _offered(DEFAULT_MUXERS) == [
+        ("/yamux/1.0.0", GuardedYamux),
+        ("/mplex/6.7.0", GuardedMplex),
+    ]
 
 
 def test_a_preference_only_changes_the_order():
     assert [p for p, _ in _offered(preferring(Muxer.MPLEX))] == ["/mplex/6.7.0", "/yamux/1.0.0"]
     assert [p for p, _ in _offered((Muxer.MPLEX,))] == ["/mplex/6.7.0"]
+
+
+def test_the_library_members_our_yamux_relies_on_are_still_there():
+    # `net/_yamux.py` overrides these; a py-libp2p upgrade that moves them must fail here.
+    assert {"_selector", "negotiate_timeout"} <= set(MuxerMultistream.__annotations__)
+    assert callable(MuxerMultistream._annotate_connection)
+    for name in ("_grow_threshold", "_grow_to_delta", "_apply_autotune_epoch"):
+        assert callable(getattr(YamuxStream, name))
+    assert "_pending_recv_release" in inspect.getsource(YamuxStream.__init__)
+    assert "_auto_tune_and_send_window_update(" in inspect.getsource(YamuxStream.read)
+    for member in ("_write_lock", "event_closed", "event_shutting_down", "secured_conn"):
+        assert f"self.{member} =" in inspect.getsource(Yamux.__init__)
+    # The library still builds its own Yamux on negotiation (why `MuxerClassMultistream` exists).
+    assert "Yamux(" in inspect.getsource(MuxerMultistream.new_conn)
