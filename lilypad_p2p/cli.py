@@ -640,6 +640,12 @@ def run(
     wait: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = (
         RUN_DEFAULT_WAIT_S
     ),
+    min_provider_deals: Annotated[int | None, typer.Option(
+        min=0, help="Only providers with at least this many completed deals on the chain "
+                    "(default: the node's require_provider_deals; 0 admits newcomers).")] = None,
+    slash_free_blocks: Annotated[int | None, typer.Option(
+        min=0, help="Only providers not slashed within this many blocks (default: the "
+                    "node's require_slash_free_blocks).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Run a job on the market through the local node (started with --client).
@@ -661,7 +667,8 @@ def run(
     submitted = _control(home, "submit", {
         "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
-        "market": market, "chain_id": chain_id,
+        "market": market, "chain_id": chain_id, "min_completed_deals": min_provider_deals,
+        "slash_free_blocks": slash_free_blocks,
     })
     key = submitted["key"]
     typer.echo(f"job offer {key} posted")

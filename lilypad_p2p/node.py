@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import RequestsClient
+from lilypad_p2p.chain import RecordFeed, RequestsClient
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -47,6 +47,7 @@ from lilypad_p2p.net import (
 )
 from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_health import Watchdog, open_chains_patiently
+from lilypad_p2p.node_records import start_record_feeds
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
     BridgeRole,
@@ -65,6 +66,7 @@ from lilypad_p2p.roles import (
     open_bridge,
     resource_offer,
 )
+from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.roles._module_gate import definition_server
 from lilypad_p2p.roles._module_setup import module_catalog, module_policy, pull_limits
@@ -123,6 +125,8 @@ class Node:
         # served to peers over /lilypad/module/1 (providers fetch what job creators name).
         self.modules = module_catalog(config.home)
         self.solver: Solver | None = None
+        # Providers' track records at the blocks job offers name (solvers and clients read them).
+        self.records = RecordFeed()
         if config.has_role("solver"):
             self.solver = Solver(
                 identity,
@@ -130,6 +134,7 @@ class Node:
                 markets=config.markets,
                 publish=self.net.publish,
                 clock_ms=clock_ms,
+                records=self.records.for_jobs,
             )
         self.node_records: dict[str, wire.NodeRecord] = {}
         # The envelopes they came in, served to syncing peers while still fresh.
@@ -170,6 +175,8 @@ class Node:
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
+            if self.solver is not None or self.config.has_role("client"):
+                start_record_feeds(nursery, self.records, self.config, self.chains)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
@@ -257,6 +264,9 @@ class Node:
                 results_dir=config.home / "results", clock_ms=self._clock_ms,
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
                 modules=self.modules,
+                records=ClientRecords(self.records, RecordPolicy(
+                    config.require_provider_deals, config.require_slash_free_blocks,
+                    config.prefer_provider_records)),
                 disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,

@@ -40,7 +40,7 @@ import trio
 from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
+from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
     JobInputs,
@@ -67,6 +67,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._input_files import InputFileError, check_inputs_fit, read_input_files
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
@@ -121,6 +122,9 @@ class JobSubmission:
     salt: bytes | None = None
     # The settlement chain the job pays on; None: the node's default (first) chain.
     chain_id: int | None = None
+    # The providers' record this job requires; None: the node's policy (_client_records.py).
+    min_completed_deals: int | None = None
+    slash_free_blocks: int | None = None
 
     def __post_init__(self) -> None:
         if self.salt is not None and len(self.salt) != 32:
@@ -164,8 +168,10 @@ class ClientRole:
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
         modules: ModuleCatalog | None = None,
+        records: ClientRecords | None = None,
     ) -> None:
         self._identity = identity
+        self._records = records
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
@@ -225,6 +231,12 @@ class ClientRole:
                 f"free deposit {free} wei on chain {chain.chain_id} is below the job's max price "
                 f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first"
             )
+        records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
+        policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
+        try:
+            asks = records.offer_fields(policy, chain.chain_id)
+        except LilypadError as exc:
+            raise SubmissionError(str(exc)) from exc
         now = self._clock_ms()
         resources = module.resources
         offer = wire.JobOffer(
@@ -245,6 +257,7 @@ class ClientRole:
             target_provider=_provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
+            **asks,
             created_at=now,
             expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
                                  job.deadline_s * 1000),
@@ -387,7 +400,9 @@ class ClientRole:
         if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
             return None
         resource = envelope.body
-        reason = mismatch(job, resource, self._clock_ms())
+        # A job naming a records block: the proposed provider's record is checked here too.
+        records = self._records.view(job) if self._records else None
+        reason = mismatch(job, resource, self._clock_ms(), records=records)
         if reason is not None:
             event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
                   reason=reason)
@@ -717,6 +732,8 @@ class ClientRole:
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
             market=str(params.get("market", "cpu")),
             chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
+            **{name: int(params[name]) for name in ("min_completed_deals", "slash_free_blocks")
+               if params.get(name) is not None},
         )
         return {"key": await self.submit(job)}
 
