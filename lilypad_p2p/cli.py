@@ -733,15 +733,18 @@ def dispute(
     typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")
 
 
-# Registered last: cli_keys imports this module's shared options and helpers. Run as a script
-# (`python -m lilypad_p2p.cli`), this file is `__main__`, a second copy of the module: it runs the
-# app of `lilypad_p2p.cli` instead, so cli_keys never imports a half-built `__main__`.
+# Registered last: cli_keys and cli_market import this module's shared options and helpers. Run
+# as a script (`python -m lilypad_p2p.cli`), this file is `__main__`, a second copy of the
+# module: it runs the app of `lilypad_p2p.cli` instead, so cli_keys never imports a half-built
+# `__main__`.
 if __name__ == "__main__":
     from lilypad_p2p.cli import app as package_app
 
     package_app()
 else:
     from lilypad_p2p.cli_keys import keys_app, payout_app
+    from lilypad_p2p.cli_market import market
 
+    app.command("market")(market)
     app.add_typer(keys_app, name="keys")
     app.add_typer(payout_app, name="payout")

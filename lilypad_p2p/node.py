@@ -29,6 +29,7 @@ from lilypad_p2p.identity import Identity, load_handover
 from lilypad_p2p.keystore import PasswordSource
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
+from lilypad_p2p.market._market_watch import MarketWatch
 from lilypad_p2p.net import (
     MEDIATION_PROTOCOL,
     MODULE_PROTOCOL,
@@ -47,6 +48,7 @@ from lilypad_p2p.net import (
 )
 from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_health import Watchdog, open_chains_patiently
+from lilypad_p2p.node_market import publish_watched, watch_proposal
 from lilypad_p2p.node_records import start_record_feeds
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
@@ -127,12 +129,14 @@ class Node:
         self.solver: Solver | None = None
         # Providers' track records at the blocks job offers name (solvers and clients read them).
         self.records = RecordFeed()
+        # Matches heard recently, for `lilypad-p2p market` (node_market.py).
+        self.market_watch = MarketWatch()
         if config.has_role("solver"):
             self.solver = Solver(
                 identity,
                 self.book,
                 markets=config.markets,
-                publish=self.net.publish,
+                publish=publish_watched(self),
                 clock_ms=clock_ms,
                 records=self.records.for_jobs,
             )
@@ -488,6 +492,7 @@ class Node:
                 body = net_event.envelope.body
                 event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
         elif isinstance(net_event, ProposalReceived):
+            watch_proposal(self, net_event.envelope)
             if self.solver is not None:
                 self.solver.observe(net_event.envelope)
             if self.client is not None:
