@@ -614,9 +614,12 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
         cheats = [d for d in deals if (p := provider_of(d)) is not None and p.cheater]
         unslashed = [d["key"] for d in cheats if d.get("outcome") != "PROVIDER_WRONG"]
         richer = [p.name for p in run.plans if p.cheater and after[p.name] > before[p.name]]
-        check("every_cheater_slashed", bool(cheats) and not unslashed and not richer,
+        idle = sorted({p.name for p in run.plans if p.cheater}
+                      - {p.name for d in cheats if (p := provider_of(d)) is not None})
+        check("every_cheater_slashed", bool(cheats) and not unslashed and not richer
+              and not idle,
               f"{len(cheats)} cheating deals, not ruled wrong: {unslashed}, "
-              f"cheaters who gained: {richer}")
+              f"cheaters who gained: {richer}, cheaters given no job: {idle}")
     if scenario.faults.spammers:
         spammers = {p.name for p in run.plans if p.spammer}
         honest_drops = sum(row["gossip_dropped"] for name, row in nodes.items()
