@@ -435,6 +435,7 @@ class Node:
                 now_ms=self._clock_ms(),
                 chain_ids=chain_ids,
                 trusted_mediators=_checksummed(self.config.mediators),
+                price_per_job_wei=self.config.price_per_job_wei,
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())

@@ -67,6 +67,34 @@ def latency_section(deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def work_section(deals: Sequence[Mapping[str, Any]], providers: Mapping[str, str],
+                 prices: Mapping[str, int]) -> dict[str, Any]:
+    """Jobs per provider (deals that reached a provider; `providers`: lower-case address ->
+    name, every provider of the run) and how evenly they spread: how many providers got work,
+    the mean, the most, and the most over the mean."""
+    counts = Counter(providers.get(str(d.get("provider") or "").lower()) for d in deals)
+    per = {name: counts.get(name, 0) for name in sorted(providers.values(), key=_natural)}
+    total = sum(per.values())
+    mean = total / len(per) if per else 0.0
+    most = max(per.values(), default=0)
+    by_price: dict[int, list[int]] = {}
+    for name, jobs in per.items():
+        by_price.setdefault(prices.get(name, 0), []).append(jobs)
+    return {
+        "jobs_per_provider": per, "price_per_provider": {n: prices.get(n) for n in per},
+        "providers": len(per), "providers_with_work": sum(1 for v in per.values() if v),
+        "jobs": total, "mean": round(mean, 2), "max": most,
+        "max_over_mean": round(most / mean, 2) if mean else None,
+        "mean_jobs_by_price": {str(price): round(statistics.fmean(jobs), 2)
+                               for price, jobs in sorted(by_price.items())},
+    }
+
+
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("-")
+    return (stem, int(number)) if number.isdigit() else (name, 0)
+
+
 def write_json(report: Mapping[str, Any], out_dir: Path) -> Path:
     path = out_dir / "report.json"
     path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str))
@@ -129,4 +157,24 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     axes[2].set(title="peak RSS per node", ylabel="MiB")
     axes[2].tick_params(axis="x", rotation=90, labelsize=7)
     save(figure, "nodes.png")
+
+    work = report["work"]
+    per = work["jobs_per_provider"]
+    figure, axis = plt.subplots(figsize=(max(8, len(per) * 0.3), 4))
+    prices = work["price_per_provider"]
+    levels = sorted({p for p in prices.values() if p is not None})
+    colours = [f"C{levels.index(prices[n]) if prices[n] in levels else 0}" for n in per]
+    axis.bar(list(per), list(per.values()), color=colours)
+    axis.axhline(work["mean"], color="black", linewidth=0.8, label=f"mean {work['mean']}")
+    axis.axhline(3 * work["mean"], color="red", linewidth=0.8, linestyle="--",
+                 label="3 x mean")
+    title = (f"jobs per provider: {work['providers_with_work']} of {work['providers']} got "
+             f"work, max {work['max']} ({work['max_over_mean']} x mean)")
+    if len(levels) > 1:
+        title += "; colour = price " + ", ".join(
+            f"{p / 1e15:g}e15 wei: {work['mean_jobs_by_price'][str(p)]} jobs avg" for p in levels)
+    axis.set(title=title, ylabel="jobs")
+    axis.tick_params(axis="x", rotation=90, labelsize=7)
+    axis.legend()
+    save(figure, "jobs_per_provider.png")
     return written

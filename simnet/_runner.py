@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.net import GRAYLIST_THRESHOLD
+from lilypad_p2p.roles._provider import DEFAULT_PRICE_PER_JOB_WEI as PRICE_PER_JOB_WEI
 from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
 from lilypad_p2p.testing._market import MarketWorld
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
@@ -40,6 +41,7 @@ from simnet._report import (
     deal_latencies,
     gas_per_deal,
     latency_section,
+    work_section,
     write_json,
     write_plots,
 )
@@ -126,12 +128,17 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
                             f"{faults.spammers} spammers")
     consortium = min(CONSORTIUM_SIZE, counts["mediators"])
     client_lines = f"check_rate = {faults.check_rate}\nconsortium_size = {consortium}\n"
-    plans = [NodePlan(f"provider-{i}", "provider") for i in range(1, providers + 1)]
+    levels = scenario.workload.price_levels
+    plans = [NodePlan(f"provider-{i}", "provider",
+                      f"price_per_job_wei = {PRICE_PER_JOB_WEI * (1 + (i - 1) % levels)}\n"
+                      if levels > 1 else "")
+             for i in range(1, providers + 1)]
     for plan in plans[providers - cheaters:]:
-        plan.cheater, plan.config_lines = True, "cheat_wrong_output = true\n"
+        plan.cheater = True
+        plan.config_lines += "cheat_wrong_output = true\n"
     for plan in plans[honest:providers - cheaters]:
         plan.spammer = True
-        plan.config_lines = f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
+        plan.config_lines += f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
     plans += [NodePlan(f"solver-{i}", "solver") for i in range(1, counts["solvers"] + 1)]
     plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
     plans += [NodePlan(f"client-{i}", "client", client_lines)
@@ -704,6 +711,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
                   "outcomes": dict(Counter(str(d.get("outcome")) for d in deals
                                            if d.get("outcome")))},
         "latencies": latency_section(deals),
+        "work": work_section(deals, {node_identity(world, p.name).address.lower(): p.name
+                                     for p in plans if p.role == "provider"},
+                             provider_prices(plans)),
         "gas": {"per_deal": chain["gas_per_deal"],
                 "mean": round(sum(gas) / len(gas)) if gas else None,
                 "chain_events": chain["events"]},
@@ -723,6 +733,17 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
     report["plots"] = [str(p) for p in write_plots(report, out_dir)]
     write_json(report, out_dir)
     return report
+
+
+def provider_prices(plans: list[NodePlan]) -> dict[str, int]:
+    """Each provider's asking price, from the config lines it was given."""
+    prices = {}
+    for plan in plans:
+        if plan.role == "provider":
+            asked = [line.split("=")[1] for line in plan.config_lines.splitlines()
+                     if line.startswith("price_per_job_wei")]
+            prices[plan.name] = int(asked[-1]) if asked else PRICE_PER_JOB_WEI
+    return prices
 
 
 def _mean(values: list[float]) -> float | None:
