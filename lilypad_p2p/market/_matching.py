@@ -91,6 +91,7 @@ from lilypad_p2p.market._record_rank import (
     order_by_records,
     record_refusal,
     records_for,
+    standing_of,
 )
 from lilypad_p2p.wire import MAX_MATCHES, JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
@@ -374,9 +375,9 @@ def _build_problem(
     load = _provider_load(resources, resource_ids, recent_matches)
     draws = [_draw(offer_id) for offer_id in resource_ids]
     by_price = sorted(range(len(resources)), key=lambda r: (prices[r], load[r], draws[r], r))
-    position = {r: rank for rank, r in enumerate(by_price)}
     providers = [offer.provider for offer in resources]
     rank_key = list(zip(prices, load, strict=True))
+    standings: dict[tuple[int, int], dict[str, int]] = {}
     tier = [0] * len(resources)  # offers of one tier are equally good for any job
     for rank, r in enumerate(by_price):
         previous = by_price[rank - 1] if rank else r
@@ -412,15 +413,17 @@ def _build_problem(
             and offer_accepts(resources[r].modules, job)
         ]
         if ruled:
-            affordable = sorted([*affordable, *ruled], key=position.__getitem__)
+            affordable = sorted([*affordable, *ruled], key=lambda r: (prices[r], r))
         compatible = _compatible(job, affordable, resources, mediators, policy.min_common_mediators)
         if job.records_block:
-            known = records_for(job, records)
-            if known is None:  # records not replayed to the job's block: leave it out
+            key = (job.chain_id, job.records_block)
+            if key not in standings and key in records:
+                standings[key] = standing_of(records[key], job.records_block, providers)
+            if key not in standings:  # records not replayed to the job's block: leave it out
                 compatible, job_tier = [], {}
             else:
                 compatible, job_tier = order_by_records(job, job_id, compatible, providers,
-                                                        rank_key, known)
+                                                        rank_key, records[key], standings[key])
             options.append(_rotate_tiers(compatible, job_tier, _draw(job_id)))
         else:
             options.append(_rotate_tiers(compatible, tier, _draw(job_id)))

@@ -19,7 +19,7 @@ For a job that names a block:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from lilypad_p2p.market._track_record import RecordRequirement, TrackRecord
 from lilypad_p2p.wire import JobOffer
@@ -78,17 +78,10 @@ def record_refusal(
     return requirement.refusal(records.get(provider), job.records_block)
 
 
-def preference(job: JobOffer, job_id: str, providers: list[str],
-               records: Mapping[str, TrackRecord]) -> list[int]:
-    """Per offer (by `providers`, the offers' providers): a rank for `job`, lower first."""
-    newcomers_first = is_newcomer_job(job, job_id)
-    ranks = []
-    for provider in providers:
-        level = standing(records.get(provider), job.records_block)
-        if newcomers_first and level != SLASHED:
-            level = PROVEN if level == UNPROVEN else UNPROVEN
-        ranks.append(PROVEN - level)
-    return ranks
+def standing_of(records: Mapping[str, TrackRecord], block: int,
+                providers: Iterable[str]) -> dict[str, int]:
+    """Each provider's `standing` at `block` (computed once per block a matching reads)."""
+    return {provider: standing(records.get(provider), block) for provider in set(providers)}
 
 
 def order_by_records(
@@ -98,14 +91,20 @@ def order_by_records(
     providers: list[str],
     rank_key: list[tuple[int, int]],
     records: Mapping[str, TrackRecord],
+    standings: Mapping[str, int],
 ) -> tuple[list[int], dict[int, tuple[int, int, int]]]:
     """`job`'s compatible offers (indices into `providers` and `rank_key`) that its
     requirement admits, in its order of preference, and each one's tie class (offers equally
     good for it share one). `rank_key` is (price, recent load) per offer: price first, then
-    standing, then load."""
-    admitted = [r for r in compatible if record_refusal(job, providers[r], records) is None]
-    ranks = preference(job, job_id, [providers[r] for r in admitted], records)
-    tie = {r: (rank_key[r][0], rank, rank_key[r][1])
-           for r, rank in zip(admitted, ranks, strict=True)}
+    standing (`standings`, by provider), then load."""
+    if requirement_of(job) is not None:
+        compatible = [r for r in compatible if record_refusal(job, providers[r], records) is None]
+    newcomers_first = is_newcomer_job(job, job_id)
+    tie = {}
+    for r in compatible:
+        level = standings[providers[r]]
+        if newcomers_first and level != SLASHED:
+            level = PROVEN if level == UNPROVEN else UNPROVEN
+        tie[r] = (rank_key[r][0], PROVEN - level, rank_key[r][1])
     # Stable: offers of one tie class keep the draw order they came in.
-    return sorted(admitted, key=tie.__getitem__), tie
+    return sorted(compatible, key=tie.__getitem__), tie
