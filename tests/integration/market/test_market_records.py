@@ -1,7 +1,7 @@
 """A client's record requirement and `lilypad-p2p market`, against real nodes, anvil and Docker.
 
 A newcomer provider (no deal yet) is refused by a job that requires one completed deal: the
-solver leaves it unmatched, and the provider's `market` view says why ("record"). A job that
+solver (a node with no market role, reading the chain read-only) leaves it unmatched, and the provider's `market` view says why ("record"). A job that
 admits newcomers settles; the records then count from the next block, so a new job with the
 same requirement is matched to the same provider and settles too.
 """
@@ -49,7 +49,9 @@ def test_a_required_record_keeps_newcomers_out_and_the_market_view_says_why(tmp_
     require_anvil()
     require_docker("the provider runs the jobs in Docker")
     with market_world(tmp_path) as world:
-        provider = world.start("provider", roles=["provider", "solver"])
+        provider = world.start("provider", roles=["provider"])
+        # A solver alone: it reads the records from the chain in its config, read-only.
+        world.start("solver", roles=["solver"], bootstrap=[provider.dial_addr])
         client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
         world.wait_until_known(client, [provider])
 
