@@ -419,8 +419,9 @@ def _build_problem(
             key = (job.chain_id, job.records_block)
             if key not in standings and key in records:
                 standings[key] = standing_of(records[key], job.records_block, providers)
+            job_tier: dict[int, tuple[int, int, int]] = {}
             if key not in standings:  # records not replayed to the job's block: leave it out
-                compatible, job_tier = [], {}
+                compatible = []
             else:
                 compatible, job_tier = order_by_records(job, job_id, compatible, providers,
                                                         rank_key, records[key], standings[key])

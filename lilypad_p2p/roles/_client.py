@@ -135,6 +135,10 @@ class JobSubmission:
             raise SubmissionError("max price and deadline must be positive")
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
 def _provider_address(target: str) -> str:
     """A provider named by address or by peer ID (both come from its one secp256k1 key)."""
     try:
@@ -257,7 +261,9 @@ class ClientRole:
             target_provider=_provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
-            **asks,
+            records_block=asks.get("records_block", 0),
+            min_completed_deals=asks.get("min_completed_deals", 0),
+            slash_free_blocks=asks.get("slash_free_blocks", 0),
             created_at=now,
             expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
                                  job.deadline_s * 1000),
@@ -732,8 +738,8 @@ class ClientRole:
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
             market=str(params.get("market", "cpu")),
             chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
-            **{name: int(params[name]) for name in ("min_completed_deals", "slash_free_blocks")
-               if params.get(name) is not None},
+            min_completed_deals=_optional_int(params.get("min_completed_deals")),
+            slash_free_blocks=_optional_int(params.get("slash_free_blocks")),
         )
         return {"key": await self.submit(job)}
 

@@ -11,10 +11,12 @@ SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 
 def test_work_counts_every_provider_even_idle_ones():
     providers = {"0xaa": "provider-1", "0xbb": "provider-2", "0xcc": "provider-10"}
-    deals = [{"provider": "0xAA"}, {"provider": "0xaa"}, {"provider": "0xbb"},
-             {"provider": None}, {"provider": "0xdd"}]
+    deals = [{"provider": "0xAA", "phase": "settled"}, {"provider": "0xaa", "phase": "resolved"},
+             {"provider": "0xbb", "phase": "settled"}, {"provider": "0xbb", "phase": "cancelled"},
+             {"provider": None, "phase": "cancelled"}, {"provider": "0xdd", "phase": "settled"}]
     work = work_section(deals, providers, {"provider-1": 1, "provider-2": 2, "provider-10": 1})
     assert work["jobs_per_provider"] == {"provider-1": 2, "provider-2": 1, "provider-10": 0}
+    assert work["matched_per_provider"] == {"provider-1": 2, "provider-2": 2, "provider-10": 0}
     assert (work["providers"], work["providers_with_work"], work["jobs"]) == (3, 2, 3)
     assert (work["mean"], work["max"], work["max_over_mean"]) == (1.0, 2, 2.0)
     assert work["mean_jobs_by_price"] == {"1": 1.0, "2": 1.0}
@@ -31,7 +33,8 @@ def test_price_levels_go_round_robin_over_providers():
 
 
 def test_the_report_plots_jobs_per_provider(tmp_path):
-    work = work_section([{"provider": "0xaa"}], {"0xaa": "provider-1", "0xbb": "provider-2"},
+    work = work_section([{"provider": "0xaa", "phase": "settled"}],
+                        {"0xaa": "provider-1", "0xbb": "provider-2"},
                         {"provider-1": 10**15, "provider-2": 2 * 10**15})
     report = {
         "latencies": {"per_deal": []}, "deals": {"by_final_state": {"settled": 1}},
