@@ -868,13 +868,15 @@ def vet_proposal(
     *,
     epoch_ms: int = EPOCH_MS,
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+    records: Callable[[Iterable[JobOffer]], RecordsAt] | None = None,
 ) -> tuple[HeldPair, ...] | None:
     """The pairs of a heard proposal worth holding, or None if the proposal is invalid.
 
     Invalid (None): a pair of offers we hold that breaks a constraint at the end of the
     proposal's epoch, or jobs on one offer that exceed its capacity: no honest solver proposes
     those. Pairs naming an offer we do not hold are left out: a made-up offer ID must not hold
-    a real job out of matching.
+    a real job out of matching. A job's record requirement is checked where `records` has the
+    records of its block; a solver without them cannot match the job anyway, so it holds it.
     """
     now_ms = epoch_end_ms(proposal.epoch, epoch_ms) - 1
     pairs: list[HeldPair] = []
@@ -883,7 +885,10 @@ def vet_proposal(
         job, resource = offer_of(job_id), offer_of(resource_id)
         if not isinstance(job, JobOffer) or not isinstance(resource, ResourceOffer):
             continue
-        if mismatch(job, resource, now_ms, policy) is not None:
+        view = records([job]) if records is not None and job.records_block else None
+        if view is not None and (job.chain_id, job.records_block) not in view:
+            view = None
+        if mismatch(job, resource, now_ms, policy, view) is not None:
             return None
         totals = used.setdefault(resource_id, [0, 0, 0, 0])
         for dim, value in enumerate(_vector(job)):

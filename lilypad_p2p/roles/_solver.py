@@ -178,7 +178,8 @@ class Solver:
         if proposal.market not in self._markets or proposal.epoch > current + MAX_EPOCHS_AHEAD:
             self._ignored += 1
             return False
-        pairs = vet_proposal(proposal, self._offer_of, epoch_ms=self._epoch_ms, policy=self._policy)
+        pairs = vet_proposal(proposal, self._offer_of, epoch_ms=self._epoch_ms,
+                             policy=self._policy, records=self._records)
         if pairs is None:
             self._invalid += 1
             event(

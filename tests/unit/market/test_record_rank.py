@@ -191,3 +191,19 @@ def test_solvers_with_the_same_view_propose_the_same(market, rng, loaded):
 def test_a_requirement_needs_a_records_block():
     with pytest.raises(ValueError, match="records_block"):
         job(min_completed=1)
+
+
+def test_a_proposal_that_breaks_a_requirement_is_invalid_where_the_records_are_known():
+    from lilypad_p2p.market import epoch_of, proposals_for, vet_proposal
+    from lilypad_p2p.market._matching import Matching
+
+    newcomer = offer(provider=NEWCOMER)
+    needy = job(records_block=BLOCK, min_completed=1)
+    forged = Matching(epoch=epoch_of(NOW), matches=((needy.cid, newcomer.cid),), surplus_wei=5,
+                      proven_optimal=False)
+    [proposal] = proposals_for(forged, market="cpu", solver=addr(66))
+    by_id = {o.cid: o for o in (newcomer, needy)}
+    assert vet_proposal(proposal, by_id.get, records=lambda jobs: RECORDS) is None
+    # Without the records of that block a solver cannot judge it (nor match the job): held.
+    held = vet_proposal(proposal, by_id.get, records=lambda jobs: {})
+    assert held == ((needy.cid, newcomer.cid, needy.spec),)
