@@ -179,7 +179,7 @@ class Node:
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
-            if self.solver is not None or self.config.has_role("client"):
+            if self.solver is not None or self.chains is not None:
                 start_record_feeds(nursery, self.records, self.config, self.chains)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)

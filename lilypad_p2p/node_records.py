@@ -1,6 +1,7 @@
 """Which chains a node reads providers' track records from (chain/_record_feed.py).
 
-A node with market roles follows the chains it deals on. A solver without them follows every
+A node with market roles follows the chains it deals on (clients name and check records, a
+provider's `market` view explains record refusals). A solver without them follows every
 configured JSON-RPC chain with a contract, read-only (it signs nothing): it needs the records
 of the blocks jobs name to match them. The embedded chain is the node's own, so a solver alone
 has nothing to read there.

@@ -66,7 +66,9 @@ def test_a_required_record_keeps_newcomers_out_and_the_market_view_says_why(tmp_
                 listed = {job["id"]: job for job in view["open_jobs"]}
                 if picky in listed and view["own_offers"]:
                     reasons = view["own_offers"][0]["reasons"]
-                    return listed[picky]["min_completed_deals"] == 1 and "record" in reasons
+                    example = view["own_offers"][0]["examples"].get("record", "")
+                    return (listed[picky]["min_completed_deals"] == 1 and "record" in reasons
+                            and example.startswith("record: 0 completed deals"))
             return False
 
         world.cluster.wait_until(refused_for_its_record, timeout_s=VIEW_WITHIN_S,
