@@ -1,11 +1,11 @@
 """A client's record requirement and `lilypad-p2p market`, against real nodes, anvil and Docker.
 
 A newcomer provider (no deal yet) is refused by a job that requires one completed deal: the
-solver (a node with no market role, reading the chain read-only) leaves it unmatched, and the provider's `market` view says why ("record"). A job that
-admits newcomers settles; the records then count from the next block, so a new job with the
-same requirement is matched to the same provider and settles too.
+solver (a node with no market role, reading the chain read-only) leaves it unmatched, and the
+provider's `market` view says why ("record"). A job that admits newcomers settles; the records
+then count from the next block, so a new job with the same requirement is matched to the same
+provider and settles too.
 """
-
 import contextlib
 import json
 import os

@@ -56,7 +56,10 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert report["latencies"]["summary"]["offer_to_deal"]["n"] == 6
     assert len(report["gas"]["per_deal"]) == 6 and report["gas"]["mean"] > 0
     assert all(row["cpu_s"] > 0 and row["rss_max_mb"] > 0 for row in report["nodes"].values())
-    for plot in ("latencies.png", "deals_and_gas.png", "nodes.png"):
+    work = report["work"]
+    assert work["jobs"] == 6 and sum(work["jobs_per_provider"].values()) == 6
+    assert work["providers"] == len(work["jobs_per_provider"]) >= work["providers_with_work"] >= 1
+    for plot in ("latencies.png", "deals_and_gas.png", "nodes.png", "jobs_per_provider.png"):
         assert (out / plot).stat().st_size > 0
     assert not _started_under(out), "node processes outlived the run"
 
