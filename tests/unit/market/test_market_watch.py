@@ -1,5 +1,7 @@
 """What a provider sees of the market: recent matches, going prices, and why its offer lost."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matching_cases import CHAIN_B, MEDIATOR_B, NOW, addr, job, offer, spec
 
 from lilypad_p2p.market import TrackRecord, epoch_of
@@ -95,3 +97,40 @@ def test_each_reason_an_offer_loses_a_job():
     assert reason_counts(reasons) == {
         CHAIN: 1, MATCHED: 1, MEDIATORS: 1, MODULE: 1, OUTBID: 1, PRICE: 1, RECORD: 1,
         RESOURCES: 1, TIE_LOST: 1, UNMATCHED: 1}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 25), st.integers(1, 8))
+def test_the_reasons_agree_with_the_matching(seed, n_jobs, n_resources):
+    """For every offer of a random market, the reasons its jobs went elsewhere are those the
+    matching had: its own jobs are `matched`, a pair `mismatch` refuses names that constraint,
+    and a compatible job was outbid, tied, squeezed out or left unmatched."""
+    from lilypad_p2p.market import is_open, match, mismatch
+    from lilypad_p2p.market._market_watch import HeardMatch
+    from lilypad_p2p.testing._markets import random_market
+
+    jobs, resources = random_market(seed, n_jobs, n_resources, NOW)
+    jobs = [j for j in jobs if is_open(j, NOW)]
+    resources = [r for r in resources if is_open(r, NOW)]
+    matching = match(jobs, resources, NOW, epoch=1)
+    by_id = {o.cid: o for o in [*jobs, *resources]}
+    matches = {job_id: HeardMatch(by_id[job_id], offer_id, by_id[offer_id].provider,
+                                  by_id[offer_id].price_per_job_wei, NOW + 1)
+               for job_id, offer_id in matching.matches}
+    compatible_outcomes = {OUTBID, TIE_LOST, CAPACITY, UNMATCHED}
+    for resource in resources:
+        reasons = why_not_matched(resource, resource.cid, jobs, matches, NOW)
+        assert set(reasons) == {j.cid for j in jobs}
+        for candidate in jobs:
+            category, _ = reasons[candidate.cid]
+            match_of = matches.get(candidate.cid)
+            if match_of is not None and match_of.resource_id == resource.cid:
+                assert category == MATCHED
+            elif mismatch(candidate, resource, NOW) is not None:
+                assert category not in compatible_outcomes | {MATCHED}
+            elif match_of is not None and match_of.price_wei < resource.price_per_job_wei:
+                assert category == OUTBID
+            elif match_of is None:
+                assert category in {CAPACITY, UNMATCHED}
+            else:
+                assert category in {CAPACITY, TIE_LOST}
