@@ -644,6 +644,12 @@ def run(
     wait: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = (
         RUN_DEFAULT_WAIT_S
     ),
+    min_provider_deals: Annotated[int | None, typer.Option(
+        min=0, help="Only providers with at least this many completed deals on the chain "
+                    "(default: the node's require_provider_deals; 0 admits newcomers).")] = None,
+    slash_free_blocks: Annotated[int | None, typer.Option(
+        min=0, help="Only providers not slashed within this many blocks (default: the "
+                    "node's require_slash_free_blocks).")] = None,
     home: HomeOption = None,
 ) -> None:
     """Run a job on the market through the local node (started with --client).
@@ -665,7 +671,8 @@ def run(
     submitted = _control(home, "submit", {
         "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
-        "market": market, "chain_id": chain_id,
+        "market": market, "chain_id": chain_id, "min_completed_deals": min_provider_deals,
+        "slash_free_blocks": slash_free_blocks,
     })
     key = submitted["key"]
     typer.echo(f"job offer {key} posted")
@@ -730,15 +737,18 @@ def dispute(
     typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")
 
 
-# Registered last: cli_keys imports this module's shared options and helpers. Run as a script
-# (`python -m lilypad_p2p.cli`), this file is `__main__`, a second copy of the module: it runs the
-# app of `lilypad_p2p.cli` instead, so cli_keys never imports a half-built `__main__`.
+# Registered last: cli_keys and cli_market import this module's shared options and helpers. Run
+# as a script (`python -m lilypad_p2p.cli`), this file is `__main__`, a second copy of the
+# module: it runs the app of `lilypad_p2p.cli` instead, so cli_keys never imports a half-built
+# `__main__`.
 if __name__ == "__main__":
     from lilypad_p2p.cli import app as package_app
 
     package_app()
 else:
     from lilypad_p2p.cli_keys import keys_app, payout_app
+    from lilypad_p2p.cli_market import market
 
+    app.command("market")(market)
     app.add_typer(keys_app, name="keys")
     app.add_typer(payout_app, name="payout")

@@ -150,6 +150,12 @@ class NodeConfig:
     # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
     mediator_stake_wei: int = 10**18
     check_rate_ppm: int = 0
+    # A provider's asking price per job (roles/_provider.py DEFAULT_PRICE_PER_JOB_WEI).
+    price_per_job_wei: int = 10**15
+    # A client's policy on providers' track records (roles/_client_records.py).
+    require_provider_deals: int = 0
+    require_slash_free_blocks: int = 0
+    prefer_provider_records: bool = False
     mediation_fee_wei: int = 10**14
     consortium_size: int = 3
     # k of a client's deals; 0: the default floor(2n/3) + 1 (any strict majority is accepted).
@@ -462,6 +468,15 @@ SETTINGS: tuple[_Setting, ...] = (
     _Setting("mediator_stake_wei", ("mediator_stake_wei",), "LILYPAD_MEDIATOR_STAKE_WEI",
              _wei("mediator_stake_wei")),
     _Setting("check_rate_ppm", ("check_rate",), "LILYPAD_CHECK_RATE", _check_rate),
+    _Setting("price_per_job_wei", ("price_per_job_wei",), "LILYPAD_PRICE_PER_JOB_WEI",
+             _wei("price_per_job_wei")),
+    _Setting("require_provider_deals", ("require_provider_deals",),
+             "LILYPAD_REQUIRE_PROVIDER_DEALS", _whole("require_provider_deals", 0, 2**63)),
+    _Setting("require_slash_free_blocks", ("require_slash_free_blocks",),
+             "LILYPAD_REQUIRE_SLASH_FREE_BLOCKS", _whole("require_slash_free_blocks", 0, 2**63,
+                                                         " blocks")),
+    _Setting("prefer_provider_records", ("prefer_provider_records",),
+             "LILYPAD_PREFER_PROVIDER_RECORDS", _flag("prefer_provider_records")),
     _Setting("mediation_fee_wei", ("mediation_fee_wei",), "LILYPAD_MEDIATION_FEE_WEI",
              _wei("mediation_fee_wei")),
     _Setting("consortium_size", ("consortium_size",), "LILYPAD_CONSORTIUM_SIZE",

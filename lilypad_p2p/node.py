@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import RequestsClient
+from lilypad_p2p.chain import RecordFeed, RequestsClient
 from lilypad_p2p.config import NODE_RECORD_INTERVAL_S, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -29,6 +29,7 @@ from lilypad_p2p.identity import Identity, load_handover
 from lilypad_p2p.keystore import PasswordSource
 from lilypad_p2p.logs import configure_logging, event
 from lilypad_p2p.market import AddOutcome, OfferBook, Republisher, Timeouts
+from lilypad_p2p.market._market_watch import MarketWatch
 from lilypad_p2p.net import (
     MEDIATION_PROTOCOL,
     MODULE_PROTOCOL,
@@ -47,6 +48,8 @@ from lilypad_p2p.net import (
 )
 from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_health import Watchdog, open_chains_patiently
+from lilypad_p2p.node_market import publish_watched, watch_proposal
+from lilypad_p2p.node_records import start_record_feeds
 from lilypad_p2p.roles import (
     DEFAULT_COLLATERAL_WEI,
     BridgeRole,
@@ -65,6 +68,7 @@ from lilypad_p2p.roles import (
     open_bridge,
     resource_offer,
 )
+from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.roles._module_gate import definition_server
 from lilypad_p2p.roles._module_setup import module_catalog, module_policy, pull_limits
@@ -124,13 +128,18 @@ class Node:
         # served to peers over /lilypad/module/1 (providers fetch what job creators name).
         self.modules = module_catalog(config.home)
         self.solver: Solver | None = None
+        # Providers' track records at the blocks job offers name (solvers and clients read them).
+        self.records = RecordFeed()
+        # Matches heard recently, for `lilypad-p2p market` (node_market.py).
+        self.market_watch = MarketWatch()
         if config.has_role("solver"):
             self.solver = Solver(
                 identity,
                 self.book,
                 markets=config.markets,
-                publish=self.net.publish,
+                publish=publish_watched(self),
                 clock_ms=clock_ms,
+                records=self.records.for_jobs,
             )
         self.node_records: dict[str, wire.NodeRecord] = {}
         # The envelopes they came in, served to syncing peers while still fresh.
@@ -173,6 +182,8 @@ class Node:
             if any(self.config.has_role(r)
                    for r in ("client", "provider", "mediator", "chain-bridge")):
                 await self._start_market_roles(nursery)
+            if self.solver is not None or self.chains is not None:
+                start_record_feeds(nursery, self.records, self.config, self.chains)
             await nursery.start(self.net.run)
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
@@ -263,6 +274,9 @@ class Node:
                 timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
                 modules=self.modules, exchange=self.net.exchange,
                 max_job_bytes=config.max_job_bytes,
+                records=ClientRecords(self.records, RecordPolicy(
+                    config.require_provider_deals, config.require_slash_free_blocks,
+                    config.prefer_provider_records)),
                 disputes=ClientDisputes(self.identity, chains, self._mediator_contact,
                                         MediationSettings(config.check_rate_ppm,
                                                           config.mediation_fee_wei,
@@ -433,6 +447,7 @@ class Node:
                 now_ms=self._clock_ms(),
                 chain_ids=chain_ids,
                 trusted_mediators=_checksummed(self.config.mediators),
+                price_per_job_wei=self.config.price_per_job_wei,
             )
             await self._publish(offer)
             self._republisher.track(offer, self._clock_ms())
@@ -491,6 +506,7 @@ class Node:
                 assert isinstance(body, wire.JobOffer | wire.ResourceOffer)  # all the book adds
                 event(log, "offer.added", logging.DEBUG, offer=body.cid, market=body.market)
         elif isinstance(net_event, ProposalReceived):
+            watch_proposal(self, net_event.envelope)
             if self.solver is not None:
                 self.solver.observe(net_event.envelope)
             if self.client is not None:

@@ -1,9 +1,10 @@
 """The node's own control methods (`status`, `offers`, `peers`, `deals`, `tallies`,
-`nat.ping`); the roles add theirs (the client's `submit`, `deal`, `dispute`)."""
+`nat.ping`, `market`); the roles add theirs (the client's `submit`, `deal`, `dispute`)."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -12,6 +13,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError
 from lilypad_p2p.control import Handler
 from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.node_market import market_method
 from lilypad_p2p.roles import describe
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ class NodeControl:
         return {
             "status": self._status, "offers": self._offers, "peers": self._peers,
             "deals": self._deals, "tallies": self._tallies, "nat.ping": self._nat_ping,
+            "market": functools.partial(market_method, self.node),
         }
 
     async def _tallies(self, params: dict[str, Any]) -> dict[str, Any]:

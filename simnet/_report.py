@@ -13,6 +13,7 @@ from typing import Any
 DEAL_OPEN = "open"
 RESULT_KNOWN = frozenset({"accepted", "rejected", "disputed"})
 FINAL = frozenset({"settled", "resolved", "rejected", "cancelled", "timed_out"})
+DONE = frozenset({"settled", "resolved"})
 LATENCY_NAMES = ("offer_to_deal", "deal_to_result", "result_to_final")
 
 
@@ -65,6 +66,42 @@ def latency_section(deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                     for name in LATENCY_NAMES},
         "per_deal": rows,
     }
+
+
+def work_section(deals: Sequence[Mapping[str, Any]], providers: Mapping[str, str],
+                 prices: Mapping[str, int]) -> dict[str, Any]:
+    """Jobs done per provider (deals settled or resolved; `providers`: lower-case address ->
+    name, every provider of the run) and how evenly they spread: how many providers got work,
+    the mean, the most, and the most over the mean. `matched_per_provider` also counts the
+    deals that ended otherwise (cancelled after the provider did not answer, timed out)."""
+    names = sorted(providers.values(), key=_natural)
+
+    def count(chosen: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        counts = Counter(providers.get(str(d.get("provider") or "").lower()) for d in chosen)
+        return {name: counts.get(name, 0) for name in names}
+
+    per = count(d for d in deals if d.get("phase") in DONE)
+    matched = count(deals)
+    total = sum(per.values())
+    mean = total / len(per) if per else 0.0
+    most = max(per.values(), default=0)
+    by_price: dict[int, list[int]] = {}
+    for name, jobs in per.items():
+        by_price.setdefault(prices.get(name, 0), []).append(jobs)
+    return {
+        "jobs_per_provider": per, "matched_per_provider": matched,
+        "price_per_provider": {n: prices.get(n) for n in per},
+        "providers": len(per), "providers_with_work": sum(1 for v in per.values() if v),
+        "jobs": total, "mean": round(mean, 2), "max": most,
+        "max_over_mean": round(most / mean, 2) if mean else None,
+        "mean_jobs_by_price": {str(price): round(statistics.fmean(jobs), 2)
+                               for price, jobs in sorted(by_price.items())},
+    }
+
+
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("-")
+    return (stem, int(number)) if number.isdigit() else (name, 0)
 
 
 def write_json(report: Mapping[str, Any], out_dir: Path) -> Path:
@@ -129,4 +166,23 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     axes[2].set(title="peak RSS per node", ylabel="MiB")
     axes[2].tick_params(axis="x", rotation=90, labelsize=7)
     save(figure, "nodes.png")
+
+    work = report["work"]
+    per = work["jobs_per_provider"]
+    prices = work["price_per_provider"]
+    figure, axis = plt.subplots(figsize=(max(8, len(per) * 0.3), 4.5))
+    for level, price in enumerate(sorted({prices[n] for n in per}, key=lambda p: p or 0)):
+        names = [n for n in per if prices[n] == price]
+        average = work["mean_jobs_by_price"].get(str(price))
+        axis.bar(names, [per[n] for n in names], color=f"C{level}",
+                 label=f"asks {price / 1e15:g}e15 wei: {average} jobs on average")
+    axis.axhline(work["mean"], color="black", linewidth=0.8, label=f"mean {work['mean']}")
+    axis.axhline(3 * work["mean"], color="red", linewidth=0.8, linestyle="--",
+                 label="3 x mean")
+    axis.set(title=f"jobs done per provider: {work['providers_with_work']} of "
+                   f"{work['providers']} got work\nmost {work['max']} = "
+                   f"{work['max_over_mean']} x the mean", ylabel="jobs")
+    axis.tick_params(axis="x", rotation=90, labelsize=7)
+    axis.legend(fontsize=7)
+    save(figure, "jobs_per_provider.png")
     return written

@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.net import GRAYLIST_THRESHOLD
+from lilypad_p2p.roles._provider import DEFAULT_PRICE_PER_JOB_WEI as PRICE_PER_JOB_WEI
 from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
 from lilypad_p2p.testing._market import MarketWorld
 from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
@@ -47,6 +48,7 @@ from simnet._report import (
     deal_latencies,
     gas_per_deal,
     latency_section,
+    work_section,
     write_json,
     write_plots,
 )
@@ -136,14 +138,22 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
                             f"{faults.spammers} spammers")
     consortium = min(CONSORTIUM_SIZE, counts["mediators"])
     client_lines = f"check_rate = {faults.check_rate}\nconsortium_size = {consortium}\n"
-    plans = [NodePlan(f"provider-{i}", "provider") for i in range(1, providers + 1)]
-    for plan in plans[providers - cheaters:]:
-        plan.cheater, plan.config_lines = True, "cheat_wrong_output = true\n"
-    for plan in plans[providers - false_claimants:]:
-        plan.false_failure, plan.config_lines = True, FALSE_FAILURE_CONFIG
+    levels = scenario.workload.price_levels
+    plans = [NodePlan(f"provider-{i}", "provider",
+                      f"price_per_job_wei = {PRICE_PER_JOB_WEI * (1 + (i - 1) % levels)}\n"
+                      if levels > 1 else "")
+             for i in range(1, providers + 1)]
+    # The last cheaters claim false failures; the others commit wrong outputs.
+    for index, plan in enumerate(plans[providers - cheaters:], start=providers - cheaters):
+        plan.cheater = True
+        if index >= providers - false_claimants:
+            plan.false_failure = True
+            plan.config_lines += FALSE_FAILURE_CONFIG
+        else:
+            plan.config_lines += "cheat_wrong_output = true\n"
     for plan in plans[honest:providers - cheaters]:
         plan.spammer = True
-        plan.config_lines = f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
+        plan.config_lines += f"spam_gossip_per_s = {faults.spam_rate_per_s}\n"
     plans += [NodePlan(f"solver-{i}", "solver") for i in range(1, counts["solvers"] + 1)]
     plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
     plans += [NodePlan(f"client-{i}", "client", client_lines)
@@ -632,9 +642,12 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
         cheats = [d for d in deals if (p := provider_of(d)) is not None and p.cheater]
         unslashed = [d["key"] for d in cheats if d.get("outcome") != "PROVIDER_WRONG"]
         richer = [p.name for p in run.plans if p.cheater and after[p.name] > before[p.name]]
-        check("every_cheater_slashed", bool(cheats) and not unslashed and not richer,
+        idle = sorted({p.name for p in run.plans if p.cheater}
+                      - {p.name for d in cheats if (p := provider_of(d)) is not None})
+        check("every_cheater_slashed", bool(cheats) and not unslashed and not richer
+              and not idle,
               f"{len(cheats)} cheating deals, not ruled wrong: {unslashed}, "
-              f"cheaters who gained: {richer}")
+              f"cheaters who gained: {richer}, cheaters given no job: {idle}")
     if scenario.faults.spammers:
         spammers = {p.name for p in run.plans if p.spammer}
         honest_drops = sum(row["gossip_dropped"] for name, row in nodes.items()
@@ -734,6 +747,9 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[st
                   "outcomes": dict(Counter(str(d.get("outcome")) for d in deals
                                            if d.get("outcome")))},
         "latencies": latency_section(deals),
+        "work": work_section(deals, {node_identity(world, p.name).address.lower(): p.name
+                                     for p in plans if p.role == "provider"},
+                             provider_prices(plans)),
         "gas": {"per_deal": chain["gas_per_deal"],
                 "mean": round(sum(gas) / len(gas)) if gas else None,
                 "chain_events": chain["events"]},
@@ -769,6 +785,17 @@ def scraper_for(scenario: Scenario, plans: list[NodePlan],
     for plan in plans:
         plan.config_lines += scraper.config_line(plan.name)
     return scraper
+
+
+def provider_prices(plans: list[NodePlan]) -> dict[str, int]:
+    """Each provider's asking price, from the config lines it was given."""
+    prices = {}
+    for plan in plans:
+        if plan.role == "provider":
+            asked = [line.split("=")[1] for line in plan.config_lines.splitlines()
+                     if line.startswith("price_per_job_wei")]
+            prices[plan.name] = int(asked[-1]) if asked else PRICE_PER_JOB_WEI
+    return prices
 
 
 def _mean(values: list[float]) -> float | None:

@@ -10,6 +10,7 @@
     rate_per_s = 4.0
     modules = ["hash", "wordcount"]   # round-robin
     target_providers = false          # true: jobs name providers round-robin (no solver)
+    price_levels = 1                  # providers ask 1..n x the default price, round-robin
     [faults]
     cheater_share = 0.0    # share of providers with cheat_wrong_output
     false_failure_share = 0.0  # share of providers with cheat_false_failure (claim exit 1)
@@ -82,8 +83,12 @@ class Workload:
     # One solver sends every job to the same best offer; naming providers round-robin makes
     # sure every provider (every cheater) gets work.
     target_providers: bool = False
+    # Providers ask 1, 2, ... price_levels times the default price, round-robin (1: all alike).
+    price_levels: int = 1
 
     def __post_init__(self) -> None:
+        if self.price_levels < 1:
+            raise ScenarioError(f"workload.price_levels must be >= 1, got {self.price_levels}")
         if self.jobs < 1 or self.rate_per_s <= 0 or self.job_timeout_s <= 0:
             raise ScenarioError(f"workload needs jobs >= 1 and positive rate/timeout: {self}")
         unknown = set(self.modules) - KNOWN_MODULES

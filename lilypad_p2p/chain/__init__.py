@@ -41,6 +41,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     WrongDealStatus,
 )
+from lilypad_p2p.chain._record_feed import RecordFeed
 from lilypad_p2p.chain._records import read_track_records, settlement_events
 from lilypad_p2p.chain._requests import (
     EXAMPLE_CLIENT,
@@ -102,6 +103,7 @@ __all__ = [
     "InvalidDealTerms",
     "JobRequest",
     "Outcome",
+    "RecordFeed",
     "RequestMode",
     "RequestStatus",
     "RequestedJob",

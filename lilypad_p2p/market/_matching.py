@@ -24,7 +24,9 @@ Constraints, checked in both directions for every pair (`mismatch` names the fir
   `min_common_mediators` members (default 1: the contract refuses a deal without mediators).
   With both lists empty there is no consortium, so the pair does not fit unless the minimum
   is 0;
-- the deadline is reachable: now_ms + `execution_estimate_ms` <= the job's deadline.
+- the deadline is reachable: now_ms + `execution_estimate_ms` <= the job's deadline;
+- a job naming a `records_block` only goes to providers whose track record at that block
+  meets its requirement, and is left out by a solver that lacks the records (`_record_rank.py`).
 A resource offer's spec is the provider's capacity for jobs running at once: the jobs matched
 to one offer must fit together (per-dimension sums of milli-CPU, RAM, disk and GPU count).
 
@@ -34,9 +36,11 @@ oldest first, on the offer it ranks first among equally priced ones. This total 
 decides between candidate matchings; it never depends on anything but the offer set and the
 recent load every solver hears.
 
-Spreading work. Among offers of one price a job ranks first the offers of providers with the
-fewest recent matches (`recent_matches`: jobs proposed on each offer within the hold window,
-which every solver derives from the same heard proposals). Offers equal in both are ordered by
+Spreading work. Among offers of one price a job that names a records block ranks first the
+better standing (`_record_rank.py`, which also gives newcomers their share); then every job
+ranks first the offers of providers with the fewest recent matches (`recent_matches`: jobs
+proposed on each offer within the hold window, which every solver derives from the same heard
+proposals). Offers equal in both are ordered by
 a draw, `sha256(offer ID)`, and that run is rotated for each job to start at `sha256(job ID)`
 modulo its length: every solver computes the same order, but each job prefers different
 providers, so neither the oldest offer nor any other wins every job.
@@ -78,10 +82,17 @@ import bisect
 import hashlib
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lilypad_p2p.market._consortium import collateral_covers_check_rate
 from lilypad_p2p.market._module_policy import is_module_id_entry, offer_accepts
+from lilypad_p2p.market._record_rank import (
+    RecordsAt,
+    order_by_records,
+    record_refusal,
+    records_for,
+    standing_of,
+)
 from lilypad_p2p.wire import MAX_MATCHES, JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 # Default length of a matching epoch (DESIGN.md §5).
@@ -209,9 +220,15 @@ def is_open(offer: JobOffer | ResourceOffer, now_ms: int) -> bool:
 
 
 def mismatch(
-    job: JobOffer, resource: ResourceOffer, now_ms: int, policy: MatchPolicy = DEFAULT_MATCH_POLICY
+    job: JobOffer,
+    resource: ResourceOffer,
+    now_ms: int,
+    policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+    records: RecordsAt | None = None,
 ) -> str | None:
-    """The first constraint the pair violates (a short reason), or None if it is compatible."""
+    """The first constraint the pair violates (a short reason), or None if it is compatible.
+
+    The job's record requirement is checked only when `records` is given."""
     if not is_open(job, now_ms):
         return "job offer not open"
     if not is_open(resource, now_ms):
@@ -238,6 +255,13 @@ def mismatch(
         return "no common mediators"
     if now_ms + policy.execution_estimate_ms > job.deadline:
         return "deadline unreachable"
+    if records is not None and job.records_block:
+        known = records_for(job, records)
+        if known is None:
+            return "records not known at the job's block"
+        refusal = record_refusal(job, resource.provider, known)
+        if refusal is not None:
+            return f"record: {refusal}"
     return None
 
 
@@ -343,6 +367,7 @@ def _build_problem(
     policy: MatchPolicy,
     reserved: Mapping[str, Sequence[ResourceSpec]],
     recent_matches: Mapping[str, int],
+    records: RecordsAt,
 ) -> _Problem:
     jobs, job_ids = _canonical(job_offers, now_ms)
     resources, resource_ids = _canonical(resource_offers, now_ms)
@@ -350,6 +375,9 @@ def _build_problem(
     load = _provider_load(resources, resource_ids, recent_matches)
     draws = [_draw(offer_id) for offer_id in resource_ids]
     by_price = sorted(range(len(resources)), key=lambda r: (prices[r], load[r], draws[r], r))
+    providers = [offer.provider for offer in resources]
+    rank_key = list(zip(prices, load, strict=True))
+    standings: dict[tuple[int, int], dict[str, int]] = {}
     tier = [0] * len(resources)  # offers of one tier are equally good for any job
     for rank, r in enumerate(by_price):
         previous = by_price[rank - 1] if rank else r
@@ -387,7 +415,19 @@ def _build_problem(
         if ruled:
             affordable = sorted([*affordable, *ruled], key=lambda r: (prices[r], r))
         compatible = _compatible(job, affordable, resources, mediators, policy.min_common_mediators)
-        options.append(_rotate_tiers(compatible, tier, _draw(job_id)))
+        if job.records_block:
+            key = (job.chain_id, job.records_block)
+            if key not in standings and key in records:
+                standings[key] = standing_of(records[key], job.records_block, providers)
+            job_tier: dict[int, tuple[int, int, int]] = {}
+            if key not in standings:  # records not replayed to the job's block: leave it out
+                compatible = []
+            else:
+                compatible, job_tier = order_by_records(job, job_id, compatible, providers,
+                                                        rank_key, records[key], standings[key])
+            options.append(_rotate_tiers(compatible, job_tier, _draw(job_id)))
+        else:
+            options.append(_rotate_tiers(compatible, tier, _draw(job_id)))
         unrotated.append(compatible)
     return _Problem(
         jobs=jobs,
@@ -407,11 +447,13 @@ def _build_problem(
     )
 
 
-def _rotate_tiers(compatible: list[int], tier: list[int], job_draw: int) -> list[int]:
+def _rotate_tiers(
+    compatible: list[int], tier: Sequence[object] | Mapping[int, object], job_draw: int
+) -> list[int]:
     """Each run of equally good offers rotated to start at a place drawn from the job: every
     solver computes the same order, and each offer is some jobs' first choice. `compatible`
     is in tier order, so the runs are found by bisection (a step per run, not per offer)."""
-    tiers = list(map(tier.__getitem__, compatible))
+    tiers: list[Any] = list(map(tier.__getitem__, compatible))
     if len(set(tiers)) == len(tiers):
         return compatible  # no two equally good offers: nothing to rotate
     rotated: list[int] = []
@@ -735,6 +777,7 @@ def match(
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
     reserved: Mapping[str, Sequence[ResourceSpec]] | None = None,
     recent_matches: Mapping[str, int] | None = None,
+    records: RecordsAt | None = None,
 ) -> Matching:
     """The matching of these offers at `now_ms` (see the module docstring).
 
@@ -743,9 +786,12 @@ def match(
     proposals still held, see `MatchHolds`); its capacity shrinks by their sum.
     `recent_matches` maps a resource offer ID to the jobs proposed on it within the hold window
     (`Held.recent_matches`): equally priced offers of less loaded providers rank first.
+    `records` holds providers' track records at the blocks jobs name (`_record_rank.py`); a
+    job naming a block it lacks is not matched.
     """
     problem = _build_problem(
-        job_offers, resource_offers, now_ms, policy, reserved or {}, recent_matches or {}
+        job_offers, resource_offers, now_ms, policy, reserved or {}, recent_matches or {},
+        records or {},
     )
     budget = _Budget(policy.improvement_budget)
     candidates = [
@@ -767,10 +813,12 @@ def first_fit(
     epoch: int,
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
     reserved: Mapping[str, Sequence[ResourceSpec]] | None = None,
+    records: RecordsAt | None = None,
 ) -> Matching:
     """Lilypad's rule, for comparison: oldest job first, on the cheapest offer that still has
     room (equal prices in one fixed order), under the same constraints as `match`."""
-    problem = _build_problem(job_offers, resource_offers, now_ms, policy, reserved or {}, {})
+    problem = _build_problem(job_offers, resource_offers, now_ms, policy, reserved or {}, {},
+                             records or {})
     return _result(_first_fit(problem), epoch, proven_optimal=False)
 
 
@@ -820,13 +868,15 @@ def vet_proposal(
     *,
     epoch_ms: int = EPOCH_MS,
     policy: MatchPolicy = DEFAULT_MATCH_POLICY,
+    records: Callable[[Iterable[JobOffer]], RecordsAt] | None = None,
 ) -> tuple[HeldPair, ...] | None:
     """The pairs of a heard proposal worth holding, or None if the proposal is invalid.
 
     Invalid (None): a pair of offers we hold that breaks a constraint at the end of the
     proposal's epoch, or jobs on one offer that exceed its capacity: no honest solver proposes
     those. Pairs naming an offer we do not hold are left out: a made-up offer ID must not hold
-    a real job out of matching.
+    a real job out of matching. A job's record requirement is checked where `records` has the
+    records of its block; a solver without them cannot match the job anyway, so it holds it.
     """
     now_ms = epoch_end_ms(proposal.epoch, epoch_ms) - 1
     pairs: list[HeldPair] = []
@@ -835,7 +885,10 @@ def vet_proposal(
         job, resource = offer_of(job_id), offer_of(resource_id)
         if not isinstance(job, JobOffer) or not isinstance(resource, ResourceOffer):
             continue
-        if mismatch(job, resource, now_ms, policy) is not None:
+        view = records([job]) if records is not None and job.records_block else None
+        if view is not None and (job.chain_id, job.records_block) not in view:
+            view = None
+        if mismatch(job, resource, now_ms, policy, view) is not None:
             return None
         totals = used.setdefault(resource_id, [0, 0, 0, 0])
         for dim, value in enumerate(_vector(job)):

@@ -42,7 +42,7 @@ import trio
 from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds
+from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import ModuleCatalog, UnknownModule
@@ -65,6 +65,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._failure import keep_failure
 from lilypad_p2p.roles._input_files import InputFileError, check_input_files, check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
@@ -131,6 +132,9 @@ class JobSubmission:
     salt: bytes | None = None
     # The settlement chain the job pays on; None: the node's default (first) chain.
     chain_id: int | None = None
+    # The providers' record this job requires; None: the node's policy (_client_records.py).
+    min_completed_deals: int | None = None
+    slash_free_blocks: int | None = None
 
     def __post_init__(self) -> None:
         if self.salt is not None and len(self.salt) != 32:
@@ -139,6 +143,10 @@ class JobSubmission:
             raise SubmissionError("a job names a module (ID or name)")
         if self.max_price_wei <= 0 or self.deadline_s <= 0:
             raise SubmissionError("max price and deadline must be positive")
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _provider_address(target: str) -> str:
@@ -176,12 +184,14 @@ class ClientRole:
         modules: ModuleCatalog | None = None,
         exchange: Callable[..., Awaitable[Any]] | None = None,
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
+        records: ClientRecords | None = None,
     ) -> None:
         # Job transfers (net/_transfer.py); inputs rest sealed in the spool next to the results.
         self._exchange = exchange
         self._max_job_bytes = max_job_bytes
         self._spool = results_dir.parent / "spool" / "client"
         self._identity = identity
+        self._records = records
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
         self._store = store
@@ -246,6 +256,12 @@ class ClientRole:
                 f"free deposit {free} wei on chain {chain.chain_id} is below the job's max price "
                 f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first"
             )
+        records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
+        policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
+        try:
+            asks = records.offer_fields(policy, chain.chain_id)
+        except LilypadError as exc:
+            raise SubmissionError(str(exc)) from exc
         now = self._clock_ms()
         resources = module.resources
         offer = wire.JobOffer(
@@ -266,6 +282,9 @@ class ClientRole:
             target_provider=_provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
+            records_block=asks.get("records_block", 0),
+            min_completed_deals=asks.get("min_completed_deals", 0),
+            slash_free_blocks=asks.get("slash_free_blocks", 0),
             created_at=now,
             expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
                                  job.deadline_s * 1000),
@@ -415,7 +434,9 @@ class ClientRole:
         if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
             return None
         resource = envelope.body
-        reason = mismatch(job, resource, self._clock_ms())
+        # A job naming a records block: the proposed provider's record is checked here too.
+        records = self._records.view(job) if self._records else None
+        reason = mismatch(job, resource, self._clock_ms(), records=records)
         if reason is not None:
             event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
                   reason=reason)
@@ -746,6 +767,8 @@ class ClientRole:
             deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
             market=str(params.get("market", "cpu")),
             chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
+            min_completed_deals=_optional_int(params.get("min_completed_deals")),
+            slash_free_blocks=_optional_int(params.get("slash_free_blocks")),
         )
         return {"key": await self.submit(job)}
 

@@ -110,6 +110,7 @@ def resource_offer(
     chain_ids: tuple[int, ...],
     lifetime_ms: int = DEFAULT_OFFER_LIFETIME_MS,
     trusted_mediators: tuple[str, ...] = (),
+    price_per_job_wei: int = DEFAULT_PRICE_PER_JOB_WEI,
 ) -> wire.ResourceOffer:
     return wire.ResourceOffer(
         market=market,
@@ -122,7 +123,7 @@ def resource_offer(
             gpu_vram_mb=capacity.gpu_vram_mb,
         ),
         modules=modules,
-        price_per_job_wei=DEFAULT_PRICE_PER_JOB_WEI,
+        price_per_job_wei=price_per_job_wei,
         collateral_wei=DEFAULT_COLLATERAL_WEI,
         trusted_mediators=trusted_mediators,
         chain_ids=tuple(sorted(chain_ids)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -36,6 +36,7 @@ from lilypad_p2p.market import (
     MatchHolds,
     MatchPolicy,
     OfferBook,
+    RecordsAt,
     epoch_end_ms,
     epoch_of,
     is_open,
@@ -75,16 +76,17 @@ class _EpochInputs:
     resources: list[wire.ResourceOffer]
     reserved: dict[str, tuple[wire.ResourceSpec, ...]]
     recent_matches: dict[str, int]
+    records: RecordsAt
 
-    def fingerprint(
-        self,
-    ) -> tuple[frozenset[bytes], frozenset[bytes], frozenset[object], frozenset[object]]:
+    def fingerprint(self) -> tuple[frozenset[object], ...]:
         # bytes cache their hash, so this costs a pass over the offers, not a re-encoding.
+        # Records at a block never change, so the blocks known stand for them.
         return (
             frozenset(job.canonical_bytes for job in self.jobs),
             frozenset(offer.canonical_bytes for offer in self.resources),
             frozenset(self.reserved.items()),
             frozenset(self.recent_matches.items()),
+            frozenset(self.records),
         )
 
 
@@ -116,6 +118,8 @@ class Solver:
         hold_ms: how long matched offers sit out later epochs (see `MatchHolds`).
         policy: matching knobs; every solver of a market must use the same.
         stagger_ms: see MAX_PUBLISH_STAGGER_MS (0: publish at once).
+        records: the providers' track records at the blocks jobs name (`RecordFeed.for_jobs`);
+            None: none known, so jobs that name a records block wait for a solver that has them.
     """
 
     def __init__(
@@ -131,6 +135,7 @@ class Solver:
         hold_ms: int = DEFAULT_MATCH_HOLD_MS,
         policy: MatchPolicy = DEFAULT_MATCH_POLICY,
         stagger_ms: int = MAX_PUBLISH_STAGGER_MS,
+        records: Callable[[Iterable[wire.JobOffer]], RecordsAt] | None = None,
     ) -> None:
         if not 0 <= grace_ms < epoch_ms:
             raise ValueError("grace_ms must be in [0, epoch_ms)")
@@ -143,6 +148,7 @@ class Solver:
         self._grace_ms = grace_ms
         self._policy = policy
         self._stagger_ms = stagger_ms
+        self._records = records
         self._already_heard = 0
         self._holds = MatchHolds(hold_ms, epoch_ms)
         self._epochs = 0
@@ -172,7 +178,8 @@ class Solver:
         if proposal.market not in self._markets or proposal.epoch > current + MAX_EPOCHS_AHEAD:
             self._ignored += 1
             return False
-        pairs = vet_proposal(proposal, self._offer_of, epoch_ms=self._epoch_ms, policy=self._policy)
+        pairs = vet_proposal(proposal, self._offer_of, epoch_ms=self._epoch_ms,
+                             policy=self._policy, records=self._records)
         if pairs is None:
             self._invalid += 1
             event(
@@ -210,8 +217,10 @@ class Solver:
             body = envelope.body
             if isinstance(body, wire.ResourceOffer) and is_open(body, last_ms):
                 resources.append(body)
+        records = self._records(jobs) if self._records is not None else {}
         return _EpochInputs(
-            market, epoch, jobs, resources, dict(held.reserved), dict(held.recent_matches)
+            market, epoch, jobs, resources, dict(held.reserved), dict(held.recent_matches),
+            records,
         )
 
     def _propose(self, inputs: _EpochInputs) -> list[wire.MatchProposal]:
@@ -224,6 +233,7 @@ class Solver:
             policy=self._policy,
             reserved=inputs.reserved,
             recent_matches=inputs.recent_matches,
+            records=inputs.records,
         )
         return proposals_for(
             matching, market=inputs.market, solver=self._identity.address, epoch_ms=self._epoch_ms

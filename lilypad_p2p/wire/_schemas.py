@@ -358,8 +358,11 @@ class JobOffer(_Message):
     `target_provider` skips the solvers. `chain_id` is the settlement chain the job pays on
     (only offers whose `chain_ids` include it match). `check_rate_ppm` is the share of jobs
     (parts per million) the job creator sends to mediation as spot checks: only offers whose
-    collateral covers price / rate match, so cheating does not pay. Inputs are not here: they
-    travel sealed to the matched provider over a stream.
+    collateral covers price / rate match, so cheating does not pay. `records_block` > 0 asks
+    solvers to read providers' track records as of that block of `chain_id` (0: records do
+    not count): only providers with at least `min_completed_deals` completed deals and no slash
+    within `slash_free_blocks` blocks of it match, and records break ties between equal offers
+    (DESIGN.md §5). Inputs are not here: they travel sealed to the matched provider over a stream.
     """
 
     TYPE: ClassVar[str] = "job_offer"
@@ -378,6 +381,9 @@ class JobOffer(_Message):
     target_provider: str | None = field(default=None, metadata=_wire(optional(ADDRESS)))
     chain_id: int = field(metadata=_wire())
     check_rate_ppm: int = field(default=0, metadata=_wire())
+    records_block: int = field(default=0, metadata=_wire())
+    min_completed_deals: int = field(default=0, metadata=_wire())
+    slash_free_blocks: int = field(default=0, metadata=_wire())
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -404,6 +410,12 @@ class JobOffer(_Message):
             require_address("target_provider", self.target_provider)
         require_chain_id("chain_id", self.chain_id)
         require_uint("check_rate_ppm", self.check_rate_ppm, PPM + 1)
+        require_uint("records_block", self.records_block, NONCE_LIMIT)
+        require_uint("min_completed_deals", self.min_completed_deals, NONCE_LIMIT)
+        require_uint("slash_free_blocks", self.slash_free_blocks, NONCE_LIMIT)
+        if (self.min_completed_deals or self.slash_free_blocks) and not self.records_block:
+            raise InvalidMessage("a record requirement needs records_block: the block of "
+                                 "chain_id the records are read at")
         require_lifetime(self.created_at, self.expires_at)
         if self.expires_at > self.deadline:
             raise InvalidMessage("expires_at must not be after deadline")

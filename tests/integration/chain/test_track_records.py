@@ -54,3 +54,38 @@ def test_records_count_what_the_contract_did(world: World, tmp_path) -> None:
         "non_deterministic": 0, "mediation_lapsed": 0, "in_progress": 1,
         "last_slash_block": slashed_at,
     }]
+
+
+async def test_the_record_feed_follows_the_chain_and_answers_per_block(world: World) -> None:
+    """What solvers and clients match by: records as of a block, from a feed that follows
+    the contract, equal to a one-off replay; None past the blocks it has read."""
+    import trio
+
+    from lilypad_p2p.chain import RecordFeed
+
+    settled, late = world.deal(), world.deal()
+    world.open(settled)
+    world.open(late)
+    opened_at = world.chain.block_number()
+    acceptance = world.job_creator.sign(world.job_creator.acceptance(settled, RESULT))
+    world.provider.settle(settled, RESULT, acceptance)
+    advance_chain_time(world.chain, RESULT_WINDOW_S + 1)
+    world.job_creator.claim_timeout(late)
+    slashed_at = world.chain.block_number()
+
+    feed = RecordFeed()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(feed.follow, world.chain, world.address)
+        nursery.cancel_scope.cancel()
+    head = feed.head(world.chain.chain_id)
+    assert head is not None and head >= slashed_at
+    provider = world.provider.account.address
+    now, _ = read_track_records(world.chain, world.address)
+    assert feed.records_at(world.chain.chain_id, head) == now
+    before = feed.records_at(world.chain.chain_id, opened_at)
+    assert before is not None
+    assert (before[provider].opened, before[provider].completed, before[provider].slashes) == (
+        2, 0, 0)
+    assert feed.records_at(world.chain.chain_id, slashed_at)[provider].slashes == 1
+    assert feed.records_at(world.chain.chain_id, head + 1) is None
+    assert feed.records_at(world.chain.chain_id + 1, 1) is None

@@ -64,7 +64,10 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert by_role["provider"]["job_runs"] == {"ok": 6}
     assert sum(m["chain_calls"].get("openDeal", 0) for name, m in scraped.items()
                if report["nodes"][name]["role"] == "client") == 6
-    for plot in ("latencies.png", "deals_and_gas.png", "nodes.png"):
+    work = report["work"]
+    assert work["jobs"] == 6 and sum(work["jobs_per_provider"].values()) == 6
+    assert work["providers"] == len(work["jobs_per_provider"]) >= work["providers_with_work"] >= 1
+    for plot in ("latencies.png", "deals_and_gas.png", "nodes.png", "jobs_per_provider.png"):
         assert (out / plot).stat().st_size > 0
     assert not _started_under(out), "node processes outlived the run"
 

@@ -46,6 +46,9 @@ def job(
     chain_id: int = CHAIN_A,
     check_rate_ppm: int = 0,
     image: str = "",
+    records_block: int = 0,
+    min_completed: int = 0,
+    slash_free_blocks: int = 0,
 ) -> JobOffer:
     return JobOffer(
         market=market,
@@ -57,6 +60,9 @@ def job(
         trusted_mediators=tuple(sorted(mediators, key=str.lower)),
         chain_id=chain_id,
         check_rate_ppm=check_rate_ppm,
+        records_block=records_block,
+        min_completed_deals=min_completed,
+        slash_free_blocks=slash_free_blocks,
         deadline=deadline,
         target_provider=target,
         created_at=created_at,

@@ -1,0 +1,65 @@
+"""`lilypad-p2p market`: the open job offers, the going price, and why our offers lost work."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from lilypad_p2p.cli import HomeOption, JsonOption, _control
+
+
+def _wei(value: int | None) -> str:
+    return "-" if value is None else f"{value}"
+
+
+def market(
+    market_name: Annotated[str, typer.Option("--market", help="Market to show.")] = "cpu",
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a market as the running node sees it: open job offers, the going price (prices of
+    the jobs matched in the last 30 s) and, for each of our resource offers, why recent jobs
+    went to other offers or to none (price, resources, module, mediators, chain, capacity...).
+    """
+    view = _control(home, "market", {"market": market_name})
+    if as_json:
+        typer.echo(json.dumps(view, indent=2, sort_keys=True))
+        return
+    print_view(view)
+
+
+def print_view(view: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    jobs = Table(title=f"open job offers in market {view['market']!r} ({len(view['open_jobs'])})")
+    for column in ("id", "module", "max price (wei)", "chain", "needs", "record", "expires in"):
+        jobs.add_column(column)
+    for job in view["open_jobs"]:
+        spec = job["spec"]
+        record = (f"≥{job['min_completed_deals']} deals" if job["min_completed_deals"] else
+                  "newcomers ok")
+        jobs.add_row(job["id"][-12:], job["module"], str(job["max_price_wei"]),
+                     str(job["chain_id"]), f"{spec['milli_cpu']}m CPU, {spec['ram_mb']} MB",
+                     record, f"{job['expires_in_s']:.0f} s")
+    console.print(jobs)
+    prices = view["prices"]
+    console.print(
+        f"going price over the last {view['window_s']:.0f} s: {prices['count']} matches, "
+        f"last {_wei(prices['last'])} wei, p10 {_wei(prices['p10'])}, "
+        f"median {_wei(prices['p50'])}, p90 {_wei(prices['p90'])}")
+    if not view["own_offers"]:
+        console.print("this node has no resource offer in this market")
+        return
+    for offer in view["own_offers"]:
+        table = Table(title=f"our offer {offer['id'][-12:]} at {offer['price_wei']} wei/job: "
+                            f"{offer['jobs_seen']} recent jobs")
+        table.add_column("outcome")
+        table.add_column("jobs", justify="right")
+        table.add_column("for example")
+        for category, count in offer["reasons"].items():
+            table.add_row(category, str(count), offer["examples"].get(category, ""))
+        console.print(table)

@@ -1,0 +1,77 @@
+"""A client's policy on providers' track records, and how its job offers carry it.
+
+The node's setting (`require_provider_deals`, `require_slash_free_blocks`,
+`prefer_provider_records`) is the default; `lilypad-p2p run` can override the requirement per
+job. A job that asks for anything names `records_block`, the head of its chain when it is
+posted: solvers rank and filter providers by their records as of that block, and the client
+checks every proposed provider the same way before it signs (a solver's proposal is advice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lilypad_p2p.chain import RecordFeed
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.market import RecordsAt
+from lilypad_p2p.wire import JobOffer
+
+
+@dataclass(frozen=True, slots=True)
+class RecordPolicy:
+    """What a client asks of providers' records (0 and False: nothing)."""
+
+    min_completed_deals: int = 0
+    slash_free_blocks: int = 0
+    prefer_records: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("min_completed_deals", "slash_free_blocks"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 0:
+                raise LilypadError(f"{name} must be a whole number >= 0, got {value!r}")
+
+    def overridden(self, min_completed_deals: int | None,
+                   slash_free_blocks: int | None) -> RecordPolicy:
+        """This policy with a job's own requirement, where it gives one."""
+        return RecordPolicy(
+            self.min_completed_deals if min_completed_deals is None else min_completed_deals,
+            self.slash_free_blocks if slash_free_blocks is None else slash_free_blocks,
+            self.prefer_records,
+        )
+
+    @property
+    def counts_records(self) -> bool:
+        return bool(self.min_completed_deals or self.slash_free_blocks or self.prefer_records)
+
+
+class ClientRecords:
+    """The client's side: the fields its job offers carry, and the records to check them by."""
+
+    def __init__(self, feed: RecordFeed, policy: RecordPolicy) -> None:
+        self.feed = feed
+        self.policy = policy
+
+    def offer_fields(self, policy: RecordPolicy, chain_id: int) -> dict[str, int]:
+        """JobOffer fields for `policy` on `chain_id`: records read at our replay's head.
+
+        Raises:
+            LilypadError: the chain's events are not replayed yet.
+        """
+        if not policy.counts_records:
+            return {}
+        block = self.feed.head(chain_id)
+        if block is None:
+            raise LilypadError(
+                f"this node has not read chain {chain_id}'s settlement events yet, so it "
+                "cannot name the block providers' records are read at; retry in a few seconds"
+            )
+        return {"records_block": max(block, 1),
+                "min_completed_deals": policy.min_completed_deals,
+                "slash_free_blocks": policy.slash_free_blocks}
+
+    def view(self, job: JobOffer) -> RecordsAt | None:
+        """The records to check `job`'s proposed providers by; None if it asks for none."""
+        if not job.records_block:
+            return None
+        return self.feed.for_jobs([job])

@@ -1,0 +1,96 @@
+"""A client that requires a record names it in its job offer and never signs a deal with a
+provider that fails it, whatever a solver proposes (a real embedded chain; scripted providers;
+the attacker is a solver proposing the newcomer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import RecordFeed
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import OfferBook, SettlementEvent
+from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
+from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission, deal_from_wire
+from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing._chain import chain_test_accounts
+
+pytestmark = pytest.mark.chain
+WAIT_S = 30.0
+HEAD = 40
+
+
+async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_deal(
+    tmp_path: Path,
+) -> None:
+    mediator = chain_test_accounts(2)[1].address
+    client_id, newcomer_id, proven_id = (Identity.generate() for _ in range(3))
+    chain_id, chains = await funded_parties([client_id, newcomer_id, proven_id])
+    clock = wall_clock_ms
+    book, offers, node_records = OfferBook(), {}, {}
+    for identity in (newcomer_id, proven_id):
+        listing, node_records[identity.address] = provider_listing(
+            identity, chain_id, (mediator,), clock())
+        book.add(listing, clock())
+        offers[identity.address] = listing.body.cid
+    feed = RecordFeed()
+    deal_id = b"\x01" * 32
+    feed.add(chain_id, [SettlementEvent("DealOpened", deal_id, 10, provider=proven_id.address),
+                        SettlementEvent("DealSettled", deal_id, 12)], HEAD)
+    proven = ScriptedProvider(proven_id, chains[proven_id.address], lie=False)
+    asked_newcomer: list[wire.Message] = []
+
+    async def request(peer_id, protocol, message, *, addrs=()):
+        if str(peer_id) == str(newcomer_id.peer_id):
+            asked_newcomer.append(message)
+        assert protocol != DEAL_PROTOCOL or str(peer_id) == str(proven_id.peer_id)
+        return await proven.request(peer_id, protocol, message, addrs=addrs)
+
+    published: list[wire.Message] = []
+
+    async def publish(body: wire.Message) -> None:
+        published.append(body)
+
+    client = ClientRole(
+        client_id, store=DealStore.open(tmp_path / "db"),
+        chains=DealChains([chains[client_id.address]]),
+        book=book, publish=publish, request=request, node_record=node_records.get,
+        mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
+        records=ClientRecords(feed, RecordPolicy(min_completed_deals=1)))
+    solver = Identity.generate()
+
+    def propose(job_offer: wire.JobOffer, provider: Identity, nonce: int) -> None:
+        proposal = wire.MatchProposal(
+            market="cpu", epoch=nonce, solver=solver.address,
+            matches=((job_offer.cid, offers[provider.address]),),
+            created_at=clock(), expires_at=clock() + 60_000, nonce=nonce)
+        client.observe_proposal(solver.sign_envelope(proposal, clock()))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
+        job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
+        assert (job_offer.records_block, job_offer.min_completed_deals) == (HEAD, 1)
+        propose(job_offer, newcomer_id, 1)
+        await trio.sleep(1.0)
+        stored = client._store.get(key)
+        assert stored is not None and stored.record.phase.value == "offered"
+        propose(job_offer, proven_id, 2)
+        with trio.fail_after(WAIT_S):
+            while not proven.accepted:
+                await trio.sleep(0.05)
+        # A job may still admit newcomers: then it asks nothing of records, and names no block.
+        await client.submit(JobSubmission(module="hash", params={"text": "y"},
+                                          min_completed_deals=0))
+        nursery.cancel_scope.cancel()
+    stored = client._store.get(key)
+    assert stored is not None
+    assert deal_from_wire(stored.detail["deal"]).provider == proven_id.address
+    assert asked_newcomer == []
+    open_to_all = [body for body in published if isinstance(body, wire.JobOffer)][-1]
+    assert (open_to_all.records_block, open_to_all.min_completed_deals) == (0, 0)
