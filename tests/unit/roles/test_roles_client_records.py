@@ -59,7 +59,8 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=request, node_record=node_records.get,
+        book=book, publish=publish, request=request, exchange=proven.exchange,
+        node_record=node_records.get,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
         records=ClientRecords(feed, RecordPolicy(min_completed_deals=1)))
     solver = Identity.generate()
