@@ -182,7 +182,7 @@ def status(
     relays = [reservation["relay"] for reservation in nat.get("reservations", [])]
     typer.echo(f"{'reachability':>13}: {nat.get('reachability', 'unknown')}")
     typer.echo(f"{'relays':>13}: {relays or '-'}")
-    for chain in result.get("chains", []):  # settlement chains (issue 9)
+    for chain in result.get("chains", []):  # settlement chains
         state = (f"head {chain['head']}, free {chain['free_wei']} wei, "
                  f"locked {chain['locked_wei']} wei" if chain.get("connected")
                  else f"not answering: {chain.get('error')}")

@@ -106,7 +106,7 @@ class NodeConfig:
     log_level: str = "info"
     rpc_url: str | None = None
     contract: str | None = None
-    # On-chain job requests (issue 9, roles/_bridge.py): the LilypadRequests contract on the
+    # On-chain job requests (roles/_bridge.py): the LilypadRequests contract on the
     # same chain, whose requests a chain-bridge node serves, once this many blocks are mined
     # on top of a request (reorg safety; 0 for a dev chain that mines only on demand).
     requests_contract: str | None = None
@@ -145,7 +145,7 @@ class NodeConfig:
     limit_max_inflight_bytes_per_peer: int = _DEFAULT_LIMITS.max_inflight_bytes_per_peer
     limit_max_inflight_bytes: int = _DEFAULT_LIMITS.max_inflight_bytes
     limit_ban_s: int = int(_DEFAULT_LIMITS.ban_s)
-    # Mediation (issue 6, roles/_mediator.py, market/_consortium.py): a mediator's stake; a
+    # Mediation (roles/_mediator.py, market/_consortium.py): a mediator's stake; a
     # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
     # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
     mediator_stake_wei: int = 10**18

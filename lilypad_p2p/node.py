@@ -285,7 +285,7 @@ class Node:
             )
             await nursery.start(self.client.run)
             self._handlers.update(self.client.control_handlers())
-        if self.config.has_role("chain-bridge"):  # on-chain job requests (issue 9)
+        if self.config.has_role("chain-bridge"):  # on-chain job requests
             for bridge in self._open_bridges(chains, store):
                 await nursery.start(bridge.run)
         if self.config.has_role("mediator"):

@@ -68,7 +68,7 @@ CREATE TABLE results (
 """
 # Schema migrations: the script that takes version N to N + 1.
 _MIGRATIONS = {
-    1: "ALTER TABLE deals ADD COLUMN chain_id INTEGER;",  # several chains per node (issue 9)
+    1: "ALTER TABLE deals ADD COLUMN chain_id INTEGER;",  # several chains per node
 }
 
 

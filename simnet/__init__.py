@@ -1,4 +1,4 @@
-"""The simnet (issue 8): N real nodes on one machine, a workload, faults, and a report."""
+"""The simnet: N real nodes on one machine, a workload, faults, and a report."""
 
 from simnet._runner import run_scenario
 from simnet._scenario import (

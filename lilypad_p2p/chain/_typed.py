@@ -1,6 +1,6 @@
 """EIP-712 structs the settlement contract checks: build, hash, sign, recover.
 
-These frozen dataclasses are also what nodes send each other (issue 5 co-signs a `Deal` over a
+These frozen dataclasses are also what nodes send each other (deals are co-signed over a
 stream; mediators exchange `Verdict` signatures). Hashing is implemented here, word for word as
 the contract does it, and cross-checked against eth-account's generic EIP-712 encoder in the unit
 tests; signing goes through eth-account over that digest. Pure: no I/O, no web3.

@@ -1,6 +1,6 @@
 """The consortium of a deal and the spot-check economics. Pure: no I/O, no clock.
 
-Consortium choice (DESIGN §7, issue 6). The candidates are the mediators both parties trust
+Consortium choice (DESIGN §7). The candidates are the mediators both parties trust
 (`common_mediators`, parties removed). Each candidate gets a rank
 
     rank(m) = sha256(CONSORTIUM_DOMAIN || seed || address bytes of m)

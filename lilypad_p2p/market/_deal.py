@@ -16,7 +16,7 @@ and the provider (`Side.PROVIDER`)
 
 with exits to `cancelled` (nothing on chain), `timed_out` (an on-chain timeout was claimed)
 and, for the client, `rejected` (the outputs failed verification and no mediation is set up)
-or `disputed` -> `resolved` (issue 6: outputs that fail verification, a spot check, or the
+or `disputed` -> `resolved` (outputs that fail verification, a spot check, or the
 user's `dispute`; the consortium's k-of-n verdict is applied on chain).
 `docs/deal-states.md` is generated from `TRANSITIONS` by `state_diagram()`.
 """
@@ -148,7 +148,7 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         # The provider may settle on chain before we hear of it: a settled deal is settled.
         (_P.OPEN, _E.SETTLED): _P.SETTLED,
         (_P.RUNNING, _E.SETTLED): _P.SETTLED,
-        # Mediation (issue 6). From accepted only until the provider settles: the contract
+        # Mediation. From accepted only until the provider settles: the contract
         # disputes a result that is recorded and not yet settled.
         (_P.OPEN, _E.DISPUTE): _P.DISPUTED,
         (_P.RUNNING, _E.DISPUTE): _P.DISPUTED,
@@ -172,7 +172,7 @@ TRANSITIONS: dict[Side, dict[tuple[Phase, Event], Phase]] = {
         (_P.RESULT_SUBMITTED, _E.SETTLED): _P.SETTLED,
         (_P.OPEN, _E.SETTLED): _P.SETTLED,
         (_P.RUNNING, _E.SETTLED): _P.SETTLED,
-        # The job creator disputed the recorded result and a consortium ruled (issue 6).
+        # The job creator disputed the recorded result and a consortium ruled.
         (_P.RESULT_READY, _E.RESOLVED): _P.RESOLVED,
         (_P.RESULT_SUBMITTED, _E.RESOLVED): _P.RESOLVED,
         (_P.ACCEPTED, _E.RESOLVED): _P.RESOLVED,

@@ -100,7 +100,7 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         (wire.AcceptanceNotice,),
         (wire.AcceptanceAck, wire.DealRefused),
     ),
-    # Inputs re-sealed to one mediator: as large as a job's inputs (issue 6).
+    # Inputs re-sealed to one mediator: as large as a job's inputs.
     MEDIATION_PROTOCOL: StreamProtocol(
         MEDIATION_PROTOCOL,
         MAX_MEDIATION_BYTES,

@@ -193,7 +193,7 @@ class ClientRole:
         self._identity = identity
         self._records = records
         self._modules = modules or ModuleCatalog()
-        self._disputes = disputes  # mediation (issue 6); None: bad outputs are only rejected
+        self._disputes = disputes  # mediation; None: bad outputs are only rejected
         self._store = store
         self._chains = chains
         self._book = book
@@ -685,7 +685,7 @@ class ClientRole:
                     return
         await trio.sleep(min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
 
-    # disputed -> resolved (issue 6)
+    # disputed -> resolved
 
     async def _mediate(self, stored: StoredDeal) -> None:
         assert self._disputes is not None, "a deal is disputed only with mediation set up"
@@ -805,7 +805,7 @@ def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
         "result_path": detail.get("result_path"),
         # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
         "failure": detail.get("failure"),
-        "outcome": detail.get("outcome"),  # a mediation's verdict (issue 6)
+        "outcome": detail.get("outcome"),  # a mediation's verdict
         "check_outcome": detail.get("check_outcome"),  # a spot check that agreed off chain
         "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
         "transitions": [

@@ -1,4 +1,4 @@
-"""The job creator's side of mediation, plugged into `ClientRole` (issue 6).
+"""The job creator's side of mediation, plugged into `ClientRole`.
 
 `ClientRole` asks this object three things: which terms its deals carry (consortium size,
 mediation fee), whether a resource offer's collateral covers its spot-check rate

@@ -75,7 +75,7 @@ log = logging.getLogger("lilypad_p2p.provider")
 
 # A resource offer lives an hour; its owner re-publishes it until then.
 DEFAULT_OFFER_LIFETIME_MS = 3600 * 1000
-# Default price of one job on this node, in wei, until pricing is configurable (issue 5).
+# Default price of one job on this node, in wei, until pricing is configurable.
 DEFAULT_PRICE_PER_JOB_WEI = 10**15
 DEFAULT_COLLATERAL_WEI = 2 * 10**15
 
@@ -177,11 +177,11 @@ class ProviderRole:
         # Why this node cannot run a job now (Docker or the chain unreachable, the disk full;
         # node_health.py), or None: deals are refused meanwhile.
         self._availability = availability
-        # Mediation (issue 6): a deal found disputed on chain is defended (verdicts gathered
+        # Mediation: a deal found disputed on chain is defended (verdicts gathered
         # and resolved by us too), so a job creator cannot let the mediation window lapse.
         self._disputes = disputes
         self._identity = identity
-        # Test fault (issue 6; config `cheat_wrong_output`): commit to an output the job did not
+        # Test fault (config `cheat_wrong_output`): commit to an output the job did not
         # produce, consistently (hash and sealed outputs agree), so only mediation catches it.
         self._cheat_wrong_output = cheat_wrong_output
         # Test fault (config `cheat_false_failure`): claim every job exited 1 without running

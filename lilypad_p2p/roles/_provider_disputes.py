@@ -1,4 +1,4 @@
-"""The provider's side of mediation: resolve a dispute the job creator does not (issue 6).
+"""The provider's side of mediation: resolve a dispute the job creator does not.
 
 Whichever party first holds k matching verdicts calls `resolve`. A job creator that disputes
 and then never gathers verdicts (or drops them because they say it was wrong) would otherwise

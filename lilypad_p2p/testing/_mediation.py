@@ -1,4 +1,4 @@
-"""Mediator nodes in a `MarketWorld` (issue 6): homes whose config trusts a list of mediators.
+"""Mediator nodes in a `MarketWorld`: homes whose config trusts a list of mediators.
 
     identities = [prepare_trusting_home(world, f"m{i}", []) for i in range(4)]
     trusted = [i.address for i in identities]

@@ -216,7 +216,7 @@ class AcceptanceAck(_DealMessage):
         _need_bytes("deal_id", self.deal_id, HASH_BYTES)
 
 
-# The mediation protocol's messages (issue 6) share this framing and the helpers above.
+# The mediation protocol's messages share this framing and the helpers above.
 from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice  # noqa: E402
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest  # noqa: E402
 
