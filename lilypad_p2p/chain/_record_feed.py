@@ -17,7 +17,7 @@ import trio
 
 from lilypad_p2p.chain._backend import Chain
 from lilypad_p2p.chain._errors import ChainError
-from lilypad_p2p.chain._records import settlement_events
+from lilypad_p2p.chain._records import deployment_block, settlement_events
 from lilypad_p2p.chain._watcher import EventWatcher
 from lilypad_p2p.health import Backoff
 from lilypad_p2p.logs import event
@@ -84,13 +84,16 @@ class RecordFeed:
 
     async def follow(self, chain: Chain, contract: str, *, poll_s: float = RECORD_POLL_S,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replay `contract`'s events from block 0, then keep polling; a chain that does not
-        answer is retried with backoff, never fatal."""
-        watcher = EventWatcher(chain, contract)
+        """Replay `contract`'s events from the block that deployed it, then keep polling; a
+        chain that does not answer is retried with backoff, never fatal."""
+        watcher: EventWatcher | None = None
         backoff = Backoff()
         started = False
         while True:
             try:
+                if watcher is None:
+                    first = await trio.to_thread.run_sync(deployment_block, chain, contract)
+                    watcher = EventWatcher(chain, contract, from_block=first)
                 found = await trio.to_thread.run_sync(watcher.poll)
             except ChainError as exc:
                 event(log, "records.poll_failed", logging.WARNING, chain_id=chain.chain_id,

@@ -34,13 +34,36 @@ def settlement_events(events: Iterable[ChainEvent]) -> list[SettlementEvent]:
     return kept
 
 
+def deployment_block(chain: Chain, contract: str) -> int:
+    """The block that deployed `contract`: the first with code at its address (a binary search,
+    about log2(head) calls), so a replay of its events need not scan the chain from genesis.
+    Every node finds the same block, so records replayed from it agree across solvers."""
+    address = to_checksum_address(contract)
+
+    def has_code(block: int) -> bool:
+        return bool(chain.rpc(lambda: chain.w3.eth.get_code(address, block_identifier=block)))
+
+    low, high = 0, chain.block_number()
+    if not has_code(high):
+        return high  # not deployed (yet): nothing before the head to replay
+    while low < high:
+        middle = (low + high) // 2
+        if has_code(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
 def read_track_records(
-    chain: Chain, contract: str, *, from_block: int = 0
+    chain: Chain, contract: str, *, from_block: int | None = None
 ) -> tuple[dict[str, TrackRecord], int]:
-    """Every provider's record on this chain from `from_block` on, and the head block read to.
+    """Every provider's record on this chain from `from_block` on (by default the contract's
+    deployment), and the head block read to.
 
     Blocking (one eth_getLogs per MAX_BLOCK_RANGE blocks); run it in a worker thread from trio.
     """
-    watcher = EventWatcher(chain, contract, from_block=from_block)
+    first = deployment_block(chain, contract) if from_block is None else from_block
+    watcher = EventWatcher(chain, contract, from_block=first)
     events = watcher.poll()
     return track_records(settlement_events(events)), watcher.cursor - 1

@@ -9,6 +9,7 @@ from chain_world import RESULT_WINDOW_S, World
 from typer.testing import CliRunner
 
 from lilypad_p2p.chain import Backend, read_track_records
+from lilypad_p2p.chain._records import deployment_block
 from lilypad_p2p.cli import app
 from lilypad_p2p.testing import advance_chain_time
 
@@ -72,6 +73,12 @@ async def test_the_record_feed_follows_the_chain_and_answers_per_block(world: Wo
     advance_chain_time(world.chain, RESULT_WINDOW_S + 1)
     world.job_creator.claim_timeout(late)
     slashed_at = world.chain.block_number()
+
+    # The replay starts where the contract was deployed, not at genesis.
+    first = deployment_block(world.chain, world.address)
+    code_at = world.chain.w3.eth.get_code
+    assert code_at(world.address, block_identifier=first)
+    assert first == 0 or not code_at(world.address, block_identifier=first - 1)
 
     feed = RecordFeed()
     async with trio.open_nursery() as nursery:
