@@ -290,6 +290,15 @@ class Executor:
         self._present_images[module.image] = image_id
         return image_id
 
+    async def _pinned_image_id(self, job: JobSpec, module: Module) -> str:
+        """The image `module` runs here, refused if the job pins another."""
+        image_id = await self.image_id(job.module)
+        if job.image_id is not None and job.image_id != image_id:
+            raise UnknownModule(
+                f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"
+            )
+        return image_id
+
     @_counted_in_runs
     async def run(
         self,
@@ -329,11 +338,7 @@ class Executor:
         inputs = JobInputs.decode(plaintext)
         del plaintext
         argv = module.render_command(inputs.params)
-        image_id = await self.image_id(job.module)
-        if job.image_id is not None and job.image_id != image_id:
-            raise UnknownModule(
-                f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"
-            )
+        image_id = await self._pinned_image_id(job, module)
 
         workdir = _make_private_workdir(self._workdir_root)
         try:
@@ -394,11 +399,7 @@ class Executor:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         started = time.perf_counter()
         module = self._module(job.module)
-        image_id = await self.image_id(job.module)
-        if job.image_id is not None and job.image_id != image_id:
-            raise UnknownModule(
-                f"module {module.name} runs image {image_id} here, but the job pins {job.image_id}"
-            )
+        image_id = await self._pinned_image_id(job, module)
         workdir = _make_private_workdir(self._workdir_root)
         try:
             user, params = await trio.to_thread.run_sync(
