@@ -36,6 +36,7 @@ from lilypad_p2p.net._admission import Admission, Refusal
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._peer_actions import PeerAction
+from lilypad_p2p.net._read import read_exactly
 from lilypad_p2p.net._transfer import (
     ChunkSource,
     InputsGate,
@@ -56,7 +57,6 @@ MODULE_PROTOCOL = TProtocol("/lilypad/module/1")
 FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
 REQUEST_READ_TIMEOUT_S = 30.0
-_READ_CHUNK = 1 << 16
 T = TypeVar("T")
 
 
@@ -146,25 +146,15 @@ def decode_body(
 
 
 async def read_frame(stream: INetStream, limit: int) -> bytes:
-    return await _read_exactly(stream, await read_frame_length(stream, limit))
+    return await read_exactly(stream, await read_frame_length(stream, limit))
 
 
 async def read_frame_length(stream: INetStream, limit: int) -> int:
     """A frame's length prefix, checked against `limit` before any of the body is read."""
-    length = int.from_bytes(await _read_exactly(stream, FRAME_HEADER_BYTES), "big")
+    length = int.from_bytes(await read_exactly(stream, FRAME_HEADER_BYTES), "big")
     if length > limit:
         raise wire.OversizedMessage(f"frame of {length} bytes, limit {limit}")
     return length
-
-
-async def _read_exactly(stream: INetStream, count: int) -> bytes:
-    data = bytearray()
-    while len(data) < count:
-        chunk = await stream.read(min(count - len(data), _READ_CHUNK))
-        if not chunk:
-            raise wire.MalformedMessage("stream ended inside a frame")
-        data += chunk
-    return bytes(data)
 
 
 class FrameRefused(NetError):
@@ -207,7 +197,7 @@ class DealStreams:
                     length = await read_frame_length(stream, protocol.max_request_bytes)
                     self._admit_frame(peer_id, length, protocol.large_needs_deal)
                     reserved = length
-                    body = await _read_exactly(stream, length)
+                    body = await read_exactly(stream, length)
                 request = decode_body(body, protocol.max_request_bytes, protocol.requests)
                 await self._answer(stream, protocol_id, handler, peer_id, request)
             except FrameRefused as error:

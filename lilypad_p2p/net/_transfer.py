@@ -29,12 +29,12 @@ from libp2p.peer.id import ID
 from lilypad_p2p import wire
 from lilypad_p2p.net._admission import Admission, Refusal
 from lilypad_p2p.net._errors import NetError
+from lilypad_p2p.net._read import read_exactly
 
 logger = logging.getLogger(__name__)
 
 # A peer that sends no byte of the next chunk for this long has stalled: the transfer ends.
 CHUNK_READ_TIMEOUT_S = 60.0
-_READ_PIECE = 1 << 16
 T = TypeVar("T")
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
@@ -56,14 +56,9 @@ async def read_chunks(stream: INetStream, plaintext_bytes: int) -> AsyncIterator
     """The sealed chunks of a body of `plaintext_bytes`, each read whole, one at a time."""
     for index in range(wire.chunk_count(plaintext_bytes)):
         size = wire.chunk_size(plaintext_bytes, index)
-        chunk = bytearray()
         with trio.fail_after(CHUNK_READ_TIMEOUT_S):
-            while len(chunk) < size:
-                piece = await stream.read(min(size - len(chunk), _READ_PIECE))
-                if not piece:
-                    raise wire.MalformedMessage("the stream ended inside a chunk stream")
-                chunk += piece
-        yield bytes(chunk)
+            chunk = await read_exactly(stream, size, "a chunk stream")
+        yield chunk
 
 
 class InputsGate:
