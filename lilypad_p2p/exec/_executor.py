@@ -81,6 +81,12 @@ R = TypeVar("R")
 
 # Removing a container normally takes well under a second; past this the engine is wedged.
 CLEANUP_TIMEOUT_S = 30.0
+# A job whose container exits killed by SIGKILL (128 + 9), not by our timeout, is out of memory:
+# inside its PID namespace nothing but the kernel can SIGKILL the job's init, and Docker's
+# OOMKilled flag alone is not enough - containerd 1.6 can miss the OOM event of a container
+# killed right after it started (containerd#8180), and provider and mediators must classify the
+# same run the same way. A job that exits 137 by itself is reported as out of memory too.
+SIGKILL_EXIT_STATUS = 137
 LOG_TAIL_BYTES = 64 * 1024
 NOBODY = 65534
 WORKDIR_PREFIX = "lilypad-job-"
@@ -484,7 +490,9 @@ class Executor:
                 self._engine.log_tail, container_id, self._log_tail_bytes
             )
             if exit_code != 0:
-                if await trio.to_thread.run_sync(self._engine.was_oom_killed, container_id):
+                if exit_code == SIGKILL_EXIT_STATUS or await trio.to_thread.run_sync(
+                    self._engine.was_oom_killed, container_id
+                ):
                     raise OutOfMemory(module.resources.memory_bytes, log_tail)
                 raise JobFailed(exit_code, log_tail)
             clock.lap("inspect_s")

@@ -172,7 +172,8 @@ async def test_cancelling_the_caller_still_removes_the_container_and_wipes_input
 
 @pytest.mark.parametrize(
     ("engine_options", "error"),
-    [({"exit_code": 3}, JobFailed), ({"exit_code": 137, "oom": True}, OutOfMemory)],
+    [({"exit_code": 3}, JobFailed), ({"exit_code": 137, "oom": True}, OutOfMemory),
+     ({"exit_code": 1, "oom": True}, OutOfMemory), ({"exit_code": 137}, OutOfMemory)],
 )
 async def test_failures_are_typed_and_cleaned_up(tmp_path, engine_options, error):
     engine = ScriptedEngine(**engine_options)
