@@ -160,10 +160,10 @@ class Admission:
         self.accepted += 1
         return ConnectionTicket(inbound=inbound, ip=ip)
 
-    def attach_peer(self, ticket: ConnectionTicket, peer: Hashable, now: float) -> Refusal | None:
+    def attach_peer(self, ticket: ConnectionTicket, peer: Hashable) -> Refusal | None:
         """Bind an admitted connection to the peer its handshake proved; None if it may stay."""
         refusal = None
-        if self.is_banned(peer, now):
+        if self.is_banned(peer):
             refusal = Refusal.BANNED
         elif self._per_peer[peer] >= self.limits.max_per_peer:
             refusal = Refusal.PER_PEER
@@ -243,14 +243,12 @@ class Admission:
         """Refuse `peer` for `limits.ban_s` from `now` (a later ban extends it)."""
         self._bans[peer] = max(self._bans.get(peer, now), now + self.limits.ban_s)
 
-    def is_banned(self, peer: Hashable, now: float) -> bool:
-        until = self._bans.get(peer)
-        if until is None:
-            return False
-        if now >= until:
-            del self._bans[peer]
-            return False
-        return True
+    def is_banned(self, peer: Hashable) -> bool:
+        """Whether `peer` is refused: from `ban` until `expire_bans` forgets it. Only that
+        ends a ban, so whoever lifts what else the ban imposed (the enforcer: the pubsub
+        blacklist) does it at the same moment; a peer let in sooner would reconnect still
+        blacklisted in pubsub, its messages dropped unscored and ours never sent to it."""
+        return peer in self._bans
 
     def expire_bans(self, now: float) -> list[Hashable]:
         """Forget expired bans; the peers whose ban ended."""

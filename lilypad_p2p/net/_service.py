@@ -180,7 +180,7 @@ class GossipNet:
         self._peer_failures = 0
         # Before any handler is registered (NatService and Pubsub register theirs when built).
         contain_stream_handlers(self._host, self._on_peer_failure, self._admission)
-        guard_swarm(self._host.get_network(), self._admission, time.monotonic)
+        guard_swarm(self._host.get_network(), self._admission)
         self.nat = NatService(
             self._host, nat or NatSettings(), clock_ms=clock_ms, on_addrs_changed=on_addrs_changed
         )

@@ -46,9 +46,7 @@ def remote_ip(swarm: Swarm, read_write_closer: Any) -> str | None:
         return None
 
 
-def guard_swarm(
-    swarm: INetworkService, admission: Admission, clock: Callable[[], float]
-) -> None:
+def guard_swarm(swarm: INetworkService, admission: Admission) -> None:
     """Install budgeted inbound admission (with the slot fix) and outbound accounting."""
     if not isinstance(swarm, Swarm):  # the inbound path replaced below is Swarm's own
         raise TypeError(f"guard_swarm needs libp2p's Swarm, got {type(swarm).__name__}")
@@ -67,13 +65,13 @@ def guard_swarm(
             await _close_quietly(read_write_closer)
             return
         try:
-            await _serve_inbound(swarm, admission, ticket, read_write_closer, maddr, clock)
+            await _serve_inbound(swarm, admission, ticket, read_write_closer, maddr)
         finally:
             admission.release(ticket)
 
     # Replacing the library's handler is the point (budgets, and the slot fix).
     swarm._do_handle_inbound_connection = do_handle_inbound_connection  # type: ignore[method-assign]
-    swarm.register_notifee(_OutboundAccounting(admission, clock))
+    swarm.register_notifee(_OutboundAccounting(admission))
 
 
 async def _serve_inbound(
@@ -82,7 +80,6 @@ async def _serve_inbound(
     ticket: ConnectionTicket,
     read_write_closer: Any,
     maddr: Multiaddr,
-    clock: Callable[[], float],
 ) -> None:
     remote = swarm._build_remote_multiaddr(read_write_closer)
     if remote is not None and not await swarm.connection_gate.is_allowed(remote):
@@ -95,7 +92,7 @@ async def _serve_inbound(
         logger.debug("inbound upgrade from %s failed: %r", remote, error)
         await _close_quietly(raw_conn)
         return
-    refusal = admission.attach_peer(ticket, muxed_conn.peer_id, clock())
+    refusal = admission.attach_peer(ticket, muxed_conn.peer_id)
     if refusal is not None:
         logger.debug("inbound connection from %s refused: %s", muxed_conn.peer_id, refusal.value)
         await _close_quietly(muxed_conn)
@@ -116,9 +113,8 @@ async def _serve_inbound(
 class _OutboundAccounting(INotifee):
     """Counts our own dials against the budgets; one over them is closed at once."""
 
-    def __init__(self, admission: Admission, clock: Callable[[], float]) -> None:
+    def __init__(self, admission: Admission) -> None:
         self._admission = admission
-        self._clock = clock
         self._tickets: dict[int, ConnectionTicket] = {}
 
     async def connected(self, network: INetwork, conn: INetConn) -> None:
@@ -127,7 +123,7 @@ class _OutboundAccounting(INotifee):
         ticket = self._admission.admit_connection(inbound=False, ip=None)
         refusal = ticket if isinstance(ticket, Refusal) else None
         if isinstance(ticket, ConnectionTicket):
-            refusal = self._admission.attach_peer(ticket, conn.muxed_conn.peer_id, self._clock())
+            refusal = self._admission.attach_peer(ticket, conn.muxed_conn.peer_id)
             if refusal is None:
                 self._tickets[id(conn)] = ticket
             else:

@@ -1,5 +1,6 @@
 """A peer that reaches the graylist is banned: disconnected, refused while the ban lasts, and
-let back in once it expires (its score has decayed meanwhile). A plain py-libp2p attacker."""
+let back in once it expires (its score has decayed meanwhile), where offending again bans it
+again. A plain py-libp2p attacker."""
 
 import contextlib
 
@@ -21,7 +22,7 @@ from lilypad_p2p.testing._hostile import publish_direct
 
 pytestmark = pytest.mark.net
 
-BAN_S = 4
+BAN_S = 8  # long enough for the score to decay above the graylist before it ends
 
 
 async def test_a_graylisted_peer_is_banned_then_let_back_in():
@@ -65,17 +66,26 @@ async def test_a_graylisted_peer_is_banned_then_let_back_in():
             assert not connected()
             assert net.statistics().connections_refused["banned"] >= 1
 
-            # Its score decays while it is away; once the ban has expired and the score is above
-            # the graylist again, it is let back in.
-            await trio.sleep_until(banned_at + BAN_S)
-            await wait_until(
-                lambda: net.peer_score(attacker_id) > GRAYLIST_THRESHOLD, MESH_TIMEOUT_S
-            )
-            for peer in list(attacker.get_network().get_connections_map()):
-                await attacker.disconnect(peer)
-            await attacker.connect(info)
-            await wait_until(connected, MESH_TIMEOUT_S)
+            # Its score decays while it is away (above the graylist again before the ban ends).
+            # It dials from just before the end: the first connection the node admits must
+            # find it back in pubsub too, where a new offence counts and bans it again.
+            await trio.sleep_until(banned_at + BAN_S - 0.5)
+            with trio.fail_after(MESH_TIMEOUT_S):
+                while not connected():
+                    for peer in list(attacker.get_network().get_connections_map()):
+                        await attacker.disconnect(peer)
+                    with contextlib.suppress(Exception):  # refused until the ban is lifted
+                        await attacker.connect(info)
+                    await trio.sleep(0.05)
+            assert net.peer_score(attacker_id) > GRAYLIST_THRESHOLD
             await trio.sleep(2)  # two enforcer sweeps: it stays
             assert connected()
             assert net.statistics().banned_peers == 0
+
+            for nonce in (4, 5, 6):
+                offer = signed_offer(stranger, wall_clock_ms(), nonce=nonce)
+                await publish_direct(attacker, info.peer_id, market_topic(), [offer.encode()])
+                await trio.sleep(0.2)
+            await wait_until(lambda: not connected(), MESH_TIMEOUT_S)
+            assert net.statistics().banned_peers == 1
         nursery.cancel_scope.cancel()
