@@ -633,7 +633,10 @@ def run(
     target: Annotated[
         str | None, typer.Option(help="Provider (address or peer ID) to run on; skips the solvers.")
     ] = None,
-    deadline: Annotated[int, typer.Option(help="Seconds until the result is due.")] = 300,
+    deadline: Annotated[int | None, typer.Option(
+        help="Seconds until the result is due (default: the module's max_run_time_s + 240). "
+             "It must leave the module's whole max_run_time_s + 47 s: providers refuse deals "
+             "that could cut a run short.")] = None,
     output: Annotated[
         Path, typer.Option(help="Directory for the decrypted outputs.")
     ] = Path("outputs"),

@@ -52,7 +52,13 @@ from lilypad_p2p.exec._images import (
     recipe_names,
 )
 from lilypad_p2p.exec._inputs import JobInputs, ParamValue
-from lilypad_p2p.exec._modules import RECIPE_IMAGE_PREFIX, Module, Param, Resources
+from lilypad_p2p.exec._modules import (
+    MAX_RUN_TIME_S,
+    RECIPE_IMAGE_PREFIX,
+    Module,
+    Param,
+    Resources,
+)
 from lilypad_p2p.exec._registry import PullLimits, download_size
 from lilypad_p2p.exec._sealing import as_private_key, as_public_key, seal_for, unseal
 from lilypad_p2p.exec._sources import module_from_source
@@ -61,6 +67,7 @@ from lilypad_p2p.exec._tarball import result_cid, tar_directory
 __all__ = [
     "BUILTIN_IDS",
     "BUILTIN_MODULES",
+    "MAX_RUN_TIME_S",
     "RECIPES_DIR",
     "RECIPE_IMAGE_PREFIX",
     "BadDefinition",

@@ -58,10 +58,10 @@ from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase, Side
 from lilypad_p2p.roles._client import (
-    DEFAULT_JOB_DEADLINE_S,
     ClientRole,
     JobSubmission,
     SubmissionError,
+    job_deadline_s,
     result_hash,
 )
 from lilypad_p2p.roles._terms import deal_from_wire
@@ -235,18 +235,20 @@ class BridgeRole:
 
     def _job_for(self, requested: RequestedJob, now: int) -> JobSubmission | None:
         """The job serving the request, or None (refused for good, or too late to post)."""
-        deadline_s = min(DEFAULT_JOB_DEADLINE_S, requested.deadline - now - DELIVERY_MARGIN_S)
-        if deadline_s <= 0:
+        left_s = requested.deadline - now - DELIVERY_MARGIN_S
+        if left_s <= 0:
             return None  # too late to post in time; the requester takes a refund
         try:
-            job = JobSubmission(module=requested.module, params=request_params(requested.inputs),
+            module = BUILTIN_MODULES.get(requested.module)
+            if module is None:
+                raise ValueError(f"module {requested.module!r} is not one this bridge serves "
+                                 f"({', '.join(sorted(BUILTIN_MODULES))})")
+            deadline_s = job_deadline_s(module, min(job_deadline_s(module, None), left_s))
+            job = JobSubmission(module=requested.module,
+                                params=request_params(requested.inputs),
                                 max_price_wei=requested.max_price, deadline_s=deadline_s,
                                 salt=requested.request_id, chain_id=self._requests.chain.chain_id)
             # Parameters are checked here, before the claim puts the bond at stake.
-            module = BUILTIN_MODULES.get(job.module)
-            if module is None:
-                raise ValueError(f"module {job.module!r} is not one this bridge serves "
-                                 f"({', '.join(sorted(BUILTIN_MODULES))})")
             module.resolve_params(job.params)
             return job
         except (LilypadError, ValueError) as exc:

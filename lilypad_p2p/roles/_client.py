@@ -45,7 +45,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import ModuleCatalog, UnknownModule
+from lilypad_p2p.exec import Module, ModuleCatalog, UnknownModule
 from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
 from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
@@ -76,6 +76,7 @@ from lilypad_p2p.roles._terms import (
     build_deal,
     deal_from_wire,
     deal_to_wire,
+    required_deal_time_s,
 )
 from lilypad_p2p.roles._transfer import (
     MAX_STORED_RESULT_BYTES,
@@ -90,8 +91,12 @@ from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
 
 log = logging.getLogger("lilypad_p2p.client")
 
-# A job's result is due this long after it is posted unless the submission says otherwise.
-DEFAULT_JOB_DEADLINE_S = 300
+# Unless the submission says otherwise, a job's result is due this long after it is posted
+# beyond its module's maximum run time: time to match, open the deal, move inputs and outputs.
+DEADLINE_SLACK_S = 240
+# What a job's deadline must leave beyond what a provider requires of its deal when it signs
+# (roles/_terms.required_deal_time_s): time to be matched.
+MATCH_ALLOWANCE_S = 15
 # Bounds on one exchange with a provider (a job's exchange is bounded by its deadline).
 DEAL_REQUEST_TIMEOUT_S = 15.0
 ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
@@ -125,7 +130,8 @@ class JobSubmission:
     file_paths: Mapping[str, Path] = field(default_factory=dict)
     max_price_wei: int = DEFAULT_MAX_PRICE_WEI
     target: str | None = None  # a provider address
-    deadline_s: int = DEFAULT_JOB_DEADLINE_S
+    # Seconds until the result is due; None: the module's max run time + DEADLINE_SLACK_S.
+    deadline_s: int | None = None
     market: str = "cpu"
     # The deal's Job salt; None: random. An on-chain request's id (roles/_bridge.py), which
     # binds the deal to that request for LilypadRequests.deliver.
@@ -141,8 +147,26 @@ class JobSubmission:
             raise SubmissionError("a deal salt is 32 bytes")
         if not self.module:
             raise SubmissionError("a job names a module (ID or name)")
-        if self.max_price_wei <= 0 or self.deadline_s <= 0:
+        if self.max_price_wei <= 0 or (self.deadline_s is not None and self.deadline_s <= 0):
             raise SubmissionError("max price and deadline must be positive")
+
+
+def job_deadline_s(module: Module, asked_s: int | None) -> int:
+    """The deadline (seconds after posting) a job of `module` gets when `asked_s` is asked.
+
+    Raises:
+        SubmissionError: `asked_s` is too short for providers to take the job: they refuse
+            deals that could cut a run short of the module's maximum run time.
+    """
+    if asked_s is None:
+        return module.max_run_time_s + DEADLINE_SLACK_S
+    least_s = required_deal_time_s(module.max_run_time_s) + MATCH_ALLOWANCE_S
+    if asked_s < least_s:
+        raise SubmissionError(
+            f"a deadline of {asked_s} s is too short for module {module.name}, which may run "
+            f"{module.max_run_time_s} s: providers refuse deals that could cut a run short; "
+            f"give at least {least_s} s (or none: {job_deadline_s(module, None)} s)")
+    return asked_s
 
 
 def _optional_int(value: Any) -> int | None:
@@ -239,6 +263,7 @@ class ClientRole:
             module_id, module = self._modules.resolve(job.module)
         except UnknownModule as exc:
             raise SubmissionError(str(exc)) from exc
+        deadline_s = job_deadline_s(module, job.deadline_s)
         files: dict[str, FileSource] = {**job.files, **job.file_paths}
         try:
             params = module.resolve_params(job.params)
@@ -278,7 +303,7 @@ class ClientRole:
             ),
             max_price_wei=job.max_price_wei,
             trusted_mediators=self._mediators,
-            deadline=now + job.deadline_s * 1000,
+            deadline=now + deadline_s * 1000,
             target_provider=_provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
@@ -287,7 +312,7 @@ class ClientRole:
             slash_free_blocks=asks.get("slash_free_blocks", 0),
             created_at=now,
             expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
-                                 job.deadline_s * 1000),
+                                 deadline_s * 1000),
             nonce=secrets.randbits(63),
         )
         envelope = self._identity.sign_envelope(offer, now)
@@ -764,7 +789,7 @@ class ClientRole:
             files=files, file_paths=paths,
             max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
             target=params.get("target"),
-            deadline_s=int(params.get("deadline_s", DEFAULT_JOB_DEADLINE_S)),
+            deadline_s=_optional_int(params.get("deadline_s")),
             market=str(params.get("market", "cpu")),
             chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
             min_completed_deals=_optional_int(params.get("min_completed_deals")),

@@ -32,12 +32,14 @@ from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementI
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
+    MAX_RUN_TIME_S,
     ExecError,
     Executor,
     JobFailed,
     JobSpec,
     Module,
     ModuleCatalog,
+    UnknownModule,
     detect_gpus,
 )
 from lilypad_p2p.identity import Identity
@@ -59,7 +61,12 @@ from lilypad_p2p.roles._failure import classify, failure_report, write_report
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
-from lilypad_p2p.roles._terms import deal_from_wire, deal_mismatch, spec_fits
+from lilypad_p2p.roles._terms import (
+    RESULT_DELIVERY_MARGIN_S,
+    deal_from_wire,
+    deal_mismatch,
+    spec_fits,
+)
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
@@ -135,10 +142,6 @@ def resource_offer(
 
 # --- deals: accept up to capacity, execute, return results, get paid ----------------------
 
-# How long one container may run at most (the deal's deadline may cut it shorter).
-MAX_EXECUTION_S = 600.0
-# Margin kept between the end of a run and the deal's result deadline (to answer in time).
-RESULT_DELIVERY_MARGIN_S = 2.0
 # How often the provider's driver looks at its deals (acceptance timeouts, batches, claims).
 PROVIDER_TICK_S = 0.5
 # At most this many accepted deals go in one settleBatch transaction.
@@ -272,7 +275,8 @@ class ProviderRole:
             known = self._store.get(key)
             if known is not None:  # a retry: same answer
                 return wire.DealCountersigned(provider_signature=known.detail["provider_signature"])
-            reason = deal_mismatch(deal, job, resource, self._clock_ms())
+            reason = deal_mismatch(deal, job, resource, self._clock_ms(),
+                                   self._max_run_time_s(job.module))
             if reason is None and not self._has_room(job.spec, resource.spec):
                 reason = "no free capacity"
             if reason is None and free_balance < deal.collateral:
@@ -293,6 +297,14 @@ class ProviderRole:
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
               chain_id=chain.chain_id)
         return wire.DealCountersigned(provider_signature=signature)
+
+    def _max_run_time_s(self, module_id: str) -> int:
+        """The module's maximum run time (the gate has resolved it before a deal is signed; the
+        longest any module may have if it is gone since)."""
+        try:
+            return self._modules.catalog.resolve(module_id)[1].max_run_time_s
+        except UnknownModule:
+            return MAX_RUN_TIME_S
 
     def _has_room(self, need: wire.ResourceSpec, capacity: wire.ResourceSpec) -> bool:
         free = [capacity.milli_cpu, capacity.ram_mb, capacity.disk_mb, capacity.gpu_count]
@@ -388,7 +400,9 @@ class ProviderRole:
         discard(tarball)  # a run cut short by a crash
         try:
             module = self._modules.catalog.resolve(stored.detail["module"])[1]
-            timeout_s = min(MAX_EXECUTION_S, left_s, module.max_run_time_s)
+            # The deal was signed leaving the module's whole maximum; the deadline cuts a
+            # run shorter only when the inputs came late.
+            timeout_s = min(left_s, module.max_run_time_s)
             if self._cheat_false_failure:
                 raise JobFailed(1, b"")
             result = await executor.run_streamed(

@@ -34,8 +34,13 @@ MEDIATION_WINDOW_S = 600
 # The fee the job creator reserves for mediators per deal unless configured (refunded when the
 # deal settles without dispute; split among the verdict's signers otherwise).
 MEDIATION_FEE_WEI = 0
-# A deal whose result deadline is closer than this is refused: no time to run the job.
-MIN_EXECUTION_TIME_MS = 5_000
+# A deal must leave the module's whole maximum run time before its result deadline, plus time
+# to open the deal on chain and stream the inputs before the run, and to answer after it. With
+# less, an honest run could be cut short by the deal's deadline rather than by the module's
+# own limit: that is no failure result but a missed deadline, and it costs the provider its
+# collateral - a client could farm collateral with slow jobs and short deadlines.
+DEAL_START_ALLOWANCE_S = 30
+RESULT_DELIVERY_MARGIN_S = 2
 _UINT64_LIMIT = 1 << 64
 _AMOUNTS = ("payment", "collateral", "mediation_fee")
 
@@ -112,10 +117,19 @@ def build_deal(
     )
 
 
+def required_deal_time_s(max_run_time_s: int) -> int:
+    """The least time a deal for a module of this maximum run time must leave before its result
+    deadline when the provider signs it."""
+    return max_run_time_s + DEAL_START_ALLOWANCE_S + RESULT_DELIVERY_MARGIN_S
+
+
 def deal_mismatch(
-    deal: Deal, job: wire.JobOffer, resource: wire.ResourceOffer, now_ms: int
+    deal: Deal, job: wire.JobOffer, resource: wire.ResourceOffer, now_ms: int,
+    max_run_time_s: int,
 ) -> str | None:
-    """Why the provider must refuse `deal` for this pair of offers, or None if it matches."""
+    """Why the provider must refuse `deal` for this pair of offers, or None if it matches.
+
+    `max_run_time_s` is the job's module's maximum run time."""
     reason = mismatch(job, resource, now_ms)
     if reason is not None and reason != "job offer not open":
         # The job offer may have expired since the match; the deal's deadline is what counts.
@@ -135,8 +149,12 @@ def deal_mismatch(
         differing = [name for name in Deal.__slots__ if getattr(deal, name) !=
                      getattr(expected, name)]
         return f"deal terms differ from the offers: {', '.join(differing)}"
-    if deal.result_deadline * 1000 < now_ms + MIN_EXECUTION_TIME_MS:
-        return "result deadline too close"
+    left_s = deal.result_deadline - now_ms // 1000
+    needed_s = required_deal_time_s(max_run_time_s)
+    if left_s < needed_s:
+        return (f"result deadline too close: the module may run {max_run_time_s} s, so a deal "
+                f"must leave {needed_s} s, this one leaves {left_s} s; post the job with a "
+                "longer deadline")
     return None
 
 
