@@ -59,7 +59,7 @@ def test_100_mib_in_and_out_through_a_docker_job(tmp_path):
             key = client.call("submit", {
                 "module": "python", "params": {"script": "main.py"},
                 "file_paths": {"main.py": str(script), "data.bin": str(data)},
-                "target": provider.status["address"], "deadline_s": int(JOB_TIMEOUT_S),
+                "target": provider.status["address"],
             })["key"]
             deal = world.wait_for_phase(client, key, {"accepted", "settled", "rejected",
                                                       "timed_out", "cancelled"},
