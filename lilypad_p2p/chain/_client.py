@@ -373,6 +373,9 @@ class AsyncSettlementClient:
     async def now(self) -> int:
         return await self._run(self.sync.chain.now)
 
+    async def head_block(self) -> int:
+        return await self._run(self.sync.chain.block_number)
+
     async def deposit(self, amount: int) -> TxReceipt:
         return await self._run(partial(self.sync.deposit, amount))
 

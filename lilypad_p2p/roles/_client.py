@@ -283,10 +283,7 @@ class ClientRole:
             )
         records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
         policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
-        try:
-            asks = records.offer_fields(policy, chain.chain_id)
-        except LilypadError as exc:
-            raise SubmissionError(str(exc)) from exc
+        asks = records.offer_fields(policy, await chain.head_block())
         now = self._clock_ms()
         resources = module.resources
         offer = wire.JobOffer(

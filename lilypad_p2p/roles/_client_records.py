@@ -52,21 +52,16 @@ class ClientRecords:
         self.feed = feed
         self.policy = policy
 
-    def offer_fields(self, policy: RecordPolicy, chain_id: int) -> dict[str, int]:
-        """JobOffer fields for `policy` on `chain_id`: records read at our replay's head.
+    def offer_fields(self, policy: RecordPolicy, head_block: int) -> dict[str, int]:
+        """JobOffer fields for `policy`, the job's chain at block `head_block` (its head).
 
-        Raises:
-            LilypadError: the chain's events are not replayed yet.
+        The chain's head, not our replay's: a job posted right after a deal of ours settled
+        counts that deal, and a solver (or this client) whose replay is behind the block
+        waits for it before matching (`records not known at the job's block`).
         """
         if not policy.counts_records:
             return {}
-        block = self.feed.head(chain_id)
-        if block is None:
-            raise LilypadError(
-                f"this node has not read chain {chain_id}'s settlement events yet, so it "
-                "cannot name the block providers' records are read at; retry in a few seconds"
-            )
-        return {"records_block": max(block, 1),
+        return {"records_block": max(head_block, 1),
                 "min_completed_deals": policy.min_completed_deals,
                 "slash_free_blocks": policy.slash_free_blocks}
 

@@ -116,6 +116,9 @@ class DealChain:
     async def now_s(self) -> int:
         return await self.client.now()
 
+    async def head_block(self) -> int:
+        return await self.client.head_block()
+
     # --- idempotent writes --------------------------------------------------------------
 
     async def open_deal(self, deal: Deal, job_creator_sig: bytes, provider_sig: bytes) -> ChainMove:

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -27,15 +26,7 @@ ENDED = {"settled", "rejected", "cancelled", "timed_out"}
 
 
 def _submit(client, **params) -> str:
-    """Submit, retrying while the client's node has not read the chain's events yet."""
-    deadline = time.monotonic() + VIEW_WITHIN_S
-    while True:
-        try:
-            return client.call("submit", {"module": "hash", **params})["key"]
-        except ControlError as exc:
-            if "retry in a few seconds" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    return client.call("submit", {"module": "hash", **params})["key"]
 
 
 def _market_cli(home, *flags: str) -> subprocess.CompletedProcess[str]:

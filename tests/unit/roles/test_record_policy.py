@@ -40,14 +40,12 @@ def test_the_feed_answers_at_any_block_it_has_read():
 
 
 def test_the_client_policy_and_the_fields_its_offers_carry():
-    feed = RecordFeed()
-    records = ClientRecords(feed, RecordPolicy(min_completed_deals=2))
-    with pytest.raises(LilypadError, match="retry in a few seconds"):
-        records.offer_fields(records.policy, CHAIN)
-    feed.add(CHAIN, [], 40)
-    assert records.offer_fields(records.policy, CHAIN) == {
+    records = ClientRecords(RecordFeed(), RecordPolicy(min_completed_deals=2))
+    # The chain's head, whether or not our own replay has reached it yet.
+    assert records.offer_fields(records.policy, 40) == {
         "records_block": 40, "min_completed_deals": 2, "slash_free_blocks": 0}
-    assert records.offer_fields(RecordPolicy(), CHAIN) == {}  # asks nothing, names no block
+    assert records.offer_fields(records.policy, 0)["records_block"] == 1
+    assert records.offer_fields(RecordPolicy(), 40) == {}  # asks nothing, names no block
     per_job = records.policy.overridden(0, 100)
     assert (per_job.min_completed_deals, per_job.slash_free_blocks) == (0, 100)
     assert records.policy.overridden(None, None) == records.policy

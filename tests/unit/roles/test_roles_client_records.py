@@ -40,8 +40,9 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
         offers[identity.address] = listing.body.cid
     feed = RecordFeed()
     deal_id = b"\x01" * 32
-    feed.add(chain_id, [SettlementEvent("DealOpened", deal_id, 10, provider=proven_id.address),
-                        SettlementEvent("DealSettled", deal_id, 12)], HEAD)
+    # Early blocks: a job names the chain's head when posted, past the funding transactions.
+    feed.add(chain_id, [SettlementEvent("DealOpened", deal_id, 1, provider=proven_id.address),
+                        SettlementEvent("DealSettled", deal_id, 2)], HEAD)
     proven = ScriptedProvider(proven_id, chains[proven_id.address], lie=False)
     asked_newcomer: list[wire.Message] = []
 
@@ -76,7 +77,9 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
         await nursery.start(client.run)
         key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
         job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
-        assert (job_offer.records_block, job_offer.min_completed_deals) == (HEAD, 1)
+        # The chain's head when posted (our synthetic replay is ahead of it).
+        head = await chains[client_id.address].head_block()
+        assert (job_offer.records_block, job_offer.min_completed_deals) == (head, 1)
         propose(job_offer, newcomer_id, 1)
         await trio.sleep(1.0)
         stored = client._store.get(key)
