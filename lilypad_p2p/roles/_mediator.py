@@ -1,8 +1,8 @@
 """The mediator role: re-run disputed jobs, sign verdicts, claim fees.
 
     mediator = MediatorRole(identity, chains=deal_chains, executor_factory=Executor.connect,
-                            stake_wei=10**18)
-    mediator.install(net.set_stream_handler); await nursery.start(mediator.run)
+                            stake_wei=10**18, spool=spool_dir(home, "mediator"))
+    mediator.install(net.set_transfer_handler); await nursery.start(mediator.run)
 
 `run` registers the node with its stake on each of its chains where it is not registered yet,
 then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
