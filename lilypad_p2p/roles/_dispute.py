@@ -7,10 +7,10 @@
    the provider's signed ResultCommitment is posted first if it is not (anyone may post it).
 2. Ask every member of the consortium at once (`gather_verdicts`), each streamed the spooled
    inputs re-sealed to its own key (`/lilypad/mediation/2`, chunk by chunk: inputs of any size
-   up to the members' `max_job_bytes`), each bounded by MEDIATOR_ANSWER_TIMEOUT_S. A verdict
-   counts once its EIP-712 signature recovers to a member (`market.VerdictTally`); as soon as k
-   agree, the others are cancelled: a silent or slow mediator never holds up a quorum of the
-   rest.
+   up to the members' `max_job_bytes`), each bounded by MEDIATOR_ANSWER_TIMEOUT_S plus the
+   inputs' transfer at SLOWEST_INPUTS_BYTES_PER_S. A verdict counts once its EIP-712 signature
+   recovers to a member (`market.VerdictTally`); as soon as k agree, the others are cancelled:
+   a silent or slow mediator never holds up a quorum of the rest.
 3. `resolve` with the k signatures. Whoever gets there first wins; a deal found already resolved
    (e.g. by the provider, who may gather verdicts too) is success. The verdicts that disagreed
    and the members that never answered are returned and logged for the record.
@@ -60,8 +60,12 @@ from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
 
 log = logging.getLogger("lilypad_p2p.dispute")
 
-# How long one mediator may take to answer (it runs the job twice).
+# How long one mediator may take to answer (it runs the job twice) ...
 MEDIATOR_ANSWER_TIMEOUT_S = 300.0
+# ... after receiving the inputs, given this much time at a rate no slower than this (a relayed
+# circuit moved 2.9 MiB/s on the loaded 2-core test machine; a stalled stream ends sooner, at
+# the mediator's per-chunk read timeout).
+SLOWEST_INPUTS_BYTES_PER_S = 1024 * 1024
 
 
 class DisputeError(LilypadError):
@@ -174,7 +178,7 @@ async def gather_verdicts(
             result_hash=case.result_hash, provider_signature=case.provider_commitment,
         )
         try:
-            with trio.fail_after(answer_timeout_s):
+            with trio.fail_after(answer_timeout_s + inputs.size / SLOWEST_INPUTS_BYTES_PER_S):
                 answer = await reached.ask(request, inputs.chunks)
             verdict = _signed_verdict(chain, deal_id, answer)
             if verdict.mediator != address:
