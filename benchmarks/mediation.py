@@ -20,6 +20,7 @@ import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +36,9 @@ from lilypad_p2p.chain import (
     deploy_settlement,
 )
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.net._transfer import ChunkSource
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -46,7 +49,9 @@ from lilypad_p2p.roles import (
     open_dispute,
 )
 from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.roles._transfer import SpooledInputs, spool_context
 from lilypad_p2p.testing import anvil_test_chain, fund_on_anvil
+from lilypad_p2p.testing._mediation import ChunksGate
 
 ETH = 10**18
 MEDIATORS = 10
@@ -64,7 +69,7 @@ def _deal(client: DealChain, provider: DealChain, mediators: tuple[str, ...], k:
 
 
 async def _run(rounds: int) -> dict[str, object]:
-    with anvil_test_chain() as chain:
+    with anvil_test_chain() as chain, tempfile.TemporaryDirectory() as spools:
         ids = [Identity.generate() for _ in range(MEDIATORS + 2)]
         await trio.to_thread.run_sync(fund_on_anvil, chain, [i.eth_account() for i in ids])
         contract = deploy_settlement(chain, ids[0].eth_account(), withdraw_notice_s=60,
@@ -83,28 +88,39 @@ async def _run(rounds: int) -> dict[str, object]:
         async def shared() -> Executor:
             return executor
 
+        def spool_of(identity: Identity) -> Path:
+            path = Path(spools) / identity.address
+            path.mkdir()
+            return path
+
         roles = {i.address: MediatorRole(i, chains=DealChains([deal_chain(i)]),
-                                         executor_factory=shared, stake_wei=ETH)
+                                         executor_factory=shared, stake_wei=ETH,
+                                         spool=spool_of(i))
                  for i in mediator_ids}
 
         def contact(address: str) -> MediatorContact:
             role = roles[address]
             identity = next(i for i in mediator_ids if i.address == address)
 
-            async def ask(request: wire.MediationRequest) -> wire.DealMessage:
-                return await role.on_mediation_request(identity.peer_id, request)
+            async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
+                reply = await role.on_mediation_request(identity.peer_id, request,
+                                                        ChunksGate(inputs))
+                return reply.answer
 
             return MediatorContact(address, identity.sealing_public_key, ask)
 
         async def case_for(mediators: tuple[str, ...], k: int, text: str) -> DisputeCase:
             deal = _deal(client, provider, mediators, k, await client.now_s())
             await client.open_deal(deal, client.sign_deal(deal), provider.sign_deal(deal))
-            inputs = JobInputs(files={}, params=BUILTIN_MODULES["hash"].resolve_params(
-                {"text": text})).encode()
-            result = await executor.run(JobSpec("hash"),
-                                        seal_for(provider_id.sealing_public_key, inputs),
-                                        provider_id.sealing_private_key(), timeout_s=60)
+            params = BUILTIN_MODULES["hash"].resolve_params({"text": text})
+            result = await executor.run(JobSpec("hash"), seal_for(
+                provider_id.sealing_public_key, JobInputs(files={}, params=params).encode()),
+                provider_id.sealing_private_key(), timeout_s=60)
             digest = hashlib.sha256(result.output_tarball + b"\0" * 512).digest()  # a cheat
+            cid = secrets.token_hex(8)  # the client's spool, as at submit
+            spool = Path(spools) / f"{cid}.inputs"
+            write_spool(spool, client_id.sealing_public_key, spool_context(cid), {}, params)
+            inputs = SpooledInputs(spool, client_id.sealing_private_key(), spool_context(cid))
             return DisputeCase(deal, "hash", inputs, digest,
                                provider.sign_commitment(deal, digest))
 

@@ -46,6 +46,7 @@ from lilypad_p2p.net import (
     preferring,
     wall_clock_ms,
 )
+from lilypad_p2p.net._transfer import ChunkSource, answer_only
 from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_health import Watchdog, open_chains_patiently
 from lilypad_p2p.node_market import publish_watched, watch_proposal
@@ -296,8 +297,9 @@ class Node:
                 fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
                 verdict_dir=config.home / "verdicts",
                 modules=self.modules, request=self.net.request,
+                spool=spool_dir(config.home, "mediator"), max_job_bytes=config.max_job_bytes,
             )
-            self.mediator.install(self.net.set_stream_handler)
+            self.mediator.install(self.net.set_transfer_handler)
             await nursery.start(self.mediator.run)
             for checker in self._open_request_checkers(chains):
                 await nursery.start(checker.run)
@@ -365,9 +367,10 @@ class Node:
         if record is None or not record.mediator_available:
             return None
 
-        async def ask(request: wire.MediationRequest) -> wire.DealMessage:
-            return await self.net.request(record.peer_id, MEDIATION_PROTOCOL, request,
-                                          addrs=record.listen_addrs)
+        async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
+            return await self.net.exchange(record.peer_id, MEDIATION_PROTOCOL, request,
+                                           inputs=inputs, on_answer=answer_only,
+                                           addrs=record.listen_addrs)
 
         return MediatorContact(address, record.sealing_public_key, ask)
 

@@ -13,9 +13,9 @@ It travels and rests as a sealed chunk stream (`wire/_chunks.py`). A spool file 
     u64 big-endian plaintext size || preamble || the chunks
 
 written 0600 under the node's home: the client's copy is sealed to itself, the provider's is
-the stream exactly as the job creator sealed it to the provider. Nothing here holds more than
-one chunk (1 MiB) of a file, plaintext or sealed, except `spool_document`, which rebuilds the
-one-piece inputs document a mediator takes, under a caller's bound.
+the stream exactly as the job creator sealed it to the provider (a mediator's, as the disputing
+party re-sealed it to the mediator). Nothing here holds more than one chunk (1 MiB) of a file,
+plaintext or sealed.
 
 Blocking file I/O throughout: call through `trio.to_thread`.
 """
@@ -250,28 +250,6 @@ def unpack_spool(
         write_file(name, plain.read(size))
     plain.check_end()
     return params
-
-
-def spool_document(
-    spool: Path, key: PrivateKey | bytes, context: bytes, max_bytes: int
-) -> bytes:
-    """The one-piece inputs document (`JobInputs.encode()`) of a spool, for a mediator.
-
-    Raises:
-        MalformedInputs: the inputs are over `max_bytes` (mediation carries one frame), or bad.
-        ChunkStreamError: the spool does not open.
-    """
-    size = spool_info(spool).plaintext_bytes
-    if size > max_bytes:
-        raise MalformedInputs(f"inputs of {size} bytes are over the {max_bytes} bytes a "
-                              "mediation request carries")
-    contents: dict[str, bytes] = {}
-
-    def keep(name: str, pieces: Iterator[bytes]) -> None:
-        contents[name] = b"".join(pieces)
-
-    params = unpack_spool(spool, key, context, keep)
-    return JobInputs(files=contents, params=params).encode()
 
 
 def receive_into(out: BinaryIO, plaintext_bytes: int, preamble: bytes) -> None:

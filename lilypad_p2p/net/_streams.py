@@ -4,7 +4,8 @@
     /lilypad/job/2     stream the sealed inputs of an open deal, get the signed result and the
                        sealed outputs as a stream (`_transfer.py`)
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
-    /lilypad/mediation/1  send a disputed job's inputs to a mediator, get its signed verdict
+    /lilypad/mediation/2  stream a disputed job's sealed inputs to a mediator, get its signed
+                       verdict (`_transfer.py`, as `/lilypad/job/2`)
     /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
 
 Framing: a 4-byte big-endian length, then one canonical msgpack deal message
@@ -32,7 +33,7 @@ from libp2p.peer.id import ID
 from multiaddr import Multiaddr
 
 from lilypad_p2p import wire
-from lilypad_p2p.net._admission import Admission, Refusal
+from lilypad_p2p.net._admission import Admission
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._errors import NetError
 from lilypad_p2p.net._peer_actions import PeerAction
@@ -52,7 +53,7 @@ logger = logging.getLogger(__name__)
 DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
 JOB_PROTOCOL = TProtocol("/lilypad/job/2")
 RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
-MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/1")
+MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/2")
 MODULE_PROTOCOL = TProtocol("/lilypad/module/1")
 FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
@@ -69,13 +70,11 @@ class StreamProtocol:
     max_response_bytes: int
     requests: tuple[type[wire.DealMessage], ...]
     responses: tuple[type[wire.DealMessage], ...]
-    # Requests over MAX_SMALL_BYTES only from a peer we have an open deal with.
-    large_needs_deal: bool = False
+    # A transfer's body only from a peer we have an open deal with. A mediator's peers have
+    # no deal with it: its handler checks that the deal names it, on chain, instead.
+    body_needs_deal: bool = True
 
 
-# A mediation request carries a job's inputs in one frame (a job's own inputs and outputs are
-# streamed in chunks, `_transfer.py`): too much to buffer per stream beyond this.
-MAX_MEDIATION_BYTES = 64 * 1024 * 1024
 MAX_SMALL_BYTES = 64 * 1024
 PROTOCOLS: dict[TProtocol, StreamProtocol] = {
     DEAL_PROTOCOL: StreamProtocol(
@@ -100,13 +99,14 @@ PROTOCOLS: dict[TProtocol, StreamProtocol] = {
         (wire.AcceptanceNotice,),
         (wire.AcceptanceAck, wire.DealRefused),
     ),
-    # Inputs re-sealed to one mediator: as large as a job's inputs.
+    # Frames only: the inputs, re-sealed to the mediator, follow as a body (`_transfer.py`).
     MEDIATION_PROTOCOL: StreamProtocol(
         MEDIATION_PROTOCOL,
-        MAX_MEDIATION_BYTES,
+        MAX_SMALL_BYTES,
         MAX_SMALL_BYTES,
         (wire.MediationRequest,),
-        (wire.VerdictNotice, wire.DealRefused),
+        (wire.SendInputs, wire.VerdictNotice, wire.DealRefused),
+        body_needs_deal=False,
     ),
     # A module definition: at most 64 KiB (wire/_module_messages.py) plus framing.
     MODULE_PROTOCOL: StreamProtocol(
@@ -164,10 +164,10 @@ class FrameRefused(NetError):
 class DealStreams:
     """Serves and asks the deal protocols on one libp2p host.
 
-    A job request over `MAX_SMALL_BYTES` is read only from a peer we have an open deal with
-    (`has_open_deal`), and every request only while its bytes fit the peer's and the node's
-    in-flight budgets (`Admission.reserve_bytes`): both are checked on the length prefix,
-    before the body.
+    A job's inputs are read only from a peer we have an open deal with (`has_open_deal`; a
+    mediation's after its handler checked the deal), and every request only while its bytes
+    fit the peer's and the node's in-flight budgets (`Admission.reserve_bytes`), checked on the
+    length prefix, before the body.
     """
 
     def __init__(
@@ -195,7 +195,7 @@ class DealStreams:
             try:
                 with trio.fail_after(REQUEST_READ_TIMEOUT_S):
                     length = await read_frame_length(stream, protocol.max_request_bytes)
-                    self._admit_frame(peer_id, length, protocol.large_needs_deal)
+                    self._admit_frame(peer_id, length)
                     reserved = length
                     body = await read_exactly(stream, length)
                 request = decode_body(body, protocol.max_request_bytes, protocol.requests)
@@ -242,7 +242,8 @@ class DealStreams:
                 logger.debug("reading a %s request failed: %r", protocol_id, error)
                 await reset_quietly(stream)
                 return
-            gate = InputsGate(stream, peer_id, self._admission, self._has_open_deal, write_frame)
+            has_open_deal = self._has_open_deal if protocol.body_needs_deal else _handler_checks
+            gate = InputsGate(stream, peer_id, self._admission, has_open_deal, write_frame)
             try:
                 reply = await handler(peer_id, request, gate)
             except TransferRefused as error:
@@ -273,12 +274,7 @@ class DealStreams:
 
         self._host.set_stream_handler(protocol_id, serve)
 
-    def _admit_frame(self, peer_id: ID, length: int, needs_deal: bool) -> None:
-        if needs_deal and length > MAX_SMALL_BYTES and not self._has_open_deal(peer_id):
-            self._admission.refuse(Refusal.NO_DEAL)
-            raise FrameRefused(
-                f"a {length}-byte request needs an agreed deal with us; propose one first"
-            )
+    def _admit_frame(self, peer_id: ID, length: int) -> None:
         refusal = self._admission.reserve_bytes(peer_id, length)
         if refusal is not None:
             raise FrameRefused(f"too many request bytes in flight ({refusal.value}); retry later")
@@ -413,6 +409,11 @@ class DealStreams:
             await self._host.disconnect(peer_id)
         except Exception as error:  # already gone
             logger.debug("dropping the connections to %s: %r", peer_id, error)
+
+
+def _handler_checks(_: ID) -> bool:
+    """A body the handler admits itself (a mediator checks the deal on chain first)."""
+    return True
 
 
 async def close_quietly(stream: INetStream) -> None:

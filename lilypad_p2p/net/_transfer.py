@@ -1,6 +1,7 @@
 """Job transfers: a small request, then bodies of any size as sealed chunk streams.
 
-`/lilypad/job/2` (docs/WIRE.md §6) runs on one stream:
+`/lilypad/job/2` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/2` alike, with a
+`MediationRequest` and a `VerdictNotice` answer without a body):
 
     asker  -> JobRequest frame (small: the deal, the inputs' size and preamble)
     server -> SendInputs frame                 (only if it wants the inputs: deal open, fits)
@@ -11,8 +12,9 @@
 Bodies carry no framing of their own: both sides know every chunk's exact length from the
 declared plaintext size (`wire/_chunks.py`), so nothing is ever buffered beyond one chunk and a
 size is checked against the limits before its first byte is read. The server asks for inputs
-only from a peer it has an open deal with (`has_open_deal`), after its handler checked the
-deal, and holds one chunk's worth of the peer's in-flight byte budget while reading them.
+only after its handler checked the deal, from a peer it has an open deal with (`has_open_deal`;
+a mediator instead checks that the deal names it and is disputed or open on chain), and holds
+one chunk's worth of the peer's in-flight byte budget while reading them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import trio
 from libp2p.abc import INetStream
@@ -59,6 +61,14 @@ async def read_chunks(stream: INetStream, plaintext_bytes: int) -> AsyncIterator
         with trio.fail_after(CHUNK_READ_TIMEOUT_S):
             chunk = await read_exactly(stream, size, "a chunk stream")
         yield chunk
+
+
+class BodyGate(Protocol):
+    """What a handler needs of its `InputsGate` (a test passes chunks in directly)."""
+
+    async def receive(
+        self, deal_id: bytes, plaintext_bytes: int, sink: Callable[[bytes], Awaitable[None]]
+    ) -> None: ...
 
 
 class InputsGate:
@@ -108,6 +118,15 @@ class InputsGate:
 
 
 TransferHandler = Callable[[ID, wire.DealMessage, InputsGate], Awaitable[Reply]]
+
+
+async def answer_only(
+    answer: wire.DealMessage, body: AsyncIterator[bytes] | None
+) -> wire.DealMessage:
+    """`on_answer` of a transfer whose answers carry no body (`/lilypad/mediation/2`)."""
+    if body is not None:
+        raise wire.MalformedMessage(f"{answer.TYPE} with a body is not expected here")
+    return answer
 
 
 async def write_body(stream: INetStream, body: ChunkSource) -> None:

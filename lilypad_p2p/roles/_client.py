@@ -82,9 +82,10 @@ from lilypad_p2p.roles._transfer import (
     MAX_STORED_RESULT_BYTES,
     Delivery,
     ResultReceiver,
+    SpooledInputs,
     discard,
+    inputs_context,
     inputs_spool,
-    outgoing_inputs,
     spool_context,
 )
 from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
@@ -622,9 +623,9 @@ class ClientRole:
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         deal_id = chain.deal_id(deal)
-        inputs = outgoing_inputs(inputs_spool(stored.detail),
-                                 self._identity.sealing_private_key(), stored.record.key,
-                                 record.sealing_public_key, deal_id)
+        inputs = SpooledInputs(inputs_spool(stored.detail), self._identity.sealing_private_key(),
+                               spool_context(stored.record.key)).resealed(
+            record.sealing_public_key, inputs_context(deal_id))
         request = wire.JobRequest(
             chain_id=chain.chain_id, deal=stored.detail["deal"], module=stored.detail["module"],
             inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,

@@ -7,10 +7,10 @@ mediation fee), whether a resource offer's collateral covers its spot-check rate
 `lilypad-p2p dispute <key>`; `step` then drives it. A spot check is first asked off chain
 (`roles/_spot_check.py`): if k members agree the deal is accepted as usual (its fee shares paid
 later in a batch by `fees`); otherwise, and for every other dispute: `roles.mediate` (record
-the result, dispute, gather k verdicts from the consortium over `/lilypad/mediation/1`,
-resolve). Without a quorum it
-tries again until the mediation window closes on chain, then claims the timeout (the price
-split between the parties, collateral and fee back).
+the result, dispute, gather k verdicts from the consortium over `/lilypad/mediation/2`,
+resolve); each mediator is streamed the inputs this client spooled at submit, re-sealed to
+it. Without a quorum it tries again until the mediation window closes on chain, then claims
+the timeout (the price split between the parties, collateral and fee back).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from lilypad_p2p.roles._dispute import (
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._spot_check import CheckFees, fee_shares, private_check
 from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
-from lilypad_p2p.roles._transfer import inputs_spool, mediation_document, spool_context
+from lilypad_p2p.roles._transfer import SpooledInputs, inputs_spool, spool_context
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.client")
@@ -103,9 +103,8 @@ class ClientDisputes:
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
         deal = deal_from_wire(detail["deal"])
-        inputs = await mediation_document(inputs_spool(detail),
-                                          self._identity.sealing_private_key(),
-                                          spool_context(stored.record.key))
+        inputs = SpooledInputs(inputs_spool(detail), self._identity.sealing_private_key(),
+                               spool_context(stored.record.key))
         case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
                            detail["provider_commitment"])
         if detail.get("spot_check") and stored.record.key not in self._escalated:
@@ -114,7 +113,6 @@ class ClientDisputes:
                                          answer_timeout_s=self.settings.answer_timeout_s,
                                          watch=self._watch)
             if quorum is not None:
-                del case
                 return Event.RESULT_VERIFIED, {
                     "acceptance_signature": chain.sign_acceptance(deal, detail["result_hash"]),
                     "check_outcome": quorum.outcome.name,
@@ -132,8 +130,6 @@ class ClientDisputes:
             if status is DealStatus.RESOLVED:
                 return Event.RESOLVED, {"resolved_by_us": False}
             return Event.TIMEOUT_CLAIMED, {"chain_status": status.name}
-        finally:
-            del case
         if resolution is not None:
             return Event.RESOLVED, {
                 "outcome": resolution.outcome.name,

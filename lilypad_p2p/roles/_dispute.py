@@ -5,10 +5,12 @@
 
 1. Put the dispute on chain (`open_dispute`): the contract disputes only a recorded result, so
    the provider's signed ResultCommitment is posted first if it is not (anyone may post it).
-2. Ask every member of the consortium at once (`gather_verdicts`), each with the inputs sealed
-   to its own key, each bounded by MEDIATOR_ANSWER_TIMEOUT_S. A verdict counts once its EIP-712
-   signature recovers to a member (`market.VerdictTally`); as soon as k agree, the others are
-   cancelled: a silent or slow mediator never holds up a quorum of the rest.
+2. Ask every member of the consortium at once (`gather_verdicts`), each streamed the spooled
+   inputs re-sealed to its own key (`/lilypad/mediation/2`, chunk by chunk: inputs of any size
+   up to the members' `max_job_bytes`), each bounded by MEDIATOR_ANSWER_TIMEOUT_S plus the
+   inputs' transfer at SLOWEST_INPUTS_BYTES_PER_S. A verdict counts once its EIP-712 signature
+   recovers to a member (`market.VerdictTally`); as soon as k agree, the others are cancelled:
+   a silent or slow mediator never holds up a quorum of the rest.
 3. `resolve` with the k signatures. Whoever gets there first wins; a deal found already resolved
    (e.g. by the provider, who may gather verdicts too) is success. The verdicts that disagreed
    and the members that never answered are returned and logged for the record.
@@ -41,7 +43,6 @@ from lilypad_p2p.chain import (
     recover_typed,
 )
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import seal_for
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
     EquivocationWatch,
@@ -52,13 +53,19 @@ from lilypad_p2p.market import (
     VerdictTally,
 )
 from lilypad_p2p.net import NetError
+from lilypad_p2p.net._transfer import ChunkSource
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._terms import deal_to_wire
+from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
 
 log = logging.getLogger("lilypad_p2p.dispute")
 
-# How long one mediator may take to answer (it runs the job twice).
+# How long one mediator may take to answer (it runs the job twice) ...
 MEDIATOR_ANSWER_TIMEOUT_S = 300.0
+# ... after receiving the inputs, given this much time at a rate no slower than this (a relayed
+# circuit moved 2.9 MiB/s on the loaded 2-core test machine; a stalled stream ends sooner, at
+# the mediator's per-chunk read timeout).
+SLOWEST_INPUTS_BYTES_PER_S = 1024 * 1024
 
 
 class DisputeError(LilypadError):
@@ -67,23 +74,24 @@ class DisputeError(LilypadError):
 
 @dataclass(frozen=True, slots=True)
 class DisputeCase:
-    """What a dispute needs: the deal, the job (module + plaintext inputs document) and the
-    provider's commitment (result hash and its EIP-712 signature)."""
+    """What a dispute needs: the deal, the job (module + the inputs this node has spooled) and
+    the provider's commitment (result hash and its EIP-712 signature)."""
 
     deal: Deal
     module: str
-    inputs: bytes
+    inputs: SpooledInputs
     result_hash: bytes
     provider_commitment: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class MediatorContact:
-    """How to reach one mediator: its sealing key, and a call sending it a request."""
+    """How to reach one mediator: its sealing key, and a call sending it a request and, if it
+    asks for them, the chunks of the inputs sealed to it."""
 
     address: str
     sealing_public_key: bytes
-    ask: Callable[[wire.MediationRequest], Awaitable[wire.DealMessage]]
+    ask: Callable[[wire.MediationRequest, ChunkSource], Awaitable[wire.DealMessage]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,14 +165,21 @@ async def gather_verdicts(
         if reached is None:
             event(log, "dispute.mediator_unknown", logging.WARNING, mediator=address)
             return
+        try:
+            inputs = await trio.to_thread.run_sync(
+                case.inputs.resealed, reached.sealing_public_key, mediation_context(deal_id))
+        except OSError as exc:  # the spool is gone or unreadable: asked again next round
+            event(log, "dispute.inputs_unreadable", logging.WARNING, mediator=address,
+                  error=repr(exc))
+            return
         request = wire.MediationRequest(
             chain_id=chain.chain_id, deal=wire_deal, module=case.module,
-            sealed_inputs=seal_for(reached.sealing_public_key, case.inputs),
+            inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             result_hash=case.result_hash, provider_signature=case.provider_commitment,
         )
         try:
-            with trio.fail_after(answer_timeout_s):
-                answer = await reached.ask(request)
+            with trio.fail_after(answer_timeout_s + inputs.size / SLOWEST_INPUTS_BYTES_PER_S):
+                answer = await reached.ask(request, inputs.chunks)
             verdict = _signed_verdict(chain, deal_id, answer)
             if verdict.mediator != address:
                 raise MediatorDeclined(f"answer signed by {verdict.mediator}, not {address}")

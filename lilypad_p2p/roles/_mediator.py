@@ -1,29 +1,34 @@
 """The mediator role: re-run disputed jobs, sign verdicts, claim fees.
 
     mediator = MediatorRole(identity, chains=deal_chains, executor_factory=Executor.connect,
-                            stake_wei=10**18)
-    mediator.install(net.set_stream_handler); await nursery.start(mediator.run)
+                            stake_wei=10**18, spool=spool_dir(home, "mediator"))
+    mediator.install(net.set_transfer_handler); await nursery.start(mediator.run)
 
 `run` registers the node with its stake on each of its chains where it is not registered yet,
 then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
-job creator brings the deal and the inputs over `/lilypad/mediation/1`, as the event only
+party brings the deal and streams the inputs over `/lilypad/mediation/2`, as the event only
 carries a dealId), and a `DealResolved` of a deal we judged starts collecting our fee share:
 if whoever resolved left our agreeing signature out, we add it (`addVerdictSignature`, open for
 one mediation window after `resolve`); once that window has closed, one `claimMediationFee`
 (ours or another signer's) pays every signer.
 
-`judge(request)` is the work: the deal must name us, be disputed on chain with the provider's
+`judge(request, gate)` is the work: the deal must name us, be disputed on chain with the provider's
 committed hash recorded on the chain the request names (one we serve), or open there for a job
 creator's private spot check (`roles/_spot_check.py`; the provider's signed commitment comes with
-the request), and its module must be the deal's. We run the job twice on our own
-executor (inputs sealed to our key), each bounded by the module's maximum run time, and sign
-`market.judge_runs`' verdict; a run that fails for a reason inside the job counts as its
-failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly
-when the same failure reproduces. One verdict per deal,
-ever: a repeated request gets the same signed answer (two different verdicts from one mediator
-would be equivocation), also after a restart (`verdict_dir`). A job that fails on our machine for a
-reason outside the job (Docker, the image) gets no verdict: silence costs us the fee, while a
-guess could be wrong.
+the request), and its module must be the deal's. Only then are the inputs asked for (`gate`): a
+sealed chunk stream re-sealed to our key, its declared size within our `max_job_bytes` and free
+disk, spooled 0600 under `<home>/spool/mediator/` as it arrives (`roles/_transfer.py`). We run the
+job twice on our own executor from that spool, each run bounded by the module's maximum run time and
+writing its output tarball to a spool file hashed as it is written (the provider's result hash is
+the sha256 of the same canonical tarball), and sign `market.judge_runs`' verdict (every spool file
+is removed once the runs are over). A run that fails for a reason inside the job counts as its
+failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly when
+the same failure reproduces. Inputs that do not open with our key are refused in one line, nothing
+run. One verdict per deal, ever: a repeated request gets the same signed answer (two different
+verdicts from one mediator would be equivocation), also after a restart (`verdict_dir`). A job that
+fails on our machine for a reason outside the job (Docker, the image) gets no verdict: silence costs
+us the fee, while a guess could be wrong.
+
 
 `MediatorFault.LIE` is a test fault (the simnet's lying mediator): the mediator signs the
 opposite of what its runs say. Never set it on a real node.
@@ -52,11 +57,13 @@ from lilypad_p2p.chain import (
     Verdict,
     WrongDealStatus,
 )
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import (
     BadDefinition,
     ExecError,
     Executor,
+    InputDecryptionFailed,
     JobSpec,
     ModuleCatalog,
     UnknownModule,
@@ -65,10 +72,17 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_PROTOCOL
+from lilypad_p2p.net._transfer import BodyGate, Reply
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
+from lilypad_p2p.roles._transfer import (
+    JobTooLarge,
+    discard,
+    mediation_context,
+    receive_inputs,
+)
 
 log = logging.getLogger("lilypad_p2p.mediator")
 
@@ -112,6 +126,8 @@ class MediatorRole:
         chains: DealChains,
         executor_factory: Callable[[], Awaitable[Executor]],
         stake_wei: int,
+        spool: Path,
+        max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
         fault: MediatorFault = MediatorFault.NONE,
         verdict_dir: Path | None = None,
         modules: ModuleCatalog | None = None,
@@ -124,6 +140,9 @@ class MediatorRole:
         self._chains = chains
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
+        # Inputs and outputs of the deal being judged (0700; `roles/_transfer.spool_dir`).
+        self._spool = spool
+        self._max_job_bytes = max_job_bytes
         self._stake_wei = stake_wei
         self._fault = fault
         self._verdicts: dict[bytes, wire.VerdictNotice] = {}
@@ -143,10 +162,12 @@ class MediatorRole:
     def address(self) -> str:
         return self._identity.address
 
-    def install(self, set_handler: Callable[[str, Any], None]) -> None:
-        set_handler(MEDIATION_PROTOCOL, self.on_mediation_request)
+    def install(self, set_transfer_handler: Callable[[str, Any], None]) -> None:
+        set_transfer_handler(MEDIATION_PROTOCOL, self.on_mediation_request)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # What a judgement cut short by a crash left behind: no verdict came of it.
+        discard(*(path for path in self._spool.iterdir() if path.is_file()))
         if self._executor is None:
             self._executor = await self._executor_factory()
         for chain in self._chains.values():
@@ -298,17 +319,17 @@ class MediatorRole:
             self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal,
                                          chain_event.args["signerMask"])
 
-    # --- /lilypad/mediation/1 -----------------------------------------------------------
+    # --- /lilypad/mediation/2 -----------------------------------------------------------
 
     async def on_mediation_request(
-        self, peer_id: ID, request: wire.DealMessage
-    ) -> wire.DealMessage:
+        self, peer_id: ID, request: wire.DealMessage, gate: BodyGate
+    ) -> Reply:
         assert isinstance(request, wire.MediationRequest)
         try:
             await self._have_module(peer_id, request.module)
-            return await self.judge(request)
-        except (MediationRefused, ChainError) as exc:
-            return wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS])
+            return Reply(await self.judge(request, gate))
+        except (MediationRefused, ChainError, JobTooLarge) as exc:
+            return Reply(wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS]))
 
     async def _have_module(self, peer_id: ID, module: str) -> None:
         """Fetch a module definition we lack from the asker (MediationRefused if we cannot)."""
@@ -322,12 +343,15 @@ class MediatorRole:
             except (UnknownModule, BadDefinition) as exc:
                 raise MediationRefused(str(exc)) from exc
 
-    async def judge(self, request: wire.MediationRequest) -> wire.VerdictNotice:
-        """Re-run the disputed job twice and sign a verdict (the same one if asked again).
+    async def judge(self, request: wire.MediationRequest, gate: BodyGate) -> wire.VerdictNotice:
+        """Check the request, take its inputs through `gate`, re-run the job twice and sign a
+        verdict (the same one if asked again, without taking the inputs again).
 
         Raises:
             MediationRefused: the request does not qualify, or the job failed here.
+            JobTooLarge: the inputs are over `max_job_bytes` or the free disk (none taken).
             ChainError: the chain could not be read.
+            TransferRefused, wire.WireError, trio.TooSlowError: the inputs' stream broke.
         """
         deal = deal_from_wire(request.deal)
         try:
@@ -341,7 +365,7 @@ class MediatorRole:
             if known is not None:
                 return known
             await self._check_request(chain, deal, deal_id, request)
-            hashes = await self._run_twice(deal_id, request)
+            hashes = await self._run_twice(deal_id, request, gate)
             outcome, digest = judge_runs(request.result_hash, hashes)
             if self._fault is MediatorFault.LIE:
                 outcome, digest = _lie(outcome, request.result_hash)
@@ -372,30 +396,52 @@ class MediatorRole:
         if state.status is not DealStatus.OPEN and state.result_prefix != request.result_hash[:20]:
             raise MediationRefused("the result hash is not the one recorded on chain")
 
-    async def _run_twice(self, deal_id: bytes, request: wire.MediationRequest) -> list[bytes]:
+    async def _run_twice(
+        self, deal_id: bytes, request: wire.MediationRequest, gate: BodyGate
+    ) -> list[bytes]:
         assert self._executor is not None, "run() connects the executor first"
         module = self._executor.modules.get(request.module)
         if module is None:
             raise MediationRefused(f"module {request.module} is not on this mediator")
+        spool = self._spool / f"{deal_id.hex()}.inputs"
+        outputs = [self._spool / f"{deal_id.hex()}.{attempt}.output.tar"
+                   for attempt in range(RUNS_PER_VERDICT)]
+        discard(spool, *outputs)
+        try:
+            await receive_inputs(gate, request, deal_id, spool, self._max_job_bytes,
+                                 role="mediator")
+        except OSError as exc:  # our disk: nothing the asker did
+            raise MediationRefused(f"this mediator cannot spool the inputs: {exc}") from exc
+        try:
+            return [await self._run_once(deal_id, request.module, spool, output, attempt)
+                    for attempt, output in enumerate(outputs)]
+        finally:
+            await trio.to_thread.run_sync(discard, spool, *outputs)
+
+    async def _run_once(
+        self, deal_id: bytes, module_name: str, spool: Path, output: Path, attempt: int
+    ) -> bytes:
+        """One run on the spooled inputs: the sha256 of its output tarball, or of the failure
+        claim when the job itself failed (`roles/_failure.classify`)."""
+        assert self._executor is not None
+        module = self._executor.modules[module_name]
         # Bounded by the module's declared maximum: a job still running then has failed with
         # TIMEOUT, exactly as on a faithful provider.
         timeout_s = float(module.max_run_time_s)
-        hashes = []
-        for attempt in range(RUNS_PER_VERDICT):
-            try:
-                result = await self._executor.run(
-                    JobSpec(request.module), request.sealed_inputs,
-                    self._identity.sealing_private_key(), timeout_s=timeout_s,
-                )
-            except ExecError as exc:
-                claim = classify(exc, timeout_s=timeout_s, module=module)
-                if claim is None:  # our machine's fault, not the job's: no guess signed
-                    event(log, "mediation.run_failed", logging.WARNING,
-                          deal_id="0x" + deal_id.hex(), attempt=attempt, error=str(exc))
-                    raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
-                event(log, "mediation.run_failed_in_job", deal_id="0x" + deal_id.hex(),
-                      attempt=attempt, failure=claim.failure)
-                hashes.append(claim.digest())
-                continue
-            hashes.append(hashlib.sha256(result.output_tarball).digest())
-        return hashes
+        try:
+            result = await self._executor.run_streamed(
+                JobSpec(module_name), spool, self._identity.sealing_private_key(),
+                mediation_context(deal_id), timeout_s=timeout_s, output=output)
+        except InputDecryptionFailed as exc:  # the asker's stream, not the job
+            raise MediationRefused(f"the streamed inputs are refused: {exc}") from exc
+        except (ExecError, OSError) as exc:  # OSError: our disk
+            claim = (classify(exc, timeout_s=timeout_s, module=module)
+                     if isinstance(exc, ExecError) else None)
+            if claim is None:  # our machine's fault, not the job's: no guess signed
+                event(log, "mediation.run_failed", logging.WARNING,
+                      deal_id="0x" + deal_id.hex(), attempt=attempt, error=str(exc))
+                raise MediationRefused(f"the job failed on this mediator: {exc}") from exc
+            event(log, "mediation.run_failed_in_job", deal_id="0x" + deal_id.hex(),
+                  attempt=attempt, failure=claim.failure)
+            return claim.digest()
+        return result.result_hash

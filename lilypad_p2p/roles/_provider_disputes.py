@@ -5,8 +5,9 @@ and then never gathers verdicts (or drops them because they say it was wrong) wo
 let the mediation window run out, and `claimTimeout` would split the price: outputs for half
 price. So a
 provider that finds one of its deals disputed on chain asks the consortium itself: it holds
-everything a mediation request needs (the deal, the inputs sealed to its own key, its signed
-commitment). Mediators answer a repeated request with the verdict they already signed.
+everything a mediation request needs (the deal, the inputs spooled sealed to its own key, its
+signed commitment) and streams the inputs to each mediator re-sealed to it. Mediators answer a
+repeated request with the verdict they already signed.
 
     disputes = ProviderDisputes(identity, chains, contact); await nursery.start(disputes.run)
     ProviderRole(..., disputes=disputes)   # calls disputes.defend_soon(stored) when it sees one
@@ -35,7 +36,7 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import deal_from_wire
-from lilypad_p2p.roles._transfer import inputs_context, inputs_spool, mediation_document
+from lilypad_p2p.roles._transfer import SpooledInputs, inputs_context, inputs_spool
 from lilypad_p2p.store import StoredDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
@@ -91,14 +92,12 @@ class ProviderDisputes:
         try:
             if await chain.status(deal) is not DealStatus.DISPUTED:
                 return
-            inputs = await mediation_document(inputs_spool(detail),
-                                              self._identity.sealing_private_key(),
-                                              inputs_context(deal_id))
+            inputs = SpooledInputs(inputs_spool(detail), self._identity.sealing_private_key(),
+                                   inputs_context(deal_id))
             case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
                                detail["commitment_signature"])
             tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
-            del case
             await report_equivocations(chain, deal_id, tally, self._watch)
             quorum = tally.quorum()
             if quorum is None:

@@ -12,6 +12,11 @@ never whole in memory:
   into the job's private directory. `<deal key>.output.tar`, the canonical output tarball (or,
   when the job itself failed, the signed failure report, `roles/_failure.py`), sealed afresh
   to the job creator for each request.
+- mediator: `<deal ID>.inputs`, the input stream as the disputing party re-sealed it to the
+  mediator (`/lilypad/mediation/2`), and `<deal ID>.<run>.output.tar`, each run's tarball, hashed
+  as it is written; all removed once the verdict is signed (`roles/_mediator.py`).
+Either party of a deal streams its own spooled inputs to each mediator, re-sealed chunk by chunk
+(`SpooledInputs.resealed`).
 
 The result hash on chain is the sha256 of the plaintext tarball (not of a ciphertext): every
 send seals with a fresh key, and mediators re-run the job and hash their own plaintext.
@@ -33,15 +38,12 @@ from nacl.public import PrivateKey, PublicKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_document, spool_info
-from lilypad_p2p.net import MEDIATION_PROTOCOL, PROTOCOLS
-from lilypad_p2p.net._transfer import ChunkSource, InputsGate, Reply
+from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_info
+from lilypad_p2p.net._transfer import BodyGate, ChunkSource, Reply
 from lilypad_p2p.roles._failure import BadFailureReport, FailureReport, check_delivered_file
 
 logger = logging.getLogger(__name__)
 SPOOL_CONTEXT = b"lilypad/spool-inputs/1:"
-# A mediation request carries the inputs document in one frame, with the deal beside it.
-MAX_MEDIATED_INPUT_BYTES = PROTOCOLS[MEDIATION_PROTOCOL].max_request_bytes - 1024 * 1024
 # Outputs up to this size are also kept in the deal store (the chain bridge delivers them).
 MAX_STORED_RESULT_BYTES = 64 * 1024 * 1024
 _READ_PIECE = wire.CHUNK_BYTES
@@ -87,20 +89,19 @@ def output_context(deal_id: bytes) -> bytes:
     return wire.OUTPUT_CONTEXT + deal_id
 
 
+def mediation_context(deal_id: bytes) -> bytes:
+    return wire.MEDIATION_CONTEXT + deal_id
+
+
 def spool_context(offer_cid: str) -> bytes:
     return SPOOL_CONTEXT + offer_cid.encode()
 
 
-async def mediation_document(spool: Path, key: PrivateKey, context: bytes) -> bytes:
-    """The one-piece inputs document of a spool, for a mediation request (bounded)."""
-    return await trio.to_thread.run_sync(spool_document, spool, key, context,
-                                         MAX_MEDIATED_INPUT_BYTES)
-
-
-# --- provider ---------------------------------------------------------------------------
+# --- provider and mediator --------------------------------------------------------------
 
 async def receive_inputs(
-    gate: InputsGate, request: wire.JobRequest, deal_id: bytes, spool: Path, max_job_bytes: int
+    gate: BodyGate, request: wire.JobRequest | wire.MediationRequest, deal_id: bytes,
+    spool: Path, max_job_bytes: int, *, role: str = "provider",
 ) -> None:
     """Ask for the request's inputs and spool them to `spool` as they arrive.
 
@@ -110,11 +111,11 @@ async def receive_inputs(
     """
     size = request.inputs_bytes
     if size > max_job_bytes:
-        raise JobTooLarge(f"the job's inputs take {size} bytes, over this provider's "
+        raise JobTooLarge(f"the job's inputs take {size} bytes, over this {role}'s "
                           f"max_job_bytes of {max_job_bytes}")
     needed = wire.sealed_size(size) + len(request.inputs_preamble)
     if shutil.disk_usage(spool.parent).free < needed:
-        raise JobTooLarge(f"the job's inputs take {size} bytes, more than this provider's free "
+        raise JobTooLarge(f"the job's inputs take {size} bytes, more than this {role}'s free "
                           "disk")
     part = spool.with_suffix(".part")
     discard(part)
@@ -168,33 +169,43 @@ def tamper_output(tarball: Path) -> bytes:
     return digest.digest()
 
 
-# --- client -----------------------------------------------------------------------------
+# --- client (and either party, towards mediators) --------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class OutgoingInputs:
-    """A client's spooled inputs re-sealed to one provider for one attempt."""
+    """Spooled inputs re-sealed to one recipient (provider or mediator) for one attempt."""
 
     preamble: bytes
     size: int
     chunks: ChunkSource
 
 
-def outgoing_inputs(
-    spool: Path, own_key: PrivateKey, offer_cid: str, provider_key: bytes, deal_id: bytes
-) -> OutgoingInputs:
-    size = spool_info(spool).plaintext_bytes
-    sealer = wire.ChunkSealer(PublicKey(provider_key), inputs_context(deal_id), size)
+@dataclass(frozen=True, slots=True)
+class SpooledInputs:
+    """A spool this node can open: the client's (`spool_context`) or the provider's
+    (`inputs_context`)."""
 
-    async def chunks() -> AsyncIterator[bytes]:
-        pieces = open_spool(spool, own_key, spool_context(offer_cid))
-        while not sealer.finished:
-            piece = await trio.to_thread.run_sync(next, pieces, None)
-            if piece is None:
-                raise wire.ChunkStreamError(f"spool {spool.name} ended early")
-            for chunk in sealer.seal(piece):
-                yield chunk
+    spool: Path
+    key: PrivateKey
+    context: bytes
 
-    return OutgoingInputs(sealer.preamble, size, chunks)
+    def resealed(self, recipient: bytes, context: bytes) -> OutgoingInputs:
+        """The spool's plaintext sealed afresh to `recipient` under `context`, chunk by chunk
+        as it is sent (the chunks can be drawn once)."""
+        spool = self.spool
+        size = spool_info(spool).plaintext_bytes
+        sealer = wire.ChunkSealer(PublicKey(recipient), context, size)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            pieces = open_spool(spool, self.key, self.context)
+            while not sealer.finished:
+                piece = await trio.to_thread.run_sync(next, pieces, None)
+                if piece is None:
+                    raise wire.ChunkStreamError(f"spool {spool.name} ended early")
+                for chunk in sealer.seal(piece):
+                    yield chunk
+
+        return OutgoingInputs(sealer.preamble, size, chunks)
 
 
 async def receive_output(

@@ -1,15 +1,19 @@
-"""Mediator nodes in a `MarketWorld`: homes whose config trusts a list of mediators.
+"""Mediator nodes in a `MarketWorld`: homes whose config trusts a list of mediators; and
+`ChunksGate`, which hands a mediation request's inputs to a `MediatorRole` called in-process.
 
     identities = [prepare_trusting_home(world, f"m{i}", []) for i in range(4)]
     trusted = [i.address for i in identities]
     node = start_trusting_node(world, "m0", roles=["mediator"], trusted=trusted)
+
+    reply = await role.on_mediation_request(peer_id, request, ChunksGate(inputs))
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.net._transfer import ChunkSource
 from lilypad_p2p.testing._chain import fund_on_anvil
 from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._market import NODE_DEPOSIT_WEI, NODE_WALLET_WEI, MarketWorld
@@ -52,3 +56,19 @@ def start_trusting_node(
     node.wait_ready()
     world.nodes[name] = node
     return node
+
+
+class ChunksGate:
+    """Stands in for the network's `InputsGate`: hands the asker's chunks straight to the
+    handler's sink and records what was asked for (`asked`: deal ID and size per ask)."""
+
+    def __init__(self, chunks: ChunkSource) -> None:
+        self._chunks = chunks
+        self.asked: list[tuple[bytes, int]] = []
+
+    async def receive(
+        self, deal_id: bytes, plaintext_bytes: int, sink: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        self.asked.append((deal_id, plaintext_bytes))
+        async for chunk in self._chunks():
+            await sink(chunk)

@@ -8,6 +8,7 @@ Receivers call `open_envelope(data, now_ms=...)`, which returns a `SignedEnvelop
 from lilypad_p2p.wire._chunks import (
     CHUNK_BYTES,
     INPUTS_CONTEXT,
+    MEDIATION_CONTEXT,
     OUTPUT_CONTEXT,
     PREAMBLE_BYTES,
     ChunkOpener,
@@ -104,6 +105,7 @@ __all__ = [
     "MAX_MATCHES",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING_DEPTH",
+    "MEDIATION_CONTEXT",
     "MESSAGE_TYPES",
     "MODULE_ID",
     "OUTPUT_CONTEXT",

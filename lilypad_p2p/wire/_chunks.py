@@ -12,11 +12,11 @@ exactly `sealed_size(n)` bytes and chunk `i` exactly `chunk_size(n, i)`: a recei
 `n` (the stream's header says it) reads exact lengths, needs no per-chunk framing, and checks
 `n` against its limits before reading anything.
 
-libsodium's secretstream authenticates each chunk and its position, so a chunk altered,
-dropped, repeated or moved fails to open, and a stream cut short is caught because its final
-tag never arrives. `context` (the deal ID and the direction) is authenticated with every
-chunk: a stream made for another deal or direction does not open. Either side holds one chunk
-at a time; hashes of the plaintext are computed by the caller as the chunks pass.
+libsodium's secretstream authenticates each chunk and its position, so a chunk altered, dropped,
+repeated or moved fails to open, and a stream cut short is caught because its final tag never
+arrives. `context` (the deal ID and the direction, or mediation) is authenticated with every chunk:
+a stream made for another deal or purpose does not open. Either side holds one chunk at a time;
+hashes of the plaintext are computed by the caller as the chunks pass.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ _TAG_FINAL = bindings.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
 INPUTS_CONTEXT = b"lilypad/job-inputs/1:"
 OUTPUT_CONTEXT = b"lilypad/job-output/1:"
+# A job's inputs re-sealed to one mediator of its deal (`/lilypad/mediation/2`).
+MEDIATION_CONTEXT = b"lilypad/mediation-inputs/1:"
 
 
 class ChunkStreamError(WireError):

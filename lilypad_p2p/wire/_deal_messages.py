@@ -9,7 +9,8 @@ or raises `MalformedMessage`, never anything else.
     /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
     /lilypad/job/2     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
-    /lilypad/mediation/1  MediationRequest -> VerdictNotice  (`_mediation_messages.py`)
+    /lilypad/mediation/2  MediationRequest -> [SendInputs, inputs ->] VerdictNotice | refused
+                       (`_mediation_messages.py`)
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Messages of the mediation stream protocol `/lilypad/mediation/1`.
+"""Messages of the mediation transfer protocol `/lilypad/mediation/2`.
 
-    MediationRequest -> VerdictNotice | DealRefused
+    MediationRequest -> SendInputs, the inputs' sealed chunks -> VerdictNotice | DealRefused
 
 The disputing job creator asks each mediator of the deal's consortium directly: the request
-carries the deal, the job's inputs re-sealed to that mediator's X25519 key, and the provider's
-signed ResultCommitment; the answer is the mediator's EIP-712-signed Verdict. A stream and not
+carries the deal, the provider's signed ResultCommitment and the size and preamble of the job's
+input stream re-sealed to that mediator's X25519 key; the mediator checks the deal before it
+asks for the chunks (`SendInputs`, as a provider does on `/lilypad/job/2`), and answers with its
+EIP-712-signed Verdict. A stream and not
 gossip: inputs are per mediator (sealed to each one), the asker is the party that will call
 `resolve` and needs the signatures, and a verdict travelling on a public topic would let anyone
 race to resolve with it (harmless, but it costs the network gossip for nothing). The asker
@@ -19,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._deal_messages import (
     HASH_BYTES,
     SIGNATURE_BYTES,
@@ -27,6 +30,7 @@ from lilypad_p2p.wire._deal_messages import (
     _need_bytes,
     _need_chain_id,
     _need_deal_map,
+    _need_size,
     _need_text,
 )
 
@@ -37,17 +41,19 @@ OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong
 class MediationRequest(_DealMessage):
     """Job creator -> mediator: re-run this disputed deal and sign a verdict.
 
-    `sealed_inputs` are the job's inputs sealed to the mediator's key; `result_hash` and
-    `provider_signature` are the provider's ResultCommitment (recorded on chain before the
-    dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the mediator
-    reads and signs in that chain's domain, and refuses a chain it does not serve.
+    The job's input stream, re-sealed to the mediator's key under `MEDIATION_CONTEXT` || deal ID,
+    follows once the mediator asks (`inputs_preamble`, `inputs_bytes` as in `JobRequest`);
+    `result_hash` and `provider_signature` are the provider's ResultCommitment (recorded on chain
+    before the dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the
+    mediator reads and signs in that chain's domain, and refuses a chain it does not serve.
     """
 
     TYPE: ClassVar[str] = "mediation_request"
     chain_id: int
     deal: dict[str, object]
     module: str
-    sealed_inputs: bytes
+    inputs_preamble: bytes
+    inputs_bytes: int
     result_hash: bytes
     provider_signature: bytes
 
@@ -55,7 +61,8 @@ class MediationRequest(_DealMessage):
         _need_chain_id(self.chain_id)
         _need_deal_map(self.deal)
         _need_text("module", self.module, 128)
-        _need_bytes("sealed_inputs", self.sealed_inputs)
+        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        _need_size("inputs_bytes", self.inputs_bytes)
         _need_bytes("result_hash", self.result_hash, HASH_BYTES)
         _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 

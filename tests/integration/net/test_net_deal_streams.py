@@ -12,12 +12,13 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import (
     DEAL_PROTOCOL,
     JOB_PROTOCOL,
+    MEDIATION_PROTOCOL,
     RESULT_PROTOCOL,
     GossipNet,
     StreamRequestFailed,
 )
 from lilypad_p2p.net._streams import encode_frame
-from lilypad_p2p.net._transfer import Reply
+from lilypad_p2p.net._transfer import Reply, answer_only
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 20.0
@@ -158,4 +159,57 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
                                                   inputs=inputs, on_answer=on_answer)
         assert isinstance(answer, wire.JobResultMessage)
         assert b"".join(received) == data and output == data[::-1]
+        nursery.cancel_scope.cancel()
+
+
+async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handler_asks():
+    """/lilypad/mediation/2: a mediator has no deal with the disputing party, so its handler
+    decides (it checks the deal on chain); a body it does not ask for is never read."""
+    server, asker = _net(), _net()
+    server.set_deal_peers(lambda peer: False)
+    key = PrivateKey.generate()
+    data = os.urandom(2 * wire.CHUNK_BYTES + 7)
+    received: list[bytes] = []
+
+    async def mediate(peer_id, request, gate):
+        if request.module != "judged":
+            return Reply(wire.DealRefused(reason="the deal does not name this mediator"))
+        opener = wire.ChunkOpener(key, request.inputs_preamble, wire.MEDIATION_CONTEXT + DEAL_ID,
+                                  request.inputs_bytes)
+
+        async def sink(chunk: bytes) -> None:
+            received.append(opener.open(chunk))
+
+        await gate.receive(DEAL_ID, request.inputs_bytes, sink)
+        return Reply(wire.VerdictNotice(deal_id=DEAL_ID, outcome=1, result_hash=bytes(32),
+                                        mediator_signature=bytes(65)))
+
+    server.set_transfer_handler(MEDIATION_PROTOCOL, mediate)
+    sealer = wire.ChunkSealer(key.public_key, wire.MEDIATION_CONTEXT + DEAL_ID, len(data))
+    chunks = sealer.seal(data)
+    sent: list[int] = []
+
+    async def inputs():
+        for chunk in chunks:
+            sent.append(len(chunk))
+            yield chunk
+
+    def request(module: str) -> wire.MediationRequest:
+        return wire.MediationRequest(
+            chain_id=1, deal=_deal_map(), module=module, inputs_preamble=sealer.preamble,
+            inputs_bytes=len(data), result_hash=bytes(32), provider_signature=bytes(65))
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await nursery.start(asker.run)
+        with trio.fail_after(EXCHANGE_TIMEOUT_S):
+            refused = await asker.exchange(str(server.peer_id), MEDIATION_PROTOCOL,
+                                           request("other"), inputs=inputs,
+                                           on_answer=answer_only, addrs=server.listen_addrs())
+        assert isinstance(refused, wire.DealRefused) and sent == [] and received == []
+        with trio.fail_after(EXCHANGE_TIMEOUT_S):
+            verdict = await asker.exchange(str(server.peer_id), MEDIATION_PROTOCOL,
+                                           request("judged"), inputs=inputs,
+                                           on_answer=answer_only)
+        assert isinstance(verdict, wire.VerdictNotice) and b"".join(received) == data
         nursery.cancel_scope.cancel()

@@ -2,8 +2,10 @@
 
 Mediators are `MediatorRole`s in this process (each with its own identity, stake and chain
 account), reached through `MediatorContact`s that call them directly; the disputing side is
-`roles.mediate`. The provider's run is the real executor on inputs sealed to the provider; a
-cheating provider commits to a tarball that is not its job's output. One anvil and one set of
+`roles.mediate`, streaming the inputs it spooled to each mediator (`ChunksGate`). The
+provider's run is the real executor on the one-piece inputs document, the mediators' runs the
+streamed executor on their spools: an honest provider's hash is theirs byte for byte. A cheating
+provider commits to a tarball that is not its job's output. One anvil and one set of
 five registered mediators serve every scenario.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
+from lilypad_p2p.net._transfer import ChunkSource
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -48,7 +51,12 @@ from lilypad_p2p.roles import (
     resolve,
 )
 from lilypad_p2p.roles._terms import deal_to_wire, module_hash
-from lilypad_p2p.roles._transfer import inputs_context
+from lilypad_p2p.roles._transfer import (
+    SpooledInputs,
+    inputs_context,
+    mediation_context,
+    spool_context,
+)
 from lilypad_p2p.store import StoredDeal
 from lilypad_p2p.testing import (
     advance_chain_time,
@@ -57,6 +65,7 @@ from lilypad_p2p.testing import (
     require_anvil,
     require_docker,
 )
+from lilypad_p2p.testing._mediation import ChunksGate
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
@@ -81,6 +90,7 @@ class Setup:
     provider_id: Identity
     mediator_ids: list[Identity]  # ascending by address
     outsider: DealChain
+    spools: Path  # the client's spooled inputs and each mediator's spool directory
 
 
 def _deal_chain(chain: Chain, contract: str, identity: Identity) -> DealChain:
@@ -88,7 +98,7 @@ def _deal_chain(chain: Chain, contract: str, identity: Identity) -> DealChain:
 
 
 @pytest.fixture(scope="module")
-def setup() -> Iterator[Setup]:
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     require_anvil()
     require_docker("mediators re-run jobs in Docker")
     with anvil_test_chain() as chain:
@@ -105,7 +115,8 @@ def setup() -> Iterator[Setup]:
             SettlementClient(chain, contract, identity.eth_account()).register_mediator(STAKE)
         yield Setup(chain, contract, _deal_chain(chain, contract, client_id),
                     _deal_chain(chain, contract, provider_id), client_id, provider_id,
-                    mediator_ids, _deal_chain(chain, contract, outsider_id))
+                    mediator_ids, _deal_chain(chain, contract, outsider_id),
+                    tmp_path_factory.mktemp("spools"))
 
 
 async def _provider_result(
@@ -133,10 +144,34 @@ async def _open_with_result(
     )
     await setup.client.open_deal(deal, setup.client.sign_deal(deal),
                                  setup.provider.sign_deal(deal))
-    module_def = BUILTIN_MODULES[module]
-    inputs = JobInputs(files={}, params=module_def.resolve_params(params)).encode()
-    digest = await _provider_result(executor, setup, module, inputs, cheat=cheat)
+    resolved = BUILTIN_MODULES[module].resolve_params(params)
+    document = JobInputs(files={}, params=resolved).encode()
+    digest = await _provider_result(executor, setup, module, document, cheat=cheat)
+    # The client's spool: the same inputs as a stream sealed to itself (as at submit).
+    cid = secrets.token_hex(8)
+    spool = setup.spools / f"{cid}.inputs"
+    write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
+    inputs = SpooledInputs(spool, setup.client_id.sealing_private_key(), spool_context(cid))
     return DisputeCase(deal, module, inputs, digest, setup.provider.sign_commitment(deal, digest))
+
+
+def _spool_of(setup: Setup, identity: Identity) -> Path:
+    path = setup.spools / identity.address
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _request_for(
+    setup: Setup, case: DisputeCase, identity: Identity
+) -> tuple[wire.MediationRequest, ChunksGate]:
+    """The request and the inputs stream a disputing party sends the mediator `identity`."""
+    deal_id = setup.client.deal_id(case.deal)
+    inputs = case.inputs.resealed(identity.sealing_public_key, mediation_context(deal_id))
+    request = wire.MediationRequest(
+        chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module=case.module,
+        inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
+        result_hash=case.result_hash, provider_signature=case.provider_commitment)
+    return request, ChunksGate(inputs.chunks)
 
 
 @dataclass
@@ -148,10 +183,11 @@ class Consortium:
         role = self.roles[address]
         identity = role._identity
 
-        async def ask(request: wire.MediationRequest) -> wire.DealMessage:
+        async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
             if address in self.offline:
                 await trio.sleep_forever()
-            return await role.on_mediation_request(identity.peer_id, request)
+            reply = await role.on_mediation_request(identity.peer_id, request, ChunksGate(inputs))
+            return reply.answer
 
         return MediatorContact(address, identity.sealing_public_key, ask)
 
@@ -167,7 +203,7 @@ async def _start_mediators(
         fault = MediatorFault.LIE if identity.address in liars else MediatorFault.NONE
         chains = DealChains([_deal_chain(setup.chain, setup.contract, identity)])
         role = MediatorRole(identity, chains=chains, executor_factory=shared, stake_wei=STAKE,
-                            fault=fault)
+                            fault=fault, spool=_spool_of(setup, identity))
         await nursery.start(role.run)
         roles[identity.address] = role
     return Consortium(roles, set())
@@ -301,6 +337,46 @@ async def test_five_mediators_one_silent_one_lying_and_forged_quorums(setup: Set
 
 
 
+async def test_garbage_or_oversized_inputs_get_a_one_line_refusal_and_the_mediator_lives(
+    setup: Setup,
+) -> None:
+    """A party of a disputed deal streams chunks that do not open, or declares inputs over the
+    mediator's max_job_bytes: each gets one refusal line (the oversized one before any input
+    byte is asked for), nothing is left in the mediator's spool, and it still judges the deal."""
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "garbage"}, three, 2)
+        await open_dispute(setup.client, case)
+        role = consortium.roles[three[0]]
+        honest, _ = _request_for(setup, case, role._identity)
+        size = 3 * wire.CHUNK_BYTES + 5
+
+        async def garbage() -> AsyncIterator[bytes]:
+            for index in range(wire.chunk_count(size)):
+                yield secrets.token_bytes(wire.chunk_size(size, index))
+
+        bad = dataclasses.replace(honest, inputs_preamble=secrets.token_bytes(len(
+            honest.inputs_preamble)), inputs_bytes=size)
+        gate = ChunksGate(garbage)
+        reply = await role.on_mediation_request(role._identity.peer_id, bad, gate)
+        assert isinstance(reply.answer, wire.DealRefused)
+        assert reply.answer.reason.startswith("the streamed inputs are refused: ")
+        assert "\n" not in reply.answer.reason and len(gate.asked) == 1
+        huge = dataclasses.replace(honest, inputs_bytes=5 * 1024**3)
+        gate = ChunksGate(garbage)
+        reply = await role.on_mediation_request(role._identity.peer_id, huge, gate)
+        assert isinstance(reply.answer, wire.DealRefused) and gate.asked == []
+        assert "over this mediator's max_job_bytes" in reply.answer.reason
+        assert list(_spool_of(setup, role._identity).iterdir()) == []
+        notice = await role.judge(*_request_for(setup, case, role._identity))
+        assert notice.outcome == Outcome.PROVIDER_CORRECT
+        assert notice.result_hash == case.result_hash  # its streamed runs hash as the provider's
+        assert list(_spool_of(setup, role._identity).iterdir()) == []
+        nursery.cancel_scope.cancel()
+
+
 async def test_mediators_cut_out_of_the_resolve_join_and_share_the_fee(setup: Setup) -> None:
     """Whoever resolves sends only k = 3 of the 5 agreeing signatures; the two left out add
     theirs within the window, and the one claim after it pays all five equally."""
@@ -312,15 +388,11 @@ async def test_mediators_cut_out_of_the_resolve_join_and_share_the_fee(setup: Se
                                        cheat=True)
         await open_dispute(setup.client, case)
         before = await _balances(setup, *five)
-        request = wire.MediationRequest(
-            chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module="hash",
-            sealed_inputs=b"", result_hash=case.result_hash,
-            provider_signature=case.provider_commitment)
         notices = []
         for address in five:
             role = consortium.roles[address]
-            sealed = seal_for(role._identity.sealing_public_key, case.inputs)
-            notices.append(await role.judge(dataclasses.replace(request, sealed_inputs=sealed)))
+            request, gate = _request_for(setup, case, role._identity)
+            notices.append(await role.judge(request, gate))
         verdict = Verdict(setup.client.deal_id(case.deal), Outcome(notices[0].outcome),
                           notices[0].result_hash)
         assert all(n.outcome == notices[0].outcome for n in notices)
@@ -361,7 +433,7 @@ async def test_a_mediator_that_answers_two_rounds_differently_is_slashed(setup: 
             if address != liar:
                 return consortium.contact(address)
 
-            async def two_faced(_: wire.MediationRequest) -> wire.DealMessage:
+            async def two_faced(_: wire.MediationRequest, __: ChunkSource) -> wire.DealMessage:
                 return wire.VerdictNotice(deal_id=deal_id, outcome=int(flipped.outcome),
                                           result_hash=flipped.result_hash,
                                           mediator_signature=liar_key.sign(flipped))
@@ -393,28 +465,25 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
     def restartable() -> MediatorRole:
         chains = DealChains([_deal_chain(setup.chain, setup.contract, identity)])
         return MediatorRole(identity, chains=chains, executor_factory=shared, stake_wei=STAKE,
-                            verdict_dir=tmp_path)
+                            verdict_dir=tmp_path, spool=_spool_of(setup, identity))
 
     async with trio.open_nursery() as nursery:
         others = await _start_mediators(nursery, setup, executor)
         case = await _open_with_result(setup, executor, "hash", {"text": "restart"}, three, 3,
                                        cheat=True)
         await open_dispute(setup.client, case)
-        request = wire.MediationRequest(
-            chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module="hash",
-            sealed_inputs=seal_for(identity.sealing_public_key, case.inputs),
-            result_hash=case.result_hash, provider_signature=case.provider_commitment)
+        request, gate = _request_for(setup, case, identity)
         first = restartable()
         async with trio.open_nursery() as lifetime:
             await lifetime.start(first.run)
-            signed = await first.judge(request)
+            signed = await first.judge(request, gate)
             lifetime.cancel_scope.cancel()  # it crashes before the deal is resolved
 
         def contact(address: str) -> MediatorContact | None:
             if address != identity.address:
                 return others.contact(address)
 
-            async def saved(_: wire.MediationRequest) -> wire.DealMessage:
+            async def saved(_: wire.MediationRequest, __: ChunkSource) -> wire.DealMessage:
                 return signed
 
             return MediatorContact(address, identity.sealing_public_key, saved)
@@ -433,7 +502,10 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
             while (await setup.client.client.balance(identity.address)).free - before < owed:
                 await trio.sleep(0.1)
         assert (await setup.client.client.balance(identity.address)).free - before == owed
-        assert await again.judge(request) == signed  # the saved verdict: no second one
+        # The saved verdict, without taking the inputs again: no second verdict.
+        _, unasked = _request_for(setup, case, identity)
+        assert await again.judge(request, unasked) == signed
+        assert unasked.asked == []
         nursery.cancel_scope.cancel()
 
 
@@ -452,11 +524,10 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         (p0, _), = await _balances(setup, setup.provider_id.address)
         record = new_provider_deal("defended", now_ms=0, result_deadline_ms=0)
         # The provider's spool: the inputs as the job creator streamed them to it.
-        inputs = JobInputs.decode(case.inputs)
         spool = tmp_path / "defended.inputs"
         write_spool(spool, setup.provider_id.sealing_public_key,
-                    inputs_context(setup.provider.deal_id(case.deal)), inputs.files,
-                    inputs.params)
+                    inputs_context(setup.provider.deal_id(case.deal)), {},
+                    BUILTIN_MODULES["hash"].resolve_params({"text": "walk away"}))
         defence.defend_soon(StoredDeal(record, {
             "deal": deal_to_wire(case.deal), "module": "hash", "inputs_spool": str(spool),
             "result_hash": case.result_hash, "commitment_signature": case.provider_commitment,

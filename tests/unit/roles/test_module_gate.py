@@ -101,7 +101,7 @@ def test_a_mediator_fetches_a_missing_definition_from_the_disputing_job_creator(
             raise AssertionError("not needed here")
 
         mediator = MediatorRole(Identity.load_or_create(tmp_path / "keys"), chains=None,
-                                executor_factory=no_executor, stake_wei=1,
+                                executor_factory=no_executor, stake_wei=1, spool=tmp_path,
                                 modules=ModuleCatalog(tmp_path / "mediator"), request=request)
         await mediator._have_module(PEER, mid)
         try:

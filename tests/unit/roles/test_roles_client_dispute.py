@@ -13,7 +13,6 @@ from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
-from lilypad_p2p.exec import unseal
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
@@ -41,10 +40,14 @@ class ScriptedMediator:
         self.identity, self.chain, self.outcome = identity, chain, outcome
         self.asked = 0
 
-    async def ask(self, request: wire.MediationRequest) -> wire.DealMessage:
+    async def ask(self, request: wire.MediationRequest, inputs) -> wire.DealMessage:
         self.asked += 1
-        unseal(self.identity.sealing_private_key(), request.sealed_inputs)  # sealed to us
         deal_id = self.chain.deal_id(deal_from_wire(request.deal))
+        # The streamed inputs open with our key, for this deal's mediation, to their last chunk.
+        opener = wire.ChunkOpener(self.identity.sealing_private_key(), request.inputs_preamble,
+                                  wire.MEDIATION_CONTEXT + deal_id, request.inputs_bytes)
+        plaintext = b"".join([opener.open(chunk) async for chunk in inputs()])
+        assert opener.finished and len(plaintext) == request.inputs_bytes
         digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
                   else hashlib.sha256(request.result_hash).digest())
         signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))

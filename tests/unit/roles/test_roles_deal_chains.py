@@ -21,6 +21,7 @@ from lilypad_p2p.roles import (
     open_deal_chains,
 )
 from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.testing._mediation import ChunksGate
 
 EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's chain ID
 
@@ -59,7 +60,8 @@ async def test_a_mediator_refuses_a_deal_on_a_chain_it_does_not_serve(tmp_path: 
     async def no_executor():
         raise AssertionError("nothing runs for a refused request")
 
-    mediator = MediatorRole(identity, chains=chains, executor_factory=no_executor, stake_wei=1)
+    mediator = MediatorRole(identity, chains=chains, executor_factory=no_executor, stake_wei=1,
+                            spool=tmp_path)
     other = Identity.generate().address
     deal = Deal(job_creator=other, provider=other, payment=1, collateral=1, mediation_fee=0,
                 mediators=(identity.address,), threshold=1, result_deadline=10**10,
@@ -67,6 +69,9 @@ async def test_a_mediator_refuses_a_deal_on_a_chain_it_does_not_serve(tmp_path: 
                 module_hash=module_hash("hash"), salt=bytes(32))
     request = wire.MediationRequest(
         chain_id=7, deal=deal_to_wire(deal), module="hash",
-        sealed_inputs=b"sealed", result_hash=bytes(32), provider_signature=bytes(65))
+        inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=2**30,
+        result_hash=bytes(32), provider_signature=bytes(65))
+    gate = ChunksGate(lambda: (_ for _ in ()).throw(AssertionError("no input byte is read")))
     with pytest.raises(MediationRefused, match="chain 7 is not one of this node's chains"):
-        await mediator.judge(request)
+        await mediator.judge(request, gate)
+    assert gate.asked == []

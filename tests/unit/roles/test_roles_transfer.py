@@ -3,6 +3,7 @@ input byte is asked for, and spools a received stream 0600 exactly as sent; the 
 the output stream as the committed output or the provider's signed failure report."""
 
 import hashlib
+import os
 
 import pytest
 import trio
@@ -99,3 +100,27 @@ async def test_a_failure_report_in_the_output_spool_arrives_as_the_failure(tmp_p
     with pytest.raises(BadOutput, match="not signed by the deal's provider"):
         await _deliver(tmp_path, report.encode(), claim.digest(), Identity.generate().address)
     assert list((tmp_path / "results").iterdir()) == []
+
+
+async def test_spooled_inputs_are_resealed_to_a_mediator_for_mediation_only(tmp_path):
+    """A party's spool re-sealed to a mediator opens with the mediator's key as the same
+    plaintext, under the mediation context only (not as a job's input stream)."""
+    from lilypad_p2p.exec._job_stream import open_spool, write_spool
+    from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
+
+    own, mediator = PrivateKey.generate(), PrivateKey.generate()
+    spool = tmp_path / "c.inputs"
+    files = {"data.bin": os.urandom(2 * wire.CHUNK_BYTES + 9)}
+    write_spool(spool, own.public_key, b"own:", files, {"n": 1})
+    plaintext = b"".join(open_spool(spool, own, b"own:"))
+    outgoing = SpooledInputs(spool, own, b"own:").resealed(bytes(mediator.public_key),
+                                                           mediation_context(DEAL_ID))
+    assert outgoing.size == len(plaintext)
+    chunks = [chunk async for chunk in outgoing.chunks()]
+    opener = wire.ChunkOpener(mediator, outgoing.preamble, mediation_context(DEAL_ID),
+                              outgoing.size)
+    assert b"".join(opener.open(chunk) for chunk in chunks) == plaintext and opener.finished
+    as_job = wire.ChunkOpener(mediator, outgoing.preamble, wire.INPUTS_CONTEXT + DEAL_ID,
+                              outgoing.size)
+    with pytest.raises(wire.ChunkStreamError):
+        as_job.open(chunks[0])

@@ -8,7 +8,8 @@ DEAL = {name: 0 for name in wire.DEAL_FIELDS}
 
 
 def _request(**overrides):
-    values = {"chain_id": 31337, "deal": DEAL, "module": "hash", "sealed_inputs": b"sealed",
+    values = {"chain_id": 31337, "deal": DEAL, "module": "hash",
+              "inputs_preamble": bytes(wire.PREAMBLE_BYTES), "inputs_bytes": 80 * 2**20,
               "result_hash": b"\x01" * 32, "provider_signature": b"\x02" * 65}
     return wire.MediationRequest(**{**values, **overrides})
 
@@ -23,7 +24,8 @@ def test_round_trip_through_the_deal_message_codec():
 
 @pytest.mark.parametrize("overrides", [
     {"result_hash": b"short"}, {"provider_signature": b"\x00" * 64}, {"module": ""},
-    {"deal": {"job_creator": 1}}, {"sealed_inputs": "text"}, {"chain_id": 0},
+    {"deal": {"job_creator": 1}}, {"inputs_preamble": b"short"}, {"inputs_bytes": -1},
+    {"inputs_bytes": True}, {"chain_id": 0},
 ])
 def test_malformed_requests_are_refused(overrides):
     with pytest.raises(wire.MalformedMessage):
