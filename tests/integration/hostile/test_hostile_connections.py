@@ -14,17 +14,30 @@ from multiaddr import Multiaddr
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import NetLimits
+from lilypad_p2p.testing._cluster import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 
-# Sequential inbound connections. Each costs a full Noise handshake in Python (0.25-0.35 s on
-# a loaded 2-core machine), so the suite runs 200: a leaked slot per connection would exhaust
-# the node's default budgets (max_inbound 128, max_connections 160) well before that;
+# The node under attack runs with budgets well below the defaults (160 connections, 128
+# inbound), so a slot leaked per connection would run out within the sequential test's 100
+# connections: each is a full Noise handshake in Python (0.25-0.35 s on a loaded 2-core machine).
 # LILYPAD_HOSTILE_CONNECTIONS=5000 runs the figure (RESULTS.md "Hostile peers").
-SEQUENTIAL_CONNECTIONS = int(os.environ.get("LILYPAD_HOSTILE_CONNECTIONS", "200"))
+BUDGETS = {"LILYPAD_LIMIT_MAX_CONNECTIONS": "40", "LILYPAD_LIMIT_MAX_INBOUND": "32",
+           "LILYPAD_LIMIT_MAX_OUTBOUND": "16"}
+SEQUENTIAL_CONNECTIONS = int(os.environ.get("LILYPAD_HOSTILE_CONNECTIONS", "100"))
 FLOOD_SOCKETS = 300
 # One address that is not the allowlisted 127.0.0.1 (all of 127/8 reaches the loopback).
 FLOOD_SOURCE = "127.0.0.66"
+
+
+@pytest.fixture(scope="module")
+def public_node(tmp_path_factory):
+    cluster = LocalCluster(tmp_path_factory.mktemp("hostile-connections"))
+    with cluster.running():
+        node = cluster.start_node("public", roles=["provider"], env=BUDGETS)
+        node.wait_ready()
+        yield node
+        assert node.process.poll() is None, f"the node died:\n{node.log_tail()}"
 
 
 def _tcp_port(node) -> int:
@@ -67,4 +80,7 @@ async def test_sequential_inbound_connections_always_leave_room_for_the_next(pub
     print(f"{SEQUENTIAL_CONNECTIONS} sequential connections in {elapsed:.0f} s")
     stats = await gossip_statistics(public_node)
     assert stats["connections_accepted"] >= SEQUENTIAL_CONNECTIONS
+    # More connections than the node's whole budget: a leaked slot each would have shown.
+    assert stats["limits"]["max_connections"] == int(BUDGETS["LILYPAD_LIMIT_MAX_CONNECTIONS"])
+    assert 2 * stats["limits"]["max_connections"] <= SEQUENTIAL_CONNECTIONS
     await assert_node_healthy(public_node)
