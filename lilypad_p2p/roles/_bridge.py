@@ -62,7 +62,6 @@ from lilypad_p2p.roles._client import (
     JobSubmission,
     SubmissionError,
     job_deadline_s,
-    result_hash,
 )
 from lilypad_p2p.roles._terms import deal_from_wire
 from lilypad_p2p.store import DealStore, StoredDeal
@@ -292,8 +291,7 @@ class BridgeRole:
         return state.outcome in (Outcome.PROVIDER_CORRECT, Outcome.NON_DETERMINISTIC)
 
     async def _post(self, requested: RequestedJob, stored: StoredDeal) -> None:
-        tarball = self._store.result(stored.record.key)
-        if tarball is None:
+        if deal_output(self._store, stored) is None:
             self._give_up(requested, stored, "no stored output")
             return
         if stored.detail.get("failure"):  # a failure result has no output to post
@@ -302,7 +300,8 @@ class BridgeRole:
         deal = deal_from_wire(stored.detail["deal"])
         try:
             receipt = await trio.to_thread.run_sync(
-                self._requests.post_result, requested.request_id, deal, result_hash(tarball))
+                self._requests.post_result, requested.request_id, deal,
+                bytes(stored.detail["result_hash"]))
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
@@ -310,17 +309,24 @@ class BridgeRole:
               key=stored.record.key, mode=requested.policy.mode.name, gas=receipt.gas_used)
 
     async def _deliver(self, requested: RequestedJob, deals: list[StoredDeal]) -> None:
-        tarball = next((t for d in deals if _paid(d)
-                        if (t := self._store.result(d.record.key)) is not None), None)
-        if tarball is None:
+        output = next((o for d in deals if _paid(d)
+                       if (o := deal_output(self._store, d)) is not None), None)
+        if output is None:
             self._undeliverable.add(requested.request_id)
             event(log, "bridge.undeliverable", logging.WARNING,
                   request="0x" + requested.request_id.hex(), reason="no stored output")
             return
-        by_cid = len(tarball) > MAX_TARBALL_CALLDATA_BYTES
+        size = len(output) if isinstance(output, bytes) else output.stat().st_size
+        by_cid = size > MAX_TARBALL_CALLDATA_BYTES
+        if by_cid:
+            tarball = b""
+        elif isinstance(output, bytes):
+            tarball = output
+        else:
+            tarball = await trio.to_thread.run_sync(output.read_bytes)
         try:
             receipt = await trio.to_thread.run_sync(
-                self._requests.deliver, requested.request_id, b"" if by_cid else tarball)
+                self._requests.deliver, requested.request_id, tarball)
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
@@ -424,3 +430,14 @@ def open_bridge(
     return BridgeRole(requests=requests, client=client, store=store,
                       state_path=home / "bridge.json", confirmations=confirmations,
                       trusted_mediators=trusted_mediators)
+
+
+def deal_output(store: DealStore, stored: StoredDeal) -> bytes | Path | None:
+    """A deal's output for the chain: the copy the store keeps of an output up to
+    `MAX_STORED_RESULT_BYTES`, else the client's results file (a larger one, never read whole:
+    it is delivered by CID), else None."""
+    kept = store.result(stored.record.key)
+    if kept is not None:
+        return kept
+    path = stored.detail.get("result_path")
+    return Path(path) if path and Path(path).is_file() else None
