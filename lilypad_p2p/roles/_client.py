@@ -553,8 +553,10 @@ class ClientRole:
             deal=stored.detail["deal"],
             job_creator_signature=stored.detail["job_creator_signature"],
         )
+        # No longer than the agreement timeout: the deal gives up on the provider then anyway.
+        bound_s = min(DEAL_REQUEST_TIMEOUT_S, self._timeouts.agreement_ms / 1000)
         try:
-            with trio.fail_after(DEAL_REQUEST_TIMEOUT_S):
+            with trio.fail_after(bound_s):
                 answer = await self._request(record.peer_id, DEAL_PROTOCOL, proposal,
                                              addrs=record.listen_addrs)
         except (NetError, trio.TooSlowError) as exc:
