@@ -1,0 +1,202 @@
+"""Where a simnet's CPU goes: idle cost, CPU per job by role, and by cause (py-spy).
+
+    python benchmarks/cpu_profile.py [--scenario simnet/scenarios/baseline.toml] [--nodes 50]
+                                     [--jobs 200] [--idle-s 60] [--profile-s 60]
+
+Runs the scenario as `lilypad-simnet up` does, with two windows added:
+
+- idle: once every node is up and aware of the others, and before the first job is posted,
+  the nodes' CPU seconds over `--idle-s` (after a settling pause), in cores, total and by role;
+- profile: `--profile-delay-s` into the workload, py-spy samples one node of each role for
+  `--profile-s` (`py-spy record --nonblocking --format raw`), and every sample is attributed
+  to the innermost frame that belongs to a known cause (gossip, Noise, the muxer, chain RPC,
+  signatures, the store, Docker, the wire codec, matching, logging, metrics; trio's scheduler
+  and I/O when nothing else is on the stack).
+
+CPU per job by role comes from the run's report (each node's CPU over the whole run, divided by
+the jobs). Writes benchmarks/results/cpu-profile.json. The simnet's own `Run.drive` is wrapped
+to open the windows: a benchmark may reach into the simnet, the product must not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+from rich.console import Console
+
+import simnet._runner as runner
+from simnet import load_scenario, run_scenario
+
+RESULTS = Path(__file__).parent / "results"
+BASELINE = Path(__file__).parents[1] / "simnet" / "scenarios" / "baseline.toml"
+SETTLE_S = 20.0
+PY_SPY_RATE_HZ = 100
+# Innermost matching frame wins; the order breaks ties within one frame.
+CAUSES = (
+    ("signatures", ("coincurve", "eth_keys", "eth_account", "/ecdsa")),
+    ("noise (encryption)", ("security/noise", "cryptography/", "/nacl/")),
+    ("muxer", ("stream_muxer",)),
+    ("gossip (pubsub)", ("libp2p/pubsub", "net/_levers", "net/_gossip")),
+    ("chain (web3, RPC)", ("web3/", "eth_abi", "eth_utils", "urllib3", "requests/", "/http/",
+                           "lilypad_p2p/chain/")),
+    ("store (sqlite)", ("lilypad_p2p/store", "sqlite3")),
+    ("docker", ("docker/",)),
+    ("wire codec", ("lilypad_p2p/wire", "msgpack", "multiformats")),
+    ("matching", ("lilypad_p2p/market/",)),
+    ("logging", ("logging/", "lilypad_p2p/logs")),
+    ("metrics", ("prometheus_client", "lilypad_p2p/observe", "lilypad_p2p/tally")),
+    ("other libp2p", ("libp2p/",)),
+    ("our roles and node", ("lilypad_p2p/",)),
+    ("trio (scheduler, I/O)", ("trio/",)),
+)
+
+
+def cause_of(stack: list[str]) -> str:
+    for frame in reversed(stack):
+        for cause, needles in CAUSES:
+            if any(needle in frame for needle in needles):
+                return cause
+    return "other"
+
+
+def node_processes() -> dict[str, tuple[str, psutil.Process]]:
+    """name -> (role, process) of every node process this benchmark started."""
+    found = {}
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = child.cmdline()
+        except psutil.Error:
+            continue
+        if "--home" not in cmdline or "node" not in cmdline:
+            continue
+        name = Path(cmdline[cmdline.index("--home") + 1]).name
+        found[name] = (name.rsplit("-", 1)[0], child)
+    return found
+
+
+def cpu_seconds(processes: dict[str, tuple[str, psutil.Process]]) -> dict[str, float]:
+    out = {}
+    for name, (_, process) in processes.items():
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        out[name] = times.user + times.system
+    return out
+
+
+def idle_window(window_s: float) -> dict[str, Any]:
+    processes = node_processes()
+    time.sleep(SETTLE_S)
+    before = cpu_seconds(processes)
+    time.sleep(window_s)
+    after = cpu_seconds(processes)
+    by_role: Counter[str] = Counter()
+    for name, spent in after.items():
+        if name in before:
+            by_role[processes[name][0]] += spent - before[name]
+    return {"window_s": window_s, "nodes": len(processes),
+            "cores_total": round(sum(by_role.values()) / window_s, 4),
+            "cores_by_role": {r: round(s / window_s, 4) for r, s in sorted(by_role.items())}}
+
+
+def profile_window(delay_s: float, window_s: float, out: Path, result: dict[str, Any]) -> None:
+    time.sleep(delay_s)
+    processes = node_processes()
+    chosen = {}
+    for name, (role, process) in sorted(processes.items()):
+        chosen.setdefault(role, (name, process))
+    spies = {}
+    for role, (name, process) in chosen.items():
+        raw = out / f"py-spy-{name}.txt"
+        spies[role] = (name, raw, subprocess.Popen(
+            ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(window_s)),
+             "--rate", str(PY_SPY_RATE_HZ), "--nonblocking", "--format", "raw",
+             "--output", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    for role, (name, raw, spy) in spies.items():
+        _, err = spy.communicate(timeout=window_s + 60)
+        causes: Counter[str] = Counter()
+        if raw.exists():
+            for line in raw.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                if stack and count.isdigit():
+                    causes[cause_of(stack.split(";"))] += int(count)
+        total = sum(causes.values())
+        result[role] = {
+            "node": name, "samples": total,
+            "error": err.decode(errors="replace")[-300:] if spy.returncode else None,
+            "share_by_cause": {cause: round(n / total, 4)
+                               for cause, n in causes.most_common()} if total else {},
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", type=Path, default=BASELINE)
+    parser.add_argument("--nodes", type=int)
+    parser.add_argument("--jobs", type=int, help="override the scenario's workload.jobs")
+    parser.add_argument("--idle-s", type=float, default=60.0)
+    parser.add_argument("--profile-s", type=float, default=60.0)
+    parser.add_argument("--profile-delay-s", type=float, default=30.0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    scenario = load_scenario(args.scenario).with_nodes(args.nodes)
+    if args.jobs:
+        scenario = dataclasses.replace(
+            scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
+    out = args.out or Path(tempfile.mkdtemp(prefix=f"cpu-profile-{scenario.name}-"))
+    out.mkdir(parents=True, exist_ok=True)
+    idle: dict[str, Any] = {}
+    profile: dict[str, Any] = {}
+    drive = runner.Run.drive
+
+    def drive_with_windows(run: runner.Run) -> float:
+        idle.update(idle_window(args.idle_s))
+        spy = threading.Thread(target=profile_window,
+                               args=(args.profile_delay_s, args.profile_s, out, profile))
+        spy.start()
+        try:
+            return drive(run)
+        finally:
+            spy.join()
+
+    runner.Run.drive = drive_with_windows  # type: ignore[method-assign]
+    load_before = os.getloadavg()
+    report = run_scenario(scenario, out / "run", Console())
+    jobs = report["jobs"]
+    cpu_by_role: defaultdict[str, float] = defaultdict(float)
+    for node in report["nodes"].values():
+        cpu_by_role[node["role"]] += node["cpu_s"]
+    figures = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "scenario": scenario.name, "nodes": report["node_count"], "roles": report["roles"],
+        "jobs": jobs, "deals": report["deals"], "workload_s": report["workload_s"],
+        "latencies": report["latencies"]["summary"], "passed": report["passed"],
+        "idle": idle,
+        "cpu_s_per_job": round(sum(cpu_by_role.values()) / jobs, 3),
+        "cpu_s_per_job_by_role": {r: round(s / jobs, 3) for r, s in sorted(cpu_by_role.items())},
+        "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
+        "profile_window_s": args.profile_s, "profile_by_role": profile,
+        "report": str(out / "run" / "report.json"),
+    }
+    path = RESULTS / "cpu-profile.json"
+    path.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()
