@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import math
 import shutil
 import signal
@@ -676,6 +677,9 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
 
 def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> dict[str, Any]:
     """Run `scenario`, write report.json and the plots into `out_dir`; the report."""
+    # The node homes hold plaintext keys on purpose (a throwaway test network): the warning an
+    # operator's node gives for them would be printed each time the simnet reads one.
+    logging.getLogger("lilypad_p2p.identity").setLevel(logging.ERROR)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Node homes of an earlier run belong to an anvil that is gone: their accounts would not be
     # funded again on the new chain (homes are funded when first created).

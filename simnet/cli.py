@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +16,6 @@ DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "baseline.toml"
 @app.callback()
 def main() -> None:
     """`up` runs a scenario here; `export-compose` writes it as a docker compose project."""
-    # The simnet's node homes hold plaintext keys on purpose (a throwaway test network): the
-    # warning an operator's node gives for them would be printed once per node read.
-    logging.getLogger("lilypad_p2p.identity").setLevel(logging.ERROR)
 
 
 @app.command()
