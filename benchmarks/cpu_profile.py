@@ -13,9 +13,12 @@ Runs the scenario as `lilypad-simnet up` does, with two windows added:
   signatures, the store, Docker, the wire codec, matching, logging, metrics; trio's scheduler
   and I/O when nothing else is on the stack).
 
-CPU per job by role comes from the run's report (each node's CPU over the whole run, divided by
-the jobs). Writes benchmarks/results/cpu-profile.json. The simnet's own `Run.drive` is wrapped
-to open the windows: a benchmark may reach into the simnet, the product must not.
+CPU per job by role comes from the run's report (each node's CPU over the whole run, start-up and
+the idle window included, divided by the jobs); `workload_cpu_s_per_job` counts only the
+workload (first job posted to last ended), and `workload_idle_share` is what of it the idle
+rate alone would have spent. Writes benchmarks/results/cpu-profile.json. The simnet's own
+`Run.drive` is wrapped to open the windows: a benchmark may reach into the simnet, the product
+must not.
 """
 
 from __future__ import annotations
@@ -160,17 +163,25 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     idle: dict[str, Any] = {}
     profile: dict[str, Any] = {}
+    workload: dict[str, float] = {}
     drive = runner.Run.drive
 
     def drive_with_windows(run: runner.Run) -> float:
         idle.update(idle_window(args.idle_s))
         spy = threading.Thread(target=profile_window,
                                args=(args.profile_delay_s, args.profile_s, out, profile))
+        processes = node_processes()
+        before = cpu_seconds(processes)
+        started = time.monotonic()
         spy.start()
         try:
             return drive(run)
         finally:
             spy.join()
+            after = cpu_seconds(processes)
+            workload.update(
+                seconds=time.monotonic() - started,
+                cpu_s=sum(after[n] - before[n] for n in after if n in before))
 
     runner.Run.drive = drive_with_windows  # type: ignore[method-assign]
     load_before = os.getloadavg()
@@ -186,8 +197,13 @@ def main() -> None:
         "jobs": jobs, "deals": report["deals"], "workload_s": report["workload_s"],
         "latencies": report["latencies"]["summary"], "passed": report["passed"],
         "idle": idle,
+        # Whole run (node start-up and the idle window included), as the simnet reports it.
         "cpu_s_per_job": round(sum(cpu_by_role.values()) / jobs, 3),
         "cpu_s_per_job_by_role": {r: round(s / jobs, 3) for r, s in sorted(cpu_by_role.items())},
+        # From the first job posted to the last one ended, and what of it the idle rate explains.
+        "workload_cpu_s_per_job": round(workload["cpu_s"] / jobs, 3),
+        "workload_idle_share": round(idle["cores_total"] * workload["seconds"]
+                                     / workload["cpu_s"], 3),
         "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
         "profile_window_s": args.profile_s, "profile_by_role": profile,
         "report": str(out / "run" / "report.json"),
