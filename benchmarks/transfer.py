@@ -39,7 +39,7 @@ from typing import Any
 
 from lilypad_p2p.testing import require_docker
 from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld, market_world
+from lilypad_p2p.testing._market import MarketWorld, market_world, random_file
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 MIB = 2**20
@@ -73,13 +73,6 @@ def _job_seconds(provider: NodeProcess) -> float:
     return float(found[-1])
 
 
-def _random_file(path: Path, mib: int) -> Path:
-    with path.open("wb") as fh:
-        for _ in range(mib):
-            fh.write(os.urandom(MIB))
-    return path
-
-
 def _measure(world: MarketWorld, client: NodeProcess, provider: NodeProcess, tmp: Path,
              mib: int) -> dict[str, Any]:
     script = tmp / "main.py"
@@ -99,11 +92,11 @@ def _measure(world: MarketWorld, client: NodeProcess, provider: NodeProcess, tmp
                              f"{client.log_tail(30)}\n{provider.log_tail(30)}")
         return deal, time.monotonic() - submitted
 
-    run(_random_file(tmp / "warm.bin", 1))
+    run(random_file(tmp / "warm.bin", 1))
     pids = {"client": client.process.pid, "provider": provider.process.pid}
     before = {name: _kib(pid, "VmHWM") for name, pid in pids.items()}
     rss = {name: _kib(pid, "VmRSS") for name, pid in pids.items()}
-    data = _random_file(tmp / "data.bin", mib)
+    data = random_file(tmp / "data.bin", mib)
     deal, end_to_end_s = run(data)
     after = {name: _kib(pid, "VmHWM") for name, pid in pids.items()}
     job_s = _job_seconds(provider)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from libp2p import new_host
-from libp2p.abc import IHost, IMuxedConn
+from libp2p.abc import IHost, IMuxedConn, INetStream
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
@@ -105,6 +105,19 @@ async def publish_direct(host: IHost, target: ID, topic: str, payloads: list[byt
     stream = await host.new_stream(target, [PROTOCOL_ID_V11])
     body = rpc.SerializeToString()
     await stream.write(encode_uvarint(len(body)) + body)
+
+
+async def read_until_end(stream: INetStream) -> bytes:
+    """Everything the node sends on `stream` until it closes or resets it."""
+    data = bytearray()
+    while True:
+        try:
+            chunk = await stream.read(65536)
+        except Exception:  # reset by the node
+            return bytes(data)
+        if not chunk:
+            return bytes(data)
+        data += chunk
 
 
 def rss_bytes(pid: int) -> int:

@@ -12,6 +12,7 @@ with funded, deposited accounts. Used by the market integration tests, the demo 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -153,6 +154,14 @@ class MarketWorld:
             time.sleep(POLL_INTERVAL_S)
         raise ClusterError(f"deal {key} on {node.name} is {last.get('phase')}, not {phases}, "
                            f"after {timeout_s} s:\n{node.log_tail()}")
+
+
+def random_file(path: Path, mib: int) -> Path:
+    """Write `mib` MiB of random bytes to `path`, one MiB at a time (large job inputs)."""
+    with path.open("wb") as fh:
+        for _ in range(mib):
+            fh.write(os.urandom(1 << 20))
+    return path
 
 
 @contextlib.contextmanager

@@ -58,6 +58,26 @@ def start_trusting_node(
     return node
 
 
+def start_spot_checked_market(
+    world: MarketWorld, provider_name: str, *, provider_config: str = "",
+) -> tuple[NodeProcess, NodeProcess, NodeProcess]:
+    """A provider, a mediator both trust, and a client that spot-checks every result with that
+    mediator alone; (provider, mediator, client) once the client knows the other two."""
+    trusted = [node_identity(world, "mediator").address]
+    provider = start_trusting_node(world, provider_name, roles=["provider"], trusted=trusted,
+                                   config_lines=provider_config)
+    boot = [provider.dial_addr]
+    mediator = start_trusting_node(world, "mediator", roles=["mediator"], trusted=trusted,
+                                   bootstrap=boot)
+    client = start_trusting_node(world, "client", roles=["client"], trusted=trusted,
+                                 bootstrap=boot, config_lines="check_rate = 1.0\n"
+                                 "consortium_size = 1\nconsortium_threshold = 1")
+    world.wait_until_known(client, [provider])
+    world.cluster.wait_until(lambda: client.call("status")["known_nodes"] >= 2,
+                             timeout_s=60.0, what="the client to know the mediator")
+    return provider, mediator, client
+
+
 class ChunksGate:
     """Stands in for the network's `InputsGate`: hands the asker's chunks straight to the
     handler's sink and records what was asked for (`asked`: deal ID and size per ask)."""

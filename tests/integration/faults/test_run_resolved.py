@@ -12,7 +12,7 @@ import pytest
 
 from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
+from lilypad_p2p.testing._mediation import start_spot_checked_market
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 RESOLVED_WITHIN_S = 240
@@ -22,18 +22,8 @@ def test_run_ends_when_the_deal_is_resolved(tmp_path):
     require_anvil()
     require_docker("the provider and the mediator run the job in Docker")
     with market_world(tmp_path / "m") as world:
-        trusted = [node_identity(world, "mediator").address]
-        cheat = start_trusting_node(world, "cheat", roles=["provider"], trusted=trusted,
-                                    config_lines="cheat_wrong_output = true")
-        boot = [cheat.dial_addr]
-        start_trusting_node(world, "mediator", roles=["mediator"], trusted=trusted,
-                            bootstrap=boot)
-        client = start_trusting_node(world, "client", roles=["client"], trusted=trusted,
-                                     bootstrap=boot, config_lines="check_rate = 1.0\n"
-                                     "consortium_size = 1\nconsortium_threshold = 1")
-        world.wait_until_known(client, [cheat])
-        world.cluster.wait_until(lambda: client.call("status")["known_nodes"] >= 2,
-                                 timeout_s=60.0, what="the client to know the mediator")
+        cheat, _, client = start_spot_checked_market(
+            world, "cheat", provider_config="cheat_wrong_output = true")
         env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
         started = time.monotonic()
         ran = subprocess.run(

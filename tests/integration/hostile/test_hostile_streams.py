@@ -21,6 +21,7 @@ from lilypad_p2p.net import (
     NetLimits,
 )
 from lilypad_p2p.net._sync import OFFER_SYNC_PROTOCOL
+from lilypad_p2p.testing._hostile import read_until_end
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 
@@ -28,19 +29,6 @@ PROTOCOLS = [DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, OFFER_SYNC_PROTOCOL,
              PEER_EXCHANGE_PROTOCOL, DIALBACK_PROTOCOL, PING_PROTOCOL]
 # The node's longest read timeout (deal streams, 30 s) plus slack for a loaded machine.
 STREAM_END_S = 45.0
-
-
-async def _read_until_end(stream: INetStream) -> bytes:
-    """Everything the node sends until it closes or resets the stream."""
-    data = bytearray()
-    while True:
-        try:
-            chunk = await stream.read(65536)
-        except Exception:  # reset by the node
-            return bytes(data)
-        if not chunk:
-            return bytes(data)
-        data += chunk
 
 
 MUXERS = ["yamux", "mplex"]
@@ -61,7 +49,7 @@ async def test_garbage_and_huge_length_prefixes_on_every_protocol_end_their_stre
                 ended.append(protocol)
                 return
             with trio.fail_after(STREAM_END_S):
-                await _read_until_end(stream)
+                await read_until_end(stream)
             ended.append(protocol)
 
         async with trio.open_nursery() as nursery:
@@ -79,7 +67,7 @@ async def test_a_large_job_frame_is_refused_before_its_body(public_node):
         # 60 MiB announced for the request frame (inputs never travel in it); no byte follows.
         await stream.write((60 * 1024 * 1024).to_bytes(4, "big"))
         with trio.fail_after(10):  # the node's read timeout is 30 s: this is the prefix check
-            assert await _read_until_end(stream) == b""
+            assert await read_until_end(stream) == b""
     stats = await gossip_statistics(public_node)
     assert stats["reports"].get("low_tolerance", 0) >= 1
     await assert_node_healthy(public_node)
@@ -95,7 +83,7 @@ async def test_job_inputs_from_a_peer_without_a_deal_are_never_asked_for(public_
         stream = await host.new_stream(target, [JOB_PROTOCOL])
         await stream.write(len(body).to_bytes(4, "big") + body)
         with trio.fail_after(STREAM_END_S):
-            answer = await _read_until_end(stream)
+            answer = await read_until_end(stream)
         length = int.from_bytes(answer[:4], "big")
         refused = wire.deal_message_from_wire(wire.decode(answer[4 : 4 + length]))
         # A refusal, never `send_inputs`: not one byte of the 4 GiB is invited.
@@ -150,7 +138,7 @@ async def test_slow_senders_and_silent_askers_are_cut_off_by_the_node(public_nod
             await assert_node_healthy(public_node)
             with trio.fail_after(STREAM_END_S):
                 for stream in [*silent, slow]:
-                    await _read_until_end(stream)
+                    await read_until_end(stream)
             nursery.cancel_scope.cancel()
     await assert_node_healthy(public_node)
 

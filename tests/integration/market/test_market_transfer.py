@@ -3,7 +3,6 @@ streams: real node processes, a real Docker job that copies its input to its out
 client's result file bit-identical to what went in. Neither node's memory grows with them."""
 
 import hashlib
-import os
 import re
 import tarfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
+from lilypad_p2p.testing._market import market_world, random_file
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 MIB = 2**20
@@ -44,10 +43,7 @@ def _sha256(path: Path) -> str:
 def test_100_mib_in_and_out_through_a_docker_job(tmp_path):
     require_anvil()
     require_docker("the provider runs the job in Docker", image="lilypad-p2p/python")
-    data = tmp_path / "data.bin"
-    with data.open("wb") as fh:
-        for _ in range(SIZE // MIB):
-            fh.write(os.urandom(MIB))
+    data = random_file(tmp_path / "data.bin", SIZE // MIB)
     script = tmp_path / "main.py"
     script.write_bytes(COPY_SCRIPT)
     with market_world(tmp_path / "market") as world:

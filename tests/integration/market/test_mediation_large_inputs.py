@@ -18,9 +18,9 @@ from eth_utils import keccak
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._hostile import connected_host
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
+from lilypad_p2p.testing._hostile import connected_host, read_until_end
+from lilypad_p2p.testing._market import market_world, random_file
+from lilypad_p2p.testing._mediation import node_identity, start_spot_checked_market
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 MIB = 2**20
@@ -53,18 +53,6 @@ def _frame(message: dict) -> bytes:
     return len(body).to_bytes(4, "big") + body
 
 
-async def _read_until_end(stream) -> bytes:
-    data = bytearray()
-    while True:
-        try:
-            chunk = await stream.read(65536)
-        except Exception:  # reset by the node
-            return bytes(data)
-        if not chunk:
-            return bytes(data)
-        data += chunk
-
-
 async def _attack(mediator_addr: str, mediator: str, chain_id: int) -> tuple[bytes, bytes]:
     """A made-up deal naming the mediator, 64 MiB of inputs announced; then plain garbage."""
     attacker, accomplice = Identity.generate(), Identity.generate()
@@ -81,11 +69,11 @@ async def _attack(mediator_addr: str, mediator: str, chain_id: int) -> tuple[byt
         stream = await host.new_stream(target, ["/lilypad/mediation/2"])
         await stream.write(_frame(request))
         with trio.fail_after(STREAM_END_S):
-            answer = await _read_until_end(stream)
+            answer = await read_until_end(stream)
         stream = await host.new_stream(target, ["/lilypad/mediation/2"])
         await stream.write(len(b"x" * 4096).to_bytes(4, "big") + os.urandom(4096))
         with trio.fail_after(STREAM_END_S):
-            garbage = await _read_until_end(stream)
+            garbage = await read_until_end(stream)
     return answer, garbage
 
 
@@ -93,24 +81,12 @@ def test_an_80_mib_job_is_spot_checked_by_a_streaming_mediator(tmp_path):
     require_anvil()
     require_docker("the provider and the mediator run the job in Docker",
                    image="lilypad-p2p/python")
-    data = tmp_path / "data.bin"
-    with data.open("wb") as fh:
-        for _ in range(SIZE // MIB):
-            fh.write(os.urandom(MIB))
+    data = random_file(tmp_path / "data.bin", SIZE // MIB)
     script = tmp_path / "main.py"
     script.write_bytes(HASH_SCRIPT)
     with market_world(tmp_path / "market") as world:
-        trusted = [node_identity(world, "mediator").address]
-        provider = start_trusting_node(world, "provider", roles=["provider"], trusted=trusted)
-        boot = [provider.dial_addr]
-        mediator = start_trusting_node(world, "mediator", roles=["mediator"], trusted=trusted,
-                                       bootstrap=boot)
-        client = start_trusting_node(world, "client", roles=["client"], trusted=trusted,
-                                     bootstrap=boot, config_lines="check_rate = 1.0\n"
-                                     "consortium_size = 1\nconsortium_threshold = 1")
-        world.wait_until_known(client, [provider])
-        world.cluster.wait_until(lambda: client.call("status")["known_nodes"] >= 2,
-                                 timeout_s=60.0, what="the client to know the mediator")
+        provider, mediator, client = start_spot_checked_market(world, "provider")
+        mediator_address = node_identity(world, "mediator").address
 
         def checked(data: Path) -> dict:
             key = client.call("submit", {
@@ -136,7 +112,7 @@ def test_an_80_mib_job_is_spot_checked_by_a_streaming_mediator(tmp_path):
         assert "mediation.verdict" in mediator.log_tail(200)
         assert [p for p in (mediator.home / "spool" / "mediator").iterdir()] == []
 
-        answer, garbage = trio.run(_attack, mediator.dial_addr, trusted[0],
+        answer, garbage = trio.run(_attack, mediator.dial_addr, mediator_address,
                                    world.settlement(node_identity(world, "client")).chain
                                    .chain_id)
         refusal = msgpack.unpackb(answer[4:], raw=False)
@@ -145,5 +121,5 @@ def test_an_80_mib_job_is_spot_checked_by_a_streaming_mediator(tmp_path):
         assert len(answer) == 4 + int.from_bytes(answer[:4], "big")  # no send_inputs before
         assert garbage == b""
         assert mediator.process.poll() is None, mediator.log_tail(30)
-        assert mediator.call("status")["address"] == trusted[0]  # it still answers
+        assert mediator.call("status")["address"] == mediator_address  # it still answers
     assert growth_mib < RSS_GROWTH_LIMIT_MIB, growth_mib

@@ -45,16 +45,19 @@ async def test_a_graylisted_peer_is_banned_then_let_back_in():
         def connected() -> bool:
             return str(attacker_id) in {peer.peer_id for peer in net.peers()}
 
-        async with attacker.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-            await attacker.connect(info)
-            await wait_until(connected, MESH_TIMEOUT_S)
+        async def offend_until_banned(nonces: tuple[int, ...]) -> None:
             # Offers signed by another key: each one low-tolerance; two reach the graylist.
-            for nonce in (1, 2, 3):
+            for nonce in nonces:
                 offer = signed_offer(stranger, wall_clock_ms(), nonce=nonce)
                 await publish_direct(attacker, info.peer_id, market_topic(), [offer.encode()])
                 await trio.sleep(0.2)
             await wait_until(lambda: not connected(), MESH_TIMEOUT_S)
             assert net.statistics().banned_peers == 1
+
+        async with attacker.run([Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await attacker.connect(info)
+            await wait_until(connected, MESH_TIMEOUT_S)
+            await offend_until_banned(nonces=(1, 2, 3))
             banned_at = trio.current_time()
 
             # Refused while banned: the node closes the connection right after the handshake.
@@ -82,10 +85,5 @@ async def test_a_graylisted_peer_is_banned_then_let_back_in():
             assert connected()
             assert net.statistics().banned_peers == 0
 
-            for nonce in (4, 5, 6):
-                offer = signed_offer(stranger, wall_clock_ms(), nonce=nonce)
-                await publish_direct(attacker, info.peer_id, market_topic(), [offer.encode()])
-                await trio.sleep(0.2)
-            await wait_until(lambda: not connected(), MESH_TIMEOUT_S)
-            assert net.statistics().banned_peers == 1
+            await offend_until_banned(nonces=(4, 5, 6))
         nursery.cancel_scope.cancel()
