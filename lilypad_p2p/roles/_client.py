@@ -284,7 +284,9 @@ class ClientRole:
             )
         records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
         policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
-        asks = records.offer_fields(policy, await chain.head_block())
+        # The head is a chain round trip: read only for a job whose offer names a block.
+        asks = (records.offer_fields(policy, await chain.head_block())
+                if policy.counts_records else {})
         now = self._clock_ms()
         resources = module.resources
         offer = wire.JobOffer(
