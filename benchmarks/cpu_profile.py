@@ -6,12 +6,14 @@
 Runs the scenario as `lilypad-simnet up` does, with two windows added:
 
 - idle: once every node is up and aware of the others, and before the first job is posted,
-  the nodes' CPU seconds over `--idle-s` (after a settling pause), in cores, total and by role;
+  the nodes' CPU seconds over `--idle-s` (after a settling pause), in cores, total and by role,
+  and py-spy on one node of each role over the same window (as below);
 - profile: `--profile-delay-s` into the workload, py-spy samples one node of each role for
   `--profile-s` (`py-spy record --nonblocking --format raw`), and every sample is attributed
   to the innermost frame that belongs to a known cause (gossip, Noise, the muxer, chain RPC,
   signatures, the store, Docker, the wire codec, matching, logging, metrics; trio's scheduler
-  and I/O when nothing else is on the stack).
+  and I/O when nothing else is on the stack), and to the trio task it ran in (the first frame
+  above trio's run loop), so a periodic loop shows by name.
 
 CPU per job by role comes from the run's report (each node's CPU over the whole run, start-up and
 the idle window included, divided by the jobs); `workload_cpu_s_per_job` counts only the
@@ -46,6 +48,7 @@ RESULTS = Path(__file__).parent / "results"
 BASELINE = Path(__file__).parents[1] / "simnet" / "scenarios" / "baseline.toml"
 SETTLE_S = 20.0
 PY_SPY_RATE_HZ = 100
+TOP_TASKS = 15
 # Innermost matching frame wins; the order breaks ties within one frame.
 CAUSES = (
     ("signatures", ("coincurve", "eth_keys", "eth_account", "/ecdsa")),
@@ -115,7 +118,18 @@ def idle_window(window_s: float) -> dict[str, Any]:
             "cores_by_role": {r: round(s / window_s, 4) for r, s in sorted(by_role.items())}}
 
 
-def profile_window(delay_s: float, window_s: float, out: Path, result: dict[str, Any]) -> None:
+def task_of(stack: list[str]) -> str:
+    """The trio task a sample belongs to: the first frame above trio's run loop."""
+    for index, frame in enumerate(stack):
+        if frame.startswith("unrolled_run ") and index + 1 < len(stack):
+            function, _, where = stack[index + 1].partition(" (")
+            module = where.split("site-packages/")[-1].split(":")[0]
+            return f"{module}:{function}"
+    return "trio's run loop (no task)"
+
+
+def profile_window(delay_s: float, window_s: float, out: Path, result: dict[str, Any],
+                   label: str = "") -> None:
     time.sleep(delay_s)
     processes = node_processes()
     chosen = {}
@@ -123,7 +137,7 @@ def profile_window(delay_s: float, window_s: float, out: Path, result: dict[str,
         chosen.setdefault(role, (name, process))
     spies = {}
     for role, (name, process) in chosen.items():
-        raw = out / f"py-spy-{name}.txt"
+        raw = out / f"py-spy-{label}{name}.txt"
         spies[role] = (name, raw, subprocess.Popen(
             ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(window_s)),
              "--rate", str(PY_SPY_RATE_HZ), "--nonblocking", "--format", "raw",
@@ -131,17 +145,21 @@ def profile_window(delay_s: float, window_s: float, out: Path, result: dict[str,
     for role, (name, raw, spy) in spies.items():
         _, err = spy.communicate(timeout=window_s + 60)
         causes: Counter[str] = Counter()
+        tasks: Counter[str] = Counter()
         if raw.exists():
             for line in raw.read_text().splitlines():
                 stack, _, count = line.rpartition(" ")
                 if stack and count.isdigit():
                     causes[cause_of(stack.split(";"))] += int(count)
+                    tasks[task_of(stack.split(";"))] += int(count)
         total = sum(causes.values())
         result[role] = {
             "node": name, "samples": total,
             "error": err.decode(errors="replace")[-300:] if spy.returncode else None,
             "share_by_cause": {cause: round(n / total, 4)
                                for cause, n in causes.most_common()} if total else {},
+            "share_by_task": {task: round(n / total, 4)
+                              for task, n in tasks.most_common(TOP_TASKS)} if total else {},
         }
 
 
@@ -163,11 +181,17 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     idle: dict[str, Any] = {}
     profile: dict[str, Any] = {}
+    idle_profile: dict[str, Any] = {}
     workload: dict[str, float] = {}
     drive = runner.Run.drive
 
     def drive_with_windows(run: runner.Run) -> float:
+        idle_spy = threading.Thread(
+            target=profile_window,
+            args=(SETTLE_S, min(args.idle_s, args.profile_s), out, idle_profile, "idle-"))
+        idle_spy.start()
         idle.update(idle_window(args.idle_s))
+        idle_spy.join()
         spy = threading.Thread(target=profile_window,
                                args=(args.profile_delay_s, args.profile_s, out, profile))
         processes = node_processes()
@@ -197,6 +221,7 @@ def main() -> None:
         "jobs": jobs, "deals": report["deals"], "workload_s": report["workload_s"],
         "latencies": report["latencies"]["summary"], "passed": report["passed"],
         "idle": idle,
+        "idle_profile_by_role": idle_profile,
         # Whole run (node start-up and the idle window included), as the simnet reports it.
         "cpu_s_per_job": round(sum(cpu_by_role.values()) / jobs, 3),
         "cpu_s_per_job_by_role": {r: round(s / jobs, 3) for r, s in sorted(cpu_by_role.items())},
