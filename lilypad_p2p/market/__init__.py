@@ -15,6 +15,15 @@ from lilypad_p2p.market._consortium import (
     select_consortium,
     threshold_is_safe,
 )
+from lilypad_p2p.market._constraints import (
+    DEFAULT_EXECUTION_ESTIMATE_MS,
+    DEFAULT_MATCH_POLICY,
+    DEFAULT_MIN_COMMON_MEDIATORS,
+    MatchPolicy,
+    common_mediators,
+    is_open,
+    mismatch,
+)
 from lilypad_p2p.market._deal import (
     ACCEPTANCE_TIMEOUT_MS,
     AGREEMENT_TIMEOUT_MS,
@@ -46,28 +55,7 @@ from lilypad_p2p.market._deal import (
     timeout_rule,
 )
 from lilypad_p2p.market._deal_diagram import state_diagram
-from lilypad_p2p.market._matching import (
-    DEFAULT_EXECUTION_ESTIMATE_MS,
-    DEFAULT_MATCH_HOLD_MS,
-    DEFAULT_MATCH_POLICY,
-    DEFAULT_MIN_COMMON_MEDIATORS,
-    EPOCH_MS,
-    PROPOSAL_LIFETIME_MS,
-    Held,
-    HeldPair,
-    MatchHolds,
-    Matching,
-    MatchPolicy,
-    common_mediators,
-    epoch_end_ms,
-    epoch_of,
-    first_fit,
-    is_open,
-    match,
-    mismatch,
-    proposals_for,
-    vet_proposal,
-)
+from lilypad_p2p.market._matching import Matching, first_fit, match
 from lilypad_p2p.market._module_policy import (
     ModulePolicy,
     entry_accepts,
@@ -82,6 +70,18 @@ from lilypad_p2p.market._offer_book import (
     AddOutcome,
     OfferBook,
     OfferBookStatistics,
+)
+from lilypad_p2p.market._proposals import (
+    DEFAULT_MATCH_HOLD_MS,
+    EPOCH_MS,
+    PROPOSAL_LIFETIME_MS,
+    Held,
+    HeldPair,
+    MatchHolds,
+    epoch_end_ms,
+    epoch_of,
+    proposals_for,
+    vet_proposal,
 )
 from lilypad_p2p.market._record_rank import (
     NEWCOMER_SHARE,
