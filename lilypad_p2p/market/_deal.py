@@ -233,18 +233,21 @@ def next_phase(side: Side, phase: Phase, event: Event) -> Phase:
 CLAIM_MARGIN_MS = 1000
 
 
-class Start(enum.StrEnum):
-    """What a timeout counts from."""
+class DealTime(enum.StrEnum):
+    """A time of a deal that a timeout counts from or never fires after."""
 
-    PHASE = "phase start"
-    RESULT_DEADLINE = "result deadline"
-
-
-class Cap(enum.StrEnum):
-    """A deal time a timeout never fires after."""
-
+    PHASE_START = "phase start"
+    RESULT_DEADLINE = "the deal's result deadline"
     OFFER_EXPIRY = "the job offer's expiry"
-    RESULT_DEADLINE = "the result deadline"
+
+    def of(self, record: DealRecord) -> int:
+        if self is DealTime.PHASE_START:
+            return record.phase_since_ms
+        if self is DealTime.OFFER_EXPIRY:
+            return record.expires_ms
+        if record.result_deadline_ms is None:
+            raise DealError(f"a {record.side} deal in {record.phase} has no result deadline")
+        return record.result_deadline_ms
 
 
 # The one length that is not a node setting: the deal's own on-chain acceptance window.
@@ -265,10 +268,10 @@ class TimeoutRule:
     timeout: Timeout
     event: Event
     then: str
-    start: Start = Start.PHASE
+    start: DealTime = DealTime.PHASE_START
     length: str | None = None
     margin_ms: int = 0
-    cap: Cap | None = None
+    cap: DealTime | None = None
 
     def __post_init__(self) -> None:
         if self.length not in (*Timeouts.__slots__, ACCEPTANCE_WINDOW, None):
@@ -277,29 +280,20 @@ class TimeoutRule:
 
     def due(self, record: DealRecord, timeouts: Timeouts, acceptance_window_ms: int) -> Due:
         """When this timeout fires for `record`."""
-        at_ms = record.phase_since_ms if self.start is Start.PHASE else _deadline(record)
+        at_ms = self.start.of(record) + self.margin_ms
         if self.length == ACCEPTANCE_WINDOW:
             at_ms += acceptance_window_ms
         elif self.length is not None:
             at_ms += getattr(timeouts, self.length)
-        at_ms += self.margin_ms
-        if self.cap is Cap.OFFER_EXPIRY:
-            at_ms = min(at_ms, record.expires_ms)
-        elif self.cap is Cap.RESULT_DEADLINE:
-            at_ms = min(at_ms, _deadline(record))
+        if self.cap is not None:
+            at_ms = min(at_ms, self.cap.of(record))
         return Due(self.timeout, at_ms, self.event)
-
-
-def _deadline(record: DealRecord) -> int:
-    if record.result_deadline_ms is None:
-        raise DealError(f"a {record.side} deal in {record.phase} has no result deadline")
-    return record.result_deadline_ms
 
 
 _C, _R = Side.CLIENT, Side.PROVIDER
 TIMEOUT_RULES: tuple[TimeoutRule, ...] = (
     TimeoutRule(_C, _P.OFFERED, Timeout.MATCH, _E.TIMED_OUT, "cancel and withdraw the job offer",
-                length="match_ms", cap=Cap.OFFER_EXPIRY),
+                length="match_ms", cap=DealTime.OFFER_EXPIRY),
     # Unanswered: nothing is signed by the provider yet, so the job goes back to be matched
     # elsewhere (until its own expiry) instead of being cancelled.
     TimeoutRule(_C, _P.MATCHED, Timeout.AGREEMENT, _E.REFUSED, "match the job again",
@@ -307,16 +301,16 @@ TIMEOUT_RULES: tuple[TimeoutRule, ...] = (
     # The client may still open it on chain; after the deadline nobody can.
     TimeoutRule(_C, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
                 "cancel, unless it was opened on chain (then: opened)",
-                length="agreement_ms", cap=Cap.RESULT_DEADLINE),
+                length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
     TimeoutRule(_R, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
                 "cancel if never opened on chain (opened: go on)",
-                length="agreement_ms", cap=Cap.RESULT_DEADLINE),
+                length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
     TimeoutRule(_C, _P.OPEN, Timeout.RESULT_DEADLINE, _E.TIMEOUT_CLAIMED,
                 "claimTimeout on chain: refund plus the provider's collateral",
-                start=Start.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
+                start=DealTime.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
     TimeoutRule(_C, _P.RUNNING, Timeout.RESULT_DEADLINE, _E.TIMEOUT_CLAIMED,
                 "claimTimeout on chain: refund plus the provider's collateral",
-                start=Start.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
+                start=DealTime.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
     TimeoutRule(_R, _P.RESULT_READY, Timeout.ACCEPTANCE, _E.RESULT_SUBMITTED,
                 "submitResult on chain", length="acceptance_ms"),
     TimeoutRule(_R, _P.RESULT_SUBMITTED, Timeout.ACCEPTANCE_WINDOW, _E.TIMEOUT_CLAIMED,
@@ -370,8 +364,6 @@ class ArmTimeout:
 class Finish:
     """The deal is over: forget its wake-ups and delete its spooled files."""
 
-    phase: Phase
-
 
 Action = ArmTimeout | Finish
 
@@ -387,6 +379,6 @@ def advance(
         raise IllegalTransition("an agreed deal needs its result deadline")
     new = replace(record, phase=phase, phase_since_ms=now_ms, result_deadline_ms=deadline)
     if phase.is_final:
-        return new, (Finish(phase),)
+        return new, (Finish(),)
     rule = timeout_rule(record.side, phase)
     return new, (() if rule is None else (ArmTimeout(rule),))

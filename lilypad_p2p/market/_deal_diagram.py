@@ -11,7 +11,6 @@ from lilypad_p2p.market._deal import (
     TRANSITIONS,
     Phase,
     Side,
-    Start,
     TimeoutRule,
     next_phase,
     timeout_rule,
@@ -41,8 +40,7 @@ def _setting(length: str) -> str:
 
 def fires_at(rule: TimeoutRule) -> str:
     """When `rule` fires, in words."""
-    start = "phase start" if rule.start is Start.PHASE else "the deal's result deadline"
-    terms = [start]
+    terms = [str(rule.start)]
     if rule.length == ACCEPTANCE_WINDOW:
         terms.append("the deal's `acceptance_window`")
     elif rule.length is not None:

@@ -113,7 +113,7 @@ def test_each_transition_moves_the_record_and_says_what_to_do(
     assert moved == DealRecord("k", side, target, T0 + 5, T0 - 7, T0 + 1, DEADLINE)
     rule = timeout_rule(side, target)
     if target in FINAL_PHASES:
-        assert actions == (Finish(target),)
+        assert actions == (Finish(),)
     elif rule is not None:
         assert actions == (ArmTimeout(rule),)
         assert (rule.side, rule.phase) == (side, target)
