@@ -241,6 +241,7 @@ class DealTime(enum.StrEnum):
     OFFER_EXPIRY = "the job offer's expiry"
 
     def of(self, record: DealRecord) -> int:
+        """This time of `record`, in milliseconds."""
         if self is DealTime.PHASE_START:
             return record.phase_since_ms
         if self is DealTime.OFFER_EXPIRY:
