@@ -1,9 +1,11 @@
 """The deal state machine: one table of legal moves per side, every timeout named.
 
-Pure (h11 `_state.py` style): `advance(record, event, now_ms)` returns the next record or
-raises `IllegalTransition`; `due_timeout(record)` says which timeout is armed and when it
-fires. The roles persist every record *before* acting on it, so a restarted node resumes
-each open deal from its last persisted phase (see `roles/_client.py`, `roles/_provider.py`).
+Pure (h11 `_state.py` style): `advance(record, event, now_ms)` returns the next record and
+the actions it calls for (arm a timeout, or finish the deal), or raises `IllegalTransition`.
+`TIMEOUT_RULES` is the one table of timeouts: `due_timeout(record, timeouts)` reads which is
+armed and when it fires from it. The roles persist every record *before* acting on it, so a
+restarted node resumes each open deal from its last persisted phase (see `roles/_client.py`,
+`roles/_provider.py`).
 
 A deal is seen from two sides. The job creator (`Side.CLIENT`) walks
 
@@ -18,7 +20,8 @@ with exits to `cancelled` (nothing on chain), `timed_out` (an on-chain timeout w
 and, for the client, `rejected` (the outputs failed verification and no mediation is set up)
 or `disputed` -> `resolved` (outputs that fail verification, a spot check, or the
 user's `dispute`; the consortium's k-of-n verdict is applied on chain).
-`docs/deal-states.md` is generated from `TRANSITIONS` by `state_diagram()`.
+`docs/deal-states.md` is generated from `TRANSITIONS` and `TIMEOUT_RULES` by
+`python -m lilypad_p2p.market.deal_states` (`_deal_diagram.py`).
 """
 
 from __future__ import annotations
@@ -223,15 +226,109 @@ def next_phase(side: Side, phase: Phase, event: Event) -> Phase:
         raise IllegalTransition(f"{side} deal in {phase}: {event} is not allowed") from None
 
 
-def advance(
-    record: DealRecord, event: Event, now_ms: int, *, result_deadline_ms: int | None = None
-) -> DealRecord:
-    """The record after `event` at `now_ms` (the deal's deadline is learnt on agreement)."""
-    phase = next_phase(record.side, record.phase, event)
-    deadline = record.result_deadline_ms if result_deadline_ms is None else result_deadline_ms
-    if phase is Phase.AGREED and deadline is None:
-        raise IllegalTransition("an agreed deal needs its result deadline")
-    return replace(record, phase=phase, phase_since_ms=now_ms, result_deadline_ms=deadline)
+# --- timeouts ------------------------------------------------------------------------------
+
+# The contract refuses a timeout claim until a block's timestamp (whole seconds) is strictly
+# later than the deadline, so a claim is due one second after it.
+CLAIM_MARGIN_MS = 1000
+
+
+class DealTime(enum.StrEnum):
+    """A time of a deal that a timeout counts from or never fires after."""
+
+    PHASE_START = "phase start"
+    RESULT_DEADLINE = "the deal's result deadline"
+    OFFER_EXPIRY = "the job offer's expiry"
+
+    def of(self, record: DealRecord) -> int:
+        """This time of `record`, in milliseconds."""
+        if self is DealTime.PHASE_START:
+            return record.phase_since_ms
+        if self is DealTime.OFFER_EXPIRY:
+            return record.expires_ms
+        if record.result_deadline_ms is None:
+            raise DealError(f"a {record.side} deal in {record.phase} has no result deadline")
+        return record.result_deadline_ms
+
+
+# The one length that is not a node setting: the deal's own on-chain acceptance window.
+ACCEPTANCE_WINDOW = "acceptance_window"
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutRule:
+    """One row of `TIMEOUT_RULES`: in `phase` on `side`, `timeout` fires `event` at
+    `start` + `length` + `margin_ms`, never after `cap`.
+
+    `length` names a `Timeouts` field (a node setting), `ACCEPTANCE_WINDOW` (the deal's), or
+    None (no length: the start itself); `then` says what the role does when it fires.
+    """
+
+    side: Side
+    phase: Phase
+    timeout: Timeout
+    event: Event
+    then: str
+    start: DealTime = DealTime.PHASE_START
+    length: str | None = None
+    margin_ms: int = 0
+    cap: DealTime | None = None
+
+    def __post_init__(self) -> None:
+        if self.length not in (*Timeouts.__slots__, ACCEPTANCE_WINDOW, None):
+            raise ValueError(f"unknown timeout length {self.length!r}")
+        next_phase(self.side, self.phase, self.event)  # the event must be a legal move
+
+    def due(self, record: DealRecord, timeouts: Timeouts, acceptance_window_ms: int) -> Due:
+        """When this timeout fires for `record`."""
+        at_ms = self.start.of(record) + self.margin_ms
+        if self.length == ACCEPTANCE_WINDOW:
+            at_ms += acceptance_window_ms
+        elif self.length is not None:
+            at_ms += getattr(timeouts, self.length)
+        if self.cap is not None:
+            at_ms = min(at_ms, self.cap.of(record))
+        return Due(self.timeout, at_ms, self.event)
+
+
+_C, _R = Side.CLIENT, Side.PROVIDER
+TIMEOUT_RULES: tuple[TimeoutRule, ...] = (
+    TimeoutRule(_C, _P.OFFERED, Timeout.MATCH, _E.TIMED_OUT, "cancel and withdraw the job offer",
+                length="match_ms", cap=DealTime.OFFER_EXPIRY),
+    # Unanswered: nothing is signed by the provider yet, so the job goes back to be matched
+    # elsewhere (until its own expiry) instead of being cancelled.
+    TimeoutRule(_C, _P.MATCHED, Timeout.AGREEMENT, _E.REFUSED, "match the job again",
+                length="agreement_ms"),
+    # The client may still open it on chain; after the deadline nobody can.
+    TimeoutRule(_C, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
+                "cancel, unless it was opened on chain (then: opened)",
+                length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
+    TimeoutRule(_R, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
+                "cancel if never opened on chain (opened: go on)",
+                length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
+    TimeoutRule(_C, _P.OPEN, Timeout.RESULT_DEADLINE, _E.TIMEOUT_CLAIMED,
+                "claimTimeout on chain: refund plus the provider's collateral",
+                start=DealTime.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
+    TimeoutRule(_C, _P.RUNNING, Timeout.RESULT_DEADLINE, _E.TIMEOUT_CLAIMED,
+                "claimTimeout on chain: refund plus the provider's collateral",
+                start=DealTime.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
+    TimeoutRule(_R, _P.RESULT_READY, Timeout.ACCEPTANCE, _E.RESULT_SUBMITTED,
+                "submitResult on chain", length="acceptance_ms"),
+    TimeoutRule(_R, _P.RESULT_SUBMITTED, Timeout.ACCEPTANCE_WINDOW, _E.TIMEOUT_CLAIMED,
+                "claimTimeout on chain: paid", length=ACCEPTANCE_WINDOW,
+                margin_ms=CLAIM_MARGIN_MS),
+    TimeoutRule(_C, _P.ACCEPTED, Timeout.SETTLEMENT, _E.SETTLED, "settle it ourselves",
+                length="settlement_ms"),
+)
+
+_RULE_OF: dict[tuple[Side, Phase], TimeoutRule] = {
+    (rule.side, rule.phase): rule for rule in TIMEOUT_RULES
+}
+
+
+def timeout_rule(side: Side, phase: Phase) -> TimeoutRule | None:
+    """The timeout armed in `phase` on `side`, or None (final phases, or no clock applies)."""
+    return _RULE_OF.get((side, phase))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,62 +347,39 @@ def due_timeout(
 
     `acceptance_window_ms` is the deal's on-chain acceptance window (provider side only).
     """
-    side, phase, since = record.side, record.phase, record.phase_since_ms
-    deadline = record.result_deadline_ms
-    if phase is Phase.OFFERED:
-        match_due = min(since + timeouts.match_ms, record.expires_ms)
-        return Due(Timeout.MATCH, match_due, Event.TIMED_OUT)
-    if phase is Phase.MATCHED:
-        # Unanswered: nothing is signed by the provider yet, so the job goes back to be
-        # matched elsewhere (until its own expiry) instead of being cancelled.
-        return Due(Timeout.AGREEMENT, since + timeouts.agreement_ms, Event.REFUSED)
-    if phase is Phase.AGREED:
-        # The client may still open it on chain; after the deadline nobody can.
-        assert deadline is not None
-        return Due(Timeout.AGREEMENT, min(since + timeouts.agreement_ms, deadline), Event.TIMED_OUT)
-    if phase in (Phase.OPEN, Phase.RUNNING) and side is Side.CLIENT:
-        assert deadline is not None
-        # The contract refuses the claim until a block is strictly later than the deadline.
-        return Due(Timeout.RESULT_DEADLINE, deadline + 1000, Event.TIMEOUT_CLAIMED)
-    if phase is Phase.RESULT_READY and side is Side.PROVIDER:
-        return Due(Timeout.ACCEPTANCE, since + timeouts.acceptance_ms, Event.RESULT_SUBMITTED)
-    if phase is Phase.RESULT_SUBMITTED and side is Side.PROVIDER:
-        return Due(Timeout.ACCEPTANCE_WINDOW, since + acceptance_window_ms + 1000,
-                   Event.TIMEOUT_CLAIMED)
-    if phase is Phase.ACCEPTED and side is Side.CLIENT:
-        return Due(Timeout.SETTLEMENT, since + timeouts.settlement_ms, Event.SETTLED)
-    return None
+    rule = timeout_rule(record.side, record.phase)
+    return None if rule is None else rule.due(record, timeouts, acceptance_window_ms)
 
 
-def state_diagram() -> str:
-    """A Markdown page with one Mermaid diagram per side, drawn from `TRANSITIONS`."""
-    lines = [
-        "# Deal states",
-        "",
-        "Generated by `python -m lilypad_p2p.market._deal` from `TRANSITIONS` in",
-        "`lilypad_p2p/market/_deal.py`; do not edit by hand.",
-    ]
-    for side, table in TRANSITIONS.items():
-        lines += ["", f"## {side} side", "", "```mermaid", "stateDiagram-v2"]
-        for (phase, event), target in sorted(table.items()):
-            lines.append(f"    {phase} --> {target}: {event}")
-        lines += ["```"]
-    lines += ["", "## Timeouts", "", "| phase | side | timeout | then |", "|---|---|---|---|"]
-    rows = [
-        ("offered", "client", Timeout.MATCH, "cancelled"),
-        ("matched", "client", Timeout.AGREEMENT, "cancelled"),
-        ("agreed", "both", Timeout.AGREEMENT, "cancelled (client: open on chain first if not)"),
-        ("open/running", "client", Timeout.RESULT_DEADLINE, "claimTimeout (refund) -> timed_out"),
-        ("result_ready", "provider", Timeout.ACCEPTANCE, "submitResult -> result_submitted"),
-        ("result_submitted", "provider", Timeout.ACCEPTANCE_WINDOW,
-         "claimTimeout (paid) -> timed_out"),
-        ("accepted", "client", Timeout.SETTLEMENT, "settle it ourselves -> settled"),
-        ("disputed", "client", "mediation window (on chain)",
-         "no k-of-n quorum in time: claimTimeout (price split) -> timed_out"),
-    ]
-    lines += [f"| {p} | {s} | {t} | {then} |" for p, s, t, then in rows]
-    return "\n".join(lines) + "\n"
+# --- advancing a deal ----------------------------------------------------------------------
 
 
-if __name__ == "__main__":
-    print(state_diagram(), end="")
+@dataclass(frozen=True, slots=True)
+class ArmTimeout:
+    """Wake the deal when `rule` fires (`due_timeout` says when, from the node's settings)."""
+
+    rule: TimeoutRule
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The deal is over: forget its wake-ups and delete its spooled files."""
+
+
+Action = ArmTimeout | Finish
+
+
+def advance(
+    record: DealRecord, event: Event, now_ms: int, *, result_deadline_ms: int | None = None
+) -> tuple[DealRecord, tuple[Action, ...]]:
+    """The record after `event` at `now_ms`, and what to do about it (persist the record
+    first). The deal's deadline is learnt on agreement."""
+    phase = next_phase(record.side, record.phase, event)
+    deadline = record.result_deadline_ms if result_deadline_ms is None else result_deadline_ms
+    if phase is Phase.AGREED and deadline is None:
+        raise IllegalTransition("an agreed deal needs its result deadline")
+    new = replace(record, phase=phase, phase_since_ms=now_ms, result_deadline_ms=deadline)
+    if phase.is_final:
+        return new, (Finish(),)
+    rule = timeout_rule(record.side, phase)
+    return new, (() if rule is None else (ArmTimeout(rule),))

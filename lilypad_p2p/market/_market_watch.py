@@ -14,12 +14,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lilypad_p2p.market._matching import (
-    DEFAULT_MATCH_POLICY,
-    MatchPolicy,
-    epoch_end_ms,
-    mismatch,
-)
+from lilypad_p2p.market._constraints import DEFAULT_MATCH_POLICY, MatchPolicy, mismatch
+from lilypad_p2p.market._proposals import epoch_end_ms
 from lilypad_p2p.market._record_rank import RecordsAt
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer
 

@@ -393,7 +393,7 @@ class ClientRole:
 
     def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
         deadline = detail.pop("result_deadline_ms", None)
-        record = advance(stored.record, event_, self._clock_ms(), result_deadline_ms=deadline)
+        record, _ = advance(stored.record, event_, self._clock_ms(), result_deadline_ms=deadline)
         merged = {**stored.detail, **detail}
         self._store.update(record, merged, event_)
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)

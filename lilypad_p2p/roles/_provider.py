@@ -45,6 +45,7 @@ from lilypad_p2p.exec import (
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
+    CLAIM_MARGIN_MS,
     DEFAULT_TIMEOUTS,
     Event,
     OfferBook,
@@ -480,7 +481,7 @@ class ProviderRole:
             deal = deal_from_wire(stored.detail["deal"])
             due = due_timeout(record, self._timeouts, deal.acceptance_window * 1000)
             past_deadline = record.result_deadline_ms is not None and now > (
-                record.result_deadline_ms + 1000)
+                record.result_deadline_ms + CLAIM_MARGIN_MS)
             if record.phase in (Phase.OPEN, Phase.RUNNING) and past_deadline:
                 # The client claims its refund; follow the chain to the end.
                 status = await self._chains.require(stored.chain_id).status(deal)
@@ -559,7 +560,7 @@ class ProviderRole:
         event(log, "deal.resolved", key=stored.record.key, outcome=outcome)
 
     def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
-        record = advance(stored.record, event_, self._clock_ms())
+        record, _ = advance(stored.record, event_, self._clock_ms())
         merged = {**stored.detail, **detail}
         self._store.update(record, merged, event_)
         if record.phase.is_final:  # nobody asks for this deal's bytes any more

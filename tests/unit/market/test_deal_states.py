@@ -1,4 +1,4 @@
-"""The deal state machine: table, illegal moves, timeouts per phase, generated diagram."""
+"""The deal state machine: table, illegal moves, actions, timeouts per phase."""
 
 from __future__ import annotations
 
@@ -8,19 +8,24 @@ from hypothesis import strategies as st
 
 from lilypad_p2p.market import (
     FINAL_PHASES,
+    TIMEOUT_RULES,
     TRANSITIONS,
+    ArmTimeout,
+    DealError,
     DealRecord,
     Event,
+    Finish,
     IllegalTransition,
     Phase,
     Side,
     Timeout,
+    TimeoutRule,
     Timeouts,
     advance,
     due_timeout,
     new_client_deal,
     new_provider_deal,
-    state_diagram,
+    timeout_rule,
 )
 
 T0 = 1_700_000_000_000
@@ -29,7 +34,7 @@ DEADLINE = T0 + 120_000
 
 def _walk(record: DealRecord, *events: Event) -> DealRecord:
     for i, event in enumerate(events):
-        record = advance(record, event, T0 + i + 1, result_deadline_ms=DEADLINE)
+        record, _ = advance(record, event, T0 + i + 1, result_deadline_ms=DEADLINE)
     return record
 
 
@@ -89,16 +94,47 @@ def test_every_move_is_in_the_table_or_raises(side: Side, phase: Phase, event: E
         return
     record = DealRecord("k", side, phase, T0, T0, T0 + 1, DEADLINE)
     if (phase, event) in TRANSITIONS[side]:
-        assert advance(record, event, T0 + 5).phase is TRANSITIONS[side][(phase, event)]
+        assert advance(record, event, T0 + 5)[0].phase is TRANSITIONS[side][(phase, event)]
     else:
-        with pytest.raises(IllegalTransition):
+        with pytest.raises(IllegalTransition, match=f"{side} deal in {phase}: {event}"):
             advance(record, event, T0 + 5)
 
 
+_MOVES = [(side, phase, event) for side, table in TRANSITIONS.items() for phase, event in table]
+
+
+@pytest.mark.parametrize(("side", "phase", "event"), _MOVES)
+def test_each_transition_moves_the_record_and_says_what_to_do(
+    side: Side, phase: Phase, event: Event
+) -> None:
+    record = DealRecord("k", side, phase, T0, T0 - 7, T0 + 1, DEADLINE)
+    moved, actions = advance(record, event, T0 + 5)
+    target = TRANSITIONS[side][(phase, event)]
+    assert moved == DealRecord("k", side, target, T0 + 5, T0 - 7, T0 + 1, DEADLINE)
+    rule = timeout_rule(side, target)
+    if target in FINAL_PHASES:
+        assert actions == (Finish(),)
+    elif rule is not None:
+        assert actions == (ArmTimeout(rule),)
+        assert (rule.side, rule.phase) == (side, target)
+    else:
+        assert actions == ()
+
+
 def test_agreement_needs_a_deadline() -> None:
-    record = advance(new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND, T0)
+    record, _ = advance(
+        new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND, T0
+    )
     with pytest.raises(IllegalTransition):
         advance(record, Event.COUNTERSIGNED, T0 + 9)
+
+
+def test_agreement_learns_the_deadline_and_arms_the_agreement_timeout() -> None:
+    record = _walk(new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND)
+    agreed, actions = advance(record, Event.COUNTERSIGNED, T0 + 9, result_deadline_ms=DEADLINE)
+    assert (agreed.phase, agreed.result_deadline_ms) == (Phase.AGREED, DEADLINE)
+    (arm,) = actions
+    assert isinstance(arm, ArmTimeout) and arm.rule.timeout is Timeout.AGREEMENT
 
 
 def test_every_open_phase_has_a_timeout_on_the_side_that_holds_the_money() -> None:
@@ -134,15 +170,31 @@ def test_match_timeout_never_outlives_the_offer() -> None:
     assert due is not None and due.at_ms == T0 + 5
 
 
-def test_diagram_names_every_transition() -> None:
-    text = state_diagram()
-    for table in TRANSITIONS.values():
-        for (phase, event), target in table.items():
-            assert f"{phase} --> {target}: {event}" in text
+@pytest.mark.parametrize("side", list(Side))
+def test_agreement_timeout_never_outlives_the_deadline(side: Side) -> None:
+    record = DealRecord("k", side, Phase.AGREED, T0, T0, T0 + 1, T0 + 7)
+    due = due_timeout(record, Timeouts())
+    assert due is not None and (due.timeout, due.at_ms) == (Timeout.AGREEMENT, T0 + 7)
 
 
-def test_committed_diagram_is_up_to_date() -> None:
-    from pathlib import Path
+def test_a_deadline_timeout_without_a_deadline_is_a_deal_error() -> None:
+    record = DealRecord("k", Side.CLIENT, Phase.OPEN, T0, T0, T0 + 1)
+    with pytest.raises(DealError, match="no result deadline"):
+        due_timeout(record, Timeouts())
 
-    committed = Path(__file__).resolve().parents[3] / "docs" / "deal-states.md"
-    assert committed.read_text() == state_diagram()
+
+def test_timeout_table_has_one_rule_per_phase_and_each_fires_a_legal_move() -> None:
+    keys = [(rule.side, rule.phase) for rule in TIMEOUT_RULES]
+    assert len(keys) == len(set(keys))
+    for rule in TIMEOUT_RULES:
+        assert rule.phase not in FINAL_PHASES
+        assert (rule.phase, rule.event) in TRANSITIONS[rule.side]
+        assert timeout_rule(rule.side, rule.phase) is rule
+
+
+def test_a_rule_naming_an_unknown_length_or_an_illegal_event_cannot_exist() -> None:
+    with pytest.raises(ValueError, match="unknown timeout length"):
+        TimeoutRule(Side.CLIENT, Phase.OFFERED, Timeout.MATCH, Event.TIMED_OUT, "x",
+                    length="match_s")
+    with pytest.raises(IllegalTransition):
+        TimeoutRule(Side.PROVIDER, Phase.AGREED, Timeout.AGREEMENT, Event.REFUSED, "x")

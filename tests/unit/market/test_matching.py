@@ -33,7 +33,7 @@ from lilypad_p2p.market import (
     match,
     mismatch,
 )
-from lilypad_p2p.market._matching import _build_problem
+from lilypad_p2p.market._match_problem import build_problem
 from lilypad_p2p.testing._markets import first_fit_trap, random_market
 
 
@@ -236,7 +236,7 @@ def test_input_order_never_matters(sizes, rng):
 def test_fast_pair_filter_agrees_with_mismatch(sizes):
     seed, n_jobs, n_resources = sizes
     jobs, resources = random_market(seed, n_jobs, n_resources, NOW)
-    problem = _build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
+    problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
     fast = {
         (problem.job_ids[j], problem.resource_ids[r])
         for j, options in enumerate(problem.options)
@@ -264,7 +264,7 @@ def test_several_chains_share_a_market_but_never_a_deal(sizes, rng):
     seed, n_jobs, n_resources = sizes
     jobs, resources = random_market(seed, n_jobs, n_resources, NOW)
     jobs, resources = _on_random_chains(jobs, rng), _on_random_chains(resources, rng)
-    problem = _build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
+    problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
     fast = {
         (problem.job_ids[j], problem.resource_ids[r])
         for j, options in enumerate(problem.options)

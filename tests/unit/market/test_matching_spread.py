@@ -6,8 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matching_cases import NOW, addr, check_valid, job, offer, spec
 
-from lilypad_p2p.market import MatchHolds, epoch_end_ms, match, vet_proposal
-from lilypad_p2p.market._matching import proposals_for
+from lilypad_p2p.market import MatchHolds, epoch_end_ms, match, proposals_for, vet_proposal
 
 PROVIDERS = [addr(100 + n) for n in range(30)]
 BIG = spec(milli_cpu=8000, ram_mb=8192, disk_mb=8000)  # room for 8 jobs at once

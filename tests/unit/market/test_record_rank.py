@@ -194,8 +194,7 @@ def test_a_requirement_needs_a_records_block():
 
 
 def test_a_proposal_that_breaks_a_requirement_is_invalid_where_the_records_are_known():
-    from lilypad_p2p.market import epoch_of, proposals_for, vet_proposal
-    from lilypad_p2p.market._matching import Matching
+    from lilypad_p2p.market import Matching, epoch_of, proposals_for, vet_proposal
 
     newcomer = offer(provider=NEWCOMER)
     needy = job(records_block=BLOCK, min_completed=1)

@@ -17,7 +17,7 @@ def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "node.sqlite")
     record = new_client_deal("job1", now_ms=T0, expires_ms=T0 + 60_000)
     store.insert(record, {"module": "hash", "sealed": b"\x00\x01"})
-    matched = advance(record, Event.MATCH_FOUND, T0 + 5)
+    matched, _ = advance(record, Event.MATCH_FOUND, T0 + 5)
     store.update(matched, {"module": "hash", "sealed": b"\x00\x01", "provider": "0xabc"},
                  Event.MATCH_FOUND)
     store.update(matched, {"module": "hash", "note": "same phase, no log"})
@@ -37,7 +37,7 @@ def test_phase_counts_and_time_in_each_phase(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "node.sqlite")
     for key in ("a", "b"):
         store.insert(new_client_deal(key, now_ms=T0, expires_ms=T0 + 60_000), {})
-    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500), {},
+    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500)[0], {},
                  Event.MATCH_FOUND)
     store.update(store.get("b").record, {"note": "same phase: not a transition"})
     assert store.phase_counts() == [("client", "matched", 1), ("client", "offered", 1)]
@@ -52,7 +52,7 @@ def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
     store = DealStore.open(path)
     provider = new_provider_deal("d1", now_ms=T0, result_deadline_ms=T0 + 9)
     store.insert(provider, {})
-    done = advance(provider, Event.CANCEL, T0 + 1)
+    done, _ = advance(provider, Event.CANCEL, T0 + 1)
     store.insert(new_provider_deal("d2", now_ms=T0 + 2, result_deadline_ms=T0 + 9), {})
     store.update(done, {}, Event.CANCEL)
     store.put_result("d2", b"tarball")

@@ -36,7 +36,7 @@ def test_each_deal_keeps_its_chain_through_updates_and_reopen(tmp_path: Path) ->
     on_b = new_provider_deal("deal-b", now_ms=T0 + 1, result_deadline_ms=T0 + 9)
     store.insert(on_a, {"module": "hash"}, chain_id=31337)
     store.insert(on_b, {}, chain_id=31338)
-    store.update(advance(on_a, Event.MATCH_FOUND, T0 + 5), {"module": "hash"},
+    store.update(advance(on_a, Event.MATCH_FOUND, T0 + 5)[0], {"module": "hash"},
                  Event.MATCH_FOUND)
     store.close()
     reopened = DealStore.open(path)
