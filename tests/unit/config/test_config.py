@@ -42,7 +42,7 @@ def test_chain_table(tmp_path):
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [
-        ('roles = ["farmer"]', "unknown role"),
+        ('roles = ["farmer"]', "'farmer' is not a role"),
         ('markets = ["GPU!"]', "not a market name"),
         ('listen = ["not-an-addr"]', "not a multiaddr"),
         ('bootstrap = ["/ip4/127.0.0.1/tcp/4001"]', "lacks /p2p/"),
