@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -17,6 +17,7 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _home(home: Path | None) -> Path:
@@ -28,3 +29,12 @@ def _home(home: Path | None) -> Path:
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def _control(home: Path | None, method: str, params: dict[str, Any] | None = None) -> Any:
+    from lilypad_p2p.control import ControlError, call
+
+    try:
+        return call(_home(home), method, params)
+    except ControlError as exc:
+        _fail(str(exc))

@@ -32,7 +32,7 @@ class Kind(Generic[T]):
 
     def show(self, value: T) -> str:
         """A default as an operator would write it."""
-        return "-" if value in (None, (), frozenset()) else str(value)
+        return "none" if value in (None, (), frozenset()) else str(value)
 
 
 def _fail(name: str, source: str, problem: str) -> ConfigError:
@@ -144,7 +144,7 @@ class StringList(Kind[T]):
 
     def show(self, value: T) -> str:
         shown = sorted(value) if isinstance(value, frozenset) else value
-        return ", ".join(shown) if isinstance(shown, tuple | list) and shown else "-"
+        return ", ".join(shown) if isinstance(shown, tuple | list) and shown else "none"
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,7 @@ class Multiaddrs(Kind[Strings]):
         return addrs
 
     def show(self, value: Strings) -> str:
-        return ", ".join(value) or "-"
+        return ", ".join(value) or "none"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """`lilypad-p2p keys ...` and `lilypad-p2p payout ...`: the keystore, the payout address and key
-rotation. Registered on the main app by `cli.py`; shares its options and error style.
+rotation. Registered on the main app by `cli.py`; shares the chain commands' options.
 """
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p.cli import (
-    ChainIdOption,
-    ContractOption,
-    HomeOption,
-    JsonOption,
-    RpcOption,
-    _fail,
-    _home,
-    _settlement,
-)
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _home
+from lilypad_p2p.cli_chain import ChainIdOption, ContractOption, RpcOption, _settlement
 
 keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
                             "secret).")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p.cli import HomeOption, JsonOption, _control
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _control
 
 
 def _wei(value: int | None) -> str:
