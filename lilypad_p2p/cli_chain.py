@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _home
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home
 
 RpcOption = Annotated[
     str | None,
@@ -36,10 +36,8 @@ def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> A
     from lilypad_p2p.config import load_config
     from lilypad_p2p.errors import ConfigError
 
-    try:
+    with _fail_on(ConfigError):
         return load_config(home=_home(home), flags={"rpc_url": rpc, "contract": contract})
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 def _node_account(config: Any, password_file: Path | None = None) -> Any:
@@ -78,10 +76,8 @@ def _settlement(
               "`lilypad-p2p chain deploy`")
     if account is None and as_node:
         account = _node_account(config, password_file)
-    try:
+    with _fail_on(ChainError):
         return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
-    except ChainError as exc:
-        _fail(str(exc))
 
 
 def _amount(text: str) -> int:
@@ -90,10 +86,8 @@ def _amount(text: str) -> int:
     if text.strip().startswith("-"):
         _fail(f"{text!r}: an amount cannot be negative (to take money out of the contract, "
               "use `lilypad-p2p withdraw AMOUNT`)")
-    try:
+    with _fail_on(ValueError):
         return parse_amount(text)
-    except ValueError as exc:
-        _fail(str(exc))
 
 
 def _show_balance(client: Any, as_json: bool) -> None:
@@ -131,10 +125,8 @@ def deposit(
 
     wei = _amount(amount)
     client = _settlement(home, rpc, contract, chain_id)
-    try:
+    with _fail_on(ChainError):
         client.deposit(wei)
-    except ChainError as exc:
-        _fail(str(exc))
     _show_balance(client, as_json)
 
 
@@ -162,13 +154,11 @@ def withdraw(
         _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
     wei = None if amount is None else _amount(amount)
     client = _settlement(home, rpc, contract, chain_id)
-    try:
+    with _fail_on(ChainError):
         if wei is None:
             client.withdraw()
         else:
             client.request_withdraw(wei)
-    except ChainError as exc:
-        _fail(str(exc))
     _show_balance(client, as_json)
 
 
@@ -183,10 +173,8 @@ def balance(
     from lilypad_p2p.chain import ChainError
 
     client = _settlement(home, rpc, contract, chain_id)
-    try:
+    with _fail_on(ChainError):
         _show_balance(client, as_json)
-    except ChainError as exc:
-        _fail(str(exc))
 
 
 def providers(
@@ -208,10 +196,8 @@ def providers(
     from lilypad_p2p.chain import ChainError, read_track_records
 
     client = _settlement(home, rpc, contract, chain_id, as_node=False)
-    try:
+    with _fail_on(ChainError):
         records, head = read_track_records(client.chain, client.address, from_block=from_block)
-    except ChainError as exc:
-        _fail(str(exc))
     rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))
     if as_json:
         typer.echo(json.dumps({"head_block": head, "providers": [

@@ -4,14 +4,35 @@ the node's config.toml."""
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on
 from lilypad_p2p.cli_chain import ContractOption, RpcOption, _amount, _chain_target, _node_account
 
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
+DevFundOption = Annotated[
+    bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
+                       "anvil_setBalance (development chains only).")
+]
+
+
+def _open_chain(rpc_url: str, account: Any, dev_fund: bool) -> Any:
+    """The chain at `rpc_url`; with `dev_fund`, `account` first gets 1000 ETH from anvil.
+
+    Raises:
+        ChainError: the chain does not answer.
+    """
+    from web3.types import RPCEndpoint
+
+    from lilypad_p2p.chain import open_rpc_chain
+
+    chain = open_rpc_chain(rpc_url)
+    if dev_fund:
+        chain.rpc(lambda: chain.w3.provider.make_request(
+            RPCEndpoint("anvil_setBalance"), [account.address, hex(1000 * 10**18)]))
+    return chain
 
 
 @chain_app.command("deploy")
@@ -24,35 +45,24 @@ def chain_deploy(
     min_mediator_stake: Annotated[
         str, typer.Option(help="Smallest stake a mediator must lock, e.g. 1eth.")
     ] = "1eth",
-    dev_fund: Annotated[
-        bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
-                           "anvil_setBalance (development chains only).")
-    ] = False,
+    dev_fund: DevFundOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the settlement contract from this node's key; record it in <home>/config.toml."""
-    from web3.types import RPCEndpoint
-
     from lilypad_p2p.chain import (
         ChainError,
         deploy_settlement,
-        open_rpc_chain,
         record_chain_settings,
     )
 
     config = _chain_target(home, rpc, None)
     account = _node_account(config)
     stake = _amount(min_mediator_stake)
-    try:
-        chain = open_rpc_chain(rpc)
-        if dev_fund:
-            chain.rpc(lambda: chain.w3.provider.make_request(
-                RPCEndpoint("anvil_setBalance"), [account.address, hex(1000 * 10**18)]))
+    with _fail_on(ChainError):
+        chain = _open_chain(rpc, account, dev_fund)
         address = deploy_settlement(
             chain, account, withdraw_notice_s=withdraw_notice, min_mediator_stake=stake
         )
-    except ChainError as exc:
-        _fail(str(exc))
     config_path = config.home / "config.toml"
     record_chain_settings(config_path, {"rpc_url": rpc, "contract": address})
     if as_json:
@@ -73,10 +83,7 @@ def chain_deploy_requests(
         bool, typer.Option("--example", help="Also deploy the example client StringJobClient "
                            "(contracts/examples/), which asks for a job and stores the answer.")
     ] = False,
-    dev_fund: Annotated[
-        bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
-                           "anvil_setBalance (development chains only).")
-    ] = False,
+    dev_fund: DevFundOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy LilypadRequests, through which smart contracts ask for jobs.
@@ -109,14 +116,11 @@ def chain_deploy_requests(
     """
     import tomllib
 
-    from web3.types import RPCEndpoint
-
     from lilypad_p2p.chain import (
         EXAMPLE_CLIENT,
         ChainError,
         deploy_contract,
         deploy_requests,
-        open_rpc_chain,
         record_chain_settings,
     )
 
@@ -127,15 +131,10 @@ def chain_deploy_requests(
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy` first")
     account = _node_account(config)
-    try:
-        chain = open_rpc_chain(config.rpc_url)
-        if dev_fund:
-            chain.rpc(lambda: chain.w3.provider.make_request(
-                RPCEndpoint("anvil_setBalance"), [account.address, hex(1000 * 10**18)]))
+    with _fail_on(ChainError):
+        chain = _open_chain(config.rpc_url, account, dev_fund)
         requests = deploy_requests(chain, account, config.contract)
         client = deploy_contract(chain, account, EXAMPLE_CLIENT, requests) if example else None
-    except ChainError as exc:
-        _fail(str(exc))
     config_path = config.home / "config.toml"
     text = config_path.read_text() if config_path.exists() else ""
     recorded = "chains" not in tomllib.loads(text)  # [[chains]]: the operator picks the entry

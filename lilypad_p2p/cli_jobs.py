@@ -3,13 +3,12 @@ the deals it made."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _fail
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _fail, _fail_on, _json_shown
 from lilypad_p2p.cli_chain import _amount
 
 # How often `run` asks the node about its deal, and how long it waits in all by default.
@@ -75,10 +74,8 @@ def run(
     from lilypad_p2p.errors import LilypadError
 
     params = _parse_inputs(inputs or [])
-    try:
+    with _fail_on(LilypadError):
         file_paths = input_file_paths(files or [])
-    except LilypadError as exc:
-        _fail(str(exc))
     submitted = _control(home, "submit", {
         "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
@@ -113,8 +110,7 @@ def run(
 def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List this node's deals (as client and as provider) and their states."""
     listed = _control(home, "deals")
-    if as_json:
-        typer.echo(json.dumps(listed, indent=2))
+    if _json_shown(listed, as_json):
         return
     if not listed:
         typer.echo("no deals")
@@ -137,7 +133,6 @@ def dispute(
     consortium re-runs the job; `lilypad-p2p deals` shows it disputed, then resolved.
     """
     deal = _control(home, "dispute", {"key": key})
-    if as_json:
-        typer.echo(json.dumps(deal, indent=2))
+    if _json_shown(deal, as_json):
         return
     typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")

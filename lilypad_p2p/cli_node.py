@@ -6,13 +6,12 @@ The node's settings come from `config.SETTINGS`: its flags take their help from 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, _control, _fail
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _fail, _json_shown
 from lilypad_p2p.config import SETTINGS
 
 _SETTINGS = {row.name: row for row in SETTINGS}
@@ -133,14 +132,10 @@ def node(
         pass
 
 
-def status(
-    home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Show the running node's identity, roles, addresses and gossip statistics."""
     result = _control(home, "status")
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    if _json_shown(result, as_json, sort_keys=True):
         return
     typer.echo(f"{'state':>13}: {result.get('state')}")
     for fault in result.get("faults", []):
@@ -163,12 +158,11 @@ def status(
 def offers(
     home: HomeOption = None,
     market: Annotated[str, typer.Option(help="Market to list.")] = "cpu",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the valid offers the running node holds for a market."""
     result = _control(home, "offers", {"market": market})
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    if _json_shown(result, as_json, sort_keys=True):
         return
     from rich.console import Console
     from rich.table import Table
@@ -187,14 +181,10 @@ def offers(
     Console().print(table)
 
 
-def peers(
-    home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def peers(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """List the peers the running node is connected to."""
     result = _control(home, "peers")
-    if as_json:
-        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+    if _json_shown(result, as_json, sort_keys=True):
         return
     for peer in result:
         typer.echo(f"{peer['peer_id']}  {' '.join(peer.get('addrs', []))}")
