@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +66,11 @@ def read_toml(path: Path, keys: Iterable[tuple[str, ...]]) -> dict[str, Any]:
             tables.setdefault(key[0], []).append(key[1])
     unknown = sorted(set(data) - set(top) - set(tables) - {"chains"})
     if unknown:
-        named = ", ".join([f"[{table}]" for table in sorted(tables)] + ["[[chains]]"])
-        raise ConfigError(f"{path}: unknown setting(s) {unknown}; known: {top} and the "
-                          f"tables {named}")
+        everything = [*top, *tables, "chains"]
+        close = [match for key in unknown for match in get_close_matches(key, everything, 1)]
+        guess = f" (did you mean {close}?)" if close else ""
+        raise ConfigError(f"{path}: unknown setting(s) {unknown}{guess}; `lilypad-p2p node "
+                          "--help` lists every setting")
     for table, known in sorted(tables.items()):
         given = data.get(table, {})
         if not isinstance(given, dict):

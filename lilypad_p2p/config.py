@@ -4,7 +4,9 @@ Every setting is declared once, as a field of `NodeConfig`: its type, default, k
 (bounds included), TOML key, environment variable, flag and a line of help. The parsing, the
 errors, `lilypad-p2p node --help` and the README's settings list all come from that one table
 (`SETTINGS`), so they cannot drift apart, and an error always names the setting and the source
-that gave the bad value. Validation happens at start, before any socket opens.
+that gave the bad value. Validation happens at start, before any socket opens. (Not pydantic:
+its errors are generic and several lines long, and each value here must be refused with one
+line naming where it came from; a small table of kinds says that more briefly.)
 
 The TOML file is `<home>/config.toml` unless `--config` names another:
 
