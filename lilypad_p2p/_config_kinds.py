@@ -250,7 +250,7 @@ Resources = tuple[int, int, int, int]
 
 @dataclass(frozen=True)
 class ResourceLimits(Kind["Resources | None"]):
-    """"mcpu/ram_mb/disk_mb/gpus", e.g. "2000/4096/10000/0"."""
+    """The most a module may need, as "mcpu/ram_mb/disk_mb/gpus" (e.g. "2000/4096/10000/0")."""
 
     def allowed(self) -> str:
         return "\"mcpu/ram_mb/disk_mb/gpus\""
