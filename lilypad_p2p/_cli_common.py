@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -17,6 +20,7 @@ HomeOption = Annotated[
         show_default=False,
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _home(home: Path | None) -> Path:
@@ -28,3 +32,28 @@ def _home(home: Path | None) -> Path:
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+@contextmanager
+def _fail_on(*errors: type[Exception]) -> Iterator[None]:
+    """End the command with the one line of any of `errors` raised inside."""
+    try:
+        yield
+    except errors as exc:
+        _fail(str(exc))
+
+
+def _json_shown(value: Any, as_json: bool, *, sort_keys: bool = False) -> bool:
+    """Print `value` as JSON if --json was given; whether it was."""
+    if as_json:
+        typer.echo(json.dumps(value, indent=2, sort_keys=sort_keys))
+    return as_json
+
+
+def _control(home: Path | None, method: str, params: dict[str, Any] | None = None) -> Any:
+    from lilypad_p2p.control import ControlError, call
+
+    try:
+        return call(_home(home), method, params)
+    except ControlError as exc:
+        _fail(str(exc))

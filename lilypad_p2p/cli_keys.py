@@ -1,5 +1,5 @@
 """`lilypad-p2p keys ...` and `lilypad-p2p payout ...`: the keystore, the payout address and key
-rotation. Registered on the main app by `cli.py`; shares its options and error style.
+rotation. Registered on the main app by `cli.py`; shares the chain commands' options.
 """
 
 from __future__ import annotations
@@ -11,16 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p.cli import (
-    ChainIdOption,
-    ContractOption,
-    HomeOption,
-    JsonOption,
-    RpcOption,
-    _fail,
-    _home,
-    _settlement,
-)
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home, _json_shown
+from lilypad_p2p.cli_chain import ChainIdOption, ContractOption, RpcOption, _settlement
 
 keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
                             "secret).")
@@ -87,10 +79,8 @@ def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
 def _new_password(password_file: Path | None) -> Any:
     from lilypad_p2p.keystore import HOW_TO_UNLOCK, KeystoreError, password_source
 
-    try:
+    with _fail_on(KeystoreError):
         password = password_source(password_file, confirm=True)()
-    except KeystoreError as exc:
-        _fail(str(exc))
     if password is None:
         _fail(f"a password is needed to encrypt the keys: {HOW_TO_UNLOCK} "
               "(or --insecure-plaintext, for tests only)")
@@ -114,10 +104,8 @@ def keys_new(
     keystore = _keystore(home)
     password = None if insecure_plaintext else _new_password(password_file)
     identity = Identity.generate()
-    try:
+    with _fail_on(KeystoreError):
         identity.save(keystore, password)
-    except KeystoreError as exc:
-        _fail(str(exc))
     _print_identity(identity, keystore, as_json, encrypted=password is not None)
 
 
@@ -149,10 +137,8 @@ def keys_encrypt(
 
     keystore = _keystore(home)
     password = _new_password(password_file)
-    try:
+    with _fail_on(KeystoreError):
         identity = Identity.encrypt_keystore(keystore, password)
-    except KeystoreError as exc:
-        _fail(str(exc))
     _print_identity(identity, keystore, as_json, encrypted=True)
 
 
@@ -179,7 +165,7 @@ def keys_rotate(
 
     keystore = _keystore(home)
     staging = keystore / STAGING_DIR
-    try:
+    with _fail_on(KeystoreError):
         password = password_source(password_file)() if is_encrypted(keystore) else None
         old = Identity.load(keystore, password)
         if (staging / KEY_FILE_NAME).exists():
@@ -190,8 +176,6 @@ def keys_rotate(
                 shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
             new = Identity.generate()
             new.save(staging, password)
-    except KeystoreError as exc:
-        _fail(str(exc))
     client = _settlement(home, rpc, contract, chain_id, account=old.eth_account())
     transaction = None
     try:
@@ -231,8 +215,7 @@ def _payout_view(state: Any, as_json: bool) -> None:
         "change_delay_s": state.change_delay_s,
         "rotated_to": state.successor,
     }
-    if as_json:
-        typer.echo(json.dumps(shown, indent=2))
+    if _json_shown(shown, as_json):
         return
     for name, value in shown.items():
         typer.echo(f"{name:<20}{'-' if value is None else value}")
@@ -256,10 +239,8 @@ def payout_show(
     from lilypad_p2p.chain._keys import payout_state
 
     client = _settlement(home, rpc, contract, chain_id)
-    try:
+    with _fail_on(ChainError, ValueError):
         _payout_view(payout_state(client, account), as_json)
-    except (ChainError, ValueError) as exc:
-        _fail(str(exc))
 
 
 @payout_app.command("set")
@@ -281,11 +262,9 @@ def payout_set(
     if not is_address(address):
         _fail(f"{address!r} is not an address (0x followed by 40 hex digits)")
     client = _settlement(home, rpc, contract, chain_id)
-    try:
+    with _fail_on(ChainError):
         set_payout_address(client, address)
         _payout_view(payout_state(client), as_json)
-    except ChainError as exc:
-        _fail(str(exc))
 
 
 @payout_app.command("cancel")
@@ -319,17 +298,13 @@ def payout_cancel(
 
     if not is_address(account):
         _fail(f"{account!r} is not an address (0x followed by 40 hex digits)")
-    try:
+    with _fail_on(KeystoreError):
         read_private_file(key_file, "key file", MAX_KEY_FILE_BYTES)
         password = password_source(password_file)()
         if password is None:
             _fail(f"{key_file} is encrypted: {HOW_TO_UNLOCK}")
         cold = Account.from_key(decrypt_file(key_file, password))
-    except KeystoreError as exc:
-        _fail(str(exc))
     client = _settlement(home, rpc, contract, chain_id, account=cold)
-    try:
+    with _fail_on(ChainError):
         cancel_payout_change(client, account)
         _payout_view(payout_state(client, account), as_json)
-    except ChainError as exc:
-        _fail(str(exc))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p.cli import HomeOption, JsonOption, _control
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _json_shown
 
 
 def _wei(value: int | None) -> str:
@@ -24,8 +23,7 @@ def market(
     went to other offers or to none (price, resources, module, mediators, chain, capacity...).
     """
     view = _control(home, "market", {"market": market_name})
-    if as_json:
-        typer.echo(json.dumps(view, indent=2, sort_keys=True))
+    if _json_shown(view, as_json, sort_keys=True):
         return
     print_view(view)
 

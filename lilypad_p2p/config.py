@@ -1,9 +1,12 @@
 """One `NodeConfig` per node: TOML file < `LILYPAD_*` environment < command-line flags.
 
-Every setting is declared once in `SETTINGS` (its TOML key, its environment variable, how to
-parse and check it), so the three sources cannot drift apart and an error always names the
-setting and the source that gave the bad value. Validation happens at start, before any socket
-opens.
+Every setting is declared once, as a field of `NodeConfig`: its type, default, kind of value
+(bounds included), TOML key, environment variable, flag and a line of help. The parsing, the
+errors, `lilypad-p2p node --help` and the README's settings list all come from that one table
+(`SETTINGS`), so they cannot drift apart, and an error always names the setting and the source
+that gave the bad value. Validation happens at start, before any socket opens. (Not pydantic:
+its errors are generic and several lines long, and each value here must be refused with one
+line naming where it came from; a small table of kinds says that more briefly.)
 
 The TOML file is `<home>/config.toml` unless `--config` names another:
 
@@ -35,23 +38,38 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from lilypad_p2p._module_config import MODULE_SETTINGS, check_module_table
+from lilypad_p2p._config_file import ADDRESS, RPC_URL, ChainSettings, chain_list, lookup, read_toml
+from lilypad_p2p._config_kinds import (
+    Choice,
+    Flag,
+    Fraction,
+    HostPort,
+    Kind,
+    Multiaddrs,
+    PeerListFile,
+    ResourceLimits,
+    StringList,
+    Strings,
+    Whole,
+)
 from lilypad_p2p.errors import ConfigError
-from lilypad_p2p.net._admission import LIMIT_NAMES, NetLimits
 
-_DEFAULT_LIMITS = NetLimits()
+if TYPE_CHECKING:
+    from lilypad_p2p.net import NetLimits
+
+__all__ = ["SETTINGS", "ChainSettings", "NodeConfig", "Setting", "default_home", "load_config"]
+
+T = TypeVar("T")
+
 ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
-MARKET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 # How often a node re-publishes its NodeRecord (seconds; market.REPUBLISH_INTERVAL_MS for its
 # offers): newcomers get both by offer sync, so this only renews them before they go stale.
@@ -61,132 +79,204 @@ CONTROL_TIMEOUT_S = 10.0
 # Largest control request or response line accepted (bytes).
 CONTROL_MAX_LINE = 4 * 1024 * 1024
 
-
-# Largest chain ID (EIP-2294's bound; the same as the wire's `MAX_CHAIN_ID`) and the most
-# chains one node serves (a resource offer lists at most this many).
-MAX_CHAIN_ID = (1 << 63) - 36
-MAX_CHAINS = 16
-_CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
-
-
 # A job's inputs at most (and the output a client takes back): inputs and outputs are streamed
 # in sealed chunks (roles/_transfer.py), so this bounds disk, not memory.
 DEFAULT_MAX_JOB_BYTES = 4 * 1024**3
 
+DAY_S = 86_400
+MAX_WEI = (1 << 256) - 1
+WEI = Whole(0, MAX_WEI, "wei")
+# A deal timeout is a day at most; an acceptance window a week (the contract holds the money
+# meanwhile); relay and connection limits are far above any need.
+TIMEOUT = Whole(1, DAY_S, "s")
+WEEK = Whole(1, 7 * DAY_S, "s")
+LIMIT = Whole(1, 1 << 40)
+LIMIT_BYTES = Whole(1, 1 << 40, "bytes")
+ANY_COUNT = Whole(0, 2**63)
 
-def default_home() -> Path:
-    return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
+
+def _distinct(items: Strings) -> Strings:
+    return tuple(dict.fromkeys(items))
+
+
+def _by_address(items: Strings) -> Strings:
+    """Offers list mediators sorted by their lowercase form, without duplicates."""
+    return tuple(sorted({a.lower(): a for a in items}.values(), key=str.lower))
+
+
+_MODULE_REF = r"[a-z0-9][a-z0-9_-]{0,63}(@[0-9A-Za-z.+-]{1,32})?|bafkrei[a-z2-7]{52}"
 
 
 @dataclass(frozen=True, slots=True)
-class ChainSettings:
-    """One settlement chain of a node. `chain_id` None (the `[chain]` shorthand) takes the
-    chain's own ID; otherwise the chain must report that ID at start. `rpc_url` None is the
-    embedded chain; `requests` is its LilypadRequests contract, if the node bridges it."""
+class _Spec(Generic[T]):
+    """What `setting()` records on a field; `Setting` adds the field's name."""
 
-    chain_id: int | None = None
-    rpc_url: str | None = None
-    contract: str | None = None
-    requests: str | None = None
+    kind: Kind[T]
+    help: str
+    toml: str | None
+    env: str | None
+    flag: str | None
+    hidden: bool
 
-    def __post_init__(self) -> None:
-        if self.chain_id is not None and (
-            type(self.chain_id) is not int or not 1 <= self.chain_id <= MAX_CHAIN_ID
-        ):
-            raise ConfigError(f"chain_id {self.chain_id!r} is not in 1..{MAX_CHAIN_ID}")
+
+def setting(default: T, kind: Kind[T], help: str, *, toml: str | None = None,
+            env: str | None = None, flag: str | None = None, hidden: bool = False) -> T:
+    """A `NodeConfig` field that is a setting. `toml` is its key in the file ("table.key" in a
+    table; default: the field's name), `env` its variable (default: LILYPAD_<NAME>), `flag` the
+    `node` flag that sets it, if any; `hidden` keeps a test fault out of the help."""
+    return field(default=default, metadata={"setting": _Spec(kind, help, toml, env, flag, hidden)})
 
 
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     home: Path
-    roles: frozenset[str] = frozenset()
-    listen: tuple[str, ...] = DEFAULT_LISTEN
-    bootstrap: tuple[str, ...] = ()
-    markets: tuple[str, ...] = DEFAULT_MARKETS
-    log_level: str = "info"
-    rpc_url: str | None = None
-    contract: str | None = None
-    # On-chain job requests (roles/_bridge.py): the LilypadRequests contract on the
-    # same chain, whose requests a chain-bridge node serves, once this many blocks are mined
-    # on top of a request (reorg safety; 0 for a dev chain that mines only on demand).
-    requests_contract: str | None = None
-    bridge_confirmations: int = 12
-    # Mediators this node trusts (addresses): put in its offers; a deal's consortium is drawn
-    # from the mediators both sides trust.
-    mediators: tuple[str, ...] = ()
-    # Deal timeouts (seconds; see market/_deal.py) and the acceptance window a client's deals
-    # carry on chain. Short values are for tests; defaults suit a real market.
-    match_timeout_s: int = 60
-    agreement_timeout_s: int = 30
-    acceptance_timeout_s: int = 30
-    settlement_timeout_s: int = 30
-    acceptance_window_s: int = 120
-    # NAT (net/_nat.py, bootstrap/README.md): bootstrap peers read from a peer-list file,
-    # reservations a private node keeps, a relay's limits, UPnP port mapping.
-    bootstrap_file_peers: tuple[str, ...] = ()
-    relay_reservations: int = 2
-    relay_max_reservations: int = 128
-    relay_max_circuits: int = 64
-    relay_circuit_duration_s: int = 7200
-    relay_circuit_bytes: int = 1 << 30
-    upnp: bool = False
-    # Stream muxer proposed first: "yamux" (default) or "mplex". Both are always offered, so
-    # nodes with different settings still connect; relayed connections work over both.
-    muxer: str = "yamux"
-    # A public node's budgets (`[limits]`, net/_admission.py NetLimits; README "What a public
-    # node withstands"): connections, streams, request bytes in flight, ban length.
-    limit_max_connections: int = _DEFAULT_LIMITS.max_connections
-    limit_max_inbound: int = _DEFAULT_LIMITS.max_inbound
-    limit_max_outbound: int = _DEFAULT_LIMITS.max_outbound
-    limit_max_per_ip: int = _DEFAULT_LIMITS.max_per_ip
-    limit_max_per_subnet: int = _DEFAULT_LIMITS.max_per_subnet
-    limit_max_per_peer: int = _DEFAULT_LIMITS.max_per_peer
-    limit_max_streams_per_protocol_per_peer: int = _DEFAULT_LIMITS.max_streams_per_protocol_per_peer
-    limit_max_inflight_bytes_per_peer: int = _DEFAULT_LIMITS.max_inflight_bytes_per_peer
-    limit_max_inflight_bytes: int = _DEFAULT_LIMITS.max_inflight_bytes
-    limit_ban_s: int = int(_DEFAULT_LIMITS.ban_s)
-    # Mediation (roles/_mediator.py, market/_consortium.py): a mediator's stake; a
-    # client's spot-check rate (parts per million of its jobs sent to mediation; it only takes
-    # offers whose collateral >= price / rate), mediation fee and consortium size per deal.
-    mediator_stake_wei: int = 10**18
-    check_rate_ppm: int = 0
-    # A provider's asking price per job (roles/_provider.py DEFAULT_PRICE_PER_JOB_WEI).
-    price_per_job_wei: int = 10**15
-    # A client's policy on providers' track records (roles/_client_records.py).
-    require_provider_deals: int = 0
-    require_slash_free_blocks: int = 0
-    prefer_provider_records: bool = False
-    mediation_fee_wei: int = 10**14
-    consortium_size: int = 3
-    # k of a client's deals; 0: the default floor(2n/3) + 1 (any strict majority is accepted).
-    consortium_threshold: int = 0
-    # Test faults (hidden from --help; the simnet and tests use them): a provider that commits
-    # to a wrong output (or claims every job failed), a mediator that signs the opposite of
-    # what its runs show.
-    cheat_wrong_output: bool = False
-    cheat_false_failure: bool = False
-    mediator_lies: bool = False
-    # The operator's listener (observe/): "host:port" serving /metrics, /healthz, /readyz and
-    # the status page; None: off. Off loopback it asks for <home>/metrics.token.
-    metrics_listen: str | None = None
-    # A node that also sends this many invalid gossip messages a second to every peer (0: off;
-    # testing/_spam.py): honest nodes must score it out.
-    spam_gossip_per_s: int = 0
+    roles: frozenset[str] = setting(
+        frozenset(), StringList("|".join(map(re.escape, ROLES)), f"a role ({', '.join(ROLES)})",
+                                frozenset),
+        "the roles this node plays", flag="--client, --provider, --solver, --mediator, "
+        "--relay, --chain-bridge")
+    listen: tuple[str, ...] = setting(DEFAULT_LISTEN, Multiaddrs(), "multiaddrs to listen on",
+                              flag="--listen")
+    bootstrap: tuple[str, ...] = setting((), Multiaddrs(need_peer_id=True), "peers to join through",
+                                 flag="--bootstrap")
+    bootstrap_file_peers: tuple[str, ...] = setting(
+        (), PeerListFile(), "a peer list to join through (bootstrap/README.md)",
+        toml="bootstrap_file", env="LILYPAD_BOOTSTRAP_FILE")
+    markets: tuple[str, ...] = setting(
+        DEFAULT_MARKETS, StringList(r"[a-z0-9][a-z0-9_-]{0,31}", "a market name (lowercase "
+                                    "letters, digits, '-' or '_', at most 32 characters)",
+                                    _distinct, at_least_one=True),
+        "markets to join (cpu, gpu, ...)", flag="--market")
+    log_level: str = setting("info", Choice(LOG_LEVELS, fold_case=True), "how much to log",
+                             flag="--log-level")
+    # The one-chain shorthand `[chain]`; `[[chains]]` lists several (see `chains`).
+    rpc_url: str | None = setting(None, RPC_URL, "JSON-RPC URL of the settlement chain "
+                                  "(absent: the embedded chain)", toml="chain.rpc_url",
+                                  flag="--rpc-url")
+    contract: str | None = setting(None, ADDRESS, "the settlement contract",
+                                   toml="chain.contract", flag="--contract")
+    # On-chain job requests (roles/_bridge.py): the LilypadRequests contract on the same chain,
+    # whose requests a chain-bridge node serves once this many blocks are mined on top of one
+    # (reorg safety; 0 for a dev chain that mines only on demand).
+    requests_contract: str | None = setting(
+        None, ADDRESS, "the LilypadRequests contract a chain-bridge serves",
+        toml="chain.requests")
+    bridge_confirmations: int = setting(
+        12, Whole(0, 10_000, "blocks"), "blocks on top of a request before a bridge acts")
+    # A deal's consortium is drawn from the mediators both sides trust.
+    mediators: tuple[str, ...] = setting(
+        (), StringList(r"0x[0-9a-fA-F]{40}", "a 0x-prefixed 20-byte address", _by_address),
+        "mediators this node trusts (their addresses), put in its offers")
+    # Deal timeouts (market/_deal.py) and the acceptance window a client's deals carry on
+    # chain. Short values are for tests; defaults suit a real market.
+    match_timeout_s: int = setting(60, TIMEOUT, "how long a job offer waits for a match")
+    agreement_timeout_s: int = setting(30, TIMEOUT, "how long a matched deal waits to be signed")
+    acceptance_timeout_s: int = setting(30, TIMEOUT, "how long a result waits to be accepted")
+    settlement_timeout_s: int = setting(30, TIMEOUT, "how long an accepted deal waits to settle")
+    acceptance_window_s: int = setting(120, WEEK, "the acceptance window a deal carries on chain")
+    # NAT (net/_nat.py, bootstrap/README.md): reservations a private node keeps, a relay's
+    # limits, UPnP port mapping.
+    relay_reservations: int = setting(2, Whole(1, 64), "relay reservations a private node keeps",
+                                      toml="relay.reservations")
+    relay_max_reservations: int = setting(128, Whole(1, 65_536), "reservations a relay grants",
+                                          toml="relay.max_reservations")
+    relay_max_circuits: int = setting(64, Whole(1, 65_536), "circuits a relay carries at once",
+                                      toml="relay.max_circuits")
+    relay_circuit_duration_s: int = setting(7200, WEEK, "longest relayed circuit",
+                                            toml="relay.circuit_duration_s")
+    relay_circuit_bytes: int = setting(1 << 30, Whole(1, 1 << 40, "bytes"),
+                                       "most bytes one relayed circuit carries",
+                                       toml="relay.circuit_bytes")
+    upnp: bool = setting(False, Flag(), "map the listening port on the router by UPnP")
+    # Both muxers are always offered, so nodes with different settings still connect;
+    # relayed connections work over both.
+    muxer: str = setting("yamux", Choice(("mplex", "yamux")), "stream muxer proposed first")
+    # A public node's budgets (net/_admission.py NetLimits, whose defaults these are; README
+    # "What a public node withstands").
+    limit_max_connections: int = setting(160, LIMIT, "connections in all",
+                                         toml="limits.max_connections")
+    limit_max_inbound: int = setting(128, LIMIT, "inbound connections",
+                                     toml="limits.max_inbound")
+    limit_max_outbound: int = setting(64, LIMIT, "outbound connections",
+                                      toml="limits.max_outbound")
+    limit_max_per_ip: int = setting(8, LIMIT, "connections from one IP address",
+                                    toml="limits.max_per_ip")
+    limit_max_per_subnet: int = setting(32, LIMIT, "connections from one /24 or /48",
+                                        toml="limits.max_per_subnet")
+    limit_max_per_peer: int = setting(3, LIMIT, "connections from one peer",
+                                      toml="limits.max_per_peer")
+    limit_max_streams_per_protocol_per_peer: int = setting(
+        32, LIMIT, "open streams of one protocol from one peer",
+        toml="limits.max_streams_per_protocol_per_peer")
+    limit_max_inflight_bytes_per_peer: int = setting(
+        80 * 1024 * 1024, LIMIT_BYTES, "request bytes in flight from one peer",
+        toml="limits.max_inflight_bytes_per_peer")
+    limit_max_inflight_bytes: int = setting(256 * 1024 * 1024, LIMIT_BYTES,
+                                            "request bytes in flight in all",
+                                            toml="limits.max_inflight_bytes")
+    limit_ban_s: int = setting(120, WEEK, "how long a misbehaving peer is refused",
+                               toml="limits.ban_s")
+    # Mediation (roles/_mediator.py, market/_consortium.py).
+    mediator_stake_wei: int = setting(10**18, WEI, "a mediator's stake")
+    check_rate_ppm: int = setting(
+        0, Fraction(), "client: share of jobs re-run by mediators as spot checks (it only takes "
+        "offers whose collateral >= price / rate)", toml="check_rate", env="LILYPAD_CHECK_RATE",
+        flag="--check-rate")
+    mediation_fee_wei: int = setting(10**14, WEI, "client: the fee a mediation pays each mediator")
+    consortium_size: int = setting(3, Whole(1, 32), "client: mediators per deal (the "
+                                   "contract's bound)")
+    consortium_threshold: int = setting(0, Whole(0, 32), "client: verdicts that resolve a "
+                                        "dispute (0: a strict majority)")
+    # roles/_provider.py DEFAULT_PRICE_PER_JOB_WEI; roles/_client_records.py.
+    price_per_job_wei: int = setting(10**15, WEI, "provider: asking price per job")
+    require_provider_deals: int = setting(0, ANY_COUNT, "client: completed deals a provider "
+                                          "needs on chain (0 admits newcomers)")
+    require_slash_free_blocks: int = setting(0, Whole(0, 2**63, "blocks"), "client: blocks a "
+                                             "provider must have gone without a slash")
+    prefer_provider_records: bool = setting(False, Flag(), "client: prefer providers with "
+                                            "longer track records")
+    # The operator's listener (observe/): off loopback it asks for <home>/metrics.token.
+    metrics_listen: str | None = setting(
+        None, HostPort(), "HOST:PORT serving /metrics, /healthz, /readyz and the status page",
+        flag="--metrics-listen")
+    # At least a MiB (a job's header and a module's small inputs), at most a PiB.
+    max_job_bytes: int = setting(DEFAULT_MAX_JOB_BYTES, Whole(1 << 20, 1 << 50, "bytes"),
+                                 "most bytes of a job's inputs, and of the output taken back")
+    # A provider's module policy (market/_module_policy.py): with none of these set it runs the
+    # shipped modules only.
+    module_allow: tuple[str, ...] = setting(
+        (), StringList(_MODULE_REF, "a module name or a module ID", tuple),
+        "provider: modules it runs (IDs, or shipped modules by name)", toml="modules.allow",
+        env="LILYPAD_MODULES_ALLOW")
+    module_allow_images: tuple[str, ...] = setting(
+        (), StringList(r"sha256:[0-9a-f]{64}", "sha256:<64 hex>", tuple),
+        "provider: any module whose image has one of these digests",
+        toml="modules.allow_images", env="LILYPAD_MODULES_ALLOW_IMAGES")
+    module_allow_repositories: tuple[str, ...] = setting(
+        (), StringList(r"[^@]{0,100}", "a repository prefix (no '@', at most 100 characters)",
+                       tuple),
+        "provider: any module whose image is under one of these",
+        toml="modules.allow_repositories", env="LILYPAD_MODULES_ALLOW_REPOSITORIES")
+    module_allow_any: bool = setting(False, Flag(), "provider: any module at all (its spec must "
+                                     "fit)", toml="modules.allow_any",
+                                     env="LILYPAD_MODULES_ALLOW_ANY")
+    module_any_within: tuple[int, int, int, int] | None = setting(
+        None, ResourceLimits(), "provider: any module needing at most these",
+        toml="modules.any_within", env="LILYPAD_MODULES_ANY_WITHIN")
+    max_image_mb: int = setting(2048, Whole(1, 1 << 30, "MB"), "largest image download accepted",
+                                toml="modules.max_image_mb")
+    pull_timeout_s: int = setting(300, WEEK, "longest image pull accepted",
+                                  toml="modules.pull_timeout_s")
+    # Test faults (the simnet and tests use them): a provider that commits to a wrong output
+    # (or claims every job failed), a mediator that signs the opposite of what its runs show, a
+    # node that sends this many invalid gossip messages a second to every peer
+    # (testing/_spam.py): honest nodes must score it out.
+    cheat_wrong_output: bool = setting(False, Flag(), "test fault", hidden=True)
+    cheat_false_failure: bool = setting(False, Flag(), "test fault", hidden=True)
+    mediator_lies: bool = setting(False, Flag(), "test fault", hidden=True)
+    spam_gossip_per_s: int = setting(0, Whole(0, 10_000), "test fault", hidden=True)
     # `[[chains]]` entries, in order (empty: the `[chain]` shorthand is the one chain).
     chain_list: tuple[ChainSettings, ...] = ()
-    # A provider's module policy (`[modules]`, market/_module_policy.py): module IDs (or shipped
-    # names; empty: the shipped modules), image digests, repository prefixes, any module
-    # (within per-job limits "mcpu/ram MB/disk MB/GPUs"); and the limits of image pulls.
-    module_allow: tuple[str, ...] = ()
-    module_allow_images: tuple[str, ...] = ()
-    module_allow_repositories: tuple[str, ...] = ()
-    module_allow_any: bool = False
-    module_any_within: tuple[int, int, int, int] | None = None
-    max_image_mb: int = 2048
-    pull_timeout_s: int = 300
-    # The most bytes of inputs one job may have (as a client: refused at submit; as a
-    # provider: refused before the first byte is read) and of output a client takes back.
-    max_job_bytes: int = DEFAULT_MAX_JOB_BYTES
 
     @property
     def chains(self) -> tuple[ChainSettings, ...]:
@@ -218,6 +308,9 @@ class NodeConfig:
         Raises:
             ConfigError: the limits contradict each other.
         """
+        from lilypad_p2p.net import NetLimits  # imported late: `node --help` reads this module
+        from lilypad_p2p.net._admission import LIMIT_NAMES
+
         try:
             return NetLimits(**{name: getattr(self, f"limit_{name}") for name in LIMIT_NAMES})
         except ValueError as exc:
@@ -227,363 +320,44 @@ class NodeConfig:
         return role in self.roles
 
 
-def _as_list(value: object, setting: str, source: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = [part.strip() for part in value.split(",") if part.strip()]
-    elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value]
-    else:
-        raise ConfigError(f"{setting} ({source}): expected a list of strings, got {value!r}")
-    return tuple(items)
-
-
-def _roles(value: object, source: str) -> frozenset[str]:
-    roles = _as_list(value, "roles", source)
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown:
-        raise ConfigError(f"roles ({source}): unknown role(s) {unknown}; choose from {list(ROLES)}")
-    return frozenset(roles)
-
-
-def _multiaddrs(setting: str, *, need_peer_id: bool) -> Callable[[object, str], tuple[str, ...]]:
-    def parse(value: object, source: str) -> tuple[str, ...]:
-        from multiaddr import Multiaddr  # a libp2p dependency; imported late to keep --help fast
-
-        addrs = _as_list(value, setting, source)
-        for addr in addrs:
-            try:
-                parsed = Multiaddr(addr)
-            except Exception as exc:  # multiaddr raises a zoo of types for bad input
-                raise ConfigError(
-                    f"{setting} ({source}): {addr!r} is not a multiaddr: {exc}"
-                ) from exc
-            if need_peer_id and parsed.get_peer_id() is None:
-                raise ConfigError(
-                    f"{setting} ({source}): {addr!r} lacks /p2p/<peer id>; a bootstrap address "
-                    "must name the peer, e.g. /ip4/203.0.113.7/tcp/4001/p2p/16Uiu2HAm..."
-                )
-        return addrs
-
-    return parse
-
-
-def _markets(value: object, source: str) -> tuple[str, ...]:
-    markets = _as_list(value, "markets", source)
-    for market in markets:
-        if not MARKET_NAME.match(market):
-            raise ConfigError(
-                f"markets ({source}): {market!r} is not a market name "
-                "(lowercase letters, digits, '-' or '_', at most 32 characters)"
-            )
-    if not markets:
-        raise ConfigError(f"markets ({source}): at least one market is needed")
-    return tuple(dict.fromkeys(markets))
-
-
-def _log_level(value: object, source: str) -> str:
-    if not isinstance(value, str) or value.lower() not in LOG_LEVELS:
-        raise ConfigError(f"log_level ({source}): {value!r} is not one of {list(LOG_LEVELS)}")
-    return value.lower()
-
-
-def _metrics_listen(value: object, source: str) -> str | None:
-    if value in (None, ""):
-        return None
-    match = re.fullmatch(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})", str(value))
-    if not isinstance(value, str) or match is None or not 0 < int(match.group(2)) < 65536:
-        raise ConfigError(
-            f"metrics_listen ({source}): {value!r} is not HOST:PORT "
-            "(e.g. 127.0.0.1:9464; [::1]:9464)"
-        )
-    return value
-
-
-def _rpc_url(value: object, source: str) -> str | None:
-    if value in (None, "", "embedded"):
-        return None
-    if not isinstance(value, str) or not re.match(r"^(https?|wss?)://", value):
-        raise ConfigError(
-            f"chain.rpc_url ({source}): {value!r} is not an http(s):// or ws(s):// URL "
-            "(leave it out, or say 'embedded', for the in-process chain)"
-        )
-    return value
-
-
-def _contract(value: object, source: str) -> str | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str) or not ADDRESS.match(value):
-        raise ConfigError(
-            f"chain.contract ({source}): {value!r} is not a 0x-prefixed 20-byte address"
-        )
-    return value
-
-
-def _mediators(value: object, source: str) -> tuple[str, ...]:
-    addresses = _as_list(value, "mediators", source)
-    for address in addresses:
-        if not ADDRESS.match(address):
-            raise ConfigError(f"mediators ({source}): {address!r} is not a 0x address")
-    # Offers list them sorted by their lowercase form, without duplicates.
-    return tuple(sorted({a.lower(): a for a in addresses}.values(), key=str.lower))
-
-
-def _whole(setting: str, low: int, high: int, unit: str = "") -> Callable[[object, str], int]:
-    """A whole number in [low, high]: never truncated (1.5 is refused, not read as 1)."""
-    def parse(value: object, source: str) -> int:
-        if type(value) is int:
-            number = value
-        elif isinstance(value, str) and value.strip().isdigit():
-            number = int(value.strip())
-        else:
-            raise ConfigError(f"{setting} ({source}): {value!r} is not a whole number"
-                              f"{unit}; write e.g. {setting} = {max(low, 1)}")
-        if not low <= number <= high:
-            raise ConfigError(f"{setting} ({source}): {value!r} is out of range: at least "
-                              f"{low}{unit} and at most {high}{unit}")
-        return number
-
-    return parse
-
-
-DAY_S = 86_400
-MAX_WEI = (1 << 256) - 1
-# Bounds of the duration and count settings: a deal timeout of a day at most, an acceptance
-# window of a week (the contract holds the money meanwhile), relay limits far above need.
-_BOUNDS: dict[str, tuple[int, int, str]] = {
-    "match_timeout_s": (1, DAY_S, " s"), "agreement_timeout_s": (1, DAY_S, " s"),
-    "acceptance_timeout_s": (1, DAY_S, " s"), "settlement_timeout_s": (1, DAY_S, " s"),
-    "acceptance_window_s": (1, 7 * DAY_S, " s"),
-    "relay_reservations": (1, 64, ""), "relay_max_reservations": (1, 65_536, ""),
-    "relay_max_circuits": (1, 65_536, ""), "relay_circuit_duration_s": (1, 7 * DAY_S, " s"),
-    "relay_circuit_bytes": (1, 1 << 40, " bytes"),
-    # A public node's budgets (net/_admission.py): at least one of each, far above any need.
-    **{f"limits.{name}": (1, 1 << 40, " bytes" if "bytes" in name else "")
-       for name in LIMIT_NAMES if name != "ban_s"},
-    "limits.ban_s": (1, 7 * DAY_S, " s"),
-}
-
-
-def _seconds(setting: str) -> Callable[[object, str], int]:
-    return _whole(setting, *_BOUNDS[setting])
-
-
-def _peer_list_file(value: object, source: str) -> tuple[str, ...]:
-    """A peer list (bootstrap/README.md): one multiaddr with /p2p/ per line, `#` comments."""
-    if not isinstance(value, str | Path) or not str(value):
-        raise ConfigError(f"bootstrap_file ({source}): expected a file path, got {value!r}")
-    try:
-        text = Path(value).expanduser().read_text()
-    except OSError as exc:
-        raise ConfigError(f"bootstrap_file ({source}): cannot read {value}: {exc}") from exc
-    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    addrs = [line for line in lines if line]
-    return _multiaddrs("bootstrap_file", need_peer_id=True)(addrs, f"{source}: {value}")
-
-
-def _flag(setting: str) -> Callable[[object, str], bool]:
-    def parse(value: object, source: str) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{setting} ({source}): {value!r} is not true or false")
-
-    return parse
-
-
-def _wei(setting: str) -> Callable[[object, str], int]:
-    return _whole(setting, 0, MAX_WEI, " wei")
-
-
-def _check_rate(value: object, source: str) -> int:
-    """A fraction in [0, 1] (e.g. 0.1), kept as parts per million."""
-    try:
-        rate = float(value) if isinstance(value, int | float | str) else -1.0
-    except (ValueError, OverflowError):  # "half", an int too large for a float
-        rate = -1.0
-    if isinstance(value, bool) or not 0.0 <= rate <= 1.0:
-        raise ConfigError(f"check_rate ({source}): {value!r} is not a fraction between 0 and 1")
-    return round(rate * 1_000_000)
-
-
-def _consortium_size(value: object, source: str) -> int:
-    return _whole("consortium_size", 1, 32)(value, source)  # the contract's bound
-
-
-def _muxer(value: object, source: str) -> str:
-    if value not in ("mplex", "yamux"):
-        raise ConfigError(f"muxer ({source}): {value!r} is not 'mplex' or 'yamux'")
-    return str(value)
-
-
 @dataclass(frozen=True, slots=True)
-class _Setting:
-    attribute: str
+class Setting:
+    """One row of the table: a `NodeConfig` field that a file, a variable or a flag sets."""
+
+    name: str
     toml_key: tuple[str, ...]
     env: str
-    parse: Callable[[object, str], object]
+    flag: str | None
+    kind: Kind[Any]
+    default: object
+    help: str
+    hidden: bool
+
+    @property
+    def label(self) -> str:
+        """The setting as the file spells it: `listen`, `chain.rpc_url`."""
+        return ".".join(self.toml_key)
+
+    def parse(self, value: object, source: str) -> object:
+        return self.kind.parse(value, self.label, source)
 
 
-SETTINGS: tuple[_Setting, ...] = (
-    _Setting("roles", ("roles",), "LILYPAD_ROLES", _roles),
-    _Setting("listen", ("listen",), "LILYPAD_LISTEN", _multiaddrs("listen", need_peer_id=False)),
-    _Setting(
-        "bootstrap",
-        ("bootstrap",),
-        "LILYPAD_BOOTSTRAP",
-        _multiaddrs("bootstrap", need_peer_id=True),
-    ),
-    _Setting("markets", ("markets",), "LILYPAD_MARKETS", _markets),
-    _Setting("log_level", ("log_level",), "LILYPAD_LOG_LEVEL", _log_level),
-    _Setting("rpc_url", ("chain", "rpc_url"), "LILYPAD_RPC_URL", _rpc_url),
-    _Setting("contract", ("chain", "contract"), "LILYPAD_CONTRACT", _contract),
-    _Setting("requests_contract", ("chain", "requests"), "LILYPAD_REQUESTS_CONTRACT", _contract),
-    _Setting("bridge_confirmations", ("bridge_confirmations",), "LILYPAD_BRIDGE_CONFIRMATIONS",
-             _whole("bridge_confirmations", 0, 10_000, " blocks")),
-    _Setting("mediators", ("mediators",), "LILYPAD_MEDIATORS", _mediators),
-    *(
-        _Setting(name, (name,), f"LILYPAD_{name.upper()}", _seconds(name))
-        for name in ("match_timeout_s", "agreement_timeout_s", "acceptance_timeout_s",
-                     "settlement_timeout_s", "acceptance_window_s")
-    ),
-    _Setting(
-        "bootstrap_file_peers", ("bootstrap_file",), "LILYPAD_BOOTSTRAP_FILE", _peer_list_file
-    ),
-    *(
-        _Setting(name, ("relay", name.removeprefix("relay_")), f"LILYPAD_{name.upper()}",
-                 _seconds(name))
-        for name in ("relay_reservations", "relay_max_reservations", "relay_max_circuits",
-                     "relay_circuit_duration_s", "relay_circuit_bytes")
-    ),
-    _Setting("upnp", ("upnp",), "LILYPAD_UPNP", _flag("upnp")),
-    _Setting("muxer", ("muxer",), "LILYPAD_MUXER", _muxer),
-    *(
-        _Setting(f"limit_{name}", ("limits", name), f"LILYPAD_LIMIT_{name.upper()}",
-                 _seconds(f"limits.{name}"))
-        for name in LIMIT_NAMES
-    ),
-    _Setting("mediator_stake_wei", ("mediator_stake_wei",), "LILYPAD_MEDIATOR_STAKE_WEI",
-             _wei("mediator_stake_wei")),
-    _Setting("check_rate_ppm", ("check_rate",), "LILYPAD_CHECK_RATE", _check_rate),
-    _Setting("price_per_job_wei", ("price_per_job_wei",), "LILYPAD_PRICE_PER_JOB_WEI",
-             _wei("price_per_job_wei")),
-    _Setting("require_provider_deals", ("require_provider_deals",),
-             "LILYPAD_REQUIRE_PROVIDER_DEALS", _whole("require_provider_deals", 0, 2**63)),
-    _Setting("require_slash_free_blocks", ("require_slash_free_blocks",),
-             "LILYPAD_REQUIRE_SLASH_FREE_BLOCKS", _whole("require_slash_free_blocks", 0, 2**63,
-                                                         " blocks")),
-    _Setting("prefer_provider_records", ("prefer_provider_records",),
-             "LILYPAD_PREFER_PROVIDER_RECORDS", _flag("prefer_provider_records")),
-    _Setting("mediation_fee_wei", ("mediation_fee_wei",), "LILYPAD_MEDIATION_FEE_WEI",
-             _wei("mediation_fee_wei")),
-    _Setting("consortium_size", ("consortium_size",), "LILYPAD_CONSORTIUM_SIZE",
-             _consortium_size),
-    _Setting("consortium_threshold", ("consortium_threshold",), "LILYPAD_CONSORTIUM_THRESHOLD",
-             _whole("consortium_threshold", 0, 32)),
-    _Setting("cheat_wrong_output", ("cheat_wrong_output",), "LILYPAD_CHEAT_WRONG_OUTPUT",
-             _flag("cheat_wrong_output")),
-    _Setting("cheat_false_failure", ("cheat_false_failure",), "LILYPAD_CHEAT_FALSE_FAILURE",
-             _flag("cheat_false_failure")),
-    _Setting("mediator_lies", ("mediator_lies",), "LILYPAD_MEDIATOR_LIES",
-             _flag("mediator_lies")),
-    _Setting("spam_gossip_per_s", ("spam_gossip_per_s",), "LILYPAD_SPAM_GOSSIP_PER_S",
-             _whole("spam_gossip_per_s", 0, 10_000)),
-    _Setting("metrics_listen", ("metrics_listen",), "LILYPAD_METRICS_LISTEN", _metrics_listen),
-    # At least a MiB (a job's header and a module's small inputs), at most a PiB.
-    _Setting("max_job_bytes", ("max_job_bytes",), "LILYPAD_MAX_JOB_BYTES",
-             _whole("max_job_bytes", 1 << 20, 1 << 50, " bytes")),
-    *(_Setting(*entry) for entry in MODULE_SETTINGS),
-)
-_KNOWN_TOP_LEVEL = {setting.toml_key[0] for setting in SETTINGS if len(setting.toml_key) == 1}
-# Command-line flags whose name is not the attribute's (`lilypad-p2p node --help`).
-_FLAGS = {"roles": "the role flags", "markets": "--market", "check_rate_ppm": "--check-rate"}
-_KNOWN_CHAIN_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "chain"}
-_KNOWN_RELAY_KEYS = {s.toml_key[1] for s in SETTINGS if s.toml_key[0] == "relay"}
-_KNOWN_LIMIT_KEYS = set(LIMIT_NAMES)
+def _table() -> tuple[Setting, ...]:
+    rows = []
+    for item in fields(NodeConfig):
+        spec = item.metadata.get("setting")
+        if spec is not None:
+            rows.append(Setting(item.name, tuple((spec.toml or item.name).split(".")),
+                                spec.env or f"LILYPAD_{item.name.upper()}", spec.flag,
+                                spec.kind, item.default, spec.help, spec.hidden))
+    return tuple(rows)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:  # a directory, unreadable
-        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); the settings "
-                          "file must be a TOML file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(
-        set(data) - _KNOWN_TOP_LEVEL - {"chain", "chains", "relay", "limits", "modules"}
-    )
-    if unknown:
-        known = sorted(_KNOWN_TOP_LEVEL)
-        raise ConfigError(
-            f"{path}: unknown setting(s) {unknown}; known: {known}, [chain], [[chains]], "
-            "[relay] and [modules]"
-        )
-    chain = data.get("chain", {})
-    if not isinstance(chain, dict):
-        raise ConfigError(f"{path}: [chain] must be a table")
-    unknown_chain = sorted(set(chain) - _KNOWN_CHAIN_KEYS)
-    if unknown_chain:
-        raise ConfigError(f"{path}: unknown [chain] setting(s) {unknown_chain}")
-    check_module_table(data, path)
-    relay = data.get("relay", {})
-    if not isinstance(relay, dict) or set(relay) - _KNOWN_RELAY_KEYS:
-        raise ConfigError(f"{path}: [relay] must be a table of {sorted(_KNOWN_RELAY_KEYS)}")
-    limits = data.get("limits", {})
-    if not isinstance(limits, dict) or set(limits) - _KNOWN_LIMIT_KEYS:
-        raise ConfigError(f"{path}: [limits] must be a table of {sorted(_KNOWN_LIMIT_KEYS)}")
-    return data
+SETTINGS = _table()
 
 
-def _lookup(data: Mapping[str, Any], key: tuple[str, ...]) -> object:
-    value: object = data
-    for part in key:
-        if not isinstance(value, Mapping) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
-def _chain_list(raw: object, source: str) -> tuple[ChainSettings, ...]:
-    """`[[chains]]`: one table per chain, each with chain_id, rpc_url, contract, [requests]."""
-    if not isinstance(raw, list) or not all(isinstance(entry, dict) for entry in raw):
-        raise ConfigError(f"[[chains]] ({source}): must be an array of tables")
-    if not 1 <= len(raw) <= MAX_CHAINS:
-        raise ConfigError(f"[[chains]] ({source}): list 1 to {MAX_CHAINS} chains")
-    chains = []
-    ids: list[int] = []
-    for index, entry in enumerate(raw):
-        where = f"[[chains]] #{index + 1} ({source})"
-        unknown = sorted(set(entry) - _CHAIN_ENTRY_KEYS)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; "
-                              f"known: {sorted(_CHAIN_ENTRY_KEYS)}")
-        missing = sorted({"chain_id", "rpc_url"} - set(entry))
-        if missing:
-            raise ConfigError(f"{where}: {missing} missing (rpc_url may be \"embedded\")")
-        chain_id = entry["chain_id"]
-        if type(chain_id) is not int or not 1 <= chain_id <= MAX_CHAIN_ID:
-            raise ConfigError(f"{where}: chain_id {chain_id!r} is not in 1..{MAX_CHAIN_ID}")
-        ids.append(chain_id)
-        rpc_url = _rpc_url(entry["rpc_url"], where)
-        contract = _contract(entry.get("contract"), where)
-        if rpc_url is not None and contract is None:
-            raise ConfigError(f"{where}: a JSON-RPC chain needs `contract` (the settlement "
-                              "contract's address)")
-        chains.append(ChainSettings(chain_id, rpc_url, contract,
-                                    _contract(entry.get("requests"), where)))
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicated:
-        raise ConfigError(f"[[chains]] ({source}): chain_id {duplicated} listed twice")
-    if sum(chain.rpc_url is None for chain in chains) > 1:
-        raise ConfigError(f"[[chains]] ({source}): at most one chain may be \"embedded\"")
-    return tuple(chains)
+def default_home() -> Path:
+    return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
 
 
 def load_config(
@@ -606,19 +380,18 @@ def load_config(
     config_path = config_file or home / "config.toml"
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"--config {config_file}: no such file")
-    file_data = _read_toml(config_path)
+    file_data = read_toml(config_path, [row.toml_key for row in SETTINGS])
 
-    values: dict[str, Any] = {}  # each what its setting's parser returns: the field's type
-    for setting in SETTINGS:
+    values: dict[str, Any] = {}  # each what its setting's kind returns: the field's type
+    for row in SETTINGS:
         candidates = (
-            (_lookup(file_data, setting.toml_key), str(config_path)),
-            (environ.get(setting.env) or None, setting.env),  # empty means unset
-            (flags.get(setting.attribute), _FLAGS.get(setting.attribute,
-                                                      f"--{setting.attribute.replace('_', '-')}")),
+            (lookup(file_data, row.toml_key), str(config_path)),
+            (environ.get(row.env) or None, row.env),  # empty means unset
+            (flags.get(row.name), row.flag or f"--{row.name.replace('_', '-')}"),
         )
         for raw, source in candidates:
             if raw is not None:
-                values[setting.attribute] = setting.parse(raw, source)
+                values[row.name] = row.parse(raw, source)
     if "chains" in file_data:
         shorthand = [name for name in ("rpc_url", "contract", "requests_contract")
                      if values.get(name) is not None]
@@ -627,7 +400,7 @@ def load_config(
                 f"{config_path}: [[chains]] lists the chains, so {shorthand} (from [chain], "
                 "the environment or a flag) would be ambiguous: put them in a [[chains]] entry"
             )
-        values["chain_list"] = _chain_list(file_data["chains"], str(config_path))
+        values["chain_list"] = chain_list(file_data["chains"], str(config_path))
     config = NodeConfig(home=home, **values)
     config.net_limits  # noqa: B018 - raises ConfigError if the [limits] contradict each other
     return config

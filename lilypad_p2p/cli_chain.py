@@ -1,0 +1,216 @@
+"""`lilypad-p2p deposit|withdraw|balance|providers`: this node's settlement account and the
+providers' track records, on a JSON-RPC chain; and the chain options and client that `keys`,
+`payout` and `chain` share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home
+
+RpcOption = Annotated[
+    str | None,
+    typer.Option("--rpc", help="JSON-RPC URL of the chain (default: chain.rpc_url in config, "
+                 "or LILYPAD_RPC_URL).", show_default=False),
+]
+ContractOption = Annotated[
+    str | None,
+    typer.Option("--contract", help="Settlement contract address (default: chain.contract in "
+                 "config, or LILYPAD_CONTRACT).", show_default=False),
+]
+ChainIdOption = Annotated[
+    int | None,
+    typer.Option("--chain-id", help="Which of the config's [[chains]] (default: the first).",
+                 show_default=False),
+]
+
+
+def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> Any:
+    """The node's config with --rpc/--contract applied (file < env < flags)."""
+    from lilypad_p2p.config import load_config
+    from lilypad_p2p.errors import ConfigError
+
+    with _fail_on(ConfigError):
+        return load_config(home=_home(home), flags={"rpc_url": rpc, "contract": contract})
+
+
+def _node_account(config: Any, password_file: Path | None = None) -> Any:
+    """This node's account, its keystore unlocked (a password asked only if encrypted)."""
+    from lilypad_p2p.cli_keys import unlock_identity
+
+    return unlock_identity(config.keystore_dir, password_file).eth_account()
+
+
+def _settlement(
+    home: Path | None,
+    rpc: str | None,
+    contract: str | None,
+    chain_id: int | None = None,
+    *,
+    as_node: bool = True,
+    password_file: Path | None = None,
+    account: Any = None,
+) -> Any:
+    """A SettlementClient on the configured JSON-RPC chain (with `[[chains]]`: the one
+    `chain_id` names, else the first), acting as `account` (default: this node's key,
+    unlocked), or read-only when `as_node` is False."""
+    from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
+
+    config = _chain_target(home, rpc, contract)
+    chosen = [c for c in config.chains if chain_id is None or c.chain_id == chain_id]
+    if not chosen:
+        _fail(f"--chain-id {chain_id}: not one of the config's [[chains]] "
+              f"{[c.chain_id for c in config.chains]}")
+    target = chosen[0]
+    if target.rpc_url is None:
+        _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
+              "inside a node process, so the CLI cannot use it")
+    if target.contract is None:
+        _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
+              "`lilypad-p2p chain deploy`")
+    if account is None and as_node:
+        account = _node_account(config, password_file)
+    with _fail_on(ChainError):
+        return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
+
+
+def _amount(text: str) -> int:
+    from lilypad_p2p.chain import parse_amount
+
+    if text.strip().startswith("-"):
+        _fail(f"{text!r}: an amount cannot be negative (to take money out of the contract, "
+              "use `lilypad-p2p withdraw AMOUNT`)")
+    with _fail_on(ValueError):
+        return parse_amount(text)
+
+
+def _show_balance(client: Any, as_json: bool) -> None:
+    from lilypad_p2p.chain import format_wei
+
+    address = client.account.address
+    balance = client.balance(address)
+    wallet = client.chain.balance_of(address)
+    if as_json:
+        typer.echo(json.dumps({
+            "address": address, "contract": client.address, "free_wei": balance.free,
+            "locked_wei": balance.locked, "withdraw_requested_wei": balance.withdraw_requested,
+            "withdraw_ready_at": balance.withdraw_ready_at, "wallet_wei": wallet,
+        }, indent=2))
+        return
+    typer.echo(f"{'account':<20}{address}")
+    typer.echo(f"{'free':<20}{format_wei(balance.free)}")
+    typer.echo(f"{'locked in deals':<20}{format_wei(balance.locked)}")
+    if balance.withdraw_requested:
+        typer.echo(f"{'withdrawal pending':<20}{format_wei(balance.withdraw_requested)}, "
+                   f"ready at unix {balance.withdraw_ready_at}")
+    typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
+
+
+def deposit(
+    amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move native ETH from this node's wallet into its settlement account."""
+    from lilypad_p2p.chain import ChainError
+
+    wei = _amount(amount)
+    client = _settlement(home, rpc, contract, chain_id)
+    with _fail_on(ChainError):
+        client.deposit(wei)
+    _show_balance(client, as_json)
+
+
+def withdraw(
+    amount: Annotated[
+        str | None, typer.Argument(help="Amount to announce (starts the notice period).")
+    ] = None,
+    complete: Annotated[
+        bool, typer.Option("--complete", help="Pay out the announced withdrawal after notice.")
+    ] = False,
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw in two steps: `withdraw AMOUNT` announces, `withdraw --complete` pays out.
+
+    During the notice the announced funds stay usable by deals; completing pays at most what is
+    still free then (locked funds are never withdrawn).
+    """
+    from lilypad_p2p.chain import ChainError
+
+    if (amount is None) == (not complete):
+        _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
+    wei = None if amount is None else _amount(amount)
+    client = _settlement(home, rpc, contract, chain_id)
+    with _fail_on(ChainError):
+        if wei is None:
+            client.withdraw()
+        else:
+            client.request_withdraw(wei)
+    _show_balance(client, as_json)
+
+
+def balance(
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show this node's settlement account: free, locked in deals, pending withdrawal."""
+    from lilypad_p2p.chain import ChainError
+
+    client = _settlement(home, rpc, contract, chain_id)
+    with _fail_on(ChainError):
+        _show_balance(client, as_json)
+
+
+def providers(
+    home: HomeOption = None,
+    rpc: RpcOption = None,
+    contract: ContractOption = None,
+    chain_id: ChainIdOption = None,
+    from_block: Annotated[
+        int, typer.Option("--from-block", min=0, help="First block to replay (the contract's "
+                          "deployment block saves time on a long chain).")
+    ] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Providers' track records, replayed from the settlement contract's events.
+
+    Anyone can check them: they come from the chain alone (deals opened, completed, slashed
+    for a missed deadline or a wrong result), not from the providers or from this node.
+    """
+    from lilypad_p2p.chain import ChainError, read_track_records
+
+    client = _settlement(home, rpc, contract, chain_id, as_node=False)
+    with _fail_on(ChainError):
+        records, head = read_track_records(client.chain, client.address, from_block=from_block)
+    rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))
+    if as_json:
+        typer.echo(json.dumps({"head_block": head, "providers": [
+            {**dataclasses.asdict(r), "completed": r.completed, "in_progress": r.in_progress}
+            for r in rows
+        ]}, indent=2))
+        return
+    if not rows:
+        typer.echo(f"no deals on {client.address} up to block {head}")
+        return
+    typer.echo(f"{'provider':<44}{'opened':>8}{'completed':>11}{'slashed':>9}"
+               f"{'open':>6}  last slash (block {head} now)")
+    for r in rows:
+        slash = "-" if r.last_slash_block is None else str(r.last_slash_block)
+        typer.echo(f"{r.provider:<44}{r.opened:>8}{r.completed:>11}{r.slashes:>9}"
+                   f"{r.in_progress:>6}  {slash}")
