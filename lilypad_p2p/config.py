@@ -73,7 +73,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # How often a node re-publishes its NodeRecord (seconds; market.REPUBLISH_INTERVAL_MS for its
 # offers): newcomers get both by offer sync, so this only renews them before they go stale.
-NODE_RECORD_INTERVAL_S = 60.0
+NODE_RECORD_INTERVAL_S = 480.0
 # How long a control-interface client waits for the node to answer.
 CONTROL_TIMEOUT_S = 10.0
 # Largest control request or response line accepted (bytes).

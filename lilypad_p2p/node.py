@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lilypad_p2p.node")
 
 # A NodeRecord is valid for this long; it is re-published every NODE_RECORD_INTERVAL_S.
-NODE_RECORD_LIFETIME_MS = 10 * 60 * 1000
+NODE_RECORD_LIFETIME_MS = 30 * 60 * 1000
 # How often the offer book drops expired offers.
 EXPIRY_SWEEP_INTERVAL_S = 1.0
 # Upper bound on the publisher's sleep, so newly tracked offers are never late by more.
@@ -145,6 +145,9 @@ class Node:
         self.node_records: dict[str, wire.NodeRecord] = {}
         # The envelopes they came in, served to syncing peers while still fresh.
         self._record_envelopes: dict[str, wire.SignedEnvelope] = {}
+        # Our last NodeRecord envelope: served to syncing peers while fresh, so a sync round
+        # costs no signature and its digest stays the same for peers that hold it.
+        self._own_record: wire.SignedEnvelope | None = None
         # Retired address -> the address that replaced it (records carrying a hand-over).
         self.successors: dict[str, str] = {}
         # Ours, after `keys rotate`: the retired key's hand-over, put in our NodeRecord.
@@ -410,7 +413,10 @@ class Node:
         (signed now) and the fresh NodeRecords we hold."""
         now_ms = self._clock_ms()
         oldest_ms = now_ms - ENVELOPE_MAX_AGE_MS + SYNC_FRESHNESS_MARGIN_MS
-        ours = self.identity.sign_envelope(self._node_record(now_ms), now_ms)
+        ours = self._own_record
+        if ours is None or ours.published_at < oldest_ms:
+            ours = self._own_record = self.identity.sign_envelope(self._node_record(now_ms),
+                                                                  now_ms)
         records = [envelope for address, envelope in self._record_envelopes.items()
                    if address != self.identity.address]
         offers = [envelope for market in markets for envelope in self.book.offers(market)]
@@ -421,6 +427,8 @@ class Node:
 
     async def _publish(self, body: wire.Message) -> None:
         envelope = self.identity.sign_envelope(body, self._clock_ms())
+        if isinstance(body, wire.NodeRecord):
+            self._own_record = envelope
         if isinstance(body, wire.ResourceOffer | wire.JobOffer):
             self.book.add(envelope, self._clock_ms())
         elif isinstance(body, wire.Cancel):

@@ -13,9 +13,10 @@ import heapq
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS, Offer
 
 # Under the offer-sync freshness bound (ENVELOPE_MAX_AGE_MS less node.SYNC_FRESHNESS_MARGIN_MS,
-# 100 s), so the copy peers hold can always be synced to newcomers. Every round is gossiped to
-# every node: at 30 s, periodic re-publication was over half of all gossip at 50 nodes.
-REPUBLISH_INTERVAL_MS = 60_000
+# 580 s), so the copy peers hold can always be synced to newcomers. Every round is gossiped to
+# every node, so it is as rare as that bound allows: peers that missed a round pull the offer
+# by offer sync (`net._sync`), not by waiting for the next one.
+REPUBLISH_INTERVAL_MS = 480_000
 
 
 class Republisher:

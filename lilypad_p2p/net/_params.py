@@ -57,6 +57,10 @@ EVENT_BUFFER: Final = 256
 TARGET_CONNECTIONS: Final = 8
 MAX_PEERS_PER_EXCHANGE: Final = 32
 DISCOVERY_INTERVAL_S: Final = 2.0
+# Offer sync with one random peer this often: how fast an offer that gossip missed (a partition,
+# a lost copy) spreads, epidemically, and what an idle node spends on it (one small request
+# when nothing is missing).
+ANTI_ENTROPY_INTERVAL_S: Final = 10.0
 # A peer exchange request/response must finish within this.
 PEER_EXCHANGE_TIMEOUT_S: Final = 5.0
 # A dial must finish (TCP + Noise + muxer) within this.

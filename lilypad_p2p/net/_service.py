@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -279,6 +280,7 @@ class GossipNet:
                 await nursery.start(self._discovery.run)
                 await nursery.start(self.nat.run)
                 nursery.start_soon(self._enforcer.run)
+                nursery.start_soon(self._anti_entropy)
                 logger.info(
                     "gossip listening",
                     extra={"peer_id": str(self.peer_id), "addrs": self.listen_addrs()},
@@ -381,6 +383,18 @@ class GossipNet:
         envelope, forwarder = pending
         self._delivered += 1
         self._emit(event_for(envelope, forwarder))
+
+    async def _anti_entropy(self) -> None:
+        """Every `ANTI_ENTROPY_INTERVAL_S` (jittered, so peers do not ask in step), pull what
+        one random connected peer holds and we lack: offers re-published only every few
+        minutes still reach every node soon after a partition heals or a copy is lost."""
+        while True:
+            await trio.sleep(params.ANTI_ENTROPY_INTERVAL_S * random.uniform(0.75, 1.25))
+            me = self._host.get_id()
+            peers = [peer for peer in self._host.get_network().get_connections_map()
+                     if peer != me]
+            if peers:
+                await self._pull_offers(random.choice(peers))
 
     async def _pull_offers(self, peer_id: ID) -> None:
         """Learn the offers and NodeRecords a newly connected peer holds, through the same

@@ -1,9 +1,13 @@
-"""Offer sync: a node that meets a peer pulls the peer's current offers (and NodeRecords) once.
+"""Offer sync: peers pull each other's current offers (and NodeRecords), by digest.
 
-Gossip only carries what is published while a node listens; owners re-publish every 60 s, so a
-newcomer would otherwise wait that long to see the market. On every new connection each side
-asks the other, over `/lilypad/sync/1.0.0`, for the signed envelopes it holds on the markets the
-asker follows, plus the NodeRecords it holds (Golem's market does the same pull after gossip).
+Gossip only carries what is published while a node listens, and owners re-publish only every
+few minutes (each round is gossiped to every node). So peers pull instead: on every new
+connection, and every `ANTI_ENTROPY_INTERVAL_S` from one random connected peer, a node asks,
+over `/lilypad/sync/2.0.0`, for the signed envelopes the peer holds on the markets the asker
+follows, plus the NodeRecords it holds, naming the digests of the envelopes it already has; the
+answer carries only the others. A newcomer learns the market at once, and an offer that a
+partition or a lost message kept from part of the network spreads epidemically, at a cost per
+round of one small request when nothing is missing (Golem's market pulls after gossip too).
 What goes in the answer is the server's choice (`Snapshot`). The answer is untrusted like any
 gossip: each envelope goes through the same checks (size, schema, signature, expiry, freshness,
 market) before it reaches the node, and a peer that sends invalid ones is reported.
@@ -11,8 +15,9 @@ market) before it reaches the node, and a peer that sends invalid ones is report
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -25,11 +30,13 @@ from lilypad_p2p.net._streams import close_quietly, frame, read_frame
 
 logger = logging.getLogger(__name__)
 
-OFFER_SYNC_PROTOCOL = TProtocol("/lilypad/sync/1.0.0")
-# Bounds on one exchange: the request names markets, the answer carries envelopes.
-MAX_SYNC_REQUEST_BYTES = 4096
-MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
+OFFER_SYNC_PROTOCOL = TProtocol("/lilypad/sync/2.0.0")
+# Bounds on one exchange: the request names markets and known digests, the answer carries
+# envelopes.
 MAX_SYNC_ENVELOPES = 2000
+DIGEST_BYTES = 8
+MAX_SYNC_REQUEST_BYTES = 1024 + MAX_SYNC_ENVELOPES * (DIGEST_BYTES + 2)
+MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_SYNC_MARKETS = 16
 SYNC_TIMEOUT_S = 10.0
 
@@ -40,22 +47,36 @@ class SyncResponseInvalid(wire.MalformedMessage):
     """The peer's sync answer is not a bounded list of envelope bytes."""
 
 
-def encode_request(markets: Sequence[str]) -> bytes:
-    return wire.encode({"markets": list(markets[:MAX_SYNC_MARKETS])})
+def digest(envelope: bytes) -> bytes:
+    """What names an envelope in a sync request: short, since a collision only means one
+    envelope is not pulled this round (the next round, from another peer, differs)."""
+    return hashlib.blake2b(envelope, digest_size=DIGEST_BYTES).digest()
 
 
-def decode_request(data: bytes) -> list[str]:
-    request = wire.decode(data)
-    if not isinstance(request, dict) or set(request) != {"markets"}:
-        raise wire.MalformedMessage("sync request must be {markets: [...]}")
-    markets = request["markets"]
+def encode_request(markets: Sequence[str], known: Collection[bytes] = ()) -> bytes:
+    return wire.encode({"markets": list(markets[:MAX_SYNC_MARKETS]),
+                        "known": sorted(known)[:MAX_SYNC_ENVELOPES]})
+
+
+def decode_request(data: bytes) -> tuple[list[str], frozenset[bytes]]:
+    request = wire.decode(data, max_bytes=MAX_SYNC_REQUEST_BYTES)
+    if not isinstance(request, dict) or set(request) != {"markets", "known"}:
+        raise wire.MalformedMessage("sync request must be {markets: [...], known: [...]}")
+    markets, known = request["markets"], request["known"]
     if (
         not isinstance(markets, list)
         or len(markets) > MAX_SYNC_MARKETS
         or not all(isinstance(m, str) and wire.MARKET_NAME.fullmatch(m) for m in markets)
     ):
         raise wire.MalformedMessage("sync request markets must be market names")
-    return markets
+    if (
+        not isinstance(known, list)
+        or len(known) > MAX_SYNC_ENVELOPES
+        or not all(isinstance(d, bytes) and len(d) == DIGEST_BYTES for d in known)
+    ):
+        raise wire.MalformedMessage(
+            f"sync request known must be a list of {DIGEST_BYTES}-byte digests")
+    return markets, frozenset(known)
 
 
 def encode_response(envelopes: Sequence[bytes]) -> bytes:
@@ -103,8 +124,10 @@ class OfferSync:
         try:
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 request = await read_frame(stream, MAX_SYNC_REQUEST_BYTES)
-                markets = decode_request(request)
-                await stream.write(frame(encode_response(self._snapshot(markets))))
+                markets, known = decode_request(request)
+                missing = [envelope for envelope in self._snapshot(markets)
+                           if digest(envelope) not in known]
+                await stream.write(frame(encode_response(missing)))
                 self.served += 1
                 answered = True
         except Exception as error:  # a bad or vanished asker costs us nothing more
@@ -116,7 +139,8 @@ class OfferSync:
                 await reset_quietly(stream)
 
     async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes]:
-        """The envelopes `peer_id` holds for `markets`; [] if it does not answer in time.
+        """The envelopes `peer_id` holds for `markets` that our own snapshot lacks; [] if it
+        does not answer in time.
 
         Raises:
             SyncResponseInvalid, OversizedMessage: the peer answered with garbage.
@@ -128,7 +152,8 @@ class OfferSync:
                 logger.debug("offer sync with %s not possible: %r", peer_id, error)
                 return []
             try:
-                await stream.write(frame(encode_request(markets)))
+                known = {digest(envelope) for envelope in self._snapshot(markets)}
+                await stream.write(frame(encode_request(markets, known)))
                 envelopes = decode_response(await read_frame(stream, MAX_SYNC_RESPONSE_BYTES))
             except wire.WireError:
                 raise

@@ -6,9 +6,10 @@ from lilypad_p2p.wire import ResourceOffer, ResourceSpec
 
 KEY = PrivateKey(b"\x01" * 32)
 T0 = 1_700_000_000_000
+INTERVAL = REPUBLISH_INTERVAL_MS
 
 
-def offer(lifetime=300_000, nonce=0):
+def offer(lifetime=5 * INTERVAL, nonce=0):
     return ResourceOffer(
         market="cpu",
         provider=KEY.public_key.to_checksum_address(),
@@ -26,15 +27,15 @@ def offer(lifetime=300_000, nonce=0):
 
 def test_due_every_interval_until_expiry():
     republisher = Republisher()
-    body = offer(lifetime=100_000)
+    lifetime = INTERVAL * 5 // 2
+    body = offer(lifetime=lifetime)
     republisher.track(body, T0)
-    assert republisher.next_due_ms() == T0 + REPUBLISH_INTERVAL_MS
-    assert republisher.take_due(T0 + REPUBLISH_INTERVAL_MS - 1) == []
+    assert republisher.next_due_ms() == T0 + INTERVAL
+    assert republisher.take_due(T0 + INTERVAL - 1) == []
     published = []
-    for now in range(T0, T0 + 200_000, 1_000):
+    for now in range(T0, T0 + 2 * lifetime, 1_000):
         published += [now for _ in republisher.take_due(now)]
-    assert published == list(range(T0 + REPUBLISH_INTERVAL_MS, T0 + 100_000, REPUBLISH_INTERVAL_MS))
-    assert published  # at least one round before expiry
+    assert published == [T0 + INTERVAL, T0 + 2 * INTERVAL]  # until expiry, not after
     assert len(republisher) == 0 and republisher.next_due_ms() is None
 
 
@@ -42,8 +43,9 @@ def test_late_tick_republishes_once_and_reschedules_from_then():
     republisher = Republisher()
     body = offer()
     republisher.track(body, T0)
-    assert republisher.take_due(T0 + 95_000) == [body]
-    assert republisher.next_due_ms() == T0 + 95_000 + REPUBLISH_INTERVAL_MS
+    late = T0 + INTERVAL + INTERVAL // 2
+    assert republisher.take_due(late) == [body]
+    assert republisher.next_due_ms() == late + INTERVAL
 
 
 def test_untrack_stops_republishing():

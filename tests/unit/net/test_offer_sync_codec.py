@@ -6,23 +6,36 @@ from hypothesis import strategies as st
 
 from lilypad_p2p import wire
 from lilypad_p2p.net._sync import (
+    DIGEST_BYTES,
     MAX_SYNC_ENVELOPES,
     MAX_SYNC_RESPONSE_BYTES,
     SyncResponseInvalid,
     decode_request,
     decode_response,
+    digest,
     encode_request,
     encode_response,
 )
 
 
 def test_request_round_trip():
-    assert decode_request(encode_request(["cpu", "gpu"])) == ["cpu", "gpu"]
+    known = {digest(b"one"), digest(b"two")}
+    assert decode_request(encode_request(["cpu", "gpu"], known)) == (["cpu", "gpu"], known)
+    assert decode_request(encode_request(["cpu"])) == (["cpu"], frozenset())
+
+
+def test_a_full_book_of_digests_fits_a_request():
+    known = {digest(i.to_bytes(4, "big")) for i in range(MAX_SYNC_ENVELOPES)}
+    assert decode_request(encode_request(["cpu"], known))[1] == known
 
 
 @pytest.mark.parametrize(
     "request_body",
-    [{"markets": ["CPU!"]}, {"markets": "cpu"}, {"markets": [], "x": 1}, [], {"markets": [1]}],
+    [{"markets": ["CPU!"], "known": []}, {"markets": "cpu", "known": []},
+     {"markets": [], "known": [], "x": 1}, [], {"markets": [1], "known": []},
+     {"markets": ["cpu"]}, {"markets": ["cpu"], "known": [b"short"]},
+     {"markets": ["cpu"], "known": b"x" * DIGEST_BYTES},
+     {"markets": ["cpu"], "known": [b"x" * DIGEST_BYTES] * (MAX_SYNC_ENVELOPES + 1)}],
 )
 def test_bad_requests_are_wire_errors(request_body):
     with pytest.raises(wire.WireError):

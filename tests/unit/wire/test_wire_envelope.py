@@ -235,7 +235,8 @@ def test_envelope_published_before_its_body_was_created_is_malformed():
 
 
 def test_stale_envelope_is_rejected_after_the_replay_window():
-    data = signed(published_at=NOW).encode()
+    body = offer(expires_at=NOW + 2 * ENVELOPE_MAX_AGE_MS)
+    data = signed(body, published_at=NOW).encode()
     assert open_envelope(data, now_ms=NOW + ENVELOPE_MAX_AGE_MS).published_at == NOW
     with pytest.raises(StaleMessage):
         open_envelope(data, now_ms=NOW + ENVELOPE_MAX_AGE_MS + 1)
