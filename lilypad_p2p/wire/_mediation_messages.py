@@ -26,13 +26,11 @@ from lilypad_p2p.wire._deal_messages import (
     HASH_BYTES,
     SIGNATURE_BYTES,
     _DealMessage,
-    _need,
-    _need_bytes,
-    _need_chain_id,
-    _need_deal_map,
-    _need_size,
-    _need_text,
+    require_deal_map,
+    require_size,
 )
+from lilypad_p2p.wire._errors import InvalidMessage
+from lilypad_p2p.wire._fields import require_bytes, require_chain_id, require_chars
 
 OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong, non-deterministic
 
@@ -57,14 +55,14 @@ class MediationRequest(_DealMessage):
     result_hash: bytes
     provider_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_chain_id(self.chain_id)
-        _need_deal_map(self.deal)
-        _need_text("module", self.module, 128)
-        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
-        _need_size("inputs_bytes", self.inputs_bytes)
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_chain_id("chain_id", self.chain_id)
+        require_deal_map(self.deal)
+        require_chars("module", self.module, 128)
+        require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        require_size("inputs_bytes", self.inputs_bytes)
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +75,9 @@ class VerdictNotice(_DealMessage):
     result_hash: bytes
     mediator_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
-        _need(type(self.outcome) is int and self.outcome in OUTCOMES,
-              f"outcome must be one of {OUTCOMES}")
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)
+        if type(self.outcome) is not int or self.outcome not in OUTCOMES:
+            raise InvalidMessage(f"outcome must be one of {OUTCOMES}")
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
 
 from lilypad_p2p.wire._codec import encode
-from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_CHAINS
+from lilypad_p2p.wire._constants import MAX_CHAINS
 from lilypad_p2p.wire._errors import (
     BadSignature,
     InvalidMessage,
@@ -46,6 +46,7 @@ from lilypad_p2p.wire._fields import (
     require_address,
     require_bool,
     require_bytes,
+    require_chain_id,
     require_lifetime,
     require_text,
     require_timestamp,
@@ -101,12 +102,6 @@ def _require_module(name: str, value: object) -> None:
 def _require_cid(name: str, value: object) -> None:
     if not is_content_id(value):
         raise InvalidMessage(f"{name} must be a CIDv1 (raw, sha2-256, base32), got {value!r}")
-
-
-def require_chain_id(name: str, value: object) -> None:
-    """A settlement chain's EIP-155 ID: 1..MAX_CHAIN_ID (the deal's EIP-712 domain binds it)."""
-    if type(value) is not int or not 1 <= value <= MAX_CHAIN_ID:
-        raise InvalidMessage(f"{name} must be a chain ID in [1, {MAX_CHAIN_ID}], got {value!r}")
 
 
 def _require_role(name: str, value: object) -> None:
