@@ -345,7 +345,7 @@ class GossipNet:
             raise PublishError(f"refusing to publish an invalid envelope: {error}") from error
         try:
             await self._pubsub.publish(topic, data)
-        except Exception as error:  # libp2p raises assorted types; map them at this boundary
+        except Exception as error:  # boundary: libp2p raises assorted types; map them here
             raise PublishError(f"publish on {topic} failed: {error!r}") from error
 
     def _validate(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
@@ -357,7 +357,7 @@ class GossipNet:
                 now_ms=self._clock_ms(),
                 replay_guard=self._replay_guard,
             )
-        except Exception:  # an exception here would cancel the library's whole pubsub service
+        except Exception:  # boundary: one here would cancel the library's whole pubsub
             logger.exception("gossip validator failed")
             self._dropped[DropReason.VALIDATOR_FAILED.value] += 1
             return False
@@ -495,7 +495,7 @@ class GossipNet:
     async def _disconnect(self, peer_id: ID) -> None:
         try:
             await self._host.disconnect(peer_id)
-        except Exception as error:  # already gone
+        except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("disconnect %s: %r", peer_id, error)
 
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
@@ -577,7 +577,7 @@ class GossipNet:
             info = info_from_p2p_addr(parsed)
             with trio.fail_after(params.DIAL_TIMEOUT_S):
                 await self._host.connect(info)
-        except Exception as error:  # TooSlowError, SwarmException, bad /p2p part: all a failed dial
+        except Exception as error:  # boundary: TooSlowError, SwarmException, bad /p2p part
             raise NetError(f"dial {addr} failed: {error!r}") from error
 
     def statistics(self) -> NetStatistics:
