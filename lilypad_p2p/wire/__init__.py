@@ -3,6 +3,9 @@
 Receivers call `open_envelope(data, now_ms=...)`, which returns a `SignedEnvelope` or raises a
 `WireError` (a `PeerMisbehaved`). Senders build a message, sign it with `sign_envelope` (or
 `Identity.sign_envelope`) and publish `envelope.encode()`.
+
+The floor everything stands on: it loads no I/O framework (trio, libp2p, web3, docker).
+May import from lilypad_p2p: errors.
 """
 
 from lilypad_p2p.wire._chunks import (
