@@ -128,7 +128,29 @@ class DealRefused(_DealMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class JobRequest(_DealMessage):
+class DealWithInputs(_DealMessage):
+    """The deal on `chain_id` to run `module` on, and the inputs' stream that follows.
+
+    The inputs come as a sealed chunk stream (`wire/_chunks.py`) of `inputs_bytes` bytes whose
+    preamble this carries, once the receiver answers `SendInputs`.
+    """
+
+    chain_id: int
+    deal: dict[str, object]
+    module: str
+    inputs_preamble: bytes
+    inputs_bytes: int
+
+    def _check(self) -> None:
+        require_chain_id("chain_id", self.chain_id)
+        require_deal_map(self.deal)
+        require_chars("module", self.module, 128)
+        require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        require_size("inputs_bytes", self.inputs_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest(DealWithInputs):
     """Job creator -> provider: run the open deal on inputs of `inputs_bytes` bytes.
 
     The inputs follow as a sealed chunk stream (`wire/_chunks.py`) whose preamble this carries,
@@ -139,19 +161,11 @@ class JobRequest(_DealMessage):
     """
 
     TYPE: ClassVar[str] = "job_request"
-    chain_id: int
-    deal: dict[str, object]
-    module: str
-    inputs_preamble: bytes
-    inputs_bytes: int
     output_recipient: bytes
 
     def _check(self) -> None:
-        require_chain_id("chain_id", self.chain_id)
-        require_deal_map(self.deal)
-        require_chars("module", self.module, 128)
-        require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
-        require_size("inputs_bytes", self.inputs_bytes)
+        # Not super(): a slotted dataclass is a new class, which zero-argument super() misses.
+        DealWithInputs._check(self)
         require_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
 
 

@@ -21,22 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._deal_messages import (
     HASH_BYTES,
     SIGNATURE_BYTES,
+    DealWithInputs,
     _DealMessage,
-    require_deal_map,
-    require_size,
 )
 from lilypad_p2p.wire._errors import InvalidMessage
-from lilypad_p2p.wire._fields import require_bytes, require_chain_id, require_chars
+from lilypad_p2p.wire._fields import require_bytes
 
 OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong, non-deterministic
 
 
 @dataclass(frozen=True, slots=True)
-class MediationRequest(_DealMessage):
+class MediationRequest(DealWithInputs):
     """Job creator -> mediator: re-run this disputed deal and sign a verdict.
 
     The job's input stream, re-sealed to the mediator's key under `MEDIATION_CONTEXT` || deal ID,
@@ -47,20 +45,11 @@ class MediationRequest(_DealMessage):
     """
 
     TYPE: ClassVar[str] = "mediation_request"
-    chain_id: int
-    deal: dict[str, object]
-    module: str
-    inputs_preamble: bytes
-    inputs_bytes: int
     result_hash: bytes
     provider_signature: bytes
 
     def _check(self) -> None:
-        require_chain_id("chain_id", self.chain_id)
-        require_deal_map(self.deal)
-        require_chars("module", self.module, 128)
-        require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
-        require_size("inputs_bytes", self.inputs_bytes)
+        DealWithInputs._check(self)  # as in JobRequest._check
         require_bytes("result_hash", self.result_hash, HASH_BYTES)
         require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 

@@ -9,39 +9,29 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from lilypad_p2p.wire._deal_messages import (
-    DEAL_MESSAGE_VERSION,
-    AcceptanceAck,
-    AcceptanceNotice,
-    DealCountersigned,
-    DealProposal,
-    DealRefused,
-    JobRequest,
-    JobResultMessage,
-    SendInputs,
-)
+from lilypad_p2p.wire import _deal_messages as deal
 from lilypad_p2p.wire._errors import MalformedMessage
 from lilypad_p2p.wire._fields import expect_map
 from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 
 DealMessage = (
-    DealProposal | DealCountersigned | DealRefused | JobRequest | SendInputs | JobResultMessage
-    | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice | ModuleRequest
-    | ModuleDefinition
+    deal.DealProposal | deal.DealCountersigned | deal.DealRefused | deal.JobRequest
+    | deal.SendInputs | deal.JobResultMessage | deal.AcceptanceNotice | deal.AcceptanceAck
+    | MediationRequest | VerdictNotice | ModuleRequest | ModuleDefinition
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
-    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, SendInputs,
-                JobResultMessage, AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice,
-                ModuleRequest, ModuleDefinition)
+    for cls in (deal.DealProposal, deal.DealCountersigned, deal.DealRefused, deal.JobRequest,
+                deal.SendInputs, deal.JobResultMessage, deal.AcceptanceNotice, deal.AcceptanceAck,
+                MediationRequest, VerdictNotice, ModuleRequest, ModuleDefinition)
 }
 
 
 def deal_message_from_wire(raw: object) -> DealMessage:
     """Build the message `raw["type"]` names; any defect raises `MalformedMessage`."""
     raw = expect_map(raw, "a deal message")
-    if raw.get("v") != DEAL_MESSAGE_VERSION:
+    if raw.get("v") != deal.DEAL_MESSAGE_VERSION:
         raise MalformedMessage(f"deal message version {raw.get('v')!r}")
     kind = raw.get("type")
     cls = DEAL_MESSAGE_TYPES.get(kind) if type(kind) is str else None
