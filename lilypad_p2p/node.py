@@ -4,6 +4,10 @@ The node owns the only nursery: the gossip network, the control interface, the l
 validated envelopes into the offer book, and the publisher of our own signed records and offers
 all run as its children, so one cancellation (SIGINT, SIGTERM or a crash of any service) stops
 them all and the control socket is removed on the way out.
+
+This module only wires the parts together. What the node says about itself is in
+node_publish.py, who else is out there in node_directory.py, which market roles it runs in
+node_roles.py, its own control methods in node_control.py and its probes in node_health.py.
 """
 
 from __future__ import annotations
