@@ -120,6 +120,14 @@ def _require_match(name: str, value: object) -> None:
     _require_cid(f"{name}.resource_offer_cid", value[1])
 
 
+def _require_trusted_mediators(value: object) -> None:
+    """The mediators an offer accepts: a set of addresses, as both kinds of offer carry it."""
+    require_tuple(
+        "trusted_mediators", value, MAX_TRUSTED_MEDIATORS, require_address,
+        sort_key=address_sort_key,
+    )
+
+
 def _require_version(v: object) -> None:
     if v != SCHEMA_VERSION or type(v) is not int:
         raise InvalidMessage(f"v must be {SCHEMA_VERSION}, got {v!r}")
@@ -330,13 +338,7 @@ class ResourceOffer(_Message):
         require_tuple("modules", self.modules, MAX_MODULES, _require_module, sort_key=str)
         require_wei("price_per_job_wei", self.price_per_job_wei)
         require_wei("collateral_wei", self.collateral_wei)
-        require_tuple(
-            "trusted_mediators",
-            self.trusted_mediators,
-            MAX_TRUSTED_MEDIATORS,
-            require_address,
-            sort_key=address_sort_key,
-        )
+        _require_trusted_mediators(self.trusted_mediators)
         require_tuple("chain_ids", self.chain_ids, MAX_CHAINS, require_chain_id, sort_key=int)
         if not self.chain_ids:
             raise InvalidMessage("chain_ids must name at least one chain")
@@ -393,13 +395,7 @@ class JobOffer(_Message):
         if type(self.spec) is not ResourceSpec:
             raise InvalidMessage("spec must be a ResourceSpec")
         require_wei("max_price_wei", self.max_price_wei)
-        require_tuple(
-            "trusted_mediators",
-            self.trusted_mediators,
-            MAX_TRUSTED_MEDIATORS,
-            require_address,
-            sort_key=address_sort_key,
-        )
+        _require_trusted_mediators(self.trusted_mediators)
         require_timestamp("deadline", self.deadline)
         if self.target_provider is not None:
             require_address("target_provider", self.target_provider)
