@@ -1,4 +1,4 @@
-"""Mediation figures (issue 6): dispute -> resolved latency for a trivial job, gas of `resolve`.
+"""Mediation figures: dispute -> resolved latency for a trivial job, gas of `resolve`.
 
     python benchmarks/mediation.py [--rounds 5]
 

@@ -1,4 +1,4 @@
-"""Simnet figures (issue 8): one scenario end to end, its wall time and headline figures.
+"""Simnet figures: one scenario end to end, its wall time and headline figures.
 
     python benchmarks/simnet_bench.py [--scenario simnet/scenarios/baseline.toml] [--nodes 50]
     python benchmarks/simnet_bench.py --metrics-cost [--nodes 20] [--jobs 60]

@@ -67,7 +67,7 @@ def market_view(node: Node, market: str) -> dict[str, Any]:
     seen = {job.cid: job for job in open_jobs} | {m.job.cid: m.job for m in recent}
     records = node.records.for_jobs(seen.values())
     own = []
-    for offer in node._own_offers:
+    for offer in node.publisher.own_offers:
         if offer.market != market:
             continue
         reasons = why_not_matched(offer, offer.cid, seen.values(), matches, now_ms,

@@ -2,6 +2,10 @@
 
 Two backends behind one `Chain`: the embedded py-evm chain (`open_embedded_chain`, default, in
 process) and any JSON-RPC URL (`open_rpc_chain`, e.g. anvil). Money is native ETH.
+
+The only package that talks to web3; it reads the market's pure rules (track records) and
+knows nothing of the network or the roles.
+May import from lilypad_p2p: errors, health, logs, market, tally, wire.
 """
 
 from lilypad_p2p.chain._amounts import format_wei, parse_amount

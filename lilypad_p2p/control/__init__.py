@@ -3,6 +3,9 @@
 The socket (`<home>/control.sock`) and the token file (`<home>/control.token`) are both 0600, so
 only the node's user can reach the node; the token also guards against a socket path that was
 swapped or shared by mistake. One request per connection keeps the protocol stateless.
+
+It carries handlers, and knows nothing of what they do (the node and the roles register them).
+May import from lilypad_p2p: config, errors.
 """
 
 from lilypad_p2p.control._client import ControlError, NodeNotRunning, call

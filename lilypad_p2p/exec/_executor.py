@@ -21,12 +21,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import secrets
-import shutil
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -48,8 +45,7 @@ from lilypad_p2p.exec._errors import (
     outcome_class,
 )
 from lilypad_p2p.exec._images import RECIPES_DIR, ImageArchive, build_image_archive
-from lilypad_p2p.exec._inputs import JobInputs, ParamValue
-from lilypad_p2p.exec._job_stream import unpack_spool
+from lilypad_p2p.exec._inputs import JobInputs
 from lilypad_p2p.exec._modules import RECIPE_IMAGE, Module
 from lilypad_p2p.exec._outputs_fs import (
     can_bound_outputs,
@@ -67,13 +63,18 @@ from lilypad_p2p.exec._registry import (
 from lilypad_p2p.exec._sealing import (
     PrivateKeyLike,
     PublicKeyLike,
-    as_private_key,
     seal_for,
     unseal,
 )
 from lilypad_p2p.exec._tarball import cid_of_digest, result_cid, tar_directory, write_tarball
+from lilypad_p2p.exec._workdir import (
+    WORKDIR_PREFIX,
+    make_private_workdir,
+    unpack_inputs,
+    wipe,
+    write_inputs,
+)
 from lilypad_p2p.tally import Tally
-from lilypad_p2p.wire._chunks import ChunkStreamError
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -88,8 +89,6 @@ CLEANUP_TIMEOUT_S = 30.0
 # same run the same way. A job that exits 137 by itself is reported as out of memory too.
 SIGKILL_EXIT_STATUS = 137
 LOG_TAIL_BYTES = 64 * 1024
-NOBODY = 65534
-WORKDIR_PREFIX = "lilypad-job-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +238,7 @@ class Executor:
         for mount_point in mounts_under(self._workdir_root):
             unmount(mount_point)
         for leftover in self._workdir_root.glob(WORKDIR_PREFIX + "*"):
-            _wipe(leftover)
+            wipe(leftover)
 
     def close(self) -> None:
         self._engine.close()
@@ -346,9 +345,9 @@ class Executor:
         argv = module.render_command(inputs.params)
         image_id = await self._pinned_image_id(job, module)
 
-        workdir = _make_private_workdir(self._workdir_root)
+        workdir = make_private_workdir(self._workdir_root)
         try:
-            user = _write_inputs(workdir, inputs)
+            user = write_inputs(workdir, inputs)
             del inputs
             prepared = time.perf_counter()
             log_tail, container_timings = await self._run_bounded(
@@ -358,7 +357,7 @@ class Executor:
                 lambda: tar_directory(workdir / "outputs", max_bytes=module.resources.disk_bytes)
             )
         finally:
-            _wipe(workdir)
+            wipe(workdir)
         cid = result_cid(tarball)
         sealed_output = (
             await trio.to_thread.run_sync(seal_for, output_recipient, tarball)
@@ -406,10 +405,10 @@ class Executor:
         started = time.perf_counter()
         module = self._module(job.module)
         image_id = await self._pinned_image_id(job, module)
-        workdir = _make_private_workdir(self._workdir_root)
+        workdir = make_private_workdir(self._workdir_root)
         try:
             user, params = await trio.to_thread.run_sync(
-                _unpack_inputs, workdir, spool, sealing_key, context)
+                unpack_inputs, workdir, spool, sealing_key, context)
             argv = module.render_command(params)
             prepared = time.perf_counter()
             log_tail, container_timings = await self._run_bounded(
@@ -418,7 +417,7 @@ class Executor:
             digest, size = await trio.to_thread.run_sync(
                 write_tarball, workdir / "outputs", output, module.resources.disk_bytes)
         finally:
-            _wipe(workdir)
+            wipe(workdir)
         finished = time.perf_counter()
         return StreamedResult(
             module=module.name, image_id=image_id, result_cid=cid_of_digest(digest),
@@ -538,85 +537,3 @@ class _Stopwatch:
         now = time.perf_counter()
         self.laps[name] = now - self._last
         self._last = now
-
-
-def _make_private_workdir(root: Path | None) -> Path:
-    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=root))
-    os.chmod(workdir, 0o700)
-    return workdir
-
-
-def _wipe(workdir: Path) -> None:
-    """Delete the private directory; the decrypted inputs go first, whatever the job left."""
-    shutil.rmtree(workdir / "inputs", ignore_errors=True)
-    unmount(workdir / "outputs")
-    # A job running as our own uid may have left directories without write or search permission.
-    shutil.rmtree(workdir, onerror=_make_removable)
-
-
-def _make_removable(function: object, path: str, error: object) -> None:
-    parent = os.path.dirname(path)
-    os.chmod(parent, 0o700)
-    if os.path.isdir(path) and not os.path.islink(path):
-        os.chmod(path, 0o700)
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
-def _write_inputs(workdir: Path, inputs: JobInputs) -> str:
-    """Write the inputs under `workdir/inputs`, create `workdir/outputs`; the container's user."""
-    reader_gid, user = _make_job_dirs(workdir)
-    for relative, content in inputs.files.items():
-        _write_input_file(workdir / "inputs", relative, (content,), reader_gid)
-    return user
-
-
-def _unpack_inputs(
-    workdir: Path, spool: Path, key: PrivateKeyLike, context: bytes
-) -> tuple[str, dict[str, ParamValue]]:
-    """`_write_inputs` from a spooled input stream; the container's user and the params."""
-    reader_gid, user = _make_job_dirs(workdir)
-    try:
-        params = unpack_spool(
-            spool, as_private_key(key), context,
-            lambda name, pieces: _write_input_file(workdir / "inputs", name, pieces, reader_gid))
-    except ChunkStreamError as exc:
-        raise InputDecryptionFailed(
-            f"job inputs do not open with this node's sealing key ({exc}); no container was "
-            "started") from exc
-    return user, params
-
-
-def _make_job_dirs(workdir: Path) -> tuple[int, str]:
-    """`workdir/inputs` (readable by the job's group) and `workdir/outputs` (the job's)."""
-    as_root = os.geteuid() == 0
-    reader_gid = NOBODY if as_root else os.getegid()
-    _make_dir(workdir / "inputs", 0o750, reader_gid)
-    outputs_dir = workdir / "outputs"
-    outputs_dir.mkdir(mode=0o700)
-    if as_root:
-        os.chown(outputs_dir, NOBODY, NOBODY)
-        return reader_gid, f"{NOBODY}:{NOBODY}"
-    return reader_gid, f"{os.geteuid()}:{os.getegid()}"
-
-
-def _write_input_file(
-    inputs_dir: Path, relative: str, pieces: Iterable[bytes], reader_gid: int
-) -> None:
-    path = inputs_dir / relative
-    for parent in reversed(path.relative_to(inputs_dir).parents[:-1]):
-        if not (inputs_dir / parent).exists():
-            _make_dir(inputs_dir / parent, 0o750, reader_gid)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-    with os.fdopen(fd, "wb") as fh:
-        os.fchmod(fh.fileno(), 0o640)  # the umask must not hide inputs from the job's user
-        os.fchown(fh.fileno(), -1, reader_gid)
-        for piece in pieces:
-            fh.write(piece)
-
-
-def _make_dir(path: Path, mode: int, gid: int) -> None:
-    path.mkdir(mode=mode)
-    os.chmod(path, mode)  # mkdir's mode is filtered by the umask
-    os.chown(path, -1, gid)

@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import msgpack
 from nacl.public import PrivateKey, PublicKey
 
+from lilypad_p2p import wire
 from lilypad_p2p.exec._errors import MalformedInputs
 from lilypad_p2p.exec._inputs import (
     MAX_INPUT_FILES,
@@ -39,15 +40,6 @@ from lilypad_p2p.exec._inputs import (
     ParamValue,
     check_input_path,
     check_param_value,
-)
-from lilypad_p2p.wire._chunks import (
-    CHUNK_BYTES,
-    PREAMBLE_BYTES,
-    ChunkOpener,
-    ChunkSealer,
-    ChunkStreamError,
-    chunk_count,
-    chunk_size,
 )
 
 STREAM_TYPE = "job-inputs-stream"
@@ -70,7 +62,7 @@ class SpoolInfo:
 
 
 PREAMBLE_OFFSET = _SIZE.size
-CHUNKS_OFFSET = _SIZE.size + PREAMBLE_BYTES
+CHUNKS_OFFSET = _SIZE.size + wire.PREAMBLE_BYTES
 
 
 def _header(files: Sequence[tuple[str, int]], params: Mapping[str, ParamValue]) -> bytes:
@@ -85,13 +77,13 @@ def _source_size(source: FileSource) -> int:
 
 def _source_pieces(source: FileSource, size: int) -> Iterator[bytes]:
     if isinstance(source, bytes):
-        for start in range(0, len(source), CHUNK_BYTES):
-            yield source[start:start + CHUNK_BYTES]
+        for start in range(0, len(source), wire.CHUNK_BYTES):
+            yield source[start:start + wire.CHUNK_BYTES]
         return
     left = size
     with source.open("rb") as fh:
         while left:
-            piece = fh.read(min(CHUNK_BYTES, left))
+            piece = fh.read(min(wire.CHUNK_BYTES, left))
             if not piece:
                 raise MalformedInputs(f"input file {source} shrank while it was being read")
             left -= len(piece)
@@ -120,7 +112,7 @@ def write_spool(
     sizes = [(name, _source_size(files[name])) for name in sorted(files)]
     header = _header(sizes, params)
     total = len(header) + sum(size for _, size in sizes)
-    sealer = ChunkSealer(recipient, context, total)
+    sealer = wire.ChunkSealer(recipient, context, total)
     fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
@@ -149,7 +141,7 @@ def spool_info(spool: Path) -> SpoolInfo:
     with spool.open("rb") as fh:
         head = fh.read(CHUNKS_OFFSET)
     if len(head) != CHUNKS_OFFSET:
-        raise ChunkStreamError(f"spool {spool.name} is cut short")
+        raise wire.ChunkStreamError(f"spool {spool.name} is cut short")
     return SpoolInfo(_SIZE.unpack(head[:_SIZE.size])[0], head[_SIZE.size:])
 
 
@@ -157,11 +149,11 @@ def spool_chunks(spool: Path, info: SpoolInfo) -> Iterator[bytes]:
     """The sealed chunks of a spool file, one at a time, as stored."""
     with spool.open("rb") as fh:
         fh.seek(CHUNKS_OFFSET)
-        for index in range(chunk_count(info.plaintext_bytes)):
-            size = chunk_size(info.plaintext_bytes, index)
+        for index in range(wire.chunk_count(info.plaintext_bytes)):
+            size = wire.chunk_size(info.plaintext_bytes, index)
             chunk = fh.read(size)
             if len(chunk) != size:
-                raise ChunkStreamError(f"spool {spool.name} is cut short")
+                raise wire.ChunkStreamError(f"spool {spool.name} is cut short")
             yield chunk
 
 
@@ -172,11 +164,11 @@ def open_spool(spool: Path, key: PrivateKey | bytes, context: bytes) -> Iterator
         ChunkStreamError: the spool does not open (altered, cut short, another key/context).
     """
     info = spool_info(spool)
-    opener = ChunkOpener(key, info.preamble, context, info.plaintext_bytes)
+    opener = wire.ChunkOpener(key, info.preamble, context, info.plaintext_bytes)
     for chunk in spool_chunks(spool, info):
         yield opener.open(chunk)
     if not opener.finished:
-        raise ChunkStreamError(f"spool {spool.name} ends before its final chunk")
+        raise wire.ChunkStreamError(f"spool {spool.name} ends before its final chunk")
 
 
 class _Plain:

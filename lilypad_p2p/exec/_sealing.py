@@ -8,6 +8,8 @@ established by the signed deal and stream, not by the ciphertext. Sealed bytes a
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
@@ -17,24 +19,26 @@ X25519_KEY_BYTES = 32
 
 PublicKeyLike = PublicKey | bytes
 PrivateKeyLike = PrivateKey | bytes
+_Key = TypeVar("_Key", PublicKey, PrivateKey)
+
+
+def _as_key(key: object, kind: type[_Key]) -> _Key:
+    """Accept a pynacl key of `kind` or its raw 32 bytes."""
+    if isinstance(key, kind):
+        return key
+    if isinstance(key, bytes | bytearray) and len(key) == X25519_KEY_BYTES:
+        return kind(bytes(key))
+    raise TypeError(f"expected an X25519 {kind.__name__} or {X25519_KEY_BYTES} raw bytes")
 
 
 def as_public_key(key: PublicKeyLike) -> PublicKey:
     """Accept a pynacl `PublicKey` or its raw 32 bytes."""
-    if isinstance(key, PublicKey):
-        return key
-    if isinstance(key, bytes | bytearray) and len(key) == X25519_KEY_BYTES:
-        return PublicKey(bytes(key))
-    raise TypeError(f"expected an X25519 PublicKey or {X25519_KEY_BYTES} raw bytes")
+    return _as_key(key, PublicKey)
 
 
 def as_private_key(key: PrivateKeyLike) -> PrivateKey:
     """Accept a pynacl `PrivateKey` or its raw 32 bytes."""
-    if isinstance(key, PrivateKey):
-        return key
-    if isinstance(key, bytes | bytearray) and len(key) == X25519_KEY_BYTES:
-        return PrivateKey(bytes(key))
-    raise TypeError(f"expected an X25519 PrivateKey or {X25519_KEY_BYTES} raw bytes")
+    return _as_key(key, PrivateKey)
 
 
 def seal_for(recipient: PublicKeyLike, plaintext: bytes) -> bytes:

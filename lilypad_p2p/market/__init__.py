@@ -1,6 +1,8 @@
 """Pure market logic (no I/O; time is passed in as `now_ms`).
 
-Offer book, replay guard, re-publishing of our own offers, batch matching.
+Offer book, replay guard, re-publishing of our own offers, batch matching, the deal's phases
+and timeouts, track records. Like wire/ it loads no I/O framework (trio, libp2p, web3, docker).
+May import from lilypad_p2p: errors, wire.
 """
 
 from lilypad_p2p.market._consortium import (

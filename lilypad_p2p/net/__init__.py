@@ -3,6 +3,9 @@
 `GossipNet` is the service a node runs; it emits typed events carrying only validated
 envelopes. Topics, peer grading and the validator's decision are pure and importable on their
 own. libp2p's exceptions are mapped to the `NetError` subtree at this package's boundary.
+
+The only package that talks to libp2p; it knows nothing of the roles or the chain.
+May import from lilypad_p2p: errors, identity, market, wire.
 """
 
 from lilypad_p2p.net._admission import NetLimits
@@ -21,6 +24,7 @@ from lilypad_p2p.net._events import (
 )
 from lilypad_p2p.net._host import DEFAULT_MUXER, DEFAULT_MUXERS, Muxer, preferring
 from lilypad_p2p.net._levers import message_id
+from lilypad_p2p.net._mesh import MeshDegree
 from lilypad_p2p.net._nat import (
     DIALBACK_PROTOCOL,
     PING_PROTOCOL,
@@ -47,7 +51,6 @@ from lilypad_p2p.net._reachability import (
 )
 from lilypad_p2p.net._service import (
     GossipNet,
-    MeshDegree,
     NetStatistics,
     PeerState,
     wall_clock_ms,

@@ -78,7 +78,7 @@ def _guarded_handler(
             return
         try:
             await handler(stream)
-        except Exception as error:  # anything a peer's bytes provoke: this stream only
+        except Exception as error:  # boundary: what a peer's bytes provoke ends this stream only
             logger.warning("%s handler failed for %s: %r", where, peer_id, error)
             await reset_quietly(stream)
             if peer_id is not None:
@@ -105,7 +105,7 @@ def contain_service_tasks(manager: Any, on_failure: OnFailure) -> None:
         async def contained() -> None:
             try:
                 await async_fn(*args)
-            except Exception as error:  # one peer's task; the service must go on
+            except Exception as error:  # boundary: one peer's task; the service must go on
                 peer_id = args[0] if args and isinstance(args[0], ID) else None
                 logger.warning("%s failed (peer %s): %r", where, peer_id, error)
                 if peer_id is not None:
@@ -123,7 +123,7 @@ def contain_service_tasks(manager: Any, on_failure: OnFailure) -> None:
 def _peer_of(stream: INetStream) -> ID | None:
     try:
         return stream.muxed_conn.peer_id
-    except Exception:  # a stream without a connection left
+    except AttributeError:  # a stream without a connection left
         return None
 
 
@@ -132,5 +132,5 @@ async def reset_quietly(stream: INetStream) -> None:
     with trio.move_on_after(RESET_TIMEOUT_S):
         try:
             await stream.reset()
-        except Exception as error:  # already reset or closed by either side
+        except Exception as error:  # boundary: already reset or closed by either side
             logger.debug("stream reset failed: %r", error)

@@ -97,7 +97,7 @@ def decode_peer_list(data: bytes) -> list[KnownPeer]:
             continue
         try:
             peer_id = ID.from_base58(raw_id)
-        except Exception:  # base58 decoding raises assorted types
+        except ValueError:  # not base58 (UnicodeEncodeError if not even ASCII)
             continue
         addrs = tuple(dialable(_parse_addrs(raw_addrs)))
         if addrs:
@@ -112,7 +112,7 @@ def _parse_addrs(raw_addrs: list[object]) -> list[multiaddr.Multiaddr]:
             continue
         try:
             parsed.append(multiaddr.Multiaddr(raw))
-        except Exception:  # multiaddr parsing raises assorted types
+        except ValueError:  # multiaddr wraps any bad part in StringParseError
             continue
     return parsed
 
@@ -183,7 +183,7 @@ class Discovery:
         with trio.move_on_after(DIAL_TIMEOUT_S):
             try:
                 await self._host.connect(info)
-            except Exception as error:  # any dial failure (refused, handshake, timeout) is equal
+            except Exception as error:  # boundary: any dial failure (refused, handshake) is equal
                 logger.debug("dial %s failed: %r", info.peer_id, error)
             else:
                 self.dials_ok += 1
@@ -197,7 +197,7 @@ class Discovery:
                 stream = await self._host.new_stream(peer_id, [PEER_EXCHANGE_PROTOCOL])
                 data = await _read_all(stream, MAX_PEER_EXCHANGE_BYTES)
                 await stream.close()
-            except Exception as error:  # the peer went away or does not speak the protocol
+            except Exception as error:  # boundary: the peer left or does not speak the protocol
                 logger.debug("peer exchange with %s failed: %r", peer_id, error)
                 return
             self.exchanges += 1
@@ -227,7 +227,7 @@ class Discovery:
                 await stream.write(encode_peer_list(self.shareable_peers()))
                 await stream.close()
                 closed = True
-        except Exception as error:  # the asking peer went away; nothing to do
+        except Exception as error:  # boundary: the asking peer went away; nothing to do
             logger.debug("serving peer exchange failed: %r", error)
         finally:
             if not closed:  # timed out or failed: the stream must not outlive this handler
@@ -239,7 +239,7 @@ async def _read_all(stream: INetStream, limit: int) -> bytes:
     while len(data) <= limit:
         try:
             chunk = await stream.read(limit + 1 - len(data))
-        except Exception:  # EOF is reported as an exception by some muxers
+        except Exception:  # boundary: EOF, a reset, any muxer error ends the list
             break
         if not chunk:
             break

@@ -89,5 +89,5 @@ class Enforcer:
     async def _disconnect(self, peer_id: ID) -> None:
         try:
             await self._host.disconnect(peer_id)
-        except Exception as error:  # already gone
+        except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("disconnect %s: %r", peer_id, error)

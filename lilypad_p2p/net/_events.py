@@ -14,35 +14,32 @@ from lilypad_p2p import wire
 
 
 @dataclass(frozen=True, slots=True)
-class OfferReceived:
-    """A valid ResourceOffer or JobOffer; `from_peer` handed it to us (the signer is inside)."""
+class EnvelopeReceived:
+    """A gossiped envelope that passed validation; `from_peer` handed it to us (the signer is
+    inside). Each kind of body has its own subclass, so the node dispatches on the event."""
 
     envelope: wire.SignedEnvelope
     from_peer: ID
 
 
 @dataclass(frozen=True, slots=True)
-class ProposalReceived:
+class OfferReceived(EnvelopeReceived):
+    """A valid ResourceOffer or JobOffer."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalReceived(EnvelopeReceived):
     """A valid MatchProposal from a solver."""
 
-    envelope: wire.SignedEnvelope
-    from_peer: ID
-
 
 @dataclass(frozen=True, slots=True)
-class CancelReceived:
+class CancelReceived(EnvelopeReceived):
     """A valid, signed cancellation of an offer."""
 
-    envelope: wire.SignedEnvelope
-    from_peer: ID
-
 
 @dataclass(frozen=True, slots=True)
-class NodeRecordReceived:
+class NodeRecordReceived(EnvelopeReceived):
     """A valid NodeRecord (roles, sealing key, markets)."""
-
-    envelope: wire.SignedEnvelope
-    from_peer: ID
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Mu
     for addr in addrs:
         try:
             parsed.append(multiaddr.Multiaddr(addr))
-        except Exception as error:  # multiaddr raises several unrelated types
+        except ValueError as error:  # multiaddr wraps any bad part in StringParseError
             raise NetError(f"{setting}: {addr!r} is not a multiaddr ({error})") from error
     return parsed
 

@@ -293,7 +293,7 @@ class GuardedMplex(Mplex):
             return await super().read_message()
         except MplexUnavailable:
             raise
-        except Exception as error:  # a peer's corrupt frame must not cancel our Swarm
+        except Exception as error:  # boundary: a peer's corrupt frame must not end the Swarm
             logger.debug("closing a connection after an unreadable frame: %r", error)
             raise MplexUnavailable(f"unreadable frame: {error!r}") from error
 

@@ -204,7 +204,7 @@ class NatService:
         for addr in self._host.get_transport_addrs():
             try:
                 ports.append(int(addr.value_for_protocol("tcp")))
-            except Exception:  # not a TCP address
+            except (LookupError, ValueError):  # not a TCP address
                 continue
         return tuple(dict.fromkeys(ports))
 
@@ -244,7 +244,7 @@ class NatService:
                 await stream.write(DialbackRequest(ports).encode() + b"\n")
                 response = DialbackResponse.decode(await _read_line(stream))
                 await stream.close()
-            except Exception as error:  # no such protocol, peer gone, bad answer: no verdict
+            except Exception as error:  # boundary: no such protocol, peer gone, bad answer
                 logger.debug("dial-back probe via %s failed: %r", server, error)
                 return
             before = self._tracker.state(self._clock_ms())
@@ -269,7 +269,7 @@ class NatService:
                     await stream.write(DialbackResponse(tuple(reachable)).encode() + b"\n")
                 await stream.close()
                 closed = True
-        except Exception as error:  # a malformed request or a vanished client: drop it
+        except Exception as error:  # boundary: a bad request or a vanished client: drop it
             logger.debug("serving dial-back failed: %r", error)
         finally:
             if not closed:  # timed out or failed: the stream must not outlive this handler
@@ -299,7 +299,7 @@ class NatService:
         for peer in self._direct_peers():
             try:
                 protocols = peerstore.get_protocols(peer)
-            except Exception:  # not identified yet
+            except KeyError:  # not identified yet (PeerStoreError)
                 continue
             if HOP_PROTOCOL in protocols:
                 candidates.append(peer)
@@ -324,7 +324,7 @@ class NatService:
                 stream = await self._host.new_stream(relay, [HOP_PROTOCOL])
                 ok = await self._transport._make_reservation(stream, relay)
                 await stream.close()
-            except Exception as error:  # the relay went away or refused the stream
+            except Exception as error:  # boundary: the relay went away or refused the stream
                 logger.debug("reservation on %s failed: %r", relay, error)
                 ok = False
             if ok:
@@ -396,7 +396,7 @@ class NatService:
         for addr in addrs:
             try:
                 parsed.append(multiaddr.Multiaddr(addr))
-            except Exception:  # a peer's bad address is skipped, not fatal
+            except ValueError:  # a peer's bad address (StringParseError) is skipped, not fatal
                 continue
         circuits = [a for a in parsed if "p2p-circuit" in {p.name for p in a.protocols()}]
         direct = dialable(a for a in parsed if a not in circuits)
@@ -405,7 +405,7 @@ class NatService:
                 try:
                     await self._host.connect(PeerInfo(peer, direct))
                     return
-                except Exception as error:  # any direct failure: try the relays
+                except Exception as error:  # boundary: any direct failure: try the relays
                     logger.debug("direct dial %s failed: %r", peer, error)
         for circuit in circuits:
             with trio.move_on_after(RELAYED_DIAL_TIMEOUT_S):
@@ -414,7 +414,7 @@ class NatService:
                     self._relayed_peers.add(peer)
                     self._mark("first_relayed_connection")
                     return
-                except Exception as error:  # this relay failed: try the next
+                except Exception as error:  # boundary: this relay failed: try the next
                     logger.debug("relayed dial %s failed: %r", circuit, error)
         raise DialError(f"cannot reach {peer} at {list(addrs)}")
 
@@ -434,7 +434,7 @@ class NatService:
                 await stream.write(payload)
                 echoed = await _read_exact(stream, PING_PAYLOAD_BYTES)
                 await stream.close()
-        except Exception as error:  # timeout, reset, protocol refused
+        except Exception as error:  # boundary: timeout, reset, protocol refused
             raise DialError(f"ping {peer} failed: {error!r}") from error
         if echoed != payload:
             raise DialError(f"ping {peer}: echo does not match")
@@ -449,7 +449,7 @@ class NatService:
                 await stream.write(await _read_exact(stream, PING_PAYLOAD_BYTES))
                 await stream.close()
                 closed = True
-        except Exception as error:  # the asker went away
+        except Exception as error:  # boundary: the asker went away, or sent a short ping
             logger.debug("serving ping failed: %r", error)
         finally:
             if not closed:  # timed out or failed: the stream must not outlive this handler

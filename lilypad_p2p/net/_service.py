@@ -17,7 +17,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -27,7 +26,6 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.gossipsub import PROTOCOL_ID, PROTOCOL_ID_V11
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 from libp2p.tools.anyio_service import background_trio_service
 
 from lilypad_p2p import wire
@@ -48,6 +46,7 @@ from lilypad_p2p.net._levers import (
     cache_host_addrs,
     message_id,
 )
+from lilypad_p2p.net._mesh import MeshDegree, score_params
 from lilypad_p2p.net._nat import NatService, NatSettings
 from lilypad_p2p.net._peer_actions import (
     DropReason,
@@ -92,37 +91,6 @@ def _sole_leaf(
 def wall_clock_ms() -> int:
     """The one wall-clock read of the network: signed timestamps are compared against it."""
     return time.time_ns() // 1_000_000
-
-
-def score_params() -> ScoreParams:
-    """GossipSub scoring with real thresholds (see `_params` for the numbers and why)."""
-    return ScoreParams(
-        p4_invalid_messages=TopicScoreParams(
-            weight=params.P4_INVALID_MESSAGE_WEIGHT,
-            cap=params.P4_INVALID_MESSAGE_CAP,
-            decay=params.P4_INVALID_MESSAGE_DECAY,
-        ),
-        p5_behavior_penalty_weight=params.P5_BEHAVIOUR_PENALTY_WEIGHT,
-        p5_behavior_penalty_threshold=params.P5_BEHAVIOUR_PENALTY_THRESHOLD,
-        p5_behavior_penalty_decay=params.P5_BEHAVIOUR_PENALTY_DECAY,
-        publish_threshold=params.PUBLISH_THRESHOLD,
-        gossip_threshold=params.GOSSIP_THRESHOLD,
-        graylist_threshold=params.GRAYLIST_THRESHOLD,
-        accept_px_threshold=params.ACCEPT_PX_THRESHOLD,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class MeshDegree:
-    """GossipSub's mesh degree: the target D and the bounds that trigger grafting/pruning."""
-
-    target: int = params.MESH_DEGREE
-    low: int = params.MESH_DEGREE_LOW
-    high: int = params.MESH_DEGREE_HIGH
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.low <= self.target <= self.high:
-            raise NetError(f"mesh degree needs 1 <= low <= target <= high, got {self}")
 
 
 class GossipNet:
@@ -347,7 +315,7 @@ class GossipNet:
             raise PublishError(f"refusing to publish an invalid envelope: {error}") from error
         try:
             await self._pubsub.publish(topic, data)
-        except Exception as error:  # libp2p raises assorted types; map them at this boundary
+        except Exception as error:  # boundary: libp2p raises assorted types; map them here
             raise PublishError(f"publish on {topic} failed: {error!r}") from error
 
     def _validate(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
@@ -359,7 +327,7 @@ class GossipNet:
                 now_ms=self._clock_ms(),
                 replay_guard=self._replay_guard,
             )
-        except Exception:  # an exception here would cancel the library's whole pubsub service
+        except Exception:  # boundary: one here would cancel the library's whole pubsub
             logger.exception("gossip validator failed")
             self._dropped[DropReason.VALIDATOR_FAILED.value] += 1
             return False
@@ -509,7 +477,7 @@ class GossipNet:
     async def _disconnect(self, peer_id: ID) -> None:
         try:
             await self._host.disconnect(peer_id)
-        except Exception as error:  # already gone
+        except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("disconnect %s: %r", peer_id, error)
 
     def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
@@ -591,7 +559,7 @@ class GossipNet:
             info = info_from_p2p_addr(parsed)
             with trio.fail_after(params.DIAL_TIMEOUT_S):
                 await self._host.connect(info)
-        except Exception as error:  # TooSlowError, SwarmException, bad /p2p part: all a failed dial
+        except Exception as error:  # boundary: TooSlowError, SwarmException, bad /p2p part
             raise NetError(f"dial {addr} failed: {error!r}") from error
 
     def statistics(self) -> NetStatistics:

@@ -210,7 +210,7 @@ class DealStreams:
                 self.refused_garbage += 1
                 self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
                 await reset_quietly(stream)
-            except Exception as error:  # the asker vanished or was too slow: nothing owed
+            except Exception as error:  # boundary: the asker vanished or was too slow
                 logger.debug("reading a %s request failed: %r", protocol_id, error)
                 await reset_quietly(stream)
             finally:
@@ -238,7 +238,7 @@ class DealStreams:
                 self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
                 await reset_quietly(stream)
                 return
-            except Exception as error:  # the asker vanished or was too slow: nothing owed
+            except Exception as error:  # boundary: the asker vanished or was too slow
                 logger.debug("reading a %s request failed: %r", protocol_id, error)
                 await reset_quietly(stream)
                 return
@@ -255,7 +255,7 @@ class DealStreams:
                 self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
                 await reset_quietly(stream)
                 return
-            except Exception as error:
+            except Exception as error:  # boundary: a broken stream, or our handler's bug
                 if gate.asked:  # the inputs' stream broke or stalled: nothing owed
                     logger.debug("receiving %s inputs failed: %r", protocol_id, error)
                     await reset_quietly(stream)
@@ -267,7 +267,7 @@ class DealStreams:
                 if reply.body is not None:
                     await write_body(stream, reply.body)
                 self.served += 1
-            except Exception as error:  # the asker went away while we answered
+            except Exception as error:  # boundary: the asker went away while we answered
                 logger.debug("answering a %s transfer failed: %r", protocol_id, error)
             finally:
                 await close_quietly(stream)
@@ -289,13 +289,13 @@ class DealStreams:
     ) -> None:
         try:
             answer = await handler(peer_id, request)
-        except Exception:  # a bug in the handler: the asker gets a refusal, we get a trace
+        except Exception:  # boundary: a handler's bug: the asker gets a refusal, we a trace
             logger.exception("%s handler failed", protocol_id)
             answer = wire.DealRefused(reason="internal error")
         try:
             await stream.write(encode_frame(answer))
             self.served += 1
-        except Exception as error:  # the stream broke while answering
+        except Exception as error:  # boundary: the stream broke while answering
             logger.debug("answering a %s request failed: %r", protocol_id, error)
         finally:
             await close_quietly(stream)
@@ -325,7 +325,7 @@ class DealStreams:
         except wire.WireError as error:
             self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
             raise
-        except Exception as error:  # reset, EOF, closed
+        except Exception as error:  # boundary: reset, EOF, closed, whatever the muxer raises
             raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
         finally:
             await close_quietly(stream)
@@ -383,14 +383,14 @@ class DealStreams:
         for addr in addrs:
             try:
                 parsed.append(Multiaddr(addr))
-            except Exception as error:  # a peer's bad address: skip it
+            except ValueError as error:  # a peer's bad address (StringParseError): skip it
                 logger.debug("skipping address %r: %r", addr, error)
         if parsed:
             self._host.get_peerstore().add_addrs(peer_id, parsed, 0)
         connected = bool(self._host.get_network().get_connections(peer_id))
         try:
             return await self._host.new_stream(peer_id, [protocol_id])
-        except Exception as error:  # libp2p raises a zoo of dial errors
+        except Exception as error:  # boundary: libp2p raises a zoo of dial errors
             if connected:
                 await self._drop_connections(peer_id)
             raise StreamRequestFailed(
@@ -407,7 +407,7 @@ class DealStreams:
         """
         try:
             await self._host.disconnect(peer_id)
-        except Exception as error:  # already gone
+        except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("dropping the connections to %s: %r", peer_id, error)
 
 
@@ -419,5 +419,5 @@ def _handler_checks(_: ID) -> bool:
 async def close_quietly(stream: INetStream) -> None:
     try:
         await stream.close()
-    except Exception:  # already reset by the other side
+    except Exception:  # boundary: already reset by the other side
         logger.debug("closing a stream failed", exc_info=True)

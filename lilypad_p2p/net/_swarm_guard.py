@@ -36,7 +36,7 @@ def remote_ip(swarm: Swarm, read_write_closer: Any) -> str | None:
     """The remote IP of an accepted socket, or None if the transport does not say."""
     try:
         remote = read_write_closer.get_remote_address()
-    except Exception:  # a transport without addresses
+    except (AttributeError, OSError):  # a transport without addresses, a socket gone
         return None
     if not remote:
         return None
@@ -88,7 +88,7 @@ async def _serve_inbound(
     raw_conn = RawConnection(read_write_closer, False)
     try:
         muxed_conn = await swarm.upgrade_inbound_raw_conn(raw_conn, maddr)
-    except Exception as error:  # failed handshakes are ordinary churn on a public node
+    except Exception as error:  # boundary: failed handshakes are ordinary churn
         logger.debug("inbound upgrade from %s failed: %r", remote, error)
         await _close_quietly(raw_conn)
         return
@@ -154,7 +154,7 @@ async def _close_quietly(closeable: Any) -> None:
     with trio.move_on_after(_CLOSE_TIMEOUT_S):
         try:
             await closeable.close()
-        except Exception as error:  # already closed by either side
+        except Exception as error:  # boundary: already closed by either side
             logger.debug("close failed: %r", error)
 
 

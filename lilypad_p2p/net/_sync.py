@@ -130,7 +130,7 @@ class OfferSync:
                 await stream.write(frame(encode_response(missing)))
                 self.served += 1
                 answered = True
-        except Exception as error:  # a bad or vanished asker costs us nothing more
+        except Exception as error:  # boundary: a bad or vanished asker costs us nothing more
             logger.debug("serving offer sync failed: %r", error)
         finally:
             if answered:
@@ -148,7 +148,7 @@ class OfferSync:
         with trio.move_on_after(SYNC_TIMEOUT_S):
             try:
                 stream = await self._host.new_stream(peer_id, [OFFER_SYNC_PROTOCOL])
-            except Exception as error:  # peer left, or an old version without sync
+            except Exception as error:  # boundary: peer left, or an old version without sync
                 logger.debug("offer sync with %s not possible: %r", peer_id, error)
                 return []
             try:
@@ -157,7 +157,7 @@ class OfferSync:
                 envelopes = decode_response(await read_frame(stream, MAX_SYNC_RESPONSE_BYTES))
             except wire.WireError:
                 raise
-            except Exception as error:  # the stream broke mid-way: nothing learnt
+            except Exception as error:  # boundary: the stream broke mid-way: nothing learnt
                 logger.debug("offer sync with %s broke: %r", peer_id, error)
                 return []
             finally:

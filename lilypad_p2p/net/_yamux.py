@@ -95,7 +95,7 @@ class GuardedYamux(Yamux):
     async def _close_socket(self) -> None:
         try:
             await self.secured_conn.close()
-        except Exception as error:  # an already broken transport: it is closed either way
+        except Exception as error:  # boundary: a broken transport is closed either way
             logger.debug("closing a Yamux connection's socket: %r", error)
 
 

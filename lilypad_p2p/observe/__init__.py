@@ -1,6 +1,8 @@
 """The operator's view of a node: Prometheus metrics, health checks and a live status page.
 
-Reads the node only through its control handlers; imports nothing from roles/, net/ or chain/.
+Reads the node only through the control handlers the node passes it, so it stays as it is
+whatever the roles, the network or the chain become.
+May import nothing from lilypad_p2p.
 """
 
 from lilypad_p2p.observe._http import MAX_REQUEST_BYTES, ObserveServer, Response

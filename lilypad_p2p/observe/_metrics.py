@@ -78,18 +78,27 @@ def families(
     yield from _jobs(tallies)
     yield from _chains(status)
     yield from _chain_calls(tallies)
-    checks = GaugeMetricFamily(
-        "lilypad_ready_check", "Each readiness check (1 passing, 0 failing).", labels=["check"]
+    yield _by_label(
+        GaugeMetricFamily, "lilypad_ready_check", "Each readiness check (1 passing, 0 failing).",
+        "check", {name: 1.0 if passing else 0.0 for name, passing in ready.items()},
     )
-    for name, passing in sorted(ready.items()):
-        checks.add_metric([name], 1.0 if passing else 0.0)
-    yield checks
     faults = GaugeMetricFamily(
         "lilypad_degraded", "Degraded states the node is in (1 while it lasts).", labels=["state"]
     )
     for state in degraded_states(status):
         faults.add_metric([state], 1)
     yield faults
+
+
+def _by_label(
+    kind: type[CounterMetricFamily | GaugeMetricFamily], name: str, help_text: str, label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """A family with one sample per key of `values`, labelled `label`, in key order."""
+    family = kind(name, help_text, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
 def degraded_states(status: Mapping[str, Any]) -> list[str]:
@@ -107,20 +116,14 @@ def _network(status: Mapping[str, Any], peers: Sequence[Mapping[str, Any]]) -> I
         "lilypad_gossip_delivered_messages", "Gossip messages validated and delivered.",
         value=gossip["delivered"],
     )
-    dropped = CounterMetricFamily(
-        "lilypad_gossip_rejected_messages", "Gossip messages refused, by reason.",
-        labels=["reason"],
+    yield _by_label(
+        CounterMetricFamily, "lilypad_gossip_rejected_messages",
+        "Gossip messages refused, by reason.", "reason", gossip["dropped"],
     )
-    for reason, count in sorted(gossip["dropped"].items()):
-        dropped.add_metric([reason], count)
-    yield dropped
-    reports = CounterMetricFamily(
-        "lilypad_peer_reports", "Misbehaviour reports against peers, by action.",
-        labels=["action"],
+    yield _by_label(
+        CounterMetricFamily, "lilypad_peer_reports",
+        "Misbehaviour reports against peers, by action.", "action", gossip["reports"],
     )
-    for action, count in sorted(gossip["reports"].items()):
-        reports.add_metric([action], count)
-    yield reports
     for name, help_text in (
         ("outbound_queue_drops", "Messages dropped because a peer's outbound queue was full."),
         ("event_queue_drops", "Network events dropped because the node's queue was full."),
@@ -128,12 +131,10 @@ def _network(status: Mapping[str, Any], peers: Sequence[Mapping[str, Any]]) -> I
     ):
         yield CounterMetricFamily(f"lilypad_gossip_{name}", help_text, value=gossip[name])
     mesh = Counter(topic for peer in peers for topic in peer.get("mesh_topics", ()))
-    mesh_size = GaugeMetricFamily(
-        "lilypad_gossip_mesh_peers", "Peers in our mesh, per topic.", labels=["topic"]
+    yield _by_label(
+        GaugeMetricFamily, "lilypad_gossip_mesh_peers", "Peers in our mesh, per topic.", "topic",
+        mesh,
     )
-    for topic, count in sorted(mesh.items()):
-        mesh_size.add_metric([topic], count)
-    yield mesh_size
     scores = [float(peer["score"]) for peer in peers if peer.get("score") is not None]
     buckets = [(str(bound), sum(1 for s in scores if s <= bound)) for bound in SCORE_BOUNDS]
     histogram = GaugeMetricFamily(
@@ -173,10 +174,7 @@ def _budgets(gossip: Mapping[str, Any]) -> Iterable[Metric]:
         (GaugeMetricFamily, "lilypad_budget_limit",
          "Each resource budget's configured limit ([limits]).", "limits"),
     ):
-        family = kind(name, help_text, labels=["budget"])
-        for budget, value in sorted(gossip.get(key, {}).items()):
-            family.add_metric([budget], value)
-        yield family
+        yield _by_label(kind, name, help_text, "budget", gossip.get(key, {}))
     yield GaugeMetricFamily(
         "lilypad_banned_peers", "Peers refused for a backoff after falling below the graylist "
         "threshold.", value=gossip.get("banned_peers", 0),

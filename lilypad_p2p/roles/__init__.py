@@ -1,4 +1,9 @@
-"""Roles a node can take: behaviours composed over net/, market/, exec/ and chain/."""
+"""Roles a node can take: behaviours composed over net/, market/, exec/ and chain/.
+
+Client, provider, solver, mediator, chain bridge and request checker, each given what it needs
+as arguments; the node (node*.py) builds and starts them.
+May import from lilypad_p2p anything but: cli*, node*, observe, testing.
+"""
 
 from lilypad_p2p.roles._bridge import BridgeRole, BridgeStatistics, open_bridge
 from lilypad_p2p.roles._client import (

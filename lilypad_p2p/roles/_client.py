@@ -105,7 +105,8 @@ ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 RETRY_INTERVAL_S = 1.0
 # How long a job offer stays open for matching (longer if the match timeout is): long enough
 # for a second and third match when a matched provider does not answer, short enough that its
-# envelope is still fresh for offer sync (node.SYNC_FRESHNESS_MARGIN_MS under the max age).
+# envelope is still fresh for offer sync (node_publish.SYNC_FRESHNESS_MARGIN_MS under the max
+# age).
 JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000

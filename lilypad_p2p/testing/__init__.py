@@ -1,4 +1,10 @@
-"""Helpers for lilypad-p2p's own tests (and for users testing against it)."""
+"""Helpers for lilypad-p2p's own tests (and for users testing against it).
+
+Real parts started for a test (anvil and chains, a registry, node clusters, NAT labs in network
+namespaces), an attacker's wire built from the spec rather than our codec, shared market
+fixtures, and the test faults a node can be told to commit (the node imports it only for those).
+May import from lilypad_p2p anything but: cli*, node*, observe.
+"""
 
 from lilypad_p2p.testing._chain import (
     TEST_BALANCE_WEI,

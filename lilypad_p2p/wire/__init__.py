@@ -3,6 +3,9 @@
 Receivers call `open_envelope(data, now_ms=...)`, which returns a `SignedEnvelope` or raises a
 `WireError` (a `PeerMisbehaved`). Senders build a message, sign it with `sign_envelope` (or
 `Identity.sign_envelope`) and publish `envelope.encode()`.
+
+The floor everything stands on: it loads no I/O framework (trio, libp2p, web3, docker).
+May import from lilypad_p2p: errors.
 """
 
 from lilypad_p2p.wire._chunks import (
@@ -30,17 +33,14 @@ from lilypad_p2p.wire._constants import (
 )
 from lilypad_p2p.wire._deal_messages import (
     DEAL_FIELDS,
-    DEAL_MESSAGE_TYPES,
     AcceptanceAck,
     AcceptanceNotice,
     DealCountersigned,
-    DealMessage,
     DealProposal,
     DealRefused,
     JobRequest,
     JobResultMessage,
     SendInputs,
-    deal_message_from_wire,
 )
 from lilypad_p2p.wire._envelope import (
     SignedEnvelope,
@@ -64,7 +64,7 @@ from lilypad_p2p.wire._errors import (
     UnsupportedVersion,
     WireError,
 )
-from lilypad_p2p.wire._fields import MARKET_NAME, MODULE_ID, PPM
+from lilypad_p2p.wire._fields import MARKET_NAME, MODULE_ID, PPM, require_chain_id
 from lilypad_p2p.wire._handover import handover_digest, sign_handover, verify_handover
 from lilypad_p2p.wire._ids import (
     address_from_peer_id_bytes,
@@ -88,7 +88,11 @@ from lilypad_p2p.wire._schemas import (
     ResourceSpec,
     matching_content_id,
     message_from_wire,
-    require_chain_id,
+)
+from lilypad_p2p.wire._stream_messages import (
+    DEAL_MESSAGE_TYPES,
+    DealMessage,
+    deal_message_from_wire,
 )
 
 __all__ = [

@@ -3,8 +3,8 @@
 These travel over an authenticated libp2p stream (Noise binds the stream to the peer's key,
 hence to its address), so they are not wrapped in signed envelopes; what must convince a third
 party (the contract) carries its own EIP-712 signature. Each message is a frozen slotted
-dataclass validated on construction; `deal_message_from_wire` builds one from decoded msgpack
-or raises `MalformedMessage`, never anything else.
+dataclass validated on construction; `deal_message_from_wire` (`_stream_messages.py`) builds
+one from decoded msgpack or raises `MalformedMessage`, never anything else.
 
     /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
     /lilypad/job/2     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
@@ -19,8 +19,8 @@ from dataclasses import Field, dataclass, fields
 from typing import Any, ClassVar
 
 from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
-from lilypad_p2p.wire._constants import MAX_CHAIN_ID
-from lilypad_p2p.wire._errors import MalformedMessage
+from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage
+from lilypad_p2p.wire._fields import require_bytes, require_chain_id, require_chars, require_uint
 
 DEAL_MESSAGE_VERSION = 1
 SIGNATURE_BYTES = 65
@@ -30,30 +30,9 @@ MAX_REASON_CHARS = 512
 MAX_STREAM_BYTES = 2**63 - 1
 
 
-def _need(condition: bool, message: str) -> None:
-    if not condition:
-        raise MalformedMessage(message)
-
-
-def _need_bytes(name: str, value: object, length: int | None = None) -> None:
-    _need(type(value) is bytes, f"{name} must be bytes")
-    assert isinstance(value, bytes)
-    _need(length is None or len(value) == length, f"{name} must be {length} bytes")
-
-
-def _need_chain_id(value: object) -> None:
-    _need(type(value) is int and 1 <= value <= MAX_CHAIN_ID,
-          f"chain_id must be an int in [1, {MAX_CHAIN_ID}]")
-
-
-def _need_size(name: str, value: object) -> None:
-    _need(isinstance(value, int) and not isinstance(value, bool)
-          and 0 <= value <= MAX_STREAM_BYTES,
-          f"{name} must be an int in [0, 2^63)")
-
-
-def _need_text(name: str, value: object, limit: int) -> None:
-    _need(type(value) is str and 0 < len(value) <= limit, f"{name} must be 1..{limit} chars")
+def require_size(name: str, value: object) -> None:
+    """A stream's length in bytes."""
+    require_uint(name, value, MAX_STREAM_BYTES + 1)
 
 
 # Field names of the EIP-712 `Deal` (chain/_typed.py) as a wire map. wire/ stays free of web3,
@@ -66,17 +45,34 @@ DEAL_FIELDS = frozenset({
 })
 
 
-def _need_deal_map(value: object) -> None:
-    _need(type(value) is dict, "deal must be a map")
-    assert isinstance(value, dict)
-    _need(set(value) == DEAL_FIELDS, f"deal must have exactly {sorted(DEAL_FIELDS)}")
+def require_deal_map(value: object) -> None:
+    if type(value) is not dict:
+        raise InvalidMessage("deal must be a map")
+    if set(value) != DEAL_FIELDS:
+        raise InvalidMessage(f"deal must have exactly {sorted(DEAL_FIELDS)}")
 
 
 class _DealMessage:
+    """The base of every stream message: checked on construction by its `_check`.
+
+    A stream message is built from a peer's fields (`deal_message_from_wire`), so a defect is
+    the sender's: `InvalidMessage` from the field checks becomes `MalformedMessage`, a
+    `PeerMisbehaved`.
+    """
+
     __slots__ = ()
     TYPE: ClassVar[str]
     # Every deal message is a dataclass; declared so that `fields(self)` type-checks.
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __post_init__(self) -> None:
+        try:
+            self._check()
+        except InvalidMessage as exc:
+            raise MalformedMessage(str(exc)) from exc
+
+    def _check(self) -> None:
+        raise NotImplementedError
 
     def to_wire(self) -> dict[str, object]:
         wire: dict[str, object] = {"type": self.TYPE, "v": DEAL_MESSAGE_VERSION}
@@ -103,12 +99,12 @@ class DealProposal(_DealMessage):
     deal: dict[str, object]
     job_creator_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_chain_id(self.chain_id)
-        _need_bytes("job_offer", self.job_offer)
-        _need_text("resource_offer_cid", self.resource_offer_cid, 128)
-        _need_deal_map(self.deal)
-        _need_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_chain_id("chain_id", self.chain_id)
+        require_bytes("job_offer", self.job_offer)
+        require_chars("resource_offer_cid", self.resource_offer_cid, 128)
+        require_deal_map(self.deal)
+        require_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +112,8 @@ class DealCountersigned(_DealMessage):
     TYPE: ClassVar[str] = "deal_countersigned"
     provider_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +123,34 @@ class DealRefused(_DealMessage):
     TYPE: ClassVar[str] = "refused"
     reason: str
 
-    def __post_init__(self) -> None:
-        _need_text("reason", self.reason, MAX_REASON_CHARS)
+    def _check(self) -> None:
+        require_chars("reason", self.reason, MAX_REASON_CHARS)
 
 
 @dataclass(frozen=True, slots=True)
-class JobRequest(_DealMessage):
+class DealWithInputs(_DealMessage):
+    """The deal on `chain_id` to run `module` on, and the inputs' stream that follows.
+
+    The inputs come as a sealed chunk stream (`wire/_chunks.py`) of `inputs_bytes` bytes whose
+    preamble this carries, once the receiver answers `SendInputs`.
+    """
+
+    chain_id: int
+    deal: dict[str, object]
+    module: str
+    inputs_preamble: bytes
+    inputs_bytes: int
+
+    def _check(self) -> None:
+        require_chain_id("chain_id", self.chain_id)
+        require_deal_map(self.deal)
+        require_chars("module", self.module, 128)
+        require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
+        require_size("inputs_bytes", self.inputs_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest(DealWithInputs):
     """Job creator -> provider: run the open deal on inputs of `inputs_bytes` bytes.
 
     The inputs follow as a sealed chunk stream (`wire/_chunks.py`) whose preamble this carries,
@@ -143,20 +161,12 @@ class JobRequest(_DealMessage):
     """
 
     TYPE: ClassVar[str] = "job_request"
-    chain_id: int
-    deal: dict[str, object]
-    module: str
-    inputs_preamble: bytes
-    inputs_bytes: int
     output_recipient: bytes
 
-    def __post_init__(self) -> None:
-        _need_chain_id(self.chain_id)
-        _need_deal_map(self.deal)
-        _need_text("module", self.module, 128)
-        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
-        _need_size("inputs_bytes", self.inputs_bytes)
-        _need_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
+    def _check(self) -> None:
+        # Not super(): a slotted dataclass is a new class, which zero-argument super() misses.
+        DealWithInputs._check(self)
+        require_bytes("output_recipient", self.output_recipient, SEALING_KEY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +176,8 @@ class SendInputs(_DealMessage):
     TYPE: ClassVar[str] = "send_inputs"
     deal_id: bytes
 
-    def __post_init__(self) -> None:
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
+    def _check(self) -> None:
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +192,12 @@ class JobResultMessage(_DealMessage):
     output_preamble: bytes
     output_bytes: int
 
-    def __post_init__(self) -> None:
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
-        _need_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
-        _need_size("output_bytes", self.output_bytes)
+    def _check(self) -> None:
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+        require_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
+        require_size("output_bytes", self.output_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +211,11 @@ class AcceptanceNotice(_DealMessage):
     result_hash: bytes
     job_creator_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_chain_id(self.chain_id)
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_chain_id("chain_id", self.chain_id)
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("job_creator_signature", self.job_creator_signature, SIGNATURE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,40 +223,5 @@ class AcceptanceAck(_DealMessage):
     TYPE: ClassVar[str] = "acceptance_ack"
     deal_id: bytes
 
-    def __post_init__(self) -> None:
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
-
-
-# The mediation protocol's messages share this framing and the helpers above.
-from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice  # noqa: E402
-from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest  # noqa: E402
-
-DealMessage = (
-    DealProposal | DealCountersigned | DealRefused | JobRequest | SendInputs | JobResultMessage
-    | AcceptanceNotice | AcceptanceAck | MediationRequest | VerdictNotice | ModuleRequest
-    | ModuleDefinition
-)
-DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
-    cls.TYPE: cls
-    for cls in (DealProposal, DealCountersigned, DealRefused, JobRequest, SendInputs,
-                JobResultMessage, AcceptanceNotice, AcceptanceAck, MediationRequest, VerdictNotice,
-                ModuleRequest, ModuleDefinition)
-}
-
-
-def deal_message_from_wire(raw: object) -> DealMessage:
-    """Build the message `raw["type"]` names; any defect raises `MalformedMessage`."""
-    _need(type(raw) is dict, "a deal message must be a map")
-    assert isinstance(raw, dict)
-    _need(raw.get("v") == DEAL_MESSAGE_VERSION, f"deal message version {raw.get('v')!r}")
-    kind = raw.get("type")
-    cls = DEAL_MESSAGE_TYPES.get(kind) if type(kind) is str else None
-    _need(cls is not None, f"unknown deal message type {raw.get('type')!r}")
-    assert cls is not None
-    names = {f.name for f in fields(cls)}
-    _need(set(raw) == names | {"type", "v"}, f"{cls.TYPE}: fields must be {sorted(names)}")
-    values = {name: raw[name] for name in names}
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise MalformedMessage(f"{cls.TYPE}: {exc}") from exc
+    def _check(self) -> None:
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)

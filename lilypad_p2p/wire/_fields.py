@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from eth_utils import to_checksum_address
 
 from lilypad_p2p.wire._codec import BIG_UINT_BYTES, UINT64_LIMIT, UINT256_LIMIT
-from lilypad_p2p.wire._constants import MAX_LIFETIME_MS
+from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_LIFETIME_MS
 from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage
 
 if TYPE_CHECKING:
@@ -69,9 +69,24 @@ def require_text(name: str, value: object, pattern: re.Pattern[str]) -> None:
         raise InvalidMessage(f"{name} must match {pattern.pattern!r}, got {value!r}")
 
 
-def require_bytes(name: str, value: object, length: int) -> None:
-    if type(value) is not bytes or len(value) != length:
+def require_bytes(name: str, value: object, length: int | None = None) -> None:
+    """Bytes, of exactly `length` if given."""
+    if type(value) is not bytes:
+        raise InvalidMessage(f"{name} must be bytes, got {type(value).__name__}")
+    if length is not None and len(value) != length:
         raise InvalidMessage(f"{name} must be {length} bytes, got {value!r}")
+
+
+def require_chars(name: str, value: object, limit: int) -> None:
+    """Free text (a reason, a module name as asked): 1..`limit` characters of anything."""
+    if type(value) is not str or not 0 < len(value) <= limit:
+        raise InvalidMessage(f"{name} must be 1..{limit} chars, got {value!r}")
+
+
+def require_chain_id(name: str, value: object) -> None:
+    """A settlement chain's EIP-155 ID: 1..MAX_CHAIN_ID (the deal's EIP-712 domain binds it)."""
+    if type(value) is not int or not 1 <= value <= MAX_CHAIN_ID:
+        raise InvalidMessage(f"{name} must be a chain ID in [1, {MAX_CHAIN_ID}], got {value!r}")
 
 
 @functools.lru_cache(maxsize=_CHECKSUM_CACHE_SIZE)

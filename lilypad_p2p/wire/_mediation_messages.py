@@ -21,24 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._deal_messages import (
     HASH_BYTES,
     SIGNATURE_BYTES,
+    DealWithInputs,
     _DealMessage,
-    _need,
-    _need_bytes,
-    _need_chain_id,
-    _need_deal_map,
-    _need_size,
-    _need_text,
 )
+from lilypad_p2p.wire._errors import InvalidMessage
+from lilypad_p2p.wire._fields import require_bytes
 
 OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong, non-deterministic
 
 
 @dataclass(frozen=True, slots=True)
-class MediationRequest(_DealMessage):
+class MediationRequest(DealWithInputs):
     """Job creator -> mediator: re-run this disputed deal and sign a verdict.
 
     The job's input stream, re-sealed to the mediator's key under `MEDIATION_CONTEXT` || deal ID,
@@ -49,22 +45,13 @@ class MediationRequest(_DealMessage):
     """
 
     TYPE: ClassVar[str] = "mediation_request"
-    chain_id: int
-    deal: dict[str, object]
-    module: str
-    inputs_preamble: bytes
-    inputs_bytes: int
     result_hash: bytes
     provider_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_chain_id(self.chain_id)
-        _need_deal_map(self.deal)
-        _need_text("module", self.module, 128)
-        _need_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
-        _need_size("inputs_bytes", self.inputs_bytes)
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        DealWithInputs._check(self)  # as in JobRequest._check
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +64,9 @@ class VerdictNotice(_DealMessage):
     result_hash: bytes
     mediator_signature: bytes
 
-    def __post_init__(self) -> None:
-        _need_bytes("deal_id", self.deal_id, HASH_BYTES)
-        _need(type(self.outcome) is int and self.outcome in OUTCOMES,
-              f"outcome must be one of {OUTCOMES}")
-        _need_bytes("result_hash", self.result_hash, HASH_BYTES)
-        _need_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)
+    def _check(self) -> None:
+        require_bytes("deal_id", self.deal_id, HASH_BYTES)
+        if type(self.outcome) is not int or self.outcome not in OUTCOMES:
+            raise InvalidMessage(f"outcome must be one of {OUTCOMES}")
+        require_bytes("result_hash", self.result_hash, HASH_BYTES)
+        require_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lilypad_p2p.wire._deal_messages import _DealMessage, _need, _need_bytes, _need_text
+from lilypad_p2p.wire._deal_messages import _DealMessage
+from lilypad_p2p.wire._errors import InvalidMessage
+from lilypad_p2p.wire._fields import require_bytes, require_chars
 
 MAX_DEFINITION_BYTES = 64 * 1024
 
@@ -22,8 +24,8 @@ class ModuleRequest(_DealMessage):
     TYPE: ClassVar[str] = "module_request"
     module: str
 
-    def __post_init__(self) -> None:
-        _need_text("module", self.module, 128)
+    def _check(self) -> None:
+        require_chars("module", self.module, 128)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,8 @@ class ModuleDefinition(_DealMessage):
     module: str
     definition: bytes
 
-    def __post_init__(self) -> None:
-        _need_text("module", self.module, 128)
-        _need_bytes("definition", self.definition)
-        _need(len(self.definition) <= MAX_DEFINITION_BYTES,
-              f"definition must be at most {MAX_DEFINITION_BYTES} bytes")
+    def _check(self) -> None:
+        require_chars("module", self.module, 128)
+        require_bytes("definition", self.definition)
+        if len(self.definition) > MAX_DEFINITION_BYTES:
+            raise InvalidMessage(f"definition must be at most {MAX_DEFINITION_BYTES} bytes")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
 
 from lilypad_p2p.wire._codec import encode
-from lilypad_p2p.wire._constants import MAX_CHAIN_ID, MAX_CHAINS
+from lilypad_p2p.wire._constants import MAX_CHAINS
 from lilypad_p2p.wire._errors import (
     BadSignature,
     InvalidMessage,
@@ -46,6 +46,7 @@ from lilypad_p2p.wire._fields import (
     require_address,
     require_bool,
     require_bytes,
+    require_chain_id,
     require_lifetime,
     require_text,
     require_timestamp,
@@ -103,12 +104,6 @@ def _require_cid(name: str, value: object) -> None:
         raise InvalidMessage(f"{name} must be a CIDv1 (raw, sha2-256, base32), got {value!r}")
 
 
-def require_chain_id(name: str, value: object) -> None:
-    """A settlement chain's EIP-155 ID: 1..MAX_CHAIN_ID (the deal's EIP-712 domain binds it)."""
-    if type(value) is not int or not 1 <= value <= MAX_CHAIN_ID:
-        raise InvalidMessage(f"{name} must be a chain ID in [1, {MAX_CHAIN_ID}], got {value!r}")
-
-
 def _require_role(name: str, value: object) -> None:
     if value not in ROLES or type(value) is not str:
         raise InvalidMessage(f"{name} must be one of {ROLES}, got {value!r}")
@@ -123,6 +118,14 @@ def _require_match(name: str, value: object) -> None:
         raise InvalidMessage(f"{name} must be a (job_offer_cid, resource_offer_cid) pair")
     _require_cid(f"{name}.job_offer_cid", value[0])
     _require_cid(f"{name}.resource_offer_cid", value[1])
+
+
+def _require_trusted_mediators(value: object) -> None:
+    """The mediators an offer accepts: a set of addresses, as both kinds of offer carry it."""
+    require_tuple(
+        "trusted_mediators", value, MAX_TRUSTED_MEDIATORS, require_address,
+        sort_key=address_sort_key,
+    )
 
 
 def _require_version(v: object) -> None:
@@ -335,13 +338,7 @@ class ResourceOffer(_Message):
         require_tuple("modules", self.modules, MAX_MODULES, _require_module, sort_key=str)
         require_wei("price_per_job_wei", self.price_per_job_wei)
         require_wei("collateral_wei", self.collateral_wei)
-        require_tuple(
-            "trusted_mediators",
-            self.trusted_mediators,
-            MAX_TRUSTED_MEDIATORS,
-            require_address,
-            sort_key=address_sort_key,
-        )
+        _require_trusted_mediators(self.trusted_mediators)
         require_tuple("chain_ids", self.chain_ids, MAX_CHAINS, require_chain_id, sort_key=int)
         if not self.chain_ids:
             raise InvalidMessage("chain_ids must name at least one chain")
@@ -398,13 +395,7 @@ class JobOffer(_Message):
         if type(self.spec) is not ResourceSpec:
             raise InvalidMessage("spec must be a ResourceSpec")
         require_wei("max_price_wei", self.max_price_wei)
-        require_tuple(
-            "trusted_mediators",
-            self.trusted_mediators,
-            MAX_TRUSTED_MEDIATORS,
-            require_address,
-            sort_key=address_sort_key,
-        )
+        _require_trusted_mediators(self.trusted_mediators)
         require_timestamp("deadline", self.deadline)
         if self.target_provider is not None:
             require_address("target_provider", self.target_provider)

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.net, pytest.mark.slow]
 # The node under attack runs with budgets well below the defaults (160 connections, 128
 # inbound), so a slot leaked per connection would run out within the sequential test's 100
 # connections: each is a full Noise handshake in Python (0.25-0.35 s on a loaded 2-core machine).
-# LILYPAD_HOSTILE_CONNECTIONS=5000 runs the figure (RESULTS.md "Hostile peers").
+# LILYPAD_HOSTILE_CONNECTIONS=5000 runs the published figure (RESULTS.md "Hostile peers").
 BUDGETS = {"LILYPAD_LIMIT_MAX_CONNECTIONS": "40", "LILYPAD_LIMIT_MAX_INBOUND": "32",
            "LILYPAD_LIMIT_MAX_OUTBOUND": "16"}
 SEQUENTIAL_CONNECTIONS = int(os.environ.get("LILYPAD_HOSTILE_CONNECTIONS", "100"))

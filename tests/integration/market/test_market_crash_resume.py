@@ -1,4 +1,4 @@
-"""Crash and resume (issue 5): the provider is killed while it runs a job, the client right
+"""Crash and resume: the provider is killed while it runs a job, the client right
 after it received a result; both restart from their databases and every deal still settles,
 paid once, with the right outputs."""
 

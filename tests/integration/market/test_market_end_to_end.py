@@ -1,4 +1,4 @@
-"""A real market on loopback and anvil: 2 clients, 3 providers, 2 solvers, 20 jobs (issue 5).
+"""A real market on loopback and anvil: 2 clients, 3 providers, 2 solvers, 20 jobs.
 
 Every job is matched by the solvers (not targeted), runs in Docker, and settles on chain; the
 chain's balances move by exactly the agreed prices, and two solvers proposing the same

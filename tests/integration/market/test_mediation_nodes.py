@@ -1,4 +1,4 @@
-"""Mediation with real node processes, Docker and anvil (issue 6).
+"""Mediation with real node processes, Docker and anvil.
 
 Five trusted mediators, of which one never comes online and one lies; two providers (one
 commits to wrong outputs); one client that spot-checks every job (`check_rate = 1`) with

@@ -1,4 +1,4 @@
-"""Ten real `lilypad-p2p node` processes on loopback, started through the CLI (issue 2)."""
+"""Ten real `lilypad-p2p node` processes on loopback, started through the CLI."""
 
 import pytest
 

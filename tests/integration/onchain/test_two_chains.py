@@ -1,4 +1,4 @@
-"""One set of real nodes serves two settlement chains at once (issue 9, "several chains").
+"""One set of real nodes serves two settlement chains at once.
 
 Two anvils with different chain IDs, the settlement contract, LilypadRequests and the example
 client deployed on each (at the same addresses: only the chain ID tells the EIP-712 domains

@@ -1,4 +1,4 @@
-"""Mediation against the real parts: anvil, the settlement contract, Docker (issue 6).
+"""Mediation against the real parts: anvil, the settlement contract, Docker.
 
 Mediators are `MediatorRole`s in this process (each with its own identity, stake and chain
 account), reached through `MediatorContact`s that call them directly; the disputing side is

@@ -1,4 +1,4 @@
-"""The simnet's network, spam and faulty-jobs fault scenarios (issue 8), each run as a user
+"""The simnet's network, spam and faulty-jobs fault scenarios, each run as a user
 would run it: every invariant of the scenario holds, and nothing it started is left behind (node
 processes, and for the namespaced ones, network namespaces and root-namespace links)."""
 

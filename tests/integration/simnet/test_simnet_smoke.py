@@ -1,4 +1,4 @@
-"""The simnet's 10-node smoke scenario (issue 8): real anvil, Docker and node processes.
+"""The simnet's 10-node smoke scenario: real anvil, Docker and node processes.
 
 Runs `lilypad-simnet up` as a user would; asserts every invariant held, the report and plots
 were written, and nothing the run started is left behind; and that SIGTERM (the same path as

@@ -1,4 +1,4 @@
-"""Mediation settings in NodeConfig (issue 6)."""
+"""Mediation settings in NodeConfig."""
 
 import pytest
 

@@ -1,6 +1,6 @@
 """The client's dispute driver against a scripted provider and scripted mediators on a real
 (embedded) chain: outputs that fail verification are disputed and resolved automatically, and
-`dispute` sends an accepted, unsettled deal to mediation (issue 6)."""
+`dispute` sends an accepted, unsettled deal to mediation."""
 
 from __future__ import annotations
 

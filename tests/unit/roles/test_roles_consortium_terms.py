@@ -1,4 +1,4 @@
-"""The consortium in deal terms: chosen from both offers, re-derived by the provider (issue 6)."""
+"""The consortium in deal terms: chosen from both offers, re-derived by the provider."""
 
 import dataclasses
 
