@@ -13,9 +13,10 @@ import heapq
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS, Offer
 
 # Under the offer-sync freshness bound (ENVELOPE_MAX_AGE_MS less
-# node_publish.SYNC_FRESHNESS_MARGIN_MS, 580 s), so the copy peers hold can always be synced to newcomers. Every round is gossiped to
-# every node, so it is as rare as that bound allows: peers that missed a round pull the offer
-# by offer sync (`net._sync`), not by waiting for the next one.
+# node_publish.SYNC_FRESHNESS_MARGIN_MS, 580 s), so the copy peers hold can always be synced to
+# newcomers. Every round is gossiped to every node, so it is as rare as that bound allows:
+# peers that missed a round pull the offer by offer sync (`net._sync`), not by waiting for the
+# next one.
 REPUBLISH_INTERVAL_MS = 480_000
 
 

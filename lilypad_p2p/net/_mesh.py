@@ -40,3 +40,6 @@ class MeshDegree:
     def __post_init__(self) -> None:
         if not 1 <= self.low <= self.target <= self.high:
             raise NetError(f"mesh degree needs 1 <= low <= target <= high, got {self}")
+
+
+DEFAULT_MESH_DEGREE = MeshDegree()

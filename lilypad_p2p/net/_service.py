@@ -46,7 +46,7 @@ from lilypad_p2p.net._levers import (
     cache_host_addrs,
     message_id,
 )
-from lilypad_p2p.net._mesh import MeshDegree, score_params
+from lilypad_p2p.net._mesh import DEFAULT_MESH_DEGREE, MeshDegree, score_params
 from lilypad_p2p.net._nat import NatService, NatSettings
 from lilypad_p2p.net._peer_actions import (
     DropReason,
@@ -125,7 +125,7 @@ class GossipNet:
         muxers: Sequence[Muxer] = DEFAULT_MUXERS,
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
-        mesh_degree: MeshDegree = MeshDegree(),
+        mesh_degree: MeshDegree = DEFAULT_MESH_DEGREE,
         offer_snapshot: Snapshot | None = None,
         nat: NatSettings | None = None,
         on_addrs_changed: Callable[[], None] = lambda: None,
