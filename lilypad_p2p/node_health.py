@@ -8,6 +8,7 @@ import logging
 import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -18,6 +19,9 @@ from lilypad_p2p.health import BACKOFF_MAX_S, Backoff, Fault, Health
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.roles import DealChains, open_deal_chains
+
+if TYPE_CHECKING:
+    from lilypad_p2p.exec._docker import DockerEngine
 
 log = logging.getLogger("lilypad_p2p.health")
 
@@ -63,10 +67,26 @@ async def open_chains_patiently(config: NodeConfig, identity: Identity, health: 
         return chains
 
 
-def _probe_docker() -> None:
-    from lilypad_p2p.exec._docker import DockerEngine
+class _DockerProbe:
+    """Pings the engine over one kept connection, made again after a failure: a new client per
+    probe cost a client's construction and two requests every few seconds on every provider."""
 
-    DockerEngine.connect().close()
+    def __init__(self) -> None:
+        self._engine: DockerEngine | None = None
+
+    def __call__(self) -> None:
+        from lilypad_p2p.exec._docker import DockerEngine
+
+        engine, self._engine = self._engine, None
+        if engine is None:
+            engine = DockerEngine.connect()
+        else:
+            try:
+                engine.ping()
+            except LilypadError:
+                engine.close()
+                raise
+        self._engine = engine
 
 
 class Watchdog:
@@ -82,6 +102,7 @@ class Watchdog:
         self._docker = docker
         self._clock_ms = clock_ms
         self._react = react
+        self._probe_docker = _DockerProbe()
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -103,7 +124,7 @@ class Watchdog:
         if chains is not None:
             await self._probe(Fault.CHAIN_UNREACHABLE, _chain_probe(chains))
         if self._docker:
-            await self._probe(Fault.DOCKER_UNREACHABLE, _probe_docker)
+            await self._probe(Fault.DOCKER_UNREACHABLE, self._probe_docker)
         await self._probe(Fault.DISK_FULL, self._probe_disk)
 
     async def _probe(self, fault: Fault, probe: Callable[[], None]) -> None:

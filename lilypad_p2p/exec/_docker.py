@@ -155,6 +155,11 @@ class DockerEngine:
     def close(self) -> None:
         self._api.close()
 
+    def ping(self) -> None:
+        """Raises DockerUnavailable unless the engine answers."""
+        with _mapped_errors("pinging Docker"):
+            self._api.ping()
+
     def has_image(self, reference: str) -> bool:
         with _mapped_errors(f"looking up image {reference}"):
             try:
