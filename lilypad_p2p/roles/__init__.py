@@ -40,7 +40,8 @@ from lilypad_p2p.roles._settlement import (
     open_deal_chains,
 )
 from lilypad_p2p.roles._solver import EPOCH_GRACE_MS, Solver, SolverStatistics
-from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, deal_to_wire
+from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire
+from lilypad_p2p.wire import deal_to_wire
 
 __all__ = [
     "DEFAULT_COLLATERAL_WEI",

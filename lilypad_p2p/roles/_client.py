@@ -75,7 +75,6 @@ from lilypad_p2p.roles._terms import (
     NoMediators,
     build_deal,
     deal_from_wire,
-    deal_to_wire,
     required_deal_time_s,
 )
 from lilypad_p2p.roles._transfer import (
@@ -496,7 +495,7 @@ class ClientRole:
                 continue
             signature = self._chain(stored).sign_deal(deal)
             self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
-                       deal=deal_to_wire(deal), job_creator_signature=signature,
+                       deal=wire.deal_to_wire(deal), job_creator_signature=signature,
                        result_deadline_ms=deal.result_deadline * 1000,
                        matched_ms=self._clock_ms())
             return

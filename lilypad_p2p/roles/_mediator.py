@@ -76,7 +76,7 @@ from lilypad_p2p.net._transfer import BodyGate, Reply
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
-from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
+from lilypad_p2p.roles._terms import deal_from_wire, module_hash
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
@@ -214,7 +214,7 @@ class MediatorRole:
             return
         self._verdict_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self._verdict_dir / f"{notice.deal_id.hex()}.verdict"
-        body = {"verdict": notice.to_wire(), "deal": deal_to_wire(deal),
+        body = {"verdict": notice.to_wire(), "deal": wire.deal_to_wire(deal),
                 "chain_id": chain_id, "fee_settled": fee_settled}
         temporary = path.with_suffix(".tmp")
         temporary.write_bytes(wire.encode(body))

@@ -50,7 +50,7 @@ from lilypad_p2p.roles import (
     open_dispute,
     resolve,
 )
-from lilypad_p2p.roles._terms import deal_to_wire, module_hash
+from lilypad_p2p.roles._terms import module_hash
 from lilypad_p2p.roles._transfer import (
     SpooledInputs,
     inputs_context,
@@ -66,6 +66,7 @@ from lilypad_p2p.testing import (
     require_docker,
 )
 from lilypad_p2p.testing._mediation import ChunksGate
+from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
