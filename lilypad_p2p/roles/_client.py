@@ -44,6 +44,7 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
+from lilypad_p2p.deal_detail import ClientDetail, DealDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import Module, ModuleCatalog, UnknownModule
 from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
@@ -74,7 +75,6 @@ from lilypad_p2p.roles._terms import (
     BUILTIN_NAMES,
     NoMediators,
     build_deal,
-    deal_from_wire,
     required_deal_time_s,
 )
 from lilypad_p2p.roles._transfer import (
@@ -87,7 +87,7 @@ from lilypad_p2p.roles._transfer import (
     inputs_spool,
     spool_context,
 )
-from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
+from lilypad_p2p.store import ClientDeal, DealStore, StoredDeal, StoreUnavailable
 
 log = logging.getLogger("lilypad_p2p.client")
 
@@ -243,7 +243,7 @@ class ClientRole:
                 nursery.start_soon(partial(
                     self._disputes.fees.run, self._store,
                     checking=self._disputes.settings.check_rate_ppm > 0))
-            for stored in self._store.deals(Side.CLIENT, open_only=True):
+            for stored in self._store.client_deals(open_only=True):
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
                 if stored.record.phase is Phase.OFFERED:
                     self._restore_job_offer(stored)
@@ -324,10 +324,9 @@ class ClientRole:
         except (LilypadError, OSError) as exc:
             raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
-        self._store.insert(record, {"job_offer": envelope.encode(), "inputs_spool": str(spool),
-                                    "module": module_id, "module_name": module.name,
-                                    "submitted_ms": now,
-                                    **({"salt": job.salt} if job.salt else {})},
+        self._store.insert(record, ClientDetail(job_offer=envelope.encode(), module=module_id,
+                                                submitted_ms=now, module_name=module.name,
+                                                inputs_spool=str(spool), salt=job.salt),
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
@@ -355,7 +354,7 @@ class ClientRole:
 
     async def _drive(self, key: str) -> None:
         while True:
-            stored = self._store.get(key)
+            stored = self._store.client_deal(key)
             assert stored is not None
             if stored.record.phase.is_final:
                 self._wakeups.pop(key, None)
@@ -373,7 +372,7 @@ class ClientRole:
                       error=repr(exc))
                 await trio.sleep(RETRY_INTERVAL_S)
 
-    async def _step(self, stored: StoredDeal) -> None:
+    async def _step(self, stored: ClientDeal) -> None:
         record = stored.record
         due = due_timeout(record, self._timeouts)
         if due is not None and self._clock_ms() >= due.at_ms:
@@ -390,16 +389,16 @@ class ClientRole:
         }[record.phase]
         await handler(stored)
 
-    def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
+    def _save(self, stored: ClientDeal, event_: Event, **detail: Any) -> ClientDeal:
         deadline = detail.pop("result_deadline_ms", None)
         record = advance(stored.record, event_, self._clock_ms(), result_deadline_ms=deadline)
-        merged = {**stored.detail, **detail}
+        merged = replace(stored.detail, **detail)
         self._store.update(record, merged, event_)
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
         return replace(stored, record=record, detail=merged)
 
-    def _update(self, stored: StoredDeal, **detail: Any) -> None:
-        self._store.update(stored.record, {**stored.detail, **detail})
+    def _update(self, stored: ClientDeal, **detail: Any) -> None:
+        self._store.update(stored.record, replace(stored.detail, **detail))
 
     async def _wait(self, key: str, seconds: float) -> None:
         wakeup = self._wakeups.setdefault(key, trio.Event())
@@ -418,21 +417,21 @@ class ClientRole:
             return CHAIN_POLL_INTERVAL_S
         return max(0.0, (due.at_ms - self._clock_ms()) / 1000)
 
-    def _chain(self, stored: StoredDeal) -> DealChain:
+    def _chain(self, stored: ClientDeal) -> DealChain:
         """The chain the deal pays on (its job offer's)."""
         return self._chains.require(stored.chain_id)
 
-    def _provider_record(self, stored: StoredDeal, provider: str) -> wire.NodeRecord | None:
+    def _provider_record(self, stored: ClientDeal, provider: str) -> wire.NodeRecord | None:
         """The provider's latest NodeRecord: as gossiped, or as it was when the deal was agreed
         (after our restart we hear its record again only when it re-publishes it)."""
         live = self._node_record(provider)
-        if live is not None or "provider_record" not in stored.detail:
+        if live is not None or stored.detail.provider_record is None:
             return live
-        return wire.NodeRecord.from_wire(wire.decode(stored.detail["provider_record"]))
+        return wire.NodeRecord.from_wire(wire.decode(stored.detail.provider_record))
 
     # offered -> matched
 
-    def _restore_job_offer(self, stored: StoredDeal) -> None:
+    def _restore_job_offer(self, stored: ClientDeal) -> None:
         """Put a resumed, unmatched job offer back into our (empty) offer book, freshly signed.
 
         Peers may never have heard it (we had none when we posted it, or they dropped it); offer
@@ -444,8 +443,8 @@ class ClientRole:
             now = self._clock_ms()
             self._book.add(self._identity.sign_envelope(job, now), now)
 
-    def _job_offer(self, stored: StoredDeal) -> wire.JobOffer:
-        envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail["job_offer"]))
+    def _job_offer(self, stored: ClientDeal) -> wire.JobOffer:
+        envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
         assert isinstance(envelope.body, wire.JobOffer)
         return envelope.body
 
@@ -467,9 +466,9 @@ class ClientRole:
             return None
         return resource
 
-    async def _find_match(self, stored: StoredDeal) -> None:
+    async def _find_match(self, stored: ClientDeal) -> None:
         job = self._job_offer(stored)
-        refused: dict[str, int] = stored.detail.get("refused", {})
+        refused = stored.detail.refused
         if job.target_provider is not None:
             candidates = [
                 e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
@@ -486,7 +485,7 @@ class ClientRole:
                 continue
             try:
                 deal = build_deal(job, resource,
-                                  salt=stored.detail.get("salt") or secrets.token_bytes(32),
+                                  salt=stored.detail.salt or secrets.token_bytes(32),
                                   acceptance_window_s=self._acceptance_window_s,
                                   **(self._disputes.deal_terms() if self._disputes else {}))
             except NoMediators:
@@ -495,13 +494,13 @@ class ClientRole:
                 continue
             signature = self._chain(stored).sign_deal(deal)
             self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
-                       deal=wire.deal_to_wire(deal), job_creator_signature=signature,
+                       deal=deal, job_creator_signature=signature,
                        result_deadline_ms=deal.result_deadline * 1000,
                        matched_ms=self._clock_ms())
             return
         await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
 
-    async def _all_registered(self, stored: StoredDeal, mediators: tuple[str, ...]) -> bool:
+    async def _all_registered(self, stored: ClientDeal, mediators: tuple[str, ...]) -> bool:
         """A client with no mediators of its own (its job offers name none) takes those its
         provider trusts, but only mediators registered and active on the deal's chain."""
         chain = self._chain(stored)
@@ -512,13 +511,14 @@ class ClientRole:
                 return False
         return True
 
-    def _give_up_match(self, stored: StoredDeal, why: str) -> None:
+    def _give_up_match(self, stored: ClientDeal, why: str) -> None:
         """Back to offered: nothing is signed by the provider yet, so the job is not lost,
         only this match; the offer sits out UNANSWERED_BACKOFF_MS."""
-        event(log, "deal.unanswered", logging.WARNING, key=stored.record.key,
-              offer=stored.detail["resource_offer"], error=why)
+        offer = required(stored.detail.resource_offer, "resource offer")
+        event(log, "deal.unanswered", logging.WARNING, key=stored.record.key, offer=offer,
+              error=why)
         until = self._clock_ms() + UNANSWERED_BACKOFF_MS
-        refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
+        refused = {**stored.detail.refused, offer: until}
         self._save(stored, Event.REFUSED, refused=refused, refusal=why)
 
     def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
@@ -540,8 +540,8 @@ class ClientRole:
 
     # matched -> agreed
 
-    async def _propose(self, stored: StoredDeal) -> None:
-        deal = deal_from_wire(stored.detail["deal"])
+    async def _propose(self, stored: ClientDeal) -> None:
+        deal = required(stored.detail.deal, "deal")
         record = self._node_record(deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)  # its NodeRecord is on its way
@@ -549,10 +549,11 @@ class ClientRole:
         chain = self._chain(stored)
         proposal = wire.DealProposal(
             chain_id=chain.chain_id,
-            job_offer=stored.detail["job_offer"],
-            resource_offer_cid=stored.detail["resource_offer"],
-            deal=stored.detail["deal"],
-            job_creator_signature=stored.detail["job_creator_signature"],
+            job_offer=stored.detail.job_offer,
+            resource_offer_cid=required(stored.detail.resource_offer, "resource offer"),
+            deal=wire.deal_to_wire(deal),
+            job_creator_signature=required(stored.detail.job_creator_signature,
+                                           "job creator's signature"),
         )
         # No longer than the agreement timeout: the deal gives up on the provider then anyway.
         bound_s = min(DEAL_REQUEST_TIMEOUT_S, self._timeouts.agreement_ms / 1000)
@@ -570,7 +571,7 @@ class ClientRole:
                   reason=answer.reason)
             # Most refusals pass (capacity frees up): the offer sits out for a while only.
             until = self._clock_ms() + REFUSAL_BACKOFF_MS
-            refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
+            refused = {**stored.detail.refused, proposal.resource_offer_cid: until}
             self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
             return
         assert isinstance(answer, wire.DealCountersigned)
@@ -593,11 +594,13 @@ class ClientRole:
 
     # agreed -> open
 
-    async def _open(self, stored: StoredDeal) -> None:
-        deal = deal_from_wire(stored.detail["deal"])
+    async def _open(self, stored: ClientDeal) -> None:
+        detail = stored.detail
         try:
             move = await self._chain(stored).open_deal(
-                deal, stored.detail["job_creator_signature"], stored.detail["provider_signature"]
+                required(detail.deal, "deal"),
+                required(detail.job_creator_signature, "job creator's signature"),
+                required(detail.provider_signature, "provider's signature"),
             )
         except InsufficientFunds as exc:
             self._save(stored, Event.CANCEL, error=f"not enough deposit to open the deal: {exc}")
@@ -609,9 +612,9 @@ class ClientRole:
 
     # open/running -> accepted | rejected
 
-    async def _run_job(self, stored: StoredDeal) -> None:
+    async def _run_job(self, stored: ClientDeal) -> None:
         chain = self._chain(stored)
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED)
@@ -626,11 +629,12 @@ class ClientRole:
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         deal_id = chain.deal_id(deal)
-        inputs = SpooledInputs(inputs_spool(stored.detail), self._identity.sealing_private_key(),
+        inputs = SpooledInputs(inputs_spool(stored.detail.inputs_spool),
+                               self._identity.sealing_private_key(),
                                spool_context(stored.record.key)).resealed(
             record.sealing_public_key, inputs_context(deal_id))
         request = wire.JobRequest(
-            chain_id=chain.chain_id, deal=stored.detail["deal"], module=stored.detail["module"],
+            chain_id=chain.chain_id, deal=wire.deal_to_wire(deal), module=stored.detail.module,
             inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             output_recipient=self._identity.sealing_public_key,
         )
@@ -653,7 +657,7 @@ class ClientRole:
             await self._check_result(stored, deal, answer, delivery)
 
     async def _check_result(
-        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage,
+        self, stored: ClientDeal, deal: Any, answer: wire.JobResultMessage,
         delivery: Delivery | None,
     ) -> None:
         """`delivery` is what matched the commitment (checked as it arrived), if anything."""
@@ -687,21 +691,22 @@ class ClientRole:
 
     # accepted -> settled
 
-    async def _deliver_acceptance(self, stored: StoredDeal) -> None:
+    async def _deliver_acceptance(self, stored: ClientDeal) -> None:
         chain = self._chain(stored)
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
             return
-        if not stored.detail.get("acceptance_delivered"):
+        if not stored.detail.acceptance_delivered:
             record = self._provider_record(stored, deal.provider)
             if record is not None:
                 notice = wire.AcceptanceNotice(
                     chain_id=chain.chain_id,
                     deal_id=chain.deal_id(deal),
-                    result_hash=stored.detail["result_hash"],
-                    job_creator_signature=stored.detail["acceptance_signature"],
+                    result_hash=required(stored.detail.result_hash, "result hash"),
+                    job_creator_signature=required(stored.detail.acceptance_signature,
+                                                   "acceptance"),
                 )
                 with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
                     answer = await self._request(record.peer_id, RESULT_PROTOCOL, notice,
@@ -713,7 +718,7 @@ class ClientRole:
 
     # disputed -> resolved
 
-    async def _mediate(self, stored: StoredDeal) -> None:
+    async def _mediate(self, stored: ClientDeal) -> None:
         assert self._disputes is not None, "a deal is disputed only with mediation set up"
         ended = await self._disputes.step(stored)
         if ended is not None:
@@ -721,7 +726,7 @@ class ClientRole:
 
     # timeouts
 
-    async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
+    async def _on_timeout(self, stored: ClientDeal, then: Event) -> None:
         record = stored.record
         if record.phase is Phase.MATCHED:
             self._give_up_match(stored, "the provider did not answer the proposal in time")
@@ -729,12 +734,12 @@ class ClientRole:
         chain = self._chain(stored)
         if record.phase is Phase.AGREED:
             # It may have been opened before we crashed: look before cancelling.
-            deal = deal_from_wire(stored.detail["deal"])
+            deal = required(stored.detail.deal, "deal")
             if await chain.status(deal) is not DealStatus.NONE:
                 self._save(stored, Event.OPENED)
                 return
         if then is Event.TIMEOUT_CLAIMED:
-            deal = deal_from_wire(stored.detail["deal"])
+            deal = required(stored.detail.deal, "deal")
             move = await chain.claim_timeout(deal)
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
@@ -742,9 +747,9 @@ class ClientRole:
             self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
             return
         if then is Event.SETTLED:
-            deal = deal_from_wire(stored.detail["deal"])
-            move = await chain.settle(deal, stored.detail["result_hash"],
-                                       stored.detail["acceptance_signature"])
+            move = await chain.settle(required(stored.detail.deal, "deal"),
+                                       required(stored.detail.result_hash, "result hash"),
+                                       required(stored.detail.acceptance_signature, "acceptance"))
             self._save(stored, Event.SETTLED, settled_by_us=move.sent,
                        settled_ms=self._clock_ms())
             return
@@ -760,15 +765,15 @@ class ClientRole:
 
     async def _control_dispute(self, params: dict[str, Any]) -> dict[str, Any]:
         """`lilypad-p2p dispute <key>`: send a deal with a committed result to mediation."""
-        stored = self._store.get(str(params.get("key", "")))
-        if stored is None or stored.record.side is not Side.CLIENT:
+        stored = self._store.client_deal(str(params.get("key", "")))
+        if stored is None:
             raise LilypadError(f"no client deal {params.get('key')!r}")
         if self._disputes is None or self._nursery is None:
             raise LilypadError("this client has no mediation set up")
         if stored.record.phase is not Phase.ACCEPTED:
             raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
                                "not yet settled result can be disputed")
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         if await self._chain(stored).status(deal) is DealStatus.SETTLED:
             raise LilypadError("the deal is already settled on chain")
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
@@ -809,36 +814,35 @@ class ResultMismatch(PeerMisbehaved):
     """The provider's answer does not belong to the deal it was asked about."""
 
 
-def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
+def describe(stored: StoredDeal[DealDetail], store: DealStore) -> dict[str, Any]:
     """A deal as the control interface shows it (no secrets, no inputs)."""
     detail = stored.detail
-    deal = detail.get("deal")
+    client = detail if isinstance(detail, ClientDetail) else None
+    deal = detail.deal
     shown: dict[str, Any] = {
         **dataclasses.asdict(stored.record),
         "chain_id": stored.chain_id,
         # Shown by name (shipped modules, and the client's own); `module_id` is the ID.
-        "module": detail.get("module_name") or BUILTIN_NAMES.get(detail.get("module", ""),
-                                                                 detail.get("module")),
-        "module_id": detail.get("module"),
-        "provider": deal.get("provider") if deal else None,
-        "job_creator": deal.get("job_creator") if deal else None,
-        "payment_wei": deal.get("payment") if deal else None,
+        "module": (client.module_name if client else None) or BUILTIN_NAMES.get(detail.module,
+                                                                               detail.module),
+        "module_id": detail.module,
+        "provider": deal.provider if deal else None,
+        "job_creator": deal.job_creator if deal else None,
+        "payment_wei": deal.payment if deal else None,
         "deal_id": (
-            "0x" + stored.record.key if stored.record.side is Side.PROVIDER
-            else "0x" + detail["deal_id"].hex() if "deal_id" in detail else None
+            "0x" + stored.record.key if client is None
+            else "0x" + client.deal_id.hex() if client.deal_id is not None else None
         ),
-        "result_cid": detail.get("result_cid"),
-        "result_path": detail.get("result_path"),
+        "result_cid": detail.result_cid,
+        "result_path": client.result_path if client else None,
         # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
-        "failure": detail.get("failure"),
-        "outcome": detail.get("outcome"),  # a mediation's verdict
-        "check_outcome": detail.get("check_outcome"),  # a spot check that agreed off chain
-        "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
+        "failure": detail.failure,
+        "outcome": detail.outcome,  # a mediation's verdict
+        "check_outcome": client.check_outcome if client else None,  # a check that agreed
+        "error": detail.error or (client.refusal or client.last_refusal if client else None),
         "transitions": [
             {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}
             for t in store.transitions(stored.record.key)
         ],
     }
-    if isinstance(shown["payment_wei"], bytes):
-        shown["payment_wei"] = int.from_bytes(shown["payment_wei"], "big")
     return shown
