@@ -1,10 +1,11 @@
-"""What each side keeps of a deal to resume it: frozen, typed records beside its `DealRecord`.
+"""What each side keeps of a deal to resume it: frozen, typed records beside its `DealRecord`
+(a mediator's, its verdict, in a file of its own).
 
 A client's deal gathers its values phase by phase (the job offer when posted, the co-signed deal
 when matched, the result and acceptance when checked...), so most of `ClientDetail` is None
 until its phase sets it; a provider's deal starts co-signed, so `ProviderDetail` starts with the
 deal. The roles replace a record with `dataclasses.replace` and the store writes it whole;
-`store.py` holds the one codec between these records and a deal row.
+`store.py` holds the one codec between these records and their bytes.
 """
 
 from __future__ import annotations
@@ -118,3 +119,14 @@ class ProviderDetail:
 
 
 DealDetail = ClientDetail | ProviderDetail
+
+
+@dataclass(frozen=True, slots=True)
+class MediatorDetail:
+    """A mediator's signed verdict on a deal, kept (in a file of its own) so that a restarted
+    mediator answers with the same verdict and still collects its fee."""
+
+    verdict: wire.VerdictNotice
+    deal: Deal
+    chain_id: int | None  # None: saved before chains were recorded (the node's default chain)
+    fee_settled: bool = False

@@ -30,7 +30,7 @@ import msgpack
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
-from lilypad_p2p.deal_detail import ClientDetail, DealDetail, ProviderDetail
+from lilypad_p2p.deal_detail import ClientDetail, DealDetail, MediatorDetail, ProviderDetail
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
 from lilypad_p2p.tally import Tally
@@ -160,6 +160,31 @@ def decode_detail(side: Side, blob: bytes) -> DealDetail:
     except (TypeError, wire.WireError) as exc:
         raise StoreError(f"a {side} deal's detail is not one ({exc}): the database is "
                          "corrupt") from exc
+
+
+def encode_verdict(saved: MediatorDetail) -> bytes:
+    """A mediator's verdict record as its file's bytes (canonical msgpack)."""
+    body: dict[str, object] = {"verdict": saved.verdict.to_wire(),
+                               "deal": wire.deal_to_wire(saved.deal),
+                               "chain_id": saved.chain_id, "fee_settled": saved.fee_settled}
+    return wire.encode(body)
+
+
+def decode_verdict(blob: bytes) -> MediatorDetail:
+    """The mediator's verdict record a file holds; one saved before chains were recorded has
+    no chain ID (None).
+
+    Raises:
+        wire.WireError: the bytes are not such a record.
+    """
+    saved = wire.decode(blob)
+    if not isinstance(saved, dict):
+        raise wire.MalformedMessage("a saved verdict is a map")
+    notice = wire.deal_message_from_wire(saved["verdict"])
+    if not isinstance(notice, wire.VerdictNotice):
+        raise wire.MalformedMessage("a saved verdict holds a VerdictNotice")
+    return MediatorDetail(notice, wire.deal_from_wire(saved["deal"], Deal),
+                          saved.get("chain_id"), saved["fee_settled"])
 
 
 class DealStore:

@@ -16,9 +16,22 @@ import pytest
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
-from lilypad_p2p.deal_detail import ClientDetail, IncompleteDeal, ProviderDetail, required
+from lilypad_p2p.deal_detail import (
+    ClientDetail,
+    IncompleteDeal,
+    MediatorDetail,
+    ProviderDetail,
+    required,
+)
 from lilypad_p2p.market import Side
-from lilypad_p2p.store import DealStore, StoreError, decode_detail, encode_detail
+from lilypad_p2p.store import (
+    DealStore,
+    StoreError,
+    decode_detail,
+    decode_verdict,
+    encode_detail,
+    encode_verdict,
+)
 
 T0 = 1_700_000_000_000
 CLIENT = "0x" + "11" * 20
@@ -131,3 +144,27 @@ def test_a_value_missing_from_its_phase_is_named() -> None:
     with pytest.raises(IncompleteDeal, match="no deal"):
         required(fresh.deal, "deal")
     assert required(replace(fresh, deal=DEAL).deal, "deal") is DEAL
+
+
+VERDICT = wire.VerdictNotice(deal_id=b"\x06" * 32, outcome=1, result_hash=b"\x07" * 32,
+                             mediator_signature=b"\x0c" * 65)
+
+
+def test_a_mediator_verdict_file_as_the_mediator_wrote_it_loads_and_is_written_the_same() -> None:
+    written = wire.encode({"verdict": VERDICT.to_wire(), "deal": wire.deal_to_wire(DEAL),
+                           "chain_id": 31337, "fee_settled": False})
+    saved = decode_verdict(written)
+    assert saved == MediatorDetail(VERDICT, DEAL, 31337, fee_settled=False)
+    assert encode_verdict(saved) == written
+    # Saved before chains were recorded: on the node's default chain, which the mediator knows.
+    older = wire.encode({"verdict": VERDICT.to_wire(), "deal": wire.deal_to_wire(DEAL),
+                         "fee_settled": True})
+    assert decode_verdict(older) == MediatorDetail(VERDICT, DEAL, None, fee_settled=True)
+
+
+def test_a_file_that_is_no_verdict_is_a_wire_error() -> None:
+    with pytest.raises(wire.WireError):
+        decode_verdict(wire.encode([1]))
+    with pytest.raises(wire.WireError):
+        decode_verdict(wire.encode({"verdict": wire.deal_to_wire(DEAL), "deal": {},
+                                    "fee_settled": True}))
