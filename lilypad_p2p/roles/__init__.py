@@ -1,14 +1,10 @@
 """Roles a node can take: behaviours composed over net/, market/, exec/ and chain/."""
 
 from lilypad_p2p.roles._bridge import BridgeRole, BridgeStatistics, open_bridge
-from lilypad_p2p.roles._client import (
-    ClientRole,
-    JobSubmission,
-    SubmissionError,
-    describe,
-    result_hash,
-)
+from lilypad_p2p.roles._client import ClientRole, result_hash
+from lilypad_p2p.roles._client_control import describe
 from lilypad_p2p.roles._client_disputes import ClientDisputes, MediationSettings
+from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError
 from lilypad_p2p.roles._dispute import (
     MEDIATOR_ANSWER_TIMEOUT_S,
     DisputeCase,

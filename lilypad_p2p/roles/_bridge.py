@@ -58,12 +58,8 @@ from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase
-from lilypad_p2p.roles._client import (
-    ClientRole,
-    JobSubmission,
-    SubmissionError,
-    job_deadline_s,
-)
+from lilypad_p2p.roles._client import ClientRole
+from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError, job_deadline_s
 from lilypad_p2p.store import ClientDeal, DealStore
 
 log = logging.getLogger("lilypad_p2p.bridge")
