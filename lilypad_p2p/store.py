@@ -157,7 +157,7 @@ def decode_detail(side: Side, blob: bytes) -> DealDetail:
             if name in values:
                 values[name] = codec[1](values[name])
         return kind(**values)
-    except (TypeError, wire.WireError) as exc:
+    except (TypeError, KeyError, wire.WireError) as exc:
         raise StoreError(f"a {side} deal's detail is not one ({exc}): the database is "
                          "corrupt") from exc
 

@@ -155,7 +155,7 @@ class ClientRole:
         self._timeouts = timeouts
         self._acceptance_window_s = acceptance_window_s
         self._wakeups: dict[str, trio.Event] = {}
-        self._matcher = JobMatcher(identity, store=store, chains=chains, book=book,
+        self._matcher = JobMatcher(book, identity=identity, store=store, chains=chains,
                                    records=records, mediators=self._mediators,
                                    disputes=disputes, acceptance_window_s=acceptance_window_s,
                                    clock_ms=clock_ms, wake=self._wake)

@@ -40,24 +40,24 @@ class JobMatcher:
 
     def __init__(
         self,
-        identity: Identity,
+        book: OfferBook,
         *,
+        identity: Identity,
         store: DealStore,
         chains: DealChains,
-        book: OfferBook,
-        records: ClientRecords | None,
         mediators: tuple[str, ...],
+        records: ClientRecords | None,
         disputes: ClientDisputes | None,
         acceptance_window_s: int,
         clock_ms: Callable[[], int],
         wake: Callable[[str], None],
     ) -> None:
+        self._book = book
         self._identity = identity
         self._store = store
         self._chains = chains
-        self._book = book
-        self._records = records
         self._mediators = mediators
+        self._records = records
         self._disputes = disputes
         self._acceptance_window_s = acceptance_window_s
         self._clock_ms = clock_ms
