@@ -268,8 +268,7 @@ class DealStore:
                 "result_deadline_ms, detail, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.key, record.side.value, record.phase.value, record.phase_since_ms,
                  record.created_ms, record.expires_ms, record.result_deadline_ms,
-                 encode_detail(detail),
-                 chain_id),
+                 encode_detail(detail), chain_id),
             )
             self._log(record, None, None)
         self._mark()
