@@ -41,7 +41,7 @@ import trio
 from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
+from lilypad_p2p.chain import ChainError, Deal, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ClientDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
@@ -470,7 +470,7 @@ class ClientRole:
             await self._check_result(stored, deal, answer, delivery)
 
     async def _check_result(
-        self, stored: ClientDeal, deal: Any, answer: wire.JobResultMessage,
+        self, stored: ClientDeal, deal: Deal, answer: wire.JobResultMessage,
         delivery: Delivery | None,
     ) -> None:
         """`delivery` is what matched the commitment (checked as it arrived), if anything."""

@@ -28,7 +28,7 @@ import trio
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
+from lilypad_p2p.chain import ChainError, DeadlineError, Deal, DealStatus, SettlementItem
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
@@ -366,7 +366,7 @@ class ProviderRole:
     def _spool_of(self, key: str, kind: str) -> Path:
         return self._spool / f"{key}.{kind}"
 
-    async def _execute_once(self, key: str, deal: Any, chain: DealChain) -> ProviderDeal:
+    async def _execute_once(self, key: str, deal: Deal, chain: DealChain) -> ProviderDeal:
         """Run the deal's job, or wait for the run already in progress; the stored deal after."""
         running = self._runs.get(key)
         if running is not None:
@@ -381,7 +381,7 @@ class ProviderRole:
         assert stored is not None
         return stored
 
-    async def _execute(self, key: str, deal: Any, chain: DealChain) -> None:
+    async def _execute(self, key: str, deal: Deal, chain: DealChain) -> None:
         stored = self._store.provider_deal(key)
         assert stored is not None
         module: Module | None = None
@@ -435,7 +435,7 @@ class ProviderRole:
         event(log, "job.finished", key=key, cid=result.result_cid,
               seconds=round(result.timings.total_s, 3))
 
-    def _commit(self, stored: ProviderDeal, deal: Any, chain: DealChain, digest: bytes,
+    def _commit(self, stored: ProviderDeal, deal: Deal, chain: DealChain, digest: bytes,
                 **detail: Any) -> None:
         """Sign the ResultCommitment of `digest` (the output spool holds what is sent)."""
         self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
@@ -496,7 +496,7 @@ class ProviderRole:
         for chain_id, batch in by_chain.items():
             await self._settle(self._chains.require(chain_id), batch[:MAX_SETTLE_BATCH])
 
-    async def _on_timeout(self, stored: ProviderDeal, deal: Any, then: Event) -> None:
+    async def _on_timeout(self, stored: ProviderDeal, deal: Deal, then: Event) -> None:
         chain = self._chains.require(stored.chain_id)
         if stored.record.phase is Phase.AGREED:
             status = await chain.status(deal)
@@ -552,7 +552,7 @@ class ProviderRole:
                 self._disputes.defend_soon(stored)
         event(log, "deals.settled", count=len(items), transactions=sent, chain_id=chain.chain_id)
 
-    async def _save_resolution(self, stored: ProviderDeal, deal: Any) -> None:
+    async def _save_resolution(self, stored: ProviderDeal, deal: Deal) -> None:
         chain = self._chains.require(stored.chain_id)
         state = await chain.client.deal_state(chain.deal_id(deal))
         outcome = state.outcome.name if state.outcome is not None else None
