@@ -2,37 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import make_dataclass
+from typing import Any
 
 import pytest
 
 from lilypad_p2p import wire
 
 
-@dataclass(frozen=True)
-class _Terms:
-    """The fields of chain.Deal, checked only for a positive threshold."""
-
-    job_creator: str
-    provider: str
-    payment: int
-    collateral: int
-    mediation_fee: int
-    mediators: tuple[str, ...]
-    threshold: int
-    result_deadline: int
-    acceptance_window: int
-    mediation_window: int
-    job_spec_hash: bytes
-    module_hash: bytes
-    salt: bytes
-
-    def __post_init__(self) -> None:
-        if self.threshold < 1:
-            raise ValueError("threshold: must be at least 1")
+def _check_threshold(terms: Any) -> None:
+    if terms.threshold < 1:
+        raise ValueError("threshold: must be at least 1")
 
 
-TERMS = _Terms("0xa", "0xb", 2**64, 2**64 - 1, 0, ("0xc", "0xd"), 1, 9, 1, 1, b"h", b"m", b"s")
+# A stand-in for chain.Deal: its fields, checked only for a positive threshold.
+_Terms = make_dataclass("_Terms", sorted(wire.DEAL_FIELDS), frozen=True,
+                        namespace={"__post_init__": _check_threshold})
+
+
+TERMS = _Terms(job_creator="0xa", provider="0xb", payment=2**64, collateral=2**64 - 1,
+               mediation_fee=0, mediators=("0xc", "0xd"), threshold=1, result_deadline=9,
+               acceptance_window=1, mediation_window=1, job_spec_hash=b"h", module_hash=b"m",
+               salt=b"s")
 
 
 def test_amounts_from_two_to_the_64_travel_as_32_byte_bins_and_come_back() -> None:
