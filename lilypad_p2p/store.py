@@ -7,9 +7,10 @@ writer's back; `synchronous=NORMAL` survives a killed process (a power cut may l
 commit, which the resume logic tolerates: an earlier phase is always safe to resume from).
 
 A deal row holds the state machine's `DealRecord`, the ID of the settlement chain the deal
-lives on (NULL for rows written before schema 2: the node's default chain), plus `detail`, a
-msgpack map of what its role needs to resume (the job offer, the co-signed deal, signatures,
-sealed inputs...). Sealed inputs are stored sealed, never in the clear.
+lives on (NULL for rows written before schema 2: the node's default chain), plus `detail`, what
+its side needs to resume (deal_detail.py: the job offer, the co-signed deal, signatures, the
+sealed inputs' spool...) as a msgpack map of the record's fields that are set, the deal in its
+wire form (`encode_detail`/`decode_detail`). Sealed inputs are stored sealed, never in the clear.
 
 Calls are synchronous and short (one small transaction); the roles call them on the trio
 thread, which keeps every write ordered with the action that follows it.
@@ -19,14 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import msgpack
 
+from lilypad_p2p import wire
+from lilypad_p2p.chain import Deal
+from lilypad_p2p.deal_detail import ClientDetail, DealDetail, MediatorDetail, ProviderDetail
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
 from lilypad_p2p.tally import Tally
@@ -81,12 +85,19 @@ class StoreUnavailable(StoreError):
     written, and the same write can be tried again once the cause is gone."""
 
 
+DetailT = TypeVar("DetailT", bound=DealDetail)
+
+
 @dataclass(frozen=True, slots=True)
-class StoredDeal:
+class StoredDeal(Generic[DetailT]):
     record: DealRecord
-    detail: dict[str, Any]
+    detail: DetailT
     # The deal's settlement chain; None: written before chains were recorded (the default).
     chain_id: int | None = None
+
+
+ClientDeal = StoredDeal[ClientDetail]
+ProviderDeal = StoredDeal[ProviderDetail]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +108,83 @@ class Transition:
     at_ms: int
 
 
-def _pack(detail: dict[str, Any]) -> bytes:
-    return msgpack.packb(detail, use_bin_type=True)
+# Each side's record type, and the record fields whose wire form differs from their value.
+_DETAIL_TYPES: dict[Side, type[DealDetail]] = {
+    Side.CLIENT: ClientDetail, Side.PROVIDER: ProviderDetail,
+}
+_FIELD_CODECS: dict[str, tuple[Callable[[Any], object], Callable[[Any], object]]] = {
+    "deal": (wire.deal_to_wire, lambda values: wire.deal_from_wire(values, Deal)),
+    "spec": (wire.ResourceSpec.to_wire, wire.ResourceSpec.from_wire),
+    "verdict_signers": (list, tuple),
+    "dissent": (list, tuple),
+    "silent_mediators": (list, tuple),
+}
 
 
-def _unpack(blob: bytes) -> dict[str, Any]:
-    value = msgpack.unpackb(blob, raw=False, strict_map_key=False)
-    if not isinstance(value, dict):
+def _defaults(kind: type[DealDetail]) -> dict[str, object]:
+    """Each field's default; a required field's is MISSING."""
+    return {f.name: f.default_factory() if f.default_factory is not MISSING else f.default
+            for f in fields(kind)}
+
+
+_DEFAULTS = {kind: _defaults(kind) for kind in _DETAIL_TYPES.values()}
+
+
+def encode_detail(detail: DealDetail) -> bytes:
+    """A deal's record as its row's `detail`: a msgpack map of the fields that are set."""
+    defaults = _DEFAULTS[type(detail)]
+    values: dict[str, object] = {}
+    for name, default in defaults.items():
+        value = getattr(detail, name)
+        if value != default:
+            encode = _FIELD_CODECS.get(name)
+            values[name] = encode[0](value) if encode else value
+    return msgpack.packb(values, use_bin_type=True)
+
+
+def decode_detail(side: Side, blob: bytes) -> DealDetail:
+    """The `side`'s record that a row's `detail` holds.
+
+    Raises:
+        StoreError: the map is not such a record (the database is corrupt).
+    """
+    kind = _DETAIL_TYPES[side]
+    values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+    if not isinstance(values, dict):
         raise StoreError("a deal's detail is not a map: the database is corrupt")
-    return value
+    try:
+        for name, codec in _FIELD_CODECS.items():
+            if name in values:
+                values[name] = codec[1](values[name])
+        return kind(**values)
+    except (TypeError, KeyError, wire.WireError) as exc:
+        raise StoreError(f"a {side} deal's detail is not one ({exc}): the database is "
+                         "corrupt") from exc
+
+
+def encode_verdict(saved: MediatorDetail) -> bytes:
+    """A mediator's verdict record as its file's bytes (canonical msgpack)."""
+    body: dict[str, object] = {"verdict": saved.verdict.to_wire(),
+                               "deal": wire.deal_to_wire(saved.deal),
+                               "chain_id": saved.chain_id, "fee_settled": saved.fee_settled}
+    return wire.encode(body)
+
+
+def decode_verdict(blob: bytes) -> MediatorDetail:
+    """The mediator's verdict record a file holds; one saved before chains were recorded has
+    no chain ID (None).
+
+    Raises:
+        wire.WireError: the bytes are not such a record.
+    """
+    saved = wire.decode(blob)
+    if not isinstance(saved, dict):
+        raise wire.MalformedMessage("a saved verdict is a map")
+    notice = wire.deal_message_from_wire(saved["verdict"])
+    if not isinstance(notice, wire.VerdictNotice):
+        raise wire.MalformedMessage("a saved verdict holds a VerdictNotice")
+    return MediatorDetail(notice, wire.deal_from_wire(saved["deal"], Deal),
+                          saved.get("chain_id"), saved["fee_settled"])
 
 
 class DealStore:
@@ -179,7 +258,7 @@ class DealStore:
     # --- writes -------------------------------------------------------------------------
 
     def insert(
-        self, record: DealRecord, detail: dict[str, Any], *, chain_id: int | None = None
+        self, record: DealRecord, detail: DealDetail, *, chain_id: int | None = None
     ) -> None:
         """Store a new deal on `chain_id` (its first phase is logged as a transition from
         nothing)."""
@@ -188,14 +267,14 @@ class DealStore:
                 "INSERT INTO deals (key, side, phase, phase_since_ms, created_ms, expires_ms, "
                 "result_deadline_ms, detail, chain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.key, record.side.value, record.phase.value, record.phase_since_ms,
-                 record.created_ms, record.expires_ms, record.result_deadline_ms, _pack(detail),
-                 chain_id),
+                 record.created_ms, record.expires_ms, record.result_deadline_ms,
+                 encode_detail(detail), chain_id),
             )
             self._log(record, None, None)
         self._mark()
 
     def update(
-        self, record: DealRecord, detail: dict[str, Any], event: Event | None = None
+        self, record: DealRecord, detail: DealDetail, event: Event | None = None
     ) -> None:
         """Replace a deal's record and detail; a phase change is logged with `event`."""
         with _transaction(self._db):
@@ -208,7 +287,7 @@ class DealStore:
                 "UPDATE deals SET phase = ?, phase_since_ms = ?, result_deadline_ms = ?, "
                 "detail = ? WHERE key = ?",
                 (record.phase.value, record.phase_since_ms, record.result_deadline_ms,
-                 _pack(detail), record.key),
+                 encode_detail(detail), record.key),
             )
             if row[0] != record.phase.value:
                 self._log(record, Phase(row[0]), event)
@@ -244,19 +323,42 @@ class DealStore:
 
     # --- reads --------------------------------------------------------------------------
 
-    def get(self, key: str) -> StoredDeal | None:
+    def get(self, key: str) -> StoredDeal[DealDetail] | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM deals WHERE key = ?", (key,)).fetchone()
         return None if row is None else _stored(row)
 
-    def deals(self, side: Side | None = None, *, open_only: bool = False) -> list[StoredDeal]:
+    def client_deal(self, key: str) -> StoredDeal[ClientDetail] | None:
+        """`get` of a client's deal: None when there is none or it is a provider's."""
+        stored = self.get(key)
+        if stored is None or stored.record.side is not Side.CLIENT:
+            return None
+        return cast(StoredDeal[ClientDetail], stored)
+
+    def provider_deal(self, key: str) -> StoredDeal[ProviderDetail] | None:
+        """`get` of a provider's deal: None when there is none or it is a client's."""
+        stored = self.get(key)
+        if stored is None or stored.record.side is not Side.PROVIDER:
+            return None
+        return cast(StoredDeal[ProviderDetail], stored)
+
+    def deals(
+        self, side: Side | None = None, *, open_only: bool = False
+    ) -> list[StoredDeal[DealDetail]]:
         """Deals in creation order, optionally of one side, optionally only unfinished ones."""
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM deals WHERE (? IS NULL OR side = ?) "
             "ORDER BY created_ms, key",
             (side.value if side else None, side.value if side else None),
         ).fetchall()
-        stored = [_stored(row) for row in rows]
-        return [s for s in stored if not (open_only and s.record.phase.is_final)]
+        # The phase is read first: a finished deal's detail is not decoded for `open_only`.
+        return [_stored(row) for row in rows if not (open_only and Phase(row[2]).is_final)]
+
+    def client_deals(self, *, open_only: bool = False) -> list[StoredDeal[ClientDetail]]:
+        return cast(list[StoredDeal[ClientDetail]], self.deals(Side.CLIENT, open_only=open_only))
+
+    def provider_deals(self, *, open_only: bool = False) -> list[StoredDeal[ProviderDetail]]:
+        return cast(list[StoredDeal[ProviderDetail]],
+                    self.deals(Side.PROVIDER, open_only=open_only))
 
     def phase_counts(self) -> list[tuple[str, str, int]]:
         """(side, phase, number of deals) for every side and phase that has deals."""
@@ -287,10 +389,10 @@ _COLUMNS = ("key, side, phase, phase_since_ms, created_ms, expires_ms, result_de
             "detail, chain_id")
 
 
-def _stored(row: tuple[Any, ...]) -> StoredDeal:
+def _stored(row: tuple[Any, ...]) -> StoredDeal[DealDetail]:
     key, side, phase, since, created, expires, deadline, detail, chain_id = row
     record = DealRecord(key, Side(side), Phase(phase), since, created, expires, deadline)
-    return StoredDeal(record, _unpack(detail), chain_id)
+    return StoredDeal(record, decode_detail(record.side, detail), chain_id)
 
 
 def _checked_version(connection: sqlite3.Connection, path: Path) -> int:

@@ -53,18 +53,14 @@ from lilypad_p2p.chain import (
     RequestStatus,
     SettlementClient,
 )
+from lilypad_p2p.deal_detail import required
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
-from lilypad_p2p.market import Phase, Side
-from lilypad_p2p.roles._client import (
-    ClientRole,
-    JobSubmission,
-    SubmissionError,
-    job_deadline_s,
-)
-from lilypad_p2p.roles._terms import deal_from_wire
-from lilypad_p2p.store import DealStore, StoredDeal
+from lilypad_p2p.market import Phase
+from lilypad_p2p.roles._client import ClientRole
+from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError, job_deadline_s
+from lilypad_p2p.store import ClientDeal, DealStore
 
 log = logging.getLogger("lilypad_p2p.bridge")
 
@@ -183,7 +179,7 @@ class BridgeRole:
         cursor = next_cursor((r.block_number for r in self._pending.values()), plan)
         self._save_state(cursor, latest)
 
-    async def _serve(self, requested: RequestedJob, deals: list[StoredDeal], now: int) -> None:
+    async def _serve(self, requested: RequestedJob, deals: list[ClientDeal], now: int) -> None:
         request_id = requested.request_id
         request = await trio.to_thread.run_sync(self._requests.request, request_id)
         ours = request.claimant == self._address
@@ -209,7 +205,7 @@ class BridgeRole:
                 await self._deliver(requested, deals)
 
     async def _claim_and_submit(self, requested: RequestedJob, request: JobRequest,
-                                deals: list[StoredDeal], now: int) -> None:
+                                deals: list[ClientDeal], now: int) -> None:
         """Claim (the bond is all a lost race could cost), then fund the deal."""
         request_id = requested.request_id
         refusal = claim_refusal(requested, request, self._trusted)
@@ -268,7 +264,7 @@ class BridgeRole:
         event(log, "bridge.request_submitted", request="0x" + requested.request_id.hex(),
               key=key)
 
-    async def _post_or_resubmit(self, requested: RequestedJob, deals: list[StoredDeal],
+    async def _post_or_resubmit(self, requested: RequestedJob, deals: list[ClientDeal],
                                 now: int) -> None:
         for stored in deals:
             if _paid(stored) and await self._provider_paid(stored):
@@ -281,34 +277,34 @@ class BridgeRole:
         if job is not None:
             await self._submit(requested, job)
 
-    async def _provider_paid(self, stored: StoredDeal) -> bool:
+    async def _provider_paid(self, stored: ClientDeal) -> bool:
         """Settled deals are; a resolved one unless the verdict was ProviderWrong."""
         if stored.record.phase is Phase.SETTLED:
             return True
         settlement = await self._settlement_client()
         state = await trio.to_thread.run_sync(settlement.deal_state,
-                                              deal_from_wire(stored.detail["deal"]))
+                                              required(stored.detail.deal, "deal"))
         return state.outcome in (Outcome.PROVIDER_CORRECT, Outcome.NON_DETERMINISTIC)
 
-    async def _post(self, requested: RequestedJob, stored: StoredDeal) -> None:
+    async def _post(self, requested: RequestedJob, stored: ClientDeal) -> None:
         if deal_output(self._store, stored) is None:
             self._give_up(requested, stored, "no stored output")
             return
-        if stored.detail.get("failure"):  # a failure result has no output to post
-            self._give_up(requested, stored, f"the job failed: {stored.detail['failure']}")
+        if stored.detail.failure:  # a failure result has no output to post
+            self._give_up(requested, stored, f"the job failed: {stored.detail.failure}")
             return
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         try:
             receipt = await trio.to_thread.run_sync(
                 self._requests.post_result, requested.request_id, deal,
-                bytes(stored.detail["result_hash"]))
+                required(stored.detail.result_hash, "result hash"))
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
         event(log, "bridge.posted", request="0x" + requested.request_id.hex(),
               key=stored.record.key, mode=requested.policy.mode.name, gas=receipt.gas_used)
 
-    async def _deliver(self, requested: RequestedJob, deals: list[StoredDeal]) -> None:
+    async def _deliver(self, requested: RequestedJob, deals: list[ClientDeal]) -> None:
         output = next((o for d in deals if _paid(d)
                        if (o := deal_output(self._store, d)) is not None), None)
         if output is None:
@@ -347,7 +343,7 @@ class BridgeRole:
         event(log, "bridge.delivery_refused", logging.WARNING,
               request="0x" + requested.request_id.hex(), error=str(exc))
 
-    def _give_up(self, requested: RequestedJob, stored: StoredDeal, why: str) -> None:
+    def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
         self._undeliverable.add(requested.request_id)
         event(log, "bridge.undeliverable", logging.WARNING,
               request="0x" + requested.request_id.hex(), key=stored.record.key, reason=why)
@@ -359,11 +355,11 @@ class BridgeRole:
             self._settlement = SettlementClient(self._requests.chain, address)
         return self._settlement
 
-    def _deals_by_request(self) -> dict[bytes, list[StoredDeal]]:
-        by_request: dict[bytes, list[StoredDeal]] = {}
-        for stored in self._store.deals(Side.CLIENT):
-            salt = stored.detail.get("salt")
-            if isinstance(salt, bytes) and salt in self._pending:
+    def _deals_by_request(self) -> dict[bytes, list[ClientDeal]]:
+        by_request: dict[bytes, list[ClientDeal]] = {}
+        for stored in self._store.client_deals():
+            salt = stored.detail.salt
+            if salt is not None and salt in self._pending:
                 by_request.setdefault(salt, []).append(stored)
         return by_request
 
@@ -400,7 +396,7 @@ def claim_refusal(requested: RequestedJob, request: JobRequest,
     return None
 
 
-def _paid(stored: StoredDeal) -> bool:
+def _paid(stored: ClientDeal) -> bool:
     """A deal that ended with a result (settled, or resolved by the mediators)."""
     return stored.record.phase in (Phase.SETTLED, Phase.RESOLVED)
 
@@ -432,12 +428,12 @@ def open_bridge(
                       trusted_mediators=trusted_mediators)
 
 
-def deal_output(store: DealStore, stored: StoredDeal) -> bytes | Path | None:
+def deal_output(store: DealStore, stored: ClientDeal) -> bytes | Path | None:
     """A deal's output for the chain: the copy the store keeps of an output up to
     `MAX_STORED_RESULT_BYTES`, else the client's results file (a larger one, never read whole:
     it is delivered by CID), else None."""
     kept = store.result(stored.record.key)
     if kept is not None:
         return kept
-    path = stored.detail.get("result_path")
+    path = stored.detail.result_path
     return Path(path) if path and Path(path).is_file() else None

@@ -9,9 +9,9 @@ unfinished deal in the store. A driver looks at the deal's persisted phase, does
 action, persists the next phase and loops; every action is safe to repeat, so a driver that
 resumes after a crash simply does its phase's action again:
 
-- offered: wait for a match: the first valid solver proposal naming our job offer (several
-  solvers proposing the same matching count once), or for a targeted job the named provider's
-  resource offer from our book; sign the deal -> matched.
+- offered: wait for a match (roles/_client_matching.py): the first valid solver proposal
+  naming our job offer, or for a targeted job the named provider's resource offer from our
+  book; sign the deal -> matched.
 - matched: send the deal over /lilypad/deal/1; countersigned -> agreed; refused -> offered.
 - agreed: openDeal (idempotent) -> open.
 - open/running: stream the spooled inputs over /lilypad/job/2 until a result comes back (the
@@ -23,17 +23,16 @@ resumes after a crash simply does its phase's action again:
 
 A job pays on one of the node's chains (`JobSubmission.chain_id`, default the first): its job
 offer names it, and every signature, transaction and message of its deal uses that chain.
+What a job asks for is roles/_client_submission.py; the control methods roles/_client_control.py.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,11 @@ import trio
 from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DealStatus, InsufficientFunds, RecordFeed
+from lilypad_p2p.chain import ChainError, Deal, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
+from lilypad_p2p.deal_detail import ClientDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import Module, ModuleCatalog, UnknownModule
+from lilypad_p2p.exec import ModuleCatalog, UnknownModule
 from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
 from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
@@ -56,27 +56,28 @@ from lilypad_p2p.market import (
     Event,
     OfferBook,
     Phase,
-    Side,
     Timeouts,
     advance,
     due_timeout,
-    mismatch,
     new_client_deal,
 )
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
+from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._client_matching import JobMatcher, job_offer
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
+from lilypad_p2p.roles._client_submission import (
+    JobSubmission,
+    SubmissionError,
+    job_deadline_s,
+    job_spec,
+    provider_address,
+)
 from lilypad_p2p.roles._failure import keep_failure
-from lilypad_p2p.roles._input_files import InputFileError, check_input_files, check_job_size
+from lilypad_p2p.roles._input_files import check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     ACCEPTANCE_WINDOW_S,
-    BUILTIN_NAMES,
-    NoMediators,
-    build_deal,
-    deal_from_wire,
-    deal_to_wire,
-    required_deal_time_s,
 )
 from lilypad_p2p.roles._transfer import (
     MAX_STORED_RESULT_BYTES,
@@ -88,16 +89,10 @@ from lilypad_p2p.roles._transfer import (
     inputs_spool,
     spool_context,
 )
-from lilypad_p2p.store import DealStore, StoredDeal, StoreUnavailable
+from lilypad_p2p.store import ClientDeal, DealStore, StoreUnavailable
 
 log = logging.getLogger("lilypad_p2p.client")
 
-# Unless the submission says otherwise, a job's result is due this long after it is posted
-# beyond its module's maximum run time: time to match, open the deal, move inputs and outputs.
-DEADLINE_SLACK_S = 240
-# What a job's deadline must leave beyond what a provider requires of its deal when it signs
-# (roles/_terms.required_deal_time_s): time to be matched.
-MATCH_ALLOWANCE_S = 15
 # Bounds on one exchange with a provider (a job's exchange is bounded by its deadline).
 DEAL_REQUEST_TIMEOUT_S = 15.0
 ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
@@ -110,79 +105,8 @@ RETRY_INTERVAL_S = 1.0
 JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
-# A resource offer whose provider did not answer our proposal (unreachable, or silent until the
-# agreement timeout) sits out longer: it is overloaded or gone; the job is matched elsewhere.
-UNANSWERED_BACKOFF_MS = 60_000
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
-MIB = 1024 * 1024
-DEFAULT_MAX_PRICE_WEI = 10**16
-
-
-class SubmissionError(LilypadError):
-    """A job cannot be submitted as asked (unknown module, bad parameters, no funds...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class JobSubmission:
-    module: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-    files: Mapping[str, bytes] = field(default_factory=dict)
-    # Input files on this machine by name in /inputs, streamed from disk (never read whole).
-    file_paths: Mapping[str, Path] = field(default_factory=dict)
-    max_price_wei: int = DEFAULT_MAX_PRICE_WEI
-    target: str | None = None  # a provider address
-    # Seconds until the result is due; None: the module's max run time + DEADLINE_SLACK_S.
-    deadline_s: int | None = None
-    market: str = "cpu"
-    # The deal's Job salt; None: random. An on-chain request's id (roles/_bridge.py), which
-    # binds the deal to that request for LilypadRequests.deliver.
-    salt: bytes | None = None
-    # The settlement chain the job pays on; None: the node's default (first) chain.
-    chain_id: int | None = None
-    # The providers' record this job requires; None: the node's policy (_client_records.py).
-    min_completed_deals: int | None = None
-    slash_free_blocks: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.salt is not None and len(self.salt) != 32:
-            raise SubmissionError("a deal salt is 32 bytes")
-        if not self.module:
-            raise SubmissionError("a job names a module (ID or name)")
-        if self.max_price_wei <= 0 or (self.deadline_s is not None and self.deadline_s <= 0):
-            raise SubmissionError("max price and deadline must be positive")
-
-
-def job_deadline_s(module: Module, asked_s: int | None) -> int:
-    """The deadline (seconds after posting) a job of `module` gets when `asked_s` is asked.
-
-    Raises:
-        SubmissionError: `asked_s` is too short for providers to take the job: they refuse
-            deals that could cut a run short of the module's maximum run time.
-    """
-    if asked_s is None:
-        return module.max_run_time_s + DEADLINE_SLACK_S
-    least_s = required_deal_time_s(module.max_run_time_s) + MATCH_ALLOWANCE_S
-    if asked_s < least_s:
-        raise SubmissionError(
-            f"a deadline of {asked_s} s is too short for module {module.name}, which may run "
-            f"{module.max_run_time_s} s: providers refuse deals that could cut a run short; "
-            f"give at least {least_s} s (or none: {job_deadline_s(module, None)} s)")
-    return asked_s
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _provider_address(target: str) -> str:
-    """A provider named by address or by peer ID (both come from its one secp256k1 key)."""
-    try:
-        if target.startswith("0x"):
-            return to_checksum_address(target)
-        return wire.address_from_peer_id_text(target)
-    except ValueError as exc:
-        raise SubmissionError(f"target {target!r} is neither an address nor a peer ID") from exc
 
 
 def result_hash(tarball: bytes) -> bytes:
@@ -231,9 +155,11 @@ class ClientRole:
         self._clock_ms = clock_ms
         self._timeouts = timeouts
         self._acceptance_window_s = acceptance_window_s
-        self._candidates: dict[str, list[str]] = {}  # job offer CID -> resource offer CIDs
-        self._seen_matchings: set[str] = set()
         self._wakeups: dict[str, trio.Event] = {}
+        self._matcher = JobMatcher(book, identity=identity, store=store, chains=chains,
+                                   records=records, mediators=self._mediators,
+                                   disputes=disputes, acceptance_window_s=acceptance_window_s,
+                                   clock_ms=clock_ms, wake=self._wake)
         self._nursery: trio.Nursery | None = None
 
     # --- service ------------------------------------------------------------------------
@@ -245,10 +171,10 @@ class ClientRole:
                 nursery.start_soon(partial(
                     self._disputes.fees.run, self._store,
                     checking=self._disputes.settings.check_rate_ppm > 0))
-            for stored in self._store.deals(Side.CLIENT, open_only=True):
+            for stored in self._store.client_deals(open_only=True):
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
                 if stored.record.phase is Phase.OFFERED:
-                    self._restore_job_offer(stored)
+                    self._matcher.restore_job_offer(stored)
                 nursery.start_soon(self._drive, stored.record.key)
             task_status.started()
             await trio.sleep_forever()
@@ -289,23 +215,16 @@ class ClientRole:
         asks = (records.offer_fields(policy, await chain.head_block())
                 if policy.counts_records else {})
         now = self._clock_ms()
-        resources = module.resources
         offer = wire.JobOffer(
             market=job.market,
             job_creator=self._identity.address,
             module=module_id,
             image=module.image,
-            spec=wire.ResourceSpec(
-                milli_cpu=resources.milli_cpu,
-                ram_mb=-(-resources.memory_bytes // MIB),
-                disk_mb=-(-resources.disk_bytes // MIB),
-                gpu_count=resources.gpu_count,
-                gpu_vram_mb=resources.gpu_vram_mb,
-            ),
+            spec=job_spec(module),
             max_price_wei=job.max_price_wei,
             trusted_mediators=self._mediators,
             deadline=now + deadline_s * 1000,
-            target_provider=_provider_address(job.target) if job.target else None,
+            target_provider=provider_address(job.target) if job.target else None,
             chain_id=chain.chain_id,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
             records_block=asks.get("records_block", 0),
@@ -326,10 +245,9 @@ class ClientRole:
         except (LilypadError, OSError) as exc:
             raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
-        self._store.insert(record, {"job_offer": envelope.encode(), "inputs_spool": str(spool),
-                                    "module": module_id, "module_name": module.name,
-                                    "submitted_ms": now,
-                                    **({"salt": job.salt} if job.salt else {})},
+        self._store.insert(record, ClientDetail(job_offer=envelope.encode(), module=module_id,
+                                                submitted_ms=now, module_name=module.name,
+                                                inputs_spool=str(spool), salt=job.salt),
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
@@ -340,28 +258,17 @@ class ClientRole:
 
     def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
         """Note the matches naming our job offers (the first valid one per job wins)."""
-        proposal = envelope.body
-        if not isinstance(proposal, wire.MatchProposal):
-            return
-        if proposal.matching_id in self._seen_matchings:
-            return  # another solver's copy of a matching we already took note of
-        self._seen_matchings.add(proposal.matching_id)
-        for job_cid, resource_cid in proposal.matches:
-            stored = self._store.get(job_cid)
-            if stored is None or stored.record.side is not Side.CLIENT:
-                continue
-            self._candidates.setdefault(job_cid, []).append(resource_cid)
-            self._wake(job_cid)
+        self._matcher.observe_proposal(envelope)
 
     # --- the driver ---------------------------------------------------------------------
 
     async def _drive(self, key: str) -> None:
         while True:
-            stored = self._store.get(key)
+            stored = self._store.client_deal(key)
             assert stored is not None
             if stored.record.phase.is_final:
                 self._wakeups.pop(key, None)
-                self._candidates.pop(key, None)
+                self._matcher.forget(key)
                 discard(self._spool / f"{key}.inputs")
                 event(log, "deal.finished", key=key, phase=stored.record.phase)
                 return
@@ -375,7 +282,7 @@ class ClientRole:
                       error=repr(exc))
                 await trio.sleep(RETRY_INTERVAL_S)
 
-    async def _step(self, stored: StoredDeal) -> None:
+    async def _step(self, stored: ClientDeal) -> None:
         record = stored.record
         due = due_timeout(record, self._timeouts)
         if due is not None and self._clock_ms() >= due.at_ms:
@@ -392,16 +299,16 @@ class ClientRole:
         }[record.phase]
         await handler(stored)
 
-    def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
+    def _save(self, stored: ClientDeal, event_: Event, **detail: Any) -> ClientDeal:
         deadline = detail.pop("result_deadline_ms", None)
         record, _ = advance(stored.record, event_, self._clock_ms(), result_deadline_ms=deadline)
-        merged = {**stored.detail, **detail}
+        merged = replace(stored.detail, **detail)
         self._store.update(record, merged, event_)
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
         return replace(stored, record=record, detail=merged)
 
-    def _update(self, stored: StoredDeal, **detail: Any) -> None:
-        self._store.update(stored.record, {**stored.detail, **detail})
+    def _update(self, stored: ClientDeal, **detail: Any) -> None:
+        self._store.update(stored.record, replace(stored.detail, **detail))
 
     async def _wait(self, key: str, seconds: float) -> None:
         wakeup = self._wakeups.setdefault(key, trio.Event())
@@ -420,130 +327,35 @@ class ClientRole:
             return CHAIN_POLL_INTERVAL_S
         return max(0.0, (due.at_ms - self._clock_ms()) / 1000)
 
-    def _chain(self, stored: StoredDeal) -> DealChain:
+    def _chain(self, stored: ClientDeal) -> DealChain:
         """The chain the deal pays on (its job offer's)."""
         return self._chains.require(stored.chain_id)
 
-    def _provider_record(self, stored: StoredDeal, provider: str) -> wire.NodeRecord | None:
+    def _provider_record(self, stored: ClientDeal, provider: str) -> wire.NodeRecord | None:
         """The provider's latest NodeRecord: as gossiped, or as it was when the deal was agreed
         (after our restart we hear its record again only when it re-publishes it)."""
         live = self._node_record(provider)
-        if live is not None or "provider_record" not in stored.detail:
+        if live is not None or stored.detail.provider_record is None:
             return live
-        return wire.NodeRecord.from_wire(wire.decode(stored.detail["provider_record"]))
+        return wire.NodeRecord.from_wire(wire.decode(stored.detail.provider_record))
 
-    # offered -> matched
+    # offered -> matched (roles/_client_matching.py)
 
-    def _restore_job_offer(self, stored: StoredDeal) -> None:
-        """Put a resumed, unmatched job offer back into our (empty) offer book, freshly signed.
-
-        Peers may never have heard it (we had none when we posted it, or they dropped it); offer
-        sync serves the book to every peer that connects to us, so the solvers see it again
-        before its match timeout. (The network is not up yet: nothing to publish to.)
-        """
-        job = self._job_offer(stored)
-        if job.target_provider is None:  # targeted offers are never gossiped
-            now = self._clock_ms()
-            self._book.add(self._identity.sign_envelope(job, now), now)
-
-    def _job_offer(self, stored: StoredDeal) -> wire.JobOffer:
-        envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail["job_offer"]))
-        assert isinstance(envelope.body, wire.JobOffer)
-        return envelope.body
-
-    def _usable_offer(
-        self, job: wire.JobOffer, resource_cid: str, refused: dict[str, int]
-    ) -> wire.ResourceOffer | None:
-        if refused.get(resource_cid, 0) > self._clock_ms():
-            return None
-        envelope = self._book.get(resource_cid)
-        if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
-            return None
-        resource = envelope.body
-        # A job naming a records block: the proposed provider's record is checked here too.
-        records = self._records.view(job) if self._records else None
-        reason = mismatch(job, resource, self._clock_ms(), records=records)
-        if reason is not None:
-            event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
-                  reason=reason)
-            return None
-        return resource
-
-    async def _find_match(self, stored: StoredDeal) -> None:
-        job = self._job_offer(stored)
-        refused: dict[str, int] = stored.detail.get("refused", {})
-        if job.target_provider is not None:
-            candidates = [
-                e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
-                if isinstance(e.body, wire.ResourceOffer)
-                and e.body.provider == job.target_provider
-            ]
-        else:
-            candidates = self._candidates.get(job.cid, [])
-            if refused:
-                candidates = [*candidates, *self._fallback_offers(job)]
-        for resource_cid in candidates:
-            resource = self._usable_offer(job, resource_cid, refused)
-            if resource is None:
-                continue
-            try:
-                deal = build_deal(job, resource,
-                                  salt=stored.detail.get("salt") or secrets.token_bytes(32),
-                                  acceptance_window_s=self._acceptance_window_s,
-                                  **(self._disputes.deal_terms() if self._disputes else {}))
-            except NoMediators:
-                continue
-            if not self._mediators and not await self._all_registered(stored, deal.mediators):
-                continue
-            signature = self._chain(stored).sign_deal(deal)
-            self._save(stored, Event.MATCH_FOUND, resource_offer=resource_cid,
-                       deal=deal_to_wire(deal), job_creator_signature=signature,
-                       result_deadline_ms=deal.result_deadline * 1000,
-                       matched_ms=self._clock_ms())
+    async def _find_match(self, stored: ClientDeal) -> None:
+        found = await self._matcher.find(stored)
+        if found is not None:
+            self._save(stored, Event.MATCH_FOUND, **found)
             return
-        await self._wait(job.cid, min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
+        await self._wait(stored.record.key,
+                         min(self._until_due_s(stored.record), RETRY_INTERVAL_S))
 
-    async def _all_registered(self, stored: StoredDeal, mediators: tuple[str, ...]) -> bool:
-        """A client with no mediators of its own (its job offers name none) takes those its
-        provider trusts, but only mediators registered and active on the deal's chain."""
-        chain = self._chain(stored)
-        for address in mediators:
-            stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
-            if stake == 0 or exit_ready_at:
-                event(log, "deal.mediator_unregistered", key=stored.record.key, mediator=address)
-                return False
-        return True
-
-    def _give_up_match(self, stored: StoredDeal, why: str) -> None:
-        """Back to offered: nothing is signed by the provider yet, so the job is not lost,
-        only this match; the offer sits out UNANSWERED_BACKOFF_MS."""
-        event(log, "deal.unanswered", logging.WARNING, key=stored.record.key,
-              offer=stored.detail["resource_offer"], error=why)
-        until = self._clock_ms() + UNANSWERED_BACKOFF_MS
-        refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
-        self._save(stored, Event.REFUSED, refused=refused, refusal=why)
-
-    def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
-        """After a failed match, the offers in our own book, cheapest first; equal prices in an
-        order drawn from the job, so clients' fallbacks do not all pile onto the oldest offer.
-
-        The solvers' holds keep a failed pair out of their next epochs only for a while, after
-        which they may propose the same provider again; a job whose provider did not answer
-        would wait for a match it skips. So, once a match has failed, the client also tries
-        the offers it holds itself (each still vetted by `_usable_offer` and, in the end, by
-        the provider's own checks), as `--target` would, instead of letting the job lapse.
-        """
-        offers = [e.body for e in self._book.offers(job.market, wire.ResourceOffer)
-                  if isinstance(e.body, wire.ResourceOffer)]
-        offers.sort(key=lambda offer: (
-            offer.price_per_job_wei, hashlib.sha256(f"{job.cid}/{offer.cid}".encode()).digest()
-        ))
-        return [offer.cid for offer in offers]
+    def _give_up_match(self, stored: ClientDeal, why: str) -> None:
+        self._save(stored, Event.REFUSED, **self._matcher.unanswered(stored, why))
 
     # matched -> agreed
 
-    async def _propose(self, stored: StoredDeal) -> None:
-        deal = deal_from_wire(stored.detail["deal"])
+    async def _propose(self, stored: ClientDeal) -> None:
+        deal = required(stored.detail.deal, "deal")
         record = self._node_record(deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)  # its NodeRecord is on its way
@@ -551,10 +363,11 @@ class ClientRole:
         chain = self._chain(stored)
         proposal = wire.DealProposal(
             chain_id=chain.chain_id,
-            job_offer=stored.detail["job_offer"],
-            resource_offer_cid=stored.detail["resource_offer"],
-            deal=stored.detail["deal"],
-            job_creator_signature=stored.detail["job_creator_signature"],
+            job_offer=stored.detail.job_offer,
+            resource_offer_cid=required(stored.detail.resource_offer, "resource offer"),
+            deal=wire.deal_to_wire(deal),
+            job_creator_signature=required(stored.detail.job_creator_signature,
+                                           "job creator's signature"),
         )
         # No longer than the agreement timeout: the deal gives up on the provider then anyway.
         bound_s = min(DEAL_REQUEST_TIMEOUT_S, self._timeouts.agreement_ms / 1000)
@@ -572,7 +385,7 @@ class ClientRole:
                   reason=answer.reason)
             # Most refusals pass (capacity frees up): the offer sits out for a while only.
             until = self._clock_ms() + REFUSAL_BACKOFF_MS
-            refused = {**stored.detail.get("refused", {}), stored.detail["resource_offer"]: until}
+            refused = {**stored.detail.refused, proposal.resource_offer_cid: until}
             self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
             return
         assert isinstance(answer, wire.DealCountersigned)
@@ -580,7 +393,7 @@ class ClientRole:
         self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
                    provider_record=wire.encode(record.to_wire()), agreed_ms=self._clock_ms(),
                    deal_id=chain.deal_id(deal))
-        await self._withdraw_offer(self._job_offer(stored))
+        await self._withdraw_offer(job_offer(stored))
 
     async def _withdraw_offer(self, job: wire.JobOffer) -> None:
         """Cancel the job offer once it has a deal, so solvers stop matching it."""
@@ -595,11 +408,13 @@ class ClientRole:
 
     # agreed -> open
 
-    async def _open(self, stored: StoredDeal) -> None:
-        deal = deal_from_wire(stored.detail["deal"])
+    async def _open(self, stored: ClientDeal) -> None:
+        detail = stored.detail
         try:
             move = await self._chain(stored).open_deal(
-                deal, stored.detail["job_creator_signature"], stored.detail["provider_signature"]
+                required(detail.deal, "deal"),
+                required(detail.job_creator_signature, "job creator's signature"),
+                required(detail.provider_signature, "provider's signature"),
             )
         except InsufficientFunds as exc:
             self._save(stored, Event.CANCEL, error=f"not enough deposit to open the deal: {exc}")
@@ -611,9 +426,9 @@ class ClientRole:
 
     # open/running -> accepted | rejected
 
-    async def _run_job(self, stored: StoredDeal) -> None:
+    async def _run_job(self, stored: ClientDeal) -> None:
         chain = self._chain(stored)
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED)
@@ -628,11 +443,12 @@ class ClientRole:
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         deal_id = chain.deal_id(deal)
-        inputs = SpooledInputs(inputs_spool(stored.detail), self._identity.sealing_private_key(),
+        inputs = SpooledInputs(inputs_spool(stored.detail.inputs_spool),
+                               self._identity.sealing_private_key(),
                                spool_context(stored.record.key)).resealed(
             record.sealing_public_key, inputs_context(deal_id))
         request = wire.JobRequest(
-            chain_id=chain.chain_id, deal=stored.detail["deal"], module=stored.detail["module"],
+            chain_id=chain.chain_id, deal=wire.deal_to_wire(deal), module=stored.detail.module,
             inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             output_recipient=self._identity.sealing_public_key,
         )
@@ -655,7 +471,7 @@ class ClientRole:
             await self._check_result(stored, deal, answer, delivery)
 
     async def _check_result(
-        self, stored: StoredDeal, deal: Any, answer: wire.JobResultMessage,
+        self, stored: ClientDeal, deal: Deal, answer: wire.JobResultMessage,
         delivery: Delivery | None,
     ) -> None:
         """`delivery` is what matched the commitment (checked as it arrived), if anything."""
@@ -689,21 +505,22 @@ class ClientRole:
 
     # accepted -> settled
 
-    async def _deliver_acceptance(self, stored: StoredDeal) -> None:
+    async def _deliver_acceptance(self, stored: ClientDeal) -> None:
         chain = self._chain(stored)
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         status = await chain.status(deal)
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
             return
-        if not stored.detail.get("acceptance_delivered"):
+        if not stored.detail.acceptance_delivered:
             record = self._provider_record(stored, deal.provider)
             if record is not None:
                 notice = wire.AcceptanceNotice(
                     chain_id=chain.chain_id,
                     deal_id=chain.deal_id(deal),
-                    result_hash=stored.detail["result_hash"],
-                    job_creator_signature=stored.detail["acceptance_signature"],
+                    result_hash=required(stored.detail.result_hash, "result hash"),
+                    job_creator_signature=required(stored.detail.acceptance_signature,
+                                                   "acceptance"),
                 )
                 with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
                     answer = await self._request(record.peer_id, RESULT_PROTOCOL, notice,
@@ -715,7 +532,7 @@ class ClientRole:
 
     # disputed -> resolved
 
-    async def _mediate(self, stored: StoredDeal) -> None:
+    async def _mediate(self, stored: ClientDeal) -> None:
         assert self._disputes is not None, "a deal is disputed only with mediation set up"
         ended = await self._disputes.step(stored)
         if ended is not None:
@@ -723,7 +540,7 @@ class ClientRole:
 
     # timeouts
 
-    async def _on_timeout(self, stored: StoredDeal, then: Event) -> None:
+    async def _on_timeout(self, stored: ClientDeal, then: Event) -> None:
         record = stored.record
         if record.phase is Phase.MATCHED:
             self._give_up_match(stored, "the provider did not answer the proposal in time")
@@ -731,12 +548,12 @@ class ClientRole:
         chain = self._chain(stored)
         if record.phase is Phase.AGREED:
             # It may have been opened before we crashed: look before cancelling.
-            deal = deal_from_wire(stored.detail["deal"])
+            deal = required(stored.detail.deal, "deal")
             if await chain.status(deal) is not DealStatus.NONE:
                 self._save(stored, Event.OPENED)
                 return
         if then is Event.TIMEOUT_CLAIMED:
-            deal = deal_from_wire(stored.detail["deal"])
+            deal = required(stored.detail.deal, "deal")
             move = await chain.claim_timeout(deal)
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
@@ -744,103 +561,38 @@ class ClientRole:
             self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
             return
         if then is Event.SETTLED:
-            deal = deal_from_wire(stored.detail["deal"])
-            move = await chain.settle(deal, stored.detail["result_hash"],
-                                       stored.detail["acceptance_signature"])
+            move = await chain.settle(required(stored.detail.deal, "deal"),
+                                       required(stored.detail.result_hash, "result hash"),
+                                       required(stored.detail.acceptance_signature, "acceptance"))
             self._save(stored, Event.SETTLED, settled_by_us=move.sent,
                        settled_ms=self._clock_ms())
             return
         self._save(stored, then, error=f"{record.phase} timed out")
         if record.phase is Phase.OFFERED:  # the offer may outlive our wait: solvers drop it
-            await self._withdraw_offer(self._job_offer(stored))
+            await self._withdraw_offer(job_offer(stored))
 
-    # --- control ------------------------------------------------------------------------
+    # --- control (roles/_client_control.py) ---------------------------------------------
 
     def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
-        return {"submit": self._control_submit, "deal": self._control_deal,
-                "dispute": self._control_dispute}
+        return ClientControl(self, self._store).handlers()
 
-    async def _control_dispute(self, params: dict[str, Any]) -> dict[str, Any]:
-        """`lilypad-p2p dispute <key>`: send a deal with a committed result to mediation."""
-        stored = self._store.get(str(params.get("key", "")))
-        if stored is None or stored.record.side is not Side.CLIENT:
-            raise LilypadError(f"no client deal {params.get('key')!r}")
+    async def dispute(self, stored: ClientDeal) -> None:
+        """Send a deal with a committed result to mediation (`lilypad-p2p dispute <key>`).
+
+        Raises:
+            LilypadError: no mediation is set up, or the deal has no disputable result.
+        """
         if self._disputes is None or self._nursery is None:
             raise LilypadError("this client has no mediation set up")
         if stored.record.phase is not Phase.ACCEPTED:
             raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
                                "not yet settled result can be disputed")
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = required(stored.detail.deal, "deal")
         if await self._chain(stored).status(deal) is DealStatus.SETTLED:
             raise LilypadError("the deal is already settled on chain")
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
-        saved = self._store.get(stored.record.key)
-        assert saved is not None  # saved just above
-        return describe(saved, self._store)
-
-    async def _control_submit(self, params: dict[str, Any]) -> dict[str, Any]:
-        files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
-        try:
-            paths = await trio.to_thread.run_sync(check_input_files,
-                                                  dict(params.get("file_paths", {})))
-        except InputFileError as exc:
-            raise SubmissionError(str(exc)) from exc
-        job = JobSubmission(
-            module=str(params["module"]),
-            params=dict(params.get("params", {})),
-            files=files, file_paths=paths,
-            max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
-            target=params.get("target"),
-            deadline_s=_optional_int(params.get("deadline_s")),
-            market=str(params.get("market", "cpu")),
-            chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
-            min_completed_deals=_optional_int(params.get("min_completed_deals")),
-            slash_free_blocks=_optional_int(params.get("slash_free_blocks")),
-        )
-        return {"key": await self.submit(job)}
-
-    async def _control_deal(self, params: dict[str, Any]) -> dict[str, Any]:
-        stored = self._store.get(str(params.get("key", "")))
-        if stored is None:
-            raise LilypadError(f"no deal {params.get('key')!r}")
-        return describe(stored, self._store)
 
 
 class ResultMismatch(PeerMisbehaved):
     """The provider's answer does not belong to the deal it was asked about."""
-
-
-def describe(stored: StoredDeal, store: DealStore) -> dict[str, Any]:
-    """A deal as the control interface shows it (no secrets, no inputs)."""
-    detail = stored.detail
-    deal = detail.get("deal")
-    shown: dict[str, Any] = {
-        **dataclasses.asdict(stored.record),
-        "chain_id": stored.chain_id,
-        # Shown by name (shipped modules, and the client's own); `module_id` is the ID.
-        "module": detail.get("module_name") or BUILTIN_NAMES.get(detail.get("module", ""),
-                                                                 detail.get("module")),
-        "module_id": detail.get("module"),
-        "provider": deal.get("provider") if deal else None,
-        "job_creator": deal.get("job_creator") if deal else None,
-        "payment_wei": deal.get("payment") if deal else None,
-        "deal_id": (
-            "0x" + stored.record.key if stored.record.side is Side.PROVIDER
-            else "0x" + detail["deal_id"].hex() if "deal_id" in detail else None
-        ),
-        "result_cid": detail.get("result_cid"),
-        "result_path": detail.get("result_path"),
-        # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
-        "failure": detail.get("failure"),
-        "outcome": detail.get("outcome"),  # a mediation's verdict
-        "check_outcome": detail.get("check_outcome"),  # a spot check that agreed off chain
-        "error": detail.get("error") or detail.get("refusal") or detail.get("last_refusal"),
-        "transitions": [
-            {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}
-            for t in store.transitions(stored.record.key)
-        ],
-    }
-    if isinstance(shown["payment_wei"], bytes):
-        shown["payment_wei"] = int.from_bytes(shown["payment_wei"], "big")
-    return shown

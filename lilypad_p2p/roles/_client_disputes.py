@@ -24,6 +24,7 @@ from typing import Any
 import trio
 
 from lilypad_p2p.chain import DealStatus
+from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -43,9 +44,9 @@ from lilypad_p2p.roles._dispute import (
 )
 from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._spot_check import CheckFees, fee_shares, private_check
-from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI, deal_from_wire
+from lilypad_p2p.roles._terms import MEDIATION_FEE_WEI
 from lilypad_p2p.roles._transfer import SpooledInputs, inputs_spool, spool_context
-from lilypad_p2p.store import StoredDeal
+from lilypad_p2p.store import ClientDeal
 
 log = logging.getLogger("lilypad_p2p.client")
 
@@ -98,23 +99,25 @@ class ClientDisputes:
     def spot_check(self) -> bool:
         return is_spot_checked(self.settings.check_rate_ppm, secrets.randbelow(PPM))
 
-    async def step(self, stored: StoredDeal) -> tuple[Event, dict[str, Any]] | None:
+    async def step(self, stored: ClientDeal) -> tuple[Event, dict[str, Any]] | None:
         """One attempt at mediating a disputed deal: the event that ends it, or None (retry)."""
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
-        deal = deal_from_wire(detail["deal"])
-        inputs = SpooledInputs(inputs_spool(detail), self._identity.sealing_private_key(),
+        deal = required(detail.deal, "deal")
+        result = required(detail.result_hash, "result hash")
+        inputs = SpooledInputs(inputs_spool(detail.inputs_spool),
+                               self._identity.sealing_private_key(),
                                spool_context(stored.record.key))
-        case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
-                           detail["provider_commitment"])
-        if detail.get("spot_check") and stored.record.key not in self._escalated:
+        case = DisputeCase(deal, detail.module, inputs, result,
+                           required(detail.provider_commitment, "provider's commitment"))
+        if detail.spot_check and stored.record.key not in self._escalated:
             # Off chain first (roles/_spot_check.py): only a disagreement is disputed.
             quorum = await private_check(self._chains, stored.chain_id, case, self._contact,
                                          answer_timeout_s=self.settings.answer_timeout_s,
                                          watch=self._watch)
             if quorum is not None:
                 return Event.RESULT_VERIFIED, {
-                    "acceptance_signature": chain.sign_acceptance(deal, detail["result_hash"]),
+                    "acceptance_signature": chain.sign_acceptance(deal, result),
                     "check_outcome": quorum.outcome.name,
                     "check_fees": fee_shares(deal.mediation_fee, quorum.signers),
                 }
@@ -134,9 +137,9 @@ class ClientDisputes:
             return Event.RESOLVED, {
                 "outcome": resolution.outcome.name,
                 "verdict_hash": resolution.result_hash,
-                "verdict_signers": list(resolution.signers),
-                "dissent": [v.mediator for v in resolution.dissent],
-                "silent_mediators": list(resolution.missing),
+                "verdict_signers": resolution.signers,
+                "dissent": tuple(v.mediator for v in resolution.dissent),
+                "silent_mediators": resolution.missing,
                 "resolved_by_us": resolution.resolved_by_us,
             }
         state = await chain.client.deal_state(chain.deal_id(deal))

@@ -11,9 +11,7 @@ from collections.abc import Callable
 
 from libp2p.peer.id import ID
 
-from lilypad_p2p import wire
 from lilypad_p2p.identity import address_from_peer_id
-from lilypad_p2p.roles._terms import deal_from_wire
 from lilypad_p2p.store import DealStore
 
 
@@ -26,12 +24,8 @@ def open_deal_peers(store: DealStore) -> Callable[[ID], bool]:
         except Exception:  # a peer ID that is not a secp256k1 key names no deal party
             return False
         for stored in store.deals(open_only=True):
-            raw = stored.detail.get("deal")
-            if raw is None:
-                continue
-            try:
-                deal = deal_from_wire(raw)
-            except wire.WireError:
+            deal = stored.detail.deal
+            if deal is None:
                 continue
             if address in (deal.job_creator.lower(), deal.provider.lower()):
                 return True

@@ -55,7 +55,6 @@ from lilypad_p2p.market import (
 from lilypad_p2p.net import NetError
 from lilypad_p2p.net._transfer import ChunkSource
 from lilypad_p2p.roles._settlement import DealChain
-from lilypad_p2p.roles._terms import deal_to_wire
 from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
 
 log = logging.getLogger("lilypad_p2p.dispute")
@@ -158,7 +157,7 @@ async def gather_verdicts(
     deal = case.deal
     deal_id = chain.deal_id(deal)
     tally = VerdictTally(deal.mediators, deal.threshold)
-    wire_deal = deal_to_wire(deal)
+    wire_deal = wire.deal_to_wire(deal)
 
     async def ask(address: str, done: trio.CancelScope) -> None:
         reached = contact(address)

@@ -58,6 +58,7 @@ from lilypad_p2p.chain import (
     WrongDealStatus,
 )
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
+from lilypad_p2p.deal_detail import MediatorDetail
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import (
     BadDefinition,
@@ -76,13 +77,14 @@ from lilypad_p2p.net._transfer import BodyGate, Reply
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
-from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire, module_hash
+from lilypad_p2p.roles._terms import deal_from_wire, module_hash
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
     mediation_context,
     receive_inputs,
 )
+from lilypad_p2p.store import decode_verdict, encode_verdict
 
 log = logging.getLogger("lilypad_p2p.mediator")
 
@@ -198,15 +200,14 @@ class MediatorRole:
 
     def _load_verdicts(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.verdict")):
-            saved = wire.decode(path.read_bytes())
-            assert isinstance(saved, dict)
-            notice = wire.deal_message_from_wire(saved["verdict"])
-            assert isinstance(notice, wire.VerdictNotice)
+            saved = decode_verdict(path.read_bytes())
+            notice = saved.verdict
             self._verdicts[notice.deal_id] = notice
-            if not saved["fee_settled"]:
+            if not saved.fee_settled:
                 # Verdicts saved before chains were recorded are on the default chain.
-                chain_id = saved.get("chain_id", self._chains.default.chain_id)
-                self._signed_deals[notice.deal_id] = (chain_id, deal_from_wire(saved["deal"]))
+                chain_id = (saved.chain_id if saved.chain_id is not None
+                            else self._chains.default.chain_id)
+                self._signed_deals[notice.deal_id] = (chain_id, saved.deal)
 
     def _save_verdict(self, chain_id: int, deal: Deal, notice: wire.VerdictNotice, *,
                       fee_settled: bool = False) -> None:
@@ -214,10 +215,8 @@ class MediatorRole:
             return
         self._verdict_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self._verdict_dir / f"{notice.deal_id.hex()}.verdict"
-        body = {"verdict": notice.to_wire(), "deal": deal_to_wire(deal),
-                "chain_id": chain_id, "fee_settled": fee_settled}
         temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(wire.encode(body))
+        temporary.write_bytes(encode_verdict(MediatorDetail(notice, deal, chain_id, fee_settled)))
         temporary.replace(path)
 
     async def _claim_missed_fees(self) -> None:

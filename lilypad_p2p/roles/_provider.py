@@ -28,8 +28,9 @@ import trio
 from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import ChainError, DeadlineError, DealStatus, SettlementItem
+from lilypad_p2p.chain import ChainError, DeadlineError, Deal, DealStatus, SettlementItem
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
+from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
     MAX_RUN_TIME_S,
@@ -50,7 +51,6 @@ from lilypad_p2p.market import (
     Event,
     OfferBook,
     Phase,
-    Side,
     Timeouts,
     advance,
     due_timeout,
@@ -77,7 +77,7 @@ from lilypad_p2p.roles._transfer import (
     result_reply,
     tamper_output,
 )
-from lilypad_p2p.store import DealStore, StoredDeal
+from lilypad_p2p.store import DealStore, ProviderDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
 
@@ -273,9 +273,9 @@ class ProviderRole:
         # the chain's latency. The contract checks the collateral again when the deal opens.
         free_balance = await chain.free_balance()
         async with self._lock:
-            known = self._store.get(key)
+            known = self._store.provider_deal(key)
             if known is not None:  # a retry: same answer
-                return wire.DealCountersigned(provider_signature=known.detail["provider_signature"])
+                return wire.DealCountersigned(provider_signature=known.detail.provider_signature)
             reason = deal_mismatch(deal, job, resource, self._clock_ms(),
                                    self._max_run_time_s(job.module))
             if reason is None and not self._has_room(job.spec, resource.spec):
@@ -290,11 +290,11 @@ class ProviderRole:
             signature = chain.sign_deal(deal)
             record = new_provider_deal(key, now_ms=self._clock_ms(),
                                        result_deadline_ms=deal.result_deadline * 1000)
-            self._store.insert(record, {
-                "deal": request.deal, "job_creator_signature": request.job_creator_signature,
-                "provider_signature": signature, "module": job.module,
-                "spec": job.spec.to_wire(), "job_offer_cid": job.cid,
-            }, chain_id=chain.chain_id)
+            self._store.insert(record, ProviderDetail(
+                deal=deal, job_creator_signature=request.job_creator_signature,
+                provider_signature=signature, module=job.module, spec=job.spec,
+                job_offer_cid=job.cid,
+            ), chain_id=chain.chain_id)
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
               chain_id=chain.chain_id)
         return wire.DealCountersigned(provider_signature=signature)
@@ -309,9 +309,9 @@ class ProviderRole:
 
     def _has_room(self, need: wire.ResourceSpec, capacity: wire.ResourceSpec) -> bool:
         free = [capacity.milli_cpu, capacity.ram_mb, capacity.disk_mb, capacity.gpu_count]
-        for stored in self._store.deals(Side.PROVIDER, open_only=True):
+        for stored in self._store.provider_deals(open_only=True):
             if stored.record.phase in _BUSY:
-                spec = wire.ResourceSpec.from_wire(stored.detail["spec"])
+                spec = stored.detail.spec
                 for i, used in enumerate(
                     (spec.milli_cpu, spec.ram_mb, spec.disk_mb, spec.gpu_count)
                 ):
@@ -340,8 +340,8 @@ class ProviderRole:
         except UnknownChain as exc:
             return wire.DealRefused(reason=str(exc))
         key = chain.deal_id(deal).hex()  # the deal ID binds the chain: another chain's is unknown
-        stored = self._store.get(key)
-        if stored is None or stored.record.side is not Side.PROVIDER:
+        stored = self._store.provider_deal(key)
+        if stored is None:
             return wire.DealRefused(reason="unknown deal")
         if wire.address_from_peer_id_text(str(peer_id)) != deal.job_creator:
             return wire.DealRefused(reason="only the job creator may send the inputs")
@@ -358,16 +358,16 @@ class ProviderRole:
         if stored.record.phase is Phase.RUNNING:
             stored = await self._execute_once(key, deal, chain)
             if stored.record.phase is Phase.RUNNING:
-                return wire.DealRefused(reason=stored.detail.get("error", "job failed")[:500])
+                return wire.DealRefused(reason=(stored.detail.error or "job failed")[:500])
         tarball = self._spool_of(key, "output.tar")
-        if "result_hash" not in stored.detail or not tarball.exists():
+        if stored.detail.result_hash is None or not tarball.exists():
             return wire.DealRefused(reason=f"deal is {stored.record.phase}")
         return result_reply(tarball, bytes.fromhex(key), stored.detail)
 
     def _spool_of(self, key: str, kind: str) -> Path:
         return self._spool / f"{key}.{kind}"
 
-    async def _execute_once(self, key: str, deal: Any, chain: DealChain) -> StoredDeal:
+    async def _execute_once(self, key: str, deal: Deal, chain: DealChain) -> ProviderDeal:
         """Run the deal's job, or wait for the run already in progress; the stored deal after."""
         running = self._runs.get(key)
         if running is not None:
@@ -378,12 +378,12 @@ class ProviderRole:
                 await self._execute(key, deal, chain)
             finally:
                 self._runs.pop(key).set()
-        stored = self._store.get(key)
+        stored = self._store.provider_deal(key)
         assert stored is not None
         return stored
 
-    async def _execute(self, key: str, deal: Any, chain: DealChain) -> None:
-        stored = self._store.get(key)
+    async def _execute(self, key: str, deal: Deal, chain: DealChain) -> None:
+        stored = self._store.provider_deal(key)
         assert stored is not None
         module: Module | None = None
         timeout_s = 0.0
@@ -395,20 +395,20 @@ class ProviderRole:
         if left_s <= 0:
             self._update(stored, error="no time left before the result deadline")
             return
-        event(log, "job.started", key=key, module=stored.detail["module"])
+        event(log, "job.started", key=key, module=stored.detail.module)
         started_ms = self._clock_ms()
         tarball = self._spool_of(key, "output.tar")
         discard(tarball)  # a run cut short by a crash
         try:
-            module = self._modules.catalog.resolve(stored.detail["module"])[1]
+            module = self._modules.catalog.resolve(stored.detail.module)[1]
             # The deal was signed leaving the module's whole maximum; the deadline cuts a
             # run shorter only when the inputs came late.
             timeout_s = min(left_s, module.max_run_time_s)
             if self._cheat_false_failure:
                 raise JobFailed(1, b"")
             result = await executor.run_streamed(
-                JobSpec(stored.detail["module"]),
-                inputs_spool(stored.detail),
+                JobSpec(stored.detail.module),
+                inputs_spool(stored.detail.inputs_spool),
                 self._identity.sealing_private_key(),
                 inputs_context(bytes.fromhex(key)),
                 timeout_s=timeout_s,
@@ -436,7 +436,7 @@ class ProviderRole:
         event(log, "job.finished", key=key, cid=result.result_cid,
               seconds=round(result.timings.total_s, 3))
 
-    def _commit(self, stored: StoredDeal, deal: Any, chain: DealChain, digest: bytes,
+    def _commit(self, stored: ProviderDeal, deal: Deal, chain: DealChain, digest: bytes,
                 **detail: Any) -> None:
         """Sign the ResultCommitment of `digest` (the output spool holds what is sent)."""
         self._save(stored, Event.RESULT_COMMITTED, result_hash=digest,
@@ -447,19 +447,19 @@ class ProviderRole:
     async def on_acceptance(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
         assert isinstance(request, wire.AcceptanceNotice)
         key = request.deal_id.hex()
-        stored = self._store.get(key)
-        if stored is None or stored.record.side is not Side.PROVIDER:
+        stored = self._store.provider_deal(key)
+        if stored is None:
             return wire.DealRefused(reason="unknown deal")
         if stored.record.phase in (Phase.ACCEPTED, Phase.SETTLED):
             return wire.AcceptanceAck(deal_id=request.deal_id)
         if stored.record.phase not in (Phase.RESULT_READY, Phase.RESULT_SUBMITTED):
             return wire.DealRefused(reason=f"deal is {stored.record.phase}")
-        if request.result_hash != stored.detail["result_hash"]:
+        if request.result_hash != stored.detail.result_hash:
             return wire.DealRefused(reason="acceptance of another result")
         chain = self._chains.require(stored.chain_id)
         if request.chain_id != chain.chain_id:
             return wire.DealRefused(reason="the deal is on another chain")
-        deal = deal_from_wire(stored.detail["deal"])
+        deal = stored.detail.deal
         try:
             chain.check_acceptance(deal, request.result_hash, request.job_creator_signature)
         except PeerMisbehaved as exc:
@@ -472,13 +472,13 @@ class ProviderRole:
 
     async def _tick(self) -> None:
         now = self._clock_ms()
-        accepted: list[StoredDeal] = []
-        for stored in self._store.deals(Side.PROVIDER, open_only=True):
+        accepted: list[ProviderDeal] = []
+        for stored in self._store.provider_deals(open_only=True):
             record = stored.record
             if record.phase is Phase.ACCEPTED:
                 accepted.append(stored)
                 continue
-            deal = deal_from_wire(stored.detail["deal"])
+            deal = stored.detail.deal
             due = due_timeout(record, self._timeouts, deal.acceptance_window * 1000)
             past_deadline = record.result_deadline_ms is not None and now > (
                 record.result_deadline_ms + CLAIM_MARGIN_MS)
@@ -491,13 +491,13 @@ class ProviderRole:
             if due is None or now < due.at_ms:
                 continue
             await self._on_timeout(stored, deal, due.event)
-        by_chain: dict[int | None, list[StoredDeal]] = {}
+        by_chain: dict[int | None, list[ProviderDeal]] = {}
         for stored in accepted:  # one settleBatch per chain: money stays on its own chain
             by_chain.setdefault(stored.chain_id, []).append(stored)
         for chain_id, batch in by_chain.items():
             await self._settle(self._chains.require(chain_id), batch[:MAX_SETTLE_BATCH])
 
-    async def _on_timeout(self, stored: StoredDeal, deal: Any, then: Event) -> None:
+    async def _on_timeout(self, stored: ProviderDeal, deal: Deal, then: Event) -> None:
         chain = self._chains.require(stored.chain_id)
         if stored.record.phase is Phase.AGREED:
             status = await chain.status(deal)
@@ -507,8 +507,9 @@ class ProviderRole:
                 self._save(stored, Event.TIMED_OUT, error="the client never opened the deal")
             return
         if then is Event.RESULT_SUBMITTED:
-            move = await chain.submit_result(deal, stored.detail["result_hash"],
-                                             stored.detail["commitment_signature"])
+            move = await chain.submit_result(
+                deal, required(stored.detail.result_hash, "result hash"),
+                required(stored.detail.commitment_signature, "commitment"))
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)
             elif move.status is DealStatus.RESOLVED:
@@ -534,10 +535,10 @@ class ProviderRole:
             else:
                 self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
 
-    async def _settle(self, chain: DealChain, accepted: list[StoredDeal]) -> None:
+    async def _settle(self, chain: DealChain, accepted: list[ProviderDeal]) -> None:
         items = [
-            SettlementItem(deal_from_wire(s.detail["deal"]), s.detail["result_hash"],
-                           s.detail["acceptance_signature"])
+            SettlementItem(s.detail.deal, required(s.detail.result_hash, "result hash"),
+                           required(s.detail.acceptance_signature, "acceptance"))
             for s in accepted
         ]
         sent = await chain.settle_batch(items)
@@ -552,21 +553,21 @@ class ProviderRole:
                 self._disputes.defend_soon(stored)
         event(log, "deals.settled", count=len(items), transactions=sent, chain_id=chain.chain_id)
 
-    async def _save_resolution(self, stored: StoredDeal, deal: Any) -> None:
+    async def _save_resolution(self, stored: ProviderDeal, deal: Deal) -> None:
         chain = self._chains.require(stored.chain_id)
         state = await chain.client.deal_state(chain.deal_id(deal))
         outcome = state.outcome.name if state.outcome is not None else None
         self._save(stored, Event.RESOLVED, outcome=outcome)
         event(log, "deal.resolved", key=stored.record.key, outcome=outcome)
 
-    def _save(self, stored: StoredDeal, event_: Event, **detail: Any) -> StoredDeal:
+    def _save(self, stored: ProviderDeal, event_: Event, **detail: Any) -> ProviderDeal:
         record, _ = advance(stored.record, event_, self._clock_ms())
-        merged = {**stored.detail, **detail}
+        merged = replace(stored.detail, **detail)
         self._store.update(record, merged, event_)
         if record.phase.is_final:  # nobody asks for this deal's bytes any more
             discard(*(self._spool_of(record.key, kind) for kind in ("inputs", "output.tar")))
         event(log, "deal.transition", key=record.key, phase=record.phase, on=event_)
         return replace(stored, record=record, detail=merged)
 
-    def _update(self, stored: StoredDeal, **detail: Any) -> None:
-        self._store.update(stored.record, {**stored.detail, **detail})
+    def _update(self, stored: ProviderDeal, **detail: Any) -> None:
+        self._store.update(stored.record, replace(stored.detail, **detail))

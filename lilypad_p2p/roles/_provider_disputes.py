@@ -12,7 +12,7 @@ repeated request with the verdict they already signed.
     disputes = ProviderDisputes(identity, chains, contact); await nursery.start(disputes.run)
     ProviderRole(..., disputes=disputes)   # calls disputes.defend_soon(stored) when it sees one
 
-Each deal is defended on its own chain (`StoredDeal.chain_id`).
+Each deal is defended on its own chain (`ProviderDeal.chain_id`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable
 import trio
 
 from lilypad_p2p.chain import DealStatus
+from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import EquivocationWatch
@@ -35,9 +36,8 @@ from lilypad_p2p.roles._dispute import (
     resolve,
 )
 from lilypad_p2p.roles._settlement import DealChains
-from lilypad_p2p.roles._terms import deal_from_wire
 from lilypad_p2p.roles._transfer import SpooledInputs, inputs_context, inputs_spool
-from lilypad_p2p.store import StoredDeal
+from lilypad_p2p.store import ProviderDeal
 
 log = logging.getLogger("lilypad_p2p.provider")
 
@@ -58,13 +58,13 @@ class ProviderDisputes:
         self._chains = chains
         self._contact = contact
         self._answer_timeout_s = answer_timeout_s
-        self._send: trio.MemorySendChannel[StoredDeal] | None = None
+        self._send: trio.MemorySendChannel[ProviderDeal] | None = None
         self._defending: set[bytes] = set()
         self.resolved: list[bytes] = []  # deals this provider resolved itself
         self._watch = EquivocationWatch()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        send, receive = trio.open_memory_channel[StoredDeal](DEFEND_QUEUE)
+        send, receive = trio.open_memory_channel[ProviderDeal](DEFEND_QUEUE)
         self._send = send
         async with trio.open_nursery() as nursery:
             task_status.started()
@@ -72,10 +72,10 @@ class ProviderDisputes:
                 async for stored in receive:
                     nursery.start_soon(self._defend, stored)
 
-    def defend_soon(self, stored: StoredDeal) -> None:
+    def defend_soon(self, stored: ProviderDeal) -> None:
         """Defend `stored` (a provider's deal) if it is disputed on chain."""
         chain = self._chains.require(stored.chain_id)
-        deal_id = chain.deal_id(deal_from_wire(stored.detail["deal"]))
+        deal_id = chain.deal_id(stored.detail.deal)
         if self._send is None or deal_id in self._defending:
             return
         try:
@@ -84,18 +84,19 @@ class ProviderDisputes:
             return
         self._defending.add(deal_id)
 
-    async def _defend(self, stored: StoredDeal) -> None:
+    async def _defend(self, stored: ProviderDeal) -> None:
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
-        deal = deal_from_wire(detail["deal"])
+        deal = detail.deal
         deal_id = chain.deal_id(deal)
         try:
             if await chain.status(deal) is not DealStatus.DISPUTED:
                 return
-            inputs = SpooledInputs(inputs_spool(detail), self._identity.sealing_private_key(),
-                                   inputs_context(deal_id))
-            case = DisputeCase(deal, detail["module"], inputs, detail["result_hash"],
-                               detail["commitment_signature"])
+            inputs = SpooledInputs(inputs_spool(detail.inputs_spool),
+                                   self._identity.sealing_private_key(), inputs_context(deal_id))
+            case = DisputeCase(deal, detail.module, inputs,
+                               required(detail.result_hash, "result hash"),
+                               required(detail.commitment_signature, "commitment"))
             tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
             await report_equivocations(chain, deal_id, tally, self._watch)

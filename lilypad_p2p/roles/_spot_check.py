@@ -21,13 +21,14 @@ answering that job creator's checks (not automated yet).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import trio
 
 from lilypad_p2p.chain import ChainError
 from lilypad_p2p.logs import event
-from lilypad_p2p.market import EquivocationWatch, Quorum, Side, VerdictOutcome
+from lilypad_p2p.market import EquivocationWatch, Quorum, VerdictOutcome
 from lilypad_p2p.roles._dispute import (
     DisputeCase,
     MediatorContact,
@@ -35,7 +36,7 @@ from lilypad_p2p.roles._dispute import (
     report_equivocations,
 )
 from lilypad_p2p.roles._settlement import DealChains
-from lilypad_p2p.store import DealStore, StoredDeal
+from lilypad_p2p.store import ClientDeal, DealStore
 
 log = logging.getLogger("lilypad_p2p.client")
 
@@ -120,15 +121,15 @@ class CheckFees:
     async def _pay(self, store: DealStore, owing: list[str]) -> None:
         by_chain: dict[int | None, list[str]] = {}
         for key in owing:
-            stored = store.get(key)
+            stored = store.client_deal(key)
             assert stored is not None
             by_chain.setdefault(stored.chain_id, []).append(key)
         for chain_id, keys in by_chain.items():
             total: dict[str, int] = {}
             for key in keys:
-                stored = store.get(key)
+                stored = store.client_deal(key)
                 assert stored is not None
-                for mediator, amount in _fees(stored.detail).items():
+                for mediator, amount in stored.detail.check_fees.items():
                     total[mediator] = total.get(mediator, 0) + amount
             try:
                 receipt = await self._chains.require(chain_id).client.pay_fees(total)
@@ -136,21 +137,16 @@ class CheckFees:
                 event(log, "check.fees_not_paid", logging.WARNING, error=repr(exc))
                 continue
             for key in keys:
-                stored = store.get(key)
+                stored = store.client_deal(key)
                 assert stored is not None
-                store.update(stored.record, {**stored.detail, "check_fees_paid": True})
+                store.update(stored.record, replace(stored.detail, check_fees_paid=True))
             self.transactions += 1
             event(log, "check.fees_paid", deals=len(keys), mediators=len(total),
                   wei=sum(total.values()), gas=receipt.gas_used, chain_id=chain_id)
 
 
-def _fees(detail: Mapping[str, object]) -> dict[str, int]:
-    fees = detail.get("check_fees")
-    return dict(fees) if isinstance(fees, dict) else {}
-
-
-def _owed(store: DealStore) -> list[StoredDeal]:
+def _owed(store: DealStore) -> list[ClientDeal]:
     """Deals whose agreeing check's fees are not paid yet (paid once the deal is final)."""
-    return [stored for stored in store.deals(Side.CLIENT)
-            if _fees(stored.detail) and not stored.detail.get("check_fees_paid")]
+    return [stored for stored in store.client_deals()
+            if stored.detail.check_fees and not stored.detail.check_fees_paid]
 

@@ -2,13 +2,12 @@
 
 Pure: the client builds a deal with `build_deal`, the provider re-derives every term it can
 from the two offers with `deal_mismatch` before it countersigns, so a deal can only say what
-both offers said. `deal_to_wire`/`deal_from_wire` carry a `chain.Deal` in the stream messages.
+both offers said. `deal_from_wire` reads a `chain.Deal` from the stream messages.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from eth_utils import keccak
 
@@ -41,8 +40,6 @@ MEDIATION_FEE_WEI = 0
 # collateral - a client could farm collateral with slow jobs and short deadlines.
 DEAL_START_ALLOWANCE_S = 30
 RESULT_DELIVERY_MARGIN_S = 2
-_UINT64_LIMIT = 1 << 64
-_AMOUNTS = ("payment", "collateral", "mediation_fee")
 
 
 class NoMediators(ValueError):
@@ -158,38 +155,13 @@ def deal_mismatch(
     return None
 
 
-def deal_to_wire(deal: Deal) -> dict[str, object]:
-    """A `Deal` as the wire map the deal messages carry."""
-    values: dict[str, object] = {name: getattr(deal, name) for name in wire.DEAL_FIELDS}
-    values["mediators"] = list(deal.mediators)
-    for name in _AMOUNTS:
-        amount = getattr(deal, name)
-        # The codec writes ints >= 2**64 as 32-byte bins; `deal_from_wire` reads both.
-        values[name] = amount if amount < _UINT64_LIMIT else amount.to_bytes(32, "big")
-    return values
-
-
-def deal_from_wire(values: dict[str, object]) -> Deal:
-    """The `Deal` a deal message carries.
+def deal_from_wire(values: Mapping[str, object]) -> Deal:
+    """The `Deal` a deal message carries (the wire codec is `wire.deal_from_wire`).
 
     Raises:
         wire.MalformedMessage: a value has the wrong type or is out of range.
     """
-    fields: dict[str, Any] = dict(values)
-    for name in _AMOUNTS:
-        amount = fields[name]
-        if type(amount) is bytes and len(amount) == 32:
-            fields[name] = int.from_bytes(amount, "big")
-        elif type(amount) is not int:
-            raise wire.MalformedMessage(f"deal.{name} must be an integer")
-    mediators = fields["mediators"]
-    if type(mediators) is not list:
-        raise wire.MalformedMessage("deal.mediators must be a list")
-    fields["mediators"] = tuple(mediators)
-    try:
-        return Deal(**fields)
-    except (TypeError, ValueError) as exc:
-        raise wire.MalformedMessage(f"deal: {exc}") from exc
+    return wire.deal_from_wire(values, Deal)
 
 
 def spec_fits(need: wire.ResourceSpec, free: Sequence[int]) -> bool:

@@ -31,12 +31,12 @@ import shutil
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import trio
 from nacl.public import PrivateKey, PublicKey
 
 from lilypad_p2p import wire
+from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_info
 from lilypad_p2p.net._transfer import BodyGate, ChunkSource, Reply
@@ -68,14 +68,14 @@ def discard(*paths: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def inputs_spool(detail: dict[str, Any]) -> Path:
-    """A deal's spooled inputs.
+def inputs_spool(recorded: str | None) -> Path:
+    """A deal's spooled inputs, at the path its record holds.
 
     Raises:
         FileNotFoundError: none recorded or the file is gone (a deal from before inputs were
             spooled): callers retry, and the deal ends at its timeout.
     """
-    path = Path(detail.get("inputs_spool") or "")
+    path = Path(recorded or "")
     if not path.name or not path.is_file():
         raise FileNotFoundError(f"the deal's spooled inputs {str(path)!r} are missing")
     return path
@@ -149,13 +149,14 @@ def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes,
     return sealer.preamble, size, chunks
 
 
-def result_reply(tarball: Path, deal_id: bytes, detail: dict[str, Any]) -> Reply:
+def result_reply(tarball: Path, deal_id: bytes, detail: ProviderDetail) -> Reply:
     """The signed result (from a provider's deal `detail`) and its output stream."""
-    preamble, size, chunks = output_body(tarball, detail["output_recipient"], deal_id)
+    preamble, size, chunks = output_body(
+        tarball, required(detail.output_recipient, "output recipient"), deal_id)
     return Reply(wire.JobResultMessage(
-        deal_id=deal_id, result_hash=detail["result_hash"],
-        provider_signature=detail["commitment_signature"], output_preamble=preamble,
-        output_bytes=size), chunks)
+        deal_id=deal_id, result_hash=required(detail.result_hash, "result hash"),
+        provider_signature=required(detail.commitment_signature, "commitment"),
+        output_preamble=preamble, output_bytes=size), chunks)
 
 
 def tamper_output(tarball: Path) -> bytes:

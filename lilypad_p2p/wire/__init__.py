@@ -31,6 +31,7 @@ from lilypad_p2p.wire._constants import (
     MAX_MESSAGE_BYTES,
     MAX_NESTING_DEPTH,
 )
+from lilypad_p2p.wire._deal_codec import deal_from_wire, deal_to_wire
 from lilypad_p2p.wire._deal_messages import (
     DEAL_FIELDS,
     AcceptanceAck,
@@ -159,7 +160,9 @@ __all__ = [
     "chunk_count",
     "chunk_size",
     "content_id",
+    "deal_from_wire",
     "deal_message_from_wire",
+    "deal_to_wire",
     "decode",
     "encode",
     "envelope_digest",

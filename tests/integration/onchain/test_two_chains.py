@@ -46,7 +46,6 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.roles import deal_from_wire
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, running_anvil
 from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
@@ -247,7 +246,6 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
         assert stored is not None and stored.chain_id == CHAIN_A
         replayer = SettlementClient(side_b.chain, side_b.settlement, chain_test_accounts(16)[15])
         with pytest.raises(SignatureRejected) as rejected:
-            replayer.open_deal(deal_from_wire(stored.detail["deal"]),
-                               stored.detail["job_creator_signature"],
-                               stored.detail["provider_signature"])
+            replayer.open_deal(stored.detail.deal, stored.detail.job_creator_signature,
+                               stored.detail.provider_signature)
         assert rejected.value.error == "WrongSigner"

@@ -32,6 +32,7 @@ from lilypad_p2p.chain import (
     Verdict,
     deploy_settlement,
 )
+from lilypad_p2p.deal_detail import ProviderDetail
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
@@ -50,7 +51,7 @@ from lilypad_p2p.roles import (
     open_dispute,
     resolve,
 )
-from lilypad_p2p.roles._terms import deal_to_wire, module_hash
+from lilypad_p2p.roles._terms import module_hash
 from lilypad_p2p.roles._transfer import (
     SpooledInputs,
     inputs_context,
@@ -66,6 +67,7 @@ from lilypad_p2p.testing import (
     require_docker,
 )
 from lilypad_p2p.testing._mediation import ChunksGate
+from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 
@@ -528,10 +530,12 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         write_spool(spool, setup.provider_id.sealing_public_key,
                     inputs_context(setup.provider.deal_id(case.deal)), {},
                     BUILTIN_MODULES["hash"].resolve_params({"text": "walk away"}))
-        defence.defend_soon(StoredDeal(record, {
-            "deal": deal_to_wire(case.deal), "module": "hash", "inputs_spool": str(spool),
-            "result_hash": case.result_hash, "commitment_signature": case.provider_commitment,
-        }, setup.chain.chain_id))
+        defence.defend_soon(StoredDeal(record, ProviderDetail(
+            deal=case.deal, job_creator_signature=b"", provider_signature=b"", module="hash",
+            spec=wire.ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1), job_offer_cid="",
+            inputs_spool=str(spool), result_hash=case.result_hash,
+            commitment_signature=case.provider_commitment,
+        ), setup.chain.chain_id))
         with trio.fail_after(60):
             while not defence.resolved:
                 await trio.sleep(0.1)

@@ -1,9 +1,10 @@
 """Which peers have open deals with us, read from a real deal store (roles/_deal_peers.py)."""
 
+from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
+from lilypad_p2p.deal_detail import ProviderDetail
 from lilypad_p2p.identity import Identity, address_from_peer_id
 from lilypad_p2p.market import DealRecord, Phase, Side
-from lilypad_p2p.roles import deal_to_wire
 from lilypad_p2p.roles._deal_peers import open_deal_peers
 from lilypad_p2p.store import DealStore
 
@@ -26,7 +27,10 @@ def test_open_deals_name_their_peers_and_finished_ones_do_not(tmp_path):
             store.insert(
                 DealRecord(key=key, side=Side.PROVIDER, phase=phase, phase_since_ms=0,
                            created_ms=0, expires_ms=10**12),
-                {"deal": deal_to_wire(_deal(who, me))},
+                ProviderDetail(deal=_deal(who, me), job_creator_signature=b"",
+                               provider_signature=b"", module="hash",
+                               spec=wire.ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
+                               job_offer_cid="bafy"),
             )
         has_open_deal = open_deal_peers(store)
         assert address_from_peer_id(client.peer_id).lower() == client.address.lower()

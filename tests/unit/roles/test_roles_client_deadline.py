@@ -4,7 +4,7 @@ import pytest
 
 from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.roles import SubmissionError
-from lilypad_p2p.roles._client import DEADLINE_SLACK_S, MATCH_ALLOWANCE_S, job_deadline_s
+from lilypad_p2p.roles._client_submission import DEADLINE_SLACK_S, MATCH_ALLOWANCE_S, job_deadline_s
 from lilypad_p2p.roles._terms import required_deal_time_s
 
 

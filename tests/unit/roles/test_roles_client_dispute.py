@@ -105,7 +105,7 @@ async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_pat
         assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_WRONG"
         assert provider.accepted == []
         assert all(m.asked == 1 for m in mediators.values())
-        stored = deal_from_wire(client._store.get(key).detail["deal"])
+        stored = client._store.get(key).detail.deal
         assert await chain.status(stored) is DealStatus.RESOLVED
         nursery.cancel_scope.cancel()
 

@@ -15,7 +15,7 @@ from lilypad_p2p.chain import RecordFeed
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook, SettlementEvent
 from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
-from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission, deal_from_wire
+from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing._chain import chain_test_accounts
@@ -94,7 +94,7 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
         nursery.cancel_scope.cancel()
     stored = client._store.get(key)
     assert stored is not None
-    assert deal_from_wire(stored.detail["deal"]).provider == proven_id.address
+    assert stored.detail.deal.provider == proven_id.address
     assert asked_newcomer == []
     open_to_all = [body for body in published if isinstance(body, wire.JobOffer)][-1]
     assert (open_to_all.records_block, open_to_all.min_completed_deals) == (0, 0)

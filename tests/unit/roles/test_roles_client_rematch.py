@@ -18,7 +18,6 @@ from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
     JobSubmission,
-    deal_from_wire,
 )
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing._chain import chain_test_accounts
@@ -78,7 +77,7 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: P
     stored = client._store.get(key)
     assert stored is not None
     assert len(silent_proposals) == 1  # tried once, then left alone
-    assert deal_from_wire(stored.detail["deal"]).provider == answering_id.address
-    assert stored.detail["refusal"].startswith("the provider did not answer the proposal")
+    assert stored.detail.deal.provider == answering_id.address
+    assert stored.detail.refusal.startswith("the provider did not answer the proposal")
     phases = [t.to_phase.value for t in client._store.transitions(key)]
     assert phases[:5] == ["offered", "matched", "offered", "matched", "agreed"]

@@ -4,16 +4,16 @@ import pytest
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.roles import SubmissionError
-from lilypad_p2p.roles._client import _provider_address
+from lilypad_p2p.roles._client_submission import provider_address
 
 
 def test_address_or_peer_id_name_the_same_provider():
     provider = Identity.generate()
-    assert _provider_address(str(provider.peer_id)) == provider.address
-    assert _provider_address(provider.address.lower()) == provider.address
+    assert provider_address(str(provider.peer_id)) == provider.address
+    assert provider_address(provider.address.lower()) == provider.address
 
 
 @pytest.mark.parametrize("target", ["nonsense", "0x1234", "16Uiu2HAmBroken"])
 def test_anything_else_is_a_submission_error(target):
     with pytest.raises(SubmissionError):
-        _provider_address(target)
+        provider_address(target)

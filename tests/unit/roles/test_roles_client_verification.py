@@ -18,7 +18,6 @@ from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
     JobSubmission,
-    deal_from_wire,
 )
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing._chain import chain_test_accounts
@@ -79,7 +78,7 @@ async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path
             while not provider.accepted:
                 await trio.sleep(0.05)
         notice = provider.accepted[0]
-        deal = deal_from_wire(client._store.get(key).detail["deal"])
+        deal = client._store.get(key).detail.deal
         await chains[provider_id.address].settle_batch(
             [SettlementItem(deal, notice.result_hash, notice.job_creator_signature)])
         assert await _final(client, key, {"rejected", "settled"}) == "settled"

@@ -9,9 +9,9 @@ from lilypad_p2p.roles._terms import (
     build_deal,
     deal_from_wire,
     deal_mismatch,
-    deal_to_wire,
     required_deal_time_s,
 )
+from lilypad_p2p.wire import deal_to_wire
 
 NOW = 1_700_000_000_000
 RUN_S = 60  # the hash module's max_run_time_s

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 import trio
 
+from lilypad_p2p.deal_detail import ClientDetail
 from lilypad_p2p.market import Phase, new_client_deal
 from lilypad_p2p.roles._spot_check import CheckFees
 from lilypad_p2p.store import DealStore
@@ -37,7 +38,8 @@ class _Chains:
 
 def _owe(store: DealStore, key: str, fees: dict[str, int], phase: Phase) -> None:
     record = dataclasses.replace(new_client_deal(key, now_ms=0, expires_ms=1), phase=phase)
-    store.insert(record, {"check_fees": fees}, chain_id=1)
+    detail = ClientDetail(job_offer=b"", module="hash", submitted_ms=0, check_fees=fees)
+    store.insert(record, detail, chain_id=1)
 
 
 @pytest.fixture
@@ -56,8 +58,8 @@ async def test_final_deals_are_paid_in_one_batch_and_only_once(store, autojump_c
     with trio.move_on_after(5):
         await fees.run(store, checking=True)
     assert chains.client.payments == [{"0xm1": 9, "0xm2": 3, "0xm3": 5}]
-    assert store.get("a").detail["check_fees_paid"] and store.get("b").detail["check_fees_paid"]
-    assert not store.get("c").detail.get("check_fees_paid")
+    paid = {key: store.client_deal(key).detail.check_fees_paid for key in "abc"}
+    assert paid == {"a": True, "b": True, "c": False}
 
 
 async def test_a_client_that_stopped_checking_pays_its_debts_then_stops(store, autojump_clock):

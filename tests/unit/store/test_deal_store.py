@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from lilypad_p2p import wire
+from lilypad_p2p.chain import Deal
+from lilypad_p2p.deal_detail import ClientDetail, ProviderDetail
 from lilypad_p2p.market import Event, Phase, Side, advance, new_client_deal, new_provider_deal
 from lilypad_p2p.store import DealStore, StoreError
 
 T0 = 1_700_000_000_000
+OFFERED = ClientDetail(job_offer=b"offer", module="hash", submitted_ms=T0)
+COSIGNED = ProviderDetail(
+    deal=Deal(job_creator="0x" + "11" * 20, provider="0x" + "22" * 20, payment=1, collateral=1,
+              mediation_fee=0, mediators=("0x" + "33" * 20,), threshold=1, result_deadline=9,
+              acceptance_window=1, mediation_window=1, job_spec_hash=bytes(32),
+              module_hash=bytes(32), salt=bytes(32)),
+    job_creator_signature=b"\x01" * 65, provider_signature=b"\x02" * 65, module="hash",
+    spec=wire.ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1), job_offer_cid="bafy")
 
 
 def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "node.sqlite")
     record = new_client_deal("job1", now_ms=T0, expires_ms=T0 + 60_000)
-    store.insert(record, {"module": "hash", "sealed": b"\x00\x01"})
+    store.insert(record, replace(OFFERED, salt=b"\x00\x01"))
     matched, _ = advance(record, Event.MATCH_FOUND, T0 + 5)
-    store.update(matched, {"module": "hash", "sealed": b"\x00\x01", "provider": "0xabc"},
+    store.update(matched, replace(OFFERED, salt=b"\x00\x01", resource_offer="bafy"),
                  Event.MATCH_FOUND)
-    store.update(matched, {"module": "hash", "note": "same phase, no log"})
+    store.update(matched, replace(OFFERED, refusal="same phase, no log"))
     stored = store.get("job1")
     assert stored is not None
     assert stored.record == matched
-    assert stored.detail == {"module": "hash", "note": "same phase, no log"}
+    assert stored.detail == replace(OFFERED, refusal="same phase, no log")
     log = store.transitions("job1")
     assert [(t.from_phase, t.to_phase, t.event) for t in log] == [
         (None, Phase.OFFERED, None),
@@ -36,10 +48,10 @@ def test_deal_round_trip_and_transition_log(tmp_path: Path) -> None:
 def test_phase_counts_and_time_in_each_phase(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "node.sqlite")
     for key in ("a", "b"):
-        store.insert(new_client_deal(key, now_ms=T0, expires_ms=T0 + 60_000), {})
-    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500)[0], {},
+        store.insert(new_client_deal(key, now_ms=T0, expires_ms=T0 + 60_000), OFFERED)
+    store.update(advance(store.get("a").record, Event.MATCH_FOUND, T0 + 1500)[0], OFFERED,
                  Event.MATCH_FOUND)
-    store.update(store.get("b").record, {"note": "same phase: not a transition"})
+    store.update(store.get("b").record, replace(OFFERED, refusal="same phase: no transition"))
     assert store.phase_counts() == [("client", "matched", 1), ("client", "offered", 1)]
     (left,) = store.phase_durations.snapshot()
     assert left["labels"] == {"side": "client", "phase": "offered"}
@@ -51,10 +63,10 @@ def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
     path = tmp_path / "node.sqlite"
     store = DealStore.open(path)
     provider = new_provider_deal("d1", now_ms=T0, result_deadline_ms=T0 + 9)
-    store.insert(provider, {})
+    store.insert(provider, COSIGNED)
     done, _ = advance(provider, Event.CANCEL, T0 + 1)
-    store.insert(new_provider_deal("d2", now_ms=T0 + 2, result_deadline_ms=T0 + 9), {})
-    store.update(done, {}, Event.CANCEL)
+    store.insert(new_provider_deal("d2", now_ms=T0 + 2, result_deadline_ms=T0 + 9), COSIGNED)
+    store.update(done, COSIGNED, Event.CANCEL)
     store.put_result("d2", b"tarball")
     store.close()
 
@@ -72,10 +84,10 @@ def test_update_of_unknown_deal_and_duplicate_insert_fail(tmp_path: Path) -> Non
     store = DealStore.open(tmp_path / "db")
     record = new_client_deal("x", now_ms=T0, expires_ms=T0 + 1)
     with pytest.raises(StoreError):
-        store.update(record, {})
-    store.insert(record, {})
+        store.update(record, OFFERED)
+    store.insert(record, OFFERED)
     with pytest.raises(sqlite3.IntegrityError):
-        store.insert(record, {})
+        store.insert(record, OFFERED)
     assert len(store.transitions("x")) == 1  # the failed insert left nothing behind
 
 
@@ -90,7 +102,7 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
 
 def test_a_result_file_is_stored_piece_by_piece_as_its_bytes(tmp_path):
     store = DealStore.open(tmp_path / "node.sqlite")
-    store.insert(new_client_deal("d9", now_ms=1, expires_ms=2), {})
+    store.insert(new_client_deal("d9", now_ms=1, expires_ms=2), OFFERED)
     output = tmp_path / "out.tar"
     output.write_bytes(bytes(range(256)) * 4099)
     store.put_result_file("d9", output, piece_bytes=1000)

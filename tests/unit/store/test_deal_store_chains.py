@@ -6,10 +6,12 @@ import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
-from lilypad_p2p.market import Event, advance, new_client_deal, new_provider_deal
+from lilypad_p2p.deal_detail import ClientDetail
+from lilypad_p2p.market import Event, advance, new_client_deal
 from lilypad_p2p.store import SCHEMA_VERSION, DealStore
 
 T0 = 1_700_000_000_000
+OFFERED = ClientDetail(job_offer=b"offer", module="hash", submitted_ms=T0)
 
 # The schema this store had before it recorded chains (store.py, schema version 1).
 _SCHEMA_1 = """
@@ -33,19 +35,18 @@ def test_each_deal_keeps_its_chain_through_updates_and_reopen(tmp_path: Path) ->
     path = tmp_path / "node.sqlite"
     store = DealStore.open(path)
     on_a = new_client_deal("job-a", now_ms=T0, expires_ms=T0 + 60_000)
-    on_b = new_provider_deal("deal-b", now_ms=T0 + 1, result_deadline_ms=T0 + 9)
-    store.insert(on_a, {"module": "hash"}, chain_id=31337)
-    store.insert(on_b, {}, chain_id=31338)
-    store.update(advance(on_a, Event.MATCH_FOUND, T0 + 5)[0], {"module": "hash"},
-                 Event.MATCH_FOUND)
+    on_b = new_client_deal("job-b", now_ms=T0 + 1, expires_ms=T0 + 60_000)
+    store.insert(on_a, OFFERED, chain_id=31337)
+    store.insert(on_b, OFFERED, chain_id=31338)
+    store.update(advance(on_a, Event.MATCH_FOUND, T0 + 5)[0], OFFERED, Event.MATCH_FOUND)
     store.close()
     reopened = DealStore.open(path)
     assert [(s.record.key, s.chain_id) for s in reopened.deals()] == [
-        ("job-a", 31337), ("deal-b", 31338)]
+        ("job-a", 31337), ("job-b", 31338)]
     stored = reopened.get("job-a")
     assert stored is not None and stored.chain_id == 31337
     # What a role's _save builds keeps the chain.
-    assert replace(stored, detail={}).chain_id == 31337
+    assert replace(stored, detail=OFFERED).chain_id == 31337
 
 
 def test_a_schema_1_database_migrates_with_its_deals_on_the_default_chain(tmp_path: Path) -> None:
@@ -53,11 +54,12 @@ def test_a_schema_1_database_migrates_with_its_deals_on_the_default_chain(tmp_pa
     with sqlite3.connect(path) as raw:
         raw.executescript(_SCHEMA_1)
         raw.execute("INSERT INTO deals VALUES ('old', 'client', 'offered', 1, 1, 2, NULL, ?)",
-                    (b"\x80",))  # msgpack {}
+                    (b"\x83\xa9job_offer\xc4\x05offer\xa6module\xa4hash"
+                     b"\xacsubmitted_ms\xcf\x00\x00\x01\x8b\xcf\xe5h\x00",))
     store = DealStore.open(path)
     old = store.get("old")
-    assert old is not None and old.chain_id is None and old.detail == {}
-    store.insert(new_client_deal("new", now_ms=T0, expires_ms=T0 + 1), {}, chain_id=7)
+    assert old is not None and old.chain_id is None and old.detail == OFFERED
+    store.insert(new_client_deal("new", now_ms=T0, expires_ms=T0 + 1), OFFERED, chain_id=7)
     assert [s.chain_id for s in store.deals()] == [None, 7]
     store.close()
     with sqlite3.connect(path) as raw:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lilypad_p2p.deal_detail import ClientDetail
 from lilypad_p2p.market import new_client_deal
 from lilypad_p2p.store import _SCHEMA, DealStore, StoreError
 
@@ -18,7 +19,7 @@ def _with_deals(path: Path, count: int = 1) -> None:
     store = DealStore.open(path)
     for i in range(count):
         store.insert(new_client_deal(f"job{i}", now_ms=T0, expires_ms=T0 + 1),
-                     {"filler": bytes(2000)})
+                     ClientDetail(job_offer=bytes(2000), module="hash", submitted_ms=T0))
     store.close()
 
 

@@ -23,8 +23,9 @@ from lilypad_p2p.chain._typed import (
 from lilypad_p2p.net._levers import message_id
 from lilypad_p2p.net._streams import decode_body, encode_frame, read_frame
 from lilypad_p2p.net._validation import topic_for
-from lilypad_p2p.roles._terms import deal_from_wire, deal_to_wire
+from lilypad_p2p.roles._terms import deal_from_wire
 from lilypad_p2p.testing import _spec_wire as spec
+from lilypad_p2p.wire import deal_to_wire
 
 DOCS = Path(__file__).resolve().parents[3] / "docs"
 VECTORS = json.loads((DOCS / "wire-vectors.json").read_text())

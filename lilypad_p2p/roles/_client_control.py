@@ -1,0 +1,110 @@
+"""The client's control methods (`submit`, `deal`, `dispute`), and a deal as they show it."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from lilypad_p2p.deal_detail import ClientDetail, DealDetail
+from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.roles._client_submission import (
+    DEFAULT_MAX_PRICE_WEI,
+    JobSubmission,
+    SubmissionError,
+)
+from lilypad_p2p.roles._input_files import InputFileError, check_input_files
+from lilypad_p2p.roles._terms import BUILTIN_NAMES
+from lilypad_p2p.store import DealStore, StoredDeal
+
+if TYPE_CHECKING:
+    from lilypad_p2p.roles._client import ClientRole
+
+
+class ClientControl:
+    """The control handlers of a `ClientRole` over its deal store."""
+
+    def __init__(self, client: ClientRole, store: DealStore) -> None:
+        self._client = client
+        self._store = store
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
+        return {"submit": self._submit, "deal": self._deal, "dispute": self._dispute}
+
+    async def _dispute(self, params: dict[str, Any]) -> dict[str, Any]:
+        """`lilypad-p2p dispute <key>`: send a deal with a committed result to mediation."""
+        stored = self._store.client_deal(str(params.get("key", "")))
+        if stored is None:
+            raise LilypadError(f"no client deal {params.get('key')!r}")
+        await self._client.dispute(stored)
+        saved = self._store.get(stored.record.key)
+        assert saved is not None  # saved just above
+        return describe(saved, self._store)
+
+    async def _submit(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
+        try:
+            paths = await trio.to_thread.run_sync(check_input_files,
+                                                  dict(params.get("file_paths", {})))
+        except InputFileError as exc:
+            raise SubmissionError(str(exc)) from exc
+        job = JobSubmission(
+            module=str(params["module"]),
+            params=dict(params.get("params", {})),
+            files=files, file_paths=paths,
+            max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
+            target=params.get("target"),
+            deadline_s=_optional_int(params.get("deadline_s")),
+            market=str(params.get("market", "cpu")),
+            chain_id=None if params.get("chain_id") is None else int(params["chain_id"]),
+            min_completed_deals=_optional_int(params.get("min_completed_deals")),
+            slash_free_blocks=_optional_int(params.get("slash_free_blocks")),
+        )
+        return {"key": await self._client.submit(job)}
+
+    async def _deal(self, params: dict[str, Any]) -> dict[str, Any]:
+        stored = self._store.get(str(params.get("key", "")))
+        if stored is None:
+            raise LilypadError(f"no deal {params.get('key')!r}")
+        return describe(stored, self._store)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def describe(stored: StoredDeal[DealDetail], store: DealStore) -> dict[str, Any]:
+    """A deal as the control interface shows it (no secrets, no inputs)."""
+    detail = stored.detail
+    client = detail if isinstance(detail, ClientDetail) else None
+    deal = detail.deal
+    shown: dict[str, Any] = {
+        **dataclasses.asdict(stored.record),
+        "chain_id": stored.chain_id,
+        # Shown by name (shipped modules, and the client's own); `module_id` is the ID.
+        "module": (client.module_name if client else None) or BUILTIN_NAMES.get(detail.module,
+                                                                               detail.module),
+        "module_id": detail.module,
+        "provider": deal.provider if deal else None,
+        "job_creator": deal.job_creator if deal else None,
+        "payment_wei": deal.payment if deal else None,
+        "deal_id": (
+            "0x" + stored.record.key if client is None
+            else "0x" + client.deal_id.hex() if client.deal_id is not None else None
+        ),
+        "result_cid": detail.result_cid,
+        "result_path": client.result_path if client else None,
+        # A failure result (roles/_failure.py): the claimed class, e.g. "out_of_memory".
+        "failure": detail.failure,
+        "outcome": detail.outcome,  # a mediation's verdict
+        "check_outcome": client.check_outcome if client else None,  # a check that agreed
+        "error": detail.error or (client.refusal or client.last_refusal if client else None),
+        "transitions": [
+            {"from": t.from_phase, "to": t.to_phase, "event": t.event, "at_ms": t.at_ms}
+            for t in store.transitions(stored.record.key)
+        ],
+    }
+    return shown

@@ -1,0 +1,195 @@
+"""A client's matching (offered -> matched): which resource offer each of its jobs goes to.
+
+Candidates come from the solvers' proposals naming our job offers (several solvers proposing
+the same matching count once), or for a targeted job from the named provider's offers in our
+book; after a failed match also from our whole book (`_fallback_offers`). The first candidate
+that is still usable (not sitting out a refusal, still matching the job, with mediators
+registered on the deal's chain) gets the deal, signed; the driver (roles/_client.py) records it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from lilypad_p2p import wire
+from lilypad_p2p.deal_detail import required
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.logs import event
+from lilypad_p2p.market import OfferBook, Side, mismatch
+from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._client_records import ClientRecords
+from lilypad_p2p.roles._settlement import DealChains
+from lilypad_p2p.roles._terms import NoMediators, build_deal
+from lilypad_p2p.store import ClientDeal, DealStore
+
+log = logging.getLogger("lilypad_p2p.client")
+
+# A resource offer whose provider did not answer our proposal (unreachable, or silent until the
+# agreement timeout) sits out longer: it is overloaded or gone; the job is matched elsewhere.
+UNANSWERED_BACKOFF_MS = 60_000
+
+
+class JobMatcher:
+    """Candidates for each of a client's jobs, and the deal for the first usable one."""
+
+    def __init__(
+        self,
+        book: OfferBook,
+        *,
+        identity: Identity,
+        store: DealStore,
+        chains: DealChains,
+        mediators: tuple[str, ...],
+        records: ClientRecords | None,
+        disputes: ClientDisputes | None,
+        acceptance_window_s: int,
+        clock_ms: Callable[[], int],
+        wake: Callable[[str], None],
+    ) -> None:
+        self._book = book
+        self._identity = identity
+        self._store = store
+        self._chains = chains
+        self._mediators = mediators
+        self._records = records
+        self._disputes = disputes
+        self._acceptance_window_s = acceptance_window_s
+        self._clock_ms = clock_ms
+        self._wake = wake  # a job's driver, which has new candidates
+        self._candidates: dict[str, list[str]] = {}  # job offer CID -> resource offer CIDs
+        self._seen_matchings: set[str] = set()
+
+    def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
+        """Note the matches naming our job offers (the first valid one per job wins)."""
+        proposal = envelope.body
+        if not isinstance(proposal, wire.MatchProposal):
+            return
+        if proposal.matching_id in self._seen_matchings:
+            return  # another solver's copy of a matching we already took note of
+        self._seen_matchings.add(proposal.matching_id)
+        for job_cid, resource_cid in proposal.matches:
+            stored = self._store.get(job_cid)
+            if stored is None or stored.record.side is not Side.CLIENT:
+                continue
+            self._candidates.setdefault(job_cid, []).append(resource_cid)
+            self._wake(job_cid)
+
+    def forget(self, key: str) -> None:
+        """The job `key` has ended: drop its candidates."""
+        self._candidates.pop(key, None)
+
+    def restore_job_offer(self, stored: ClientDeal) -> None:
+        """Put a resumed, unmatched job offer back into our (empty) offer book, freshly signed.
+
+        Peers may never have heard it (we had none when we posted it, or they dropped it); offer
+        sync serves the book to every peer that connects to us, so the solvers see it again
+        before its match timeout. (The network is not up yet: nothing to publish to.)
+        """
+        job = job_offer(stored)
+        if job.target_provider is None:  # targeted offers are never gossiped
+            now = self._clock_ms()
+            self._book.add(self._identity.sign_envelope(job, now), now)
+
+    def _usable_offer(
+        self, job: wire.JobOffer, resource_cid: str, refused: dict[str, int]
+    ) -> wire.ResourceOffer | None:
+        if refused.get(resource_cid, 0) > self._clock_ms():
+            return None
+        envelope = self._book.get(resource_cid)
+        if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
+            return None
+        resource = envelope.body
+        # A job naming a records block: the proposed provider's record is checked here too.
+        records = self._records.view(job) if self._records else None
+        reason = mismatch(job, resource, self._clock_ms(), records=records)
+        if reason is not None:
+            event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
+                  reason=reason)
+            return None
+        return resource
+
+    async def find(self, stored: ClientDeal) -> dict[str, Any] | None:
+        """The first usable candidate's deal, signed: what `Event.MATCH_FOUND` records;
+        None: no candidate yet."""
+        job = job_offer(stored)
+        refused = stored.detail.refused
+        if job.target_provider is not None:
+            candidates = [
+                e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
+                if isinstance(e.body, wire.ResourceOffer)
+                and e.body.provider == job.target_provider
+            ]
+        else:
+            candidates = self._candidates.get(job.cid, [])
+            if refused:
+                candidates = [*candidates, *self._fallback_offers(job)]
+        for resource_cid in candidates:
+            resource = self._usable_offer(job, resource_cid, refused)
+            if resource is None:
+                continue
+            try:
+                deal = build_deal(job, resource,
+                                  salt=stored.detail.salt or secrets.token_bytes(32),
+                                  acceptance_window_s=self._acceptance_window_s,
+                                  **(self._disputes.deal_terms() if self._disputes else {}))
+            except NoMediators:
+                continue
+            if not self._mediators and not await self._all_registered(stored, deal.mediators):
+                continue
+            signature = self._chains.require(stored.chain_id).sign_deal(deal)
+            return {"resource_offer": resource_cid, "deal": deal,
+                    "job_creator_signature": signature,
+                    "result_deadline_ms": deal.result_deadline * 1000,
+                    "matched_ms": self._clock_ms()}
+        return None
+
+    async def _all_registered(self, stored: ClientDeal, mediators: tuple[str, ...]) -> bool:
+        """A client with no mediators of its own (its job offers name none) takes those its
+        provider trusts, but only mediators registered and active on the deal's chain."""
+        chain = self._chains.require(stored.chain_id)
+        for address in mediators:
+            stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
+            if stake == 0 or exit_ready_at:
+                event(log, "deal.mediator_unregistered", key=stored.record.key, mediator=address)
+                return False
+        return True
+
+    def unanswered(self, stored: ClientDeal, why: str) -> dict[str, Any]:
+        """What `Event.REFUSED` records when the matched provider did not answer: back to
+        offered, nothing is signed by the provider yet, so the job is not lost, only this
+        match; the offer sits out UNANSWERED_BACKOFF_MS."""
+        offer = required(stored.detail.resource_offer, "resource offer")
+        event(log, "deal.unanswered", logging.WARNING, key=stored.record.key, offer=offer,
+              error=why)
+        until = self._clock_ms() + UNANSWERED_BACKOFF_MS
+        return {"refused": {**stored.detail.refused, offer: until}, "refusal": why}
+
+    def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
+        """After a failed match, the offers in our own book, cheapest first; equal prices in an
+        order drawn from the job, so clients' fallbacks do not all pile onto the oldest offer.
+
+        The solvers' holds keep a failed pair out of their next epochs only for a while, after
+        which they may propose the same provider again; a job whose provider did not answer
+        would wait for a match it skips. So, once a match has failed, the client also tries
+        the offers it holds itself (each still vetted by `_usable_offer` and, in the end, by
+        the provider's own checks), as `--target` would, instead of letting the job lapse.
+        """
+        offers = [e.body for e in self._book.offers(job.market, wire.ResourceOffer)
+                  if isinstance(e.body, wire.ResourceOffer)]
+        offers.sort(key=lambda offer: (
+            offer.price_per_job_wei, hashlib.sha256(f"{job.cid}/{offer.cid}".encode()).digest()
+        ))
+        return [offer.cid for offer in offers]
+
+
+def job_offer(stored: ClientDeal) -> wire.JobOffer:
+    """The job offer a client's deal was posted with."""
+    envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
+    assert isinstance(envelope.body, wire.JobOffer)
+    return envelope.body
