@@ -119,6 +119,7 @@ class Node:
                 publish=publish_watched(self),
                 clock_ms=clock_ms,
                 records=self.records.for_jobs,
+                solvers=self._solver_addresses,
             )
         # Who is out there: the freshest NodeRecord of each address (node_directory.py).
         self.directory = NodeDirectory()
@@ -251,6 +252,12 @@ class Node:
     # --- control interface --------------------------------------------------------------
 
     @property
+    def _solver_addresses(self) -> list[str]:
+        """The other solvers of our markets that we know of (they rank proposal publishing)."""
+        markets = set(self.config.markets)
+        return [record.address for record in self.directory.records.values()
+                if "solver" in record.roles and markets.intersection(record.markets)]
+
     def node_records(self) -> dict[str, wire.NodeRecord]:
         return self.directory.records
 

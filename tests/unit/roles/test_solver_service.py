@@ -10,7 +10,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
 from lilypad_p2p.net import PublishError
 from lilypad_p2p.roles import EPOCH_GRACE_MS, Solver
-from lilypad_p2p.roles._solver import MAX_PUBLISH_STAGGER_MS, publish_delay_ms
+from lilypad_p2p.roles._solver import MAX_PUBLISH_STAGGER_MS, PUBLISH_SLOT_MS, publish_delay_ms
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 START_MS = 1_700_000_000_000 + 123  # mid-epoch
@@ -189,10 +189,19 @@ async def test_a_solver_skips_a_matching_another_solver_already_published(mock_c
     assert statistics.proposals_published == 0
 
 
-def test_publish_delays_spread_over_solvers_and_epochs():
+def test_publish_delays_rank_the_known_solvers_anew_each_epoch():
     solvers = [Identity.generate().address for _ in range(5)]
-    delays = {(s, e): publish_delay_ms(s, e) for s in solvers for e in range(100)}
-    assert all(0 <= d < MAX_PUBLISH_STAGGER_MS for d in delays.values())
-    firsts = {min(solvers, key=lambda s, e=e: delays[(s, e)]) for e in range(100)}
+    for epoch in range(100):
+        delays = sorted(publish_delay_ms(s, epoch, solvers) for s in solvers)
+        # One solver publishes at once, each other one slot after the one before it.
+        assert delays == [rank * PUBLISH_SLOT_MS for rank in range(5)]
+    firsts = {next(s for s in solvers if publish_delay_ms(s, e, solvers) == 0)
+              for e in range(100)}
     assert firsts == set(solvers)  # no solver is always first
-    assert publish_delay_ms(solvers[0], 7, max_ms=0) == 0
+    # Its own address in the list or not, and in any case: the same rank.
+    me, others = solvers[0], solvers[1:]
+    assert publish_delay_ms(me, 7, others) == publish_delay_ms(me.lower(), 7, solvers)
+    assert publish_delay_ms(me, 7, ()) == 0  # alone: at once
+    assert publish_delay_ms(me, 7, solvers, slot_ms=0) == 0
+    many = [Identity.generate().address for _ in range(50)]
+    assert max(publish_delay_ms(s, 7, many) for s in many) == MAX_PUBLISH_STAGGER_MS
