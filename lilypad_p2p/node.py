@@ -251,13 +251,13 @@ class Node:
 
     # --- control interface --------------------------------------------------------------
 
-    @property
     def _solver_addresses(self) -> list[str]:
         """The other solvers of our markets that we know of (they rank proposal publishing)."""
         markets = set(self.config.markets)
         return [record.address for record in self.directory.records.values()
                 if "solver" in record.roles and markets.intersection(record.markets)]
 
+    @property
     def node_records(self) -> dict[str, wire.NodeRecord]:
         return self.directory.records
 

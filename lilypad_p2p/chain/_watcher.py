@@ -94,9 +94,16 @@ class EventWatcher:
         self._delivered: OrderedDict[tuple[bytes, int], None] = OrderedDict()
 
     def poll(self) -> list[ChainEvent]:
-        """Scan the confirmed blocks not scanned yet (blocking; see `run` for trio)."""
-        self._rewind_if_reorganised()
+        """Scan the confirmed blocks not scanned yet (blocking; see `run` for trio).
+
+        While the head has not moved, a poll is that one call: a reorganisation at the same
+        height is found by the first poll after the head moves on (its events were delivered
+        either way), and an idle chain costs every watcher one request per poll, not two.
+        """
         safe_head = self.chain.block_number() - self.confirmations
+        if safe_head < self.cursor:
+            return []
+        self._rewind_if_reorganised()
         events: list[ChainEvent] = []
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
