@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("lilypad_p2p.health")
 
 # How often a healthy node looks again (a faulty one retries with backoff, sooner at first).
-PROBE_INTERVAL_S = 5.0
+# The work itself notices a failing dependency too: this bounds how long an idle node takes.
+PROBE_INTERVAL_S = 10.0
 # A probe that takes longer than this counts as failed (an RPC or engine that hangs).
 PROBE_TIMEOUT_S = 10.0
 # Below this much free space under the home, the disk counts as full: a job's outputs, the

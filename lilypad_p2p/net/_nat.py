@@ -79,8 +79,9 @@ PROBE_INTERVAL_KNOWN_S = 300.0
 REASK_UNKNOWN_S = 10.0
 # Distinct servers asked per probe round.
 SERVERS_PER_PROBE = 3
-# How often reservations, lost relays and direct upgrades are checked.
-RELAY_TICK_S = 0.5
+# How often reservations, lost relays and direct upgrades are checked (a lost relay is found
+# when its connection closes, so a tick only bounds how soon we move).
+RELAY_TICK_S = 2.0
 RESERVATION_TIMEOUT_S = 10.0
 # A direct dial before falling back to a relay: short, a private address fails fast or hangs.
 DIRECT_DIAL_TIMEOUT_S = 3.0

@@ -88,8 +88,9 @@ from lilypad_p2p.store import decode_verdict, encode_verdict
 
 log = logging.getLogger("lilypad_p2p.mediator")
 
-# Pause between polls of the contract's events.
-EVENT_POLL_INTERVAL_S = 0.5
+# Pause between polls of the contract's events: disputes give mediators minutes, and at 0.5 s
+# the polling was most of an idle mediator's CPU.
+EVENT_POLL_INTERVAL_S = 2.0
 # Pause between reads of the chain's clock while a fee is not claimable yet.
 FEE_POLL_INTERVAL_S = 1.0
 # Events waiting to be handled (the watcher blocks when the mediator falls behind).

@@ -143,8 +143,9 @@ def resource_offer(
 
 # --- deals: accept up to capacity, execute, return results, get paid ----------------------
 
-# How often the provider's driver looks at its deals (acceptance timeouts, batches, claims).
-PROVIDER_TICK_S = 0.5
+# How often the provider's driver looks at its deals (acceptance timeouts, batches, claims):
+# each is seconds to minutes long, and every tick reads the open deals from the database.
+PROVIDER_TICK_S = 1.0
 # At most this many accepted deals go in one settleBatch transaction.
 MAX_SETTLE_BATCH = 50
 # Phases in which a deal holds part of our capacity.
