@@ -3,11 +3,16 @@
     python benchmarks/gossip.py --nodes 10 --procs 2 --rate 2 --messages 200
     python benchmarks/gossip.py --nodes 50 --procs 2 --rate 2 --messages 200
     python benchmarks/gossip.py --nodes 20 --muxer both --rounds 2 --messages 100
+    python benchmarks/gossip.py --nodes 10 --procs 2 --rate 2 --messages 100 --compare stock
 
 `--muxer both` compares muxers in one invocation: the arms (`--arms`, default mplex and yamux)
 run one after the other, alternating,
 `--rounds` times, so machine-load drift hits every arm alike. It reports each arm's median CPU
 per delivery and its ratio to the first arm's, and records every run and the summary.
+
+`--compare stock` does the same with two arms: ours (GossipNet, `--muxer`, `--degree`) and
+stock py-libp2p (`--arm stock` runs that arm alone). It reports each arm's median delivery
+ratio, p50/p99 latency, CPU ms per delivery and RSS per node, and ours/stock for each.
 
 Each process (benchmarks/gossip_worker.py) hosts N/P nodes; node 0 is everyone's bootstrap and
 the rest discover each other by peer exchange. Message k is a signed ResourceOffer published by
@@ -15,6 +20,19 @@ node k mod N at start + k/rate. Prints the delivery ratio (deliveries to every n
 publisher), p50/p90/p99 propagation latency (receive wall clock - envelope published_at),
 CPU ms per delivered message (all processes' CPU over the run window / deliveries) and RSS per
 node, and merges the figures into benchmarks/results/gossip.json under a label.
+
+The stock arm (benchmarks/gossip_stock_worker.py) is the same N nodes in P processes, the same
+offer bytes at the same times, on plain `libp2p.new_host()` hosts (the library's own choices:
+Ed25519 key, Noise first, Yamux first) running `GossipSub` and `Pubsub` with their defaults:
+heartbeat 120 s (`--stock-heartbeat`), meshsub 1.2/1.1/1.0, spam cap 10 messages/s per topic
+per forwarder, 32-slot outbound queues, signed messages, peer+seqno message IDs, adaptive
+gossip and eclipse protection on. GossipSub's constructor has no default degree: the spec's
+6/4/12 (`--stock-degree`). py-libp2p has no discovery of its own, so the driver gives each node
+its ring successor and `--stock-links` (3) random others to dial: about 8 connections a node,
+like our discovery's target. The 120 s heartbeat does not stop the mesh forming: py-libp2p
+GRAFTs a peer as soon as its subscription arrives while the mesh is under D_low, so meshes
+fill to about D_low in seconds; what the long heartbeat loses is mesh repair, D_low -> D
+growth and IHAVE gossip between heartbeats (none of which a loss-free run needs).
 """
 
 from __future__ import annotations
@@ -263,7 +281,7 @@ def _run_logged(args: argparse.Namespace, log_dir: Path) -> dict:
 
 def _median_of(runs: list[dict], name: str, pick: Callable[[dict], float | None]) -> float | None:
     values = [v for r in runs if r["arm_name"] == name and (v := pick(r)) is not None]
-    return statistics.median(values) if values else None
+    return round(statistics.median(values), 3) if values else None
 
 
 # Figures each comparison reports per arm (the median over its rounds).

@@ -119,11 +119,20 @@ async def _dial(node: StockNode, addr: str) -> None:
         print(f"dial {addr} failed: {error!r}", file=sys.stderr)
 
 
-async def _wait_meshed(nodes: list[StockNode], degree_low: int) -> float:
+def _meshed(node: StockNode, dialled: int, degree_low: int) -> bool:
+    """Every connected peer's subscription is known (at least the ones this node dialled) and
+    the mesh holds D_low of them, or all of them when fewer."""
+    peers = node.topic_peers()
+    if peers < dialled or peers < len(node.host.get_connected_peers()):
+        return False
+    return node.mesh_size() >= min(degree_low, peers)
+
+
+async def _wait_meshed(nodes: list[StockNode], plan: list[list[str]], degree_low: int) -> float:
     started = trio.current_time()
     with trio.move_on_after(MESH_TIMEOUT_S):
-        while any(
-            n.topic_peers() == 0 or n.mesh_size() < min(degree_low, n.topic_peers()) for n in nodes
+        while not all(
+            _meshed(node, len(addrs), degree_low) for node, addrs in zip(nodes, plan, strict=True)
         ):
             await trio.sleep(MESH_POLL_S)
     return trio.current_time() - started
@@ -144,7 +153,7 @@ async def main(args: argparse.Namespace) -> None:
             for node, addrs in zip(nodes, plan, strict=True):
                 for addr in addrs:
                     dials.start_soon(_dial, node, addr)
-        mesh_s = await _wait_meshed(nodes, degree[1])
+        mesh_s = await _wait_meshed(nodes, plan, degree[1])
         _emit(
             {
                 "event": "meshed",
