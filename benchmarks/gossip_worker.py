@@ -99,7 +99,9 @@ async def main(args: argparse.Namespace) -> None:
         for index, net in enumerate(nets):
             nursery.start_soon(drain, index, net)
         mesh_s = await _wait_meshed(nets, args.total_nodes - 1, degree.low)
-        _emit({"event": "meshed", "seconds": round(mesh_s, 2)})
+        topic = str(MarketTopic(MARKET))
+        mesh_sizes = [len(net.mesh_peers(topic)) for net in nets]
+        _emit({"event": "meshed", "seconds": round(mesh_s, 2), "mesh_sizes": mesh_sizes})
 
         line = await trio.to_thread.run_sync(sys.stdin.readline)
         start_wall = float(line.split()[1])
