@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-import simnet._runner as runner
+import simnet._run as runner
 from simnet import load_scenario, run_scenario
 
 RESULTS = Path(__file__).parent / "results"

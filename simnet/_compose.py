@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.identity import Identity
-from simnet._runner import BOOTSTRAP_NODES, plan_nodes
+from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 from simnet._scenario import Scenario, ScenarioError
 
 IMAGE = "lilypad-simnet/node"

@@ -25,6 +25,7 @@ from lilypad_p2p.roles._mediator import MediationRefused, MediatorFault, Mediato
 from lilypad_p2p.roles._provider import (
     DEFAULT_COLLATERAL_WEI,
     DEFAULT_OFFER_LIFETIME_MS,
+    DEFAULT_PRICE_PER_JOB_WEI,
     Capacity,
     ProviderRole,
     detect_capacity,
@@ -45,6 +46,7 @@ from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire, de
 __all__ = [
     "DEFAULT_COLLATERAL_WEI",
     "DEFAULT_OFFER_LIFETIME_MS",
+    "DEFAULT_PRICE_PER_JOB_WEI",
     "EPOCH_GRACE_MS",
     "MEDIATOR_ANSWER_TIMEOUT_S",
     "BridgeRole",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from simnet import Faults, RoleMix, ScenarioError, load_scenario
-from simnet._report import deal_latencies, gas_per_deal, summary
+from simnet._figures import deal_latencies, gas_per_deal, summary
 
 SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 

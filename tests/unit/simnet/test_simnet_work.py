@@ -3,8 +3,9 @@
 from pathlib import Path
 
 from simnet import load_scenario
-from simnet._report import work_section, write_plots
-from simnet._runner import plan_nodes, provider_prices
+from simnet._figures import work_section
+from simnet._plan import plan_nodes, provider_prices
+from simnet._report import write_plots
 
 SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 
