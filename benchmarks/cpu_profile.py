@@ -185,7 +185,7 @@ def main() -> None:
 
     runner.Run.drive = drive_with_windows  # type: ignore[method-assign]
     load_before = os.getloadavg()
-    report = run_scenario(scenario, out / "run", Console())
+    report = run_scenario(scenario, out / "run", Console()).as_json()
     jobs = report["jobs"]
     cpu_by_role: defaultdict[str, float] = defaultdict(float)
     for node in report["nodes"].values():
