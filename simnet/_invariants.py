@@ -10,8 +10,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lilypad_p2p.devnet import node_identity
 from lilypad_p2p.net import GRAYLIST_THRESHOLD
-from lilypad_p2p.testing._mediation import node_identity
 from simnet._faulty import FAILING_MODULE, faulty_invariants
 from simnet._figures import FINAL, deal_latencies
 from simnet._measure import ChainFigures

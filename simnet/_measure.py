@@ -12,9 +12,7 @@ import psutil
 
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld
-from lilypad_p2p.testing._mediation import node_identity
+from lilypad_p2p.devnet import MarketWorld, NodeProcess, node_identity
 from simnet._figures import gas_per_deal
 from simnet._plan import NodePlan
 from simnet._report import NodeFigures

@@ -15,9 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.testing._cluster import ClusterError, NodeProcess
-from lilypad_p2p.testing._market import MarketWorld
-from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
+from lilypad_p2p.devnet import (
+    ClusterError,
+    MarketWorld,
+    NodeProcess,
+    node_identity,
+    prepare_trusting_home,
+)
 from simnet._faulty import FAILING_MODULE, failing_job
 from simnet._figures import FINAL
 from simnet._invariants import CONVERGE_TIMEOUT_S, scored_out

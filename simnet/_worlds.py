@@ -10,9 +10,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from lilypad_p2p.chain import deploy_settlement, open_rpc_chain
-from lilypad_p2p.testing import anvil_binary, chain_test_accounts, fund_on_anvil
-from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
-from lilypad_p2p.testing._market import TEST_WITHDRAW_NOTICE_S, MarketWorld, market_world
+from lilypad_p2p.devnet import (
+    TEST_WITHDRAW_NOTICE_S,
+    LocalCluster,
+    MarketWorld,
+    NodeProcess,
+    anvil_binary,
+    chain_test_accounts,
+    fund_on_anvil,
+    market_world,
+)
 from simnet._netns import NetnsError, NetnsLab
 
 

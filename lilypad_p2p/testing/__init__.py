@@ -1,19 +1,26 @@
-"""Helpers for lilypad-p2p's own tests (and for users testing against it)."""
+"""Helpers for lilypad-p2p's own tests (and for users testing against it): chains to test on,
+skips for missing real parts, hostile peers, generated markets. The local network itself
+(anvil, funded accounts, node processes, market worlds) is `lilypad_p2p.devnet`; the names of it
+tests use most are re-exported here."""
 
-from lilypad_p2p.testing._chain import (
+from lilypad_p2p.devnet import (
     TEST_BALANCE_WEI,
-    advance_chain_time,
+    LocalRegistry,
     anvil_binary,
-    anvil_test_chain,
     chain_test_accounts,
-    embedded_test_chain,
     fund_on_anvil,
-    revert_chain,
     running_anvil,
+)
+from lilypad_p2p.testing._chain import (
+    advance_chain_time,
+    anvil_test_chain,
+    embedded_test_chain,
+    revert_chain,
     snapshot_chain,
 )
+from lilypad_p2p.testing._files import random_file
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
-from lilypad_p2p.testing._registry import LocalRegistry, local_registry, require_registry
+from lilypad_p2p.testing._registry import local_registry, require_registry
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "embedded_test_chain",
     "fund_on_anvil",
     "local_registry",
+    "random_file",
     "require_anvil",
     "require_docker",
     "require_real",

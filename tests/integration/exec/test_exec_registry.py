@@ -12,6 +12,7 @@ import docker
 import pytest
 import trio
 
+from lilypad_p2p.devnet import module_image
 from lilypad_p2p.exec import (
     Executor,
     ImageMissing,
@@ -24,7 +25,6 @@ from lilypad_p2p.exec import (
     seal_for,
 )
 from lilypad_p2p.testing import local_registry, require_docker
-from lilypad_p2p.testing._module_images import module_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MIB = 1024 * 1024

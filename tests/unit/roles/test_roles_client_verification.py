@@ -11,6 +11,7 @@ import trio
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p.chain import SettlementItem
+from lilypad_p2p.devnet import chain_test_accounts
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
@@ -21,7 +22,6 @@ from lilypad_p2p.roles import (
     deal_from_wire,
 )
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
 WAIT_S = 30.0

@@ -1,4 +1,5 @@
-"""Real `lilypad-p2p node` processes on this machine, for tests, the demo and benchmarks.
+"""Real `lilypad-p2p node` processes on this machine, for the simnet, the demo,
+the devnet, tests and benchmarks.
 
 Each node gets its own home directory (keys, control socket, database) under one base
 directory and listens on a free loopback port. Readiness is the node's own word: a node is

@@ -1,6 +1,6 @@
 """A small real market on this machine: anvil, the settlement contract, and node processes
-with funded, deposited accounts. Used by the market integration tests, the demo and
-`benchmarks/market.py`.
+with funded, deposited accounts. Used by the simnet, the demo, the market integration tests
+and the benchmarks.
 
     with market_world(tmp_path) as world:
         provider = world.start("p1", roles=["provider"])
@@ -12,7 +12,6 @@ with funded, deposited accounts. Used by the market integration tests, the demo 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -23,15 +22,15 @@ from typing import Any
 
 from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.identity import Identity
-from lilypad_p2p.testing._chain import chain_test_accounts, fund_on_anvil, running_anvil
-from lilypad_p2p.testing._cluster import (
+from lilypad_p2p.devnet._anvil import chain_test_accounts, fund_on_anvil, running_anvil
+from lilypad_p2p.devnet._cluster import (
     NODE_STOP_TIMEOUT_S,
     POLL_INTERVAL_S,
     ClusterError,
     LocalCluster,
     NodeProcess,
 )
+from lilypad_p2p.identity import Identity
 
 # What every node's account holds on the chain, and deposits into the contract at start.
 NODE_WALLET_WEI = 1000 * 10**18
@@ -154,14 +153,6 @@ class MarketWorld:
             time.sleep(POLL_INTERVAL_S)
         raise ClusterError(f"deal {key} on {node.name} is {last.get('phase')}, not {phases}, "
                            f"after {timeout_s} s:\n{node.log_tail()}")
-
-
-def random_file(path: Path, mib: int) -> Path:
-    """Write `mib` MiB of random bytes to `path`, one MiB at a time (large job inputs)."""
-    with path.open("wb") as fh:
-        for _ in range(mib):
-            fh.write(os.urandom(1 << 20))
-    return path
 
 
 @contextlib.contextmanager
