@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lilypad_p2p.devnet._anvil import fund_on_anvil
 from lilypad_p2p.devnet._cluster import NodeProcess
-from lilypad_p2p.devnet._market import NODE_DEPOSIT_WEI, NODE_WALLET_WEI, MarketWorld
+from lilypad_p2p.devnet._market import NODE_DEPOSIT_WEI, MarketWorld
 from lilypad_p2p.identity import Identity
 
 
@@ -27,20 +26,11 @@ def prepare_trusting_home(
 ) -> Identity:
     """Like `MarketWorld.prepare_home`, trusting the mediators `trusted` (rewrites the config;
     funds and deposits only the first time)."""
-    home = world.base_dir / name
     identity = node_identity(world, name)
-    config = home / "config.toml"
-    first_time = not config.exists()
-    listed = ", ".join(f'"{address}"' for address in trusted)
-    config.write_text(
-        f"mediators = [{listed}]\n{config_lines}\n[chain]\n"
-        f'rpc_url = "{world.rpc_url}"\ncontract = "{world.contract}"\n'
-    )
+    first_time = not (world.base_dir / name / "config.toml").exists()
+    world.write_config(name, trusted, config_lines)
     if first_time:
-        client = world.settlement(identity)
-        fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
-        if deposit_wei:
-            client.deposit(deposit_wei)
+        world.fund_and_deposit(identity, deposit_wei)
     return identity
 
 

@@ -68,15 +68,24 @@ class MarketWorld:
         identity = Identity.load_or_create(keys)
         config = home / "config.toml"
         if not config.exists():
-            config.write_text(
-                f'mediators = ["{self.mediator}"]\n{config_lines}\n[chain]\n'
-                f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
-            )
-            client = self.settlement(identity)
-            fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
-            if deposit_wei:
-                client.deposit(deposit_wei)
+            self.write_config(name, [self.mediator], config_lines)
+            self.fund_and_deposit(identity, deposit_wei)
         return identity
+
+    def write_config(self, name: str, mediators: Sequence[str], config_lines: str) -> None:
+        """The node's config.toml: the mediators it trusts, `config_lines`, this chain."""
+        listed = ", ".join(f'"{address}"' for address in mediators)
+        (self.base_dir / name / "config.toml").write_text(
+            f"mediators = [{listed}]\n{config_lines}\n[chain]\n"
+            f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
+        )
+
+    def fund_and_deposit(self, identity: Identity, deposit_wei: int) -> None:
+        """Fund the account with NODE_WALLET_WEI and deposit `deposit_wei` of it (if any)."""
+        client = self.settlement(identity)
+        fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
+        if deposit_wei:
+            client.deposit(deposit_wei)
 
     def start(
         self,
