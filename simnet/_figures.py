@@ -61,7 +61,7 @@ def latency_section(deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     rows = [{"posted_ms": d["transitions"][0]["at_ms"] if d["transitions"] else None,
              **deal_latencies(d)} for d in deals]
     return {
-        "summary": {name: summary([r[name] for r in rows if r[name] is not None])
+        "summary": {name: summary([v for r in rows if (v := r[name]) is not None])
                     for name in LATENCY_NAMES},
         "per_deal": rows,
     }

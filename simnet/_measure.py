@@ -5,10 +5,12 @@ contract's books (the chain)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import psutil
+from eth_typing import HexStr
 
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
@@ -92,7 +94,7 @@ def chain_figures(world: MarketWorld) -> ChainFigures:
     for event in events:
         if event.deal_id is not None:
             tx_deals["0x" + event.tx_hash.hex()].add("0x" + event.deal_id.hex())
-    tx_gas = {tx: int(chain.rpc(lambda t=tx: chain.w3.eth.get_transaction_receipt(t))
+    tx_gas = {tx: int(chain.rpc(functools.partial(chain.w3.eth.get_transaction_receipt, HexStr(tx)))
                       ["gasUsed"]) for tx in tx_deals}
     addresses = {value for event in events for key, value in event.args.items()
                  if key in ("account", "mediator", "jobCreator", "provider", "presenter")}

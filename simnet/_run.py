@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import math
 import time
 from typing import Any
@@ -113,10 +114,14 @@ class Run:
         self.world.nodes.update(self.nodes)
         providers = self.roles_of("provider")
         wanted = len(providers) + len(trusted)
+
+        def knows_every_node(client: NodeProcess) -> bool:
+            return bool(client.call("status")["known_nodes"] >= wanted)
+
         for client in self.roles_of("client"):
             self.world.wait_until_known(client, providers)
             self.world.cluster.wait_until(
-                lambda c=client: c.call("status")["known_nodes"] >= wanted,
+                functools.partial(knows_every_node, client),
                 timeout_s=MARKET_KNOWN_TIMEOUT_S, what=f"{client.name} to know every node")
 
     def poll_clients(self) -> int:

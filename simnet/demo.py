@@ -73,7 +73,7 @@ def run_market(world: MarketWorld, providers: int, solvers: int, jobs: int) -> N
     names = {n.status["address"]: n.name for n in everyone}
 
     started = time.monotonic()
-    keys = [(client.call("submit", job)["key"], job["module"]) for job in _jobs(jobs)]
+    keys = [(client.call("submit", job)["key"], str(job["module"])) for job in _jobs(jobs)]
     console.print(f"posted {jobs} jobs to the cpu market; {solvers} solvers match them")
     table = Table(title="jobs")
     for column in ("job offer", "module", "provider", "deal", "s", "output", "paid"):
