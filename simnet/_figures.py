@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 # Client-side phases that end each measured stretch of a deal's life.
@@ -39,13 +40,46 @@ def deal_latencies(deal: Mapping[str, Any]) -> dict[str, float | None]:
             "result_to_final": span(result, final)}
 
 
-def summary(values: Sequence[float]) -> dict[str, float | int | None]:
+@dataclass(frozen=True)
+class Summary:
+    """How many values, and their median, 99th percentile, mean and most (None: no values)."""
+
+    n: int
+    p50: float | None = None
+    p99: float | None = None
+    mean: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Latencies:
+    summary: dict[str, Summary]  # LATENCY_NAMES -> their summary
+    per_deal: list[dict[str, float | None]]  # posted_ms and the deal's LATENCY_NAMES
+
+
+@dataclass(frozen=True)
+class Work:
+    """Jobs done per provider, and how evenly they spread (see `work_section`)."""
+
+    jobs_per_provider: dict[str, int]
+    matched_per_provider: dict[str, int]
+    price_per_provider: dict[str, int | None]
+    providers: int
+    providers_with_work: int
+    jobs: int
+    mean: float
+    max: int
+    max_over_mean: float | None
+    mean_jobs_by_price: dict[str, float]  # str(price) -> mean jobs of the providers asking it
+
+
+def summary(values: Sequence[float]) -> Summary:
     if not values:
-        return {"n": 0, "p50": None, "p99": None, "mean": None, "max": None}
+        return Summary(n=0)
     ordered = sorted(values)
-    return {"n": len(ordered), "p50": round(ordered[len(ordered) // 2], 3),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-            "mean": round(statistics.fmean(ordered), 3), "max": round(ordered[-1], 3)}
+    return Summary(n=len(ordered), p50=round(ordered[len(ordered) // 2], 3),
+                   p99=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+                   mean=round(statistics.fmean(ordered), 3), max=round(ordered[-1], 3))
 
 
 def gas_per_deal(tx_deals: Mapping[str, set[str]], tx_gas: Mapping[str, int]) -> dict[str, int]:
@@ -57,18 +91,18 @@ def gas_per_deal(tx_deals: Mapping[str, set[str]], tx_gas: Mapping[str, int]) ->
     return dict(per_deal)
 
 
-def latency_section(deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def latency_section(deals: Sequence[Mapping[str, Any]]) -> Latencies:
     rows = [{"posted_ms": d["transitions"][0]["at_ms"] if d["transitions"] else None,
              **deal_latencies(d)} for d in deals]
-    return {
-        "summary": {name: summary([v for r in rows if (v := r[name]) is not None])
-                    for name in LATENCY_NAMES},
-        "per_deal": rows,
-    }
+    return Latencies(
+        summary={name: summary([v for r in rows if (v := r[name]) is not None])
+                 for name in LATENCY_NAMES},
+        per_deal=rows,
+    )
 
 
 def work_section(deals: Sequence[Mapping[str, Any]], providers: Mapping[str, str],
-                 prices: Mapping[str, int]) -> dict[str, Any]:
+                 prices: Mapping[str, int]) -> Work:
     """Jobs done per provider (deals settled or resolved; `providers`: lower-case address ->
     name, every provider of the run) and how evenly they spread: how many providers got work,
     the mean, the most, and the most over the mean. `matched_per_provider` also counts the
@@ -87,15 +121,15 @@ def work_section(deals: Sequence[Mapping[str, Any]], providers: Mapping[str, str
     by_price: dict[int, list[int]] = {}
     for name, jobs in per.items():
         by_price.setdefault(prices.get(name, 0), []).append(jobs)
-    return {
-        "jobs_per_provider": per, "matched_per_provider": matched,
-        "price_per_provider": {n: prices.get(n) for n in per},
-        "providers": len(per), "providers_with_work": sum(1 for v in per.values() if v),
-        "jobs": total, "mean": round(mean, 2), "max": most,
-        "max_over_mean": round(most / mean, 2) if mean else None,
-        "mean_jobs_by_price": {str(price): round(statistics.fmean(jobs), 2)
-                               for price, jobs in sorted(by_price.items())},
-    }
+    return Work(
+        jobs_per_provider=per, matched_per_provider=matched,
+        price_per_provider={n: prices.get(n) for n in per},
+        providers=len(per), providers_with_work=sum(1 for v in per.values() if v),
+        jobs=total, mean=round(mean, 2), max=most,
+        max_over_mean=round(most / mean, 2) if mean else None,
+        mean_jobs_by_price={str(price): round(statistics.fmean(jobs), 2)
+                            for price, jobs in sorted(by_price.items())},
+    )
 
 
 def _natural(name: str) -> tuple[str, int]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simnet._figures import LATENCY_NAMES
+from simnet._figures import LATENCY_NAMES, Latencies, Work
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ class MetricsFigures:
 
 @dataclass
 class Report:
-    """Everything a run reports. `latencies` and `work` are the JSON-shaped sections of
-    `simnet._figures` (`latency_section`, `work_section`)."""
+    """Everything a run reports."""
 
     scenario: str
     node_count: int
@@ -131,8 +130,8 @@ class Report:
     providers_final: bool
     events: list[str]
     deals: DealCounts
-    latencies: dict[str, Any]
-    work: dict[str, Any]
+    latencies: Latencies
+    work: Work
     gas: GasFigures
     funds: Funds
     nodes: dict[str, NodeFigures]

@@ -48,9 +48,8 @@ def up(
     for check in report.invariants:
         table.add_row(check.name, "[green]yes[/]" if check.ok else "[red]NO[/]", check.detail)
     console.print(table)
-    latencies = report.latencies["summary"]
     console.print("latency p50/p99 s: " + ", ".join(
-        f"{name} {row['p50']}/{row['p99']}" for name, row in latencies.items()))
+        f"{name} {row.p50}/{row.p99}" for name, row in report.latencies.summary.items()))
     console.print(f"deals: {report.deals.by_final_state}; gas/deal mean "
                   f"{report.gas.mean}; report in {out_dir / 'report.json'}")
     if not report.passed:
