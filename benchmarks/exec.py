@@ -128,8 +128,8 @@ async def measure_pulls(sizes_mib: list[int], work: Path) -> list[dict]:
     """First run (pull + run) against the cached run, per image size."""
     import docker
 
-    from lilypad_p2p.devnet import module_image
     from lilypad_p2p.exec import ModuleCatalog, PullLimits, load_definition_text
+    from lilypad_p2p.localnet import module_image
     from lilypad_p2p.testing import local_registry
 
     provider = PrivateKey.generate()

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.devnet import MarketWorld, NodeProcess, market_world
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
 from lilypad_p2p.market import EPOCH_MS
 
 OFFER_TO_DEAL_TARGET_MS = EPOCH_MS + 300

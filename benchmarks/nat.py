@@ -39,8 +39,8 @@ from libp2p.connection_types import ConnectionType
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
-from lilypad_p2p.devnet import market_world
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.net import DEFAULT_MUXER, GossipNet, Muxer, NatSettings
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 

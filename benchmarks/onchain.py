@@ -38,7 +38,7 @@ from lilypad_p2p.chain import (
     deploy_requests,
     open_rpc_chain,
 )
-from lilypad_p2p.devnet import market_world, node_identity, prepare_trusting_home
+from lilypad_p2p.localnet import market_world, node_identity, prepare_trusting_home
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
 
 ESCROW_WEI = 10**16

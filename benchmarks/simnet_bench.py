@@ -135,7 +135,7 @@ SCRAPES_PER_WINDOW = 200
 
 def scrape_cost_s() -> dict[str, float]:
     """CPU seconds one /metrics scrape costs each node of a small market (see the docstring)."""
-    from lilypad_p2p.devnet import market_world
+    from lilypad_p2p.localnet import market_world
     from simnet._scrape import free_loopback_port
 
     costs: dict[str, float] = {}

@@ -35,8 +35,8 @@ import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
-from lilypad_p2p.devnet import LocalCluster, NodeProcess
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster, NodeProcess
 from lilypad_p2p.net import (
     DEAL_PROTOCOL,
     JOB_PROTOCOL,

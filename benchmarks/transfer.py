@@ -37,7 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.devnet import MarketWorld, NodeProcess, market_world
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
 from lilypad_p2p.testing import random_file, require_docker
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 

@@ -1,4 +1,4 @@
-"""`lilypad-p2p devnet up|status|down`: a local network that stays up (`lilypad_p2p.devnet`)."""
+"""`lilypad-p2p devnet up|status|down`: a local network that stays up (see `devnet.py`)."""
 
 from __future__ import annotations
 

@@ -135,7 +135,7 @@ def setup_chain(rpc_url: str, nodes_dir: Path) -> str:
     """The compose project's setup step: deploy the settlement contract on anvil, fund every
     node's account and deposit for it, write each node's config.toml; the contract address."""
     from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
-    from lilypad_p2p.devnet import (
+    from lilypad_p2p.localnet import (
         NODE_DEPOSIT_WEI,
         NODE_WALLET_WEI,
         TEST_WITHDRAW_NOTICE_S,

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lilypad_p2p.devnet import node_identity
+from lilypad_p2p.localnet import node_identity
 from lilypad_p2p.net import GRAYLIST_THRESHOLD
 from simnet._faulty import FAILING_MODULE, faulty_invariants
 from simnet._figures import FINAL, deal_latencies

@@ -14,7 +14,7 @@ from eth_typing import HexStr
 
 from lilypad_p2p.chain import EventWatcher, SettlementClient, open_rpc_chain
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet import MarketWorld, NodeProcess, node_identity
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, node_identity
 from simnet._figures import gas_per_deal
 from simnet._plan import NodePlan
 from simnet._report import NodeFigures

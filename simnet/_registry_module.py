@@ -15,8 +15,8 @@ from pathlib import Path
 
 import docker
 
-from lilypad_p2p.devnet import local_registry, module_image
 from lilypad_p2p.exec import ModuleCatalog, load_definition_text, module_id
+from lilypad_p2p.localnet import local_registry, module_image
 
 REGISTRY_MODULE = "registry"
 REPOSITORY = "simnet/say"

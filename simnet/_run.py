@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     ClusterError,
     MarketWorld,
     NodeProcess,

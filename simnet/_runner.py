@@ -22,7 +22,7 @@ from types import FrameType
 
 from rich.console import Console
 
-from lilypad_p2p.devnet import node_identity
+from lilypad_p2p.localnet import node_identity
 from simnet._faulty import FAILING_MODULE, failing_module
 from simnet._figures import latency_section, work_section
 from simnet._invariants import invariants

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from lilypad_p2p.chain import deploy_settlement, open_rpc_chain
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     TEST_WITHDRAW_NOTICE_S,
     LocalCluster,
     MarketWorld,

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lilypad_p2p.devnet import MarketWorld, market_world
+from lilypad_p2p.localnet import MarketWorld, market_world
 
 # Wide enough for the jobs table when the output is not a terminal (CI logs).
 console = Console(width=max(Console().width, 110))

@@ -1,9 +1,9 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it): chains to test on,
 skips for missing real parts, hostile peers, generated markets. The local network itself
-(anvil, funded accounts, node processes, market worlds) is `lilypad_p2p.devnet`; the names of it
+(anvil, funded accounts, node processes, market worlds) is `lilypad_p2p.localnet`; the names of it
 tests use most are re-exported here."""
 
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     TEST_BALANCE_WEI,
     LocalRegistry,
     anvil_binary,

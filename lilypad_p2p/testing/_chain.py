@@ -11,7 +11,7 @@ from typing import Any
 from web3 import EthereumTesterProvider
 
 from lilypad_p2p.chain import Backend, Chain, open_embedded_chain, open_rpc_chain
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     TEST_ACCOUNT_COUNT,
     TEST_BALANCE_WEI,
     chain_test_accounts,

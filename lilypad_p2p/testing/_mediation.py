@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from lilypad_p2p.devnet import MarketWorld, NodeProcess, node_identity, start_trusting_node
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, node_identity, start_trusting_node
 from lilypad_p2p.net._transfer import ChunkSource
 
 

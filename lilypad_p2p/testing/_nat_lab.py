@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     COMMAND_TIMEOUT_S,
     POLL_INTERVAL_S,
     NodeProcess,

@@ -12,7 +12,6 @@ import docker
 import pytest
 import trio
 
-from lilypad_p2p.devnet import module_image
 from lilypad_p2p.exec import (
     Executor,
     ImageMissing,
@@ -24,6 +23,7 @@ from lilypad_p2p.exec import (
     module_id,
     seal_for,
 )
+from lilypad_p2p.localnet import module_image
 from lilypad_p2p.testing import local_registry, require_docker
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]

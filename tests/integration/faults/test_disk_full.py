@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet import market_world
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

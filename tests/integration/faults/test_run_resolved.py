@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from lilypad_p2p.devnet import market_world
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 from lilypad_p2p.testing._mediation import start_spot_checked_market
 

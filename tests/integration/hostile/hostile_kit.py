@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from lilypad_p2p.devnet import NodeProcess
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.net import GossipNet, OfferReceived
 from lilypad_p2p.testing import _hostile
 

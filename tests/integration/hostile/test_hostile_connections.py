@@ -12,8 +12,8 @@ from hostile_kit import assert_node_healthy, gossip_statistics, raw_host
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
-from lilypad_p2p.devnet import LocalCluster
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.net import NetLimits
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lilypad_p2p import wire
-from lilypad_p2p.devnet import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import require_real
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

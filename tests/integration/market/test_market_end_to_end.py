@@ -10,7 +10,7 @@ import tarfile
 
 import pytest
 
-from lilypad_p2p.devnet import market_world
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
-from lilypad_p2p.devnet import market_world
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
-from lilypad_p2p.devnet import market_world, module_image
+from lilypad_p2p.localnet import market_world, module_image
 from lilypad_p2p.testing import local_registry, require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

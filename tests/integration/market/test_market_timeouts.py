@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
-from lilypad_p2p.devnet import market_world
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.roles._client import MATCH_ALLOWANCE_S
 from lilypad_p2p.roles._terms import required_deal_time_s
 from lilypad_p2p.testing import require_anvil, require_docker

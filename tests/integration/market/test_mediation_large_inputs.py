@@ -16,8 +16,8 @@ import pytest
 import trio
 from eth_utils import keccak
 
-from lilypad_p2p.devnet import market_world, node_identity
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import market_world, node_identity
 from lilypad_p2p.testing import random_file, require_anvil, require_docker
 from lilypad_p2p.testing._hostile import connected_host, read_until_end
 from lilypad_p2p.testing._mediation import start_spot_checked_market

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lilypad_p2p.devnet import MarketWorld, NodeProcess, market_world
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
 from lilypad_p2p.testing import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from lilypad_p2p.devnet import NodeProcess
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.testing import require_real
 from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing, upnp_missing
 

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from lilypad_p2p.devnet import LocalCluster
 from lilypad_p2p.identity import Identity, Password
+from lilypad_p2p.localnet import LocalCluster
 
 pytestmark = [pytest.mark.net]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from scrape_kit import free_port, get, samples
 
-from lilypad_p2p.devnet import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import require_real
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

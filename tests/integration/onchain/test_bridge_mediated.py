@@ -21,7 +21,7 @@ from bridge_world import (
 )
 
 from lilypad_p2p.chain import Outcome, RequestStatus, SettlementClient
-from lilypad_p2p.devnet import (
+from lilypad_p2p.localnet import (
     market_world,
     node_identity,
     prepare_trusting_home,

@@ -25,7 +25,7 @@ from bridge_world import (
 )
 
 from lilypad_p2p.chain import RequestStatus, SettlementClient
-from lilypad_p2p.devnet import market_world, node_identity, prepare_trusting_home
+from lilypad_p2p.localnet import market_world, node_identity, prepare_trusting_home
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

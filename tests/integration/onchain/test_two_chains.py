@@ -45,8 +45,8 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
 )
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet import LocalCluster, NodeProcess
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster, NodeProcess
 from lilypad_p2p.roles import deal_from_wire
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, running_anvil

@@ -11,9 +11,9 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
-from lilypad_p2p.devnet import chain_test_accounts
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
 from lilypad_p2p.roles._provider import Capacity

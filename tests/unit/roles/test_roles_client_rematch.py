@@ -11,8 +11,8 @@ import trio
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
-from lilypad_p2p.devnet import chain_test_accounts
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, Timeouts
 from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
 from lilypad_p2p.roles import (

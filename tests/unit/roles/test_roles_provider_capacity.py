@@ -10,8 +10,8 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
-from lilypad_p2p.devnet import chain_test_accounts
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (

@@ -1,5 +1,6 @@
 """The simnet is a user of the package: it imports only public names of lilypad_p2p, never its
-test helpers, and the local network it builds on loads no test framework."""
+test helpers; the local network it builds on loads no test framework, and `lilypad-p2p devnet`
+loads that network only to start one (`status` and `down` stay quick)."""
 
 import ast
 import json
@@ -7,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import lilypad_p2p.devnet
+import lilypad_p2p.localnet
 
 SIMNET = Path(__file__).parents[3] / "simnet"
 
@@ -36,14 +37,24 @@ def test_the_simnet_imports_only_public_names_and_no_test_helpers():
     assert any(_lilypad_imports(path) for path in SIMNET.glob("*.py"))
 
 
-def test_the_devnet_loads_no_test_framework():
-    probe = "import json, sys; import lilypad_p2p.devnet; print(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(subprocess.check_output([sys.executable, "-c", probe], text=True))
-    tests_only = [m for m in loaded if m.split(".")[0] in ("pytest", "_pytest")
+def _loaded_by(module: str) -> list[str]:
+    probe = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
+    return json.loads(subprocess.check_output([sys.executable, "-c", probe], text=True))
+
+
+def test_the_localnet_loads_no_test_framework():
+    tests_only = [m for m in _loaded_by("lilypad_p2p.localnet")
+                  if m.split(".")[0] in ("pytest", "_pytest")
                   or m.startswith("lilypad_p2p.testing")]
     assert not tests_only, tests_only
 
 
-def test_the_devnet_public_names_exist():
-    for name in lilypad_p2p.devnet.__all__:
-        assert hasattr(lilypad_p2p.devnet, name), name
+def test_the_devnet_command_loads_the_chain_libraries_only_to_start_one():
+    heavy = [m for m in _loaded_by("lilypad_p2p.devnet")
+             if m.split(".")[0] in ("web3", "eth_account") or m.startswith("lilypad_p2p.localnet")]
+    assert not heavy, heavy
+
+
+def test_the_localnet_public_names_exist():
+    for name in lilypad_p2p.localnet.__all__:
+        assert hasattr(lilypad_p2p.localnet, name), name

@@ -22,15 +22,15 @@ from typing import Any
 
 from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.devnet._anvil import chain_test_accounts, fund_on_anvil, running_anvil
-from lilypad_p2p.devnet._cluster import (
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet._anvil import chain_test_accounts, fund_on_anvil, running_anvil
+from lilypad_p2p.localnet._cluster import (
     NODE_STOP_TIMEOUT_S,
     POLL_INTERVAL_S,
     ClusterError,
     LocalCluster,
     NodeProcess,
 )
-from lilypad_p2p.identity import Identity
 
 # What every node's account holds on the chain, and deposits into the contract at start.
 NODE_WALLET_WEI = 1000 * 10**18

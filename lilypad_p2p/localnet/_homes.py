@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lilypad_p2p.devnet._cluster import NodeProcess
-from lilypad_p2p.devnet._market import NODE_DEPOSIT_WEI, MarketWorld
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet._cluster import NodeProcess
+from lilypad_p2p.localnet._market import NODE_DEPOSIT_WEI, MarketWorld
 
 
 def node_identity(world: MarketWorld, name: str) -> Identity:

@@ -77,7 +77,7 @@ def running_anvil(
                 stdin=subprocess.DEVNULL,
             )
         try:
-            yield _await_listening(process, log_path)
+            yield await_listening(process, log_path)
         finally:
             stop_anvil(process)
 
@@ -92,7 +92,7 @@ def stop_anvil(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
+def await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
     deadline = time.monotonic() + ANVIL_START_TIMEOUT_S
     marker = b"Listening on "
     while time.monotonic() < deadline:
