@@ -93,6 +93,7 @@ def stop_anvil(process: subprocess.Popen[bytes]) -> None:
 
 
 def await_listening(process: subprocess.Popen[bytes], log_path: Path) -> str:
+    """The URL anvil (`process`, logging to `log_path`) answers on, once it says it listens."""
     deadline = time.monotonic() + ANVIL_START_TIMEOUT_S
     marker = b"Listening on "
     while time.monotonic() < deadline:
