@@ -27,7 +27,7 @@ from lilypad_p2p.logs import event
 from lilypad_p2p.net._service import GossipNet
 from lilypad_p2p.net._topics import NODES_TOPIC
 
-log = logging.getLogger("lilypad_p2p.net.spam")
+log = logging.getLogger("lilypad_p2p.testing.spam")
 
 # How far in the past the expired offers lie (well beyond any clock-skew allowance).
 EXPIRED_BY_MS = 60_000
