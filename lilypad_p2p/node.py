@@ -197,7 +197,7 @@ class Node:
             if self.solver is not None:
                 await nursery.start(self.solver.run)
             if self.config.spam_gossip_per_s:  # a test fault (config.py)
-                from lilypad_p2p.net._spam import spam_gossip
+                from lilypad_p2p.testing import spam_gossip
 
                 nursery.start_soon(spam_gossip, self.net, self.identity,
                                    self.config.spam_gossip_per_s, self._clock_ms)

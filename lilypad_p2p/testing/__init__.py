@@ -11,7 +11,6 @@ from lilypad_p2p.localnet import (
     fund_on_anvil,
     running_anvil,
 )
-from lilypad_p2p.net._spam import SpamKind, spam_gossip, spam_payload
 from lilypad_p2p.testing._chain import (
     advance_chain_time,
     anvil_test_chain,
@@ -22,6 +21,7 @@ from lilypad_p2p.testing._chain import (
 from lilypad_p2p.testing._files import random_file
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._registry import local_registry, require_registry
+from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
     "TEST_BALANCE_WEI",

@@ -24,8 +24,7 @@ from libp2p.pubsub.pubsub import PUBSUB_SIGNING_PREFIX
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
-from lilypad_p2p.net._service import GossipNet
-from lilypad_p2p.net._topics import NODES_TOPIC
+from lilypad_p2p.net import NODES_TOPIC, GossipNet
 
 log = logging.getLogger("lilypad_p2p.testing.spam")
 
