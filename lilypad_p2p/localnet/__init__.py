@@ -3,8 +3,9 @@ settlement contract, real node processes in their own homes (`market_world`), a 
 registry, module images, and network-namespace plumbing. The simnet, the demo, `lilypad-p2p
 devnet` (the one that stays up), tests and benchmarks build on it.
 
-May import chain/, control/, exec/ and identity; no node code imports it. Test-only helpers
-(skips when a real part is missing, hostile peers, embedded chains) are in `lilypad_p2p.testing`.
+No node code imports it. Test-only helpers (skips when a real part is missing, hostile peers,
+embedded chains) are in `lilypad_p2p.testing`.
+May import from lilypad_p2p: chain, control, exec, identity.
 """
 
 from lilypad_p2p.localnet._anvil import (

@@ -1,7 +1,13 @@
-"""Helpers for lilypad-p2p's own tests (and for users testing against it): chains to test on,
-skips for missing real parts, hostile peers, generated markets. The local network itself
-(anvil, funded accounts, node processes, market worlds) is `lilypad_p2p.localnet`; the names of it
-tests use most are re-exported here."""
+"""Helpers for lilypad-p2p's own tests (and for users testing against it).
+
+Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), skips for missing
+real parts, NAT labs in network namespaces, an attacker's wire built from the spec rather than
+our codec, shared market fixtures, and the test faults a node can be told to commit (the node
+imports it only for those). The local network itself (anvil, funded accounts, node processes,
+market worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are
+re-exported here.
+May import from lilypad_p2p anything but: cli*, node*, observe.
+"""
 
 from lilypad_p2p.localnet import (
     TEST_BALANCE_WEI,
