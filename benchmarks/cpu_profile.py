@@ -41,7 +41,7 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-import simnet._runner as runner
+import simnet._run as runner
 from simnet import load_scenario, run_scenario
 
 RESULTS = Path(__file__).parent / "results"
@@ -209,7 +209,7 @@ def main() -> None:
 
     runner.Run.drive = drive_with_windows  # type: ignore[method-assign]
     load_before = os.getloadavg()
-    report = run_scenario(scenario, out / "run", Console())
+    report = run_scenario(scenario, out / "run", Console()).as_json()
     jobs = report["jobs"]
     cpu_by_role: defaultdict[str, float] = defaultdict(float)
     for node in report["nodes"].values():

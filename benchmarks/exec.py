@@ -129,8 +129,8 @@ async def measure_pulls(sizes_mib: list[int], work: Path) -> list[dict]:
     import docker
 
     from lilypad_p2p.exec import ModuleCatalog, PullLimits, load_definition_text
+    from lilypad_p2p.localnet import module_image
     from lilypad_p2p.testing import local_registry
-    from lilypad_p2p.testing._module_images import module_image
 
     provider = PrivateKey.generate()
     sealed = seal_for(provider.public_key, JobInputs().encode())

@@ -27,9 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
 from lilypad_p2p.market import EPOCH_MS
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld, market_world
 
 OFFER_TO_DEAL_TARGET_MS = EPOCH_MS + 300
 SUBMIT_TO_RESULT_TARGET_MS = 2500

@@ -40,8 +40,8 @@ from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF
 
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.net import DEFAULT_MUXER, GossipNet, Muxer, NatSettings
-from lilypad_p2p.testing._market import market_world
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 MILESTONE_TIMEOUT_S = 30.0

@@ -38,9 +38,8 @@ from lilypad_p2p.chain import (
     deploy_requests,
     open_rpc_chain,
 )
+from lilypad_p2p.localnet import market_world, node_identity, prepare_trusting_home
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
 
 ESCROW_WEI = 10**16
 BOND_WEI = 10**15

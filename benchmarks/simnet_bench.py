@@ -63,7 +63,7 @@ def main() -> None:
         return
     out = args.out or Path(tempfile.mkdtemp(prefix=f"simnet-bench-{scenario.name}-"))
     load_before = os.getloadavg()
-    report = run_scenario(scenario, out, Console())
+    report = run_scenario(scenario, out, Console()).as_json()
     figures = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
@@ -91,7 +91,8 @@ def metrics_cost(scenario: Scenario, out: Path | None) -> None:
     runs = []
     for index, scrape in enumerate((False, True, True, False)):
         load_before = os.getloadavg()
-        report = run_scenario(scenario.with_scraping(scrape), out / f"run-{index}", Console())
+        report = run_scenario(scenario.with_scraping(scrape), out / f"run-{index}",
+                              Console()).as_json()
         cpu_s = sum(n["cpu_s"] for n in report["nodes"].values())
         runs.append({
             "metrics": scrape, "passed": report["passed"], "jobs": report["jobs"],
@@ -134,7 +135,7 @@ SCRAPES_PER_WINDOW = 200
 
 def scrape_cost_s() -> dict[str, float]:
     """CPU seconds one /metrics scrape costs each node of a small market (see the docstring)."""
-    from lilypad_p2p.testing._market import market_world
+    from lilypad_p2p.localnet import market_world
     from simnet._scrape import free_loopback_port
 
     costs: dict[str, float] = {}

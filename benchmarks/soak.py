@@ -36,6 +36,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster, NodeProcess
 from lilypad_p2p.net import (
     DEAL_PROTOCOL,
     JOB_PROTOCOL,
@@ -44,7 +45,6 @@ from lilypad_p2p.net import (
     OfferReceived,
     wall_clock_ms,
 )
-from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
 from lilypad_p2p.testing._hostile import connected_host, publish_direct, raw_host, rss_bytes
 from lilypad_p2p.wire import ResourceOffer, ResourceSpec
 

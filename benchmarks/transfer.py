@@ -37,9 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.testing import require_docker
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld, market_world, random_file
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
+from lilypad_p2p.testing import random_file, require_docker
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 MIB = 2**20

@@ -84,15 +84,16 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
         DevnetError: one is already running there, or a part did not start.
     """
     from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
-    from lilypad_p2p.testing._chain import (
-        _await_listening,
+    from lilypad_p2p.localnet import (
+        ClusterError,
+        LocalCluster,
+        MarketWorld,
         anvil_binary,
+        await_listening,
         chain_test_accounts,
         fund_on_anvil,
+        prepare_trusting_home,
     )
-    from lilypad_p2p.testing._cluster import ClusterError, LocalCluster
-    from lilypad_p2p.testing._market import MarketWorld
-    from lilypad_p2p.testing._mediation import prepare_trusting_home
 
     known = read_state(directory)
     if known is not None and _alive(known.anvil_pid):
@@ -111,7 +112,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
         )
     started: dict[str, int] = {}
     try:
-        url = _await_listening(anvil, log_path)
+        url = await_listening(anvil, log_path)
         chain = open_rpc_chain(url)
         deployer, mediator = chain_test_accounts(2)
         fund_on_anvil(chain, [deployer, mediator])

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.identity import Identity
-from simnet._runner import BOOTSTRAP_NODES, plan_nodes
+from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 from simnet._scenario import Scenario, ScenarioError
 
 IMAGE = "lilypad-simnet/node"
@@ -135,11 +135,12 @@ def setup_chain(rpc_url: str, nodes_dir: Path) -> str:
     """The compose project's setup step: deploy the settlement contract on anvil, fund every
     node's account and deposit for it, write each node's config.toml; the contract address."""
     from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
-    from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil
-    from lilypad_p2p.testing._market import (
+    from lilypad_p2p.localnet import (
         NODE_DEPOSIT_WEI,
         NODE_WALLET_WEI,
         TEST_WITHDRAW_NOTICE_S,
+        chain_test_accounts,
+        fund_on_anvil,
     )
 
     chain = open_rpc_chain(rpc_url)

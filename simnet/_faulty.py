@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lilypad_p2p.exec import ModuleCatalog, load_definition_text, module_id
 
 if TYPE_CHECKING:
-    from simnet._runner import NodePlan
+    from simnet._plan import NodePlan
 
 FAILING_MODULE = "failing"
 DEFINITION = """

@@ -27,12 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lilypad_p2p.chain import open_rpc_chain
-from lilypad_p2p.testing._chain import stop_anvil
-from lilypad_p2p.testing._netns import (
-    free_octet,
-    namespaces_missing,
-    run_command,
-)
+from lilypad_p2p.localnet import free_octet, namespaces_missing, run_command, stop_anvil
 
 ANVIL_PORT = 8545
 ANVIL_START_TIMEOUT_S = 30.0

@@ -16,8 +16,7 @@ from pathlib import Path
 import docker
 
 from lilypad_p2p.exec import ModuleCatalog, load_definition_text, module_id
-from lilypad_p2p.testing import local_registry
-from lilypad_p2p.testing._module_images import module_image
+from lilypad_p2p.localnet import local_registry, module_image
 
 REGISTRY_MODULE = "registry"
 REPOSITORY = "simnet/say"

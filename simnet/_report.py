@@ -1,107 +1,157 @@
-"""The simnet report: figures computed from what the run collected (pure), JSON and PNG plots."""
+"""The simnet report: its typed sections, their JSON form (report.json, which benchmarks and
+tests read by key), and the PNG plots drawn from that form."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import statistics
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Client-side phases that end each measured stretch of a deal's life.
-DEAL_OPEN = "open"
-RESULT_KNOWN = frozenset({"accepted", "rejected", "disputed"})
-FINAL = frozenset({"settled", "resolved", "rejected", "cancelled", "timed_out"})
-DONE = frozenset({"settled", "resolved"})
-LATENCY_NAMES = ("offer_to_deal", "deal_to_result", "result_to_final")
+from simnet._figures import LATENCY_NAMES, Latencies, Work
 
 
-def _first_at(transitions: Sequence[Mapping[str, Any]], phases: Iterable[str]) -> int | None:
-    wanted = set(phases)
-    return next((t["at_ms"] for t in transitions if t["to"] in wanted), None)
+@dataclass(frozen=True)
+class Check:
+    """One invariant: its name, whether it held, and what was seen."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
-def deal_latencies(deal: Mapping[str, Any]) -> dict[str, float | None]:
-    """Seconds offer→deal (posted to openDeal mined), deal→result (to the client's verdict on
-    the output), result→final (to settled/resolved); None for a stretch the deal never ran."""
-    steps = deal["transitions"]
-    if not steps:
-        return dict.fromkeys(LATENCY_NAMES)
-    posted = steps[0]["at_ms"]
-    opened = _first_at(steps, [DEAL_OPEN])
-    result = _first_at(steps, RESULT_KNOWN)
-    final = _first_at(steps, FINAL)
+@dataclass
+class NodeFigures:
+    """One node's CPU and memory (psutil), gossip counters and offer coverage (its control
+    interface), and its scraped /metrics (None: not scraped)."""
 
-    def span(start: int | None, end: int | None) -> float | None:
-        return None if start is None or end is None else (end - start) / 1000
+    role: str
+    cpu_s: float
+    rss_max_mb: float
+    gossip_delivered: int = 0
+    gossip_dropped: int = 0
+    gossip_graylisted_ignored: int = 0
+    provider_offers_known: float | None = None  # share of the providers' offers it holds
+    metrics: dict[str, Any] | None = None
 
-    return {"offer_to_deal": span(posted, opened), "deal_to_result": span(opened, result),
-            "result_to_final": span(result, final)}
-
-
-def summary(values: Sequence[float]) -> dict[str, float | int | None]:
-    if not values:
-        return {"n": 0, "p50": None, "p99": None, "mean": None, "max": None}
-    ordered = sorted(values)
-    return {"n": len(ordered), "p50": round(ordered[len(ordered) // 2], 3),
-            "p99": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
-            "mean": round(statistics.fmean(ordered), 3), "max": round(ordered[-1], 3)}
+    def as_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if self.metrics is None:
+            del out["metrics"]
+        return out
 
 
-def gas_per_deal(tx_deals: Mapping[str, set[str]], tx_gas: Mapping[str, int]) -> dict[str, int]:
-    """Deal id -> gas of the transactions that touched it (a batch's gas split evenly)."""
-    per_deal: Counter[str] = Counter()
-    for tx, deals in tx_deals.items():
-        for deal_id in deals:
-            per_deal[deal_id] += tx_gas[tx] // len(deals)
-    return dict(per_deal)
+@dataclass(frozen=True)
+class NatView:
+    """The natted nodes after start: how long until all were private and relayed (None: not
+    within the bound), which were, and each one's NAT status."""
+
+    ready_after_s: float | None
+    relayed: dict[str, bool]
+    nodes: dict[str, dict[str, Any]]
 
 
-def latency_section(deals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    rows = [{"posted_ms": d["transitions"][0]["at_ms"] if d["transitions"] else None,
-             **deal_latencies(d)} for d in deals]
-    return {
-        "summary": {name: summary([r[name] for r in rows if r[name] is not None])
-                    for name in LATENCY_NAMES},
-        "per_deal": rows,
-    }
+@dataclass
+class NetworkFigures:
+    """What the namespaced scenarios add; the JSON form holds only what the scenario has."""
+
+    groups: dict[str, str] | None = None
+    nat_at_start: NatView | None = None
+    nat_at_end: dict[str, dict[str, Any]] | None = None
+    partitioned: bool = False
+    partition_window_s: tuple[float, float] | None = None
+    converged_after_heal_s: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.groups is not None:
+            out["groups"] = self.groups
+        if self.nat_at_start is not None:
+            out["nat_at_start"] = dataclasses.asdict(self.nat_at_start)
+            out["nat_at_end"] = self.nat_at_end
+        if self.partitioned:
+            out["partition_window_s"] = self.partition_window_s
+            out["converged_after_heal_s"] = self.converged_after_heal_s
+        return out
 
 
-def work_section(deals: Sequence[Mapping[str, Any]], providers: Mapping[str, str],
-                 prices: Mapping[str, int]) -> dict[str, Any]:
-    """Jobs done per provider (deals settled or resolved; `providers`: lower-case address ->
-    name, every provider of the run) and how evenly they spread: how many providers got work,
-    the mean, the most, and the most over the mean. `matched_per_provider` also counts the
-    deals that ended otherwise (cancelled after the provider did not answer, timed out)."""
-    names = sorted(providers.values(), key=_natural)
-
-    def count(chosen: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-        counts = Counter(providers.get(str(d.get("provider") or "").lower()) for d in chosen)
-        return {name: counts.get(name, 0) for name in names}
-
-    per = count(d for d in deals if d.get("phase") in DONE)
-    matched = count(deals)
-    total = sum(per.values())
-    mean = total / len(per) if per else 0.0
-    most = max(per.values(), default=0)
-    by_price: dict[int, list[int]] = {}
-    for name, jobs in per.items():
-        by_price.setdefault(prices.get(name, 0), []).append(jobs)
-    return {
-        "jobs_per_provider": per, "matched_per_provider": matched,
-        "price_per_provider": {n: prices.get(n) for n in per},
-        "providers": len(per), "providers_with_work": sum(1 for v in per.values() if v),
-        "jobs": total, "mean": round(mean, 2), "max": most,
-        "max_over_mean": round(most / mean, 2) if mean else None,
-        "mean_jobs_by_price": {str(price): round(statistics.fmean(jobs), 2)
-                               for price, jobs in sorted(by_price.items())},
-    }
+@dataclass(frozen=True)
+class DealCounts:
+    by_final_state: dict[str, int]
+    outcomes: dict[str, int]
 
 
-def _natural(name: str) -> tuple[str, int]:
-    stem, _, number = name.rpartition("-")
-    return (stem, int(number)) if number.isdigit() else (name, 0)
+@dataclass(frozen=True)
+class GasFigures:
+    per_deal: dict[str, int]  # deal id -> gas
+    mean: int | None
+    chain_events: dict[str, int]  # contract event name -> count
+
+
+@dataclass(frozen=True)
+class Funds:
+    """Wei (strings in JSON: past a float's precision)."""
+
+    contract_balance: int
+    accounted: int
+    holdings_change: dict[str, int]  # node name -> after minus before
+
+    def as_json(self) -> dict[str, Any]:
+        return {"contract_balance": str(self.contract_balance),
+                "accounted": str(self.accounted),
+                "holdings_change": {name: str(wei) for name, wei in self.holdings_change.items()}}
+
+
+@dataclass(frozen=True)
+class GossipFigures:
+    provider_offer_coverage_mean: float | None
+
+
+@dataclass(frozen=True)
+class MetricsFigures:
+    scraped: bool
+    interval_s: float | None
+    by_role: dict[str, dict[str, Any]]
+
+
+@dataclass
+class Report:
+    """Everything a run reports."""
+
+    scenario: str
+    node_count: int
+    roles: dict[str, int]
+    jobs: int
+    startup_s: float
+    workload_s: float
+    wall_s: float
+    providers_final: bool
+    events: list[str]
+    deals: DealCounts
+    latencies: Latencies
+    work: Work
+    gas: GasFigures
+    funds: Funds
+    nodes: dict[str, NodeFigures]
+    gossip: GossipFigures
+    metrics: MetricsFigures
+    spam_scores: dict[str, dict[str, float | None]]
+    network: NetworkFigures
+    invariants: list[Check]
+    passed: bool
+    plots: list[str] | None = None  # the PNGs, once drawn
+
+    def as_json(self) -> dict[str, Any]:
+        """The report.json form."""
+        out = dataclasses.asdict(self)
+        out["funds"] = self.funds.as_json()
+        out["nodes"] = {name: figures.as_json() for name, figures in self.nodes.items()}
+        out["network"] = self.network.as_json()
+        if self.plots is None:
+            del out["plots"]
+        return out
 
 
 def write_json(report: Mapping[str, Any], out_dir: Path) -> Path:

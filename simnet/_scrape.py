@@ -20,6 +20,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from simnet._report import NodeFigures
+
 # A node busy with a job burst may take a while to answer; a slow scrape is retried next round.
 SCRAPE_TIMEOUT_S = 5.0
 
@@ -150,14 +152,14 @@ def _mean_ms(samples: Samples, histogram: str) -> float | None:
     return None if mean is None else round(mean * 1000, 1)
 
 
-def summary_by_role(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+def summary_by_role(rows: Mapping[str, NodeFigures]) -> dict[str, dict[str, Any]]:
     """Scraped figures summed per role: CPU, job runs by outcome, contract calls."""
     by_role: dict[str, dict[str, Any]] = {}
     for row in rows.values():
-        scraped = row.get("metrics") or {}
+        scraped = row.metrics or {}
         if not scraped.get("scrapes"):
             continue
-        role = by_role.setdefault(row["role"], {"nodes": 0, "cpu_s": 0.0, "job_runs": {},
+        role = by_role.setdefault(row.role, {"nodes": 0, "cpu_s": 0.0, "job_runs": {},
                                                 "chain_calls": 0.0})
         role["nodes"] += 1
         role["cpu_s"] = round(role["cpu_s"] + scraped["cpu_s"], 2)

@@ -4,15 +4,20 @@ namespace groups (`NetnsLab`) and anvil in the lab's core, for partition and NAT
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from lilypad_p2p.chain import deploy_settlement, open_rpc_chain
-from lilypad_p2p.testing import anvil_binary, chain_test_accounts, fund_on_anvil
-from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
-from lilypad_p2p.testing._market import TEST_WITHDRAW_NOTICE_S, MarketWorld, market_world
+from lilypad_p2p.localnet import (
+    TEST_WITHDRAW_NOTICE_S,
+    LocalCluster,
+    MarketWorld,
+    NodeProcess,
+    anvil_binary,
+    chain_test_accounts,
+    fund_on_anvil,
+    market_world,
+)
 from simnet._netns import NetnsError, NetnsLab
 
 
@@ -24,27 +29,11 @@ class NamespacedCluster(LocalCluster):
         self.lab = lab
         self.group_of = dict(group_of)
 
-    def start_node(self, name: str, *, roles: Sequence[str] = (),
-                   bootstrap: Sequence[str] = (), markets: Sequence[str] = ("cpu",),
-                   extra_args: Sequence[str] = ()) -> NodeProcess:
-        group = self.group_of[name]
-        home = self.base_dir / name
-        home.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "lilypad_p2p.cli", "node", "--home", str(home),
-                "--listen", f"/ip4/{self.lab.node_ip(group)}/tcp/0"]
-        args += [f"--{role}" for role in roles]
-        for addr in bootstrap:
-            args += ["--bootstrap", addr]
-        for market in markets:
-            args += ["--market", market]
-        log_path = home / "node.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                self.lab.command(group, [*args, *extra_args]), stdout=log,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env)
-        node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
-        self.nodes.append(node)
-        return node
+    def listen_addr(self, name: str) -> str:
+        return f"/ip4/{self.lab.node_ip(self.group_of[name])}/tcp/0"
+
+    def command(self, name: str, args: list[str]) -> list[str]:
+        return self.lab.command(self.group_of[name], args)
 
 
 def dial_addr(node: NodeProcess) -> str:

@@ -41,20 +41,18 @@ def up(
     except KeyboardInterrupt:
         console.print("[red]interrupted; everything started was stopped[/]")
         raise typer.Exit(130) from None
-    table = Table(title=f"{loaded.name}: {report['jobs']} jobs on {report['node_count']} nodes "
-                  f"in {report['wall_s']} s")
+    table = Table(title=f"{loaded.name}: {report.jobs} jobs on {report.node_count} nodes "
+                  f"in {report.wall_s} s")
     for column in ("invariant", "ok", "detail"):
         table.add_column(column)
-    for check in report["invariants"]:
-        table.add_row(check["name"], "[green]yes[/]" if check["ok"] else "[red]NO[/]",
-                      check["detail"])
+    for check in report.invariants:
+        table.add_row(check.name, "[green]yes[/]" if check.ok else "[red]NO[/]", check.detail)
     console.print(table)
-    latencies = report["latencies"]["summary"]
     console.print("latency p50/p99 s: " + ", ".join(
-        f"{name} {row['p50']}/{row['p99']}" for name, row in latencies.items()))
-    console.print(f"deals: {report['deals']['by_final_state']}; gas/deal mean "
-                  f"{report['gas']['mean']}; report in {out_dir / 'report.json'}")
-    if not report["passed"]:
+        f"{name} {row.p50}/{row.p99}" for name, row in report.latencies.summary.items()))
+    console.print(f"deals: {report.deals.by_final_state}; gas/deal mean "
+                  f"{report.gas.mean}; report in {out_dir / 'report.json'}")
+    if not report.passed:
         raise typer.Exit(1)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lilypad_p2p.testing._market import MarketWorld, market_world
+from lilypad_p2p.localnet import MarketWorld, market_world
 
 # Wide enough for the jobs table when the output is not a terminal (CI logs).
 console = Console(width=max(Console().width, 110))
@@ -73,7 +73,7 @@ def run_market(world: MarketWorld, providers: int, solvers: int, jobs: int) -> N
     names = {n.status["address"]: n.name for n in everyone}
 
     started = time.monotonic()
-    keys = [(client.call("submit", job)["key"], job["module"]) for job in _jobs(jobs)]
+    keys = [(client.call("submit", job)["key"], str(job["module"])) for job in _jobs(jobs)]
     console.print(f"posted {jobs} jobs to the cpu market; {solvers} solvers match them")
     table = Table(title="jobs")
     for column in ("job offer", "module", "provider", "deal", "s", "output", "paid"):

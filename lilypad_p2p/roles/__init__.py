@@ -26,6 +26,7 @@ from lilypad_p2p.roles._mediator import MediationRefused, MediatorFault, Mediato
 from lilypad_p2p.roles._provider import (
     DEFAULT_COLLATERAL_WEI,
     DEFAULT_OFFER_LIFETIME_MS,
+    DEFAULT_PRICE_PER_JOB_WEI,
     Capacity,
     ProviderRole,
     detect_capacity,
@@ -47,6 +48,7 @@ from lilypad_p2p.wire import deal_to_wire
 __all__ = [
     "DEFAULT_COLLATERAL_WEI",
     "DEFAULT_OFFER_LIFETIME_MS",
+    "DEFAULT_PRICE_PER_JOB_WEI",
     "EPOCH_GRACE_MS",
     "MEDIATOR_ANSWER_TIMEOUT_S",
     "BridgeRole",

@@ -1,25 +1,32 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it).
 
-Real parts started for a test (anvil and chains, a registry, node clusters, NAT labs in network
-namespaces), an attacker's wire built from the spec rather than our codec, shared market
-fixtures, and the test faults a node can be told to commit (the node imports it only for those).
+Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), skips for missing
+real parts, NAT labs in network namespaces, an attacker's wire built from the spec rather than
+our codec, shared market fixtures, and the test faults a node can be told to commit (the node
+imports it only for those). The local network itself (anvil, funded accounts, node processes,
+market worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are
+re-exported here.
 May import from lilypad_p2p anything but: cli*, node*, observe.
 """
 
-from lilypad_p2p.testing._chain import (
+from lilypad_p2p.localnet import (
     TEST_BALANCE_WEI,
-    advance_chain_time,
+    LocalRegistry,
     anvil_binary,
-    anvil_test_chain,
     chain_test_accounts,
-    embedded_test_chain,
     fund_on_anvil,
-    revert_chain,
     running_anvil,
+)
+from lilypad_p2p.testing._chain import (
+    advance_chain_time,
+    anvil_test_chain,
+    embedded_test_chain,
+    revert_chain,
     snapshot_chain,
 )
+from lilypad_p2p.testing._files import random_file
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
-from lilypad_p2p.testing._registry import LocalRegistry, local_registry, require_registry
+from lilypad_p2p.testing._registry import local_registry, require_registry
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 
 __all__ = [
@@ -33,6 +40,7 @@ __all__ = [
     "embedded_test_chain",
     "fund_on_anvil",
     "local_registry",
+    "random_file",
     "require_anvil",
     "require_docker",
     "require_real",

@@ -1,61 +1,16 @@
-"""Mediator nodes in a `MarketWorld`: homes whose config trusts a list of mediators; and
-`ChunksGate`, which hands a mediation request's inputs to a `MediatorRole` called in-process.
+"""A spot-checked three-node market in a `MarketWorld`; and `ChunksGate`, which hands a
+mediation request's inputs to a `MediatorRole` called in-process.
 
-    identities = [prepare_trusting_home(world, f"m{i}", []) for i in range(4)]
-    trusted = [i.address for i in identities]
-    node = start_trusting_node(world, "m0", roles=["mediator"], trusted=trusted)
-
+    provider, mediator, client = start_spot_checked_market(world, "provider")
     reply = await role.on_mediation_request(peer_id, request, ChunksGate(inputs))
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
-from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, node_identity, start_trusting_node
 from lilypad_p2p.net._transfer import ChunkSource
-from lilypad_p2p.testing._chain import fund_on_anvil
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import NODE_DEPOSIT_WEI, NODE_WALLET_WEI, MarketWorld
-
-
-def node_identity(world: MarketWorld, name: str) -> Identity:
-    """The identity the node `name` will run with (created on first use)."""
-    return Identity.load_or_create(world.base_dir / name / "keys")
-
-
-def prepare_trusting_home(
-    world: MarketWorld, name: str, trusted: Sequence[str], *, config_lines: str = "",
-    deposit_wei: int = NODE_DEPOSIT_WEI,
-) -> Identity:
-    """Like `MarketWorld.prepare_home`, trusting the mediators `trusted` (rewrites the config;
-    funds and deposits only the first time)."""
-    home = world.base_dir / name
-    identity = node_identity(world, name)
-    config = home / "config.toml"
-    first_time = not config.exists()
-    listed = ", ".join(f'"{address}"' for address in trusted)
-    config.write_text(
-        f"mediators = [{listed}]\n{config_lines}\n[chain]\n"
-        f'rpc_url = "{world.rpc_url}"\ncontract = "{world.contract}"\n'
-    )
-    if first_time:
-        client = world.settlement(identity)
-        fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
-        if deposit_wei:
-            client.deposit(deposit_wei)
-    return identity
-
-
-def start_trusting_node(
-    world: MarketWorld, name: str, *, roles: Sequence[str], trusted: Sequence[str],
-    bootstrap: Sequence[str] = (), config_lines: str = "",
-) -> NodeProcess:
-    prepare_trusting_home(world, name, trusted, config_lines=config_lines)
-    node = world.cluster.start_node(name, roles=roles, bootstrap=bootstrap)
-    node.wait_ready()
-    world.nodes[name] = node
-    return node
 
 
 def start_spot_checked_market(

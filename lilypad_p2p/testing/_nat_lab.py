@@ -46,9 +46,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lilypad_p2p.control import ControlError
-from lilypad_p2p.testing._cluster import POLL_INTERVAL_S, NodeProcess
-from lilypad_p2p.testing._netns import (
+from lilypad_p2p.localnet import (
     COMMAND_TIMEOUT_S,
+    POLL_INTERVAL_S,
+    NodeProcess,
     free_octet,
     namespaces_missing,
     run_command,

@@ -17,7 +17,7 @@ def require_real(part: str, why_missing: str) -> None:
 
 def require_anvil() -> None:
     """`require_real` for anvil, the npm-installed chain the multi-process tests share."""
-    from lilypad_p2p.testing._chain import anvil_binary
+    from lilypad_p2p.localnet import anvil_binary
 
     if anvil_binary() is None:
         require_real("anvil", "npm ci in contracts/ installs it")

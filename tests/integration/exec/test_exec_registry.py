@@ -23,8 +23,8 @@ from lilypad_p2p.exec import (
     module_id,
     seal_for,
 )
+from lilypad_p2p.localnet import module_image
 from lilypad_p2p.testing import local_registry, require_docker
-from lilypad_p2p.testing._module_images import module_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 MIB = 1024 * 1024

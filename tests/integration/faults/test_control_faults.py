@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lilypad_p2p.config import CONTROL_MAX_LINE
-from lilypad_p2p.testing._cluster import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lilypad_p2p.testing._cluster import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 REFUSED_WITHIN_S = 30

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lilypad_p2p.testing._cluster import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 
 
 @pytest.fixture(scope="module")

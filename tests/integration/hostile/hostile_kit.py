@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator
 import trio
 
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.net import GossipNet, OfferReceived
 from lilypad_p2p.testing import _hostile
-from lilypad_p2p.testing._cluster import NodeProcess
 
 publish_direct = _hostile.publish_direct
 raw_host = _hostile.raw_host

@@ -13,8 +13,8 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from multiaddr import Multiaddr
 
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.net import NetLimits
-from lilypad_p2p.testing._cluster import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

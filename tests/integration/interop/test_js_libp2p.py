@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from lilypad_p2p import wire
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._cluster import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

@@ -26,8 +26,8 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from libp2p.tools.anyio_service import background_trio_service
 from multiaddr import Multiaddr
 
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import _spec_wire as spec
-from lilypad_p2p.testing._cluster import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

@@ -19,11 +19,10 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
+from lilypad_p2p.localnet import market_world, node_identity, start_trusting_node
 from lilypad_p2p.roles._failure import FailureReport
 from lilypad_p2p.roles._terms import MEDIATION_WINDOW_S
 from lilypad_p2p.testing import advance_chain_time, require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import node_identity, start_trusting_node
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

@@ -20,9 +20,8 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
+from lilypad_p2p.localnet import market_world, module_image
 from lilypad_p2p.testing import local_registry, require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._module_images import module_image
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 SETTLED_WITHIN_S = 180.0

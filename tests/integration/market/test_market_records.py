@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from lilypad_p2p.control import ControlError
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 SETTLED_WITHIN_S = 180.0

@@ -11,10 +11,10 @@ import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.roles._client_submission import MATCH_ALLOWANCE_S
 from lilypad_p2p.roles._terms import required_deal_time_s
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

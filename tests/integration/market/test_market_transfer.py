@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world, random_file
+from lilypad_p2p.localnet import market_world
+from lilypad_p2p.testing import random_file, require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 MIB = 2**20

@@ -17,10 +17,10 @@ import trio
 from eth_utils import keccak
 
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.testing import require_anvil, require_docker
+from lilypad_p2p.localnet import market_world, node_identity
+from lilypad_p2p.testing import random_file, require_anvil, require_docker
 from lilypad_p2p.testing._hostile import connected_host, read_until_end
-from lilypad_p2p.testing._market import market_world, random_file
-from lilypad_p2p.testing._mediation import node_identity, start_spot_checked_market
+from lilypad_p2p.testing._mediation import start_spot_checked_market
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 MIB = 2**20

@@ -10,10 +10,10 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import definition_bytes, load_definition_text, module_id
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.net import DEAL_PROTOCOL, MODULE_PROTOCOL, GossipNet, OfferReceived
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil
-from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.slow]
 EXCHANGE_TIMEOUT_S = 60.0

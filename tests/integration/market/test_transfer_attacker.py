@@ -13,10 +13,10 @@ from nacl.public import PrivateKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import BUILTIN_IDS, BUILTIN_MODULES
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, GossipNet, OfferReceived
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 EXCHANGE_TIMEOUT_S = 90.0

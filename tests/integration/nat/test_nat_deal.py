@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lilypad_p2p.localnet import MarketWorld, NodeProcess, market_world
 from lilypad_p2p.testing import require_anvil, require_docker, require_real
-from lilypad_p2p.testing._cluster import NodeProcess
-from lilypad_p2p.testing._market import MarketWorld, market_world
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

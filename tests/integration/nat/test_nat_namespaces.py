@@ -15,8 +15,8 @@ import contextlib
 import pytest
 
 from lilypad_p2p.control import ControlError
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NODE_PORT, LabError, NatLab, lab_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from lilypad_p2p.control import ControlError
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.net._nat import RELAY_TICK_S, RESERVATION_TIMEOUT_S
 from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NatLab, lab_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

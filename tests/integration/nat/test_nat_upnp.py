@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from lilypad_p2p.localnet import NodeProcess
 from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._cluster import NodeProcess
 from lilypad_p2p.testing._nat_lab import NODE_PORT, NatLab, lab_missing, upnp_missing
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]

@@ -12,7 +12,7 @@ from eth_keys.datatypes import PrivateKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity, save_handover
-from lilypad_p2p.testing._cluster import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from lilypad_p2p.identity import Identity, Password
-from lilypad_p2p.testing._cluster import LocalCluster
+from lilypad_p2p.localnet import LocalCluster
 
 pytestmark = [pytest.mark.net]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lilypad_p2p.testing._cluster import ClusterError, LocalCluster
+from lilypad_p2p.localnet import ClusterError, LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

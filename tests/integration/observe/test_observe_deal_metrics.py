@@ -11,8 +11,8 @@ import time
 import pytest
 from scrape_kit import free_port, get, samples
 
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from scrape_kit import free_port, get, samples
 
+from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import require_real
-from lilypad_p2p.testing._cluster import LocalCluster
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import pytest
 from scrape_kit import free_port, get
 
+from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
-from lilypad_p2p.testing._market import market_world
 from lilypad_p2p.testing._proxy import Forwarder
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]

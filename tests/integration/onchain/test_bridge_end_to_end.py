@@ -26,7 +26,7 @@ from bridge_world import (
 
 from lilypad_p2p.chain import RequestStatus, SettlementClient, result_cid_bytes
 from lilypad_p2p.exec import result_cid
-from lilypad_p2p.testing._market import market_world
+from lilypad_p2p.localnet import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

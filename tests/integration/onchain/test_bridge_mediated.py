@@ -21,8 +21,8 @@ from bridge_world import (
 )
 
 from lilypad_p2p.chain import Outcome, RequestStatus, SettlementClient
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import (
+from lilypad_p2p.localnet import (
+    market_world,
     node_identity,
     prepare_trusting_home,
     start_trusting_node,

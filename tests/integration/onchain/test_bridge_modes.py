@@ -25,8 +25,7 @@ from bridge_world import (
 )
 
 from lilypad_p2p.chain import RequestStatus, SettlementClient
-from lilypad_p2p.testing._market import market_world
-from lilypad_p2p.testing._mediation import node_identity, prepare_trusting_home
+from lilypad_p2p.localnet import market_world, node_identity, prepare_trusting_home
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from bridge_world import (
 )
 
 from lilypad_p2p.chain import Chain, RequestStatus
-from lilypad_p2p.testing._market import market_world
+from lilypad_p2p.localnet import market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

@@ -46,9 +46,9 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import LocalCluster, NodeProcess
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import chain_test_accounts, fund_on_anvil, running_anvil
-from lilypad_p2p.testing._cluster import LocalCluster, NodeProcess
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 

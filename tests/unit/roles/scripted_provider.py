@@ -13,11 +13,11 @@ from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
 from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
 from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.testing import embedded_test_chain
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 
 def tarball(content: bytes) -> bytes:

@@ -13,12 +13,12 @@ from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, SettlementEvent
 from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
 WAIT_S = 30.0

@@ -12,6 +12,7 @@ from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, Timeouts
 from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
 from lilypad_p2p.roles import (
@@ -20,7 +21,6 @@ from lilypad_p2p.roles import (
     JobSubmission,
 )
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
 WAIT_S = 30.0

@@ -11,6 +11,7 @@ import trio
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.identity import Identity
+from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
@@ -24,7 +25,6 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import embedded_test_chain
-from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
 DEPOSIT_WEI = 10**18

@@ -7,7 +7,8 @@ import pytest
 from lilypad_p2p.config import load_config
 from lilypad_p2p.errors import ConfigError
 from simnet import Faults, Scenario, ScenarioError, load_scenario
-from simnet._runner import BOOTSTRAP_NODES, plan_nodes, scored_out
+from simnet._invariants import scored_out
+from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 
 SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 

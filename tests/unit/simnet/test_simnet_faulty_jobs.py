@@ -7,7 +7,7 @@ import pytest
 from lilypad_p2p.config import load_config
 from simnet import Faults, ScenarioError, load_scenario
 from simnet._faulty import SCRIPTS, failing_job, failing_module, faulty_invariants
-from simnet._runner import BOOTSTRAP_NODES, NodePlan, plan_nodes
+from simnet._plan import BOOTSTRAP_NODES, NodePlan, plan_nodes
 
 SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 

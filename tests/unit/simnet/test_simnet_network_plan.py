@@ -6,7 +6,7 @@ import pytest
 
 from simnet import Network, Scenario, ScenarioError, load_scenario
 from simnet._netns import Group, NetnsError, NetnsLab
-from simnet._runner import BOOTSTRAP_NODES, plan_nodes
+from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 
 SCENARIOS = Path(__file__).parents[3] / "simnet" / "scenarios"
 

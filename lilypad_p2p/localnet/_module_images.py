@@ -1,5 +1,6 @@
-"""Images for module tests, built offline: busybox plus a file of our own, so each is new to the
-Docker engine (a pull really downloads it) and its size is chosen by the test."""
+"""Module images built offline (tests, the simnet's user module): busybox plus a file of our
+own, so each is new to the Docker engine (a pull really downloads it) and its size is chosen by
+the caller."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Real `lilypad-p2p node` processes on this machine, for tests, the demo and benchmarks.
+"""Real `lilypad-p2p node` processes on this machine, for the simnet, the demo,
+the devnet, tests and benchmarks.
 
 Each node gets its own home directory (keys, control socket, database) under one base
 directory and listens on a free loopback port. Readiness is the node's own word: a node is
@@ -117,7 +118,7 @@ class LocalCluster:
         home = self.base_dir / name
         home.mkdir(parents=True, exist_ok=True)
         args = [sys.executable, "-m", "lilypad_p2p.cli", "node", "--home", str(home)]
-        args += ["--listen", "/ip4/127.0.0.1/tcp/0"]
+        args += ["--listen", self.listen_addr(name)]
         args += [f"--{role}" for role in roles]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
@@ -128,12 +129,21 @@ class LocalCluster:
         with log_path.open("ab") as log:
             # Detached (the devnet): its own session, so it outlives the command that started it.
             process = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**self._env, **(env or {})}, start_new_session=detached,
+                self.command(name, args), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**self._env, **(env or {})},
+                start_new_session=detached,
             )
         node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
         self.nodes.append(node)
         return node
+
+    def listen_addr(self, name: str) -> str:
+        """Where the node `name` listens (a free loopback port)."""
+        return "/ip4/127.0.0.1/tcp/0"
+
+    def command(self, name: str, args: list[str]) -> list[str]:
+        """The command that runs the node `name` as `args` says (as it is, here)."""
+        return args
 
     def wait_until(self, condition: Callable[[], bool], *, timeout_s: float, what: str) -> float:
         """Poll `condition()` until true; returns the seconds it took, or raises ClusterError."""

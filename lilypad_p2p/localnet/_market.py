@@ -1,6 +1,6 @@
 """A small real market on this machine: anvil, the settlement contract, and node processes
-with funded, deposited accounts. Used by the market integration tests, the demo and
-`benchmarks/market.py`.
+with funded, deposited accounts. Used by the simnet, the demo, the market integration tests
+and the benchmarks.
 
     with market_world(tmp_path) as world:
         provider = world.start("p1", roles=["provider"])
@@ -12,7 +12,6 @@ with funded, deposited accounts. Used by the market integration tests, the demo 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -24,8 +23,8 @@ from typing import Any
 from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
 from lilypad_p2p.control import ControlError
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.testing._chain import chain_test_accounts, fund_on_anvil, running_anvil
-from lilypad_p2p.testing._cluster import (
+from lilypad_p2p.localnet._anvil import chain_test_accounts, fund_on_anvil, running_anvil
+from lilypad_p2p.localnet._cluster import (
     NODE_STOP_TIMEOUT_S,
     POLL_INTERVAL_S,
     ClusterError,
@@ -69,15 +68,24 @@ class MarketWorld:
         identity = Identity.load_or_create(keys)
         config = home / "config.toml"
         if not config.exists():
-            config.write_text(
-                f'mediators = ["{self.mediator}"]\n{config_lines}\n[chain]\n'
-                f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
-            )
-            client = self.settlement(identity)
-            fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
-            if deposit_wei:
-                client.deposit(deposit_wei)
+            self.write_config(name, [self.mediator], config_lines)
+            self.fund_and_deposit(identity, deposit_wei)
         return identity
+
+    def write_config(self, name: str, mediators: Sequence[str], config_lines: str) -> None:
+        """The node's config.toml: the mediators it trusts, `config_lines`, this chain."""
+        listed = ", ".join(f'"{address}"' for address in mediators)
+        (self.base_dir / name / "config.toml").write_text(
+            f"mediators = [{listed}]\n{config_lines}\n[chain]\n"
+            f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
+        )
+
+    def fund_and_deposit(self, identity: Identity, deposit_wei: int) -> None:
+        """Fund the account with NODE_WALLET_WEI and deposit `deposit_wei` of it (if any)."""
+        client = self.settlement(identity)
+        fund_on_anvil(client.chain, [identity.eth_account()], NODE_WALLET_WEI)
+        if deposit_wei:
+            client.deposit(deposit_wei)
 
     def start(
         self,
@@ -154,14 +162,6 @@ class MarketWorld:
             time.sleep(POLL_INTERVAL_S)
         raise ClusterError(f"deal {key} on {node.name} is {last.get('phase')}, not {phases}, "
                            f"after {timeout_s} s:\n{node.log_tail()}")
-
-
-def random_file(path: Path, mib: int) -> Path:
-    """Write `mib` MiB of random bytes to `path`, one MiB at a time (large job inputs)."""
-    with path.open("wb") as fh:
-        for _ in range(mib):
-            fh.write(os.urandom(1 << 20))
-    return path
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
-"""Network-namespace plumbing shared by the NAT lab (`_nat_lab.py`) and the simnet's namespace
-groups (`simnet/_netns.py`): whether namespaces can be made here, running `ip`/`iptables`, and
-picking an address range no other lab on this machine uses."""
+"""Network-namespace plumbing shared by the NAT lab (`testing/_nat_lab.py`) and the simnet's
+namespace groups (`simnet/_netns.py`): whether namespaces can be made here, running
+`ip`/`iptables`, and picking an address range no other lab on this machine uses."""
 
 from __future__ import annotations
 
