@@ -13,7 +13,11 @@ Runs the scenario as `lilypad-simnet up` does, with two windows added:
   to the innermost frame that belongs to a known cause (gossip, Noise, the muxer, chain RPC,
   signatures, the store, Docker, the wire codec, matching, logging, metrics; trio's scheduler
   and I/O when nothing else is on the stack), and to the trio task it ran in (the first frame
-  above trio's run loop), so a periodic loop shows by name.
+  above trio's run loop), so a periodic loop shows by name;
+- with `--trace-tasks`, every node loads `benchmarks/task_trace/sitecustomize.py` (a trio
+  instrument) and the idle window also reports, per role, CPU ms/s per node, trio's I/O waits
+  and the tasks that ran most (steps/s and the wall ms/s of their steps): exact counts where
+  py-spy's samples are few.
 
 CPU per job by role comes from the run's report (each node's CPU over the whole run, start-up and
 the idle window included, divided by the jobs); `workload_cpu_s_per_job` counts only the
@@ -46,6 +50,7 @@ from simnet import load_scenario, run_scenario
 
 RESULTS = Path(__file__).parent / "results"
 BASELINE = Path(__file__).parents[1] / "simnet" / "scenarios" / "baseline.toml"
+TASK_TRACE = Path(__file__).parent / "task_trace"
 SETTLE_S = 20.0
 PY_SPY_RATE_HZ = 100
 TOP_TASKS = 15
@@ -103,19 +108,66 @@ def cpu_seconds(processes: dict[str, tuple[str, psutil.Process]]) -> dict[str, f
     return out
 
 
-def idle_window(window_s: float) -> dict[str, Any]:
+def task_snapshots(trace_dir: Path | None) -> dict[int, dict[str, Any]]:
+    """pid -> the latest counts benchmarks/task_trace wrote for that node process."""
+    snapshots = {}
+    for path in trace_dir.glob("*.json") if trace_dir else ():
+        try:
+            snapshots[int(path.stem)] = json.loads(path.read_text())
+        except (ValueError, OSError):
+            continue
+    return snapshots
+
+
+def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
+                  before: dict[int, dict[str, Any]],
+                  after: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Per role, per node on average: CPU ms/s, trio I/O waits/s, and the tasks that ran most
+    (steps/s and the wall ms/s their steps took), over the window between two snapshots."""
+    nodes: Counter[str] = Counter()
+    cpu: Counter[str] = Counter()
+    waits: Counter[str] = Counter()
+    steps: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    seconds: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for role, process in processes.values():
+        old, new = before.get(process.pid), after.get(process.pid)
+        if old is None or new is None or new["at"] <= old["at"]:
+            continue
+        span = new["at"] - old["at"]
+        nodes[role] += 1
+        cpu[role] += (new["cpu_s"] - old["cpu_s"]) / span
+        waits[role] += (new["io_waits"] - old["io_waits"]) / span
+        for task, count in new["steps"].items():
+            steps[role][task] += (count - old["steps"].get(task, 0)) / span
+            seconds[role][task] += (new["seconds"][task] - old["seconds"].get(task, 0.0)) / span
+    return {role: {
+        "nodes": n, "cpu_ms_per_s": round(cpu[role] / n * 1000, 2),
+        "io_waits_per_s": round(waits[role] / n, 1),
+        "steps_per_s": round(sum(steps[role].values()) / n, 1),
+        "top_tasks": [{"task": task, "steps_per_s": round(steps[role][task] / n, 2),
+                       "step_ms_per_s": round(spent / n * 1000, 3)}
+                      for task, spent in seconds[role].most_common(TOP_TASKS)],
+    } for role, n in sorted(nodes.items())}
+
+
+def idle_window(window_s: float, trace_dir: Path | None = None) -> dict[str, Any]:
     processes = node_processes()
     time.sleep(SETTLE_S)
     before = cpu_seconds(processes)
+    traced_before = task_snapshots(trace_dir)
     time.sleep(window_s)
     after = cpu_seconds(processes)
+    traced_after = task_snapshots(trace_dir)
     by_role: Counter[str] = Counter()
     for name, spent in after.items():
         if name in before:
             by_role[processes[name][0]] += spent - before[name]
-    return {"window_s": window_s, "nodes": len(processes),
-            "cores_total": round(sum(by_role.values()) / window_s, 4),
-            "cores_by_role": {r: round(s / window_s, 4) for r, s in sorted(by_role.items())}}
+    figures = {"window_s": window_s, "nodes": len(processes),
+               "cores_total": round(sum(by_role.values()) / window_s, 4),
+               "cores_by_role": {r: round(s / window_s, 4) for r, s in sorted(by_role.items())}}
+    if trace_dir is not None:
+        figures["tasks_by_role"] = tasks_by_role(processes, traced_before, traced_after)
+    return figures
 
 
 def task_of(stack: list[str]) -> str:
@@ -172,6 +224,9 @@ def main() -> None:
     parser.add_argument("--profile-s", type=float, default=60.0)
     parser.add_argument("--profile-delay-s", type=float, default=30.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--trace-tasks", action="store_true",
+                        help="count every node's trio task steps (benchmarks/task_trace) and "
+                             "report the idle window's busiest tasks per role")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario).with_nodes(args.nodes)
     if args.jobs:
@@ -179,6 +234,14 @@ def main() -> None:
             scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
     out = args.out or Path(tempfile.mkdtemp(prefix=f"cpu-profile-{scenario.name}-"))
     out.mkdir(parents=True, exist_ok=True)
+    trace_dir = None
+    if args.trace_tasks:
+        # Node processes inherit the environment: the instrument loads as their sitecustomize.
+        trace_dir = out / "tasks"
+        trace_dir.mkdir(exist_ok=True)
+        os.environ["TRACE_TASKS_DIR"] = str(trace_dir)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(TASK_TRACE), *filter(None, [os.environ.get("PYTHONPATH")])])
     idle: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     idle_profile: dict[str, Any] = {}
@@ -190,7 +253,7 @@ def main() -> None:
             target=profile_window,
             args=(SETTLE_S, min(args.idle_s, args.profile_s), out, idle_profile, "idle-"))
         idle_spy.start()
-        idle.update(idle_window(args.idle_s))
+        idle.update(idle_window(args.idle_s, trace_dir))
         idle_spy.join()
         spy = threading.Thread(target=profile_window,
                                args=(args.profile_delay_s, args.profile_s, out, profile))
