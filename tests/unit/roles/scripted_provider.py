@@ -36,6 +36,7 @@ class ScriptedProvider:
     def __init__(self, identity: Identity, chain: DealChain, *, lie: bool) -> None:
         self.identity, self.chain, self.lie = identity, chain, lie
         self.accepted: list[wire.AcceptanceNotice] = []
+        self.first_acceptance = trio.Event()
 
     async def request(self, peer_id, protocol, message, *, addrs=()):
         if protocol == DEAL_PROTOCOL:
@@ -44,6 +45,7 @@ class ScriptedProvider:
             )
         assert protocol == RESULT_PROTOCOL
         self.accepted.append(message)
+        self.first_acceptance.set()
         return wire.AcceptanceAck(deal_id=message.deal_id)
 
     async def exchange(self, peer_id, protocol, message, *, inputs, on_answer, addrs=()):
