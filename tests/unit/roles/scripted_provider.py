@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.chain import Deal, SettlementClient, deploy_settlement
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
@@ -37,6 +37,7 @@ class ScriptedProvider:
         self.identity, self.chain, self.lie = identity, chain, lie
         self.accepted: list[wire.AcceptanceNotice] = []
         self.first_acceptance = trio.Event()
+        self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
 
     async def request(self, peer_id, protocol, message, *, addrs=()):
         if protocol == DEAL_PROTOCOL:
@@ -53,6 +54,7 @@ class ScriptedProvider:
         assert protocol == JOB_PROTOCOL
         deal = deal_from_wire(message.deal)
         deal_id = self.chain.deal_id(deal)
+        self.deals[deal_id] = deal
         opener = wire.ChunkOpener(self.identity.sealing_private_key(), message.inputs_preamble,
                                   wire.INPUTS_CONTEXT + deal_id, message.inputs_bytes)
         self.inputs = b"".join([opener.open(chunk) async for chunk in inputs()])
