@@ -4,8 +4,10 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pytest
 import trio
 
+from lilypad_p2p.clock import Clock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
 from lilypad_p2p.net import PublishError
@@ -60,9 +62,10 @@ def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
     return [resource, *jobs]
 
 
-def clock_ms() -> int:
-    """The mock clock as wall-clock milliseconds (inside the trio run)."""
-    return START_MS + int(trio.current_time() * 1000)
+@pytest.fixture
+def clock() -> Clock:
+    """The node's clock on the mock clock, starting mid-epoch."""
+    return Clock(START_MS)
 
 
 def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> OfferBook:
@@ -75,7 +78,7 @@ def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> Off
     return book
 
 
-async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
+async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
@@ -88,10 +91,10 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
         attempts += 1
         if attempts == 1:
             raise PublishError("no peers yet")  # the first try fails: counted, not retried
-        published.append((clock_ms(), envelope.body))
+        published.append((clock(), envelope.body))
         assert envelope.published_at >= envelope.body.created_at
 
-    solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -113,16 +116,16 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
     assert again[0].created_at == epoch_end_ms(first_epoch + 61)
 
 
-async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
+async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
     published: list[tuple[int, MatchProposal]] = []
 
     async def publish(envelope) -> None:
-        published.append((clock_ms(), envelope.body))
+        published.append((clock(), envelope.body))
 
-    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -136,7 +139,7 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
     assert len(proposal.matches) == 3
 
 
-async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
+async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     resource, *jobs = market(Identity.generate().address, Identity.generate().address)
@@ -151,7 +154,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     async def publish(envelope) -> None:
         published.append(envelope.body)
 
-    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -163,7 +166,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     ]
 
 
-async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock):
+async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
@@ -172,8 +175,8 @@ async def test_a_solver_skips_a_matching_another_solver_already_published(mock_c
     async def publish(envelope) -> None:
         published.append(envelope.body)
 
-    quiet = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
-    other = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    quiet = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
+    other = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     first_epoch = epoch_of(START_MS)
     # The other solver's copy of this epoch's matching arrives before ours is due.
     [theirs] = other.plan_epoch("cpu", first_epoch)
