@@ -13,6 +13,7 @@ from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
 from lilypad_p2p.net import PublishError
 from lilypad_p2p.roles import EPOCH_GRACE_MS, Solver
 from lilypad_p2p.roles._solver import MAX_PUBLISH_STAGGER_MS, PUBLISH_SLOT_MS, publish_delay_ms
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 START_MS = 1_700_000_000_000 + 123  # mid-epoch
@@ -30,33 +31,14 @@ class UnsignedEnvelope:
 
 
 def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
-    resource = ResourceOffer(
-        market="cpu",
-        provider=provider,
-        spec=ResourceSpec(milli_cpu=4000, ram_mb=4096, disk_mb=4000),
-        modules=("hash",),
-        price_per_job_wei=1,
-        collateral_wei=0,
-        trusted_mediators=MEDIATORS,
-        chain_ids=(31337,),
-        created_at=START_MS - 5000,
-        expires_at=START_MS + 600_000,
-        nonce=0,
-    )
+    resource = make_resource_offer(
+        provider=provider, spec=ResourceSpec(milli_cpu=4000, ram_mb=4096, disk_mb=4000),
+        price_per_job_wei=1, trusted_mediators=MEDIATORS, created_at=START_MS - 5000,
+        expires_at=START_MS + 600_000)
     jobs = [
-        JobOffer(
-            market="cpu",
-            job_creator=creator,
-            module="hash",
-            spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1000),
-            max_price_wei=10,
-            trusted_mediators=MEDIATORS,
-            chain_id=31337,
-            deadline=START_MS + 600_000,
-            created_at=START_MS - 1000,
-            expires_at=START_MS + 600_000,
-            nonce=i,
-        )
+        make_job_offer(job_creator=creator, max_price_wei=10, trusted_mediators=MEDIATORS,
+                       deadline=START_MS + 600_000, created_at=START_MS - 1000,
+                       expires_at=START_MS + 600_000, nonce=i)
         for i in range(3)
     ]
     return [resource, *jobs]
