@@ -25,6 +25,7 @@ from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import embedded_test_chain
 from lilypad_p2p.testing._chain import chain_test_accounts
+from lilypad_p2p.testing.offers import make_job_offer
 
 pytestmark = pytest.mark.chain
 DEPOSIT_WEI = 10**18
@@ -40,10 +41,10 @@ async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChai
 
 
 def _job(client: Identity, mediator: str, now: int, chain_id: int) -> wire.JobOffer:
-    return wire.JobOffer(market="cpu", job_creator=client.address, module="hash", spec=HASH_SPEC,
-                         max_price_wei=10**16, trusted_mediators=(mediator,),
-                         chain_id=chain_id, deadline=now + 300_000, created_at=now,
-                         expires_at=now + 60_000, nonce=secrets.randbits(63))
+    return make_job_offer(job_creator=client.address, spec=HASH_SPEC,
+                          trusted_mediators=(mediator,), chain_id=chain_id,
+                          deadline=now + 300_000, created_at=now, expires_at=now + 60_000,
+                          nonce=secrets.randbits(63))
 
 
 async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path, mock_clock):
