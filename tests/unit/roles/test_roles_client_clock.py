@@ -13,7 +13,7 @@ from real_time import real_time_limit
 from scripted_provider import funded_parties
 
 from lilypad_p2p import wire
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
@@ -42,7 +42,7 @@ async def test_a_jump_of_hours_times_out_an_unmatched_job_in_no_real_time(
     async def unreachable(*args, **kwargs):
         raise AssertionError("no provider is asked: nothing is matched")
 
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]), book=OfferBook(), publish=publish,

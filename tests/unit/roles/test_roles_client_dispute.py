@@ -16,7 +16,7 @@ from watched_store import WatchedStore
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import (
@@ -63,7 +63,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     chain_id, chains = await funded_parties([client_id, provider_id], mediator_ids)
     mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
     trusted = tuple(sorted(mediators, key=str.lower))
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, trusted, clock())
     book = OfferBook()
     book.add(listing, clock())

@@ -14,7 +14,7 @@ from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook, SettlementEvent
 from lilypad_p2p.net import DEAL_PROTOCOL
@@ -34,7 +34,7 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
     mediator = chain_test_accounts(2)[1].address
     client_id, newcomer_id, proven_id = (Identity.generate() for _ in range(3))
     chain_id, chains = await funded_parties([client_id, newcomer_id, proven_id])
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, node_records = OfferBook(), {}, {}
     for identity in (newcomer_id, proven_id):
         listing, node_records[identity.address] = provider_listing(

@@ -13,7 +13,7 @@ from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook, Timeouts
 from lilypad_p2p.net import DEAL_PROTOCOL
@@ -36,7 +36,7 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(
     mediator = chain_test_accounts(2)[1].address
     client_id, silent_id, answering_id = (Identity.generate() for _ in range(3))
     chain_id, chains = await funded_parties([client_id, silent_id, answering_id])
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, records = OfferBook(), {}, {}
     for identity in (silent_id, answering_id):
         listing, records[identity.address] = provider_listing(

@@ -14,7 +14,7 @@ from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 from watched_store import WatchedStore
 
 from lilypad_p2p.chain import SettlementItem
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.net import RESULT_PROTOCOL
@@ -33,7 +33,7 @@ async def _market(tmp_path: Path, *, lie: bool, settles: bool = False):
     mediator = chain_test_accounts(2)[1].address
     client_id, provider_id = Identity.generate(), Identity.generate()
     chain_id, chains = await funded_parties([client_id, provider_id])
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, (mediator,), clock())
     book = OfferBook()
     book.add(listing, clock())

@@ -10,7 +10,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
-from lilypad_p2p.clock import Clock
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import (
@@ -55,7 +55,7 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)
     provider_chain = await _deal_chain(chain, contract, deployer, provider)
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     now = clock()
     # Room for two 500-mCPU jobs at once.
     offer = resource_offer(provider=provider.address, market="cpu",
@@ -121,7 +121,7 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, mock_
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)
     provider_chain = await _deal_chain(chain, contract, deployer, provider)
-    clock = Clock()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     now = clock()
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
