@@ -22,6 +22,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
+from lilypad_p2p.clock import Clock
 from lilypad_p2p.config import NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -44,7 +45,6 @@ from lilypad_p2p.net import (
     PeerJoined,
     ProposalReceived,
     preferring,
-    wall_clock_ms,
 )
 from lilypad_p2p.node_control import NodeControl
 from lilypad_p2p.node_directory import NodeDirectory
@@ -84,11 +84,12 @@ class Node:
         config: NodeConfig,
         identity: Identity,
         *,
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.config = config
         self.identity = identity
-        self._clock_ms = clock_ms
+        # One clock for the node and its roles: deadlines move with trio's sleeps.
+        self._clock_ms = clock_ms = clock_ms or Clock()
         self.net = GossipNet(
             identity,
             listen_addrs=config.listen,

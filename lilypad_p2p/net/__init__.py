@@ -5,7 +5,7 @@ envelopes. Topics, peer grading and the validator's decision are pure and import
 own. libp2p's exceptions are mapped to the `NetError` subtree at this package's boundary.
 
 The only package that talks to libp2p; it knows nothing of the roles or the chain.
-May import from lilypad_p2p: errors, identity, market, wire.
+May import from lilypad_p2p: clock, errors, identity, market, wire.
 """
 
 from lilypad_p2p.net._admission import NetLimits

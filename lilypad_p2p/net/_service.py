@@ -29,6 +29,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.tools.anyio_service import background_trio_service
 
 from lilypad_p2p import wire
+from lilypad_p2p.clock import wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net import _params as params
@@ -86,11 +87,6 @@ def _sole_leaf(
     while isinstance(leaf, BaseExceptionGroup):
         leaf = leaf.exceptions[0]
     return leaf
-
-
-def wall_clock_ms() -> int:
-    """The one wall-clock read of the network: signed timestamps are compared against it."""
-    return time.time_ns() // 1_000_000
 
 
 class GossipNet:

@@ -263,6 +263,8 @@ class ClientRole:
     # --- the driver ---------------------------------------------------------------------
 
     async def _drive(self, key: str) -> None:
+        # From the start, so a wake that comes while a step runs is kept for its next wait.
+        self._wakeups.setdefault(key, trio.Event())
         while True:
             stored = self._store.client_deal(key)
             assert stored is not None
@@ -528,7 +530,9 @@ class ClientRole:
                 if isinstance(answer, wire.AcceptanceAck):
                     self._update(stored, acceptance_delivered=True)
                     return
-        await trio.sleep(min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
+        # Woken early by the user's `dispute`, which moves the deal on.
+        await self._wait(stored.record.key,
+                         min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
 
     # disputed -> resolved
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.clock import Clock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -44,7 +45,7 @@ from lilypad_p2p.market import (
     proposals_for,
     vet_proposal,
 )
-from lilypad_p2p.net import PublishError, wall_clock_ms
+from lilypad_p2p.net import PublishError
 
 log = logging.getLogger("lilypad_p2p.solver")
 
@@ -123,7 +124,7 @@ class Solver:
         book: the node's offer book (read only).
         markets: the markets to solve.
         publish: gossips a signed envelope (normally `GossipNet.publish`).
-        clock_ms: the wall clock epochs are aligned to.
+        clock_ms: the wall clock epochs are aligned to (default: a `Clock`, on trio's clock).
         epoch_ms: epoch length; every solver of a market must use the same.
         hold_ms: how long matched offers sit out later epochs (see `MatchHolds`).
         policy: matching knobs; every solver of a market must use the same.
@@ -141,7 +142,7 @@ class Solver:
         *,
         markets: Sequence[str],
         publish: Callable[[wire.SignedEnvelope], Awaitable[None]],
-        clock_ms: Callable[[], int] = wall_clock_ms,
+        clock_ms: Callable[[], int] | None = None,
         epoch_ms: int = EPOCH_MS,
         grace_ms: int = EPOCH_GRACE_MS,
         hold_ms: int = DEFAULT_MATCH_HOLD_MS,
@@ -156,7 +157,7 @@ class Solver:
         self._book = book
         self._markets = tuple(markets)
         self._publish = publish
-        self._clock_ms = clock_ms
+        self._clock_ms = clock_ms or Clock()
         self._epoch_ms = epoch_ms
         self._grace_ms = grace_ms
         self._policy = policy

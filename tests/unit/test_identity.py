@@ -11,7 +11,8 @@ from libp2p.peer.id import ID
 
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError, address_from_peer_id
-from lilypad_p2p.wire import ResourceOffer, ResourceSpec, open_envelope
+from lilypad_p2p.testing.offers import make_resource_offer
+from lilypad_p2p.wire import open_envelope
 
 
 @pytest.fixture
@@ -136,19 +137,7 @@ def test_sealing_key_pair_works():
 
 def test_sign_envelope_uses_the_node_key():
     identity = Identity.generate()
-    body = ResourceOffer(
-        market="cpu",
-        provider=identity.address,
-        spec=ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
-        modules=(),
-        price_per_job_wei=1,
-        collateral_wei=0,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=1_000,
-        expires_at=2_000,
-        nonce=0,
-    )
+    body = make_resource_offer(provider=identity.address, created_at=1_000, expires_at=2_000)
     envelope = identity.sign_envelope(body, 1_000)
     assert open_envelope(envelope.encode(), now_ms=1_500).signer == identity.address
 

@@ -18,7 +18,8 @@ from libp2p.utils.varint import encode_uvarint
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import NODES_TOPIC, MarketTopic, wall_clock_ms
-from lilypad_p2p.wire import ResourceOffer, ResourceSpec, SignedEnvelope
+from lilypad_p2p.testing.offers import make_resource_offer
+from lilypad_p2p.wire import SignedEnvelope
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
 
@@ -26,13 +27,8 @@ CPU, NODES = str(MarketTopic("cpu")), str(NODES_TOPIC)
 
 
 def _offer(owner: Identity, now_ms: int, nonce: int) -> SignedEnvelope:
-    body = ResourceOffer(
-        market="cpu", provider=owner.address,
-        spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1024),
-        modules=("busybox-echo",), price_per_job_wei=1, collateral_wei=1,
-        trusted_mediators=(), chain_ids=(31337,), created_at=now_ms,
-        expires_at=now_ms + 600_000, nonce=nonce,
-    )
+    body = make_resource_offer(provider=owner.address, created_at=now_ms,
+                               expires_at=now_ms + 600_000, nonce=nonce)
     return owner.sign_envelope(body, now_ms)
 
 

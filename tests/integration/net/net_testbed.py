@@ -9,7 +9,8 @@ import trio
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import GossipNet, MarketTopic, NetEvent, OfferReceived
-from lilypad_p2p.wire import ResourceOffer, ResourceSpec, SignedEnvelope
+from lilypad_p2p.testing.offers import make_resource_offer
+from lilypad_p2p.wire import ResourceOffer, SignedEnvelope
 
 OFFER_LIFETIME_MS = 600_000
 # Bounded waits for things the network reports (never a fixed sleep).
@@ -25,19 +26,9 @@ def resource_offer(
     created_at: int,
     expires_at: int | None = None,
 ) -> ResourceOffer:
-    return ResourceOffer(
-        market=market,
-        provider=owner.address,
-        spec=ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
-        modules=("busybox-echo",),
-        price_per_job_wei=10**15,
-        collateral_wei=10**16,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=created_at,
-        expires_at=created_at + OFFER_LIFETIME_MS if expires_at is None else expires_at,
-        nonce=nonce,
-    )
+    return make_resource_offer(
+        market=market, provider=owner.address, created_at=created_at, nonce=nonce,
+        expires_at=created_at + OFFER_LIFETIME_MS if expires_at is None else expires_at)
 
 
 def signed_offer(owner: Identity, now_ms: int, *, market: str = "cpu", nonce: int = 1):

@@ -7,7 +7,8 @@ import trio
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import GossipNet, NetError, NotListening, PublishError, TopicError
-from lilypad_p2p.wire import ResourceOffer, ResourceSpec, SignedEnvelope
+from lilypad_p2p.testing.offers import make_resource_offer
+from lilypad_p2p.wire import SignedEnvelope
 
 pytestmark = pytest.mark.net
 
@@ -36,19 +37,7 @@ async def test_publish_needs_a_running_net_and_a_valid_envelope():
     identity = Identity.generate()
     net = GossipNet(identity, listen_addrs=["/ip4/127.0.0.1/tcp/0"], markets=["cpu"])
     now = 1_800_000_000_000
-    body = ResourceOffer(
-        market="cpu",
-        provider=identity.address,
-        spec=ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
-        modules=(),
-        price_per_job_wei=1,
-        collateral_wei=1,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=now,
-        expires_at=now + 1_000,
-        nonce=1,
-    )
+    body = make_resource_offer(provider=identity.address, created_at=now, expires_at=now + 1_000)
     stale = identity.sign_envelope(body, now)
     with pytest.raises(NotListening):
         await net.publish(stale)

@@ -15,6 +15,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EPOCH_MS, mismatch
 from lilypad_p2p.net import GossipNet, MarketTopic, ProposalReceived, wall_clock_ms
 from lilypad_p2p.node import Node
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 pytestmark = pytest.mark.net
@@ -51,34 +52,17 @@ async def start_solver(nursery: trio.Nursery, home, bootstrap: tuple[str, ...]) 
 
 def offers(provider: str, creator: str, now_ms: int):
     def resource(milli_cpu: int, price: int) -> ResourceOffer:
-        return ResourceOffer(
-            market="cpu",
-            provider=provider,
-            spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=4096, disk_mb=10_000),
-            modules=("hash",),
-            price_per_job_wei=price,
-            collateral_wei=0,
-            trusted_mediators=(MEDIATOR,),
-            chain_ids=(31337,),
-            created_at=now_ms,
-            expires_at=now_ms + OFFER_LIFETIME_MS,
-            nonce=price,
-        )
+        return make_resource_offer(
+            provider=provider, spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=4096, disk_mb=10_000),
+            price_per_job_wei=price, trusted_mediators=(MEDIATOR,), created_at=now_ms,
+            expires_at=now_ms + OFFER_LIFETIME_MS, nonce=price)
 
     def job(nonce: int, milli_cpu: int) -> JobOffer:
-        return JobOffer(
-            market="cpu",
-            job_creator=creator,
-            module="hash",
-            spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
-            max_price_wei=100,
-            trusted_mediators=(MEDIATOR,),
-            chain_id=31337,
-            deadline=now_ms + OFFER_LIFETIME_MS,
+        return make_job_offer(
+            job_creator=creator, spec=ResourceSpec(milli_cpu=milli_cpu, ram_mb=512, disk_mb=100),
+            max_price_wei=100, trusted_mediators=(MEDIATOR,), deadline=now_ms + OFFER_LIFETIME_MS,
             created_at=now_ms - nonce,  # distinct ages, so "oldest first" is meaningful
-            expires_at=now_ms + OFFER_LIFETIME_MS,
-            nonce=nonce,
-        )
+            expires_at=now_ms + OFFER_LIFETIME_MS, nonce=nonce)
 
     # First-fit would put the old small job on the cheap offer and strand the big one.
     resources = [resource(2000, 1), resource(1000, 5)]

@@ -6,19 +6,15 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 
-from eth_utils import to_checksum_address
-
 from lilypad_p2p.market import DEFAULT_MATCH_POLICY, Matching, MatchPolicy, mismatch
+from lilypad_p2p.testing.offers import address_of, make_job_offer, make_resource_offer
 from lilypad_p2p.wire import JobOffer, ResourceOffer, ResourceSpec
 
 NOW = 1_700_000_000_000
 LATER = NOW + 600_000
 
 
-def addr(n: int) -> str:
-    return to_checksum_address(n.to_bytes(20, "big"))
-
-
+addr = address_of
 CREATOR, PROVIDER, OTHER_PROVIDER = addr(1), addr(2), addr(3)
 MEDIATOR_A, MEDIATOR_B, MEDIATOR_C = addr(10), addr(11), addr(12)
 CHAIN_A, CHAIN_B = 31337, 31338
@@ -50,7 +46,7 @@ def job(
     min_completed: int = 0,
     slash_free_blocks: int = 0,
 ) -> JobOffer:
-    return JobOffer(
+    return make_job_offer(
         market=market,
         job_creator=creator,
         module=module,
@@ -85,7 +81,7 @@ def offer(
     chain_ids: Sequence[int] = (CHAIN_A,),
     collateral: int = 0,
 ) -> ResourceOffer:
-    return ResourceOffer(
+    return make_resource_offer(
         market=market,
         provider=provider,
         spec=capacity or spec(),

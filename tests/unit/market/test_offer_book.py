@@ -4,20 +4,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lilypad_p2p.market import AddOutcome, OfferBook
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import (
     MAX_LIFETIME_MS,
     Cancel,
     JobOffer,
     MatchProposal,
     ResourceOffer,
-    ResourceSpec,
     content_id,
     sign_envelope,
 )
 
 KEYS = [PrivateKey(bytes([index + 1]) * 32) for index in range(8)]
 ALICE, BOB, CAROL = KEYS[0], KEYS[1], KEYS[2]
-SPEC = ResourceSpec(milli_cpu=1000, ram_mb=512, disk_mb=100)
 T0 = 1_700_000_000_000
 
 
@@ -26,36 +25,14 @@ def address(key):
 
 
 def resource(key=ALICE, *, market="cpu", created_at=T0, lifetime=60_000, nonce=0):
-    body = ResourceOffer(
-        market=market,
-        provider=address(key),
-        spec=SPEC,
-        modules=("cowsay:v1",),
-        price_per_job_wei=10**15,
-        collateral_wei=0,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=created_at,
-        expires_at=created_at + lifetime,
-        nonce=nonce,
-    )
+    body = make_resource_offer(market=market, provider=address(key), created_at=created_at,
+                               lifetime_ms=lifetime, nonce=nonce)
     return sign_envelope(body, key, created_at)
 
 
 def job(key=BOB, *, market="cpu", created_at=T0, lifetime=60_000, nonce=0):
-    body = JobOffer(
-        market=market,
-        job_creator=address(key),
-        module="cowsay:v1",
-        spec=SPEC,
-        max_price_wei=10**16,
-        trusted_mediators=(),
-        chain_id=31337,
-        deadline=created_at + lifetime,
-        created_at=created_at,
-        expires_at=created_at + lifetime,
-        nonce=nonce,
-    )
+    body = make_job_offer(market=market, job_creator=address(key), created_at=created_at,
+                          lifetime_ms=lifetime, deadline=created_at + lifetime, nonce=nonce)
     return sign_envelope(body, key, created_at)
 
 

@@ -2,11 +2,10 @@ import pytest
 from eth_keys.datatypes import PrivateKey
 
 from lilypad_p2p.market import ReplayGuard
+from lilypad_p2p.testing.offers import make_resource_offer
 from lilypad_p2p.wire import (
     ENVELOPE_MAX_AGE_MS,
     MAX_CLOCK_SKEW_MS,
-    ResourceOffer,
-    ResourceSpec,
     sign_envelope,
 )
 
@@ -15,19 +14,8 @@ T0 = 1_700_000_000_000
 
 
 def envelope(published_at=T0, nonce=0):
-    body = ResourceOffer(
-        market="cpu",
-        provider=KEY.public_key.to_checksum_address(),
-        spec=ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
-        modules=(),
-        price_per_job_wei=1,
-        collateral_wei=0,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=T0 - 1_000,
-        expires_at=T0 + 3_600_000,
-        nonce=nonce,
-    )
+    body = make_resource_offer(provider=KEY.public_key.to_checksum_address(),
+                               created_at=T0 - 1_000, expires_at=T0 + 3_600_000, nonce=nonce)
     return sign_envelope(body, KEY, published_at)
 
 

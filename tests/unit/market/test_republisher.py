@@ -2,7 +2,7 @@ import pytest
 from eth_keys.datatypes import PrivateKey
 
 from lilypad_p2p.market import REPUBLISH_INTERVAL_MS, Republisher
-from lilypad_p2p.wire import ResourceOffer, ResourceSpec
+from lilypad_p2p.testing.offers import make_resource_offer
 
 KEY = PrivateKey(b"\x01" * 32)
 T0 = 1_700_000_000_000
@@ -10,19 +10,8 @@ INTERVAL = REPUBLISH_INTERVAL_MS
 
 
 def offer(lifetime=5 * INTERVAL, nonce=0):
-    return ResourceOffer(
-        market="cpu",
-        provider=KEY.public_key.to_checksum_address(),
-        spec=ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1),
-        modules=(),
-        price_per_job_wei=1,
-        collateral_wei=0,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=T0,
-        expires_at=T0 + lifetime,
-        nonce=nonce,
-    )
+    return make_resource_offer(provider=KEY.public_key.to_checksum_address(), created_at=T0,
+                               lifetime_ms=lifetime, nonce=nonce)
 
 
 def test_due_every_interval_until_expiry():

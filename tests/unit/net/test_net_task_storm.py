@@ -7,6 +7,7 @@ does what Pubsub's `handle_peer_queue` does, with a limit of 5 so the storm is s
 """
 
 import trio
+import trio.testing
 from libp2p.peer.id import ID
 from libp2p.tools.anyio_service import Service
 from libp2p.tools.anyio_service.trio_manager import TrioManager
@@ -47,7 +48,7 @@ async def test_tasks_past_the_manager_limit_are_dropped_and_the_service_lives_on
         await manager.wait_started()
         with trio.fail_after(10):
             await service.stormed.wait()
-        await trio.sleep(0.1)  # the started tasks run
+        await trio.testing.wait_all_tasks_blocked()  # the started tasks have run
         assert manager.is_running and not manager.did_error
         assert service.started == LIMIT
         await manager.stop()

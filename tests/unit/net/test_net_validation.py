@@ -15,12 +15,11 @@ from lilypad_p2p.net import (
     topic_for,
     validate_gossip,
 )
+from lilypad_p2p.testing.offers import make_resource_offer
 from lilypad_p2p.wire import (
     ENVELOPE_MAX_AGE_MS,
     MAX_CLOCK_SKEW_MS,
     NodeRecord,
-    ResourceOffer,
-    ResourceSpec,
     SignedEnvelope,
 )
 
@@ -29,19 +28,9 @@ CPU = str(MarketTopic("cpu"))
 
 
 def offer(owner: Identity, *, created_at: int = NOW, expires_at: int | None = None, market="cpu"):
-    return ResourceOffer(
-        market=market,
-        provider=owner.address,
-        spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1024),
-        modules=("busybox-echo",),
-        price_per_job_wei=1,
-        collateral_wei=2,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=created_at,
-        expires_at=created_at + 60_000 if expires_at is None else expires_at,
-        nonce=7,
-    )
+    return make_resource_offer(
+        market=market, provider=owner.address, created_at=created_at, nonce=7,
+        expires_at=created_at + 60_000 if expires_at is None else expires_at)
 
 
 def node_record(owner: Identity) -> NodeRecord:

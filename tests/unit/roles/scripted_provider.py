@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.chain import Deal, SettlementClient, deploy_settlement
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
@@ -36,6 +36,8 @@ class ScriptedProvider:
     def __init__(self, identity: Identity, chain: DealChain, *, lie: bool) -> None:
         self.identity, self.chain, self.lie = identity, chain, lie
         self.accepted: list[wire.AcceptanceNotice] = []
+        self.first_acceptance = trio.Event()
+        self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
 
     async def request(self, peer_id, protocol, message, *, addrs=()):
         if protocol == DEAL_PROTOCOL:
@@ -44,6 +46,7 @@ class ScriptedProvider:
             )
         assert protocol == RESULT_PROTOCOL
         self.accepted.append(message)
+        self.first_acceptance.set()
         return wire.AcceptanceAck(deal_id=message.deal_id)
 
     async def exchange(self, peer_id, protocol, message, *, inputs, on_answer, addrs=()):
@@ -51,6 +54,7 @@ class ScriptedProvider:
         assert protocol == JOB_PROTOCOL
         deal = deal_from_wire(message.deal)
         deal_id = self.chain.deal_id(deal)
+        self.deals[deal_id] = deal
         opener = wire.ChunkOpener(self.identity.sealing_private_key(), message.inputs_preamble,
                                   wire.INPUTS_CONTEXT + deal_id, message.inputs_bytes)
         self.inputs = b"".join([opener.open(chunk) async for chunk in inputs()])

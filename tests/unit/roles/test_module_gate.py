@@ -7,6 +7,7 @@ from libp2p.peer.id import ID
 from lilypad_p2p import wire
 from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
 from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
+from lilypad_p2p.testing.offers import make_job_offer
 
 DEFINITION = """
 name = "say"
@@ -23,10 +24,8 @@ PEER = ID(b"\x00\x01x")
 
 
 def _job(module: str, image: str = "", ram_mb: int = 32) -> wire.JobOffer:
-    return wire.JobOffer(
-        market="cpu", job_creator="0x" + "11" * 20, module=module, image=image,
-        spec=wire.ResourceSpec(milli_cpu=250, ram_mb=ram_mb, disk_mb=4), max_price_wei=1,
-        trusted_mediators=(), deadline=10_000, chain_id=1, created_at=1, expires_at=2, nonce=1)
+    return make_job_offer(
+        module=module, image=image, spec=wire.ResourceSpec(milli_cpu=250, ram_mb=ram_mb, disk_mb=4))
 
 
 def _gate(tmp_path, answer):

@@ -1,6 +1,7 @@
 """The client's dispute driver against a scripted provider and scripted mediators on a real
 (embedded) chain: outputs that fail verification are disputed and resolved automatically, and
-`dispute` sends an accepted, unsettled deal to mediation."""
+`dispute` sends an accepted, unsettled deal to mediation. Trio's clock is a frozen `MockClock`:
+nothing here waits on a timer."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from pathlib import Path
 
 import pytest
 import trio
+from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from watched_store import WatchedStore
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
     ClientDisputes,
     ClientRole,
@@ -26,11 +29,10 @@ from lilypad_p2p.roles import (
     MediatorContact,
     deal_from_wire,
 )
-from lilypad_p2p.store import DealStore
 
 pytestmark = pytest.mark.chain
 FEE_WEI = 3 * 10**12
-WAIT_S = 30.0
+REAL_LIMIT_S = 30.0
 
 
 class ScriptedMediator:
@@ -61,7 +63,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     chain_id, chains = await funded_parties([client_id, provider_id], mediator_ids)
     mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
     trusted = tuple(sorted(mediators, key=str.lower))
-    clock = wall_clock_ms
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, trusted, clock())
     book = OfferBook()
     book.add(listing, clock())
@@ -76,7 +78,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
 
     client_chain = chains[client_id.address]
     client = ClientRole(
-        client_id, store=DealStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
+        client_id, store=WatchedStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
         book=book, publish=publish, request=provider.request, exchange=provider.exchange,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
@@ -86,44 +88,42 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
 
 
 async def _final(client: ClientRole, key: str, phases: set[str]) -> dict:
-    with trio.fail_after(WAIT_S):
-        while True:
-            deal = await client.control_handlers()["deal"]({"key": key})
-            if deal["phase"] in phases:
-                return deal
-            await trio.sleep(0.05)
+    store = client._store
+    assert isinstance(store, WatchedStore)
+    await store.until(lambda: store.phase(key) in phases)
+    return await client.control_handlers()["deal"]({"key": key})
 
 
-async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_path):
+async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_path, mock_clock):
     client, provider, provider_id, mediators, chain = await _market(
         tmp_path, lie=True, outcome=Outcome.PROVIDER_WRONG)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                target=provider_id.address))
-        deal = await _final(client, key, {"resolved", "rejected", "settled", "timed_out"})
-        assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_WRONG"
-        assert provider.accepted == []
-        assert all(m.asked == 1 for m in mediators.values())
-        stored = client._store.get(key).detail.deal
-        assert await chain.status(stored) is DealStatus.RESOLVED
-        nursery.cancel_scope.cancel()
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            deal = await _final(client, key, {"resolved", "rejected", "settled", "timed_out"})
+            assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_WRONG"
+            assert provider.accepted == []
+            assert all(m.asked == 1 for m in mediators.values())
+            stored = client._store.get(key).detail.deal
+            assert await chain.status(stored) is DealStatus.RESOLVED
+            nursery.cancel_scope.cancel()
 
 
-async def test_the_user_disputes_an_accepted_deal_before_it_settles(tmp_path):
+async def test_the_user_disputes_an_accepted_deal_before_it_settles(tmp_path, mock_clock):
     client, provider, provider_id, _, _ = await _market(
         tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                target=provider_id.address))
-        with trio.fail_after(WAIT_S):
-            while not provider.accepted:  # accepted; the scripted provider never settles
-                await trio.sleep(0.05)
-        shown = await client.control_handlers()["dispute"]({"key": key})
-        assert shown["phase"] == "disputed"
-        deal = await _final(client, key, {"resolved", "settled", "timed_out"})
-        assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_CORRECT"
-        with pytest.raises(Exception, match="resolved"):
-            await client.control_handlers()["dispute"]({"key": key})
-        nursery.cancel_scope.cancel()
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await provider.first_acceptance.wait()  # the scripted provider never settles
+            shown = await client.control_handlers()["dispute"]({"key": key})
+            assert shown["phase"] == "disputed"
+            deal = await _final(client, key, {"resolved", "settled", "timed_out"})
+            assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_CORRECT"
+            with pytest.raises(Exception, match="resolved"):
+                await client.control_handlers()["dispute"]({"key": key})
+            nursery.cancel_scope.cancel()

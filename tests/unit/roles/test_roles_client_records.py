@@ -8,30 +8,33 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
+from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, SettlementEvent
-from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
+from lilypad_p2p.net import DEAL_PROTOCOL
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.store import DealStore
 
 pytestmark = pytest.mark.chain
-WAIT_S = 30.0
+REAL_LIMIT_S = 30.0
 HEAD = 40
 
 
 async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_deal(
-    tmp_path: Path,
+    tmp_path: Path, mock_clock
 ) -> None:
     mediator = chain_test_accounts(2)[1].address
     client_id, newcomer_id, proven_id = (Identity.generate() for _ in range(3))
     chain_id, chains = await funded_parties([client_id, newcomer_id, proven_id])
-    clock = wall_clock_ms
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, node_records = OfferBook(), {}, {}
     for identity in (newcomer_id, proven_id):
         listing, node_records[identity.address] = provider_listing(
@@ -73,25 +76,24 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
             created_at=clock(), expires_at=clock() + 60_000, nonce=nonce)
         client.observe_proposal(solver.sign_envelope(proposal, clock()))
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
-        job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
-        # The chain's head when posted (our synthetic replay is ahead of it).
-        head = await chains[client_id.address].head_block()
-        assert (job_offer.records_block, job_offer.min_completed_deals) == (head, 1)
-        propose(job_offer, newcomer_id, 1)
-        await trio.sleep(1.0)
-        stored = client._store.get(key)
-        assert stored is not None and stored.record.phase.value == "offered"
-        propose(job_offer, proven_id, 2)
-        with trio.fail_after(WAIT_S):
-            while not proven.accepted:
-                await trio.sleep(0.05)
-        # A job may still admit newcomers: then it asks nothing of records, and names no block.
-        await client.submit(JobSubmission(module="hash", params={"text": "y"},
-                                          min_completed_deals=0))
-        nursery.cancel_scope.cancel()
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
+            job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
+            # The chain's head when posted (our synthetic replay is ahead of it).
+            head = await chains[client_id.address].head_block()
+            assert (job_offer.records_block, job_offer.min_completed_deals) == (head, 1)
+            propose(job_offer, newcomer_id, 1)
+            await trio.testing.wait_all_tasks_blocked()  # the client has looked at it
+            stored = client._store.get(key)
+            assert stored is not None and stored.record.phase.value == "offered"
+            propose(job_offer, proven_id, 2)
+            await proven.first_acceptance.wait()
+            # A job may still admit newcomers: then it asks nothing of records, and names no block.
+            await client.submit(JobSubmission(module="hash", params={"text": "y"},
+                                              min_completed_deals=0))
+            nursery.cancel_scope.cancel()
     stored = client._store.get(key)
     assert stored is not None
     assert stored.detail.deal.provider == proven_id.address

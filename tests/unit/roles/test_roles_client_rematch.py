@@ -1,6 +1,7 @@
 """A provider that never answers the deal proposal costs the job only that match: the job goes
 back to OFFERED, the silent offer sits out, and the client takes another offer it holds
-(against a real embedded chain; the providers are scripted)."""
+(against a real embedded chain; the providers are scripted; trio's clock is a frozen
+`MockClock` that the test moves past the agreement timeout)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from pathlib import Path
 
 import pytest
 import trio
+from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 
 from lilypad_p2p import wire
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, Timeouts
-from lilypad_p2p.net import DEAL_PROTOCOL, wall_clock_ms
+from lilypad_p2p.net import DEAL_PROTOCOL
 from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
@@ -23,15 +26,17 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.store import DealStore
 
 pytestmark = pytest.mark.chain
-WAIT_S = 30.0
+REAL_LIMIT_S = 30.0
 AGREEMENT_MS = 1_500
 
 
-async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: Path) -> None:
+async def test_an_unanswered_proposal_sends_the_job_to_another_offer(
+    tmp_path: Path, mock_clock
+) -> None:
     mediator = chain_test_accounts(2)[1].address
     client_id, silent_id, answering_id = (Identity.generate() for _ in range(3))
     chain_id, chains = await funded_parties([client_id, silent_id, answering_id])
-    clock = wall_clock_ms
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, records = OfferBook(), {}, {}
     for identity in (silent_id, answering_id):
         listing, records[identity.address] = provider_listing(
@@ -40,11 +45,13 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: P
         offers[identity.address] = listing.body.cid
     answering = ScriptedProvider(answering_id, chains[answering_id.address], lie=False)
     silent_proposals: list[wire.DealProposal] = []
+    silent_asked = trio.Event()
 
     async def request(peer_id, protocol, message, *, addrs=()):
         if str(peer_id) == str(silent_id.peer_id):
             assert protocol == DEAL_PROTOCOL
             silent_proposals.append(message)
+            silent_asked.set()
             await trio.sleep_forever()  # overloaded or gone: never answers
         return await answering.request(peer_id, protocol, message, addrs=addrs)
 
@@ -61,19 +68,20 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(tmp_path: P
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
         timeouts=Timeouts(agreement_ms=AGREEMENT_MS))
     solver = Identity.generate()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
-        job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
-        proposal = wire.MatchProposal(
-            market="cpu", epoch=1, solver=solver.address,
-            matches=((job_offer.cid, offers[silent_id.address]),),
-            created_at=clock(), expires_at=clock() + 60_000, nonce=1)
-        client.observe_proposal(solver.sign_envelope(proposal, clock()))
-        with trio.fail_after(WAIT_S):
-            while not answering.accepted:
-                await trio.sleep(0.05)
-        nursery.cancel_scope.cancel()
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
+            job_offer = next(body for body in published if isinstance(body, wire.JobOffer))
+            proposal = wire.MatchProposal(
+                market="cpu", epoch=1, solver=solver.address,
+                matches=((job_offer.cid, offers[silent_id.address]),),
+                created_at=clock(), expires_at=clock() + 60_000, nonce=1)
+            client.observe_proposal(solver.sign_envelope(proposal, clock()))
+            await silent_asked.wait()
+            mock_clock.jump(AGREEMENT_MS / 1000)
+            await answering.first_acceptance.wait()
+            nursery.cancel_scope.cancel()
     stored = client._store.get(key)
     assert stored is not None
     assert len(silent_proposals) == 1  # tried once, then left alone

@@ -1,6 +1,7 @@
 """The client's checks on a provider's answers, against a scripted provider on a real
 (embedded) chain: a result whose outputs do not match the signed hash is never accepted, and a
-good one is accepted and handed over (settled by the scripted provider)."""
+good one is accepted and handed over (settled by the scripted provider). Trio's clock is a
+frozen `MockClock`: nothing here waits on a timer."""
 
 from __future__ import annotations
 
@@ -8,78 +9,78 @@ from pathlib import Path
 
 import pytest
 import trio
+from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from watched_store import WatchedStore
 
 from lilypad_p2p.chain import SettlementItem
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import wall_clock_ms
+from lilypad_p2p.net import RESULT_PROTOCOL
 from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
     JobSubmission,
 )
-from lilypad_p2p.store import DealStore
 
 pytestmark = pytest.mark.chain
-WAIT_S = 30.0
+REAL_LIMIT_S = 30.0
 
 
-async def _market(tmp_path: Path, *, lie: bool):
+async def _market(tmp_path: Path, *, lie: bool, settles: bool = False):
     mediator = chain_test_accounts(2)[1].address
     client_id, provider_id = Identity.generate(), Identity.generate()
     chain_id, chains = await funded_parties([client_id, provider_id])
-    clock = wall_clock_ms
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, (mediator,), clock())
     book = OfferBook()
     book.add(listing, clock())
     provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
+    store = WatchedStore.open(tmp_path / "db")
+
+    async def request(peer_id, protocol, message, *, addrs=()):
+        answer = await provider.request(peer_id, protocol, message, addrs=addrs)
+        if settles and protocol == RESULT_PROTOCOL:
+            # As an honest provider does on the acceptance: settle, then acknowledge.
+            deal = provider.deals[message.deal_id]
+            await chains[provider_id.address].settle_batch(
+                [SettlementItem(deal, message.result_hash, message.job_creator_signature)])
+        return answer
 
     async def publish(body):
         return None
 
     client = ClientRole(
-        client_id, store=DealStore.open(tmp_path / "db"),
-        chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=provider.request, exchange=provider.exchange,
+        client_id, store=store, chains=DealChains([chains[client_id.address]]),
+        book=book, publish=publish, request=request, exchange=provider.exchange,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)
-    return client, provider, provider_id, chains
+    return client, store, provider, provider_id
 
 
-async def _final(client: ClientRole, key: str, phases: set[str]) -> str:
-    with trio.fail_after(WAIT_S):
-        while True:
-            deal = await client.control_handlers()["deal"]({"key": key})
-            if deal["phase"] in phases:
-                return deal["phase"]
-            await trio.sleep(0.05)
+async def test_outputs_not_matching_the_signed_hash_are_rejected(tmp_path, mock_clock):
+    client, store, provider, provider_id = await _market(tmp_path, lie=True)
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await store.until(lambda: store.phase(key) in {"rejected", "accepted", "settled"})
+            nursery.cancel_scope.cancel()
+    assert store.phase(key) == "rejected"
+    assert provider.accepted == []
 
 
-async def test_outputs_not_matching_the_signed_hash_are_rejected(tmp_path):
-    client, provider, provider_id, _ = await _market(tmp_path, lie=True)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                target=provider_id.address))
-        assert await _final(client, key, {"rejected", "accepted", "settled"}) == "rejected"
-        assert provider.accepted == []
-        nursery.cancel_scope.cancel()
-
-
-async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path):
-    client, provider, provider_id, chains = await _market(tmp_path, lie=False)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(client.run)
-        key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                target=provider_id.address))
-        with trio.fail_after(WAIT_S):
-            while not provider.accepted:
-                await trio.sleep(0.05)
-        notice = provider.accepted[0]
-        deal = client._store.get(key).detail.deal
-        await chains[provider_id.address].settle_batch(
-            [SettlementItem(deal, notice.result_hash, notice.job_creator_signature)])
-        assert await _final(client, key, {"rejected", "settled"}) == "settled"
-        nursery.cancel_scope.cancel()
+async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path, mock_clock):
+    client, store, provider, provider_id = await _market(tmp_path, lie=False, settles=True)
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await store.until(lambda: store.phase(key) in {"rejected", "settled"})
+            nursery.cancel_scope.cancel()
+    assert store.phase(key) == "settled"
+    assert len(provider.accepted) == 1

@@ -7,8 +7,9 @@ from eth_account import Account
 from lilypad_p2p import wire
 from lilypad_p2p.market import consortium_seed, select_consortium
 from lilypad_p2p.roles._terms import build_deal, deal_mismatch
+from lilypad_p2p.testing.offers import NOW_MS as NOW
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 
-NOW = 1_700_000_000_000
 RUN_S = 60  # the hash module's max_run_time_s
 CLIENT, PROVIDER = (Account.create().address for _ in range(2))
 MEDIATORS = tuple(sorted((Account.create().address for _ in range(7)), key=str.lower))
@@ -16,14 +17,10 @@ SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 
 def _offers() -> tuple[wire.JobOffer, wire.ResourceOffer]:
-    job = wire.JobOffer(market="cpu", job_creator=CLIENT, module="hash", spec=SPEC,
-                        max_price_wei=10**16, trusted_mediators=MEDIATORS, chain_id=31337,
-                        deadline=NOW + 600_000, created_at=NOW, expires_at=NOW + 60_000, nonce=1)
-    resource = wire.ResourceOffer(
-        market="cpu", provider=PROVIDER,
-        spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000), modules=("hash",),
-        price_per_job_wei=10**15, collateral_wei=2 * 10**15, trusted_mediators=MEDIATORS[1:],
-        chain_ids=(31337,), created_at=NOW, expires_at=NOW + 3_600_000, nonce=2)
+    job = make_job_offer(job_creator=CLIENT, spec=SPEC, trusted_mediators=MEDIATORS,
+                         expires_at=NOW + 60_000, nonce=1)
+    resource = make_resource_offer(provider=PROVIDER, collateral_wei=2 * 10**15,
+                                   trusted_mediators=MEDIATORS[1:], nonce=2)
     return job, resource
 
 

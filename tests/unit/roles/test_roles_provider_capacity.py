@@ -10,10 +10,10 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import wall_clock_ms
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -25,6 +25,7 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._provider import Capacity
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing.offers import make_job_offer
 
 pytestmark = pytest.mark.chain
 DEPOSIT_WEI = 10**18
@@ -40,13 +41,13 @@ async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChai
 
 
 def _job(client: Identity, mediator: str, now: int, chain_id: int) -> wire.JobOffer:
-    return wire.JobOffer(market="cpu", job_creator=client.address, module="hash", spec=HASH_SPEC,
-                         max_price_wei=10**16, trusted_mediators=(mediator,),
-                         chain_id=chain_id, deadline=now + 300_000, created_at=now,
-                         expires_at=now + 60_000, nonce=secrets.randbits(63))
+    return make_job_offer(job_creator=client.address, spec=HASH_SPEC,
+                          trusted_mediators=(mediator,), chain_id=chain_id,
+                          deadline=now + 300_000, created_at=now, expires_at=now + 60_000,
+                          nonce=secrets.randbits(63))
 
 
-async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path):
+async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path, mock_clock):
     chain = embedded_test_chain()
     deployer, mediator_account = chain_test_accounts(2)
     contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
@@ -54,7 +55,8 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)
     provider_chain = await _deal_chain(chain, contract, deployer, provider)
-    now = wall_clock_ms()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
+    now = clock()
     # Room for two 500-mCPU jobs at once.
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
@@ -68,7 +70,7 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
 
     role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"),
                         chains=DealChains([provider_chain]),
-                        book=book, executor_factory=no_executor, clock_ms=wall_clock_ms)
+                        book=book, executor_factory=no_executor, clock_ms=clock)
 
     def proposal(job: wire.JobOffer, *, signer: Identity = client,
                  chain_id: int = chain.chain_id) -> wire.DealProposal:
@@ -111,7 +113,7 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     assert await role.on_deal_proposal(client.peer_id, first) == answers[0]
 
 
-async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path):
+async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, mock_clock):
     chain = embedded_test_chain()
     deployer, mediator_account = chain_test_accounts(2)
     contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
@@ -119,7 +121,8 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path):
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)
     provider_chain = await _deal_chain(chain, contract, deployer, provider)
-    now = wall_clock_ms()
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
+    now = clock()
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
                            now_ms=now, chain_ids=(chain.chain_id,),
@@ -133,7 +136,7 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path):
 
     store = DealStore.open(tmp_path / "db")
     role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
-                        executor_factory=no_executor, clock_ms=wall_clock_ms,
+                        executor_factory=no_executor, clock_ms=clock,
                         availability=lambda: why[0])
     # A client that still holds the offer (the Cancel has not reached it) proposes a deal.
     job = _job(client, mediator, now, chain.chain_id)

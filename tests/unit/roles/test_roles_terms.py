@@ -11,46 +11,24 @@ from lilypad_p2p.roles._terms import (
     deal_mismatch,
     required_deal_time_s,
 )
+from lilypad_p2p.testing.offers import NOW_MS as NOW
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import deal_to_wire
 
-NOW = 1_700_000_000_000
 RUN_S = 60  # the hash module's max_run_time_s
 CLIENT, PROVIDER, MEDIATOR, OTHER = (Account.create().address for _ in range(4))
 SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 
 def _job(**changes) -> wire.JobOffer:
-    fields = dict(
-        market="cpu",
-        job_creator=CLIENT,
-        module="hash",
-        spec=SPEC,
-        max_price_wei=10**16,
-        trusted_mediators=(MEDIATOR,),
-        chain_id=31337,
-        deadline=NOW + 600_000,
-        created_at=NOW,
-        expires_at=NOW + 60_000,
-        nonce=1,
-    )
-    return wire.JobOffer(**{**fields, **changes})
+    return make_job_offer(**{"job_creator": CLIENT, "spec": SPEC, "trusted_mediators": (MEDIATOR,),
+                             "expires_at": NOW + 60_000, "nonce": 1, **changes})
 
 
 def _resource(**changes) -> wire.ResourceOffer:
-    fields = dict(
-        market="cpu",
-        provider=PROVIDER,
-        spec=wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=10_000),
-        modules=("hash", "wordcount"),
-        price_per_job_wei=10**15,
-        collateral_wei=2 * 10**15,
-        trusted_mediators=(),
-        chain_ids=(31337,),
-        created_at=NOW,
-        expires_at=NOW + 3_600_000,
-        nonce=2,
-    )
-    return wire.ResourceOffer(**{**fields, **changes})
+    return make_resource_offer(**{"provider": PROVIDER, "modules": ("hash", "wordcount"),
+                                  "collateral_wei": 2 * 10**15, "trusted_mediators": (),
+                                  "nonce": 2, **changes})
 
 
 def test_built_deal_passes_the_providers_check_and_round_trips():

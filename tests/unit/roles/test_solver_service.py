@@ -4,13 +4,16 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pytest
 import trio
 
+from lilypad_p2p.clock import Clock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EPOCH_MS, OfferBook, epoch_end_ms, epoch_of
 from lilypad_p2p.net import PublishError
 from lilypad_p2p.roles import EPOCH_GRACE_MS, Solver
 from lilypad_p2p.roles._solver import MAX_PUBLISH_STAGGER_MS, PUBLISH_SLOT_MS, publish_delay_ms
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpec
 
 START_MS = 1_700_000_000_000 + 123  # mid-epoch
@@ -28,41 +31,23 @@ class UnsignedEnvelope:
 
 
 def market(provider: str, creator: str) -> list[JobOffer | ResourceOffer]:
-    resource = ResourceOffer(
-        market="cpu",
-        provider=provider,
-        spec=ResourceSpec(milli_cpu=4000, ram_mb=4096, disk_mb=4000),
-        modules=("hash",),
-        price_per_job_wei=1,
-        collateral_wei=0,
-        trusted_mediators=MEDIATORS,
-        chain_ids=(31337,),
-        created_at=START_MS - 5000,
-        expires_at=START_MS + 600_000,
-        nonce=0,
-    )
+    resource = make_resource_offer(
+        provider=provider, spec=ResourceSpec(milli_cpu=4000, ram_mb=4096, disk_mb=4000),
+        price_per_job_wei=1, trusted_mediators=MEDIATORS, created_at=START_MS - 5000,
+        expires_at=START_MS + 600_000)
     jobs = [
-        JobOffer(
-            market="cpu",
-            job_creator=creator,
-            module="hash",
-            spec=ResourceSpec(milli_cpu=1000, ram_mb=1024, disk_mb=1000),
-            max_price_wei=10,
-            trusted_mediators=MEDIATORS,
-            chain_id=31337,
-            deadline=START_MS + 600_000,
-            created_at=START_MS - 1000,
-            expires_at=START_MS + 600_000,
-            nonce=i,
-        )
+        make_job_offer(job_creator=creator, max_price_wei=10, trusted_mediators=MEDIATORS,
+                       deadline=START_MS + 600_000, created_at=START_MS - 1000,
+                       expires_at=START_MS + 600_000, nonce=i)
         for i in range(3)
     ]
     return [resource, *jobs]
 
 
-def clock_ms() -> int:
-    """The mock clock as wall-clock milliseconds (inside the trio run)."""
-    return START_MS + int(trio.current_time() * 1000)
+@pytest.fixture
+def clock() -> Clock:
+    """The node's clock on the mock clock, starting mid-epoch."""
+    return Clock(START_MS)
 
 
 def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> OfferBook:
@@ -75,7 +60,7 @@ def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> Off
     return book
 
 
-async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
+async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
@@ -88,10 +73,10 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
         attempts += 1
         if attempts == 1:
             raise PublishError("no peers yet")  # the first try fails: counted, not retried
-        published.append((clock_ms(), envelope.body))
+        published.append((clock(), envelope.body))
         assert envelope.published_at >= envelope.body.created_at
 
-    solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -113,16 +98,16 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock):
     assert again[0].created_at == epoch_end_ms(first_epoch + 61)
 
 
-async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
+async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
     published: list[tuple[int, MatchProposal]] = []
 
     async def publish(envelope) -> None:
-        published.append((clock_ms(), envelope.body))
+        published.append((clock(), envelope.body))
 
-    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -136,7 +121,7 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock):
     assert len(proposal.matches) == 3
 
 
-async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
+async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     resource, *jobs = market(Identity.generate().address, Identity.generate().address)
@@ -151,7 +136,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     async def publish(envelope) -> None:
         published.append(envelope.body)
 
-    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     async with trio.open_nursery() as nursery:
         await nursery.start(solver.run)
         await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
@@ -163,7 +148,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock):
     ]
 
 
-async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock):
+async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock, clock):
     mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
 
     book = market_book()
@@ -172,8 +157,8 @@ async def test_a_solver_skips_a_matching_another_solver_already_published(mock_c
     async def publish(envelope) -> None:
         published.append(envelope.body)
 
-    quiet = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
-    other = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock_ms)
+    quiet = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
+    other = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
     first_epoch = epoch_of(START_MS)
     # The other solver's copy of this epoch's matching arrives before ours is due.
     [theirs] = other.plan_epoch("cpu", first_epoch)

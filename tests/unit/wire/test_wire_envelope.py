@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from wire_strategies import ADDRESSES, KEY_BY_ADDRESS, KEYS, messages, msgpack_values
 
+from lilypad_p2p.testing.offers import make_resource_offer
 from lilypad_p2p.wire import (
     ENVELOPE_MAX_AGE_MS,
     MAX_CLOCK_SKEW_MS,
@@ -20,8 +21,6 @@ from lilypad_p2p.wire import (
     MalformedMessage,
     NonCanonicalEncoding,
     OversizedMessage,
-    ResourceOffer,
-    ResourceSpec,
     SignedEnvelope,
     SignerNotOwner,
     StaleMessage,
@@ -41,20 +40,8 @@ NOW = CREATED + 1_000
 
 
 def offer(owner=ALICE, **changes):
-    fields = {
-        "market": "cpu",
-        "provider": owner,
-        "spec": ResourceSpec(milli_cpu=1000, ram_mb=512, disk_mb=100),
-        "modules": ("cowsay:v1",),
-        "price_per_job_wei": 10**15,
-        "collateral_wei": 0,
-        "trusted_mediators": (),
-        "chain_ids": (31337,),
-        "created_at": CREATED,
-        "expires_at": CREATED + 600_000,
-        "nonce": 7,
-    }
-    return ResourceOffer(**{**fields, **changes})
+    return make_resource_offer(**{"provider": owner, "created_at": CREATED,
+                                  "expires_at": CREATED + 600_000, "nonce": 7, **changes})
 
 
 def signed(body=None, key=ALICE_KEY, published_at=NOW):

@@ -18,6 +18,7 @@ from wire_strategies import (
     resource_offers,
 )
 
+from lilypad_p2p.testing.offers import make_resource_offer
 from lilypad_p2p.wire import (
     MAX_CHAIN_ID,
     MAX_CHAINS,
@@ -28,7 +29,6 @@ from lilypad_p2p.wire import (
     MalformedMessage,
     MatchProposal,
     NodeRecord,
-    ResourceOffer,
     ResourceSpec,
     UnsupportedVersion,
     WireError,
@@ -44,14 +44,10 @@ ALICE, BOB = ADDRESSES[0], ADDRESSES[1]
 SPEC = ResourceSpec(milli_cpu=1000, ram_mb=512, disk_mb=100)
 
 
+# What these schema tests pin down, over the shared factory's defaults.
 OFFER_FIELDS = {
-    "market": "cpu",
     "provider": ALICE,
-    "spec": SPEC,
-    "modules": ("cowsay:v1",),
-    "price_per_job_wei": 10**15,
     "collateral_wei": 2 * 10**15,
-    "trusted_mediators": (),
     "chain_ids": (1, 31337),
     "created_at": 1_000,
     "expires_at": 61_000,
@@ -60,7 +56,7 @@ OFFER_FIELDS = {
 
 
 def offer(**changes):
-    return ResourceOffer(**{**OFFER_FIELDS, **changes})
+    return make_resource_offer(**{**OFFER_FIELDS, **changes})
 
 
 @pytest.mark.parametrize("schema", list(SCHEMA_STRATEGIES))
@@ -224,7 +220,7 @@ def test_invalid_message_is_our_error_and_malformed_is_theirs():
 
 def test_type_field_is_fixed():
     with pytest.raises(TypeError):
-        ResourceOffer(type="job_offer", **OFFER_FIELDS)  # type: ignore[call-arg]
+        make_resource_offer(type="job_offer", **OFFER_FIELDS)
 
 
 def test_gpu_vram_requires_gpus():

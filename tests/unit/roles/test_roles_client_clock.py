@@ -1,0 +1,65 @@
+"""The client reads the time from the clock it is given: on a frozen `MockClock`, a jump of
+hours times a job out at once, in no real time. A client that read the wall clock for its
+deadlines would find them still ahead and wait on (against a real embedded chain)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import trio
+from real_time import real_time_limit
+from scripted_provider import funded_parties
+
+from lilypad_p2p import wire
+from lilypad_p2p.clock import Clock, wall_clock_ms
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import OfferBook
+from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing._chain import chain_test_accounts
+
+pytestmark = pytest.mark.chain
+REAL_LIMIT_S = 30.0
+HOURS_S = 3 * 3600
+
+
+async def test_a_jump_of_hours_times_out_an_unmatched_job_in_no_real_time(
+    tmp_path: Path, mock_clock
+) -> None:
+    mediator = chain_test_accounts(2)[1].address
+    client_id = Identity.generate()
+    _, chains = await funded_parties([client_id])
+    published: list[wire.Message] = []
+    cancelled = trio.Event()
+
+    async def publish(body: wire.Message) -> None:
+        published.append(body)
+        if isinstance(body, wire.Cancel):
+            cancelled.set()
+
+    async def unreachable(*args, **kwargs):
+        raise AssertionError("no provider is asked: nothing is matched")
+
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
+    client = ClientRole(
+        client_id, store=DealStore.open(tmp_path / "db"),
+        chains=DealChains([chains[client_id.address]]), book=OfferBook(), publish=publish,
+        request=unreachable, exchange=unreachable, node_record=lambda address: None,
+        mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"}))
+            submitted_ms = clock()
+            real_started = time.monotonic()
+            mock_clock.jump(HOURS_S)
+            await cancelled.wait()
+            nursery.cancel_scope.cancel()
+    assert time.monotonic() - real_started < REAL_LIMIT_S
+    stored = client._store.get(key)
+    assert stored is not None
+    assert stored.record.phase.value == "cancelled"
+    transitions = client._store.transitions(key)
+    assert transitions[-1].at_ms - submitted_ms >= HOURS_S * 1000

@@ -1,0 +1,101 @@
+"""The provider's agreement timeout on trio's `MockClock`: deals it countersigned that the
+client never opens on chain end when the clock is moved past the timeout, in no real time,
+and their room takes new deals (against a real embedded chain)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from real_time import real_time_limit
+from watched_store import WatchedStore
+
+from lilypad_p2p import wire
+from lilypad_p2p.chain import SettlementClient, deploy_settlement
+from lilypad_p2p.clock import Clock, wall_clock_ms
+from lilypad_p2p.exec import ExecError
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.market import AGREEMENT_TIMEOUT_MS, OfferBook
+from lilypad_p2p.roles import (
+    DealChain,
+    DealChains,
+    ProviderRole,
+    build_deal,
+    deal_to_wire,
+    resource_offer,
+)
+from lilypad_p2p.roles._provider import PROVIDER_TICK_S, Capacity
+from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing._chain import chain_test_accounts
+from lilypad_p2p.testing.offers import make_job_offer
+
+pytestmark = pytest.mark.chain
+DEPOSIT_WEI = 10**18
+HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
+REAL_LIMIT_S = 30.0
+
+
+async def _funded(chain, contract, deployer, identity: Identity) -> DealChain:
+    await trio.to_thread.run_sync(
+        lambda: chain.transact(deployer, identity.address, b"", 2 * DEPOSIT_WEI))
+    sync = SettlementClient(chain, contract, identity.eth_account())
+    await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+    return DealChain(sync, identity)
+
+
+async def test_unopened_deals_time_out_on_a_clock_jump_and_free_their_room(
+    tmp_path: Path, mock_clock
+) -> None:
+    chain = embedded_test_chain()
+    deployer, mediator_account = chain_test_accounts(2)
+    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    client, provider = Identity.generate(), Identity.generate()
+    client_chain = await _funded(chain, contract, deployer, client)
+    provider_chain = await _funded(chain, contract, deployer, provider)
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
+    # Room for two 500-mCPU jobs at once.
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
+                           now_ms=clock(), chain_ids=(chain.chain_id,),
+                           trusted_mediators=(mediator_account.address,))
+    book = OfferBook()
+    book.add(provider.sign_envelope(offer, clock()), clock())
+
+    async def no_docker():
+        raise ExecError("no Docker in this test: no job runs")
+
+    store = WatchedStore.open(tmp_path / "db")
+    role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
+                        executor_factory=no_docker, clock_ms=clock)
+
+    def proposal() -> wire.DealProposal:
+        now = clock()
+        job = make_job_offer(job_creator=client.address, spec=HASH_SPEC,
+                             trusted_mediators=(mediator_account.address,),
+                             chain_id=chain.chain_id, deadline=now + 300_000, created_at=now,
+                             expires_at=now + 60_000, nonce=secrets.randbits(63))
+        deal = build_deal(job, offer, salt=secrets.token_bytes(32))
+        return wire.DealProposal(chain_id=chain.chain_id,
+                                 job_offer=client.sign_envelope(job, now).encode(),
+                                 resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
+                                 job_creator_signature=client_chain.sign_deal(deal))
+
+    with real_time_limit(REAL_LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(role.run)
+            answers = [await role.on_deal_proposal(client.peer_id, proposal())
+                       for _ in range(3)]
+            assert [type(a) for a in answers] == [
+                wire.DealCountersigned, wire.DealCountersigned, wire.DealRefused]
+            # Nothing is due yet: the provider's loop sleeps on trio's clock, which stands.
+            await trio.testing.wait_all_tasks_blocked()
+            assert {d.record.phase.value for d in store.deals()} == {"agreed"}
+            mock_clock.jump(AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S)
+            await store.until(
+                lambda: {d.record.phase.value for d in store.deals()} == {"cancelled"})
+            assert isinstance(await role.on_deal_proposal(client.peer_id, proposal()),
+                              wire.DealCountersigned)
+            nursery.cancel_scope.cancel()
