@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--scenario", type=Path, default=BASELINE)
     parser.add_argument("--nodes", type=int)
     parser.add_argument("--jobs", type=int, help="override the scenario's workload.jobs")
+    parser.add_argument("--rate", type=float, help="override the scenario's jobs per second")
     parser.add_argument("--idle-s", type=float, default=60.0)
     parser.add_argument("--profile-s", type=float, default=60.0)
     parser.add_argument("--profile-delay-s", type=float, default=30.0)
@@ -232,6 +233,9 @@ def main() -> None:
     if args.jobs:
         scenario = dataclasses.replace(
             scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
+    if args.rate:
+        scenario = dataclasses.replace(
+            scenario, workload=dataclasses.replace(scenario.workload, rate_per_s=args.rate))
     out = args.out or Path(tempfile.mkdtemp(prefix=f"cpu-profile-{scenario.name}-"))
     out.mkdir(parents=True, exist_ok=True)
     trace_dir = None
