@@ -21,9 +21,7 @@ resumes after a crash simply does its phase's action again:
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
 
-A job pays on one of the node's chains (`JobSubmission.chain_id`, default the first): its job
-offer names it, and every signature, transaction and message of its deal uses that chain.
-What a job asks for is roles/_client_submission.py; the control methods roles/_client_control.py.
+A job pays on the chain its offer names (`JobSubmission.chain_id`; default: the node's first).
 """
 
 from __future__ import annotations
