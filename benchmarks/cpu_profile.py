@@ -30,7 +30,6 @@ must not.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import subprocess
@@ -229,13 +228,8 @@ def main() -> None:
                         help="count every node's trio task steps (benchmarks/task_trace) and "
                              "report the idle window's busiest tasks per role")
     args = parser.parse_args()
-    scenario = load_scenario(args.scenario).with_nodes(args.nodes)
-    if args.jobs:
-        scenario = dataclasses.replace(
-            scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
-    if args.rate:
-        scenario = dataclasses.replace(
-            scenario, workload=dataclasses.replace(scenario.workload, rate_per_s=args.rate))
+    scenario = load_scenario(args.scenario).with_nodes(args.nodes).with_workload(
+        jobs=args.jobs, rate_per_s=args.rate)
     out = args.out or Path(tempfile.mkdtemp(prefix=f"cpu-profile-{scenario.name}-"))
     out.mkdir(parents=True, exist_ok=True)
     trace_dir = None

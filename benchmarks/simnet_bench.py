@@ -23,7 +23,6 @@ run's node CPU, is the overhead without the run-to-run noise.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
@@ -54,10 +53,7 @@ def main() -> None:
     parser.add_argument("--metrics-cost", action="store_true",
                         help="compare node CPU with metrics scraped and with them off")
     args = parser.parse_args()
-    scenario = load_scenario(args.scenario).with_nodes(args.nodes)
-    if args.jobs:
-        scenario = dataclasses.replace(
-            scenario, workload=dataclasses.replace(scenario.workload, jobs=args.jobs))
+    scenario = load_scenario(args.scenario).with_nodes(args.nodes).with_workload(jobs=args.jobs)
     if args.metrics_cost:
         metrics_cost(scenario, args.out)
         return

@@ -78,16 +78,15 @@ class _DockerProbe:
     def __call__(self) -> None:
         from lilypad_p2p.exec._docker import DockerEngine
 
-        engine, self._engine = self._engine, None
-        if engine is None:
-            engine = DockerEngine.connect()
-        else:
-            try:
-                engine.ping()
-            except LilypadError:
-                engine.close()
-                raise
-        self._engine = engine
+        if self._engine is None:
+            self._engine = DockerEngine.connect()
+            return
+        try:
+            self._engine.ping()
+        except LilypadError:
+            self._engine.close()
+            self._engine = None
+            raise
 
 
 class Watchdog:

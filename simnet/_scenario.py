@@ -183,6 +183,13 @@ class Scenario:
             return self
         return dataclasses.replace(self, nodes=nodes)
 
+    def with_workload(self, *, jobs: int | None = None,
+                      rate_per_s: float | None = None) -> Scenario:
+        """The scenario with its workload's job count and rate replaced where given."""
+        changes = {name: value for name, value in (("jobs", jobs), ("rate_per_s", rate_per_s))
+                   if value}
+        return dataclasses.replace(self, workload=dataclasses.replace(self.workload, **changes))
+
     def with_scraping(self, scrape: bool) -> Scenario:
         return dataclasses.replace(self, metrics=dataclasses.replace(self.metrics, scrape=scrape))
 

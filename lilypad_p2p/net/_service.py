@@ -354,9 +354,7 @@ class GossipNet:
         minutes still reach every node soon after a partition heals or a copy is lost."""
         while True:
             await trio.sleep(params.ANTI_ENTROPY_INTERVAL_S * random.uniform(0.75, 1.25))
-            me = self._host.get_id()
-            peers = [peer for peer in self._host.get_network().get_connections_map()
-                     if peer != me]
+            peers = list(self._host.get_network().get_connections_map())
             if peers:
                 await self._pull_offers(random.choice(peers))
 
