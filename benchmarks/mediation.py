@@ -38,7 +38,7 @@ from lilypad_p2p.chain import (
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net._transfer import ChunkSource
+from lilypad_p2p.net import ChunkSource
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,

@@ -17,8 +17,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.chain import RequestsClient
 from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.market import Timeouts
-from lilypad_p2p.net import MEDIATION_PROTOCOL, MODULE_PROTOCOL
-from lilypad_p2p.net._transfer import ChunkSource, answer_only
+from lilypad_p2p.net import MEDIATION_STREAM, MODULE_STREAM, ChunkSource, answer_only
 from lilypad_p2p.node_health import open_chains_patiently
 from lilypad_p2p.roles import (
     BridgeRole,
@@ -60,7 +59,7 @@ async def start_market_roles(node: Node, nursery: trio.Nursery) -> None:
         acceptance_ms=config.acceptance_timeout_s * 1000,
         settlement_ms=config.settlement_timeout_s * 1000,
     )
-    node.net.set_stream_handler(MODULE_PROTOCOL, definition_server(node.modules))
+    node.net.deals.serve(MODULE_STREAM, definition_server(node.modules))
     # The database first: a damaged one is refused at once, not after the chain answers.
     node.store = store = DealStore.open(node.config.database)
     nursery.start_soon(_close_at_exit, store)
@@ -77,19 +76,19 @@ async def start_market_roles(node: Node, nursery: trio.Nursery) -> None:
             cheat_wrong_output=config.cheat_wrong_output,
             cheat_false_failure=config.cheat_false_failure, disputes=defence,
             availability=node.health.why_no_jobs,
-            modules=node.modules, request=node.net.request,
+            modules=node.modules, transport=node.net.deals,
             spool=spool_dir(config.home, "provider"), max_job_bytes=config.max_job_bytes,
         )
-        node.provider.install(node.net.set_stream_handler, node.net.set_transfer_handler)
+        node.provider.install()
         await nursery.start(node.provider.run)
     if node.config.has_role("client"):
         node.client = ClientRole(
             node.identity, store=store, chains=chains, book=node.book,
-            publish=node.publisher.publish, request=node.net.request,
+            publish=node.publisher.publish, transport=node.net.deals,
             node_record=node.node_records.get, mediators=node.config.mediators,
             results_dir=config.home / "results", clock_ms=node._clock_ms,
             timeouts=timeouts, acceptance_window_s=config.acceptance_window_s,
-            modules=node.modules, exchange=node.net.exchange,
+            modules=node.modules,
             max_job_bytes=config.max_job_bytes,
             records=ClientRecords(node.records, RecordPolicy(
                 config.require_provider_deals, config.require_slash_free_blocks,
@@ -112,10 +111,10 @@ async def start_market_roles(node: Node, nursery: trio.Nursery) -> None:
             stake_wei=config.mediator_stake_wei,
             fault=MediatorFault.LIE if config.mediator_lies else MediatorFault.NONE,
             verdict_dir=config.home / "verdicts",
-            modules=node.modules, request=node.net.request,
+            modules=node.modules,
             spool=spool_dir(config.home, "mediator"), max_job_bytes=config.max_job_bytes,
         )
-        node.mediator.install(node.net.set_transfer_handler)
+        node.mediator.install(node.net.deals)
         await nursery.start(node.mediator.run)
         for checker in _open_request_checkers(node, chains):
             await nursery.start(checker.run)
@@ -188,9 +187,9 @@ def mediator_contact(node: Node, address: str) -> MediatorContact | None:
         return None
 
     async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
-        return await node.net.exchange(record.peer_id, MEDIATION_PROTOCOL, request,
-                                       inputs=inputs, on_answer=answer_only,
-                                       addrs=record.listen_addrs)
+        return await node.net.deals.exchange(record.peer_id, MEDIATION_STREAM, request,
+                                             inputs=inputs, on_answer=answer_only,
+                                             addrs=record.listen_addrs)
 
     return MediatorContact(address, record.sealing_public_key, ask)
 

@@ -9,6 +9,23 @@ May import from lilypad_p2p: clock, errors, identity, market, wire.
 """
 
 from lilypad_p2p.net._admission import NetLimits
+from lilypad_p2p.net._deal_transport import (
+    DEAL_PROTOCOL,
+    DEAL_STREAM,
+    JOB_PROTOCOL,
+    JOB_STREAM,
+    MEDIATION_PROTOCOL,
+    MEDIATION_STREAM,
+    MODULE_PROTOCOL,
+    MODULE_STREAM,
+    PROTOCOLS,
+    RESULT_PROTOCOL,
+    RESULT_STREAM,
+    DealTransport,
+    RequestHandler,
+    StreamProtocol,
+    TransferHandler,
+)
 from lilypad_p2p.net._discovery import PEER_EXCHANGE_PROTOCOL, Discovery, KnownPeer
 from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError, TopicError
 from lilypad_p2p.net._events import (
@@ -55,18 +72,7 @@ from lilypad_p2p.net._service import (
     PeerState,
     wall_clock_ms,
 )
-from lilypad_p2p.net._streams import (
-    DEAL_PROTOCOL,
-    JOB_PROTOCOL,
-    MEDIATION_PROTOCOL,
-    MODULE_PROTOCOL,
-    PROTOCOLS,
-    RESULT_PROTOCOL,
-    DealStreams,
-    StreamHandler,
-    StreamProtocol,
-    StreamRequestFailed,
-)
+from lilypad_p2p.net._streams import DealStreams, StreamRequestFailed
 from lilypad_p2p.net._topics import (
     NODES_TOPIC,
     MarketTopic,
@@ -75,25 +81,40 @@ from lilypad_p2p.net._topics import (
     check_market_name,
     parse_topic,
 )
+from lilypad_p2p.net._transfer import (
+    BodyGate,
+    ChunkSource,
+    Reply,
+    TransferRefused,
+    answer_only,
+)
 from lilypad_p2p.net._validation import Accepted, Rejected, Verdict, topic_for, validate_gossip
 
 __all__ = [
     "DEAL_PROTOCOL",
+    "DEAL_STREAM",
     "DEFAULT_MUXER",
     "DEFAULT_MUXERS",
     "DIALBACK_PROTOCOL",
     "GRAYLIST_THRESHOLD",
     "JOB_PROTOCOL",
+    "JOB_STREAM",
     "MEDIATION_PROTOCOL",
+    "MEDIATION_STREAM",
     "MODULE_PROTOCOL",
+    "MODULE_STREAM",
     "NODES_TOPIC",
     "PEER_EXCHANGE_PROTOCOL",
     "PING_PROTOCOL",
     "PROTOCOLS",
     "RESULT_PROTOCOL",
+    "RESULT_STREAM",
     "Accepted",
+    "BodyGate",
     "CancelReceived",
+    "ChunkSource",
     "DealStreams",
+    "DealTransport",
     "DialError",
     "DialbackError",
     "DialbackRequest",
@@ -127,14 +148,18 @@ __all__ = [
     "ReachabilityTracker",
     "Rejected",
     "RelayPlan",
+    "Reply",
+    "RequestHandler",
     "Reservation",
-    "StreamHandler",
     "StreamProtocol",
     "StreamRequestFailed",
     "Topic",
     "TopicError",
+    "TransferHandler",
+    "TransferRefused",
     "Verdict",
     "action_for",
+    "answer_only",
     "check_market_name",
     "disconnects",
     "event_for",

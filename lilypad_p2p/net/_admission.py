@@ -50,7 +50,7 @@ class NetLimits:
     # A job stream stays open while the job runs: room for a busy client's concurrent jobs.
     max_streams_per_protocol_per_peer: int = 32
     # Bytes of requests being read or held, per peer and for the node. A peer without an open
-    # deal with us only ever gets small frames (`_streams.MAX_SMALL_BYTES`).
+    # deal with us only ever gets small frames (`_deal_transport.MAX_SMALL_BYTES`).
     max_inflight_bytes_per_peer: int = 80 * 1024 * 1024
     max_inflight_bytes: int = 256 * 1024 * 1024
     # How long a peer that fell below the graylist threshold is refused.

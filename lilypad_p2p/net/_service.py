@@ -12,15 +12,12 @@ reason in `statistics()` and graded against the forwarding peer through `report_
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import trio
-from libp2p.custom_types import TProtocol
 from libp2p.network.exceptions import SwarmException
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
@@ -37,7 +34,7 @@ from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
-from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError
+from lilypad_p2p.net._errors import NetError, NotListening, PublishError
 from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
@@ -57,11 +54,10 @@ from lilypad_p2p.net._peer_actions import (
     invalid_message_weight,
 )
 from lilypad_p2p.net._state import NetStatistics, PeerState
-from lilypad_p2p.net._streams import DealStreams, StreamHandler
+from lilypad_p2p.net._streams import DealStreams
 from lilypad_p2p.net._swarm_guard import guard_swarm
 from lilypad_p2p.net._sync import OfferSync, Snapshot
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
-from lilypad_p2p.net._transfer import TransferHandler
 from lilypad_p2p.net._validation import (
     Accepted,
     reason_for_wire_error,
@@ -189,12 +185,14 @@ class GossipNet:
         self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
         # Installed before we listen, so a peer that connects at once can already pull.
         self._sync.install()
-        self._has_open_deal: Callable[[ID], bool] = lambda peer: False
-        self._streams = DealStreams(
+        self._has_open_deal: Callable[[str], bool] = lambda peer: False
+        # The deal protocols, for the roles (`DealTransport`).
+        self.deals = DealStreams(
             self._host,
             lambda peer, action, reason: self.report_peer(peer, action, reason),
             self._admission,
-            lambda peer: self._has_open_deal(peer),
+            self._is_deal_peer,
+            connect=self.nat.connect,
         )
         self._enforcer = Enforcer(
             self._host,
@@ -202,7 +200,7 @@ class GossipNet:
             self._admission,
             score=self.peer_score,
             is_graylisted=self._is_graylisted,
-            protected=lambda peer: self._has_open_deal(peer),
+            protected=self._is_deal_peer,
             clock=time.monotonic,
         )
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
@@ -425,10 +423,13 @@ class GossipNet:
         if self._nursery is not None:
             self._nursery.start_soon(self._disconnect, peer_id)
 
-    def set_deal_peers(self, has_open_deal: Callable[[ID], bool]) -> None:
-        """Tell the network which peers we have open deals with: only they may send large
-        frames (`/lilypad/job/1` inputs), and trimming never closes them."""
+    def set_deal_peers(self, has_open_deal: Callable[[str], bool]) -> None:
+        """Tell the network which peers (by peer ID) we have open deals with: only they may
+        send large frames (`/lilypad/job/2` inputs), and trimming never closes them."""
         self._has_open_deal = has_open_deal
+
+    def _is_deal_peer(self, peer_id: ID) -> bool:
+        return self._has_open_deal(peer_id.to_base58())
 
     def _is_graylisted(self, peer_id: ID) -> bool:
         topics = list(self._subscribed)
@@ -473,41 +474,6 @@ class GossipNet:
             await self._host.disconnect(peer_id)
         except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("disconnect %s: %r", peer_id, error)
-
-    def set_stream_handler(self, protocol: str, handler: StreamHandler) -> None:
-        """Answer requests of a deal stream protocol (`net/_streams.py`) with `handler`."""
-        self._streams.set_handler(TProtocol(protocol), handler)
-
-    def set_transfer_handler(self, protocol: str, handler: TransferHandler) -> None:
-        """Answer transfers of `protocol` (`net/_transfer.py`) with `handler`."""
-        self._streams.set_transfer_handler(protocol, handler)  # type: ignore[arg-type]
-
-    async def exchange(self, peer_id: str, protocol: str, message: wire.DealMessage,
-                       **kwargs: Any) -> Any:
-        """One transfer with `peer_id` (see `DealStreams.exchange`), reached as `request` is."""
-        with contextlib.suppress(DialError):  # DealStreams reports the failure itself
-            await self.nat.connect(ID.from_base58(peer_id), kwargs.get("addrs", ()))
-        return await self._streams.exchange(
-            ID.from_base58(peer_id), protocol, message, **kwargs  # type: ignore[arg-type]
-        )
-
-    async def request(
-        self,
-        peer_id: str,
-        protocol: str,
-        message: wire.DealMessage,
-        *,
-        addrs: Sequence[str] = (),
-    ) -> wire.DealMessage:
-        """One request/response exchange with `peer_id` (see `DealStreams.request`).
-
-        A peer behind NAT is reached through the `/p2p-circuit` addresses among `addrs`.
-        """
-        with contextlib.suppress(DialError):  # DealStreams reports the failure itself
-            await self.nat.connect(ID.from_base58(peer_id), addrs)
-        return await self._streams.request(
-            ID.from_base58(peer_id), TProtocol(protocol), message, addrs=addrs
-        )
 
     def peer_score(self, peer_id: ID) -> float:
         """The peer's GossipSub score over our subscribed topics."""

@@ -1,12 +1,4 @@
-"""Request/response stream protocols of the deal: one request, one answer, one stream.
-
-    /lilypad/deal/1    propose a co-signed deal, get the countersignature (or a refusal)
-    /lilypad/job/2     stream the sealed inputs of an open deal, get the signed result and the
-                       sealed outputs as a stream (`_transfer.py`)
-    /lilypad/result/1  send the signed acceptance, get an acknowledgement
-    /lilypad/mediation/2  stream a disputed job's sealed inputs to a mediator, get its signed
-                       verdict (`_transfer.py`, as `/lilypad/job/2`)
-    /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
+"""Deal streams over a libp2p host: the real `DealTransport` (`_deal_transport.py`).
 
 Framing: a 4-byte big-endian length, then one canonical msgpack deal message
 (`wire/_deal_messages.py`); each protocol bounds its request and its answer. The stream is
@@ -21,9 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -35,14 +26,21 @@ from multiaddr import Multiaddr
 from lilypad_p2p import wire
 from lilypad_p2p.net._admission import Admission
 from lilypad_p2p.net._containment import reset_quietly
-from lilypad_p2p.net._errors import NetError
+from lilypad_p2p.net._deal_transport import (
+    Answer,
+    OnAnswer,
+    Request,
+    RequestHandler,
+    StreamProtocol,
+    TransferHandler,
+)
+from lilypad_p2p.net._errors import DialError, NetError
 from lilypad_p2p.net._peer_actions import PeerAction
 from lilypad_p2p.net._read import read_exactly
 from lilypad_p2p.net._transfer import (
     ChunkSource,
     InputsGate,
     Reply,
-    TransferHandler,
     TransferRefused,
     ask,
     write_body,
@@ -50,76 +48,15 @@ from lilypad_p2p.net._transfer import (
 
 logger = logging.getLogger(__name__)
 
-DEAL_PROTOCOL = TProtocol("/lilypad/deal/1")
-JOB_PROTOCOL = TProtocol("/lilypad/job/2")
-RESULT_PROTOCOL = TProtocol("/lilypad/result/1")
-MEDIATION_PROTOCOL = TProtocol("/lilypad/mediation/2")
-MODULE_PROTOCOL = TProtocol("/lilypad/module/1")
 FRAME_HEADER_BYTES = 4
 # How long a server waits for a request to arrive in full once the stream is open.
 REQUEST_READ_TIMEOUT_S = 30.0
 T = TypeVar("T")
+M = TypeVar("M", bound=wire.DealMessage)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamProtocol:
-    """One request/response protocol: its ID, size bounds and message types."""
-
-    protocol_id: TProtocol
-    max_request_bytes: int
-    max_response_bytes: int
-    requests: tuple[type[wire.DealMessage], ...]
-    responses: tuple[type[wire.DealMessage], ...]
-    # A transfer's body only from a peer we have an open deal with. A mediator's peers have
-    # no deal with it: its handler checks that the deal names it, on chain, instead.
-    body_needs_deal: bool = True
-
-
-MAX_SMALL_BYTES = 64 * 1024
-PROTOCOLS: dict[TProtocol, StreamProtocol] = {
-    DEAL_PROTOCOL: StreamProtocol(
-        DEAL_PROTOCOL,
-        MAX_SMALL_BYTES,
-        MAX_SMALL_BYTES,
-        (wire.DealProposal,),
-        (wire.DealCountersigned, wire.DealRefused),
-    ),
-    # Frames only: the inputs and outputs follow as bodies (`_transfer.py`).
-    JOB_PROTOCOL: StreamProtocol(
-        JOB_PROTOCOL,
-        MAX_SMALL_BYTES,
-        MAX_SMALL_BYTES,
-        (wire.JobRequest,),
-        (wire.SendInputs, wire.JobResultMessage, wire.DealRefused),
-    ),
-    RESULT_PROTOCOL: StreamProtocol(
-        RESULT_PROTOCOL,
-        MAX_SMALL_BYTES,
-        MAX_SMALL_BYTES,
-        (wire.AcceptanceNotice,),
-        (wire.AcceptanceAck, wire.DealRefused),
-    ),
-    # Frames only: the inputs, re-sealed to the mediator, follow as a body (`_transfer.py`).
-    MEDIATION_PROTOCOL: StreamProtocol(
-        MEDIATION_PROTOCOL,
-        MAX_SMALL_BYTES,
-        MAX_SMALL_BYTES,
-        (wire.MediationRequest,),
-        (wire.SendInputs, wire.VerdictNotice, wire.DealRefused),
-        body_needs_deal=False,
-    ),
-    # A module definition: at most 64 KiB (wire/_module_messages.py) plus framing.
-    MODULE_PROTOCOL: StreamProtocol(
-        MODULE_PROTOCOL,
-        MAX_SMALL_BYTES,
-        2 * MAX_SMALL_BYTES,
-        (wire.ModuleRequest,),
-        (wire.ModuleDefinition, wire.DealRefused),
-    ),
-}
-
-StreamHandler = Callable[[ID, wire.DealMessage], Awaitable[wire.DealMessage]]
 ReportPeer = Callable[[ID, PeerAction, str], None]
+Connect = Callable[[ID, Sequence[str]], Awaitable[None]]
 
 
 class StreamRequestFailed(NetError):
@@ -135,9 +72,7 @@ def encode_frame(message: wire.DealMessage) -> bytes:
     return frame(wire.encode(message.to_wire()))
 
 
-def decode_body(
-    body: bytes, limit: int, allowed: tuple[type[wire.DealMessage], ...]
-) -> wire.DealMessage:
+def decode_body(body: bytes, limit: int, allowed: tuple[type[M], ...]) -> M:
     """The message in one frame's body, if it is one of `allowed`; else MalformedMessage."""
     message = wire.deal_message_from_wire(wire.decode(body, max_bytes=limit))
     if not isinstance(message, allowed):
@@ -161,13 +96,18 @@ class FrameRefused(NetError):
     """A request frame we will not read: too large for a peer without a deal, or over budget."""
 
 
+async def _already_connected(peer_id: ID, addrs: Sequence[str]) -> None:
+    """No dialing of our own: the host dials the peerstore's addresses itself."""
+
+
 class DealStreams:
-    """Serves and asks the deal protocols on one libp2p host.
+    """Serves and asks the deal protocols on one libp2p host: a `DealTransport`.
 
     A job's inputs are read only from a peer we have an open deal with (`has_open_deal`; a
     mediation's after its handler checked the deal), and every request only while its bytes
     fit the peer's and the node's in-flight budgets (`Admission.reserve_bytes`), checked on the
-    length prefix, before the body.
+    length prefix, before the body. Before asking, `connect` dials the peer at the addresses
+    it advertised (through a relay's `/p2p-circuit` address when it is behind NAT).
     """
 
     def __init__(
@@ -176,18 +116,23 @@ class DealStreams:
         report_peer: ReportPeer,
         admission: Admission,
         has_open_deal: Callable[[ID], bool],
+        connect: Connect = _already_connected,
     ) -> None:
         self._host = host
         self._report_peer = report_peer
         self._admission = admission
         self._has_open_deal = has_open_deal
+        self._connect = connect
         self.served = 0
         self.refused_garbage = 0
         self.refused_frames = 0
 
-    def set_handler(self, protocol_id: TProtocol, handler: StreamHandler) -> None:
-        """Answer `protocol_id` requests with `handler(peer_id, request)`."""
-        protocol = PROTOCOLS[protocol_id]
+    def report(self, peer: str, action: PeerAction, reason: str) -> None:
+        self._report_peer(ID.from_base58(peer), action, reason)
+
+    def serve(self, protocol: StreamProtocol[Request, Answer],
+              handler: RequestHandler[Request, Answer]) -> None:
+        """Answer `protocol` requests with `handler(peer, request)`."""
 
         async def serve(stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id
@@ -199,29 +144,29 @@ class DealStreams:
                     reserved = length
                     body = await read_exactly(stream, length)
                 request = decode_body(body, protocol.max_request_bytes, protocol.requests)
-                await self._answer(stream, protocol_id, handler, peer_id, request)
+                await self._answer(stream, protocol, handler, peer_id, request)
             except FrameRefused as error:
                 self.refused_frames += 1
-                self._report_peer(peer_id, PeerAction.MID_TOLERANCE, f"{protocol_id}: {error}")
+                self._report(peer_id, PeerAction.MID_TOLERANCE, protocol, error)
                 with contextlib.suppress(Exception):  # the asker may be gone; nothing owed
                     await stream.write(encode_frame(wire.DealRefused(reason=str(error)[:500])))
                 await close_quietly(stream)
             except wire.WireError as error:
                 self.refused_garbage += 1
-                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
                 await reset_quietly(stream)
             except Exception as error:  # boundary: the asker vanished or was too slow
-                logger.debug("reading a %s request failed: %r", protocol_id, error)
+                logger.debug("reading a %s request failed: %r", protocol.protocol_id, error)
                 await reset_quietly(stream)
             finally:
                 if reserved:
                     self._admission.release_bytes(peer_id, reserved)
 
-        self._host.set_stream_handler(protocol_id, serve)
+        self._host.set_stream_handler(TProtocol(protocol.protocol_id), serve)
 
-    def set_transfer_handler(self, protocol_id: TProtocol, handler: TransferHandler) -> None:
-        """Answer `protocol_id` transfers (`_transfer.py`) with `handler(peer, request, gate)`."""
-        protocol = PROTOCOLS[protocol_id]
+    def serve_transfer(self, protocol: StreamProtocol[Request, Answer],
+                       handler: TransferHandler[Request]) -> None:
+        """Answer `protocol` transfers (`_transfer.py`) with `handler(peer, request, gate)`."""
 
         async def serve(stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id
@@ -235,32 +180,32 @@ class DealStreams:
                 request = decode_body(body, protocol.max_request_bytes, protocol.requests)
             except wire.WireError as error:
                 self.refused_garbage += 1
-                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
                 await reset_quietly(stream)
                 return
             except Exception as error:  # boundary: the asker vanished or was too slow
-                logger.debug("reading a %s request failed: %r", protocol_id, error)
+                logger.debug("reading a %s request failed: %r", protocol.protocol_id, error)
                 await reset_quietly(stream)
                 return
             has_open_deal = self._has_open_deal if protocol.body_needs_deal else _handler_checks
             gate = InputsGate(stream, peer_id, self._admission, has_open_deal, write_frame)
             try:
-                reply = await handler(peer_id, request, gate)
+                reply = await handler(peer_id.to_base58(), request, gate)
             except TransferRefused as error:
                 self.refused_frames += 1
-                self._report_peer(peer_id, PeerAction.MID_TOLERANCE, f"{protocol_id}: {error}")
+                self._report(peer_id, PeerAction.MID_TOLERANCE, protocol, error)
                 reply = Reply(wire.DealRefused(reason=str(error)[:500]))
             except wire.WireError as error:  # its inputs broke off or did not fit
                 self.refused_garbage += 1
-                self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+                self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
                 await reset_quietly(stream)
                 return
             except Exception as error:  # boundary: a broken stream, or our handler's bug
                 if gate.asked:  # the inputs' stream broke or stalled: nothing owed
-                    logger.debug("receiving %s inputs failed: %r", protocol_id, error)
+                    logger.debug("receiving %s inputs failed: %r", protocol.protocol_id, error)
                     await reset_quietly(stream)
                     return
-                logger.exception("%s handler failed", protocol_id)
+                logger.exception("%s handler failed", protocol.protocol_id)
                 reply = Reply(wire.DealRefused(reason="internal error"))
             try:
                 await write_frame(reply.answer)
@@ -268,11 +213,15 @@ class DealStreams:
                     await write_body(stream, reply.body)
                 self.served += 1
             except Exception as error:  # boundary: the asker went away while we answered
-                logger.debug("answering a %s transfer failed: %r", protocol_id, error)
+                logger.debug("answering a %s transfer failed: %r", protocol.protocol_id, error)
             finally:
                 await close_quietly(stream)
 
-        self._host.set_stream_handler(protocol_id, serve)
+        self._host.set_stream_handler(TProtocol(protocol.protocol_id), serve)
+
+    def _report(self, peer_id: ID, action: PeerAction, protocol: StreamProtocol[Any, Any],
+                error: Exception) -> None:
+        self._report_peer(peer_id, action, f"{protocol.protocol_id}: {error}")
 
     def _admit_frame(self, peer_id: ID, length: int) -> None:
         refusal = self._admission.reserve_bytes(peer_id, length)
@@ -282,78 +231,76 @@ class DealStreams:
     async def _answer(
         self,
         stream: INetStream,
-        protocol_id: TProtocol,
-        handler: StreamHandler,
+        protocol: StreamProtocol[Request, Answer],
+        handler: RequestHandler[Request, Answer],
         peer_id: ID,
-        request: wire.DealMessage,
+        request: Request,
     ) -> None:
+        answer: wire.DealMessage
         try:
-            answer = await handler(peer_id, request)
+            answer = await handler(peer_id.to_base58(), request)
         except Exception:  # boundary: a handler's bug: the asker gets a refusal, we a trace
-            logger.exception("%s handler failed", protocol_id)
+            logger.exception("%s handler failed", protocol.protocol_id)
             answer = wire.DealRefused(reason="internal error")
         try:
             await stream.write(encode_frame(answer))
             self.served += 1
         except Exception as error:  # boundary: the stream broke while answering
-            logger.debug("answering a %s request failed: %r", protocol_id, error)
+            logger.debug("answering a %s request failed: %r", protocol.protocol_id, error)
         finally:
             await close_quietly(stream)
 
     async def request(
         self,
-        peer_id: ID,
-        protocol_id: TProtocol,
-        message: wire.DealMessage,
+        peer: str,
+        protocol: StreamProtocol[Request, Answer],
+        message: Request,
         *,
         addrs: Sequence[str] = (),
-    ) -> wire.DealMessage:
-        """Send `message` to `peer_id` over `protocol_id` and return its answer.
-
-        `addrs` are the peer's advertised multiaddrs (from its NodeRecord), used when we are
-        not connected. Bound the call with `trio.fail_after` at the call site.
+    ) -> Answer:
+        """Send `message` to `peer` and return its answer (`DealTransport.request`).
 
         Raises:
             StreamRequestFailed: unreachable peer, or the stream broke.
             wire.WireError: the peer answered with garbage (it is reported too).
         """
-        protocol = PROTOCOLS[protocol_id]
-        stream = await self._open(peer_id, protocol_id, message, addrs)
+        peer_id = ID.from_base58(peer)
+        stream = await self._open(peer_id, protocol, message, addrs)
         try:
             await stream.write(encode_frame(message))
             body = await read_frame(stream, protocol.max_response_bytes)
         except wire.WireError as error:
-            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
             raise
         except Exception as error:  # boundary: reset, EOF, closed, whatever the muxer raises
-            raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
+            raise StreamRequestFailed(
+                f"{protocol.protocol_id} to {peer} broke: {error!r}") from error
         finally:
             await close_quietly(stream)
         try:
             return decode_body(body, protocol.max_response_bytes, protocol.responses)
         except wire.WireError as error:
-            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
             raise
 
     async def exchange(
         self,
-        peer_id: ID,
-        protocol_id: TProtocol,
-        message: wire.DealMessage,
+        peer: str,
+        protocol: StreamProtocol[Request, Answer],
+        message: Request,
         *,
         inputs: ChunkSource,
-        on_answer: Callable[[wire.DealMessage, AsyncIterator[bytes] | None], Awaitable[T]],
+        on_answer: OnAnswer[T],
         addrs: Sequence[str] = (),
     ) -> T:
-        """A transfer (`_transfer.ask`): `message`, the `inputs` chunks if the peer asks for
-        them, and `on_answer(answer, its body's chunks)`, whose result is returned.
+        """A transfer (`_transfer.ask`; `DealTransport.exchange`).
 
         Raises:
             StreamRequestFailed: unreachable peer, or the stream broke or stalled.
             wire.WireError: the peer answered with garbage (it is reported too).
         """
-        protocol = PROTOCOLS[protocol_id]
-        stream = await self._open(peer_id, protocol_id, message, addrs)
+        peer_id = ID.from_base58(peer)
+        stream = await self._open(peer_id, protocol, message, addrs)
 
         async def write_frame(frame_message: wire.DealMessage) -> None:
             await stream.write(encode_frame(frame_message))
@@ -365,20 +312,22 @@ class DealStreams:
         try:
             return await ask(stream, message, inputs, read_answer, on_answer, write_frame)
         except wire.WireError as error:
-            self._report_peer(peer_id, PeerAction.LOW_TOLERANCE, f"{protocol_id}: {error}")
+            self._report(peer_id, PeerAction.LOW_TOLERANCE, protocol, error)
             raise
         except (BaseLibp2pError, trio.TooSlowError) as error:  # reset, EOF, closed, stalled
-            raise StreamRequestFailed(f"{protocol_id} to {peer_id} broke: {error!r}") from error
+            raise StreamRequestFailed(
+                f"{protocol.protocol_id} to {peer} broke: {error!r}") from error
         finally:
             await close_quietly(stream)
 
     async def _open(
-        self, peer_id: ID, protocol_id: TProtocol, message: wire.DealMessage,
+        self, peer_id: ID, protocol: StreamProtocol[Request, Answer], message: Request,
         addrs: Sequence[str],
     ) -> INetStream:
-        protocol = PROTOCOLS[protocol_id]
         if not isinstance(message, protocol.requests):
-            raise TypeError(f"{protocol_id} does not carry {type(message).__name__}")
+            raise TypeError(f"{protocol.protocol_id} does not carry {type(message).__name__}")
+        with contextlib.suppress(DialError):  # opening the stream below says why it failed
+            await self._connect(peer_id, addrs)
         parsed = []
         for addr in addrs:
             try:
@@ -389,14 +338,13 @@ class DealStreams:
             self._host.get_peerstore().add_addrs(peer_id, parsed, 0)
         connected = bool(self._host.get_network().get_connections(peer_id))
         try:
-            return await self._host.new_stream(peer_id, [protocol_id])
+            return await self._host.new_stream(peer_id, [TProtocol(protocol.protocol_id)])
         except Exception as error:  # boundary: libp2p raises a zoo of dial errors
             if connected:
                 await self._drop_connections(peer_id)
             raise StreamRequestFailed(
-                f"cannot open {protocol_id} to {peer_id}: {error!r}"
+                f"cannot open {protocol.protocol_id} to {peer_id}: {error!r}"
             ) from error
-
 
     async def _drop_connections(self, peer_id: ID) -> None:
         """Close a connection on which a new stream could not even be negotiated.

@@ -117,9 +117,6 @@ class InputsGate:
             self._admission.release_bytes(self._peer_id, held)
 
 
-TransferHandler = Callable[[ID, wire.DealMessage, InputsGate], Awaitable[Reply]]
-
-
 async def answer_only(
     answer: wire.DealMessage, body: AsyncIterator[bytes] | None
 ) -> wire.DealMessage:

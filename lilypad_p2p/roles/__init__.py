@@ -6,7 +6,7 @@ May import from lilypad_p2p anything but: cli*, node*, observe, testing.
 """
 
 from lilypad_p2p.roles._bridge import BridgeRole, BridgeStatistics, open_bridge
-from lilypad_p2p.roles._client import ClientRole, result_hash
+from lilypad_p2p.roles._client import ClientRole
 from lilypad_p2p.roles._client_control import describe
 from lilypad_p2p.roles._client_disputes import ClientDisputes, MediationSettings
 from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError
@@ -43,6 +43,7 @@ from lilypad_p2p.roles._settlement import (
 )
 from lilypad_p2p.roles._solver import EPOCH_GRACE_MS, Solver, SolverStatistics
 from lilypad_p2p.roles._terms import NoMediators, build_deal, deal_from_wire
+from lilypad_p2p.roles._transfer import result_hash
 from lilypad_p2p.wire import deal_to_wire
 
 __all__ = [

@@ -26,7 +26,6 @@ A job pays on the chain its offer names (`JobSubmission.chain_id`; default: the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -43,7 +42,7 @@ from lilypad_p2p.chain import ChainError, Deal, DealStatus, InsufficientFunds, R
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ClientDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec import ModuleCatalog, UnknownModule
+from lilypad_p2p.exec import ModuleCatalog
 from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
 from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
@@ -59,7 +58,14 @@ from lilypad_p2p.market import (
     due_timeout,
     new_client_deal,
 )
-from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL, NetError
+from lilypad_p2p.net import (
+    DEAL_STREAM,
+    JOB_STREAM,
+    RESULT_STREAM,
+    DealTransport,
+    NetError,
+    PeerAction,
+)
 from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._client_matching import JobMatcher, job_offer
@@ -73,10 +79,8 @@ from lilypad_p2p.roles._client_submission import (
 )
 from lilypad_p2p.roles._failure import keep_failure
 from lilypad_p2p.roles._input_files import check_job_size
-from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
-from lilypad_p2p.roles._terms import (
-    ACCEPTANCE_WINDOW_S,
-)
+from lilypad_p2p.roles._settlement import DealChain, DealChains
+from lilypad_p2p.roles._terms import ACCEPTANCE_WINDOW_S
 from lilypad_p2p.roles._transfer import (
     MAX_STORED_RESULT_BYTES,
     Delivery,
@@ -103,13 +107,10 @@ RETRY_INTERVAL_S = 1.0
 JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
+# Phases whose step checks what the provider sent (a failed check blames it).
+_FACING_PROVIDER = (Phase.MATCHED, Phase.OPEN, Phase.RUNNING)
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
-
-
-def result_hash(tarball: bytes) -> bytes:
-    """The 32-byte result hash on chain: the sha2-256 digest inside the tarball's CID."""
-    return hashlib.sha256(tarball).digest()
 
 
 class ClientRole:
@@ -121,7 +122,7 @@ class ClientRole:
         chains: DealChains,
         book: OfferBook,
         publish: Callable[[wire.Message], Awaitable[None]],
-        request: Callable[..., Awaitable[wire.DealMessage]],
+        transport: DealTransport,
         node_record: Callable[[str], wire.NodeRecord | None],
         mediators: tuple[str, ...],
         results_dir: Path,
@@ -130,12 +131,11 @@ class ClientRole:
         acceptance_window_s: int = ACCEPTANCE_WINDOW_S,
         disputes: ClientDisputes | None = None,
         modules: ModuleCatalog | None = None,
-        exchange: Callable[..., Awaitable[Any]] | None = None,
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
         records: ClientRecords | None = None,
     ) -> None:
-        # Job transfers (net/_transfer.py); inputs rest sealed in the spool next to the results.
-        self._exchange = exchange
+        # Deal streams to providers; inputs rest sealed in the spool next to the results.
+        self._transport = transport
         self._max_job_bytes = max_job_bytes
         self._spool = results_dir.parent / "spool" / "client"
         self._identity = identity
@@ -146,7 +146,6 @@ class ClientRole:
         self._chains = chains
         self._book = book
         self._publish = publish
-        self._request = request
         self._node_record = node_record
         self._mediators = tuple(to_checksum_address(m) for m in mediators)
         self._results_dir = results_dir
@@ -185,21 +184,15 @@ class ClientRole:
         """
         if self._nursery is None:
             raise SubmissionError("the client role is not running")
-        try:
-            module_id, module = self._modules.resolve(job.module)
-        except UnknownModule as exc:
-            raise SubmissionError(str(exc)) from exc
-        deadline_s = job_deadline_s(module, job.deadline_s)
         files: dict[str, FileSource] = {**job.files, **job.file_paths}
-        try:
+        try:  # an unknown module or chain, bad parameters, inputs over the size limit
+            module_id, module = self._modules.resolve(job.module)
+            deadline_s = job_deadline_s(module, job.deadline_s)
             params = module.resolve_params(job.params)
             check_job_size(await trio.to_thread.run_sync(inputs_stream_size, files, params),
                            self._max_job_bytes)
-        except LilypadError as exc:
-            raise SubmissionError(str(exc)) from exc
-        try:
             chain = self._chains.require(job.chain_id)
-        except UnknownChain as exc:
+        except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
         free = await chain.free_balance()
         if free < job.max_price_wei:
@@ -276,11 +269,20 @@ class ClientRole:
                 await self._step(stored)
             except (ChainError, NetError, PeerMisbehaved, trio.TooSlowError, StoreUnavailable,
                     OSError) as exc:
+                self._blame_provider(stored, exc)
                 # Transient (chain, network, a full disk) or the provider's fault: try again
                 # shortly; every phase has a timeout that ends the deal if this never recovers.
                 event(log, "deal.retry", logging.WARNING, key=key, phase=stored.record.phase,
                       error=repr(exc))
                 await trio.sleep(RETRY_INTERVAL_S)
+
+    def _blame_provider(self, stored: ClientDeal, exc: Exception) -> None:
+        """A provider's answer failed our checks (garbage on the wire: the transport's)."""
+        deal = stored.detail.deal
+        if (isinstance(exc, PeerMisbehaved) and not isinstance(exc, wire.WireError)
+                and deal is not None and stored.record.phase in _FACING_PROVIDER
+                and (record := self._node_record(deal.provider)) is not None):
+            self._transport.report(record.peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
 
     async def _step(self, stored: ClientDeal) -> None:
         record = stored.record
@@ -373,8 +375,8 @@ class ClientRole:
         bound_s = min(DEAL_REQUEST_TIMEOUT_S, self._timeouts.agreement_ms / 1000)
         try:
             with trio.fail_after(bound_s):
-                answer = await self._request(record.peer_id, DEAL_PROTOCOL, proposal,
-                                             addrs=record.listen_addrs)
+                answer = await self._transport.request(record.peer_id, DEAL_STREAM, proposal,
+                                                       addrs=record.listen_addrs)
         except (NetError, trio.TooSlowError) as exc:
             # Nothing is signed yet: rather than wait out the agreement timeout on a provider
             # we cannot reach, take the next offer now (this one sits out a while).
@@ -453,10 +455,9 @@ class ClientRole:
             output_recipient=self._identity.sealing_public_key,
         )
         result = self._results_dir / f"{stored.record.key}.tar"
-        assert self._exchange is not None
         with trio.move_on_after(self._until_due_s(stored.record)):
-            answer, delivery = await self._exchange(
-                record.peer_id, JOB_PROTOCOL, request, inputs=inputs.chunks,
+            answer, delivery = await self._transport.exchange(
+                record.peer_id, JOB_STREAM, request, inputs=inputs.chunks,
                 on_answer=ResultReceiver(deal_id, lambda h, s: chain.check_commitment(deal, h, s),
                                          self._identity.sealing_private_key(), result,
                                          self._max_job_bytes, deal.provider),
@@ -478,10 +479,11 @@ class ClientRole:
         chain = self._chain(stored)
         if delivery is None:
             # The provider signed a hash its delivery does not have: evidence for mediation.
+            why = "the delivery does not match the committed result hash"
+            self._blame_provider(stored, PeerMisbehaved(why))
             invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
             self._save(stored, invalid, result_hash=answer.result_hash,
-                       provider_commitment=answer.provider_signature,
-                       error="the delivery does not match the committed result hash")
+                       provider_commitment=answer.provider_signature, error=why)
             return
         path = delivery.path
         if path.stat().st_size <= MAX_STORED_RESULT_BYTES:  # for the chain bridge
@@ -523,8 +525,8 @@ class ClientRole:
                                                    "acceptance"),
                 )
                 with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
-                    answer = await self._request(record.peer_id, RESULT_PROTOCOL, notice,
-                                                 addrs=record.listen_addrs)
+                    answer = await self._transport.request(
+                        record.peer_id, RESULT_STREAM, notice, addrs=record.listen_addrs)
                 if isinstance(answer, wire.AcceptanceAck):
                     self._update(stored, acceptance_delivered=True)
                     return
@@ -595,6 +597,3 @@ class ClientRole:
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
 
-
-class ResultMismatch(PeerMisbehaved):
-    """The provider's answer does not belong to the deal it was asked about."""

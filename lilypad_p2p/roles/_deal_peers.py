@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from libp2p.peer.id import ID
-
-from lilypad_p2p.identity import address_from_peer_id
+from lilypad_p2p import wire
 from lilypad_p2p.store import DealStore
 
 
-def open_deal_peers(store: DealStore) -> Callable[[ID], bool]:
+def open_deal_peers(store: DealStore) -> Callable[[str], bool]:
     """`has_open_deal(peer_id)`: whether an unfinished deal in `store` names that peer."""
 
-    def has_open_deal(peer_id: ID) -> bool:
+    def has_open_deal(peer_id: str) -> bool:
         try:
-            address = address_from_peer_id(peer_id).lower()
-        except Exception:  # a peer ID that is not a secp256k1 key names no deal party
+            address = wire.address_from_peer_id_text(peer_id).lower()
+        except ValueError:  # a peer ID that is not a secp256k1 key names no deal party
             return False
         for stored in store.deals(open_only=True):
             deal = stored.detail.deal

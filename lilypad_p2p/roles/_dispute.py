@@ -52,8 +52,7 @@ from lilypad_p2p.market import (
     VerdictOutcome,
     VerdictTally,
 )
-from lilypad_p2p.net import NetError
-from lilypad_p2p.net._transfer import ChunkSource
+from lilypad_p2p.net import ChunkSource, NetError
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
 

@@ -2,7 +2,7 @@
 
     mediator = MediatorRole(identity, chains=deal_chains, executor_factory=Executor.connect,
                             stake_wei=10**18, spool=spool_dir(home, "mediator"))
-    mediator.install(net.set_transfer_handler); await nursery.start(mediator.run)
+    mediator.install(net.deals); await nursery.start(mediator.run)
 
 `run` registers the node with its stake on each of its chains where it is not registered yet,
 then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import (
@@ -59,7 +58,7 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import MediatorDetail
-from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import (
     BadDefinition,
     ExecError,
@@ -72,8 +71,7 @@ from lilypad_p2p.exec import (
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
-from lilypad_p2p.net import MEDIATION_PROTOCOL
-from lilypad_p2p.net._transfer import BodyGate, Reply
+from lilypad_p2p.net import MEDIATION_STREAM, BodyGate, DealTransport, PeerAction, Reply
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
@@ -134,12 +132,11 @@ class MediatorRole:
         fault: MediatorFault = MediatorFault.NONE,
         verdict_dir: Path | None = None,
         modules: ModuleCatalog | None = None,
-        request: Callable[..., Awaitable[wire.DealMessage]] | None = None,
     ) -> None:
         self._identity = identity
         # A user module's definition comes from the disputing job creator, checked by its ID.
         self._modules = modules
-        self._request = request
+        self._transport: DealTransport | None = None
         self._chains = chains
         self._executor_factory = executor_factory
         self._executor: Executor | None = None
@@ -165,8 +162,10 @@ class MediatorRole:
     def address(self) -> str:
         return self._identity.address
 
-    def install(self, set_transfer_handler: Callable[[str, Any], None]) -> None:
-        set_transfer_handler(MEDIATION_PROTOCOL, self.on_mediation_request)
+    def install(self, transport: DealTransport) -> None:
+        """Serve mediation requests on `transport` (and fetch modules over it)."""
+        self._transport = transport
+        transport.serve_transfer(MEDIATION_STREAM, self.on_mediation_request)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # What a judgement cut short by a crash left behind: no verdict came of it.
@@ -322,24 +321,25 @@ class MediatorRole:
     # --- /lilypad/mediation/2 -----------------------------------------------------------
 
     async def on_mediation_request(
-        self, peer_id: ID, request: wire.DealMessage, gate: BodyGate
+        self, peer_id: str, request: wire.MediationRequest, gate: BodyGate
     ) -> Reply:
-        assert isinstance(request, wire.MediationRequest)
         try:
             await self._have_module(peer_id, request.module)
             return Reply(await self.judge(request, gate))
         except (MediationRefused, ChainError, JobTooLarge) as exc:
+            if isinstance(exc, PeerMisbehaved) and self._transport is not None:
+                self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
             return Reply(wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS]))
 
-    async def _have_module(self, peer_id: ID, module: str) -> None:
+    async def _have_module(self, peer_id: str, module: str) -> None:
         """Fetch a module definition we lack from the asker (MediationRefused if we cannot)."""
-        if self._modules is None or self._request is None:
+        if self._modules is None or self._transport is None:
             return
         try:
             self._modules.resolve(module)
         except UnknownModule:
             try:
-                await fetch_definition(self._request, peer_id, module, self._modules)
+                await fetch_definition(self._transport, peer_id, module, self._modules)
             except (UnknownModule, BadDefinition) as exc:
                 raise MediationRefused(str(exc)) from exc
 

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError
@@ -36,7 +35,7 @@ from lilypad_p2p.exec import (
 )
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import entry_accepts
-from lilypad_p2p.net import MODULE_PROTOCOL
+from lilypad_p2p.net import MODULE_STREAM, DealTransport, PeerAction
 
 log = logging.getLogger("lilypad_p2p.modules")
 
@@ -46,12 +45,14 @@ MIB = 1024 * 1024
 
 
 async def fetch_definition(
-    request: Callable[..., Awaitable[wire.DealMessage]],
-    peer_id: ID,
+    transport: DealTransport,
+    peer_id: str,
     module: str,
     catalog: ModuleCatalog,
 ) -> Module:
     """Module `module` from `peer_id`, checked against its ID and stored in `catalog`.
+
+    A definition that does not match its ID is reported: no honest job creator sends one.
 
     Raises:
         BadDefinition: the peer's definition does not match the ID (or is invalid).
@@ -59,8 +60,8 @@ async def fetch_definition(
     """
     try:
         with trio.fail_after(MODULE_FETCH_TIMEOUT_S):
-            answer = await request(str(peer_id), MODULE_PROTOCOL,
-                                   wire.ModuleRequest(module=module))
+            answer = await transport.request(peer_id, MODULE_STREAM,
+                                             wire.ModuleRequest(module=module))
     except (trio.TooSlowError, LilypadError) as exc:
         raise UnknownModule(
             f"module {module} is not on this provider and the job creator did not send its "
@@ -70,21 +71,26 @@ async def fetch_definition(
         raise UnknownModule(
             f"module {module}: the job creator refused to send it ({answer.reason})"
         )
-    assert isinstance(answer, wire.ModuleDefinition)
-    if answer.module != module:
-        raise BadDefinition(f"asked for module {module}, the job creator sent {answer.module}")
-    stored = catalog.add_definition(module, answer.definition)
-    event(log, "module.fetched", module=module, module_name=stored.name, peer=str(peer_id))
+    try:
+        if answer.module != module:
+            raise BadDefinition(f"asked for module {module}, the job creator sent "
+                                f"{answer.module}")
+        stored = catalog.add_definition(module, answer.definition)
+    except BadDefinition as exc:
+        transport.report(peer_id, PeerAction.LOW_TOLERANCE, f"module {module}: {exc}"[:200])
+        raise
+    event(log, "module.fetched", module=module, module_name=stored.name, peer=peer_id)
     return stored
 
 
 def definition_server(
     catalog: ModuleCatalog,
-) -> Callable[[ID, wire.DealMessage], Awaitable[wire.DealMessage]]:
+) -> Callable[[str, wire.ModuleRequest], Awaitable[wire.ModuleDefinition | wire.DealRefused]]:
     """The `/lilypad/module/1` handler: a module's canonical definition, if we have it."""
 
-    async def serve(peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
-        assert isinstance(request, wire.ModuleRequest)
+    async def serve(
+        peer_id: str, request: wire.ModuleRequest
+    ) -> wire.ModuleDefinition | wire.DealRefused:
         try:
             data = catalog.definition(request.module)
         except UnknownModule as exc:
@@ -102,11 +108,11 @@ class ModuleGate:
     def __init__(
         self,
         catalog: ModuleCatalog,
-        request: Callable[..., Awaitable[wire.DealMessage]] | None,
+        transport: DealTransport | None,
         executor: Callable[[], Awaitable[Executor | None]],
     ) -> None:
         self._catalog = catalog
-        self._request = request
+        self._transport = transport
         self._executor = executor
 
     @property
@@ -114,7 +120,7 @@ class ModuleGate:
         return self._catalog
 
     async def refusal(
-        self, peer_id: ID, job: wire.JobOffer, offer_entries: tuple[str, ...]
+        self, peer_id: str, job: wire.JobOffer, offer_entries: tuple[str, ...]
     ) -> str | None:
         """Why the provider must not sign a deal for `job`'s module, or None."""
         try:
@@ -144,13 +150,13 @@ class ModuleGate:
             return str(exc)
         return None
 
-    async def _definition(self, peer_id: ID, module_id: str) -> Module:
+    async def _definition(self, peer_id: str, module_id: str) -> Module:
         try:
             return self._catalog.resolve(module_id)[1]
         except UnknownModule:
-            if self._request is None:
+            if self._transport is None:
                 raise
-        return await fetch_definition(self._request, peer_id, module_id, self._catalog)
+        return await fetch_definition(self._transport, peer_id, module_id, self._catalog)
 
 
 def _spec_shortfall(module: Module, spec: wire.ResourceSpec) -> str | None:

@@ -25,7 +25,6 @@ from typing import Any
 
 import psutil
 import trio
-from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError, DeadlineError, Deal, DealStatus, SettlementItem
@@ -56,8 +55,15 @@ from lilypad_p2p.market import (
     due_timeout,
     new_provider_deal,
 )
-from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
-from lilypad_p2p.net._transfer import InputsGate, Reply
+from lilypad_p2p.net import (
+    DEAL_STREAM,
+    JOB_STREAM,
+    RESULT_STREAM,
+    BodyGate,
+    DealTransport,
+    PeerAction,
+    Reply,
+)
 from lilypad_p2p.roles._failure import classify, failure_report, write_report
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
@@ -172,7 +178,7 @@ class ProviderRole:
         disputes: ProviderDisputes | None = None,
         availability: Callable[[], str | None] = lambda: None,
         modules: ModuleCatalog | None = None,
-        request: Callable[..., Awaitable[wire.DealMessage]] | None = None,
+        transport: DealTransport | None = None,
         spool: Path | None = None,
         max_job_bytes: int = DEFAULT_MAX_JOB_BYTES,
     ) -> None:
@@ -201,14 +207,20 @@ class ProviderRole:
         self._timeouts = timeouts
         self._runs: dict[str, trio.Event] = {}
         self._lock = trio.Lock()  # serialises capacity checks against new agreements
-        # Definitions a job's module needs are fetched from its job creator with `request`.
-        self._modules = ModuleGate(modules or ModuleCatalog(), request, self._connect_executor)
+        self._transport = transport
+        # Definitions a job's module needs are fetched from its job creator.
+        self._modules = ModuleGate(modules or ModuleCatalog(), transport, self._connect_executor)
 
-    def install(self, set_handler: Callable[[str, Any], None],
-                set_transfer_handler: Callable[[str, Any], None]) -> None:
-        set_handler(DEAL_PROTOCOL, self.on_deal_proposal)
-        set_transfer_handler(JOB_PROTOCOL, self.on_job_request)
-        set_handler(RESULT_PROTOCOL, self.on_acceptance)
+    def install(self) -> None:
+        """Serve the deal protocols on our transport."""
+        assert self._transport is not None, "a provider serves deals over a transport"
+        self._transport.serve(DEAL_STREAM, self.on_deal_proposal)
+        self._transport.serve_transfer(JOB_STREAM, self.on_job_request)
+        self._transport.serve(RESULT_STREAM, self.on_acceptance)
+
+    def _blame(self, peer_id: str, exc: PeerMisbehaved) -> None:
+        if self._transport is not None:
+            self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._connect_executor()
@@ -232,14 +244,18 @@ class ProviderRole:
 
     # --- /lilypad/deal/1 ----------------------------------------------------------------
 
-    async def on_deal_proposal(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
-        assert isinstance(request, wire.DealProposal)
+    async def on_deal_proposal(
+        self, peer_id: str, request: wire.DealProposal
+    ) -> wire.DealCountersigned | wire.DealRefused:
         try:
             return await self._countersign(peer_id, request)
         except PeerMisbehaved as exc:
+            self._blame(peer_id, exc)
             return wire.DealRefused(reason=f"invalid proposal: {exc}"[:500])
 
-    async def _countersign(self, peer_id: ID, request: wire.DealProposal) -> wire.DealMessage:
+    async def _countersign(
+        self, peer_id: str, request: wire.DealProposal
+    ) -> wire.DealCountersigned | wire.DealRefused:
         unavailable = self._availability()
         if unavailable is not None:
             return wire.DealRefused(reason=f"provider cannot run jobs now: {unavailable}"[:500])
@@ -249,7 +265,7 @@ class ProviderRole:
         job = envelope.body
         if not isinstance(job, wire.JobOffer):
             return wire.DealRefused(reason="job_offer is not a JobOffer")
-        if wire.address_from_peer_id_text(str(peer_id)) != job.job_creator:
+        if wire.address_from_peer_id_text(peer_id) != job.job_creator:
             return wire.DealRefused(reason="only the job creator may propose its deal")
         held = self._book.get(request.resource_offer_cid)
         resource = held.body if held is not None else None
@@ -321,20 +337,20 @@ class ProviderRole:
 
     # --- /lilypad/job/2 -----------------------------------------------------------------
 
-    async def on_job_request(self, peer_id: ID, request: wire.DealMessage,
-                             gate: InputsGate) -> Reply:
-        assert isinstance(request, wire.JobRequest)
+    async def on_job_request(self, peer_id: str, request: wire.JobRequest,
+                             gate: BodyGate) -> Reply:
         try:
             answer = await self._job_reply(peer_id, request, gate)
         except JobTooLarge as exc:
             answer = wire.DealRefused(reason=str(exc)[:500])
         return answer if isinstance(answer, Reply) else Reply(answer)
 
-    async def _job_reply(self, peer_id: ID, request: wire.JobRequest,
-                         gate: InputsGate) -> wire.DealMessage | Reply:
+    async def _job_reply(self, peer_id: str, request: wire.JobRequest,
+                         gate: BodyGate) -> wire.DealMessage | Reply:
         try:
             deal = deal_from_wire(request.deal)
         except PeerMisbehaved as exc:
+            self._blame(peer_id, exc)
             return wire.DealRefused(reason=str(exc)[:500])
         try:
             chain = self._chains.require(request.chain_id)
@@ -344,7 +360,7 @@ class ProviderRole:
         stored = self._store.provider_deal(key)
         if stored is None:
             return wire.DealRefused(reason="unknown deal")
-        if wire.address_from_peer_id_text(str(peer_id)) != deal.job_creator:
+        if wire.address_from_peer_id_text(peer_id) != deal.job_creator:
             return wire.DealRefused(reason="only the job creator may send the inputs")
         if stored.record.phase is Phase.AGREED:
             # We do not work for free: the deal must be open on chain first.
@@ -445,8 +461,9 @@ class ProviderRole:
 
     # --- /lilypad/result/1 --------------------------------------------------------------
 
-    async def on_acceptance(self, peer_id: ID, request: wire.DealMessage) -> wire.DealMessage:
-        assert isinstance(request, wire.AcceptanceNotice)
+    async def on_acceptance(
+        self, peer_id: str, request: wire.AcceptanceNotice
+    ) -> wire.AcceptanceAck | wire.DealRefused:
         key = request.deal_id.hex()
         stored = self._store.provider_deal(key)
         if stored is None:
@@ -464,6 +481,7 @@ class ProviderRole:
         try:
             chain.check_acceptance(deal, request.result_hash, request.job_creator_signature)
         except PeerMisbehaved as exc:
+            self._blame(peer_id, exc)
             return wire.DealRefused(reason=str(exc)[:500])
         self._save(stored, Event.ACCEPTANCE_RECEIVED,
                    acceptance_signature=request.job_creator_signature)

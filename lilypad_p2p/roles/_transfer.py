@@ -39,7 +39,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_info
-from lilypad_p2p.net._transfer import BodyGate, ChunkSource, Reply
+from lilypad_p2p.net import BodyGate, ChunkSource, Reply
 from lilypad_p2p.roles._failure import BadFailureReport, FailureReport, check_delivered_file
 
 logger = logging.getLogger(__name__)
@@ -52,6 +52,11 @@ _READ_PIECE = wire.CHUNK_BYTES
 class JobTooLarge(LilypadError):
     """A job's inputs or outputs are over the node's `max_job_bytes`."""
 
+
+
+def result_hash(tarball: bytes) -> bytes:
+    """The 32-byte result hash on chain: the sha2-256 digest inside the tarball's CID."""
+    return hashlib.sha256(tarball).digest()
 
 class BadOutput(PeerMisbehaved):
     """The provider's output stream does not open, or its hash is not the committed one."""

@@ -1,11 +1,12 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it).
 
-Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), skips for missing
-real parts, NAT labs in network namespaces, an attacker's wire built from the spec rather than
-our codec, shared market fixtures, and the test faults a node can be told to commit (the node
-imports it only for those). The local network itself (anvil, funded accounts, node processes,
-market worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are
-re-exported here.
+Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), an in-memory
+deal network (`MemoryNetwork`: role tests without sockets), skips for missing real parts,
+NAT labs in network namespaces, an attacker's wire built from the spec rather than our codec,
+shared market fixtures, and the test faults a node can be told to commit (the node imports it
+only for those). The local network itself (anvil, funded accounts, node processes, market
+worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are re-exported
+here.
 May import from lilypad_p2p anything but: cli*, node*, observe.
 """
 
@@ -25,6 +26,7 @@ from lilypad_p2p.testing._chain import (
     snapshot_chain,
 )
 from lilypad_p2p.testing._files import random_file
+from lilypad_p2p.testing._memory_net import MemoryNetwork, MemoryTransport, Report
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._registry import local_registry, require_registry
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
@@ -32,6 +34,9 @@ from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 __all__ = [
     "TEST_BALANCE_WEI",
     "LocalRegistry",
+    "MemoryNetwork",
+    "MemoryTransport",
+    "Report",
     "SpamKind",
     "advance_chain_time",
     "anvil_binary",

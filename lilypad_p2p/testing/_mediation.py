@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from lilypad_p2p.localnet import MarketWorld, NodeProcess, node_identity, start_trusting_node
-from lilypad_p2p.net._transfer import ChunkSource
+from lilypad_p2p.net import ChunkSource
 
 
 def start_spot_checked_market(

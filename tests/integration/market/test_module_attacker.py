@@ -11,7 +11,7 @@ import trio
 from lilypad_p2p import wire
 from lilypad_p2p.exec import definition_bytes, load_definition_text, module_id
 from lilypad_p2p.localnet import market_world
-from lilypad_p2p.net import DEAL_PROTOCOL, MODULE_PROTOCOL, GossipNet, OfferReceived
+from lilypad_p2p.net import DEAL_STREAM, MODULE_STREAM, GossipNet, OfferReceived
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil
 
@@ -50,7 +50,7 @@ def test_a_definition_that_does_not_match_its_id_is_refused_before_any_signature
         async def attack() -> wire.DealMessage:
             net = GossipNet(attacker, listen_addrs=["/ip4/127.0.0.1/tcp/0"],
                             bootstrap=[provider.dial_addr], markets=["cpu"])
-            net.set_stream_handler(MODULE_PROTOCOL, serve_wrong_definition)
+            net.deals.serve(MODULE_STREAM, serve_wrong_definition)
             async with trio.open_nursery() as nursery:
                 await nursery.start(net.run)
                 with trio.fail_after(EXCHANGE_TIMEOUT_S):
@@ -71,8 +71,8 @@ def test_a_definition_that_does_not_match_its_id_is_refused_before_any_signature
                         created_at=now, expires_at=now + 100_000, nonce=7)
                     envelope = attacker.sign_envelope(job, now)
                     deal = build_deal(job, resource, salt=bytes(range(32)))
-                    answer = await net.request(
-                        provider.status["peer_id"], DEAL_PROTOCOL,
+                    answer = await net.deals.request(
+                        provider.status["peer_id"], DEAL_STREAM,
                         wire.DealProposal(chain_id=chain.chain_id,
                                           job_offer=envelope.encode(),
                                           resource_offer_cid=resource.cid,

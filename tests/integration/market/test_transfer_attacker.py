@@ -14,7 +14,7 @@ from nacl.public import PrivateKey
 from lilypad_p2p import wire
 from lilypad_p2p.exec import BUILTIN_IDS, BUILTIN_MODULES
 from lilypad_p2p.localnet import market_world
-from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, GossipNet, OfferReceived
+from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, GossipNet, OfferReceived
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil, require_docker
 
@@ -56,8 +56,8 @@ def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
                         created_at=now, expires_at=now + 100_000, nonce=8)
                     deal = build_deal(job, resource, salt=bytes(range(32)))
                     signature = chain.sign_deal(deal)
-                    countersigned = await net.request(
-                        provider.status["peer_id"], DEAL_PROTOCOL,
+                    countersigned = await net.deals.request(
+                        provider.status["peer_id"], DEAL_STREAM,
                         wire.DealProposal(chain_id=chain.chain_id,
                                           job_offer=attacker.sign_envelope(job, now).encode(),
                                           resource_offer_cid=resource.cid,
@@ -88,8 +88,8 @@ def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
                         sent.append(1)
                         yield b""
 
-                    oversized = await net.exchange(
-                        provider.status["peer_id"], JOB_PROTOCOL, request(big, sealer),
+                    oversized = await net.deals.exchange(
+                        provider.status["peer_id"], JOB_STREAM, request(big, sealer),
                         inputs=never, on_answer=on_answer)
                     # 2. A valid input stream (§6.1.1: header length, canonical header, the
                     # file's bytes) with one bit flipped in its second chunk.
@@ -109,8 +109,8 @@ def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
                         for chunk in chunks:
                             yield chunk
 
-                    refused = await net.exchange(
-                        provider.status["peer_id"], JOB_PROTOCOL, request(len(data), sealer),
+                    refused = await net.deals.exchange(
+                        provider.status["peer_id"], JOB_STREAM, request(len(data), sealer),
                         inputs=tampered, on_answer=on_answer)
                 nursery.cancel_scope.cancel()
             return oversized, refused, len(sent)

@@ -9,7 +9,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net import RESULT_PROTOCOL, GossipNet, NatSettings
+from lilypad_p2p.net import RESULT_STREAM, GossipNet, NatSettings
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 30.0
@@ -35,7 +35,7 @@ async def test_a_deal_stream_request_reaches_a_peer_only_through_its_relay():
         await nursery.start(relay.run)
         server = _net(bootstrap=(relay.listen_addrs()[0],))
         asker = _net(bootstrap=(relay.listen_addrs()[0],))
-        server.set_stream_handler(RESULT_PROTOCOL, acceptance)
+        server.deals.serve(RESULT_STREAM, acceptance)
         await nursery.start(server.run)
         await nursery.start(asker.run)
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
@@ -50,8 +50,8 @@ async def test_a_deal_stream_request_reaches_a_peer_only_through_its_relay():
             chain_id=1, deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
         )
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            answer = await asker.request(
-                str(server.peer_id), RESULT_PROTOCOL, notice, addrs=circuit
+            answer = await asker.deals.request(
+                str(server.peer_id), RESULT_STREAM, notice, addrs=circuit
             )
         assert answer == wire.AcceptanceAck(deal_id=DEAL_ID)
         assert str(server.peer_id) in asker.nat.status()["relayed_peers"]

@@ -10,15 +10,17 @@ from nacl.public import PrivateKey
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import (
-    DEAL_PROTOCOL,
-    JOB_PROTOCOL,
-    MEDIATION_PROTOCOL,
+    DEAL_STREAM,
+    JOB_STREAM,
+    MEDIATION_STREAM,
     RESULT_PROTOCOL,
+    RESULT_STREAM,
     GossipNet,
+    Reply,
     StreamRequestFailed,
+    answer_only,
 )
 from lilypad_p2p.net._streams import encode_frame
-from lilypad_p2p.net._transfer import Reply, answer_only
 
 pytestmark = pytest.mark.net
 EXCHANGE_TIMEOUT_S = 20.0
@@ -40,8 +42,8 @@ async def test_request_response_over_each_protocol_and_garbage_is_refused():
     async def job(peer_id, request):
         return wire.DealRefused(reason="no capacity")
 
-    server.set_stream_handler(RESULT_PROTOCOL, acceptance)
-    server.set_stream_handler(JOB_PROTOCOL, job)
+    server.deals.serve(RESULT_STREAM, acceptance)
+    server.deals.serve(JOB_STREAM, job)
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
         await nursery.start(asker.run)
@@ -49,21 +51,21 @@ async def test_request_response_over_each_protocol_and_garbage_is_refused():
             chain_id=1, deal_id=DEAL_ID, result_hash=bytes(32), job_creator_signature=bytes(65)
         )
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            answer = await asker.request(
-                str(server.peer_id), RESULT_PROTOCOL, notice, addrs=server.listen_addrs()
+            answer = await asker.deals.request(
+                str(server.peer_id), RESULT_STREAM, notice, addrs=server.listen_addrs()
             )
         assert answer == wire.AcceptanceAck(deal_id=DEAL_ID)
         assert seen == [(str(asker.peer_id), notice)]
 
         # A request the protocol does not carry is refused locally.
         with pytest.raises(TypeError):
-            await asker.request(str(server.peer_id), JOB_PROTOCOL, notice)
+            await asker.deals.request(str(server.peer_id), JOB_STREAM, notice)
 
         # A protocol without a handler: the stream cannot be opened.
         with trio.fail_after(EXCHANGE_TIMEOUT_S), pytest.raises(StreamRequestFailed):
-            await asker.request(
+            await asker.deals.request(
                 str(server.peer_id),
-                DEAL_PROTOCOL,
+                DEAL_STREAM,
                 wire.DealProposal(
                     chain_id=1, job_offer=b"x", resource_offer_cid="c", deal=_deal_map(),
                     job_creator_signature=bytes(65),
@@ -125,7 +127,7 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
             deal_id=deal_id, result_hash=bytes(32), provider_signature=bytes(65),
             output_preamble=sealer.preamble, output_bytes=len(output)), body)
 
-    server.set_transfer_handler(JOB_PROTOCOL, job)
+    server.deals.serve_transfer(JOB_STREAM, job)
     sealer = wire.ChunkSealer(server_key.public_key, wire.INPUTS_CONTEXT + deal_id, len(data))
     chunks = sealer.seal(data)
     request = wire.JobRequest(
@@ -148,14 +150,14 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
         await nursery.start(server.run)
         await nursery.start(asker.run)
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            refused, _ = await asker.exchange(
-                str(server.peer_id), JOB_PROTOCOL, request, inputs=inputs,
+            refused, _ = await asker.deals.exchange(
+                str(server.peer_id), JOB_STREAM, request, inputs=inputs,
                 on_answer=on_answer, addrs=server.listen_addrs())
         assert isinstance(refused, wire.DealRefused) and "deal" in refused.reason
         assert received == []
         deal_peers.add(str(asker.peer_id))
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            answer, output = await asker.exchange(str(server.peer_id), JOB_PROTOCOL, request,
+            answer, output = await asker.deals.exchange(str(server.peer_id), JOB_STREAM, request,
                                                   inputs=inputs, on_answer=on_answer)
         assert isinstance(answer, wire.JobResultMessage)
         assert b"".join(received) == data and output == data[::-1]
@@ -184,7 +186,7 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
         return Reply(wire.VerdictNotice(deal_id=DEAL_ID, outcome=1, result_hash=bytes(32),
                                         mediator_signature=bytes(65)))
 
-    server.set_transfer_handler(MEDIATION_PROTOCOL, mediate)
+    server.deals.serve_transfer(MEDIATION_STREAM, mediate)
     sealer = wire.ChunkSealer(key.public_key, wire.MEDIATION_CONTEXT + DEAL_ID, len(data))
     chunks = sealer.seal(data)
     sent: list[int] = []
@@ -203,12 +205,12 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
         await nursery.start(server.run)
         await nursery.start(asker.run)
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            refused = await asker.exchange(str(server.peer_id), MEDIATION_PROTOCOL,
+            refused = await asker.deals.exchange(str(server.peer_id), MEDIATION_STREAM,
                                            request("other"), inputs=inputs,
                                            on_answer=answer_only, addrs=server.listen_addrs())
         assert isinstance(refused, wire.DealRefused) and sent == [] and received == []
         with trio.fail_after(EXCHANGE_TIMEOUT_S):
-            verdict = await asker.exchange(str(server.peer_id), MEDIATION_PROTOCOL,
+            verdict = await asker.deals.exchange(str(server.peer_id), MEDIATION_STREAM,
                                            request("judged"), inputs=inputs,
                                            on_answer=answer_only)
         assert isinstance(verdict, wire.VerdictNotice) and b"".join(received) == data

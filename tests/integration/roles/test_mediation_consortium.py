@@ -37,7 +37,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
-from lilypad_p2p.net._transfer import ChunkSource
+from lilypad_p2p.net import ChunkSource
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -188,7 +188,8 @@ class Consortium:
         async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
             if address in self.offline:
                 await trio.sleep_forever()
-            reply = await role.on_mediation_request(identity.peer_id, request, ChunksGate(inputs))
+            reply = await role.on_mediation_request(str(identity.peer_id), request,
+                                                    ChunksGate(inputs))
             return reply.answer
 
         return MediatorContact(address, identity.sealing_public_key, ask)
@@ -362,13 +363,13 @@ async def test_garbage_or_oversized_inputs_get_a_one_line_refusal_and_the_mediat
         bad = dataclasses.replace(honest, inputs_preamble=secrets.token_bytes(len(
             honest.inputs_preamble)), inputs_bytes=size)
         gate = ChunksGate(garbage)
-        reply = await role.on_mediation_request(role._identity.peer_id, bad, gate)
+        reply = await role.on_mediation_request(str(role._identity.peer_id), bad, gate)
         assert isinstance(reply.answer, wire.DealRefused)
         assert reply.answer.reason.startswith("the streamed inputs are refused: ")
         assert "\n" not in reply.answer.reason and len(gate.asked) == 1
         huge = dataclasses.replace(honest, inputs_bytes=5 * 1024**3)
         gate = ChunksGate(garbage)
-        reply = await role.on_mediation_request(role._identity.peer_id, huge, gate)
+        reply = await role.on_mediation_request(str(role._identity.peer_id), huge, gate)
         assert isinstance(reply.answer, wire.DealRefused) and gate.asked == []
         assert "over this mediator's max_job_bytes" in reply.answer.reason
         assert list(_spool_of(setup, role._identity).iterdir()) == []

@@ -1,5 +1,5 @@
-"""A provider scripted in the test, and the funded parties around it, for the client's unit
-tests against a real embedded chain."""
+"""A provider scripted in the test, on an in-memory network, and the funded parties around it,
+for the client's unit tests against a real embedded chain."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from collections.abc import Sequence
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import Deal, SettlementClient, deploy_settlement
+from lilypad_p2p.chain import Deal, SettlementClient, SettlementItem, deploy_settlement
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
-from lilypad_p2p.net import DEAL_PROTOCOL, JOB_PROTOCOL, RESULT_PROTOCOL
+from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, RESULT_STREAM, Reply
 from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
 from lilypad_p2p.roles._provider import Capacity
-from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing import MemoryNetwork, embedded_test_chain
 
 
 def tarball(content: bytes) -> bytes:
@@ -30,39 +30,54 @@ def tarball(content: bytes) -> bytes:
 
 
 class ScriptedProvider:
-    """Answers the three protocols like an honest provider (never settling itself), or one
-    whose outputs miss the hash it signed."""
+    """Serves the three protocols on an in-memory network like an honest provider (never
+    settling itself, unless given `settles`), or one whose outputs miss the hash it signed."""
 
-    def __init__(self, identity: Identity, chain: DealChain, *, lie: bool) -> None:
-        self.identity, self.chain, self.lie = identity, chain, lie
+    def __init__(self, identity: Identity, chain: DealChain, *, lie: bool,
+                 settles: bool = False) -> None:
+        self.identity, self.chain, self.lie, self.settles = identity, chain, lie, settles
         self.accepted: list[wire.AcceptanceNotice] = []
         self.first_acceptance = trio.Event()
         self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
 
-    async def request(self, peer_id, protocol, message, *, addrs=()):
-        if protocol == DEAL_PROTOCOL:
-            return wire.DealCountersigned(
-                provider_signature=self.chain.sign_deal(deal_from_wire(message.deal))
-            )
-        assert protocol == RESULT_PROTOCOL
-        self.accepted.append(message)
-        self.first_acceptance.set()
-        return wire.AcceptanceAck(deal_id=message.deal_id)
+    def join(self, network: MemoryNetwork) -> None:
+        transport = network.transport(self.identity.peer_id)
+        transport.serve(DEAL_STREAM, self.on_proposal)
+        transport.serve(RESULT_STREAM, self.on_acceptance)
+        transport.serve_transfer(JOB_STREAM, self.on_job)
 
-    async def exchange(self, peer_id, protocol, message, *, inputs, on_answer, addrs=()):
+    async def on_proposal(self, peer_id: str, proposal: wire.DealProposal) -> wire.DealMessage:
+        return wire.DealCountersigned(
+            provider_signature=self.chain.sign_deal(deal_from_wire(proposal.deal)))
+
+    async def on_acceptance(self, peer_id: str, notice: wire.AcceptanceNotice
+                            ) -> wire.DealMessage:
+        self.accepted.append(notice)
+        if self.settles:  # as an honest provider does on the acceptance: settle, then ack
+            await self.chain.settle_batch([SettlementItem(
+                self.deals[notice.deal_id], notice.result_hash, notice.job_creator_signature)])
+        self.first_acceptance.set()
+        return wire.AcceptanceAck(deal_id=notice.deal_id)
+
+    async def on_job(self, peer_id: str, request: wire.JobRequest, gate) -> Reply:
         """A job transfer as a real provider does it, from the spec (docs/WIRE.md §6)."""
-        assert protocol == JOB_PROTOCOL
-        deal = deal_from_wire(message.deal)
+        deal = deal_from_wire(request.deal)
         deal_id = self.chain.deal_id(deal)
         self.deals[deal_id] = deal
-        opener = wire.ChunkOpener(self.identity.sealing_private_key(), message.inputs_preamble,
-                                  wire.INPUTS_CONTEXT + deal_id, message.inputs_bytes)
-        self.inputs = b"".join([opener.open(chunk) async for chunk in inputs()])
+        opener = wire.ChunkOpener(self.identity.sealing_private_key(), request.inputs_preamble,
+                                  wire.INPUTS_CONTEXT + deal_id, request.inputs_bytes)
+        opened: list[bytes] = []
+
+        async def sink(chunk: bytes) -> None:
+            opened.append(opener.open(chunk))
+
+        await gate.receive(deal_id, request.inputs_bytes, sink)
+        self.inputs = b"".join(opened)
         assert opener.finished
         honest = tarball(b"abc\n")
         digest = result_hash(honest)
         sent = tarball(b"forged\n") if self.lie else honest
-        sealer = wire.ChunkSealer(message.output_recipient, wire.OUTPUT_CONTEXT + deal_id,
+        sealer = wire.ChunkSealer(request.output_recipient, wire.OUTPUT_CONTEXT + deal_id,
                                   len(sent))
         chunks = sealer.seal(sent)
 
@@ -70,11 +85,10 @@ class ScriptedProvider:
             for chunk in chunks:
                 yield chunk
 
-        answer = wire.JobResultMessage(
+        return Reply(wire.JobResultMessage(
             deal_id=deal_id, result_hash=digest,
             provider_signature=self.chain.sign_commitment(deal, digest),
-            output_preamble=sealer.preamble, output_bytes=len(sent))
-        return await on_answer(answer, body())
+            output_preamble=sealer.preamble, output_bytes=len(sent)), body)
 
 
 DEPOSIT_WEI = 10**18

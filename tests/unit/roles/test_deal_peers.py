@@ -34,8 +34,9 @@ def test_open_deals_name_their_peers_and_finished_ones_do_not(tmp_path):
             )
         has_open_deal = open_deal_peers(store)
         assert address_from_peer_id(client.peer_id).lower() == client.address.lower()
-        assert has_open_deal(client.peer_id)
-        assert not has_open_deal(stranger.peer_id)
-        assert not has_open_deal(old.peer_id)
+        assert has_open_deal(str(client.peer_id))
+        assert not has_open_deal(str(stranger.peer_id))
+        assert not has_open_deal("not a peer ID")
+        assert not has_open_deal(str(old.peer_id))
     finally:
         store.close()

@@ -1,12 +1,13 @@
 """The provider's agreement-time module checks, against a job creator scripted as an attacker
-(it answers the definition request with bytes of its own choosing)."""
+(it answers the definition request with bytes of its own choosing), over an in-memory network."""
 
 import trio
-from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
+from lilypad_p2p.net import MODULE_STREAM, PeerAction
 from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
+from lilypad_p2p.testing import MemoryNetwork
 from lilypad_p2p.testing.offers import make_job_offer
 
 DEFINITION = """
@@ -20,7 +21,8 @@ disk_mb = 4
 [params.text]
 kind = "str"
 """
-PEER = ID(b"\x00\x01x")
+PEER = "16Uiu2HAmJobCreator"  # the job creator, on the test's network by this name
+ASKER = "16Uiu2HAmProvider"
 
 
 def _job(module: str, image: str = "", ram_mb: int = 32) -> wire.JobOffer:
@@ -28,42 +30,46 @@ def _job(module: str, image: str = "", ram_mb: int = 32) -> wire.JobOffer:
         module=module, image=image, spec=wire.ResourceSpec(milli_cpu=250, ram_mb=ram_mb, disk_mb=4))
 
 
-def _gate(tmp_path, answer):
-    async def request(peer_id, protocol, message, **_):
-        return answer(message)
+async def _no_executor():
+    return None
 
-    async def no_executor():
-        return None
 
-    return ModuleGate(ModuleCatalog(tmp_path / "modules"), request, no_executor)
+def _gate(tmp_path, answer, network=None):
+    """A provider's gate on `network`, whose job creator answers `answer(request)`."""
+    network = network or MemoryNetwork()
+
+    async def serve(peer_id, request):
+        return answer(request)
+
+    network.transport(PEER).serve(MODULE_STREAM, serve)
+    return ModuleGate(ModuleCatalog(tmp_path / "modules"), network.transport(ASKER),
+                      _no_executor)
 
 
 def test_a_definition_that_does_not_match_its_id_is_refused_and_not_stored(tmp_path):
     honest = load_definition_text(DEFINITION)
     swapped = load_definition_text(DEFINITION.replace("/bin/echo", "/bin/rm"))
     mid = module_id(honest)
+    network = MemoryNetwork()
     gate = _gate(tmp_path, lambda m: wire.ModuleDefinition(
-        module=m.module, definition=definition_bytes(swapped)))
+        module=m.module, definition=definition_bytes(swapped)), network)
     reason = trio.run(gate.refusal, PEER, _job(mid), (mid,))
     assert reason is not None and "does not match module ID" in reason
     assert not (tmp_path / "modules" / f"{mid}.module").exists()
+    [report] = network.reports
+    assert (report.reporter, report.peer, report.action) == (ASKER, PEER,
+                                                             PeerAction.LOW_TOLERANCE)
 
 
 def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
     creator = ModuleCatalog(tmp_path / "creator")
     mid = creator.add(load_definition_text(DEFINITION))
-    serve = definition_server(creator)
+    network = MemoryNetwork()
+    network.transport(PEER).serve(MODULE_STREAM, definition_server(creator))
 
     async def main():
-        answer = await serve(PEER, wire.ModuleRequest(module=mid))
-
-        async def request(peer_id, protocol, message, **_):
-            return answer
-
-        async def no_executor():
-            return None
-
-        provider = ModuleGate(ModuleCatalog(tmp_path / "provider"), request, no_executor)
+        provider = ModuleGate(ModuleCatalog(tmp_path / "provider"), network.transport(ASKER),
+                              _no_executor)
         assert await provider.refusal(PEER, _job(mid, "recipe:busybox"), (mid,)) is None
         assert "other-image" in await provider.refusal(
             PEER, _job(mid, "localhost:5000/other-image@sha256:" + "a" * 64), (mid,))
@@ -74,6 +80,7 @@ def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
 
     trio.run(main)
     assert (tmp_path / "provider" / f"{mid}.module").exists()
+    assert network.reports == []
 
 
 def test_a_creator_without_the_definition_gets_a_refusal_that_says_so(tmp_path):
@@ -89,19 +96,18 @@ def test_a_mediator_fetches_a_missing_definition_from_the_disputing_job_creator(
 
     creator = ModuleCatalog(tmp_path / "creator")
     mid = creator.add(load_definition_text(DEFINITION))
-    serve = definition_server(creator)
+    network = MemoryNetwork()
+    network.transport(PEER).serve(MODULE_STREAM, definition_server(creator))
     other = module_id(load_definition_text(DEFINITION.replace("echo", "true")))
 
     async def main():
-        async def request(peer_id, protocol, message, **_):
-            return await serve(PEER, message)
-
         async def no_executor():
             raise AssertionError("not needed here")
 
         mediator = MediatorRole(Identity.load_or_create(tmp_path / "keys"), chains=None,
                                 executor_factory=no_executor, stake_wei=1, spool=tmp_path,
-                                modules=ModuleCatalog(tmp_path / "mediator"), request=request)
+                                modules=ModuleCatalog(tmp_path / "mediator"))
+        mediator.install(network.transport(ASKER))
         await mediator._have_module(PEER, mid)
         try:
             await mediator._have_module(PEER, other)

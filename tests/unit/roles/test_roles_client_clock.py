@@ -18,6 +18,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import MemoryNetwork
 from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
@@ -39,14 +40,12 @@ async def test_a_jump_of_hours_times_out_an_unmatched_job_in_no_real_time(
         if isinstance(body, wire.Cancel):
             cancelled.set()
 
-    async def unreachable(*args, **kwargs):
-        raise AssertionError("no provider is asked: nothing is matched")
-
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]), book=OfferBook(), publish=publish,
-        request=unreachable, exchange=unreachable, node_record=lambda address: None,
+        transport=MemoryNetwork().transport(client_id.peer_id),  # no one else on it
+        node_record=lambda address: None,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)
     with real_time_limit(REAL_LIMIT_S):
         async with trio.open_nursery() as nursery:

@@ -29,6 +29,7 @@ from lilypad_p2p.roles import (
     MediatorContact,
     deal_from_wire,
 )
+from lilypad_p2p.testing import MemoryNetwork
 
 pytestmark = pytest.mark.chain
 FEE_WEI = 3 * 10**12
@@ -68,6 +69,8 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     book = OfferBook()
     book.add(listing, clock())
     provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
+    network = MemoryNetwork()
+    provider.join(network)
 
     def contact(address: str) -> MediatorContact | None:
         mediator = mediators[address]
@@ -79,7 +82,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     client_chain = chains[client_id.address]
     client = ClientRole(
         client_id, store=WatchedStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
-        book=book, publish=publish, request=provider.request, exchange=provider.exchange,
+        book=book, publish=publish, transport=network.transport(client_id.peer_id),
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
         disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,

@@ -18,10 +18,11 @@ from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, SettlementEvent
-from lilypad_p2p.net import DEAL_PROTOCOL
+from lilypad_p2p.net import DEAL_STREAM
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import MemoryNetwork
 
 pytestmark = pytest.mark.chain
 REAL_LIMIT_S = 30.0
@@ -47,13 +48,15 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
     feed.add(chain_id, [SettlementEvent("DealOpened", deal_id, 1, provider=proven_id.address),
                         SettlementEvent("DealSettled", deal_id, 2)], HEAD)
     proven = ScriptedProvider(proven_id, chains[proven_id.address], lie=False)
+    network = MemoryNetwork()
+    proven.join(network)
     asked_newcomer: list[wire.Message] = []
 
-    async def request(peer_id, protocol, message, *, addrs=()):
-        if str(peer_id) == str(newcomer_id.peer_id):
-            asked_newcomer.append(message)
-        assert protocol != DEAL_PROTOCOL or str(peer_id) == str(proven_id.peer_id)
-        return await proven.request(peer_id, protocol, message, addrs=addrs)
+    async def newcomer_asked(peer_id: str, proposal: wire.DealProposal) -> wire.DealMessage:
+        asked_newcomer.append(proposal)
+        return wire.DealRefused(reason="the test's newcomer is never to be asked")
+
+    network.transport(newcomer_id.peer_id).serve(DEAL_STREAM, newcomer_asked)
 
     published: list[wire.Message] = []
 
@@ -63,7 +66,7 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=request, exchange=proven.exchange,
+        book=book, publish=publish, transport=network.transport(client_id.peer_id),
         node_record=node_records.get,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
         records=ClientRecords(feed, RecordPolicy(min_completed_deals=1)))

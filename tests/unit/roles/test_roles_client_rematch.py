@@ -1,7 +1,7 @@
 """A provider that never answers the deal proposal costs the job only that match: the job goes
 back to OFFERED, the silent offer sits out, and the client takes another offer it holds
-(against a real embedded chain; the providers are scripted; trio's clock is a frozen
-`MockClock` that the test moves past the agreement timeout)."""
+(against a real embedded chain; the providers are scripted on an in-memory network; trio's
+clock is a frozen `MockClock` that the test moves past the agreement timeout)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook, Timeouts
-from lilypad_p2p.net import DEAL_PROTOCOL
+from lilypad_p2p.net import DEAL_STREAM
 from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
     JobSubmission,
 )
 from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import MemoryNetwork
 
 pytestmark = pytest.mark.chain
 REAL_LIMIT_S = 30.0
@@ -44,16 +45,18 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(
         book.add(listing, clock())
         offers[identity.address] = listing.body.cid
     answering = ScriptedProvider(answering_id, chains[answering_id.address], lie=False)
+    network = MemoryNetwork()
+    answering.join(network)
     silent_proposals: list[wire.DealProposal] = []
     silent_asked = trio.Event()
 
-    async def request(peer_id, protocol, message, *, addrs=()):
-        if str(peer_id) == str(silent_id.peer_id):
-            assert protocol == DEAL_PROTOCOL
-            silent_proposals.append(message)
-            silent_asked.set()
-            await trio.sleep_forever()  # overloaded or gone: never answers
-        return await answering.request(peer_id, protocol, message, addrs=addrs)
+    async def never_answer(peer_id: str, proposal: wire.DealProposal) -> wire.DealMessage:
+        silent_proposals.append(proposal)
+        silent_asked.set()
+        await trio.sleep_forever()  # overloaded or gone: never answers
+        raise AssertionError("unreachable")
+
+    network.transport(silent_id.peer_id).serve(DEAL_STREAM, never_answer)
 
     published: list[wire.Message] = []
 
@@ -63,7 +66,7 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(
     client = ClientRole(
         client_id, store=DealStore.open(tmp_path / "db"),
         chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=request, exchange=answering.exchange,
+        book=book, publish=publish, transport=network.transport(client_id.peer_id),
         node_record=records.get,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock,
         timeouts=Timeouts(agreement_ms=AGREEMENT_MS))

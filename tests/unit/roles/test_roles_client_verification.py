@@ -13,17 +13,16 @@ from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
 from watched_store import WatchedStore
 
-from lilypad_p2p.chain import SettlementItem
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import RESULT_PROTOCOL
 from lilypad_p2p.roles import (
     ClientRole,
     DealChains,
     JobSubmission,
 )
+from lilypad_p2p.testing import MemoryNetwork
 
 pytestmark = pytest.mark.chain
 REAL_LIMIT_S = 30.0
@@ -37,31 +36,25 @@ async def _market(tmp_path: Path, *, lie: bool, settles: bool = False):
     listing, record = provider_listing(provider_id, chain_id, (mediator,), clock())
     book = OfferBook()
     book.add(listing, clock())
-    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
+    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie,
+                                settles=settles)
     store = WatchedStore.open(tmp_path / "db")
-
-    async def request(peer_id, protocol, message, *, addrs=()):
-        answer = await provider.request(peer_id, protocol, message, addrs=addrs)
-        if settles and protocol == RESULT_PROTOCOL:
-            # As an honest provider does on the acceptance: settle, then acknowledge.
-            deal = provider.deals[message.deal_id]
-            await chains[provider_id.address].settle_batch(
-                [SettlementItem(deal, message.result_hash, message.job_creator_signature)])
-        return answer
+    network = MemoryNetwork()
+    provider.join(network)
 
     async def publish(body):
         return None
 
     client = ClientRole(
         client_id, store=store, chains=DealChains([chains[client_id.address]]),
-        book=book, publish=publish, request=request, exchange=provider.exchange,
+        book=book, publish=publish, transport=network.transport(client_id.peer_id),
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=(mediator,), results_dir=tmp_path / "results", clock_ms=clock)
-    return client, store, provider, provider_id
+    return client, store, provider, provider_id, network
 
 
 async def test_outputs_not_matching_the_signed_hash_are_rejected(tmp_path, mock_clock):
-    client, store, provider, provider_id = await _market(tmp_path, lie=True)
+    client, store, provider, provider_id, network = await _market(tmp_path, lie=True)
     with real_time_limit(REAL_LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(client.run)
@@ -71,10 +64,14 @@ async def test_outputs_not_matching_the_signed_hash_are_rejected(tmp_path, mock_
             nursery.cancel_scope.cancel()
     assert store.phase(key) == "rejected"
     assert provider.accepted == []
+    [report] = network.reports
+    assert (report.reporter, report.peer) == (str(client._identity.peer_id),
+                                              str(provider_id.peer_id))
 
 
 async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path, mock_clock):
-    client, store, provider, provider_id = await _market(tmp_path, lie=False, settles=True)
+    client, store, provider, provider_id, network = await _market(tmp_path, lie=False,
+                                                                  settles=True)
     with real_time_limit(REAL_LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(client.run)
@@ -84,3 +81,4 @@ async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path
             nursery.cancel_scope.cancel()
     assert store.phase(key) == "settled"
     assert len(provider.accepted) == 1
+    assert network.reports == []

@@ -86,18 +86,18 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
         return _job(client, mediator, now, chain.chain_id)
 
     # A deal names a chain the provider serves, and the one its job offer pays on.
-    unknown = await role.on_deal_proposal(client.peer_id, proposal(
+    unknown = await role.on_deal_proposal(str(client.peer_id), proposal(
         _job(client, mediator, now, 999), chain_id=999))
     assert isinstance(unknown, wire.DealRefused)
     assert "not one of this node's chains" in unknown.reason
-    mixed = await role.on_deal_proposal(client.peer_id, proposal(job(), chain_id=999))
+    mixed = await role.on_deal_proposal(str(client.peer_id), proposal(job(), chain_id=999))
     assert mixed == wire.DealRefused(reason="the deal's chain is not its job offer's")
     # Only the job creator may propose its deal, and only with its own signature.
     stranger = Identity.generate()
-    refused = await role.on_deal_proposal(stranger.peer_id, proposal(job()))
+    refused = await role.on_deal_proposal(str(stranger.peer_id), proposal(job()))
     assert refused == wire.DealRefused(reason="only the job creator may propose its deal")
     forged = await role.on_deal_proposal(
-        client.peer_id, proposal(job(), signer=stranger))
+        str(client.peer_id), proposal(job(), signer=stranger))
     assert isinstance(forged, wire.DealRefused)
     assert forged.reason.startswith("invalid proposal")
 
@@ -105,12 +105,12 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     first = proposal(job())
     for request in (first, proposal(job()),
                     proposal(job())):
-        answers.append(await role.on_deal_proposal(client.peer_id, request))
+        answers.append(await role.on_deal_proposal(str(client.peer_id), request))
     assert [type(a) for a in answers] == [wire.DealCountersigned, wire.DealCountersigned,
                                          wire.DealRefused]
     assert answers[2].reason == "no free capacity"
     # A repeated proposal (the client restarted) gets the same countersignature.
-    assert await role.on_deal_proposal(client.peer_id, first) == answers[0]
+    assert await role.on_deal_proposal(str(client.peer_id), first) == answers[0]
 
 
 async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, mock_clock):
@@ -147,10 +147,10 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, mock_
                                 job_offer=client.sign_envelope(job, now).encode(),
                                 resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                                 job_creator_signature=signature)
-    refused = await role.on_deal_proposal(client.peer_id, request)
+    refused = await role.on_deal_proposal(str(client.peer_id), request)
     assert refused == wire.DealRefused(
         reason="provider cannot run jobs now: docker unreachable (no engine)")
     assert store.deals() == []
     why[0] = None  # the engine is back
-    assert isinstance(await role.on_deal_proposal(client.peer_id, request),
+    assert isinstance(await role.on_deal_proposal(str(client.peer_id), request),
                       wire.DealCountersigned)

@@ -86,7 +86,7 @@ async def test_unopened_deals_time_out_on_a_clock_jump_and_free_their_room(
     with real_time_limit(REAL_LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(role.run)
-            answers = [await role.on_deal_proposal(client.peer_id, proposal())
+            answers = [await role.on_deal_proposal(str(client.peer_id), proposal())
                        for _ in range(3)]
             assert [type(a) for a in answers] == [
                 wire.DealCountersigned, wire.DealCountersigned, wire.DealRefused]
@@ -96,6 +96,6 @@ async def test_unopened_deals_time_out_on_a_clock_jump_and_free_their_room(
             mock_clock.jump(AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S)
             await store.until(
                 lambda: {d.record.phase.value for d in store.deals()} == {"cancelled"})
-            assert isinstance(await role.on_deal_proposal(client.peer_id, proposal()),
+            assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
                               wire.DealCountersigned)
             nursery.cancel_scope.cancel()

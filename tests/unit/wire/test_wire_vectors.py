@@ -209,7 +209,7 @@ def test_eip712_vectors_against_eth_account_typed_data():
 
 @pytest.mark.parametrize("frame", VECTORS["stream_frames"], ids=lambda f: f["type"])
 async def test_stream_frames(frame):
-    from lilypad_p2p.net._streams import PROTOCOLS
+    from lilypad_p2p.net import PROTOCOLS
 
     data = bytes.fromhex(frame["frame_hex"])
     assert int.from_bytes(data[:4], "big") == len(data) - 4
