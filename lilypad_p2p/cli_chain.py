@@ -6,7 +6,10 @@ providers' track records, on a JSON-RPC chain; and the chain options and client 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +32,49 @@ ChainIdOption = Annotated[
     typer.Option("--chain-id", help="Which of the config's [[chains]] (default: the first).",
                  show_default=False),
 ]
+
+
+# The options every chain command takes, in the order `--help` lists them.
+_CHAIN_OPTIONS = {
+    "home": HomeOption, "rpc": RpcOption, "contract": ContractOption, "chain_id": ChainIdOption,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainOptions:
+    """What a chain command was told: --home, --rpc, --contract and --chain-id."""
+
+    home: Path | None
+    rpc: str | None
+    contract: str | None
+    chain_id: int | None
+
+    def settlement(self, **how: Any) -> Any:
+        """The SettlementClient these options name (`how`: as `_settlement`'s keywords)."""
+        return _settlement(self.home, self.rpc, self.contract, self.chain_id, **how)
+
+
+def chain_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`command`, whose keyword-only `chain: ChainOptions` parameter typer shows as the four
+    shared options (in its place), so that each command declares them once, not four times."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "chain":
+            parameters.append(parameter)
+            continue
+        parameters.extend(
+            inspect.Parameter(name, parameter.kind, default=None, annotation=annotation)
+            for name, annotation in _CHAIN_OPTIONS.items()
+        )
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        chain = ChainOptions(*(given.pop(name) for name in _CHAIN_OPTIONS))
+        command(chain=chain, **given)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return run
 
 
 def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> Any:
@@ -112,24 +158,24 @@ def _show_balance(client: Any, as_json: bool) -> None:
     typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
 
 
+@chain_command
 def deposit(
     amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
+    *,
+    chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
     """Move native ETH from this node's wallet into its settlement account."""
     from lilypad_p2p.chain import ChainError
 
     wei = _amount(amount)
-    client = _settlement(home, rpc, contract, chain_id)
+    client = chain.settlement()
     with _fail_on(ChainError):
         client.deposit(wei)
     _show_balance(client, as_json)
 
 
+@chain_command
 def withdraw(
     amount: Annotated[
         str | None, typer.Argument(help="Amount to announce (starts the notice period).")
@@ -137,10 +183,8 @@ def withdraw(
     complete: Annotated[
         bool, typer.Option("--complete", help="Pay out the announced withdrawal after notice.")
     ] = False,
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
+    *,
+    chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
     """Withdraw in two steps: `withdraw AMOUNT` announces, `withdraw --complete` pays out.
@@ -153,7 +197,7 @@ def withdraw(
     if (amount is None) == (not complete):
         _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
     wei = None if amount is None else _amount(amount)
-    client = _settlement(home, rpc, contract, chain_id)
+    client = chain.settlement()
     with _fail_on(ChainError):
         if wei is None:
             client.withdraw()
@@ -162,26 +206,20 @@ def withdraw(
     _show_balance(client, as_json)
 
 
-def balance(
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
-    as_json: JsonOption = False,
-) -> None:
+@chain_command
+def balance(*, chain: ChainOptions, as_json: JsonOption = False) -> None:
     """Show this node's settlement account: free, locked in deals, pending withdrawal."""
     from lilypad_p2p.chain import ChainError
 
-    client = _settlement(home, rpc, contract, chain_id)
+    client = chain.settlement()
     with _fail_on(ChainError):
         _show_balance(client, as_json)
 
 
+@chain_command
 def providers(
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
+    *,
+    chain: ChainOptions,
     from_block: Annotated[
         int, typer.Option("--from-block", min=0, help="First block to replay (the contract's "
                           "deployment block saves time on a long chain).")
@@ -195,7 +233,7 @@ def providers(
     """
     from lilypad_p2p.chain import ChainError, read_track_records
 
-    client = _settlement(home, rpc, contract, chain_id, as_node=False)
+    client = chain.settlement(as_node=False)
     with _fail_on(ChainError):
         records, head = read_track_records(client.chain, client.address, from_block=from_block)
     rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))

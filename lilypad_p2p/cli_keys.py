@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home, _json_shown
-from lilypad_p2p.cli_chain import ChainIdOption, ContractOption, RpcOption, _settlement
+from lilypad_p2p.cli_chain import ChainOptions, chain_command
 
 keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
                             "secret).")
@@ -143,12 +143,11 @@ def keys_encrypt(
 
 
 @keys_app.command("rotate")
+@chain_command
 def keys_rotate(
-    home: HomeOption = None,
+    *,
+    chain: ChainOptions,
     password_file: PasswordFileOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Move this node to a new key (stop the node first).
@@ -163,7 +162,7 @@ def keys_rotate(
     from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError, save_handover
     from lilypad_p2p.keystore import is_encrypted, password_source
 
-    keystore = _keystore(home)
+    keystore = _keystore(chain.home)
     staging = keystore / STAGING_DIR
     with _fail_on(KeystoreError):
         password = password_source(password_file)() if is_encrypted(keystore) else None
@@ -176,7 +175,7 @@ def keys_rotate(
                 shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
             new = Identity.generate()
             new.save(staging, password)
-    client = _settlement(home, rpc, contract, chain_id, account=old.eth_account())
+    client = chain.settlement(account=old.eth_account())
     transaction = None
     try:
         successor = payout_state(client, old.address).successor
@@ -226,30 +225,28 @@ def _payout_view(state: Any, as_json: bool) -> None:
 
 
 @payout_app.command("show")
+@chain_command
 def payout_show(
     account: Annotated[str | None, typer.Argument(help="Account (default: this node).")] = None,
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
+    *,
+    chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
     """Where this node's withdrawals are paid, and any announced change."""
     from lilypad_p2p.chain import ChainError
     from lilypad_p2p.chain._keys import payout_state
 
-    client = _settlement(home, rpc, contract, chain_id)
+    client = chain.settlement()
     with _fail_on(ChainError, ValueError):
         _payout_view(payout_state(client, account), as_json)
 
 
 @payout_app.command("set")
+@chain_command
 def payout_set(
     address: Annotated[str, typer.Argument(help="The payout address (a cold wallet).")],
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
+    *,
+    chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
     """Name the payout address: at once the first time; a change is announced and lands after
@@ -261,24 +258,23 @@ def payout_set(
 
     if not is_address(address):
         _fail(f"{address!r} is not an address (0x followed by 40 hex digits)")
-    client = _settlement(home, rpc, contract, chain_id)
+    client = chain.settlement()
     with _fail_on(ChainError):
         set_payout_address(client, address)
         _payout_view(payout_state(client), as_json)
 
 
 @payout_app.command("cancel")
+@chain_command
 def payout_cancel(
     account: Annotated[str, typer.Argument(help="The node account whose change to cancel.")],
     key_file: Annotated[
         Path, typer.Option("--key-file", help="V3 keystore file of the current payout address "
                                               "(geth, Foundry, eth-account).")
     ],
+    *,
+    chain: ChainOptions,
     password_file: PasswordFileOption = None,
-    home: HomeOption = None,
-    rpc: RpcOption = None,
-    contract: ContractOption = None,
-    chain_id: ChainIdOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a pending payout change, signed by the current payout address (the cold key)."""
@@ -304,7 +300,7 @@ def payout_cancel(
         if password is None:
             _fail(f"{key_file} is encrypted: {HOW_TO_UNLOCK}")
         cold = Account.from_key(decrypt_file(key_file, password))
-    client = _settlement(home, rpc, contract, chain_id, account=cold)
+    client = chain.settlement(account=cold)
     with _fail_on(ChainError):
         cancel_payout_change(client, account)
         _payout_view(payout_state(client, account), as_json)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 import trio
 from libp2p.abc import IHost
@@ -34,31 +35,25 @@ TRIM_HIGH_WATER = 0.9
 TRIM_LOW_WATER = 0.75
 
 
+@dataclass(eq=False)
 class Enforcer:
-    def __init__(
-        self,
-        host: IHost,
-        pubsub: Pubsub,
-        admission: Admission,
-        *,
-        score: Callable[[ID], float],
-        is_graylisted: Callable[[ID], bool],
-        protected: Callable[[ID], bool],
-        clock: Callable[[], float],
-    ) -> None:
-        self._host = host
-        self._pubsub = pubsub
-        self._admission = admission
-        self._score = score
-        self._is_graylisted = is_graylisted
-        self._protected = protected
-        self._clock = clock
-        self.trimmed = 0
+    """Bans the graylisted and trims connections over budget, sweeping every second; `protected`
+    peers (open deals) are never trimmed, and `trimmed` counts those that were."""
+
+    host: IHost
+    pubsub: Pubsub
+    admission: Admission
+    _: KW_ONLY
+    score: Callable[[ID], float]
+    is_graylisted: Callable[[ID], bool]
+    protected: Callable[[ID], bool]
+    clock: Callable[[], float]
+    trimmed: int = field(default=0, init=False)
 
     def ban(self, peer_id: ID) -> None:
         """Refuse `peer_id` for the ban period (its connections are closed by the caller)."""
-        self._admission.ban(peer_id, self._clock())
-        self._pubsub.add_to_blacklist(peer_id)
+        self.admission.ban(peer_id, self.clock())
+        self.pubsub.add_to_blacklist(peer_id)
 
     async def run(self) -> None:
         while True:
@@ -66,28 +61,28 @@ class Enforcer:
             await self.sweep()
 
     async def sweep(self) -> None:
-        for peer_id in self._admission.expire_bans(self._clock()):
+        for peer_id in self.admission.expire_bans(self.clock()):
             if isinstance(peer_id, ID):  # what `ban` gave the admission
-                self._pubsub.remove_from_blacklist(peer_id)
-        connected = list(self._host.get_network().get_connections_map())
+                self.pubsub.remove_from_blacklist(peer_id)
+        connected = list(self.host.get_network().get_connections_map())
         for peer_id in connected:
-            if self._is_graylisted(peer_id):
+            if self.is_graylisted(peer_id):
                 logger.info("banning graylisted peer", extra={"peer_id": str(peer_id)})
                 self.ban(peer_id)
                 await self._disconnect(peer_id)
-        limits = self._admission.limits
-        if self._admission.connections < limits.max_connections * TRIM_HIGH_WATER:
+        limits = self.admission.limits
+        if self.admission.connections < limits.max_connections * TRIM_HIGH_WATER:
             return
-        excess = self._admission.connections - int(limits.max_connections * TRIM_LOW_WATER)
-        connected = list(self._host.get_network().get_connections_map())
+        excess = self.admission.connections - int(limits.max_connections * TRIM_LOW_WATER)
+        connected = list(self.host.get_network().get_connections_map())
         for peer_id in peers_to_trim(
-            connected, excess=excess, score=self._score, protected=self._protected
+            connected, excess=excess, score=self.score, protected=self.protected
         ):
             self.trimmed += 1
             await self._disconnect(peer_id)
 
     async def _disconnect(self, peer_id: ID) -> None:
         try:
-            await self._host.disconnect(peer_id)
+            await self.host.disconnect(peer_id)
         except Exception as error:  # boundary: a peer's connection may be in any state
             logger.debug("disconnect %s: %r", peer_id, error)

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,20 @@ class ScanPlan:
         return requested.block_number <= self.confirmed_head
 
 
+async def poll_chain(
+    poll_once: Callable[[], Awaitable[None]], logger: logging.Logger, what: str,
+    interval_s: float,
+) -> None:
+    """Run `poll_once` every `interval_s` until cancelled; a chain that is away is logged as
+    `<what>.chain_error` and tried again at the next poll."""
+    while True:
+        try:
+            await poll_once()
+        except ChainError as exc:
+            event(logger, f"{what}.chain_error", logging.WARNING, error=repr(exc))
+        await trio.sleep(interval_s)
+
+
 def plan_scan(cursor: int, latest: int, confirmations: int) -> ScanPlan:
     """What to read this poll: from REORG_DEPTH_BLOCKS below the cursor to the chain's head."""
     if confirmations < 0 or cursor < 0 or latest < 0:
@@ -152,12 +166,7 @@ class BridgeRole:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        while True:
-            try:
-                await self.poll_once()
-            except ChainError as exc:  # the chain is away: try again next poll
-                event(log, "bridge.chain_error", logging.WARNING, error=repr(exc))
-            await trio.sleep(BRIDGE_POLL_INTERVAL_S)
+        await poll_chain(self.poll_once, log, "bridge", BRIDGE_POLL_INTERVAL_S)
 
     async def poll_once(self) -> None:
         latest = await trio.to_thread.run_sync(self._requests.chain.block_number)

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import trio
@@ -35,35 +36,24 @@ log = logging.getLogger("lilypad_p2p.client")
 UNANSWERED_BACKOFF_MS = 60_000
 
 
+@dataclass(eq=False, repr=False)  # it holds the node's identity: never printed
 class JobMatcher:
     """Candidates for each of a client's jobs, and the deal for the first usable one."""
 
-    def __init__(
-        self,
-        book: OfferBook,
-        *,
-        identity: Identity,
-        store: DealStore,
-        chains: DealChains,
-        mediators: tuple[str, ...],
-        records: ClientRecords | None,
-        disputes: ClientDisputes | None,
-        acceptance_window_s: int,
-        clock_ms: Callable[[], int],
-        wake: Callable[[str], None],
-    ) -> None:
-        self._book = book
-        self._identity = identity
-        self._store = store
-        self._chains = chains
-        self._mediators = mediators
-        self._records = records
-        self._disputes = disputes
-        self._acceptance_window_s = acceptance_window_s
-        self._clock_ms = clock_ms
-        self._wake = wake  # a job's driver, which has new candidates
-        self._candidates: dict[str, list[str]] = {}  # job offer CID -> resource offer CIDs
-        self._seen_matchings: set[str] = set()
+    book: OfferBook
+    _: KW_ONLY
+    identity: Identity
+    store: DealStore
+    chains: DealChains
+    mediators: tuple[str, ...]
+    records: ClientRecords | None
+    disputes: ClientDisputes | None
+    acceptance_window_s: int
+    clock_ms: Callable[[], int]
+    wake: Callable[[str], None]  # a job's driver, which has new candidates
+    # job offer CID -> resource offer CIDs
+    _candidates: dict[str, list[str]] = field(default_factory=dict, init=False)
+    _seen_matchings: set[str] = field(default_factory=set, init=False)
 
     def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
         """Note the matches naming our job offers (the first valid one per job wins)."""
@@ -74,11 +64,11 @@ class JobMatcher:
             return  # another solver's copy of a matching we already took note of
         self._seen_matchings.add(proposal.matching_id)
         for job_cid, resource_cid in proposal.matches:
-            stored = self._store.get(job_cid)
+            stored = self.store.get(job_cid)
             if stored is None or stored.record.side is not Side.CLIENT:
                 continue
             self._candidates.setdefault(job_cid, []).append(resource_cid)
-            self._wake(job_cid)
+            self.wake(job_cid)
 
     def forget(self, key: str) -> None:
         """The job `key` has ended: drop its candidates."""
@@ -93,21 +83,21 @@ class JobMatcher:
         """
         job = job_offer(stored)
         if job.target_provider is None:  # targeted offers are never gossiped
-            now = self._clock_ms()
-            self._book.add(self._identity.sign_envelope(job, now), now)
+            now = self.clock_ms()
+            self.book.add(self.identity.sign_envelope(job, now), now)
 
     def _usable_offer(
         self, job: wire.JobOffer, resource_cid: str, refused: dict[str, int]
     ) -> wire.ResourceOffer | None:
-        if refused.get(resource_cid, 0) > self._clock_ms():
+        if refused.get(resource_cid, 0) > self.clock_ms():
             return None
-        envelope = self._book.get(resource_cid)
+        envelope = self.book.get(resource_cid)
         if envelope is None or not isinstance(envelope.body, wire.ResourceOffer):
             return None
         resource = envelope.body
         # A job naming a records block: the proposed provider's record is checked here too.
-        records = self._records.view(job) if self._records else None
-        reason = mismatch(job, resource, self._clock_ms(), records=records)
+        records = self.records.view(job) if self.records else None
+        reason = mismatch(job, resource, self.clock_ms(), records=records)
         if reason is not None:
             event(log, "match.skipped", logging.DEBUG, job=job.cid, offer=resource_cid,
                   reason=reason)
@@ -121,7 +111,7 @@ class JobMatcher:
         refused = stored.detail.refused
         if job.target_provider is not None:
             candidates = [
-                e.body.cid for e in self._book.offers(job.market, wire.ResourceOffer)
+                e.body.cid for e in self.book.offers(job.market, wire.ResourceOffer)
                 if isinstance(e.body, wire.ResourceOffer)
                 and e.body.provider == job.target_provider
             ]
@@ -136,23 +126,23 @@ class JobMatcher:
             try:
                 deal = build_deal(job, resource,
                                   salt=stored.detail.salt or secrets.token_bytes(32),
-                                  acceptance_window_s=self._acceptance_window_s,
-                                  **(self._disputes.deal_terms() if self._disputes else {}))
+                                  acceptance_window_s=self.acceptance_window_s,
+                                  **(self.disputes.deal_terms() if self.disputes else {}))
             except NoMediators:
                 continue
-            if not self._mediators and not await self._all_registered(stored, deal.mediators):
+            if not self.mediators and not await self._all_registered(stored, deal.mediators):
                 continue
-            signature = self._chains.require(stored.chain_id).sign_deal(deal)
+            signature = self.chains.require(stored.chain_id).sign_deal(deal)
             return {"resource_offer": resource_cid, "deal": deal,
                     "job_creator_signature": signature,
                     "result_deadline_ms": deal.result_deadline * 1000,
-                    "matched_ms": self._clock_ms()}
+                    "matched_ms": self.clock_ms()}
         return None
 
     async def _all_registered(self, stored: ClientDeal, mediators: tuple[str, ...]) -> bool:
         """A client with no mediators of its own (its job offers name none) takes those its
         provider trusts, but only mediators registered and active on the deal's chain."""
-        chain = self._chains.require(stored.chain_id)
+        chain = self.chains.require(stored.chain_id)
         for address in mediators:
             stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
             if stake == 0 or exit_ready_at:
@@ -167,7 +157,7 @@ class JobMatcher:
         offer = required(stored.detail.resource_offer, "resource offer")
         event(log, "deal.unanswered", logging.WARNING, key=stored.record.key, offer=offer,
               error=why)
-        until = self._clock_ms() + UNANSWERED_BACKOFF_MS
+        until = self.clock_ms() + UNANSWERED_BACKOFF_MS
         return {"refused": {**stored.detail.refused, offer: until}, "refusal": why}
 
     def _fallback_offers(self, job: wire.JobOffer) -> list[str]:
@@ -180,7 +170,7 @@ class JobMatcher:
         the offers it holds itself (each still vetted by `_usable_offer` and, in the end, by
         the provider's own checks), as `--target` would, instead of letting the job lapse.
         """
-        offers = [e.body for e in self._book.offers(job.market, wire.ResourceOffer)
+        offers = [e.body for e in self.book.offers(job.market, wire.ResourceOffer)
                   if isinstance(e.body, wire.ResourceOffer)]
         offers.sort(key=lambda offer: (
             offer.price_per_job_wei, hashlib.sha256(f"{job.cid}/{offer.cid}".encode()).digest()

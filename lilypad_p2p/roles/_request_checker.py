@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 import trio
 
 from lilypad_p2p.chain import (
-    ChainError,
     ContractRevert,
     JobRequest,
     RequestedJob,
@@ -39,7 +38,7 @@ from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import BUILTIN_MODULES, ExecError, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
-from lilypad_p2p.roles._bridge import request_params
+from lilypad_p2p.roles._bridge import poll_chain, request_params
 
 log = logging.getLogger("lilypad_p2p.request_checker")
 
@@ -106,12 +105,7 @@ class RequestChecker:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self._executor = await self._executor_factory()
         task_status.started()
-        while True:
-            try:
-                await self.poll_once()
-            except ChainError as exc:  # the chain is away: try again next poll
-                event(log, "check.chain_error", logging.WARNING, error=repr(exc))
-            await trio.sleep(CHECK_POLL_INTERVAL_S)
+        await poll_chain(self.poll_once, log, "check", CHECK_POLL_INTERVAL_S)
 
     async def poll_once(self) -> None:
         latest = await trio.to_thread.run_sync(self._requests.chain.block_number)

@@ -20,7 +20,7 @@ Who sends which transaction, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -130,11 +130,9 @@ class DealChain:
         status = await self.status(deal)
         if status is not DealStatus.NONE:
             return ChainMove(status, False)
-        try:
-            await self.client.open_deal(deal, job_creator_sig, provider_sig)
-        except DealAlreadyOpened:
-            return ChainMove(await self.status(deal), False)
-        return ChainMove(DealStatus.OPEN, True)
+        return await self._unless_raced(
+            deal, self.client.open_deal(deal, job_creator_sig, provider_sig), DealAlreadyOpened,
+            DealStatus.OPEN)
 
     async def submit_result(self, deal: Deal, result_hash: bytes, provider_sig: bytes) -> ChainMove:
         status = await self.status(deal)
@@ -147,11 +145,20 @@ class DealChain:
         status = await self.status(deal)
         if status in _FINAL:
             return ChainMove(status, False)
+        return await self._unless_raced(
+            deal, self.client.settle(deal, result_hash, job_creator_sig), AlreadySettled,
+            DealStatus.SETTLED)
+
+    async def _unless_raced(
+        self, deal: Deal, write: Awaitable[object], raced: type[Exception], done: DealStatus,
+    ) -> ChainMove:
+        """Send `write`, which moves the deal to `done`; when another party's transaction moved
+        it first (`raced`), the move is theirs and the deal's status is read back."""
         try:
-            await self.client.settle(deal, result_hash, job_creator_sig)
-        except AlreadySettled:
+            await write
+        except raced:
             return ChainMove(await self.status(deal), False)
-        return ChainMove(DealStatus.SETTLED, True)
+        return ChainMove(done, True)
 
     async def settle_batch(self, items: Sequence[SettlementItem]) -> int:
         """Settle every accepted deal in one transaction (final ones are skipped); how many
