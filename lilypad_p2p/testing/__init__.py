@@ -30,6 +30,7 @@ from lilypad_p2p.testing._memory_net import MemoryNetwork, MemoryTransport, Repo
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._registry import local_registry, require_registry
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
+from lilypad_p2p.testing._watched_store import WatchedStore
 
 __all__ = [
     "TEST_BALANCE_WEI",
@@ -38,6 +39,7 @@ __all__ = [
     "MemoryTransport",
     "Report",
     "SpamKind",
+    "WatchedStore",
     "advance_chain_time",
     "anvil_binary",
     "anvil_test_chain",

@@ -12,7 +12,6 @@ import pytest
 import trio
 from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
-from watched_store import WatchedStore
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
@@ -29,7 +28,7 @@ from lilypad_p2p.roles import (
     MediatorContact,
     deal_from_wire,
 )
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.testing import MemoryNetwork, WatchedStore
 
 pytestmark = pytest.mark.chain
 FEE_WEI = 3 * 10**12

@@ -11,7 +11,6 @@ import pytest
 import trio
 from real_time import real_time_limit
 from scripted_provider import ScriptedProvider, funded_parties, provider_listing
-from watched_store import WatchedStore
 
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
@@ -22,7 +21,7 @@ from lilypad_p2p.roles import (
     DealChains,
     JobSubmission,
 )
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.testing import MemoryNetwork, WatchedStore
 
 pytestmark = pytest.mark.chain
 REAL_LIMIT_S = 30.0

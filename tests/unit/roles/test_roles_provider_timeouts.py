@@ -11,7 +11,6 @@ import pytest
 import trio
 import trio.testing
 from real_time import real_time_limit
-from watched_store import WatchedStore
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
@@ -28,7 +27,7 @@ from lilypad_p2p.roles import (
     resource_offer,
 )
 from lilypad_p2p.roles._provider import PROVIDER_TICK_S, Capacity
-from lilypad_p2p.testing import embedded_test_chain
+from lilypad_p2p.testing import WatchedStore, embedded_test_chain
 from lilypad_p2p.testing._chain import chain_test_accounts
 from lilypad_p2p.testing.offers import make_job_offer
 
