@@ -4,8 +4,9 @@ Two backends behind one `Chain`: the embedded py-evm chain (`open_embedded_chain
 process) and any JSON-RPC URL (`open_rpc_chain`, e.g. anvil). Money is native ETH.
 
 The only package that talks to web3; it reads the market's pure rules (track records) and
-knows nothing of the network or the roles.
-May import from lilypad_p2p: errors, health, logs, market, tally, wire.
+knows nothing of the network or the roles. Its blocking calls reach trio through
+`lilypad_p2p.blocking.run_blocking`, the one seam a test can run inline.
+May import from lilypad_p2p: blocking, errors, health, logs, market, tally, wire.
 """
 
 from lilypad_p2p.chain._amounts import format_wei, parse_amount

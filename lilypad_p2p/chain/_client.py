@@ -19,6 +19,7 @@ import trio
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._artifacts import SETTLEMENT, artifact, settlement_abi
 from lilypad_p2p.chain._backend import Chain, TxReceipt
 from lilypad_p2p.chain._errors import (
@@ -351,7 +352,7 @@ def deploy_settlement(
 
 
 class AsyncSettlementClient:
-    """Trio front of a `SettlementClient`: each call runs in a worker thread.
+    """Trio front of a `SettlementClient`: each call runs in a worker thread (`run_blocking`).
 
     Build it inside `trio.run` (it owns a CapacityLimiter). Reads and writes mirror the sync
     client; `sync` exposes the core for typed-data helpers, which are pure and fast.
@@ -362,7 +363,7 @@ class AsyncSettlementClient:
         self._limiter = trio.CapacityLimiter(concurrency)
 
     async def _run(self, call: Callable[[], T]) -> T:
-        return await trio.to_thread.run_sync(call, limiter=self._limiter)
+        return await run_blocking(call, limiter=self._limiter)
 
     async def balance(self, address: str | None = None) -> AccountBalance:
         return await self._run(partial(self.sync.balance, address))

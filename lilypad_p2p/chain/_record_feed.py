@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import trio
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._backend import Chain
 from lilypad_p2p.chain._errors import ChainError
 from lilypad_p2p.chain._records import deployment_block, settlement_events
@@ -92,9 +93,9 @@ class RecordFeed:
         while True:
             try:
                 if watcher is None:
-                    first = await trio.to_thread.run_sync(deployment_block, chain, contract)
+                    first = await run_blocking(deployment_block, chain, contract)
                     watcher = EventWatcher(chain, contract, from_block=first)
-                found = await trio.to_thread.run_sync(watcher.poll)
+                found = await run_blocking(watcher.poll)
             except ChainError as exc:
                 event(log, "records.poll_failed", logging.WARNING, chain_id=chain.chain_id,
                       error=str(exc))

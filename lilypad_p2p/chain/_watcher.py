@@ -20,6 +20,7 @@ import trio
 from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._backend import Chain
 
@@ -129,7 +130,7 @@ class EventWatcher:
         async with send_channel:
             started = False
             while True:
-                for event in await trio.to_thread.run_sync(self.poll):
+                for event in await run_blocking(self.poll):
                     await send_channel.send(event)
                 if not started:
                     task_status.started()

@@ -1,7 +1,8 @@
 """Roles a node can take: behaviours composed over net/, market/, exec/ and chain/.
 
 Client, provider, solver, mediator, chain bridge and request checker, each given what it needs
-as arguments; the node (node*.py) builds and starts them.
+as arguments; the node (node*.py) builds and starts them. Blocking work (the chain, files)
+goes through `lilypad_p2p.blocking.run_blocking`, which tests run inline on an autojumping clock.
 May import from lilypad_p2p anything but: cli*, node*, observe, testing.
 """
 

@@ -43,6 +43,7 @@ from typing import Any
 
 import trio
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     ChainError,
     ContractRevert,
@@ -169,9 +170,9 @@ class BridgeRole:
         await poll_chain(self.poll_once, log, "bridge", BRIDGE_POLL_INTERVAL_S)
 
     async def poll_once(self) -> None:
-        latest = await trio.to_thread.run_sync(self._requests.chain.block_number)
+        latest = await run_blocking(self._requests.chain.block_number)
         plan = plan_scan(self._scan_from(), latest, self._confirmations)
-        found = [] if plan.from_block > plan.to_block else await trio.to_thread.run_sync(
+        found = [] if plan.from_block > plan.to_block else await run_blocking(
             self._requests.requested_between, plan.from_block, plan.to_block)
         for requested in found:
             if plan.confirmed(requested):
@@ -181,7 +182,7 @@ class BridgeRole:
                 event(log, "bridge.awaiting_confirmations",
                       request="0x" + requested.request_id.hex(), block=requested.block_number,
                       confirmations=self._confirmations)
-        now = await trio.to_thread.run_sync(self._requests.chain.now)
+        now = await run_blocking(self._requests.chain.now)
         deals = self._deals_by_request()
         for request_id, requested in list(self._pending.items()):
             await self._serve(requested, deals.get(request_id, []), now)
@@ -190,7 +191,7 @@ class BridgeRole:
 
     async def _serve(self, requested: RequestedJob, deals: list[ClientDeal], now: int) -> None:
         request_id = requested.request_id
-        request = await trio.to_thread.run_sync(self._requests.request, request_id)
+        request = await run_blocking(self._requests.request, request_id)
         ours = request.claimant == self._address
         status = request.status
         if status is RequestStatus.NONE:
@@ -227,8 +228,7 @@ class BridgeRole:
         if job is None:
             return
         try:
-            receipt = await trio.to_thread.run_sync(self._requests.claim, request_id,
-                                                    request.bond)
+            receipt = await run_blocking(self._requests.claim, request_id, request.bond)
         except ContractRevert as exc:
             self._refusal(requested, exc)
             return
@@ -291,8 +291,7 @@ class BridgeRole:
         if stored.record.phase is Phase.SETTLED:
             return True
         settlement = await self._settlement_client()
-        state = await trio.to_thread.run_sync(settlement.deal_state,
-                                              required(stored.detail.deal, "deal"))
+        state = await run_blocking(settlement.deal_state, required(stored.detail.deal, "deal"))
         return state.outcome in (Outcome.PROVIDER_CORRECT, Outcome.NON_DETERMINISTIC)
 
     async def _post(self, requested: RequestedJob, stored: ClientDeal) -> None:
@@ -304,7 +303,7 @@ class BridgeRole:
             return
         deal = required(stored.detail.deal, "deal")
         try:
-            receipt = await trio.to_thread.run_sync(
+            receipt = await run_blocking(
                 self._requests.post_result, requested.request_id, deal,
                 required(stored.detail.result_hash, "result hash"))
         except ContractRevert as exc:
@@ -328,9 +327,9 @@ class BridgeRole:
         elif isinstance(output, bytes):
             tarball = output
         else:
-            tarball = await trio.to_thread.run_sync(output.read_bytes)
+            tarball = await run_blocking(output.read_bytes)
         try:
-            receipt = await trio.to_thread.run_sync(
+            receipt = await run_blocking(
                 self._requests.deliver, requested.request_id, tarball)
         except ContractRevert as exc:
             self._refusal(requested, exc)
@@ -360,7 +359,7 @@ class BridgeRole:
     async def _settlement_client(self) -> SettlementClient:
         """The settlement contract LilypadRequests reads (read-only)."""
         if self._settlement is None:
-            address = await trio.to_thread.run_sync(self._requests.settlement_address)
+            address = await run_blocking(self._requests.settlement_address)
             self._settlement = SettlementClient(self._requests.chain, address)
         return self._settlement
 

@@ -38,6 +38,7 @@ import trio
 from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import ChainError, Deal, DealStatus, InsufficientFunds, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ClientDetail, required
@@ -189,7 +190,7 @@ class ClientRole:
             module_id, module = self._modules.resolve(job.module)
             deadline_s = job_deadline_s(module, job.deadline_s)
             params = module.resolve_params(job.params)
-            check_job_size(await trio.to_thread.run_sync(inputs_stream_size, files, params),
+            check_job_size(await run_blocking(inputs_stream_size, files, params),
                            self._max_job_bytes)
             chain = self._chains.require(job.chain_id)
         except LilypadError as exc:
@@ -231,8 +232,8 @@ class ClientRole:
         self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
         spool = self._spool / f"{offer.cid}.inputs"
         try:
-            await trio.to_thread.run_sync(write_spool, spool, self._identity.sealing_public_key,
-                                          spool_context(offer.cid), files, params)
+            await run_blocking(write_spool, spool, self._identity.sealing_public_key,
+                               spool_context(offer.cid), files, params)
         except (LilypadError, OSError) as exc:
             raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)

@@ -7,8 +7,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import trio
-
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import ClientDetail, DealDetail
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.roles._client_submission import (
@@ -47,8 +46,7 @@ class ClientControl:
     async def _submit(self, params: dict[str, Any]) -> dict[str, Any]:
         files = {name: base64.b64decode(data) for name, data in params.get("files", {}).items()}
         try:
-            paths = await trio.to_thread.run_sync(check_input_files,
-                                                  dict(params.get("file_paths", {})))
+            paths = await run_blocking(check_input_files, dict(params.get("file_paths", {})))
         except InputFileError as exc:
             raise SubmissionError(str(exc)) from exc
         job = JobSubmission(

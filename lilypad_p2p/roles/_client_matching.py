@@ -16,9 +16,8 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
-import trio
-
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
@@ -144,7 +143,7 @@ class JobMatcher:
         provider trusts, but only mediators registered and active on the deal's chain."""
         chain = self.chains.require(stored.chain_id)
         for address in mediators:
-            stake, exit_ready_at = await trio.to_thread.run_sync(chain.sync.mediator, address)
+            stake, exit_ready_at = await run_blocking(chain.sync.mediator, address)
             if stake == 0 or exit_ready_at:
                 event(log, "deal.mediator_unregistered", key=stored.record.key, mediator=address)
                 return False

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     AlreadySettled,
     ChainError,
@@ -164,7 +165,7 @@ async def gather_verdicts(
             event(log, "dispute.mediator_unknown", logging.WARNING, mediator=address)
             return
         try:
-            inputs = await trio.to_thread.run_sync(
+            inputs = await run_blocking(
                 case.inputs.resealed, reached.sealing_public_key, mediation_context(deal_id))
         except OSError as exc:  # the spool is gone or unreadable: asked again next round
             event(log, "dispute.inputs_unreadable", logging.WARNING, mediator=address,

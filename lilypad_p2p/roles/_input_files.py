@@ -43,7 +43,7 @@ def check_job_size(stream_bytes: int, max_job_bytes: int) -> None:
 def check_input_files(paths: Mapping[str, str]) -> dict[str, Path]:
     """`{name in /inputs: absolute path}` checked, as Paths; nothing is read.
 
-    Blocking: call through `trio.to_thread`.
+    Blocking: call through `run_blocking`.
 
     Raises:
         InputFileError: a name is not a valid input path, a path is not absolute, missing, not

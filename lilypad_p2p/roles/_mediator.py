@@ -47,6 +47,7 @@ from typing import Any
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     ChainError,
     Deal,
@@ -189,7 +190,7 @@ class MediatorRole:
     ) -> None:
         sync = chain.sync
         watcher = EventWatcher(sync.chain, sync.address,
-                               from_block=await trio.to_thread.run_sync(sync.chain.block_number))
+                               from_block=await run_blocking(sync.chain.block_number))
         send, receive = trio.open_memory_channel[Any](EVENT_BUFFER)
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(watcher.run, send, poll_interval=EVENT_POLL_INTERVAL_S))
@@ -416,7 +417,7 @@ class MediatorRole:
             return [await self._run_once(deal_id, request.module, spool, output, attempt)
                     for attempt, output in enumerate(outputs)]
         finally:
-            await trio.to_thread.run_sync(discard, spool, *outputs)
+            await run_blocking(discard, spool, *outputs)
 
     async def _run_once(
         self, deal_id: bytes, module_name: str, spool: Path, output: Path, attempt: int

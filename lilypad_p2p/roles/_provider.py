@@ -27,6 +27,7 @@ import psutil
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import ChainError, DeadlineError, Deal, DealStatus, SettlementItem
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ProviderDetail, required
@@ -442,13 +443,13 @@ class ProviderRole:
             # timed out (roles/_failure.py); the signed report is what the result stream sends.
             report = failure_report(claim, exc, run_ms=self._clock_ms() - started_ms,
                                     module=module, account=self._identity.eth_account())
-            await trio.to_thread.run_sync(write_report, tarball, report)
+            await run_blocking(write_report, tarball, report)
             self._commit(stored, deal, chain, claim.digest(), failure=str(claim.failure))
             event(log, "job.failed_in_job", key=key, failure=claim.failure, error=str(exc))
             return
         digest = result.result_hash
         if self._cheat_wrong_output:
-            digest = await trio.to_thread.run_sync(tamper_output, tarball)
+            digest = await run_blocking(tamper_output, tarball)
         self._commit(stored, deal, chain, digest, result_cid=result.result_cid)
         event(log, "job.finished", key=key, cid=result.result_cid,
               seconds=round(result.timings.total_s, 3))

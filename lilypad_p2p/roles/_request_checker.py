@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     ContractRevert,
     JobRequest,
@@ -108,20 +109,19 @@ class RequestChecker:
         await poll_chain(self.poll_once, log, "check", CHECK_POLL_INTERVAL_S)
 
     async def poll_once(self) -> None:
-        latest = await trio.to_thread.run_sync(self._requests.chain.block_number)
+        latest = await run_blocking(self._requests.chain.block_number)
         start = self._next_block if self._next_block is not None \
             else max(0, latest - LOOKBACK_BLOCKS)
         if start <= latest:
-            found = await trio.to_thread.run_sync(self._requests.requested_between, start,
-                                                  latest)
+            found = await run_blocking(self._requests.requested_between, start, latest)
             for requested in found:
                 policy = requested.policy
                 if self._me in policy.mediators or policy.mode is RequestMode.OPTIMISTIC:
                     self._watched[requested.request_id] = requested
         self._next_block = latest + 1
-        now = await trio.to_thread.run_sync(self._requests.chain.now)
+        now = await run_blocking(self._requests.chain.now)
         for request_id, requested in list(self._watched.items()):
-            request = await trio.to_thread.run_sync(self._requests.request, request_id)
+            request = await run_blocking(self._requests.request, request_id)
             if request.status.is_final or request.status is RequestStatus.NONE:
                 self._watched.pop(request_id, None)
                 continue
@@ -142,11 +142,11 @@ class RequestChecker:
         self._acted.add(key)
         try:
             if action is CheckAction.VOTE:
-                receipt = await trio.to_thread.run_sync(
+                receipt = await run_blocking(
                     self._requests.vote, request_id, requested.policy, our_hash)
                 self.votes += 1
             else:
-                receipt = await trio.to_thread.run_sync(
+                receipt = await run_blocking(
                     self._requests.challenge, request_id, request.bond)
                 self.challenges += 1
         except ContractRevert as exc:  # already voted, window closed, ruled meanwhile

@@ -24,8 +24,7 @@ from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-import trio
-
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     Acceptance,
     AlreadySettled,
@@ -179,7 +178,7 @@ class DealChain:
             return ChainMove(status, False)
         send = partial(self.sync.send, "claimTimeout", deal.terms_abi(), gas=CLAIM_TIMEOUT_GAS)
         try:
-            await trio.to_thread.run_sync(send)
+            await run_blocking(send)
         except AlreadySettled:
             return ChainMove(await self.status(deal), False)
         return ChainMove(await self.status(deal), True)
@@ -259,6 +258,6 @@ async def open_deal_chains(config: NodeConfig, identity: Identity) -> DealChains
     """
     chains = []
     for settings in config.chains:
-        client = await trio.to_thread.run_sync(_connect, settings, identity)
+        client = await run_blocking(_connect, settings, identity)
         chains.append(DealChain(client, identity))
     return DealChains(chains)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.clock import Clock
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
@@ -305,7 +306,7 @@ class Solver:
             if self._fruitless.get(market) == fingerprint:
                 self._unchanged += 1
                 continue
-            proposals = await trio.to_thread.run_sync(self._propose, inputs)
+            proposals = await run_blocking(self._propose, inputs)
             if proposals:
                 self._fruitless.pop(market, None)
             else:

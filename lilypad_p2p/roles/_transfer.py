@@ -32,10 +32,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import trio
 from nacl.public import PrivateKey, PublicKey
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_info
@@ -129,7 +129,7 @@ async def receive_inputs(
         receive_into(out, size, request.inputs_preamble)
 
         async def sink(chunk: bytes) -> None:
-            await trio.to_thread.run_sync(out.write, chunk)
+            await run_blocking(out.write, chunk)
 
         try:
             await gate.receive(deal_id, size, sink)
@@ -147,7 +147,7 @@ def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes,
     async def chunks() -> AsyncIterator[bytes]:
         with tarball.open("rb") as fh:
             while not sealer.finished:
-                piece = await trio.to_thread.run_sync(fh.read, _READ_PIECE)
+                piece = await run_blocking(fh.read, _READ_PIECE)
                 for chunk in sealer.seal(piece):
                     yield chunk
 
@@ -205,7 +205,7 @@ class SpooledInputs:
         async def chunks() -> AsyncIterator[bytes]:
             pieces = open_spool(spool, self.key, self.context)
             while not sealer.finished:
-                piece = await trio.to_thread.run_sync(next, pieces, None)
+                piece = await run_blocking(next, pieces, None)
                 if piece is None:
                     raise wire.ChunkStreamError(f"spool {spool.name} ended early")
                 for chunk in sealer.seal(piece):
@@ -246,9 +246,9 @@ async def receive_output(
                 except wire.ChunkStreamError as exc:
                     raise BadOutput(str(exc)) from exc
                 digest.update(plaintext)
-                await trio.to_thread.run_sync(out.write, plaintext)
+                await run_blocking(out.write, plaintext)
         try:
-            failure = await trio.to_thread.run_sync(
+            failure = await run_blocking(
                 check_delivered_file, part, digest.digest(), answer.result_hash, provider)
         except BadFailureReport as exc:
             raise BadOutput(str(exc)) from exc

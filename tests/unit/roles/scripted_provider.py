@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import Deal, SettlementClient, SettlementItem, deploy_settlement
 from lilypad_p2p.exec import BUILTIN_IDS
 from lilypad_p2p.identity import Identity
@@ -102,16 +103,15 @@ async def funded_parties(
     `mediators` register with STAKE_WEI. The chain ID and each party's DealChain by address."""
     chain = embedded_test_chain()
     deployer = chain_test_accounts(1)[0]
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    contract = await run_blocking(deploy_settlement, chain, deployer)
     chains = {}
     for identity in (*depositors, *mediators):
-        await trio.to_thread.run_sync(lambda a=identity.address: chain.transact(
-            deployer, a, b"", 3 * DEPOSIT_WEI))
+        await run_blocking(chain.transact, deployer, identity.address, b"", 3 * DEPOSIT_WEI)
         sync = SettlementClient(chain, contract, identity.eth_account())
         if identity in mediators:
-            await trio.to_thread.run_sync(sync.register_mediator, STAKE_WEI)
+            await run_blocking(sync.register_mediator, STAKE_WEI)
         else:
-            await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+            await run_blocking(sync.deposit, DEPOSIT_WEI)
         chains[identity.address] = DealChain(sync, identity)
     return chain.chain_id, chains
 

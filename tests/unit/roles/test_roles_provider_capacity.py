@@ -6,9 +6,9 @@ import secrets
 from pathlib import Path
 
 import pytest
-import trio
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
@@ -33,10 +33,9 @@ HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 
 async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChain:
-    await trio.to_thread.run_sync(
-        lambda: chain.transact(deployer, identity.address, b"", 2 * DEPOSIT_WEI))
+    await run_blocking(chain.transact, deployer, identity.address, b"", 2 * DEPOSIT_WEI)
     sync = SettlementClient(chain, contract, identity.eth_account())
-    await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+    await run_blocking(sync.deposit, DEPOSIT_WEI)
     return DealChain(sync, identity)
 
 
@@ -47,10 +46,10 @@ def _job(client: Identity, mediator: str, now: int, chain_id: int) -> wire.JobOf
                           nonce=secrets.randbits(63))
 
 
-async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path, mock_clock):
+async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: Path, autojump):
     chain = embedded_test_chain()
     deployer, mediator_account = chain_test_accounts(2)
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    contract = await run_blocking(deploy_settlement, chain, deployer)
     mediator = mediator_account.address
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)
@@ -113,10 +112,10 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     assert await role.on_deal_proposal(str(client.peer_id), first) == answers[0]
 
 
-async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, mock_clock):
+async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, autojump):
     chain = embedded_test_chain()
     deployer, mediator_account = chain_test_accounts(2)
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    contract = await run_blocking(deploy_settlement, chain, deployer)
     mediator = mediator_account.address
     client, provider = Identity.generate(), Identity.generate()
     await _deal_chain(chain, contract, deployer, client)

@@ -1,6 +1,6 @@
-"""The provider's agreement timeout on trio's `MockClock`: deals it countersigned that the
-client never opens on chain end when the clock is moved past the timeout, in no real time,
-and their room takes new deals (against a real embedded chain)."""
+"""The provider's agreement timeout on trio's autojumping `MockClock`: deals it countersigned
+that the client never opens on chain end once the timeout has passed, in no real time, and
+their room takes new deals (against a real embedded chain)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import trio
-import trio.testing
-from real_time import real_time_limit
 
 from lilypad_p2p import wire
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.exec import ExecError
@@ -34,23 +33,23 @@ from lilypad_p2p.testing.offers import make_job_offer
 pytestmark = pytest.mark.chain
 DEPOSIT_WEI = 10**18
 HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
-REAL_LIMIT_S = 30.0
+# Virtual seconds: the timeout, the provider's next look at its deals, and room to spare.
+LIMIT_S = AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S + 60
 
 
 async def _funded(chain, contract, deployer, identity: Identity) -> DealChain:
-    await trio.to_thread.run_sync(
-        lambda: chain.transact(deployer, identity.address, b"", 2 * DEPOSIT_WEI))
+    await run_blocking(chain.transact, deployer, identity.address, b"", 2 * DEPOSIT_WEI)
     sync = SettlementClient(chain, contract, identity.eth_account())
-    await trio.to_thread.run_sync(sync.deposit, DEPOSIT_WEI)
+    await run_blocking(sync.deposit, DEPOSIT_WEI)
     return DealChain(sync, identity)
 
 
-async def test_unopened_deals_time_out_on_a_clock_jump_and_free_their_room(
-    tmp_path: Path, mock_clock
+async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
+    tmp_path: Path, autojump
 ) -> None:
     chain = embedded_test_chain()
     deployer, mediator_account = chain_test_accounts(2)
-    contract = await trio.to_thread.run_sync(deploy_settlement, chain, deployer)
+    contract = await run_blocking(deploy_settlement, chain, deployer)
     client, provider = Identity.generate(), Identity.generate()
     client_chain = await _funded(chain, contract, deployer, client)
     provider_chain = await _funded(chain, contract, deployer, provider)
@@ -82,19 +81,20 @@ async def test_unopened_deals_time_out_on_a_clock_jump_and_free_their_room(
                                  resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                                  job_creator_signature=client_chain.sign_deal(deal))
 
-    with real_time_limit(REAL_LIMIT_S):
+    with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(role.run)
             answers = [await role.on_deal_proposal(str(client.peer_id), proposal())
                        for _ in range(3)]
             assert [type(a) for a in answers] == [
                 wire.DealCountersigned, wire.DealCountersigned, wire.DealRefused]
-            # Nothing is due yet: the provider's loop sleeps on trio's clock, which stands.
-            await trio.testing.wait_all_tasks_blocked()
-            assert {d.record.phase.value for d in store.deals()} == {"agreed"}
-            mock_clock.jump(AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S)
+            agreed_ms = clock()
             await store.until(
                 lambda: {d.record.phase.value for d in store.deals()} == {"cancelled"})
+            # Not one moment early: the clock jumped only as far as the provider's timers.
+            assert clock() - agreed_ms >= AGREEMENT_TIMEOUT_MS
+            assert all(store.transitions(d.record.key)[-1].at_ms - agreed_ms
+                       >= AGREEMENT_TIMEOUT_MS for d in store.deals())
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
                               wire.DealCountersigned)
             nursery.cancel_scope.cancel()

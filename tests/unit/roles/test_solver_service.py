@@ -1,4 +1,5 @@
-"""The solver's trio loop under a mock clock: one matching per epoch end, published once."""
+"""The solver's trio loop on an autojumping mock clock: one matching per epoch end, published
+once. Each test runs the solver for EPOCHS_WATCHED epochs of virtual time."""
 
 import dataclasses
 from collections.abc import Sequence
@@ -19,9 +20,7 @@ from lilypad_p2p.wire import JobOffer, MatchProposal, ResourceOffer, ResourceSpe
 START_MS = 1_700_000_000_000 + 123  # mid-epoch
 MEDIATORS = (Identity.generate().address,)
 EPOCHS_WATCHED = 6
-# The matching runs in a worker thread; an autojump threshold of 0 would jump the clock while
-# the thread works (trio sees every task blocked), so the clock waits this long (real time).
-AUTOJUMP_THRESHOLD_S = 0.05
+WATCHED_S = EPOCHS_WATCHED * EPOCH_MS / 1000
 
 
 @dataclass(frozen=True)
@@ -60,9 +59,7 @@ def market_book(offers: Sequence[JobOffer | ResourceOffer] | None = None) -> Off
     return book
 
 
-async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock, clock):
-    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
-
+async def test_a_failed_publication_is_retried_next_epoch_then_held(autojump, clock):
     book = market_book()
     solver_key = Identity.generate()
     published: list[tuple[int, MatchProposal]] = []
@@ -77,10 +74,8 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock, 
         assert envelope.published_at >= envelope.body.created_at
 
     solver = Solver(solver_key, book, markets=["cpu"], publish=publish, clock_ms=clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(solver.run)
-        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
-        nursery.cancel_scope.cancel()
+    with trio.move_on_after(WATCHED_S):
+        await solver.run()
 
     statistics = solver.statistics()
     assert statistics.epochs >= EPOCHS_WATCHED - 1
@@ -98,9 +93,7 @@ async def test_a_failed_publication_is_retried_next_epoch_then_held(mock_clock, 
     assert again[0].created_at == epoch_end_ms(first_epoch + 61)
 
 
-async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock, clock):
-    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
-
+async def test_proposals_go_out_after_epoch_end_plus_grace(autojump, clock):
     book = market_book()
     published: list[tuple[int, MatchProposal]] = []
 
@@ -108,10 +101,8 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock, clock):
         published.append((clock(), envelope.body))
 
     solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(solver.run)
-        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
-        nursery.cancel_scope.cancel()
+    with trio.move_on_after(WATCHED_S):
+        await solver.run()
 
     assert len(published) == 1  # held afterwards
     sent_at, proposal = published[0]
@@ -121,9 +112,7 @@ async def test_proposals_go_out_after_epoch_end_plus_grace(mock_clock, clock):
     assert len(proposal.matches) == 3
 
 
-async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock, clock):
-    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
-
+async def test_fruitless_epochs_are_skipped_until_the_inputs_change(autojump, clock):
     resource, *jobs = market(Identity.generate().address, Identity.generate().address)
     assert isinstance(resource, ResourceOffer)
     too_cheap = dataclasses.replace(jobs[0], max_price_wei=0)
@@ -137,10 +126,8 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock, 
         published.append(envelope.body)
 
     solver = Solver(Identity.generate(), book, markets=["cpu"], publish=publish, clock_ms=clock)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(solver.run)
-        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
-        nursery.cancel_scope.cancel()
+    with trio.move_on_after(WATCHED_S):
+        await solver.run()
 
     assert solver.statistics().epochs_unchanged >= 1
     assert [(p.epoch, p.matches) for p in published] == [
@@ -148,9 +135,7 @@ async def test_fruitless_epochs_are_skipped_until_the_inputs_change(mock_clock, 
     ]
 
 
-async def test_a_solver_skips_a_matching_another_solver_already_published(mock_clock, clock):
-    mock_clock.autojump_threshold = AUTOJUMP_THRESHOLD_S
-
+async def test_a_solver_skips_a_matching_another_solver_already_published(autojump, clock):
     book = market_book()
     published: list[MatchProposal] = []
 
@@ -163,10 +148,8 @@ async def test_a_solver_skips_a_matching_another_solver_already_published(mock_c
     # The other solver's copy of this epoch's matching arrives before ours is due.
     [theirs] = other.plan_epoch("cpu", first_epoch)
     assert quiet.observe(UnsignedEnvelope(theirs, START_MS))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(quiet.run)
-        await trio.sleep(EPOCHS_WATCHED * EPOCH_MS / 1000)
-        nursery.cancel_scope.cancel()
+    with trio.move_on_after(WATCHED_S):
+        await quiet.run()
 
     assert published == []  # the same matching: nothing to add; later epochs: held
     statistics = quiet.statistics()
