@@ -30,6 +30,12 @@ from lilypad_p2p.testing._files import random_file
 from lilypad_p2p.testing._memory_net import MemoryNetwork, MemoryTransport, Report
 from lilypad_p2p.testing._real_parts import require_anvil, require_docker, require_real
 from lilypad_p2p.testing._registry import local_registry, require_registry
+from lilypad_p2p.testing._role_pair import (
+    RolePair,
+    funded_deal_chains,
+    provider_listing,
+    role_pair,
+)
 from lilypad_p2p.testing._spam import SpamKind, spam_gossip, spam_payload
 from lilypad_p2p.testing._watched_store import WatchedStore
 
@@ -39,6 +45,7 @@ __all__ = [
     "MemoryNetwork",
     "MemoryTransport",
     "Report",
+    "RolePair",
     "SpamKind",
     "WatchedStore",
     "advance_chain_time",
@@ -47,14 +54,17 @@ __all__ = [
     "chain_test_accounts",
     "embedded_test_chain",
     "fund_on_anvil",
+    "funded_deal_chains",
     "inline_blocking",
     "local_registry",
+    "provider_listing",
     "random_file",
     "require_anvil",
     "require_docker",
     "require_real",
     "require_registry",
     "revert_chain",
+    "role_pair",
     "run_inline",
     "running_anvil",
     "snapshot_chain",

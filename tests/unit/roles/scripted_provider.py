@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Sequence
 
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import Deal, SettlementClient, SettlementItem, deploy_settlement
-from lilypad_p2p.exec import BUILTIN_IDS
+from lilypad_p2p.chain import Deal, SettlementItem
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, RESULT_STREAM, Reply
-from lilypad_p2p.roles import DealChain, deal_from_wire, resource_offer, result_hash
-from lilypad_p2p.roles._provider import Capacity
-from lilypad_p2p.testing import MemoryNetwork, embedded_test_chain
+from lilypad_p2p.roles import DealChain, deal_from_wire, result_hash
+from lilypad_p2p.testing import MemoryNetwork
 
 
 def tarball(content: bytes) -> bytes:
@@ -90,41 +85,3 @@ class ScriptedProvider:
             deal_id=deal_id, result_hash=digest,
             provider_signature=self.chain.sign_commitment(deal, digest),
             output_preamble=sealer.preamble, output_bytes=len(sent)), body)
-
-
-DEPOSIT_WEI = 10**18
-STAKE_WEI = 10**18
-
-
-async def funded_parties(
-    depositors: Sequence[Identity], mediators: Sequence[Identity] = ()
-) -> tuple[int, dict[str, DealChain]]:
-    """A fresh embedded chain with the settlement contract: `depositors` deposit DEPOSIT_WEI,
-    `mediators` register with STAKE_WEI. The chain ID and each party's DealChain by address."""
-    chain = embedded_test_chain()
-    deployer = chain_test_accounts(1)[0]
-    contract = await run_blocking(deploy_settlement, chain, deployer)
-    chains = {}
-    for identity in (*depositors, *mediators):
-        await run_blocking(chain.transact, deployer, identity.address, b"", 3 * DEPOSIT_WEI)
-        sync = SettlementClient(chain, contract, identity.eth_account())
-        if identity in mediators:
-            await run_blocking(sync.register_mediator, STAKE_WEI)
-        else:
-            await run_blocking(sync.deposit, DEPOSIT_WEI)
-        chains[identity.address] = DealChain(sync, identity)
-    return chain.chain_id, chains
-
-
-def provider_listing(
-    provider: Identity, chain_id: int, trusted: tuple[str, ...], now_ms: int
-) -> tuple[wire.SignedEnvelope, wire.NodeRecord]:
-    """A signed `hash` resource offer in market `cpu` and the provider's NodeRecord."""
-    offer = resource_offer(provider=provider.address, market="cpu",
-                           capacity=Capacity(2000, 4096, 10_000), modules=(BUILTIN_IDS["hash"],),
-                           now_ms=now_ms, chain_ids=(chain_id,), trusted_mediators=trusted)
-    record = wire.NodeRecord(
-        address=provider.address, peer_id=str(provider.peer_id), roles=("provider",),
-        sealing_public_key=provider.sealing_public_key, markets=("cpu",),
-        listen_addrs=(), created_at=now_ms, expires_at=now_ms + 60_000, nonce=1)
-    return provider.sign_envelope(offer, now_ms), record

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import funded_parties
 
 from lilypad_p2p import wire
 from lilypad_p2p.clock import Clock, wall_clock_ms
@@ -17,7 +16,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.testing import MemoryNetwork, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
 
 pytestmark = pytest.mark.chain
@@ -31,7 +30,7 @@ async def test_a_jump_of_hours_times_out_an_unmatched_job_in_no_real_time(
 ) -> None:
     mediator = chain_test_accounts(2)[1].address
     client_id = Identity.generate()
-    _, chains = await funded_parties([client_id])
+    _, chains = await funded_deal_chains([client_id])
     published: list[wire.Message] = []
     cancelled = trio.Event()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from scripted_provider import ScriptedProvider
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
@@ -27,7 +27,7 @@ from lilypad_p2p.roles import (
     MediatorContact,
     deal_from_wire,
 )
-from lilypad_p2p.testing import MemoryNetwork, WatchedStore
+from lilypad_p2p.testing import MemoryNetwork, WatchedStore, funded_deal_chains, provider_listing
 
 pytestmark = pytest.mark.chain
 FEE_WEI = 3 * 10**12
@@ -60,7 +60,7 @@ class ScriptedMediator:
 async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     client_id, provider_id = Identity.generate(), Identity.generate()
     mediator_ids = [Identity.generate() for _ in range(3)]
-    chain_id, chains = await funded_parties([client_id, provider_id], mediator_ids)
+    chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
     mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
     trusted = tuple(sorted(mediators, key=str.lower))
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from scripted_provider import ScriptedProvider
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
@@ -21,7 +21,7 @@ from lilypad_p2p.net import DEAL_STREAM
 from lilypad_p2p.roles import ClientRole, DealChains, JobSubmission
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.testing import MemoryNetwork, funded_deal_chains, provider_listing
 
 pytestmark = pytest.mark.chain
 # Virtual seconds: the deal needs no timer, so a stuck one fails after the client's idle polls.
@@ -34,7 +34,7 @@ async def test_a_proposed_newcomer_is_refused_and_the_proven_provider_gets_the_d
 ) -> None:
     mediator = chain_test_accounts(2)[1].address
     client_id, newcomer_id, proven_id = (Identity.generate() for _ in range(3))
-    chain_id, chains = await funded_parties([client_id, newcomer_id, proven_id])
+    chain_id, chains = await funded_deal_chains([client_id, newcomer_id, proven_id])
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, node_records = OfferBook(), {}, {}
     for identity in (newcomer_id, proven_id):

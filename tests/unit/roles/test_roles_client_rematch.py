@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from scripted_provider import ScriptedProvider
 
 from lilypad_p2p import wire
 from lilypad_p2p.clock import Clock, wall_clock_ms
@@ -23,7 +23,7 @@ from lilypad_p2p.roles import (
     JobSubmission,
 )
 from lilypad_p2p.store import DealStore
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.testing import MemoryNetwork, funded_deal_chains, provider_listing
 
 pytestmark = pytest.mark.chain
 AGREEMENT_MS = 1_500
@@ -36,7 +36,7 @@ async def test_an_unanswered_proposal_sends_the_job_to_another_offer(
 ) -> None:
     mediator = chain_test_accounts(2)[1].address
     client_id, silent_id, answering_id = (Identity.generate() for _ in range(3))
-    chain_id, chains = await funded_parties([client_id, silent_id, answering_id])
+    chain_id, chains = await funded_deal_chains([client_id, silent_id, answering_id])
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     book, offers, records = OfferBook(), {}, {}
     for identity in (silent_id, answering_id):

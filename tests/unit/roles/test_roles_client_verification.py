@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider, funded_parties, provider_listing
+from scripted_provider import ScriptedProvider
 
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
@@ -20,7 +20,7 @@ from lilypad_p2p.roles import (
     DealChains,
     JobSubmission,
 )
-from lilypad_p2p.testing import MemoryNetwork, WatchedStore
+from lilypad_p2p.testing import MemoryNetwork, WatchedStore, funded_deal_chains, provider_listing
 
 pytestmark = pytest.mark.chain
 # Virtual seconds: the deal needs no timer, so a stuck one fails after the client's idle polls.
@@ -30,7 +30,7 @@ LIMIT_S = 60
 async def _market(tmp_path: Path, *, lie: bool, settles: bool = False):
     mediator = chain_test_accounts(2)[1].address
     client_id, provider_id = Identity.generate(), Identity.generate()
-    chain_id, chains = await funded_parties([client_id, provider_id])
+    chain_id, chains = await funded_deal_chains([client_id, provider_id])
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, (mediator,), clock())
     book = OfferBook()
