@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Self, TypeVar, cast
 
 import msgpack
 
@@ -198,7 +198,7 @@ class DealStore:
         self.phase_durations = Tally(("side", "phase"))
 
     @classmethod
-    def open(cls, path: Path) -> DealStore:
+    def open(cls, path: Path) -> Self:
         """Open (creating if needed) the database at `path`, checking it first.
 
         Raises:
