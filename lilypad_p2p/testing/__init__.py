@@ -1,8 +1,9 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it).
 
-Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), skips for missing
-real parts, NAT labs in network namespaces, an attacker's wire built from the spec rather than
-our codec, shared market fixtures, and the test faults a node can be told to commit (the node
+Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), blocking work run
+inline for an autojumping `MockClock` (`inline_blocking`), skips for missing real parts, NAT
+labs in network namespaces, an attacker's wire built from the spec rather than our codec,
+shared market fixtures, and the test faults a node can be told to commit (the node
 imports it only for those). The local network itself (anvil, funded accounts, node processes,
 market worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are
 re-exported here.
