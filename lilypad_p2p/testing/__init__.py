@@ -18,7 +18,7 @@ from lilypad_p2p.localnet import (
     fund_on_anvil,
     running_anvil,
 )
-from lilypad_p2p.testing._blocking import inline_blocking, run_inline
+from lilypad_p2p.testing._blocking import inline_blocking
 from lilypad_p2p.testing._chain import (
     advance_chain_time,
     anvil_test_chain,
@@ -49,7 +49,6 @@ __all__ = [
     "require_real",
     "require_registry",
     "revert_chain",
-    "run_inline",
     "running_anvil",
     "snapshot_chain",
     "spam_gossip",
