@@ -1,12 +1,13 @@
 """Helpers for lilypad-p2p's own tests (and for users testing against it).
 
 Chains to test on (the embedded EVM, a fresh anvil, time travel and reorgs), an in-memory
-deal network (`MemoryNetwork`: role tests without sockets), skips for missing real parts,
-NAT labs in network namespaces, an attacker's wire built from the spec rather than our codec,
-shared market fixtures, and the test faults a node can be told to commit (the node imports it
-only for those). The local network itself (anvil, funded accounts, node processes, market
-worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use most are re-exported
-here.
+deal network (`MemoryNetwork`: role tests without sockets) and a client and provider on it
+(`role_pair`), blocking work run inline for an autojumping `MockClock` (`inline_blocking`),
+skips for missing real parts, NAT labs in network namespaces, an attacker's wire built from the
+spec rather than our codec, shared market fixtures, and the test faults a node can be told to
+commit (the node imports it only for those). The local network itself (anvil, funded accounts,
+node processes, market worlds, a registry) is `lilypad_p2p.localnet`; the names of it tests use
+most are re-exported here.
 May import from lilypad_p2p anything but: cli*, node*, observe.
 """
 
@@ -18,7 +19,7 @@ from lilypad_p2p.localnet import (
     fund_on_anvil,
     running_anvil,
 )
-from lilypad_p2p.testing._blocking import inline_blocking, run_inline
+from lilypad_p2p.testing._blocking import inline_blocking
 from lilypad_p2p.testing._chain import (
     advance_chain_time,
     anvil_test_chain,
@@ -65,7 +66,6 @@ __all__ = [
     "require_registry",
     "revert_chain",
     "role_pair",
-    "run_inline",
     "running_anvil",
     "snapshot_chain",
     "spam_gossip",

@@ -16,7 +16,8 @@ from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
 
 from lilypad_p2p.net._levers import DuplexStreamLock, GuardedMplex
 
-# Long enough for a write that is not blocked to finish many times over.
+# Long enough for a write that is not blocked to finish many times over (virtual seconds on
+# an autojumping clock: the muxer is in memory, so a blocked write is seen at once).
 WRITE_GRACE_S = 1.0
 PEER = ID(b"\x00\x25" + bytes(37))
 
@@ -48,11 +49,11 @@ async def _write_during_pending_read(muxer_class: type[Mplex]) -> bool:
     return written
 
 
-async def test_stock_mplex_stream_write_waits_for_a_pending_read():
+async def test_stock_mplex_stream_write_waits_for_a_pending_read(autojump_clock):
     assert not await _write_during_pending_read(Mplex)
 
 
-async def test_guarded_mplex_stream_writes_while_a_read_is_pending():
+async def test_guarded_mplex_stream_writes_while_a_read_is_pending(autojump_clock):
     assert await _write_during_pending_read(GuardedMplex)
 
 

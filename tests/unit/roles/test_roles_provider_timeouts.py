@@ -91,8 +91,7 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
             agreed_ms = clock()
             await store.until(
                 lambda: {d.record.phase.value for d in store.deals()} == {"cancelled"})
-            # Not one moment early: the clock jumped only as far as the provider's timers.
-            assert clock() - agreed_ms >= AGREEMENT_TIMEOUT_MS
+            # Ended no earlier than the timeout after their agreement.
             assert all(store.transitions(d.record.key)[-1].at_ms - agreed_ms
                        >= AGREEMENT_TIMEOUT_MS for d in store.deals())
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
