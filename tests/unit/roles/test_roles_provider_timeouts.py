@@ -11,14 +11,11 @@ import pytest
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import SettlementClient, deploy_settlement
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.exec import ExecError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import AGREEMENT_TIMEOUT_MS, OfferBook
 from lilypad_p2p.roles import (
-    DealChain,
     DealChains,
     ProviderRole,
     build_deal,
@@ -26,39 +23,29 @@ from lilypad_p2p.roles import (
     resource_offer,
 )
 from lilypad_p2p.roles._provider import PROVIDER_TICK_S, Capacity
-from lilypad_p2p.testing import WatchedStore, embedded_test_chain
+from lilypad_p2p.testing import WatchedStore, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
 from lilypad_p2p.testing.offers import make_job_offer
 
 pytestmark = pytest.mark.chain
-DEPOSIT_WEI = 10**18
 HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 # Virtual seconds: the timeout, the provider's next look at its deals, and room to spare.
 LIMIT_S = AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S + 60
 
 
-async def _funded(chain, contract, deployer, identity: Identity) -> DealChain:
-    await run_blocking(chain.transact, deployer, identity.address, b"", 2 * DEPOSIT_WEI)
-    sync = SettlementClient(chain, contract, identity.eth_account())
-    await run_blocking(sync.deposit, DEPOSIT_WEI)
-    return DealChain(sync, identity)
-
-
 async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
     tmp_path: Path, autojump
 ) -> None:
-    chain = embedded_test_chain()
-    deployer, mediator_account = chain_test_accounts(2)
-    contract = await run_blocking(deploy_settlement, chain, deployer)
+    mediator = chain_test_accounts(2)[1].address
     client, provider = Identity.generate(), Identity.generate()
-    client_chain = await _funded(chain, contract, deployer, client)
-    provider_chain = await _funded(chain, contract, deployer, provider)
+    chain_id, chains = await funded_deal_chains([client, provider])
+    client_chain, provider_chain = chains[client.address], chains[provider.address]
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     # Room for two 500-mCPU jobs at once.
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
-                           now_ms=clock(), chain_ids=(chain.chain_id,),
-                           trusted_mediators=(mediator_account.address,))
+                           now_ms=clock(), chain_ids=(chain_id,),
+                           trusted_mediators=(mediator,))
     book = OfferBook()
     book.add(provider.sign_envelope(offer, clock()), clock())
 
@@ -72,11 +59,11 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
     def proposal() -> wire.DealProposal:
         now = clock()
         job = make_job_offer(job_creator=client.address, spec=HASH_SPEC,
-                             trusted_mediators=(mediator_account.address,),
-                             chain_id=chain.chain_id, deadline=now + 300_000, created_at=now,
+                             trusted_mediators=(mediator,),
+                             chain_id=chain_id, deadline=now + 300_000, created_at=now,
                              expires_at=now + 60_000, nonce=secrets.randbits(63))
         deal = build_deal(job, offer, salt=secrets.token_bytes(32))
-        return wire.DealProposal(chain_id=chain.chain_id,
+        return wire.DealProposal(chain_id=chain_id,
                                  job_offer=client.sign_envelope(job, now).encode(),
                                  resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                                  job_creator_signature=client_chain.sign_deal(deal))
