@@ -26,7 +26,6 @@ from pathlib import Path
 
 import trio
 
-from lilypad_p2p import wire
 from lilypad_p2p.chain import (
     Deal,
     Outcome,
@@ -38,7 +37,6 @@ from lilypad_p2p.chain import (
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net import ChunkSource
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -50,8 +48,7 @@ from lilypad_p2p.roles import (
 )
 from lilypad_p2p.roles._terms import module_hash
 from lilypad_p2p.roles._transfer import SpooledInputs, spool_context
-from lilypad_p2p.testing import anvil_test_chain, fund_on_anvil
-from lilypad_p2p.testing._mediation import ChunksGate
+from lilypad_p2p.testing import MemoryNetwork, anvil_test_chain, fund_on_anvil
 
 ETH = 10**18
 MEDIATORS = 10
@@ -98,16 +95,14 @@ async def _run(rounds: int) -> dict[str, object]:
                                          spool=spool_of(i))
                  for i in mediator_ids}
 
+        network = MemoryNetwork()  # the mediators in this process, each on its own peer
+        for identity in mediator_ids:
+            roles[identity.address].install(network.transport(identity.peer_id))
+
         def contact(address: str) -> MediatorContact:
-            role = roles[address]
             identity = next(i for i in mediator_ids if i.address == address)
-
-            async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
-                reply = await role.on_mediation_request(identity.peer_id, request,
-                                                        ChunksGate(inputs))
-                return reply.answer
-
-            return MediatorContact(address, identity.sealing_public_key, ask)
+            return MediatorContact(address, identity.sealing_public_key, str(identity.peer_id),
+                                   network.transport("the-disputing-client"))
 
         async def case_for(mediators: tuple[str, ...], k: int, text: str) -> DisputeCase:
             deal = _deal(client, provider, mediators, k, await client.now_s())

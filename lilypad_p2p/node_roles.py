@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from lilypad_p2p import wire
 from lilypad_p2p.chain import RequestsClient
 from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.market import Timeouts
-from lilypad_p2p.net import MEDIATION_STREAM, MODULE_STREAM, ChunkSource, answer_only
+from lilypad_p2p.net import MODULE_STREAM
 from lilypad_p2p.node_health import open_chains_patiently
 from lilypad_p2p.roles import (
     BridgeRole,
@@ -185,13 +184,8 @@ def mediator_contact(node: Node, address: str) -> MediatorContact | None:
     record = node.node_records.get(address)
     if record is None or not record.mediator_available:
         return None
-
-    async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
-        return await node.net.deals.exchange(record.peer_id, MEDIATION_STREAM, request,
-                                             inputs=inputs, on_answer=answer_only,
-                                             addrs=record.listen_addrs)
-
-    return MediatorContact(address, record.sealing_public_key, ask)
+    return MediatorContact(address, record.sealing_public_key, record.peer_id, node.net.deals,
+                           tuple(record.listen_addrs))
 
 
 async def _close_at_exit(store: DealStore) -> None:

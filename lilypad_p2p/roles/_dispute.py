@@ -1,7 +1,7 @@
 """The disputing side of mediation: open the dispute, gather k verdicts, resolve on chain.
 
     resolution = await mediate(chain, DisputeCase(deal, module, inputs, hash, commitment),
-                               contact=lambda address: MediatorContact(...))
+                               contact=lambda address: MediatorContact(..., transport, ...))
 
 1. Put the dispute on chain (`open_dispute`): the contract disputes only a recorded result, so
    the provider's signed ResultCommitment is posted first if it is not (anyone may post it).
@@ -26,7 +26,7 @@ slashes that mediator's stake (half of it to us).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -53,7 +53,14 @@ from lilypad_p2p.market import (
     VerdictOutcome,
     VerdictTally,
 )
-from lilypad_p2p.net import ChunkSource, NetError
+from lilypad_p2p.net import (
+    MEDIATION_STREAM,
+    ChunkSource,
+    DealTransport,
+    NetError,
+    PeerAction,
+    answer_only,
+)
 from lilypad_p2p.roles._settlement import DealChain
 from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
 
@@ -85,12 +92,24 @@ class DisputeCase:
 
 @dataclass(frozen=True, slots=True)
 class MediatorContact:
-    """How to reach one mediator: its sealing key, and a call sending it a request and, if it
-    asks for them, the chunks of the inputs sealed to it."""
+    """How to reach one mediator (from its NodeRecord): its sealing key, and its peer on our
+    deal transport."""
 
     address: str
     sealing_public_key: bytes
-    ask: Callable[[wire.MediationRequest, ChunkSource], Awaitable[wire.DealMessage]]
+    peer_id: str
+    transport: DealTransport
+    addrs: tuple[str, ...] = ()
+
+    async def ask(self, request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
+        """Send the mediator `request` and, if it asks for them, the `inputs` sealed to it."""
+        return await self.transport.exchange(self.peer_id, MEDIATION_STREAM, request,
+                                             inputs=inputs, on_answer=answer_only,
+                                             addrs=self.addrs)
+
+    def report(self, reason: str) -> None:
+        """The mediator signed what no honest one signs: lower its standing."""
+        self.transport.report(self.peer_id, PeerAction.LOW_TOLERANCE, reason[:200])
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +153,7 @@ def _signed_verdict(
         reason = answer.reason if isinstance(answer, wire.DealRefused) else type(answer).__name__
         raise MediatorDeclined(reason)
     if answer.deal_id != deal_id:
-        raise MediatorDeclined("the verdict names another deal")
+        raise FalseVerdict("the verdict names another deal")
     verdict = Verdict(deal_id, Outcome(answer.outcome), answer.result_hash)
     signer = recover_typed(verdict, chain.sync.domain, answer.mediator_signature)
     return SignedVerdict(signer, VerdictOutcome(answer.outcome), answer.result_hash,
@@ -142,7 +161,11 @@ def _signed_verdict(
 
 
 class MediatorDeclined(PeerMisbehaved):
-    """A mediator refused, answered something else, or signed a verdict for another deal."""
+    """A mediator refused, or answered something other than a verdict."""
+
+
+class FalseVerdict(MediatorDeclined):
+    """A verdict for another deal, or signed by someone other than the member asked."""
 
 
 async def gather_verdicts(
@@ -181,10 +204,12 @@ async def gather_verdicts(
                 answer = await reached.ask(request, inputs.chunks)
             verdict = _signed_verdict(chain, deal_id, answer)
             if verdict.mediator != address:
-                raise MediatorDeclined(f"answer signed by {verdict.mediator}, not {address}")
+                raise FalseVerdict(f"answer signed by {verdict.mediator}, not {address}")
             quorum = tally.add(verdict)
         except (trio.TooSlowError, NetError, PeerMisbehaved, SignatureInvalid,
                 TallyRejected) as exc:
+            if isinstance(exc, FalseVerdict | SignatureInvalid):
+                reached.report(f"mediation: {exc}")
             event(log, "dispute.no_verdict", logging.WARNING, mediator=address, error=repr(exc))
             return
         event(log, "dispute.verdict", mediator=address, outcome=verdict.outcome.name)

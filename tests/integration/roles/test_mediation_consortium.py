@@ -1,8 +1,8 @@
 """Mediation against the real parts: anvil, the settlement contract, Docker.
 
 Mediators are `MediatorRole`s in this process (each with its own identity, stake and chain
-account), reached through `MediatorContact`s that call them directly; the disputing side is
-`roles.mediate`, streaming the inputs it spooled to each mediator (`ChunksGate`). The
+account), each serving mediation on its own peer of an in-memory network; the disputing side is
+`roles.mediate`, streaming the inputs it spooled to each mediator over that network. The
 provider's run is the real executor on the one-piece inputs document, the mediators' runs the
 streamed executor on their spools: an honest provider's hash is theirs byte for byte. A cheating
 provider commits to a tarball that is not its job's output. One anvil and one set of
@@ -37,7 +37,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
-from lilypad_p2p.net import ChunkSource
+from lilypad_p2p.net import MEDIATION_STREAM, BodyGate, Reply
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -60,6 +60,7 @@ from lilypad_p2p.roles._transfer import (
 )
 from lilypad_p2p.store import StoredDeal
 from lilypad_p2p.testing import (
+    MemoryNetwork,
     advance_chain_time,
     anvil_test_chain,
     fund_on_anvil,
@@ -70,6 +71,7 @@ from lilypad_p2p.testing._mediation import ChunksGate
 from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
+ASKER = "the-disputing-party"  # its peer on the consortium's network
 
 ETH = 10**18
 STAKE = ETH
@@ -178,21 +180,39 @@ def _request_for(
 
 @dataclass
 class Consortium:
+    """The mediators, each serving its own peer on an in-memory network; an offline one
+    takes the request and never answers."""
+
     roles: dict[str, MediatorRole]
     offline: set[str]
+    network: MemoryNetwork
 
-    def contact(self, address: str) -> MediatorContact | None:
+    def serve(self, address: str) -> None:
         role = self.roles[address]
-        identity = role._identity
 
-        async def ask(request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
+        async def judge(peer_id: str, request: wire.MediationRequest, gate: BodyGate) -> Reply:
             if address in self.offline:
                 await trio.sleep_forever()
-            reply = await role.on_mediation_request(str(identity.peer_id), request,
-                                                    ChunksGate(inputs))
-            return reply.answer
+            return await role.on_mediation_request(peer_id, request, gate)
 
-        return MediatorContact(address, identity.sealing_public_key, ask)
+        self.network.transport(role._identity.peer_id).serve_transfer(MEDIATION_STREAM, judge)
+
+    def contact(self, address: str) -> MediatorContact | None:
+        identity = self.roles[address]._identity
+        return MediatorContact(address, identity.sealing_public_key, str(identity.peer_id),
+                               self.network.transport(ASKER))
+
+    def impostor(self, address: str, answer: wire.DealMessage) -> MediatorContact:
+        """A contact for `address` whose peer answers every mediation request with `answer`."""
+        peer = f"impostor-of-{address}"
+
+        async def answering(peer_id: str, request: wire.MediationRequest,
+                            gate: BodyGate) -> Reply:
+            return Reply(answer)
+
+        self.network.transport(peer).serve_transfer(MEDIATION_STREAM, answering)
+        return MediatorContact(address, self.roles[address]._identity.sealing_public_key, peer,
+                               self.network.transport(ASKER))
 
 
 async def _start_mediators(
@@ -209,7 +229,10 @@ async def _start_mediators(
                             fault=fault, spool=_spool_of(setup, identity))
         await nursery.start(role.run)
         roles[identity.address] = role
-    return Consortium(roles, set())
+    consortium = Consortium(roles, set(), MemoryNetwork())
+    for address in roles:
+        consortium.serve(address)
+    return consortium
 
 
 async def _balances(setup: Setup, *addresses: str) -> list[tuple[int, int]]:
@@ -436,12 +459,9 @@ async def test_a_mediator_that_answers_two_rounds_differently_is_slashed(setup: 
             if address != liar:
                 return consortium.contact(address)
 
-            async def two_faced(_: wire.MediationRequest, __: ChunkSource) -> wire.DealMessage:
-                return wire.VerdictNotice(deal_id=deal_id, outcome=int(flipped.outcome),
-                                          result_hash=flipped.result_hash,
-                                          mediator_signature=liar_key.sign(flipped))
-
-            return MediatorContact(address, setup.mediator_ids[0].sealing_public_key, two_faced)
+            return consortium.impostor(address, wire.VerdictNotice(
+                deal_id=deal_id, outcome=int(flipped.outcome), result_hash=flipped.result_hash,
+                mediator_signature=liar_key.sign(flipped)))
 
         (c0, _), = await _balances(setup, setup.client_id.address)
         resolution = await mediate(setup.client, case, contact, answer_timeout_s=60,
@@ -486,10 +506,7 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
             if address != identity.address:
                 return others.contact(address)
 
-            async def saved(_: wire.MediationRequest, __: ChunkSource) -> wire.DealMessage:
-                return signed
-
-            return MediatorContact(address, identity.sealing_public_key, saved)
+            return others.impostor(address, signed)
 
         quorum = (await gather_verdicts(setup.client, case, contact)).quorum()
         assert quorum is not None and identity.address in quorum.signers

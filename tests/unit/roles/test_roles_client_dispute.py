@@ -17,6 +17,7 @@ from lilypad_p2p.chain import DealStatus, Outcome, Verdict
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import OfferBook
+from lilypad_p2p.net import MEDIATION_STREAM, Reply
 from lilypad_p2p.roles import (
     ClientDisputes,
     ClientRole,
@@ -42,19 +43,27 @@ class ScriptedMediator:
         self.identity, self.chain, self.outcome = identity, chain, outcome
         self.asked = 0
 
-    async def ask(self, request: wire.MediationRequest, inputs) -> wire.DealMessage:
+    def join(self, network: MemoryNetwork) -> None:
+        network.transport(self.identity.peer_id).serve_transfer(MEDIATION_STREAM, self.judge)
+
+    async def judge(self, peer_id: str, request: wire.MediationRequest, gate) -> Reply:
         self.asked += 1
         deal_id = self.chain.deal_id(deal_from_wire(request.deal))
         # The streamed inputs open with our key, for this deal's mediation, to their last chunk.
         opener = wire.ChunkOpener(self.identity.sealing_private_key(), request.inputs_preamble,
                                   wire.MEDIATION_CONTEXT + deal_id, request.inputs_bytes)
-        plaintext = b"".join([opener.open(chunk) async for chunk in inputs()])
-        assert opener.finished and len(plaintext) == request.inputs_bytes
+        opened: list[bytes] = []
+
+        async def sink(chunk: bytes) -> None:
+            opened.append(opener.open(chunk))
+
+        await gate.receive(deal_id, request.inputs_bytes, sink)
+        assert opener.finished and len(b"".join(opened)) == request.inputs_bytes
         digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
                   else hashlib.sha256(request.result_hash).digest())
         signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
-        return wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome), result_hash=digest,
-                                  mediator_signature=signature)
+        return Reply(wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome),
+                                        result_hash=digest, mediator_signature=signature))
 
 
 async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
@@ -70,10 +79,14 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
     network = MemoryNetwork()
     provider.join(network)
+    for mediator in mediators.values():
+        mediator.join(network)
+    asker = network.transport(client_id.peer_id)
 
     def contact(address: str) -> MediatorContact | None:
         mediator = mediators[address]
-        return MediatorContact(address, mediator.identity.sealing_public_key, mediator.ask)
+        return MediatorContact(address, mediator.identity.sealing_public_key,
+                               str(mediator.identity.peer_id), asker)
 
     async def publish(body):
         return None
@@ -81,7 +94,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     client_chain = chains[client_id.address]
     client = ClientRole(
         client_id, store=WatchedStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
-        book=book, publish=publish, transport=network.transport(client_id.peer_id),
+        book=book, publish=publish, transport=asker,
         node_record=lambda address: record if address == provider_id.address else None,
         mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
         disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,
