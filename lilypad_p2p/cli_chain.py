@@ -29,7 +29,7 @@ ContractOption = Annotated[
 ]
 ChainIdOption = Annotated[
     int | None,
-    typer.Option("--chain-id", help="Which of the config's [[chains]] (default: the first).",
+    typer.Option("--chain-id", help="Which of the config's \\[\\[chains]] (default: the first).",
                  show_default=False),
 ]
 

@@ -1,0 +1,32 @@
+"""Every command's `--help` shows its text as written: square brackets in a help text are
+rich markup unless escaped, and an unescaped `[[chains]]` printed as `[]`."""
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from lilypad_p2p.cli import app
+
+
+def _command_paths(group: object, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command below `group` (typer's groups hold `commands`)."""
+    paths = []
+    for name, command in group.commands.items():
+        paths.append((*prefix, name))
+        if hasattr(command, "commands"):
+            paths += _command_paths(command, (*prefix, name))
+    return paths
+
+
+COMMANDS = _command_paths(typer.main.get_command(app))
+
+
+def test_the_walk_finds_the_commands():
+    assert ("deposit",) in COMMANDS and ("chain", "deploy") in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_no_help_text_loses_its_brackets(path):
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "[]" not in result.output
