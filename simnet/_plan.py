@@ -10,7 +10,7 @@ from lilypad_p2p.roles import DEFAULT_PRICE_PER_JOB_WEI as PRICE_PER_JOB_WEI
 from simnet._faulty import FALSE_FAILURE_CONFIG
 from simnet._netns import Group, NetnsLab, netns_missing
 from simnet._scenario import Scenario, ScenarioError
-from simnet._scrape import Scraper, free_loopback_port
+from simnet._scrape import Scraper, free_loopback_ports
 
 # Nodes the others bootstrap from (the first providers started).
 BOOTSTRAP_NODES = 2
@@ -120,7 +120,8 @@ def scraper_for(scenario: Scenario, plans: list[NodePlan],
     scenario turns scraping off or its nodes live in network namespaces (out of our reach)."""
     if not scenario.metrics.scrape or lab is not None:
         return None
-    scraper = Scraper({plan.name: free_loopback_port() for plan in plans},
+    ports = free_loopback_ports(len(plans))
+    scraper = Scraper({plan.name: port for plan, port in zip(plans, ports, strict=True)},
                       scenario.metrics.interval_s)
     for plan in plans:
         plan.config_lines += scraper.config_line(plan.name)

@@ -10,12 +10,14 @@ from zero; the CPU seconds of its earlier processes are carried over.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,10 +28,46 @@ from simnet._report import NodeFigures
 SCRAPE_TIMEOUT_S = 5.0
 
 
-def free_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+# Where metrics ports are picked from when the kernel's ephemeral range cannot be read.
+_DEFAULT_EPHEMERAL = (32768, 60999)
+# The lowest port picked: above the well-known and most registered services' ports.
+_LOWEST_PORT = 10000
+
+
+def free_loopback_ports(count: int, *, rng: random.Random | None = None,
+                        candidates: Sequence[int] | None = None) -> list[int]:
+    """`count` distinct loopback ports, free now, picked at random among `candidates`
+    (default: every port from 10000 up to the kernel's ephemeral range).
+
+    A node binds its metrics port seconds or a minute after it is picked (nodes start in
+    waves). A port from the ephemeral range may be taken by then by any outbound connection
+    or `tcp/0` listener of the 50 nodes; one below that range is taken only by a process that
+    asks for it by number.
+    """
+    pool = list(candidates if candidates is not None
+                else range(_LOWEST_PORT, _ephemeral_range()[0]))
+    (rng or random.Random()).shuffle(pool)
+    picked: list[int] = []
+    for port in pool:
+        if len(picked) == count:
+            break
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # in use: try the next
+                continue
+        picked.append(port)
+    if len(picked) < count:
+        raise OSError(f"only {len(picked)} of {count} loopback ports are free")
+    return picked
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
