@@ -23,6 +23,7 @@ from lilypad_p2p.testing._blocking import inline_blocking
 from lilypad_p2p.testing._chain import (
     advance_chain_time,
     anvil_test_chain,
+    chain_follows_clock,
     embedded_test_chain,
     revert_chain,
     snapshot_chain,
@@ -52,6 +53,7 @@ __all__ = [
     "advance_chain_time",
     "anvil_binary",
     "anvil_test_chain",
+    "chain_follows_clock",
     "chain_test_accounts",
     "embedded_test_chain",
     "fund_on_anvil",

@@ -1,15 +1,19 @@
 """Chains for tests: the embedded EVM with the test accounts funded in its genesis, a fresh
-anvil with them funded, and moving a dev chain's time and history (snapshots, reorgs).
+anvil with them funded, and moving a dev chain's time and history (snapshots, reorgs), also
+along with trio's mock clock (`chain_follows_clock`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
+import trio
 from web3 import EthereumTesterProvider
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import Backend, Chain, open_embedded_chain, open_rpc_chain
 from lilypad_p2p.localnet import (
     TEST_ACCOUNT_COUNT,
@@ -52,6 +56,23 @@ def advance_chain_time(chain: Chain, seconds: int) -> int:
         dev_rpc(chain, "evm_setNextBlockTimestamp", [target])
         dev_rpc(chain, "evm_mine", [])
     return chain.now()
+
+
+async def chain_follows_clock(
+    chain: Chain, clock_ms: Callable[[], int], *, step_s: float = 1.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep the embedded chain's time up with `clock_ms` (a role's clock), checked every
+    `step_s` of trio time: on an autojumping `MockClock` the contract's deadlines then pass
+    when the roles' do, hours in no real time. The chain never goes back; between checks it
+    may lag by up to `step_s`, as a real chain's next block does."""
+    tester = _embedded_tester(chain)
+    task_status.started()
+    while True:
+        target = clock_ms() // 1000
+        if target > await run_blocking(chain.now):
+            await run_blocking(chain.rpc, partial(tester.time_travel, target))
+        await trio.sleep(step_s)
 
 
 def snapshot_chain(chain: Chain) -> object:
