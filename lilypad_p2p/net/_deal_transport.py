@@ -33,6 +33,8 @@ RESULT_PROTOCOL = "/lilypad/result/1"
 MEDIATION_PROTOCOL = "/lilypad/mediation/2"
 MODULE_PROTOCOL = "/lilypad/module/1"
 MAX_SMALL_BYTES = 64 * 1024
+# A role's reason for a report is cut to this: it goes into logs, and may quote the peer.
+REPORT_REASON_CHARS = 200
 
 Request = TypeVar("Request", bound=wire.DealMessage)
 Answer = TypeVar("Answer", bound=wire.DealMessage)
@@ -117,5 +119,6 @@ class DealTransport(Protocol):
         ...
 
     def report(self, peer: str, action: PeerAction, reason: str) -> None:
-        """`peer` sent something only a cheat or a broken build sends: lower its standing."""
+        """`peer` sent something only a cheat or a broken build sends: lower its standing.
+        The transport keeps the first REPORT_REASON_CHARS of `reason`."""
         ...

@@ -27,6 +27,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.net._admission import Admission
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._deal_transport import (
+    REPORT_REASON_CHARS,
     Answer,
     OnAnswer,
     Request,
@@ -96,10 +97,6 @@ class FrameRefused(NetError):
     """A request frame we will not read: too large for a peer without a deal, or over budget."""
 
 
-async def _already_connected(peer_id: ID, addrs: Sequence[str]) -> None:
-    """No dialing of our own: the host dials the peerstore's addresses itself."""
-
-
 class DealStreams:
     """Serves and asks the deal protocols on one libp2p host: a `DealTransport`.
 
@@ -116,7 +113,7 @@ class DealStreams:
         report_peer: ReportPeer,
         admission: Admission,
         has_open_deal: Callable[[ID], bool],
-        connect: Connect = _already_connected,
+        connect: Connect,
     ) -> None:
         self._host = host
         self._report_peer = report_peer
@@ -128,7 +125,7 @@ class DealStreams:
         self.refused_frames = 0
 
     def report(self, peer: str, action: PeerAction, reason: str) -> None:
-        self._report_peer(ID.from_base58(peer), action, reason)
+        self._report_peer(ID.from_base58(peer), action, reason[:REPORT_REASON_CHARS])
 
     def serve(self, protocol: StreamProtocol[Request, Answer],
               handler: RequestHandler[Request, Answer]) -> None:

@@ -283,7 +283,7 @@ class ClientRole:
         if (isinstance(exc, PeerMisbehaved) and not isinstance(exc, wire.WireError)
                 and deal is not None and stored.record.phase in _FACING_PROVIDER
                 and (record := self._node_record(deal.provider)) is not None):
-            self._transport.report(record.peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
+            self._transport.report(record.peer_id, PeerAction.LOW_TOLERANCE, str(exc))
 
     async def _step(self, stored: ClientDeal) -> None:
         record = stored.record

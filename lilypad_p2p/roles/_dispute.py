@@ -109,7 +109,7 @@ class MediatorContact:
 
     def report(self, reason: str) -> None:
         """The mediator signed what no honest one signs: lower its standing."""
-        self.transport.report(self.peer_id, PeerAction.LOW_TOLERANCE, reason[:200])
+        self.transport.report(self.peer_id, PeerAction.LOW_TOLERANCE, reason)
 
 
 @dataclass(frozen=True, slots=True)

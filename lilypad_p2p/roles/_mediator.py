@@ -329,7 +329,7 @@ class MediatorRole:
             return Reply(await self.judge(request, gate))
         except (MediationRefused, ChainError, JobTooLarge) as exc:
             if isinstance(exc, PeerMisbehaved) and self._transport is not None:
-                self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
+                self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc))
             return Reply(wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS]))
 
     async def _have_module(self, peer_id: str, module: str) -> None:

@@ -77,7 +77,7 @@ async def fetch_definition(
                                 f"{answer.module}")
         stored = catalog.add_definition(module, answer.definition)
     except BadDefinition as exc:
-        transport.report(peer_id, PeerAction.LOW_TOLERANCE, f"module {module}: {exc}"[:200])
+        transport.report(peer_id, PeerAction.LOW_TOLERANCE, f"module {module}: {exc}")
         raise
     event(log, "module.fetched", module=module, module_name=stored.name, peer=peer_id)
     return stored

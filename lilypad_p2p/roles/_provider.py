@@ -221,7 +221,7 @@ class ProviderRole:
 
     def _blame(self, peer_id: str, exc: PeerMisbehaved) -> None:
         if self._transport is not None:
-            self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc)[:200])
+            self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         await self._connect_executor()

@@ -37,7 +37,7 @@ from lilypad_p2p.net import (
     TransferHandler,
     TransferRefused,
 )
-from lilypad_p2p.net._deal_transport import Answer, OnAnswer, Request, T
+from lilypad_p2p.net._deal_transport import REPORT_REASON_CHARS, Answer, OnAnswer, Request, T
 from lilypad_p2p.net._streams import M, decode_body
 
 logger = logging.getLogger(__name__)
@@ -102,7 +102,8 @@ class MemoryTransport:
         self._transfers[protocol.protocol_id] = handler
 
     def report(self, peer: str, action: PeerAction, reason: str) -> None:
-        self._network.reports.append(Report(self.peer_id, peer, action, reason))
+        self._network.reports.append(
+            Report(self.peer_id, peer, action, reason[:REPORT_REASON_CHARS]))
 
     async def request(self, peer: str, protocol: StreamProtocol[Request, Answer],
                       message: Request, *, addrs: Sequence[str] = ()) -> Answer:
