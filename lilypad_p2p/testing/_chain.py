@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from typing import Any
 
 import trio
@@ -48,30 +47,33 @@ def anvil_test_chain(count: int = TEST_ACCOUNT_COUNT) -> Iterator[Chain]:
 
 def advance_chain_time(chain: Chain, seconds: int) -> int:
     """Mine a block `seconds` after the latest one (dev chains only); returns its timestamp."""
-    target = chain.now() + seconds
+    _mine_at(chain, chain.now() + seconds)
+    return chain.now()
+
+
+def _mine_at(chain: Chain, timestamp: int) -> None:
+    """Mine a block at `timestamp` (dev chains only; not before the latest block)."""
     if chain.backend is Backend.EMBEDDED:
         tester = _embedded_tester(chain)
-        chain.rpc(lambda: tester.time_travel(target))
+        chain.rpc(lambda: tester.time_travel(timestamp))
     else:
-        dev_rpc(chain, "evm_setNextBlockTimestamp", [target])
+        dev_rpc(chain, "evm_setNextBlockTimestamp", [timestamp])
         dev_rpc(chain, "evm_mine", [])
-    return chain.now()
 
 
 async def chain_follows_clock(
     chain: Chain, clock_ms: Callable[[], int], *, step_s: float = 1.0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Keep the embedded chain's time up with `clock_ms` (a role's clock), checked every
-    `step_s` of trio time: on an autojumping `MockClock` the contract's deadlines then pass
-    when the roles' do, hours in no real time. The chain never goes back; between checks it
-    may lag by up to `step_s`, as a real chain's next block does."""
-    tester = _embedded_tester(chain)
+    """Keep a dev chain's time up with `clock_ms` (a role's clock), checked every `step_s` of
+    trio time: on an autojumping `MockClock` the contract's deadlines then pass when the
+    roles' do, hours in no real time. The chain never goes back; between checks it may lag by
+    up to `step_s`, as a real chain's next block does."""
     task_status.started()
     while True:
         target = clock_ms() // 1000
         if target > await run_blocking(chain.now):
-            await run_blocking(chain.rpc, partial(tester.time_travel, target))
+            await run_blocking(_mine_at, chain, target)
         await trio.sleep(step_s)
 
 
