@@ -25,6 +25,23 @@ def tarball(content: bytes) -> bytes:
     return buffer.getvalue()
 
 
+async def receive_opened(gate, identity: Identity,
+                         request: wire.JobRequest | wire.MediationRequest,
+                         context: bytes, deal_id: bytes) -> bytes:
+    """The request's inputs, taken through `gate` and opened chunk by chunk with `identity`'s
+    sealing key under `context`, to their last chunk."""
+    opener = wire.ChunkOpener(identity.sealing_private_key(), request.inputs_preamble, context,
+                              request.inputs_bytes)
+    opened: list[bytes] = []
+
+    async def sink(chunk: bytes) -> None:
+        opened.append(opener.open(chunk))
+
+    await gate.receive(deal_id, request.inputs_bytes, sink)
+    assert opener.finished
+    return b"".join(opened)
+
+
 class ScriptedProvider:
     """Serves the three protocols on an in-memory network like an honest provider (never
     settling itself, unless given `settles`), or one whose outputs miss the hash it signed."""
@@ -60,16 +77,8 @@ class ScriptedProvider:
         deal = deal_from_wire(request.deal)
         deal_id = self.chain.deal_id(deal)
         self.deals[deal_id] = deal
-        opener = wire.ChunkOpener(self.identity.sealing_private_key(), request.inputs_preamble,
-                                  wire.INPUTS_CONTEXT + deal_id, request.inputs_bytes)
-        opened: list[bytes] = []
-
-        async def sink(chunk: bytes) -> None:
-            opened.append(opener.open(chunk))
-
-        await gate.receive(deal_id, request.inputs_bytes, sink)
-        self.inputs = b"".join(opened)
-        assert opener.finished
+        self.inputs = await receive_opened(gate, self.identity, request,
+                                           wire.INPUTS_CONTEXT + deal_id, deal_id)
         honest = tarball(b"abc\n")
         digest = result_hash(honest)
         sent = tarball(b"forged\n") if self.lie else honest

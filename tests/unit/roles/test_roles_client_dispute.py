@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider
+from scripted_provider import ScriptedProvider, receive_opened
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import DealStatus, Outcome, Verdict
@@ -50,15 +50,9 @@ class ScriptedMediator:
         self.asked += 1
         deal_id = self.chain.deal_id(deal_from_wire(request.deal))
         # The streamed inputs open with our key, for this deal's mediation, to their last chunk.
-        opener = wire.ChunkOpener(self.identity.sealing_private_key(), request.inputs_preamble,
-                                  wire.MEDIATION_CONTEXT + deal_id, request.inputs_bytes)
-        opened: list[bytes] = []
-
-        async def sink(chunk: bytes) -> None:
-            opened.append(opener.open(chunk))
-
-        await gate.receive(deal_id, request.inputs_bytes, sink)
-        assert opener.finished and len(b"".join(opened)) == request.inputs_bytes
+        plaintext = await receive_opened(gate, self.identity, request,
+                                         wire.MEDIATION_CONTEXT + deal_id, deal_id)
+        assert len(plaintext) == request.inputs_bytes
         digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
                   else hashlib.sha256(request.result_hash).digest())
         signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
