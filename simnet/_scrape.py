@@ -28,8 +28,8 @@ from simnet._report import NodeFigures
 SCRAPE_TIMEOUT_S = 5.0
 
 
-# Where metrics ports are picked from when the kernel's ephemeral range cannot be read.
-_DEFAULT_EPHEMERAL = (32768, 60999)
+# The start of the kernel's ephemeral port range when it cannot be read (Linux's default).
+_DEFAULT_EPHEMERAL_LOW = 32768
 # The lowest port picked: above the well-known and most registered services' ports.
 _LOWEST_PORT = 10000
 
@@ -45,7 +45,7 @@ def free_loopback_ports(count: int, *, rng: random.Random | None = None,
     asks for it by number.
     """
     pool = list(candidates if candidates is not None
-                else range(_LOWEST_PORT, _ephemeral_range()[0]))
+                else range(_LOWEST_PORT, ephemeral_low()))
     (rng or random.Random()).shuffle(pool)
     picked: list[int] = []
     for port in pool:
@@ -62,12 +62,12 @@ def free_loopback_ports(count: int, *, rng: random.Random | None = None,
     return picked
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (`ip_local_port_range`)."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return _DEFAULT_EPHEMERAL
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _DEFAULT_EPHEMERAL_LOW
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

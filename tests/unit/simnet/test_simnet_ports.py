@@ -7,11 +7,11 @@ import socket
 
 import pytest
 
-from simnet._scrape import _ephemeral_range, free_loopback_ports
+from simnet._scrape import ephemeral_low, free_loopback_ports
 
 
 def test_fifty_ports_are_distinct_free_and_below_the_ephemeral_range():
-    low, _ = _ephemeral_range()
+    low = ephemeral_low()
     ports = free_loopback_ports(50)
     assert len(set(ports)) == 50
     assert all(10000 <= port < low for port in ports)
