@@ -53,6 +53,8 @@ TASK_TRACE = Path(__file__).parent / "task_trace"
 SETTLE_S = 20.0
 PY_SPY_RATE_HZ = 100
 TOP_TASKS = 15
+# How often benchmarks/task_trace writes its counts (its TRACE_EVERY_S).
+TRACE_EVERY_S = 2.0
 # Innermost matching frame wins; the order breaks ties within one frame.
 CAUSES = (
     ("signatures", ("coincurve", "eth_keys", "eth_account", "/ecdsa")),
@@ -128,6 +130,7 @@ def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
     waits: Counter[str] = Counter()
     steps: defaultdict[str, Counter[str]] = defaultdict(Counter)
     seconds: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    streams: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for role, process in processes.values():
         old, new = before.get(process.pid), after.get(process.pid)
         if old is None or new is None or new["at"] <= old["at"]:
@@ -139,6 +142,8 @@ def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
         for task, count in new["steps"].items():
             steps[role][task] += (count - old["steps"].get(task, 0)) / span
             seconds[role][task] += (new["seconds"][task] - old["seconds"].get(task, 0.0)) / span
+        for key, count in new.get("streams", {}).items():
+            streams[role][key] += (count - old.get("streams", {}).get(key, 0)) / span
     return {role: {
         "nodes": n, "cpu_ms_per_s": round(cpu[role] / n * 1000, 2),
         "io_waits_per_s": round(waits[role] / n, 1),
@@ -146,7 +151,23 @@ def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
         "top_tasks": [{"task": task, "steps_per_s": round(steps[role][task] / n, 2),
                        "step_ms_per_s": round(spent / n * 1000, 3)}
                       for task, spent in seconds[role].most_common(TOP_TASKS)],
+        "streams_per_s": {key: round(rate / n, 3) for key, rate in streams[role].most_common()
+                          if rate > 0},
     } for role, n in sorted(nodes.items())}
+
+
+def streams_by_role(processes: dict[str, tuple[str, psutil.Process]],
+                    before: dict[int, dict[str, Any]],
+                    after: dict[int, dict[str, Any]]) -> dict[str, Counter[str]]:
+    """Per role, the stream and RPC counts its nodes added between two snapshots."""
+    added: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for role, process in processes.values():
+        old, new = before.get(process.pid, {}), after.get(process.pid)
+        if new is None:
+            continue
+        for key, count in new.get("streams", {}).items():
+            added[role][key] += count - old.get("streams", {}).get(key, 0)
+    return dict(added)
 
 
 def idle_window(window_s: float, trace_dir: Path | None = None) -> dict[str, Any]:
@@ -244,6 +265,7 @@ def main() -> None:
     profile: dict[str, Any] = {}
     idle_profile: dict[str, Any] = {}
     workload: dict[str, float] = {}
+    traffic: dict[str, Counter[str]] = {}
     drive = runner.Run.drive
 
     def drive_with_windows(run: runner.Run) -> float:
@@ -257,6 +279,7 @@ def main() -> None:
                                args=(args.profile_delay_s, args.profile_s, out, profile))
         processes = node_processes()
         before = cpu_seconds(processes)
+        traced_before = task_snapshots(trace_dir)
         started = time.monotonic()
         spy.start()
         try:
@@ -264,6 +287,10 @@ def main() -> None:
         finally:
             spy.join()
             after = cpu_seconds(processes)
+            if trace_dir is not None:
+                time.sleep(TRACE_EVERY_S)
+                traffic.update(streams_by_role(processes, traced_before,
+                                               task_snapshots(trace_dir)))
             workload.update(
                 seconds=time.monotonic() - started,
                 cpu_s=sum(after[n] - before[n] for n in after if n in before))
@@ -290,6 +317,11 @@ def main() -> None:
         "workload_cpu_s_per_job": round(workload["cpu_s"] / jobs, 3),
         "workload_idle_share": round(idle["cores_total"] * workload["seconds"]
                                      / workload["cpu_s"], 3),
+        # With --trace-tasks: streams opened/accepted by protocol and pubsub RPCs received by
+        # kind, per job, summed over each role's nodes, over the workload.
+        "traffic_per_job_by_role": {
+            role: {key: round(count / jobs, 2) for key, count in counts.most_common()}
+            for role, counts in sorted(traffic.items())},
         "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
         "profile_window_s": args.profile_s, "profile_by_role": profile,
         "report": str(out / "run" / "report.json"),

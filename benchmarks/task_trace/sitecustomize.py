@@ -4,6 +4,9 @@ PYTHONPATH and TRACE_TASKS_DIR is set (benchmarks/cpu_profile.py --trace-tasks d
 Counts, per trio task name, the steps each task ran and the wall time they took, plus the
 process's CPU time and trio's I/O waits, and writes them every TRACE_EVERY_S seconds to
 TRACE_TASKS_DIR/<pid>.json. A periodic loop or a per-connection task shows by name and rate.
+Streams opened and accepted are counted by protocol, and pubsub RPCs by what they carry, so a
+task's traffic has a name (parsing each RPC a second time costs microseconds, against the
+milliseconds py-libp2p spends on it).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ if TRACE_DIR:
             self.steps: dict[str, int] = {}
             self.seconds: dict[str, float] = {}
             self.io_waits = 0
+            self.streams: dict[str, int] = {}
             self._started = 0.0
+
+        def count(self, kind: str, what: object) -> None:
+            key = f"{kind} {what}"
+            self.streams[key] = self.streams.get(key, 0) + 1
 
         def before_task_step(self, task: trio.lowlevel.Task) -> None:
             self._started = time.perf_counter()
@@ -44,15 +52,65 @@ if TRACE_DIR:
             time.sleep(TRACE_EVERY_S)
             snapshot = {"argv": sys.argv, "at": time.time(), "cpu_s": time.process_time(),
                         "io_waits": counter.io_waits, "steps": dict(counter.steps),
+                        "streams": dict(counter.streams),
                         "seconds": dict(counter.seconds)}
             with open(path + ".tmp", "w") as out:
                 json.dump(snapshot, out)
             os.replace(path + ".tmp", path)
 
+    def _count_traffic(counter: _TaskCounter) -> None:
+        """Streams by protocol ("out"/"in"), muxed connections ("yamux"), and the pubsub RPCs
+        read, by what they carry ("rpc publish+ihave"; "rec": a signed peer record)."""
+        from libp2p.host.basic_host import BasicHost
+        from libp2p.pubsub.pb import rpc_pb2
+        from libp2p.stream_muxer.yamux.yamux import Yamux
+
+        import lilypad_p2p.net._levers as levers
+
+        new_stream, handle = BasicHost.new_stream, BasicHost._swarm_stream_handler
+        read_rpc, yamux_start = levers.read_varint_prefixed_bytes_limited, Yamux.start
+
+        async def counted_new_stream(self, peer_id, protocol_ids):  # type: ignore[no-untyped-def]
+            stream = await new_stream(self, peer_id, protocol_ids)
+            counter.count("out", stream.get_protocol())
+            return stream
+
+        async def counted_handle(self, net_stream):  # type: ignore[no-untyped-def]
+            try:
+                await handle(self, net_stream)
+            finally:
+                counter.count("in", net_stream.get_protocol())
+
+        async def counted_read_rpc(stream, limit):  # type: ignore[no-untyped-def]
+            data = await read_rpc(stream, limit)
+            rpc = rpc_pb2.RPC()
+            rpc.ParseFromString(data)
+            kinds = [kind for kind, present in (
+                ("publish", len(rpc.publish)), ("subs", len(rpc.subscriptions)),
+                ("rec", rpc.HasField("senderRecord"))) if present]
+            if rpc.HasField("control"):
+                kinds += [name for name in ("ihave", "iwant", "graft", "prune", "idontwant")
+                          if len(getattr(rpc.control, name))]
+            counter.count("rpc", "+".join(kinds) or "empty")
+            return data
+
+        async def counted_start(self):  # type: ignore[no-untyped-def]
+            counter.count("yamux", "opened")
+            try:
+                await yamux_start(self)
+            finally:
+                counter.count("yamux", "ended")
+
+        BasicHost.new_stream = counted_new_stream
+        BasicHost._swarm_stream_handler = counted_handle
+        levers.read_varint_prefixed_bytes_limited = counted_read_rpc
+        Yamux.start = counted_start
+
     _run = trio.run
 
     def _traced_run(*args, **kwargs):  # type: ignore[no-untyped-def]
         counter = _TaskCounter()
+        _count_traffic(counter)
         kwargs["instruments"] = [*kwargs.get("instruments", ()), counter]
         path = os.path.join(TRACE_DIR, f"{os.getpid()}.json")
         threading.Thread(target=_dump_forever, args=(counter, path), daemon=True).start()
