@@ -68,8 +68,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lilypad_p2p.node")
 
-# How often the offer book drops expired offers.
-EXPIRY_SWEEP_INTERVAL_S = 1.0
+# How often the offer book drops expired offers. Matching and the market view check each
+# offer's expiry themselves, so the sweep only frees the book's room.
+EXPIRY_SWEEP_INTERVAL_S = 5.0
 # A node with bootstrap peers waits this long at most for a mesh before its first publication
 # (published into an empty mesh, an offer would reach nobody until it is re-published).
 FIRST_MESH_TIMEOUT_S = 10.0

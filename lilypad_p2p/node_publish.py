@@ -27,8 +27,9 @@ log = logging.getLogger("lilypad_p2p.node")
 
 # A NodeRecord is valid for this long; it is re-published every NODE_RECORD_INTERVAL_S.
 NODE_RECORD_LIFETIME_MS = 30 * 60 * 1000
-# Upper bound on the publisher's sleep, so newly tracked offers are never late by more.
-PUBLISHER_MAX_SLEEP_S = 1.0
+# Longest sleep of the republishing loop: the wall clock can jump past trio's (a resumed laptop),
+# and offers that expired meanwhile are re-published within this.
+PUBLISHER_MAX_SLEEP_S = 30.0
 # Envelopes served to syncing peers must still be fresh when they arrive.
 SYNC_FRESHNESS_MARGIN_MS = 20_000
 # Our NodeRecord is re-published early when our addresses change, never more often than this.
@@ -41,6 +42,9 @@ class Publisher:
     def __init__(self, node: Node) -> None:
         self._node = node
         self._republisher = Republisher()
+        # Set when an offer is tracked: the republishing loop sleeps until the next offer is
+        # due, and plans again when there is a new one.
+        self._tracked = trio.Event()
         # Set when our addresses change: a new relay address must reach peers before the
         # next periodic NodeRecord.
         self.addrs_changed = trio.Event()
@@ -126,6 +130,7 @@ class Publisher:
             )
             await self.publish(offer)
             self._republisher.track(offer, node._clock_ms())
+            self._tracked.set()
             self.own_offers.append(offer)
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
 
@@ -167,7 +172,9 @@ class Publisher:
             delay_s = PUBLISHER_MAX_SLEEP_S
             if next_due is not None:
                 delay_s = min(delay_s, max(0.0, (next_due - clock_ms()) / 1000))
-            await trio.sleep(delay_s)
+            with trio.move_on_after(delay_s):
+                await self._tracked.wait()
+            self._tracked = trio.Event()
 
 
 def _checksummed(addresses: Sequence[str]) -> tuple[str, ...]:
