@@ -67,6 +67,8 @@ __all__ = ["SETTINGS", "ChainSettings", "NodeConfig", "Setting", "default_home",
 T = TypeVar("T")
 
 ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
+# The roles that receive their markets' gossip; the others only publish into it.
+MARKET_FOLLOWING_ROLES = frozenset({"client", "solver"})
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -147,6 +149,11 @@ class NodeConfig:
                                     "letters, digits, '-' or '_', at most 32 characters)",
                                     _distinct, at_least_one=True),
         "markets to join (cpu, gpu, ...)", flag="--market")
+    # Clients and solvers receive every offer, match and cancel of their markets; other nodes
+    # (providers) only publish into them, unless this is on (README "Seeing the market").
+    follow_markets: bool = setting(False, Flag(), "receive the markets' job offers and matches "
+                                   "without the client or solver role (a provider's `market` "
+                                   "view), at the cost of every job's gossip")
     log_level: str = setting("info", Choice(LOG_LEVELS, fold_case=True), "how much to log",
                              flag="--log-level")
     # The one-chain shorthand `[chain]`; `[[chains]]` lists several (see `chains`).
@@ -318,6 +325,11 @@ class NodeConfig:
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def follows_markets(self) -> bool:
+        """Whether this node subscribes to its markets' topics (else it only publishes)."""
+        return self.follow_markets or not self.roles.isdisjoint(MARKET_FOLLOWING_ROLES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ import trio
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
 from lilypad_p2p.clock import Clock
-from lilypad_p2p.config import NodeConfig
+from lilypad_p2p.config import MARKET_FOLLOWING_ROLES, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.health import Health
@@ -95,7 +95,10 @@ class Node:
             identity,
             listen_addrs=config.listen,
             bootstrap=config.bootstrap + config.bootstrap_file_peers,
-            markets=config.markets,
+            # Providers and mediators publish into their markets without receiving every job's
+            # offers, matches and cancels (DESIGN §4): most of a market's gossip per job.
+            markets=config.markets if config.follows_markets else (),
+            followers=self._market_followers,
             clock_ms=clock_ms,
             offer_snapshot=lambda markets: self.publisher.offer_snapshot(markets),
             nat=_nat_settings(config),
@@ -209,8 +212,10 @@ class Node:
         if not self.config.bootstrap + self.config.bootstrap_file_peers:
             return
         topics = [str(MarketTopic(market)) for market in self.config.markets]
+        # A follower publishes through its mesh; a publisher to whichever followers it knows.
+        peers = self.net.mesh_peers if self.config.follows_markets else self.net.topic_peers
         with trio.move_on_after(FIRST_MESH_TIMEOUT_S) as waited:
-            while not all(self.net.mesh_peers(topic) for topic in topics):
+            while not all(peers(topic) for topic in topics):
                 await trio.sleep(MESH_POLL_INTERVAL_S)
         if waited.cancelled_caught:
             event(
@@ -250,6 +255,15 @@ class Node:
             now_ms = self._clock_ms()
             self.book.expire(now_ms)
             self.directory.expire(now_ms)
+
+    def _market_followers(self) -> dict[str, tuple[str, ...]]:
+        """Nodes whose records say they follow one of our markets (clients and solvers):
+        peer ID -> listen addresses."""
+        markets = set(self.config.markets)
+        return {record.peer_id: record.listen_addrs
+                for record in self.directory.records.values()
+                if markets.intersection(record.markets)
+                and MARKET_FOLLOWING_ROLES.intersection(record.roles)}
 
     # --- control interface --------------------------------------------------------------
 

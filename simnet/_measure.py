@@ -69,7 +69,8 @@ def node_figures(nodes: dict[str, NodeProcess], plans: list[NodePlan], samples: 
                  if p.role == "provider" and p.name in nodes}
     figures = {}
     for name, node in nodes.items():
-        row = NodeFigures(role=next(p.role for p in plans if p.name == name),
+        plan = next(p for p in plans if p.name == name)
+        row = NodeFigures(role=plan.role,
                           cpu_s=samples.cpu_s(name),
                           rss_max_mb=round(samples.rss_max_mb[name], 1))
         if scraper is not None:
@@ -80,8 +81,9 @@ def node_figures(nodes: dict[str, NodeProcess], plans: list[NodePlan], samples: 
             row.gossip_delivered = gossip["delivered"]
             row.gossip_dropped = sum(gossip["dropped"].values())
             row.gossip_graylisted_ignored = gossip["graylisted_messages_ignored"]
-            owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
-            row.provider_offers_known = len(owners & providers) / len(providers)
+            if plan.follows_markets:
+                owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
+                row.provider_offers_known = len(owners & providers) / len(providers)
         figures[name] = row
     return figures
 

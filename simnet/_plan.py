@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from lilypad_p2p.config import MARKET_FOLLOWING_ROLES
 from lilypad_p2p.roles import DEFAULT_PRICE_PER_JOB_WEI as PRICE_PER_JOB_WEI
 from simnet._faulty import FALSE_FAILURE_CONFIG
 from simnet._netns import Group, NetnsLab, netns_missing
@@ -33,6 +34,11 @@ class NodePlan:
     @property
     def roles(self) -> list[str]:
         return [self.role, "relay"] if self.relay else [self.role]
+
+    @property
+    def follows_markets(self) -> bool:
+        """Whether the node receives its markets' gossip (providers only publish into it)."""
+        return not MARKET_FOLLOWING_ROLES.isdisjoint(self.roles)
 
 
 def plan_nodes(scenario: Scenario) -> list[NodePlan]:

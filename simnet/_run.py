@@ -268,12 +268,14 @@ class Run:
                            for name, status in statuses.items()})
 
     def wait_converged(self) -> float | None:
-        """Seconds from the heal until every node holds every provider's offer (None: not within
-        CONVERGE_TIMEOUT_S)."""
+        """Seconds from the heal until every node that follows the market (client, solver) holds
+        every provider's offer (None: not within CONVERGE_TIMEOUT_S)."""
         providers = {n.status["address"] for n in self.roles_of("provider")}
+        followers = [self.nodes[p.name] for p in self.plans
+                     if p.follows_markets and p.name in self.nodes]
 
         def converged() -> bool:
-            for node in self.nodes.values():
+            for node in followers:
                 with contextlib.suppress(ControlError, OSError):
                     owners = {o["owner"] for o in node.call("offers", {"market": "cpu"})}
                     if providers <= owners:
@@ -282,8 +284,9 @@ class Run:
             return True
 
         with contextlib.suppress(ClusterError):
-            self.world.cluster.wait_until(converged, timeout_s=CONVERGE_TIMEOUT_S,
-                                          what="every node to hold every provider's offer")
+            self.world.cluster.wait_until(
+                converged, timeout_s=CONVERGE_TIMEOUT_S,
+                what="every client and solver to hold every provider's offer")
             return round(time.monotonic() - self.healed_at, 1)
         return None
 

@@ -5,6 +5,11 @@ peers they know (peer ID + dialable addresses) and dials unknown ones until it h
 `TARGET_CONNECTIONS`. Every `DISCOVERY_INTERVAL_S` it checks again, so lost connections are
 replaced from what it learnt, and bootstrap addresses are retried while it is short of peers.
 
+Not every node follows the market topics (providers only publish into them), so random peers
+are not enough: discovery also keeps `min_followers` connections to the peers `followers`
+names (from their NodeRecords), beyond the target if need be. A follower's mesh and a
+publisher's offers need them.
+
 Why not the Kademlia DHT: the notes measured it working but noisy, and it needs a routing table
 kept warm; a one-round peer exchange over connections we already hold is enough to find the
 rest of a network that shares topics, and it is easy to bound (one request per round, a capped
@@ -16,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import multiaddr
@@ -90,19 +95,24 @@ def decode_peer_list(data: bytes) -> list[KnownPeer]:
         return []
     peers = []
     for entry in entries[:MAX_PEERS_PER_EXCHANGE]:
-        if not isinstance(entry, dict):
-            continue
-        raw_id, raw_addrs = entry.get("id"), entry.get("addrs")
-        if not isinstance(raw_id, str) or not isinstance(raw_addrs, list):
-            continue
-        try:
-            peer_id = ID.from_base58(raw_id)
-        except ValueError:  # not base58 (UnicodeEncodeError if not even ASCII)
-            continue
-        addrs = tuple(dialable(_parse_addrs(raw_addrs)))
-        if addrs:
-            peers.append(KnownPeer(peer_id, addrs))
+        if isinstance(entry, dict):
+            peer = known_peer(entry.get("id"), entry.get("addrs"))
+            if peer is not None:
+                peers.append(peer)
     return peers
+
+
+def known_peer(raw_id: object, raw_addrs: object) -> KnownPeer | None:
+    """A peer to dial from an untrusted base58 ID and address list; None without a valid ID or
+    a dialable address."""
+    if not isinstance(raw_id, str) or not isinstance(raw_addrs, list | tuple):
+        return None
+    try:
+        peer_id = ID.from_base58(raw_id)
+    except ValueError:  # not base58 (UnicodeEncodeError if not even ASCII)
+        return None
+    addrs = tuple(dialable(_parse_addrs(list(raw_addrs))))
+    return KnownPeer(peer_id, addrs) if addrs else None
 
 
 def _parse_addrs(raw_addrs: list[object]) -> list[multiaddr.Multiaddr]:
@@ -118,7 +128,8 @@ def _parse_addrs(raw_addrs: list[object]) -> list[multiaddr.Multiaddr]:
 
 
 class Discovery:
-    """Keeps the host connected to `TARGET_CONNECTIONS` peers found from bootstrap and exchange."""
+    """Keeps the host connected to `TARGET_CONNECTIONS` peers found from bootstrap and exchange,
+    and to `min_followers` of the market followers `followers` names (peer ID -> addresses)."""
 
     def __init__(
         self,
@@ -126,11 +137,15 @@ class Discovery:
         bootstrap: Sequence[multiaddr.Multiaddr],
         *,
         target_connections: int = TARGET_CONNECTIONS,
+        followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
+        min_followers: int = 0,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self._host = host
         self._bootstrap = [info_from_p2p_addr(addr) for addr in bootstrap]
         self._target = target_connections
+        self._followers = followers
+        self._min_followers = min_followers
         self._clock = clock
         self._known: dict[ID, KnownPeer] = {}
         self._last_failure: dict[ID, float] = {}
@@ -152,6 +167,8 @@ class Discovery:
     async def step(self) -> None:
         """One round: top up from bootstrap and known peers, then learn more by exchange."""
         connected = set(self._connected())
+        await self._dial_followers(connected)
+        connected = set(self._connected())
         if len(connected) >= self._target:
             return
         if not connected:
@@ -168,6 +185,27 @@ class Discovery:
         random.shuffle(candidates)
         missing = self._target - len(self._connected())
         await self._dial_all(candidates[: max(missing, 0)])
+
+    async def _dial_followers(self, connected: set[ID]) -> None:
+        """Dial followers (peer ID -> listen addresses) while fewer than `min_followers` are
+        connected; their addresses are parsed only then."""
+        if self._min_followers <= 0:
+            return
+        followers = self._followers()
+        connected_ids = {peer.to_base58() for peer in connected}
+        missing = self._min_followers - len(connected_ids & followers.keys())
+        if missing <= 0:
+            return
+        me = self._host.get_id().to_base58()
+        unconnected = [peer_id for peer_id in followers
+                       if peer_id not in connected_ids and peer_id != me]
+        random.shuffle(unconnected)
+        candidates = []
+        for peer_id in unconnected:
+            known = known_peer(peer_id, followers[peer_id])
+            if known is not None and self._may_dial(known.peer_id):
+                candidates.append(PeerInfo(known.peer_id, list(known.addrs)))
+        await self._dial_all(candidates[:missing])
 
     def _may_dial(self, peer_id: ID) -> bool:
         failed_at = self._last_failure.get(peer_id)

@@ -55,6 +55,9 @@ EVENT_BUFFER: Final = 256
 
 # Discovery: connections we try to keep, and how often we check.
 TARGET_CONNECTIONS: Final = 8
+# Connections a node that only publishes into its markets (a provider) keeps to their
+# followers, so its offers reach the market through either.
+PUBLISHER_FOLLOWER_PEERS: Final = 2
 MAX_PEERS_PER_EXCHANGE: Final = 32
 DISCOVERY_INTERVAL_S: Final = 2.0
 # Offer sync with one random peer this often: how fast an offer that gossip missed (a partition,

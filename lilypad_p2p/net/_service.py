@@ -15,7 +15,7 @@ import collections
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import trio
 from libp2p.network.exceptions import SwarmException
@@ -92,7 +92,11 @@ class GossipNet:
         identity: the node's key; its secp256k1 key pair is the libp2p identity.
         listen_addrs: multiaddrs to listen on (e.g. `/ip4/0.0.0.0/tcp/4001`).
         bootstrap: multiaddrs with `/p2p/<peer id>` to join through.
-        markets: markets to subscribe to at start (more with `subscribe_market`).
+        markets: markets to subscribe to at start (more with `subscribe_market`); a node that
+            only publishes into its markets (a provider) subscribes to none.
+        followers: the peers known to follow our markets (base58 peer ID -> listen
+            addresses, from NodeRecords): discovery keeps connections to some of them, a mesh
+            degree's worth if we follow too, else `PUBLISHER_FOLLOWER_PEERS`.
         muxers: stream multiplexers offered, in order of preference.
         clock_ms: the wall clock signed timestamps are checked against.
         target_connections: connections discovery keeps.
@@ -114,6 +118,7 @@ class GossipNet:
         listen_addrs: Sequence[str],
         bootstrap: Sequence[str] = (),
         markets: Sequence[str] = (),
+        followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
         muxers: Sequence[Muxer] = DEFAULT_MUXERS,
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
@@ -179,7 +184,9 @@ class GossipNet:
             on_peer_failure=self._on_peer_failure,
         )
         self._discovery = Discovery(
-            self._host, bootstrap_addrs, target_connections=target_connections
+            self._host, bootstrap_addrs, target_connections=target_connections,
+            followers=followers,
+            min_followers=mesh_degree.target if markets else params.PUBLISHER_FOLLOWER_PEERS,
         )
         self._replay_guard = ReplayGuard()
         self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
@@ -353,8 +360,14 @@ class GossipNet:
         while True:
             await trio.sleep(params.ANTI_ENTROPY_INTERVAL_S * random.uniform(0.75, 1.25))
             peers = list(self._host.get_network().get_connections_map())
-            if peers:
-                await self._pull_offers(random.choice(peers))
+            # Only followers hold our markets' offers: ask one (any peer holds NodeRecords).
+            following = [peer for peer in peers if self._follows_our_markets(peer)]
+            if following or peers:
+                await self._pull_offers(random.choice(following or peers))
+
+    def _follows_our_markets(self, peer_id: ID) -> bool:
+        topics = self._pubsub.peer_topics
+        return any(peer_id in topics.get(str(topic), ()) for topic in self._markets)
 
     async def _pull_offers(self, peer_id: ID) -> None:
         """Learn the offers and NodeRecords a newly connected peer holds, through the same
@@ -364,8 +377,6 @@ class GossipNet:
         whose owner has gone quiet. Anything else invalid is the peer's fault.
         """
         markets = [topic.market for topic in self._markets]
-        if not markets:
-            return
         try:
             envelopes = await self._sync.pull(peer_id, markets)
         except wire.WireError as error:
@@ -499,6 +510,10 @@ class GossipNet:
             )
             states.append(PeerState(str(peer_id), addrs, True, mesh, self.peer_score(peer_id)))
         return states
+
+    def topic_peers(self, topic: str) -> set[ID]:
+        """The connected peers subscribed to `topic` (whom a publish without a mesh reaches)."""
+        return set(self._pubsub.peer_topics.get(topic, ()))
 
     def mesh_peers(self, topic: str) -> set[ID]:
         """The peers in our GossipSub mesh for `topic`."""

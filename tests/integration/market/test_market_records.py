@@ -40,7 +40,8 @@ def test_a_required_record_keeps_newcomers_out_and_the_market_view_says_why(tmp_
     require_anvil()
     require_docker("the provider runs the jobs in Docker")
     with market_world(tmp_path) as world:
-        provider = world.start("provider", roles=["provider"])
+        # A provider receives the market's job offers and matches only when it asks to.
+        provider = world.start("provider", roles=["provider"], config_lines="follow_markets = true")
         # A solver alone: it reads the records from the chain in its config, read-only.
         world.start("solver", roles=["solver"], bootstrap=[provider.dial_addr])
         client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])

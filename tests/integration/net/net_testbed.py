@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -87,6 +87,7 @@ async def start_net(
     bootstrap: Sequence[str] = (),
     markets: Sequence[str] = ("cpu",),
     target_connections: int = 8,
+    followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
 ) -> RunningNet:
     identity = Identity.generate()
     net = GossipNet(
@@ -95,6 +96,7 @@ async def start_net(
         bootstrap=bootstrap,
         markets=markets,
         target_connections=target_connections,
+        followers=followers,
     )
     scope = trio.CancelScope()
     inbox = Inbox()

@@ -10,6 +10,8 @@ NODES = 10
 ALL_OFFERS_WITHIN_S = 10.0
 # Well under the 30 s NodeRecord re-publication: a newcomer learns records by offer sync.
 RECORDS_WITHIN_S = 10.0
+# Providers only publish into their markets unless they follow them: these hold every offer.
+FOLLOWING = {"LILYPAD_FOLLOW_MARKETS": "true"}
 
 
 def offer_owners(node) -> set[str]:
@@ -22,10 +24,11 @@ def offer_owners(node) -> set[str]:
 def test_ten_nodes_share_offers_and_survive_the_bootstrap(tmp_path):
     cluster = LocalCluster(tmp_path)
     with cluster.running():
-        boot = cluster.start_node("boot", roles=["provider"])
+        boot = cluster.start_node("boot", roles=["provider"], env=FOLLOWING)
         boot.wait_ready()
         others = [
-            cluster.start_node(f"n{i}", roles=["provider"], bootstrap=[boot.dial_addr])
+            cluster.start_node(f"n{i}", roles=["provider"], bootstrap=[boot.dial_addr],
+                               env=FOLLOWING)
             for i in range(1, NODES)
         ]
         for node in others:
@@ -45,7 +48,8 @@ def test_ten_nodes_share_offers_and_survive_the_bootstrap(tmp_path):
         # from a non-bootstrap peer, is still seen by every survivor, and sees all their offers.
         boot.kill()
         survivors = others
-        late = cluster.start_node("late", roles=["provider"], bootstrap=[others[-1].dial_addr])
+        late = cluster.start_node("late", roles=["provider"], bootstrap=[others[-1].dial_addr],
+                                  env=FOLLOWING)
         late.wait_ready()
         cluster.wait_until(
             lambda: late.call("status")["known_nodes"] >= len(survivors),
