@@ -17,12 +17,11 @@ from net_testbed import (
 )
 
 from lilypad_p2p.net import wall_clock_ms
+from lilypad_p2p.net._params import PUBLISHER_FOLLOWER_PEERS
 
 pytestmark = pytest.mark.net
 
 PUBLISHERS = 3
-# A publisher keeps this many connections to followers (net/_params.py).
-PUBLISHER_FOLLOWER_PEERS = 2
 
 
 async def test_publishers_reach_every_follower_and_hear_no_market_gossip():
