@@ -67,8 +67,10 @@ __all__ = ["SETTINGS", "ChainSettings", "NodeConfig", "Setting", "default_home",
 T = TypeVar("T")
 
 ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
-# The roles that receive their markets' gossip; the others only publish into it.
-MARKET_FOLLOWING_ROLES = frozenset({"client", "solver"})
+# The roles that receive their markets' gossip: clients and solvers, a chain bridge (it posts
+# jobs as a client does), and a relay, which carries the gossip of the peers behind NATs that
+# reach each other only through it. The others only publish into it.
+MARKET_FOLLOWING_ROLES = frozenset({"client", "solver", "chain-bridge", "relay"})
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")

@@ -23,9 +23,9 @@ from lilypad_p2p.roles import DealChains
 
 log = logging.getLogger("lilypad_p2p.records")
 
-# A node that neither names records (a client) nor matches by them (a solver) reads them for
-# its `market` view only, where a quarter-minute old record is fresh enough: an idle provider's
-# chain call every 2 s was a tenth of its CPU.
+# A node that does not follow its markets neither names records (a client) nor matches by them
+# (a solver): it reads them for its `market` view only, where a quarter-minute old record is
+# fresh enough. An idle provider's chain call every 2 s was a tenth of its CPU.
 VIEW_ONLY_POLL_S = 15.0
 
 
@@ -34,7 +34,7 @@ def start_record_feeds(nursery: trio.Nursery, feed: RecordFeed, config: NodeConf
     """Follow each chain the node has (or, without market roles, can read) in `nursery`."""
     if chains is not None:
         follow = feed.follow
-        if not (config.has_role("client") or config.has_role("solver")):
+        if not config.follows_markets:
             follow = partial(feed.follow, poll_s=VIEW_ONLY_POLL_S)
         for chain in chains.values():
             nursery.start_soon(follow, chain.sync.chain, chain.sync.address)

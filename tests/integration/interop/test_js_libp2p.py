@@ -61,7 +61,10 @@ def test_js_libp2p_default_peer_meshes_and_receives_offers(tmp_path):
     node_binary = _require_js_peer()
     cluster = LocalCluster(tmp_path)
     with cluster.running():
-        node = cluster.start_node("provider", roles=["provider"], markets=("cpu",))
+        # It follows the market (providers only publish into it by default): the js peer
+        # must mesh with it on the topic.
+        node = cluster.start_node("provider", roles=["provider"], markets=("cpu",),
+                                  env={"LILYPAD_FOLLOW_MARKETS": "true"})
         status = node.wait_ready()
         js = subprocess.Popen(
             [node_binary, "peer.mjs", "--dial", node.dial_addr, "--topic", TOPIC,

@@ -82,7 +82,8 @@ async def test_offer_built_from_the_spec_alone_is_accepted(tmp_path):
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     cluster = LocalCluster(tmp_path)
     with cluster.running():
-        node = cluster.start_node("node", markets=("cpu",))
+        # A node with no role only publishes into its market; this one must receive it.
+        node = cluster.start_node("node", markets=("cpu",), env={"LILYPAD_FOLLOW_MARKETS": "true"})
         status = await trio.to_thread.run_sync(node.wait_ready)
         node_id = ID.from_base58(status["peer_id"])
         async with (

@@ -50,8 +50,11 @@ def test_two_private_providers_meet_through_a_relay(tmp_path, capsys):
             relay_status = relay.wait_ready(START_TIMEOUT_S)
             bootstrap = f"/ip4/{lab.relay_ip()}/tcp/{NODE_PORT}/p2p/{relay_status['peer_id']}"
             provider = ["--provider", "--bootstrap", bootstrap]
-            a = lab.start_node("hosta", tmp_path / "a", provider)
-            b = lab.start_node("hostb", tmp_path / "b", provider)
+            # Each holds the other's offer only if it follows the market (a provider by
+            # default only publishes into it).
+            following = {"LILYPAD_FOLLOW_MARKETS": "true"}
+            a = lab.start_node("hosta", tmp_path / "a", provider, env=following)
+            b = lab.start_node("hostb", tmp_path / "b", provider, env=following)
             a_status, b_status = a.wait_ready(START_TIMEOUT_S), b.wait_ready(START_TIMEOUT_S)
             wait = lab.wait_until
 

@@ -1,4 +1,5 @@
-"""Which nodes receive their markets' gossip: clients and solvers, and anyone who asks."""
+"""Which nodes receive their markets' gossip: clients, solvers, chain bridges and relays, and
+anyone who asks."""
 
 import pytest
 
@@ -8,8 +9,10 @@ from lilypad_p2p.errors import ConfigError
 
 
 @pytest.mark.parametrize(("roles", "follows"), [
-    ('["provider"]', False), ('["mediator"]', False), ('["relay"]', False),
+    ('["provider"]', False), ('["mediator"]', False), ('["provider", "mediator"]', False),
+    ('["relay"]', True),
     ('["client"]', True), ('["solver"]', True), ('["provider", "solver"]', True),
+    ('["chain-bridge"]', True),
 ])
 def test_clients_and_solvers_follow_their_markets(tmp_path, roles, follows):
     (tmp_path / "config.toml").write_text(f"roles = {roles}\n")
