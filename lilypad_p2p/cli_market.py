@@ -36,8 +36,8 @@ def print_view(view: dict[str, Any]) -> None:
     if not view["following"]:
         console.print(
             f"this node does not receive market {view['market']!r}'s job offers and matches "
-            "(only clients and solvers do): set follow_markets = true in its config.toml and "
-            "restart it to see them here")
+            "(only clients, solvers and relays do): set follow_markets = true in its "
+            "config.toml and restart it to see them here")
         return
     jobs = Table(title=f"open job offers in market {view['market']!r} ({len(view['open_jobs'])})")
     for column in ("id", "module", "max price (wei)", "chain", "needs", "record", "expires in"):

@@ -257,7 +257,7 @@ class Node:
             self.directory.expire(now_ms)
 
     def _market_followers(self) -> dict[str, tuple[str, ...]]:
-        """Nodes whose records say they follow one of our markets (clients and solvers):
+        """Nodes whose records say they follow one of our markets (MARKET_FOLLOWING_ROLES):
         peer ID -> listen addresses."""
         markets = set(self.config.markets)
         return {record.peer_id: record.listen_addrs

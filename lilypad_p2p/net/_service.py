@@ -361,9 +361,9 @@ class GossipNet:
             await trio.sleep(params.ANTI_ENTROPY_INTERVAL_S * random.uniform(0.75, 1.25))
             peers = list(self._host.get_network().get_connections_map())
             # Only followers hold our markets' offers: ask one (any peer holds NodeRecords).
-            following = [peer for peer in peers if self._follows_our_markets(peer)]
-            if following or peers:
-                await self._pull_offers(random.choice(following or peers))
+            candidates = [peer for peer in peers if self._follows_our_markets(peer)] or peers
+            if candidates:
+                await self._pull_offers(random.choice(candidates))
 
     def _follows_our_markets(self, peer_id: ID) -> bool:
         topics = self._pubsub.peer_topics
