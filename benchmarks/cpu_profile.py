@@ -15,14 +15,16 @@ Runs the scenario as `lilypad-simnet up` does, with two windows added:
   and I/O when nothing else is on the stack), and to the trio task it ran in (the first frame
   above trio's run loop), so a periodic loop shows by name;
 - with `--trace-tasks`, every node loads `benchmarks/task_trace/sitecustomize.py` (a trio
-  instrument) and the idle window also reports, per role, CPU ms/s per node, trio's I/O waits
-  and the tasks that ran most (steps/s and the wall ms/s of their steps): exact counts where
-  py-spy's samples are few.
+  instrument) and the idle window also reports, per role, CPU ms/s per node, trio's I/O waits,
+  the tasks that ran most (steps/s and the wall ms/s of their steps), and the garbage
+  collector's runs and ms/s per generation: exact counts where py-spy's samples are few.
 
-CPU per job by role comes from the run's report (each node's CPU over the whole run, start-up and
-the idle window included, divided by the jobs); `workload_cpu_s_per_job` counts only the
-workload (first job posted to last ended), and `workload_idle_share` is what of it the idle
-rate alone would have spent. Writes benchmarks/results/cpu-profile.json. The simnet's own
+`cpu_s_per_job_by_role` comes from the run's report (each node's CPU over the whole run,
+start-up and the idle window included, divided by the jobs); `workload_cpu_s_per_job` and its
+`_by_role` count only the workload (first job posted to last ended), and `workload_idle_share`
+is what of it the idle rate alone would have spent. With `--trace-tasks`,
+`workload_tasks_by_role` gives the workload's busiest tasks as the idle window does.
+Writes benchmarks/results/cpu-profile.json. The simnet's own
 `Run.drive` is wrapped to open the windows: a benchmark may reach into the simnet, the product
 must not.
 """
@@ -131,6 +133,8 @@ def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
     steps: defaultdict[str, Counter[str]] = defaultdict(Counter)
     seconds: defaultdict[str, Counter[str]] = defaultdict(Counter)
     streams: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    gc_runs: defaultdict[str, Counter[int]] = defaultdict(Counter)
+    gc_seconds: defaultdict[str, Counter[int]] = defaultdict(Counter)
     for role, process in processes.values():
         old, new = before.get(process.pid), after.get(process.pid)
         if old is None or new is None or new["at"] <= old["at"]:
@@ -144,10 +148,18 @@ def tasks_by_role(processes: dict[str, tuple[str, psutil.Process]],
             seconds[role][task] += (new["seconds"][task] - old["seconds"].get(task, 0.0)) / span
         for key, count in new.get("streams", {}).items():
             streams[role][key] += (count - old.get("streams", {}).get(key, 0)) / span
+        for generation in range(3):
+            gc_runs[role][generation] += (
+                new["gc_runs"][generation] - old["gc_runs"][generation]) / span
+            gc_seconds[role][generation] += (
+                new["gc_seconds"][generation] - old["gc_seconds"][generation]) / span
     return {role: {
         "nodes": n, "cpu_ms_per_s": round(cpu[role] / n * 1000, 2),
         "io_waits_per_s": round(waits[role] / n, 1),
         "steps_per_s": round(sum(steps[role].values()) / n, 1),
+        "gc_by_generation": [{"runs_per_s": round(gc_runs[role][g] / n, 2),
+                              "ms_per_s": round(gc_seconds[role][g] / n * 1000, 3)}
+                             for g in range(3)],
         "top_tasks": [{"task": task, "steps_per_s": round(steps[role][task] / n, 2),
                        "step_ms_per_s": round(spent / n * 1000, 3)}
                       for task, spent in seconds[role].most_common(TOP_TASKS)],
@@ -265,6 +277,8 @@ def main() -> None:
     profile: dict[str, Any] = {}
     idle_profile: dict[str, Any] = {}
     workload: dict[str, float] = {}
+    workload_by_role: Counter[str] = Counter()
+    workload_tasks: dict[str, Any] = {}
     traffic: dict[str, Counter[str]] = {}
     drive = runner.Run.drive
 
@@ -287,10 +301,13 @@ def main() -> None:
         finally:
             spy.join()
             after = cpu_seconds(processes)
+            for name in after.keys() & before.keys():
+                workload_by_role[processes[name][0]] += after[name] - before[name]
             if trace_dir is not None:
                 time.sleep(TRACE_EVERY_S)
-                traffic.update(streams_by_role(processes, traced_before,
-                                               task_snapshots(trace_dir)))
+                traced_after = task_snapshots(trace_dir)
+                traffic.update(streams_by_role(processes, traced_before, traced_after))
+                workload_tasks.update(tasks_by_role(processes, traced_before, traced_after))
             workload.update(
                 seconds=time.monotonic() - started,
                 cpu_s=sum(after[n] - before[n] for n in after if n in before))
@@ -317,6 +334,10 @@ def main() -> None:
         "workload_cpu_s_per_job": round(workload["cpu_s"] / jobs, 3),
         "workload_idle_share": round(idle["cores_total"] * workload["seconds"]
                                      / workload["cpu_s"], 3),
+        "workload_cpu_s_per_job_by_role": {
+            role: round(spent / jobs, 3) for role, spent in sorted(workload_by_role.items())},
+        # With --trace-tasks: per node of each role, as for the idle window.
+        "workload_tasks_by_role": workload_tasks,
         # With --trace-tasks: streams opened/accepted by protocol and pubsub RPCs received by
         # kind, per job, summed over each role's nodes, over the workload.
         "traffic_per_job_by_role": {

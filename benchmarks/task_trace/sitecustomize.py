@@ -6,11 +6,13 @@ process's CPU time and trio's I/O waits, and writes them every TRACE_EVERY_S sec
 TRACE_TASKS_DIR/<pid>.json. A periodic loop or a per-connection task shows by name and rate.
 Streams opened and accepted are counted by protocol, and pubsub RPCs by what they carry, so a
 task's traffic has a name (parsing each RPC a second time costs microseconds, against the
-milliseconds py-libp2p spends on it).
+milliseconds py-libp2p spends on it). The cyclic garbage collector's runs and time are counted
+per generation, since they land in whichever frame allocated last.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -30,7 +32,18 @@ if TRACE_DIR:
             self.seconds: dict[str, float] = {}
             self.io_waits = 0
             self.streams: dict[str, int] = {}
+            self.gc_runs = [0, 0, 0]
+            self.gc_seconds = [0.0, 0.0, 0.0]
             self._started = 0.0
+            self._gc_started = 0.0
+
+        def time_gc(self, phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                self._gc_started = time.perf_counter()
+                return
+            generation = info["generation"]
+            self.gc_runs[generation] += 1
+            self.gc_seconds[generation] += time.perf_counter() - self._gc_started
 
         def count(self, kind: str, what: object) -> None:
             key = f"{kind} {what}"
@@ -53,6 +66,8 @@ if TRACE_DIR:
             snapshot = {"argv": sys.argv, "at": time.time(), "cpu_s": time.process_time(),
                         "io_waits": counter.io_waits, "steps": dict(counter.steps),
                         "streams": dict(counter.streams),
+                        "gc_runs": list(counter.gc_runs),
+                        "gc_seconds": list(counter.gc_seconds),
                         "seconds": dict(counter.seconds)}
             with open(path + ".tmp", "w") as out:
                 json.dump(snapshot, out)
@@ -111,6 +126,7 @@ if TRACE_DIR:
     def _traced_run(*args, **kwargs):  # type: ignore[no-untyped-def]
         counter = _TaskCounter()
         _count_traffic(counter)
+        gc.callbacks.append(counter.time_gc)
         kwargs["instruments"] = [*kwargs.get("instruments", ()), counter]
         path = os.path.join(TRACE_DIR, f"{os.getpid()}.json")
         threading.Thread(target=_dump_forever, args=(counter, path), daemon=True).start()
