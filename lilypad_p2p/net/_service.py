@@ -161,6 +161,8 @@ class GossipNet:
             gossip_history=params.GOSSIP_HISTORY,
             prune_back_off=params.PRUNE_BACKOFF_S,
             max_messages_per_topic_per_second=params.MAX_MESSAGES_PER_TOPIC_PER_SECOND,
+            max_pending_messages_per_peer=params.MAX_PENDING_MESSAGES_PER_PEER,
+            pending_messages_ttl=params.PENDING_MESSAGES_TTL_S,
             # Adaptive gossip rewrites the degree and heartbeat at run time; we want the
             # numbers above, which the benchmark measured.
             adaptive_gossip_enabled=False,
