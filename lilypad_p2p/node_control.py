@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -13,6 +14,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.chain import ChainError
 from lilypad_p2p.control import Handler
 from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.health import Fault
 from lilypad_p2p.node_market import market_method
 from lilypad_p2p.roles import describe
 
@@ -21,11 +23,15 @@ if TYPE_CHECKING:
 
 # `status` gives up on a chain that does not answer within this (and shows it disconnected).
 CHAIN_STATUS_TIMEOUT_S = 3.0
+# The oldest chain section a `status` caller may accept (`chain_max_age_s`).
+MAX_CHAIN_STATUS_AGE_S = 3600.0
 
 
 class NodeControl:
     def __init__(self, node: Node) -> None:
         self.node = node
+        # Chain ID -> (trio time, entry) of the last chain section read that got answers.
+        self._chain_reads: dict[int, tuple[float, dict[str, Any]]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -57,6 +63,14 @@ class NodeControl:
         return [describe(stored, store) for stored in store.deals()]
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The node at a glance. `chain_max_age_s` (default 0) lets each chain's section be
+        that old (a scrape every few seconds need not cost three chain calls each time); it is
+        read afresh whenever the watchdog finds the chain unreachable."""
+        max_age_s = params.get("chain_max_age_s", 0.0)
+        if (not isinstance(max_age_s, int | float) or isinstance(max_age_s, bool)
+                or not 0 <= max_age_s <= MAX_CHAIN_STATUS_AGE_S):
+            raise LilypadError(f"status: chain_max_age_s must be a number of seconds from 0 "
+                               f"to {MAX_CHAIN_STATUS_AGE_S:.0f}")
         return {
             **self.node.health.describe(self.node._clock_ms()),
             "peer_id": str(self.node.identity.peer_id),
@@ -72,16 +86,24 @@ class NodeControl:
             "gossip": dataclasses.asdict(self.node.net.statistics()),
             "book": dataclasses.asdict(self.node.book.statistics()),
             "nat": self.node.net.nat.status(),
-            "chains": await self._chain_status(),
+            "chains": await self._chain_status(float(max_age_s)),
         }
 
-    async def _chain_status(self) -> list[dict[str, Any]]:
-        """Each settlement chain: ID, contract, endpoint, head block, our deposit."""
+    async def _chain_status(self, max_age_s: float) -> list[dict[str, Any]]:
+        """Each settlement chain: ID, contract, endpoint, head block, our deposit, and how old
+        that read is (`age_s`)."""
         if self.node.chains is None:
             return []
+        now = trio.current_time()
+        if self.node.health.has(Fault.CHAIN_UNREACHABLE):
+            max_age_s = 0.0
         shown = []
         for settings, chain in zip(self.node.config.chains, self.node.chains.values(), strict=True):
-            entry: dict[str, Any] = {
+            read_at, entry = self._chain_reads.get(chain.chain_id, (-math.inf, {}))
+            if now - read_at <= max_age_s:
+                shown.append({**entry, "age_s": round(now - read_at, 1)})
+                continue
+            entry = {
                 "chain_id": chain.chain_id, "contract": chain.sync.address,
                 "rpc_url": settings.rpc_url or "embedded",
                 "default": chain is self.node.chains.default,
@@ -92,9 +114,10 @@ class NodeControl:
                     entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
                 entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked,
                              withdrawing_wei=balance.withdraw_requested)
+                self._chain_reads[chain.chain_id] = (now, entry)
             except (ChainError, trio.TooSlowError) as exc:
                 entry.update(connected=False, error=repr(exc))
-            shown.append(entry)
+            shown.append({**entry, "age_s": 0.0})
         return shown
 
     async def _nat_ping(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 A node dials its bootstrap addresses, then asks connected peers `/lilypad/px/1.0.0` for the
 peers they know (peer ID + dialable addresses) and dials unknown ones until it holds
 `TARGET_CONNECTIONS`. Every `DISCOVERY_INTERVAL_S` it checks again, so lost connections are
-replaced from what it learnt, and bootstrap addresses are retried while it is short of peers.
+replaced from what it learnt, and bootstrap addresses are retried while it is short of peers;
+once its targets are met it checks every `DISCOVERY_SATISFIED_INTERVAL_S`, and at once when a
+peer leaves (`peer_left`).
 
 Not every node follows the market topics (providers only publish into them), so random peers
 are not enough: discovery also keeps `min_followers` connections to the peers `followers`
@@ -36,6 +38,7 @@ from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._params import (
     DIAL_TIMEOUT_S,
     DISCOVERY_INTERVAL_S,
+    DISCOVERY_SATISFIED_INTERVAL_S,
     MAX_PEER_EXCHANGE_BYTES,
     MAX_PEERS_PER_EXCHANGE,
     PEER_EXCHANGE_TIMEOUT_S,
@@ -149,6 +152,7 @@ class Discovery:
         self._clock = clock
         self._known: dict[ID, KnownPeer] = {}
         self._last_failure: dict[ID, float] = {}
+        self._peer_left = trio.Event()
         self.dials_ok = 0
         self.dials_failed = 0
         self.exchanges = 0
@@ -161,16 +165,25 @@ class Discovery:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         while True:
-            await self.step()
-            await trio.sleep(DISCOVERY_INTERVAL_S)
+            satisfied = await self.step()
+            with trio.move_on_after(
+                DISCOVERY_SATISFIED_INTERVAL_S if satisfied else DISCOVERY_INTERVAL_S
+            ):
+                await self._peer_left.wait()
+            self._peer_left = trio.Event()
 
-    async def step(self) -> None:
-        """One round: top up from bootstrap and known peers, then learn more by exchange."""
+    def peer_left(self) -> None:
+        """A peer disconnected: look again now rather than at the next round."""
+        self._peer_left.set()
+
+    async def step(self) -> bool:
+        """One round: top up from bootstrap and known peers, then learn more by exchange;
+        whether both targets (connections, followers) were already met."""
         connected = set(self._connected())
-        await self._dial_followers(connected)
+        followers_missing = await self._dial_followers(connected)
         connected = set(self._connected())
         if len(connected) >= self._target:
-            return
+            return not followers_missing
         if not connected:
             await self._dial_all(self._bootstrap)
             connected = set(self._connected())
@@ -185,17 +198,18 @@ class Discovery:
         random.shuffle(candidates)
         missing = self._target - len(self._connected())
         await self._dial_all(candidates[: max(missing, 0)])
+        return False
 
-    async def _dial_followers(self, connected: set[ID]) -> None:
+    async def _dial_followers(self, connected: set[ID]) -> bool:
         """Dial followers (peer ID -> listen addresses) while fewer than `min_followers` are
-        connected; their addresses are parsed only then."""
+        connected; their addresses are parsed only then. Whether any were missing."""
         if self._min_followers <= 0:
-            return
+            return False
         followers = self._followers()
         connected_ids = {peer.to_base58() for peer in connected}
         missing = self._min_followers - len(connected_ids & followers.keys())
         if missing <= 0:
-            return
+            return False
         me = self._host.get_id().to_base58()
         unconnected = [peer_id for peer_id in followers
                        if peer_id not in connected_ids and peer_id != me]
@@ -206,6 +220,7 @@ class Discovery:
             if known is not None and self._may_dial(known.peer_id):
                 candidates.append(PeerInfo(known.peer_id, list(known.addrs)))
         await self._dial_all(candidates[:missing])
+        return True
 
     def _may_dial(self, peer_id: ID) -> bool:
         failed_at = self._last_failure.get(peer_id)

@@ -32,7 +32,8 @@ The levers:
 5. `ThreadlessSeenCache`: the stock seen cache starts an OS thread per Pubsub that nobody
    stops; this one sweeps itself when touched.
 6. `ReportedScorer`: the library adds one P4 count per failed validation; we add graded counts
-   through `report_peer` instead, so the penalty follows what the peer did.
+   through `report_peer` instead, so the penalty follows what the peer did. `may_score_below_zero`
+   lets the graylist check skip scoring peers with nothing against them.
 7. `cache_host_addrs`: GossipSub builds the signed peer record for every publish, control
    message and IWANT reply (lever 3 then drops it) from `host.get_addrs()`, which rebuilds
    multiaddrs on each call: 7 % of a node's CPU in the profile. Our listen addresses change only
@@ -211,6 +212,19 @@ class ReportedScorer(PeerScorer):
         super().remove_peer(peer)
         if kept is not None and max(kept.values(), default=0.0) >= _NEGLIGIBLE_INVALID_COUNT:
             self.invalid_messages[peer] = kept
+
+    def may_score_below_zero(self, peer: ID) -> bool:
+        """False when `peer` cannot score below zero, so cannot be graylisted: no P4 counts and
+        behaviour penalties within the free threshold (P1-P3 only add; our `score_params`
+        leave P6 and P7 unweighted). A dictionary lookup or two instead of a score, for the
+        ban sweep over every connected peer each second and the check on every inbound RPC."""
+        if self.invalid_messages.get(peer):
+            return True
+        penalties = (self.behavior_penalty, self.graft_flood_penalties,
+                     self.iwant_spam_penalties, self.ihave_spam_penalties,
+                     self.equivocation_penalties)
+        total = sum(penalty.get(peer, 0.0) for penalty in penalties)
+        return total > self.params.p5_behavior_penalty_threshold
 
     def on_heartbeat(self, dt_seconds: float = 1.0) -> None:
         super().on_heartbeat(dt_seconds)

@@ -67,10 +67,17 @@ TARGET_CONNECTIONS: Final = 8
 PUBLISHER_FOLLOWER_PEERS: Final = 2
 MAX_PEERS_PER_EXCHANGE: Final = 32
 DISCOVERY_INTERVAL_S: Final = 2.0
+# Once both targets are met, until a peer leaves (which wakes discovery at once) or this long.
+DISCOVERY_SATISFIED_INTERVAL_S: Final = 10.0
 # Offer sync with one random peer this often: how fast an offer that gossip missed (a partition,
 # a lost copy) spreads, epidemically, and what an idle node spends on it (one small request
 # when nothing is missing).
 ANTI_ENTROPY_INTERVAL_S: Final = 10.0
+# Each pull that answers with nothing new doubles the pause, up to this: a pull is a new stream
+# (multistream negotiation, request, answer, two FINs), some 80 task steps on the two nodes, the
+# largest share of an idle node's wake-ups. A pull that learns something, or that gets no answer,
+# brings the pause back to ANTI_ENTROPY_INTERVAL_S.
+ANTI_ENTROPY_MAX_INTERVAL_S: Final = 40.0
 # A peer exchange request/response must finish within this.
 PEER_EXCHANGE_TIMEOUT_S: Final = 5.0
 # A dial must finish (TCP + Noise + muxer) within this.

@@ -35,7 +35,7 @@ from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_ha
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
 from lilypad_p2p.net._errors import NetError, NotListening, PublishError
-from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, event_for
+from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, PeerLeft, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
     ReportedScorer,
@@ -56,7 +56,7 @@ from lilypad_p2p.net._peer_actions import (
 from lilypad_p2p.net._state import NetStatistics, PeerState
 from lilypad_p2p.net._streams import DealStreams
 from lilypad_p2p.net._swarm_guard import guard_swarm
-from lilypad_p2p.net._sync import OfferSync, Snapshot
+from lilypad_p2p.net._sync import OfferSync, Snapshot, next_pull_pause_s
 from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
 from lilypad_p2p.net._validation import (
     Accepted,
@@ -358,22 +358,24 @@ class GossipNet:
     async def _anti_entropy(self) -> None:
         """Every `ANTI_ENTROPY_INTERVAL_S` (jittered, so peers do not ask in step), pull what
         one random connected peer holds and we lack: offers re-published only every few
-        minutes still reach every node soon after a partition heals or a copy is lost."""
+        minutes still reach every node soon after a partition heals or a copy is lost. While
+        pulls answer with nothing new, the pause doubles up to `ANTI_ENTROPY_MAX_INTERVAL_S`."""
+        pause_s = params.ANTI_ENTROPY_INTERVAL_S
         while True:
-            await trio.sleep(params.ANTI_ENTROPY_INTERVAL_S * random.uniform(0.75, 1.25))
+            await trio.sleep(pause_s * random.uniform(0.75, 1.25))
             peers = list(self._host.get_network().get_connections_map())
             # Only followers hold our markets' offers: ask one (any peer holds NodeRecords).
             candidates = [peer for peer in peers if self._follows_our_markets(peer)] or peers
-            if candidates:
-                await self._pull_offers(random.choice(candidates))
+            learnt = await self._pull_offers(random.choice(candidates)) if candidates else None
+            pause_s = next_pull_pause_s(pause_s, learnt)
 
     def _follows_our_markets(self, peer_id: ID) -> bool:
         topics = self._pubsub.peer_topics
         return any(peer_id in topics.get(str(topic), ()) for topic in self._markets)
 
-    async def _pull_offers(self, peer_id: ID) -> None:
-        """Learn the offers and NodeRecords a newly connected peer holds, through the same
-        checks as gossip.
+    async def _pull_offers(self, peer_id: ID) -> int | None:
+        """Learn the offers and NodeRecords a peer holds that we lack, through the same checks
+        as gossip; how many passed them, or None if the peer gave no valid answer.
 
         Stale or expired envelopes are skipped without blame: an honest peer may hold an offer
         whose owner has gone quiet. Anything else invalid is the peer's fault.
@@ -385,7 +387,10 @@ class GossipNet:
             reason = reason_for_wire_error(error)
             self._dropped[reason.value] += 1
             self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
-            return
+            return None
+        if envelopes is None:
+            return None
+        learnt = 0
         now_ms = self._clock_ms()
         for data in envelopes:
             try:
@@ -398,20 +403,22 @@ class GossipNet:
                 self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
                 continue
             body = envelope.body
-            if isinstance(body, wire.NodeRecord):
-                self._emit(event_for(envelope, peer_id))
-                continue
-            if not isinstance(body, wire.ResourceOffer | wire.JobOffer) or (
-                body.market not in markets
+            if not isinstance(body, wire.NodeRecord) and (
+                not isinstance(body, wire.ResourceOffer | wire.JobOffer)
+                or body.market not in markets
             ):
                 self._dropped[DropReason.WRONG_TOPIC.value] += 1
                 self.report_peer(peer_id, PeerAction.MID_TOLERANCE, DropReason.WRONG_TOPIC)
                 continue
             self._emit(event_for(envelope, peer_id))
+            learnt += 1
+        return learnt
 
     def _emit(self, event: NetEvent) -> None:
         if isinstance(event, PeerJoined) and self._nursery is not None:
             self._nursery.start_soon(self._pull_offers, event.peer_id)
+        if isinstance(event, PeerLeft):
+            self._discovery.peer_left()
         try:
             self._events_send.send_nowait(event)
         except trio.WouldBlock:
@@ -445,6 +452,8 @@ class GossipNet:
         return self._has_open_deal(peer_id.to_base58())
 
     def _is_graylisted(self, peer_id: ID) -> bool:
+        if not self._scorer.may_score_below_zero(peer_id):
+            return False
         topics = list(self._subscribed)
         return bool(topics) and self._scorer.is_graylisted(peer_id, topics)
 

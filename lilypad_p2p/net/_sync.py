@@ -2,7 +2,8 @@
 
 Gossip only carries what is published while a node listens, and owners re-publish only every
 few minutes (each round is gossiped to every node). So peers pull instead: on every new
-connection, and every `ANTI_ENTROPY_INTERVAL_S` from one random connected peer, a node asks,
+connection, and every `ANTI_ENTROPY_INTERVAL_S` (up to `ANTI_ENTROPY_MAX_INTERVAL_S` while
+pulls find nothing) from one random connected peer, a node asks,
 over `/lilypad/sync/2.0.0`, for the signed envelopes the peer holds on the markets the asker
 follows, plus the NodeRecords it holds, naming the digests of the envelopes it already has; the
 answer carries only the others. A newcomer learns the market at once, and an offer that a
@@ -26,6 +27,7 @@ from libp2p.peer.id import ID
 
 from lilypad_p2p import wire
 from lilypad_p2p.net._containment import reset_quietly
+from lilypad_p2p.net._params import ANTI_ENTROPY_INTERVAL_S, ANTI_ENTROPY_MAX_INTERVAL_S
 from lilypad_p2p.net._streams import close_quietly, frame, read_frame
 
 logger = logging.getLogger(__name__)
@@ -107,6 +109,15 @@ def decode_response(data: bytes) -> list[bytes]:
     return envelopes
 
 
+def next_pull_pause_s(pause_s: float, learnt: int | None) -> float:
+    """The pause before the next anti-entropy pull: doubled (up to the maximum) after a pull
+    that answered with nothing new, back to the base after one that learnt something or got no
+    answer (a partition heals unseen; keep asking)."""
+    if learnt == 0:
+        return min(2 * pause_s, ANTI_ENTROPY_MAX_INTERVAL_S)
+    return ANTI_ENTROPY_INTERVAL_S
+
+
 class OfferSync:
     """Serves our offers to peers and pulls theirs; validation is the caller's."""
 
@@ -138,8 +149,8 @@ class OfferSync:
             else:  # timed out or failed: the stream must not outlive this handler
                 await reset_quietly(stream)
 
-    async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes]:
-        """The envelopes `peer_id` holds for `markets` that our own snapshot lacks; [] if it
+    async def pull(self, peer_id: ID, markets: Sequence[str]) -> list[bytes] | None:
+        """The envelopes `peer_id` holds for `markets` that our own snapshot lacks; None if it
         does not answer in time.
 
         Raises:
@@ -150,7 +161,7 @@ class OfferSync:
                 stream = await self._host.new_stream(peer_id, [OFFER_SYNC_PROTOCOL])
             except Exception as error:  # boundary: peer left, or an old version without sync
                 logger.debug("offer sync with %s not possible: %r", peer_id, error)
-                return []
+                return None
             try:
                 known = {digest(envelope) for envelope in self._snapshot(markets)}
                 await stream.write(frame(encode_request(markets, known)))
@@ -159,9 +170,9 @@ class OfferSync:
                 raise
             except Exception as error:  # boundary: the stream broke mid-way: nothing learnt
                 logger.debug("offer sync with %s broke: %r", peer_id, error)
-                return []
+                return None
             finally:
                 await close_quietly(stream)
             self.pulled += 1
             return envelopes
-        return []
+        return None

@@ -249,9 +249,14 @@ def _bound(le: float) -> str:
 
 def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
     up = GaugeMetricFamily(
-        "lilypad_chain_up", "Whether the chain's RPC answered the last call.", labels=["chain_id"]
+        "lilypad_chain_up", "Whether the chain's RPC answered the last read.", labels=["chain_id"]
     )
     head = GaugeMetricFamily("lilypad_chain_head_block", "Head block.", labels=["chain_id"])
+    age = GaugeMetricFamily(
+        "lilypad_chain_read_age_seconds",
+        "How old the chain figures here are (a scrape reuses a read up to 60 s old).",
+        labels=["chain_id"],
+    )
     balance = GaugeMetricFamily(
         "lilypad_balance_wei",
         "Our settlement account: free, locked in deals, or withdrawing (requested, pending "
@@ -263,9 +268,12 @@ def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
         up.add_metric([chain_id], 1.0 if chain.get("connected") else 0.0)
         if "head" in chain:
             head.add_metric([chain_id], chain["head"])
+        if "age_s" in chain:
+            age.add_metric([chain_id], chain["age_s"])
         for state in ("free", "locked", "withdrawing"):
             if f"{state}_wei" in chain:
                 balance.add_metric([chain_id, state], chain[f"{state}_wei"])
     yield up
     yield head
+    yield age
     yield balance

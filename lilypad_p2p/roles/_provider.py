@@ -151,8 +151,8 @@ def resource_offer(
 # --- deals: accept up to capacity, execute, return results, get paid ----------------------
 
 # How often the provider's driver looks at its deals (acceptance timeouts, batches, claims):
-# each is seconds to minutes long, and every tick reads the open deals from the database.
-PROVIDER_TICK_S = 1.0
+# each is seconds to minutes long; with none open it waits for one (at most the idle tick).
+PROVIDER_TICK_S, PROVIDER_IDLE_TICK_S = 1.0, 10.0
 # At most this many accepted deals go in one settleBatch transaction.
 MAX_SETTLE_BATCH = 50
 # Phases in which a deal holds part of our capacity.
@@ -207,6 +207,7 @@ class ProviderRole:
         self._clock_ms = clock_ms
         self._timeouts = timeouts
         self._runs: dict[str, trio.Event] = {}
+        self._deal_added = trio.Event()
         self._lock = trio.Lock()  # serialises capacity checks against new agreements
         self._transport = transport
         # Definitions a job's module needs are fetched from its job creator.
@@ -227,11 +228,14 @@ class ProviderRole:
         await self._connect_executor()
         task_status.started()
         while True:
+            busy = True
             try:
-                await self._tick()
+                busy = await self._tick()
             except (ChainError, LilypadError) as exc:
                 event(log, "provider.tick_failed", logging.WARNING, error=repr(exc))
-            await trio.sleep(PROVIDER_TICK_S)
+            with trio.move_on_after(PROVIDER_TICK_S if busy else PROVIDER_IDLE_TICK_S):
+                await self._deal_added.wait()
+            self._deal_added = trio.Event()
 
     async def _connect_executor(self) -> Executor | None:
         """The Docker executor, connecting on first use (a node without Docker still starts;
@@ -313,6 +317,7 @@ class ProviderRole:
                 provider_signature=signature, module=job.module, spec=job.spec,
                 job_offer_cid=job.cid,
             ), chain_id=chain.chain_id)
+            self._deal_added.set()
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
               chain_id=chain.chain_id)
         return wire.DealCountersigned(provider_signature=signature)
@@ -490,10 +495,11 @@ class ProviderRole:
 
     # --- timeouts and settlement ----------------------------------------------------------
 
-    async def _tick(self) -> None:
+    async def _tick(self) -> bool:  # whether any deal is open
         now = self._clock_ms()
         accepted: list[ProviderDeal] = []
-        for stored in self._store.provider_deals(open_only=True):
+        open_deals = self._store.provider_deals(open_only=True)
+        for stored in open_deals:
             record = stored.record
             if record.phase is Phase.ACCEPTED:
                 accepted.append(stored)
@@ -516,6 +522,7 @@ class ProviderRole:
             by_chain.setdefault(stored.chain_id, []).append(stored)
         for chain_id, batch in by_chain.items():
             await self._settle(self._chains.require(chain_id), batch[:MAX_SETTLE_BATCH])
+        return bool(open_deals)
 
     async def _on_timeout(self, stored: ProviderDeal, deal: Deal, then: Event) -> None:
         chain = self._chains.require(stored.chain_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from scrape_kit import free_port, get, samples
 
+from lilypad_p2p.control import ControlError
 from lilypad_p2p.localnet import LocalCluster
 from lilypad_p2p.testing import require_real
 
@@ -52,6 +53,10 @@ def test_metrics_health_and_readiness_of_two_meshed_nodes(tmp_path: Path) -> Non
         assert metrics[("lilypad_gossip_delivered_messages_total", ())] >= 1
         assert metrics[("process_resident_memory_bytes", ())] > 0
         assert get(f"{base}/")[0] == 200 and a.status["peer_id"] in get(f"{base}/")[1]
+        # `status` reads the chain afresh unless told how old a read may be, within a bound.
+        assert [chain["age_s"] for chain in b.call("status")["chains"]] == [0.0]
+        with pytest.raises(ControlError, match="chain_max_age_s must be a number"):
+            b.call("status", {"chain_max_age_s": -1})
 
         # Hostile clients: garbage, an endless header, a half-open connection, a POST.
         for payload in (b"\x00\xff garbage\r\n\r\n", b"GET / HTTP/1.1\r\nX: " + b"a" * 70_000):

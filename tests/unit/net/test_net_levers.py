@@ -1,12 +1,15 @@
 """Each lever in lilypad_p2p.net._levers leans on py-libp2p internals: check them here, so a
 library bump that moves them fails loudly instead of silently undoing the tuning."""
 
+import functools
 import inspect
 import threading
 from collections import defaultdict
 from importlib.metadata import version
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
@@ -123,6 +126,49 @@ def test_reported_scorer_ignores_library_p4_and_keeps_reports_across_reconnect()
     for _ in range(12):
         scorer.on_heartbeat()
     assert scorer.score(peer, ["/t"]) > -0.1
+
+
+@functools.cache
+def _a_peer():
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(create_new_key_pair().public_key)
+
+
+@given(invalid=st.floats(0, 50), penalties=st.lists(st.floats(0, 40), min_size=5, max_size=5),
+       mesh=st.floats(0, 100))
+def test_a_peer_that_cannot_score_below_zero_is_never_graylisted(invalid, penalties, mesh):
+    from lilypad_p2p.net._mesh import score_params
+
+    peer, topic = _a_peer(), "/lilypad/1/nodes"
+    scorer = ReportedScorer(score_params())
+    if invalid:
+        scorer.add_invalid_messages(peer, topic, invalid)
+    scorer.time_in_mesh[peer][topic] = mesh
+    for table, value in zip((scorer.behavior_penalty, scorer.graft_flood_penalties,
+                             scorer.iwant_spam_penalties, scorer.ihave_spam_penalties,
+                             scorer.equivocation_penalties), penalties, strict=True):
+        if value:
+            table[peer] = value
+    if not scorer.may_score_below_zero(peer):
+        assert scorer.score(peer, [topic]) >= 0
+        assert not scorer.is_graylisted(peer, [topic])
+    if scorer.score(peer, [topic]) < 0:
+        assert scorer.may_score_below_zero(peer)
+
+
+def test_the_library_score_has_the_parts_the_fast_path_knows():
+    from lilypad_p2p.net._mesh import score_params
+
+    source = inspect.getsource(PeerScorer.score)
+    for part in ("behavior_penalty", "graft_flood_penalties", "iwant_spam_penalties",
+                 "ihave_spam_penalties", "equivocation_penalties", "topic_score",
+                 "app_specific_score_fn", "ip_colocation_penalty"):
+        assert part in source
+    ours = score_params()
+    assert ours.p6_appl_slack_weight == ours.p7_ip_colocation_weight == 0
+    assert ours.app_specific_score_fn is None
 
 
 def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:

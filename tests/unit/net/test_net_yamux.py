@@ -9,7 +9,7 @@ from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, preferring
 from lilypad_p2p.net._levers import GuardedMplex
-from lilypad_p2p.net._yamux import GuardedYamux
+from lilypad_p2p.net._yamux import RTT_MEASURE_INTERVAL_S, GuardedYamux
 
 
 def _offered(muxers):
@@ -43,3 +43,13 @@ def test_the_library_members_our_yamux_relies_on_are_still_there():
         assert f"self.{member} =" in inspect.getsource(Yamux.__init__)
     # The library still builds its own Yamux on negotiation (why `MuxerClassMultistream` exists).
     assert "Yamux(" in inspect.getsource(MuxerMultistream.new_conn)
+    # The RTT loop still reads the module's interval on each round, after a first ping at once.
+    loop = inspect.getsource(Yamux._measure_rtt_loop)
+    assert "move_on_after(RTT_MEASURE_INTERVAL)" in loop
+    assert loop.index("TYPE_PING") < loop.index("RTT_MEASURE_INTERVAL")
+
+
+def test_connections_ping_for_rtt_every_five_minutes_not_every_30_s():
+    import libp2p.stream_muxer.yamux.yamux as library_yamux
+
+    assert library_yamux.RTT_MEASURE_INTERVAL == RTT_MEASURE_INTERVAL_S == 300

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lilypad_p2p import wire
+from lilypad_p2p.net._params import ANTI_ENTROPY_INTERVAL_S, ANTI_ENTROPY_MAX_INTERVAL_S
 from lilypad_p2p.net._sync import (
     DIGEST_BYTES,
     MAX_SYNC_ENVELOPES,
@@ -15,6 +16,7 @@ from lilypad_p2p.net._sync import (
     digest,
     encode_request,
     encode_response,
+    next_pull_pause_s,
 )
 
 
@@ -66,3 +68,15 @@ def test_bad_responses_raise_typed_error(response_body):
 def test_garbage_responses_only_raise_wire_errors(data):
     with contextlib.suppress(wire.WireError):
         decode_response(data)
+
+
+def test_pull_pause_doubles_while_pulls_find_nothing_and_resets_otherwise():
+    pause = ANTI_ENTROPY_INTERVAL_S
+    pauses = []
+    for _ in range(4):
+        pause = next_pull_pause_s(pause, learnt=0)
+        pauses.append(pause)
+    assert pauses == [20.0, 40.0, 40.0, 40.0] == [
+        min(ANTI_ENTROPY_INTERVAL_S * 2**n, ANTI_ENTROPY_MAX_INTERVAL_S) for n in range(1, 5)]
+    assert next_pull_pause_s(pause, learnt=3) == ANTI_ENTROPY_INTERVAL_S
+    assert next_pull_pause_s(pause, learnt=None) == ANTI_ENTROPY_INTERVAL_S

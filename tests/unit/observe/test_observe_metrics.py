@@ -27,7 +27,8 @@ STATUS = {
              "evicted": 0, "expired": 0, "cancelled": 0},
     "nat": {"reachability": "public", "circuit_addrs": []},
     "chains": [{"chain_id": 31337, "contract": "0x" + "cd" * 20, "connected": True, "head": 99,
-                "free_wei": 5 * 10**18, "locked_wei": 10**18, "withdrawing_wei": 7}],
+                "free_wei": 5 * 10**18, "locked_wei": 10**18, "withdrawing_wei": 7,
+                "age_s": 12.5}],
 }
 PEERS = [
     {"peer_id": "16Uiu2HAmA", "addrs": ["/ip4/1.2.3.4/tcp/1"],
@@ -84,6 +85,7 @@ def test_exposition_follows_prometheus_conventions():
     assert metrics[("lilypad_deals", (("phase", "running"), ("side", "provider")))] == 1
     assert metrics[("lilypad_balance_wei", (("chain_id", "31337"), ("state", "locked")))] == 1e18
     assert metrics[("lilypad_chain_up", (("chain_id", "31337"),))] == 1
+    assert metrics[("lilypad_chain_read_age_seconds", (("chain_id", "31337"),))] == 12.5
     assert metrics[("lilypad_peer_score_peers", (("le", "-80.0"),))] == 1
     assert metrics[("lilypad_peer_score_peers", (("le", "+Inf"),))] == 2
     assert metrics[("lilypad_gossip_mesh_peers", (("topic", "/lilypad/1/market/cpu"),))] == 1

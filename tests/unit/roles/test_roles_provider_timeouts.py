@@ -5,7 +5,9 @@ their room takes new deals (against a real embedded chain)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import trio
@@ -22,7 +24,7 @@ from lilypad_p2p.roles import (
     deal_to_wire,
     resource_offer,
 )
-from lilypad_p2p.roles._provider import PROVIDER_TICK_S, Capacity
+from lilypad_p2p.roles._provider import PROVIDER_IDLE_TICK_S, PROVIDER_TICK_S, Capacity
 from lilypad_p2p.testing import WatchedStore, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
 from lilypad_p2p.testing.offers import make_job_offer
@@ -33,15 +35,21 @@ HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 LIMIT_S = AGREEMENT_TIMEOUT_MS / 1000 + PROVIDER_TICK_S + 60
 
 
-async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
-    tmp_path: Path, autojump
-) -> None:
+class _Provider(NamedTuple):
+    role: ProviderRole
+    store: WatchedStore
+    clock: Clock
+    client: Identity
+    proposal: Callable[[], wire.DealProposal]
+
+
+async def _provider(tmp_path: Path) -> _Provider:
+    """A provider with room for two 500-mCPU jobs, no Docker, and a client's proposals."""
     mediator = chain_test_accounts(2)[1].address
     client, provider = Identity.generate(), Identity.generate()
     chain_id, chains = await funded_deal_chains([client, provider])
     client_chain, provider_chain = chains[client.address], chains[provider.address]
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
-    # Room for two 500-mCPU jobs at once.
     offer = resource_offer(provider=provider.address, market="cpu",
                            capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
                            now_ms=clock(), chain_ids=(chain_id,),
@@ -68,6 +76,13 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
                                  resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                                  job_creator_signature=client_chain.sign_deal(deal))
 
+    return _Provider(role, store, clock, client, proposal)
+
+
+async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
+    tmp_path: Path, autojump
+) -> None:
+    role, store, clock, client, proposal = await _provider(tmp_path)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(role.run)
@@ -83,4 +98,34 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
                        >= AGREEMENT_TIMEOUT_MS for d in store.deals())
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
                               wire.DealCountersigned)
+            nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_provider_reads_its_deals_each_idle_tick_and_at_once_on_a_new_deal(
+    tmp_path: Path, autojump, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    role, store, _, client, proposal = await _provider(tmp_path)
+    reads: list[float] = []
+    read_deals = store.provider_deals
+
+    def counted(**kwargs):
+        reads.append(trio.current_time())
+        return read_deals(**kwargs)
+
+    monkeypatch.setattr(store, "provider_deals", counted)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(role.run)
+            await trio.sleep(6 * PROVIDER_IDLE_TICK_S)
+            assert len(reads) <= 7  # the first tick, then one per idle tick: not one a second
+            before = len(reads)
+            assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
+                              wire.DealCountersigned)
+            asked_at = trio.current_time()
+            while len(reads) == before:
+                await trio.sleep(0.01)
+            assert reads[-1] - asked_at < PROVIDER_TICK_S
+            # With a deal open, the provider looks every tick again.
+            await trio.sleep(5 * PROVIDER_TICK_S)
+            assert len(reads) >= before + 5
             nursery.cancel_scope.cancel()
