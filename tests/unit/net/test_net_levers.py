@@ -8,6 +8,7 @@ from collections import defaultdict
 from importlib.metadata import version
 
 import trio
+import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
@@ -73,6 +74,11 @@ def test_the_library_still_calls_what_we_override():
         "peer_id",
         "timeout",
     ]
+    # The per-peer sending loop we replace (lever 14), and the queue's non-blocking pop.
+    assert "self.manager.run_task(self.handle_sending_messages, peer_id, stream, queue)" in (
+        inspect.getsource(Pubsub._handle_new_peer)
+    )
+    assert RpcQueue()._queue.pop() is None
 
 
 def test_outbound_queue_bound_is_still_a_mutable_private_field():
@@ -374,3 +380,67 @@ async def test_control_messages_carry_no_peer_record():
     sent = await queue.pop()
     assert not sent.senderRecord
     assert sent.control.graft[0].topicID == "/t"
+
+
+class _RecordingStream:
+    def __init__(self, fail: bool = False) -> None:
+        self.writes: list[bytes] = []
+        self.fail = fail
+
+    async def write(self, data: bytes) -> None:
+        if self.fail:
+            from libp2p.network.stream.exceptions import StreamReset
+
+            raise StreamReset("gone")
+        self.writes.append(data)
+
+
+def _publish_rpc(data: bytes) -> rpc_pb2.RPC:
+    return rpc_pb2.RPC(publish=[rpc_pb2.Message(data=data, topicIDs=["/t"])])
+
+
+def _read_rpcs(blob: bytes) -> list[bytes]:
+    found, index = [], 0
+    while index < len(blob):
+        length, shift = 0, 0
+        while True:
+            byte = blob[index]
+            index += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(blob[index:index + length])
+        found.append(rpc.publish[0].data)
+        index += length
+    return found
+
+
+async def test_queued_rpcs_leave_in_one_write_in_order_and_a_lone_one_alone():
+    _, pubsub = _pubsub_pair()
+    peer = _a_peer()
+    queue, stream = RpcQueue(), _RecordingStream()
+    for data in (b"one", b"two", b"three"):
+        queue.push(_publish_rpc(data))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(pubsub.handle_sending_messages, peer, stream, queue)
+        await trio.testing.wait_all_tasks_blocked()
+        queue.push(_publish_rpc(b"four"))
+        await trio.testing.wait_all_tasks_blocked()
+        queue.close()
+    assert [_read_rpcs(write) for write in stream.writes] == [[b"one", b"two", b"three"],
+                                                              [b"four"]]
+    assert pubsub.rpcs_batched == 2
+
+
+async def test_a_broken_stream_ends_the_sending_loop_and_drops_the_peer():
+    _, pubsub = _pubsub_pair()
+    peer = _a_peer()
+    dropped = []
+    pubsub._handle_dead_peer = dropped.append  # type: ignore[method-assign]
+    queue = RpcQueue()
+    queue.push(_publish_rpc(b"one"))
+    with trio.fail_after(5):
+        await pubsub.handle_sending_messages(peer, _RecordingStream(fail=True), queue)
+    assert dropped == [peer]
