@@ -76,8 +76,11 @@ ANTI_ENTROPY_INTERVAL_S: Final = 10.0
 # Each pull that answers with nothing new doubles the pause, up to this: a pull is a new stream
 # (multistream negotiation, request, answer, two FINs), some 80 task steps on the two nodes, the
 # largest share of an idle node's wake-ups. A pull that learns something, or that gets no answer,
-# brings the pause back to ANTI_ENTROPY_INTERVAL_S.
+# brings the pause back to ANTI_ENTROPY_INTERVAL_S. A peer whose request names envelopes we
+# lack is pulled from at once (at most once per ANTI_ENTROPY_INTERVAL_S a peer, remembering up
+# to PULL_BACK_MEMORY peers), so a pull in either direction reconciles both.
 ANTI_ENTROPY_MAX_INTERVAL_S: Final = 40.0
+PULL_BACK_MEMORY: Final = 256
 # A peer exchange request/response must finish within this.
 PEER_EXCHANGE_TIMEOUT_S: Final = 5.0
 # A dial must finish (TCP + Noise + muxer) within this.

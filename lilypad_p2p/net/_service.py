@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -191,7 +192,10 @@ class GossipNet:
             min_followers=mesh_degree.target if markets else params.PUBLISHER_FOLLOWER_PEERS,
         )
         self._replay_guard = ReplayGuard()
-        self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []))
+        self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []),
+                               asker_holds_more=self._asker_holds_more)
+        self._pull_pause_s = params.ANTI_ENTROPY_INTERVAL_S
+        self._pulled_back: dict[ID, float] = {}
         # Installed before we listen, so a peer that connects at once can already pull.
         self._sync.install()
         self._has_open_deal: Callable[[str], bool] = lambda peer: False
@@ -360,14 +364,29 @@ class GossipNet:
         one random connected peer holds and we lack: offers re-published only every few
         minutes still reach every node soon after a partition heals or a copy is lost. While
         pulls answer with nothing new, the pause doubles up to `ANTI_ENTROPY_MAX_INTERVAL_S`."""
-        pause_s = params.ANTI_ENTROPY_INTERVAL_S
         while True:
-            await trio.sleep(pause_s * random.uniform(0.75, 1.25))
+            await trio.sleep(self._pull_pause_s * random.uniform(0.75, 1.25))
             peers = list(self._host.get_network().get_connections_map())
             # Only followers hold our markets' offers: ask one (any peer holds NodeRecords).
             candidates = [peer for peer in peers if self._follows_our_markets(peer)] or peers
             learnt = await self._pull_offers(random.choice(candidates)) if candidates else None
-            pause_s = next_pull_pause_s(pause_s, learnt)
+            self._pull_pause_s = next_pull_pause_s(self._pull_pause_s, learnt)
+
+    def _asker_holds_more(self, peer_id: ID, markets: Sequence[str]) -> None:
+        """A peer's sync request named envelopes we lack: pull from it now (a peer at most
+        once per `ANTI_ENTROPY_INTERVAL_S`), so one pull in either direction reconciles both
+        sides after a partition. Only for markets we follow: only then do its digests and ours
+        cover the same envelopes."""
+        if self._nursery is None or not set(markets) <= {t.market for t in self._markets}:
+            return
+        now = trio.current_time()
+        if now - self._pulled_back.get(peer_id, -math.inf) < params.ANTI_ENTROPY_INTERVAL_S:
+            return
+        if len(self._pulled_back) >= params.PULL_BACK_MEMORY:
+            self._pulled_back = {peer: at for peer, at in self._pulled_back.items()
+                                 if now - at < params.ANTI_ENTROPY_INTERVAL_S}
+        self._pulled_back[peer_id] = now
+        self._nursery.start_soon(self._pull_offers, peer_id)
 
     def _follows_our_markets(self, peer_id: ID) -> bool:
         topics = self._pubsub.peer_topics
@@ -412,6 +431,8 @@ class GossipNet:
                 continue
             self._emit(event_for(envelope, peer_id))
             learnt += 1
+        if learnt:
+            self._pull_pause_s = params.ANTI_ENTROPY_INTERVAL_S
         return learnt
 
     def _emit(self, event: NetEvent) -> None:

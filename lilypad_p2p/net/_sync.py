@@ -6,7 +6,8 @@ connection, and every `ANTI_ENTROPY_INTERVAL_S` (up to `ANTI_ENTROPY_MAX_INTERVA
 pulls find nothing) from one random connected peer, a node asks,
 over `/lilypad/sync/2.0.0`, for the signed envelopes the peer holds on the markets the asker
 follows, plus the NodeRecords it holds, naming the digests of the envelopes it already has; the
-answer carries only the others. A newcomer learns the market at once, and an offer that a
+answer carries only the others (and a server that finds digests it lacks among them pulls back
+from the asker). A newcomer learns the market at once, and an offer that a
 partition or a lost message kept from part of the network spreads epidemically, at a cost per
 round of one small request when nothing is missing (Golem's market pulls after gossip too).
 What goes in the answer is the server's choice (`Snapshot`). The answer is untrusted like any
@@ -121,9 +122,12 @@ def next_pull_pause_s(pause_s: float, learnt: int | None) -> float:
 class OfferSync:
     """Serves our offers to peers and pulls theirs; validation is the caller's."""
 
-    def __init__(self, host: IHost, snapshot: Snapshot) -> None:
+    def __init__(self, host: IHost, snapshot: Snapshot, *,
+                 asker_holds_more: Callable[[ID, Sequence[str]], None] = lambda *_: None) -> None:
         self._host = host
         self._snapshot = snapshot
+        # Told when an asker names digests we do not hold: it has something we lack.
+        self._asker_holds_more = asker_holds_more
         self.served = 0
         self.pulled = 0
 
@@ -136,11 +140,13 @@ class OfferSync:
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 request = await read_frame(stream, MAX_SYNC_REQUEST_BYTES)
                 markets, known = decode_request(request)
-                missing = [envelope for envelope in self._snapshot(markets)
-                           if digest(envelope) not in known]
+                ours = {digest(envelope): envelope for envelope in self._snapshot(markets)}
+                missing = [envelope for key, envelope in ours.items() if key not in known]
                 await stream.write(frame(encode_response(missing)))
                 self.served += 1
                 answered = True
+                if not known <= ours.keys():
+                    self._asker_holds_more(stream.muxed_conn.peer_id, markets)
         except Exception as error:  # boundary: a bad or vanished asker costs us nothing more
             logger.debug("serving offer sync failed: %r", error)
         finally:

@@ -88,6 +88,7 @@ async def start_net(
     markets: Sequence[str] = ("cpu",),
     target_connections: int = 8,
     followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
+    offer_snapshot: Callable[[Sequence[str]], list[bytes]] | None = None,
 ) -> RunningNet:
     identity = Identity.generate()
     net = GossipNet(
@@ -97,6 +98,7 @@ async def start_net(
         markets=markets,
         target_connections=target_connections,
         followers=followers,
+        offer_snapshot=offer_snapshot,
     )
     scope = trio.CancelScope()
     inbox = Inbox()
