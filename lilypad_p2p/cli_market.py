@@ -35,8 +35,8 @@ def print_view(view: dict[str, Any]) -> None:
     console = Console()
     if not view["following"]:
         console.print(
-            f"this node does not receive market {view['market']!r}'s job offers and matches "
-            "(only clients, solvers and relays do): set follow_markets = true in its "
+            f"this node does not receive market {view['market']!r}'s job offers "
+            "(only solvers and relays do): set follow_markets = true in its "
             "config.toml and restart it to see them here")
         return
     jobs = Table(title=f"open job offers in market {view['market']!r} ({len(view['open_jobs'])})")

@@ -71,6 +71,12 @@ ROLES = ("client", "provider", "solver", "mediator", "relay", "chain-bridge")
 # jobs as a client does), and a relay, which carries the gossip of the peers behind NATs that
 # reach each other only through it. The others only publish into it.
 MARKET_FOLLOWING_ROLES = frozenset({"client", "solver", "chain-bridge", "relay"})
+# Of them, those that also receive job offers and their cancellations: solvers match them, and a
+# relay carries them. Clients and chain bridges send theirs to the solvers and relays they are
+# connected to, and hear only the matches (DESIGN §4).
+JOB_FOLLOWING_ROLES = frozenset({"solver", "relay"})
+# The roles that post job offers.
+JOB_POSTING_ROLES = frozenset({"client", "chain-bridge"})
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -151,11 +157,12 @@ class NodeConfig:
                                     "letters, digits, '-' or '_', at most 32 characters)",
                                     _distinct, at_least_one=True),
         "markets to join (cpu, gpu, ...)", flag="--market")
-    # Clients and solvers receive every offer, match and cancel of their markets; other nodes
-    # (providers) only publish into them, unless this is on (README "Seeing the market").
+    # Solvers receive every offer, match and cancel of their markets, clients every resource
+    # offer and match; other nodes (providers) only publish into them, unless this is on
+    # (README "Seeing the market").
     follow_markets: bool = setting(False, Flag(), "receive the markets' job offers and matches "
-                                   "without the client or solver role (a provider's `market` "
-                                   "view), at the cost of every job's gossip")
+                                   "without the solver role (the `market` view of a client or "
+                                   "provider), at the cost of every job's gossip")
     log_level: str = setting("info", Choice(LOG_LEVELS, fold_case=True), "how much to log",
                              flag="--log-level")
     # The one-chain shorthand `[chain]`; `[[chains]]` lists several (see `chains`).
@@ -332,6 +339,15 @@ class NodeConfig:
     def follows_markets(self) -> bool:
         """Whether this node subscribes to its markets' topics (else it only publishes)."""
         return self.follow_markets or not self.roles.isdisjoint(MARKET_FOLLOWING_ROLES)
+
+    @property
+    def follows_jobs(self) -> bool:
+        """Whether this node also receives its markets' job offers."""
+        return self.follow_markets or not self.roles.isdisjoint(JOB_FOLLOWING_ROLES)
+
+    @property
+    def posts_jobs(self) -> bool:
+        return not self.roles.isdisjoint(JOB_POSTING_ROLES)
 
 
 @dataclass(frozen=True, slots=True)

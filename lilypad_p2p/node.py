@@ -23,7 +23,7 @@ import trio
 from lilypad_p2p import wire
 from lilypad_p2p.chain import RecordFeed
 from lilypad_p2p.clock import Clock
-from lilypad_p2p.config import MARKET_FOLLOWING_ROLES, NodeConfig
+from lilypad_p2p.config import JOB_FOLLOWING_ROLES, MARKET_FOLLOWING_ROLES, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
 from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.health import Health
@@ -36,6 +36,7 @@ from lilypad_p2p.market._market_watch import MarketWatch
 from lilypad_p2p.net import (
     CancelReceived,
     GossipNet,
+    JobsTopic,
     MarketTopic,
     Muxer,
     NatSettings,
@@ -98,9 +99,12 @@ class Node:
             # Providers and mediators publish into their markets without receiving every job's
             # offers, matches and cancels (DESIGN §4): most of a market's gossip per job.
             markets=config.markets if config.follows_markets else (),
+            # Only solvers need every job offer; clients hear the matches (DESIGN §4).
+            job_markets=config.markets if config.follows_jobs else (),
             followers=self._market_followers,
             clock_ms=clock_ms,
-            offer_snapshot=lambda markets: self.publisher.offer_snapshot(markets),
+            offer_snapshot=lambda markets, with_jobs: self.publisher.offer_snapshot(
+                markets, with_jobs),
             nat=_nat_settings(config),
             muxers=preferring(Muxer(config.muxer)),
             limits=config.net_limits,
@@ -211,11 +215,16 @@ class Node:
     async def _wait_for_first_mesh(self) -> None:
         if not self.config.bootstrap + self.config.bootstrap_file_peers:
             return
-        topics = [str(MarketTopic(market)) for market in self.config.markets]
+        config = self.config
         # A follower publishes through its mesh; a publisher to whichever followers it knows.
-        peers = self.net.mesh_peers if self.config.follows_markets else self.net.topic_peers
+        waits = [(str(MarketTopic(market)),
+                  self.net.mesh_peers if config.follows_markets else self.net.topic_peers)
+                 for market in config.markets]
+        if config.posts_jobs and not config.follows_jobs:
+            waits += [(str(JobsTopic(market)), self.net.topic_peers) for market in config.markets]
+        topics = [topic for topic, _ in waits]
         with trio.move_on_after(FIRST_MESH_TIMEOUT_S) as waited:
-            while not all(peers(topic) for topic in topics):
+            while not all(peers(topic) for topic, peers in waits):
                 await trio.sleep(MESH_POLL_INTERVAL_S)
         if waited.cancelled_caught:
             event(
@@ -257,13 +266,16 @@ class Node:
             self.directory.expire(now_ms)
 
     def _market_followers(self) -> dict[str, tuple[str, ...]]:
-        """Nodes whose records say they follow one of our markets (MARKET_FOLLOWING_ROLES):
-        peer ID -> listen addresses."""
-        markets = set(self.config.markets)
+        """Nodes whose records say they follow one of our markets (MARKET_FOLLOWING_ROLES), or
+        its job offers (JOB_FOLLOWING_ROLES) if we post jobs without following them, so that
+        ours reach them: peer ID -> listen addresses."""
+        config = self.config
+        markets = set(config.markets)
+        roles = (JOB_FOLLOWING_ROLES if config.posts_jobs and not config.follows_jobs
+                 else MARKET_FOLLOWING_ROLES)
         return {record.peer_id: record.listen_addrs
                 for record in self.directory.records.values()
-                if markets.intersection(record.markets)
-                and MARKET_FOLLOWING_ROLES.intersection(record.roles)}
+                if markets.intersection(record.markets) and roles.intersection(record.roles)}
 
     # --- control interface --------------------------------------------------------------
 

@@ -82,8 +82,8 @@ def market_view(node: Node, market: str) -> dict[str, Any]:
                     "reasons": reason_counts(reasons), "examples": examples})
     return {
         "market": market,
-        # Without it the book holds no job offers and no matches are heard (DESIGN §4).
-        "following": node.config.follows_markets,
+        # Without it the book holds no job offers but our own (DESIGN §4).
+        "following": node.config.follows_jobs,
         "window_s": RECENT_MATCH_MS / 1000,
         "open_jobs": [_job_row(job, now_ms, job.cid in matches) for job in open_jobs],
         "recent_matches": len(recent),

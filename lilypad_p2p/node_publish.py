@@ -74,9 +74,9 @@ class Publisher:
             nonce=secrets.randbits(63),
         )
 
-    def offer_snapshot(self, markets: Sequence[str]) -> list[bytes]:
-        """What a syncing peer gets: the fresh offers we hold on `markets`, our NodeRecord
-        and the fresh NodeRecords we hold."""
+    def offer_snapshot(self, markets: Sequence[str], with_jobs: bool) -> list[bytes]:
+        """What a syncing peer gets: the fresh offers we hold on `markets` (job offers only
+        `with_jobs`), our NodeRecord and the fresh NodeRecords we hold."""
         node = self._node
         now_ms = node._clock_ms()
         oldest_ms = now_ms - ENVELOPE_MAX_AGE_MS + SYNC_FRESHNESS_MARGIN_MS
@@ -85,7 +85,8 @@ class Publisher:
             ours = self._own_record = node.identity.sign_envelope(self.node_record(now_ms),
                                                                   now_ms)
         records = node.directory.envelopes_except(node.identity.address)
-        offers = [envelope for market in markets for envelope in node.book.offers(market)]
+        offers = [envelope for market in markets for envelope in node.book.offers(market)
+                  if with_jobs or not isinstance(envelope.body, wire.JobOffer)]
         return [ours.encode()] + [
             envelope.encode() for envelope in records + offers
             if envelope.published_at >= oldest_ms
@@ -98,9 +99,12 @@ class Publisher:
             self._own_record = envelope
         if isinstance(body, wire.ResourceOffer | wire.JobOffer):
             node.book.add(envelope, node._clock_ms())
-        elif isinstance(body, wire.Cancel):
+        cancels_job_offer = False
+        if isinstance(body, wire.Cancel):
+            withdrawn = node.book.get(body.offer_cid)
+            cancels_job_offer = withdrawn is not None and isinstance(withdrawn.body, wire.JobOffer)
             node.book.cancel(envelope, node._clock_ms())
-        await node.net.publish(envelope)
+        await node.net.publish(envelope, cancels_job_offer=cancels_job_offer)
 
     async def publish_node_record(self) -> None:
         # A newcomer learns our record (and every fresh one we hold) by offer sync when it

@@ -75,6 +75,7 @@ from lilypad_p2p.net._service import (
 from lilypad_p2p.net._streams import DealStreams, StreamRequestFailed
 from lilypad_p2p.net._topics import (
     NODES_TOPIC,
+    JobsTopic,
     MarketTopic,
     NodesTopic,
     Topic,
@@ -123,6 +124,7 @@ __all__ = [
     "DropReason",
     "EnvelopeEvent",
     "GossipNet",
+    "JobsTopic",
     "KnownPeer",
     "MarketTopic",
     "MeshDegree",

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import trio
 from libp2p.network.exceptions import SwarmException
@@ -57,10 +57,12 @@ from lilypad_p2p.net._peer_actions import (
 from lilypad_p2p.net._state import NetStatistics, PeerState
 from lilypad_p2p.net._streams import DealStreams
 from lilypad_p2p.net._swarm_guard import guard_swarm
-from lilypad_p2p.net._sync import OfferSync, Snapshot, next_pull_pause_s
-from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic
+from lilypad_p2p.net._sync import OfferSync, next_pull_pause_s
+from lilypad_p2p.net._topics import NODES_TOPIC, JobsTopic, MarketTopic, Topic
 from lilypad_p2p.net._validation import (
     Accepted,
+    Rejected,
+    check_pulled,
     reason_for_wire_error,
     topic_for,
     validate_gossip,
@@ -95,14 +97,16 @@ class GossipNet:
         bootstrap: multiaddrs with `/p2p/<peer id>` to join through.
         markets: markets to subscribe to at start (more with `subscribe_market`); a node that
             only publishes into its markets (a provider) subscribes to none.
+        job_markets: markets whose job offers we receive too (a solver; a client publishes
+            its own to the job followers it is connected to).
         followers: the peers known to follow our markets (base58 peer ID -> listen
             addresses, from NodeRecords): discovery keeps connections to some of them, a mesh
             degree's worth if we follow too, else `PUBLISHER_FOLLOWER_PEERS`.
         muxers: stream multiplexers offered, in order of preference.
         clock_ms: the wall clock signed timestamps are checked against.
         target_connections: connections discovery keeps.
-        offer_snapshot: our current offer envelopes for some markets, served to peers that
-            connect so they need not wait for re-publication (see `_sync`).
+        offer_snapshot: our current offer envelopes for some markets (with job offers or
+            not), served to peers that connect so they need not wait for re-publication.
         mesh_degree: GossipSub D / D_low / D_high.
         nat: relay service and reservations (`_nat.py`); `nat.upnp` asks the router for a port.
         on_addrs_changed: called when our advertised addresses change (a relay reservation).
@@ -119,12 +123,13 @@ class GossipNet:
         listen_addrs: Sequence[str],
         bootstrap: Sequence[str] = (),
         markets: Sequence[str] = (),
+        job_markets: Sequence[str] = (),
         followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
         muxers: Sequence[Muxer] = DEFAULT_MUXERS,
         clock_ms: Callable[[], int] = wall_clock_ms,
         target_connections: int = params.TARGET_CONNECTIONS,
         mesh_degree: MeshDegree = DEFAULT_MESH_DEGREE,
-        offer_snapshot: Snapshot | None = None,
+        offer_snapshot: Callable[[Sequence[str], bool], list[bytes]] | None = None,
         nat: NatSettings | None = None,
         on_addrs_changed: Callable[[], None] = lambda: None,
         limits: NetLimits | None = None,
@@ -133,6 +138,7 @@ class GossipNet:
         self._listen = parse_multiaddrs(listen_addrs, setting="listen")
         bootstrap_addrs = parse_multiaddrs(bootstrap, setting="bootstrap")
         self._markets = [MarketTopic(market) for market in markets]
+        self._job_topics = [JobsTopic(market) for market in job_markets]
         self._clock_ms = clock_ms
         self._host = build_host(
             identity.libp2p_key_pair(),
@@ -192,7 +198,8 @@ class GossipNet:
             min_followers=mesh_degree.target if markets else params.PUBLISHER_FOLLOWER_PEERS,
         )
         self._replay_guard = ReplayGuard()
-        self._sync = OfferSync(self._host, offer_snapshot or (lambda markets: []),
+        self._offer_snapshot = offer_snapshot or (lambda markets, with_jobs: [])
+        self._sync = OfferSync(self._host, self._snapshot_for,
                                asker_holds_more=self._asker_holds_more)
         self._pull_pause_s = params.ANTI_ENTROPY_INTERVAL_S
         self._pulled_back: dict[ID, float] = {}
@@ -250,7 +257,7 @@ class GossipNet:
                 await self._pubsub.wait_until_ready()
                 self._nursery = nursery
                 await self._subscribe(NODES_TOPIC)
-                for topic in self._markets:
+                for topic in self._markets + self._job_topics:
                     await self._subscribe(topic)
                 await nursery.start(self._discovery.run)
                 await nursery.start(self.nat.run)
@@ -288,8 +295,9 @@ class GossipNet:
             raise NotListening("the gossip network is not running")
         return self._nursery
 
-    async def subscribe_market(self, market: str) -> None:
-        """Receive (and forward) the offers, proposals and cancellations of `market`.
+    async def subscribe_market(self, market: str, *, jobs: bool = False) -> None:
+        """Receive (and forward) the resource offers and proposals of `market`, and with
+        `jobs` its job offers, and their cancellations.
 
         Raises:
             TopicError: the market name is invalid.
@@ -297,6 +305,8 @@ class GossipNet:
         """
         self._require_running()
         await self._subscribe(MarketTopic(market))
+        if jobs:
+            await self._subscribe(JobsTopic(market))
 
     async def _subscribe(self, topic: Topic) -> None:
         name = str(topic)
@@ -306,8 +316,10 @@ class GossipNet:
         await self._pubsub.subscribe(name)
         self._subscribed.add(name)
 
-    async def publish(self, envelope: wire.SignedEnvelope) -> None:
-        """Gossip `envelope` on the topic its body belongs to.
+    async def publish(self, envelope: wire.SignedEnvelope, *, cancels_job_offer: bool = False
+                      ) -> None:
+        """Gossip `envelope` on the topic its body belongs to (a cancellation on its offer's:
+        `cancels_job_offer`).
 
         Raises:
             PublishError: the envelope is invalid, too large, or the host failed.
@@ -317,7 +329,7 @@ class GossipNet:
         data = envelope.encode()
         try:
             wire.open_envelope(data, now_ms=self._clock_ms())
-            topic = str(topic_for(envelope))
+            topic = str(topic_for(envelope, cancels_job_offer=cancels_job_offer))
         except (wire.WireError, NetError) as error:
             raise PublishError(f"refusing to publish an invalid envelope: {error}") from error
         try:
@@ -368,7 +380,7 @@ class GossipNet:
             await trio.sleep(self._pull_pause_s * random.uniform(0.75, 1.25))
             peers = list(self._host.get_network().get_connections_map())
             # Only followers hold our markets' offers: ask one (any peer holds NodeRecords).
-            candidates = [peer for peer in peers if self._follows_our_markets(peer)] or peers
+            candidates = [peer for peer in peers if self._follows(peer, self._markets)] or peers
             learnt = await self._pull_offers(random.choice(candidates)) if candidates else None
             self._pull_pause_s = next_pull_pause_s(self._pull_pause_s, learnt)
 
@@ -379,6 +391,8 @@ class GossipNet:
         cover the same envelopes."""
         if self._nursery is None or not set(markets) <= {t.market for t in self._markets}:
             return
+        if not self._job_topics and self._follows(peer_id, map(JobsTopic, markets)):
+            return  # what it holds more of is job offers, which we do not keep
         now = trio.current_time()
         if now - self._pulled_back.get(peer_id, -math.inf) < params.ANTI_ENTROPY_INTERVAL_S:
             return
@@ -388,18 +402,25 @@ class GossipNet:
         self._pulled_back[peer_id] = now
         self._nursery.start_soon(self._pull_offers, peer_id)
 
-    def _follows_our_markets(self, peer_id: ID) -> bool:
-        topics = self._pubsub.peer_topics
-        return any(peer_id in topics.get(str(topic), ()) for topic in self._markets)
+    def _follows(self, peer_id: ID, topics: Iterable[Topic]) -> bool:
+        peer_topics = self._pubsub.peer_topics
+        return any(peer_id in peer_topics.get(str(topic), ()) for topic in topics)
+
+    def _snapshot_for(self, markets: Sequence[str], asker: ID | None) -> list[bytes]:
+        """Our offers on `markets` for `asker` (None: to name what we hold when we ask): no job
+        offers for a peer known to follow the markets but not their jobs (a client)."""
+        with_jobs = (asker is None or self._follows(asker, map(JobsTopic, markets))
+                     or not self._follows(asker, self._markets))
+        return self._offer_snapshot(markets, with_jobs)
 
     async def _pull_offers(self, peer_id: ID) -> int | None:
         """Learn the offers and NodeRecords a peer holds that we lack, through the same checks
         as gossip; how many passed them, or None if the peer gave no valid answer.
 
-        Stale or expired envelopes are skipped without blame: an honest peer may hold an offer
-        whose owner has gone quiet. Anything else invalid is the peer's fault.
+        Invalid envelopes are the peer's fault, except those `check_pulled` skips.
         """
         markets = [topic.market for topic in self._markets]
+        job_markets = {topic.market for topic in self._job_topics}
         try:
             envelopes = await self._sync.pull(peer_id, markets)
         except wire.WireError as error:
@@ -412,25 +433,13 @@ class GossipNet:
         learnt = 0
         now_ms = self._clock_ms()
         for data in envelopes:
-            try:
-                envelope = wire.open_envelope(data, now_ms=now_ms)
-            except (wire.StaleMessage, wire.ExpiredMessage):
-                continue
-            except wire.WireError as error:
-                reason = reason_for_wire_error(error)
-                self._dropped[reason.value] += 1
-                self.report_peer(peer_id, PeerAction.MID_TOLERANCE, reason)
-                continue
-            body = envelope.body
-            if not isinstance(body, wire.NodeRecord) and (
-                not isinstance(body, wire.ResourceOffer | wire.JobOffer)
-                or body.market not in markets
-            ):
-                self._dropped[DropReason.WRONG_TOPIC.value] += 1
-                self.report_peer(peer_id, PeerAction.MID_TOLERANCE, DropReason.WRONG_TOPIC)
-                continue
-            self._emit(event_for(envelope, peer_id))
-            learnt += 1
+            verdict = check_pulled(data, markets=markets, job_markets=job_markets, now_ms=now_ms)
+            if isinstance(verdict, Rejected):
+                self._dropped[verdict.reason.value] += 1
+                self.report_peer(peer_id, PeerAction.MID_TOLERANCE, verdict.reason)
+            elif verdict is not None:
+                self._emit(event_for(verdict.envelope, peer_id))
+                learnt += 1
         if learnt:
             self._pull_pause_s = params.ANTI_ENTROPY_INTERVAL_S
         return learnt

@@ -43,7 +43,8 @@ MAX_SYNC_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_SYNC_MARKETS = 16
 SYNC_TIMEOUT_S = 10.0
 
-Snapshot = Callable[[Sequence[str]], list[bytes]]
+# Our envelopes on some markets, for an asker (None: for our own request, naming what we hold).
+Snapshot = Callable[[Sequence[str], ID | None], list[bytes]]
 
 
 class SyncResponseInvalid(wire.MalformedMessage):
@@ -140,13 +141,14 @@ class OfferSync:
             with trio.move_on_after(SYNC_TIMEOUT_S):
                 request = await read_frame(stream, MAX_SYNC_REQUEST_BYTES)
                 markets, known = decode_request(request)
-                ours = {digest(envelope): envelope for envelope in self._snapshot(markets)}
+                asker = stream.muxed_conn.peer_id
+                ours = {digest(envelope): envelope for envelope in self._snapshot(markets, asker)}
                 missing = [envelope for key, envelope in ours.items() if key not in known]
                 await stream.write(frame(encode_response(missing)))
                 self.served += 1
                 answered = True
                 if not known <= ours.keys():
-                    self._asker_holds_more(stream.muxed_conn.peer_id, markets)
+                    self._asker_holds_more(asker, markets)
         except Exception as error:  # boundary: a bad or vanished asker costs us nothing more
             logger.debug("serving offer sync failed: %r", error)
         finally:
@@ -169,7 +171,7 @@ class OfferSync:
                 logger.debug("offer sync with %s not possible: %r", peer_id, error)
                 return None
             try:
-                known = {digest(envelope) for envelope in self._snapshot(markets)}
+                known = {digest(envelope) for envelope in self._snapshot(markets, None)}
                 await stream.write(frame(encode_request(markets, known)))
                 envelopes = decode_response(await read_frame(stream, MAX_SYNC_RESPONSE_BYTES))
             except wire.WireError:

@@ -1,6 +1,8 @@
 """Typed gossip topics with a string round trip (lighthouse `types/topics.rs` style).
 
-`/lilypad/1/market/<market>` carries offers, match proposals and cancellations of one market;
+`/lilypad/1/market/<market>` carries the resource offers and match proposals of one market, and
+their owners' cancellations; `/lilypad/1/jobs/<market>` carries its job offers and their
+cancellations, which only solvers need (clients hear the matches, not each other's jobs);
 `/lilypad/1/nodes` carries node records. `parse_topic(str(topic)) == topic` for every topic, and
 anything else is a `TopicError`, so a peer-supplied topic string can never name a topic we do not
 model.
@@ -15,6 +17,7 @@ from lilypad_p2p.net._errors import TopicError
 
 TOPIC_PREFIX = "/lilypad/1/"
 MARKET_TOPIC_PREFIX = TOPIC_PREFIX + "market/"
+JOBS_TOPIC_PREFIX = TOPIC_PREFIX + "jobs/"
 NODES_TOPIC_STRING = TOPIC_PREFIX + "nodes"
 # Same rule as NodeConfig's `markets` setting: lower-case, short, no separators that could
 # smuggle a second path segment into a topic.
@@ -32,7 +35,7 @@ def check_market_name(market: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class MarketTopic:
-    """The topic of one market: offers, match proposals and cancellations."""
+    """The topic of one market: resource offers, match proposals, their cancellations."""
 
     market: str
 
@@ -44,6 +47,19 @@ class MarketTopic:
 
 
 @dataclass(frozen=True, slots=True)
+class JobsTopic:
+    """The job offers of one market and their cancellations."""
+
+    market: str
+
+    def __post_init__(self) -> None:
+        check_market_name(self.market)
+
+    def __str__(self) -> str:
+        return JOBS_TOPIC_PREFIX + self.market
+
+
+@dataclass(frozen=True, slots=True)
 class NodesTopic:
     """The topic of node records."""
 
@@ -51,7 +67,7 @@ class NodesTopic:
         return NODES_TOPIC_STRING
 
 
-Topic = MarketTopic | NodesTopic
+Topic = MarketTopic | JobsTopic | NodesTopic
 NODES_TOPIC = NodesTopic()
 
 
@@ -63,4 +79,6 @@ def parse_topic(topic: str) -> Topic:
         return NODES_TOPIC
     if topic.startswith(MARKET_TOPIC_PREFIX):
         return MarketTopic(topic[len(MARKET_TOPIC_PREFIX) :])
+    if topic.startswith(JOBS_TOPIC_PREFIX):
+        return JobsTopic(topic[len(JOBS_TOPIC_PREFIX) :])
     raise TopicError(f"unknown topic {topic[:80]!r}")

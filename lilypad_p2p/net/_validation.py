@@ -8,6 +8,7 @@ rejected copy must not poison the guard for a valid one).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from libp2p.peer.id import ID
@@ -16,7 +17,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.market import ReplayGuard
 from lilypad_p2p.net._errors import TopicError
 from lilypad_p2p.net._peer_actions import DropReason
-from lilypad_p2p.net._topics import NODES_TOPIC, MarketTopic, Topic, parse_topic
+from lilypad_p2p.net._topics import NODES_TOPIC, JobsTopic, MarketTopic, Topic, parse_topic
 
 # Most specific first: `reason_for_wire_error` takes the first class the error is an instance of.
 _WIRE_ERROR_REASONS: tuple[tuple[type[wire.WireError], DropReason], ...] = (
@@ -56,12 +57,46 @@ def reason_for_wire_error(error: wire.WireError) -> DropReason:
     return DropReason.MALFORMED
 
 
-def topic_for(envelope: wire.SignedEnvelope) -> Topic:
-    """The one topic an envelope may travel on, from its body's type and market."""
+def topic_for(envelope: wire.SignedEnvelope, *, cancels_job_offer: bool = False) -> Topic:
+    """The topic to publish `envelope` on, from its body's type and market; a cancellation goes
+    where the offer it withdraws went (`cancels_job_offer`)."""
     body = envelope.body
     if isinstance(body, wire.NodeRecord):
         return NODES_TOPIC
+    if isinstance(body, wire.JobOffer) or (isinstance(body, wire.Cancel) and cancels_job_offer):
+        return JobsTopic(body.market)
     return MarketTopic(body.market)
+
+
+def topics_for(envelope: wire.SignedEnvelope) -> tuple[Topic, ...]:
+    """The topics `envelope` may arrive on: a cancellation on either topic of its market, since
+    a receiver need not hold the offer it withdraws to know which kind that was."""
+    if isinstance(envelope.body, wire.Cancel):
+        return (MarketTopic(envelope.body.market), JobsTopic(envelope.body.market))
+    return (topic_for(envelope),)
+
+
+def check_pulled(
+    data: bytes, *, markets: Collection[str], job_markets: Collection[str], now_ms: int
+) -> Verdict | None:
+    """What offer sync brought, checked as gossip is, for one who follows `markets` and the job
+    offers of `job_markets`. None: skip it without blame: stale or expired (an honest peer may
+    hold an offer whose owner has gone quiet), or a job offer we do not follow (the server may
+    not know our subscriptions yet)."""
+    try:
+        envelope = wire.open_envelope(data, now_ms=now_ms)
+    except (wire.StaleMessage, wire.ExpiredMessage):
+        return None
+    except wire.WireError as error:
+        return Rejected(reason_for_wire_error(error), f"{type(error).__name__}: {error}")
+    body = envelope.body
+    if isinstance(body, wire.NodeRecord):
+        return Accepted(envelope)
+    if not isinstance(body, wire.ResourceOffer | wire.JobOffer) or body.market not in markets:
+        return Rejected(DropReason.WRONG_TOPIC, f"{body.type} is not an offer of our markets")
+    if isinstance(body, wire.JobOffer) and body.market not in job_markets:
+        return None
+    return Accepted(envelope)
 
 
 def validate_gossip(
@@ -100,11 +135,11 @@ def validate_gossip(
     if source_address.lower() != envelope.signer.lower():
         return Rejected(DropReason.SIGNER_NOT_SOURCE, "signed by a key other than the source")
     try:
-        expected = topic_for(envelope)
+        expected = topics_for(envelope)
     except TopicError as error:
         return Rejected(DropReason.WRONG_TOPIC, str(error))
-    if expected != topic:
-        return Rejected(DropReason.WRONG_TOPIC, f"{envelope.body.type} belongs on {expected}")
+    if topic not in expected:
+        return Rejected(DropReason.WRONG_TOPIC, f"{envelope.body.type} belongs on {expected[0]}")
     if not replay_guard.check_and_record(envelope, now_ms):
         return Rejected(DropReason.REPLAYED, "envelope already seen")
     return Accepted(envelope)

@@ -86,9 +86,10 @@ async def start_net(
     *,
     bootstrap: Sequence[str] = (),
     markets: Sequence[str] = ("cpu",),
+    job_markets: Sequence[str] = (),
     target_connections: int = 8,
     followers: Callable[[], Mapping[str, Sequence[str]]] = dict,
-    offer_snapshot: Callable[[Sequence[str]], list[bytes]] | None = None,
+    offer_snapshot: Callable[[Sequence[str], bool], list[bytes]] | None = None,
 ) -> RunningNet:
     identity = Identity.generate()
     net = GossipNet(
@@ -96,6 +97,7 @@ async def start_net(
         listen_addrs=["/ip4/127.0.0.1/tcp/0"],
         bootstrap=bootstrap,
         markets=markets,
+        job_markets=job_markets,
         target_connections=target_connections,
         followers=followers,
         offer_snapshot=offer_snapshot,

@@ -26,7 +26,8 @@ async def test_newcomer_pulls_held_offers_and_drops_invalid_ones():
         holder_identity,
         listen_addrs=["/ip4/127.0.0.1/tcp/0"],
         markets=["cpu"],
-        offer_snapshot=lambda markets: [held.encode(), b"\x00garbage"] if "cpu" in markets else [],
+        offer_snapshot=lambda markets, _: (
+            [held.encode(), b"\x00garbage"] if "cpu" in markets else []),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(holder.run)
@@ -60,7 +61,7 @@ async def test_a_sync_request_naming_what_the_server_lacks_makes_it_pull_back():
     async with trio.open_nursery() as nursery:
         server = await start_net(nursery)
         asker = await start_net(nursery, bootstrap=[server.addr],
-                                offer_snapshot=lambda markets: list(held_by_asker))
+                                offer_snapshot=lambda markets, _: list(held_by_asker))
         await wait_until(lambda: bool(server.net.peers()) and bool(asker.net.peers()),
                          MESH_TIMEOUT_S)
         await trio.sleep(1)  # the pulls both sides make on connecting are over

@@ -1,5 +1,5 @@
 """Which nodes receive their markets' gossip: clients, solvers, chain bridges and relays, and
-anyone who asks."""
+anyone who asks; and which of them also receive the job offers: solvers and relays."""
 
 import pytest
 
@@ -8,20 +8,25 @@ from lilypad_p2p.config import load_config
 from lilypad_p2p.errors import ConfigError
 
 
-@pytest.mark.parametrize(("roles", "follows"), [
-    ('["provider"]', False), ('["mediator"]', False), ('["provider", "mediator"]', False),
-    ('["relay"]', True),
-    ('["client"]', True), ('["solver"]', True), ('["provider", "solver"]', True),
-    ('["chain-bridge"]', True),
+@pytest.mark.parametrize(("roles", "follows", "follows_jobs"), [
+    ('["provider"]', False, False), ('["mediator"]', False, False),
+    ('["provider", "mediator"]', False, False),
+    ('["relay"]', True, True),
+    ('["client"]', True, False), ('["solver"]', True, True),
+    ('["provider", "solver"]', True, True), ('["client", "solver"]', True, True),
+    ('["chain-bridge"]', True, False),
 ])
-def test_clients_and_solvers_follow_their_markets(tmp_path, roles, follows):
+def test_clients_and_solvers_follow_their_markets(tmp_path, roles, follows, follows_jobs):
     (tmp_path / "config.toml").write_text(f"roles = {roles}\n")
-    assert load_config(home=tmp_path, flags={}).follows_markets is follows
+    config = load_config(home=tmp_path, flags={})
+    assert config.follows_markets is follows
+    assert config.follows_jobs is follows_jobs
 
 
 def test_a_provider_follows_when_it_asks(tmp_path, monkeypatch):
     (tmp_path / "config.toml").write_text('roles = ["provider"]\nfollow_markets = true\n')
-    assert load_config(home=tmp_path, flags={}).follows_markets
+    config = load_config(home=tmp_path, flags={})
+    assert config.follows_markets and config.follows_jobs
     (tmp_path / "config.toml").write_text('roles = ["provider"]\n')
     monkeypatch.setenv("LILYPAD_FOLLOW_MARKETS", "yes")
     assert load_config(home=tmp_path, flags={}).follows_markets

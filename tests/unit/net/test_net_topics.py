@@ -2,7 +2,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lilypad_p2p.net import NODES_TOPIC, MarketTopic, TopicError, check_market_name, parse_topic
+from lilypad_p2p.net import (
+    NODES_TOPIC,
+    JobsTopic,
+    MarketTopic,
+    TopicError,
+    check_market_name,
+    parse_topic,
+)
 
 markets = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,31}", fullmatch=True)
 
@@ -12,6 +19,14 @@ def test_market_topic_round_trips(market):
     topic = MarketTopic(market)
     assert str(topic) == f"/lilypad/1/market/{market}"
     assert parse_topic(str(topic)) == topic
+
+
+@given(markets)
+def test_jobs_topic_round_trips_and_differs_from_its_market_topic(market):
+    topic = JobsTopic(market)
+    assert str(topic) == f"/lilypad/1/jobs/{market}"
+    assert parse_topic(str(topic)) == topic
+    assert topic != MarketTopic(market)
 
 
 def test_nodes_topic_round_trips():

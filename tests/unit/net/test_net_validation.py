@@ -10,21 +10,25 @@ from lilypad_p2p.net import (
     NODES_TOPIC,
     Accepted,
     DropReason,
+    JobsTopic,
     MarketTopic,
     Rejected,
     topic_for,
     validate_gossip,
 )
-from lilypad_p2p.testing.offers import make_resource_offer
+from lilypad_p2p.net._validation import check_pulled
+from lilypad_p2p.testing.offers import make_job_offer, make_resource_offer
 from lilypad_p2p.wire import (
     ENVELOPE_MAX_AGE_MS,
     MAX_CLOCK_SKEW_MS,
+    Cancel,
     NodeRecord,
     SignedEnvelope,
 )
 
 NOW = 1_800_000_000_000
 CPU = str(MarketTopic("cpu"))
+CPU_JOBS = str(JobsTopic("cpu"))
 
 
 def offer(owner: Identity, *, created_at: int = NOW, expires_at: int | None = None, market="cpu"):
@@ -158,3 +162,44 @@ def test_replay_is_refused_and_a_rejected_copy_does_not_poison_the_guard(alice):
     assert isinstance(check(data, source=alice.peer_id, guard=guard), Accepted)
     replay = check(data, source=alice.peer_id, guard=guard, now=NOW + 5_000)
     assert reason(replay) is DropReason.REPLAYED
+
+
+def job(owner: Identity):
+    return make_job_offer(job_creator=owner.address, created_at=NOW, nonce=3)
+
+
+def test_job_offers_travel_on_the_jobs_topic_only(alice):
+    envelope = alice.sign_envelope(job(alice), NOW)
+    assert topic_for(envelope) == JobsTopic("cpu")
+    assert isinstance(check(envelope.encode(), (CPU_JOBS,), alice.peer_id), Accepted)
+    assert reason(check(envelope.encode(), (CPU,), alice.peer_id)) is DropReason.WRONG_TOPIC
+    resource = alice.sign_envelope(offer(alice), NOW)
+    assert reason(check(resource.encode(), (CPU_JOBS,), alice.peer_id)) is DropReason.WRONG_TOPIC
+
+
+def test_a_cancel_travels_where_its_offer_went(alice):
+    cancel = Cancel(market="cpu", offer_cid=job(alice).cid, owner=alice.address,
+                    created_at=NOW, nonce=5)
+    envelope = alice.sign_envelope(cancel, NOW)
+    assert topic_for(envelope) == MarketTopic("cpu")
+    assert topic_for(envelope, cancels_job_offer=True) == JobsTopic("cpu")
+    for topic in (CPU, CPU_JOBS):
+        assert isinstance(check(envelope.encode(), (topic,), alice.peer_id), Accepted)
+    gpu = str(JobsTopic("gpu"))
+    assert reason(check(envelope.encode(), (gpu,), alice.peer_id)) is DropReason.WRONG_TOPIC
+
+
+def test_a_pull_keeps_job_offers_only_for_who_follows_them_without_blaming_the_server(alice):
+    data = alice.sign_envelope(job(alice), NOW).encode()
+    follower = check_pulled(data, markets={"cpu"}, job_markets={"cpu"}, now_ms=NOW)
+    assert isinstance(follower, Accepted)
+    assert check_pulled(data, markets={"cpu"}, job_markets=(), now_ms=NOW) is None
+    elsewhere = check_pulled(data, markets={"gpu"}, job_markets={"gpu"}, now_ms=NOW)
+    assert reason(elsewhere) is DropReason.WRONG_TOPIC
+    record = alice.sign_envelope(node_record(alice), NOW).encode()
+    assert isinstance(check_pulled(record, markets=(), job_markets=(), now_ms=NOW), Accepted)
+    old = NOW - ENVELOPE_MAX_AGE_MS - 1_000
+    stale = alice.sign_envelope(offer(alice, created_at=old, expires_at=NOW + 60_000), old).encode()
+    assert check_pulled(stale, markets={"cpu"}, job_markets=(), now_ms=NOW) is None
+    assert reason(check_pulled(b"\x00", markets={"cpu"}, job_markets=(), now_ms=NOW)) is \
+        DropReason.MALFORMED
