@@ -30,8 +30,9 @@ MAX_CHAIN_STATUS_AGE_S = 3600.0
 class NodeControl:
     def __init__(self, node: Node) -> None:
         self.node = node
-        # Chain ID -> (trio time, entry) of the last chain section read that got answers.
-        self._chain_reads: dict[int, tuple[float, dict[str, Any]]] = {}
+        # Chain ID -> (trio time, our deals by phase then, entry) of the last chain section
+        # read that got answers.
+        self._chain_reads: dict[int, tuple[float, list[tuple[str, str, int]], dict[str, Any]]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -65,7 +66,8 @@ class NodeControl:
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
         """The node at a glance. `chain_max_age_s` (default 0) lets each chain's section be
         that old (a scrape every few seconds need not cost three chain calls each time); it is
-        read afresh whenever the watchdog finds the chain unreachable."""
+        read afresh whenever the watchdog finds the chain unreachable or one of our deals has
+        changed phase since (our balance moves with them)."""
         max_age_s = params.get("chain_max_age_s", 0.0)
         if (not isinstance(max_age_s, int | float) or isinstance(max_age_s, bool)
                 or not 0 <= max_age_s <= MAX_CHAIN_STATUS_AGE_S):
@@ -97,10 +99,11 @@ class NodeControl:
         now = trio.current_time()
         if self.node.health.has(Fault.CHAIN_UNREACHABLE):
             max_age_s = 0.0
+        deals = [] if self.node.store is None else self.node.store.phase_counts()
         shown = []
         for settings, chain in zip(self.node.config.chains, self.node.chains.values(), strict=True):
-            read_at, entry = self._chain_reads.get(chain.chain_id, (-math.inf, {}))
-            if now - read_at <= max_age_s:
+            read_at, deals_then, entry = self._chain_reads.get(chain.chain_id, (-math.inf, [], {}))
+            if now - read_at <= max_age_s and deals_then == deals:
                 shown.append({**entry, "age_s": round(now - read_at, 1)})
                 continue
             entry = {
@@ -114,7 +117,7 @@ class NodeControl:
                     entry["head"] = await trio.to_thread.run_sync(chain.sync.chain.block_number)
                 entry.update(connected=True, free_wei=balance.free, locked_wei=balance.locked,
                              withdrawing_wei=balance.withdraw_requested)
-                self._chain_reads[chain.chain_id] = (now, entry)
+                self._chain_reads[chain.chain_id] = (now, deals, entry)
             except (ChainError, trio.TooSlowError) as exc:
                 entry.update(connected=False, error=repr(exc))
             shown.append({**entry, "age_s": 0.0})

@@ -6,6 +6,7 @@ import os
 import socket
 import stat
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -53,8 +54,12 @@ def test_metrics_health_and_readiness_of_two_meshed_nodes(tmp_path: Path) -> Non
         assert metrics[("lilypad_gossip_delivered_messages_total", ())] >= 1
         assert metrics[("process_resident_memory_bytes", ())] > 0
         assert get(f"{base}/")[0] == 200 and a.status["peer_id"] in get(f"{base}/")[1]
-        # `status` reads the chain afresh unless told how old a read may be, within a bound.
-        assert [chain["age_s"] for chain in b.call("status")["chains"]] == [0.0]
+        # `status` reads the chain afresh unless told how old a read may be, within a bound
+        # (the provider has a chain; the solver none).
+        assert [chain["age_s"] for chain in a.call("status")["chains"]] == [0.0]
+        time.sleep(0.3)
+        reused = a.call("status", {"chain_max_age_s": 60})["chains"]
+        assert [0.2 <= chain["age_s"] <= 60 for chain in reused] == [True]
         with pytest.raises(ControlError, match="chain_max_age_s must be a number"):
             b.call("status", {"chain_max_age_s": -1})
 
