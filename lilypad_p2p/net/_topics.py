@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lilypad_p2p.net._errors import TopicError
 
@@ -34,29 +35,29 @@ def check_market_name(market: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class MarketTopic:
-    """The topic of one market: resource offers, match proposals, their cancellations."""
-
+class _OneMarket:
     market: str
+    PREFIX: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
         check_market_name(self.market)
 
     def __str__(self) -> str:
-        return MARKET_TOPIC_PREFIX + self.market
+        return self.PREFIX + self.market
 
 
 @dataclass(frozen=True, slots=True)
-class JobsTopic:
+class MarketTopic(_OneMarket):
+    """The topic of one market: resource offers, match proposals, their cancellations."""
+
+    PREFIX: ClassVar[str] = MARKET_TOPIC_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class JobsTopic(_OneMarket):
     """The job offers of one market and their cancellations."""
 
-    market: str
-
-    def __post_init__(self) -> None:
-        check_market_name(self.market)
-
-    def __str__(self) -> str:
-        return JOBS_TOPIC_PREFIX + self.market
+    PREFIX: ClassVar[str] = JOBS_TOPIC_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
