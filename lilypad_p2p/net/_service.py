@@ -295,9 +295,9 @@ class GossipNet:
             raise NotListening("the gossip network is not running")
         return self._nursery
 
-    async def subscribe_market(self, market: str, *, jobs: bool = False) -> None:
-        """Receive (and forward) the resource offers and proposals of `market`, and with
-        `jobs` its job offers, and their cancellations.
+    async def subscribe_market(self, market: str) -> None:
+        """Receive (and forward) the resource offers, proposals and their cancellations of
+        `market` (not its job offers).
 
         Raises:
             TopicError: the market name is invalid.
@@ -305,8 +305,6 @@ class GossipNet:
         """
         self._require_running()
         await self._subscribe(MarketTopic(market))
-        if jobs:
-            await self._subscribe(JobsTopic(market))
 
     async def _subscribe(self, topic: Topic) -> None:
         name = str(topic)
