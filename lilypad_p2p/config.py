@@ -346,8 +346,10 @@ class NodeConfig:
         return self.follow_markets or not self.roles.isdisjoint(JOB_FOLLOWING_ROLES)
 
     @property
-    def posts_jobs(self) -> bool:
-        return not self.roles.isdisjoint(JOB_POSTING_ROLES)
+    def publishes_jobs_only(self) -> bool:
+        """Whether this node posts job offers without receiving its markets' (a client): it
+        sends them to the job followers it is connected to."""
+        return not self.roles.isdisjoint(JOB_POSTING_ROLES) and not self.follows_jobs
 
 
 @dataclass(frozen=True, slots=True)

@@ -220,7 +220,7 @@ class Node:
         waits = [(str(MarketTopic(market)),
                   self.net.mesh_peers if config.follows_markets else self.net.topic_peers)
                  for market in config.markets]
-        if config.posts_jobs and not config.follows_jobs:
+        if config.publishes_jobs_only:
             waits += [(str(JobsTopic(market)), self.net.topic_peers) for market in config.markets]
         topics = [topic for topic, _ in waits]
         with trio.move_on_after(FIRST_MESH_TIMEOUT_S) as waited:
@@ -271,8 +271,7 @@ class Node:
         ours reach them: peer ID -> listen addresses."""
         config = self.config
         markets = set(config.markets)
-        roles = (JOB_FOLLOWING_ROLES if config.posts_jobs and not config.follows_jobs
-                 else MARKET_FOLLOWING_ROLES)
+        roles = JOB_FOLLOWING_ROLES if config.publishes_jobs_only else MARKET_FOLLOWING_ROLES
         return {record.peer_id: record.listen_addrs
                 for record in self.directory.records.values()
                 if markets.intersection(record.markets) and roles.intersection(record.roles)}

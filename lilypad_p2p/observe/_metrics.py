@@ -254,7 +254,8 @@ def _chains(status: Mapping[str, Any]) -> Iterable[Metric]:
     head = GaugeMetricFamily("lilypad_chain_head_block", "Head block.", labels=["chain_id"])
     age = GaugeMetricFamily(
         "lilypad_chain_read_age_seconds",
-        "How old the chain figures here are (a scrape reuses a read up to 60 s old).",
+        "How old the chain figures here are (a scrape reuses a read up to 60 s old while none of "
+        "our deals changes phase).",
         labels=["chain_id"],
     )
     balance = GaugeMetricFamily(

@@ -21,6 +21,8 @@ def test_clients_and_solvers_follow_their_markets(tmp_path, roles, follows, foll
     config = load_config(home=tmp_path, flags={})
     assert config.follows_markets is follows
     assert config.follows_jobs is follows_jobs
+    posts_jobs = "client" in roles or "chain-bridge" in roles
+    assert config.publishes_jobs_only is (posts_jobs and not follows_jobs)
 
 
 def test_a_provider_follows_when_it_asks(tmp_path, monkeypatch):
