@@ -11,7 +11,8 @@ Every node serves `/lilypad/dialback/1` (see `_reachability`) and circuit relay 
 A node that learns it is PRIVATE reserves slots on `NatSettings.reservations` relays among its
 connected peers that speak HOP, renews them before they expire, and moves to another relay when
 one disconnects. py-libp2p's DCUtR service runs on every node and tries to upgrade each relayed
-connection to a direct one (TCP simultaneous open from the listen port).
+connection to a direct one (TCP simultaneous open from the listen port); only the end the spec
+names opens the session (`_hole_punch`).
 
 Workarounds for py-libp2p 0.8.1, pinned exactly:
 - AutoNAT v1 is not used (its dial-back reuses our connection: always "reachable").
@@ -39,7 +40,6 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.relay.circuit_v2.config import RelayConfig, RelayRole
-from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
 from libp2p.relay.circuit_v2.protocol import PROTOCOL_ID as HOP_PROTOCOL
 from libp2p.relay.circuit_v2.protocol import CircuitV2Protocol
 from libp2p.relay.circuit_v2.resources import RelayLimits
@@ -49,6 +49,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from lilypad_p2p.net._containment import reset_quietly
 from lilypad_p2p.net._discovery import dialable
 from lilypad_p2p.net._errors import DialError, NetError
+from lilypad_p2p.net._hole_punch import OneSidedDCUtR
 from lilypad_p2p.net._reachability import (
     MAX_DIALBACK_MESSAGE_BYTES,
     DialbackError,
@@ -167,7 +168,7 @@ class NatService:
         self._transport = CircuitV2Transport(
             host, self._protocol, RelayConfig(roles=roles, limits=limits)
         )
-        self._dcutr = DCUtRProtocol(host)
+        self._dcutr = OneSidedDCUtR(host)
         self._tracker = ReachabilityTracker()
         self._plan = RelayPlan(wanted=settings.reservations)
         self._dialback_limiter = trio.CapacityLimiter(MAX_CONCURRENT_DIALBACKS)
