@@ -12,8 +12,9 @@ private providers stayed relayed that way in 2 of 5 full-suite runs.
 The DCUtR spec has the peer that accepted the relayed connection open the DCUtR stream.
 `OneSidedDCUtR` follows it: a node initiates only toward peers whose relayed connection to it is
 inbound; where both directions (or an unknown one) exist, the lower peer ID drives. The other
-end still answers, so exactly one session runs. `tests/unit/net/test_hole_punch.py` pins the
-library members this relies on.
+end still answers, so exactly one session runs. The library's attempt budget
+(`MAX_HOLE_PUNCH_ATTEMPTS` per peer) still bounds the retries. `tests/unit/net/test_hole_punch.py`
+pins the library members this relies on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from libp2p.connection_types import ConnectionType
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
-from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
 
 
 def drives_hole_punch(me: ID, peer: ID, relayed_directions: Iterable[Direction]) -> bool:
@@ -39,14 +40,30 @@ def drives_hole_punch(me: ID, peer: ID, relayed_directions: Iterable[Direction])
 
 
 class OneSidedDCUtR(DCUtRProtocol):
-    """The library's DCUtR service; the auto-drive loop only starts sessions we should drive."""
+    """The library's DCUtR service, answering sessions as before; it starts none by itself.
 
-    async def initiate_hole_punch(self, peer_id: ID) -> bool:
-        directions = [
-            conn.direction
-            for conn in self.host.get_network().get_connections(peer_id)
-            if conn.get_connection_type() is ConnectionType.RELAYED
-        ]
-        if not drives_hole_punch(self.host.get_id(), peer_id, directions):
-            return False
-        return await super().initiate_hole_punch(peer_id)
+    `to_drive` names the peers whose session is ours to start, and the NAT service's relay loop,
+    which walks the connections anyway, starts them: the library's own loop woke every 2 s on
+    every node to walk them again, for nothing on a node with no relayed connection.
+    """
+
+    async def _auto_drive_loop(self) -> None:
+        """Not run: see the class docstring."""
+
+    def to_drive(self) -> list[ID]:
+        """Peers reached only through a relay, whose DCUtR session we should start now."""
+        me = self.host.get_id()
+        peers = []
+        for peer, conns in self.host.get_network().get_connections_map().items():
+            relayed = [
+                conn.direction
+                for conn in conns
+                if conn.get_connection_type() is ConnectionType.RELAYED
+            ]
+            if len(relayed) < len(conns) or peer in self._in_progress:
+                continue
+            if self._hole_punch_attempts.get(peer, 0) >= MAX_HOLE_PUNCH_ATTEMPTS:
+                continue
+            if drives_hole_punch(me, peer, relayed):
+                peers.append(peer)
+        return peers

@@ -80,8 +80,8 @@ PROBE_INTERVAL_KNOWN_S = 300.0
 REASK_UNKNOWN_S = 10.0
 # Distinct servers asked per probe round.
 SERVERS_PER_PROBE = 3
-# How often reservations, lost relays and direct upgrades are checked (a lost relay is found
-# when its connection closes, so a tick only bounds how soon we move).
+# How often reservations, lost relays and direct upgrades are checked and hole punches started
+# (a lost relay is found when its connection closes, so a tick only bounds how soon we move).
 RELAY_TICK_S = 2.0
 RESERVATION_TIMEOUT_S = 10.0
 # A direct dial before falling back to a relay: short, a private address fails fast or hangs.
@@ -174,6 +174,7 @@ class NatService:
         self._dialback_limiter = trio.CapacityLimiter(MAX_CONCURRENT_DIALBACKS)
         self._relayed_peers: set[ID] = set()
         self._upgraded_peers: set[ID] = set()
+        self._punching: set[ID] = set()
         self._circuit_addrs: tuple[str, ...] = ()
         self._started_at = trio.current_time()
         self.timeline = _Timeline()
@@ -291,9 +292,22 @@ class NatService:
     # --- relays -----------------------------------------------------------------------------
 
     async def _relay_loop(self) -> None:
-        while True:
-            await self._relay_step()
-            await trio.sleep(RELAY_TICK_S)
+        async with trio.open_nursery() as hole_punches:
+            while True:
+                await self._relay_step()
+                for peer in self._dcutr.to_drive():
+                    if peer not in self._punching:
+                        self._punching.add(peer)
+                        hole_punches.start_soon(self._punch_hole, peer)
+                await trio.sleep(RELAY_TICK_S)
+
+    async def _punch_hole(self, peer: ID) -> None:
+        try:
+            await self._dcutr.initiate_hole_punch(peer)
+        except Exception as error:  # boundary: a relayed peer may fail a session any way
+            logger.debug("hole punch to %s failed: %r", peer, error)
+        finally:
+            self._punching.discard(peer)
 
     def _relay_candidates(self) -> list[ID]:
         peerstore = self._host.get_peerstore()

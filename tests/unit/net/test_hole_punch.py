@@ -3,12 +3,13 @@
 import inspect
 
 import pytest
+from libp2p.connection_types import ConnectionType
 from libp2p.crypto.secp256k1 import create_new_key_pair
 from libp2p.network.connection.swarm_connection import SwarmConn
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
-from libp2p.relay.circuit_v2.dcutr import DCUtRProtocol
+from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
 
 from lilypad_p2p.net._hole_punch import OneSidedDCUtR, drives_hole_punch
 
@@ -49,16 +50,62 @@ def test_no_relayed_connection_no_session(pair):
     assert not drives_hole_punch(low, high, [])
 
 
-def test_the_library_members_the_override_relies_on_are_still_there():
-    # The auto-drive loop starts every session through initiate_hole_punch.
-    assert "self.initiate_hole_punch(peer_id)" in inspect.getsource(
-        DCUtRProtocol._auto_drive_loop
+class _Conn:
+    def __init__(self, kind: ConnectionType, direction: Direction) -> None:
+        self.direction = direction
+        self._kind = kind
+
+    def get_connection_type(self) -> ConnectionType:
+        return self._kind
+
+
+class _Host:
+    def __init__(self, me: ID, conns: dict[ID, list[_Conn]]) -> None:
+        self._me, self._conns = me, conns
+
+    def get_id(self) -> ID:
+        return self._me
+
+    def get_network(self) -> "_Host":
+        return self
+
+    def get_connections_map(self) -> dict[ID, list[_Conn]]:
+        return self._conns
+
+
+def test_sessions_are_started_toward_relayed_only_peers_we_drive_within_the_budget():
+    relayed_in = _Conn(ConnectionType.RELAYED, Direction.INBOUND)
+    relayed_out = _Conn(ConnectionType.RELAYED, Direction.OUTBOUND)
+    direct = _Conn(ConnectionType.DIRECT, Direction.OUTBOUND)
+    inbound, outbound, upgraded, spent, busy = (_peer() for _ in range(5))
+    host = _Host(
+        _peer(),
+        {
+            inbound: [relayed_in],
+            outbound: [relayed_out],
+            upgraded: [relayed_in, direct],
+            spent: [relayed_in],
+            busy: [relayed_in],
+        },
     )
+    dcutr = OneSidedDCUtR(host)  # type: ignore[arg-type]
+    dcutr._hole_punch_attempts[spent] = MAX_HOLE_PUNCH_ATTEMPTS
+    dcutr._in_progress.add(busy)
+    assert dcutr.to_drive() == [inbound]
+
+
+def test_the_library_members_the_override_relies_on_are_still_there():
+    # The service's only own driver is the loop the override silences; sessions start through
+    # initiate_hole_punch, which checks the attempt budget `to_drive` reads.
+    assert "start_soon(self._auto_drive_loop)" in inspect.getsource(DCUtRProtocol.run)
+    assert "self.initiate_hole_punch(" not in inspect.getsource(DCUtRProtocol.run)
     assert list(inspect.signature(DCUtRProtocol.initiate_hole_punch).parameters) == [
         "self",
         "peer_id",
     ]
-    assert OneSidedDCUtR.initiate_hole_punch is not DCUtRProtocol.initiate_hole_punch
+    locked = inspect.getsource(DCUtRProtocol._initiate_hole_punch_locked)
+    assert "self._hole_punch_attempts[peer_id] = attempts + 1" in locked
+    assert "self._in_progress.add(peer_id)" in locked
     # Relayed connections are upgraded by these two, which record the direction.
     assert isinstance(inspect.getattr_static(SwarmConn, "direction"), property)
     assert 'direction="inbound"' in inspect.getsource(Swarm.upgrade_inbound_raw_conn)
