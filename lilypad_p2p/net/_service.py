@@ -221,6 +221,7 @@ class GossipNet:
             score=self.peer_score,
             is_graylisted=self._is_graylisted,
             protected=self._is_deal_peer,
+            may_be_graylisted=self._scorer.may_score_below_zero,
             clock=time.monotonic,
         )
         self._events_send, self.events = trio.open_memory_channel[NetEvent](params.EVENT_BUFFER)
@@ -518,6 +519,7 @@ class GossipNet:
         if disconnects(action) and self._nursery is not None:
             self._enforcer.ban(peer_id)
             self._nursery.start_soon(self._disconnect, peer_id)
+        self._enforcer.attend()
 
     async def _disconnect(self, peer_id: ID) -> None:
         try:
