@@ -56,7 +56,9 @@ class OneSidedDCUtR(DCUtRProtocol):
         peers = []
         for peer, conns in self.host.get_network().get_connections_map().items():
             relayed = [
-                conn.direction
+                # SwarmConn records it; the INetConn interface does not promise it (UNKNOWN
+                # falls back to the peer-ID order).
+                getattr(conn, "direction", Direction.UNKNOWN)
                 for conn in conns
                 if conn.get_connection_type() is ConnectionType.RELAYED
             ]
