@@ -83,6 +83,9 @@ SERVERS_PER_PROBE = 3
 # How often reservations, lost relays and direct upgrades are checked and hole punches started
 # (a lost relay is found when its connection closes, so a tick only bounds how soon we move).
 RELAY_TICK_S = 2.0
+# The same on a node that is public and holds no relayed connection: nothing to reserve or
+# upgrade, and a relayed peer arriving is driven at most this late.
+RELAY_IDLE_TICK_S = 10.0
 RESERVATION_TIMEOUT_S = 10.0
 # A direct dial before falling back to a relay: short, a private address fails fast or hangs.
 DIRECT_DIAL_TIMEOUT_S = 3.0
@@ -299,7 +302,17 @@ class NatService:
                     if peer not in self._punching:
                         self._punching.add(peer)
                         hole_punches.start_soon(self._punch_hole, peer)
-                await trio.sleep(RELAY_TICK_S)
+                await trio.sleep(self._relay_pause_s())
+
+    def _relay_pause_s(self) -> float:
+        now_ms = self._clock_ms()
+        if self._tracker.state(now_ms) is not Reachability.PUBLIC or self._plan.active(now_ms):
+            return RELAY_TICK_S
+        network = self._host.get_network()
+        for conns in network.get_connections_map().values():
+            if any(conn.get_connection_type() is ConnectionType.RELAYED for conn in conns):
+                return RELAY_TICK_S
+        return RELAY_IDLE_TICK_S
 
     async def _punch_hole(self, peer: ID) -> None:
         try:
