@@ -227,12 +227,12 @@ class ReportedScorer(PeerScorer):
         """False when `peer` cannot score below zero, so cannot be graylisted: no P4 counts and
         behaviour penalties within the free threshold (P1-P3 only add; our `score_params`
         leave P6 and P7 unweighted). A dictionary lookup or two instead of a score, for the
-        ban sweep over every connected peer each second and the check on every inbound RPC."""
-        if self.invalid_messages.get(peer):
+        ban sweep and the check on every inbound RPC. Zero counts do not count: scoring a peer
+        leaves them behind (the library reads a defaultdict)."""
+        if any(count > 0 for count in self.invalid_messages.get(peer, {}).values()):
             return True
-        penalties = (self.behavior_penalty, self.graft_flood_penalties,
-                     self.iwant_spam_penalties, self.ihave_spam_penalties,
-                     self.equivocation_penalties)
+        penalties = (self.behavior_penalty, self.graft_flood_penalties, self.iwant_spam_penalties,
+                     self.ihave_spam_penalties, self.equivocation_penalties)
         total = sum(penalty.get(peer, 0.0) for penalty in penalties)
         return total > self.params.p5_behavior_penalty_threshold
 

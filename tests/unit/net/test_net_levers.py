@@ -164,6 +164,19 @@ def test_a_peer_that_cannot_score_below_zero_is_never_graylisted(invalid, penalt
         assert scorer.may_score_below_zero(peer)
 
 
+def test_a_scored_peer_with_nothing_against_it_is_no_suspect():
+    from lilypad_p2p.net._mesh import score_params
+
+    peer, topic = _a_peer(), "/lilypad/1/nodes"
+    scorer = ReportedScorer(score_params())
+    scorer.score(peer, [topic])
+    scorer.on_heartbeat()
+    scorer.score(peer, [topic])
+    assert not scorer.may_score_below_zero(peer)
+    scorer.add_invalid_messages(peer, topic, 1.0)
+    assert scorer.may_score_below_zero(peer)
+
+
 def test_the_library_score_has_the_parts_the_fast_path_knows():
     from lilypad_p2p.net._mesh import score_params
 
