@@ -10,6 +10,7 @@ from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.rcmgr import Direction
 from libp2p.relay.circuit_v2.dcutr import MAX_HOLE_PUNCH_ATTEMPTS, DCUtRProtocol
+from multiaddr import Multiaddr
 
 from lilypad_p2p.net._hole_punch import OneSidedDCUtR, drives_hole_punch
 
@@ -94,6 +95,39 @@ def test_sessions_are_started_toward_relayed_only_peers_we_drive_within_the_budg
     assert dcutr.to_drive() == [inbound]
 
 
+class _Peerstore:
+    def __init__(self, addrs: list[str]) -> None:
+        self._addrs = [Multiaddr(addr) for addr in addrs]
+
+    def addrs(self, peer: ID) -> list[Multiaddr]:
+        return list(self._addrs)
+
+
+async def test_the_direct_dial_before_hole_punching_skips_addresses_that_reach_ourselves():
+    peer = _peer()
+    host = _Host(_peer(), {})
+    dialled: list[str] = []
+
+    async def dial(peer_id: ID, addr: Multiaddr) -> None:
+        dialled.append(str(addr))
+
+    async def verified(peer_id: ID) -> bool:
+        return bool(dialled)
+
+    for addrs, expected in [
+        ([f"/ip4/0.0.0.0/tcp/4001/p2p/{peer}", f"/ip4/10.0.0.1/tcp/4001/p2p/{_peer()}/p2p-circuit"],
+         []),
+        (["/ip4/0.0.0.0/tcp/4001", "/ip4/203.0.113.7/tcp/4001"], ["/ip4/203.0.113.7/tcp/4001"]),
+    ]:
+        dialled.clear()
+        host.get_peerstore = lambda addrs=addrs: _Peerstore(addrs)  # type: ignore[attr-defined]
+        dcutr = OneSidedDCUtR(host)  # type: ignore[arg-type]
+        dcutr._dial_peer = dial  # type: ignore[method-assign]
+        dcutr._verify_direct_connection = verified  # type: ignore[method-assign]
+        assert await dcutr._try_unilateral_upgrade(peer) is bool(expected)
+        assert dialled == expected
+
+
 def test_the_library_members_the_override_relies_on_are_still_there():
     # The service's only own driver is the loop the override silences; sessions start through
     # initiate_hole_punch, which checks the attempt budget `to_drive` reads.
@@ -104,6 +138,11 @@ def test_the_library_members_the_override_relies_on_are_still_there():
         "peer_id",
     ]
     locked = inspect.getsource(DCUtRProtocol._initiate_hole_punch_locked)
+    assert "await self._try_unilateral_upgrade(peer_id)" in locked
+    for name, parameters in [("_try_unilateral_upgrade", ["self", "peer_id"]),
+                             ("_dial_peer", ["self", "peer_id", "addr", "source", "as_responder"]),
+                             ("_verify_direct_connection", ["self", "peer_id"])]:
+        assert list(inspect.signature(getattr(DCUtRProtocol, name)).parameters) == parameters
     assert "self._hole_punch_attempts[peer_id] = attempts + 1" in locked
     assert "self._in_progress.add(peer_id)" in locked
     # Relayed connections are upgraded by these two, which record the direction.
