@@ -308,11 +308,7 @@ class NatService:
         now_ms = self._clock_ms()
         if self._tracker.state(now_ms) is not Reachability.PUBLIC or self._plan.active(now_ms):
             return RELAY_TICK_S
-        network = self._host.get_network()
-        for conns in network.get_connections_map().values():
-            if any(conn.get_connection_type() is ConnectionType.RELAYED for conn in conns):
-                return RELAY_TICK_S
-        return RELAY_IDLE_TICK_S
+        return RELAY_TICK_S if self._relayed_now() else RELAY_IDLE_TICK_S
 
     async def _punch_hole(self, peer: ID) -> None:
         try:
@@ -393,10 +389,17 @@ class NatService:
                 self._upgraded_peers.add(peer)
                 self._mark("first_direct_upgrade")
                 logger.info("connection to %s upgraded to direct", peer)
-        for peer, conns in self._host.get_network().get_connections_map().items():
-            if any(conn.get_connection_type() is ConnectionType.RELAYED for conn in conns):
-                self._relayed_peers.add(peer)
-                self._mark("first_relayed_connection")
+        for peer in self._relayed_now():
+            self._relayed_peers.add(peer)
+            self._mark("first_relayed_connection")
+
+    def _relayed_now(self) -> list[ID]:
+        """Peers we hold a relayed connection to (a direct one may be open beside it)."""
+        return [
+            peer
+            for peer, conns in self._host.get_network().get_connections_map().items()
+            if any(conn.get_connection_type() is ConnectionType.RELAYED for conn in conns)
+        ]
 
     def circuit_addrs(self) -> list[str]:
         """Our `/p2p-circuit` addresses through the relays holding a reservation for us."""
