@@ -2,7 +2,6 @@
 every `ENFORCE_IDLE_INTERVAL_S`, and at once when a peer is reported (trio's MockClock)."""
 
 import trio
-import trio.testing
 
 from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._admission import Admission
