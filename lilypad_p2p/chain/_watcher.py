@@ -97,14 +97,21 @@ class EventWatcher:
     def poll(self) -> list[ChainEvent]:
         """Scan the confirmed blocks not scanned yet (blocking; see `run` for trio).
 
-        While the head has not moved, a poll is that one call: a reorganisation at the same
-        height is found by the first poll after the head moves on (its events were delivered
-        either way), and an idle chain costs every watcher one request per poll, not two.
+        While the head has not moved, a poll is that one call (the head's header): a
+        reorganisation at the same height is found by the first poll after the head moves on
+        (its events were delivered either way), and an idle chain costs every watcher one
+        request per poll. With no confirmations, the header also gives the hash of the last
+        block scanned and, when the head moved one block, of the one before: a poll that finds
+        new blocks is then the header and `eth_getLogs`, plus one hash read if the head moved
+        further.
         """
-        safe_head = self.chain.block_number() - self.confirmations
+        head = self.chain.rpc(lambda: self.chain.w3.eth.get_block("latest"))
+        known = {int(head["number"]): bytes(head["hash"]),
+                 int(head["number"]) - 1: bytes(head["parentHash"])}
+        safe_head = int(head["number"]) - self.confirmations
         if safe_head < self.cursor:
             return []
-        self._rewind_if_reorganised()
+        self._rewind_if_reorganised(known)
         events: list[ChainEvent] = []
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
@@ -115,7 +122,7 @@ class EventWatcher:
                 event = decode_log(self._contract, log)
                 if event is not None and self._first_delivery(event):
                     events.append(event)
-            self._last_scanned = (last, self._block_hash(last))
+            self._last_scanned = (last, known.get(last) or self._block_hash(last))
             self.cursor = last + 1
         return events
 
@@ -137,11 +144,13 @@ class EventWatcher:
                     started = True
                 await trio.sleep(poll_interval)
 
-    def _rewind_if_reorganised(self) -> None:
+    def _rewind_if_reorganised(self, known: dict[int, bytes]) -> None:
+        """Rescan the last blocks if the last one scanned is no longer on the chain (`known`:
+        hashes by number already read this poll)."""
         if self._last_scanned is None:
             return
         number, seen_hash = self._last_scanned
-        if self._block_hash(number) != seen_hash:
+        if (known.get(number) or self._block_hash(number)) != seen_hash:
             self.cursor = max(self._floor, number - REORG_RESCAN_DEPTH + 1)
             self._last_scanned = None
 

@@ -92,3 +92,35 @@ def test_watcher_rescans_after_a_reorg(world: World) -> None:
     after = watcher.poll()
     assert [(e.name, e.deal_id) for e in after] == [("DealOpened", kept_id), ("Deposited", None)]
     assert world.deployer.deal_state(lost).status is DealStatus.NONE
+
+
+def test_a_watcher_poll_asks_for_the_head_and_what_it_cannot_know_from_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle poll is one request; a block later, the head's header vouches for the block
+    scanned last (its parent), so only the logs are asked for; further on, one hash more."""
+    watcher = EventWatcher(world.chain, world.address, from_block=world.chain.block_number() + 1)
+    world.stranger.deposit(1)
+    assert [e.name for e in watcher.poll()] == ["Deposited"]
+    manager = world.chain.w3.manager
+    asked: list[str] = []
+    make_request = manager._make_request
+
+    def counted(method, params):  # type: ignore[no-untyped-def]
+        asked.append(str(method))
+        return make_request(method, params)
+
+    monkeypatch.setattr(manager, "_make_request", counted)
+
+    def poll_asking() -> tuple[list[str], list[str]]:
+        asked.clear()
+        names = [e.name for e in watcher.poll()]
+        return names, list(asked)
+
+    assert poll_asking() == ([], ["eth_getBlockByNumber"])
+    world.stranger.deposit(2)
+    assert poll_asking() == (["Deposited"], ["eth_getBlockByNumber", "eth_getLogs"])
+    world.stranger.deposit(3)
+    world.stranger.deposit(4)
+    assert poll_asking() == (["Deposited", "Deposited"],
+                             ["eth_getBlockByNumber", "eth_getBlockByNumber", "eth_getLogs"])
