@@ -4,14 +4,13 @@ A node with market roles follows the chains it deals on (clients name and check 
 provider's `market` view explains record refusals). A solver without them follows every
 configured JSON-RPC chain with a contract, read-only (it signs nothing): it needs the records
 of the blocks jobs name to match them. The embedded chain is the node's own, so a solver alone
-has nothing to read there. Only clients and solvers need the records soon after a block (a job
-names its client's latest block, and solvers wait for it); other nodes poll slowly.
+has nothing to read there. Every feed polls slowly: a job names its client's latest block, and
+the solvers and client that ask for records there wake their feed at once.
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 
 import trio
 
@@ -23,21 +22,13 @@ from lilypad_p2p.roles import DealChains
 
 log = logging.getLogger("lilypad_p2p.records")
 
-# A node that does not follow its markets neither names records (a client) nor matches by them
-# (a solver): it reads them for its `market` view only, where a quarter-minute old record is
-# fresh enough. An idle provider's chain call every 2 s was a tenth of its CPU.
-VIEW_ONLY_POLL_S = 15.0
-
 
 def start_record_feeds(nursery: trio.Nursery, feed: RecordFeed, config: NodeConfig,
                        chains: DealChains | None) -> None:
     """Follow each chain the node has (or, without market roles, can read) in `nursery`."""
     if chains is not None:
-        follow = feed.follow
-        if not config.follows_markets:
-            follow = partial(feed.follow, poll_s=VIEW_ONLY_POLL_S)
         for chain in chains.values():
-            nursery.start_soon(follow, chain.sync.chain, chain.sync.address)
+            nursery.start_soon(feed.follow, chain.sync.chain, chain.sync.address)
         return
     for settings in config.chains:
         if settings.rpc_url is not None and settings.contract is not None:

@@ -4,6 +4,9 @@ A job offer names the block its records are read at (`JobOffer.records_block`); 
 the job's client must read the same records there, so the feed keeps every settlement event
 it replayed and answers "records at block B" from the events up to B (`track_records`), or
 None while its replay has not reached B (the caller then waits: guessing would split solvers).
+
+The feed polls slowly, and at once when someone asks for a block it has not replayed: records
+are wanted only by jobs that name a block, and such a job's solvers and client ask for it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,15 @@ from lilypad_p2p.wire import JobOffer
 
 log = logging.getLogger("lilypad_p2p.records")
 
-# Pause between polls of a chain's settlement events.
-RECORD_POLL_S = 2.0
+# Pause between polls of a chain's settlement events while nobody asks for a newer block. A
+# job naming a block past the replay wakes the feed at once; until one does, the records serve
+# the `market` view, where a quarter-minute old record is fresh enough. (At 2 s, the feeds of a
+# 50-node market's clients and solvers made a fifth of its chain requests.)
+RECORD_POLL_S = 15.0
+# Least time between two polls of one chain: a burst of jobs naming new blocks costs one poll
+# per this, not one per job, and a job naming a block that never comes (a hostile one) costs
+# each solver at most this rate while it is open.
+WANTED_POLL_GAP_S = 1.0
 # Records computed at distinct blocks kept for reuse (jobs of one client name one block).
 RECORD_CACHE = 64
 
@@ -41,6 +51,7 @@ class RecordFeed:
         self._blocks: dict[int, list[int]] = {}
         self._head: dict[int, int] = {}
         self._cache: OrderedDict[tuple[int, int], Mapping[str, TrackRecord]] = OrderedDict()
+        self._wanted: dict[int, trio.Event] = {}
 
     def add(self, chain_id: int, events: Iterable[SettlementEvent], head: int) -> None:
         """Events replayed up to and including block `head`, in chain order."""
@@ -59,6 +70,7 @@ class RecordFeed:
         """Every provider's record as of `block`; None while the replay has not reached it."""
         head = self._head.get(chain_id)
         if head is None or block > head:
+            self._want(chain_id)
             return None
         key = (chain_id, block)
         cached = self._cache.get(key)
@@ -83,10 +95,16 @@ class RecordFeed:
                     found[key] = records
         return found
 
+    def _want(self, chain_id: int) -> None:
+        wanted = self._wanted.get(chain_id)
+        if wanted is not None:
+            wanted.set()
+
     async def follow(self, chain: Chain, contract: str, *, poll_s: float = RECORD_POLL_S,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Replay `contract`'s events from the block that deployed it, then keep polling; a
-        chain that does not answer is retried with backoff, never fatal."""
+        """Replay `contract`'s events from the block that deployed it, then poll every
+        `poll_s`, or sooner when records past the replay are asked for; a chain that does not
+        answer is retried with backoff, never fatal."""
         watcher: EventWatcher | None = None
         backoff = Backoff()
         started = False
@@ -106,4 +124,11 @@ class RecordFeed:
             if not started:
                 task_status.started()
                 started = True
-            await trio.sleep(poll_s)
+            await self._until_wanted(chain.chain_id, poll_s)
+
+    async def _until_wanted(self, chain_id: int, poll_s: float) -> None:
+        wanted = self._wanted[chain_id] = trio.Event()
+        gap_s = min(poll_s, WANTED_POLL_GAP_S)
+        await trio.sleep(gap_s)
+        with trio.move_on_after(poll_s - gap_s):
+            await wanted.wait()

@@ -96,3 +96,26 @@ async def test_the_record_feed_follows_the_chain_and_answers_per_block(world: Wo
     assert feed.records_at(world.chain.chain_id, slashed_at)[provider].slashes == 1
     assert feed.records_at(world.chain.chain_id, head + 1) is None
     assert feed.records_at(world.chain.chain_id + 1, 1) is None
+
+
+async def test_asking_for_records_past_the_replay_polls_the_chain_at_once(world: World) -> None:
+    """A job names its client's latest block; the solver's feed has not replayed it. Asking
+    wakes the feed, long before its slow poll would have come round."""
+    from functools import partial
+
+    import trio
+
+    from lilypad_p2p.chain import RecordFeed
+
+    feed = RecordFeed()
+    chain_id = world.chain.chain_id
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(feed.follow, world.chain, world.address, poll_s=600))
+        world.open(world.deal())
+        named = world.chain.block_number()
+        assert feed.records_at(chain_id, named) is None
+        with trio.fail_after(10):
+            while (records := feed.records_at(chain_id, named)) is None:
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert records[world.provider.account.address].opened == 1
