@@ -563,14 +563,13 @@ class ProviderRole:
                 self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=move.status.name)
 
     async def _settle(self, chain: DealChain, accepted: list[ProviderDeal]) -> None:
-        items = [
-            SettlementItem(s.detail.deal, required(s.detail.result_hash, "result hash"),
-                           required(s.detail.acceptance_signature, "acceptance"))
-            for s in accepted
-        ]
-        sent = await chain.settle_batch(items)
+        items = [SettlementItem(s.detail.deal, required(s.detail.result_hash, "result hash"),
+                                required(s.detail.acceptance_signature, "acceptance"))
+                 for s in accepted]
+        sent, settled = await chain.settle_batch(items)
         for stored, item in zip(accepted, items, strict=True):
-            status = await chain.status(item.deal)
+            status = (DealStatus.SETTLED if chain.deal_id(item.deal) in settled
+                      else await chain.status(item.deal))
             if status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED, settled_ms=self._clock_ms(),
                            batch_size=len(items) if sent else 0)

@@ -159,17 +159,20 @@ class DealChain:
             return ChainMove(await self.status(deal), False)
         return ChainMove(done, True)
 
-    async def settle_batch(self, items: Sequence[SettlementItem]) -> int:
+    async def settle_batch(self, items: Sequence[SettlementItem]) -> tuple[int, frozenset[bytes]]:
         """Settle every accepted deal in one transaction (final ones are skipped); how many
-        transactions were sent (0 or 1). Deals the contract left out are logged with the
-        reason; the caller reads each deal's status afterwards."""
+        transactions were sent (0 or 1), and the IDs of the deals it settled (its receipt's
+        `DealSettled` events: the caller reads the status of the others only). Deals the
+        contract left out are logged with the reason."""
         receipt = await self.client.settle_batch(items)
         if receipt is None:
-            return 0
+            return 0, frozenset()
         for deal_id, reason in skipped_deals(self.sync, receipt).items():
             event(log, "settlement.deal_skipped", logging.WARNING, deal_id="0x" + deal_id.hex(),
                   reason=reason.name)
-        return 1
+        settled = frozenset(bytes(args["dealId"]) for name, args in
+                            self.sync.decode_events(receipt) if name == "DealSettled")
+        return 1, settled
 
     async def claim_timeout(self, deal: Deal) -> ChainMove:
         """Claim the deal's timeout; DeadlineError (TooEarly) if the chain's clock is not there."""

@@ -28,6 +28,8 @@ from lilypad_p2p.chain import (
     SettlementItem,
     SignatureRejected,
 )
+from lilypad_p2p.identity import Identity
+from lilypad_p2p.roles import DealChain
 from lilypad_p2p.testing import advance_chain_time
 
 pytestmark = pytest.mark.chain
@@ -327,3 +329,21 @@ def test_deadlines_are_relative_where_documented(world: World) -> None:
     advance_chain_time(world.chain, ACCEPTANCE_WINDOW_S - 100)
     world.job_creator.dispute(deal)
     assert world.deployer.deal_state(deal).status is DealStatus.DISPUTED
+
+
+async def test_a_provider_learns_what_its_batch_settled_from_the_receipt(world: World) -> None:
+    """The provider's settlement names the deals its transaction settled, so it reads the
+    status of the others only: one already settled is not among them."""
+    identity = Identity(bytes(world.provider.account.key), b"\x01" * 32)
+    provider = DealChain(world.provider, identity)
+    deals = [world.deal() for _ in range(3)]
+    for deal in deals:
+        world.open(deal)
+    items = [
+        SettlementItem(d, RESULT, world.job_creator.sign(world.job_creator.acceptance(d, RESULT)))
+        for d in deals
+    ]
+    world.provider.settle(items[0].deal, RESULT, items[0].job_creator_signature)
+    sent, settled = await provider.settle_batch(items)
+    assert (sent, settled) == (1, frozenset(world.provider.deal_id(d) for d in deals[1:]))
+    assert await provider.settle_batch(items) == (0, frozenset())
