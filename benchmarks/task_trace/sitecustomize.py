@@ -74,16 +74,23 @@ if TRACE_DIR:
             os.replace(path + ".tmp", path)
 
     def _count_traffic(counter: _TaskCounter) -> None:
-        """Streams by protocol ("out"/"in"), muxed connections ("yamux"), and the pubsub RPCs
-        read, by what they carry ("rpc publish+ihave"; "rec": a signed peer record)."""
+        """Streams by protocol ("out"/"in"), muxed connections ("yamux"), the pubsub RPCs
+        read, by what they carry ("rpc publish+ihave"; "rec": a signed peer record), and the
+        chain's JSON-RPC requests by method ("chain eth_call")."""
         from libp2p.host.basic_host import BasicHost
         from libp2p.pubsub.pb import rpc_pb2
         from libp2p.stream_muxer.yamux.yamux import Yamux
+        from web3 import HTTPProvider
 
         import lilypad_p2p.net._levers as levers
 
         new_stream, handle = BasicHost.new_stream, BasicHost._swarm_stream_handler
         read_rpc, yamux_start = levers.read_varint_prefixed_bytes_limited, Yamux.start
+        make_request = HTTPProvider.make_request
+
+        def counted_make_request(self, method, params):  # type: ignore[no-untyped-def]
+            counter.count("chain", method)
+            return make_request(self, method, params)
 
         async def counted_new_stream(self, peer_id, protocol_ids):  # type: ignore[no-untyped-def]
             stream = await new_stream(self, peer_id, protocol_ids)
@@ -120,6 +127,7 @@ if TRACE_DIR:
         BasicHost._swarm_stream_handler = counted_handle
         levers.read_varint_prefixed_bytes_limited = counted_read_rpc
         Yamux.start = counted_start
+        HTTPProvider.make_request = counted_make_request
 
     _run = trio.run
 
