@@ -20,6 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from lilypad_p2p.blocking import run_blocking
+from lilypad_p2p.chain._abi import contract_abi
 from lilypad_p2p.chain._artifacts import SETTLEMENT, artifact, settlement_abi
 from lilypad_p2p.chain._backend import Chain, TxReceipt
 from lilypad_p2p.chain._errors import (
@@ -128,6 +129,7 @@ class SettlementClient:
         self.account = account
         self.domain = Domain(chain.chain_id, self.address)
         self._contract = chain.w3.eth.contract(address=self.address, abi=settlement_abi())
+        self._calls = contract_abi(SETTLEMENT)
 
     def with_account(self, account: LocalAccount) -> SettlementClient:
         """The same contract and chain connection, acting as `account`."""
@@ -156,6 +158,12 @@ class SettlementClient:
         requested, ready_at = self._view("withdrawRequests", who)
         return AccountBalance(free, locked, requested, ready_at)
 
+    def free_balance(self, address: str | None = None) -> int:
+        """`balance(address).free` in one read (what a node checks before each deal)."""
+        free, _ = self._view("accounts", to_checksum_address(
+            address or self._require_account().address))
+        return int(free)
+
     def deal_state(self, deal_or_id: Deal | bytes) -> DealState:
         deal_id = deal_or_id if isinstance(deal_or_id, bytes) else self.deal_id(deal_or_id)
         status, since, unpaid, count, prefix, outcome = self._view("deals", deal_id)
@@ -178,9 +186,9 @@ class SettlementClient:
         return int(self._view("withdrawNotice"))
 
     def _view(self, name: str, *args: Any) -> Any:
-        function = self._contract.get_function_by_name(name)(*args)
+        call = {"to": self.address, "data": self._calls.encode(name, args)}
         with self.chain.timed(name):
-            return self.chain.rpc(lambda: function.call())
+            return self._calls.decode(name, self.chain.call(call), self.address)
 
     # ------------------------------------------------------------------ writes: accounts
 
@@ -307,7 +315,7 @@ class SettlementClient:
 
         `gas` skips the pre-flight estimate (so a revert happens on chain); tests use it.
         """
-        data = bytes.fromhex(self._contract.encode_abi(function, args=list(args))[2:])
+        data = self._calls.encode(function, args)
         with self.chain.timed(function):
             return self.chain.transact(self._require_account(), self.address, data, value,
                                        gas=gas)
@@ -367,6 +375,9 @@ class AsyncSettlementClient:
 
     async def balance(self, address: str | None = None) -> AccountBalance:
         return await self._run(partial(self.sync.balance, address))
+
+    async def free_balance(self, address: str | None = None) -> int:
+        return await self._run(partial(self.sync.free_balance, address))
 
     async def deal_state(self, deal_or_id: Deal | bytes) -> DealState:
         return await self._run(partial(self.sync.deal_state, deal_or_id))

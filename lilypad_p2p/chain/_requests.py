@@ -15,6 +15,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from lilypad_p2p.chain._abi import contract_abi
 from lilypad_p2p.chain._artifacts import artifact
 from lilypad_p2p.chain._backend import Chain, TxReceipt
 from lilypad_p2p.chain._errors import ChainError, ContractRevert, TransactionReverted
@@ -171,20 +172,20 @@ class ContractClient:
         self.address = to_checksum_address(address)
         self.account = account
         self.contract = chain.w3.eth.contract(address=self.address, abi=artifact(name)["abi"])
+        self._calls = contract_abi(name)
 
     def read(self, function: str, *args: Any) -> Any:
+        call = {"to": self.address, "data": self._calls.encode(function, args)}
         try:
             with self.chain.timed(function):
-                return self.chain.rpc(
-                    lambda: getattr(self.contract.functions, function)(*args).call()
-                )
-        except Exception as exc:
+                return self._calls.decode(function, self.chain.call(call), self.address)
+        except TransactionReverted as exc:
             raise self._typed_revert(exc) from exc
 
     def send(self, function: str, *args: Any, value: int = 0, gas: int | None = None) -> TxReceipt:
         if self.account is None:
             raise ChainError(f"{self.name} client has no account to send from")
-        data = bytes.fromhex(self.contract.encode_abi(function, args=list(args))[2:])
+        data = self._calls.encode(function, args)
         try:
             with self.chain.timed(function):
                 return self.chain.transact(self.account, self.address, data, value, gas=gas)

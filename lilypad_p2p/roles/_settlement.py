@@ -110,7 +110,7 @@ class DealChain:
         return (await self.client.deal_state(self.deal_id(deal))).status
 
     async def free_balance(self) -> int:
-        return (await self.client.balance(self.address)).free
+        return await self.client.free_balance(self.address)
 
     async def now_s(self) -> int:
         return await self.client.now()

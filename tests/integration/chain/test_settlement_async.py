@@ -31,6 +31,8 @@ async def test_concurrent_transactions_from_one_account(world: World) -> None:
         for amount in amounts:
             nursery.start_soon(client.deposit, amount)
     assert (await client.balance()).free == DEPOSIT + sum(amounts)
+    assert await client.free_balance() == DEPOSIT + sum(amounts)
+    assert await client.free_balance(world.provider.account.address) == DEPOSIT
 
 
 async def test_watcher_reports_the_lifecycle_in_order(world: World) -> None:
