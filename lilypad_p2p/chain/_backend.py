@@ -21,7 +21,7 @@ import requests
 from eth_account.signers.local import LocalAccount
 from eth_typing import Hash32
 from eth_utils import keccak, to_canonical_address, to_checksum_address
-from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3 import EthereumTesterProvider, Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, TimeExhausted
 from web3.types import TxParams
 
@@ -32,6 +32,7 @@ from lilypad_p2p.chain._errors import (
     TransactionReverted,
     revert_error,
 )
+from lilypad_p2p.chain._http import KeptAliveHTTPProvider
 from lilypad_p2p.tally import Tally
 
 T = TypeVar("T")
@@ -339,7 +340,10 @@ def open_embedded_chain(funded: Iterable[tuple[str, int]] = ()) -> Chain:
 
 def open_rpc_chain(url: str) -> Chain:
     """A chain behind a JSON-RPC URL (anvil, a testnet, ...)."""
-    provider = HTTPProvider(url, request_kwargs={"timeout": RPC_REQUEST_TIMEOUT_S})
+    try:
+        provider = KeptAliveHTTPProvider(url, RPC_REQUEST_TIMEOUT_S)
+    except ValueError as exc:
+        raise RpcUnavailable(str(exc)) from exc
     # web3's validation middleware asks eth_chainId before every call; the chain id is fixed
     # per Chain, so drop it (it more than halves eth_call latency against anvil).
     return Chain(Web3(provider, middleware=[]), Backend.JSON_RPC)
@@ -355,7 +359,9 @@ def _call_outcome(exc: BaseException | None) -> str:
 
 def _root_cause(exc: BaseException) -> str:
     """The innermost cause in a few words (requests nests several layers of messages)."""
-    while (inner := exc.__cause__ or exc.__context__) is not None:
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
         exc = inner
     text = str(exc)
     errno_text = text.rsplit("] ", 1)[-1] if "[Errno" in text else text

@@ -79,3 +79,11 @@ def test_revert_data_given_as_a_json_object_is_no_revert_bytes() -> None:
 
     reverted = ContractLogicError("execution reverted: no", data={"message": "no"})
     assert _revert_data(reverted) is None
+
+
+def test_a_cause_chain_that_loops_still_has_a_root(sleeps: list[float]) -> None:
+    looped = ConnectionError("refused")
+    looped.__cause__ = looped
+    eth = FlakyEth(100, looped)
+    with pytest.raises(RpcUnavailable, match="refused"):
+        Chain(SimpleNamespace(eth=eth), Backend.JSON_RPC)  # type: ignore[arg-type]
