@@ -52,8 +52,13 @@ class KeptAliveHTTPProvider(HTTPProvider):
             self._headers["Authorization"] = "Basic " + base64.b64encode(secret.encode()).decode()
         self._idle: list[_Connection] = []
         self._lock = threading.Lock()
+        # http.client knows no proxies: an endpoint the environment sends through one
+        # (HTTPS_PROXY and NO_PROXY, as requests reads them) keeps web3's own transport.
+        self.proxied = bool(requests.utils.get_environ_proxies(endpoint_uri))
 
     def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        if self.proxied:
+            return super()._make_request(method, request_data)
         connection, kept = self._take()
         try:
             response = self._post(connection, request_data)

@@ -134,3 +134,19 @@ def test_nothing_listening_is_a_connection_error() -> None:
     with pytest.raises(ConnectionError) as raised:
         chain_id(provider)
     assert raised.value.__cause__ is not raised.value
+
+
+def test_an_endpoint_behind_a_proxy_keeps_the_libraries_transport(
+    node: FakeNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy in the environment is honoured as requests honours it (http.client would
+    ignore it); NO_PROXY exempts the endpoint."""
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    assert KeptAliveHTTPProvider("http://rpc.example:8545", 5.0).proxied
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = KeptAliveHTTPProvider(node.url, 5.0)
+    assert not direct.proxied
+    assert chain_id(direct) == "0x7"
