@@ -41,7 +41,8 @@ compatible pairs, h the jobs one offer hosts.
    offers they rank higher at the same price (`_spread`, O(E)): both constructions pack, and
    this spreads without changing matches or surplus. When J <= EXACT_MAX_JOBS, an exact
    branch and bound (jobs with fewest options first; each job on a fitting offer or
-   unmatched; bounds on matches and surplus) starts from it as the incumbent, and stops after
+   unmatched; bounds on matches, surplus and, where those tie, the tie-breaks: no job can do
+   better than its first option) starts from it as the incumbent, and stops after
    `exact_node_budget` nodes, a count, not a time, so every solver stops at the same node.
    `proven_optimal` says whether the search finished.
 """
@@ -347,13 +348,16 @@ class _ExactSearch:
             return
         self.nodes_left -= 1
         best_placed, best_surplus = -self.best_key[0], -self.best_key[1]
-        possible = sum(
-            1 for j in self.order[i:] if any(current.fits(j, r) for r in self.problem.options[j])
-        )
-        if placed + possible < best_placed:
+        options = self.problem.options
+        fitting = [j for j in self.order[i:] if any(current.fits(j, r) for r in options[j])]
+        if placed + len(fitting) < best_placed:
             return
-        if placed + possible == best_placed and surplus + self.surplus_tail[i] < best_surplus:
-            return
+        if placed + len(fitting) == best_placed:
+            if surplus + self.surplus_tail[i] < best_surplus:
+                return
+            if (surplus + self.surplus_tail[i] == best_surplus
+                    and self._tie_break_bound(current, fitting) >= self.best_key[2:]):
+                return
         if i == len(self.order):
             key = current.key()
             if key < self.best_key:
@@ -366,6 +370,20 @@ class _ExactSearch:
                 self._search(current, i + 1, placed + 1, surplus + self.problem.surplus(j, r))
                 current.remove(j)
         self._search(current, i + 1, placed, surplus)
+
+    def _tie_break_bound(
+        self, current: _Assignment, fitting: list[int]
+    ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The best tie-break terms of any completion of `current` that ties the best on
+        matches and surplus: such a completion matches every job that still fits, and no job
+        does better than its first option. Among many equally priced offers every full
+        assignment ties on matches and surplus; without this bound the search spends its whole
+        node budget on ties that cannot win."""
+        options = self.problem.options
+        ranks = {j: options[j].index(r) for j, r in enumerate(current.of_job) if r != _UNMATCHED}
+        ranks.update(dict.fromkeys(fitting, 0))
+        matched = sorted(ranks)
+        return tuple(matched), tuple(ranks[j] for j in matched)
 
 
 # --- public entry points -------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Matching: constraints both ways, packing, objective, and comparison with first-fit."""
 
 import dataclasses
+import itertools
 import random
 
 import pytest
@@ -35,6 +36,7 @@ from lilypad_p2p.market import (
 )
 from lilypad_p2p.market._match_problem import build_problem
 from lilypad_p2p.testing._markets import first_fit_trap, random_market
+from lilypad_p2p.testing.offers import address_of
 
 
 def matched(jobs, resources, now_ms=NOW, **kwargs):
@@ -287,6 +289,65 @@ def test_small_markets_are_solved_exactly(seed, n_jobs, n_resources):
     assert ours.proven_optimal
     assert (ours.placed, ours.surplus_wei) == brute_force_best(jobs, resources, NOW)
 
+
+def best_key_by_brute_force(problem):
+    """The objective's smallest key (module docstring of `_matching.py`) over every assignment
+    of each job to one of its options or none: (-placed, -surplus, matched jobs, their ranks)."""
+    best = None
+    for choice in itertools.product(*[[None, *options] for options in problem.options]):
+        room = [list(capacity) for capacity in problem.capacity]
+        for j, r in enumerate(choice):
+            if r is not None:
+                room[r] = [left - need for left, need in zip(room[r], problem.need[j], strict=True)]
+        if any(left < 0 for offer_room in room for left in offer_room):
+            continue
+        matched = [j for j, r in enumerate(choice) if r is not None]
+        key = (-len(matched), -sum(problem.max_prices[j] - problem.prices[choice[j]]
+                                    for j in matched),
+               tuple(matched), tuple(problem.options[j].index(choice[j]) for j in matched))
+        best = key if best is None or key < best else best
+    return best
+
+
+def key_of(matching, problem):
+    offer_of = dict(matching.matches)
+    matched = [j for j, job_id in enumerate(problem.job_ids) if job_id in offer_of]
+    chosen = {j: problem.resource_ids.index(offer_of[problem.job_ids[j]]) for j in matched}
+    return (-len(matched), -matching.surplus_wei, tuple(matched),
+            tuple(problem.options[j].index(chosen[j]) for j in matched))
+
+
+@settings(max_examples=80)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 5), st.integers(1, 4), st.booleans())
+def test_the_exact_search_finds_the_best_key_ties_included(seed, n_jobs, n_offers, one_price):
+    """Every term of the objective, tie-breaks included, against every assignment; with one
+    price for all offers every full assignment ties on matches and surplus."""
+    rng = random.Random(seed)
+    if one_price:
+        resources = [offer(nonce=i, provider=address_of(0x100 + i),
+                           capacity=spec(milli_cpu=1000 * rng.randint(1, 3)))
+                     for i in range(n_offers)]
+        jobs = [job(nonce=k, need=spec(milli_cpu=rng.choice([500, 1000])))
+                for k in range(n_jobs)]
+    else:
+        jobs, resources = random_market(seed, n_jobs, n_offers, NOW)
+    problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
+    ours = match(jobs, resources, NOW, epoch=1)
+    assert ours.proven_optimal
+    assert key_of(ours, problem) == best_key_by_brute_force(problem)
+
+
+def test_ties_between_equally_priced_offers_do_not_eat_the_node_budget():
+    """30 equally priced offers with room for one job each, 8 jobs: every full assignment ties
+    on matches and surplus, and the jobs' first choices collide. The search must still prove
+    its answer within a thousand nodes (it takes about 200) rather than walk the ties."""
+    resources = [offer(nonce=i, provider=address_of(0x100 + i)) for i in range(30)]
+    jobs = [job(nonce=k) for k in range(8)]
+    problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
+    assert len({options[0] for options in problem.options}) < len(jobs)  # choices collide
+    ours = match(jobs, resources, NOW, epoch=1, policy=MatchPolicy(exact_node_budget=1000))
+    assert ours.proven_optimal and ours.placed == 8
+    assert ours.matches == match(jobs, resources, NOW, epoch=1).matches
 
 def kuhn_maximum(jobs, resources):
     """Textbook maximum bipartite matching size, for the unit-capacity case."""
