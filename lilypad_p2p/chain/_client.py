@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._abi import contract_abi
-from lilypad_p2p.chain._artifacts import SETTLEMENT, artifact, settlement_abi
+from lilypad_p2p.chain._artifacts import SETTLEMENT, artifact
 from lilypad_p2p.chain._backend import Chain, TxReceipt
 from lilypad_p2p.chain._errors import (
     AlreadySettled,
@@ -128,7 +128,6 @@ class SettlementClient:
         self.address = to_checksum_address(address)
         self.account = account
         self.domain = Domain(chain.chain_id, self.address)
-        self._contract = chain.w3.eth.contract(address=self.address, abi=settlement_abi())
         self._calls = contract_abi(SETTLEMENT)
 
     def with_account(self, account: LocalAccount) -> SettlementClient:
@@ -324,7 +323,7 @@ class SettlementClient:
         """(event name, arguments) for each of this contract's events in a receipt."""
         from lilypad_p2p.chain._watcher import decode_log
 
-        decoded = (decode_log(self._contract, log) for log in receipt.logs)
+        decoded = (decode_log(self.address, log) for log in receipt.logs)
         return [(event.name, event.args) for event in decoded if event is not None]
 
     def _refuse_if_final(self, deal_id: bytes) -> None:

@@ -21,7 +21,7 @@ import trio
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._backend import Chain
 from lilypad_p2p.chain._errors import ChainError
-from lilypad_p2p.chain._records import deployment_block, settlement_events
+from lilypad_p2p.chain._records import RECORD_EVENTS, deployment_block, settlement_events
 from lilypad_p2p.chain._watcher import EventWatcher
 from lilypad_p2p.health import Backoff
 from lilypad_p2p.logs import event
@@ -112,7 +112,8 @@ class RecordFeed:
             try:
                 if watcher is None:
                     first = await run_blocking(deployment_block, chain, contract)
-                    watcher = EventWatcher(chain, contract, from_block=first)
+                    watcher = EventWatcher(chain, contract, from_block=first,
+                                           events=RECORD_EVENTS)
                 found = await run_blocking(watcher.poll)
             except ChainError as exc:
                 event(log, "records.poll_failed", logging.WARNING, chain_id=chain.chain_id,

@@ -10,7 +10,8 @@ from lilypad_p2p.chain._backend import Chain
 from lilypad_p2p.chain._watcher import ChainEvent, EventWatcher
 from lilypad_p2p.market import SettlementEvent, TrackRecord, track_records
 
-_RECORD_EVENTS = frozenset({"DealOpened", "DealSettled", "DealTimedOut", "DealResolved"})
+# The events a track record is made of: the only ones a record replay asks the chain for.
+RECORD_EVENTS = frozenset({"DealOpened", "DealSettled", "DealTimedOut", "DealResolved"})
 
 
 def settlement_events(events: Iterable[ChainEvent]) -> list[SettlementEvent]:
@@ -18,7 +19,7 @@ def settlement_events(events: Iterable[ChainEvent]) -> list[SettlementEvent]:
     kept = []
     for event in events:
         deal_id = event.deal_id
-        if event.name not in _RECORD_EVENTS or deal_id is None:
+        if event.name not in RECORD_EVENTS or deal_id is None:
             continue
         provider = event.args.get("provider")
         status = event.args.get("status")
@@ -64,6 +65,6 @@ def read_track_records(
     Blocking (one eth_getLogs per MAX_BLOCK_RANGE blocks); run it in a worker thread from trio.
     """
     first = deployment_block(chain, contract) if from_block is None else from_block
-    watcher = EventWatcher(chain, contract, from_block=first)
+    watcher = EventWatcher(chain, contract, from_block=first, events=RECORD_EVENTS)
     events = watcher.poll()
     return track_records(settlement_events(events)), watcher.cursor - 1

@@ -11,17 +11,16 @@ chain and anvil, which never reorganise by themselves).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import trio
-from eth_utils import keccak, to_checksum_address
-from web3.contract import Contract
+from eth_utils import to_checksum_address
 
 from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain._artifacts import settlement_abi
+from lilypad_p2p.chain._abi import contract_abi
+from lilypad_p2p.chain._artifacts import SETTLEMENT
 from lilypad_p2p.chain._backend import Chain
 
 # Most blocks asked for in one eth_getLogs (public nodes cap the range).
@@ -50,47 +49,42 @@ class ChainEvent:
         return bytes(value) if value is not None else None
 
 
-def decode_log(contract: Contract, log: Any) -> ChainEvent | None:
-    """Decode a raw log of `contract`; None if it is not one of its events."""
-    topics = log["topics"]
-    if not topics:
+def decode_log(address: str, log: Any) -> ChainEvent | None:
+    """Decode a raw log of the settlement contract at `address` (checksummed); None if it is
+    not one of its events."""
+    if to_checksum_address(log["address"]) != address:
         return None
-    name = _event_names_by_topic().get(bytes(topics[0]))
-    if name is None or to_checksum_address(log["address"]) != contract.address:
+    try:
+        name, args = contract_abi(SETTLEMENT).decode_event(log["topics"], log["data"])
+    except ValueError:
         return None
-    decoded = contract.events[name]().process_log(log)
     return ChainEvent(
         name=name,
-        args=dict(decoded["args"]),
+        args=args,
         block_number=int(log["blockNumber"]),
         tx_hash=bytes(log["transactionHash"]),
         log_index=int(log["logIndex"]),
     )
 
 
-@cache
-def _event_names_by_topic() -> dict[bytes, str]:
-    table = {}
-    for entry in settlement_abi():
-        if entry["type"] == "event":
-            types = ",".join(i["type"] for i in entry["inputs"])
-            table[keccak(text=f"{entry['name']}({types})")] = entry["name"]
-    return table
-
-
 class EventWatcher:
     """Delivers the contract's events in chain order, each once, from `from_block` on."""
 
     def __init__(
-        self, chain: Chain, address: str, *, from_block: int = 0, confirmations: int = 0
+        self, chain: Chain, address: str, *, from_block: int = 0, confirmations: int = 0,
+        events: Collection[str] | None = None,
     ) -> None:
+        """`events`: the names of the events wanted (the node asks for those only); all by
+        default."""
         self.chain = chain
         self.cursor = from_block  # next block to scan; persist it to resume after a restart
         self._floor = from_block  # a rewind never goes below where the caller asked to start
         self.confirmations = confirmations
-        self._contract = chain.w3.eth.contract(
-            address=to_checksum_address(address), abi=settlement_abi()
-        )
+        self._address = to_checksum_address(address)
+        abi = contract_abi(SETTLEMENT)
+        self._topics = None if events is None else [
+            ["0x" + abi.event_topic(name).hex() for name in sorted(events)]
+        ]
         self._last_scanned: tuple[int, bytes] | None = None
         self._delivered: OrderedDict[tuple[bytes, int], None] = OrderedDict()
 
@@ -115,11 +109,14 @@ class EventWatcher:
         events: list[ChainEvent] = []
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
-            query = {"address": self._contract.address, "fromBlock": self.cursor, "toBlock": last}
+            query: dict[str, Any] = {"address": self._address, "fromBlock": self.cursor,
+                                     "toBlock": last}
+            if self._topics is not None:
+                query["topics"] = self._topics
             with self.chain.timed("eth_getLogs"):
                 logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
             for log in logs:
-                event = decode_log(self._contract, log)
+                event = decode_log(self._address, log)
                 if event is not None and self._first_delivery(event):
                     events.append(event)
             self._last_scanned = (last, known.get(last) or self._block_hash(last))

@@ -94,6 +94,8 @@ EVENT_POLL_INTERVAL_S = 2.0
 FEE_POLL_INTERVAL_S = 1.0
 # Events waiting to be handled (the watcher blocks when the mediator falls behind).
 EVENT_BUFFER = 64
+# The events a mediator acts on: the only ones its watcher asks the chain for.
+MEDIATOR_EVENTS = frozenset({"DealDisputed", "DealResolved"})
 RUNS_PER_VERDICT = 2
 # A refusal's reason is cut to what a DealRefused carries.
 REFUSAL_REASON_CHARS = 512
@@ -190,7 +192,8 @@ class MediatorRole:
     ) -> None:
         sync = chain.sync
         watcher = EventWatcher(sync.chain, sync.address,
-                               from_block=await run_blocking(sync.chain.block_number))
+                               from_block=await run_blocking(sync.chain.block_number),
+                               events=MEDIATOR_EVENTS)
         send, receive = trio.open_memory_channel[Any](EVENT_BUFFER)
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(watcher.run, send, poll_interval=EVENT_POLL_INTERVAL_S))

@@ -73,6 +73,28 @@ def test_watcher_with_confirmations_holds_back_recent_blocks(world: World) -> No
     assert shallow.poll() == []  # the cursor moved on: nothing twice
 
 
+
+def test_a_watcher_for_named_events_asks_the_chain_for_those_only(world: World, monkeypatch
+                                                                  ) -> None:
+    start = world.chain.block_number() + 1
+    world.open(world.deal())
+    world.stranger.deposit(1)
+    asked: list[object] = []
+    get_logs = world.chain.w3.eth.get_logs
+
+    def counted(query):
+        logs = get_logs(query)
+        asked.append(len(logs))
+        return logs
+
+    monkeypatch.setattr(world.chain.w3.eth, "get_logs", counted)
+    named = EventWatcher(world.chain, world.address, from_block=start,
+                         events={"DealOpened", "DealSettled"})
+    assert [e.name for e in named.poll()] == ["DealOpened"]
+    assert asked == [1]  # the deposit's log never came back from the chain
+    every = EventWatcher(world.chain, world.address, from_block=start)
+    assert [e.name for e in every.poll()] == ["DealOpened", "Deposited"]
+
 def test_unreachable_rpc_is_a_typed_error() -> None:
     with pytest.raises(RpcUnavailable):
         open_rpc_chain("http://127.0.0.1:9")  # discard port: nothing listens

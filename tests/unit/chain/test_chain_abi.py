@@ -62,3 +62,58 @@ def test_a_name_that_is_overloaded_or_missing_is_refused() -> None:
         abi.encode("f", [])
     with pytest.raises(ValueError, match="no function g"):
         abi.encode("g", [])
+
+
+def sample_value(kind: str, index: int) -> object:
+    if kind == "address":
+        return [JC, RP][index % 2]
+    if kind == "bytes32":
+        return bytes([index + 1]) * 32
+    if kind.startswith("uint"):
+        return 2 ** (int(kind[4:] or 256) - 1) + index
+    raise AssertionError(f"no sample for {kind}")
+
+
+def settlement_events() -> list[dict[str, object]]:
+    return [entry for entry in artifact(SETTLEMENT)["abi"] if entry["type"] == "event"]
+
+
+@pytest.mark.parametrize("entry", settlement_events(), ids=lambda entry: entry["name"])
+def test_every_settlement_event_decodes_as_web3_decodes_it(entry: dict) -> None:
+    inputs = entry["inputs"]
+    values = [sample_value(arg["type"], i) for i, arg in enumerate(inputs)]
+    indexed = [(arg, v) for arg, v in zip(inputs, values, strict=True) if arg["indexed"]]
+    data = [(arg, v) for arg, v in zip(inputs, values, strict=True) if not arg["indexed"]]
+    signature = f"{entry['name']}({','.join(arg['type'] for arg in inputs)})"
+    log = {
+        "address": ADDRESS, "blockNumber": 7, "logIndex": 0, "transactionIndex": 0,
+        "transactionHash": b"\x09" * 32, "blockHash": b"\x08" * 32, "removed": False,
+        "topics": [Web3.keccak(text=signature)]
+        + [encode([arg["type"]], [v]) for arg, v in indexed],
+        "data": encode([arg["type"] for arg, _ in data], [v for _, v in data]),
+    }
+    contract = Web3().eth.contract(address=ADDRESS, abi=artifact(SETTLEMENT)["abi"])
+    theirs = contract.events[entry["name"]]().process_log(log)
+    name, ours = contract_abi(SETTLEMENT).decode_event(log["topics"], log["data"])
+    assert (name, ours) == (theirs["event"], dict(theirs["args"]))
+    assert contract_abi(SETTLEMENT).event_topic(name) == bytes(log["topics"][0])
+
+
+def test_a_log_that_is_no_event_of_the_contract_is_refused() -> None:
+    abi = contract_abi(SETTLEMENT)
+    settled = abi.event_topic("DealSettled")
+    with pytest.raises(ValueError, match="not an event"):
+        abi.decode_event([b"\x01" * 32], b"")
+    with pytest.raises(ValueError, match="not an event"):
+        abi.decode_event([settled], b"\x00" * 32)  # its deal ID topic is missing
+    with pytest.raises(ValueError, match="does not decode"):
+        abi.decode_event([settled, b"\x01" * 32], b"\x00" * 7)
+
+
+def test_an_indexed_string_is_its_hash() -> None:
+    abi = ContractAbi([{"type": "event", "name": "Named", "anonymous": False, "inputs": [
+        {"name": "name", "type": "string", "indexed": True},
+        {"name": "n", "type": "uint8", "indexed": False}]}])
+    digest = Web3.keccak(text="alice")
+    assert abi.decode_event([Web3.keccak(text="Named(string,uint8)"), digest],
+                            encode(["uint8"], [3])) == ("Named", {"name": bytes(digest), "n": 3})
