@@ -8,9 +8,13 @@ figure is the median over rounds of CPU ms per call:
 
 - transport: `eth_blockNumber` through web3's `HTTPProvider` (requests) and through
   `KeptAliveHTTPProvider` (http.client on kept-alive connections, `chain/_http.py`);
+- eth_call: the same call through web3's `eth.call` (its request formatters and offchain-lookup
+  wrapper) and as the raw request `Chain.call` sends, both over the kept-alive transport;
 - view: the settlement contract's `deals(id)` through web3's contract layer and through
-  `ContractAbi` (`chain/_abi.py`), both over the kept-alive transport;
+  `ContractAbi` (`chain/_abi.py`) and `Chain.call`, over the kept-alive transport;
 - encode: `openDeal`'s calldata by web3's `encode_abi` and by `ContractAbi.encode`;
+- event: a `DealOpened` log (as `eth_getLogs` returns it through web3) decoded by web3's
+  `process_log` and by `ContractAbi.decode_event`: every node replays every deal's events;
 - deal ID: the EIP-712 digest computed afresh and as `Deal.deal_id` returns it (cached).
 
 Writes benchmarks/results/chain-requests.json.
@@ -27,7 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from eth_abi import encode
+from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
+from web3.datastructures import AttributeDict
 
 from lilypad_p2p.chain import Deal, Domain, deploy_settlement, open_rpc_chain
 from lilypad_p2p.chain._abi import contract_abi
@@ -71,8 +78,9 @@ def measure(calls: int, rounds: int) -> dict[str, Any]:
 
         def view_ours() -> object:
             data = calls_table.encode("deals", [deal_id])
-            answer = kept.eth.call({"to": address, "data": data})
-            return calls_table.decode("deals", bytes(answer), address)
+            return calls_table.decode("deals", chain.call({"to": address, "data": data}), address)
+
+        read = {"to": address, "data": calls_table.encode("deals", [deal_id])}
 
         deal = Deal(job_creator=accounts[1].address, provider=accounts[2].address,
                     payment=10**18, collateral=10**18, mediation_fee=10**16,
@@ -81,16 +89,30 @@ def measure(calls: int, rounds: int) -> dict[str, Any]:
                     mediation_window=3600, job_spec_hash=b"\x0a" * 32,
                     module_hash=b"\x0b" * 32, salt=b"\x0c" * 32)
         open_args = [deal.terms_abi(), list(deal.mediators), b"\x11" * 65, b"\x22" * 65]
+        opened = AttributeDict({
+            "address": address, "blockNumber": 7, "logIndex": 0, "transactionIndex": 0,
+            "transactionHash": HexBytes(b"\x09" * 32), "blockHash": HexBytes(b"\x08" * 32),
+            "removed": False, "data": HexBytes(b""),
+            "topics": [HexBytes(calls_table.event_topic("DealOpened")), HexBytes(deal_id),
+                       HexBytes(encode(["address"], [deal.job_creator])),
+                       HexBytes(encode(["address"], [deal.provider]))],
+        })
         domain = Domain(chain.chain_id, address)
         return {
             "transport eth_blockNumber": _compare(
                 lambda: plain.provider.make_request("eth_blockNumber", []),
                 lambda: kept.provider.make_request("eth_blockNumber", []), calls, rounds),
+            "eth_call": _compare(
+                lambda: kept.eth.call(read), lambda: chain.call(read), calls, rounds),
             "view deals(id)": _compare(
                 lambda: contract.functions.deals(deal_id).call(), view_ours, calls, rounds),
             "encode openDeal": _compare(
                 lambda: contract.encode_abi("openDeal", args=open_args),
                 lambda: calls_table.encode("openDeal", open_args), calls, rounds),
+            "decode a DealOpened log": _compare(
+                lambda: contract.events.DealOpened().process_log(opened),
+                lambda: calls_table.decode_event(opened["topics"], opened["data"]), calls,
+                rounds),
             "deal ID": _compare(
                 lambda: domain.digest(deal.struct_hash()),
                 lambda: deal.deal_id(domain), calls, rounds),

@@ -7,14 +7,17 @@ import trio
 from chain_world import DEPOSIT, PAYMENT, World
 
 from lilypad_p2p.chain import (
+    SETTLEMENT,
     AlreadySettled,
     AsyncSettlementClient,
     ChainEvent,
+    ContractRevert,
     DealStatus,
     EventWatcher,
     RpcUnavailable,
     open_rpc_chain,
 )
+from lilypad_p2p.chain._abi import contract_abi
 from lilypad_p2p.testing import revert_chain, snapshot_chain
 
 pytestmark = pytest.mark.chain
@@ -94,6 +97,25 @@ def test_a_watcher_for_named_events_asks_the_chain_for_those_only(world: World, 
     assert asked == [1]  # the deposit's log never came back from the chain
     every = EventWatcher(world.chain, world.address, from_block=start)
     assert [e.name for e in every.poll()] == ["DealOpened", "Deposited"]
+
+
+def test_a_call_answers_and_refuses_as_web3s_eth_call_does(world: World) -> None:
+    """`Chain.call` sends eth_call as the raw request: the same answer as web3's `eth.call`,
+    and the same typed error when the contract refuses."""
+    calls = contract_abi(SETTLEMENT)
+    view = {"to": world.address, "data": calls.encode("accounts", [world.provider.account.address])}
+    assert world.chain.call(view) == bytes(world.chain.w3.eth.call(view))
+    deal = world.deal()
+    wrong = {"from": world.stranger.account.address, "to": world.address,
+             "data": calls.encode("openDeal", [deal.terms_abi(), list(deal.mediators),
+                                               b"\x11" * 65, b"\x22" * 65])}
+    with pytest.raises(ContractRevert) as ours:
+        world.chain.call(wrong)
+    with pytest.raises(Exception) as theirs:
+        world.chain.w3.eth.call(wrong)
+    expected = world.chain._as_revert(theirs.value)
+    assert (type(ours.value), ours.value.error, ours.value.error_args) == (
+        type(expected), expected.error, expected.error_args)
 
 def test_unreachable_rpc_is_a_typed_error() -> None:
     with pytest.raises(RpcUnavailable):
