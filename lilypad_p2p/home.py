@@ -73,11 +73,23 @@ class HomeLock:
 
 
 def _holder_pid(fd: int) -> int | None:
+    """The PID the holder wrote. Until it writes, the file still names the previous holder,
+    which has exited (the kernel released its lock): a PID of no live process is read again."""
     deadline = time.monotonic() + PID_READ_WAIT_S
     while True:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        if text.isdigit():
+        if text.isdigit() and _is_alive(int(text)):
             return int(text)
         if time.monotonic() > deadline:
             return None
         time.sleep(PID_READ_INTERVAL_S)
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
