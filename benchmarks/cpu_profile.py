@@ -324,6 +324,7 @@ def main() -> None:
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "scenario": scenario.name, "nodes": report["node_count"], "roles": report["roles"],
         "jobs": jobs, "deals": report["deals"], "workload_s": report["workload_s"],
+        "posted_per_s": report["posted_per_s"],
         "latencies": report["latencies"]["summary"], "passed": report["passed"],
         "idle": idle,
         "idle_profile_by_role": idle_profile,

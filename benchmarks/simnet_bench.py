@@ -65,7 +65,7 @@ def main() -> None:
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "scenario": scenario.name, "nodes": report["node_count"], "roles": report["roles"],
         "jobs": report["jobs"], "wall_s": report["wall_s"], "startup_s": report["startup_s"],
-        "workload_s": report["workload_s"],
+        "workload_s": report["workload_s"], "posted_per_s": report["posted_per_s"],
         "wall_target_s": WALL_TARGET_S, "wall_target_met": report["wall_s"] < WALL_TARGET_S,
         "deals": report["deals"], "latencies": report["latencies"]["summary"],
         "gas_per_deal_mean": report["gas"]["mean"],

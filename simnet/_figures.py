@@ -1,5 +1,6 @@
 """The figures a simnet report shows, computed from what the run collected (pure): deal
-latencies, gas per deal, how the work spread over the providers."""
+latencies, the rate jobs were posted at, gas per deal, how the work spread over the
+providers."""
 
 from __future__ import annotations
 
@@ -80,6 +81,16 @@ def summary(values: Sequence[float]) -> Summary:
     return Summary(n=len(ordered), p50=round(ordered[len(ordered) // 2], 3),
                    p99=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
                    mean=round(statistics.fmean(ordered), 3), max=round(ordered[-1], 3))
+
+
+def posted_rate(posted_at_s: Iterable[float]) -> float | None:
+    """Jobs per second from the first job posted to the last (None for fewer than two): the
+    driver posts each job with a blocking control call, so on a loaded machine this falls short
+    of the scenario's rate, and the latencies are of a lighter load than it asked for."""
+    times = sorted(posted_at_s)
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return round((len(times) - 1) / (times[-1] - times[0]), 2)
 
 
 def gas_per_deal(tx_deals: Mapping[str, set[str]], tx_gas: Mapping[str, int]) -> dict[str, int]:

@@ -126,6 +126,8 @@ class Report:
     jobs: int
     startup_s: float
     workload_s: float
+    # Jobs per second the driver managed to post (the scenario asks for workload.rate_per_s).
+    posted_per_s: float | None
     wall_s: float
     providers_final: bool
     events: list[str]

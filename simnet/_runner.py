@@ -24,7 +24,7 @@ from rich.console import Console
 
 from lilypad_p2p.localnet import node_identity
 from simnet._faulty import FAILING_MODULE, failing_module
-from simnet._figures import latency_section, work_section
+from simnet._figures import latency_section, posted_rate, work_section
 from simnet._invariants import invariants
 from simnet._measure import chain_figures, holdings, node_figures
 from simnet._plan import lab_for, plan_nodes, provider_prices, scraper_for
@@ -136,6 +136,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> Report:
         scenario=scenario.name, node_count=scenario.nodes,
         roles=scenario.roles.counts(scenario.nodes), jobs=len(run.submitted),
         startup_s=round(startup_s, 1), workload_s=round(workload_s, 1),
+        posted_per_s=posted_rate(at for at, _ in run.posted.values()),
         wall_s=round(time.monotonic() - wall_started, 1),
         providers_final=providers_final, events=run.events_log,
         deals=DealCounts(by_final_state=dict(Counter(d["phase"] for d in deals)),

@@ -48,6 +48,8 @@ def up(
     for check in report.invariants:
         table.add_row(check.name, "[green]yes[/]" if check.ok else "[red]NO[/]", check.detail)
     console.print(table)
+    console.print(f"jobs posted at {report.posted_per_s} /s "
+                  f"(the scenario asks {loaded.workload.rate_per_s} /s)")
     console.print("latency p50/p99 s: " + ", ".join(
         f"{name} {row.p50}/{row.p99}" for name, row in report.latencies.summary.items()))
     console.print(f"deals: {report.deals.by_final_state}; gas/deal mean "

@@ -3,7 +3,7 @@ them), wei as strings, and only the network sections the scenario has."""
 
 import json
 
-from simnet._figures import latency_section, work_section
+from simnet._figures import latency_section, posted_rate, work_section
 from simnet._report import (
     Check,
     DealCounts,
@@ -18,7 +18,8 @@ from simnet._report import (
     write_json,
 )
 
-KEYS = {"scenario", "node_count", "roles", "jobs", "startup_s", "workload_s", "wall_s",
+KEYS = {"scenario", "node_count", "roles", "jobs", "startup_s", "workload_s", "posted_per_s",
+        "wall_s",
         "providers_final", "events", "deals", "latencies", "work", "gas", "funds", "nodes",
         "gossip", "metrics", "spam_scores", "network", "invariants", "passed"}
 DEAL = {"key": "k1", "phase": "settled", "provider": "0xAA", "transitions": [
@@ -29,7 +30,8 @@ DEAL = {"key": "k1", "phase": "settled", "provider": "0xAA", "transitions": [
 def _report(network: NetworkFigures, nodes: dict[str, NodeFigures]) -> Report:
     return Report(
         scenario="smoke", node_count=2, roles={"providers": 1, "clients": 1}, jobs=1,
-        startup_s=1.0, workload_s=2.0, wall_s=3.0, providers_final=True, events=[],
+        startup_s=1.0, workload_s=2.0, posted_per_s=None, wall_s=3.0, providers_final=True,
+        events=[],
         deals=DealCounts(by_final_state={"settled": 1}, outcomes={}),
         latencies=latency_section([DEAL]),
         work=work_section([DEAL], {"0xaa": "provider-1"}, {"provider-1": 10**15}),
@@ -79,3 +81,11 @@ def test_the_network_section_holds_what_the_scenario_has():
     assert _report(cut, {}).as_json()["network"] == {
         "groups": {"client-1": "a"}, "partition_window_s": (3.0, 33.0),
         "converged_after_heal_s": None}
+
+
+def test_the_posted_rate_is_jobs_per_second_between_the_first_post_and_the_last():
+    # 400 jobs posted over 230 s: a driver that could not keep a 4 jobs/s scenario's pace.
+    assert posted_rate([0.0, *[230.0 * i / 399 for i in range(1, 400)]]) == 1.73
+    assert posted_rate([5.0, 0.0, 2.5]) == 0.4  # the order posts are listed in does not count
+    assert posted_rate([]) is None
+    assert posted_rate([3.0]) is None
