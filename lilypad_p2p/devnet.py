@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.home import process_is_alive
 
 STATE_FILE = "devnet.json"
 NODE_STOP_TIMEOUT_S = 15.0
@@ -67,16 +68,6 @@ def read_state(directory: Path) -> DevnetState | None:
         raise DevnetError(f"{directory / STATE_FILE} is damaged ({exc}); delete it") from exc
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     """Start the devnet under `directory` and leave it running.
 
@@ -96,7 +87,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     )
 
     known = read_state(directory)
-    if known is not None and _alive(known.anvil_pid):
+    if known is not None and process_is_alive(known.anvil_pid):
         raise DevnetError(f"a devnet is already up in {directory}: `lilypad-p2p devnet down` first")
     binary = anvil_binary()
     if binary is None:
@@ -150,7 +141,7 @@ def status(directory: Path) -> dict[str, Any]:
         raise DevnetError(f"no devnet in {directory}: start one with `lilypad-p2p devnet up`")
     nodes = {}
     for name, pid in state.nodes.items():
-        entry: dict[str, Any] = {"pid": pid, "running": _alive(pid),
+        entry: dict[str, Any] = {"pid": pid, "running": process_is_alive(pid),
                                  "home": str(directory / name)}
         if entry["running"]:
             with contextlib.suppress(ControlError, OSError):
@@ -158,7 +149,7 @@ def status(directory: Path) -> dict[str, Any]:
                 entry.update(address=said.get("address"), peers=said.get("peers"))
         nodes[name] = entry
     return {"directory": str(directory), "rpc_url": state.rpc_url, "contract": state.contract,
-            "mediator": state.mediator, "chain_running": _alive(state.anvil_pid),
+            "mediator": state.mediator, "chain_running": process_is_alive(state.anvil_pid),
             "client_home": str(state.client_home), "nodes": nodes}
 
 
@@ -173,12 +164,12 @@ def down(directory: Path) -> int:
 
 
 def _stop(nodes: dict[str, int], anvil_pid: int) -> int:
-    running = [pid for pid in nodes.values() if _alive(pid)]
+    running = [pid for pid in nodes.values() if process_is_alive(pid)]
     for pid in running:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)  # a node's clean shutdown, as Ctrl-C
     _wait_gone(running, NODE_STOP_TIMEOUT_S)
-    chain = [anvil_pid] if _alive(anvil_pid) else []
+    chain = [anvil_pid] if process_is_alive(anvil_pid) else []
     for pid in chain:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -189,10 +180,10 @@ def _stop(nodes: dict[str, int], anvil_pid: int) -> int:
 def _wait_gone(pids: list[int], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for pid in pids:
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_is_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.1)  # polling a process that is not our child: no wait() on it
-        if _alive(pid):
+        if process_is_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             _reap(pid)

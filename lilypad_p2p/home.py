@@ -78,14 +78,15 @@ def _holder_pid(fd: int) -> int | None:
     deadline = time.monotonic() + PID_READ_WAIT_S
     while True:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-        if text.isdigit() and _is_alive(int(text)):
+        if text.isdigit() and process_is_alive(int(text)):
             return int(text)
         if time.monotonic() > deadline:
             return None
         time.sleep(PID_READ_INTERVAL_S)
 
 
-def _is_alive(pid: int) -> bool:
+def process_is_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
