@@ -353,10 +353,11 @@ class _ExactSearch:
         if placed + len(fitting) < best_placed:
             return
         if placed + len(fitting) == best_placed:
-            if surplus + self.surplus_tail[i] < best_surplus:
-                return
-            if (surplus + self.surplus_tail[i] == best_surplus
-                    and self._tie_break_bound(current, fitting) >= self.best_key[2:]):
+            surplus_bound = surplus + self.surplus_tail[i]
+            if surplus_bound < best_surplus or (
+                surplus_bound == best_surplus
+                and self._tie_break_bound(current, fitting) >= self.best_key[2:]
+            ):
                 return
         if i == len(self.order):
             key = current.key()
