@@ -17,8 +17,14 @@ from net_testbed import MESH_TIMEOUT_S
 
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.net._admission import NetLimits
+from lilypad_p2p.net._eager_lock import EagerLock
 from lilypad_p2p.net._host import Muxer, build_host
-from lilypad_p2p.net._yamux import GuardedYamux, TunedYamuxStream
+from lilypad_p2p.net._yamux import (
+    GuardedYamux,
+    ReadAheadTCPStream,
+    TunedYamuxStream,
+    _tcp_stream_of,
+)
 
 pytestmark = pytest.mark.net
 
@@ -101,6 +107,12 @@ async def test_window_credit_comes_back_in_half_windows_and_bulk_never_stalls():
         stream = await dialer.new_stream(listener.get_id(), [PROTOCOL])
         muxed = stream.muxed_stream
         assert isinstance(muxed, TunedYamuxStream)
+        # Every per-frame lock is eager and the TCP stream reads ahead, on a real connection.
+        tcp = _tcp_stream_of(muxed.conn.secured_conn)
+        assert isinstance(tcp, ReadAheadTCPStream)
+        for lock in (muxed.window_lock, muxed.conn._write_lock, muxed.conn.streams_lock,
+                     tcp.read_lock, tcp.write_lock):
+            assert isinstance(lock, EagerLock)
         with trio.fail_after(MESH_TIMEOUT_S):
             window_before = muxed.send_window
             for _ in range(SMALL_MESSAGES):

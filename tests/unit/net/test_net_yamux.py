@@ -4,11 +4,12 @@ import inspect
 
 from libp2p.crypto.secp256k1 import create_new_key_pair
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
+from libp2p.stream_muxer.rw_lock import ReadWriteLock
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, preferring
-from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._mplex import GuardedMplex
 from lilypad_p2p.net._yamux import RTT_MEASURE_INTERVAL_S, GuardedYamux
 
 
@@ -41,6 +42,12 @@ def test_the_library_members_our_yamux_relies_on_are_still_there():
     assert "_auto_tune_and_send_window_update(" in inspect.getsource(YamuxStream.read)
     for member in ("_write_lock", "event_closed", "event_shutting_down", "secured_conn"):
         assert f"self.{member} =" in inspect.getsource(Yamux.__init__)
+    # `TunedYamuxStream.write` reads the writer lock's semaphore and debits the window itself;
+    # the window is only ever changed synchronously under `window_lock`.
+    assert "self.rw_lock = ReadWriteLock()" in inspect.getsource(YamuxStream.__init__)
+    assert "self._writer_lock = trio.Semaphore(1)" in inspect.getsource(ReadWriteLock.__init__)
+    assert "self.send_window -= to_send" in inspect.getsource(YamuxStream.write)
+    assert "rw_lock" not in inspect.getsource(YamuxStream.read)
     # The library still builds its own Yamux on negotiation (why `MuxerClassMultistream` exists).
     assert "Yamux(" in inspect.getsource(MuxerMultistream.new_conn)
     # The RTT loop still reads the module's interval on each round, after a first ping at once.

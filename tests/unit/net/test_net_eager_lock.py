@@ -1,0 +1,121 @@
+"""`EagerLock` and `ReadAheadTCPStream`: fewer scheduler passes per frame, same semantics."""
+
+import pytest
+import trio
+import trio.testing
+from libp2p.io.trio import TrioTCPStream
+
+from lilypad_p2p.net._eager_lock import EagerLock, make_eager
+from lilypad_p2p.net._yamux import READ_AHEAD_BYTES, ReadAheadTCPStream
+
+
+async def test_a_free_lock_is_taken_without_a_scheduler_pass():
+    lock = EagerLock()
+    with trio.testing.assert_no_checkpoints():
+        async with lock:
+            assert lock.locked()
+    assert not lock.locked()
+
+
+async def test_a_held_lock_queues_its_waiters_in_arrival_order():
+    lock, order = EagerLock(), []
+
+    async def take(name: str) -> None:
+        async with lock:
+            order.append(name)
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        await lock.acquire()
+        for name in "abc":
+            nursery.start_soon(take, name)
+            await trio.testing.wait_all_tasks_blocked()
+        assert lock.statistics().tasks_waiting == 3
+        lock.release()
+    assert order == ["a", "b", "c"]
+
+
+async def test_a_cancelled_waiter_leaves_the_lock_to_the_others():
+    lock, release = EagerLock(), trio.Event()
+
+    async def hold() -> None:
+        async with lock:
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold)
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.move_on_after(0.01) as scope:
+            await lock.acquire()
+        assert scope.cancelled_caught
+        assert lock.statistics().tasks_waiting == 0
+        release.set()
+    with trio.testing.assert_no_checkpoints():
+        lock.acquire_nowait()
+
+
+async def test_make_eager_swaps_only_a_free_trio_lock():
+    class Owner:
+        def __init__(self) -> None:
+            self.free, self.held, self.other = trio.Lock(), trio.Lock(), object()
+
+    owner = Owner()
+    held = owner.held
+    held.acquire_nowait()
+    for name in ("free", "held", "other", "missing"):
+        make_eager(owner, name)
+    assert isinstance(owner.free, EagerLock)
+    assert owner.held is held
+    assert not isinstance(owner.other, EagerLock)
+    assert not hasattr(owner, "missing")
+
+
+@pytest.fixture
+async def tcp_pair():
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    client = await trio.open_tcp_stream("127.0.0.1", port)
+    server = await listeners[0].accept()
+    yield client, server
+    await client.aclose()
+    await server.aclose()
+    await listeners[0].aclose()
+
+
+async def test_reads_ahead_and_hands_out_exactly_what_each_read_asks(tcp_pair):
+    client, server = tcp_pair
+    stream = TrioTCPStream(server)
+    ReadAheadTCPStream.adopt(stream)
+    frames = [b"\x00\x05hello", b"\x00\x03abc", b"\x00\x01z"]
+    await client.send_all(b"".join(frames))
+    await trio.testing.wait_all_tasks_blocked()
+    got = []
+    for frame in frames:
+        got.append(await stream.read(2) + await stream.read(len(frame) - 2))
+    assert got == frames
+    assert await stream.read(0) == b""
+    await client.send_all(b"rest")
+    assert await stream.read() == b"rest"
+    await client.aclose()
+    assert await stream.read(10) == b""
+
+
+async def test_one_receive_serves_every_frame_that_arrived_with_it(tcp_pair):
+    client, server = tcp_pair
+    stream = TrioTCPStream(server)
+    ReadAheadTCPStream.adopt(stream)
+    receives = 0
+    receive_some = server.receive_some
+
+    async def counted(max_bytes=None):
+        nonlocal receives
+        receives += 1
+        return await receive_some(max_bytes)
+
+    server.receive_some = counted
+    await client.send_all(b"x" * 1000)
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(10):
+        assert await stream.read(100) == b"x" * 100
+    assert receives == 1
+    assert READ_AHEAD_BYTES >= 64 * 1024
