@@ -19,7 +19,7 @@ from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._errors import NetError
-from lilypad_p2p.net._levers import GuardedMplex
+from lilypad_p2p.net._mplex import GuardedMplex
 from lilypad_p2p.net._yamux import GuardedYamux, use_muxer_classes
 
 

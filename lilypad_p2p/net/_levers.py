@@ -7,7 +7,8 @@ installed library: a version bump that moves them fails that test instead of sil
 the tuning. Figures: /work/shared/notes/libp2p.md ("Cutting GossipSub CPU") and
 benchmarks/RESULTS.md ("Gossip network").
 
-The levers:
+The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 is in
+`_mplex.py`; the muxer's own are in `_yamux.py`):
 1. `message_id`: content-addressed message IDs (sha256 of the payload). Duplicates of one
    envelope are one message, whoever wraps them.
 2. `ContentKeyedMessageCache`: the stock cache keys messages by sender+seqno while IHAVE/IWANT
@@ -74,52 +75,52 @@ The levers:
    each bounded by `PEER_REGISTRATION_TIMEOUT_S`.
 14. `TunedPubsub.handle_sending_messages`: the library writes one RPC per write; ours writes
    all that is queued for the peer at once (up to `MAX_SEND_BATCH_BYTES`).
+15. `TunedPubsub._push_unseen`: the library starts a task (through its service manager) for
+   every new message it reads; a message whose topics have only synchronous validators is
+   pushed in the reading task instead, since nothing in its push waits.
+16. `TunedPubsub.push_msg`: the library's push, step for step, without verifying the libp2p
+   message signature where our validator runs (`validators_check_source`): it checks that the
+   envelope is signed by the key of the message's `from` peer, which is what that signature
+   proves. It was the second secp256k1 operation per message per node.
+17. `TunedGossipSub.publish`: the library's forwarding without the per-message work for
+   features we do not use: a signed peer record (lever 3 strips it), IDONTWANT and observer
+   IHAVEs (meshsub 1.2/1.3), and queueing the message for every connected peer that is not
+   subscribed to its topic, which is dropped when that peer subscribes or kept until it expires
+   (publish-only providers never subscribe). Peers not identified yet still get it queued.
+18. `TunedGossipSub._mesh_peers_to_send`: for topics we are meshed in, the library's choice
+   without its scan of every topic peer for floodsub ones (we speak only meshsub).
+19. `ReportedScorer.allow_publish`/`allow_gossip`/`is_graylisted`: every threshold is below
+   zero, so a peer that cannot score below zero passes each gate without a score being summed;
+   they are asked for every mesh peer of every forwarded message.
+Levers 15-19, with the muxer's in `_yamux.py`, took gossip at 50 nodes and 20 offers/s from
+1.6 to 1.1 ms of CPU per delivery (RESULTS.md, "Gossip at 20 offers/s").
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import random
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import trio
-from google.protobuf.message import DecodeError
-from libp2p.abc import IHost, INetStream
-from libp2p.exceptions import ParseError
-from libp2p.io.abc import Reader
-from libp2p.io.exceptions import IncompleteReadError, IOException, MessageTooLarge
-from libp2p.network.connection.exceptions import RawConnError
-from libp2p.network.stream.exceptions import StreamClosed, StreamEOF, StreamError, StreamReset
+from libp2p.abc import IHost
 from libp2p.peer.id import ID
+from libp2p.pubsub.exceptions import NoPubsubAttached
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.pubsub.score import PeerScorer
-from libp2p.pubsub.utils import maybe_consume_signed_record
-from libp2p.stream_muxer.mplex.datastructures import StreamID
-from libp2p.stream_muxer.mplex.exceptions import MplexUnavailable
-from libp2p.stream_muxer.mplex.mplex import Mplex
-from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
-from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
 from multiaddr import Multiaddr
 
-from lilypad_p2p.net._containment import OnFailure, contain_service_tasks, reset_quietly
-from lilypad_p2p.net._mplex_frames import use_large_frames
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 
 logger = logging.getLogger(__name__)
 
 MESSAGE_ID_BYTES = 20
-# Bytes pulled from the muxer per read on inbound pubsub streams.
-READ_CHUNK_BYTES = 64 * 1024
 # How often the seen cache sweeps expired IDs (it sweeps when touched, at most this often).
 SEEN_SWEEP_INTERVAL_S = 10.0
 # IHAVE gossip per heartbeat goes to max(D_lazy, factor * eligible non-mesh peers). With the
@@ -133,18 +134,8 @@ OPPORTUNISTIC_GRAFT_TICKS = 60
 OPPORTUNISTIC_GRAFT_PEERS = 2
 # How long `host.get_addrs()` answers from cache (identify-observed addresses may lag this much).
 HOST_ADDRS_CACHE_S = 5.0
-# Pubsub stream registrations with new peers in flight, and how long one may take in all.
-MAX_PENDING_REGISTRATIONS = 256
-PEER_REGISTRATION_TIMEOUT_S = 60.0
-# A write to a peer's pubsub stream takes queued RPCs up to this many bytes (one Noise frame).
-MAX_SEND_BATCH_BYTES = 32 * 1024
 # P4 counts below this are forgotten (they no longer move a score measurably).
 _NEGLIGIBLE_INVALID_COUNT = 0.01
-
-
-def _length_prefixed(rpc: rpc_pb2.RPC) -> bytes:
-    data = rpc.SerializeToString()
-    return encode_uvarint(len(data)) + data
 
 
 def message_id(msg: rpc_pb2.Message) -> bytes:
@@ -229,12 +220,33 @@ class ReportedScorer(PeerScorer):
         leave P6 and P7 unweighted). A dictionary lookup or two instead of a score, for the
         ban sweep and the check on every inbound RPC. Zero counts do not count: scoring a peer
         leaves them behind (the library reads a defaultdict)."""
-        if any(count > 0 for count in self.invalid_messages.get(peer, {}).values()):
+        # Asked for every mesh peer of every forwarded message: plain lookups, no generators.
+        counts = self.invalid_messages.get(peer)
+        if counts and any(count > 0 for count in counts.values()):
             return True
-        penalties = (self.behavior_penalty, self.graft_flood_penalties, self.iwant_spam_penalties,
-                     self.ihave_spam_penalties, self.equivocation_penalties)
-        total = sum(penalty.get(peer, 0.0) for penalty in penalties)
+        total = (
+            self.behavior_penalty.get(peer, 0.0)
+            + self.graft_flood_penalties.get(peer, 0.0)
+            + self.iwant_spam_penalties.get(peer, 0.0)
+            + self.ihave_spam_penalties.get(peer, 0.0)
+            + self.equivocation_penalties.get(peer, 0.0)
+        )
         return total > self.params.p5_behavior_penalty_threshold
+
+    # Every threshold is below zero (`_params`), so a peer that cannot score below zero
+    # passes each gate: no score is summed for it, on every peer of every forwarded message.
+    def allow_publish(self, peer: ID, topics: list[str]) -> bool:
+        return bool(topics) and (
+            not self.may_score_below_zero(peer) or super().allow_publish(peer, topics)
+        )
+
+    def allow_gossip(self, peer: ID, topics: list[str]) -> bool:
+        return bool(topics) and (
+            not self.may_score_below_zero(peer) or super().allow_gossip(peer, topics)
+        )
+
+    def is_graylisted(self, peer: ID, topics: list[str]) -> bool:
+        return self.may_score_below_zero(peer) and super().is_graylisted(peer, topics)
 
     def on_heartbeat(self, dt_seconds: float = 1.0) -> None:
         super().on_heartbeat(dt_seconds)
@@ -260,66 +272,6 @@ def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -
         return list(cached)
 
     host.get_addrs = get_addrs  # type: ignore[method-assign]  # the override is the point
-
-
-class _BufferedReader(Reader):
-    """`read(n)` over a stream, pulling large chunks so length prefixes cost no muxer round."""
-
-    def __init__(self, stream: INetStream) -> None:
-        self._stream = stream
-        self._buffer = bytearray()
-
-    async def read(self, n: int | None = None) -> bytes:
-        if not self._buffer:
-            chunk = await self._stream.read(READ_CHUNK_BYTES)
-            if not chunk:
-                return b""
-            self._buffer += chunk
-        size = len(self._buffer) if n is None else n
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
-
-
-class DuplexStreamLock:
-    """Drop-in for `MplexStream.rw_lock` whose reads never wait for writes, nor writes for reads.
-
-    Readers share the stream as before (the library's lock lets many readers in); writers take
-    turns so each write's frames stay in order.
-    """
-
-    def __init__(self) -> None:
-        self._writer = trio.Lock()
-
-    @contextlib.asynccontextmanager
-    async def read_lock(self) -> AsyncIterator[None]:
-        yield
-
-    @contextlib.asynccontextmanager
-    async def write_lock(self) -> AsyncIterator[None]:
-        async with self._writer:
-            yield
-
-
-class GuardedMplex(Mplex):
-    """Mplex whose read errors end the connection instead of the node, with duplex streams
-    written in 64 KiB frames (`_mplex_frames.py`)."""
-
-    async def _initialize_stream(self, stream_id: StreamID, name: str) -> MplexStream:
-        stream = await super()._initialize_stream(stream_id, name)
-        # A drop-in for the library's lock, which is typed as its concrete class.
-        stream.rw_lock = DuplexStreamLock()  # type: ignore[assignment]
-        use_large_frames(stream)
-        return stream
-
-    async def read_message(self) -> tuple[int, int, bytes]:
-        try:
-            return await super().read_message()
-        except MplexUnavailable:
-            raise
-        except Exception as error:  # boundary: a peer's corrupt frame must not end the Swarm
-            logger.debug("closing a connection after an unreadable frame: %r", error)
-            raise MplexUnavailable(f"unreadable frame: {error!r}") from error
 
 
 class TunedGossipSub(GossipSub):
@@ -404,9 +356,12 @@ class TunedGossipSub(GossipSub):
     ) -> Iterable[ID]:
         pubsub = self.pubsub
         topic_ids = list(topic_ids)
-        thin_mesh = any(len(self.mesh.get(topic, ())) < self.degree_low for topic in topic_ids)
-        if pubsub is None or msg_forwarder != pubsub.my_id or not thin_mesh:
+        if pubsub is None or any(topic not in self.mesh for topic in topic_ids):
             yield from super()._get_peers_to_send(topic_ids, msg_forwarder, origin, msg_id)
+            return
+        thin_mesh = any(len(self.mesh[topic]) < self.degree_low for topic in topic_ids)
+        if msg_forwarder != pubsub.my_id or not thin_mesh:
+            yield from self._mesh_peers_to_send(topic_ids, msg_forwarder, origin, msg_id)
             return
         chosen: set[ID] = set()
         for topic in topic_ids:
@@ -415,6 +370,75 @@ class TunedGossipSub(GossipSub):
                     chosen.add(peer)
         chosen.discard(origin)
         yield from chosen
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        # The library's forwarding less what it does per message for features we do not use:
+        # the signed peer record it attaches (`send_rpc` strips it), IDONTWANT and topic
+        # observers (meshsub 1.2 and 1.3; we speak 1.1 and 1.0), and queueing the message for
+        # every connected peer not subscribed to the topic - to be dropped when that peer
+        # subscribes to anything, or never sent at all: publish-only providers never
+        # subscribe. A peer that subscribes is sent the topic's recent messages by the library
+        # anyway. Peers whose protocol is not known yet still get the message queued.
+        pubsub = self.pubsub
+        if pubsub is None:
+            raise NoPubsubAttached
+        if not self._check_spam_protection(msg_forwarder, pubsub_msg):
+            return
+        if not self._check_equivocation(pubsub_msg):
+            return
+        self.mcache.put(pubsub_msg)
+        topics = list(pubsub_msg.topicIDs)
+        origin = ID(pubsub_msg.from_id)
+        rpc = rpc_pb2.RPC(publish=[pubsub_msg])
+        scorer = self.scorer
+        for peer_id in self._get_peers_to_send(
+            topics, msg_forwarder, origin, pubsub.get_message_id(pubsub_msg)
+        ):
+            if peer_id in pubsub.peers and (
+                scorer is None or scorer.allow_publish(peer_id, topics)
+            ):
+                self.send_rpc(peer_id, rpc)
+        not_yet_identified = {
+            peer_id
+            for topic in topics
+            for peer_id in (*pubsub.peer_topics.get(topic, ()), *pubsub.peers)
+            if peer_id not in self.peer_protocol and peer_id not in self.direct_peers
+        } - {msg_forwarder, origin}
+        for peer_id in not_yet_identified:
+            self._prune_pending_messages(peer_id)
+            self._pending_messages[peer_id].append((time.time(), rpc))
+        now = time.time()
+        for topic in topics:
+            self.time_since_last_publish[topic] = int(now)
+            self.recent_message_deliveries[topic].append(now)
+
+    def _mesh_peers_to_send(
+        self, topic_ids: list[str], msg_forwarder: ID, origin: ID, msg_id: bytes | None
+    ) -> set[ID]:
+        # The library's choice for topics we are meshed in, without its scan of every topic
+        # peer for floodsub ones: we speak only meshsub (`GossipNet`), so there are none.
+        pubsub = self.pubsub
+        assert pubsub is not None
+        send_to: set[ID] = set()
+        for topic in topic_ids:
+            if topic not in pubsub.peer_topics:
+                continue
+            send_to.update(self.direct_peers)
+            scorer = self.scorer
+            for peer in self.mesh[topic]:
+                if scorer is None or (
+                    scorer.allow_gossip(peer, [topic]) and not scorer.is_graylisted(peer, [topic])
+                ):
+                    send_to.add(peer)
+        send_to.discard(msg_forwarder)
+        send_to.discard(origin)
+        if msg_id is not None and self.dont_send_message_ids:
+            send_to = {
+                peer
+                for peer in send_to
+                if msg_id not in self.dont_send_message_ids.get(peer, ())
+            }
+        return send_to
 
     def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
         pubsub = self.pubsub
@@ -442,159 +466,3 @@ class TunedGossipSub(GossipSub):
     def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
         self.outbound_drops += 1
         super()._handle_dropped_rpc(peer_id, rpc, reason)
-
-
-class TunedPubsub(Pubsub):
-    """Pubsub with buffered reads, no push task per duplicate, a graylist and a threadless cache.
-
-    `on_delivered(msg)` is called for each message the library delivers to our subscriptions
-    (after validation and the seen check); `on_malformed_rpc(peer_id)` for an unparsable RPC.
-    """
-
-    def __init__(
-        self,
-        *args: Any,
-        on_delivered: Callable[[rpc_pb2.Message], None],
-        on_malformed_rpc: Callable[[ID], None],
-        is_graylisted: Callable[[ID], bool],
-        on_peer_failure: OnFailure,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_peer_failure = on_peer_failure
-        self.seen_messages.stop()
-        # A drop-in for the library's class, which is typed concretely (it starts a thread).
-        self.seen_messages = ThreadlessSeenCache(self.seen_messages.ttl)  # type: ignore[assignment]
-        self._on_delivered = on_delivered
-        self._on_malformed_rpc = on_malformed_rpc
-        self._is_graylisted = is_graylisted
-        self.duplicates_skipped = 0
-        self.graylisted_messages_ignored = 0
-        self.gated_messages_judged = 0
-        self.rpcs_batched = 0  # RPCs that shared a write with an earlier one
-        self._registering: set[ID] = set()
-
-    async def run(self) -> None:
-        contain_service_tasks(self.manager, self._on_peer_failure)
-        await super().run()
-
-    async def _handle_new_peer_with_retry(self, peer_id: ID, timeout: float | None = None) -> None:
-        # One registration per peer at a time, at most `MAX_PENDING_REGISTRATIONS`, each given
-        # up after `PEER_REGISTRATION_TIMEOUT_S`: the library starts one per connection, retries
-        # while the peer is connected and waits 30 s on each stream negotiation, so churning
-        # peers piled up 1,000 of them and the service ended (`_containment`).
-        if peer_id in self._registering or len(self._registering) >= MAX_PENDING_REGISTRATIONS:
-            return
-        self._registering.add(peer_id)
-        try:
-            with trio.move_on_after(PEER_REGISTRATION_TIMEOUT_S):
-                await super()._handle_new_peer_with_retry(peer_id, timeout)
-        finally:
-            self._registering.discard(peer_id)
-
-    async def handle_sending_messages(
-        self, peer_id: ID, stream: INetStream, queue: RpcQueue
-    ) -> None:
-        # All queued RPCs in one write (one Yamux and Noise frame, one syscall, one scheduler
-        # pass): a queue holds several only when this task fell behind, so batching grows with load.
-        try:
-            while True:
-                rpc = await queue.pop()
-                if rpc is None:
-                    return
-                batch = [_length_prefixed(rpc)]
-                size = len(batch[0])
-                while size < MAX_SEND_BATCH_BYTES and (more := queue._queue.pop()) is not None:
-                    batch.append(_length_prefixed(more))
-                    size += len(batch[-1])
-                self.rpcs_batched += len(batch) - 1
-                try:
-                    await stream.write(b"".join(batch))
-                except (StreamClosed, StreamReset):
-                    logger.debug("pubsub stream to %s closed or reset", peer_id)
-                    self._handle_dead_peer(peer_id)
-                    return
-        except Exception as error:  # boundary: the library's loop ends the same way
-            logger.debug("sending loop for %s ended: %r", peer_id, error)
-            self._handle_dead_peer(peer_id)
-
-    async def _teardown_if_connected(self, peer_id: ID) -> None:
-        stream = self.peers.get(peer_id)
-        if stream is not None:
-            await reset_quietly(stream)
-        self._handle_dead_peer(peer_id)
-
-    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
-        if any(topic in self.topic_ids for topic in publish_message.topicIDs):
-            self._on_delivered(publish_message)
-
-    async def continuously_read_stream(self, stream: INetStream) -> None:
-        peer_id = stream.muxed_conn.peer_id
-        reader = _BufferedReader(stream)
-        try:
-            while self.manager.is_running:
-                incoming = await read_varint_prefixed_bytes_limited(
-                    reader, self.max_inbound_rpc_size
-                )
-                rpc_incoming = rpc_pb2.RPC()
-                try:
-                    rpc_incoming.ParseFromString(incoming)
-                except DecodeError:
-                    self._on_malformed_rpc(peer_id)
-                    return
-                if not maybe_consume_signed_record(rpc_incoming, self.host, peer_id):
-                    continue
-                if rpc_incoming.publish:
-                    self._push_unseen(peer_id, rpc_incoming.publish)
-                if rpc_incoming.subscriptions:
-                    if len(rpc_incoming.subscriptions) > self.max_subscriptions_per_rpc:
-                        logger.warning(
-                            "peer %s sent %d subscriptions in one RPC, ignoring them",
-                            peer_id,
-                            len(rpc_incoming.subscriptions),
-                        )
-                    else:
-                        for sub in rpc_incoming.subscriptions:
-                            self.handle_subscription(peer_id, sub)
-                if rpc_incoming.HasField("control"):
-                    await self.router.handle_rpc(rpc_incoming, peer_id)
-        except MessageTooLarge:
-            self._on_malformed_rpc(peer_id)
-            await reset_quietly(stream)
-            self._handle_dead_peer(peer_id)
-        except (StreamEOF, StreamError, IOException, RawConnError, ParseError) as error:
-            logger.debug("pubsub stream from %s ended: %r", peer_id, error)
-        except IncompleteReadError as error:
-            logger.debug("pubsub stream from %s ended mid-frame: %r", peer_id, error)
-
-    def _judge_gated(self, peer_id: ID, msg: rpc_pb2.Message) -> None:
-        """Validate (and so grade) a message the library's publish gate would drop unseen.
-
-        The gate (not in the GossipSub spec) drops messages from peers below the publish
-        threshold before validation: a spammer sat between the publish and graylist thresholds
-        for good, muted but connected, its score decaying back and forth. Graded, its invalid
-        messages take it to the graylist, and the enforcer bans it. Valid ones are still
-        dropped, as the gate would.
-        """
-        self.gated_messages_judged += 1
-        for topic_validator in self.get_msg_validators(msg):
-            if not topic_validator.is_async:
-                topic_validator.validator(peer_id, msg)
-
-    def _push_unseen(self, peer_id: ID, messages: Sequence[rpc_pb2.Message]) -> None:
-        if self._is_graylisted(peer_id):
-            self.graylisted_messages_ignored += len(messages)
-            return
-        scorer = getattr(self.router, "scorer", None)
-        for msg in messages:
-            if not self._is_subscribed_to_msg(msg):
-                continue
-            if self._is_msg_seen(msg):
-                self.duplicates_skipped += 1
-                continue
-            if scorer is not None and not scorer.allow_publish(peer_id, list(msg.topicIDs)):
-                self._judge_gated(peer_id, msg)
-                continue
-            if self.manager.is_running:
-                self.manager.run_task(self.push_msg, peer_id, msg)
-

@@ -41,7 +41,6 @@ from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multi
 from lilypad_p2p.net._levers import (
     ReportedScorer,
     TunedGossipSub,
-    TunedPubsub,
     cache_host_addrs,
     message_id,
 )
@@ -54,6 +53,7 @@ from lilypad_p2p.net._peer_actions import (
     disconnects,
     invalid_message_weight,
 )
+from lilypad_p2p.net._pubsub_levers import TunedPubsub
 from lilypad_p2p.net._state import NetStatistics, PeerState
 from lilypad_p2p.net._streams import DealStreams
 from lilypad_p2p.net._swarm_guard import guard_swarm
@@ -191,6 +191,8 @@ class GossipNet:
             on_malformed_rpc=self._on_malformed_rpc,
             is_graylisted=self._is_graylisted,
             on_peer_failure=self._on_peer_failure,
+            # `_validate` checks every topic's envelopes are signed by their `from` peer.
+            validators_check_source=True,
         )
         self._discovery = Discovery(
             self._host, bootstrap_addrs, target_connections=target_connections,

@@ -23,10 +23,10 @@ from lilypad_p2p.net._levers import (
     ReportedScorer,
     ThreadlessSeenCache,
     TunedGossipSub,
-    TunedPubsub,
     message_id,
 )
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
+from lilypad_p2p.net._pubsub_levers import TunedPubsub
 
 
 def test_library_version_is_the_one_the_levers_were_written_for():

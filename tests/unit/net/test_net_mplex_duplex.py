@@ -14,7 +14,7 @@ from libp2p.stream_muxer.mplex.datastructures import StreamID
 from libp2p.stream_muxer.mplex.mplex import Mplex
 from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
 
-from lilypad_p2p.net._levers import DuplexStreamLock, GuardedMplex
+from lilypad_p2p.net._mplex import DuplexStreamLock, GuardedMplex
 
 # Long enough for a write that is not blocked to finish many times over (virtual seconds on
 # an autojumping clock: the muxer is in memory, so a blocked write is seen at once).

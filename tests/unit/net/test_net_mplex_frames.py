@@ -6,7 +6,7 @@ from libp2p.stream_muxer.mplex import constants
 from libp2p.stream_muxer.mplex.datastructures import StreamID
 from libp2p.stream_muxer.mplex.mplex_stream import MplexStream
 
-from lilypad_p2p.net._levers import DuplexStreamLock
+from lilypad_p2p.net._mplex import DuplexStreamLock
 from lilypad_p2p.net._mplex_frames import FRAME_BYTES, write_in_large_frames
 
 
