@@ -1,4 +1,4 @@
-"""Gossip network: libp2p host (TCP, Noise, Mplex), tuned GossipSub, validators, discovery.
+"""Gossip network: libp2p host (TCP, Noise, Yamux or Mplex), tuned GossipSub, validators, discovery.
 
 `GossipNet` is the service a node runs; it emits typed events carrying only validated
 envelopes. Topics, peer grading and the validator's decision are pure and importable on their
