@@ -119,3 +119,18 @@ async def test_one_receive_serves_every_frame_that_arrived_with_it(tcp_pair):
         assert await stream.read(100) == b"x" * 100
     assert receives == 1
     assert READ_AHEAD_BYTES >= 64 * 1024
+
+
+def test_the_library_locks_we_make_eager_are_still_created_where_we_look():
+    import inspect
+
+    from libp2p.network.stream.net_stream import NetStream
+    from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
+
+    # `make_eager` skips a lock that is not there, so a move would silently undo the lever.
+    assert "self._state_lock = trio.Lock()" in inspect.getsource(NetStream.__init__)
+    assert "self.window_lock = trio.Lock()" in inspect.getsource(YamuxStream.__init__)
+    for lock in ("self.streams_lock = trio.Lock()", "self._write_lock = trio.Lock()"):
+        assert lock in inspect.getsource(Yamux.__init__)
+    for lock in ("self.read_lock = trio.Lock()", "self.write_lock = trio.Lock()"):
+        assert lock in inspect.getsource(TrioTCPStream.__init__)
