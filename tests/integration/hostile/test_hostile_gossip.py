@@ -10,10 +10,12 @@ from hostile_kit import (
     connected_peer_ids,
     gossip_attacker,
     gossip_statistics,
+    node_call,
     publish_direct,
     wait_offender_gone,
 )
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_uvarint
 
 from lilypad_p2p.identity import Identity
@@ -91,3 +93,49 @@ async def test_forged_gossip_gets_the_sender_banned_and_refused(public_node):
         stats = await gossip_statistics(public_node)
         assert stats["connections_refused"].get("banned", 0) > before
     await assert_node_healthy(public_node, offender=offender)
+
+
+def _unsigned_rpc(from_peer: bytes, topic: str, payload: bytes) -> bytes:
+    # Built from the pubsub spec: a message naming `from_peer` as its source, with no libp2p
+    # signature or key (a node that verified it would drop it before its validator).
+    rpc = rpc_pb2.RPC(publish=[rpc_pb2.Message(data=payload, topicIDs=[topic],
+                                               from_id=from_peer, seqno=os.urandom(8))])
+    body = rpc.SerializeToString()
+    return encode_uvarint(len(body)) + body
+
+
+async def test_a_message_claiming_another_source_is_judged_by_its_envelope(public_node):
+    """The node does not verify a received message's libp2p signature (WIRE §3): the envelope
+    must be signed by the `from` peer's key. Claiming a stranger as the source of one's own
+    envelope is graded against the sender; a stranger's genuine offer passed on unsigned is
+    only that offer, delivered once."""
+    attacker, stranger = Identity.generate(), Identity.generate()
+    stranger_peer = stranger.peer_id.to_bytes()
+    async with gossip_attacker(public_node, (CPU, NODES), attacker) as (host, pubsub, target):
+        await pubsub.wait_for_mesh(target, CPU, timeout=30)
+        before = await gossip_statistics(public_node)
+        now = wall_clock_ms()
+        stream = await host.new_stream(target, [PROTOCOL_ID_V11])
+        genuine = _offer(stranger, now, 1).encode()
+        await stream.write(_unsigned_rpc(stranger_peer, CPU, genuine))
+        await stream.write(_unsigned_rpc(stranger_peer, CPU, genuine))  # again: a copy
+        await stream.write(_unsigned_rpc(stranger_peer, CPU, _offer(attacker, now, 2).encode()))
+
+        def grown(stats: dict, table: str, key: str) -> int:
+            return stats[table].get(key, 0) - before[table].get(key, 0)
+
+        with trio.fail_after(15):
+            while not grown(stats := await gossip_statistics(public_node), "dropped",
+                            "signer_not_source"):
+                await trio.sleep(0.2)
+        assert grown(stats, "dropped", "signer_not_source") == 1
+        assert grown(stats, "dropped", "replayed") == 0  # the copy was seen, not judged
+        assert grown(stats, "reports", "low_tolerance") == 1
+        offers = await node_call(public_node, "offers")
+        assert stranger.address.lower() in {
+            offer["owner"].lower() for offer in offers  # type: ignore[union-attr]
+        }
+        assert attacker.address.lower() not in {
+            offer["owner"].lower() for offer in offers  # type: ignore[union-attr]
+        }
+    await assert_node_healthy(public_node)
