@@ -134,3 +134,45 @@ def test_the_library_locks_we_make_eager_are_still_created_where_we_look():
         assert lock in inspect.getsource(Yamux.__init__)
     for lock in ("self.read_lock = trio.Lock()", "self.write_lock = trio.Lock()"):
         assert lock in inspect.getsource(TrioTCPStream.__init__)
+
+
+async def test_writes_go_straight_to_the_socket_and_queue_behind_one_that_waits(tcp_pair):
+    client, server = tcp_pair
+    stream = TrioTCPStream(server)
+    ReadAheadTCPStream.adopt(stream)
+    through_trio = 0
+    send_all = server.send_all
+
+    async def counted(data):
+        nonlocal through_trio
+        through_trio += 1
+        await send_all(data)
+
+    server.send_all = counted
+    for index in range(10):
+        await stream.write(b"frame%d;" % index)
+    assert through_trio == 0
+    expected = b"".join(b"frame%d;" % index for index in range(10))
+    received = bytearray()
+    while len(received) < len(expected):
+        received += await client.receive_some()
+    assert bytes(received) == expected
+
+    # More than the kernel takes at once: the rest goes through trio, which waits for room, and
+    # a write that comes meanwhile waits its turn behind it.
+    blob, tail = bytes(range(256)) * 32768, b"tail"
+    received.clear()
+
+    async def read_all() -> None:
+        while len(received) < len(blob) + len(tail):
+            await trio.sleep(0.001)
+            received.extend(await client.receive_some(65536))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stream.write, blob)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(stream.write, tail)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(read_all)
+    assert through_trio == 2
+    assert bytes(received) == blob + tail
