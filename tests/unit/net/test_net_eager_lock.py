@@ -82,10 +82,27 @@ async def tcp_pair():
     await listeners[0].aclose()
 
 
+def _read_ahead(socket_stream: trio.SocketStream) -> TrioTCPStream:
+    stream = TrioTCPStream(socket_stream)
+    ReadAheadTCPStream.adopt(stream)
+    return stream
+
+
+def _count_calls(owner: object, name: str) -> list[int]:
+    """Count the calls of `owner`'s async method `name` from now on (in a one-item list)."""
+    calls, method = [0], getattr(owner, name)
+
+    async def counted(*args):
+        calls[0] += 1
+        return await method(*args)
+
+    setattr(owner, name, counted)
+    return calls
+
+
 async def test_reads_ahead_and_hands_out_exactly_what_each_read_asks(tcp_pair):
     client, server = tcp_pair
-    stream = TrioTCPStream(server)
-    ReadAheadTCPStream.adopt(stream)
+    stream = _read_ahead(server)
     frames = [b"\x00\x05hello", b"\x00\x03abc", b"\x00\x01z"]
     await client.send_all(b"".join(frames))
     await trio.testing.wait_all_tasks_blocked()
@@ -102,22 +119,13 @@ async def test_reads_ahead_and_hands_out_exactly_what_each_read_asks(tcp_pair):
 
 async def test_one_receive_serves_every_frame_that_arrived_with_it(tcp_pair):
     client, server = tcp_pair
-    stream = TrioTCPStream(server)
-    ReadAheadTCPStream.adopt(stream)
-    receives = 0
-    receive_some = server.receive_some
-
-    async def counted(max_bytes=None):
-        nonlocal receives
-        receives += 1
-        return await receive_some(max_bytes)
-
-    server.receive_some = counted
+    stream = _read_ahead(server)
+    receives = _count_calls(server, "receive_some")
     await client.send_all(b"x" * 1000)
     await trio.testing.wait_all_tasks_blocked()
     for _ in range(10):
         assert await stream.read(100) == b"x" * 100
-    assert receives == 1
+    assert receives == [1]
     assert READ_AHEAD_BYTES >= 64 * 1024
 
 
@@ -138,20 +146,11 @@ def test_the_library_locks_we_make_eager_are_still_created_where_we_look():
 
 async def test_writes_go_straight_to_the_socket_and_queue_behind_one_that_waits(tcp_pair):
     client, server = tcp_pair
-    stream = TrioTCPStream(server)
-    ReadAheadTCPStream.adopt(stream)
-    through_trio = 0
-    send_all = server.send_all
-
-    async def counted(data):
-        nonlocal through_trio
-        through_trio += 1
-        await send_all(data)
-
-    server.send_all = counted
+    stream = _read_ahead(server)
+    through_trio = _count_calls(server, "send_all")
     for index in range(10):
         await stream.write(b"frame%d;" % index)
-    assert through_trio == 0
+    assert through_trio == [0]
     expected = b"".join(b"frame%d;" % index for index in range(10))
     received = bytearray()
     while len(received) < len(expected):
@@ -174,5 +173,5 @@ async def test_writes_go_straight_to_the_socket_and_queue_behind_one_that_waits(
         nursery.start_soon(stream.write, tail)
         await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(read_all)
-    assert through_trio == 2
+    assert through_trio == [2]
     assert bytes(received) == blob + tail
