@@ -378,7 +378,8 @@ class TunedGossipSub(GossipSub):
         # every connected peer not subscribed to the topic - to be dropped when that peer
         # subscribes to anything, or never sent at all: publish-only providers never
         # subscribe. A peer that subscribes is sent the topic's recent messages by the library
-        # anyway. Peers whose protocol is not known yet still get the message queued.
+        # anyway. Topic peers whose protocol is not known yet still get the message queued (a
+        # peer with a pubsub stream always has a known protocol: the library records it first).
         pubsub = self.pubsub
         if pubsub is None:
             raise NoPubsubAttached
@@ -401,7 +402,7 @@ class TunedGossipSub(GossipSub):
         not_yet_identified = {
             peer_id
             for topic in topics
-            for peer_id in (*pubsub.peer_topics.get(topic, ()), *pubsub.peers)
+            for peer_id in pubsub.peer_topics.get(topic, ())
             if peer_id not in self.peer_protocol and peer_id not in self.direct_peers
         } - {msg_forwarder, origin}
         for peer_id in not_yet_identified:
@@ -432,13 +433,11 @@ class TunedGossipSub(GossipSub):
                     send_to.add(peer)
         send_to.discard(msg_forwarder)
         send_to.discard(origin)
-        if msg_id is not None and self.dont_send_message_ids:
-            send_to = {
-                peer
-                for peer in send_to
-                if msg_id not in self.dont_send_message_ids.get(peer, ())
-            }
-        return send_to
+        if msg_id is None:
+            return send_to
+        return {
+            peer for peer in send_to if msg_id not in self.dont_send_message_ids.get(peer, ())
+        }
 
     def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
         pubsub = self.pubsub

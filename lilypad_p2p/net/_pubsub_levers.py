@@ -255,7 +255,7 @@ class TunedPubsub(Pubsub):
         scorer = getattr(self.router, "scorer", None)
         if scorer is not None and not scorer.allow_publish(msg_forwarder, topics):
             return
-        validated = all(topic in self.topic_validators for topic in topics)
+        validated = bool(topics) and all(topic in self.topic_validators for topic in topics)
         source_checked = self._validators_check_source and validated
         if self.strict_signing and not source_checked and not signature_validator(msg):
             return

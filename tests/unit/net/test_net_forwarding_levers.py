@@ -16,7 +16,7 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
-from libp2p.pubsub.score import PeerScorer, ScoreParams
+from libp2p.pubsub.score import PeerScorer
 
 from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._host import Muxer, build_host
@@ -180,7 +180,10 @@ def test_the_score_gates_answer_as_the_library_does(invalid, penalty):
 def test_the_gates_shortcut_needs_every_threshold_below_zero():
     params = score_params()
     assert max(params.gossip_threshold, params.publish_threshold, params.graylist_threshold) < 0
-    assert isinstance(ScoreParams().publish_threshold, float)
+    # ...and every topic term that is not a penalty only adds (`may_score_below_zero`).
+    for term in (params.p1_time_in_mesh, params.p2_first_message_deliveries,
+                 params.p3_mesh_message_deliveries):
+        assert term.weight >= 0
 
 
 async def test_forwarding_sends_as_the_library_and_queues_only_for_unidentified_peers():
