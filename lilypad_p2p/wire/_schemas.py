@@ -175,10 +175,12 @@ class _Message(_Schema):
     OWNER_FIELD: ClassVar[str]
     # Fields every message dataclass declares (annotations only: no slot, no dataclass field).
     v: int
+    nonce: int
     _canonical: bytes
 
     def _seal(self) -> None:
-        """Check `v` and cache the canonical bytes (called last by `__post_init__`)."""
+        """Check `nonce` and `v`, and cache the canonical bytes (called last by `__post_init__`)."""
+        require_uint("nonce", self.nonce, NONCE_LIMIT)
         _require_version(self.v)
         object.__setattr__(self, "_canonical", encode(self.to_wire()))
 
@@ -232,6 +234,11 @@ def _spec_from_wire(raw: object, name: str) -> ResourceSpec:
 
 
 SPEC = WireField(to_wire=ResourceSpec.to_wire, from_wire=_spec_from_wire)
+
+
+def _require_spec(value: object) -> None:
+    if type(value) is not ResourceSpec:
+        raise InvalidMessage("spec must be a ResourceSpec")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -294,7 +301,6 @@ class NodeRecord(_Message):
             "listen_addrs", self.listen_addrs, MAX_LISTEN_ADDRS, _require_listen_addr, sort_key=None
         )
         require_lifetime(self.created_at, self.expires_at)
-        require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
 
 
@@ -333,8 +339,7 @@ class ResourceOffer(_Message):
     def __post_init__(self) -> None:
         _require_market("market", self.market)
         require_address("provider", self.provider)
-        if type(self.spec) is not ResourceSpec:
-            raise InvalidMessage("spec must be a ResourceSpec")
+        _require_spec(self.spec)
         require_tuple("modules", self.modules, MAX_MODULES, _require_module, sort_key=str)
         require_wei("price_per_job_wei", self.price_per_job_wei)
         require_wei("collateral_wei", self.collateral_wei)
@@ -343,7 +348,6 @@ class ResourceOffer(_Message):
         if not self.chain_ids:
             raise InvalidMessage("chain_ids must name at least one chain")
         require_lifetime(self.created_at, self.expires_at)
-        require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
 
 
@@ -392,8 +396,7 @@ class JobOffer(_Message):
         _require_module("module", self.module)
         if self.image != "":
             require_text("image", self.image, IMAGE_REF)
-        if type(self.spec) is not ResourceSpec:
-            raise InvalidMessage("spec must be a ResourceSpec")
+        _require_spec(self.spec)
         require_wei("max_price_wei", self.max_price_wei)
         _require_trusted_mediators(self.trusted_mediators)
         require_timestamp("deadline", self.deadline)
@@ -410,7 +413,6 @@ class JobOffer(_Message):
         require_lifetime(self.created_at, self.expires_at)
         if self.expires_at > self.deadline:
             raise InvalidMessage("expires_at must not be after deadline")
-        require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
 
 
@@ -459,7 +461,6 @@ class MatchProposal(_Message):
         if len(set(jobs)) != len(jobs):
             raise InvalidMessage("a job offer appears in more than one match")
         require_lifetime(self.created_at, self.expires_at)
-        require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
 
     @property
@@ -489,7 +490,6 @@ class Cancel(_Message):
         _require_cid("offer_cid", self.offer_cid)
         require_address("owner", self.owner)
         require_timestamp("created_at", self.created_at)
-        require_uint("nonce", self.nonce, NONCE_LIMIT)
         self._seal()
 
 
