@@ -87,6 +87,52 @@ def test_random_msgpack_only_decodes_when_canonical(value):
     assert encode(decoded) == data
 
 
+def _decode_by_re_encoding(data: bytes) -> object:
+    """The decoder's rule stated plainly: decode, re-encode, compare."""
+    value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    try:
+        canonical = encode(value)
+    except UnencodableValue as exc:
+        raise MalformedMessage(str(exc)) from exc
+    if canonical != data:
+        raise NonCanonicalEncoding("msgpack value is not in canonical form")
+    return value
+
+
+def _wrapped(value: object, depth: int) -> object:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _verdict(decoder, data: bytes) -> object:
+    try:
+        return ("value", decoder(data))
+    except WireError as error:
+        return (type(error), str(error))
+
+
+@given(
+    st.one_of(
+        msgpack_values,
+        st.builds(  # near the depth limit, with anything at the bottom
+            _wrapped, msgpack_values, st.integers(MAX_NESTING_DEPTH - 3, MAX_NESTING_DEPTH + 1)
+        ),
+    ),
+    st.booleans(),
+)
+def test_decode_gives_the_verdict_of_re_encoding_and_comparing(value, shuffle_maps):
+    def shuffled(item):  # unsorted maps at every level, where there are two keys or more
+        if isinstance(item, dict):
+            return {key: shuffled(item[key]) for key in reversed(list(item))}
+        if isinstance(item, list):
+            return [shuffled(child) for child in item]
+        return item
+
+    data = msgpack.packb(shuffled(value) if shuffle_maps else value, use_bin_type=True)
+    assert _verdict(decode, data) == _verdict(_decode_by_re_encoding, data)
+
+
 @given(st.dictionaries(st.text(max_size=12), canonical_scalars, min_size=2, max_size=6))
 def test_unsorted_map_keys_are_rejected(value):
     reversed_order = {key: value[key] for key in sorted(value, reverse=True)}
