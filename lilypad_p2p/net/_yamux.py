@@ -21,13 +21,10 @@ so the sender is never short while reads keep up. `GuardedYamux._write_frame` wr
 the library's per-frame header parse and debug formatting. Figures: benchmarks/RESULTS.md
 ("Gossip on Yamux and Mplex").
 
-Fewer scheduler passes per frame: py-libp2p takes three to five locks per frame and Noise
-reads each frame with two socket receives, each a pass through trio's scheduler although
-nothing contends. `GuardedYamux` swaps the connection's, its TCP stream's and each stream's
-locks for `EagerLock`s (`_eager_lock.py`: taken at once when free), the TCP stream reads ahead
-(`ReadAheadTCPStream`: up to 64 KiB per receive, later reads served from it) and writes
-straight into the socket when no write is waiting (trio's send passes through the scheduler
-even when the kernel takes everything; a direct receive measured no better), and
+Fewer scheduler passes per frame: py-libp2p takes three to five locks per frame, each a pass
+through trio's scheduler although nothing contends. `GuardedYamux` swaps the connection's and
+each stream's locks for `EagerLock`s (`_eager_lock.py`: taken at once when free), has the layers
+under it read ahead and take whole Noise frames in one step (`_secure_channel.py`), and
 `TunedYamuxStream.write` sends a frame that fits the send window without the stream's writer
 and window locks. Gossip at 50 nodes, 20 offers/s: RESULTS.md ("Gossip at 20 offers/s").
 
@@ -41,14 +38,12 @@ library reads the module's constant on every round, so setting it is the whole c
 from __future__ import annotations
 
 import logging
-import os
 import struct
 from typing import Any
 
 import libp2p.stream_muxer.yamux.yamux as library_yamux
 import trio
 from libp2p.abc import IHost, IMuxedConn, ISecureConn
-from libp2p.io.trio import TrioTCPStream
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 from libp2p.stream_muxer.yamux.yamux import (
@@ -62,13 +57,12 @@ from libp2p.stream_muxer.yamux.yamux import (
 )
 
 from lilypad_p2p.net._eager_lock import make_eager
+from lilypad_p2p.net._secure_channel import adopt_lean_layers
 
 logger = logging.getLogger(__name__)
 
 # How long a close may spend telling the peer (GO_AWAY) before it just closes the socket.
 GO_AWAY_TIMEOUT_S = 2.0
-# Bytes a TCP stream under Yamux asks of its socket per receive (`ReadAheadTCPStream`).
-READ_AHEAD_BYTES = 64 * 1024
 # Pause between a connection's RTT pings after the first (library: 30 s).
 RTT_MEASURE_INTERVAL_S = 300
 library_yamux.RTT_MEASURE_INTERVAL = RTT_MEASURE_INTERVAL_S
@@ -108,55 +102,6 @@ class TunedYamuxStream(YamuxStream):
             await self.send_window_update(increment)
 
 
-class ReadAheadTCPStream(TrioTCPStream):
-    """A TCP stream that reads up to `READ_AHEAD_BYTES` per receive and serves later reads from
-    what is left (Noise reads each frame as a 2-byte length, then the frame, so every frame
-    cost two receives and two scheduler passes where one, or none, does), and writes straight
-    into the socket when it can."""
-
-    _read_ahead: bytearray
-
-    @classmethod
-    def adopt(cls, stream: TrioTCPStream) -> None:
-        """Make the library-built `stream` read ahead from now on (it has read nothing yet
-        that it kept: Noise's handshake reads exact frames)."""
-        stream.__class__ = cls
-        assert isinstance(stream, cls)
-        stream._read_ahead = bytearray()
-
-    async def read(self, n: int | None = None) -> bytes:
-        buffered = self._read_ahead
-        if n == 0:
-            return b""
-        if not buffered:
-            data = await super().read(max(n or 0, READ_AHEAD_BYTES))
-            if n is None or len(data) <= n:
-                return data
-            buffered += memoryview(data)[n:]
-            return data[:n]
-        take = len(buffered) if n is None else min(n, len(buffered))
-        data = bytes(buffered[:take])
-        del buffered[:take]
-        return data
-
-    async def write(self, data: bytes) -> None:
-        # Straight into the kernel's send buffer when no write is under way: it nearly always
-        # takes a whole frame at once, and trio's send passes through the scheduler first even
-        # then. What it does not take, or any error, goes the library's way (which waits for
-        # room, or raises the library's error). Nothing awaits before that, so no other
-        # writer can come between.
-        socket = self.stream.socket
-        if data and not self.write_lock.locked() and not socket.did_shutdown_SHUT_WR:
-            try:
-                sent = os.write(socket.fileno(), data)
-            except OSError:
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        await super().write(data)
-
-
 class GuardedYamux(Yamux):
     """Yamux whose `close` always closes the socket, even when cancelled or the peer is stuck,
     with cheaper frame writes and go-yamux's window-credit rule (see the module notes)."""
@@ -165,11 +110,7 @@ class GuardedYamux(Yamux):
         super().__init__(*args, **kwargs)
         make_eager(self, "_write_lock")
         make_eager(self, "streams_lock")
-        tcp = _tcp_stream_of(self.secured_conn)
-        if tcp is not None:
-            make_eager(tcp, "read_lock")
-            make_eager(tcp, "write_lock")
-            ReadAheadTCPStream.adopt(tcp)
+        adopt_lean_layers(self.secured_conn)
 
     async def open_stream(self) -> YamuxStream:
         return _tuned(await super().open_stream())
@@ -238,12 +179,3 @@ def _tuned(stream: YamuxStream) -> YamuxStream:
     stream.__class__ = TunedYamuxStream
     make_eager(stream, "window_lock")
     return stream
-
-
-def _tcp_stream_of(secured_conn: ISecureConn) -> TrioTCPStream | None:
-    # SecureSession -> its Noise reader/writer -> the length-prefixed packet layer -> the raw
-    # connection -> the TCP stream: the path py-libp2p 0.8.1 builds for TCP with Noise.
-    layer: Any = secured_conn
-    for name in ("conn", "read_writer", "read_write_closer", "stream"):
-        layer = getattr(layer, name, None)
-    return layer if isinstance(layer, TrioTCPStream) else None

@@ -19,12 +19,12 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.net._admission import NetLimits
 from lilypad_p2p.net._eager_lock import EagerLock
 from lilypad_p2p.net._host import Muxer, build_host
-from lilypad_p2p.net._yamux import (
-    GuardedYamux,
+from lilypad_p2p.net._secure_channel import (
+    LeanNoiseTransport,
+    LeanSecureSession,
     ReadAheadTCPStream,
-    TunedYamuxStream,
-    _tcp_stream_of,
 )
+from lilypad_p2p.net._yamux import GuardedYamux, TunedYamuxStream
 
 pytestmark = pytest.mark.net
 
@@ -107,8 +107,12 @@ async def test_window_credit_comes_back_in_half_windows_and_bulk_never_stalls():
         stream = await dialer.new_stream(listener.get_id(), [PROTOCOL])
         muxed = stream.muxed_stream
         assert isinstance(muxed, TunedYamuxStream)
-        # Every per-frame lock is eager and the TCP stream reads ahead, on a real connection.
-        tcp = _tcp_stream_of(muxed.conn.secured_conn)
+        # Every per-frame lock is eager, the TCP stream reads ahead and Noise frames take the
+        # one-step path, on a real connection.
+        session = muxed.conn.secured_conn
+        assert isinstance(session, LeanSecureSession)
+        assert isinstance(session.conn, LeanNoiseTransport)
+        tcp = session.conn.read_writer.read_write_closer.stream
         assert isinstance(tcp, ReadAheadTCPStream)
         for lock in (muxed.window_lock, muxed.conn._write_lock, muxed.conn.streams_lock,
                      tcp.read_lock, tcp.write_lock):
