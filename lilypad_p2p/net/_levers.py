@@ -8,7 +8,8 @@ the tuning. Figures: /work/shared/notes/libp2p.md ("Cutting GossipSub CPU") and
 benchmarks/RESULTS.md ("Gossip network").
 
 The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 is in
-`_mplex.py`; the muxer's own are in `_yamux.py`):
+`_mplex.py`; the muxer's own are in `_yamux.py`, and those of the layers under it in
+`_secure_channel.py`):
 1. `message_id`: content-addressed message IDs (sha256 of the payload). Duplicates of one
    envelope are one message, whoever wraps them.
 2. `ContentKeyedMessageCache`: the stock cache keys messages by sender+seqno while IHAVE/IWANT
@@ -91,7 +92,12 @@ The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 i
    without its scan of every topic peer for floodsub ones (we speak only meshsub).
 19. `ReportedScorer.allow_publish`/`allow_gossip`/`is_graylisted`: every threshold is below
    zero, so a peer that cannot score below zero passes each gate without a score being summed;
-   they are asked for every mesh peer of every forwarded message.
+   they are asked for every mesh peer of every forwarded message. Forwarding asks
+   `may_score_below_zero` once per peer where it asked the three gates.
+20. `LruValidationCache`: the library's cache of validation results keeps its LRU order in a
+   list, so every validated message paid a scan of up to 1,000 message IDs (`in`, `remove`,
+   `pop(0)`), and a flood of distinct invalid messages paid it each. Ours keeps the same
+   entries, expiry and capacity in an `OrderedDict`: constant time.
 Levers 15-19, with the muxer's in `_yamux.py`, took gossip at 50 nodes and 20 offers/s from
 1.6 to 1.1 ms of CPU per delivery (RESULTS.md, "Gossip at 20 offers/s").
 """
@@ -103,7 +109,7 @@ import logging
 import random
 import statistics
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -113,6 +119,7 @@ from libp2p.pubsub.exceptions import NoPubsubAttached
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import ValidationCache, ValidationResult
 from libp2p.pubsub.score import PeerScorer
 from multiaddr import Multiaddr
 
@@ -194,6 +201,35 @@ class ThreadlessSeenCache:
         """Nothing to stop: there is no thread."""
 
 
+class LruValidationCache(ValidationCache):
+    """Drop-in for py-libp2p's `ValidationCache` (`get`/`put`/`_remove`/`clear_expired`) with
+    its LRU order in the dictionary itself."""
+
+    def __init__(self, ttl: int, max_size: int) -> None:
+        super().__init__(ttl, max_size)
+        self.cache: OrderedDict[bytes, ValidationResult] = OrderedDict()
+
+    def get(self, msg_id: bytes) -> ValidationResult | None:
+        result = self.cache.get(msg_id)
+        if result is None:
+            return None
+        if time.time() - result.timestamp > self.ttl:  # the library stamps with time.time()
+            del self.cache[msg_id]
+            return None
+        self.cache.move_to_end(msg_id)
+        return result
+
+    def put(self, msg_id: bytes, result: ValidationResult) -> None:
+        # As the library: a full cache makes room first, even when `msg_id` is in it.
+        while self.cache and len(self.cache) >= self.max_size:
+            self.cache.popitem(last=False)
+        self.cache[msg_id] = result
+        self.cache.move_to_end(msg_id)
+
+    def _remove(self, msg_id: bytes) -> None:
+        self.cache.pop(msg_id, None)
+
+
 class ReportedScorer(PeerScorer):
     """A `PeerScorer` whose P4 (invalid messages) is fed only by graded `report_peer` calls."""
 
@@ -222,7 +258,7 @@ class ReportedScorer(PeerScorer):
         leaves them behind (the library reads a defaultdict)."""
         # Asked for every mesh peer of every forwarded message: plain lookups, no generators.
         counts = self.invalid_messages.get(peer)
-        if counts and any(count > 0 for count in counts.values()):
+        if counts and max(counts.values()) > 0:  # counts are never negative
             return True
         total = (
             self.behavior_penalty.get(peer, 0.0)
@@ -272,6 +308,17 @@ def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -
         return list(cached)
 
     host.get_addrs = get_addrs  # type: ignore[method-assign]  # the override is the point
+
+
+def _score_shortcut(scorer: PeerScorer | None) -> Callable[[ID], bool]:
+    """`ReportedScorer.may_score_below_zero`, or "it may" for any other scorer."""
+    if isinstance(scorer, ReportedScorer):
+        return scorer.may_score_below_zero
+    return _may_always
+
+
+def _may_always(peer: ID) -> bool:
+    return True
 
 
 class TunedGossipSub(GossipSub):
@@ -392,11 +439,14 @@ class TunedGossipSub(GossipSub):
         origin = ID(pubsub_msg.from_id)
         rpc = rpc_pb2.RPC(publish=[pubsub_msg])
         scorer = self.scorer
+        may_go_below_zero = _score_shortcut(scorer)
         for peer_id in self._get_peers_to_send(
             topics, msg_forwarder, origin, pubsub.get_message_id(pubsub_msg)
         ):
             if peer_id in pubsub.peers and (
-                scorer is None or scorer.allow_publish(peer_id, topics)
+                scorer is None
+                or (topics and not may_go_below_zero(peer_id))  # then allow_publish passes
+                or scorer.allow_publish(peer_id, topics)
             ):
                 self.send_rpc(peer_id, rpc)
         not_yet_identified = {
@@ -426,9 +476,15 @@ class TunedGossipSub(GossipSub):
                 continue
             send_to.update(self.direct_peers)
             scorer = self.scorer
+            may_go_below_zero = _score_shortcut(scorer)
             for peer in self.mesh[topic]:
-                if scorer is None or (
-                    scorer.allow_gossip(peer, [topic]) and not scorer.is_graylisted(peer, [topic])
+                if (
+                    scorer is None
+                    or not may_go_below_zero(peer)  # then it passes both gates below
+                    or (
+                        scorer.allow_gossip(peer, [topic])
+                        and not scorer.is_graylisted(peer, [topic])
+                    )
                 ):
                     send_to.add(peer)
         send_to.discard(msg_forwarder)

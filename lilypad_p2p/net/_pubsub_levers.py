@@ -1,7 +1,7 @@
 """Our py-libp2p `Pubsub`: buffered reads, pushes without a task each, one registration task
 per peer, batched writes, and no second signature check where our validator checks the source.
 
-Levers 4, 13, 14, 15 and 16 of `_levers.py`, the catalogue of our py-libp2p changes (what each
+Levers 4, 13, 14, 15, 16 and 20 of `_levers.py`, the catalogue of our py-libp2p changes (what each
 is, why, and its figures); `tests/unit/net/test_net_levers.py` pins the library members they
 lean on.
 """
@@ -30,7 +30,7 @@ from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limit
 
 from lilypad_p2p.net._containment import OnFailure, contain_service_tasks, reset_quietly
 from lilypad_p2p.net._eager_lock import make_eager
-from lilypad_p2p.net._levers import ThreadlessSeenCache
+from lilypad_p2p.net._levers import LruValidationCache, ThreadlessSeenCache
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,8 @@ class TunedPubsub(Pubsub):
         self.seen_messages.stop()
         # A drop-in for the library's class, which is typed concretely (it starts a thread).
         self.seen_messages = ThreadlessSeenCache(self.seen_messages.ttl)  # type: ignore[assignment]
+        cache = self.validation_cache
+        self.validation_cache = LruValidationCache(cache.ttl, cache.max_size)
         self._on_delivered = on_delivered
         self._on_malformed_rpc = on_malformed_rpc
         self._is_graylisted = is_graylisted

@@ -1,10 +1,11 @@
-"""The forwarding levers (15-19 in `net/_levers.py`): each does what the library does, for what
+"""The forwarding levers (15-20 in `net/_levers.py`): each does what the library does, for what
 we use, with less work per message. Where a lever re-states a library method, the method's
 source is pinned, so a py-libp2p change makes someone read it again."""
 
 import hashlib
 import inspect
 from collections import defaultdict
+from unittest.mock import patch
 
 import pytest
 import trio
@@ -15,12 +16,17 @@ from libp2p.crypto.secp256k1 import create_new_key_pair
 from libp2p.peer.id import ID
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
-from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.pubsub import Pubsub, ValidationCache, ValidationResult
 from libp2p.pubsub.score import PeerScorer
 
 from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._host import Muxer, build_host
-from lilypad_p2p.net._levers import ReportedScorer, TunedGossipSub, message_id
+from lilypad_p2p.net._levers import (
+    LruValidationCache,
+    ReportedScorer,
+    TunedGossipSub,
+    message_id,
+)
 from lilypad_p2p.net._mesh import score_params
 from lilypad_p2p.net._pubsub_levers import TunedPubsub
 
@@ -206,3 +212,40 @@ async def test_forwarding_sends_as_the_library_and_queues_only_for_unidentified_
     assert set(sent["ours"]) == set(sent["library"]) == {PEERS[4]}
     assert pending["library"] == {unidentified, identified_elsewhere}
     assert pending["ours"] == {unidentified}
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["get", "put", "remove", "sweep", "wait"]), st.integers(0, 6)),
+        max_size=60,
+    )
+)
+def test_the_validation_cache_answers_as_the_library_cache_does(steps):
+    now = [1000.0]
+    with patch("time.time", lambda: now[0]):  # both caches stamp and expire by time.time()
+        ours, library = LruValidationCache(ttl=10, max_size=4), ValidationCache(10, 4)
+        for step, key in steps:
+            msg_id = b"id%d" % key
+            if step == "get":
+                assert ours.get(msg_id) == library.get(msg_id)
+            elif step == "put":
+                result = ValidationResult(is_valid=key % 2 == 0, timestamp=now[0])
+                ours.put(msg_id, result)
+                library.put(msg_id, result)
+            elif step == "remove":
+                ours._remove(msg_id)
+                library._remove(msg_id)
+            elif step == "sweep":
+                ours.clear_expired()
+                library.clear_expired()
+            else:
+                now[0] += key * 2
+            assert list(ours.cache) == library.access_order
+            assert dict(ours.cache) == library.cache
+
+
+def test_tuned_pubsub_uses_the_constant_time_validation_cache():
+    _, pubsub, _ = _pair()
+    assert isinstance(pubsub.validation_cache, LruValidationCache)
+    assert pubsub.validation_cache.max_size == 1000
