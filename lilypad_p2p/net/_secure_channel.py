@@ -33,7 +33,12 @@ from libp2p.abc import ISecureConn
 from libp2p.io.exceptions import ConnectionClosedError
 from libp2p.io.trio import TrioTCPStream
 from libp2p.network.connection.raw_connection import RawConnection
-from libp2p.security.noise.io import MAX_PLAINTEXT_LENGTH, NoiseTransportReadWriter
+from libp2p.security.noise.io import (
+    MAX_PLAINTEXT_LENGTH,
+    SIZE_NOISE_MESSAGE_LEN,
+    NoisePacketReadWriter,
+    NoiseTransportReadWriter,
+)
 from libp2p.security.secure_session import SecureSession
 from noise.exceptions import NoiseInvalidMessage
 
@@ -41,7 +46,7 @@ from lilypad_p2p.net._eager_lock import make_eager
 
 # Bytes the TCP stream under Yamux asks of its socket per receive.
 READ_AHEAD_BYTES = 64 * 1024
-NOISE_LENGTH_BYTES = 2
+NOISE_LENGTH_BYTES = SIZE_NOISE_MESSAGE_LEN
 
 
 def adopt_lean_layers(secured_conn: ISecureConn) -> ReadAheadTCPStream | None:
@@ -52,10 +57,11 @@ def adopt_lean_layers(secured_conn: ISecureConn) -> ReadAheadTCPStream | None:
     layers: list[Any] = [secured_conn]
     for name in ("conn", "read_writer", "read_write_closer", "stream"):
         layers.append(getattr(layers[-1], name, None))
-    session, transport, _packets, raw, tcp = layers
+    session, transport, packets, raw, tcp = layers
     if not (
         isinstance(session, SecureSession)
         and isinstance(transport, NoiseTransportReadWriter)
+        and isinstance(packets, NoisePacketReadWriter)  # frames with a 2-byte length
         and isinstance(raw, RawConnection)
         and isinstance(tcp, TrioTCPStream)
     ):
@@ -70,10 +76,8 @@ def adopt_lean_layers(secured_conn: ISecureConn) -> ReadAheadTCPStream | None:
 
 
 class ReadAheadTCPStream(TrioTCPStream):
-    """A TCP stream that reads up to `READ_AHEAD_BYTES` per receive and serves later reads from
-    what is left (Noise reads each frame as a 2-byte length, then the frame, so every frame
-    cost two receives and two scheduler passes where one, or none, does), and writes straight
-    into the socket when it can."""
+    """A TCP stream that receives up to `READ_AHEAD_BYTES` at once, serves later reads from what
+    is left, and writes straight into the socket when it can (see the module notes)."""
 
     _read_ahead: bytearray
 
@@ -116,8 +120,6 @@ class ReadAheadTCPStream(TrioTCPStream):
                 return
             data = data[sent:]
         await super().write(data)
-
-
 
 
 class LeanNoiseTransport(NoiseTransportReadWriter):
