@@ -2,8 +2,6 @@
 we use, with less work per message. Where a lever re-states a library method, the method's
 source is pinned, so a py-libp2p change makes someone read it again."""
 
-import hashlib
-import inspect
 from collections import defaultdict
 from unittest.mock import patch
 
@@ -18,6 +16,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub, ValidationCache, ValidationResult
 from libp2p.pubsub.score import PeerScorer
+from library_source import source_digest
 
 from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._host import Muxer, build_host
@@ -40,13 +39,9 @@ RESTATED = {
 }
 
 
-def _source_digest(method) -> str:
-    return hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[:12]
-
-
 @pytest.mark.parametrize("method", list(RESTATED), ids=lambda m: m.__qualname__)
 def test_the_library_methods_we_restate_are_the_ones_we_read(method):
-    assert _source_digest(method) == RESTATED[method]
+    assert source_digest(method) == RESTATED[method]
 
 
 def _pair(*, check_source: bool = False) -> tuple[TunedGossipSub, TunedPubsub, list]:

@@ -3,9 +3,6 @@ ahead and writes straight into the socket, and Noise frames are read and written
 with the library's results and the library's errors. The library methods the one-step path
 stands in for are pinned, so a py-libp2p change makes someone read them again."""
 
-import hashlib
-import inspect
-
 import pytest
 import trio
 import trio.testing
@@ -22,6 +19,7 @@ from libp2p.security.noise.io import (
     NoiseTransportReadWriter,
 )
 from libp2p.security.secure_session import SecureSession
+from library_source import source_digest
 from noise.connection import NoiseConnection
 from noise.exceptions import NoiseInvalidMessage
 
@@ -43,13 +41,9 @@ STOOD_IN_FOR = {
 }
 
 
-def _source_digest(method) -> str:
-    return hashlib.sha256(inspect.getsource(method).encode()).hexdigest()[:12]
-
-
 @pytest.mark.parametrize("method", list(STOOD_IN_FOR), ids=lambda m: m.__qualname__)
 def test_the_library_methods_we_stand_in_for_are_the_ones_we_read(method):
-    assert _source_digest(method) == STOOD_IN_FOR[method]
+    assert source_digest(method) == STOOD_IN_FOR[method]
 
 
 @pytest.fixture
@@ -211,10 +205,7 @@ def test_frames_arriving_in_any_pieces_read_back_in_any_sizes(frames, cuts, read
         sender_noise, receiver_noise = _noise_pair()
         lean = _session(server, receiver_noise)
         adopt_lean_layers(lean)
-        wire = b"".join(
-            len(ciphertext).to_bytes(2, "big") + ciphertext
-            for ciphertext in (sender_noise.encrypt(frame) for frame in frames)
-        )
+        wire = b"".join(_framed(sender_noise.encrypt(frame)) for frame in frames)
         expected, got = b"".join(frames), bytearray()
 
         async def send_in_pieces() -> None:
@@ -237,18 +228,28 @@ def test_frames_arriving_in_any_pieces_read_back_in_any_sizes(frames, cuts, read
     trio.run(scenario)
 
 
-async def test_frames_that_arrived_together_are_read_with_one_receive_and_no_library_read(
-    tcp_pair,
-):
+def _framed(ciphertext: bytes) -> bytes:
+    return len(ciphertext).to_bytes(2, "big") + ciphertext
+
+
+@pytest.fixture
+async def lean_receiver(tcp_pair):
+    """(the sender's socket, the sender's Noise end, the receiver's, our lean session)."""
     client, server = tcp_pair
     sender_noise, receiver_noise = _noise_pair()
     lean = _session(server, receiver_noise)
     adopt_lean_layers(lean)
-    receives = _count_calls(server, "receive_some")
+    return client, sender_noise, receiver_noise, lean
+
+
+async def test_frames_that_arrived_together_are_read_with_one_receive_and_no_library_read(
+    tcp_pair, lean_receiver
+):
+    client, sender_noise, _, lean = lean_receiver
+    receives = _count_calls(tcp_pair[1], "receive_some")
     library_reads = _count_calls(lean.conn.read_writer, "read_msg")
     frames = [b"offer %d" % index for index in range(20)]
-    ciphertexts = [sender_noise.encrypt(frame) for frame in frames]
-    await client.send_all(b"".join(len(c).to_bytes(2, "big") + c for c in ciphertexts))
+    await client.send_all(b"".join(_framed(sender_noise.encrypt(frame)) for frame in frames))
     await trio.testing.wait_all_tasks_blocked()
     for frame in frames:
         assert await lean.read(len(frame)) == frame
@@ -256,16 +257,13 @@ async def test_frames_that_arrived_together_are_read_with_one_receive_and_no_lib
     assert library_reads == [0]
 
 
-async def test_a_forged_frame_is_refused_as_the_library_refuses_it(tcp_pair):
-    client, server = tcp_pair
-    sender_noise, receiver_noise = _noise_pair()
-    lean = _session(server, receiver_noise)
-    adopt_lean_layers(lean)
+async def test_a_forged_frame_is_refused_as_the_library_refuses_it(lean_receiver):
+    client, sender_noise, receiver_noise, lean = lean_receiver
     good = sender_noise.encrypt(b"first")
     forged = bytearray(sender_noise.encrypt(b"second"))
     forged[-1] ^= 1
-    await client.send_all(len(good).to_bytes(2, "big") + good)
-    await client.send_all(len(forged).to_bytes(2, "big") + bytes(forged))
+    await client.send_all(_framed(good))
+    await client.send_all(_framed(bytes(forged)))
     assert await lean.read(5) == b"first"
     with pytest.raises(NoiseInvalidMessage):
         await lean.read(6)
@@ -273,15 +271,10 @@ async def test_a_forged_frame_is_refused_as_the_library_refuses_it(tcp_pair):
     assert receiver_noise.noise_protocol.cipher_state_decrypt.n == 1
 
 
-async def test_an_end_mid_frame_or_between_frames_is_the_library_error(tcp_pair):
-    client, server = tcp_pair
-    sender_noise, receiver_noise = _noise_pair()
-    lean = _session(server, receiver_noise)
-    adopt_lean_layers(lean)
-    whole = sender_noise.encrypt(b"whole")
-    cut = sender_noise.encrypt(b"cut short")
-    await client.send_all(len(whole).to_bytes(2, "big") + whole)
-    await client.send_all(len(cut).to_bytes(2, "big") + cut[:4])
+async def test_an_end_mid_frame_is_the_library_error(lean_receiver):
+    client, sender_noise, _, lean = lean_receiver
+    await client.send_all(_framed(sender_noise.encrypt(b"whole")))
+    await client.send_all(_framed(sender_noise.encrypt(b"cut short"))[:6])
     await client.aclose()
     assert await lean.read(5) == b"whole"
     with pytest.raises(IncompleteReadError):
@@ -294,8 +287,7 @@ async def test_plaintext_the_library_buffered_before_the_switch_is_read_first(tc
     session = _session(server, receiver_noise)
     session._fill(b"held")  # what muxer negotiation can leave behind
     adopt_lean_layers(session)
-    frame = sender_noise.encrypt(b"next")
-    await client.send_all(len(frame).to_bytes(2, "big") + frame)
+    await client.send_all(_framed(sender_noise.encrypt(b"next")))
     assert await session.read(8) == b"heldnext"
 
 
