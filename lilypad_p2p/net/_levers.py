@@ -92,8 +92,8 @@ The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 i
    without its scan of every topic peer for floodsub ones (we speak only meshsub).
 19. `ReportedScorer.allow_publish`/`allow_gossip`/`is_graylisted`: every threshold is below
    zero, so a peer that cannot score below zero passes each gate without a score being summed;
-   they are asked for every mesh peer of every forwarded message. Forwarding asks
-   `may_score_below_zero` once per peer where it asked the three gates.
+   they are asked for every mesh peer of every forwarded message. The mesh choice asks
+   `may_score_below_zero` once per peer where it asked two gates, each asking it again.
 20. `LruValidationCache`: the library's cache of validation results keeps its LRU order in a
    list, so every validated message paid a scan of up to 1,000 message IDs (`in`, `remove`,
    `pop(0)`), and a flood of distinct invalid messages paid it each. Ours keeps the same
@@ -440,14 +440,11 @@ class TunedGossipSub(GossipSub):
         origin = ID(pubsub_msg.from_id)
         rpc = rpc_pb2.RPC(publish=[pubsub_msg])
         scorer = self.scorer
-        may_go_below_zero = _score_shortcut(scorer)
         for peer_id in self._get_peers_to_send(
             topics, msg_forwarder, origin, pubsub.get_message_id(pubsub_msg)
         ):
             if peer_id in pubsub.peers and (
-                scorer is None
-                or (topics and not may_go_below_zero(peer_id))  # then allow_publish passes
-                or scorer.allow_publish(peer_id, topics)
+                scorer is None or scorer.allow_publish(peer_id, topics)
             ):
                 self.send_rpc(peer_id, rpc)
         not_yet_identified = {
@@ -471,13 +468,13 @@ class TunedGossipSub(GossipSub):
         # peer for floodsub ones: we speak only meshsub (`GossipNet`), so there are none.
         pubsub = self.pubsub
         assert pubsub is not None
+        scorer = self.scorer
+        may_go_below_zero = _score_shortcut(scorer)
         send_to: set[ID] = set()
         for topic in topic_ids:
             if topic not in pubsub.peer_topics:
                 continue
             send_to.update(self.direct_peers)
-            scorer = self.scorer
-            may_go_below_zero = _score_shortcut(scorer)
             for peer in self.mesh[topic]:
                 if (
                     scorer is None
