@@ -42,6 +42,7 @@ from lilypad_p2p.wire._errors import (
     FutureDatedMessage,
     InvalidMessage,
     MalformedMessage,
+    NonCanonicalEncoding,
     OversizedMessage,
     SignerNotOwner,
     StaleMessage,
@@ -113,10 +114,11 @@ class SignedEnvelope:
         # An honest owner signs the body before publishing it, on the same clock.
         if self.published_at < self.body.created_at:
             raise InvalidMessage("published_at is before the body's created_at")
-        encoded = (
-            _ENVELOPE_HEADER
-            + self.body.canonical_bytes
-            + _PUBLISHED_AT_KEY
+
+    def _tail(self) -> bytes:
+        """The canonical encoding after the body: the other fields, in key order."""
+        return (
+            _PUBLISHED_AT_KEY
             + _packed(self.published_at)
             + _packed("signature")
             + _packed(self.signature)
@@ -124,7 +126,25 @@ class SignedEnvelope:
             + _packed(ADDRESS.to_wire(self.signer))
             + _ENVELOPE_TAIL
         )
-        object.__setattr__(self, "_encoded", encoded)
+
+    def _received_as(self, data: bytes) -> None:
+        """Take `data`, the bytes this envelope was decoded from, as its encoding and the
+        body's part of it as the body's, so that nothing received is encoded again.
+
+        They are the bytes encoding would give: `decode` accepts only canonical bytes, and
+        each field's `to_wire` gives back exactly what its `from_wire` accepted (wei amounts,
+        addresses and sets have one wire form each); tests compare the two.
+        """
+        tail = self._tail()
+        body_end = len(data) - len(tail)
+        if not (
+            data.startswith(_ENVELOPE_HEADER)
+            and data.endswith(tail)
+            and body_end > len(_ENVELOPE_HEADER)
+        ):
+            raise NonCanonicalEncoding("envelope: bytes are not its canonical encoding")
+        object.__setattr__(self, "_encoded", data)
+        self.body._received_as(data[len(_ENVELOPE_HEADER) : body_end])
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -156,13 +176,17 @@ class SignedEnvelope:
             raise MalformedMessage(f"envelope: {exc}") from exc
 
     def encode(self) -> bytes:
-        """The canonical bytes to publish."""
-        return self._encoded
+        """The canonical bytes to publish (built on first use around the body's)."""
+        encoded = self._encoded
+        if not encoded:
+            encoded = _ENVELOPE_HEADER + self.body.canonical_bytes + self._tail()
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def envelope_id(self) -> str:
         """CID of the whole signed envelope: what replay guards and seen-sets remember."""
-        return content_id(self._encoded)
+        return content_id(self.encode())
 
     @property
     def offer_id(self) -> str:
@@ -210,7 +234,9 @@ def open_envelope(data: bytes, *, now_ms: int) -> SignedEnvelope:
         raise MalformedMessage(f"expected bytes, got {type(data).__name__}")
     if len(data) > MAX_MESSAGE_BYTES:
         raise OversizedMessage(f"{len(data)} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")
+    data = bytes(data)
     envelope = SignedEnvelope.from_wire(decode(data))
+    envelope._received_as(data)
     check_freshness(envelope, now_ms=now_ms)
     verify_signature(envelope)
     body = envelope.body

@@ -178,21 +178,30 @@ class _Message(_Schema):
     nonce: int
     _canonical: bytes
 
-    def _seal(self) -> None:
-        """Check `nonce` and `v`, and cache the canonical bytes (called last by `__post_init__`)."""
+    def _check_nonce_and_version(self) -> None:
+        """Called last by every message's `__post_init__`."""
         require_uint("nonce", self.nonce, NONCE_LIMIT)
         _require_version(self.v)
-        object.__setattr__(self, "_canonical", encode(self.to_wire()))
 
     @property
     def canonical_bytes(self) -> bytes:
-        """The canonical encoding of this (unsigned) message."""
-        return self._canonical
+        """The canonical encoding of this (unsigned) message, encoded on first use."""
+        canonical = self._canonical
+        if not canonical:
+            canonical = encode(self.to_wire())
+            object.__setattr__(self, "_canonical", canonical)
+        return canonical
+
+    def _received_as(self, canonical: bytes) -> None:
+        """Take `canonical`, the bytes this message was decoded from, as its encoding: a
+        received message is not encoded again (`SignedEnvelope.received_as` says why they are
+        the same bytes)."""
+        object.__setattr__(self, "_canonical", canonical)
 
     @property
     def cid(self) -> str:
         """CIDv1 of `canonical_bytes`: the message's ID (an offer's ID is its body's CID)."""
-        return content_id(self._canonical)
+        return content_id(self.canonical_bytes)
 
     @property
     def owner_address(self) -> str:
@@ -301,7 +310,7 @@ class NodeRecord(_Message):
             "listen_addrs", self.listen_addrs, MAX_LISTEN_ADDRS, _require_listen_addr, sort_key=None
         )
         require_lifetime(self.created_at, self.expires_at)
-        self._seal()
+        self._check_nonce_and_version()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -348,7 +357,7 @@ class ResourceOffer(_Message):
         if not self.chain_ids:
             raise InvalidMessage("chain_ids must name at least one chain")
         require_lifetime(self.created_at, self.expires_at)
-        self._seal()
+        self._check_nonce_and_version()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -413,7 +422,7 @@ class JobOffer(_Message):
         require_lifetime(self.created_at, self.expires_at)
         if self.expires_at > self.deadline:
             raise InvalidMessage("expires_at must not be after deadline")
-        self._seal()
+        self._check_nonce_and_version()
 
 
 def matching_content_id(market: str, epoch: int, matches: tuple[tuple[str, str], ...]) -> str:
@@ -461,7 +470,7 @@ class MatchProposal(_Message):
         if len(set(jobs)) != len(jobs):
             raise InvalidMessage("a job offer appears in more than one match")
         require_lifetime(self.created_at, self.expires_at)
-        self._seal()
+        self._check_nonce_and_version()
 
     @property
     def matching_id(self) -> str:
@@ -490,7 +499,7 @@ class Cancel(_Message):
         _require_cid("offer_cid", self.offer_cid)
         require_address("owner", self.owner)
         require_timestamp("created_at", self.created_at)
-        self._seal()
+        self._check_nonce_and_version()
 
 
 Message = NodeRecord | ResourceOffer | JobOffer | MatchProposal | Cancel

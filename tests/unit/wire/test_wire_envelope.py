@@ -4,7 +4,7 @@ import dataclasses
 import msgpack
 import pytest
 from eth_hash.auto import keccak
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from wire_strategies import ADDRESSES, KEY_BY_ADDRESS, KEYS, messages, msgpack_values
 
@@ -84,6 +84,69 @@ def test_sign_then_open_round_trips_every_schema(body, data):
 def test_envelope_bytes_are_the_canonical_encoding(body):
     envelope = sign_envelope(body, KEY_BY_ADDRESS[body.owner_address], body.created_at)
     assert envelope.encode() == encode(envelope.to_wire())
+
+
+@given(messages(), st.data())
+def test_an_opened_envelope_keeps_the_bytes_it_came_in_and_they_are_canonical(body, data):
+    published_at = body.created_at + data.draw(st.integers(0, MAX_CLOCK_SKEW_MS))
+    received = sign_envelope(body, KEY_BY_ADDRESS[body.owner_address], published_at).encode()
+    opened = open_envelope(received, now_ms=body.created_at)
+    assert opened.encode() is received
+    assert opened.body.canonical_bytes == encode(opened.body.to_wire())
+    assert opened.body.canonical_bytes == encode(msgpack.unpackb(received)["body"])
+    # A copy built from the same fields encodes itself and gets the same bytes and IDs.
+    rebuilt = dataclasses.replace(opened.body)
+    assert rebuilt.canonical_bytes == opened.body.canonical_bytes
+    assert rebuilt.cid == opened.body.cid
+
+
+def other_wire_forms(value):
+    """Random values, and other wire forms of `value`: an int as big-endian bytes or a bool,
+    bytes as hex text or one byte shorter, a list reordered or with an item repeated."""
+    forms = [msgpack_values]
+    if type(value) is int and value >= 0:
+        forms += [st.sampled_from([value.to_bytes(32, "big"), value.to_bytes(8, "big"),
+                                   bool(value)])]
+    if type(value) is bytes:
+        forms += [st.sampled_from([value.hex(), "0x" + value.hex(), value[:-1]])]
+    if type(value) is list and value:
+        forms += [st.permutations(value), st.just(value + value[:1])]
+    return st.one_of(forms)
+
+
+@settings(max_examples=300)
+@given(messages(), st.booleans(), st.data())
+def test_what_from_wire_accepts_to_wire_gives_back_unchanged(body, nested, data):
+    # Opening does not re-encode a received body, which is right only if every wire value
+    # `from_wire` accepts comes back from `to_wire` unchanged.
+    wire = body.to_wire()
+    target = wire["spec"] if nested and isinstance(wire.get("spec"), dict) else wire
+    name = data.draw(st.sampled_from(sorted(target)))
+    target[name] = data.draw(other_wire_forms(target[name]))
+    try:
+        raw = msgpack.unpackb(encode(wire))
+        rebuilt = type(body).from_wire(raw)
+    except (WireError, InvalidMessage, ValueError, TypeError):
+        return
+    assert encode(rebuilt.to_wire()) == msgpack.packb(raw)
+
+
+def test_opening_encodes_nothing_the_peer_sent(monkeypatch):
+    sent = signed()
+    received, offer_id, envelope_id = sent.encode(), sent.offer_id, sent.envelope_id
+
+    def no_encoding(value):
+        raise AssertionError("a received message was encoded again")
+
+    monkeypatch.setattr("lilypad_p2p.wire._schemas.encode", no_encoding)
+    opened = open_envelope(received, now_ms=NOW)
+    assert (opened.offer_id, opened.envelope_id) == (offer_id, envelope_id)
+
+
+def test_bytes_that_are_not_the_envelopes_encoding_are_refused():
+    envelope = SignedEnvelope.from_wire(msgpack.unpackb(signed().encode()))
+    with pytest.raises(NonCanonicalEncoding):
+        envelope._received_as(signed(published_at=NOW + 1).encode())
 
 
 def test_digest_is_eip191_shaped_and_domain_separated():
