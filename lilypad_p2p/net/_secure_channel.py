@@ -204,6 +204,15 @@ class LeanSecureSession(SecureSession):
         del buffered[:n]
         return data
 
+    def take_buffered(self, n: int) -> bytes | None:
+        """The next `n` bytes if they are already here (no read, no wait), else None."""
+        buffered = self._plaintext
+        if len(buffered) < n:
+            return None
+        data = bytes(buffered[:n])
+        del buffered[:n]
+        return data
+
     @staticmethod
     def _nonempty(msg: bytes) -> bytes:
         if msg == b"":

@@ -190,6 +190,18 @@ async def test_what_one_side_writes_the_other_reads_in_both_directions(sessions)
             assert await reader.read(len(message)) == message
 
 
+async def test_buffered_plaintext_is_taken_without_a_read_and_only_when_all_of_it_is_here(
+    sessions,
+):
+    library, lean = sessions
+    await library.write(b"0123456789")
+    assert lean.take_buffered(1) is None  # nothing read yet: it does not read
+    assert await lean.read(3) == b"012"  # the whole frame is buffered now
+    assert lean.take_buffered(4) == b"3456"
+    assert lean.take_buffered(4) is None
+    assert await lean.read(3) == b"789"
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     frames=st.lists(st.binary(min_size=1, max_size=3000), min_size=1, max_size=12),

@@ -48,6 +48,9 @@ def test_the_library_members_our_yamux_relies_on_are_still_there():
     assert "self._writer_lock = trio.Semaphore(1)" in inspect.getsource(ReadWriteLock.__init__)
     assert "self.send_window -= to_send" in inspect.getsource(YamuxStream.write)
     assert "rw_lock" not in inspect.getsource(YamuxStream.read)
+    # `GuardedYamux._read_data_body` stands in for this read when the body is buffered.
+    assert "read_exactly(self.secured_conn, length)" in inspect.getsource(Yamux._read_data_body)
+    assert "await self._read_data_body(length)" in inspect.getsource(Yamux.handle_incoming)
     # The library still builds its own Yamux on negotiation (why `MuxerClassMultistream` exists).
     assert "Yamux(" in inspect.getsource(MuxerMultistream.new_conn)
     # The RTT loop still reads the module's interval on each round, after a first ping at once.
