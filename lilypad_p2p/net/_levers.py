@@ -447,12 +447,15 @@ class TunedGossipSub(GossipSub):
                 scorer is None or scorer.allow_publish(peer_id, topics)
             ):
                 self.send_rpc(peer_id, rpc)
-        not_yet_identified = {
-            peer_id
-            for topic in topics
-            for peer_id in pubsub.peer_topics.get(topic, ())
-            if peer_id not in self.peer_protocol and peer_id not in self.direct_peers
-        } - {msg_forwarder, origin}
+        # Set differences against the dict, in C with the hashes the sets hold: a peer ID's
+        # `__hash__` is Python code, and this runs over every topic peer of every message.
+        not_yet_identified: set[ID] = set()
+        for topic in topics:
+            not_yet_identified |= pubsub.peer_topics.get(topic, set()).difference(
+                self.peer_protocol
+            )
+        if not_yet_identified:
+            not_yet_identified -= self.direct_peers.keys() | {msg_forwarder, origin}
         for peer_id in not_yet_identified:
             self._prune_pending_messages(peer_id)
             self._pending_messages[peer_id].append((time.time(), rpc))
