@@ -16,6 +16,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import OutBoundQueueSize, RpcQueue
 from libp2p.pubsub.score import PeerScorer, ScoreParams, TopicScoreParams
+from libp2p.pubsub.utils import safe_bytes_from_hex
 
 from lilypad_p2p.net import NetLimits
 from lilypad_p2p.net._levers import (
@@ -24,6 +25,7 @@ from lilypad_p2p.net._levers import (
     ThreadlessSeenCache,
     TunedGossipSub,
     message_id,
+    message_id_bytes,
 )
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
 from lilypad_p2p.net._pubsub_levers import TunedPubsub
@@ -79,6 +81,20 @@ def test_the_library_still_calls_what_we_override():
         inspect.getsource(Pubsub._handle_new_peer)
     )
     assert RpcQueue()._queue.pop() is None
+
+
+def test_ihave_and_iwant_read_message_ids_through_ours():
+    import libp2p.pubsub.gossipsub as library_gossipsub
+
+    assert library_gossipsub.safe_bytes_from_hex is message_id_bytes
+    for handler in (GossipSub.handle_ihave, GossipSub.handle_iwant):
+        assert "= safe_bytes_from_hex(msg_id" in inspect.getsource(handler)
+
+
+@given(st.binary(max_size=40) | st.text(max_size=40) | st.text("0123456789abcdefABCDEF")
+       | st.text("0123456789abcdef").map(str.encode) | st.binary(max_size=8).map(bytearray))
+def test_message_ids_read_as_the_library_reads_them(value):
+    assert message_id_bytes(value) == safe_bytes_from_hex(value)
 
 
 def test_outbound_queue_bound_is_still_a_mutable_private_field():
