@@ -93,7 +93,9 @@ The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 i
 19. `ReportedScorer.allow_publish`/`allow_gossip`/`is_graylisted`: every threshold is below
    zero, so a peer that cannot score below zero passes each gate without a score being summed;
    they are asked for every mesh peer of every forwarded message. The mesh choice asks
-   `may_score_below_zero` once per peer where it asked two gates, each asking it again.
+   `may_score_below_zero` once per peer where it asked two gates, each asking it again, and
+   it answers from a set of suspects that the penalty tables and P4 reports keep current (a set
+   lookup where it summed five tables, each hashing the peer ID in Python).
 20. `LruValidationCache`: the library's cache of validation results keeps its LRU order in a
    list, so every validated message paid a scan of up to 1,000 message IDs (`in`, `remove`,
    `pop(0)`), and a flood of distinct invalid messages paid it each. Ours keeps the same
@@ -127,7 +129,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.mcache import CacheEntry, MessageCache
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import ValidationCache, ValidationResult
-from libp2p.pubsub.score import PeerScorer
+from libp2p.pubsub.score import PeerScorer, ScoreParams
 from multiaddr import Multiaddr
 
 from lilypad_p2p.net._params import OUTBOUND_QUEUE_SIZE
@@ -250,8 +252,43 @@ class LruValidationCache(ValidationCache):
         self.cache.pop(msg_id, None)
 
 
+# The library's behaviour penalty tables (P5 and its v1.4 additions), all per peer.
+_PENALTY_TABLES = (
+    "behavior_penalty",
+    "graft_flood_penalties",
+    "iwant_spam_penalties",
+    "ihave_spam_penalties",
+    "equivocation_penalties",
+)
+
+
+class _PenaltyTable(defaultdict[ID, float]):
+    """A penalty table that tells `changed` of every entry set or deleted (the library only
+    assigns, adds, multiplies and deletes entries; reads stay the dictionary's own)."""
+
+    def __init__(self, changed: Callable[[ID], None]) -> None:
+        super().__init__(float)
+        self._changed = changed
+
+    def __setitem__(self, peer: ID, value: float) -> None:
+        super().__setitem__(peer, value)
+        self._changed(peer)
+
+    def __delitem__(self, peer: ID) -> None:
+        super().__delitem__(peer)
+        self._changed(peer)
+
+
 class ReportedScorer(PeerScorer):
     """A `PeerScorer` whose P4 (invalid messages) is fed only by graded `report_peer` calls."""
+
+    def __init__(self, params: ScoreParams) -> None:
+        super().__init__(params)
+        # The peers `may_score_below_zero` is true of, updated wherever a count or penalty is
+        # added, decayed or dropped: it is asked for every mesh peer of every forwarded message.
+        self._suspects: set[ID] = set()
+        for name in _PENALTY_TABLES:
+            setattr(self, name, _PenaltyTable(self._reconsider))
 
     def on_invalid_message(self, peer: ID, topic: str) -> None:
         """Ignored: the library calls this for every failed validation with weight 1."""
@@ -259,6 +296,7 @@ class ReportedScorer(PeerScorer):
     def add_invalid_messages(self, peer: ID, topic: str, count: float) -> None:
         """Add `count` P4 invalid-message counts for `peer` on `topic`."""
         self.invalid_messages[peer][topic] += count
+        self._reconsider(peer)
 
     def remove_peer(self, peer: ID) -> None:
         """Forget a disconnected peer, except its P4 counts: reconnecting must not launder them.
@@ -269,14 +307,23 @@ class ReportedScorer(PeerScorer):
         super().remove_peer(peer)
         if kept is not None and max(kept.values(), default=0.0) >= _NEGLIGIBLE_INVALID_COUNT:
             self.invalid_messages[peer] = kept
+        self._reconsider(peer)
 
     def may_score_below_zero(self, peer: ID) -> bool:
         """False when `peer` cannot score below zero, so cannot be graylisted: no P4 counts and
         behaviour penalties within the free threshold (P1-P3 only add; our `score_params`
-        leave P6 and P7 unweighted). A dictionary lookup or two instead of a score, for the
-        ban sweep and the check on every inbound RPC. Zero counts do not count: scoring a peer
-        leaves them behind (the library reads a defaultdict)."""
-        # Asked for every mesh peer of every forwarded message: plain lookups, no generators.
+        leave P6 and P7 unweighted). One set lookup instead of a score, for the ban sweep, the
+        check on every inbound RPC and every gate a forwarded message passes."""
+        return peer in self._suspects
+
+    def _reconsider(self, peer: ID) -> None:
+        if self._has_anything_against(peer):
+            self._suspects.add(peer)
+        else:
+            self._suspects.discard(peer)
+
+    def _has_anything_against(self, peer: ID) -> bool:
+        # Zero counts do not count: scoring a peer leaves them behind (defaultdicts).
         counts = self.invalid_messages.get(peer)
         if counts and max(counts.values()) > 0:  # counts are never negative
             return True
@@ -312,6 +359,9 @@ class ReportedScorer(PeerScorer):
             if max(counts.values(), default=0.0) < _NEGLIGIBLE_INVALID_COUNT
         ]:
             del self.invalid_messages[peer]
+        # Decay only lowers counts and penalties: a suspect may be cleared, no one added.
+        for peer in list(self._suspects):
+            self._reconsider(peer)
 
 
 def cache_host_addrs(host: IHost, clock: Callable[[], float] = time.monotonic) -> None:

@@ -3,13 +3,14 @@ library bump that moves them fails loudly instead of silently undoing the tuning
 
 import functools
 import inspect
+import re
 import threading
 from collections import defaultdict
 from importlib.metadata import version
 
 import trio
 import trio.testing
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pb import rpc_pb2
@@ -204,6 +205,79 @@ def test_the_library_score_has_the_parts_the_fast_path_knows():
     ours = score_params()
     assert ours.p6_appl_slack_weight == ours.p7_ip_colocation_weight == 0
     assert ours.app_specific_score_fn is None
+
+
+@functools.cache
+def _peers(count: int):
+    from libp2p.crypto.secp256k1 import create_new_key_pair
+    from libp2p.peer.id import ID
+
+    return [ID.from_pubkey(create_new_key_pair().public_key) for _ in range(count)]
+
+
+def _whether_below_zero_is_possible(scorer: ReportedScorer, peer) -> bool:
+    """The definition, summed afresh: any P4 count, or penalties above the free threshold."""
+    if any(count > 0 for count in scorer.invalid_messages.get(peer, {}).values()):
+        return True
+    penalties = sum(getattr(scorer, table).get(peer, 0.0) for table in (
+        "behavior_penalty", "graft_flood_penalties", "iwant_spam_penalties",
+        "ihave_spam_penalties", "equivocation_penalties"))
+    return penalties > scorer.params.p5_behavior_penalty_threshold
+
+
+SCORER_STEPS = st.one_of(
+    st.tuples(st.sampled_from(["penalize_behavior", "penalize_graft_flood",
+                               "penalize_iwant_spam", "penalize_ihave_spam",
+                               "penalize_equivocation"]),
+              st.integers(0, 2), st.floats(0, 20)),
+    st.tuples(st.just("report"), st.integers(0, 2), st.floats(0.001, 5)),
+    st.tuples(st.sampled_from(["score", "remove_peer", "heartbeat"]), st.integers(0, 2),
+              st.just(0.0)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SCORER_STEPS, min_size=4, max_size=40))
+@example([("report", 0, 0.001), ("heartbeat", 0, 0.0)])  # decays away at once
+@example([("penalize_behavior", 1, 30.0), ("report", 1, 1.0), ("remove_peer", 1, 0.0)])
+def test_the_suspects_are_exactly_the_peers_that_may_score_below_zero(steps):
+    # `may_score_below_zero` answers from a set kept up to date on every change; here it is
+    # checked against the definition after each step the library or we can take.
+    from lilypad_p2p.net._mesh import score_params
+
+    peers, topic = _peers(3), "/lilypad/1/nodes"
+    scorer = ReportedScorer(score_params())
+    for step, index, amount in steps:
+        peer = peers[index]
+        if step == "report":
+            scorer.add_invalid_messages(peer, topic, amount)
+        elif step == "score":
+            scorer.score(peer, [topic])
+        elif step == "remove_peer":
+            scorer.remove_peer(peer)
+        elif step == "heartbeat":
+            scorer.on_heartbeat()
+        else:
+            getattr(scorer, step)(peer, amount)
+        for each in peers:
+            assert scorer.may_score_below_zero(each) == _whether_below_zero_is_possible(
+                scorer, each)
+
+
+def test_the_library_changes_penalties_only_by_item_so_our_tables_see_every_change():
+    import libp2p.pubsub.score as library_score
+
+    source = inspect.getsource(library_score)
+    for table in ("behavior_penalty", "graft_flood_penalties", "iwant_spam_penalties",
+                  "ihave_spam_penalties", "equivocation_penalties"):
+        assert f"self.{table}: dict[ID, float] = defaultdict(float)" in source
+        # Every other use indexes it, reads its keys or tests membership: no pop, update,
+        # clear or setdefault, and no alias that could change it out of our sight.
+        uses = re.findall(rf"(\S*\s?)self\.{table}(\S{{0,7}})", source)
+        assert len(uses) > 5
+        for before, after in uses:
+            assert after.startswith(("[", ".keys()", ".get(", ":")) or before == "in ", (
+                f"{table}: {before}...{after}")
 
 
 def _pubsub_pair() -> tuple[TunedGossipSub, TunedPubsub]:
