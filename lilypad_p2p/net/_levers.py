@@ -263,16 +263,20 @@ _PENALTY_TABLES = (
 
 
 class _PenaltyTable(defaultdict[ID, float]):
-    """A penalty table that tells `changed` of every entry set or deleted (the library only
-    assigns, adds, multiplies and deletes entries; reads stay the dictionary's own)."""
+    """A penalty table that tells `changed` of every entry raised or deleted (the library only
+    assigns, adds, multiplies and deletes entries; reads stay the dictionary's own). Lowered
+    ones are not told: decay, every heartbeat for every entry, only clears suspicion, which
+    the heartbeat reconsiders."""
 
     def __init__(self, changed: Callable[[ID], None]) -> None:
         super().__init__(float)
         self._changed = changed
 
     def __setitem__(self, peer: ID, value: float) -> None:
+        raised = value > self.get(peer, 0.0)
         super().__setitem__(peer, value)
-        self._changed(peer)
+        if raised:
+            self._changed(peer)
 
     def __delitem__(self, peer: ID) -> None:
         super().__delitem__(peer)
