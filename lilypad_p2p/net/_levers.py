@@ -108,7 +108,7 @@ The levers (4, 13, 14, 15 and 16 are `TunedPubsub`, in `_pubsub_levers.py`; 11 i
 Levers 15-19, with the muxer's in `_yamux.py`, took gossip at 50 nodes and 20 offers/s from
 1.6 to 1.1 ms of CPU per delivery; lever 20, the score shortcut per peer and the one-step Noise
 frames of `_secure_channel.py` took 6 % more; lever 21, the suspects set, the forwarding's set
-difference, Yamux's buffered bodies and envelopes that keep their received bytes another 14 %,
+difference, Yamux's buffered bodies and envelopes that keep their received bytes 8-14 % more,
 to about 1.0 ms (RESULTS.md, "Gossip at 20 offers/s").
 """
 

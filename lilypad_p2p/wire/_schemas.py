@@ -194,7 +194,7 @@ class _Message(_Schema):
 
     def _received_as(self, canonical: bytes) -> None:
         """Take `canonical`, the bytes this message was decoded from, as its encoding: a
-        received message is not encoded again (`SignedEnvelope.received_as` says why they are
+        received message is not encoded again (`SignedEnvelope._received_as` says why they are
         the same bytes)."""
         object.__setattr__(self, "_canonical", canonical)
 
