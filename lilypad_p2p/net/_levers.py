@@ -265,10 +265,10 @@ _PENALTY_TABLES = (
 
 
 class _PenaltyTable(defaultdict[ID, float]):
-    """A penalty table that tells `changed` of every entry raised or deleted (the library only
-    assigns, adds, multiplies and deletes entries; reads stay the dictionary's own). Lowered
-    ones are not told: decay, every heartbeat for every entry, only clears suspicion, which
-    the heartbeat reconsiders."""
+    """A penalty table that tells `changed` of every entry raised (the library only assigns,
+    adds, multiplies and deletes entries; reads stay the dictionary's own). Lowering one (decay,
+    every heartbeat for every entry; deletion, when a peer leaves) only clears suspicion, which
+    the heartbeat and `remove_peer` reconsider."""
 
     def __init__(self, changed: Callable[[ID], None]) -> None:
         super().__init__(float)
@@ -279,10 +279,6 @@ class _PenaltyTable(defaultdict[ID, float]):
         super().__setitem__(peer, value)
         if raised:
             self._changed(peer)
-
-    def __delitem__(self, peer: ID) -> None:
-        super().__delitem__(peer)
-        self._changed(peer)
 
 
 class ReportedScorer(PeerScorer):
@@ -333,13 +329,7 @@ class ReportedScorer(PeerScorer):
         counts = self.invalid_messages.get(peer)
         if counts and max(counts.values()) > 0:  # counts are never negative
             return True
-        total = (
-            self.behavior_penalty.get(peer, 0.0)
-            + self.graft_flood_penalties.get(peer, 0.0)
-            + self.iwant_spam_penalties.get(peer, 0.0)
-            + self.ihave_spam_penalties.get(peer, 0.0)
-            + self.equivocation_penalties.get(peer, 0.0)
-        )
+        total = sum(getattr(self, name).get(peer, 0.0) for name in _PENALTY_TABLES)
         return total > self.params.p5_behavior_penalty_threshold
 
     # Every threshold is below zero (`_params`), so a peer that cannot score below zero

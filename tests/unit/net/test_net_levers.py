@@ -240,6 +240,8 @@ SCORER_STEPS = st.one_of(
 @given(st.lists(SCORER_STEPS, min_size=4, max_size=40))
 @example([("report", 0, 0.001), ("heartbeat", 0, 0.0)])  # decays away at once
 @example([("penalize_behavior", 1, 30.0), ("report", 1, 1.0), ("remove_peer", 1, 0.0)])
+@example([("penalize_behavior", 2, 15.0), ("penalize_graft_flood", 2, 10.0),
+          ("remove_peer", 2, 0.0)])  # leaving clears penalties, and with them suspicion
 def test_the_suspects_are_exactly_the_peers_that_may_score_below_zero(steps):
     # `may_score_below_zero` answers from a set kept up to date on every change; here it is
     # checked against the definition after each step the library or we can take.
