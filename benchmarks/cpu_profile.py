@@ -260,7 +260,12 @@ def main() -> None:
     parser.add_argument("--trace-tasks", action="store_true",
                         help="count every node's trio task steps (benchmarks/task_trace) and "
                              "report the idle window's busiest tasks per role")
+    parser.add_argument("--fork", action=argparse.BooleanOptionalAction, default=True,
+                        help="fork the nodes from one zygote, as the simnet does (--no-fork: "
+                             "each its own `python -m` process); --trace-tasks implies --no-fork")
     args = parser.parse_args()
+    # The instrument loads as each node interpreter's sitecustomize: a forked node has none.
+    args.fork = args.fork and not args.trace_tasks
     scenario = load_scenario(args.scenario).with_nodes(args.nodes).with_workload(
         jobs=args.jobs, rate_per_s=args.rate)
     out = args.out or Path(tempfile.mkdtemp(prefix=f"cpu-profile-{scenario.name}-"))
@@ -314,7 +319,7 @@ def main() -> None:
 
     runner.Run.drive = drive_with_windows  # type: ignore[method-assign]
     load_before = os.getloadavg()
-    report = run_scenario(scenario, out / "run", Console()).as_json()
+    report = run_scenario(scenario, out / "run", Console(), forked=args.fork).as_json()
     jobs = report["jobs"]
     cpu_by_role: defaultdict[str, float] = defaultdict(float)
     for node in report["nodes"].values():
@@ -345,6 +350,9 @@ def main() -> None:
             role: {key: round(count / jobs, 2) for key, count in counts.most_common()}
             for role, counts in sorted(traffic.items())},
         "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
+        "pss_max_mb_per_node": max(n["pss_max_mb"] for n in report["nodes"].values()),
+        "pss_max_mb_sum": round(sum(n["pss_max_mb"] for n in report["nodes"].values())),
+        "forked": args.fork,
         "profile_window_s": args.profile_s, "profile_by_role": profile,
         "report": str(out / "run" / "report.json"),
     }

@@ -52,6 +52,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--metrics-cost", action="store_true",
                         help="compare node CPU with metrics scraped and with them off")
+    parser.add_argument("--fork", action=argparse.BooleanOptionalAction, default=True,
+                        help="fork the nodes from one zygote, as the simnet does (--no-fork: "
+                             "each its own `python -m` process)")
     args = parser.parse_args()
     scenario = load_scenario(args.scenario).with_nodes(args.nodes).with_workload(jobs=args.jobs)
     if args.metrics_cost:
@@ -59,8 +62,9 @@ def main() -> None:
         return
     out = args.out or Path(tempfile.mkdtemp(prefix=f"simnet-bench-{scenario.name}-"))
     load_before = os.getloadavg()
-    report = run_scenario(scenario, out, Console()).as_json()
+    report = run_scenario(scenario, out, Console(), forked=args.fork).as_json()
     figures = {
+        "forked": args.fork,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "scenario": scenario.name, "nodes": report["node_count"], "roles": report["roles"],
@@ -73,6 +77,8 @@ def main() -> None:
         "cpu_s_total": round(sum(n["cpu_s"] for n in report["nodes"].values()), 1),
         "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
         "rss_max_mb_sum": round(sum(n["rss_max_mb"] for n in report["nodes"].values())),
+        "pss_max_mb_per_node": max(n["pss_max_mb"] for n in report["nodes"].values()),
+        "pss_max_mb_sum": round(sum(n["pss_max_mb"] for n in report["nodes"].values())),
         "invariants": {c["name"]: c["ok"] for c in report["invariants"]},
         "passed": report["passed"], "report": str(out / "report.json"),
     }

@@ -27,6 +27,10 @@ class Samples:
 
     cpu_by_pid: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
     rss_max_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Proportional set size: each page shared by several processes (a library, or what forked
+    # nodes share with their zygote) counts a share to each, so the nodes' PSS sums to what
+    # they take of the machine; RSS counts such a page in full in every process.
+    pss_max_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def take(self, nodes: list[NodeProcess]) -> None:
         for node in nodes:
@@ -34,8 +38,10 @@ class Samples:
                 process = psutil.Process(node.process.pid)
                 times = process.cpu_times()
                 self.cpu_by_pid[node.name][process.pid] = times.user + times.system
-                rss = process.memory_info().rss / 2**20
+                memory = process.memory_full_info()
+                rss, pss = memory.rss / 2**20, memory.pss / 2**20
                 self.rss_max_mb[node.name] = max(self.rss_max_mb[node.name], rss)
+                self.pss_max_mb[node.name] = max(self.pss_max_mb[node.name], pss)
 
     def cpu_s(self, name: str) -> float:
         return round(sum(self.cpu_by_pid[name].values()), 2)
@@ -72,7 +78,8 @@ def node_figures(nodes: dict[str, NodeProcess], plans: list[NodePlan], samples: 
         plan = next(p for p in plans if p.name == name)
         row = NodeFigures(role=plan.role,
                           cpu_s=samples.cpu_s(name),
-                          rss_max_mb=round(samples.rss_max_mb[name], 1))
+                          rss_max_mb=round(samples.rss_max_mb[name], 1),
+                          pss_max_mb=round(samples.pss_max_mb[name], 1))
         if scraper is not None:
             scraper.scrape(name)
             row.metrics = scraper.figures(name)

@@ -33,6 +33,8 @@ ANVIL_PORT = 8545
 ANVIL_START_TIMEOUT_S = 30.0
 ANVIL_POLL_S = 0.2
 NAT_LAN_OFFSET = 100
+# Where `ip netns add` names each namespace (what `ip netns exec` enters).
+NAMESPACE_DIR = Path("/run/netns")
 # Second octets the labs use (the NAT lab in lilypad_p2p.testing takes 100-199).
 OCTET_RANGE = (20, 100)
 
@@ -179,6 +181,10 @@ class NetnsLab:
     def command(self, group: str, args: Sequence[str]) -> list[str]:
         """`args` run inside the namespace of `group`'s nodes."""
         return ["ip", "netns", "exec", self.node_ns(group), *args]
+
+    def namespace_file(self, group: str) -> Path:
+        """The file that names the namespace of `group`'s nodes (for setns)."""
+        return NAMESPACE_DIR / self.node_ns(group)
 
     def teardown(self) -> None:
         for ns in self.namespaces:

@@ -30,6 +30,7 @@ class NodeFigures:
     role: str
     cpu_s: float
     rss_max_mb: float
+    pss_max_mb: float
     gossip_delivered: int = 0
     gossip_dropped: int = 0
     gossip_graylisted_ignored: int = 0

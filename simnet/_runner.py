@@ -67,8 +67,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> Report:
-    """Run `scenario`, write report.json and the plots into `out_dir`; the report."""
+def run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
+                 forked: bool = True) -> Report:
+    """Run `scenario`, write report.json and the plots into `out_dir`; the report.
+
+    `forked`: the nodes are forked from one zygote that has imported the node (they start at
+    once and share its memory); False starts each as a `python -m` process of its own."""
     # The node homes hold plaintext keys on purpose (a throwaway test network): the warning an
     # operator's node gives for them would be printed each time the simnet reads one.
     logging.getLogger("lilypad_p2p.identity").setLevel(logging.ERROR)
@@ -99,7 +103,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console) -> Report:
                     plan.config_lines += failing.provider_config
                 elif plan.role == "client":
                     failing.add_to(out_dir / "nodes" / plan.name)
-        world = stack.enter_context(world_for(out_dir / "nodes", lab, group_of))
+        world = stack.enter_context(world_for(out_dir / "nodes", lab, group_of,
+                                              forked=forked))
         run = Run(scenario, plans, world, lab, console)
         if REGISTRY_MODULE in scenario.workload.modules:
             run.module_ids[REGISTRY_MODULE] = user_module.module_id

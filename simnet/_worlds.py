@@ -24,8 +24,9 @@ from simnet._netns import NetnsError, NetnsLab
 class NamespacedCluster(LocalCluster):
     """A `LocalCluster` whose nodes run in their group's namespace, listening on its address."""
 
-    def __init__(self, base_dir: Path, lab: NetnsLab, group_of: Mapping[str, str]) -> None:
-        super().__init__(base_dir)
+    def __init__(self, base_dir: Path, lab: NetnsLab, group_of: Mapping[str, str], *,
+                 forked: bool) -> None:
+        super().__init__(base_dir, forked=forked)
         self.lab = lab
         self.group_of = dict(group_of)
 
@@ -34,6 +35,9 @@ class NamespacedCluster(LocalCluster):
 
     def command(self, name: str, args: list[str]) -> list[str]:
         return self.lab.command(self.group_of[name], args)
+
+    def namespace(self, name: str) -> Path:
+        return self.lab.namespace_file(self.group_of[name])
 
 
 def dial_addr(node: NodeProcess) -> str:
@@ -46,8 +50,8 @@ def dial_addr(node: NodeProcess) -> str:
 
 
 @contextlib.contextmanager
-def namespaced_world(base_dir: Path, lab: NetnsLab,
-                     group_of: Mapping[str, str]) -> Iterator[MarketWorld]:
+def namespaced_world(base_dir: Path, lab: NetnsLab, group_of: Mapping[str, str], *,
+                     forked: bool) -> Iterator[MarketWorld]:
     """A `MarketWorld` in `lab`: anvil in the core, each node in its group's namespace."""
     binary = anvil_binary()
     if binary is None:
@@ -58,12 +62,15 @@ def namespaced_world(base_dir: Path, lab: NetnsLab,
         deployer, mediator = chain_test_accounts(2)
         fund_on_anvil(chain, [deployer])
         contract = deploy_settlement(chain, deployer, withdraw_notice_s=TEST_WITHDRAW_NOTICE_S)
-        cluster = NamespacedCluster(base_dir, lab, group_of)
+        cluster = NamespacedCluster(base_dir, lab, group_of, forked=forked)
         world = MarketWorld(base_dir, url, contract, mediator.address, cluster)
         with cluster.running():
             yield world
 
 
-def world_for(base_dir: Path, lab: NetnsLab | None,
-              group_of: Mapping[str, str]) -> contextlib.AbstractContextManager[MarketWorld]:
-    return market_world(base_dir) if lab is None else namespaced_world(base_dir, lab, group_of)
+def world_for(base_dir: Path, lab: NetnsLab | None, group_of: Mapping[str, str], *,
+              forked: bool) -> contextlib.AbstractContextManager[MarketWorld]:
+    """The world of a run; `forked`: its nodes forked from one zygote (`LocalCluster`)."""
+    if lab is None:
+        return market_world(base_dir, forked=forked)
+    return namespaced_world(base_dir, lab, group_of, forked=forked)

@@ -23,6 +23,9 @@ def up(
     scenario: Annotated[Path, typer.Option(help="scenario TOML")] = DEFAULT_SCENARIO,
     nodes: Annotated[int | None, typer.Option(help="node count (default: the scenario's)")] = None,
     out: Annotated[Path | None, typer.Option(help="report + node homes (default: temp)")] = None,
+    fork: Annotated[bool, typer.Option(
+        help="fork the nodes from one process that has imported the node: they start at once "
+             "and share its memory; --no-fork starts each as a process of its own")] = True,
 ) -> None:
     """Start anvil and N nodes, drive the scenario, tear everything down, write the report.
 
@@ -37,7 +40,7 @@ def up(
     loaded = load_scenario(scenario).with_nodes(nodes)
     out_dir = out or Path(tempfile.mkdtemp(prefix=f"simnet-{loaded.name}-"))
     try:
-        report = run_scenario(loaded, out_dir, console)
+        report = run_scenario(loaded, out_dir, console, forked=fork)
     except KeyboardInterrupt:
         console.print("[red]interrupted; everything started was stopped[/]")
         raise typer.Exit(130) from None

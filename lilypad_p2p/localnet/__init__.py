@@ -24,6 +24,7 @@ from lilypad_p2p.localnet._cluster import (
     ClusterError,
     LocalCluster,
     NodeProcess,
+    cluster_processes_under,
 )
 from lilypad_p2p.localnet._homes import node_identity, prepare_trusting_home, start_trusting_node
 from lilypad_p2p.localnet._market import (
@@ -58,6 +59,7 @@ __all__ = [
     "anvil_binary",
     "await_listening",
     "chain_test_accounts",
+    "cluster_processes_under",
     "dev_rpc",
     "free_octet",
     "fund_on_anvil",

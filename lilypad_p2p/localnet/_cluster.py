@@ -4,6 +4,11 @@ the devnet, tests and benchmarks.
 Each node gets its own home directory (keys, control socket, database) under one base
 directory and listens on a free loopback port. Readiness is the node's own word: a node is
 ready when its control interface answers `status` with at least one listen address.
+
+A cluster made with `forked=True` forks its nodes from a zygote (`python -m lilypad_p2p.zygote`)
+that has imported the node once: they start at once and share the imported libraries' memory.
+Each is still its own process; a detached node (the devnet's) is always a `python -m` process of
+its own.
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+import psutil
 
 from lilypad_p2p.control import ControlError, call
+from lilypad_p2p.localnet._forked import Zygote
 
 # How long a node process may take to start answering its control socket.
 NODE_START_TIMEOUT_S = 60.0
@@ -34,11 +42,29 @@ class ClusterError(RuntimeError):
     """A node process did not start, answer or stop as expected."""
 
 
+class ProcessHandle(Protocol):
+    """What a cluster needs of a node's process: a `subprocess.Popen`, or a forked node."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass
 class NodeProcess:
     name: str
     home: Path
-    process: subprocess.Popen[bytes]
+    process: ProcessHandle
     log_path: Path
     status: dict[str, Any] = field(default_factory=dict)
 
@@ -84,8 +110,7 @@ class NodeProcess:
                 self.process.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return self.process.wait()
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -93,16 +118,36 @@ class NodeProcess:
             self.process.wait()
 
 
+def cluster_processes_under(base_dir: Path) -> list[psutil.Process]:
+    """The node processes (spawned or forked) and zygotes still running whose home or base
+    directory is under `base_dir`: what a cluster there started and has not stopped."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "--home" in cmdline[:-1]:
+            path = cmdline[cmdline.index("--home") + 1]
+        elif "lilypad_p2p.zygote" in cmdline[:-1]:
+            path = cmdline[-1]
+        else:
+            continue
+        if Path(path).is_relative_to(base_dir):
+            found.append(process)
+    return found
+
+
 class LocalCluster:
     """Starts and always tears down a set of real node processes."""
 
-    def __init__(self, base_dir: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, base_dir: Path, *, env: dict[str, str] | None = None,
+                 forked: bool = False) -> None:
         self.base_dir = base_dir
         self.nodes: list[NodeProcess] = []
         self._env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         for variable in [name for name in self._env if name.startswith("LILYPAD_")]:
             if variable not in (env or {}):
                 del self._env[variable]
+        self.forked = forked
+        self._zygote: Zygote | None = None
 
     def start_node(
         self,
@@ -117,8 +162,7 @@ class LocalCluster:
     ) -> NodeProcess:
         home = self.base_dir / name
         home.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "lilypad_p2p.cli", "node", "--home", str(home)]
-        args += ["--listen", self.listen_addr(name)]
+        args = ["node", "--home", str(home), "--listen", self.listen_addr(name)]
         args += [f"--{role}" for role in roles]
         for addr in bootstrap:
             args += ["--bootstrap", addr]
@@ -126,13 +170,19 @@ class LocalCluster:
             args += ["--market", market]
         args += list(extra_args)
         log_path = home / "node.log"
-        with log_path.open("ab") as log:
-            # Detached (the devnet): its own session, so it outlives the command that started it.
-            process = subprocess.Popen(
-                self.command(name, args), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env={**self._env, **(env or {})},
-                start_new_session=detached,
-            )
+        node_env = {**self._env, **(env or {})}
+        process: ProcessHandle
+        if self.forked and not detached:
+            process = self._started_zygote().fork(args, node_env, log_path,
+                                                  self.namespace(name))
+        else:
+            command = self.command(name, [sys.executable, "-m", "lilypad_p2p.cli", *args])
+            with log_path.open("ab") as log:
+                # Detached (the devnet): its own session, so it outlives the command that
+                # started it.
+                process = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    env=node_env, start_new_session=detached)
         node = NodeProcess(name=name, home=home, process=process, log_path=log_path)
         self.nodes.append(node)
         return node
@@ -144,6 +194,16 @@ class LocalCluster:
     def command(self, name: str, args: list[str]) -> list[str]:
         """The command that runs the node `name` as `args` says (as it is, here)."""
         return args
+
+    def namespace(self, name: str) -> Path | None:
+        """The network namespace a forked node `name` enters (none: this one)."""
+        return None
+
+    def _started_zygote(self) -> Zygote:
+        if self._zygote is None:
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            self._zygote = Zygote(self.base_dir, self._env)
+        return self._zygote
 
     def wait_until(self, condition: Callable[[], bool], *, timeout_s: float, what: str) -> float:
         """Poll `condition()` until true; returns the seconds it took, or raises ClusterError."""
@@ -164,6 +224,9 @@ class LocalCluster:
                 signalled.append(node)
         for node in signalled:
             node.stop(signalled=True)
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
 
     @contextlib.contextmanager
     def running(self) -> Iterator[LocalCluster]:

@@ -165,18 +165,20 @@ class MarketWorld:
 
 
 @contextlib.contextmanager
-def market_world(base_dir: Path, *, anvil_host: str = "127.0.0.1") -> Iterator[MarketWorld]:
+def market_world(base_dir: Path, *, anvil_host: str = "127.0.0.1",
+                 forked: bool = False) -> Iterator[MarketWorld]:
     """Anvil with the settlement contract deployed; nodes started in it are stopped on exit.
 
     `anvil_host`: the address anvil listens on (e.g. the NAT lab's uplink, so nodes in network
     namespaces reach the chain; such nodes are started by the lab, with `prepare_home`).
+    `forked`: fork the nodes from one zygote (`LocalCluster`), for worlds of many nodes.
     """
     with running_anvil(host=anvil_host) as url:
         chain = open_rpc_chain(url)
         deployer, mediator = chain_test_accounts(2)
         fund_on_anvil(chain, [deployer])
         contract = deploy_settlement(chain, deployer, withdraw_notice_s=TEST_WITHDRAW_NOTICE_S)
-        cluster = LocalCluster(base_dir)
+        cluster = LocalCluster(base_dir, forked=forked)
         world = MarketWorld(base_dir, url, contract, mediator.address, cluster)
         with cluster.running():
             yield world

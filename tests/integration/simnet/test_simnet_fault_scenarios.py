@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from lilypad_p2p.localnet import cluster_processes_under
 from lilypad_p2p.testing import require_anvil, require_docker, require_real
 from simnet._netns import netns_missing
 
@@ -52,12 +52,6 @@ def _namespaces_and_links() -> set[str]:
             | {line.split(":")[1].strip().split("@")[0] for line in links.splitlines()})
 
 
-def _node_processes_under(base: Path) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"])
-            if "lilypad_p2p.cli" in (p.info["cmdline"] or [])
-            and any(str(base) in part for part in p.info["cmdline"])]
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_fault_scenario_passes_its_invariants_and_cleans_up(name, tmp_path):
     _require_parts(name)
@@ -69,7 +63,7 @@ def test_fault_scenario_passes_its_invariants_and_cleans_up(name, tmp_path):
     report = json.loads((out / "report.json").read_text())
     checks = {c["name"]: c["ok"] for c in report["invariants"]}
     assert EXPECTED[name] <= set(checks) and all(checks.values()), report["invariants"]
-    assert not _node_processes_under(out), "node processes outlived the run"
+    assert not cluster_processes_under(out), "node processes outlived the run"
     if name in NAMESPACED:
         assert not _of_run(out), "namespaces or links left behind"
 
@@ -88,14 +82,14 @@ def test_sigterm_mid_run_removes_the_namespaces_and_every_node(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + INTERRUPT_AFTER_TIMEOUT_S
-        while not _node_processes_under(out):  # the first node is up: interrupt now
+        while not cluster_processes_under(out):  # the first node is up: interrupt now
             assert time.monotonic() < deadline, "no node started"
             assert run.poll() is None, f"simnet exited early with {run.returncode}"
             time.sleep(POLL_S)
         assert _of_run(out), "the run's namespaces are not there"
         run.send_signal(signal.SIGTERM)
         assert run.wait(TEARDOWN_TIMEOUT_S) == 130
-        assert not _node_processes_under(out), "node processes outlived the interrupted run"
+        assert not cluster_processes_under(out), "node processes outlived the interrupted run"
         assert not _of_run(out), "namespaces or links left behind"
     finally:
         if run.poll() is None:

@@ -12,9 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
+from lilypad_p2p.localnet import cluster_processes_under
 from lilypad_p2p.testing import require_anvil, require_docker
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
@@ -26,16 +26,6 @@ SMOKE_RUN_TIMEOUT_S = 300
 def _require_parts() -> None:
     require_anvil()
     require_docker("providers run the jobs in Docker")
-
-
-def _started_under(base: Path) -> list[psutil.Process]:
-    """Node processes whose home is under `base` (not the simnet process itself)."""
-    left = []
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if "lilypad_p2p.cli" in cmdline and any(str(base) in part for part in cmdline):
-            left.append(process)
-    return left
 
 
 def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
@@ -58,6 +48,10 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert report["latencies"]["summary"]["offer_to_deal"]["n"] == 6
     assert len(report["gas"]["per_deal"]) == 6 and report["gas"]["mean"] > 0
     assert all(row["cpu_s"] > 0 and row["rss_max_mb"] > 0 for row in report["nodes"].values())
+    # The nodes were forked from one zygote: each one's share of the memory (PSS) is well under
+    # the RSS that counts every page it shares (spawned, about 0.75 of it; forked, about 0.4).
+    rows = report["nodes"].values()
+    assert sum(r["pss_max_mb"] for r in rows) < 0.6 * sum(r["rss_max_mb"] for r in rows)
     # Each node's own /metrics, scraped: the providers ran the 6 jobs, the clients opened them.
     scraped = {name: row["metrics"] for name, row in report["nodes"].items()}
     assert all(m["scrapes"] >= 1 and m["cpu_s"] > 0 and m["rss_max_mb"] > 0
@@ -71,7 +65,7 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert work["providers"] == len(work["jobs_per_provider"]) >= work["providers_with_work"] >= 1
     for plot in ("latencies.png", "deals_and_gas.png", "nodes.png", "jobs_per_provider.png"):
         assert (out / plot).stat().st_size > 0
-    assert not _started_under(out), "node processes outlived the run"
+    assert not cluster_processes_under(out), "node processes outlived the run"
 
 
 INTERRUPT_AFTER_TIMEOUT_S = 120
@@ -86,13 +80,13 @@ def test_sigterm_mid_run_tears_down_every_node(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + INTERRUPT_AFTER_TIMEOUT_S
-        while not _started_under(out):  # the first node process is up: interrupt now
+        while not cluster_processes_under(out):  # the first node process is up: interrupt now
             assert time.monotonic() < deadline, "no node started"
             assert run.poll() is None, f"simnet exited early with {run.returncode}"
             time.sleep(0.2)
         run.send_signal(signal.SIGTERM)
         assert run.wait(TEARDOWN_TIMEOUT_S) == 130
-        assert not _started_under(out), "node processes outlived the interrupted run"
+        assert not cluster_processes_under(out), "node processes outlived the interrupted run"
         assert not (out / "report.json").exists()
     finally:
         if run.poll() is None:

@@ -45,9 +45,10 @@ def _report(network: NetworkFigures, nodes: dict[str, NodeFigures]) -> Report:
 
 
 def test_the_json_form_has_the_report_keys_and_wei_as_strings(tmp_path):
-    nodes = {"provider-1": NodeFigures(role="provider", cpu_s=1.5, rss_max_mb=90.0),
+    nodes = {"provider-1": NodeFigures(role="provider", cpu_s=1.5, rss_max_mb=90.0,
+                                       pss_max_mb=40.0),
              "client-1": NodeFigures(role="client", cpu_s=1.0, rss_max_mb=80.0,
-                                     metrics={"scrapes": 3})}
+                                     pss_max_mb=35.0, metrics={"scrapes": 3})}
     report = _report(NetworkFigures(), nodes)
     form = json.loads(write_json(report.as_json(), tmp_path).read_text())
     assert set(form) == KEYS
