@@ -20,7 +20,8 @@ and `{"exited": pid, "returncode": rc}` when a child ends (rc as `subprocess` gi
 negative for a signal). The zygote ignores SIGINT (a Ctrl-C meant for the nodes must not take
 their exit statuses with it) and ends when its stdin closes, stopping any child still running
 (SIGINT, then SIGKILL after `STRAY_STOP_S`): its cluster has stopped every node it knows of, so
-such a child is one that no one would stop otherwise.
+such a child is one that no one would stop otherwise. Should the zygote itself be killed, its
+children are too (PR_SET_PDEATHSIG): no node outlives the one process that can report it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import contextlib
 import ctypes
 import functools
 import gc
+import importlib
 import json
 import os
 import select
@@ -37,8 +39,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from setproctitle import setproctitle
 
 # What a node imports before it runs: imported here once, shared by every child.
@@ -47,46 +50,53 @@ NODE_MODULES = ("lilypad_p2p.cli", "lilypad_p2p.cli_node", "lilypad_p2p.node")
 MAX_REQUEST_BYTES = 1 << 20
 # How long a child still running when the zygote ends has to stop before it is killed.
 STRAY_STOP_S = 5.0
-# linux/sched.h
+# linux/sched.h, linux/prctl.h
 CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
 
 
-class ZygoteRequestError(ValueError):
-    """A request line the zygote cannot act on."""
+class ForkRequest(BaseModel):
+    """One node to fork: `lilypad-p2p *args` with `env`, its output to `log`, in `netns`."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    args: list[str]
+    env: dict[str, str]
+    log: Annotated[str, Field(min_length=1)]
+    netns: str | None = None
 
 
-def parse_request(line: bytes) -> dict[str, Any]:
-    """The checked request in `line`, or ZygoteRequestError with what is wrong."""
+def parse_request(line: bytes) -> ForkRequest:
+    """The request in `line`; ValueError with one line that says what is wrong."""
     try:
-        request = json.loads(line)
-    except ValueError as exc:
-        raise ZygoteRequestError(f"not JSON: {exc}") from None
-    if not isinstance(request, dict):
-        raise ZygoteRequestError("a request is a JSON object")
-    args, env = request.get("args"), request.get("env")
-    log, netns = request.get("log"), request.get("netns")
-    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
-        raise ZygoteRequestError("args must be a list of strings")
-    if not (isinstance(env, dict) and all(isinstance(k, str) and isinstance(v, str)
-                                          for k, v in env.items())):
-        raise ZygoteRequestError("env must map strings to strings")
-    if not isinstance(log, str) or not log:
-        raise ZygoteRequestError("log must be a file path")
-    if netns is not None and not isinstance(netns, str):
-        raise ZygoteRequestError("netns must be a path or null")
-    return {"args": args, "env": env, "log": log, "netns": netns}
+        return ForkRequest.model_validate_json(line)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "request"
+        raise ValueError(f"{where}: {first['msg']} ({exc.error_count()} errors)") from None
+
+
+def _checked(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
 def enter_network_namespace(path: str) -> None:
     """Move this (single-threaded) process into the network namespace at `path`."""
-    libc = ctypes.CDLL(None, use_errno=True)
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"setns {path}: {os.strerror(errno)}")
+        _checked(ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET), f"setns {path}")
     finally:
         os.close(fd)
+
+
+def die_with(parent: int) -> None:
+    """SIGKILL this process when `parent` ends (at once, if it already has)."""
+    _checked(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL),
+             "prctl PR_SET_PDEATHSIG")
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _exit_code(exit_: SystemExit) -> int:
@@ -98,13 +108,15 @@ def _exit_code(exit_: SystemExit) -> int:
     return 1
 
 
-def become_node(request: dict[str, Any], run: Callable[[], object]) -> NoReturn:
-    """In a fresh child: take the node's log, namespace, environment and argv, run it, exit."""
+def become_node(request: ForkRequest, zygote: int, run: Callable[[], object]) -> NoReturn:
+    """In a fresh child of `zygote`: take the node's log, namespace, environment and argv, run
+    it, exit. It dies with the zygote, whose loss would leave no one to report its exit."""
     code = 1
     try:
+        die_with(zygote)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        log = os.open(request.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log, 1)
@@ -112,13 +124,13 @@ def become_node(request: dict[str, Any], run: Callable[[], object]) -> NoReturn:
         # As `subprocess` does with close_fds: nothing of the zygote's (its pipes, the other
         # children's pidfds) stays open in a node.
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-        if request["netns"]:
-            enter_network_namespace(request["netns"])
-        sys.argv = ["lilypad-p2p", *request["args"]]
+        if request.netns:
+            enter_network_namespace(request.netns)
+        sys.argv = ["lilypad-p2p", *request.args]
         # Before the environment changes: the title may take the space of the zygote's.
         setproctitle(" ".join(sys.argv))
         os.environ.clear()
-        os.environ.update(request["env"])
+        os.environ.update(request.env)
         run()
         code = 0
     except SystemExit as exit_:
@@ -188,14 +200,15 @@ class Zygote:
         return True
 
     def _fork(self, line: bytes) -> None:
+        zygote = os.getpid()
         try:
             request = parse_request(line)
             pid = os.fork()
-        except (ZygoteRequestError, OSError) as exc:
+        except (ValueError, OSError) as exc:
             self.answer({"error": str(exc)})
             return
         if pid == 0:
-            become_node(request, self._run)
+            become_node(request, zygote, self._run)
         self._children[os.pidfd_open(pid)] = pid
         self.answer({"pid": pid})
 
@@ -208,8 +221,6 @@ class Zygote:
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import importlib
-
     for name in NODE_MODULES:
         importlib.import_module(name)
     from lilypad_p2p.cli import app

@@ -215,8 +215,10 @@ def write_plots(report: Mapping[str, Any], out_dir: Path) -> list[Path]:
     axes[0].set(title="gossip messages delivered per node", ylabel="messages")
     axes[1].bar(names, [nodes[n]["cpu_s"] for n in names])
     axes[1].set(title="CPU per node", ylabel="CPU seconds")
-    axes[2].bar(names, [nodes[n]["rss_max_mb"] for n in names])
-    axes[2].set(title="peak RSS per node", ylabel="MiB")
+    axes[2].bar(names, [nodes[n]["rss_max_mb"] for n in names], label="RSS")
+    axes[2].bar(names, [nodes[n]["pss_max_mb"] for n in names], label="PSS (its share)")
+    axes[2].set(title="peak memory per node", ylabel="MiB")
+    axes[2].legend()
     axes[2].tick_params(axis="x", rotation=90, labelsize=7)
     save(figure, "nodes.png")
 

@@ -118,7 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     base = args.dir or Path(tempfile.mkdtemp(prefix="lilypad-demo-"))
     console.print(f"[bold]a small real market[/] (node homes and logs in {base})")
-    with market_world(base) as world:
+    with market_world(base, forked=True) as world:
         run_market(world, args.providers, args.solvers, args.jobs)
         world.stop_all()
         cluster = world.cluster

@@ -1,5 +1,6 @@
 """A local network on this machine, for a `with` block: anvil with funded test accounts, the
-settlement contract, real node processes in their own homes (`market_world`), a local OCI
+settlement contract, real node processes in their own homes (`market_world`; spawned, or forked
+from one zygote that has imported the node: `LocalCluster(forked=True)`), a local OCI
 registry, module images, and network-namespace plumbing. The simnet, the demo, `lilypad-p2p
 devnet` (the one that stays up), tests and benchmarks build on it.
 

@@ -46,6 +46,7 @@ class Zygote:
         self._log_path = log_path
         self._pending = b""
         self._exits: dict[int, int] = {}
+        self._gone = False
         self._lock = threading.Lock()
         try:
             with self._lock:
@@ -74,12 +75,16 @@ class Zygote:
         return ForkedProcess(self, int(answer["pid"]), list(args))
 
     def exit_status(self, pid: int, timeout_s: float) -> int | None:
-        """`pid`'s return code once the zygote has reported it, waiting up to `timeout_s`."""
+        """`pid`'s return code once the zygote has reported it, waiting up to `timeout_s`.
+
+        A zygote that is gone took its children with it (they die with it): -SIGKILL."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
-            while pid not in self._exits:
+            while pid not in self._exits and not self._gone:
                 if self._next_line(deadline) is None:
                     break
+            if self._gone:
+                return self._exits.get(pid, -signal.SIGKILL)
             return self._exits.get(pid)
 
     def close(self) -> None:
@@ -111,6 +116,7 @@ class Zygote:
                 return None
             chunk = os.read(self._answers_fd, 65536)
             if not chunk:
+                self._gone = True
                 return None
             self._pending += chunk
         line, self._pending = self._pending.split(b"\n", 1)

@@ -41,7 +41,8 @@ def test_the_report_plots_jobs_per_provider(tmp_path):
     report = {
         "latencies": {"per_deal": []}, "deals": {"by_final_state": {"settled": 1}},
         "gas": {"per_deal": {}}, "work": dataclasses.asdict(work),
-        "nodes": {"provider-1": {"gossip_delivered": 1, "cpu_s": 1.0, "rss_max_mb": 9.0}},
+        "nodes": {"provider-1": {"gossip_delivered": 1, "cpu_s": 1.0, "rss_max_mb": 9.0,
+                                 "pss_max_mb": 4.0}},
     }
     written = write_plots(report, tmp_path)
     assert tmp_path / "jobs_per_provider.png" in written
