@@ -352,6 +352,7 @@ def main() -> None:
         "rss_max_mb_per_node": max(n["rss_max_mb"] for n in report["nodes"].values()),
         "pss_max_mb_per_node": max(n["pss_max_mb"] for n in report["nodes"].values()),
         "pss_max_mb_sum": round(sum(n["pss_max_mb"] for n in report["nodes"].values())),
+        "memory": report["memory"],
         "forked": args.fork,
         "profile_window_s": args.profile_s, "profile_by_role": profile,
         "report": str(out / "run" / "report.json"),

@@ -79,6 +79,7 @@ def main() -> None:
         "rss_max_mb_sum": round(sum(n["rss_max_mb"] for n in report["nodes"].values())),
         "pss_max_mb_per_node": max(n["pss_max_mb"] for n in report["nodes"].values()),
         "pss_max_mb_sum": round(sum(n["pss_max_mb"] for n in report["nodes"].values())),
+        "memory": report["memory"],
         "invariants": {c["name"]: c["ok"] for c in report["invariants"]},
         "passed": report["passed"], "report": str(out / "report.json"),
     }

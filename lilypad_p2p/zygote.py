@@ -157,8 +157,10 @@ class Zygote:
 
     def answer(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
-        while data:
-            data = data[os.write(self._answers_fd, data):]
+        # A cluster that is gone (killed) hears nothing; the zygote still stops its children.
+        with contextlib.suppress(BrokenPipeError):
+            while data:
+                data = data[os.write(self._answers_fd, data):]
 
     def serve(self) -> None:
         """Until stdin closes; then stop the children still running."""

@@ -17,7 +17,7 @@ from lilypad_p2p.control import ControlError
 from lilypad_p2p.localnet import MarketWorld, NodeProcess, node_identity
 from simnet._figures import gas_per_deal
 from simnet._plan import NodePlan
-from simnet._report import NodeFigures
+from simnet._report import MemoryFigures, NodeFigures
 from simnet._scrape import Scraper
 
 
@@ -31,8 +31,13 @@ class Samples:
     # nodes share with their zygote) counts a share to each, so the nodes' PSS sums to what
     # they take of the machine; RSS counts such a page in full in every process.
     pss_max_mb: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # The zygote's PSS (forked nodes), and the nodes' and the zygote's summed in one sample:
+    # the network's memory, at its largest.
+    zygote_pss_max_mb: float | None = None
+    total_pss_max_mb: float = 0.0
 
-    def take(self, nodes: list[NodeProcess]) -> None:
+    def take(self, nodes: list[NodeProcess], zygote_pid: int | None) -> None:
+        total = 0.0
         for node in nodes:
             with contextlib.suppress(psutil.Error):
                 process = psutil.Process(node.process.pid)
@@ -42,6 +47,20 @@ class Samples:
                 rss, pss = memory.rss / 2**20, memory.pss / 2**20
                 self.rss_max_mb[node.name] = max(self.rss_max_mb[node.name], rss)
                 self.pss_max_mb[node.name] = max(self.pss_max_mb[node.name], pss)
+                total += pss
+        if zygote_pid is not None:
+            with contextlib.suppress(psutil.Error):
+                pss = psutil.Process(zygote_pid).memory_full_info().pss / 2**20
+                self.zygote_pss_max_mb = max(self.zygote_pss_max_mb or 0.0, pss)
+                total += pss
+        self.total_pss_max_mb = max(self.total_pss_max_mb, total)
+
+    def memory(self, node_count: int) -> MemoryFigures:
+        return MemoryFigures(
+            total_pss_max_mb=round(self.total_pss_max_mb, 1),
+            per_node_mb=round(self.total_pss_max_mb / node_count, 1),
+            zygote_pss_max_mb=None if self.zygote_pss_max_mb is None
+            else round(self.zygote_pss_max_mb, 1))
 
     def cpu_s(self, name: str) -> float:
         return round(sum(self.cpu_by_pid[name].values()), 2)
@@ -69,8 +88,8 @@ def holdings(world: MarketWorld, plans: list[NodePlan]) -> dict[str, int]:
 
 
 def node_figures(nodes: dict[str, NodeProcess], plans: list[NodePlan], samples: Samples,
-                 scraper: Scraper | None) -> dict[str, NodeFigures]:
-    samples.take(list(nodes.values()))
+                 scraper: Scraper | None, zygote_pid: int | None) -> dict[str, NodeFigures]:
+    samples.take(list(nodes.values()), zygote_pid)
     providers = {nodes[p.name].status["address"] for p in plans
                  if p.role == "provider" and p.name in nodes}
     figures = {}

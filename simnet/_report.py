@@ -117,6 +117,16 @@ class MetricsFigures:
     by_role: dict[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class MemoryFigures:
+    """The network's memory: at the sample where the nodes' PSS and the zygote's (when the nodes
+    are forked) summed to most, that sum, and it divided by the nodes."""
+
+    total_pss_max_mb: float
+    per_node_mb: float
+    zygote_pss_max_mb: float | None  # None: the nodes were spawned
+
+
 @dataclass
 class Report:
     """Everything a run reports."""
@@ -138,6 +148,7 @@ class Report:
     gas: GasFigures
     funds: Funds
     nodes: dict[str, NodeFigures]
+    memory: MemoryFigures
     gossip: GossipFigures
     metrics: MetricsFigures
     spam_scores: dict[str, dict[str, float | None]]

@@ -203,7 +203,8 @@ class Run:
                     restarted = True
                 if time.monotonic() >= next_sample:
                     done = self.poll_clients()
-                    self.samples.take(list(self.nodes.values()))
+                    self.samples.take(list(self.nodes.values()),
+                                      self.world.cluster.zygote_pid)
                     progress.update(ended, completed=done)
                     next_sample = time.monotonic() + SAMPLE_INTERVAL_S
                     if done == workload.jobs and (restarted or not victims) \

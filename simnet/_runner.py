@@ -130,7 +130,8 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
         if scenario.network.partitioned:
             network.partition_window_s = run.partition_window
             network.converged_after_heal_s = run.wait_converged()
-        nodes = node_figures(run.nodes, plans, run.samples, scraper)
+        nodes = node_figures(run.nodes, plans, run.samples, scraper,
+                             world.cluster.zygote_pid)
         chain = chain_figures(world)
         after = holdings(world, plans)
         checks = invariants(run, before, after, chain, spam, nodes, network)
@@ -157,6 +158,7 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
         funds=Funds(contract_balance=chain.contract_balance, accounted=chain.accounted,
                     holdings_change={n: after[n] - before[n] for n in before}),
         nodes=nodes,
+        memory=run.samples.memory(scenario.nodes),
         gossip=GossipFigures(provider_offer_coverage_mean=_mean(
             [r.provider_offers_known for r in nodes.values()
              if r.provider_offers_known is not None])),

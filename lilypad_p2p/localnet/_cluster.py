@@ -195,6 +195,11 @@ class LocalCluster:
         """The command that runs the node `name` as `args` says (as it is, here)."""
         return args
 
+    @property
+    def zygote_pid(self) -> int | None:
+        """The process the nodes are forked from (None: not forked, or none started yet)."""
+        return self._zygote.pid if self._zygote is not None else None
+
     def namespace(self, name: str) -> Path | None:
         """The network namespace a forked node `name` enters (none: this one)."""
         return None

@@ -58,6 +58,10 @@ class Zygote:
             self._process.wait()
             raise
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def fork(self, args: Sequence[str], env: Mapping[str, str], log_path: Path,
              netns: Path | None = None) -> ForkedProcess:
         """A node running `lilypad-p2p *args` with `env`, writing to `log_path`."""
@@ -88,10 +92,16 @@ class Zygote:
             return self._exits.get(pid)
 
     def close(self) -> None:
+        """End the zygote; it stops any node still running, and their exits are kept."""
         with contextlib.suppress(OSError):
             self._requests.close()
+        deadline = time.monotonic() + ZYGOTE_STOP_TIMEOUT_S
+        with self._lock:
+            while self._next_line(deadline) is not None:  # its last exit reports, to EOF
+                pass
+            self._gone = True
         try:
-            self._process.wait(ZYGOTE_STOP_TIMEOUT_S)
+            self._process.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()

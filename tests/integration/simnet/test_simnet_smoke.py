@@ -48,10 +48,13 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert report["latencies"]["summary"]["offer_to_deal"]["n"] == 6
     assert len(report["gas"]["per_deal"]) == 6 and report["gas"]["mean"] > 0
     assert all(row["cpu_s"] > 0 and row["rss_max_mb"] > 0 for row in report["nodes"].values())
-    # The nodes were forked from one zygote: each one's share of the memory (PSS) is well under
-    # the RSS that counts every page it shares (spawned, about 0.75 of it; forked, about 0.4).
-    rows = report["nodes"].values()
-    assert sum(r["pss_max_mb"] for r in rows) < 0.6 * sum(r["rss_max_mb"] for r in rows)
+    # The nodes were forked from one zygote: the network's memory (the nodes' PSS and the
+    # zygote's) is well under the RSS that counts every shared page in every process (spawned,
+    # about 0.75 of it; forked, about 0.4).
+    memory, rows = report["memory"], report["nodes"].values()
+    assert memory["zygote_pss_max_mb"] > 0
+    assert memory["per_node_mb"] == round(memory["total_pss_max_mb"] / 10, 1)
+    assert memory["total_pss_max_mb"] < 0.6 * sum(r["rss_max_mb"] for r in rows)
     # Each node's own /metrics, scraped: the providers ran the 6 jobs, the clients opened them.
     scraped = {name: row["metrics"] for name, row in report["nodes"].items()}
     assert all(m["scrapes"] >= 1 and m["cpu_s"] > 0 and m["rss_max_mb"] > 0

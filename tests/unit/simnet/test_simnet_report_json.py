@@ -10,6 +10,7 @@ from simnet._report import (
     Funds,
     GasFigures,
     GossipFigures,
+    MemoryFigures,
     MetricsFigures,
     NatView,
     NetworkFigures,
@@ -21,7 +22,7 @@ from simnet._report import (
 KEYS = {"scenario", "node_count", "roles", "jobs", "startup_s", "workload_s", "posted_per_s",
         "wall_s",
         "providers_final", "events", "deals", "latencies", "work", "gas", "funds", "nodes",
-        "gossip", "metrics", "spam_scores", "network", "invariants", "passed"}
+        "memory", "gossip", "metrics", "spam_scores", "network", "invariants", "passed"}
 DEAL = {"key": "k1", "phase": "settled", "provider": "0xAA", "transitions": [
     {"to": "offered", "at_ms": 1000}, {"to": "open", "at_ms": 3000},
     {"to": "accepted", "at_ms": 4000}, {"to": "settled", "at_ms": 4500}]}
@@ -38,7 +39,9 @@ def _report(network: NetworkFigures, nodes: dict[str, NodeFigures]) -> Report:
         gas=GasFigures(per_deal={"0x01": 21_000}, mean=21_000, chain_events={"DealOpened": 1}),
         funds=Funds(contract_balance=10**24 + 1, accounted=10**24 + 1,
                     holdings_change={"provider-1": 10**15, "client-1": -(10**15)}),
-        nodes=nodes, gossip=GossipFigures(provider_offer_coverage_mean=1.0),
+        nodes=nodes,
+        memory=MemoryFigures(total_pss_max_mb=95.0, per_node_mb=47.5, zygote_pss_max_mb=20.0),
+        gossip=GossipFigures(provider_offer_coverage_mean=1.0),
         metrics=MetricsFigures(scraped=False, interval_s=None, by_role={}),
         spam_scores={}, network=network,
         invariants=[Check("funds_conserved", True, "equal")], passed=True)
