@@ -57,6 +57,9 @@ def up(
         f"{name} {row.p50}/{row.p99}" for name, row in report.latencies.summary.items()))
     console.print(f"deals: {report.deals.by_final_state}; gas/deal mean "
                   f"{report.gas.mean}; report in {out_dir / 'report.json'}")
+    counted = "the nodes' and the zygote's PSS" if fork else "the nodes' PSS"
+    console.print(f"memory: {report.memory.per_node_mb} MB per node ({counted}, summed, over "
+                  f"{report.node_count})")
     if not report.passed:
         raise typer.Exit(1)
 

@@ -146,7 +146,7 @@ class LocalCluster:
         for variable in [name for name in self._env if name.startswith("LILYPAD_")]:
             if variable not in (env or {}):
                 del self._env[variable]
-        self.forked = forked
+        self._forked = forked
         self._zygote: Zygote | None = None
 
     def start_node(
@@ -172,7 +172,7 @@ class LocalCluster:
         log_path = home / "node.log"
         node_env = {**self._env, **(env or {})}
         process: ProcessHandle
-        if self.forked and not detached:
+        if self._forked and not detached:
             process = self._started_zygote().fork(args, node_env, log_path,
                                                   self.namespace(name))
         else:

@@ -55,6 +55,7 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert memory["zygote_pss_max_mb"] > 0
     assert memory["per_node_mb"] == round(memory["total_pss_max_mb"] / 10, 1)
     assert memory["total_pss_max_mb"] < 0.6 * sum(r["rss_max_mb"] for r in rows)
+    assert f"memory: {memory['per_node_mb']} MB per node" in run.stdout
     # Each node's own /metrics, scraped: the providers ran the 6 jobs, the clients opened them.
     scraped = {name: row["metrics"] for name, row in report["nodes"].items()}
     assert all(m["scrapes"] >= 1 and m["cpu_s"] > 0 and m["rss_max_mb"] > 0
