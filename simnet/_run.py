@@ -204,7 +204,7 @@ class Run:
                 if time.monotonic() >= next_sample:
                     done = self.poll_clients()
                     self.samples.take(list(self.nodes.values()),
-                                      self.world.cluster.zygote_pid)
+                                      self.world.cluster.zygote_pid, time.monotonic())
                     progress.update(ended, completed=done)
                     next_sample = time.monotonic() + SAMPLE_INTERVAL_S
                     if done == workload.jobs and (restarted or not victims) \

@@ -205,8 +205,7 @@ class LocalCluster:
         return None
 
     def _started_zygote(self) -> Zygote:
-        if self._zygote is None:
-            self.base_dir.mkdir(parents=True, exist_ok=True)
+        if self._zygote is None:  # base_dir exists: it holds the node's home
             self._zygote = Zygote(self.base_dir, self._env)
         return self._zygote
 

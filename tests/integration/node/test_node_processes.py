@@ -152,8 +152,9 @@ def _answers(zygote: subprocess.Popen[bytes], count: int) -> list[dict]:
 
 
 def test_the_zygote_refuses_what_it_cannot_fork_and_forks_on(tmp_path):
-    zygote = subprocess.Popen([sys.executable, "-m", "lilypad_p2p.zygote",
-                               str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    # Unbuffered: a buffered readline could take in two answers while `select` waits for one.
+    zygote = subprocess.Popen([sys.executable, "-m", "lilypad_p2p.zygote", str(tmp_path)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     assert zygote.stdin is not None
     try:
         assert _answers(zygote, 1) == [{"ready": True}]
@@ -164,8 +165,8 @@ def test_the_zygote_refuses_what_it_cannot_fork_and_forks_on(tmp_path):
                  b"x" * (2 << 20),
                  json.dumps({"args": ["--help"], "env": {"PATH": os.environ["PATH"]},
                              "log": str(log), "netns": None}).encode()]
-        zygote.stdin.write(b"\n".join(lines) + b"\n")
-        zygote.stdin.flush()
+        data = b"\n".join(lines) + b"\n"
+        assert zygote.stdin.write(data) == len(data)
         refused = _answers(zygote, 6)
         assert all(set(answer) == {"error"} for answer in refused), refused
         assert "longer than" in refused[-1]["error"]
