@@ -5,8 +5,10 @@ that goes silent after the result is claimed against by the provider (paid).
 The jobs run a user module with a 10 s maximum run time, so the shortest deadline providers
 sign (the module's maximum plus the time to start and answer) keeps the test short."""
 
+import os
 from pathlib import Path
 
+import docker
 import pytest
 from typer.testing import CliRunner
 
@@ -53,6 +55,22 @@ def _add_sleeper(home: Path, definition: Path) -> str:
     result = CliRunner().invoke(app, ["modules", "add", str(definition), "--home", str(home)])
     assert result.exit_code == 0, result.output
     return result.output.strip()
+
+
+def _job_containers(owner: str) -> list[dict]:
+    client = docker.from_env()
+    try:
+        return client.api.containers(
+            all=True, filters={"label": f"org.lilypad-p2p.owner={owner}"})
+    finally:
+        client.close()
+
+
+def _mounts_under(root: Path) -> list[str]:
+    # /proc/self/mountinfo: the fifth field is the mount point, with spaces as \040.
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        points = [line.split()[4].replace("\\040", " ") for line in mountinfo]
+    return [p for p in points if Path(p).is_relative_to(root.resolve())]
 
 
 def _only_deal(node) -> dict:
@@ -116,3 +134,14 @@ def test_silent_provider_and_silent_client_are_claimed_against(tmp_path):
         assert after["patient-provider"] - before["patient-provider"] == paid["payment_wei"]
         assert before["silent-client"] - after["silent-client"] == paid["payment_wei"]
         assert quick  # the silent client's deal key was issued before it died
+
+        # Killed mid-job, the provider left its job's container and, as root, the loop-mounted
+        # outputs filesystem; restarted, it removes both before it serves again.
+        home = world.base_dir / "vanishing-provider"
+        owner = f"{vanishing.status['address']}/provider"
+        assert _job_containers(owner)
+        if os.geteuid() == 0:
+            assert _mounts_under(home)
+        world.restart(vanishing, roles=["provider"], bootstrap=[patient.dial_addr])
+        assert not _job_containers(owner)
+        assert not _mounts_under(home)
