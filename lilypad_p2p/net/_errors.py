@@ -21,3 +21,17 @@ class PublishError(NetError):
 
 class DialError(NetError):
     """A peer could not be dialled (bad multiaddr, unreachable, or the handshake failed)."""
+
+
+def sole_leaf(
+    group: BaseExceptionGroup, types: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first leaf exception of `group` if every leaf is one of `types`, else None: a
+    library's nurseries wrap what it raises, and the boundary maps what the group holds."""
+    matching, rest = group.split(types)
+    if matching is None or rest is not None:
+        return None
+    leaf: BaseException = matching
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf

@@ -35,7 +35,7 @@ from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
-from lilypad_p2p.net._errors import NetError, NotListening, PublishError
+from lilypad_p2p.net._errors import NetError, NotListening, PublishError, sole_leaf
 from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, PeerLeft, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
@@ -73,19 +73,6 @@ logger = logging.getLogger(__name__)
 # Validated envelopes waiting for the library to deliver them (normally one at a time; the
 # bound only matters if the library drops a validated message before delivery).
 _MAX_PENDING_DELIVERIES = 1024
-
-
-def _sole_leaf(
-    group: BaseExceptionGroup, types: type[BaseException] | tuple[type[BaseException], ...]
-) -> BaseException | None:
-    """The first leaf exception of `group` if every leaf is one of `types`, else None."""
-    matching, rest = group.split(types)
-    if matching is None or rest is not None:
-        return None
-    leaf: BaseException = matching
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
 
 
 class GossipNet:
@@ -275,10 +262,10 @@ class GossipNet:
         except BaseExceptionGroup as group:
             # The library's nurseries wrap everything; surface our own error, or map the
             # library's listen failures, when that is all the group holds.
-            ours = _sole_leaf(group, NetError)
+            ours = sole_leaf(group, NetError)
             if ours is not None:
                 raise ours from group
-            if _sole_leaf(group, (OSError, SwarmException)) is not None:
+            if sole_leaf(group, (OSError, SwarmException)) is not None:
                 raise NetError(f"cannot listen on {self._listen}: {group!r}") from group
             raise
         except (OSError, SwarmException) as error:
