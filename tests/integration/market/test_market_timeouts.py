@@ -8,11 +8,12 @@ sign (the module's maximum plus the time to start and answer) keeps the test sho
 import os
 from pathlib import Path
 
-import docker
 import pytest
 from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
+from lilypad_p2p.exec import DockerEngine
+from lilypad_p2p.exec._outputs_fs import mounts_under
 from lilypad_p2p.localnet import market_world
 from lilypad_p2p.roles._client_submission import MATCH_ALLOWANCE_S
 from lilypad_p2p.roles._terms import required_deal_time_s
@@ -55,22 +56,6 @@ def _add_sleeper(home: Path, definition: Path) -> str:
     result = CliRunner().invoke(app, ["modules", "add", str(definition), "--home", str(home)])
     assert result.exit_code == 0, result.output
     return result.output.strip()
-
-
-def _job_containers(owner: str) -> list[dict]:
-    client = docker.from_env()
-    try:
-        return client.api.containers(
-            all=True, filters={"label": f"org.lilypad-p2p.owner={owner}"})
-    finally:
-        client.close()
-
-
-def _mounts_under(root: Path) -> list[str]:
-    # /proc/self/mountinfo: the fifth field is the mount point, with spaces as \040.
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        points = [line.split()[4].replace("\\040", " ") for line in mountinfo]
-    return [p for p in points if Path(p).is_relative_to(root.resolve())]
 
 
 def _only_deal(node) -> dict:
@@ -139,9 +124,13 @@ def test_silent_provider_and_silent_client_are_claimed_against(tmp_path):
         # outputs filesystem; restarted, it removes both before it serves again.
         home = world.base_dir / "vanishing-provider"
         owner = f"{vanishing.status['address']}/provider"
-        assert _job_containers(owner)
-        if os.geteuid() == 0:
-            assert _mounts_under(home)
-        world.restart(vanishing, roles=["provider"], bootstrap=[patient.dial_addr])
-        assert not _job_containers(owner)
-        assert not _mounts_under(home)
+        engine = DockerEngine.connect()
+        try:
+            assert engine.job_containers(owner)
+            if os.geteuid() == 0:
+                assert mounts_under(home)
+            world.restart(vanishing, roles=["provider"], bootstrap=[patient.dial_addr])
+            assert not engine.job_containers(owner)
+            assert not mounts_under(home)
+        finally:
+            engine.close()
