@@ -2,8 +2,9 @@
 PYTHONPATH and TRACE_TASKS_DIR is set (benchmarks/cpu_profile.py --trace-tasks does both).
 
 Counts, per trio task name, the steps each task ran and the wall time they took, plus the
-process's CPU time and trio's I/O waits, and writes them every TRACE_EVERY_S seconds to
-TRACE_TASKS_DIR/<pid>.json. A periodic loop or a per-connection task shows by name and rate.
+process's CPU time and trio's I/O waits, and writes them every TRACE_EVERY_S seconds (2 unless
+the environment sets it) to TRACE_TASKS_DIR/<pid>.json. A periodic loop or a per-connection task
+shows by name and rate.
 Streams opened and accepted are counted by protocol, and pubsub RPCs by what they carry, so a
 task's traffic has a name (parsing each RPC a second time costs microseconds, against the
 milliseconds py-libp2p spends on it). The cyclic garbage collector's runs and time are counted
@@ -20,7 +21,7 @@ import threading
 import time
 
 TRACE_DIR = os.environ.get("TRACE_TASKS_DIR")
-TRACE_EVERY_S = 2.0
+TRACE_EVERY_S = float(os.environ.get("TRACE_EVERY_S", "2.0"))
 
 if TRACE_DIR:
     import trio
@@ -82,7 +83,7 @@ if TRACE_DIR:
         from libp2p.stream_muxer.yamux.yamux import Yamux
         from web3 import HTTPProvider
 
-        import lilypad_p2p.net._levers as levers
+        import lilypad_p2p.net._pubsub_levers as levers
 
         new_stream, handle = BasicHost.new_stream, BasicHost._swarm_stream_handler
         read_rpc, yamux_start = levers.read_varint_prefixed_bytes_limited, Yamux.start
