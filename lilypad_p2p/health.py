@@ -13,6 +13,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+# Longest error text a fault keeps: our errors end with what to do, so a longer one loses its
+# middle (usually a library's message quoted inside), never its head or its advice.
+MAX_ERROR_CHARS = 600
 # First retry after a failed probe, doubling up to the last.
 BACKOFF_INITIAL_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -33,6 +36,16 @@ MEANING = {
     Fault.DISK_FULL: "no job output or deal record can be written safely; offers withdrawn "
                      "until space is freed",
 }
+
+
+def error_line(exc: BaseException) -> str:
+    """`exc` as one bounded line for a fault: its first line, the middle cut if too long."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    if len(text) <= MAX_ERROR_CHARS:
+        return text
+    keep = (MAX_ERROR_CHARS - len(" ... ")) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"
 
 
 @dataclass(frozen=True, slots=True)

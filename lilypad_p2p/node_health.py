@@ -15,7 +15,7 @@ import trio
 from lilypad_p2p.chain import ChainError
 from lilypad_p2p.config import NodeConfig
 from lilypad_p2p.errors import LilypadError
-from lilypad_p2p.health import BACKOFF_MAX_S, Backoff, Fault, Health
+from lilypad_p2p.health import BACKOFF_MAX_S, Backoff, Fault, Health, error_line
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.roles import DealChains, open_deal_chains
@@ -33,11 +33,6 @@ PROBE_TIMEOUT_S = 10.0
 # Below this much free space under the home, the disk counts as full: a job's outputs, the
 # database's WAL and a result file must still fit.
 DISK_RESERVE_BYTES = 64 * 1024 * 1024
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 def note(health: Health, fault: Fault, error: str, now_ms: int) -> None:
@@ -61,7 +56,7 @@ async def open_chains_patiently(config: NodeConfig, identity: Identity, health: 
         try:
             chains = await open_deal_chains(config, identity)
         except ChainError as exc:
-            note(health, Fault.CHAIN_UNREACHABLE, _one_line(exc), clock_ms())
+            note(health, Fault.CHAIN_UNREACHABLE, error_line(exc), clock_ms())
             await trio.sleep(backoff.next_s())
             continue
         recover(health, Fault.CHAIN_UNREACHABLE)
@@ -111,7 +106,7 @@ class Watchdog:
             try:
                 await self._react()
             except LilypadError as exc:  # e.g. the chain failed between probe and reaction
-                event(log, "health.reaction_failed", logging.WARNING, error=_one_line(exc))
+                event(log, "health.reaction_failed", logging.WARNING, error=error_line(exc))
             if self.health.faults():
                 await trio.sleep(min(backoff.next_s(), BACKOFF_MAX_S))
             else:
@@ -135,7 +130,7 @@ class Watchdog:
             note(self.health, fault, f"no answer within {PROBE_TIMEOUT_S:.0f} s",
                  self._clock_ms())
         except (LilypadError, OSError) as exc:  # ChainError, DockerUnavailable, statvfs
-            note(self.health, fault, _one_line(exc), self._clock_ms())
+            note(self.health, fault, error_line(exc), self._clock_ms())
         else:
             recover(self.health, fault)
 

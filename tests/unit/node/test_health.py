@@ -2,7 +2,7 @@
 
 import pytest
 
-from lilypad_p2p.health import Backoff, Fault, Health
+from lilypad_p2p.health import MAX_ERROR_CHARS, Backoff, Fault, Health, error_line
 
 
 def test_faults_appear_once_count_attempts_and_clear():
@@ -30,3 +30,13 @@ def test_backoff_doubles_to_its_cap_and_resets():
     assert backoff.next_s() == 1.0
     with pytest.raises(ValueError):
         Backoff(0, 1)
+
+
+def test_a_long_error_loses_its_middle_and_keeps_its_advice():
+    head, advice = "connecting to Docker: no engine answers (", "); start one with `dockerd`"
+    long_error = RuntimeError(head + "library detail " * 60 + advice + "\nsecond line")
+    line = error_line(long_error)
+    assert line.startswith(head) and line.endswith(advice) and " ... " in line
+    assert len(line) <= MAX_ERROR_CHARS and "\n" not in line
+    assert error_line(RuntimeError("short\nmore")) == "short"
+    assert error_line(RuntimeError()) == "RuntimeError"
