@@ -33,7 +33,7 @@ def devnet_up(
     providers: Annotated[int, typer.Option(help="How many provider nodes.", min=1, max=8)] = 2,
 ) -> None:
     """Start anvil, deploy the contract, fund and start the nodes; leave them running."""
-    from lilypad_p2p.devnet import DevnetError, up
+    from lilypad_p2p.devnet import DevnetError, docker_problem, up
 
     try:
         state = up(_directory(directory), providers=providers)
@@ -43,6 +43,10 @@ def devnet_up(
     typer.echo(f"nodes: {', '.join(sorted(state.nodes))}")
     typer.echo(f"use the client:  export LILYPAD_HOME={state.client_home}")
     typer.echo("then e.g.:       lilypad-p2p run hash -i text=hello --output out/")
+    if problem := docker_problem():
+        # Up without Docker still serves gossip and the chain; only jobs cannot run.
+        typer.echo(f"warning: the providers cannot run jobs until Docker answers: {problem}",
+                   err=True)
 
 
 @devnet_app.command("status")
@@ -69,6 +73,9 @@ def devnet_status(
     for name, node in sorted(report["nodes"].items()):
         state = "up" if node["running"] else "DOWN"
         typer.echo(f"{name:<12} {state:<5} {node.get('address') or ''}  {node['home']}")
+        if node.get("state") == "degraded":
+            typer.echo(f"{'':<12} degraded: {', '.join(node['faults'])} "
+                       f"(LILYPAD_HOME={node['home']} lilypad-p2p status says why)")
 
 
 @devnet_app.command("down")

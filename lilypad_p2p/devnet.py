@@ -132,6 +132,18 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     return state
 
 
+def docker_problem() -> str | None:
+    """Why the devnet's providers cannot run jobs on this machine (no Docker engine answers
+    them, with how to start one), or None when they can."""
+    from lilypad_p2p.exec import DockerEngine
+
+    try:
+        DockerEngine.connect().close()
+    except LilypadError as exc:
+        return str(exc)
+    return None
+
+
 def status(directory: Path) -> dict[str, Any]:
     """Which parts are running, and what each node says about itself."""
     from lilypad_p2p.control import ControlError, call
@@ -146,7 +158,9 @@ def status(directory: Path) -> dict[str, Any]:
         if entry["running"]:
             with contextlib.suppress(ControlError, OSError):
                 said = call(directory / name, "status")
-                entry.update(address=said.get("address"), peers=said.get("peers"))
+                entry.update(address=said.get("address"), peers=said.get("peers"),
+                             state=said.get("state"),
+                             faults=[fault.get("fault") for fault in said.get("faults") or ()])
         nodes[name] = entry
     return {"directory": str(directory), "rpc_url": state.rpc_url, "contract": state.contract,
             "mediator": state.mediator, "chain_running": process_is_alive(state.anvil_pid),

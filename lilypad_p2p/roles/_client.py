@@ -69,7 +69,7 @@ from lilypad_p2p.net import (
 )
 from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes
-from lilypad_p2p.roles._client_matching import JobMatcher, job_offer
+from lilypad_p2p.roles._client_matching import JobMatcher, job_offer, timed_out_error
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._client_submission import (
     JobSubmission,
@@ -572,7 +572,7 @@ class ClientRole:
             self._save(stored, Event.SETTLED, settled_by_us=move.sent,
                        settled_ms=self._clock_ms())
             return
-        self._save(stored, then, error=f"{record.phase} timed out")
+        self._save(stored, then, error=timed_out_error(record.phase, job_offer(stored).market))
         if record.phase is Phase.OFFERED:  # the offer may outlive our wait: solvers drop it
             await self._withdraw_offer(job_offer(stored))
 

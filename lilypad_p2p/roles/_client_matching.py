@@ -21,7 +21,7 @@ from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
-from lilypad_p2p.market import OfferBook, Side, mismatch
+from lilypad_p2p.market import OfferBook, Phase, Side, mismatch
 from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._client_records import ClientRecords
 from lilypad_p2p.roles._settlement import DealChains
@@ -182,3 +182,11 @@ def job_offer(stored: ClientDeal) -> wire.JobOffer:
     envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
     assert isinstance(envelope.body, wire.JobOffer)
     return envelope.body
+
+
+def timed_out_error(phase: Phase, market: str) -> str:
+    """What a client's deal that timed out in `phase` tells its owner."""
+    if phase is not Phase.OFFERED:
+        return f"{phase} timed out"
+    return (f"no provider took the job in time: `lilypad-p2p offers --market {market}` lists the "
+            "providers this node hears; `lilypad-p2p status` on a provider says why it takes none")

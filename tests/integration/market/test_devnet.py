@@ -5,6 +5,7 @@ start it, add the example module, run a job, read the output, stop it (real proc
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,37 @@ def test_the_devnet_as_the_readme_tells_it(tmp_path):
     assert "no devnet" in subprocess.run(
         [sys.executable, "-m", "lilypad_p2p.cli", "devnet", "status"], env=env,
         capture_output=True, text=True).stderr
+
+
+DEGRADED_WITHIN_S = 30
+
+
+def test_a_devnet_without_docker_says_so_and_shows_its_providers_degraded(tmp_path):
+    require_anvil()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
+    env["LILYPAD_DEVNET_DIR"] = str(tmp_path / "devnet")
+    env["DOCKER_HOST"] = f"unix://{tmp_path / 'no-engine.sock'}"  # nothing listens there
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
+                              cwd=tmp_path, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_S)
+        assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
+        return done
+
+    up = cli("devnet", "up")
+    try:
+        assert "warning: the providers cannot run jobs until Docker answers" in up.stderr
+        assert "bash scripts/ensure-docker" in up.stderr
+        deadline = time.monotonic() + DEGRADED_WITHIN_S
+        while (shown := cli("devnet", "status").stdout).count("degraded: docker_unreachable") < 2:
+            assert time.monotonic() < deadline, f"providers not shown degraded:\n{shown}"
+            time.sleep(0.5)
+        home = tmp_path / "devnet" / "provider-1"
+        assert f"LILYPAD_HOME={home} lilypad-p2p status says why" in shown
+        said = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "status", "--home",
+                               str(home)], env=env, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_S).stdout
+        assert "check DOCKER_HOST if the engine is remote" in said  # the advice, whole
+    finally:
+        cli("devnet", "down")

@@ -57,5 +57,7 @@ async def test_a_jump_of_hours_times_out_an_unmatched_job_in_no_real_time(
     stored = client._store.get(key)
     assert stored is not None
     assert stored.record.phase.value == "cancelled"
+    assert stored.detail.error.startswith("no provider took the job in time")
+    assert "`lilypad-p2p offers --market cpu`" in stored.detail.error
     transitions = client._store.transitions(key)
     assert transitions[-1].at_ms - submitted_ms >= HOURS_S * 1000
