@@ -70,12 +70,19 @@ def run(
     """
     import time
 
-    from lilypad_p2p.cli_run import Next, extract_outputs, input_file_paths, judge
+    from lilypad_p2p.cli_run import (
+        Next,
+        check_output_directory,
+        extract_outputs,
+        input_file_paths,
+        judge,
+    )
     from lilypad_p2p.errors import LilypadError
 
     params = _parse_inputs(inputs or [])
     with _fail_on(LilypadError):
         file_paths = input_file_paths(files or [])
+        check_output_directory(output)
     submitted = _control(home, "submit", {
         "module": module, "params": params, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
@@ -103,7 +110,8 @@ def run(
             _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
                   f"(`lilypad-p2p deals`)")
         time.sleep(RUN_POLL_INTERVAL_S)
-    names = extract_outputs(Path(deal["result_path"]), output)
+    with _fail_on(LilypadError):
+        names = extract_outputs(Path(deal["result_path"]), output)
     typer.echo(f"result {deal['result_cid']} verified; outputs in {output}/: {', '.join(names)}")
 
 

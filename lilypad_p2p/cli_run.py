@@ -73,6 +73,19 @@ def input_file_paths(paths: list[Path]) -> dict[str, str]:
     return files
 
 
+def check_output_directory(output: Path) -> None:
+    """Refuse an --output that cannot hold the outputs, before anything is posted and paid
+    for: it must be a directory, or be creatable under the nearest one that exists."""
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise LilypadError(f"--output {output}: {existing} is not a directory; give a "
+                           "directory (it is created if missing)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LilypadError(f"--output {output}: cannot write in {existing} (permission denied)")
+
+
 def private_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     """tarfile's `data` filter, then owner-only modes: extraction sets each file's mode from
     the archive, whatever the umask says, and outputs are decrypted private data."""
@@ -82,8 +95,17 @@ def private_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
 
 
 def extract_outputs(tarball: Path, output: Path) -> list[str]:
-    """Unpack a verified result into `output` (0700); the names of the files written."""
-    output.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(output, filter=private_member)
-        return sorted(m.name for m in archive.getmembers() if m.isfile())
+    """Unpack a verified result into `output` (0700); the names of the files written.
+
+    Raises:
+        LilypadError: `output` could not take them (a full disk, a file in the way), naming
+            the result, which the node keeps, and how to unpack it by hand.
+    """
+    try:
+        output.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tarfile.open(tarball) as archive:
+            archive.extractall(output, filter=private_member)
+            return sorted(m.name for m in archive.getmembers() if m.isfile())
+    except (OSError, tarfile.TarError) as exc:
+        raise LilypadError(f"writing the outputs to {output} failed ({exc}); the verified "
+                           f"result is kept: tar -xf {tarball} -C DIRECTORY") from exc

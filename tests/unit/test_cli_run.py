@@ -59,3 +59,31 @@ def test_extracted_outputs_are_owner_only(tmp_path):
         archive.extractall(tmp_path, filter=private_member)
     modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
     assert modes == {"out.txt": 0o600, "tool": 0o700, "sub": 0o700}
+
+
+def test_an_output_that_cannot_hold_the_outputs_is_refused_before_posting(tmp_path):
+    from lilypad_p2p.cli_run import check_output_directory
+
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(LilypadError, match=r"a-file is not a directory; give a directory"):
+        check_output_directory(tmp_path / "a-file")
+    with pytest.raises(LilypadError, match=r"a-file/out: .*a-file is not a directory"):
+        check_output_directory(tmp_path / "a-file" / "out")
+    check_output_directory(tmp_path / "new" / "deeper")  # created when the outputs arrive
+    check_output_directory(tmp_path)
+    assert not (tmp_path / "new").exists()
+
+
+def test_outputs_that_cannot_be_written_name_the_kept_result(tmp_path):
+    import tarfile
+
+    from lilypad_p2p.cli_run import extract_outputs
+
+    (tmp_path / "out.txt").write_text("x")
+    result = tmp_path / "result.tar"
+    with tarfile.open(result, "w") as archive:
+        archive.add(tmp_path / "out.txt", arcname="out.txt")
+    (tmp_path / "in-the-way").write_text("a file where the directory goes")
+    with pytest.raises(LilypadError, match=rf"the verified result is kept: tar -xf {result}"):
+        extract_outputs(result, tmp_path / "in-the-way")
+    assert extract_outputs(result, tmp_path / "fine") == ["out.txt"]

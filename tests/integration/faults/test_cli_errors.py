@@ -34,6 +34,13 @@ def test_run_file_missing_or_a_directory(tmp_path):
                     "is a directory")
 
 
+def test_run_output_that_is_a_file_is_refused_before_posting(tmp_path):
+    (tmp_path / "taken").write_text("")
+    # No node runs on this home: the check comes before the job is posted (and paid for).
+    _one_line_error(_cli("run", "wordcount", "--output", str(tmp_path / "taken" / "out"),
+                         "--home", str(tmp_path)), "--output", "is not a directory")
+
+
 def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
     home_file = tmp_path / "home"
     home_file.write_text("")
