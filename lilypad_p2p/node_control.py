@@ -15,7 +15,7 @@ from lilypad_p2p.chain import ChainError
 from lilypad_p2p.control import Handler
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.health import Fault
-from lilypad_p2p.node_market import market_method
+from lilypad_p2p.node_market import market_method, own_market
 from lilypad_p2p.roles import describe
 
 if TYPE_CHECKING:
@@ -143,9 +143,7 @@ class NodeControl:
         return dataclasses.asdict(result)
 
     async def _offers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        market = params.get("market", "cpu")
-        if not isinstance(market, str):
-            raise LilypadError("offers: market must be a string")
+        market = own_market(self.node, "offers", params)
         now_ms = self.node._clock_ms()
         listed = []
         for envelope in self.node.book.offers(market):

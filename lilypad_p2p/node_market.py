@@ -92,8 +92,17 @@ def market_view(node: Node, market: str) -> dict[str, Any]:
     }
 
 
-async def market_method(node: Node, params: dict[str, Any]) -> dict[str, Any]:
+def own_market(node: Node, method: str, params: dict[str, Any]) -> str:
+    """The market a control request names, if this node is in it: an empty answer for a
+    mistyped market would read as "nobody trades here"."""
     market = params.get("market", "cpu")
     if not isinstance(market, str) or not market:
-        raise LilypadError("market: give a market name, e.g. --market cpu")
-    return market_view(node, market)
+        raise LilypadError(f"{method}: give a market name, e.g. --market cpu")
+    if market not in node.config.markets:
+        raise LilypadError(f"{method}: this node is not in market {market!r}; its markets: "
+                           f"{', '.join(node.config.markets)} (`markets` in config.toml)")
+    return market
+
+
+async def market_method(node: Node, params: dict[str, Any]) -> dict[str, Any]:
+    return market_view(node, own_market(node, "market", params))

@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 
+from lilypad_p2p.control import ControlError
 from lilypad_p2p.localnet import ClusterError, LocalCluster, cluster_processes_under
 
 pytestmark = [pytest.mark.net, pytest.mark.slow]
@@ -48,6 +49,9 @@ def test_ten_nodes_share_offers_and_survive_the_bootstrap(tmp_path):
         everyone = [boot, *others]
         addresses = {node.status["address"] for node in everyone}
         assert len(addresses) == NODES
+        for method in ("offers", "market"):  # a mistyped market is not an empty one
+            with pytest.raises(ControlError, match="not in market 'cpx'; its markets: cpu"):
+                boot.call(method, {"market": "cpx"})
 
         # Every node's book holds all ten providers' offers within 10 s of the last start.
         cluster.wait_until(
