@@ -25,7 +25,7 @@ from lilypad_p2p.chain import RecordFeed
 from lilypad_p2p.clock import Clock
 from lilypad_p2p.config import JOB_FOLLOWING_ROLES, MARKET_FOLLOWING_ROLES, NodeConfig
 from lilypad_p2p.control import Handler, serve_control
-from lilypad_p2p.errors import ConfigError, LilypadError
+from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.health import Health
 from lilypad_p2p.home import HomeLock
 from lilypad_p2p.identity import Identity
@@ -35,6 +35,7 @@ from lilypad_p2p.market import AddOutcome, OfferBook
 from lilypad_p2p.market._market_watch import MarketWatch
 from lilypad_p2p.net import (
     CancelReceived,
+    CannotListen,
     GossipNet,
     JobsTopic,
     MarketTopic,
@@ -166,7 +167,11 @@ class Node:
                 await start_market_roles(self, nursery)
             if self.solver is not None or self.chains is not None:
                 start_record_feeds(nursery, self.records, self.config, self.chains)
-            await nursery.start(self.net.run)
+            try:
+                await nursery.start(self.net.run)
+            except CannotListen as exc:
+                raise ConfigError(f"listen (--listen): {exc}; give a free port on an address "
+                                  "of this machine") from None
             nursery.start_soon(self._consume_events)
             nursery.start_soon(self._sweep_expired)
             await self._wait_for_first_mesh()
@@ -205,7 +210,7 @@ class Node:
                 ObserveService(self.handlers, token=token).run, host, int(port)
             )
         except OSError as exc:
-            raise LilypadError(
+            raise ConfigError(
                 f"metrics_listen {listen}: cannot listen ({exc.strerror}); choose a free "
                 "HOST:PORT or leave it out"
             ) from None

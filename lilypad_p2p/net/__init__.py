@@ -27,7 +27,14 @@ from lilypad_p2p.net._deal_transport import (
     TransferHandler,
 )
 from lilypad_p2p.net._discovery import PEER_EXCHANGE_PROTOCOL, Discovery, KnownPeer
-from lilypad_p2p.net._errors import DialError, NetError, NotListening, PublishError, TopicError
+from lilypad_p2p.net._errors import (
+    CannotListen,
+    DialError,
+    NetError,
+    NotListening,
+    PublishError,
+    TopicError,
+)
 from lilypad_p2p.net._events import (
     CancelReceived,
     EnvelopeEvent,
@@ -113,6 +120,7 @@ __all__ = [
     "Accepted",
     "BodyGate",
     "CancelReceived",
+    "CannotListen",
     "ChunkSource",
     "DealStreams",
     "DealTransport",

@@ -19,6 +19,10 @@ class PublishError(NetError):
     """An envelope could not be published (wrong size or topic, or the host failed)."""
 
 
+class CannotListen(NetError):
+    """The host could not listen on an address (in use, or not this machine's)."""
+
+
 class DialError(NetError):
     """A peer could not be dialled (bad multiaddr, unreachable, or the handshake failed)."""
 

@@ -35,7 +35,13 @@ from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
-from lilypad_p2p.net._errors import NetError, NotListening, PublishError, sole_leaf
+from lilypad_p2p.net._errors import (
+    CannotListen,
+    NetError,
+    NotListening,
+    PublishError,
+    sole_leaf,
+)
 from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, PeerLeft, event_for
 from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
 from lilypad_p2p.net._levers import (
@@ -234,7 +240,7 @@ class GossipNet:
         """Listen, subscribe, discover; `task_status.started()` once listening and subscribed.
 
         Raises:
-            NetError: the host could not listen on an address.
+            CannotListen: the host could not listen on an address.
         """
         try:
             async with (
@@ -266,10 +272,10 @@ class GossipNet:
             if ours is not None:
                 raise ours from group
             if sole_leaf(group, (OSError, SwarmException)) is not None:
-                raise NetError(f"cannot listen on {self._listen}: {group!r}") from group
+                raise CannotListen(f"cannot listen on {self._listen}: {group!r}") from group
             raise
         except (OSError, SwarmException) as error:
-            raise NetError(f"cannot listen on {self._listen}: {error}") from error
+            raise CannotListen(f"cannot listen on {self._listen}: {error}") from error
         finally:
             self._nursery = None
 
@@ -278,7 +284,7 @@ class GossipNet:
         listening = self._host.get_network().listeners
         missing = [str(addr) for addr in self._listen if str(addr) not in listening]
         if missing:
-            raise NetError(f"cannot listen on {', '.join(missing)} (address in use or invalid)")
+            raise CannotListen(f"cannot listen on {', '.join(missing)} (address in use or invalid)")
 
     def _require_running(self) -> trio.Nursery:
         if self._nursery is None:

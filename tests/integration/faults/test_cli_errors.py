@@ -2,6 +2,7 @@
 or flag and what to do, with a non-zero exit code: no traceback."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -39,6 +40,17 @@ def test_run_output_that_is_a_file_is_refused_before_posting(tmp_path):
     # No node runs on this home: the check comes before the job is posted (and paid for).
     _one_line_error(_cli("run", "wordcount", "--output", str(tmp_path / "taken" / "out"),
                          "--home", str(tmp_path)), "--output", "is not a directory")
+
+
+def test_a_taken_port_for_gossip_or_metrics_is_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        _one_line_error(_cli("node", "--home", str(tmp_path / "a"), "--listen",
+                             f"/ip4/127.0.0.1/tcp/{port}"), "listen (--listen)", "in use")
+        _one_line_error(_cli("node", "--home", str(tmp_path / "b"), "--metrics-listen",
+                             f"127.0.0.1:{port}"), "metrics_listen", "Address already in use")
 
 
 def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
