@@ -78,6 +78,9 @@ JOB_FOLLOWING_ROLES = frozenset({"solver", "relay"})
 # The roles that post job offers.
 JOB_POSTING_ROLES = frozenset({"client", "chain-bridge"})
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
+CONTROL_SOCKET = "control.sock"
+# A Unix socket's path, as bound (sun_path holds 108 bytes with the terminating NUL).
+MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -307,7 +310,7 @@ class NodeConfig:
 
     @property
     def control_socket(self) -> Path:
-        return self.home / "control.sock"
+        return self.home / CONTROL_SOCKET
 
     @property
     def control_token_file(self) -> Path:
@@ -409,6 +412,10 @@ def load_config(
     home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
     if home.exists() and not home.is_dir():
         raise ConfigError(f"--home {home} is not a directory: pass the node's directory")
+    if len(os.fsencode(home / CONTROL_SOCKET)) > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(f"--home {home} is too deep for the node's control socket (a Unix "
+                          f"socket path is at most {MAX_SOCKET_PATH_BYTES} bytes): choose a "
+                          "shorter path, or a relative one")
     config_path = config_file or home / "config.toml"
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"--config {config_file}: no such file")
