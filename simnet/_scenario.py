@@ -200,12 +200,30 @@ class Scenario:
 
 def _section(raw: dict[str, Any], name: str, kind: type) -> Any:
     values = _table(raw, name)
+    for setting in dataclasses.fields(kind):
+        if setting.name in values and not _fits(values[setting.name], setting.default):
+            raise ScenarioError(f"[{name}] {setting.name} = {values[setting.name]!r} is not "
+                                f"{type(setting.default).__name__}, like its default "
+                                f"{setting.default!r}")
     if "modules" in values:
+        if not isinstance(values["modules"], list):
+            raise ScenarioError(f"[{name}] modules must be a list of module names")
         values = {**values, "modules": tuple(values["modules"])}
     try:
         return kind(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # an unknown key, or a value of the wrong type
         raise ScenarioError(f"[{name}]: {exc}") from exc
+
+
+def _fits(value: object, default: object) -> bool:
+    """Whether a TOML value can stand where `default` does (an integer may be a float)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    if isinstance(default, int | str):
+        return isinstance(value, type(default))
+    return True  # no plain default (a tuple's factory): the dataclass checks it
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -213,9 +231,12 @@ def load_scenario(path: Path) -> Scenario:
         raw = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+    nodes = raw.get("nodes", 10)
+    if not isinstance(nodes, int) or isinstance(nodes, bool):
+        raise ScenarioError(f"{path}: nodes = {nodes!r} is not a whole number of nodes")
     return Scenario(
         name=str(raw.get("name", path.stem)),
-        nodes=int(raw.get("nodes", 10)),
+        nodes=nodes,
         roles=_section(raw, "roles", RoleMix),
         workload=_section(raw, "workload", Workload),
         faults=_section(raw, "faults", Faults),

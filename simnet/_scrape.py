@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from simnet._report import NodeFigures
+from simnet._scenario import ScenarioError
 
 # A node busy with a job burst may take a while to answer; a slow scrape is retried next round.
 SCRAPE_TIMEOUT_S = 5.0
@@ -58,7 +59,8 @@ def free_loopback_ports(count: int, *, rng: random.Random | None = None,
                 continue
         picked.append(port)
     if len(picked) < count:
-        raise OSError(f"only {len(picked)} of {count} loopback ports are free")
+        raise ScenarioError(f"only {len(picked)} of {count} loopback ports are free for the "
+                            "nodes' metrics: run fewer nodes, or set [metrics] scrape = false")
     return picked
 
 

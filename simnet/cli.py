@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from simnet._scenario import Scenario
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "baseline.toml"
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _scenario_or_exit(path: Path, nodes: int | None) -> Scenario:
+    """The scenario at `path` with `nodes` if given, or one line saying what is wrong with it."""
+    from simnet._scenario import ScenarioError, load_scenario
+
+    try:
+        return load_scenario(path).with_nodes(nodes)
+    except ScenarioError as exc:
+        _fail(str(exc))
 
 
 @app.callback()
@@ -34,16 +52,18 @@ def up(
     from rich.table import Table
 
     from simnet._runner import run_scenario
-    from simnet._scenario import load_scenario
+    from simnet._scenario import ScenarioError
 
     console = Console(width=max(Console().width, 110))
-    loaded = load_scenario(scenario).with_nodes(nodes)
+    loaded = _scenario_or_exit(scenario, nodes)
     out_dir = out or Path(tempfile.mkdtemp(prefix=f"simnet-{loaded.name}-"))
     try:
         report = run_scenario(loaded, out_dir, console, forked=fork)
     except KeyboardInterrupt:
         console.print("[red]interrupted; everything started was stopped[/]")
         raise typer.Exit(130) from None
+    except ScenarioError as exc:
+        _fail(f"{exc} (logs in {out_dir})")
     table = Table(title=f"{loaded.name}: {report.jobs} jobs on {report.node_count} nodes "
                   f"in {report.wall_s} s")
     for column in ("invariant", "ok", "detail"):
@@ -76,9 +96,8 @@ def export_compose(
     Then: cd OUT && ./build-image.sh && docker-compose up -d (providers need the module
     images on the engine: lilypad-p2p modules build)."""
     from simnet._compose import export_compose as export
-    from simnet._scenario import load_scenario
 
-    loaded = load_scenario(scenario).with_nodes(nodes)
+    loaded = _scenario_or_exit(scenario, nodes)
     compose_file = export(loaded, out, repo=Path(__file__).parents[1], subnet=subnet)
     typer.echo(f"{loaded.name}: {loaded.nodes} node services in {compose_file}")
 

@@ -5,10 +5,12 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 CLI_TIMEOUT_S = 60
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -98,3 +100,17 @@ def test_corrupt_or_lost_database_is_refused_in_one_line(tmp_path):
     _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), "is empty",
                     "node.sqlite.history")
     assert database.stat().st_size == 0
+
+
+def test_simnet_scenario_errors_are_one_line(tmp_path):
+    def simnet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "simnet.cli", *args], capture_output=True,
+                              text=True, timeout=CLI_TIMEOUT_S, cwd=REPO)
+
+    (tmp_path / "typo.toml").write_text('[workload]\njobs = "x"\n')
+    _one_line_error(simnet("up", "--scenario", str(tmp_path / "missing.toml")),
+                    "cannot read scenario", "missing.toml")
+    _one_line_error(simnet("up", "--scenario", str(tmp_path / "typo.toml")),
+                    "[workload] jobs = 'x' is not int")
+    _one_line_error(simnet("export-compose", "--out", str(tmp_path / "c"), "--nodes", "2"),
+                    "at least 4 nodes")

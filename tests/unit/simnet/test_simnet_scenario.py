@@ -35,6 +35,28 @@ def test_unknown_section_keys_are_refused(tmp_path):
         load_scenario(path)
 
 
+@pytest.mark.parametrize(("lines", "needle"), [
+    ('nodes = "x"', "nodes = 'x' is not a whole number"),
+    ("nodes = true", "nodes = True is not a whole number"),
+    ('[workload]\njobs = "x"', "[workload] jobs = 'x' is not int"),
+    ("[workload]\nrate_per_s = true", "[workload] rate_per_s = True is not float"),
+    ('[workload]\nmodules = "hash"', "[workload] modules must be a list"),
+    ("[network]\nnat_share = [1]", "[network] nat_share = [1] is not float"),
+])
+def test_a_value_of_the_wrong_type_is_named(tmp_path, lines, needle):
+    path = tmp_path / "typo.toml"
+    path.write_text(lines + "\n")
+    with pytest.raises(ScenarioError) as raised:
+        load_scenario(path)
+    assert needle in str(raised.value)
+
+
+def test_whole_numbers_stand_for_floats(tmp_path):
+    path = tmp_path / "whole.toml"
+    path.write_text("[workload]\nrate_per_s = 3\n")
+    assert load_scenario(path).workload.rate_per_s == 3
+
+
 def test_deal_latencies_follow_the_client_phases():
     steps = [{"to": "offered", "at_ms": 1000}, {"to": "matched", "at_ms": 1200},
              {"to": "open", "at_ms": 1500}, {"to": "running", "at_ms": 1600},
