@@ -80,7 +80,7 @@ def devnet_status(
 
 @devnet_app.command("down")
 def devnet_down(directory: DirOption = None) -> None:
-    """Stop every devnet process (their homes stay, for reading logs)."""
+    """Stop every devnet process (their homes stay, for reading logs, until the next up)."""
     from lilypad_p2p.devnet import DevnetError, down
 
     try:

@@ -13,6 +13,8 @@ providers accept any
 module that fits (`[modules] allow_any`), built from a shipped recipe or pulled by digest.
 The processes run in their own sessions (closing the terminal does not stop them); their PIDs,
 the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status` and `down` read.
+The nodes' homes are in `<dir>/homes`: `down` leaves them for reading logs, and the next `up`
+replaces them, since a new chain knows none of their accounts, deposits or deals.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -31,6 +34,11 @@ from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.home import process_is_alive
 
 STATE_FILE = "devnet.json"
+# The nodes' homes, under the devnet's directory: each `up` starts them anew, since the chain
+# their accounts, deposits and deals lived on ended with the last devnet. The marker says the
+# folder is ours to clear.
+HOMES = "homes"
+HOMES_MARKER = ".lilypad-devnet-homes"
 NODE_STOP_TIMEOUT_S = 15.0
 ANVIL_STOP_TIMEOUT_S = 10.0
 PROVIDERS = 2
@@ -52,7 +60,7 @@ class DevnetState:
 
     @property
     def client_home(self) -> Path:
-        return Path(self.directory) / "client"
+        return Path(self.directory) / HOMES / "client"
 
 
 def default_directory() -> Path:
@@ -92,7 +100,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     binary = anvil_binary()
     if binary is None:
         raise DevnetError("anvil not found: run `npm ci` in contracts/ (scripts/setup does)")
-    directory.mkdir(parents=True, exist_ok=True)
+    homes = _fresh_homes(directory)
     log_path = directory / "anvil.log"
     with log_path.open("wb") as log:
         anvil = subprocess.Popen(
@@ -108,8 +116,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
         deployer, mediator = chain_test_accounts(2)
         fund_on_anvil(chain, [deployer, mediator])
         contract = deploy_settlement(chain, deployer)
-        world = MarketWorld(directory, url, contract, mediator.address,
-                            LocalCluster(directory))
+        world = MarketWorld(homes, url, contract, mediator.address, LocalCluster(homes))
         SettlementClient(chain, contract, mediator).register_mediator(10**18)
         first = None
         plan = [(f"provider-{i}", ["provider"], PROVIDER_POLICY)
@@ -144,6 +151,23 @@ def docker_problem() -> str | None:
     return None
 
 
+def _fresh_homes(directory: Path) -> Path:
+    """An empty homes folder under `directory`, the last devnet's removed.
+
+    Raises:
+        DevnetError: a homes folder is there that no devnet made (nothing is removed).
+    """
+    homes = directory / HOMES
+    if homes.exists():
+        if not (homes / HOMES_MARKER).exists():
+            raise DevnetError(f"{homes} exists and no devnet made it: move it away, or give "
+                              "another --dir")
+        shutil.rmtree(homes)
+    homes.mkdir(parents=True)
+    (homes / HOMES_MARKER).touch()
+    return homes
+
+
 def status(directory: Path) -> dict[str, Any]:
     """Which parts are running, and what each node says about itself."""
     from lilypad_p2p.control import ControlError, call
@@ -153,11 +177,11 @@ def status(directory: Path) -> dict[str, Any]:
         raise DevnetError(f"no devnet in {directory}: start one with `lilypad-p2p devnet up`")
     nodes = {}
     for name, pid in state.nodes.items():
-        entry: dict[str, Any] = {"pid": pid, "running": process_is_alive(pid),
-                                 "home": str(directory / name)}
+        home = directory / HOMES / name
+        entry: dict[str, Any] = {"pid": pid, "running": process_is_alive(pid), "home": str(home)}
         if entry["running"]:
             with contextlib.suppress(ControlError, OSError):
-                said = call(directory / name, "status")
+                said = call(home, "status")
                 entry.update(address=said.get("address"), peers=said.get("peers"),
                              state=said.get("state"),
                              faults=[fault.get("fault") for fault in said.get("faults") or ()])

@@ -2,6 +2,7 @@
 start it, add the example module, run a job, read the output, stop it (real processes: the
 `lilypad-p2p` command, anvil, node processes, Docker)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def test_the_devnet_as_the_readme_tells_it(tmp_path):
 DEGRADED_WITHIN_S = 30
 
 
-def test_a_devnet_without_docker_says_so_and_shows_its_providers_degraded(tmp_path):
+def test_without_docker_the_devnet_says_so_and_each_up_starts_afresh(tmp_path):
     require_anvil()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
     env["LILYPAD_DEVNET_DIR"] = str(tmp_path / "devnet")
@@ -67,6 +68,15 @@ def test_a_devnet_without_docker_says_so_and_shows_its_providers_degraded(tmp_pa
         assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
         return done
 
+    foreign = tmp_path / "elsewhere" / "homes"
+    foreign.mkdir(parents=True)
+    (foreign / "mine.txt").write_text("not the devnet's")
+    refused = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "devnet", "up", "--dir",
+                              str(foreign.parent)], env=env, capture_output=True, text=True,
+                             timeout=COMMAND_TIMEOUT_S)
+    assert refused.returncode != 0 and "no devnet made it" in refused.stderr
+    assert (foreign / "mine.txt").read_text() == "not the devnet's"
+
     up = cli("devnet", "up")
     try:
         assert "warning: the providers cannot run jobs until Docker answers" in up.stderr
@@ -75,11 +85,21 @@ def test_a_devnet_without_docker_says_so_and_shows_its_providers_degraded(tmp_pa
         while (shown := cli("devnet", "status").stdout).count("degraded: docker_unreachable") < 2:
             assert time.monotonic() < deadline, f"providers not shown degraded:\n{shown}"
             time.sleep(0.5)
-        home = tmp_path / "devnet" / "provider-1"
+        home = tmp_path / "devnet" / "homes" / "provider-1"
         assert f"LILYPAD_HOME={home} lilypad-p2p status says why" in shown
         said = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "status", "--home",
                                str(home)], env=env, capture_output=True, text=True,
                               timeout=COMMAND_TIMEOUT_S).stdout
         assert "check DOCKER_HOST if the engine is remote" in said  # the advice, whole
+    finally:
+        cli("devnet", "down")
+    # Up again in the same directory: a new chain, so new homes, funded and deposited again.
+    cli("devnet", "up")
+    try:
+        client_home = cli("devnet", "status", "--client-home").stdout.strip()
+        balance = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "balance", "--home",
+                                  client_home, "--json"], env=env, capture_output=True,
+                                 text=True, timeout=COMMAND_TIMEOUT_S)
+        assert json.loads(balance.stdout)["free_wei"] > 0, balance.stdout + balance.stderr
     finally:
         cli("devnet", "down")
