@@ -30,16 +30,27 @@ _DONE = frozenset({"accepted", "settled"})
 _FAILED = frozenset({"rejected", "timed_out", "cancelled"})
 
 
+def _failed_run(deal: dict[str, Any], how: str) -> Verdict:
+    """A failure result: the job failed by itself; it has logs, no outputs."""
+    logs = str(deal.get("result_path") or "").removesuffix(".failure.json") + ".logs"
+    return Verdict(Next.FAIL, f"the job failed on the provider ({deal['failure']}){how}; its "
+                              f"logs: {logs}")
+
+
 def judge(deal: dict[str, Any]) -> Verdict:
     """What `run` does next for `deal` (as the `deal` control call shows it)."""
     phase = deal["phase"]
     if phase in _DONE:
+        if deal.get("failure"):
+            return _failed_run(deal, ", which pays the provider for the run")
         return Verdict(Next.OUTPUTS)
     if phase in _FAILED:
         return Verdict(Next.FAIL, f"deal ended {phase}: "
                                   f"{deal.get('error') or 'see `lilypad-p2p deals`'}")
     if phase == "resolved":
         outcome = deal.get("outcome")
+        if outcome == "PROVIDER_CORRECT" and deal.get("failure"):
+            return _failed_run(deal, ", and the mediators failed it alike")
         if outcome == "PROVIDER_CORRECT" and deal.get("result_path"):
             return Verdict(Next.OUTPUTS, "the mediators upheld the provider's result")
         what = {

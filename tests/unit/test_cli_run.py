@@ -26,6 +26,17 @@ def test_disputed_waits_and_resolved_ends_by_outcome():
     assert other.next is Next.FAIL and "lilypad-p2p deals" in other.message
 
 
+def test_a_failure_result_ends_the_run_with_its_logs_not_outputs():
+    failed = {"failure": "exit", "result_path": "/h/results/bafk1.failure.json"}
+    for phase in ("accepted", "settled"):
+        verdict = judge({**failed, "phase": phase})
+        assert verdict.next is Next.FAIL
+        assert "failed on the provider (exit)" in verdict.message
+        assert "logs: /h/results/bafk1.logs" in verdict.message
+    upheld = judge({**failed, "phase": "resolved", "outcome": "PROVIDER_CORRECT"})
+    assert upheld.next is Next.FAIL and "mediators failed it alike" in upheld.message
+
+
 def test_input_file_errors_name_the_file(tmp_path):
     with pytest.raises(LilypadError, match=r"--file .*missing.txt: no such file"):
         input_file_paths([tmp_path / "missing.txt"])

@@ -43,6 +43,16 @@ def test_the_devnet_as_the_readme_tells_it(tmp_path):
         assert "verified" in ran
         assert (tmp_path / "out" / "greeting.txt").read_text() == "Hello, newcomer!\n"
         assert (tmp_path / "out" / "words.txt").read_text().strip() == "4"
+        # A job that fails by itself is a result too: the run ends non-zero, with its logs.
+        (tmp_path / "fail.py").write_text('raise SystemExit("bad input, by design")\n')
+        failed = subprocess.run(
+            [sys.executable, "-m", "lilypad_p2p.cli", "run", "python", "-i", "script=fail.py",
+             "--file", "fail.py", "--output", "failed/"], env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+        assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+        assert "the job failed on the provider (exit)" in failed.stderr, failed.stderr
+        logs = failed.stderr.strip().rpartition("its logs: ")[2]
+        assert Path(logs).read_text() == "bad input, by design\n"
         assert "provider-1" in sh("devnet", "status")
     finally:
         stopped = sh("devnet", "down")
