@@ -26,7 +26,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _home(home: Path | None) -> Path:
     from lilypad_p2p.config import default_home
 
-    return home if home is not None else default_home()
+    chosen = home if home is not None else default_home()
+    if chosen.exists() and not chosen.is_dir():
+        _fail(f"--home {chosen} is not a directory: pass the node's directory")
+    return chosen
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -39,7 +39,10 @@ def modules_add(
         module = module_from_source(source)
     except BadDefinition as exc:
         _fail(f"{exc}; fix the definition and add it again")
-    module_id = _catalog(home).add(module)
+    try:
+        module_id = _catalog(home).add(module)
+    except OSError as exc:
+        _fail(f"cannot keep the definition in this node's modules folder ({exc})")
     typer.echo(module_id)
 
 

@@ -60,6 +60,9 @@ def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
     home_file.write_text("")
     _one_line_error(_cli("node", "--home", str(home_file)), "--home", "not a directory")
     _one_line_error(_cli("status", "--home", str(home_file)), "--home", "not a directory")
+    definition = str(REPO / "examples" / "modules" / "hello" / "module.toml")
+    _one_line_error(_cli("modules", "add", definition, "--home", str(home_file)), "--home",
+                    "not a directory")
     home = tmp_path / "h"
     (home / "config.toml").mkdir(parents=True)
     _one_line_error(_cli("node", "--home", str(home)), "config.toml", "Is a directory")
