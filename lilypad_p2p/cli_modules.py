@@ -167,7 +167,10 @@ def modules_image(
         archive = build_image_archive(recipe.name, recipe.parent)
     except (ExecError, OSError) as exc:
         _fail(f"cannot build {recipe}: {exc}")
-    output.write_bytes(archive.archive)
+    try:
+        output.write_bytes(archive.archive)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}; give -o a file in a writable directory")
     typer.echo(archive.image_id)
 
 

@@ -63,6 +63,8 @@ def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
     definition = str(REPO / "examples" / "modules" / "hello" / "module.toml")
     _one_line_error(_cli("modules", "add", definition, "--home", str(home_file)), "--home",
                     "not a directory")
+    _one_line_error(_cli("modules", "image", str(REPO / "examples" / "modules" / "hello" / "image"),
+                         "-o", str(home_file / "hello.tar")), "cannot write", "Not a directory")
     home = tmp_path / "h"
     (home / "config.toml").mkdir(parents=True)
     _one_line_error(_cli("node", "--home", str(home)), "config.toml", "Is a directory")
