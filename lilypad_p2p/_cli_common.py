@@ -24,11 +24,12 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _home(home: Path | None) -> Path:
-    from lilypad_p2p.config import default_home
+    from lilypad_p2p.config import check_home, default_home
+    from lilypad_p2p.errors import ConfigError
 
     chosen = home if home is not None else default_home()
-    if chosen.exists() and not chosen.is_dir():
-        _fail(f"--home {chosen} is not a directory: pass the node's directory")
+    with _fail_on(ConfigError):
+        check_home(chosen)
     return chosen
 
 

@@ -62,7 +62,15 @@ from lilypad_p2p.errors import ConfigError
 if TYPE_CHECKING:
     from lilypad_p2p.net import NetLimits
 
-__all__ = ["SETTINGS", "ChainSettings", "NodeConfig", "Setting", "default_home", "load_config"]
+__all__ = [
+    "SETTINGS",
+    "ChainSettings",
+    "NodeConfig",
+    "Setting",
+    "check_home",
+    "default_home",
+    "load_config",
+]
 
 T = TypeVar("T")
 
@@ -395,6 +403,12 @@ def default_home() -> Path:
     return Path(os.environ.get("LILYPAD_HOME") or Path.home() / ".lilypad-p2p")
 
 
+def check_home(home: Path) -> None:
+    """Raise ConfigError if `home` is there but is not a directory (every command's check)."""
+    if home.exists() and not home.is_dir():
+        raise ConfigError(f"--home {home} is not a directory: pass the node's directory")
+
+
 def load_config(
     *,
     home: Path | None = None,
@@ -410,8 +424,7 @@ def load_config(
     environ = os.environ if environ is None else environ
     flags = flags or {}
     home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
-    if home.exists() and not home.is_dir():
-        raise ConfigError(f"--home {home} is not a directory: pass the node's directory")
+    check_home(home)
     if len(os.fsencode(home / CONTROL_SOCKET)) > MAX_SOCKET_PATH_BYTES:
         raise ConfigError(f"--home {home} is too deep for the node's control socket (a Unix "
                           f"socket path is at most {MAX_SOCKET_PATH_BYTES} bytes): choose a "
