@@ -76,6 +76,7 @@ def run(
         extract_outputs,
         input_file_paths,
         judge,
+        logs_tail,
     )
     from lilypad_p2p.errors import LilypadError
 
@@ -103,6 +104,9 @@ def run(
                 typer.echo(f"  {label}{extra}")
         verdict = judge(deal)
         if verdict.next is Next.FAIL:
+            if verdict.logs is not None and (tail := logs_tail(verdict.logs)):
+                typer.echo("the job's logs end:", err=True)
+                typer.echo("\n".join(f"  | {line}" for line in tail), err=True)
             _fail(verdict.message)
         if verdict.next is Next.OUTPUTS:
             break

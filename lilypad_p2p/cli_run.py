@@ -23,6 +23,7 @@ class Next(enum.Enum):
 class Verdict:
     next: Next
     message: str = ""
+    logs: Path | None = None  # a failed run's logs, to show before the message
 
 
 # Phases after which a verified result is in `result_path`.
@@ -34,7 +35,7 @@ def _failed_run(deal: dict[str, Any], how: str) -> Verdict:
     """A failure result: the job failed by itself; it has logs, no outputs."""
     logs = str(deal.get("result_path") or "").removesuffix(".failure.json") + ".logs"
     return Verdict(Next.FAIL, f"the job failed on the provider ({deal['failure']}){how}; its "
-                              f"logs: {logs}")
+                              f"logs: {logs}", Path(logs))
 
 
 def judge(deal: dict[str, Any]) -> Verdict:
@@ -64,6 +65,33 @@ def judge(deal: dict[str, Any]) -> Verdict:
                             "see `lilypad-p2p deals`")
         return Verdict(Next.FAIL, f"deal resolved: {what}")
     return Verdict(Next.WAIT)
+
+
+# How much of a failed run's logs `run` shows: the end, where the error usually is.
+LOGS_TAIL_LINES = 20
+LOGS_TAIL_READ_BYTES = 16 * 1024
+LOGS_LINE_CHARS = 300
+
+
+def logs_tail(path: Path) -> list[str]:
+    """The last lines of a failed run's logs, fit for a terminal: the provider wrote them, so
+    control characters (escape sequences included) are shown as U+FFFD and long lines are cut.
+    Empty when the logs cannot be read."""
+    try:
+        with path.open("rb") as logs:
+            size = logs.seek(0, os.SEEK_END)
+            logs.seek(max(0, size - LOGS_TAIL_READ_BYTES))
+            text = logs.read(LOGS_TAIL_READ_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    lines = text.splitlines()
+    if size > LOGS_TAIL_READ_BYTES and len(lines) > 1:
+        lines = lines[1:]  # the first may start mid-line
+    shown = []
+    for line in lines[-LOGS_TAIL_LINES:]:
+        line = "".join(c if c.isprintable() else " " if c == "\t" else "\ufffd" for c in line)
+        shown.append(line if len(line) <= LOGS_LINE_CHARS else line[:LOGS_LINE_CHARS] + " …")
+    return shown
 
 
 def input_file_paths(paths: list[Path]) -> dict[str, str]:

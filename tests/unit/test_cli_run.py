@@ -1,8 +1,18 @@
 """`lilypad-p2p run`'s answer to every deal phase, and its input-file errors."""
 
+from pathlib import Path
+
 import pytest
 
-from lilypad_p2p.cli_run import Next, input_file_paths, judge
+from lilypad_p2p.cli_run import (
+    LOGS_LINE_CHARS,
+    LOGS_TAIL_LINES,
+    LOGS_TAIL_READ_BYTES,
+    Next,
+    input_file_paths,
+    judge,
+    logs_tail,
+)
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import Phase
 
@@ -33,8 +43,25 @@ def test_a_failure_result_ends_the_run_with_its_logs_not_outputs():
         assert verdict.next is Next.FAIL
         assert "failed on the provider (exit)" in verdict.message
         assert "logs: /h/results/bafk1.logs" in verdict.message
+        assert verdict.logs == Path("/h/results/bafk1.logs")
     upheld = judge({**failed, "phase": "resolved", "outcome": "PROVIDER_CORRECT"})
     assert upheld.next is Next.FAIL and "mediators failed it alike" in upheld.message
+
+
+def test_a_failed_runs_logs_are_shown_by_their_end_and_cannot_drive_the_terminal(tmp_path):
+    logs = tmp_path / "bafk1.logs"
+    logs.write_bytes(b"".join(b"line %d\n" % n for n in range(100))
+                     + b"\x1b]0;pwned\x07\x1b[2Jclear\tscreen\n" + b"x" * 1000 + b"\n\xff\xfe")
+    tail = logs_tail(logs)
+    assert len(tail) == LOGS_TAIL_LINES and tail[0] == "line 83"
+    assert tail[-3] == "\ufffd]0;pwned\ufffd\ufffd[2Jclear screen"
+    assert tail[-2] == "x" * LOGS_LINE_CHARS + " …"
+    assert tail[-1] == "\ufffd\ufffd"
+    assert all(c.isprintable() for line in tail for c in line)
+    big = tmp_path / "big.logs"
+    big.write_bytes(b"y" * (LOGS_TAIL_READ_BYTES * 4) + b"\nthe error\n")
+    assert logs_tail(big) == ["the error"]
+    assert logs_tail(tmp_path / "missing.logs") == []
 
 
 def test_input_file_errors_name_the_file(tmp_path):

@@ -60,6 +60,7 @@ def test_the_devnet_as_the_readme_tells_it_then_up_again_without_docker(tmp_path
                       "fail.py", "--output", "failed/")
         assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
         assert "the job failed on the provider (exit)" in failed.stderr, failed.stderr
+        assert "the job's logs end:\n  | bad input, by design\n" in failed.stderr
         logs = failed.stderr.strip().rpartition("its logs: ")[2]
         assert Path(logs).read_text() == "bad input, by design\n"
         assert "provider-1" in sh("devnet", "status").stdout
