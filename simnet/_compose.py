@@ -60,7 +60,12 @@ COPY anvil /usr/local/bin/anvil
 COPY simnet /opt/lilypad/site-packages/simnet
 ENTRYPOINT []
 DOCKERFILE
+previous=$(docker image inspect -f '{{{{.Id}}}}' {image} 2>/dev/null || true)
 docker build -q -t {image} "$context"
+# A rebuild leaves the image it replaces untagged (430 MB); remove it, unless a container uses it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{{{.Id}}}}' {image})" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 """
 
 

@@ -1,5 +1,6 @@
 """`lilypad-simnet export-compose` end to end: a 5-node project from the smoke scenario, built
-into an image from the local package, brought up with docker-compose on this engine; one job
+into an image from the local package (replacing, and removing, the image of an earlier build),
+brought up with docker-compose on this engine; one job
 submitted through the client's control socket (the homes are bind-mounted at their host paths)
 settles on chain; `docker-compose down` leaves no container of the project behind."""
 
@@ -47,6 +48,23 @@ def _poll(condition, timeout_s: float, what: str):
         time.sleep(POLL_S)
 
 
+def _image_id(reference: str) -> str | None:
+    found = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", reference],
+                           capture_output=True, text=True)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def _tag_a_stale_build(unique: str) -> str:
+    """Tag an empty image as the simnet's, as an earlier build of other sources would be;
+    its ID."""
+    dockerfile = f"FROM scratch\nLABEL org.lilypad-p2p.test=stale-{unique}\n"
+    subprocess.run(["docker", "build", "-q", "-t", "lilypad-simnet/node", "-"], input=dockerfile,
+                   text=True, check=True, capture_output=True)
+    found = _image_id("lilypad-simnet/node")
+    assert found is not None
+    return found
+
+
 def test_an_exported_project_runs_a_job_to_settlement(tmp_path):
     _require_parts()
     out = tmp_path / "project"
@@ -55,8 +73,15 @@ def test_an_exported_project_runs_a_job_to_settlement(tmp_path):
     services = json.loads((out / "docker-compose.yml").read_text().split("\n", 1)[1])["services"]
     assert set(services) >= {"anvil", "setup"} and len(services) == NODES + 2
     subprocess.run(["docker-compose", "config", "-q"], cwd=out, check=True)
+    untagged = _image_id("lilypad-simnet/node")
+    replaced = _tag_a_stale_build(tmp_path.name)
     subprocess.run([str(out / "build-image.sh")], cwd=out, check=True, timeout=BUILD_TIMEOUT_S,
                    stdout=subprocess.DEVNULL)
+    built = _image_id("lilypad-simnet/node")
+    if untagged not in (None, built):  # the stand-in took its tag, so the build could not see it
+        subprocess.run(["docker", "image", "rm", untagged], capture_output=True, check=False)
+    assert built != replaced
+    assert _image_id(replaced) is None, "the build left the image it replaced behind"
     project = f"simnettest{tmp_path.name[-8:].lower().replace('_', '')}"
     compose = ["docker-compose", "-p", project]
     try:
