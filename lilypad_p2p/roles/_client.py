@@ -572,9 +572,9 @@ class ClientRole:
             self._save(stored, Event.SETTLED, settled_by_us=move.sent,
                        settled_ms=self._clock_ms())
             return
-        self._save(stored, then, error=timed_out_error(record.phase, job_offer(stored).market))
+        self._save(stored, then, error=timed_out_error(record.phase, job := job_offer(stored)))
         if record.phase is Phase.OFFERED:  # the offer may outlive our wait: solvers drop it
-            await self._withdraw_offer(job_offer(stored))
+            await self._withdraw_offer(job)
 
     # --- control (roles/_client_control.py) ---------------------------------------------
 

@@ -184,9 +184,10 @@ def job_offer(stored: ClientDeal) -> wire.JobOffer:
     return envelope.body
 
 
-def timed_out_error(phase: Phase, market: str) -> str:
-    """What a client's deal that timed out in `phase` tells its owner."""
+def timed_out_error(phase: Phase, job: wire.JobOffer) -> str:
+    """What a client's deal for `job` that timed out in `phase` tells its owner."""
     if phase is not Phase.OFFERED:
         return f"{phase} timed out"
-    return (f"no provider took the job in time: `lilypad-p2p offers --market {market}` lists the "
-            "providers this node hears; `lilypad-p2p status` on a provider says why it takes none")
+    return (f"no provider took the job in time: `lilypad-p2p offers --market {job.market}` "
+            "lists the providers this node hears; `lilypad-p2p status` on a provider says why "
+            "it takes none")
