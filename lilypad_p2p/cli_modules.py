@@ -29,21 +29,42 @@ def _catalog(home: Path | None) -> Any:
 @modules_app.command("add")
 def modules_add(
     source: Annotated[str, typer.Argument(
-        help="A module.toml, a directory holding one, or git+URL@COMMIT[#PATH].")],
+        help="A module.toml, a directory holding one, or git+URL@COMMIT\\[#PATH].")],
     home: HomeOption = None,
 ) -> None:
     """Add a module definition to this node; prints its module ID (the CID of the definition)."""
-    from lilypad_p2p.exec import BadDefinition, module_from_source
+    from lilypad_p2p.exec import BadDefinition, UnreadableDefinition, module_from_source
 
     try:
         module = module_from_source(source)
+    except UnreadableDefinition as exc:
+        _fail(str(exc))
     except BadDefinition as exc:
         _fail(f"{exc}; fix the definition and add it again")
+    catalog = _catalog(home)
+    _refuse_a_taken_name(catalog, module)
     try:
-        module_id = _catalog(home).add(module)
+        module_id = catalog.add(module)
     except OSError as exc:
         _fail(f"cannot keep the definition in this node's modules folder ({exc})")
     typer.echo(module_id)
+
+
+def _refuse_a_taken_name(catalog: Any, module: Any) -> None:
+    """Names are how people ask for modules: a shipped module's name, or a name@version that
+    another module here already has, would make one of the two reachable only by ID."""
+    from lilypad_p2p.exec import BUILTIN_IDS, UnknownModule, module_id
+
+    new_id = module_id(module)
+    if module.name in BUILTIN_IDS and BUILTIN_IDS[module.name] != new_id:
+        _fail(f"{module.name!r} is the name of a shipped module; give yours another name")
+    try:
+        taken, _ = catalog.resolve(f"{module.name}@{module.version}")
+    except UnknownModule:
+        return
+    if taken != new_id:
+        _fail(f"{module.name}@{module.version} is already here as {taken}: raise the "
+              "version of the changed definition")
 
 
 @modules_app.command("list")
@@ -81,6 +102,8 @@ def modules_list(
         return rows
 
     rows = trio.run(describe)
+    for why in catalog.corrupt.values():
+        typer.secho(f"warning: {why}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
@@ -125,7 +148,7 @@ def modules_pull(
     home: HomeOption = None,
 ) -> None:
     """Make a module's image ready: pulled by digest (checked, within the node's size limit and
-    timeout from config `[modules]`), or built from its shipped recipe."""
+    timeout from config `\\[modules]`), or built from its shipped recipe."""
     import trio
 
     from lilypad_p2p.config import load_config

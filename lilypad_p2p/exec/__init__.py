@@ -43,6 +43,7 @@ from lilypad_p2p.exec._errors import (
     OutputRejected,
     SandboxFailed,
     UnknownModule,
+    UnreadableDefinition,
     UnsealFailed,
 )
 from lilypad_p2p.exec._executor import Executor, JobResult, JobSpec, RunTimings
@@ -105,6 +106,7 @@ __all__ = [
     "RunTimings",
     "SandboxFailed",
     "UnknownModule",
+    "UnreadableDefinition",
     "UnsealFailed",
     "as_private_key",
     "as_public_key",

@@ -11,19 +11,24 @@ name (`hash`), and an added one by `name` or `name@version` when that is unambig
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
 from lilypad_p2p.exec._definition import (
+    MAX_DEFINITION_BYTES,
     definition_bytes,
     load_definition_file,
     module_from_bytes,
     module_id,
+    read_bounded,
 )
 from lilypad_p2p.exec._errors import BadDefinition, UnknownModule
 from lilypad_p2p.exec._modules import Module
+
+log = logging.getLogger(__name__)
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 MODULE_SUFFIX = ".module"
@@ -54,6 +59,7 @@ class ModuleCatalog(Mapping[str, Module]):
             BUILTIN_IDS[name]: module for name, module in BUILTIN_MODULES.items()
         }
         self._builtin_ids = frozenset(self._modules)
+        self._corrupt: dict[str, str] = {}
 
     @property
     def directory(self) -> Path | None:
@@ -125,10 +131,21 @@ class ModuleCatalog(Mapping[str, Module]):
     def __len__(self) -> int:
         return len(self._all())
 
+    @property
+    def corrupt(self) -> Mapping[str, str]:
+        """Stored files that are not the module they are named for (path -> why), found by
+        the last listing: left out of it, so that one damaged file hides no other module."""
+        return MappingProxyType(self._corrupt)
+
     def _all(self) -> dict[str, Module]:
         if self._directory is not None and self._directory.is_dir():
             for path in self._directory.glob("*" + MODULE_SUFFIX):
-                self._load(path.name.removesuffix(MODULE_SUFFIX))
+                try:
+                    self._load(path.name.removesuffix(MODULE_SUFFIX))
+                except UnknownModule as exc:
+                    if str(path) not in self._corrupt:
+                        log.warning("%s", exc)
+                    self._corrupt[str(path)] = str(exc)
         return dict(self._modules)
 
     def _load(self, mid: str) -> Module | None:
@@ -136,13 +153,11 @@ class ModuleCatalog(Mapping[str, Module]):
         if known is not None or self._directory is None or "/" in mid or not mid:
             return known
         path = self._directory / (mid + MODULE_SUFFIX)
-        try:
-            data = path.read_bytes()
-        except OSError:
+        if not path.exists():
             return None
         try:
-            module = module_from_bytes(mid, data)
-        except BadDefinition as exc:
+            module = module_from_bytes(mid, read_bounded(path, MAX_DEFINITION_BYTES))
+        except (OSError, BadDefinition) as exc:
             raise UnknownModule(f"stored module {path} is corrupt ({exc}); delete it") from exc
         self._modules[mid] = module
         return module
@@ -153,5 +168,8 @@ class ModuleCatalog(Mapping[str, Module]):
         self._directory.mkdir(mode=0o755, parents=True, exist_ok=True)
         target = self._directory / (mid + MODULE_SUFFIX)
         temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, target)
+        try:
+            temporary.write_bytes(data)
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)

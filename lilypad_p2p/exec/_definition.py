@@ -33,14 +33,26 @@ spelled-out defaults name the same module, and any change of meaning is a differ
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.exec._errors import BadDefinition
+from lilypad_p2p.exec._errors import BadDefinition, UnreadableDefinition
 from lilypad_p2p.exec._modules import Module, Param, Resources
-from lilypad_p2p.wire import WireError, content_id, decode, encode
+from lilypad_p2p.wire import (
+    MAX_DISK_MB,
+    MAX_GPU_COUNT,
+    MAX_GPU_VRAM_MB,
+    MAX_MILLI_CPU,
+    MAX_RAM_MB,
+    WireError,
+    content_id,
+    decode,
+    encode,
+)
 
 MIB = 1024 * 1024
 # A definition is a few hundred bytes; this leaves room for long scripts in the command.
@@ -52,6 +64,11 @@ _TOP_KEYS = frozenset({
 _RESOURCE_KEYS = frozenset({
     "milli_cpu", "memory_mb", "disk_mb", "gpus", "gpu_vram_mb", "max_processes",
 })
+# What a resource offer can carry: a module that asks more could never be matched.
+_RESOURCE_LIMITS = {
+    "milli_cpu": MAX_MILLI_CPU, "memory_mb": MAX_RAM_MB, "disk_mb": MAX_DISK_MB,
+    "gpus": MAX_GPU_COUNT, "gpu_vram_mb": MAX_GPU_VRAM_MB,
+}
 _PARAM_KEYS = frozenset({
     "kind", "description", "default", "minimum", "maximum", "max_length", "choices",
 })
@@ -119,16 +136,38 @@ def load_definition_text(text: str, where: str = "definition") -> Module:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BadDefinition(f"{where}: not valid TOML ({exc})") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or table
+        raise BadDefinition(f"{where}: nested too deeply to be a module definition") from exc
     return parse_definition(raw, where)
 
 
 def load_definition_file(path: Path) -> Module:
-    """Parse the TOML definition at `path` (BadDefinition if unreadable or invalid)."""
+    """Parse the TOML definition at `path`.
+
+    Raises:
+        UnreadableDefinition: `path` is missing, not a regular file, too large or not UTF-8.
+        BadDefinition: not a valid definition.
+    """
     try:
-        text = path.read_text()
+        data = read_bounded(path, MAX_DEFINITION_BYTES)
+        text = data.decode()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadDefinition(f"cannot read module definition {path}: {exc}") from exc
+        raise UnreadableDefinition(f"cannot read module definition {path}: {exc}") from exc
     return load_definition_text(text, str(path))
+
+
+def read_bounded(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file at `path`, refused (OSError) past `limit`. Opened without
+    blocking and checked before reading, so a FIFO or a device (`/dev/zero`) cannot hang or
+    exhaust the reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{path} is larger than {limit} bytes")
+    return data
 
 
 def module_from_bytes(expected_id: str, data: bytes) -> Module:
@@ -160,15 +199,27 @@ def _parse(raw: Mapping[str, Any], where: str) -> Module:
     _only(raw, _TOP_KEYS, where)
     resources = raw["resources"]
     _only(resources, _RESOURCE_KEYS, f"{where}: [resources]")
+    for key, limit in _RESOURCE_LIMITS.items():
+        if isinstance(value := resources.get(key), int) and value >= limit:
+            raise BadDefinition(f"{where}: [resources] {key} = {value} is more than any "
+                                f"resource offer can carry (below {limit})")
     params = raw.get("params", {})
     if not isinstance(params, Mapping):
         raise BadDefinition(f"{where}: params must be a table of tables")
+    description = _typed(raw, "description", str, where, "")
+    # It is shown on terminals, and may come from a peer: no escape sequences, one line.
+    if not description.isprintable():
+        raise BadDefinition(f"{where}: description must be printable text on one line (no "
+                            "control characters)")
+    command = _strings(raw, "command", where)
+    if any("\x00" in element for element in command):
+        raise BadDefinition(f"{where}: command contains a NUL character")
     return Module(
         name=_typed(raw, "name", str, where),
         version=_typed(raw, "version", str, where, "1.0.0"),
-        description=_typed(raw, "description", str, where, ""),
+        description=description,
         image=_typed(raw, "image", str, where),
-        command=tuple(_strings(raw, "command", where)),
+        command=tuple(command),
         deterministic=_typed(raw, "deterministic", bool, where, True),
         max_run_time_s=_typed(raw, "max_run_time_s", int, where, 600),
         outputs=tuple(_strings(raw, "outputs", where, ())),
@@ -192,15 +243,18 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
     choices = spec.get("choices", [])
     if not isinstance(choices, list):
         raise BadDefinition(f"{here}: choices must be a list")
-    return Param(
-        kind=_typed(spec, "kind", str, here),
-        description=_typed(spec, "description", str, here, ""),
-        default=spec.get("default"),
-        minimum=_typed(spec, "minimum", int, here, None),
-        maximum=_typed(spec, "maximum", int, here, None),
-        max_length=_typed(spec, "max_length", int, here, None),
-        choices=tuple(choices),
-    )
+    try:
+        return Param(
+            kind=_typed(spec, "kind", str, here),
+            description=_typed(spec, "description", str, here, ""),
+            default=spec.get("default"),
+            minimum=_typed(spec, "minimum", int, here, None),
+            maximum=_typed(spec, "maximum", int, here, None),
+            max_length=_typed(spec, "max_length", int, here, None),
+            choices=tuple(choices),
+        )
+    except ValueError as exc:
+        raise BadDefinition(f"{here}: {exc}") from exc
 
 
 def _param_map(param: Param) -> dict[str, Any]:

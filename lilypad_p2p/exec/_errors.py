@@ -34,6 +34,10 @@ class BadDefinition(ExecError, PeerMisbehaved):
     """A module definition is not valid, or does not match the module ID it was given as."""
 
 
+class UnreadableDefinition(BadDefinition):
+    """A module definition's source (a file, a git repository) could not be read at all."""
+
+
 class ImageRefused(ExecError):
     """A module's image cannot be used here: digest mismatch, too large, unreachable, refused."""
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 MODULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MODULE_VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")
 MAX_RUN_TIME_S = 24 * 3600
+MAX_PROCESSES = 1 << 22
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 RECIPE_IMAGE_PREFIX = "recipe:"
 RECIPE_IMAGE = re.compile(r"^recipe:([a-z0-9][a-z0-9_-]{0,63})$")
@@ -62,8 +63,18 @@ class Param:
             raise ValueError("minimum/maximum apply to int parameters only")
         if self.max_length is not None and self.kind != "str":
             raise ValueError("max_length applies to str parameters only")
-        for value in (*self.choices, *(() if self.default is None else (self.default,))):
-            self.check("default/choice", value)
+        if self.max_length is not None and self.max_length < 0:
+            raise ValueError(f"max_length {self.max_length} is negative")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
+        if len({repr(choice) for choice in self.choices}) < len(self.choices):
+            raise ValueError(f"choices {list(self.choices)} repeat a value")
+        named = [("choice", value) for value in self.choices]
+        for name, value in [*named, *([] if self.default is None else [("default", self.default)])]:
+            try:
+                self.check(name, value)
+            except BadParameters as exc:  # a definition's mistake, not a job's
+                raise ValueError(str(exc)) from exc
 
     def check(self, name: str, value: object) -> ParamValue:
         """Return `value` if it fits this parameter, else raise BadParameters naming `name`."""
@@ -107,6 +118,8 @@ class Resources:
             raise ValueError("disk_bytes and max_processes must be positive, gpu_count >= 0")
         if self.gpu_vram_mb < 0 or (self.gpu_vram_mb and not self.gpu_count):
             raise ValueError("gpu_vram_mb must be >= 0, and 0 when no GPU is asked for")
+        if self.max_processes > MAX_PROCESSES:
+            raise ValueError(f"max_processes must be at most {MAX_PROCESSES} (Linux's pid_max)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,12 +15,12 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from lilypad_p2p.exec._definition import load_definition_file, load_definition_text
-from lilypad_p2p.exec._errors import BadDefinition
+from lilypad_p2p.exec._errors import BadDefinition, UnreadableDefinition
 from lilypad_p2p.exec._modules import Module
 
 DEFINITION_FILE = "module.toml"
 GIT_TIMEOUT_S = 120.0
-_GIT_SOURCE = re.compile(r"^git\+(?P<url>.+)@(?P<commit>[0-9a-f]{40})(?:#(?P<path>[^#]+))?$")
+_GIT_SOURCE = re.compile(r"^git\+(?P<url>.+)@(?P<commit>[0-9a-fA-F]{40})(?:#(?P<path>[^#]+))?$")
 
 
 def module_from_source(source: str, *, timeout_s: float = GIT_TIMEOUT_S) -> Module:
@@ -43,7 +43,7 @@ def _from_git(source: str, timeout_s: float) -> Module:
         raise BadDefinition(
             f"{source!r} is not git+URL@COMMIT[#PATH] with a full 40-hex-digit commit"
         )
-    url, commit = parsed["url"], parsed["commit"]
+    url, commit = parsed["url"], parsed["commit"].lower()
     inside = PurePosixPath(parsed["path"] or DEFINITION_FILE)
     if inside.is_absolute() or ".." in inside.parts:
         raise BadDefinition(f"{source!r}: the path must stay inside the repository")
@@ -66,11 +66,14 @@ def _git(args: list[str], timeout_s: float, source: str) -> str:
             env={"GIT_TERMINAL_PROMPT": "0", "PATH": "/usr/local/bin:/usr/bin:/bin"},
         )
     except FileNotFoundError as exc:
-        raise BadDefinition("git is not installed: apt-get install git") from exc
+        raise UnreadableDefinition("git is not installed: apt-get install git") from exc
     except subprocess.TimeoutExpired as exc:
-        raise BadDefinition(f"{source}: git took longer than {timeout_s:g} s") from exc
+        raise UnreadableDefinition(f"{source}: git took longer than {timeout_s:g} s") from exc
     if done.returncode != 0:
-        reason = done.stderr.strip().splitlines()[-1:] or ["(no message)"]
-        raise BadDefinition(f"{source}: git {args[0] if args[0] != '-C' else args[2]} "
-                            f"failed: {reason[0]}")
+        # git's first `fatal:` line says what went wrong; advice lines follow it.
+        lines = done.stderr.strip().splitlines()
+        reason = next((line for line in lines if line.startswith("fatal:")),
+                      lines[-1] if lines else "(no message)")
+        raise UnreadableDefinition(f"{source}: git {args[0] if args[0] != '-C' else args[2]} "
+                                   f"failed: {reason}")
     return done.stdout

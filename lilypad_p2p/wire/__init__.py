@@ -76,7 +76,12 @@ from lilypad_p2p.wire._ids import (
 from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 from lilypad_p2p.wire._schemas import (
+    MAX_DISK_MB,
+    MAX_GPU_COUNT,
+    MAX_GPU_VRAM_MB,
     MAX_MATCHES,
+    MAX_MILLI_CPU,
+    MAX_RAM_MB,
     MESSAGE_TYPES,
     ROLES,
     Cancel,
@@ -106,10 +111,15 @@ __all__ = [
     "MAX_CHAINS",
     "MAX_CHAIN_ID",
     "MAX_CLOCK_SKEW_MS",
+    "MAX_DISK_MB",
+    "MAX_GPU_COUNT",
+    "MAX_GPU_VRAM_MB",
     "MAX_LIFETIME_MS",
     "MAX_MATCHES",
     "MAX_MESSAGE_BYTES",
+    "MAX_MILLI_CPU",
     "MAX_NESTING_DEPTH",
+    "MAX_RAM_MB",
     "MEDIATION_CONTEXT",
     "MESSAGE_TYPES",
     "MODULE_ID",

@@ -1,5 +1,8 @@
 """Every command's `--help` shows its text as written: square brackets in a help text are
-rich markup unless escaped, and an unescaped `[[chains]]` printed as `[]`."""
+rich markup unless escaped, so an unescaped `[[chains]]` printed as `[]` and `[modules]` as
+nothing."""
+
+import re
 
 import pytest
 import typer
@@ -25,8 +28,24 @@ def test_the_walk_finds_the_commands():
     assert ("deposit",) in COMMANDS and ("chain", "deploy") in COMMANDS
 
 
+def _command(path: tuple[str, ...]) -> object:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+def _bracketed(command: object) -> set[str]:
+    """Each `[text]` its help texts mean to show (an escaped `\\[` shows as `[`)."""
+    texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+    return {token for text in texts for token in re.findall(r"\[[^\]\s]+\]",
+                                                          text.replace("\\[", "["))}
+
+
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_no_help_text_loses_its_brackets(path):
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "[]" not in result.output
+    shown = " ".join(result.output.split())
+    assert not {t for t in _bracketed(_command(path)) if t not in shown}

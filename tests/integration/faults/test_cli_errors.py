@@ -119,3 +119,28 @@ def test_simnet_scenario_errors_are_one_line(tmp_path):
                     "[workload] jobs = 'x' is not int")
     _one_line_error(simnet("export-compose", "--out", str(tmp_path / "c"), "--nodes", "2"),
                     "at least 4 nodes")
+
+
+def test_modules_add_and_list_with_bad_definitions(tmp_path):
+    hello = (REPO / "examples" / "modules" / "hello" / "module.toml").read_text()
+    bad_default = tmp_path / "bad-default.toml"
+    bad_default.write_text(hello + '\n[params.extra]\nkind = "int"\ndefault = "5"\n')
+    _one_line_error(_cli("modules", "add", str(bad_default), "--home", str(tmp_path)),
+                    "[params.extra]: parameter 'default': expected int", "fix the definition")
+    shadow = tmp_path / "hash.toml"
+    shadow.write_text(hello.replace('name = "hello"', 'name = "hash"'))
+    _one_line_error(_cli("modules", "add", str(shadow), "--home", str(tmp_path)),
+                    "'hash' is the name of a shipped module")
+    line = _one_line_error(_cli("modules", "add", "/dev/zero", "--home", str(tmp_path)),
+                           "not a regular file")
+    assert "fix the definition" not in line  # nothing in it to fix
+    added = _cli("modules", "add", str(REPO / "examples/modules/hello"), "--home", str(tmp_path))
+    assert added.returncode == 0, added.stderr
+    changed = tmp_path / "changed.toml"
+    changed.write_text(hello.replace("Hello", "Howdy"))
+    _one_line_error(_cli("modules", "add", str(changed), "--home", str(tmp_path)),
+                    "hello@", "is already here as", "raise the version")
+    (tmp_path / "modules" / "bafkreiaaaa.module").write_bytes(b"junk")
+    listed = _cli("modules", "list", "--home", str(tmp_path))
+    assert listed.returncode == 0 and "hello@" in listed.stdout, listed.stderr
+    assert "warning: stored module" in listed.stderr and "bafkreiaaaa" in listed.stderr

@@ -10,6 +10,7 @@ from lilypad_p2p.exec import (
     BadDefinition,
     ModuleCatalog,
     UnknownModule,
+    UnreadableDefinition,
     definition_bytes,
     load_definition_text,
     module_from_bytes,
@@ -65,12 +66,44 @@ def test_shipped_modules_are_definitions_with_stable_ids():
         (('kind = "str"', 'kind = "float"'), "parameter kind"),
         (("disk_mb = 4\n", ""), "missing key 'disk_mb'"),
         (("[params.text]", "[params.text"), "not valid TOML"),
+        (('default = "moo"', "default = 5"), "[params.text]: parameter 'default': expected str"),
+        (('default = "moo"', 'choices = ["a", 1]'), "parameter 'choice': expected str, got 1"),
+        (('default = "moo"', 'choices = [["a"]]'), "parameter 'choice': expected str"),
+        (('default = "moo"', 'choices = ["a", "a"]'), "repeat a value"),
+        (('default = "moo"', 'default = "moo"\nchoices = ["a"]'), "'moo' is not one of ['a']"),
+        (('kind = "str"\ndefault = "moo"', 'kind = "int"\nminimum = 10\nmaximum = 1'),
+         "minimum 10 is above maximum 1"),
+        (('default = "moo"', "max_length = -1"), "max_length -1 is negative"),
+        (("milli_cpu = 250", "milli_cpu = 9223372036854775807"),
+         "milli_cpu = 9223372036854775807 is more than any resource offer can carry"),
+        (("disk_mb = 4", "disk_mb = 4\ngpus = 100000"), "gpus = 100000 is more than"),
+        (("disk_mb = 4", "disk_mb = 4\nmax_processes = 9223372036854775807"),
+         "max_processes must be at most"),
+        (('version = "0.1.0"', 'version = "0.1.0"\ndescription = "\\u001b[31mred\\u202e"'),
+         "description must be printable text on one line"),
+        (('"say", "{text}"', '"say\\u0000", "{text}"'), "command contains a NUL character"),
+        (("[params.text]", "x = " + "[" * 60_000), "nested too deeply"),
     ],
 )
 def test_bad_definitions_get_a_message_naming_the_problem(edit, message):
     with pytest.raises(BadDefinition) as caught:
         load_definition_text(DEFINITION.replace(*edit))
     assert message in str(caught.value)
+
+
+def test_a_definition_file_must_be_a_small_regular_file(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # nothing writes: a blocking open or read would hang here
+    for path, why in ((fifo, "not a regular file"), ("/dev/zero", "not a regular file"),
+                      (tmp_path / "no.toml", "No such")):
+        with pytest.raises(UnreadableDefinition, match=why):
+            module_from_source(str(path))
+    big = tmp_path / "big.toml"
+    big.write_text(DEFINITION + "#" * 70_000)
+    with pytest.raises(UnreadableDefinition, match="larger than 65536 bytes"):
+        module_from_source(str(big))
 
 
 def test_bytes_that_do_not_match_the_id_are_refused():
@@ -102,6 +135,20 @@ def test_catalog_adds_finds_by_id_name_and_version_and_detects_tampering(tmp_pat
         ModuleCatalog(tmp_path / "modules").resolve(mid)
 
 
+def test_a_damaged_stored_module_hides_no_other(tmp_path, caplog):
+    catalog = ModuleCatalog(tmp_path / "modules")
+    good = catalog.add(load_definition_text(DEFINITION))
+    junk = tmp_path / "modules" / "bafkreiaaaa.module"
+    junk.write_bytes(b"junk")
+    (tmp_path / "modules" / "bafkreizero.module").symlink_to("/dev/zero")
+    fresh = ModuleCatalog(tmp_path / "modules")
+    assert good in list(fresh) and len(fresh) == 5
+    assert fresh.resolve("say")[0] == good
+    assert set(fresh.corrupt) == {str(junk), str(tmp_path / "modules" / "bafkreizero.module")}
+    assert "not a regular file" in fresh.corrupt[str(tmp_path / "modules" / "bafkreizero.module")]
+    assert "corrupt" in caplog.text
+
+
 def _git(*args, cwd):
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
                    env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
@@ -124,7 +171,10 @@ def test_a_module_from_a_git_repository_at_a_pinned_commit(tmp_path):
     assert pinned == load_definition_text(DEFINITION)  # the commit's file, not the newest
     with pytest.raises(BadDefinition, match="40-hex-digit commit"):
         module_from_source(f"git+{repo}@main")
-    with pytest.raises(BadDefinition, match="git show failed"):
+    assert module_from_source(f"git+{repo}@{first.upper()}") == pinned
+    with pytest.raises(UnreadableDefinition, match="git show failed: fatal: path 'missing"):
         module_from_source(f"git+{repo}@{first}#missing.toml")
+    with pytest.raises(UnreadableDefinition, match=r"git clone failed: fatal: .* does not "):
+        module_from_source(f"git+{tmp_path / 'nowhere'}@{first}")
     with pytest.raises(BadDefinition, match="inside the repository"):
         module_from_source(f"git+{repo}@{first}#../x.toml")
