@@ -52,20 +52,20 @@ def _print_identity(identity: Any, keystore: Path, as_json: bool, **extra: objec
 def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
     """The node's identity, asking for a password only if the keystore is encrypted; a
     plaintext keystore gets one plain warning (instead of the node's structured log event)."""
+    from lilypad_p2p.keystore import password_source
+
+    return _unlock(keystore, password_source(password_file))
+
+
+def _unlock(keystore: Path, password: Any) -> Any:
+    """`unlock_identity` with the password (or its source) already chosen."""
     import logging
 
-    from lilypad_p2p.identity import Identity, KeystoreError
-    from lilypad_p2p.keystore import is_encrypted, password_source
+    from lilypad_p2p.keystore import KeystoreError, is_encrypted
 
-    identity_log = logging.getLogger("lilypad_p2p.identity")
-    was_disabled, identity_log.disabled = identity_log.disabled, True
-    try:
+    with _fail_on(KeystoreError):
         plaintext = is_encrypted(keystore) is False
-        identity = Identity.load(keystore, password_source(password_file))
-    except KeystoreError as exc:
-        _fail(str(exc))
-    finally:
-        identity_log.disabled = was_disabled
+        identity = _load_quietly(keystore, password)
     if plaintext:
         # A log record, not a print: on a terminal Python's last-resort handler shows it on
         # stderr; under a log setup (the node, pytest) it goes where the logs go, never into
@@ -76,14 +76,34 @@ def unlock_identity(keystore: Path, password_file: Path | None = None) -> Any:
     return identity
 
 
-def _new_password(password_file: Path | None) -> Any:
+def _load_quietly(keystore: Path, password: Any) -> Any:
+    """Identity.load without its structured plaintext log event: with no log setup, Python
+    prints only the event's name. The caller warns in words where it matters.
+
+    Raises:
+        KeystoreError: as Identity.load.
+    """
+    import logging
+
+    from lilypad_p2p.identity import Identity
+
+    identity_log = logging.getLogger("lilypad_p2p.identity")
+    was_disabled, identity_log.disabled = identity_log.disabled, True
+    try:
+        return Identity.load(keystore, password)
+    finally:
+        identity_log.disabled = was_disabled
+
+
+def _new_password(password_file: Path | None, alternative: str = "") -> Any:
+    """A new password, asked twice on a terminal; `alternative` is the command's own way out
+    when there is none."""
     from lilypad_p2p.keystore import HOW_TO_UNLOCK, KeystoreError, password_source
 
     with _fail_on(KeystoreError):
         password = password_source(password_file, confirm=True)()
     if password is None:
-        _fail(f"a password is needed to encrypt the keys: {HOW_TO_UNLOCK} "
-              "(or --insecure-plaintext, for tests only)")
+        _fail(f"a password is needed to encrypt the keys: {HOW_TO_UNLOCK}{alternative}")
     return password
 
 
@@ -100,9 +120,13 @@ def keys_new(
     """Create this node's keys in <home>/keys, encrypted under a password (never replaces
     existing keys)."""
     from lilypad_p2p.identity import Identity, KeystoreError
+    from lilypad_p2p.keystore import refuse_existing_keys
 
     keystore = _keystore(home)
-    password = None if insecure_plaintext else _new_password(password_file)
+    with _fail_on(KeystoreError):
+        refuse_existing_keys(keystore)  # before asking for a password it would not use
+    password = None if insecure_plaintext else _new_password(
+        password_file, " (or --insecure-plaintext, for tests only)")
     identity = Identity.generate()
     with _fail_on(KeystoreError):
         identity.save(keystore, password)
@@ -150,32 +174,40 @@ def keys_rotate(
     password_file: PasswordFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Move this node to a new key (stop the node first).
+    """Move this node to a new key (stop the node first: refused while it runs).
 
     A new key pair is made (same password); the old key sends `rotateKey` with the new key's
     signed consent, which moves the free balance and payout address on the settlement
     contract; then the new keys become <home>/keys and the old ones move to keys/retired/.
     Refused while funds are locked in deals. Fund the new address's wallet for gas afterwards.
     """
-    from lilypad_p2p.chain import ChainError
-    from lilypad_p2p.chain._keys import payout_state, rotate_key
-    from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError, save_handover
-    from lilypad_p2p.keystore import is_encrypted, password_source
+    from lilypad_p2p.home import HomeError, HomeLock
 
     keystore = _keystore(chain.home)
+    # The node's own lock, held until the keys are swapped: a running node refuses the
+    # rotation, and a node started during it is refused.
+    with _fail_on(HomeError):
+        lock = HomeLock.acquire(keystore.parent)
+    try:
+        # The chain first: without one there is nothing to rotate, so no key is made.
+        reader = chain.settlement(as_node=False)
+        _rotate(reader, keystore, password_file, as_json)
+    finally:
+        lock.release()
+
+
+def _rotate(reader: Any, keystore: Path, password_file: Path | None, as_json: bool) -> None:
+    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain._keys import payout_state, rotate_key
+    from lilypad_p2p.identity import KEY_FILE_NAME, KeystoreError, save_handover
+    from lilypad_p2p.keystore import is_encrypted, password_source
+
     staging = keystore / STAGING_DIR
     with _fail_on(KeystoreError):
         password = password_source(password_file)() if is_encrypted(keystore) else None
-        old = Identity.load(keystore, password)
-        if (staging / KEY_FILE_NAME).exists():
-            # An earlier attempt whose outcome was not seen: its key may already own the account.
-            new = Identity.load(staging, password)
-        else:
-            if staging.exists():
-                shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
-            new = Identity.generate()
-            new.save(staging, password)
-    client = chain.settlement(account=old.eth_account())
+    old = _unlock(keystore, password)
+    new = _staged_key(staging, password)
+    client = reader.with_account(old.eth_account())
     transaction = None
     try:
         successor = payout_state(client, old.address).successor
@@ -183,6 +215,11 @@ def keys_rotate(
             receipt = rotate_key(client, new.eth_account())
             transaction = "0x" + bytes(receipt.tx_hash).hex()
     except ChainError as exc:
+        # Chain nodes (geth, anvil, ...) refuse an unpayable transaction with this phrase,
+        # before it is sent: the rotation surely did not happen.
+        if "insufficient funds" in str(exc).lower():
+            _fail(f"{old.address} has no ETH for the rotation's gas: send some to it, then run "
+                  f"`keys rotate` again (keys unchanged; the new key waits in {staging})")
         _fail(f"the rotation did not happen or its outcome is unknown; keys unchanged, the new "
               f"key waits in {staging} and the next `keys rotate` reuses it: {exc}")
     if successor not in (None, new.address):
@@ -202,6 +239,30 @@ def keys_rotate(
     # Peers learn the new identity from the node's record: the retired key names its successor.
     save_handover(keystore, old.address, old.sign_handover(new.address))
     _print_identity(new, keystore, as_json, rotated_from=old.address, transaction=transaction)
+
+
+def _staged_key(staging: Path, password: Any) -> Any:
+    """The new key in keys/next: the one an earlier attempt left there (its rotation may have
+    gone through unseen, so that key may already own the account), else a fresh one."""
+    from lilypad_p2p.identity import KEY_FILE_NAME, Identity, KeystoreError
+
+    if staging.is_symlink() or (staging.exists() and not staging.is_dir()):
+        _fail(f"{staging} is not a directory; `keys rotate` keeps the new key there: move it "
+              "away, then run again")
+    key_file = staging / KEY_FILE_NAME
+    if key_file.exists() or key_file.is_symlink():
+        try:
+            return _load_quietly(staging, password)
+        except KeystoreError as exc:
+            _fail(f"the staged next key in {staging} does not load ({exc}); if `lilypad-p2p "
+                  f"payout show` shows no rotated_to, delete {staging} to start over, else "
+                  "that key owns the account: restore it from your backup")
+    if staging.exists():
+        shutil.rmtree(staging)  # no key file there: a save cut short, nothing to lose
+    new = Identity.generate()
+    with _fail_on(KeystoreError):
+        new.save(staging, password)
+    return new
 
 
 def _payout_view(state: Any, as_json: bool) -> None:

@@ -45,6 +45,7 @@ from lilypad_p2p.keystore import (
     plaintext_content,
     prepare_directory,
     read_plaintext,
+    refuse_existing_keys,
     write_private_file,
 )
 from lilypad_p2p.logs import event
@@ -136,19 +137,25 @@ class Identity:
         if encrypted is None:
             raise KeystoreError(f"no node key at {path}: create one with `lilypad-p2p keys new`")
         if not encrypted:
-            secrets = read_plaintext(path)
             event(log, "keys.plaintext", logging.WARNING, path=str(path),
                   fix="lilypad-p2p keys encrypt")
-        else:
-            given = password() if callable(password) else password
-            if given is None:
-                raise KeystoreError(f"the keystore {directory} is encrypted: {HOW_TO_UNLOCK}")
-            secrets = (
-                decrypt_file(path, given),
-                decrypt_file(directory / SEALING_KEY_FILE_NAME, given),
-            )
+            return cls._from_plaintext(path)
+        given = password() if callable(password) else password
+        if given is None:
+            raise KeystoreError(f"the keystore {directory} is encrypted: {HOW_TO_UNLOCK}")
+        secrets = (
+            decrypt_file(path, given),
+            decrypt_file(directory / SEALING_KEY_FILE_NAME, given),
+        )
         try:
             return cls(*secrets)
+        except ValueError:
+            raise KeystoreError(f"{path} is corrupt: the keys are not valid") from None
+
+    @classmethod
+    def _from_plaintext(cls, path: Path) -> Self:
+        try:
+            return cls(*read_plaintext(path))
         except ValueError:
             raise KeystoreError(f"{path} is corrupt: the keys are not valid") from None
 
@@ -182,13 +189,12 @@ class Identity:
         `password`, or plaintext without one (tests, simnets: `keys new --insecure-plaintext`).
 
         Raises:
-            KeystoreError: a key already exists there (it is never overwritten), or the
-                directory cannot be written.
+            KeystoreError: either key file already exists there (a key is never overwritten),
+                or the directory cannot be written.
         """
         directory = Path(keystore_dir)
         path = directory / KEY_FILE_NAME
-        if path.exists():
-            raise KeystoreError(f"a node key already exists at {path}; refusing to overwrite it")
+        refuse_existing_keys(directory)
         prepare_directory(directory)
         if password is None:
             write_private_file(path, self._plaintext(), replace=False)
@@ -197,7 +203,7 @@ class Identity:
         write_private_file(
             directory / SEALING_KEY_FILE_NAME,
             encrypt_secret(self._x25519_secret, password, scrypt_n=scrypt_n, account=False),
-            replace=True,
+            replace=False,
         )
         write_private_file(
             path,
@@ -221,7 +227,8 @@ class Identity:
             raise KeystoreError(f"no node key at {directory / KEY_FILE_NAME}")
         if encrypted:
             raise KeystoreError(f"the keystore {directory} is already encrypted")
-        identity = cls.load(directory)
+        # Not `load`: its plaintext warning is noise while the plaintext is being replaced.
+        identity = cls._from_plaintext(directory / KEY_FILE_NAME)
         write_private_file(
             directory / SEALING_KEY_FILE_NAME,
             encrypt_secret(identity._x25519_secret, password, scrypt_n=scrypt_n, account=False),

@@ -18,6 +18,7 @@ one trailing newline is not part of the password.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import json
 import os
@@ -41,8 +42,16 @@ KEYSTORE_DIR_MODE = 0o700
 MAX_KEY_FILE_BYTES = 4096
 MAX_PASSWORD_FILE_BYTES = 4096
 # scrypt N of geth's "standard" and eth-account's default: ~1 s and 256 MiB per unlock, paid
-# once at start. The reader follows whatever N a file records.
+# once at start. The reader follows whatever N a file records, within the bounds below.
 DEFAULT_SCRYPT_N = 1 << 18
+# What a key file may ask the KDF to do, checked before deriving, so that a damaged file cannot
+# stall the start for minutes or exhaust memory. Wallets write far less: geth at most scrypt
+# n=2^18, r=8, p=1 (n*r*p = 2^21), ethers and Foundry less, eth-account pbkdf2 10^6 rounds. The
+# caps allow 4x geth's scrypt work (128*n*r bytes: at most 1 GiB) and 10x eth-account's pbkdf2.
+MAX_SCRYPT_WORK = 1 << 23
+MAX_PBKDF2_ROUNDS = 10**7
+# V3 splits the derived key into the AES key and the MAC key: every wallet derives 32 bytes.
+DERIVED_KEY_BYTES = 32
 PASSWORD_ENV = "LILYPAD_KEY_PASSWORD"
 PASSWORD_FILE_ENV = "LILYPAD_KEY_PASSWORD_FILE"
 HOW_TO_UNLOCK = (
@@ -83,17 +92,26 @@ def read_private_file(path: Path, what: str, limit: int) -> bytes:
     """Read a regular 0600 file we own, refusing symlinks and files larger than `limit`.
 
     Raises:
-        KeystoreError: missing, unreadable, not regular, another user's, group/others can access
-            it, or too large.
+        KeystoreError: missing, a symlink, unreadable, not regular, another user's, group/others
+            can access it, or too large.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it next.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         raise KeystoreError(f"{what} {path} does not exist") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise KeystoreError(
+                f"{what} {path} is a symbolic link; give the file itself, not a link to it"
+            ) from None
         raise KeystoreError(f"cannot open {what} {path}: {exc.strerror}") from None
+    try:
+        _check_private(path, os.fstat(fd), what)
+    except KeystoreError:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as handle:
-        _check_private(path, os.fstat(handle.fileno()), what)
         content = handle.read(limit + 1)
     if len(content) > limit:
         raise KeystoreError(f"{what} {path} is larger than {limit} bytes: not a {what}")
@@ -101,6 +119,8 @@ def read_private_file(path: Path, what: str, limit: int) -> bytes:
 
 
 def _check_private(path: Path, info: os.stat_result, what: str) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise KeystoreError(f"{what} {path} is a directory, not a regular file")
     if not stat.S_ISREG(info.st_mode):
         raise KeystoreError(f"{what} {path} is not a regular file")
     if info.st_uid != os.getuid():
@@ -227,6 +247,7 @@ def decrypt_file(path: Path, password: Password) -> bytes:
     document = _json_object(path, read_private_file(path, "key file", MAX_KEY_FILE_BYTES))
     if document.get("version") != 3 or not isinstance(document.get("crypto"), dict):
         raise KeystoreError(f"{path} is corrupt: not a version 3 keystore")
+    _check_crypto(path, document["crypto"])
     try:
         secret = decode_keyfile_json(document, password.reveal())
     except ValueError as exc:
@@ -240,6 +261,78 @@ def decrypt_file(path: Path, password: Password) -> bytes:
     if len(secret) != 32:
         raise KeystoreError(f"{path} is corrupt: the secret is not 32 bytes")
     return bytes(secret)
+
+
+def _check_crypto(path: Path, crypto: dict[str, Any]) -> None:
+    """Refuse, before deriving anything, a V3 "crypto" section that no wallet writes: an
+    unknown KDF, KDF work beyond MAX_SCRYPT_WORK or MAX_PBKDF2_ROUNDS, or a field not in hex.
+
+    Raises:
+        KeystoreError: naming the file and the field that is wrong.
+    """
+
+    def damaged(reason: str) -> KeystoreError:
+        return KeystoreError(f"{path} is corrupt: {reason}; restore it from your backup")
+
+    kdf, params = crypto.get("kdf"), crypto.get("kdfparams")
+    if kdf not in ("scrypt", "pbkdf2") or not isinstance(params, dict):
+        raise damaged("its KDF is not scrypt or pbkdf2 with kdfparams")
+
+    def positive(name: str) -> int:
+        value = params.get(name)
+        if type(value) is not int or value < 1:
+            raise damaged(f"its {kdf} {name} is not a positive integer")
+        return value
+
+    cipherparams = crypto.get("cipherparams")
+    hex_fields = {
+        "kdfparams salt": params.get("salt"),
+        "cipherparams iv": cipherparams.get("iv") if isinstance(cipherparams, dict) else None,
+        "ciphertext": crypto.get("ciphertext"),
+        "mac": crypto.get("mac"),
+    }
+    for name, value in hex_fields.items():
+        if not _is_hex(value):
+            raise damaged(f"its {name} is not hex")
+    if positive("dklen") != DERIVED_KEY_BYTES:
+        raise damaged(f"its {kdf} dklen is {params['dklen']}, not {DERIVED_KEY_BYTES}")
+    if kdf == "scrypt":
+        n, r, p = positive("n"), positive("r"), positive("p")
+        if n < 2 or n & (n - 1):
+            raise damaged(f"its scrypt n = {n} is not a power of two")
+        if n * r * p > MAX_SCRYPT_WORK:
+            raise damaged(f"its scrypt n*r*p = {n}*{r}*{p} is over {MAX_SCRYPT_WORK}, more work "
+                          "than any wallet asks for")
+    else:
+        if params.get("prf") != "hmac-sha256":
+            raise damaged("its pbkdf2 prf is not hmac-sha256")
+        if positive("c") > MAX_PBKDF2_ROUNDS:
+            raise damaged(f"its pbkdf2 c = {params['c']} is over {MAX_PBKDF2_ROUNDS}, more work "
+                          "than any wallet asks for")
+
+
+def _is_hex(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        return False
+    return True
+
+
+def refuse_existing_keys(keystore_dir: Path) -> None:
+    """Refuse to create keys where either key file is, even as a dangling symlink: a sealing
+    key alone still opens the inputs and results sealed to this node.
+
+    Raises:
+        KeystoreError: naming the file found.
+    """
+    for name in (KEY_FILE_NAME, SEALING_KEY_FILE_NAME):
+        path = Path(keystore_dir) / name
+        if path.exists() or path.is_symlink():
+            raise KeystoreError(f"{path} already exists; refusing to overwrite a key (move it "
+                                "away first, only if you are sure it is no longer needed)")
 
 
 def prepare_directory(directory: Path) -> None:
@@ -276,9 +369,7 @@ def write_private_file(path: Path, content: bytes, *, replace: bool) -> None:
             else:
                 os.link(temp_name, path)  # fails if the name exists: never overwrites
         except FileExistsError:
-            raise KeystoreError(
-                f"a node key already exists at {path}; refusing to overwrite it"
-            ) from None
+            raise KeystoreError(f"{path} already exists; refusing to overwrite a key") from None
         except OSError as exc:
             raise KeystoreError(f"cannot write {path}: {exc.strerror}") from None
     finally:

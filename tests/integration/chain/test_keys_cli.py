@@ -4,7 +4,9 @@ real anvil."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,43 @@ def test_payout_and_rotation_through_the_cli(anvil_chain: Chain, tmp_path: Path)
     old_view = json.loads(run("payout", "show", old.address, "--home", str(home), "--json"))
     assert old_view["rotated_to"] == rotated["address"]
     assert (keys / KEY_FILE_NAME).exists()
+
+
+def test_a_rotation_that_cannot_start_says_what_to_do(
+    anvil_chain: Chain, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = anvil_chain.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+    deployer = tmp_path / "deployer"
+    Identity.generate().save(deployer / "keys", Password(PASSWORD), scrypt_n=1 << 12)
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    os.chmod(password_file, 0o600)
+    run = _runner(password_file)
+    contract = json.loads(run("chain", "deploy", "--rpc", url, "--home", str(deployer),
+                              "--dev-fund", "--json"))["contract"]
+    # A plaintext node whose wallet holds no ETH for gas.
+    home = tmp_path / "poor"
+    old = Identity.generate()
+    old.save(home / "keys")
+    keys, staging = home / "keys", home / "keys" / "next"
+    rotate = ("keys", "rotate", "--home", str(home), "--rpc", url, "--contract", contract)
+
+    with caplog.at_level(logging.WARNING):
+        refused = run(*rotate, ok=False)
+    assert f"error: {old.address} has no ETH for the rotation's gas" in refused
+    # The plaintext warning is a sentence; the structured event's bare name never shows.
+    assert "are stored unencrypted; run `lilypad-p2p keys encrypt`" in caplog.text
+    assert all(r.getMessage() != "keys.plaintext" for r in caplog.records)
+    assert Identity.load(keys).address == old.address
+
+    shutil.rmtree(staging)
+    staging.write_text("")
+    assert f"{staging} is not a directory" in run(*rotate, ok=False)
+    staging.unlink()
+    staging.mkdir()
+    (staging / KEY_FILE_NAME).write_text("{")
+    os.chmod(staging / KEY_FILE_NAME, 0o600)
+    refused = run(*rotate, ok=False)
+    assert f"the staged next key in {staging} does not load" in refused
+    assert f"delete {staging} to start over" in refused
+    assert Identity.load(keys).address == old.address
