@@ -4,6 +4,11 @@ A recipe becomes a `docker save`-format archive (manifest.json + image config + 
 entirely here: a layer tarball with fixed metadata and an image config with a fixed creation
 date. The image ID is the sha256 of that config, so it is known before Docker sees the image, the
 same on every machine with the same busybox binary, and verified after `docker load`.
+
+A recipe may come from someone else (a cloned repository) and is often built as root, so its
+`recipe.toml` is checked key by key, every path it puts in the image stays inside the image, its
+`rootfs/` is read without following a link out of it, and host files are copied only if every
+user of the host may read them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import json
 import os
 import platform
 import posixpath
+import reprlib
+import stat
 import subprocess
 import tarfile
 import tomllib
@@ -21,16 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lilypad_p2p.exec._errors import ImageMissing
+from lilypad_p2p.exec._errors import ImageMissing, ImageRefused
 from lilypad_p2p.exec._tarball import fixed_tarinfo
 
 RECIPES_DIR = Path(__file__).parent / "images"
 IMAGE_REPOSITORY = "lilypad-p2p"
 BUSYBOX_LIST_TIMEOUT_S = 10.0
 LDD_TIMEOUT_S = 10.0
+MAX_RECIPE_BYTES = 64 * 1024
 EPOCH = "1970-01-01T00:00:00Z"
 _WORLD_WRITABLE_STICKY = 0o1777
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+_RECIPE_KEYS = frozenset({"optional", "busybox", "directories", "executables", "trees", "links"})
+_TREE_KEYS = frozenset({"source", "exclude"})
+_NOT_PATH_PARTS = frozenset({"", ".", ".."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,18 @@ class ImageArchive:
         return f"{IMAGE_REPOSITORY}/{self.recipe}:latest"
 
 
+@dataclass(frozen=True, slots=True)
+class _Recipe:
+    """A `recipe.toml` whose keys all have the types and values the README describes."""
+
+    optional: bool
+    busybox: Path | None
+    directories: tuple[str, ...]
+    executables: tuple[Path, ...]
+    trees: tuple[tuple[Path, frozenset[str]], ...]
+    links: tuple[tuple[str, str], ...]
+
+
 def recipe_names(recipes_dir: Path = RECIPES_DIR) -> tuple[str, ...]:
     """Names of the recipes shipped under `recipes_dir`."""
     return tuple(sorted(p.parent.name for p in recipes_dir.glob("*/recipe.toml")))
@@ -53,22 +76,19 @@ def recipe_names(recipes_dir: Path = RECIPES_DIR) -> tuple[str, ...]:
 
 def recipe_is_optional(recipe: str, recipes_dir: Path = RECIPES_DIR) -> bool:
     """Whether a host lacking what `recipe` copies may skip it instead of failing the build."""
-    spec = tomllib.loads((recipes_dir / recipe / "recipe.toml").read_text())
-    return bool(spec.get("optional", False))
+    return _load_recipe(recipe, recipes_dir).optional
 
 
 def build_image_archive(recipe: str, recipes_dir: Path = RECIPES_DIR) -> ImageArchive:
     """Build recipe `recipe` into a deterministic image archive (no Docker involved).
 
     Raises:
-        ImageMissing: the recipe or the busybox binary it names does not exist.
+        ImageMissing: the recipe, or a host file it copies (busybox included), does not exist.
+        ImageRefused: the recipe is malformed or unsafe: a bad key, a path leaving the image, a
+            link, hard link or special file in `rootfs/`, a host file not every user may read.
     """
-    recipe_dir = recipes_dir / recipe
-    try:
-        spec = tomllib.loads((recipe_dir / "recipe.toml").read_text())
-    except FileNotFoundError as exc:
-        raise ImageMissing(f"no image recipe {recipe!r} under {recipes_dir}") from exc
-    layer = _layer_tarball(recipe_dir, spec)
+    spec = _load_recipe(recipe, recipes_dir)
+    layer = _layer_tarball(recipes_dir / recipe, spec, recipe)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = _canonical_json(
         {
@@ -107,27 +127,167 @@ def build_image_archive(recipe: str, recipes_dir: Path = RECIPES_DIR) -> ImageAr
     return ImageArchive(recipe=recipe, image_id=f"sha256:{config_hex}", archive=archive)
 
 
-def _layer_tarball(recipe_dir: Path, spec: dict[str, Any]) -> bytes:
-    rootfs = _Rootfs()
-    for directory in spec.get("directories", ()):
-        rootfs.add_directory(directory, _WORLD_WRITABLE_STICKY if directory == "tmp" else 0o755)
-    if "busybox" in spec:
-        rootfs.add_busybox(Path(spec["busybox"]))
-    linked: list[Path] = []
-    for executable in spec.get("executables", ()):
-        linked.append(rootfs.add_host_file(Path(executable)))
-    for tree in spec.get("trees", ()):
-        linked.extend(
-            rootfs.add_host_tree(Path(tree["source"]), frozenset(tree.get("exclude", ())))
+def _load_recipe(recipe: str, recipes_dir: Path) -> _Recipe:
+    path = recipes_dir / recipe / "recipe.toml"
+    where = f"{recipe}/recipe.toml"
+    if not os.path.lexists(path):
+        raise ImageMissing(f"no image recipe {recipe!r} under {recipes_dir}")
+    data = _read_plain(path, where, max_bytes=MAX_RECIPE_BYTES)
+    try:
+        raw = tomllib.loads(data.decode())
+    except UnicodeDecodeError as exc:
+        raise ImageRefused(f"{where} is not UTF-8 text; save it as UTF-8") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ImageRefused(f"{where} is not valid TOML ({exc}); fix it") from exc
+    unknown = sorted(set(raw) - _RECIPE_KEYS)
+    if unknown:
+        raise ImageRefused(f"{where}: unknown key(s) {unknown}; known: {sorted(_RECIPE_KEYS)}")
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise _bad_key(where, "optional", "true or false", optional)
+    busybox = raw.get("busybox")
+    links = raw.get("links", {})
+    if not isinstance(links, dict):
+        raise _bad_key(where, "links", 'a table of image path = target, like "bin/sh" = "busybox"',
+                       links)
+    return _Recipe(
+        optional=optional,
+        busybox=None if busybox is None else _host_path(busybox, where, "busybox"),
+        directories=tuple(
+            _image_path(d, where, "directories")
+            for d in _list(raw, "directories", where, 'a list of image paths, like ["bin", "tmp"]')
+        ),
+        executables=tuple(
+            _host_path(e, where, "executables")
+            for e in _list(raw, "executables", where, 'a list of host paths, like ["/bin/ls"]')
+        ),
+        trees=tuple(
+            _tree(tree, where)
+            for tree in _list(raw, "trees", where, 'a list of tables, like [[trees]] (see README)')
+        ),
+        links=tuple(sorted(
+            (_image_path(name, where, "links"), _link_target(target, where, name))
+            for name, target in links.items()
+        )),
+    )
+
+
+def _bad_key(where: str, key: str, should_be: str, value: object) -> ImageRefused:
+    return ImageRefused(f"{where}: {key} must be {should_be}, not {reprlib.repr(value)}")
+
+
+def _list(raw: dict[str, Any], key: str, where: str, should_be: str) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        raise _bad_key(where, key, should_be, value)
+    return value
+
+
+def _image_path(value: object, where: str, key: str) -> str:
+    """A path in the image: Docker takes layer member names as they are, so `..` would land
+    outside the image's root."""
+    if isinstance(value, str) and "\0" not in value and not _NOT_PATH_PARTS & set(value.split("/")):
+        return value
+    raise ImageRefused(f"{where}: {key}: {reprlib.repr(value)} is not an image path; give one "
+                       'relative to the image root with no empty, "." or ".." part, like "usr/bin"')
+
+
+def _host_path(value: object, where: str, key: str) -> Path:
+    if (
+        isinstance(value, str)
+        and value.startswith("/")
+        and "\0" not in value
+        and not _NOT_PATH_PARTS & set(value[1:].split("/"))
+    ):
+        return Path(value)
+    raise ImageRefused(f"{where}: {key}: {reprlib.repr(value)} is not a host path; give an "
+                       'absolute one with no empty, "." or ".." part, like "/bin/busybox"')
+
+
+def _tree(value: object, where: str) -> tuple[Path, frozenset[str]]:
+    if not isinstance(value, dict) or "source" not in value or set(value) - _TREE_KEYS:
+        raise _bad_key(where, "trees", 'tables with source and, optionally, exclude, like '
+                       '{source = "/usr/lib/python3.11", exclude = ["test"]}', value)
+    exclude = value.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(name, str) for name in exclude):
+        raise _bad_key(where, "trees exclude", 'a list of names, like ["test"]', exclude)
+    return _host_path(value["source"], where, "trees source"), frozenset(exclude)
+
+
+def _link_target(value: object, where: str, name: str) -> str:
+    # Any target is harmless: the container resolves it inside its own root, the image.
+    if isinstance(value, str) and value and "\0" not in value:
+        return value
+    raise _bad_key(where, f"links target of {reprlib.repr(name)}", "a non-empty string", value)
+
+
+def _read_plain(
+    path: str | Path, where: str, *, dir_fd: int | None = None, max_bytes: int = -1
+) -> bytes:
+    """The content of the plain file `path` (up to `max_bytes`), never following a symlink.
+
+    lstat first: a symlink out of the recipe, a FIFO that never answers or /dev/zero is refused
+    without being opened; fstat after an O_NOFOLLOW open, in case it was swapped meanwhile.
+    """
+    try:
+        _check_plain(os.lstat(path, dir_fd=dir_fd), where)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+    except OSError as exc:
+        raise ImageRefused(f"cannot read {where}: {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as file:
+        _check_plain(os.fstat(file.fileno()), where)
+        data = file.read(max_bytes + 1 if max_bytes >= 0 else -1)
+    if 0 <= max_bytes < len(data):
+        raise ImageRefused(f"{where} is larger than {max_bytes} bytes; shorten it")
+    return data
+
+
+def _check_plain(st: os.stat_result, where: str) -> None:
+    if stat.S_ISLNK(st.st_mode):
+        raise ImageRefused(f"{where} is a symlink; a recipe holds plain files only "
+                           "(image links go in recipe.toml's [links])")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageRefused(f"{where} is a device, FIFO or socket; a recipe holds plain files only")
+    if st.st_nlink > 1:
+        raise ImageRefused(f"{where} is a hard link; a recipe holds plain files only (copy it)")
+
+
+def _read_public_host_file(path: Path) -> tuple[bytes, int]:
+    """The content and image mode of host file `path`, if every user of this host may read it:
+    a recipe may come from someone else, and copying only what any local user could read keeps
+    the host's secrets (/etc/shadow, keys under /root) out of an image that may be published."""
+    try:
+        real = path.resolve(strict=True)
+        st = real.stat()
+        public = stat.S_ISREG(st.st_mode) and bool(st.st_mode & stat.S_IROTH) and all(
+            parent.stat().st_mode & stat.S_IXOTH for parent in real.parents
         )
+        if not public:
+            raise ImageRefused(f"{path} is not a regular file every user may read; a recipe "
+                               "copies only public host files")
+        return real.read_bytes(), 0o755 if st.st_mode & 0o111 else 0o644
+    except FileNotFoundError as exc:
+        raise ImageMissing(f"{path} not found: the recipe copies it from the host") from exc
+    except OSError as exc:
+        raise ImageRefused(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _layer_tarball(recipe_dir: Path, spec: _Recipe, recipe: str) -> bytes:
+    rootfs = _Rootfs()
+    for directory in spec.directories:
+        rootfs.add_directory(directory, _WORLD_WRITABLE_STICKY if directory == "tmp" else 0o755)
+    if spec.busybox is not None:
+        rootfs.add_busybox(spec.busybox)
+    linked: list[Path] = []
+    for executable in spec.executables:
+        linked.append(rootfs.add_host_file(executable))
+    for source, exclude in spec.trees:
+        linked.extend(rootfs.add_host_tree(source, exclude))
     for library in _shared_libraries(linked):
         rootfs.add_host_file(library)
-    for name, target in sorted(spec.get("links", {}).items()):
+    for name, target in spec.links:
         rootfs.add_symlink(name, target)
-    files = recipe_dir / "rootfs"
-    for path in sorted(files.rglob("*")):
-        if path.is_file():
-            rootfs.add_file(path.relative_to(files).as_posix(), path.read_bytes(), 0o644)
+    rootfs.add_recipe_files(recipe_dir / "rootfs", f"{recipe}/rootfs")
     return rootfs.tarball()
 
 
@@ -154,11 +314,11 @@ class _Rootfs:
 
     def add_host_file(self, path: Path) -> Path:
         """Copy a host file (its content, symlinks resolved) to the same path in the image."""
-        name = path.as_posix().lstrip("/")
+        # normpath: ldd may name a library as /usr/bin/../lib/x, and `..` must not reach the layer.
+        name = posixpath.normpath(path.as_posix()).lstrip("/")
         if name not in self._entries:
-            real = path.resolve(strict=True)
-            mode = 0o755 if os.access(real, os.X_OK) else 0o644
-            self.add_file(name, real.read_bytes(), mode)
+            content, mode = _read_public_host_file(path)
+            self.add_file(name, content, mode)
         return path
 
     def add_host_tree(self, source: Path, exclude: frozenset[str]) -> list[Path]:
@@ -184,16 +344,46 @@ class _Rootfs:
                 f"{busybox} not found: install Debian's static busybox "
                 "(apt-get install busybox-static)"
             )
-        applets = subprocess.run(
-            [str(busybox), "--list"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=BUSYBOX_LIST_TIMEOUT_S,
-        ).stdout.split()
-        self.add_file("bin/busybox", busybox.read_bytes(), 0o755)
+        content, _ = _read_public_host_file(busybox)
+        try:
+            applets = subprocess.run(
+                [str(busybox), "--list"],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=BUSYBOX_LIST_TIMEOUT_S,
+            ).stdout.split()
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ImageRefused(f"busybox {busybox} does not list its applets ({exc}); "
+                               "point busybox at Debian's static busybox") from exc
+        # Every busybox has `sh`; the applet names become paths under /bin, so they stay plain.
+        if "sh" not in applets or any("/" in a or a in _NOT_PATH_PARTS for a in applets):
+            raise ImageRefused(f"{busybox} is not a busybox binary (its --list names no plain "
+                               "sh applet); point busybox at Debian's static busybox")
+        self.add_file("bin/busybox", content, 0o755)
         for applet in sorted(set(applets) - {"busybox"}):
             self.add_symlink(f"bin/{applet}", "busybox")
+
+    def add_recipe_files(self, files: Path, where: str) -> None:
+        """Copy the regular files under the recipe's `rootfs/` to the same paths in the image.
+
+        Nothing here may read outside the recipe: os.fwalk and O_NOFOLLOW opens relative to each
+        directory never follow a symlink, even one swapped in during the walk. A symlink is
+        refused rather than stored because `links` already makes them, with checked names; a
+        hard link could be a host file's second name, and a device or FIFO has no content to copy.
+        """
+        try:
+            if not stat.S_ISDIR(os.lstat(files).st_mode):
+                raise ImageRefused(f"{where} is not a directory; make it one or remove it")
+        except FileNotFoundError:
+            return
+        for directory, subdirs, names, dir_fd in os.fwalk(files, onerror=_refuse_unreadable):
+            inside = posixpath.relpath(directory, files)
+            for name in sorted((*subdirs, *names)):
+                inner = posixpath.normpath(posixpath.join(inside, name))
+                if not stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
+                    content = _read_plain(name, f"{where}/{inner}", dir_fd=dir_fd)
+                    self.add_file(inner, content, 0o644)
 
     def tarball(self) -> bytes:
         buffer = io.BytesIO()
@@ -209,6 +399,10 @@ class _Rootfs:
         parent = posixpath.dirname(name)
         if parent:
             self.add_directory(parent)
+
+
+def _refuse_unreadable(error: OSError) -> None:
+    raise ImageRefused(f"cannot read {error.filename}: {error.strerror}") from error
 
 
 def _shared_libraries(binaries: list[Path]) -> list[Path]:
