@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from eth_account import Account
+from typer.testing import CliRunner
 
+from lilypad_p2p.cli import app
 from lilypad_p2p.identity import KEY_FILE_NAME, SEALING_KEY_FILE_NAME, Identity, Password
 
 PASSWORD = "hostile files"
@@ -22,14 +25,22 @@ FAST_N = 1 << 10  # the reader follows the file's N; tests need not pay 2^18
 CLI_TIMEOUT_S = 30
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, process: bool = False) -> SimpleNamespace:
+    """The CLI in this process (the suite stays fast), or as its own `process` where the test
+    needs one: a read that could hang runs under a timeout, and Python's last-resort log
+    handler, which prints warnings when nothing is set up, exists only there."""
+    if not process:
+        unset = {k: None for k in os.environ if k.startswith("LILYPAD_")}
+        result = CliRunner().invoke(app, list(args), env=unset)
+        return SimpleNamespace(returncode=result.exit_code, stderr=result.stderr)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
-    return subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
+    done = subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=CLI_TIMEOUT_S)
+    return SimpleNamespace(returncode=done.returncode, stderr=done.stderr)
 
 
-def _one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+def _one_line_error(result: SimpleNamespace, *needles: str) -> str:
     assert result.returncode == 1, result
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -67,7 +78,7 @@ def test_a_password_file_that_is_not_a_file_is_one_line(tmp_path, kind):
     else:
         target = Path("/dev/zero")
     line = _one_line_error(_cli("keys", "show", "--home", str(home), "--password-file",
-                                str(target)), str(target))
+                                str(target), process=kind == "fifo"), str(target))
     assert ("is a directory" if kind == "directory" else "not a regular file") in line
 
 
@@ -115,14 +126,14 @@ def test_keys_new_refuses_before_asking_for_a_password(tmp_path):
 def test_plaintext_keystore_warnings_are_sentences(tmp_path):
     home = tmp_path / "home"
     Identity.generate().save(home / "keys")
-    shown = _cli("keys", "show", "--home", str(home))
+    shown = _cli("keys", "show", "--home", str(home), process=True)
     assert shown.returncode == 0, shown.stderr
     assert shown.stderr.splitlines() == [
         f"warning: the keys in {home / 'keys'} are stored unencrypted; run "
         "`lilypad-p2p keys encrypt`"]
     # Converting needs no warning that the keys are plaintext: that is what it fixes.
     converted = _cli("keys", "encrypt", "--home", str(home), "--password-file",
-                     str(_password_file(tmp_path)))
+                     str(_password_file(tmp_path)), process=True)
     assert converted.returncode == 0, converted.stderr
     assert converted.stderr == ""
 
