@@ -19,8 +19,8 @@ MAX_CHAIN_ID = (1 << 63) - 36
 MAX_CHAINS = 16
 _CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
 
-RPC_URL = MaybeText(r"(https?|wss?)://.*", "an http(s):// or ws(s):// URL (leave it out, or say "
-                    "'embedded', for the in-process chain)", absent=("embedded",))
+RPC_URL = MaybeText(r"https?://.*", "an http(s):// URL (leave it out, or say 'embedded', for the "
+                    "in-process chain)", absent=("embedded",))
 ADDRESS = MaybeText(r"0x[0-9a-fA-F]{40}", "a 0x-prefixed 20-byte address")
 
 

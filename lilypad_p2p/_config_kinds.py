@@ -147,11 +147,22 @@ class StringList(Kind[T]):
         return ", ".join(shown) if isinstance(shown, tuple | list) and shown else "none"
 
 
+# What a node listens on: TCP only, at an address the OS can bind. py-libp2p listens on every
+# interface when it finds no IP in the address (/dns4/localhost), and on plain TCP whatever
+# follows the port (/ws), while advertising the address as given.
+_LISTENABLE = (["ip4", "tcp"], ["ip6", "tcp"])
+# What a node can dial: an IP or a DNS name, then TCP; a relay's circuit may follow.
+_DIALABLE_FIRST = frozenset({"ip4", "ip6", "dns", "dns4", "dns6"})
+
+
 @dataclass(frozen=True)
 class Multiaddrs(Kind[Strings]):
-    need_peer_id: bool = False
+    need_peer_id: bool = False  # addresses to dial: a host, TCP, and the peer
+    listenable: bool = False  # addresses to listen on: /ip4|ip6/ADDRESS/tcp/PORT
 
     def allowed(self) -> str:
+        if self.listenable:
+            return "a list of /ip4/ADDRESS/tcp/PORT or /ip6/ADDRESS/tcp/PORT"
         return "a list of multiaddrs" + (" with /p2p/<peer id>" if self.need_peer_id else "")
 
     def parse(self, value: object, name: str, source: str) -> Strings:
@@ -163,9 +174,18 @@ class Multiaddrs(Kind[Strings]):
                 parsed = Multiaddr(addr)
             except Exception as exc:  # multiaddr raises a zoo of types for bad input
                 raise _fail(name, source, f"{addr!r} is not a multiaddr: {exc}") from exc
+            protocols = [protocol.name for protocol in parsed.protocols()]
             if self.need_peer_id and parsed.get_peer_id() is None:
                 raise _fail(name, source, f"{addr!r} lacks /p2p/<peer id>; a bootstrap address "
                             "must name the peer, e.g. /ip4/203.0.113.7/tcp/4001/p2p/16Uiu2HAm...")
+            if self.need_peer_id and (protocols[0] not in _DIALABLE_FIRST
+                                      or protocols[1:2] != ["tcp"]):
+                raise _fail(name, source, f"{addr!r} is not host, TCP port and peer, e.g. "
+                            "/ip4/203.0.113.7/tcp/4001/p2p/16Uiu2HAm... (nodes speak TCP)")
+            if self.listenable and protocols not in _LISTENABLE:
+                raise _fail(name, source, f"{addr!r} cannot be listened on: give "
+                            "/ip4/ADDRESS/tcp/PORT or /ip6/ADDRESS/tcp/PORT (a node listens on "
+                            "TCP at an IP address; 0.0.0.0 is every interface)")
         return addrs
 
     def show(self, value: Strings) -> str:

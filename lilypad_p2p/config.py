@@ -156,8 +156,8 @@ class NodeConfig:
                                 frozenset),
         "the roles this node plays", flag="--client, --provider, --solver, --mediator, "
         "--relay, --chain-bridge")
-    listen: tuple[str, ...] = setting(DEFAULT_LISTEN, Multiaddrs(), "multiaddrs to listen on",
-                              flag="--listen")
+    listen: tuple[str, ...] = setting(DEFAULT_LISTEN, Multiaddrs(listenable=True),
+                                      "multiaddrs to listen on", flag="--listen")
     bootstrap: tuple[str, ...] = setting((), Multiaddrs(need_peer_id=True), "peers to join through",
                                  flag="--bootstrap")
     bootstrap_file_peers: tuple[str, ...] = setting(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import socket
 from collections.abc import Sequence
 
 import multiaddr
@@ -18,7 +19,7 @@ from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 
 from lilypad_p2p.net._admission import NetLimits
-from lilypad_p2p.net._errors import NetError
+from lilypad_p2p.net._errors import CannotListen, NetError
 from lilypad_p2p.net._mplex import GuardedMplex
 from lilypad_p2p.net._yamux import GuardedYamux, use_muxer_classes
 
@@ -60,6 +61,27 @@ def parse_multiaddrs(addrs: Sequence[str], *, setting: str) -> list[multiaddr.Mu
         except ValueError as error:  # multiaddr wraps any bad part in StringParseError
             raise NetError(f"{setting}: {addr!r} is not a multiaddr ({error})") from error
     return parsed
+
+
+def refuse_taken_ports(addrs: Sequence[multiaddr.Multiaddr]) -> None:
+    """Raise CannotListen for an address something already listens on.
+
+    py-libp2p listens with SO_REUSEPORT (hole punching dials from the listen port), so a second
+    node on this machine could bind a taken port and silently get half of its connections. A
+    probe bound without SO_REUSEPORT fails while any socket listens there.
+    """
+    for addr in addrs:
+        names = [protocol.name for protocol in addr.protocols()]
+        if names not in (["ip4", "tcp"], ["ip6", "tcp"]) or addr.value_for_protocol("tcp") == "0":
+            continue  # an ephemeral port is never taken; anything else the library refuses
+        family = socket.AF_INET if names[0] == "ip4" else socket.AF_INET6
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((addr.value_for_protocol(names[0]), int(addr.value_for_protocol("tcp"))))
+            except OSError as error:
+                raise CannotListen(f"cannot listen on {addr}: {error.strerror} (another node "
+                                   "on this machine?)") from error
 
 
 def build_host(

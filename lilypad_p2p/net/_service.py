@@ -35,15 +35,15 @@ from lilypad_p2p.net._admission import LIMIT_NAMES, Admission, NetLimits
 from lilypad_p2p.net._containment import StreamBudgetExceeded, contain_stream_handlers
 from lilypad_p2p.net._discovery import Discovery
 from lilypad_p2p.net._enforcer import Enforcer
-from lilypad_p2p.net._errors import (
-    CannotListen,
-    NetError,
-    NotListening,
-    PublishError,
-    sole_leaf,
-)
+from lilypad_p2p.net._errors import CannotListen, NetError, NotListening, PublishError, sole_leaf
 from lilypad_p2p.net._events import ConnectionEvents, NetEvent, PeerJoined, PeerLeft, event_for
-from lilypad_p2p.net._host import DEFAULT_MUXERS, Muxer, build_host, parse_multiaddrs
+from lilypad_p2p.net._host import (
+    DEFAULT_MUXERS,
+    Muxer,
+    build_host,
+    parse_multiaddrs,
+    refuse_taken_ports,
+)
 from lilypad_p2p.net._levers import (
     ReportedScorer,
     TunedGossipSub,
@@ -243,6 +243,7 @@ class GossipNet:
             CannotListen: the host could not listen on an address.
         """
         try:
+            refuse_taken_ports(self._listen)
             async with (
                 self._host.run(self._listen),
                 background_trio_service(self._pubsub),

@@ -53,6 +53,16 @@ def test_a_taken_port_for_gossip_or_metrics_is_one_line(tmp_path):
                              f"/ip4/127.0.0.1/tcp/{port}"), "listen (--listen)", "in use")
         _one_line_error(_cli("node", "--home", str(tmp_path / "b"), "--metrics-listen",
                              f"127.0.0.1:{port}"), "metrics_listen", "Address already in use")
+    # Another node's listener: py-libp2p sets SO_REUSEPORT, which would let a second one bind.
+    with socket.socket() as other_node:
+        other_node.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other_node.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other_node.bind(("0.0.0.0", 0))
+        other_node.listen()
+        port = other_node.getsockname()[1]
+        _one_line_error(_cli("node", "--home", str(tmp_path / "c"), "--listen",
+                             f"/ip4/127.0.0.1/tcp/{port}"), "listen (--listen)", "in use",
+                        "another node on this machine?")
 
 
 def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
@@ -80,6 +90,17 @@ def test_home_that_is_a_file_and_config_that_is_a_directory(tmp_path):
 def test_settings_checked_for_type_and_range(tmp_path, line, needles):
     (tmp_path / "config.toml").write_text(line + "\n")
     _one_line_error(_cli("node", "--home", str(tmp_path)), *needles)
+
+
+@pytest.mark.parametrize(("flag", "addr", "needle"), [
+    ("--listen", "/dns4/localhost/tcp/4103", "cannot be listened on"),
+    ("--listen", "/ip4/127.0.0.1/tcp/4101/ws", "cannot be listened on"),
+    ("--listen", "/ip4/127.0.0.1/udp/4101", "cannot be listened on"),
+    ("--bootstrap", "/ip4/127.0.0.1/udp/4001/p2p/16Uiu2HAmJxkV7T1WGTHpjN3dXvWJ8Gq3tGzVTQRK7k6L6"
+     "y7P1V9a", "not host, TCP port and peer"),
+])
+def test_addresses_a_node_cannot_use_are_refused(tmp_path, flag, addr, needle):
+    _one_line_error(_cli("node", "--home", str(tmp_path), flag, addr), f"({flag})", needle)
 
 
 def test_errors_name_real_flags(tmp_path):
