@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -12,11 +13,14 @@ from typing import Any
 
 from lilypad_p2p._config_kinds import MaybeText
 from lilypad_p2p.errors import ConfigError
+from lilypad_p2p.files import read_bounded
 
 # Largest chain ID (EIP-2294's bound; the same as the wire's `MAX_CHAIN_ID`) and the most
 # chains one node serves (a resource offer lists at most this many).
 MAX_CHAIN_ID = (1 << 63) - 36
 MAX_CHAINS = 16
+# A settings file is a few kilobytes; this bounds what a wrong path makes the node read.
+MAX_SETTINGS_BYTES = 1 << 20
 _CHAIN_ENTRY_KEYS = frozenset({"chain_id", "rpc_url", "contract", "requests"})
 
 RPC_URL = MaybeText(r"https?://.*", "an http(s):// URL (leave it out, or say 'embedded', for the "
@@ -49,16 +53,23 @@ def read_toml(path: Path, keys: Iterable[tuple[str, ...]]) -> dict[str, Any]:
     Raises:
         ConfigError: the file cannot be read, is not TOML, or has a key no setting has.
     """
+    if path.is_symlink() and not path.exists():
+        raise ConfigError(f"{path}: a symbolic link to {os.readlink(path)}, which does not "
+                          "exist; point it at the settings file or remove it")
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = tomllib.loads(read_bounded(path, MAX_SETTINGS_BYTES).decode())
     except FileNotFoundError:
         return {}
-    except OSError as exc:  # a directory, unreadable
+    except OSError as exc:  # a directory, a FIFO, unreadable, too large
         raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc}); the settings "
                           "file must be a TOML file") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8, "
+                          "as TOML requires") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or table
+        raise ConfigError(f"{path}: nested too deeply to be a settings file") from exc
     top = sorted(key[0] for key in keys if len(key) == 1)
     tables: dict[str, list[str]] = {}
     for key in keys:

@@ -204,7 +204,11 @@ class Node:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]")
         token_file = self.config.home / "metrics.token"
-        token = None if is_loopback(host) else load_or_create_token(token_file)
+        try:
+            token = None if is_loopback(host) else load_or_create_token(token_file)
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ConfigError(f"metrics_listen {listen}: cannot use the token file ({exc}); "
+                              f"fix it, or delete {token_file} to have a new one made") from None
         try:
             bound = await nursery.start(
                 ObserveService(self.handlers, token=token).run, host, int(port)

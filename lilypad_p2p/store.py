@@ -215,7 +215,12 @@ class DealStore:
                 f"{path.name}{BACKUP_INFIX}N file beside it); to start afresh and forget those "
                 f"deals, delete {marker}"
             )
-        connection = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None,
+                                         timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:  # a directory there, no permission
+            raise StoreError(f"{path}: cannot open the database ({exc}); it must be a file "
+                             "this user can read and write") from exc
         try:
             version = _checked_version(connection, path)
         except BaseException:

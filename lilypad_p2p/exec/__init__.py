@@ -13,7 +13,7 @@ and by a job creator: `seal_for(provider_key, JobInputs(files=..., params=...).e
 `unseal(own_private_key, result.sealed_output)` and `result_cid(tarball)` to check the hash.
 
 The only package that talks to Docker; it knows nothing of deals, the network or the chain.
-May import from lilypad_p2p: errors, tally, wire.
+May import from lilypad_p2p: errors, files, tally, wire.
 """
 
 from lilypad_p2p.exec._catalog import BUILTIN_IDS, BUILTIN_MODULES, ModuleCatalog

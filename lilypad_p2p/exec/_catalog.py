@@ -23,10 +23,10 @@ from lilypad_p2p.exec._definition import (
     load_definition_file,
     module_from_bytes,
     module_id,
-    read_bounded,
 )
 from lilypad_p2p.exec._errors import BadDefinition, UnknownModule
 from lilypad_p2p.exec._modules import Module
+from lilypad_p2p.files import read_bounded
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,6 @@ spelled-out defaults name the same module, and any change of meaning is a differ
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +40,7 @@ from typing import Any
 
 from lilypad_p2p.exec._errors import BadDefinition, UnreadableDefinition
 from lilypad_p2p.exec._modules import Module, Param, Resources
+from lilypad_p2p.files import read_bounded
 from lilypad_p2p.wire import (
     MAX_DISK_MB,
     MAX_GPU_COUNT,
@@ -154,20 +153,6 @@ def load_definition_file(path: Path) -> Module:
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableDefinition(f"cannot read module definition {path}: {exc}") from exc
     return load_definition_text(text, str(path))
-
-
-def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file at `path`, refused (OSError) past `limit`. Opened without
-    blocking and checked before reading, so a FIFO or a device (`/dev/zero`) cannot hang or
-    exhaust the reader."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        data = file.read(limit + 1)
-    if len(data) > limit:
-        raise OSError(f"{path} is larger than {limit} bytes")
-    return data
 
 
 def module_from_bytes(expected_id: str, data: bytes) -> Module:

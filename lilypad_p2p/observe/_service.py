@@ -45,10 +45,20 @@ def is_loopback(host: str) -> bool:
 
 
 def load_or_create_token(path: Path) -> str:
-    """The listener's token: read from `path`, or made and written there (0600) once."""
+    """The listener's token: read from `path`, or made and written there (0600) once.
+
+    Raises:
+        ValueError: the file is not a regular file, too short, not text, or others may read
+            it.
+        OSError: it cannot be read (a directory, unreadable).
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        if not path.is_file():
+            raise ValueError(f"{path} is not a regular file") from None
+        if os.stat(path).st_mode & 0o077:
+            raise ValueError(f"{path}: others may read the token; chmod 600 {path}") from None
         token = path.read_text().strip()
         if len(token) < 16:
             raise ValueError(f"{path}: a token of at least 16 characters is needed") from None

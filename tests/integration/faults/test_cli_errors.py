@@ -165,3 +165,49 @@ def test_modules_add_and_list_with_bad_definitions(tmp_path):
     listed = _cli("modules", "list", "--home", str(tmp_path))
     assert listed.returncode == 0 and "hello@" in listed.stdout, listed.stderr
     assert "warning: stored module" in listed.stderr and "bafkreiaaaa" in listed.stderr
+
+
+def _config_not_utf8(home: Path) -> None:
+    (home / "config.toml").write_bytes(b'roles = ["provider"] # caf\xe9\n')
+
+
+def _config_dangling(home: Path) -> None:
+    (home / "config.toml").symlink_to(home / "moved.toml")
+
+
+def _config_fifo(home: Path) -> None:
+    os.mkfifo(home / "config.toml")  # nothing writes: a blocking read would hang the node
+
+
+def _database_a_directory(home: Path) -> None:
+    (home / "node.sqlite").mkdir()
+
+
+@pytest.mark.parametrize(("damage", "needles"), [
+    (_config_not_utf8, ("config.toml: not UTF-8 text", "save it as UTF-8")),
+    (_config_dangling, ("a symbolic link to", "which does not exist")),
+    (_config_fifo, ("config.toml: cannot read it", "not a regular file")),
+    (_database_a_directory, ("node.sqlite: cannot open the database",)),
+], ids=lambda value: getattr(value, "__name__", ""))
+def test_damaged_home_files_are_one_line(tmp_path, damage, needles):
+    damage(tmp_path)
+    _one_line_error(_cli("node", "--client", "--home", str(tmp_path)), *needles)
+
+
+@pytest.mark.parametrize(("content", "mode", "needle"), [
+    ("short", 0o600, "at least 16 characters"),
+    ("a-long-enough-token-for-sure", 0o644, "chmod 600"),
+    (None, 0o700, "not a regular file"),
+])
+def test_a_bad_metrics_token_is_one_line(tmp_path, content, mode, needle):
+    token = tmp_path / "metrics.token"
+    if content is None:
+        token.mkdir()
+    else:
+        token.write_text(content)
+    token.chmod(mode)
+    with socket.socket() as probe:  # a free port: the token is read before anything listens
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    _one_line_error(_cli("node", "--home", str(tmp_path), "--metrics-listen", f"0.0.0.0:{port}"),
+                    "metrics_listen", "cannot use the token file", needle)
