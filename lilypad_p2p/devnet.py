@@ -11,8 +11,10 @@ Every node's account is funded and has deposited. The providers trust the devnet
 mediators its providers trust (threshold: a strict majority) with no hand configuration;
 providers accept any
 module that fits (`[modules] allow_any`), built from a shipped recipe or pulled by digest.
-The processes run in their own sessions (closing the terminal does not stop them); their PIDs,
-the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status` and `down` read.
+The processes run in their own sessions (closing the terminal does not stop them); their PIDs
+and start times, the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status`
+and `down` read: a PID whose process is not the one `up` started counts as gone, and is never
+signalled.
 The nodes' homes are in `<dir>/homes`: `down` leaves them for reading logs, and the next `up`
 replaces them, since a new chain knows none of their accounts, deposits or deals.
 """
@@ -22,16 +24,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lilypad_p2p.errors import LilypadError
-from lilypad_p2p.home import process_is_alive
+
+if TYPE_CHECKING:
+    from lilypad_p2p.localnet._cluster import ProcessHandle
 
 STATE_FILE = "devnet.json"
 # The nodes' homes, under the devnet's directory: each `up` starts them anew, since the chain
@@ -49,14 +54,23 @@ class DevnetError(LilypadError):
     """The devnet cannot be started, read or stopped as asked."""
 
 
+@dataclass(frozen=True)
+class DevnetProcess:
+    """A process `up` started: its PID, and when it started (clock ticks after boot, field 22
+    of /proc/PID/stat)."""
+
+    pid: int
+    started: int
+
+
 @dataclass
 class DevnetState:
     directory: str
     rpc_url: str
     contract: str
     mediator: str
-    anvil_pid: int
-    nodes: dict[str, int]  # name -> pid; each node's home is <directory>/<name>
+    anvil: DevnetProcess
+    nodes: dict[str, DevnetProcess]  # by name; each node's home is <directory>/homes/<name>
 
     @property
     def client_home(self) -> Path:
@@ -68,12 +82,54 @@ def default_directory() -> Path:
 
 
 def read_state(directory: Path) -> DevnetState | None:
+    """What `up` left in `directory` (None: no devnet there).
+
+    Raises:
+        DevnetError: `directory` is a file, or its state cannot be read or is damaged.
+    """
+    path = directory / STATE_FILE
     try:
-        return DevnetState(**json.loads((directory / STATE_FILE).read_text()))
+        return _state_from(json.loads(path.read_text()))
     except FileNotFoundError:
         return None
-    except (ValueError, TypeError) as exc:
-        raise DevnetError(f"{directory / STATE_FILE} is damaged ({exc}); delete it") from exc
+    except NotADirectoryError as exc:
+        raise DevnetError(f"the devnet's directory {directory} is a file or lies under one: give "
+                          "--dir a directory (or a new path, for `devnet up`)") from exc
+    except OSError as exc:
+        raise DevnetError(f"cannot read {path} ({exc.strerror}): give --dir a devnet's "
+                          "directory you can read") from exc
+    except ValueError as exc:
+        raise DevnetError(f"{path} is damaged ({exc}): stop by hand any devnet process still "
+                          "running, then delete it") from exc
+
+
+def _state_from(raw: Any) -> DevnetState:
+    """The state as `up` wrote it, each field checked: a hand-edited file must not make us
+    signal whatever it names."""
+    fields = ("directory", "rpc_url", "contract", "mediator", "anvil", "nodes")
+    if not isinstance(raw, dict) or any(field not in raw for field in fields):
+        raise ValueError(f"want an object with {', '.join(fields)}")
+    if not all(isinstance(raw[field], str) for field in fields[:4]):
+        raise ValueError(f"{', '.join(fields[:4])} are text")
+    if not isinstance(raw["nodes"], dict):
+        raise ValueError("nodes is an object")
+    nodes = {name: _process_from(node) for name, node in raw["nodes"].items()}
+    return DevnetState(raw["directory"], raw["rpc_url"], raw["contract"], raw["mediator"],
+                       _process_from(raw["anvil"]), nodes)
+
+
+def _process_from(raw: Any) -> DevnetProcess:
+    if not (isinstance(raw, dict) and type(raw.get("pid")) is int and raw["pid"] > 0
+            and type(raw.get("started")) is int):
+        raise ValueError(f"{raw!r} is not a process: want {{\"pid\": N, \"started\": N}}")
+    return DevnetProcess(raw["pid"], raw["started"])
+
+
+def _command(verb: str, directory: Path) -> str:
+    """`lilypad-p2p devnet <verb>` for `directory`, ready to paste."""
+    if directory.absolute() == default_directory().absolute():
+        return f"lilypad-p2p devnet {verb}"
+    return f"lilypad-p2p devnet {verb} --dir {shlex.quote(str(directory))}"
 
 
 def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
@@ -95,8 +151,9 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     )
 
     known = read_state(directory)
-    if known is not None and process_is_alive(known.anvil_pid):
-        raise DevnetError(f"a devnet is already up in {directory}: `lilypad-p2p devnet down` first")
+    if known is not None and any(map(_running, [known.anvil, *known.nodes.values()])):
+        raise DevnetError(f"a devnet is already up in {directory}: `{_command('down', directory)}` "
+                          "first")
     binary = anvil_binary()
     if binary is None:
         raise DevnetError("anvil not found: run `npm ci` in contracts/ (scripts/setup does)")
@@ -109,7 +166,8 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    started: dict[str, int] = {}
+    chain_process = _launched(anvil)
+    started: dict[str, DevnetProcess] = {}
     try:
         url = await_listening(anvil, log_path)
         chain = open_rpc_chain(url)
@@ -129,12 +187,12 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
             node = world.cluster.start_node(
                 name, roles=roles, bootstrap=[first] if first else [], detached=True)
             node.wait_ready()
-            started[name] = node.process.pid
+            started[name] = _launched(node.process)
             first = first or node.dial_addr
     except (ClusterError, LilypadError, OSError, RuntimeError) as exc:
-        _stop(started, anvil.pid)
+        _stop(list(started.values()), chain_process)
         raise DevnetError(f"devnet did not start: {exc}") from exc
-    state = DevnetState(str(directory), url, contract, mediator.address, anvil.pid, started)
+    state = DevnetState(str(directory), url, contract, mediator.address, chain_process, started)
     (directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
     return state
 
@@ -174,11 +232,12 @@ def status(directory: Path) -> dict[str, Any]:
 
     state = read_state(directory)
     if state is None:
-        raise DevnetError(f"no devnet in {directory}: start one with `lilypad-p2p devnet up`")
+        raise DevnetError(f"no devnet in {directory}: start one with `{_command('up', directory)}`")
     nodes = {}
-    for name, pid in state.nodes.items():
+    for name, process in state.nodes.items():
         home = directory / HOMES / name
-        entry: dict[str, Any] = {"pid": pid, "running": process_is_alive(pid), "home": str(home)}
+        entry: dict[str, Any] = {"pid": process.pid, "running": _running(process),
+                                 "home": str(home)}
         if entry["running"]:
             with contextlib.suppress(ControlError, OSError):
                 said = call(home, "status")
@@ -187,7 +246,7 @@ def status(directory: Path) -> dict[str, Any]:
                              faults=[fault.get("fault") for fault in said.get("faults") or ()])
         nodes[name] = entry
     return {"directory": str(directory), "rpc_url": state.rpc_url, "contract": state.contract,
-            "mediator": state.mediator, "chain_running": process_is_alive(state.anvil_pid),
+            "mediator": state.mediator, "chain_running": _running(state.anvil),
             "client_home": str(state.client_home), "nodes": nodes}
 
 
@@ -196,37 +255,69 @@ def down(directory: Path) -> int:
     state = read_state(directory)
     if state is None:
         raise DevnetError(f"no devnet in {directory}")
-    running = _stop(state.nodes, state.anvil_pid)
+    running = _stop(list(state.nodes.values()), state.anvil)
     (directory / STATE_FILE).unlink(missing_ok=True)
     return running
 
 
-def _stop(nodes: dict[str, int], anvil_pid: int) -> int:
-    running = [pid for pid in nodes.values() if process_is_alive(pid)]
-    for pid in running:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)  # a node's clean shutdown, as Ctrl-C
+def _launched(child: ProcessHandle) -> DevnetProcess:
+    """The process `up` just started, with its start time: our child, not yet reaped, so its
+    PID is still its own."""
+    started = _start_ticks(child.pid)
+    if started is None:
+        child.kill()
+        raise DevnetError(f"cannot read /proc/{child.pid}/stat: the devnet runs only on Linux")
+    return DevnetProcess(child.pid, started)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat); None: no
+    such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 2, the command's name, may hold spaces and parentheses: count after its last ")".
+    return int(stat.rpartition(")")[2].split()[22 - 3])
+
+
+def _running(process: DevnetProcess) -> bool:
+    """Whether `process` still runs. A PID alone is not enough: once the process ends, or after
+    a reboot, the PID goes to another. The start time tells them apart (another would have to
+    get the PID on the very tick, of a later boot), where the command line does not (the next
+    devnet's nodes read the same) and a wall-clock start time drifts when the clock is set."""
+    return _start_ticks(process.pid) == process.started
+
+
+def _stop(nodes: list[DevnetProcess], chain: DevnetProcess) -> int:
+    """Stop those of `nodes`, then `chain`, that still run (no other process is signalled);
+    how many ran."""
+    running = [node for node in nodes if _running(node)]
+    for node in running:
+        _signal(node, signal.SIGINT)  # a node's clean shutdown, as Ctrl-C
     _wait_gone(running, NODE_STOP_TIMEOUT_S)
-    chain = [anvil_pid] if process_is_alive(anvil_pid) else []
-    for pid in chain:
+    chains = [chain] if _running(chain) else []
+    for process in chains:
+        _signal(process, signal.SIGTERM)
+    _wait_gone(chains, ANVIL_STOP_TIMEOUT_S)
+    return len(running) + len(chains)
+
+
+def _signal(process: DevnetProcess, sig: int) -> None:
+    """Send `sig` to `process` if it is still the one `up` started."""
+    if _running(process):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    _wait_gone(chain, ANVIL_STOP_TIMEOUT_S)
-    return len(running) + len(chain)
+            os.kill(process.pid, sig)
 
 
-def _wait_gone(pids: list[int], timeout_s: float) -> None:
+def _wait_gone(processes: list[DevnetProcess], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
-    for pid in pids:
-        while process_is_alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
+    for process in processes:
+        while _running(process) and time.monotonic() < deadline:
+            _reap(process.pid)
             time.sleep(0.1)  # polling a process that is not our child: no wait() on it
-        if process_is_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-
-
+        _signal(process, signal.SIGKILL)
+        _reap(process.pid)
 def _reap(pid: int) -> None:
     """Collect `pid` if it is our own child (started by `up` in this process)."""
     with contextlib.suppress(ChildProcessError, OSError):
