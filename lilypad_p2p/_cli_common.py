@@ -21,6 +21,12 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+PasswordFileOption = Annotated[
+    Path | None,
+    typer.Option("--password-file", envvar="LILYPAD_KEY_PASSWORD_FILE",
+                 help="File (mode 0600) holding the keystore password; else "
+                      "LILYPAD_KEY_PASSWORD, else a prompt.", show_default=False),
+]
 
 
 def _home(home: Path | None) -> Path:

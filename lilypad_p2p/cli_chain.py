@@ -15,7 +15,14 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home
+from lilypad_p2p._cli_common import (
+    HomeOption,
+    JsonOption,
+    PasswordFileOption,
+    _fail,
+    _fail_on,
+    _home,
+)
 
 RpcOption = Annotated[
     str | None,
@@ -37,27 +44,35 @@ ChainIdOption = Annotated[
 # The options every chain command takes, in the order `--help` lists them.
 _CHAIN_OPTIONS = {
     "home": HomeOption, "rpc": RpcOption, "contract": ContractOption, "chain_id": ChainIdOption,
+    "password_file": PasswordFileOption,
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class ChainOptions:
-    """What a chain command was told: --home, --rpc, --contract and --chain-id."""
+    """What a chain command was told: --home, --rpc, --contract, --chain-id and
+    --password-file (which unlocks the node key)."""
 
     home: Path | None
     rpc: str | None
     contract: str | None
     chain_id: int | None
+    password_file: Path | None
 
     def settlement(self, **how: Any) -> Any:
         """The SettlementClient these options name (`how`: as `_settlement`'s keywords)."""
-        return _settlement(self.home, self.rpc, self.contract, self.chain_id, **how)
+        return _settlement(self.home, self.rpc, self.contract, self.chain_id,
+                           **{"password_file": self.password_file, **how})
 
 
 def chain_command(command: Callable[..., None]) -> Callable[..., None]:
-    """`command`, whose keyword-only `chain: ChainOptions` parameter typer shows as the four
-    shared options (in its place), so that each command declares them once, not four times."""
+    """`command`, whose keyword-only `chain: ChainOptions` parameter typer shows as the shared
+    options (in its place), so that each command declares them once, not five times.
+
+    A command that declares its own `password_file` keeps it (one --password-file, also
+    passed on in `chain`)."""
     signature = inspect.signature(command, eval_str=True)
+    own = set(signature.parameters)
     parameters: list[inspect.Parameter] = []
     for parameter in signature.parameters.values():
         if parameter.name != "chain":
@@ -65,12 +80,13 @@ def chain_command(command: Callable[..., None]) -> Callable[..., None]:
             continue
         parameters.extend(
             inspect.Parameter(name, parameter.kind, default=None, annotation=annotation)
-            for name, annotation in _CHAIN_OPTIONS.items()
+            for name, annotation in _CHAIN_OPTIONS.items() if name not in own
         )
 
     @functools.wraps(command)
     def run(**given: Any) -> None:
-        chain = ChainOptions(*(given.pop(name) for name in _CHAIN_OPTIONS))
+        chain = ChainOptions(*(given[name] if name in own else given.pop(name)
+                               for name in _CHAIN_OPTIONS))
         command(chain=chain, **given)
 
     run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
@@ -123,7 +139,9 @@ def _settlement(
     if account is None and as_node:
         account = _node_account(config, password_file)
     with _fail_on(ChainError):
-        return SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
+        client = SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
+        client.require_deployed()
+    return client
 
 
 def _amount(text: str) -> int:
@@ -158,6 +176,18 @@ def _show_balance(client: Any, as_json: bool) -> None:
     typer.echo(f"{'wallet (on chain)':<20}{format_wei(wallet)}")
 
 
+def _positive_amount(text: str) -> int:
+    wei = _amount(text)
+    if wei == 0:
+        _fail(f"{text!r} is 0, which moves nothing: give more than 0")
+    return wei
+
+
+def _note(message: str) -> None:
+    """A line for the operator on stderr (stdout stays the balance, or its JSON)."""
+    typer.secho(message, err=True, fg=typer.colors.YELLOW)
+
+
 @chain_command
 def deposit(
     amount: Annotated[str, typer.Argument(help="e.g. 1.5eth, 1000gwei, or wei.")],
@@ -168,11 +198,11 @@ def deposit(
     """Move native ETH from this node's wallet into its settlement account."""
     from lilypad_p2p.chain import ChainError
 
-    wei = _amount(amount)
+    wei = _positive_amount(amount)
     client = chain.settlement()
     with _fail_on(ChainError):
         client.deposit(wei)
-    _show_balance(client, as_json)
+        _show_balance(client, as_json)
 
 
 @chain_command
@@ -190,20 +220,67 @@ def withdraw(
     """Withdraw in two steps: `withdraw AMOUNT` announces, `withdraw --complete` pays out.
 
     During the notice the announced funds stay usable by deals; completing pays at most what is
-    still free then (locked funds are never withdrawn).
+    still free then (locked funds are never withdrawn). The contract keeps the larger of two
+    announcements: a smaller one changes nothing, a larger one replaces the pending one and
+    restarts the notice.
     """
     from lilypad_p2p.chain import ChainError
 
-    if (amount is None) == (not complete):
+    if amount is not None and complete:
+        _fail(f"both AMOUNT ({amount}) and --complete given: give AMOUNT to announce a "
+              "withdrawal, or --complete to pay out the announced one, not both")
+    if amount is None and not complete:
         _fail("give an AMOUNT to announce a withdrawal, or --complete to finish one")
-    wei = None if amount is None else _amount(amount)
+    wei = None if amount is None else _positive_amount(amount)
     client = chain.settlement()
     with _fail_on(ChainError):
         if wei is None:
-            client.withdraw()
+            _complete_withdrawal(client)
         else:
-            client.request_withdraw(wei)
-    _show_balance(client, as_json)
+            _announce_withdrawal(client, wei)
+        _show_balance(client, as_json)
+
+
+def _announce_withdrawal(client: Any, wei: int) -> None:
+    """`requestWithdraw(wei)`, refused where the contract would ignore it (a request for no
+    more than the pending one is a no-op that still costs gas), with what changed said."""
+    from lilypad_p2p.chain import format_wei, utc
+
+    before = client.balance()
+    pending = before.withdraw_requested
+    if pending and wei <= pending:
+        _fail(f"a withdrawal of {format_wei(pending)} is already pending (ready at "
+              f"{utc(before.withdraw_ready_at)}) and the contract keeps the larger request: to "
+              f"take more, announce more than it; else run `withdraw --complete` then")
+    client.request_withdraw(wei)
+    after = client.balance()
+    if pending:
+        _note(f"note: this replaces the pending withdrawal of {format_wei(pending)}; the "
+              f"notice restarted: ready at {utc(after.withdraw_ready_at)}")
+    if wei > before.free:
+        _note(f"note: only {format_wei(before.free)} is free now; completing pays at most what "
+              "is free then (funds locked in deals stay)")
+
+
+def _complete_withdrawal(client: Any) -> None:
+    """`withdraw()`, refused before any gas is spent when it would revert or pay nothing; says
+    what was paid when the free balance fell short of the request."""
+    from lilypad_p2p.chain import format_wei, utc
+
+    before = client.balance()
+    requested = before.withdraw_requested
+    if not requested:
+        _fail("nothing to complete: request a withdrawal first with `withdraw AMOUNT`")
+    wait = before.withdraw_ready_at - client.chain.now()
+    if wait > 0:
+        _fail(f"the withdrawal of {format_wei(requested)} is ready at "
+              f"{utc(before.withdraw_ready_at)}, in {wait} s: run `withdraw --complete` then")
+    if before.free == 0:
+        _fail(f"nothing is free to pay out ({format_wei(before.locked)} is locked in deals); "
+              "completing now would pay 0 and end the request: wait until deals settle")
+    client.withdraw()
+    paid = before.free - client.balance().free
+    _note(f"paid out {format_wei(paid)} of the {format_wei(requested)} requested")
 
 
 @chain_command

@@ -4,18 +4,43 @@ the node's config.toml."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on
-from lilypad_p2p.cli_chain import ContractOption, RpcOption, _amount, _chain_target, _node_account
+from lilypad_p2p._cli_common import HomeOption, JsonOption, PasswordFileOption, _fail
+from lilypad_p2p.cli_chain import (
+    ContractOption,
+    RpcOption,
+    _amount,
+    _chain_target,
+    _node_account,
+)
 
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
 DevFundOption = Annotated[
     bool, typer.Option("--dev-fund", help="First give the node's address 1000 ETH with "
                        "anvil_setBalance (development chains only).")
 ]
+# Withdrawals wait the notice, and a payout address change twice it: past a month nobody could
+# use their deposit, and a notice too large for the contract's 64-bit ready time would make
+# every withdrawal revert.
+MAX_WITHDRAW_NOTICE_S = 30 * 24 * 3600
+
+
+@contextmanager
+def _chain_failures() -> Iterator[None]:
+    """End with the one line of a chain error; a key short of gas money hears of --dev-fund."""
+    from lilypad_p2p.chain import ChainError, SenderUnfunded
+
+    try:
+        yield
+    except SenderUnfunded as exc:
+        _fail(f"{exc} (on a development chain, --dev-fund does it)")
+    except ChainError as exc:
+        _fail(str(exc))
 
 
 def _open_chain(rpc_url: str, account: Any, dev_fund: bool) -> Any:
@@ -46,19 +71,22 @@ def chain_deploy(
         str, typer.Option(help="Smallest stake a mediator must lock, e.g. 1eth.")
     ] = "1eth",
     dev_fund: DevFundOption = False,
+    password_file: PasswordFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the settlement contract from this node's key; record it in <home>/config.toml."""
     from lilypad_p2p.chain import (
-        ChainError,
         deploy_settlement,
         record_chain_settings,
     )
 
+    if not 0 <= withdraw_notice <= MAX_WITHDRAW_NOTICE_S:
+        _fail(f"--withdraw-notice {withdraw_notice}: give 0 to {MAX_WITHDRAW_NOTICE_S} seconds "
+              "(30 days); it is final for the contract's life")
     config = _chain_target(home, rpc, None)
-    account = _node_account(config)
+    account = _node_account(config, password_file)
     stake = _amount(min_mediator_stake)
-    with _fail_on(ChainError):
+    with _chain_failures():
         chain = _open_chain(rpc, account, dev_fund)
         address = deploy_settlement(
             chain, account, withdraw_notice_s=withdraw_notice, min_mediator_stake=stake
@@ -84,6 +112,7 @@ def chain_deploy_requests(
                            "(contracts/examples/), which asks for a job and stores the answer.")
     ] = False,
     dev_fund: DevFundOption = False,
+    password_file: PasswordFileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Deploy LilypadRequests, through which smart contracts ask for jobs.
@@ -118,7 +147,7 @@ def chain_deploy_requests(
 
     from lilypad_p2p.chain import (
         EXAMPLE_CLIENT,
-        ChainError,
+        SettlementClient,
         deploy_contract,
         deploy_requests,
         record_chain_settings,
@@ -130,9 +159,10 @@ def chain_deploy_requests(
     if config.contract is None:
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy` first")
-    account = _node_account(config)
-    with _fail_on(ChainError):
+    account = _node_account(config, password_file)
+    with _chain_failures():
         chain = _open_chain(config.rpc_url, account, dev_fund)
+        SettlementClient(chain, config.contract).require_deployed()
         requests = deploy_requests(chain, account, config.contract)
         client = deploy_contract(chain, account, EXAMPLE_CLIENT, requests) if example else None
     config_path = config.home / "config.toml"

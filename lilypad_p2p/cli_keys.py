@@ -11,19 +11,21 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _fail, _fail_on, _home, _json_shown
+from lilypad_p2p._cli_common import (
+    HomeOption,
+    JsonOption,
+    PasswordFileOption,
+    _fail,
+    _fail_on,
+    _home,
+    _json_shown,
+)
 from lilypad_p2p.cli_chain import ChainOptions, chain_command
 
 keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
                             "secret).")
 payout_app = typer.Typer(help="The payout address: the only place withdrawals are paid to.")
 
-PasswordFileOption = Annotated[
-    Path | None,
-    typer.Option("--password-file", envvar="LILYPAD_KEY_PASSWORD_FILE",
-                 help="File (mode 0600) holding the keystore password; else "
-                      "LILYPAD_KEY_PASSWORD, else a prompt.", show_default=False),
-]
 RETIRED_DIR = "retired"
 STAGING_DIR = "next"
 
@@ -197,7 +199,7 @@ def keys_rotate(
 
 
 def _rotate(reader: Any, keystore: Path, password_file: Path | None, as_json: bool) -> None:
-    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain import ChainError, SenderUnfunded
     from lilypad_p2p.chain._keys import payout_state, rotate_key
     from lilypad_p2p.identity import KEY_FILE_NAME, KeystoreError, save_handover
     from lilypad_p2p.keystore import is_encrypted, password_source
@@ -214,12 +216,11 @@ def _rotate(reader: Any, keystore: Path, password_file: Path | None, as_json: bo
         if successor is None:
             receipt = rotate_key(client, new.eth_account())
             transaction = "0x" + bytes(receipt.tx_hash).hex()
+    except SenderUnfunded:
+        # Refused before it was sent: the rotation surely did not happen.
+        _fail(f"{old.address} has no ETH for the rotation's gas: send some to it, then run "
+              f"`keys rotate` again (keys unchanged; the new key waits in {staging})")
     except ChainError as exc:
-        # Chain nodes (geth, anvil, ...) refuse an unpayable transaction with this phrase,
-        # before it is sent: the rotation surely did not happen.
-        if "insufficient funds" in str(exc).lower():
-            _fail(f"{old.address} has no ETH for the rotation's gas: send some to it, then run "
-                  f"`keys rotate` again (keys unchanged; the new key waits in {staging})")
         _fail(f"the rotation did not happen or its outcome is unknown; keys unchanged, the new "
               f"key waits in {staging} and the next `keys rotate` reuses it: {exc}")
     if successor not in (None, new.address):

@@ -41,10 +41,12 @@ from lilypad_p2p.chain._errors import (
     InsufficientFunds,
     InvalidDealTerms,
     RpcUnavailable,
+    SenderUnfunded,
     SignatureInvalid,
     SignatureRejected,
     TransactionReverted,
     WrongDealStatus,
+    utc,
 )
 from lilypad_p2p.chain._record_feed import RecordFeed
 from lilypad_p2p.chain._records import read_track_records, settlement_events
@@ -115,6 +117,7 @@ __all__ = [
     "RequestsClient",
     "ResultCommitment",
     "RpcUnavailable",
+    "SenderUnfunded",
     "SettlementClient",
     "SettlementItem",
     "SignatureInvalid",
@@ -144,4 +147,5 @@ __all__ = [
     "sign_typed",
     "skipped_deals",
     "typed_data_types",
+    "utc",
 ]

@@ -32,6 +32,7 @@ from lilypad_p2p.chain._artifacts import settlement_abi
 from lilypad_p2p.chain._errors import (
     ContractRevert,
     RpcUnavailable,
+    SenderUnfunded,
     TransactionReverted,
     revert_error,
 )
@@ -202,7 +203,7 @@ class Chain:
             except (ContractRevert, RpcUnavailable):
                 raise
             except Exception as exc:
-                raise self._as_revert(exc) from exc
+                raise self._as_revert(exc, account.address) from exc
             gas = estimate * GAS_HEADROOM_NUM // GAS_HEADROOM_DEN
         base_fee = int(self.rpc(lambda: self.w3.eth.get_block("latest")).get("baseFeePerGas", 0))
         tx.update(
@@ -253,7 +254,7 @@ class Chain:
                 self._nonces.forget(address)
                 if isinstance(exc, RpcUnavailable | ContractRevert):
                     raise
-                raise self._as_revert(exc) from exc
+                raise self._as_revert(exc, address) from exc
         return tx_hash
 
     def _wait_receipt(self, tx_hash: bytes) -> Any:
@@ -281,8 +282,13 @@ class Chain:
 
     # ------------------------------------------------------------------ revert decoding
 
-    def _as_revert(self, exc: Exception) -> Exception:
+    def _as_revert(self, exc: Exception, sender: str | None = None) -> Exception:
         data = _revert_data(exc)
+        # Nodes word it alike ("insufficient funds for gas * price + value") but give no code
+        # of their own; the sender is who must act.
+        if data is None and sender is not None and "insufficient funds" in str(exc).lower():
+            return SenderUnfunded(f"address {sender} has insufficient funds for this "
+                                  "transaction's gas and value: fund it")
         if data is None:
             return TransactionReverted(f"{type(exc).__name__}: {exc}")
         return self.decode_revert(data)

@@ -27,6 +27,7 @@ from lilypad_p2p.chain._errors import (
     AlreadySettled,
     ChainError,
     DealAlreadyOpened,
+    RpcUnavailable,
 )
 from lilypad_p2p.chain._typed import (
     Acceptance,
@@ -183,6 +184,27 @@ class SettlementClient:
 
     def withdraw_notice(self) -> int:
         return int(self._view("withdrawNotice"))
+
+    def require_deployed(self) -> None:
+        """Check that `address` holds a settlement contract, before any money is sent there
+        (ETH sent to an address without it is gone).
+
+        Raises:
+            ChainError: no code there, or code that does not answer as this contract does.
+            RpcUnavailable: the chain did not answer.
+        """
+        code = self.chain.rpc(lambda: self.chain.w3.eth.get_code(self.address))
+        try:
+            # A two-word answer: a precompile or a stray contract's fallback rarely fits it.
+            answers = bool(code) and len(self._view("accounts", self.address)) == 2
+        except RpcUnavailable:
+            raise
+        except ChainError:
+            answers = False
+        if not answers:
+            raise ChainError(f"{self.address} holds no LilypadSettlement contract on chain "
+                             f"{self.chain.chain_id}: check the [chain] contract setting or "
+                             "--contract")
 
     def _view(self, name: str, *args: Any) -> Any:
         call = {"to": self.address, "data": self._calls.encode(name, args)}

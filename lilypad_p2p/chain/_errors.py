@@ -7,7 +7,8 @@ calls `revert_error`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 
@@ -24,14 +25,24 @@ class SignatureInvalid(ChainError, PeerMisbehaved):
     """A typed-data signature is malformed, malleable (high s) or from the wrong signer."""
 
 
+class SenderUnfunded(ChainError):
+    """The sending account has too little ETH for a transaction's gas and value."""
+
+
 class ContractRevert(ChainError):
-    """The settlement contract refused a call; `error` is its custom error's name."""
+    """The settlement contract refused a call; `error` is its custom error's name.
+
+    Its message says in words what went wrong and what to do where `_WORDS` knows the error,
+    and keeps the raw form (name and arguments) for logs and searches.
+    """
 
     def __init__(self, error: str, args: Mapping[str, object] | None = None) -> None:
         self.error = error
         self.error_args = dict(args or {})
         detail = ", ".join(f"{k}={_show(v)}" for k, v in self.error_args.items())
-        super().__init__(f"{error}({detail})")
+        words = _WORDS.get(error)
+        raw = f"{error}({detail})"
+        super().__init__(raw if words is None else f"{words(self.error_args)} ({raw})")
 
 
 class AlreadySettled(ContractRevert):
@@ -94,6 +105,23 @@ _CLASS_BY_ERROR: dict[str, type[ContractRevert]] = {
     "WithdrawNotReady": DeadlineError,
     "DealExpired": InvalidDealTerms,
     "InvalidDeal": InvalidDealTerms,
+}
+
+
+def utc(timestamp: object) -> str:
+    """A unix time as `2025-01-02 03:04:05 UTC`."""
+    return datetime.fromtimestamp(int(str(timestamp)), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# The errors an operator's own command can meet (deposit, withdraw, payout), in words.
+_WORDS: dict[str, Callable[[Mapping[str, object]], str]] = {
+    "ZeroAmount": lambda _: "the amount is 0: give more than 0",
+    "AmountOverflow": lambda _: "the amount is larger than the contract can hold: give less",
+    "NoWithdrawRequest": lambda _: (
+        "nothing to complete: request a withdrawal first with `withdraw AMOUNT`"),
+    "WithdrawNotReady": lambda a: (
+        f"the withdrawal is not ready before {utc(a['readyAt'])}: complete it after that"),
+    "ZeroAddress": lambda _: "the address is 0x0…0, which nobody controls: give a nonzero one",
 }
 
 
