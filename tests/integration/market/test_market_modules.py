@@ -142,9 +142,10 @@ def test_oversized_and_unpullable_images_are_refused_before_any_deal_is_signed(t
         home = world.base_dir / "client"
         definition = tmp_path / "module.toml"
         expected = {}
-        for reference, reason in ((oversized, "over this node's limit of 2097152 bytes"),
-                                  (missing, "answered 404")):
-            definition.write_text(_definition(reference, "refused"))
+        for name, reference, reason in (
+                ("big", oversized, "over this node's limit of 2097152 bytes"),
+                ("gone", missing, "answered 404")):
+            definition.write_text(_definition(reference, name))
             module = _add(home, str(definition))
             client.call("submit", {"module": module, "params": {"text": "x"},
                                    "target": provider.status["address"]})
