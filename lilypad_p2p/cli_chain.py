@@ -253,10 +253,9 @@ def _announce_withdrawal(client: Any, wei: int) -> None:
               f"{utc(before.withdraw_ready_at)}) and the contract keeps the larger request: to "
               f"take more, announce more than it; else run `withdraw --complete` then")
     client.request_withdraw(wei)
-    after = client.balance()
     if pending:
         _note(f"note: this replaces the pending withdrawal of {format_wei(pending)}; the "
-              f"notice restarted: ready at {utc(after.withdraw_ready_at)}")
+              f"notice restarted: ready at {utc(client.balance().withdraw_ready_at)}")
     if wei > before.free:
         _note(f"note: only {format_wei(before.free)} is free now; completing pays at most what "
               "is free then (funds locked in deals stay)")

@@ -318,6 +318,8 @@ def _wait_gone(processes: list[DevnetProcess], timeout_s: float) -> None:
             time.sleep(0.1)  # polling a process that is not our child: no wait() on it
         _signal(process, signal.SIGKILL)
         _reap(process.pid)
+
+
 def _reap(pid: int) -> None:
     """Collect `pid` if it is our own child (started by `up` in this process)."""
     with contextlib.suppress(ChildProcessError, OSError):

@@ -69,8 +69,10 @@ class Param:
             raise ValueError(f"minimum {self.minimum} is above maximum {self.maximum}")
         if len({repr(choice) for choice in self.choices}) < len(self.choices):
             raise ValueError(f"choices {list(self.choices)} repeat a value")
-        named = [("choice", value) for value in self.choices]
-        for name, value in [*named, *([] if self.default is None else [("default", self.default)])]:
+        given: list[tuple[str, object]] = [("choice", value) for value in self.choices]
+        if self.default is not None:
+            given.append(("default", self.default))
+        for name, value in given:
             try:
                 self.check(name, value)
             except BadParameters as exc:  # a definition's mistake, not a job's
