@@ -36,6 +36,8 @@ IMAGE_REPOSITORY = "lilypad-p2p"
 BUSYBOX_LIST_TIMEOUT_S = 10.0
 LDD_TIMEOUT_S = 10.0
 MAX_RECIPE_BYTES = 64 * 1024
+# The image is assembled in memory: its files together may hold at most this much.
+MAX_IMAGE_CONTENT_BYTES = 512 * 1024 * 1024
 EPOCH = "1970-01-01T00:00:00Z"
 _WORLD_WRITABLE_STICKY = 0o1777
 _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -252,10 +254,11 @@ def _check_plain(st: os.stat_result, where: str) -> None:
         raise ImageRefused(f"{where} is a hard link; a recipe holds plain files only (copy it)")
 
 
-def _read_public_host_file(path: Path) -> tuple[bytes, int]:
+def _read_public_host_file(path: Path, max_bytes: int) -> tuple[bytes, int]:
     """The content and image mode of host file `path`, if every user of this host may read it:
     a recipe may come from someone else, and copying only what any local user could read keeps
-    the host's secrets (/etc/shadow, keys under /root) out of an image that may be published."""
+    the host's secrets (/etc/shadow, keys under /root) out of an image that may be published.
+    A file larger than `max_bytes` is refused before it is read."""
     try:
         real = path.resolve(strict=True)
         st = real.stat()
@@ -265,6 +268,8 @@ def _read_public_host_file(path: Path) -> tuple[bytes, int]:
         if not public:
             raise ImageRefused(f"{path} is not a regular file every user may read; a recipe "
                                "copies only public host files")
+        if st.st_size > max_bytes:
+            raise _too_large(str(path))
         return real.read_bytes(), 0o755 if st.st_mode & 0o111 else 0o644
     except FileNotFoundError as exc:
         raise ImageMissing(f"{path} not found: the recipe copies it from the host") from exc
@@ -291,11 +296,22 @@ def _layer_tarball(recipe_dir: Path, spec: _Recipe, recipe: str) -> bytes:
     return rootfs.tarball()
 
 
+def _too_large(what: str) -> ImageRefused:
+    return ImageRefused(f"{what} would take the image's files past "
+                        f"{MAX_IMAGE_CONTENT_BYTES // 2**20} MiB; a larger image belongs in a "
+                        "registry (a module's `image` may name one)")
+
+
 class _Rootfs:
     """A root filesystem being assembled in memory, written out with fixed metadata."""
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tarfile.TarInfo, bytes | None]] = {}
+        self._content_bytes = 0
+
+    @property
+    def _room(self) -> int:
+        return MAX_IMAGE_CONTENT_BYTES - self._content_bytes
 
     def add_directory(self, name: str, mode: int = 0o755) -> None:
         parent = posixpath.dirname(name)
@@ -305,6 +321,9 @@ class _Rootfs:
 
     def add_file(self, name: str, content: bytes, mode: int) -> None:
         self._claim(name)
+        if len(content) > self._room:
+            raise _too_large(f"/{name}")
+        self._content_bytes += len(content)
         info = fixed_tarinfo(name, tarfile.REGTYPE, mode, len(content))
         self._entries[name] = (info, content)
 
@@ -317,7 +336,7 @@ class _Rootfs:
         # normpath: ldd may name a library as /usr/bin/../lib/x, and `..` must not reach the layer.
         name = posixpath.normpath(path.as_posix()).lstrip("/")
         if name not in self._entries:
-            content, mode = _read_public_host_file(path)
+            content, mode = _read_public_host_file(path, self._room)
             self.add_file(name, content, mode)
         return path
 
@@ -344,7 +363,7 @@ class _Rootfs:
                 f"{busybox} not found: install Debian's static busybox "
                 "(apt-get install busybox-static)"
             )
-        content, _ = _read_public_host_file(busybox)
+        content, _ = _read_public_host_file(busybox, self._room)
         try:
             applets = subprocess.run(
                 [str(busybox), "--list"],
@@ -381,9 +400,14 @@ class _Rootfs:
             inside = posixpath.relpath(directory, files)
             for name in sorted((*subdirs, *names)):
                 inner = posixpath.normpath(posixpath.join(inside, name))
-                if not stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
-                    content = _read_plain(name, f"{where}/{inner}", dir_fd=dir_fd)
-                    self.add_file(inner, content, 0o644)
+                st = os.lstat(name, dir_fd=dir_fd)
+                if stat.S_ISDIR(st.st_mode):
+                    continue
+                if st.st_size > self._room:
+                    raise _too_large(f"{where}/{inner}")
+                content = _read_plain(name, f"{where}/{inner}", dir_fd=dir_fd,
+                                      max_bytes=self._room)
+                self.add_file(inner, content, 0o644)
 
     def tarball(self) -> bytes:
         buffer = io.BytesIO()

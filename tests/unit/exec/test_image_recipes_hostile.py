@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
 from lilypad_p2p.exec import ImageRefused, build_image_archive
+from lilypad_p2p.exec import _images as images
 from lilypad_p2p.exec._images import MAX_RECIPE_BYTES
 
 SECRET = b"host secret that must never reach an image\n"
@@ -222,3 +223,27 @@ def test_a_recipe_toml_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
     finally:
         done.set()
         writer.join()
+
+
+def test_a_rootfs_file_too_large_for_the_image_is_refused_unread(tmp_path):
+    recipe = _recipe(tmp_path, "")
+    with (recipe / "rootfs" / "huge").open("wb") as sparse:  # no disk used, never read
+        sparse.truncate(images.MAX_IMAGE_CONTENT_BYTES + 1)
+    message = _refusal(tmp_path)
+    assert "r/rootfs/huge" in message and "512 MiB" in message and "registry" in message
+
+
+def test_a_host_file_too_large_for_the_image_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_IMAGE_CONTENT_BYTES", 1000)  # /bin/sh is larger
+    _recipe(tmp_path, 'executables = ["/bin/sh"]\n')
+    assert "/bin/sh would take the image's files past" in _refusal(tmp_path)
+
+
+def test_the_limit_counts_every_file_of_the_image_together(tmp_path, monkeypatch):
+    monkeypatch.setattr(images, "MAX_IMAGE_CONTENT_BYTES", 1000)
+    recipe = _recipe(tmp_path, "")
+    for name in ("a", "b"):
+        (recipe / "rootfs" / name).write_bytes(b"x" * 600)
+    assert "r/rootfs/b would take the image's files past" in _refusal(tmp_path)
+    (recipe / "rootfs" / "b").write_bytes(b"x" * 400)
+    assert _layer_members(build_image_archive("r", tmp_path / "recipes").archive)["b"] == b"x" * 400
