@@ -304,10 +304,20 @@ def _stop(nodes: list[DevnetProcess], chain: DevnetProcess) -> int:
 
 
 def _signal(process: DevnetProcess, sig: int) -> None:
-    """Send `sig` to `process` if it is still the one `up` started."""
-    if _running(process):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, sig)
+    """Send `sig` to `process` if it is still the one `up` started.
+
+    The signal goes through a pidfd opened before the start time is checked: a pidfd stays
+    bound to the process it was opened for, so the PID cannot pass to another in between."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except ProcessLookupError:
+        return
+    try:
+        if _running(process):
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
 
 
 def _wait_gone(processes: list[DevnetProcess], timeout_s: float) -> None:
