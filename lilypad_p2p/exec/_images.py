@@ -44,6 +44,7 @@ _ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
 _RECIPE_KEYS = frozenset({"optional", "busybox", "directories", "executables", "trees", "links"})
 _TREE_KEYS = frozenset({"source", "exclude"})
 _NOT_PATH_PARTS = frozenset({"", ".", ".."})
+_NOBODY = 65534
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,12 +366,8 @@ class _Rootfs:
             )
         content, _ = _read_public_host_file(busybox, self._room)
         try:
-            applets = subprocess.run(
-                [str(busybox), "--list"],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=BUSYBOX_LIST_TIMEOUT_S,
+            applets = _run_unprivileged(
+                [str(busybox), "--list"], BUSYBOX_LIST_TIMEOUT_S, check=True
             ).stdout.split()
         except (OSError, subprocess.SubprocessError) as exc:
             raise ImageRefused(f"busybox {busybox} does not list its applets ({exc}); "
@@ -425,6 +422,22 @@ class _Rootfs:
             self.add_directory(parent)
 
 
+def _run_unprivileged(
+    argv: list[str], timeout_s: float, *, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run a recipe's host binary (its busybox; ldd, which loads the executables it lists).
+
+    The recipe names them and may come from someone else, while builds often run as root: as
+    root they run as nobody, from /, with a bare environment."""
+    drop: dict[str, Any] = {}
+    if os.geteuid() == 0:
+        drop = {"user": _NOBODY, "group": _NOBODY, "extra_groups": []}
+    return subprocess.run(
+        argv, check=check, capture_output=True, text=True, timeout=timeout_s, cwd="/",
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"}, **drop,
+    )
+
+
 def _refuse_unreadable(error: OSError) -> None:
     raise ImageRefused(f"cannot read {error.filename}: {error.strerror}") from error
 
@@ -435,9 +448,7 @@ def _shared_libraries(binaries: list[Path]) -> list[Path]:
         return []
     libraries: set[Path] = set()
     for binary in binaries:
-        listing = subprocess.run(
-            ["ldd", str(binary)], capture_output=True, text=True, timeout=LDD_TIMEOUT_S
-        )
+        listing = _run_unprivileged(["ldd", str(binary)], LDD_TIMEOUT_S)
         for line in listing.stdout.splitlines():
             words = line.replace("=>", " ").split()
             paths = [word for word in words if word.startswith("/")]

@@ -5,8 +5,10 @@ directory ends up in the image."""
 import io
 import json
 import os
+import shutil
 import stat
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -86,6 +88,23 @@ def test_a_malformed_recipe_is_refused_with_one_line_naming_the_key(tmp_path, to
 def test_a_busybox_that_is_not_busybox_is_refused(tmp_path):
     _recipe(tmp_path, 'busybox = "/bin/true"\n')
     assert "/bin/true is not a busybox binary" in _refusal(tmp_path)
+
+
+def test_the_recipes_busybox_runs_as_nobody_when_built_as_root(tmp_path):
+    # A recipe may name a "busybox" of its own: a public file, but its program runs. This one
+    # lists its user ID as an applet, so the image tells who ran it.
+    public = Path(tempfile.mkdtemp(prefix="recipe-busybox-"))  # under /tmp: every user may reach
+    try:
+        public.chmod(0o755)
+        fake = public / "busybox"
+        fake.write_text('#!/bin/sh\necho sh; echo "uid$(id -u)"; echo "cwd$(pwd | tr / _)"\n')
+        fake.chmod(0o755)
+        _recipe(tmp_path, f'busybox = "{fake}"\n')
+        members = _layer_members(build_image_archive("r", tmp_path / "recipes").archive)
+    finally:
+        shutil.rmtree(public)
+    runner = 65534 if os.geteuid() == 0 else os.geteuid()
+    assert f"bin/uid{runner}" in members and "bin/cwd_" in members, sorted(members)
 
 
 @pytest.mark.parametrize(
