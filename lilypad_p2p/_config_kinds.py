@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from lilypad_p2p.errors import ConfigError
 
@@ -24,10 +24,32 @@ _UNIT_WORDS = {"s": "seconds", "bytes": "bytes", "wei": "wei", "blocks": "blocks
 class Kind(Generic[T]):
     """How a setting's value is read; `name` is the setting as the file spells it."""
 
+    # What the file writes without quotes (TOML types numbers and booleans), or None where a
+    # string is the value itself. Variables and flags are always text, so `parse` takes text.
+    unquoted: ClassVar[str | None] = None
+
     def allowed(self) -> str:
         raise NotImplementedError
 
     def parse(self, value: object, name: str, source: str) -> T:
+        raise NotImplementedError
+
+    def parse_file(self, value: object, name: str, source: str) -> T:
+        """What the settings file gave: as `parse`, except that a number or a boolean in quotes
+        is refused: TOML types the file's values, and a quoted one is text to every other
+        reader of the file."""
+        if self.unquoted is not None and isinstance(value, str):
+            try:
+                bare = self.show(self.parse(value, name, source))
+            except ConfigError:  # not even the text is right: show any good value
+                bare = self.example()
+            raise _fail(name, source, f"{value!r} is in quotes, so TOML reads it as text, not "
+                                      f"{self.unquoted}: write it without quotes, e.g. "
+                                      f"{name.rsplit('.', 1)[-1]} = {bare}")
+        return self.parse(value, name, source)
+
+    def example(self) -> str:
+        """A value the file could hold, for an error's hint."""
         raise NotImplementedError
 
     def show(self, value: T) -> str:
@@ -56,21 +78,36 @@ class Whole(Kind[int]):
     high: int
     unit: str = ""
 
+    unquoted: ClassVar[str | None] = "a number"
+
     def allowed(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         return f"{_number(self.low)} … {_number(self.high)}{unit}"
 
+    def example(self) -> str:
+        return str(max(self.low, 1))
+
+    def parse_file(self, value: object, name: str, source: str) -> int:
+        # An amount in wei outgrows TOML's 64-bit integers at about 9.2 ETH, and readers other
+        # than Python's may refuse a larger bare one: in quotes it is the portable spelling.
+        if self.unit == "wei":
+            return self.parse(value, name, source)
+        return super().parse_file(value, name, source)
+
     def parse(self, value: object, name: str, source: str) -> int:
         unit = f" {self.unit}" if self.unit else ""
+        # Text in ASCII digits with an optional sign: a sign makes "-5" a number out of range,
+        # not "no number", and str.isdigit() would pass digits int() refuses ("²").
+        text = value.strip() if isinstance(value, str) else None
         if type(value) is int:
             number = value
-        elif isinstance(value, str) and value.strip().isdigit():
-            number = int(value.strip())
+        elif text is not None and re.fullmatch(r"[+-]?[0-9]+", text):
+            number = int(text)
         else:
             of_unit = f" of {_UNIT_WORDS[self.unit]}" if self.unit else ""
             key = name.rsplit(".", 1)[-1]
             raise _fail(name, source, f"{value!r} is not a whole number{of_unit}; write e.g. "
-                                      f"{key} = {max(self.low, 1)}")
+                                      f"{key} = {self.example()}")
         if not self.low <= number <= self.high:
             raise _fail(name, source, f"{value!r} is out of range: at least {self.low}{unit} "
                                       f"and at most {self.high}{unit}")
@@ -79,8 +116,13 @@ class Whole(Kind[int]):
 
 @dataclass(frozen=True)
 class Flag(Kind[bool]):
+    unquoted: ClassVar[str | None] = "true or false"
+
     def allowed(self) -> str:
         return "true or false"
+
+    def example(self) -> str:
+        return "true"
 
     def parse(self, value: object, name: str, source: str) -> bool:
         if isinstance(value, bool):
@@ -249,8 +291,13 @@ class HostPort(Kind["str | None"]):
 class Fraction(Kind[int]):
     """A fraction in [0, 1] (e.g. 0.1), kept as parts per million."""
 
+    unquoted: ClassVar[str | None] = "a number"
+
     def allowed(self) -> str:
         return "a fraction 0 … 1"
+
+    def example(self) -> str:
+        return "0.1"
 
     def parse(self, value: object, name: str, source: str) -> int:
         try:

@@ -381,7 +381,10 @@ class Setting:
         """The setting as the file spells it: `listen`, `chain.rpc_url`."""
         return ".".join(self.toml_key)
 
-    def parse(self, value: object, source: str) -> object:
+    def parse(self, value: object, source: str, *, from_file: bool = False) -> object:
+        """`value` as the setting holds it; `from_file`: TOML gave it (typed), not text."""
+        if from_file:
+            return self.kind.parse_file(value, self.label, source)
         return self.kind.parse(value, self.label, source)
 
 
@@ -437,13 +440,13 @@ def load_config(
     values: dict[str, Any] = {}  # each what its setting's kind returns: the field's type
     for row in SETTINGS:
         candidates = (
-            (lookup(file_data, row.toml_key), str(config_path)),
-            (environ.get(row.env) or None, row.env),  # empty means unset
-            (flags.get(row.name), row.flag or f"--{row.name.replace('_', '-')}"),
+            (lookup(file_data, row.toml_key), str(config_path), True),
+            (environ.get(row.env) or None, row.env, False),  # empty means unset
+            (flags.get(row.name), row.flag or f"--{row.name.replace('_', '-')}", False),
         )
-        for raw, source in candidates:
+        for raw, source, from_file in candidates:
             if raw is not None:
-                values[row.name] = row.parse(raw, source)
+                values[row.name] = row.parse(raw, source, from_file=from_file)
     if "chains" in file_data:
         shorthand = [name for name in ("rpc_url", "contract", "requests_contract")
                      if values.get(name) is not None]
