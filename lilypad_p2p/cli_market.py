@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _json_shown
+from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _fail, _json_shown
 
 
 def _wei(value: int | None) -> str:
@@ -23,6 +23,12 @@ def market(
     went to other offers or to none (price, resources, module, mediators, chain, capacity...).
     """
     view = _control(home, "market", {"market": market_name})
+    if not view["following"]:
+        # Its book then holds no job offers but its own, so an empty view would read as a
+        # quiet market: a failure, with --json too, is what a script can tell apart.
+        _fail(f"this node does not follow market {view['market']!r}: it hears no job offers "
+              "(by default only solvers and relays do); set follow_markets = true in its "
+              "config.toml (or LILYPAD_FOLLOW_MARKETS=true) and restart it")
     if _json_shown(view, as_json, sort_keys=True):
         return
     print_view(view)
@@ -33,12 +39,6 @@ def print_view(view: dict[str, Any]) -> None:
     from rich.table import Table
 
     console = Console()
-    if not view["following"]:
-        console.print(
-            f"this node does not receive market {view['market']!r}'s job offers "
-            "(only solvers and relays do): set follow_markets = true in its "
-            "config.toml and restart it to see them here")
-        return
     jobs = Table(title=f"open job offers in market {view['market']!r} ({len(view['open_jobs'])})")
     for column in ("id", "module", "max price (wei)", "chain", "needs", "record", "expires in"):
         jobs.add_column(column)

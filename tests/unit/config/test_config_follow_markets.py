@@ -1,9 +1,14 @@
 """Which nodes receive their markets' gossip: clients, solvers, chain bridges and relays, and
 anyone who asks; and which of them also receive the job offers: solvers and relays."""
 
-import pytest
+import json
+from typing import Any
 
-from lilypad_p2p.cli_market import print_view
+import pytest
+from typer.testing import CliRunner
+
+from lilypad_p2p import cli_market
+from lilypad_p2p.cli import app
 from lilypad_p2p.config import load_config
 from lilypad_p2p.errors import ConfigError
 
@@ -37,8 +42,28 @@ def test_a_provider_follows_when_it_asks(tmp_path, monkeypatch):
         load_config(home=tmp_path, flags={})
 
 
-def test_the_market_view_of_a_node_that_does_not_follow_says_how_to(capsys):
-    print_view({"market": "cpu", "following": False, "open_jobs": [], "own_offers": [],
-                "window_s": 30.0, "recent_matches": 0, "prices": {}})
-    out = capsys.readouterr().out
-    assert "does not receive market 'cpu'" in out and "follow_markets = true" in out
+def _view(following: bool) -> dict[str, Any]:
+    return {"market": "cpu", "following": following, "open_jobs": [], "own_offers": [],
+            "window_s": 30.0, "recent_matches": 0,
+            "prices": {"count": 0, "last": None, "p10": None, "p50": None, "p90": None}}
+
+
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_the_market_view_of_a_node_that_does_not_follow_fails_saying_how_to(monkeypatch,
+                                                                          flags):
+    # Its empty view would read as a quiet market, to a person and to a script alike.
+    monkeypatch.setattr(cli_market, "_control", lambda home, method, params: _view(False))
+    result = CliRunner().invoke(app, ["market", *flags])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "error: this node does not follow market 'cpu': it hears no job offers (by default "
+        "only solvers and relays do); set follow_markets = true in its config.toml (or "
+        "LILYPAD_FOLLOW_MARKETS=true) and restart it"]
+
+
+def test_the_market_view_of_a_following_node_is_shown(monkeypatch):
+    monkeypatch.setattr(cli_market, "_control", lambda home, method, params: _view(True))
+    result = CliRunner().invoke(app, ["market"])
+    assert result.exit_code == 0 and "going price over the last 30 s: 0 matches" in result.output
+    result = CliRunner().invoke(app, ["market", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["following"] is True
