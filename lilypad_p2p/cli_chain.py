@@ -109,6 +109,23 @@ def _node_account(config: Any, password_file: Path | None = None) -> Any:
     return unlock_identity(config.keystore_dir, password_file).eth_account()
 
 
+def _chosen_chain(config: Any, chain_id: int | None) -> Any:
+    """The chain of `config` that `chain_id` names (None: the first), on JSON-RPC and with a
+    settlement contract."""
+    chosen = [c for c in config.chains if chain_id is None or c.chain_id == chain_id]
+    if not chosen:
+        _fail(f"--chain-id {chain_id}: not one of the config's [[chains]] "
+              f"{[c.chain_id for c in config.chains]}")
+    target = chosen[0]
+    if target.rpc_url is None:
+        _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
+              "inside a node process, so the CLI cannot use it")
+    if target.contract is None:
+        _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
+              "`lilypad-p2p chain deploy`")
+    return target
+
+
 def _settlement(
     home: Path | None,
     rpc: str | None,
@@ -125,17 +142,7 @@ def _settlement(
     from lilypad_p2p.chain import ChainError, SettlementClient, open_rpc_chain
 
     config = _chain_target(home, rpc, contract)
-    chosen = [c for c in config.chains if chain_id is None or c.chain_id == chain_id]
-    if not chosen:
-        _fail(f"--chain-id {chain_id}: not one of the config's [[chains]] "
-              f"{[c.chain_id for c in config.chains]}")
-    target = chosen[0]
-    if target.rpc_url is None:
-        _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
-              "inside a node process, so the CLI cannot use it")
-    if target.contract is None:
-        _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
-              "`lilypad-p2p chain deploy`")
+    target = _chosen_chain(config, chain_id)
     if account is None and as_node:
         account = _node_account(config, password_file)
     with _fail_on(ChainError):

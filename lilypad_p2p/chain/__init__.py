@@ -65,7 +65,7 @@ from lilypad_p2p.chain._requests import (
     deploy_requests,
     result_cid_bytes,
 )
-from lilypad_p2p.chain._settings_file import record_chain_settings
+from lilypad_p2p.chain._settings_file import record_chain_settings, record_chains_entry
 from lilypad_p2p.chain._typed import (
     Acceptance,
     Deal,
@@ -139,6 +139,7 @@ __all__ = [
     "parse_amount",
     "read_track_records",
     "record_chain_settings",
+    "record_chains_entry",
     "recover_typed",
     "require_signer",
     "result_cid_bytes",

@@ -122,6 +122,57 @@ def test_deploy_refuses_a_notice_out_of_range(
     assert not (home / "config.toml").exists()
 
 
+@pytest.mark.parametrize("stake", [str(1 << 128), "1000000000000000000000eth"])
+def test_deploy_refuses_a_stake_no_mediator_could_lock(
+    anvil_chain: Chain, tmp_path: Path, stake: str
+) -> None:
+    home, address = _node(anvil_chain, tmp_path)
+    line = _error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home),
+                      "--min-mediator-stake", stake, ok=False))
+    assert str((1 << 128) - 1) in line and "2^128 − 1" in line, line
+    assert _sent(anvil_chain, address) == 0
+    assert not (home / "config.toml").exists()
+
+
+def test_deploy_through_a_symlinked_config_keeps_the_link(anvil_chain: Chain,
+                                                          tmp_path: Path) -> None:
+    home, _ = _node(anvil_chain, tmp_path)
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "lilypad.toml").write_text("# from my dotfiles\n")
+    (dotfiles / "lilypad.toml").chmod(0o644)
+    (home / "config.toml").symlink_to(dotfiles / "lilypad.toml")
+    run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home))
+    assert (home / "config.toml").is_symlink()
+    assert (dotfiles / "lilypad.toml").read_text().startswith("# from my dotfiles\n")
+    assert (dotfiles / "lilypad.toml").stat().st_mode & 0o777 == 0o644
+    run("deposit", "1eth", "--home", str(home))  # the contract is found through the link
+
+
+def test_deploy_with_a_chains_list(anvil_chain: Chain, tmp_path: Path) -> None:
+    home, address = _node(anvil_chain, tmp_path)
+    url = _url(anvil_chain)
+    listed = (f'[[chains]]\nchain_id = 31337\nrpc_url = "{url}"\n'
+              f'contract = "{NOT_CONTRACTS[0]}"   # replaced by deploy\n')
+    (home / "config.toml").write_text(listed)
+    out = run("chain", "deploy", "--rpc", url, "--home", str(home), "--json")
+    deployed = json.loads(out[out.index("{"):])
+    text = (home / "config.toml").read_text()
+    assert f'contract = "{deployed["contract"]}"' in text and "[chain]\n" not in text
+    run("deposit", "1eth", "--home", str(home), "--chain-id", "31337")
+    out = run("chain", "deploy-requests", "--home", str(home), "--chain-id", "31337")
+    assert "[[chains]] entry" in out, out
+    assert "requests = " in (home / "config.toml").read_text()
+
+    # a chain not in the list: deployed, and the entry to add is shown, the file untouched
+    (home / "config.toml").write_text(listed.replace("31337", "31338"))
+    sent = _sent(anvil_chain, address)
+    out = run("chain", "deploy", "--rpc", url, "--home", str(home))
+    assert "add this entry" in out and "chain_id = 31337" in out, out
+    assert _sent(anvil_chain, address) == sent + 1
+    assert (home / "config.toml").read_text() == listed.replace("31337", "31338")
+
+
 def test_withdraw_says_what_it_did_or_refuses(anvil_chain: Chain, tmp_path: Path) -> None:
     home, address = _deployed(anvil_chain, tmp_path)
     run("deposit", "5eth", "--home", str(home))

@@ -45,3 +45,19 @@ def test_reverts_map_to_typed_errors() -> None:
     assert type(unknown) is ContractRevert
     assert str(unknown) == "SomethingNew(x=1)"
     assert issubclass(ContractRevert, ChainError) and issubclass(ChainError, LilypadError)
+
+
+@pytest.mark.parametrize("text", ["123456789012345678901234567891",
+                                  str((1 << 128) + 1), str((1 << 256) - 1),
+                                  "340282366920938463463.374607431768211457eth"])
+def test_parse_amount_is_exact_past_28_digits(text: str) -> None:
+    # A Decimal in its default context rounds to 28 digits: a bound checked on the rounded
+    # value would let through what it should refuse.
+    digits = text.removesuffix("eth").replace(".", "")
+    assert parse_amount(text) == int(digits)
+
+
+@pytest.mark.parametrize("text", [str(1 << 256), "1" * 5000, "1" + "0" * 60 + "eth"])
+def test_parse_amount_refuses_more_than_any_amount_on_chain(text: str) -> None:
+    with pytest.raises(ValueError, match="more than any amount on chain"):
+        parse_amount(text)
