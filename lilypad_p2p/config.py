@@ -453,7 +453,8 @@ def load_config(
         if shorthand:
             raise ConfigError(
                 f"{config_path}: [[chains]] lists the chains, so {shorthand} (from [chain], "
-                "the environment or a flag) would be ambiguous: put them in a [[chains]] entry"
+                "the environment or a flag) would be ambiguous: put them in a [[chains]] entry "
+                "(the chain commands pick an entry with --chain-id)"
             )
         values["chain_list"] = chain_list(file_data["chains"], str(config_path))
     config = NodeConfig(home=home, **values)
