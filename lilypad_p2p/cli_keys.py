@@ -119,8 +119,9 @@ def keys_new(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Create this node's keys in <home>/keys, encrypted under a password (never replaces
-    existing keys)."""
+    """Create this node's keys in <home>/keys, encrypted under a password.
+
+    Never replaces existing keys: the sealing key opens what was sealed to this node."""
     from lilypad_p2p.identity import Identity, KeystoreError
     from lilypad_p2p.keystore import refuse_existing_keys
 
@@ -311,8 +312,10 @@ def payout_set(
     chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
-    """Name the payout address: at once the first time; a change is announced and lands after
-    twice the withdrawal notice, and the current payout address can cancel it."""
+    """Name the payout address: at once the first time, later after a notice.
+
+    A change is announced and lands after twice the withdrawal notice; the current payout
+    address can cancel it meanwhile."""
     from eth_utils import is_address
 
     from lilypad_p2p.chain import ChainError

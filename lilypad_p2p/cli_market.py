@@ -18,9 +18,12 @@ def market(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show a market as the running node sees it: open job offers, the going price (prices of
-    the jobs matched in the last 30 s) and, for each of our resource offers, why recent jobs
-    went to other offers or to none (price, resources, module, mediators, chain, capacity...).
+    """Show a market as the running node sees it: open jobs, going price, why offers lost.
+
+    Open job offers, the going price (prices of the jobs matched in the last 30 s) and, for
+    each of our resource offers, why recent jobs went to other offers or to none (price,
+    resources, module, mediators, chain, capacity...). Needs follow_markets = true on a node
+    that is not a solver or relay.
     """
     view = _control(home, "market", {"market": market_name})
     if not view["following"]:

@@ -147,8 +147,10 @@ def modules_pull(
     module: Annotated[str, typer.Argument(help="Module ID (or name) whose image to pull.")],
     home: HomeOption = None,
 ) -> None:
-    """Make a module's image ready: pulled by digest (checked, within the node's size limit and
-    timeout from config `\\[modules]`), or built from its shipped recipe."""
+    """Make a module's image ready: pulled by digest, or built from its shipped recipe.
+
+    A pull is checked against the digest, within the node's size limit and timeout from
+    config `\\[modules]`."""
     import trio
 
     from lilypad_p2p.config import load_config
@@ -181,8 +183,10 @@ def modules_image(
     recipe: Annotated[Path, typer.Argument(help="A recipe directory (recipe.toml, rootfs/).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Archive to write.")],
 ) -> None:
-    """Build an image from a recipe offline and deterministically, as a `docker save` archive
-    (publish it with `skopeo copy docker-archive:FILE docker://REGISTRY/REPO:TAG`)."""
+    """Build an image from a recipe, offline and deterministically, as a `docker save` archive.
+
+    Publish it with `skopeo copy docker-archive:FILE docker://REGISTRY/REPO:TAG`; the README's
+    "Image recipes" describes recipe.toml."""
     from lilypad_p2p.exec import ExecError, build_image_archive
 
     recipe = recipe.resolve()

@@ -49,3 +49,11 @@ def test_no_help_text_loses_its_brackets(path):
     assert "[]" not in result.output
     shown = " ".join(result.output.split())
     assert not {t for t in _bracketed(_command(path)) if t not in shown}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_each_summary_is_one_line(path):
+    # A group's listing shows a command's first paragraph with its line breaks kept, so a
+    # summary written over two lines breaks mid-sentence at any terminal width but one.
+    first = (_command(path).help or "").strip().split("\n\n")[0]
+    assert "\n" not in first, first
