@@ -71,5 +71,5 @@ def test_bad_chains_are_refused_clearly(tmp_path, toml, needle):
 
 def test_the_shorthand_from_the_environment_conflicts_with_a_chain_list(tmp_path):
     write(tmp_path, entry())
-    with pytest.raises(ConfigError, match="ambiguous.*pick an entry with --chain-id"):
+    with pytest.raises(ConfigError, match=r"ambiguous.*pick an entry with --chain-id"):
         load_config(home=tmp_path, environ={"LILYPAD_RPC_URL": "http://127.0.0.1:1"})
