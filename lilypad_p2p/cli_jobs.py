@@ -16,13 +16,16 @@ RUN_POLL_INTERVAL_S = 0.2
 RUN_DEFAULT_WAIT_S = 900.0
 
 
-def _parse_inputs(pairs: list[str]) -> dict[str, object]:
-    params: dict[str, object] = {}
+def _parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """`-i name=value` pairs as text: the node reads each by its parameter's kind."""
+    params: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
             _fail(f"-i {pair!r}: expected key=value")
-        params[name] = int(value) if value.lstrip("-").isdigit() else value
+        if name in params:
+            _fail(f"-i {name}= is given twice; give each parameter once")
+        params[name] = value
     return params
 
 
@@ -85,7 +88,7 @@ def run(
         file_paths = input_file_paths(files or [])
         check_output_directory(output)
     submitted = _control(home, "submit", {
-        "module": module, "params": params, "file_paths": file_paths,
+        "module": module, "params": params, "params_as_text": True, "file_paths": file_paths,
         "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
         "market": market, "chain_id": chain_id, "min_completed_deals": min_provider_deals,
         "slash_free_blocks": slash_free_blocks,

@@ -37,6 +37,8 @@ _PLACEHOLDER = re.compile(r"^\{([a-z_][a-z0-9_]{0,63})\}$")
 
 ParamKind = Literal["int", "str", "bool"]
 _KIND_TYPES: dict[str, type] = {"int": int, "str": str, "bool": bool}
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_BOOL_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def _is_kind(value: object, kind: str) -> TypeIs[ParamValue]:
@@ -77,6 +79,15 @@ class Param:
                 self.check(name, value)
             except BadParameters as exc:  # a definition's mistake, not a job's
                 raise ValueError(str(exc)) from exc
+
+    def from_text(self, name: str, text: str) -> ParamValue:
+        """`text` (as typed on a command line) read as this parameter's kind, then checked."""
+        value: object = text
+        if self.kind == "int" and _WHOLE_NUMBER.fullmatch(text.strip()):
+            value = int(text.strip())
+        elif self.kind == "bool" and text.strip().lower() in _BOOL_WORDS:
+            value = _BOOL_WORDS[text.strip().lower()]
+        return self.check(name, value)
 
     def check(self, name: str, value: object) -> ParamValue:
         """Return `value` if it fits this parameter, else raise BadParameters naming `name`."""
@@ -186,6 +197,13 @@ class Module:
             else:
                 raise BadParameters(f"module {self.name}: parameter {name!r} is required")
         return resolved
+
+    def params_from_text(self, given: Mapping[str, str]) -> dict[str, ParamValue]:
+        """`given` as typed on a command line, each read by its parameter's kind (`-i n=7` is
+        the int 7 for an int parameter and the text "7" for a str one), then resolved."""
+        read = {name: self.params[name].from_text(name, text) if name in self.params else text
+                for name, text in given.items()}  # resolve_params names the unknown ones
+        return self.resolve_params(read)
 
     def render_command(self, given: Mapping[str, ParamValue]) -> tuple[str, ...]:
         """The argv for a run with parameters `given` (checked as in `resolve_params`)."""

@@ -189,7 +189,7 @@ class ClientRole:
         try:  # an unknown module or chain, bad parameters, inputs over the size limit
             module_id, module = self._modules.resolve(job.module)
             deadline_s = job_deadline_s(module, job.deadline_s)
-            params = module.resolve_params(job.params)
+            params = job.resolved_params(module)
             check_job_size(await run_blocking(inputs_stream_size, files, params),
                            self._max_job_bytes)
             chain = self._chains.require(job.chain_id)

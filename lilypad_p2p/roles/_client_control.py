@@ -52,6 +52,7 @@ class ClientControl:
         job = JobSubmission(
             module=str(params["module"]),
             params=dict(params.get("params", {})),
+            params_as_text=params.get("params_as_text") is True,
             files=files, file_paths=paths,
             max_price_wei=int(params.get("max_price_wei", DEFAULT_MAX_PRICE_WEI)),
             target=params.get("target"),

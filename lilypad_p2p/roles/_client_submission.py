@@ -32,6 +32,8 @@ class SubmissionError(LilypadError):
 class JobSubmission:
     module: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # The params as typed on a command line: each text, read by its parameter's kind.
+    params_as_text: bool = False
     files: Mapping[str, bytes] = field(default_factory=dict)
     # Input files on this machine by name in /inputs, streamed from disk (never read whole).
     file_paths: Mapping[str, Path] = field(default_factory=dict)
@@ -56,6 +58,16 @@ class JobSubmission:
             raise SubmissionError("a job names a module (ID or name)")
         if self.max_price_wei <= 0 or (self.deadline_s is not None and self.deadline_s <= 0):
             raise SubmissionError("max price and deadline must be positive")
+
+    def resolved_params(self, module: Module) -> dict[str, Any]:
+        """The job's parameters checked against `module`, defaults filled in.
+
+        Raises:
+            BadParameters: an unknown or missing parameter, or a value that does not fit.
+        """
+        if self.params_as_text:
+            return module.params_from_text(self.params)
+        return module.resolve_params(self.params)
 
 
 def job_deadline_s(module: Module, asked_s: int | None) -> int:

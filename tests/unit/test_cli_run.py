@@ -125,3 +125,16 @@ def test_outputs_that_cannot_be_written_name_the_kept_result(tmp_path):
     with pytest.raises(LilypadError, match=rf"the verified result is kept: tar -xf {result}"):
         extract_outputs(result, tmp_path / "in-the-way")
     assert extract_outputs(result, tmp_path / "fine") == ["out.txt"]
+
+
+@pytest.mark.parametrize(("pairs", "said"), [
+    (["-i", "text=a", "-i", "text=b"], "error: -i text= is given twice; give each parameter once"),
+    (["-i", "text"], "error: -i 'text': expected key=value"),
+])
+def test_input_pairs_are_checked_before_the_node_is_asked(tmp_path, pairs, said):
+    from typer.testing import CliRunner
+
+    from lilypad_p2p.cli import app
+
+    result = CliRunner().invoke(app, ["run", "hash", *pairs, "--home", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.strip().splitlines() == [said], result.output

@@ -44,3 +44,12 @@ def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
 
         bad = _cli("run", "nosuchmodule", "--home", str(client.home))
         assert bad.returncode != 0 and "unknown module" in bad.stderr
+
+        # -i values are text, read by the parameter's kind: a str parameter takes digits, an
+        # int parameter refuses words, each in one line.
+        for pair, said in (("top=two", "parameter 'top': expected int, got 'two'"),
+                           ("top=²", "parameter 'top': expected int, got '²'")):
+            bad = _cli("run", "wordcount", "--file", str(text), "-i", pair,
+                       "--home", str(client.home))
+            assert bad.returncode == 1 and said in bad.stderr, bad.stderr
+            assert bad.stderr.count("\n") == 1, bad.stderr

@@ -55,6 +55,36 @@ def test_parameters_are_checked_against_their_types(given, message):
     assert isinstance(error.value, PeerMisbehaved)
 
 
+@pytest.mark.parametrize(
+    ("given", "read"),
+    [
+        ({"text": "42"}, {"text": "42", "count": 3, "flag": False}),
+        ({"text": "a", "count": " 4 ", "flag": "true"}, {"text": "a", "count": 4, "flag": True}),
+        ({"text": "a", "count": "+2", "flag": "No"}, {"text": "a", "count": 2, "flag": False}),
+        ({"text": "", "flag": "1"}, {"text": "", "count": 3, "flag": True}),
+    ],
+)
+def test_command_line_text_is_read_by_each_parameters_kind(given, read):
+    assert _module().params_from_text(given) == read
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"text": "a", "count": "three"}, "'count': expected int, got 'three'"),
+        ({"text": "a", "count": "²"}, "'count': expected int, got '²'"),
+        ({"text": "a", "count": "--5"}, "'count': expected int"),
+        ({"text": "a", "count": "9"}, "above the maximum"),
+        ({"text": "a", "flag": "maybe"}, "'flag': expected bool, got 'maybe'"),
+        ({"text": "a", "other": "1"}, "unknown parameter"),
+        ({}, "required"),
+    ],
+)
+def test_command_line_text_that_does_not_fit_is_refused(given, message):
+    with pytest.raises(BadParameters, match=message):
+        _module().params_from_text(given)
+
+
 def test_choices_are_enforced():
     module = _module(params={"text": Param("str", choices=("a", "b"))}, command=("x", "{text}"))
     assert module.render_command({"text": "b"}) == ("x", "b")
