@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,3 +68,26 @@ def _control(home: Path | None, method: str, params: dict[str, Any] | None = Non
         return call(_home(home), method, params)
     except ControlError as exc:
         _fail(str(exc))
+
+
+def reflow_help(app: typer.Typer) -> None:
+    """Join the lines of each help paragraph of every command below `app`.
+
+    In rich markup mode typer shows a docstring's paragraphs after the first with their line
+    breaks, so a paragraph wrapped at 100 columns in the source came out ragged at every other
+    width. A paragraph with an indented line (an example) or starting with \\b keeps its lines.
+    """
+    for info in app.registered_commands:
+        text = info.help or inspect.getdoc(info.callback)
+        if text:
+            info.help = "\n\n".join(_joined(paragraph) for paragraph in text.split("\n\n"))
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)
+
+
+def _joined(paragraph: str) -> str:
+    lines = paragraph.split("\n")
+    if paragraph.startswith("\b") or any(line[:1].isspace() for line in lines):
+        return paragraph
+    return " ".join(line.strip() for line in lines)

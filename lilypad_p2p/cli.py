@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from lilypad_p2p._cli_common import reflow_help
 from lilypad_p2p.cli_chain import balance, deposit, providers, withdraw
 from lilypad_p2p.cli_deploy import chain_app
 from lilypad_p2p.cli_devnet import devnet_app
@@ -56,6 +57,7 @@ app.command()(dispute)
 app.command("market")(market)
 app.add_typer(keys_app, name="keys")
 app.add_typer(payout_app, name="payout")
+reflow_help(app)
 
 if __name__ == "__main__":
     app()

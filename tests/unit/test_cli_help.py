@@ -57,3 +57,25 @@ def test_each_summary_is_one_line(path):
     # summary written over two lines breaks mid-sentence at any terminal width but one.
     first = (_command(path).help or "").strip().split("\n\n")[0]
     assert "\n" not in first, first
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_help_paragraphs_wrap_to_the_terminal(path):
+    # Typer's rich mode keeps a docstring's line breaks after its first paragraph, so a source
+    # paragraph shows ragged at any width but 100: `reflow_help` joins them, except examples.
+    for paragraph in (_command(path).help or "").split("\n\n"):
+        lines = paragraph.split("\n")
+        assert len(lines) == 1 or any(line[:1].isspace() for line in lines), paragraph
+
+
+def _shown_lines(*args: str) -> list[str]:
+    result = CliRunner().invoke(app, [*args, "--help"], env={"COLUMNS": "80"})
+    return [line.strip() for line in result.output.splitlines()]
+
+
+def test_prose_wraps_at_the_terminal_and_an_example_keeps_its_lines():
+    # At 80 columns the source's break after "and" would have left "the deal's" on its own.
+    assert any(line.startswith("and the deal's consortium re-runs")
+               or line.startswith("the deal's consortium re-runs")
+               for line in _shown_lines("dispute"))
+    assert "lilypad-p2p node --chain-bridge" in _shown_lines("chain", "deploy-requests")
