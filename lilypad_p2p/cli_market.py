@@ -54,8 +54,9 @@ def print_view(view: dict[str, Any]) -> None:
                      record, f"{job['expires_in_s']:.0f} s")
     console.print(jobs)
     prices = view["prices"]
+    matches = "1 match" if prices["count"] == 1 else f"{prices['count']} matches"
     console.print(
-        f"going price over the last {view['window_s']:.0f} s: {prices['count']} matches, "
+        f"going price over the last {view['window_s']:.0f} s: {matches}, "
         f"last {_wei(prices['last'])} wei, p10 {_wei(prices['p10'])}, "
         f"median {_wei(prices['p50'])}, p90 {_wei(prices['p90'])}")
     if not view["own_offers"]:

@@ -169,7 +169,9 @@ def offers(
 
     table = Table(title=f"offers in market {market!r} ({len(result)})")
     for column in ("kind", "id", "owner", "summary", "expires in"):
-        table.add_column(column)
+        # The owner is what `run --target` takes: shown whole, folded rather than cut short.
+        table.add_column(column, **({"min_width": 42, "overflow": "fold"}
+                                    if column == "owner" else {}))
     for offer in result:
         table.add_row(
             offer["kind"],
