@@ -1,20 +1,19 @@
 """A local network that stays up: anvil, the settlement contract, and a few nodes in the
 background, with a ready client home (in the manner of Bacalhau's devstack).
 
-    lilypad-p2p devnet up        # chain + contract + 2 providers, a solver, a client
+    lilypad-p2p devnet up        # chain + contract + a mediator, 2 providers, a solver, a client
     export LILYPAD_HOME=$(lilypad-p2p devnet status --client-home)
     lilypad-p2p run hash -i text=hello --output out/
     lilypad-p2p devnet down
 
-Every node's account is funded and has deposited. The providers trust the devnet's mediator
-(registered on the contract); the client names none, so its deals take the registered
-mediators its providers trust (threshold: a strict majority) with no hand configuration;
-providers accept any
-module that fits (`[modules] allow_any`), built from a shipped recipe or pulled by digest.
-The processes run in their own sessions (closing the terminal does not stop them); their PIDs
-and start times, the chain's URL and the contract are kept in `<dir>/devnet.json`, which `status`
-and `down` read: a PID whose process is not the one `up` started counts as gone, and is never
-signalled.
+Every node's account is funded and has deposited. The providers trust the devnet's mediator, a
+node that registers itself on the contract and re-runs disputed jobs; the client names none, so
+its deals take the registered mediators its providers trust (threshold: a strict majority) with
+no hand configuration; providers accept any module that fits (`[modules] allow_any`), built from
+a shipped recipe or pulled by digest. The processes run in their own sessions (closing the
+terminal does not stop them); their PIDs and start times, the chain's URL and the contract are
+kept in `<dir>/devnet.json`, which `status` and `down` read: a PID whose process is not the one
+`up` started counts as gone, and is never signalled.
 The nodes' homes are in `<dir>/homes`: `down` leaves them for reading logs, and the next `up`
 replaces them, since a new chain knows none of their accounts, deposits or deals.
 """
@@ -138,7 +137,8 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     Raises:
         DevnetError: one is already running there, or a part did not start.
     """
-    from lilypad_p2p.chain import SettlementClient, deploy_settlement, open_rpc_chain
+    from lilypad_p2p.chain import deploy_settlement, open_rpc_chain
+    from lilypad_p2p.identity import Identity
     from lilypad_p2p.localnet import (
         ClusterError,
         LocalCluster,
@@ -171,18 +171,21 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     try:
         url = await_listening(anvil, log_path)
         chain = open_rpc_chain(url)
-        deployer, mediator = chain_test_accounts(2)
-        fund_on_anvil(chain, [deployer, mediator])
+        (deployer,) = chain_test_accounts(1)
+        fund_on_anvil(chain, [deployer])
         contract = deploy_settlement(chain, deployer)
-        world = MarketWorld(homes, url, contract, mediator.address, LocalCluster(homes))
-        SettlementClient(chain, contract, mediator).register_mediator(10**18)
+        mediator = Identity.load_or_create(homes / "mediator" / "keys",
+                                           plaintext_expected=True).address
+        world = MarketWorld(homes, url, contract, mediator, LocalCluster(homes))
         first = None
-        plan = [(f"provider-{i}", ["provider"], PROVIDER_POLICY)
-                for i in range(1, providers + 1)]
+        # The mediator first: it registers on start, before any offer names it.
+        plan = [("mediator", ["mediator"], "")]
+        plan += [(f"provider-{i}", ["provider"], PROVIDER_POLICY)
+                 for i in range(1, providers + 1)]
         plan += [("solver", ["solver"], ""), ("client", ["client"], "")]
         for name, roles, config_lines in plan:
             # The client names no mediators: it takes the registered ones its providers trust.
-            prepare_trusting_home(world, name, [] if name == "client" else [mediator.address],
+            prepare_trusting_home(world, name, [] if name == "client" else [mediator],
                                   config_lines=config_lines)
             node = world.cluster.start_node(
                 name, roles=roles, bootstrap=[first] if first else [], detached=True)
@@ -192,7 +195,7 @@ def up(directory: Path, *, providers: int = PROVIDERS) -> DevnetState:
     except (ClusterError, LilypadError, OSError, RuntimeError) as exc:
         _stop(list(started.values()), chain_process)
         raise DevnetError(f"devnet did not start: {exc}") from exc
-    state = DevnetState(str(directory), url, contract, mediator.address, chain_process, started)
+    state = DevnetState(str(directory), url, contract, mediator, chain_process, started)
     (directory / STATE_FILE).write_text(json.dumps(asdict(state), indent=2))
     return state
 

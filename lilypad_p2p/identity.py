@@ -122,10 +122,13 @@ class Identity:
 
     @classmethod
     def load(
-        cls, keystore_dir: Path, password: Password | PasswordSource | None = None
+        cls, keystore_dir: Path, password: Password | PasswordSource | None = None, *,
+        plaintext_expected: bool = False,
     ) -> Self:
         """Load the identity stored in `keystore_dir`, unlocking an encrypted keystore with
         `password` (or what the source gives; asked only if the keystore is encrypted).
+        A plaintext keystore is logged as a warning unless `plaintext_expected` (the homes
+        the local networks make for themselves).
 
         Raises:
             KeystoreError: no key file, an unsafe or corrupt one, no password for an encrypted
@@ -137,8 +140,9 @@ class Identity:
         if encrypted is None:
             raise KeystoreError(f"no node key at {path}: create one with `lilypad-p2p keys new`")
         if not encrypted:
-            event(log, "keys.plaintext", logging.WARNING, path=str(path),
-                  fix="lilypad-p2p keys encrypt")
+            if not plaintext_expected:
+                event(log, "keys.plaintext", logging.WARNING, path=str(path),
+                      fix="lilypad-p2p keys encrypt")
             return cls._from_plaintext(path)
         given = password() if callable(password) else password
         if given is None:
@@ -161,10 +165,11 @@ class Identity:
 
     @classmethod
     def load_or_create(
-        cls, keystore_dir: Path, password: Password | PasswordSource | None = None
+        cls, keystore_dir: Path, password: Password | PasswordSource | None = None, *,
+        plaintext_expected: bool = False,
     ) -> Self:
         """Load the identity in `keystore_dir`, creating and saving a new one if there is none:
-        encrypted when `password` gives one, else plaintext."""
+        encrypted when `password` gives one, else plaintext (`plaintext_expected`: as `load`)."""
         path = Path(keystore_dir) / KEY_FILE_NAME
         if not path.exists():
             identity = cls.generate()
@@ -176,7 +181,7 @@ class Identity:
                 if not path.exists():
                     raise
                 # Another process created it between our check and our save: use theirs.
-        return cls.load(keystore_dir, password)
+        return cls.load(keystore_dir, password, plaintext_expected=plaintext_expected)
 
     def save(
         self,

@@ -17,7 +17,7 @@ from lilypad_p2p.localnet._market import NODE_DEPOSIT_WEI, MarketWorld
 
 def node_identity(world: MarketWorld, name: str) -> Identity:
     """The identity the node `name` will run with (created on first use)."""
-    return Identity.load_or_create(world.base_dir / name / "keys")
+    return Identity.load_or_create(world.base_dir / name / "keys", plaintext_expected=True)
 
 
 def prepare_trusting_home(

@@ -65,7 +65,7 @@ class MarketWorld:
         """
         home = self.base_dir / name
         keys = home / "keys"
-        identity = Identity.load_or_create(keys)
+        identity = Identity.load_or_create(keys, plaintext_expected=True)
         config = home / "config.toml"
         if not config.exists():
             self.write_config(name, [self.mediator], config_lines)

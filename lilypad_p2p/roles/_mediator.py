@@ -73,6 +73,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import VerdictOutcome, judge_runs
 from lilypad_p2p.net import MEDIATION_STREAM, BodyGate, DealTransport, PeerAction, Reply
+from lilypad_p2p.roles._executor_link import connect_executor
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
@@ -173,8 +174,7 @@ class MediatorRole:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # What a judgement cut short by a crash left behind: no verdict came of it.
         discard(*(path for path in self._spool.iterdir() if path.is_file()))
-        if self._executor is None:
-            self._executor = await self._executor_factory()
+        await self._connect_executor()
         for chain in self._chains.values():
             if not await chain.client.is_registered_mediator(self.address):
                 await chain.client.register_mediator(self._stake_wei)
@@ -403,8 +403,11 @@ class MediatorRole:
     async def _run_twice(
         self, deal_id: bytes, request: wire.MediationRequest, gate: BodyGate
     ) -> list[bytes]:
-        assert self._executor is not None, "run() connects the executor first"
-        module = self._executor.modules.get(request.module)
+        executor = await self._connect_executor()
+        if executor is None:
+            raise MediationRefused("this mediator cannot run jobs now: its Docker engine does "
+                                   "not answer")
+        module = executor.modules.get(request.module)
         if module is None:
             raise MediationRefused(f"module {request.module} is not on this mediator")
         spool = self._spool / f"{deal_id.hex()}.inputs"
@@ -421,6 +424,13 @@ class MediatorRole:
                     for attempt, output in enumerate(outputs)]
         finally:
             await run_blocking(discard, spool, *outputs)
+
+    async def _connect_executor(self) -> Executor | None:
+        """The Docker executor, connecting on first use (a mediator without Docker still
+        starts and registers; it refuses mediation until Docker answers)."""
+        if self._executor is None:
+            self._executor = await connect_executor(self._executor_factory, log)
+        return self._executor
 
     async def _run_once(
         self, deal_id: bytes, module_name: str, spool: Path, output: Path, attempt: int

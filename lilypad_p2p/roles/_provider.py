@@ -65,6 +65,7 @@ from lilypad_p2p.net import (
     PeerAction,
     Reply,
 )
+from lilypad_p2p.roles._executor_link import connect_executor
 from lilypad_p2p.roles._failure import classify, failure_report, write_report
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
@@ -241,10 +242,7 @@ class ProviderRole:
         """The Docker executor, connecting on first use (a node without Docker still starts;
         its deals fail until Docker answers, and their clients get refunds)."""
         if self._executor is None:
-            try:
-                self._executor = await self._executor_factory()
-            except ExecError as exc:
-                event(log, "executor.unavailable", logging.WARNING, error=str(exc))
+            self._executor = await connect_executor(self._executor_factory, log)
         return self._executor
 
     # --- /lilypad/deal/1 ----------------------------------------------------------------

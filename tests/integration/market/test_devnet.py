@@ -41,9 +41,13 @@ def test_the_devnet_as_the_readme_tells_it_then_up_again_without_docker(tmp_path
         assert done.returncode == 0, f"{args}: {done.stdout}\n{done.stderr}"
         return done
 
-    sh("devnet", "up")
+    up = sh("devnet", "up")
     try:
+        assert up.stderr == "", up.stderr  # nothing to warn of: not the homes' plaintext keys
         env["LILYPAD_HOME"] = sh("devnet", "status", "--client-home").stdout.strip()
+        # A mediator node runs, registered on the contract, so a dispute gets its verdicts.
+        mediator_log = tmp_path / "devnet" / "homes" / "mediator" / "node.log"
+        assert '"event":"mediator.registered"' in mediator_log.read_text()
         # No hand configuration: the client names no mediator and takes its providers'.
         assert "mediators = []" in (Path(env["LILYPAD_HOME"]) / "config.toml").read_text()
         module_id = sh("modules", "add",

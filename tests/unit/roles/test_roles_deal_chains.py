@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
@@ -75,3 +76,27 @@ async def test_a_mediator_refuses_a_deal_on_a_chain_it_does_not_serve(tmp_path: 
     with pytest.raises(MediationRefused, match="chain 7 is not one of this node's chains"):
         await mediator.judge(request, gate)
     assert gate.asked == []
+
+
+async def test_a_mediator_without_docker_starts_registers_and_refuses_until_docker_answers(
+    tmp_path: Path,
+):
+    from lilypad_p2p.exec import ExecError
+
+    identity = Identity.generate()
+    chains = await open_deal_chains(NodeConfig(home=tmp_path), identity)
+    answers = iter([ExecError("Docker is not reachable"), "an executor"])
+
+    async def docker_comes_later():
+        answer = next(answers)
+        if isinstance(answer, ExecError):
+            raise answer
+        return answer
+
+    mediator = MediatorRole(identity, chains=chains, executor_factory=docker_comes_later,
+                            stake_wei=10**18, spool=tmp_path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(mediator.run)  # it used to end here, and take the node with it
+        assert await chains.default.client.is_registered_mediator(identity.address)
+        assert await mediator._connect_executor() == "an executor"
+        nursery.cancel_scope.cancel()
