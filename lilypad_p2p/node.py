@@ -2,8 +2,8 @@
 
 The node owns the only nursery: the gossip network, the control interface, the loop that feeds
 validated envelopes into the offer book, and the publisher of our own signed records and offers
-all run as its children, so one cancellation (SIGINT, SIGTERM or a crash of any service) stops
-them all and the control socket is removed on the way out.
+all run as its children, so one cancellation (SIGINT, SIGTERM, SIGHUP or a crash of any
+service) stops them all and the control socket is removed on the way out.
 
 This module only wires the parts together. What the node says about itself is in
 node_publish.py, who else is out there in node_directory.py, which market roles it runs in
@@ -317,9 +317,10 @@ def _nat_settings(config: NodeConfig) -> NatSettings:
     )
 
 
-
 async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # SIGHUP too: a closed terminal or a dropped ssh session then stops the node cleanly (its
+    # jobs' containers removed, its deals saved) rather than killing it mid-write.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
             event(log, "node.stopping", signal=signal.Signals(signum).name)
             cancel_scope.cancel()
@@ -327,8 +328,9 @@ async def _cancel_on_signals(cancel_scope: trio.CancelScope) -> None:
 
 
 async def run_node(config: NodeConfig, password: PasswordSource | None = None) -> None:
-    """Run a node with `config` until SIGINT or SIGTERM, as the keystore in its home (unlocked
-    with `password` when encrypted; a new one is made, encrypted if `password` gives one).
+    """Run a node with `config` until SIGINT, SIGTERM or SIGHUP, as the keystore in its home
+    (unlocked with `password` when encrypted; a new one is made, encrypted if `password`
+    gives one).
 
     Raises:
         HomeLocked: another node runs with this home; nothing in the home was touched.

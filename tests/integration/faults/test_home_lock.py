@@ -2,6 +2,7 @@
 naming the running node's PID, before it touches anything in the home."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -62,3 +63,15 @@ def test_two_nodes_started_at_once_exactly_one_runs(tmp_path):
                     p.send_signal(2)
                     p.wait(30)
         assert running[0].returncode == 0
+
+
+def test_a_hangup_stops_the_node_cleanly_and_frees_its_home(tmp_path):
+    # A closed terminal or a dropped ssh session sends SIGHUP: the node stops as on Ctrl-C.
+    cluster = LocalCluster(tmp_path)
+    with cluster.running():
+        node = cluster.start_node("n")
+        node.wait_ready()
+        node.process.send_signal(signal.SIGHUP)
+        assert node.stop(signalled=True) == 0, node.log_tail()
+        assert '"signal":"SIGHUP"' in node.log_path.read_text()
+        assert not (node.home / "control.sock").exists()
