@@ -168,10 +168,12 @@ def offers(
     from rich.table import Table
 
     table = Table(title=f"offers in market {market!r} ({len(result)})")
-    for column in ("kind", "id", "owner", "summary", "expires in"):
-        # The owner is what `run --target` takes: shown whole, folded rather than cut short.
-        table.add_column(column, **({"min_width": 42, "overflow": "fold"}
-                                    if column == "owner" else {}))
+    table.add_column("kind")
+    table.add_column("id")
+    # The owner is what `run --target` takes: shown whole, folded rather than cut short.
+    table.add_column("owner", min_width=42, overflow="fold")
+    table.add_column("summary")
+    table.add_column("expires in")
     for offer in result:
         table.add_row(
             offer["kind"],
