@@ -36,8 +36,8 @@ ContractOption = Annotated[
 ]
 ChainIdOption = Annotated[
     int | None,
-    typer.Option("--chain-id", help="Which of the config's \\[\\[chains]] (default: the first).",
-                 show_default=False),
+    typer.Option("--chain-id", help="Which of the config's \\[\\[chains]] (default: the first); "
+                 "with \\[chain], the chain ID its RPC must report.", show_default=False),
 ]
 
 
@@ -71,6 +71,20 @@ def chain_command(command: Callable[..., None]) -> Callable[..., None]:
 
     A command that declares its own `password_file` keeps it (one --password-file, also
     passed on in `chain`)."""
+    return _with_chain_options(command, _CHAIN_OPTIONS)
+
+
+def chain_reader_command(command: Callable[..., None]) -> Callable[..., None]:
+    """`chain_command` for a command that only reads the chain: no --password-file, which it
+    would never use (its `chain.password_file` is None)."""
+    return _with_chain_options(
+        command, {k: v for k, v in _CHAIN_OPTIONS.items() if k != "password_file"})
+
+
+def _with_chain_options(command: Callable[..., None],
+                        shown: dict[str, Any]) -> Callable[..., None]:
+    """`command` with its `chain` parameter shown as the options in `shown`; a chain option
+    not shown reaches `chain` as None."""
     signature = inspect.signature(command, eval_str=True)
     own = set(signature.parameters)
     parameters: list[inspect.Parameter] = []
@@ -80,12 +94,12 @@ def chain_command(command: Callable[..., None]) -> Callable[..., None]:
             continue
         parameters.extend(
             inspect.Parameter(name, parameter.kind, default=None, annotation=annotation)
-            for name, annotation in _CHAIN_OPTIONS.items() if name not in own
+            for name, annotation in shown.items() if name not in own
         )
 
     @functools.wraps(command)
     def run(**given: Any) -> None:
-        chain = ChainOptions(*(given[name] if name in own else given.pop(name)
+        chain = ChainOptions(*(given[name] if name in own else given.pop(name, None)
                                for name in _CHAIN_OPTIONS))
         command(chain=chain, **given)
 
@@ -99,7 +113,10 @@ def _chain_target(home: Path | None, rpc: str | None, contract: str | None) -> A
     from lilypad_p2p.errors import ConfigError
 
     with _fail_on(ConfigError):
-        return load_config(home=_home(home), flags={"rpc_url": rpc, "contract": contract})
+        # An error about --rpc names the option as these commands spell it (the node's is
+        # --rpc-url).
+        return load_config(home=_home(home), flags={"rpc_url": rpc, "contract": contract},
+                           flag_names={"rpc_url": "--rpc"})
 
 
 def _node_account(config: Any, password_file: Path | None = None) -> Any:
@@ -111,12 +128,17 @@ def _node_account(config: Any, password_file: Path | None = None) -> Any:
 
 def _chosen_chain(config: Any, chain_id: int | None) -> Any:
     """The chain of `config` that `chain_id` names (None: the first), on JSON-RPC and with a
-    settlement contract."""
-    chosen = [c for c in config.chains if chain_id is None or c.chain_id == chain_id]
-    if not chosen:
-        _fail(f"--chain-id {chain_id}: not one of the config's [[chains]] "
-              f"{[c.chain_id for c in config.chains]}")
-    target = chosen[0]
+    settlement contract.
+
+    With the `[chain]` shorthand the chain's ID is not in the config, only its RPC knows it:
+    that one chain is returned, and `_require_chain_id` checks --chain-id once it is open."""
+    if config.chain_list and chain_id is not None:
+        listed = [c.chain_id for c in config.chain_list]
+        if chain_id not in listed:
+            _fail(f"--chain-id {chain_id}: config.toml's [[chains]] list chain "
+                  f"{', '.join(map(str, listed))}: give one of those, or add an entry for "
+                  f"chain {chain_id}")
+    target = next(c for c in config.chains if chain_id is None or c.chain_id in (None, chain_id))
     if target.rpc_url is None:
         _fail("no chain: give --rpc URL (or set chain.rpc_url); the embedded chain lives "
               "inside a node process, so the CLI cannot use it")
@@ -124,6 +146,22 @@ def _chosen_chain(config: Any, chain_id: int | None) -> Any:
         _fail("no settlement contract: give --contract ADDRESS, set chain.contract, or run "
               "`lilypad-p2p chain deploy`")
     return target
+
+
+def _require_chain_id(chain: Any, target: Any, chain_id: int | None) -> None:
+    """End the command unless the chain at `target.rpc_url` is the one asked for: --chain-id
+    (the only check with `[chain]`, whose ID the config does not hold) and the `[[chains]]`
+    entry's chain_id (a URL pointing at another chain would act there under this entry's
+    name)."""
+    wanted = chain_id if chain_id is not None else target.chain_id
+    if wanted is None or chain.chain_id == wanted:
+        return
+    if target.chain_id is None:
+        _fail(f"--chain-id {wanted}: the chain at {target.rpc_url} is chain "
+              f"{chain.chain_id}: give --chain-id {chain.chain_id}, or --rpc the URL of chain "
+              f"{wanted}")
+    _fail(f"config.toml's [[chains]] entry for chain {wanted} has rpc_url {target.rpc_url}, "
+          f"which is chain {chain.chain_id}: fix that entry's rpc_url or chain_id")
 
 
 def _settlement(
@@ -143,10 +181,13 @@ def _settlement(
 
     config = _chain_target(home, rpc, contract)
     target = _chosen_chain(config, chain_id)
+    with _fail_on(ChainError):
+        chain = open_rpc_chain(target.rpc_url)
+    _require_chain_id(chain, target, chain_id)  # before a password is asked for that chain
     if account is None and as_node:
         account = _node_account(config, password_file)
     with _fail_on(ChainError):
-        client = SettlementClient(open_rpc_chain(target.rpc_url), target.contract, account)
+        client = SettlementClient(chain, target.contract, account)
         client.require_deployed()
     return client
 
@@ -299,7 +340,7 @@ def balance(*, chain: ChainOptions, as_json: JsonOption = False) -> None:
         _show_balance(client, as_json)
 
 
-@chain_command
+@chain_reader_command
 def providers(
     *,
     chain: ChainOptions,
@@ -318,6 +359,12 @@ def providers(
 
     client = chain.settlement(as_node=False)
     with _fail_on(ChainError):
+        head = client.chain.block_number()
+        # Past the head there is nothing to replay yet: "no deals up to block N-1" would read
+        # as a verified empty history.
+        if from_block > head:
+            _fail(f"--from-block {from_block} is past the chain head ({head}): give at most "
+                  f"{head}, or leave it out to replay from block 0")
         records, head = read_track_records(client.chain, client.address, from_block=from_block)
     rows = sorted(records.values(), key=lambda r: (-r.completed, r.slashes, r.provider.lower()))
     if as_json:

@@ -20,6 +20,7 @@ from lilypad_p2p.cli_chain import (
     _chain_target,
     _chosen_chain,
     _node_account,
+    _require_chain_id,
 )
 
 chain_app = typer.Typer(help="Settlement contract administration on a JSON-RPC chain.")
@@ -215,6 +216,7 @@ def chain_deploy_requests(
     account = _node_account(config, password_file)
     with _chain_failures():
         chain = _open_chain(target.rpc_url, account, dev_fund)
+        _require_chain_id(chain, target, chain_id)
         SettlementClient(chain, target.contract).require_deployed()
         requests = deploy_requests(chain, account, target.contract)
         client = deploy_contract(chain, account, EXAMPLE_CLIENT, requests) if example else None

@@ -5,6 +5,7 @@ rotation. Registered on the main app by `cli.py`; shares the chain commands' opt
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -267,7 +268,26 @@ def _staged_key(staging: Path, password: Any) -> Any:
     return new
 
 
-def _payout_view(state: Any, as_json: bool) -> None:
+def _address(text: str, what: str) -> str:
+    """`text` as a checksummed address, or the command ends with one line.
+
+    A mixed-case address carries an EIP-55 checksum, which catches a mistyped character: it
+    must match (eth_utils' is_address does not check it, and re-checksumming a typo would pay
+    an address nobody holds). All one case after 0x has no checksum and is taken as written."""
+    from eth_utils import is_checksum_address, to_checksum_address
+
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        _fail(f"{text!r} is not an address: give {what} as 0x followed by 40 hex digits")
+    digits = text[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
+        _fail(f"{what} {text}: its EIP-55 checksum (the mix of capital letters) does not "
+              "match, so a character is wrong: copy the address again from its source")
+    return str(to_checksum_address(text))
+
+
+def _payout_view(state: Any, as_json: bool, *, ours: bool = True) -> None:
+    """`state` as a table or JSON; `ours`: it is this node's account, which gets a warning
+    without a payout address."""
     shown = {
         "account": state.account,
         "withdrawals_paid_to": state.payout,
@@ -281,52 +301,106 @@ def _payout_view(state: Any, as_json: bool) -> None:
         return
     for name, value in shown.items():
         typer.echo(f"{name:<20}{'-' if value is None else value}")
-    if state.configured is None:
+    if ours and state.configured is None:
         typer.secho("warning: no payout address: withdrawals go to the node key itself; name a "
                     "cold wallet with `lilypad-p2p payout set ADDRESS`", err=True,
                     fg=typer.colors.YELLOW)
 
 
+def _note(message: str) -> None:
+    """A line for the operator on stderr (stdout stays the table, or its JSON)."""
+    typer.secho(message, err=True, fg=typer.colors.YELLOW)
+
+
 @payout_app.command("show")
 @chain_command
 def payout_show(
-    account: Annotated[str | None, typer.Argument(help="Account (default: this node).")] = None,
+    account: Annotated[
+        str | None, typer.Argument(help="Any account, read without this node's key (default: "
+                                        "this node).")
+    ] = None,
     *,
     chain: ChainOptions,
     as_json: JsonOption = False,
 ) -> None:
-    """Where this node's withdrawals are paid, and any announced change."""
+    """Where an account's withdrawals are paid (default: this node's), and any announced change.
+
+    Another account's is public: it is read without unlocking this node's key."""
     from lilypad_p2p.chain import ChainError
     from lilypad_p2p.chain._keys import payout_state
 
-    client = chain.settlement()
-    with _fail_on(ChainError, ValueError):
-        _payout_view(payout_state(client, account), as_json)
+    if account is None:
+        client = chain.settlement()
+        with _fail_on(ChainError):
+            _payout_view(payout_state(client), as_json)
+        return
+    who = _address(account, "ACCOUNT")
+    reader = chain.settlement(as_node=False)
+    with _fail_on(ChainError):
+        _payout_view(payout_state(reader, who), as_json, ours=False)
 
 
 @payout_app.command("set")
 @chain_command
 def payout_set(
-    address: Annotated[str, typer.Argument(help="The payout address (a cold wallet).")],
+    address: Annotated[str, typer.Argument(
+        help="The payout address (a cold wallet): 0x and 40 hex digits, its EIP-55 checksum "
+             "checked when in mixed case.")],
     *,
     chain: ChainOptions,
+    allow_contract: Annotated[
+        bool, typer.Option("--allow-contract", help="Accept an address that holds contract "
+                           "code (a multisig or other contract wallet).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Name the payout address: at once the first time, later after a notice.
 
     A change is announced and lands after twice the withdrawal notice; the current payout
-    address can cancel it meanwhile."""
-    from eth_utils import is_address
+    address can cancel it meanwhile. A new change replaces a pending one and restarts the
+    delay. Refused: this node's own key, an address holding contract code (unless
+    --allow-contract), and a repeat of the pending change."""
+    from lilypad_p2p.chain import ChainError, utc
+    from lilypad_p2p.chain._keys import holds_code, payout_state, set_payout_address
 
-    from lilypad_p2p.chain import ChainError
-    from lilypad_p2p.chain._keys import payout_state, set_payout_address
-
-    if not is_address(address):
-        _fail(f"{address!r} is not an address (0x followed by 40 hex digits)")
+    payout = _address(address, "ADDRESS")
+    if int(payout, 16) == 0:
+        _fail("the address 0x0…0 is nobody's: give a nonzero one (your cold wallet's)")
     client = chain.settlement()
     with _fail_on(ChainError):
-        set_payout_address(client, address)
-        _payout_view(payout_state(client), as_json)
+        _refuse_payout(client, payout, allow_contract, holds_code(client, payout))
+        before = payout_state(client)
+        now = client.chain.now()
+        pending = before.pending if before.pending_ready_at > now else None
+        if pending == payout:
+            _fail(f"a change to {payout} is already pending, lands at "
+                  f"{utc(before.pending_ready_at)}: nothing to do (setting it again would "
+                  "restart the delay)")
+        if pending is None and before.payout == payout:
+            _fail(f"{payout} is already the payout address: nothing to change")
+        set_payout_address(client, payout)
+        after = payout_state(client)
+        if after.pending is not None:
+            replaced = "" if pending is None else f"; it replaces the change to {pending}"
+            _note(f"note: the change to {payout} is announced and lands at "
+                  f"{utc(after.pending_ready_at)}{replaced}; until then withdrawals go to "
+                  f"{after.payout}, which can cancel it with `lilypad-p2p payout cancel "
+                  f"{after.account} --key-file ...`")
+        _payout_view(after, as_json)
+
+
+def _refuse_payout(client: Any, payout: str, allow_contract: bool, has_code: bool) -> None:
+    """End the command before anything is sent if `payout` cannot be the node's cold wallet."""
+    if payout == client.account.address:
+        _fail(f"{payout} is this node's own (hot) key, where withdrawals go without a payout "
+              "address: give a cold wallet's address, whose key is not on this machine")
+    if payout == client.address:
+        _fail(f"{payout} is the settlement contract itself: withdrawals paid to it would be "
+              "lost; give your cold wallet's address")
+    if has_code and not allow_contract:
+        _fail(f"{payout} holds contract code, not a wallet's key: ETH paid there moves only as "
+              "that contract allows; if it is your multisig (or another contract wallet that "
+              "can pay ETH on), run again with --allow-contract")
 
 
 @payout_app.command("cancel")
@@ -344,28 +418,48 @@ def payout_cancel(
 ) -> None:
     """Cancel a pending payout change, signed by the current payout address (the cold key)."""
     from eth_account import Account
-    from eth_utils import is_address
 
-    from lilypad_p2p.chain import ChainError
+    from lilypad_p2p.chain import ChainError, utc
     from lilypad_p2p.chain._keys import cancel_payout_change, payout_state
-    from lilypad_p2p.keystore import (
-        HOW_TO_UNLOCK,
-        MAX_KEY_FILE_BYTES,
-        KeystoreError,
-        decrypt_file,
-        password_source,
-        read_private_file,
-    )
+    from lilypad_p2p.keystore import HOW_TO_UNLOCK, KeystoreError, decrypt_file, password_source
 
-    if not is_address(account):
-        _fail(f"{account!r} is not an address (0x followed by 40 hex digits)")
+    who = _address(account, "ACCOUNT")
+    _require_v3_file(key_file)
+    reader = chain.settlement(as_node=False)
+    with _fail_on(ChainError):
+        state = payout_state(reader, who)
+        now = reader.chain.now()
+    if state.pending is None:
+        _fail(f"no payout address change is pending for {who}: nothing to cancel")
+    if state.pending_ready_at <= now:
+        _fail(f"the change to {state.pending} landed at {utc(state.pending_ready_at)}: it is "
+              f"{who}'s payout address now, too late to cancel")
     with _fail_on(KeystoreError):
-        read_private_file(key_file, "key file", MAX_KEY_FILE_BYTES)
         password = password_source(password_file)()
         if password is None:
             _fail(f"{key_file} is encrypted: {HOW_TO_UNLOCK}")
         cold = Account.from_key(decrypt_file(key_file, password))
-    client = chain.settlement(account=cold)
+    if cold.address != state.configured:
+        _fail(f"{key_file} is the key of {cold.address}, but only {who}'s payout address "
+              f"{state.configured} can cancel its change: give that address's key file")
+    client = reader.with_account(cold)
     with _fail_on(ChainError):
-        cancel_payout_change(client, account)
-        _payout_view(payout_state(client, account), as_json)
+        cancel_payout_change(client, who)
+        _payout_view(payout_state(client, who), as_json, ours=False)
+
+
+def _require_v3_file(path: Path) -> None:
+    """End the command unless `path` is a V3 keystore file, before a password is asked for
+    (decrypting checks the rest)."""
+    from lilypad_p2p.keystore import MAX_KEY_FILE_BYTES, KeystoreError, read_private_file
+
+    with _fail_on(KeystoreError):
+        content = read_private_file(path, "key file", MAX_KEY_FILE_BYTES)
+    try:
+        document = json.loads(content)
+    except ValueError:
+        document = None
+    if (not isinstance(document, dict) or document.get("version") != 3
+            or not isinstance(document.get("crypto"), dict)):
+        _fail(f"--key-file {path} is not a V3 keystore (the JSON key file geth, Foundry or "
+              "eth-account write, with a \"crypto\" section): give the payout address's key file")

@@ -418,14 +418,18 @@ def load_config(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     flags: Mapping[str, object] | None = None,
+    flag_names: Mapping[str, str] | None = None,
 ) -> NodeConfig:
     """Merge file < environment < flags into a validated NodeConfig.
 
     `flags` maps attribute names to values given on the command line; a value of None means the
-    flag was not given. Raises ConfigError naming the setting and its source.
+    flag was not given. `flag_names` maps attribute names to the calling command's spelling of
+    a flag where it is not the node's (the chain commands' `--rpc` is the node's `--rpc-url`).
+    Raises ConfigError naming the setting and its source.
     """
     environ = os.environ if environ is None else environ
     flags = flags or {}
+    flag_names = flag_names or {}
     home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
     check_home(home)
     if len(os.fsencode(home / CONTROL_SOCKET)) > MAX_SOCKET_PATH_BYTES:
@@ -442,7 +446,8 @@ def load_config(
         candidates = (
             (lookup(file_data, row.toml_key), str(config_path), True),
             (environ.get(row.env) or None, row.env, False),  # empty means unset
-            (flags.get(row.name), row.flag or f"--{row.name.replace('_', '-')}", False),
+            (flags.get(row.name), flag_names.get(row.name) or row.flag
+             or f"--{row.name.replace('_', '-')}", False),
         )
         for raw, source, from_file in candidates:
             if raw is not None:

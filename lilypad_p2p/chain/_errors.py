@@ -122,6 +122,10 @@ _WORDS: dict[str, Callable[[Mapping[str, object]], str]] = {
     "WithdrawNotReady": lambda a: (
         f"the withdrawal is not ready before {utc(a['readyAt'])}: complete it after that"),
     "ZeroAddress": lambda _: "the address is 0x0…0, which nobody controls: give a nonzero one",
+    "NoPayoutChange": lambda _: "no payout address change is pending: nothing to cancel",
+    "NotPayoutAddress": lambda a: (
+        f"only the payout address {a['payout']} can cancel the change, not {a['caller']}: "
+        f"give the key file of {a['payout']}"),
 }
 
 

@@ -75,6 +75,13 @@ def payout_state(client: SettlementClient, account: str | None = None) -> Payout
     )
 
 
+def holds_code(client: SettlementClient, address: str) -> bool:
+    """Whether `address` holds contract code on `client`'s chain (a multisig, a token, the
+    settlement contract itself): ETH paid there moves only as that code allows."""
+    chain = client.chain
+    return bool(chain.rpc(lambda: chain.w3.eth.get_code(to_checksum_address(address))))
+
+
 def set_payout_address(client: SettlementClient, payout: str) -> TxReceipt:
     """Name (first time: at once) or announce a change of (after the delay) the payout address."""
     return client.send("setPayoutAddress", to_checksum_address(payout))
@@ -106,6 +113,7 @@ __all__ = [
     "KeyRotation",
     "PayoutState",
     "cancel_payout_change",
+    "holds_code",
     "payout_state",
     "rotate_key",
     "set_payout_address",
