@@ -19,6 +19,7 @@ one-machine runner; node faults (cheaters, spammers) travel in the configs.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 import shlex
 import stat
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.identity import Identity
+from simnet._outdir import claim_export_dir
 from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 from simnet._scenario import Scenario, ScenarioError
 
@@ -70,24 +72,46 @@ fi
 
 
 def _addresses(subnet: str, count: int) -> tuple[str, str, list[str]]:
-    network = ipaddress.ip_network(subnet)
-    hosts = list(network.hosts())
-    if len(hosts) < FIRST_NODE_HOST + count:
-        raise ScenarioError(f"subnet {subnet} is too small for {count} nodes")
-    return str(hosts[1]), str(hosts[2]), [str(h) for h in hosts[FIRST_NODE_HOST - 1:][:count]]
+    try:
+        network = ipaddress.ip_network(subnet)
+    except ValueError as exc:
+        raise ScenarioError(f"subnet {subnet}: {exc}") from None
+    if network.version != 4:
+        raise ScenarioError(f"subnet {subnet} is not IPv4: the services get IPv4 addresses")
+    # Only as many hosts as are needed are made: a /8 holds 16 million.
+    room = max(0, network.num_addresses - 2 - (FIRST_NODE_HOST - 1))
+    if room < count:
+        raise ScenarioError(f"subnet {subnet} has room for {room} nodes, not {count}: pass a "
+                            f"larger --subnet (a /24 holds {256 - 2 - (FIRST_NODE_HOST - 1)})")
+    hosts = itertools.islice(network.hosts(), FIRST_NODE_HOST - 1 + count)
+    listed = [str(h) for h in hosts]
+    return listed[1], listed[2], listed[FIRST_NODE_HOST - 1:]
+
+
+def check_exportable(scenario: Scenario, subnet: str = DEFAULT_SUBNET) -> None:
+    """Raise ScenarioError, before anything is written, if `scenario` cannot be exported."""
+    if scenario.network.namespaced:
+        raise ScenarioError(f"scenario {scenario.name} puts its nodes in network namespaces "
+                            "(a partition, NATs), which only `lilypad-simnet up` runs, on one "
+                            "machine: export a scenario without [network]")
+    _addresses(subnet, len(plan_nodes(scenario)))
 
 
 def export_compose(scenario: Scenario, out_dir: Path, *, repo: Path,
                    subnet: str = DEFAULT_SUBNET) -> Path:
-    """Write the compose project for `scenario` into `out_dir`; the compose file's path."""
-    if scenario.network.namespaced:
-        raise ScenarioError("partitions and NATs run only on one machine (lilypad-simnet up); "
-                            "export a scenario without [network]")
+    """Write the compose project for `scenario` into `out_dir`; the compose file's path.
+
+    `out_dir` must be new, empty or a previous export's (`claim_export_dir`; else
+    OutDirError): a previous export's node keys are kept, its files rewritten."""
+    check_exportable(scenario, subnet)
+    claim_export_dir(out_dir)
     out_dir = out_dir.resolve()
     plans = plan_nodes(scenario)
     anvil_ip, setup_ip, node_ips = _addresses(subnet, len(plans))
     rpc_url = f"http://{anvil_ip}:{ANVIL_PORT}"
-    identities = {p.name: Identity.load_or_create(out_dir / "nodes" / p.name / "keys")
+    # A re-export loads the keys it made: as in a run, their plaintext is on purpose.
+    identities = {p.name: Identity.load_or_create(out_dir / "nodes" / p.name / "keys",
+                                                  plaintext_expected=True)
                   for p in plans}
     trusted = ", ".join(f'"{identities[p.name].address}"' for p in plans if p.role == "mediator")
     dial = {p.name: f"/ip4/{ip}/tcp/{NODE_PORT}/p2p/{identities[p.name].peer_id}"
@@ -163,7 +187,7 @@ def setup_chain(rpc_url: str, nodes_dir: Path) -> str:
     contract = deploy_settlement(chain, deployer, withdraw_notice_s=TEST_WITHDRAW_NOTICE_S)
     for template in sorted(nodes_dir.glob(f"*/{CONFIG_TEMPLATE}")):
         home = template.parent
-        identity = Identity.load_or_create(home / "keys")
+        identity = Identity.load_or_create(home / "keys", plaintext_expected=True)
         fund_on_anvil(chain, [identity.eth_account()], NODE_WALLET_WEI)
         SettlementClient(chain, contract, identity.eth_account()).deposit(NODE_DEPOSIT_WEI)
         (home / "config.toml").write_text(

@@ -61,6 +61,25 @@ def partition_checks(run: Run, network: NetworkFigures,
           else f"not within {CONVERGE_TIMEOUT_S} s of the heal")
 
 
+def ruling(deal: dict[str, Any]) -> str | None:
+    """What the mediators said of a deal's result: an on-chain mediation's outcome, or an
+    off-chain spot check's that agreed (`check_outcome`); None when nobody judged it."""
+    return deal.get("outcome") or deal.get("check_outcome")
+
+
+def non_deterministic_check(deals: list[dict[str, Any]], check_rate: float) -> tuple[bool, str]:
+    """Whether the `random` jobs were judged NON_DETERMINISTIC (so their providers were not
+    slashed), and what was seen. A random job nobody judged shows nothing: at least one must
+    have been, and with every result checked (check_rate 1) every one."""
+    random_deals = [d for d in deals if d.get("module") == "random"]
+    rulings = Counter(str(ruling(d)) for d in random_deals if ruling(d))
+    unjudged = sum(1 for d in random_deals if not ruling(d))
+    ok = (bool(rulings) and set(rulings) == {"NON_DETERMINISTIC"}
+          and not (check_rate >= 1 and unjudged))
+    return ok, (f"random-job rulings: {dict(rulings)}, not judged: {unjudged} of "
+                f"{len(random_deals)}")
+
+
 def scored_out(scores: dict[str, float | None]) -> bool:
     """Every honest node connected to the spammer scores it below the graylist threshold."""
     return all(score < GRAYLIST_THRESHOLD for score in scores.values() if score is not None)
@@ -150,11 +169,8 @@ def invariants(run: Run, before: dict[str, int], after: dict[str, int],
               f"{detail}; honest nodes dropped {honest_drops} invalid messages, then ignored "
               f"{ignored} from graylisted peers (graylist below {GRAYLIST_THRESHOLD})")
     if "random" in scenario.workload.modules and scenario.faults.check_rate:
-        random_deals = [d for d in deals if d.get("module") == "random"]
-        outcomes = Counter(str(d.get("outcome")) for d in random_deals)
         check("non_deterministic_jobs_not_slashed",
-              bool(random_deals) and set(outcomes) <= {"NON_DETERMINISTIC", "None"},
-              f"random-job outcomes: {dict(outcomes)}")
+              *non_deterministic_check(deals, scenario.faults.check_rate))
     if FAILING_MODULE in run.module_ids:
         faulty_invariants(run.plans, deals, before, after, provider_of,
                           run.module_ids[FAILING_MODULE], check)

@@ -4,13 +4,14 @@ group, and the scraper port its config is told; pure, read off the scenario."""
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
 
 from lilypad_p2p.config import MARKET_FOLLOWING_ROLES
 from lilypad_p2p.roles import DEFAULT_PRICE_PER_JOB_WEI as PRICE_PER_JOB_WEI
 from simnet._faulty import FALSE_FAILURE_CONFIG
 from simnet._netns import Group, NetnsLab, netns_missing
-from simnet._scenario import Scenario, ScenarioError
+from simnet._scenario import MAX_NODES, MIN_NODES, Scenario, ScenarioError
 from simnet._scrape import Scraper, free_loopback_ports
 
 # Nodes the others bootstrap from (the first providers started).
@@ -41,8 +42,30 @@ class NodePlan:
         return not MARKET_FOLLOWING_ROLES.isdisjoint(self.roles)
 
 
-def plan_nodes(scenario: Scenario) -> list[NodePlan]:
-    counts = scenario.roles.counts(scenario.nodes)
+def check_plannable(scenario: Scenario) -> None:
+    """Raise ScenarioError if `scenario`'s nodes cannot be planned, saying the fewest nodes
+    that can be when more would do (the role mix and the faults set a floor above MIN_NODES)."""
+    try:
+        plan_nodes(scenario)
+    except ScenarioError as exc:
+        fewest = next((n for n in range(MIN_NODES, MAX_NODES + 1) if _plans(scenario, n)), None)
+        if fewest is None or fewest <= scenario.nodes:
+            raise
+        raise ScenarioError(f"{scenario.name} needs at least {fewest} nodes, not "
+                            f"{scenario.nodes}: at {scenario.nodes}, {exc}") from None
+
+
+def _plans(scenario: Scenario, nodes: int) -> bool:
+    try:
+        plan_nodes(scenario, nodes)
+    except ScenarioError:
+        return False
+    return True
+
+
+def plan_nodes(scenario: Scenario, nodes: int | None = None) -> list[NodePlan]:
+    """The plan of `scenario`'s nodes (of `nodes` of them, if given, instead of its own)."""
+    counts = scenario.roles.counts(scenario.nodes if nodes is None else nodes)
     faults = scenario.faults
     providers = counts["providers"]
     false_claimants = math.floor(providers * faults.false_failure_share)
@@ -52,6 +75,18 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
         raise ScenarioError(f"{providers} providers leave fewer than {BOOTSTRAP_NODES} honest "
                             f"ones to bootstrap from after {cheaters} cheaters and "
                             f"{faults.spammers} spammers")
+    # A fault the scenario asks for must fall on a node: with too few providers its share
+    # rounds down to none, and the invariant that judges it would find nothing to judge.
+    for name, share, made in (("cheater_share", faults.cheater_share, cheaters - false_claimants),
+                              ("false_failure_share", faults.false_failure_share,
+                               false_claimants)):
+        if share and not made:
+            raise ScenarioError(f"faults.{name} = {share} of {providers} providers makes none")
+    churned = min(math.floor(honest * faults.churn_share), honest - BOOTSTRAP_NODES)
+    if faults.churn_share and churned < 1:
+        raise ScenarioError(f"faults.churn_share = {faults.churn_share} of {honest} honest "
+                            f"providers churns none (the {BOOTSTRAP_NODES} the others "
+                            "bootstrap from are never churned)")
     consortium = min(CONSORTIUM_SIZE, counts["mediators"])
     client_lines = f"check_rate = {faults.check_rate}\nconsortium_size = {consortium}\n"
     levels = scenario.workload.price_levels
@@ -74,7 +109,18 @@ def plan_nodes(scenario: Scenario) -> list[NodePlan]:
     plans += [NodePlan(f"mediator-{i}", "mediator") for i in range(1, counts["mediators"] + 1)]
     plans += [NodePlan(f"client-{i}", "client", client_lines)
               for i in range(1, counts["clients"] + 1)]
+    # The simnet's own settings of each node (and the lines it adds later, below) may not be
+    # given again in [node]: a key set twice makes the node's config.toml invalid TOML.
+    ours = {"mediators"}
+    if scenario.metrics.scrape and not scenario.network.namespaced:
+        ours.add("metrics_listen")
     for plan in plans:
+        twice = sorted({name for name, _ in scenario.node_settings}
+                       & (ours | set(tomllib.loads(plan.config_lines))))
+        if twice:
+            raise ScenarioError(f"[node] sets {', '.join(twice)}, which the simnet sets itself "
+                                f"for {plan.name} (from the scenario's other tables): remove "
+                                "it from [node]")
         plan.config_lines = scenario.node_config_lines() + plan.config_lines
     place_in_groups(scenario, plans)
     return plans

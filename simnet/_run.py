@@ -9,6 +9,7 @@ import base64
 import contextlib
 import functools
 import math
+import subprocess
 import time
 from typing import Any
 
@@ -43,6 +44,8 @@ MARKET_KNOWN_TIMEOUT_S = 180.0
 # two cores starve each other past any sane readiness timeout.
 START_WAVE_SIZE = 8
 START_WAVE_TIMEOUT_S = 180.0
+# How often a starting node is asked whether it is ready (and waited on in between).
+START_POLL_S = 0.1
 # How long the honest nodes may take, after the workload, to all show the spammer scored out
 # (a graylisted peer's messages are ignored, so its score decays and dips back above the
 # threshold for a moment until its next message is judged).
@@ -54,6 +57,29 @@ NAT_READY_TIMEOUT_S = 120.0
 TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
 
 
+def wait_started(node: NodeProcess, timeout_s: float = START_WAVE_TIMEOUT_S) -> None:
+    """Until `node` answers `status` with a listen address, as `NodeProcess.wait_ready` does,
+    but a node that exits first ends the wait at once with one line: its last log line."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(ControlError, OSError):
+            status = node.call("status")
+            if status.get("listen_addrs"):
+                node.status = status
+                return
+        try:
+            code = node.process.wait(START_POLL_S)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{node.name} did not start within {timeout_s:.0f} s; its "
+                                   f"log: {node.log_path}") from None
+            continue
+        lines = [line for line in node.log_tail(5).splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else "(it logged nothing)"
+        raise ClusterError(f"{node.name} exited with status {code} while starting: {last} "
+                           f"(its log: {node.log_path})")
+
+
 def job(index: int, module: str) -> dict[str, Any]:
     if module == FAILING_MODULE:
         return failing_job(index)
@@ -63,7 +89,6 @@ def job(index: int, module: str) -> dict[str, Any]:
     if module == "random":
         return {"module": module, "params": {"size": 16}}
     return {"module": module, "params": {"text": f"job {index}: {TEXT}"}}
-
 
 
 class Run:
@@ -100,7 +125,7 @@ class Run:
         boot: list[str] = []
         for plan in self.plans[:BOOTSTRAP_NODES]:
             node = self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
-            node.wait_ready()
+            wait_started(node)
             self.nodes[plan.name] = node
             boot.append(dial_addr(node))
         self.bootstrap = boot
@@ -109,7 +134,7 @@ class Run:
             wave = [self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
                     for plan in rest[first:first + START_WAVE_SIZE]]
             for node in wave:
-                node.wait_ready(START_WAVE_TIMEOUT_S)
+                wait_started(node)
                 self.nodes[node.name] = node
         self.world.nodes.update(self.nodes)
         providers = self.roles_of("provider")
@@ -197,8 +222,10 @@ class Run:
                     killed = True
                 if victims and killed and not restarted and elapsed >= restart_at:
                     for name in victims:
-                        self.nodes[name] = self.world.restart(
-                            self.nodes[name], roles=["provider"], bootstrap=self.bootstrap)
+                        again = self.world.cluster.start_node(name, roles=["provider"],
+                                                              bootstrap=self.bootstrap)
+                        wait_started(again)
+                        self.nodes[name] = self.world.nodes[name] = again
                     self.events_log.append(f"{time.monotonic() - started:.1f}s restarted")
                     restarted = True
                 if time.monotonic() >= next_sample:
@@ -228,7 +255,7 @@ class Run:
             boot = [addr for first, addr in zip(self.plans, self.bootstrap, strict=False)
                     if first.group == plan.group]
             node = self.world.cluster.start_node(plan.name, roles=plan.roles, bootstrap=boot)
-            node.wait_ready(START_WAVE_TIMEOUT_S)
+            wait_started(node)
             self.nodes[plan.name] = self.world.nodes[plan.name] = node
         self.events_log.append(f"{elapsed:.1f}s late providers joined their sides")
 

@@ -1,16 +1,14 @@
 """Runs a scenario: anvil + contract + N real node processes, a workload, faults, the report.
 
 Everything started here (node processes and their containers, anvil) is stopped on the way
-out, also on Ctrl-C, SIGTERM or failure: `world_for` (`market_world`, or the namespaced world
-that also owns the namespaces) owns anvil and the cluster in
-try/finally, and SIGTERM is turned into KeyboardInterrupt so the same path runs.
+out, also on Ctrl-C, SIGTERM, SIGHUP or failure: `world_for` (`market_world`, or the namespaced
+world that also owns the namespaces) owns anvil and the cluster in try/finally, and SIGTERM and
+SIGHUP are turned into KeyboardInterrupt so the same path runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,11 +20,12 @@ from types import FrameType
 
 from rich.console import Console
 
-from lilypad_p2p.localnet import node_identity
+from lilypad_p2p.localnet import anvil_binary, node_identity
 from simnet._faulty import FAILING_MODULE, failing_module
 from simnet._figures import latency_section, posted_rate, work_section
 from simnet._invariants import invariants
 from simnet._measure import chain_figures, holdings, node_figures
+from simnet._outdir import claim_run_dir, clear_previous_run
 from simnet._plan import lab_for, plan_nodes, provider_prices, scraper_for
 from simnet._registry_module import REGISTRY_MODULE, registry_module
 from simnet._report import (
@@ -41,7 +40,7 @@ from simnet._report import (
     write_plots,
 )
 from simnet._run import Run
-from simnet._scenario import Scenario
+from simnet._scenario import Scenario, ScenarioError
 from simnet._scrape import summary_by_role
 from simnet._worlds import world_for
 
@@ -49,22 +48,46 @@ from simnet._worlds import world_for
 IMAGE_BUILD_TIMEOUT_S = 900.0
 
 
+# Signals that end a run as Ctrl-C does: SIGTERM (kill, systemd, CI) and SIGHUP (the terminal
+# closed). Their default action ends the process at once, leaving anvil and, unforked, every
+# node running; as KeyboardInterrupt they unwind through the teardown instead.
+INTERRUPTING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def build_module_images(console: Console) -> None:
     console.print("building the module images (skipped when present)")
-    subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "modules", "build"], check=True,
-                   timeout=IMAGE_BUILD_TIMEOUT_S, stdout=subprocess.DEVNULL)
+    try:
+        subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", "modules", "build"],
+                       check=True, timeout=IMAGE_BUILD_TIMEOUT_S, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as exc:
+        raise ScenarioError(f"the module images did not build (exit status {exc.returncode}): "
+                            "`lilypad-p2p modules build` says why") from None
+    except subprocess.TimeoutExpired:
+        raise ScenarioError(f"the module images did not build in {IMAGE_BUILD_TIMEOUT_S:.0f} s: "
+                            "run `lilypad-p2p modules build` first") from None
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
+def signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise KeyboardInterrupt while open; once one has, later ones are
+    ignored, so that a second signal (a closing terminal may send more than one) cannot cut
+    the teardown short; SIGKILL still ends a stuck one. A signal already ignored stays so:
+    under `nohup` the run is meant to outlive its terminal."""
+
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        for each in previous:
+            signal.signal(each, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {each: signal.getsignal(each) for each in INTERRUPTING_SIGNALS
+                if signal.getsignal(each) != signal.SIG_IGN}
+    for each in previous:
+        signal.signal(each, interrupt)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
 def run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
@@ -72,23 +95,33 @@ def run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
     """Run `scenario`, write report.json and the plots into `out_dir`; the report.
 
     `forked`: the nodes are forked from one zygote that has imported the node (they start at
-    once and share its memory); False starts each as a `python -m` process of its own."""
-    # The node homes hold plaintext keys on purpose (a throwaway test network): the warning an
-    # operator's node gives for them would be printed each time the simnet reads one.
-    logging.getLogger("lilypad_p2p.identity").setLevel(logging.ERROR)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Node homes of an earlier run belong to an anvil that is gone: their accounts would not be
-    # funded again on the new chain (homes are funded when first created).
-    shutil.rmtree(out_dir / "nodes", ignore_errors=True)
-    build_module_images(console)
-    wall_started = time.monotonic()
+    once and share its memory); False starts each as a `python -m` process of its own.
+
+    `out_dir` must be new, empty or a previous run's (`claim_run_dir`; else OutDirError): a
+    previous run's node homes, report and plots are replaced, once the run's checks passed."""
+    with signals_as_interrupt():
+        return _run_scenario(scenario, out_dir, console, forked=forked)
+
+
+def _run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
+                  forked: bool) -> Report:
+    claim_run_dir(out_dir)
+    if anvil_binary() is None:
+        raise ScenarioError("anvil not found: run `npm ci` in contracts/ (scripts/setup), or "
+                            "set LILYPAD_ANVIL")
     plans = plan_nodes(scenario)
     lab = lab_for(scenario, plans)
-    if lab is not None:  # what to look for (`ip netns list`) should a run ever leave any
-        (out_dir / "netns-prefix").write_text(lab.prefix + "\n")
     group_of = {p.name: p.group for p in plans}
     scraper = scraper_for(scenario, plans, lab)
-    with sigterm_as_interrupt(), contextlib.ExitStack() as stack:
+    build_module_images(console)
+    wall_started = time.monotonic()
+    # Everything is checked: only now is a previous run's output removed. Its node homes belong
+    # to an anvil that is gone: their accounts would not be funded again on the new chain
+    # (homes are funded when first created).
+    clear_previous_run(out_dir)
+    if lab is not None:  # what to look for (`ip netns list`) should a run ever leave any
+        (out_dir / "netns-prefix").write_text(lab.prefix + "\n")
+    with contextlib.ExitStack() as stack:
         if REGISTRY_MODULE in scenario.workload.modules:
             user_module = stack.enter_context(registry_module(out_dir / "registry-module"))
             for plan in plans:

@@ -32,14 +32,32 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import json
 import math
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.errors import ConfigError
+from lilypad_p2p.files import read_bounded
+
+# The scenarios that ship with the simnet; `--scenario` takes one's name as well as a path.
+SCENARIOS_DIR = Path(__file__).parent / "scenarios"
+# A scenario is a few hundred bytes: anything larger is not one (and is not read whole).
+SCENARIO_MAX_BYTES = 1 << 20
+# The fewest nodes a scenario can have: a solver, a mediator, a client, and the two providers
+# the others bootstrap from (`_plan.BOOTSTRAP_NODES`).
+MIN_NODES = 5
+# The most this machine is asked to run: four times the 50-node baseline (about 50 MB and a
+# slice of a core each, forked); beyond that, `export-compose` spreads them over machines.
+MAX_NODES = 200
+# A scenario file's top level: its keys, and its tables (each a section below).
+TOP_KEYS = ("name", "nodes")
+TABLES = ("roles", "workload", "faults", "network", "node", "metrics")
 
 # "registry": a user-defined module whose image a local registry serves (_registry_module.py);
 # "failing": a user-defined module whose jobs fail by themselves (_faulty.py).
@@ -171,12 +189,20 @@ class Scenario:
     node_settings: tuple[tuple[str, bool | int | float | str], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.nodes < 4:
-            raise ScenarioError("a scenario needs at least 4 nodes (one per role)")
-        self.roles.counts(self.nodes)
+        if not MIN_NODES <= self.nodes <= MAX_NODES:
+            raise ScenarioError(
+                f"{self.name} with {self.nodes} nodes: a scenario runs {MIN_NODES} to "
+                f"{MAX_NODES} (at least a solver, a mediator, a client and the two providers "
+                f"the others bootstrap from; at most what one machine holds)")
         for name, value in self.node_settings:
             if not name.isidentifier() or not isinstance(value, bool | int | float | str):
                 raise ScenarioError(f"[node] {name} = {value!r} is not a plain setting")
+        check_node_settings(self.node_config_lines())
+        # Planning is pure and cheap: a node count the role mix and faults cannot be planned
+        # for is refused here, with the smallest that can, not when the run starts.
+        from simnet._plan import check_plannable
+
+        check_plannable(self)
 
     def with_nodes(self, nodes: int | None) -> Scenario:
         if nodes is None:
@@ -205,14 +231,24 @@ def _section(raw: dict[str, Any], name: str, kind: type) -> Any:
             raise ScenarioError(f"[{name}] {setting.name} = {values[setting.name]!r} is not "
                                 f"{type(setting.default).__name__}, like its default "
                                 f"{setting.default!r}")
+    known = [setting.name for setting in dataclasses.fields(kind)]
+    for key in values:
+        if key not in known:
+            raise ScenarioError(f"[{name}] has no key {key!r}{_did_you_mean(key, known)}; "
+                                f"known: {', '.join(known)}")
     if "modules" in values:
         if not isinstance(values["modules"], list):
             raise ScenarioError(f"[{name}] modules must be a list of module names")
         values = {**values, "modules": tuple(values["modules"])}
     try:
         return kind(**values)
-    except (TypeError, ValueError) as exc:  # an unknown key, or a value of the wrong type
+    except (TypeError, ValueError) as exc:  # a value of the wrong type
         raise ScenarioError(f"[{name}]: {exc}") from exc
+
+
+def _did_you_mean(word: str, known: list[str], spell: str = "'{}'") -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {spell.format(close[0])}?)" if close else ""
 
 
 def _fits(value: object, default: object) -> bool:
@@ -226,11 +262,42 @@ def _fits(value: object, default: object) -> bool:
     return True  # no plain default (a tuple's factory): the dataclass checks it
 
 
+def shipped_scenarios() -> list[str]:
+    """The names of the scenarios that ship with the simnet (`simnet/scenarios/*.toml`)."""
+    return sorted(p.stem for p in SCENARIOS_DIR.glob("*.toml"))
+
+
+def scenario_path(name_or_path: str) -> Path:
+    """The scenario file `name_or_path` names: a path, or a shipped scenario's name (`smoke`)
+    when it is a bare name and no file of that name is here."""
+    path = Path(name_or_path)
+    bare = "/" not in name_or_path and path.suffix != ".toml"
+    if bare and not path.is_file():
+        if (SCENARIOS_DIR / f"{name_or_path}.toml").is_file():
+            return SCENARIOS_DIR / f"{name_or_path}.toml"
+        raise ScenarioError(f"no scenario {name_or_path!r}: pass a scenario file's path, or "
+                            f"a shipped scenario's name ({', '.join(shipped_scenarios())})")
+    return path
+
+
 def load_scenario(path: Path) -> Scenario:
     try:
-        raw = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
+        text = read_bounded(path, SCENARIO_MAX_BYTES).decode()
+        raw = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ScenarioError(f"cannot read scenario {path}: {reason}") from None
+    known = [*TOP_KEYS, *(f"[{t}]" for t in TABLES)]
+    for key, value in raw.items():
+        if key in TOP_KEYS or key in TABLES:
+            continue
+        if isinstance(value, dict):
+            raise ScenarioError(f"{path}: unknown table [{key}]"
+                                f"{_did_you_mean(key, list(TABLES), '[{}]')}; known: "
+                                f"{', '.join(known)}")
+        raise ScenarioError(f"{path}: unknown key {key!r}"
+                            f"{_did_you_mean(key, [*TOP_KEYS, *TABLES])}; known: "
+                            f"{', '.join(known)}")
     nodes = raw.get("nodes", 10)
     if not isinstance(nodes, int) or isinstance(nodes, bool):
         raise ScenarioError(f"{path}: nodes = {nodes!r} is not a whole number of nodes")
@@ -251,3 +318,21 @@ def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ScenarioError(f"[{name}] must be a table")
     return values
+
+
+@functools.lru_cache(maxsize=32)
+def check_node_settings(config_lines: str) -> None:
+    """Refuse [node] settings the node itself would refuse at start (its own parsing), so a
+    typo is one line now, not a node that fails to start after anvil and the others did."""
+    from lilypad_p2p.config import load_config
+
+    if not config_lines:
+        return
+    with tempfile.TemporaryDirectory(prefix="simnet-node-check-") as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text(config_lines)
+        try:
+            load_config(home=Path(tmp), environ={})
+        except ConfigError as exc:
+            text = str(exc).replace(f" ({config})", "").replace(f"{config}: ", "")
+            raise ScenarioError(f"[node] {text.replace(str(config), 'config.toml')}") from None

@@ -118,9 +118,9 @@ class Zygote:
 
     def _next_line(self, deadline: float) -> dict[str, Any] | None:
         while b"\n" not in self._pending:
-            remaining = deadline - time.monotonic()
-            if remaining < 0:
-                return None
+            # A deadline already past still reads what the zygote has sent: `poll` asks with
+            # a timeout of 0 and must see an exit reported before it asked.
+            remaining = max(0.0, deadline - time.monotonic())
             wait = None if math.isinf(remaining) else remaining
             if not select.select([self._answers_fd], [], [], wait)[0]:
                 return None

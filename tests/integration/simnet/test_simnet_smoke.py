@@ -1,8 +1,8 @@
 """The simnet's 10-node smoke scenario: real anvil, Docker and node processes.
 
 Runs `lilypad-simnet up` as a user would; asserts every invariant held, the report and plots
-were written, and nothing the run started is left behind; and that SIGTERM (the same path as
-Ctrl-C) mid-run stops every node it started.
+were written, and nothing the run started is left behind; and that SIGTERM or SIGHUP (the
+same path as Ctrl-C) mid-run stops every node it started, and anvil.
 """
 
 import json
@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from lilypad_p2p.localnet import cluster_processes_under
@@ -78,23 +79,40 @@ INTERRUPT_AFTER_TIMEOUT_S = 120
 TEARDOWN_TIMEOUT_S = 60
 
 
-def test_sigterm_mid_run_tears_down_every_node(tmp_path):
+@pytest.mark.parametrize(("signum", "fork"), [(signal.SIGTERM, "--fork"),
+                                              (signal.SIGHUP, "--no-fork")],
+                         ids=["sigterm-forked", "sighup-spawned"])
+def test_a_signal_mid_run_tears_down_every_node_and_anvil(tmp_path, signum, fork):
+    # SIGHUP is the terminal closing: unhandled, it left anvil and every spawned node running.
     _require_parts()
     out = tmp_path / "interrupted"
     run = subprocess.Popen(
-        [sys.executable, "-m", "simnet.cli", "up", "--scenario", str(SMOKE), "--out", str(out)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "simnet.cli", "up", "--scenario", str(SMOKE), "--out", str(out),
+         "--nodes", "5", fork],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        # As from a terminal, even if these tests run under nohup (which the run respects).
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + INTERRUPT_AFTER_TIMEOUT_S
         while not cluster_processes_under(out):  # the first node process is up: interrupt now
             assert time.monotonic() < deadline, "no node started"
             assert run.poll() is None, f"simnet exited early with {run.returncode}"
             time.sleep(0.2)
-        run.send_signal(signal.SIGTERM)
+        started = psutil.Process(run.pid).children(recursive=True)
+        assert any("anvil" in " ".join(p.cmdline()) for p in started), started
+        run.send_signal(signum)
         assert run.wait(TEARDOWN_TIMEOUT_S) == 130
         assert not cluster_processes_under(out), "node processes outlived the interrupted run"
+        assert not [p for p in started if _alive(p)], "processes outlived the interrupted run"
         assert not (out / "report.json").exists()
     finally:
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
