@@ -139,7 +139,7 @@ def test_simnet_scenario_errors_are_one_line(tmp_path):
     _one_line_error(simnet("up", "--scenario", str(tmp_path / "typo.toml")),
                     "[workload] jobs = 'x' is not int")
     _one_line_error(simnet("export-compose", "--out", str(tmp_path / "c"), "--nodes", "2"),
-                    "at least 4 nodes")
+                    "a scenario runs 5 to 200")
 
 
 def test_modules_add_and_list_with_bad_definitions(tmp_path):
