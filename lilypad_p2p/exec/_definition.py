@@ -24,6 +24,7 @@ A definition file, all keys but `name`, `image`, `command` and `[resources]` opt
     description = "what to say"
     default = "moo"
     max_length = 200    # str; int takes minimum/maximum; any kind takes choices = [...]
+    # input_file = true # str: names a file the job reads from /inputs (`run` needs it given)
 
 The canonical form is the definition as a map with every default filled in and nothing else,
 encoded as canonical msgpack (`wire.encode`: sorted keys, shortest forms). The module ID is the
@@ -69,7 +70,7 @@ _RESOURCE_LIMITS = {
     "gpus": MAX_GPU_COUNT, "gpu_vram_mb": MAX_GPU_VRAM_MB,
 }
 _PARAM_KEYS = frozenset({
-    "kind", "description", "default", "minimum", "maximum", "max_length", "choices",
+    "kind", "description", "default", "minimum", "maximum", "max_length", "choices", "input_file",
 })
 
 
@@ -237,6 +238,7 @@ def _parse_param(name: str, spec: object, where: str) -> Param:
             maximum=_typed(spec, "maximum", int, here, None),
             max_length=_typed(spec, "max_length", int, here, None),
             choices=tuple(choices),
+            input_file=_typed(spec, "input_file", bool, here, False),
         )
     except ValueError as exc:
         raise BadDefinition(f"{here}: {exc}") from exc
@@ -251,6 +253,8 @@ def _param_map(param: Param) -> dict[str, Any]:
         "maximum": param.maximum,
         "max_length": param.max_length,
         "choices": list(param.choices) if param.choices else None,
+        # Left out when false, so definitions that predate the key keep their IDs.
+        "input_file": True if param.input_file else None,
     }
     return {key: value for key, value in values.items() if value is not None}
 

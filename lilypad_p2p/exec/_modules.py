@@ -57,6 +57,9 @@ class Param:
     maximum: int | None = None
     max_length: int | None = None
     choices: tuple[ParamValue, ...] = ()
+    # The value names a file the job reads from /inputs: a job without that file is refused
+    # before it is posted, as it could only fail on the provider.
+    input_file: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in _KIND_TYPES:
@@ -65,6 +68,8 @@ class Param:
             raise ValueError("minimum/maximum apply to int parameters only")
         if self.max_length is not None and self.kind != "str":
             raise ValueError("max_length applies to str parameters only")
+        if self.input_file and self.kind != "str":
+            raise ValueError("input_file applies to str parameters only")
         if self.max_length is not None and self.max_length < 0:
             raise ValueError(f"max_length {self.max_length} is negative")
         if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:

@@ -48,6 +48,15 @@ def test_the_id_is_the_cid_of_the_canonical_bytes_whatever_the_layout():
     assert module_id(changed) != module_id(module)
 
 
+def test_input_file_is_part_of_the_id_only_when_set():
+    module = load_definition_text(DEFINITION)
+    said_false = load_definition_text(DEFINITION + "input_file = false\n")
+    said_true = load_definition_text(DEFINITION + "input_file = true\n")
+    assert module_id(said_false) == module_id(module) != module_id(said_true)
+    assert said_true.params["text"].input_file and not module.params["text"].input_file
+    assert module_from_bytes(module_id(said_true), definition_bytes(said_true)) == said_true
+
+
 def test_shipped_modules_are_definitions_with_stable_ids():
     assert set(BUILTIN_MODULES) == {"hash", "wordcount", "random", "python"}
     for name, module in BUILTIN_MODULES.items():
@@ -83,6 +92,9 @@ def test_shipped_modules_are_definitions_with_stable_ids():
          "description must be printable text on one line"),
         (('"say", "{text}"', '"say\\u0000", "{text}"'), "command contains a NUL character"),
         (("[params.text]", "x = " + "[" * 60_000), "nested too deeply"),
+        (('kind = "str"\ndefault = "moo"', 'kind = "int"\ninput_file = true'),
+         "input_file applies to str parameters only"),
+        (('default = "moo"', 'default = "moo"\ninput_file = "yes"'), "input_file must be bool"),
     ],
 )
 def test_bad_definitions_get_a_message_naming_the_problem(edit, message):
