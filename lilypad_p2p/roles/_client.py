@@ -592,6 +592,9 @@ class ClientRole:
         if stored.record.phase is not Phase.ACCEPTED:
             raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
                                "not yet settled result can be disputed")
+        if stored.detail.acceptance_delivered:  # the contract settles on it, disputed or not
+            raise LilypadError("the provider already holds this deal's signed Acceptance, "
+                               "which is final: it settles the deal whatever a dispute says")
         deal = required(stored.detail.deal, "deal")
         if await self._chain(stored).status(deal) is DealStatus.SETTLED:
             raise LilypadError("the deal is already settled on chain")

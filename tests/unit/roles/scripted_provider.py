@@ -44,11 +44,13 @@ async def receive_opened(gate, identity: Identity,
 
 class ScriptedProvider:
     """Serves the three protocols on an in-memory network like an honest provider (never
-    settling itself, unless given `settles`), or one whose outputs miss the hash it signed."""
+    settling itself, unless given `settles`), or one whose outputs miss the hash it signed;
+    without `acks` it never acknowledges an acceptance (as while it is unreachable)."""
 
     def __init__(self, identity: Identity, chain: DealChain, *, lie: bool,
-                 settles: bool = False) -> None:
+                 settles: bool = False, acks: bool = True) -> None:
         self.identity, self.chain, self.lie, self.settles = identity, chain, lie, settles
+        self.acks = acks
         self.accepted: list[wire.AcceptanceNotice] = []
         self.first_acceptance = trio.Event()
         self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
@@ -70,6 +72,8 @@ class ScriptedProvider:
             await self.chain.settle_batch([SettlementItem(
                 self.deals[notice.deal_id], notice.result_hash, notice.job_creator_signature)])
         self.first_acceptance.set()
+        if not self.acks:
+            return wire.DealRefused(reason="not now")
         return wire.AcceptanceAck(deal_id=notice.deal_id)
 
     async def on_job(self, peer_id: str, request: wire.JobRequest, gate) -> Reply:

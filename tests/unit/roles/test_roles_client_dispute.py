@@ -60,7 +60,7 @@ class ScriptedMediator:
                                         result_hash=digest, mediator_signature=signature))
 
 
-async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
+async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = True):
     client_id, provider_id = Identity.generate(), Identity.generate()
     mediator_ids = [Identity.generate() for _ in range(3)]
     chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
@@ -70,7 +70,7 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome):
     listing, record = provider_listing(provider_id, chain_id, trusted, clock())
     book = OfferBook()
     book.add(listing, clock())
-    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie)
+    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie, acks=acks)
     network = MemoryNetwork()
     provider.join(network)
     for mediator in mediators.values():
@@ -120,19 +120,40 @@ async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_pat
             nursery.cancel_scope.cancel()
 
 
-async def test_the_user_disputes_an_accepted_deal_before_it_settles(tmp_path, autojump):
+async def test_the_user_disputes_an_accepted_deal_the_provider_does_not_hold_yet(
+    tmp_path, autojump
+):
     client, provider, provider_id, _, _ = await _market(
-        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT)
+        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT, acks=False)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(client.run)
             key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
                                                     target=provider_id.address))
-            await provider.first_acceptance.wait()  # the scripted provider never settles
+            await provider.first_acceptance.wait()  # asked, but it does not take it
             shown = await client.control_handlers()["dispute"]({"key": key})
             assert shown["phase"] == "disputed"
             deal = await _final(client, key, {"resolved", "settled", "timed_out"})
             assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_CORRECT"
             with pytest.raises(Exception, match="resolved"):
                 await client.control_handlers()["dispute"]({"key": key})
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_deal_whose_acceptance_the_provider_holds_cannot_be_disputed(tmp_path, autojump):
+    # The contract settles on a delivered Acceptance even after a dispute (it is final), so a
+    # dispute would only say mediators are at work while the deal settles.
+    client, provider, provider_id, mediators, _ = await _market(
+        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await provider.first_acceptance.wait()
+            await client._store.until(lambda: client._store.get(key).detail.acceptance_delivered)
+            with pytest.raises(Exception, match="already holds this deal's signed Acceptance"):
+                await client.control_handlers()["dispute"]({"key": key})
+            assert client._store.phase(key) == "accepted"
+            assert all(mediator.asked == 0 for mediator in mediators.values())
             nursery.cancel_scope.cancel()
