@@ -4,12 +4,19 @@ the deals it made."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from lilypad_p2p._cli_common import HomeOption, JsonOption, _control, _fail, _fail_on, _json_shown
-from lilypad_p2p.cli_chain import _amount
+from lilypad_p2p._cli_common import (
+    HomeOption,
+    JsonOption,
+    _control,
+    _fail,
+    _fail_on,
+    _home,
+    _json_shown,
+)
 
 # How often `run` asks the node about its deal, and how long it waits in all by default.
 RUN_POLL_INTERVAL_S = 0.2
@@ -29,34 +36,55 @@ def _parse_inputs(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+def _max_price_wei(text: str) -> int:
+    """--max-price in wei, refused in one line that names the option."""
+    from lilypad_p2p.chain import parse_amount
+
+    if text.strip().startswith("-"):
+        _fail(f"--max-price {text}: give the most you pay, more than 0 (e.g. 0.01eth)")
+    try:
+        wei = parse_amount(text)
+    except ValueError as exc:
+        _fail(f"--max-price: {exc}")
+    if wei == 0:
+        _fail(f"--max-price {text}: give the most you pay, more than 0 (e.g. 0.01eth)")
+    return wei
+
+
 def run(
-    module: Annotated[str, typer.Argument(help="Module to run (see `lilypad-p2p modules list`).")],
-    inputs: Annotated[
-        list[str] | None, typer.Option("-i", "--input", help="Parameter key=value; repeatable.")
-    ] = None,
-    files: Annotated[
-        list[Path] | None, typer.Option("--file", help="Input file for the job; repeatable.")
-    ] = None,
+    module: Annotated[str, typer.Argument(
+        help="Module to run (`lilypad-p2p modules list`; its parameters: "
+             "`lilypad-p2p modules show MODULE`).")],
+    inputs: Annotated[list[str] | None, typer.Option(
+        "-i", "--input", help="Parameter name=value; repeatable. `lilypad-p2p modules show "
+                              "MODULE` lists the module's parameters.")] = None,
+    files: Annotated[list[str] | None, typer.Option(
+        "--file", help="Input file; repeatable. The job reads it as /inputs/NAME, NAME being "
+                       "the file's own name, which may hold only ASCII letters, digits, '.', "
+                       "'_', '+' and '-'.")] = None,
     max_price: Annotated[
         str, typer.Option(help="Most you pay for the job, e.g. 0.01eth or wei.")
     ] = "0.01eth",
-    target: Annotated[
-        str | None, typer.Option(help="Provider (address or peer ID) to run on; skips the solvers.")
-    ] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Provider (address or peer ID) to run on; skips the solvers. It must own a "
+             "resource offer in the market (`lilypad-p2p offers`).")] = None,
     deadline: Annotated[int | None, typer.Option(
-        help="Seconds until the result is due (default: the module's max_run_time_s + 240). "
-             "It must leave the module's whole max_run_time_s + 47 s: providers refuse deals "
-             "that could cut a run short.")] = None,
-    output: Annotated[
-        Path, typer.Option(help="Directory for the decrypted outputs.")
-    ] = Path("outputs"),
+        help="Seconds until the result is due (default: the module's max_run_time_s + 240; at "
+             "most 604800, 7 days). It must leave the module's whole max_run_time_s + 47 s: "
+             "providers refuse deals that could cut a run short.")] = None,
+    output: Annotated[str, typer.Option(
+        help="Directory for the decrypted outputs, new or empty (created if missing). Files "
+             "get the time they are written.")] = "outputs",
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write into a non-empty --output, replacing files of the same "
+                        "names.")] = False,
     market: Annotated[str, typer.Option(help="Market to post the job in.")] = "cpu",
     chain_id: Annotated[
         int | None, typer.Option(help="Settlement chain to pay on (default: the node's first).")
     ] = None,
-    wait: Annotated[float, typer.Option(help="Give up waiting after this many seconds.")] = (
-        RUN_DEFAULT_WAIT_S
-    ),
+    wait: Annotated[float, typer.Option(
+        help="Stop waiting after this many seconds. The job goes on without `run`: the node "
+             "keeps driving it and pays for it (`lilypad-p2p deals`).")] = RUN_DEFAULT_WAIT_S,
     min_provider_deals: Annotated[int | None, typer.Option(
         min=0, help="Only providers with at least this many completed deals on the chain "
                     "(default: the node's require_provider_deals; 0 admits newcomers).")] = None,
@@ -67,38 +95,72 @@ def run(
 ) -> None:
     """Run a job on the market through the local node (started with --client).
 
-    Shows the deal's progress and writes the decrypted outputs to --output.
+    Shows the deal's progress and writes the decrypted outputs to --output. Everything that can
+    be checked before the job is posted is: the parameters, the files (each lands at
+    /inputs/NAME; a module's input file must be among them), the output directory, and the
+    market's offers (--target, --max-price). Once posted, the job goes on even if `run` stops
+    (Ctrl-C, --wait): `lilypad-p2p deals` follows it. `lilypad-p2p modules show MODULE` lists a
+    module's parameters.
 
     Example: lilypad-p2p run hash -i text=hello --output out/
     """
-    import time
+    import math
 
     from lilypad_p2p.cli_run import (
-        Next,
+        Interrupted,
         check_output_directory,
         extract_outputs,
         input_file_paths,
-        judge,
-        logs_tail,
+        interrupts_raised,
+        left_running,
     )
     from lilypad_p2p.errors import LilypadError
 
     params = _parse_inputs(inputs or [])
+    if not (math.isfinite(wait) and wait > 0):
+        _fail(f"--wait {wait:g}: give a positive number of seconds (the job goes on after it)")
+    max_price_wei = _max_price_wei(max_price)
     with _fail_on(LilypadError):
         file_paths = input_file_paths(files or [])
-        check_output_directory(output)
-    submitted = _control(home, "submit", {
-        "module": module, "params": params, "params_as_text": True, "file_paths": file_paths,
-        "max_price_wei": _amount(max_price), "target": target, "deadline_s": deadline,
-        "market": market, "chain_id": chain_id, "min_completed_deals": min_provider_deals,
-        "slash_free_blocks": slash_free_blocks,
-    })
-    key = submitted["key"]
-    typer.echo(f"job offer {key} posted")
+        out = check_output_directory(output, force=force)
+    results = _home(home).absolute() / "results"
+    key: str | None = None
+    deal: dict[str, Any] | None = None
+    with interrupts_raised():
+        try:
+            submitted = _control(home, "submit", {
+                "module": module, "params": params, "params_as_text": True,
+                "file_paths": file_paths, "max_price_wei": max_price_wei, "target": target,
+                "deadline_s": deadline, "market": market, "chain_id": chain_id,
+                "min_completed_deals": min_provider_deals,
+                "slash_free_blocks": slash_free_blocks,
+            })
+            key = str(submitted["key"])
+            typer.echo(f"job offer {key} posted")
+            for warning in submitted.get("warnings", []):
+                typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+            deal = _follow(home, key, wait, results)
+            with _fail_on(LilypadError):
+                names = extract_outputs(Path(deal["result_path"]), out, force=force)
+        except Interrupted as stop:
+            said = (left_running(key, deal, results) if key is not None else
+                    "the node may have posted the job: `lilypad-p2p deals` lists it")
+            typer.echo(f"interrupted: {said}", err=True)
+            raise typer.Exit(128 + stop.signum) from None
+    typer.echo(f"result {deal['result_cid']} verified; outputs in {out}/: {', '.join(names)}")
+
+
+def _follow(home: Path | None, key: str, wait: float, results: Path) -> dict[str, Any]:
+    """Show deal `key`'s progress until it has outputs (returned), fails or `wait` passes
+    (both end the command); `results` is the node's results directory."""
+    import time
+
+    from lilypad_p2p.cli_run import Next, judge, left_running, logs_tail
+
     shown: set[str] = set()
     give_up = time.monotonic() + wait
     while True:
-        deal = _control(home, "deal", {"key": key})
+        deal: dict[str, Any] = _control(home, "deal", {"key": key})
         for step in deal["transitions"]:
             label = f"{step['to']}"
             if label not in shown:
@@ -112,14 +174,10 @@ def run(
                 typer.echo("\n".join(f"  | {line}" for line in tail), err=True)
             _fail(verdict.message)
         if verdict.next is Next.OUTPUTS:
-            break
+            return deal
         if time.monotonic() > give_up:
-            _fail(f"still {deal['phase']} after {wait} s; the node keeps driving it "
-                  f"(`lilypad-p2p deals`)")
+            _fail(f"still {deal['phase']} after {wait:g} s; {left_running(key, deal, results)}")
         time.sleep(RUN_POLL_INTERVAL_S)
-    with _fail_on(LilypadError):
-        names = extract_outputs(Path(deal["result_path"]), output)
-    typer.echo(f"result {deal['result_cid']} verified; outputs in {output}/: {', '.join(names)}")
 
 
 def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:

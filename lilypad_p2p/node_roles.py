@@ -99,7 +99,7 @@ async def start_market_roles(node: Node, nursery: trio.Nursery) -> None:
                                                       config.consortium_threshold)),
         )
         await nursery.start(node.client.run)
-        node.handlers.update(node.client.control_handlers())
+        node.handlers.update(node.client.control_handlers(markets=config.markets))
     if node.config.has_role("chain-bridge"):  # on-chain job requests
         for bridge in _open_bridges(node, chains, store):
             await nursery.start(bridge.run)

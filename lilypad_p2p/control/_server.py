@@ -33,6 +33,9 @@ log = logging.getLogger("lilypad_p2p.control")
 MAX_CONNECTIONS = 64
 # After the process runs out of file descriptors, wait this long before accepting again.
 ACCEPT_BACKOFF_S = 0.1
+# The methods a role adds, by the `node` flag that starts it: a node without the role says
+# how to get it, where "unknown method" would read as a bug.
+ROLE_METHODS = {"submit": "--client", "deal": "--client", "dispute": "--client"}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -83,6 +86,8 @@ async def _answer(line: bytes, token: str, handlers: Mapping[str, Handler]) -> b
         return encode_error("bad control token")
     handler = handlers.get(request.method)
     if handler is None:
+        if (flag := ROLE_METHODS.get(request.method)) is not None:
+            return encode_error(f"this node was not started with {flag}: restart it with {flag}")
         known = ", ".join(sorted(handlers))
         return encode_error(f"unknown method {request.method!r}; known: {known}")
     try:

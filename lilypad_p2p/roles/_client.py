@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -75,8 +75,7 @@ from lilypad_p2p.roles._client_submission import (
     JobSubmission,
     SubmissionError,
     job_deadline_s,
-    job_spec,
-    provider_address,
+    new_job_offer,
 )
 from lilypad_p2p.roles._failure import keep_failure
 from lilypad_p2p.roles._input_files import check_job_size
@@ -207,26 +206,12 @@ class ClientRole:
         asks = (records.offer_fields(policy, await chain.head_block())
                 if policy.counts_records else {})
         now = self._clock_ms()
-        offer = wire.JobOffer(
-            market=job.market,
-            job_creator=self._identity.address,
-            module=module_id,
-            image=module.image,
-            spec=job_spec(module),
-            max_price_wei=job.max_price_wei,
-            trusted_mediators=self._mediators,
-            deadline=now + deadline_s * 1000,
-            target_provider=provider_address(job.target) if job.target else None,
-            chain_id=chain.chain_id,
+        offer = new_job_offer(
+            job, module_id, module, creator=self._identity.address, chain_id=chain.chain_id,
+            mediators=self._mediators, asks=asks, now_ms=now, deadline_s=deadline_s,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
-            records_block=asks.get("records_block", 0),
-            min_completed_deals=asks.get("min_completed_deals", 0),
-            slash_free_blocks=asks.get("slash_free_blocks", 0),
-            created_at=now,
-            expires_at=now + min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
-                                 deadline_s * 1000),
-            nonce=secrets.randbits(63),
-        )
+            lifetime_ms=min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
+                            deadline_s * 1000))
         envelope = self._identity.sign_envelope(offer, now)
         # Spooled sealed to ourselves: the disk never holds the inputs in the clear.
         self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -578,8 +563,13 @@ class ClientRole:
 
     # --- control (roles/_client_control.py) ---------------------------------------------
 
-    def control_handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
-        return ClientControl(self, self._store).handlers()
+    def control_handlers(
+        self, markets: Collection[str] | None = None,
+    ) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
+        """`markets`: the node's; `submit` refuses a job for another (None: not checked)."""
+        return ClientControl(self, self._store, book=self._book, modules=self._modules,
+                             chains=self._chains, markets=markets,
+                             address=self._identity.address, clock_ms=self._clock_ms).handlers()
 
     async def dispute(self, stored: ClientDeal) -> None:
         """Send a deal with a committed result to mediation (`lilypad-p2p dispute <key>`).

@@ -1,21 +1,35 @@
-"""The client's control methods (`submit`, `deal`, `dispute`), and a deal as they show it."""
+"""The client's control methods (`submit`, `deal`, `dispute`), and a deal as they show it.
+
+`submit` first checks the job against what this node knows (its markets, the resource offers it
+holds, the module's input files), so a job that cannot be taken is refused before it is posted;
+its answer carries the warnings for what the node cannot tell yet. The checks are the control
+interface's (`lilypad-p2p run`): the chain bridge posts through `ClientRole.submit` directly,
+having already put a bond at stake on the request.
+"""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
+from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import ClientDetail, DealDetail
 from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.exec import ModuleCatalog
+from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles._client_submission import (
     DEFAULT_MAX_PRICE_WEI,
     JobSubmission,
     SubmissionError,
+    check_against_offers,
+    check_input_files_named,
+    check_market,
 )
 from lilypad_p2p.roles._input_files import InputFileError, check_input_files
+from lilypad_p2p.roles._settlement import DealChains
 from lilypad_p2p.roles._terms import BUILTIN_NAMES
 from lilypad_p2p.store import DealStore, StoredDeal
 
@@ -24,11 +38,20 @@ if TYPE_CHECKING:
 
 
 class ClientControl:
-    """The control handlers of a `ClientRole` over its deal store."""
+    """The control handlers of a `ClientRole` over its deal store; `book`, `modules`, `chains`
+    and `markets` (None: not checked) are the client's, for the checks before posting."""
 
-    def __init__(self, client: ClientRole, store: DealStore) -> None:
+    def __init__(self, client: ClientRole, store: DealStore, *, book: OfferBook,
+                 modules: ModuleCatalog, chains: DealChains, markets: Collection[str] | None,
+                 address: str, clock_ms: Callable[[], int]) -> None:
         self._client = client
         self._store = store
+        self._book = book
+        self._modules = modules
+        self._chains = chains
+        self._markets = markets
+        self._address = address
+        self._clock_ms = clock_ms
 
     def handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[object]]]:
         return {"submit": self._submit, "deal": self._deal, "dispute": self._dispute}
@@ -62,7 +85,24 @@ class ClientControl:
             min_completed_deals=_optional_int(params.get("min_completed_deals")),
             slash_free_blocks=_optional_int(params.get("slash_free_blocks")),
         )
-        return {"key": await self._client.submit(job)}
+        warnings = self._check(job)
+        return {"key": await self._client.submit(job), "warnings": warnings}
+
+    def _check(self, job: JobSubmission) -> list[str]:
+        """Refuse what could never be matched or could only fail, before anything is posted
+        (roles/_client_submission.py); the warnings about what cannot be told yet."""
+        try:  # the same errors `submit` would give, before the checks that need the module
+            module_id, module = self._modules.resolve(job.module)
+            params = job.resolved_params(module)
+            chain_id = self._chains.require(job.chain_id).chain_id
+        except LilypadError as exc:
+            raise SubmissionError(str(exc)) from exc
+        check_input_files_named(module, params, {*job.files, *job.file_paths})
+        check_market(job.market, self._markets)
+        offers = [envelope.body for envelope in self._book.offers(job.market, wire.ResourceOffer)
+                  if isinstance(envelope.body, wire.ResourceOffer)]
+        return check_against_offers(job, module_id, module, chain_id, offers,
+                                    own_address=self._address, now_ms=self._clock_ms())
 
     async def _deal(self, params: dict[str, Any]) -> dict[str, Any]:
         stored = self._store.get(str(params.get("key", "")))

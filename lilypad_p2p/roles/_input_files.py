@@ -58,15 +58,75 @@ def check_input_files(paths: Mapping[str, str]) -> dict[str, Path]:
         path = Path(raw)
         if not path.is_absolute():
             raise InputFileError(f"input file {raw!r}: give an absolute path")
-        try:
-            info = path.stat()
-        except FileNotFoundError:
-            raise InputFileError(f"input file {raw}: no such file") from None
-        except OSError as exc:
-            raise InputFileError(f"input file {raw}: {exc.strerror}") from exc
-        if not stat.S_ISREG(info.st_mode):
-            raise InputFileError(f"input file {raw}: not a regular file (a directory?)")
-        if not os.access(path, os.R_OK):
-            raise InputFileError(f"input file {raw}: not readable by this node's user")
+        check_input_file(path, f"input file {raw}")
         checked[name] = path
     return checked
+
+
+# Filesystems whose files are the kernel's live views: the size they report (0 in /proc, 4096
+# in /sys) is not their content, and the node sends exactly the size it saw.
+_PSEUDO_FILESYSTEMS = frozenset({
+    "proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup", "cgroup2",
+    "efivarfs", "pstore", "bpf", "fusectl", "binfmt_misc",
+})
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _filesystem_type(info: os.stat_result) -> str | None:
+    """The type of the filesystem holding a file (Linux's mount table), None if unknown."""
+    device = f"{os.major(info.st_dev)}:{os.minor(info.st_dev)}"
+    try:
+        table = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        fields, sep, rest = line.partition(" - ")
+        if sep and fields.split()[2:3] == [device] and rest.split():
+            return rest.split()[0]
+    return None
+
+
+def _has_content(path: Path) -> bool:
+    """Whether a file that reports 0 bytes holds some: non-blocking, as a file that only a
+    writer ends (/proc/kmsg) would hang a plain read. Unreadable counts as content: its size
+    cannot be trusted either way."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return True
+    try:
+        return os.read(fd, 1) != b""
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def check_input_file(path: Path, label: str) -> None:
+    """Refuse (InputFileError, starting with `label`) a file the node cannot send as an input:
+    missing, not a regular file, unreadable by this user, or one whose size is not its content
+    (the node sends exactly the size it sees)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputFileError(f"{label}: no such file") from None
+    except OSError as exc:
+        raise InputFileError(f"{label}: cannot look at it ({exc.strerror})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise InputFileError(f"{label} is a directory: give a file (repeat --file for several)")
+    for is_kind, kind in _NOT_REGULAR:
+        if is_kind(info.st_mode):
+            raise InputFileError(f"{label} is {kind}, not a regular file: the node sends a "
+                                 "file by its size; copy the data into a file first")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"{label}: cannot read it (permission denied for this user)")
+    copy = f"copy it into a regular file first (cat {path} > {path.name})"
+    filesystem = _filesystem_type(info)
+    if filesystem is not None and filesystem in _PSEUDO_FILESYSTEMS:
+        raise InputFileError(f"{label} is on {filesystem}, whose files do not report the size "
+                             f"of what they hold; {copy}")
+    if info.st_size == 0 and _has_content(path):
+        raise InputFileError(f"{label} reports 0 bytes but holds data; {copy}")

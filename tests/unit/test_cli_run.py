@@ -108,7 +108,7 @@ def test_an_output_that_cannot_hold_the_outputs_is_refused_before_posting(tmp_pa
     with pytest.raises(LilypadError, match=r"a-file/out: .*a-file is not a directory"):
         check_output_directory(tmp_path / "a-file" / "out")
     check_output_directory(tmp_path / "new" / "deeper")  # created when the outputs arrive
-    check_output_directory(tmp_path)
+    check_output_directory(tmp_path, force=True)
     assert not (tmp_path / "new").exists()
 
 
@@ -125,6 +125,7 @@ def test_outputs_that_cannot_be_written_name_the_kept_result(tmp_path):
     with pytest.raises(LilypadError, match=rf"the verified result is kept: tar -xf {result}"):
         extract_outputs(result, tmp_path / "in-the-way")
     assert extract_outputs(result, tmp_path / "fine") == ["out.txt"]
+    assert (tmp_path / "fine" / "out.txt").read_text() == "x"
 
 
 @pytest.mark.parametrize(("pairs", "said"), [
@@ -138,3 +139,131 @@ def test_input_pairs_are_checked_before_the_node_is_asked(tmp_path, pairs, said)
 
     result = CliRunner().invoke(app, ["run", "hash", *pairs, "--home", str(tmp_path)])
     assert result.exit_code == 1 and result.output.strip().splitlines() == [said], result.output
+
+
+def _result_tar(path: Path, files: dict[str, bytes]) -> Path:
+    """A result tarball as providers make it: mtime 0 (exec/_tarball.py)."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_output_directory_holding_files_is_refused_unless_forced(tmp_path):
+    from lilypad_p2p.cli_run import check_output_directory
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "digest.txt").write_text("the user's own")
+    with pytest.raises(LilypadError, match=r"--output .*out is not empty \(digest\.txt\): give a "
+                                           r"new or empty directory, or --force"):
+        check_output_directory(out)
+    assert check_output_directory(out, force=True) == out
+    (out / "digest.txt").unlink()
+    assert check_output_directory(out) == out  # empty: fine
+    assert check_output_directory(str(tmp_path / "fresh")) == tmp_path / "fresh"
+
+
+def test_outputs_never_overwrite_a_file_that_appeared_unless_forced(tmp_path):
+    import time
+
+    from lilypad_p2p.cli_run import extract_outputs
+
+    result = _result_tar(tmp_path / "r.tar", {"digest.txt": b"new"})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "digest.txt").write_text("the user's own")
+    with pytest.raises(LilypadError, match=r"digest\.txt appeared since the job was posted; "
+                                           r"nothing was overwritten"):
+        extract_outputs(result, out)
+    assert (out / "digest.txt").read_text() == "the user's own"
+    # Forced: replaced, not written through a link that stands there.
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("keep")
+    (out / "digest.txt").unlink()
+    (out / "digest.txt").symlink_to(elsewhere)
+    before = time.time()
+    assert extract_outputs(result, out, force=True) == ["digest.txt"]
+    assert (out / "digest.txt").read_bytes() == b"new" and not (out / "digest.txt").is_symlink()
+    assert elsewhere.read_text() == "keep"
+    # The tarball says 1970 (its bytes must not depend on the time); the files say now.
+    assert (out / "digest.txt").stat().st_mtime >= before - 1
+
+
+@pytest.mark.parametrize(("given", "said"), [
+    ("", r"--output '' names no directory: give one"),
+    ("/proc/out", r"--output /proc/out: cannot create /proc/out \(.*\); give a directory you "
+                  r"can write in"),
+])
+def test_an_output_that_cannot_be_created_is_refused_before_posting(given, said):
+    from lilypad_p2p.cli_run import check_output_directory
+
+    with pytest.raises(LilypadError, match=said):
+        check_output_directory(given)
+
+
+def test_a_dangling_symlink_output_is_refused_before_posting(tmp_path):
+    from lilypad_p2p.cli_run import check_output_directory
+
+    (tmp_path / "symout").symlink_to(tmp_path / "gone")
+    with pytest.raises(LilypadError, match=r"symout is a symbolic link to .*gone, which does not "
+                                           r"exist"):
+        check_output_directory(tmp_path / "symout")
+
+
+def test_an_output_on_a_read_only_filesystem_is_refused(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from lilypad_p2p.cli_run import check_output_directory
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(LilypadError, match=r"cannot write in it \(Read-only file system\)"):
+        check_output_directory(tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # made to check, and removed again
+
+
+def test_input_files_that_are_not_regular_files_say_what_they_are(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(LilypadError, match=r"pipe is a named pipe \(FIFO\), not a regular file"):
+        input_file_paths([fifo])
+    with pytest.raises(LilypadError, match=r"/dev/null is a character device, not a regular"):
+        input_file_paths(["/dev/null"])
+    with pytest.raises(LilypadError, match=r"--file '' names no file"):
+        input_file_paths([""])
+
+
+def test_input_files_whose_size_cannot_be_trusted_are_refused():
+    # /proc files say 0 bytes and hold text: the node would send them empty.
+    with pytest.raises(LilypadError, match=r"/proc/version is on proc, whose files do not report"):
+        input_file_paths(["/proc/version"])
+
+
+def test_a_zero_size_file_with_content_is_refused(tmp_path, monkeypatch):
+    from lilypad_p2p.roles import _input_files
+
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    assert input_file_paths([empty]) == {"empty.txt": str(empty)}  # really empty: fine
+    monkeypatch.setattr(_input_files, "_has_content", lambda path: True)
+    with pytest.raises(LilypadError, match=r"empty\.txt reports 0 bytes but holds data"):
+        input_file_paths([empty])
+
+
+def test_input_file_names_must_fit_inputs(tmp_path):
+    odd = tmp_path / "héllo wörld.txt"
+    odd.write_text("x")
+    with pytest.raises(LilypadError, match=r"ASCII letters, digits, '\.', '_', '\+' and '-' "
+                                           r"only; copy it to such a name"):
+        input_file_paths([odd])

@@ -1,6 +1,7 @@
 """`lilypad-p2p run` and `lilypad-p2p deals` against real nodes (a targeted wordcount job)."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -50,6 +51,54 @@ def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
         for pair, said in (("top=two", "parameter 'top': expected int, got 'two'"),
                            ("top=²", "parameter 'top': expected int, got '²'")):
             bad = _cli("run", "wordcount", "--file", str(text), "-i", pair,
-                       "--home", str(client.home))
+                       "--output", str(tmp_path / "unused"), "--home", str(client.home))
             assert bad.returncode == 1 and said in bad.stderr, bad.stderr
             assert bad.stderr.count("\n") == 1, bad.stderr
+
+        # What can be checked locally is, before anything is posted: an output directory
+        # holding files, a module's missing input file, a market the node is not in, a target
+        # that owns no offer, a price below every offer, and a node without the client role.
+        provider_address = provider.status["address"]
+        deals_before = _cli("deals", "--home", str(client.home)).stdout
+        for args, said in (
+            (("wordcount", "--file", str(text), "--output", str(out)),
+             f"--output {out} is not empty (counts.txt, top-words.txt): give a new or empty "
+             "directory, or --force"),
+            (("wordcount", "--output", str(tmp_path / "o1")),
+             "module wordcount reads /inputs/input.txt (parameter 'file'), but no input file "
+             "is named 'input.txt'"),
+            (("hash", "-i", "text=x", "--market", "gpu", "--output", str(tmp_path / "o2")),
+             "this node is not in market 'gpu'; its markets: cpu"),
+            (("hash", "-i", "text=x", "--target", "0x" + "00" * 20,
+              "--output", str(tmp_path / "o3")), "is the zero address, no provider"),
+            (("hash", "-i", "text=x", "--target", client.status["address"],
+              "--output", str(tmp_path / "o4")), "is this node's own address"),
+            (("hash", "-i", "text=x", "--max-price", "1", "--target", provider_address,
+              "--output", str(tmp_path / "o5")), "--max-price 1 wei is below every offer"),
+            (("hash", "-i", "text=x", "--home", str(provider.home)),
+             "this node was not started with --client: restart it with --client"),
+        ):
+            home = () if "--home" in args else ("--home", str(client.home))
+            refused = _cli("run", *args, *home)
+            assert refused.returncode == 1, refused.stdout
+            assert refused.stderr.count("\n") == 1 and said in refused.stderr, refused.stderr
+        assert _cli("deals", "--home", str(client.home)).stdout == deals_before
+        assert (out / "counts.txt").read_text().split() == ["1", "6", "12"]  # untouched
+
+        # Stopped while it waits (no solver here: an untargeted job stays offered), `run`
+        # says the node keeps driving the job and where its outputs will be.
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "lilypad_p2p.cli", "run", "hash", "-i", "text=x",
+             "--output", str(tmp_path / "o6"), "--home", str(client.home)],
+            env={k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert waiting.stdout is not None
+        posted = waiting.stdout.readline()
+        assert posted.startswith("job offer "), posted
+        waiting.send_signal(signal.SIGTERM)
+        _, stderr = waiting.communicate(timeout=CLI_TIMEOUT_S)
+        key = posted.split()[2]
+        assert waiting.returncode == 128 + signal.SIGTERM, stderr
+        assert stderr.startswith(f"interrupted: the node keeps driving deal {key}"), stderr
+        assert stderr.count("\n") == 1 and "`lilypad-p2p deals`" in stderr, stderr
+        assert key in _cli("deals", "--home", str(client.home)).stdout

@@ -40,13 +40,15 @@ def test_large_files_run_and_oversized_or_missing_ones_are_refused_up_front(tmp_
 
         for path, message in (
             # The stream's header (names and parameters) is counted too: 4 GiB of file is over.
-            (oversized, "the job's inputs take 4294967386 bytes, over this node's max_job_bytes "
+            (oversized, "the job's inputs take 4294967390 bytes, over this node's max_job_bytes "
                         "of 4294967296: pass smaller files, split the work into several jobs, "
                         "or raise max_job_bytes in config.toml"),
             (tmp_path / "missing.txt", "no such file"),
             (tmp_path, "is a directory"),
         ):
-            refused = _cli("run", "wordcount", "--file", str(path), "--home", home)
+            # Named as the module's input file: a file it would not read is refused first.
+            refused = _cli("run", "wordcount", "--file", str(path), "-i", f"file={path.name}",
+                           "--home", home)
             assert refused.returncode != 0
             assert message in refused.stderr
             assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr

@@ -20,7 +20,7 @@ def test_files_are_checked_and_named_without_being_read(tmp_path):
     ("name", "make", "message"),
     [
         ("x", lambda p: str(p / "missing"), "no such file"),
-        ("x", lambda p: str(p), "not a regular file"),
+        ("x", lambda p: str(p), "is a directory"),
         ("x", lambda p: "relative.txt", "absolute path"),
         ("../x", lambda p: str(p / "f"), "input file name"),
     ],

@@ -1,0 +1,132 @@
+"""`lilypad-p2p run` against a stand-in for the node's control socket: what it refuses before
+anything is posted, what it says when it stops waiting, and what its help tells."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lilypad_p2p import cli_jobs
+from lilypad_p2p.cli import app
+from lilypad_p2p.roles._client_submission import MAX_DEADLINE_S
+
+KEY = "bafkreijobkey"
+
+
+def _not_polled() -> None:
+    raise AssertionError("run polled a deal this test never expects posted")
+
+
+class FakeNode:
+    """Answers `submit` with KEY (and `warnings`), `deal` with `deal`; `on_deal` runs first
+    (unless a test sets it, a poll fails the test: nothing was meant to be posted)."""
+
+    def __init__(self, deal: dict | None = None, warnings: tuple[str, ...] = ()) -> None:
+        self.calls: list[str] = []
+        self.deal = deal or {"phase": "offered", "transitions": [], "provider": None}
+        self.warnings = list(warnings)
+        self.on_deal = _not_polled
+
+    def __call__(self, home: object, method: str, params: dict | None = None) -> object:
+        self.calls.append(method)
+        if method == "submit":
+            return {"key": KEY, "warnings": self.warnings}
+        assert method == "deal"
+        self.on_deal()
+        return self.deal
+
+
+@pytest.fixture
+def node(monkeypatch, tmp_path):
+    fake = FakeNode()
+    monkeypatch.setattr(cli_jobs, "_control", fake)
+    monkeypatch.chdir(tmp_path)
+    return fake
+
+
+def _run(tmp_path: Path, *args: str) -> object:
+    return CliRunner().invoke(app, ["run", "hash", "-i", "text=hi", "--home",
+                                    str(tmp_path / "home"), *args])
+
+
+def _said(result: object) -> list[str]:
+    return result.output.strip().splitlines()
+
+
+@pytest.mark.parametrize("wait", ["0", "-1", "nan", "inf", "-inf"])
+def test_a_wait_that_is_not_a_positive_number_is_refused_before_posting(node, tmp_path, wait):
+    result = _run(tmp_path, "--wait", wait)
+    assert result.exit_code == 1 and node.calls == []
+    assert len(_said(result)) == 1
+    assert "--wait" in result.output and "give a positive number of seconds" in result.output
+
+
+@pytest.mark.parametrize("price", ["-1", "0", "0eth", "-0.5eth"])
+def test_a_max_price_below_one_wei_names_the_option_not_withdraw(node, tmp_path, price):
+    result = _run(tmp_path, "--max-price", price)
+    assert result.exit_code == 1 and node.calls == []
+    assert _said(result) == [f"error: --max-price {price}: give the most you pay, more than 0 "
+                             "(e.g. 0.01eth)"]
+
+
+def test_a_default_output_that_holds_files_is_refused_before_posting(node, tmp_path):
+    Path("outputs").mkdir()
+    Path("outputs/digest.txt").write_text("an earlier run's, or the user's own")
+    result = _run(tmp_path)
+    assert result.exit_code == 1 and node.calls == []
+    assert _said(result) == ["error: --output outputs is not empty (digest.txt): give a new or "
+                             "empty directory, or --force to write into it (replacing files "
+                             "of the same names)"]
+
+
+@pytest.mark.parametrize("output", ["", "/proc/out"])
+def test_an_output_that_cannot_be_made_is_refused_before_posting(node, tmp_path, output):
+    result = _run(tmp_path, "--output", output)
+    assert result.exit_code == 1 and node.calls == [] and len(_said(result)) == 1
+
+
+def test_a_file_named_empty_is_not_the_current_directory(node, tmp_path):
+    result = _run(tmp_path, "--file", "")
+    assert _said(result) == ["error: --file '' names no file: give a file's path"]
+    assert node.calls == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_says_the_job_goes_on_and_how_to_get_its_outputs(
+        node, tmp_path, signum, code):
+    node.on_deal = lambda: os.kill(os.getpid(), signum)
+    result = _run(tmp_path, "--output", "out")
+    assert result.exit_code == code
+    last = _said(result)[-1]
+    results = (tmp_path / "home").absolute() / "results" / f"{KEY}.tar"
+    assert last.startswith(f"interrupted: the node keeps driving deal {KEY}"), last
+    assert "`lilypad-p2p deals`" in last and f"tar -xf {results} -C DIR" in last
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_giving_up_the_wait_says_how_to_get_the_outputs_later(node, tmp_path):
+    node.on_deal = lambda: None
+    result = _run(tmp_path, "--output", "out", "--wait", "0.01")
+    assert result.exit_code == 1
+    last = _said(result)[-1]
+    assert last.startswith(f"error: still offered after 0.01 s; the node keeps driving deal "
+                           f"{KEY}") and "lilypad-p2p deals" in last
+
+
+def test_the_nodes_warnings_are_shown(node, tmp_path):
+    node.warnings = ["this node holds no resource offers in market 'cpu' yet"]
+    node.on_deal = lambda: os.kill(os.getpid(), signal.SIGINT)
+    result = _run(tmp_path, "--output", "out")
+    assert "warning: this node holds no resource offers in market 'cpu' yet" in _said(result)
+
+
+def test_help_says_how_to_list_parameters_where_files_land_and_that_jobs_outlive_it():
+    result = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "250"})
+    shown = " ".join(result.output.split())
+    assert "lilypad-p2p modules show MODULE" in shown
+    assert "/inputs/NAME" in shown and "ASCII letters, digits, '.', '_', '+' and '-'" in shown
+    assert "The job goes on without `run`" in shown  # --wait
+    assert f"at most {MAX_DEADLINE_S}, 7 days" in shown
+    assert "--force" in shown
