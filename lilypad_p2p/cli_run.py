@@ -243,8 +243,11 @@ def interrupts_raised() -> Iterator[None]:
     def interrupted(signum: int, frame: FrameType | None) -> None:
         raise Interrupted(signum)
 
+    # An ignored signal stays ignored: under nohup, or in a background job (which the shell
+    # starts with SIGINT ignored), the user asked that it not stop the command.
     previous = {signum: signal.signal(signum, interrupted)
-                for signum in (signal.SIGINT, signal.SIGTERM)}
+                for signum in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:

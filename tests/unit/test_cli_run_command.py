@@ -96,14 +96,32 @@ def test_a_file_named_empty_is_not_the_current_directory(node, tmp_path):
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupted_run_says_the_job_goes_on_and_how_to_get_its_outputs(
         node, tmp_path, signum, code):
-    node.on_deal = lambda: os.kill(os.getpid(), signum)
-    result = _run(tmp_path, "--output", "out")
+    # As at a terminal, whatever this test process inherited (a background job ignores SIGINT).
+    at_terminal = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    previous = signal.signal(signum, at_terminal)
+    try:
+        node.on_deal = lambda: os.kill(os.getpid(), signum)
+        result = _run(tmp_path, "--output", "out")
+        assert signal.getsignal(signum) is at_terminal  # put back
+    finally:
+        signal.signal(signum, previous)
     assert result.exit_code == code
     last = _said(result)[-1]
     results = (tmp_path / "home").absolute() / "results" / f"{KEY}.tar"
     assert last.startswith(f"interrupted: the node keeps driving deal {KEY}"), last
     assert "`lilypad-p2p deals`" in last and f"tar -xf {results} -C DIR" in last
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_an_ignored_signal_stays_ignored_while_run_waits(node, tmp_path):
+    # Under nohup a hangup must not stop `run`, nor, in a background job, a Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        seen = []
+        node.on_deal = lambda: seen.append(signal.getsignal(signal.SIGINT))
+        _run(tmp_path, "--output", "out", "--wait", "0.3")  # the deal stays offered
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert seen and all(handler is signal.SIG_IGN for handler in seen)
 
 
 def test_giving_up_the_wait_says_how_to_get_the_outputs_later(node, tmp_path):
@@ -117,8 +135,8 @@ def test_giving_up_the_wait_says_how_to_get_the_outputs_later(node, tmp_path):
 
 def test_the_nodes_warnings_are_shown(node, tmp_path):
     node.warnings = ["this node holds no resource offers in market 'cpu' yet"]
-    node.on_deal = lambda: os.kill(os.getpid(), signal.SIGINT)
-    result = _run(tmp_path, "--output", "out")
+    node.on_deal = lambda: None
+    result = _run(tmp_path, "--output", "out", "--wait", "0.01")
     assert "warning: this node holds no resource offers in market 'cpu' yet" in _said(result)
 
 
