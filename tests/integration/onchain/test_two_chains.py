@@ -167,7 +167,9 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
             assert (shown["address"], shown["free_wei"]) == (both, NODE_DEPOSIT_WEI)
         unknown = _cli("balance", "--chain-id", "99", "--home", str(tmp_path / "both"),
                        check=False)
-        assert unknown.returncode != 0 and "not one of the config's [[chains]]" in unknown.stderr
+        assert unknown.returncode != 0 and (
+            f"--chain-id 99: config.toml's [[chains]] list chain {CHAIN_A}, {CHAIN_B}: give one "
+            "of those, or add an entry for chain 99") in unknown.stderr, unknown.stderr
         # A chain whose RPC reports another chain ID stops the node with a clear error.
         wrong = tmp_path / "wrong"
         wrong.mkdir()
