@@ -6,7 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from typer.testing import CliRunner
 
+from lilypad_p2p.cli import app
 from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 
@@ -18,6 +20,16 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LILYPAD_")}
     return subprocess.run([sys.executable, "-m", "lilypad_p2p.cli", *args], env=env,
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+
+
+def _refused(*args: str) -> str:
+    """A `run` refused before posting, in this process (no interpreter to start per case):
+    its one line."""
+    result = CliRunner().invoke(app, ["run", *args],
+                                env={k: None for k in os.environ if k.startswith("LILYPAD_")})
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
 
 
 def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
@@ -50,10 +62,8 @@ def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
         # int parameter refuses words, each in one line.
         for pair, said in (("top=two", "parameter 'top': expected int, got 'two'"),
                            ("top=²", "parameter 'top': expected int, got '²'")):
-            bad = _cli("run", "wordcount", "--file", str(text), "-i", pair,
-                       "--output", str(tmp_path / "unused"), "--home", str(client.home))
-            assert bad.returncode == 1 and said in bad.stderr, bad.stderr
-            assert bad.stderr.count("\n") == 1, bad.stderr
+            assert said in _refused("wordcount", "--file", str(text), "-i", pair, "--output",
+                                    str(tmp_path / "unused"), "--home", str(client.home))
 
         # What can be checked locally is, before anything is posted: an output directory
         # holding files, a module's missing input file, a market the node is not in, a target
@@ -79,9 +89,7 @@ def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
              "this node was not started with --client: restart it with --client"),
         ):
             home = () if "--home" in args else ("--home", str(client.home))
-            refused = _cli("run", *args, *home)
-            assert refused.returncode == 1, refused.stdout
-            assert refused.stderr.count("\n") == 1 and said in refused.stderr, refused.stderr
+            assert said in _refused(*args, *home)
         assert _cli("deals", "--home", str(client.home)).stdout == deals_before
         assert (out / "counts.txt").read_text().split() == ["1", "6", "12"]  # untouched
 
