@@ -8,10 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_runs import one_error, run
 
 from lilypad_p2p.chain import Chain
-from lilypad_p2p.cli import app
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.keystore import Password
 from lilypad_p2p.localnet import dev_rpc
@@ -22,23 +21,6 @@ pytestmark = pytest.mark.chain
 NOTICE_S = 60
 ETH = 10**18
 NOT_CONTRACTS = ("0x" + "00" * 19 + "01", "0x" + "00" * 19 + "02")
-
-
-def run(*args: str, ok: bool = True, env: dict[str, str | None] | None = None) -> str:
-    clean_env = {"LILYPAD_RPC_URL": None, "LILYPAD_CONTRACT": None,  # None: unset
-                 "LILYPAD_KEY_PASSWORD": None, "LILYPAD_KEY_PASSWORD_FILE": None, **(env or {})}
-    result = CliRunner().invoke(app, list(args), env=clean_env)
-    assert (result.exit_code == 0) == ok, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.output
-
-
-def _error(output: str) -> str:
-    """The one `error:` line of a refused command."""
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    assert "Traceback" not in output and "{'code'" not in output, output
-    return errors[0]
 
 
 def _url(chain: Chain) -> str:
@@ -72,7 +54,7 @@ def test_a_non_contract_address_gets_no_money(anvil_chain: Chain, tmp_path: Path
     for args in (("deposit", "1eth"), ("withdraw", "1eth"), ("withdraw", "--complete"),
                  ("balance",), ("chain", "deploy-requests")):
         for target in NOT_CONTRACTS:
-            line = _error(run(*args, "--home", str(home), "--rpc", url, "--contract", target,
+            line = one_error(run(*args, "--home", str(home), "--rpc", url, "--contract", target,
                               ok=False))
             assert target in line.lower() and "--contract" in line, line
     assert {a: anvil_chain.balance_of(a) for a in before} == before
@@ -81,32 +63,32 @@ def test_a_non_contract_address_gets_no_money(anvil_chain: Chain, tmp_path: Path
 
 def test_chain_errors_are_words_with_what_to_do(anvil_chain: Chain, tmp_path: Path) -> None:
     broke_home, broke = _node(anvil_chain, tmp_path / "broke", funded=False)
-    line = _error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(broke_home),
+    line = one_error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(broke_home),
                       ok=False))
     assert broke in line and "fund" in line and "--dev-fund" in line, line
 
     home, address = _deployed(anvil_chain, tmp_path)
     sent = _sent(anvil_chain, address)
-    assert "fund" in _error(run("deposit", "1000000eth", "--home", str(home), ok=False))
-    assert "more than 0" in _error(run("deposit", "0", "--home", str(home), ok=False))
-    assert "more than 0" in _error(run("withdraw", "0", "--home", str(home), ok=False))
-    line = _error(run("withdraw", "--complete", "--home", str(home), ok=False))
+    assert "fund" in one_error(run("deposit", "1000000eth", "--home", str(home), ok=False))
+    assert "more than 0" in one_error(run("deposit", "0", "--home", str(home), ok=False))
+    assert "more than 0" in one_error(run("withdraw", "0", "--home", str(home), ok=False))
+    line = one_error(run("withdraw", "--complete", "--home", str(home), ok=False))
     assert "nothing to complete" in line and "withdraw AMOUNT" in line, line
-    assert "nonzero" in _error(run("payout", "set", "0x" + "00" * 20, "--home", str(home),
+    assert "nonzero" in one_error(run("payout", "set", "0x" + "00" * 20, "--home", str(home),
                                    ok=False))
     assert _sent(anvil_chain, address) == sent
 
     run("deposit", "2eth", "--home", str(home))
     run("withdraw", "1eth", "--home", str(home))
     sent = _sent(anvil_chain, address)
-    line = _error(run("withdraw", "--complete", "--home", str(home), ok=False))
+    line = one_error(run("withdraw", "--complete", "--home", str(home), ok=False))
     assert "UTC" in line and " s:" in line, line
     assert _sent(anvil_chain, address) == sent
 
     # the requests contract from a key without ETH for gas
     config = (home / "config.toml").read_text()
     (broke_home / "config.toml").write_text(config)
-    line = _error(run("chain", "deploy-requests", "--home", str(broke_home), ok=False))
+    line = one_error(run("chain", "deploy-requests", "--home", str(broke_home), ok=False))
     assert broke in line and "fund" in line, line
 
 
@@ -115,7 +97,7 @@ def test_deploy_refuses_a_notice_out_of_range(
     anvil_chain: Chain, tmp_path: Path, notice: str
 ) -> None:
     home, address = _node(anvil_chain, tmp_path)
-    line = _error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home),
+    line = one_error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home),
                       "--withdraw-notice", notice, ok=False))
     assert "2592000" in line and "30 days" in line, line
     assert _sent(anvil_chain, address) == 0
@@ -127,7 +109,7 @@ def test_deploy_refuses_a_stake_no_mediator_could_lock(
     anvil_chain: Chain, tmp_path: Path, stake: str
 ) -> None:
     home, address = _node(anvil_chain, tmp_path)
-    line = _error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home),
+    line = one_error(run("chain", "deploy", "--rpc", _url(anvil_chain), "--home", str(home),
                       "--min-mediator-stake", stake, ok=False))
     assert str((1 << 128) - 1) in line and "2^128 − 1" in line, line
     assert _sent(anvil_chain, address) == 0
@@ -176,12 +158,12 @@ def test_deploy_with_a_chains_list(anvil_chain: Chain, tmp_path: Path) -> None:
 def test_withdraw_says_what_it_did_or_refuses(anvil_chain: Chain, tmp_path: Path) -> None:
     home, address = _deployed(anvil_chain, tmp_path)
     run("deposit", "5eth", "--home", str(home))
-    line = _error(run("withdraw", "1eth", "--complete", "--home", str(home), ok=False))
+    line = one_error(run("withdraw", "1eth", "--complete", "--home", str(home), ok=False))
     assert "not both" in line, line
 
     run("withdraw", "3eth", "--home", str(home))
     sent = _sent(anvil_chain, address)
-    line = _error(run("withdraw", "1eth", "--home", str(home), ok=False))
+    line = one_error(run("withdraw", "1eth", "--home", str(home), ok=False))
     assert "already pending" in line and "3 ETH" in line, line
     assert _sent(anvil_chain, address) == sent
 
@@ -214,5 +196,5 @@ def test_every_key_command_takes_a_password_file(anvil_chain: Chain, tmp_path: P
     run("payout", "show", *key)
     run("chain", "deploy-requests", *key)
     # without it the advice names an option the command has
-    line = _error(run("balance", "--home", str(home), ok=False))
+    line = one_error(run("balance", "--home", str(home), ok=False))
     assert "--password-file" in line, line

@@ -10,12 +10,11 @@ import os
 from pathlib import Path
 
 import pytest
+from cli_runs import one_error, run
 from eth_account import Account
 from eth_utils import is_checksum_address
-from typer.testing import CliRunner
 
 from lilypad_p2p.chain import Chain
-from lilypad_p2p.cli import app
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.keystore import Password
 from lilypad_p2p.localnet import dev_rpc
@@ -26,23 +25,6 @@ pytestmark = pytest.mark.chain
 ETH = 10**18
 NOTICE_S = 60
 PASSWORD = "cold password"
-
-
-def run(*args: str, ok: bool = True, env: dict[str, str | None] | None = None) -> str:
-    clean_env = {"LILYPAD_RPC_URL": None, "LILYPAD_CONTRACT": None,  # None: unset
-                 "LILYPAD_KEY_PASSWORD": None, "LILYPAD_KEY_PASSWORD_FILE": None, **(env or {})}
-    result = CliRunner().invoke(app, list(args), env=clean_env)
-    assert (result.exit_code == 0) == ok, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
-    return result.output
-
-
-def _error(output: str) -> str:
-    """The one `error:` line of a refused command."""
-    errors = [line for line in output.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, output
-    assert "Traceback" not in output, output
-    return errors[0]
 
 
 def _shown(output: str) -> dict:
@@ -79,10 +61,10 @@ def test_payout_set_refuses_a_mistyped_address(anvil_chain: Chain, tmp_path: Pat
     typo = cold[:5] + ("1" if cold[5] != "1" else "2") + cold[6:]
     assert typo[2:] not in (typo[2:].lower(), typo[2:].upper()), typo
     assert not is_checksum_address(typo), typo
-    line = _error(run("payout", "set", typo, *at, ok=False))
+    line = one_error(run("payout", "set", typo, *at, ok=False))
     assert "checksum" in line and "copy the address again" in line, line
     for no_prefix in (cold[2:], "0X" + cold[2:]):
-        line = _error(run("payout", "set", no_prefix, *at, ok=False))
+        line = one_error(run("payout", "set", no_prefix, *at, ok=False))
         assert "0x followed by 40 hex digits" in line, line
     assert _sent(anvil_chain, node) == sent
     assert _shown(run("payout", "show", *at, "--json"))["payout_address"] is None
@@ -97,15 +79,15 @@ def test_payout_set_refuses_the_node_key_and_contracts(anvil_chain: Chain,
     home, node, contract = _deployed(anvil_chain, tmp_path)
     at = ("--home", str(home))
     sent = _sent(anvil_chain, node)
-    line = _error(run("payout", "set", node, *at, ok=False))
+    line = one_error(run("payout", "set", node, *at, ok=False))
     assert "this node's own (hot) key" in line, line
     for spelled in (contract, contract.lower()):
-        line = _error(run("payout", "set", spelled, "--allow-contract", *at, ok=False))
+        line = one_error(run("payout", "set", spelled, "--allow-contract", *at, ok=False))
         assert "the settlement contract itself" in line, line
     # a contract wallet (a multisig): only with --allow-contract
     multisig = Account.create().address
     dev_rpc(anvil_chain, "anvil_setCode", [multisig, "0x6000"])
-    line = _error(run("payout", "set", multisig, *at, ok=False))
+    line = one_error(run("payout", "set", multisig, *at, ok=False))
     assert "holds contract code" in line and "multisig" in line, line
     assert "--allow-contract" in line, line
     assert _sent(anvil_chain, node) == sent
@@ -121,7 +103,7 @@ def test_payout_set_refuses_a_repeat_of_the_pending_change(anvil_chain: Chain,
     cold, later = Account.create().address, Account.create().address
     run("payout", "set", cold, *at)
     sent = _sent(anvil_chain, node)
-    line = _error(run("payout", "set", cold, *at, ok=False))
+    line = one_error(run("payout", "set", cold, *at, ok=False))
     assert f"{cold} is already the payout address" in line, line
     out = run("payout", "set", later, *at, "--json")
     assert f"the change to {later} is announced and lands at" in out, out
@@ -129,7 +111,7 @@ def test_payout_set_refuses_a_repeat_of_the_pending_change(anvil_chain: Chain,
     ready_at = _shown(out)["pending_ready_at"]
     assert _sent(anvil_chain, node) == sent + 1
     advance_chain_time(anvil_chain, 10)
-    line = _error(run("payout", "set", later, *at, ok=False))
+    line = one_error(run("payout", "set", later, *at, ok=False))
     assert f"a change to {later} is already pending, lands at" in line, line
     assert _sent(anvil_chain, node) == sent + 1
     assert _shown(run("payout", "show", *at, "--json"))["pending_ready_at"] == ready_at
@@ -159,7 +141,7 @@ def test_payout_cancel_by_another_key_says_who_can(anvil_chain: Chain, tmp_path:
               str(home))
     run("payout", "set", cold.address, "--home", str(home))
     run("payout", "set", Account.create().address, "--home", str(home))
-    line = _error(run(*cancel, "--key-file", str(stranger_file), ok=False))
+    line = one_error(run(*cancel, "--key-file", str(stranger_file), ok=False))
     assert f"only {node}'s payout address {cold.address} can cancel" in line, line
     assert stranger.address in line and "NotPayoutAddress" not in line, line
     assert _sent(anvil_chain, stranger.address) == 0
@@ -174,13 +156,13 @@ def test_payout_cancel_with_nothing_to_cancel(anvil_chain: Chain, tmp_path: Path
     cancel = ("payout", "cancel", node, "--key-file", str(cold_file), "--password-file",
               str(password_file), "--home", str(home))
     run("payout", "set", cold.address, "--home", str(home))
-    line = _error(run(*cancel, ok=False))
+    line = one_error(run(*cancel, ok=False))
     assert f"no payout address change is pending for {node}: nothing to cancel" in line, line
     later = Account.create().address
     ready_at = _shown(run("payout", "set", later, "--home", str(home), "--json"))[
         "pending_ready_at"]
     advance_chain_time(anvil_chain, ready_at - anvil_chain.now() + 1)
-    line = _error(run(*cancel, ok=False))
+    line = one_error(run(*cancel, ok=False))
     assert f"the change to {later} landed at" in line and "too late" in line, line
     assert _sent(anvil_chain, cold.address) == 0
 
@@ -193,7 +175,7 @@ def test_payout_show_of_another_account_needs_no_key(anvil_chain: Chain, tmp_pat
         out = run("payout", "show", account, *at)
         assert f"withdrawals_paid_to {account}" in out and "warning" not in out, out
     # this node's own view needs its key, and warns without a payout address
-    assert "--password-file" in _error(run("payout", "show", *at, ok=False))
+    assert "--password-file" in one_error(run("payout", "show", *at, ok=False))
     out = run("payout", "show", *at, env={"LILYPAD_KEY_PASSWORD": "node password"})
     assert f"account             {node}" in out, out
     assert "warning: no payout address: withdrawals go to the node key itself" in out, out
@@ -207,7 +189,7 @@ def test_the_chain_shorthand_answers_to_its_chain_id(anvil_chain: Chain, tmp_pat
     assert _shown(run("providers", "--chain-id", chain_id, *at, "--json"))["providers"] == []
     assert _shown(run("payout", "show", "--chain-id", chain_id, *at, "--json"))["account"] == node
     for command in (("balance",), ("providers",), ("payout", "show")):
-        line = _error(run(*command, "--chain-id", "5", *at, ok=False))
+        line = one_error(run(*command, "--chain-id", "5", *at, ok=False))
         assert f"is chain {chain_id}: give --chain-id {chain_id}" in line, line
         assert "None" not in line, line
 
@@ -217,7 +199,7 @@ def test_providers_refuses_a_from_block_past_the_head(anvil_chain: Chain,
     home, _, _ = _deployed(anvil_chain, tmp_path)
     head = anvil_chain.block_number()
     for block in (head + 1, 10**30):
-        line = _error(run("providers", "--from-block", str(block), "--home", str(home),
+        line = one_error(run("providers", "--from-block", str(block), "--home", str(home),
                           ok=False))
         assert line == (f"error: --from-block {block} is past the chain head ({head}): give at "
                         f"most {head}, or leave it out to replay from block 0"), line
