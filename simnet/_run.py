@@ -9,7 +9,6 @@ import base64
 import contextlib
 import functools
 import math
-import subprocess
 import time
 from typing import Any
 
@@ -44,8 +43,6 @@ MARKET_KNOWN_TIMEOUT_S = 180.0
 # two cores starve each other past any sane readiness timeout.
 START_WAVE_SIZE = 8
 START_WAVE_TIMEOUT_S = 180.0
-# How often a starting node is asked whether it is ready (and waited on in between).
-START_POLL_S = 0.1
 # How long the honest nodes may take, after the workload, to all show the spammer scored out
 # (a graylisted peer's messages are ignored, so its score decays and dips back above the
 # threshold for a moment until its next message is judged).
@@ -58,26 +55,19 @@ TEXT = "the quick brown fox jumps over the lazy dog and the dog sleeps"
 
 
 def wait_started(node: NodeProcess, timeout_s: float = START_WAVE_TIMEOUT_S) -> None:
-    """Until `node` answers `status` with a listen address, as `NodeProcess.wait_ready` does,
-    but a node that exits first ends the wait at once with one line: its last log line."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        with contextlib.suppress(ControlError, OSError):
-            status = node.call("status")
-            if status.get("listen_addrs"):
-                node.status = status
-                return
-        try:
-            code = node.process.wait(START_POLL_S)
-        except subprocess.TimeoutExpired:
-            if time.monotonic() > deadline:
-                raise ClusterError(f"{node.name} did not start within {timeout_s:.0f} s; its "
-                                   f"log: {node.log_path}") from None
-            continue
+    """`NodeProcess.wait_ready`, refusing in one line: a node that exits first ends the wait
+    at once, with its last log line."""
+    try:
+        node.wait_ready(timeout_s)
+    except ClusterError:
+        code = node.process.poll()
+        if code is None:
+            raise ClusterError(f"{node.name} did not start within {timeout_s:.0f} s; its "
+                               f"log: {node.log_path}") from None
         lines = [line for line in node.log_tail(5).splitlines() if line.strip()]
         last = lines[-1].strip() if lines else "(it logged nothing)"
         raise ClusterError(f"{node.name} exited with status {code} while starting: {last} "
-                           f"(its log: {node.log_path})")
+                           f"(its log: {node.log_path})") from None
 
 
 def job(index: int, module: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ the cluster's own wait sees the exit as soon (a forked node's `poll` reads the z
 reports)."""
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,11 +18,14 @@ pytestmark = [pytest.mark.slow]
 EXIT_SEEN_WITHIN_S = 30.0
 
 
-@pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
-def test_a_node_that_exits_while_starting_ends_the_wait_with_its_error(tmp_path, forked):
-    home = tmp_path / "provider-1"
+def _config_it_refuses(home: Path) -> None:
     home.mkdir()
     (home / "config.toml").write_text("match_timeout_s = 0\n")
+
+
+@pytest.mark.parametrize("forked", [True, False], ids=["forked", "spawned"])
+def test_a_node_that_exits_while_starting_ends_the_wait_with_its_error(tmp_path, forked):
+    _config_it_refuses(tmp_path / "provider-1")
     cluster = LocalCluster(tmp_path, forked=forked)
     with cluster.running():
         node = cluster.start_node("provider-1", roles=["provider"])
@@ -35,9 +39,7 @@ def test_a_node_that_exits_while_starting_ends_the_wait_with_its_error(tmp_path,
 
 
 def test_a_forked_nodes_poll_sees_its_exit_without_waiting(tmp_path):
-    home = tmp_path / "provider-1"
-    home.mkdir()
-    (home / "config.toml").write_text("match_timeout_s = 0\n")
+    _config_it_refuses(tmp_path / "provider-1")
     cluster = LocalCluster(tmp_path, forked=True)
     with cluster.running():
         node = cluster.start_node("provider-1", roles=["provider"])

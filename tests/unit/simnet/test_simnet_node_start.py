@@ -13,8 +13,8 @@ from simnet._run import wait_started
 
 
 class ForkedLike:
-    """Like a forked node's handle: its exit is seen by `wait`, which reads the zygote's
-    reports; `poll` does not read them, so it keeps saying the node runs."""
+    """Like a forked node's handle: it exits `exits_after_s` from now, with `code`, which
+    `poll` and `wait` report as the zygote's exit reports do."""
 
     pid = 4242
     returncode = None
@@ -24,7 +24,7 @@ class ForkedLike:
         self._code = code
 
     def poll(self) -> int | None:
-        return None
+        return self._code if time.monotonic() >= self._exits_at else None
 
     def wait(self, timeout: float | None = None) -> int:
         left = self._exits_at - time.monotonic()
