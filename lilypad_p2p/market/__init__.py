@@ -25,6 +25,7 @@ from lilypad_p2p.market._constraints import (
     common_mediators,
     is_open,
     mismatch,
+    spec_shortfall,
 )
 from lilypad_p2p.market._deal import (
     ACCEPTANCE_TIMEOUT_MS,
@@ -210,6 +211,7 @@ __all__ = [
     "required_collateral",
     "requirement_of",
     "select_consortium",
+    "spec_shortfall",
     "standing",
     "state_diagram",
     "threshold_is_safe",

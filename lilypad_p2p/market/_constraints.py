@@ -90,8 +90,20 @@ def common_mediators(job: JobOffer, resource: ResourceOffer) -> tuple[str, ...]:
 
 
 def vector(spec_owner: JobOffer | ResourceOffer) -> Vector:
-    spec = spec_owner.spec
+    return _spec_vector(spec_owner.spec)
+
+
+def _spec_vector(spec: ResourceSpec) -> Vector:
     return (spec.milli_cpu, spec.ram_mb, spec.disk_mb, spec.gpu_count)
+
+
+def spec_shortfall(need: ResourceSpec, room: ResourceSpec) -> str | None:
+    """Why a job needing `need` does not fit an offer of `room` (a short reason), or None."""
+    if not fits_in(_spec_vector(need), _spec_vector(room)):
+        return "spec does not fit"
+    if need.gpu_count and need.gpu_vram_mb > room.gpu_vram_mb:
+        return "GPU VRAM too small"
+    return None
 
 
 def room_left(resource: ResourceOffer, promised: Sequence[ResourceSpec]) -> Vector:
@@ -141,10 +153,8 @@ def mismatch(
     if not collateral_covers_check_rate(resource.collateral_wei, resource.price_per_job_wei,
                                         job.check_rate_ppm):
         return "collateral below price / check rate"
-    if not fits_in(vector(job), vector(resource)):
-        return "spec does not fit"
-    if job.spec.gpu_count and job.spec.gpu_vram_mb > resource.spec.gpu_vram_mb:
-        return "GPU VRAM too small"
+    if (shortfall := spec_shortfall(job.spec, resource.spec)) is not None:
+        return shortfall
     consortium = common_mediators(job, resource)
     if len(consortium) < policy.min_common_mediators:
         return "no common mediators"

@@ -14,7 +14,7 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import Module
-from lilypad_p2p.market import entry_accepts, is_open
+from lilypad_p2p.market import entry_accepts, is_open, spec_shortfall
 from lilypad_p2p.roles._terms import MAX_ACCEPTANCE_WINDOW_S, required_deal_time_s
 
 # Unless the submission says otherwise, a job's result is due this long after it is posted
@@ -191,13 +191,11 @@ def check_market(market: str, markets: Collection[str] | None) -> None:
 def _takes(offer: wire.ResourceOffer, module_id: str, module: Module, chain_id: int) -> bool:
     """Whether `offer` could take a job of `module` on `chain_id`, its price aside (the
     matching constraints that do not depend on the job's other terms)."""
-    need, room = job_spec(module), offer.spec
+    need = job_spec(module)
     return (chain_id in offer.chain_ids
             and any(entry_accepts(entry, module_id, module.image, need)
                     for entry in offer.modules)
-            and need.milli_cpu <= room.milli_cpu and need.ram_mb <= room.ram_mb
-            and need.disk_mb <= room.disk_mb and need.gpu_count <= room.gpu_count
-            and (not need.gpu_count or need.gpu_vram_mb <= room.gpu_vram_mb))
+            and spec_shortfall(need, offer.spec) is None)
 
 
 def check_against_offers(
