@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -58,6 +59,14 @@ class ChainOptions:
     contract: str | None
     chain_id: int | None
     password_file: Path | None
+
+    def node_address(self) -> str:
+        """This node's account address, from its key file, without unlocking the key."""
+        from lilypad_p2p.keystore import KeystoreError, stored_address
+
+        config = _chain_target(self.home, self.rpc, self.contract)
+        with _fail_on(KeystoreError):
+            return stored_address(config.keystore_dir)
 
     def settlement(self, **how: Any) -> Any:
         """The SettlementClient these options name (`how`: as `_settlement`'s keywords)."""
@@ -202,10 +211,28 @@ def _amount(text: str) -> int:
         return parse_amount(text)
 
 
-def _show_balance(client: Any, as_json: bool) -> None:
+def checked_address(text: str, what: str) -> str:
+    """`text` as a checksummed address, or the command ends with one line.
+
+    A mixed-case address carries an EIP-55 checksum, which catches a mistyped character: it
+    must match (eth_utils' is_address does not check it, and re-checksumming a typo would pay
+    an address nobody holds). All one case after 0x has no checksum and is taken as written."""
+    from eth_utils import is_checksum_address, to_checksum_address
+
+    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+        _fail(f"{text!r} is not an address: give {what} as 0x followed by 40 hex digits")
+    digits = text[2:]
+    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
+        _fail(f"{what} {text}: its EIP-55 checksum (the mix of capital letters) does not "
+              "match, so a character is wrong: copy the address again from its source")
+    return str(to_checksum_address(text))
+
+
+def _show_balance(client: Any, as_json: bool, address: str | None = None) -> None:
+    """The settlement account of `address` (default: the client's own) as a table or JSON."""
     from lilypad_p2p.chain import format_wei
 
-    address = client.account.address
+    address = address or client.account.address
     balance = client.balance(address)
     wallet = client.chain.balance_of(address)
     if as_json:
@@ -330,14 +357,26 @@ def _complete_withdrawal(client: Any) -> None:
     _note(f"paid out {format_wei(paid)} of the {format_wei(requested)} requested")
 
 
-@chain_command
-def balance(*, chain: ChainOptions, as_json: JsonOption = False) -> None:
-    """Show this node's settlement account: free, locked in deals, pending withdrawal."""
+@chain_reader_command
+def balance(
+    account: Annotated[
+        str | None, typer.Argument(help="Any account (default: this node's, whose address is "
+                                        "read from its key file without unlocking it).")
+    ] = None,
+    *,
+    chain: ChainOptions,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a settlement account (default: this node's): free, locked in deals, pending
+    withdrawal.
+
+    Balances are public: no password is asked."""
     from lilypad_p2p.chain import ChainError
 
-    client = chain.settlement()
+    who = checked_address(account, "ACCOUNT") if account is not None else chain.node_address()
+    client = chain.settlement(as_node=False)
     with _fail_on(ChainError):
-        _show_balance(client, as_json)
+        _show_balance(client, as_json, who)
 
 
 @chain_reader_command

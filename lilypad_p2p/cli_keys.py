@@ -5,7 +5,6 @@ rotation. Registered on the main app by `cli.py`; shares the chain commands' opt
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +20,12 @@ from lilypad_p2p._cli_common import (
     _home,
     _json_shown,
 )
-from lilypad_p2p.cli_chain import ChainOptions, chain_command
+from lilypad_p2p.cli_chain import (
+    ChainOptions,
+    chain_command,
+    chain_reader_command,
+    checked_address,
+)
 
 keys_app = typer.Typer(help="Create, encrypt, show and rotate this node's keys (never prints a "
                             "secret).")
@@ -268,23 +272,6 @@ def _staged_key(staging: Path, password: Any) -> Any:
     return new
 
 
-def _address(text: str, what: str) -> str:
-    """`text` as a checksummed address, or the command ends with one line.
-
-    A mixed-case address carries an EIP-55 checksum, which catches a mistyped character: it
-    must match (eth_utils' is_address does not check it, and re-checksumming a typo would pay
-    an address nobody holds). All one case after 0x has no checksum and is taken as written."""
-    from eth_utils import is_checksum_address, to_checksum_address
-
-    if not re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
-        _fail(f"{text!r} is not an address: give {what} as 0x followed by 40 hex digits")
-    digits = text[2:]
-    if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(text):
-        _fail(f"{what} {text}: its EIP-55 checksum (the mix of capital letters) does not "
-              "match, so a character is wrong: copy the address again from its source")
-    return str(to_checksum_address(text))
-
-
 def _payout_view(state: Any, as_json: bool, *, ours: bool = True) -> None:
     """`state` as a table or JSON; `ours`: it is this node's account, which gets a warning
     without a payout address."""
@@ -313,11 +300,11 @@ def _note(message: str) -> None:
 
 
 @payout_app.command("show")
-@chain_command
+@chain_reader_command
 def payout_show(
     account: Annotated[
-        str | None, typer.Argument(help="Any account, read without this node's key (default: "
-                                        "this node).")
+        str | None, typer.Argument(help="Any account (default: this node's, whose address is "
+                                        "read from its key file without unlocking it).")
     ] = None,
     *,
     chain: ChainOptions,
@@ -325,19 +312,14 @@ def payout_show(
 ) -> None:
     """Where an account's withdrawals are paid (default: this node's), and any announced change.
 
-    Another account's is public: it is read without unlocking this node's key."""
+    Payout addresses are public: no password is asked."""
     from lilypad_p2p.chain import ChainError
     from lilypad_p2p.chain._keys import payout_state
 
-    if account is None:
-        client = chain.settlement()
-        with _fail_on(ChainError):
-            _payout_view(payout_state(client), as_json)
-        return
-    who = _address(account, "ACCOUNT")
+    who = chain.node_address() if account is None else checked_address(account, "ACCOUNT")
     reader = chain.settlement(as_node=False)
     with _fail_on(ChainError):
-        _payout_view(payout_state(reader, who), as_json, ours=False)
+        _payout_view(payout_state(reader, who), as_json, ours=account is None)
 
 
 @payout_app.command("set")
@@ -363,7 +345,7 @@ def payout_set(
     from lilypad_p2p.chain import ChainError, utc
     from lilypad_p2p.chain._keys import holds_code, payout_state, set_payout_address
 
-    payout = _address(address, "ADDRESS")
+    payout = checked_address(address, "ADDRESS")
     if int(payout, 16) == 0:
         _fail("the address 0x0…0 is nobody's: give a nonzero one (your cold wallet's)")
     client = chain.settlement()
@@ -423,7 +405,7 @@ def payout_cancel(
     from lilypad_p2p.chain._keys import cancel_payout_change, payout_state
     from lilypad_p2p.keystore import HOW_TO_UNLOCK, KeystoreError, decrypt_file, password_source
 
-    who = _address(account, "ACCOUNT")
+    who = checked_address(account, "ACCOUNT")
     _require_v3_file(key_file)
     reader = chain.settlement(as_node=False)
     with _fail_on(ChainError):

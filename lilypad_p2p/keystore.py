@@ -217,6 +217,38 @@ def read_plaintext(path: Path) -> tuple[bytes, bytes]:
     return secp256k1_secret, x25519_secret
 
 
+def stored_address(keystore_dir: Path) -> str:
+    """The account address of the keystore's node key, read without a password: a V3 file's
+    "address" field (public, as geth and Foundry write it), or derived from a plaintext file's
+    key. For showing public figures only: nothing vouches for a V3 file's address until the
+    file is unlocked.
+
+    Raises:
+        KeystoreError: no key file, or an unsafe or corrupt one.
+    """
+    from eth_keys import keys
+    from eth_keys.exceptions import ValidationError
+    from eth_utils import to_checksum_address
+
+    path = Path(keystore_dir) / KEY_FILE_NAME
+    if not path.exists() and not path.is_symlink():
+        raise KeystoreError(f"no key file at {path}: run `lilypad-p2p keys new`, or give the "
+                            "account")
+    document = _json_object(path, read_private_file(path, "key file", MAX_KEY_FILE_BYTES))
+    if "crypto" not in document:
+        secp256k1_secret, _ = read_plaintext(path)
+        try:
+            return str(keys.PrivateKey(secp256k1_secret).public_key.to_checksum_address())
+        except ValidationError:
+            raise KeystoreError(f"{path} is corrupt: its key is not a secp256k1 key") from None
+    address = document.get("address")
+    digits = address.removeprefix("0x") if isinstance(address, str) else ""
+    if len(digits) != 40 or not _is_hex(digits):
+        raise KeystoreError(f"{path} names no address (its \"address\" is not 40 hex digits): "
+                            "give the account, or unlock the key")
+    return str(to_checksum_address("0x" + digits))
+
+
 def plaintext_content(secp256k1_secret: bytes, x25519_secret: bytes) -> bytes:
     return json.dumps(
         {

@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 
 from lilypad_p2p.cli import app
 from lilypad_p2p.identity import KEY_FILE_NAME, SEALING_KEY_FILE_NAME, Identity, KeystoreError
-from lilypad_p2p.keystore import Password, is_encrypted, password_source, read_password_file
+from lilypad_p2p.keystore import (
+    Password,
+    is_encrypted,
+    password_source,
+    read_password_file,
+    stored_address,
+)
 
 FAST_N = 1 << 10  # the reader follows the file's N; tests need not pay 2^18
 PASSWORD = "correct horse battery staple"
@@ -69,6 +75,29 @@ def test_a_key_file_written_by_eth_account_loads(keystore):
     (keystore / KEY_FILE_NAME).write_text(json.dumps(written))
     os.chmod(keystore / KEY_FILE_NAME, 0o600)
     assert Identity.load(keystore, Password(PASSWORD)).address == identity.address
+
+
+def test_the_address_is_read_without_the_password(keystore):
+    encrypted = Identity.generate()
+    encrypted.save(keystore, Password(PASSWORD), scrypt_n=FAST_N)
+    assert stored_address(keystore) == encrypted.address
+    plain_dir = keystore.parent / "plain"
+    plaintext = Identity.generate()
+    plaintext.save(plain_dir)
+    assert stored_address(plain_dir) == plaintext.address
+
+
+@pytest.mark.parametrize("address", [None, 7, "", "0x1234", "zz" * 20, "0x" + "ab" * 21])
+def test_a_key_file_without_a_readable_address_is_one_line(keystore, address):
+    Identity.generate().save(keystore, Password(PASSWORD), scrypt_n=FAST_N)
+    path = keystore / KEY_FILE_NAME
+    document = json.loads(path.read_text())
+    document["address"] = address
+    path.write_text(json.dumps(document))
+    with pytest.raises(KeystoreError, match="names no address"):
+        stored_address(keystore)
+    with pytest.raises(KeystoreError, match=r"no key file .*keys new"):
+        stored_address(keystore.parent / "nowhere")
 
 
 def test_wrong_password_is_one_line(keystore):

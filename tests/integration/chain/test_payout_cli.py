@@ -167,18 +167,22 @@ def test_payout_cancel_with_nothing_to_cancel(anvil_chain: Chain, tmp_path: Path
     assert _sent(anvil_chain, cold.address) == 0
 
 
-def test_payout_show_of_another_account_needs_no_key(anvil_chain: Chain, tmp_path: Path) -> None:
+def test_payout_show_and_balance_need_no_key(anvil_chain: Chain, tmp_path: Path) -> None:
     home, node, _ = _deployed(anvil_chain, tmp_path, password="node password")
     at = ("--home", str(home))
     other = Account.create().address
     for account in (other, "0x" + "00" * 20):
         out = run("payout", "show", account, *at)
         assert f"withdrawals_paid_to {account}" in out and "warning" not in out, out
-    # this node's own view needs its key, and warns without a payout address
-    assert "--password-file" in one_error(run("payout", "show", *at, ok=False))
-    out = run("payout", "show", *at, env={"LILYPAD_KEY_PASSWORD": "node password"})
+        assert _shown(run("balance", account, *at, "--json"))["address"] == account
+    # this node's own view reads its address from the encrypted key file, with no password,
+    # and warns without a payout address
+    out = run("payout", "show", *at)
     assert f"account             {node}" in out, out
     assert "warning: no payout address: withdrawals go to the node key itself" in out, out
+    assert _shown(run("balance", *at, "--json"))["address"] == node
+    line = one_error(run("balance", node[:-1], *at, ok=False))
+    assert "not an address" in line and "ACCOUNT" in line, line
 
 
 def test_the_chain_shorthand_answers_to_its_chain_id(anvil_chain: Chain, tmp_path: Path) -> None:
