@@ -180,9 +180,21 @@ def _follow(home: Path | None, key: str, wait: float, results: Path) -> dict[str
         time.sleep(RUN_POLL_INTERVAL_S)
 
 
-def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:
-    """List this node's deals (as client and as provider) and their states."""
+def deals(
+    key: Annotated[str | None, typer.Argument(
+        help="Show this deal in full: its key, or the start of it that no other key shares.",
+        show_default=False)] = None,
+    home: HomeOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List this node's deals (as client and as provider) and their states, or show one.
+
+    One deal is shown with its parties, result (CID, and for a job you posted the path of its
+    outputs' archive), outcome and every phase it passed through."""
     listed = _control(home, "deals")
+    if key is not None:
+        _show_deal(_one_deal(listed, key), as_json)
+        return
     if _json_shown(listed, as_json):
         return
     if not listed:
@@ -193,6 +205,42 @@ def deals(home: HomeOption = None, as_json: JsonOption = False) -> None:
         payment = "" if deal["payment_wei"] is None else str(deal["payment_wei"])
         typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{deal['module'] or '':<10}"
                    f"{payment:>20}  {deal['key']}")
+
+
+def _one_deal(listed: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    wanted = key.strip().lower().removeprefix("0x")
+    if not wanted:
+        _fail("give a deal's key (`lilypad-p2p deals` lists them)")
+    exact = [deal for deal in listed if deal["key"] == wanted]
+    found = exact or [deal for deal in listed if deal["key"].startswith(wanted)]
+    if not found:
+        _fail(f"no deal {key} on this node: `lilypad-p2p deals` lists its deals")
+    if len(found) > 1:
+        _fail(f"{key} starts {len(found)} deals' keys: give more of the key")
+    return found[0]
+
+
+def _show_deal(deal: dict[str, Any], as_json: bool) -> None:
+    if _json_shown(deal, as_json):
+        return
+    from lilypad_p2p.chain import format_wei, utc
+
+    rows = {
+        "key": deal["key"], "side": deal["side"], "phase": deal["phase"],
+        "module": deal["module"], "provider": deal["provider"],
+        "job creator": deal["job_creator"], "chain": deal["chain_id"],
+        "deal id": deal["deal_id"],
+        "payment": None if deal["payment_wei"] is None else format_wei(deal["payment_wei"]),
+        "result CID": deal["result_cid"], "outputs": deal["result_path"],
+        "failure": deal["failure"], "outcome": deal["outcome"] or deal["check_outcome"],
+        "error": deal["error"],
+    }
+    for name, value in rows.items():
+        if value is not None:
+            typer.echo(f"{name:<14}{value}")
+    for step in deal["transitions"]:
+        typer.echo(f"{'':<14}{utc(step['at_ms'] // 1000)}  {step['from']} -> {step['to']} "
+                   f"({step['event']})")
 
 
 def dispute(

@@ -22,11 +22,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
 
 
+def _in_process(*args: str):
+    """The CLI's result in this process (no interpreter to start per case)."""
+    return CliRunner().invoke(app, list(args),
+                              env={k: None for k in os.environ if k.startswith("LILYPAD_")})
+
+
 def _refused(*args: str) -> str:
-    """A `run` refused before posting, in this process (no interpreter to start per case):
-    its one line."""
-    result = CliRunner().invoke(app, ["run", *args],
-                                env={k: None for k in os.environ if k.startswith("LILYPAD_")})
+    """A `run` refused before posting: its one line."""
+    result = _in_process("run", *args)
     assert result.exit_code == 1, result.output
     assert result.stderr.count("\n") == 1, result.stderr
     return result.stderr
@@ -54,6 +58,20 @@ def test_run_writes_verified_outputs_and_deals_lists_them(tmp_path):
         listed = _cli("deals", "--home", str(client.home))
         assert listed.returncode == 0, listed.stderr
         assert "client" in listed.stdout and "wordcount" in listed.stdout
+        # One deal in full, by the start of its key: where its outputs' archive is, and its
+        # phases; a key this node does not hold is one line.
+        (row,) = listed.stdout.splitlines()[1:]
+        key = row.split()[-1]
+        shown = _in_process("deals", key[:12], "--home", str(client.home))
+        assert shown.exit_code == 0, shown.output
+        lines = {line.split(None, 1)[0]: line for line in shown.stdout.splitlines()}
+        assert lines["key"].endswith(key), shown.stdout
+        assert lines["phase"].split()[1] in {"accepted", "settled"}, shown.stdout
+        assert str(client.home / "results") in lines["outputs"], shown.stdout
+        assert "running -> " in shown.stdout, shown.stdout
+        missing = _in_process("deals", "ffff", "--home", str(client.home))
+        assert missing.exit_code == 1 and missing.stderr == (
+            "error: no deal ffff on this node: `lilypad-p2p deals` lists its deals\n")
 
         bad = _cli("run", "nosuchmodule", "--home", str(client.home))
         assert bad.returncode != 0 and "unknown module" in bad.stderr
