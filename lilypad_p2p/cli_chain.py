@@ -41,6 +41,12 @@ ChainIdOption = Annotated[
                  "with \\[chain], the chain ID its RPC must report.", show_default=False),
 ]
 
+# A public figure's account: read without the node's key.
+AccountArgument = Annotated[
+    str | None,
+    typer.Argument(help="Any account (default: this node's, whose address is read from its key "
+                        "file without unlocking it).", show_default=False),
+]
 
 # The options every chain command takes, in the order `--help` lists them.
 _CHAIN_OPTIONS = {
@@ -60,10 +66,13 @@ class ChainOptions:
     chain_id: int | None
     password_file: Path | None
 
-    def node_address(self) -> str:
-        """This node's account address, from its key file, without unlocking the key."""
+    def account(self, given: str | None) -> str:
+        """The account a public figure is shown for: `given`, checked, or this node's, read
+        from its key file without unlocking the key."""
         from lilypad_p2p.keystore import KeystoreError, stored_address
 
+        if given is not None:
+            return checked_address(given, "ACCOUNT")
         config = _chain_target(self.home, self.rpc, self.contract)
         with _fail_on(KeystoreError):
             return stored_address(config.keystore_dir)
@@ -359,10 +368,7 @@ def _complete_withdrawal(client: Any) -> None:
 
 @chain_reader_command
 def balance(
-    account: Annotated[
-        str | None, typer.Argument(help="Any account (default: this node's, whose address is "
-                                        "read from its key file without unlocking it).")
-    ] = None,
+    account: AccountArgument = None,
     *,
     chain: ChainOptions,
     as_json: JsonOption = False,
@@ -373,7 +379,7 @@ def balance(
     Balances are public: no password is asked."""
     from lilypad_p2p.chain import ChainError
 
-    who = checked_address(account, "ACCOUNT") if account is not None else chain.node_address()
+    who = chain.account(account)
     client = chain.settlement(as_node=False)
     with _fail_on(ChainError):
         _show_balance(client, as_json, who)

@@ -21,6 +21,7 @@ from lilypad_p2p._cli_common import (
     _json_shown,
 )
 from lilypad_p2p.cli_chain import (
+    AccountArgument,
     ChainOptions,
     chain_command,
     chain_reader_command,
@@ -302,10 +303,7 @@ def _note(message: str) -> None:
 @payout_app.command("show")
 @chain_reader_command
 def payout_show(
-    account: Annotated[
-        str | None, typer.Argument(help="Any account (default: this node's, whose address is "
-                                        "read from its key file without unlocking it).")
-    ] = None,
+    account: AccountArgument = None,
     *,
     chain: ChainOptions,
     as_json: JsonOption = False,
@@ -316,7 +314,7 @@ def payout_show(
     from lilypad_p2p.chain import ChainError
     from lilypad_p2p.chain._keys import payout_state
 
-    who = chain.node_address() if account is None else checked_address(account, "ACCOUNT")
+    who = chain.account(account)
     reader = chain.settlement(as_node=False)
     with _fail_on(ChainError):
         _payout_view(payout_state(reader, who), as_json, ours=account is None)
