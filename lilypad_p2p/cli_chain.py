@@ -367,12 +367,8 @@ def _complete_withdrawal(client: Any) -> None:
 
 
 @chain_reader_command
-def balance(
-    account: AccountArgument = None,
-    *,
-    chain: ChainOptions,
-    as_json: JsonOption = False,
-) -> None:
+def balance(account: AccountArgument = None, *, chain: ChainOptions,
+            as_json: JsonOption = False) -> None:
     """Show a settlement account (default: this node's): free, locked in deals, pending
     withdrawal.
 

@@ -302,12 +302,8 @@ def _note(message: str) -> None:
 
 @payout_app.command("show")
 @chain_reader_command
-def payout_show(
-    account: AccountArgument = None,
-    *,
-    chain: ChainOptions,
-    as_json: JsonOption = False,
-) -> None:
+def payout_show(account: AccountArgument = None, *, chain: ChainOptions,
+                as_json: JsonOption = False) -> None:
     """Where an account's withdrawals are paid (default: this node's), and any announced change.
 
     Payout addresses are public: no password is asked."""
