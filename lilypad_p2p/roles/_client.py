@@ -68,7 +68,7 @@ from lilypad_p2p.net import (
     PeerAction,
 )
 from lilypad_p2p.roles._client_control import ClientControl
-from lilypad_p2p.roles._client_disputes import ClientDisputes
+from lilypad_p2p.roles._client_disputes import ClientDisputes, refuse_user_dispute
 from lilypad_p2p.roles._client_matching import JobMatcher, job_offer, timed_out_error
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._client_submission import (
@@ -153,6 +153,9 @@ class ClientRole:
         self._timeouts = timeouts
         self._acceptance_window_s = acceptance_window_s
         self._wakeups: dict[str, trio.Event] = {}
+        # Deals whose signed Acceptance is on its way to the provider: a dispute must wait,
+        # since once the provider holds it the deal settles on it whatever a dispute says.
+        self._delivering: set[str] = set()
         self._matcher = JobMatcher(book, identity=identity, store=store, chains=chains,
                                    records=records, mediators=self._mediators,
                                    disputes=disputes, acceptance_window_s=acceptance_window_s,
@@ -296,7 +299,8 @@ class ClientRole:
         return replace(stored, record=record, detail=merged)
 
     def _update(self, stored: ClientDeal, **detail: Any) -> None:
-        self._store.update(stored.record, replace(stored.detail, **detail))
+        current = self._store.client_deal(stored.record.key) or stored
+        self._store.update(current.record, replace(current.detail, **detail))
 
     async def _wait(self, key: str, seconds: float) -> None:
         wakeup = self._wakeups.setdefault(key, trio.Event())
@@ -497,6 +501,9 @@ class ClientRole:
         chain = self._chain(stored)
         deal = required(stored.detail.deal, "deal")
         status = await chain.status(deal)
+        stored = self._store.client_deal(stored.record.key) or stored
+        if stored.record.phase is not Phase.ACCEPTED:  # disputed meanwhile: send nothing
+            return
         if status is DealStatus.SETTLED:
             self._save(stored, Event.SETTLED, settled_ms=self._clock_ms())
             return
@@ -510,9 +517,13 @@ class ClientRole:
                     job_creator_signature=required(stored.detail.acceptance_signature,
                                                    "acceptance"),
                 )
-                with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
-                    answer = await self._transport.request(
-                        record.peer_id, RESULT_STREAM, notice, addrs=record.listen_addrs)
+                self._delivering.add(stored.record.key)
+                try:
+                    with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
+                        answer = await self._transport.request(
+                            record.peer_id, RESULT_STREAM, notice, addrs=record.listen_addrs)
+                finally:
+                    self._delivering.discard(stored.record.key)
                 if isinstance(answer, wire.AcceptanceAck):
                     self._update(stored, acceptance_delivered=True)
                     return
@@ -579,15 +590,11 @@ class ClientRole:
         """
         if self._disputes is None or self._nursery is None:
             raise LilypadError("this client has no mediation set up")
-        if stored.record.phase is not Phase.ACCEPTED:
-            raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
-                               "not yet settled result can be disputed")
-        if stored.detail.acceptance_delivered:  # the contract settles on it, disputed or not
-            raise LilypadError("the provider already holds this deal's signed Acceptance, "
-                               "which is final: it settles the deal whatever a dispute says")
+        refuse_user_dispute(stored, stored.record.key in self._delivering)
         deal = required(stored.detail.deal, "deal")
         if await self._chain(stored).status(deal) is DealStatus.SETTLED:
             raise LilypadError("the deal is already settled on chain")
+        stored = self._store.client_deal(stored.record.key) or stored  # as it is after the wait
+        refuse_user_dispute(stored, stored.record.key in self._delivering)
         self._save(stored, Event.DISPUTE, disputed_by_user=True)
         self._wake(stored.record.key)
-

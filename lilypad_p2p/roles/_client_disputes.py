@@ -25,6 +25,7 @@ import trio
 
 from lilypad_p2p.chain import DealStatus
 from lilypad_p2p.deal_detail import required
+from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -32,6 +33,7 @@ from lilypad_p2p.market import (
     PPM,
     EquivocationWatch,
     Event,
+    Phase,
     is_spot_checked,
     threshold_is_safe,
 )
@@ -151,3 +153,18 @@ class ClientDisputes:
             return Event.TIMEOUT_CLAIMED, {"chain_status": move.status.name}
         await trio.sleep(NO_QUORUM_RETRY_S)
         return None
+
+
+def refuse_user_dispute(stored: ClientDeal, acceptance_travelling: bool) -> None:
+    """Raise LilypadError unless the user may dispute `stored` now: a verified result whose
+    signed Acceptance the provider does not hold and is not being sent (once there it is final:
+    the contract settles on it whatever a dispute says)."""
+    if stored.record.phase is not Phase.ACCEPTED:
+        raise LilypadError(f"deal is {stored.record.phase}: only a deal with a verified, "
+                           "not yet settled result can be disputed")
+    if stored.detail.acceptance_delivered:
+        raise LilypadError("the provider already holds this deal's signed Acceptance, "
+                           "which is final: it settles the deal whatever a dispute says")
+    if acceptance_travelling:
+        raise LilypadError("the deal's signed Acceptance is on its way to the provider, "
+                           "final once there: try again in a moment")

@@ -45,12 +45,14 @@ async def receive_opened(gate, identity: Identity,
 class ScriptedProvider:
     """Serves the three protocols on an in-memory network like an honest provider (never
     settling itself, unless given `settles`), or one whose outputs miss the hash it signed;
-    without `acks` it never acknowledges an acceptance (as while it is unreachable)."""
+    without `acks` it never acknowledges an acceptance (as while it is unreachable); with
+    `ack_after` it answers one only once that event is set."""
 
     def __init__(self, identity: Identity, chain: DealChain, *, lie: bool,
-                 settles: bool = False, acks: bool = True) -> None:
+                 settles: bool = False, acks: bool = True,
+                 ack_after: trio.Event | None = None) -> None:
         self.identity, self.chain, self.lie, self.settles = identity, chain, lie, settles
-        self.acks = acks
+        self.acks, self.ack_after = acks, ack_after
         self.accepted: list[wire.AcceptanceNotice] = []
         self.first_acceptance = trio.Event()
         self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
@@ -72,6 +74,8 @@ class ScriptedProvider:
             await self.chain.settle_batch([SettlementItem(
                 self.deals[notice.deal_id], notice.result_hash, notice.job_creator_signature)])
         self.first_acceptance.set()
+        if self.ack_after is not None:  # it holds the Acceptance; its answer is slow to come
+            await self.ack_after.wait()
         if not self.acks:
             return wire.DealRefused(reason="not now")
         return wire.AcceptanceAck(deal_id=notice.deal_id)

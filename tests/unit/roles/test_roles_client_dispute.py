@@ -60,7 +60,8 @@ class ScriptedMediator:
                                         result_hash=digest, mediator_signature=signature))
 
 
-async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = True):
+async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = True,
+                  ack_after: trio.Event | None = None):
     client_id, provider_id = Identity.generate(), Identity.generate()
     mediator_ids = [Identity.generate() for _ in range(3)]
     chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
@@ -70,7 +71,8 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = T
     listing, record = provider_listing(provider_id, chain_id, trusted, clock())
     book = OfferBook()
     book.add(listing, clock())
-    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie, acks=acks)
+    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie, acks=acks,
+                                ack_after=ack_after)
     network = MemoryNetwork()
     provider.join(network)
     for mediator in mediators.values():
@@ -156,4 +158,61 @@ async def test_a_deal_whose_acceptance_the_provider_holds_cannot_be_disputed(tmp
                 await client.control_handlers()["dispute"]({"key": key})
             assert client._store.phase(key) == "accepted"
             assert all(mediator.asked == 0 for mediator in mediators.values())
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_dispute_while_the_acceptance_travels_is_refused_and_undoes_nothing(
+    tmp_path, autojump
+):
+    # The provider holds the Acceptance before its acknowledgement is back: a dispute then
+    # would be overruled by it, and its acknowledgement must not put the deal back either.
+    answer = trio.Event()
+    client, provider, provider_id, mediators, _ = await _market(
+        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT, ack_after=answer)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await provider.first_acceptance.wait()
+            with pytest.raises(Exception, match="on its way to the provider"):
+                await client.control_handlers()["dispute"]({"key": key})
+            answer.set()
+            await client._store.until(lambda: client._store.get(key).detail.acceptance_delivered)
+            assert client._store.phase(key) == "accepted"
+            assert all(mediator.asked == 0 for mediator in mediators.values())
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_dispute_that_lands_while_delivery_reads_the_chain_stops_the_acceptance(
+    tmp_path, autojump, monkeypatch
+):
+    client, provider, provider_id, _, chain = await _market(
+        tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT, acks=False)
+    reading, go_on = trio.Event(), trio.Event()
+    read_status = chain.status
+    gate = []
+
+    async def status(deal):
+        if gate:  # the delivery's next look at the chain waits while the user disputes
+            gate.clear()
+            reading.set()
+            await go_on.wait()
+        return await read_status(deal)
+
+    monkeypatch.setattr(chain, "status", status)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address))
+            await provider.first_acceptance.wait()  # refused: the client will try again
+            gate.append(True)
+            await reading.wait()
+            shown = await client.control_handlers()["dispute"]({"key": key})
+            assert shown["phase"] == "disputed"
+            go_on.set()
+            deal = await _final(client, key, {"resolved", "settled", "timed_out"})
+            assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_CORRECT"
+            assert len(provider.accepted) == 1  # nothing was sent after the dispute
             nursery.cancel_scope.cancel()
