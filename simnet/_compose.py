@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.identity import Identity
-from simnet._outdir import claim_export_dir
+from simnet._outdir import claim_export_dir, drop_unplanned_homes
 from simnet._plan import BOOTSTRAP_NODES, plan_nodes
 from simnet._scenario import Scenario, ScenarioError
 
@@ -102,11 +102,14 @@ def export_compose(scenario: Scenario, out_dir: Path, *, repo: Path,
     """Write the compose project for `scenario` into `out_dir`; the compose file's path.
 
     `out_dir` must be new, empty or a previous export's (`claim_export_dir`; else
-    OutDirError): a previous export's node keys are kept, its files rewritten."""
+    OutDirError): a previous export's node keys are kept, its files rewritten, and the homes of
+    nodes it had beyond this scenario's removed."""
     check_exportable(scenario, subnet)
     claim_export_dir(out_dir)
     out_dir = out_dir.resolve()
     plans = plan_nodes(scenario)
+    # The setup step funds every home it finds: a larger earlier export's extra ones go.
+    drop_unplanned_homes(out_dir, {p.name for p in plans})
     anvil_ip, setup_ip, node_ips = _addresses(subnet, len(plans))
     rpc_url = f"http://{anvil_ip}:{ANVIL_PORT}"
     # A re-export loads the keys it made: as in a run, their plaintext is on purpose.

@@ -43,3 +43,19 @@ def test_export_writes_a_service_per_node_with_static_addresses_and_bootstrap_pe
 def test_export_refuses_network_scenarios(tmp_path):
     with pytest.raises(ScenarioError, match="one machine"):
         export_compose(load_scenario(SCENARIOS / "partition.toml"), tmp_path, repo=REPO)
+
+
+def test_a_smaller_re_export_keeps_its_nodes_keys_and_drops_the_other_homes(tmp_path):
+    smoke = load_scenario(SCENARIOS / "smoke.toml")
+    export_compose(smoke.with_nodes(8), tmp_path, repo=REPO)
+    before = {home.name: (home / "keys" / "node-key.json").read_bytes()
+              for home in (tmp_path / "nodes").iterdir()}
+    user_file = tmp_path / "nodes" / "notes.txt"
+    user_file.write_text("kept")
+    export_compose(smoke.with_nodes(5), tmp_path, repo=REPO)
+    kept = {home.name for home in (tmp_path / "nodes").iterdir() if home.is_dir()}
+    assert kept == set(_services(tmp_path)) - {"anvil", "setup"} and len(kept) == 5
+    assert len(before) == 8 and kept < set(before)
+    assert all((tmp_path / "nodes" / name / "keys" / "node-key.json").read_bytes()
+               == before[name] for name in kept)
+    assert user_file.read_text() == "kept"  # only what is named as a node home goes
