@@ -81,7 +81,8 @@ class NetworkFigures:
 @dataclass(frozen=True)
 class DealCounts:
     by_final_state: dict[str, int]
-    outcomes: dict[str, int]
+    outcomes: dict[str, int]  # mediations resolved on chain, by verdict
+    checked_off_chain: dict[str, int]  # spot checks k mediators agreed on off chain, by verdict
 
 
 @dataclass(frozen=True)

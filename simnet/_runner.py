@@ -178,9 +178,11 @@ def _run_scenario(scenario: Scenario, out_dir: Path, console: Console, *,
         posted_per_s=posted_rate(at for at, _ in run.posted.values()),
         wall_s=round(time.monotonic() - wall_started, 1),
         providers_final=providers_final, events=run.events_log,
-        deals=DealCounts(by_final_state=dict(Counter(d["phase"] for d in deals)),
-                         outcomes=dict(Counter(str(d.get("outcome")) for d in deals
-                                               if d.get("outcome")))),
+        deals=DealCounts(
+            by_final_state=dict(Counter(d["phase"] for d in deals)),
+            outcomes=dict(Counter(str(d["outcome"]) for d in deals if d.get("outcome"))),
+            checked_off_chain=dict(Counter(str(d["check_outcome"]) for d in deals
+                                           if d.get("check_outcome")))),
         latencies=latency_section(deals),
         work=work_section(deals, {node_identity(world, p.name).address.lower(): p.name
                                   for p in plans if p.role == "provider"},

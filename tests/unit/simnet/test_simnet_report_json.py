@@ -33,7 +33,8 @@ def _report(network: NetworkFigures, nodes: dict[str, NodeFigures]) -> Report:
         scenario="smoke", node_count=2, roles={"providers": 1, "clients": 1}, jobs=1,
         startup_s=1.0, workload_s=2.0, posted_per_s=None, wall_s=3.0, providers_final=True,
         events=[],
-        deals=DealCounts(by_final_state={"settled": 1}, outcomes={}),
+        deals=DealCounts(by_final_state={"settled": 1}, outcomes={},
+                         checked_off_chain={"PROVIDER_CORRECT": 1}),
         latencies=latency_section([DEAL]),
         work=work_section([DEAL], {"0xaa": "provider-1"}, {"provider-1": 10**15}),
         gas=GasFigures(per_deal={"0x01": 21_000}, mean=21_000, chain_events={"DealOpened": 1}),
@@ -55,6 +56,7 @@ def test_the_json_form_has_the_report_keys_and_wei_as_strings(tmp_path):
     report = _report(NetworkFigures(), nodes)
     form = json.loads(write_json(report.as_json(), tmp_path).read_text())
     assert set(form) == KEYS
+    assert form["deals"]["checked_off_chain"] == {"PROVIDER_CORRECT": 1}
     assert form["funds"] == {"contract_balance": str(10**24 + 1), "accounted": str(10**24 + 1),
                              "holdings_change": {"provider-1": str(10**15),
                                                  "client-1": str(-(10**15))}}
