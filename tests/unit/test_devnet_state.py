@@ -4,6 +4,7 @@ still up; a PID that now names another process counts as gone and is left alone 
 processes stand in for the devnet's)."""
 
 import json
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +23,16 @@ def run(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _default_sigint() -> None:
+    # A node handles SIGINT (`down` sends it) even when started from a shell that ignores it,
+    # as a background job's does; a stand-in would inherit the ignoring and wait out `down`.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def sleeps() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started = [subprocess.Popen(["sleep", "300"]) for _ in range(2)]
+    started = [subprocess.Popen(["sleep", "300"], preexec_fn=_default_sigint)
+               for _ in range(2)]
     yield started
     for process in started:
         process.kill()
