@@ -87,8 +87,6 @@ JOB_FOLLOWING_ROLES = frozenset({"solver", "relay"})
 JOB_POSTING_ROLES = frozenset({"client", "chain-bridge"})
 DEFAULT_LISTEN = ("/ip4/0.0.0.0/tcp/4001",)
 CONTROL_SOCKET = "control.sock"
-# A Unix socket's path, as bound (sun_path holds 108 bytes with the terminating NUL).
-MAX_SOCKET_PATH_BYTES = 107
 DEFAULT_MARKETS = ("cpu",)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -432,10 +430,6 @@ def load_config(
     flag_names = flag_names or {}
     home = Path(home) if home is not None else Path(environ.get("LILYPAD_HOME") or default_home())
     check_home(home)
-    if len(os.fsencode(home / CONTROL_SOCKET)) > MAX_SOCKET_PATH_BYTES:
-        raise ConfigError(f"--home {home} is too deep for the node's control socket (a Unix "
-                          f"socket path is at most {MAX_SOCKET_PATH_BYTES} bytes): choose a "
-                          "shorter path, or a relative one")
     config_path = config_file or home / "config.toml"
     if config_file is not None and not config_file.exists():
         raise ConfigError(f"--config {config_file}: no such file")

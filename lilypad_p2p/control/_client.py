@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lilypad_p2p.config import CONTROL_MAX_LINE, CONTROL_TIMEOUT_S
+from lilypad_p2p.control._address import socket_address
 from lilypad_p2p.control._protocol import ControlRequest, decode_response
 from lilypad_p2p.errors import LilypadError
 
@@ -74,7 +75,8 @@ def _connect(sock: socket.socket, path: Path, timeout_s: float, hint: str) -> No
     give_up = time.monotonic() + timeout_s
     while True:
         try:
-            sock.connect(str(path))
+            with socket_address(path) as address:
+                sock.connect(address)
             return
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NodeNotRunning(hint) from exc

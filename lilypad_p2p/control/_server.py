@@ -16,6 +16,7 @@ from typing import Any
 import trio
 
 from lilypad_p2p.config import CONTROL_MAX_LINE, CONTROL_TIMEOUT_S
+from lilypad_p2p.control._address import socket_address
 from lilypad_p2p.control._protocol import (
     MalformedControlMessage,
     decode_request,
@@ -51,7 +52,8 @@ def _claim_socket_path(path: Path) -> None:
         return
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        probe.connect(str(path))
+        with socket_address(path) as address:
+            probe.connect(address)
     except OSError as exc:
         if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
             raise
@@ -186,7 +188,8 @@ async def serve_control(
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
     try:
-        await sock.bind(str(socket_path))
+        with socket_address(socket_path) as address:
+            await sock.bind(address)
     finally:
         os.umask(old_umask)
     sock.listen(64)

@@ -24,26 +24,36 @@ async def explode(params):
 HANDLERS = {"echo": echo, "refuse": refuse, "explode": explode}
 
 
-async def test_calls_errors_and_cleanup(tmp_path):
-    sock, token = tmp_path / "control.sock", tmp_path / "control.token"
+@pytest.fixture(params=["shallow", "deep"])
+def home(request, tmp_path):
+    """A node home; a deep one's socket path is longer than a socket address holds."""
+    if request.param == "shallow":
+        return tmp_path
+    deep = tmp_path / ("d" * 100) / ("e" * 100)
+    deep.mkdir(parents=True)
+    return deep
+
+
+async def test_calls_errors_and_cleanup(home):
+    sock, token = home / "control.sock", home / "control.token"
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_control, sock, token, HANDLERS)
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
         assert stat.S_IMODE(sock.stat().st_mode) == 0o600
 
         def client_calls():
-            assert call(tmp_path, "echo", {"x": 1}) == {"echo": {"x": 1}}
+            assert call(home, "echo", {"x": 1}) == {"echo": {"x": 1}}
             with pytest.raises(ControlError, match="no such offer"):
-                call(tmp_path, "refuse")
+                call(home, "refuse")
             with pytest.raises(ControlError, match="internal error in explode"):
-                call(tmp_path, "explode")
+                call(home, "explode")
             with pytest.raises(ControlError, match="unknown method 'nope'"):
-                call(tmp_path, "nope")
+                call(home, "nope")
             real = token.read_text()
             token.write_text("0" * 64)
             try:
                 with pytest.raises(ControlError, match="bad control token"):
-                    call(tmp_path, "echo")
+                    call(home, "echo")
             finally:
                 token.write_text(real)
 
@@ -57,12 +67,12 @@ async def test_no_node_running(tmp_path):
         call(tmp_path, "status")
 
 
-async def test_refuses_to_start_beside_a_live_node(tmp_path):
-    sock, token = tmp_path / "control.sock", tmp_path / "control.token"
+async def test_refuses_to_start_beside_a_live_node(home):
+    sock, token = home / "control.sock", home / "control.token"
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_control, sock, token, HANDLERS)
         with pytest.raises(LilypadError, match="already running"):
-            await serve_control(sock, tmp_path / "other.token", HANDLERS)
+            await serve_control(sock, home / "other.token", HANDLERS)
         nursery.cancel_scope.cancel()
 
 
