@@ -98,6 +98,13 @@ async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = T
     return client, provider, provider_id, mediators, client_chain
 
 
+async def _hash_job(client: ClientRole, nursery: trio.Nursery, provider_id: Identity) -> str:
+    """Start `client` in `nursery` and post a hash job to the provider; its deal key."""
+    await nursery.start(client.run)
+    return await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                             target=provider_id.address))
+
+
 async def _final(client: ClientRole, key: str, phases: set[str]) -> dict:
     store = client._store
     assert isinstance(store, WatchedStore)
@@ -110,9 +117,7 @@ async def test_outputs_missing_the_signed_hash_are_disputed_and_resolved(tmp_pat
         tmp_path, lie=True, outcome=Outcome.PROVIDER_WRONG)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(client.run)
-            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                    target=provider_id.address))
+            key = await _hash_job(client, nursery, provider_id)
             deal = await _final(client, key, {"resolved", "rejected", "settled", "timed_out"})
             assert deal["phase"] == "resolved" and deal["outcome"] == "PROVIDER_WRONG"
             assert provider.accepted == []
@@ -129,9 +134,7 @@ async def test_the_user_disputes_an_accepted_deal_the_provider_does_not_hold_yet
         tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT, acks=False)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(client.run)
-            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                    target=provider_id.address))
+            key = await _hash_job(client, nursery, provider_id)
             await provider.first_acceptance.wait()  # asked, but it does not take it
             shown = await client.control_handlers()["dispute"]({"key": key})
             assert shown["phase"] == "disputed"
@@ -149,9 +152,7 @@ async def test_a_deal_whose_acceptance_the_provider_holds_cannot_be_disputed(tmp
         tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(client.run)
-            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                    target=provider_id.address))
+            key = await _hash_job(client, nursery, provider_id)
             await provider.first_acceptance.wait()
             await client._store.until(lambda: client._store.get(key).detail.acceptance_delivered)
             with pytest.raises(Exception, match="already holds this deal's signed Acceptance"):
@@ -171,9 +172,7 @@ async def test_a_dispute_while_the_acceptance_travels_is_refused_and_undoes_noth
         tmp_path, lie=False, outcome=Outcome.PROVIDER_CORRECT, ack_after=answer)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(client.run)
-            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                    target=provider_id.address))
+            key = await _hash_job(client, nursery, provider_id)
             await provider.first_acceptance.wait()
             with pytest.raises(Exception, match="on its way to the provider"):
                 await client.control_handlers()["dispute"]({"key": key})
@@ -203,9 +202,7 @@ async def test_a_dispute_that_lands_while_delivery_reads_the_chain_stops_the_acc
     monkeypatch.setattr(chain, "status", status)
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(client.run)
-            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
-                                                    target=provider_id.address))
+            key = await _hash_job(client, nursery, provider_id)
             await provider.first_acceptance.wait()  # refused: the client will try again
             gate.append(True)
             await reading.wait()
