@@ -1,11 +1,19 @@
 """The suite's split over xdist workers (tests/conftest.py): which tests share a worker, and
 the piece of xdist it overrides."""
 
+import importlib.util
 import inspect
+from pathlib import Path
 
-import conftest
 import pytest
 from xdist.scheduler import LoadScopeScheduling
+
+# By its path: each folder's conftest.py is a module named "conftest", whichever came first.
+_SPEC = importlib.util.spec_from_file_location("suite_conftest",
+                                               Path(__file__).parents[1] / "conftest.py")
+assert _SPEC is not None and _SPEC.loader is not None
+conftest = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(conftest)
 
 
 @pytest.mark.parametrize(("nodeid", "group"), [
