@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
-from lilypad_p2p.exec._errors import BadParameters
-from lilypad_p2p.exec._inputs import ParamValue
+from lilypad_p2p.exec._errors import BadParameters, MalformedInputs
+from lilypad_p2p.exec._inputs import ParamValue, check_input_path
 
 if TYPE_CHECKING:
     from typing_extensions import TypeIs
@@ -57,8 +57,8 @@ class Param:
     maximum: int | None = None
     max_length: int | None = None
     choices: tuple[ParamValue, ...] = ()
-    # The value names a file the job reads from /inputs: a job without that file is refused
-    # before it is posted, as it could only fail on the provider.
+    # The value names a file the job reads from /inputs (a relative input path, checked): a job
+    # without that file is refused before it is posted, as it could only fail on the provider.
     input_file: bool = False
 
     def __post_init__(self) -> None:
@@ -110,6 +110,11 @@ class Param:
                 raise BadParameters(f"parameter {name!r}: longer than {self.max_length} characters")
             if "\x00" in value:
                 raise BadParameters(f"parameter {name!r}: contains a NUL character")
+            if self.input_file:  # a path under /inputs, as the job's files are named
+                try:
+                    check_input_path(value)
+                except MalformedInputs as exc:
+                    raise BadParameters(f"parameter {name!r} names an input file: {exc}") from None
         if self.choices and value not in self.choices:
             raise BadParameters(f"parameter {name!r}: {value!r} is not one of {list(self.choices)}")
         return value

@@ -8,6 +8,7 @@ from lilypad_p2p.exec import (
     BUILTIN_IDS,
     BUILTIN_MODULES,
     BadDefinition,
+    BadParameters,
     ModuleCatalog,
     UnknownModule,
     UnreadableDefinition,
@@ -55,6 +56,14 @@ def test_input_file_is_part_of_the_id_only_when_set():
     assert module_id(said_false) == module_id(module) != module_id(said_true)
     assert said_true.params["text"].input_file and not module.params["text"].input_file
     assert module_from_bytes(module_id(said_true), definition_bytes(said_true)) == said_true
+
+
+@pytest.mark.parametrize("value", ["../../etc/passwd", "/etc/passwd", "a//b", "./x", ""])
+def test_an_input_file_parameter_names_a_path_under_inputs(value):
+    wordcount = BUILTIN_MODULES["wordcount"]
+    assert wordcount.params["file"].check("file", "data/part-1.txt") == "data/part-1.txt"
+    with pytest.raises(BadParameters, match="parameter 'file' names an input file"):
+        wordcount.params["file"].check("file", value)
 
 
 def test_shipped_modules_are_definitions_with_stable_ids():
