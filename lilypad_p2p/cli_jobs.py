@@ -182,7 +182,8 @@ def _follow(home: Path | None, key: str, wait: float, results: Path) -> dict[str
 
 def deals(
     key: Annotated[str | None, typer.Argument(
-        help="Show this deal in full: its key, or the start of it that no other key shares.",
+        help="Show this deal in full: its key or on-chain deal ID (0x...), or the start of "
+             "either that no other deal shares.",
         show_default=False)] = None,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -208,15 +209,22 @@ def deals(
 
 
 def _one_deal(listed: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The deal `key` names: its key or on-chain deal ID (0x...), or the start of either that
+    names no other deal."""
     wanted = key.strip().lower().removeprefix("0x")
     if not wanted:
         _fail("give a deal's key (`lilypad-p2p deals` lists them)")
-    exact = [deal for deal in listed if deal["key"] == wanted]
-    found = exact or [deal for deal in listed if deal["key"].startswith(wanted)]
+
+    def names(deal: dict[str, Any]) -> tuple[str, ...]:
+        return (deal["key"], (deal["deal_id"] or "").lower().removeprefix("0x"))
+
+    exact = [deal for deal in listed if wanted in names(deal)]
+    found = exact or [deal for deal in listed
+                      if any(name.startswith(wanted) for name in names(deal) if name)]
     if not found:
         _fail(f"no deal {key} on this node: `lilypad-p2p deals` lists its deals")
     if len(found) > 1:
-        _fail(f"{key} starts {len(found)} deals' keys: give more of the key")
+        _fail(f"{key} starts {len(found)} deals' keys or IDs: give more of it")
     return found[0]
 
 

@@ -153,12 +153,12 @@ def test_help_says_how_to_list_parameters_where_files_land_and_that_jobs_outlive
 def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
     listed = [
         {"key": key, "side": "client", "phase": "settled", "module": "hash",
-         "provider": "0xP", "job_creator": "0xC", "chain_id": 31337, "deal_id": "0x01",
+         "provider": "0xP", "job_creator": "0xC", "chain_id": 31337, "deal_id": deal_id,
          "payment_wei": 10**15, "result_cid": "bafkrei", "result_path": "/h/results/x.tar",
          "failure": None, "outcome": None, "check_outcome": None, "error": None,
          "transitions": [{"from": "running", "to": "accepted", "event": "result",
                           "at_ms": 1_700_000_000_000}]}
-        for key in ("abc123", "abd456")
+        for key, deal_id in (("abc123", "0x01"), ("abd456", "0x02"))
     ]
     monkeypatch.setattr(cli_jobs, "_control", lambda home, method, params=None: listed)
 
@@ -170,7 +170,8 @@ def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
     assert "outputs       /h/results/x.tar" in shown.stdout
     assert "2023-11-14 22:13:20 UTC  running -> accepted (result)" in shown.stdout
     assert "failure" not in shown.stdout  # what a deal lacks is left out
-    for key, said in (("ab", "ab starts 2 deals' keys: give more of the key"),
+    assert "key           abd456" in deals("0x02").stdout  # by its on-chain deal ID
+    for key, said in (("ab", "ab starts 2 deals' keys or IDs: give more of it"),
                       ("ffff", "no deal ffff on this node"), (" ", "give a deal's key")):
         refused = deals(key)
         assert refused.exit_code == 1 and said in refused.stderr, refused.output
