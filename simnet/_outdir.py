@@ -116,21 +116,18 @@ def clear_previous_run(out_dir: Path) -> None:
             path.unlink()
 
 
-def drop_unplanned_homes(out_dir: Path, planned: set[str]) -> list[str]:
+def drop_unplanned_homes(out_dir: Path, planned: set[str]) -> None:
     """Remove the node homes a previous export of `out_dir` made for nodes no longer planned
-    (an export with fewer nodes); their names. Only directories named as the simnet names
-    node homes go."""
+    (an export with fewer nodes). Only directories named as the simnet names node homes go."""
     if not (out_dir / EXPORT_MARKER).is_file():
         raise OutDirError(f"--out {out_dir} is not a directory the simnet claimed")
     nodes = out_dir / "nodes"
     if not nodes.is_dir() or nodes.is_symlink():
-        return []
-    stale = sorted(home.name for home in nodes.iterdir()
-                   if NODE_HOME.fullmatch(home.name) and home.name not in planned
-                   and home.is_dir() and not home.is_symlink())
-    for name in stale:
-        shutil.rmtree(nodes / name)
-    return stale
+        return
+    for home in list(nodes.iterdir()):
+        if (NODE_HOME.fullmatch(home.name) and home.name not in planned
+                and home.is_dir() and not home.is_symlink()):
+            shutil.rmtree(home)
 
 
 def holds_output(out_dir: Path) -> bool:
