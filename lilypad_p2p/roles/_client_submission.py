@@ -188,10 +188,10 @@ def check_market(market: str, markets: Collection[str] | None) -> None:
             "restart the node")
 
 
-def _takes(offer: wire.ResourceOffer, module_id: str, module: Module, chain_id: int) -> bool:
-    """Whether `offer` could take a job of `module` on `chain_id`, its price aside (the
-    matching constraints that do not depend on the job's other terms)."""
-    need = job_spec(module)
+def _takes(offer: wire.ResourceOffer, module_id: str, module: Module, need: wire.ResourceSpec,
+           chain_id: int) -> bool:
+    """Whether `offer` could take a job of `module` (needing `need`) on `chain_id`, its price
+    aside (the matching constraints that do not depend on the job's other terms)."""
     return (chain_id in offer.chain_ids
             and any(entry_accepts(entry, module_id, module.image, need)
                     for entry in offer.modules)
@@ -212,7 +212,8 @@ def check_against_offers(
     market = job.market
     listing = f"`lilypad-p2p offers --market {market}` lists the providers' offers"
     live = [offer for offer in offers if is_open(offer, now_ms)]
-    takers = [offer for offer in live if _takes(offer, module_id, module, chain_id)]
+    need = job_spec(module)
+    takers = [offer for offer in live if _takes(offer, module_id, module, need, chain_id)]
     warnings = []
     if job.target is not None:
         target = provider_address(job.target)
