@@ -204,6 +204,11 @@ def read_plaintext(path: Path) -> tuple[bytes, bytes]:
         KeystoreError: unsafe or corrupt file (the message never quotes its content).
     """
     document = _json_object(path, read_private_file(path, "key file", MAX_KEY_FILE_BYTES))
+    return _plaintext_secrets(path, document)
+
+
+def _plaintext_secrets(path: Path, document: dict[str, Any]) -> tuple[bytes, bytes]:
+    """`read_plaintext` of a key file already read as `document`."""
     try:
         version = document["version"]
         secp256k1_secret = bytes.fromhex(document["secp256k1_private_key"])
@@ -236,7 +241,7 @@ def stored_address(keystore_dir: Path) -> str:
                             "account")
     document = _json_object(path, read_private_file(path, "key file", MAX_KEY_FILE_BYTES))
     if "crypto" not in document:
-        secp256k1_secret, _ = read_plaintext(path)
+        secp256k1_secret, _ = _plaintext_secrets(path, document)
         try:
             return str(keys.PrivateKey(secp256k1_secret).public_key.to_checksum_address())
         except ValidationError:
