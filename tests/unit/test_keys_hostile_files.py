@@ -123,21 +123,6 @@ def test_keys_new_refuses_before_asking_for_a_password(tmp_path):
     assert not (keys / KEY_FILE_NAME).exists() and not (keys / KEY_FILE_NAME).is_symlink()
 
 
-def test_plaintext_keystore_warnings_are_sentences(tmp_path):
-    home = tmp_path / "home"
-    Identity.generate().save(home / "keys")
-    shown = _cli("keys", "show", "--home", str(home), process=True)
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stderr.splitlines() == [
-        f"warning: the keys in {home / 'keys'} are stored unencrypted; run "
-        "`lilypad-p2p keys encrypt`"]
-    # Converting needs no warning that the keys are plaintext: that is what it fixes.
-    converted = _cli("keys", "encrypt", "--home", str(home), "--password-file",
-                     str(_password_file(tmp_path)), process=True)
-    assert converted.returncode == 0, converted.stderr
-    assert converted.stderr == ""
-
-
 def test_missing_password_errors_name_only_the_commands_own_options(tmp_path):
     home = tmp_path / "home"
     Identity.generate().save(home / "keys")

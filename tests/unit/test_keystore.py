@@ -206,34 +206,12 @@ def test_plaintext_key_loads_with_a_warning_and_converts(keystore, caplog):
         Identity.encrypt_keystore(keystore, Password(PASSWORD), scrypt_n=FAST_N)
 
 
-def test_load_or_create_encrypts_when_given_a_password(keystore):
-    created = Identity.load_or_create(keystore, Password(PASSWORD))
-    assert is_encrypted(keystore) is True
-    assert Identity.load_or_create(keystore, Password(PASSWORD)).address == created.address
-
-
 # --- the CLI ---------------------------------------------------------------------------------
 
 
 def _cli(*args, env=None):
     base = {"LILYPAD_KEY_PASSWORD": None, "LILYPAD_KEY_PASSWORD_FILE": None}
     return CliRunner().invoke(app, list(args), env={**base, **(env or {})})
-
-
-def test_keys_new_encrypts_by_default_and_refuses_without_a_password(tmp_path):
-    home = tmp_path / "home"
-    refused = _cli("keys", "new", "--home", str(home))
-    assert refused.exit_code == 1
-    assert "--insecure-plaintext" in refused.output and len(refused.output.splitlines()) == 1
-    assert not (home / "keys" / KEY_FILE_NAME).exists()
-    made = _cli("keys", "new", "--home", str(home), "--json",
-                "--password-file", str(_password_file(tmp_path)))
-    assert made.exit_code == 0, made.output
-    shown = json.loads(made.output)
-    assert shown["encrypted"] is True
-    document = json.loads((home / "keys" / KEY_FILE_NAME).read_text())
-    assert document["crypto"]["kdfparams"]["n"] == 1 << 18  # the default work factor
-    assert Account.from_key(Account.decrypt(document, PASSWORD)).address == shown["address"]
 
 
 def test_keys_show_unlocks_from_the_environment(tmp_path, keystore):
@@ -246,18 +224,6 @@ def test_keys_show_unlocks_from_the_environment(tmp_path, keystore):
     wrong = _cli("keys", "show", "--home", home, env={"LILYPAD_KEY_PASSWORD": "nope"})
     assert wrong.exit_code == 1 and "wrong password" in wrong.output
     assert len(wrong.output.strip().splitlines()) == 1
-
-
-def test_keys_encrypt_converts_a_plaintext_home(tmp_path, keystore, caplog):
-    identity = Identity.generate()
-    identity.save(keystore)
-    with caplog.at_level(logging.WARNING):
-        shown = _cli("keys", "show", "--home", str(keystore.parent))
-    assert shown.exit_code == 0 and "keys encrypt" in caplog.text
-    result = _cli("keys", "encrypt", "--home", str(keystore.parent),
-                  "--password-file", str(_password_file(tmp_path)))
-    assert result.exit_code == 0, result.output
-    assert Identity.load(keystore, Password(PASSWORD)).address == identity.address
 
 
 def test_prompt_on_a_terminal_asks_twice_when_creating(monkeypatch):
