@@ -21,6 +21,8 @@ from lilypad_p2p._cli_common import (
 # How often `run` asks the node about its deal, and how long it waits in all by default.
 RUN_POLL_INTERVAL_S = 0.2
 RUN_DEFAULT_WAIT_S = 900.0
+# The `deals` table's module column: a name fits; a module ID (59 characters) is cut.
+MODULE_COLUMN = 16
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -201,11 +203,20 @@ def deals(
     if not listed:
         typer.echo("no deals")
         return
-    typer.echo(f"{'side':<9}{'phase':<17}{'module':<10}{'payment (wei)':>20}  key")
+    typer.echo(f"{'side':<9}{'phase':<17}{'module':<{MODULE_COLUMN}}{'payment (wei)':>20}  key")
     for deal in listed:
         payment = "" if deal["payment_wei"] is None else str(deal["payment_wei"])
-        typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{deal['module'] or '':<10}"
+        typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{_module_cell(deal['module'])}"
                    f"{payment:>20}  {deal['key']}")
+
+
+def _module_cell(module: str | None) -> str:
+    """A module's name, or the start of the ID of one this node knows by ID only (a provider
+    running another's module); `deals KEY` shows it whole."""
+    shown = module or ""
+    if len(shown) >= MODULE_COLUMN:
+        shown = shown[:MODULE_COLUMN - 2] + "…"
+    return f"{shown:<{MODULE_COLUMN}}"
 
 
 def _one_deal(listed: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -247,12 +258,16 @@ def _show_deal(deal: dict[str, Any], as_json: bool) -> None:
         if value is not None:
             typer.echo(f"{name:<14}{value}")
     for step in deal["transitions"]:
-        typer.echo(f"{'':<14}{utc(step['at_ms'] // 1000)}  {step['from']} -> {step['to']} "
-                   f"({step['event']})")
+        moved = (f"{step['from']} -> {step['to']}" if step["from"] is not None
+                 else f"{step['to']} (new deal)")
+        why = f" ({step['event']})" if step["event"] is not None else ""
+        typer.echo(f"{'':<14}{utc(step['at_ms'] // 1000)}  {moved}{why}")
 
 
 def dispute(
-    key: Annotated[str, typer.Argument(help="The deal's key (see `lilypad-p2p deals`).")],
+    key: Annotated[str, typer.Argument(
+        help="The deal's key or on-chain deal ID (0x...), or the start of either that no other "
+             "deal shares (see `lilypad-p2p deals`).")],
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -261,7 +276,11 @@ def dispute(
     The job creator's node records the result on chain if needed, disputes it, and the deal's
     consortium re-runs the job; `lilypad-p2p deals` shows it disputed, then resolved.
     """
-    deal = _control(home, "dispute", {"key": key})
+    named = _one_deal(_control(home, "deals"), key)
+    if named["side"] != "client":
+        _fail(f"deal {named['key']} is one this node serves as provider: only the job "
+              "creator's node disputes a result")
+    deal = _control(home, "dispute", {"key": named["key"]})
     if _json_shown(deal, as_json):
         return
-    typer.echo(f"deal {key} is {deal['phase']}: its mediators are re-running the job")
+    typer.echo(f"deal {named['key']} is {deal['phase']}: its mediators are re-running the job")

@@ -156,7 +156,9 @@ def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
          "provider": "0xP", "job_creator": "0xC", "chain_id": 31337, "deal_id": deal_id,
          "payment_wei": 10**15, "result_cid": "bafkrei", "result_path": "/h/results/x.tar",
          "failure": None, "outcome": None, "check_outcome": None, "error": None,
-         "transitions": [{"from": "running", "to": "accepted", "event": "result",
+         "transitions": [{"from": None, "to": "offered", "event": None,
+                          "at_ms": 1_700_000_000_000},
+                         {"from": "running", "to": "accepted", "event": "result",
                           "at_ms": 1_700_000_000_000}]}
         for key, deal_id in (("abc123", "0x01"), ("abd456", "0x02"))
     ]
@@ -169,9 +171,57 @@ def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
     assert shown.exit_code == 0, shown.output
     assert "outputs       /h/results/x.tar" in shown.stdout
     assert "2023-11-14 22:13:20 UTC  running -> accepted (result)" in shown.stdout
+    assert "2023-11-14 22:13:20 UTC  offered (new deal)\n" in shown.stdout
+    assert "None" not in shown.stdout
     assert "failure" not in shown.stdout  # what a deal lacks is left out
     assert "key           abd456" in deals("0x02").stdout  # by its on-chain deal ID
     for key, said in (("ab", "ab starts 2 deals' keys or IDs: give more of it"),
                       ("ffff", "no deal ffff on this node"), (" ", "give a deal's key")):
         refused = deals(key)
         assert refused.exit_code == 1 and said in refused.stderr, refused.output
+
+
+def test_dispute_names_a_deal_as_deals_does_and_only_the_job_creators(monkeypatch):
+    listed = [{"key": "abc123", "side": "client", "deal_id": "0x01"},
+              {"key": "abd456", "side": "client", "deal_id": "0x02"},
+              {"key": "ff0011", "side": "provider", "deal_id": "0xff0011"}]
+    sent: list[dict] = []
+
+    def control(home, method, params=None):
+        if method == "deals":
+            return listed
+        sent.append(params)
+        return {"phase": "disputed"}
+
+    monkeypatch.setattr(cli_jobs, "_control", control)
+
+    def dispute(key: str) -> object:
+        return CliRunner().invoke(app, ["dispute", key])
+
+    by_id = dispute("0x02")
+    assert by_id.exit_code == 0, by_id.output
+    assert by_id.stdout == "deal abd456 is disputed: its mediators are re-running the job\n"
+    assert dispute("abc").exit_code == 0
+    assert sent == [{"key": "abd456"}, {"key": "abc123"}]
+    for key, said in (("ab", "ab starts 2 deals' keys or IDs: give more of it"),
+                      ("ff00", "deal ff0011 is one this node serves as provider"),
+                      ("9999", "no deal 9999 on this node")):
+        refused = dispute(key)
+        assert refused.exit_code == 1 and said in refused.stderr, refused.output
+    assert len(sent) == 2  # nothing refused reached the node
+
+
+def test_the_deals_table_keeps_its_columns_for_a_module_known_by_id_only(monkeypatch):
+    module_id = "bafkreic3qocbj6xfkj336p4t4zlqa5x4hzr2umsjhrstkkzvizokgaathe"
+    listed = [{"key": "k1", "side": "client", "phase": "settled", "module": "hello",
+               "payment_wei": 10**15},
+              {"key": "k2", "side": "provider", "phase": "settled", "module": module_id,
+               "payment_wei": 10**15},
+              {"key": "k3", "side": "client", "phase": "offered", "module": None,
+               "payment_wei": None}]
+    monkeypatch.setattr(cli_jobs, "_control", lambda home, method, params=None: listed)
+    shown = CliRunner().invoke(app, ["deals"])
+    assert shown.exit_code == 0, shown.output
+    header, *rows = shown.stdout.splitlines()
+    assert [row.index(f"k{n}") for n, row in enumerate(rows, 1)] == [header.index("key")] * 3
+    assert "bafkreic3qocbj…" in rows[1] and module_id not in shown.stdout
