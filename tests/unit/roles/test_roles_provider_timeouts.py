@@ -107,9 +107,13 @@ async def test_an_idle_provider_reads_its_deals_each_idle_tick_and_at_once_on_a_
     role, store, _, client, proposal = await _provider(tmp_path)
     reads: list[float] = []
     read_deals = store.provider_deals
+    next_read = trio.Event()
 
     def counted(**kwargs):
+        nonlocal next_read
         reads.append(trio.current_time())
+        next_read.set()
+        next_read = trio.Event()
         return read_deals(**kwargs)
 
     monkeypatch.setattr(store, "provider_deals", counted)
@@ -119,11 +123,11 @@ async def test_an_idle_provider_reads_its_deals_each_idle_tick_and_at_once_on_a_
             await trio.sleep(6 * PROVIDER_IDLE_TICK_S)
             assert len(reads) <= 7  # the first tick, then one per idle tick: not one a second
             before = len(reads)
+            read = next_read
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
                               wire.DealCountersigned)
             asked_at = trio.current_time()
-            while len(reads) == before:
-                await trio.sleep(0.01)
+            await read.wait()
             assert reads[-1] - asked_at < PROVIDER_TICK_S
             # With a deal open, the provider looks every tick again.
             await trio.sleep(5 * PROVIDER_TICK_S)
