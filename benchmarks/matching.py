@@ -7,7 +7,11 @@ mediator lists, a few GPU, targeted, expired and unreachable-deadline offers), i
 "balanced" (7 jobs for 3 resource offers) and "oversubscribed" (9 jobs for 1 offer), at 10, 100
 and 1000 offers. Plus the first-fit trap family (`first_fit_trap`), and the simnet's shape: one
 market of 30 equally priced offers (room for 1 or 4 jobs each) and 1 to 12 jobs an epoch, where
-every full matching ties on matches and surplus. "bound" is an upper bound on
+every full matching ties on matches and surplus. And bursts: N jobs posted together on P
+providers with identical offers and room for all, matched in one epoch (3 on 6, 10 on 20, 30 on
+60, over 200 job sets each): how often the jobs are shared evenly (no provider two jobs ahead of
+another), how many providers get none, and the busiest provider's jobs over the mean.
+"bound" is an upper bound on
 what any matching could place (`placement_bound`), since the optimum of large markets is
 unknown. Times are wall-clock (time.perf_counter) of one `match` call, median and p90 over the
 seeds. `--records`: every job names a records block and providers have random track records
@@ -45,6 +49,8 @@ TRAP_PAIRS = (5, 50, 250)
 ONE_PRICE_OFFERS = 30
 ONE_PRICE_JOBS = (1, 4, 8, 12)
 ONE_PRICE_ROOMS = (1, 4)
+BURSTS = ((3, 6), (10, 20), (30, 60))  # (providers, jobs posted together)
+BURST_SETS = 200
 # Fewer seeds for the largest markets: each takes up to a few hundred ms.
 LARGE_MARKET_SEED_DIVISOR = 3
 
@@ -192,6 +198,37 @@ def run_one_price(jobs_n: int, room: int, seeds: int) -> dict[str, object]:
     }
 
 
+def run_burst(providers: int, jobs_n: int) -> dict[str, object]:
+    room = ResourceSpec(milli_cpu=jobs_n * JOB_SPEC.milli_cpu, ram_mb=jobs_n * JOB_SPEC.ram_mb,
+                        disk_mb=jobs_n * JOB_SPEC.disk_mb)
+    resources = [
+        make_resource_offer(provider=address_of(0x100 + i), spec=room, nonce=i,
+                            created_at=NOW - 1000)
+        for i in range(providers)
+    ]
+    even, idle, peak = 0, 0, []
+    for job_set in range(BURST_SETS):
+        jobs = [make_job_offer(nonce=job_set * jobs_n + k, created_at=NOW - k)
+                for k in range(jobs_n)]
+        result = match(jobs, resources, NOW, epoch=1)
+        owner = {offer.cid: offer.provider for offer in resources}
+        counts = {offer.provider: 0 for offer in resources}
+        for _, resource_id in result.matches:
+            counts[owner[resource_id]] += 1
+        even += max(counts.values()) - min(counts.values()) <= 1
+        idle += sum(1 for count in counts.values() if count == 0)
+        peak.append(max(counts.values()) / (jobs_n / providers))
+    return {
+        "providers": providers,
+        "jobs": jobs_n,
+        "job_sets": BURST_SETS,
+        "share_even": round(even / BURST_SETS, 3),
+        "providers_without_work_mean": round(idle / BURST_SETS, 2),
+        "busiest_over_mean_mean": round(statistics.mean(peak), 2),
+        "busiest_over_mean_max": round(max(peak), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=30, help="markets per shape and size")
@@ -233,6 +270,14 @@ def main() -> None:
             f"{row['match_cpu_ms_p90']} ms p90; placed {row['placed_mean']}, "
             f"proven optimal {100 * row['share_proven_optimal']:.0f} %"
         )
+    bursts = [run_burst(providers, jobs_n) for providers, jobs_n in BURSTS]
+    for row in bursts:
+        print(
+            f"burst of {row['jobs']} jobs on {row['providers']} equal providers: shared evenly "
+            f"in {100 * row['share_even']:.0f} % of {row['job_sets']} job sets, "
+            f"{row['providers_without_work_mean']} providers without work on average, busiest "
+            f"{row['busiest_over_mean_mean']}x the mean (at most {row['busiest_over_mean_max']}x)"
+        )
     p90_1000 = max(float(row["match_ms_p90"]) for row in rows if row["offers"] == 1000)
     target_met = p90_1000 <= EPOCH_GRACE_MS
     print(
@@ -250,6 +295,7 @@ def main() -> None:
                 "markets": rows,
                 "first_fit_trap": traps,
                 "one_price": one_price,
+                "bursts": bursts,
                 "target_p90_ms_at_1000_offers": EPOCH_GRACE_MS,
                 "p90_ms_at_1000_offers": p90_1000,
                 "target_met": target_met,

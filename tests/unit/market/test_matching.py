@@ -338,13 +338,14 @@ def test_the_exact_search_finds_the_best_key_ties_included(seed, n_jobs, n_offer
 
 
 def test_ties_between_equally_priced_offers_do_not_eat_the_node_budget():
-    """30 equally priced offers with room for one job each, 8 jobs: every full assignment ties
-    on matches and surplus, and the jobs' first choices collide. The search must still prove
-    its answer within a thousand nodes (it takes about 200) rather than walk the ties."""
-    resources = [offer(nonce=i, provider=address_of(0x100 + i)) for i in range(30)]
-    jobs = [job(nonce=k) for k in range(8)]
+    """30 equally priced offers of 3 providers with room for one job each, 8 jobs: every full
+    assignment ties on matches and surplus, and the jobs' first choices collide (the batch is
+    spread over the providers, not over their offers). The search must still prove its answer
+    within a thousand nodes rather than walk the ties."""
+    resources = [offer(nonce=i, provider=address_of(0x100 + i % 3)) for i in range(30)]
+    jobs = [job(nonce=k) for k in range(4, 12)]  # nonces whose draws collide on 2 offers
     problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
-    assert len({options[0] for options in problem.options}) < len(jobs)  # choices collide
+    assert len({options[0] for options in problem.options}) < len(jobs) - 1  # choices collide
     ours = match(jobs, resources, NOW, epoch=1, policy=MatchPolicy(exact_node_budget=1000))
     assert ours.proven_optimal and ours.placed == 8
     assert ours.matches == match(jobs, resources, NOW, epoch=1).matches

@@ -38,6 +38,22 @@ def test_one_batch_of_jobs_spreads_over_identical_offers():
     assert matching.placed == 200
     counts = jobs_per_provider(matching.matches, resources)
     assert fair(counts, len(PROVIDERS)), counts
+    assert max(counts.values()) - min(counts.values()) <= 1, counts  # 6 or 7 each
+
+
+@given(st.sampled_from([(3, 6), (3, 7), (10, 20), (12, 12)]), st.integers(0, 10**6))
+@settings(max_examples=40, deadline=None)
+def test_jobs_posted_together_are_shared_evenly_by_identical_offers(sizes, first_nonce):
+    """A client's burst, matched in one epoch (small enough for the exact search): the jobs'
+    own draws would leave one of three providers without work about a quarter of the time."""
+    n_providers, n_jobs = sizes
+    resources = identical_offers()[:n_providers]
+    jobs = [job(nonce=first_nonce + n) for n in range(n_jobs)]
+    matching = match(jobs, resources, NOW, epoch=1)
+    assert matching.placed == n_jobs
+    counts = jobs_per_provider(matching.matches, resources)
+    assert len(counts) == n_providers
+    assert max(counts.values()) - min(counts.values()) <= 1, counts
 
 
 def play_epochs(resources, jobs_per_epoch: int, epochs: int) -> Counter:
