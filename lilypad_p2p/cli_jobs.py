@@ -23,6 +23,9 @@ RUN_POLL_INTERVAL_S = 0.2
 RUN_DEFAULT_WAIT_S = 900.0
 # The `deals` table's module column: a name fits; a module ID (59 characters) is cut.
 MODULE_COLUMN = 16
+# How many of its newest deals `deals` lists unless told otherwise: a node that has run for
+# months holds thousands.
+DEALS_SHOWN = 50
 
 
 def _parse_inputs(pairs: list[str]) -> dict[str, str]:
@@ -187,17 +190,23 @@ def deals(
         help="Show this deal in full: its key or on-chain deal ID (0x...), or the start of "
              "either that no other deal shares.",
         show_default=False)] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1, help="List the newest this many deals.")] = DEALS_SHOWN,
+    every: Annotated[bool, typer.Option(
+        "--all", help="List every deal, however many the node holds.")] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List this node's deals (as client and as provider) and their states, or show one.
+    """List this node's newest deals (as client and as provider) and their states, or show one.
 
     One deal is shown with its parties, result (CID, and for a job you posted the path of its
     outputs' archive), outcome and every phase it passed through."""
-    listed = _control(home, "deals")
     if key is not None:
-        _show_deal(_one_deal(listed, key), as_json)
+        _show_deal(_one_deal(_control(home, "deals", {"key": key}), key), as_json)
         return
+    listed = _control(home, "deals", {} if every else {"limit": limit + 1})
+    older = not every and len(listed) > limit
+    listed = listed[-limit:] if older else listed
     if _json_shown(listed, as_json):
         return
     if not listed:
@@ -208,6 +217,8 @@ def deals(
         payment = "" if deal["payment_wei"] is None else str(deal["payment_wei"])
         typer.echo(f"{deal['side']:<9}{deal['phase']:<17}{_module_cell(deal['module'])}"
                    f"{payment:>20}  {deal['key']}")
+    if older:
+        typer.echo(f"(the newest {limit} shown; older deals: --limit N or --all)")
 
 
 def _module_cell(module: str | None) -> str:
@@ -235,7 +246,7 @@ def _one_deal(listed: list[dict[str, Any]], key: str) -> dict[str, Any]:
     if not found:
         _fail(f"no deal {key} on this node: `lilypad-p2p deals` lists its deals")
     if len(found) > 1:
-        _fail(f"{key} starts {len(found)} deals' keys or IDs: give more of it")
+        _fail(f"{key} starts several deals' keys or IDs: give more of it")
     return found[0]
 
 
@@ -276,7 +287,7 @@ def dispute(
     The job creator's node records the result on chain if needed, disputes it, and the deal's
     consortium re-runs the job; `lilypad-p2p deals` shows it disputed, then resolved.
     """
-    named = _one_deal(_control(home, "deals"), key)
+    named = _one_deal(_control(home, "deals", {"key": key}), key)
     if named["side"] != "client":
         _fail(f"deal {named['key']} is one this node serves as provider: only the job "
               "creator's node disputes a result")

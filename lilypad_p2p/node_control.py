@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 CHAIN_STATUS_TIMEOUT_S = 3.0
 # The oldest chain section a `status` caller may accept (`chain_max_age_s`).
 MAX_CHAIN_STATUS_AGE_S = 3600.0
+# The most deals a `deals` call by `key` describes when the key only starts theirs: enough to
+# say it is ambiguous, without describing a node's every deal for a short prefix.
+MAX_NAMED_DEALS = 10
 
 
 class NodeControl:
@@ -58,10 +61,25 @@ class NodeControl:
         }
 
     async def _deals(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.node.store is None:
-            return []
+        """This node's deals, in creation order: every one, or the `limit` newest, or
+        (`open_only`) the unfinished ones, or those a `key` may name (`DealStore.deals_named`:
+        the one it names exactly, or at most MAX_NAMED_DEALS it starts)."""
+        key, limit, open_only = params.get("key"), params.get("limit"), params.get("open_only")
+        if key is not None and not isinstance(key, str):
+            raise LilypadError("deals: key must be text")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            raise LilypadError("deals: limit must be a whole number of deals, at least 1")
+        if open_only is not None and not isinstance(open_only, bool):
+            raise LilypadError("deals: open_only must be true or false")
         store = self.node.store
-        return [describe(stored, store) for stored in store.deals()]
+        if store is None:
+            return []
+        if key is not None:
+            chosen = store.deals_named(key, most=MAX_NAMED_DEALS)
+        else:
+            chosen = store.deals(open_only=bool(open_only), newest=limit)
+        return [describe(stored, store) for stored in chosen]
 
     async def _status(self, params: dict[str, Any]) -> dict[str, Any]:
         """The node at a glance. `chain_max_age_s` (default 0) lets each chain's section be

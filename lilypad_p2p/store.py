@@ -35,7 +35,7 @@ from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.market import DealRecord, Event, Phase, Side
 from lilypad_p2p.tally import Tally
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Beside the database: `node.sqlite.history` (it holds deals; its loss is refused) and
 # `node.sqlite.before-vN` (a copy taken before migrating from schema N).
 HISTORY_MARKER_SUFFIX = ".history"
@@ -56,6 +56,7 @@ CREATE TABLE deals (
     chain_id INTEGER
 );
 CREATE INDEX deals_open ON deals (side, phase);
+CREATE INDEX deals_created ON deals (created_ms, key);
 CREATE TABLE transitions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL REFERENCES deals (key),
@@ -73,6 +74,7 @@ CREATE TABLE results (
 # Schema migrations: the script that takes version N to N + 1.
 _MIGRATIONS = {
     1: "ALTER TABLE deals ADD COLUMN chain_id INTEGER;",  # several chains per node
+    2: "CREATE INDEX IF NOT EXISTS deals_created ON deals (created_ms, key);",  # the newest
 }
 
 
@@ -347,16 +349,54 @@ class DealStore:
         return cast(StoredDeal[ProviderDetail], stored)
 
     def deals(
-        self, side: Side | None = None, *, open_only: bool = False
+        self, side: Side | None = None, *, open_only: bool = False, newest: int | None = None
     ) -> list[StoredDeal[DealDetail]]:
-        """Deals in creation order, optionally of one side, optionally only unfinished ones."""
+        """Deals in creation order, optionally of one side, optionally only unfinished ones,
+        optionally only the `newest` so many. A long-lived node holds thousands of finished
+        deals: `open_only` leaves them in the database (the index on side and phase finds the
+        open ones), and `newest` reads no more rows than it returns."""
+        clauses, values = ["1"], []
+        if side is not None:
+            clauses.append("side = ?")
+            values.append(side.value)
+        elif open_only:  # the (side, phase) index finds the open deals of either side
+            clauses.append(f"side IN ({', '.join('?' * len(Side))})")
+            values.extend(s.value for s in Side)
+        if open_only:
+            clauses.append(f"phase IN ({', '.join('?' * len(_OPEN_PHASES))})")
+            values.extend(_OPEN_PHASES)
+        where = " AND ".join(clauses)
+        if newest is None:
+            return [_stored(row) for row in self._db.execute(
+                f"SELECT {_COLUMNS} FROM deals WHERE {where} ORDER BY created_ms, key", values)]
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM deals WHERE (? IS NULL OR side = ?) "
-            "ORDER BY created_ms, key",
-            (side.value if side else None, side.value if side else None),
+            f"SELECT {_COLUMNS} FROM deals WHERE {where} "
+            "ORDER BY created_ms DESC, key DESC LIMIT ?", (*values, max(0, newest)),
         ).fetchall()
-        # The phase is read first: a finished deal's detail is not decoded for `open_only`.
-        return [_stored(row) for row in rows if not (open_only and Phase(row[2]).is_final)]
+        return [_stored(row) for row in reversed(rows)]
+
+    def deals_named(self, name: str, *, most: int) -> list[StoredDeal[DealDetail]]:
+        """The deals `name` may mean: the one whose key is `name`, or whose on-chain deal ID
+        is (for a `name` of 0x and hex digits); else at most `most` of those whose key or
+        deal ID starts with it. Keys are matched in the database (a provider's key is its deal
+        ID); a client's deal ID is in its detail, of which only that field is read."""
+        text = name.strip().lower()
+        wanted = text.removeprefix("0x")
+        if not wanted:
+            return []
+        names = {row[0]: row[0] for row in self._db.execute(
+            "SELECT key FROM deals WHERE substr(key, 1, ?) = ?", (len(wanted), wanted))}
+        if text.startswith("0x") and all(c in "0123456789abcdef" for c in wanted):
+            for key, blob in self._db.execute(
+                "SELECT key, detail FROM deals WHERE side = ?", (Side.CLIENT.value,)
+            ):
+                deal_id = msgpack.unpackb(blob, raw=False, strict_map_key=False).get("deal_id")
+                if isinstance(deal_id, bytes) and deal_id.hex().startswith(wanted):
+                    names[key] = deal_id.hex()
+        exact = [key for key in names if wanted in (key, names[key])]
+        found = [self.get(key) for key in exact or sorted(names)[:most]]
+        return sorted((d for d in found if d is not None),
+                      key=lambda d: (d.record.created_ms, d.record.key))
 
     def client_deals(self, *, open_only: bool = False) -> list[StoredDeal[ClientDetail]]:
         return cast(list[StoredDeal[ClientDetail]], self.deals(Side.CLIENT, open_only=open_only))
@@ -392,6 +432,7 @@ class DealStore:
 
 _COLUMNS = ("key, side, phase, phase_since_ms, created_ms, expires_ms, result_deadline_ms, "
             "detail, chain_id")
+_OPEN_PHASES = [phase.value for phase in Phase if not phase.is_final]
 
 
 def _stored(row: tuple[Any, ...]) -> StoredDeal[DealDetail]:

@@ -62,10 +62,11 @@ def render(
     status: Mapping[str, Any],
     peers: Sequence[Mapping[str, Any]],
     deals: Sequence[Mapping[str, Any]],
+    deals_held: int,
     offers: Mapping[str, Sequence[Mapping[str, Any]]],
     ready: Mapping[str, bool],
 ) -> str:
-    """The whole page for one snapshot."""
+    """The whole page for one snapshot: `deals` the recent ones, of `deals_held` in all."""
     failing = [name for name, passing in ready.items() if not passing]
     readiness = (
         '<span class="ok">ready</span>' if not failing
@@ -102,7 +103,7 @@ def render(
              min((o["price_wei"] for o in rows if o.get("price_wei") is not None), default="-")]
             for market, rows in sorted(offers.items())
         ], "no markets"),
-        f"<h2>Deals (latest {RECENT_DEALS} of {len(deals)})</h2>",
+        f"<h2>Deals (latest {RECENT_DEALS} of {deals_held})</h2>",
         _table(["deal", "side", "phase", "module", "counterparty", "started", "last change",
                 "error"], [
             [d["key"][:16], d["side"], d["phase"], d.get("module") or "-",

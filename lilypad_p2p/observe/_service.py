@@ -29,6 +29,8 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 # anvil), most of a scrape's cost; deposits move with deals, seconds to minutes apart, and a
 # chain the watchdog finds unreachable is read afresh anyway.
 METRICS_CHAIN_MAX_AGE_S = 60.0
+# The page shows the deals that changed last, chosen from the open ones and this many newest.
+PAGE_DEALS = 100
 
 # Roles that only make sense with peers in a market mesh.
 _NETWORKED_ROLES = frozenset({"client", "provider", "solver", "mediator"})
@@ -102,11 +104,19 @@ class ObserveService:
     ) -> None:
         await self.server.run(host, port, task_status=task_status)
 
-    async def _snapshot(self) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    async def _snapshot(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         status = await self._handlers["status"]({})
         peers = await self._handlers["peers"]({})
-        deals = await self._handlers["deals"]({})
-        return status, peers, deals
+        return status, peers
+
+    async def _recent_deals(self) -> tuple[list[dict[str, Any]], int]:
+        """The deals the page may show (the open ones and the PAGE_DEALS newest: a node that
+        has run for months holds thousands), and how many the node holds."""
+        newest = await self._handlers["deals"]({"limit": PAGE_DEALS})
+        unfinished = await self._handlers["deals"]({"open_only": True})
+        tallies = await self._handlers["tallies"]({})
+        held = sum(count for _, _, count in tallies["deal_phases"])
+        return list({d["key"]: d for d in (*newest, *unfinished)}.values()), held
 
     async def _metrics(self, query: dict[str, list[str]]) -> Response:
         status = await self._handlers["status"]({"chain_max_age_s": METRICS_CHAIN_MAX_AGE_S})
@@ -127,15 +137,16 @@ class ObserveService:
         return Response(200, b"ready\n")
 
     async def _page(self, query: dict[str, list[str]]) -> Response:
-        status, peers, deals = await self._snapshot()
+        status, peers = await self._snapshot()
+        deals, held = await self._recent_deals()
         offers = {
             market: await self._handlers["offers"]({"market": market})
             for market in status.get("markets", ())
         }
-        page = render(status, peers, deals, offers, readiness(status, peers))
+        page = render(status, peers, deals, held, offers, readiness(status, peers))
         return Response(200, page.encode(), "text/html; charset=utf-8")
 
     async def _api_status(self, query: dict[str, list[str]]) -> Response:
-        status, peers, _ = await self._snapshot()
+        status, peers = await self._snapshot()
         body = json.dumps({**status, "ready": readiness(status, peers)}, default=str)
         return Response(200, body.encode(), "application/json")

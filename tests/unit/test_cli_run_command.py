@@ -175,7 +175,7 @@ def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
     assert "None" not in shown.stdout
     assert "failure" not in shown.stdout  # what a deal lacks is left out
     assert "key           abd456" in deals("0x02").stdout  # by its on-chain deal ID
-    for key, said in (("ab", "ab starts 2 deals' keys or IDs: give more of it"),
+    for key, said in (("ab", "ab starts several deals' keys or IDs: give more of it"),
                       ("ffff", "no deal ffff on this node"), (" ", "give a deal's key")):
         refused = deals(key)
         assert refused.exit_code == 1 and said in refused.stderr, refused.output
@@ -189,6 +189,7 @@ def test_dispute_names_a_deal_as_deals_does_and_only_the_job_creators(monkeypatc
 
     def control(home, method, params=None):
         if method == "deals":
+            assert set(params) == {"key"}  # the node picks the candidates, not the CLI
             return listed
         sent.append(params)
         return {"phase": "disputed"}
@@ -203,7 +204,7 @@ def test_dispute_names_a_deal_as_deals_does_and_only_the_job_creators(monkeypatc
     assert by_id.stdout == "deal abd456 is disputed: its mediators are re-running the job\n"
     assert dispute("abc").exit_code == 0
     assert sent == [{"key": "abd456"}, {"key": "abc123"}]
-    for key, said in (("ab", "ab starts 2 deals' keys or IDs: give more of it"),
+    for key, said in (("ab", "ab starts several deals' keys or IDs: give more of it"),
                       ("ff00", "deal ff0011 is one this node serves as provider"),
                       ("9999", "no deal 9999 on this node")):
         refused = dispute(key)
@@ -225,3 +226,29 @@ def test_the_deals_table_keeps_its_columns_for_a_module_known_by_id_only(monkeyp
     header, *rows = shown.stdout.splitlines()
     assert [row.index(f"k{n}") for n, row in enumerate(rows, 1)] == [header.index("key")] * 3
     assert "bafkreic3qocbj…" in rows[1] and module_id not in shown.stdout
+
+
+def test_deals_lists_the_newest_and_says_how_to_list_older_ones(monkeypatch):
+    listed = [{"key": f"k{n}", "side": "client", "phase": "settled", "module": "hash",
+               "payment_wei": 1} for n in range(5)]
+    asked: list[dict] = []
+
+    def control(home, method, params=None):
+        asked.append(params)
+        return listed[-params["limit"]:] if "limit" in params else listed
+
+    monkeypatch.setattr(cli_jobs, "_control", control)
+
+    def keys_listed(*args: str) -> tuple[list[str], str]:
+        shown = CliRunner().invoke(app, ["deals", *args])
+        assert shown.exit_code == 0, shown.output
+        rows = shown.stdout.splitlines()[1:]
+        return [row.split()[-1] for row in rows if row.startswith("client")], rows[-1]
+
+    assert keys_listed("--limit", "2") == (
+        ["k3", "k4"], "(the newest 2 shown; older deals: --limit N or --all)")
+    assert asked[-1] == {"limit": 3}  # one more than shown: whether there are older ones
+    assert keys_listed()[0] == ["k0", "k1", "k2", "k3", "k4"]  # fewer than the default 50
+    assert asked[-1] == {"limit": 51}
+    assert keys_listed("--all")[0] == ["k0", "k1", "k2", "k3", "k4"] and asked[-1] == {}
+    assert CliRunner().invoke(app, ["deals", "--limit", "0"]).exit_code == 2

@@ -10,6 +10,7 @@ import tarfile
 
 import pytest
 
+from lilypad_p2p.control import ControlError
 from lilypad_p2p.localnet import market_world
 from lilypad_p2p.testing import require_anvil, require_docker
 
@@ -84,3 +85,22 @@ def test_twenty_solver_matched_jobs_settle_and_pay_exactly(tmp_path):
         for provider in providers:
             earned = sum(d["payment_wei"] for d in provider.call("deals"))
             assert after[provider.name] - before[provider.name] == earned
+        _deals_by_limit_and_key(clients[0])
+
+
+def _deals_by_limit_and_key(client) -> None:
+    """The `deals` control method answers a long-lived node's callers without describing every
+    deal: the newest few, the open ones, or those a key or deal ID names; a bad parameter is
+    one line, and the node answers on."""
+    every = client.call("deals")
+    assert every and client.call("deals", {"limit": 1}) == every[-1:]
+    assert client.call("deals", {"open_only": True}) == []  # all settled
+    newest = every[-1]
+    assert client.call("deals", {"key": newest["key"][:-3].upper()}) == [newest]
+    assert client.call("deals", {"key": newest["deal_id"]}) == [newest]
+    assert client.call("deals", {"key": "bafk"}) == every[:10]  # ambiguous, bounded
+    for params, said in (({"limit": 0}, "limit must be"), ({"limit": True}, "limit must be"),
+                         ({"key": 7}, "key must be text"), ({"open_only": "yes"}, "open_only")):
+        with pytest.raises(ControlError, match=said):
+            client.call("deals", params)
+    assert client.call("status")["address"]

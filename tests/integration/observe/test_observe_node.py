@@ -150,4 +150,5 @@ def test_the_status_page_in_a_real_browser(tmp_path: Path) -> None:
         assert node.status["address"] in dom and node.status["peer_id"] in dom
         assert provider.status["peer_id"] in dom  # in the peers table
         assert "Markets and offers" in dom and "<td>cpu</td>" in dom
+        assert "Deals (latest 20 of 0)" in dom and "no deals yet" in dom
         assert shot.stat().st_size > 10_000

@@ -156,10 +156,11 @@ def test_readiness_names_each_failing_check():
 
 
 def test_the_page_escapes_what_others_wrote():
-    page = render(STATUS, PEERS, DEALS, {"cpu": []}, readiness(STATUS, PEERS))
+    page = render(STATUS, PEERS, DEALS, 1234, {"cpu": []}, readiness(STATUS, PEERS))
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert "<b>bad</b>" not in page
     assert STATUS["address"] in page and "16Uiu2HAmA" in page and "ready" in page
+    assert "Deals (latest 20 of 1234)" in page
 
 
 def test_the_dashboard_only_charts_metrics_we_export():

@@ -80,6 +80,47 @@ def test_survives_reopen_and_filters_open_deals(tmp_path: Path) -> None:
     again.close()
 
 
+def _long_lived_store(tmp_path: Path) -> DealStore:
+    """A client's three finished deals and one open, then a provider's deal, in that order."""
+    store = DealStore.open(tmp_path / "node.sqlite")
+    for n, key in enumerate(("bafyaa1", "bafyab2", "bafyb3", "bafyc4")):
+        record = new_client_deal(key, now_ms=T0 + n, expires_ms=T0 + 60_000)
+        detail = replace(OFFERED, deal_id=bytes([0xAB, n]) + bytes(30))
+        store.insert(record, detail)
+        if key != "bafyc4":
+            store.update(advance(record, Event.CANCEL, T0 + 10)[0], detail, Event.CANCEL)
+    store.insert(new_provider_deal("ab" * 32, now_ms=T0 + 9, result_deadline_ms=T0 + 99),
+                 COSIGNED)
+    return store
+
+
+def test_the_newest_deals_are_read_without_the_rest(tmp_path: Path) -> None:
+    store = _long_lived_store(tmp_path)
+    assert [d.record.key for d in store.deals(newest=2)] == ["bafyc4", "ab" * 32]
+    assert [d.record.key for d in store.deals(Side.CLIENT, newest=2)] == ["bafyb3", "bafyc4"]
+    assert [d.record.key for d in store.deals(open_only=True)] == ["bafyc4", "ab" * 32]
+    assert [d.record.key for d in store.deals(open_only=True, newest=1)] == ["ab" * 32]
+    assert len(store.deals(newest=100)) == len(store.deals()) == 5
+
+
+def test_deals_are_named_by_key_or_deal_id_exactly_or_by_their_start(tmp_path: Path) -> None:
+    store = _long_lived_store(tmp_path)
+
+    def named(name: str, most: int = 10) -> list[str]:
+        return [d.record.key for d in store.deals_named(name, most=most)]
+
+    assert named("bafyab2") == ["bafyab2"]
+    assert named(" BAFYA ") == ["bafyaa1", "bafyab2"]
+    assert named("bafya", most=1) == ["bafyaa1"]  # enough to say it is ambiguous
+    assert named("0x" + (bytes([0xAB, 2]) + bytes(30)).hex()) == ["bafyb3"]  # a client's ID
+    assert named("0xab02") == ["bafyb3"]
+    # 0xab starts the provider's key and every client deal's ID: all are candidates.
+    assert named("0xab") == ["bafyaa1", "bafyab2", "bafyb3", "bafyc4", "ab" * 32]
+    assert named("ab") == ["ab" * 32]  # without 0x only keys are matched
+    assert named("0x" + "ab" * 32) == ["ab" * 32]  # exact: the provider's key is its ID
+    assert named("") == named("0x") == named("zz") == []
+
+
 def test_update_of_unknown_deal_and_duplicate_insert_fail(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "db")
     record = new_client_deal("x", now_ms=T0, expires_ms=T0 + 1)

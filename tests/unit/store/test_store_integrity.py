@@ -10,7 +10,7 @@ import pytest
 
 from lilypad_p2p.deal_detail import ClientDetail
 from lilypad_p2p.market import new_client_deal
-from lilypad_p2p.store import _SCHEMA, DealStore, StoreError
+from lilypad_p2p.store import _SCHEMA, SCHEMA_VERSION, DealStore, StoreError
 
 T0 = 1_700_000_000_000
 
@@ -64,7 +64,8 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
 
 def test_migration_is_preceded_by_a_backup(tmp_path: Path) -> None:
     path = tmp_path / "node.sqlite"
-    schema_1 = _SCHEMA.replace(",\n    chain_id INTEGER\n", "\n")
+    schema_1 = _SCHEMA.replace(",\n    chain_id INTEGER\n", "\n").replace(
+        "CREATE INDEX deals_created ON deals (created_ms, key);\n", "")
     with sqlite3.connect(path) as raw:
         raw.executescript(schema_1)
         raw.execute("INSERT INTO deals VALUES ('k', 'client', 'offered', 0, 0, 1, NULL, ?)",
@@ -77,5 +78,7 @@ def test_migration_is_preceded_by_a_backup(tmp_path: Path) -> None:
         assert raw.execute("SELECT key FROM deals").fetchall() == [("k",)]
     assert backup.stat().st_mode & 0o777 == 0o600
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert "chain_id" in [row[1] for row in raw.execute("PRAGMA table_info(deals)")]
+        indexes = {row[1] for row in raw.execute("PRAGMA index_list(deals)")}
+        assert {"deals_open", "deals_created"} <= indexes
