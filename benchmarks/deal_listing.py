@@ -14,7 +14,10 @@ result) plus one open deal, then times, median of `--rounds`, in ms of this proc
 - `open only`: `deals(open_only=True)`, what the provider reads every tick and the network
   reads for each inputs transfer;
 - `named by key start` and `named by 0x deal ID`: `deals_named(..., most=10)`, what
-  `deals KEY` and `dispute KEY` ask for now.
+  `deals KEY` and `dispute KEY` ask for now;
+- `every client deal decoded`: `client_deals()`, what a spot-checking client's fee payer (every
+  2 s) and a chain bridge (every 1 s) read to find the few deals they watch, before; and
+  `changes since the last poll`: `changed_since(mark)` with nothing changed, what they read now.
 
 Run it on an older checkout through PYTHONPATH to compare: what that code lacks is reported as
 not measured. Writes benchmarks/results/deal-listing.json (with --label, merged under it).
@@ -125,6 +128,8 @@ def main() -> None:
         size = len(json.dumps(every).encode())
         rows["every_deal"] = {"cpu_ms": every_ms, "json_bytes": size,
                               "over_control_bound": size > CONTROL_MAX_LINE}
+        clients_ms, _ = cpu_ms(store.client_deals, args.rounds)
+        rows["every_client_deal_decoded"] = {"cpu_ms": clients_ms}
         open_ms, found = cpu_ms(lambda: store.deals(open_only=True), args.rounds)
         assert [d.record.key for d in found] == [open_key]
         rows["open_only"] = {"cpu_ms": open_ms}
@@ -140,7 +145,10 @@ def main() -> None:
                                  args.rounds)
             rows["named_by_key_start"] = {"cpu_ms": by_key_ms}
             rows["named_by_deal_id_start"] = {"cpu_ms": by_id_ms}
-        except TypeError as exc:  # an older store: no newest / deals_named
+            _, mark = store.changed_since(0)
+            quiet_ms, _ = cpu_ms(lambda: store.changed_since(mark), args.rounds)
+            rows["changes_since_the_last_poll"] = {"cpu_ms": quiet_ms}
+        except (TypeError, AttributeError) as exc:  # an older store: no newest, deals_named
             rows["not_measured"] = str(exc)
         store.close()
     print(f"{args.label}: a store of {rows['deals']} deals (CPU ms, median of {args.rounds})")
@@ -148,7 +156,9 @@ def main() -> None:
           f"({'over' if size > CONTROL_MAX_LINE else 'within'} the control answer's "
           f"{CONTROL_MAX_LINE / 2**20:.0f} MiB)")
     print(f"  open deals only: {open_ms} ms")
-    for name in ("newest_51", "named_by_key_start", "named_by_deal_id_start"):
+    print(f"  every client deal decoded: {clients_ms} ms")
+    for name in ("newest_51", "named_by_key_start", "named_by_deal_id_start",
+                 "changes_since_the_last_poll"):
         if name in rows:
             print(f"  {name.replace('_', ' ')}: {rows[name]['cpu_ms']} ms")
     if "not_measured" in rows:

@@ -414,6 +414,15 @@ class DealStore:
             )
         ]
 
+    def changed_since(self, mark: int) -> tuple[list[str], int]:
+        """The deals made or moved to another phase after `mark` (0: every deal), and the mark
+        to pass next time: a loop that watches a few deals among thousands reads only those
+        that changed."""
+        rows = self._db.execute(
+            "SELECT key, MAX(seq) FROM transitions WHERE seq > ? GROUP BY key", (mark,)
+        ).fetchall()
+        return [key for key, _ in rows], max((seq for _, seq in rows), default=mark)
+
     def transitions(self, key: str) -> list[Transition]:
         rows = self._db.execute(
             "SELECT from_phase, to_phase, event, at_ms FROM transitions WHERE key = ? "

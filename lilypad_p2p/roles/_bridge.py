@@ -152,6 +152,9 @@ class BridgeRole:
         self._confirmations = confirmations
         self._settlement: SettlementClient | None = None
         self._pending: dict[bytes, RequestedJob] = {}
+        # Our deals' keys per request, and the store's change mark they are up to date with.
+        self._keys_by_request: dict[bytes, set[str]] = {}
+        self._store_mark = 0
         self._unconfirmed_seen: set[bytes] = set()
         self._address = requests.account.address if requests.account else ""
         self._trusted = frozenset(m.lower() for m in trusted_mediators)
@@ -364,11 +367,22 @@ class BridgeRole:
         return self._settlement
 
     def _deals_by_request(self) -> dict[bytes, list[ClientDeal]]:
+        """Each pending request's deals (a bridged deal's salt is its request ID), as they are
+        now. The keys per request are learned from the deals made since the last poll: a
+        bridge that has served thousands of requests does not read them all each second."""
+        changed, self._store_mark = self._store.changed_since(self._store_mark)
+        for key in changed:
+            stored = self._store.client_deal(key)
+            if stored is not None and stored.detail.salt is not None:
+                self._keys_by_request.setdefault(stored.detail.salt, set()).add(key)
         by_request: dict[bytes, list[ClientDeal]] = {}
-        for stored in self._store.client_deals():
-            salt = stored.detail.salt
-            if salt is not None and salt in self._pending:
-                by_request.setdefault(salt, []).append(stored)
+        for request_id in self._pending:
+            found = (self._store.client_deal(key)
+                     for key in sorted(self._keys_by_request.get(request_id, ())))
+            deals = sorted((d for d in found if d is not None),
+                           key=lambda d: (d.record.created_ms, d.record.key))
+            if deals:
+                by_request[request_id] = deals
         return by_request
 
     def _scan_from(self) -> int:

@@ -103,8 +103,13 @@ class CheckFees:
         """Pay owed fees in batches; a client that does not spot-check (`checking` False) only
         pays what it still owed from before and then stops scanning its deals."""
         oldest: float | None = None
+        owed_keys: set[str] = set()
+        mark = 0  # every deal once, then only those that change (fees come with a transition)
         while True:
-            owed = _owed(store)
+            changed, mark = store.changed_since(mark)
+            owed_keys.update(changed)
+            owed = _owed(store, owed_keys)
+            owed_keys = {stored.record.key for stored in owed}
             if not owed and not checking:
                 return
             owing = [s.record.key for s in owed if s.record.phase.is_final]
@@ -145,8 +150,11 @@ class CheckFees:
                   wei=sum(total.values()), gas=receipt.gas_used, chain_id=chain_id)
 
 
-def _owed(store: DealStore) -> list[ClientDeal]:
-    """Deals whose agreeing check's fees are not paid yet (paid once the deal is final)."""
-    return [stored for stored in store.client_deals()
-            if stored.detail.check_fees and not stored.detail.check_fees_paid]
+def _owed(store: DealStore, keys: set[str]) -> list[ClientDeal]:
+    """Of the deals `keys` names, those whose agreeing check's fees are not paid yet (paid
+    once the deal is final)."""
+    found = (store.client_deal(key) for key in sorted(keys))
+    return [stored for stored in found
+            if stored is not None and stored.detail.check_fees
+            and not stored.detail.check_fees_paid]
 

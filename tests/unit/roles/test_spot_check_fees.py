@@ -2,12 +2,14 @@
 final, never twice; a client that stopped checking pays what it still owed and stops."""
 
 import dataclasses
+import functools
 
 import pytest
 import trio
 
+from lilypad_p2p import store as deal_store
 from lilypad_p2p.deal_detail import ClientDetail
-from lilypad_p2p.market import Phase, new_client_deal
+from lilypad_p2p.market import Event, Phase, new_client_deal
 from lilypad_p2p.roles._spot_check import CheckFees
 from lilypad_p2p.store import DealStore
 
@@ -70,3 +72,32 @@ async def test_a_client_that_stopped_checking_pays_its_debts_then_stops(store, a
         await fees.run(store, checking=False)
     assert chains.client.payments == [{"0xm1": 4}]
     assert fees.transactions == 1
+
+
+async def test_a_long_history_is_read_once_then_only_deals_that_change(
+    store, autojump_clock, monkeypatch
+):
+    for n in range(50):  # paid long ago
+        record = dataclasses.replace(new_client_deal(f"old{n}", now_ms=0, expires_ms=1),
+                                     phase=Phase.SETTLED)
+        store.insert(record, ClientDetail(job_offer=b"", module="hash", submitted_ms=0,
+                                          check_fees={"0xm1": 1}, check_fees_paid=True))
+    _owe(store, "c", {"0xm1": 7}, Phase.ACCEPTED)  # owes once final
+    reads: list[object] = []  # every deal detail the store decodes
+    decode = deal_store.decode_detail
+    monkeypatch.setattr(deal_store, "decode_detail",
+                        lambda side, blob: reads.append(side) or decode(side, blob))
+    chains = _Chains()
+    fees = CheckFees(chains, batch_deals=20, max_delay_s=0)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(functools.partial(fees.run, store, checking=True))
+        await trio.sleep(10)  # five polls
+        assert len(reads) < 51 + 10  # every deal once, then only the one still owing
+        before = len(reads)
+        accepted = store.client_deal("c")
+        store.update(dataclasses.replace(accepted.record, phase=Phase.SETTLED),
+                     accepted.detail, Event.SETTLED)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert chains.client.payments == [{"0xm1": 7}]
+    assert len(reads) - before < 20

@@ -121,6 +121,21 @@ def test_deals_are_named_by_key_or_deal_id_exactly_or_by_their_start(tmp_path: P
     assert named("") == named("0x") == named("zz") == []
 
 
+def test_changes_since_a_mark_name_only_deals_made_or_moved_since(tmp_path: Path) -> None:
+    store = _long_lived_store(tmp_path)
+    every, mark = store.changed_since(0)
+    assert sorted(every) == sorted(["bafyaa1", "bafyab2", "bafyb3", "bafyc4", "ab" * 32])
+    assert store.changed_since(mark) == ([], mark)
+    open_deal = store.get("bafyc4")
+    store.update(open_deal.record, replace(open_deal.detail, refusal="same phase"))
+    assert store.changed_since(mark) == ([], mark)  # no new phase: not a change
+    store.update(advance(open_deal.record, Event.MATCH_FOUND, T0 + 20)[0], open_deal.detail,
+                 Event.MATCH_FOUND)
+    store.insert(new_client_deal("bafyd5", now_ms=T0 + 21, expires_ms=T0 + 60_000), OFFERED)
+    changed, later = store.changed_since(mark)
+    assert sorted(changed) == ["bafyc4", "bafyd5"] and later > mark
+
+
 def test_update_of_unknown_deal_and_duplicate_insert_fail(tmp_path: Path) -> None:
     store = DealStore.open(tmp_path / "db")
     record = new_client_deal("x", now_ms=T0, expires_ms=T0 + 1)
