@@ -418,10 +418,10 @@ class DealStore:
         """The deals made or moved to another phase after `mark` (0: every deal), and the mark
         to pass next time: a loop that watches a few deals among thousands reads only those
         that changed."""
-        rows = self._db.execute(
-            "SELECT key, MAX(seq) FROM transitions WHERE seq > ? GROUP BY key", (mark,)
+        rows = self._db.execute(  # a range of the rowid: no more rows read than changed
+            "SELECT key, seq FROM transitions WHERE seq > ? ORDER BY seq", (mark,)
         ).fetchall()
-        return [key for key, _ in rows], max((seq for _, seq in rows), default=mark)
+        return list(dict.fromkeys(key for key, _ in rows)), rows[-1][1] if rows else mark
 
     def transitions(self, key: str) -> list[Transition]:
         rows = self._db.execute(
