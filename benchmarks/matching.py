@@ -170,14 +170,19 @@ def run_trap(pairs: int) -> dict[str, object]:
     }
 
 
-def run_one_price(jobs_n: int, room: int, seeds: int) -> dict[str, object]:
+def equal_offers(count: int, room: int) -> list[ResourceOffer]:
+    """`count` providers' offers of one price, each with room for `room` default jobs."""
     capacity = ResourceSpec(milli_cpu=room * JOB_SPEC.milli_cpu, ram_mb=room * JOB_SPEC.ram_mb,
                             disk_mb=room * JOB_SPEC.disk_mb)
-    resources = [
+    return [
         make_resource_offer(provider=address_of(0x100 + i), spec=capacity, nonce=i,
                             created_at=NOW - 1000)
-        for i in range(ONE_PRICE_OFFERS)
+        for i in range(count)
     ]
+
+
+def run_one_price(jobs_n: int, room: int, seeds: int) -> dict[str, object]:
+    resources = equal_offers(ONE_PRICE_OFFERS, room)
     cpu_ms, placed, optimal = [], [], 0
     for seed in range(seeds):
         jobs = [make_job_offer(nonce=seed * 100 + k, created_at=NOW - k) for k in range(jobs_n)]
@@ -199,13 +204,7 @@ def run_one_price(jobs_n: int, room: int, seeds: int) -> dict[str, object]:
 
 
 def run_burst(providers: int, jobs_n: int) -> dict[str, object]:
-    room = ResourceSpec(milli_cpu=jobs_n * JOB_SPEC.milli_cpu, ram_mb=jobs_n * JOB_SPEC.ram_mb,
-                        disk_mb=jobs_n * JOB_SPEC.disk_mb)
-    resources = [
-        make_resource_offer(provider=address_of(0x100 + i), spec=room, nonce=i,
-                            created_at=NOW - 1000)
-        for i in range(providers)
-    ]
+    resources = equal_offers(providers, room=jobs_n)
     even, idle, peak = 0, 0, []
     for job_set in range(BURST_SETS):
         jobs = [make_job_offer(nonce=job_set * jobs_n + k, created_at=NOW - k)
