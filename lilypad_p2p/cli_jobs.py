@@ -230,19 +230,11 @@ def _module_cell(module: str | None) -> str:
     return f"{shown:<{MODULE_COLUMN}}"
 
 
-def _one_deal(listed: list[dict[str, Any]], key: str) -> dict[str, Any]:
-    """The deal `key` names: its key or on-chain deal ID (0x...), or the start of either that
-    names no other deal."""
-    wanted = key.strip().lower().removeprefix("0x")
-    if not wanted:
+def _one_deal(found: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The deal `key` names, of those the node `found` for it (`deals` with `key`: the deal
+    whose key or 0x deal ID it is, or some whose key or ID it starts)."""
+    if not key.strip().lower().removeprefix("0x"):
         _fail("give a deal's key (`lilypad-p2p deals` lists them)")
-
-    def names(deal: dict[str, Any]) -> tuple[str, ...]:
-        return (deal["key"], (deal["deal_id"] or "").lower().removeprefix("0x"))
-
-    exact = [deal for deal in listed if wanted in names(deal)]
-    found = exact or [deal for deal in listed
-                      if any(name.startswith(wanted) for name in names(deal) if name)]
     if not found:
         _fail(f"no deal {key} on this node: `lilypad-p2p deals` lists its deals")
     if len(found) > 1:

@@ -162,7 +162,10 @@ def test_deals_shows_one_deal_by_the_start_of_its_key(monkeypatch):
                           "at_ms": 1_700_000_000_000}]}
         for key, deal_id in (("abc123", "0x01"), ("abd456", "0x02"))
     ]
-    monkeypatch.setattr(cli_jobs, "_control", lambda home, method, params=None: listed)
+    # What the node finds for each key (DealStore.deals_named, tested with the store).
+    found = {"0xABC": listed[:1], "0x02": listed[1:], "ab": listed, "ffff": [], " ": []}
+    monkeypatch.setattr(cli_jobs, "_control",
+                        lambda home, method, params=None: found[params["key"]])
 
     def deals(*args: str) -> object:
         return CliRunner().invoke(app, ["deals", *args])
@@ -187,10 +190,14 @@ def test_dispute_names_a_deal_as_deals_does_and_only_the_job_creators(monkeypatc
               {"key": "ff0011", "side": "provider", "deal_id": "0xff0011"}]
     sent: list[dict] = []
 
+    # What the node finds for each key (DealStore.deals_named, tested with the store).
+    found = {"0x02": listed[1:2], "abc": listed[:1], "ab": listed[:2], "ff00": listed[2:],
+             "9999": []}
+
     def control(home, method, params=None):
         if method == "deals":
             assert set(params) == {"key"}  # the node picks the candidates, not the CLI
-            return listed
+            return found[params["key"]]
         sent.append(params)
         return {"phase": "disputed"}
 
