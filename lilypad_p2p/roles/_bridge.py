@@ -378,7 +378,7 @@ class BridgeRole:
         by_request: dict[bytes, list[ClientDeal]] = {}
         for request_id in self._pending:
             found = (self._store.client_deal(key)
-                     for key in sorted(self._keys_by_request.get(request_id, ())))
+                     for key in self._keys_by_request.get(request_id, ()))
             deals = sorted((d for d in found if d is not None),
                            key=lambda d: (d.record.created_ms, d.record.key))
             if deals:
