@@ -1,3 +1,4 @@
+import logging
 import os
 
 import pytest
@@ -21,6 +22,29 @@ SERIAL_GROUPS = {
 }
 FILE_GROUPS = ("tests/integration/hostile/", "tests/integration/roles/test_mediation_consortium.py",
                "tests/unit/net/test_net_validation.py")
+
+
+class _WithFields(logging.Formatter):
+    """pytest's log format, followed by an event's structured fields (`logs.event`), which
+    its format string cannot name: records without them would not format."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = self._inner.format(record)
+        fields = getattr(record, "fields", None)
+        return f"{text} {fields}" if fields else text
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """A failed test's captured log shows why each event happened (its `error` field)."""
+    plugin = config.pluginmanager.get_plugin("logging-plugin")
+    if plugin is not None:
+        for handler in (plugin.report_handler, plugin.caplog_handler):
+            handler.setFormatter(_WithFields(plugin.formatter))
 
 
 def worker_group(nodeid: str) -> str:

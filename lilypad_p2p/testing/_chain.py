@@ -55,7 +55,9 @@ def _mine_at(chain: Chain, timestamp: int) -> None:
     """Mine a block at `timestamp` (dev chains only; not before the latest block)."""
     if chain.backend is Backend.EMBEDDED:
         tester = _embedded_tester(chain)
-        chain.rpc(lambda: tester.time_travel(timestamp))
+        # eth-tester's time_travel mines at one second before the time it is given (it expects
+        # py-evm to add a second when mining, which py-evm no longer does).
+        chain.rpc(lambda: tester.time_travel(timestamp + 1))
     else:
         dev_rpc(chain, "evm_setNextBlockTimestamp", [timestamp])
         dev_rpc(chain, "evm_mine", [])

@@ -18,7 +18,7 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
 )
 from lilypad_p2p.chain._abi import contract_abi
-from lilypad_p2p.testing import revert_chain, snapshot_chain
+from lilypad_p2p.testing import advance_chain_time, revert_chain, snapshot_chain
 
 pytestmark = pytest.mark.chain
 
@@ -120,6 +120,13 @@ def test_a_call_answers_and_refuses_as_web3s_eth_call_does(world: World) -> None
 def test_unreachable_rpc_is_a_typed_error() -> None:
     with pytest.raises(RpcUnavailable):
         open_rpc_chain("http://127.0.0.1:9")  # discard port: nothing listens
+
+
+def test_advancing_a_dev_chain_mines_exactly_that_many_seconds_later(world: World) -> None:
+    """A test that waits out a contract's window by advancing the chain must land past it:
+    eth-tester's time travel, left alone, lands a second short."""
+    before = world.chain.now()
+    assert advance_chain_time(world.chain, 601) == before + 601 == world.chain.now()
 
 
 def test_watcher_rescans_after_a_reorg(world: World) -> None:
