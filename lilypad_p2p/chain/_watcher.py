@@ -10,6 +10,7 @@ chain and anvil, which never reorganise by themselves).
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -22,6 +23,10 @@ from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain._abi import contract_abi
 from lilypad_p2p.chain._artifacts import SETTLEMENT
 from lilypad_p2p.chain._backend import Chain
+from lilypad_p2p.chain._errors import ChainError
+from lilypad_p2p.logs import event
+
+log = logging.getLogger("lilypad_p2p.chain")
 
 # Most blocks asked for in one eth_getLogs (public nodes cap the range).
 MAX_BLOCK_RANGE = 2_000
@@ -107,6 +112,16 @@ class EventWatcher:
             return []
         self._rewind_if_reorganised(known)
         events: list[ChainEvent] = []
+        try:
+            self._scan_to(safe_head, known, events)
+        except ChainError:
+            if not events:
+                raise
+            # The blocks scanned before the chain stopped answering are delivered now (they
+            # are marked delivered); the next poll goes on from the cursor.
+        return events
+
+    def _scan_to(self, safe_head: int, known: dict[int, bytes], events: list[ChainEvent]) -> None:
         while self.cursor <= safe_head:
             last = min(safe_head, self.cursor + MAX_BLOCK_RANGE - 1)
             query: dict[str, Any] = {"address": self._address, "fromBlock": self.cursor,
@@ -115,13 +130,12 @@ class EventWatcher:
                 query["topics"] = self._topics
             with self.chain.timed("eth_getLogs"):
                 logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
-            for log in logs:
-                event = decode_log(self._address, log)
-                if event is not None and self._first_delivery(event):
-                    events.append(event)
+            for raw in logs:
+                found = decode_log(self._address, raw)
+                if found is not None and self._first_delivery(found):
+                    events.append(found)
             self._last_scanned = (last, known.get(last) or self._block_hash(last))
             self.cursor = last + 1
-        return events
 
     async def run(
         self,
@@ -130,12 +144,26 @@ class EventWatcher:
         poll_interval: float = POLL_INTERVAL_S,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Poll forever, sending each event; `started()` after the first poll has delivered."""
+        """Poll forever, sending each event; `started()` after the first poll has delivered.
+        A poll the chain does not answer is tried again after `poll_interval`: an RPC outage
+        delays the events, it does not end the watcher (its start and end are logged)."""
         async with send_channel:
-            started = False
+            started = failing = False
             while True:
-                for event in await run_blocking(self.poll):
-                    await send_channel.send(event)
+                try:
+                    found = await run_blocking(self.poll)
+                except ChainError as exc:
+                    if not failing:
+                        event(log, "chain.watch_failed", logging.WARNING,
+                              address=self._address, next_block=self.cursor, error=str(exc))
+                    failing = True
+                    await trio.sleep(poll_interval)
+                    continue
+                if failing:
+                    event(log, "chain.watch_resumed", address=self._address)
+                    failing = False
+                for chain_event in found:
+                    await send_channel.send(chain_event)
                 if not started:
                     task_status.started()
                     started = True

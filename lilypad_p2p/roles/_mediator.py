@@ -10,7 +10,9 @@ party brings the deal and streams the inputs over `/lilypad/mediation/2`, as the
 carries a dealId), and a `DealResolved` of a deal we judged starts collecting our fee share:
 if whoever resolved left our agreeing signature out, we add it (`addVerdictSignature`, open for
 one mediation window after `resolve`); once that window has closed, one `claimMediationFee`
-(ours or another signer's) pays every signer.
+(ours or another signer's) pays every signer. A claim that fails for a reason that may pass (the
+chain's RPC, say) is tried again with a growing pause; one the contract refuses for good is
+logged and asked again at the next start.
 
 `judge(request, gate)` is the work: the deal must name us, be disputed on chain with the provider's
 committed hash recorded on the chain the request names (one we serve), or open there for a job
@@ -25,7 +27,10 @@ is removed once the runs are over). A run that fails for a reason inside the job
 failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly when
 the same failure reproduces. Inputs that do not open with our key are refused in one line, nothing
 run. One verdict per deal, ever: a repeated request gets the same signed answer (two different
-verdicts from one mediator would be equivocation), also after a restart (`verdict_dir`). A job that
+verdicts from one mediator would be equivocation), also after a restart (`verdict_dir`); the
+record goes once the deal is over on chain and the fee settled, when no request can qualify
+again. Every judged deal not settled yet is looked at again every `JUDGED_SWEEP_S`: a spot check
+that agreed ends in a settlement, which sends no event a mediator watches. A job that
 fails on our machine for a reason outside the job (Docker, the image) gets no verdict: silence costs
 us the fee, while a guess could be wrong.
 
@@ -36,6 +41,7 @@ opposite of what its runs say. Never set it on a real node.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import logging
@@ -50,6 +56,8 @@ from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
     ChainError,
+    ContractRevert,
+    DeadlineError,
     Deal,
     DealStatus,
     EventWatcher,
@@ -93,6 +101,14 @@ log = logging.getLogger("lilypad_p2p.mediator")
 EVENT_POLL_INTERVAL_S = 2.0
 # Pause between reads of the chain's clock while a fee is not claimable yet.
 FEE_POLL_INTERVAL_S = 1.0
+# A fee claim that failed for a reason that may pass (the RPC, a transaction that reverted
+# without a reason, the chain's clock, the account's gas money) is tried again after this pause,
+# doubled each time up to the most: the fee stays owed until a signer claims it.
+FEE_RETRY_FIRST_S = 2.0
+FEE_RETRY_MOST_S = 300.0
+# Pause between looks at every judged deal whose fee is not settled: a spot-checked deal that
+# settles without a dispute sends no event a mediator watches, so this is how its record goes.
+JUDGED_SWEEP_S = 600.0
 # Events waiting to be handled (the watcher blocks when the mediator falls behind).
 EVENT_BUFFER = 64
 # The events a mediator acts on: the only ones its watcher asks the chain for.
@@ -182,9 +198,12 @@ class MediatorRole:
                       chain_id=chain.chain_id)
         async with trio.open_nursery() as nursery:
             self._fee_nursery = nursery
-            await self._claim_missed_fees()
+            # Watching first: a deal resolved after the missed fees' statuses are read is
+            # then seen by its event.
             for chain in self._chains.values():
                 await nursery.start(self._watch, chain)
+            self._collect_judged_fees()
+            nursery.start_soon(self._look_again_now_and_then)
             task_status.started()
 
     async def _watch(
@@ -205,27 +224,41 @@ class MediatorRole:
     def _load_verdicts(self, directory: Path) -> None:
         for path in sorted(directory.glob("*.verdict")):
             saved = decode_verdict(path.read_bytes())
+            if saved.fee_settled:  # an earlier version's record of a deal that is over
+                path.unlink(missing_ok=True)
+                continue
             notice = saved.verdict
             self._verdicts[notice.deal_id] = notice
-            if not saved.fee_settled:
-                # Verdicts saved before chains were recorded are on the default chain.
-                chain_id = (saved.chain_id if saved.chain_id is not None
-                            else self._chains.default.chain_id)
-                self._signed_deals[notice.deal_id] = (chain_id, saved.deal)
+            # Verdicts saved before chains were recorded are on the default chain.
+            chain_id = (saved.chain_id if saved.chain_id is not None
+                        else self._chains.default.chain_id)
+            self._signed_deals[notice.deal_id] = (chain_id, saved.deal)
 
-    def _save_verdict(self, chain_id: int, deal: Deal, notice: wire.VerdictNotice, *,
-                      fee_settled: bool = False) -> None:
+    def _save_verdict(self, chain_id: int, deal: Deal, notice: wire.VerdictNotice) -> None:
         if self._verdict_dir is None:
             return
         self._verdict_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._verdict_dir / f"{notice.deal_id.hex()}.verdict"
+        path = self._verdict_path(notice.deal_id)
         temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(encode_verdict(MediatorDetail(notice, deal, chain_id, fee_settled)))
+        temporary.write_bytes(encode_verdict(MediatorDetail(notice, deal, chain_id)))
         temporary.replace(path)
 
-    async def _claim_missed_fees(self) -> None:
-        """Fees of deals resolved while this node was down (verdicts saved before a restart):
-        claimed now when claimable, otherwise collected in the background."""
+    def _verdict_path(self, deal_id: bytes) -> Path:
+        assert self._verdict_dir is not None
+        return self._verdict_dir / f"{deal_id.hex()}.verdict"
+
+    def _forget_verdict(self, deal_id: bytes) -> None:
+        """The deal is over on chain and our fee settled: nothing can ask for a verdict on it
+        again (`_check_request` judges only disputed or open deals), so its record goes."""
+        self._signed_deals.pop(deal_id, None)
+        self._verdicts.pop(deal_id, None)
+        if self._verdict_dir is not None:
+            self._verdict_path(deal_id).unlink(missing_ok=True)
+
+    def _collect_judged_fees(self) -> None:
+        """Look at every deal we judged whose fee is not settled, each in the background: a
+        resolved one's fee is collected, one that ended otherwise (a spot check that agreed,
+        so no `DealResolved` comes) is forgotten, one still open waits."""
         assert self._fee_nursery is not None
         for deal_id, (chain_id, deal) in list(self._signed_deals.items()):
             chain = self._chains.get(chain_id)
@@ -233,13 +266,12 @@ class MediatorRole:
                 event(log, "mediation.chain_gone", logging.WARNING, deal_id="0x" + deal_id.hex(),
                       chain_id=chain_id)
                 continue
-            state = await chain.client.deal_state(deal_id)
-            if state.status is not DealStatus.RESOLVED:
-                continue
-            if state.since + deal.mediation_window < await chain.now_s():
-                await self._collect_fee(chain, deal_id, deal)
-            else:
-                self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal)
+            self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal)
+
+    async def _look_again_now_and_then(self) -> None:
+        while True:
+            await trio.sleep(JUDGED_SWEEP_S)
+            self._collect_judged_fees()
 
     async def _collect_fee(
         self, chain: DealChain, deal_id: bytes, deal: Deal, resolved_mask: int = 0
@@ -259,23 +291,52 @@ class MediatorRole:
     async def _collect_fee_once(
         self, chain: DealChain, deal_id: bytes, deal: Deal, resolved_mask: int
     ) -> None:
-        try:
-            state = await chain.client.deal_state(deal_id)
-            index = deal.mediators.index(self.address)
-            owed = (state.unpaid_signers | resolved_mask) >> index & 1 == 1
-            if not owed and state.unpaid_signers != 0:
-                owed = await self._join_verdict(chain, deal, deal_id, state.outcome)
-            if owed:
-                due = state.since + deal.mediation_window + 1
-                while (now := await chain.now_s()) < due:
-                    await trio.sleep(min(FEE_POLL_INTERVAL_S, due - now))
-                state = await chain.client.deal_state(deal_id)
-        except ChainError as exc:
-            event(log, "mediation.fee_claim_failed", logging.WARNING,
-                  deal_id="0x" + deal_id.hex(), error=repr(exc))
-            return
-        share = deal.mediation_fee // max(state.signer_count, 1)
-        await self._settle_fee(chain, deal_id, deal, owed, share)
+        retry_in = FEE_RETRY_FIRST_S
+        while True:
+            try:
+                claimed = await self._claim_when_due(chain, deal_id, deal, resolved_mask)
+                if claimed is None:
+                    return
+                owed, share = claimed
+                break
+            except ChainError as exc:
+                lasting = isinstance(exc, ContractRevert) and not isinstance(exc, DeadlineError)
+                event(log, "mediation.fee_claim_failed", logging.WARNING,
+                      deal_id="0x" + deal_id.hex(), error=repr(exc),
+                      retry_in_s=None if lasting else retry_in)
+                if lasting:  # the saved verdict stays unsettled: a restart asks again
+                    self._signed_deals.pop(deal_id, None)
+                    return
+                await trio.sleep(retry_in)
+                retry_in = min(2 * retry_in, FEE_RETRY_MOST_S)
+        if owed:
+            self.fees_claimed.append(deal_id)
+            event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(), share_wei=share)
+        self._forget_verdict(deal_id)
+
+    async def _claim_when_due(
+        self, chain: DealChain, deal_id: bytes, deal: Deal, resolved_mask: int
+    ) -> tuple[bool, int] | None:
+        """Whether a share was ours, and its size: joined if we were left out, claimed once
+        the window for late signatures has closed (a claim that finds the fee paid is fine:
+        another signer's claim paid every signer); none owed for a deal that ended otherwise.
+        None: the deal is not over yet."""
+        state = await chain.client.deal_state(deal_id)
+        if state.status is not DealStatus.RESOLVED:
+            return (False, 0) if state.status.is_final else None
+        index = deal.mediators.index(self.address)
+        owed = (state.unpaid_signers | resolved_mask) >> index & 1 == 1
+        if not owed and state.unpaid_signers != 0:
+            owed = await self._join_verdict(chain, deal, deal_id, state.outcome)
+        if not owed:
+            return False, 0
+        due = state.since + deal.mediation_window + 1
+        while (now := await chain.now_s()) < due:
+            await trio.sleep(min(FEE_POLL_INTERVAL_S, due - now))
+        state = await chain.client.deal_state(deal_id)
+        with contextlib.suppress(WrongDealStatus):  # NoFeeOwed
+            await chain.client.claim_mediation_fee(deal)
+        return True, deal.mediation_fee // max(state.signer_count, 1)
 
     async def _join_verdict(
         self, chain: DealChain, deal: Deal, deal_id: bytes, applied: Outcome | None
@@ -294,23 +355,6 @@ class MediatorRole:
         event(log, "mediation.joined_verdict", deal_id="0x" + deal_id.hex())
         return True
 
-    async def _settle_fee(
-        self, chain: DealChain, deal_id: bytes, deal: Deal, owed: bool, share: int
-    ) -> None:
-        self._signed_deals.pop(deal_id, None)
-        if owed:
-            try:
-                await chain.client.claim_mediation_fee(deal)
-            except WrongDealStatus:  # NoFeeOwed: another signer's claim already paid us all
-                pass
-            except ChainError as exc:
-                event(log, "mediation.fee_claim_failed", logging.WARNING,
-                      deal_id="0x" + deal_id.hex(), error=repr(exc))
-                return
-            self.fees_claimed.append(deal_id)
-            event(log, "mediation.fee_claimed", deal_id="0x" + deal_id.hex(), share_wei=share)
-        self._save_verdict(chain.chain_id, deal, self._verdicts[deal_id], fee_settled=True)
-
     async def _on_chain_event(self, chain: DealChain, chain_event: Any) -> None:
         deal_id = chain_event.deal_id
         if chain_event.name == "DealDisputed":
@@ -318,6 +362,8 @@ class MediatorRole:
                   chain_id=chain.chain_id)
         elif chain_event.name == "DealResolved" and deal_id in self._signed_deals:
             _, deal = self._signed_deals[deal_id]  # deal IDs differ per chain (EIP-712 domain)
+            event(log, "mediation.resolved", deal_id="0x" + deal_id.hex(),
+                  chain_id=chain.chain_id)
             assert self._fee_nursery is not None
             self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal,
                                          chain_event.args["signerMask"])
@@ -364,24 +410,35 @@ class MediatorRole:
             raise MediationRefused(str(exc)) from exc
         deal_id = chain.deal_id(deal)
         lock = self._judging.setdefault(deal_id, trio.Lock())
-        async with lock:
-            known = self._verdicts.get(deal_id)
-            if known is not None:
-                return known
-            await self._check_request(chain, deal, deal_id, request)
-            hashes = await self._run_twice(deal_id, request, gate)
-            outcome, digest = judge_runs(request.result_hash, hashes)
-            if self._fault is MediatorFault.LIE:
-                outcome, digest = _lie(outcome, request.result_hash)
-            verdict = Verdict(deal_id, Outcome(int(outcome)), digest)
-            notice = wire.VerdictNotice(deal_id=deal_id, outcome=int(outcome), result_hash=digest,
-                                        mediator_signature=chain.sync.sign(verdict))
-            self._save_verdict(chain.chain_id, deal, notice)
-            self._verdicts[deal_id] = notice
-            self._signed_deals[deal_id] = (chain.chain_id, deal)
-            event(log, "mediation.verdict", deal_id="0x" + deal_id.hex(), outcome=outcome.name,
-                  runs_agree=len(set(hashes)) == 1)
-            return notice
+        try:
+            async with lock:
+                return await self._judge_once(chain, deal, deal_id, request, gate)
+        finally:
+            # Kept only while a request for the deal waits: anyone may ask about any deal.
+            if self._judging.get(deal_id) is lock and lock.statistics().tasks_waiting == 0:
+                del self._judging[deal_id]
+
+    async def _judge_once(
+        self, chain: DealChain, deal: Deal, deal_id: bytes, request: wire.MediationRequest,
+        gate: BodyGate,
+    ) -> wire.VerdictNotice:
+        known = self._verdicts.get(deal_id)
+        if known is not None:
+            return known
+        await self._check_request(chain, deal, deal_id, request)
+        hashes = await self._run_twice(deal_id, request, gate)
+        outcome, digest = judge_runs(request.result_hash, hashes)
+        if self._fault is MediatorFault.LIE:
+            outcome, digest = _lie(outcome, request.result_hash)
+        verdict = Verdict(deal_id, Outcome(int(outcome)), digest)
+        notice = wire.VerdictNotice(deal_id=deal_id, outcome=int(outcome), result_hash=digest,
+                                    mediator_signature=chain.sync.sign(verdict))
+        self._save_verdict(chain.chain_id, deal, notice)
+        self._verdicts[deal_id] = notice
+        self._signed_deals[deal_id] = (chain.chain_id, deal)
+        event(log, "mediation.verdict", deal_id="0x" + deal_id.hex(), outcome=outcome.name,
+              runs_agree=len(set(hashes)) == 1)
+        return notice
 
     async def _check_request(
         self, chain: DealChain, deal: Deal, deal_id: bytes, request: wire.MediationRequest

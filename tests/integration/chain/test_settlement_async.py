@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+from urllib.parse import urlparse
+
 import pytest
 import trio
 from chain_world import DEPOSIT, PAYMENT, World
@@ -17,8 +21,10 @@ from lilypad_p2p.chain import (
     RpcUnavailable,
     open_rpc_chain,
 )
+from lilypad_p2p.chain import _watcher as watcher_module
 from lilypad_p2p.chain._abi import contract_abi
 from lilypad_p2p.testing import advance_chain_time, revert_chain, snapshot_chain
+from lilypad_p2p.testing._proxy import Forwarder
 
 pytestmark = pytest.mark.chain
 
@@ -120,6 +126,57 @@ def test_a_call_answers_and_refuses_as_web3s_eth_call_does(world: World) -> None
 def test_unreachable_rpc_is_a_typed_error() -> None:
     with pytest.raises(RpcUnavailable):
         open_rpc_chain("http://127.0.0.1:9")  # discard port: nothing listens
+
+
+# A forwarder the test cuts stands between the watcher and anvil's port.
+@pytest.mark.parametrize("chain", ["anvil"], indirect=True)
+async def test_a_watcher_outlives_an_rpc_outage_and_delivers_what_came_meanwhile(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lilypad_p2p")
+    anvil_port = urlparse(str(world.chain.w3.provider.endpoint_uri)).port
+    assert anvil_port is not None
+    with Forwarder.tcp(anvil_port) as rpc:
+        through = open_rpc_chain(f"http://127.0.0.1:{rpc.port}")
+        watcher = EventWatcher(through, world.address, from_block=world.chain.block_number() + 1)
+        send, receive = trio.open_memory_channel[ChainEvent](8)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(watcher.run, send, poll_interval=0.05))
+            rpc.stop()
+            await trio.to_thread.run_sync(world.stranger.deposit, 1)
+            with trio.fail_after(WATCH_TIMEOUT_S):
+                while "chain.watch_failed" not in caplog.messages:
+                    await trio.sleep(0.05)
+            rpc.start()
+            await trio.to_thread.run_sync(world.stranger.deposit, 2)
+            with trio.fail_after(WATCH_TIMEOUT_S):
+                amounts = [(await receive.receive()).args["amount"] for _ in range(2)]
+            nursery.cancel_scope.cancel()
+    assert amounts == [1, 2]
+    assert caplog.messages.count("chain.watch_failed") == 1  # once an outage, not each poll
+    assert "chain.watch_resumed" in caplog.messages
+
+
+def test_a_poll_cut_short_delivers_what_it_scanned_and_the_next_goes_on_from_there(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watcher_module, "MAX_BLOCK_RANGE", 1)  # a range a block
+    watcher = EventWatcher(world.chain, world.address, from_block=world.chain.block_number() + 1)
+    for amount in (1, 2, 3):
+        world.stranger.deposit(amount)  # a block each
+    real_get_logs = world.chain.w3.eth.get_logs
+    asked = []
+
+    def second_fails(query):
+        asked.append(query["fromBlock"])
+        if len(asked) == 2:
+            raise RpcUnavailable("the RPC went away")
+        return real_get_logs(query)
+
+    monkeypatch.setattr(world.chain.w3.eth, "get_logs", second_fails)
+    assert [e.args["amount"] for e in watcher.poll()] == [1]
+    assert [e.args["amount"] for e in watcher.poll()] == [2, 3]
+    assert asked[1] == asked[2]  # the failed block was asked again, once
 
 
 def test_advancing_a_dev_chain_mines_exactly_that_many_seconds_later(world: World) -> None:

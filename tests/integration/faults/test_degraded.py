@@ -5,7 +5,8 @@ engine, reached through forwarders the test cuts (the shared anvil and dockerd k
   its market work once the RPC answers;
 - a provider whose Docker engine goes away withdraws its offer and takes no deal, then offers
   again when the engine is back, and the job waiting for it settles, funds conserved;
-- the same when the chain goes away later; a provider started without Docker never offers.
+- the same when the chain goes away later, and a mediator watching the contract's events
+  waits the outage out; a provider started without Docker never offers.
 """
 
 import contextlib
@@ -70,6 +71,13 @@ def test_provider_survives_chain_and_docker_outages(tmp_path):
             world.cluster.wait_until(lambda: _status(provider).get("state") == "ok",
                                      timeout_s=WAIT_S, what="the provider to recover")
 
+            # A mediator on the same RPC, watching the contract's events.
+            world.prepare_home("mediator")
+            config = tmp_path / "m" / "mediator" / "config.toml"
+            config.write_text(config.read_text().replace(world.rpc_url, rpc))
+            mediator = world.start("mediator", roles=["mediator"],
+                                   bootstrap=[provider.dial_addr])
+
             client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
             world.wait_until_known(client, [provider])
             target = provider.status["address"]
@@ -99,16 +107,24 @@ def test_provider_survives_chain_and_docker_outages(tmp_path):
             log = provider.log_path.read_text()
             assert "offers.withdrawn" in log and "node.recovered" in log
 
-            # The chain goes away later: reported, offer withdrawn; back: offered again.
+            # The chain goes away later: reported, offer withdrawn; back: offered again. The
+            # mediator's event watcher waits it out.
             anvil.stop()
             world.cluster.wait_until(lambda: "chain_unreachable" in _faults(provider),
                                      timeout_s=WAIT_S, what="the provider to report the chain")
             world.cluster.wait_until(lambda: target not in _owners(client), timeout_s=WAIT_S,
                                      what="the offer withdrawn while the chain is away")
+            world.cluster.wait_until(
+                lambda: "chain.watch_failed" in mediator.log_path.read_text(),
+                timeout_s=WAIT_S, what="the mediator's watcher to lose the chain")
             anvil.start()
             world.cluster.wait_until(lambda: target in _owners(client), timeout_s=WAIT_S,
                                      what="the provider to offer again")
+            world.cluster.wait_until(
+                lambda: "chain.watch_resumed" in mediator.log_path.read_text(),
+                timeout_s=WAIT_S, what="the mediator's watcher to have the chain again")
             assert provider.process.poll() is None
+            assert mediator.process.poll() is None, mediator.log_tail()
 
             # A provider started while its Docker engine is down never offers.
             dockerless = world.start("dockerless", roles=["provider"],

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import trio
@@ -31,6 +33,7 @@ from lilypad_p2p.chain import (
     SignatureRejected,
     Verdict,
     deploy_settlement,
+    open_rpc_chain,
 )
 from lilypad_p2p.deal_detail import ProviderDetail
 from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
@@ -42,6 +45,7 @@ from lilypad_p2p.roles import (
     DealChain,
     DealChains,
     DisputeCase,
+    MediationRefused,
     MediatorContact,
     MediatorFault,
     MediatorRole,
@@ -51,6 +55,7 @@ from lilypad_p2p.roles import (
     open_dispute,
     resolve,
 )
+from lilypad_p2p.roles import _mediator as mediator_module
 from lilypad_p2p.roles._terms import module_hash
 from lilypad_p2p.roles._transfer import (
     SpooledInputs,
@@ -68,6 +73,7 @@ from lilypad_p2p.testing import (
     require_docker,
 )
 from lilypad_p2p.testing._mediation import ChunksGate
+from lilypad_p2p.testing._proxy import Forwarder
 from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
@@ -216,15 +222,18 @@ class Consortium:
 
 
 async def _start_mediators(
-    nursery: trio.Nursery, setup: Setup, executor: Executor, liars: set[str] = frozenset()
+    nursery: trio.Nursery, setup: Setup, executor: Executor, liars: set[str] = frozenset(),
+    chain: Chain | None = None,
 ) -> Consortium:
+    """The registered mediators, each reaching the chain through `chain` (the setup's by
+    default)."""
     async def shared() -> Executor:
         return executor
 
     roles = {}
     for identity in setup.mediator_ids:
         fault = MediatorFault.LIE if identity.address in liars else MediatorFault.NONE
-        chains = DealChains([_deal_chain(setup.chain, setup.contract, identity)])
+        chains = DealChains([_deal_chain(chain or setup.chain, setup.contract, identity)])
         role = MediatorRole(identity, chains=chains, executor_factory=shared, stake_wei=STAKE,
                             fault=fault, spool=_spool_of(setup, identity))
         await nursery.start(role.run)
@@ -279,6 +288,48 @@ async def test_wrong_output_slashes_the_provider_and_pays_the_mediators(setup: S
                  zip(mediator0, await _balances(setup, *three), strict=True)]
         assert sorted(gains) == [share, share, share + FEE % 3]
         nursery.cancel_scope.cancel()
+
+
+async def test_mediators_cut_off_from_the_chain_claim_their_fees_once_it_is_back(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="lilypad_p2p")
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    anvil_port = urlparse(str(setup.chain.w3.provider.endpoint_uri)).port
+    assert anvil_port is not None
+    with Forwarder.tcp(anvil_port) as rpc:
+        async with trio.open_nursery() as nursery:
+            consortium = await _start_mediators(
+                nursery, setup, executor,
+                chain=open_rpc_chain(f"http://127.0.0.1:{rpc.port}"))
+            case = await _open_with_result(setup, executor, "hash", {"text": "outage"}, three,
+                                           3, cheat=True)
+            before = await _balances(setup, *three)
+            resolution = await mediate(setup.client, case, consortium.contact)
+            assert resolution is not None and len(resolution.signers) == 3
+            with trio.fail_after(60):  # each signer heard of the resolution
+                while caplog.messages.count("mediation.resolved") < 3:
+                    await trio.sleep(0.1)
+            rpc.stop()  # the mediators' chain goes away as the fee becomes claimable
+            await trio.to_thread.run_sync(advance_chain_time, setup.chain,
+                                          MEDIATION_WINDOW_S + 1)
+            with trio.fail_after(60):
+                while (caplog.messages.count("mediation.fee_claim_failed") < 3
+                       or caplog.messages.count("chain.watch_failed") < len(consortium.roles)):
+                    await trio.sleep(0.1)
+            assert await _balances(setup, *three) == before
+            rpc.start()
+            with trio.fail_after(60):
+                while (not all(consortium.roles[s].fees_claimed for s in resolution.signers)
+                       or caplog.messages.count("chain.watch_resumed") < len(consortium.roles)):
+                    await trio.sleep(0.1)
+            # Each watcher said once that it lost the chain, and once that it has it again.
+            assert caplog.messages.count("chain.watch_failed") == len(consortium.roles)
+            gains = [after - free for (free, _), (after, _) in
+                     zip(before, await _balances(setup, *three), strict=True)]
+            assert sorted(gains) == [FEE // 3, FEE // 3, FEE // 3 + FEE % 3]
+            nursery.cancel_scope.cancel()
 
 
 async def test_greedy_client_pays_the_fee_and_the_honest_provider_is_paid(setup: Setup) -> None:
@@ -396,10 +447,17 @@ async def test_garbage_or_oversized_inputs_get_a_one_line_refusal_and_the_mediat
         assert isinstance(reply.answer, wire.DealRefused) and gate.asked == []
         assert "over this mediator's max_job_bytes" in reply.answer.reason
         assert list(_spool_of(setup, role._identity).iterdir()) == []
+        for _ in range(3):  # deals that were never opened, named by anyone
+            unknown = dataclasses.replace(case.deal, salt=secrets.token_bytes(32))
+            reply = await role.on_mediation_request(
+                str(role._identity.peer_id),
+                dataclasses.replace(honest, deal=deal_to_wire(unknown)), ChunksGate(garbage))
+            assert isinstance(reply.answer, wire.DealRefused)
         notice = await role.judge(*_request_for(setup, case, role._identity))
         assert notice.outcome == Outcome.PROVIDER_CORRECT
         assert notice.result_hash == case.result_hash  # its streamed runs hash as the provider's
         assert list(_spool_of(setup, role._identity).iterdir()) == []
+        assert role._judging == {}  # nothing kept per deal asked about once answered
         nursery.cancel_scope.cancel()
 
 
@@ -513,19 +571,61 @@ async def test_a_restarted_mediator_repeats_its_verdict_and_claims_a_missed_fee(
         assert await resolve(setup.client, case.deal, quorum)
         before = (await setup.client.client.balance(identity.address)).free
 
-        await trio.to_thread.run_sync(advance_chain_time, setup.chain, MEDIATION_WINDOW_S + 1)
         again = restartable()
-        await nursery.start(again.run)  # claims the fee it was owed while down
+        await nursery.start(again.run)
+        # The saved verdict, without taking the inputs again: no second verdict.
+        _, unasked = _request_for(setup, case, identity)
+        assert await again.judge(request, unasked) == signed
+        assert unasked.asked == []
+
+        await trio.to_thread.run_sync(advance_chain_time, setup.chain, MEDIATION_WINDOW_S + 1)
         first_signer = min(quorum.signers, key=lambda address: int(address, 16))
         owed = FEE // 3 + (FEE % 3 if identity.address == first_signer else 0)
         with trio.fail_after(30):  # its claim, or another signer's, pays it
             while (await setup.client.client.balance(identity.address)).free - before < owed:
                 await trio.sleep(0.1)
         assert (await setup.client.client.balance(identity.address)).free - before == owed
-        # The saved verdict, without taking the inputs again: no second verdict.
-        _, unasked = _request_for(setup, case, identity)
-        assert await again.judge(request, unasked) == signed
-        assert unasked.asked == []
+        # The deal is over and the fee settled: the record goes, and a request for the deal
+        # can no longer qualify.
+        with trio.fail_after(30):
+            while list(tmp_path.glob("*.verdict")):
+                await trio.sleep(0.1)
+        with pytest.raises(MediationRefused, match="RESOLVED on chain"):
+            await again.judge(request, _request_for(setup, case, identity)[1])
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_spot_checked_deal_that_settles_leaves_the_mediator_no_record(
+    setup: Setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mediator_module, "JUDGED_SWEEP_S", 0.2)
+    executor = await Executor.connect()
+
+    async def shared() -> Executor:
+        return executor
+
+    identity = setup.mediator_ids[0]
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    role = MediatorRole(identity, chains=DealChains([_deal_chain(setup.chain, setup.contract,
+                                                                 identity)]),
+                        executor_factory=shared, stake_wei=STAKE, verdict_dir=tmp_path,
+                        spool=_spool_of(setup, identity))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(role.run)
+        case = await _open_with_result(setup, executor, "hash", {"text": "spot"}, three, 3)
+        request, gate = _request_for(setup, case, identity)
+        notice = await role.judge(request, gate)  # a private spot check: the deal is open
+        assert notice.outcome == VerdictOutcome.PROVIDER_CORRECT
+        assert len(list(tmp_path.glob("*.verdict"))) == 1
+        # The check agreed; the deal settles with no dispute, so no DealResolved comes.
+        await setup.provider.settle(case.deal, case.result_hash,
+                                    setup.client.sign_acceptance(case.deal, case.result_hash))
+        with trio.fail_after(30):
+            while list(tmp_path.glob("*.verdict")):
+                await trio.sleep(0.1)
+        with pytest.raises(MediationRefused, match="SETTLED on chain"):
+            await role.judge(request, _request_for(setup, case, identity)[1])
+        assert role.fees_claimed == []  # nothing was owed on chain
         nursery.cancel_scope.cancel()
 
 
