@@ -476,8 +476,8 @@ class ClientRole:
                        provider_commitment=answer.provider_signature, error=why)
             return
         path = delivery.path
-        if path.stat().st_size <= MAX_STORED_RESULT_BYTES:  # for the chain bridge
-            self._store.put_result_file(stored.record.key, path)
+        if stored.detail.salt is not None and path.stat().st_size <= MAX_STORED_RESULT_BYTES:
+            self._store.put_result_file(stored.record.key, path)  # a chain bridge's request
         shown: dict[str, Any] = {"result_cid": cid_of_digest(answer.result_hash)}
         if delivery.failure is not None:  # the provider's signed report of the job's failure
             path, shown = keep_failure(self._results_dir, stored.record.key, delivery.failure,

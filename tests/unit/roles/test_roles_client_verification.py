@@ -81,3 +81,20 @@ async def test_matching_outputs_are_accepted_and_the_acceptance_settles(tmp_path
     assert store.phase(key) == "settled"
     assert len(provider.accepted) == 1
     assert network.reports == []
+    assert store.result(key) is None  # the output is the results file's, not kept twice
+
+
+async def test_a_bridged_jobs_output_is_kept_in_the_store_for_the_chain(tmp_path, autojump):
+    client, store, _, provider_id, _ = await _market(tmp_path, lie=False, settles=True)
+    request_id = bytes(range(32))  # a bridged deal's salt is its on-chain request's ID
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=provider_id.address,
+                                                    salt=request_id))
+            await store.until(lambda: store.phase(key) in {"rejected", "settled"})
+            nursery.cancel_scope.cancel()
+    assert store.phase(key) == "settled"
+    kept = store.result(key)
+    assert kept is not None and kept == Path(store.get(key).detail.result_path).read_bytes()
