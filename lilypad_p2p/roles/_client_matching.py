@@ -1,10 +1,11 @@
 """A client's matching (offered -> matched): which resource offer each of its jobs goes to.
 
 Candidates come from the solvers' proposals naming our job offers (several solvers proposing
-the same matching count once), or for a targeted job from the named provider's offers in our
-book; after a failed match also from our whole book (`_fallback_offers`). The first candidate
-that is still usable (not sitting out a refusal, still matching the job, with mediators
-registered on the deal's chain) gets the deal, signed; the driver (roles/_client.py) records it.
+the same matching count once, and an offer is a job's candidate once), or for a targeted job
+from the named provider's offers in our book; after a failed match also from our whole book
+(`_fallback_offers`). The first candidate that is still usable (not sitting out a refusal,
+still matching the job, with mediators registered on the deal's chain) gets the deal, signed;
+the driver (roles/_client.py) records it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
-from lilypad_p2p.market import OfferBook, Phase, Side, mismatch
+from lilypad_p2p.market import PROPOSAL_LIFETIME_MS, OfferBook, Phase, Side, mismatch
 from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._client_records import ClientRecords
 from lilypad_p2p.roles._settlement import DealChains
@@ -33,6 +35,16 @@ log = logging.getLogger("lilypad_p2p.client")
 # A resource offer whose provider did not answer our proposal (unreachable, or silent until the
 # agreement timeout) sits out longer: it is overloaded or gone; the job is matched elsewhere.
 UNANSWERED_BACKOFF_MS = 60_000
+# A matching's ID is kept only while another solver's copy of it could still reach us: the
+# network drops a proposal once it expires, and an honest one expires PROPOSAL_LIFETIME_MS
+# after its epoch ends, which our clock may reach up to MAX_CLOCK_SKEW_MS after we hear it.
+# A later expiry (a solver's own choice, up to a day) is not waited for: a copy heard after
+# its ID is forgotten costs a store read per pair again, never a second candidate.
+SEEN_MATCHING_MAX_MS = PROPOSAL_LIFETIME_MS + wire.MAX_CLOCK_SKEW_MS
+# Backstop against a flood of made-up matchings (~150 bytes each: ~2.5 MB). Honest traffic
+# stays far below it: a market has at most one matching per 500 ms epoch when its solvers
+# agree, ~120 within SEEN_MATCHING_MAX_MS. Forgetting early costs only the store reads above.
+MAX_SEEN_MATCHINGS = 16_384
 
 
 @dataclass(eq=False, repr=False)  # it holds the node's identity: never printed
@@ -52,22 +64,42 @@ class JobMatcher:
     wake: Callable[[str], None]  # a job's driver, which has new candidates
     # job offer CID -> resource offer CIDs
     _candidates: dict[str, list[str]] = field(default_factory=dict, init=False)
-    _seen_matchings: set[str] = field(default_factory=set, init=False)
+    # matching ID -> when to forget it (ms), in the order heard
+    _seen_matchings: OrderedDict[str, int] = field(default_factory=OrderedDict, init=False)
 
     def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
         """Note the matches naming our job offers (the first valid one per job wins)."""
         proposal = envelope.body
         if not isinstance(proposal, wire.MatchProposal):
             return
-        if proposal.matching_id in self._seen_matchings:
+        if not self._first_copy(proposal):
             return  # another solver's copy of a matching we already took note of
-        self._seen_matchings.add(proposal.matching_id)
         for job_cid, resource_cid in proposal.matches:
             stored = self.store.get(job_cid)
-            if stored is None or stored.record.side is not Side.CLIENT:
+            # An ended job's candidates are gone (`forget`): none are kept for it again.
+            if (stored is None or stored.record.side is not Side.CLIENT
+                    or stored.record.phase.is_final):
                 continue
-            self._candidates.setdefault(job_cid, []).append(resource_cid)
+            candidates = self._candidates.setdefault(job_cid, [])
+            if resource_cid not in candidates:  # also a copy heard after its ID was forgotten
+                candidates.append(resource_cid)
             self.wake(job_cid)
+
+    def _first_copy(self, proposal: wire.MatchProposal) -> bool:
+        """Whether `proposal` is the first copy of its matching that we hear; its ID is kept
+        until the proposal expires, SEEN_MATCHING_MAX_MS at most."""
+        now = self.clock_ms()
+        seen = self._seen_matchings
+        # Heard in about their epochs' order, so the oldest are the first to expire; one kept
+        # longer holds those after it back by SEEN_MATCHING_MAX_MS at most.
+        while seen and next(iter(seen.values())) <= now:
+            seen.popitem(last=False)
+        if proposal.matching_id in seen:
+            return False
+        if len(seen) >= MAX_SEEN_MATCHINGS:
+            seen.popitem(last=False)
+        seen[proposal.matching_id] = min(proposal.expires_at, now + SEEN_MATCHING_MAX_MS)
+        return True
 
     def forget(self, key: str) -> None:
         """The job `key` has ended: drop its candidates."""
