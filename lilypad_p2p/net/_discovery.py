@@ -16,6 +16,11 @@ Why not the Kademlia DHT: the notes measured it working but noisy, and it needs 
 kept warm; a one-round peer exchange over connections we already hold is enough to find the
 rest of a network that shares topics, and it is easy to bound (one request per round, a capped
 response, a per-address redial backoff).
+
+What it learns is bounded too, since any peer can answer with made-up peers: discovery keeps
+only the latest answer of each of the last `KNOWN_ANSWERS` peers it asked (at most
+`MAX_KNOWN_PEERS` peers, `MAX_ADDRS_PER_PEER` addresses each), so a peer that answers every
+exchange with fresh IDs replaces its own entries and never holds more than one answer's worth.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 import multiaddr
 import trio
@@ -50,6 +56,17 @@ logger = logging.getLogger(__name__)
 
 PEER_EXCHANGE_PROTOCOL = TProtocol("/lilypad/px/1.0.0")
 _UNSPECIFIED_HOSTS = frozenset({"0.0.0.0", "::"})
+
+# Peers whose latest answer we keep. A node asks one of its ~TARGET_CONNECTIONS peers a round;
+# four times that keeps what it learnt from peers that have since left (the point of discovery:
+# replacing lost connections) across a few turnovers of its whole peer set, while a table of
+# at most MAX_KNOWN_PEERS (1,024) entries takes under 0.5 MB with two addresses an entry (about
+# 2 MB with MAX_ADDRS_PER_PEER each) and a round's scan of it about 0.2 ms.
+KNOWN_ANSWERS: Final = 4 * TARGET_CONNECTIONS
+MAX_KNOWN_PEERS: Final = KNOWN_ANSWERS * MAX_PEERS_PER_EXCHANGE
+# An entry's addresses kept (the first dialable ones), as many as a NodeRecord may list: one
+# entry of a 64 KiB answer could otherwise carry thousands, each kept and each dialled.
+MAX_ADDRS_PER_PEER: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +131,7 @@ def known_peer(raw_id: object, raw_addrs: object) -> KnownPeer | None:
         peer_id = ID.from_base58(raw_id)
     except ValueError:  # not base58 (UnicodeEncodeError if not even ASCII)
         return None
-    addrs = tuple(dialable(_parse_addrs(list(raw_addrs))))
+    addrs = tuple(dialable(_parse_addrs(list(raw_addrs)))[:MAX_ADDRS_PER_PEER])
     return KnownPeer(peer_id, addrs) if addrs else None
 
 
@@ -150,7 +167,9 @@ class Discovery:
         self._followers = followers
         self._min_followers = min_followers
         self._clock = clock
-        self._known: dict[ID, KnownPeer] = {}
+        # Asked peer -> its latest answer, oldest asked first. Keyed by who answered, so one
+        # peer's answers replace each other instead of piling up.
+        self._answers: dict[ID, tuple[KnownPeer, ...]] = {}
         self._last_failure: dict[ID, float] = {}
         self._peer_left = trio.Event()
         self.dials_ok = 0
@@ -179,6 +198,7 @@ class Discovery:
     async def step(self) -> bool:
         """One round: top up from bootstrap and known peers, then learn more by exchange;
         whether both targets (connections, followers) were already met."""
+        self._forget_old_failures()
         connected = set(self._connected())
         followers_missing = await self._dial_followers(connected)
         connected = set(self._connected())
@@ -189,16 +209,41 @@ class Discovery:
             connected = set(self._connected())
         if connected:
             await self._exchange_with(random.choice(sorted(connected, key=str)))
+        now = self._clock()
         candidates = [
             PeerInfo(peer.peer_id, list(peer.addrs))
-            for peer in self._known.values()
-            if peer.peer_id not in self._connected() and self._may_dial(peer.peer_id)
+            for peer in self.known_peers()
+            if peer.peer_id not in connected and self._may_dial(peer.peer_id, now)
         ]
         candidates += [info for info in self._bootstrap if info.peer_id not in connected]
         random.shuffle(candidates)
-        missing = self._target - len(self._connected())
-        await self._dial_all(candidates[: max(missing, 0)])
+        await self._dial_all(candidates[: max(self._target - len(connected), 0)])
         return False
+
+    def known_peers(self) -> list[KnownPeer]:
+        """The peers learnt by exchange (at most `MAX_KNOWN_PEERS`), each with the addresses
+        of the latest answer that listed it."""
+        peers: dict[ID, KnownPeer] = {}
+        for answer in reversed(self._answers.values()):
+            for peer in answer:
+                peers.setdefault(peer.peer_id, peer)
+        return list(peers.values())
+
+    def _learn(self, source: ID, answer: Sequence[KnownPeer]) -> None:
+        me = self._host.get_id()
+        peers = tuple(peer for peer in answer[:MAX_PEERS_PER_EXCHANGE] if peer.peer_id != me)
+        self._answers.pop(source, None)
+        if peers:
+            self._answers[source] = peers
+        while len(self._answers) > KNOWN_ANSWERS:
+            del self._answers[next(iter(self._answers))]
+
+    def _forget_old_failures(self) -> None:
+        now = self._clock()
+        self._last_failure = {
+            peer: failed_at for peer, failed_at in self._last_failure.items()
+            if now - failed_at < REDIAL_BACKOFF_S
+        }
 
     async def _dial_followers(self, connected: set[ID]) -> bool:
         """Dial followers (peer ID -> listen addresses) while fewer than `min_followers` are
@@ -215,16 +260,17 @@ class Discovery:
                        if peer_id not in connected_ids and peer_id != me]
         random.shuffle(unconnected)
         candidates = []
+        now = self._clock()
         for peer_id in unconnected:
             known = known_peer(peer_id, followers[peer_id])
-            if known is not None and self._may_dial(known.peer_id):
+            if known is not None and self._may_dial(known.peer_id, now):
                 candidates.append(PeerInfo(known.peer_id, list(known.addrs)))
         await self._dial_all(candidates[:missing])
         return True
 
-    def _may_dial(self, peer_id: ID) -> bool:
+    def _may_dial(self, peer_id: ID, now: float) -> bool:
         failed_at = self._last_failure.get(peer_id)
-        return failed_at is None or self._clock() - failed_at >= REDIAL_BACKOFF_S
+        return failed_at is None or now - failed_at >= REDIAL_BACKOFF_S
 
     async def _dial_all(self, infos: Sequence[PeerInfo]) -> None:
         async with trio.open_nursery() as nursery:
@@ -254,10 +300,7 @@ class Discovery:
                 logger.debug("peer exchange with %s failed: %r", peer_id, error)
                 return
             self.exchanges += 1
-            me = self._host.get_id()
-            for peer in decode_peer_list(data):
-                if peer.peer_id != me:
-                    self._known[peer.peer_id] = peer
+            self._learn(peer_id, decode_peer_list(data))
 
     def shareable_peers(self) -> list[KnownPeer]:
         """Connected peers with the addresses they told us (identify) or we dialled."""
