@@ -20,15 +20,25 @@ can serve one step (the contract, not the bridge, decides what the requester's t
   (an output over 1 KiB reaches the callback as its CID; a tarball too large for calldata is
   delivered by CID, which only the claimant may choose); the contract reimburses our deal's
   payment and returns the bond;
-- overturned (open again after our post), claimed by another, delivered or refunded: done.
+- posted by us and left unruled by the consortium past the contract's RULING_WINDOW: `refund`
+  it, which returns our bond (our deal's payment is lost, as it is to anyone's refund from then
+  on);
+- overturned (open again after our post), claimed by another, delivered or refunded: done;
+- dead to us, dropped with one log line: open with too little time left to claim and post
+  (the contract refuses both after the deadline), claimed by us past the deadline (only a
+  refund, which forfeits our bond, can follow), refused by us (module, parameters, trust,
+  submission), or ours to deliver with no output to deliver.
 
 Reorgs: a request is acted on only once `confirmations` blocks are mined on top of its block
 (`plan_scan`); one that a deeper reorg removes has no on-chain record any more and is dropped
 (request ids bind their contents, so a replacement request at the same position has another id).
 Restarts: the request's on-chain record says whether we claimed or posted it, and which jobs were
 submitted is read from the deal store (a client deal's salt is its request id), so a restart
-never submits or claims twice. The cursor (`state_path`, JSON) never passes an unfinished or
-unconfirmed request, and each poll re-reads REORG_DEPTH_BLOCKS below it, so a restart loses none.
+never submits or claims twice. The cursor saved in `state_path` (JSON) never passes a live or
+unconfirmed request, so a restart loses none; while running, each poll reads only from
+REORG_DEPTH_BLOCKS below the last confirmed block read, so a request that stays live for days
+does not widen every poll's `eth_getLogs` range. A dropped request is not taken up again when
+its block is read again.
 """
 
 from __future__ import annotations
@@ -61,6 +71,7 @@ from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase
 from lilypad_p2p.roles._client import ClientRole
 from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError, job_deadline_s
+from lilypad_p2p.roles._request_life import past_deadline, ruling_lapsed
 from lilypad_p2p.store import ClientDeal, DealStore
 
 log = logging.getLogger("lilypad_p2p.bridge")
@@ -127,8 +138,9 @@ def plan_scan(cursor: int, latest: int, confirmations: int) -> ScanPlan:
 
 
 def next_cursor(unfinished_blocks: Iterable[int], plan: ScanPlan) -> int:
-    """Where the next scan (or a restarted bridge) may begin: at the oldest request still being
-    served, else just above the confirmed head (unconfirmed requests are read again)."""
+    """Where a scan may begin after this one: at the oldest request still being served (what
+    a restarted bridge must read again), else just above the confirmed head (unconfirmed
+    requests are read again)."""
     return min(unfinished_blocks, default=max(plan.confirmed_head + 1, 0))
 
 
@@ -152,21 +164,27 @@ class BridgeRole:
         self._confirmations = confirmations
         self._settlement: SettlementClient | None = None
         self._pending: dict[bytes, RequestedJob] = {}
-        # Our deals' keys per request, and the store's change mark they are up to date with.
+        # Requests dropped for good (done, or dead to us) by their block: each poll reads the
+        # blocks of the reorg margin again, which must not take them up (and log them) again.
+        # Forgotten once their block is below what a poll reads.
+        self._dropped: dict[bytes, int] = {}
+        # First block not yet read as confirmed; None until read from `state_path`.
+        self._scan_next: int | None = None
+        # Our deals' keys per pending request, and the store's change mark they are up to date
+        # with.
         self._keys_by_request: dict[bytes, set[str]] = {}
         self._store_mark = 0
-        self._unconfirmed_seen: set[bytes] = set()
+        self._unconfirmed_seen: set[bytes] = set()  # this poll's, logged once each
         self._address = requests.account.address if requests.account else ""
         self._trusted = frozenset(m.lower() for m in trusted_mediators)
-        self._refused: set[bytes] = set()  # requests we can never serve (bad module/params)
-        self._undeliverable: set[bytes] = set()  # ended deals we cannot deliver (logged)
+        self._refusals = 0
         self._submitted = 0
         self._delivered = 0
         self._overturned = 0
 
     def statistics(self) -> BridgeStatistics:
         return BridgeStatistics(self._submitted, self._delivered, self._overturned,
-                                len(self._refused))
+                                self._refusals)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -174,23 +192,36 @@ class BridgeRole:
 
     async def poll_once(self) -> None:
         latest = await run_blocking(self._requests.chain.block_number)
-        plan = plan_scan(self._scan_from(), latest, self._confirmations)
+        if self._scan_next is None:
+            self._scan_next = self._scan_from()
+        plan = plan_scan(self._scan_next, latest, self._confirmations)
         found = [] if plan.from_block > plan.to_block else await run_blocking(
             self._requests.requested_between, plan.from_block, plan.to_block)
-        for requested in found:
-            if plan.confirmed(requested):
-                self._pending[requested.request_id] = requested  # a reorg may have moved it
-            elif requested.request_id not in self._unconfirmed_seen:
-                self._unconfirmed_seen.add(requested.request_id)
-                event(log, "bridge.awaiting_confirmations",
-                      request="0x" + requested.request_id.hex(), block=requested.block_number,
-                      confirmations=self._confirmations)
+        self._take_up(found, plan)
+        self._scan_next = next_cursor((), plan)
         now = await run_blocking(self._requests.chain.now)
         deals = self._deals_by_request()
         for request_id, requested in list(self._pending.items()):
             await self._serve(requested, deals.get(request_id, []), now)
         cursor = next_cursor((r.block_number for r in self._pending.values()), plan)
         self._save_state(cursor, latest)
+
+    def _take_up(self, found: list[RequestedJob], plan: ScanPlan) -> None:
+        """The confirmed requests among `found` become pending (unless dropped already)."""
+        unconfirmed: set[bytes] = set()
+        for requested in found:
+            request_id = requested.request_id
+            if not plan.confirmed(requested):
+                unconfirmed.add(request_id)
+                if request_id not in self._unconfirmed_seen:
+                    event(log, "bridge.awaiting_confirmations", request="0x" + request_id.hex(),
+                          block=requested.block_number, confirmations=self._confirmations)
+            elif self._dropped.get(request_id) != requested.block_number:
+                self._pending[request_id] = requested  # a reorg may have moved it
+        # Unconfirmed requests lie above the confirmed head, so every poll reads them again
+        # until they are confirmed; one a reorg removed is not read again and leaves the set.
+        self._unconfirmed_seen = unconfirmed
+        self._dropped = {r: b for r, b in self._dropped.items() if b >= plan.from_block}
 
     async def _serve(self, requested: RequestedJob, deals: list[ClientDeal], now: int) -> None:
         request_id = requested.request_id
@@ -200,18 +231,31 @@ class BridgeRole:
         if status is RequestStatus.NONE:
             event(log, "bridge.request_gone", logging.WARNING,
                   request="0x" + request_id.hex(), reason="reorged out of the chain")
+            # Not `_drop`: the same request may be mined again, and our deals are still its.
             self._pending.pop(request_id, None)
         elif status is RequestStatus.OPEN:
             if any(_paid(stored) for stored in deals):  # our posted result was overturned
                 event(log, "bridge.overturned", logging.WARNING, request="0x" + request_id.hex())
                 self._overturned += 1
-                self._pending.pop(request_id, None)
-            elif request_id not in self._refused and request_id not in self._undeliverable:
+                self._drop(requested)
+            elif _time_left_s(requested, now) <= 0:
+                event(log, "bridge.request_expired", request="0x" + request_id.hex(),
+                      deadline=request.deadline)
+                self._drop(requested)
+            else:
                 await self._claim_and_submit(requested, request, deals, now)
         elif status.is_final or not ours:
-            self._pending.pop(request_id, None)  # done, or another bridge's
+            self._drop(requested)  # done, or another bridge's
         elif status is RequestStatus.CLAIMED:
-            await self._post_or_resubmit(requested, deals, now)
+            if past_deadline(request, now):
+                event(log, "bridge.claim_expired", logging.WARNING,
+                      request="0x" + request_id.hex(), deadline=request.deadline,
+                      forfeits_bond_wei=request.bond)
+                self._drop(requested)
+            else:
+                await self._post_or_resubmit(requested, deals, now)
+        elif ruling_lapsed(request, now):
+            await self._refund(requested)
         else:
             final_at = request.final_at()
             if final_at is not None and (status is RequestStatus.UPHELD or now > final_at):
@@ -223,9 +267,7 @@ class BridgeRole:
         request_id = requested.request_id
         refusal = claim_refusal(requested, request, self._trusted)
         if refusal is not None:
-            self._refused.add(request_id)
-            event(log, "bridge.request_refused", logging.WARNING, request="0x" + request_id.hex(),
-                  error=refusal)
+            self._refuse(requested, refusal)
             return
         job = self._job_for(requested, now)
         if job is None:
@@ -241,8 +283,9 @@ class BridgeRole:
             await self._submit(requested, job)
 
     def _job_for(self, requested: RequestedJob, now: int) -> JobSubmission | None:
-        """The job serving the request, or None (refused for good, or too late to post)."""
-        left_s = requested.deadline - now - DELIVERY_MARGIN_S
+        """The job serving the request, or None (refused for good and dropped, or too late to
+        post)."""
+        left_s = _time_left_s(requested, now)
         if left_s <= 0:
             return None  # too late to post in time; the requester takes a refund
         try:
@@ -259,18 +302,14 @@ class BridgeRole:
             module.resolve_params(job.params)
             return job
         except (LilypadError, ValueError) as exc:
-            self._refused.add(requested.request_id)
-            event(log, "bridge.request_refused", logging.WARNING,
-                  request="0x" + requested.request_id.hex(), error=str(exc))
+            self._refuse(requested, str(exc))
             return None
 
     async def _submit(self, requested: RequestedJob, job: JobSubmission) -> None:
         try:
             key = await self._client.submit(job)
         except SubmissionError as exc:
-            self._refused.add(requested.request_id)
-            event(log, "bridge.request_refused", logging.WARNING,
-                  request="0x" + requested.request_id.hex(), error=str(exc))
+            self._refuse(requested, str(exc))
             return
         self._submitted += 1
         event(log, "bridge.request_submitted", request="0x" + requested.request_id.hex(),
@@ -282,8 +321,7 @@ class BridgeRole:
             if _paid(stored) and await self._provider_paid(stored):
                 await self._post(requested, stored)
                 return
-        if any(not d.record.phase.is_final for d in deals) or requested.request_id in \
-                self._refused:
+        if any(not d.record.phase.is_final for d in deals):
             return
         job = self._job_for(requested, now)  # every deal ended without a result: again
         if job is not None:
@@ -319,9 +357,9 @@ class BridgeRole:
         output = next((o for d in deals if _paid(d)
                        if (o := deal_output(self._store, d)) is not None), None)
         if output is None:
-            self._undeliverable.add(requested.request_id)
             event(log, "bridge.undeliverable", logging.WARNING,
                   request="0x" + requested.request_id.hex(), reason="no stored output")
+            self._drop(requested)
             return
         size = len(output) if isinstance(output, bytes) else output.stat().st_size
         by_cid = size > MAX_TARBALL_CALLDATA_BYTES
@@ -342,22 +380,51 @@ class BridgeRole:
         event(log, "bridge.delivered", request="0x" + requested.request_id.hex(),
               by_cid=delivered["outputIsCid"], callback_ok=delivered["callbackSucceeded"],
               paid=delivered["paid"], gas=receipt.gas_used)
-        self._pending.pop(requested.request_id, None)
+        self._drop(requested)
+
+    async def _refund(self, requested: RequestedJob) -> None:
+        """End a request whose consortium left our posted result (or its challenge) unruled:
+        the contract then gives our bond back to whoever calls `refund`, and a ruling that comes
+        later could be cut short by anyone's refund anyway."""
+        request_id = requested.request_id
+        try:
+            receipt = await run_blocking(self._requests.refund, request_id)
+        except ContractRevert as exc:  # ruled or refunded meanwhile: the next poll reads which
+            event(log, "bridge.refund_refused", request="0x" + request_id.hex(), error=str(exc))
+            return
+        event(log, "bridge.refunded", logging.WARNING, request="0x" + request_id.hex(),
+              reason="the consortium did not rule", gas=receipt.gas_used)
+        self._drop(requested)
 
     def _refusal(self, requested: RequestedJob, exc: ContractRevert) -> None:
+        """The contract refused a claim, post or delivery: the request is lost to us."""
         if exc.error in ("WrongStatus", "DeadlinePassed"):  # another bridge, or too late: fine
-            self._pending.pop(requested.request_id, None)
             event(log, "bridge.lost_request", request="0x" + requested.request_id.hex(),
                   reason=exc.error)
-            return
-        self._undeliverable.add(requested.request_id)
-        event(log, "bridge.delivery_refused", logging.WARNING,
-              request="0x" + requested.request_id.hex(), error=str(exc))
+        else:
+            event(log, "bridge.delivery_refused", logging.WARNING,
+                  request="0x" + requested.request_id.hex(), error=str(exc))
+        self._drop(requested)
+
+    def _refuse(self, requested: RequestedJob, why: str) -> None:
+        """We will never serve the request: not claimed, or (claimed) never submitted again."""
+        self._refusals += 1
+        event(log, "bridge.request_refused", logging.WARNING,
+              request="0x" + requested.request_id.hex(), error=why)
+        self._drop(requested)
 
     def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
-        self._undeliverable.add(requested.request_id)
         event(log, "bridge.undeliverable", logging.WARNING,
               request="0x" + requested.request_id.hex(), key=stored.record.key, reason=why)
+        self._drop(requested)
+
+    def _drop(self, requested: RequestedJob) -> None:
+        """Forget a request that is done or that nothing we could send would move: it no
+        longer costs a chain call per poll nor holds the saved cursor back."""
+        request_id = requested.request_id
+        self._pending.pop(request_id, None)
+        self._keys_by_request.pop(request_id, None)
+        self._dropped[request_id] = requested.block_number
 
     async def _settlement_client(self) -> SettlementClient:
         """The settlement contract LilypadRequests reads (read-only)."""
@@ -369,12 +436,15 @@ class BridgeRole:
     def _deals_by_request(self) -> dict[bytes, list[ClientDeal]]:
         """Each pending request's deals (a bridged deal's salt is its request ID), as they are
         now. The keys per request are learned from the deals made since the last poll: a
-        bridge that has served thousands of requests does not read them all each second."""
+        bridge that has served thousands of requests does not read them all each second.
+        Only pending requests' keys are kept: a deal is made while its request is pending, and
+        the first poll (mark 0: every deal) comes after reading every live request again."""
         changed, self._store_mark = self._store.changed_since(self._store_mark)
         for key in changed:
             stored = self._store.client_deal(key)
-            if stored is not None and stored.detail.salt is not None:
-                self._keys_by_request.setdefault(stored.detail.salt, set()).add(key)
+            salt = None if stored is None else stored.detail.salt
+            if salt is not None and salt in self._pending:
+                self._keys_by_request.setdefault(salt, set()).add(key)
         by_request: dict[bytes, list[ClientDeal]] = {}
         for request_id in self._pending:
             found = (self._store.client_deal(key)
@@ -416,6 +486,11 @@ def claim_refusal(requested: RequestedJob, request: JobRequest,
     if request.bond > request.escrow:
         return f"bond {request.bond} wei exceeds the escrow {request.escrow} wei"
     return None
+
+
+def _time_left_s(requested: RequestedJob, now: int) -> int:
+    """Seconds left to run a job for the request and still post its result in time."""
+    return requested.deadline - now - DELIVERY_MARGIN_S
 
 
 def _paid(stored: ClientDeal) -> bool:

@@ -15,6 +15,10 @@ name this node or are optimistic, and for each whose result a bridge has posted:
 One run per request (its result is cached): a deterministic module gives the same tarball to
 every honest node. A run that fails here gives no vote and no challenge: silence costs nothing,
 a guess could be wrong.
+A challenge of ours that the consortium leaves unruled past the contract's RULING_WINDOW is
+refunded (our bond back). A request is forgotten, with its cached hash and what we did about it,
+once nothing it can still come to needs us (`watch_over`): a long-running checker's calls per
+poll follow the live requests only.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, ExecError, Executor, JobInputs, Jo
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.roles._bridge import poll_chain, request_params
+from lilypad_p2p.roles._request_life import challenge_closed, past_deadline, ruling_lapsed
 
 log = logging.getLogger("lilypad_p2p.request_checker")
 
@@ -78,6 +83,27 @@ def check_action(request: JobRequest, requested: RequestedJob, me: str, our_hash
         else CheckAction.NONE
 
 
+def watch_over(request: JobRequest, requested: RequestedJob, me: str, now: int, *,
+               voted: bool) -> bool:
+    """Whether nothing the request can still come to needs our vote, challenge or refund
+    (pure). `voted`: we voted in its current round."""
+    status = request.status
+    if status is RequestStatus.CHALLENGED and request.challenger == me:
+        return False  # our bond: the ruling settles it, else we refund it once that lapses
+    if status.is_final or status in (RequestStatus.NONE, RequestStatus.UPHELD):
+        return True
+    if status is RequestStatus.POSTED and request.mode is RequestMode.OPTIMISTIC:
+        # Until the window closes anyone may challenge it (we, or another: then we vote);
+        # after, it is final: only a delivery or a refund can follow.
+        return challenge_closed(request, now)
+    member = me in requested.policy.mediators
+    if status in (RequestStatus.POSTED, RequestStatus.CHALLENGED) and member and not voted:
+        return False  # a vote counts however late, while the result is unruled
+    # What is left is a later round: an overturn reopens the request, and a new claim and post
+    # must land by the deadline.
+    return past_deadline(request, now)
+
+
 class RequestChecker:
     def __init__(
         self,
@@ -97,9 +123,11 @@ class RequestChecker:
         self._challenges = challenges
         self._next_block: int | None = None
         self._watched: dict[bytes, RequestedJob] = {}
+        # Per watched request (forgotten with it): our run's hash, or that it failed, and the
+        # (round, action) pairs we sent.
         self._hashes: dict[bytes, bytes] = {}
         self._failed: set[bytes] = set()
-        self._acted: set[tuple[bytes, int, CheckAction]] = set()
+        self._acted: dict[bytes, set[tuple[int, CheckAction]]] = {}
         self.votes = 0
         self.challenges = 0
 
@@ -116,16 +144,40 @@ class RequestChecker:
             found = await run_blocking(self._requests.requested_between, start, latest)
             for requested in found:
                 policy = requested.policy
-                if self._me in policy.mediators or policy.mode is RequestMode.OPTIMISTIC:
+                if self._me in policy.mediators or (
+                        self._challenges and policy.mode is RequestMode.OPTIMISTIC):
                     self._watched[requested.request_id] = requested
         self._next_block = latest + 1
         now = await run_blocking(self._requests.chain.now)
         for request_id, requested in list(self._watched.items()):
             request = await run_blocking(self._requests.request, request_id)
-            if request.status.is_final or request.status is RequestStatus.NONE:
-                self._watched.pop(request_id, None)
-                continue
-            await self._check(requested, request, now)
+            if request.challenger == self._me and ruling_lapsed(request, now):
+                await self._refund(request_id)
+                continue  # refunded (final) or ruled meanwhile: the next poll reads which
+            if not request.status.is_final and request.status is not RequestStatus.NONE:
+                await self._check(requested, request, now)
+            voted = (request.round, CheckAction.VOTE) in self._acted.get(request_id, ())
+            # A request our run failed on gets neither vote nor challenge from us, in any round.
+            if request_id in self._failed or watch_over(request, requested, self._me, now,
+                                                        voted=voted):
+                self._forget(request_id)
+
+    def _forget(self, request_id: bytes) -> None:
+        self._watched.pop(request_id, None)
+        self._hashes.pop(request_id, None)
+        self._failed.discard(request_id)
+        self._acted.pop(request_id, None)
+
+    async def _refund(self, request_id: bytes) -> None:
+        """End a challenge of ours that the consortium left unruled: the contract then gives
+        our bond back to whoever calls `refund`."""
+        try:
+            receipt = await run_blocking(self._requests.refund, request_id)
+        except ContractRevert as exc:
+            event(log, "check.refused", request="0x" + request_id.hex(), action="refund",
+                  error=str(exc))
+            return
+        event(log, "check.refund", request="0x" + request_id.hex(), gas=receipt.gas_used)
 
     async def _check(self, requested: RequestedJob, request: JobRequest, now: int) -> None:
         request_id = requested.request_id
@@ -136,10 +188,11 @@ class RequestChecker:
             return
         action = check_action(request, requested, self._me, our_hash, now,
                               challenges=self._challenges)
-        key = (request_id, request.round, action)
-        if action is CheckAction.NONE or key in self._acted:
+        key = (request.round, action)
+        acted = self._acted.setdefault(request_id, set())
+        if action is CheckAction.NONE or key in acted:
             return
-        self._acted.add(key)
+        acted.add(key)
         try:
             if action is CheckAction.VOTE:
                 receipt = await run_blocking(

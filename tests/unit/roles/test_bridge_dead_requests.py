@@ -1,0 +1,246 @@
+"""A long-running bridge forgets requests it can no longer serve: expired, refused, claimed by
+us past the deadline, undeliverable. They leave its tables, stop holding the saved cursor back
+and cost no chain call per poll; an unruled result of ours is refunded (its bond comes back).
+LilypadRequests runs on the embedded EVM."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lilypad_p2p.blocking import run_blocking
+from lilypad_p2p.chain import (
+    Chain,
+    JobRequest,
+    RequestedJob,
+    RequestMode,
+    RequestsClient,
+    RequestStatus,
+    TrustPolicy,
+    deploy_requests,
+)
+from lilypad_p2p.localnet import chain_test_accounts
+from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, REORG_DEPTH_BLOCKS, BridgeRole
+from lilypad_p2p.roles._request_life import RULING_WINDOW_S
+from lilypad_p2p.store import DealStore
+from lilypad_p2p.testing import advance_chain_time, embedded_test_chain
+
+pytestmark = pytest.mark.chain
+
+ESCROW_WEI = 10**15
+BOND_WEI = 10**14
+LIFE_S = 600
+
+
+@dataclass
+class World:
+    chain: Chain
+    requester: RequestsClient
+    bridge_requests: RequestsClient
+    mediator: str
+    stranger: str
+
+    def ask(self, *, trusted: bool = True, life_s: int = LIFE_S) -> RequestedJob:
+        policy = TrustPolicy((self.mediator if trusted else self.stranger,), 1,
+                             RequestMode.ATTESTED, BOND_WEI)
+        return self.requester.request_job("hash", b'{"text": "hi"}', max_price=ESCROW_WEI,
+                                          deadline=self.chain.now() + life_s, callback_gas=0,
+                                          policy=policy)
+
+    def bridge(self, tmp_path: Path) -> BridgeRole:
+        # No client role: a bridge that reached one here would fail the test.
+        return BridgeRole(requests=self.bridge_requests, client=None,  # type: ignore[arg-type]
+                          store=DealStore.open(tmp_path / "db"),
+                          state_path=tmp_path / "bridge.json", confirmations=0,
+                          trusted_mediators=[self.mediator])
+
+    def mine(self, blocks: int) -> None:
+        for _ in range(blocks):
+            advance_chain_time(self.chain, 1)
+
+
+@pytest.fixture
+def world() -> World:
+    chain = embedded_test_chain()
+    deployer, requester, bridge, mediator, stranger = chain_test_accounts(5)
+    address = deploy_requests(chain, deployer, deployer.address)  # the settlement is never read
+    made = World(chain, RequestsClient(chain, address, requester),
+                 RequestsClient(chain, address, bridge), mediator.address, stranger.address)
+    made.mine(REORG_DEPTH_BLOCKS + 2)  # so that a reread of the reorg margin starts above 0
+    return made
+
+
+def _saved_cursor(tmp_path: Path) -> int:
+    return int(json.loads((tmp_path / "bridge.json").read_text())["scan_from"])
+
+
+def _calls(chain: Chain, function: str) -> int:
+    return sum(entry["count"] for entry in chain.calls.snapshot()
+               if entry["labels"]["function"] == function)
+
+
+async def test_expired_and_refused_requests_leave_and_free_the_cursor(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    expired = world.ask(life_s=DELIVERY_MARGIN_S + 5)
+    refused = world.ask(trusted=False)  # none of its mediators is one the bridge trusts
+    advance_chain_time(world.chain, DELIVERY_MARGIN_S + 10)
+    bridge = world.bridge(tmp_path)
+
+    await bridge.poll_once()
+
+    assert bridge._pending == {}
+    head = await run_blocking(world.chain.block_number)
+    assert _saved_cursor(tmp_path) == head + 1 > max(expired.block_number, refused.block_number)
+    assert bridge.statistics().failed_submissions == 1
+    # Their blocks are read again (the reorg margin) but they are not taken up again.
+    await bridge.poll_once()
+    assert bridge._pending == {} and bridge.statistics().failed_submissions == 1
+
+
+async def test_a_restarted_bridge_reads_from_the_saved_cursor(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    world.ask(life_s=DELIVERY_MARGIN_S + 5)
+    advance_chain_time(world.chain, DELIVERY_MARGIN_S + 10)
+    await world.bridge(tmp_path).poll_once()
+    cursor = _saved_cursor(tmp_path)
+    world.mine(REORG_DEPTH_BLOCKS + 2)
+    later = world.ask(trusted=False)
+
+    restarted = world.bridge(tmp_path)
+    read: list[tuple[int, int]] = []
+    requested_between = world.bridge_requests.requested_between
+    world.bridge_requests.requested_between = (  # type: ignore[method-assign]
+        lambda start, end: read.append((start, end)) or requested_between(start, end))
+    await restarted.poll_once()
+
+    assert read == [(cursor - REORG_DEPTH_BLOCKS, later.block_number)]
+    assert restarted._pending == {} and restarted.statistics().failed_submissions == 1
+
+
+async def test_chain_calls_per_poll_do_not_grow_with_dead_requests(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    bridge = world.bridge(tmp_path)
+    for _ in range(3):
+        world.ask(trusted=False)
+        world.ask(life_s=DELIVERY_MARGIN_S + 5)
+    advance_chain_time(world.chain, DELIVERY_MARGIN_S + 10)
+    await bridge.poll_once()
+    world.mine(REORG_DEPTH_BLOCKS + 2)  # their blocks fall out of what a poll reads again
+    await bridge.poll_once()
+    world.mine(1)  # from now on a block a poll, as a live chain's
+    read: list[tuple[int, int]] = []
+    requested_between = world.bridge_requests.requested_between
+    world.bridge_requests.requested_between = (  # type: ignore[method-assign]
+        lambda start, end: read.append((start, end)) or requested_between(start, end))
+
+    before = _calls(world.chain, "requests")
+    for _ in range(3):
+        await bridge.poll_once()
+        world.mine(1)
+
+    assert _calls(world.chain, "requests") == before
+    head = await run_blocking(world.chain.block_number)
+    assert all(end - start <= REORG_DEPTH_BLOCKS + 1 for start, end in read)
+    assert _saved_cursor(tmp_path) == head  # the head before the last block mined
+
+
+async def test_our_claim_past_the_deadline_is_dropped_with_one_warning(
+    world: World, tmp_path: Path, autojump, caplog: pytest.LogCaptureFixture
+) -> None:
+    requested = world.ask()
+    await run_blocking(world.bridge_requests.claim, requested.request_id, BOND_WEI)
+    advance_chain_time(world.chain, LIFE_S + 1)  # never posted: postResult would revert
+    bridge = world.bridge(tmp_path)
+
+    with caplog.at_level(logging.WARNING, logger="lilypad_p2p.bridge"):
+        for _ in range(3):
+            await bridge.poll_once()
+
+    assert bridge._pending == {}
+    assert [r.getMessage() for r in caplog.records] == ["bridge.claim_expired"]
+
+
+def test_the_ruling_window_is_the_contracts(world: World) -> None:
+    assert world.requester.read("RULING_WINDOW") == RULING_WINDOW_S
+
+
+class _ScriptedRequests:
+    """A LilypadRequests whose stored request is scripted (states a real one reaches only
+    through a paid deal): the bridge's calls are counted."""
+
+    def __init__(self, chain: Chain, account: Any, requested: RequestedJob,
+                 request: JobRequest) -> None:
+        self.chain, self.account = chain, account
+        self.requested, self.stored = requested, request
+        self.calls: list[str] = []
+
+    def requested_between(self, start: int, end: int) -> list[RequestedJob]:
+        return [self.requested] if start <= self.requested.block_number <= end else []
+
+    def request(self, request_id: bytes) -> JobRequest:
+        self.calls.append("requests")
+        return self.stored
+
+    def refund(self, request_id: bytes) -> Any:
+        self.calls.append("refund")
+        self.stored = replace(self.stored, status=RequestStatus.REFUNDED)
+        return type("Receipt", (), {"gas_used": 1})()
+
+
+def _stored(requested: RequestedJob, status: RequestStatus, claimant: str, *,
+            posted_at: int) -> JobRequest:
+    return JobRequest(requested.request_id, requested.requester, requested.deadline, 0, status,
+                      RequestMode.ATTESTED, 1, 0, 0, posted_at, ESCROW_WEI, BOND_WEI, 10,
+                      b"m" * 32, b"c" * 32, claimant, "0x" + "00" * 20, b"h" * 32)
+
+
+async def test_an_upheld_result_without_output_warns_once_and_leaves(
+    world: World, tmp_path: Path, autojump, caplog: pytest.LogCaptureFixture
+) -> None:
+    requested = world.ask()
+    bridge = world.bridge(tmp_path)
+    account = world.bridge_requests.account
+    assert account is not None
+    scripted = _ScriptedRequests(world.chain, account, requested, _stored(
+        requested, RequestStatus.UPHELD, account.address, posted_at=0))
+    bridge._requests = scripted  # type: ignore[assignment]
+
+    with caplog.at_level(logging.WARNING, logger="lilypad_p2p.bridge"):
+        for _ in range(3):
+            await bridge.poll_once()
+
+    assert [r.getMessage() for r in caplog.records] == ["bridge.undeliverable"]
+    assert scripted.calls == ["requests"] and bridge._pending == {}
+
+
+@pytest.mark.parametrize(("after_s", "refunded"), [(RULING_WINDOW_S, False),
+                                                   (RULING_WINDOW_S + 1, True)])
+async def test_an_unruled_attested_result_of_ours_is_refunded_after_the_ruling_window(
+    world: World, tmp_path: Path, autojump, after_s: int, refunded: bool
+) -> None:
+    requested = world.ask()
+    bridge = world.bridge(tmp_path)
+    account = world.bridge_requests.account
+    assert account is not None
+    posted_at = world.chain.now() - after_s  # the deadline (LIFE_S ahead) is earlier still
+    scripted = _ScriptedRequests(world.chain, account, requested, _stored(
+        requested, RequestStatus.POSTED, account.address, posted_at=posted_at))
+    scripted.stored = replace(scripted.stored, deadline=posted_at)
+    bridge._requests = scripted  # type: ignore[assignment]
+
+    await bridge.poll_once()
+    await bridge.poll_once()
+
+    if refunded:
+        assert scripted.calls == ["requests", "refund"] and bridge._pending == {}
+    else:
+        assert scripted.calls == ["requests", "requests"]
+        assert requested.request_id in bridge._pending
