@@ -1,9 +1,18 @@
-"""Providers' track records as of any replayed block, kept up to date from the chains.
+"""Providers' track records as of any recent block, kept up to date from the chains.
 
 A job offer names the block its records are read at (`JobOffer.records_block`); solvers and
-the job's client must read the same records there, so the feed keeps every settlement event
-it replayed and answers "records at block B" from the events up to B (`track_records`), or
-None while its replay has not reached B (the caller then waits: guessing would split solvers).
+the job's client must read the same records there, so the feed answers "records at block B"
+with exactly `track_records` of the chain's events up to and including B, or None while its
+replay has not reached B (the caller then waits: guessing would split solvers).
+
+Every node with a market role runs a feed, and the contract's events are the whole network's,
+so the feed keeps a bounded part of them: a fold (`RecordFold`) of the events up to a floor
+block, `RECORD_WINDOW_BLOCKS` behind the head, plus the events after it; an event is folded into
+the floor as it ages out of the window. Records at a block B at or after the floor are the
+floor's fold (or a fold kept from an earlier answer between the floor and B) with the events up
+to B applied: the cost of an answer grows with the events since, not with the contract's age.
+A block older than the floor is answered None, and is not polled for: a job naming it never
+matches, as one whose records are not known.
 
 The feed polls slowly, and at once when someone asks for a block it has not replayed: records
 are wanted only by jobs that name a block, and such a job's solvers and client ask for it.
@@ -14,7 +23,8 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import trio
 
@@ -25,7 +35,7 @@ from lilypad_p2p.chain._records import RECORD_EVENTS, deployment_block, settleme
 from lilypad_p2p.chain._watcher import EventWatcher
 from lilypad_p2p.health import Backoff
 from lilypad_p2p.logs import event
-from lilypad_p2p.market import RecordsAt, SettlementEvent, TrackRecord, track_records
+from lilypad_p2p.market import RecordFold, RecordsAt, SettlementEvent, TrackRecord
 from lilypad_p2p.wire import JobOffer
 
 log = logging.getLogger("lilypad_p2p.records")
@@ -41,45 +51,109 @@ RECORD_POLL_S = 15.0
 WANTED_POLL_GAP_S = 1.0
 # Records computed at distinct blocks kept for reuse (jobs of one client name one block).
 RECORD_CACHE = 64
+# How far behind the head a block's records can still be read. A job names its chain's head
+# when it is posted, and its records are read until it expires: 100 s by default
+# (roles/_client.py JOB_OFFER_LIFETIME_MS), up to a day with the longest match timeout
+# (config.py) or offer lifetime (wire MAX_LIFETIME_MS). A day of 2 s blocks (Base, Optimism)
+# covers the day-long job there and on slower chains (7,200 blocks on Ethereum), and a
+# default job at up to 400 blocks a second: anvil mines a block per transaction, so a busy
+# 50-node simnet makes many a second. Memory grows with the events in the window (anvil: at most a
+# few per block), so it is not made longer for chains whose days are longer still (a
+# quarter-second chain keeps a job's records for three hours).
+RECORD_WINDOW_BLOCKS = 43_200
+# Folds kept at blocks answered lately, per chain, to answer later blocks from: jobs name
+# blocks close to the head, so each new block costs the events since the nearest one. Each
+# holds the providers and the open deals, hence few.
+RECORD_FOLDS = 8
+
+
+@dataclass(eq=False, slots=True)
+class _ChainRecords:
+    """One chain's events: `base` has those up to block `floor` folded, `events` (with their
+    `blocks`) the later ones in chain order, `folds` folds at blocks answered lately."""
+
+    head: int = -1
+    floor: int = -1
+    base: RecordFold = field(default_factory=RecordFold)
+    events: list[SettlementEvent] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)
+    folds: OrderedDict[int, RecordFold] = field(default_factory=OrderedDict)
 
 
 class RecordFeed:
-    """Settlement events per chain, replayed so far, and records at any block up to the head."""
+    """Settlement events per chain, replayed so far, and records at any block in the window
+    (`RECORD_WINDOW_BLOCKS` up to the head)."""
 
-    def __init__(self) -> None:
-        self._events: dict[int, list[SettlementEvent]] = {}
-        self._blocks: dict[int, list[int]] = {}
-        self._head: dict[int, int] = {}
+    def __init__(self, *, window_blocks: int = RECORD_WINDOW_BLOCKS) -> None:
+        if window_blocks < 0:
+            raise ValueError(f"window_blocks must be >= 0, got {window_blocks}")
+        self._window = window_blocks
+        self._chains: dict[int, _ChainRecords] = {}
         self._cache: OrderedDict[tuple[int, int], Mapping[str, TrackRecord]] = OrderedDict()
         self._wanted: dict[int, trio.Event] = {}
 
     def add(self, chain_id: int, events: Iterable[SettlementEvent], head: int) -> None:
         """Events replayed up to and including block `head`, in chain order."""
-        kept = self._events.setdefault(chain_id, [])
-        blocks = self._blocks.setdefault(chain_id, [])
+        chain = self._chains.get(chain_id)
+        if chain is None:
+            chain = self._chains[chain_id] = _ChainRecords()
+        rescanned: int | None = None
         for item in events:
-            kept.append(item)
-            blocks.append(item.block)
-        self._head[chain_id] = max(head, self._head.get(chain_id, -1))
+            if item.block <= chain.floor:
+                chain.base.apply([item])  # too late to place: as if it came before the window
+            elif not chain.blocks or item.block >= chain.blocks[-1]:
+                chain.events.append(item)
+                chain.blocks.append(item.block)
+            else:
+                at = bisect.bisect_right(chain.blocks, item.block)
+                chain.events.insert(at, item)
+                chain.blocks.insert(at, item.block)
+            if item.block <= chain.head and (rescanned is None or item.block < rescanned):
+                rescanned = item.block  # a block scanned again after a reorganisation
+        if rescanned is not None:
+            self._forget(chain_id, chain, lambda block: block >= rescanned)
+        chain.head = max(head, chain.head)
+        floor = chain.head - self._window
+        if floor > chain.floor:
+            aged = bisect.bisect_right(chain.blocks, floor)
+            chain.base.apply(chain.events[:aged])
+            del chain.events[:aged], chain.blocks[:aged]
+            chain.floor = floor
+            self._forget(chain_id, chain, lambda block: block < floor)
 
     def head(self, chain_id: int) -> int | None:
         """The last block replayed on `chain_id`, or None if none was."""
-        return self._head.get(chain_id)
+        chain = self._chains.get(chain_id)
+        return chain.head if chain is not None else None
 
     def records_at(self, chain_id: int, block: int) -> Mapping[str, TrackRecord] | None:
-        """Every provider's record as of `block`; None while the replay has not reached it."""
-        head = self._head.get(chain_id)
-        if head is None or block > head:
+        """Every provider's record as of `block`: exactly `track_records` of the chain's events
+        up to and including it. None while the replay has not reached it (and the feed polls at
+        once), or when it is older than the window (`RECORD_WINDOW_BLOCKS` behind the head):
+        then no poll would help, and a job naming it does not match."""
+        chain = self._chains.get(chain_id)
+        if chain is None or block > chain.head:
             self._want(chain_id)
+            return None
+        if block < chain.floor:
             return None
         key = (chain_id, block)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        upto = bisect.bisect_right(self._blocks[chain_id], block)
-        records = track_records(self._events[chain_id][:upto])
-        self._cache[key] = records
+        start = max((at for at in chain.folds if at <= block), default=None)
+        if start is None:
+            start, fold = chain.floor, chain.base.copy()
+        else:
+            chain.folds.move_to_end(start)
+            fold = chain.folds[start].copy()
+        fold.apply(chain.events[bisect.bisect_right(chain.blocks, start):
+                                bisect.bisect_right(chain.blocks, block)])
+        chain.folds[block] = fold
+        if len(chain.folds) > RECORD_FOLDS:
+            chain.folds.popitem(last=False)
+        records = self._cache[key] = fold.records()
         if len(self._cache) > RECORD_CACHE:
             self._cache.popitem(last=False)
         return records
@@ -99,6 +173,13 @@ class RecordFeed:
         wanted = self._wanted.get(chain_id)
         if wanted is not None:
             wanted.set()
+
+    def _forget(self, chain_id: int, chain: _ChainRecords, which: Callable[[int], bool]) -> None:
+        """Drop the folds and cached records of `chain` at the blocks `which` picks."""
+        for block in [block for block in chain.folds if which(block)]:
+            del chain.folds[block]
+        for key in [key for key in self._cache if key[0] == chain_id and which(key[1])]:
+            del self._cache[key]
 
     async def follow(self, chain: Chain, contract: str, *, poll_s: float = RECORD_POLL_S,
                      task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

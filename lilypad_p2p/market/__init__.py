@@ -104,6 +104,7 @@ from lilypad_p2p.market._replay import (
 )
 from lilypad_p2p.market._republisher import REPUBLISH_INTERVAL_MS, Republisher
 from lilypad_p2p.market._track_record import (
+    RecordFold,
     RecordRequirement,
     SettlementEvent,
     TrackRecord,
@@ -169,6 +170,7 @@ __all__ = [
     "OfferBookStatistics",
     "Phase",
     "Quorum",
+    "RecordFold",
     "RecordRequirement",
     "RecordsAt",
     "ReplayGuard",

@@ -83,42 +83,102 @@ _ENDING_FIELD = {
     ("DealResolved", OUTCOME_NON_DETERMINISTIC): "non_deterministic",
 }
 _SLASHES = {"missed_deadline", "ruled_wrong"}
+_COUNTERS = tuple(f.name for f in dataclasses.fields(TrackRecord))[1:-1]  # opened ... lapsed
+_SLASH_AT = len(_COUNTERS)  # a row's last item: last_slash_block
+_ENDING_AT = {key: _COUNTERS.index(field) for key, field in _ENDING_FIELD.items()}
+_SLASHES_AT = {_COUNTERS.index(field) for field in _SLASHES}
 
 
-def _ending(event: SettlementEvent) -> str | None:
+def _ending_at(event: SettlementEvent) -> int | None:
     if event.name == "DealSettled":
-        return _ENDING_FIELD[("DealSettled", None)]
+        return _ENDING_AT[("DealSettled", None)]
     if event.name == "DealTimedOut":
-        return _ENDING_FIELD.get(("DealTimedOut", event.status))
+        return _ENDING_AT.get(("DealTimedOut", event.status))
     if event.name == "DealResolved":
-        return _ENDING_FIELD.get(("DealResolved", event.outcome))
+        return _ENDING_AT.get(("DealResolved", event.outcome))
     return None
+
+
+class RecordFold:
+    """`track_records` as a fold: apply events in chain order, read the records at any point.
+
+    Its state is each provider's counts and, for each deal opened and not yet ended, its
+    provider. An ended deal is forgotten: a later ending of it finds no provider and is skipped,
+    as a deal that ends twice is. So the state grows with the providers and the deals open at
+    once, not with the chain's history. Forgetting changes one answer only: a `DealOpened` of a
+    deal that has already ended would count as a new deal, where remembering every ended deal
+    would skip it; the contract never emits one (`openDeal` reverts `DealAlreadyOpened` for any
+    deal it has seen, and a deal's status never returns to None).
+    """
+
+    __slots__ = ("_counts", "_made", "_open", "_touched")
+
+    def __init__(self) -> None:
+        # Per provider: the counters in `_COUNTERS` order, then last_slash_block. Plain lists,
+        # not TrackRecords: a frozen record rebuilt per event made the fold 3 µs an event.
+        self._counts: dict[str, list[Any]] = {}
+        self._open: dict[bytes, str] = {}
+        # The records last read, and the providers whose counts changed since: a read rebuilds
+        # those only (a few hundred providers' records rebuilt took 0.35 ms).
+        self._made: dict[str, TrackRecord] = {}
+        self._touched: set[str] = set()
+
+    def apply(self, events: Iterable[SettlementEvent]) -> None:
+        """Fold `events`, which follow those already applied in chain order."""
+        counts, open_deals, touched = self._counts, self._open, self._touched
+        for event in events:
+            if event.name == "DealOpened" and event.provider is not None:
+                if event.deal_id in open_deals:
+                    continue
+                open_deals[event.deal_id] = event.provider
+                row = counts.get(event.provider)
+                if row is None:
+                    row = counts[event.provider] = [0] * _SLASH_AT + [None]
+                row[0] += 1
+                touched.add(event.provider)
+                continue
+            at = _ending_at(event)
+            if at is None:
+                continue
+            provider = open_deals.pop(event.deal_id, None)
+            if provider is None:
+                continue
+            row = counts[provider]
+            row[at] += 1
+            touched.add(provider)
+            if at in _SLASHES_AT:
+                row[_SLASH_AT] = max(event.block, row[_SLASH_AT] or 0)
+
+    def copy(self) -> RecordFold:
+        """An independent fold in the same state (applying to one leaves the other as it is)."""
+        twin = RecordFold()
+        twin._counts = {provider: row.copy() for provider, row in self._counts.items()}
+        twin._open = self._open.copy()
+        twin._made = self._made.copy()
+        twin._touched = self._touched.copy()
+        return twin
+
+    def records(self) -> dict[str, TrackRecord]:
+        """Every provider's record so far, keyed by checksummed address (a new dict)."""
+        if self._touched:
+            # In the order providers first dealt, as a replay lists them, not the set's order.
+            for provider, row in self._counts.items():
+                if provider in self._touched:
+                    self._made[provider] = TrackRecord(provider, *row)
+            self._touched.clear()
+        return self._made.copy()
+
+    @property
+    def open_deals(self) -> int:
+        """Deals opened and not yet ended: what the fold remembers besides the providers."""
+        return len(self._open)
 
 
 def track_records(events: Iterable[SettlementEvent]) -> dict[str, TrackRecord]:
     """Every provider's record from `events` in chain order; keyed by checksummed address."""
-    provider_of: dict[bytes, str] = {}
-    ended: set[bytes] = set()
-    records: dict[str, TrackRecord] = {}
-    for event in events:
-        if event.name == "DealOpened" and event.provider is not None:
-            if event.deal_id in provider_of:
-                continue
-            provider_of[event.deal_id] = event.provider
-            record = records.get(event.provider) or TrackRecord(event.provider)
-            records[event.provider] = dataclasses.replace(record, opened=record.opened + 1)
-            continue
-        field = _ending(event)
-        provider = provider_of.get(event.deal_id)
-        if field is None or provider is None or event.deal_id in ended:
-            continue
-        ended.add(event.deal_id)
-        record = records[provider]
-        changes: dict[str, Any] = {field: getattr(record, field) + 1}  # counters named at run time
-        if field in _SLASHES:
-            changes["last_slash_block"] = max(event.block, record.last_slash_block or 0)
-        records[provider] = dataclasses.replace(record, **changes)
-    return records
+    fold = RecordFold()
+    fold.apply(events)
+    return fold.records()
 
 
 @dataclass(frozen=True, slots=True)
