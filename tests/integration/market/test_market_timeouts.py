@@ -92,6 +92,11 @@ def test_silent_provider_and_silent_client_are_claimed_against(tmp_path):
         world.wait_for_phase(refunded, slow, {"running"}, timeout_s=PHASE_TIMEOUT_S)
         world.cluster.wait_until(lambda: _only_deal(vanishing)["phase"] == "running",
                                  timeout_s=PHASE_TIMEOUT_S, what="the job to start")
+        # "running" is recorded before the container is made: kill the provider once it is.
+        owner = f"{vanishing.status['address']}/provider"
+        engine = DockerEngine.connect()
+        world.cluster.wait_until(lambda: bool(engine.job_containers(owner)),
+                                 timeout_s=PHASE_TIMEOUT_S, what="the job's container")
         vanishing.kill()
 
         # The client vanishes while its job runs and never accepts the result: the provider
@@ -123,8 +128,6 @@ def test_silent_provider_and_silent_client_are_claimed_against(tmp_path):
         # Killed mid-job, the provider left its job's container and, as root, the loop-mounted
         # outputs filesystem; restarted, it removes both before it serves again.
         home = world.base_dir / "vanishing-provider"
-        owner = f"{vanishing.status['address']}/provider"
-        engine = DockerEngine.connect()
         try:
             assert engine.job_containers(owner)
             if os.geteuid() == 0:
