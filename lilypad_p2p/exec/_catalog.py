@@ -7,12 +7,17 @@ swapped file is refused, never run.
 
 A module is referred to by its ID (`bafkrei...`); for convenience a shipped module also by its
 name (`hash`), and an added one by `name` or `name@version` when that is unambiguous.
+
+A definition received from a peer (a job creator's, for a proposal or a mediation request) is
+held in memory only, the latest `RECEIVED_HELD`, until `keep` stores it because a deal depends
+on it: any peer can name a module, so storing each one fetched would let one peer fill the disk.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 
 DEFINITIONS_DIR = Path(__file__).parent / "definitions"
 MODULE_SUFFIX = ".module"
+# Received definitions held before a deal needs them: a proposal's checks (policy, image) take
+# seconds, and a provider weighs a handful of proposals at once; 64 of at most 64 KiB each is
+# at most 4 MiB.
+RECEIVED_HELD = 64
 
 
 def _shipped() -> dict[str, Module]:
@@ -60,6 +69,7 @@ class ModuleCatalog(Mapping[str, Module]):
         }
         self._builtin_ids = frozenset(self._modules)
         self._corrupt: dict[str, str] = {}
+        self._received: OrderedDict[str, Module] = OrderedDict()
 
     @property
     def directory(self) -> Path | None:
@@ -102,14 +112,31 @@ class ModuleCatalog(Mapping[str, Module]):
         return mid
 
     def add_definition(self, expected_id: str, data: bytes) -> Module:
-        """Store a definition received from elsewhere, after checking it is `expected_id`'s.
+        """Hold a definition received from a peer, after checking it is `expected_id`'s: in
+        memory (the latest `RECEIVED_HELD`) until `keep` stores it.
 
         Raises:
             BadDefinition: `data` is not module `expected_id`'s canonical definition.
         """
         module = module_from_bytes(expected_id, data)
-        self.add(module)
+        self._received[expected_id] = module
+        self._received.move_to_end(expected_id)
+        while len(self._received) > RECEIVED_HELD:
+            self._received.popitem(last=False)
         return module
+
+    def keep(self, ref: str) -> bool:
+        """Store module `ref` if it is a received one held in memory (a deal now needs it);
+        whether `ref` is a module here (False: one received and since let go)."""
+        module = self._received.pop(ref, None)
+        if module is not None:
+            self.add(module)
+            return True
+        try:
+            self.resolve(ref)
+        except UnknownModule:
+            return False
+        return True
 
     def definition(self, mid: str) -> bytes | None:
         """The canonical definition bytes of module `mid`, if known here."""
@@ -149,7 +176,7 @@ class ModuleCatalog(Mapping[str, Module]):
         return dict(self._modules)
 
     def _load(self, mid: str) -> Module | None:
-        known = self._modules.get(mid)
+        known = self._modules.get(mid) or self._received.get(mid)
         if known is not None or self._directory is None or "/" in mid or not mid:
             return known
         path = self._directory / (mid + MODULE_SUFFIX)

@@ -374,15 +374,16 @@ class MediatorRole:
         self, peer_id: str, request: wire.MediationRequest, gate: BodyGate
     ) -> Reply:
         try:
-            await self._have_module(peer_id, request.module)
-            return Reply(await self.judge(request, gate))
+            return Reply(await self.judge(request, gate, asker=peer_id))
         except (MediationRefused, ChainError, JobTooLarge) as exc:
             if isinstance(exc, PeerMisbehaved) and self._transport is not None:
                 self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc))
             return Reply(wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS]))
 
     async def _have_module(self, peer_id: str, module: str) -> None:
-        """Fetch a module definition we lack from the asker (MediationRefused if we cannot)."""
+        """Fetch a module definition we lack from the asker and store it (MediationRefused if
+        we cannot); asked only once the request qualifies, so no peer makes us store one for
+        a deal that is not ours to judge."""
         if self._modules is None or self._transport is None:
             return
         try:
@@ -392,10 +393,14 @@ class MediatorRole:
                 await fetch_definition(self._transport, peer_id, module, self._modules)
             except (UnknownModule, BadDefinition) as exc:
                 raise MediationRefused(str(exc)) from exc
+        self._modules.keep(module)
 
-    async def judge(self, request: wire.MediationRequest, gate: BodyGate) -> wire.VerdictNotice:
+    async def judge(
+        self, request: wire.MediationRequest, gate: BodyGate, *, asker: str | None = None
+    ) -> wire.VerdictNotice:
         """Check the request, take its inputs through `gate`, re-run the job twice and sign a
-        verdict (the same one if asked again, without taking the inputs again).
+        verdict (the same one if asked again, without taking the inputs again). A module we
+        lack is fetched from `asker` (the disputing party's peer) once the request qualifies.
 
         Raises:
             MediationRefused: the request does not qualify, or the job failed here.
@@ -412,7 +417,7 @@ class MediatorRole:
         lock = self._judging.setdefault(deal_id, trio.Lock())
         try:
             async with lock:
-                return await self._judge_once(chain, deal, deal_id, request, gate)
+                return await self._judge_once(chain, deal, deal_id, request, gate, asker)
         finally:
             # Kept only while a request for the deal waits: anyone may ask about any deal.
             if self._judging.get(deal_id) is lock and lock.statistics().tasks_waiting == 0:
@@ -420,12 +425,14 @@ class MediatorRole:
 
     async def _judge_once(
         self, chain: DealChain, deal: Deal, deal_id: bytes, request: wire.MediationRequest,
-        gate: BodyGate,
+        gate: BodyGate, asker: str | None,
     ) -> wire.VerdictNotice:
         known = self._verdicts.get(deal_id)
         if known is not None:
             return known
         await self._check_request(chain, deal, deal_id, request)
+        if asker is not None:
+            await self._have_module(asker, request.module)
         hashes = await self._run_twice(deal_id, request, gate)
         outcome, digest = judge_runs(request.result_hash, hashes)
         if self._fault is MediatorFault.LIE:

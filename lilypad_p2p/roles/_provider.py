@@ -307,6 +307,8 @@ class ProviderRole:
                 return wire.DealRefused(reason=reason)
             # Checked in the named chain's domain: a signature made for another chain fails.
             chain.check_deal_signature(deal, request.job_creator_signature, job.job_creator)
+            if not self._modules.catalog.keep(job.module):  # stored once a deal needs it
+                return wire.DealRefused(reason="the module's definition was let go: propose again")
             signature = chain.sign_deal(deal)
             record = new_provider_deal(key, now_ms=self._clock_ms(),
                                        result_deadline_ms=deal.result_deadline * 1000)

@@ -36,11 +36,20 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
 )
 from lilypad_p2p.deal_detail import ProviderDetail
-from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.exec import (
+    BUILTIN_MODULES,
+    Executor,
+    JobInputs,
+    JobSpec,
+    ModuleCatalog,
+    UnknownModule,
+    load_definition_text,
+    seal_for,
+)
 from lilypad_p2p.exec._job_stream import write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
-from lilypad_p2p.net import MEDIATION_STREAM, BodyGate, Reply
+from lilypad_p2p.net import MEDIATION_STREAM, MODULE_STREAM, BodyGate, Reply
 from lilypad_p2p.roles import (
     DealChain,
     DealChains,
@@ -56,6 +65,7 @@ from lilypad_p2p.roles import (
     resolve,
 )
 from lilypad_p2p.roles import _mediator as mediator_module
+from lilypad_p2p.roles._module_gate import definition_server
 from lilypad_p2p.roles._terms import module_hash
 from lilypad_p2p.roles._transfer import (
     SpooledInputs,
@@ -78,6 +88,17 @@ from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 ASKER = "the-disputing-party"  # its peer on the consortium's network
+SAY = """
+name = "say"
+image = "recipe:busybox"
+command = ["/bin/echo", "{text}"]
+[resources]
+milli_cpu = 250
+memory_mb = 32
+disk_mb = 4
+[params.text]
+kind = "str"
+"""  # a module no mediator holds
 
 ETH = 10**18
 STAKE = ETH
@@ -459,6 +480,48 @@ async def test_garbage_or_oversized_inputs_get_a_one_line_refusal_and_the_mediat
         assert list(_spool_of(setup, role._identity).iterdir()) == []
         assert role._judging == {}  # nothing kept per deal asked about once answered
         nursery.cancel_scope.cancel()
+
+
+async def test_a_request_that_does_not_qualify_makes_no_mediator_fetch_its_module(
+    setup: Setup, tmp_path: Path
+) -> None:
+    """Anyone can ask a mediator about a deal naming a module it lacks: the deal is checked
+    first, so a request that does not qualify never makes it fetch and store the module."""
+    executor = await Executor.connect()
+
+    async def shared() -> Executor:
+        return executor
+
+    identity = setup.mediator_ids[0]
+    catalog = ModuleCatalog(tmp_path / "modules")
+    role = MediatorRole(identity, chains=DealChains([_deal_chain(setup.chain, setup.contract,
+                                                                 identity)]),
+                        executor_factory=shared, stake_wei=STAKE, modules=catalog,
+                        spool=_spool_of(setup, identity))
+    network = MemoryNetwork()
+    role.install(network.transport(str(identity.peer_id)))
+    creator = ModuleCatalog(tmp_path / "creator")
+    mid = creator.add(load_definition_text(SAY))
+    network.transport(ASKER).serve(MODULE_STREAM, definition_server(creator))
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    case = await _open_with_result(setup, executor, "hash", {"text": "not ours"}, three, 2)
+    request, _ = _request_for(setup, case, identity)
+    not_ours = dataclasses.replace(case.deal, mediators=tuple(
+        i.address for i in setup.mediator_ids[1:4]))
+    reply = await role.on_mediation_request(
+        ASKER, dataclasses.replace(request, module=mid, deal=deal_to_wire(not_ours)),
+        ChunksGate(_no_chunks))
+    assert isinstance(reply.answer, wire.DealRefused)
+    assert reply.answer.reason == "this node is not in the deal's consortium"
+    assert not (tmp_path / "modules").exists()
+    with pytest.raises(UnknownModule):
+        catalog.resolve(mid)
+
+
+async def _no_chunks() -> AsyncIterator[bytes]:
+    raise AssertionError("no input is asked for")
+    yield b""
+
 
 
 async def test_mediators_cut_out_of_the_resolve_join_and_share_the_fee(setup: Setup) -> None:

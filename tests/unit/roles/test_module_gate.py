@@ -5,6 +5,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
+from lilypad_p2p.exec._catalog import RECEIVED_HELD
 from lilypad_p2p.net import MODULE_STREAM, PeerAction
 from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
 from lilypad_p2p.testing import MemoryNetwork
@@ -61,15 +62,15 @@ def test_a_definition_that_does_not_match_its_id_is_refused_and_not_stored(tmp_p
                                                              PeerAction.LOW_TOLERANCE)
 
 
-def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
+def test_a_matching_definition_is_fetched_checked_and_stored_once_a_deal_needs_it(tmp_path):
     creator = ModuleCatalog(tmp_path / "creator")
     mid = creator.add(load_definition_text(DEFINITION))
     network = MemoryNetwork()
     network.transport(PEER).serve(MODULE_STREAM, definition_server(creator))
+    catalog = ModuleCatalog(tmp_path / "provider")
 
     async def main():
-        provider = ModuleGate(ModuleCatalog(tmp_path / "provider"), network.transport(ASKER),
-                              _no_executor)
+        provider = ModuleGate(catalog, network.transport(ASKER), _no_executor)
         assert await provider.refusal(PEER, _job(mid, "recipe:busybox"), (mid,)) is None
         assert "other-image" in await provider.refusal(
             PEER, _job(mid, "localhost:5000/other-image@sha256:" + "a" * 64), (mid,))
@@ -79,8 +80,34 @@ def test_a_matching_definition_is_fetched_checked_and_kept(tmp_path):
             PEER, _job(mid), ("hash",))
 
     trio.run(main)
+    assert not (tmp_path / "provider" / f"{mid}.module").exists()  # held, no deal yet
+    assert catalog.keep(mid)  # the provider signs a deal for it
     assert (tmp_path / "provider" / f"{mid}.module").exists()
+    assert ModuleCatalog(tmp_path / "provider").resolve(mid)[0] == mid
     assert network.reports == []
+
+
+def test_definitions_fetched_for_refused_proposals_are_held_in_memory_only_and_few(tmp_path):
+    """Anyone may propose a deal naming a module: what a stream of proposals for fresh
+    modules makes a provider fetch never reaches its disk, and at most RECEIVED_HELD stay."""
+    creator = ModuleCatalog(tmp_path / "creator")
+    mids = [creator.add(load_definition_text(DEFINITION.replace('"say"', f'"say{n}"')))
+            for n in range(RECEIVED_HELD + 6)]
+    network = MemoryNetwork()
+    network.transport(PEER).serve(MODULE_STREAM, definition_server(creator))
+    catalog = ModuleCatalog(tmp_path / "provider")
+
+    async def main():
+        gate = ModuleGate(catalog, network.transport(ASKER), _no_executor)
+        for mid in mids:
+            reason = await gate.refusal(PEER, _job(mid), ("hash",))
+            assert reason is not None and "module policy" in reason
+
+    trio.run(main)
+    assert not (tmp_path / "provider").exists()
+    assert not catalog.keep(mids[0])  # let go: a deal for it would be refused, not broken
+    assert catalog.keep(mids[-1])
+    assert [p.name for p in (tmp_path / "provider").iterdir()] == [f"{mids[-1]}.module"]
 
 
 def test_a_creator_without_the_definition_gets_a_refusal_that_says_so(tmp_path):
