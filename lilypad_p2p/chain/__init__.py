@@ -49,7 +49,7 @@ from lilypad_p2p.chain._errors import (
     utc,
 )
 from lilypad_p2p.chain._record_feed import RecordFeed
-from lilypad_p2p.chain._records import read_track_records, settlement_events
+from lilypad_p2p.chain._records import deployment_block, read_track_records, settlement_events
 from lilypad_p2p.chain._requests import (
     EXAMPLE_CLIENT,
     MAX_INLINE_OUTPUT_BYTES,
@@ -133,6 +133,7 @@ __all__ = [
     "deploy_contract",
     "deploy_requests",
     "deploy_settlement",
+    "deployment_block",
     "format_wei",
     "open_embedded_chain",
     "open_rpc_chain",

@@ -20,6 +20,7 @@ from lilypad_p2p.chain._artifacts import artifact
 from lilypad_p2p.chain._backend import Chain, TxReceipt
 from lilypad_p2p.chain._errors import ChainError, ContractRevert, TransactionReverted
 from lilypad_p2p.chain._typed import Deal
+from lilypad_p2p.chain._watcher import MAX_BLOCK_RANGE
 
 REQUESTS = "LilypadRequests"
 EXAMPLE_CLIENT = "StringJobClient"
@@ -248,10 +249,15 @@ class RequestsClient(ContractClient):
                 for log in self.logs_between("JobRequested", from_block, to_block)]
 
     def logs_between(self, name: str, from_block: int, to_block: int) -> list[Any]:
-        """Every `name` event of this contract in the block range (inclusive)."""
-        with self.chain.timed("eth_getLogs"):
-            return list(self.chain.rpc(lambda: getattr(self.contract.events, name)().get_logs(
-                from_block=from_block, to_block=to_block)))
+        """Every `name` event of this contract in the block range (inclusive), asked for
+        MAX_BLOCK_RANGE blocks at a time (public nodes refuse wider ranges)."""
+        logs: list[Any] = []
+        for start in range(from_block, to_block + 1, MAX_BLOCK_RANGE):
+            end = min(to_block, start + MAX_BLOCK_RANGE - 1)
+            with self.chain.timed("eth_getLogs"):
+                logs += self.chain.rpc(lambda a=start, b=end: getattr(  # type: ignore[misc]
+                    self.contract.events, name)().get_logs(from_block=a, to_block=b))
+        return logs
 
     def request(self, request_id: bytes) -> JobRequest:
         fields = self.read("requests", request_id)

@@ -63,6 +63,7 @@ from lilypad_p2p.chain import (
     RequestsClient,
     RequestStatus,
     SettlementClient,
+    deployment_block,
 )
 from lilypad_p2p.deal_detail import required
 from lilypad_p2p.errors import ConfigError, LilypadError
@@ -193,7 +194,7 @@ class BridgeRole:
     async def poll_once(self) -> None:
         latest = await run_blocking(self._requests.chain.block_number)
         if self._scan_next is None:
-            self._scan_next = self._scan_from()
+            self._scan_next = await run_blocking(self._scan_from)
         plan = plan_scan(self._scan_next, latest, self._confirmations)
         found = [] if plan.from_block > plan.to_block else await run_blocking(
             self._requests.requested_between, plan.from_block, plan.to_block)
@@ -456,10 +457,12 @@ class BridgeRole:
         return by_request
 
     def _scan_from(self) -> int:
+        """The saved cursor; with none (a first start), the block that deployed the contract:
+        a bridge on a chain millions of blocks long does not read them from genesis."""
         try:
             return int(json.loads(self._state_path.read_text())["scan_from"])
         except FileNotFoundError:
-            return 0
+            return deployment_block(self._requests.chain, self._requests.address)
         except (ValueError, KeyError, TypeError) as exc:
             raise LilypadError(f"{self._state_path} is corrupt: {exc}") from exc
 

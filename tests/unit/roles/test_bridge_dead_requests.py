@@ -24,6 +24,7 @@ from lilypad_p2p.chain import (
     TrustPolicy,
     deploy_requests,
 )
+from lilypad_p2p.chain import _requests as requests_module
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, REORG_DEPTH_BLOCKS, BridgeRole
 from lilypad_p2p.roles._request_life import RULING_WINDOW_S
@@ -176,9 +177,9 @@ class _ScriptedRequests:
     """A LilypadRequests whose stored request is scripted (states a real one reaches only
     through a paid deal): the bridge's calls are counted."""
 
-    def __init__(self, chain: Chain, account: Any, requested: RequestedJob,
+    def __init__(self, real: RequestsClient, requested: RequestedJob,
                  request: JobRequest) -> None:
-        self.chain, self.account = chain, account
+        self.chain, self.account, self.address = real.chain, real.account, real.address
         self.requested, self.stored = requested, request
         self.calls: list[str] = []
 
@@ -209,7 +210,7 @@ async def test_an_upheld_result_without_output_warns_once_and_leaves(
     bridge = world.bridge(tmp_path)
     account = world.bridge_requests.account
     assert account is not None
-    scripted = _ScriptedRequests(world.chain, account, requested, _stored(
+    scripted = _ScriptedRequests(world.bridge_requests, requested, _stored(
         requested, RequestStatus.UPHELD, account.address, posted_at=0))
     bridge._requests = scripted  # type: ignore[assignment]
 
@@ -231,7 +232,7 @@ async def test_an_unruled_attested_result_of_ours_is_refunded_after_the_ruling_w
     account = world.bridge_requests.account
     assert account is not None
     posted_at = world.chain.now() - after_s  # the deadline (LIFE_S ahead) is earlier still
-    scripted = _ScriptedRequests(world.chain, account, requested, _stored(
+    scripted = _ScriptedRequests(world.bridge_requests, requested, _stored(
         requested, RequestStatus.POSTED, account.address, posted_at=posted_at))
     scripted.stored = replace(scripted.stored, deadline=posted_at)
     bridge._requests = scripted  # type: ignore[assignment]
@@ -244,3 +245,45 @@ async def test_an_unruled_attested_result_of_ours_is_refunded_after_the_ruling_w
     else:
         assert scripted.calls == ["requests", "requests"]
         assert requested.request_id in bridge._pending
+
+
+async def test_a_first_start_reads_from_the_contracts_deployment_in_bounded_ranges(
+    tmp_path: Path, autojump, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No saved cursor: a bridge reads from the block that deployed the contract (not from
+    genesis), and never asks for more than MAX_BLOCK_RANGE blocks in one eth_getLogs."""
+    monkeypatch.setattr(requests_module, "MAX_BLOCK_RANGE", 4)
+    chain = embedded_test_chain()
+    deployer, requester, bridge_account, mediator, _ = chain_test_accounts(5)
+    for _ in range(40):  # a chain that was long before the contract came
+        advance_chain_time(chain, 1)
+    address = deploy_requests(chain, deployer, deployer.address)
+    deployed_at = chain.block_number()
+    world = World(chain, RequestsClient(chain, address, requester),
+                  RequestsClient(chain, address, bridge_account), mediator.address,
+                  mediator.address)
+    world.mine(REORG_DEPTH_BLOCKS + 8)
+    asked = [world.ask() for _ in range(3)]  # a block each, ten and more blocks apart
+    ranges: list[tuple[int, int]] = []
+    real_get_logs = chain.w3.eth.get_logs
+
+    def get_logs(query: dict[str, Any]) -> Any:
+        ranges.append((int(query["fromBlock"]), int(query["toBlock"])))
+        return real_get_logs(query)
+
+    monkeypatch.setattr(chain.w3.eth, "get_logs", get_logs)
+    bridge = world.bridge(tmp_path)
+    found = await run_blocking(world.bridge_requests.requested_between, deployed_at,
+                               chain.block_number())
+    assert [r.request_id for r in found] == [r.request_id for r in asked]
+    ranges.clear()
+    served: list[bytes] = []
+
+    async def serve(requested: RequestedJob, *rest: object) -> None:
+        served.append(requested.request_id)  # instead of a claim: no client role here
+
+    bridge._claim_and_submit = serve  # type: ignore[method-assign]
+    await bridge.poll_once()
+    assert ranges and ranges[0][0] == deployed_at - REORG_DEPTH_BLOCKS > 0
+    assert all(last - first < 4 for first, last in ranges)
+    assert served == [r.request_id for r in asked]
