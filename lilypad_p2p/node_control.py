@@ -40,6 +40,7 @@ class NodeControl:
     def handlers(self) -> dict[str, Handler]:
         return {
             "status": self._status, "offers": self._offers, "peers": self._peers,
+            "nodes": self._nodes,
             "deals": self._deals, "tallies": self._tallies, "nat.ping": self._nat_ping,
             "market": functools.partial(market_method, self.node),
         }
@@ -195,3 +196,9 @@ class NodeControl:
 
     async def _peers(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [dataclasses.asdict(peer) for peer in self.node.net.peers()]
+
+    async def _nodes(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The nodes whose NodeRecord we hold: whom a client can reach as a mediator."""
+        return [{"address": record.address, "roles": list(record.roles),
+                 "mediator_available": record.mediator_available}
+                for record in self.node.node_records.values()]

@@ -128,10 +128,12 @@ class Run:
                 self.nodes[node.name] = node
         self.world.nodes.update(self.nodes)
         providers = self.roles_of("provider")
-        wanted = len(providers) + len(trusted)
+        wanted = {p.status["address"] for p in providers} | set(trusted)
 
         def knows_every_node(client: NodeProcess) -> bool:
-            return bool(client.call("status")["known_nodes"] >= wanted)
+            # By address, not a count: a client that holds every other node's record but one
+            # mediator's would count enough, and its first check would find that one unknown.
+            return wanted <= {n["address"] for n in client.call("nodes")}
 
         for client in self.roles_of("client"):
             self.world.wait_until_known(client, providers)

@@ -141,8 +141,8 @@ class MarketWorld:
         def known() -> bool:
             with contextlib.suppress(ControlError, OSError):
                 owners = {o["owner"] for o in client.call("offers", {"market": "cpu"})}
-                records = client.call("status")["known_nodes"]
-                return wanted <= owners and records >= len(wanted)
+                records = {n["address"] for n in client.call("nodes")}
+                return wanted <= owners and wanted <= records
             return False
 
         self.cluster.wait_until(known, timeout_s=MARKET_READY_TIMEOUT_S,
