@@ -262,9 +262,10 @@ class MediatorRole:
         assert self._fee_nursery is not None
         for deal_id, (chain_id, deal) in list(self._signed_deals.items()):
             chain = self._chains.get(chain_id)
-            if chain is None:
+            if chain is None:  # once, not every sweep: the saved verdict waits for a restart
                 event(log, "mediation.chain_gone", logging.WARNING, deal_id="0x" + deal_id.hex(),
                       chain_id=chain_id)
+                del self._signed_deals[deal_id]
                 continue
             self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal)
 
