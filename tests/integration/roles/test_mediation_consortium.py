@@ -43,7 +43,7 @@ from lilypad_p2p.exec import (
     JobSpec,
     ModuleCatalog,
     UnknownModule,
-    load_definition_text,
+    load_definition_file,
     seal_for,
 )
 from lilypad_p2p.exec._job_stream import write_spool
@@ -88,17 +88,8 @@ from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
 ASKER = "the-disputing-party"  # its peer on the consortium's network
-SAY = """
-name = "say"
-image = "recipe:busybox"
-command = ["/bin/echo", "{text}"]
-[resources]
-milli_cpu = 250
-memory_mb = 32
-disk_mb = 4
-[params.text]
-kind = "str"
-"""  # a module no mediator holds
+# A module no mediator holds: the example a user adds by hand.
+HELLO = Path(__file__).parents[3] / "examples" / "modules" / "hello" / "module.toml"
 
 ETH = 10**18
 STAKE = ETH
@@ -501,7 +492,7 @@ async def test_a_request_that_does_not_qualify_makes_no_mediator_fetch_its_modul
     network = MemoryNetwork()
     role.install(network.transport(str(identity.peer_id)))
     creator = ModuleCatalog(tmp_path / "creator")
-    mid = creator.add(load_definition_text(SAY))
+    mid = creator.add(load_definition_file(HELLO))
     network.transport(ASKER).serve(MODULE_STREAM, definition_server(creator))
     three = tuple(i.address for i in setup.mediator_ids[:3])
     case = await _open_with_result(setup, executor, "hash", {"text": "not ours"}, three, 2)
