@@ -171,6 +171,7 @@ class NodeControl:
                 kind, owner = "resource", body.provider
                 summary = (
                     f"{body.spec.milli_cpu}m CPU, {body.spec.ram_mb} MB RAM, "
+                    f"{body.spec.disk_mb} MB disk, {body.spec.gpu_count} GPU, "
                     f"{body.price_per_job_wei} wei/job"
                 )
                 chain_ids = list(body.chain_ids)

@@ -4,6 +4,7 @@ before they expire, withdrawn while it cannot run jobs), and the snapshot a sync
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from lilypad_p2p.identity import load_handover
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Republisher
 from lilypad_p2p.roles import DEFAULT_COLLATERAL_WEI, detect_capacity, resource_offer
-from lilypad_p2p.roles._module_setup import module_policy
+from lilypad_p2p.roles._module_setup import module_policy, modules_beyond
 from lilypad_p2p.wire import ENVELOPE_MAX_AGE_MS
 
 if TYPE_CHECKING:
@@ -120,13 +121,16 @@ class Publisher:
     async def offer_capacity(self) -> None:
         node = self._node
         capacity = await trio.to_thread.run_sync(detect_capacity, node.config.home)
+        if node.config.offer_disk_mb:
+            capacity = dataclasses.replace(capacity, disk_mb=node.config.offer_disk_mb)
         chain_ids = await self._offered_chain_ids()
+        policy = module_policy(node.config, node.modules)
         for market in node.config.markets:
             offer = resource_offer(
                 provider=node.identity.address,
                 market=market,
                 capacity=capacity,
-                modules=module_policy(node.config, node.modules).entries(),
+                modules=policy.entries(),
                 now_ms=node._clock_ms(),
                 chain_ids=chain_ids,
                 trusted_mediators=_checksummed(node.config.mediators),
@@ -137,6 +141,13 @@ class Publisher:
             self._tracked.set()
             self.own_offers.append(offer)
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
+        beyond = modules_beyond(policy, node.modules, self.own_offers[-1].spec)
+        if beyond:  # most often: less free disk than a module's outputs may take
+            event(log, "offer.modules_beyond_capacity", logging.WARNING,
+                  modules="; ".join(beyond), disk_mb=capacity.disk_mb, ram_mb=capacity.ram_mb,
+                  milli_cpu=capacity.milli_cpu,
+                  hint="no job of these matches this node: free disk under its home (or set "
+                       "offer_disk_mb where Docker keeps its data elsewhere), or allow fewer")
 
     async def health_changed(self) -> None:
         """After every probe round: a provider that cannot run jobs withdraws its offers (a

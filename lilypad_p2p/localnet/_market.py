@@ -37,6 +37,9 @@ NODE_WALLET_WEI = 1000 * 10**18
 NODE_DEPOSIT_WEI = 10 * 10**18
 # Short on-chain notice for the test contract (withdrawals are not exercised here).
 TEST_WITHDRAW_NOTICE_S = 60
+# The disk a provider here offers, whatever is free: a local job writes little, and the shipped
+# python module (which may write 4 GiB) must match on a machine with less free space.
+LOCAL_OFFER_DISK_MB = 16 * 1024
 # Bounded waits for what the nodes report.
 MARKET_READY_TIMEOUT_S = 60.0
 
@@ -73,10 +76,12 @@ class MarketWorld:
         return identity
 
     def write_config(self, name: str, mediators: Sequence[str], config_lines: str) -> None:
-        """The node's config.toml: the mediators it trusts, `config_lines`, this chain."""
+        """The node's config.toml: the mediators it trusts, the disk it offers,
+        `config_lines`, this chain."""
         listed = ", ".join(f'"{address}"' for address in mediators)
         (self.base_dir / name / "config.toml").write_text(
-            f"mediators = [{listed}]\n{config_lines}\n[chain]\n"
+            f"mediators = [{listed}]\noffer_disk_mb = {LOCAL_OFFER_DISK_MB}\n{config_lines}\n"
+            "[chain]\n"
             f'rpc_url = "{self.rpc_url}"\ncontract = "{self.contract}"\n'
         )
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from lilypad_p2p.config import NodeConfig
 from lilypad_p2p.errors import ConfigError
 from lilypad_p2p.exec import BUILTIN_IDS, ModuleCatalog, PullLimits, UnknownModule
-from lilypad_p2p.market import ModulePolicy
+from lilypad_p2p.market import ModulePolicy, spec_shortfall
+from lilypad_p2p.roles._client_submission import job_spec
 from lilypad_p2p.wire import ResourceSpec
 
 MIB = 1024 * 1024
@@ -49,3 +50,20 @@ def module_policy(config: NodeConfig, catalog: ModuleCatalog) -> ModulePolicy:
 
 def pull_limits(config: NodeConfig) -> PullLimits:
     return PullLimits(max_bytes=config.max_image_mb * MIB, timeout_s=float(config.pull_timeout_s))
+
+
+def modules_beyond(policy: ModulePolicy, catalog: ModuleCatalog,
+                   offered: ResourceSpec) -> list[str]:
+    """The modules `policy` names by ID that need more than `offered`, each as "name (needs
+    …)": the offer admits them, but no job of theirs matches it."""
+    beyond = []
+    for mid in policy.module_ids:
+        try:
+            module = catalog.resolve(mid)[1]
+        except UnknownModule:
+            continue
+        need = job_spec(module)
+        if spec_shortfall(need, offered) is not None:
+            beyond.append(f"{module.name} (needs {need.milli_cpu} mCPU, {need.ram_mb} MiB RAM, "
+                          f"{need.disk_mb} MiB disk, {need.gpu_count} GPU)")
+    return beyond

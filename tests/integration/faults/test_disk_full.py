@@ -3,7 +3,9 @@
 - a client whose disk fills up while its job runs does not die: it reports `disk_full`, keeps
   retrying, and once space is freed the deal settles with funds conserved;
 - a provider whose disk fills up withdraws its offer, and offers again (and runs a job) once
-  space is freed."""
+  space is freed;
+- a provider with less free disk than a module may write says so at start, and
+  `offer_disk_mb` lets it offer more."""
 
 import base64
 import contextlib
@@ -120,3 +122,48 @@ def test_provider_on_a_full_disk_withdraws_its_offer_until_space_is_freed(tmp_pa
         settled = world.wait_for_phase(client, key, {"settled", "cancelled", "timed_out"},
                                        timeout_s=WAIT_S)
         assert settled["phase"] == "settled", settled
+
+
+def _offered_disk(node, owner) -> set[str]:
+    with contextlib.suppress(ControlError, OSError):
+        return {o["summary"].split(" MB disk")[0].rsplit(" ", 1)[-1]
+                for o in node.call("offers", {"market": "cpu"}) if o["owner"] == owner}
+    return set()
+
+
+def test_provider_with_less_free_disk_than_python_needs_says_so_until_offer_disk_mb_is_set(
+        tmp_path):
+    require_anvil()
+    require_docker("the python module", image="lilypad-p2p/python:latest")
+    with market_world(tmp_path / "m") as world, small_tmpfs(tmp_path / "m" / "provider", 100):
+        # The disk it offers detected: the free space of its 100 MiB home, below the 4 GiB a
+        # python job may write.
+        provider = world.start("provider", roles=["provider"],
+                               env={"LILYPAD_OFFER_DISK_MB": "0"})
+        client = world.start("client", roles=["client"], bootstrap=[provider.dial_addr])
+        world.wait_until_known(client, [provider])
+        target, payer = provider.status["address"], client.status["address"]
+        log = provider.log_path.read_text(errors="replace")
+        assert "offer.modules_beyond_capacity" in log and "python (needs" in log, log
+        with pytest.raises(ControlError, match="offers nothing in market 'cpu' that takes "
+                                               "module python"):
+            client.call("submit", {"module": "python", "target": target,
+                                   "files": {"main.py": base64.b64encode(b"pass\n").decode()}})
+
+        assert provider.stop() == 0, provider.log_tail()
+        started = len(provider.log_path.read_bytes())
+        # Its config.toml sets offer_disk_mb, as every provider's in a local world does.
+        provider = world.restart(provider, roles=["provider"], bootstrap=[client.dial_addr])
+        world.cluster.wait_until(lambda: "16384" in _offered_disk(client, target),
+                                 timeout_s=WAIT_S, what="the client to hold the larger offer")
+        before = world.balance(target) + world.balance(payer)
+        key = client.call("submit", {
+            "module": "python", "target": target,
+            "files": {"main.py": base64.b64encode(b"open('/outputs/o', 'w').write('ok')\n")
+                      .decode()},
+        })["key"]
+        settled = world.wait_for_phase(client, key, {"settled", "cancelled", "timed_out",
+                                                     "rejected"}, timeout_s=WAIT_S)
+        assert settled["phase"] == "settled", settled
+        assert world.balance(target) + world.balance(payer) == before
+        assert b"offer.modules_beyond_capacity" not in provider.log_path.read_bytes()[started:]

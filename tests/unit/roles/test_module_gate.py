@@ -4,10 +4,18 @@
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.exec import ModuleCatalog, definition_bytes, load_definition_text, module_id
+from lilypad_p2p.exec import (
+    BUILTIN_IDS,
+    ModuleCatalog,
+    definition_bytes,
+    load_definition_text,
+    module_id,
+)
 from lilypad_p2p.exec._catalog import RECEIVED_HELD
+from lilypad_p2p.market import ModulePolicy
 from lilypad_p2p.net import MODULE_STREAM, PeerAction
 from lilypad_p2p.roles._module_gate import ModuleGate, definition_server
+from lilypad_p2p.roles._module_setup import modules_beyond
 from lilypad_p2p.testing import MemoryNetwork
 from lilypad_p2p.testing.offers import make_job_offer
 
@@ -157,3 +165,13 @@ def test_on_chain_module_hash_is_the_name_for_shipped_modules_and_the_id_otherwi
     assert module_hash(BUILTIN_IDS["hash"]) == keccak(text="hash")
     user = module_id(load_definition_text(DEFINITION))
     assert module_hash(user) == keccak(text=user)
+
+
+def test_modules_beyond_names_the_allowed_modules_an_offer_cannot_take(tmp_path):
+    catalog = ModuleCatalog(tmp_path / "modules")
+    policy = ModulePolicy(module_ids=tuple(sorted(BUILTIN_IDS.values())))
+    small = wire.ResourceSpec(milli_cpu=2000, ram_mb=4096, disk_mb=4000)
+    assert modules_beyond(policy, catalog, small) == [
+        "python (needs 1000 mCPU, 256 MiB RAM, 4096 MiB disk, 0 GPU)"]
+    assert modules_beyond(policy, catalog, wire.ResourceSpec(milli_cpu=2000, ram_mb=4096,
+                                                             disk_mb=4096)) == []
