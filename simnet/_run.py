@@ -130,15 +130,10 @@ class Run:
         providers = self.roles_of("provider")
         wanted = {p.status["address"] for p in providers} | set(trusted)
 
-        def knows_every_node(client: NodeProcess) -> bool:
-            # By address, not a count: a client that holds every other node's record but one
-            # mediator's would count enough, and its first check would find that one unknown.
-            return wanted <= {n["address"] for n in client.call("nodes")}
-
         for client in self.roles_of("client"):
             self.world.wait_until_known(client, providers)
             self.world.cluster.wait_until(
-                functools.partial(knows_every_node, client),
+                functools.partial(client.holds_records, wanted),
                 timeout_s=MARKET_KNOWN_TIMEOUT_S, what=f"{client.name} to know every node")
 
     def poll_clients(self) -> int:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,6 +78,15 @@ class NodeProcess:
             if addr.startswith("/ip4/127.0.0.1/"):
                 return addr if "/p2p/" in addr else f"{addr}/p2p/{self.status['peer_id']}"
         raise ClusterError(f"{self.name} has no loopback listen address: {self.status}")
+
+    def holds_records(self, addresses: Iterable[str]) -> bool:
+        """Whether the node holds the NodeRecord of each of `addresses` (False while it does
+        not answer). By address, not a count: solvers and clients publish records too, so a
+        count can be reached while one mediator's is missing."""
+        with contextlib.suppress(ControlError, OSError):
+            held = {n["address"].lower() for n in self.call("nodes")}
+            return {a.lower() for a in addresses} <= held
+        return False
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -146,8 +146,7 @@ class MarketWorld:
         def known() -> bool:
             with contextlib.suppress(ControlError, OSError):
                 owners = {o["owner"] for o in client.call("offers", {"market": "cpu"})}
-                records = {n["address"] for n in client.call("nodes")}
-                return wanted <= owners and wanted <= records
+                return wanted <= owners and client.holds_records(wanted)
             return False
 
         self.cluster.wait_until(known, timeout_s=MARKET_READY_TIMEOUT_S,

@@ -96,7 +96,7 @@ def test_failed_jobs_pay_the_honest_provider_and_false_claims_are_slashed(tmp_pa
         for client in (accepting, checking):
             world.wait_until_known(client, [honest, cheat])
             world.cluster.wait_until(
-                lambda c=client: c.call("status")["known_nodes"] >= 2 + 1 + MEDIATORS,
+                lambda c=client: c.holds_records(trusted),
                 timeout_s=60.0, what=f"{client.name} to know every mediator")
         addresses = {n.name: n.status["address"]
                      for n in (honest, cheat, accepting, checking)}

@@ -57,7 +57,7 @@ def test_spot_checked_jobs_resolve_by_verdict(tmp_path):
                                      f"consortium_size = {MEDIATORS}\nconsortium_threshold = 3")
         world.wait_until_known(client, [honest, cheat])
         world.cluster.wait_until(  # NodeRecords carry the mediators' sealing keys
-            lambda: client.call("status")["known_nodes"] >= 2 + MEDIATORS - OFFLINE, timeout_s=60.0,
+            lambda: client.holds_records(trusted[:-OFFLINE]), timeout_s=60.0,
             what="the client to know every mediator")
         addresses = {n.name: n.status["address"] for n in [honest, cheat, client]}
         addresses.update(zip(mediator_names, trusted, strict=True))

@@ -53,7 +53,7 @@ def test_spot_checked_request_is_delivered_after_the_verdict(tmp_path):
         world.nodes["bridge"] = bridge
         world.wait_until_known(bridge, [provider])
         world.cluster.wait_until(  # NodeRecords carry the mediators' sealing keys
-            lambda: bridge.call("status")["known_nodes"] >= 1 + MEDIATORS,
+            lambda: bridge.holds_records(trusted),
             timeout_s=KNOWN_WITHIN_S, what="the bridge to know every mediator")
 
         requested = ask(example, chain, requests, "hash", {"text": "mediated"},

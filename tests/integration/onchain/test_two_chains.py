@@ -131,14 +131,16 @@ def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=CLI_TIMEOUT_S, check=check)
 
 
-def _wait_known(cluster: LocalCluster, client: NodeProcess, providers: list[str]) -> None:
+def _wait_known(cluster: LocalCluster, client: NodeProcess, providers: list[str],
+                mediator: str) -> None:
     def known() -> bool:
         with contextlib.suppress(ControlError, OSError):
             owners = {o["owner"] for o in client.call("offers", {"market": "cpu"})}
-            return set(providers) <= owners and client.call("status")["known_nodes"] >= 3
+            return set(providers) <= owners and client.holds_records([*providers, mediator])
         return False
 
-    cluster.wait_until(known, timeout_s=KNOWN_WITHIN_S, what="the bridge to know both providers")
+    cluster.wait_until(known, timeout_s=KNOWN_WITHIN_S,
+                       what="the bridge to know both providers and the mediator")
 
 
 def _deal_of_request(bridge: NodeProcess, side: Side, request_id: bytes) -> dict:
@@ -188,7 +190,7 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
                             ("solver", ["solver"]), ("bridge", ["chain-bridge"])):
             cluster.start_node(name, roles=roles, bootstrap=[boot.dial_addr]).wait_ready()
         bridge = cluster.nodes[-1]
-        _wait_known(cluster, bridge, [only_a, both])
+        _wait_known(cluster, bridge, [only_a, both], mediator)
 
         status = bridge.call("status")["chains"]
         assert [(c["chain_id"], c["connected"]) for c in status] == [(CHAIN_A, True),
