@@ -32,6 +32,7 @@ import trio
 
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
+    ChainError,
     ContractRevert,
     JobRequest,
     RequestedJob,
@@ -206,6 +207,9 @@ class RequestChecker:
             event(log, "check.refused", request="0x" + request_id.hex(), action=action.value,
                   error=str(exc))
             return
+        except ChainError:
+            acted.discard(key)  # the RPC failed, not the contract: the next poll tries again
+            raise
         event(log, f"check.{action.value}", request="0x" + request_id.hex(),
               agrees=our_hash == request.result_hash, round=request.round, gas=receipt.gas_used)
 

@@ -14,6 +14,7 @@ from lilypad_p2p.chain import (
     RequestMode,
     RequestsClient,
     RequestStatus,
+    RpcUnavailable,
     TrustPolicy,
     deploy_requests,
 )
@@ -126,6 +127,7 @@ class _ScriptedRequests:
         self.account = SimpleNamespace(address=ME)
         self.stored, self.requested = request, requested
         self.calls: list[str] = []
+        self.rpc_down = False
 
     def requested_between(self, start: int, end: int) -> list[RequestedJob]:
         return [self.requested] if start <= self.requested.block_number <= end else []
@@ -136,6 +138,8 @@ class _ScriptedRequests:
 
     def vote(self, request_id: bytes, policy: TrustPolicy, result_hash: bytes) -> Any:
         self.calls.append("vote")
+        if self.rpc_down:
+            raise RpcUnavailable("the RPC did not answer")
         return SimpleNamespace(gas_used=1)
 
     def refund(self, request_id: bytes) -> Any:
@@ -167,6 +171,23 @@ async def test_after_voting_a_request_past_its_deadline_is_forgotten_with_its_ta
 
     assert scripted.calls == ["requests", "vote", "requests"]
     assert (checker._watched, checker._hashes, checker._acted) == ({}, {}, {})
+
+
+async def test_a_vote_the_rpc_failed_to_send_is_sent_at_the_next_poll(autojump) -> None:
+    request, requested = _pair(RequestMode.ATTESTED, RequestStatus.POSTED)
+    scripted = _ScriptedRequests(request, requested)
+    checker = _checker(scripted)
+    checker._hashes[requested.request_id] = TRUE
+
+    scripted.rpc_down = True
+    with pytest.raises(RpcUnavailable):
+        await checker.poll_once()
+    scripted.rpc_down = False
+    await checker.poll_once()
+    await checker.poll_once()
+
+    assert scripted.calls == ["requests", "vote", "requests", "vote", "requests"]
+    assert checker.votes == 1
 
 
 async def test_a_lapsed_challenge_of_ours_is_refunded(autojump) -> None:
