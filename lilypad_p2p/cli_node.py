@@ -140,6 +140,9 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     typer.echo(f"{'state':>13}: {result.get('state')}")
     for fault in result.get("faults", []):
         typer.echo(f"{fault['fault']:>13}: {fault['error']} ({fault['meaning']})")
+    for module in result.get("modules_beyond_offer", []):
+        typer.echo(f"{'not offered':>13}: {module}: more than this provider offers, so no job "
+                   "of it matches (free disk, or set offer_disk_mb, or allow fewer modules)")
     for key in ("peer_id", "address", "roles", "markets", "listen_addrs", "peers", "uptime_s"):
         typer.echo(f"{key:>13}: {result.get(key)}")
     nat = result.get("nat") or {}

@@ -108,6 +108,7 @@ class NodeControl:
             "book": dataclasses.asdict(self.node.book.statistics()),
             "nat": self.node.net.nat.status(),
             "chains": await self._chain_status(float(max_age_s)),
+            "modules_beyond_offer": self.node.publisher.modules_beyond_offer,
         }
 
     async def _chain_status(self, max_age_s: float) -> list[dict[str, Any]]:

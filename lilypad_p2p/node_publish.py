@@ -53,6 +53,8 @@ class Publisher:
         self._handover = load_handover(node.config.keystore_dir, node.identity.address)
         # Our published resource offers, withdrawn (cancelled) while we cannot run jobs.
         self.own_offers: list[wire.ResourceOffer] = []
+        # The modules our policy allows that need more than those offers give (`status`).
+        self.modules_beyond_offer: list[str] = []
         # Our last NodeRecord envelope: served to syncing peers while fresh, so a sync round
         # costs no signature and its digest stays the same for peers that hold it.
         self._own_record: wire.SignedEnvelope | None = None
@@ -141,11 +143,11 @@ class Publisher:
             self._tracked.set()
             self.own_offers.append(offer)
             event(log, "offer.published", offer=offer.cid, market=market, kind="resource")
-        beyond = modules_beyond(policy, node.modules, self.own_offers[-1].spec)
-        if beyond:  # most often: less free disk than a module's outputs may take
+        self.modules_beyond_offer = modules_beyond(policy, node.modules, offer.spec)
+        if self.modules_beyond_offer:  # most often: less free disk than a module may write
             event(log, "offer.modules_beyond_capacity", logging.WARNING,
-                  modules="; ".join(beyond), disk_mb=capacity.disk_mb, ram_mb=capacity.ram_mb,
-                  milli_cpu=capacity.milli_cpu,
+                  modules="; ".join(self.modules_beyond_offer), disk_mb=capacity.disk_mb,
+                  ram_mb=capacity.ram_mb, milli_cpu=capacity.milli_cpu,
                   hint="no job of these matches this node: free disk under its home (or set "
                        "offer_disk_mb where Docker keeps its data elsewhere), or allow fewer")
 

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -145,6 +146,11 @@ def test_provider_with_less_free_disk_than_python_needs_says_so_until_offer_disk
         target, payer = provider.status["address"], client.status["address"]
         log = provider.log_path.read_text(errors="replace")
         assert "offer.modules_beyond_capacity" in log and "python (needs" in log, log
+        shown = subprocess.run(
+            [sys.executable, "-m", "lilypad_p2p.cli", "status", "--home", str(provider.home)],
+            capture_output=True, text=True, timeout=60, check=True).stdout
+        assert "not offered: python (needs 1000 mCPU, 256 MiB RAM, 4096 MiB disk, 0 GPU): " \
+               "more than this provider offers" in shown, shown
         with pytest.raises(ControlError, match="offers nothing in market 'cpu' that takes "
                                                "module python"):
             client.call("submit", {"module": "python", "target": target,
@@ -167,3 +173,4 @@ def test_provider_with_less_free_disk_than_python_needs_says_so_until_offer_disk
         assert settled["phase"] == "settled", settled
         assert world.balance(target) + world.balance(payer) == before
         assert b"offer.modules_beyond_capacity" not in provider.log_path.read_bytes()[started:]
+        assert provider.call("status")["modules_beyond_offer"] == []
