@@ -248,6 +248,13 @@ class RequestsClient(ContractClient):
         return [_requested(dict(log["args"]), int(log["blockNumber"]))
                 for log in self.logs_between("JobRequested", from_block, to_block)]
 
+    def overturned_between(self, from_block: int, to_block: int) -> list[bytes]:
+        """The requests whose posted result the consortium overturned in the block range
+        (inclusive): open again, for any bridge to claim."""
+        return [bytes(log["args"]["requestId"])
+                for log in self.logs_between("Ruled", from_block, to_block)
+                if not log["args"]["upheld"]]
+
     def logs_between(self, name: str, from_block: int, to_block: int) -> list[Any]:
         """Every `name` event of this contract in the block range (inclusive), asked for
         MAX_BLOCK_RANGE blocks at a time (public nodes refuse wider ranges)."""

@@ -11,10 +11,11 @@ can serve one step (the contract, not the bridge, decides what the requester's t
   our result and our bond), `claim` it with the request's bond first (only the claimant is
   ever paid, so we never fund a deal someone faster could be reimbursed for; a lost race
   costs a reverted claim, no deal), then submit it as a job whose deal salt is the request
-  id (the binding the contract checks);
+  id (the binding the contract checks); with too little free deposit to fund the job, neither
+  claimed nor dropped (logged once) until the deposit is topped up or the deadline nears;
 - claimed by us, our deal settled (or resolved with the provider paid): `postResult` the output
   tarball's sha256 with the deal, before the deadline; a deal that ended without a result is
-  submitted again while there is time;
+  submitted again while there is time, as is one whose submission found too little deposit;
 - posted by us: once final (attested: k of the request's mediators voted our hash; optimistic:
   the challenge window passed unchallenged, or the consortium upheld it) `deliver` the tarball
   (an output over 1 KiB reaches the callback as its CID; a tarball too large for calldata is
@@ -23,7 +24,10 @@ can serve one step (the contract, not the bridge, decides what the requester's t
 - posted by us and left unruled by the consortium past the contract's RULING_WINDOW: `refund`
   it, which returns our bond (our deal's payment is lost, as it is to anyone's refund from then
   on);
-- overturned (open again after our post), claimed by another, delivered or refunded: done;
+- overturned (open again after our post), delivered or refunded: done;
+- claimed by another bridge: set aside, with no chain call per poll, until its deadline; if
+  the consortium overturns that bridge's result (a `Ruled` event, not upheld: open again), it
+  is served as any open request (a restart forgets the requests set aside);
 - dead to us, dropped with one log line: open with too little time left to claim and post
   (the contract refuses both after the deadline), claimed by us past the deadline (only a
   refund, which forfeits our bond, can follow), refused by us (module, parameters, trust,
@@ -71,7 +75,13 @@ from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase
 from lilypad_p2p.roles._client import ClientRole
-from lilypad_p2p.roles._client_submission import JobSubmission, SubmissionError, job_deadline_s
+from lilypad_p2p.roles._client_submission import (
+    JobSubmission,
+    SubmissionDeferred,
+    SubmissionError,
+    check_funds,
+    job_deadline_s,
+)
 from lilypad_p2p.roles._request_life import past_deadline, ruling_lapsed
 from lilypad_p2p.store import ClientDeal, DealStore
 
@@ -86,6 +96,9 @@ REORG_DEPTH_BLOCKS = 12
 DEFAULT_CONFIRMATIONS = 12
 # A job must have its result this long before the request's deadline, to post it in time.
 DELIVERY_MARGIN_S = 30
+# Requests claimed by other bridges, kept (as their block and deadline) to serve if their
+# result is overturned; the oldest go first beyond this.
+MAX_PARKED_REQUESTS = 16_384
 # Larger output tarballs are delivered by `deliverCid` (ours to call) instead of as calldata:
 # 64 KiB of calldata costs up to ~1M gas.
 MAX_TARBALL_CALLDATA_BYTES = 64 * 1024
@@ -169,6 +182,8 @@ class BridgeRole:
         # blocks of the reorg margin again, which must not take them up (and log them) again.
         # Forgotten once their block is below what a poll reads.
         self._dropped: dict[bytes, int] = {}
+        # Requests another bridge claimed, by their block and deadline (`_park`).
+        self._others: dict[bytes, tuple[int, int]] = {}
         # First block not yet read as confirmed; None until read from `state_path`.
         self._scan_next: int | None = None
         # Our deals' keys per pending request, and the store's change mark they are up to date
@@ -176,6 +191,7 @@ class BridgeRole:
         self._keys_by_request: dict[bytes, set[str]] = {}
         self._store_mark = 0
         self._unconfirmed_seen: set[bytes] = set()  # this poll's, logged once each
+        self._deferred: set[bytes] = set()  # pending requests we wait to fund, logged once each
         self._address = requests.account.address if requests.account else ""
         self._trusted = frozenset(m.lower() for m in trusted_mediators)
         self._refusals = 0
@@ -196,11 +212,14 @@ class BridgeRole:
         if self._scan_next is None:
             self._scan_next = await run_blocking(self._scan_from)
         plan = plan_scan(self._scan_next, latest, self._confirmations)
-        found = [] if plan.from_block > plan.to_block else await run_blocking(
-            self._requests.requested_between, plan.from_block, plan.to_block)
+        found, overturned = ([], []) if plan.from_block > plan.to_block else (
+            await run_blocking(self._requests.requested_between, plan.from_block, plan.to_block),
+            await run_blocking(self._requests.overturned_between, plan.from_block,
+                               plan.to_block))
         self._take_up(found, plan)
         self._scan_next = next_cursor((), plan)
         now = await run_blocking(self._requests.chain.now)
+        await self._take_back(overturned, now)
         deals = self._deals_by_request()
         for request_id, requested in list(self._pending.items()):
             await self._serve(requested, deals.get(request_id, []), now)
@@ -224,6 +243,22 @@ class BridgeRole:
         self._unconfirmed_seen = unconfirmed
         self._dropped = {r: b for r, b in self._dropped.items() if b >= plan.from_block}
 
+    async def _take_back(self, overturned: list[bytes], now: int) -> None:
+        """Requests another bridge claimed whose result the consortium overturned are open
+        again: pending once more, read again from their block. Those past their deadline
+        are forgotten."""
+        for request_id in overturned:
+            block, _ = self._others.pop(request_id, (None, 0))
+            if block is None:
+                continue
+            for requested in await run_blocking(self._requests.requested_between, block, block):
+                if requested.request_id == request_id:
+                    event(log, "bridge.request_reopened", request="0x" + request_id.hex())
+                    self._pending[request_id] = requested
+        self._others = {request_id: (block, deadline)
+                        for request_id, (block, deadline) in self._others.items()
+                        if deadline - now - DELIVERY_MARGIN_S > 0}
+
     async def _serve(self, requested: RequestedJob, deals: list[ClientDeal], now: int) -> None:
         request_id = requested.request_id
         request = await run_blocking(self._requests.request, request_id)
@@ -245,8 +280,10 @@ class BridgeRole:
                 self._drop(requested)
             else:
                 await self._claim_and_submit(requested, request, deals, now)
-        elif status.is_final or not ours:
-            self._drop(requested)  # done, or another bridge's
+        elif status.is_final:
+            self._drop(requested)
+        elif not ours:
+            self._park(requested)
         elif status is RequestStatus.CLAIMED:
             if past_deadline(request, now):
                 event(log, "bridge.claim_expired", logging.WARNING,
@@ -273,6 +310,12 @@ class BridgeRole:
         job = self._job_for(requested, now)
         if job is None:
             return
+        chain_id = self._requests.chain.chain_id
+        try:  # checked before the claim puts the bond at stake, as the submission will
+            check_funds(await self._client.free_deposit(chain_id), job, chain_id)
+        except SubmissionDeferred as exc:
+            self._defer(requested, f"{exc}; unclaimed until then, open to other bridges")
+            return
         try:
             receipt = await run_blocking(self._requests.claim, request_id, request.bond)
         except ContractRevert as exc:
@@ -280,6 +323,7 @@ class BridgeRole:
             return
         event(log, "bridge.claimed", request="0x" + request_id.hex(), bond_wei=request.bond,
               gas=receipt.gas_used)
+        self._deferred.discard(request_id)
         if not any(not d.record.phase.is_final for d in deals):
             await self._submit(requested, job)
 
@@ -309,9 +353,13 @@ class BridgeRole:
     async def _submit(self, requested: RequestedJob, job: JobSubmission) -> None:
         try:
             key = await self._client.submit(job)
+        except SubmissionDeferred as exc:  # claimed: tried again each poll until the deadline
+            self._defer(requested, str(exc))
+            return
         except SubmissionError as exc:
             self._refuse(requested, str(exc))
             return
+        self._deferred.discard(requested.request_id)
         self._submitted += 1
         event(log, "bridge.request_submitted", request="0x" + requested.request_id.hex(),
               key=key)
@@ -414,10 +462,25 @@ class BridgeRole:
               request="0x" + requested.request_id.hex(), error=why)
         self._drop(requested)
 
+    def _defer(self, requested: RequestedJob, why: str) -> None:
+        """Keep the request: what it lacks may come before its deadline (logged once)."""
+        if requested.request_id not in self._deferred:
+            self._deferred.add(requested.request_id)
+            event(log, "bridge.request_deferred", logging.WARNING,
+                  request="0x" + requested.request_id.hex(), error=why)
+
     def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
         event(log, "bridge.undeliverable", logging.WARNING,
               request="0x" + requested.request_id.hex(), key=stored.record.key, reason=why)
         self._drop(requested)
+
+    def _park(self, requested: RequestedJob) -> None:
+        """Another bridge claimed the request: no chain call for it per poll, but taken back
+        if the consortium overturns that bridge's result (`_take_back`)."""
+        self._drop(requested)
+        self._others[requested.request_id] = (requested.block_number, requested.deadline)
+        while len(self._others) > MAX_PARKED_REQUESTS:
+            del self._others[next(iter(self._others))]
 
     def _drop(self, requested: RequestedJob) -> None:
         """Forget a request that is done or that nothing we could send would move: it no
@@ -425,6 +488,7 @@ class BridgeRole:
         request_id = requested.request_id
         self._pending.pop(request_id, None)
         self._keys_by_request.pop(request_id, None)
+        self._deferred.discard(request_id)
         self._dropped[request_id] = requested.block_number
 
     async def _settlement_client(self) -> SettlementClient:

@@ -74,6 +74,7 @@ from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._client_submission import (
     JobSubmission,
     SubmissionError,
+    check_funds,
     job_deadline_s,
     new_job_offer,
 )
@@ -183,7 +184,8 @@ class ClientRole:
         """Post `job`; returns its deal key (the job offer's CID).
 
         Raises:
-            SubmissionError: bad parameters, no mediator configured, or not enough deposit.
+            SubmissionError: bad parameters, an unknown module or chain, inputs too large.
+            SubmissionDeferred: too little free deposit, for now.
         """
         if self._nursery is None:
             raise SubmissionError("the client role is not running")
@@ -197,12 +199,7 @@ class ClientRole:
             chain = self._chains.require(job.chain_id)
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
-        free = await chain.free_balance()
-        if free < job.max_price_wei:
-            raise SubmissionError(
-                f"free deposit {free} wei on chain {chain.chain_id} is below the job's max price "
-                f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first"
-            )
+        check_funds(await chain.free_balance(), job, chain.chain_id)
         records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
         policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
         # The head is a chain round trip: read only for a job whose offer names a block.
@@ -235,6 +232,9 @@ class ClientRole:
               target=offer.target_provider, chain_id=chain.chain_id)
         self._nursery.start_soon(self._drive, offer.cid)
         return offer.cid
+
+    async def free_deposit(self, chain_id: int) -> int:
+        return await self._chains.require(chain_id).free_balance()
 
     def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
         """Note the matches naming our job offers (the first valid one per job wins)."""

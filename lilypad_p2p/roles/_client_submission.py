@@ -36,6 +36,10 @@ class SubmissionError(LilypadError):
     """A job cannot be submitted as asked (unknown module, bad parameters, no funds...)."""
 
 
+class SubmissionDeferred(SubmissionError):
+    """A job cannot be submitted yet: what it lacks (free deposit) may come."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobSubmission:
     module: str
@@ -85,6 +89,18 @@ class JobSubmission:
         if self.params_as_text:
             return module.params_from_text(self.params)
         return module.resolve_params(self.params)
+
+
+def check_funds(free_wei: int, job: JobSubmission, chain_id: int) -> None:
+    """Refuse, for now, a job whose max price is above this node's free deposit.
+
+    Raises:
+        SubmissionDeferred: naming both amounts and how to deposit.
+    """
+    if free_wei < job.max_price_wei:
+        raise SubmissionDeferred(
+            f"free deposit {free_wei} wei on chain {chain_id} is below the job's max price "
+            f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first")
 
 
 def job_deadline_s(module: Module, asked_s: int | None) -> int:

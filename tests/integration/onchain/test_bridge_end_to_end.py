@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 from bridge_world import (
     BOND_WEI,
+    BRIDGE_CONFIG,
     ESCROW_WEI,
     REQUEST_WINDOW_S,
     ask,
     await_closed,
     deploy_requests_world,
+    mine,
     optimistic_policy,
     posted_deal_id,
     require_parts,
@@ -26,7 +28,7 @@ from bridge_world import (
 
 from lilypad_p2p.chain import RequestStatus, SettlementClient, result_cid_bytes
 from lilypad_p2p.exec import result_cid
-from lilypad_p2p.localnet import market_world
+from lilypad_p2p.localnet import NODE_DEPOSIT_WEI, market_world
 
 pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mark.slow]
 
@@ -125,3 +127,41 @@ def test_restarted_bridge_serves_each_request_once(tmp_path):
                      for r in (first, while_down)]
         assert sorted(delivered) == sorted(deals)
         assert deals[delivered[0]]["key"] == submitted
+
+
+def test_a_bridge_without_deposit_leaves_the_request_open_until_it_can_fund_it(tmp_path):
+    """Claiming puts the bond at stake: a bridge whose free deposit cannot pay the job's max
+    price does not claim (another bridge may serve the request), says so once, and claims
+    and serves it once the operator deposits."""
+    require_parts()
+    with market_world(tmp_path) as world:
+        identity = world.prepare_home("bridge", deposit_wei=0, config_lines=BRIDGE_CONFIG)
+        chain, example, requests = deploy_requests_world(world, world.base_dir / "bridge")
+        boot = world.start("provider", roles=["provider"])
+        world.start("solver", roles=["solver"], bootstrap=[boot.dial_addr])
+        bridge = world.start("bridge", roles=["chain-bridge"], bootstrap=[boot.dial_addr])
+        world.wait_until_known(bridge, [boot])
+        requested = ask(example, chain, requests, "hash", {"text": "funded later"},
+                        optimistic_policy([world.mediator], window_s=WINDOW_S))
+        request_id = requested.request_id
+
+        world.cluster.wait_until(
+            lambda: "bridge.request_deferred" in bridge.log_path.read_text(errors="replace"),
+            timeout_s=60.0, what="the bridge to say it cannot fund the request")
+        state = world.base_dir / "bridge" / "bridge.json"
+        for _ in range(3):  # polls go by (each sees a new block): neither claimed nor dropped
+            mine(chain)
+            head = chain.block_number()
+            world.cluster.wait_until(lambda h=head: json.loads(state.read_text())["head"] >= h,
+                                     timeout_s=60.0, what="the bridge to poll again")
+        assert requests.request(request_id).status is RequestStatus.OPEN
+        assert bridge.call("deals") == []
+        log = bridge.log_path.read_text(errors="replace")
+        assert log.count("bridge.request_deferred") == 1, log
+        assert "run `lilypad-p2p deposit <amount>`" in log
+
+        world.settlement(identity).deposit(NODE_DEPOSIT_WEI)
+        assert await_closed(requests, request_id, bridge) is RequestStatus.DELIVERED
+        (deal,) = bridge.call("deals")
+        assert requests.owed(identity.address) == deal["payment_wei"] + BOND_WEI
+        assert bridge.process.poll() is None

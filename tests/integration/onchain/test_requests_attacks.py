@@ -247,6 +247,8 @@ def test_a_false_optimistic_result_is_overturned_and_pays_the_challenger(
 
     request = world.requests.request(request_id)
     assert (request.status, request.round) == (RequestStatus.OPEN, 1)
+    # What a bridge reads to serve it again.
+    assert world.requests.overturned_between(0, world.chain.block_number()) == [request_id]
     with pytest.raises(ContractRevert):
         requests.deliver(request_id, fake)
     # Reopened: the honest bridge serves it; the callback only ever sees the true output.

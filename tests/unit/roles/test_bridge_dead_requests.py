@@ -1,7 +1,9 @@
 """A long-running bridge forgets requests it can no longer serve: expired, refused, claimed by
 us past the deadline, undeliverable. They leave its tables, stop holding the saved cursor back
 and cost no chain call per poll; an unruled result of ours is refunded (its bond comes back).
-LilypadRequests runs on the embedded EVM."""
+One another bridge claimed costs no call either, and is served if that bridge's result is
+overturned; one the bridge cannot fund yet is neither claimed nor dropped. LilypadRequests
+runs on the embedded EVM."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from lilypad_p2p.chain import (
 from lilypad_p2p.chain import _requests as requests_module
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, REORG_DEPTH_BLOCKS, BridgeRole
+from lilypad_p2p.roles._client_submission import JobSubmission, check_funds
 from lilypad_p2p.roles._request_life import RULING_WINDOW_S
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import advance_chain_time, embedded_test_chain
@@ -182,9 +185,20 @@ class _ScriptedRequests:
         self.chain, self.account, self.address = real.chain, real.account, real.address
         self.requested, self.stored = requested, request
         self.calls: list[str] = []
+        self.overturned_at: int | None = None  # the block of a Ruled event, not upheld
 
     def requested_between(self, start: int, end: int) -> list[RequestedJob]:
         return [self.requested] if start <= self.requested.block_number <= end else []
+
+    def overturned_between(self, start: int, end: int) -> list[bytes]:
+        ruled = self.overturned_at
+        return [self.requested.request_id] if ruled is not None and start <= ruled <= end else []
+
+    def claim(self, request_id: bytes, bond: int) -> Any:
+        self.calls.append("claim")
+        self.stored = replace(self.stored, status=RequestStatus.CLAIMED,
+                              claimant=self.account.address)
+        return type("Receipt", (), {"gas_used": 1})()
 
     def request(self, request_id: bytes) -> JobRequest:
         self.calls.append("requests")
@@ -287,3 +301,89 @@ async def test_a_first_start_reads_from_the_contracts_deployment_in_bounded_rang
     assert ranges and ranges[0][0] == deployed_at - REORG_DEPTH_BLOCKS > 0
     assert all(last - first < 4 for first, last in ranges)
     assert served == [r.request_id for r in asked]
+
+
+class _Client:
+    """The client role as a bridge uses it: its free deposit, and the jobs submitted."""
+
+    def __init__(self, free_wei: int) -> None:
+        self.free_wei = free_wei
+        self.jobs: list[JobSubmission] = []
+
+    async def free_deposit(self, chain_id: int) -> int:
+        return self.free_wei
+
+    async def submit(self, job: JobSubmission) -> str:
+        check_funds(self.free_wei, job, chain_id=job.chain_id or 0)
+        self.jobs.append(job)
+        return f"key-{len(self.jobs)}"
+
+
+def _scripted_bridge(world: World, tmp_path: Path, status: RequestStatus, claimant: str,
+                     client: _Client) -> tuple[BridgeRole, _ScriptedRequests, RequestedJob]:
+    requested = world.ask()
+    bridge = world.bridge(tmp_path)
+    scripted = _ScriptedRequests(world.bridge_requests, requested,
+                                 _stored(requested, status, claimant, posted_at=0))
+    bridge._requests = scripted  # type: ignore[assignment]
+    bridge._client = client  # type: ignore[assignment]
+    return bridge, scripted, requested
+
+
+async def test_a_request_another_bridge_claimed_is_served_once_its_result_is_overturned(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    client = _Client(free_wei=ESCROW_WEI)
+    bridge, scripted, requested = _scripted_bridge(world, tmp_path, RequestStatus.CLAIMED,
+                                                   world.stranger, client)
+    for _ in range(3):
+        await bridge.poll_once()
+        world.mine(1)
+    assert scripted.calls == ["requests"]  # set aside: no chain call per poll
+    assert bridge._pending == {} and client.jobs == []
+
+    # The consortium overturns the other bridge's result: open again.
+    scripted.stored = replace(scripted.stored, status=RequestStatus.OPEN,
+                              claimant="0x" + "00" * 20)
+    scripted.overturned_at = await run_blocking(world.chain.block_number)
+    world.mine(1)
+    await bridge.poll_once()
+
+    assert scripted.calls == ["requests", "requests", "claim"]
+    assert [job.salt for job in client.jobs] == [requested.request_id]
+
+
+async def test_a_bridge_short_of_deposit_neither_claims_nor_drops_the_request(
+    world: World, tmp_path: Path, autojump, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = _Client(free_wei=ESCROW_WEI - 1)
+    bridge, scripted, requested = _scripted_bridge(world, tmp_path, RequestStatus.OPEN,
+                                                   "0x" + "00" * 20, client)
+    with caplog.at_level(logging.WARNING, logger="lilypad_p2p.bridge"):
+        for _ in range(3):
+            await bridge.poll_once()
+    assert "claim" not in scripted.calls and requested.request_id in bridge._pending
+    assert [r.getMessage() for r in caplog.records] == ["bridge.request_deferred"]
+
+    client.free_wei = ESCROW_WEI  # the operator deposits
+    await bridge.poll_once()
+    assert scripted.calls[-1] == "claim"
+    assert [job.salt for job in client.jobs] == [requested.request_id]
+
+
+async def test_a_claimed_request_whose_submission_found_the_deposit_short_is_submitted_again(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    client = _Client(free_wei=ESCROW_WEI - 1)
+    account = world.bridge_requests.account
+    assert account is not None
+    bridge, scripted, requested = _scripted_bridge(world, tmp_path, RequestStatus.CLAIMED,
+                                                   account.address, client)
+    await bridge.poll_once()
+    await bridge.poll_once()
+    assert client.jobs == [] and requested.request_id in bridge._pending
+
+    client.free_wei = ESCROW_WEI
+    await bridge.poll_once()
+    assert [job.salt for job in client.jobs] == [requested.request_id]
+    assert "claim" not in scripted.calls  # claimed before, once
