@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,6 @@ import trio
 
 from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import (
-    ChainError,
     ContractRevert,
     JobRequest,
     Outcome,
@@ -83,14 +82,19 @@ from lilypad_p2p.roles._client_submission import (
     job_deadline_s,
 )
 from lilypad_p2p.roles._request_life import past_deadline, ruling_lapsed
+from lilypad_p2p.roles._request_polling import (
+    ScanPlan,
+    next_cursor,
+    plan_scan,
+    poll_chain,
+    request_params,
+)
 from lilypad_p2p.store import ClientDeal, DealStore
 
 log = logging.getLogger("lilypad_p2p.bridge")
 
 # How often the bridge looks at the chain for new requests and ended deals.
 BRIDGE_POLL_INTERVAL_S = 1.0
-# Blocks re-read below the cursor every poll, so a request that a reorg moved is still seen.
-REORG_DEPTH_BLOCKS = 12
 # Blocks mined on top of a request before the bridge acts on it (config `bridge_confirmations`).
 # 12 suits Ethereum-like chains; a dev chain that mines only on demand (anvil) needs 0.
 DEFAULT_CONFIRMATIONS = 12
@@ -110,52 +114,6 @@ class BridgeStatistics:
     delivered: int
     overturned: int
     failed_submissions: int
-
-
-@dataclass(frozen=True, slots=True)
-class ScanPlan:
-    """One poll's block range: events in `from_block..to_block` are read; only requests at or
-    below `confirmed_head` are acted on."""
-
-    from_block: int
-    to_block: int
-    confirmed_head: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.from_block <= self.to_block + 1 or self.confirmed_head > self.to_block:
-            raise ValueError(f"inconsistent scan plan {self}")
-
-    def confirmed(self, requested: RequestedJob) -> bool:
-        return requested.block_number <= self.confirmed_head
-
-
-async def poll_chain(
-    poll_once: Callable[[], Awaitable[None]], logger: logging.Logger, what: str,
-    interval_s: float,
-) -> None:
-    """Run `poll_once` every `interval_s` until cancelled; a chain that is away is logged as
-    `<what>.chain_error` and tried again at the next poll."""
-    while True:
-        try:
-            await poll_once()
-        except ChainError as exc:
-            event(logger, f"{what}.chain_error", logging.WARNING, error=repr(exc))
-        await trio.sleep(interval_s)
-
-
-def plan_scan(cursor: int, latest: int, confirmations: int) -> ScanPlan:
-    """What to read this poll: from REORG_DEPTH_BLOCKS below the cursor to the chain's head."""
-    if confirmations < 0 or cursor < 0 or latest < 0:
-        raise ValueError("block numbers and confirmations are never negative")
-    start = min(max(0, cursor - REORG_DEPTH_BLOCKS), latest + 1)
-    return ScanPlan(start, latest, latest - confirmations)
-
-
-def next_cursor(unfinished_blocks: Iterable[int], plan: ScanPlan) -> int:
-    """Where a scan may begin after this one: at the oldest request still being served (what
-    a restarted bridge must read again), else just above the confirmed head (unconfirmed
-    requests are read again)."""
-    return min(unfinished_blocks, default=max(plan.confirmed_head + 1, 0))
 
 
 class BridgeRole:
@@ -563,14 +521,6 @@ def _time_left_s(requested: RequestedJob, now: int) -> int:
 def _paid(stored: ClientDeal) -> bool:
     """A deal that ended with a result (settled, or resolved by the mediators)."""
     return stored.record.phase in (Phase.SETTLED, Phase.RESOLVED)
-
-
-def request_params(inputs: bytes) -> dict[str, Any]:
-    """A request's inputs: a JSON object of the module's parameters (UTF-8)."""
-    value = json.loads(inputs.decode())
-    if not isinstance(value, dict):
-        raise ValueError("request inputs must be a JSON object of module parameters")
-    return value
 
 
 def open_bridge(

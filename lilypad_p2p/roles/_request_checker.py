@@ -44,8 +44,8 @@ from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import BUILTIN_MODULES, ExecError, Executor, JobInputs, JobSpec, seal_for
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
-from lilypad_p2p.roles._bridge import poll_chain, request_params
 from lilypad_p2p.roles._request_life import challenge_closed, past_deadline, ruling_lapsed
+from lilypad_p2p.roles._request_polling import poll_chain, request_params
 
 log = logging.getLogger("lilypad_p2p.request_checker")
 

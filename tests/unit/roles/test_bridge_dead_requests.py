@@ -28,9 +28,10 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.chain import _requests as requests_module
 from lilypad_p2p.localnet import chain_test_accounts
-from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, REORG_DEPTH_BLOCKS, BridgeRole
+from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, BridgeRole
 from lilypad_p2p.roles._client_submission import JobSubmission, check_funds
 from lilypad_p2p.roles._request_life import RULING_WINDOW_S
+from lilypad_p2p.roles._request_polling import REORG_DEPTH_BLOCKS
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import advance_chain_time, embedded_test_chain
 

@@ -3,7 +3,12 @@
 import pytest
 
 from lilypad_p2p.chain import RequestedJob, TrustPolicy
-from lilypad_p2p.roles._bridge import REORG_DEPTH_BLOCKS, ScanPlan, next_cursor, plan_scan
+from lilypad_p2p.roles._request_polling import (
+    REORG_DEPTH_BLOCKS,
+    ScanPlan,
+    next_cursor,
+    plan_scan,
+)
 
 
 def _requested(block: int) -> RequestedJob:
