@@ -17,7 +17,11 @@ result) plus one open deal, then times, median of `--rounds`, in ms of this proc
   `deals KEY` and `dispute KEY` ask for now;
 - `every client deal decoded`: `client_deals()`, what a spot-checking client's fee payer (every
   2 s) and a chain bridge (every 1 s) read to find the few deals they watch, before; and
-  `changes since the last poll`: `changed_since(mark)` with nothing changed, what they read now.
+  `changes since the last poll`: `changed_since(mark)` with nothing changed, what they read now;
+- `first poll, every deal loaded`: `changed_since(0)` and each deal it names loaded, what a
+  bridge's and a fee payer's first poll did on the event loop; `first poll, stored maps
+  scanned`: `client_keys_where(...)` for a few live requests' salts, what it does now, in a
+  worker thread (so the event loop's share is none of it).
 
 Run it on an older checkout through PYTHONPATH to compare: what that code lacks is reported as
 not measured. Writes benchmarks/results/deal-listing.json (with --label, merged under it).
@@ -150,6 +154,15 @@ def main() -> None:
             rows["changes_since_the_last_poll"] = {"cpu_ms": quiet_ms}
         except (TypeError, AttributeError) as exc:  # an older store: no newest, deals_named
             rows["not_measured"] = str(exc)
+        loaded_ms, _ = cpu_ms(lambda: [store.client_deal(key)
+                                       for key in store.changed_since(0)[0]], args.rounds)
+        rows["first_poll_every_deal_loaded"] = {"cpu_ms": loaded_ms}
+        live = {os.urandom(32) for _ in range(3)}
+        if hasattr(store, "client_keys_where"):
+            scanned_ms, _ = cpu_ms(
+                lambda: store.client_keys_where(lambda detail: detail.get("salt") in live),
+                args.rounds)
+            rows["first_poll_stored_maps_scanned"] = {"cpu_ms": scanned_ms}
         store.close()
     print(f"{args.label}: a store of {rows['deals']} deals (CPU ms, median of {args.rounds})")
     print(f"  every deal described: {every_ms} ms, {size / 2**20:.1f} MiB of JSON "
@@ -158,7 +171,8 @@ def main() -> None:
     print(f"  open deals only: {open_ms} ms")
     print(f"  every client deal decoded: {clients_ms} ms")
     for name in ("newest_51", "named_by_key_start", "named_by_deal_id_start",
-                 "changes_since_the_last_poll"):
+                 "changes_since_the_last_poll", "first_poll_every_deal_loaded",
+                 "first_poll_stored_maps_scanned"):
         if name in rows:
             print(f"  {name.replace('_', ' ')}: {rows[name]['cpu_ms']} ms")
     if "not_measured" in rows:

@@ -42,6 +42,9 @@ HISTORY_MARKER_SUFFIX = ".history"
 BACKUP_INFIX = ".before-v"
 # How long a writer waits for another connection's lock (the CLI may read concurrently).
 BUSY_TIMEOUT_MS = 5000
+# Rows a scan in a worker thread reads per statement: short statements keep its read snapshots
+# short (WAL: readers never block the node's writes, but a long snapshot holds the log back).
+SCAN_BATCH_ROWS = 1000
 
 _SCHEMA = """
 CREATE TABLE deals (
@@ -192,9 +195,10 @@ def decode_verdict(blob: bytes) -> MediatorDetail:
 class DealStore:
     """One sqlite database; open with `DealStore.open(path)` and `close()` when done."""
 
-    def __init__(self, connection: sqlite3.Connection, marker: Path) -> None:
+    def __init__(self, connection: sqlite3.Connection, marker: Path, path: Path) -> None:
         self._db = connection
         self._marker = marker
+        self._path = path
         self._marked = marker.exists()
         # Time each deal spent in a phase before leaving it, by side and phase (for metrics).
         self.phase_durations = Tally(("side", "phase"))
@@ -245,7 +249,7 @@ class DealStore:
                 f"{path}: schema version {version}, this program knows {SCHEMA_VERSION}"
             )
         path.chmod(0o600)
-        store = cls(connection, marker)
+        store = cls(connection, marker, path)
         if connection.execute("SELECT 1 FROM deals LIMIT 1").fetchone() is not None:
             store._mark()
         return store
@@ -413,6 +417,36 @@ class DealStore:
                 "SELECT side, phase, COUNT(*) FROM deals GROUP BY side, phase ORDER BY side, phase"
             )
         ]
+
+    def client_keys_where(
+        self, wanted: Callable[[dict[str, Any]], bool]
+    ) -> tuple[list[str], int]:
+        """The client deals whose stored detail (a map of the fields that are set, by name)
+        `wanted` accepts, and the `changed_since` mark they are current to.
+
+        Through a connection of its own, SCAN_BATCH_ROWS rows a statement: it may run in a
+        worker thread while the node writes, so that a loop watching a few deals among
+        hundreds of thousands finds them at start without stalling the node."""
+        uri = f"file:{self._path}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True,
+                                                timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            (mark,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM transitions").fetchone()
+            keys: list[str] = []
+            after = 0
+            # By rowid alone: with `side = ?` sqlite would take the (side, phase) index and
+            # sort every client row again for each statement.
+            while rows := db.execute(
+                "SELECT rowid, key, side, detail FROM deals WHERE rowid > ? ORDER BY rowid "
+                "LIMIT ?", (after, SCAN_BATCH_ROWS),
+            ).fetchall():
+                after = rows[-1][0]
+                for _, key, side, blob in rows:
+                    if side != Side.CLIENT.value:
+                        continue
+                    values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
+                    if isinstance(values, dict) and wanted(values):
+                        keys.append(key)
+        return keys, int(mark)
 
     def changed_since(self, mark: int) -> tuple[list[str], int]:
         """The deals made or moved to another phase after `mark` (0: every deal), and the mark

@@ -23,9 +23,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import trio
 
+from lilypad_p2p.blocking import run_blocking
 from lilypad_p2p.chain import ChainError
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import EquivocationWatch, Quorum, VerdictOutcome
@@ -103,8 +105,10 @@ class CheckFees:
         """Pay owed fees in batches; a client that does not spot-check (`checking` False) only
         pays what it still owed from before and then stops scanning its deals."""
         oldest: float | None = None
-        owed_keys: set[str] = set()
-        mark = 0  # every deal once, then only those that change (fees come with a transition)
+        # Those owing fees among every deal once (in a worker thread: at 500,000 deals a read
+        # of seconds), then only those that change (fees come with a transition).
+        found, mark = await run_blocking(store.client_keys_where, _owes_fees)
+        owed_keys = set(found)
         while True:
             changed, mark = store.changed_since(mark)
             owed_keys.update(changed)
@@ -148,6 +152,11 @@ class CheckFees:
             self.transactions += 1
             event(log, "check.fees_paid", deals=len(keys), mediators=len(total),
                   wei=sum(total.values()), gas=receipt.gas_used, chain_id=chain_id)
+
+
+def _owes_fees(detail: dict[str, Any]) -> bool:
+    """Whether a stored client detail records check fees not paid yet."""
+    return bool(detail.get("check_fees")) and not detail.get("check_fees_paid")
 
 
 def _owed(store: DealStore, keys: set[str]) -> list[ClientDeal]:

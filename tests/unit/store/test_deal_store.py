@@ -7,7 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import trio
 
+from lilypad_p2p import store as store_module
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
 from lilypad_p2p.deal_detail import ClientDetail, ProviderDetail
@@ -134,6 +136,29 @@ def test_changes_since_a_mark_name_only_deals_made_or_moved_since(tmp_path: Path
     store.insert(new_client_deal("bafyd5", now_ms=T0 + 21, expires_ms=T0 + 60_000), OFFERED)
     changed, later = store.changed_since(mark)
     assert sorted(changed) == ["bafyc4", "bafyd5"] and later > mark
+
+
+async def test_a_scan_in_a_worker_thread_finds_client_deals_by_their_stored_fields(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SCAN_BATCH_ROWS", 3)  # several statements
+    store = DealStore.open(tmp_path / "db")
+    for n in range(10):
+        salt = bytes([n]) * 32 if n % 2 else None
+        store.insert(new_client_deal(f"c{n}", now_ms=T0 + n, expires_ms=T0 + 60_000),
+                     replace(OFFERED, salt=salt))
+    store.insert(new_provider_deal("ab" * 32, now_ms=T0, result_deadline_ms=T0 + 99), COSIGNED)
+    wanted = {bytes([n]) * 32 for n in (1, 5, 9)}
+    every, _ = store.client_keys_where(lambda detail: True)
+    assert sorted(every) == [f"c{n}" for n in range(10)]  # no provider's
+
+    # While the node goes on writing on its own connection (WAL: the reader never blocks it).
+    keys, mark = await trio.to_thread.run_sync(
+        store.client_keys_where, lambda detail: detail.get("salt") in wanted)
+    store.insert(new_client_deal("late", now_ms=T0 + 99, expires_ms=T0 + 60_000), OFFERED)
+
+    assert sorted(keys) == ["c1", "c5", "c9"]
+    assert store.changed_since(mark) == (["late"], mark + 1)  # what came after the scan
 
 
 def test_update_of_unknown_deal_and_duplicate_insert_fail(tmp_path: Path) -> None:
