@@ -256,7 +256,7 @@ class NodeConfig:
     price_per_job_wei: int = setting(10**15, WEI, "provider: asking price per job")
     offer_disk_mb: int = setting(
         0, Whole(0, 1 << 40, "MiB"), "provider: disk it offers jobs (0: the free space under "
-        "its home at start; set it where Docker keeps its data on another disk)")
+        "its home at start, where jobs' inputs and outputs go)")
     require_provider_deals: int = setting(0, ANY_COUNT, "client: completed deals a provider "
                                           "needs on chain (0 admits newcomers)")
     require_slash_free_blocks: int = setting(0, Whole(0, 2**63, "blocks"), "client: blocks a "

@@ -148,8 +148,8 @@ class Publisher:
             event(log, "offer.modules_beyond_capacity", logging.WARNING,
                   modules="; ".join(self.modules_beyond_offer), disk_mb=capacity.disk_mb,
                   ram_mb=capacity.ram_mb, milli_cpu=capacity.milli_cpu,
-                  hint="no job of these matches this node: free disk under its home (or set "
-                       "offer_disk_mb where Docker keeps its data elsewhere), or allow fewer")
+                  hint="no job of these matches this node: free disk under its home, where "
+                       "jobs write (then restart), set offer_disk_mb, or allow fewer modules")
 
     async def health_changed(self) -> None:
         """After every probe round: a provider that cannot run jobs withdraws its offers (a
