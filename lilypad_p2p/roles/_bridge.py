@@ -27,7 +27,8 @@ can serve one step (the contract, not the bridge, decides what the requester's t
 - overturned (open again after our post), delivered or refunded: done;
 - claimed by another bridge: set aside, with no chain call per poll, until its deadline; if
   the consortium overturns that bridge's result (a `Ruled` event, not upheld: open again), it
-  is served as any open request (a restart forgets the requests set aside);
+  is served as any open request (they hold the saved cursor back like pending ones, so a
+  restarted bridge reads them again);
 - dead to us, dropped with one log line: open with too little time left to claim and post
   (the contract refuses both after the deadline), claimed by us past the deadline (only a
   refund, which forfeits our bond, can follow), refused by us (module, parameters, trust,
@@ -140,7 +141,8 @@ class BridgeRole:
         # blocks of the reorg margin again, which must not take them up (and log them) again.
         # Forgotten once their block is below what a poll reads.
         self._dropped: dict[bytes, int] = {}
-        # Requests another bridge claimed, by their block and deadline (`_park`).
+        # Requests another bridge claimed, by their block and deadline (`_park`); the saved
+        # cursor stays at or below the oldest.
         self._others: dict[bytes, tuple[int, int]] = {}
         # First block not yet read as confirmed; None until read from `state_path`.
         self._scan_next: int | None = None
@@ -181,7 +183,9 @@ class BridgeRole:
         deals = await self._deals_by_request()
         for request_id, requested in list(self._pending.items()):
             await self._serve(requested, deals.get(request_id, []), now)
-        cursor = next_cursor((r.block_number for r in self._pending.values()), plan)
+        # Those set aside too: a restarted bridge reads them again, to set them aside again.
+        live = [r.block_number for r in self._pending.values()]
+        cursor = next_cursor([*live, *(block for block, _ in self._others.values())], plan)
         self._save_state(cursor, latest)
 
     def _take_up(self, found: list[RequestedJob], plan: ScanPlan) -> None:

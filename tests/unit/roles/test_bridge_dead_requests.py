@@ -388,3 +388,29 @@ async def test_a_claimed_request_whose_submission_found_the_deposit_short_is_sub
     await bridge.poll_once()
     assert [job.salt for job in client.jobs] == [requested.request_id]
     assert "claim" not in scripted.calls  # claimed before, once
+
+
+async def test_a_restarted_bridge_sets_aside_again_what_another_bridge_claimed(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    client = _Client(free_wei=ESCROW_WEI)
+    bridge, scripted, requested = _scripted_bridge(world, tmp_path, RequestStatus.CLAIMED,
+                                                   world.stranger, client)
+    await bridge.poll_once()
+    world.mine(REORG_DEPTH_BLOCKS + 2)  # its block falls below what a poll reads again
+    await bridge.poll_once()
+    assert _saved_cursor(tmp_path) <= requested.block_number
+
+    restarted = world.bridge(tmp_path)
+    restarted._requests = scripted  # type: ignore[assignment]
+    restarted._client = client  # type: ignore[assignment]
+    await restarted.poll_once()
+    assert scripted.calls == ["requests", "requests"]  # read again, set aside again
+
+    scripted.stored = replace(scripted.stored, status=RequestStatus.OPEN,
+                              claimant="0x" + "00" * 20)
+    scripted.overturned_at = await run_blocking(world.chain.block_number)
+    world.mine(1)
+    await restarted.poll_once()
+    assert scripted.calls == ["requests", "requests", "requests", "claim"]
+    assert [job.salt for job in client.jobs] == [requested.request_id]
