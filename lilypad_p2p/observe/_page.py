@@ -103,6 +103,9 @@ def render(
              min((o["price_wei"] for o in rows if o.get("price_wei") is not None), default="-")]
             for market, rows in sorted(offers.items())
         ], "no markets"),
+        *(f'<p><span class="bad">not offered</span>: {_e(module)}: more than this provider '
+          "offers, so no job of it matches</p>"
+          for module in status.get("modules_beyond_offer", ())),
         f"<h2>Deals (latest {RECENT_DEALS} of {deals_held})</h2>",
         _table(["deal", "side", "phase", "module", "counterparty", "started", "last change",
                 "error"], [

@@ -161,6 +161,14 @@ def test_the_page_escapes_what_others_wrote():
     assert "<b>bad</b>" not in page
     assert STATUS["address"] in page and "16Uiu2HAmA" in page and "ready" in page
     assert "Deals (latest 20 of 1234)" in page
+    assert "not offered" not in page
+
+
+def test_the_page_names_the_modules_a_provider_offers_too_little_for():
+    status = {**STATUS, "modules_beyond_offer": ["python (needs 4096 MiB disk) <i>"]}
+    page = render(status, PEERS, DEALS, 1, {"cpu": []}, readiness(status, PEERS))
+    assert ('<span class="bad">not offered</span>: python (needs 4096 MiB disk) &lt;i&gt;: '
+            "more than this provider offers") in page
 
 
 def test_the_dashboard_only_charts_metrics_we_export():
