@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, fields
@@ -427,7 +428,7 @@ class DealStore:
         Through a connection of its own, SCAN_BATCH_ROWS rows a statement: it may run in a
         worker thread while the node writes, so that a loop watching a few deals among
         hundreds of thousands finds them at start without stalling the node."""
-        uri = f"file:{self._path}?mode=ro"
+        uri = f"file:{urllib.parse.quote(str(self._path))}?mode=ro"  # '?' or '#' in a home
         with contextlib.closing(sqlite3.connect(uri, uri=True,
                                                 timeout=BUSY_TIMEOUT_MS / 1000)) as db:
             (mark,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM transitions").fetchone()

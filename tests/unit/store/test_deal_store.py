@@ -142,7 +142,7 @@ async def test_a_scan_in_a_worker_thread_finds_client_deals_by_their_stored_fiel
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_module, "SCAN_BATCH_ROWS", 3)  # several statements
-    store = DealStore.open(tmp_path / "db")
+    store = DealStore.open(tmp_path / "a home?#%20" / "db")
     for n in range(10):
         salt = bytes([n]) * 32 if n % 2 else None
         store.insert(new_client_deal(f"c{n}", now_ms=T0 + n, expires_ms=T0 + 60_000),
