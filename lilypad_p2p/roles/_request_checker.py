@@ -15,10 +15,11 @@ name this node or are optimistic, and for each whose result a bridge has posted:
 One run per request (its result is cached): a deterministic module gives the same tarball to
 every honest node. A run that fails here gives no vote and no challenge: silence costs nothing,
 a guess could be wrong.
-A challenge of ours that the consortium leaves unruled past the contract's RULING_WINDOW is
-refunded (our bond back). A request is forgotten, with its cached hash and what we did about it,
-once nothing it can still come to needs us (`watch_over`): a long-running checker's calls per
-poll follow the live requests only.
+Each poll reads the last REORG_DEPTH_BLOCKS blocks again, so a request a reorg mined again at
+a height already read is still seen. A challenge of ours that the consortium leaves unruled
+past the contract's RULING_WINDOW is refunded (our bond back). A request is forgotten, with
+its cached hash and what we did about it, once nothing it can still come to needs us
+(`watch_over`): a long-running checker's calls per poll follow the live requests only.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from lilypad_p2p.exec import BUILTIN_MODULES, ExecError, Executor, JobInputs, Jo
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.roles._request_life import challenge_closed, past_deadline, ruling_lapsed
-from lilypad_p2p.roles._request_polling import poll_chain, request_params
+from lilypad_p2p.roles._request_polling import REORG_DEPTH_BLOCKS, poll_chain, request_params
 
 log = logging.getLogger("lilypad_p2p.request_checker")
 
@@ -124,6 +125,9 @@ class RequestChecker:
         self._challenges = challenges
         self._next_block: int | None = None
         self._watched: dict[bytes, RequestedJob] = {}
+        # Forgotten requests by their block: each poll reads the reorg margin again, which must
+        # not take them up again. Dropped once their block is below what a poll reads.
+        self._forgotten: dict[bytes, int] = {}
         # Per watched request (forgotten with it): our run's hash, or that it failed, and the
         # (round, action) pairs we sent.
         self._hashes: dict[bytes, bytes] = {}
@@ -139,15 +143,20 @@ class RequestChecker:
 
     async def poll_once(self) -> None:
         latest = await run_blocking(self._requests.chain.block_number)
-        start = self._next_block if self._next_block is not None \
+        # The reorg margin is read again: a request a reorg mined again at a height already
+        # read is still seen.
+        start = max(0, self._next_block - REORG_DEPTH_BLOCKS) if self._next_block is not None \
             else max(0, latest - LOOKBACK_BLOCKS)
         if start <= latest:
             found = await run_blocking(self._requests.requested_between, start, latest)
             for requested in found:
                 policy = requested.policy
+                if self._forgotten.get(requested.request_id) == requested.block_number:
+                    continue
                 if self._me in policy.mediators or (
                         self._challenges and policy.mode is RequestMode.OPTIMISTIC):
                     self._watched[requested.request_id] = requested
+        self._forgotten = {r: b for r, b in self._forgotten.items() if b >= start}
         self._next_block = latest + 1
         now = await run_blocking(self._requests.chain.now)
         for request_id, requested in list(self._watched.items()):
@@ -164,7 +173,9 @@ class RequestChecker:
                 self._forget(request_id)
 
     def _forget(self, request_id: bytes) -> None:
-        self._watched.pop(request_id, None)
+        requested = self._watched.pop(request_id, None)
+        if requested is not None:
+            self._forgotten[request_id] = requested.block_number
         self._hashes.pop(request_id, None)
         self._failed.discard(request_id)
         self._acted.pop(request_id, None)

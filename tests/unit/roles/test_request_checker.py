@@ -128,9 +128,11 @@ class _ScriptedRequests:
         self.stored, self.requested = request, requested
         self.calls: list[str] = []
         self.rpc_down = False
+        self.mined = True  # False: its block is not on the chain (yet)
 
     def requested_between(self, start: int, end: int) -> list[RequestedJob]:
-        return [self.requested] if start <= self.requested.block_number <= end else []
+        block = self.requested.block_number
+        return [self.requested] if self.mined and start <= block <= end else []
 
     def request(self, request_id: bytes) -> JobRequest:
         self.calls.append("requests")
@@ -188,6 +190,23 @@ async def test_a_vote_the_rpc_failed_to_send_is_sent_at_the_next_poll(autojump) 
 
     assert scripted.calls == ["requests", "vote", "requests", "vote", "requests"]
     assert checker.votes == 1
+
+
+async def test_a_request_a_reorg_mined_again_at_a_height_already_read_is_voted_on(
+    autojump
+) -> None:
+    request, requested = _pair(RequestMode.ATTESTED, RequestStatus.POSTED)
+    scripted = _ScriptedRequests(request, replace(requested, block_number=101))
+    scripted.chain.head, scripted.mined = 101, False  # block 101 as first read held no request
+    checker = _checker(scripted)
+    checker._hashes[requested.request_id] = TRUE
+    await checker.poll_once()
+
+    scripted.mined = True  # a reorg: block 101 again, now with the request
+    await checker.poll_once()
+    await checker.poll_once()
+
+    assert scripted.calls == ["requests", "vote", "requests"]
 
 
 async def test_a_lapsed_challenge_of_ours_is_refunded(autojump) -> None:
