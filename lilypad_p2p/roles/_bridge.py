@@ -85,6 +85,7 @@ from lilypad_p2p.roles._client_submission import (
 from lilypad_p2p.roles._request_life import past_deadline, ruling_lapsed
 from lilypad_p2p.roles._request_polling import (
     ScanPlan,
+    SetAside,
     next_cursor,
     plan_scan,
     poll_chain,
@@ -137,10 +138,8 @@ class BridgeRole:
         self._confirmations = confirmations
         self._settlement: SettlementClient | None = None
         self._pending: dict[bytes, RequestedJob] = {}
-        # Requests dropped for good (done, or dead to us) by their block: each poll reads the
-        # blocks of the reorg margin again, which must not take them up (and log them) again.
-        # Forgotten once their block is below what a poll reads.
-        self._dropped: dict[bytes, int] = {}
+        # Requests dropped for good (done, or dead to us).
+        self._dropped = SetAside()
         # Requests another bridge claimed, by their block and deadline (`_park`); the saved
         # cursor stays at or below the oldest.
         self._others: dict[bytes, tuple[int, int]] = {}
@@ -198,12 +197,12 @@ class BridgeRole:
                 if request_id not in self._unconfirmed_seen:
                     event(log, "bridge.awaiting_confirmations", request="0x" + request_id.hex(),
                           block=requested.block_number, confirmations=self._confirmations)
-            elif self._dropped.get(request_id) != requested.block_number:
+            elif requested not in self._dropped:
                 self._pending[request_id] = requested  # a reorg may have moved it
         # Unconfirmed requests lie above the confirmed head, so every poll reads them again
         # until they are confirmed; one a reorg removed is not read again and leaves the set.
         self._unconfirmed_seen = unconfirmed
-        self._dropped = {r: b for r, b in self._dropped.items() if b >= plan.from_block}
+        self._dropped.trim(plan)
 
     async def _take_back(self, overturned: list[bytes], now: int) -> None:
         """Requests another bridge claimed whose result the consortium overturned are open
@@ -451,7 +450,7 @@ class BridgeRole:
         self._pending.pop(request_id, None)
         self._keys_by_request.pop(request_id, None)
         self._deferred.discard(request_id)
-        self._dropped[request_id] = requested.block_number
+        self._dropped.add(requested)
 
     async def _settlement_client(self) -> SettlementClient:
         """The settlement contract LilypadRequests reads (read-only)."""

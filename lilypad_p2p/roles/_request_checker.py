@@ -46,7 +46,13 @@ from lilypad_p2p.exec import BUILTIN_MODULES, ExecError, Executor, JobInputs, Jo
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.roles._request_life import challenge_closed, past_deadline, ruling_lapsed
-from lilypad_p2p.roles._request_polling import REORG_DEPTH_BLOCKS, poll_chain, request_params
+from lilypad_p2p.roles._request_polling import (
+    SetAside,
+    next_cursor,
+    plan_scan,
+    poll_chain,
+    request_params,
+)
 
 log = logging.getLogger("lilypad_p2p.request_checker")
 
@@ -125,9 +131,7 @@ class RequestChecker:
         self._challenges = challenges
         self._next_block: int | None = None
         self._watched: dict[bytes, RequestedJob] = {}
-        # Forgotten requests by their block: each poll reads the reorg margin again, which must
-        # not take them up again. Dropped once their block is below what a poll reads.
-        self._forgotten: dict[bytes, int] = {}
+        self._forgotten = SetAside()
         # Per watched request (forgotten with it): our run's hash, or that it failed, and the
         # (round, action) pairs we sent.
         self._hashes: dict[bytes, bytes] = {}
@@ -143,21 +147,20 @@ class RequestChecker:
 
     async def poll_once(self) -> None:
         latest = await run_blocking(self._requests.chain.block_number)
-        # The reorg margin is read again: a request a reorg mined again at a height already
-        # read is still seen.
-        start = max(0, self._next_block - REORG_DEPTH_BLOCKS) if self._next_block is not None \
-            else max(0, latest - LOOKBACK_BLOCKS)
-        if start <= latest:
-            found = await run_blocking(self._requests.requested_between, start, latest)
+        # As the bridge reads: the reorg margin again, so a request a reorg mined again at a
+        # height already read is still seen.
+        plan = plan_scan(self._next_block if self._next_block is not None
+                         else max(0, latest - LOOKBACK_BLOCKS), latest, 0)
+        if plan.from_block <= plan.to_block:
+            found = await run_blocking(self._requests.requested_between, plan.from_block,
+                                       plan.to_block)
             for requested in found:
                 policy = requested.policy
-                if self._forgotten.get(requested.request_id) == requested.block_number:
-                    continue
-                if self._me in policy.mediators or (
-                        self._challenges and policy.mode is RequestMode.OPTIMISTIC):
+                if requested not in self._forgotten and (self._me in policy.mediators or (
+                        self._challenges and policy.mode is RequestMode.OPTIMISTIC)):
                     self._watched[requested.request_id] = requested
-        self._forgotten = {r: b for r, b in self._forgotten.items() if b >= start}
-        self._next_block = latest + 1
+        self._forgotten.trim(plan)
+        self._next_block = next_cursor((), plan)
         now = await run_blocking(self._requests.chain.now)
         for request_id, requested in list(self._watched.items()):
             request = await run_blocking(self._requests.request, request_id)
@@ -175,7 +178,7 @@ class RequestChecker:
     def _forget(self, request_id: bytes) -> None:
         requested = self._watched.pop(request_id, None)
         if requested is not None:
-            self._forgotten[request_id] = requested.block_number
+            self._forgotten.add(requested)
         self._hashes.pop(request_id, None)
         self._failed.discard(request_id)
         self._acted.pop(request_id, None)

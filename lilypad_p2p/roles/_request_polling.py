@@ -37,6 +37,26 @@ class ScanPlan:
         return requested.block_number <= self.confirmed_head
 
 
+class SetAside:
+    """Requests a poller is done with, by their block: each poll reads the reorg margin again,
+    which must not take them up (and log them) again. Forgotten once their block is below
+    what a poll reads."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[bytes, int] = {}
+
+    def add(self, requested: RequestedJob) -> None:
+        self.blocks[requested.request_id] = requested.block_number
+
+    def __contains__(self, requested: RequestedJob) -> bool:
+        """Whether `requested` is one set aside, at the same block (a reorg that moved it makes
+        it a request to look at again)."""
+        return self.blocks.get(requested.request_id) == requested.block_number
+
+    def trim(self, plan: ScanPlan) -> None:
+        self.blocks = {r: b for r, b in self.blocks.items() if b >= plan.from_block}
+
+
 async def poll_chain(
     poll_once: Callable[[], Awaitable[None]], logger: logging.Logger, what: str,
     interval_s: float,

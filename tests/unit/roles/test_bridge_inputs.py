@@ -43,7 +43,7 @@ def test_a_request_it_cannot_run_is_refused_before_the_bond_is_at_stake(
     bridge = _bridge(tmp_path)
     assert bridge._job_for(_requested(module, inputs), now=1_000) is None
     assert bridge.statistics().failed_submissions == 1
-    assert bridge._dropped == {b"r" * 32: 1}  # not taken up again when its block is reread
+    assert bridge._dropped.blocks == {b"r" * 32: 1}  # not taken up when its block is reread
 
 
 def test_a_runnable_request_becomes_a_job_salted_with_its_id(tmp_path: Path) -> None:
