@@ -171,10 +171,14 @@ class BridgeRole:
         if self._scan_next is None:
             self._scan_next = await run_blocking(self._scan_from)
         plan = plan_scan(self._scan_next, latest, self._confirmations)
-        found, overturned = ([], []) if plan.from_block > plan.to_block else (
-            await run_blocking(self._requests.requested_between, plan.from_block, plan.to_block),
-            await run_blocking(self._requests.overturned_between, plan.from_block,
-                               plan.to_block))
+        found: list[RequestedJob] = []
+        overturned: list[bytes] = []
+        if plan.from_block <= plan.to_block:
+            found = await run_blocking(self._requests.requested_between, plan.from_block,
+                                       plan.to_block)
+            if self._others:  # a ruling just after one is set aside is in the next margin
+                overturned = await run_blocking(self._requests.overturned_between,
+                                                plan.from_block, plan.to_block)
         self._take_up(found, plan)
         self._scan_next = next_cursor((), plan)
         now = await run_blocking(self._requests.chain.now)
