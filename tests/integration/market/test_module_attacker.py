@@ -9,11 +9,12 @@ import time
 
 import pytest
 import trio
+from heard_offers import first_resource_offer
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import definition_bytes, load_definition_text, module_id
 from lilypad_p2p.localnet import market_world
-from lilypad_p2p.net import DEAL_STREAM, MODULE_STREAM, GossipNet, OfferReceived
+from lilypad_p2p.net import DEAL_STREAM, MODULE_STREAM, GossipNet
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil
 
@@ -50,11 +51,7 @@ def _propose(world, attacker, provider, modules: dict[str, bytes]) -> list[wire.
         async with trio.open_nursery() as nursery:
             await nursery.start(net.run)
             with trio.fail_after(EXCHANGE_TIMEOUT_S):
-                async for event in net.events:
-                    if (isinstance(event, OfferReceived)
-                            and isinstance(event.envelope.body, wire.ResourceOffer)):
-                        resource = event.envelope.body
-                        break
+                resource = await first_resource_offer(net)
                 chain = DealChain(world.settlement(attacker), attacker)
                 for nonce, claimed in enumerate(modules):
                     now = int(time.time() * 1000)

@@ -9,12 +9,13 @@ import time
 import msgpack
 import pytest
 import trio
+from heard_offers import first_resource_offer
 from nacl.public import PrivateKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.exec import BUILTIN_IDS, BUILTIN_MODULES
 from lilypad_p2p.localnet import market_world
-from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, GossipNet, OfferReceived
+from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, GossipNet
 from lilypad_p2p.roles import DealChain, build_deal, deal_to_wire
 from lilypad_p2p.testing import require_anvil, require_docker
 
@@ -39,11 +40,7 @@ def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
             async with trio.open_nursery() as nursery:
                 await nursery.start(net.run)
                 with trio.fail_after(EXCHANGE_TIMEOUT_S):
-                    async for event in net.events:
-                        if (isinstance(event, OfferReceived)
-                                and isinstance(event.envelope.body, wire.ResourceOffer)):
-                            resource = event.envelope.body
-                            break
+                    resource = await first_resource_offer(net)
                     chain = DealChain(world.settlement(attacker), attacker)
                     now = int(time.time() * 1000)
                     job = wire.JobOffer(
