@@ -12,7 +12,8 @@ can serve one step (the contract, not the bridge, decides what the requester's t
   ever paid, so we never fund a deal someone faster could be reimbursed for; a lost race
   costs a reverted claim, no deal), then submit it as a job whose deal salt is the request
   id (the binding the contract checks); with too little free deposit to fund the job, neither
-  claimed nor dropped (logged once) until the deposit is topped up or the deadline nears;
+  claimed nor dropped (logged once) until the deposit is topped up or the deadline nears,
+  and meanwhile read no more (one read of the deposit per poll serves all such requests);
 - claimed by us, our deal settled (or resolved with the provider paid): `postResult` the output
   tarball's sha256 with the deal, before the deadline; a deal that ended without a result is
   submitted again while there is time, as is one whose submission found too little deposit;
@@ -184,7 +185,12 @@ class BridgeRole:
         now = await run_blocking(self._requests.chain.now)
         await self._take_back(overturned, now)
         deals = await self._deals_by_request()
+        # One read of the deposit per poll, however many requests wait for it.
+        free_wei = await self._client.free_deposit(self._requests.chain.chain_id) \
+            if self._deferred else None
         for request_id, requested in list(self._pending.items()):
+            if free_wei is not None and self._waits_for_deposit(requested, free_wei, now):
+                continue
             await self._serve(requested, deals.get(request_id, []), now)
         # Those set aside too: a restarted bridge reads them again, to set them aside again.
         live = [r.block_number for r in self._pending.values()]
@@ -433,6 +439,13 @@ class BridgeRole:
             self._deferred.add(requested.request_id)
             event(log, "bridge.request_deferred", logging.WARNING,
                   request="0x" + requested.request_id.hex(), error=why)
+
+    def _waits_for_deposit(self, requested: RequestedJob, free_wei: int, now: int) -> bool:
+        """A request deferred for want of deposit costs no chain call while the deposit is
+        still short and there is time: many of them (a requester may post any number above
+        our deposit) do not multiply each poll's calls. Its expiry is read as usual."""
+        return (requested.request_id in self._deferred and free_wei < requested.max_price
+                and _time_left_s(requested, now) > 0)
 
     def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
         event(log, "bridge.undeliverable", logging.WARNING,

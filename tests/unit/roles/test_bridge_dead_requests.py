@@ -2,8 +2,9 @@
 us past the deadline, undeliverable. They leave its tables, stop holding the saved cursor back
 and cost no chain call per poll; an unruled result of ours is refunded (its bond comes back).
 One another bridge claimed costs no call either, and is served if that bridge's result is
-overturned; one the bridge cannot fund yet is neither claimed nor dropped. LilypadRequests
-runs on the embedded EVM."""
+overturned; one the bridge cannot fund yet is neither claimed nor dropped, and costs no call
+but a read of the deposit per poll that all such requests share. LilypadRequests runs on the
+embedded EVM."""
 
 from __future__ import annotations
 
@@ -310,8 +311,10 @@ class _Client:
     def __init__(self, free_wei: int) -> None:
         self.free_wei = free_wei
         self.jobs: list[JobSubmission] = []
+        self.deposit_reads = 0
 
     async def free_deposit(self, chain_id: int) -> int:
+        self.deposit_reads += 1
         return self.free_wei
 
     async def submit(self, job: JobSubmission) -> str:
@@ -399,3 +402,26 @@ async def test_a_claimed_request_whose_submission_found_the_deposit_short_is_sub
     await bridge.poll_once()
     assert [job.salt for job in client.jobs] == [requested.request_id]
     assert "claim" not in scripted.calls  # claimed before, once
+
+
+async def test_requests_waiting_for_deposit_cost_one_deposit_read_per_poll(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    for _ in range(5):  # a requester may post any number, each escrowing more than we hold
+        world.ask()
+    client = _Client(free_wei=ESCROW_WEI - 1)
+    bridge = world.bridge(tmp_path)
+    bridge._client = client  # type: ignore[assignment]
+    await bridge.poll_once()
+    assert len(bridge._pending) == 5 and client.jobs == []
+
+    before, client.deposit_reads = _calls(world.chain, "requests"), 0
+    for _ in range(3):
+        await bridge.poll_once()
+        world.mine(1)
+    assert _calls(world.chain, "requests") == before and client.deposit_reads == 3
+
+    advance_chain_time(world.chain, LIFE_S)  # no time left to serve them: read, and dropped
+    await bridge.poll_once()
+    assert bridge._pending == {} and client.jobs == []
+    assert _saved_cursor(tmp_path) == await run_blocking(world.chain.block_number) + 1
