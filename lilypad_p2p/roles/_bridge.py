@@ -11,9 +11,11 @@ can serve one step (the contract, not the bridge, decides what the requester's t
   our result and our bond), `claim` it with the request's bond first (only the claimant is
   ever paid, so we never fund a deal someone faster could be reimbursed for; a lost race
   costs a reverted claim, no deal), then submit it as a job whose deal salt is the request
-  id (the binding the contract checks); with too little free deposit to fund the job, neither
-  claimed nor dropped (logged once) until the deposit is topped up or the deadline nears,
-  and meanwhile read no more (one read of the deposit per poll serves all such requests);
+  id (the binding the contract checks); with too little free deposit to fund the job (the
+  max prices of our claimed requests whose deals have not locked their payment yet count as
+  spent: `ClaimedRequests`), neither claimed nor dropped (logged once) until the deposit is
+  topped up or the deadline nears, and meanwhile read no more (one read of the deposit per
+  poll serves all such requests);
 - claimed by us, our deal settled (or resolved with the provider paid): `postResult` the output
   tarball's sha256 with the deal, before the deadline; a deal that ended without a result is
   submitted again while there is time, as is one whose submission found too little deposit;
@@ -75,6 +77,7 @@ from lilypad_p2p.errors import ConfigError, LilypadError
 from lilypad_p2p.exec import BUILTIN_MODULES
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Phase
+from lilypad_p2p.roles._bridge_stakes import ClaimedRequests, claim_refusal
 from lilypad_p2p.roles._client import ClientRole
 from lilypad_p2p.roles._client_submission import (
     JobSubmission,
@@ -152,6 +155,10 @@ class BridgeRole:
         self._store_mark: int | None = None
         self._unconfirmed_seen: set[bytes] = set()  # this poll's, logged once each
         self._deferred: set[bytes] = set()  # pending requests we wait to fund, logged once each
+        self._claims = ClaimedRequests()
+        # This poll's: each pending request's deals, and the free deposit (read once, if asked).
+        self._poll_deals: dict[bytes, list[ClientDeal]] = {}
+        self._poll_free_wei: int | None = None
         self._address = requests.account.address if requests.account else ""
         self._trusted = frozenset(m.lower() for m in trusted_mediators)
         self._refusals = 0
@@ -184,12 +191,10 @@ class BridgeRole:
         self._scan_next = next_cursor((), plan)
         now = await run_blocking(self._requests.chain.now)
         await self._take_back(overturned, now)
-        deals = await self._deals_by_request()
-        # One read of the deposit per poll, however many requests wait for it.
-        free_wei = await self._client.free_deposit(self._requests.chain.chain_id) \
-            if self._deferred else None
+        deals = self._poll_deals = await self._deals_by_request()
+        self._poll_free_wei = None
         for request_id, requested in list(self._pending.items()):
-            if free_wei is not None and self._waits_for_deposit(requested, free_wei, now):
+            if await self._waits_for_deposit(requested, now):
                 continue
             await self._serve(requested, deals.get(request_id, []), now)
         # Those set aside too: a restarted bridge reads them again, to set them aside again.
@@ -240,6 +245,7 @@ class BridgeRole:
                   request="0x" + request_id.hex(), reason="reorged out of the chain")
             # Not `_drop`: the same request may be mined again, and our deals are still its.
             self._pending.pop(request_id, None)
+            self._claims.forget(request_id)
         elif status is RequestStatus.OPEN:
             if any(_paid(stored) for stored in deals):  # our posted result was overturned
                 event(log, "bridge.overturned", logging.WARNING, request="0x" + request_id.hex())
@@ -262,6 +268,7 @@ class BridgeRole:
                       forfeits_bond_wei=request.bond)
                 self._drop(requested)
             else:
+                self._claims.claimed(request_id, requested.max_price)
                 await self._post_or_resubmit(requested, deals, now)
         elif ruling_lapsed(request, now):
             await self._refund(requested)
@@ -281,9 +288,8 @@ class BridgeRole:
         job = self._job_for(requested, now)
         if job is None:
             return
-        chain_id = self._requests.chain.chain_id
         try:  # checked before the claim puts the bond at stake, as the submission will
-            check_funds(await self._client.free_deposit(chain_id), job, chain_id)
+            await self._check_funds(requested, job)
         except SubmissionDeferred as exc:
             self._defer(requested, f"{exc}; unclaimed until then, open to other bridges")
             return
@@ -294,6 +300,7 @@ class BridgeRole:
             return
         event(log, "bridge.claimed", request="0x" + request_id.hex(), bond_wei=request.bond,
               gas=receipt.gas_used)
+        self._claims.claimed(request_id, requested.max_price)
         self._deferred.discard(request_id)
         if not any(not d.record.phase.is_final for d in deals):
             await self._submit(requested, job)
@@ -323,6 +330,7 @@ class BridgeRole:
 
     async def _submit(self, requested: RequestedJob, job: JobSubmission) -> None:
         try:
+            await self._check_funds(requested, job)
             key = await self._client.submit(job)
         except SubmissionDeferred as exc:  # claimed: tried again each poll until the deadline
             self._defer(requested, str(exc))
@@ -440,12 +448,25 @@ class BridgeRole:
             event(log, "bridge.request_deferred", logging.WARNING,
                   request="0x" + requested.request_id.hex(), error=why)
 
-    def _waits_for_deposit(self, requested: RequestedJob, free_wei: int, now: int) -> bool:
+    async def _waits_for_deposit(self, requested: RequestedJob, now: int) -> bool:
         """A request deferred for want of deposit costs no chain call while the deposit is
         still short and there is time: many of them (a requester may post any number above
         our deposit) do not multiply each poll's calls. Its expiry is read as usual."""
-        return (requested.request_id in self._deferred and free_wei < requested.max_price
-                and _time_left_s(requested, now) > 0)
+        request_id = requested.request_id
+        return (request_id in self._deferred and _time_left_s(requested, now) > 0
+                and await self._available_wei(request_id) < requested.max_price)
+
+    async def _check_funds(self, requested: RequestedJob, job: JobSubmission) -> None:
+        """Raises SubmissionDeferred unless the deposit covers the job's max price."""
+        check_funds(await self._available_wei(requested.request_id), job,
+                    self._requests.chain.chain_id)
+
+    async def _available_wei(self, request_id: bytes) -> int:
+        """The free deposit a request's job may count on (`ClaimedRequests`); the deposit is
+        read at most once a poll, however many requests ask."""
+        if self._poll_free_wei is None:
+            self._poll_free_wei = await self._client.free_deposit(self._requests.chain.chain_id)
+        return self._claims.available_wei(self._poll_free_wei, self._poll_deals, request_id)
 
     def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
         event(log, "bridge.undeliverable", logging.WARNING,
@@ -467,6 +488,7 @@ class BridgeRole:
         self._pending.pop(request_id, None)
         self._keys_by_request.pop(request_id, None)
         self._deferred.discard(request_id)
+        self._claims.forget(request_id)
         self._dropped.add(requested)
 
     async def _settlement_client(self) -> SettlementClient:
@@ -519,24 +541,6 @@ class BridgeRole:
         temporary = self._state_path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"scan_from": scan_from, "head": head}))
         os.replace(temporary, self._state_path)
-
-
-def claim_refusal(requested: RequestedJob, request: JobRequest,
-                  trusted: frozenset[str]) -> str | None:
-    """Why the bridge will not put its bond at stake on the request, or None.
-
-    The request's consortium rules on our result: k of its mediators could overturn an honest
-    one and hand our bond to the requester. So we claim only where at least k of them are
-    mediators we trust (our `mediators` config), and never for a bond above the escrow.
-    """
-    policy = requested.policy
-    known = sum(1 for m in policy.mediators if m.lower() in trusted)
-    if known < policy.threshold:
-        return (f"only {known} of the request's mediators are ones this node trusts; its "
-                f"consortium needs {policy.threshold} to rule (add them to `mediators`)")
-    if request.bond > request.escrow:
-        return f"bond {request.bond} wei exceeds the escrow {request.escrow} wei"
-    return None
 
 
 def _time_left_s(requested: RequestedJob, now: int) -> int:

@@ -165,3 +165,42 @@ def test_a_bridge_without_deposit_leaves_the_request_open_until_it_can_fund_it(t
         (deal,) = bridge.call("deals")
         assert requests.owed(identity.address) == deal["payment_wei"] + BOND_WEI
         assert bridge.process.poll() is None
+
+
+def test_a_bridge_claims_no_more_requests_at_once_than_its_deposit_covers(tmp_path):
+    """A claimed request's job locks its payment only when its deal opens: a bridge whose
+    deposit covers one job's max price but not two claims one of two requests, leaves the
+    other open to other bridges, and claims it once the first job's deal has locked its
+    payment (the rest of the deposit then covers it)."""
+    require_parts()
+    with market_world(tmp_path) as world:
+        identity = world.prepare_home("bridge", deposit_wei=ESCROW_WEI * 3 // 2,
+                                      config_lines=BRIDGE_CONFIG)
+        chain, example, requests = deploy_requests_world(world, world.base_dir / "bridge")
+        bridge = world.start("bridge", roles=["chain-bridge"])
+        policy = optimistic_policy([world.mediator], window_s=WINDOW_S)
+        request_ids = [ask(example, chain, requests, "hash", {"text": text}, policy).request_id
+                       for text in ("one", "two")]
+
+        world.cluster.wait_until(
+            lambda: "bridge.request_deferred" in bridge.log_path.read_text(errors="replace"),
+            timeout_s=60.0, what="the bridge to say it cannot fund the second request yet")
+        state = world.base_dir / "bridge" / "bridge.json"
+        for _ in range(3):  # no provider yet: the claimed request's job cannot open a deal
+            mine(chain)
+            head = chain.block_number()
+            world.cluster.wait_until(lambda h=head: json.loads(state.read_text())["head"] >= h,
+                                     timeout_s=60.0, what="the bridge to poll again")
+        statuses = {requests.request(r).status for r in request_ids}
+        assert statuses == {RequestStatus.OPEN, RequestStatus.CLAIMED}
+
+        provider = world.start("provider", roles=["provider"], bootstrap=[bridge.dial_addr])
+        world.start("solver", roles=["solver"], bootstrap=[bridge.dial_addr])
+        for request_id in request_ids:
+            assert await_closed(requests, request_id, bridge) is RequestStatus.DELIVERED
+        deals = bridge.call("deals")
+        settled = [d for d in deals if d["phase"] == "settled"]
+        assert len(settled) == 2
+        paid = sum(d["payment_wei"] for d in settled)
+        assert requests.owed(identity.address) == paid + 2 * BOND_WEI
+        assert bridge.process.poll() is None and provider.process.poll() is None

@@ -3,8 +3,8 @@ us past the deadline, undeliverable. They leave its tables, stop holding the sav
 and cost no chain call per poll; an unruled result of ours is refunded (its bond comes back).
 One another bridge claimed costs no call either, and is served if that bridge's result is
 overturned; one the bridge cannot fund yet is neither claimed nor dropped, and costs no call
-but a read of the deposit per poll that all such requests share. LilypadRequests runs on the
-embedded EVM."""
+but a read of the deposit per poll that all such requests share; nor are more requests claimed
+at once than the deposit covers together. LilypadRequests runs on the embedded EVM."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ from lilypad_p2p.chain import (
     deploy_requests,
 )
 from lilypad_p2p.chain import _requests as requests_module
+from lilypad_p2p.deal_detail import ClientDetail
 from lilypad_p2p.localnet import chain_test_accounts
+from lilypad_p2p.market import Phase, new_client_deal
 from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, BridgeRole
 from lilypad_p2p.roles._client_submission import JobSubmission, check_funds
 from lilypad_p2p.roles._request_life import RULING_WINDOW_S
@@ -306,10 +308,12 @@ async def test_a_first_start_reads_from_the_contracts_deployment_in_bounded_rang
 
 
 class _Client:
-    """The client role as a bridge uses it: its free deposit, and the jobs submitted."""
+    """The client role as a bridge uses it: its free deposit, and the jobs submitted (each a
+    deal in `store`, when given, as the client role writes them)."""
 
-    def __init__(self, free_wei: int) -> None:
+    def __init__(self, free_wei: int, store: DealStore | None = None) -> None:
         self.free_wei = free_wei
+        self.store = store
         self.jobs: list[JobSubmission] = []
         self.deposit_reads = 0
 
@@ -320,7 +324,12 @@ class _Client:
     async def submit(self, job: JobSubmission) -> str:
         check_funds(self.free_wei, job, chain_id=job.chain_id or 0)
         self.jobs.append(job)
-        return f"key-{len(self.jobs)}"
+        key = f"key-{len(self.jobs)}"
+        if self.store is not None:
+            self.store.insert(new_client_deal(key, now_ms=0, expires_ms=1),
+                              ClientDetail(job_offer=b"", module=job.module, submitted_ms=0,
+                                           salt=job.salt), chain_id=job.chain_id)
+        return key
 
 
 def _scripted_bridge(world: World, tmp_path: Path, status: RequestStatus, claimant: str,
@@ -425,3 +434,30 @@ async def test_requests_waiting_for_deposit_cost_one_deposit_read_per_poll(
     await bridge.poll_once()
     assert bridge._pending == {} and client.jobs == []
     assert _saved_cursor(tmp_path) == await run_blocking(world.chain.block_number) + 1
+
+
+async def test_a_bridge_claims_at_once_only_the_requests_its_deposit_covers_together(
+    world: World, tmp_path: Path, autojump
+) -> None:
+    asked = [world.ask(), world.ask()]
+    bridge = world.bridge(tmp_path)
+    client = _Client(free_wei=ESCROW_WEI * 3 // 2, store=bridge._store)  # one max price, not two
+    bridge._client = client  # type: ignore[assignment]
+
+    def statuses() -> list[RequestStatus]:
+        return [world.requester.request(r.request_id).status for r in asked]
+
+    for _ in range(3):  # the first job's deal does not open: it has locked nothing yet
+        await bridge.poll_once()
+        world.mine(1)
+    assert sorted(statuses()) == [RequestStatus.OPEN, RequestStatus.CLAIMED]
+    (key,) = [d.record.key for d in bridge._store.client_deals()]
+    assert len(client.jobs) == 1 and set(bridge._pending) == {r.request_id for r in asked}
+
+    stored = bridge._store.client_deal(key)  # it opens, locking a payment below its max price
+    assert stored is not None
+    bridge._store.update(replace(stored.record, phase=Phase.OPEN), stored.detail)
+    client.free_wei = ESCROW_WEI
+    await bridge.poll_once()
+    assert statuses() == [RequestStatus.CLAIMED] * 2
+    assert sorted(job.salt for job in client.jobs) == sorted(r.request_id for r in asked)

@@ -7,7 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from lilypad_p2p.chain import JobRequest, RequestedJob, RequestMode, RequestStatus, TrustPolicy
-from lilypad_p2p.roles._bridge import BridgeRole, claim_refusal
+from lilypad_p2p.roles._bridge import BridgeRole
+from lilypad_p2p.roles._bridge_stakes import claim_refusal
 from lilypad_p2p.roles._request_polling import request_params
 
 
