@@ -252,7 +252,7 @@ class NodeConfig:
                                    "contract's bound)")
     consortium_threshold: int = setting(0, Whole(0, 32), "client: verdicts that resolve a "
                                         "dispute (0: a strict majority)")
-    # roles/_provider.py DEFAULT_PRICE_PER_JOB_WEI; roles/_client_records.py.
+    # roles/_resource_offer.py DEFAULT_PRICE_PER_JOB_WEI; roles/_client_records.py.
     price_per_job_wei: int = setting(10**15, WEI, "provider: asking price per job")
     offer_disk_mb: int = setting(
         0, Whole(0, 1 << 40, "MiB"), "provider: disk it offers jobs (0: the free space under "

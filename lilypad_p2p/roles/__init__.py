@@ -24,17 +24,17 @@ from lilypad_p2p.roles._dispute import (
     resolve,
 )
 from lilypad_p2p.roles._mediator import MediationRefused, MediatorFault, MediatorRole
-from lilypad_p2p.roles._provider import (
+from lilypad_p2p.roles._provider import ProviderRole
+from lilypad_p2p.roles._provider_disputes import ProviderDisputes
+from lilypad_p2p.roles._request_checker import CheckAction, RequestChecker, check_action
+from lilypad_p2p.roles._resource_offer import (
     DEFAULT_COLLATERAL_WEI,
     DEFAULT_OFFER_LIFETIME_MS,
     DEFAULT_PRICE_PER_JOB_WEI,
     Capacity,
-    ProviderRole,
     detect_capacity,
     resource_offer,
 )
-from lilypad_p2p.roles._provider_disputes import ProviderDisputes
-from lilypad_p2p.roles._request_checker import CheckAction, RequestChecker, check_action
 from lilypad_p2p.roles._settlement import (
     ChainMove,
     DealChain,

@@ -30,7 +30,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import DEFAULT_TIMEOUTS, OfferBook, Timeouts
 from lilypad_p2p.roles import ClientRole, DealChain, DealChains, ProviderRole, resource_offer
-from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.roles._resource_offer import Capacity
 from lilypad_p2p.roles._transfer import spool_dir
 from lilypad_p2p.testing._chain import embedded_test_chain
 from lilypad_p2p.testing._memory_net import MemoryNetwork

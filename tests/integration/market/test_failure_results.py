@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.net, pytest.mark.chain, pytest.mark.docker, pytest.mar
 ENDED_WITHIN_S = 240.0
 FINAL = {"resolved", "settled", "rejected", "cancelled", "timed_out"}
 MEDIATORS = 3
-PRICE_WEI = 10**15  # roles._provider.DEFAULT_PRICE_PER_JOB_WEI
+PRICE_WEI = 10**15  # roles._resource_offer.DEFAULT_PRICE_PER_JOB_WEI
 COLLATERAL_WEI = 2 * 10**15
 FEE_WEI = 10**14  # NodeConfig.mediation_fee_wei
 ANY_MODULE = "[modules]\nallow_any = true\n"

@@ -26,7 +26,7 @@ PROVIDER_LEARNS_WITHIN_S = 90.0
 MEDIATORS = 5
 OFFLINE = 1  # the last trusted mediator never starts
 FINAL = {"resolved", "settled", "rejected", "cancelled", "timed_out"}
-COLLATERAL_WEI = 2 * 10**15  # roles._provider.DEFAULT_COLLATERAL_WEI
+COLLATERAL_WEI = 2 * 10**15  # roles._resource_offer.DEFAULT_COLLATERAL_WEI
 PRICE_WEI = 10**15
 FEE_WEI = 10**14  # NodeConfig.mediation_fee_wei
 

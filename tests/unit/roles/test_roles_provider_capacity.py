@@ -22,7 +22,7 @@ from lilypad_p2p.roles import (
     deal_to_wire,
     resource_offer,
 )
-from lilypad_p2p.roles._provider import Capacity
+from lilypad_p2p.roles._resource_offer import Capacity
 from lilypad_p2p.store import DealStore
 from lilypad_p2p.testing import embedded_test_chain
 from lilypad_p2p.testing.offers import make_job_offer

@@ -24,7 +24,8 @@ from lilypad_p2p.roles import (
     deal_to_wire,
     resource_offer,
 )
-from lilypad_p2p.roles._provider import PROVIDER_IDLE_TICK_S, PROVIDER_TICK_S, Capacity
+from lilypad_p2p.roles._provider import PROVIDER_IDLE_TICK_S, PROVIDER_TICK_S
+from lilypad_p2p.roles._resource_offer import Capacity
 from lilypad_p2p.testing import WatchedStore, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
 from lilypad_p2p.testing.offers import make_job_offer
