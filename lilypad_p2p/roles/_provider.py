@@ -235,8 +235,11 @@ class ProviderRole:
                                    self._max_run_time_s(job.module))
             if reason is None and not self._has_room(job.spec, resource.spec):
                 reason = "no free capacity"
-            if reason is None and free_balance < deal.collateral:
-                reason = "provider's deposit cannot cover the collateral"
+            if reason is None:
+                promised = self._promised_collateral(chain.chain_id)
+                if free_balance - promised < deal.collateral:
+                    reason = (f"provider's deposit cannot cover the collateral ({free_balance} "
+                              f"wei free, {promised} wei of it promised to deals not open yet)")
             if reason is not None:
                 event(log, "deal.refused", job=job.cid, reason=reason)
                 return wire.DealRefused(reason=reason)
@@ -256,6 +259,13 @@ class ProviderRole:
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
               chain_id=chain.chain_id)
         return wire.DealCountersigned(provider_signature=signature)
+
+    def _promised_collateral(self, chain_id: int) -> int:
+        """The collateral of our countersigned deals on `chain_id` that are not open yet: the
+        free balance still holds it until each one's `openDeal` locks it."""
+        return sum(stored.detail.deal.collateral
+                   for stored in self._store.provider_deals(open_only=True)
+                   if stored.record.phase is Phase.AGREED and stored.chain_id == chain_id)
 
     def _max_run_time_s(self, module_id: str) -> int:
         """The module's maximum run time (the gate has resolved it before a deal is signed; the

@@ -15,6 +15,7 @@ from lilypad_p2p.identity import Identity
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import OfferBook
 from lilypad_p2p.roles import (
+    DEFAULT_COLLATERAL_WEI,
     DealChain,
     DealChains,
     ProviderRole,
@@ -32,10 +33,11 @@ DEPOSIT_WEI = 10**18
 HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 
 
-async def _deal_chain(chain, contract, deployer, identity: Identity) -> DealChain:
+async def _deal_chain(chain, contract, deployer, identity: Identity,
+                      deposit_wei: int = DEPOSIT_WEI) -> DealChain:
     await run_blocking(chain.transact, deployer, identity.address, b"", 2 * DEPOSIT_WEI)
     sync = SettlementClient(chain, contract, identity.eth_account())
-    await run_blocking(sync.deposit, DEPOSIT_WEI)
+    await run_blocking(sync.deposit, deposit_wei)
     return DealChain(sync, identity)
 
 
@@ -153,3 +155,49 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, autoj
     why[0] = None  # the engine is back
     assert isinstance(await role.on_deal_proposal(str(client.peer_id), request),
                       wire.DealCountersigned)
+
+
+async def test_promises_no_more_collateral_than_its_deposit_holds(tmp_path: Path, autojump):
+    """A deal's collateral is locked only when the client opens it, maybe seconds after the
+    countersignature: a provider whose deposit covers one collateral but not two countersigns
+    one of two deals it has room for, so that every deal it signed can open."""
+    chain = embedded_test_chain()
+    deployer, mediator_account = chain_test_accounts(2)
+    contract = await run_blocking(deploy_settlement, chain, deployer)
+    client, provider = Identity.generate(), Identity.generate()
+    client_chain = await _deal_chain(chain, contract, deployer, client)
+    provider_chain = await _deal_chain(chain, contract, deployer, provider,
+                                       deposit_wei=DEFAULT_COLLATERAL_WEI * 3 // 2)
+    clock = Clock(wall_clock_ms())
+    now = clock()
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
+                           now_ms=now, chain_ids=(chain.chain_id,),
+                           trusted_mediators=(mediator_account.address,))
+    book = OfferBook()
+    book.add(provider.sign_envelope(offer, now), now)
+
+    async def no_executor():
+        raise AssertionError("no job runs in this test")
+
+    role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"),
+                        chains=DealChains([provider_chain]), book=book,
+                        executor_factory=no_executor, clock_ms=clock)
+    signed = []
+    for _ in range(2):  # room for both: 500 mCPU each
+        job = _job(client, mediator_account.address, now, chain.chain_id)
+        deal = build_deal(job, offer, salt=secrets.token_bytes(32))
+        signature = client_chain.sign_deal(deal)
+        answer = await role.on_deal_proposal(str(client.peer_id), wire.DealProposal(
+            chain_id=chain.chain_id, job_offer=client.sign_envelope(job, now).encode(),
+            resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
+            job_creator_signature=signature))
+        if isinstance(answer, wire.DealCountersigned):
+            signed.append((deal, signature, answer.provider_signature))
+        else:
+            assert "deposit cannot cover the collateral" in answer.reason
+
+    for deal, client_signature, provider_signature in signed:  # each opens on chain
+        await run_blocking(client_chain.sync.open_deal, deal, client_signature,
+                           provider_signature)
+    assert len(signed) == 1
