@@ -54,7 +54,6 @@ class ClientDetail:
     job_creator_signature: bytes | None = None
     matched_ms: int | None = None
     # agreed, open
-    provider_signature: bytes | None = None
     provider_record: bytes | None = None  # the provider's encoded NodeRecord when it agreed
     agreed_ms: int | None = None
     deal_id: bytes | None = None

@@ -148,6 +148,11 @@ def encode_detail(detail: DealDetail) -> bytes:
     return msgpack.packb(values, use_bin_type=True)
 
 
+# Fields earlier versions wrote that no record has now, dropped as a row is read: a client's
+# copy of the provider's deal signature, from when the client opened deals on chain.
+_RETIRED_FIELDS = {Side.CLIENT: ("provider_signature",)}
+
+
 def decode_detail(side: Side, blob: bytes) -> DealDetail:
     """The `side`'s record that a row's `detail` holds.
 
@@ -158,6 +163,8 @@ def decode_detail(side: Side, blob: bytes) -> DealDetail:
     values = msgpack.unpackb(blob, raw=False, strict_map_key=False)
     if not isinstance(values, dict):
         raise StoreError("a deal's detail is not a map: the database is corrupt")
+    for name in _RETIRED_FIELDS.get(side, ()):
+        values.pop(name, None)
     try:
         for name, codec in _FIELD_CODECS.items():
             if name in values:

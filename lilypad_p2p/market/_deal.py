@@ -40,7 +40,7 @@ class Side(enum.StrEnum):
 class Phase(enum.StrEnum):
     OFFERED = "offered"  # client: job offer posted, waiting for a match
     MATCHED = "matched"  # client: resource offer chosen, deal sent for countersigning
-    AGREED = "agreed"  # both parties signed; not known to be on chain yet
+    AGREED = "agreed"  # both signed; the provider opens it on chain once it has the inputs
     OPEN = "open"  # openDeal mined: money locked
     RUNNING = "running"  # inputs delivered; the provider executes
     RESULT_READY = "result_ready"  # provider: result committed, waiting for the acceptance
@@ -299,12 +299,12 @@ TIMEOUT_RULES: tuple[TimeoutRule, ...] = (
     # elsewhere (until its own expiry) instead of being cancelled.
     TimeoutRule(_C, _P.MATCHED, Timeout.AGREEMENT, _E.REFUSED, "match the job again",
                 length="agreement_ms"),
-    # The client may still open it on chain; after the deadline nobody can.
+    # Only the provider holds both signatures: it opens the deal once our inputs reach it.
     TimeoutRule(_C, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
-                "cancel, unless it was opened on chain (then: opened)",
+                "cancel, unless the provider opened it on chain (then: opened)",
                 length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
     TimeoutRule(_R, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
-                "cancel if never opened on chain (opened: go on)",
+                "cancel unless the inputs are arriving or it is open on chain (opened: go on)",
                 length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
     TimeoutRule(_C, _P.OPEN, Timeout.RESULT_DEADLINE, _E.TIMEOUT_CLAIMED,
                 "claimTimeout on chain: refund plus the provider's collateral",

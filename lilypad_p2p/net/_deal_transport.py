@@ -1,15 +1,16 @@
 """The deal protocols as the roles see them: typed, by string peer ID, with no libp2p types.
 
-    /lilypad/deal/1    propose a co-signed deal, get the countersignature (or a refusal)
-    /lilypad/job/2     stream the sealed inputs of an open deal, get the signed result and the
-                       sealed outputs as a stream (`_transfer.py`)
+    /lilypad/deal/2    propose a signed deal, get the provider's acceptance (or a refusal)
+    /lilypad/job/3     stream the sealed inputs of an accepted deal (the provider then opens
+                       it on chain), get the signed result and the sealed outputs as a stream
+                       (`_transfer.py`)
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
     /lilypad/mediation/2  stream a disputed job's sealed inputs to a mediator, get its signed
-                       verdict (`_transfer.py`, as `/lilypad/job/2`)
+                       verdict (`_transfer.py`, as `/lilypad/job/3`)
     /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
 
 Each protocol is a `StreamProtocol[Request, Answer]`, so a call names what it sends and gets
-back: `await transport.request(peer, DEAL_STREAM, proposal)` is typed as a countersignature
+back: `await transport.request(peer, DEAL_STREAM, proposal)` is typed as an acceptance
 or a refusal. `DealTransport` is what a role is given: `net.DealStreams` over a libp2p host,
 or `testing.MemoryNetwork`'s transports in a test. A peer is named by its base58 peer ID
 (`wire.NodeRecord.peer_id`); a role that finds a peer cheating says so with `report`.
@@ -27,8 +28,8 @@ from lilypad_p2p.net._peer_actions import PeerAction
 if TYPE_CHECKING:
     from lilypad_p2p.net._transfer import BodyGate, ChunkSource, Reply
 
-DEAL_PROTOCOL = "/lilypad/deal/1"
-JOB_PROTOCOL = "/lilypad/job/2"
+DEAL_PROTOCOL = "/lilypad/deal/2"
+JOB_PROTOCOL = "/lilypad/job/3"
 RESULT_PROTOCOL = "/lilypad/result/1"
 MEDIATION_PROTOCOL = "/lilypad/mediation/2"
 MODULE_PROTOCOL = "/lilypad/module/1"
@@ -55,9 +56,9 @@ class StreamProtocol(Generic[Request, Answer]):
     body_needs_deal: bool = True
 
 
-DEAL_STREAM: StreamProtocol[wire.DealProposal, wire.DealCountersigned | wire.DealRefused] = (
+DEAL_STREAM: StreamProtocol[wire.DealProposal, wire.DealAccepted | wire.DealRefused] = (
     StreamProtocol(DEAL_PROTOCOL, MAX_SMALL_BYTES, MAX_SMALL_BYTES,
-                   (wire.DealProposal,), (wire.DealCountersigned, wire.DealRefused)))
+                   (wire.DealProposal,), (wire.DealAccepted, wire.DealRefused)))
 # Frames only: the inputs and outputs follow as bodies (`_transfer.py`).
 JOB_STREAM: StreamProtocol[
     wire.JobRequest, wire.SendInputs | wire.JobResultMessage | wire.DealRefused] = (

@@ -1,6 +1,6 @@
 """Job transfers: a small request, then bodies of any size as sealed chunk streams.
 
-`/lilypad/job/2` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/2` alike, with a
+`/lilypad/job/3` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/2` alike, with a
 `MediationRequest` and a `VerdictNotice` answer without a body):
 
     asker  -> JobRequest frame (small: the deal, the inputs' size and preamble)

@@ -12,12 +12,12 @@ resumes after a crash simply does its phase's action again:
 - offered: wait for a match (roles/_client_matching.py): the first valid solver proposal
   naming our job offer, or for a targeted job the named provider's resource offer from our
   book; sign the deal -> matched.
-- matched: send the deal over /lilypad/deal/1; countersigned -> agreed; refused -> offered.
-- agreed: openDeal (idempotent) -> open.
-- open/running: stream the spooled inputs over /lilypad/job/2 until a result comes back (the
-  provider may be restarting); check the commitment, open the output stream into the results
-  file, check its hash: accepted (the acceptance is signed and stored first) or rejected
-  (roles/_transfer.py). After the result deadline: claimTimeout.
+- matched: send the deal over /lilypad/deal/2; accepted -> agreed; refused -> offered.
+- agreed/open/running: stream the spooled inputs over /lilypad/job/3 until a result comes
+  back (the provider may be restarting); the provider opens the deal on chain once it holds
+  them (agreed -> open -> running as we learn it); check the commitment, open the output
+  stream into the results file, check its hash: accepted (the acceptance is signed and stored
+  first) or rejected (roles/_transfer.py). After the result deadline: claimTimeout.
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
 
@@ -26,6 +26,7 @@ A job pays on the chain its offer names (`JobSubmission.chain_id`; default: the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
@@ -39,13 +40,12 @@ from eth_utils import to_checksum_address
 
 from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import ChainError, Deal, DealStatus, InsufficientFunds, RecordFeed
+from lilypad_p2p.chain import ChainError, Deal, DealStatus, RecordFeed
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ClientDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import ModuleCatalog
 from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
-from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -71,6 +71,7 @@ from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes, refuse_user_dispute
 from lilypad_p2p.roles._client_matching import JobMatcher, job_offer, timed_out_error
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
+from lilypad_p2p.roles._client_results import UNDELIVERED, result_outcome
 from lilypad_p2p.roles._client_submission import (
     JobSubmission,
     SubmissionError,
@@ -78,12 +79,10 @@ from lilypad_p2p.roles._client_submission import (
     job_deadline_s,
     new_job_offer,
 )
-from lilypad_p2p.roles._failure import keep_failure
 from lilypad_p2p.roles._input_files import check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains
 from lilypad_p2p.roles._terms import ACCEPTANCE_WINDOW_S
 from lilypad_p2p.roles._transfer import (
-    MAX_STORED_RESULT_BYTES,
     Delivery,
     ResultReceiver,
     SpooledInputs,
@@ -109,7 +108,7 @@ JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
 # Phases whose step checks what the provider sent (a failed check blames it).
-_FACING_PROVIDER = (Phase.MATCHED, Phase.OPEN, Phase.RUNNING)
+_FACING_PROVIDER = (Phase.MATCHED, Phase.AGREED, Phase.OPEN, Phase.RUNNING)
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
 
@@ -282,7 +281,7 @@ class ClientRole:
         handler = {
             Phase.OFFERED: self._find_match,
             Phase.MATCHED: self._propose,
-            Phase.AGREED: self._open,
+            Phase.AGREED: self._run_job,
             Phase.OPEN: self._run_job,
             Phase.RUNNING: self._run_job,
             Phase.ACCEPTED: self._deliver_acceptance,
@@ -380,9 +379,8 @@ class ClientRole:
             refused = {**stored.detail.refused, proposal.resource_offer_cid: until}
             self._save(stored, Event.REFUSED, refused=refused, refusal=answer.reason)
             return
-        assert isinstance(answer, wire.DealCountersigned)
-        chain.check_deal_signature(deal, answer.provider_signature, deal.provider)
-        self._save(stored, Event.COUNTERSIGNED, provider_signature=answer.provider_signature,
+        assert isinstance(answer, wire.DealAccepted)
+        self._save(stored, Event.COUNTERSIGNED,
                    provider_record=wire.encode(record.to_wire()), agreed_ms=self._clock_ms(),
                    deal_id=chain.deal_id(deal))
         await self._withdraw_offer(job_offer(stored))
@@ -398,25 +396,7 @@ class ClientRole:
         except NetError as exc:  # the offer expires anyway; solvers' holds cover the gap
             event(log, "offer.cancel_failed", logging.WARNING, offer=job.cid, error=repr(exc))
 
-    # agreed -> open
-
-    async def _open(self, stored: ClientDeal) -> None:
-        detail = stored.detail
-        try:
-            move = await self._chain(stored).open_deal(
-                required(detail.deal, "deal"),
-                required(detail.job_creator_signature, "job creator's signature"),
-                required(detail.provider_signature, "provider's signature"),
-            )
-        except InsufficientFunds as exc:
-            self._save(stored, Event.CANCEL, error=f"not enough deposit to open the deal: {exc}")
-            return
-        if move.status is not DealStatus.OPEN:
-            event(log, "deal.open_found", logging.WARNING, key=stored.record.key,
-                  status=move.status.name)
-        self._save(stored, Event.OPENED, opened_ms=self._clock_ms())
-
-    # open/running -> accepted | rejected
+    # agreed/open/running -> accepted | rejected
 
     async def _run_job(self, stored: ClientDeal) -> None:
         chain = self._chain(stored)
@@ -428,12 +408,18 @@ class ClientRole:
         if status.is_final:
             self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
             return
+        if stored.record.phase is Phase.AGREED and status is not DealStatus.NONE:
+            stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())  # a restart
         record = self._provider_record(stored, deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)
             return
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
+        # Agreed: the provider takes the inputs, opens the deal, then runs the job, all before
+        # it answers; the deal's own deadline bounds that wait.
+        bound_s = (max(0.0, deal.result_deadline - self._clock_ms() / 1000)
+                   if stored.record.phase is Phase.AGREED else self._until_due_s(stored.record))
         deal_id = chain.deal_id(deal)
         inputs = SpooledInputs(inputs_spool(stored.detail.inputs_spool),
                                self._identity.sealing_private_key(),
@@ -445,13 +431,21 @@ class ClientRole:
             output_recipient=self._identity.sealing_public_key,
         )
         result = self._results_dir / f"{stored.record.key}.tar"
-        with trio.move_on_after(self._until_due_s(stored.record)):
-            answer, delivery = await self._transport.exchange(
-                record.peer_id, JOB_STREAM, request, inputs=inputs.chunks,
-                on_answer=ResultReceiver(deal_id, lambda h, s: chain.check_commitment(deal, h, s),
-                                         self._identity.sealing_private_key(), result,
-                                         self._max_job_bytes, deal.provider),
-                addrs=record.listen_addrs)
+        with trio.move_on_after(bound_s):
+            watch = trio.CancelScope()  # agreed: running, once the provider opens it
+            if stored.record.phase is Phase.AGREED and self._nursery is not None:
+                self._nursery.start_soon(self._until_opened, stored.record.key, watch)
+            try:
+                answer, delivery = await self._transport.exchange(
+                    record.peer_id, JOB_STREAM, request, inputs=inputs.chunks,
+                    on_answer=ResultReceiver(
+                        deal_id, lambda h, s: chain.check_commitment(deal, h, s),
+                        self._identity.sealing_private_key(), result, self._max_job_bytes,
+                        deal.provider),
+                    addrs=record.listen_addrs)
+            finally:
+                watch.cancel()
+            stored = self._store.client_deal(stored.record.key) or stored
             if isinstance(answer, wire.DealRefused):
                 self._update(stored, last_refusal=answer.reason)
                 event(log, "job.refused", logging.WARNING, key=stored.record.key,
@@ -459,41 +453,37 @@ class ClientRole:
                 await trio.sleep(RETRY_INTERVAL_S)
                 return
             assert isinstance(answer, wire.JobResultMessage)
-            await self._check_result(stored, deal, answer, delivery)
+            if stored.record.phase is Phase.AGREED:
+                if await chain.status(deal) is DealStatus.NONE:
+                    raise PeerMisbehaved("a result for a deal the provider has not opened")
+                stored = self._opened(stored)
+            self._check_result(stored, deal, answer, delivery)
 
-    async def _check_result(
-        self, stored: ClientDeal, deal: Deal, answer: wire.JobResultMessage,
-        delivery: Delivery | None,
-    ) -> None:
-        """`delivery` is what matched the commitment (checked as it arrived), if anything."""
-        chain = self._chain(stored)
+    async def _until_opened(self, key: str, scope: trio.CancelScope) -> None:
+        """Agreed -> open -> running once the chain shows the deal the provider opened on
+        receiving our inputs (it answers only with the result); ends with the exchange."""
+        with scope:
+            while (stored := self._store.client_deal(key)) is not None \
+                    and stored.record.phase is Phase.AGREED:
+                with contextlib.suppress(ChainError, StoreUnavailable):  # the exchange goes on
+                    if await self._chain(stored).status(
+                            required(stored.detail.deal, "deal")) is not DealStatus.NONE:
+                        self._opened(stored)
+                        return
+                await trio.sleep(CHAIN_POLL_INTERVAL_S)
+
+    def _opened(self, stored: ClientDeal) -> ClientDeal:
+        stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())
+        return self._save(stored, Event.INPUTS_DELIVERED)
+
+    def _check_result(self, stored: ClientDeal, deal: Deal, answer: wire.JobResultMessage,
+                      delivery: Delivery | None) -> None:
         if delivery is None:
-            # The provider signed a hash its delivery does not have: evidence for mediation.
-            why = "the delivery does not match the committed result hash"
-            self._blame_provider(stored, PeerMisbehaved(why))
-            invalid = Event.DISPUTE if self._disputes else Event.RESULT_INVALID
-            self._save(stored, invalid, result_hash=answer.result_hash,
-                       provider_commitment=answer.provider_signature, error=why)
-            return
-        path = delivery.path
-        if stored.detail.salt is not None and path.stat().st_size <= MAX_STORED_RESULT_BYTES:
-            self._store.put_result_file(stored.record.key, path)  # a chain bridge's request
-        shown: dict[str, Any] = {"result_cid": cid_of_digest(answer.result_hash)}
-        if delivery.failure is not None:  # the provider's signed report of the job's failure
-            path, shown = keep_failure(self._results_dir, stored.record.key, delivery.failure,
-                                       path)
-            event(log, "job.failed_in_job", key=stored.record.key, **shown)
-        if self._disputes is not None and self._disputes.spot_check():
-            self._save(stored, Event.DISPUTE, result_hash=answer.result_hash,
-                       provider_commitment=answer.provider_signature,
-                       result_path=str(path), result_ms=self._clock_ms(), spot_check=True,
-                       **shown)
-            return
-        acceptance = chain.sign_acceptance(deal, answer.result_hash)
-        self._save(stored, Event.RESULT_VERIFIED, result_hash=answer.result_hash,
-                   provider_commitment=answer.provider_signature,
-                   acceptance_signature=acceptance, result_path=str(path),
-                   result_ms=self._clock_ms(), **shown)
+            self._blame_provider(stored, PeerMisbehaved(UNDELIVERED))
+        outcome, detail = result_outcome(
+            stored, deal, answer, delivery, chain=self._chain(stored), store=self._store,
+            results_dir=self._results_dir, disputes=self._disputes, now_ms=self._clock_ms())
+        self._save(stored, outcome, **detail)
 
     # accepted -> settled
 
@@ -548,7 +538,7 @@ class ClientRole:
             return
         chain = self._chain(stored)
         if record.phase is Phase.AGREED:
-            # It may have been opened before we crashed: look before cancelling.
+            # The provider may have opened it (our inputs reached it): look before cancelling.
             deal = required(stored.detail.deal, "deal")
             if await chain.status(deal) is not DealStatus.NONE:
                 self._save(stored, Event.OPENED)

@@ -1,9 +1,11 @@
 """The provider role: its deals (what it offers: roles/_resource_offer.py).
 
-`ProviderRole` answers the three deal protocols: it countersigns deals that match its own
-offer while it has free capacity, runs the job once the deal is open on chain, returns the
-signed result commitment with the outputs sealed to the job creator, takes the acceptance,
-and settles accepted deals in batches. If the job creator goes silent it records the result
+`ProviderRole` answers the three deal protocols: it signs deals that match its own offer
+while it has free capacity and deposit (keeping its signature), takes the inputs, then opens
+the deal on chain itself (`openDeal`), so that no job creator can lock our collateral for a job
+whose inputs it withholds; runs the job, returns the signed result commitment with the
+outputs sealed to the job creator, takes the acceptance, and settles accepted deals in
+batches. If the job creator goes silent it records the result
 on chain and later claims payment (see `market/_deal.py` for the phases and timeouts).
 
 A provider may serve several settlement chains (`DealChains`): its offers list them, each deal
@@ -24,7 +26,15 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import ChainError, DeadlineError, Deal, DealStatus, SettlementItem
+from lilypad_p2p.chain import (
+    ChainError,
+    DeadlineError,
+    Deal,
+    DealStatus,
+    InsufficientFunds,
+    InvalidDealTerms,
+    SettlementItem,
+)
 from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
@@ -64,12 +74,12 @@ from lilypad_p2p.roles._executor_link import connect_executor
 from lilypad_p2p.roles._failure import classify, failure_report, write_report
 from lilypad_p2p.roles._module_gate import ModuleGate
 from lilypad_p2p.roles._provider_disputes import ProviderDisputes
+from lilypad_p2p.roles._provider_promises import has_room, promised_collateral
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
 from lilypad_p2p.roles._terms import (
     RESULT_DELIVERY_MARGIN_S,
     deal_from_wire,
     deal_mismatch,
-    spec_fits,
 )
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
@@ -79,6 +89,7 @@ from lilypad_p2p.roles._transfer import (
     receive_inputs,
     result_reply,
     tamper_output,
+    unopenable,
 )
 from lilypad_p2p.store import DealStore, ProviderDeal
 
@@ -91,8 +102,6 @@ log = logging.getLogger("lilypad_p2p.provider")
 PROVIDER_TICK_S, PROVIDER_IDLE_TICK_S = 1.0, 10.0
 # At most this many accepted deals go in one settleBatch transaction.
 MAX_SETTLE_BATCH = 50
-# Phases in which a deal holds part of our capacity.
-_BUSY = (Phase.AGREED, Phase.OPEN, Phase.RUNNING)
 
 
 class ProviderRole:
@@ -143,6 +152,8 @@ class ProviderRole:
         self._clock_ms = clock_ms
         self._timeouts = timeouts
         self._runs: dict[str, trio.Event] = {}
+        # Agreed deals whose inputs are arriving, or that we are opening on chain.
+        self._opening: set[str] = set()
         self._deal_added = trio.Event()
         self._lock = trio.Lock()  # serialises capacity checks against new agreements
         self._transport = transport
@@ -180,11 +191,11 @@ class ProviderRole:
             self._executor = await connect_executor(self._executor_factory, log)
         return self._executor
 
-    # --- /lilypad/deal/1 ----------------------------------------------------------------
+    # --- /lilypad/deal/2 ----------------------------------------------------------------
 
     async def on_deal_proposal(
         self, peer_id: str, request: wire.DealProposal
-    ) -> wire.DealCountersigned | wire.DealRefused:
+    ) -> wire.DealAccepted | wire.DealRefused:
         try:
             return await self._countersign(peer_id, request)
         except PeerMisbehaved as exc:
@@ -193,7 +204,9 @@ class ProviderRole:
 
     async def _countersign(
         self, peer_id: str, request: wire.DealProposal
-    ) -> wire.DealCountersigned | wire.DealRefused:
+    ) -> wire.DealAccepted | wire.DealRefused:
+        """Sign the deal and hold room for it; the signature is kept, for our own `openDeal`
+        once the inputs are here (`_open_with_inputs`)."""
         unavailable = self._availability()
         if unavailable is not None:
             return wire.DealRefused(reason=f"provider cannot run jobs now: {unavailable}"[:500])
@@ -230,13 +243,13 @@ class ProviderRole:
         async with self._lock:
             known = self._store.provider_deal(key)
             if known is not None:  # a retry: same answer
-                return wire.DealCountersigned(provider_signature=known.detail.provider_signature)
+                return wire.DealAccepted()
             reason = deal_mismatch(deal, job, resource, self._clock_ms(),
                                    self._max_run_time_s(job.module))
-            if reason is None and not self._has_room(job.spec, resource.spec):
+            if reason is None and not has_room(self._store, job.spec, resource.spec):
                 reason = "no free capacity"
             if reason is None:
-                promised = self._promised_collateral(chain.chain_id)
+                promised = promised_collateral(self._store, chain.chain_id)
                 if free_balance - promised < deal.collateral:
                     reason = (f"provider's deposit cannot cover the collateral ({free_balance} "
                               f"wei free, {promised} wei of it promised to deals not open yet)")
@@ -258,14 +271,7 @@ class ProviderRole:
             self._deal_added.set()
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
               chain_id=chain.chain_id)
-        return wire.DealCountersigned(provider_signature=signature)
-
-    def _promised_collateral(self, chain_id: int) -> int:
-        """The collateral of our countersigned deals on `chain_id` that are not open yet: the
-        free balance still holds it until each one's `openDeal` locks it."""
-        return sum(stored.detail.deal.collateral
-                   for stored in self._store.provider_deals(open_only=True)
-                   if stored.record.phase is Phase.AGREED and stored.chain_id == chain_id)
+        return wire.DealAccepted()
 
     def _max_run_time_s(self, module_id: str) -> int:
         """The module's maximum run time (the gate has resolved it before a deal is signed; the
@@ -275,18 +281,7 @@ class ProviderRole:
         except UnknownModule:
             return MAX_RUN_TIME_S
 
-    def _has_room(self, need: wire.ResourceSpec, capacity: wire.ResourceSpec) -> bool:
-        free = [capacity.milli_cpu, capacity.ram_mb, capacity.disk_mb, capacity.gpu_count]
-        for stored in self._store.provider_deals(open_only=True):
-            if stored.record.phase in _BUSY:
-                spec = stored.detail.spec
-                for i, used in enumerate(
-                    (spec.milli_cpu, spec.ram_mb, spec.disk_mb, spec.gpu_count)
-                ):
-                    free[i] -= used
-        return spec_fits(need, free)
-
-    # --- /lilypad/job/2 -----------------------------------------------------------------
+    # --- /lilypad/job/3 -----------------------------------------------------------------
 
     async def on_job_request(self, peer_id: str, request: wire.JobRequest,
                              gate: BodyGate) -> Reply:
@@ -313,13 +308,13 @@ class ProviderRole:
             return wire.DealRefused(reason="unknown deal")
         if wire.address_from_peer_id_text(peer_id) != deal.job_creator:
             return wire.DealRefused(reason="only the job creator may send the inputs")
+        spool = self._spool_of(key, "inputs")
         if stored.record.phase is Phase.AGREED:
-            # We do not work for free: the deal must be open on chain first.
-            if await chain.status(deal) is not DealStatus.OPEN:
-                return wire.DealRefused(reason="deal is not open on chain")
-            stored = self._save(stored, Event.OPENED)
-        if stored.record.phase is Phase.OPEN:
-            spool = self._spool_of(key, "inputs")
+            opened = await self._open_with_inputs(stored, deal, chain, request, gate, spool)
+            if isinstance(opened, wire.DealRefused):
+                return opened
+            stored = opened
+        elif stored.record.phase is Phase.OPEN:  # opened before a restart: the inputs again
             await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
             stored = self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
                                 output_recipient=request.output_recipient)
@@ -331,6 +326,49 @@ class ProviderRole:
         if stored.detail.result_hash is None or not tarball.exists():
             return wire.DealRefused(reason=f"deal is {stored.record.phase}")
         return result_reply(tarball, bytes.fromhex(key), stored.detail)
+
+    async def _open_with_inputs(
+        self, stored: ProviderDeal, deal: Deal, chain: DealChain, request: wire.JobRequest,
+        gate: BodyGate, spool: Path,
+    ) -> ProviderDeal | wire.DealRefused:
+        """Take the inputs, then open the deal on chain ourselves: a job creator holds no
+        signature of ours to open it with, so it can never lock our collateral for a job whose
+        inputs it withholds, nor open a deal we have given up on."""
+        key = stored.record.key
+        status = await chain.status(deal)
+        if status is DealStatus.NONE:
+            needed = deal.payment + deal.mediation_fee
+            free = await chain.client.free_balance(deal.job_creator)
+            if free < needed:  # before the inputs cost us their transfer
+                return wire.DealRefused(reason=f"the job creator's free deposit ({free} wei) "
+                                        f"cannot pay the deal ({needed} wei): deposit first")
+            self._opening.add(key)  # the agreement timeout waits for the inputs and the open
+            try:
+                await receive_inputs(gate, request, bytes.fromhex(key), spool,
+                                     self._max_job_bytes)
+                # Inputs that cannot be opened would leave an open deal we cannot run.
+                why = await run_blocking(unopenable, spool, self._identity.sealing_private_key(),
+                                         inputs_context(bytes.fromhex(key)))
+                if why is not None:
+                    discard(spool)
+                    return wire.DealRefused(reason=f"the inputs do not open with this node's "
+                                            f"sealing key ({why}); the deal is not opened"[:500])
+                move = await chain.open_deal(deal, stored.detail.job_creator_signature,
+                                             stored.detail.provider_signature)
+            except (InsufficientFunds, DeadlineError, InvalidDealTerms) as exc:
+                self._save(stored, Event.CANCEL, error=f"openDeal refused: {exc}")
+                return wire.DealRefused(reason=f"the deal cannot be opened: {exc}"[:500])
+            finally:
+                self._opening.discard(key)
+            status = move.status
+            event(log, "deal.opened", key=key, sent=move.sent)
+        if status is not DealStatus.OPEN:
+            return wire.DealRefused(reason=f"deal is {status.name} on chain")
+        stored = self._save(stored, Event.OPENED)
+        if not spool.exists():  # opened already, before a restart: the inputs again
+            await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
+        return self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
+                          output_recipient=request.output_recipient)
 
     def _spool_of(self, key: str, kind: str) -> Path:
         return self._spool / f"{key}.{kind}"
@@ -472,6 +510,8 @@ class ProviderRole:
     async def _on_timeout(self, stored: ProviderDeal, deal: Deal, then: Event) -> None:
         chain = self._chains.require(stored.chain_id)
         if stored.record.phase is Phase.AGREED:
+            if stored.record.key in self._opening:  # its inputs are arriving, or it opens
+                return
             status = await chain.status(deal)
             if status is DealStatus.OPEN:
                 self._save(stored, Event.OPENED)

@@ -86,6 +86,17 @@ def inputs_spool(recorded: str | None) -> Path:
     return path
 
 
+def unopenable(spool: Path, key: PrivateKey, context: bytes) -> str | None:
+    """Why a spool does not open with `key` under `context` (altered, cut short, sealed to
+    another key), or None: read through once, its plaintext dropped."""
+    try:
+        for _ in open_spool(spool, key, context):
+            pass
+    except wire.ChunkStreamError as exc:
+        return str(exc)
+    return None
+
+
 def inputs_context(deal_id: bytes) -> bytes:
     return wire.INPUTS_CONTEXT + deal_id
 

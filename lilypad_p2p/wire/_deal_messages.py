@@ -6,8 +6,8 @@ party (the contract) carries its own EIP-712 signature. Each message is a frozen
 dataclass validated on construction; `deal_message_from_wire` (`_stream_messages.py`) builds
 one from decoded msgpack or raises `MalformedMessage`, never anything else.
 
-    /lilypad/deal/1    DealProposal     -> DealCountersigned | DealRefused
-    /lilypad/job/2     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
+    /lilypad/deal/2    DealProposal     -> DealAccepted | DealRefused
+    /lilypad/job/3     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
     /lilypad/mediation/2  MediationRequest -> [SendInputs, inputs ->] VerdictNotice | refused
                        (`_mediation_messages.py`)
@@ -108,12 +108,16 @@ class DealProposal(_DealMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class DealCountersigned(_DealMessage):
-    TYPE: ClassVar[str] = "deal_countersigned"
-    provider_signature: bytes
+class DealAccepted(_DealMessage):
+    """Provider -> job creator: the provider signed the deal and holds room for it. Its
+    signature stays with it: the provider opens the deal on chain itself once it holds the
+    inputs, so a job creator can never lock its collateral for a job it gave it nothing to
+    run."""
+
+    TYPE: ClassVar[str] = "deal_accepted"
 
     def _check(self) -> None:
-        require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
+        pass
 
 
 @dataclass(frozen=True, slots=True)

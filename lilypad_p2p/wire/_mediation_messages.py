@@ -5,7 +5,7 @@
 The disputing job creator asks each mediator of the deal's consortium directly: the request
 carries the deal, the provider's signed ResultCommitment and the size and preamble of the job's
 input stream re-sealed to that mediator's X25519 key; the mediator checks the deal before it
-asks for the chunks (`SendInputs`, as a provider does on `/lilypad/job/2`), and answers with its
+asks for the chunks (`SendInputs`, as a provider does on `/lilypad/job/3`), and answers with its
 EIP-712-signed Verdict. A stream and not
 gossip: inputs are per mediator (sealed to each one), the asker is the party that will call
 `resolve` and needs the signatures, and a verdict travelling on a public topic would let anyone

@@ -16,13 +16,13 @@ from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 
 DealMessage = (
-    deal.DealProposal | deal.DealCountersigned | deal.DealRefused | deal.JobRequest
+    deal.DealProposal | deal.DealAccepted | deal.DealRefused | deal.JobRequest
     | deal.SendInputs | deal.JobResultMessage | deal.AcceptanceNotice | deal.AcceptanceAck
     | MediationRequest | VerdictNotice | ModuleRequest | ModuleDefinition
 )
 DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
-    for cls in (deal.DealProposal, deal.DealCountersigned, deal.DealRefused, deal.JobRequest,
+    for cls in (deal.DealProposal, deal.DealAccepted, deal.DealRefused, deal.JobRequest,
                 deal.SendInputs, deal.JobResultMessage, deal.AcceptanceNotice, deal.AcceptanceAck,
                 MediationRequest, VerdictNotice, ModuleRequest, ModuleDefinition)
 }

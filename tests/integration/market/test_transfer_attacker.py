@@ -1,8 +1,8 @@
-"""An attacker job creator against a real provider node process on an open deal: its own key,
-its own libp2p host, the job transfer built from the spec's primitives (docs/WIRE.md §6.1.1).
-Inputs declared over the provider's max_job_bytes are refused before one byte is asked for;
-a stream with one flipped bit is taken in and fails to open, no container runs on it. The
-provider keeps running and no funds move beyond the open deal's own locks."""
+"""An attacker job creator against a real provider node process on an agreed deal: its own
+key, its own libp2p host, the job transfer built from the spec's primitives (docs/WIRE.md
+§6.1.1). Inputs declared over the provider's max_job_bytes are refused before one byte is asked
+for; a stream with one flipped bit is taken in and fails to open, so the provider does not open
+the deal on chain and no container runs. The provider keeps running and no funds move."""
 
 import time
 
@@ -24,7 +24,7 @@ EXCHANGE_TIMEOUT_S = 90.0
 MAX_JOB_BYTES = 2 * 2**20
 
 
-def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
+def test_oversized_and_tampered_input_streams_on_an_agreed_deal(tmp_path):
     require_anvil()
     require_docker("the provider would run the job in Docker")
     with market_world(tmp_path) as world:
@@ -61,8 +61,7 @@ def test_oversized_and_tampered_input_streams_on_an_open_deal(tmp_path):
                                           deal=deal_to_wire(deal),
                                           job_creator_signature=signature),
                         addrs=provider.status["listen_addrs"])
-                    assert isinstance(countersigned, wire.DealCountersigned), countersigned
-                    await chain.open_deal(deal, signature, countersigned.provider_signature)
+                    assert isinstance(countersigned, wire.DealAccepted), countersigned
                     deal_id = chain.deal_id(deal)
                     own = PrivateKey.generate()
                     sent: list[int] = []

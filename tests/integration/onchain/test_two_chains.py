@@ -241,10 +241,12 @@ def test_one_set_of_nodes_serves_two_chains(tmp_path: Path) -> None:
             for provider in (only_a, both):
                 assert now[provider] - before[side.chain_id][provider] == paid[provider]
 
-        # The chain-A deal, replayed with its signatures on chain B, reverts there.
-        store = DealStore.open(tmp_path / "bridge" / "node.sqlite")
+        # The chain-A deal, replayed with both signatures (its provider's store holds them: the
+        # provider opened it) on chain B, reverts there.
+        provider_home = {only_a: "only-a", both: "both"}[deal_a["provider"]]
+        store = DealStore.open(tmp_path / provider_home / "node.sqlite")
         try:
-            stored = store.get(deal_a["key"])
+            stored = store.provider_deal(deal_a["deal_id"].removeprefix("0x"))
         finally:
             store.close()
         assert stored is not None and stored.chain_id == CHAIN_A

@@ -59,14 +59,14 @@ def test_smoke_scenario_passes_its_invariants_and_writes_the_report(tmp_path):
     assert abs(10 * memory["per_node_mb"] - memory["total_pss_max_mb"]) < 0.56
     assert memory["total_pss_max_mb"] < 0.6 * sum(r["rss_max_mb"] for r in rows)
     assert f"memory: {memory['per_node_mb']} MB per node" in run.stdout
-    # Each node's own /metrics, scraped: the providers ran the 6 jobs, the clients opened them.
+    # Each node's own /metrics, scraped: the providers opened and ran the 6 jobs.
     scraped = {name: row["metrics"] for name, row in report["nodes"].items()}
     assert all(m["scrapes"] >= 1 and m["cpu_s"] > 0 and m["rss_max_mb"] > 0
                for m in scraped.values()), scraped
     by_role = report["metrics"]["by_role"]
     assert by_role["provider"]["job_runs"] == {"ok": 6}
     assert sum(m["chain_calls"].get("openDeal", 0) for name, m in scraped.items()
-               if report["nodes"][name]["role"] == "client") == 6
+               if report["nodes"][name]["role"] == "provider") == 6
     work = report["work"]
     assert work["jobs"] == 6 and sum(work["jobs_per_provider"].values()) == 6
     assert work["providers"] == len(work["jobs_per_provider"]) >= work["providers_with_work"] >= 1

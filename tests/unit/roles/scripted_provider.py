@@ -56,6 +56,7 @@ class ScriptedProvider:
         self.accepted: list[wire.AcceptanceNotice] = []
         self.first_acceptance = trio.Event()
         self.deals: dict[bytes, Deal] = {}  # the deals it ran, by ID
+        self.proposals: dict[bytes, bytes] = {}  # the job creator's signature, by deal ID
 
     def join(self, network: MemoryNetwork) -> None:
         transport = network.transport(self.identity.peer_id)
@@ -64,8 +65,9 @@ class ScriptedProvider:
         transport.serve_transfer(JOB_STREAM, self.on_job)
 
     async def on_proposal(self, peer_id: str, proposal: wire.DealProposal) -> wire.DealMessage:
-        return wire.DealCountersigned(
-            provider_signature=self.chain.sign_deal(deal_from_wire(proposal.deal)))
+        deal_id = self.chain.deal_id(deal_from_wire(proposal.deal))
+        self.proposals[deal_id] = proposal.job_creator_signature
+        return wire.DealAccepted()
 
     async def on_acceptance(self, peer_id: str, notice: wire.AcceptanceNotice
                             ) -> wire.DealMessage:
@@ -87,6 +89,7 @@ class ScriptedProvider:
         self.deals[deal_id] = deal
         self.inputs = await receive_opened(gate, self.identity, request,
                                            wire.INPUTS_CONTEXT + deal_id, deal_id)
+        await self.chain.open_deal(deal, self.proposals[deal_id], self.chain.sign_deal(deal))
         honest = tarball(b"abc\n")
         digest = result_hash(honest)
         sent = tarball(b"forged\n") if self.lie else honest

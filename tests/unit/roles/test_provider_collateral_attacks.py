@@ -1,18 +1,13 @@
-"""Two ways a job creator can still take an honest provider's collateral, built as the attacker
-would (its own job offer and deal signature, the real provider role's countersignature, then
-`openDeal` and `claimTimeout` on the deployed contract, its time following trio's autojumping
-clock). Both rest on the same gap: the provider's countersignature lets the job creator open
-the deal whenever it likes until the result deadline, and the contract cannot tell a job
-creator that withheld the inputs from a provider that did not run the job.
-
-- Withheld inputs: open the deal at once and never send the inputs; at the result deadline
-  `claimTimeout` pays the job creator the provider's collateral.
-- A late open: wait until the provider has ended the unopened deal (its agreement timeout),
-  then open it; the provider no longer follows the deal, and the deadline pays the same.
-
-Both are marked as expected failures (strict: a fix turns them into failures that say so) until
-the deal protocol changes so that a deal can be opened only once the provider holds the inputs,
-for instance with the provider opening the deal itself once they have arrived."""
+"""A job creator cannot take an honest provider's collateral by opening a deal whose inputs it
+withholds, built as the attacker would (its own job offer and deal signature, the real provider
+role's answer, then `openDeal` and `claimTimeout` on the deployed contract, its time following
+trio's autojumping clock). Two attacks worked while the provider handed its deal signature to
+the job creator, who opened the deal: open at once and never send the inputs, or open after
+the provider had ended the deal as unopened; either way `claimTimeout` at the result deadline
+paid the job creator the provider's collateral (1.000 -> 0.998 ETH). Now the provider keeps its
+signature and opens the deal itself once it holds the inputs: the attacker has nothing to open
+with, its own signature in the provider's place is refused by the contract, and the provider
+ends the deal at its agreement timeout with nothing locked."""
 
 from __future__ import annotations
 
@@ -25,7 +20,7 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import DealStatus
+from lilypad_p2p.chain import ContractRevert, DealStatus, SignatureRejected
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.exec import ExecError
 from lilypad_p2p.identity import Identity
@@ -36,16 +31,14 @@ from lilypad_p2p.testing import WatchedStore, chain_follows_clock, funded_deal_c
 from lilypad_p2p.testing._chain import chain_test_accounts
 from lilypad_p2p.testing.offers import make_job_offer
 
-pytestmark = [pytest.mark.chain, pytest.mark.xfail(
-    strict=True, reason="a co-signed deal can be opened without the provider holding its "
-    "inputs: the deal protocol must change (see the module docstring)")]
+pytestmark = pytest.mark.chain
 HASH_SPEC = wire.ResourceSpec(milli_cpu=500, ram_mb=64, disk_mb=16)
 DEADLINE_S = 300
 LIMIT_S = 4 * 3600  # virtual seconds
 
 
 @pytest.mark.parametrize("late", [False, True], ids=["inputs-withheld", "opened-late"])
-async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gave_no_inputs(
+async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_no_inputs(
     tmp_path: Path, autojump, late: bool
 ) -> None:
     mediator = chain_test_accounts(2)[1].address
@@ -82,19 +75,23 @@ async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gave_no
                 chain_id=chain_id, job_offer=attacker.sign_envelope(job, now).encode(),
                 resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
                 job_creator_signature=attacker_signature))
-            assert isinstance(answer, wire.DealCountersigned)
-            if late:  # the provider ends the deal it sees nobody open
+            assert answer.to_wire() == {"type": "deal_accepted", "v": 1}  # no signature
+            if late:  # the provider ends the deal it sees nobody send inputs for
                 await trio.sleep(AGREEMENT_TIMEOUT_MS / 1000)
                 await store.until(lambda: [d.record.phase.value for d in store.deals()]
                                   == ["cancelled"])
-            await run_blocking(attacker_chain.sync.open_deal, deal, attacker_signature,
-                               answer.provider_signature)
-            # No inputs are ever sent. Past the deadline, the attacker claims.
+            # No inputs are ever sent; the attacker has no provider signature to open with.
+            with pytest.raises(SignatureRejected):
+                await run_blocking(attacker_chain.sync.open_deal, deal, attacker_signature,
+                                   attacker_signature)
             while await run_blocking(attacker_chain.sync.chain.now) <= deal.result_deadline:
                 await trio.sleep(10)
-            await run_blocking(attacker_chain.sync.claim_timeout, deal)
+            with pytest.raises(ContractRevert):
+                await run_blocking(attacker_chain.sync.claim_timeout, deal)
+            await store.until(lambda: [d.record.phase.value for d in store.deals()]
+                              == ["cancelled"])
             nursery.cancel_scope.cancel()
 
-    assert (await attacker_chain.client.deal_state(deal)).status is DealStatus.TIMED_OUT_NO_RESULT
+    assert (await attacker_chain.client.deal_state(deal)).status is DealStatus.NONE
     after = await provider_chain.client.balance()
-    assert after.free + after.locked == before.free + before.locked  # fails: collateral gone
+    assert (after.free, after.locked) == (before.free, before.locked)

@@ -107,7 +107,7 @@ async def test_refuses_beyond_free_capacity_and_answers_repeats_alike(tmp_path: 
     for request in (first, proposal(job()),
                     proposal(job())):
         answers.append(await role.on_deal_proposal(str(client.peer_id), request))
-    assert [type(a) for a in answers] == [wire.DealCountersigned, wire.DealCountersigned,
+    assert [type(a) for a in answers] == [wire.DealAccepted, wire.DealAccepted,
                                          wire.DealRefused]
     assert answers[2].reason == "no free capacity"
     # A repeated proposal (the client restarted) gets the same countersignature.
@@ -154,7 +154,7 @@ async def test_refuses_every_deal_while_it_cannot_run_jobs(tmp_path: Path, autoj
     assert store.deals() == []
     why[0] = None  # the engine is back
     assert isinstance(await role.on_deal_proposal(str(client.peer_id), request),
-                      wire.DealCountersigned)
+                      wire.DealAccepted)
 
 
 async def test_promises_no_more_collateral_than_its_deposit_holds(tmp_path: Path, autojump):
@@ -180,10 +180,9 @@ async def test_promises_no_more_collateral_than_its_deposit_holds(tmp_path: Path
     async def no_executor():
         raise AssertionError("no job runs in this test")
 
-    role = ProviderRole(provider, store=DealStore.open(tmp_path / "db"),
-                        chains=DealChains([provider_chain]), book=book,
+    store = DealStore.open(tmp_path / "db")
+    role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
                         executor_factory=no_executor, clock_ms=clock)
-    signed = []
     for _ in range(2):  # room for both: 500 mCPU each
         job = _job(client, mediator_account.address, now, chain.chain_id)
         deal = build_deal(job, offer, salt=secrets.token_bytes(32))
@@ -192,12 +191,11 @@ async def test_promises_no_more_collateral_than_its_deposit_holds(tmp_path: Path
             chain_id=chain.chain_id, job_offer=client.sign_envelope(job, now).encode(),
             resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
             job_creator_signature=signature))
-        if isinstance(answer, wire.DealCountersigned):
-            signed.append((deal, signature, answer.provider_signature))
-        else:
+        if not isinstance(answer, wire.DealAccepted):
             assert "deposit cannot cover the collateral" in answer.reason
 
-    for deal, client_signature, provider_signature in signed:  # each opens on chain
-        await run_blocking(client_chain.sync.open_deal, deal, client_signature,
-                           provider_signature)
+    signed = store.provider_deals()
+    for stored in signed:  # each opens on chain, as the provider opens it once given inputs
+        await run_blocking(provider_chain.sync.open_deal, stored.detail.deal,
+                           stored.detail.job_creator_signature, stored.detail.provider_signature)
     assert len(signed) == 1

@@ -1,6 +1,6 @@
-"""The provider's agreement timeout on trio's autojumping `MockClock`: deals it countersigned
-that the client never opens on chain end once the timeout has passed, in no real time, and
-their room takes new deals (against a real embedded chain)."""
+"""The provider's agreement timeout on trio's autojumping `MockClock`: deals it signed whose
+inputs never come (so it never opens them on chain) end once the timeout has passed, in no
+real time, and their room takes new deals (against a real embedded chain)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
             answers = [await role.on_deal_proposal(str(client.peer_id), proposal())
                        for _ in range(3)]
             assert [type(a) for a in answers] == [
-                wire.DealCountersigned, wire.DealCountersigned, wire.DealRefused]
+                wire.DealAccepted, wire.DealAccepted, wire.DealRefused]
             agreed_ms = clock()
             await store.until(
                 lambda: {d.record.phase.value for d in store.deals()} == {"cancelled"})
@@ -98,7 +98,7 @@ async def test_unopened_deals_time_out_on_trios_clock_and_free_their_room(
             assert all(store.transitions(d.record.key)[-1].at_ms - agreed_ms
                        >= AGREEMENT_TIMEOUT_MS for d in store.deals())
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
-                              wire.DealCountersigned)
+                              wire.DealAccepted)
             nursery.cancel_scope.cancel()
 
 
@@ -126,7 +126,7 @@ async def test_an_idle_provider_reads_its_deals_each_idle_tick_and_at_once_on_a_
             before = len(reads)
             read = next_read
             assert isinstance(await role.on_deal_proposal(str(client.peer_id), proposal()),
-                              wire.DealCountersigned)
+                              wire.DealAccepted)
             asked_at = trio.current_time()
             await read.wait()
             assert reads[-1] - asked_at < PROVIDER_TICK_S

@@ -12,7 +12,7 @@ DEAL_MAP = {name: 1 for name in wire.DEAL_FIELDS}
 SAMPLES = [
     wire.DealProposal(chain_id=31337, job_offer=b"env", resource_offer_cid="bafk", deal=DEAL_MAP,
                       job_creator_signature=bytes(65)),
-    wire.DealCountersigned(provider_signature=bytes(65)),
+    wire.DealAccepted(),
     wire.DealRefused(reason="no capacity"),
     wire.JobRequest(chain_id=1, deal=DEAL_MAP, module="hash",
                     inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=5 * 2**30,
@@ -46,8 +46,6 @@ def test_any_missing_extra_or_retyped_field_is_malformed(message):
 
 
 def test_wrong_lengths_are_refused_at_construction():
-    with pytest.raises(wire.MalformedMessage):
-        wire.DealCountersigned(provider_signature=bytes(64))
     with pytest.raises(wire.MalformedMessage):
         wire.DealRefused(reason="")
     with pytest.raises(wire.MalformedMessage):
