@@ -335,33 +335,19 @@ class ProviderRole:
         signature of ours to open it with, so it can never lock our collateral for a job whose
         inputs it withholds, nor open a deal we have given up on."""
         key = stored.record.key
-        status = await chain.status(deal)
-        if status is DealStatus.NONE:
-            needed = deal.payment + deal.mediation_fee
-            free = await chain.client.free_balance(deal.job_creator)
-            if free < needed:  # before the inputs cost us their transfer
-                return wire.DealRefused(reason=f"the job creator's free deposit ({free} wei) "
-                                        f"cannot pay the deal ({needed} wei): deposit first")
-            self._opening.add(key)  # the agreement timeout waits for the inputs and the open
-            try:
-                await receive_inputs(gate, request, bytes.fromhex(key), spool,
-                                     self._max_job_bytes)
-                # Inputs that cannot be opened would leave an open deal we cannot run.
-                why = await run_blocking(unopenable, spool, self._identity.sealing_private_key(),
-                                         inputs_context(bytes.fromhex(key)))
-                if why is not None:
-                    discard(spool)
-                    return wire.DealRefused(reason=f"the inputs do not open with this node's "
-                                            f"sealing key ({why}); the deal is not opened"[:500])
-                move = await chain.open_deal(deal, stored.detail.job_creator_signature,
-                                             stored.detail.provider_signature)
-            except (InsufficientFunds, DeadlineError, InvalidDealTerms) as exc:
-                self._save(stored, Event.CANCEL, error=f"openDeal refused: {exc}")
-                return wire.DealRefused(reason=f"the deal cannot be opened: {exc}"[:500])
-            finally:
-                self._opening.discard(key)
-            status = move.status
-            event(log, "deal.opened", key=key, sent=move.sent)
+        if key in self._opening:  # one transfer at a time into the deal's spool
+            return wire.DealRefused(reason="the deal's inputs are arriving already")
+        self._opening.add(key)  # the agreement timeout waits for the inputs and the open
+        try:
+            status = await chain.status(deal)
+            if status is DealStatus.NONE:
+                refused = await self._take_inputs_and_open(stored, deal, chain, request, gate,
+                                                           spool)
+                if refused is not None:
+                    return refused
+                status = DealStatus.OPEN
+        finally:
+            self._opening.discard(key)
         if status is not DealStatus.OPEN:
             return wire.DealRefused(reason=f"deal is {status.name} on chain")
         stored = self._save(stored, Event.OPENED)
@@ -369,6 +355,34 @@ class ProviderRole:
             await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
         return self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
                           output_recipient=request.output_recipient)
+
+    async def _take_inputs_and_open(
+        self, stored: ProviderDeal, deal: Deal, chain: DealChain, request: wire.JobRequest,
+        gate: BodyGate, spool: Path,
+    ) -> wire.DealRefused | None:
+        key = stored.record.key
+        needed = deal.payment + deal.mediation_fee
+        free = await chain.client.free_balance(deal.job_creator)
+        if free < needed:  # before the inputs cost us their transfer
+            return wire.DealRefused(reason=f"the job creator's free deposit ({free} wei) "
+                                    f"cannot pay the deal ({needed} wei): deposit first")
+        await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
+        # Inputs that cannot be opened would leave an open deal we cannot run.
+        why = await run_blocking(unopenable, spool, self._identity.sealing_private_key(),
+                                 inputs_context(bytes.fromhex(key)))
+        if why is not None:
+            discard(spool)
+            return wire.DealRefused(reason=f"the inputs do not open with this node's sealing "
+                                    f"key ({why}); the deal is not opened"[:500])
+        try:
+            move = await chain.open_deal(deal, stored.detail.job_creator_signature,
+                                         stored.detail.provider_signature)
+        except (InsufficientFunds, DeadlineError, InvalidDealTerms) as exc:
+            self._save(stored, Event.CANCEL, error=f"openDeal refused: {exc}")
+            return wire.DealRefused(reason=f"the deal cannot be opened: {exc}"[:500])
+        event(log, "deal.opened", key=key, sent=move.sent, status=move.status.name)
+        return None if move.status is DealStatus.OPEN else wire.DealRefused(
+            reason=f"deal is {move.status.name} on chain")
 
     def _spool_of(self, key: str, kind: str) -> Path:
         return self._spool / f"{key}.{kind}"

@@ -7,7 +7,8 @@ the provider had ended the deal as unopened; either way `claimTimeout` at the re
 paid the job creator the provider's collateral (1.000 -> 0.998 ETH). Now the provider keeps its
 signature and opens the deal itself once it holds the inputs: the attacker has nothing to open
 with, its own signature in the provider's place is refused by the contract, and the provider
-ends the deal at its agreement timeout with nothing locked."""
+ends the deal at its agreement timeout with nothing locked. A job creator whose deposit cannot
+pay the deal is refused before one byte of its inputs is asked for."""
 
 from __future__ import annotations
 
@@ -92,6 +93,58 @@ async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_n
                               == ["cancelled"])
             nursery.cancel_scope.cancel()
 
-    assert (await attacker_chain.client.deal_state(deal)).status is DealStatus.NONE
+    assert (await provider_chain.client.deal_state(deal)).status is DealStatus.NONE
     after = await provider_chain.client.balance()
     assert (after.free, after.locked) == (before.free, before.locked)
+
+
+class _Gate:
+    """The network's InputsGate as the provider sees it: records whether inputs were asked."""
+
+    def __init__(self) -> None:
+        self.asked = False
+
+    async def receive(self, deal_id: bytes, size: int, sink) -> None:
+        self.asked = True
+
+
+async def test_a_job_creator_without_the_deposit_is_not_asked_for_its_inputs(
+    tmp_path: Path, autojump
+) -> None:
+    mediator = chain_test_accounts(2)[1].address
+    attacker, provider = Identity.generate(), Identity.generate()
+    chain_id, chains = await funded_deal_chains([provider])  # the attacker deposits nothing
+    provider_chain = chains[provider.address]
+    sign = provider_chain.sync.with_account(attacker.eth_account()).sign
+    clock = Clock(wall_clock_ms())
+    now = clock()
+    offer = resource_offer(provider=provider.address, market="cpu",
+                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
+                           now_ms=now, chain_ids=(chain_id,), trusted_mediators=(mediator,))
+    book = OfferBook()
+    book.add(provider.sign_envelope(offer, now), now)
+
+    async def no_docker():
+        raise ExecError("no job runs in this test")
+
+    store = WatchedStore.open(tmp_path / "db")
+    role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
+                        executor_factory=no_docker, clock_ms=clock)
+    job = make_job_offer(job_creator=attacker.address, spec=HASH_SPEC,
+                         trusted_mediators=(mediator,), chain_id=chain_id,
+                         deadline=now + DEADLINE_S * 1000, created_at=now,
+                         expires_at=now + 60_000, nonce=secrets.randbits(63))
+    deal = build_deal(job, offer, salt=secrets.token_bytes(32))
+    assert isinstance(await role.on_deal_proposal(str(attacker.peer_id), wire.DealProposal(
+        chain_id=chain_id, job_offer=attacker.sign_envelope(job, now).encode(),
+        resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
+        job_creator_signature=sign(deal))), wire.DealAccepted)
+
+    gate = _Gate()
+    reply = await role.on_job_request(str(attacker.peer_id), wire.JobRequest(
+        chain_id=chain_id, deal=deal_to_wire(deal), module="hash",
+        inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=10,
+        output_recipient=bytes(32)), gate)
+    assert isinstance(reply.answer, wire.DealRefused) and "deposit first" in reply.answer.reason
+    assert not gate.asked and store.deals()[0].record.phase.value == "agreed"
+    assert (await provider_chain.client.deal_state(deal)).status is DealStatus.NONE

@@ -18,6 +18,7 @@ from lilypad_p2p.roles._transfer import (
     output_body,
     receive_inputs,
     receive_output,
+    unopenable,
 )
 
 DEAL = {name: 0 for name in wire.DEAL_FIELDS}
@@ -69,6 +70,21 @@ async def test_a_received_stream_is_spooled_0600_and_opens(tmp_path):
     pieces = await trio.to_thread.run_sync(
         lambda: list(open_spool(spool, key, wire.INPUTS_CONTEXT + DEAL_ID)))
     assert b"".join(pieces) == data
+
+
+async def test_a_spool_that_does_not_open_says_why_before_the_deal_is_opened(tmp_path):
+    key, other = PrivateKey.generate(), PrivateKey.generate()
+    data = b"y" * (wire.CHUNK_BYTES + 5)
+    context = wire.INPUTS_CONTEXT + DEAL_ID
+    for recipient, bent, opens in ((key, False, True), (key, True, False), (other, False, False)):
+        sealer = wire.ChunkSealer(recipient.public_key, context, len(data))
+        chunks = sealer.seal(data)
+        if bent:
+            chunks[1] = chunks[1][:7] + bytes([chunks[1][7] ^ 1]) + chunks[1][8:]
+        spool = tmp_path / f"{recipient is key}-{bent}.inputs"
+        await receive_inputs(RecordingGate(chunks), _request(len(data), sealer.preamble),
+                             DEAL_ID, spool, 2**30)
+        assert (unopenable(spool, key, context) is None) == opens
 
 
 async def _deliver(tmp_path, written, result_hash, provider):
