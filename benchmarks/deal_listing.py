@@ -65,7 +65,7 @@ def _detail(n: int) -> ClientDetail:
     return ClientDetail(
         job_offer=os.urandom(720), module="bafkrei" + "m" * 52, submitted_ms=T0 + n,
         module_name="hash", inputs_spool=None, resource_offer="bafkrei" + "r" * 52, deal=deal,
-        job_creator_signature=os.urandom(65), provider_signature=os.urandom(65),
+        job_creator_signature=os.urandom(65),
         provider_record=os.urandom(400), deal_id=n.to_bytes(32, "big"),
         result_hash=os.urandom(32), provider_commitment=os.urandom(65),
         acceptance_signature=os.urandom(65), result_path=f"/home/node/results/{n}.tar",
