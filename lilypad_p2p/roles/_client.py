@@ -111,6 +111,9 @@ REFUSAL_BACKOFF_MS = 2_000
 _FACING_PROVIDER = (Phase.MATCHED, Phase.AGREED, Phase.OPEN, Phase.RUNNING)
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
+# How often a deal whose inputs are on their way is looked up until the provider has opened
+# it (a second or so after our inputs reach it): its `running` is shown as it begins.
+OPEN_POLL_INTERVAL_S = 0.25
 
 
 class ClientRole:
@@ -470,7 +473,7 @@ class ClientRole:
                             required(stored.detail.deal, "deal")) is not DealStatus.NONE:
                         self._opened(stored)
                         return
-                await trio.sleep(CHAIN_POLL_INTERVAL_S)
+                await trio.sleep(OPEN_POLL_INTERVAL_S)
 
     def _opened(self, stored: ClientDeal) -> ClientDeal:
         stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())
