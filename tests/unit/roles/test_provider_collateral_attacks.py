@@ -13,6 +13,7 @@ pay the deal is refused before one byte of its inputs is asked for."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,12 +22,19 @@ import trio
 
 from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
-from lilypad_p2p.chain import ContractRevert, DealStatus, SignatureRejected
+from lilypad_p2p.chain import ContractRevert, Deal, DealStatus, SignatureRejected
 from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.exec import ExecError
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import AGREEMENT_TIMEOUT_MS, OfferBook
-from lilypad_p2p.roles import DealChains, ProviderRole, build_deal, deal_to_wire, resource_offer
+from lilypad_p2p.roles import (
+    DealChain,
+    DealChains,
+    ProviderRole,
+    build_deal,
+    deal_to_wire,
+    resource_offer,
+)
 from lilypad_p2p.roles._resource_offer import Capacity
 from lilypad_p2p.testing import WatchedStore, chain_follows_clock, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
@@ -38,14 +46,26 @@ DEADLINE_S = 300
 LIMIT_S = 4 * 3600  # virtual seconds
 
 
-@pytest.mark.parametrize("late", [False, True], ids=["inputs-withheld", "opened-late"])
-async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_no_inputs(
-    tmp_path: Path, autojump, late: bool
-) -> None:
+@dataclass
+class _Attack:
+    """A real provider role with its offer, and an attacker's proposal for one of its deals."""
+
+    role: ProviderRole
+    store: WatchedStore
+    provider_chain: DealChain
+    clock: Clock
+    attacker: Identity
+    deal: Deal
+    attacker_signature: bytes
+    proposal: wire.DealProposal
+
+
+async def _attack(tmp_path: Path, *, attacker_deposits: bool) -> _Attack:
     mediator = chain_test_accounts(2)[1].address
     attacker, provider = Identity.generate(), Identity.generate()
-    chain_id, chains = await funded_deal_chains([attacker, provider])
-    attacker_chain, provider_chain = chains[attacker.address], chains[provider.address]
+    chain_id, chains = await funded_deal_chains(
+        [attacker, provider] if attacker_deposits else [provider])
+    provider_chain = chains[provider.address]
     clock = Clock(wall_clock_ms())
     now = clock()
     offer = resource_offer(provider=provider.address, market="cpu",
@@ -65,17 +85,28 @@ async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_n
                          deadline=now + DEADLINE_S * 1000, created_at=now,
                          expires_at=now + 60_000, nonce=secrets.randbits(63))
     deal = build_deal(job, offer, salt=secrets.token_bytes(32))
-    attacker_signature = attacker_chain.sign_deal(deal)
-    before = await provider_chain.client.balance()
+    signature = provider_chain.sync.with_account(attacker.eth_account()).sign(deal)
+    proposal = wire.DealProposal(
+        chain_id=chain_id, job_offer=attacker.sign_envelope(job, now).encode(),
+        resource_offer_cid=offer.cid, deal=deal_to_wire(deal), job_creator_signature=signature)
+    return _Attack(role, store, provider_chain, clock, attacker, deal, signature, proposal)
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["inputs-withheld", "opened-late"])
+async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_no_inputs(
+    tmp_path: Path, autojump, late: bool
+) -> None:
+    attack = await _attack(tmp_path, attacker_deposits=True)
+    store, deal, signature = attack.store, attack.deal, attack.attacker_signature
+    attacker_sync = attack.provider_chain.sync.with_account(attack.attacker.eth_account())
+    before = await attack.provider_chain.client.balance()
 
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(chain_follows_clock, attacker_chain.sync.chain, clock))
-            await nursery.start(role.run)
-            answer = await role.on_deal_proposal(str(attacker.peer_id), wire.DealProposal(
-                chain_id=chain_id, job_offer=attacker.sign_envelope(job, now).encode(),
-                resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
-                job_creator_signature=attacker_signature))
+            await nursery.start(partial(chain_follows_clock, attacker_sync.chain, attack.clock))
+            await nursery.start(attack.role.run)
+            answer = await attack.role.on_deal_proposal(str(attack.attacker.peer_id),
+                                                        attack.proposal)
             assert answer.to_wire() == {"type": "deal_accepted", "v": 1}  # no signature
             if late:  # the provider ends the deal it sees nobody send inputs for
                 await trio.sleep(AGREEMENT_TIMEOUT_MS / 1000)
@@ -83,18 +114,17 @@ async def test_a_job_creator_cannot_take_the_collateral_of_a_provider_it_gives_n
                                   == ["cancelled"])
             # No inputs are ever sent; the attacker has no provider signature to open with.
             with pytest.raises(SignatureRejected):
-                await run_blocking(attacker_chain.sync.open_deal, deal, attacker_signature,
-                                   attacker_signature)
-            while await run_blocking(attacker_chain.sync.chain.now) <= deal.result_deadline:
+                await run_blocking(attacker_sync.open_deal, deal, signature, signature)
+            while await run_blocking(attacker_sync.chain.now) <= deal.result_deadline:
                 await trio.sleep(10)
             with pytest.raises(ContractRevert):
-                await run_blocking(attacker_chain.sync.claim_timeout, deal)
+                await run_blocking(attacker_sync.claim_timeout, deal)
             await store.until(lambda: [d.record.phase.value for d in store.deals()]
                               == ["cancelled"])
             nursery.cancel_scope.cancel()
 
-    assert (await provider_chain.client.deal_state(deal)).status is DealStatus.NONE
-    after = await provider_chain.client.balance()
+    assert (await attack.provider_chain.client.deal_state(deal)).status is DealStatus.NONE
+    after = await attack.provider_chain.client.balance()
     assert (after.free, after.locked) == (before.free, before.locked)
 
 
@@ -111,40 +141,17 @@ class _Gate:
 async def test_a_job_creator_without_the_deposit_is_not_asked_for_its_inputs(
     tmp_path: Path, autojump
 ) -> None:
-    mediator = chain_test_accounts(2)[1].address
-    attacker, provider = Identity.generate(), Identity.generate()
-    chain_id, chains = await funded_deal_chains([provider])  # the attacker deposits nothing
-    provider_chain = chains[provider.address]
-    sign = provider_chain.sync.with_account(attacker.eth_account()).sign
-    clock = Clock(wall_clock_ms())
-    now = clock()
-    offer = resource_offer(provider=provider.address, market="cpu",
-                           capacity=Capacity(1000, 4096, 10_000), modules=("hash",),
-                           now_ms=now, chain_ids=(chain_id,), trusted_mediators=(mediator,))
-    book = OfferBook()
-    book.add(provider.sign_envelope(offer, now), now)
-
-    async def no_docker():
-        raise ExecError("no job runs in this test")
-
-    store = WatchedStore.open(tmp_path / "db")
-    role = ProviderRole(provider, store=store, chains=DealChains([provider_chain]), book=book,
-                        executor_factory=no_docker, clock_ms=clock)
-    job = make_job_offer(job_creator=attacker.address, spec=HASH_SPEC,
-                         trusted_mediators=(mediator,), chain_id=chain_id,
-                         deadline=now + DEADLINE_S * 1000, created_at=now,
-                         expires_at=now + 60_000, nonce=secrets.randbits(63))
-    deal = build_deal(job, offer, salt=secrets.token_bytes(32))
-    assert isinstance(await role.on_deal_proposal(str(attacker.peer_id), wire.DealProposal(
-        chain_id=chain_id, job_offer=attacker.sign_envelope(job, now).encode(),
-        resource_offer_cid=offer.cid, deal=deal_to_wire(deal),
-        job_creator_signature=sign(deal))), wire.DealAccepted)
+    attack = await _attack(tmp_path, attacker_deposits=False)
+    peer = str(attack.attacker.peer_id)
+    assert isinstance(await attack.role.on_deal_proposal(peer, attack.proposal),
+                      wire.DealAccepted)
 
     gate = _Gate()
-    reply = await role.on_job_request(str(attacker.peer_id), wire.JobRequest(
-        chain_id=chain_id, deal=deal_to_wire(deal), module="hash",
+    reply = await attack.role.on_job_request(peer, wire.JobRequest(
+        chain_id=attack.proposal.chain_id, deal=attack.proposal.deal, module="hash",
         inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=10,
         output_recipient=bytes(32)), gate)
     assert isinstance(reply.answer, wire.DealRefused) and "deposit first" in reply.answer.reason
-    assert not gate.asked and store.deals()[0].record.phase.value == "agreed"
-    assert (await provider_chain.client.deal_state(deal)).status is DealStatus.NONE
+    assert not gate.asked and attack.store.deals()[0].record.phase.value == "agreed"
+    deal_state = await attack.provider_chain.client.deal_state(attack.deal)
+    assert deal_state.status is DealStatus.NONE
