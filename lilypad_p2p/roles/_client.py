@@ -412,7 +412,7 @@ class ClientRole:
             self._save(stored, Event.TIMEOUT_CLAIMED, chain_status=status.name)
             return
         if stored.record.phase is Phase.AGREED and status is not DealStatus.NONE:
-            stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())  # a restart
+            stored = self._opened(stored)  # while we were down
         record = self._provider_record(stored, deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)

@@ -5,8 +5,8 @@ while it has free capacity and deposit (keeping its signature), takes the inputs
 the deal on chain itself (`openDeal`), so that no job creator can lock our collateral for a job
 whose inputs it withholds; runs the job, returns the signed result commitment with the
 outputs sealed to the job creator, takes the acceptance, and settles accepted deals in
-batches. If the job creator goes silent it records the result
-on chain and later claims payment (see `market/_deal.py` for the phases and timeouts).
+batches. If the job creator goes silent it records the result on chain and later claims
+payment (see `market/_deal.py` for the phases and timeouts).
 
 A provider may serve several settlement chains (`DealChains`): its offers list them, each deal
 is checked, signed and settled on the chain its job offer names, and a deal for a chain it
@@ -314,8 +314,10 @@ class ProviderRole:
             if isinstance(opened, wire.DealRefused):
                 return opened
             stored = opened
-        elif stored.record.phase is Phase.OPEN:  # opened before a restart: the inputs again
-            await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
+        if stored.record.phase is Phase.OPEN:
+            if not spool.exists():  # spooled before we opened it; taken again if lost since
+                await receive_inputs(gate, request, bytes.fromhex(key), spool,
+                                     self._max_job_bytes)
             stored = self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
                                 output_recipient=request.output_recipient)
         if stored.record.phase is Phase.RUNNING:
@@ -350,11 +352,7 @@ class ProviderRole:
             self._opening.discard(key)
         if status is not DealStatus.OPEN:
             return wire.DealRefused(reason=f"deal is {status.name} on chain")
-        stored = self._save(stored, Event.OPENED)
-        if not spool.exists():  # opened already, before a restart: the inputs again
-            await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
-        return self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
-                          output_recipient=request.output_recipient)
+        return self._save(stored, Event.OPENED)
 
     async def _take_inputs_and_open(
         self, stored: ProviderDeal, deal: Deal, chain: DealChain, request: wire.JobRequest,
