@@ -170,6 +170,38 @@ class SettlementClient:
         return DealState(deal_id, DealStatus(status), since, unpaid, count, bytes(prefix),
                          Outcome(outcome) if outcome else None)
 
+    def recorded_result_hash(self, deal_id: bytes, recorded_at: int) -> bytes:
+        """The whole result hash recorded for `deal_id` (the contract keeps a prefix; its
+        ResultSubmitted event has all 32 bytes), looked for from the head back, MAX_BLOCK_RANGE
+        blocks at a time, down to the block of `recorded_at` (the deal's `since`).
+
+        Raises:
+            ChainError: no such event in that range (nothing recorded, or logs pruned).
+        """
+        from lilypad_p2p.chain._watcher import MAX_BLOCK_RANGE, decode_log
+
+        topics = ["0x" + self._calls.event_topic("ResultSubmitted").hex(), "0x" + deal_id.hex()]
+        last = self.chain.block_number()
+        while last >= 0:
+            first = max(0, last - MAX_BLOCK_RANGE + 1)
+            query = {"address": self.address, "fromBlock": first, "toBlock": last,
+                     "topics": topics}
+            with self.chain.timed("eth_getLogs"):
+                logs = self.chain.rpc(lambda q=query: self.chain.w3.eth.get_logs(q))  # type: ignore[misc]
+            for raw in reversed(logs):
+                found = decode_log(self.address, raw)
+                if found is not None and found.deal_id == deal_id:
+                    return bytes(found.args["resultHash"])
+            if first == 0 or self._block_time(first) < recorded_at:
+                break
+            last = first - 1
+        raise ChainError(f"no ResultSubmitted event for deal 0x{deal_id.hex()} on chain "
+                         f"{self.chain.chain_id} (an RPC node that prunes logs cannot show it)")
+
+    def _block_time(self, number: int) -> int:
+        block = self.chain.rpc(lambda: self.chain.w3.eth.get_block(number))
+        return int(block["timestamp"])
+
     def mediator(self, address: str) -> tuple[int, int]:
         """(stake, exit_ready_at) of a mediator; exit_ready_at is 0 while active."""
         stake, exit_ready_at = self._view("mediators", to_checksum_address(address))
@@ -405,6 +437,9 @@ class AsyncSettlementClient:
 
     async def now(self) -> int:
         return await self._run(self.sync.chain.now)
+
+    async def recorded_result_hash(self, deal_id: bytes, recorded_at: int) -> bytes:
+        return await self._run(partial(self.sync.recorded_result_hash, deal_id, recorded_at))
 
     async def head_block(self) -> int:
         return await self._run(self.sync.chain.block_number)

@@ -455,14 +455,17 @@ class MediatorRole:
             raise MediationRefused("this node is not in the deal's consortium")
         if module_hash(request.module) != deal.module_hash:
             raise MediationRefused("the module is not the deal's")
-        chain.check_commitment(deal, request.result_hash, request.provider_signature)
         state = await chain.client.deal_state(deal_id)
-        # Disputed, or a job creator's private spot check (roles/_spot_check.py) of a deal that
-        # is open with its fee locked; the commitment above shows the provider committed to it.
         if state.status not in _JUDGED:
             raise MediationRefused(f"the deal is {state.status.name} on chain: neither disputed "
                                    "nor open to a spot check")
-        if state.status is not DealStatus.OPEN and state.result_prefix != request.result_hash[:20]:
+        if state.status is DealStatus.OPEN:
+            # A job creator's private spot check (roles/_spot_check.py) of a deal open with its
+            # fee locked: the provider's signature shows it committed to this hash.
+            chain.check_commitment(deal, request.result_hash, request.provider_signature)
+        elif state.result_prefix != request.result_hash[:20]:
+            # Recorded: the contract checked the provider's signature then. A job creator that
+            # never received the result has none to send (its signature field is zeros).
             raise MediationRefused("the result hash is not the one recorded on chain")
 
     async def _run_twice(

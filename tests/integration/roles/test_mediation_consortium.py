@@ -36,6 +36,7 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
 )
 from lilypad_p2p.deal_detail import ProviderDetail
+from lilypad_p2p.errors import PeerMisbehaved
 from lilypad_p2p.exec import (
     BUILTIN_MODULES,
     Executor,
@@ -714,4 +715,32 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         assert await setup.client.status(case.deal) is DealStatus.RESOLVED
         (p1, _), = await _balances(setup, setup.provider_id.address)
         assert p1 - p0 == PAYMENT + COLLATERAL
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_recorded_result_the_client_never_received_is_judged_without_its_signature(
+    setup: Setup,
+) -> None:
+    # A provider that records a result on chain and never delivers it leaves the job creator
+    # without the provider's signed commitment: the chain's record stands for it, so a dispute
+    # sends zeros in its place and the recorded hash, read whole from the ResultSubmitted event.
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[:3])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "withheld"}, three, 3,
+                                       cheat=True)
+        unsigned = dataclasses.replace(case, provider_commitment=bytes(65))
+        first = setup.mediator_ids[0]
+        request, gate = _request_for(setup, unsigned, first)
+        with pytest.raises(PeerMisbehaved):  # open, nothing recorded: the signature is all
+            await consortium.roles[first.address].judge(request, gate)
+
+        await setup.provider.submit_result(case.deal, case.result_hash, case.provider_commitment)
+        state = await setup.client.client.deal_state(case.deal)
+        recorded = await setup.client.client.recorded_result_hash(state.deal_id, state.since)
+        assert recorded == case.result_hash and state.result_prefix == recorded[:20]
+        resolution = await mediate(setup.client, unsigned, consortium.contact)
+        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_WRONG
+        assert await setup.client.status(case.deal) is DealStatus.RESOLVED
         nursery.cancel_scope.cancel()
