@@ -86,8 +86,8 @@ class Timeout(enum.StrEnum):
     """Every timeout a deal can hit; `due_timeout` says which is armed in which phase."""
 
     MATCH = "match"  # no usable proposal in time: cancel (nothing on chain)
-    AGREEMENT = "agreement"  # not countersigned in time: match again; not opened: cancel
-    RESULT_DEADLINE = "result_deadline"  # client: no result by the deal's deadline: claim refund
+    AGREEMENT = "agreement"  # not countersigned in time: match again; provider, no inputs: cancel
+    RESULT_DEADLINE = "result_deadline"  # client: no result by the deadline: claim the refund
     ACCEPTANCE = "acceptance"  # provider: no acceptance: submit the result on chain
     ACCEPTANCE_WINDOW = "acceptance_window"  # provider: window over on chain: claim payment
     SETTLEMENT = "settlement"  # client: accepted but the provider did not settle: settle it
@@ -299,10 +299,11 @@ TIMEOUT_RULES: tuple[TimeoutRule, ...] = (
     # elsewhere (until its own expiry) instead of being cancelled.
     TimeoutRule(_C, _P.MATCHED, Timeout.AGREEMENT, _E.REFUSED, "match the job again",
                 length="agreement_ms"),
-    # Only the provider holds both signatures: it opens the deal once our inputs reach it.
-    TimeoutRule(_C, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
+    # Only the provider holds both signatures: it opens the deal once our inputs reach it, and
+    # could open it until the deadline even after it took none (the contract refuses after).
+    TimeoutRule(_C, _P.AGREED, Timeout.RESULT_DEADLINE, _E.TIMED_OUT,
                 "cancel, unless the provider opened it on chain (then: opened)",
-                length="agreement_ms", cap=DealTime.RESULT_DEADLINE),
+                start=DealTime.RESULT_DEADLINE, margin_ms=CLAIM_MARGIN_MS),
     TimeoutRule(_R, _P.AGREED, Timeout.AGREEMENT, _E.TIMED_OUT,
                 "cancel unless the inputs are arriving or it is open on chain (opened: go on)",
                 length="agreement_ms", cap=DealTime.RESULT_DEADLINE),

@@ -17,7 +17,8 @@ resumes after a crash simply does its phase's action again:
   back (the provider may be restarting); the provider opens the deal on chain once it holds
   them (agreed -> open -> running as we learn it); check the commitment, open the output
   stream into the results file, check its hash: accepted (the acceptance is signed and stored
-  first) or rejected (roles/_transfer.py). After the result deadline: claimTimeout.
+  first) or rejected (roles/_transfer.py). After the result deadline: claimTimeout. Unopened
+  or with a result recorded on chain that never reached us: roles/_client_chain_watch.py.
 - accepted: hand the acceptance to the provider over /lilypad/result/1 and wait for it to
   settle; if it does not within the settlement timeout, settle ourselves.
 
@@ -26,7 +27,6 @@ A job pays on the chain its offer names (`JobSubmission.chain_id`; default: the 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Collection
@@ -62,16 +62,21 @@ from lilypad_p2p.market import (
 from lilypad_p2p.net import (
     DEAL_STREAM,
     JOB_STREAM,
-    RESULT_STREAM,
     DealTransport,
     NetError,
     PeerAction,
+)
+from lilypad_p2p.roles._client_chain_watch import (
+    NO_COMMITMENT,
+    WITHHELD,
+    WithheldResults,
+    watch_job_stream,
 )
 from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes, refuse_user_dispute
 from lilypad_p2p.roles._client_matching import JobMatcher, job_offer, timed_out_error
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
-from lilypad_p2p.roles._client_results import UNDELIVERED, result_outcome
+from lilypad_p2p.roles._client_results import UNDELIVERED, hand_acceptance, result_outcome
 from lilypad_p2p.roles._client_submission import (
     JobSubmission,
     SubmissionError,
@@ -95,9 +100,8 @@ from lilypad_p2p.store import ClientDeal, DealStore, StoreUnavailable
 
 log = logging.getLogger("lilypad_p2p.client")
 
-# Bounds on one exchange with a provider (a job's exchange is bounded by its deadline).
+# Bound on one deal proposal (a job's exchange is bounded by its deadline).
 DEAL_REQUEST_TIMEOUT_S = 15.0
-ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 # Pause between attempts when a provider is unreachable or restarting.
 RETRY_INTERVAL_S = 1.0
 # How long a job offer stays open for matching (longer if the match timeout is): long enough
@@ -111,9 +115,6 @@ REFUSAL_BACKOFF_MS = 2_000
 _FACING_PROVIDER = (Phase.MATCHED, Phase.AGREED, Phase.OPEN, Phase.RUNNING)
 # How often a waiting driver re-checks the chain (settlement, someone else's claim).
 CHAIN_POLL_INTERVAL_S = 1.0
-# How often a deal whose inputs are on their way is looked up until the provider has opened
-# it (a second or so after our inputs reach it): its `running` is shown as it begins.
-OPEN_POLL_INTERVAL_S = 0.25
 
 
 class ClientRole:
@@ -159,6 +160,7 @@ class ClientRole:
         # Deals whose signed Acceptance is on its way to the provider: a dispute must wait,
         # since once the provider holds it the deal settles on it whatever a dispute says.
         self._delivering: set[str] = set()
+        self._withheld = WithheldResults()
         self._matcher = JobMatcher(book, identity=identity, store=store, chains=chains,
                                    records=records, mediators=self._mediators,
                                    disputes=disputes, acceptance_window_s=acceptance_window_s,
@@ -203,10 +205,8 @@ class ClientRole:
             raise SubmissionError(str(exc)) from exc
         check_funds(await chain.free_balance(), job, chain.chain_id)
         records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
-        policy = records.policy.overridden(job.min_completed_deals, job.slash_free_blocks)
-        # The head is a chain round trip: read only for a job whose offer names a block.
-        asks = (records.offer_fields(policy, await chain.head_block())
-                if policy.counts_records else {})
+        asks = await records.job_fields(job.min_completed_deals, job.slash_free_blocks,
+                                        chain.head_block)
         now = self._clock_ms()
         offer = new_job_offer(
             job, module_id, module, creator=self._identity.address, chain_id=chain.chain_id,
@@ -413,16 +413,32 @@ class ClientRole:
             return
         if stored.record.phase is Phase.AGREED and status is not DealStatus.NONE:
             stored = self._opened(stored)  # while we were down
+        if stored.record.phase is Phase.AGREED and self._clock_ms() >= (
+                stored.record.phase_since_ms + self._timeouts.agreement_ms):
+            # The provider took no inputs in time; it could still open the deal, so the chain
+            # is watched until the deadline rules that out (roles/_client_chain_watch.py).
+            await self._wait(stored.record.key,
+                             min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
+            return
+        # Agreed: the provider takes the inputs, opens the deal, then runs the job, all before
+        # it answers; the deal's own deadline bounds that wait.
+        bound_s = (max(0.0, deal.result_deadline - self._clock_ms() / 1000)
+                   if stored.record.phase is Phase.AGREED else self._until_due_s(stored.record))
+        if status is DealStatus.RESULT_SUBMITTED:  # by the provider, and not sent to us
+            step = await self._withheld.next_step(chain, stored.record.key, deal,
+                                                  can_dispute=self._disputes is not None)
+            if isinstance(step, bytes):
+                event(log, "job.result_withheld", logging.WARNING, key=stored.record.key)
+                self._save(stored, Event.DISPUTE, result_hash=step,
+                           provider_commitment=NO_COMMITMENT, error=WITHHELD)
+                return
+            bound_s = step
         record = self._provider_record(stored, deal.provider)
         if record is None:
             await self._wait(stored.record.key, RETRY_INTERVAL_S)
             return
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
-        # Agreed: the provider takes the inputs, opens the deal, then runs the job, all before
-        # it answers; the deal's own deadline bounds that wait.
-        bound_s = (max(0.0, deal.result_deadline - self._clock_ms() / 1000)
-                   if stored.record.phase is Phase.AGREED else self._until_due_s(stored.record))
         deal_id = chain.deal_id(deal)
         inputs = SpooledInputs(inputs_spool(stored.detail.inputs_spool),
                                self._identity.sealing_private_key(),
@@ -434,10 +450,10 @@ class ClientRole:
             output_recipient=self._identity.sealing_public_key,
         )
         result = self._results_dir / f"{stored.record.key}.tar"
-        with trio.move_on_after(bound_s):
-            watch = trio.CancelScope()  # agreed: running, once the provider opens it
-            if stored.record.phase is Phase.AGREED and self._nursery is not None:
-                self._nursery.start_soon(self._until_opened, stored.record.key, watch)
+        with trio.move_on_after(bound_s) as exchange:
+            watch = trio.CancelScope()  # opened, or a result recorded and withheld
+            if status is not DealStatus.RESULT_SUBMITTED and self._nursery is not None:
+                self._nursery.start_soon(self._watch_stream, stored.record.key, watch, exchange)
             try:
                 answer, delivery = await self._transport.exchange(
                     record.peer_id, JOB_STREAM, request, inputs=inputs.chunks,
@@ -460,20 +476,16 @@ class ClientRole:
                 if await chain.status(deal) is DealStatus.NONE:
                     raise PeerMisbehaved("a result for a deal the provider has not opened")
                 stored = self._opened(stored)
+            self._withheld.delivered(stored.record.key)
             self._check_result(stored, deal, answer, delivery)
 
-    async def _until_opened(self, key: str, scope: trio.CancelScope) -> None:
-        """Agreed -> open -> running once the chain shows the deal the provider opened on
-        receiving our inputs (it answers only with the result); ends with the exchange."""
-        with scope:
-            while (stored := self._store.client_deal(key)) is not None \
-                    and stored.record.phase is Phase.AGREED:
-                with contextlib.suppress(ChainError, StoreUnavailable):  # the exchange goes on
-                    if await self._chain(stored).status(
-                            required(stored.detail.deal, "deal")) is not DealStatus.NONE:
-                        self._opened(stored)
-                        return
-                await trio.sleep(OPEN_POLL_INTERVAL_S)
+    async def _watch_stream(self, key: str, scope: trio.CancelScope,
+                            stream: trio.CancelScope) -> None:
+        with scope:  # ends with the stream (roles/_client_chain_watch.py)
+            current = partial(self._store.client_deal, key)
+            stored = current()
+            if stored is not None:
+                await watch_job_stream(current, self._chain(stored), self._opened, stream)
 
     def _opened(self, stored: ClientDeal) -> ClientDeal:
         stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())
@@ -503,21 +515,12 @@ class ClientRole:
         if not stored.detail.acceptance_delivered:
             record = self._provider_record(stored, deal.provider)
             if record is not None:
-                notice = wire.AcceptanceNotice(
-                    chain_id=chain.chain_id,
-                    deal_id=chain.deal_id(deal),
-                    result_hash=required(stored.detail.result_hash, "result hash"),
-                    job_creator_signature=required(stored.detail.acceptance_signature,
-                                                   "acceptance"),
-                )
                 self._delivering.add(stored.record.key)
                 try:
-                    with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
-                        answer = await self._transport.request(
-                            record.peer_id, RESULT_STREAM, notice, addrs=record.listen_addrs)
+                    taken = await hand_acceptance(self._transport, chain, deal, stored, record)
                 finally:
                     self._delivering.discard(stored.record.key)
-                if isinstance(answer, wire.AcceptanceAck):
+                if taken:
                     self._update(stored, acceptance_delivered=True)
                     return
         # Woken early by the user's `dispute`, which moves the deal on.
@@ -548,6 +551,9 @@ class ClientRole:
                 return
         if then is Event.TIMEOUT_CLAIMED:
             deal = required(stored.detail.deal, "deal")
+            if await chain.status(deal) is DealStatus.RESULT_SUBMITTED:
+                await self._run_job(stored)  # a result recorded, never sent: no timeout to claim
+                return
             move = await chain.claim_timeout(deal)
             if move.status is DealStatus.SETTLED:
                 self._save(stored, Event.SETTLED)

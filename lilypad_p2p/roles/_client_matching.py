@@ -218,6 +218,9 @@ def job_offer(stored: ClientDeal) -> wire.JobOffer:
 
 def timed_out_error(phase: Phase, job: wire.JobOffer) -> str:
     """What a client's deal for `job` that timed out in `phase` tells its owner."""
+    if phase is Phase.AGREED:
+        return ("the provider did not open the deal by its result deadline (it took no inputs; "
+                "`last_refusal` says why, if it said): nothing was locked")
     if phase is not Phase.OFFERED:
         return f"{phase} timed out"
     return (f"no provider took the job in time: `lilypad-p2p offers --market {job.market}` "

@@ -9,6 +9,7 @@ checks every proposed provider the same way before it signs (a solver's proposal
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lilypad_p2p.chain import RecordFeed
@@ -64,6 +65,13 @@ class ClientRecords:
         return {"records_block": max(head_block, 1),
                 "min_completed_deals": policy.min_completed_deals,
                 "slash_free_blocks": policy.slash_free_blocks}
+
+    async def job_fields(self, min_completed_deals: int | None, slash_free_blocks: int | None,
+                         head_block: Callable[[], Awaitable[int]]) -> dict[str, int]:
+        """`offer_fields` for a job that overrides the node's requirement with these (None:
+        the node's); the chain's head, a round trip, is read only for a job that asks."""
+        policy = self.policy.overridden(min_completed_deals, slash_free_blocks)
+        return self.offer_fields(policy, await head_block()) if policy.counts_records else {}
 
     def view(self, job: JobOffer) -> RecordsAt | None:
         """The records to check `job`'s proposed providers by; None if it asks for none."""

@@ -9,11 +9,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import trio
+
 from lilypad_p2p import wire
 from lilypad_p2p.chain import Deal
+from lilypad_p2p.deal_detail import required
 from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import Event
+from lilypad_p2p.net import RESULT_STREAM, DealTransport
 from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._failure import keep_failure
 from lilypad_p2p.roles._settlement import DealChain
@@ -23,6 +27,8 @@ from lilypad_p2p.store import ClientDeal, DealStore
 log = logging.getLogger("lilypad_p2p.client")
 
 UNDELIVERED = "the delivery does not match the committed result hash"
+# Bound on handing one signed Acceptance to the provider.
+ACCEPTANCE_REQUEST_TIMEOUT_S = 15.0
 
 
 def result_outcome(
@@ -50,3 +56,17 @@ def result_outcome(
         return Event.DISPUTE, {**kept, "spot_check": True}
     return Event.RESULT_VERIFIED, {
         **kept, "acceptance_signature": chain.sign_acceptance(deal, answer.result_hash)}
+
+
+async def hand_acceptance(transport: DealTransport, chain: DealChain, deal: Deal,
+                          stored: ClientDeal, provider: wire.NodeRecord) -> bool:
+    """Hand the deal's signed Acceptance to its provider over /lilypad/result/1; whether the
+    provider acknowledged it (then it holds what settles the deal)."""
+    notice = wire.AcceptanceNotice(
+        chain_id=chain.chain_id, deal_id=chain.deal_id(deal),
+        result_hash=required(stored.detail.result_hash, "result hash"),
+        job_creator_signature=required(stored.detail.acceptance_signature, "acceptance"))
+    with trio.fail_after(ACCEPTANCE_REQUEST_TIMEOUT_S):
+        answer = await transport.request(provider.peer_id, RESULT_STREAM, notice,
+                                         addrs=provider.listen_addrs)
+    return isinstance(answer, wire.AcceptanceAck)

@@ -129,12 +129,14 @@ def test_agreement_needs_a_deadline() -> None:
         advance(record, Event.COUNTERSIGNED, T0 + 9)
 
 
-def test_agreement_learns_the_deadline_and_arms_the_agreement_timeout() -> None:
+def test_agreement_learns_the_deadline_and_follows_the_deal_until_it() -> None:
+    # The provider holds both signatures and may open the deal until its deadline: the client
+    # gives it up only then.
     record = _walk(new_client_deal("j", now_ms=T0, expires_ms=T0 + 1), Event.MATCH_FOUND)
     agreed, actions = advance(record, Event.COUNTERSIGNED, T0 + 9, result_deadline_ms=DEADLINE)
     assert (agreed.phase, agreed.result_deadline_ms) == (Phase.AGREED, DEADLINE)
     (arm,) = actions
-    assert isinstance(arm, ArmTimeout) and arm.rule.timeout is Timeout.AGREEMENT
+    assert isinstance(arm, ArmTimeout) and arm.rule.timeout is Timeout.RESULT_DEADLINE
 
 
 def test_every_open_phase_has_a_timeout_on_the_side_that_holds_the_money() -> None:
@@ -142,7 +144,7 @@ def test_every_open_phase_has_a_timeout_on_the_side_that_holds_the_money() -> No
     expected = {
         (Side.CLIENT, Phase.OFFERED): (Timeout.MATCH, T0 + 10),
         (Side.CLIENT, Phase.MATCHED): (Timeout.AGREEMENT, T0 + 20),
-        (Side.CLIENT, Phase.AGREED): (Timeout.AGREEMENT, T0 + 20),
+        (Side.CLIENT, Phase.AGREED): (Timeout.RESULT_DEADLINE, DEADLINE + 1000),
         (Side.CLIENT, Phase.OPEN): (Timeout.RESULT_DEADLINE, DEADLINE + 1000),
         (Side.CLIENT, Phase.RUNNING): (Timeout.RESULT_DEADLINE, DEADLINE + 1000),
         (Side.CLIENT, Phase.ACCEPTED): (Timeout.SETTLEMENT, T0 + 40),
@@ -170,9 +172,8 @@ def test_match_timeout_never_outlives_the_offer() -> None:
     assert due is not None and due.at_ms == T0 + 5
 
 
-@pytest.mark.parametrize("side", list(Side))
-def test_agreement_timeout_never_outlives_the_deadline(side: Side) -> None:
-    record = DealRecord("k", side, Phase.AGREED, T0, T0, T0 + 1, T0 + 7)
+def test_the_providers_agreement_timeout_never_outlives_the_deadline() -> None:
+    record = DealRecord("k", Side.PROVIDER, Phase.AGREED, T0, T0, T0 + 1, T0 + 7)
     due = due_timeout(record, Timeouts())
     assert due is not None and (due.timeout, due.at_ms) == (Timeout.AGREEMENT, T0 + 7)
 

@@ -1,19 +1,37 @@
-"""A provider scripted in the test, on an in-memory network, and the funded parties around it,
-for the client's unit tests against a real embedded chain."""
+"""A provider and mediators scripted in the test, on an in-memory network, and the funded
+parties around them, for the client's unit tests against a real embedded chain."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import trio
 
 from lilypad_p2p import wire
-from lilypad_p2p.chain import Deal, SettlementItem
+from lilypad_p2p.chain import Deal, Outcome, SettlementItem, Verdict
+from lilypad_p2p.clock import Clock, wall_clock_ms
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, RESULT_STREAM, Reply
-from lilypad_p2p.roles import DealChain, deal_from_wire, result_hash
-from lilypad_p2p.testing import MemoryNetwork
+from lilypad_p2p.market import OfferBook
+from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, MEDIATION_STREAM, RESULT_STREAM, Reply
+from lilypad_p2p.roles import (
+    ClientDisputes,
+    ClientRole,
+    DealChain,
+    DealChains,
+    MediationSettings,
+    MediatorContact,
+    deal_from_wire,
+    result_hash,
+)
+from lilypad_p2p.testing import MemoryNetwork, WatchedStore, funded_deal_chains, provider_listing
+
+FEE_WEI = 3 * 10**12
 
 
 def tarball(content: bytes) -> bytes:
@@ -105,3 +123,78 @@ class ScriptedProvider:
             deal_id=deal_id, result_hash=digest,
             provider_signature=self.chain.sign_commitment(deal, digest),
             output_preamble=sealer.preamble, output_bytes=len(sent)), body)
+
+
+class ScriptedMediator:
+    """Signs the verdict it is told to: (outcome, hash) from the committed hash."""
+
+    def __init__(self, identity: Identity, chain: DealChain, outcome: Outcome) -> None:
+        self.identity, self.chain, self.outcome = identity, chain, outcome
+        self.asked = 0
+
+    def join(self, network: MemoryNetwork) -> None:
+        network.transport(self.identity.peer_id).serve_transfer(MEDIATION_STREAM, self.judge)
+
+    async def judge(self, peer_id: str, request: wire.MediationRequest, gate) -> Reply:
+        self.asked += 1
+        deal_id = self.chain.deal_id(deal_from_wire(request.deal))
+        # The streamed inputs open with our key, for this deal's mediation, to their last chunk.
+        plaintext = await receive_opened(gate, self.identity, request,
+                                         wire.MEDIATION_CONTEXT + deal_id, deal_id)
+        assert len(plaintext) == request.inputs_bytes
+        digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
+                  else hashlib.sha256(request.result_hash).digest())
+        signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
+        return Reply(wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome),
+                                        result_hash=digest, mediator_signature=signature))
+
+
+@dataclass
+class ClientMarket:
+    """A real client role facing one provider and three mediators, scripted, on an in-memory
+    network and a fresh embedded chain; `clock` is the client's (trio's mock clock alone)."""
+
+    client: ClientRole
+    provider: Any
+    provider_id: Identity
+    mediators: dict[str, ScriptedMediator]
+    chain: DealChain
+    clock: Clock
+
+
+async def client_market(tmp_path: Path, outcome: Outcome,
+                        provider_of: Callable[[Identity, DealChain], Any]) -> ClientMarket:
+    """`provider_of(identity, chain)` builds the provider, which joins the network itself."""
+    client_id, provider_id = Identity.generate(), Identity.generate()
+    mediator_ids = [Identity.generate() for _ in range(3)]
+    chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
+    mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
+    trusted = tuple(sorted(mediators, key=str.lower))
+    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
+    listing, record = provider_listing(provider_id, chain_id, trusted, clock())
+    book = OfferBook()
+    book.add(listing, clock())
+    provider = provider_of(provider_id, chains[provider_id.address])
+    network = MemoryNetwork()
+    provider.join(network)
+    for mediator in mediators.values():
+        mediator.join(network)
+    asker = network.transport(client_id.peer_id)
+
+    def contact(address: str) -> MediatorContact | None:
+        mediator = mediators[address]
+        return MediatorContact(address, mediator.identity.sealing_public_key,
+                               str(mediator.identity.peer_id), asker)
+
+    async def publish(body):
+        return None
+
+    client_chain = chains[client_id.address]
+    client = ClientRole(
+        client_id, store=WatchedStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
+        book=book, publish=publish, transport=asker,
+        node_record=lambda address: record if address == provider_id.address else None,
+        mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
+        disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,
+                                MediationSettings(mediation_fee_wei=FEE_WEI)))
+    return ClientMarket(client, provider, provider_id, mediators, client_chain, clock)

@@ -5,97 +5,28 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 import trio
-from scripted_provider import ScriptedProvider, receive_opened
+from scripted_provider import ScriptedProvider, client_market
 
-from lilypad_p2p import wire
-from lilypad_p2p.chain import DealStatus, Outcome, Verdict
-from lilypad_p2p.clock import Clock, wall_clock_ms
+from lilypad_p2p.chain import DealStatus, Outcome
 from lilypad_p2p.identity import Identity
-from lilypad_p2p.market import OfferBook
-from lilypad_p2p.net import MEDIATION_STREAM, Reply
-from lilypad_p2p.roles import (
-    ClientDisputes,
-    ClientRole,
-    DealChain,
-    DealChains,
-    JobSubmission,
-    MediationSettings,
-    MediatorContact,
-    deal_from_wire,
-)
-from lilypad_p2p.testing import MemoryNetwork, WatchedStore, funded_deal_chains, provider_listing
+from lilypad_p2p.roles import ClientRole, JobSubmission
+from lilypad_p2p.testing import WatchedStore
 
 pytestmark = pytest.mark.chain
-FEE_WEI = 3 * 10**12
 # Virtual seconds: the deal needs no timer, so a stuck one fails after the client's idle polls.
 LIMIT_S = 60
 
 
-class ScriptedMediator:
-    """Signs the verdict it is told to: (outcome, hash) from the committed hash."""
-
-    def __init__(self, identity: Identity, chain: DealChain, outcome: Outcome) -> None:
-        self.identity, self.chain, self.outcome = identity, chain, outcome
-        self.asked = 0
-
-    def join(self, network: MemoryNetwork) -> None:
-        network.transport(self.identity.peer_id).serve_transfer(MEDIATION_STREAM, self.judge)
-
-    async def judge(self, peer_id: str, request: wire.MediationRequest, gate) -> Reply:
-        self.asked += 1
-        deal_id = self.chain.deal_id(deal_from_wire(request.deal))
-        # The streamed inputs open with our key, for this deal's mediation, to their last chunk.
-        plaintext = await receive_opened(gate, self.identity, request,
-                                         wire.MEDIATION_CONTEXT + deal_id, deal_id)
-        assert len(plaintext) == request.inputs_bytes
-        digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
-                  else hashlib.sha256(request.result_hash).digest())
-        signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
-        return Reply(wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome),
-                                        result_hash=digest, mediator_signature=signature))
-
-
 async def _market(tmp_path: Path, *, lie: bool, outcome: Outcome, acks: bool = True,
                   ack_after: trio.Event | None = None):
-    client_id, provider_id = Identity.generate(), Identity.generate()
-    mediator_ids = [Identity.generate() for _ in range(3)]
-    chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
-    mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
-    trusted = tuple(sorted(mediators, key=str.lower))
-    clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
-    listing, record = provider_listing(provider_id, chain_id, trusted, clock())
-    book = OfferBook()
-    book.add(listing, clock())
-    provider = ScriptedProvider(provider_id, chains[provider_id.address], lie=lie, acks=acks,
-                                ack_after=ack_after)
-    network = MemoryNetwork()
-    provider.join(network)
-    for mediator in mediators.values():
-        mediator.join(network)
-    asker = network.transport(client_id.peer_id)
-
-    def contact(address: str) -> MediatorContact | None:
-        mediator = mediators[address]
-        return MediatorContact(address, mediator.identity.sealing_public_key,
-                               str(mediator.identity.peer_id), asker)
-
-    async def publish(body):
-        return None
-
-    client_chain = chains[client_id.address]
-    client = ClientRole(
-        client_id, store=WatchedStore.open(tmp_path / "db"), chains=DealChains([client_chain]),
-        book=book, publish=publish, transport=asker,
-        node_record=lambda address: record if address == provider_id.address else None,
-        mediators=trusted, results_dir=tmp_path / "results", clock_ms=clock,
-        disputes=ClientDisputes(client_id, DealChains([client_chain]), contact,
-                                MediationSettings(mediation_fee_wei=FEE_WEI)))
-    return client, provider, provider_id, mediators, client_chain
+    market = await client_market(
+        tmp_path, outcome, lambda identity, chain: ScriptedProvider(
+            identity, chain, lie=lie, acks=acks, ack_after=ack_after))
+    return market.client, market.provider, market.provider_id, market.mediators, market.chain
 
 
 async def _hash_job(client: ClientRole, nursery: trio.Nursery, provider_id: Identity) -> str:
