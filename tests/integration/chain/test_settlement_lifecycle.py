@@ -20,6 +20,7 @@ from chain_world import (
 
 from lilypad_p2p.chain import (
     AlreadySettled,
+    ChainError,
     ContractRevert,
     DeadlineError,
     DealAlreadyOpened,
@@ -28,6 +29,7 @@ from lilypad_p2p.chain import (
     SettlementItem,
     SignatureRejected,
 )
+from lilypad_p2p.chain import _watcher as watcher_module
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.roles import DealChain
 from lilypad_p2p.testing import advance_chain_time
@@ -77,6 +79,24 @@ def test_settle_after_result_recorded_on_chain(world: World) -> None:
     world.stranger.settle(deal, RESULT, signature)  # anyone may carry the acceptance
     assert world.deployer.deal_state(deal).status is DealStatus.SETTLED
     assert free(world, world.provider) == DEPOSIT + PAYMENT
+
+
+def test_a_recorded_result_hash_is_read_whole_from_its_event(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The record keeps 20 bytes of the hash; a job creator that never received the result
+    # disputes it with the whole hash, read back from the head a window of blocks at a time.
+    deal, unrecorded = world.deal(), world.deal()
+    world.open(deal)
+    world.open(unrecorded)
+    world.submit_result(deal, RESULT)
+    state = world.deployer.deal_state(deal)
+    for _ in range(5):
+        advance_chain_time(world.chain, 1)
+    monkeypatch.setattr(watcher_module, "MAX_BLOCK_RANGE", 2)
+    assert world.stranger.recorded_result_hash(state.deal_id, state.since) == RESULT
+    with pytest.raises(ChainError, match="no ResultSubmitted event"):
+        world.stranger.recorded_result_hash(world.deployer.deal_id(unrecorded), state.since)
 
 
 def test_deal_opens_once(world: World) -> None:
