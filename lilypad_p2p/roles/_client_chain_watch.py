@@ -64,18 +64,21 @@ async def watch_job_stream(current: Callable[[], ClientDeal | None], chain: Deal
     cancelled once a result the provider recorded instead of sending it is due a dispute."""
     while (stored := current()) is not None:
         deal = required(stored.detail.deal, "deal")
-        with contextlib.suppress(ChainError, StoreUnavailable):  # the stream goes on
-            if stored.record.phase is Phase.AGREED:
+        if stored.record.phase is Phase.AGREED:
+            with contextlib.suppress(ChainError, StoreUnavailable):  # the stream goes on
                 if await chain.status(deal) is not DealStatus.NONE:
                     opened(stored)
                     continue
-            elif stored.record.phase is not Phase.RUNNING:
-                return
-            elif await dispute_due(chain, deal):
-                stream.cancel()
-                return
-        await trio.sleep(OPEN_POLL_INTERVAL_S if stored.record.phase is Phase.AGREED
-                         else min(RESULT_WATCH_INTERVAL_S, deal.acceptance_window / 4))
+            await trio.sleep(OPEN_POLL_INTERVAL_S)
+        elif stored.record.phase is Phase.RUNNING:
+            # First after a pause: most results come before one, at no chain read.
+            await trio.sleep(min(RESULT_WATCH_INTERVAL_S, deal.acceptance_window / 4))
+            with contextlib.suppress(ChainError):
+                if await dispute_due(chain, deal):
+                    stream.cancel()
+                    return
+        else:
+            return
 
 
 async def dispute_due(chain: DealChain, deal: Deal) -> bool:
