@@ -70,6 +70,7 @@ from lilypad_p2p.roles._client_chain_watch import (
     NO_COMMITMENT,
     WITHHELD,
     WithheldResults,
+    watch_interval_s,
     watch_job_stream,
 )
 from lilypad_p2p.roles._client_control import ClientControl
@@ -418,7 +419,7 @@ class ClientRole:
             # The provider took no inputs in time; it could still open the deal, so the chain
             # is watched until the deadline rules that out (roles/_client_chain_watch.py).
             await self._wait(stored.record.key,
-                             min(CHAIN_POLL_INTERVAL_S, self._until_due_s(stored.record)))
+                             min(watch_interval_s(deal), self._until_due_s(stored.record)))
             return
         # Agreed: the provider takes the inputs, opens the deal, then runs the job, all before
         # it answers; the deal's own deadline bounds that wait.

@@ -27,8 +27,8 @@ from lilypad_p2p.store import ClientDeal, StoreUnavailable
 # How often an agreed deal whose inputs are on their way is looked up until the provider has
 # opened it (a second or so after our inputs reach it): its `running` is shown as it begins.
 OPEN_POLL_INTERVAL_S = 0.25
-# How often a running deal's record is read for a result we were not given (at least four
-# times in its acceptance window).
+# How often a running deal's record is read for a result we were not given, and an agreed deal
+# that got no inputs for its opening (at least four times in its acceptance window).
 RESULT_WATCH_INTERVAL_S = 5.0
 # The provider's signature in a mediation request for a result we never received: the contract
 # checked it when it recorded the result, and mediators check the record instead.
@@ -56,6 +56,10 @@ async def recorded_result(chain: DealChain, deal: Deal) -> RecordedResult | None
                           state.since + deal.acceptance_window)
 
 
+def watch_interval_s(deal: Deal) -> float:
+    return min(RESULT_WATCH_INTERVAL_S, deal.acceptance_window / 4)
+
+
 async def watch_job_stream(current: Callable[[], ClientDeal | None], chain: DealChain,
                            opened: Callable[[ClientDeal], object],
                            stream: trio.CancelScope) -> None:
@@ -72,7 +76,7 @@ async def watch_job_stream(current: Callable[[], ClientDeal | None], chain: Deal
             await trio.sleep(OPEN_POLL_INTERVAL_S)
         elif stored.record.phase is Phase.RUNNING:
             # First after a pause: most results come before one, at no chain read.
-            await trio.sleep(min(RESULT_WATCH_INTERVAL_S, deal.acceptance_window / 4))
+            await trio.sleep(watch_interval_s(deal))
             with contextlib.suppress(ChainError):
                 if await dispute_due(chain, deal):
                     stream.cancel()
