@@ -158,7 +158,7 @@ class BridgeRole:
         self._claims = ClaimedRequests()
         # This poll's: each pending request's deals, and the free deposit (read once, if asked).
         self._poll_deals: dict[bytes, list[ClientDeal]] = {}
-        self._poll_free_wei: int | None = None
+        self._poll_unpromised_wei: int | None = None
         self._address = requests.account.address if requests.account else ""
         self._trusted = frozenset(m.lower() for m in trusted_mediators)
         self._refusals = 0
@@ -192,7 +192,7 @@ class BridgeRole:
         now = await run_blocking(self._requests.chain.now)
         await self._take_back(overturned, now)
         deals = self._poll_deals = await self._deals_by_request()
-        self._poll_free_wei = None
+        self._poll_unpromised_wei = None
         for request_id, requested in list(self._pending.items()):
             if await self._waits_for_deposit(requested, now):
                 continue
@@ -454,19 +454,24 @@ class BridgeRole:
         our deposit) do not multiply each poll's calls. Its expiry is read as usual."""
         request_id = requested.request_id
         return (request_id in self._deferred and _time_left_s(requested, now) > 0
-                and await self._available_wei(request_id) < requested.max_price)
+                and await self._available_wei(request_id)
+                < requested.max_price + self._client.mediation_fee_wei)
 
     async def _check_funds(self, requested: RequestedJob, job: JobSubmission) -> None:
-        """Raises SubmissionDeferred unless the deposit covers the job's max price."""
+        """Raises SubmissionDeferred unless the deposit covers the job's max price and fee."""
         check_funds(await self._available_wei(requested.request_id), job,
-                    self._requests.chain.chain_id)
+                    self._requests.chain.chain_id, fee_wei=self._client.mediation_fee_wei)
 
     async def _available_wei(self, request_id: bytes) -> int:
         """The free deposit a request's job may count on (`ClaimedRequests`); the deposit is
-        read at most once a poll, however many requests ask."""
-        if self._poll_free_wei is None:
-            self._poll_free_wei = await self._client.free_deposit(self._requests.chain.chain_id)
-        return self._claims.available_wei(self._poll_free_wei, self._poll_deals, request_id)
+        read, and the client's promises summed, at most once a poll, however many requests
+        ask (both as of the poll's start, as its map of deals is)."""
+        if self._poll_unpromised_wei is None:
+            chain_id = self._requests.chain.chain_id
+            self._poll_unpromised_wei = (await self._client.free_deposit(chain_id)
+                                         - self._client.promised_wei(chain_id))
+        return self._claims.available_wei(self._poll_unpromised_wei, self._poll_deals,
+                                          request_id, self._client.mediation_fee_wei)
 
     def _give_up(self, requested: RequestedJob, stored: ClientDeal, why: str) -> None:
         event(log, "bridge.undeliverable", logging.WARNING,

@@ -6,8 +6,10 @@ The job the claim submits locks its payment only when its deal opens on chain, m
 later; until then the chain's free balance still counts that money. A bridge that compared
 each request with the free balance alone would claim, in one poll, every request its deposit
 covers one at a time: the jobs would then open one by one, and those still waiting at their
-deadline would forfeit their bonds. So each claimed request whose deal has not locked its
-payment yet holds its max price back from the deposit another claim may count on.
+deadline would forfeit their bonds. So what each claimed request's job will lock is held back
+from the deposit another claim may count on: by the client role while its deal is not open
+(`ClientRole.promised_wei`), and here while it has no deal or its deals ended unopened (it
+will be submitted again).
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ from lilypad_p2p.chain import JobRequest, RequestedJob
 from lilypad_p2p.market import Phase
 from lilypad_p2p.store import ClientDeal
 
-# A request whose deals are all in these phases (or that has none) has locked nothing yet:
-# not matched or opened, or ended with the payment back in the free balance.
-UNFUNDED_PHASES = frozenset(
-    {Phase.OFFERED, Phase.MATCHED, Phase.AGREED, Phase.CANCELLED, Phase.TIMED_OUT}
-)
+# A claimed request whose deals all ended in these phases (or that has none) is submitted
+# again: nothing of it is locked on chain, nor counted by the client role.
+RESUBMITTED_PHASES = frozenset({Phase.CANCELLED, Phase.TIMED_OUT})
 
 
 class ClaimedRequests:
@@ -37,15 +37,16 @@ class ClaimedRequests:
     def forget(self, request_id: bytes) -> None:
         self._max_prices.pop(request_id, None)
 
-    def available_wei(self, free_wei: int,
+    def available_wei(self, unpromised_wei: int,
                       deals_by_request: Mapping[bytes, Sequence[ClientDeal]],
-                      request_id: bytes) -> int:
-        """The free deposit that `request_id`'s job may count on: what the other claimed
-        requests' unfunded jobs will lock is taken off."""
-        held = sum(price for other, price in self._max_prices.items()
-                   if other != request_id and all(d.record.phase in UNFUNDED_PHASES
+                      request_id: bytes, fee_wei: int) -> int:
+        """The deposit that `request_id`'s job may count on, from what the client role has not
+        promised: the max price and fee of each other claimed request still to be submitted is
+        taken off."""
+        held = sum(price + fee_wei for other, price in self._max_prices.items()
+                   if other != request_id and all(d.record.phase in RESUBMITTED_PHASES
                                                   for d in deals_by_request.get(other, ())))
-        return free_wei - held
+        return unpromised_wei - held
 
 
 def claim_refusal(requested: RequestedJob, request: JobRequest,

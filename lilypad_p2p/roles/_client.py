@@ -28,7 +28,6 @@ A job pays on the chain its offer names (`JobSubmission.chain_id`; default: the 
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from functools import partial
@@ -75,7 +74,12 @@ from lilypad_p2p.roles._client_chain_watch import (
 )
 from lilypad_p2p.roles._client_control import ClientControl
 from lilypad_p2p.roles._client_disputes import ClientDisputes, refuse_user_dispute
-from lilypad_p2p.roles._client_matching import JobMatcher, job_offer, timed_out_error
+from lilypad_p2p.roles._client_matching import (
+    JobMatcher,
+    job_offer,
+    timed_out_error,
+    withdraw_offer,
+)
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._client_results import UNDELIVERED, hand_acceptance, result_outcome
 from lilypad_p2p.roles._client_submission import (
@@ -84,10 +88,11 @@ from lilypad_p2p.roles._client_submission import (
     check_funds,
     job_deadline_s,
     new_job_offer,
+    promised_wei,
 )
 from lilypad_p2p.roles._input_files import check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains
-from lilypad_p2p.roles._terms import ACCEPTANCE_WINDOW_S
+from lilypad_p2p.roles._terms import ACCEPTANCE_WINDOW_S, MEDIATION_FEE_WEI
 from lilypad_p2p.roles._transfer import (
     Delivery,
     ResultReceiver,
@@ -105,10 +110,9 @@ log = logging.getLogger("lilypad_p2p.client")
 DEAL_REQUEST_TIMEOUT_S = 15.0
 # Pause between attempts when a provider is unreachable or restarting.
 RETRY_INTERVAL_S = 1.0
-# How long a job offer stays open for matching (longer if the match timeout is): long enough
-# for a second and third match when a matched provider does not answer, short enough that its
-# envelope is still fresh for offer sync (node_publish.SYNC_FRESHNESS_MARGIN_MS under the max
-# age).
+# How long a job offer stays open for matching (longer if the match timeout is): room for a
+# second and third match when a matched provider is silent, fresh enough for offer sync
+# (node_publish.SYNC_FRESHNESS_MARGIN_MS under the max age).
 JOB_OFFER_LIFETIME_MS = 100_000
 # A resource offer whose provider refused our deal is not tried again for this long.
 REFUSAL_BACKOFF_MS = 2_000
@@ -147,6 +151,7 @@ class ClientRole:
         self._records = records
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation; None: bad outputs are only rejected
+        self.mediation_fee_wei = disputes.mediation_fee_wei if disputes else MEDIATION_FEE_WEI
         self._store = store
         self._chains = chains
         self._book = book
@@ -204,7 +209,8 @@ class ClientRole:
             chain = self._chains.require(job.chain_id)
         except LilypadError as exc:
             raise SubmissionError(str(exc)) from exc
-        check_funds(await chain.free_balance(), job, chain.chain_id)
+        check_funds(await chain.free_balance(), job, chain.chain_id,
+                    fee_wei=self.mediation_fee_wei, promised_wei=self.promised_wei(chain.chain_id))
         records = self._records or ClientRecords(RecordFeed(), RecordPolicy())
         asks = await records.job_fields(job.min_completed_deals, job.slash_free_blocks,
                                         chain.head_block)
@@ -238,6 +244,11 @@ class ClientRole:
 
     async def free_deposit(self, chain_id: int) -> int:
         return await self._chains.require(chain_id).free_balance()
+
+    def promised_wei(self, chain_id: int) -> int:
+        """What our jobs on `chain_id` whose deals are not open yet will lock."""
+        return promised_wei(self._store.client_deals(open_only=True), chain_id,
+                            self.mediation_fee_wei)
 
     def observe_proposal(self, envelope: wire.SignedEnvelope) -> None:
         """Note the matches naming our job offers (the first valid one per job wins)."""
@@ -387,18 +398,7 @@ class ClientRole:
         self._save(stored, Event.COUNTERSIGNED,
                    provider_record=wire.encode(record.to_wire()), agreed_ms=self._clock_ms(),
                    deal_id=chain.deal_id(deal))
-        await self._withdraw_offer(job_offer(stored))
-
-    async def _withdraw_offer(self, job: wire.JobOffer) -> None:
-        """Cancel the job offer once it has a deal, so solvers stop matching it."""
-        if job.target_provider is not None:
-            return  # never published
-        cancel = wire.Cancel(market=job.market, offer_cid=job.cid, owner=job.job_creator,
-                             created_at=self._clock_ms(), nonce=secrets.randbits(63))
-        try:
-            await self._publish(cancel)
-        except NetError as exc:  # the offer expires anyway; solvers' holds cover the gap
-            event(log, "offer.cancel_failed", logging.WARNING, offer=job.cid, error=repr(exc))
+        await withdraw_offer(self._publish, job_offer(stored), self._clock_ms())
 
     # agreed/open/running -> accepted | rejected
 
@@ -570,7 +570,7 @@ class ClientRole:
             return
         self._save(stored, then, error=timed_out_error(record.phase, job := job_offer(stored)))
         if record.phase is Phase.OFFERED:  # the offer may outlive our wait: solvers drop it
-            await self._withdraw_offer(job)
+            await withdraw_offer(self._publish, job, self._clock_ms())
 
     # --- control (roles/_client_control.py) ---------------------------------------------
 

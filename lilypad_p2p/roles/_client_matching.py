@@ -14,7 +14,7 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from lilypad_p2p.deal_detail import required
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import PROPOSAL_LIFETIME_MS, OfferBook, Phase, Side, mismatch
+from lilypad_p2p.net import NetError
 from lilypad_p2p.roles._client_disputes import ClientDisputes
 from lilypad_p2p.roles._client_records import ClientRecords
 from lilypad_p2p.roles._settlement import DealChains
@@ -214,6 +215,20 @@ def job_offer(stored: ClientDeal) -> wire.JobOffer:
     envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
     assert isinstance(envelope.body, wire.JobOffer)
     return envelope.body
+
+
+async def withdraw_offer(publish: Callable[[wire.Message], Awaitable[None]], job: wire.JobOffer,
+                         now_ms: int) -> None:
+    """Cancel the job offer once it has a deal (or none will come), so solvers stop matching
+    it."""
+    if job.target_provider is not None:
+        return  # never published
+    cancel = wire.Cancel(market=job.market, offer_cid=job.cid, owner=job.job_creator,
+                         created_at=now_ms, nonce=secrets.randbits(63))
+    try:
+        await publish(cancel)
+    except NetError as exc:  # the offer expires anyway; solvers' holds cover the gap
+        event(log, "offer.cancel_failed", logging.WARNING, offer=job.cid, error=repr(exc))
 
 
 def timed_out_error(phase: Phase, job: wire.JobOffer) -> str:

@@ -4,7 +4,7 @@ checks against the offers this node holds that refuse a job no provider could ta
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,9 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import Module
-from lilypad_p2p.market import entry_accepts, is_open, spec_shortfall
+from lilypad_p2p.market import Phase, entry_accepts, is_open, spec_shortfall
 from lilypad_p2p.roles._terms import MAX_ACCEPTANCE_WINDOW_S, required_deal_time_s
+from lilypad_p2p.store import ClientDeal
 
 # Unless the submission says otherwise, a job's result is due this long after it is posted
 # beyond its module's maximum run time: time to match, open the deal, move inputs and outputs.
@@ -30,6 +31,8 @@ MIB = 1024 * 1024
 # to (the acceptance window, roles/_terms.py); the longest module run (24 h) fits well inside.
 MAX_DEADLINE_S = MAX_ACCEPTANCE_WINDOW_S
 ZERO_ADDRESS = "0x" + "00" * 20
+# A job's payment and mediation fee leave the free deposit only when its deal opens on chain.
+UNOPENED_PHASES = frozenset({Phase.OFFERED, Phase.MATCHED, Phase.AGREED})
 
 
 class SubmissionError(LilypadError):
@@ -91,16 +94,41 @@ class JobSubmission:
         return module.resolve_params(self.params)
 
 
-def check_funds(free_wei: int, job: JobSubmission, chain_id: int) -> None:
-    """Refuse, for now, a job whose max price is above this node's free deposit.
+def promised_wei(deals: Iterable[ClientDeal], chain_id: int, fee_wei: int) -> int:
+    """What this client's jobs on `chain_id` whose deals are not open yet will lock: an agreed
+    deal's payment and fee; a job not agreed yet, its max price and `fee_wei`."""
+    total = 0
+    for stored in deals:
+        if stored.chain_id != chain_id or stored.record.phase not in UNOPENED_PHASES:
+            continue
+        deal = stored.detail.deal
+        if deal is not None:
+            total += deal.payment + deal.mediation_fee
+        else:
+            envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
+            assert isinstance(envelope.body, wire.JobOffer)
+            total += envelope.body.max_price_wei + fee_wei
+    return total
+
+
+def check_funds(free_wei: int, job: JobSubmission, chain_id: int, *, fee_wei: int,
+                promised_wei: int = 0) -> None:
+    """Refuse, for now, a job whose max price and mediation fee are above this node's free
+    deposit less `promised_wei`, what its jobs not opened yet will lock (each would otherwise
+    wait in vain for a provider to open its deal).
 
     Raises:
-        SubmissionDeferred: naming both amounts and how to deposit.
+        SubmissionDeferred: naming the amounts and how to deposit.
     """
-    if free_wei < job.max_price_wei:
-        raise SubmissionDeferred(
-            f"free deposit {free_wei} wei on chain {chain_id} is below the job's max price "
-            f"{job.max_price_wei} wei: run `lilypad-p2p deposit <amount>` first")
+    if free_wei - promised_wei >= job.max_price_wei + fee_wei:
+        return
+    held = (f", less {promised_wei} wei that jobs not opened yet will lock,"
+            if promised_wei else "")
+    raise SubmissionDeferred(
+        f"free deposit {free_wei} wei on chain {chain_id}{held} is below the job's max price "
+        f"{job.max_price_wei} wei plus the mediation fee {fee_wei} wei: run "
+        f"`lilypad-p2p deposit <amount>` first" + (", or wait for those jobs to open"
+                                                   if promised_wei else ""))
 
 
 def job_deadline_s(module: Module, asked_s: int | None) -> int:

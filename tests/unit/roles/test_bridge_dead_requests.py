@@ -32,7 +32,7 @@ from lilypad_p2p.deal_detail import ClientDetail
 from lilypad_p2p.localnet import chain_test_accounts
 from lilypad_p2p.market import Phase, new_client_deal
 from lilypad_p2p.roles._bridge import DELIVERY_MARGIN_S, BridgeRole
-from lilypad_p2p.roles._client_submission import JobSubmission, check_funds
+from lilypad_p2p.roles._client_submission import UNOPENED_PHASES, JobSubmission, check_funds
 from lilypad_p2p.roles._request_life import RULING_WINDOW_S
 from lilypad_p2p.roles._request_polling import REORG_DEPTH_BLOCKS
 from lilypad_p2p.store import DealStore
@@ -308,8 +308,11 @@ async def test_a_first_start_reads_from_the_contracts_deployment_in_bounded_rang
 
 
 class _Client:
-    """The client role as a bridge uses it: its free deposit, and the jobs submitted (each a
-    deal in `store`, when given, as the client role writes them)."""
+    """The client role as a bridge uses it: its free deposit, what its jobs not opened yet
+    will lock, and the jobs submitted (each a deal in `store`, when given, as the client role
+    writes them)."""
+
+    mediation_fee_wei = 0
 
     def __init__(self, free_wei: int, store: DealStore | None = None) -> None:
         self.free_wei = free_wei
@@ -321,8 +324,16 @@ class _Client:
         self.deposit_reads += 1
         return self.free_wei
 
+    def promised_wei(self, chain_id: int) -> int:
+        if self.store is None:
+            return 0
+        return sum(job.max_price_wei for n, job in enumerate(self.jobs, 1)
+                   if (stored := self.store.client_deal(f"key-{n}")) is not None
+                   and stored.record.phase in UNOPENED_PHASES)
+
     async def submit(self, job: JobSubmission) -> str:
-        check_funds(self.free_wei, job, chain_id=job.chain_id or 0)
+        check_funds(self.free_wei, job, chain_id=job.chain_id or 0, fee_wei=0,
+                    promised_wei=self.promised_wei(job.chain_id or 0))
         self.jobs.append(job)
         key = f"key-{len(self.jobs)}"
         if self.store is not None:
