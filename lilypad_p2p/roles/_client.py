@@ -66,7 +66,6 @@ from lilypad_p2p.net import (
     PeerAction,
 )
 from lilypad_p2p.roles._client_chain_watch import (
-    NO_COMMITMENT,
     WITHHELD,
     WithheldResults,
     watch_interval_s,
@@ -431,7 +430,7 @@ class ClientRole:
             if isinstance(step, bytes):
                 event(log, "job.result_withheld", logging.WARNING, key=stored.record.key)
                 self._save(stored, Event.DISPUTE, result_hash=step,
-                           provider_commitment=NO_COMMITMENT, error=WITHHELD)
+                           provider_commitment=wire.NO_COMMITMENT, error=WITHHELD)
                 return
             bound_s = step
         record = self._provider_record(stored, deal.provider)

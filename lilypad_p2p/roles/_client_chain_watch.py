@@ -30,9 +30,6 @@ OPEN_POLL_INTERVAL_S = 0.25
 # How often a running deal's record is read for a result we were not given, and an agreed deal
 # that got no inputs for its opening (at least four times in its acceptance window).
 RESULT_WATCH_INTERVAL_S = 5.0
-# The provider's signature in a mediation request for a result we never received: the contract
-# checked it when it recorded the result, and mediators check the record instead.
-NO_COMMITMENT = bytes(65)
 WITHHELD = ("the provider recorded a result on chain that it did not deliver: disputed, the "
             "mediators re-run the job")
 

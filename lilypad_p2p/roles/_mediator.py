@@ -455,17 +455,20 @@ class MediatorRole:
             raise MediationRefused("this node is not in the deal's consortium")
         if module_hash(request.module) != deal.module_hash:
             raise MediationRefused("the module is not the deal's")
+        unsigned = request.provider_signature == wire.NO_COMMITMENT
+        if not unsigned:  # checked before the chain is read: a made-up request costs no read
+            chain.check_commitment(deal, request.result_hash, request.provider_signature)
         state = await chain.client.deal_state(deal_id)
         if state.status not in _JUDGED:
             raise MediationRefused(f"the deal is {state.status.name} on chain: neither disputed "
                                    "nor open to a spot check")
         if state.status is DealStatus.OPEN:
             # A job creator's private spot check (roles/_spot_check.py) of a deal open with its
-            # fee locked: the provider's signature shows it committed to this hash.
-            chain.check_commitment(deal, request.result_hash, request.provider_signature)
+            # fee locked: only the provider's signature shows it committed to this hash.
+            if unsigned:
+                raise MediationRefused("a spot check of an open deal needs the provider's "
+                                       "signed commitment")
         elif state.result_prefix != request.result_hash[:20]:
-            # Recorded: the contract checked the provider's signature then. A job creator that
-            # never received the result has none to send (its signature field is zeros).
             raise MediationRefused("the result hash is not the one recorded on chain")
 
     async def _run_twice(

@@ -73,7 +73,7 @@ from lilypad_p2p.wire._ids import (
     content_id,
     is_content_id,
 )
-from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
+from lilypad_p2p.wire._mediation_messages import NO_COMMITMENT, MediationRequest, VerdictNotice
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 from lilypad_p2p.wire._schemas import (
     MAX_DISK_MB,
@@ -123,6 +123,7 @@ __all__ = [
     "MEDIATION_CONTEXT",
     "MESSAGE_TYPES",
     "MODULE_ID",
+    "NO_COMMITMENT",
     "OUTPUT_CONTEXT",
     "PPM",
     "PREAMBLE_BYTES",

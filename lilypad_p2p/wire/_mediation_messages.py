@@ -54,6 +54,11 @@ class MediationRequest(DealWithInputs):
         require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 
 
+# A MediationRequest's `provider_signature` from a job creator that never received the result
+# the provider recorded on chain: the record stands for the signature the contract checked.
+NO_COMMITMENT = bytes(SIGNATURE_BYTES)
+
+
 @dataclass(frozen=True, slots=True)
 class VerdictNotice(_DealMessage):
     """A mediator's signed Verdict for `deal_id`: (outcome, result hash, EIP-712 signature)."""

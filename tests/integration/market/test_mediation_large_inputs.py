@@ -64,7 +64,7 @@ async def _attack(mediator_addr: str, mediator: str, chain_id: int) -> tuple[byt
     request = {"type": "mediation_request", "v": 1, "chain_id": chain_id,
                "deal": dict(sorted(deal.items())), "module": "hash",
                "inputs_preamble": os.urandom(104), "inputs_bytes": 64 * MIB,
-               "result_hash": bytes(32), "provider_signature": bytes(65)}
+               "result_hash": bytes(32), "provider_signature": b"\x01" * 65}
     async with connected_host(mediator_addr) as (host, target):
         stream = await host.new_stream(target, ["/lilypad/mediation/2"])
         await stream.write(_frame(request))
@@ -117,7 +117,7 @@ def test_an_80_mib_job_is_spot_checked_by_a_streaming_mediator(tmp_path):
                                    .chain_id)
         refusal = msgpack.unpackb(answer[4:], raw=False)
         assert refusal["type"] == "refused" and "\n" not in refusal["reason"], refusal
-        assert refusal["reason"] == "v must be 27 or 28, got 0"  # the commitment, checked first
+        assert refusal["reason"] == "v must be 27 or 28, got 1"  # the commitment, checked first
         assert len(answer) == 4 + int.from_bytes(answer[:4], "big")  # no send_inputs before
         assert garbage == b""
         assert mediator.process.poll() is None, mediator.log_tail(30)

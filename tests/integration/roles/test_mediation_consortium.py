@@ -36,7 +36,6 @@ from lilypad_p2p.chain import (
     open_rpc_chain,
 )
 from lilypad_p2p.deal_detail import ProviderDetail
-from lilypad_p2p.errors import PeerMisbehaved
 from lilypad_p2p.exec import (
     BUILTIN_MODULES,
     Executor,
@@ -733,8 +732,8 @@ async def test_a_recorded_result_the_client_never_received_is_judged_without_its
         unsigned = dataclasses.replace(case, provider_commitment=bytes(65))
         first = setup.mediator_ids[0]
         request, gate = _request_for(setup, unsigned, first)
-        with pytest.raises(PeerMisbehaved):  # open, nothing recorded: the signature is all
-            await consortium.roles[first.address].judge(request, gate)
+        with pytest.raises(MediationRefused, match="needs the provider's signed commitment"):
+            await consortium.roles[first.address].judge(request, gate)  # open: nothing recorded
 
         await setup.provider.submit_result(case.deal, case.result_hash, case.provider_commitment)
         state = await setup.client.client.deal_state(case.deal)
