@@ -58,13 +58,7 @@ from lilypad_p2p.market import (
     due_timeout,
     new_client_deal,
 )
-from lilypad_p2p.net import (
-    DEAL_STREAM,
-    JOB_STREAM,
-    DealTransport,
-    NetError,
-    PeerAction,
-)
+from lilypad_p2p.net import DEAL_STREAM, JOB_STREAM, DealTransport, NetError, PeerAction
 from lilypad_p2p.roles._client_chain_watch import (
     WITHHELD,
     WithheldResults,
@@ -483,9 +477,11 @@ class ClientRole:
                             stream: trio.CancelScope) -> None:
         with scope:  # ends with the stream (roles/_client_chain_watch.py)
             current = partial(self._store.client_deal, key)
-            stored = current()
-            if stored is not None:
-                await watch_job_stream(current, self._chain(stored), self._opened, stream)
+            if (stored := current()) is not None:
+                left_ms = (stored.record.phase_since_ms + self._timeouts.agreement_ms
+                           - self._clock_ms())
+                await watch_job_stream(current, self._chain(stored), self._opened, stream,
+                                       agreement_ends=trio.current_time() + left_ms / 1000)
 
     def _opened(self, stored: ClientDeal) -> ClientDeal:
         stored = self._save(stored, Event.OPENED, opened_ms=self._clock_ms())

@@ -58,11 +58,12 @@ def watch_interval_s(deal: Deal) -> float:
 
 
 async def watch_job_stream(current: Callable[[], ClientDeal | None], chain: DealChain,
-                           opened: Callable[[ClientDeal], object],
-                           stream: trio.CancelScope) -> None:
+                           opened: Callable[[ClientDeal], object], stream: trio.CancelScope,
+                           *, agreement_ends: float) -> None:
     """While the job stream runs: `opened` once the chain shows the agreed deal the provider
-    opened on receiving our inputs (it answers only with the result); running, `stream` is
-    cancelled once a result the provider recorded instead of sending it is due a dispute."""
+    opened on receiving our inputs (it answers only with the result), looked up often until
+    `agreement_ends` (trio time), then as a running deal is; running, `stream` is cancelled
+    once a result the provider recorded instead of sending it is due a dispute."""
     while (stored := current()) is not None:
         deal = required(stored.detail.deal, "deal")
         if stored.record.phase is Phase.AGREED:
@@ -70,7 +71,8 @@ async def watch_job_stream(current: Callable[[], ClientDeal | None], chain: Deal
                 if await chain.status(deal) is not DealStatus.NONE:
                     opened(stored)
                     continue
-            await trio.sleep(OPEN_POLL_INTERVAL_S)
+            await trio.sleep(OPEN_POLL_INTERVAL_S if trio.current_time() < agreement_ends
+                             else watch_interval_s(deal))
         elif stored.record.phase is Phase.RUNNING:
             # First after a pause: most results come before one, at no chain read.
             await trio.sleep(watch_interval_s(deal))

@@ -48,8 +48,9 @@ class HostileProvider:
     once the client has given up on it; otherwise takes the inputs, opens the deal and never
     answers. Either way it records a result hash it made up, with its own signature."""
 
-    def __init__(self, identity: Identity, chain: DealChain, *, late: bool) -> None:
-        self.identity, self.chain, self.late = identity, chain, late
+    def __init__(self, identity: Identity, chain: DealChain, *, late: bool,
+                 holds: bool = False) -> None:
+        self.identity, self.chain, self.late, self.holds = identity, chain, late, holds
         self.signatures: dict[bytes, bytes] = {}
         self.deal: Deal | None = None
         self.recorded = trio.Event()
@@ -67,6 +68,8 @@ class HostileProvider:
 
     async def on_job(self, peer_id: str, request: wire.JobRequest, gate):
         self.job_requests += 1
+        if self.holds:  # the stream stays open; no input is asked for
+            await trio.sleep_forever()
         if self.late:
             return Reply(wire.DealRefused(reason="busy: try again"))
         deal = deal_from_wire(request.deal)
@@ -161,3 +164,38 @@ async def test_an_agreed_deal_the_provider_never_opens_is_followed_to_its_deadli
     assert market.clock() >= deal.result_deadline * 1000
     assert (await chain.client.deal_state(deal)).status is DealStatus.NONE
     assert (await chain.client.balance()).locked == 0
+
+
+async def test_a_provider_that_holds_the_job_stream_open_is_watched_at_a_slow_pace(
+    tmp_path, autojump, monkeypatch
+) -> None:
+    # The stream may stay open to the deadline (inputs can take long to move), and the client
+    # watches the chain meanwhile for the open: often within the agreement timeout, then every
+    # few seconds, so a provider holding many such streams costs the client little.
+    market = await client_market(tmp_path, Outcome.PROVIDER_WRONG,
+                                 partial(HostileProvider, late=False, holds=True))
+    client, chain = market.client, market.chain
+    store = client._store
+    assert isinstance(store, WatchedStore)
+    reads = []
+    read_status = chain.status
+
+    async def status(deal):
+        reads.append(trio.current_time())
+        return await read_status(deal)
+
+    monkeypatch.setattr(chain, "status", status)
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=market.provider_id.address))
+            await store.until(lambda: store.phase(key) == "agreed")
+            agreed = trio.current_time()
+            await trio.sleep(AGREEMENT_TIMEOUT_MS / 1000 + 60)
+            nursery.cancel_scope.cancel()
+    within = [t for t in reads if t <= agreed + AGREEMENT_TIMEOUT_MS / 1000]
+    after = [t for t in reads if t > agreed + AGREEMENT_TIMEOUT_MS / 1000]
+    assert len(within) >= AGREEMENT_TIMEOUT_MS / 1000 / 0.25 - 2
+    assert 10 <= len(after) <= 14  # one each 5 s
+    assert store.phase(key) == "agreed" and market.provider.job_requests == 1
