@@ -258,6 +258,7 @@ class ClientRole:
             if stored.record.phase.is_final:
                 self._wakeups.pop(key, None)
                 self._matcher.forget(key)
+                self._withheld.forget(key)
                 discard(self._spool / f"{key}.inputs")
                 event(log, "deal.finished", key=key, phase=stored.record.phase)
                 return
@@ -470,7 +471,7 @@ class ClientRole:
                 if await chain.status(deal) is DealStatus.NONE:
                     raise PeerMisbehaved("a result for a deal the provider has not opened")
                 stored = self._opened(stored)
-            self._withheld.delivered(stored.record.key)
+            self._withheld.forget(stored.record.key)
             self._check_result(stored, deal, answer, delivery)
 
     async def _watch_stream(self, key: str, scope: trio.CancelScope,

@@ -97,7 +97,8 @@ class WithheldResults:
     def __init__(self) -> None:
         self._asked_again: set[str] = set()
 
-    def delivered(self, key: str) -> None:
+    def forget(self, key: str) -> None:
+        """The deal's result came, or the deal ended."""
         self._asked_again.discard(key)
 
     async def next_step(self, chain: DealChain, key: str, deal: Deal, *,
