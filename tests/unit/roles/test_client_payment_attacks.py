@@ -105,7 +105,7 @@ async def test_a_provider_cannot_take_the_payment_for_a_result_it_never_delivers
 
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(chain_follows_clock, attacker.chain, clock))
+            await nursery.start(partial(chain_follows_clock, attacker.chain, clock, step_s=5))
             await nursery.start(client.run)
             key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
                                                     target=market.provider_id.address))
@@ -149,7 +149,7 @@ async def test_an_agreed_deal_the_provider_never_opens_is_followed_to_its_deadli
     with trio.fail_after(LIMIT_S):
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(chain_follows_clock, provider.chain.sync.chain,
-                                        market.clock))
+                                        market.clock, step_s=5))
             await nursery.start(client.run)
             key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
                                                     target=market.provider_id.address))
