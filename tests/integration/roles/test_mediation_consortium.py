@@ -743,3 +743,37 @@ async def test_a_recorded_result_the_client_never_received_is_judged_without_its
         assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_WRONG
         assert await setup.client.status(case.deal) is DealStatus.RESOLVED
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known hole: the signed deal does not commit to the job's inputs, so mediators run "
+    "whatever inputs the disputing party streams them (README, 'Not yet: inputs bound to the "
+    "deal'); this test passes, and must lose this mark, once they do"))
+async def test_a_job_creator_cannot_have_an_honest_provider_slashed_with_other_inputs(
+    setup: Setup,
+) -> None:
+    # The job creator received the honest result of its inputs, then disputes it and streams
+    # the mediators other inputs for the same module: their runs cannot give the committed
+    # hash, and today they rule PROVIDER_WRONG: the job creator takes back its payment and the
+    # provider's collateral, and keeps the output.
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[1:4])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "honest"}, three, 3)
+        resolved = BUILTIN_MODULES["hash"].resolve_params({"text": "other inputs"})
+        cid = secrets.token_hex(8)
+        spool = setup.spools / f"{cid}.inputs"
+        write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
+        forged = dataclasses.replace(case, inputs=SpooledInputs(
+            spool, setup.client_id.sealing_private_key(), spool_context(cid)))
+        client, provider = setup.client_id.address, setup.provider_id.address
+        (c0, _), (p0, p_locked0) = await _balances(setup, client, provider)
+        resolution = await mediate(setup.client, forged, consortium.contact)
+        (c1, _), (p1, p_locked1) = await _balances(setup, client, provider)
+        nursery.cancel_scope.cancel()
+    assert resolution is not None
+    assert resolution.outcome is not VerdictOutcome.PROVIDER_WRONG, (c1 - c0, p1 - p0)
+    # The collateral comes back to the provider with the payment; the job creator gains none.
+    assert p_locked0 - p_locked1 == COLLATERAL and p1 - p0 == PAYMENT + COLLATERAL
+    assert c1 == c0
