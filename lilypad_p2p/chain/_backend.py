@@ -157,7 +157,11 @@ class Chain:
 
     def now(self) -> int:
         """The latest block's timestamp (the contract's clock), unix seconds."""
-        return int(self.rpc(lambda: self.w3.eth.get_block("latest"))["timestamp"])
+        return self.block_time("latest")
+
+    def block_time(self, block: int | str) -> int:
+        """A block's timestamp (a number, or a tag such as "latest"), unix seconds."""
+        return int(self.rpc(lambda: self.w3.eth.get_block(block))["timestamp"])  # type: ignore[arg-type]
 
     def block_number(self) -> int:
         return int(self.rpc(lambda: self.w3.eth.block_number))

@@ -192,15 +192,11 @@ class SettlementClient:
                 found = decode_log(self.address, raw)
                 if found is not None and found.deal_id == deal_id:
                     return bytes(found.args["resultHash"])
-            if first == 0 or self._block_time(first) < recorded_at:
+            if first == 0 or self.chain.block_time(first) < recorded_at:
                 break
             last = first - 1
         raise ChainError(f"no ResultSubmitted event for deal 0x{deal_id.hex()} on chain "
                          f"{self.chain.chain_id} (an RPC node that prunes logs cannot show it)")
-
-    def _block_time(self, number: int) -> int:
-        block = self.chain.rpc(lambda: self.chain.w3.eth.get_block(number))
-        return int(block["timestamp"])
 
     def mediator(self, address: str) -> tuple[int, int]:
         """(stake, exit_ready_at) of a mediator; exit_ready_at is 0 while active."""

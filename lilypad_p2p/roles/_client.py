@@ -144,7 +144,8 @@ class ClientRole:
         self._records = records
         self._modules = modules or ModuleCatalog()
         self._disputes = disputes  # mediation; None: bad outputs are only rejected
-        self.mediation_fee_wei = disputes.mediation_fee_wei if disputes else MEDIATION_FEE_WEI
+        self.mediation_fee_wei = (disputes.settings.mediation_fee_wei if disputes is not None
+                                  else MEDIATION_FEE_WEI)
         self._store = store
         self._chains = chains
         self._book = book

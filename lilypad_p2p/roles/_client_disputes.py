@@ -92,10 +92,6 @@ class ClientDisputes:
         self._escalated: set[str] = set()
         self.fees = CheckFees(chains)
 
-    @property
-    def mediation_fee_wei(self) -> int:
-        return self.settings.mediation_fee_wei
-
     def deal_terms(self) -> dict[str, Any]:
         """Keyword arguments of `build_deal` this client's deals carry."""
         return {"consortium_size": self.settings.consortium_size,

@@ -15,6 +15,7 @@ from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import Module
 from lilypad_p2p.market import Phase, entry_accepts, is_open, spec_shortfall
+from lilypad_p2p.roles._client_matching import job_offer
 from lilypad_p2p.roles._terms import MAX_ACCEPTANCE_WINDOW_S, required_deal_time_s
 from lilypad_p2p.store import ClientDeal
 
@@ -105,9 +106,7 @@ def promised_wei(deals: Iterable[ClientDeal], chain_id: int, fee_wei: int) -> in
         if deal is not None:
             total += deal.payment + deal.mediation_fee
         else:
-            envelope = wire.SignedEnvelope.from_wire(wire.decode(stored.detail.job_offer))
-            assert isinstance(envelope.body, wire.JobOffer)
-            total += envelope.body.max_price_wei + fee_wei
+            total += job_offer(stored).max_price_wei + fee_wei
     return total
 
 
