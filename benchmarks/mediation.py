@@ -34,8 +34,8 @@ from lilypad_p2p.chain import (
     default_threshold,
     deploy_settlement,
 )
-from lilypad_p2p.exec import BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
-from lilypad_p2p.exec._job_stream import write_spool
+from lilypad_p2p.exec import BUILTIN_IDS, BUILTIN_MODULES, Executor, JobInputs, JobSpec, seal_for
+from lilypad_p2p.exec._job_stream import inputs_commitment, write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.roles import (
     DealChain,
@@ -46,9 +46,11 @@ from lilypad_p2p.roles import (
     mediate,
     open_dispute,
 )
-from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.roles._terms import job_spec_hash, module_hash
 from lilypad_p2p.roles._transfer import SpooledInputs, spool_context
 from lilypad_p2p.testing import MemoryNetwork, anvil_test_chain, fund_on_anvil
+from lilypad_p2p.testing.offers import make_job_offer
+from lilypad_p2p.wire import JobOffer, new_inputs_nonce
 
 ETH = 10**18
 MEDIATORS = 10
@@ -57,11 +59,11 @@ GAS_TARGETS = {"resolve 3-of-5": 75_000}
 
 
 def _deal(client: DealChain, provider: DealChain, mediators: tuple[str, ...], k: int,
-          now: int) -> Deal:
+          now: int, job: JobOffer) -> Deal:
     return Deal(job_creator=client.address, provider=provider.address, payment=ETH // 100,
                 collateral=ETH // 10, mediation_fee=ETH // 1000 + 7, mediators=mediators,
                 threshold=k, result_deadline=now + 3600, acceptance_window=600,
-                mediation_window=600, job_spec_hash=secrets.token_bytes(32),
+                mediation_window=600, job_spec_hash=job_spec_hash(job),
                 module_hash=module_hash("hash"), salt=secrets.token_bytes(32))
 
 
@@ -105,9 +107,13 @@ async def _run(rounds: int) -> dict[str, object]:
                                    network.transport("the-disputing-client"))
 
         async def case_for(mediators: tuple[str, ...], k: int, text: str) -> DisputeCase:
-            deal = _deal(client, provider, mediators, k, await client.now_s())
-            await client.open_deal(deal, client.sign_deal(deal), provider.sign_deal(deal))
             params = BUILTIN_MODULES["hash"].resolve_params({"text": text})
+            nonce = new_inputs_nonce()  # the job offer commits to the inputs
+            job = make_job_offer(job_creator=client.address, module=BUILTIN_IDS["hash"],
+                                 nonce=secrets.randbits(63),
+                                 inputs_commitment=inputs_commitment(nonce, {}, params))
+            deal = _deal(client, provider, mediators, k, await client.now_s(), job)
+            await client.open_deal(deal, client.sign_deal(deal), provider.sign_deal(deal))
             result = await executor.run(JobSpec("hash"), seal_for(
                 provider_id.sealing_public_key, JobInputs(files={}, params=params).encode()),
                 provider_id.sealing_private_key(), timeout_s=60)
@@ -117,7 +123,8 @@ async def _run(rounds: int) -> dict[str, object]:
             write_spool(spool, client_id.sealing_public_key, spool_context(cid), {}, params)
             inputs = SpooledInputs(spool, client_id.sealing_private_key(), spool_context(cid))
             return DisputeCase(deal, "hash", inputs, digest,
-                               provider.sign_commitment(deal, digest))
+                               provider.sign_commitment(deal, digest),
+                               client_id.sign_envelope(job, job.created_at).encode(), nonce)
 
         figures: dict[str, object] = {}
         async with trio.open_nursery() as nursery:

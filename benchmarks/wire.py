@@ -84,6 +84,7 @@ def sample_messages() -> dict[str, object]:
             trusted_mediators=MEDIATORS,
             chain_id=31337,
             deadline=NOW + 7_200_000,
+            inputs_commitment=bytes(range(32)),
             **lifetime,
         ),
         "match_proposal_10": MatchProposal(

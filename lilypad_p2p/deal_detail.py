@@ -45,6 +45,7 @@ class ClientDetail:
     submitted_ms: int
     module_name: str | None = None
     inputs_spool: str | None = None
+    inputs_nonce: bytes | None = None  # opens the job offer's inputs_commitment
     salt: bytes | None = None  # the deal's Job salt when the submission named one
     refused: dict[str, int] = field(default_factory=dict)  # resource offer CID -> sits out until
     refusal: str | None = None  # why the last match failed
@@ -99,8 +100,10 @@ class ProviderDetail:
     module: str
     spec: wire.ResourceSpec
     job_offer_cid: str
+    job_offer: bytes | None = None  # the signed job offer, for mediators (None: an older deal)
     # running
     inputs_spool: str | None = None
+    inputs_nonce: bytes | None = None  # set once the inputs open the job offer's commitment
     output_recipient: bytes | None = None  # the job creator's sealing key for the outputs
     error: str | None = None  # why the last run did not finish
     # result committed

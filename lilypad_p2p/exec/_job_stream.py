@@ -96,11 +96,42 @@ def inputs_stream_size(files: Mapping[str, FileSource], params: Mapping[str, Par
     return len(_header(sizes, params)) + sum(size for _, size in sizes)
 
 
+def inputs_commitment(
+    nonce: bytes, files: Mapping[str, FileSource], params: Mapping[str, ParamValue]
+) -> bytes:
+    """The job offer's `inputs_commitment` to the input stream of `files` and `params`.
+
+    Raises:
+        MalformedInputs: a bad path, parameter or file count.
+        OSError: a file cannot be read.
+    """
+    JobInputs(files={name: b"" for name in files}, params=params)
+    sizes = [(name, _source_size(files[name])) for name in sorted(files)]
+    commitment = wire.InputsCommitment(nonce)
+    for piece in _pieces(_header(sizes, params), files, sizes):
+        commitment.update(piece)
+    return commitment.digest()
+
+
+def spool_commitment(spool: Path, key: PrivateKey | bytes, context: bytes, nonce: bytes) -> bytes:
+    """The `inputs_commitment` the plaintext of a spool (opened with `key`) makes with `nonce`.
+
+    Raises:
+        ChunkStreamError: the spool does not open.
+    """
+    commitment = wire.InputsCommitment(nonce)
+    for piece in open_spool(spool, key, context):
+        commitment.update(piece)
+    return commitment.digest()
+
+
 def write_spool(
     spool: Path, recipient: PublicKey | bytes, context: bytes,
     files: Mapping[str, FileSource], params: Mapping[str, ParamValue],
+    commitment: wire.InputsCommitment | None = None,
 ) -> int:
-    """Seal the input stream of `files` and `params` into the new file `spool` (0600).
+    """Seal the input stream of `files` and `params` into the new file `spool` (0600), feeding
+    its plaintext to `commitment` if given.
 
     The sizes are taken first; a file that then changes size fails. Returns the plaintext size.
 
@@ -118,6 +149,8 @@ def write_spool(
         with os.fdopen(fd, "wb") as out:
             out.write(_SIZE.pack(total) + sealer.preamble)
             for piece in _pieces(header, files, sizes):
+                if commitment is not None:
+                    commitment.update(piece)
                 for chunk in sealer.seal(piece):
                     out.write(chunk)
             if not sealer.finished:
@@ -126,6 +159,26 @@ def write_spool(
         spool.unlink(missing_ok=True)
         raise
     return total
+
+
+def write_committed_spool(
+    spool: Path, recipient: PublicKey | bytes, context: bytes,
+    files: Mapping[str, FileSource], params: Mapping[str, ParamValue], nonce: bytes,
+    committed: bytes,
+) -> None:
+    """`write_spool`, checking that what it sealed is what `committed` (`inputs_commitment`
+    with `nonce`) was taken of: a file rewritten in between would have the job refused.
+
+    Raises:
+        MalformedInputs: as `write_spool`, or a file changed since the commitment.
+        OSError: as `write_spool`.
+    """
+    commitment = wire.InputsCommitment(nonce)
+    write_spool(spool, recipient, context, files, params, commitment)
+    if commitment.digest() != committed:
+        spool.unlink(missing_ok=True)
+        raise MalformedInputs("an input file changed while it was being read; submit the job "
+                              "again once the file is complete")
 
 
 def _pieces(

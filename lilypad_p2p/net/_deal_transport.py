@@ -1,12 +1,12 @@
 """The deal protocols as the roles see them: typed, by string peer ID, with no libp2p types.
 
     /lilypad/deal/2    propose a signed deal, get the provider's acceptance (or a refusal)
-    /lilypad/job/3     stream the sealed inputs of an accepted deal (the provider then opens
+    /lilypad/job/4     stream the sealed inputs of an accepted deal (the provider then opens
                        it on chain), get the signed result and the sealed outputs as a stream
                        (`_transfer.py`)
     /lilypad/result/1  send the signed acceptance, get an acknowledgement
-    /lilypad/mediation/2  stream a disputed job's sealed inputs to a mediator, get its signed
-                       verdict (`_transfer.py`, as `/lilypad/job/3`)
+    /lilypad/mediation/3  stream a disputed job's sealed inputs to a mediator, get its signed
+                       verdict (`_transfer.py`, as `/lilypad/job/4`)
     /lilypad/module/1  ask a job creator for a module's definition, get its canonical bytes
 
 Each protocol is a `StreamProtocol[Request, Answer]`, so a call names what it sends and gets
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from lilypad_p2p.net._transfer import BodyGate, ChunkSource, Reply
 
 DEAL_PROTOCOL = "/lilypad/deal/2"
-JOB_PROTOCOL = "/lilypad/job/3"
+JOB_PROTOCOL = "/lilypad/job/4"
 RESULT_PROTOCOL = "/lilypad/result/1"
-MEDIATION_PROTOCOL = "/lilypad/mediation/2"
+MEDIATION_PROTOCOL = "/lilypad/mediation/3"
 MODULE_PROTOCOL = "/lilypad/module/1"
 MAX_SMALL_BYTES = 64 * 1024
 # A role's reason for a report is cut to this: it goes into logs, and may quote the peer.

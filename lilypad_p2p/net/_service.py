@@ -470,7 +470,7 @@ class GossipNet:
 
     def set_deal_peers(self, has_open_deal: Callable[[str], bool]) -> None:
         """Tell the network which peers (by peer ID) we have open deals with: only they may
-        send large frames (`/lilypad/job/3` inputs), and trimming never closes them."""
+        send large frames (`/lilypad/job/4` inputs), and trimming never closes them."""
         self._has_open_deal = has_open_deal
 
     def _is_deal_peer(self, peer_id: ID) -> bool:

@@ -1,6 +1,6 @@
 """Job transfers: a small request, then bodies of any size as sealed chunk streams.
 
-`/lilypad/job/3` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/2` alike, with a
+`/lilypad/job/4` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/3` alike, with a
 `MediationRequest` and a `VerdictNotice` answer without a body):
 
     asker  -> JobRequest frame (small: the deal, the inputs' size and preamble)
@@ -120,7 +120,7 @@ class InputsGate:
 async def answer_only(
     answer: wire.DealMessage, body: AsyncIterator[bytes] | None
 ) -> wire.DealMessage:
-    """`on_answer` of a transfer whose answers carry no body (`/lilypad/mediation/2`)."""
+    """`on_answer` of a transfer whose answers carry no body (`/lilypad/mediation/3`)."""
     if body is not None:
         raise wire.MalformedMessage(f"{answer.TYPE} with a body is not expected here")
     return answer

@@ -13,7 +13,7 @@ resumes after a crash simply does its phase's action again:
   naming our job offer, or for a targeted job the named provider's resource offer from our
   book; sign the deal -> matched.
 - matched: send the deal over /lilypad/deal/2; accepted -> agreed; refused -> offered.
-- agreed/open/running: stream the spooled inputs over /lilypad/job/3 until a result comes
+- agreed/open/running: stream the spooled inputs over /lilypad/job/4 until a result comes
   back (the provider may be restarting); the provider opens the deal on chain once it holds
   them (agreed -> open -> running as we learn it); check the commitment, open the output
   stream into the results file, check its hash: accepted (the acceptance is signed and stored
@@ -44,7 +44,12 @@ from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.deal_detail import ClientDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.exec import ModuleCatalog
-from lilypad_p2p.exec._job_stream import FileSource, inputs_stream_size, write_spool
+from lilypad_p2p.exec._job_stream import (
+    FileSource,
+    inputs_commitment,
+    inputs_stream_size,
+    write_committed_spool,
+)
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -76,12 +81,14 @@ from lilypad_p2p.roles._client_matching import (
 from lilypad_p2p.roles._client_records import ClientRecords, RecordPolicy
 from lilypad_p2p.roles._client_results import UNDELIVERED, hand_acceptance, result_outcome
 from lilypad_p2p.roles._client_submission import (
+    UNBOUND_INPUTS,
     JobSubmission,
     SubmissionError,
     check_funds,
     job_deadline_s,
     new_job_offer,
     promised_wei,
+    unbound_job_ends,
 )
 from lilypad_p2p.roles._input_files import check_job_size
 from lilypad_p2p.roles._settlement import DealChain, DealChains
@@ -89,10 +96,8 @@ from lilypad_p2p.roles._terms import ACCEPTANCE_WINDOW_S, MEDIATION_FEE_WEI
 from lilypad_p2p.roles._transfer import (
     Delivery,
     ResultReceiver,
-    SpooledInputs,
     discard,
-    inputs_context,
-    inputs_spool,
+    job_request,
     spool_context,
 )
 from lilypad_p2p.store import ClientDeal, DealStore, StoreUnavailable
@@ -177,6 +182,8 @@ class ClientRole:
                     self._disputes.fees.run, self._store,
                     checking=self._disputes.settings.check_rate_ppm > 0))
             for stored in self._store.client_deals(open_only=True):
+                for then in unbound_job_ends(stored):
+                    stored = self._save(stored, then, error=UNBOUND_INPUTS)
                 event(log, "deal.resumed", key=stored.record.key, phase=stored.record.phase)
                 if stored.record.phase is Phase.OFFERED:
                     self._matcher.restore_job_offer(stored)
@@ -194,14 +201,16 @@ class ClientRole:
         if self._nursery is None:
             raise SubmissionError("the client role is not running")
         files: dict[str, FileSource] = {**job.files, **job.file_paths}
-        try:  # an unknown module or chain, bad parameters, inputs over the size limit
+        nonce = wire.new_inputs_nonce()
+        try:  # an unknown module or chain, bad parameters or files, inputs over the size limit
             module_id, module = self._modules.resolve(job.module)
             deadline_s = job_deadline_s(module, job.deadline_s)
             params = job.resolved_params(module)
             check_job_size(await run_blocking(inputs_stream_size, files, params),
                            self._max_job_bytes)
             chain = self._chains.require(job.chain_id)
-        except LilypadError as exc:
+            committed = await run_blocking(inputs_commitment, nonce, files, params)
+        except (LilypadError, OSError) as exc:
             raise SubmissionError(str(exc)) from exc
         check_funds(await chain.free_balance(), job, chain.chain_id,
                     fee_wei=self.mediation_fee_wei, promised_wei=self.promised_wei(chain.chain_id))
@@ -214,20 +223,21 @@ class ClientRole:
             mediators=self._mediators, asks=asks, now_ms=now, deadline_s=deadline_s,
             check_rate_ppm=self._disputes.settings.check_rate_ppm if self._disputes else 0,
             lifetime_ms=min(max(self._timeouts.match_ms, JOB_OFFER_LIFETIME_MS),
-                            deadline_s * 1000))
+                            deadline_s * 1000), inputs_commitment=committed)
         envelope = self._identity.sign_envelope(offer, now)
         # Spooled sealed to ourselves: the disk never holds the inputs in the clear.
         self._spool.mkdir(mode=0o700, parents=True, exist_ok=True)
         spool = self._spool / f"{offer.cid}.inputs"
         try:
-            await run_blocking(write_spool, spool, self._identity.sealing_public_key,
-                               spool_context(offer.cid), files, params)
+            await run_blocking(write_committed_spool, spool, self._identity.sealing_public_key,
+                               spool_context(offer.cid), files, params, nonce, committed)
         except (LilypadError, OSError) as exc:
             raise SubmissionError(f"inputs: {exc}") from exc
         record = new_client_deal(offer.cid, now_ms=now, expires_ms=offer.expires_at)
         self._store.insert(record, ClientDetail(job_offer=envelope.encode(), module=module_id,
                                                 submitted_ms=now, module_name=module.name,
-                                                inputs_spool=str(spool), salt=job.salt),
+                                                inputs_spool=str(spool), inputs_nonce=nonce,
+                                                salt=job.salt),
                           chain_id=chain.chain_id)
         if offer.target_provider is None:
             await self._publish(offer)
@@ -436,15 +446,8 @@ class ClientRole:
         if stored.record.phase is Phase.OPEN:
             stored = self._save(stored, Event.INPUTS_DELIVERED)
         deal_id = chain.deal_id(deal)
-        inputs = SpooledInputs(inputs_spool(stored.detail.inputs_spool),
-                               self._identity.sealing_private_key(),
-                               spool_context(stored.record.key)).resealed(
-            record.sealing_public_key, inputs_context(deal_id))
-        request = wire.JobRequest(
-            chain_id=chain.chain_id, deal=wire.deal_to_wire(deal), module=stored.detail.module,
-            inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
-            output_recipient=self._identity.sealing_public_key,
-        )
+        request, inputs = job_request(stored, deal, chain.chain_id, deal_id, self._identity,
+                                      record.sealing_public_key)
         result = self._results_dir / f"{stored.record.key}.tar"
         with trio.move_on_after(bound_s) as exchange:
             watch = trio.CancelScope()  # opened, or a result recorded and withheld

@@ -7,7 +7,7 @@ mediation fee), whether a resource offer's collateral covers its spot-check rate
 `lilypad-p2p dispute <key>`; `step` then drives it. A spot check is first asked off chain
 (`roles/_spot_check.py`): if k members agree the deal is accepted as usual (its fee shares paid
 later in a batch by `fees`); otherwise, and for every other dispute: `roles.mediate` (record
-the result, dispute, gather k verdicts from the consortium over `/lilypad/mediation/2`,
+the result, dispute, gather k verdicts from the consortium over `/lilypad/mediation/3`,
 resolve); each mediator is streamed the inputs this client spooled at submit, re-sealed to
 it. Without a quorum it tries again until the mediation window closes on chain, then claims
 the timeout (the price split between the parties, collateral and fee back).
@@ -111,7 +111,8 @@ class ClientDisputes:
                                self._identity.sealing_private_key(),
                                spool_context(stored.record.key))
         case = DisputeCase(deal, detail.module, inputs, result,
-                           required(detail.provider_commitment, "provider's commitment"))
+                           required(detail.provider_commitment, "provider's commitment"),
+                           detail.job_offer, required(detail.inputs_nonce, "inputs nonce"))
         if detail.spot_check and stored.record.key not in self._escalated:
             # Off chain first (roles/_spot_check.py): only a disagreement is disputed.
             quorum = await private_check(self._chains, stored.chain_id, case, self._contact,

@@ -14,7 +14,7 @@ from eth_utils import to_checksum_address
 from lilypad_p2p import wire
 from lilypad_p2p.errors import LilypadError
 from lilypad_p2p.exec import Module
-from lilypad_p2p.market import Phase, entry_accepts, is_open, spec_shortfall
+from lilypad_p2p.market import Event, Phase, entry_accepts, is_open, spec_shortfall
 from lilypad_p2p.roles._client_matching import job_offer
 from lilypad_p2p.roles._terms import MAX_ACCEPTANCE_WINDOW_S, required_deal_time_s
 from lilypad_p2p.store import ClientDeal
@@ -34,6 +34,21 @@ MAX_DEADLINE_S = MAX_ACCEPTANCE_WINDOW_S
 ZERO_ADDRESS = "0x" + "00" * 20
 # A job's payment and mediation fee leave the free deposit only when its deal opens on chain.
 UNOPENED_PHASES = frozenset({Phase.OFFERED, Phase.MATCHED, Phase.AGREED})
+
+
+# Why a job posted by a version whose job offers did not commit to their inputs ends before its
+# deal opens: no provider or mediator of this version runs it.
+UNBOUND_INPUTS = ("posted by an earlier version, whose job offers did not bind their inputs to "
+                  "the deal; submit the job again")
+
+
+def unbound_job_ends(stored: ClientDeal) -> tuple[Event, ...]:
+    """The events that end a job posted before inputs were bound to deals, if its deal has not
+    opened (none for any other job)."""
+    if stored.detail.inputs_nonce is not None or stored.record.phase not in UNOPENED_PHASES:
+        return ()
+    return (Event.REFUSED, Event.CANCEL) if stored.record.phase is Phase.MATCHED else (
+        Event.CANCEL,)
 
 
 class SubmissionError(LilypadError):
@@ -151,7 +166,7 @@ def job_deadline_s(module: Module, asked_s: int | None) -> int:
 def new_job_offer(
     job: JobSubmission, module_id: str, module: Module, *, creator: str, chain_id: int,
     mediators: tuple[str, ...], check_rate_ppm: int, asks: Mapping[str, int], now_ms: int,
-    deadline_s: int, lifetime_ms: int,
+    deadline_s: int, lifetime_ms: int, inputs_commitment: bytes,
 ) -> wire.JobOffer:
     """The job offer `creator` posts for `job` at `now_ms`, open for `lifetime_ms`; `asks`
     are its record requirements (`ClientRecords.offer_fields`)."""
@@ -170,6 +185,7 @@ def new_job_offer(
         records_block=asks.get("records_block", 0),
         min_completed_deals=asks.get("min_completed_deals", 0),
         slash_free_blocks=asks.get("slash_free_blocks", 0),
+        inputs_commitment=inputs_commitment,
         created_at=now_ms,
         expires_at=now_ms + lifetime_ms,
         nonce=secrets.randbits(63),

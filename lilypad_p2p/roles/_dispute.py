@@ -1,12 +1,13 @@
 """The disputing side of mediation: open the dispute, gather k verdicts, resolve on chain.
 
-    resolution = await mediate(chain, DisputeCase(deal, module, inputs, hash, commitment),
+    resolution = await mediate(chain, DisputeCase(deal, module, inputs, hash, commitment,
+                                                  job_offer, inputs_nonce),
                                contact=lambda address: MediatorContact(..., transport, ...))
 
 1. Put the dispute on chain (`open_dispute`): the contract disputes only a recorded result, so
    the provider's signed ResultCommitment is posted first if it is not (anyone may post it).
 2. Ask every member of the consortium at once (`gather_verdicts`), each streamed the spooled
-   inputs re-sealed to its own key (`/lilypad/mediation/2`, chunk by chunk: inputs of any size
+   inputs re-sealed to its own key (`/lilypad/mediation/3`, chunk by chunk: inputs of any size
    up to the members' `max_job_bytes`), each bounded by MEDIATOR_ANSWER_TIMEOUT_S plus the
    inputs' transfer at SLOWEST_INPUTS_BYTES_PER_S. A verdict counts once its EIP-712 signature
    recovers to a member (`market.VerdictTally`); as soon as k agree, the others are cancelled:
@@ -80,14 +81,18 @@ class DisputeError(LilypadError):
 
 @dataclass(frozen=True, slots=True)
 class DisputeCase:
-    """What a dispute needs: the deal, the job (module + the inputs this node has spooled) and
-    the provider's commitment (result hash and its EIP-712 signature)."""
+    """What a dispute needs: the deal, the job (module + the inputs this node has spooled), the
+    provider's commitment (result hash and its EIP-712 signature), and what binds the inputs to
+    the deal: the signed job offer (its hash is the deal's `jobSpecHash`) and the nonce that
+    opens its `inputs_commitment`."""
 
     deal: Deal
     module: str
     inputs: SpooledInputs
     result_hash: bytes
     provider_commitment: bytes
+    job_offer: bytes
+    inputs_nonce: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,7 @@ async def gather_verdicts(
         request = wire.MediationRequest(
             chain_id=chain.chain_id, deal=wire_deal, module=case.module,
             inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
+            inputs_nonce=case.inputs_nonce, job_offer=case.job_offer,
             result_hash=case.result_hash, provider_signature=case.provider_commitment,
         )
         try:

@@ -6,7 +6,7 @@
 
 `run` registers the node with its stake on each of its chains where it is not registered yet,
 then watches each contract's events (EventWatcher): `DealDisputed` is logged (the disputing
-party brings the deal and streams the inputs over `/lilypad/mediation/2`, as the event only
+party brings the deal and streams the inputs over `/lilypad/mediation/3`, as the event only
 carries a dealId), and a `DealResolved` of a deal we judged starts collecting our fee share:
 if whoever resolved left our agreeing signature out, we add it (`addVerdictSignature`, open for
 one mediation window after `resolve`); once that window has closed, one `claimMediationFee`
@@ -14,25 +14,27 @@ one mediation window after `resolve`); once that window has closed, one `claimMe
 chain's RPC, say) is tried again with a growing pause; one the contract refuses for good is
 logged and asked again at the next start.
 
-`judge(request, gate)` is the work: the deal must name us, be disputed on chain with the provider's
-committed hash recorded on the chain the request names (one we serve), or open there for a job
-creator's private spot check (`roles/_spot_check.py`; the provider's signed commitment comes with
-the request), and its module must be the deal's. Only then are the inputs asked for (`gate`): a
-sealed chunk stream re-sealed to our key, its declared size within our `max_job_bytes` and free
-disk, spooled 0600 under `<home>/spool/mediator/` as it arrives (`roles/_transfer.py`). We run the
-job twice on our own executor from that spool, each run bounded by the module's maximum run time and
-writing its output tarball to a spool file hashed as it is written (the provider's result hash is
-the sha256 of the same canonical tarball), and sign `market.judge_runs`' verdict (every spool file
-is removed once the runs are over). A run that fails for a reason inside the job counts as its
-failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly when
-the same failure reproduces. Inputs that do not open with our key are refused in one line, nothing
-run. One verdict per deal, ever: a repeated request gets the same signed answer (two different
-verdicts from one mediator would be equivocation), also after a restart (`verdict_dir`); the
-record goes once the deal is over on chain and the fee settled, when no request can qualify
-again. Every judged deal not settled yet is looked at again every `JUDGED_SWEEP_S`: a spot check
-that agreed ends in a settlement, which sends no event a mediator watches. A job that
-fails on our machine for a reason outside the job (Docker, the image) gets no verdict: silence costs
-us the fee, while a guess could be wrong.
+`judge(request, gate)` is the work: the deal must name us, be disputed on chain with the
+provider's committed hash recorded on the chain the request names (one we serve), or open there
+for a job creator's private spot check (`roles/_spot_check.py`; the provider's signed commitment
+comes with the request), its module must be the deal's, and its job offer the one whose hash is
+the deal's `jobSpecHash`. Only then are the inputs asked for (`gate`): a sealed chunk stream
+re-sealed to our key, its declared size within our `max_job_bytes` and free disk, spooled 0600
+under `<home>/spool/mediator/` as it arrives (`roles/_transfer.py`). We run the job twice on our
+own executor from that spool, each run bounded by the module's maximum run time and writing its
+output tarball to a spool file hashed as it is written (the provider's result hash is the sha256
+of the same canonical tarball), and sign `market.judge_runs`' verdict (every spool file is
+removed once the runs are over). A run that fails for a reason inside the job counts as its
+failure claim's hash (`roles/_failure.py`), so a provider's failure result is upheld exactly
+when the same failure reproduces. Inputs that do not open with our key, or are not the ones the
+job offer committed to (`inputs_commitment`), are refused in one line, nothing run: streaming
+other inputs gets the asker no verdict against anyone. One verdict per deal, ever: a repeated
+request gets the same signed answer (two different verdicts from one mediator would be
+equivocation), also after a restart (`verdict_dir`); the record goes once the deal is over on
+chain and the fee settled, when no request can qualify again. Every judged deal not settled yet
+is looked at again every `JUDGED_SWEEP_S`: a spot check that agreed ends in a settlement, which
+sends no event a mediator watches. A job that fails on our machine for a reason outside the job
+(Docker, the image) gets no verdict: silence costs us the fee, while a guess could be wrong.
 
 
 `MediatorFault.LIE` is a test fault (the simnet's lying mediator): the mediator signs the
@@ -85,12 +87,13 @@ from lilypad_p2p.roles._executor_link import connect_executor
 from lilypad_p2p.roles._failure import classify
 from lilypad_p2p.roles._module_gate import fetch_definition
 from lilypad_p2p.roles._settlement import DealChain, DealChains, UnknownChain
-from lilypad_p2p.roles._terms import deal_from_wire, module_hash
+from lilypad_p2p.roles._terms import deal_from_wire, deal_job_offer, module_hash
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
     mediation_context,
     receive_inputs,
+    uncommitted,
 )
 from lilypad_p2p.store import decode_verdict, encode_verdict
 
@@ -369,7 +372,7 @@ class MediatorRole:
             self._fee_nursery.start_soon(self._collect_fee, chain, deal_id, deal,
                                          chain_event.args["signerMask"])
 
-    # --- /lilypad/mediation/2 -----------------------------------------------------------
+    # --- /lilypad/mediation/3 -----------------------------------------------------------
 
     async def on_mediation_request(
         self, peer_id: str, request: wire.MediationRequest, gate: BodyGate
@@ -431,10 +434,10 @@ class MediatorRole:
         known = self._verdicts.get(deal_id)
         if known is not None:
             return known
-        await self._check_request(chain, deal, deal_id, request)
+        committed = await self._check_request(chain, deal, deal_id, request)
         if asker is not None:
             await self._have_module(asker, request.module)
-        hashes = await self._run_twice(deal_id, request, gate)
+        hashes = await self._run_twice(deal_id, request, gate, committed)
         outcome, digest = judge_runs(request.result_hash, hashes)
         if self._fault is MediatorFault.LIE:
             outcome, digest = _lie(outcome, request.result_hash)
@@ -450,7 +453,9 @@ class MediatorRole:
 
     async def _check_request(
         self, chain: DealChain, deal: Deal, deal_id: bytes, request: wire.MediationRequest
-    ) -> None:
+    ) -> bytes:
+        """The job offer's `inputs_commitment` the inputs must open, once the request
+        qualifies."""
         if self.address not in deal.mediators:
             raise MediationRefused("this node is not in the deal's consortium")
         if module_hash(request.module) != deal.module_hash:
@@ -458,6 +463,7 @@ class MediatorRole:
         unsigned = request.provider_signature == wire.NO_COMMITMENT
         if not unsigned:  # checked before the chain is read: a made-up request costs no read
             chain.check_commitment(deal, request.result_hash, request.provider_signature)
+        committed = deal_job_offer(deal, request.job_offer).inputs_commitment
         state = await chain.client.deal_state(deal_id)
         if state.status not in _JUDGED:
             raise MediationRefused(f"the deal is {state.status.name} on chain: neither disputed "
@@ -470,9 +476,10 @@ class MediatorRole:
                                        "signed commitment")
         elif state.result_prefix != request.result_hash[:20]:
             raise MediationRefused("the result hash is not the one recorded on chain")
+        return committed
 
     async def _run_twice(
-        self, deal_id: bytes, request: wire.MediationRequest, gate: BodyGate
+        self, deal_id: bytes, request: wire.MediationRequest, gate: BodyGate, committed: bytes
     ) -> list[bytes]:
         executor = await self._connect_executor()
         if executor is None:
@@ -491,6 +498,12 @@ class MediatorRole:
         except OSError as exc:  # our disk: nothing the asker did
             raise MediationRefused(f"this mediator cannot spool the inputs: {exc}") from exc
         try:
+            # Other inputs than the deal's would have us rule on another job: the asker's
+            # fault, never a verdict against either party.
+            why = await run_blocking(uncommitted, spool, self._identity.sealing_private_key(),
+                                     mediation_context(deal_id), request.inputs_nonce, committed)
+            if why is not None:
+                raise MediationRefused(f"{why}: nothing is ruled")
             return [await self._run_once(deal_id, request.module, spool, output, attempt)
                     for attempt, output in enumerate(outputs)]
         finally:

@@ -80,6 +80,7 @@ from lilypad_p2p.roles._terms import (
     RESULT_DELIVERY_MARGIN_S,
     deal_from_wire,
     deal_mismatch,
+    proposed_job,
 )
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
@@ -87,9 +88,9 @@ from lilypad_p2p.roles._transfer import (
     inputs_context,
     inputs_spool,
     receive_inputs,
+    refuse_uncommitted,
     result_reply,
     tamper_output,
-    unopenable,
 )
 from lilypad_p2p.store import DealStore, ProviderDeal
 
@@ -211,20 +212,14 @@ class ProviderRole:
         if unavailable is not None:
             return wire.DealRefused(reason=f"provider cannot run jobs now: {unavailable}"[:500])
         deal = deal_from_wire(request.deal)
-        envelope = wire.SignedEnvelope.from_wire(wire.decode(request.job_offer))
-        wire.verify_signature(envelope)
-        job = envelope.body
-        if not isinstance(job, wire.JobOffer):
-            return wire.DealRefused(reason="job_offer is not a JobOffer")
-        if wire.address_from_peer_id_text(peer_id) != job.job_creator:
-            return wire.DealRefused(reason="only the job creator may propose its deal")
+        job = proposed_job(request, peer_id)
+        if isinstance(job, str):
+            return wire.DealRefused(reason=job)
         held = self._book.get(request.resource_offer_cid)
         resource = held.body if held is not None else None
         if not (isinstance(resource, wire.ResourceOffer)
                 and resource.provider == self._identity.address):
             return wire.DealRefused(reason="no such resource offer of ours (expired?)")
-        if job.chain_id != request.chain_id:
-            return wire.DealRefused(reason="the deal's chain is not its job offer's")
         try:
             chain = self._chains.require(request.chain_id)
         except UnknownChain as exc:
@@ -266,7 +261,7 @@ class ProviderRole:
             self._store.insert(record, ProviderDetail(
                 deal=deal, job_creator_signature=request.job_creator_signature,
                 provider_signature=signature, module=job.module, spec=job.spec,
-                job_offer_cid=job.cid,
+                job_offer_cid=job.cid, job_offer=request.job_offer,
             ), chain_id=chain.chain_id)
             self._deal_added.set()
         event(log, "deal.countersigned", key=key, job=job.cid, client=job.job_creator,
@@ -281,7 +276,7 @@ class ProviderRole:
         except UnknownModule:
             return MAX_RUN_TIME_S
 
-    # --- /lilypad/job/3 -----------------------------------------------------------------
+    # --- /lilypad/job/4 -----------------------------------------------------------------
 
     async def on_job_request(self, peer_id: str, request: wire.JobRequest,
                              gate: BodyGate) -> Reply:
@@ -318,7 +313,12 @@ class ProviderRole:
             if not spool.exists():  # spooled before we opened it; taken again if lost since
                 await receive_inputs(gate, request, bytes.fromhex(key), spool,
                                      self._max_job_bytes)
+            if stored.detail.inputs_nonce is None:  # found open on chain: not checked yet
+                refused = await refuse_uncommitted(stored, deal, request, spool, self._identity)
+                if refused is not None:
+                    return refused
             stored = self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
+                                inputs_nonce=stored.detail.inputs_nonce or request.inputs_nonce,
                                 output_recipient=request.output_recipient)
         if stored.record.phase is Phase.RUNNING:
             stored = await self._execute_once(key, deal, chain)
@@ -342,17 +342,18 @@ class ProviderRole:
         self._opening.add(key)  # the agreement timeout waits for the inputs and the open
         try:
             status = await chain.status(deal)
+            checked = None
             if status is DealStatus.NONE:
                 refused = await self._take_inputs_and_open(stored, deal, chain, request, gate,
                                                            spool)
                 if refused is not None:
                     return refused
-                status = DealStatus.OPEN
+                status, checked = DealStatus.OPEN, request.inputs_nonce
         finally:
             self._opening.discard(key)
         if status is not DealStatus.OPEN:
             return wire.DealRefused(reason=f"deal is {status.name} on chain")
-        return self._save(stored, Event.OPENED)
+        return self._save(stored, Event.OPENED, inputs_nonce=checked)
 
     async def _take_inputs_and_open(
         self, stored: ProviderDeal, deal: Deal, chain: DealChain, request: wire.JobRequest,
@@ -365,13 +366,9 @@ class ProviderRole:
             return wire.DealRefused(reason=f"the job creator's free deposit ({free} wei) "
                                     f"cannot pay the deal ({needed} wei): deposit first")
         await receive_inputs(gate, request, bytes.fromhex(key), spool, self._max_job_bytes)
-        # Inputs that cannot be opened would leave an open deal we cannot run.
-        why = await run_blocking(unopenable, spool, self._identity.sealing_private_key(),
-                                 inputs_context(bytes.fromhex(key)))
-        if why is not None:
-            discard(spool)
-            return wire.DealRefused(reason=f"the inputs do not open with this node's sealing "
-                                    f"key ({why}); the deal is not opened"[:500])
+        refused = await refuse_uncommitted(stored, deal, request, spool, self._identity)
+        if refused is not None:
+            return refused
         try:
             move = await chain.open_deal(deal, stored.detail.job_creator_signature,
                                          stored.detail.provider_signature)

@@ -96,7 +96,9 @@ class ProviderDisputes:
                                    self._identity.sealing_private_key(), inputs_context(deal_id))
             case = DisputeCase(deal, detail.module, inputs,
                                required(detail.result_hash, "result hash"),
-                               required(detail.commitment_signature, "commitment"))
+                               required(detail.commitment_signature, "commitment"),
+                               required(detail.job_offer, "job offer"),
+                               required(detail.inputs_nonce, "inputs nonce"))
             tally = await gather_verdicts(chain, case, self._contact,
                                           answer_timeout_s=self._answer_timeout_s)
             await report_equivocations(chain, deal_id, tally, self._watch)

@@ -1,7 +1,7 @@
 """Spot checks off chain: the consortium re-runs privately; only a disagreement reaches the chain.
 
 A job creator that spot-checks a result asks every member of the deal's consortium over
-`/lilypad/mediation/2` before anything happens on chain (the mediators judge a deal that is
+`/lilypad/mediation/3` before anything happens on chain (the mediators judge a deal that is
 open or has its result recorded, not only a disputed one; `roles/_mediator.py`). Each signs its
 EIP-712 Verdict as for a dispute (one verdict per deal, ever, so the same signatures serve a
 later dispute). Then:

@@ -51,6 +51,38 @@ def job_spec_hash(job: wire.JobOffer) -> bytes:
     return keccak(job.canonical_bytes)
 
 
+def proposed_job(proposal: wire.DealProposal, proposer: str) -> wire.JobOffer | str:
+    """The job offer a deal proposal from peer `proposer` carries, or why it is refused: it
+    must be a job offer signed by the proposer, on the proposal's chain.
+
+    Raises:
+        wire.WireError: the envelope does not decode or its signature does not verify.
+    """
+    envelope = wire.SignedEnvelope.from_wire(wire.decode(proposal.job_offer))
+    wire.verify_signature(envelope)
+    job = envelope.body
+    if not isinstance(job, wire.JobOffer):
+        return "job_offer is not a JobOffer"
+    if wire.address_from_peer_id_text(proposer) != job.job_creator:
+        return "only the job creator may propose its deal"
+    if job.chain_id != proposal.chain_id:
+        return "the deal's chain is not its job offer's"
+    return job
+
+
+def deal_job_offer(deal: Deal, envelope: bytes) -> wire.JobOffer:
+    """The job offer `deal` was made for, from its signed envelope (its hash binds it).
+
+    Raises:
+        wire.MalformedMessage: not a job offer, or not the deal's.
+    """
+    job = wire.SignedEnvelope.from_wire(wire.decode(envelope)).body
+    if not isinstance(job, wire.JobOffer) or job_spec_hash(job) != deal.job_spec_hash:
+        raise wire.MalformedMessage("job_offer is not the deal's: its hash is not the deal's "
+                                    "jobSpecHash")
+    return job
+
+
 BUILTIN_NAMES = {module_id: name for name, module_id in BUILTIN_IDS.items()}
 
 

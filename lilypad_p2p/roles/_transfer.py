@@ -13,7 +13,7 @@ never whole in memory:
   when the job itself failed, the signed failure report, `roles/_failure.py`), sealed afresh
   to the job creator for each request.
 - mediator: `<deal ID>.inputs`, the input stream as the disputing party re-sealed it to the
-  mediator (`/lilypad/mediation/2`), and `<deal ID>.<run>.output.tar`, each run's tarball, hashed
+  mediator (`/lilypad/mediation/3`), and `<deal ID>.<run>.output.tar`, each run's tarball, hashed
   as it is written; all removed once the verdict is signed (`roles/_mediator.py`).
 Either party of a deal streams its own spooled inputs to each mediator, re-sealed chunk by chunk
 (`SpooledInputs.resealed`).
@@ -36,11 +36,15 @@ from nacl.public import PrivateKey, PublicKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.blocking import run_blocking
+from lilypad_p2p.chain import Deal
 from lilypad_p2p.deal_detail import ProviderDetail, required
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
-from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_info
+from lilypad_p2p.exec._job_stream import open_spool, receive_into, spool_commitment, spool_info
+from lilypad_p2p.identity import Identity
 from lilypad_p2p.net import BodyGate, ChunkSource, Reply
 from lilypad_p2p.roles._failure import BadFailureReport, FailureReport, check_delivered_file
+from lilypad_p2p.roles._terms import deal_job_offer
+from lilypad_p2p.store import ClientDeal, ProviderDeal
 
 logger = logging.getLogger(__name__)
 SPOOL_CONTEXT = b"lilypad/spool-inputs/1:"
@@ -86,14 +90,18 @@ def inputs_spool(recorded: str | None) -> Path:
     return path
 
 
-def unopenable(spool: Path, key: PrivateKey, context: bytes) -> str | None:
-    """Why a spool does not open with `key` under `context` (altered, cut short, sealed to
-    another key), or None: read through once, its plaintext dropped."""
+def uncommitted(
+    spool: Path, key: PrivateKey, context: bytes, nonce: bytes, committed: bytes
+) -> str | None:
+    """Why a spool is not the inputs a job offer `committed` to with `nonce` (it does not open
+    with `key` under `context`: altered, cut short, sealed to another key; or it holds other
+    inputs), or None: read through once, its plaintext dropped."""
     try:
-        for _ in open_spool(spool, key, context):
-            pass
+        digest = spool_commitment(spool, key, context, nonce)
     except wire.ChunkStreamError as exc:
-        return str(exc)
+        return f"the inputs do not open with this node's sealing key ({exc})"
+    if digest != committed:
+        return "the inputs are not the ones the deal's job offer committed to (inputs_commitment)"
     return None
 
 
@@ -148,6 +156,25 @@ async def receive_inputs(
             discard(part)
             raise
     part.replace(spool)
+
+
+async def refuse_uncommitted(
+    stored: ProviderDeal, deal: Deal, request: wire.JobRequest, spool: Path, identity: Identity
+) -> wire.DealRefused | None:
+    """A provider's refusal of spooled inputs that do not open, or are other than the deal's job
+    offer committed to: they would leave a deal it could neither run nor defend before its
+    mediators. The spool is removed and the deal not opened."""
+    if stored.detail.job_offer is None:
+        return wire.DealRefused(reason="this deal was agreed before inputs were bound to deals; "
+                                "it is not opened: submit the job again")
+    why = await run_blocking(
+        uncommitted, spool, identity.sealing_private_key(),
+        inputs_context(bytes.fromhex(stored.record.key)), request.inputs_nonce,
+        deal_job_offer(deal, stored.detail.job_offer).inputs_commitment)
+    if why is None:
+        return None
+    discard(spool)
+    return wire.DealRefused(reason=f"{why}; the deal is not opened"[:500])
 
 
 def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes, int, ChunkSource]:
@@ -223,6 +250,26 @@ class SpooledInputs:
                     yield chunk
 
         return OutgoingInputs(sealer.preamble, size, chunks)
+
+
+def job_request(
+    stored: ClientDeal, deal: Deal, chain_id: int, deal_id: bytes, identity: Identity,
+    provider_key: bytes,
+) -> tuple[wire.JobRequest, OutgoingInputs]:
+    """A client's request to run its deal, and its spooled inputs re-sealed to the provider's
+    `provider_key` for this attempt."""
+    detail = stored.detail
+    inputs = SpooledInputs(inputs_spool(detail.inputs_spool), identity.sealing_private_key(),
+                           spool_context(stored.record.key)).resealed(
+        provider_key, inputs_context(deal_id))
+    return wire.JobRequest(
+        chain_id=chain_id, deal=wire.deal_to_wire(deal), module=detail.module,
+        inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
+        # A deal opened before inputs were bound has no nonce: its provider answers from its
+        # record, or refuses.
+        inputs_nonce=detail.inputs_nonce or bytes(wire.INPUTS_NONCE_BYTES),
+        output_recipient=identity.sealing_public_key,
+    ), inputs
 
 
 async def receive_output(

@@ -100,6 +100,7 @@ def job_offer(
         check_rate_ppm=SPOT_CHECK_RATE_PPM if created_at % 4 == 0 else 0,
         created_at=min(created_at, expires_at - 1),
         expires_at=expires_at,
+        inputs_commitment=bytes(32),
         nonce=rng.getrandbits(32),
     )
 
@@ -180,6 +181,7 @@ def first_fit_trap(pairs: int, now_ms: int) -> tuple[list[JobOffer], list[Resour
             deadline=now_ms + DEADLINE_AFTER_MS,
             created_at=now_ms - 1000 + index,
             expires_at=now_ms + OFFER_LIFETIME_MS // 2,
+            inputs_commitment=bytes(32),
             nonce=index,
         )
 

@@ -60,6 +60,7 @@ def make_job_offer(*, lifetime_ms: int = JOB_LIFETIME_MS, **fields: Any) -> JobO
         "max_price_wei": 10**16,
         "trusted_mediators": (MEDIATOR,),
         "chain_id": CHAIN_ID,
+        "inputs_commitment": bytes(32),
         "created_at": NOW_MS,
         "nonce": 0,
         **fields,

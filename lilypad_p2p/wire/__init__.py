@@ -22,6 +22,12 @@ from lilypad_p2p.wire._chunks import (
     sealed_size,
 )
 from lilypad_p2p.wire._codec import decode, encode
+from lilypad_p2p.wire._commitment import (
+    INPUTS_COMMITMENT_BYTES,
+    INPUTS_NONCE_BYTES,
+    InputsCommitment,
+    new_inputs_nonce,
+)
 from lilypad_p2p.wire._constants import (
     ENVELOPE_MAX_AGE_MS,
     MAX_CHAIN_ID,
@@ -106,7 +112,9 @@ __all__ = [
     "DEAL_FIELDS",
     "DEAL_MESSAGE_TYPES",
     "ENVELOPE_MAX_AGE_MS",
+    "INPUTS_COMMITMENT_BYTES",
     "INPUTS_CONTEXT",
+    "INPUTS_NONCE_BYTES",
     "MARKET_NAME",
     "MAX_CHAINS",
     "MAX_CHAIN_ID",
@@ -141,6 +149,7 @@ __all__ = [
     "DealRefused",
     "ExpiredMessage",
     "FutureDatedMessage",
+    "InputsCommitment",
     "InvalidMessage",
     "JobOffer",
     "JobRequest",
@@ -181,6 +190,7 @@ __all__ = [
     "is_content_id",
     "matching_content_id",
     "message_from_wire",
+    "new_inputs_nonce",
     "open_envelope",
     "require_chain_id",
     "sealed_size",

@@ -38,7 +38,7 @@ _TAG_FINAL = bindings.crypto_secretstream_xchacha20poly1305_TAG_FINAL
 
 INPUTS_CONTEXT = b"lilypad/job-inputs/1:"
 OUTPUT_CONTEXT = b"lilypad/job-output/1:"
-# A job's inputs re-sealed to one mediator of its deal (`/lilypad/mediation/2`).
+# A job's inputs re-sealed to one mediator of its deal (`/lilypad/mediation/3`).
 MEDIATION_CONTEXT = b"lilypad/mediation-inputs/1:"
 
 

@@ -7,9 +7,9 @@ dataclass validated on construction; `deal_message_from_wire` (`_stream_messages
 one from decoded msgpack or raises `MalformedMessage`, never anything else.
 
     /lilypad/deal/2    DealProposal     -> DealAccepted | DealRefused
-    /lilypad/job/3     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
+    /lilypad/job/4     JobRequest -> [SendInputs, inputs ->] JobResultMessage + output | refused
     /lilypad/result/1  AcceptanceNotice -> AcceptanceAck
-    /lilypad/mediation/2  MediationRequest -> [SendInputs, inputs ->] VerdictNotice | refused
+    /lilypad/mediation/3  MediationRequest -> [SendInputs, inputs ->] VerdictNotice | refused
                        (`_mediation_messages.py`)
 """
 
@@ -19,6 +19,7 @@ from dataclasses import Field, dataclass, fields
 from typing import Any, ClassVar
 
 from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
+from lilypad_p2p.wire._commitment import INPUTS_NONCE_BYTES
 from lilypad_p2p.wire._errors import InvalidMessage, MalformedMessage
 from lilypad_p2p.wire._fields import require_bytes, require_chain_id, require_chars, require_uint
 
@@ -136,7 +137,9 @@ class DealWithInputs(_DealMessage):
     """The deal on `chain_id` to run `module` on, and the inputs' stream that follows.
 
     The inputs come as a sealed chunk stream (`wire/_chunks.py`) of `inputs_bytes` bytes whose
-    preamble this carries, once the receiver answers `SendInputs`.
+    preamble this carries, once the receiver answers `SendInputs`. `inputs_nonce` opens the job
+    offer's `inputs_commitment` (`wire/_commitment.py`): the receiver runs only inputs whose
+    plaintext it matches.
     """
 
     chain_id: int
@@ -144,6 +147,7 @@ class DealWithInputs(_DealMessage):
     module: str
     inputs_preamble: bytes
     inputs_bytes: int
+    inputs_nonce: bytes
 
     def _check(self) -> None:
         require_chain_id("chain_id", self.chain_id)
@@ -151,6 +155,7 @@ class DealWithInputs(_DealMessage):
         require_chars("module", self.module, 128)
         require_bytes("inputs_preamble", self.inputs_preamble, PREAMBLE_BYTES)
         require_size("inputs_bytes", self.inputs_bytes)
+        require_bytes("inputs_nonce", self.inputs_nonce, INPUTS_NONCE_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

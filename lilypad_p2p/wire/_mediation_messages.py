@@ -1,11 +1,12 @@
-"""Messages of the mediation transfer protocol `/lilypad/mediation/2`.
+"""Messages of the mediation transfer protocol `/lilypad/mediation/3`.
 
     MediationRequest -> SendInputs, the inputs' sealed chunks -> VerdictNotice | DealRefused
 
 The disputing job creator asks each mediator of the deal's consortium directly: the request
-carries the deal, the provider's signed ResultCommitment and the size and preamble of the job's
-input stream re-sealed to that mediator's X25519 key; the mediator checks the deal before it
-asks for the chunks (`SendInputs`, as a provider does on `/lilypad/job/3`), and answers with its
+carries the deal, its job offer, the provider's signed ResultCommitment and the size, preamble
+and nonce of the job's input stream re-sealed to that mediator's X25519 key; the mediator checks
+the deal before it asks for the chunks (`SendInputs`, as a provider does on `/lilypad/job/4`),
+runs them only if they are the ones the job offer committed to, and answers with its
 EIP-712-signed Verdict. A stream and not
 gossip: inputs are per mediator (sealed to each one), the asker is the party that will call
 `resolve` and needs the signatures, and a verdict travelling on a public topic would let anyone
@@ -38,18 +39,22 @@ class MediationRequest(DealWithInputs):
     """Job creator -> mediator: re-run this disputed deal and sign a verdict.
 
     The job's input stream, re-sealed to the mediator's key under `MEDIATION_CONTEXT` || deal ID,
-    follows once the mediator asks (`inputs_preamble`, `inputs_bytes` as in `JobRequest`);
-    `result_hash` and `provider_signature` are the provider's ResultCommitment (recorded on chain
-    before the dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the
-    mediator reads and signs in that chain's domain, and refuses a chain it does not serve.
+    follows once the mediator asks (`inputs_preamble`, `inputs_bytes`, `inputs_nonce` as in
+    `JobRequest`); `job_offer` is the job creator's signed envelope of the JobOffer whose hash is
+    the deal's `jobSpecHash`, whose `inputs_commitment` the inputs must open. `result_hash` and
+    `provider_signature` are the provider's ResultCommitment (recorded on chain before the
+    dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the mediator
+    reads and signs in that chain's domain, and refuses a chain it does not serve.
     """
 
     TYPE: ClassVar[str] = "mediation_request"
+    job_offer: bytes
     result_hash: bytes
     provider_signature: bytes
 
     def _check(self) -> None:
         DealWithInputs._check(self)  # as in JobRequest._check
+        require_bytes("job_offer", self.job_offer)
         require_bytes("result_hash", self.result_hash, HASH_BYTES)
         require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 

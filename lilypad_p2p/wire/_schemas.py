@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import ClassVar, Self
 
 from lilypad_p2p.wire._codec import encode
+from lilypad_p2p.wire._commitment import INPUTS_COMMITMENT_BYTES
 from lilypad_p2p.wire._constants import MAX_CHAINS
 from lilypad_p2p.wire._errors import (
     BadSignature,
@@ -373,6 +374,10 @@ class JobOffer(_Message):
     not count): only providers with at least `min_completed_deals` completed deals and no slash
     within `slash_free_blocks` blocks of it match, and records break ties between equal offers
     (DESIGN.md §5). Inputs are not here: they travel sealed to the matched provider over a stream.
+    `inputs_commitment` binds them to every deal of this offer (its hash is the deal's
+    `jobSpecHash`): sha256(inputs nonce || the plaintext input stream), the nonce sent with the
+    inputs (`JobRequest`, `MediationRequest`), so the provider and each mediator run only the
+    inputs committed to, and the public offer does not reveal small inputs.
     """
 
     TYPE: ClassVar[str] = "job_offer"
@@ -394,6 +399,7 @@ class JobOffer(_Message):
     records_block: int = field(default=0, metadata=_wire())
     min_completed_deals: int = field(default=0, metadata=_wire())
     slash_free_blocks: int = field(default=0, metadata=_wire())
+    inputs_commitment: bytes = field(metadata=_wire())
     created_at: int = field(metadata=_wire())
     expires_at: int = field(metadata=_wire())
     nonce: int = field(metadata=_wire())
@@ -416,6 +422,7 @@ class JobOffer(_Message):
         require_uint("records_block", self.records_block, NONCE_LIMIT)
         require_uint("min_completed_deals", self.min_completed_deals, NONCE_LIMIT)
         require_uint("slash_free_blocks", self.slash_free_blocks, NONCE_LIMIT)
+        require_bytes("inputs_commitment", self.inputs_commitment, INPUTS_COMMITMENT_BYTES)
         if (self.min_completed_deals or self.slash_free_blocks) and not self.records_block:
             raise InvalidMessage("a record requirement needs records_block: the block of "
                                  "chain_id the records are read at")

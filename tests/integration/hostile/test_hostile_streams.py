@@ -77,7 +77,7 @@ async def test_job_inputs_from_a_peer_without_a_deal_are_never_asked_for(public_
     deal = {name: 0 for name in wire.DEAL_FIELDS}
     request = {"type": "job_request", "v": 1, "chain_id": 1, "deal": deal, "module": "hash",
                "inputs_preamble": os.urandom(104), "inputs_bytes": 4 * 2**30,
-               "output_recipient": os.urandom(32)}
+               "inputs_nonce": os.urandom(32), "output_recipient": os.urandom(32)}
     body = wire.encode(request)
     async with connected_host(public_node) as (host, target):
         stream = await host.new_stream(target, [JOB_PROTOCOL])

@@ -1,6 +1,6 @@
 """A spot check of a job whose inputs are past the old 64 MiB mediation frame: real node
 processes (provider, mediator, client with `check_rate = 1`), Docker and anvil. The client
-streams its spooled 80 MiB to the mediator over `/lilypad/mediation/2`; the mediator rules
+streams its spooled 80 MiB to the mediator over `/lilypad/mediation/3`; the mediator rules
 PROVIDER_CORRECT for the honest provider without its memory growing with the inputs, and leaves
 nothing in its spool. Then a peer with its own key, speaking the protocol from the spec, gets a
 one-line refusal for a deal it made up (no input byte asked for), garbage ends its stream, and
@@ -64,13 +64,14 @@ async def _attack(mediator_addr: str, mediator: str, chain_id: int) -> tuple[byt
     request = {"type": "mediation_request", "v": 1, "chain_id": chain_id,
                "deal": dict(sorted(deal.items())), "module": "hash",
                "inputs_preamble": os.urandom(104), "inputs_bytes": 64 * MIB,
+               "inputs_nonce": os.urandom(32), "job_offer": b"a job offer never posted",
                "result_hash": bytes(32), "provider_signature": b"\x01" * 65}
     async with connected_host(mediator_addr) as (host, target):
-        stream = await host.new_stream(target, ["/lilypad/mediation/2"])
+        stream = await host.new_stream(target, ["/lilypad/mediation/3"])
         await stream.write(_frame(request))
         with trio.fail_after(STREAM_END_S):
             answer = await read_until_end(stream)
-        stream = await host.new_stream(target, ["/lilypad/mediation/2"])
+        stream = await host.new_stream(target, ["/lilypad/mediation/3"])
         await stream.write(len(b"x" * 4096).to_bytes(4, "big") + os.urandom(4096))
         with trio.fail_after(STREAM_END_S):
             garbage = await read_until_end(stream)

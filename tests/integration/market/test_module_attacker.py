@@ -62,7 +62,8 @@ def _propose(world, attacker, provider, modules: dict[str, bytes]) -> list[wire.
                         max_price_wei=resource.price_per_job_wei,
                         trusted_mediators=(world.mediator,), deadline=now + 300_000,
                         target_provider=resource.provider, chain_id=chain.chain_id,
-                        created_at=now, expires_at=now + 100_000, nonce=nonce)
+                        inputs_commitment=bytes(32), created_at=now,
+                        expires_at=now + 100_000, nonce=nonce)
                     envelope = attacker.sign_envelope(job, now)
                     deal = build_deal(job, resource, salt=nonce.to_bytes(32, "big"))
                     answers.append(await net.deals.request(

@@ -132,7 +132,8 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
     chunks = sealer.seal(data)
     request = wire.JobRequest(
         chain_id=1, deal=_deal_map(), module="busybox-echo", inputs_preamble=sealer.preamble,
-        inputs_bytes=len(data), output_recipient=bytes(asker_key.public_key),
+        inputs_bytes=len(data), inputs_nonce=bytes(32),
+        output_recipient=bytes(asker_key.public_key),
     )
 
     async def inputs():
@@ -165,7 +166,7 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
 
 
 async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handler_asks():
-    """/lilypad/mediation/2: a mediator has no deal with the disputing party, so its handler
+    """/lilypad/mediation/3: a mediator has no deal with the disputing party, so its handler
     decides (it checks the deal on chain); a body it does not ask for is never read."""
     server, asker = _net(), _net()
     server.set_deal_peers(lambda peer: False)
@@ -199,7 +200,8 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
     def request(module: str) -> wire.MediationRequest:
         return wire.MediationRequest(
             chain_id=1, deal=_deal_map(), module=module, inputs_preamble=sealer.preamble,
-            inputs_bytes=len(data), result_hash=bytes(32), provider_signature=bytes(65))
+            inputs_bytes=len(data), inputs_nonce=bytes(32), job_offer=b"a job offer",
+            result_hash=bytes(32), provider_signature=bytes(65))
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)

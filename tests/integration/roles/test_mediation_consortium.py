@@ -37,6 +37,7 @@ from lilypad_p2p.chain import (
 )
 from lilypad_p2p.deal_detail import ProviderDetail
 from lilypad_p2p.exec import (
+    BUILTIN_IDS,
     BUILTIN_MODULES,
     Executor,
     JobInputs,
@@ -46,7 +47,7 @@ from lilypad_p2p.exec import (
     load_definition_file,
     seal_for,
 )
-from lilypad_p2p.exec._job_stream import write_spool
+from lilypad_p2p.exec._job_stream import inputs_commitment, write_spool
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.market import EquivocationWatch, VerdictOutcome, new_provider_deal
 from lilypad_p2p.net import MEDIATION_STREAM, MODULE_STREAM, BodyGate, Reply
@@ -66,7 +67,7 @@ from lilypad_p2p.roles import (
 )
 from lilypad_p2p.roles import _mediator as mediator_module
 from lilypad_p2p.roles._module_gate import definition_server
-from lilypad_p2p.roles._terms import module_hash
+from lilypad_p2p.roles._terms import job_spec_hash, module_hash
 from lilypad_p2p.roles._transfer import (
     SpooledInputs,
     inputs_context,
@@ -84,6 +85,7 @@ from lilypad_p2p.testing import (
 )
 from lilypad_p2p.testing._mediation import ChunksGate
 from lilypad_p2p.testing._proxy import Forwarder
+from lilypad_p2p.testing.offers import make_job_offer
 from lilypad_p2p.wire import deal_to_wire
 
 pytestmark = [pytest.mark.chain, pytest.mark.docker]
@@ -157,16 +159,21 @@ async def _open_with_result(
     mediators: tuple[str, ...], threshold: int, *, cheat: bool = False,
 ) -> DisputeCase:
     now = await setup.client.now_s()
+    resolved = BUILTIN_MODULES[module].resolve_params(params)
+    # The job offer commits to the inputs; its hash is the deal's jobSpecHash.
+    nonce = wire.new_inputs_nonce()
+    job = make_job_offer(job_creator=setup.client_id.address, module=BUILTIN_IDS[module],
+                         chain_id=setup.chain.chain_id, nonce=secrets.randbits(63),
+                         inputs_commitment=inputs_commitment(nonce, {}, resolved))
     deal = Deal(
         job_creator=setup.client_id.address, provider=setup.provider_id.address,
         payment=PAYMENT, collateral=COLLATERAL, mediation_fee=FEE, mediators=mediators,
         threshold=threshold, result_deadline=now + 600, acceptance_window=300,
-        mediation_window=MEDIATION_WINDOW_S, job_spec_hash=secrets.token_bytes(32),
+        mediation_window=MEDIATION_WINDOW_S, job_spec_hash=job_spec_hash(job),
         module_hash=module_hash(module), salt=secrets.token_bytes(32),
     )
     await setup.client.open_deal(deal, setup.client.sign_deal(deal),
                                  setup.provider.sign_deal(deal))
-    resolved = BUILTIN_MODULES[module].resolve_params(params)
     document = JobInputs(files={}, params=resolved).encode()
     digest = await _provider_result(executor, setup, module, document, cheat=cheat)
     # The client's spool: the same inputs as a stream sealed to itself (as at submit).
@@ -174,7 +181,8 @@ async def _open_with_result(
     spool = setup.spools / f"{cid}.inputs"
     write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
     inputs = SpooledInputs(spool, setup.client_id.sealing_private_key(), spool_context(cid))
-    return DisputeCase(deal, module, inputs, digest, setup.provider.sign_commitment(deal, digest))
+    return DisputeCase(deal, module, inputs, digest, setup.provider.sign_commitment(deal, digest),
+                       setup.client_id.sign_envelope(job, job.created_at).encode(), nonce)
 
 
 def _spool_of(setup: Setup, identity: Identity) -> Path:
@@ -191,8 +199,9 @@ def _request_for(
     inputs = case.inputs.resealed(identity.sealing_public_key, mediation_context(deal_id))
     request = wire.MediationRequest(
         chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module=case.module,
-        inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
-        result_hash=case.result_hash, provider_signature=case.provider_commitment)
+        inputs_preamble=inputs.preamble, inputs_bytes=inputs.size, inputs_nonce=case.inputs_nonce,
+        job_offer=case.job_offer, result_hash=case.result_hash,
+        provider_signature=case.provider_commitment)
     return request, ChunksGate(inputs.chunks)
 
 
@@ -451,7 +460,7 @@ async def test_garbage_or_oversized_inputs_get_a_one_line_refusal_and_the_mediat
         gate = ChunksGate(garbage)
         reply = await role.on_mediation_request(str(role._identity.peer_id), bad, gate)
         assert isinstance(reply.answer, wire.DealRefused)
-        assert reply.answer.reason.startswith("the streamed inputs are refused: ")
+        assert reply.answer.reason.startswith("the inputs do not open with this node's sealing key")
         assert "\n" not in reply.answer.reason and len(gate.asked) == 1
         huge = dataclasses.replace(honest, inputs_bytes=5 * 1024**3)
         gate = ChunksGate(garbage)
@@ -705,8 +714,8 @@ async def test_a_client_that_disputes_and_walks_away_is_resolved_by_the_provider
         defence.defend_soon(StoredDeal(record, ProviderDetail(
             deal=case.deal, job_creator_signature=b"", provider_signature=b"", module="hash",
             spec=wire.ResourceSpec(milli_cpu=1, ram_mb=1, disk_mb=1), job_offer_cid="",
-            inputs_spool=str(spool), result_hash=case.result_hash,
-            commitment_signature=case.provider_commitment,
+            job_offer=case.job_offer, inputs_spool=str(spool), inputs_nonce=case.inputs_nonce,
+            result_hash=case.result_hash, commitment_signature=case.provider_commitment,
         ), setup.chain.chain_id))
         with trio.fail_after(60):
             while not defence.resolved:
@@ -745,17 +754,14 @@ async def test_a_recorded_result_the_client_never_received_is_judged_without_its
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known hole: the signed deal does not commit to the job's inputs, so mediators run "
-    "whatever inputs the disputing party streams them (README, 'Not yet: inputs bound to the "
-    "deal'); this test passes, and must lose this mark, once they do"))
 async def test_a_job_creator_cannot_have_an_honest_provider_slashed_with_other_inputs(
     setup: Setup,
 ) -> None:
     # The job creator received the honest result of its inputs, then disputes it and streams
-    # the mediators other inputs for the same module: their runs cannot give the committed
-    # hash, and today they rule PROVIDER_WRONG: the job creator takes back its payment and the
-    # provider's collateral, and keeps the output.
+    # the mediators other inputs for the same module, with the deal's job offer or with another
+    # that commits to them. Every mediator refuses (the inputs are not the ones the deal's job
+    # offer committed to, or the job offer is not the deal's): no verdict. The provider defends
+    # with the committed inputs and is paid, its collateral back; the job creator gains nothing.
     executor = await Executor.connect()
     three = tuple(i.address for i in setup.mediator_ids[1:4])
     async with trio.open_nursery() as nursery:
@@ -767,13 +773,28 @@ async def test_a_job_creator_cannot_have_an_honest_provider_slashed_with_other_i
         write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
         forged = dataclasses.replace(case, inputs=SpooledInputs(
             spool, setup.client_id.sealing_private_key(), spool_context(cid)))
+        other_offer = make_job_offer(
+            job_creator=setup.client_id.address, module=BUILTIN_IDS["hash"],
+            chain_id=setup.chain.chain_id,
+            inputs_commitment=inputs_commitment(case.inputs_nonce, {}, resolved))
+        reoffered = dataclasses.replace(forged, job_offer=setup.client_id.sign_envelope(
+            other_offer, other_offer.created_at).encode())
         client, provider = setup.client_id.address, setup.provider_id.address
         (c0, _), (p0, p_locked0) = await _balances(setup, client, provider)
-        resolution = await mediate(setup.client, forged, consortium.contact)
+        assert await mediate(setup.client, forged, consortium.contact) is None
+        assert await mediate(setup.client, reoffered, consortium.contact) is None
+        member = setup.mediator_ids[1]
+        for attempt, why in ((forged, "not the ones the deal's job offer committed to"),
+                             (reoffered, "job_offer is not the deal's")):
+            request, gate = _request_for(setup, attempt, member)
+            with pytest.raises((MediationRefused, wire.MalformedMessage), match=why):
+                await consortium.roles[member.address].judge(request, gate)
+        assert await setup.client.status(case.deal) is DealStatus.DISPUTED
+        defence = await mediate(setup.provider, case, consortium.contact)
         (c1, _), (p1, p_locked1) = await _balances(setup, client, provider)
         nursery.cancel_scope.cancel()
-    assert resolution is not None
-    assert resolution.outcome is not VerdictOutcome.PROVIDER_WRONG, (c1 - c0, p1 - p0)
+    assert defence is not None and defence.outcome is VerdictOutcome.PROVIDER_CORRECT
+    assert not defence.dissent and not defence.missing
     # The collateral comes back to the provider with the payment; the job creator gains none.
     assert p_locked0 - p_locked1 == COLLATERAL and p1 - p0 == PAYMENT + COLLATERAL
     assert c1 == c0

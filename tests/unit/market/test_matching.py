@@ -343,7 +343,7 @@ def test_ties_between_equally_priced_offers_do_not_eat_the_node_budget():
     spread over the providers, not over their offers). The search must still prove its answer
     within a thousand nodes rather than walk the ties."""
     resources = [offer(nonce=i, provider=address_of(0x100 + i % 3)) for i in range(30)]
-    jobs = [job(nonce=k) for k in range(4, 12)]  # nonces whose draws collide on 2 offers
+    jobs = [job(nonce=k) for k in range(3, 11)]  # nonces whose draws collide on 2 offers
     problem = build_problem(jobs, resources, NOW, MatchPolicy(), {}, {}, {})
     assert len({options[0] for options in problem.options}) < len(jobs) - 1  # choices collide
     ours = match(jobs, resources, NOW, epoch=1, policy=MatchPolicy(exact_node_budget=1000))

@@ -41,7 +41,7 @@ async def test_false_verdicts_are_reported_and_a_refusal_is_not(tmp_path: Path, 
     write_spool(spool, client_id.sealing_public_key, spool_context("job"), {}, {"text": "x"})
     case = DisputeCase(deal, "hash", SpooledInputs(spool, client_id.sealing_private_key(),
                                                    spool_context("job")),
-                       bytes(32), bytes(65))
+                       bytes(32), bytes(65), b"a job offer", bytes(32))
 
     def verdict(signer: Identity, for_deal: bytes) -> wire.VerdictNotice:
         signed = Verdict(for_deal, Outcome.PROVIDER_CORRECT, bytes(32))

@@ -150,7 +150,7 @@ async def test_a_job_creator_without_the_deposit_is_not_asked_for_its_inputs(
     reply = await attack.role.on_job_request(peer, wire.JobRequest(
         chain_id=attack.proposal.chain_id, deal=attack.proposal.deal, module="hash",
         inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=10,
-        output_recipient=bytes(32)), gate)
+        inputs_nonce=bytes(32), output_recipient=bytes(32)), gate)
     assert isinstance(reply.answer, wire.DealRefused) and "deposit first" in reply.answer.reason
     assert not gate.asked and attack.store.deals()[0].record.phase.value == "agreed"
     deal_state = await attack.provider_chain.client.deal_state(attack.deal)

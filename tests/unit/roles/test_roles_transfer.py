@@ -18,11 +18,12 @@ from lilypad_p2p.roles._transfer import (
     output_body,
     receive_inputs,
     receive_output,
-    unopenable,
+    uncommitted,
 )
 
 DEAL = {name: 0 for name in wire.DEAL_FIELDS}
 DEAL_ID = bytes(range(32))
+NONCE = b"\x07" * 32
 
 
 class RecordingGate:
@@ -39,7 +40,7 @@ class RecordingGate:
 
 def _request(size, preamble=bytes(wire.PREAMBLE_BYTES)):
     return wire.JobRequest(chain_id=1, deal=DEAL, module="m", inputs_preamble=preamble,
-                           inputs_bytes=size, output_recipient=bytes(32))
+                           inputs_bytes=size, inputs_nonce=NONCE, output_recipient=bytes(32))
 
 
 async def test_over_max_job_bytes_is_refused_before_asking_for_a_byte(tmp_path):
@@ -76,6 +77,7 @@ async def test_a_spool_that_does_not_open_says_why_before_the_deal_is_opened(tmp
     key, other = PrivateKey.generate(), PrivateKey.generate()
     data = b"y" * (wire.CHUNK_BYTES + 5)
     context = wire.INPUTS_CONTEXT + DEAL_ID
+    committed = hashlib.sha256(NONCE + data).digest()  # as WIRE.md defines it
     for recipient, bent, opens in ((key, False, True), (key, True, False), (other, False, False)):
         sealer = wire.ChunkSealer(recipient.public_key, context, len(data))
         chunks = sealer.seal(data)
@@ -84,7 +86,25 @@ async def test_a_spool_that_does_not_open_says_why_before_the_deal_is_opened(tmp
         spool = tmp_path / f"{recipient is key}-{bent}.inputs"
         await receive_inputs(RecordingGate(chunks), _request(len(data), sealer.preamble),
                              DEAL_ID, spool, 2**30)
-        assert (unopenable(spool, key, context) is None) == opens
+        why = uncommitted(spool, key, context, NONCE, committed)
+        assert (why is None) == opens, why
+        assert opens or "do not open" in why
+
+
+async def test_inputs_other_than_the_job_offer_committed_to_are_named_so(tmp_path):
+    key = PrivateKey.generate()
+    context = wire.INPUTS_CONTEXT + DEAL_ID
+    committed = hashlib.sha256(NONCE + b"the committed inputs").digest()
+    for data, nonce, matches in ((b"the committed inputs", NONCE, True),
+                                 (b"other inputs", NONCE, False),
+                                 (b"the committed inputs", b"\x08" * 32, False)):
+        sealer = wire.ChunkSealer(key.public_key, context, len(data))
+        spool = tmp_path / f"{data[:5]!r}-{nonce[0]}.inputs"
+        await receive_inputs(RecordingGate(sealer.seal(data)),
+                             _request(len(data), sealer.preamble), DEAL_ID, spool, 2**30)
+        why = uncommitted(spool, key, context, nonce, committed)
+        assert (why is None) == matches
+        assert matches or "not the ones the deal's job offer committed to" in why
 
 
 async def _deliver(tmp_path, written, result_hash, provider):

@@ -16,7 +16,7 @@ SAMPLES = [
     wire.DealRefused(reason="no capacity"),
     wire.JobRequest(chain_id=1, deal=DEAL_MAP, module="hash",
                     inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=5 * 2**30,
-                    output_recipient=bytes(32)),
+                    inputs_nonce=bytes(32), output_recipient=bytes(32)),
     wire.JobResultMessage(deal_id=bytes(32), result_hash=bytes(32),
                           provider_signature=bytes(65),
                           output_preamble=bytes(wire.PREAMBLE_BYTES), output_bytes=0),
@@ -51,12 +51,18 @@ def test_wrong_lengths_are_refused_at_construction():
     with pytest.raises(wire.MalformedMessage):
         wire.JobRequest(chain_id=1, deal={"payment": 1}, module="hash",
                         inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=0,
-                        output_recipient=bytes(32))
+                        inputs_nonce=bytes(32), output_recipient=bytes(32))
     for preamble, size in ((bytes(103), 0), (bytes(wire.PREAMBLE_BYTES), -1),
                            (bytes(wire.PREAMBLE_BYTES), 2**63), (bytes(wire.PREAMBLE_BYTES), True)):
         with pytest.raises(wire.MalformedMessage):
             wire.JobRequest(chain_id=1, deal=DEAL_MAP, module="hash", inputs_preamble=preamble,
-                            inputs_bytes=size, output_recipient=bytes(32))
+                            inputs_bytes=size, inputs_nonce=bytes(32),
+                            output_recipient=bytes(32))
+    for nonce in (b"", bytes(31), bytes(33), None):
+        with pytest.raises(wire.MalformedMessage, match="inputs_nonce"):
+            wire.JobRequest(chain_id=1, deal=DEAL_MAP, module="hash",
+                            inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=0,
+                            inputs_nonce=nonce, output_recipient=bytes(32))
 
 
 @pytest.mark.parametrize("chain_id", [0, -1, wire.MAX_CHAIN_ID + 1, True, "1", 1.0])

@@ -10,6 +10,7 @@ DEAL = {name: 0 for name in wire.DEAL_FIELDS}
 def _request(**overrides):
     values = {"chain_id": 31337, "deal": DEAL, "module": "hash",
               "inputs_preamble": bytes(wire.PREAMBLE_BYTES), "inputs_bytes": 80 * 2**20,
+              "inputs_nonce": b"\x06" * 32, "job_offer": b"envelope",
               "result_hash": b"\x01" * 32, "provider_signature": b"\x02" * 65}
     return wire.MediationRequest(**{**values, **overrides})
 
@@ -25,7 +26,8 @@ def test_round_trip_through_the_deal_message_codec():
 @pytest.mark.parametrize("overrides", [
     {"result_hash": b"short"}, {"provider_signature": b"\x00" * 64}, {"module": ""},
     {"deal": {"job_creator": 1}}, {"inputs_preamble": b"short"}, {"inputs_bytes": -1},
-    {"inputs_bytes": True}, {"chain_id": 0},
+    {"inputs_bytes": True}, {"chain_id": 0}, {"inputs_nonce": bytes(31)},
+    {"job_offer": "envelope"},
 ])
 def test_malformed_requests_are_refused(overrides):
     with pytest.raises(wire.MalformedMessage):

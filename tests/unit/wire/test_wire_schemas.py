@@ -284,6 +284,7 @@ def test_job_offer_rules():
         "trusted_mediators": (),
         "chain_id": 31337,
         "deadline": 100_000,
+        "inputs_commitment": bytes(32),
         "created_at": 0,
         "expires_at": 60_000,
         "nonce": 1,
@@ -297,6 +298,11 @@ def test_job_offer_rules():
             JobOffer(**{**fields, "chain_id": bad_chain})
     # The chain is part of the signed body: another chain is another offer.
     assert JobOffer(**fields).cid != JobOffer(**{**fields, "chain_id": 1}).cid
+    # So is the commitment to the inputs: other inputs are another offer, hence another deal.
+    assert JobOffer(**fields).cid != JobOffer(**{**fields, "inputs_commitment": b"\1" * 32}).cid
+    for bad_commitment in (b"", bytes(31), bytes(33), "00" * 32, None):
+        with pytest.raises(InvalidMessage, match="inputs_commitment"):
+            JobOffer(**{**fields, "inputs_commitment": bad_commitment})
 
 
 def test_match_proposal_rules():

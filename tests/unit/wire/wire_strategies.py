@@ -121,6 +121,7 @@ def job_offers(draw: st.DrawFn, owner: str | None = None) -> JobOffer:
         target_provider=draw(st.none() | addresses),
         created_at=created_at,
         expires_at=expires_at,
+        inputs_commitment=draw(st.binary(min_size=32, max_size=32)),
         nonce=draw(nonces),
     )
 
