@@ -310,16 +310,18 @@ class ProviderRole:
                 return opened
             stored = opened
         if stored.record.phase is Phase.OPEN:
-            if not spool.exists():  # spooled before we opened it; taken again if lost since
-                await receive_inputs(gate, request, bytes.fromhex(key), spool,
-                                     self._max_job_bytes)
-            if stored.detail.inputs_nonce is None:  # found open on chain: not checked yet
-                refused = await refuse_uncommitted(stored, deal, request, spool, self._identity)
+            checked = stored.detail.inputs_nonce  # None: found open on chain, not checked
+            if checked is None or not spool.exists():
+                if not spool.exists():  # spooled before we opened it; taken again if lost
+                    await receive_inputs(gate, request, bytes.fromhex(key), spool,
+                                         self._max_job_bytes)
+                refused = await refuse_uncommitted(stored, deal, request, spool, self._identity,
+                                                   then="the job is not run")
                 if refused is not None:
                     return refused
+                checked = request.inputs_nonce
             stored = self._save(stored, Event.INPUTS_DELIVERED, inputs_spool=str(spool),
-                                inputs_nonce=stored.detail.inputs_nonce or request.inputs_nonce,
-                                output_recipient=request.output_recipient)
+                                inputs_nonce=checked, output_recipient=request.output_recipient)
         if stored.record.phase is Phase.RUNNING:
             stored = await self._execute_once(key, deal, chain)
             if stored.record.phase is Phase.RUNNING:

@@ -159,14 +159,15 @@ async def receive_inputs(
 
 
 async def refuse_uncommitted(
-    stored: ProviderDeal, deal: Deal, request: wire.JobRequest, spool: Path, identity: Identity
+    stored: ProviderDeal, deal: Deal, request: wire.JobRequest, spool: Path, identity: Identity,
+    *, then: str = "the deal is not opened",
 ) -> wire.DealRefused | None:
     """A provider's refusal of spooled inputs that do not open, or are other than the deal's job
-    offer committed to: they would leave a deal it could neither run nor defend before its
-    mediators. The spool is removed and the deal not opened."""
+    offer committed to: it could neither run them nor defend the result before the deal's
+    mediators. The spool is removed; `then` says what the refusal means for the deal."""
     if stored.detail.job_offer is None:
-        return wire.DealRefused(reason="this deal was agreed before inputs were bound to deals; "
-                                "it is not opened: submit the job again")
+        return wire.DealRefused(reason=f"this deal was agreed before inputs were bound to deals; "
+                                f"{then}: submit the job again")
     why = await run_blocking(
         uncommitted, spool, identity.sealing_private_key(),
         inputs_context(bytes.fromhex(stored.record.key)), request.inputs_nonce,
@@ -174,7 +175,7 @@ async def refuse_uncommitted(
     if why is None:
         return None
     discard(spool)
-    return wire.DealRefused(reason=f"{why}; the deal is not opened"[:500])
+    return wire.DealRefused(reason=f"{why}; {then}"[:500])
 
 
 def output_body(tarball: Path, recipient: bytes, deal_id: bytes) -> tuple[bytes, int, ChunkSource]:

@@ -103,35 +103,28 @@ def test_oversized_and_tampered_input_streams_on_an_agreed_deal(tmp_path):
                     oversized = await net.deals.exchange(
                         provider.status["peer_id"], JOB_STREAM, request(big, sealer),
                         inputs=never, on_answer=on_answer)
+                    async def send(plaintext: bytes, bend: bool = False) -> wire.DealMessage:
+                        sealer = wire.ChunkSealer(resource_sealing_key,
+                                                  wire.INPUTS_CONTEXT + deal_id, len(plaintext))
+                        chunks = sealer.seal(plaintext)
+                        if bend:
+                            bent = bytearray(chunks[1])
+                            bent[7] ^= 1
+                            chunks[1] = bytes(bent)
+
+                        async def inputs():
+                            for chunk in chunks:
+                                yield chunk
+
+                        return await net.deals.exchange(
+                            provider.status["peer_id"], JOB_STREAM,
+                            request(len(plaintext), sealer), inputs=inputs, on_answer=on_answer)
+
                     # 2. The committed stream with one bit flipped in its second chunk.
-                    sealer = wire.ChunkSealer(resource_sealing_key, wire.INPUTS_CONTEXT + deal_id,
-                                              len(data))
-                    chunks = sealer.seal(data)
-                    bent = bytearray(chunks[1])
-                    bent[7] ^= 1
-                    chunks[1] = bytes(bent)
-
-                    async def tampered():
-                        for chunk in chunks:
-                            yield chunk
-
-                    refused = await net.deals.exchange(
-                        provider.status["peer_id"], JOB_STREAM, request(len(data), sealer),
-                        inputs=tampered, on_answer=on_answer)
+                    refused = await send(data, bend=True)
                     # 3. A well-formed stream of other inputs of the same size: it opens, but
                     # it is not what the deal's job offer committed to.
-                    other = data[:-1] + b"\1"
-                    sealer = wire.ChunkSealer(resource_sealing_key, wire.INPUTS_CONTEXT + deal_id,
-                                              len(other))
-                    other_chunks = sealer.seal(other)
-
-                    async def other_inputs():
-                        for chunk in other_chunks:
-                            yield chunk
-
-                    swapped = await net.deals.exchange(
-                        provider.status["peer_id"], JOB_STREAM, request(len(other), sealer),
-                        inputs=other_inputs, on_answer=on_answer)
+                    swapped = await send(data[:-1] + b"\1")
                     opened = await chain.status(deal)
                 nursery.cancel_scope.cancel()
             return oversized, refused, swapped, opened, len(sent)

@@ -1,6 +1,7 @@
 """Spooled input streams: files from memory and disk sealed to a spool file, unpacked piece by
 piece, rebuilt as the one-piece document a mediator takes; a bent spool never unpacks."""
 
+import hashlib
 import os
 
 import pytest
@@ -9,9 +10,13 @@ from nacl.public import PrivateKey
 from lilypad_p2p.exec import MalformedInputs
 from lilypad_p2p.exec._job_stream import (
     CHUNKS_OFFSET,
+    inputs_commitment,
     inputs_stream_size,
+    open_spool,
+    spool_commitment,
     spool_info,
     unpack_spool,
+    write_committed_spool,
     write_spool,
 )
 from lilypad_p2p.wire import CHUNK_BYTES, ChunkStreamError, sealed_size
@@ -87,4 +92,32 @@ def test_a_file_that_changes_size_while_spooled_fails_and_leaves_no_spool(tmp_pa
     spool = tmp_path / "job.inputs"
     with pytest.raises(MalformedInputs):
         write_spool(spool, KEY.public_key, CONTEXT, {"g": grows}, {})
+    assert not spool.exists()
+
+
+def test_the_commitment_is_sha256_of_the_nonce_and_the_plaintext_stream(tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(CHUNK_BYTES + 3))
+    files, params = {"a.txt": b"alpha", "big.bin": big}, {"n": 3}
+    nonce = os.urandom(32)
+    committed = inputs_commitment(nonce, files, params)
+    spool = tmp_path / "job.inputs"
+    write_committed_spool(spool, KEY.public_key, CONTEXT, files, params, nonce, committed)
+    # From the spec (WIRE.md §5.2): sha256(nonce || the plaintext stream the spool holds).
+    plaintext = b"".join(open_spool(spool, KEY, CONTEXT))
+    assert committed == hashlib.sha256(nonce + plaintext).digest()
+    assert spool_commitment(spool, KEY, CONTEXT, nonce) == committed
+    assert inputs_commitment(os.urandom(32), files, params) != committed
+    assert inputs_commitment(nonce, files, {"n": 4}) != committed
+
+
+def test_a_file_rewritten_after_its_commitment_fails_and_leaves_no_spool(tmp_path):
+    data = tmp_path / "data.bin"
+    data.write_bytes(b"first")
+    nonce = os.urandom(32)
+    committed = inputs_commitment(nonce, {"d": data}, {})
+    data.write_bytes(b"other")  # the same size: only the commitment tells
+    spool = tmp_path / "job.inputs"
+    with pytest.raises(MalformedInputs, match="changed while it was being read"):
+        write_committed_spool(spool, KEY.public_key, CONTEXT, {"d": data}, {}, nonce, committed)
     assert not spool.exists()
