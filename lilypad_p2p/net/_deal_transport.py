@@ -72,7 +72,8 @@ MEDIATION_STREAM: StreamProtocol[
     wire.MediationRequest, wire.SendInputs | wire.VerdictNotice | wire.DealRefused] = (
     StreamProtocol(MEDIATION_PROTOCOL, MAX_SMALL_BYTES, MAX_SMALL_BYTES,
                    (wire.MediationRequest,),
-                   (wire.SendInputs, wire.VerdictNotice, wire.DealRefused),
+                   (wire.SendInputs, wire.VerdictNotice, wire.VerdictWithOutput,
+                    wire.DealRefused),
                    body_needs_deal=False))
 # A module definition: at most 64 KiB (wire/_module_messages.py) plus framing.
 MODULE_STREAM: StreamProtocol[wire.ModuleRequest, wire.ModuleDefinition | wire.DealRefused] = (

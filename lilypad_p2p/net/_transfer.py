@@ -1,7 +1,7 @@
 """Job transfers: a small request, then bodies of any size as sealed chunk streams.
 
 `/lilypad/job/4` (docs/WIRE.md §6) runs on one stream (`/lilypad/mediation/3` alike, with a
-`MediationRequest` and a `VerdictNotice` answer without a body):
+`MediationRequest` and a `VerdictNotice` answer, which has a body only as `VerdictWithOutput`):
 
     asker  -> JobRequest frame (small: the deal, the inputs' size and preamble)
     server -> SendInputs frame                 (only if it wants the inputs: deal open, fits)
@@ -40,6 +40,8 @@ CHUNK_READ_TIMEOUT_S = 60.0
 T = TypeVar("T")
 
 ChunkSource = Callable[[], AsyncIterator[bytes]]
+# The answers a body follows (its size is the answer's `output_bytes`).
+ANSWERS_WITH_BODY = (wire.JobResultMessage, wire.VerdictWithOutput)
 
 
 class TransferRefused(NetError):
@@ -120,7 +122,8 @@ class InputsGate:
 async def answer_only(
     answer: wire.DealMessage, body: AsyncIterator[bytes] | None
 ) -> wire.DealMessage:
-    """`on_answer` of a transfer whose answers carry no body (`/lilypad/mediation/3`)."""
+    """`on_answer` of a transfer whose answers carry no body (`/lilypad/mediation/3` when no
+    output was asked for)."""
     if body is not None:
         raise wire.MalformedMessage(f"{answer.TYPE} with a body is not expected here")
     return answer
@@ -148,6 +151,6 @@ async def ask(
         answer = await read_answer()
         if isinstance(answer, wire.SendInputs):
             raise wire.MalformedMessage("inputs asked for twice")
-    if isinstance(answer, wire.JobResultMessage):
+    if isinstance(answer, ANSWERS_WITH_BODY):
         return await on_answer(answer, read_chunks(stream, answer.output_bytes))
     return await on_answer(answer, None)

@@ -532,7 +532,7 @@ class ClientRole:
 
     async def _mediate(self, stored: ClientDeal) -> None:
         assert self._disputes is not None, "a deal is disputed only with mediation set up"
-        ended = await self._disputes.step(stored)
+        ended = await self._disputes.step(stored, self._results_dir)
         if ended is not None:
             self._save(stored, ended[0], **ended[1])
 

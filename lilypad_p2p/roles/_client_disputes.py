@@ -19,6 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -26,6 +27,7 @@ import trio
 from lilypad_p2p.chain import DealStatus
 from lilypad_p2p.deal_detail import required
 from lilypad_p2p.errors import LilypadError
+from lilypad_p2p.exec._tarball import cid_of_digest
 from lilypad_p2p.identity import Identity
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -101,8 +103,12 @@ class ClientDisputes:
     def spot_check(self) -> bool:
         return is_spot_checked(self.settings.check_rate_ppm, secrets.randbelow(PPM))
 
-    async def step(self, stored: ClientDeal) -> tuple[Event, dict[str, Any]] | None:
-        """One attempt at mediating a disputed deal: the event that ends it, or None (retry)."""
+    async def step(
+        self, stored: ClientDeal, results_dir: Path
+    ) -> tuple[Event, dict[str, Any]] | None:
+        """One attempt at mediating a disputed deal: the event that ends it, or None (retry).
+        A deal whose output never reached us asks the mediators for theirs (into
+        `results_dir`), kept if they uphold the recorded result."""
         detail = stored.detail
         chain = self._chains.require(stored.chain_id)
         deal = required(detail.deal, "deal")
@@ -112,7 +118,9 @@ class ClientDisputes:
                                spool_context(stored.record.key))
         case = DisputeCase(deal, detail.module, inputs, result,
                            required(detail.provider_commitment, "provider's commitment"),
-                           detail.job_offer, required(detail.inputs_nonce, "inputs nonce"))
+                           detail.job_offer, required(detail.inputs_nonce, "inputs nonce"),
+                           output=(results_dir / f"{stored.record.key}.tar"
+                                   if detail.result_path is None else None))
         if detail.spot_check and stored.record.key not in self._escalated:
             # Off chain first (roles/_spot_check.py): only a disagreement is disputed.
             quorum = await private_check(self._chains, stored.chain_id, case, self._contact,
@@ -137,7 +145,10 @@ class ClientDisputes:
                 return Event.RESOLVED, {"resolved_by_us": False}
             return Event.TIMEOUT_CLAIMED, {"chain_status": status.name}
         if resolution is not None:
+            delivered = ({} if case.output is None or not case.output.exists() else {
+                "result_path": str(case.output), "result_cid": cid_of_digest(result)})
             return Event.RESOLVED, {
+                **delivered,
                 "outcome": resolution.outcome.name,
                 "verdict_hash": resolution.result_hash,
                 "verdict_signers": resolution.signers,

@@ -27,8 +27,10 @@ slashes that mediator's stake (half of it to us).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 import trio
 
@@ -44,6 +46,7 @@ from lilypad_p2p.chain import (
     Verdict,
     recover_typed,
 )
+from lilypad_p2p.config import DEFAULT_MAX_JOB_BYTES
 from lilypad_p2p.errors import LilypadError, PeerMisbehaved
 from lilypad_p2p.logs import event
 from lilypad_p2p.market import (
@@ -63,7 +66,13 @@ from lilypad_p2p.net import (
     answer_only,
 )
 from lilypad_p2p.roles._settlement import DealChain
-from lilypad_p2p.roles._transfer import SpooledInputs, mediation_context
+from lilypad_p2p.roles._transfer import (
+    BadOutput,
+    SpooledInputs,
+    discard,
+    mediation_context,
+    receive_output,
+)
 
 log = logging.getLogger("lilypad_p2p.dispute")
 
@@ -84,7 +93,9 @@ class DisputeCase:
     """What a dispute needs: the deal, the job (module + the inputs this node has spooled), the
     provider's commitment (result hash and its EIP-712 signature), and what binds the inputs to
     the deal: the signed job offer (its hash is the deal's `jobSpecHash`) and the nonce that
-    opens its `inputs_commitment`."""
+    opens its `inputs_commitment`. `output`, for a job creator the provider never delivered
+    to: where the first output a mediator sends with its verdict goes (sealed to the key the
+    inputs' spool opens with, this node's), once it hashes to the recorded result."""
 
     deal: Deal
     module: str
@@ -93,6 +104,7 @@ class DisputeCase:
     provider_commitment: bytes
     job_offer: bytes
     inputs_nonce: bytes
+    output: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +118,15 @@ class MediatorContact:
     transport: DealTransport
     addrs: tuple[str, ...] = ()
 
-    async def ask(self, request: wire.MediationRequest, inputs: ChunkSource) -> wire.DealMessage:
-        """Send the mediator `request` and, if it asks for them, the `inputs` sealed to it."""
+    async def ask(
+        self, request: wire.MediationRequest, inputs: ChunkSource,
+        on_answer: Callable[[wire.DealMessage, AsyncIterator[bytes] | None],
+                            Awaitable[wire.DealMessage]] = answer_only,
+    ) -> wire.DealMessage:
+        """Send the mediator `request` and, if it asks for them, the `inputs` sealed to it; the
+        answer goes through `on_answer` (which takes the output a verdict may bring)."""
         return await self.transport.exchange(self.peer_id, MEDIATION_STREAM, request,
-                                             inputs=inputs, on_answer=answer_only,
+                                             inputs=inputs, on_answer=on_answer,
                                              addrs=self.addrs)
 
     def report(self, reason: str) -> None:
@@ -165,6 +182,31 @@ def _signed_verdict(
                          answer.mediator_signature)
 
 
+async def _take_output(
+    case: DisputeCase, mediator: str, answer: wire.DealMessage,
+    chunks: AsyncIterator[bytes] | None,
+) -> wire.DealMessage:
+    """`on_answer` of a mediation request: a verdict's output, asked for, goes to
+    `case.output` if it hashes to the recorded result and no other mediator's came first."""
+    if chunks is None:
+        return answer
+    if case.output is None or not isinstance(answer, wire.VerdictWithOutput):
+        raise wire.MalformedMessage(f"{answer.TYPE} with a body was not asked for")
+    own = case.output.with_name(f"{case.output.stem}.{mediator}.tar")
+    if answer.result_hash != case.result_hash:
+        raise MediatorDeclined("an output of another result than the one recorded")
+    try:
+        await receive_output(answer, chunks, case.inputs.key, own, DEFAULT_MAX_JOB_BYTES,
+                             case.deal.provider)
+    except BadOutput as exc:
+        raise MediatorDeclined(f"its output: {exc}") from exc
+    if case.output.exists():
+        discard(own)
+    else:
+        own.replace(case.output)
+    return answer
+
+
 class MediatorDeclined(PeerMisbehaved):
     """A mediator refused, or answered something other than a verdict."""
 
@@ -204,10 +246,12 @@ async def gather_verdicts(
             inputs_preamble=inputs.preamble, inputs_bytes=inputs.size,
             inputs_nonce=case.inputs_nonce, job_offer=case.job_offer,
             result_hash=case.result_hash, provider_signature=case.provider_commitment,
+            output_recipient=b"" if case.output is None else bytes(case.inputs.key.public_key),
         )
         try:
             with trio.fail_after(answer_timeout_s + inputs.size / SLOWEST_INPUTS_BYTES_PER_S):
-                answer = await reached.ask(request, inputs.chunks)
+                answer = await reached.ask(request, inputs.chunks,
+                                           partial(_take_output, case, address))
             verdict = _signed_verdict(chain, deal_id, answer)
             if verdict.mediator != address:
                 raise FalseVerdict(f"answer signed by {verdict.mediator}, not {address}")

@@ -44,10 +44,11 @@ opposite of what its runs say. Never set it on a real node.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ from lilypad_p2p.roles._terms import deal_from_wire, deal_job_offer, module_hash
 from lilypad_p2p.roles._transfer import (
     JobTooLarge,
     discard,
+    keep_output,
     mediation_context,
+    output_body,
     receive_inputs,
     uncommitted,
 )
@@ -140,6 +143,16 @@ def _lie(truth: VerdictOutcome, provider_hash: bytes) -> tuple[VerdictOutcome, b
     if truth is VerdictOutcome.PROVIDER_CORRECT:
         return VerdictOutcome.PROVIDER_WRONG, hashlib.sha256(b"lie" + provider_hash).digest()
     return VerdictOutcome.PROVIDER_CORRECT, provider_hash
+
+
+def _from_job_creator(peer_id: str, request: wire.MediationRequest) -> bool:
+    """Whether the peer asking is the job creator of the request's deal (only it may have the
+    output; the stream authenticates the peer's key, hence its address)."""
+    try:
+        asker = wire.address_from_peer_id_text(peer_id)
+    except ValueError:
+        return False
+    return str(request.deal.get("job_creator", "")).lower() == asker.lower()
 
 
 class MediatorRole:
@@ -252,9 +265,11 @@ class MediatorRole:
 
     def _forget_verdict(self, deal_id: bytes) -> None:
         """The deal is over on chain and our fee settled: nothing can ask for a verdict on it
-        again (`_check_request` judges only disputed or open deals), so its record goes."""
+        again (`_check_request` judges only disputed or open deals), so its record goes, and
+        an output no job creator came back for."""
         self._signed_deals.pop(deal_id, None)
         self._verdicts.pop(deal_id, None)
+        discard(self._output_of(deal_id))
         if self._verdict_dir is not None:
             self._verdict_path(deal_id).unlink(missing_ok=True)
 
@@ -377,12 +392,36 @@ class MediatorRole:
     async def on_mediation_request(
         self, peer_id: str, request: wire.MediationRequest, gate: BodyGate
     ) -> Reply:
+        if request.output_recipient and not _from_job_creator(peer_id, request):
+            request = dataclasses.replace(request, output_recipient=b"")  # the output is its
         try:
-            return Reply(await self.judge(request, gate, asker=peer_id))
+            notice = await self.judge(request, gate, asker=peer_id)
         except (MediationRefused, ChainError, JobTooLarge) as exc:
             if isinstance(exc, PeerMisbehaved) and self._transport is not None:
                 self._transport.report(peer_id, PeerAction.LOW_TOLERANCE, str(exc))
             return Reply(wire.DealRefused(reason=str(exc)[:REFUSAL_REASON_CHARS]))
+        return self._with_output(notice, request.output_recipient)
+
+    def _output_of(self, deal_id: bytes) -> Path:
+        return self._spool / f"{deal_id.hex()}.output.tar"
+
+    def _with_output(self, notice: wire.VerdictNotice, recipient: bytes) -> Reply:
+        """The verdict, and the output our runs kept for a job creator that asked for it (it is
+        removed once sent whole; a transfer that breaks leaves it for the next ask)."""
+        tarball = self._output_of(notice.deal_id)
+        if not recipient or not tarball.is_file():
+            return Reply(notice)
+        preamble, size, chunks = output_body(tarball, recipient, notice.deal_id)
+
+        async def once() -> AsyncIterator[bytes]:
+            async for chunk in chunks():
+                yield chunk
+            discard(tarball)
+
+        return Reply(wire.VerdictWithOutput(
+            deal_id=notice.deal_id, outcome=notice.outcome, result_hash=notice.result_hash,
+            mediator_signature=notice.mediator_signature, output_preamble=preamble,
+            output_bytes=size), once)
 
     async def _have_module(self, peer_id: str, module: str) -> None:
         """Fetch a module definition we lack from the asker and store it (MediationRefused if
@@ -504,10 +543,15 @@ class MediatorRole:
                                      mediation_context(deal_id), request.inputs_nonce, committed)
             if why is not None:
                 raise MediationRefused(f"{why}: nothing is ruled")
-            return [await self._run_once(deal_id, request.module, spool, output, attempt)
-                    for attempt, output in enumerate(outputs)]
+            hashes = [await self._run_once(deal_id, request.module, spool, output, attempt)
+                      for attempt, output in enumerate(outputs)]
+            if request.output_recipient and set(hashes) == {request.result_hash}:
+                await run_blocking(keep_output, outputs[0], request.result_hash,
+                                   self._output_of(deal_id))
+            return hashes
         finally:
-            await run_blocking(discard, spool, *outputs)
+            with trio.CancelScope(shield=True):  # also when the asker gave up on us
+                await run_blocking(discard, spool, *outputs)
 
     async def _connect_executor(self) -> Executor | None:
         """The Docker executor, connecting on first use (a mediator without Docker still

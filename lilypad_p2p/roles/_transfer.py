@@ -203,15 +203,27 @@ def result_reply(tarball: Path, deal_id: bytes, detail: ProviderDetail) -> Reply
         output_preamble=preamble, output_bytes=size), chunks)
 
 
+def file_digest(path: Path) -> bytes:
+    """The sha256 of a file, read a piece at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while piece := fh.read(_READ_PIECE):
+            digest.update(piece)
+    return digest.digest()
+
+
 def tamper_output(tarball: Path) -> bytes:
     """The cheating provider's output (test fault): extra end blocks; its new digest."""
     with tarball.open("ab") as fh:
         fh.write(b"\0" * 512)
-    digest = hashlib.sha256()
-    with tarball.open("rb") as fh:
-        while piece := fh.read(_READ_PIECE):
-            digest.update(piece)
-    return digest.digest()
+    return file_digest(tarball)
+
+
+def keep_output(tarball: Path, digest: bytes, kept: Path) -> None:
+    """Keep a mediator's output tarball at `kept` for the job creator if it hashes to `digest`
+    (a run that failed in the job leaves no such tarball)."""
+    if tarball.is_file() and file_digest(tarball) == digest:
+        tarball.replace(kept)
 
 
 # --- client (and either party, towards mediators) --------------------------------------
@@ -274,12 +286,13 @@ def job_request(
 
 
 async def receive_output(
-    answer: wire.JobResultMessage, chunks: AsyncIterator[bytes], own_key: PrivateKey,
-    result: Path, max_job_bytes: int, provider: str,
+    answer: wire.JobResultMessage | wire.VerdictWithOutput, chunks: AsyncIterator[bytes],
+    own_key: PrivateKey, result: Path, max_job_bytes: int, provider: str,
 ) -> FailureReport | None:
     """Open the output stream into `result` (0600), checking it is what the provider committed
-    to: an output tarball hashing to `answer.result_hash` (None), or the provider's signed
-    report of the job's own failure whose claim hashes to it (the report).
+    to (or, from a mediator, what its verdict upholds): an output tarball hashing to
+    `answer.result_hash` (None), or the provider's signed report of the job's own failure whose
+    claim hashes to it (the report).
 
     Raises:
         BadOutput: over `max_job_bytes` (nothing read), a chunk that does not open, or neither

@@ -39,6 +39,7 @@ from lilypad_p2p.net import (
 )
 from lilypad_p2p.net._deal_transport import REPORT_REASON_CHARS, Answer, OnAnswer, Request, T
 from lilypad_p2p.net._streams import M, decode_body
+from lilypad_p2p.net._transfer import ANSWERS_WITH_BODY
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class MemoryTransport:
             logger.exception("%s handler failed", protocol.protocol_id)
             reply = Reply(wire.DealRefused(reason="internal error"))
         answer = self._take_answer(peer, protocol, reply.answer)
-        if isinstance(answer, wire.JobResultMessage):
+        if isinstance(answer, ANSWERS_WITH_BODY):
             body = reply.body() if reply.body is not None else _no_chunks()
             return await on_answer(answer, _sized_chunks(body, answer.output_bytes))
         return await on_answer(answer, None)

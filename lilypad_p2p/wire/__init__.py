@@ -79,7 +79,12 @@ from lilypad_p2p.wire._ids import (
     content_id,
     is_content_id,
 )
-from lilypad_p2p.wire._mediation_messages import NO_COMMITMENT, MediationRequest, VerdictNotice
+from lilypad_p2p.wire._mediation_messages import (
+    NO_COMMITMENT,
+    MediationRequest,
+    VerdictNotice,
+    VerdictWithOutput,
+)
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 from lilypad_p2p.wire._schemas import (
     MAX_DISK_MB,
@@ -173,6 +178,7 @@ __all__ = [
     "UnencodableValue",
     "UnsupportedVersion",
     "VerdictNotice",
+    "VerdictWithOutput",
     "WireError",
     "address_from_peer_id_bytes",
     "address_from_peer_id_text",

@@ -1,6 +1,7 @@
 """Messages of the mediation transfer protocol `/lilypad/mediation/3`.
 
-    MediationRequest -> SendInputs, the inputs' sealed chunks -> VerdictNotice | DealRefused
+    MediationRequest -> SendInputs, the inputs' sealed chunks
+                     -> VerdictNotice | VerdictWithOutput + the output's sealed chunks | DealRefused
 
 The disputing job creator asks each mediator of the deal's consortium directly: the request
 carries the deal, its job offer, the provider's signed ResultCommitment and the size, preamble
@@ -22,11 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lilypad_p2p.wire._chunks import PREAMBLE_BYTES
 from lilypad_p2p.wire._deal_messages import (
     HASH_BYTES,
+    SEALING_KEY_BYTES,
     SIGNATURE_BYTES,
     DealWithInputs,
     _DealMessage,
+    require_size,
 )
 from lilypad_p2p.wire._errors import InvalidMessage
 from lilypad_p2p.wire._fields import require_bytes
@@ -45,16 +49,22 @@ class MediationRequest(DealWithInputs):
     `provider_signature` are the provider's ResultCommitment (recorded on chain before the
     dispute, so the mediator checks it there too). `chain_id` is the deal's chain: the mediator
     reads and signs in that chain's domain, and refuses a chain it does not serve.
+    `output_recipient` is empty, or the X25519 key of a job creator the provider never delivered
+    to: a mediator whose runs reproduce the recorded result then answers `VerdictWithOutput`.
     """
 
     TYPE: ClassVar[str] = "mediation_request"
     job_offer: bytes
     result_hash: bytes
     provider_signature: bytes
+    output_recipient: bytes
 
     def _check(self) -> None:
         DealWithInputs._check(self)  # as in JobRequest._check
         require_bytes("job_offer", self.job_offer)
+        require_bytes("output_recipient", self.output_recipient)
+        if len(self.output_recipient) not in (0, SEALING_KEY_BYTES):
+            raise InvalidMessage(f"output_recipient must be empty or {SEALING_KEY_BYTES} bytes")
         require_bytes("result_hash", self.result_hash, HASH_BYTES)
         require_bytes("provider_signature", self.provider_signature, SIGNATURE_BYTES)
 
@@ -80,3 +90,21 @@ class VerdictNotice(_DealMessage):
             raise InvalidMessage(f"outcome must be one of {OUTCOMES}")
         require_bytes("result_hash", self.result_hash, HASH_BYTES)
         require_bytes("mediator_signature", self.mediator_signature, SIGNATURE_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictWithOutput(VerdictNotice):
+    """A verdict upholding the recorded result, and the output tarball the mediator's runs
+    produced (it hashes to `result_hash`): `output_bytes` bytes follow as a sealed chunk stream
+    to the request's `output_recipient`, as a provider's `job_result` does. Sent only to a job
+    creator that asked for it, so that one whose provider withheld a correct result still gets
+    what it pays for."""
+
+    TYPE: ClassVar[str] = "verdict_output"
+    output_preamble: bytes
+    output_bytes: int
+
+    def _check(self) -> None:
+        VerdictNotice._check(self)  # as in JobRequest._check
+        require_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
+        require_size("output_bytes", self.output_bytes)

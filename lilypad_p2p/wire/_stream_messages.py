@@ -12,7 +12,11 @@ from typing import Any
 from lilypad_p2p.wire import _deal_messages as deal
 from lilypad_p2p.wire._errors import MalformedMessage
 from lilypad_p2p.wire._fields import expect_map
-from lilypad_p2p.wire._mediation_messages import MediationRequest, VerdictNotice
+from lilypad_p2p.wire._mediation_messages import (
+    MediationRequest,
+    VerdictNotice,
+    VerdictWithOutput,
+)
 from lilypad_p2p.wire._module_messages import ModuleDefinition, ModuleRequest
 
 DealMessage = (
@@ -24,7 +28,8 @@ DEAL_MESSAGE_TYPES: dict[str, type[DealMessage]] = {
     cls.TYPE: cls
     for cls in (deal.DealProposal, deal.DealAccepted, deal.DealRefused, deal.JobRequest,
                 deal.SendInputs, deal.JobResultMessage, deal.AcceptanceNotice, deal.AcceptanceAck,
-                MediationRequest, VerdictNotice, ModuleRequest, ModuleDefinition)
+                MediationRequest, VerdictNotice, VerdictWithOutput, ModuleRequest,
+                ModuleDefinition)
 }
 
 

@@ -5,7 +5,7 @@ import os
 import pytest
 import trio
 from libp2p.network.stream.exceptions import StreamError
-from nacl.public import PrivateKey
+from nacl.public import PrivateKey, PublicKey
 
 from lilypad_p2p import wire
 from lilypad_p2p.identity import Identity
@@ -167,11 +167,13 @@ async def test_job_inputs_stream_only_from_a_peer_with_an_open_deal_and_outputs_
 
 async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handler_asks():
     """/lilypad/mediation/3: a mediator has no deal with the disputing party, so its handler
-    decides (it checks the deal on chain); a body it does not ask for is never read."""
+    decides (it checks the deal on chain); a body it does not ask for is never read. A verdict
+    that brings the output streams it after its frame, as a job result does."""
     server, asker = _net(), _net()
     server.set_deal_peers(lambda peer: False)
-    key = PrivateKey.generate()
+    key, own = PrivateKey.generate(), PrivateKey.generate()
     data = os.urandom(2 * wire.CHUNK_BYTES + 7)
+    output = os.urandom(wire.CHUNK_BYTES + 3)
     received: list[bytes] = []
 
     async def mediate(peer_id, request, gate):
@@ -184,8 +186,19 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
             received.append(opener.open(chunk))
 
         await gate.receive(DEAL_ID, request.inputs_bytes, sink)
-        return Reply(wire.VerdictNotice(deal_id=DEAL_ID, outcome=1, result_hash=bytes(32),
-                                        mediator_signature=bytes(65)))
+        verdict = {"deal_id": DEAL_ID, "outcome": 1, "result_hash": bytes(32),
+                   "mediator_signature": bytes(65)}
+        if not request.output_recipient:
+            return Reply(wire.VerdictNotice(**verdict))
+        sealer = wire.ChunkSealer(PublicKey(request.output_recipient),
+                                  wire.OUTPUT_CONTEXT + DEAL_ID, len(output))
+
+        async def body():
+            for chunk in sealer.seal(output):
+                yield chunk
+
+        return Reply(wire.VerdictWithOutput(**verdict, output_preamble=sealer.preamble,
+                                            output_bytes=len(output)), body)
 
     server.deals.serve_transfer(MEDIATION_STREAM, mediate)
     sealer = wire.ChunkSealer(key.public_key, wire.MEDIATION_CONTEXT + DEAL_ID, len(data))
@@ -197,11 +210,16 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
             sent.append(len(chunk))
             yield chunk
 
-    def request(module: str) -> wire.MediationRequest:
+    def request(module: str, recipient: bytes = b"") -> wire.MediationRequest:
         return wire.MediationRequest(
             chain_id=1, deal=_deal_map(), module=module, inputs_preamble=sealer.preamble,
             inputs_bytes=len(data), inputs_nonce=bytes(32), job_offer=b"a job offer",
-            result_hash=bytes(32), provider_signature=bytes(65))
+            result_hash=bytes(32), provider_signature=bytes(65), output_recipient=recipient)
+
+    async def take_output(answer, body):
+        opener = wire.ChunkOpener(own, answer.output_preamble, wire.OUTPUT_CONTEXT + DEAL_ID,
+                                  answer.output_bytes)
+        return answer, b"".join([opener.open(chunk) async for chunk in body])
 
     async with trio.open_nursery() as nursery:
         await nursery.start(server.run)
@@ -216,4 +234,10 @@ async def test_mediation_inputs_stream_from_a_peer_without_a_deal_once_the_handl
                                            request("judged"), inputs=inputs,
                                            on_answer=answer_only)
         assert isinstance(verdict, wire.VerdictNotice) and b"".join(received) == data
+        # A job creator that never got the output asks for it: it follows the verdict.
+        with trio.fail_after(EXCHANGE_TIMEOUT_S):
+            verdict, taken = await asker.deals.exchange(
+                str(server.peer_id), MEDIATION_STREAM,
+                request("judged", bytes(own.public_key)), inputs=inputs, on_answer=take_output)
+        assert isinstance(verdict, wire.VerdictWithOutput) and taken == output
         nursery.cancel_scope.cancel()

@@ -201,7 +201,7 @@ def _request_for(
         chain_id=setup.chain.chain_id, deal=deal_to_wire(case.deal), module=case.module,
         inputs_preamble=inputs.preamble, inputs_bytes=inputs.size, inputs_nonce=case.inputs_nonce,
         job_offer=case.job_offer, result_hash=case.result_hash,
-        provider_signature=case.provider_commitment)
+        provider_signature=case.provider_commitment, output_recipient=b"")
     return request, ChunksGate(inputs.chunks)
 
 
@@ -224,10 +224,10 @@ class Consortium:
 
         self.network.transport(role._identity.peer_id).serve_transfer(MEDIATION_STREAM, judge)
 
-    def contact(self, address: str) -> MediatorContact | None:
+    def contact(self, address: str, asker: str = ASKER) -> MediatorContact | None:
         identity = self.roles[address]._identity
         return MediatorContact(address, identity.sealing_public_key, str(identity.peer_id),
-                               self.network.transport(ASKER))
+                               self.network.transport(asker))
 
     def impostor(self, address: str, answer: wire.DealMessage) -> MediatorContact:
         """A contact for `address` whose peer answers every mediation request with `answer`."""
@@ -752,6 +752,43 @@ async def test_a_recorded_result_the_client_never_received_is_judged_without_its
         assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_WRONG
         assert await setup.client.status(case.deal) is DealStatus.RESOLVED
         nursery.cancel_scope.cancel()
+
+
+async def test_a_job_creator_whose_provider_withheld_a_correct_result_gets_it_from_them(
+    setup: Setup, tmp_path: Path,
+) -> None:
+    # The provider records the correct hash and never delivers. The mediators uphold it (the
+    # provider is paid), and with their verdicts the job creator gets the output their runs
+    # produced, sealed to it. Anyone else asking for the output gets the verdict alone.
+    executor = await Executor.connect()
+    three = tuple(i.address for i in setup.mediator_ids[2:5])
+    async with trio.open_nursery() as nursery:
+        consortium = await _start_mediators(nursery, setup, executor)
+        case = await _open_with_result(setup, executor, "hash", {"text": "kept back"}, three, 2)
+        await setup.provider.submit_result(case.deal, case.result_hash, case.provider_commitment)
+        await open_dispute(setup.client, case)
+        output = tmp_path / "job.tar"
+        withheld = dataclasses.replace(case, provider_commitment=wire.NO_COMMITMENT,
+                                       output=output)
+        outsider = setup.mediator_ids[2]
+        request, gate = _request_for(setup, withheld, outsider)
+        request = dataclasses.replace(request, output_recipient=bytes(32))
+        reply = await consortium.roles[outsider.address].on_mediation_request(ASKER, request, gate)
+        assert type(reply.answer) is wire.VerdictNotice and reply.body is None
+        assert reply.answer.outcome == VerdictOutcome.PROVIDER_CORRECT
+
+        job_creator = str(setup.client_id.peer_id)
+        resolution = await mediate(setup.client, withheld,
+                                   lambda address: consortium.contact(address, job_creator))
+        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
+        nursery.cancel_scope.cancel()
+    assert hashlib.sha256(output.read_bytes()).digest() == case.result_hash
+    assert output.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.tar"]
+    # No inputs stay; an output whose transfer the quorum cut short waits for the deal's end.
+    for identity in setup.mediator_ids[2:5]:
+        assert [p for p in _spool_of(setup, identity).iterdir()
+                if not p.name.endswith(".output.tar")] == []
 
 
 async def test_a_job_creator_cannot_have_an_honest_provider_slashed_with_other_inputs(

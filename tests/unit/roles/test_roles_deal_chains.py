@@ -72,7 +72,7 @@ async def test_a_mediator_refuses_a_deal_on_a_chain_it_does_not_serve(tmp_path: 
         chain_id=7, deal=deal_to_wire(deal), module="hash",
         inputs_preamble=bytes(wire.PREAMBLE_BYTES), inputs_bytes=2**30,
         inputs_nonce=bytes(32), job_offer=b"a job offer",
-        result_hash=bytes(32), provider_signature=bytes(65))
+        result_hash=bytes(32), provider_signature=bytes(65), output_recipient=b"")
     gate = ChunksGate(lambda: (_ for _ in ()).throw(AssertionError("no input byte is read")))
     with pytest.raises(MediationRefused, match="chain 7 is not one of this node's chains"):
         await mediator.judge(request, gate)
