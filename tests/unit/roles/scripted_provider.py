@@ -126,10 +126,13 @@ class ScriptedProvider:
 
 
 class ScriptedMediator:
-    """Signs the verdict it is told to: (outcome, hash) from the committed hash."""
+    """Signs the verdict it is told to: (outcome, hash) from the committed hash; upholding it,
+    it sends `output` to a job creator that asks for it (docs/WIRE.md §6.1.2)."""
 
-    def __init__(self, identity: Identity, chain: DealChain, outcome: Outcome) -> None:
+    def __init__(self, identity: Identity, chain: DealChain, outcome: Outcome,
+                 output: bytes | None = None) -> None:
         self.identity, self.chain, self.outcome = identity, chain, outcome
+        self.output = output
         self.asked = 0
 
     def join(self, network: MemoryNetwork) -> None:
@@ -145,8 +148,21 @@ class ScriptedMediator:
         digest = (request.result_hash if self.outcome is Outcome.PROVIDER_CORRECT
                   else hashlib.sha256(request.result_hash).digest())
         signature = self.chain.sync.sign(Verdict(deal_id, self.outcome, digest))
-        return Reply(wire.VerdictNotice(deal_id=deal_id, outcome=int(self.outcome),
-                                        result_hash=digest, mediator_signature=signature))
+        verdict = {"deal_id": deal_id, "outcome": int(self.outcome), "result_hash": digest,
+                   "mediator_signature": signature}
+        output = self.output
+        if output is None or not request.output_recipient or self.outcome is not (
+                Outcome.PROVIDER_CORRECT):
+            return Reply(wire.VerdictNotice(**verdict))
+        sealer = wire.ChunkSealer(request.output_recipient, wire.OUTPUT_CONTEXT + deal_id,
+                                  len(output))
+
+        async def body():
+            for chunk in sealer.seal(output):
+                yield chunk
+
+        return Reply(wire.VerdictWithOutput(**verdict, output_preamble=sealer.preamble,
+                                            output_bytes=len(output)), body)
 
 
 @dataclass
@@ -163,12 +179,15 @@ class ClientMarket:
 
 
 async def client_market(tmp_path: Path, outcome: Outcome,
-                        provider_of: Callable[[Identity, DealChain], Any]) -> ClientMarket:
-    """`provider_of(identity, chain)` builds the provider, which joins the network itself."""
+                        provider_of: Callable[[Identity, DealChain], Any],
+                        output: bytes | None = None) -> ClientMarket:
+    """`provider_of(identity, chain)` builds the provider, which joins the network itself; the
+    mediators send `output` with a verdict upholding the provider, if asked."""
     client_id, provider_id = Identity.generate(), Identity.generate()
     mediator_ids = [Identity.generate() for _ in range(3)]
     chain_id, chains = await funded_deal_chains([client_id, provider_id], mediator_ids)
-    mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome) for i in mediator_ids}
+    mediators = {i.address: ScriptedMediator(i, chains[i.address], outcome, output)
+                 for i in mediator_ids}
     trusted = tuple(sorted(mediators, key=str.lower))
     clock = Clock(wall_clock_ms())  # from now on, trio's mock clock alone
     listing, record = provider_listing(provider_id, chain_id, trusted, clock())

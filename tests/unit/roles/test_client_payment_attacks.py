@@ -12,12 +12,15 @@ Two attacks worked while the client disputed only results it had received:
   deal at its agreement timeout, then open it (the provider holds both signatures) and record a
   made-up result; the client no longer followed the deal, so nobody disputed it.
 The mediators here are honest ones scripted from the spec: the job they re-run does not give the
-made-up hash, so they rule PROVIDER_WRONG."""
+made-up hash, so they rule PROVIDER_WRONG. A provider that withholds a correct result is upheld,
+and the job creator gets the output from the mediators with their verdicts."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from functools import partial
+from pathlib import Path
 
 import pytest
 import trio
@@ -49,8 +52,9 @@ class HostileProvider:
     answers. Either way it records a result hash it made up, with its own signature."""
 
     def __init__(self, identity: Identity, chain: DealChain, *, late: bool,
-                 holds: bool = False) -> None:
+                 holds: bool = False, output: bytes | None = None) -> None:
         self.identity, self.chain, self.late, self.holds = identity, chain, late, holds
+        self.output = output  # its hash is recorded instead of a made-up one
         self.signatures: dict[bytes, bytes] = {}
         self.deal: Deal | None = None
         self.recorded = trio.Event()
@@ -85,9 +89,10 @@ class HostileProvider:
         sync = self.chain.sync
         await trio.to_thread.run_sync(sync.open_deal, deal, self.signatures[deal_id],
                                       sync.sign(deal))
-        made_up = secrets.token_bytes(32)
-        commitment = sync.sign(sync.result_commitment(deal, made_up))
-        await trio.to_thread.run_sync(sync.submit_result, deal, made_up, commitment)
+        recorded = (secrets.token_bytes(32) if self.output is None
+                    else hashlib.sha256(self.output).digest())
+        commitment = sync.sign(sync.result_commitment(deal, recorded))
+        await trio.to_thread.run_sync(sync.submit_result, deal, recorded, commitment)
         self.recorded.set()
 
 
@@ -199,3 +204,37 @@ async def test_a_provider_that_holds_the_job_stream_open_is_watched_at_a_slow_pa
     assert len(within) >= AGREEMENT_TIMEOUT_MS / 1000 / 0.25 - 2
     assert 10 <= len(after) <= 14  # one each 5 s
     assert store.phase(key) == "agreed" and market.provider.job_requests == 1
+
+
+async def test_a_job_creator_gets_a_correct_result_its_provider_withheld_from_the_mediators(
+    tmp_path, autojump
+) -> None:
+    # The provider records the hash of the true output and never delivers it: the mediators
+    # uphold it, so it is paid, and the job creator gets the output with their verdicts.
+    output = b"the output tarball the job gives"
+    market = await client_market(tmp_path, Outcome.PROVIDER_CORRECT,
+                                 partial(HostileProvider, late=False, output=output), output)
+    client, provider, chain, clock = market.client, market.provider, market.chain, market.clock
+    store = client._store
+    assert isinstance(store, WatchedStore)
+    before = await chain.client.balance()
+    with trio.fail_after(LIMIT_S):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(partial(chain_follows_clock, provider.chain.sync.chain, clock,
+                                        step_s=5))
+            await nursery.start(client.run)
+            key = await client.submit(JobSubmission(module="hash", params={"text": "x"},
+                                                    target=market.provider_id.address))
+            await store.until(lambda: store.phase(key) in {"resolved", "settled", "timed_out",
+                                                           "cancelled"})
+            nursery.cancel_scope.cancel()
+
+    shown = store.get(key)
+    assert shown.record.phase.value == "resolved" and shown.detail.outcome == "PROVIDER_CORRECT"
+    assert shown.detail.result_path is not None
+    assert Path(shown.detail.result_path).read_bytes() == output
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [f"{key}.tar"]
+    deal = provider.deal
+    assert deal is not None
+    after = await chain.client.balance()
+    assert after.locked == 0 and after.free == before.free - deal.payment - deal.mediation_fee
