@@ -65,7 +65,8 @@ async def _attack(mediator_addr: str, mediator: str, chain_id: int) -> tuple[byt
                "deal": dict(sorted(deal.items())), "module": "hash",
                "inputs_preamble": os.urandom(104), "inputs_bytes": 64 * MIB,
                "inputs_nonce": os.urandom(32), "job_offer": b"a job offer never posted",
-               "result_hash": bytes(32), "provider_signature": b"\x01" * 65}
+               "result_hash": bytes(32), "provider_signature": b"\x01" * 65,
+               "output_recipient": b""}
     async with connected_host(mediator_addr) as (host, target):
         stream = await host.new_stream(target, ["/lilypad/mediation/3"])
         await stream.write(_frame(request))
