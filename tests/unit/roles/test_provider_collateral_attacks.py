@@ -8,7 +8,8 @@ paid the job creator the provider's collateral (1.000 -> 0.998 ETH). Now the pro
 signature and opens the deal itself once it holds the inputs: the attacker has nothing to open
 with, its own signature in the provider's place is refused by the contract, and the provider
 ends the deal at its agreement timeout with nothing locked. A job creator whose deposit cannot
-pay the deal is refused before one byte of its inputs is asked for."""
+pay the deal is refused before one byte of its inputs is asked for, and inputs other than its
+job offer committed to are never run."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from lilypad_p2p.roles import (
 from lilypad_p2p.roles._resource_offer import Capacity
 from lilypad_p2p.testing import WatchedStore, chain_follows_clock, funded_deal_chains
 from lilypad_p2p.testing._chain import chain_test_accounts
+from lilypad_p2p.testing._mediation import ChunksGate
 from lilypad_p2p.testing.offers import make_job_offer
 
 pytestmark = pytest.mark.chain
@@ -155,3 +157,43 @@ async def test_a_job_creator_without_the_deposit_is_not_asked_for_its_inputs(
     assert not gate.asked and attack.store.deals()[0].record.phase.value == "agreed"
     deal_state = await attack.provider_chain.client.deal_state(attack.deal)
     assert deal_state.status is DealStatus.NONE
+
+
+@pytest.mark.parametrize("opened", [False, True], ids=["agreed", "found-open"])
+async def test_inputs_other_than_the_job_offer_committed_to_are_never_run(
+    tmp_path: Path, autojump, opened: bool
+) -> None:
+    # The job offer commits to its inputs (here to 32 zero bytes, which no inputs hash to): a
+    # provider opens no deal on others, and one that finds its deal open on chain already (it
+    # crashed between `openDeal` and its record) runs none of them.
+    attack = await _attack(tmp_path, attacker_deposits=True)
+    peer = str(attack.attacker.peer_id)
+    assert isinstance(await attack.role.on_deal_proposal(peer, attack.proposal),
+                      wire.DealAccepted)
+    chain, deal = attack.provider_chain, attack.deal
+    if opened:
+        kept = attack.store.provider_deals()[0].detail
+        await chain.open_deal(deal, kept.job_creator_signature, kept.provider_signature)
+    deal_id = chain.deal_id(deal)
+    other = b"\0\0\0\0" + b"not the committed inputs"
+    sealer = wire.ChunkSealer(attack.role._identity.sealing_public_key,
+                              wire.INPUTS_CONTEXT + deal_id, len(other))
+
+    async def chunks():
+        for chunk in sealer.seal(other):
+            yield chunk
+
+    reply = await attack.role.on_job_request(peer, wire.JobRequest(
+        chain_id=attack.proposal.chain_id, deal=attack.proposal.deal, module="hash",
+        inputs_preamble=sealer.preamble, inputs_bytes=len(other), inputs_nonce=bytes(32),
+        output_recipient=bytes(32)), ChunksGate(chunks))
+    then = "the job is not run" if opened else "the deal is not opened"
+    assert reply.answer == wire.DealRefused(
+        reason="the inputs are not the ones the deal's job offer committed to "
+               f"(inputs_commitment); {then}")
+    stored = attack.store.provider_deals()[0]
+    assert stored.record.phase.value == ("open" if opened else "agreed")
+    assert stored.detail.inputs_nonce is None and stored.detail.inputs_spool is None
+    assert list(attack.role._spool.iterdir()) == []
+    status = (await chain.client.deal_state(deal)).status
+    assert status is (DealStatus.OPEN if opened else DealStatus.NONE)
