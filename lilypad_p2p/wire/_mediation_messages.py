@@ -11,9 +11,9 @@ runs them only if they are the ones the job offer committed to, and answers with
 EIP-712-signed Verdict. A stream and not
 gossip: inputs are per mediator (sealed to each one), the asker is the party that will call
 `resolve` and needs the signatures, and a verdict travelling on a public topic would let anyone
-race to resolve with it (harmless, but it costs the network gossip for nothing). The asker
-hands the verdicts on (`VerdictNotice` to the provider and to the other mediators is the same
-message), so every party can resolve on its own once it holds k of them.
+race to resolve with it (harmless, but it costs the network gossip for nothing). A verdict
+stands alone (its EIP-712 signature names the deal), so whoever holds k of them can resolve; a
+provider defending a dispute gathers its own (`roles/_provider_disputes.py`).
 Like the deal messages these ride an authenticated stream, and what convinces the contract
 carries its own EIP-712 signature.
 """
