@@ -409,7 +409,8 @@ class MediatorRole:
         """The verdict, and the output our runs kept for a job creator that asked for it (it is
         removed once sent whole; a transfer that breaks leaves it for the next ask)."""
         tarball = self._output_of(notice.deal_id)
-        if not recipient or not tarball.is_file():
+        upheld = notice.outcome == Outcome.PROVIDER_CORRECT  # not so from a lying test mediator
+        if not recipient or not upheld or not tarball.is_file():
             return Reply(notice)
         preamble, size, chunks = output_body(tarball, recipient, notice.deal_id)
 

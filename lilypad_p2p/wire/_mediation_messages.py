@@ -36,6 +36,7 @@ from lilypad_p2p.wire._errors import InvalidMessage
 from lilypad_p2p.wire._fields import require_bytes
 
 OUTCOMES = (1, 2, 3)  # the contract's Outcome: provider correct, provider wrong, non-deterministic
+PROVIDER_CORRECT = OUTCOMES[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,5 +107,8 @@ class VerdictWithOutput(VerdictNotice):
 
     def _check(self) -> None:
         VerdictNotice._check(self)  # as in JobRequest._check
+        if self.outcome != PROVIDER_CORRECT:
+            raise InvalidMessage(f"a verdict with the output upholds the result: outcome "
+                                 f"{PROVIDER_CORRECT}")
         require_bytes("output_preamble", self.output_preamble, PREAMBLE_BYTES)
         require_size("output_bytes", self.output_bytes)

@@ -759,11 +759,12 @@ async def test_a_job_creator_whose_provider_withheld_a_correct_result_gets_it_fr
 ) -> None:
     # The provider records the correct hash and never delivers. The mediators uphold it (the
     # provider is paid), and with their verdicts the job creator gets the output their runs
-    # produced, sealed to it. Anyone else asking for the output gets the verdict alone.
+    # produced, sealed to it. Anyone else asking for the output gets the verdict alone, and a
+    # lying member's verdict comes without it.
     executor = await Executor.connect()
     three = tuple(i.address for i in setup.mediator_ids[2:5])
     async with trio.open_nursery() as nursery:
-        consortium = await _start_mediators(nursery, setup, executor)
+        consortium = await _start_mediators(nursery, setup, executor, liars={three[1]})
         case = await _open_with_result(setup, executor, "hash", {"text": "kept back"}, three, 2)
         await setup.provider.submit_result(case.deal, case.result_hash, case.provider_commitment)
         await open_dispute(setup.client, case)
@@ -781,6 +782,13 @@ async def test_a_job_creator_whose_provider_withheld_a_correct_result_gets_it_fr
         resolution = await mediate(setup.client, withheld,
                                    lambda address: consortium.contact(address, job_creator))
         assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
+        liar = setup.mediator_ids[3]
+        request, gate = _request_for(setup, withheld, liar)
+        request = dataclasses.replace(request, output_recipient=bytes(32))
+        reply = await consortium.roles[liar.address].on_mediation_request(job_creator, request,
+                                                                          gate)
+        assert type(reply.answer) is wire.VerdictNotice and reply.body is None
+        assert reply.answer.outcome == VerdictOutcome.PROVIDER_WRONG
         nursery.cancel_scope.cancel()
     assert hashlib.sha256(output.read_bytes()).digest() == case.result_hash
     assert output.stat().st_mode & 0o777 == 0o600

@@ -31,6 +31,7 @@ def test_round_trip_through_the_deal_message_codec():
 
 @pytest.mark.parametrize("overrides", [
     {"output_preamble": b"short"}, {"output_bytes": -1}, {"output_bytes": True}, {"outcome": 0},
+    {"outcome": 2}, {"outcome": 3},
 ])
 def test_malformed_verdicts_with_output_are_refused(overrides):
     values = {**VERDICT, "output_preamble": bytes(wire.PREAMBLE_BYTES), "output_bytes": 1}
