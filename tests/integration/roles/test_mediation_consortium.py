@@ -779,16 +779,16 @@ async def test_a_job_creator_whose_provider_withheld_a_correct_result_gets_it_fr
         assert reply.answer.outcome == VerdictOutcome.PROVIDER_CORRECT
 
         job_creator = str(setup.client_id.peer_id)
-        resolution = await mediate(setup.client, withheld,
-                                   lambda address: consortium.contact(address, job_creator))
-        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
         liar = setup.mediator_ids[3]
         request, gate = _request_for(setup, withheld, liar)
         request = dataclasses.replace(request, output_recipient=bytes(32))
         reply = await consortium.roles[liar.address].on_mediation_request(job_creator, request,
                                                                           gate)
-        assert type(reply.answer) is wire.VerdictNotice and reply.body is None
+        assert type(reply.answer) is wire.VerdictNotice and reply.body is None, reply.answer
         assert reply.answer.outcome == VerdictOutcome.PROVIDER_WRONG
+        resolution = await mediate(setup.client, withheld,
+                                   lambda address: consortium.contact(address, job_creator))
+        assert resolution is not None and resolution.outcome is VerdictOutcome.PROVIDER_CORRECT
         nursery.cancel_scope.cancel()
     assert hashlib.sha256(output.read_bytes()).digest() == case.result_hash
     assert output.stat().st_mode & 0o777 == 0o600
