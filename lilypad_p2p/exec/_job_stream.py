@@ -96,6 +96,16 @@ def inputs_stream_size(files: Mapping[str, FileSource], params: Mapping[str, Par
     return len(_header(sizes, params)) + sum(size for _, size in sizes)
 
 
+def _layout(
+    files: Mapping[str, FileSource], params: Mapping[str, ParamValue]
+) -> tuple[list[tuple[str, int]], bytes]:
+    """The stream's files with their sizes, in order, and its header, once the paths and
+    parameters are checked (clashing paths, bad names or values raise `MalformedInputs`)."""
+    JobInputs(files={name: b"" for name in files}, params=params)
+    sizes = [(name, _source_size(files[name])) for name in sorted(files)]
+    return sizes, _header(sizes, params)
+
+
 def inputs_commitment(
     nonce: bytes, files: Mapping[str, FileSource], params: Mapping[str, ParamValue]
 ) -> bytes:
@@ -105,10 +115,9 @@ def inputs_commitment(
         MalformedInputs: a bad path, parameter or file count.
         OSError: a file cannot be read.
     """
-    JobInputs(files={name: b"" for name in files}, params=params)
-    sizes = [(name, _source_size(files[name])) for name in sorted(files)]
+    sizes, header = _layout(files, params)
     commitment = wire.InputsCommitment(nonce)
-    for piece in _pieces(_header(sizes, params), files, sizes):
+    for piece in _pieces(header, files, sizes):
         commitment.update(piece)
     return commitment.digest()
 
@@ -139,9 +148,7 @@ def write_spool(
         MalformedInputs: a bad path, parameter or file count.
         OSError: a file cannot be read, or the spool cannot be written.
     """
-    JobInputs(files={name: b"" for name in files}, params=params)  # paths, clashes, params
-    sizes = [(name, _source_size(files[name])) for name in sorted(files)]
-    header = _header(sizes, params)
+    sizes, header = _layout(files, params)
     total = len(header) + sum(size for _, size in sizes)
     sealer = wire.ChunkSealer(recipient, context, total)
     fd = os.open(spool, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
