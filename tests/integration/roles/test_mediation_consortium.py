@@ -154,6 +154,14 @@ async def _provider_result(
     return hashlib.sha256(tarball).digest()
 
 
+def _client_spool(setup: Setup, params: dict[str, object]) -> SpooledInputs:
+    """The client's spool of a job's inputs: the stream sealed to itself, as at submit."""
+    cid = secrets.token_hex(8)
+    spool = setup.spools / f"{cid}.inputs"
+    write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, params)
+    return SpooledInputs(spool, setup.client_id.sealing_private_key(), spool_context(cid))
+
+
 async def _open_with_result(
     setup: Setup, executor: Executor, module: str, params: dict[str, object],
     mediators: tuple[str, ...], threshold: int, *, cheat: bool = False,
@@ -176,12 +184,8 @@ async def _open_with_result(
                                  setup.provider.sign_deal(deal))
     document = JobInputs(files={}, params=resolved).encode()
     digest = await _provider_result(executor, setup, module, document, cheat=cheat)
-    # The client's spool: the same inputs as a stream sealed to itself (as at submit).
-    cid = secrets.token_hex(8)
-    spool = setup.spools / f"{cid}.inputs"
-    write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
-    inputs = SpooledInputs(spool, setup.client_id.sealing_private_key(), spool_context(cid))
-    return DisputeCase(deal, module, inputs, digest, setup.provider.sign_commitment(deal, digest),
+    return DisputeCase(deal, module, _client_spool(setup, resolved), digest,
+                       setup.provider.sign_commitment(deal, digest),
                        setup.client_id.sign_envelope(job, job.created_at).encode(), nonce)
 
 
@@ -813,11 +817,7 @@ async def test_a_job_creator_cannot_have_an_honest_provider_slashed_with_other_i
         consortium = await _start_mediators(nursery, setup, executor)
         case = await _open_with_result(setup, executor, "hash", {"text": "honest"}, three, 3)
         resolved = BUILTIN_MODULES["hash"].resolve_params({"text": "other inputs"})
-        cid = secrets.token_hex(8)
-        spool = setup.spools / f"{cid}.inputs"
-        write_spool(spool, setup.client_id.sealing_public_key, spool_context(cid), {}, resolved)
-        forged = dataclasses.replace(case, inputs=SpooledInputs(
-            spool, setup.client_id.sealing_private_key(), spool_context(cid)))
+        forged = dataclasses.replace(case, inputs=_client_spool(setup, resolved))
         other_offer = make_job_offer(
             job_creator=setup.client_id.address, module=BUILTIN_IDS["hash"],
             chain_id=setup.chain.chain_id,
